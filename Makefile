@@ -1,0 +1,39 @@
+# Thin wrapper around Meson. The real build is meson.build; see HACKING.md.
+PREFIX ?= /usr/local
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+MESON_FLAGS ?= -Dwerror=true
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all deps demo check check-asan install clean bench
+
+all: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+deps:
+	@./scripts/install-deps
+
+$(DEPS_STAMP):
+	@./scripts/install-deps
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/build.ninja: | $(DEPS_STAMP)
+	meson setup $(BUILD) --prefix=$(PREFIX) $(MESON_FLAGS)
+
+$(ASAN_BUILD)/build.ninja: | $(DEPS_STAMP)
+	meson setup $(ASAN_BUILD) --prefix=$(PREFIX) $(MESON_FLAGS) \
+		-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+demo: all
+	./$(BUILD)/bulkhead run config/examples/demo.conf
+
+check: all $(ASAN_BUILD)/build.ninja
+	meson test -C $(BUILD) --print-errorlogs
+	ninja -C $(ASAN_BUILD)
+	meson test -C $(ASAN_BUILD) --print-errorlogs
+
+install: all
+	DESTDIR=$(DESTDIR) meson install -C $(BUILD) --no-rebuild
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

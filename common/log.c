@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stderr logging (see log.h). Each line is formatted into one buffer and written with one
+ * write(2), so lines from the master and its workers never interleave mid-line.
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static int max_level = LOG_INFO;
+static const char *program = "bulkhead";
+static void (*before_write)(void);
+static int journal_stream = -1; /* -1 unknown, 0 no, 1 yes */
+
+void log_set_max_level(int level)
+{
+	max_level = level;
+}
+
+int log_get_max_level(void)
+{
+	return max_level;
+}
+
+void log_set_program(const char *name)
+{
+	program = name;
+}
+
+void log_set_before_write(void (*hook)(void))
+{
+	before_write = hook;
+}
+
+/* JOURNAL_STREAM=DEV:INODE names stderr when systemd connected it to journald. */
+static bool stderr_is_journal(void)
+{
+	if (journal_stream < 0) {
+		const char *e = getenv("JOURNAL_STREAM");
+		unsigned long long dev, ino;
+		struct stat st;
+
+		journal_stream = 0;
+		if (e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+		    st.st_dev == dev && st.st_ino == ino)
+			journal_stream = 1;
+	}
+	return journal_stream == 1;
+}
+
+static void log_write(int level, const char *suffix, const char *fmt, va_list ap)
+{
+	char line[2048];
+	int n;
+
+	if (stderr_is_journal())
+		n = snprintf(line, sizeof(line), "<%d>", level);
+	else
+		n = snprintf(line, sizeof(line), "%s: ", program);
+	if (n < 0)
+		return;
+	n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	if ((size_t)n >= sizeof(line) - 1)
+		n = (int)sizeof(line) - 2;
+	if (suffix)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, ": %s", suffix);
+	if ((size_t)n >= sizeof(line) - 1)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	if (before_write)
+		before_write();
+	(void)!write(STDERR_FILENO, line, (size_t)n);
+}
+
+void log_msg(int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > max_level)
+		return;
+	va_start(ap, fmt);
+	log_write(level, NULL, fmt, ap);
+	va_end(ap);
+}
+
+int log_errno(int level, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err > 0)
+		err = -err;
+	if (level <= max_level) {
+		va_start(ap, fmt);
+		log_write(level, strerror(-err), fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Logging for the programs (not for the libraries, which return errors). Lines go to stderr,
+ * with a "<N>" syslog priority prefix when stderr is connected to journald (JOURNAL_STREAM),
+ * plain otherwise. A program may install a hook that runs before each line is written (the
+ * progress line of `bulkhead run` clears itself there).
+ */
+#pragma once
+
+#include <errno.h>
+#include <syslog.h>
+
+void log_set_max_level(int level);
+int log_get_max_level(void);
+void log_set_program(const char *name);
+void log_set_before_write(void (*hook)(void));
+
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Logs with ": strerror(-err)" appended and returns err (negative), systemd style. */
+int log_errno(int level, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_error_errno(err, ...) log_errno(LOG_ERR, err, __VA_ARGS__)
+#define log_warning_errno(err, ...) log_errno(LOG_WARNING, err, __VA_ARGS__)

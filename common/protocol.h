@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The master <-> worker protocol. One SOCK_SEQPACKET message carries exactly one frame:
+ *
+ *   struct bh_frame_header (8 bytes) | payload (header.length bytes)
+ *
+ * Integers are host-endian (both ends are the same machine, the worker is exec'd by the
+ * master). Every frame is checked for magic, version, type, length and direction before it
+ * is used; a frame that fails any check is a protocol error and the sender is not trusted
+ * further (the master kills a worker that sends one).
+ *
+ * Frame types are numbered in ranges and never renumbered:
+ *   1..31   worker -> master
+ *   32..63  master -> worker
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BH_PROTO_MAGIC 0xB4B7u
+#define BH_PROTO_VERSION 1
+#define BH_FRAME_MAX (64u * 1024u)     /* hard maximum, header included */
+#define BH_SPEC_STRING_MAX 16000u      /* run and args, each */
+
+enum bh_frame_type {
+	/* worker -> master */
+	BH_FRAME_HELLO = 1, /* worker ready: pid, threads */
+	BH_FRAME_DONE = 2,  /* a batch of job results */
+	BH_FRAME_CRASH = 3, /* from the crash handler: job, signal, address */
+
+	/* master -> worker */
+	BH_FRAME_SPEC = 32,   /* define a job spec: id, run, args */
+	BH_FRAME_ASSIGN = 33, /* a batch of jobs to run: job id, spec id */
+	BH_FRAME_STOP = 34,   /* finish what is in flight, then exit 0 */
+};
+
+struct bh_frame_header {
+	uint16_t magic;
+	uint8_t version;
+	uint8_t type;
+	uint32_t length; /* payload bytes after the header */
+};
+
+struct bh_hello {
+	int32_t pid;
+	uint32_t threads;
+};
+
+enum bh_crash_kind {
+	BH_CRASH_SIGNAL = 1, /* a fatal signal in the worker */
+	BH_CRASH_EXIT = 2,   /* exit() called (from a job thread if job_id != 0) */
+	BH_CRASH_OOM = 3,    /* a job ran out of memory (then aborted) */
+};
+
+struct bh_crash {
+	uint64_t job_id; /* 0: not in a job (main thread, idle thread) */
+	uint32_t kind;   /* enum bh_crash_kind */
+	int32_t signo;   /* BH_CRASH_SIGNAL, BH_CRASH_OOM: the signal; else 0 */
+	int32_t code;    /* si_code */
+	uint32_t reserved;
+	uint64_t addr; /* fault address, 0 if none */
+};
+
+struct bh_assign_entry {
+	uint64_t job_id;
+	uint32_t spec_id;
+	uint32_t flags; /* reserved, 0 */
+};
+
+struct bh_done_entry {
+	uint64_t job_id;
+	int32_t status; /* 0 done, else the job's non-zero return */
+	uint32_t flags; /* reserved, 0 */
+};
+
+#define BH_BATCH_HEADER_SIZE 8u /* uint32 count, uint32 reserved */
+#define BH_ASSIGN_MAX                                                                              \
+	((BH_FRAME_MAX - sizeof(struct bh_frame_header) - BH_BATCH_HEADER_SIZE) /                  \
+	 sizeof(struct bh_assign_entry))
+#define BH_DONE_MAX                                                                                \
+	((BH_FRAME_MAX - sizeof(struct bh_frame_header) - BH_BATCH_HEADER_SIZE) /                  \
+	 sizeof(struct bh_done_entry))
+
+/* A decoded frame. Pointers point into the buffer that was decoded. */
+struct bh_frame {
+	enum bh_frame_type type;
+	union {
+		struct bh_hello hello;
+		struct bh_crash crash;
+		struct {
+			uint32_t id;
+			const char *run; /* not NUL-terminated: use run_len */
+			uint16_t run_len;
+			const char *args;
+			uint16_t args_len;
+		} spec;
+		struct {
+			uint32_t count;
+			const uint8_t *entries; /* use bh_frame_assign_entry() */
+		} assign;
+		struct {
+			uint32_t count;
+			const uint8_t *entries; /* use bh_frame_done_entry() */
+		} done;
+	};
+};
+
+/*
+ * Checks and decodes one frame of `len` bytes. Returns 0, or:
+ *   -EBADMSG   shorter than a header, bad magic, or payload length != len - header
+ *   -EPROTO    wrong protocol version
+ *   -EMSGSIZE  longer than BH_FRAME_MAX
+ *   -ENOMSG    unknown frame type
+ *   -EINVAL    payload malformed for its type (counts, string lengths, reserved bits)
+ */
+int bh_frame_decode(const void *buf, size_t len, struct bh_frame *ret);
+
+/* True if frames of this type may be sent by a worker (else by the master). */
+bool bh_frame_from_worker(enum bh_frame_type type);
+
+void bh_frame_assign_entry(const struct bh_frame *f, uint32_t i, struct bh_assign_entry *ret);
+void bh_frame_done_entry(const struct bh_frame *f, uint32_t i, struct bh_done_entry *ret);
+
+/*
+ * Encoders write into buf (at least BH_FRAME_MAX bytes is always enough) and return the
+ * frame length, or 0 if it does not fit. bh_encode_crash() is async-signal-safe.
+ */
+size_t bh_encode_hello(void *buf, size_t size, int32_t pid, uint32_t threads);
+size_t bh_encode_crash(void *buf, size_t size, const struct bh_crash *c);
+size_t bh_encode_spec(void *buf, size_t size, uint32_t id, const char *run, const char *args);
+size_t bh_encode_stop(void *buf, size_t size);
+
+/* Batch frames (ASSIGN, DONE) built entry by entry. */
+struct bh_batch {
+	uint8_t *buf;
+	size_t size;
+	uint32_t count;
+	uint32_t max;
+	enum bh_frame_type type;
+};
+
+void bh_batch_init(struct bh_batch *b, void *buf, size_t size, enum bh_frame_type type);
+/* False when the frame is full (send it, re-init, add again). */
+bool bh_batch_add_assign(struct bh_batch *b, uint64_t job_id, uint32_t spec_id);
+bool bh_batch_add_done(struct bh_batch *b, uint64_t job_id, int32_t status);
+/* Writes header and count; returns the frame length (0 if empty). */
+size_t bh_batch_finish(struct bh_batch *b);
+
+/* Name of a frame type for logs ("HELLO"), "UNKNOWN" otherwise. */
+const char *bh_frame_type_name(unsigned type);

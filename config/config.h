@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The config model: what a parsed, validated bulkhead.conf says. Parsing (config.c) fills
+ * a new struct config or fails as a whole; nothing half-parsed is ever returned. Every key,
+ * its type, default, range and doc string is declared once in keys.h.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/job-state.h"
+#include "common/units.h"
+
+#define CONFIG_NAME_MAX 32      /* pool and job group names: [A-Za-z0-9_.-], 1..32 chars */
+#define CONFIG_POOLS_MAX 64
+#define CONFIG_GROUPS_MAX 4096
+#define CONFIG_JOBS_MAX 10000000 /* sum of all groups' count */
+#define CONFIG_ERRORS_MAX 20     /* errors reported before giving up */
+#define CONFIG_LINE_MAX 4096     /* longer lines are an error, not silently cut */
+
+enum log_level {
+	LOG_LEVEL_ERR = 3,
+	LOG_LEVEL_WARNING = 4,
+	LOG_LEVEL_NOTICE = 5,
+	LOG_LEVEL_INFO = 6,
+	LOG_LEVEL_DEBUG = 7,
+};
+
+enum pool_failure_action {
+	POOL_FAILURE_STOP,
+	POOL_FAILURE_EXIT,
+};
+
+struct supervisor_config {
+	char *control_socket; /* "" = $RUNTIME_DIRECTORY/control.sock */
+	char *control_group;
+	enum log_level log_level;
+	usec_t drain_timeout;
+};
+
+struct pool_config {
+	char name[CONFIG_NAME_MAX + 1];
+	unsigned line; /* line of the [pool NAME] header, 0 if implicit */
+	unsigned workers;
+	unsigned threads;
+	usec_t backoff_min;
+	usec_t backoff_max;
+	usec_t min_uptime;
+	struct rate max_worker_faults;
+	uint64_t memory_max; /* bytes, UINT64_MAX = no limit */
+	usec_t kill_grace;
+	enum pool_failure_action on_pool_failure;
+};
+
+struct group_config {
+	char name[CONFIG_NAME_MAX + 1];
+	unsigned line;
+	unsigned pool; /* index into config.pools */
+	char *run;     /* "builtin:NAME" (plugin: and exec: are rejected for now) */
+	char *args;    /* "k=v k=v", checked against the builtin's argspec */
+	unsigned count;
+	usec_t timeout; /* USEC_INFINITY = none */
+	unsigned max_attempts;
+	enum job_state expect; /* JOB_DONE, JOB_FAILED, JOB_CRASHED or JOB_TIMED_OUT */
+};
+
+struct config {
+	char *path;
+	struct supervisor_config supervisor;
+	struct pool_config *pools;
+	unsigned n_pools;
+	struct group_config *groups;
+	unsigned n_groups;
+	uint64_t total_jobs; /* sum of groups' count */
+};
+
+/*
+ * Reads and validates PATH. Returns 0 and *ret, or a negative errno and *ret_errors, a
+ * malloc'd string of one or more lines, each naming the place:
+ *   "demo.conf:12: [pool main] threads = abc: expected an integer 1..256"
+ *   "demo.conf: cannot open: No such file or directory"
+ * -EINVAL for config errors, the open/read errno for I/O errors.
+ */
+int config_load(const char *path, struct config **ret, char **ret_errors);
+
+/* Same, reading from an open stream; `name` is used in messages (and as path). */
+int config_load_stream(FILE *f, const char *name, struct config **ret, char **ret_errors);
+
+void config_free(struct config *c);
+
+/* Index of the pool called `name`, or -ENOENT. */
+int config_find_pool(const struct config *c, const char *name);
+
+/*
+ * Writes the effective config (every key, defaults included, in INI form that
+ * config_load reads back to an equal config) to f. Used by `bulkhead check-config`.
+ */
+void config_print(const struct config *c, FILE *f);
+
+/* Names for log levels and pool-failure actions. */
+const char *log_level_to_string(enum log_level l);
