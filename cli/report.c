@@ -1,1 +1,221 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+/*
+ * The end of a run, for people (report_table) and for programs (report_json_write, the
+ * format of DESIGN §7). Every count comes from the ledger and the master's stats; `lost` is
+ * computed (total minus every final state), never assumed.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "daemon/ledger.h"
+
+#define TABLE_QUARANTINED_MAX 10 /* listed in the table; the JSON lists all */
+
+static const enum job_state final_states[] = { JOB_DONE, JOB_FAILED, JOB_CRASHED, JOB_TIMED_OUT,
+					       JOB_CANCELLED };
+
+static uint64_t lost(const struct ledger_stats *s, uint64_t total)
+{
+	uint64_t ended = 0;
+
+	for (size_t i = 0; i < sizeof(final_states) / sizeof(final_states[0]); i++)
+		ended += s->by_state[final_states[i]];
+	return total - ended;
+}
+
+static double wall_seconds(const struct master_stats *ms)
+{
+	usec_t end = ms->ended_at ? ms->ended_at : now_usec();
+
+	return (double)(end - ms->started_at) / 1e6;
+}
+
+static bool quarantined(const struct job *j)
+{
+	return j->state == JOB_CRASHED || j->state == JOB_TIMED_OUT;
+}
+
+void report_table(FILE *f, struct master *m, const struct config *c)
+{
+	struct ledger *l = master_ledger(m);
+	const struct ledger_stats *s = ledger_stats(l);
+	const struct master_stats *ms = master_stats(m);
+	uint64_t total = ledger_n_jobs(l), shown = 0, nq = 0;
+	double wall = wall_seconds(ms);
+	char sig[16];
+
+	fprintf(f, "\n%-16s %-10s %-10s %7s %7s %7s %7s %9s %9s  %s\n", "GROUP", "POOL", "EXPECT",
+		"TOTAL", "DONE", "FAILED", "CRASHED", "TIMED_OUT", "CANCELLED", "RESULT");
+	for (unsigned g = 0; g < c->n_groups; g++) {
+		const struct group_counts *gc = ledger_group_counts(l, g);
+
+		fprintf(f, "%-16s %-10s %-10s %7llu %7llu %7llu %7llu %9llu %9llu  %s\n",
+			c->groups[g].name, c->pools[c->groups[g].pool].name,
+			job_state_to_string(c->groups[g].expect), (unsigned long long)gc->total,
+			(unsigned long long)gc->by_state[JOB_DONE],
+			(unsigned long long)gc->by_state[JOB_FAILED],
+			(unsigned long long)gc->by_state[JOB_CRASHED],
+			(unsigned long long)gc->by_state[JOB_TIMED_OUT],
+			(unsigned long long)gc->by_state[JOB_CANCELLED],
+			ledger_group_ok(l, g) ? "ok" : "NOT AS EXPECTED");
+	}
+	fprintf(f, "\n%llu jobs in %.2fs (%.0f jobs/s): %llu done, %llu failed, %llu crashed, "
+		   "%llu timed_out, %llu cancelled, %llu lost\n",
+		(unsigned long long)total, wall, wall > 0 ? (double)total / wall : 0.0,
+		(unsigned long long)s->by_state[JOB_DONE],
+		(unsigned long long)s->by_state[JOB_FAILED],
+		(unsigned long long)s->by_state[JOB_CRASHED],
+		(unsigned long long)s->by_state[JOB_TIMED_OUT],
+		(unsigned long long)s->by_state[JOB_CANCELLED], (unsigned long long)lost(s, total));
+	fprintf(f, "runs: %llu (re-runs: %llu bystander, %llu suspect)\n",
+		(unsigned long long)s->runs, (unsigned long long)s->reruns_bystander,
+		(unsigned long long)s->reruns_suspect);
+	fprintf(f, "workers: %llu started, %llu restarts, %llu worker faults; deaths:",
+		(unsigned long long)ms->workers_started, (unsigned long long)ms->restarts,
+		(unsigned long long)ms->worker_faults);
+	for (int i = 1; i < 65; i++)
+		if (ms->deaths_by_signal[i])
+			fprintf(f, " %s %llu", signal_name(i, sig, sizeof(sig)),
+				(unsigned long long)ms->deaths_by_signal[i]);
+	if (ms->deaths_by_exit)
+		fprintf(f, " exit %llu", (unsigned long long)ms->deaths_by_exit);
+	fputc('\n', f);
+
+	for (uint64_t id = 1; id <= total; id++)
+		nq += quarantined(ledger_job(l, id));
+	if (nq == 0)
+		return;
+	fprintf(f, "quarantined (%llu):", (unsigned long long)nq);
+	for (uint64_t id = 1; id <= total && shown < TABLE_QUARANTINED_MAX; id++) {
+		struct job *j = ledger_job(l, id);
+		char name[64], cause[64];
+
+		if (!quarantined(j))
+			continue;
+		fprintf(f, "%s %s (%s, %u attempt%s)", shown ? "," : "",
+			ledger_job_name(l, j, name, sizeof(name)),
+			ledger_cause_string(j, cause, sizeof(cause)), j->attempts,
+			j->attempts == 1 ? "" : "s");
+		shown++;
+	}
+	fprintf(f, "%s\n", nq > shown ? ", ..." : "");
+}
+
+static json_object *counts_object(const uint64_t *by_state, uint64_t total)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "total", json_object_new_int64((int64_t)total));
+	for (size_t i = 0; i < sizeof(final_states) / sizeof(final_states[0]); i++)
+		json_object_object_add(o, job_state_to_string(final_states[i]),
+				       json_object_new_int64((int64_t)by_state[final_states[i]]));
+	return o;
+}
+
+static json_object *workers_object(const struct master_stats *ms)
+{
+	json_object *o = json_object_new_object(), *deaths = json_object_new_object();
+	char sig[16];
+
+	json_object_object_add(o, "started", json_object_new_int64((int64_t)ms->workers_started));
+	json_object_object_add(o, "restarts", json_object_new_int64((int64_t)ms->restarts));
+	json_object_object_add(o, "worker_faults",
+			       json_object_new_int64((int64_t)ms->worker_faults));
+	for (int i = 1; i < 65; i++)
+		if (ms->deaths_by_signal[i])
+			json_object_object_add(deaths, signal_name(i, sig, sizeof(sig)),
+					       json_object_new_int64(
+						       (int64_t)ms->deaths_by_signal[i]));
+	if (ms->deaths_by_exit)
+		json_object_object_add(deaths, "exit",
+				       json_object_new_int64((int64_t)ms->deaths_by_exit));
+	json_object_object_add(o, "deaths", deaths);
+	return o;
+}
+
+static json_object *groups_array(struct ledger *l, const struct config *c)
+{
+	json_object *a = json_object_new_array();
+
+	for (unsigned g = 0; g < c->n_groups; g++) {
+		const struct group_counts *gc = ledger_group_counts(l, g);
+		json_object *o = json_object_new_object(), *counts;
+
+		json_object_object_add(o, "name", json_object_new_string(c->groups[g].name));
+		json_object_object_add(o, "pool",
+				       json_object_new_string(c->pools[c->groups[g].pool].name));
+		json_object_object_add(o, "expect", json_object_new_string(job_state_to_string(
+							    c->groups[g].expect)));
+		counts = counts_object(gc->by_state, gc->total);
+		json_object_object_foreach(counts, key, val)
+			json_object_object_add(o, key, json_object_get(val));
+		json_object_put(counts);
+		json_object_object_add(o, "ok", json_object_new_boolean(ledger_group_ok(l, g)));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+static json_object *quarantined_array(struct ledger *l)
+{
+	json_object *a = json_object_new_array();
+
+	for (uint64_t id = 1; id <= ledger_n_jobs(l); id++) {
+		struct job *j = ledger_job(l, id);
+		char name[64], cause[64];
+		json_object *o;
+
+		if (!quarantined(j))
+			continue;
+		o = json_object_new_object();
+		json_object_object_add(o, "job", json_object_new_string(ledger_job_name(
+							 l, j, name, sizeof(name))));
+		json_object_object_add(o, "state",
+				       json_object_new_string(job_state_to_string(j->state)));
+		json_object_object_add(o, "attempts", json_object_new_int(j->attempts));
+		json_object_object_add(o, "cause", json_object_new_string(ledger_cause_string(
+							   j, cause, sizeof(cause))));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+int report_json_write(const char *path, struct master *m, const struct config *c)
+{
+	struct ledger *l = master_ledger(m);
+	const struct ledger_stats *s = ledger_stats(l);
+	const struct master_stats *ms = master_stats(m);
+	uint64_t total = ledger_n_jobs(l);
+	double wall = wall_seconds(ms);
+	json_object *root = json_object_new_object(), *jobs, *reruns;
+	int r = 0;
+
+	json_object_object_add(root, "config", json_object_new_string(c->path));
+	json_object_object_add(root, "wall_seconds", json_object_new_double(wall));
+	json_object_object_add(root, "jobs_per_second",
+			       json_object_new_double(wall > 0 ? (double)total / wall : 0));
+	jobs = counts_object(s->by_state, total);
+	json_object_object_add(jobs, "lost", json_object_new_int64((int64_t)lost(s, total)));
+	json_object_object_add(root, "jobs", jobs);
+	json_object_object_add(root, "attempts", json_object_new_int64((int64_t)s->runs));
+	reruns = json_object_new_object();
+	json_object_object_add(reruns, "bystander",
+			       json_object_new_int64((int64_t)s->reruns_bystander));
+	json_object_object_add(reruns, "suspect",
+			       json_object_new_int64((int64_t)s->reruns_suspect));
+	json_object_object_add(root, "reruns", reruns);
+	json_object_object_add(root, "workers", workers_object(ms));
+	json_object_object_add(root, "pools_failed",
+			       json_object_new_int((int)master_failed_pools(m)));
+	json_object_object_add(root, "interrupted", json_object_new_boolean(ms->interrupted));
+	json_object_object_add(root, "groups", groups_array(l, c));
+	json_object_object_add(root, "quarantined", quarantined_array(l));
+
+	if (json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY) < 0)
+		r = errno ? -errno : -EIO;
+	json_object_put(root);
+	return r;
+}

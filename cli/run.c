@@ -1,1 +1,127 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+/*
+ * `bulkhead run CONFIG`: a one-shot run. Loads and validates the config (exit 78 before
+ * anything is spawned if it is wrong), runs the master in the foreground until every job has
+ * ended, prints the per-group table and writes the JSON report. Exit 0 when every group
+ * reached its `expect`, else 1.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "daemon/ledger.h"
+#include "daemon/master.h"
+
+static void run_usage(FILE *f)
+{
+	fputs("Usage: bulkhead run CONFIG [--report-json FILE] [--quiet]\n", f);
+}
+
+static bool all_expected(struct master *m, const struct config *c)
+{
+	for (unsigned g = 0; g < c->n_groups; g++)
+		if (!ledger_group_ok(master_ledger(m), g))
+			return false;
+	return true;
+}
+
+static int run_config(const struct config *c, const char *report, bool quiet)
+{
+	struct master *m = NULL;
+	struct progress *p = NULL;
+	int r, rc;
+
+	r = master_new(c, &m);
+	if (r < 0) {
+		log_error_errno(r, "cannot set up the master");
+		return EXIT_NOT_EXPECTED;
+	}
+	if (!quiet)
+		progress_start(m, c, &p);
+	r = master_run(m);
+	progress_stop(p);
+	if (r < 0) {
+		log_error_errno(r, "event loop failed");
+		master_free(m);
+		return EXIT_NOT_EXPECTED;
+	}
+	if (!quiet)
+		report_table(stdout, m, c);
+	rc = all_expected(m, c) ? EXIT_ALL_EXPECTED : EXIT_NOT_EXPECTED;
+	if (report) {
+		r = report_json_write(report, m, c);
+		if (r < 0) {
+			log_error_errno(r, "cannot write %s", report);
+			rc = EXIT_NOT_EXPECTED;
+		}
+	}
+	master_free(m);
+	return rc;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "report-json", required_argument, NULL, 'r' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	const char *report = NULL;
+	struct config *c = NULL;
+	char *errors = NULL;
+	bool quiet = false;
+	int o, r, rc;
+
+	optind = 1;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "+qh", opts, NULL)) >= 0) {
+		switch (o) {
+		case 'r':
+			report = optarg;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			run_usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "bulkhead run: %s: unknown option or missing argument\n",
+				argv[optind - 1]);
+			run_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1) {
+		fprintf(stderr, "bulkhead run: %s\n",
+			argc - optind == 0 ? "missing CONFIG" : "too many arguments");
+		run_usage(stderr);
+		return EXIT_USAGE;
+	}
+	r = config_load(argv[optind], &c, &errors);
+	if (r < 0) {
+		fputs(errors ? errors : "config error\n", stderr);
+		if (errors && errors[strlen(errors) - 1] != '\n')
+			fputc('\n', stderr);
+		free(errors);
+		return EXIT_CONFIG;
+	}
+	if (c->n_groups == 0) {
+		fprintf(stderr, "%s: nothing to run: no [job NAME] sections\n", argv[optind]);
+		config_free(c);
+		return EXIT_CONFIG;
+	}
+	if (quiet)
+		log_set_max_level(LOG_WARNING);
+	else
+		log_set_max_level((int)c->supervisor.log_level);
+	rc = run_config(c, report, quiet);
+	config_free(c);
+	return rc;
+}

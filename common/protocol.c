@@ -190,7 +190,8 @@ static int decode_payload(const uint8_t *p, size_t len, struct bh_frame *f)
 		if (f->crash.kind < BH_CRASH_SIGNAL || f->crash.kind > BH_CRASH_OOM ||
 		    f->crash.reserved != 0 || f->crash.signo < 0 || f->crash.signo > 64)
 			return -EINVAL;
-		if (f->crash.kind != BH_CRASH_EXIT && f->crash.signo == 0)
+		/* A signal for SIGNAL and OOM, none for EXIT (protocol.h). */
+		if ((f->crash.kind == BH_CRASH_EXIT) != (f->crash.signo == 0))
 			return -EINVAL;
 		return 0;
 	case BH_FRAME_SPEC: {

@@ -1,1 +1,400 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ledger (see ledger.h): all jobs in one array indexed by id - 1, per-pool FIFO queues
+ * threaded through the jobs, and counts per state and per group kept in step by one function,
+ * set_state(), which is the only place a job's state changes.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/protocol.h"
+#include "ledger.h"
+
+struct pool_queues {
+	struct job_queue ready;
+	struct job_queue alone;
+};
+
+struct ledger {
+	const struct config *config;
+	struct job *jobs;
+	uint64_t n_jobs;
+	struct pool_queues *queues;     /* one per pool */
+	struct group_counts *groups;    /* one per group */
+	struct ledger_stats stats;
+};
+
+int ledger_new(const struct config *c, struct ledger **ret)
+{
+	struct ledger *l = calloc(1, sizeof(*l));
+	uint64_t id = 0;
+
+	if (!l)
+		return -ENOMEM;
+	l->config = c;
+	l->n_jobs = c->total_jobs;
+	l->jobs = calloc(l->n_jobs ? l->n_jobs : 1, sizeof(struct job));
+	l->queues = calloc(c->n_pools ? c->n_pools : 1, sizeof(struct pool_queues));
+	l->groups = calloc(c->n_groups ? c->n_groups : 1, sizeof(struct group_counts));
+	if (!l->jobs || !l->queues || !l->groups) {
+		ledger_free(l);
+		return -ENOMEM;
+	}
+	for (unsigned g = 0; g < c->n_groups; g++) {
+		struct job_queue *q = &l->queues[c->groups[g].pool].ready;
+
+		for (unsigned i = 1; i <= c->groups[g].count; i++) {
+			struct job *j = &l->jobs[id];
+
+			j->id = ++id;
+			j->group = g;
+			j->instance = i;
+			j->state = JOB_QUEUED;
+			if (q->tail)
+				q->tail->next = j;
+			else
+				q->head = j;
+			q->tail = j;
+			q->n++;
+		}
+		l->groups[g].total = c->groups[g].count;
+		l->groups[g].by_state[JOB_QUEUED] = c->groups[g].count;
+	}
+	l->stats.by_state[JOB_QUEUED] = l->n_jobs;
+	*ret = l;
+	return 0;
+}
+
+void ledger_free(struct ledger *l)
+{
+	if (!l)
+		return;
+	free(l->jobs);
+	free(l->queues);
+	free(l->groups);
+	free(l);
+}
+
+uint64_t ledger_n_jobs(const struct ledger *l)
+{
+	return l->n_jobs;
+}
+
+struct job *ledger_job(struct ledger *l, uint64_t id)
+{
+	if (id == 0 || id > l->n_jobs)
+		return NULL;
+	return &l->jobs[id - 1];
+}
+
+const struct ledger_stats *ledger_stats(const struct ledger *l)
+{
+	return &l->stats;
+}
+
+const struct group_counts *ledger_group_counts(const struct ledger *l, unsigned group)
+{
+	return &l->groups[group];
+}
+
+uint64_t ledger_unfinished(const struct ledger *l)
+{
+	return l->stats.by_state[JOB_QUEUED] + l->stats.by_state[JOB_RUNNING];
+}
+
+bool ledger_group_ok(const struct ledger *l, unsigned group)
+{
+	const struct group_counts *g = &l->groups[group];
+
+	return g->by_state[l->config->groups[group].expect] == g->total;
+}
+
+static void set_state(struct ledger *l, struct job *j, enum job_state s)
+{
+	l->stats.by_state[j->state]--;
+	l->groups[j->group].by_state[j->state]--;
+	j->state = (uint8_t)s;
+	l->stats.by_state[s]++;
+	l->groups[j->group].by_state[s]++;
+}
+
+static struct pool_queues *queues_of(struct ledger *l, const struct job *j)
+{
+	return &l->queues[l->config->groups[j->group].pool];
+}
+
+static void queue_push(struct job_queue *q, struct job *j, bool front)
+{
+	j->next = NULL;
+	if (!q->head) {
+		q->head = q->tail = j;
+	} else if (front) {
+		j->next = q->head;
+		q->head = j;
+	} else {
+		q->tail->next = j;
+		q->tail = j;
+	}
+	q->n++;
+}
+
+static struct job *queue_pop(struct job_queue *q)
+{
+	struct job *j = q->head;
+
+	if (!j)
+		return NULL;
+	q->head = j->next;
+	if (!q->head)
+		q->tail = NULL;
+	q->n--;
+	j->next = NULL;
+	return j;
+}
+
+uint64_t ledger_queued(const struct ledger *l, unsigned pool, bool alone)
+{
+	return alone ? l->queues[pool].alone.n : l->queues[pool].ready.n;
+}
+
+struct job *ledger_pop(struct ledger *l, unsigned pool, bool alone)
+{
+	return queue_pop(alone ? &l->queues[pool].alone : &l->queues[pool].ready);
+}
+
+void ledger_unpop(struct ledger *l, struct job *j)
+{
+	struct pool_queues *q = queues_of(l, j);
+
+	queue_push(j->alone ? &q->alone : &q->ready, j, true);
+}
+
+void ledger_start(struct ledger *l, struct job *j)
+{
+	set_state(l, j, JOB_RUNNING);
+	j->runs++;
+	l->stats.runs++;
+}
+
+static void requeue(struct ledger *l, struct job *j, bool alone, bool front)
+{
+	struct pool_queues *q = queues_of(l, j);
+
+	j->worker = NULL;
+	j->started_at = 0;
+	j->alone = alone;
+	set_state(l, j, JOB_QUEUED);
+	queue_push(alone ? &q->alone : &q->ready, j, front);
+}
+
+static void end_job(struct ledger *l, struct job *j, enum job_state s, enum job_cause cause,
+		    int detail)
+{
+	j->worker = NULL;
+	j->cause = (uint8_t)cause;
+	j->cause_detail = detail;
+	set_state(l, j, s);
+}
+
+void ledger_finish(struct ledger *l, struct job *j, int status)
+{
+	if (j->state != JOB_RUNNING)
+		return;
+	if (status == 0) {
+		end_job(l, j, JOB_DONE, CAUSE_NONE, 0);
+		return;
+	}
+	j->attempts++;
+	j->cause = CAUSE_STATUS;
+	j->cause_detail = status;
+	if (j->attempts >= l->config->groups[j->group].max_attempts)
+		end_job(l, j, JOB_FAILED, CAUSE_STATUS, status);
+	else
+		requeue(l, j, false, false);
+}
+
+void ledger_blame(struct ledger *l, struct job *j, enum job_cause cause, int detail)
+{
+	if (j->state != JOB_RUNNING)
+		return;
+	j->attempts++;
+	j->cause = (uint8_t)cause;
+	j->cause_detail = detail;
+	l->stats.culprits++;
+	if (j->attempts >= l->config->groups[j->group].max_attempts)
+		end_job(l, j, cause == CAUSE_TIMEOUT ? JOB_TIMED_OUT : JOB_CRASHED, cause, detail);
+	else
+		requeue(l, j, false, false);
+}
+
+/* Re-runs that are not the job's fault are capped so that every run ends. */
+static bool rerun_allowed(struct ledger *l, struct job *j, int signo)
+{
+	if (j->reruns < JOB_RERUN_MAX)
+		return true;
+	end_job(l, j, JOB_CRASHED, CAUSE_RERUNS, signo);
+	return false;
+}
+
+void ledger_bystander(struct ledger *l, struct job *j)
+{
+	if (j->state != JOB_RUNNING || !rerun_allowed(l, j, 0))
+		return;
+	j->reruns++;
+	l->stats.reruns_bystander++;
+	/* It already waited its turn once: to the front, on any worker. */
+	requeue(l, j, false, true);
+}
+
+void ledger_suspect(struct ledger *l, struct job *j, int signo)
+{
+	if (j->state != JOB_RUNNING || !rerun_allowed(l, j, signo))
+		return;
+	j->reruns++;
+	l->stats.reruns_suspect++;
+	requeue(l, j, true, false);
+}
+
+void ledger_cancel(struct ledger *l, struct job *j, enum job_cause cause)
+{
+	if (job_state_is_final(j->state))
+		return;
+	end_job(l, j, JOB_CANCELLED, cause, 0);
+}
+
+uint64_t ledger_cancel_queued(struct ledger *l, unsigned pool, enum job_cause cause)
+{
+	struct pool_queues *q = &l->queues[pool];
+	uint64_t n = 0;
+	struct job *j;
+
+	while ((j = queue_pop(&q->ready)) || (j = queue_pop(&q->alone))) {
+		ledger_cancel(l, j, cause);
+		n++;
+	}
+	return n;
+}
+
+static enum job_cause cause_of_crash(const struct death *d, int *ret_detail)
+{
+	switch (d->crash_kind) {
+	case BH_CRASH_EXIT:
+		*ret_detail = d->signaled ? 0 : d->status;
+		return CAUSE_EXIT;
+	case BH_CRASH_OOM:
+		*ret_detail = d->crash_signo;
+		return CAUSE_MEMORY;
+	default:
+		*ret_detail = d->crash_signo;
+		return CAUSE_SIGNAL;
+	}
+}
+
+static struct job *crash_culprit(const struct death *d, struct job **jobs, size_t n)
+{
+	if (!d->crash_frame || d->crash_job == 0)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (jobs[i]->id == d->crash_job)
+			return jobs[i];
+	return NULL; /* names a job this worker did not hold: no evidence */
+}
+
+enum death_verdict ledger_worker_died(struct ledger *l, const struct death *d, struct job **jobs,
+				      const uint8_t *flags, size_t n)
+{
+	struct job *culprit = crash_culprit(d, jobs, n);
+	bool timed_out = false;
+	int detail;
+
+	if (n == 0)
+		return DEATH_IDLE;
+	for (size_t i = 0; i < n; i++)
+		timed_out |= flags[i] & HELD_TIMED_OUT;
+
+	if (culprit || timed_out) {
+		for (size_t i = 0; i < n; i++) {
+			if (jobs[i] == culprit) {
+				enum job_cause c = cause_of_crash(d, &detail);
+				ledger_blame(l, jobs[i], c, detail);
+			} else if (flags[i] & HELD_TIMED_OUT) {
+				ledger_blame(l, jobs[i], CAUSE_TIMEOUT, 0);
+			} else {
+				ledger_bystander(l, jobs[i]);
+			}
+		}
+		return DEATH_CULPRIT;
+	}
+
+	/* No evidence. A job that ran alone is the only one that can have done it. */
+	if (d->solo && n == 1 && (flags[0] & HELD_STARTED)) {
+		if (d->signaled)
+			ledger_blame(l, jobs[0], CAUSE_SIGNAL, d->status);
+		else
+			ledger_blame(l, jobs[0], CAUSE_EXIT, d->status);
+		return DEATH_CULPRIT;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (flags[i] & HELD_STARTED)
+			ledger_suspect(l, jobs[i], d->signaled ? d->status : 0);
+		else
+			ledger_bystander(l, jobs[i]);
+	}
+	return DEATH_SUSPECTS;
+}
+
+char *ledger_job_name(const struct ledger *l, const struct job *j, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s#%u", l->config->groups[j->group].name, j->instance);
+	return buf;
+}
+
+const char *signal_name(int signo, char *buf, size_t size)
+{
+	const char *abbrev = sigabbrev_np(signo);
+
+	if (abbrev)
+		snprintf(buf, size, "SIG%s", abbrev);
+	else
+		snprintf(buf, size, "SIG%d", signo);
+	return buf;
+}
+
+char *ledger_cause_string(const struct job *j, char *buf, size_t size)
+{
+	char sig[16];
+
+	switch ((enum job_cause)j->cause) {
+	case CAUSE_NONE:
+		snprintf(buf, size, "%s", "");
+		break;
+	case CAUSE_STATUS:
+		snprintf(buf, size, "status %d", j->cause_detail);
+		break;
+	case CAUSE_SIGNAL:
+		snprintf(buf, size, "%s", signal_name(j->cause_detail, sig, sizeof(sig)));
+		break;
+	case CAUSE_EXIT:
+		snprintf(buf, size, "exit(%d)", j->cause_detail);
+		break;
+	case CAUSE_MEMORY:
+		snprintf(buf, size, "%s", "memory");
+		break;
+	case CAUSE_TIMEOUT:
+		snprintf(buf, size, "%s", "timeout");
+		break;
+	case CAUSE_RERUNS:
+		snprintf(buf, size, "%s", "too many re-runs");
+		break;
+	case CAUSE_POOL_FAILED:
+		snprintf(buf, size, "%s", "pool failed");
+		break;
+	case CAUSE_STOPPED:
+		snprintf(buf, size, "%s", "stopped");
+		break;
+	}
+	return buf;
+}

@@ -1,1 +1,1049 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: MIT */
+/*
+ * The master's event loop (see master.h).
+ *
+ * Each pool has `workers` slots. A slot goes EMPTY -> STARTING (spawned, waiting for HELLO)
+ * -> READY (takes jobs) -> DRAINING (a job timed out: no new jobs, SIGKILL after kill_grace)
+ * or STOPPING (STOP sent) -> KILLED (SIGKILL sent) -> EMPTY when the pidfd says it exited.
+ * Every transition to EMPTY goes through worker_died(), the one place that applies the blame
+ * rules (ledger_worker_died) and the restart policy (policy.h). A restart is always a timer,
+ * even an immediate one, so nothing recurses and a broken worker cannot spin the loop.
+ *
+ * Which jobs are running: workers start jobs strictly in the order they were assigned, so
+ * with T threads the first T unfinished jobs of a worker are the running ones. The master
+ * keeps them in `slots` (with their start time, for timeouts) and the rest, assigned but not
+ * started, in a FIFO. A DONE frees a slot and starts the head of the FIFO.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/protocol.h"
+#include "daemon/master.h"
+#include "daemon/policy.h"
+#include "daemon/spawn-worker.h"
+
+#define TIMER_ACCURACY USEC_PER_MSEC
+
+enum worker_state {
+	W_EMPTY,
+	W_STARTING,
+	W_READY,
+	W_DRAINING,
+	W_STOPPING,
+	W_KILLED,
+};
+
+struct pool;
+
+struct worker {
+	struct master *m;
+	struct pool *pool;
+	unsigned index;
+	enum worker_state state;
+	pid_t pid; /* 0 when there is no process */
+	int fd;
+	sd_event_source *io;
+	sd_event_source *child;
+	sd_event_source *timer;    /* restart, HELLO deadline, kill grace, stop deadline */
+	sd_event_source *deadline; /* earliest job timeout */
+	usec_t deadline_at;
+	usec_t spawned_at;
+	unsigned spawns;
+	struct backoff backoff;
+
+	struct job **slots; /* running jobs, `threads` entries */
+	uint8_t *slot_flags;
+	uint16_t *free_slots;
+	unsigned n_free;
+	unsigned n_running;
+	struct job *pend_head; /* assigned, not started yet: FIFO */
+	struct job *pend_tail;
+	unsigned n_pending;
+	unsigned n_timed_out;
+
+	bool got_hello;
+	bool solo;     /* holds one job that must run alone */
+	bool reserved; /* takes no new jobs so that it can run the next suspect alone */
+	bool blocked;  /* socket full: wait for EPOLLOUT */
+	bool crash_frame;
+	struct bh_crash crash;
+	const char *kill_reason;
+};
+
+enum pool_state {
+	POOL_UP,
+	POOL_FAILED,
+};
+
+struct pool {
+	struct master *m;
+	unsigned index;
+	const struct pool_config *cfg;
+	enum pool_state state;
+	struct worker *workers;
+	struct fault_window faults;
+	unsigned max_inflight;
+};
+
+struct master {
+	const struct config *config;
+	sd_event *event;
+	struct ledger *ledger;
+	struct pool *pools;
+	unsigned n_pools;
+	const char *worker_path;
+	bool stopping;  /* no more dispatching; waiting for workers to go */
+	unsigned n_alive;
+	sd_event_source *sigint;
+	sd_event_source *sigterm;
+	unsigned interrupts;
+	struct master_stats stats;
+	uint8_t buf[BH_FRAME_MAX];
+};
+
+static void worker_died(struct worker *w, int code, int status);
+static void fill(struct worker *w);
+static void check_done(struct master *m);
+static void master_begin_stop(struct master *m, enum job_cause cause);
+
+static unsigned inflight(const struct worker *w)
+{
+	return w->n_running + w->n_pending;
+}
+
+static const char *wlabel(const struct worker *w, char *buf, size_t size)
+{
+	if (w->pid > 0)
+		snprintf(buf, size, "%s/%u[%d]", w->pool->cfg->name, w->index, (int)w->pid);
+	else
+		snprintf(buf, size, "%s/%u", w->pool->cfg->name, w->index);
+	return buf;
+}
+
+static int arm_timer(struct master *m, sd_event_source **s, usec_t when,
+		     sd_event_time_handler_t cb, void *userdata)
+{
+	int r;
+
+	if (!*s)
+		return sd_event_add_time(m->event, s, CLOCK_MONOTONIC, when, TIMER_ACCURACY, cb,
+					 userdata);
+	r = sd_event_source_set_time(*s, when);
+	if (r < 0)
+		return r;
+	return sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
+}
+
+static void disarm(sd_event_source *s)
+{
+	if (s)
+		sd_event_source_set_enabled(s, SD_EVENT_OFF);
+}
+
+/* ---- sending ---- */
+
+static int worker_send(struct worker *w, const void *buf, size_t len)
+{
+	if (send(w->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return -errno;
+	return 0;
+}
+
+static void worker_kill(struct worker *w, const char *reason)
+{
+	char l[64];
+
+	if (w->pid <= 0 || w->state == W_KILLED)
+		return;
+	if (reason) {
+		w->kill_reason = reason;
+		log_warning("worker %s: %s: killing it", wlabel(w, l, sizeof(l)), reason);
+	}
+	kill(w->pid, SIGKILL);
+	w->state = W_KILLED;
+	disarm(w->timer);
+	disarm(w->deadline);
+}
+
+static int on_state_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void worker_stop(struct worker *w, usec_t grace)
+{
+	uint8_t buf[16];
+	size_t len = bh_encode_stop(buf, sizeof(buf));
+
+	if (w->pid <= 0 || w->state == W_STOPPING || w->state == W_KILLED)
+		return;
+	if (w->state == W_STARTING || worker_send(w, buf, len) < 0) {
+		worker_kill(w, NULL);
+		return;
+	}
+	w->state = W_STOPPING;
+	arm_timer(w->m, &w->timer, now_usec() + grace, on_state_timer, w);
+}
+
+/* ---- in-flight tracking ---- */
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void track_start(struct worker *w, struct job *j, usec_t now)
+{
+	usec_t timeout = w->m->config->groups[j->group].timeout;
+	uint16_t slot = w->free_slots[--w->n_free];
+
+	w->slots[slot] = j;
+	w->slot_flags[slot] = 0;
+	j->wslot = slot;
+	j->started_at = now ? now : 1;
+	w->n_running++;
+	if (timeout != USEC_INFINITY && now + timeout < w->deadline_at) {
+		w->deadline_at = now + timeout;
+		arm_timer(w->m, &w->deadline, w->deadline_at, on_deadline, w);
+	}
+}
+
+static void track_assign(struct worker *w, struct job *j, usec_t now)
+{
+	j->worker = w;
+	j->started_at = 0;
+	j->wnext = NULL;
+	if (w->n_running < w->pool->cfg->threads) {
+		track_start(w, j, now);
+		return;
+	}
+	if (w->pend_tail)
+		w->pend_tail->wnext = j;
+	else
+		w->pend_head = j;
+	w->pend_tail = j;
+	w->n_pending++;
+}
+
+static void untrack(struct worker *w, struct job *j)
+{
+	if (j->started_at) {
+		if (w->slot_flags[j->wslot] & HELD_TIMED_OUT)
+			w->n_timed_out--;
+		w->slots[j->wslot] = NULL;
+		w->free_slots[w->n_free++] = j->wslot;
+		w->n_running--;
+	} else {
+		struct job **pp = &w->pend_head, *prev = NULL;
+
+		while (*pp && *pp != j) {
+			prev = *pp;
+			pp = &(*pp)->wnext;
+		}
+		if (*pp) {
+			*pp = j->wnext;
+			if (w->pend_tail == j)
+				w->pend_tail = prev;
+			w->n_pending--;
+		}
+	}
+	j->worker = NULL;
+	j->wnext = NULL;
+}
+
+static void promote_pending(struct worker *w, usec_t now)
+{
+	while (w->pend_head && w->n_running < w->pool->cfg->threads) {
+		struct job *j = w->pend_head;
+
+		w->pend_head = j->wnext;
+		if (!w->pend_head)
+			w->pend_tail = NULL;
+		w->n_pending--;
+		j->wnext = NULL;
+		track_start(w, j, now);
+	}
+}
+
+/* ---- dispatch ---- */
+
+static bool pool_has_reserved(const struct pool *p)
+{
+	for (unsigned i = 0; i < p->cfg->workers; i++)
+		if (p->workers[i].reserved)
+			return true;
+	return false;
+}
+
+static void assign(struct worker *w, bool alone, unsigned max)
+{
+	struct master *m = w->m;
+	struct job *jobs[BH_ASSIGN_MAX];
+	struct bh_batch b;
+	unsigned n = 0;
+	size_t len;
+	usec_t now;
+	int r;
+
+	bh_batch_init(&b, m->buf, sizeof(m->buf), BH_FRAME_ASSIGN);
+	while (n < max && n < BH_ASSIGN_MAX) {
+		struct job *j = ledger_pop(m->ledger, w->pool->index, alone);
+
+		if (!j)
+			break;
+		bh_batch_add_assign(&b, j->id, j->group);
+		jobs[n++] = j;
+	}
+	len = bh_batch_finish(&b);
+	if (n == 0)
+		return;
+	r = worker_send(w, m->buf, len);
+	if (r < 0) {
+		while (n > 0)
+			ledger_unpop(m->ledger, jobs[--n]);
+		if (r == -EAGAIN) {
+			w->blocked = true;
+			sd_event_source_set_io_events(w->io, EPOLLIN | EPOLLOUT);
+		}
+		return;
+	}
+	now = now_usec();
+	for (unsigned i = 0; i < n; i++) {
+		ledger_start(m->ledger, jobs[i]);
+		track_assign(w, jobs[i], now);
+	}
+	if (alone)
+		w->solo = true;
+}
+
+static void fill(struct worker *w)
+{
+	struct ledger *l = w->m->ledger;
+	unsigned pool = w->pool->index;
+
+	if (w->state != W_READY || w->blocked || w->solo || w->m->stopping)
+		return;
+	if (ledger_queued(l, pool, true) > 0) {
+		if (inflight(w) == 0) {
+			w->reserved = false;
+			assign(w, true, 1);
+			return;
+		}
+		if (!w->reserved && !pool_has_reserved(w->pool))
+			w->reserved = true;
+		if (w->reserved)
+			return;
+	} else {
+		w->reserved = false;
+	}
+	if (inflight(w) < w->pool->max_inflight && ledger_queued(l, pool, false) > 0)
+		assign(w, false, w->pool->max_inflight - inflight(w));
+}
+
+static void dispatch_pool(struct pool *p)
+{
+	for (unsigned i = 0; i < p->cfg->workers; i++)
+		fill(&p->workers[i]);
+}
+
+/* ---- frames from a worker ---- */
+
+static int handle_hello(struct worker *w, const struct bh_frame *f)
+{
+	const struct config *c = w->m->config;
+	uint8_t buf[BH_FRAME_MAX];
+	char l[64];
+
+	if (w->state != W_STARTING)
+		return -EPROTO;
+	if (f->hello.pid != w->pid || f->hello.threads != w->pool->cfg->threads)
+		return -EPROTO;
+	for (unsigned g = 0; g < c->n_groups; g++) {
+		size_t len;
+
+		if (c->groups[g].pool != w->pool->index)
+			continue;
+		len = bh_encode_spec(buf, sizeof(buf), g, c->groups[g].run, c->groups[g].args);
+		if (len == 0 || worker_send(w, buf, len) < 0) {
+			worker_kill(w, "cannot send job specs");
+			return 0;
+		}
+	}
+	w->got_hello = true;
+	w->state = W_READY;
+	w->m->stats.workers_up++;
+	disarm(w->timer);
+	log_debug("worker %s ready", wlabel(w, l, sizeof(l)));
+	fill(w);
+	return 0;
+}
+
+static void log_final(struct master *m, struct job *j)
+{
+	char name[64], cause[64];
+
+	if (j->state != JOB_CRASHED && j->state != JOB_TIMED_OUT && j->state != JOB_FAILED)
+		return;
+	log_notice("job %s %s after %u attempt%s: %s",
+		   ledger_job_name(m->ledger, j, name, sizeof(name)),
+		   j->state == JOB_FAILED ? "failed" : "quarantined", j->attempts,
+		   j->attempts == 1 ? "" : "s", ledger_cause_string(j, cause, sizeof(cause)));
+}
+
+static int handle_done(struct worker *w, const struct bh_frame *f)
+{
+	struct master *m = w->m;
+	usec_t now = now_usec();
+
+	if (w->state < W_READY)
+		return -EPROTO;
+	for (uint32_t i = 0; i < f->done.count; i++) {
+		struct bh_done_entry e;
+		struct job *j;
+
+		bh_frame_done_entry(f, i, &e);
+		j = ledger_job(m->ledger, e.job_id);
+		if (!j || j->worker != w || j->state != JOB_RUNNING)
+			return -EPROTO;
+		untrack(w, j);
+		ledger_finish(m->ledger, j, e.status);
+		log_final(m, j);
+		promote_pending(w, now);
+	}
+	if (inflight(w) == 0)
+		w->solo = false;
+	if (w->state == W_DRAINING && inflight(w) == w->n_timed_out)
+		worker_kill(w, NULL);
+	else
+		fill(w);
+	return 0;
+}
+
+static int handle_frame(struct worker *w, const void *buf, size_t len)
+{
+	struct bh_frame f;
+	int r = bh_frame_decode(buf, len, &f);
+
+	if (r < 0)
+		return r;
+	if (!bh_frame_from_worker(f.type))
+		return -EPROTO;
+	switch (f.type) {
+	case BH_FRAME_HELLO:
+		return handle_hello(w, &f);
+	case BH_FRAME_DONE:
+		return handle_done(w, &f);
+	case BH_FRAME_CRASH:
+		if (!w->crash_frame) {
+			w->crash_frame = true;
+			w->crash = f.crash;
+		}
+		return 0;
+	default:
+		return -EPROTO;
+	}
+}
+
+/* Reads every pending frame. Returns false once the socket is at EOF or the worker is bad. */
+static bool drain_frames(struct worker *w)
+{
+	for (;;) {
+		ssize_t n = recv(w->fd, w->m->buf, sizeof(w->m->buf), MSG_DONTWAIT | MSG_TRUNC);
+		int r;
+
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR;
+		if (n == 0)
+			return false;
+		if ((size_t)n > sizeof(w->m->buf))
+			r = -EMSGSIZE;
+		else
+			r = handle_frame(w, w->m->buf, (size_t)n);
+		if (r < 0) {
+			char reason[96];
+
+			snprintf(reason, sizeof(reason), "bad frame (%s)", strerror(-r));
+			worker_kill(w, reason);
+			return false;
+		}
+		if (w->state == W_KILLED)
+			return false;
+	}
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct worker *w = userdata;
+
+	if (revents & EPOLLOUT) {
+		w->blocked = false;
+		sd_event_source_set_io_events(s, EPOLLIN);
+		fill(w);
+	}
+	if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !drain_frames(w))
+		sd_event_source_set_enabled(s, SD_EVENT_OFF); /* the exit follows */
+	check_done(w->m);
+	return 0;
+}
+
+static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
+{
+	struct worker *w = userdata;
+
+	/* Results and a CRASH frame sent before the death are still in the socket. */
+	if (w->state != W_KILLED || !w->kill_reason)
+		drain_frames(w);
+	worker_died(w, si->si_code, si->si_status);
+	return 0;
+}
+
+/* ---- timers ---- */
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct worker *w = userdata;
+	struct master *m = w->m;
+	usec_t now = now_usec(), next = USEC_INFINITY;
+	unsigned newly = 0;
+	char l[64], name[64], d[FORMAT_DURATION_MAX];
+
+	for (unsigned i = 0; i < w->pool->cfg->threads; i++) {
+		struct job *j = w->slots[i];
+		usec_t timeout, at;
+
+		if (!j || (w->slot_flags[i] & HELD_TIMED_OUT))
+			continue;
+		timeout = m->config->groups[j->group].timeout;
+		if (timeout == USEC_INFINITY)
+			continue;
+		at = j->started_at + timeout;
+		if (at > now) {
+			if (at < next)
+				next = at;
+			continue;
+		}
+		w->slot_flags[i] |= HELD_TIMED_OUT;
+		w->n_timed_out++;
+		newly++;
+		log_warning("job %s timed out after %s on worker %s",
+			    ledger_job_name(m->ledger, j, name, sizeof(name)),
+			    format_duration(d, sizeof(d), timeout), wlabel(w, l, sizeof(l)));
+	}
+	w->deadline_at = next;
+	if (next != USEC_INFINITY)
+		arm_timer(m, &w->deadline, next, on_deadline, w);
+	if (newly && (w->state == W_READY || w->state == W_STOPPING)) {
+		w->state = W_DRAINING;
+		if (inflight(w) == w->n_timed_out) {
+			worker_kill(w, NULL);
+		} else {
+			log_info("worker %s takes no new jobs; killing it in %s unless its %u other "
+				 "job%s finish first",
+				 wlabel(w, l, sizeof(l)),
+				 format_duration(d, sizeof(d), w->pool->cfg->kill_grace),
+				 inflight(w) - w->n_timed_out,
+				 inflight(w) - w->n_timed_out == 1 ? "" : "s");
+			arm_timer(m, &w->timer, now + w->pool->cfg->kill_grace, on_state_timer, w);
+		}
+	}
+	return 0;
+}
+
+static void worker_spawn(struct worker *w);
+
+static int on_state_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct worker *w = userdata;
+
+	switch (w->state) {
+	case W_EMPTY:
+		worker_spawn(w);
+		break;
+	case W_STARTING:
+		worker_kill(w, "no HELLO in time");
+		break;
+	case W_DRAINING:
+	case W_STOPPING:
+		worker_kill(w, NULL);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* ---- life and death ---- */
+
+static void pool_fail(struct pool *p)
+{
+	struct master *m = p->m;
+	uint64_t n;
+	char d[FORMAT_DURATION_MAX];
+
+	if (p->state == POOL_FAILED)
+		return;
+	p->state = POOL_FAILED;
+	n = ledger_cancel_queued(m->ledger, p->index, CAUSE_POOL_FAILED);
+	log_error("pool %s failed: more than %u worker faults within %s; %llu queued job%s "
+		  "cancelled",
+		  p->cfg->name, p->cfg->max_worker_faults.count,
+		  format_duration(d, sizeof(d), p->cfg->max_worker_faults.window),
+		  (unsigned long long)n, n == 1 ? "" : "s");
+	for (unsigned i = 0; i < p->cfg->workers; i++) {
+		struct worker *w = &p->workers[i];
+
+		if (w->pid > 0)
+			worker_stop(w, m->config->supervisor.drain_timeout);
+		else
+			disarm(w->timer);
+	}
+	if (p->cfg->on_pool_failure == POOL_FAILURE_EXIT) {
+		m->stats.pool_failure_exit = true;
+		master_begin_stop(m, CAUSE_POOL_FAILED);
+	}
+}
+
+static void schedule_restart(struct worker *w, usec_t delay)
+{
+	arm_timer(w->m, &w->timer, now_usec() + delay, on_state_timer, w);
+}
+
+/* A worker fault (died idle, before HELLO, or could not start): backoff or pool failure. */
+static void worker_fault(struct worker *w, usec_t uptime, const char *what)
+{
+	struct pool *p = w->pool;
+	struct master *m = w->m;
+	uint32_t rnd = 0;
+	usec_t delay;
+	char l[64], d[FORMAT_DURATION_MAX];
+
+	m->stats.worker_faults++;
+	if (fault_window_add(&p->faults, now_usec())) {
+		log_error("worker %s %s (worker fault)", wlabel(w, l, sizeof(l)), what);
+		pool_fail(p);
+		return;
+	}
+	(void)!getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK);
+	delay = backoff_next(&w->backoff, uptime, p->cfg->min_uptime, rnd);
+	log_warning("worker %s %s (worker fault %u of %u in %s); restarting in %s",
+		    wlabel(w, l, sizeof(l)), what, fault_window_count(&p->faults, now_usec()),
+		    p->cfg->max_worker_faults.count,
+		    format_duration(d, sizeof(d), p->cfg->max_worker_faults.window),
+		    format_duration(d + 16, sizeof(d) - 16, delay));
+	schedule_restart(w, delay);
+}
+
+static void worker_spawn(struct worker *w)
+{
+	struct master *m = w->m;
+	const struct pool_config *pc = w->pool->cfg;
+	struct spawned_worker s;
+	char l[64], what[256];
+	int r;
+
+	if (m->stopping || w->pool->state == POOL_FAILED)
+		return;
+	r = spawn_worker(m->worker_path, pc->name, w->index, pc->threads, pc->memory_max, &s);
+	if (r < 0) {
+		snprintf(what, sizeof(what), "could not start: %s: %s", m->worker_path,
+			 strerror(-r));
+		worker_fault(w, 0, what);
+		return;
+	}
+	w->pid = s.pid;
+	w->fd = s.fd;
+	w->state = W_STARTING;
+	w->spawned_at = now_usec();
+	w->got_hello = w->solo = w->reserved = w->blocked = w->crash_frame = false;
+	w->kill_reason = NULL;
+	w->deadline_at = USEC_INFINITY;
+	r = sd_event_add_io(m->event, &w->io, w->fd, EPOLLIN, on_io, w);
+	if (r >= 0)
+		r = sd_event_add_child_pidfd(m->event, &w->child, s.pidfd, WEXITED, on_child, w);
+	if (r < 0) {
+		/* Cannot watch it: do not let it run unwatched. */
+		kill(s.pid, SIGKILL);
+		waitpid(s.pid, NULL, 0);
+		close(s.pidfd);
+		w->io = sd_event_source_unref(w->io);
+		close(w->fd);
+		w->pid = 0;
+		w->state = W_EMPTY;
+		worker_fault(w, 0, "could not be watched");
+		return;
+	}
+	sd_event_source_set_child_pidfd_own(w->child, true);
+	m->n_alive++;
+	m->stats.workers_started++;
+	if (w->spawns++ > 0)
+		m->stats.restarts++;
+	arm_timer(m, &w->timer, w->spawned_at + MASTER_HELLO_TIMEOUT, on_state_timer, w);
+	log_debug("worker %s started", wlabel(w, l, sizeof(l)));
+}
+
+/* The jobs a worker held, in slot order then FIFO order, with their flags. */
+static size_t collect_held(struct worker *w, struct job **jobs, uint8_t *flags)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; i < w->pool->cfg->threads; i++) {
+		if (!w->slots[i])
+			continue;
+		jobs[n] = w->slots[i];
+		flags[n++] = HELD_STARTED | w->slot_flags[i];
+		w->slots[i] = NULL;
+	}
+	for (struct job *j = w->pend_head; j; j = j->wnext) {
+		jobs[n] = j;
+		flags[n++] = 0;
+	}
+	w->pend_head = w->pend_tail = NULL;
+	w->n_running = w->n_pending = w->n_timed_out = 0;
+	w->n_free = 0;
+	for (unsigned i = w->pool->cfg->threads; i > 0; i--)
+		w->free_slots[w->n_free++] = (uint16_t)(i - 1);
+	for (size_t i = 0; i < n; i++) {
+		jobs[i]->worker = NULL;
+		jobs[i]->wnext = NULL;
+	}
+	return n;
+}
+
+static void describe_death(const struct worker *w, bool signaled, int status, char *buf,
+			   size_t size)
+{
+	char sig[16];
+
+	if (signaled)
+		snprintf(buf, size, "killed by %s", signal_name(status, sig, sizeof(sig)));
+	else
+		snprintf(buf, size, "exited with status %d", status);
+}
+
+static void log_death(struct worker *w, const char *how, const char *l, struct job **jobs,
+		      size_t n, enum death_verdict v)
+{
+	struct master *m = w->m;
+	char name[64];
+	struct job *culprit = NULL;
+
+	for (size_t i = 0; i < n && v == DEATH_CULPRIT; i++)
+		if (jobs[i]->cause != CAUSE_NONE && jobs[i]->cause != CAUSE_STATUS &&
+		    (jobs[i]->state != JOB_QUEUED || jobs[i]->attempts > 0) &&
+		    ((w->crash_frame && jobs[i]->id == w->crash.job_id) ||
+		     jobs[i]->cause == CAUSE_TIMEOUT || n == 1))
+			culprit = jobs[i];
+	if (v == DEATH_CULPRIT && culprit)
+		log_warning("worker %s %s in job %s (attempt %u of %u); %zu other job%s re-queued",
+			    l, how, ledger_job_name(m->ledger, culprit, name, sizeof(name)),
+			    culprit->attempts, m->config->groups[culprit->group].max_attempts,
+			    n - 1, n - 1 == 1 ? "" : "s");
+	else if (v == DEATH_SUSPECTS)
+		log_warning("worker %s %s with %zu job%s in flight and no crash report: the "
+			    "running ones re-run alone",
+			    l, how, n, n == 1 ? "" : "s");
+}
+
+static void worker_died(struct worker *w, int code, int status)
+{
+	struct master *m = w->m;
+	struct pool *p = w->pool;
+	struct job *jobs[BH_ASSIGN_MAX * 2];
+	uint8_t flags[BH_ASSIGN_MAX * 2];
+	bool signaled = code != CLD_EXITED;
+	bool clean = w->state == W_STOPPING && !signaled && status == 0;
+	bool hello = w->got_hello;
+	usec_t uptime = now_usec() - w->spawned_at;
+	enum death_verdict v = DEATH_IDLE;
+	char l[64], how[64];
+	size_t n;
+
+	wlabel(w, l, sizeof(l));
+	describe_death(w, signaled, status, how, sizeof(how));
+	n = collect_held(w, jobs, flags);
+
+	if (!clean) {
+		if (signaled && status > 0 && status < 65)
+			m->stats.deaths_by_signal[status]++;
+		else if (!signaled)
+			m->stats.deaths_by_exit++;
+	}
+	if (m->stopping || p->state == POOL_FAILED) {
+		for (size_t i = 0; i < n; i++)
+			ledger_cancel(m->ledger, jobs[i],
+				      m->stopping && p->state != POOL_FAILED ? CAUSE_STOPPED
+									 : CAUSE_POOL_FAILED);
+	} else if (n > 0) {
+		struct death d = {
+			.crash_frame = w->crash_frame,
+			.crash_job = w->crash.job_id,
+			.crash_kind = w->crash.kind,
+			.crash_signo = w->crash.signo,
+			.signaled = signaled,
+			.status = status,
+			.solo = w->solo,
+		};
+		v = ledger_worker_died(m->ledger, &d, jobs, flags, n);
+		log_death(w, how, l, jobs, n, v);
+		for (size_t i = 0; i < n; i++)
+			log_final(m, jobs[i]);
+	}
+
+	w->io = sd_event_source_disable_unref(w->io);
+	w->child = sd_event_source_disable_unref(w->child);
+	disarm(w->deadline);
+	disarm(w->timer);
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+	w->pid = 0;
+	w->state = W_EMPTY;
+	w->solo = w->reserved = w->blocked = false;
+	m->n_alive--;
+	if (hello)
+		m->stats.workers_up--;
+
+	if (!m->stopping && p->state != POOL_FAILED) {
+		if (!hello) {
+			char what[96];
+
+			snprintf(what, sizeof(what), "%s before HELLO", how);
+			worker_fault(w, uptime, what);
+		} else if (v == DEATH_IDLE && !clean) {
+			char what[96];
+
+			snprintf(what, sizeof(what), "%s with no job in flight", how);
+			worker_fault(w, uptime, what);
+		} else {
+			if (v == DEATH_CULPRIT)
+				backoff_reset(&w->backoff);
+			schedule_restart(w, 0);
+		}
+		dispatch_pool(p);
+	}
+	check_done(m);
+}
+
+/* ---- run control ---- */
+
+static void master_begin_stop(struct master *m, enum job_cause cause)
+{
+	if (m->stopping)
+		return;
+	m->stopping = true;
+	for (unsigned i = 0; i < m->n_pools; i++)
+		ledger_cancel_queued(m->ledger, i, cause);
+	for (unsigned i = 0; i < m->n_pools; i++) {
+		struct pool *p = &m->pools[i];
+
+		for (unsigned k = 0; k < p->cfg->workers; k++) {
+			struct worker *w = &p->workers[k];
+
+			if (w->pid > 0)
+				worker_stop(w, cause == CAUSE_NONE ? MASTER_STOP_TIMEOUT
+								   : m->config->supervisor.drain_timeout);
+			else
+				disarm(w->timer);
+		}
+	}
+}
+
+static void check_done(struct master *m)
+{
+	if (!m->stopping && ledger_unfinished(m->ledger) == 0)
+		master_begin_stop(m, CAUSE_NONE);
+	if (m->stopping && m->n_alive == 0) {
+		m->stats.ended_at = now_usec();
+		sd_event_exit(m->event, 0);
+	}
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct master *m = userdata;
+
+	m->stats.interrupted = true;
+	if (m->interrupts++ == 0) {
+		log_notice("%s: stopping: queued jobs are cancelled, running jobs may finish "
+			   "(again to kill them)",
+			   strsignal((int)si->ssi_signo));
+		master_begin_stop(m, CAUSE_STOPPED);
+	} else {
+		for (unsigned i = 0; i < m->n_pools; i++)
+			for (unsigned k = 0; k < m->pools[i].cfg->workers; k++)
+				worker_kill(&m->pools[i].workers[k], NULL);
+	}
+	check_done(m);
+	return 0;
+}
+
+/* ---- set-up ---- */
+
+static int pool_init(struct master *m, struct pool *p, unsigned index)
+{
+	const struct pool_config *pc = &m->config->pools[index];
+	int r;
+
+	p->m = m;
+	p->index = index;
+	p->cfg = pc;
+	p->state = POOL_UP;
+	p->max_inflight = pc->threads * 2;
+	r = fault_window_init(&p->faults, pc->max_worker_faults.count,
+			      pc->max_worker_faults.window);
+	if (r < 0)
+		return r;
+	p->workers = calloc(pc->workers, sizeof(struct worker));
+	if (!p->workers)
+		return -ENOMEM;
+	for (unsigned i = 0; i < pc->workers; i++) {
+		struct worker *w = &p->workers[i];
+
+		w->m = m;
+		w->pool = p;
+		w->index = i;
+		w->fd = -1;
+		w->deadline_at = USEC_INFINITY;
+		backoff_init(&w->backoff, pc->backoff_min, pc->backoff_max);
+		w->slots = calloc(pc->threads, sizeof(struct job *));
+		w->slot_flags = calloc(pc->threads, 1);
+		w->free_slots = calloc(pc->threads, sizeof(uint16_t));
+		if (!w->slots || !w->slot_flags || !w->free_slots)
+			return -ENOMEM;
+		for (unsigned t = pc->threads; t > 0; t--)
+			w->free_slots[w->n_free++] = (uint16_t)(t - 1);
+	}
+	return 0;
+}
+
+int master_new(const struct config *c, struct master **ret)
+{
+	struct master *m;
+	sigset_t ss;
+	int r;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->config = c;
+	m->worker_path = spawn_worker_path();
+
+	/* sd-event needs these blocked before it can watch children and signals. */
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGCHLD);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGTERM);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	r = sd_event_new(&m->event);
+	if (r < 0)
+		goto fail;
+	r = ledger_new(c, &m->ledger);
+	if (r < 0)
+		goto fail;
+	m->pools = calloc(c->n_pools, sizeof(struct pool));
+	if (!m->pools) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	m->n_pools = c->n_pools;
+	for (unsigned i = 0; i < c->n_pools; i++) {
+		r = pool_init(m, &m->pools[i], i);
+		if (r < 0)
+			goto fail;
+	}
+	r = sd_event_add_signal(m->event, &m->sigint, SIGINT, on_signal, m);
+	if (r >= 0)
+		r = sd_event_add_signal(m->event, &m->sigterm, SIGTERM, on_signal, m);
+	if (r < 0)
+		goto fail;
+	*ret = m;
+	return 0;
+fail:
+	master_free(m);
+	return r;
+}
+
+int master_run(struct master *m)
+{
+	m->stats.started_at = now_usec();
+	for (unsigned i = 0; i < m->n_pools; i++) {
+		struct pool *p = &m->pools[i];
+		bool needed = false;
+
+		for (unsigned g = 0; g < m->config->n_groups; g++)
+			needed |= m->config->groups[g].pool == i;
+		if (!needed)
+			continue; /* a pool no job uses: nothing to start in a one-shot run */
+		for (unsigned k = 0; k < p->cfg->workers; k++)
+			schedule_restart(&p->workers[k], 0);
+	}
+	check_done(m);
+	return sd_event_loop(m->event);
+}
+
+static void worker_free(struct worker *w)
+{
+	if (w->pid > 0) {
+		kill(w->pid, SIGKILL);
+		/* The child source owns the pidfd; reap here so no zombie is left. */
+		waitpid(w->pid, NULL, 0);
+	}
+	sd_event_source_disable_unref(w->io);
+	sd_event_source_disable_unref(w->child);
+	sd_event_source_disable_unref(w->timer);
+	sd_event_source_disable_unref(w->deadline);
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w->slots);
+	free(w->slot_flags);
+	free(w->free_slots);
+}
+
+void master_free(struct master *m)
+{
+	if (!m)
+		return;
+	for (unsigned i = 0; i < m->n_pools; i++) {
+		struct pool *p = &m->pools[i];
+
+		for (unsigned k = 0; p->workers && k < p->cfg->workers; k++)
+			worker_free(&p->workers[k]);
+		free(p->workers);
+		fault_window_done(&p->faults);
+	}
+	free(m->pools);
+	sd_event_source_disable_unref(m->sigint);
+	sd_event_source_disable_unref(m->sigterm);
+	ledger_free(m->ledger);
+	sd_event_unref(m->event);
+	free(m);
+}
+
+sd_event *master_event(struct master *m)
+{
+	return m->event;
+}
+
+struct ledger *master_ledger(struct master *m)
+{
+	return m->ledger;
+}
+
+const struct master_stats *master_stats(const struct master *m)
+{
+	return &m->stats;
+}
+
+unsigned master_failed_pools(const struct master *m)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < m->n_pools; i++)
+		n += m->pools[i].state == POOL_FAILED;
+	return n;
+}

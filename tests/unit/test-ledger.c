@@ -1,1 +1,355 @@
-int main(void) { return 77; }
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ledger's state machine and every blame rule of DESIGN §3, driven directly (no
+ * processes): results, retries, culprits, bystanders, suspects that re-run alone, timeouts,
+ * quarantine, the re-run cap, cancellation, and the invariant that counts always add up.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/protocol.h"
+#include "daemon/ledger.h"
+
+static struct pool_config pools[2];
+static struct group_config groups[3];
+static struct config cfg;
+static struct ledger *l;
+
+static void setup(void)
+{
+	memset(pools, 0, sizeof(pools));
+	memset(groups, 0, sizeof(groups));
+	strcpy(pools[0].name, "main");
+	strcpy(pools[1].name, "solo");
+	strcpy(groups[0].name, "work");
+	groups[0].pool = 0;
+	groups[0].count = 4;
+	groups[0].max_attempts = 3;
+	groups[0].expect = JOB_DONE;
+	strcpy(groups[1].name, "segv");
+	groups[1].pool = 0;
+	groups[1].count = 1;
+	groups[1].max_attempts = 2;
+	groups[1].expect = JOB_CRASHED;
+	strcpy(groups[2].name, "other");
+	groups[2].pool = 1;
+	groups[2].count = 2;
+	groups[2].max_attempts = 1;
+	groups[2].expect = JOB_DONE;
+	cfg = (struct config){ .pools = pools, .n_pools = 2, .groups = groups, .n_groups = 3,
+			       .total_jobs = 7 };
+	ck_assert_int_eq(ledger_new(&cfg, &l), 0);
+}
+
+static void teardown(void)
+{
+	ledger_free(l);
+	l = NULL;
+}
+
+/* Counts per state must add up to the total, per group and overall. */
+static void assert_sums(void)
+{
+	const struct ledger_stats *s = ledger_stats(l);
+	uint64_t sum = 0;
+
+	for (int i = 0; i < _JOB_STATE_MAX; i++)
+		sum += s->by_state[i];
+	ck_assert_uint_eq(sum, ledger_n_jobs(l));
+	for (unsigned g = 0; g < cfg.n_groups; g++) {
+		const struct group_counts *gc = ledger_group_counts(l, g);
+		uint64_t gs = 0;
+
+		for (int i = 0; i < _JOB_STATE_MAX; i++)
+			gs += gc->by_state[i];
+		ck_assert_uint_eq(gs, gc->total);
+	}
+}
+
+static struct job *start_next(unsigned pool, bool alone)
+{
+	struct job *j = ledger_pop(l, pool, alone);
+
+	ck_assert_ptr_nonnull(j);
+	ledger_start(l, j);
+	ck_assert_int_eq(j->state, JOB_RUNNING);
+	return j;
+}
+
+START_TEST(test_initial_queues)
+{
+	ck_assert_uint_eq(ledger_n_jobs(l), 7);
+	ck_assert_uint_eq(ledger_queued(l, 0, false), 5);
+	ck_assert_uint_eq(ledger_queued(l, 1, false), 2);
+	ck_assert_uint_eq(ledger_queued(l, 0, true), 0);
+	ck_assert_uint_eq(ledger_unfinished(l), 7);
+	ck_assert_ptr_null(ledger_job(l, 0));
+	ck_assert_ptr_null(ledger_job(l, 8));
+	ck_assert_uint_eq(ledger_job(l, 5)->group, 1);
+	/* FIFO in config order */
+	for (uint64_t id = 1; id <= 5; id++)
+		ck_assert_uint_eq(ledger_pop(l, 0, false)->id, id);
+	ck_assert_ptr_null(ledger_pop(l, 0, false));
+	assert_sums();
+}
+END_TEST
+
+START_TEST(test_done_and_retry_then_failed)
+{
+	struct job *j = start_next(0, false);
+	char cause[32];
+
+	ledger_finish(l, j, 0);
+	ck_assert_int_eq(j->state, JOB_DONE);
+	/* A done job never changes again. */
+	ledger_finish(l, j, 1);
+	ledger_blame(l, j, CAUSE_SIGNAL, SIGSEGV);
+	ck_assert_int_eq(j->state, JOB_DONE);
+
+	j = start_next(0, false); /* work#2 */
+	for (int attempt = 1; attempt <= 3; attempt++) {
+		ledger_finish(l, j, 5);
+		ck_assert_uint_eq(j->attempts, attempt);
+		if (attempt < 3) {
+			ck_assert_int_eq(j->state, JOB_QUEUED);
+			/* retried at the back of the queue */
+			while (ledger_pop(l, 0, false) != j)
+				;
+			ledger_start(l, j);
+		}
+	}
+	ck_assert_int_eq(j->state, JOB_FAILED);
+	ck_assert_str_eq(ledger_cause_string(j, cause, sizeof(cause)), "status 5");
+	ck_assert_uint_eq(j->runs, 3);
+	assert_sums();
+}
+END_TEST
+
+START_TEST(test_crash_frame_culprit_and_bystanders)
+{
+	struct job *a = start_next(0, false), *b = start_next(0, false);
+	struct job *c = start_next(0, false), *d = start_next(0, false);
+	struct job *segv = start_next(0, false);
+	struct job *jobs[] = { a, segv, b, c, d };
+	uint8_t flags[] = { HELD_STARTED, HELD_STARTED, HELD_STARTED, HELD_STARTED, 0 };
+	struct death death = { .crash_frame = true, .crash_job = segv->id,
+			       .crash_kind = BH_CRASH_SIGNAL, .crash_signo = SIGSEGV,
+			       .signaled = true, .status = SIGSEGV };
+	char cause[32];
+
+	ck_assert_int_eq(ledger_worker_died(l, &death, jobs, flags, 5), DEATH_CULPRIT);
+	ck_assert_uint_eq(segv->attempts, 1);
+	ck_assert_int_eq(segv->state, JOB_QUEUED);
+	for (int i = 0; i < 5; i++) {
+		if (jobs[i] == segv)
+			continue;
+		ck_assert_int_eq(jobs[i]->state, JOB_QUEUED);
+		ck_assert_uint_eq(jobs[i]->attempts, 0);
+		ck_assert_uint_eq(jobs[i]->reruns, 1);
+		ck_assert(!jobs[i]->alone);
+	}
+	ck_assert_uint_eq(ledger_stats(l)->reruns_bystander, 4);
+	ck_assert_uint_eq(ledger_stats(l)->culprits, 1);
+	/* Second crash: max_attempts 2 reached, quarantined as crashed with its cause. */
+	while (ledger_pop(l, 0, false) != segv)
+		;
+	ledger_start(l, segv);
+	ck_assert_int_eq(ledger_worker_died(l, &death, &segv, flags, 1), DEATH_CULPRIT);
+	ck_assert_int_eq(segv->state, JOB_CRASHED);
+	ck_assert_str_eq(ledger_cause_string(segv, cause, sizeof(cause)), "SIGSEGV");
+	ck_assert(ledger_group_ok(l, 1));
+	assert_sums();
+}
+END_TEST
+
+START_TEST(test_exit_and_oom_causes)
+{
+	struct job *a = start_next(0, false), *b = start_next(0, false);
+	uint8_t flags[] = { HELD_STARTED };
+	struct death exit_death = { .crash_frame = true, .crash_job = a->id,
+				    .crash_kind = BH_CRASH_EXIT, .signaled = false, .status = 7 };
+	struct death oom = { .crash_frame = true, .crash_job = b->id, .crash_kind = BH_CRASH_OOM,
+			     .crash_signo = SIGABRT, .signaled = true, .status = SIGABRT };
+	char cause[32];
+
+	ledger_worker_died(l, &exit_death, &a, flags, 1);
+	ck_assert_str_eq(ledger_cause_string(a, cause, sizeof(cause)), "exit(7)");
+	ledger_worker_died(l, &oom, &b, flags, 1);
+	ck_assert_str_eq(ledger_cause_string(b, cause, sizeof(cause)), "memory");
+	assert_sums();
+}
+END_TEST
+
+START_TEST(test_no_evidence_suspects_run_alone)
+{
+	struct job *a = start_next(0, false), *b = start_next(0, false);
+	struct job *c = start_next(0, false);
+	struct job *jobs[] = { a, b, c };
+	uint8_t flags[] = { HELD_STARTED, HELD_STARTED, 0 };
+	struct death killed = { .signaled = true, .status = SIGKILL };
+	uint8_t solo_flags[] = { HELD_STARTED };
+	struct job *s;
+
+	ck_assert_int_eq(ledger_worker_died(l, &killed, jobs, flags, 3), DEATH_SUSPECTS);
+	ck_assert(a->alone && b->alone);
+	ck_assert(!c->alone); /* had not started: a bystander */
+	ck_assert_uint_eq(a->attempts, 0);
+	ck_assert_uint_eq(ledger_queued(l, 0, true), 2);
+	ck_assert_uint_eq(ledger_stats(l)->reruns_suspect, 2);
+	ck_assert_uint_eq(ledger_stats(l)->reruns_bystander, 1);
+
+	/* Re-run alone and done: no blame ever. */
+	s = start_next(0, true);
+	ck_assert_ptr_eq(s, a);
+	ledger_finish(l, s, 0);
+	ck_assert_int_eq(a->state, JOB_DONE);
+	ck_assert_uint_eq(a->attempts, 0);
+
+	/* Re-run alone and killed again: now it is the culprit, with the signal as cause. */
+	s = start_next(0, true);
+	ck_assert_ptr_eq(s, b);
+	killed.solo = true;
+	ck_assert_int_eq(ledger_worker_died(l, &killed, &s, solo_flags, 1), DEATH_CULPRIT);
+	ck_assert_uint_eq(b->attempts, 1);
+	ck_assert_int_eq(b->cause, CAUSE_SIGNAL);
+	ck_assert_int_eq(b->cause_detail, SIGKILL);
+	assert_sums();
+}
+END_TEST
+
+START_TEST(test_crash_frame_for_unknown_job_is_no_evidence)
+{
+	struct job *a = start_next(0, false);
+	uint8_t flags[] = { HELD_STARTED };
+	struct death d = { .crash_frame = true, .crash_job = 999, .crash_kind = BH_CRASH_SIGNAL,
+			   .crash_signo = SIGSEGV, .signaled = true, .status = SIGSEGV };
+
+	ck_assert_int_eq(ledger_worker_died(l, &d, &a, flags, 1), DEATH_SUSPECTS);
+	ck_assert(a->alone);
+	ck_assert_uint_eq(a->attempts, 0);
+	d.crash_job = 0; /* crash outside any job */
+	a = start_next(0, true);
+	d.solo = false;
+	ck_assert_int_eq(ledger_worker_died(l, &d, &a, flags, 1), DEATH_SUSPECTS);
+	assert_sums();
+}
+END_TEST
+
+START_TEST(test_timeout_blame_and_quarantine)
+{
+	struct job *a = start_next(0, false), *b = start_next(0, false);
+	struct job *jobs[] = { a, b };
+	uint8_t flags[] = { HELD_STARTED | HELD_TIMED_OUT, HELD_STARTED };
+	struct death killed = { .signaled = true, .status = SIGKILL };
+	char cause[32];
+
+	for (int attempt = 1; attempt <= 3; attempt++) {
+		ck_assert_int_eq(ledger_worker_died(l, &killed, jobs, flags, 2), DEATH_CULPRIT);
+		ck_assert_uint_eq(a->attempts, attempt);
+		ck_assert_uint_eq(b->attempts, 0);
+		if (attempt < 3) {
+			struct job *x;
+
+			while ((x = ledger_pop(l, 0, false)) != NULL)
+				if (x == a || x == b)
+					ledger_start(l, x);
+		}
+	}
+	ck_assert_int_eq(a->state, JOB_TIMED_OUT);
+	ck_assert_str_eq(ledger_cause_string(a, cause, sizeof(cause)), "timeout");
+	ck_assert_int_eq(b->state, JOB_QUEUED);
+	assert_sums();
+}
+END_TEST
+
+START_TEST(test_rerun_cap_ends_job)
+{
+	struct job *a = start_next(0, false);
+	uint8_t flags[] = { 0 };
+	struct death idle_kill = { .signaled = true, .status = SIGKILL };
+
+	for (int i = 0; i < JOB_RERUN_MAX; i++) {
+		ledger_worker_died(l, &idle_kill, &a, flags, 1);
+		ck_assert_int_eq(a->state, JOB_QUEUED);
+		ck_assert_ptr_eq(ledger_pop(l, 0, false), a); /* bystanders go to the front */
+		ledger_start(l, a);
+	}
+	ledger_worker_died(l, &idle_kill, &a, flags, 1);
+	ck_assert_int_eq(a->state, JOB_CRASHED);
+	ck_assert_int_eq(a->cause, CAUSE_RERUNS);
+	ck_assert_uint_eq(a->reruns, JOB_RERUN_MAX);
+	assert_sums();
+}
+END_TEST
+
+START_TEST(test_idle_death_is_worker_fault)
+{
+	struct death d = { .signaled = true, .status = SIGKILL };
+
+	ck_assert_int_eq(ledger_worker_died(l, &d, NULL, NULL, 0), DEATH_IDLE);
+	assert_sums();
+}
+END_TEST
+
+START_TEST(test_cancel_and_unpop)
+{
+	struct job *a = ledger_pop(l, 0, false);
+
+	ledger_unpop(l, a);
+	ck_assert_ptr_eq(ledger_pop(l, 0, false), a);
+	ledger_start(l, a);
+	ledger_cancel(l, a, CAUSE_STOPPED);
+	ck_assert_int_eq(a->state, JOB_CANCELLED);
+	ck_assert_uint_eq(ledger_cancel_queued(l, 0, CAUSE_POOL_FAILED), 4);
+	ck_assert_uint_eq(ledger_queued(l, 0, false), 0);
+	ck_assert_uint_eq(ledger_stats(l)->by_state[JOB_CANCELLED], 5);
+	ck_assert(!ledger_group_ok(l, 0));
+	ck_assert_uint_eq(ledger_unfinished(l), 2);
+	assert_sums();
+}
+END_TEST
+
+START_TEST(test_names)
+{
+	char buf[32];
+	struct job *j = ledger_job(l, 3);
+
+	ck_assert_str_eq(ledger_job_name(l, j, buf, sizeof(buf)), "work#3");
+	ck_assert_str_eq(signal_name(SIGSEGV, buf, sizeof(buf)), "SIGSEGV");
+	ck_assert_str_eq(signal_name(SIGKILL, buf, sizeof(buf)), "SIGKILL");
+}
+END_TEST
+
+static Suite *ledger_suite(void)
+{
+	Suite *s = suite_create("ledger");
+	TCase *tc = tcase_create("rules");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_initial_queues);
+	tcase_add_test(tc, test_done_and_retry_then_failed);
+	tcase_add_test(tc, test_crash_frame_culprit_and_bystanders);
+	tcase_add_test(tc, test_exit_and_oom_causes);
+	tcase_add_test(tc, test_no_evidence_suspects_run_alone);
+	tcase_add_test(tc, test_crash_frame_for_unknown_job_is_no_evidence);
+	tcase_add_test(tc, test_timeout_blame_and_quarantine);
+	tcase_add_test(tc, test_rerun_cap_ends_job);
+	tcase_add_test(tc, test_idle_death_is_worker_fault);
+	tcase_add_test(tc, test_cancel_and_unpop);
+	tcase_add_test(tc, test_names);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(ledger_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ledger: every job the master accepted, its state, and the blame rules of DESIGN §3.
+ * Pure bookkeeping with no processes, clocks or I/O, so each rule is unit-tested directly.
+ *
+ * Invariants: every job is in exactly one state; a queued job is in exactly one queue of its
+ * pool (`ready`, or `alone` for suspects that must run on a worker with nothing else in
+ * flight); counts per group and per state always add up to the number of jobs; a job that
+ * reached a final state never changes again. Nothing is ever removed: `lost` is 0 by
+ * construction, and the tests check the sums anyway.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/job-state.h"
+#include "config/config.h"
+
+#define JOB_RERUN_MAX 10 /* bystander + suspect re-runs of one job before it is ended */
+
+enum job_cause {
+	CAUSE_NONE,
+	CAUSE_STATUS,      /* the job returned non-zero; detail = status */
+	CAUSE_SIGNAL,      /* died by a signal; detail = signo */
+	CAUSE_EXIT,        /* called exit() / the worker exited; detail = exit code */
+	CAUSE_MEMORY,      /* ran out of memory (memory_max); detail = signo */
+	CAUSE_TIMEOUT,     /* ran longer than its timeout */
+	CAUSE_RERUNS,      /* re-run JOB_RERUN_MAX times as bystander/suspect; detail = last signo */
+	CAUSE_POOL_FAILED, /* its pool failed (max_worker_faults) */
+	CAUSE_STOPPED,     /* the run was stopped (SIGINT/SIGTERM) */
+};
+
+struct job {
+	uint64_t id; /* 1..n, index + 1 */
+	uint32_t group;
+	uint32_t instance;    /* 1..count */
+	uint8_t state;        /* enum job_state */
+	uint8_t cause;        /* enum job_cause of the last blame / of the end */
+	uint8_t alone;        /* queued as a suspect: run on an otherwise idle worker */
+	uint8_t attempts;     /* attempts blamed on this job */
+	uint16_t reruns;      /* bystander + suspect re-runs */
+	uint16_t runs;        /* times started */
+	int32_t cause_detail; /* signal number, exit code or status */
+	struct job *next;     /* queue link while queued */
+	/* Owned by the master while the job is in flight on a worker. */
+	void *worker;
+	uint64_t started_at; /* usec, 0 = assigned but not started yet */
+	struct job *wnext;   /* worker's not-yet-started FIFO */
+	uint16_t wslot;      /* worker's running-slot index */
+};
+
+struct job_queue {
+	struct job *head;
+	struct job *tail;
+	uint64_t n;
+};
+
+struct group_counts {
+	uint64_t total;
+	uint64_t by_state[_JOB_STATE_MAX];
+};
+
+struct ledger_stats {
+	uint64_t runs;              /* jobs started, re-runs included */
+	uint64_t reruns_bystander;
+	uint64_t reruns_suspect;
+	uint64_t culprits;          /* blames for a crash, exit, memory or timeout */
+	uint64_t by_state[_JOB_STATE_MAX];
+};
+
+struct ledger;
+
+/* One job per instance of every group of c, all queued. c must outlive the ledger. */
+int ledger_new(const struct config *c, struct ledger **ret);
+void ledger_free(struct ledger *l);
+
+uint64_t ledger_n_jobs(const struct ledger *l);
+/* The job with this id, or NULL (never trust an id from a peer without this). */
+struct job *ledger_job(struct ledger *l, uint64_t id);
+const struct ledger_stats *ledger_stats(const struct ledger *l);
+const struct group_counts *ledger_group_counts(const struct ledger *l, unsigned group);
+/* Jobs not yet in a final state. */
+uint64_t ledger_unfinished(const struct ledger *l);
+/* True if every job of the group ended in the group's `expect` state. */
+bool ledger_group_ok(const struct ledger *l, unsigned group);
+
+/* Queued jobs of a pool in its normal / alone queue. */
+uint64_t ledger_queued(const struct ledger *l, unsigned pool, bool alone);
+/* Takes the next queued job of that queue (NULL if empty); it stays `queued` until started. */
+struct job *ledger_pop(struct ledger *l, unsigned pool, bool alone);
+/* Puts a popped job back at the front of its queue (an assignment that could not be sent). */
+void ledger_unpop(struct ledger *l, struct job *j);
+/* A popped job was handed to a worker: queued -> running. */
+void ledger_start(struct ledger *l, struct job *j);
+
+/* The worker reported the job's result: 0 -> done, else failed or retried. */
+void ledger_finish(struct ledger *l, struct job *j, int status);
+/* The job is the culprit of a worker death or a timeout: counted, retried or quarantined. */
+void ledger_blame(struct ledger *l, struct job *j, enum job_cause cause, int detail);
+/* The job was on a worker that died for another job: re-queued, not counted. */
+void ledger_bystander(struct ledger *l, struct job *j);
+/* The job was running on a worker that died unexplained: re-queued to run alone. */
+void ledger_suspect(struct ledger *l, struct job *j, int signo);
+/* Ends a queued or running job as cancelled. */
+void ledger_cancel(struct ledger *l, struct job *j, enum job_cause cause);
+/* Cancels every queued job of a pool. Returns how many. */
+uint64_t ledger_cancel_queued(struct ledger *l, unsigned pool, enum job_cause cause);
+
+/* How a worker died, as far as the master knows. */
+struct death {
+	bool crash_frame;    /* a CRASH frame arrived before the death */
+	uint64_t crash_job;  /* its job id (0 = outside a job) */
+	uint32_t crash_kind; /* enum bh_crash_kind */
+	int crash_signo;
+	bool signaled; /* killed by a signal (else exited) */
+	int status;    /* the signal number, or the exit code */
+	bool solo;     /* the worker held one job that had to run alone */
+};
+
+enum held_flags {
+	HELD_STARTED = 1 << 0,   /* the job had started on a thread */
+	HELD_TIMED_OUT = 1 << 1, /* the master killed the worker because of this job's timeout */
+};
+
+enum death_verdict {
+	DEATH_IDLE,     /* no job in flight: a worker fault */
+	DEATH_CULPRIT,  /* at least one job was blamed */
+	DEATH_SUSPECTS, /* jobs in flight but no one to blame: suspects re-run alone */
+};
+
+/*
+ * Applies the blame rules to the n jobs a dead worker held (flags[i] for jobs[i]):
+ * a timed-out job or the job a CRASH frame names is the culprit and the others bystanders;
+ * with no such evidence, started jobs are suspects and the rest bystanders, except that a
+ * job that already ran alone is the culprit. Returns what kind of death it was.
+ */
+enum death_verdict ledger_worker_died(struct ledger *l, const struct death *d, struct job **jobs,
+				      const uint8_t *flags, size_t n);
+
+/* "segv#3" */
+char *ledger_job_name(const struct ledger *l, const struct job *j, char *buf, size_t size);
+/* "SIGSEGV", "timeout", "exit(7)", "status 1", "memory", "pool failed", "" */
+char *ledger_cause_string(const struct job *j, char *buf, size_t size);
+/* "SIGSEGV" for a known signal number, else "SIG<n>". */
+const char *signal_name(int signo, char *buf, size_t size);

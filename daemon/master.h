@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The master: one thread, one sd-event loop, all state. It spawns the workers of every
+ * pool, dispatches the ledger's jobs to them in batches, reads their results and crash
+ * reports, applies the blame rules when one dies, restarts it under the pool's policy and
+ * ends when every job has reached a final state (one-shot mode, `bulkhead run`).
+ *
+ * It never trusts a worker: every frame is checked (sender, state, type, length, job ids),
+ * and a worker that breaks the protocol is killed. It never blocks or sleeps: timers for
+ * deadlines and restarts, non-blocking sockets, pidfds for child exits.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "config/config.h"
+#include "daemon/ledger.h"
+
+#define MASTER_HELLO_TIMEOUT (10 * USEC_PER_SEC) /* spawn -> HELLO, else a worker fault */
+#define MASTER_STOP_TIMEOUT (5 * USEC_PER_SEC)   /* STOP -> exit, else SIGKILL */
+
+struct master_stats {
+	uint64_t workers_started; /* successful spawns */
+	uint64_t restarts;        /* spawns that replaced a worker */
+	uint64_t worker_faults;
+	uint64_t deaths_by_signal[65]; /* unexpected worker deaths by signal */
+	uint64_t deaths_by_exit;       /* unexpected worker exits */
+	unsigned workers_up;           /* said HELLO and not dead */
+	uint64_t running;              /* jobs in flight */
+	usec_t started_at;
+	usec_t ended_at;
+	bool pool_failure_exit; /* a pool with on_pool_failure=exit failed */
+	bool interrupted;       /* stopped by SIGINT/SIGTERM */
+};
+
+struct master;
+
+/* The config must outlive the master. */
+int master_new(const struct config *c, struct master **ret);
+void master_free(struct master *m);
+
+/* Runs until every job has ended (or the run is stopped) and every worker is gone. */
+int master_run(struct master *m);
+
+sd_event *master_event(struct master *m);
+struct ledger *master_ledger(struct master *m);
+const struct master_stats *master_stats(const struct master *m);
+
+/* Number of pools that failed (max_worker_faults). */
+unsigned master_failed_pools(const struct master *m);

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Worker start-up (see spawn-worker.h). posix_spawn reports exec failures as its return value, so
+ * a missing or unexecutable worker binary is an errno here, not a child that dies at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spawn-worker.h"
+
+#define ENV_MAX 4096 /* environment entries passed on */
+
+extern char **environ;
+
+const char *spawn_worker_path(void)
+{
+	static char path[PATH_MAX + 32];
+	const char *e = getenv("BULKHEAD_WORKER");
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (e && *e)
+		return e;
+	if (path[0])
+		return path;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		char *slash;
+
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(path, sizeof(path), "%s/bulkhead-worker", self);
+			if (access(path, X_OK) == 0)
+				return path;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/bulkhead-worker", BULKHEAD_LIBEXECDIR);
+	return path;
+}
+
+static bool env_dropped(const char *kv)
+{
+	static const char *const drop[] = { "NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=",
+					    "LISTEN_PID=",    "LISTEN_FDS=",    "LISTEN_FDNAMES=",
+					    NULL };
+
+	for (const char *const *d = drop; *d; d++)
+		if (strncmp(kv, *d, strlen(*d)) == 0)
+			return true;
+	return false;
+}
+
+static int pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int spawn_attrs(posix_spawnattr_t *attr, posix_spawn_file_actions_t *fa, int child_fd)
+{
+	sigset_t none, all;
+	int r;
+
+	sigemptyset(&none);
+	sigfillset(&all);
+	r = posix_spawnattr_init(attr);
+	if (r)
+		return -r;
+	r = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+						   POSIX_SPAWN_SETPGROUP);
+	if (!r)
+		r = posix_spawnattr_setsigmask(attr, &none);
+	if (!r)
+		r = posix_spawnattr_setsigdefault(attr, &all);
+	if (!r)
+		r = posix_spawnattr_setpgroup(attr, 0);
+	if (!r)
+		r = posix_spawn_file_actions_init(fa);
+	if (!r)
+		r = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
+	if (!r)
+		r = posix_spawn_file_actions_adddup2(fa, child_fd, 3);
+	return -r;
+}
+
+int spawn_worker(const char *path, const char *pool, unsigned index, unsigned threads,
+		 uint64_t memory_max, struct spawned_worker *ret)
+{
+	char s_index[16], s_threads[16], s_mpid[16], s_mem[32];
+	const char *argv[16];
+	char **envp = NULL;
+	posix_spawnattr_t attr;
+	posix_spawn_file_actions_t fa;
+	int sv[2], argc = 0, r, n = 0;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	/* The child's end must not already be fd 3: dup2 onto itself would keep CLOEXEC. */
+	if (sv[1] == 3) {
+		int fd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+		if (fd < 0) {
+			r = -errno;
+			goto out_close;
+		}
+		close(sv[1]);
+		sv[1] = fd;
+	}
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0) {
+		r = -errno;
+		goto out_close;
+	}
+
+	snprintf(s_index, sizeof(s_index), "%u", index);
+	snprintf(s_threads, sizeof(s_threads), "%u", threads);
+	snprintf(s_mpid, sizeof(s_mpid), "%d", (int)getpid());
+	argv[argc++] = "bulkhead-worker";
+	argv[argc++] = "--pool";
+	argv[argc++] = pool;
+	argv[argc++] = "--index";
+	argv[argc++] = s_index;
+	argv[argc++] = "--threads";
+	argv[argc++] = s_threads;
+	argv[argc++] = "--master-pid";
+	argv[argc++] = s_mpid;
+	if (memory_max != UINT64_MAX) {
+		snprintf(s_mem, sizeof(s_mem), "%llu", (unsigned long long)memory_max);
+		argv[argc++] = "--memory-max";
+		argv[argc++] = s_mem;
+	}
+	argv[argc] = NULL;
+
+	envp = calloc(ENV_MAX + 1, sizeof(char *));
+	if (!envp) {
+		r = -ENOMEM;
+		goto out_close;
+	}
+	for (char **e = environ; e && *e && n < ENV_MAX; e++)
+		if (!env_dropped(*e))
+			envp[n++] = *e;
+
+	r = spawn_attrs(&attr, &fa, sv[1]);
+	if (r == 0)
+		r = -posix_spawn(&pid, path, &fa, &attr, (char *const *)argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	free(envp);
+	if (r < 0)
+		goto out_close;
+
+	close(sv[1]);
+	/* Safe: the pid cannot be reused before we reap it. */
+	ret->pidfd = pidfd_open_(pid);
+	if (ret->pidfd < 0) {
+		r = -errno;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(sv[0]);
+		return r;
+	}
+	ret->pid = pid;
+	ret->fd = sv[0];
+	return 0;
+
+out_close:
+	close(sv[0]);
+	close(sv[1]);
+	return r;
+}
