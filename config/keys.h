@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Every config key, declared once. CONFIG_KEYS(X) drives parsing, validation, defaults,
+ * `bulkhead check-config` output (config_print) and the bulkhead.conf(5) reference.
+ *
+ *   X(SECTION, key, field, TYPE, "default", min, max, choices, "doc")
+ *
+ * SECTION   SUPERVISOR, POOL or JOB: [supervisor], [pool NAME], [job NAME]
+ * key       the key's name as written in the file
+ * field     the member of struct supervisor_config / pool_config / group_config it fills
+ * TYPE      a CONFIG_TYPE_* below, which says what min and max mean
+ * default   the value used when the key is absent, parsed like a written one;
+ *           NULL means the key is required
+ * choices   for ENUM: a NULL-terminated struct config_choice array; NULL otherwise
+ * doc       one line for the reference
+ *
+ * Keys are listed in the order config_print() writes them. Append freely; the order
+ * within a section is the only thing that matters.
+ */
+#pragma once
+
+#include <stddef.h>
+
+#include "common/job-state.h"
+#include "common/units.h"
+#include "config/config.h"
+
+enum config_section_kind {
+	CONFIG_SECTION_SUPERVISOR,
+	CONFIG_SECTION_POOL,
+	CONFIG_SECTION_JOB,
+	_CONFIG_SECTION_MAX,
+};
+
+enum config_type {
+	CONFIG_TYPE_STRING, /* char *, length min..max bytes, no control characters */
+	CONFIG_TYPE_PATH, /* char *, "" or an absolute path of at most max bytes */
+	CONFIG_TYPE_UINT, /* unsigned, min..max */
+	CONFIG_TYPE_DURATION, /* usec_t, min..max; max USEC_INFINITY allows "infinity" */
+	CONFIG_TYPE_DURATION_RANGE, /* usec_t field, usec_t field+1: "LO..HI", each min..max */
+	CONFIG_TYPE_RATE, /* struct rate, "COUNT/DURATION", count min..max */
+	CONFIG_TYPE_SIZE, /* uint64_t bytes, min..max; max UINT64_MAX allows "infinity" */
+	CONFIG_TYPE_ENUM, /* an enum, one of choices */
+	CONFIG_TYPE_POOL, /* unsigned index into config.pools, by pool name */
+	CONFIG_TYPE_RUN, /* char *, "builtin:NAME" */
+	CONFIG_TYPE_ARGS, /* char *, "k=v k=v" checked against run's builtin */
+};
+
+struct config_choice {
+	const char *name;
+	int value;
+};
+
+static const struct config_choice config_log_level_choices[] = {
+	{ "debug", LOG_LEVEL_DEBUG },	{ "info", LOG_LEVEL_INFO },
+	{ "notice", LOG_LEVEL_NOTICE }, { "warning", LOG_LEVEL_WARNING },
+	{ "err", LOG_LEVEL_ERR },	{ NULL, 0 },
+};
+
+static const struct config_choice config_pool_failure_choices[] = {
+	{ "stop", POOL_FAILURE_STOP },
+	{ "exit", POOL_FAILURE_EXIT },
+	{ NULL, 0 },
+};
+
+static const struct config_choice config_expect_choices[] = {
+	{ "done", JOB_DONE },
+	{ "failed", JOB_FAILED },
+	{ "crashed", JOB_CRASHED },
+	{ "timed_out", JOB_TIMED_OUT },
+	{ NULL, 0 },
+};
+
+#define CONFIG_STRUCT_SUPERVISOR struct supervisor_config
+#define CONFIG_STRUCT_POOL struct pool_config
+#define CONFIG_STRUCT_JOB struct group_config
+
+/* clang-format off */
+#define CONFIG_KEYS(X)                                                                             \
+	X(SUPERVISOR, control_socket, control_socket, PATH, "", 0, 107, NULL,                      \
+	  "path of the control socket; empty: $RUNTIME_DIRECTORY/control.sock")          \
+	X(SUPERVISOR, control_group, control_group, STRING, "bulkhead", 1, 32, NULL,              \
+	  "group whose members may use the control socket besides root")                          \
+	X(SUPERVISOR, log_level, log_level, ENUM, "info", 0, 0, config_log_level_choices,         \
+	  "most verbose level logged")                                                             \
+	X(SUPERVISOR, drain_timeout, drain_timeout, DURATION, "10s", 0, USEC_INFINITY, NULL,      \
+	  "on SIGTERM, how long running jobs may finish before they end cancelled")               \
+	X(POOL, workers, workers, UINT, "2", 1, 1024, NULL,                                        \
+	  "worker processes in the pool")                                                          \
+	X(POOL, threads, threads, UINT, "4", 1, 256, NULL,                                         \
+	  "job threads in each worker")                                                            \
+	X(POOL, backoff, backoff_min, DURATION_RANGE, "10ms..5s", 0, USEC_PER_HOUR, NULL,          \
+	  "restart delay after a worker fault: starts at LO, doubles (with jitter) up to HI")     \
+	X(POOL, min_uptime, min_uptime, DURATION, "1s", 0, USEC_PER_HOUR, NULL,                    \
+	  "a worker that lived this long restarts at once and its backoff starts over")           \
+	X(POOL, max_worker_faults, max_worker_faults, RATE, "10/60s", 1, 1024, NULL,              \
+	  "more than COUNT worker faults within DURATION: the pool fails")                        \
+	X(POOL, memory_max, memory_max, SIZE, "infinity", 16ULL << 20, UINT64_MAX, NULL,          \
+	  "memory limit per worker (cgroup v2 memory.max where delegated, else RLIMIT_AS)")       \
+	X(POOL, kill_grace, kill_grace, DURATION, "1s", 0, USEC_PER_HOUR, NULL,                    \
+	  "after a job timeout, how long the worker's other jobs may finish before SIGKILL")      \
+	X(POOL, on_pool_failure, on_pool_failure, ENUM, "stop", 0, 0, config_pool_failure_choices, \
+	  "stop: the pool stays failed; exit: the daemon exits non-zero")                         \
+	X(JOB, pool, pool, POOL, "main", 0, 0, NULL,                                               \
+	  "the pool whose workers run these jobs")                                                 \
+	X(JOB, run, run, RUN, NULL, 0, 0, NULL,                                                    \
+	  "what to run: builtin:NAME (plugin:PATH:SYMBOL and exec:COMMAND are not supported yet)") \
+	X(JOB, args, args, ARGS, "", 0, 0, NULL,                                                   \
+	  "key=value arguments, separated by whitespace, checked against the builtin")            \
+	X(JOB, count, count, UINT, "1", 1, 1000000, NULL,                                          \
+	  "instances of the job: NAME#1 .. NAME#COUNT")                                            \
+	X(JOB, timeout, timeout, DURATION, "60s", 1, USEC_INFINITY, NULL,                          \
+	  "limit per attempt, from when a thread starts the job; infinity: none")                 \
+	X(JOB, max_attempts, max_attempts, UINT, "3", 1, 100, NULL,                                \
+	  "attempts the job itself is blamed for before it is failed or quarantined")             \
+	X(JOB, expect, expect, ENUM, "done", 0, 0, config_expect_choices,                          \
+	  "the end state this group should reach (decides the exit code of bulkhead run)")
+/* clang-format on */
+
+enum config_key_id {
+#define CONFIG_KEY_ENUM(sect, key, field, type, def, min, max, choices, doc) \
+	CONFIG_KEY_##sect##_##key,
+	CONFIG_KEYS(CONFIG_KEY_ENUM)
+#undef CONFIG_KEY_ENUM
+		_CONFIG_KEY_MAX,
+};
+
+struct config_key {
+	enum config_section_kind section;
+	const char *name;
+	enum config_type type;
+	size_t offset; /* of the field in its section's struct */
+	const char *def;
+	uint64_t min, max;
+	const struct config_choice *choices;
+	const char *doc;
+};
+
+/* Indexed by enum config_key_id; defined in config.c. */
+extern const struct config_key config_keys[_CONFIG_KEY_MAX];
+
+/* "supervisor", "pool", "job". */
+extern const char *const config_section_names[_CONFIG_SECTION_MAX];
