@@ -1,1 +1,1098 @@
-int main(void) { return 77; }
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for common/protocol.c. Every encoder round-trips through bh_frame_decode();
+ * batches fill up to BH_ASSIGN_MAX / BH_DONE_MAX and refuse one more; every rejection the
+ * header promises is checked with its error code; and a fixed-seed mutation loop throws
+ * damaged frames at the decoder, which must never crash and must only accept frames that
+ * re-encode to the very same bytes.
+ *
+ * Frames to be rejected are copied into buffers of exactly their length, so that an ASan
+ * build catches any read past the end.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/protocol.h"
+
+#define HDR sizeof(struct bh_frame_header)
+#define OFF_MAGIC offsetof(struct bh_frame_header, magic)
+#define OFF_VERSION offsetof(struct bh_frame_header, version)
+#define OFF_TYPE offsetof(struct bh_frame_header, type)
+#define OFF_LENGTH offsetof(struct bh_frame_header, length)
+
+/* Valid frames of every type, built once (in the parent) by samples_setup(). */
+struct sample {
+	const char *name;
+	enum bh_frame_type type;
+	uint8_t *buf;
+	size_t len;
+};
+
+#define SAMPLES_MAX 32
+static struct sample samples[SAMPLES_MAX];
+static size_t n_samples;
+
+static uint8_t scratch[BH_FRAME_MAX];
+
+/*
+ * For hot loops: every passing ck_assert() writes a progress mark to Check's pipe, which costs
+ * a system call; this one only calls into Check on failure.
+ */
+#define require(cond, ...)                         \
+	do {                                       \
+		if (!(cond))                       \
+			ck_abort_msg(__VA_ARGS__); \
+	} while (0)
+
+static uint64_t xorshift64(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+static uint8_t *memdup_exact(const void *p, size_t len)
+{
+	uint8_t *q = malloc(len ? len : 1);
+
+	require(q, "out of memory");
+	if (len)
+		memcpy(q, p, len);
+	return q;
+}
+
+/* Decodes a copy of exactly `len` bytes, for frames that must be rejected. */
+static int decode_copy(const void *buf, size_t len)
+{
+	uint8_t *q = memdup_exact(buf, len);
+	struct bh_frame f;
+	int r = bh_frame_decode(q, len, &f);
+
+	free(q);
+	return r;
+}
+
+static void set_u32(uint8_t *buf, size_t off, uint32_t v)
+{
+	memcpy(buf + off, &v, sizeof(v));
+}
+
+static void set_u64(uint8_t *buf, size_t off, uint64_t v)
+{
+	memcpy(buf + off, &v, sizeof(v));
+}
+
+static void set_length(uint8_t *buf, uint32_t len)
+{
+	set_u32(buf, OFF_LENGTH, len);
+}
+
+/* A header by hand, for frames no encoder would write. */
+static size_t put_raw_header(uint8_t *buf, unsigned type, size_t payload)
+{
+	struct bh_frame_header h = {
+		.magic = BH_PROTO_MAGIC,
+		.version = BH_PROTO_VERSION,
+		.type = (uint8_t)type,
+		.length = (uint32_t)payload,
+	};
+
+	memcpy(buf, &h, HDR);
+	return HDR + payload;
+}
+
+/* Encodes f again from its decoded form; the result must equal what was decoded. */
+static size_t reencode(const struct bh_frame *f, uint8_t *out)
+{
+	static char run[BH_SPEC_STRING_MAX + 1], args[BH_SPEC_STRING_MAX + 1];
+	struct bh_batch b;
+
+	switch (f->type) {
+	case BH_FRAME_HELLO:
+		return bh_encode_hello(out, BH_FRAME_MAX, f->hello.pid, f->hello.threads);
+	case BH_FRAME_CRASH:
+		return bh_encode_crash(out, BH_FRAME_MAX, &f->crash);
+	case BH_FRAME_STOP:
+		return bh_encode_stop(out, BH_FRAME_MAX);
+	case BH_FRAME_SPEC:
+		require(f->spec.run_len <= BH_SPEC_STRING_MAX, "run_len %u", f->spec.run_len);
+		require(f->spec.args_len <= BH_SPEC_STRING_MAX, "args_len %u", f->spec.args_len);
+		memcpy(run, f->spec.run, f->spec.run_len);
+		run[f->spec.run_len] = 0;
+		memcpy(args, f->spec.args, f->spec.args_len);
+		args[f->spec.args_len] = 0;
+		return bh_encode_spec(out, BH_FRAME_MAX, f->spec.id, run, args);
+	case BH_FRAME_ASSIGN:
+		bh_batch_init(&b, out, BH_FRAME_MAX, BH_FRAME_ASSIGN);
+		for (uint32_t i = 0; i < f->assign.count; i++) {
+			struct bh_assign_entry e;
+
+			bh_frame_assign_entry(f, i, &e);
+			require(bh_batch_add_assign(&b, e.job_id, e.spec_id), "entry %u", i);
+		}
+		return bh_batch_finish(&b);
+	case BH_FRAME_DONE:
+		bh_batch_init(&b, out, BH_FRAME_MAX, BH_FRAME_DONE);
+		for (uint32_t i = 0; i < f->done.count; i++) {
+			struct bh_done_entry e;
+
+			bh_frame_done_entry(f, i, &e);
+			require(bh_batch_add_done(&b, e.job_id, e.status), "entry %u", i);
+		}
+		return bh_batch_finish(&b);
+	}
+	ck_abort_msg("decoded an unknown frame type %d", (int)f->type);
+	return 0;
+}
+
+static void add_sample(const char *name, enum bh_frame_type type, size_t len)
+{
+	if (len == 0 || n_samples >= SAMPLES_MAX)
+		abort();
+	samples[n_samples++] = (struct sample){
+		.name = name, .type = type, .buf = memdup_exact(scratch, len), .len = len
+	};
+}
+
+static void add_batch_sample(const char *name, enum bh_frame_type type, uint32_t n)
+{
+	struct bh_batch b;
+
+	bh_batch_init(&b, scratch, sizeof(scratch), type);
+	for (uint32_t i = 1; i <= n; i++) {
+		bool ok = type == BH_FRAME_ASSIGN
+				  ? bh_batch_add_assign(&b, i * 1000003ull, i % 7)
+				  : bh_batch_add_done(&b, i * 999983ull, (int32_t)i - 3);
+		if (!ok)
+			abort();
+	}
+	add_sample(name, type, bh_batch_finish(&b));
+}
+
+static void samples_setup(void)
+{
+	static char big_run[BH_SPEC_STRING_MAX + 1], big_args[BH_SPEC_STRING_MAX + 1];
+	struct bh_crash sig = {
+		.job_id = 42, .kind = BH_CRASH_SIGNAL, .signo = 11, .code = 1, .addr = 0xdeadbeef
+	};
+	struct bh_crash ex = { .job_id = 7, .kind = BH_CRASH_EXIT, .code = 3 };
+	struct bh_crash oom = { .job_id = 0, .kind = BH_CRASH_OOM, .signo = 6, .code = -6 };
+
+	add_sample("hello", BH_FRAME_HELLO, bh_encode_hello(scratch, sizeof(scratch), 1234, 4));
+	add_sample("crash-signal", BH_FRAME_CRASH, bh_encode_crash(scratch, sizeof(scratch), &sig));
+	add_sample("crash-exit", BH_FRAME_CRASH, bh_encode_crash(scratch, sizeof(scratch), &ex));
+	add_sample("crash-oom", BH_FRAME_CRASH, bh_encode_crash(scratch, sizeof(scratch), &oom));
+	add_sample("spec", BH_FRAME_SPEC,
+		   bh_encode_spec(scratch, sizeof(scratch), 5, "builtin:balance",
+				  "iterations=100 amount=5"));
+	add_sample("spec-noargs", BH_FRAME_SPEC,
+		   bh_encode_spec(scratch, sizeof(scratch), 0, "builtin:noop", ""));
+	memset(big_run, 'r', BH_SPEC_STRING_MAX);
+	memset(big_args, 'a', BH_SPEC_STRING_MAX);
+	add_sample("spec-max", BH_FRAME_SPEC,
+		   bh_encode_spec(scratch, sizeof(scratch), UINT32_MAX, big_run, big_args));
+	add_sample("stop", BH_FRAME_STOP, bh_encode_stop(scratch, sizeof(scratch)));
+	add_batch_sample("assign-1", BH_FRAME_ASSIGN, 1);
+	add_batch_sample("assign-3", BH_FRAME_ASSIGN, 3);
+	add_batch_sample("assign-max", BH_FRAME_ASSIGN, BH_ASSIGN_MAX);
+	add_batch_sample("done-1", BH_FRAME_DONE, 1);
+	add_batch_sample("done-5", BH_FRAME_DONE, 5);
+	add_batch_sample("done-max", BH_FRAME_DONE, BH_DONE_MAX);
+}
+
+static void samples_teardown(void)
+{
+	for (size_t i = 0; i < n_samples; i++)
+		free(samples[i].buf);
+	n_samples = 0;
+}
+
+/* Decodes s in place (must succeed) and checks that it re-encodes byte for byte. */
+static void assert_roundtrip(const uint8_t *buf, size_t len, struct bh_frame *f)
+{
+	static uint8_t out[BH_FRAME_MAX];
+
+	ck_assert_uint_ne(len, 0);
+	ck_assert_int_eq(bh_frame_decode(buf, len, f), 0);
+	ck_assert_uint_eq(reencode(f, out), len);
+	ck_assert(memcmp(out, buf, len) == 0);
+}
+
+/* --- round trips ---------------------------------------------------------------------- */
+
+START_TEST(test_hello_roundtrip)
+{
+	struct bh_frame f;
+	size_t len;
+
+	len = bh_encode_hello(scratch, sizeof(scratch), 4242, 8);
+	ck_assert_uint_eq(len, HDR + sizeof(struct bh_hello));
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_int_eq(f.type, BH_FRAME_HELLO);
+	ck_assert_int_eq(f.hello.pid, 4242);
+	ck_assert_uint_eq(f.hello.threads, 8);
+
+	len = bh_encode_hello(scratch, sizeof(scratch), INT32_MAX, UINT32_MAX);
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_int_eq(f.hello.pid, INT32_MAX);
+	ck_assert_uint_eq(f.hello.threads, UINT32_MAX);
+
+	/* Exactly enough room, and one byte less. */
+	ck_assert_uint_eq(bh_encode_hello(scratch, HDR + 8, 1, 1), HDR + 8);
+	ck_assert_uint_eq(bh_encode_hello(scratch, HDR + 7, 1, 1), 0);
+	ck_assert_uint_eq(bh_encode_hello(scratch, 0, 1, 1), 0);
+}
+END_TEST
+
+START_TEST(test_crash_roundtrip)
+{
+	const struct bh_crash cases[] = {
+		{ .job_id = 1, .kind = BH_CRASH_SIGNAL, .signo = 11, .code = 1, .addr = 0x10 },
+		{ .job_id = UINT64_MAX, .kind = BH_CRASH_SIGNAL, .signo = 64, .addr = UINT64_MAX },
+		{ .job_id = 0, .kind = BH_CRASH_SIGNAL, .signo = 1, .code = INT32_MIN },
+		{ .job_id = 9, .kind = BH_CRASH_EXIT, .signo = 0, .code = 17 },
+		{ .job_id = 0, .kind = BH_CRASH_EXIT, .signo = 0, .code = -1 },
+		{ .job_id = 3, .kind = BH_CRASH_OOM, .signo = 6, .code = INT32_MAX },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct bh_frame f;
+		size_t len = bh_encode_crash(scratch, sizeof(scratch), &cases[i]);
+
+		ck_assert_uint_eq(len, HDR + sizeof(struct bh_crash));
+		assert_roundtrip(scratch, len, &f);
+		ck_assert_int_eq(f.type, BH_FRAME_CRASH);
+		ck_assert(memcmp(&f.crash, &cases[i], sizeof(cases[i])) == 0);
+	}
+	ck_assert_uint_eq(bh_encode_crash(scratch, HDR + sizeof(struct bh_crash) - 1, &cases[0]),
+			  0);
+}
+END_TEST
+
+START_TEST(test_spec_roundtrip)
+{
+	static char big[BH_SPEC_STRING_MAX + 2];
+	struct bh_frame f;
+	size_t len;
+
+	len = bh_encode_spec(scratch, sizeof(scratch), 77, "builtin:sleep", "ms=5");
+	ck_assert_uint_eq(len, HDR + 8 + 13 + 4);
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_int_eq(f.type, BH_FRAME_SPEC);
+	ck_assert_uint_eq(f.spec.id, 77);
+	ck_assert_uint_eq(f.spec.run_len, 13);
+	ck_assert(memcmp(f.spec.run, "builtin:sleep", 13) == 0);
+	ck_assert_uint_eq(f.spec.args_len, 4);
+	ck_assert(memcmp(f.spec.args, "ms=5", 4) == 0);
+	/* Pointers point into the decoded buffer. */
+	ck_assert_ptr_eq(f.spec.run, (const char *)scratch + HDR + 8);
+	ck_assert_ptr_eq(f.spec.args, (const char *)scratch + HDR + 8 + 13);
+
+	len = bh_encode_spec(scratch, sizeof(scratch), 0, "x", "");
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_uint_eq(f.spec.run_len, 1);
+	ck_assert_uint_eq(f.spec.args_len, 0);
+
+	/* The longest strings allowed, and one more byte. */
+	memset(big, 'z', BH_SPEC_STRING_MAX);
+	big[BH_SPEC_STRING_MAX] = 0;
+	len = bh_encode_spec(scratch, sizeof(scratch), 1, big, big);
+	ck_assert_uint_eq(len, HDR + 8 + 2 * BH_SPEC_STRING_MAX);
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_uint_eq(f.spec.run_len, BH_SPEC_STRING_MAX);
+	ck_assert_uint_eq(f.spec.args_len, BH_SPEC_STRING_MAX);
+	big[BH_SPEC_STRING_MAX] = 'z';
+	big[BH_SPEC_STRING_MAX + 1] = 0;
+	ck_assert_uint_eq(bh_encode_spec(scratch, sizeof(scratch), 1, big, ""), 0);
+	ck_assert_uint_eq(bh_encode_spec(scratch, sizeof(scratch), 1, "x", big), 0);
+
+	/* An empty run is refused, and so is a buffer one byte too small. */
+	ck_assert_uint_eq(bh_encode_spec(scratch, sizeof(scratch), 1, "", "a=b"), 0);
+	ck_assert_uint_eq(bh_encode_spec(scratch, HDR + 8 + 3, 1, "abc", ""), HDR + 8 + 3);
+	ck_assert_uint_eq(bh_encode_spec(scratch, HDR + 8 + 2, 1, "abc", ""), 0);
+	ck_assert_uint_eq(bh_encode_spec(scratch, 0, 1, "abc", ""), 0);
+}
+END_TEST
+
+START_TEST(test_stop_roundtrip)
+{
+	struct bh_frame f;
+	size_t len = bh_encode_stop(scratch, sizeof(scratch));
+
+	ck_assert_uint_eq(len, HDR);
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_int_eq(f.type, BH_FRAME_STOP);
+	ck_assert_uint_eq(bh_encode_stop(scratch, HDR), HDR);
+	ck_assert_uint_eq(bh_encode_stop(scratch, HDR - 1), 0);
+}
+END_TEST
+
+START_TEST(test_encoders_stay_in_bounds)
+{
+	static const struct bh_crash c = { .job_id = 1, .kind = BH_CRASH_SIGNAL, .signo = 11 };
+	uint8_t buf[128];
+
+	/* For every size too small, nothing is written at or past `size`. */
+	for (size_t size = 0; size < 64; size++) {
+		struct bh_batch b;
+
+		memset(buf, 0xa5, sizeof(buf));
+		bh_encode_hello(buf, size, 1, 1);
+		bh_encode_crash(buf, size, &c);
+		bh_encode_spec(buf, size, 1, "builtin:noop", "a=b");
+		bh_encode_stop(buf, size);
+		bh_batch_init(&b, buf, size, BH_FRAME_ASSIGN);
+		while (bh_batch_add_assign(&b, 1, 1))
+			;
+		bh_batch_finish(&b);
+		bh_batch_init(&b, buf, size, BH_FRAME_DONE);
+		while (bh_batch_add_done(&b, 1, 1))
+			;
+		bh_batch_finish(&b);
+		for (size_t i = size; i < sizeof(buf); i++)
+			ck_assert_msg(buf[i] == 0xa5, "size %zu: byte %zu written", size, i);
+	}
+}
+END_TEST
+
+static void batch_fill(enum bh_frame_type type, uint32_t max)
+{
+	static uint8_t buf[BH_FRAME_MAX];
+	struct bh_batch b;
+	struct bh_frame f;
+	size_t len;
+
+	bh_batch_init(&b, buf, sizeof(buf), type);
+	ck_assert_uint_eq(b.max, max);
+	ck_assert_uint_eq(bh_batch_finish(&b), 0); /* empty: nothing to send */
+	for (uint32_t i = 0; i < max; i++) {
+		bool ok = type == BH_FRAME_ASSIGN ? bh_batch_add_assign(&b, i + 1, i * 3)
+						  : bh_batch_add_done(&b, i + 1, -(int32_t)i);
+		require(ok, "entry %u of %u refused", i, max);
+	}
+	ck_assert(!bh_batch_add_assign(&b, UINT64_MAX, 1));
+	ck_assert(!bh_batch_add_done(&b, UINT64_MAX, 1));
+	ck_assert_uint_eq(b.count, max);
+
+	len = bh_batch_finish(&b);
+	ck_assert_uint_eq(len, HDR + BH_BATCH_HEADER_SIZE + (size_t)max * 16);
+	ck_assert_uint_le(len, BH_FRAME_MAX);
+	ck_assert_uint_gt(len + 16, BH_FRAME_MAX); /* one more entry would not fit */
+	assert_roundtrip(buf, len, &f);
+	ck_assert_int_eq(f.type, type);
+	for (uint32_t i = 0; i < max; i++) {
+		if (type == BH_FRAME_ASSIGN) {
+			struct bh_assign_entry e;
+
+			bh_frame_assign_entry(&f, i, &e);
+			require(e.job_id == i + 1 && e.spec_id == i * 3 && e.flags == 0,
+				"assign entry %u", i);
+		} else {
+			struct bh_done_entry e;
+
+			bh_frame_done_entry(&f, i, &e);
+			require(e.job_id == i + 1 && e.status == -(int32_t)i && e.flags == 0,
+				"done entry %u", i);
+		}
+	}
+	ck_assert_uint_eq(type == BH_FRAME_ASSIGN ? f.assign.count : f.done.count, max);
+}
+
+START_TEST(test_assign_batch_full)
+{
+	batch_fill(BH_FRAME_ASSIGN, BH_ASSIGN_MAX);
+}
+END_TEST
+
+START_TEST(test_done_batch_full)
+{
+	batch_fill(BH_FRAME_DONE, BH_DONE_MAX);
+}
+END_TEST
+
+START_TEST(test_batch_small_buffers)
+{
+	static uint8_t big[2 * BH_FRAME_MAX];
+	uint8_t buf[HDR + BH_BATCH_HEADER_SIZE + 3 * 16 + 5];
+	struct bh_batch b;
+	struct bh_frame f;
+	size_t len;
+
+	/* Room for exactly three entries. */
+	bh_batch_init(&b, buf, sizeof(buf), BH_FRAME_DONE);
+	ck_assert_uint_eq(b.max, 3);
+	ck_assert(bh_batch_add_done(&b, 1, 0));
+	ck_assert(bh_batch_add_done(&b, 2, 1));
+	ck_assert(bh_batch_add_done(&b, 3, -1));
+	ck_assert(!bh_batch_add_done(&b, 4, 0));
+	len = bh_batch_finish(&b);
+	assert_roundtrip(buf, len, &f);
+	ck_assert_uint_eq(f.done.count, 3);
+
+	/* Too small for even the batch header: nothing fits, nothing is sent. */
+	bh_batch_init(&b, buf, HDR + BH_BATCH_HEADER_SIZE - 1, BH_FRAME_ASSIGN);
+	ck_assert_uint_eq(b.max, 0);
+	ck_assert(!bh_batch_add_assign(&b, 1, 1));
+	ck_assert_uint_eq(bh_batch_finish(&b), 0);
+	bh_batch_init(&b, buf, HDR + BH_BATCH_HEADER_SIZE, BH_FRAME_ASSIGN);
+	ck_assert_uint_eq(b.max, 0);
+
+	/* A buffer larger than a frame still makes frames of at most BH_FRAME_MAX. */
+	bh_batch_init(&b, big, sizeof(big), BH_FRAME_ASSIGN);
+	ck_assert_uint_eq(b.max, BH_ASSIGN_MAX);
+
+	/* A batch can be re-initialised and reused after it was sent. */
+	bh_batch_init(&b, buf, sizeof(buf), BH_FRAME_ASSIGN);
+	ck_assert(bh_batch_add_assign(&b, 99, 5));
+	len = bh_batch_finish(&b);
+	assert_roundtrip(buf, len, &f);
+	ck_assert_uint_eq(f.assign.count, 1);
+}
+END_TEST
+
+START_TEST(test_samples_roundtrip)
+{
+	for (size_t i = 0; i < n_samples; i++) {
+		struct bh_frame f;
+
+		ck_assert_msg(bh_frame_decode(samples[i].buf, samples[i].len, &f) == 0, "%s",
+			      samples[i].name);
+		ck_assert_int_eq(f.type, samples[i].type);
+		assert_roundtrip(samples[i].buf, samples[i].len, &f);
+	}
+}
+END_TEST
+
+START_TEST(test_type_names_and_direction)
+{
+	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_HELLO), "HELLO");
+	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_DONE), "DONE");
+	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_CRASH), "CRASH");
+	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_SPEC), "SPEC");
+	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_ASSIGN), "ASSIGN");
+	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_STOP), "STOP");
+	ck_assert_str_eq(bh_frame_type_name(0), "UNKNOWN");
+	ck_assert_str_eq(bh_frame_type_name(4), "UNKNOWN");
+	ck_assert_str_eq(bh_frame_type_name(UINT32_MAX), "UNKNOWN");
+
+	ck_assert(bh_frame_from_worker(BH_FRAME_HELLO));
+	ck_assert(bh_frame_from_worker(BH_FRAME_DONE));
+	ck_assert(bh_frame_from_worker(BH_FRAME_CRASH));
+	ck_assert(!bh_frame_from_worker(BH_FRAME_SPEC));
+	ck_assert(!bh_frame_from_worker(BH_FRAME_ASSIGN));
+	ck_assert(!bh_frame_from_worker(BH_FRAME_STOP));
+
+	/* The numbers are part of the protocol: never renumbered. */
+	ck_assert_int_eq(BH_FRAME_HELLO, 1);
+	ck_assert_int_eq(BH_FRAME_DONE, 2);
+	ck_assert_int_eq(BH_FRAME_CRASH, 3);
+	ck_assert_int_eq(BH_FRAME_SPEC, 32);
+	ck_assert_int_eq(BH_FRAME_ASSIGN, 33);
+	ck_assert_int_eq(BH_FRAME_STOP, 34);
+	ck_assert_uint_eq(HDR, 8);
+	ck_assert_uint_eq(sizeof(struct bh_crash), 32);
+	ck_assert_uint_eq(sizeof(struct bh_assign_entry), 16);
+	ck_assert_uint_eq(sizeof(struct bh_done_entry), 16);
+}
+END_TEST
+
+/* --- rejections ----------------------------------------------------------------------- */
+
+START_TEST(test_reject_short)
+{
+	const struct sample *s = &samples[0];
+
+	for (size_t len = 0; len < HDR; len++)
+		ck_assert_int_eq(decode_copy(s->buf, len), -EBADMSG);
+	ck_assert_int_eq(bh_frame_decode(NULL, 0, &(struct bh_frame){ 0 }), -EBADMSG);
+}
+END_TEST
+
+START_TEST(test_reject_every_prefix)
+{
+	for (size_t i = 0; i < n_samples; i++) {
+		const struct sample *s = &samples[i];
+		bool small = s->len <= 4096;
+
+		for (size_t k = 0; k < s->len; k++) {
+			int r = small ? decode_copy(s->buf, k)
+				      : bh_frame_decode(s->buf, k, &(struct bh_frame){ 0 });
+
+			require(r == -EBADMSG, "%s: prefix %zu of %zu: %d", s->name, k, s->len, r);
+		}
+	}
+}
+END_TEST
+
+START_TEST(test_reject_truncated_payload)
+{
+	/* Truncated, with a header that agrees: the payload itself must be refused. */
+	for (size_t i = 0; i < n_samples; i++) {
+		const struct sample *s = &samples[i];
+		uint8_t *q = memdup_exact(s->buf, s->len);
+
+		for (size_t k = HDR; k < s->len; k++) {
+			int r;
+
+			set_length(q, (uint32_t)(k - HDR));
+			r = s->len <= 4096 ? decode_copy(q, k)
+					   : bh_frame_decode(q, k, &(struct bh_frame){ 0 });
+			require(r == -EINVAL, "%s: truncated to %zu of %zu: %d", s->name, k, s->len,
+				r);
+		}
+		free(q);
+	}
+}
+END_TEST
+
+START_TEST(test_reject_extended_payload)
+{
+	/* Extra bytes after a valid payload, header agreeing: refused. */
+	for (size_t i = 0; i < n_samples; i++) {
+		const struct sample *s = &samples[i];
+
+		if (s->len + 16 > BH_FRAME_MAX)
+			continue;
+		for (size_t extra = 1; extra <= 16; extra++) {
+			size_t len = s->len + extra;
+			int r;
+
+			memcpy(scratch, s->buf, s->len);
+			memset(scratch + s->len, 'x', extra);
+			set_length(scratch, (uint32_t)(len - HDR));
+			r = decode_copy(scratch, len);
+			ck_assert_msg(r == -EINVAL, "%s + %zu: %d", s->name, extra, r);
+		}
+	}
+}
+END_TEST
+
+START_TEST(test_reject_bad_magic)
+{
+	for (size_t i = 0; i < n_samples; i++) {
+		const struct sample *s = &samples[i];
+
+		memcpy(scratch, s->buf, s->len);
+		for (unsigned bit = 0; bit < 16; bit++) {
+			uint16_t m = BH_PROTO_MAGIC ^ (1u << bit);
+
+			memcpy(scratch + OFF_MAGIC, &m, 2);
+			ck_assert_int_eq(decode_copy(scratch, s->len), -EBADMSG);
+		}
+		memset(scratch + OFF_MAGIC, 0, 2);
+		ck_assert_int_eq(decode_copy(scratch, s->len), -EBADMSG);
+		memset(scratch + OFF_MAGIC, 0xff, 2);
+		ck_assert_int_eq(decode_copy(scratch, s->len), -EBADMSG);
+	}
+}
+END_TEST
+
+START_TEST(test_reject_wrong_version)
+{
+	for (size_t i = 0; i < n_samples; i++) {
+		const struct sample *s = &samples[i];
+
+		memcpy(scratch, s->buf, s->len);
+		for (unsigned v = 0; v < 256; v++) {
+			if (v == BH_PROTO_VERSION)
+				continue;
+			scratch[OFF_VERSION] = (uint8_t)v;
+			ck_assert_int_eq(decode_copy(scratch, s->len), -EPROTO);
+		}
+	}
+}
+END_TEST
+
+START_TEST(test_reject_length_mismatch)
+{
+	const uint32_t deltas[] = { 1, 2, 8, 16, 4096, 65536, 0x80000000u, 0xffffffffu };
+
+	for (size_t i = 0; i < n_samples; i++) {
+		const struct sample *s = &samples[i];
+		uint32_t len = (uint32_t)(s->len - HDR);
+
+		memcpy(scratch, s->buf, s->len);
+		for (size_t d = 0; d < sizeof(deltas) / sizeof(deltas[0]); d++) {
+			set_length(scratch, len + deltas[d]);
+			ck_assert_int_eq(decode_copy(scratch, s->len), -EBADMSG);
+			set_length(scratch, len - deltas[d]);
+			ck_assert_int_eq(decode_copy(scratch, s->len), -EBADMSG);
+		}
+		/* The length field counts the payload only, not the header. */
+		set_length(scratch, (uint32_t)s->len);
+		ck_assert_int_eq(decode_copy(scratch, s->len), -EBADMSG);
+	}
+}
+END_TEST
+
+START_TEST(test_reject_oversized)
+{
+	static uint8_t big[BH_FRAME_MAX + 64];
+	struct bh_frame f;
+	struct bh_batch b;
+	size_t len;
+
+	/* A full batch is exactly BH_FRAME_MAX and fine... */
+	bh_batch_init(&b, big, BH_FRAME_MAX, BH_FRAME_ASSIGN);
+	while (bh_batch_add_assign(&b, 1, 1))
+		;
+	len = bh_batch_finish(&b);
+	ck_assert_uint_eq(len, BH_FRAME_MAX);
+	ck_assert_int_eq(bh_frame_decode(big, len, &f), 0);
+
+	/* ...one entry more, with every header field agreeing, is not. */
+	memcpy(big + len, big + len - 16, 16);
+	len += 16;
+	set_u32(big, HDR, BH_ASSIGN_MAX + 1);
+	set_length(big, (uint32_t)(len - HDR));
+	ck_assert_int_eq(decode_copy(big, len), -EMSGSIZE);
+
+	/* Whatever the content, and whatever the length field says. */
+	put_raw_header(big, BH_FRAME_STOP, BH_FRAME_MAX + 1 - HDR);
+	ck_assert_int_eq(decode_copy(big, BH_FRAME_MAX + 1), -EMSGSIZE);
+	put_raw_header(big, BH_FRAME_STOP, 0);
+	ck_assert_int_eq(decode_copy(big, BH_FRAME_MAX + 1), -EMSGSIZE);
+	memset(big, 0, sizeof(big));
+	ck_assert_int_eq(decode_copy(big, sizeof(big)), -EMSGSIZE);
+}
+END_TEST
+
+START_TEST(test_reject_unknown_type)
+{
+	for (unsigned t = 0; t < 256; t++) {
+		size_t len;
+
+		if (t == BH_FRAME_HELLO || t == BH_FRAME_DONE || t == BH_FRAME_CRASH ||
+		    t == BH_FRAME_SPEC || t == BH_FRAME_ASSIGN || t == BH_FRAME_STOP)
+			continue;
+		len = put_raw_header(scratch, t, 0);
+		ck_assert_msg(decode_copy(scratch, len) == -ENOMSG, "type %u", t);
+		/* With a payload that would be valid for a known type, too. */
+		memcpy(scratch, samples[0].buf, samples[0].len);
+		scratch[OFF_TYPE] = (uint8_t)t;
+		ck_assert_msg(decode_copy(scratch, samples[0].len) == -ENOMSG, "type %u", t);
+	}
+}
+END_TEST
+
+START_TEST(test_reject_wrong_type_payload)
+{
+	/* A valid payload under another known type's header is malformed for that type. */
+	for (size_t i = 0; i < n_samples; i++) {
+		const struct sample *s = &samples[i];
+		const enum bh_frame_type types[] = { BH_FRAME_HELLO,  BH_FRAME_DONE,
+						     BH_FRAME_CRASH,  BH_FRAME_SPEC,
+						     BH_FRAME_ASSIGN, BH_FRAME_STOP };
+
+		for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+			int r;
+
+			if (types[t] == s->type)
+				continue;
+			/* ASSIGN and DONE entries have the same shape: that is fine. */
+			if ((types[t] == BH_FRAME_ASSIGN && s->type == BH_FRAME_DONE) ||
+			    (types[t] == BH_FRAME_DONE && s->type == BH_FRAME_ASSIGN))
+				continue;
+			memcpy(scratch, s->buf, s->len);
+			scratch[OFF_TYPE] = (uint8_t)types[t];
+			r = decode_copy(scratch, s->len);
+			ck_assert_msg(r == -EINVAL, "%s as %s: %d", s->name,
+				      bh_frame_type_name(types[t]), r);
+		}
+	}
+}
+END_TEST
+
+/* A batch frame of `n` entries by hand; entries get job ids 1..n. */
+static size_t raw_batch(uint8_t *buf, enum bh_frame_type type, uint32_t count, uint32_t n)
+{
+	size_t payload = BH_BATCH_HEADER_SIZE + (size_t)n * 16;
+
+	put_raw_header(buf, type, payload);
+	set_u32(buf, HDR, count);
+	set_u32(buf, HDR + 4, 0);
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *e = buf + HDR + BH_BATCH_HEADER_SIZE + (size_t)i * 16;
+
+		set_u64(e, 0, i + 1);
+		set_u32(e, 8, 7);
+		set_u32(e, 12, 0);
+	}
+	return HDR + payload;
+}
+
+START_TEST(test_reject_batch)
+{
+	const enum bh_frame_type types[] = { BH_FRAME_ASSIGN, BH_FRAME_DONE };
+
+	for (size_t t = 0; t < 2; t++) {
+		enum bh_frame_type type = types[t];
+		size_t len;
+
+		/* Sanity: the hand-made frame is valid. */
+		len = raw_batch(scratch, type, 4, 4);
+		ck_assert_int_eq(decode_copy(scratch, len), 0);
+
+		/* Zero count, with and without entries. */
+		len = raw_batch(scratch, type, 0, 0);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+		len = raw_batch(scratch, type, 0, 2);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+
+		/* Count disagreeing with the entries that are there. */
+		len = raw_batch(scratch, type, 5, 4);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+		len = raw_batch(scratch, type, 3, 4);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+		len = raw_batch(scratch, type, UINT32_MAX, 4);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+
+		/* A payload shorter than the batch header, or not a whole number of entries. */
+		put_raw_header(scratch, type, 4);
+		set_u32(scratch, HDR, 1);
+		ck_assert_int_eq(decode_copy(scratch, HDR + 4), -EINVAL);
+		len = raw_batch(scratch, type, 1, 1);
+		set_length(scratch, (uint32_t)(len - HDR + 3));
+		ck_assert_int_eq(decode_copy(scratch, len + 3), -EINVAL);
+
+		/* Reserved word in the batch header. */
+		len = raw_batch(scratch, type, 4, 4);
+		set_u32(scratch, HDR + 4, 1);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+		set_u32(scratch, HDR + 4, 0x80000000u);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+
+		/* Job id 0 or non-zero flags, in the first, a middle and the last entry. */
+		for (uint32_t i = 0; i < 4; i++) {
+			uint8_t *e;
+
+			len = raw_batch(scratch, type, 4, 4);
+			e = scratch + HDR + BH_BATCH_HEADER_SIZE + (size_t)i * 16;
+			set_u64(e, 0, 0);
+			ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+
+			for (unsigned bit = 0; bit < 32; bit++) {
+				len = raw_batch(scratch, type, 4, 4);
+				e = scratch + HDR + BH_BATCH_HEADER_SIZE + (size_t)i * 16;
+				set_u32(e, 12, 1u << bit);
+				ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+			}
+		}
+
+		/* Job id 0 in the last entry of a full batch. */
+		len = raw_batch(scratch, type, BH_ASSIGN_MAX, BH_ASSIGN_MAX);
+		ck_assert_uint_eq(len, BH_FRAME_MAX);
+		ck_assert_int_eq(decode_copy(scratch, len), 0);
+		set_u64(scratch, len - 16, 0);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	}
+}
+END_TEST
+
+/* A SPEC frame by hand, with the length fields given separately from the bytes. */
+static size_t raw_spec(uint8_t *buf, uint16_t rl, uint16_t al, const char *bytes, size_t n)
+{
+	uint32_t id = 1;
+
+	put_raw_header(buf, BH_FRAME_SPEC, 8 + n);
+	memcpy(buf + HDR, &id, 4);
+	memcpy(buf + HDR + 4, &rl, 2);
+	memcpy(buf + HDR + 6, &al, 2);
+	memcpy(buf + HDR + 8, bytes, n);
+	return HDR + 8 + n;
+}
+
+START_TEST(test_reject_spec)
+{
+	static char big[2 * BH_SPEC_STRING_MAX + 2];
+	size_t len;
+
+	len = raw_spec(scratch, 3, 2, "runab", 5);
+	ck_assert_int_eq(decode_copy(scratch, len), 0);
+
+	/* run_len 0, with and without bytes. */
+	len = raw_spec(scratch, 0, 5, "runab", 5);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_spec(scratch, 0, 0, "", 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+
+	/* Lengths not adding up to the payload. */
+	len = raw_spec(scratch, 3, 1, "runab", 5);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_spec(scratch, 3, 3, "runab", 5);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_spec(scratch, 6, 0, "runab", 5);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_spec(scratch, UINT16_MAX, UINT16_MAX, "runab", 5);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	/* Wrapping 16-bit sums do not fool it: 65535 + 6 = 5 (mod 65536). */
+	len = raw_spec(scratch, UINT16_MAX, 6, "runab", 5);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+
+	/* Payload shorter than the fixed part. */
+	for (size_t n = 0; n < 8; n++) {
+		put_raw_header(scratch, BH_FRAME_SPEC, n);
+		memset(scratch + HDR, 0, n);
+		if (n > 4)
+			scratch[HDR + 4] = 1; /* run_len 1 where it fits */
+		ck_assert_int_eq(decode_copy(scratch, HDR + n), -EINVAL);
+	}
+
+	/* Embedded NUL anywhere in run or args. */
+	for (size_t at = 0; at < 5; at++) {
+		char bytes[] = "runab";
+
+		bytes[at] = 0;
+		len = raw_spec(scratch, 3, 2, bytes, 5);
+		ck_assert_msg(decode_copy(scratch, len) == -EINVAL, "NUL at %zu", at);
+	}
+
+	/* Strings longer than BH_SPEC_STRING_MAX, even though the frame would fit. */
+	memset(big, 'q', sizeof(big));
+	len = raw_spec(scratch, BH_SPEC_STRING_MAX + 1, 0, big, BH_SPEC_STRING_MAX + 1);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_spec(scratch, 1, BH_SPEC_STRING_MAX + 1, big, BH_SPEC_STRING_MAX + 2);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_spec(scratch, BH_SPEC_STRING_MAX, BH_SPEC_STRING_MAX, big,
+		       2 * BH_SPEC_STRING_MAX);
+	ck_assert_int_eq(decode_copy(scratch, len), 0);
+}
+END_TEST
+
+static size_t raw_crash(uint8_t *buf, uint32_t kind, int32_t signo, uint32_t reserved)
+{
+	struct bh_crash c = { .job_id = 5, .kind = kind, .signo = signo, .reserved = reserved };
+
+	return bh_encode_crash(buf, BH_FRAME_MAX, &c);
+}
+
+START_TEST(test_reject_crash)
+{
+	const uint32_t bad_kinds[] = { 0, 4, 5, 255, 0x10001, UINT32_MAX };
+	const int32_t bad_signos[] = { -1, 65, 128, INT32_MIN, INT32_MAX };
+	size_t len;
+
+	for (size_t i = 0; i < sizeof(bad_kinds) / sizeof(bad_kinds[0]); i++) {
+		len = raw_crash(scratch, bad_kinds[i], 11, 0);
+		ck_assert_msg(decode_copy(scratch, len) == -EINVAL, "kind %u", bad_kinds[i]);
+		len = raw_crash(scratch, bad_kinds[i], 0, 0);
+		ck_assert_msg(decode_copy(scratch, len) == -EINVAL, "kind %u", bad_kinds[i]);
+	}
+	for (uint32_t kind = BH_CRASH_SIGNAL; kind <= BH_CRASH_OOM; kind++) {
+		for (size_t i = 0; i < sizeof(bad_signos) / sizeof(bad_signos[0]); i++) {
+			len = raw_crash(scratch, kind, bad_signos[i], 0);
+			ck_assert_msg(decode_copy(scratch, len) == -EINVAL, "kind %u signo %d",
+				      kind, bad_signos[i]);
+		}
+		/* Reserved must be 0. */
+		len = raw_crash(scratch, kind, kind == BH_CRASH_EXIT ? 0 : 9, 1);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	}
+
+	/* SIGNAL and OOM need a signal, 1..64; EXIT has none. */
+	for (int32_t signo = 1; signo <= 64; signo++) {
+		len = raw_crash(scratch, BH_CRASH_SIGNAL, signo, 0);
+		ck_assert_int_eq(decode_copy(scratch, len), 0);
+		len = raw_crash(scratch, BH_CRASH_OOM, signo, 0);
+		ck_assert_int_eq(decode_copy(scratch, len), 0);
+		len = raw_crash(scratch, BH_CRASH_EXIT, signo, 0);
+		ck_assert_msg(decode_copy(scratch, len) == -EINVAL, "EXIT with signo %d", signo);
+	}
+	len = raw_crash(scratch, BH_CRASH_SIGNAL, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_crash(scratch, BH_CRASH_OOM, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_crash(scratch, BH_CRASH_EXIT, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), 0);
+}
+END_TEST
+
+START_TEST(test_reject_hello)
+{
+	size_t len;
+
+	len = bh_encode_hello(scratch, sizeof(scratch), 0, 4);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = bh_encode_hello(scratch, sizeof(scratch), -1, 4);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = bh_encode_hello(scratch, sizeof(scratch), INT32_MIN, 4);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = bh_encode_hello(scratch, sizeof(scratch), 100, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = bh_encode_hello(scratch, sizeof(scratch), 1, 1);
+	ck_assert_int_eq(decode_copy(scratch, len), 0);
+}
+END_TEST
+
+START_TEST(test_reject_stop_payload)
+{
+	for (size_t n = 1; n <= 64; n++) {
+		size_t len = put_raw_header(scratch, BH_FRAME_STOP, n);
+
+		memset(scratch + HDR, 0, n);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	}
+}
+END_TEST
+
+/* --- mutation loop -------------------------------------------------------------------- */
+
+#define MUTATIONS 100000
+
+static bool valid_error(int r)
+{
+	return r == -EBADMSG || r == -EPROTO || r == -EMSGSIZE || r == -ENOMSG || r == -EINVAL;
+}
+
+static void mutate(uint64_t *seed, uint8_t *buf, size_t len)
+{
+	unsigned n = 1 + xorshift64(seed) % 4;
+
+	for (unsigned i = 0; i < n && len > 0; i++) {
+		uint64_t r = xorshift64(seed);
+		/* Half the time hit the header and the fixed fields right after it. */
+		size_t at = (r & 1) ? (r >> 8) % (len < 32 ? len : 32) : (r >> 8) % len;
+		static const uint8_t interesting[] = { 0, 1, 0x7f, 0x80, 0xff };
+
+		switch ((r >> 1) % 4) {
+		case 0:
+			buf[at] ^= (uint8_t)(1u << ((r >> 40) % 8));
+			break;
+		case 1:
+			buf[at] = (uint8_t)(r >> 48);
+			break;
+		case 2:
+			buf[at] = interesting[(r >> 40) % sizeof(interesting)];
+			break;
+		default:
+			buf[at] ^= (uint8_t)(r >> 48) | 1;
+			break;
+		}
+	}
+}
+
+START_TEST(test_mutation_loop)
+{
+	static uint8_t out[BH_FRAME_MAX], big[BH_FRAME_MAX + 32];
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	unsigned accepted[64] = { 0 }, errors[5] = { 0 };
+
+	for (unsigned iter = 0; iter < MUTATIONS; iter++) {
+		const struct sample *s = &samples[xorshift64(&seed) % n_samples];
+		uint64_t how = xorshift64(&seed);
+		size_t len = s->len;
+		struct bh_frame f;
+		uint8_t *q;
+		int r;
+
+		if (how % 8 == 0)
+			len = xorshift64(&seed) % (s->len + 1);
+		else if (how % 8 == 1)
+			len = s->len + 1 + xorshift64(&seed) % 24;
+		/* Exact-size heap copies of small frames (for ASan); big ones reuse one buffer. */
+		q = len <= 4096 ? malloc(len ? len : 1) : big;
+		require(q, "out of memory");
+		memcpy(q, s->buf, len < s->len ? len : s->len);
+		for (size_t i = s->len; i < len; i++)
+			q[i] = (uint8_t)xorshift64(&seed);
+		mutate(&seed, q, len);
+		/* Mostly make the length agree, so the payload checks get exercised. */
+		if ((how >> 8) % 4 != 0 && len >= HDR)
+			set_length(q, (uint32_t)(len - HDR));
+
+		r = bh_frame_decode(q, len, &f);
+		if (r == 0) {
+			require(reencode(&f, out) == len, "iteration %u", iter);
+			require(memcmp(out, q, len) == 0, "iteration %u", iter);
+			accepted[f.type % 64]++;
+		} else {
+			require(valid_error(r), "iteration %u: %d", iter, r);
+			errors[r == -EBADMSG	? 0
+			       : r == -EPROTO	? 1
+			       : r == -EMSGSIZE ? 2
+			       : r == -ENOMSG	? 3
+						: 4]++;
+		}
+		if (q != big)
+			free(q);
+	}
+
+	/* The loop got past the header checks for every type, and hit every kind of error. */
+	ck_assert_uint_gt(accepted[BH_FRAME_HELLO], 100);
+	ck_assert_uint_gt(accepted[BH_FRAME_CRASH], 100);
+	ck_assert_uint_gt(accepted[BH_FRAME_SPEC], 100);
+	ck_assert_uint_gt(accepted[BH_FRAME_STOP], 100);
+	ck_assert_uint_gt(accepted[BH_FRAME_ASSIGN], 100);
+	ck_assert_uint_gt(accepted[BH_FRAME_DONE], 100);
+	ck_assert_uint_gt(errors[0], 100);
+	ck_assert_uint_gt(errors[1], 100);
+	ck_assert_uint_gt(errors[2], 0);
+	ck_assert_uint_gt(errors[3], 100);
+	ck_assert_uint_gt(errors[4], 100);
+}
+END_TEST
+
+static Suite *protocol_suite(void)
+{
+	Suite *s = suite_create("protocol");
+	TCase *tc;
+
+	tc = tcase_create("roundtrip");
+	tcase_add_unchecked_fixture(tc, samples_setup, samples_teardown);
+	tcase_add_test(tc, test_hello_roundtrip);
+	tcase_add_test(tc, test_crash_roundtrip);
+	tcase_add_test(tc, test_spec_roundtrip);
+	tcase_add_test(tc, test_stop_roundtrip);
+	tcase_add_test(tc, test_encoders_stay_in_bounds);
+	tcase_add_test(tc, test_assign_batch_full);
+	tcase_add_test(tc, test_done_batch_full);
+	tcase_add_test(tc, test_batch_small_buffers);
+	tcase_add_test(tc, test_samples_roundtrip);
+	tcase_add_test(tc, test_type_names_and_direction);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("reject");
+	tcase_add_unchecked_fixture(tc, samples_setup, samples_teardown);
+	tcase_add_test(tc, test_reject_short);
+	tcase_add_test(tc, test_reject_every_prefix);
+	tcase_add_test(tc, test_reject_truncated_payload);
+	tcase_add_test(tc, test_reject_extended_payload);
+	tcase_add_test(tc, test_reject_bad_magic);
+	tcase_add_test(tc, test_reject_wrong_version);
+	tcase_add_test(tc, test_reject_length_mismatch);
+	tcase_add_test(tc, test_reject_oversized);
+	tcase_add_test(tc, test_reject_unknown_type);
+	tcase_add_test(tc, test_reject_wrong_type_payload);
+	tcase_add_test(tc, test_reject_batch);
+	tcase_add_test(tc, test_reject_spec);
+	tcase_add_test(tc, test_reject_crash);
+	tcase_add_test(tc, test_reject_hello);
+	tcase_add_test(tc, test_reject_stop_payload);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("mutation");
+	tcase_add_unchecked_fixture(tc, samples_setup, samples_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_mutation_loop);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(protocol_suite());
+	int failed;
+
+	/* Forked mode is Check's default; CK_FORK=no still works for gdb. */
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
