@@ -1,1 +1,189 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: MIT */
+/*
+ * Crash attribution: when the worker is about to die of a fault or of exit(), tell the master
+ * which job did it, in one CRASH frame, then die the way it would have died anyway.
+ *
+ * Fatal signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) are handled with SA_ONSTACK on a
+ * per-thread alternate stack (crash_thread_init(), one mmap'd block per thread with a guard
+ * page below it), so a job that overflowed its stack is caught too. The handler uses only
+ * async-signal-safe calls: it claims the crash (an atomic compare-and-swap on the owner's
+ * tid; the first thread wins, a second crashing thread waits in pause() for the first one to
+ * kill the process, and a fault inside the owner's own handling goes straight to death), reads
+ * the thread's current job from TLS (pool_current_job(): initial-exec TLS, no allocation),
+ * encodes the frame on its stack with bh_encode_crash() and send()s it on the master socket
+ * with MSG_NOSIGNAL (blocking: the master always reads, and a lost frame would turn a culprit
+ * into suspects). Then it restores SIG_DFL and re-raises: the signal stays pending while
+ * the handler runs and kills the process on return, for faults (which would re-execute) and
+ * for abort() alike. A signal sent from another process (si_code <= 0 and si_pid not ours)
+ * is not blamed on the job that happened to be running: it is reported with job id 0.
+ *
+ * exit(): an on_exit() hook. If the exiting thread is in a job, it sends CRASH kind EXIT
+ * (signo 0, code = the exit status) and _exit()s with the same status at once, so no other
+ * exit handler (or sanitizer leak check) runs while other job threads are still going.
+ * exit() from the main thread, outside any job, is a normal exit and is not reported.
+ *
+ * Out of memory: the `leak` builtin (and the main thread, when it cannot allocate) call
+ * crash_set_oom() before abort(); the SIGABRT is then reported as kind OOM.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/protocol.h"
+#include "crash.h"
+#include "pool.h"
+
+static const int fatal_signals[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT };
+
+static int crash_fd = -1;
+static atomic_int crash_owner; /* tid of the thread reporting the crash, 0 if none */
+
+static __thread bool thread_oom;
+static __thread void *altstack;
+static __thread size_t altstack_len;
+
+/*
+ * True if the calling thread now owns the crash report; false if it already did (a second
+ * fault while reporting). If another thread owns it, waits for that one to end the process.
+ */
+static bool crash_claim(void)
+{
+	int tid = (int)gettid();
+	int expected = 0;
+
+	if (atomic_compare_exchange_strong(&crash_owner, &expected, tid))
+		return true;
+	if (expected == tid)
+		return false;
+	for (;;)
+		pause();
+}
+
+static void crash_send(uint64_t job_id, enum bh_crash_kind kind, int signo, int code, uint64_t addr)
+{
+	uint8_t buf[sizeof(struct bh_frame_header) + sizeof(struct bh_crash)];
+	struct bh_crash c = {
+		.job_id = job_id,
+		.kind = kind,
+		.signo = signo,
+		.code = code,
+		.addr = addr,
+	};
+	size_t n = bh_encode_crash(buf, sizeof(buf), &c);
+
+	while (send(crash_fd, buf, n, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
+static bool signal_from_outside(const siginfo_t *si)
+{
+	return si->si_code <= 0 && si->si_pid != getpid();
+}
+
+static bool signal_has_addr(int sig, const siginfo_t *si)
+{
+	return sig != SIGABRT && si->si_code > 0;
+}
+
+static void crash_signal(int sig, siginfo_t *si, void *ucontext)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	int saved_errno = errno;
+
+	if (crash_claim()) {
+		struct bulkhead_job *job = pool_current_job();
+		uint64_t job_id = job && !signal_from_outside(si) ? job->id : 0;
+		enum bh_crash_kind kind =
+			sig == SIGABRT && thread_oom ? BH_CRASH_OOM : BH_CRASH_SIGNAL;
+
+		crash_send(job_id, kind, sig, si->si_code,
+			   signal_has_addr(sig, si) ? (uint64_t)(uintptr_t)si->si_addr : 0);
+	}
+
+	/* Pending until we return (sig is blocked in here), then fatal. */
+	sigemptyset(&dfl.sa_mask);
+	sigaction(sig, &dfl, NULL);
+	raise(sig);
+	errno = saved_errno;
+}
+
+static void crash_on_exit(int status, void *arg)
+{
+	struct bulkhead_job *job = pool_current_job();
+
+	if (!job)
+		return;
+	if (crash_claim())
+		crash_send(job->id, BH_CRASH_EXIT, 0, status, 0);
+	_exit(status);
+}
+
+void crash_set_oom(void)
+{
+	thread_oom = true;
+}
+
+int crash_thread_init(void)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len = CRASH_ALTSTACK_SIZE + page;
+	stack_t ss;
+	void *p;
+	int r;
+
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	/* Guard page below the stack: overflowing the handler faults instead of corrupting. */
+	if (mprotect(p, page, PROT_NONE) < 0)
+		goto fail;
+	ss = (stack_t){ .ss_sp = (uint8_t *)p + page, .ss_size = CRASH_ALTSTACK_SIZE };
+	if (sigaltstack(&ss, NULL) < 0)
+		goto fail;
+	altstack = p;
+	altstack_len = len;
+	return 0;
+fail:
+	r = -errno;
+	munmap(p, len);
+	return r;
+}
+
+void crash_thread_fini(void)
+{
+	stack_t ss = { .ss_flags = SS_DISABLE };
+
+	if (!altstack)
+		return;
+	sigaltstack(&ss, NULL);
+	munmap(altstack, altstack_len);
+	altstack = NULL;
+}
+
+int crash_install(int fd)
+{
+	struct sigaction sa = {
+		.sa_sigaction = crash_signal,
+		.sa_flags = SA_SIGINFO | SA_ONSTACK,
+	};
+	int r;
+
+	crash_fd = fd;
+	r = crash_thread_init();
+	if (r < 0)
+		return r;
+	/* Everything blocked while reporting; a synchronous fault in here still kills. */
+	sigfillset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++)
+		if (sigaction(fatal_signals[i], &sa, NULL) < 0)
+			return -errno;
+	if (on_exit(crash_on_exit, NULL) != 0)
+		return -ENOMEM;
+	return 0;
+}

@@ -1,1 +1,419 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: MIT */
+/*
+ * The job threads of one worker: the only place in bulkhead where threads exist.
+ *
+ * One mutex (pool->lock) guards everything shared: the FIFO queue of jobs (a ring), the
+ * outbox of results, and the stop flag. The main thread appends jobs (pool_submit) and swaps
+ * the outbox out (pool_take_results); job threads take the head of the queue and push
+ * results. A job thread does both in one critical section (push the result of the job it
+ * finished, then take the next job), so one lock round trip per job, and so a job's result
+ * never becomes visible before its thread has taken the next queued job: jobs start
+ * strictly in queue order and each thread runs one at a time, which is what lets the master
+ * infer that the first `threads` unfinished jobs in assignment order are the running ones.
+ *
+ * Wake-ups: job threads wait on a condvar when the queue is empty; the main thread learns
+ * about results from an eventfd that a job thread writes only when the outbox goes from
+ * empty to non-empty (one write per batch, not per job), and that the last exiting thread
+ * writes after pool_stop().
+ *
+ * Memory: nothing is allocated by job threads after start-up. The outbox always has room
+ * for every result that can arrive before the next swap (invariant: out_cap >= out_n + q_n +
+ * threads), so a push never allocates; pool_submit() and pool_take_results() grow the buffers
+ * on the main thread. A job thread's struct bulkhead_job lives in its struct pool_thread and
+ * is published in the thread-local `current_job` while the job runs, for crash attribution
+ * (crash.c) and for the `tls` builtin.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "crash.h"
+#include "pool.h"
+
+#define QUEUE_INITIAL 1024u
+#define THREAD_NAME_MAX 15 /* kernel comm limit, without the NUL */
+
+struct pool_thread {
+	struct pool *pool;
+	pthread_t tid;
+	unsigned index;
+	struct bulkhead_job job;
+};
+
+struct pool {
+	pthread_mutex_t lock;
+	pthread_cond_t work; /* queue non-empty or stopping */
+	pthread_cond_t ready; /* a thread finished starting */
+
+	/* Ring of queued jobs: q[(q_head + i) & (q_cap - 1)], q_cap a power of two. */
+	struct pool_job *q;
+	size_t q_cap, q_head, q_n;
+
+	/* Results: job threads push to out; the main thread owns spare between swaps. */
+	struct pool_result *out, *spare;
+	size_t out_n, out_cap, spare_cap;
+
+	unsigned n_threads, n_started, n_ready, n_running, n_idle;
+	int start_error;
+	bool stopping;
+	bool warm_malloc;
+	int efd;
+	char name[64];
+	unsigned index;
+	struct pool_thread *threads;
+};
+
+static __thread struct bulkhead_job *current_job;
+
+struct bulkhead_job *pool_current_job(void)
+{
+	return current_job;
+}
+
+static void wake_main(struct pool *p)
+{
+	uint64_t one = 1;
+
+	/* Only fails if the counter would overflow, and then the main thread is awake. */
+	(void)!write(p->efd, &one, sizeof(one));
+}
+
+static void thread_set_name(struct pool_thread *t)
+{
+	char suffix[THREAD_NAME_MAX + 1], name[THREAD_NAME_MAX + 1];
+	size_t len, room;
+
+	/* The suffix always fits (index <= 65535, thread < 256): "/65535:255" is 10 bytes. */
+	len = (size_t)snprintf(suffix, sizeof(suffix), "/%u:%u", t->pool->index, t->index);
+	if (len > THREAD_NAME_MAX)
+		len = THREAD_NAME_MAX;
+	room = strnlen(t->pool->name, THREAD_NAME_MAX - len);
+	memcpy(name, t->pool->name, room);
+	memcpy(name + room, suffix, len);
+	name[room + len] = '\0';
+	pthread_setname_np(pthread_self(), name);
+}
+
+static int run_job(struct pool_thread *t, const struct pool_job *e)
+{
+	int status;
+
+	t->job.id = e->job_id;
+	t->job.spec = e->spec;
+	t->job.id_str[0] = '\0';
+	current_job = &t->job;
+	atomic_signal_fence(memory_order_seq_cst);
+	status = job_run(&t->job);
+	atomic_signal_fence(memory_order_seq_cst);
+	current_job = NULL;
+	return status;
+}
+
+static int thread_start(struct pool_thread *t)
+{
+	int r;
+
+	r = crash_thread_init();
+	if (r < 0)
+		return r;
+	thread_set_name(t);
+	if (t->pool->warm_malloc) {
+		/* Makes glibc give this thread its arena now, before RLIMIT_AS is set. */
+		void *volatile m = malloc(64);
+
+		if (!m)
+			return -ENOMEM;
+		free(m);
+	}
+	return 0;
+}
+
+static void *thread_main(void *arg)
+{
+	struct pool_thread *t = arg;
+	struct pool *p = t->pool;
+	bool wake = false, last;
+	int r;
+
+	r = thread_start(t);
+
+	pthread_mutex_lock(&p->lock);
+	if (r < 0 && p->start_error == 0)
+		p->start_error = r;
+	p->n_ready++;
+	pthread_cond_signal(&p->ready);
+	for (;;) {
+		struct pool_job e;
+		int status;
+
+		if (p->stopping || p->start_error < 0)
+			break;
+		if (p->q_n == 0) {
+			if (wake) {
+				pthread_mutex_unlock(&p->lock);
+				wake_main(p);
+				wake = false;
+				pthread_mutex_lock(&p->lock);
+				continue;
+			}
+			p->n_idle++;
+			pthread_cond_wait(&p->work, &p->lock);
+			p->n_idle--;
+			continue;
+		}
+		e = p->q[p->q_head];
+		p->q_head = (p->q_head + 1) & (p->q_cap - 1);
+		p->q_n--;
+		pthread_mutex_unlock(&p->lock);
+
+		if (wake) {
+			wake_main(p);
+			wake = false;
+		}
+		status = run_job(t, &e);
+
+		pthread_mutex_lock(&p->lock);
+		wake = p->out_n == 0;
+		p->out[p->out_n++] = (struct pool_result){ .job_id = e.job_id, .status = status };
+	}
+	last = --p->n_running == 0;
+	pthread_mutex_unlock(&p->lock);
+
+	if (wake || last)
+		wake_main(p);
+	crash_thread_fini();
+	return NULL;
+}
+
+/* Grows the queue ring to hold at least `need` jobs, keeping their order. Under p->lock. */
+static int queue_reserve(struct pool *p, size_t need)
+{
+	struct pool_job *q;
+	size_t cap = p->q_cap;
+
+	if (need <= cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	q = malloc(cap * sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->q_n; i++)
+		q[i] = p->q[(p->q_head + i) & (p->q_cap - 1)];
+	free(p->q);
+	p->q = q;
+	p->q_cap = cap;
+	p->q_head = 0;
+	return 0;
+}
+
+static int results_reserve(struct pool_result **buf, size_t *cap, size_t need)
+{
+	struct pool_result *b;
+	size_t c = *cap ? *cap : QUEUE_INITIAL;
+
+	if (need <= *cap)
+		return 0;
+	while (c < need)
+		c *= 2;
+	b = realloc(*buf, c * sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	*buf = b;
+	*cap = c;
+	return 0;
+}
+
+int pool_submit(struct pool *p, const struct pool_job *jobs, size_t n)
+{
+	int r;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->stopping) {
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
+	if (p->q_n + p->out_n + n > POOL_JOBS_MAX) {
+		pthread_mutex_unlock(&p->lock);
+		return -E2BIG;
+	}
+	r = queue_reserve(p, p->q_n + n);
+	if (r == 0)
+		r = results_reserve(&p->out, &p->out_cap, p->out_n + p->q_n + n + p->n_threads);
+	if (r < 0) {
+		pthread_mutex_unlock(&p->lock);
+		return r;
+	}
+	for (size_t i = 0; i < n; i++)
+		p->q[(p->q_head + p->q_n + i) & (p->q_cap - 1)] = jobs[i];
+	p->q_n += n;
+	if (p->n_idle > 0) {
+		if (n >= p->n_idle)
+			pthread_cond_broadcast(&p->work);
+		else
+			for (size_t i = 0; i < n; i++)
+				pthread_cond_signal(&p->work);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+size_t pool_take_results(struct pool *p, const struct pool_result **ret)
+{
+	struct pool_result *b;
+	size_t n, c;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->out_n;
+	if (n == 0 || results_reserve(&p->spare, &p->spare_cap, p->q_n + p->n_threads) < 0) {
+		/*
+		 * Nothing to take, or no memory for a fresh outbox: then the results stay
+		 * where they are (the outbox is large enough) and the caller tries again later.
+		 */
+		pthread_mutex_unlock(&p->lock);
+		*ret = NULL;
+		return 0;
+	}
+	b = p->out;
+	c = p->out_cap;
+	p->out = p->spare;
+	p->out_cap = p->spare_cap;
+	p->out_n = 0;
+	p->spare = b;
+	p->spare_cap = c;
+	pthread_mutex_unlock(&p->lock);
+	*ret = b;
+	return n;
+}
+
+int pool_eventfd(struct pool *p)
+{
+	return p->efd;
+}
+
+void pool_eventfd_clear(struct pool *p)
+{
+	uint64_t v;
+
+	(void)!read(p->efd, &v, sizeof(v));
+}
+
+void pool_stop(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stopping = true;
+	p->q_n = 0;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+}
+
+bool pool_stopped(struct pool *p)
+{
+	bool r;
+
+	pthread_mutex_lock(&p->lock);
+	r = p->stopping && p->n_running == 0;
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+void pool_free(struct pool *p)
+{
+	if (!p)
+		return;
+	for (unsigned i = 0; i < p->n_started; i++)
+		pthread_join(p->threads[i].tid, NULL);
+	free(p->threads);
+	free(p->q);
+	free(p->out);
+	free(p->spare);
+	if (p->efd >= 0)
+		close(p->efd);
+	pthread_cond_destroy(&p->ready);
+	pthread_cond_destroy(&p->work);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+static int pool_alloc(const struct pool_options *o, struct pool **ret)
+{
+	struct pool *p;
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->ready, NULL);
+	p->efd = -1;
+	p->n_threads = o->threads;
+	p->index = o->index;
+	p->warm_malloc = o->warm_malloc;
+	snprintf(p->name, sizeof(p->name), "%s", o->name);
+	*ret = p;
+
+	p->threads = calloc(o->threads, sizeof(*p->threads));
+	p->q_cap = QUEUE_INITIAL;
+	p->q = malloc(p->q_cap * sizeof(*p->q));
+	if (!p->threads || !p->q ||
+	    results_reserve(&p->out, &p->out_cap, QUEUE_INITIAL + o->threads) < 0 ||
+	    results_reserve(&p->spare, &p->spare_cap, QUEUE_INITIAL + o->threads) < 0)
+		return -ENOMEM;
+	p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->efd < 0)
+		return -errno;
+	return 0;
+}
+
+int pool_new(const struct pool_options *o, struct pool **ret)
+{
+	pthread_attr_t attr;
+	struct pool *p = NULL;
+	int r;
+
+	if (o->threads < 1 || o->threads > POOL_THREADS_MAX)
+		return -EINVAL;
+	r = pool_alloc(o, &p);
+	if (r < 0) {
+		pool_free(p);
+		return r;
+	}
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, POOL_THREAD_STACK);
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < o->threads; i++) {
+		struct pool_thread *t = &p->threads[i];
+
+		t->pool = p;
+		t->index = i;
+		r = -pthread_create(&t->tid, &attr, thread_main, t);
+		if (r < 0) {
+			p->start_error = r;
+			break;
+		}
+		p->n_started++;
+		p->n_running++;
+	}
+	while (p->n_ready < p->n_started)
+		pthread_cond_wait(&p->ready, &p->lock);
+	r = p->start_error;
+	if (r < 0) {
+		p->stopping = true;
+		pthread_cond_broadcast(&p->work);
+	}
+	pthread_mutex_unlock(&p->lock);
+	pthread_attr_destroy(&attr);
+
+	if (r < 0) {
+		pool_free(p);
+		return r;
+	}
+	*ret = p;
+	return 0;
+}

@@ -1,1 +1,532 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: MIT */
+/*
+ * The worker process: command line, start-up, and the main thread's event loop.
+ *
+ *   bulkhead-worker --pool NAME --index N --threads T --master-pid PID [--memory-max BYTES]
+ *
+ * Start-up order matters: PR_SET_PDEATHSIG first, then the parent check (the master may have
+ * died before the prctl), fds > 3 closed, fd 3 made CLOEXEC (no job's child inherits it),
+ * signal mask and ignored signals reset (the master's sd-event blocks signals and posix_spawn
+ * passes masks on), SIGPIPE ignored, crash handlers installed, job threads started (pool.c;
+ * they are all up when pool_new() returns), RLIMIT_AS set, and only then HELLO. HELLO
+ * therefore means: every thread is named, armed and waiting for work.
+ *
+ * Memory limit (--memory-max): under the master's rlimit fallback, RLIMIT_AS is set to the
+ * worker's VmSize once its threads are up, plus memory_max. So memory_max is the address
+ * space jobs may add beyond the worker's baseline. The baseline includes each thread's
+ * 4 MiB stack and its glibc malloc arena (reserved up front by a warm-up malloc, so a
+ * thread's first malloc cannot fail for want of address space); a job can also fill the
+ * unused part of its arena (up to 64 MiB, already counted in the baseline) before malloc
+ * fails, so the limit is approximate: a cgroup's memory.max is the exact one.
+ *
+ * The main thread owns the spec table, the socket and the DONE frames. It never blocks on
+ * the master: frames are received with MSG_DONTWAIT, and results are sent with MSG_DONTWAIT
+ * one frame at a time; when the socket is full the frame waits (POLLOUT) and results pile up
+ * in the pool's outbox, to go out as fuller frames later. Job threads never touch the
+ * socket, except the crash handler (crash.c), which sends one CRASH frame and kills the
+ * process.
+ *
+ * Trust: the master is trusted to be the master (it is our parent and holds the other end
+ * of a socketpair), but every frame is still checked; a bad one (decode error, a worker's
+ * frame type, a spec defined twice or out of range, an ASSIGN naming an undefined spec,
+ * more than POOL_JOBS_MAX jobs outstanding) is logged and the worker exits 3 at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/protocol.h"
+#include "common/units.h"
+#include "crash.h"
+#include "job-api.h"
+#include "pool.h"
+#include "worker.h"
+
+#define SPECS_MAX 65536u /* spec ids are 0..SPECS_MAX-1 */
+#define POOL_NAME_MAX 64 /* bytes of --pool */
+#define WORKER_INDEX_MAX 65535
+#define FRAMES_PER_ROUND 64 /* frames read before results get a turn */
+
+struct worker_options {
+	const char *pool;
+	unsigned index;
+	unsigned threads;
+	pid_t master_pid;
+	uint64_t memory_max; /* 0: no limit */
+};
+
+struct worker {
+	struct worker_options o;
+	struct pool *pool;
+	bool stopping;
+
+	struct job_spec **specs; /* indexed by spec id */
+	size_t specs_cap;
+
+	/* Results taken from the pool and not yet framed: results[results_pos..results_n). */
+	const struct pool_result *results;
+	size_t results_n, results_pos;
+
+	size_t tx_len; /* a DONE frame waiting in tx, 0 if none */
+	uint8_t tx[BH_FRAME_MAX];
+	uint8_t rx[BH_FRAME_MAX];
+	struct pool_job assign[BH_ASSIGN_MAX];
+};
+
+static struct worker worker;
+
+static _Noreturn void master_gone(const char *why)
+{
+	log_error("master is gone (%s), exiting", why);
+	_exit(WORKER_EXIT_MASTER_GONE);
+}
+
+static _Noreturn __attribute__((format(printf, 1, 2))) void protocol_error(const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_error("protocol error from master: %s", msg);
+	_exit(WORKER_EXIT_PROTOCOL);
+}
+
+/* The main thread cannot allocate: blamed on no job (job id 0), reported as OOM. */
+static _Noreturn void out_of_memory(void)
+{
+	log_error("out of memory in the worker's main thread");
+	crash_set_oom();
+	abort();
+}
+
+/* --- command line --- */
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: bulkhead-worker --pool NAME --index N --threads T --master-pid PID "
+		   "[--memory-max BYTES]\n"
+		   "Runs jobs for bulkheadd on socket fd 3; not meant to be started by hand.\n");
+}
+
+static int parse_args(int argc, char **argv, struct worker_options *o)
+{
+	static const struct option longopts[] = {
+		{ "pool", required_argument, NULL, 'p' },
+		{ "index", required_argument, NULL, 'i' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "master-pid", required_argument, NULL, 'm' },
+		{ "memory-max", required_argument, NULL, 'M' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	bool have_index = false, have_threads = false, have_pid = false;
+	uint64_t v;
+	int c;
+
+	*o = (struct worker_options){ 0 };
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) >= 0) {
+		switch (c) {
+		case 'p':
+			if (optarg[0] == '\0' || strlen(optarg) > POOL_NAME_MAX) {
+				log_error("--pool: expected a name of 1..%d bytes", POOL_NAME_MAX);
+				return -EINVAL;
+			}
+			o->pool = optarg;
+			break;
+		case 'i':
+			if (parse_uint(optarg, 0, WORKER_INDEX_MAX, &v) < 0) {
+				log_error("--index %s: expected an integer 0..%d", optarg,
+					  WORKER_INDEX_MAX);
+				return -EINVAL;
+			}
+			o->index = (unsigned)v;
+			have_index = true;
+			break;
+		case 't':
+			if (parse_uint(optarg, 1, POOL_THREADS_MAX, &v) < 0) {
+				log_error("--threads %s: expected an integer 1..%d", optarg,
+					  POOL_THREADS_MAX);
+				return -EINVAL;
+			}
+			o->threads = (unsigned)v;
+			have_threads = true;
+			break;
+		case 'm':
+			if (parse_uint(optarg, 2, INT32_MAX, &v) < 0) {
+				log_error("--master-pid %s: expected a process id", optarg);
+				return -EINVAL;
+			}
+			o->master_pid = (pid_t)v;
+			have_pid = true;
+			break;
+		case 'M':
+			if (parse_size(optarg, &v) < 0 || v == 0) {
+				log_error("--memory-max %s: expected a size > 0 (\"512M\")",
+					  optarg);
+				return -EINVAL;
+			}
+			o->memory_max = v;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			log_error("unknown or incomplete option '%s'", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		log_error("unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	if (!o->pool || !have_index || !have_threads || !have_pid) {
+		log_error("--pool, --index, --threads and --master-pid are required");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --- start-up --- */
+
+static int reset_signals(void)
+{
+	sigset_t all;
+
+	sigemptyset(&all);
+	if (sigprocmask(SIG_SETMASK, &all, NULL) < 0)
+		return -errno;
+	/* Ignored dispositions survive exec; handled ones do not. */
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+
+		if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
+			continue;
+		if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_IGN)
+			signal(sig, SIG_DFL);
+	}
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		return -errno;
+	return 0;
+}
+
+static int check_master_socket(void)
+{
+	socklen_t len = sizeof(int);
+	int type;
+
+	if (getsockopt(WORKER_FD, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+		return -errno;
+	if (type != SOCK_SEQPACKET)
+		return -ENOTSOCK;
+	if (fcntl(WORKER_FD, F_SETFD, FD_CLOEXEC) < 0)
+		return -errno;
+	return 0;
+}
+
+static int read_vm_size(uint64_t *ret)
+{
+	unsigned long long pages;
+	char buf[128];
+	ssize_t n;
+	int fd;
+
+	fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu", &pages) != 1)
+		return -EIO;
+	*ret = (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+	return 0;
+}
+
+static int set_memory_limit(uint64_t memory_max)
+{
+	struct rlimit rl;
+	uint64_t base = 0, limit;
+	int r;
+
+	if (memory_max == UINT64_MAX)
+		return 0;
+	r = read_vm_size(&base);
+	if (r < 0)
+		return r;
+	limit = base > UINT64_MAX - memory_max ? UINT64_MAX : base + memory_max;
+	if (getrlimit(RLIMIT_AS, &rl) < 0)
+		return -errno;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < limit)
+		limit = rl.rlim_max;
+	rl.rlim_cur = rl.rlim_max = limit;
+	if (setrlimit(RLIMIT_AS, &rl) < 0)
+		return -errno;
+	log_debug("RLIMIT_AS %" PRIu64 " bytes (baseline %" PRIu64 ")", limit, base);
+	return 0;
+}
+
+static void send_hello(struct worker *w)
+{
+	size_t n = bh_encode_hello(w->tx, sizeof(w->tx), (int32_t)getpid(), w->o.threads);
+
+	while (send(WORKER_FD, w->tx, n, MSG_NOSIGNAL) < 0)
+		if (errno != EINTR)
+			master_gone(strerror(errno));
+}
+
+/* --- frames from the master --- */
+
+static void handle_spec(struct worker *w, const struct bh_frame *f)
+{
+	uint32_t id = f->spec.id;
+	size_t cap = w->specs_cap;
+
+	if (id >= SPECS_MAX)
+		protocol_error("SPEC id %" PRIu32 " out of range (max %u)", id, SPECS_MAX - 1);
+	if (id >= cap) {
+		struct job_spec **s;
+
+		if (cap == 0)
+			cap = 64;
+		while (cap <= id)
+			cap *= 2;
+		s = realloc(w->specs, cap * sizeof(*s));
+		if (!s)
+			out_of_memory();
+		memset(s + w->specs_cap, 0, (cap - w->specs_cap) * sizeof(*s));
+		w->specs = s;
+		w->specs_cap = cap;
+	}
+	if (w->specs[id])
+		protocol_error("SPEC %" PRIu32 " defined twice", id);
+	if (job_spec_new(id, f->spec.run, f->spec.run_len, f->spec.args, f->spec.args_len,
+			 &w->specs[id]) < 0)
+		out_of_memory();
+}
+
+static void handle_assign(struct worker *w, const struct bh_frame *f)
+{
+	int r;
+
+	if (w->stopping)
+		return; /* a STOP crossed this ASSIGN: these jobs are not run, and not reported */
+	for (uint32_t i = 0; i < f->assign.count; i++) {
+		struct bh_assign_entry e;
+
+		bh_frame_assign_entry(f, i, &e);
+		if (e.spec_id >= w->specs_cap || !w->specs[e.spec_id])
+			protocol_error("ASSIGN of job %" PRIu64 " names undefined spec %" PRIu32,
+				       e.job_id, e.spec_id);
+		w->assign[i] = (struct pool_job){ .job_id = e.job_id, .spec = w->specs[e.spec_id] };
+	}
+	r = pool_submit(w->pool, w->assign, f->assign.count);
+	if (r == -E2BIG)
+		protocol_error("more than %u jobs outstanding", POOL_JOBS_MAX);
+	if (r < 0)
+		out_of_memory();
+}
+
+static void handle_frame(struct worker *w, size_t len)
+{
+	struct bh_frame f;
+	int r;
+
+	r = bh_frame_decode(w->rx, len, &f);
+	if (r < 0)
+		protocol_error("bad frame (%zu bytes): %s", len, strerror(-r));
+	if (bh_frame_from_worker(f.type))
+		protocol_error("unexpected %s frame", bh_frame_type_name(f.type));
+
+	switch (f.type) {
+	case BH_FRAME_SPEC:
+		handle_spec(w, &f);
+		break;
+	case BH_FRAME_ASSIGN:
+		handle_assign(w, &f);
+		break;
+	case BH_FRAME_STOP:
+		if (!w->stopping) {
+			w->stopping = true;
+			pool_stop(w->pool);
+		}
+		break;
+	default:
+		protocol_error("unexpected %s frame", bh_frame_type_name(f.type));
+	}
+}
+
+static void read_frames(struct worker *w)
+{
+	for (int i = 0; i < FRAMES_PER_ROUND; i++) {
+		ssize_t n = recv(WORKER_FD, w->rx, sizeof(w->rx), MSG_DONTWAIT | MSG_TRUNC);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			master_gone(strerror(errno));
+		}
+		if (n == 0)
+			master_gone("end of file");
+		if ((size_t)n > sizeof(w->rx))
+			protocol_error("frame of %zd bytes (max %u)", n, BH_FRAME_MAX);
+		handle_frame(w, (size_t)n);
+	}
+}
+
+/* --- results to the master --- */
+
+/* Sends results until none is left or the socket is full (then tx_len stays > 0). */
+static void flush_results(struct worker *w)
+{
+	for (;;) {
+		struct bh_batch b;
+
+		if (w->tx_len > 0) {
+			if (send(WORKER_FD, w->tx, w->tx_len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+					return;
+				master_gone(strerror(errno));
+			}
+			w->tx_len = 0;
+		}
+		if (w->results_pos == w->results_n) {
+			w->results_n = pool_take_results(w->pool, &w->results);
+			w->results_pos = 0;
+			if (w->results_n == 0)
+				return;
+		}
+		bh_batch_init(&b, w->tx, sizeof(w->tx), BH_FRAME_DONE);
+		while (w->results_pos < w->results_n) {
+			const struct pool_result *r = &w->results[w->results_pos];
+
+			if (!bh_batch_add_done(&b, r->job_id, r->status))
+				break;
+			w->results_pos++;
+		}
+		w->tx_len = bh_batch_finish(&b);
+	}
+}
+
+static bool all_sent(struct worker *w)
+{
+	return w->tx_len == 0 && w->results_pos == w->results_n;
+}
+
+static void worker_loop(struct worker *w)
+{
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = WORKER_FD, .events = POLLIN | (w->tx_len > 0 ? POLLOUT : 0) },
+			{ .fd = pool_eventfd(w->pool), .events = POLLIN },
+		};
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("poll: %s", strerror(errno));
+			_exit(WORKER_EXIT_MASTER_GONE);
+		}
+		if (pfd[1].revents & POLLIN)
+			pool_eventfd_clear(w->pool);
+		if (pfd[0].revents & POLLIN)
+			read_frames(w);
+		else if (pfd[0].revents & (POLLHUP | POLLERR))
+			master_gone("hangup");
+		flush_results(w);
+
+		/* Stopped threads have pushed their last results: one more flush takes them. */
+		if (w->stopping && pool_stopped(w->pool)) {
+			flush_results(w);
+			if (all_sent(w))
+				return;
+		}
+	}
+}
+
+static void worker_free(struct worker *w)
+{
+	pool_free(w->pool);
+	for (size_t i = 0; i < w->specs_cap; i++)
+		job_spec_free(w->specs[i]);
+	free(w->specs);
+}
+
+int worker_main(int argc, char **argv)
+{
+	static char program[96];
+	struct worker *w = &worker;
+	int r;
+
+	/* First, so that a master dying from here on takes us with it. */
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	log_set_program("bulkhead-worker");
+	if (parse_args(argc, argv, &w->o) < 0) {
+		usage(stderr);
+		return WORKER_EXIT_USAGE;
+	}
+	snprintf(program, sizeof(program), "bulkhead-worker[%s/%u]", w->o.pool, w->o.index);
+	log_set_program(program);
+	if (getppid() != w->o.master_pid) {
+		log_error("parent is %d, not the master %d: the master is gone", (int)getppid(),
+			  (int)w->o.master_pid);
+		return WORKER_EXIT_MASTER_GONE;
+	}
+	if (close_range(WORKER_FD + 1, ~0U, 0) < 0)
+		log_warning("close_range: %s", strerror(errno));
+	r = check_master_socket();
+	if (r < 0) {
+		log_error("fd %d is not the master's SOCK_SEQPACKET socket: %s", WORKER_FD,
+			  strerror(-r));
+		return WORKER_EXIT_USAGE;
+	}
+	r = reset_signals();
+	if (r == 0)
+		r = crash_install(WORKER_FD);
+	if (r < 0) {
+		log_error("cannot install signal handlers: %s", strerror(-r));
+		return WORKER_EXIT_START;
+	}
+	r = pool_new(&(struct pool_options){ .name = w->o.pool,
+					     .index = w->o.index,
+					     .threads = w->o.threads,
+					     .warm_malloc = w->o.memory_max > 0 },
+		     &w->pool);
+	if (r < 0) {
+		log_error("cannot start %u job threads: %s", w->o.threads, strerror(-r));
+		return WORKER_EXIT_START;
+	}
+	if (w->o.memory_max > 0) {
+		r = set_memory_limit(w->o.memory_max);
+		if (r < 0) {
+			log_error("cannot set RLIMIT_AS: %s", strerror(-r));
+			_exit(WORKER_EXIT_START);
+		}
+	}
+	send_hello(w);
+
+	worker_loop(w);
+
+	worker_free(w);
+	return WORKER_EXIT_STOPPED;
+}

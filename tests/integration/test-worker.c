@@ -1,1 +1,1109 @@
-int main(void) { return 77; }
+/* SPDX-License-Identifier: MIT */
+/*
+ * Integration tests of bulkhead-worker ($BULKHEAD_WORKER): each test plays the master on a
+ * private socketpair (the worker's fd 3), starts the real binary, sends SPEC/ASSIGN/STOP
+ * frames, reads HELLO/DONE/CRASH frames with deadlines, then checks how the worker ended
+ * and that nothing is left behind (no zombie, no live worker).
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/protocol.h"
+#include "testutil.h"
+
+#define FRAME_TIMEOUT_MS 20000 /* generous: sanitizer builds are slow */
+#define QUIET_MS 200 /* "nothing happens" windows (hang, deadlock) */
+
+struct wk {
+	pid_t pid;
+	int sock;
+	uint8_t buf[BH_FRAME_MAX];
+};
+
+static const char *worker_path(void)
+{
+	const char *p = getenv("BULKHEAD_WORKER");
+
+	ck_assert_msg(p && *p, "BULKHEAD_WORKER is not set");
+	return p;
+}
+
+/* Starts a worker with the given options (after --pool/--index/--threads/--master-pid). */
+static void wk_start_full(struct wk *w, const char *pool, unsigned index, unsigned threads,
+			  const char *const extra[])
+{
+	char idx[16], thr[16], pid[16];
+	const char *argv[32];
+	int sv[2], n = 0, r;
+
+	snprintf(idx, sizeof(idx), "%u", index);
+	snprintf(thr, sizeof(thr), "%u", threads);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	argv[n++] = worker_path();
+	argv[n++] = "--pool";
+	argv[n++] = pool;
+	argv[n++] = "--index";
+	argv[n++] = idx;
+	argv[n++] = "--threads";
+	argv[n++] = thr;
+	argv[n++] = "--master-pid";
+	argv[n++] = pid;
+	for (int i = 0; extra && extra[i]; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	r = tu_spawn(argv, NULL, sv[1], NULL, NULL, &w->pid);
+	ck_assert_msg(r == 0, "spawn %s: %s", argv[0], strerror(-r));
+	close(sv[1]);
+	w->sock = sv[0];
+}
+
+/* Receives and decodes one frame; fails the test on EOF, timeout or a bad frame. */
+static void wk_recv(struct wk *w, struct bh_frame *f, int timeout_ms)
+{
+	int n = tu_recv_frame(w->sock, w->buf, timeout_ms);
+
+	ck_assert_msg(n != 0, "worker closed its socket unexpectedly");
+	ck_assert_msg(n > 0, "no frame from the worker: %s", strerror(-n));
+	ck_assert_int_eq(bh_frame_decode(w->buf, (size_t)n, f), 0);
+	ck_assert_msg(bh_frame_from_worker(f->type), "worker sent a %s frame",
+		      bh_frame_type_name(f->type));
+}
+
+static void wk_expect_hello(struct wk *w, unsigned threads)
+{
+	struct bh_frame f;
+
+	wk_recv(w, &f, FRAME_TIMEOUT_MS);
+	ck_assert_msg(f.type == BH_FRAME_HELLO, "expected HELLO, got %s",
+		      bh_frame_type_name(f.type));
+	ck_assert_int_eq(f.hello.pid, w->pid);
+	ck_assert_uint_eq(f.hello.threads, threads);
+}
+
+static void wk_start(struct wk *w, unsigned threads)
+{
+	wk_start_full(w, "test", 0, threads, NULL);
+	wk_expect_hello(w, threads);
+}
+
+static void wk_spec(struct wk *w, uint32_t id, const char *run, const char *args)
+{
+	ck_assert_int_eq(tu_send_spec(w->sock, id, run, args), 0);
+}
+
+static void wk_assign(struct wk *w, uint64_t first, size_t n, uint32_t spec)
+{
+	ck_assert_int_eq(tu_send_assign_range(w->sock, first, n, spec), 0);
+}
+
+/*
+ * Reads DONE frames until every job in [first, first + n) reported exactly once. status
+ * (indexed by id - first) and order (finishing order) may be NULL. Fails on CRASH.
+ */
+static void wk_collect(struct wk *w, uint64_t first, size_t n, int32_t *status, uint64_t *order)
+{
+	bool *seen = calloc(n, sizeof(*seen));
+	size_t got = 0;
+
+	ck_assert_ptr_nonnull(seen);
+	while (got < n) {
+		struct bh_frame f;
+
+		wk_recv(w, &f, FRAME_TIMEOUT_MS);
+		ck_assert_msg(f.type == BH_FRAME_DONE, "expected DONE, got %s (job %" PRIu64 ")",
+			      bh_frame_type_name(f.type),
+			      f.type == BH_FRAME_CRASH ? f.crash.job_id : 0);
+		for (uint32_t i = 0; i < f.done.count; i++) {
+			struct bh_done_entry e;
+
+			bh_frame_done_entry(&f, i, &e);
+			ck_assert_msg(e.job_id >= first && e.job_id < first + n,
+				      "DONE for unknown job %" PRIu64, e.job_id);
+			ck_assert_msg(!seen[e.job_id - first], "job %" PRIu64 " DONE twice",
+				      e.job_id);
+			seen[e.job_id - first] = true;
+			if (status)
+				status[e.job_id - first] = e.status;
+			if (order)
+				order[got] = e.job_id;
+			got++;
+		}
+	}
+	free(seen);
+}
+
+/* Nothing arrives for ms milliseconds. */
+static void wk_expect_quiet(struct wk *w, int ms)
+{
+	int n = tu_recv_frame(w->sock, w->buf, ms);
+
+	if (n > 0)
+		ck_abort_msg("expected silence, got a frame");
+	ck_assert_msg(n == -ETIMEDOUT, "expected silence, got %s",
+		      n == 0 ? "end of file" : strerror(-n));
+}
+
+static void check_aftermath(struct wk *w)
+{
+	ck_assert_msg(!tu_process_alive(w->pid), "worker %d still alive", (int)w->pid);
+	ck_assert_int_eq(tu_count_zombie_children(), 0);
+	close(w->sock);
+	w->sock = -1;
+}
+
+static void wk_expect_exit(struct wk *w, int code)
+{
+	int status, r;
+
+	r = tu_wait_exit(w->pid, FRAME_TIMEOUT_MS, &status);
+	if (r == -ETIMEDOUT)
+		tu_kill_wait(w->pid);
+	ck_assert_msg(r == 0, "worker did not exit: %s", strerror(-r));
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == code,
+		      "worker %s, expected exit %d", tu_describe_status(status), code);
+	check_aftermath(w);
+}
+
+static void wk_expect_signal(struct wk *w, int sig)
+{
+	int status, r;
+
+	r = tu_wait_exit(w->pid, FRAME_TIMEOUT_MS, &status);
+	if (r == -ETIMEDOUT)
+		tu_kill_wait(w->pid);
+	ck_assert_msg(r == 0, "worker did not die: %s", strerror(-r));
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == sig,
+		      "worker %s, expected death by SIG%s", tu_describe_status(status),
+		      sigabbrev_np(sig));
+	check_aftermath(w);
+}
+
+/* The worker is still running; SIGKILL and reap it. */
+static void wk_kill(struct wk *w)
+{
+	ck_assert_msg(tu_process_alive(w->pid), "worker is not running");
+	ck_assert_int_eq(tu_kill_wait(w->pid), 0);
+	check_aftermath(w);
+}
+
+static uint8_t scratch[BH_FRAME_MAX];
+
+static void setup(void)
+{
+	struct rlimit no_core = { 0, 0 };
+
+	/* Crash tests kill workers with core-dumping signals: keep that cheap. */
+	setrlimit(RLIMIT_CORE, &no_core);
+}
+
+/* --- start-up and command line --- */
+
+START_TEST(test_hello)
+{
+	struct wk w;
+
+	wk_start(&w, 3);
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_expect_exit(&w, 0);
+}
+END_TEST
+
+static const char *const bad_usages[][6] = {
+	{ "--index", "0", "--threads", "1", NULL }, /* no --pool */
+	{ "--pool", "p", "--threads", "1", NULL }, /* no --index */
+	{ "--pool", "p", "--index", "0", "--threads", "0" }, /* threads out of range */
+	{ "--pool", "p", "--index", "0", "--threads", "257" }, /* threads out of range */
+	{ "--pool", "p", "--index", "abc", "--threads", "1" }, /* bad index */
+	{ "--pool", "p", "--index", "0", "--bogus", NULL }, /* unknown option */
+	{ "--pool", "p", "--index", "0", "extra", NULL }, /* stray argument */
+	{ "--pool", "", "--index", "0", "--threads", "1" }, /* empty pool */
+	{ "--memory-max", "lots", "--pool", "p", "--index", "0" }, /* bad size */
+};
+
+START_TEST(test_usage)
+{
+	const char *argv[16];
+	char pid[16];
+	int n = 0, status, r, sv[2];
+	pid_t child;
+
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	argv[n++] = worker_path();
+	for (int i = 0; i < 6 && bad_usages[_i][i]; i++)
+		argv[n++] = bad_usages[_i][i];
+	argv[n++] = "--master-pid";
+	argv[n++] = pid;
+	if (_i == 8) {
+		argv[n++] = "--threads";
+		argv[n++] = "1";
+	}
+	argv[n] = NULL;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(tu_spawn(argv, NULL, sv[1], NULL, NULL, &child), 0);
+	close(sv[1]);
+	r = tu_wait_exit(child, FRAME_TIMEOUT_MS, &status);
+	ck_assert_int_eq(r, 0);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 2, "usage case %d: %s", _i,
+		      tu_describe_status(status));
+	/* It never said HELLO. */
+	ck_assert_int_eq(tu_recv_frame(sv[0], scratch, 0), 0);
+	close(sv[0]);
+	ck_assert_int_eq(tu_count_zombie_children(), 0);
+}
+END_TEST
+
+START_TEST(test_no_socket)
+{
+	char pid[16];
+	const char *argv[] = { worker_path(), "--pool", "p", "--index", "0", "--threads", "1",
+			       "--master-pid", pid, NULL };
+	int status;
+	pid_t child;
+
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	ck_assert_int_eq(tu_spawn(argv, NULL, -1, NULL, NULL, &child), 0);
+	ck_assert_int_eq(tu_wait_exit(child, FRAME_TIMEOUT_MS, &status), 0);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s",
+		      tu_describe_status(status));
+}
+END_TEST
+
+/* A --master-pid that is not our parent: the master is gone, exit 1 before HELLO. */
+START_TEST(test_not_parent)
+{
+	char pid[16];
+	const char *argv[] = { worker_path(), "--pool", "p", "--index", "0", "--threads", "1",
+			       "--master-pid", pid, NULL };
+	int status, sv[2];
+	pid_t child;
+
+	snprintf(pid, sizeof(pid), "%d", (int)getppid());
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(tu_spawn(argv, NULL, sv[1], NULL, NULL, &child), 0);
+	close(sv[1]);
+	ck_assert_int_eq(tu_wait_exit(child, FRAME_TIMEOUT_MS, &status), 0);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "%s",
+		      tu_describe_status(status));
+	ck_assert_int_eq(tu_recv_frame(sv[0], scratch, 0), 0);
+	close(sv[0]);
+}
+END_TEST
+
+static bool task_has_comm(pid_t pid, const char *want)
+{
+	char path[384], dirpath[64];
+	bool found = false;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dirpath, sizeof(dirpath), "/proc/%d/task", (int)pid);
+	d = opendir(dirpath);
+	ck_assert_ptr_nonnull(d);
+	while (!found && (de = readdir(d))) {
+		char *comm;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/comm", dirpath, de->d_name);
+		comm = tu_read_file(path);
+		if (comm) {
+			comm[strcspn(comm, "\n")] = '\0';
+			found = strcmp(comm, want) == 0;
+			free(comm);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+START_TEST(test_thread_names)
+{
+	struct wk w;
+	char want[32];
+
+	wk_start_full(&w, "main", 3, 4, NULL);
+	wk_expect_hello(&w, 4);
+	for (unsigned t = 0; t < 4; t++) {
+		snprintf(want, sizeof(want), "main/3:%u", t);
+		ck_assert_msg(task_has_comm(w.pid, want), "no thread named %s", want);
+	}
+	/* The process keeps its own name (the main thread's), so ps/pgrep find workers. */
+	ck_assert_msg(task_has_comm(w.pid, "bulkhead-worker"), "main thread renamed");
+	wk_kill(&w);
+
+	/* A long pool name is cut so that the /INDEX:T suffix survives the 15-byte limit. */
+	wk_start_full(&w, "averyveryverylongpoolname", 12, 2, NULL);
+	wk_expect_hello(&w, 2);
+	ck_assert(task_has_comm(w.pid, "averyveryv/12:0"));
+	ck_assert(task_has_comm(w.pid, "averyveryv/12:1"));
+	wk_kill(&w);
+}
+END_TEST
+
+/* --- running jobs --- */
+
+START_TEST(test_noop_batch)
+{
+	enum { N = 10000 };
+	int32_t *status = calloc(N, sizeof(*status));
+	struct wk w;
+
+	wk_start(&w, 2);
+	wk_spec(&w, 0, "builtin:noop", "");
+	wk_assign(&w, 1, N, 0);
+	wk_collect(&w, 1, N, status, NULL);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(status[i], 0);
+	wk_expect_quiet(&w, 50);
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_expect_exit(&w, 0);
+	free(status);
+}
+END_TEST
+
+/* Pipelined like a master would: keep `window` jobs outstanding, measure jobs/s. */
+START_TEST(test_noop_throughput)
+{
+	enum { N = 400000, WINDOW = 40000 };
+	bool *seen = calloc(N + 1, sizeof(*seen));
+	size_t sent = 0, got = 0;
+	int64_t start, elapsed;
+	struct wk w;
+
+	ck_assert_ptr_nonnull(seen);
+
+	wk_start(&w, 2);
+	wk_spec(&w, 0, "builtin:noop", "");
+	start = tu_now_ms();
+	while (got < N) {
+		struct bh_frame f;
+
+		if (sent < N && sent - got < WINDOW) {
+			size_t n = N - sent < BH_ASSIGN_MAX ? N - sent : BH_ASSIGN_MAX;
+
+			wk_assign(&w, 1 + sent, n, 0);
+			sent += n;
+			continue;
+		}
+		wk_recv(&w, &f, FRAME_TIMEOUT_MS);
+		ck_assert_int_eq(f.type, BH_FRAME_DONE);
+		for (uint32_t i = 0; i < f.done.count; i++) {
+			struct bh_done_entry e;
+
+			bh_frame_done_entry(&f, i, &e);
+			ck_assert(e.job_id >= 1 && e.job_id <= N && !seen[e.job_id]);
+			ck_assert_int_eq(e.status, 0);
+			seen[e.job_id] = true;
+		}
+		got += f.done.count;
+	}
+	elapsed = tu_now_ms() - start;
+	if (elapsed < 1)
+		elapsed = 1;
+	printf("worker noop throughput, 2 threads: %d jobs in %" PRId64 " ms = %.0f jobs/s\n", N,
+	       elapsed, N * 1000.0 / (double)elapsed);
+	fflush(stdout);
+	ck_assert_uint_eq(got, N);
+#if !BULKHEAD_SANITIZED
+	ck_assert_msg(N * 1000.0 / (double)elapsed > 20000, "under 20k noop jobs/s");
+#endif
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_expect_exit(&w, 0);
+	free(seen);
+}
+END_TEST
+
+/* One thread: results come back exactly in assignment order, across specs and frames. */
+START_TEST(test_fifo)
+{
+	enum { N = 3000 };
+	uint64_t *order = calloc(N, sizeof(*order));
+	int32_t *status = calloc(N, sizeof(*status));
+	struct wk w;
+
+	wk_start(&w, 1);
+	wk_spec(&w, 0, "builtin:noop", "");
+	wk_spec(&w, 1, "builtin:spin", "us=20");
+	wk_spec(&w, 2, "builtin:fail", "");
+	for (uint64_t id = 1; id <= N; id++)
+		wk_assign(&w, id, 1, (uint32_t)(id % 3));
+	wk_collect(&w, 1, N, status, order);
+	for (uint64_t i = 0; i < N; i++) {
+		ck_assert_uint_eq(order[i], i + 1);
+		ck_assert_int_eq(status[i], (i + 1) % 3 == 2 ? 1 : 0);
+	}
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_expect_exit(&w, 0);
+	free(order);
+	free(status);
+}
+END_TEST
+
+/* With T threads the first T unfinished jobs run: two hangs block the third job. */
+START_TEST(test_fifo_running_set)
+{
+	struct wk w;
+
+	wk_start(&w, 2);
+	wk_spec(&w, 0, "builtin:hang", "");
+	wk_spec(&w, 1, "builtin:noop", "");
+	wk_assign(&w, 1, 2, 0);
+	wk_assign(&w, 3, 1, 1);
+	wk_expect_quiet(&w, QUIET_MS);
+	wk_kill(&w);
+}
+END_TEST
+
+START_TEST(test_fail)
+{
+	enum { N = 2000 };
+	int32_t *status = calloc(3 * N, sizeof(*status));
+	unsigned failed = 0;
+	struct wk w;
+
+	wk_start(&w, 2);
+	wk_spec(&w, 0, "builtin:fail", "");
+	wk_spec(&w, 1, "builtin:fail", "probability=0");
+	wk_spec(&w, 2, "builtin:fail", "probability=0.5");
+	wk_assign(&w, 1, N, 0);
+	wk_assign(&w, 1 + N, N, 1);
+	wk_assign(&w, 1 + 2 * N, N, 2);
+	wk_collect(&w, 1, 3 * N, status, NULL);
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(status[i], 1);
+		ck_assert_int_eq(status[N + i], 0);
+		ck_assert(status[2 * N + i] == 0 || status[2 * N + i] == 1);
+		failed += (unsigned)status[2 * N + i];
+	}
+	/* 2000 fair coins: outside 700..1300 has probability ~1e-40. */
+	ck_assert_msg(failed > 700 && failed < 1300, "probability=0.5 failed %u of %d", failed, N);
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_expect_exit(&w, 0);
+	free(status);
+}
+END_TEST
+
+START_TEST(test_balance)
+{
+	enum { N = 400 };
+	int32_t *status = calloc(N, sizeof(*status));
+	struct wk w;
+
+	wk_start(&w, 8);
+	wk_spec(&w, 0, "builtin:balance", "iterations=2000 amount=5 lock=yes");
+	wk_assign(&w, 1, N, 0);
+	wk_collect(&w, 1, N, status, NULL);
+	for (int i = 0; i < N; i++)
+		ck_assert_msg(status[i] == 0, "balance job %d: status %d", i + 1, status[i]);
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_expect_exit(&w, 0);
+	free(status);
+}
+END_TEST
+
+/* lock=no shows the race; how often depends on the machine, so this only reports it. */
+START_TEST(test_balance_unlocked)
+{
+	enum { N = 400 };
+	int32_t *status = calloc(N, sizeof(*status));
+	unsigned failed = 0;
+	struct wk w;
+
+	wk_start(&w, 8);
+	wk_spec(&w, 0, "builtin:balance", "iterations=20000 lock=no");
+	wk_assign(&w, 1, N, 0);
+	wk_collect(&w, 1, N, status, NULL);
+	for (int i = 0; i < N; i++) {
+		ck_assert(status[i] == 0 || status[i] == 1);
+		failed += (unsigned)status[i];
+	}
+	printf("balance lock=no: %u of %d jobs found the balance off\n", failed, N);
+	fflush(stdout);
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_expect_exit(&w, 0);
+	free(status);
+}
+END_TEST
+
+START_TEST(test_tls)
+{
+	enum { N = 400 };
+	int32_t *status = calloc(N, sizeof(*status));
+	struct wk w;
+
+	wk_start(&w, 8);
+	wk_spec(&w, 0, "builtin:tls", "rounds=200");
+	wk_assign(&w, 1, N, 0);
+	wk_collect(&w, 1, N, status, NULL);
+	for (int i = 0; i < N; i++)
+		ck_assert_msg(status[i] == 0, "tls job %d: status %d", i + 1, status[i]);
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_expect_exit(&w, 0);
+	free(status);
+}
+END_TEST
+
+START_TEST(test_sleep_spin_hang_finite)
+{
+	int32_t status[3];
+	int64_t start = tu_now_ms();
+	struct wk w;
+
+	wk_start(&w, 3);
+	wk_spec(&w, 0, "builtin:sleep", "ms=100");
+	wk_spec(&w, 1, "builtin:spin", "us=100000");
+	wk_spec(&w, 2, "builtin:hang", "ms=100");
+	wk_assign(&w, 1, 1, 0);
+	wk_assign(&w, 2, 1, 1);
+	wk_assign(&w, 3, 1, 2);
+	wk_collect(&w, 1, 3, status, NULL);
+	ck_assert_int_ge(tu_now_ms() - start, 100);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(status[i], 0);
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_expect_exit(&w, 0);
+}
+END_TEST
+
+/* Specs that cannot run: every job fails with 127 (not found) or 2 (bad args). */
+START_TEST(test_bad_specs)
+{
+	int32_t status[4];
+	struct wk w;
+
+	wk_start(&w, 2);
+	wk_spec(&w, 0, "builtin:nope", "");
+	wk_spec(&w, 1, "builtin:noop", "bogus=1");
+	wk_spec(&w, 2, "plugin:/nonexistent.so:job", "");
+	wk_spec(&w, 3, "builtin:balance", "lock=maybe");
+	for (uint32_t i = 0; i < 4; i++)
+		wk_assign(&w, 1 + i, 1, i);
+	wk_collect(&w, 1, 4, status, NULL);
+	ck_assert_int_eq(status[0], 127);
+	ck_assert_int_eq(status[1], 2);
+	ck_assert_int_eq(status[2], 127);
+	ck_assert_int_eq(status[3], 2);
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_expect_exit(&w, 0);
+}
+END_TEST
+
+/* --- crashes --- */
+
+struct crash_case {
+	const char *builtin;
+	const char *args;
+	uint32_t kind;
+	int signo;
+	int code; /* si_code (exit status for EXIT); INT32_MIN: any */
+	bool addr; /* a fault address is expected */
+};
+
+static const struct crash_case crash_cases[] = {
+	{ "segv", "", BH_CRASH_SIGNAL, SIGSEGV, SEGV_MAPERR, true },
+	{ "abort", "", BH_CRASH_SIGNAL, SIGABRT, SI_TKILL, false },
+	{ "fpe", "", BH_CRASH_SIGNAL, SIGFPE, FPE_INTDIV, true },
+	{ "ill", "", BH_CRASH_SIGNAL, SIGILL, ILL_ILLOPN, true },
+	{ "bus", "probability=1", BH_CRASH_SIGNAL, SIGBUS, BUS_ADRERR, true },
+	{ "stack-overflow", "", BH_CRASH_SIGNAL, SIGSEGV, INT32_MIN, true },
+	{ "exit", "code=7", BH_CRASH_EXIT, 0, 7, false },
+};
+
+/*
+ * Runs noops 1..40, the crashing job 41, noops 42..80 on 2 threads: exactly one CRASH
+ * frame, naming job 41; no DONE for 41, none twice; then the worker's socket closes.
+ */
+static void run_crash(struct wk *w, const struct crash_case *c, const char *const extra[])
+{
+	enum { CULPRIT = 41, LAST = 80 };
+	bool done[LAST + 1] = { false }, crashed = false;
+	char run[64];
+
+	snprintf(run, sizeof(run), "builtin:%s", c->builtin);
+	wk_start_full(w, "crash", 0, 2, extra);
+	wk_expect_hello(w, 2);
+	wk_spec(w, 0, "builtin:noop", "");
+	wk_spec(w, 1, run, c->args);
+	wk_assign(w, 1, CULPRIT - 1, 0);
+	wk_assign(w, CULPRIT, 1, 1);
+	wk_assign(w, CULPRIT + 1, LAST - CULPRIT, 0);
+
+	for (;;) {
+		struct bh_frame f;
+		int n = tu_recv_frame(w->sock, w->buf, FRAME_TIMEOUT_MS);
+
+		/*
+		 * A worker that dies with frames unread makes the next recv() fail once with
+		 * ECONNRESET; the frames it sent before dying are still queued behind that.
+		 */
+		if (n == -ECONNRESET)
+			continue;
+		ck_assert_msg(n >= 0, "waiting for CRASH: %s", strerror(-n));
+		if (n == 0)
+			break;
+		ck_assert_int_eq(bh_frame_decode(w->buf, (size_t)n, &f), 0);
+		if (f.type == BH_FRAME_DONE) {
+			for (uint32_t i = 0; i < f.done.count; i++) {
+				struct bh_done_entry e;
+
+				bh_frame_done_entry(&f, i, &e);
+				ck_assert_msg(e.job_id != CULPRIT, "culprit reported DONE %d",
+					      e.status);
+				ck_assert(e.job_id >= 1 && e.job_id <= LAST && !done[e.job_id]);
+				done[e.job_id] = true;
+			}
+			continue;
+		}
+		ck_assert_msg(f.type == BH_FRAME_CRASH, "unexpected %s",
+			      bh_frame_type_name(f.type));
+		ck_assert_msg(!crashed, "two CRASH frames");
+		crashed = true;
+		ck_assert_uint_eq(f.crash.job_id, CULPRIT);
+		ck_assert_uint_eq(f.crash.kind, c->kind);
+		ck_assert_int_eq(f.crash.signo, c->signo);
+		if (c->code != INT32_MIN)
+			ck_assert_int_eq(f.crash.code, c->code);
+		if (c->addr)
+			ck_assert_uint_ne(f.crash.addr, 0);
+		else
+			ck_assert_uint_eq(f.crash.addr, 0);
+	}
+	ck_assert_msg(crashed, "socket closed without a CRASH frame");
+	/* Jobs before the culprit in FIFO order were all started before it. */
+}
+
+START_TEST(test_crash)
+{
+	const struct crash_case *c = &crash_cases[_i];
+	struct wk w;
+
+	run_crash(&w, c, NULL);
+	if (c->kind == BH_CRASH_EXIT)
+		wk_expect_exit(&w, c->code);
+	else
+		wk_expect_signal(&w, c->signo);
+}
+END_TEST
+
+/* A fatal signal sent from outside is not blamed on the running job: job id 0. */
+START_TEST(test_crash_from_outside)
+{
+	struct bh_frame f;
+	struct wk w;
+	int n;
+
+	wk_start(&w, 2);
+	wk_spec(&w, 0, "builtin:hang", "");
+	wk_assign(&w, 1, 2, 0);
+	ck_assert_int_eq(kill(w.pid, SIGSEGV), 0);
+	do
+		n = tu_recv_frame(w.sock, w.buf, FRAME_TIMEOUT_MS);
+	while (n == -ECONNRESET);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(bh_frame_decode(w.buf, (size_t)n, &f), 0);
+	ck_assert_int_eq(f.type, BH_FRAME_CRASH);
+	ck_assert_uint_eq(f.crash.job_id, 0);
+	ck_assert_int_eq(f.crash.signo, SIGSEGV);
+	ck_assert_int_eq(f.crash.code, SI_USER);
+	wk_expect_signal(&w, SIGSEGV);
+}
+END_TEST
+
+/* probability=0: the fault builtins just return 0. */
+START_TEST(test_crash_probability_zero)
+{
+	static const char *const names[] = { "segv", "abort", "fpe", "ill", "bus" };
+	int32_t status[5];
+	char run[32];
+	struct wk w;
+
+	wk_start(&w, 2);
+	for (uint32_t i = 0; i < 5; i++) {
+		snprintf(run, sizeof(run), "builtin:%s", names[i]);
+		wk_spec(&w, i, run, "probability=0");
+		wk_assign(&w, 1 + i, 1, i);
+	}
+	wk_collect(&w, 1, 5, status, NULL);
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(status[i], 0);
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_expect_exit(&w, 0);
+}
+END_TEST
+
+START_TEST(test_leak)
+{
+#if BULKHEAD_SANITIZED
+	printf("test_leak skipped: sanitizer allocators die instead of returning NULL\n");
+	fflush(stdout);
+	return;
+#else
+	static const struct crash_case leak = {
+		.builtin = "leak",
+		.args = "step=1M",
+		.kind = BH_CRASH_OOM,
+		.signo = SIGABRT,
+		.code = SI_TKILL,
+	};
+	static const char *const extra[] = { "--memory-max", "64M", NULL };
+	struct wk w;
+
+	run_crash(&w, &leak, extra);
+	wk_expect_signal(&w, SIGABRT);
+#endif
+}
+END_TEST
+
+/* --- hangs --- */
+
+START_TEST(test_hang)
+{
+	struct wk w;
+
+	wk_start(&w, 1);
+	wk_spec(&w, 0, "builtin:hang", "");
+	wk_assign(&w, 1, 1, 0);
+	wk_expect_quiet(&w, QUIET_MS);
+	wk_kill(&w);
+}
+END_TEST
+
+START_TEST(test_deadlock)
+{
+	struct wk w;
+
+	wk_start(&w, 2);
+	wk_spec(&w, 0, "builtin:deadlock", "");
+	wk_spec(&w, 1, "builtin:noop", "");
+	wk_assign(&w, 1, 2, 0);
+	wk_assign(&w, 3, 1, 1); /* cannot start: both threads are stuck */
+	wk_expect_quiet(&w, QUIET_MS);
+	wk_kill(&w);
+}
+END_TEST
+
+/* --- stopping and the master going away --- */
+
+START_TEST(test_stop)
+{
+	int32_t status[3];
+	int64_t start;
+	struct wk w;
+
+	/*
+	 * One thread: 1..3 noop, 4 sleeps 300 ms, 5..20 noop. A thread takes its next job
+	 * in the same step as it reports one, so once 1..3 are DONE job 4 is running: STOP
+	 * then lets 4 finish and report, and drops 5..20.
+	 */
+	wk_start(&w, 1);
+	wk_spec(&w, 0, "builtin:noop", "");
+	wk_spec(&w, 1, "builtin:sleep", "ms=300");
+	wk_assign(&w, 1, 3, 0);
+	wk_assign(&w, 4, 1, 1);
+	wk_assign(&w, 5, 16, 0);
+	wk_collect(&w, 1, 3, status, NULL);
+	start = tu_now_ms();
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_collect(&w, 4, 1, status, NULL);
+	ck_assert_int_eq(status[0], 0);
+	ck_assert_int_eq(tu_recv_frame(w.sock, w.buf, FRAME_TIMEOUT_MS), 0); /* then EOF */
+	wk_expect_exit(&w, 0);
+	ck_assert_int_lt(tu_now_ms() - start, 300 + FRAME_TIMEOUT_MS);
+}
+END_TEST
+
+START_TEST(test_stop_idle)
+{
+	struct wk w;
+
+	wk_start(&w, 4);
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	ck_assert_int_eq(tu_recv_frame(w.sock, w.buf, FRAME_TIMEOUT_MS), 0);
+	wk_expect_exit(&w, 0);
+}
+END_TEST
+
+/* The master closes its end (even with a job hanging): exit 1 at once. */
+START_TEST(test_master_close)
+{
+	struct wk w;
+	int status;
+
+	wk_start(&w, 2);
+	wk_spec(&w, 0, "builtin:hang", "");
+	wk_assign(&w, 1, 1, 0);
+	close(w.sock);
+	ck_assert_int_eq(tu_wait_exit(w.pid, FRAME_TIMEOUT_MS, &status), 0);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "%s",
+		      tu_describe_status(status));
+	ck_assert(!tu_process_alive(w.pid));
+	ck_assert_int_eq(tu_count_zombie_children(), 0);
+}
+END_TEST
+
+/*
+ * The master dies (SIGKILL): PR_SET_PDEATHSIG kills the worker. An intermediate process
+ * plays the master's parent role (it spawns the worker, so it is the one whose death
+ * counts), while this process keeps the master end of the socket open, so the worker cannot
+ * notice through EOF: only the death signal can end it. We are a subreaper, so the orphaned
+ * worker is ours to reap.
+ */
+START_TEST(test_pdeathsig)
+{
+	int report[2], sv[2], status;
+	pid_t master, worker_pid;
+	struct wk w;
+
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	ck_assert_int_eq(pipe2(report, O_CLOEXEC), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	master = fork();
+	ck_assert_int_ge(master, 0);
+	if (master == 0) {
+		char pid[16];
+		const char *argv[] = { worker_path(), "--pool", "orphan", "--index", "0",
+				       "--threads", "2", "--master-pid", pid, NULL };
+		pid_t child = 0;
+
+		snprintf(pid, sizeof(pid), "%d", (int)getpid());
+		if (tu_spawn(argv, NULL, sv[1], NULL, NULL, &child) < 0)
+			_exit(1);
+		(void)!write(report[1], &child, sizeof(child));
+		for (;;)
+			pause();
+	}
+	close(report[1]);
+	close(sv[1]);
+	ck_assert_int_eq(read(report[0], &worker_pid, sizeof(worker_pid)),
+			 (ssize_t)sizeof(worker_pid));
+	close(report[0]);
+	w.pid = worker_pid;
+	w.sock = sv[0];
+	wk_expect_hello(&w, 2);
+	wk_spec(&w, 0, "builtin:hang", "");
+	wk_assign(&w, 1, 1, 0);
+
+	ck_assert_int_eq(kill(master, SIGKILL), 0);
+	ck_assert_int_eq(tu_wait_exit(master, FRAME_TIMEOUT_MS, NULL), 0);
+	ck_assert_int_eq(tu_wait_exit(worker_pid, 5000, &status), 0);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "%s",
+		      tu_describe_status(status));
+	check_aftermath(&w);
+}
+END_TEST
+
+/* --- bad frames from the master: exit 3 --- */
+
+static size_t bad_frame(unsigned which, uint8_t *buf)
+{
+	struct bh_frame_header h = { BH_PROTO_MAGIC, BH_PROTO_VERSION, BH_FRAME_STOP, 0 };
+	struct bh_batch b;
+
+	switch (which) {
+	case 0: /* garbage */
+		memcpy(buf, "hello, worker!", 14);
+		return 14;
+	case 1: /* wrong version */
+		h.version = BH_PROTO_VERSION + 1;
+		memcpy(buf, &h, sizeof(h));
+		return sizeof(h);
+	case 2: /* a worker's frame type */
+		return bh_encode_hello(buf, BH_FRAME_MAX, 1, 1);
+	case 3: /* DONE, also a worker's */
+		bh_batch_init(&b, buf, BH_FRAME_MAX, BH_FRAME_DONE);
+		bh_batch_add_done(&b, 1, 0);
+		return bh_batch_finish(&b);
+	case 4: /* ASSIGN naming an undefined spec */
+		bh_batch_init(&b, buf, BH_FRAME_MAX, BH_FRAME_ASSIGN);
+		bh_batch_add_assign(&b, 1, 99);
+		return bh_batch_finish(&b);
+	case 5: /* oversized */
+		memset(buf, 0, BH_FRAME_MAX + 100);
+		h.length = BH_FRAME_MAX + 100 - sizeof(h);
+		memcpy(buf, &h, sizeof(h));
+		return BH_FRAME_MAX + 100;
+	case 6: /* length field lies */
+		h.length = 4;
+		memcpy(buf, &h, sizeof(h));
+		return sizeof(h);
+	case 7: /* unknown type */
+		h.type = 60;
+		memcpy(buf, &h, sizeof(h));
+		return sizeof(h);
+	case 8: /* SPEC id out of range */
+		return bh_encode_spec(buf, BH_FRAME_MAX, 1u << 20, "builtin:noop", "");
+	}
+	return 0;
+}
+
+START_TEST(test_bad_frame)
+{
+	static uint8_t buf[BH_FRAME_MAX + 128];
+	size_t len = bad_frame((unsigned)_i, buf);
+	struct wk w;
+
+	wk_start(&w, 2);
+	ck_assert_uint_gt(len, 0);
+	ck_assert_int_eq(tu_send_frame(w.sock, buf, len), 0);
+	wk_expect_exit(&w, 3);
+}
+END_TEST
+
+START_TEST(test_spec_twice)
+{
+	struct wk w;
+
+	wk_start(&w, 1);
+	wk_spec(&w, 5, "builtin:noop", "");
+	wk_spec(&w, 5, "builtin:noop", "");
+	wk_expect_exit(&w, 3);
+}
+END_TEST
+
+/* --- the helpers themselves (other integration tests rely on them) --- */
+
+START_TEST(test_testutil_spawn)
+{
+	const char *argv[] = { "/bin/sh", "-c", "echo \"$TU_FOO\"; echo oops >&2; exit 5", NULL };
+	const char *env[] = { "TU_FOO=bar", NULL };
+	const char *missing[] = { "/nonexistent/program", NULL };
+	int out, err, status, fds = tu_count_open_fds();
+	char *s;
+	pid_t pid;
+
+	ck_assert_int_eq(tu_spawn(argv, env, -1, &out, &err, &pid), 0);
+	s = tu_read_all(out, FRAME_TIMEOUT_MS);
+	ck_assert_str_eq(s, "bar\n");
+	free(s);
+	s = tu_read_all(err, FRAME_TIMEOUT_MS);
+	ck_assert_str_eq(s, "oops\n");
+	free(s);
+	close(out);
+	close(err);
+	ck_assert_int_eq(tu_wait_exit(pid, FRAME_TIMEOUT_MS, &status), 0);
+	ck_assert_str_eq(tu_describe_status(status), "exited 5");
+	ck_assert_int_eq(tu_spawn(missing, NULL, -1, NULL, NULL, &pid), -ENOENT);
+	ck_assert_int_eq(tu_count_zombie_children(), 0);
+	ck_assert_int_eq(tu_count_open_fds(), fds);
+}
+END_TEST
+
+START_TEST(test_testutil_wait_and_files)
+{
+	const char *argv[] = { "/bin/sleep", "30", NULL };
+	char *dir, *path, *s;
+	int status;
+	pid_t pid;
+
+	ck_assert_int_eq(tu_spawn(argv, NULL, -1, NULL, NULL, &pid), 0);
+	ck_assert_int_eq(tu_wait_exit(pid, 50, &status), -ETIMEDOUT);
+	ck_assert(tu_process_alive(pid));
+	ck_assert_int_ge(tu_count_processes_named("sleep"), 1);
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	ck_assert_int_eq(tu_wait_exit(pid, FRAME_TIMEOUT_MS, &status), 0);
+	ck_assert_str_eq(tu_describe_status(status), "killed by SIGTERM");
+	ck_assert(!tu_process_alive(pid));
+
+	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
+	ck_assert_int_ge(asprintf(&path, "%s/sub", dir), 0);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	free(path);
+	ck_assert_int_ge(asprintf(&path, "%s/sub/file", dir), 0);
+	ck_assert_int_eq(tu_write_file(path, "content\n"), 0);
+	s = tu_read_file(path);
+	ck_assert_str_eq(s, "content\n");
+	free(s);
+	free(path);
+	ck_assert_int_eq(tu_rm_rf(dir), 0);
+	ck_assert_int_eq(access(dir, F_OK), -1);
+	free(dir);
+}
+END_TEST
+
+static Suite *worker_suite(void)
+{
+	Suite *s = suite_create("worker");
+	TCase *tc;
+
+	tc = tcase_create("testutil");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_testutil_spawn);
+	tcase_add_test(tc, test_testutil_wait_and_files);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("start");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_hello);
+	tcase_add_loop_test(tc, test_usage, 0, sizeof(bad_usages) / sizeof(bad_usages[0]));
+	tcase_add_test(tc, test_no_socket);
+	tcase_add_test(tc, test_not_parent);
+	tcase_add_test(tc, test_thread_names);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("jobs");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_noop_batch);
+	tcase_add_test(tc, test_noop_throughput);
+	tcase_add_test(tc, test_fifo);
+	tcase_add_test(tc, test_fifo_running_set);
+	tcase_add_test(tc, test_fail);
+	tcase_add_test(tc, test_balance);
+	tcase_add_test(tc, test_balance_unlocked);
+	tcase_add_test(tc, test_tls);
+	tcase_add_test(tc, test_sleep_spin_hang_finite);
+	tcase_add_test(tc, test_bad_specs);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("crashes");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, test_crash, 0, sizeof(crash_cases) / sizeof(crash_cases[0]));
+	tcase_add_test(tc, test_crash_probability_zero);
+	tcase_add_test(tc, test_crash_from_outside);
+	tcase_add_test(tc, test_leak);
+	tcase_add_test(tc, test_hang);
+	tcase_add_test(tc, test_deadlock);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("lifecycle");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_stop);
+	tcase_add_test(tc, test_stop_idle);
+	tcase_add_test(tc, test_master_close);
+	tcase_add_test(tc, test_pdeathsig);
+	tcase_add_loop_test(tc, test_bad_frame, 0, 9);
+	tcase_add_test(tc, test_spec_twice);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(worker_suite());
+	int failed;
+
+	srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,1 +1,535 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the integration tests (see testutil.h). Everything waits on a deadline
+ * for a real event (a pidfd, a readable fd): no sleeps. The tests run single-threaded in
+ * Check's forked children, so fork() here is safe.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/protocol.h"
+#include "testutil.h"
+
+#define SPAWN_ENV_MAX 4096 /* variables in the child's environment */
+#define HIGH_FD 100 /* where fds are parked while the child's 0..3 are set up */
+
+extern char **environ;
+
+int64_t tu_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int tu_ms_left(int64_t deadline)
+{
+	int64_t left = deadline - tu_now_ms();
+
+	return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+static bool env_overridden(const char *var, const char *const extra[])
+{
+	size_t len = strcspn(var, "=");
+
+	for (size_t i = 0; extra && extra[i]; i++)
+		if (strncmp(extra[i], var, len) == 0 && extra[i][len] == '=')
+			return true;
+	return false;
+}
+
+static char **build_env(const char *const extra[])
+{
+	char **env = calloc(SPAWN_ENV_MAX + 1, sizeof(*env));
+	size_t n = 0;
+
+	if (!env)
+		return NULL;
+	for (char **e = environ; *e && n < SPAWN_ENV_MAX; e++)
+		if (!env_overridden(*e, extra))
+			env[n++] = *e;
+	for (size_t i = 0; extra && extra[i] && n < SPAWN_ENV_MAX; i++)
+		env[n++] = (char *)extra[i];
+	return env;
+}
+
+static int park(int fd)
+{
+	return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, HIGH_FD);
+}
+
+static _Noreturn void spawn_child(const char *const argv[], char **env, int fd3, int out, int err,
+				  int report)
+{
+	sigset_t none;
+	int devnull, e;
+
+	/* Park everything high first, so no dup2 below clobbers a source. */
+	report = park(report);
+	fd3 = park(fd3);
+	out = park(out);
+	err = park(err);
+	devnull = park(open("/dev/null", O_RDWR | O_CLOEXEC));
+
+	setpgid(0, 0);
+	/* A test that dies (a Check timeout) takes the program under test with it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (devnull < 0 || dup2(devnull, 0) < 0 || (out >= 0 && dup2(out, 1) < 0) ||
+	    (err >= 0 && dup2(err, 2) < 0) || (fd3 >= 0 && dup2(fd3, 3) < 0))
+		goto fail;
+	if (close_range(fd3 >= 0 ? 4 : 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		goto fail;
+	if (fd3 < 0)
+		close(3);
+	execve(argv[0], (char *const *)argv, env);
+fail:
+	e = errno;
+	(void)!write(report, &e, sizeof(e));
+	_exit(127);
+}
+
+int tu_spawn(const char *const argv[], const char *const envp_extra[], int fd3, int *ret_stdout_fd,
+	     int *ret_stderr_fd, pid_t *ret_pid)
+{
+	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, report[2] = { -1, -1 };
+	char **env = NULL;
+	ssize_t n;
+	pid_t pid;
+	int e, r;
+
+	env = build_env(envp_extra);
+	if (!env)
+		return -ENOMEM;
+	if (pipe2(report, O_CLOEXEC) < 0 || (ret_stdout_fd && pipe2(out, O_CLOEXEC) < 0) ||
+	    (ret_stderr_fd && pipe2(err, O_CLOEXEC) < 0)) {
+		r = -errno;
+		goto out;
+	}
+	pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (pid == 0)
+		spawn_child(argv, env, fd3, out[1], err[1], report[1]);
+
+	close(report[1]);
+	report[1] = -1;
+	do
+		n = read(report[0], &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	if (n == sizeof(e)) {
+		waitpid(pid, NULL, 0);
+		r = -e;
+		goto out;
+	}
+	if (ret_stdout_fd) {
+		*ret_stdout_fd = out[0];
+		out[0] = -1;
+	}
+	if (ret_stderr_fd) {
+		*ret_stderr_fd = err[0];
+		err[0] = -1;
+	}
+	*ret_pid = pid;
+	r = 0;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (out[i] >= 0)
+			close(out[i]);
+		if (err[i] >= 0)
+			close(err[i]);
+		if (report[i] >= 0)
+			close(report[i]);
+	}
+	free(env);
+	return r;
+}
+
+int tu_wait_exit(pid_t pid, int timeout_ms, int *ret_status)
+{
+	int64_t deadline = tu_now_ms() + (timeout_ms < 0 ? INT32_MAX : timeout_ms);
+	int pidfd, status, r;
+
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return -errno;
+	for (;;) {
+		struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+		pid_t w;
+
+		w = waitpid(pid, &status, WNOHANG);
+		if (w == pid) {
+			r = 0;
+			if (ret_status)
+				*ret_status = status;
+			break;
+		}
+		if (w < 0) {
+			r = -errno;
+			break;
+		}
+		r = poll(&pfd, 1, tu_ms_left(deadline));
+		if (r < 0 && errno != EINTR) {
+			r = -errno;
+			break;
+		}
+		if (r == 0) {
+			r = -ETIMEDOUT;
+			break;
+		}
+	}
+	close(pidfd);
+	return r;
+}
+
+int tu_kill_wait(pid_t pid)
+{
+	if (kill(pid, SIGKILL) < 0 && errno != ESRCH)
+		return -errno;
+	return tu_wait_exit(pid, 30000, NULL);
+}
+
+static int read_stat(pid_t pid, char *comm, size_t comm_size, char *ret_state, pid_t *ret_ppid)
+{
+	char path[64], buf[512], *open_paren, *close_paren;
+	int fd, ppid;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	open_paren = strchr(buf, '(');
+	close_paren = strrchr(buf, ')');
+	if (!open_paren || !close_paren || close_paren < open_paren)
+		return -EIO;
+	if (comm) {
+		size_t len = (size_t)(close_paren - open_paren - 1);
+
+		if (len >= comm_size)
+			len = comm_size - 1;
+		memcpy(comm, open_paren + 1, len);
+		comm[len] = '\0';
+	}
+	if (sscanf(close_paren + 1, " %c %d", ret_state, &ppid) != 2)
+		return -EIO;
+	if (ret_ppid)
+		*ret_ppid = ppid;
+	return 0;
+}
+
+bool tu_process_alive(pid_t pid)
+{
+	char state;
+
+	if (read_stat(pid, NULL, 0, &state, NULL) < 0)
+		return false;
+	return state != 'Z' && state != 'X';
+}
+
+const char *tu_describe_status(int status)
+{
+	static char buf[96];
+
+	if (WIFEXITED(status))
+		snprintf(buf, sizeof(buf), "exited %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, sizeof(buf), "killed by SIG%s%s",
+			 sigabbrev_np(WTERMSIG(status)) ?: "?",
+			 WCOREDUMP(status) ? " (core dumped)" : "");
+	else
+		snprintf(buf, sizeof(buf), "wait status 0x%x", status);
+	return buf;
+}
+
+char *tu_read_all(int fd, int timeout_ms)
+{
+	int64_t deadline = tu_now_ms() + timeout_ms;
+	size_t len = 0, size = 4096;
+	char *buf = malloc(size);
+
+	if (!buf)
+		return NULL;
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+		int r;
+
+		r = poll(&pfd, 1, tu_ms_left(deadline));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			free(buf);
+			errno = r == 0 ? ETIMEDOUT : errno;
+			return NULL;
+		}
+		if (len + 1 >= size) {
+			char *b = realloc(buf, size * 2);
+
+			if (!b) {
+				free(buf);
+				return NULL;
+			}
+			buf = b;
+			size *= 2;
+		}
+		n = read(fd, buf + len, size - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+int tu_mkdtemp(char **ret)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *path;
+
+	if (asprintf(&path, "%s/bulkhead-test-XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0)
+		return -ENOMEM;
+	if (!mkdtemp(path)) {
+		int r = -errno;
+
+		free(path);
+		return r;
+	}
+	*ret = path;
+	return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int tu_rm_rf(const char *path)
+{
+	if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return 0;
+}
+
+int tu_write_file(const char *path, const char *content)
+{
+	size_t len = strlen(content), done = 0;
+	int fd, r = 0;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	while (done < len) {
+		ssize_t n = write(fd, content + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
+char *tu_read_file(const char *path)
+{
+	char *buf;
+	int fd, e;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	/* A regular file or a /proc file: read to EOF (never blocks). */
+	buf = tu_read_all(fd, INT32_MAX);
+	e = errno;
+	close(fd);
+	errno = e;
+	return buf;
+}
+
+/* Calls fn for every process in /proc; stops early if fn returns non-zero. */
+static int for_each_process(int (*fn)(pid_t pid, void *userdata), void *userdata)
+{
+	struct dirent *de;
+	DIR *d;
+
+	d = opendir("/proc");
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+
+		if (*end != '\0' || pid <= 0)
+			continue;
+		if (fn((pid_t)pid, userdata))
+			break;
+	}
+	closedir(d);
+	return 0;
+}
+
+struct count_named {
+	const char *comm;
+	int count;
+};
+
+static int count_named_one(pid_t pid, void *userdata)
+{
+	struct count_named *c = userdata;
+	char comm[64], state;
+
+	if (read_stat(pid, comm, sizeof(comm), &state, NULL) == 0 && strcmp(comm, c->comm) == 0 &&
+	    state != 'Z' && state != 'X')
+		c->count++;
+	return 0;
+}
+
+int tu_count_processes_named(const char *comm)
+{
+	struct count_named c = { .comm = comm };
+	int r = for_each_process(count_named_one, &c);
+
+	return r < 0 ? r : c.count;
+}
+
+static int count_zombie_one(pid_t pid, void *userdata)
+{
+	int *count = userdata;
+	char state;
+	pid_t ppid;
+
+	if (read_stat(pid, NULL, 0, &state, &ppid) == 0 && ppid == getpid() && state == 'Z')
+		(*count)++;
+	return 0;
+}
+
+int tu_count_zombie_children(void)
+{
+	int count = 0;
+	int r = for_each_process(count_zombie_one, &count);
+
+	return r < 0 ? r : count;
+}
+
+int tu_count_open_fds(void)
+{
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	d = opendir("/proc/self/fd");
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;
+}
+
+int tu_recv_frame(int fd, void *buf, int timeout_ms)
+{
+	int64_t deadline = tu_now_ms() + timeout_ms;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+		int r;
+
+		r = poll(&pfd, 1, tu_ms_left(deadline));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+		n = recv(fd, buf, BH_FRAME_MAX, MSG_DONTWAIT | MSG_TRUNC);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n > (ssize_t)BH_FRAME_MAX)
+			return -EMSGSIZE;
+		return (int)n;
+	}
+}
+
+int tu_send_frame(int fd, const void *buf, size_t len)
+{
+	for (;;) {
+		if (send(fd, buf, len, MSG_NOSIGNAL) >= 0)
+			return 0;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+int tu_send_spec(int fd, uint32_t id, const char *run, const char *args)
+{
+	static uint8_t buf[BH_FRAME_MAX];
+	size_t n = bh_encode_spec(buf, sizeof(buf), id, run, args);
+
+	if (n == 0)
+		return -EINVAL;
+	return tu_send_frame(fd, buf, n);
+}
+
+int tu_send_stop(int fd)
+{
+	uint8_t buf[64];
+
+	return tu_send_frame(fd, buf, bh_encode_stop(buf, sizeof(buf)));
+}
+
+int tu_send_assign_range(int fd, uint64_t first_id, size_t n, uint32_t spec_id)
+{
+	static uint8_t buf[BH_FRAME_MAX];
+	struct bh_batch b;
+	size_t i = 0;
+
+	while (i < n) {
+		int r;
+
+		bh_batch_init(&b, buf, sizeof(buf), BH_FRAME_ASSIGN);
+		while (i < n && bh_batch_add_assign(&b, first_id + i, spec_id))
+			i++;
+		r = tu_send_frame(fd, buf, bh_batch_finish(&b));
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Crash attribution (see crash.c): fatal signals and exit() in the worker are reported to the
+ * master as one CRASH frame naming the job that caused them.
+ */
+#pragma once
+
+#define CRASH_ALTSTACK_SIZE (64u * 1024u)
+
+/*
+ * Installs the handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT and the exit hook,
+ * reporting on socket fd. Call once, on the main thread, before any job thread starts; it
+ * also sets up the main thread's alternate stack. Returns 0 or -errno.
+ */
+int crash_install(int fd);
+
+/* Gives the calling thread its own alternate signal stack. Returns 0 or -errno. */
+int crash_thread_init(void);
+
+/* Removes and frees the calling thread's alternate stack. */
+void crash_thread_fini(void);
+
+/* Marks the calling thread as out of memory: its next SIGABRT is reported as OOM. */
+void crash_set_oom(void);

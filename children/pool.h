@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The worker's job threads (see pool.c): one FIFO queue in, one outbox of results out, an
+ * eventfd that tells the main thread when results are waiting or the pool has stopped.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "job-api.h"
+
+#define POOL_THREADS_MAX 256
+#define POOL_JOBS_MAX (1u << 20) /* jobs queued + results not yet taken by the main thread */
+#define POOL_THREAD_STACK (4u << 20)
+
+struct pool;
+
+struct pool_job {
+	uint64_t job_id;
+	const struct job_spec *spec;
+};
+
+struct pool_result {
+	uint64_t job_id;
+	int32_t status;
+};
+
+struct pool_options {
+	const char *name; /* pool name, for thread names */
+	unsigned index; /* worker index, for thread names */
+	unsigned threads; /* 1..POOL_THREADS_MAX */
+	bool warm_malloc; /* each thread mallocs once before it reports ready */
+};
+
+/*
+ * Starts the job threads and returns once every one of them is up: named, on its
+ * alternate signal stack, (warm_malloc) holding its malloc arena, and waiting for work.
+ * Returns 0 or -errno.
+ */
+int pool_new(const struct pool_options *o, struct pool **ret);
+
+/* Readable when results are waiting or the last thread has stopped. Owned by the pool. */
+int pool_eventfd(struct pool *p);
+
+/* Clears the eventfd (call when it polled readable). */
+void pool_eventfd_clear(struct pool *p);
+
+/*
+ * Appends n jobs to the end of the queue; threads start them strictly in queue order.
+ * Returns 0, -E2BIG if that would exceed POOL_JOBS_MAX, -ENOMEM.
+ */
+int pool_submit(struct pool *p, const struct pool_job *jobs, size_t n);
+
+/*
+ * Takes every result finished since the last call, in finishing order. The array stays
+ * valid (and owned by the pool) until the next call. Returns the count (maybe 0).
+ */
+size_t pool_take_results(struct pool *p, const struct pool_result **ret);
+
+/* Threads take no more jobs (queued ones are dropped) and exit after their current job. */
+void pool_stop(struct pool *p);
+
+/* True once pool_stop() was called and every thread has exited. */
+bool pool_stopped(struct pool *p);
+
+/* Joins the threads (they must have stopped) and frees everything. NULL-safe. */
+void pool_free(struct pool *p);
+
+/* The job the calling thread is running, or NULL. Async-signal-safe. */
+struct bulkhead_job *pool_current_job(void);

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers for integration tests that start the real programs: spawning with a given fd 3,
+ * waiting for an exit with a deadline (pidfd + poll, never a sleep), reading pipes and
+ * files, temp dirs, counting processes, and sending/receiving protocol frames.
+ *
+ * Functions return 0 (or a count/length) on success and -errno on failure unless said
+ * otherwise; those returning a string return NULL with errno set on failure.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+int64_t tu_now_ms(void);
+
+/* Milliseconds left until deadline (a tu_now_ms() value), at least 0. */
+int tu_ms_left(int64_t deadline);
+
+/*
+ * Starts argv[0] (a path) with argv, the current environment plus envp_extra ("K=V", NULL-
+ * terminated, may be NULL; replaces a variable of the same name). stdin is /dev/null.
+ * fd3 >= 0 becomes the child's fd 3 (inheritable); every other fd above 2 is closed.
+ * ret_stdout_fd/ret_stderr_fd non-NULL: the child's stdout/stderr are pipes whose read ends
+ * (CLOEXEC) are returned; else they are inherited. The child is in its own process group.
+ * Returns 0, or -errno (also when exec fails: the child's errno is passed back).
+ */
+int tu_spawn(const char *const argv[], const char *const envp_extra[], int fd3, int *ret_stdout_fd,
+	     int *ret_stderr_fd, pid_t *ret_pid);
+
+/*
+ * Waits up to timeout_ms (< 0: forever) for child pid to exit and reaps it. Returns 0 with
+ * the wait status in *ret_status (may be NULL), -ETIMEDOUT if it is still running (not
+ * reaped), or -errno.
+ */
+int tu_wait_exit(pid_t pid, int timeout_ms, int *ret_status);
+
+/* SIGKILLs child pid and reaps it. Returns 0 or -errno. */
+int tu_kill_wait(pid_t pid);
+
+/* True if pid exists and is not a zombie. */
+bool tu_process_alive(pid_t pid);
+
+/* "exited 3", "killed by SIGSEGV (core dumped)": for assertion messages. Static buffer. */
+const char *tu_describe_status(int status);
+
+/* Reads fd until EOF, with a deadline. A malloc'd NUL-terminated string, or NULL (errno). */
+char *tu_read_all(int fd, int timeout_ms);
+
+/* A new directory $TMPDIR/bulkhead-test-XXXXXX (malloc'd path in *ret). */
+int tu_mkdtemp(char **ret);
+
+/* Removes path recursively (a file or a directory tree); missing is fine. */
+int tu_rm_rf(const char *path);
+
+/* Creates or truncates path (mode 0644) with content. */
+int tu_write_file(const char *path, const char *content);
+
+/* The whole file, malloc'd and NUL-terminated, or NULL (errno). */
+char *tu_read_file(const char *path);
+
+/* Processes (not threads) whose comm is exactly `comm`, zombies excluded. */
+int tu_count_processes_named(const char *comm);
+
+/* Children of this process that are zombies (exited, not yet reaped). */
+int tu_count_zombie_children(void);
+
+/* Open fds of this process (counting /proc/self/fd, excluding the one used to count). */
+int tu_count_open_fds(void);
+
+/*
+ * Receives one SOCK_SEQPACKET message into buf (at least BH_FRAME_MAX bytes) within
+ * timeout_ms. Returns its length (> 0), 0 at EOF, -ETIMEDOUT, -EMSGSIZE if it was longer
+ * than BH_FRAME_MAX, or -errno.
+ */
+int tu_recv_frame(int fd, void *buf, int timeout_ms);
+
+/* Sends one message (blocking, MSG_NOSIGNAL). Returns 0 or -errno. */
+int tu_send_frame(int fd, const void *buf, size_t len);
+
+/* Encodes and sends a SPEC / STOP frame. */
+int tu_send_spec(int fd, uint32_t id, const char *run, const char *args);
+int tu_send_stop(int fd);
+
+/*
+ * Sends ASSIGN frames for jobs first_id, first_id+1, ... (n of them), all of spec_id,
+ * as many entries per frame as fit. Returns 0 or -errno.
+ */
+int tu_send_assign_range(int fd, uint64_t first_id, size_t n, uint32_t spec_id);
