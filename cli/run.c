@@ -80,7 +80,7 @@ int cmd_run(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "+qh", opts, NULL)) >= 0) {
+	while ((o = getopt_long(argc, argv, "qh", opts, NULL)) >= 0) {
 		switch (o) {
 		case 'r':
 			report = optarg;

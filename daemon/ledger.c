@@ -179,7 +179,7 @@ void ledger_start(struct ledger *l, struct job *j)
 	l->stats.runs++;
 }
 
-static void requeue(struct ledger *l, struct job *j, bool alone, bool front)
+static void requeue(struct ledger *l, struct job *j, bool alone)
 {
 	struct pool_queues *q = queues_of(l, j);
 
@@ -187,7 +187,7 @@ static void requeue(struct ledger *l, struct job *j, bool alone, bool front)
 	j->started_at = 0;
 	j->alone = alone;
 	set_state(l, j, JOB_QUEUED);
-	queue_push(alone ? &q->alone : &q->ready, j, front);
+	queue_push(alone ? &q->alone : &q->ready, j, false);
 }
 
 static void end_job(struct ledger *l, struct job *j, enum job_state s, enum job_cause cause,
@@ -213,7 +213,7 @@ void ledger_finish(struct ledger *l, struct job *j, int status)
 	if (j->attempts >= l->config->groups[j->group].max_attempts)
 		end_job(l, j, JOB_FAILED, CAUSE_STATUS, status);
 	else
-		requeue(l, j, false, false);
+		requeue(l, j, false);
 }
 
 void ledger_blame(struct ledger *l, struct job *j, enum job_cause cause, int detail)
@@ -227,7 +227,7 @@ void ledger_blame(struct ledger *l, struct job *j, enum job_cause cause, int det
 	if (j->attempts >= l->config->groups[j->group].max_attempts)
 		end_job(l, j, cause == CAUSE_TIMEOUT ? JOB_TIMED_OUT : JOB_CRASHED, cause, detail);
 	else
-		requeue(l, j, false, false);
+		requeue(l, j, true); /* it took its worker down once: never again others */
 }
 
 /* Re-runs that are not the job's fault are capped so that every run ends. */
@@ -239,14 +239,21 @@ static bool rerun_allowed(struct ledger *l, struct job *j, int signo)
 	return false;
 }
 
-void ledger_bystander(struct ledger *l, struct job *j)
+void ledger_bystander(struct ledger *l, struct job *j, bool started)
 {
-	if (j->state != JOB_RUNNING || !rerun_allowed(l, j, 0))
+	if (j->state != JOB_RUNNING)
 		return;
-	j->reruns++;
-	l->stats.reruns_bystander++;
-	/* It already waited its turn once: to the front, on any worker. */
-	requeue(l, j, false, true);
+	/*
+	 * A job that had not started lost nothing: re-queued without counting. Only started
+	 * ones count towards the cap; both go to the back, behind the jobs that may crash next.
+	 */
+	if (started) {
+		if (!rerun_allowed(l, j, 0))
+			return;
+		j->reruns++;
+		l->stats.reruns_bystander++;
+	}
+	requeue(l, j, false);
 }
 
 void ledger_suspect(struct ledger *l, struct job *j, int signo)
@@ -255,7 +262,7 @@ void ledger_suspect(struct ledger *l, struct job *j, int signo)
 		return;
 	j->reruns++;
 	l->stats.reruns_suspect++;
-	requeue(l, j, true, false);
+	requeue(l, j, true);
 }
 
 void ledger_cancel(struct ledger *l, struct job *j, enum job_cause cause)
@@ -323,7 +330,7 @@ enum death_verdict ledger_worker_died(struct ledger *l, const struct death *d, s
 			} else if (flags[i] & HELD_TIMED_OUT) {
 				ledger_blame(l, jobs[i], CAUSE_TIMEOUT, 0);
 			} else {
-				ledger_bystander(l, jobs[i]);
+				ledger_bystander(l, jobs[i], flags[i] & HELD_STARTED);
 			}
 		}
 		return DEATH_CULPRIT;
@@ -341,7 +348,7 @@ enum death_verdict ledger_worker_died(struct ledger *l, const struct death *d, s
 		if (flags[i] & HELD_STARTED)
 			ledger_suspect(l, jobs[i], d->signaled ? d->status : 0);
 		else
-			ledger_bystander(l, jobs[i]);
+			ledger_bystander(l, jobs[i], false);
 	}
 	return DEATH_SUSPECTS;
 }

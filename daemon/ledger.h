@@ -64,7 +64,7 @@ struct group_counts {
 
 struct ledger_stats {
 	uint64_t runs;              /* jobs started, re-runs included */
-	uint64_t reruns_bystander;
+	uint64_t reruns_bystander; /* bystanders that had started (re-run from the start) */
 	uint64_t reruns_suspect;
 	uint64_t culprits;          /* blames for a crash, exit, memory or timeout */
 	uint64_t by_state[_JOB_STATE_MAX];
@@ -97,10 +97,16 @@ void ledger_start(struct ledger *l, struct job *j);
 
 /* The worker reported the job's result: 0 -> done, else failed or retried. */
 void ledger_finish(struct ledger *l, struct job *j, int status);
-/* The job is the culprit of a worker death or a timeout: counted, retried or quarantined. */
+/*
+ * The job is the culprit of a worker death or a timeout: an attempt is counted; it is
+ * quarantined after max_attempts, else retried alone (it never takes others down twice).
+ */
 void ledger_blame(struct ledger *l, struct job *j, enum job_cause cause, int detail);
-/* The job was on a worker that died for another job: re-queued, not counted. */
-void ledger_bystander(struct ledger *l, struct job *j);
+/*
+ * The job was on a worker that died for another job: re-queued at the back, no attempt
+ * counted. A job that had started counts one re-run (capped at JOB_RERUN_MAX).
+ */
+void ledger_bystander(struct ledger *l, struct job *j, bool started);
 /* The job was running on a worker that died unexplained: re-queued to run alone. */
 void ledger_suspect(struct ledger *l, struct job *j, int signo);
 /* Ends a queued or running job as cancelled. */

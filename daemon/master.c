@@ -454,8 +454,10 @@ static bool drain_frames(struct worker *w)
 		ssize_t n = recv(w->fd, w->m->buf, sizeof(w->m->buf), MSG_DONTWAIT | MSG_TRUNC);
 		int r;
 
+		if (n < 0 && (errno == EINTR || errno == ECONNRESET))
+			continue; /* a dead peer's last frames wait behind one ECONNRESET */
 		if (n < 0)
-			return errno == EAGAIN || errno == EINTR;
+			return errno == EAGAIN;
 		if (n == 0)
 			return false;
 		if ((size_t)n > sizeof(w->m->buf))
@@ -604,6 +606,7 @@ static void pool_fail(struct pool *p)
 		m->stats.pool_failure_exit = true;
 		master_begin_stop(m, CAUSE_POOL_FAILED);
 	}
+	check_done(m);
 }
 
 static void schedule_restart(struct worker *w, usec_t delay)

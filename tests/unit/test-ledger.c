@@ -142,19 +142,26 @@ START_TEST(test_crash_frame_culprit_and_bystanders)
 	ck_assert_int_eq(ledger_worker_died(l, &death, jobs, flags, 5), DEATH_CULPRIT);
 	ck_assert_uint_eq(segv->attempts, 1);
 	ck_assert_int_eq(segv->state, JOB_QUEUED);
+	/* The culprit is retried alone: it never takes bystanders down twice. */
+	ck_assert(segv->alone);
+	ck_assert_uint_eq(ledger_queued(l, 0, true), 1);
 	for (int i = 0; i < 5; i++) {
 		if (jobs[i] == segv)
 			continue;
 		ck_assert_int_eq(jobs[i]->state, JOB_QUEUED);
 		ck_assert_uint_eq(jobs[i]->attempts, 0);
-		ck_assert_uint_eq(jobs[i]->reruns, 1);
 		ck_assert(!jobs[i]->alone);
 	}
-	ck_assert_uint_eq(ledger_stats(l)->reruns_bystander, 4);
+	/* Started bystanders count a re-run; d had not started: re-queued, not counted. */
+	ck_assert_uint_eq(a->reruns, 1);
+	ck_assert_uint_eq(d->reruns, 0);
+	ck_assert_uint_eq(ledger_stats(l)->reruns_bystander, 3);
 	ck_assert_uint_eq(ledger_stats(l)->culprits, 1);
+	/* Bystanders went to the back, in the order they were held. */
+	ck_assert_ptr_eq(ledger_pop(l, 0, false), a);
+	ck_assert_ptr_eq(ledger_pop(l, 0, false), b);
 	/* Second crash: max_attempts 2 reached, quarantined as crashed with its cause. */
-	while (ledger_pop(l, 0, false) != segv)
-		;
+	ck_assert_ptr_eq(ledger_pop(l, 0, true), segv);
 	ledger_start(l, segv);
 	ck_assert_int_eq(ledger_worker_died(l, &death, &segv, flags, 1), DEATH_CULPRIT);
 	ck_assert_int_eq(segv->state, JOB_CRASHED);
@@ -198,7 +205,8 @@ START_TEST(test_no_evidence_suspects_run_alone)
 	ck_assert_uint_eq(a->attempts, 0);
 	ck_assert_uint_eq(ledger_queued(l, 0, true), 2);
 	ck_assert_uint_eq(ledger_stats(l)->reruns_suspect, 2);
-	ck_assert_uint_eq(ledger_stats(l)->reruns_bystander, 1);
+	ck_assert_uint_eq(ledger_stats(l)->reruns_bystander, 0); /* c had not started */
+	ck_assert_int_eq(c->state, JOB_QUEUED);
 
 	/* Re-run alone and done: no blame ever. */
 	s = start_next(0, true);
@@ -252,8 +260,10 @@ START_TEST(test_timeout_blame_and_quarantine)
 		if (attempt < 3) {
 			struct job *x;
 
+			ck_assert_ptr_eq(ledger_pop(l, 0, true), a);
+			ledger_start(l, a);
 			while ((x = ledger_pop(l, 0, false)) != NULL)
-				if (x == a || x == b)
+				if (x == b)
 					ledger_start(l, x);
 		}
 	}
@@ -266,21 +276,47 @@ END_TEST
 
 START_TEST(test_rerun_cap_ends_job)
 {
-	struct job *a = start_next(0, false);
-	uint8_t flags[] = { 0 };
-	struct death idle_kill = { .signaled = true, .status = SIGKILL };
+	/*
+	 * Its own ledger: one victim (pool 1, so that it can be taken back out of its queue
+	 * each round) next to eleven different crashers (pool 0). The ledger does not care that
+	 * a real worker serves one pool only.
+	 */
+	struct group_config g[2] = {
+		{ .name = "victim", .pool = 1, .count = 1, .max_attempts = 3, .expect = JOB_DONE },
+		{ .name = "crash", .pool = 0, .count = JOB_RERUN_MAX + 1, .max_attempts = 1,
+		  .expect = JOB_CRASHED },
+	};
+	struct config c = { .pools = pools, .n_pools = 2, .groups = g, .n_groups = 2,
+			    .total_jobs = 2 + JOB_RERUN_MAX };
+	uint8_t flags[] = { HELD_STARTED, HELD_STARTED };
+	struct death d = { .crash_frame = true, .crash_kind = BH_CRASH_SIGNAL,
+			   .crash_signo = SIGSEGV, .signaled = true, .status = SIGSEGV };
+	struct ledger *own;
 
-	for (int i = 0; i < JOB_RERUN_MAX; i++) {
-		ledger_worker_died(l, &idle_kill, &a, flags, 1);
-		ck_assert_int_eq(a->state, JOB_QUEUED);
-		ck_assert_ptr_eq(ledger_pop(l, 0, false), a); /* bystanders go to the front */
-		ledger_start(l, a);
+	ck_assert_int_eq(ledger_new(&c, &own), 0);
+	for (int i = 0; i <= JOB_RERUN_MAX; i++) {
+		struct job *victim = ledger_pop(own, 1, false);
+		struct job *crasher = ledger_pop(own, 0, false);
+		struct job *held[2] = { victim, crasher };
+
+		ck_assert_ptr_nonnull(victim);
+		ck_assert_ptr_nonnull(crasher);
+		ledger_start(own, victim);
+		ledger_start(own, crasher);
+		d.crash_job = crasher->id;
+		ck_assert_int_eq(ledger_worker_died(own, &d, held, flags, 2), DEATH_CULPRIT);
+		ck_assert_int_eq(crasher->state, JOB_CRASHED);
+		if (i < JOB_RERUN_MAX) {
+			ck_assert_int_eq(victim->state, JOB_QUEUED);
+			ck_assert_uint_eq(victim->reruns, i + 1);
+		} else {
+			ck_assert_int_eq(victim->state, JOB_CRASHED);
+			ck_assert_int_eq(victim->cause, CAUSE_RERUNS);
+			ck_assert_uint_eq(victim->attempts, 0);
+		}
 	}
-	ledger_worker_died(l, &idle_kill, &a, flags, 1);
-	ck_assert_int_eq(a->state, JOB_CRASHED);
-	ck_assert_int_eq(a->cause, CAUSE_RERUNS);
-	ck_assert_uint_eq(a->reruns, JOB_RERUN_MAX);
-	assert_sums();
+	ck_assert_uint_eq(ledger_unfinished(own), 0);
+	ledger_free(own);
 }
 END_TEST
 
