@@ -33,6 +33,8 @@ check: all $(ASAN_BUILD)/build.ninja
 	meson test -C $(ASAN_BUILD) --print-errorlogs
 
 install: all
+	meson configure $(BUILD) --prefix=$(PREFIX)
+	ninja -C $(BUILD)
 	DESTDIR=$(DESTDIR) meson install -C $(BUILD) --no-rebuild
 
 clean:

@@ -12,7 +12,7 @@
 #include "cli/cli.h"
 #include "daemon/ledger.h"
 
-#define TABLE_QUARANTINED_MAX 10 /* listed in the table; the JSON lists all */
+#define TABLE_QUARANTINED_MAX 20 /* listed in the table; the JSON lists all */
 
 static const enum job_state final_states[] = { JOB_DONE, JOB_FAILED, JOB_CRASHED, JOB_TIMED_OUT,
 					       JOB_CANCELLED };
@@ -88,20 +88,22 @@ void report_table(FILE *f, struct master *m, const struct config *c)
 		nq += quarantined(ledger_job(l, id));
 	if (nq == 0)
 		return;
-	fprintf(f, "quarantined (%llu):", (unsigned long long)nq);
+	fprintf(f, "\nquarantined (%llu):\n", (unsigned long long)nq);
 	for (uint64_t id = 1; id <= total && shown < TABLE_QUARANTINED_MAX; id++) {
 		struct job *j = ledger_job(l, id);
 		char name[64], cause[64];
 
 		if (!quarantined(j))
 			continue;
-		fprintf(f, "%s %s (%s, %u attempt%s)", shown ? "," : "",
-			ledger_job_name(l, j, name, sizeof(name)),
+		fprintf(f, "  %-24s %-10s %-18s %u attempt%s\n",
+			ledger_job_name(l, j, name, sizeof(name)), job_state_to_string(j->state),
 			ledger_cause_string(j, cause, sizeof(cause)), j->attempts,
 			j->attempts == 1 ? "" : "s");
 		shown++;
 	}
-	fprintf(f, "%s\n", nq > shown ? ", ..." : "");
+	if (nq > shown)
+		fprintf(f, "  ... and %llu more (see --report-json)\n",
+			(unsigned long long)(nq - shown));
 }
 
 static json_object *counts_object(const uint64_t *by_state, uint64_t total)

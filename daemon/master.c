@@ -726,24 +726,35 @@ static void describe_death(const struct worker *w, bool signaled, int status, ch
 		snprintf(buf, size, "exited with status %d", status);
 }
 
+/* One line per death, naming the culprits from the evidence (CRASH frame, timeouts). */
 static void log_death(struct worker *w, const char *how, const char *l, struct job **jobs,
-		      size_t n, enum death_verdict v)
+		      const uint8_t *flags, size_t n, enum death_verdict v)
 {
 	struct master *m = w->m;
-	char name[64];
-	struct job *culprit = NULL;
+	char names[256] = "", name[64];
+	size_t culprits = 0, timeouts = 0, len = 0;
 
-	for (size_t i = 0; i < n && v == DEATH_CULPRIT; i++)
-		if (jobs[i]->cause != CAUSE_NONE && jobs[i]->cause != CAUSE_STATUS &&
-		    (jobs[i]->state != JOB_QUEUED || jobs[i]->attempts > 0) &&
-		    ((w->crash_frame && jobs[i]->id == w->crash.job_id) ||
-		     jobs[i]->cause == CAUSE_TIMEOUT || n == 1))
-			culprit = jobs[i];
-	if (v == DEATH_CULPRIT && culprit)
-		log_warning("worker %s %s in job %s (attempt %u of %u); %zu other job%s re-queued",
-			    l, how, ledger_job_name(m->ledger, culprit, name, sizeof(name)),
-			    culprit->attempts, m->config->groups[culprit->group].max_attempts,
-			    n - 1, n - 1 == 1 ? "" : "s");
+	for (size_t i = 0; i < n; i++) {
+		bool blamed = (flags[i] & HELD_TIMED_OUT) ||
+			      (w->crash_frame && jobs[i]->id == w->crash.job_id) ||
+			      (v == DEATH_CULPRIT && n == 1);
+
+		if (!blamed)
+			continue;
+		culprits++;
+		timeouts += (flags[i] & HELD_TIMED_OUT) != 0;
+		if (len < sizeof(names) - 1)
+			len += (size_t)snprintf(names + len, sizeof(names) - len,
+						"%s%s (attempt %u of %u)", culprits > 1 ? ", " : "",
+						ledger_job_name(m->ledger, jobs[i], name,
+								sizeof(name)),
+						jobs[i]->attempts,
+						m->config->groups[jobs[i]->group].max_attempts);
+	}
+	if (v == DEATH_CULPRIT)
+		log_warning("worker %s %s %s %s; %zu other job%s re-queued", l, how,
+			    timeouts ? "after the timeout of" : "in job", names, n - culprits,
+			    n - culprits == 1 ? "" : "s");
 	else if (v == DEATH_SUSPECTS)
 		log_warning("worker %s %s with %zu job%s in flight and no crash report: the "
 			    "running ones re-run alone",
@@ -790,7 +801,7 @@ static void worker_died(struct worker *w, int code, int status)
 			.solo = w->solo,
 		};
 		v = ledger_worker_died(m->ledger, &d, jobs, flags, n);
-		log_death(w, how, l, jobs, n, v);
+		log_death(w, how, l, jobs, flags, n, v);
 		for (size_t i = 0; i < n; i++)
 			log_final(m, jobs[i]);
 	}

@@ -588,6 +588,84 @@ START_TEST(test_big_mixed_run)
 }
 END_TEST
 
+/* ---- bad input to `bulkhead run` ---- */
+
+/* Runs `bulkhead run ARGS...` and returns its exit code; stderr into *ret_err. */
+static int run_args(const char *const *args, char **ret_err)
+{
+	const char *argv[8] = { getenv("BULKHEAD_BIN"), "run" };
+	int err_fd, st;
+	pid_t pid;
+
+	for (int i = 0; args[i] && i < 5; i++)
+		argv[2 + i] = args[i];
+	ck_assert_int_eq(tu_spawn(argv, NULL, -1, NULL, &err_fd, &pid), 0);
+	*ret_err = tu_read_all(err_fd, RUN_TIMEOUT_MS);
+	close(err_fd);
+	ck_assert_int_eq(tu_wait_exit(pid, RUN_TIMEOUT_MS, &st), 0);
+	ck_assert(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+START_TEST(test_run_config_errors_exit_78_before_spawning)
+{
+	char *dir, path[512], *err;
+
+	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
+	snprintf(path, sizeof(path), "%s/bad.conf", dir);
+	ck_assert_int_eq(tu_write_file(path, "[pool main]\nworkers = 2\nthreads = abc\n"
+					     "[job x]\nrun = builtin:noop\n"),
+			 0);
+	{
+		const char *args[] = { path, NULL };
+
+		ck_assert_int_eq(run_args(args, &err), 78);
+		ck_assert_msg(strstr(err, "bad.conf:3:") && strstr(err, "threads"), "%s", err);
+		free(err);
+	}
+	/* A config with pools but nothing to run is an error for a one-shot run. */
+	ck_assert_int_eq(tu_write_file(path, "[pool main]\nworkers = 1\n"), 0);
+	{
+		const char *args[] = { path, NULL };
+
+		ck_assert_int_eq(run_args(args, &err), 78);
+		ck_assert_ptr_nonnull(strstr(err, "nothing to run"));
+		free(err);
+	}
+	{
+		const char *args[] = { "/nonexistent/bulkhead.conf", NULL };
+
+		ck_assert_int_eq(run_args(args, &err), 78);
+		ck_assert_ptr_nonnull(strstr(err, "/nonexistent/bulkhead.conf"));
+		free(err);
+	}
+	assert_aftermath();
+	tu_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_run_usage_errors_exit_2)
+{
+	const char *none[] = { NULL };
+	const char *extra[] = { "a.conf", "b.conf", NULL };
+	const char *unknown[] = { "--frobnicate", "a.conf", NULL };
+	const char *missing[] = { "a.conf", "--report-json", NULL };
+	char *err;
+
+	ck_assert_int_eq(run_args(none, &err), 2);
+	ck_assert_ptr_nonnull(strstr(err, "missing CONFIG"));
+	free(err);
+	ck_assert_int_eq(run_args(extra, &err), 2);
+	free(err);
+	ck_assert_int_eq(run_args(unknown, &err), 2);
+	ck_assert_ptr_nonnull(strstr(err, "--frobnicate"));
+	free(err);
+	ck_assert_int_eq(run_args(missing, &err), 2);
+	free(err);
+}
+END_TEST
+
 static Suite *run_suite(void)
 {
 	Suite *s = suite_create("run");
@@ -617,6 +695,11 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_balance_8_threads_always_zero);
 	tcase_add_test(tc, test_tls_never_leaks);
 	tcase_add_test(tc, test_failed_jobs_and_exit_code);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cli");
+	tcase_add_test(tc, test_run_config_errors_exit_78_before_spawning);
+	tcase_add_test(tc, test_run_usage_errors_exit_2);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("big");
