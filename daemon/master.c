@@ -181,7 +181,8 @@ static void worker_stop(struct worker *w, usec_t grace)
 	uint8_t buf[16];
 	size_t len = bh_encode_stop(buf, sizeof(buf));
 
-	if (w->pid <= 0 || w->state == W_STOPPING || w->state == W_KILLED)
+	/* A draining worker is already on its way out, after kill_grace: keep that deadline. */
+	if (w->pid <= 0 || w->state >= W_DRAINING)
 		return;
 	if (w->state == W_STARTING || worker_send(w, buf, len) < 0) {
 		worker_kill(w, NULL);

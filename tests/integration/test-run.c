@@ -375,6 +375,36 @@ START_TEST(test_worker_killed_from_outside)
 }
 END_TEST
 
+START_TEST(test_interrupted_run_ends_every_job)
+{
+	struct run r = { 0 };
+	pid_t pid, workers[4];
+	int err_fd, n = 0;
+	int64_t deadline = tu_now_ms() + 30000;
+
+	pid = start_run(&r,
+			"[pool main]\nworkers = 1\nthreads = 2\n"
+			"[job busy]\nrun = builtin:hang\nargs = ms=1000\ncount = 20\n",
+			NULL, &err_fd);
+	while (tu_now_ms() < deadline) {
+		n = find_workers(pid, workers, 4);
+		if (n == 1 && job_thread_ticks(workers[0]) > 0)
+			break;
+		poll(NULL, 0, 5); /* re-check /proc: waiting for a state, with a deadline */
+	}
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(kill(pid, SIGINT), 0);
+	finish_run(&r, pid, err_fd);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert(json_object_get_boolean(get(r.report, "interrupted")));
+	assert_accounted(&r);
+	/* The two running jobs finished; everything else ended cancelled, none lost. */
+	ck_assert_int_eq(geti(r.report, "jobs.done"), 2);
+	ck_assert_int_eq(geti(r.report, "jobs.cancelled"), 18);
+	run_free(&r);
+}
+END_TEST
+
 /* ---- worker faults ---- */
 
 /* The "restarting in X" delays of the master's log, in microseconds. */
@@ -686,6 +716,7 @@ static Suite *run_suite(void)
 	tc = tcase_create("deaths");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_worker_killed_from_outside);
+	tcase_add_test(tc, test_interrupted_run_ends_every_job);
 	tcase_add_test(tc, test_worker_dies_before_hello);
 	tcase_add_test(tc, test_exec_failure);
 	suite_add_tcase(s, tc);
