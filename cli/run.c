@@ -36,7 +36,7 @@ static int run_config(const struct config *c, const char *report, bool quiet)
 	struct progress *p = NULL;
 	int r, rc;
 
-	r = master_new(c, &m);
+	r = master_new(c, NULL, &m);
 	if (r < 0) {
 		log_error_errno(r, "cannot set up the master");
 		return EXIT_NOT_EXPECTED;

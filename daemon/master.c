@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "daemon/master.h"
+#include "daemon/notify.h"
 #include "daemon/policy.h"
 #include "daemon/spawn-worker.h"
 
@@ -96,6 +97,9 @@ struct pool {
 
 struct master {
 	const struct config *config;
+	struct master_options opts;
+	struct notifier *notifier; /* daemon mode only */
+	bool ready_sent;
 	sd_event *event;
 	struct ledger *ledger;
 	struct pool *pools;
@@ -111,6 +115,7 @@ struct master {
 };
 
 static void worker_died(struct worker *w, int code, int status);
+static void check_ready(struct master *m);
 static void fill(struct worker *w);
 static void check_done(struct master *m);
 static void master_begin_stop(struct master *m, enum job_cause cause);
@@ -379,6 +384,7 @@ static int handle_hello(struct worker *w, const struct bh_frame *f)
 	disarm(w->timer);
 	log_debug("worker %s ready", wlabel(w, l, sizeof(l)));
 	fill(w);
+	check_ready(w->m);
 	return 0;
 }
 
@@ -607,6 +613,7 @@ static void pool_fail(struct pool *p)
 		m->stats.pool_failure_exit = true;
 		master_begin_stop(m, CAUSE_POOL_FAILED);
 	}
+	check_ready(m);
 	check_done(m);
 }
 
@@ -866,9 +873,29 @@ static void master_begin_stop(struct master *m, enum job_cause cause)
 	}
 }
 
+/* READY=1 once every pool's workers have said HELLO (a failed pool counts as settled). */
+static void check_ready(struct master *m)
+{
+	if (!m->opts.daemon || m->ready_sent || m->stopping)
+		return;
+	for (unsigned i = 0; i < m->n_pools; i++) {
+		struct pool *p = &m->pools[i];
+
+		if (p->state == POOL_FAILED)
+			continue;
+		for (unsigned k = 0; k < p->cfg->workers; k++)
+			if (p->workers[k].state != W_READY)
+				return;
+	}
+	m->ready_sent = true;
+	log_info("ready: %u pool%s up", m->n_pools, m->n_pools == 1 ? "" : "s");
+	notify_ready(m->notifier);
+}
+
 static void check_done(struct master *m)
 {
-	if (!m->stopping && ledger_unfinished(m->ledger) == 0)
+	notify_status_dirty(m->notifier);
+	if (!m->stopping && !m->opts.daemon && ledger_unfinished(m->ledger) == 0)
 		master_begin_stop(m, CAUSE_NONE);
 	if (m->stopping && m->n_alive == 0) {
 		m->stats.ended_at = now_usec();
@@ -882,11 +909,18 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 	m->stats.interrupted = true;
 	if (m->interrupts++ == 0) {
+		usec_t drain = m->config->supervisor.drain_timeout;
+		char d[FORMAT_DURATION_MAX];
+
+		notify_stopping(m->notifier);
+		if (drain != USEC_INFINITY)
+			notify_extend_timeout(m->notifier, drain + MASTER_STOP_TIMEOUT);
 		log_notice("%s: stopping: queued jobs are cancelled, running jobs may finish "
-			   "(again to kill them)",
-			   strsignal((int)si->ssi_signo));
+			   "within %s (again to kill them now)",
+			   strsignal((int)si->ssi_signo), format_duration(d, sizeof(d), drain));
 		master_begin_stop(m, CAUSE_STOPPED);
 	} else {
+		log_notice("%s again: killing every worker now", strsignal((int)si->ssi_signo));
 		for (unsigned i = 0; i < m->n_pools; i++)
 			for (unsigned k = 0; k < m->pools[i].cfg->workers; k++)
 				worker_kill(&m->pools[i].workers[k], NULL);
@@ -934,7 +968,36 @@ static int pool_init(struct master *m, struct pool *p, unsigned index)
 	return 0;
 }
 
-int master_new(const struct config *c, struct master **ret)
+static void status_line(void *userdata, char *buf, size_t size)
+{
+	struct master *m = userdata;
+	const struct ledger_stats *s = ledger_stats(m->ledger);
+	unsigned pools_up = 0, workers = 0, wanted = 0;
+	uint64_t deaths = m->stats.deaths_by_exit;
+
+	for (unsigned i = 0; i < m->n_pools; i++) {
+		struct pool *p = &m->pools[i];
+
+		pools_up += p->state == POOL_UP;
+		wanted += p->state == POOL_UP ? p->cfg->workers : 0;
+		for (unsigned k = 0; k < p->cfg->workers; k++)
+			workers += p->workers[k].state == W_READY;
+	}
+	for (int i = 0; i < 65; i++)
+		deaths += m->stats.deaths_by_signal[i];
+	snprintf(buf, size,
+		 "%s%u/%u pools up, %u/%u workers; jobs: %llu done, %llu running, %llu queued, "
+		 "%llu failed, %llu crashed, %llu timed out; %llu worker deaths",
+		 m->stopping ? "stopping: " : "", pools_up, m->n_pools, workers, wanted,
+		 (unsigned long long)s->by_state[JOB_DONE],
+		 (unsigned long long)s->by_state[JOB_RUNNING],
+		 (unsigned long long)s->by_state[JOB_QUEUED],
+		 (unsigned long long)s->by_state[JOB_FAILED],
+		 (unsigned long long)s->by_state[JOB_CRASHED],
+		 (unsigned long long)s->by_state[JOB_TIMED_OUT], (unsigned long long)deaths);
+}
+
+int master_new(const struct config *c, const struct master_options *opts, struct master **ret)
 {
 	struct master *m;
 	sigset_t ss;
@@ -944,6 +1007,8 @@ int master_new(const struct config *c, struct master **ret)
 	if (!m)
 		return -ENOMEM;
 	m->config = c;
+	if (opts)
+		m->opts = *opts;
 	m->worker_path = spawn_worker_path();
 
 	/* sd-event needs these blocked before it can watch children and signals. */
@@ -971,6 +1036,11 @@ int master_new(const struct config *c, struct master **ret)
 		if (r < 0)
 			goto fail;
 	}
+	if (m->opts.daemon) {
+		r = notifier_new(m->event, status_line, m, &m->notifier);
+		if (r < 0)
+			goto fail;
+	}
 	r = sd_event_add_signal(m->event, &m->sigint, SIGINT, on_signal, m);
 	if (r >= 0)
 		r = sd_event_add_signal(m->event, &m->sigterm, SIGTERM, on_signal, m);
@@ -992,10 +1062,16 @@ int master_run(struct master *m)
 
 		for (unsigned g = 0; g < m->config->n_groups; g++)
 			needed |= m->config->groups[g].pool == i;
-		if (!needed)
+		if (!needed && !m->opts.daemon)
 			continue; /* a pool no job uses: nothing to start in a one-shot run */
 		for (unsigned k = 0; k < p->cfg->workers; k++)
 			schedule_restart(&p->workers[k], 0);
+	}
+	if (m->notifier) {
+		int r = notifier_start_watchdog(m->notifier);
+
+		if (r < 0)
+			log_warning_errno(r, "cannot start the watchdog pings");
 	}
 	check_done(m);
 	return sd_event_loop(m->event);
@@ -1034,6 +1110,7 @@ void master_free(struct master *m)
 	free(m->pools);
 	sd_event_source_disable_unref(m->sigint);
 	sd_event_source_disable_unref(m->sigterm);
+	notifier_free(m->notifier);
 	ledger_free(m->ledger);
 	sd_event_unref(m->event);
 	free(m);

@@ -35,13 +35,25 @@ struct master_stats {
 	bool interrupted;       /* stopped by SIGINT/SIGTERM */
 };
 
+struct master_options {
+	/*
+	 * Daemon mode (bulkheadd): every pool's workers are started and kept up after the
+	 * config's jobs have ended; sd_notify READY/STATUS/WATCHDOG/STOPPING; SIGTERM drains.
+	 * Otherwise a one-shot run: only pools with jobs start, and the run ends with its jobs.
+	 */
+	bool daemon;
+};
+
 struct master;
 
-/* The config must outlive the master. */
-int master_new(const struct config *c, struct master **ret);
+/* The config must outlive the master. opts may be NULL (one-shot run). */
+int master_new(const struct config *c, const struct master_options *opts, struct master **ret);
 void master_free(struct master *m);
 
-/* Runs until every job has ended (or the run is stopped) and every worker is gone. */
+/*
+ * Runs until every job has ended (one-shot) or a stop was asked for (daemon), and every
+ * worker is gone.
+ */
 int master_run(struct master *m);
 
 sd_event *master_event(struct master *m);

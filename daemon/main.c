@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bulkheadd: the supervisor as a service. Foreground (no double fork), the same master as
+ * `bulkhead run` in daemon mode: it starts the config's jobs, keeps every pool's workers up
+ * and waits for more work until SIGTERM. One instance per runtime directory, guarded by a
+ * lock file. Exit codes: 0 clean stop, 1 fatal (or a pool failed with on_pool_failure=exit),
+ * 2 usage, 78 config error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "config/config.h"
+#include "daemon/master.h"
+
+#define DEFAULT_CONFIG BULKHEAD_SYSCONFDIR "/bulkhead/bulkhead.conf"
+#define DEFAULT_RUNTIME_DIR "/run/bulkhead"
+
+static void usage(FILE *f)
+{
+	fputs("Usage: bulkheadd [-c CONFIG] [--check]\n"
+	      "\n"
+	      "  -c, --config FILE   config file (default " DEFAULT_CONFIG ")\n"
+	      "      --check         validate the config, print the effective one, and exit\n"
+	      "  -h, --help          this help\n"
+	      "      --version       print the version\n"
+	      "\n"
+	      "Exit codes: 0 stopped cleanly, 1 fatal error, 2 usage error, 78 config error.\n",
+	      f);
+}
+
+/* $RUNTIME_DIRECTORY (its first entry) or /run/bulkhead. */
+static const char *runtime_dir(void)
+{
+	static char dir[PATH_MAX];
+	const char *e = getenv("RUNTIME_DIRECTORY");
+
+	if (!e || !*e)
+		return DEFAULT_RUNTIME_DIR;
+	snprintf(dir, sizeof(dir), "%.*s", (int)strcspn(e, ":"), e);
+	return dir;
+}
+
+/*
+ * Takes the single-instance lock, held until exit (the fd stays open). Returns 0, -EBUSY if
+ * another bulkheadd holds it (its pid in *ret_other), or -errno.
+ */
+static int take_instance_lock(const char *dir, pid_t *ret_other)
+{
+	char path[PATH_MAX], buf[32];
+	ssize_t n;
+	int fd;
+
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/bulkheadd.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		*ret_other = n > 0 ? (buf[n] = '\0', atoi(buf)) : 0;
+		close(fd);
+		return r;
+	}
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	return 0; /* fd deliberately kept open: the lock lives as long as we do */
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{},
+	};
+	struct master_options mopts = { .daemon = true };
+	const char *path = DEFAULT_CONFIG, *dir;
+	struct master *m = NULL;
+	struct config *c = NULL;
+	char *errors = NULL;
+	bool check = false;
+	pid_t other = 0;
+	int o, r, rc;
+
+	log_set_program("bulkheadd");
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) >= 0) {
+		switch (o) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'C':
+			check = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("bulkheadd %s\n", BULKHEAD_VERSION);
+			return 0;
+		default:
+			fprintf(stderr, "bulkheadd: %s: unknown option or missing argument\n",
+				argv[optind - 1]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "bulkheadd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	r = config_load(path, &c, &errors);
+	if (r < 0) {
+		fputs(errors ? errors : "config error\n", stderr);
+		if (errors && *errors && errors[strlen(errors) - 1] != '\n')
+			fputc('\n', stderr);
+		free(errors);
+		return 78;
+	}
+	if (check) {
+		config_print(c, stdout);
+		config_free(c);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	log_set_max_level((int)c->supervisor.log_level);
+
+	dir = runtime_dir();
+	r = take_instance_lock(dir, &other);
+	if (r == -EBUSY) {
+		log_error("another bulkheadd (pid %d) is running with %s/bulkheadd.lock; not starting",
+			  (int)other, dir);
+		config_free(c);
+		return 1;
+	}
+	if (r < 0) {
+		log_error_errno(r, "cannot take the instance lock in %s", dir);
+		config_free(c);
+		return 1;
+	}
+
+	r = master_new(c, &mopts, &m);
+	if (r < 0) {
+		log_error_errno(r, "cannot set up the master");
+		config_free(c);
+		return 1;
+	}
+	log_info("starting with %s: %u pool%s, %u job group%s", path, c->n_pools,
+		 c->n_pools == 1 ? "" : "s", c->n_groups, c->n_groups == 1 ? "" : "s");
+	r = master_run(m);
+	if (r < 0)
+		log_error_errno(r, "event loop failed");
+	rc = r < 0 || master_stats(m)->pool_failure_exit ? 1 : 0;
+	log_info("stopped");
+	master_free(m);
+	config_free(c);
+	return rc;
+}
