@@ -17,10 +17,10 @@ int cmd_run(int argc, char **argv);
 
 /* Live progress on stderr: a redrawn line on a terminal, periodic plain lines otherwise. */
 struct progress;
-int progress_start(struct master *m, const struct config *c, struct progress **ret);
+int progress_start(struct master *m, struct progress **ret);
 void progress_stop(struct progress *p);
 
 /* The final per-group table and totals, human-readable. */
-void report_table(FILE *f, struct master *m, const struct config *c);
+void report_table(FILE *f, struct master *m);
 /* The JSON report of DESIGN §7. Returns 0 or -errno. */
-int report_json_write(const char *path, struct master *m, const struct config *c);
+int report_json_write(const char *path, struct master *m);

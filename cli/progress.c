@@ -17,7 +17,6 @@
 
 struct progress {
 	struct master *m;
-	const struct config *c;
 	sd_event_source *timer;
 	bool tty;
 	bool drawn;
@@ -86,7 +85,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-int progress_start(struct master *m, const struct config *c, struct progress **ret)
+int progress_start(struct master *m, struct progress **ret)
 {
 	struct progress *p = calloc(1, sizeof(*p));
 	int r;
@@ -94,7 +93,6 @@ int progress_start(struct master *m, const struct config *c, struct progress **r
 	if (!p)
 		return -ENOMEM;
 	p->m = m;
-	p->c = c;
 	p->tty = isatty(STDERR_FILENO);
 	r = sd_event_add_time(master_event(m), &p->timer, CLOCK_MONOTONIC,
 			      now_usec() + (p->tty ? TTY_INTERVAL : PLAIN_INTERVAL),

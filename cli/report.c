@@ -38,7 +38,7 @@ static bool quarantined(const struct job *j)
 	return j->state == JOB_CRASHED || j->state == JOB_TIMED_OUT;
 }
 
-void report_table(FILE *f, struct master *m, const struct config *c)
+void report_table(FILE *f, struct master *m)
 {
 	struct ledger *l = master_ledger(m);
 	const struct ledger_stats *s = ledger_stats(l);
@@ -49,12 +49,13 @@ void report_table(FILE *f, struct master *m, const struct config *c)
 
 	fprintf(f, "\n%-16s %-10s %-10s %7s %7s %7s %7s %9s %9s  %s\n", "GROUP", "POOL", "EXPECT",
 		"TOTAL", "DONE", "FAILED", "CRASHED", "TIMED_OUT", "CANCELLED", "RESULT");
-	for (unsigned g = 0; g < c->n_groups; g++) {
+	for (unsigned g = 0; g < ledger_n_groups(l); g++) {
 		const struct group_counts *gc = ledger_group_counts(l, g);
+		const struct group_config *gcfg = ledger_group(l, g);
 
 		fprintf(f, "%-16s %-10s %-10s %7llu %7llu %7llu %7llu %9llu %9llu  %s\n",
-			c->groups[g].name, c->pools[c->groups[g].pool].name,
-			job_state_to_string(c->groups[g].expect), (unsigned long long)gc->total,
+			gcfg->name, master_pool_name(m, gcfg->pool),
+			job_state_to_string(gcfg->expect), (unsigned long long)gc->total,
 			(unsigned long long)gc->by_state[JOB_DONE],
 			(unsigned long long)gc->by_state[JOB_FAILED],
 			(unsigned long long)gc->by_state[JOB_CRASHED],
@@ -138,19 +139,21 @@ static json_object *workers_object(const struct master_stats *ms)
 	return o;
 }
 
-static json_object *groups_array(struct ledger *l, const struct config *c)
+static json_object *groups_array(struct master *m)
 {
+	struct ledger *l = master_ledger(m);
 	json_object *a = json_object_new_array();
 
-	for (unsigned g = 0; g < c->n_groups; g++) {
+	for (unsigned g = 0; g < ledger_n_groups(l); g++) {
 		const struct group_counts *gc = ledger_group_counts(l, g);
+		const struct group_config *gcfg = ledger_group(l, g);
 		json_object *o = json_object_new_object(), *counts;
 
-		json_object_object_add(o, "name", json_object_new_string(c->groups[g].name));
+		json_object_object_add(o, "name", json_object_new_string(gcfg->name));
 		json_object_object_add(o, "pool",
-				       json_object_new_string(c->pools[c->groups[g].pool].name));
-		json_object_object_add(o, "expect", json_object_new_string(job_state_to_string(
-							    c->groups[g].expect)));
+				       json_object_new_string(master_pool_name(m, gcfg->pool)));
+		json_object_object_add(o, "expect",
+				       json_object_new_string(job_state_to_string(gcfg->expect)));
 		counts = counts_object(gc->by_state, gc->total);
 		json_object_object_foreach(counts, key, val)
 			json_object_object_add(o, key, json_object_get(val));
@@ -185,7 +188,7 @@ static json_object *quarantined_array(struct ledger *l)
 	return a;
 }
 
-int report_json_write(const char *path, struct master *m, const struct config *c)
+int report_json_write(const char *path, struct master *m)
 {
 	struct ledger *l = master_ledger(m);
 	const struct ledger_stats *s = ledger_stats(l);
@@ -195,7 +198,7 @@ int report_json_write(const char *path, struct master *m, const struct config *c
 	json_object *root = json_object_new_object(), *jobs, *reruns;
 	int r = 0;
 
-	json_object_object_add(root, "config", json_object_new_string(c->path));
+	json_object_object_add(root, "config", json_object_new_string(master_config(m)->path));
 	json_object_object_add(root, "wall_seconds", json_object_new_double(wall));
 	json_object_object_add(root, "jobs_per_second",
 			       json_object_new_double(wall > 0 ? (double)total / wall : 0));
@@ -213,7 +216,7 @@ int report_json_write(const char *path, struct master *m, const struct config *c
 	json_object_object_add(root, "pools_failed",
 			       json_object_new_int((int)master_failed_pools(m)));
 	json_object_object_add(root, "interrupted", json_object_new_boolean(ms->interrupted));
-	json_object_object_add(root, "groups", groups_array(l, c));
+	json_object_object_add(root, "groups", groups_array(m));
 	json_object_object_add(root, "quarantined", quarantined_array(l));
 
 	if (json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY) < 0)

@@ -22,15 +22,18 @@ static void run_usage(FILE *f)
 	fputs("Usage: bulkhead run CONFIG [--report-json FILE] [--quiet]\n", f);
 }
 
-static bool all_expected(struct master *m, const struct config *c)
+static bool all_expected(struct master *m)
 {
-	for (unsigned g = 0; g < c->n_groups; g++)
-		if (!ledger_group_ok(master_ledger(m), g))
+	struct ledger *l = master_ledger(m);
+
+	for (unsigned g = 0; g < ledger_n_groups(l); g++)
+		if (!ledger_group_ok(l, g))
 			return false;
 	return true;
 }
 
-static int run_config(const struct config *c, const char *report, bool quiet)
+/* Takes ownership of c. */
+static int run_config(struct config *c, const char *report, bool quiet)
 {
 	struct master *m = NULL;
 	struct progress *p = NULL;
@@ -38,11 +41,12 @@ static int run_config(const struct config *c, const char *report, bool quiet)
 
 	r = master_new(c, NULL, &m);
 	if (r < 0) {
+		config_free(c);
 		log_error_errno(r, "cannot set up the master");
 		return EXIT_NOT_EXPECTED;
 	}
 	if (!quiet)
-		progress_start(m, c, &p);
+		progress_start(m, &p);
 	r = master_run(m);
 	progress_stop(p);
 	if (r < 0) {
@@ -51,10 +55,10 @@ static int run_config(const struct config *c, const char *report, bool quiet)
 		return EXIT_NOT_EXPECTED;
 	}
 	if (!quiet)
-		report_table(stdout, m, c);
-	rc = all_expected(m, c) ? EXIT_ALL_EXPECTED : EXIT_NOT_EXPECTED;
+		report_table(stdout, m);
+	rc = all_expected(m) ? EXIT_ALL_EXPECTED : EXIT_NOT_EXPECTED;
 	if (report) {
-		r = report_json_write(report, m, c);
+		r = report_json_write(report, m);
 		if (r < 0) {
 			log_error_errno(r, "cannot write %s", report);
 			rc = EXIT_NOT_EXPECTED;
@@ -76,7 +80,7 @@ int cmd_run(int argc, char **argv)
 	struct config *c = NULL;
 	char *errors = NULL;
 	bool quiet = false;
-	int o, r, rc;
+	int o, r;
 
 	optind = 1;
 	opterr = 0;
@@ -121,7 +125,5 @@ int cmd_run(int argc, char **argv)
 		log_set_max_level(LOG_WARNING);
 	else
 		log_set_max_level((int)c->supervisor.log_level);
-	rc = run_config(c, report, quiet);
-	config_free(c);
-	return rc;
+	return run_config(c, report, quiet);
 }

@@ -13,68 +13,185 @@
 #include "common/protocol.h"
 #include "ledger.h"
 
+#define JOB_CHUNK 4096 /* jobs live in fixed chunks: a job's address never changes */
+
 struct pool_queues {
 	struct job_queue ready;
 	struct job_queue alone;
 };
 
+struct ledger_group {
+	struct group_config cfg; /* own copy; run and args are owned strings */
+	struct group_counts counts;
+};
+
 struct ledger {
-	const struct config *config;
-	struct job *jobs;
+	struct job **chunks;
+	size_t n_chunks;
 	uint64_t n_jobs;
-	struct pool_queues *queues;     /* one per pool */
-	struct group_counts *groups;    /* one per group */
+	struct pool_queues *queues; /* one per pool index */
+	unsigned n_pools;
+	struct ledger_group *groups;
+	unsigned n_groups;
 	struct ledger_stats stats;
 };
 
-int ledger_new(const struct config *c, struct ledger **ret)
+int ledger_new(unsigned n_pools, struct ledger **ret)
 {
 	struct ledger *l = calloc(1, sizeof(*l));
-	uint64_t id = 0;
+	int r;
 
 	if (!l)
 		return -ENOMEM;
-	l->config = c;
-	l->n_jobs = c->total_jobs;
-	l->jobs = calloc(l->n_jobs ? l->n_jobs : 1, sizeof(struct job));
-	l->queues = calloc(c->n_pools ? c->n_pools : 1, sizeof(struct pool_queues));
-	l->groups = calloc(c->n_groups ? c->n_groups : 1, sizeof(struct group_counts));
-	if (!l->jobs || !l->queues || !l->groups) {
-		ledger_free(l);
-		return -ENOMEM;
+	r = ledger_set_pools(l, n_pools);
+	if (r < 0) {
+		free(l);
+		return r;
 	}
-	for (unsigned g = 0; g < c->n_groups; g++) {
-		struct job_queue *q = &l->queues[c->groups[g].pool].ready;
-
-		for (unsigned i = 1; i <= c->groups[g].count; i++) {
-			struct job *j = &l->jobs[id];
-
-			j->id = ++id;
-			j->group = g;
-			j->instance = i;
-			j->state = JOB_QUEUED;
-			if (q->tail)
-				q->tail->next = j;
-			else
-				q->head = j;
-			q->tail = j;
-			q->n++;
-		}
-		l->groups[g].total = c->groups[g].count;
-		l->groups[g].by_state[JOB_QUEUED] = c->groups[g].count;
-	}
-	l->stats.by_state[JOB_QUEUED] = l->n_jobs;
 	*ret = l;
 	return 0;
+}
+
+int ledger_new_from_config(const struct config *c, struct ledger **ret)
+{
+	struct ledger *l;
+	int r = ledger_new(c->n_pools, &l);
+
+	for (unsigned g = 0; r >= 0 && g < c->n_groups; g++)
+		r = ledger_add_group(l, &c->groups[g], NULL);
+	if (r < 0) {
+		ledger_free(l);
+		return r;
+	}
+	*ret = l;
+	return 0;
+}
+
+int ledger_set_pools(struct ledger *l, unsigned n_pools)
+{
+	struct pool_queues *q;
+
+	if (n_pools <= l->n_pools)
+		return 0;
+	q = realloc(l->queues, n_pools * sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	memset(q + l->n_pools, 0, (n_pools - l->n_pools) * sizeof(*q));
+	l->queues = q;
+	l->n_pools = n_pools;
+	return 0;
+}
+
+static struct job *job_slot(const struct ledger *l, uint64_t id)
+{
+	return &l->chunks[(id - 1) / JOB_CHUNK][(id - 1) % JOB_CHUNK];
+}
+
+static int grow_jobs(struct ledger *l, uint64_t n)
+{
+	size_t need = (size_t)((l->n_jobs + n + JOB_CHUNK - 1) / JOB_CHUNK);
+
+	if (need > l->n_chunks) {
+		struct job **c = realloc(l->chunks, need * sizeof(*c));
+
+		if (!c)
+			return -ENOMEM;
+		l->chunks = c;
+		for (; l->n_chunks < need; l->n_chunks++) {
+			l->chunks[l->n_chunks] = calloc(JOB_CHUNK, sizeof(struct job));
+			if (!l->chunks[l->n_chunks])
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int ledger_add_group(struct ledger *l, const struct group_config *g, unsigned *ret_index)
+{
+	struct ledger_group *gs, *lg;
+	struct job_queue *q;
+	int r;
+
+	if (g->pool >= l->n_pools)
+		return -EINVAL;
+	gs = realloc(l->groups, (l->n_groups + 1) * sizeof(*gs));
+	if (!gs)
+		return -ENOMEM;
+	l->groups = gs;
+	r = grow_jobs(l, g->count);
+	if (r < 0)
+		return r;
+	lg = &l->groups[l->n_groups];
+	*lg = (struct ledger_group){ .cfg = *g };
+	lg->cfg.run = strdup(g->run ? g->run : "");
+	lg->cfg.args = strdup(g->args ? g->args : "");
+	if (!lg->cfg.run || !lg->cfg.args) {
+		free(lg->cfg.run);
+		free(lg->cfg.args);
+		return -ENOMEM;
+	}
+	q = &l->queues[g->pool].ready;
+	for (unsigned i = 1; i <= g->count; i++) {
+		struct job *j = job_slot(l, ++l->n_jobs);
+
+		*j = (struct job){ .id = l->n_jobs, .group = l->n_groups, .instance = i,
+				   .state = JOB_QUEUED };
+		if (q->tail)
+			q->tail->next = j;
+		else
+			q->head = j;
+		q->tail = j;
+		q->n++;
+	}
+	lg->counts.total = g->count;
+	lg->counts.by_state[JOB_QUEUED] = g->count;
+	l->stats.by_state[JOB_QUEUED] += g->count;
+	if (ret_index)
+		*ret_index = l->n_groups;
+	l->n_groups++;
+	return 0;
+}
+
+unsigned ledger_n_groups(const struct ledger *l)
+{
+	return l->n_groups;
+}
+
+const struct group_config *ledger_group(const struct ledger *l, unsigned group)
+{
+	return &l->groups[group].cfg;
+}
+
+int ledger_find_group(const struct ledger *l, const char *name)
+{
+	for (unsigned g = 0; g < l->n_groups; g++)
+		if (strcmp(l->groups[g].cfg.name, name) == 0)
+			return (int)g;
+	return -ENOENT;
+}
+
+void ledger_update_group(struct ledger *l, unsigned group, const struct group_config *g)
+{
+	struct group_config *cur = &l->groups[group].cfg;
+
+	cur->timeout = g->timeout;
+	cur->max_attempts = g->max_attempts;
+	cur->expect = g->expect;
 }
 
 void ledger_free(struct ledger *l)
 {
 	if (!l)
 		return;
-	free(l->jobs);
-	free(l->queues);
+	for (size_t i = 0; i < l->n_chunks; i++)
+		free(l->chunks[i]);
+	free(l->chunks);
+	for (unsigned g = 0; g < l->n_groups; g++) {
+		free(l->groups[g].cfg.run);
+		free(l->groups[g].cfg.args);
+	}
 	free(l->groups);
+	free(l->queues);
 	free(l);
 }
 
@@ -87,7 +204,7 @@ struct job *ledger_job(struct ledger *l, uint64_t id)
 {
 	if (id == 0 || id > l->n_jobs)
 		return NULL;
-	return &l->jobs[id - 1];
+	return job_slot(l, id);
 }
 
 const struct ledger_stats *ledger_stats(const struct ledger *l)
@@ -97,7 +214,7 @@ const struct ledger_stats *ledger_stats(const struct ledger *l)
 
 const struct group_counts *ledger_group_counts(const struct ledger *l, unsigned group)
 {
-	return &l->groups[group];
+	return &l->groups[group].counts;
 }
 
 uint64_t ledger_unfinished(const struct ledger *l)
@@ -107,23 +224,23 @@ uint64_t ledger_unfinished(const struct ledger *l)
 
 bool ledger_group_ok(const struct ledger *l, unsigned group)
 {
-	const struct group_counts *g = &l->groups[group];
+	const struct ledger_group *g = &l->groups[group];
 
-	return g->by_state[l->config->groups[group].expect] == g->total;
+	return g->counts.by_state[g->cfg.expect] == g->counts.total;
 }
 
 static void set_state(struct ledger *l, struct job *j, enum job_state s)
 {
 	l->stats.by_state[j->state]--;
-	l->groups[j->group].by_state[j->state]--;
+	l->groups[j->group].counts.by_state[j->state]--;
 	j->state = (uint8_t)s;
 	l->stats.by_state[s]++;
-	l->groups[j->group].by_state[s]++;
+	l->groups[j->group].counts.by_state[s]++;
 }
 
 static struct pool_queues *queues_of(struct ledger *l, const struct job *j)
 {
-	return &l->queues[l->config->groups[j->group].pool];
+	return &l->queues[l->groups[j->group].cfg.pool];
 }
 
 static void queue_push(struct job_queue *q, struct job *j, bool front)
@@ -210,7 +327,7 @@ void ledger_finish(struct ledger *l, struct job *j, int status)
 	j->attempts++;
 	j->cause = CAUSE_STATUS;
 	j->cause_detail = status;
-	if (j->attempts >= l->config->groups[j->group].max_attempts)
+	if (j->attempts >= l->groups[j->group].cfg.max_attempts)
 		end_job(l, j, JOB_FAILED, CAUSE_STATUS, status);
 	else
 		requeue(l, j, false);
@@ -224,7 +341,7 @@ void ledger_blame(struct ledger *l, struct job *j, enum job_cause cause, int det
 	j->cause = (uint8_t)cause;
 	j->cause_detail = detail;
 	l->stats.culprits++;
-	if (j->attempts >= l->config->groups[j->group].max_attempts)
+	if (j->attempts >= l->groups[j->group].cfg.max_attempts)
 		end_job(l, j, cause == CAUSE_TIMEOUT ? JOB_TIMED_OUT : JOB_CRASHED, cause, detail);
 	else
 		requeue(l, j, true); /* it took its worker down once: never again others */
@@ -355,7 +472,7 @@ enum death_verdict ledger_worker_died(struct ledger *l, const struct death *d, s
 
 char *ledger_job_name(const struct ledger *l, const struct job *j, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s#%u", l->config->groups[j->group].name, j->instance);
+	snprintf(buf, size, "%s#%u", l->groups[j->group].cfg.name, j->instance);
 	return buf;
 }
 
@@ -401,6 +518,9 @@ char *ledger_cause_string(const struct job *j, char *buf, size_t size)
 		break;
 	case CAUSE_STOPPED:
 		snprintf(buf, size, "%s", "stopped");
+		break;
+	case CAUSE_POOL_REMOVED:
+		snprintf(buf, size, "%s", "pool removed");
 		break;
 	}
 	return buf;

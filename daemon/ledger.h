@@ -3,6 +3,9 @@
  * The ledger: every job the master accepted, its state, and the blame rules of DESIGN §3.
  * Pure bookkeeping with no processes, clocks or I/O, so each rule is unit-tested directly.
  *
+ * Jobs are stored in fixed chunks, so a job's address never changes while the ledger grows
+ * (groups added by a reload, later by submit).
+ *
  * Invariants: every job is in exactly one state; a queued job is in exactly one queue of its
  * pool (`ready`, or `alone` for suspects that must run on a worker with nothing else in
  * flight); counts per group and per state always add up to the number of jobs; a job that
@@ -30,6 +33,7 @@ enum job_cause {
 	CAUSE_RERUNS,      /* re-run JOB_RERUN_MAX times as bystander/suspect; detail = last signo */
 	CAUSE_POOL_FAILED, /* its pool failed (max_worker_faults) */
 	CAUSE_STOPPED,     /* the run was stopped (SIGINT/SIGTERM) */
+	CAUSE_POOL_REMOVED, /* its pool was removed by a reload */
 };
 
 struct job {
@@ -72,9 +76,25 @@ struct ledger_stats {
 
 struct ledger;
 
-/* One job per instance of every group of c, all queued. c must outlive the ledger. */
-int ledger_new(const struct config *c, struct ledger **ret);
+/* An empty ledger with queues for n_pools pools. */
+int ledger_new(unsigned n_pools, struct ledger **ret);
+/* One job per instance of every group of c, all queued (c may be freed afterwards). */
+int ledger_new_from_config(const struct config *c, struct ledger **ret);
 void ledger_free(struct ledger *l);
+
+/* Grows the number of pools (never shrinks: pool indexes are stable). */
+int ledger_set_pools(struct ledger *l, unsigned n_pools);
+/*
+ * Adds a job group (copied) and its `count` jobs, queued in its pool. Group indexes are
+ * stable and never reused; they are also the spec ids sent to workers.
+ */
+int ledger_add_group(struct ledger *l, const struct group_config *g, unsigned *ret_index);
+unsigned ledger_n_groups(const struct ledger *l);
+const struct group_config *ledger_group(const struct ledger *l, unsigned group);
+/* The index of the group called name, or -ENOENT. */
+int ledger_find_group(const struct ledger *l, const char *name);
+/* A reload: the group's timeout, max_attempts and expect take the new values. */
+void ledger_update_group(struct ledger *l, unsigned group, const struct group_config *g);
 
 uint64_t ledger_n_jobs(const struct ledger *l);
 /* The job with this id, or NULL (never trust an id from a peer without this). */

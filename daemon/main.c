@@ -159,20 +159,19 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	log_info("starting with %s: %u pool%s, %u job group%s", path, c->n_pools,
+		 c->n_pools == 1 ? "" : "s", c->n_groups, c->n_groups == 1 ? "" : "s");
 	r = master_new(c, &mopts, &m);
 	if (r < 0) {
 		log_error_errno(r, "cannot set up the master");
 		config_free(c);
 		return 1;
 	}
-	log_info("starting with %s: %u pool%s, %u job group%s", path, c->n_pools,
-		 c->n_pools == 1 ? "" : "s", c->n_groups, c->n_groups == 1 ? "" : "s");
 	r = master_run(m);
 	if (r < 0)
 		log_error_errno(r, "event loop failed");
 	rc = r < 0 || master_stats(m)->pool_failure_exit ? 1 : 0;
 	log_info("stopped");
-	master_free(m);
-	config_free(c);
+	master_free(m); /* and the config it owns */
 	return rc;
 }

@@ -59,6 +59,9 @@ struct worker {
 	usec_t deadline_at;
 	usec_t spawned_at;
 	unsigned spawns;
+	unsigned threads; /* of the running process (the pool's may change on reload) */
+	bool retire;      /* a reload removed this slot: no restart */
+	bool outdated;    /* a reload changed threads/memory: replace it */
 	struct backoff backoff;
 
 	struct job **slots; /* running jobs, `threads` entries */
@@ -83,32 +86,36 @@ struct worker {
 enum pool_state {
 	POOL_UP,
 	POOL_FAILED,
+	POOL_REMOVED, /* gone from the config: drains, then stays as a tombstone */
 };
 
 struct pool {
 	struct master *m;
 	unsigned index;
-	const struct pool_config *cfg;
+	struct pool_config cfg; /* own copy: a reload changes it */
 	enum pool_state state;
-	struct worker *workers;
+	struct worker **workers; /* slots; a slot index is stable */
+	unsigned n_slots;        /* >= cfg.workers while retired slots wind down */
 	struct fault_window faults;
 	unsigned max_inflight;
 };
 
 struct master {
-	const struct config *config;
+	struct config *config; /* owned; replaced by a reload */
 	struct master_options opts;
 	struct notifier *notifier; /* daemon mode only */
 	bool ready_sent;
 	sd_event *event;
 	struct ledger *ledger;
-	struct pool *pools;
+	struct pool **pools; /* index = pool index in the ledger; never shrinks */
 	unsigned n_pools;
 	const char *worker_path;
 	bool stopping;  /* no more dispatching; waiting for workers to go */
 	unsigned n_alive;
 	sd_event_source *sigint;
 	sd_event_source *sigterm;
+	sd_event_source *sighup;
+	sd_event_source *reload_event; /* deferred: a SIGHUP storm is one reload */
 	unsigned interrupts;
 	struct master_stats stats;
 	uint8_t buf[BH_FRAME_MAX];
@@ -116,6 +123,7 @@ struct master {
 
 static void worker_died(struct worker *w, int code, int status);
 static void check_ready(struct master *m);
+static int worker_size_slots(struct worker *w, unsigned threads);
 static void fill(struct worker *w);
 static void check_done(struct master *m);
 static void master_begin_stop(struct master *m, enum job_cause cause);
@@ -128,9 +136,9 @@ static unsigned inflight(const struct worker *w)
 static const char *wlabel(const struct worker *w, char *buf, size_t size)
 {
 	if (w->pid > 0)
-		snprintf(buf, size, "%s/%u[%d]", w->pool->cfg->name, w->index, (int)w->pid);
+		snprintf(buf, size, "%s/%u[%d]", w->pool->cfg.name, w->index, (int)w->pid);
 	else
-		snprintf(buf, size, "%s/%u", w->pool->cfg->name, w->index);
+		snprintf(buf, size, "%s/%u", w->pool->cfg.name, w->index);
 	return buf;
 }
 
@@ -203,7 +211,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata);
 
 static void track_start(struct worker *w, struct job *j, usec_t now)
 {
-	usec_t timeout = w->m->config->groups[j->group].timeout;
+	usec_t timeout = ledger_group(w->m->ledger, j->group)->timeout;
 	uint16_t slot = w->free_slots[--w->n_free];
 
 	w->slots[slot] = j;
@@ -222,7 +230,7 @@ static void track_assign(struct worker *w, struct job *j, usec_t now)
 	j->worker = w;
 	j->started_at = 0;
 	j->wnext = NULL;
-	if (w->n_running < w->pool->cfg->threads) {
+	if (w->n_running < w->threads) {
 		track_start(w, j, now);
 		return;
 	}
@@ -262,7 +270,7 @@ static void untrack(struct worker *w, struct job *j)
 
 static void promote_pending(struct worker *w, usec_t now)
 {
-	while (w->pend_head && w->n_running < w->pool->cfg->threads) {
+	while (w->pend_head && w->n_running < w->threads) {
 		struct job *j = w->pend_head;
 
 		w->pend_head = j->wnext;
@@ -278,8 +286,8 @@ static void promote_pending(struct worker *w, usec_t now)
 
 static bool pool_has_reserved(const struct pool *p)
 {
-	for (unsigned i = 0; i < p->cfg->workers; i++)
-		if (p->workers[i].reserved)
+	for (unsigned i = 0; i < p->n_slots; i++)
+		if (p->workers[i]->reserved)
 			return true;
 	return false;
 }
@@ -351,33 +359,40 @@ static void fill(struct worker *w)
 
 static void dispatch_pool(struct pool *p)
 {
-	for (unsigned i = 0; i < p->cfg->workers; i++)
-		fill(&p->workers[i]);
+	for (unsigned i = 0; i < p->n_slots; i++)
+		fill(p->workers[i]);
+}
+
+/* Defines group g's job spec on the worker (if the group is of its pool). */
+static int send_spec(struct worker *w, unsigned g)
+{
+	const struct group_config *gc = ledger_group(w->m->ledger, g);
+	uint8_t buf[BH_FRAME_MAX];
+	size_t len;
+
+	if (gc->pool != w->pool->index)
+		return 0;
+	len = bh_encode_spec(buf, sizeof(buf), g, gc->run, gc->args);
+	if (len == 0 || worker_send(w, buf, len) < 0) {
+		worker_kill(w, "cannot send job specs");
+		return -EIO;
+	}
+	return 0;
 }
 
 /* ---- frames from a worker ---- */
 
 static int handle_hello(struct worker *w, const struct bh_frame *f)
 {
-	const struct config *c = w->m->config;
-	uint8_t buf[BH_FRAME_MAX];
 	char l[64];
 
 	if (w->state != W_STARTING)
 		return -EPROTO;
-	if (f->hello.pid != w->pid || f->hello.threads != w->pool->cfg->threads)
+	if (f->hello.pid != w->pid || f->hello.threads != w->threads)
 		return -EPROTO;
-	for (unsigned g = 0; g < c->n_groups; g++) {
-		size_t len;
-
-		if (c->groups[g].pool != w->pool->index)
-			continue;
-		len = bh_encode_spec(buf, sizeof(buf), g, c->groups[g].run, c->groups[g].args);
-		if (len == 0 || worker_send(w, buf, len) < 0) {
-			worker_kill(w, "cannot send job specs");
+	for (unsigned g = 0; g < ledger_n_groups(w->m->ledger); g++)
+		if (send_spec(w, g) < 0)
 			return 0;
-		}
-	}
 	w->got_hello = true;
 	w->state = W_READY;
 	w->m->stats.workers_up++;
@@ -519,13 +534,13 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 	unsigned newly = 0;
 	char l[64], name[64], d[FORMAT_DURATION_MAX];
 
-	for (unsigned i = 0; i < w->pool->cfg->threads; i++) {
+	for (unsigned i = 0; i < w->threads; i++) {
 		struct job *j = w->slots[i];
 		usec_t timeout, at;
 
 		if (!j || (w->slot_flags[i] & HELD_TIMED_OUT))
 			continue;
-		timeout = m->config->groups[j->group].timeout;
+		timeout = ledger_group(m->ledger, j->group)->timeout;
 		if (timeout == USEC_INFINITY)
 			continue;
 		at = j->started_at + timeout;
@@ -552,10 +567,10 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 			log_info("worker %s takes no new jobs; killing it in %s unless its %u other "
 				 "job%s finish first",
 				 wlabel(w, l, sizeof(l)),
-				 format_duration(d, sizeof(d), w->pool->cfg->kill_grace),
+				 format_duration(d, sizeof(d), w->pool->cfg.kill_grace),
 				 inflight(w) - w->n_timed_out,
 				 inflight(w) - w->n_timed_out == 1 ? "" : "s");
-			arm_timer(m, &w->timer, now + w->pool->cfg->kill_grace, on_state_timer, w);
+			arm_timer(m, &w->timer, now + w->pool->cfg.kill_grace, on_state_timer, w);
 		}
 	}
 	return 0;
@@ -598,18 +613,18 @@ static void pool_fail(struct pool *p)
 	n = ledger_cancel_queued(m->ledger, p->index, CAUSE_POOL_FAILED);
 	log_error("pool %s failed: more than %u worker faults within %s; %llu queued job%s "
 		  "cancelled",
-		  p->cfg->name, p->cfg->max_worker_faults.count,
-		  format_duration(d, sizeof(d), p->cfg->max_worker_faults.window),
+		  p->cfg.name, p->cfg.max_worker_faults.count,
+		  format_duration(d, sizeof(d), p->cfg.max_worker_faults.window),
 		  (unsigned long long)n, n == 1 ? "" : "s");
-	for (unsigned i = 0; i < p->cfg->workers; i++) {
-		struct worker *w = &p->workers[i];
+	for (unsigned i = 0; i < p->n_slots; i++) {
+		struct worker *w = p->workers[i];
 
 		if (w->pid > 0)
 			worker_stop(w, m->config->supervisor.drain_timeout);
 		else
 			disarm(w->timer);
 	}
-	if (p->cfg->on_pool_failure == POOL_FAILURE_EXIT) {
+	if (p->cfg.on_pool_failure == POOL_FAILURE_EXIT) {
 		m->stats.pool_failure_exit = true;
 		master_begin_stop(m, CAUSE_POOL_FAILED);
 	}
@@ -638,11 +653,11 @@ static void worker_fault(struct worker *w, usec_t uptime, const char *what)
 		return;
 	}
 	(void)!getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK);
-	delay = backoff_next(&w->backoff, uptime, p->cfg->min_uptime, rnd);
+	delay = backoff_next(&w->backoff, uptime, p->cfg.min_uptime, rnd);
 	log_warning("worker %s %s (worker fault %u of %u in %s); restarting in %s",
 		    wlabel(w, l, sizeof(l)), what, fault_window_count(&p->faults, now_usec()),
-		    p->cfg->max_worker_faults.count,
-		    format_duration(d, sizeof(d), p->cfg->max_worker_faults.window),
+		    p->cfg.max_worker_faults.count,
+		    format_duration(d, sizeof(d), p->cfg.max_worker_faults.window),
 		    format_duration(d + 16, sizeof(d) - 16, delay));
 	schedule_restart(w, delay);
 }
@@ -650,13 +665,19 @@ static void worker_fault(struct worker *w, usec_t uptime, const char *what)
 static void worker_spawn(struct worker *w)
 {
 	struct master *m = w->m;
-	const struct pool_config *pc = w->pool->cfg;
+	const struct pool_config *pc = &w->pool->cfg;
 	struct spawned_worker s;
 	char l[64], what[256];
 	int r;
 
-	if (m->stopping || w->pool->state == POOL_FAILED)
+	if (m->stopping || w->pool->state != POOL_UP || w->retire)
 		return;
+	r = worker_size_slots(w, pc->threads);
+	if (r < 0) {
+		worker_fault(w, 0, "could not be set up (out of memory)");
+		return;
+	}
+	w->outdated = false;
 	r = spawn_worker(m->worker_path, pc->name, w->index, pc->threads, pc->memory_max, &s);
 	if (r < 0) {
 		snprintf(what, sizeof(what), "could not start: %s: %s", m->worker_path,
@@ -700,7 +721,7 @@ static size_t collect_held(struct worker *w, struct job **jobs, uint8_t *flags)
 {
 	size_t n = 0;
 
-	for (unsigned i = 0; i < w->pool->cfg->threads; i++) {
+	for (unsigned i = 0; i < w->threads; i++) {
 		if (!w->slots[i])
 			continue;
 		jobs[n] = w->slots[i];
@@ -714,7 +735,7 @@ static size_t collect_held(struct worker *w, struct job **jobs, uint8_t *flags)
 	w->pend_head = w->pend_tail = NULL;
 	w->n_running = w->n_pending = w->n_timed_out = 0;
 	w->n_free = 0;
-	for (unsigned i = w->pool->cfg->threads; i > 0; i--)
+	for (unsigned i = w->threads; i > 0; i--)
 		w->free_slots[w->n_free++] = (uint16_t)(i - 1);
 	for (size_t i = 0; i < n; i++) {
 		jobs[i]->worker = NULL;
@@ -757,7 +778,7 @@ static void log_death(struct worker *w, const char *how, const char *l, struct j
 						ledger_job_name(m->ledger, jobs[i], name,
 								sizeof(name)),
 						jobs[i]->attempts,
-						m->config->groups[jobs[i]->group].max_attempts);
+						ledger_group(m->ledger, jobs[i]->group)->max_attempts);
 	}
 	if (v == DEATH_CULPRIT)
 		log_warning("worker %s %s %s %s; %zu other job%s re-queued", l, how,
@@ -859,10 +880,10 @@ static void master_begin_stop(struct master *m, enum job_cause cause)
 	for (unsigned i = 0; i < m->n_pools; i++)
 		ledger_cancel_queued(m->ledger, i, cause);
 	for (unsigned i = 0; i < m->n_pools; i++) {
-		struct pool *p = &m->pools[i];
+		struct pool *p = m->pools[i];
 
-		for (unsigned k = 0; k < p->cfg->workers; k++) {
-			struct worker *w = &p->workers[k];
+		for (unsigned k = 0; k < p->n_slots; k++) {
+			struct worker *w = p->workers[k];
 
 			if (w->pid > 0)
 				worker_stop(w, cause == CAUSE_NONE ? MASTER_STOP_TIMEOUT
@@ -879,12 +900,12 @@ static void check_ready(struct master *m)
 	if (!m->opts.daemon || m->ready_sent || m->stopping)
 		return;
 	for (unsigned i = 0; i < m->n_pools; i++) {
-		struct pool *p = &m->pools[i];
+		struct pool *p = m->pools[i];
 
 		if (p->state == POOL_FAILED)
 			continue;
-		for (unsigned k = 0; k < p->cfg->workers; k++)
-			if (p->workers[k].state != W_READY)
+		for (unsigned k = 0; k < p->n_slots; k++)
+			if (p->workers[k]->state != W_READY)
 				return;
 	}
 	m->ready_sent = true;
@@ -922,8 +943,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	} else {
 		log_notice("%s again: killing every worker now", strsignal((int)si->ssi_signo));
 		for (unsigned i = 0; i < m->n_pools; i++)
-			for (unsigned k = 0; k < m->pools[i].cfg->workers; k++)
-				worker_kill(&m->pools[i].workers[k], NULL);
+			for (unsigned k = 0; k < m->pools[i]->n_slots; k++)
+				worker_kill(m->pools[i]->workers[k], NULL);
 	}
 	check_done(m);
 	return 0;
@@ -931,41 +952,97 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 /* ---- set-up ---- */
 
-static int pool_init(struct master *m, struct pool *p, unsigned index)
+static struct worker *worker_new(struct pool *p, unsigned index)
 {
-	const struct pool_config *pc = &m->config->pools[index];
+	struct worker *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->m = p->m;
+	w->pool = p;
+	w->index = index;
+	w->fd = -1;
+	w->deadline_at = USEC_INFINITY;
+	backoff_init(&w->backoff, p->cfg.backoff_min, p->cfg.backoff_max);
+	return w;
+}
+
+/* Sizes the running-slot arrays for `threads` (the process about to be spawned). */
+static int worker_size_slots(struct worker *w, unsigned threads)
+{
+	if (threads != w->threads || !w->slots) {
+		free(w->slots);
+		free(w->slot_flags);
+		free(w->free_slots);
+		w->slots = calloc(threads, sizeof(struct job *));
+		w->slot_flags = calloc(threads, 1);
+		w->free_slots = calloc(threads, sizeof(uint16_t));
+		if (!w->slots || !w->slot_flags || !w->free_slots)
+			return -ENOMEM;
+		w->threads = threads;
+	}
+	w->n_free = 0;
+	for (unsigned t = threads; t > 0; t--)
+		w->free_slots[w->n_free++] = (uint16_t)(t - 1);
+	return 0;
+}
+
+/* Grows the pool's slot array to n slots (new slots are EMPTY, not started). */
+static int pool_grow_slots(struct pool *p, unsigned n)
+{
+	struct worker **ws;
+
+	if (n <= p->n_slots)
+		return 0;
+	ws = realloc(p->workers, n * sizeof(*ws));
+	if (!ws)
+		return -ENOMEM;
+	p->workers = ws;
+	for (; p->n_slots < n; p->n_slots++) {
+		ws[p->n_slots] = worker_new(p, p->n_slots);
+		if (!ws[p->n_slots])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int pool_new(struct master *m, const struct pool_config *pc, unsigned index,
+		    struct pool **ret)
+{
+	struct pool *p = calloc(1, sizeof(*p));
 	int r;
 
+	if (!p)
+		return -ENOMEM;
 	p->m = m;
 	p->index = index;
-	p->cfg = pc;
+	p->cfg = *pc;
 	p->state = POOL_UP;
 	p->max_inflight = pc->threads * 2;
+	*ret = p; /* freed by the caller's pool_free() on error */
 	r = fault_window_init(&p->faults, pc->max_worker_faults.count,
 			      pc->max_worker_faults.window);
 	if (r < 0)
 		return r;
-	p->workers = calloc(pc->workers, sizeof(struct worker));
-	if (!p->workers)
-		return -ENOMEM;
-	for (unsigned i = 0; i < pc->workers; i++) {
-		struct worker *w = &p->workers[i];
+	return pool_grow_slots(p, pc->workers);
+}
 
-		w->m = m;
-		w->pool = p;
-		w->index = i;
-		w->fd = -1;
-		w->deadline_at = USEC_INFINITY;
-		backoff_init(&w->backoff, pc->backoff_min, pc->backoff_max);
-		w->slots = calloc(pc->threads, sizeof(struct job *));
-		w->slot_flags = calloc(pc->threads, 1);
-		w->free_slots = calloc(pc->threads, sizeof(uint16_t));
-		if (!w->slots || !w->slot_flags || !w->free_slots)
-			return -ENOMEM;
-		for (unsigned t = pc->threads; t > 0; t--)
-			w->free_slots[w->n_free++] = (uint16_t)(t - 1);
+/* Adds the pools of c, in order, as pools m->n_pools.. (indexes match the ledger's). */
+static int master_add_pools(struct master *m, const struct config *c)
+{
+	struct pool **ps = realloc(m->pools, (m->n_pools + c->n_pools) * sizeof(*ps));
+	int r;
+
+	if (!ps)
+		return -ENOMEM;
+	m->pools = ps;
+	for (unsigned i = 0; i < c->n_pools; i++) {
+		r = pool_new(m, &c->pools[i], m->n_pools, &m->pools[m->n_pools]);
+		m->n_pools++;
+		if (r < 0)
+			return r;
 	}
-	return 0;
+	return ledger_set_pools(m->ledger, m->n_pools);
 }
 
 static void status_line(void *userdata, char *buf, size_t size)
@@ -976,12 +1053,12 @@ static void status_line(void *userdata, char *buf, size_t size)
 	uint64_t deaths = m->stats.deaths_by_exit;
 
 	for (unsigned i = 0; i < m->n_pools; i++) {
-		struct pool *p = &m->pools[i];
+		struct pool *p = m->pools[i];
 
 		pools_up += p->state == POOL_UP;
-		wanted += p->state == POOL_UP ? p->cfg->workers : 0;
-		for (unsigned k = 0; k < p->cfg->workers; k++)
-			workers += p->workers[k].state == W_READY;
+		wanted += p->state == POOL_UP ? p->cfg.workers : 0;
+		for (unsigned k = 0; k < p->n_slots; k++)
+			workers += p->workers[k]->state == W_READY;
 	}
 	for (int i = 0; i < 65; i++)
 		deaths += m->stats.deaths_by_signal[i];
@@ -997,7 +1074,7 @@ static void status_line(void *userdata, char *buf, size_t size)
 		 (unsigned long long)s->by_state[JOB_TIMED_OUT], (unsigned long long)deaths);
 }
 
-int master_new(const struct config *c, const struct master_options *opts, struct master **ret)
+int master_new(struct config *c, const struct master_options *opts, struct master **ret)
 {
 	struct master *m;
 	sigset_t ss;
@@ -1022,20 +1099,12 @@ int master_new(const struct config *c, const struct master_options *opts, struct
 	r = sd_event_new(&m->event);
 	if (r < 0)
 		goto fail;
-	r = ledger_new(c, &m->ledger);
+	r = ledger_new_from_config(c, &m->ledger);
 	if (r < 0)
 		goto fail;
-	m->pools = calloc(c->n_pools, sizeof(struct pool));
-	if (!m->pools) {
-		r = -ENOMEM;
+	r = master_add_pools(m, c);
+	if (r < 0)
 		goto fail;
-	}
-	m->n_pools = c->n_pools;
-	for (unsigned i = 0; i < c->n_pools; i++) {
-		r = pool_init(m, &m->pools[i], i);
-		if (r < 0)
-			goto fail;
-	}
 	if (m->opts.daemon) {
 		r = notifier_new(m->event, status_line, m, &m->notifier);
 		if (r < 0)
@@ -1049,6 +1118,7 @@ int master_new(const struct config *c, const struct master_options *opts, struct
 	*ret = m;
 	return 0;
 fail:
+	m->config = NULL; /* still the caller's */
 	master_free(m);
 	return r;
 }
@@ -1057,15 +1127,15 @@ int master_run(struct master *m)
 {
 	m->stats.started_at = now_usec();
 	for (unsigned i = 0; i < m->n_pools; i++) {
-		struct pool *p = &m->pools[i];
+		struct pool *p = m->pools[i];
 		bool needed = false;
 
-		for (unsigned g = 0; g < m->config->n_groups; g++)
-			needed |= m->config->groups[g].pool == i;
+		for (unsigned g = 0; g < ledger_n_groups(m->ledger); g++)
+			needed |= ledger_group(m->ledger, g)->pool == i;
 		if (!needed && !m->opts.daemon)
 			continue; /* a pool no job uses: nothing to start in a one-shot run */
-		for (unsigned k = 0; k < p->cfg->workers; k++)
-			schedule_restart(&p->workers[k], 0);
+		for (unsigned k = 0; k < p->n_slots; k++)
+			schedule_restart(p->workers[k], 0);
 	}
 	if (m->notifier) {
 		int r = notifier_start_watchdog(m->notifier);
@@ -1079,6 +1149,8 @@ int master_run(struct master *m)
 
 static void worker_free(struct worker *w)
 {
+	if (!w)
+		return;
 	if (w->pid > 0) {
 		kill(w->pid, SIGKILL);
 		/* The child source owns the pidfd; reap here so no zombie is left. */
@@ -1093,27 +1165,46 @@ static void worker_free(struct worker *w)
 	free(w->slots);
 	free(w->slot_flags);
 	free(w->free_slots);
+	free(w);
+}
+
+static void pool_free(struct pool *p)
+{
+	if (!p)
+		return;
+	for (unsigned k = 0; k < p->n_slots; k++)
+		worker_free(p->workers[k]);
+	free(p->workers);
+	fault_window_done(&p->faults);
+	free(p);
 }
 
 void master_free(struct master *m)
 {
 	if (!m)
 		return;
-	for (unsigned i = 0; i < m->n_pools; i++) {
-		struct pool *p = &m->pools[i];
-
-		for (unsigned k = 0; p->workers && k < p->cfg->workers; k++)
-			worker_free(&p->workers[k]);
-		free(p->workers);
-		fault_window_done(&p->faults);
-	}
+	for (unsigned i = 0; i < m->n_pools; i++)
+		pool_free(m->pools[i]);
 	free(m->pools);
 	sd_event_source_disable_unref(m->sigint);
 	sd_event_source_disable_unref(m->sigterm);
+	sd_event_source_disable_unref(m->sighup);
+	sd_event_source_disable_unref(m->reload_event);
 	notifier_free(m->notifier);
 	ledger_free(m->ledger);
 	sd_event_unref(m->event);
+	config_free(m->config);
 	free(m);
+}
+
+const struct config *master_config(const struct master *m)
+{
+	return m->config;
+}
+
+const char *master_pool_name(const struct master *m, unsigned pool)
+{
+	return m->pools[pool]->cfg.name;
 }
 
 sd_event *master_event(struct master *m)
@@ -1136,6 +1227,6 @@ unsigned master_failed_pools(const struct master *m)
 	unsigned n = 0;
 
 	for (unsigned i = 0; i < m->n_pools; i++)
-		n += m->pools[i].state == POOL_FAILED;
+		n += m->pools[i]->state == POOL_FAILED;
 	return n;
 }

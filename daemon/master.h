@@ -46,8 +46,16 @@ struct master_options {
 
 struct master;
 
-/* The config must outlive the master. opts may be NULL (one-shot run). */
-int master_new(const struct config *c, const struct master_options *opts, struct master **ret);
+/*
+ * On success the master owns c (a reload replaces it; master_free frees it); on failure the
+ * caller still does. opts may be NULL (one-shot run).
+ */
+int master_new(struct config *c, const struct master_options *opts, struct master **ret);
+
+/* The config in force (the latest one that loaded). */
+const struct config *master_config(const struct master *m);
+/* Name of the pool with this index (a removed pool keeps its name). */
+const char *master_pool_name(const struct master *m, unsigned pool);
 void master_free(struct master *m);
 
 /*

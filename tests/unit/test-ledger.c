@@ -40,7 +40,7 @@ static void setup(void)
 	groups[2].expect = JOB_DONE;
 	cfg = (struct config){ .pools = pools, .n_pools = 2, .groups = groups, .n_groups = 3,
 			       .total_jobs = 7 };
-	ck_assert_int_eq(ledger_new(&cfg, &l), 0);
+	ck_assert_int_eq(ledger_new_from_config(&cfg, &l), 0);
 }
 
 static void teardown(void)
@@ -293,7 +293,7 @@ START_TEST(test_rerun_cap_ends_job)
 			   .crash_signo = SIGSEGV, .signaled = true, .status = SIGSEGV };
 	struct ledger *own;
 
-	ck_assert_int_eq(ledger_new(&c, &own), 0);
+	ck_assert_int_eq(ledger_new_from_config(&c, &own), 0);
 	for (int i = 0; i <= JOB_RERUN_MAX; i++) {
 		struct job *victim = ledger_pop(own, 1, false);
 		struct job *crasher = ledger_pop(own, 0, false);
