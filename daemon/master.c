@@ -33,6 +33,7 @@
 #include "daemon/spawn-worker.h"
 
 #define TIMER_ACCURACY USEC_PER_MSEC
+#define RELOAD_MIN_INTERVAL (100 * USEC_PER_MSEC)
 
 enum worker_state {
 	W_EMPTY,
@@ -115,7 +116,8 @@ struct master {
 	sd_event_source *sigint;
 	sd_event_source *sigterm;
 	sd_event_source *sighup;
-	sd_event_source *reload_event; /* deferred: a SIGHUP storm is one reload */
+	sd_event_source *reload_event; /* a SIGHUP storm is one reload */
+	usec_t last_reload;
 	unsigned interrupts;
 	struct master_stats stats;
 	uint8_t buf[BH_FRAME_MAX];
@@ -123,6 +125,12 @@ struct master {
 
 static void worker_died(struct worker *w, int code, int status);
 static void check_ready(struct master *m);
+static void pool_roll_next(struct pool *p);
+static void pool_trim_slots(struct pool *p);
+static void worker_free(struct worker *w);
+static int pool_grow_slots(struct pool *p, unsigned n);
+static int pool_new(struct master *m, const struct pool_config *pc, unsigned index,
+		    struct pool **ret);
 static int worker_size_slots(struct worker *w, unsigned threads);
 static void fill(struct worker *w);
 static void check_done(struct master *m);
@@ -399,6 +407,7 @@ static int handle_hello(struct worker *w, const struct bh_frame *f)
 	disarm(w->timer);
 	log_debug("worker %s ready", wlabel(w, l, sizeof(l)));
 	fill(w);
+	pool_roll_next(w->pool);
 	check_ready(w->m);
 	return 0;
 }
@@ -814,11 +823,17 @@ static void worker_died(struct worker *w, int code, int status)
 		else if (!signaled)
 			m->stats.deaths_by_exit++;
 	}
-	if (m->stopping || p->state == POOL_FAILED) {
+	if (m->stopping || p->state != POOL_UP) {
+		enum job_cause cause = p->state == POOL_FAILED    ? CAUSE_POOL_FAILED
+				       : p->state == POOL_REMOVED ? CAUSE_POOL_REMOVED
+								  : CAUSE_STOPPED;
+
 		for (size_t i = 0; i < n; i++)
-			ledger_cancel(m->ledger, jobs[i],
-				      m->stopping && p->state != POOL_FAILED ? CAUSE_STOPPED
-									 : CAUSE_POOL_FAILED);
+			ledger_cancel(m->ledger, jobs[i], cause);
+	} else if (clean) {
+		/* Stopped on purpose (a reload): it finished what it had started. */
+		for (size_t i = 0; i < n; i++)
+			ledger_bystander(m->ledger, jobs[i], false);
 	} else if (n > 0) {
 		struct death d = {
 			.crash_frame = w->crash_frame,
@@ -849,7 +864,9 @@ static void worker_died(struct worker *w, int code, int status)
 	if (hello)
 		m->stats.workers_up--;
 
-	if (!m->stopping && p->state != POOL_FAILED) {
+	if (w->retire) {
+		pool_trim_slots(p);
+	} else if (!m->stopping && p->state == POOL_UP) {
 		if (!hello) {
 			char what[96];
 
@@ -867,7 +884,305 @@ static void worker_died(struct worker *w, int code, int status)
 		}
 		dispatch_pool(p);
 	}
+	pool_roll_next(p);
 	check_done(m);
+}
+
+/* ---- reload ---- */
+
+/*
+ * Replaces the pool's outdated workers one at a time: the next one is stopped only once every
+ * other slot of the pool is READY again, so the pool never has more than one worker down for
+ * the roll.
+ */
+static void pool_roll_next(struct pool *p)
+{
+	struct worker *next = NULL;
+
+	if (p->state != POOL_UP || p->m->stopping)
+		return;
+	for (unsigned k = 0; k < p->n_slots; k++) {
+		struct worker *w = p->workers[k];
+
+		if (w->retire)
+			continue;
+		if (w->state != W_READY)
+			return; /* a replacement (or a restart) is still on its way */
+		if (w->outdated && !next)
+			next = w;
+	}
+	if (next) {
+		char l[64];
+
+		log_info("worker %s: replacing it for the new pool settings",
+			 wlabel(next, l, sizeof(l)));
+		worker_stop(next, p->m->config->supervisor.drain_timeout);
+	}
+}
+
+/* Frees retired slots at the end of the array once their process is gone. */
+static void pool_trim_slots(struct pool *p)
+{
+	while (p->n_slots > p->cfg.workers || (p->state == POOL_REMOVED && p->n_slots > 0)) {
+		struct worker *w = p->workers[p->n_slots - 1];
+
+		if (!w->retire || w->pid > 0)
+			return;
+		worker_free(w);
+		p->n_slots--;
+	}
+}
+
+static bool pool_config_equal(const struct pool_config *a, const struct pool_config *b)
+{
+	return a->workers == b->workers && a->threads == b->threads &&
+	       a->backoff_min == b->backoff_min && a->backoff_max == b->backoff_max &&
+	       a->min_uptime == b->min_uptime &&
+	       a->max_worker_faults.count == b->max_worker_faults.count &&
+	       a->max_worker_faults.window == b->max_worker_faults.window &&
+	       a->memory_max == b->memory_max && a->kill_grace == b->kill_grace &&
+	       a->on_pool_failure == b->on_pool_failure;
+}
+
+static void pool_resize(struct pool *p, unsigned workers)
+{
+	unsigned old = p->n_slots;
+
+	for (unsigned k = 0; k < p->n_slots && k < workers; k++)
+		p->workers[k]->retire = false;
+	if (pool_grow_slots(p, workers) < 0) {
+		log_error("pool %s: out of memory growing to %u workers", p->cfg.name, workers);
+		return;
+	}
+	for (unsigned k = old; k < workers; k++)
+		schedule_restart(p->workers[k], 0);
+	for (unsigned k = workers; k < p->n_slots; k++) {
+		struct worker *w = p->workers[k];
+
+		w->retire = true;
+		if (w->pid > 0)
+			worker_stop(w, p->m->config->supervisor.drain_timeout);
+		else
+			disarm(w->timer);
+	}
+	pool_trim_slots(p);
+}
+
+/* Applies a changed [pool] section. Returns true if anything changed. */
+static bool pool_reconfigure(struct pool *p, const struct pool_config *pc)
+{
+	bool respawn = pc->threads != p->cfg.threads || pc->memory_max != p->cfg.memory_max;
+	bool revive = p->state == POOL_FAILED;
+
+	if (pool_config_equal(&p->cfg, pc))
+		return false;
+	if (pc->max_worker_faults.count != p->cfg.max_worker_faults.count ||
+	    pc->max_worker_faults.window != p->cfg.max_worker_faults.window || revive) {
+		fault_window_done(&p->faults);
+		if (fault_window_init(&p->faults, pc->max_worker_faults.count,
+				      pc->max_worker_faults.window) < 0)
+			log_error("pool %s: out of memory for the fault window", pc->name);
+	}
+	p->cfg = *pc;
+	p->max_inflight = pc->threads * 2;
+	for (unsigned k = 0; k < p->n_slots; k++) {
+		struct worker *w = p->workers[k];
+
+		backoff_init(&w->backoff, pc->backoff_min, pc->backoff_max);
+		if (respawn && w->pid > 0)
+			w->outdated = true;
+	}
+	if (revive) {
+		log_notice("pool %s: changed by the reload: starting it again", pc->name);
+		p->state = POOL_UP;
+		for (unsigned k = 0; k < p->n_slots; k++)
+			if (p->workers[k]->pid <= 0)
+				schedule_restart(p->workers[k], 0);
+	}
+	pool_resize(p, pc->workers);
+	pool_roll_next(p);
+	return true;
+}
+
+static void pool_remove(struct pool *p)
+{
+	struct master *m = p->m;
+	uint64_t n;
+
+	p->state = POOL_REMOVED;
+	n = ledger_cancel_queued(m->ledger, p->index, CAUSE_POOL_REMOVED);
+	log_notice("pool %s: removed by the reload: its workers finish their jobs and stop; "
+		   "%llu queued job%s cancelled",
+		   p->cfg.name, (unsigned long long)n, n == 1 ? "" : "s");
+	for (unsigned k = 0; k < p->n_slots; k++) {
+		struct worker *w = p->workers[k];
+
+		w->retire = true;
+		if (w->pid > 0)
+			worker_stop(w, m->config->supervisor.drain_timeout);
+		else
+			disarm(w->timer);
+	}
+	pool_trim_slots(p);
+}
+
+static int find_live_pool(const struct master *m, const char *name)
+{
+	for (unsigned i = 0; i < m->n_pools; i++)
+		if (m->pools[i]->state != POOL_REMOVED && strcmp(m->pools[i]->cfg.name, name) == 0)
+			return (int)i;
+	return -ENOENT;
+}
+
+/* Pools of nc: new ones added, changed ones reconfigured; map[i] = master index. */
+static int reload_pools(struct master *m, const struct config *nc, unsigned *map)
+{
+	for (unsigned i = 0; i < nc->n_pools; i++) {
+		int idx = find_live_pool(m, nc->pools[i].name);
+		struct pool **ps;
+		int r;
+
+		if (idx >= 0) {
+			if (pool_reconfigure(m->pools[idx], &nc->pools[i]))
+				log_notice("pool %s: new settings applied", nc->pools[i].name);
+			map[i] = (unsigned)idx;
+			continue;
+		}
+		ps = realloc(m->pools, (m->n_pools + 1) * sizeof(*ps));
+		if (!ps)
+			return -ENOMEM;
+		m->pools = ps;
+		r = pool_new(m, &nc->pools[i], m->n_pools, &m->pools[m->n_pools]);
+		m->n_pools++;
+		if (r >= 0)
+			r = ledger_set_pools(m->ledger, m->n_pools);
+		if (r < 0)
+			return r;
+		map[i] = m->n_pools - 1;
+		log_notice("pool %s: added by the reload", nc->pools[i].name);
+		for (unsigned k = 0; k < m->pools[map[i]]->n_slots; k++)
+			schedule_restart(m->pools[map[i]]->workers[k], 0);
+	}
+	for (unsigned i = 0; i < m->n_pools; i++) {
+		struct pool *p = m->pools[i];
+
+		if (p->state != POOL_REMOVED && config_find_pool(nc, p->cfg.name) < 0)
+			pool_remove(p);
+	}
+	return 0;
+}
+
+/* Job groups of nc: new ones are added with their jobs; existing ones take new limits. */
+static int reload_groups(struct master *m, const struct config *nc, const unsigned *map)
+{
+	for (unsigned i = 0; i < nc->n_groups; i++) {
+		struct group_config gc = nc->groups[i];
+		int g = ledger_find_group(m->ledger, gc.name);
+		unsigned added;
+		struct pool *p;
+		int r;
+
+		gc.pool = map[gc.pool];
+		if (g >= 0) {
+			const struct group_config *cur = ledger_group(m->ledger, (unsigned)g);
+
+			if (cur->pool != gc.pool || strcmp(cur->run, gc.run) != 0 ||
+			    strcmp(cur->args, gc.args) != 0 || cur->count != gc.count)
+				log_notice("job group %s: pool, run, args and count of existing jobs "
+					   "stay as they were; timeout, max_attempts and expect are "
+					   "updated", gc.name);
+			ledger_update_group(m->ledger, (unsigned)g, &gc);
+			continue;
+		}
+		r = ledger_add_group(m->ledger, &gc, &added);
+		if (r < 0)
+			return r;
+		log_notice("job group %s: added by the reload: %u job%s", gc.name, gc.count,
+			   gc.count == 1 ? "" : "s");
+		p = m->pools[gc.pool];
+		for (unsigned k = 0; k < p->n_slots; k++) {
+			struct worker *w = p->workers[k];
+
+			if (w->got_hello && w->state >= W_READY && w->state <= W_DRAINING)
+				send_spec(w, added);
+		}
+		dispatch_pool(p);
+	}
+	return 0;
+}
+
+static void master_reload(struct master *m)
+{
+	struct config *nc = NULL;
+	char *errors = NULL;
+	unsigned *map;
+	int r;
+
+	notify_reloading(m->notifier);
+	log_notice("reloading %s", m->config->path);
+	r = config_load(m->config->path, &nc, &errors);
+	if (r < 0) {
+		char *save = NULL;
+
+		for (char *line = strtok_r(errors, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save))
+			log_error("%s", line);
+		log_error("reload failed: still running the config loaded before");
+		free(errors);
+		notify_ready(m->notifier);
+		return;
+	}
+	map = calloc(nc->n_pools ? nc->n_pools : 1, sizeof(*map));
+	if (!map) {
+		log_error("reload failed: out of memory; still running the config loaded before");
+		config_free(nc);
+		notify_ready(m->notifier);
+		return;
+	}
+	/* The new config parsed and validated as a whole: from here on it is applied. */
+	log_set_max_level((int)nc->supervisor.log_level);
+	if (strcmp(nc->supervisor.control_socket, m->config->supervisor.control_socket) != 0)
+		log_warning("control_socket changes take effect at the next start");
+	r = reload_pools(m, nc, map);
+	if (r >= 0)
+		r = reload_groups(m, nc, map);
+	if (r < 0)
+		log_error_errno(r, "reload incomplete");
+	free(map);
+	config_free(m->config);
+	m->config = nc;
+	log_notice("reloaded");
+	notify_ready(m->notifier);
+	check_done(m);
+}
+
+static int on_reload_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct master *m = userdata;
+
+	if (!m->stopping)
+		master_reload(m);
+	m->last_reload = now_usec();
+	return 0;
+}
+
+/* A SIGHUP storm is one reload: at most one per RELOAD_MIN_INTERVAL, after the last one. */
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct master *m = userdata;
+	int enabled = SD_EVENT_OFF;
+	usec_t when = m->last_reload + RELOAD_MIN_INTERVAL;
+
+	if (m->stopping)
+		return 0;
+	if (m->reload_event)
+		sd_event_source_get_enabled(m->reload_event, &enabled);
+	if (enabled != SD_EVENT_OFF)
+		return 0; /* one is already pending: this SIGHUP joins it */
+	if (when < now_usec())
+		when = now_usec();
+	arm_timer(m, &m->reload_event, when, on_reload_timer, m);
+	return 0;
 }
 
 /* ---- run control ---- */
@@ -902,7 +1217,7 @@ static void check_ready(struct master *m)
 	for (unsigned i = 0; i < m->n_pools; i++) {
 		struct pool *p = m->pools[i];
 
-		if (p->state == POOL_FAILED)
+		if (p->state != POOL_UP)
 			continue;
 		for (unsigned k = 0; k < p->n_slots; k++)
 			if (p->workers[k]->state != W_READY)
@@ -1052,9 +1367,14 @@ static void status_line(void *userdata, char *buf, size_t size)
 	unsigned pools_up = 0, workers = 0, wanted = 0;
 	uint64_t deaths = m->stats.deaths_by_exit;
 
+	unsigned pools = 0;
+
 	for (unsigned i = 0; i < m->n_pools; i++) {
 		struct pool *p = m->pools[i];
 
+		if (p->state == POOL_REMOVED)
+			continue;
+		pools++;
 		pools_up += p->state == POOL_UP;
 		wanted += p->state == POOL_UP ? p->cfg.workers : 0;
 		for (unsigned k = 0; k < p->n_slots; k++)
@@ -1065,7 +1385,7 @@ static void status_line(void *userdata, char *buf, size_t size)
 	snprintf(buf, size,
 		 "%s%u/%u pools up, %u/%u workers; jobs: %llu done, %llu running, %llu queued, "
 		 "%llu failed, %llu crashed, %llu timed out; %llu worker deaths",
-		 m->stopping ? "stopping: " : "", pools_up, m->n_pools, workers, wanted,
+		 m->stopping ? "stopping: " : "", pools_up, pools, workers, wanted,
 		 (unsigned long long)s->by_state[JOB_DONE],
 		 (unsigned long long)s->by_state[JOB_RUNNING],
 		 (unsigned long long)s->by_state[JOB_QUEUED],
@@ -1093,6 +1413,8 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	sigaddset(&ss, SIGCHLD);
 	sigaddset(&ss, SIGINT);
 	sigaddset(&ss, SIGTERM);
+	if (opts && opts->daemon)
+		sigaddset(&ss, SIGHUP);
 	sigprocmask(SIG_BLOCK, &ss, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -1107,6 +1429,8 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 		goto fail;
 	if (m->opts.daemon) {
 		r = notifier_new(m->event, status_line, m, &m->notifier);
+		if (r >= 0)
+			r = sd_event_add_signal(m->event, &m->sighup, SIGHUP, on_sighup, m);
 		if (r < 0)
 			goto fail;
 	}
