@@ -16,6 +16,7 @@
 static int max_level = LOG_INFO;
 static const char *program = "bulkhead";
 static void (*before_write)(void);
+static log_sink_fn sink;
 static int journal_stream = -1; /* -1 unknown, 0 no, 1 yes */
 
 void log_set_max_level(int level)
@@ -31,6 +32,11 @@ int log_get_max_level(void)
 void log_set_program(const char *name)
 {
 	program = name;
+}
+
+void log_set_sink(log_sink_fn fn)
+{
+	sink = fn;
 }
 
 void log_set_before_write(void (*hook)(void))
@@ -54,25 +60,31 @@ static bool stderr_is_journal(void)
 	return journal_stream == 1;
 }
 
-static void log_write(int level, const char *suffix, const char *fmt, va_list ap)
+static void log_write(int level, const char *const *fields, const char *suffix,
+		      const char *fmt, va_list ap)
 {
-	char line[2048];
+	char msg[1800], line[2048];
 	int n;
 
-	if (stderr_is_journal())
-		n = snprintf(line, sizeof(line), "<%d>", level);
-	else
-		n = snprintf(line, sizeof(line), "%s: ", program);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (n < 0)
 		return;
-	n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	if ((size_t)n >= sizeof(line) - 1)
-		n = (int)sizeof(line) - 2;
-	if (suffix)
-		n += snprintf(line + n, sizeof(line) - (size_t)n, ": %s", suffix);
-	if ((size_t)n >= sizeof(line) - 1)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
+	if (suffix && (size_t)n < sizeof(msg))
+		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", suffix);
+	if (sink) {
+		sink(level, fields, msg);
+		return;
+	}
+	if (stderr_is_journal())
+		n = snprintf(line, sizeof(line), "<%d>%s\n", level, msg);
+	else
+		n = snprintf(line, sizeof(line), "%s: %s\n", program, msg);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		n = (int)sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
 	if (before_write)
 		before_write();
 	(void)!write(STDERR_FILENO, line, (size_t)n);
@@ -85,7 +97,18 @@ void log_msg(int level, const char *fmt, ...)
 	if (level > max_level)
 		return;
 	va_start(ap, fmt);
-	log_write(level, NULL, fmt, ap);
+	log_write(level, NULL, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void log_fields(int level, const char *const *fields, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > max_level)
+		return;
+	va_start(ap, fmt);
+	log_write(level, fields, NULL, fmt, ap);
 	va_end(ap);
 }
 
@@ -97,7 +120,7 @@ int log_errno(int level, int err, const char *fmt, ...)
 		err = -err;
 	if (level <= max_level) {
 		va_start(ap, fmt);
-		log_write(level, strerror(-err), fmt, ap);
+		log_write(level, NULL, strerror(-err), fmt, ap);
 		va_end(ap);
 	}
 	return err;

@@ -17,6 +17,18 @@ void log_set_before_write(void (*hook)(void));
 
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * Like log_msg, with structured fields for the journal: "POOL=main", "JOB=segv#1", ...
+ * (NULL-terminated; NULL entries before the end are not allowed). On stderr only the message
+ * is written; a sink (the daemon's journald sink) may keep the fields.
+ */
+void log_fields(int level, const char *const *fields, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Where formatted lines go instead of stderr. NULL: back to stderr. */
+typedef void (*log_sink_fn)(int level, const char *const *fields, const char *message);
+void log_set_sink(log_sink_fn sink);
+
 /* Logs with ": strerror(-err)" appended and returns err (negative), systemd style. */
 int log_errno(int level, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -19,6 +19,7 @@
 
 #include "common/log.h"
 #include "config/config.h"
+#include "daemon/journal.h"
 #include "daemon/master.h"
 
 #define DEFAULT_CONFIG BULKHEAD_SYSCONFDIR "/bulkhead/bulkhead.conf"
@@ -144,6 +145,7 @@ int main(int argc, char **argv)
 		return fflush(stdout) == 0 ? 0 : 1;
 	}
 	log_set_max_level((int)c->supervisor.log_level);
+	journal_log_init("bulkheadd");
 
 	dir = runtime_dir();
 	r = take_instance_lock(dir, &other);

@@ -170,6 +170,46 @@ static void disarm(sd_event_source *s)
 		sd_event_source_set_enabled(s, SD_EVENT_OFF);
 }
 
+/* Journal fields for one log line (see log_fields). */
+struct lfields {
+	char pool[48], worker[64], job[96], sig[32], cause[96];
+	const char *v[6];
+};
+
+static const char *const *lfields(struct lfields *f, const struct pool *p, const struct worker *w,
+				  const struct job *j, int signo, const char *cause)
+{
+	int n = 0;
+
+	if (p) {
+		snprintf(f->pool, sizeof(f->pool), "POOL=%s", p->cfg.name);
+		f->v[n++] = f->pool;
+	}
+	if (w) {
+		snprintf(f->worker, sizeof(f->worker), "WORKER=%s/%u", w->pool->cfg.name, w->index);
+		f->v[n++] = f->worker;
+	}
+	if (j) {
+		char name[64];
+
+		snprintf(f->job, sizeof(f->job), "JOB=%s",
+			 ledger_job_name(p->m->ledger, j, name, sizeof(name)));
+		f->v[n++] = f->job;
+	}
+	if (signo > 0) {
+		char sig[16];
+
+		snprintf(f->sig, sizeof(f->sig), "SIGNAL=%s", signal_name(signo, sig, sizeof(sig)));
+		f->v[n++] = f->sig;
+	}
+	if (cause && *cause) {
+		snprintf(f->cause, sizeof(f->cause), "CAUSE=%s", cause);
+		f->v[n++] = f->cause;
+	}
+	f->v[n] = NULL;
+	return f->v;
+}
+
 /* ---- sending ---- */
 
 static int worker_send(struct worker *w, const void *buf, size_t len)
@@ -416,12 +456,18 @@ static void log_final(struct master *m, struct job *j)
 {
 	char name[64], cause[64];
 
+	struct lfields f;
+
 	if (j->state != JOB_CRASHED && j->state != JOB_TIMED_OUT && j->state != JOB_FAILED)
 		return;
-	log_notice("job %s %s after %u attempt%s: %s",
+	ledger_cause_string(j, cause, sizeof(cause));
+	log_fields(LOG_NOTICE,
+		   lfields(&f, m->pools[ledger_group(m->ledger, j->group)->pool], NULL, j,
+			   j->cause == CAUSE_SIGNAL ? j->cause_detail : 0, cause),
+		   "job %s %s after %u attempt%s: %s",
 		   ledger_job_name(m->ledger, j, name, sizeof(name)),
 		   j->state == JOB_FAILED ? "failed" : "quarantined", j->attempts,
-		   j->attempts == 1 ? "" : "s", ledger_cause_string(j, cause, sizeof(cause)));
+		   j->attempts == 1 ? "" : "s", cause);
 }
 
 static int handle_done(struct worker *w, const struct bh_frame *f)
@@ -542,6 +588,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 	usec_t now = now_usec(), next = USEC_INFINITY;
 	unsigned newly = 0;
 	char l[64], name[64], d[FORMAT_DURATION_MAX];
+	struct lfields f;
 
 	for (unsigned i = 0; i < w->threads; i++) {
 		struct job *j = w->slots[i];
@@ -561,9 +608,10 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 		w->slot_flags[i] |= HELD_TIMED_OUT;
 		w->n_timed_out++;
 		newly++;
-		log_warning("job %s timed out after %s on worker %s",
-			    ledger_job_name(m->ledger, j, name, sizeof(name)),
-			    format_duration(d, sizeof(d), timeout), wlabel(w, l, sizeof(l)));
+		log_fields(LOG_WARNING, lfields(&f, w->pool, w, j, 0, "timeout"),
+			   "job %s timed out after %s on worker %s",
+			   ledger_job_name(m->ledger, j, name, sizeof(name)),
+			   format_duration(d, sizeof(d), timeout), wlabel(w, l, sizeof(l)));
 	}
 	w->deadline_at = next;
 	if (next != USEC_INFINITY)
@@ -615,13 +663,15 @@ static void pool_fail(struct pool *p)
 	struct master *m = p->m;
 	uint64_t n;
 	char d[FORMAT_DURATION_MAX];
+	struct lfields f;
 
 	if (p->state == POOL_FAILED)
 		return;
 	p->state = POOL_FAILED;
 	n = ledger_cancel_queued(m->ledger, p->index, CAUSE_POOL_FAILED);
-	log_error("pool %s failed: more than %u worker faults within %s; %llu queued job%s "
-		  "cancelled",
+	log_fields(LOG_ERR, lfields(&f, p, NULL, NULL, 0, "pool failed"),
+		   "pool %s failed: more than %u worker faults within %s; %llu queued job%s "
+		   "cancelled",
 		  p->cfg.name, p->cfg.max_worker_faults.count,
 		  format_duration(d, sizeof(d), p->cfg.max_worker_faults.window),
 		  (unsigned long long)n, n == 1 ? "" : "s");
@@ -655,15 +705,19 @@ static void worker_fault(struct worker *w, usec_t uptime, const char *what)
 	usec_t delay;
 	char l[64], d[FORMAT_DURATION_MAX];
 
+	struct lfields f;
+
 	m->stats.worker_faults++;
 	if (fault_window_add(&p->faults, now_usec())) {
-		log_error("worker %s %s (worker fault)", wlabel(w, l, sizeof(l)), what);
+		log_fields(LOG_ERR, lfields(&f, p, w, NULL, 0, "worker fault"),
+			   "worker %s %s (worker fault)", wlabel(w, l, sizeof(l)), what);
 		pool_fail(p);
 		return;
 	}
 	(void)!getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK);
 	delay = backoff_next(&w->backoff, uptime, p->cfg.min_uptime, rnd);
-	log_warning("worker %s %s (worker fault %u of %u in %s); restarting in %s",
+	log_fields(LOG_WARNING, lfields(&f, p, w, NULL, 0, "worker fault"),
+		   "worker %s %s (worker fault %u of %u in %s); restarting in %s",
 		    wlabel(w, l, sizeof(l)), what, fault_window_count(&p->faults, now_usec()),
 		    p->cfg.max_worker_faults.count,
 		    format_duration(d, sizeof(d), p->cfg.max_worker_faults.window),
@@ -765,12 +819,14 @@ static void describe_death(const struct worker *w, bool signaled, int status, ch
 }
 
 /* One line per death, naming the culprits from the evidence (CRASH frame, timeouts). */
-static void log_death(struct worker *w, const char *how, const char *l, struct job **jobs,
-		      const uint8_t *flags, size_t n, enum death_verdict v)
+static void log_death(struct worker *w, const char *how, int signo, const char *l,
+		      struct job **jobs, const uint8_t *flags, size_t n, enum death_verdict v)
 {
 	struct master *m = w->m;
-	char names[256] = "", name[64];
+	char names[256] = "", name[64], cause[64] = "";
 	size_t culprits = 0, timeouts = 0, len = 0;
+	struct job *first = NULL;
+	struct lfields f;
 
 	for (size_t i = 0; i < n; i++) {
 		bool blamed = (flags[i] & HELD_TIMED_OUT) ||
@@ -781,6 +837,10 @@ static void log_death(struct worker *w, const char *how, const char *l, struct j
 			continue;
 		culprits++;
 		timeouts += (flags[i] & HELD_TIMED_OUT) != 0;
+		if (!first) {
+			first = jobs[i];
+			ledger_cause_string(first, cause, sizeof(cause));
+		}
 		if (len < sizeof(names) - 1)
 			len += (size_t)snprintf(names + len, sizeof(names) - len,
 						"%s%s (attempt %u of %u)", culprits > 1 ? ", " : "",
@@ -790,13 +850,15 @@ static void log_death(struct worker *w, const char *how, const char *l, struct j
 						ledger_group(m->ledger, jobs[i]->group)->max_attempts);
 	}
 	if (v == DEATH_CULPRIT)
-		log_warning("worker %s %s %s %s; %zu other job%s re-queued", l, how,
-			    timeouts ? "after the timeout of" : "in job", names, n - culprits,
-			    n - culprits == 1 ? "" : "s");
+		log_fields(LOG_WARNING, lfields(&f, w->pool, w, first, signo, cause),
+			   "worker %s %s %s %s; %zu other job%s re-queued", l, how,
+			   timeouts ? "after the timeout of" : "in job", names, n - culprits,
+			   n - culprits == 1 ? "" : "s");
 	else if (v == DEATH_SUSPECTS)
-		log_warning("worker %s %s with %zu job%s in flight and no crash report: the "
-			    "running ones re-run alone",
-			    l, how, n, n == 1 ? "" : "s");
+		log_fields(LOG_WARNING, lfields(&f, w->pool, w, NULL, signo, NULL),
+			   "worker %s %s with %zu job%s in flight and no crash report: the "
+			   "running ones re-run alone",
+			   l, how, n, n == 1 ? "" : "s");
 }
 
 static void worker_died(struct worker *w, int code, int status)
@@ -845,7 +907,7 @@ static void worker_died(struct worker *w, int code, int status)
 			.solo = w->solo,
 		};
 		v = ledger_worker_died(m->ledger, &d, jobs, flags, n);
-		log_death(w, how, l, jobs, flags, n, v);
+		log_death(w, how, signaled ? status : 0, l, jobs, flags, n, v);
 		for (size_t i = 0; i < n; i++)
 			log_final(m, jobs[i]);
 	}
