@@ -65,7 +65,7 @@ static void draw(struct progress *p)
 		     "ETA %s%s",
 		     p->tty ? "\r\033[K" : "", (unsigned long long)done,
 		     (unsigned long long)total, rate,
-		     (unsigned long long)s->by_state[JOB_RUNNING],
+		     (unsigned long long)master_jobs_on_threads(p->m),
 		     (unsigned long long)crashes(ms), (unsigned long long)ms->restarts, eta,
 		     p->tty ? "" : "\n");
 	if (n > 0) {

@@ -1297,6 +1297,7 @@ static void check_done(struct master *m)
 		master_begin_stop(m, CAUSE_NONE);
 	if (m->stopping && m->n_alive == 0) {
 		m->stats.ended_at = now_usec();
+		notify_status_flush(m->notifier); /* the last word: how it ended */
 		sd_event_exit(m->event, 0);
 	}
 }
@@ -1426,10 +1427,8 @@ static void status_line(void *userdata, char *buf, size_t size)
 {
 	struct master *m = userdata;
 	const struct ledger_stats *s = ledger_stats(m->ledger);
-	unsigned pools_up = 0, workers = 0, wanted = 0;
-	uint64_t deaths = m->stats.deaths_by_exit;
-
-	unsigned pools = 0;
+	unsigned pools_up = 0, pools = 0, workers = 0, wanted = 0;
+	uint64_t deaths = m->stats.deaths_by_exit, running = 0, waiting = 0;
 
 	for (unsigned i = 0; i < m->n_pools; i++) {
 		struct pool *p = m->pools[i];
@@ -1439,18 +1438,23 @@ static void status_line(void *userdata, char *buf, size_t size)
 		pools++;
 		pools_up += p->state == POOL_UP;
 		wanted += p->state == POOL_UP ? p->cfg.workers : 0;
-		for (unsigned k = 0; k < p->n_slots; k++)
-			workers += p->workers[k]->state == W_READY;
+		for (unsigned k = 0; k < p->n_slots; k++) {
+			struct worker *w = p->workers[k];
+
+			workers += w->pid > 0 && w->got_hello && !w->retire;
+			running += w->n_running;
+			waiting += w->n_pending;
+		}
 	}
 	for (int i = 0; i < 65; i++)
 		deaths += m->stats.deaths_by_signal[i];
+	/* "running" is on a thread now; jobs assigned to a worker but not started are queued. */
 	snprintf(buf, size,
 		 "%s%u/%u pools up, %u/%u workers; jobs: %llu done, %llu running, %llu queued, "
 		 "%llu failed, %llu crashed, %llu timed out; %llu worker deaths",
 		 m->stopping ? "stopping: " : "", pools_up, pools, workers, wanted,
-		 (unsigned long long)s->by_state[JOB_DONE],
-		 (unsigned long long)s->by_state[JOB_RUNNING],
-		 (unsigned long long)s->by_state[JOB_QUEUED],
+		 (unsigned long long)s->by_state[JOB_DONE], (unsigned long long)running,
+		 (unsigned long long)(s->by_state[JOB_QUEUED] + waiting),
 		 (unsigned long long)s->by_state[JOB_FAILED],
 		 (unsigned long long)s->by_state[JOB_CRASHED],
 		 (unsigned long long)s->by_state[JOB_TIMED_OUT], (unsigned long long)deaths);
@@ -1606,6 +1610,16 @@ struct ledger *master_ledger(struct master *m)
 const struct master_stats *master_stats(const struct master *m)
 {
 	return &m->stats;
+}
+
+uint64_t master_jobs_on_threads(const struct master *m)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < m->n_pools; i++)
+		for (unsigned k = 0; k < m->pools[i]->n_slots; k++)
+			n += m->pools[i]->workers[k]->n_running;
+	return n;
 }
 
 unsigned master_failed_pools(const struct master *m)

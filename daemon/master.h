@@ -68,5 +68,8 @@ sd_event *master_event(struct master *m);
 struct ledger *master_ledger(struct master *m);
 const struct master_stats *master_stats(const struct master *m);
 
+/* Jobs running on a worker thread now (assigned ones still waiting are not counted). */
+uint64_t master_jobs_on_threads(const struct master *m);
+
 /* Number of pools that failed (max_worker_faults). */
 unsigned master_failed_pools(const struct master *m);

@@ -83,6 +83,15 @@ void notify_status_dirty(struct notifier *n)
 	sd_event_source_set_enabled(n->status_timer, SD_EVENT_ONESHOT);
 }
 
+void notify_status_flush(struct notifier *n)
+{
+	if (!n || !n->enabled)
+		return;
+	if (n->status_timer)
+		sd_event_source_set_enabled(n->status_timer, SD_EVENT_OFF);
+	send_status(n);
+}
+
 static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct notifier *n = userdata;

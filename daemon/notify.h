@@ -34,3 +34,5 @@ void notify_stopping(struct notifier *n);
 void notify_extend_timeout(struct notifier *n, usec_t usec);
 /* The status changed; a STATUS= line goes out within NOTIFY_STATUS_INTERVAL. */
 void notify_status_dirty(struct notifier *n);
+/* Sends the STATUS= line now (before exiting), whatever the rate limit. */
+void notify_status_flush(struct notifier *n);

@@ -1,1 +1,1394 @@
-int main(void) { return 77; }
+/* SPDX-License-Identifier: MIT */
+/*
+ * bulkheadd end to end: the real daemon ($BULKHEAD_DAEMON), the real workers, real signals.
+ * Each test makes a private temp dir, binds an AF_UNIX datagram socket there as the service
+ * manager's NOTIFY_SOCKET (no systemd involved), starts bulkheadd with RUNTIME_DIRECTORY in
+ * that dir, and waits on a deadline for real events: a notify datagram, a line on stderr, a
+ * process exit (pidfd), a state in /proc. Nothing sleeps to synchronise.
+ *
+ * Every datagram is recorded with its receive time (tu_now_ms()), so a test can look at the
+ * order and spacing of READY=1, STATUS=, WATCHDOG=1, STOPPING=1, RELOADING=1.
+ *
+ * Each test process makes itself a child subreaper: a worker orphaned by its master is
+ * re-parented to the test, not to PID 1, so "no worker left" means no live bulkhead-worker
+ * below this test process (other builds' tests on the same machine do not count), and an
+ * orphan that died unreaped shows up as a zombie child of the test.
+ *
+ * Clean-up on failure: Check's forked mode ends a failing test with _exit(), so nothing runs
+ * after a failed assertion. The daemon was spawned with PR_SET_PDEATHSIG (tu_spawn) and its
+ * workers set it too, so they die with the test process; every temp dir lives under one
+ * directory that main() removes after the whole run.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define NOTICES_MAX 4096 /* datagrams recorded per daemon */
+#define DGRAM_MAX 4096 /* longest datagram accepted */
+#define ENV_MAX 16 /* extra environment variables per daemon */
+#define WORKERS_MAX 64 /* workers a test looks at */
+#define START_MS 30000 /* spawn -> READY=1, generous for ASan */
+#define EXIT_MS 30000 /* SIGTERM -> exit when nothing is running */
+#define ORPHAN_MS 1000 /* master SIGKILLed -> its workers gone */
+#define STATUS_GAP_MIN_MS 900 /* STATUS= rate limit (1 s) with slack */
+
+struct notice {
+	int64_t at; /* tu_now_ms() when received */
+	char *text;
+};
+
+struct daemon {
+	char *dir;
+	char conf_path[256];
+	char notify_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char run_dir[256];
+	int notify_fd;
+	int err_fd; /* the daemon's stderr, non-blocking; -1 at EOF */
+	int pidfd;
+	pid_t pid;
+	bool no_notify; /* start without NOTIFY_SOCKET */
+	bool exited; /* reaped: `status` is valid */
+	int status;
+	int64_t exited_at;
+	char *err;
+	size_t err_len;
+	struct notice notices[NOTICES_MAX];
+	size_t n_notices;
+};
+
+/* ---- small helpers ---- */
+
+/* The end of a long text, for assertion messages (Check caps their size). */
+static const char *tail(const char *s, size_t max)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!s)
+		return "";
+	return n > max ? s + n - max : s;
+}
+
+/* comm, state and ppid of pid from /proc/PID/stat. Returns 0 or -errno. */
+static int proc_stat(pid_t pid, char *comm, size_t comm_size, char *ret_state, pid_t *ret_ppid)
+{
+	char path[64], *buf, *open_paren, *close_paren;
+	int ppid, r = -EIO;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	buf = tu_read_file(path);
+	if (!buf)
+		return -errno;
+	open_paren = strchr(buf, '(');
+	close_paren = strrchr(buf, ')');
+	if (open_paren && close_paren && close_paren > open_paren &&
+	    sscanf(close_paren + 1, " %c %d", ret_state, &ppid) == 2) {
+		if (comm) {
+			size_t len = (size_t)(close_paren - open_paren - 1);
+
+			if (len >= comm_size)
+				len = comm_size - 1;
+			memcpy(comm, open_paren + 1, len);
+			comm[len] = '\0';
+		}
+		if (ret_ppid)
+			*ret_ppid = ppid;
+		r = 0;
+	}
+	free(buf);
+	return r;
+}
+
+static bool is_live_worker(pid_t pid, pid_t *ret_ppid)
+{
+	char comm[64], state;
+
+	return proc_stat(pid, comm, sizeof(comm), &state, ret_ppid) == 0 &&
+	       strcmp(comm, "bulkhead-worker") == 0 && state != 'Z' && state != 'X';
+}
+
+/* Pids of live bulkhead-worker processes whose parent is `parent`, sorted. */
+static int find_workers(pid_t parent, pid_t *pids, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)) && n < max) {
+		pid_t pid = atoi(e->d_name), ppid;
+
+		if (pid > 0 && is_live_worker(pid, &ppid) && ppid == parent)
+			pids[n++] = pid;
+	}
+	closedir(d);
+	for (int i = 1; i < n; i++)
+		for (int k = i; k > 0 && pids[k - 1] > pids[k]; k--) {
+			pid_t t = pids[k];
+
+			pids[k] = pids[k - 1];
+			pids[k - 1] = t;
+		}
+	return n;
+}
+
+/* True if `ancestor` is pid's parent, grandparent, ... */
+static bool descends_from(pid_t pid, pid_t ancestor)
+{
+	for (int depth = 0; depth < 64 && pid > 1; depth++) {
+		char state;
+		pid_t ppid;
+
+		if (proc_stat(pid, NULL, 0, &state, &ppid) < 0)
+			return false;
+		if (ppid == ancestor)
+			return true;
+		pid = ppid;
+	}
+	return false;
+}
+
+/* Live bulkhead-worker processes anywhere below this test process. */
+static int count_our_workers(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d))) {
+		pid_t pid = atoi(e->d_name);
+
+		if (pid > 0 && is_live_worker(pid, NULL) && descends_from(pid, getpid()))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* CPU ticks used by the worker's job threads: > 0 once a busy job is really running. */
+static long job_thread_ticks(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	long total = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char p[320], *stat, *close_paren;
+		unsigned long utime = 0;
+
+		if (e->d_name[0] == '.' || atoi(e->d_name) == pid)
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+		stat = tu_read_file(p);
+		if (!stat)
+			continue;
+		close_paren = strrchr(stat, ')');
+		if (close_paren &&
+		    sscanf(close_paren + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu",
+			   &utime) == 1)
+			total += (long)utime;
+		free(stat);
+	}
+	closedir(d);
+	return total;
+}
+
+/* Open fds of pid, or -errno. */
+static int count_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* The line of text starting with prefix (the rest of it in *ret_value), or NULL. */
+static const char *find_line(const char *text, const char *prefix, const char **ret_value)
+{
+	size_t len = strlen(prefix);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, prefix, len) == 0) {
+			if (ret_value)
+				*ret_value = l + len;
+			return l;
+		}
+	return NULL;
+}
+
+/*
+ * Does the datagram carry `key`? A key ending in '=' ("STATUS=") matches any line starting
+ * with it; any other ("READY=1") must be a whole line.
+ */
+static bool notice_has(const char *text, const char *key)
+{
+	size_t len = strlen(key);
+	const char *v;
+
+	if (!find_line(text, key, &v))
+		return false;
+	return key[len - 1] == '=' || *v == '\n' || *v == '\0' ||
+	       /* another line further on may match exactly */
+	       (strchr(v, '\n') && notice_has(strchr(v, '\n') + 1, key));
+}
+
+/* The value of "STATUS=" in a datagram, up to the end of its line (static buffer). */
+static const char *status_of(const char *text)
+{
+	static char buf[DGRAM_MAX];
+	const char *v;
+
+	if (!find_line(text, "STATUS=", &v))
+		return NULL;
+	snprintf(buf, sizeof(buf), "%.*s", (int)strcspn(v, "\n"), v);
+	return buf;
+}
+
+/* N from "... N <word>..." in a STATUS line ("jobs: 12 done" -> 12 for "done"), or -1. */
+static long status_count(const char *status, const char *word)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), " %s", word);
+	p = status ? strstr(status, pat) : NULL;
+	if (!p)
+		return -1;
+	while (p > status && p[-1] >= '0' && p[-1] <= '9')
+		p--;
+	return p[0] >= '0' && p[0] <= '9' ? atol(p) : -1;
+}
+
+/* ---- the harness: one bulkheadd, its notify socket and its stderr ---- */
+
+static const char *daemon_path(void)
+{
+	const char *p = getenv("BULKHEAD_DAEMON");
+
+	ck_assert_msg(p && *p, "BULKHEAD_DAEMON is not set");
+	return p;
+}
+
+/* Everything received so far, for assertion messages. */
+static const char *describe(struct daemon *d)
+{
+	static char buf[6000];
+	size_t len = 0;
+	int64_t t0 = d->n_notices ? d->notices[0].at : 0;
+
+	len += (size_t)snprintf(buf + len, sizeof(buf) - len, "daemon %s; notices:\n",
+				d->exited ? tu_describe_status(d->status) : "running");
+	for (size_t i = d->n_notices > 12 ? d->n_notices - 12 : 0;
+	     i < d->n_notices && len < sizeof(buf) - 200; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "  +%lldms %.150s\n",
+					(long long)(d->notices[i].at - t0), d->notices[i].text);
+	if (len < sizeof(buf))
+		snprintf(buf + len, sizeof(buf) - len, "stderr:\n%s", tail(d->err, 2000));
+	return buf;
+}
+
+/* A temp dir with a bound notify socket; nothing started yet. */
+static void dmn_init(struct daemon *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	memset(d, 0, sizeof(*d));
+	d->notify_fd = d->err_fd = d->pidfd = -1;
+	ck_assert_int_eq(tu_mkdtemp(&d->dir), 0);
+	snprintf(d->conf_path, sizeof(d->conf_path), "%s/test.conf", d->dir);
+	snprintf(d->run_dir, sizeof(d->run_dir), "%s/run", d->dir);
+	ck_assert_int_lt(snprintf(d->notify_path, sizeof(d->notify_path), "%s/notify", d->dir),
+			 (int)sizeof(d->notify_path));
+	memcpy(sa.sun_path, d->notify_path, sizeof(d->notify_path));
+	d->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	ck_assert_int_ge(d->notify_fd, 0);
+	ck_assert_int_eq(bind(d->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+}
+
+static void dmn_write_config(struct daemon *d, const char *conf)
+{
+	ck_assert_int_eq(tu_write_file(d->conf_path, conf), 0);
+}
+
+static bool env_has(const char *const *env, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; env && env[i]; i++)
+		if (strncmp(env[i], name, len) == 0 && env[i][len] == '=')
+			return true;
+	return false;
+}
+
+/*
+ * Starts `bulkheadd -c CONF` with NOTIFY_SOCKET (unless d->no_notify) and RUNTIME_DIRECTORY
+ * in d's dir; `env` (NULL-terminated "K=V", may be NULL) comes first and wins over those two.
+ */
+static void dmn_start(struct daemon *d, const char *const *env)
+{
+	static char notify_var[200], runtime_var[300];
+	const char *argv[] = { daemon_path(), "-c", d->conf_path, NULL };
+	const char *all[ENV_MAX + 3];
+	size_t n = 0;
+
+	snprintf(notify_var, sizeof(notify_var), "NOTIFY_SOCKET=%s", d->notify_path);
+	snprintf(runtime_var, sizeof(runtime_var), "RUNTIME_DIRECTORY=%s", d->run_dir);
+	for (size_t i = 0; env && env[i]; i++) {
+		ck_assert_uint_lt(n, ENV_MAX);
+		all[n++] = env[i];
+	}
+	if (!env_has(env, "NOTIFY_SOCKET") && !d->no_notify)
+		all[n++] = notify_var;
+	if (!env_has(env, "RUNTIME_DIRECTORY"))
+		all[n++] = runtime_var;
+	all[n] = NULL;
+	ck_assert_int_eq(tu_spawn(argv, all, -1, NULL, &d->err_fd, &d->pid), 0);
+	ck_assert_int_eq(fcntl(d->err_fd, F_SETFL, O_NONBLOCK), 0);
+	d->pidfd = (int)syscall(SYS_pidfd_open, d->pid, 0);
+	ck_assert_int_ge(d->pidfd, 0);
+}
+
+static void read_stderr(struct daemon *d)
+{
+	char buf[4096];
+
+	while (d->err_fd >= 0) {
+		ssize_t n = read(d->err_fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			close(d->err_fd);
+			d->err_fd = -1;
+			return;
+		}
+		d->err = realloc(d->err, d->err_len + (size_t)n + 1);
+		ck_assert_ptr_nonnull(d->err);
+		memcpy(d->err + d->err_len, buf, (size_t)n);
+		d->err_len += (size_t)n;
+		d->err[d->err_len] = '\0';
+	}
+}
+
+static void read_notices(struct daemon *d)
+{
+	char buf[DGRAM_MAX + 1];
+
+	for (;;) {
+		ssize_t n = recv(d->notify_fd, buf, DGRAM_MAX, MSG_DONTWAIT | MSG_TRUNC);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		ck_assert_msg(n >= 0, "recv on the notify socket: %s", strerror(errno));
+		ck_assert_msg(n < DGRAM_MAX, "a notify datagram of %zd bytes", n);
+		ck_assert_uint_lt(d->n_notices, NOTICES_MAX);
+		buf[n] = '\0';
+		d->notices[d->n_notices].at = tu_now_ms();
+		d->notices[d->n_notices].text = strdup(buf);
+		ck_assert_ptr_nonnull(d->notices[d->n_notices].text);
+		d->n_notices++;
+	}
+}
+
+/*
+ * Waits up to timeout_ms for something to happen (a datagram, stderr output, the daemon's
+ * exit), then takes in everything that is there. Reaps the daemon when it has exited.
+ */
+static void pump(struct daemon *d, int timeout_ms)
+{
+	struct pollfd pfd[3] = {
+		{ .fd = d->notify_fd, .events = POLLIN },
+		{ .fd = d->err_fd, .events = POLLIN },
+		{ .fd = d->exited ? -1 : d->pidfd, .events = POLLIN },
+	};
+	int r;
+
+	r = poll(pfd, 3, timeout_ms);
+	ck_assert_msg(r >= 0 || errno == EINTR, "poll: %s", strerror(errno));
+	read_notices(d);
+	read_stderr(d);
+	if (!d->exited && d->pid > 0 && (pfd[2].revents & POLLIN)) {
+		ck_assert_int_eq(tu_wait_exit(d->pid, 1000, &d->status), 0);
+		d->exited = true;
+		d->exited_at = tu_now_ms();
+		read_stderr(d); /* whatever it wrote before it exited is in the pipe now */
+		read_notices(d);
+	}
+}
+
+/* Index of the first datagram at or after `from` that has `key`, or -1. */
+static long find_notice(struct daemon *d, size_t from, const char *key)
+{
+	for (size_t i = from; i < d->n_notices; i++)
+		if (notice_has(d->notices[i].text, key))
+			return (long)i;
+	return -1;
+}
+
+static size_t count_notices(struct daemon *d, size_t from, const char *key)
+{
+	size_t n = 0;
+
+	for (size_t i = from; i < d->n_notices; i++)
+		n += notice_has(d->notices[i].text, key);
+	return n;
+}
+
+/*
+ * Waits up to timeout_ms for a datagram with `key` at index >= from; returns its index, or
+ * -1 on timeout or when the daemon exited first.
+ */
+static long wait_notice(struct daemon *d, size_t from, const char *key, int timeout_ms)
+{
+	int64_t deadline = tu_now_ms() + timeout_ms;
+
+	for (;;) {
+		long i = find_notice(d, from, key);
+
+		if (i >= 0)
+			return i;
+		if (d->exited || tu_ms_left(deadline) == 0)
+			return -1;
+		pump(d, tu_ms_left(deadline));
+	}
+}
+
+/* As wait_notice, failing the test if it does not come. */
+static size_t expect_notice(struct daemon *d, size_t from, const char *key, int timeout_ms)
+{
+	long i = wait_notice(d, from, key, timeout_ms);
+
+	ck_assert_msg(i >= 0, "no %s within %dms; %s", key, timeout_ms, describe(d));
+	return (size_t)i;
+}
+
+/* Takes in everything for duration_ms (a window to watch, not a synchronisation). */
+static void watch(struct daemon *d, int duration_ms)
+{
+	int64_t deadline = tu_now_ms() + duration_ms;
+
+	while (tu_ms_left(deadline) > 0 && !d->exited)
+		pump(d, tu_ms_left(deadline));
+}
+
+/* Waits up to timeout_ms for the daemon to exit; true if it did (and was reaped). */
+static bool wait_exit(struct daemon *d, int timeout_ms)
+{
+	int64_t deadline = tu_now_ms() + timeout_ms;
+
+	while (!d->exited && tu_ms_left(deadline) > 0)
+		pump(d, tu_ms_left(deadline));
+	return d->exited;
+}
+
+static void expect_exit(struct daemon *d, int code, int timeout_ms)
+{
+	ck_assert_msg(wait_exit(d, timeout_ms), "still running after %dms; %s", timeout_ms,
+		      describe(d));
+	ck_assert_msg(WIFEXITED(d->status) && WEXITSTATUS(d->status) == code,
+		      "expected exit %d, got %s; %s", code, tu_describe_status(d->status),
+		      describe(d));
+}
+
+/* Waits for a line containing `what` on stderr. */
+static void expect_stderr(struct daemon *d, const char *what, int timeout_ms)
+{
+	int64_t deadline = tu_now_ms() + timeout_ms;
+
+	while (!(d->err && strstr(d->err, what)) && tu_ms_left(deadline) > 0 &&
+	       (d->err_fd >= 0 || !d->exited))
+		pump(d, tu_ms_left(deadline));
+	ck_assert_msg(d->err && strstr(d->err, what), "stderr never said \"%s\"; %s", what,
+		      describe(d));
+}
+
+/* Signals the daemon, which must still be running (a reaped pid must never be signalled). */
+static void dmn_signal(struct daemon *d, int sig)
+{
+	pump(d, 0);
+	ck_assert_msg(!d->exited && d->pid > 0, "daemon gone before %s; %s", sigabbrev_np(sig),
+		      describe(d));
+	ck_assert_int_eq(kill(d->pid, sig), 0);
+}
+
+/* SIGTERM, STOPPING=1, exit 0. */
+static void dmn_stop(struct daemon *d)
+{
+	size_t from = d->n_notices;
+
+	dmn_signal(d, SIGTERM);
+	expect_notice(d, from, "STOPPING=1", EXIT_MS);
+	expect_exit(d, 0, EXIT_MS);
+}
+
+static void dmn_free(struct daemon *d)
+{
+	if (d->pid > 0 && !d->exited)
+		tu_kill_wait(d->pid);
+	if (d->notify_fd >= 0)
+		close(d->notify_fd);
+	if (d->err_fd >= 0)
+		close(d->err_fd);
+	if (d->pidfd >= 0)
+		close(d->pidfd);
+	for (size_t i = 0; i < d->n_notices; i++)
+		free(d->notices[i].text);
+	free(d->err);
+	if (d->dir)
+		tu_rm_rf(d->dir);
+	free(d->dir);
+	memset(d, 0, sizeof(*d));
+}
+
+/* After the daemon is gone: no worker below us, no zombie child. */
+static void assert_aftermath(void)
+{
+	ck_assert_int_eq(count_our_workers(), 0);
+	ck_assert_int_eq(tu_count_zombie_children(), 0);
+}
+
+/*
+ * The daemon's open fds, the least seen over ~200 ms: each sd_notify() call holds a socket
+ * for a moment, so one sample may count one fd too many.
+ */
+static int settled_fds(struct daemon *d)
+{
+	int least = INT32_MAX;
+
+	for (int i = 0; i < 10; i++) {
+		int n = count_fds(d->pid);
+
+		ck_assert_msg(n >= 0, "fds of %d: %s; %s", (int)d->pid, strerror(-n), describe(d));
+		least = n < least ? n : least;
+		pump(d, 20); /* spread the samples out; take in what comes meanwhile */
+	}
+	return least;
+}
+
+/* Waits until one of the workers' job threads has burned CPU: a busy job really runs. */
+static void wait_job_running(struct daemon *d, const pid_t *workers, int n)
+{
+	int64_t deadline = tu_now_ms() + START_MS;
+
+	for (;;) {
+		for (int i = 0; i < n; i++)
+			if (job_thread_ticks(workers[i]) > 0)
+				return;
+		ck_assert_msg(tu_ms_left(deadline) > 0 && !d->exited, "no job running; %s",
+			      describe(d));
+		pump(d, 5); /* re-check /proc: waiting for a state, with a deadline */
+	}
+}
+
+/* READY=1, and the daemon's workers at that moment (sorted). */
+static int wait_ready(struct daemon *d, pid_t *workers, int max)
+{
+	expect_notice(d, 0, "READY=1", START_MS);
+	return find_workers(d->pid, workers, max);
+}
+
+/* Each test: orphans come to us, not to PID 1 (see the top of the file). */
+static void setup(void)
+{
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+}
+
+/* ---- READY ---- */
+
+START_TEST(test_ready_after_every_hello)
+{
+	struct daemon d;
+	pid_t workers[WORKERS_MAX];
+	size_t ready;
+	int n;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool a]\nworkers = 2\nthreads = 2\n"
+			     "[pool b]\nworkers = 1\nthreads = 1\n");
+	dmn_start(&d, NULL);
+	ready = expect_notice(&d, 0, "READY=1", START_MS);
+	/* At that moment every worker of both pools is up, and the status says so. */
+	n = find_workers(d.pid, workers, WORKERS_MAX);
+	ck_assert_msg(n == 3, "%d workers at READY=1; %s", n, describe(&d));
+	ck_assert_ptr_nonnull(status_of(d.notices[ready].text));
+	ck_assert_msg(strstr(status_of(d.notices[ready].text), "3/3 workers"), "READY status: %s",
+		      d.notices[ready].text);
+	ck_assert_ptr_nonnull(strstr(status_of(d.notices[ready].text), "2/2 pools up"));
+	/* Logged too, and only once. */
+	expect_stderr(&d, "ready: 2 pools up", 5000);
+	ck_assert_int_eq(count_notices(&d, 0, "READY=1"), 1);
+	for (size_t i = 0; i < ready; i++)
+		ck_assert_msg(!strstr(d.notices[i].text, "3/3 workers"),
+			      "a status said 3/3 workers before READY=1: %s", d.notices[i].text);
+	dmn_stop(&d);
+	ck_assert_int_eq(count_notices(&d, 0, "READY=1"), 1);
+	assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+START_TEST(test_no_ready_without_hello)
+{
+	const char *env[] = { "BULKHEAD_WORKER=/bin/false", NULL };
+	struct daemon d;
+	long status;
+
+	dmn_init(&d);
+	/* Workers die before HELLO over and over; the pool must not fail within the window. */
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\nbackoff = 10ms..100ms\n"
+			     "max_worker_faults = 1000/60s\n");
+	dmn_start(&d, env);
+	ck_assert_msg(wait_notice(&d, 0, "READY=1", 1500) < 0, "READY=1 with no HELLO; %s",
+		      describe(&d));
+	ck_assert_msg(!d.exited, "%s", describe(&d));
+	/* Status lines may come, and none of them claims a worker up. */
+	status = find_notice(&d, 0, "STATUS=");
+	ck_assert_msg(status >= 0, "no STATUS= at all; %s", describe(&d));
+	for (size_t i = 0; i < d.n_notices; i++)
+		if (status_of(d.notices[i].text))
+			ck_assert_msg(strstr(status_of(d.notices[i].text), "0/1 workers"),
+				      "status: %s", d.notices[i].text);
+	dmn_stop(&d);
+	ck_assert_int_eq(count_notices(&d, 0, "READY=1"), 0);
+	assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/* Without NOTIFY_SOCKET everything works the same (DESIGN §5). */
+START_TEST(test_works_without_notify_socket)
+{
+	struct daemon d;
+	pid_t workers[WORKERS_MAX];
+	int n;
+
+	dmn_init(&d);
+	d.no_notify = true;
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 1\n");
+	dmn_start(&d, NULL);
+	expect_stderr(&d, "ready: 1 pool up", START_MS);
+	n = find_workers(d.pid, workers, WORKERS_MAX);
+	ck_assert_int_eq(n, 2);
+	dmn_signal(&d, SIGTERM);
+	expect_exit(&d, 0, EXIT_MS);
+	ck_assert_uint_eq(d.n_notices, 0);
+	assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/* ---- STATUS ---- */
+
+START_TEST(test_status_rate_limited_and_final)
+{
+	struct daemon d;
+	pid_t before[WORKERS_MAX], after[WORKERS_MAX];
+	long last = -1, prev = -1, done_seen = -1;
+	int n, status_only = 0;
+	int64_t deadline;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 2\n"
+			     "[job quick]\nrun = builtin:sleep\nargs = ms=40\ncount = 150\n");
+	dmn_start(&d, NULL);
+	n = wait_ready(&d, before, WORKERS_MAX);
+	ck_assert_int_eq(n, 2);
+	/* Wait for the status that reports every job done. */
+	deadline = tu_now_ms() + 60000;
+	for (size_t i = 0;; i++) {
+		while (i >= d.n_notices) {
+			ck_assert_msg(tu_ms_left(deadline) > 0 && !d.exited,
+				      "no status with 150 done; %s", describe(&d));
+			pump(&d, tu_ms_left(deadline));
+		}
+		if (status_count(status_of(d.notices[i].text), "done") == 150) {
+			done_seen = (long)i;
+			break;
+		}
+	}
+	/* Nothing changes any more: a window in which a stray later status would show. */
+	watch(&d, 1500);
+	ck_assert_msg(!d.exited, "%s", describe(&d));
+
+	/* Rate limit: each STATUS-only datagram comes >= 1 s after the previous status. */
+	for (size_t i = 0; i < d.n_notices; i++) {
+		const char *text = d.notices[i].text;
+		long done = status_count(status_of(text), "done");
+
+		if (!status_of(text))
+			continue;
+		if (prev >= 0 && strncmp(text, "STATUS=", 7) == 0) {
+			int64_t gap = d.notices[i].at - d.notices[prev].at;
+
+			ck_assert_msg(gap >= STATUS_GAP_MIN_MS, "two statuses %lldms apart; %s",
+				      (long long)gap, describe(&d));
+		}
+		status_only += strncmp(text, "STATUS=", 7) == 0;
+		ck_assert_msg(done >= 0, "status without a done count: %s", text);
+		if (last >= 0)
+			ck_assert_msg(done >= status_count(status_of(d.notices[last].text), "done"),
+				      "done went down: %s", text);
+		prev = last = (long)i;
+	}
+	ck_assert_int_ge(status_only, 2); /* the first one, and at least one while jobs ran */
+	ck_assert_int_ge(last, done_seen);
+	{
+		const char *s = status_of(d.notices[last].text);
+
+		ck_assert_msg(status_count(s, "done") == 150 && status_count(s, "running") == 0 &&
+				      status_count(s, "queued") == 0 &&
+				      status_count(s, "failed") == 0 && strstr(s, "2/2 workers"),
+			      "last status: %s", s);
+	}
+	/* The jobs ended; the pool's workers stay up, the same processes. */
+	ck_assert_int_eq(find_workers(d.pid, after, WORKERS_MAX), 2);
+	ck_assert_int_eq(memcmp(before, after, 2 * sizeof(pid_t)), 0);
+	dmn_stop(&d);
+	assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/* ---- WATCHDOG ---- */
+
+START_TEST(test_watchdog_cadence)
+{
+	const char *env[] = { "WATCHDOG_USEC=400000", NULL };
+	struct daemon d;
+	size_t first, n = 0;
+	int64_t prev, max_gap = 0;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n");
+	dmn_start(&d, env);
+	first = expect_notice(&d, 0, "WATCHDOG=1", START_MS);
+	watch(&d, 1200);
+	ck_assert_msg(!d.exited, "%s", describe(&d));
+	prev = d.notices[first].at;
+	for (size_t i = first; i < d.n_notices; i++) {
+		if (!notice_has(d.notices[i].text, "WATCHDOG=1"))
+			continue;
+		n++;
+		if (d.notices[i].at - prev > max_gap)
+			max_gap = d.notices[i].at - prev;
+		prev = d.notices[i].at;
+	}
+	/* Every 200 ms: about 7 in 1.2 s. At least 4, never a gap over 400 ms, no flood. */
+	ck_assert_msg(n >= 4 && n <= 15, "%zu WATCHDOG=1 in 1.2s; %s", n, describe(&d));
+	ck_assert_msg(max_gap <= 400, "WATCHDOG=1 gap of %lldms; %s", (long long)max_gap,
+		      describe(&d));
+	dmn_stop(&d);
+	assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+START_TEST(test_no_watchdog_without_watchdog_usec)
+{
+	struct daemon d;
+	pid_t workers[WORKERS_MAX];
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n");
+	dmn_start(&d, NULL);
+	wait_ready(&d, workers, WORKERS_MAX);
+	watch(&d, 1000);
+	ck_assert_msg(!d.exited, "%s", describe(&d));
+	ck_assert_msg(count_notices(&d, 0, "WATCHDOG=1") == 0, "%s", describe(&d));
+	dmn_stop(&d);
+	assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/* ---- stopping ---- */
+
+START_TEST(test_sigterm_drains)
+{
+	struct daemon d;
+	pid_t workers[WORKERS_MAX];
+	size_t from, stopping, extend;
+	int64_t signalled, took;
+	long first_stop_sign = -1;
+
+	dmn_init(&d);
+	/* 2 threads, 6 jobs of 1.5 s: 2 running, the rest in flight or queued. */
+	dmn_write_config(&d, "[supervisor]\ndrain_timeout = 5s\n"
+			     "[pool main]\nworkers = 1\nthreads = 2\n"
+			     "[job busy]\nrun = builtin:hang\nargs = ms=1500\ncount = 6\n");
+	dmn_start(&d, NULL);
+	ck_assert_int_eq(wait_ready(&d, workers, WORKERS_MAX), 1);
+	wait_job_running(&d, workers, 1);
+
+	pump(&d, 0);
+	from = d.n_notices;
+	signalled = tu_now_ms();
+	dmn_signal(&d, SIGTERM);
+	stopping = expect_notice(&d, from, "STOPPING=1", EXIT_MS);
+	extend = expect_notice(&d, from, "EXTEND_TIMEOUT_USEC=", EXIT_MS);
+	/* STOPPING=1 is the first sign of stopping (a status already on its way may precede). */
+	for (size_t i = from; i < d.n_notices && first_stop_sign < 0; i++) {
+		const char *s = status_of(d.notices[i].text);
+
+		if (notice_has(d.notices[i].text, "STOPPING=1") ||
+		    notice_has(d.notices[i].text, "EXTEND_TIMEOUT_USEC=") ||
+		    (s && strncmp(s, "stopping", 8) == 0))
+			first_stop_sign = (long)i;
+	}
+	ck_assert_msg(first_stop_sign == (long)stopping, "STOPPING=1 not first; %s", describe(&d));
+	ck_assert_msg(extend > stopping, "EXTEND_TIMEOUT_USEC before STOPPING=1; %s", describe(&d));
+	/* drain_timeout + 5 s */
+	ck_assert_msg(notice_has(d.notices[extend].text, "EXTEND_TIMEOUT_USEC=10000000"), "%s",
+		      describe(&d));
+	/* The worker drains its running jobs, it is not killed. */
+	ck_assert_msg(tu_process_alive(workers[0]), "worker gone at STOPPING=1; %s", describe(&d));
+
+	expect_exit(&d, 0, 5000 + 5000);
+	took = d.exited_at - signalled;
+	/* Within drain_timeout (with slack), and not at once: the running jobs were let finish. */
+	ck_assert_msg(took <= 5000 + 2000, "exit %lldms after SIGTERM; %s", (long long)took,
+		      describe(&d));
+	ck_assert_msg(took >= 700, "exit %lldms after SIGTERM: running jobs not drained; %s",
+		      (long long)took, describe(&d));
+	ck_assert_ptr_nonnull(strstr(d.err, "stopping"));
+	/* No unexpected death (culprit or suspect lines say "killed by"). */
+	ck_assert_msg(!strstr(d.err, "killed by"), "a worker died; %s", describe(&d));
+	/* Every status after the signal says it is stopping. */
+	for (size_t i = from; i < d.n_notices; i++) {
+		const char *s = status_of(d.notices[i].text);
+
+		if (s && i > stopping)
+			ck_assert_msg(strncmp(s, "stopping: ", 10) == 0, "status: %s", s);
+	}
+	ck_assert_int_eq(count_notices(&d, from, "READY=1"), 0);
+	assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+START_TEST(test_second_sigterm_kills_now)
+{
+	struct daemon d;
+	pid_t workers[WORKERS_MAX];
+	size_t from, stopping, extend;
+	int64_t second;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[supervisor]\ndrain_timeout = 30s\n"
+			     "[pool main]\nworkers = 1\nthreads = 1\n"
+			     "[job forever]\nrun = builtin:hang\ntimeout = infinity\ncount = 2\n");
+	dmn_start(&d, NULL);
+	ck_assert_int_eq(wait_ready(&d, workers, WORKERS_MAX), 1);
+	wait_job_running(&d, workers, 1);
+
+	pump(&d, 0);
+	from = d.n_notices;
+	dmn_signal(&d, SIGTERM);
+	stopping = expect_notice(&d, from, "STOPPING=1", EXIT_MS);
+	extend = expect_notice(&d, stopping, "EXTEND_TIMEOUT_USEC=", EXIT_MS);
+	/* drain_timeout + 5 s */
+	ck_assert_msg(notice_has(d.notices[extend].text, "EXTEND_TIMEOUT_USEC=35000000"), "%s",
+		      describe(&d));
+	/* Draining a job that never ends: still there. */
+	ck_assert_msg(!d.exited && tu_process_alive(workers[0]), "%s", describe(&d));
+
+	second = tu_now_ms();
+	dmn_signal(&d, SIGTERM);
+	expect_exit(&d, 0, 10000);
+	ck_assert_msg(d.exited_at - second < 10000, "%s", describe(&d));
+	ck_assert_ptr_nonnull(strstr(d.err, "again"));
+	assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/* ---- faults of the master ---- */
+
+START_TEST(test_master_sigkill_leaves_no_worker)
+{
+	struct daemon d;
+	pid_t workers[WORKERS_MAX];
+	int64_t deadline;
+	int n;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 2\n"
+			     "[pool other]\nworkers = 1\nthreads = 1\n"
+			     "[job forever]\nrun = builtin:hang\ntimeout = infinity\ncount = 1\n");
+	dmn_start(&d, NULL);
+	n = wait_ready(&d, workers, WORKERS_MAX);
+	ck_assert_int_eq(n, 3);
+	wait_job_running(&d, workers, n); /* a job in flight when the master dies */
+
+	dmn_signal(&d, SIGKILL);
+	ck_assert_msg(wait_exit(&d, 5000), "%s", describe(&d));
+	ck_assert(WIFSIGNALED(d.status) && WTERMSIG(d.status) == SIGKILL);
+
+	/*
+	 * As the master died its workers were re-parented to us (subreaper): each must be gone
+	 * within ORPHAN_MS.
+	 */
+	deadline = d.exited_at + ORPHAN_MS;
+	for (int i = 0; i < n; i++) {
+		int st = 0, r = tu_wait_exit(workers[i], tu_ms_left(deadline), &st);
+
+		if (r == -ETIMEDOUT) {
+			for (int k = i; k < n; k++)
+				tu_kill_wait(workers[k]);
+			ck_abort_msg("worker %d still alive %dms after its master's SIGKILL",
+				     (int)workers[i], ORPHAN_MS);
+		}
+		ck_assert_msg(r == 0, "worker %d: %s", (int)workers[i], strerror(-r));
+		/* Its parent-death SIGKILL, or its own exit on seeing the socket's EOF first. */
+		ck_assert_msg(WIFEXITED(st) || WTERMSIG(st) == SIGKILL, "worker %d %s",
+			      (int)workers[i], tu_describe_status(st));
+	}
+	assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+START_TEST(test_second_instance_refused)
+{
+	const char *env1[] = { "WATCHDOG_USEC=400000", NULL };
+	char runtime_var[300], expect[128], *lock;
+	const char *env2[] = { runtime_var, NULL };
+	struct daemon d, d2;
+	pid_t before[WORKERS_MAX], after[WORKERS_MAX];
+	size_t mark;
+	int n;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 1\n");
+	dmn_start(&d, env1);
+	n = wait_ready(&d, before, WORKERS_MAX);
+	ck_assert_int_eq(n, 2);
+
+	/* The second: its own notify socket and config, the first's runtime dir. */
+	dmn_init(&d2);
+	dmn_write_config(&d2, "[pool main]\nworkers = 2\nthreads = 1\n");
+	snprintf(runtime_var, sizeof(runtime_var), "RUNTIME_DIRECTORY=%s", d.run_dir);
+	dmn_start(&d2, env2);
+	expect_exit(&d2, 1, EXIT_MS);
+	snprintf(expect, sizeof(expect), "another bulkheadd (pid %d) is running", (int)d.pid);
+	ck_assert_msg(strstr(d2.err, expect), "%s", describe(&d2));
+	ck_assert_msg(d2.n_notices == 0, "the refused instance notified: %s", describe(&d2));
+	dmn_free(&d2);
+
+	/* The first is untouched: same workers, still its lock, its loop still turns. */
+	mark = d.n_notices;
+	expect_notice(&d, mark, "WATCHDOG=1", 5000);
+	ck_assert_msg(!d.exited, "%s", describe(&d));
+	ck_assert_int_eq(find_workers(d.pid, after, WORKERS_MAX), 2);
+	ck_assert_int_eq(memcmp(before, after, 2 * sizeof(pid_t)), 0);
+	{
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/bulkheadd.lock", d.run_dir);
+		lock = tu_read_file(path);
+		ck_assert_ptr_nonnull(lock);
+		ck_assert_int_eq(atoi(lock), d.pid);
+		free(lock);
+	}
+	dmn_stop(&d);
+	assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+START_TEST(test_sigpipe_storm_survives)
+{
+	const char *env[] = { "WATCHDOG_USEC=400000", NULL };
+	struct daemon d;
+	pid_t before[WORKERS_MAX], after[WORKERS_MAX];
+	size_t mark;
+	int n, fds;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 1\n");
+	dmn_start(&d, env);
+	n = wait_ready(&d, before, WORKERS_MAX);
+	ck_assert_int_eq(n, 2);
+	fds = settled_fds(&d);
+	for (int i = 0; i < 200; i++)
+		dmn_signal(&d, SIGPIPE);
+	/* Two pings after the storm: the loop turned after every signal was delivered. */
+	mark = d.n_notices;
+	expect_notice(&d, expect_notice(&d, mark, "WATCHDOG=1", 5000) + 1, "WATCHDOG=1", 5000);
+	ck_assert_msg(!d.exited, "%s", describe(&d));
+	ck_assert_int_eq(find_workers(d.pid, after, WORKERS_MAX), 2);
+	ck_assert_int_eq(memcmp(before, after, 2 * sizeof(pid_t)), 0);
+	ck_assert_int_eq(settled_fds(&d), fds); /* no fd leaked */
+	dmn_stop(&d);
+	assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/* ---- SIGHUP: reload ---- */
+
+/*
+ * These two depend on the reload work in daemon/master.c (SIGHUP handling): a bulkheadd
+ * without it dies of SIGHUP's default action, and they fail with "killed by SIGHUP". They
+ * assert DESIGN §5 and §9: SIGHUP reloads the config, RELOADING=1 with MONOTONIC_USEC= in
+ * one datagram, then READY=1; a storm is coalesced; the workers of an unchanged config stay
+ * the same processes; no fd leaks; SIGTERM afterwards exits 0.
+ */
+
+/*
+ * Waits for every RELOADING=1 from `from` on to be followed by READY=1, then for the loop to
+ * go quiet (two WATCHDOG=1 pings with no new RELOADING=1). Returns the reloads seen.
+ */
+static size_t wait_reloads_settled(struct daemon *d, size_t from)
+{
+	int64_t deadline = tu_now_ms() + 30000;
+
+	expect_notice(d, from, "RELOADING=1", 10000);
+	for (;;) {
+		size_t rel = count_notices(d, from, "RELOADING=1");
+		size_t rdy = count_notices(d, from, "READY=1");
+		long last_rel = -1, pings = 0;
+
+		for (size_t i = from; i < d->n_notices; i++)
+			if (notice_has(d->notices[i].text, "RELOADING=1"))
+				last_rel = (long)i;
+		for (size_t i = (size_t)last_rel + 1; i < d->n_notices; i++)
+			pings += notice_has(d->notices[i].text, "WATCHDOG=1");
+		ck_assert_msg(!d->exited, "daemon died on SIGHUP (no reload yet?); %s",
+			      describe(d));
+		ck_assert_msg(rdy <= rel, "%zu READY=1 for %zu RELOADING=1; %s", rdy, rel,
+			      describe(d));
+		if (rel > 0 && rdy == rel && pings >= 2)
+			return rel;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "reloads never settled; %s", describe(d));
+		pump(d, tu_ms_left(deadline));
+	}
+}
+
+START_TEST(test_sighup_reload_notifies)
+{
+	const char *env[] = { "WATCHDOG_USEC=400000", NULL };
+	struct daemon d;
+	pid_t before[WORKERS_MAX], after[WORKERS_MAX];
+	size_t from, reloading, ready;
+	unsigned long long mono;
+	struct timespec ts;
+	const char *v;
+	int64_t t0, now;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 1\n");
+	dmn_start(&d, env);
+	ck_assert_int_eq(wait_ready(&d, before, WORKERS_MAX), 2);
+
+	pump(&d, 0);
+	from = d.n_notices;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	dmn_signal(&d, SIGHUP);
+	reloading = expect_notice(&d, from, "RELOADING=1", 10000);
+	/* MONOTONIC_USEC= in the same datagram, on CLOCK_MONOTONIC, taken after the signal. */
+	ck_assert_msg(find_line(d.notices[reloading].text, "MONOTONIC_USEC=", &v),
+		      "RELOADING=1 without MONOTONIC_USEC=; %s", describe(&d));
+	mono = strtoull(v, NULL, 10);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	ck_assert_msg((int64_t)mono >= t0 && (int64_t)mono <= now,
+		      "MONOTONIC_USEC=%llu not in [%lld, %lld]", mono, (long long)t0,
+		      (long long)now);
+	ready = expect_notice(&d, reloading + 1, "READY=1", 10000);
+	ck_assert_uint_gt(ready, reloading);
+	ck_assert_int_eq(wait_reloads_settled(&d, from), 1);
+	ck_assert_int_eq(find_workers(d.pid, after, WORKERS_MAX), 2);
+	ck_assert_int_eq(memcmp(before, after, 2 * sizeof(pid_t)), 0);
+	dmn_stop(&d);
+	assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+START_TEST(test_sighup_storm_coalesced)
+{
+	const char *env[] = { "WATCHDOG_USEC=400000", NULL };
+	struct daemon d;
+	pid_t before[WORKERS_MAX], after[WORKERS_MAX];
+	size_t from, reloads;
+	int fds;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 1\n"
+			     "[pool b]\nworkers = 1\nthreads = 1\n");
+	dmn_start(&d, env);
+	ck_assert_int_eq(wait_ready(&d, before, WORKERS_MAX), 3);
+	fds = settled_fds(&d);
+
+	pump(&d, 0);
+	from = d.n_notices;
+	for (int i = 0; i < 200; i++)
+		dmn_signal(&d, SIGPIPE);
+	for (int i = 0; i < 50; i++)
+		dmn_signal(&d, SIGHUP);
+	reloads = wait_reloads_settled(&d, from);
+	ck_assert_msg(reloads >= 1 && reloads < 50, "%zu reloads for 50 SIGHUPs; %s", reloads,
+		      describe(&d));
+	ck_assert_int_eq(find_workers(d.pid, after, WORKERS_MAX), 3);
+	ck_assert_int_eq(memcmp(before, after, 3 * sizeof(pid_t)), 0);
+	ck_assert_int_eq(settled_fds(&d), fds); /* no fd leaked */
+	dmn_stop(&d);
+	assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/* ---- command line and config ---- */
+
+/* Runs bulkheadd with argv[1..] in d's dir, collecting stdout and stderr; returns the status. */
+static int run_cli(struct daemon *d, const char *const *args, char **ret_out, char **ret_err)
+{
+	const char *argv[16] = { daemon_path() };
+	char notify_var[200], runtime_var[300];
+	const char *env[] = { notify_var, runtime_var, NULL };
+	int out_fd, err_fd, st;
+	size_t n = 1;
+	pid_t pid;
+
+	for (size_t i = 0; args[i]; i++) {
+		ck_assert_uint_lt(n, 15);
+		argv[n++] = args[i];
+	}
+	argv[n] = NULL;
+	snprintf(notify_var, sizeof(notify_var), "NOTIFY_SOCKET=%s", d->notify_path);
+	snprintf(runtime_var, sizeof(runtime_var), "RUNTIME_DIRECTORY=%s", d->run_dir);
+	ck_assert_int_eq(tu_spawn(argv, env, -1, &out_fd, &err_fd, &pid), 0);
+	/* Small outputs: reading one pipe to the end, then the other, cannot block the child. */
+	*ret_out = tu_read_all(out_fd, EXIT_MS);
+	*ret_err = tu_read_all(err_fd, EXIT_MS);
+	close(out_fd);
+	close(err_fd);
+	if (tu_wait_exit(pid, EXIT_MS, &st) < 0) {
+		tu_kill_wait(pid);
+		ck_abort_msg("bulkheadd %s did not exit", args[0]);
+	}
+	ck_assert_ptr_nonnull(*ret_out);
+	ck_assert_ptr_nonnull(*ret_err);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Nothing was started: no runtime dir (the lock comes after the config), no datagram. */
+static void assert_nothing_started(struct daemon *d)
+{
+	struct stat st;
+
+	ck_assert_msg(stat(d->run_dir, &st) < 0 && errno == ENOENT, "%s was created", d->run_dir);
+	pump(d, 0);
+	ck_assert_msg(d->n_notices == 0, "%s", describe(d));
+	ck_assert_int_eq(count_our_workers(), 0);
+	ck_assert_int_eq(tu_count_zombie_children(), 0);
+}
+
+START_TEST(test_config_error_exits_78)
+{
+	struct daemon d;
+	char *out, *err, where[300];
+	int rc;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = abc\n"
+			     "[job j]\nrun = builtin:noop\n");
+	{
+		const char *args[] = { "-c", d.conf_path, NULL };
+
+		rc = run_cli(&d, args, &out, &err);
+	}
+	snprintf(where, sizeof(where), "%s:3:", d.conf_path);
+	ck_assert_msg(rc == 78, "exit %d; stderr:\n%s", rc, err);
+	ck_assert_msg(strstr(err, where) && strstr(err, "threads"), "stderr:\n%s", err);
+	assert_nothing_started(&d);
+	free(out);
+	free(err);
+
+	/* A missing file is a config error too. */
+	{
+		char missing[300];
+		const char *args[] = { "-c", missing, NULL };
+
+		snprintf(missing, sizeof(missing), "%s/nonexistent.conf", d.dir);
+		rc = run_cli(&d, args, &out, &err);
+		ck_assert_msg(rc == 78, "exit %d; stderr:\n%s", rc, err);
+		ck_assert_ptr_nonnull(strstr(err, "nonexistent.conf"));
+		free(out);
+		free(err);
+	}
+	assert_nothing_started(&d);
+	dmn_free(&d);
+}
+END_TEST
+
+START_TEST(test_check_prints_effective_config)
+{
+	struct daemon d;
+	char *out, *err;
+	int rc;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[supervisor]\ndrain_timeout = 5s\n"
+			     "[pool main]\nworkers = 3\n"
+			     "[job j]\nrun = builtin:noop\ncount = 2\n");
+	{
+		const char *args[] = { "-c", d.conf_path, "--check", NULL };
+
+		rc = run_cli(&d, args, &out, &err);
+	}
+	ck_assert_msg(rc == 0, "exit %d; stderr:\n%s", rc, err);
+	ck_assert_msg(strstr(out, "[pool main]") && strstr(out, "[job j]"), "stdout:\n%s", out);
+	ck_assert_msg(strstr(out, "threads = 4"), "defaults not printed:\n%s", out);
+	assert_nothing_started(&d);
+	free(out);
+	free(err);
+	dmn_free(&d);
+}
+END_TEST
+
+START_TEST(test_usage_errors_exit_2)
+{
+	static const char *const bad[][4] = {
+		{ "--bogus", NULL },
+		{ "-x", NULL },
+		{ "-c", NULL },
+		{ "-c", "/dev/null", "extra", NULL },
+	};
+	struct daemon d;
+
+	dmn_init(&d);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *out, *err;
+		int rc = run_cli(&d, bad[i], &out, &err);
+
+		ck_assert_msg(rc == 2, "bulkheadd %s: exit %d; stderr:\n%s", bad[i][0], rc, err);
+		ck_assert_msg(strstr(err, "Usage:"), "bulkheadd %s: stderr:\n%s", bad[i][0], err);
+		free(out);
+		free(err);
+	}
+	assert_nothing_started(&d);
+	dmn_free(&d);
+}
+END_TEST
+
+static Suite *daemon_suite(void)
+{
+	Suite *s = suite_create("daemon");
+	TCase *tc;
+
+	tc = tcase_create("ready");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_ready_after_every_hello);
+	tcase_add_test(tc, test_no_ready_without_hello);
+	tcase_add_test(tc, test_works_without_notify_socket);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("status");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, test_status_rate_limited_and_final);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("watchdog");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_watchdog_cadence);
+	tcase_add_test(tc, test_no_watchdog_without_watchdog_usec);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("stop");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_sigterm_drains);
+	tcase_add_test(tc, test_second_sigterm_kills_now);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("master-faults");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_master_sigkill_leaves_no_worker);
+	tcase_add_test(tc, test_second_instance_refused);
+	tcase_add_test(tc, test_sigpipe_storm_survives);
+	suite_add_tcase(s, tc);
+
+	/* Needs the SIGHUP reload of daemon/master.c (see above the tests). */
+	tc = tcase_create("reload");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_sighup_reload_notifies);
+	tcase_add_test(tc, test_sighup_storm_coalesced);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cli");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_config_error_exits_78);
+	tcase_add_test(tc, test_check_prints_effective_config);
+	tcase_add_test(tc, test_usage_errors_exit_2);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	char *root = NULL;
+	int failed;
+
+	/* The daemons get their service-manager environment from the tests only. */
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	unsetenv("RUNTIME_DIRECTORY");
+	/* Every test's temp dir lives under one root, removed even after failed tests. */
+	if (tu_mkdtemp(&root) < 0 || setenv("TMPDIR", root, 1) < 0) {
+		perror("test-daemon: temp dir");
+		return EXIT_FAILURE;
+	}
+	sr = srunner_create(daemon_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	tu_rm_rf(root);
+	free(root);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
