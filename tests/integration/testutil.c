@@ -426,6 +426,49 @@ int tu_count_processes_named(const char *comm)
 	return r < 0 ? r : c.count;
 }
 
+struct count_workers {
+	pid_t master;
+	int count;
+};
+
+static int count_workers_one(pid_t pid, void *userdata)
+{
+	struct count_workers *c = userdata;
+	char path[64], comm[64], state, cmd[4096], want[32];
+	ssize_t n;
+	pid_t ppid;
+	int fd;
+
+	if (read_stat(pid, comm, sizeof(comm), &state, &ppid) < 0 || state == 'Z' ||
+	    strcmp(comm, "bulkhead-worker") != 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, cmd, sizeof(cmd) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	cmd[n] = '\0'; /* argv is NUL-separated; the last one is terminated too */
+	snprintf(want, sizeof(want), "%d", (int)c->master);
+	for (char *a = cmd; a < cmd + n; a += strlen(a) + 1) {
+		char *next = a + strlen(a) + 1;
+
+		if (strcmp(a, "--master-pid") == 0 && next < cmd + n && strcmp(next, want) == 0)
+			c->count++;
+	}
+	return 0;
+}
+
+int tu_count_workers_of(pid_t master)
+{
+	struct count_workers c = { .master = master };
+	int r = for_each_process(count_workers_one, &c);
+
+	return r < 0 ? r : c.count;
+}
+
 static int count_zombie_one(pid_t pid, void *userdata)
 {
 	int *count = userdata;

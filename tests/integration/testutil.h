@@ -65,6 +65,12 @@ char *tu_read_file(const char *path);
 /* Processes (not threads) whose comm is exactly `comm`, zombies excluded. */
 int tu_count_processes_named(const char *comm);
 
+/*
+ * Live bulkhead-worker processes started by the master with this pid (their argv carries
+ * --master-pid PID): precise even when other runs are going on, and it finds orphans too.
+ */
+int tu_count_workers_of(pid_t master);
+
 /* Children of this process that are zombies (exited, not yet reaped). */
 int tu_count_zombie_children(void);
 
