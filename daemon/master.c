@@ -773,10 +773,16 @@ static void worker_spawn(struct worker *w)
 	sd_event_source_set_child_pidfd_own(w->child, true);
 	m->n_alive++;
 	m->stats.workers_started++;
-	if (w->spawns++ > 0)
-		m->stats.restarts++;
 	arm_timer(m, &w->timer, w->spawned_at + MASTER_HELLO_TIMEOUT, on_state_timer, w);
-	log_debug("worker %s started", wlabel(w, l, sizeof(l)));
+	if (w->spawns++ > 0) {
+		struct lfields f;
+
+		m->stats.restarts++;
+		log_fields(LOG_INFO, lfields(&f, w->pool, w, NULL, 0, NULL), "worker %s restarted",
+			   wlabel(w, l, sizeof(l)));
+	} else {
+		log_debug("worker %s started", wlabel(w, l, sizeof(l)));
+	}
 }
 
 /* The jobs a worker held, in slot order then FIFO order, with their flags. */

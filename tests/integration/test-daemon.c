@@ -1178,6 +1178,164 @@ END_TEST
 /* ---- command line and config ---- */
 
 /* Runs bulkheadd with argv[1..] in d's dir, collecting stdout and stderr; returns the status. */
+/* One live worker of the daemon, as its argv says: --pool P --index I --threads T. */
+struct slot {
+	pid_t pid;
+	char pool[40];
+	unsigned index, threads;
+};
+
+static int read_slots(pid_t daemon, struct slot *slots, int max)
+{
+	pid_t pids[WORKERS_MAX];
+	int n = find_workers(daemon, pids, WORKERS_MAX), k = 0;
+
+	for (int i = 0; i < n && k < max; i++) {
+		char path[64], cmd[1024];
+		ssize_t len;
+		int fd;
+
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pids[i]);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, cmd, sizeof(cmd) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		cmd[len] = '\0';
+		slots[k] = (struct slot){ .pid = pids[i] };
+		for (char *a = cmd; a < cmd + len; a += strlen(a) + 1) {
+			char *v = a + strlen(a) + 1;
+
+			if (v >= cmd + len)
+				break;
+			if (strcmp(a, "--pool") == 0)
+				snprintf(slots[k].pool, sizeof(slots[k].pool), "%s", v);
+			else if (strcmp(a, "--index") == 0)
+				slots[k].index = (unsigned)atoi(v);
+			else if (strcmp(a, "--threads") == 0)
+				slots[k].threads = (unsigned)atoi(v);
+		}
+		if (slots[k].pool[0])
+			k++;
+	}
+	return k;
+}
+
+static const struct slot *slot_of(const struct slot *s, int n, const char *pool, unsigned index)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(s[i].pool, pool) == 0 && s[i].index == index)
+			return &s[i];
+	return NULL;
+}
+
+static int count_pool(const struct slot *s, int n, const char *pool)
+{
+	int c = 0;
+
+	for (int i = 0; i < n; i++)
+		c += strcmp(s[i].pool, pool) == 0;
+	return c;
+}
+
+START_TEST(test_broken_reload_keeps_old_config)
+{
+	struct daemon d;
+	pid_t before[WORKERS_MAX], after[WORKERS_MAX];
+	size_t from;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 1\n");
+	dmn_start(&d, NULL);
+	ck_assert_int_eq(wait_ready(&d, before, WORKERS_MAX), 2);
+	/* Half of the new file is fine, then an error: nothing of it may be applied. */
+	dmn_write_config(&d, "[pool main]\nworkers = 3\nthreads = 2\n[pool extra]\nworkers = 1\n"
+			     "[job j]\npool = extra\nrun = builtin:noop\ncount = 5\n"
+			     "[pool bad]\nthreads = lots\n");
+	pump(&d, 0);
+	from = d.n_notices;
+	dmn_signal(&d, SIGHUP);
+	expect_notice(&d, expect_notice(&d, from, "RELOADING=1", 10000) + 1, "READY=1", 10000);
+	expect_stderr(&d, "test.conf:11: [pool bad] threads = lots", 10000);
+	expect_stderr(&d, "reload failed", 10000);
+	/* Let the loop turn a few times: still the same two workers, nothing new started. */
+	watch(&d, 300);
+	ck_assert_int_eq(find_workers(d.pid, after, WORKERS_MAX), 2);
+	ck_assert_int_eq(memcmp(before, after, 2 * sizeof(pid_t)), 0);
+	dmn_stop(&d);
+	assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+START_TEST(test_reload_resizes_adds_and_removes_pools)
+{
+	struct daemon d;
+	struct slot s[WORKERS_MAX];
+	pid_t keep0, keep1, gone0;
+	int n = 0;
+	int64_t deadline;
+	size_t from;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool keep]\nworkers = 2\nthreads = 1\n"
+			     "[pool grow]\nworkers = 1\nthreads = 1\n"
+			     "[pool gone]\nworkers = 1\nthreads = 1\n");
+	dmn_start(&d, NULL);
+	wait_ready(&d, NULL, 0);
+	n = read_slots(d.pid, s, WORKERS_MAX);
+	ck_assert_int_eq(n, 4);
+	keep0 = slot_of(s, n, "keep", 0)->pid;
+	keep1 = slot_of(s, n, "keep", 1)->pid;
+	gone0 = slot_of(s, n, "gone", 0)->pid;
+
+	dmn_write_config(&d, "[pool keep]\nworkers = 2\nthreads = 1\n"
+			     "[pool grow]\nworkers = 2\nthreads = 3\n"
+			     "[pool fresh]\nworkers = 1\nthreads = 1\n"
+			     "[job hello]\npool = fresh\nrun = builtin:noop\ncount = 7\n");
+	pump(&d, 0);
+	from = d.n_notices;
+	dmn_signal(&d, SIGHUP);
+	expect_notice(&d, expect_notice(&d, from, "RELOADING=1", 10000) + 1, "READY=1", 10000);
+	/* Wait for the real end state: grow rolled to 2 x 3 threads, fresh up, gone gone. */
+	deadline = tu_now_ms() + 20000;
+	for (;;) {
+		n = read_slots(d.pid, s, WORKERS_MAX);
+		if (count_pool(s, n, "grow") == 2 && slot_of(s, n, "grow", 0) &&
+		    slot_of(s, n, "grow", 0)->threads == 3 && slot_of(s, n, "grow", 1) &&
+		    slot_of(s, n, "grow", 1)->threads == 3 && count_pool(s, n, "fresh") == 1 &&
+		    count_pool(s, n, "gone") == 0 && !tu_process_alive(gone0))
+			break;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "workers never settled; %s", describe(&d));
+		pump(&d, 20); /* re-read /proc between datagrams: waiting for a state */
+	}
+	/* The unchanged pool was not touched. */
+	ck_assert_int_eq(count_pool(s, n, "keep"), 2);
+	ck_assert_int_eq(slot_of(s, n, "keep", 0)->pid, keep0);
+	ck_assert_int_eq(slot_of(s, n, "keep", 1)->pid, keep1);
+	/* The new job group ran on the new pool. */
+	deadline = tu_now_ms() + 20000;
+	expect_stderr(&d, "job group hello: added by the reload: 7 jobs", 10000);
+	expect_stderr(&d, "pool gone: removed by the reload", 10000);
+	expect_stderr(&d, "pool fresh: added by the reload", 10000);
+	for (;;) {
+		const char *st;
+
+		pump(&d, 200);
+		st = d.n_notices ? status_of(d.notices[d.n_notices - 1].text) : NULL;
+		if (st && status_count(st, "done") == 7)
+			break;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "jobs of the new group never done; %s",
+			      describe(&d));
+	}
+	dmn_stop(&d);
+	assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
 static int run_cli(struct daemon *d, const char *const *args, char **ret_out, char **ret_err)
 {
 	const char *argv[16] = { daemon_path() };
@@ -1355,6 +1513,8 @@ static Suite *daemon_suite(void)
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_sighup_reload_notifies);
+	tcase_add_test(tc, test_broken_reload_keeps_old_config);
+	tcase_add_test(tc, test_reload_resizes_adds_and_removes_pools);
 	tcase_add_test(tc, test_sighup_storm_coalesced);
 	suite_add_tcase(s, tc);
 
