@@ -34,6 +34,7 @@
 
 #define TIMER_ACCURACY USEC_PER_MSEC
 #define RELOAD_MIN_INTERVAL (100 * USEC_PER_MSEC)
+#define TERM_GRACE (1 * USEC_PER_SEC) /* SIGTERM -> SIGKILL at the end of a stop */
 
 enum worker_state {
 	W_EMPTY,
@@ -76,6 +77,7 @@ struct worker {
 	unsigned n_timed_out;
 
 	bool got_hello;
+	bool term_sent; /* the stop deadline passed: SIGTERM sent, SIGKILL next */
 	bool solo;     /* holds one job that must run alone */
 	bool reserved; /* takes no new jobs so that it can run the next suspect alone */
 	bool blocked;  /* socket full: wait for EPOLLOUT */
@@ -647,8 +649,21 @@ static int on_state_timer(sd_event_source *s, uint64_t usec, void *userdata)
 		worker_kill(w, "no HELLO in time");
 		break;
 	case W_DRAINING:
-	case W_STOPPING:
 		worker_kill(w, NULL);
+		break;
+	case W_STOPPING:
+		/* The stop deadline passed: SIGTERM first, SIGKILL TERM_GRACE later. */
+		if (!w->term_sent) {
+			char l[64];
+
+			w->term_sent = true;
+			log_notice("worker %s did not stop in time: SIGTERM, then SIGKILL in 1s",
+				   wlabel(w, l, sizeof(l)));
+			kill(w->pid, SIGTERM);
+			arm_timer(w->m, &w->timer, now_usec() + TERM_GRACE, on_state_timer, w);
+		} else {
+			worker_kill(w, NULL);
+		}
 		break;
 	default:
 		break;
@@ -753,6 +768,7 @@ static void worker_spawn(struct worker *w)
 	w->state = W_STARTING;
 	w->spawned_at = now_usec();
 	w->got_hello = w->solo = w->reserved = w->blocked = w->crash_frame = false;
+	w->term_sent = false;
 	w->kill_reason = NULL;
 	w->deadline_at = USEC_INFINITY;
 	r = sd_event_add_io(m->event, &w->io, w->fd, EPOLLIN, on_io, w);
@@ -867,6 +883,26 @@ static void log_death(struct worker *w, const char *how, int signo, const char *
 			   l, how, n, n == 1 ? "" : "s");
 }
 
+/* Jobs a stop or a pool's end leaves unfinished: one line naming them (the first few). */
+static void log_cancelled(struct worker *w, const char *l, struct job **jobs, size_t n,
+			  enum job_cause cause)
+{
+	char names[256] = "", name[64];
+	size_t len = 0, shown = 0;
+	struct job tmp = { .cause = (uint8_t)cause };
+	char why[32];
+
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n && shown < 8; i++, shown++)
+		len += (size_t)snprintf(names + len, len < sizeof(names) ? sizeof(names) - len : 0,
+					"%s%s", i ? ", " : "",
+					ledger_job_name(w->m->ledger, jobs[i], name, sizeof(name)));
+	log_notice("worker %s ended with %zu unfinished job%s, now cancelled (%s): %s%s", l, n,
+		   n == 1 ? "" : "s", ledger_cause_string(&tmp, why, sizeof(why)), names,
+		   n > shown ? ", ..." : "");
+}
+
 static void worker_died(struct worker *w, int code, int status)
 {
 	struct master *m = w->m;
@@ -896,6 +932,7 @@ static void worker_died(struct worker *w, int code, int status)
 				       : p->state == POOL_REMOVED ? CAUSE_POOL_REMOVED
 								  : CAUSE_STOPPED;
 
+		log_cancelled(w, l, jobs, n, cause);
 		for (size_t i = 0; i < n; i++)
 			ledger_cancel(m->ledger, jobs[i], cause);
 	} else if (clean) {
