@@ -85,67 +85,12 @@ static const char *tail(const char *s, size_t max)
 	return n > max ? s + n - max : s;
 }
 
-/* comm, state and ppid of pid from /proc/PID/stat. Returns 0 or -errno. */
-static int proc_stat(pid_t pid, char *comm, size_t comm_size, char *ret_state, pid_t *ret_ppid)
-{
-	char path[64], *buf, *open_paren, *close_paren;
-	int ppid, r = -EIO;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	buf = tu_read_file(path);
-	if (!buf)
-		return -errno;
-	open_paren = strchr(buf, '(');
-	close_paren = strrchr(buf, ')');
-	if (open_paren && close_paren && close_paren > open_paren &&
-	    sscanf(close_paren + 1, " %c %d", ret_state, &ppid) == 2) {
-		if (comm) {
-			size_t len = (size_t)(close_paren - open_paren - 1);
-
-			if (len >= comm_size)
-				len = comm_size - 1;
-			memcpy(comm, open_paren + 1, len);
-			comm[len] = '\0';
-		}
-		if (ret_ppid)
-			*ret_ppid = ppid;
-		r = 0;
-	}
-	free(buf);
-	return r;
-}
-
 static bool is_live_worker(pid_t pid, pid_t *ret_ppid)
 {
 	char comm[64], state;
 
-	return proc_stat(pid, comm, sizeof(comm), &state, ret_ppid) == 0 &&
+	return tu_proc_stat(pid, comm, sizeof(comm), &state, ret_ppid) == 0 &&
 	       strcmp(comm, "bulkhead-worker") == 0 && state != 'Z' && state != 'X';
-}
-
-/* Pids of live bulkhead-worker processes whose parent is `parent`, sorted. */
-static int find_workers(pid_t parent, pid_t *pids, int max)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
-
-	ck_assert_ptr_nonnull(d);
-	while ((e = readdir(d)) && n < max) {
-		pid_t pid = atoi(e->d_name), ppid;
-
-		if (pid > 0 && is_live_worker(pid, &ppid) && ppid == parent)
-			pids[n++] = pid;
-	}
-	closedir(d);
-	for (int i = 1; i < n; i++)
-		for (int k = i; k > 0 && pids[k - 1] > pids[k]; k--) {
-			pid_t t = pids[k];
-
-			pids[k] = pids[k - 1];
-			pids[k - 1] = t;
-		}
-	return n;
 }
 
 /* True if `ancestor` is pid's parent, grandparent, ... */
@@ -155,7 +100,7 @@ static bool descends_from(pid_t pid, pid_t ancestor)
 		char state;
 		pid_t ppid;
 
-		if (proc_stat(pid, NULL, 0, &state, &ppid) < 0)
+		if (tu_proc_stat(pid, NULL, 0, &state, &ppid) < 0)
 			return false;
 		if (ppid == ancestor)
 			return true;
@@ -180,39 +125,6 @@ static int count_our_workers(void)
 	}
 	closedir(d);
 	return n;
-}
-
-/* CPU ticks used by the worker's job threads: > 0 once a busy job is really running. */
-static long job_thread_ticks(pid_t pid)
-{
-	char path[64];
-	struct dirent *e;
-	long total = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return 0;
-	while ((e = readdir(d))) {
-		char p[320], *stat, *close_paren;
-		unsigned long utime = 0;
-
-		if (e->d_name[0] == '.' || atoi(e->d_name) == pid)
-			continue;
-		snprintf(p, sizeof(p), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
-		stat = tu_read_file(p);
-		if (!stat)
-			continue;
-		close_paren = strrchr(stat, ')');
-		if (close_paren &&
-		    sscanf(close_paren + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu",
-			   &utime) == 1)
-			total += (long)utime;
-		free(stat);
-	}
-	closedir(d);
-	return total;
 }
 
 /* Open fds of pid, or -errno. */
@@ -607,7 +519,7 @@ static void wait_job_running(struct daemon *d, const pid_t *workers, int n)
 
 	for (;;) {
 		for (int i = 0; i < n; i++)
-			if (job_thread_ticks(workers[i]) > 0)
+			if (tu_job_thread_ticks(workers[i]) > 0)
 				return;
 		ck_assert_msg(tu_ms_left(deadline) > 0 && !d->exited, "no job running; %s",
 			      describe(d));
@@ -619,7 +531,7 @@ static void wait_job_running(struct daemon *d, const pid_t *workers, int n)
 static int wait_ready(struct daemon *d, pid_t *workers, int max)
 {
 	expect_notice(d, 0, "READY=1", START_MS);
-	return find_workers(d->pid, workers, max);
+	return tu_find_workers(d->pid, workers, max);
 }
 
 /* Each test: orphans come to us, not to PID 1 (see the top of the file). */
@@ -643,7 +555,7 @@ START_TEST(test_ready_after_every_hello)
 	dmn_start(&d, NULL);
 	ready = expect_notice(&d, 0, "READY=1", START_MS);
 	/* At that moment every worker of both pools is up, and the status says so. */
-	n = find_workers(d.pid, workers, WORKERS_MAX);
+	n = tu_find_workers(d.pid, workers, WORKERS_MAX);
 	ck_assert_msg(n == 3, "%d workers at READY=1; %s", n, describe(&d));
 	ck_assert_ptr_nonnull(status_of(d.notices[ready].text));
 	ck_assert_msg(strstr(status_of(d.notices[ready].text), "3/3 workers"), "READY status: %s",
@@ -702,7 +614,7 @@ START_TEST(test_works_without_notify_socket)
 	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 1\n");
 	dmn_start(&d, NULL);
 	expect_stderr(&d, "ready: 1 pool up", START_MS);
-	n = find_workers(d.pid, workers, WORKERS_MAX);
+	n = tu_find_workers(d.pid, workers, WORKERS_MAX);
 	ck_assert_int_eq(n, 2);
 	dmn_signal(&d, SIGTERM);
 	expect_exit(&d, 0, EXIT_MS);
@@ -776,7 +688,7 @@ START_TEST(test_status_rate_limited_and_final)
 			      "last status: %s", s);
 	}
 	/* The jobs ended; the pool's workers stay up, the same processes. */
-	ck_assert_int_eq(find_workers(d.pid, after, WORKERS_MAX), 2);
+	ck_assert_int_eq(tu_find_workers(d.pid, after, WORKERS_MAX), 2);
 	ck_assert_int_eq(memcmp(before, after, 2 * sizeof(pid_t)), 0);
 	dmn_stop(&d);
 	assert_aftermath();
@@ -1014,7 +926,7 @@ START_TEST(test_second_instance_refused)
 	mark = d.n_notices;
 	expect_notice(&d, mark, "WATCHDOG=1", 5000);
 	ck_assert_msg(!d.exited, "%s", describe(&d));
-	ck_assert_int_eq(find_workers(d.pid, after, WORKERS_MAX), 2);
+	ck_assert_int_eq(tu_find_workers(d.pid, after, WORKERS_MAX), 2);
 	ck_assert_int_eq(memcmp(before, after, 2 * sizeof(pid_t)), 0);
 	{
 		char path[512];
@@ -1051,7 +963,7 @@ START_TEST(test_sigpipe_storm_survives)
 	mark = d.n_notices;
 	expect_notice(&d, expect_notice(&d, mark, "WATCHDOG=1", 5000) + 1, "WATCHDOG=1", 5000);
 	ck_assert_msg(!d.exited, "%s", describe(&d));
-	ck_assert_int_eq(find_workers(d.pid, after, WORKERS_MAX), 2);
+	ck_assert_int_eq(tu_find_workers(d.pid, after, WORKERS_MAX), 2);
 	ck_assert_int_eq(memcmp(before, after, 2 * sizeof(pid_t)), 0);
 	ck_assert_int_eq(settled_fds(&d), fds); /* no fd leaked */
 	dmn_stop(&d);
@@ -1134,7 +1046,7 @@ START_TEST(test_sighup_reload_notifies)
 	ready = expect_notice(&d, reloading + 1, "READY=1", 10000);
 	ck_assert_uint_gt(ready, reloading);
 	ck_assert_int_eq(wait_reloads_settled(&d, from), 1);
-	ck_assert_int_eq(find_workers(d.pid, after, WORKERS_MAX), 2);
+	ck_assert_int_eq(tu_find_workers(d.pid, after, WORKERS_MAX), 2);
 	ck_assert_int_eq(memcmp(before, after, 2 * sizeof(pid_t)), 0);
 	dmn_stop(&d);
 	assert_aftermath();
@@ -1166,7 +1078,7 @@ START_TEST(test_sighup_storm_coalesced)
 	reloads = wait_reloads_settled(&d, from);
 	ck_assert_msg(reloads >= 1 && reloads < 50, "%zu reloads for 50 SIGHUPs; %s", reloads,
 		      describe(&d));
-	ck_assert_int_eq(find_workers(d.pid, after, WORKERS_MAX), 3);
+	ck_assert_int_eq(tu_find_workers(d.pid, after, WORKERS_MAX), 3);
 	ck_assert_int_eq(memcmp(before, after, 3 * sizeof(pid_t)), 0);
 	ck_assert_int_eq(settled_fds(&d), fds); /* no fd leaked */
 	dmn_stop(&d);
@@ -1188,7 +1100,7 @@ struct slot {
 static int read_slots(pid_t daemon, struct slot *slots, int max)
 {
 	pid_t pids[WORKERS_MAX];
-	int n = find_workers(daemon, pids, WORKERS_MAX), k = 0;
+	int n = tu_find_workers(daemon, pids, WORKERS_MAX), k = 0;
 
 	for (int i = 0; i < n && k < max; i++) {
 		char path[64], cmd[1024];
@@ -1262,7 +1174,7 @@ START_TEST(test_broken_reload_keeps_old_config)
 	expect_stderr(&d, "reload failed", 10000);
 	/* Let the loop turn a few times: still the same two workers, nothing new started. */
 	watch(&d, 300);
-	ck_assert_int_eq(find_workers(d.pid, after, WORKERS_MAX), 2);
+	ck_assert_int_eq(tu_find_workers(d.pid, after, WORKERS_MAX), 2);
 	ck_assert_int_eq(memcmp(before, after, 2 * sizeof(pid_t)), 0);
 	dmn_stop(&d);
 	assert_aftermath();

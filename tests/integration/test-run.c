@@ -283,87 +283,35 @@ END_TEST
 
 /* ---- a worker killed from outside ---- */
 
-/* Pids of live bulkhead-worker processes whose parent is `parent`. */
-static int find_workers(pid_t parent, pid_t *pids, int max)
+/* Waits (deadline 30 s) until the master's one worker runs a busy job; returns its pid. */
+static pid_t wait_busy_worker(pid_t master)
 {
-	DIR *d = opendir("/proc");
-	struct dirent *e;
+	int64_t deadline = tu_now_ms() + 30000;
+	pid_t workers[4];
 	int n = 0;
 
-	ck_assert_ptr_nonnull(d);
-	while ((e = readdir(d)) && n < max) {
-		char path[300], *stat;
-		pid_t pid = atoi(e->d_name), ppid;
-		char comm[64], state;
-
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		stat = tu_read_file(path);
-		if (!stat)
-			continue;
-		if (sscanf(stat, "%*d (%63[^)]) %c %d", comm, &state, &ppid) == 3 &&
-		    strcmp(comm, "bulkhead-worker") == 0 && state != 'Z' && ppid == parent)
-			pids[n++] = pid;
-		free(stat);
+	while (tu_now_ms() < deadline) {
+		n = tu_find_workers(master, workers, 4);
+		if (n == 1 && tu_job_thread_ticks(workers[0]) > 0)
+			return workers[0];
+		poll(NULL, 0, 5); /* re-check /proc: waiting for a state, with a deadline */
 	}
-	closedir(d);
-	return n;
-}
-
-/* CPU ticks used by the worker's job threads: > 0 once a busy job is really running. */
-static long job_thread_ticks(pid_t pid)
-{
-	char path[300];
-	DIR *d;
-	struct dirent *e;
-	long total = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	d = opendir(path);
-	if (!d)
-		return 0;
-	while ((e = readdir(d))) {
-		char p[400], *stat, *close_paren;
-		unsigned long utime = 0;
-
-		if (e->d_name[0] == '.' || atoi(e->d_name) == pid)
-			continue;
-		snprintf(p, sizeof(p), "/proc/%d/task/%s/stat", pid, e->d_name);
-		stat = tu_read_file(p);
-		if (!stat)
-			continue;
-		close_paren = strrchr(stat, ')');
-		if (close_paren &&
-		    sscanf(close_paren + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu",
-			   &utime) == 1)
-			total += (long)utime;
-		free(stat);
-	}
-	closedir(d);
-	return total;
+	ck_abort_msg("no busy worker within 30 s (%d workers)", n);
+	return 0;
 }
 
 START_TEST(test_worker_killed_from_outside)
 {
 	struct run r = { 0 };
-	pid_t pid, workers[4];
-	int err_fd, n = 0;
-	int64_t deadline = tu_now_ms() + 30000;
+	pid_t pid;
+	int err_fd;
 
 	pid = start_run(&r,
 			"[pool main]\nworkers = 1\nthreads = 2\n"
 			"[job busy]\nrun = builtin:hang\nargs = ms=1500\ntimeout = 30s\ncount = 4\n",
 			NULL, &err_fd);
-	/* Wait for the real event: a job thread of the worker burning CPU. */
-	while (tu_now_ms() < deadline) {
-		n = find_workers(pid, workers, 4);
-		if (n == 1 && job_thread_ticks(workers[0]) > 0)
-			break;
-		poll(NULL, 0, 5); /* re-check /proc: waiting for a state, with a deadline */
-	}
-	ck_assert_int_eq(n, 1);
-	ck_assert_int_eq(kill(workers[0], SIGKILL), 0);
+	/* The real event: a job thread of the worker burning CPU. Then the real fault. */
+	ck_assert_int_eq(kill(wait_busy_worker(pid), SIGKILL), 0);
 	finish_run(&r, pid, err_fd);
 	ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, tail(r.err));
 	assert_accounted(&r);
@@ -379,21 +327,14 @@ END_TEST
 START_TEST(test_interrupted_run_ends_every_job)
 {
 	struct run r = { 0 };
-	pid_t pid, workers[4];
-	int err_fd, n = 0;
-	int64_t deadline = tu_now_ms() + 30000;
+	pid_t pid;
+	int err_fd;
 
 	pid = start_run(&r,
 			"[pool main]\nworkers = 1\nthreads = 2\n"
 			"[job busy]\nrun = builtin:hang\nargs = ms=1000\ncount = 20\n",
 			NULL, &err_fd);
-	while (tu_now_ms() < deadline) {
-		n = find_workers(pid, workers, 4);
-		if (n == 1 && job_thread_ticks(workers[0]) > 0)
-			break;
-		poll(NULL, 0, 5); /* re-check /proc: waiting for a state, with a deadline */
-	}
-	ck_assert_int_eq(n, 1);
+	wait_busy_worker(pid);
 	ck_assert_int_eq(kill(pid, SIGINT), 0);
 	finish_run(&r, pid, err_fd);
 	ck_assert_int_eq(r.status, 1);

@@ -207,7 +207,7 @@ int tu_kill_wait(pid_t pid)
 	return tu_wait_exit(pid, 30000, NULL);
 }
 
-static int read_stat(pid_t pid, char *comm, size_t comm_size, char *ret_state, pid_t *ret_ppid)
+int tu_proc_stat(pid_t pid, char *comm, size_t comm_size, char *ret_state, pid_t *ret_ppid)
 {
 	char path[64], buf[512], *open_paren, *close_paren;
 	int fd, ppid;
@@ -245,7 +245,7 @@ bool tu_process_alive(pid_t pid)
 {
 	char state;
 
-	if (read_stat(pid, NULL, 0, &state, NULL) < 0)
+	if (tu_proc_stat(pid, NULL, 0, &state, NULL) < 0)
 		return false;
 	return state != 'Z' && state != 'X';
 }
@@ -412,7 +412,7 @@ static int count_named_one(pid_t pid, void *userdata)
 	struct count_named *c = userdata;
 	char comm[64], state;
 
-	if (read_stat(pid, comm, sizeof(comm), &state, NULL) == 0 && strcmp(comm, c->comm) == 0 &&
+	if (tu_proc_stat(pid, comm, sizeof(comm), &state, NULL) == 0 && strcmp(comm, c->comm) == 0 &&
 	    state != 'Z' && state != 'X')
 		c->count++;
 	return 0;
@@ -439,7 +439,7 @@ static int count_workers_one(pid_t pid, void *userdata)
 	pid_t ppid;
 	int fd;
 
-	if (read_stat(pid, comm, sizeof(comm), &state, &ppid) < 0 || state == 'Z' ||
+	if (tu_proc_stat(pid, comm, sizeof(comm), &state, &ppid) < 0 || state == 'Z' ||
 	    strcmp(comm, "bulkhead-worker") != 0)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
@@ -475,7 +475,7 @@ static int count_zombie_one(pid_t pid, void *userdata)
 	char state;
 	pid_t ppid;
 
-	if (read_stat(pid, NULL, 0, &state, &ppid) == 0 && ppid == getpid() && state == 'Z')
+	if (tu_proc_stat(pid, NULL, 0, &state, &ppid) == 0 && ppid == getpid() && state == 'Z')
 		(*count)++;
 	return 0;
 }
@@ -575,4 +575,64 @@ int tu_send_assign_range(int fd, uint64_t first_id, size_t n, uint32_t spec_id)
 			return r;
 	}
 	return 0;
+}
+
+int tu_find_workers(pid_t parent, pid_t *pids, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)) && n < max) {
+		pid_t pid = atoi(e->d_name), ppid;
+		char comm[64], state;
+
+		if (pid > 0 && tu_proc_stat(pid, comm, sizeof(comm), &state, &ppid) == 0 &&
+		    strcmp(comm, "bulkhead-worker") == 0 && state != 'Z' && state != 'X' &&
+		    ppid == parent)
+			pids[n++] = pid;
+	}
+	closedir(d);
+	for (int i = 1; i < n; i++)
+		for (int k = i; k > 0 && pids[k - 1] > pids[k]; k--) {
+			pid_t t = pids[k];
+
+			pids[k] = pids[k - 1];
+			pids[k - 1] = t;
+		}
+	return n;
+}
+
+long tu_job_thread_ticks(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	long total = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char p[320], *stat, *close_paren;
+		unsigned long utime = 0;
+
+		if (e->d_name[0] == '.' || atoi(e->d_name) == pid)
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+		stat = tu_read_file(p);
+		if (!stat)
+			continue;
+		close_paren = strrchr(stat, ')');
+		if (close_paren &&
+		    sscanf(close_paren + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu",
+			   &utime) == 1)
+			total += (long)utime;
+		free(stat);
+	}
+	closedir(d);
+	return total;
 }

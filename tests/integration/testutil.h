@@ -62,6 +62,15 @@ int tu_write_file(const char *path, const char *content);
 /* The whole file, malloc'd and NUL-terminated, or NULL (errno). */
 char *tu_read_file(const char *path);
 
+/* comm, state and ppid of pid from /proc/PID/stat (comm may be NULL). 0 or -errno. */
+int tu_proc_stat(pid_t pid, char *comm, size_t comm_size, char *ret_state, pid_t *ret_ppid);
+
+/* Pids of live bulkhead-worker processes whose parent is `parent`, sorted. */
+int tu_find_workers(pid_t parent, pid_t *pids, int max);
+
+/* CPU ticks used by the job threads of worker pid: > 0 once a busy job really runs. */
+long tu_job_thread_ticks(pid_t pid);
+
 /* Processes (not threads) whose comm is exactly `comm`, zombies excluded. */
 int tu_count_processes_named(const char *comm);
 
