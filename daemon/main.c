@@ -19,6 +19,7 @@
 
 #include "common/log.h"
 #include "config/config.h"
+#include "daemon/control.h"
 #include "daemon/journal.h"
 #include "daemon/master.h"
 
@@ -56,7 +57,7 @@ static const char *runtime_dir(void)
  */
 static int take_instance_lock(const char *dir, pid_t *ret_other)
 {
-	char path[PATH_MAX], buf[32];
+	char path[PATH_MAX + 32], buf[32];
 	ssize_t n;
 	int fd;
 
@@ -96,6 +97,8 @@ int main(int argc, char **argv)
 	struct master_options mopts = { .daemon = true };
 	const char *path = DEFAULT_CONFIG, *dir;
 	struct master *m = NULL;
+	struct control *ctl = NULL;
+	char sock[PATH_MAX + 32];
 	struct config *c = NULL;
 	char *errors = NULL;
 	bool check = false;
@@ -163,10 +166,21 @@ int main(int argc, char **argv)
 
 	log_info("starting with %s: %u pool%s, %u job group%s", path, c->n_pools,
 		 c->n_pools == 1 ? "" : "s", c->n_groups, c->n_groups == 1 ? "" : "s");
+	if (c->supervisor.control_socket[0])
+		snprintf(sock, sizeof(sock), "%s", c->supervisor.control_socket);
+	else
+		snprintf(sock, sizeof(sock), "%s/control.sock", dir);
 	r = master_new(c, &mopts, &m);
 	if (r < 0) {
 		log_error_errno(r, "cannot set up the master");
 		config_free(c);
+		return 1;
+	}
+	/* Bound before master_run: READY=1 promises a usable control socket. */
+	r = control_new(m, sock, c->supervisor.control_group, &ctl);
+	if (r < 0) {
+		log_error_errno(r, "cannot listen on %s", sock);
+		master_free(m);
 		return 1;
 	}
 	r = master_run(m);
@@ -174,6 +188,7 @@ int main(int argc, char **argv)
 		log_error_errno(r, "event loop failed");
 	rc = r < 0 || master_stats(m)->pool_failure_exit ? 1 : 0;
 	log_info("stopped");
+	control_free(ctl);
 	master_free(m); /* and the config it owns */
 	return rc;
 }

@@ -78,6 +78,7 @@ struct worker {
 
 	bool got_hello;
 	bool term_sent; /* the stop deadline passed: SIGTERM sent, SIGKILL next */
+	char last_death[32]; /* "SIGSEGV", "exit(3)", "" if it never died */
 	bool solo;     /* holds one job that must run alone */
 	bool reserved; /* takes no new jobs so that it can run the next suspect alone */
 	bool blocked;  /* socket full: wait for EPOLLOUT */
@@ -101,6 +102,8 @@ struct pool {
 	unsigned n_slots;        /* >= cfg.workers while retired slots wind down */
 	struct fault_window faults;
 	unsigned max_inflight;
+	uint64_t restarts;
+	uint64_t worker_faults;
 };
 
 struct master {
@@ -723,6 +726,7 @@ static void worker_fault(struct worker *w, usec_t uptime, const char *what)
 	struct lfields f;
 
 	m->stats.worker_faults++;
+	p->worker_faults++;
 	if (fault_window_add(&p->faults, now_usec())) {
 		log_fields(LOG_ERR, lfields(&f, p, w, NULL, 0, "worker fault"),
 			   "worker %s %s (worker fault)", wlabel(w, l, sizeof(l)), what);
@@ -794,6 +798,7 @@ static void worker_spawn(struct worker *w)
 		struct lfields f;
 
 		m->stats.restarts++;
+		w->pool->restarts++;
 		log_fields(LOG_INFO, lfields(&f, w->pool, w, NULL, 0, NULL), "worker %s restarted",
 			   wlabel(w, l, sizeof(l)));
 	} else {
@@ -922,6 +927,13 @@ static void worker_died(struct worker *w, int code, int status)
 	n = collect_held(w, jobs, flags);
 
 	if (!clean) {
+		char sig[16];
+
+		if (signaled)
+			snprintf(w->last_death, sizeof(w->last_death), "%s",
+				 signal_name(status, sig, sizeof(sig)));
+		else
+			snprintf(w->last_death, sizeof(w->last_death), "exit(%d)", status);
 		if (signaled && status > 0 && status < 65)
 			m->stats.deaths_by_signal[status]++;
 		else if (!signaled)
@@ -1216,18 +1228,23 @@ static int reload_groups(struct master *m, const struct config *nc, const unsign
 	return 0;
 }
 
-static void master_reload(struct master *m)
+int master_reload(struct master *m, char **ret_errors)
 {
 	struct config *nc = NULL;
 	char *errors = NULL;
 	unsigned *map;
 	int r;
 
+	if (m->stopping) {
+		if (ret_errors)
+			*ret_errors = strdup("stopping: no reload");
+		return -ESHUTDOWN;
+	}
 	notify_reloading(m->notifier);
 	log_notice("reloading %s", m->config->path);
 	r = config_load(m->config->path, &nc, &errors);
 	if (r < 0) {
-		char *save = NULL;
+		char *copy = errors ? strdup(errors) : NULL, *save = NULL;
 
 		for (char *line = strtok_r(errors, "\n", &save); line;
 		     line = strtok_r(NULL, "\n", &save))
@@ -1235,14 +1252,18 @@ static void master_reload(struct master *m)
 		log_error("reload failed: still running the config loaded before");
 		free(errors);
 		notify_ready(m->notifier);
-		return;
+		if (ret_errors)
+			*ret_errors = copy;
+		else
+			free(copy);
+		return r;
 	}
 	map = calloc(nc->n_pools ? nc->n_pools : 1, sizeof(*map));
 	if (!map) {
 		log_error("reload failed: out of memory; still running the config loaded before");
 		config_free(nc);
 		notify_ready(m->notifier);
-		return;
+		return -ENOMEM;
 	}
 	/* The new config parsed and validated as a whole: from here on it is applied. */
 	log_set_max_level((int)nc->supervisor.log_level);
@@ -1259,14 +1280,15 @@ static void master_reload(struct master *m)
 	log_notice("reloaded");
 	notify_ready(m->notifier);
 	check_done(m);
+	m->last_reload = now_usec();
+	return 0;
 }
 
 static int on_reload_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct master *m = userdata;
 
-	if (!m->stopping)
-		master_reload(m);
+	master_reload(m, NULL);
 	m->last_reload = now_usec();
 	return 0;
 }
@@ -1653,6 +1675,75 @@ struct ledger *master_ledger(struct master *m)
 const struct master_stats *master_stats(const struct master *m)
 {
 	return &m->stats;
+}
+
+static const char *const worker_state_names[] = {
+	[W_EMPTY] = "empty",	   [W_STARTING] = "starting", [W_READY] = "ready",
+	[W_DRAINING] = "draining", [W_STOPPING] = "stopping", [W_KILLED] = "killed",
+};
+
+static const char *const pool_state_names[] = {
+	[POOL_UP] = "up",
+	[POOL_FAILED] = "failed",
+	[POOL_REMOVED] = "removed",
+};
+
+unsigned master_n_pools(const struct master *m)
+{
+	return m->n_pools;
+}
+
+bool master_is_ready(const struct master *m)
+{
+	return m->ready_sent;
+}
+
+bool master_is_stopping(const struct master *m)
+{
+	return m->stopping;
+}
+
+void master_pool_info(const struct master *m, unsigned pool, struct master_pool_info *ret)
+{
+	const struct pool *p = m->pools[pool];
+
+	*ret = (struct master_pool_info){
+		.name = p->cfg.name,
+		.state = pool_state_names[p->state],
+		.workers_wanted = p->state == POOL_UP ? p->cfg.workers : 0,
+		.threads = p->cfg.threads,
+		.restarts = p->restarts,
+		.worker_faults = p->worker_faults,
+		.n_slots = p->n_slots,
+	};
+	for (unsigned k = 0; k < p->n_slots; k++)
+		ret->workers_up += p->workers[k]->pid > 0 && p->workers[k]->got_hello;
+}
+
+void master_worker_info(const struct master *m, unsigned pool, unsigned slot,
+			struct master_worker_info *ret)
+{
+	const struct worker *w = m->pools[pool]->workers[slot];
+
+	*ret = (struct master_worker_info){
+		.slot = w->index,
+		.pid = w->pid > 0 ? w->pid : 0,
+		.state = worker_state_names[w->state],
+		.uptime = w->pid > 0 ? now_usec() - w->spawned_at : 0,
+		.jobs_running = w->n_running,
+		.last_death = w->last_death,
+	};
+}
+
+char *master_job_worker(const struct master *m, const struct job *j, char *buf, size_t size)
+{
+	const struct worker *w = j->worker;
+
+	if (w && j->state == JOB_RUNNING)
+		snprintf(buf, size, "%s/%u", w->pool->cfg.name, w->index);
+	else if (size)
+		buf[0] = '\0';
+	return buf;
 }
 
 uint64_t master_jobs_on_threads(const struct master *m)

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <systemd/sd-event.h>
 
 #include "config/config.h"
@@ -67,6 +68,43 @@ int master_run(struct master *m);
 sd_event *master_event(struct master *m);
 struct ledger *master_ledger(struct master *m);
 const struct master_stats *master_stats(const struct master *m);
+
+/*
+ * Reloads the config file now (what SIGHUP does, without the coalescing). Returns 0, or a
+ * negative errno with the config errors in *ret_errors (malloc'd, may be NULL).
+ */
+int master_reload(struct master *m, char **ret_errors);
+
+/* A read-only view for the control socket. */
+struct master_pool_info {
+	const char *name;
+	const char *state; /* up, failed, removed */
+	unsigned workers_up;
+	unsigned workers_wanted;
+	unsigned threads;
+	uint64_t restarts;
+	uint64_t worker_faults;
+	unsigned n_slots;
+};
+
+struct master_worker_info {
+	unsigned slot;
+	pid_t pid; /* 0: no process */
+	const char *state;
+	usec_t uptime;
+	unsigned jobs_running;
+	const char *last_death;
+};
+
+unsigned master_n_pools(const struct master *m);
+bool master_is_ready(const struct master *m);
+bool master_is_stopping(const struct master *m);
+void master_pool_info(const struct master *m, unsigned pool, struct master_pool_info *ret);
+void master_worker_info(const struct master *m, unsigned pool, unsigned slot,
+			struct master_worker_info *ret);
+
+/* "POOL/SLOT" of the worker a job is assigned to, or "" if none. Returns buf. */
+char *master_job_worker(const struct master *m, const struct job *j, char *buf, size_t size);
 
 /* Jobs running on a worker thread now (assigned ones still waiting are not counted). */
 uint64_t master_jobs_on_threads(const struct master *m);

@@ -1,0 +1,734 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket (see control.h and docs/control-protocol.md).
+ *
+ * Each client has an input buffer (at most CONTROL_REQUEST_MAX bytes of a line), an output
+ * buffer (at most CONTROL_OUTPUT_MAX) and a deadline timer armed only while it owes us the
+ * rest of a request or we owe it replies it is not reading. Reads and writes are
+ * non-blocking; a client past a limit is answered (when that is possible) and closed. Every
+ * request is parsed with json-c, checked for its shape, and answered with one line; nothing a
+ * client sends can make the master block, allocate without bound, or exit.
+ *
+ * Owner of everything here: the control object; it is freed before the master.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "config/config.h"
+#include "daemon/control.h"
+#include "daemon/ledger.h"
+
+#define ACCEPT_RETRY (100 * USEC_PER_MSEC) /* after EMFILE/ENFILE */
+
+struct client {
+	struct control *c;
+	struct client *next;
+	int fd;
+	sd_event_source *io;
+	sd_event_source *timer;
+	uid_t uid;
+	pid_t pid;
+	char *in;
+	size_t in_len;
+	char *out;
+	size_t out_len, out_size;
+	bool closing; /* close once the output is flushed */
+};
+
+struct control {
+	struct master *m;
+	char *path;
+	int fd;
+	gid_t gid;
+	bool have_gid;
+	sd_event_source *listen;
+	sd_event_source *retry;
+	struct client *clients;
+	unsigned n_clients;
+};
+
+static void client_free(struct client *cl)
+{
+	struct client **pp;
+
+	for (pp = &cl->c->clients; *pp && *pp != cl; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = cl->next;
+	cl->c->n_clients--;
+	sd_event_source_disable_unref(cl->io);
+	sd_event_source_disable_unref(cl->timer);
+	close(cl->fd);
+	free(cl->in);
+	free(cl->out);
+	free(cl);
+}
+
+static int on_client_deadline(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct client *cl = userdata;
+
+	log_info("control: client pid %d: no progress in %llus: closed", (int)cl->pid,
+		 (unsigned long long)(CONTROL_DEADLINE / USEC_PER_SEC));
+	client_free(cl);
+	return 0;
+}
+
+/* The deadline runs only while the client owes us a request's rest or our replies' reading. */
+static void client_rearm(struct client *cl)
+{
+	bool owing = cl->in_len > 0 || cl->out_len > 0;
+
+	if (!owing) {
+		if (cl->timer)
+			sd_event_source_set_enabled(cl->timer, SD_EVENT_OFF);
+		return;
+	}
+	if (!cl->timer) {
+		sd_event_add_time(sd_event_source_get_event(cl->io), &cl->timer, CLOCK_MONOTONIC,
+				  now_usec() + CONTROL_DEADLINE, USEC_PER_SEC, on_client_deadline,
+				  cl);
+		return;
+	}
+	sd_event_source_set_time(cl->timer, now_usec() + CONTROL_DEADLINE);
+	sd_event_source_set_enabled(cl->timer, SD_EVENT_ONESHOT);
+}
+
+/* Writes what it can. Returns false if the client is gone (freed). */
+static bool client_flush(struct client *cl)
+{
+	while (cl->out_len > 0) {
+		ssize_t n = send(cl->fd, cl->out, cl->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			client_free(cl);
+			return false;
+		}
+		memmove(cl->out, cl->out + n, cl->out_len - (size_t)n);
+		cl->out_len -= (size_t)n;
+		client_rearm(cl); /* progress */
+	}
+	if (cl->out_len == 0 && cl->closing) {
+		client_free(cl);
+		return false;
+	}
+	sd_event_source_set_io_events(cl->io, cl->out_len ? EPOLLIN | EPOLLOUT : EPOLLIN);
+	client_rearm(cl);
+	return true;
+}
+
+/* Queues one reply line (takes the reference to o). False if the client had to go. */
+static bool client_reply(struct client *cl, json_object *o)
+{
+	size_t len;
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+
+	len = strlen(text);
+	if (cl->out_len + len + 1 > CONTROL_OUTPUT_MAX) {
+		log_warning("control: client pid %d does not read its replies: closed",
+			    (int)cl->pid);
+		json_object_put(o);
+		client_free(cl);
+		return false;
+	}
+	if (cl->out_len + len + 1 > cl->out_size) {
+		size_t size = cl->out_size ? cl->out_size : 4096;
+		char *p;
+
+		while (size < cl->out_len + len + 1)
+			size *= 2;
+		p = realloc(cl->out, size);
+		if (!p) {
+			json_object_put(o);
+			client_free(cl);
+			return false;
+		}
+		cl->out = p;
+		cl->out_size = size;
+	}
+	memcpy(cl->out + cl->out_len, text, len);
+	cl->out[cl->out_len + len] = '\n';
+	cl->out_len += len + 1;
+	json_object_put(o);
+	return true;
+}
+
+static json_object *error_reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static json_object *error_reply(const char *fmt, ...)
+{
+	json_object *o = json_object_new_object();
+	char text[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	json_object_object_add(o, "ok", json_object_new_boolean(false));
+	json_object_object_add(o, "error", json_object_new_string(text));
+	return o;
+}
+
+static json_object *ok_reply(void)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(true));
+	return o;
+}
+
+static void add_int(json_object *o, const char *key, int64_t v)
+{
+	json_object_object_add(o, key, json_object_new_int64(v));
+}
+
+/* ---- commands ---- */
+
+static json_object *jobs_counts(struct master *m)
+{
+	struct ledger *l = master_ledger(m);
+	const struct ledger_stats *s = ledger_stats(l);
+	uint64_t on_threads = master_jobs_on_threads(m), total = ledger_n_jobs(l), ended = 0;
+	json_object *o = json_object_new_object();
+	static const enum job_state finals[] = { JOB_DONE, JOB_FAILED, JOB_CRASHED, JOB_TIMED_OUT,
+						 JOB_CANCELLED };
+
+	add_int(o, "total", (int64_t)total);
+	add_int(o, "queued",
+		(int64_t)(s->by_state[JOB_QUEUED] + s->by_state[JOB_RUNNING] - on_threads));
+	add_int(o, "running", (int64_t)on_threads);
+	for (size_t i = 0; i < sizeof(finals) / sizeof(finals[0]); i++) {
+		add_int(o, job_state_to_string(finals[i]), (int64_t)s->by_state[finals[i]]);
+		ended += s->by_state[finals[i]];
+	}
+	add_int(o, "lost", (int64_t)(total - ended - s->by_state[JOB_QUEUED] -
+				     s->by_state[JOB_RUNNING]));
+	return o;
+}
+
+static json_object *workers_totals(const struct master_stats *ms)
+{
+	json_object *o = json_object_new_object(), *deaths = json_object_new_object();
+	char sig[16];
+
+	add_int(o, "started", (int64_t)ms->workers_started);
+	add_int(o, "restarts", (int64_t)ms->restarts);
+	add_int(o, "worker_faults", (int64_t)ms->worker_faults);
+	for (int i = 1; i < 65; i++)
+		if (ms->deaths_by_signal[i])
+			add_int(deaths, signal_name(i, sig, sizeof(sig)),
+				(int64_t)ms->deaths_by_signal[i]);
+	if (ms->deaths_by_exit)
+		add_int(deaths, "exit", (int64_t)ms->deaths_by_exit);
+	json_object_object_add(o, "deaths", deaths);
+	return o;
+}
+
+static json_object *pools_array(struct master *m)
+{
+	json_object *a = json_object_new_array();
+
+	for (unsigned i = 0; i < master_n_pools(m); i++) {
+		struct master_pool_info pi;
+		json_object *p = json_object_new_object(), *ws = json_object_new_array();
+
+		master_pool_info(m, i, &pi);
+		json_object_object_add(p, "name", json_object_new_string(pi.name));
+		json_object_object_add(p, "state", json_object_new_string(pi.state));
+		add_int(p, "workers_up", pi.workers_up);
+		add_int(p, "workers_wanted", pi.workers_wanted);
+		add_int(p, "threads", pi.threads);
+		add_int(p, "restarts", (int64_t)pi.restarts);
+		add_int(p, "worker_faults", (int64_t)pi.worker_faults);
+		for (unsigned k = 0; k < pi.n_slots; k++) {
+			struct master_worker_info wi;
+			json_object *w = json_object_new_object();
+
+			master_worker_info(m, i, k, &wi);
+			add_int(w, "slot", wi.slot);
+			add_int(w, "pid", wi.pid);
+			json_object_object_add(w, "state", json_object_new_string(wi.state));
+			json_object_object_add(w, "uptime_seconds",
+					       json_object_new_double((double)wi.uptime / 1e6));
+			add_int(w, "jobs_running", wi.jobs_running);
+			json_object_object_add(w, "last_death",
+					       json_object_new_string(wi.last_death));
+			json_object_array_add(ws, w);
+		}
+		json_object_object_add(p, "workers", ws);
+		json_object_array_add(a, p);
+	}
+	return a;
+}
+
+static json_object *cmd_status(struct control *c, json_object *req)
+{
+	struct master *m = c->m;
+	const struct master_stats *ms = master_stats(m);
+	json_object *o = ok_reply();
+
+	json_object_object_add(o, "version", json_object_new_string(BULKHEAD_VERSION));
+	add_int(o, "pid", getpid());
+	json_object_object_add(o, "uptime_seconds",
+			       json_object_new_double((double)(now_usec() - ms->started_at) / 1e6));
+	json_object_object_add(o, "ready", json_object_new_boolean(master_is_ready(m)));
+	json_object_object_add(o, "stopping", json_object_new_boolean(master_is_stopping(m)));
+	json_object_object_add(o, "jobs", jobs_counts(m));
+	json_object_object_add(o, "workers", workers_totals(ms));
+	json_object_object_add(o, "pools", pools_array(m));
+	return o;
+}
+
+/* Optional string member; -EINVAL if present and not a string. */
+static int get_string(json_object *req, const char *key, const char **ret)
+{
+	json_object *v;
+
+	*ret = NULL;
+	if (!json_object_object_get_ex(req, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return -EINVAL;
+	*ret = json_object_get_string(v);
+	return 0;
+}
+
+static json_object *job_object(struct master *m, struct job *j)
+{
+	struct ledger *l = master_ledger(m);
+	const struct group_config *g = ledger_group(l, j->group);
+	json_object *o = json_object_new_object();
+	char name[64], cause[64], worker[64] = "";
+
+	master_job_worker(m, j, worker, sizeof(worker));
+	add_int(o, "id", (int64_t)j->id);
+	json_object_object_add(o, "name", json_object_new_string(ledger_job_name(l, j, name,
+										   sizeof(name))));
+	json_object_object_add(o, "group", json_object_new_string(g->name));
+	json_object_object_add(o, "pool", json_object_new_string(master_pool_name(m, g->pool)));
+	json_object_object_add(o, "state", json_object_new_string(job_state_to_string(j->state)));
+	add_int(o, "attempts", j->attempts);
+	add_int(o, "runs", j->runs);
+	json_object_object_add(o, "cause",
+			       json_object_new_string(ledger_cause_string(j, cause, sizeof(cause))));
+	json_object_object_add(o, "worker", json_object_new_string(worker));
+	return o;
+}
+
+static json_object *cmd_jobs(struct control *c, json_object *req)
+{
+	struct ledger *l = master_ledger(c->m);
+	const char *state = NULL, *group = NULL;
+	int64_t limit = 1000, matching = 0;
+	int want_state = -1, want_group = -1;
+	json_object *o, *a, *v;
+
+	if (get_string(req, "state", &state) < 0 || get_string(req, "group", &group) < 0)
+		return error_reply("state and group must be strings");
+	if (state && (want_state = job_state_from_string(state)) < 0)
+		return error_reply("unknown state '%s'", state);
+	if (group && (want_group = ledger_find_group(l, group)) < 0)
+		return error_reply("no job group '%s'", group);
+	if (json_object_object_get_ex(req, "limit", &v)) {
+		if (!json_object_is_type(v, json_type_int))
+			return error_reply("limit must be an integer");
+		limit = json_object_get_int64(v);
+		if (limit < 1 || limit > CONTROL_JOBS_LIMIT_MAX)
+			return error_reply("limit must be 1..%d", CONTROL_JOBS_LIMIT_MAX);
+	}
+	o = ok_reply();
+	a = json_object_new_array();
+	for (uint64_t id = 1; id <= ledger_n_jobs(l); id++) {
+		struct job *j = ledger_job(l, id);
+
+		if ((want_state >= 0 && j->state != want_state) ||
+		    (want_group >= 0 && j->group != (unsigned)want_group))
+			continue;
+		if (matching++ < limit)
+			json_object_array_add(a, job_object(c->m, j));
+	}
+	add_int(o, "total_matching", matching);
+	json_object_object_add(o, "jobs", a);
+	return o;
+}
+
+static json_object *cmd_reload(struct control *c, json_object *req)
+{
+	char *errors = NULL;
+	int r = master_reload(c->m, &errors);
+	json_object *o;
+
+	if (r >= 0)
+		return ok_reply();
+	o = error_reply("reload failed, the running config stays:\n%s",
+			errors ? errors : strerror(-r));
+	free(errors);
+	return o;
+}
+
+static json_object *cmd_log_level(struct control *c, json_object *req)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} levels[] = { { "debug", LOG_DEBUG }, { "info", LOG_INFO }, { "notice", LOG_NOTICE },
+		       { "warning", LOG_WARNING }, { "err", LOG_ERR } };
+	const char *level = NULL;
+	json_object *o;
+
+	if (get_string(req, "level", &level) < 0 || !level)
+		return error_reply("log-level needs \"level\": debug|info|notice|warning|err");
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		if (strcmp(levels[i].name, level) != 0)
+			continue;
+		log_set_max_level(levels[i].level);
+		log_notice("control: log level set to %s", level);
+		o = ok_reply();
+		json_object_object_add(o, "level", json_object_new_string(level));
+		return o;
+	}
+	return error_reply("unknown log level '%s' (debug|info|notice|warning|err)", level);
+}
+
+static const struct {
+	const char *name;
+	json_object *(*fn)(struct control *c, json_object *req);
+} commands[] = {
+	{ "status", cmd_status },
+	{ "jobs", cmd_jobs },
+	{ "reload", cmd_reload },
+	{ "log-level", cmd_log_level },
+	{ "submit", NULL },
+	{ "wait", NULL },
+	{ "cancel", NULL },
+	{ "restart", NULL },
+	{ "inject", NULL },
+};
+
+static json_object *dispatch(struct control *c, json_object *req)
+{
+	const char *name = NULL;
+
+	if (!json_object_is_type(req, json_type_object))
+		return error_reply("a request is a JSON object");
+	if (get_string(req, "command", &name) < 0 || !name)
+		return error_reply("a request needs \"command\": a string");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(commands[i].name, name) != 0)
+			continue;
+		if (!commands[i].fn)
+			return error_reply("not implemented yet: %s", name);
+		return commands[i].fn(c, req);
+	}
+	return error_reply("unknown command '%.64s'", name);
+}
+
+/* One complete line. Returns false if the client had to go. */
+static bool handle_line(struct client *cl, const char *line, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	json_object *req, *reply, *id = NULL;
+
+	if (!tok)
+		return client_reply(cl, error_reply("out of memory"));
+	req = json_tokener_parse_ex(tok, line, (int)len);
+	if (!req || json_tokener_get_error(tok) != json_tokener_success ||
+	    json_tokener_get_parse_end(tok) != len) {
+		json_tokener_free(tok);
+		json_object_put(req);
+		return client_reply(cl, error_reply("not a JSON object on one line"));
+	}
+	json_tokener_free(tok);
+	reply = dispatch(cl->c, req);
+	if (json_object_is_type(req, json_type_object) && json_object_object_get_ex(req, "id", &id))
+		json_object_object_add(reply, "id", json_object_get(id));
+	json_object_put(req);
+	return client_reply(cl, reply);
+}
+
+/* ---- I/O ---- */
+
+/* recvmsg that closes any passed fds. Returns bytes, 0 at EOF, -errno, or -EBADMSG for fds. */
+static ssize_t client_recv(struct client *cl, char *buf, size_t size)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 16)];
+	} control;
+	struct iovec iov = { buf, size };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+			     .msg_controllen = sizeof(control) };
+	bool had_fds = false;
+	ssize_t n;
+
+	n = recvmsg(cl->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return -errno;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+			int *fds = (int *)CMSG_DATA(cm);
+			size_t nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+			for (size_t i = 0; i < nfds; i++)
+				close(fds[i]);
+			had_fds = true;
+		}
+	}
+	if (had_fds || (mh.msg_flags & MSG_CTRUNC))
+		return -EBADMSG;
+	return n;
+}
+
+static void client_refuse(struct client *cl, const char *why)
+{
+	cl->closing = true;
+	cl->in_len = 0;
+	if (client_reply(cl, error_reply("%s", why)))
+		client_flush(cl);
+}
+
+static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct client *cl = userdata;
+
+	if ((revents & EPOLLOUT) && !client_flush(cl))
+		return 0;
+	if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) || cl->closing)
+		return 0;
+	for (;;) {
+		char *nl;
+		ssize_t n = client_recv(cl, cl->in + cl->in_len,
+					CONTROL_REQUEST_MAX + 1 - cl->in_len);
+
+		if (n == -EAGAIN || n == -EINTR)
+			break;
+		if (n == -EBADMSG) {
+			log_warning("control: client pid %d uid %u passed file descriptors: refused",
+				    (int)cl->pid, (unsigned)cl->uid);
+			client_refuse(cl, "file descriptors are not accepted");
+			return 0;
+		}
+		if (n <= 0) {
+			client_free(cl);
+			return 0;
+		}
+		cl->in_len += (size_t)n;
+		/* Every complete line, in order. */
+		while ((nl = memchr(cl->in, '\n', cl->in_len))) {
+			size_t len = (size_t)(nl - cl->in);
+
+			if (!handle_line(cl, cl->in, len))
+				return 0;
+			memmove(cl->in, nl + 1, cl->in_len - len - 1);
+			cl->in_len -= len + 1;
+		}
+		if (cl->in_len > CONTROL_REQUEST_MAX) {
+			client_refuse(cl, "request too long");
+			return 0;
+		}
+	}
+	client_flush(cl);
+	return 0;
+}
+
+/* Root, our own uid, or a member of control_group (primary or supplementary). */
+static bool peer_allowed(struct control *c, const struct ucred *cr)
+{
+	char path[64], *buf = NULL, *line;
+	size_t size = 0;
+	bool ok = false;
+	FILE *f;
+
+	if (cr->uid == 0 || cr->uid == geteuid())
+		return true;
+	if (!c->have_gid)
+		return false;
+	if (cr->gid == c->gid)
+		return true;
+	/* The peer process's supplementary groups, as the kernel has them. */
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)cr->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!ok && getline(&buf, &size, f) > 0) {
+		char *save = NULL;
+
+		if (strncmp(buf, "Groups:", 7) != 0)
+			continue;
+		for (line = strtok_r(buf + 7, " \t\n", &save); line;
+		     line = strtok_r(NULL, " \t\n", &save))
+			ok |= (gid_t)strtoul(line, NULL, 10) == c->gid;
+	}
+	free(buf);
+	fclose(f);
+	return ok;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+static int on_accept_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct control *c = userdata;
+
+	sd_event_source_set_enabled(c->listen, SD_EVENT_ON);
+	return 0;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct control *c = userdata;
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	struct client *cl;
+	int cfd, r;
+
+	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (cfd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			/* Out of descriptors: stop accepting for a moment, on a timer. */
+			log_warning_errno(-errno, "control: cannot accept");
+			sd_event_source_set_enabled(c->listen, SD_EVENT_OFF);
+			if (!c->retry)
+				sd_event_add_time(sd_event_source_get_event(s), &c->retry,
+						  CLOCK_MONOTONIC, now_usec() + ACCEPT_RETRY,
+						  USEC_PER_MSEC, on_accept_retry, c);
+			else {
+				sd_event_source_set_time(c->retry, now_usec() + ACCEPT_RETRY);
+				sd_event_source_set_enabled(c->retry, SD_EVENT_ONESHOT);
+			}
+		}
+		return 0;
+	}
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+		close(cfd);
+		return 0;
+	}
+	if (c->n_clients >= CONTROL_CLIENTS_MAX) {
+		static const char msg[] = "{\"ok\":false,\"error\":\"too many clients\"}\n";
+
+		(void)!send(cfd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		close(cfd);
+		return 0;
+	}
+	cl = calloc(1, sizeof(*cl));
+	if (cl)
+		cl->in = malloc(CONTROL_REQUEST_MAX + 1);
+	if (!cl || !cl->in) {
+		free(cl);
+		close(cfd);
+		return 0;
+	}
+	cl->c = c;
+	cl->fd = cfd;
+	cl->uid = cr.uid;
+	cl->pid = cr.pid;
+	r = sd_event_add_io(sd_event_source_get_event(s), &cl->io, cfd, EPOLLIN, on_client_io, cl);
+	if (r < 0) {
+		free(cl->in);
+		free(cl);
+		close(cfd);
+		return 0;
+	}
+	cl->next = c->clients;
+	c->clients = cl;
+	c->n_clients++;
+	if (!peer_allowed(c, &cr)) {
+		log_warning("control: uid %u (pid %d) is not root nor in group %s: permission "
+			    "denied",
+			    (unsigned)cr.uid, (int)cr.pid,
+			    master_config(c->m)->supervisor.control_group);
+		client_refuse(cl, "permission denied");
+	}
+	return 0;
+}
+
+int control_new(struct master *m, const char *path, const char *group, struct control **ret)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct control *c;
+	struct group *gr;
+	int r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->m = m;
+	c->fd = -1;
+	c->path = strdup(path);
+	if (!c->path) {
+		control_free(c);
+		return -ENOMEM;
+	}
+	gr = getgrnam(group);
+	if (gr) {
+		c->gid = gr->gr_gid;
+		c->have_gid = true;
+	} else {
+		log_warning("control: group '%s' does not exist: only root may use %s", group,
+			    path);
+	}
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->fd < 0) {
+		r = -errno;
+		control_free(c);
+		return r;
+	}
+	memcpy(sa.sun_path, path, strlen(path));
+	/* We hold the single-instance lock: a socket file here is a stale one. */
+	if (unlink(path) < 0 && errno != ENOENT) {
+		r = -errno;
+		control_free(c);
+		return r;
+	}
+	if (bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(c->fd, 128) < 0) {
+		r = -errno;
+		control_free(c);
+		return r;
+	}
+	if (chmod(path, c->have_gid ? 0660 : 0600) < 0 ||
+	    (c->have_gid && chown(path, 0, c->gid) < 0 && geteuid() == 0)) {
+		r = -errno;
+		control_free(c);
+		return r;
+	}
+	r = sd_event_add_io(master_event(m), &c->listen, c->fd, EPOLLIN, on_accept, c);
+	if (r < 0) {
+		control_free(c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+void control_free(struct control *c)
+{
+	if (!c)
+		return;
+	while (c->clients)
+		client_free(c->clients);
+	sd_event_source_disable_unref(c->listen);
+	sd_event_source_disable_unref(c->retry);
+	if (c->fd >= 0) {
+		close(c->fd);
+		unlink(c->path);
+	}
+	free(c->path);
+	free(c);
+}
