@@ -420,14 +420,11 @@ static const struct {
 	{ "inject", NULL },
 };
 
+/* req passed control_parse_request(): an object with a string command. */
 static json_object *dispatch(struct control *c, json_object *req)
 {
-	const char *name = NULL;
+	const char *name = control_request_command(req);
 
-	if (!json_object_is_type(req, json_type_object))
-		return error_reply("a request is a JSON object");
-	if (get_string(req, "command", &name) < 0 || !name)
-		return error_reply("a request needs \"command\": a string");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(commands[i].name, name) != 0)
 			continue;
@@ -441,21 +438,13 @@ static json_object *dispatch(struct control *c, json_object *req)
 /* One complete line. Returns false if the client had to go. */
 static bool handle_line(struct client *cl, const char *line, size_t len)
 {
-	struct json_tokener *tok = json_tokener_new();
 	json_object *req, *reply, *id = NULL;
+	const char *error = NULL;
 
-	if (!tok)
-		return client_reply(cl, error_reply("out of memory"));
-	req = json_tokener_parse_ex(tok, line, (int)len);
-	if (!req || json_tokener_get_error(tok) != json_tokener_success ||
-	    json_tokener_get_parse_end(tok) != len) {
-		json_tokener_free(tok);
-		json_object_put(req);
-		return client_reply(cl, error_reply("not a JSON object on one line"));
-	}
-	json_tokener_free(tok);
+	if (control_parse_request(line, len, &req, &error) < 0)
+		return client_reply(cl, error_reply("%s", error));
 	reply = dispatch(cl->c, req);
-	if (json_object_is_type(req, json_type_object) && json_object_object_get_ex(req, "id", &id))
+	if (json_object_object_get_ex(req, "id", &id))
 		json_object_object_add(reply, "id", json_object_get(id));
 	json_object_put(req);
 	return client_reply(cl, reply);

@@ -7,6 +7,8 @@
  */
 #pragma once
 
+#include <stddef.h>
+
 #include "daemon/master.h"
 
 #define CONTROL_REQUEST_MAX (64u * 1024u)     /* one request line */
@@ -16,6 +18,19 @@
 #define CONTROL_JOBS_LIMIT_MAX 100000
 
 struct control;
+struct json_object;
+
+/*
+ * Parses one request line (without its '\n'): a JSON object with a string "command".
+ * Returns 0 and the object in *ret_req (unknown commands included: they get an error reply
+ * later), or a negative errno with a static reason in *ret_error. No side effects: this is
+ * what the request fuzzer (fuzz/fuzz-request.c) drives.
+ */
+int control_parse_request(const char *line, size_t len, struct json_object **ret_req,
+			  const char **ret_error);
+
+/* The request's "command" string, or NULL if it has none. */
+const char *control_request_command(struct json_object *req);
 
 /*
  * Binds `path` (a stale socket file there is replaced: the caller holds the single-instance
