@@ -24,6 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/builtins.h"
 #include "common/log.h"
 #include "config/config.h"
 #include "daemon/control.h"
@@ -44,6 +45,11 @@ struct client {
 	char *out;
 	size_t out_len, out_size;
 	bool closing; /* close once the output is flushed */
+	/* A pending `wait`: its reply goes out once every one of these jobs has ended; the
+	 * client's later requests wait behind it (replies stay in order). */
+	uint64_t *wait_ids;
+	size_t n_wait;
+	json_object *wait_echo; /* the request's "id", if any */
 };
 
 struct control {
@@ -56,7 +62,11 @@ struct control {
 	sd_event_source *retry;
 	struct client *clients;
 	unsigned n_clients;
+	sd_event_source *wait_check; /* deferred: re-check pending waits once per loop pass */
+	unsigned submissions;        /* names derived groups: GROUP@N */
 };
+
+static bool process_lines(struct client *cl);
 
 static void client_free(struct client *cl)
 {
@@ -72,6 +82,8 @@ static void client_free(struct client *cl)
 	close(cl->fd);
 	free(cl->in);
 	free(cl->out);
+	free(cl->wait_ids);
+	json_object_put(cl->wait_echo);
 	free(cl);
 }
 
@@ -105,6 +117,19 @@ static void client_rearm(struct client *cl)
 	sd_event_source_set_enabled(cl->timer, SD_EVENT_ONESHOT);
 }
 
+/*
+ * EPOLLOUT while replies wait to be written; EPOLLIN unless the input is full behind a
+ * pending wait (level-triggered input we do not read would spin the loop).
+ */
+static void client_set_events(struct client *cl)
+{
+	uint32_t ev = cl->out_len ? EPOLLOUT : 0;
+
+	if (!(cl->wait_ids && cl->in_len > CONTROL_REQUEST_MAX))
+		ev |= EPOLLIN;
+	sd_event_source_set_io_events(cl->io, ev);
+}
+
 /* Writes what it can. Returns false if the client is gone (freed). */
 static bool client_flush(struct client *cl)
 {
@@ -127,7 +152,7 @@ static bool client_flush(struct client *cl)
 		client_free(cl);
 		return false;
 	}
-	sd_event_source_set_io_events(cl->io, cl->out_len ? EPOLLIN | EPOLLOUT : EPOLLIN);
+	client_set_events(cl);
 	client_rearm(cl);
 	return true;
 }
@@ -405,6 +430,340 @@ static json_object *cmd_log_level(struct control *c, json_object *req)
 	return error_reply("unknown log level '%s' (debug|info|notice|warning|err)", level);
 }
 
+
+/* ---- submit, cancel, wait ---- */
+
+/* Integer member in [min, max], default def if absent. -EINVAL otherwise. */
+static int get_int(json_object *req, const char *key, int64_t min, int64_t max, int64_t def,
+		   int64_t *ret)
+{
+	json_object *v;
+
+	*ret = def;
+	if (!json_object_object_get_ex(req, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return -EINVAL;
+	*ret = json_object_get_int64(v);
+	return *ret >= min && *ret <= max ? 0 : -EINVAL;
+}
+
+/*
+ * base args ("k=v k=v") with the request's "args" object laid over them, into buf. Values
+ * are strings or numbers without whitespace. Returns 0 or -EINVAL with a reason.
+ */
+static int merge_args(const char *base, json_object *req, char *buf, size_t size,
+		      const char **ret_error)
+{
+	json_object *args;
+	size_t len = 0;
+	char *copy, *save = NULL;
+
+	buf[0] = '\0';
+	if (!json_object_object_get_ex(req, "args", &args)) {
+		snprintf(buf, size, "%s", base);
+		return 0;
+	}
+	if (!json_object_is_type(args, json_type_object)) {
+		*ret_error = "args must be an object of key: value";
+		return -EINVAL;
+	}
+	copy = strdup(base);
+	if (!copy)
+		return -ENOMEM;
+	/* Base pairs the request does not override. */
+	for (char *kv = strtok_r(copy, " \t", &save); kv; kv = strtok_r(NULL, " \t", &save)) {
+		size_t klen = strcspn(kv, "=");
+		char key[128];
+
+		snprintf(key, sizeof(key), "%.*s", (int)klen, kv);
+		if (!json_object_object_get_ex(args, key, NULL))
+			len += (size_t)snprintf(buf + len, len < size ? size - len : 0, "%s%s",
+						len ? " " : "", kv);
+	}
+	free(copy);
+	json_object_object_foreach(args, key, val)
+	{
+		const char *v;
+
+		if (!json_object_is_type(val, json_type_string) &&
+		    !json_object_is_type(val, json_type_int) &&
+		    !json_object_is_type(val, json_type_double)) {
+			*ret_error = "an argument value must be a string or a number";
+			return -EINVAL;
+		}
+		v = json_object_get_string(val);
+		if (!*key || strpbrk(key, " \t\n\r=") || strpbrk(v, " \t\n\r")) {
+			*ret_error = "argument keys and values may not contain spaces or '='";
+			return -EINVAL;
+		}
+		len += (size_t)snprintf(buf + len, len < size ? size - len : 0, "%s%s=%s",
+					len ? " " : "", key, v);
+	}
+	if (len >= size) {
+		*ret_error = "args too long";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static json_object *submitted_reply(struct master *m, uint64_t first, unsigned count)
+{
+	struct ledger *l = master_ledger(m);
+	json_object *o = ok_reply(), *ids = json_object_new_array(),
+		    *names = json_object_new_array();
+	char name[64];
+
+	for (uint64_t id = first; id < first + count; id++) {
+		json_object_array_add(ids, json_object_new_int64((int64_t)id));
+		json_object_array_add(names, json_object_new_string(ledger_job_name(
+						     l, ledger_job(l, id), name, sizeof(name))));
+	}
+	json_object_object_add(o, "ids", ids);
+	json_object_object_add(o, "jobs", names);
+	return o;
+}
+
+static json_object *cmd_submit(struct control *c, json_object *req)
+{
+	struct master *m = c->m;
+	struct ledger *l = master_ledger(m);
+	const char *group = NULL, *pool = NULL, *run = NULL, *error = NULL;
+	struct group_config gc = { 0 };
+	char args[2048], err[256], base[CONFIG_NAME_MAX + 1];
+	int64_t count;
+	unsigned g;
+	int r, b;
+
+	if (get_string(req, "group", &group) < 0 || get_string(req, "pool", &pool) < 0 ||
+	    get_string(req, "run", &run) < 0)
+		return error_reply("group, pool and run must be strings");
+	if (get_int(req, "count", 1, CONTROL_SUBMIT_MAX, 1, &count) < 0)
+		return error_reply("count must be an integer 1..%d", CONTROL_SUBMIT_MAX);
+	if (group && (pool || run))
+		return error_reply("submit either a configured group, or a pool and a run");
+	if (group) {
+		int gi = ledger_find_group(l, group);
+
+		if (gi < 0)
+			return error_reply("no job group '%s'", group);
+		gc = *ledger_group(l, (unsigned)gi);
+		if (!master_pool_accepts(m, gc.pool))
+			return error_reply("pool %s takes no jobs now", master_pool_name(m, gc.pool));
+		if (!json_object_object_get_ex(req, "args", NULL)) {
+			uint64_t first;
+
+			r = master_add_jobs(m, (unsigned)gi, (unsigned)count, &first);
+			if (r < 0)
+				return error_reply("cannot submit: %s", strerror(-r));
+			return submitted_reply(m, first, (unsigned)count);
+		}
+	} else {
+		int pi = -1;
+
+		if (!pool || !run)
+			return error_reply("submit needs \"group\", or \"pool\" and \"run\"");
+		for (unsigned i = 0; i < master_n_pools(m); i++)
+			if (strcmp(master_pool_name(m, i), pool) == 0 && master_pool_accepts(m, i))
+				pi = (int)i;
+		if (pi < 0)
+			return error_reply("no pool '%s' that takes jobs", pool);
+		gc.pool = (unsigned)pi;
+		gc.run = (char *)run;
+		gc.args = (char *)"";
+		gc.timeout = 60 * USEC_PER_SEC;
+		gc.max_attempts = 3;
+		gc.expect = JOB_DONE;
+	}
+	if (strncmp(gc.run, "builtin:", 8) != 0 || (b = bh_builtin_lookup(gc.run + 8)) < 0)
+		return error_reply("run must be builtin:NAME with a known builtin");
+	r = merge_args(gc.args, req, args, sizeof(args), &error);
+	if (r < 0)
+		return error_reply("%s", error ? error : strerror(-r));
+	if (bh_builtin_check_args((enum bh_builtin)b, args, err, sizeof(err)) < 0)
+		return error_reply("args: %s", err);
+	/* A variant of a group (or an ad hoc run) is a group of its own: NAME@N. */
+	snprintf(base, sizeof(base), "%s", group ? gc.name : gc.run + 8);
+	snprintf(gc.name, sizeof(gc.name), "%.*s@%u", 20, base, ++c->submissions);
+	gc.args = args;
+	gc.count = (unsigned)count;
+	gc.line = 0;
+	r = master_add_group(m, &gc, &g);
+	if (r < 0)
+		return error_reply("cannot submit: %s", strerror(-r));
+	return submitted_reply(m, ledger_n_jobs(l) - (uint64_t)count + 1, (unsigned)count);
+}
+
+/* Job ids from the request's "ids" array into a malloc'd array. */
+static json_object *read_ids(struct ledger *l, json_object *req, uint64_t **ret, size_t *ret_n)
+{
+	json_object *ids;
+	size_t n;
+
+	if (!json_object_object_get_ex(req, "ids", &ids) ||
+	    !json_object_is_type(ids, json_type_array))
+		return error_reply("\"ids\" must be an array of job ids");
+	n = json_object_array_length(ids);
+	if (n == 0 || n > CONTROL_JOBS_LIMIT_MAX)
+		return error_reply("between 1 and %d ids", CONTROL_JOBS_LIMIT_MAX);
+	*ret = calloc(n, sizeof(uint64_t));
+	if (!*ret)
+		return error_reply("out of memory");
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(ids, i);
+		int64_t id = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : 0;
+
+		if (!ledger_job(l, (uint64_t)(id > 0 ? id : 0))) {
+			free(*ret);
+			*ret = NULL;
+			return error_reply("no job with id %s", json_object_to_json_string(v));
+		}
+		(*ret)[i] = (uint64_t)id;
+	}
+	*ret_n = n;
+	return NULL;
+}
+
+static json_object *cmd_cancel(struct control *c, json_object *req)
+{
+	struct ledger *l = master_ledger(c->m);
+	json_object *o, *done, *not_done;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+
+	o = read_ids(l, req, &ids, &n);
+	if (o)
+		return o;
+	o = ok_reply();
+	done = json_object_new_array();
+	not_done = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = ledger_job(l, ids[i]);
+
+		if (master_cancel_job(c->m, j) == 0) {
+			json_object_array_add(done, json_object_new_int64((int64_t)ids[i]));
+		} else {
+			json_object *e = json_object_new_object();
+
+			add_int(e, "id", (int64_t)ids[i]);
+			json_object_object_add(e, "state", json_object_new_string(
+								   job_state_to_string(j->state)));
+			json_object_array_add(not_done, e);
+		}
+	}
+	free(ids);
+	json_object_object_add(o, "cancelled", done);
+	json_object_object_add(o, "not_cancelled", not_done);
+	return o;
+}
+
+/* The reply of a finished wait. */
+static json_object *wait_reply(struct control *c, const uint64_t *ids, size_t n)
+{
+	struct ledger *l = master_ledger(c->m);
+	json_object *o = ok_reply(), *a = json_object_new_array();
+	bool all = true;
+
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = ledger_job(l, ids[i]);
+		bool met = j->state == ledger_group(l, j->group)->expect;
+		json_object *e = json_object_new_object();
+		char name[64], cause[64];
+
+		add_int(e, "id", (int64_t)j->id);
+		json_object_object_add(e, "name", json_object_new_string(
+							  ledger_job_name(l, j, name, sizeof(name))));
+		json_object_object_add(e, "state",
+				       json_object_new_string(job_state_to_string(j->state)));
+		json_object_object_add(e, "cause", json_object_new_string(ledger_cause_string(
+							   j, cause, sizeof(cause))));
+		json_object_object_add(e, "expected", json_object_new_boolean(met));
+		json_object_array_add(a, e);
+		all &= met;
+	}
+	json_object_object_add(o, "all_expected", json_object_new_boolean(all));
+	json_object_object_add(o, "jobs", a);
+	return o;
+}
+
+static bool wait_finished(struct control *c, const struct client *cl)
+{
+	struct ledger *l = master_ledger(c->m);
+
+	for (size_t i = 0; i < cl->n_wait; i++)
+		if (!job_state_is_final(ledger_job(l, cl->wait_ids[i])->state))
+			return false;
+	return true;
+}
+
+/* Answers every wait whose jobs have all ended; those clients go on with their requests. */
+static int on_wait_check(sd_event_source *s, void *userdata)
+{
+	struct control *c = userdata;
+	struct client *cl = c->clients, *next;
+
+	for (; cl; cl = next) {
+		json_object *reply;
+
+		next = cl->next;
+		if (!cl->wait_ids || !wait_finished(c, cl))
+			continue;
+		reply = wait_reply(c, cl->wait_ids, cl->n_wait);
+		if (cl->wait_echo)
+			json_object_object_add(reply, "id", json_object_get(cl->wait_echo));
+		free(cl->wait_ids);
+		cl->wait_ids = NULL;
+		json_object_put(cl->wait_echo);
+		cl->wait_echo = NULL;
+		if (client_reply(cl, reply) && process_lines(cl))
+			client_flush(cl);
+	}
+	return 0;
+}
+
+static void on_job_end(void *userdata, struct job *j)
+{
+	struct control *c = userdata;
+
+	if (c->wait_check)
+		sd_event_source_set_enabled(c->wait_check, SD_EVENT_ONESHOT);
+}
+
+/* Sets cl up to wait; returns NULL (the reply comes later) or an error reply. */
+static json_object *start_wait(struct client *cl, json_object *req)
+{
+	struct control *c = cl->c;
+	struct ledger *l = master_ledger(c->m);
+	const char *group = NULL;
+	json_object *err, *echo;
+
+	if (get_string(req, "group", &group) < 0)
+		return error_reply("group must be a string");
+	if (group) {
+		int g = ledger_find_group(l, group);
+		size_t n = 0;
+
+		if (g < 0)
+			return error_reply("no job group '%s'", group);
+		cl->wait_ids = calloc(ledger_group_counts(l, (unsigned)g)->total + 1,
+				      sizeof(uint64_t));
+		if (!cl->wait_ids)
+			return error_reply("out of memory");
+		for (uint64_t id = 1; id <= ledger_n_jobs(l); id++)
+			if (ledger_job(l, id)->group == (unsigned)g)
+				cl->wait_ids[n++] = id;
+		cl->n_wait = n;
+	} else {
+		err = read_ids(l, req, &cl->wait_ids, &cl->n_wait);
+		if (err)
+			return err;
+	}
+	if (json_object_object_get_ex(req, "id", &echo))
+		cl->wait_echo = json_object_get(echo);
+	sd_event_source_set_enabled(c->wait_check, SD_EVENT_ONESHOT);
+	return NULL;
+}
+
 static const struct {
 	const char *name;
 	json_object *(*fn)(struct control *c, json_object *req);
@@ -413,9 +772,9 @@ static const struct {
 	{ "jobs", cmd_jobs },
 	{ "reload", cmd_reload },
 	{ "log-level", cmd_log_level },
-	{ "submit", NULL },
-	{ "wait", NULL },
-	{ "cancel", NULL },
+	{ "submit", cmd_submit },
+	{ "wait", NULL }, /* handled in handle_line: its reply comes later */
+	{ "cancel", cmd_cancel },
 	{ "restart", NULL },
 	{ "inject", NULL },
 };
@@ -443,7 +802,15 @@ static bool handle_line(struct client *cl, const char *line, size_t len)
 
 	if (control_parse_request(line, len, &req, &error) < 0)
 		return client_reply(cl, error_reply("%s", error));
-	reply = dispatch(cl->c, req);
+	if (strcmp(control_request_command(req), "wait") == 0) {
+		reply = start_wait(cl, req);
+		if (!reply) {
+			json_object_put(req);
+			return true; /* answered by on_wait_check */
+		}
+	} else {
+		reply = dispatch(cl->c, req);
+	}
 	if (json_object_object_get_ex(req, "id", &id))
 		json_object_object_add(reply, "id", json_object_get(id));
 	json_object_put(req);
@@ -451,6 +818,22 @@ static bool handle_line(struct client *cl, const char *line, size_t len)
 }
 
 /* ---- I/O ---- */
+
+/* Every complete line in the input, in order, unless a wait holds them back. */
+static bool process_lines(struct client *cl)
+{
+	char *nl;
+
+	while (!cl->wait_ids && (nl = memchr(cl->in, '\n', cl->in_len))) {
+		size_t len = (size_t)(nl - cl->in);
+
+		if (!handle_line(cl, cl->in, len))
+			return false;
+		memmove(cl->in, nl + 1, cl->in_len - len - 1);
+		cl->in_len -= len + 1;
+	}
+	return true;
+}
 
 /* recvmsg that closes any passed fds. Returns bytes, 0 at EOF, -errno, or -EBADMSG for fds. */
 static ssize_t client_recv(struct client *cl, char *buf, size_t size)
@@ -500,9 +883,11 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
 	if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) || cl->closing)
 		return 0;
 	for (;;) {
-		char *nl;
-		ssize_t n = client_recv(cl, cl->in + cl->in_len,
-					CONTROL_REQUEST_MAX + 1 - cl->in_len);
+		ssize_t n;
+
+		if (cl->in_len > CONTROL_REQUEST_MAX)
+			break; /* full behind a pending wait: client_set_events stops EPOLLIN */
+		n = client_recv(cl, cl->in + cl->in_len, CONTROL_REQUEST_MAX + 1 - cl->in_len);
 
 		if (n == -EAGAIN || n == -EINTR)
 			break;
@@ -517,16 +902,9 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
 			return 0;
 		}
 		cl->in_len += (size_t)n;
-		/* Every complete line, in order. */
-		while ((nl = memchr(cl->in, '\n', cl->in_len))) {
-			size_t len = (size_t)(nl - cl->in);
-
-			if (!handle_line(cl, cl->in, len))
-				return 0;
-			memmove(cl->in, nl + 1, cl->in_len - len - 1);
-			cl->in_len -= len + 1;
-		}
-		if (cl->in_len > CONTROL_REQUEST_MAX) {
+		if (!process_lines(cl))
+			return 0;
+		if (cl->in_len > CONTROL_REQUEST_MAX && !cl->wait_ids) {
 			client_refuse(cl, "request too long");
 			return 0;
 		}
@@ -698,10 +1076,15 @@ int control_new(struct master *m, const char *path, const char *group, struct co
 		return r;
 	}
 	r = sd_event_add_io(master_event(m), &c->listen, c->fd, EPOLLIN, on_accept, c);
+	if (r >= 0)
+		r = sd_event_add_defer(master_event(m), &c->wait_check, on_wait_check, c);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(c->wait_check, SD_EVENT_OFF);
 	if (r < 0) {
 		control_free(c);
 		return r;
 	}
+	ledger_set_end_hook(master_ledger(m), on_job_end, c);
 	*ret = c;
 	return 0;
 }
@@ -714,6 +1097,9 @@ void control_free(struct control *c)
 		client_free(c->clients);
 	sd_event_source_disable_unref(c->listen);
 	sd_event_source_disable_unref(c->retry);
+	sd_event_source_disable_unref(c->wait_check);
+	if (c->m)
+		ledger_set_end_hook(master_ledger(c->m), NULL, NULL);
 	if (c->fd >= 0) {
 		close(c->fd);
 		unlink(c->path);

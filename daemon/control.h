@@ -16,6 +16,7 @@
 #define CONTROL_CLIENTS_MAX 256
 #define CONTROL_DEADLINE (30 * USEC_PER_SEC)  /* half a request, or unread replies */
 #define CONTROL_JOBS_LIMIT_MAX 100000
+#define CONTROL_SUBMIT_MAX 100000 /* jobs in one submit */
 
 struct control;
 struct json_object;

@@ -34,6 +34,8 @@ struct ledger {
 	struct ledger_group *groups;
 	unsigned n_groups;
 	struct ledger_stats stats;
+	ledger_end_hook_fn end_hook;
+	void *end_hook_data;
 };
 
 int ledger_new(unsigned n_pools, struct ledger **ret)
@@ -314,6 +316,69 @@ static void end_job(struct ledger *l, struct job *j, enum job_state s, enum job_
 	j->cause = (uint8_t)cause;
 	j->cause_detail = detail;
 	set_state(l, j, s);
+	if (l->end_hook)
+		l->end_hook(l->end_hook_data, j);
+}
+
+void ledger_set_end_hook(struct ledger *l, ledger_end_hook_fn fn, void *userdata)
+{
+	l->end_hook = fn;
+	l->end_hook_data = userdata;
+}
+
+int ledger_add_jobs(struct ledger *l, unsigned group, unsigned count, uint64_t *ret_first)
+{
+	struct ledger_group *lg = &l->groups[group];
+	struct job_queue *q = &l->queues[lg->cfg.pool].ready;
+	int r = grow_jobs(l, count);
+
+	if (r < 0)
+		return r;
+	*ret_first = l->n_jobs + 1;
+	for (unsigned i = 0; i < count; i++) {
+		struct job *j = job_slot(l, ++l->n_jobs);
+
+		*j = (struct job){ .id = l->n_jobs, .group = group,
+				   .instance = (uint32_t)(lg->counts.total + 1), .state = JOB_QUEUED };
+		queue_push(q, j, false);
+		lg->counts.total++;
+		lg->counts.by_state[JOB_QUEUED]++;
+		l->stats.by_state[JOB_QUEUED]++;
+	}
+	return 0;
+}
+
+static bool queue_remove(struct job_queue *q, struct job *j)
+{
+	struct job *prev = NULL;
+
+	for (struct job *x = q->head; x; prev = x, x = x->next) {
+		if (x != j)
+			continue;
+		if (prev)
+			prev->next = x->next;
+		else
+			q->head = x->next;
+		if (q->tail == x)
+			q->tail = prev;
+		q->n--;
+		x->next = NULL;
+		return true;
+	}
+	return false;
+}
+
+int ledger_cancel_queued_job(struct ledger *l, struct job *j, enum job_cause cause)
+{
+	struct pool_queues *q;
+
+	if (j->state != JOB_QUEUED)
+		return -EBUSY;
+	q = queues_of(l, j);
+	if (!queue_remove(&q->ready, j) && !queue_remove(&q->alone, j))
+		return -EBUSY; /* popped, on its way to a worker */
+	end_job(l, j, JOB_CANCELLED, cause, 0);
+	return 0;
 }
 
 void ledger_finish(struct ledger *l, struct job *j, int status)
@@ -521,6 +586,9 @@ char *ledger_cause_string(const struct job *j, char *buf, size_t size)
 		break;
 	case CAUSE_POOL_REMOVED:
 		snprintf(buf, size, "%s", "pool removed");
+		break;
+	case CAUSE_CANCELLED:
+		snprintf(buf, size, "%s", "cancelled by request");
 		break;
 	}
 	return buf;

@@ -34,6 +34,7 @@ enum job_cause {
 	CAUSE_POOL_FAILED, /* its pool failed (max_worker_faults) */
 	CAUSE_STOPPED,     /* the run was stopped (SIGINT/SIGTERM) */
 	CAUSE_POOL_REMOVED, /* its pool was removed by a reload */
+	CAUSE_CANCELLED,    /* cancelled by an operator (bulkhead cancel) */
 };
 
 struct job {
@@ -93,6 +94,16 @@ unsigned ledger_n_groups(const struct ledger *l);
 const struct group_config *ledger_group(const struct ledger *l, unsigned group);
 /* The index of the group called name, or -ENOENT. */
 int ledger_find_group(const struct ledger *l, const char *name);
+/* `count` more jobs of an existing group (instances numbered on), queued; first id out. */
+int ledger_add_jobs(struct ledger *l, unsigned group, unsigned count, uint64_t *ret_first);
+
+/* Cancels a job still waiting in its queue: 0, or -EBUSY if it is not in a queue. */
+int ledger_cancel_queued_job(struct ledger *l, struct job *j, enum job_cause cause);
+
+/* Called once for every job that reaches a final state, right after it did. */
+typedef void (*ledger_end_hook_fn)(void *userdata, struct job *j);
+void ledger_set_end_hook(struct ledger *l, ledger_end_hook_fn fn, void *userdata);
+
 /* A reload: the group's timeout, max_attempts and expect take the new values. */
 void ledger_update_group(struct ledger *l, unsigned group, const struct group_config *g);
 

@@ -130,6 +130,7 @@ struct master {
 
 static void worker_died(struct worker *w, int code, int status);
 static void check_ready(struct master *m);
+static void dispatch_pool(struct pool *p);
 static void pool_roll_next(struct pool *p);
 static void pool_trim_slots(struct pool *p);
 static void worker_free(struct worker *w);
@@ -1005,6 +1006,63 @@ static void worker_died(struct worker *w, int code, int status)
 	check_done(m);
 }
 
+/* ---- jobs added at run time (reload, submit) ---- */
+
+int master_add_group(struct master *m, const struct group_config *gc, unsigned *ret_index)
+{
+	struct pool *p;
+	unsigned g;
+	int r;
+
+	if (gc->pool >= m->n_pools || m->pools[gc->pool]->state != POOL_UP || m->stopping)
+		return -ESHUTDOWN;
+	r = ledger_add_group(m->ledger, gc, &g);
+	if (r < 0)
+		return r;
+	/* Workers already up learn the new spec before any of its jobs reach them. */
+	p = m->pools[gc->pool];
+	for (unsigned k = 0; k < p->n_slots; k++) {
+		struct worker *w = p->workers[k];
+
+		if (w->got_hello && w->state >= W_READY && w->state <= W_DRAINING)
+			send_spec(w, g);
+	}
+	dispatch_pool(p);
+	check_done(m);
+	if (ret_index)
+		*ret_index = g;
+	return 0;
+}
+
+int master_add_jobs(struct master *m, unsigned group, unsigned count, uint64_t *ret_first)
+{
+	unsigned pool = ledger_group(m->ledger, group)->pool;
+	int r;
+
+	if (m->pools[pool]->state != POOL_UP || m->stopping)
+		return -ESHUTDOWN;
+	r = ledger_add_jobs(m->ledger, group, count, ret_first);
+	if (r < 0)
+		return r;
+	dispatch_pool(m->pools[pool]);
+	check_done(m);
+	return 0;
+}
+
+bool master_pool_accepts(const struct master *m, unsigned pool)
+{
+	return pool < m->n_pools && m->pools[pool]->state == POOL_UP && !m->stopping;
+}
+
+int master_cancel_job(struct master *m, struct job *j)
+{
+	int r = ledger_cancel_queued_job(m->ledger, j, CAUSE_CANCELLED);
+
+	if (r >= 0)
+		check_done(m);
+	return r;
+}
+
 /* ---- reload ---- */
 
 /*
@@ -1196,7 +1254,6 @@ static int reload_groups(struct master *m, const struct config *nc, const unsign
 		struct group_config gc = nc->groups[i];
 		int g = ledger_find_group(m->ledger, gc.name);
 		unsigned added;
-		struct pool *p;
 		int r;
 
 		gc.pool = map[gc.pool];
@@ -1211,19 +1268,11 @@ static int reload_groups(struct master *m, const struct config *nc, const unsign
 			ledger_update_group(m->ledger, (unsigned)g, &gc);
 			continue;
 		}
-		r = ledger_add_group(m->ledger, &gc, &added);
+		r = master_add_group(m, &gc, &added);
 		if (r < 0)
 			return r;
 		log_notice("job group %s: added by the reload: %u job%s", gc.name, gc.count,
 			   gc.count == 1 ? "" : "s");
-		p = m->pools[gc.pool];
-		for (unsigned k = 0; k < p->n_slots; k++) {
-			struct worker *w = p->workers[k];
-
-			if (w->got_hello && w->state >= W_READY && w->state <= W_DRAINING)
-				send_spec(w, added);
-		}
-		dispatch_pool(p);
 	}
 	return 0;
 }

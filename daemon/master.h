@@ -75,6 +75,18 @@ const struct master_stats *master_stats(const struct master *m);
  */
 int master_reload(struct master *m, char **ret_errors);
 
+/*
+ * Jobs added at run time. master_add_group adds a job group (copied; gc->pool is a pool
+ * index) and its gc->count jobs; workers already up get its spec first. master_add_jobs
+ * queues `count` more jobs of an existing group. Both return -ESHUTDOWN if the pool does not
+ * take jobs (failed, removed, stopping).
+ */
+int master_add_group(struct master *m, const struct group_config *gc, unsigned *ret_index);
+int master_add_jobs(struct master *m, unsigned group, unsigned count, uint64_t *ret_first);
+bool master_pool_accepts(const struct master *m, unsigned pool);
+/* Cancels a queued job (cause "cancelled by request"); -EBUSY if it is not queued. */
+int master_cancel_job(struct master *m, struct job *j);
+
 /* A read-only view for the control socket. */
 struct master_pool_info {
 	const char *name;

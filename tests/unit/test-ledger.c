@@ -5,6 +5,7 @@
  * quarantine, the re-run cap, cancellation, and the invariant that counts always add up.
  */
 #include <check.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,6 +359,57 @@ START_TEST(test_names)
 }
 END_TEST
 
+static struct job *hooked[16];
+static int n_hooked;
+
+static void end_hook(void *userdata, struct job *j)
+{
+	ck_assert_ptr_eq(userdata, &n_hooked);
+	hooked[n_hooked++] = j;
+}
+
+START_TEST(test_add_jobs_cancel_queued_and_end_hook)
+{
+	uint64_t first;
+	struct job *a, *b;
+
+	ledger_set_end_hook(l, end_hook, &n_hooked);
+	/* Three more instances of `work` (4 already): numbered on, queued at the back. */
+	ck_assert_int_eq(ledger_add_jobs(l, 0, 3, &first), 0);
+	ck_assert_uint_eq(first, 8);
+	ck_assert_uint_eq(ledger_n_jobs(l), 10);
+	ck_assert_uint_eq(ledger_job(l, 10)->instance, 7);
+	ck_assert_uint_eq(ledger_group_counts(l, 0)->total, 7);
+	ck_assert_uint_eq(ledger_queued(l, 0, false), 8);
+	assert_sums();
+
+	/* A queued job is taken out of the middle of its queue; others keep their order. */
+	a = ledger_job(l, 9);
+	ck_assert_int_eq(ledger_cancel_queued_job(l, a, CAUSE_CANCELLED), 0);
+	ck_assert_int_eq(a->state, JOB_CANCELLED);
+	ck_assert_uint_eq(ledger_queued(l, 0, false), 7);
+	ck_assert_int_eq(n_hooked, 1);
+	ck_assert_ptr_eq(hooked[0], a);
+	/* Running or ended jobs are not "queued". */
+	b = start_next(0, false);
+	ck_assert_int_eq(ledger_cancel_queued_job(l, b, CAUSE_CANCELLED), -EBUSY);
+	ck_assert_int_eq(ledger_cancel_queued_job(l, a, CAUSE_CANCELLED), -EBUSY);
+	ledger_finish(l, b, 0);
+	ck_assert_int_eq(n_hooked, 2);
+	for (uint64_t want = 2; want <= 10; want++) {
+		struct job *x;
+
+		if (want == 9 || want == 6 || want == 7)
+			continue; /* cancelled; in pool 1 */
+		x = ledger_pop(l, 0, false);
+		ck_assert_ptr_nonnull(x);
+		ck_assert_uint_eq(x->id, want);
+	}
+	ck_assert_ptr_null(ledger_pop(l, 0, false));
+	assert_sums();
+}
+END_TEST
+
 static Suite *ledger_suite(void)
 {
 	Suite *s = suite_create("ledger");
@@ -375,6 +427,7 @@ static Suite *ledger_suite(void)
 	tcase_add_test(tc, test_idle_death_is_worker_fault);
 	tcase_add_test(tc, test_cancel_and_unpop);
 	tcase_add_test(tc, test_names);
+	tcase_add_test(tc, test_add_jobs_cancel_queued_and_end_hook);
 	suite_add_tcase(s, tc);
 	return s;
 }
