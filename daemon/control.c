@@ -764,6 +764,52 @@ static json_object *start_wait(struct client *cl, json_object *req)
 	return NULL;
 }
 
+/* "POOL" or "POOL/INDEX" -> pool index and slot (-1: all). */
+static int parse_target(struct master *m, const char *target, unsigned *ret_pool, int *ret_slot)
+{
+	const char *slash = strchr(target, '/');
+	size_t len = slash ? (size_t)(slash - target) : strlen(target);
+	uint64_t slot;
+
+	*ret_slot = -1;
+	if (slash && parse_uint(slash + 1, 0, 65535, &slot) < 0)
+		return -EINVAL;
+	if (slash)
+		*ret_slot = (int)slot;
+	for (unsigned i = 0; i < master_n_pools(m); i++) {
+		const char *name = master_pool_name(m, i);
+
+		if (strlen(name) == len && strncmp(name, target, len) == 0 &&
+		    master_pool_accepts(m, i)) {
+			*ret_pool = i;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static json_object *cmd_restart(struct control *c, json_object *req)
+{
+	const char *target = NULL;
+	unsigned pool;
+	int slot, r;
+	json_object *o;
+
+	if (get_string(req, "target", &target) < 0 || !target)
+		return error_reply("restart needs \"target\": POOL or POOL/INDEX");
+	if (parse_target(c->m, target, &pool, &slot) < 0)
+		return error_reply("no pool or worker '%s' that is up", target);
+	r = master_restart(c->m, pool, slot);
+	if (r == -ENOENT)
+		return error_reply("pool %s has no worker slot %d", master_pool_name(c->m, pool),
+				   slot);
+	if (r < 0)
+		return error_reply("cannot restart %s: %s", target, strerror(-r));
+	o = ok_reply();
+	add_int(o, "replacing", r);
+	return o;
+}
+
 static const struct {
 	const char *name;
 	json_object *(*fn)(struct control *c, json_object *req);
@@ -775,7 +821,7 @@ static const struct {
 	{ "submit", cmd_submit },
 	{ "wait", NULL }, /* handled in handle_line: its reply comes later */
 	{ "cancel", cmd_cancel },
-	{ "restart", NULL },
+	{ "restart", cmd_restart },
 	{ "inject", NULL },
 };
 

@@ -1049,6 +1049,32 @@ int master_add_jobs(struct master *m, unsigned group, unsigned count, uint64_t *
 	return 0;
 }
 
+int master_restart(struct master *m, unsigned pool, int slot)
+{
+	struct pool *p;
+	unsigned n = 0;
+
+	if (pool >= m->n_pools || m->stopping)
+		return -ESHUTDOWN;
+	p = m->pools[pool];
+	if (p->state != POOL_UP)
+		return -ESHUTDOWN;
+	if (slot >= 0 && ((unsigned)slot >= p->cfg.workers || (unsigned)slot >= p->n_slots))
+		return -ENOENT;
+	for (unsigned k = 0; k < p->n_slots; k++) {
+		struct worker *w = p->workers[k];
+
+		if ((slot < 0 || (unsigned)slot == k) && !w->retire && w->pid > 0) {
+			w->outdated = true;
+			n++;
+		}
+	}
+	log_notice("restart of %s%s%.0d requested: %u worker%s to replace, one at a time",
+		   p->cfg.name, slot >= 0 ? "/" : "", slot >= 0 ? slot : 0, n, n == 1 ? "" : "s");
+	pool_roll_next(p);
+	return (int)n;
+}
+
 bool master_pool_accepts(const struct master *m, unsigned pool)
 {
 	return pool < m->n_pools && m->pools[pool]->state == POOL_UP && !m->stopping;
@@ -1089,7 +1115,7 @@ static void pool_roll_next(struct pool *p)
 	if (next) {
 		char l[64];
 
-		log_info("worker %s: replacing it for the new pool settings",
+		log_info("worker %s: replacing it (reload or restart)",
 			 wlabel(next, l, sizeof(l)));
 		worker_stop(next, p->m->config->supervisor.drain_timeout);
 	}

@@ -84,6 +84,12 @@ int master_reload(struct master *m, char **ret_errors);
 int master_add_group(struct master *m, const struct group_config *gc, unsigned *ret_index);
 int master_add_jobs(struct master *m, unsigned group, unsigned count, uint64_t *ret_first);
 bool master_pool_accepts(const struct master *m, unsigned pool);
+/*
+ * Graceful restart of a pool's workers (slot < 0) or of one slot: each is sent STOP (it
+ * finishes its running jobs) and replaced, one at a time. Returns how many will be replaced,
+ * -ENOENT for a bad slot, -ESHUTDOWN if the pool is not up.
+ */
+int master_restart(struct master *m, unsigned pool, int slot);
 /* Cancels a queued job (cause "cancelled by request"); -EBUSY if it is not queued. */
 int master_cancel_job(struct master *m, struct job *j);
 
