@@ -45,6 +45,7 @@ struct client {
 	char *out;
 	size_t out_len, out_size;
 	bool closing; /* close once the output is flushed */
+	bool eof;     /* it sent all it will: close once nothing more is owed to it */
 	/* A pending `wait`: its reply goes out once every one of these jobs has ended; the
 	 * client's later requests wait behind it (replies stay in order). */
 	uint64_t *wait_ids;
@@ -118,14 +119,15 @@ static void client_rearm(struct client *cl)
 }
 
 /*
- * EPOLLOUT while replies wait to be written; EPOLLIN unless the input is full behind a
- * pending wait (level-triggered input we do not read would spin the loop).
+ * EPOLLOUT while replies wait to be written; EPOLLIN unless we will not read (closing, at EOF,
+ * or the input full behind a pending wait): level-triggered input we do not read would spin
+ * the loop.
  */
 static void client_set_events(struct client *cl)
 {
 	uint32_t ev = cl->out_len ? EPOLLOUT : 0;
 
-	if (!(cl->wait_ids && cl->in_len > CONTROL_REQUEST_MAX))
+	if (!cl->closing && !cl->eof && !(cl->wait_ids && cl->in_len > CONTROL_REQUEST_MAX))
 		ev |= EPOLLIN;
 	sd_event_source_set_io_events(cl->io, ev);
 }
@@ -148,7 +150,7 @@ static bool client_flush(struct client *cl)
 		cl->out_len -= (size_t)n;
 		client_rearm(cl); /* progress */
 	}
-	if (cl->out_len == 0 && cl->closing) {
+	if (cl->out_len == 0 && (cl->closing || (cl->eof && !cl->wait_ids))) {
 		client_free(cl);
 		return false;
 	}
@@ -164,7 +166,13 @@ static bool client_reply(struct client *cl, json_object *o)
 	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 
 	len = strlen(text);
-	if (cl->out_len + len + 1 > CONTROL_OUTPUT_MAX) {
+	/*
+	 * The cap is on replies left unread: one reply may be larger (a long `jobs` list) as
+	 * long as nothing else is waiting for the client; a client that does not read still
+	 * stops at the cap.
+	 */
+	if ((cl->out_len > 0 && cl->out_len + len + 1 > CONTROL_OUTPUT_MAX) ||
+	    len + 1 > CONTROL_REPLY_MAX) {
 		log_warning("control: client pid %d does not read its replies: closed",
 			    (int)cl->pid);
 		json_object_put(o);
@@ -333,6 +341,17 @@ static int get_string(json_object *req, const char *key, const char **ret)
 	return 0;
 }
 
+/*
+ * The state shown to clients: "running" means on a thread, as in `status`; a job assigned to a
+ * worker but not started yet is still "queued" there.
+ */
+static enum job_state visible_state(const struct job *j)
+{
+	if (j->state == JOB_RUNNING && j->started_at == 0)
+		return JOB_QUEUED;
+	return (enum job_state)j->state;
+}
+
 static json_object *job_object(struct master *m, struct job *j)
 {
 	struct ledger *l = master_ledger(m);
@@ -346,7 +365,8 @@ static json_object *job_object(struct master *m, struct job *j)
 										   sizeof(name))));
 	json_object_object_add(o, "group", json_object_new_string(g->name));
 	json_object_object_add(o, "pool", json_object_new_string(master_pool_name(m, g->pool)));
-	json_object_object_add(o, "state", json_object_new_string(job_state_to_string(j->state)));
+	json_object_object_add(o, "state",
+			       json_object_new_string(job_state_to_string(visible_state(j))));
 	add_int(o, "attempts", j->attempts);
 	add_int(o, "runs", j->runs);
 	json_object_object_add(o, "cause",
@@ -381,7 +401,7 @@ static json_object *cmd_jobs(struct control *c, json_object *req)
 	for (uint64_t id = 1; id <= ledger_n_jobs(l); id++) {
 		struct job *j = ledger_job(l, id);
 
-		if ((want_state >= 0 && j->state != want_state) ||
+		if ((want_state >= 0 && visible_state(j) != (enum job_state)want_state) ||
 		    (want_group >= 0 && j->group != (unsigned)want_group))
 			continue;
 		if (matching++ < limit)
@@ -926,7 +946,13 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
 
 	if ((revents & EPOLLOUT) && !client_flush(cl))
 		return 0;
-	if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) || cl->closing)
+	if (cl->closing || cl->eof) {
+		/* Not reading any more; a hangup means nobody is left to read our replies. */
+		if (revents & (EPOLLHUP | EPOLLERR))
+			client_free(cl);
+		return 0;
+	}
+	if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		return 0;
 	for (;;) {
 		ssize_t n;
@@ -943,7 +969,12 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
 			client_refuse(cl, "file descriptors are not accepted");
 			return 0;
 		}
-		if (n <= 0) {
+		if (n == 0) {
+			/* A half-close (shutdown(SHUT_WR)) still gets the replies it asked for. */
+			cl->eof = true;
+			break;
+		}
+		if (n < 0) {
 			client_free(cl);
 			return 0;
 		}
