@@ -24,3 +24,20 @@ void progress_stop(struct progress *p);
 void report_table(FILE *f, struct master *m);
 /* The JSON report of DESIGN §7. Returns 0 or -errno. */
 int report_json_write(const char *path, struct master *m);
+
+/*
+ * The commands that talk to bulkheadd over the control socket (commands.c). Exit codes:
+ * 0 ok, EXIT_CONTROL_FAILED when the daemon answered ok:false or could not be reached,
+ * EXIT_USAGE for bad arguments (nothing was sent). argv[0] is the command's name.
+ */
+enum {
+	EXIT_CONTROL_FAILED = 1,
+};
+
+int cmd_status(int argc, char **argv);
+int cmd_jobs(int argc, char **argv);
+int cmd_reload(int argc, char **argv);
+int cmd_log_level(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+/* submit, wait, cancel, restart, inject: reserved, sent as bare {"command": NAME}. */
+int cmd_reserved(int argc, char **argv);

@@ -16,10 +16,45 @@ static void usage(FILE *f)
 	      "                         run every job of CONFIG under supervision, then exit\n"
 	      "  check-config FILE      validate FILE and print the effective config\n"
 	      "\n"
-	      "Exit codes: 0 every job group reached its expect, 1 some job did not,\n"
+	      "Commands for a running bulkheadd (each takes --socket PATH):\n"
+	      "  status [--json]        the daemon, its jobs, pools and workers\n"
+	      "  jobs [--state STATE] [--group GROUP] [--limit N] [--json]\n"
+	      "                         list jobs; STATE: queued running done failed crashed\n"
+	      "                         timed_out cancelled; N: 1..100000 (default 1000)\n"
+	      "  reload                 re-read the config (as SIGHUP does)\n"
+	      "  log-level LEVEL        set the log level: debug info notice warning err\n"
+	      "  top [--interval SECONDS] [--count N]\n"
+	      "                         live view; one line per refresh when not on a terminal\n"
+	      "  submit, wait, cancel, restart, inject\n"
+	      "                         sent as a bare request: their options are not\n"
+	      "                         supported here yet\n"
+	      "\n"
+	      "The socket: --socket PATH, else $BULKHEAD_SOCKET, else\n"
+	      "$RUNTIME_DIRECTORY/control.sock, else /run/bulkhead/control.sock.\n"
+	      "\n"
+	      "Exit codes: run: 0 every job group reached its expect, 1 some job did not;\n"
+	      "            daemon commands: 0 ok, 1 refused by the daemon or no connection;\n"
 	      "            2 usage error, 78 config error.\n",
 	      f);
 }
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "run", cmd_run },
+	{ "check-config", cmd_check_config },
+	{ "status", cmd_status },
+	{ "jobs", cmd_jobs },
+	{ "reload", cmd_reload },
+	{ "log-level", cmd_log_level },
+	{ "top", cmd_top },
+	{ "submit", cmd_reserved },
+	{ "wait", cmd_reserved },
+	{ "cancel", cmd_reserved },
+	{ "restart", cmd_reserved },
+	{ "inject", cmd_reserved },
+};
 
 int main(int argc, char **argv)
 {
@@ -28,10 +63,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (strcmp(argv[1], "run") == 0)
-		return cmd_run(argc - 1, argv + 1);
-	if (strcmp(argv[1], "check-config") == 0)
-		return cmd_check_config(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		usage(stdout);

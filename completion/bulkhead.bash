@@ -1,0 +1,84 @@
+# SPDX-License-Identifier: MIT
+# bash completion for bulkhead(1): the commands, their options, job states, log levels,
+# files for CONFIG, --report-json and --socket. Needs nothing from the bash-completion
+# package; installed as share/bash-completion/completions/bulkhead, where it loads on demand.
+
+_bulkhead_files()
+{
+	compopt -o filenames 2>/dev/null
+	COMPREPLY=($(compgen -f -- "$1"))
+}
+
+_bulkhead()
+{
+	local cur=${COMP_WORDS[COMP_CWORD]} prev= cmd= opts= i
+	local commands="run check-config status jobs reload log-level top submit wait cancel
+		restart inject help"
+
+	((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
+	# --opt=VALUE: bash splits at '=': cur is "=" (prev the option) or the word after it
+	if [[ $cur == = ]]; then
+		cur=
+	elif [[ $prev == = ]] && ((COMP_CWORD > 1)); then
+		prev=${COMP_WORDS[COMP_CWORD - 2]}
+	fi
+	if ((COMP_CWORD == 1)); then
+		COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
+		return
+	fi
+	cmd=${COMP_WORDS[1]}
+
+	case $prev in
+	--socket | --report-json)
+		_bulkhead_files "$cur"
+		return
+		;;
+	--state)
+		COMPREPLY=($(compgen -W "queued running done failed crashed timed_out cancelled" \
+			-- "$cur"))
+		return
+		;;
+	--group | --limit | --interval | --count)
+		COMPREPLY=()
+		return
+		;;
+	esac
+
+	case $cmd in
+	run) opts="--report-json --quiet --help" ;;
+	check-config) opts="--help --" ;;
+	status) opts="--json --socket --help" ;;
+	jobs) opts="--state --group --limit --json --socket --help" ;;
+	reload | submit | wait | cancel | restart | inject) opts="--socket --help" ;;
+	log-level) opts="--socket --help" ;;
+	top) opts="--interval --count --socket --help" ;;
+	*)
+		COMPREPLY=()
+		return
+		;;
+	esac
+
+	if [[ $cur == -* ]]; then
+		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+		return
+	fi
+	case $cmd in
+	run | check-config)
+		_bulkhead_files "$cur"
+		;;
+	log-level)
+		# LEVEL, once: skip it if a word after the command already is one
+		for ((i = 2; i < COMP_CWORD; i++)); do
+			case ${COMP_WORDS[i]} in
+			debug | info | notice | warning | err) return ;;
+			esac
+		done
+		COMPREPLY=($(compgen -W "debug info notice warning err" -- "$cur"))
+		;;
+	*)
+		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+		;;
+	esac
+}
+
+complete -F _bulkhead bulkhead

@@ -1,0 +1,1213 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `bulkhead` against a real bulkheadd over the control socket: the real daemon
+ * ($BULKHEAD_DAEMON) with its real workers, and the real client ($BULKHEAD_BIN) with
+ * --socket, BULKHEAD_SOCKET and RUNTIME_DIRECTORY. Checked: status (table and --json, pools
+ * and workers as configured), jobs and its filters after a run with a crashing job, reload
+ * (good, and broken: exit 1 with FILE:LINE), log-level, top off a terminal, a missing
+ * socket, usage errors (exit 2, nothing sent), and the reserved commands.
+ *
+ * A few cases need a daemon that misbehaves (a reply over 16 MiB, a connection closed with
+ * no reply, a reply that is not JSON): there a forked fake server in the test answers one
+ * request and records what it received.
+ *
+ * The harness is the minimal part of test-daemon.c's: a temp dir, a NOTIFY_SOCKET datagram
+ * receiver, bulkheadd with RUNTIME_DIRECTORY there; the test waits for READY=1 (the socket
+ * is bound before it), and while a `bulkhead` runs it keeps draining the daemon's stderr
+ * and datagrams so that the daemon can never block on a full pipe. Nothing sleeps to
+ * synchronise: waits are polls with deadlines on a real event or a status reply.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define START_MS 30000 /* spawn -> READY=1, generous for ASan */
+#define EXIT_MS 30000 /* SIGTERM -> exit */
+#define CLI_MS 30000 /* one `bulkhead` run */
+#define JOBS_MS 30000 /* the jobs of a config -> all ended */
+#define DGRAM_MAX 4096
+#define OUTPUT_MAX (1 << 20) /* what a `bulkhead` run may print */
+#define ARGS_MAX 16
+
+struct daemon {
+	char *dir;
+	char conf_path[256];
+	char run_dir[256];
+	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char notify_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int notify_fd, err_fd, pidfd;
+	pid_t pid;
+	bool ready, exited;
+	int status;
+	char *err;
+	size_t err_len;
+};
+
+struct result {
+	int rc; /* exit status, or 128 + signal */
+	char *out, *err;
+};
+
+/* ---- small helpers ---- */
+
+static const char *env_path(const char *name)
+{
+	const char *p = getenv(name);
+
+	ck_assert_msg(p && *p, "%s is not set", name);
+	return p;
+}
+
+static void append(char **buf, size_t *len, const char *data, size_t n)
+{
+	ck_assert_uint_le(*len + n, OUTPUT_MAX);
+	*buf = realloc(*buf, *len + n + 1);
+	ck_assert_ptr_nonnull(*buf);
+	memcpy(*buf + *len, data, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+}
+
+/* Reads what fd has; false at EOF or error (fd closed, set to -1). */
+static bool drain(int *fd, char **buf, size_t *len)
+{
+	char chunk[8192];
+
+	for (;;) {
+		ssize_t n = read(*fd, chunk, sizeof(chunk));
+
+		if (n > 0) {
+			append(buf, len, chunk, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return true;
+		close(*fd);
+		*fd = -1;
+		return false;
+	}
+}
+
+static size_t count_lines(const char *s)
+{
+	size_t n = 0;
+
+	for (; s && *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* Lines of text that start with prefix. */
+static size_t count_prefixed(const char *text, const char *prefix)
+{
+	size_t n = 0, len = strlen(prefix);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		n += strncmp(l, prefix, len) == 0;
+	return n;
+}
+
+/* The line of text starting with prefix, copied into buf, or NULL. */
+static const char *line_of(const char *text, const char *prefix, char *buf, size_t size)
+{
+	size_t len = strlen(prefix);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, prefix, len) == 0) {
+			snprintf(buf, size, "%.*s", (int)strcspn(l, "\n"), l);
+			return buf;
+		}
+	return NULL;
+}
+
+/* Splits a line on runs of spaces into at most max words (in place). */
+static int words(char *line, char **w, int max)
+{
+	int n = 0;
+
+	for (char *save = NULL, *t = strtok_r(line, " ", &save); t && n < max;
+	     t = strtok_r(NULL, " ", &save))
+		w[n++] = t;
+	return n;
+}
+
+static json_object *parse_json(const char *text)
+{
+	json_object *o = json_tokener_parse(text);
+
+	ck_assert_msg(o && json_object_is_type(o, json_type_object), "not a JSON object:\n%s",
+		      text);
+	return o;
+}
+
+static json_object *member(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	ck_assert_msg(json_object_object_get_ex(o, key, &v), "no \"%s\" in %s", key,
+		      json_object_to_json_string(o));
+	return v;
+}
+
+static int64_t member_int(json_object *o, const char *key)
+{
+	return json_object_get_int64(member(o, key));
+}
+
+static const char *member_str(json_object *o, const char *key)
+{
+	return json_object_get_string(member(o, key));
+}
+
+/* ---- the daemon ---- */
+
+static void dmn_init(struct daemon *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	memset(d, 0, sizeof(*d));
+	d->notify_fd = d->err_fd = d->pidfd = -1;
+	ck_assert_int_eq(tu_mkdtemp(&d->dir), 0);
+	snprintf(d->conf_path, sizeof(d->conf_path), "%s/test.conf", d->dir);
+	snprintf(d->run_dir, sizeof(d->run_dir), "%s/run", d->dir);
+	ck_assert_int_lt(snprintf(d->sock, sizeof(d->sock), "%s/control.sock", d->run_dir),
+			 (int)sizeof(d->sock));
+	ck_assert_int_lt(snprintf(d->notify_path, sizeof(d->notify_path), "%s/notify", d->dir),
+			 (int)sizeof(d->notify_path));
+	memcpy(sa.sun_path, d->notify_path, sizeof(d->notify_path));
+	d->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	ck_assert_int_ge(d->notify_fd, 0);
+	ck_assert_int_eq(bind(d->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+}
+
+static void dmn_write_config(struct daemon *d, const char *conf)
+{
+	ck_assert_int_eq(tu_write_file(d->conf_path, conf), 0);
+}
+
+static const char *describe(struct daemon *d)
+{
+	static char buf[3000];
+	size_t n = d->err_len;
+
+	snprintf(buf, sizeof(buf), "daemon %s; stderr:\n%s",
+		 d->exited ? tu_describe_status(d->status) : "running",
+		 d->err ? d->err + (n > 2500 ? n - 2500 : 0) : "");
+	return buf;
+}
+
+static void read_notices(struct daemon *d)
+{
+	char buf[DGRAM_MAX + 1];
+
+	for (;;) {
+		ssize_t n = recv(d->notify_fd, buf, DGRAM_MAX, MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return;
+		buf[n] = '\0';
+		/* READY=1 as a whole line */
+		for (char *l = buf; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+			if (strncmp(l, "READY=1", 7) == 0 && (l[7] == '\n' || l[7] == '\0'))
+				d->ready = true;
+	}
+}
+
+/* The daemon's fds to poll (stderr, datagrams, exit) into pfd[0..2]. */
+static void dmn_pollfds(struct daemon *d, struct pollfd *pfd)
+{
+	pfd[0] = (struct pollfd){ .fd = d->err_fd, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = d->notify_fd, .events = POLLIN };
+	pfd[2] = (struct pollfd){ .fd = d->exited ? -1 : d->pidfd, .events = POLLIN };
+}
+
+/* Takes in what dmn_pollfds' fds have; reaps the daemon once it exited. */
+static void dmn_take(struct daemon *d, const struct pollfd *pfd)
+{
+	read_notices(d);
+	if (d->err_fd >= 0)
+		drain(&d->err_fd, &d->err, &d->err_len);
+	if (!d->exited && (pfd[2].revents & POLLIN)) {
+		ck_assert_int_eq(tu_wait_exit(d->pid, 1000, &d->status), 0);
+		d->exited = true;
+		if (d->err_fd >= 0)
+			drain(&d->err_fd, &d->err, &d->err_len);
+	}
+}
+
+static void pump(struct daemon *d, int timeout_ms)
+{
+	struct pollfd pfd[3];
+
+	dmn_pollfds(d, pfd);
+	ck_assert(poll(pfd, 3, timeout_ms) >= 0 || errno == EINTR);
+	dmn_take(d, pfd);
+}
+
+/* Starts bulkheadd -c CONF with NOTIFY_SOCKET and RUNTIME_DIRECTORY; waits for READY=1. */
+static void dmn_start(struct daemon *d)
+{
+	char notify_var[200], runtime_var[300];
+	const char *argv[] = { env_path("BULKHEAD_DAEMON"), "-c", d->conf_path, NULL };
+	const char *env[] = { notify_var, runtime_var, NULL };
+	int64_t deadline = tu_now_ms() + START_MS;
+	struct stat st;
+
+	snprintf(notify_var, sizeof(notify_var), "NOTIFY_SOCKET=%s", d->notify_path);
+	snprintf(runtime_var, sizeof(runtime_var), "RUNTIME_DIRECTORY=%s", d->run_dir);
+	ck_assert_int_eq(tu_spawn(argv, env, -1, NULL, &d->err_fd, &d->pid), 0);
+	ck_assert_int_eq(fcntl(d->err_fd, F_SETFL, O_NONBLOCK), 0);
+	d->pidfd = (int)syscall(SYS_pidfd_open, d->pid, 0);
+	ck_assert_int_ge(d->pidfd, 0);
+	while (!d->ready) {
+		ck_assert_msg(!d->exited && tu_ms_left(deadline) > 0, "no READY=1; %s",
+			      describe(d));
+		pump(d, tu_ms_left(deadline));
+	}
+	/* READY=1 promises a bound control socket. */
+	ck_assert_msg(stat(d->sock, &st) == 0 && S_ISSOCK(st.st_mode), "no socket %s; %s", d->sock,
+		      describe(d));
+}
+
+/* SIGTERM, exit 0. */
+static void dmn_stop(struct daemon *d)
+{
+	int64_t deadline = tu_now_ms() + EXIT_MS;
+
+	pump(d, 0);
+	ck_assert_msg(!d->exited, "daemon gone early; %s", describe(d));
+	ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
+	while (!d->exited && tu_ms_left(deadline) > 0)
+		pump(d, tu_ms_left(deadline));
+	ck_assert_msg(d->exited && WIFEXITED(d->status) && WEXITSTATUS(d->status) == 0,
+		      "expected exit 0; %s", describe(d));
+}
+
+static void dmn_free(struct daemon *d)
+{
+	if (d->pid > 0 && !d->exited)
+		tu_kill_wait(d->pid);
+	if (d->notify_fd >= 0)
+		close(d->notify_fd);
+	if (d->err_fd >= 0)
+		close(d->err_fd);
+	if (d->pidfd >= 0)
+		close(d->pidfd);
+	free(d->err);
+	if (d->dir)
+		tu_rm_rf(d->dir);
+	free(d->dir);
+	memset(d, 0, sizeof(*d));
+}
+
+/* ---- running `bulkhead` ---- */
+
+/*
+ * Runs `bulkhead ARGS...` (NULL-terminated) with extra environment `env` (may be NULL),
+ * collecting its stdout and stderr; while it runs, d's stderr and datagrams are taken in
+ * too (d may be NULL).
+ */
+static struct result cli(struct daemon *d, const char *const *env, const char *const *args)
+{
+	const char *argv[ARGS_MAX + 2] = { env_path("BULKHEAD_BIN") };
+	int64_t deadline = tu_now_ms() + CLI_MS;
+	struct result r = { .rc = -1 };
+	size_t out_len = 0, err_len = 0, n = 1;
+	int out_fd, err_fd, pidfd, st;
+	bool running = true;
+	pid_t pid;
+
+	for (size_t i = 0; args[i]; i++) {
+		ck_assert_uint_lt(n, ARGS_MAX);
+		argv[n++] = args[i];
+	}
+	argv[n] = NULL;
+	r.out = strdup("");
+	r.err = strdup("");
+	ck_assert_int_eq(tu_spawn(argv, env, -1, &out_fd, &err_fd, &pid), 0);
+	ck_assert_int_eq(fcntl(out_fd, F_SETFL, O_NONBLOCK), 0);
+	ck_assert_int_eq(fcntl(err_fd, F_SETFL, O_NONBLOCK), 0);
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	ck_assert_int_ge(pidfd, 0);
+	while (out_fd >= 0 || err_fd >= 0 || running) {
+		struct pollfd pfd[6] = {
+			{ .fd = out_fd, .events = POLLIN },
+			{ .fd = err_fd, .events = POLLIN },
+			{ .fd = running ? pidfd : -1, .events = POLLIN },
+		};
+
+		if (d)
+			dmn_pollfds(d, pfd + 3);
+		else
+			pfd[3].fd = pfd[4].fd = pfd[5].fd = -1;
+		if (tu_ms_left(deadline) == 0) {
+			tu_kill_wait(pid);
+			ck_abort_msg("bulkhead %s did not finish; stderr:\n%s", args[0], r.err);
+		}
+		ck_assert(poll(pfd, 6, tu_ms_left(deadline)) >= 0 || errno == EINTR);
+		if (out_fd >= 0 && pfd[0].revents)
+			drain(&out_fd, &r.out, &out_len);
+		if (err_fd >= 0 && pfd[1].revents)
+			drain(&err_fd, &r.err, &err_len);
+		if (running && (pfd[2].revents & POLLIN)) {
+			ck_assert_int_eq(tu_wait_exit(pid, 1000, &st), 0);
+			running = false;
+			r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		if (d)
+			dmn_take(d, pfd + 3);
+	}
+	close(pidfd);
+	return r;
+}
+
+/* `bulkhead ARGS... --socket d->sock`. */
+static struct result cli_at(struct daemon *d, const char *const *args)
+{
+	const char *all[ARGS_MAX + 1];
+	size_t n = 0;
+
+	for (size_t i = 0; args[i]; i++) {
+		ck_assert_uint_lt(n, ARGS_MAX - 2);
+		all[n++] = args[i];
+	}
+	all[n++] = "--socket";
+	all[n++] = d->sock;
+	all[n] = NULL;
+	return cli(d, NULL, all);
+}
+
+static void result_free(struct result *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+#define expect_rc(r, code, what)                                                              \
+	ck_assert_msg((r).rc == (code), "%s: exit %d, expected %d; stdout:\n%s\nstderr:\n%s", \
+		      (what), (r).rc, (code), (r).out, (r).err)
+
+/* `status --json`, parsed, ok:true. */
+static json_object *status_json(struct daemon *d)
+{
+	const char *args[] = { "status", "--json", NULL };
+	struct result r = cli_at(d, args);
+	json_object *o;
+
+	expect_rc(r, 0, "status --json");
+	o = parse_json(r.out);
+	ck_assert(json_object_get_boolean(member(o, "ok")));
+	result_free(&r);
+	return o;
+}
+
+/* Waits until the daemon has `total` jobs and none queued or running. */
+static json_object *wait_jobs_ended(struct daemon *d, int64_t total)
+{
+	int64_t deadline = tu_now_ms() + JOBS_MS;
+
+	for (;;) {
+		json_object *o = status_json(d), *jobs = member(o, "jobs");
+
+		if (member_int(jobs, "total") == total && member_int(jobs, "queued") == 0 &&
+		    member_int(jobs, "running") == 0)
+			return o;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "jobs never ended: %s; %s",
+			      json_object_to_json_string(jobs), describe(d));
+		json_object_put(o);
+		pump(d, 50); /* waiting for a state: ask again after a moment, or a log line */
+	}
+}
+
+/* Each test: orphans come to us, not to PID 1. */
+static void setup(void)
+{
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+}
+
+/* ---- status ---- */
+
+static const char two_pools[] = "[pool main]\nworkers = 3\nthreads = 2\n"
+				"[pool solo]\nworkers = 1\nthreads = 1\n";
+
+START_TEST(test_status_table)
+{
+	const char *args[] = { "status", NULL };
+	struct daemon d;
+	struct result r;
+	char line[512], want[64], *w[8];
+
+	dmn_init(&d);
+	dmn_write_config(&d, two_pools);
+	dmn_start(&d);
+	r = cli_at(&d, args);
+	expect_rc(r, 0, "status");
+	ck_assert_str_eq(r.err, "");
+	/* The header: pid, uptime, ready. */
+	ck_assert_msg(line_of(r.out, "bulkheadd ", line, sizeof(line)), "%s", r.out);
+	snprintf(want, sizeof(want), "pid %d,", (int)d.pid);
+	ck_assert_msg(strstr(line, want) && strstr(line, " up ") && strstr(line, "ready"),
+		      "header: %s", line);
+	ck_assert_msg(line_of(r.out, "jobs: 0 total", line, sizeof(line)), "%s", r.out);
+	ck_assert_msg(strstr(line, "0 crashed") && strstr(line, "0 lost"), "%s", line);
+	/* The pools table, and under each pool its workers. */
+	ck_assert_msg(line_of(r.out, "NAME ", line, sizeof(line)), "%s", r.out);
+	ck_assert_int_eq(words(line, w, 8), 6);
+	ck_assert_str_eq(w[2], "WORKERS");
+	ck_assert_msg(line_of(r.out, "main ", line, sizeof(line)), "%s", r.out);
+	ck_assert_int_eq(words(line, w, 8), 6);
+	ck_assert_str_eq(w[1], "up");
+	ck_assert_str_eq(w[2], "3/3");
+	ck_assert_str_eq(w[3], "2");
+	ck_assert_msg(line_of(r.out, "solo ", line, sizeof(line)), "%s", r.out);
+	words(line, w, 8);
+	ck_assert_str_eq(w[2], "1/1");
+	ck_assert_uint_eq(count_prefixed(r.out, "    SLOT "), 2);
+	/* 3 + 1 worker rows, all ready, each with a live worker's pid */
+	ck_assert_uint_eq(count_prefixed(r.out, "    0 "), 2);
+	ck_assert_uint_eq(count_prefixed(r.out, "    1 "), 1);
+	ck_assert_uint_eq(count_prefixed(r.out, "    2 "), 1);
+	ck_assert_msg(line_of(r.out, "    2 ", line, sizeof(line)), "%s", r.out);
+	ck_assert_int_eq(words(line, w, 8), 6);
+	ck_assert_str_eq(w[2], "ready");
+	ck_assert_msg(tu_process_alive(atoi(w[1])), "pid %s", w[1]);
+	result_free(&r);
+	dmn_stop(&d);
+	dmn_free(&d);
+}
+END_TEST
+
+START_TEST(test_status_json)
+{
+	static const struct {
+		const char *name;
+		int workers, threads;
+	} want[] = { { "main", 3, 2 }, { "solo", 1, 1 } };
+	pid_t pids[16];
+	int n_pids, seen = 0;
+	struct daemon d;
+	json_object *o, *pools;
+
+	dmn_init(&d);
+	dmn_write_config(&d, two_pools);
+	dmn_start(&d);
+	n_pids = tu_find_workers(d.pid, pids, 16);
+	ck_assert_int_eq(n_pids, 4);
+	o = status_json(&d);
+	ck_assert_int_eq(member_int(o, "pid"), d.pid);
+	ck_assert(json_object_get_boolean(member(o, "ready")));
+	ck_assert(!json_object_get_boolean(member(o, "stopping")));
+	ck_assert_int_eq(member_int(member(o, "jobs"), "total"), 0);
+	pools = member(o, "pools");
+	ck_assert_uint_eq(json_object_array_length(pools), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_object *p = json_object_array_get_idx(pools, i), *ws = member(p, "workers");
+
+		ck_assert_str_eq(member_str(p, "name"), want[i].name);
+		ck_assert_str_eq(member_str(p, "state"), "up");
+		ck_assert_int_eq(member_int(p, "workers_up"), want[i].workers);
+		ck_assert_int_eq(member_int(p, "workers_wanted"), want[i].workers);
+		ck_assert_int_eq(member_int(p, "threads"), want[i].threads);
+		ck_assert_uint_eq(json_object_array_length(ws), (size_t)want[i].workers);
+		for (size_t k = 0; k < json_object_array_length(ws); k++) {
+			json_object *w = json_object_array_get_idx(ws, k);
+			pid_t pid = (pid_t)member_int(w, "pid");
+
+			ck_assert_int_eq(member_int(w, "slot"), (int64_t)k);
+			ck_assert_str_eq(member_str(w, "state"), "ready");
+			ck_assert_str_eq(member_str(w, "last_death"), "");
+			for (int j = 0; j < n_pids; j++)
+				seen += pids[j] == pid;
+		}
+	}
+	ck_assert_int_eq(seen, 4); /* the pids are the daemon's real workers */
+	json_object_put(o);
+	dmn_stop(&d);
+	dmn_free(&d);
+}
+END_TEST
+
+/* --socket, else BULKHEAD_SOCKET, else $RUNTIME_DIRECTORY/control.sock. */
+START_TEST(test_socket_choice)
+{
+	char sock_var[300], bogus_var[300], runtime_var[300], bogus_runtime[300], bogus[256];
+	struct daemon d;
+	struct result r;
+
+	dmn_init(&d);
+	dmn_write_config(&d, two_pools);
+	dmn_start(&d);
+	snprintf(bogus, sizeof(bogus), "%s/bogus.sock", d.dir);
+	snprintf(sock_var, sizeof(sock_var), "BULKHEAD_SOCKET=%s", d.sock);
+	snprintf(bogus_var, sizeof(bogus_var), "BULKHEAD_SOCKET=%s", bogus);
+	snprintf(runtime_var, sizeof(runtime_var), "RUNTIME_DIRECTORY=%s", d.run_dir);
+	snprintf(bogus_runtime, sizeof(bogus_runtime), "RUNTIME_DIRECTORY=%s", d.dir);
+	{
+		/* BULKHEAD_SOCKET, over a RUNTIME_DIRECTORY with no socket */
+		const char *env[] = { sock_var, bogus_runtime, NULL }, *args[] = { "status", NULL };
+
+		r = cli(&d, env, args);
+		expect_rc(r, 0, "status with BULKHEAD_SOCKET");
+		ck_assert_ptr_nonnull(strstr(r.out, "ready"));
+		result_free(&r);
+	}
+	{
+		/* --socket over a bogus BULKHEAD_SOCKET */
+		const char *env[] = { bogus_var, NULL },
+			   *args[] = { "status", "--socket", d.sock, NULL };
+
+		r = cli(&d, env, args);
+		expect_rc(r, 0, "status --socket");
+		result_free(&r);
+	}
+	{
+		/* RUNTIME_DIRECTORY alone */
+		const char *env[] = { runtime_var, NULL }, *args[] = { "status", NULL };
+
+		r = cli(&d, env, args);
+		expect_rc(r, 0, "status with RUNTIME_DIRECTORY");
+		result_free(&r);
+	}
+	{
+		/* a bogus BULKHEAD_SOCKET wins over a good RUNTIME_DIRECTORY */
+		const char *env[] = { bogus_var, runtime_var, NULL }, *args[] = { "status", NULL };
+
+		r = cli(&d, env, args);
+		expect_rc(r, 1, "status with a bogus BULKHEAD_SOCKET");
+		ck_assert_msg(strstr(r.err, bogus), "%s", r.err);
+		result_free(&r);
+	}
+	dmn_stop(&d);
+	dmn_free(&d);
+}
+END_TEST
+
+/* ---- jobs ---- */
+
+START_TEST(test_jobs_filters)
+{
+	struct daemon d;
+	struct result r;
+	json_object *o, *j;
+	char line[512], *w[10];
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 2\n"
+			     "[job ok]\npool = main\nrun = builtin:noop\ncount = 30\n"
+			     "[job segv]\npool = main\nrun = builtin:segv\ncount = 1\n"
+			     "max_attempts = 2\nexpect = crashed\n");
+	dmn_start(&d);
+	o = wait_jobs_ended(&d, 31);
+	ck_assert_int_eq(member_int(member(o, "jobs"), "done"), 30);
+	ck_assert_int_eq(member_int(member(o, "jobs"), "crashed"), 1);
+	json_object_put(o);
+
+	{
+		/* --state crashed: exactly segv#1, blamed on SIGSEGV */
+		const char *args[] = { "jobs", "--state", "crashed", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "jobs --state crashed");
+		ck_assert_msg(count_lines(r.out) == 2, "%s", r.out);
+		/* the header, then one row */
+		snprintf(line, sizeof(line), "%.*s", (int)strcspn(r.out, "\n"), r.out);
+		ck_assert_int_eq(words(line, w, 10), 8);
+		ck_assert_str_eq(w[0], "ID");
+		ck_assert_str_eq(w[6], "CAUSE");
+		snprintf(line, sizeof(line), "%.*s", (int)strcspn(strchr(r.out, '\n') + 1, "\n"),
+			 strchr(r.out, '\n') + 1);
+		ck_assert_int_eq(words(line, w, 10), 8);
+		ck_assert_str_eq(w[1], "segv#1");
+		ck_assert_str_eq(w[2], "segv");
+		ck_assert_str_eq(w[3], "main");
+		ck_assert_str_eq(w[4], "crashed");
+		ck_assert_str_eq(w[5], "2");
+		ck_assert_str_eq(w[6], "SIGSEGV");
+		ck_assert_str_eq(w[7], "-");
+		result_free(&r);
+	}
+	{
+		const char *args[] = { "jobs", "--state", "crashed", "--json", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "jobs --state crashed --json");
+		o = parse_json(r.out);
+		ck_assert_int_eq(member_int(o, "total_matching"), 1);
+		ck_assert_uint_eq(json_object_array_length(member(o, "jobs")), 1);
+		j = json_object_array_get_idx(member(o, "jobs"), 0);
+		ck_assert_str_eq(member_str(j, "name"), "segv#1");
+		ck_assert_str_eq(member_str(j, "state"), "crashed");
+		ck_assert_str_eq(member_str(j, "cause"), "SIGSEGV");
+		ck_assert_int_eq(member_int(j, "attempts"), 2);
+		json_object_put(o);
+		result_free(&r);
+	}
+	{
+		/* truncated: "N of M jobs" */
+		const char *args[] = { "jobs", "--group", "ok", "--limit", "5", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "jobs --group ok --limit 5");
+		ck_assert_uint_eq(count_lines(r.out), 7);
+		ck_assert_uint_eq(count_prefixed(r.out, "5 of 30 jobs"), 1);
+		ck_assert_ptr_null(strstr(r.out, "segv"));
+		result_free(&r);
+	}
+	{
+		const char *args[] = { "jobs", "--group", "segv", "--state", "done", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "jobs --group segv --state done");
+		ck_assert_str_eq(r.out, "no matching jobs\n");
+		result_free(&r);
+	}
+	{
+		/* no filter: all 31, in id order, not truncated */
+		const char *args[] = { "jobs", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "jobs");
+		ck_assert_uint_eq(count_lines(r.out), 32);
+		ck_assert_ptr_null(strstr(r.out, " of "));
+		result_free(&r);
+	}
+	{
+		const char *args[] = { "jobs", "--state", "done", "--json", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "jobs --state done --json");
+		o = parse_json(r.out);
+		ck_assert_int_eq(member_int(o, "total_matching"), 30);
+		json_object_put(o);
+		result_free(&r);
+	}
+	dmn_stop(&d);
+	dmn_free(&d);
+}
+END_TEST
+
+/* ---- reload, log-level ---- */
+
+START_TEST(test_reload)
+{
+	const char *args[] = { "reload", NULL };
+	char where[300];
+	struct daemon d;
+	struct result r;
+	json_object *o;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n");
+	dmn_start(&d);
+	/* a good config: one more pool */
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n"
+			     "[pool more]\nworkers = 2\nthreads = 1\n");
+	r = cli_at(&d, args);
+	expect_rc(r, 0, "reload");
+	ck_assert_str_eq(r.out, "reloaded\n");
+	ck_assert_str_eq(r.err, "");
+	result_free(&r);
+	o = status_json(&d);
+	ck_assert_uint_eq(json_object_array_length(member(o, "pools")), 2);
+	json_object_put(o);
+
+	/* a broken one: refused, with the place of each error */
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = lots\n"
+			     "[pool more]\nworkers = 2\nthreads = 1\n");
+	r = cli_at(&d, args);
+	expect_rc(r, 1, "reload of a broken config");
+	ck_assert_str_eq(r.out, "");
+	snprintf(where, sizeof(where), "%s:3:", d.conf_path);
+	ck_assert_msg(strstr(r.err, where) && strstr(r.err, "threads"), "stderr:\n%s", r.err);
+	result_free(&r);
+	/* still running the config from before */
+	o = status_json(&d);
+	ck_assert_uint_eq(json_object_array_length(member(o, "pools")), 2);
+	json_object_put(o);
+	dmn_stop(&d);
+	dmn_free(&d);
+}
+END_TEST
+
+START_TEST(test_log_level)
+{
+	struct daemon d;
+	struct result r;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n");
+	dmn_start(&d);
+	{
+		const char *args[] = { "log-level", "debug", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "log-level debug");
+		ck_assert_str_eq(r.out, "log level: debug\n");
+		result_free(&r);
+	}
+	{
+		const char *args[] = { "log-level", "warning", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "log-level warning");
+		ck_assert_str_eq(r.out, "log level: warning\n");
+		result_free(&r);
+	}
+	{
+		/* refused before anything is sent */
+		const char *args[] = { "log-level", "loud", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 2, "log-level loud");
+		ck_assert_msg(strstr(r.err, "unknown level 'loud'") && strstr(r.err, "Usage:"),
+			      "%s", r.err);
+		result_free(&r);
+	}
+	dmn_stop(&d);
+	dmn_free(&d);
+}
+END_TEST
+
+/* ---- top ---- */
+
+START_TEST(test_top_plain)
+{
+	const char *args[] = { "top", "--count", "2", "--interval", "0.2", NULL };
+	char want[64], *second;
+	struct daemon d;
+	struct result r;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 2\n"
+			     "[job ok]\npool = main\nrun = builtin:noop\ncount = 10\n");
+	dmn_start(&d);
+	r = cli_at(&d, args);
+	expect_rc(r, 0, "top --count 2");
+	ck_assert_msg(count_lines(r.out) == 2, "stdout:\n%s", r.out);
+	snprintf(want, sizeof(want), "pid %d,", (int)d.pid);
+	second = strchr(r.out, '\n') + 1;
+	ck_assert_msg(strncmp(r.out, want, strlen(want)) == 0, "%s", r.out);
+	ck_assert_msg(strncmp(second, want, strlen(want)) == 0, "%s", r.out);
+	/* jobs/s needs two replies: "-" first, a number second */
+	ck_assert_msg(strstr(r.out, "; - jobs/s;") < second, "%s", r.out);
+	ck_assert_msg(!strstr(second, "; - jobs/s;") && strstr(second, " jobs/s;"), "%s", r.out);
+	ck_assert_msg(strstr(second, "workers 2/2 up"), "%s", r.out);
+	ck_assert_ptr_null(strchr(r.out, '\033')); /* no terminal codes off a terminal */
+	result_free(&r);
+	dmn_stop(&d);
+	dmn_free(&d);
+}
+END_TEST
+
+/* ---- failures: no daemon, usage, reserved commands ---- */
+
+START_TEST(test_missing_socket)
+{
+	char *dir, path[300], var[320], runtime[320], want[400];
+	struct result r;
+	int fd;
+
+	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
+	snprintf(path, sizeof(path), "%s/nope.sock", dir);
+	{
+		const char *args[] = { "status", "--socket", path, NULL };
+
+		r = cli(NULL, NULL, args);
+		expect_rc(r, 1, "status on a missing socket");
+		snprintf(want, sizeof(want), "cannot connect to %s: No such file or directory",
+			 path);
+		ck_assert_msg(strstr(r.err, want), "%s", r.err);
+		ck_assert_str_eq(r.out, "");
+		result_free(&r);
+	}
+	{
+		const char *args[] = { "jobs", NULL }, *env[] = { var, NULL };
+
+		snprintf(var, sizeof(var), "BULKHEAD_SOCKET=%s", path);
+		r = cli(NULL, env, args);
+		expect_rc(r, 1, "jobs with a missing BULKHEAD_SOCKET");
+		ck_assert_msg(strstr(r.err, path), "%s", r.err);
+		result_free(&r);
+	}
+	{
+		const char *args[] = { "reload", NULL }, *env[] = { runtime, NULL };
+
+		snprintf(runtime, sizeof(runtime), "RUNTIME_DIRECTORY=%s", dir);
+		snprintf(want, sizeof(want), "%s/control.sock", dir);
+		r = cli(NULL, env, args);
+		expect_rc(r, 1, "reload with RUNTIME_DIRECTORY and no daemon");
+		ck_assert_msg(strstr(r.err, want), "%s", r.err);
+		result_free(&r);
+	}
+	{
+		/* a socket file nobody listens on */
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		const char *args[] = { "top", "--count", "1", "--socket", path, NULL };
+
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_lt(snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path),
+				 (int)sizeof(sa.sun_path));
+		ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		r = cli(NULL, NULL, args);
+		close(fd);
+		expect_rc(r, 1, "top on a socket with no listener");
+		snprintf(want, sizeof(want), "cannot connect to %s: Connection refused", path);
+		ck_assert_msg(strstr(r.err, want), "%s", r.err);
+		result_free(&r);
+	}
+	tu_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_usage_errors)
+{
+	static const char *const bad[][6] = {
+		{ "status", "--bogus", NULL },
+		{ "status", "extra", NULL },
+		{ "status", "--socket", NULL },
+		{ "jobs", "--state", "bogus", NULL },
+		{ "jobs", "--state", "Crashed", NULL },
+		{ "jobs", "--state", NULL },
+		{ "jobs", "--limit", "0", NULL },
+		{ "jobs", "--limit", "100001", NULL },
+		{ "jobs", "--limit", "-5", NULL },
+		{ "jobs", "--limit", "12abc", NULL },
+		{ "jobs", "--group", "", NULL },
+		{ "reload", "now", NULL },
+		{ "log-level", NULL },
+		{ "log-level", "loud", NULL },
+		{ "log-level", "debug", "info", NULL },
+		{ "top", "--interval", "0", NULL },
+		{ "top", "--interval", "soon", NULL },
+		{ "top", "--count", "0", NULL },
+		{ "top", "-x", NULL },
+		{ "restart", "--bogus", NULL },
+		{ "frobnicate", NULL },
+	};
+	char *dir, path[300], var[320];
+
+	/* a socket that would fail with exit 1: exit 2 proves nothing was tried */
+	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
+	snprintf(path, sizeof(path), "%s/nope.sock", dir);
+	snprintf(var, sizeof(var), "BULKHEAD_SOCKET=%s", path);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *env[] = { var, NULL };
+		struct result r = cli(NULL, env, bad[i]);
+		char what[128];
+
+		snprintf(what, sizeof(what), "bulkhead %s %s %s", bad[i][0],
+			 bad[i][1] ? bad[i][1] : "", bad[i][1] && bad[i][2] ? bad[i][2] : "");
+		expect_rc(r, 2, what);
+		ck_assert_msg(strstr(r.err, "Usage:"), "%s: stderr:\n%s", what, r.err);
+		ck_assert_msg(!strstr(r.err, path), "%s tried to connect:\n%s", what, r.err);
+		result_free(&r);
+	}
+	tu_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * The names whose options are not defined in the client yet go out as a bare request; the
+ * daemon refuses that ("not implemented yet: NAME", or what it misses), and the client says
+ * so on one line and exits 1.
+ */
+START_TEST(test_reserved_commands)
+{
+	static const char *const names[] = { "submit", "wait", "cancel", "restart", "inject" };
+	struct daemon d;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n");
+	dmn_start(&d);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *args[] = { names[i], NULL };
+		struct result r = cli_at(&d, args);
+		char want[64];
+
+		expect_rc(r, 1, names[i]);
+		ck_assert_str_eq(r.out, "");
+		ck_assert_msg(strncmp(r.err, "bulkhead: ", 10) == 0 && count_lines(r.err) == 1,
+			      "%s: stderr:\n%s", names[i], r.err);
+		snprintf(want, sizeof(want), "bulkhead: not implemented yet: %s\n", names[i]);
+		if (strstr(r.err, "not implemented"))
+			ck_assert_str_eq(r.err, want);
+		result_free(&r);
+	}
+	pump(&d, 0);
+	ck_assert_msg(!d.exited, "%s", describe(&d));
+	dmn_stop(&d);
+	dmn_free(&d);
+}
+END_TEST
+
+/* ---- a fake daemon that misbehaves ---- */
+
+enum fake_reply {
+	FAKE_HUGE, /* 16 MiB + 1 bytes, no newline */
+	FAKE_CLOSE, /* closes after the request, no reply */
+	FAKE_GARBAGE, /* a line that is not JSON */
+	FAKE_OK, /* {"ok":true} */
+	FAKE_REFUSE, /* permission denied, at once, without reading the request */
+};
+
+/*
+ * Forks a server on path that accepts one connection, writes the request line it got to
+ * record_path, answers as `how` says and exits. Returns its pid.
+ */
+static pid_t fake_server(const char *path, const char *record_path, enum fake_reply how)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	pid_t pid;
+
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_lt(snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path),
+			 (int)sizeof(sa.sun_path));
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char req[4096];
+		size_t len = 0;
+		int fd;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		alarm(30);
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			_exit(1);
+		if (how == FAKE_REFUSE) {
+			static const char no[] = "{\"ok\":false,\"error\":\"permission denied\"}\n";
+
+			(void)!write(fd, no, sizeof(no) - 1);
+			_exit(tu_write_file(record_path, "") < 0 ? 3 : 0);
+		}
+		while (len < sizeof(req) - 1 && !memchr(req, '\n', len)) {
+			ssize_t n = read(fd, req + len, sizeof(req) - 1 - len);
+
+			if (n <= 0)
+				_exit(2);
+			len += (size_t)n;
+		}
+		req[len] = '\0';
+		if (tu_write_file(record_path, req) < 0)
+			_exit(3);
+		if (how == FAKE_HUGE) {
+			static char block[1 << 16];
+			size_t total = 0;
+
+			memset(block, ' ', sizeof(block));
+			block[0] = '"';
+			/* until the client gives up (EPIPE) or well past the limit */
+			while (total <= (16u << 20) + sizeof(block)) {
+				ssize_t n = send(fd, block, sizeof(block), MSG_NOSIGNAL);
+
+				if (n <= 0)
+					break;
+				total += (size_t)n;
+			}
+		} else if (how == FAKE_GARBAGE) {
+			(void)!write(fd, "this is not json\n", 17);
+		} else if (how == FAKE_OK) {
+			(void)!write(fd, "{\"ok\":true}\n", 12);
+		}
+		_exit(0);
+	}
+	close(lfd);
+	return pid;
+}
+
+/* Runs `bulkhead ARGS --socket` against a fake server; the request it got in *ret_req. */
+static struct result against_fake(enum fake_reply how, const char *const *args, char **ret_req)
+{
+	char *dir, path[300], record[300];
+	const char *all[ARGS_MAX + 1];
+	struct result r;
+	size_t n = 0;
+	pid_t pid;
+	int st;
+
+	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
+	snprintf(path, sizeof(path), "%s/fake.sock", dir);
+	snprintf(record, sizeof(record), "%s/request", dir);
+	pid = fake_server(path, record, how);
+	for (; args[n]; n++)
+		all[n] = args[n];
+	all[n++] = "--socket";
+	all[n++] = path;
+	all[n] = NULL;
+	r = cli(NULL, NULL, all);
+	ck_assert_int_eq(tu_wait_exit(pid, EXIT_MS, &st), 0);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fake server %s",
+		      tu_describe_status(st));
+	*ret_req = tu_read_file(record);
+	ck_assert_ptr_nonnull(*ret_req);
+	tu_rm_rf(dir);
+	free(dir);
+	return r;
+}
+
+START_TEST(test_reply_too_large)
+{
+	const char *args[] = { "status", NULL };
+	char *req;
+	struct result r = against_fake(FAKE_HUGE, args, &req);
+
+	expect_rc(r, 1, "status with a 16 MiB reply");
+	ck_assert_msg(strstr(r.err, "reply larger than 16 MiB"), "%s", r.err);
+	ck_assert_str_eq(req, "{\"command\":\"status\"}\n");
+	free(req);
+	result_free(&r);
+}
+END_TEST
+
+START_TEST(test_no_reply)
+{
+	const char *args[] = { "reload", NULL };
+	char *req;
+	struct result r = against_fake(FAKE_CLOSE, args, &req);
+
+	expect_rc(r, 1, "reload, connection closed");
+	ck_assert_msg(strstr(r.err, "the daemon closed the connection"), "%s", r.err);
+	ck_assert_str_eq(req, "{\"command\":\"reload\"}\n");
+	free(req);
+	result_free(&r);
+}
+END_TEST
+
+START_TEST(test_garbage_reply)
+{
+	const char *args[] = { "log-level", "notice", NULL };
+	char *req;
+	struct result r = against_fake(FAKE_GARBAGE, args, &req);
+	json_object *o;
+
+	expect_rc(r, 1, "log-level, garbage reply");
+	ck_assert_msg(strstr(r.err, "invalid reply"), "%s", r.err);
+	o = parse_json(req);
+	ck_assert_str_eq(member_str(o, "command"), "log-level");
+	ck_assert_str_eq(member_str(o, "level"), "notice");
+	json_object_put(o);
+	free(req);
+	result_free(&r);
+}
+END_TEST
+
+/* Refused before the request was read: the refusal is what the user sees. */
+START_TEST(test_refused_at_once)
+{
+	const char *args[] = { "status", NULL };
+	char *req;
+	struct result r = against_fake(FAKE_REFUSE, args, &req);
+
+	expect_rc(r, 1, "status, refused");
+	ck_assert_str_eq(r.err, "bulkhead: permission denied\n");
+	free(req);
+	result_free(&r);
+}
+END_TEST
+
+/* The request jobs sends: its filters, with limit as a number; one line. */
+START_TEST(test_jobs_request)
+{
+	const char *args[] = { "jobs",	  "--state", "timed_out", "--group",
+			       "g \"1\"", "--limit", "7",	  NULL };
+	char *req;
+	struct result r = against_fake(FAKE_OK, args, &req);
+	json_object *o;
+
+	expect_rc(r, 0, "jobs, fake ok");
+	ck_assert_str_eq(r.out, "no matching jobs\n");
+	ck_assert_uint_eq(count_lines(req), 1);
+	o = parse_json(req);
+	ck_assert_str_eq(member_str(o, "command"), "jobs");
+	ck_assert_str_eq(member_str(o, "state"), "timed_out");
+	ck_assert_str_eq(member_str(o, "group"), "g \"1\"");
+	ck_assert(json_object_is_type(member(o, "limit"), json_type_int));
+	ck_assert_int_eq(member_int(o, "limit"), 7);
+	json_object_put(o);
+	free(req);
+	result_free(&r);
+}
+END_TEST
+
+static Suite *control_cli_suite(void)
+{
+	Suite *s = suite_create("control-cli");
+	TCase *tc;
+
+	tc = tcase_create("daemon");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, test_status_table);
+	tcase_add_test(tc, test_status_json);
+	tcase_add_test(tc, test_socket_choice);
+	tcase_add_test(tc, test_jobs_filters);
+	tcase_add_test(tc, test_reload);
+	tcase_add_test(tc, test_log_level);
+	tcase_add_test(tc, test_top_plain);
+	tcase_add_test(tc, test_reserved_commands);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("errors");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_missing_socket);
+	tcase_add_test(tc, test_usage_errors);
+	tcase_add_test(tc, test_reply_too_large);
+	tcase_add_test(tc, test_no_reply);
+	tcase_add_test(tc, test_garbage_reply);
+	tcase_add_test(tc, test_refused_at_once);
+	tcase_add_test(tc, test_jobs_request);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	char *root = NULL;
+	int failed;
+
+	/* The programs get their socket and service environment from the tests only. */
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	unsetenv("RUNTIME_DIRECTORY");
+	unsetenv("BULKHEAD_SOCKET");
+	/* Every test's temp dir lives under one root, removed even after failed tests. */
+	if (tu_mkdtemp(&root) < 0 || setenv("TMPDIR", root, 1) < 0) {
+		perror("test-control-cli: temp dir");
+		return EXIT_FAILURE;
+	}
+	sr = srunner_create(control_cli_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	tu_rm_rf(root);
+	free(root);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
