@@ -148,12 +148,12 @@ static void __attribute__((noreturn)) oom(void)
 
 struct session {
 	char *path;
-	struct control *c;
+	struct control_client *c;
 };
 
 static void session_close(struct session *s)
 {
-	control_free(s->c);
+	control_client_free(s->c);
 	free(s->path);
 	*s = (struct session){};
 }
@@ -164,14 +164,14 @@ static int session_open(struct session *s, const char *socket_opt, int64_t deadl
 	int r;
 
 	*s = (struct session){};
-	r = control_socket_path(socket_opt, &s->path);
+	r = control_client_socket_path(socket_opt, &s->path);
 	if (r < 0) {
 		say("%s", strerror(-r));
 		return EXIT_CONTROL_FAILED;
 	}
-	r = control_connect(s->path, deadline, &s->c);
+	r = control_client_connect(s->path, deadline, &s->c);
 	if (r < 0) {
-		say("cannot connect to %s: %s%s", s->path, control_strerror(r),
+		say("cannot connect to %s: %s%s", s->path, control_client_strerror(r),
 		    r == -ENOENT || r == -ECONNREFUSED ? " (is bulkheadd running?)"
 		    : r == -EACCES		       ? " (root or the control group only)"
 						       : "");
@@ -229,7 +229,7 @@ static const char *reply_error(json_object *reply)
 static int call(const char *socket_opt, json_object *request, json_object **ret_reply,
 		char **ret_line)
 {
-	int64_t deadline = control_now_ms() + CONTROL_TIMEOUT_MS;
+	int64_t deadline = control_client_now_ms() + CONTROL_CLIENT_TIMEOUT_MS;
 	struct session s;
 	char *line = NULL;
 	int r;
@@ -239,11 +239,11 @@ static int call(const char *socket_opt, json_object *request, json_object **ret_
 		json_object_put(request);
 		return r;
 	}
-	r = control_call(s.c, json_object_to_json_string_ext(request, JSON_C_TO_STRING_PLAIN),
+	r = control_client_call(s.c, json_object_to_json_string_ext(request, JSON_C_TO_STRING_PLAIN),
 			 deadline, &line);
 	json_object_put(request);
 	if (r < 0) {
-		say("%s: %s", s.path, control_strerror(r));
+		say("%s: %s", s.path, control_client_strerror(r));
 		session_close(&s);
 		return EXIT_CONTROL_FAILED;
 	}
@@ -928,7 +928,7 @@ struct top {
 	int64_t sent_at;
 	json_object *last; /* the last reply, for redraws */
 	json_object *prev; /* the one before, for jobs/s */
-	int64_t prev_at, last_at; /* when they came (control_now_ms) */
+	int64_t prev_at, last_at; /* when they came (control_client_now_ms) */
 	double rate; /* jobs/s; < 0 until two replies came */
 	long shown;
 };
@@ -1065,7 +1065,7 @@ static void top_show(struct top *t)
 static int top_take(struct top *t, char *line)
 {
 	json_object *reply = parse_reply(t->s.path, line);
-	int64_t now = control_now_ms();
+	int64_t now = control_client_now_ms();
 	double up0, up1, dt;
 
 	free(line);
@@ -1102,7 +1102,7 @@ static int top_take(struct top *t, char *line)
 /* Sends the next status request, connecting first if needed. 0 or EXIT_CONTROL_FAILED. */
 static int top_request(struct top *t)
 {
-	int64_t deadline = control_now_ms() + CONTROL_TIMEOUT_MS;
+	int64_t deadline = control_client_now_ms() + CONTROL_CLIENT_TIMEOUT_MS;
 	int r;
 
 	if (t->pending)
@@ -1112,13 +1112,13 @@ static int top_request(struct top *t)
 		if (r != 0)
 			return r;
 	}
-	r = control_send(t->s.c, "{\"command\":\"status\"}", deadline);
+	r = control_client_send(t->s.c, "{\"command\":\"status\"}", deadline);
 	if (r < 0) {
-		say("%s: %s", t->s.path, control_strerror(r));
+		say("%s: %s", t->s.path, control_client_strerror(r));
 		return EXIT_CONTROL_FAILED;
 	}
 	t->pending = true;
-	t->sent_at = control_now_ms();
+	t->sent_at = control_client_now_ms();
 	return 0;
 }
 
@@ -1129,7 +1129,7 @@ static int top_on_socket(struct top *t)
 	int r;
 
 	for (;;) {
-		r = control_try_receive(t->s.c, &line);
+		r = control_client_try_receive(t->s.c, &line);
 		if (r == 0)
 			return 0;
 		if (r == -ECONNRESET && !t->pending) {
@@ -1138,7 +1138,7 @@ static int top_on_socket(struct top *t)
 			return 0;
 		}
 		if (r < 0) {
-			say("%s: %s", t->s.path, control_strerror(r));
+			say("%s: %s", t->s.path, control_client_strerror(r));
 			return EXIT_CONTROL_FAILED;
 		}
 		t->pending = false;
@@ -1165,15 +1165,15 @@ static int top_loop(struct top *t, int sfd, int tfd)
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = tfd, .events = POLLIN },
 			{ .fd = t->keys ? STDIN_FILENO : -1, .events = POLLIN },
-			{ .fd = t->s.c ? control_fd(t->s.c) : -1, .events = POLLIN },
+			{ .fd = t->s.c ? control_client_fd(t->s.c) : -1, .events = POLLIN },
 		};
 		int timeout = -1, r;
 
 		if (t->pending) {
-			int64_t left = t->sent_at + CONTROL_TIMEOUT_MS - control_now_ms();
+			int64_t left = t->sent_at + CONTROL_CLIENT_TIMEOUT_MS - control_client_now_ms();
 
 			if (left <= 0) {
-				say("%s: %s", t->s.path, control_strerror(-ETIMEDOUT));
+				say("%s: %s", t->s.path, control_client_strerror(-ETIMEDOUT));
 				return EXIT_CONTROL_FAILED;
 			}
 			timeout = (int)left;
@@ -1314,7 +1314,7 @@ int cmd_top(int argc, char **argv)
 	if (r >= 0)
 		return r;
 	/* Connect before taking the terminal, so that an error is plain to see. */
-	r = session_open(&t.s, t.socket_opt, control_now_ms() + CONTROL_TIMEOUT_MS);
+	r = session_open(&t.s, t.socket_opt, control_client_now_ms() + CONTROL_CLIENT_TIMEOUT_MS);
 	if (r != 0)
 		return r;
 	r = top_fds(&t, &sfd, &tfd);

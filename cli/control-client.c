@@ -7,7 +7,7 @@
  * connect cannot be polled for completion when the listener's backlog is full).
  *
  * Invariants: buf[0..len) holds bytes received and not yet returned; none of buf[0..scanned)
- * is '\n'. A reply line is at most CONTROL_REPLY_MAX bytes, so buf never grows past that
+ * is '\n'. A reply line is at most CONTROL_CLIENT_REPLY_MAX bytes, so buf never grows past that
  * plus one read chunk.
  */
 #include <errno.h>
@@ -26,15 +26,15 @@
 
 #define READ_CHUNK (64u << 10)
 
-_Static_assert(CONTROL_TIMEOUT_MS == 15000, "control_strerror() says 15 s");
+_Static_assert(CONTROL_CLIENT_TIMEOUT_MS == 15000, "control_client_strerror() says 15 s");
 
-struct control {
+struct control_client {
 	int fd;
 	char *buf;
 	size_t len, cap, scanned;
 };
 
-int64_t control_now_ms(void)
+int64_t control_client_now_ms(void)
 {
 	struct timespec ts;
 
@@ -44,7 +44,7 @@ int64_t control_now_ms(void)
 
 static int ms_left(int64_t deadline)
 {
-	int64_t left = deadline - control_now_ms();
+	int64_t left = deadline - control_client_now_ms();
 
 	return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
@@ -56,7 +56,7 @@ static const char *env_nonempty(const char *name)
 	return v && *v ? v : NULL;
 }
 
-int control_socket_path(const char *option, char **ret)
+int control_client_socket_path(const char *option, char **ret)
 {
 	const char *v;
 	char *p;
@@ -70,17 +70,17 @@ int control_socket_path(const char *option, char **ret)
 		if (asprintf(&p, "%.*s/control.sock", (int)strcspn(v, ":"), v) < 0)
 			p = NULL;
 	} else
-		p = strdup(CONTROL_SOCKET_DEFAULT);
+		p = strdup(CONTROL_CLIENT_SOCKET_DEFAULT);
 	if (!p)
 		return -ENOMEM;
 	*ret = p;
 	return 0;
 }
 
-int control_connect(const char *path, int64_t deadline, struct control **ret)
+int control_client_connect(const char *path, int64_t deadline, struct control_client **ret)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct control *c;
+	struct control_client *c;
 	struct timeval tv;
 	int left, r;
 
@@ -124,11 +124,11 @@ int control_connect(const char *path, int64_t deadline, struct control **ret)
 	*ret = c;
 	return 0;
 fail:
-	control_free(c);
+	control_client_free(c);
 	return r;
 }
 
-void control_free(struct control *c)
+void control_client_free(struct control_client *c)
 {
 	if (!c)
 		return;
@@ -138,7 +138,7 @@ void control_free(struct control *c)
 	free(c);
 }
 
-int control_fd(const struct control *c)
+int control_client_fd(const struct control_client *c)
 {
 	return c->fd;
 }
@@ -160,7 +160,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
 	}
 }
 
-int control_send(struct control *c, const char *request, int64_t deadline)
+int control_client_send(struct control_client *c, const char *request, int64_t deadline)
 {
 	size_t len = strlen(request), done = 0;
 	char *line;
@@ -196,7 +196,7 @@ int control_send(struct control *c, const char *request, int64_t deadline)
 }
 
 /* Makes room for READ_CHUNK more bytes. */
-static int grow(struct control *c)
+static int grow(struct control_client *c)
 {
 	size_t want = c->len + READ_CHUNK, cap = c->cap ? c->cap : READ_CHUNK;
 	char *b;
@@ -214,7 +214,7 @@ static int grow(struct control *c)
 }
 
 /* The first complete line in buf, if any: 1 and *ret, or 0. */
-static int take_line(struct control *c, char **ret)
+static int take_line(struct control_client *c, char **ret)
 {
 	char *nl = memchr(c->buf + c->scanned, '\n', c->len - c->scanned);
 	size_t n;
@@ -222,10 +222,10 @@ static int take_line(struct control *c, char **ret)
 
 	if (!nl) {
 		c->scanned = c->len;
-		return c->len > CONTROL_REPLY_MAX ? -EMSGSIZE : 0;
+		return c->len > CONTROL_CLIENT_REPLY_MAX ? -EMSGSIZE : 0;
 	}
 	n = (size_t)(nl - c->buf);
-	if (n > CONTROL_REPLY_MAX)
+	if (n > CONTROL_CLIENT_REPLY_MAX)
 		return -EMSGSIZE;
 	line = malloc(n + 1);
 	if (!line)
@@ -239,7 +239,7 @@ static int take_line(struct control *c, char **ret)
 	return 1;
 }
 
-int control_try_receive(struct control *c, char **ret)
+int control_client_try_receive(struct control_client *c, char **ret)
 {
 	int r;
 
@@ -265,10 +265,10 @@ int control_try_receive(struct control *c, char **ret)
 	}
 }
 
-int control_receive(struct control *c, int64_t deadline, char **ret)
+int control_client_receive(struct control_client *c, int64_t deadline, char **ret)
 {
 	for (;;) {
-		int r = control_try_receive(c, ret);
+		int r = control_client_try_receive(c, ret);
 
 		if (r != 0)
 			return r;
@@ -278,20 +278,20 @@ int control_receive(struct control *c, int64_t deadline, char **ret)
 	}
 }
 
-int control_call(struct control *c, const char *request, int64_t deadline, char **ret)
+int control_client_call(struct control_client *c, const char *request, int64_t deadline, char **ret)
 {
-	int r = control_send(c, request, deadline), q;
+	int r = control_client_send(c, request, deadline), q;
 
 	if (r == -EPIPE || r == -ECONNRESET) {
 		/* Refused before our request got in ("permission denied", "too many clients"):
 		 * the daemon's one line may be waiting for us all the same. */
-		q = control_receive(c, deadline, ret);
+		q = control_client_receive(c, deadline, ret);
 		return q == 1 ? q : r;
 	}
-	return r < 0 ? r : control_receive(c, deadline, ret);
+	return r < 0 ? r : control_client_receive(c, deadline, ret);
 }
 
-const char *control_strerror(int err)
+const char *control_client_strerror(int err)
 {
 	switch (err) {
 	case -ETIMEDOUT:
