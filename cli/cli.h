@@ -40,4 +40,8 @@ int cmd_reload(int argc, char **argv);
 int cmd_log_level(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 /* submit, wait, cancel, restart, inject: reserved, sent as bare {"command": NAME}. */
+int cmd_submit(int argc, char **argv);
+int cmd_wait(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+int cmd_restart(int argc, char **argv);
 int cmd_reserved(int argc, char **argv);

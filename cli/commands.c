@@ -27,6 +27,7 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <limits.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -55,10 +56,11 @@ static const struct command commands[] = {
 	{ "reload", "[--socket PATH]" },
 	{ "log-level", "LEVEL [--socket PATH]" },
 	{ "top", "[--interval SECONDS] [--count N] [--socket PATH]" },
-	{ "submit", "[--socket PATH]" },
-	{ "wait", "[--socket PATH]" },
-	{ "cancel", "[--socket PATH]" },
-	{ "restart", "[--socket PATH]" },
+	{ "submit", "GROUP | --pool POOL --run builtin:NAME, [--count N] [--arg K=V]... [--json] "
+		    "[--socket PATH]" },
+	{ "wait", "ID... | --group GROUP [--json] [--socket PATH]" },
+	{ "cancel", "ID... [--socket PATH]" },
+	{ "restart", "POOL[/INDEX] [--socket PATH]" },
 	{ "inject", "[--socket PATH]" },
 };
 
@@ -226,10 +228,9 @@ static const char *reply_error(json_object *reply)
  * Returns 0 with the reply (ok true or false) in *ret_reply and its line in *ret_line (if
  * non-NULL), or EXIT_CONTROL_FAILED after a message on stderr.
  */
-static int call(const char *socket_opt, json_object *request, json_object **ret_reply,
-		char **ret_line)
+static int call_until(const char *socket_opt, json_object *request, int64_t deadline,
+		      json_object **ret_reply, char **ret_line)
 {
-	int64_t deadline = control_client_now_ms() + CONTROL_CLIENT_TIMEOUT_MS;
 	struct session s;
 	char *line = NULL;
 	int r;
@@ -258,6 +259,13 @@ static int call(const char *socket_opt, json_object *request, json_object **ret_
 	else
 		free(line);
 	return 0;
+}
+
+static int call(const char *socket_opt, json_object *request, json_object **ret_reply,
+		char **ret_line)
+{
+	return call_until(socket_opt, request, control_client_now_ms() + CONTROL_CLIENT_TIMEOUT_MS,
+			  ret_reply, ret_line);
 }
 
 static json_object *new_request(const char *command)
@@ -880,6 +888,278 @@ int cmd_log_level(int argc, char **argv)
 	if (reply_ok(reply)) {
 		now = jstr(reply, "level");
 		printf("log level: %s\n", now ? now : level);
+	} else {
+		say("%s", reply_error(reply));
+		r = EXIT_CONTROL_FAILED;
+	}
+	json_object_put(reply);
+	return r;
+}
+
+/* ---- submit, wait, cancel, restart ---- */
+
+/* Job ids from argv[from..argc) into a new JSON array; NULL after a usage message. */
+static json_object *ids_array(const char *name, int argc, char **argv, int from)
+{
+	json_object *a = json_object_new_array();
+
+	for (int i = from; i < argc; i++) {
+		long id;
+
+		if (!parse_long(argv[i], 1, LONG_MAX, &id)) {
+			json_object_put(a);
+			usage_error(name, "'%s' is not a job id", argv[i]);
+			return NULL;
+		}
+		json_object_array_add(a, json_object_new_int64(id));
+	}
+	return a;
+}
+
+int cmd_submit(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pool", required_argument, NULL, 'p' }, { "run", required_argument, NULL, 'r' },
+		{ "count", required_argument, NULL, 'c' }, { "arg", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },	   { "socket", required_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },	   {},
+	};
+	const char *socket = NULL, *pool = NULL, *run = NULL;
+	json_object *req = new_request("submit"), *args = NULL, *reply, *ids, *jobs;
+	bool json = false;
+	long count = 1;
+	int o, r;
+
+	optind = 1;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) >= 0) {
+		const char *eq;
+		char key[128];
+
+		switch (o) {
+		case 'p':
+			pool = optarg;
+			break;
+		case 'r':
+			run = optarg;
+			break;
+		case 'c':
+			if (!parse_long(optarg, 1, 100000, &count)) {
+				json_object_put(req);
+				json_object_put(args);
+				return usage_error("submit", "--count: expected 1..100000, got '%s'",
+						   optarg);
+			}
+			break;
+		case 'a':
+			eq = strchr(optarg, '=');
+			if (!eq || eq == optarg) {
+				json_object_put(req);
+				json_object_put(args);
+				return usage_error("submit", "--arg: expected KEY=VALUE, got '%s'",
+						   optarg);
+			}
+			if (!args)
+				args = json_object_new_object();
+			snprintf(key, sizeof(key), "%.*s", (int)(eq - optarg), optarg);
+			json_object_object_add(args, key, json_object_new_string(eq + 1));
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'S':
+			socket = optarg;
+			break;
+		case 'h':
+			json_object_put(req);
+			json_object_put(args);
+			cmd_usage("submit", stdout);
+			return 0;
+		default:
+			json_object_put(req);
+			json_object_put(args);
+			return bad_option("submit", o, argv);
+		}
+	}
+	if ((argc - optind == 1) == (pool || run) || argc - optind > 1 || (!!pool != !!run)) {
+		json_object_put(req);
+		json_object_put(args);
+		return usage_error("submit", "give a GROUP, or --pool and --run (not both)");
+	}
+	if (argc - optind == 1)
+		add_string(req, "group", argv[optind]);
+	else {
+		add_string(req, "pool", pool);
+		add_string(req, "run", run);
+	}
+	json_object_object_add(req, "count", json_object_new_int64(count));
+	if (args)
+		json_object_object_add(req, "args", args);
+	r = call(socket, req, &reply, NULL);
+	if (r != 0)
+		return r;
+	if (!reply_ok(reply)) {
+		say("%s", reply_error(reply));
+		json_object_put(reply);
+		return EXIT_CONTROL_FAILED;
+	}
+	if (json) {
+		puts(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PRETTY));
+	} else {
+		ids = jget(reply, "ids");
+		jobs = jget(reply, "jobs");
+		for (size_t i = 0; i < jlen(ids); i++)
+			printf("%lld\t%s\n",
+			       (long long)json_object_get_int64(json_object_array_get_idx(ids, i)),
+			       json_object_get_string(json_object_array_get_idx(jobs, i)));
+	}
+	json_object_put(reply);
+	return 0;
+}
+
+/* Parses "ID... [--json] [--socket P]" (and --group for wait). */
+static int parse_ids_cmd(const char *name, int argc, char **argv, bool allow_group,
+			 const char **socket, const char **group, bool *json, json_object **ids)
+{
+	static const struct option opts[] = {
+		{ "group", required_argument, NULL, 'g' }, { "json", no_argument, NULL, 'j' },
+		{ "socket", required_argument, NULL, 'S' }, { "help", no_argument, NULL, 'h' },
+		{},
+	};
+	int o;
+
+	*ids = NULL;
+	optind = 1;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) >= 0) {
+		switch (o) {
+		case 'g':
+			if (!allow_group)
+				return bad_option(name, '?', argv);
+			*group = optarg;
+			break;
+		case 'j':
+			*json = true;
+			break;
+		case 'S':
+			*socket = optarg;
+			break;
+		case 'h':
+			cmd_usage(name, stdout);
+			return 0;
+		default:
+			return bad_option(name, o, argv);
+		}
+	}
+	if (*group && argc > optind)
+		return usage_error(name, "give job ids or --group, not both");
+	if (!*group && argc == optind)
+		return usage_error(name, allow_group ? "missing job ids (or --group)"
+						     : "missing job ids");
+	if (!*group) {
+		*ids = ids_array(name, argc, argv, optind);
+		if (!*ids)
+			return EXIT_USAGE;
+	}
+	return -1;
+}
+
+int cmd_wait(int argc, char **argv)
+{
+	const char *socket = NULL, *group = NULL;
+	json_object *ids, *req, *reply, *jobs;
+	bool json = false;
+	int r;
+
+	r = parse_ids_cmd("wait", argc, argv, true, &socket, &group, &json, &ids);
+	if (r >= 0)
+		return r;
+	req = new_request("wait");
+	if (group)
+		add_string(req, "group", group);
+	else
+		json_object_object_add(req, "ids", ids);
+	/* No deadline: the reply comes when the jobs have ended. */
+	r = call_until(socket, req, INT64_MAX, &reply, NULL);
+	if (r != 0)
+		return r;
+	if (!reply_ok(reply)) {
+		say("%s", reply_error(reply));
+		json_object_put(reply);
+		return EXIT_CONTROL_FAILED;
+	}
+	if (json) {
+		puts(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PRETTY));
+	} else {
+		jobs = jget(reply, "jobs");
+		for (size_t i = 0; i < jlen(jobs); i++) {
+			json_object *j = json_object_array_get_idx(jobs, i);
+			const char *cause = jstr(j, "cause");
+			bool has_cause = cause && *cause;
+
+			printf("%lld\t%s\t%s%s%s%s\n", (long long)jint0(j, "id"), fmt_str(j, "name"),
+			       fmt_str(j, "state"), has_cause ? " (" : "", has_cause ? cause : "",
+			       has_cause ? ")" : "");
+		}
+	}
+	r = jbool(reply, "all_expected") ? 0 : EXIT_CONTROL_FAILED;
+	json_object_put(reply);
+	return r;
+}
+
+int cmd_cancel(int argc, char **argv)
+{
+	const char *socket = NULL, *group = NULL;
+	json_object *ids, *req, *reply, *done, *not_done;
+	bool json = false;
+	int r;
+
+	r = parse_ids_cmd("cancel", argc, argv, false, &socket, &group, &json, &ids);
+	if (r >= 0)
+		return r;
+	req = new_request("cancel");
+	json_object_object_add(req, "ids", ids);
+	r = call(socket, req, &reply, NULL);
+	if (r != 0)
+		return r;
+	if (!reply_ok(reply)) {
+		say("%s", reply_error(reply));
+		json_object_put(reply);
+		return EXIT_CONTROL_FAILED;
+	}
+	done = jget(reply, "cancelled");
+	not_done = jget(reply, "not_cancelled");
+	for (size_t i = 0; i < jlen(done); i++)
+		printf("%lld\tcancelled\n",
+		       (long long)json_object_get_int64(json_object_array_get_idx(done, i)));
+	for (size_t i = 0; i < jlen(not_done); i++) {
+		json_object *e = json_object_array_get_idx(not_done, i);
+
+		printf("%lld\tnot cancelled (%s)\n", (long long)jint0(e, "id"), fmt_str(e, "state"));
+	}
+	r = jlen(not_done) ? EXIT_CONTROL_FAILED : 0;
+	json_object_put(reply);
+	return r;
+}
+
+int cmd_restart(int argc, char **argv)
+{
+	const char *socket = NULL, *target;
+	json_object *req, *reply;
+	int r;
+
+	r = parse_simple("restart", argc, argv, &socket, "POOL[/INDEX]", &target);
+	if (r >= 0)
+		return r;
+	req = new_request("restart");
+	add_string(req, "target", target);
+	r = call(socket, req, &reply, NULL);
+	if (r != 0)
+		return r;
+	if (reply_ok(reply)) {
+		printf("replacing %lld worker%s of %s, one at a time\n",
+		       (long long)jint0(reply, "replacing"), jint0(reply, "replacing") == 1 ? "" : "s",
+		       target);
 	} else {
 		say("%s", reply_error(reply));
 		r = EXIT_CONTROL_FAILED;

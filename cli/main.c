@@ -49,10 +49,10 @@ static const struct {
 	{ "reload", cmd_reload },
 	{ "log-level", cmd_log_level },
 	{ "top", cmd_top },
-	{ "submit", cmd_reserved },
-	{ "wait", cmd_reserved },
-	{ "cancel", cmd_reserved },
-	{ "restart", cmd_reserved },
+	{ "submit", cmd_submit },
+	{ "wait", cmd_wait },
+	{ "cancel", cmd_cancel },
+	{ "restart", cmd_restart },
 	{ "inject", cmd_reserved },
 };
 

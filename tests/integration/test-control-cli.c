@@ -903,6 +903,17 @@ START_TEST(test_usage_errors)
 		{ "top", "--count", "0", NULL },
 		{ "top", "-x", NULL },
 		{ "restart", "--bogus", NULL },
+		{ "restart", NULL },
+		{ "submit", NULL },
+		{ "submit", "work", "--pool", "main", NULL },
+		{ "submit", "work", "--count", "0", NULL },
+		{ "submit", "work", "--arg", "novalue", NULL },
+		{ "submit", "--pool", "main", NULL },
+		{ "wait", NULL },
+		{ "wait", "12", "--group", "g", NULL },
+		{ "wait", "abc", NULL },
+		{ "cancel", NULL },
+		{ "cancel", "--group", "g", NULL },
 		{ "frobnicate", NULL },
 	};
 	char *dir, path[300], var[320];
@@ -928,31 +939,148 @@ START_TEST(test_usage_errors)
 }
 END_TEST
 
-/*
- * The names whose options are not defined in the client yet go out as a bare request; the
- * daemon refuses that ("not implemented yet: NAME", or what it misses), and the client says
- * so on one line and exits 1.
- */
-START_TEST(test_reserved_commands)
+/* The ids (first column) of a submit's output, into ids; returns how many. */
+static int out_ids(const char *out, long *ids, int max)
 {
-	static const char *const names[] = { "submit", "wait", "cancel", "restart", "inject" };
+	int n = 0;
+
+	for (const char *p = out; p && *p && n < max; p = strchr(p, '\n'), p = p ? p + 1 : p)
+		ids[n++] = strtol(p, NULL, 10);
+	return n;
+}
+
+/* "bulkhead CMD id..." with the given ids appended. */
+static struct result cli_ids(struct daemon *d, const char *cmd, const long *ids, int n)
+{
+	static char buf[32][24];
+	const char *args[34] = { cmd };
+
+	for (int i = 0; i < n && i < 32; i++) {
+		snprintf(buf[i], sizeof(buf[i]), "%ld", ids[i]);
+		args[1 + i] = buf[i];
+	}
+	args[1 + (n < 32 ? n : 32)] = NULL;
+	return cli_at(d, args);
+}
+
+START_TEST(test_submit_wait_cancel_restart)
+{
 	struct daemon d;
+	struct result r;
+	long ids[32];
+	int n;
 
 	dmn_init(&d);
-	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n");
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 2\n"
+			     "[job work]\nrun = builtin:sleep\nargs = ms=10\ncount = 2\n"
+			     "[job crash]\nrun = builtin:segv\nmax_attempts = 2\nexpect = crashed\n");
 	dmn_start(&d);
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		const char *args[] = { names[i], NULL };
-		struct result r = cli_at(&d, args);
-		char want[64];
+	json_object_put(wait_jobs_ended(&d, 3));
 
-		expect_rc(r, 1, names[i]);
-		ck_assert_str_eq(r.out, "");
-		ck_assert_msg(strncmp(r.err, "bulkhead: ", 10) == 0 && count_lines(r.err) == 1,
-			      "%s: stderr:\n%s", names[i], r.err);
-		snprintf(want, sizeof(want), "bulkhead: not implemented yet: %s\n", names[i]);
-		if (strstr(r.err, "not implemented"))
-			ck_assert_str_eq(r.err, want);
+	{	/* more instances of a configured group, then wait for them */
+		const char *args[] = { "submit", "work", "--count", "3", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "submit work");
+		ck_assert_int_eq(count_lines(r.out), 3);
+		ck_assert_ptr_nonnull(strstr(r.out, "\twork#3\n"));
+		n = out_ids(r.out, ids, 32);
+		result_free(&r);
+		r = cli_ids(&d, "wait", ids, n);
+		expect_rc(r, 0, "wait");
+		ck_assert_int_eq(count_lines(r.out), 3);
+		ck_assert_ptr_nonnull(strstr(r.out, "work#5\tdone\n"));
+		result_free(&r);
+	}
+	{	/* a variant that crashes, as its group expects: wait exits 0 */
+		const char *args[] = { "submit", "crash", "--arg", "probability=1", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "submit crash --arg");
+		ck_assert_ptr_nonnull(strstr(r.out, "\tcrash@1#1\n"));
+		n = out_ids(r.out, ids, 32);
+		result_free(&r);
+		r = cli_ids(&d, "wait", ids, n);
+		expect_rc(r, 0, "wait crash");
+		ck_assert_ptr_nonnull(strstr(r.out, "crash@1#1\tcrashed (SIGSEGV)\n"));
+		result_free(&r);
+	}
+	{	/* ad hoc, failing where done is expected: wait exits 1 */
+		const char *args[] = { "submit", "--pool", "main", "--run", "builtin:fail", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "submit --run builtin:fail");
+		n = out_ids(r.out, ids, 32);
+		result_free(&r);
+		r = cli_ids(&d, "wait", ids, n);
+		expect_rc(r, 1, "wait fail");
+		ck_assert_ptr_nonnull(strstr(r.out, "\tfailed (status 1)\n"));
+		result_free(&r);
+	}
+	{	/* 12 long jobs on 2 x 2 threads: 8 go to the workers, the last 4 stay queued */
+		const char *args[] = { "submit", "--pool", "main", "--run", "builtin:sleep",
+				       "--arg", "ms=1500", "--count", "12", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "submit 12");
+		n = out_ids(r.out, ids, 32);
+		ck_assert_int_eq(n, 12);
+		result_free(&r);
+		r = cli_ids(&d, "cancel", ids + 8, 4);
+		expect_rc(r, 0, "cancel the queued ones");
+		ck_assert_int_eq(count_lines(r.out), 4);
+		ck_assert_ptr_nonnull(strstr(r.out, "\tcancelled\n"));
+		result_free(&r);
+		r = cli_ids(&d, "cancel", ids, 1);
+		expect_rc(r, 1, "cancel a running one");
+		ck_assert_ptr_nonnull(strstr(r.out, "not cancelled (running)"));
+		result_free(&r);
+	}
+	{	/* graceful restart of the pool: both workers come back with new pids */
+		const char *args[] = { "restart", "main", NULL };
+		const char *bad[] = { "restart", "main/9", NULL };
+		json_object *o = status_json(&d);
+		json_object *ws = member(json_object_array_get_idx(member(o, "pools"), 0), "workers");
+		int64_t before[2] = { member_int(json_object_array_get_idx(ws, 0), "pid"),
+				      member_int(json_object_array_get_idx(ws, 1), "pid") };
+		int64_t deadline = tu_now_ms() + 30000;
+
+		json_object_put(o);
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "restart main");
+		ck_assert_ptr_nonnull(strstr(r.out, "replacing 2 workers"));
+		result_free(&r);
+		for (;;) {
+			int64_t now0, now1;
+			const char *st0, *st1;
+
+			o = status_json(&d);
+			ws = member(json_object_array_get_idx(member(o, "pools"), 0), "workers");
+			now0 = member_int(json_object_array_get_idx(ws, 0), "pid");
+			now1 = member_int(json_object_array_get_idx(ws, 1), "pid");
+			st0 = json_object_get_string(member(json_object_array_get_idx(ws, 0), "state"));
+			st1 = json_object_get_string(member(json_object_array_get_idx(ws, 1), "state"));
+			if (now0 && now1 && now0 != before[0] && now1 != before[1] &&
+			    !strcmp(st0, "ready") && !strcmp(st1, "ready")) {
+				json_object_put(o);
+				break;
+			}
+			json_object_put(o);
+			ck_assert_msg(tu_ms_left(deadline) > 0, "workers not replaced; %s",
+				      describe(&d));
+			pump(&d, 50); /* between status polls: waiting for a state */
+		}
+		r = cli_at(&d, bad);
+		expect_rc(r, 1, "restart main/9");
+		ck_assert_ptr_nonnull(strstr(r.err, "no worker slot 9"));
+		result_free(&r);
+	}
+	{	/* inject is still reserved */
+		const char *args[] = { "inject", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 1, "inject");
+		ck_assert_str_eq(r.err, "bulkhead: not implemented yet: inject\n");
 		result_free(&r);
 	}
 	pump(&d, 0);
@@ -1169,7 +1297,7 @@ static Suite *control_cli_suite(void)
 	tcase_add_test(tc, test_reload);
 	tcase_add_test(tc, test_log_level);
 	tcase_add_test(tc, test_top_plain);
-	tcase_add_test(tc, test_reserved_commands);
+	tcase_add_test(tc, test_submit_wait_cancel_restart);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("errors");
