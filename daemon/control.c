@@ -45,7 +45,7 @@ struct client {
 	char *out;
 	size_t out_len, out_size;
 	bool closing; /* close once the output is flushed */
-	bool eof;     /* it sent all it will: close once nothing more is owed to it */
+	bool eof; /* it sent all it will: close once nothing more is owed to it */
 	/* A pending `wait`: its reply goes out once every one of these jobs has ended; the
 	 * client's later requests wait behind it (replies stay in order). */
 	uint64_t *wait_ids;
@@ -101,7 +101,8 @@ static int on_client_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 /* The deadline runs only while the client owes us a request's rest or our replies' reading. */
 static void client_rearm(struct client *cl)
 {
-	bool owing = cl->in_len > 0 || cl->out_len > 0;
+	/* Requests held behind a pending wait are ours to hold, not a half-sent request. */
+	bool owing = (cl->in_len > 0 && !cl->wait_ids) || cl->out_len > 0;
 
 	if (!owing) {
 		if (cl->timer)

@@ -1,1 +1,1961 @@
-int main(void) { return 77; }
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket end to end (docs/control-protocol.md, DESIGN §6 and §9 "Control"): a
+ * real bulkheadd ($BULKHEAD_DAEMON) with real workers in a private temp dir, spoken to with
+ * raw AF_UNIX stream sockets, no client library. Each test checks a part of the contract
+ * (reply shapes, filters, every kind of bad input, the limits: line size, replies left
+ * unread, clients at once; SO_PEERCRED, SCM_RIGHTS, reload, log-level; a client refused while
+ * replies wait, a half-closed client) and then the aftermath: SIGTERM gives exit 0, no worker
+ * left, no zombie, the daemon's fd count back to what it was.
+ *
+ * Nothing sleeps to synchronise. Every wait is a poll() on a real event with a deadline: a
+ * reply line, EOF on a connection, a notify datagram (READY=1), a line on the daemon's
+ * stderr, its exit (pidfd), a state in /proc. Every wait also takes in the daemon's stderr and
+ * notify datagrams, so the daemon never blocks on a full pipe while a test talks to it. The
+ * two places where time is the point and not a wait (the slow client's pacing, the CPU-time
+ * window) say so.
+ *
+ * The harness (struct daemon) is a copy of test-daemon.c's, trimmed: each test makes a temp
+ * dir, binds an AF_UNIX datagram socket there as NOTIFY_SOCKET, starts bulkheadd with
+ * RUNTIME_DIRECTORY in that dir and waits for READY=1 (which promises a bound control
+ * socket). Each test process is a child subreaper, so "no worker left" means no live
+ * bulkhead-worker below this test. On a failed assertion Check's fork ends with _exit(); the
+ * daemon and its workers die with it (PR_SET_PDEATHSIG), and main() removes every temp dir.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define NOTICES_MAX 4096 /* datagrams recorded per daemon */
+#define DGRAM_MAX 4096 /* longest datagram accepted */
+#define WORKERS_MAX 64 /* workers a test looks at */
+#define START_MS 30000 /* spawn -> READY=1, generous for ASan */
+#define EXIT_MS 30000 /* SIGTERM -> exit */
+#define CALL_MS 10000 /* an ordinary reply, generous for ASan */
+#define PROMPT_MS 1000 /* a status reply while another client misbehaves */
+#define JOBS_MS 30000 /* a small config's jobs all ended */
+#define POLL_MAX 1024 /* fds one dpoll() watches besides the daemon's */
+
+/* The daemon's limits, from docs/control-protocol.md. */
+#define REQUEST_MAX (64 * 1024)
+#define CLIENTS_MAX 256
+
+#define NOBODY 65534
+
+struct notice {
+	int64_t at; /* tu_now_ms() when received */
+	char *text;
+};
+
+struct daemon {
+	char *dir;
+	char conf_path[256];
+	char notify_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char run_dir[256];
+	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int notify_fd;
+	int err_fd; /* the daemon's stderr, non-blocking; -1 at EOF */
+	int pidfd;
+	pid_t pid;
+	bool exited; /* reaped: `status` is valid */
+	int status;
+	char *err;
+	size_t err_len;
+	struct notice notices[NOTICES_MAX];
+	size_t n_notices;
+	pid_t workers[WORKERS_MAX]; /* at READY=1, sorted */
+	int n_workers;
+};
+
+/* One client connection with its own input buffer (replies may come several at a time). */
+struct conn {
+	int fd;
+	char *in;
+	size_t len, size;
+	bool eof; /* EOF or a read error seen: nothing more will come */
+	int error; /* that read error (ECONNRESET: closed with our bytes unread), else 0 */
+};
+
+/* ---- the harness: one bulkheadd, its notify socket and its stderr ---- */
+
+static const char *tail(const char *s, size_t max)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!s)
+		return "";
+	return n > max ? s + n - max : s;
+}
+
+static const char *daemon_path(void)
+{
+	const char *p = getenv("BULKHEAD_DAEMON");
+
+	ck_assert_msg(p && *p, "BULKHEAD_DAEMON is not set");
+	return p;
+}
+
+/* What the daemon did so far, for assertion messages. */
+static const char *describe(struct daemon *d)
+{
+	static char buf[4000];
+
+	snprintf(buf, sizeof(buf), "daemon %s; %zu notices; stderr:\n%s",
+		 d->exited ? tu_describe_status(d->status) : "running", d->n_notices,
+		 tail(d->err, 2500));
+	return buf;
+}
+
+static void dmn_init(struct daemon *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	memset(d, 0, sizeof(*d));
+	d->notify_fd = d->err_fd = d->pidfd = -1;
+	ck_assert_int_eq(tu_mkdtemp(&d->dir), 0);
+	snprintf(d->conf_path, sizeof(d->conf_path), "%s/test.conf", d->dir);
+	snprintf(d->run_dir, sizeof(d->run_dir), "%s/run", d->dir);
+	ck_assert_int_lt(snprintf(d->notify_path, sizeof(d->notify_path), "%s/notify", d->dir),
+			 (int)sizeof(d->notify_path));
+	ck_assert_int_lt(
+		snprintf(d->sock_path, sizeof(d->sock_path), "%s/control.sock", d->run_dir),
+		(int)sizeof(d->sock_path));
+	memcpy(sa.sun_path, d->notify_path, sizeof(d->notify_path));
+	d->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	ck_assert_int_ge(d->notify_fd, 0);
+	ck_assert_int_eq(bind(d->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+}
+
+static void dmn_write_config(struct daemon *d, const char *conf)
+{
+	ck_assert_int_eq(tu_write_file(d->conf_path, conf), 0);
+}
+
+static void read_stderr(struct daemon *d)
+{
+	char buf[4096];
+
+	while (d->err_fd >= 0) {
+		ssize_t n = read(d->err_fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			close(d->err_fd);
+			d->err_fd = -1;
+			return;
+		}
+		d->err = realloc(d->err, d->err_len + (size_t)n + 1);
+		ck_assert_ptr_nonnull(d->err);
+		memcpy(d->err + d->err_len, buf, (size_t)n);
+		d->err_len += (size_t)n;
+		d->err[d->err_len] = '\0';
+	}
+}
+
+static void read_notices(struct daemon *d)
+{
+	char buf[DGRAM_MAX + 1];
+
+	for (;;) {
+		ssize_t n = recv(d->notify_fd, buf, DGRAM_MAX, MSG_DONTWAIT | MSG_TRUNC);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		ck_assert_msg(n >= 0, "recv on the notify socket: %s", strerror(errno));
+		ck_assert_msg(n < DGRAM_MAX, "a notify datagram of %zd bytes", n);
+		ck_assert_uint_lt(d->n_notices, NOTICES_MAX);
+		buf[n] = '\0';
+		d->notices[d->n_notices].at = tu_now_ms();
+		d->notices[d->n_notices].text = strdup(buf);
+		ck_assert_ptr_nonnull(d->notices[d->n_notices].text);
+		d->n_notices++;
+	}
+}
+
+/*
+ * poll()s fds[0..n) (may be none) together with the daemon's notify socket, stderr and pidfd
+ * for up to timeout_ms, then takes in whatever the daemon sent and reaps it if it exited.
+ * fds[i].revents are set as poll() left them. Returns poll()'s result.
+ */
+static int dpoll(struct daemon *d, struct pollfd *fds, size_t n, int timeout_ms)
+{
+	static struct pollfd all[POLL_MAX + 3];
+	int r;
+
+	ck_assert_uint_le(n, POLL_MAX);
+	if (n)
+		memcpy(all, fds, n * sizeof(*fds));
+	all[n] = (struct pollfd){ .fd = d->notify_fd, .events = POLLIN };
+	all[n + 1] = (struct pollfd){ .fd = d->err_fd, .events = POLLIN };
+	all[n + 2] = (struct pollfd){ .fd = d->exited ? -1 : d->pidfd, .events = POLLIN };
+	r = poll(all, n + 3, timeout_ms);
+	ck_assert_msg(r >= 0 || errno == EINTR, "poll: %s", strerror(errno));
+	for (size_t i = 0; i < n; i++)
+		fds[i].revents = r > 0 ? all[i].revents : 0;
+	read_notices(d);
+	read_stderr(d);
+	if (r > 0 && !d->exited && (all[n + 2].revents & POLLIN)) {
+		ck_assert_int_eq(tu_wait_exit(d->pid, 1000, &d->status), 0);
+		d->exited = true;
+		read_stderr(d); /* whatever it wrote before it exited is in the pipe now */
+		read_notices(d);
+	}
+	return r;
+}
+
+static void pump(struct daemon *d, int timeout_ms)
+{
+	dpoll(d, NULL, 0, timeout_ms);
+}
+
+/* Does the datagram have the line `key` ("READY=1")? */
+static bool notice_has(const char *text, const char *key)
+{
+	size_t len = strlen(key);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, key, len) == 0 && (l[len] == '\n' || l[len] == '\0'))
+			return true;
+	return false;
+}
+
+/* Index of the first datagram at or after `from` with `key`, waiting up to timeout_ms. */
+static size_t expect_notice(struct daemon *d, size_t from, const char *key, int timeout_ms)
+{
+	int64_t deadline = tu_now_ms() + timeout_ms;
+
+	for (;;) {
+		for (size_t i = from; i < d->n_notices; i++)
+			if (notice_has(d->notices[i].text, key))
+				return i;
+		ck_assert_msg(!d->exited && tu_ms_left(deadline) > 0, "no %s within %dms; %s", key,
+			      timeout_ms, describe(d));
+		pump(d, tu_ms_left(deadline));
+	}
+}
+
+/* Waits for `what` on the daemon's stderr. */
+static void expect_stderr(struct daemon *d, const char *what, int timeout_ms)
+{
+	int64_t deadline = tu_now_ms() + timeout_ms;
+
+	while (!(d->err && strstr(d->err, what)) && tu_ms_left(deadline) > 0 &&
+	       (d->err_fd >= 0 || !d->exited))
+		pump(d, tu_ms_left(deadline));
+	ck_assert_msg(d->err && strstr(d->err, what), "stderr never said \"%s\"; %s", what,
+		      describe(d));
+}
+
+/* Writes the config, starts bulkheadd, waits for READY=1 and notes its workers. */
+static void dmn_start(struct daemon *d, const char *conf)
+{
+	static char notify_var[200], runtime_var[300];
+	const char *argv[] = { daemon_path(), "-c", d->conf_path, NULL };
+	const char *env[] = { notify_var, runtime_var, NULL };
+
+	dmn_init(d);
+	dmn_write_config(d, conf);
+	snprintf(notify_var, sizeof(notify_var), "NOTIFY_SOCKET=%s", d->notify_path);
+	snprintf(runtime_var, sizeof(runtime_var), "RUNTIME_DIRECTORY=%s", d->run_dir);
+	ck_assert_int_eq(tu_spawn(argv, env, -1, NULL, &d->err_fd, &d->pid), 0);
+	ck_assert_int_eq(fcntl(d->err_fd, F_SETFL, O_NONBLOCK), 0);
+	d->pidfd = (int)syscall(SYS_pidfd_open, d->pid, 0);
+	ck_assert_int_ge(d->pidfd, 0);
+	expect_notice(d, 0, "READY=1", START_MS);
+	d->n_workers = tu_find_workers(d->pid, d->workers, WORKERS_MAX);
+	ck_assert_int_gt(d->n_workers, 0);
+}
+
+/* The daemon's workers are still the very processes it had at READY=1. */
+static void assert_same_workers(struct daemon *d)
+{
+	pid_t now[WORKERS_MAX];
+	int n = tu_find_workers(d->pid, now, WORKERS_MAX);
+
+	ck_assert_msg(n == d->n_workers && memcmp(now, d->workers, (size_t)n * sizeof(pid_t)) == 0,
+		      "workers changed (%d now, %d at READY=1); %s", n, d->n_workers, describe(d));
+}
+
+static bool is_live_worker(pid_t pid)
+{
+	char comm[64], state;
+
+	return tu_proc_stat(pid, comm, sizeof(comm), &state, NULL) == 0 &&
+	       strcmp(comm, "bulkhead-worker") == 0 && state != 'Z' && state != 'X';
+}
+
+static bool descends_from(pid_t pid, pid_t ancestor)
+{
+	for (int depth = 0; depth < 64 && pid > 1; depth++) {
+		char state;
+		pid_t ppid;
+
+		if (tu_proc_stat(pid, NULL, 0, &state, &ppid) < 0)
+			return false;
+		if (ppid == ancestor)
+			return true;
+		pid = ppid;
+	}
+	return false;
+}
+
+/* Live bulkhead-worker processes anywhere below this test process. */
+static int count_our_workers(void)
+{
+	DIR *dir = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(dir);
+	while ((e = readdir(dir))) {
+		pid_t pid = atoi(e->d_name);
+
+		if (pid > 0 && is_live_worker(pid) && descends_from(pid, getpid()))
+			n++;
+	}
+	closedir(dir);
+	return n;
+}
+
+/* SIGTERM, STOPPING=1, exit 0; then no worker of it anywhere, no zombie; frees d. */
+static void dmn_stop_and_free(struct daemon *d)
+{
+	size_t from = d->n_notices;
+	int64_t deadline;
+
+	pump(d, 0);
+	ck_assert_msg(!d->exited, "the daemon died; %s", describe(d));
+	ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
+	expect_notice(d, from, "STOPPING=1", EXIT_MS);
+	deadline = tu_now_ms() + EXIT_MS;
+	while (!d->exited && tu_ms_left(deadline) > 0)
+		pump(d, tu_ms_left(deadline));
+	ck_assert_msg(d->exited && WIFEXITED(d->status) && WEXITSTATUS(d->status) == 0,
+		      "SIGTERM: not a clean exit; %s", describe(d));
+	ck_assert_int_eq(tu_count_workers_of(d->pid), 0);
+	ck_assert_int_eq(count_our_workers(), 0);
+	ck_assert_int_eq(tu_count_zombie_children(), 0);
+
+	close(d->notify_fd);
+	if (d->err_fd >= 0)
+		close(d->err_fd);
+	close(d->pidfd);
+	for (size_t i = 0; i < d->n_notices; i++)
+		free(d->notices[i].text);
+	free(d->err);
+	tu_rm_rf(d->dir);
+	free(d->dir);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Open fds of pid, or -errno. */
+static int count_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	int n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	while ((e = readdir(dir)))
+		n += e->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+/*
+ * The daemon's open fds, the least seen over ~200 ms: each sd_notify() holds a socket for a
+ * moment, and a client we just closed may not have been noticed yet.
+ */
+static int settled_fds(struct daemon *d)
+{
+	int least = INT32_MAX;
+
+	for (int i = 0; i < 10; i++) {
+		int n = count_fds(d->pid);
+
+		ck_assert_msg(n >= 0, "fds of %d: %s; %s", (int)d->pid, strerror(-n), describe(d));
+		least = n < least ? n : least;
+		pump(d, 20); /* spread the samples out; take in what comes meanwhile */
+	}
+	return least;
+}
+
+/* Waits (a /proc state, with a deadline) for the daemon's fd count to come down to `base`. */
+static void expect_fds(struct daemon *d, int base)
+{
+	int64_t deadline = tu_now_ms() + CALL_MS;
+	int n;
+
+	for (;;) {
+		n = count_fds(d->pid);
+		if (n == base)
+			break;
+		ck_assert_msg(tu_ms_left(deadline) > 0,
+			      "the daemon has %d fds, %d before: leaked; %s", n, base, describe(d));
+		pump(d, 10); /* re-read /proc between events */
+	}
+	/* And it stays there (not a dip between two transient fds). */
+	ck_assert_int_eq(settled_fds(d), base);
+}
+
+/* CPU ticks (user + system) the process has used, from /proc/PID/stat. */
+static long cpu_ticks(pid_t pid)
+{
+	char path[64], *text, *p;
+	unsigned long utime = 0, stime = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	text = tu_read_file(path);
+	ck_assert_ptr_nonnull(text);
+	p = strrchr(text, ')');
+	ck_assert_ptr_nonnull(p);
+	/* After "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+	 * cmajflt utime stime (fields 3..15). */
+	ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+				&utime, &stime),
+			 2);
+	free(text);
+	return (long)(utime + stime);
+}
+
+/*
+ * CPU ticks the daemon uses in the next window_ms. A window to measure in, not a
+ * synchronisation: the daemon's output is taken in meanwhile.
+ */
+static long ticks_in(struct daemon *d, int window_ms)
+{
+	int64_t end = tu_now_ms() + window_ms;
+	long ticks = cpu_ticks(d->pid);
+
+	while (tu_ms_left(end) > 0)
+		pump(d, tu_ms_left(end));
+	return cpu_ticks(d->pid) - ticks;
+}
+
+/* ---- client connections ---- */
+
+static int conn_try_open(const char *path, struct conn *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = CALL_MS / 1000 }; /* a deadline for a blocking connect */
+
+	memset(c, 0, sizeof(*c));
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return -errno;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+
+		close(c->fd);
+		c->fd = -1;
+		return r;
+	}
+	return 0;
+}
+
+static void conn_open(struct daemon *d, struct conn *c)
+{
+	int r = conn_try_open(d->sock_path, c);
+
+	ck_assert_msg(r == 0, "connect %s: %s; %s", d->sock_path, strerror(-r), describe(d));
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->in);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+/* Reads what is there (non-blocking). */
+static void conn_fill(struct conn *c)
+{
+	while (!c->eof) {
+		ssize_t n;
+
+		if (c->size - c->len < 65536) {
+			c->size = c->size ? c->size * 2 : 131072;
+			c->in = realloc(c->in, c->size);
+			ck_assert_ptr_nonnull(c->in);
+		}
+		n = recv(c->fd, c->in + c->len, c->size - c->len, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			c->eof = true;
+			c->error = n < 0 ? errno : 0;
+			return;
+		}
+		c->len += (size_t)n;
+	}
+}
+
+/* The next complete line already received (malloc'd, without '\n'), or NULL. */
+static char *conn_take_line(struct conn *c)
+{
+	char *nl = c->len ? memchr(c->in, '\n', c->len) : NULL, *line;
+	size_t len;
+
+	if (!nl)
+		return NULL;
+	len = (size_t)(nl - c->in);
+	line = strndup(c->in, len);
+	ck_assert_ptr_nonnull(line);
+	memmove(c->in, nl + 1, c->len - len - 1);
+	c->len -= len + 1;
+	return line;
+}
+
+/* The next reply line within timeout_ms; NULL on timeout or at EOF (c->eof tells which). */
+static char *conn_line(struct daemon *d, struct conn *c, int timeout_ms)
+{
+	int64_t deadline = tu_now_ms() + timeout_ms;
+
+	for (;;) {
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		char *line = conn_take_line(c);
+		int left = tu_ms_left(deadline);
+
+		if (line || c->eof)
+			return line;
+		dpoll(d, &p, 1, left);
+		if (p.revents)
+			conn_fill(c);
+		else if (left == 0)
+			return NULL;
+	}
+}
+
+/* Waits for the daemon to close c (lines received meanwhile are kept). True if it did. */
+static bool conn_wait_eof(struct daemon *d, struct conn *c, int timeout_ms)
+{
+	int64_t deadline = tu_now_ms() + timeout_ms;
+
+	while (!c->eof && tu_ms_left(deadline) > 0) {
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+
+		dpoll(d, &p, 1, tu_ms_left(deadline));
+		if (p.revents)
+			conn_fill(c);
+	}
+	return c->eof;
+}
+
+/* Sends all of data, waiting for room up to timeout_ms. 0, -ETIMEDOUT or -errno (EPIPE). */
+static int conn_send(struct daemon *d, struct conn *c, const void *data, size_t len, int timeout_ms)
+{
+	int64_t deadline = tu_now_ms() + timeout_ms;
+	const char *p = data;
+
+	while (len > 0) {
+		struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+		ssize_t n = send(c->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN)
+			return -errno;
+		if (tu_ms_left(deadline) == 0)
+			return -ETIMEDOUT;
+		dpoll(d, &pfd, 1, tu_ms_left(deadline));
+	}
+	return 0;
+}
+
+static void conn_send_ok(struct daemon *d, struct conn *c, const void *data, size_t len)
+{
+	int r = conn_send(d, c, data, len, CALL_MS);
+
+	ck_assert_msg(r == 0, "sending %zu bytes: %s; %s", len, strerror(-r), describe(d));
+}
+
+/* ---- JSON ---- */
+
+static const char *jtext(json_object *o)
+{
+	return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+}
+
+static json_object *parse_reply(const char *line)
+{
+	json_object *o = json_tokener_parse(line);
+
+	ck_assert_msg(o && json_object_is_type(o, json_type_object),
+		      "a reply that is not a JSON object: %.300s", line);
+	return o;
+}
+
+/* o's member `key`, which must be there with type t (an int passes for a double). */
+static json_object *jget(json_object *o, const char *key, json_type t)
+{
+	json_object *v;
+
+	ck_assert_msg(json_object_object_get_ex(o, key, &v), "no \"%s\" in %.600s", key, jtext(o));
+	ck_assert_msg(json_object_is_type(v, t) ||
+			      (t == json_type_double && json_object_is_type(v, json_type_int)),
+		      "\"%s\" is not a %s in %.600s", key, json_type_to_name(t), jtext(o));
+	return v;
+}
+
+static int64_t jint(json_object *o, const char *key)
+{
+	return json_object_get_int64(jget(o, key, json_type_int));
+}
+
+static double jdouble(json_object *o, const char *key)
+{
+	return json_object_get_double(jget(o, key, json_type_double));
+}
+
+static bool jbool(json_object *o, const char *key)
+{
+	return json_object_get_boolean(jget(o, key, json_type_boolean));
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+	return json_object_get_string(jget(o, key, json_type_string));
+}
+
+static void assert_ok(json_object *o)
+{
+	ck_assert_msg(jbool(o, "ok"), "not ok: %.600s", jtext(o));
+}
+
+/* {"ok":false,"error":"...`what`..."} */
+static void assert_error(json_object *o, const char *what)
+{
+	ck_assert_msg(!jbool(o, "ok"), "ok, expected an error with \"%s\": %.600s", what, jtext(o));
+	ck_assert_msg(strstr(jstr(o, "error"), what), "expected an error with \"%s\": %.600s", what,
+		      jtext(o));
+}
+
+/* Sends one request (a '\n' is added) and returns its reply, which must come in timeout_ms. */
+static json_object *call_within(struct daemon *d, struct conn *c, const char *req, int timeout_ms)
+{
+	size_t len = strlen(req);
+	char *line, *buf = malloc(len + 1);
+	json_object *o;
+
+	ck_assert_ptr_nonnull(buf);
+	memcpy(buf, req, len);
+	buf[len] = '\n';
+	conn_send_ok(d, c, buf, len + 1);
+	free(buf);
+	line = conn_line(d, c, timeout_ms);
+	ck_assert_msg(line, "no reply to %.200s within %dms (%s); %s", req, timeout_ms,
+		      c->eof ? "connection closed" : "timed out", describe(d));
+	o = parse_reply(line);
+	free(line);
+	return o;
+}
+
+static json_object *call(struct daemon *d, struct conn *c, const char *req)
+{
+	return call_within(d, c, req, CALL_MS);
+}
+
+/* A request that must get an error reply with `what` in it. */
+static void call_error(struct daemon *d, struct conn *c, const char *req, const char *what)
+{
+	json_object *o = call(d, c, req);
+
+	ck_assert_msg(!jbool(o, "ok") && strstr(jstr(o, "error"), what),
+		      "request %.100s: expected an error with \"%s\": %.600s", req, what, jtext(o));
+	json_object_put(o);
+}
+
+/* A status on c: ok, within PROMPT_MS. Returns how long it took. */
+static int64_t prompt_status(struct daemon *d, struct conn *c)
+{
+	int64_t t0 = tu_now_ms(), took;
+	json_object *o = call_within(d, c, "{\"command\":\"status\"}", PROMPT_MS);
+
+	took = tu_now_ms() - t0;
+	assert_ok(o);
+	ck_assert_int_eq(jint(o, "pid"), d->pid);
+	json_object_put(o);
+	return took;
+}
+
+/* Checks status.jobs: every count there, none negative, adding up to total; returns it. */
+static json_object *checked_counts(json_object *status)
+{
+	static const char *const counts[] = { "queued",	 "running",   "done",	   "failed",
+					      "crashed", "timed_out", "cancelled", "lost" };
+	json_object *jobs = jget(status, "jobs", json_type_object);
+	int64_t sum = 0;
+
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		int64_t n = jint(jobs, counts[i]);
+
+		ck_assert_msg(n >= 0, "%s < 0: %s", counts[i], jtext(jobs));
+		sum += n;
+	}
+	ck_assert_msg(sum == jint(jobs, "total"), "the counts do not add up: %s", jtext(jobs));
+	ck_assert_msg(jint(jobs, "lost") == 0, "jobs lost: %s", jtext(jobs));
+	ck_assert_int_eq(json_object_object_length(jobs), 9);
+	return jobs;
+}
+
+/* Asks for status on c until jobs.<state> is n (every reply's counts checked). */
+static json_object *wait_jobs(struct daemon *d, struct conn *c, const char *state, int64_t n)
+{
+	int64_t deadline = tu_now_ms() + JOBS_MS;
+
+	for (;;) {
+		json_object *o = call(d, c, "{\"command\":\"status\"}");
+		json_object *jobs;
+
+		assert_ok(o);
+		jobs = checked_counts(o);
+		if (jint(jobs, state) == n)
+			return o;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "never %lld %s: %s; %s", (long long)n,
+			      state, jtext(jobs), describe(d));
+		json_object_put(o);
+		pump(d, 20); /* between two looks at a state, taking in the daemon's output */
+	}
+}
+
+static bool is_one_of(pid_t pid, const pid_t *pids, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (pids[i] == pid)
+			return true;
+	return false;
+}
+
+/* xorshift64*: the same "random" bytes every run. */
+static uint64_t prng(uint64_t *state)
+{
+	*state ^= *state >> 12;
+	*state ^= *state << 25;
+	*state ^= *state >> 27;
+	return *state * 2685821657736338717ULL;
+}
+
+static void setup(void)
+{
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+}
+
+#define SMALL_CONF "[pool main]\nworkers = 2\nthreads = 2\n"
+
+/* ---- 1. status ---- */
+
+START_TEST(test_status_reply)
+{
+	static const char *const pool_keys[] = { "name",	   "state",   "workers_up",
+						 "workers_wanted", "threads", "restarts",
+						 "worker_faults",  "workers" };
+	struct daemon d;
+	struct conn c;
+	json_object *o, *jobs, *workers, *pools, *id;
+	pid_t seen[WORKERS_MAX];
+	int n_seen = 0;
+
+	dmn_start(&d, "[pool main]\nworkers = 2\nthreads = 2\n"
+		      "[pool side]\nworkers = 1\nthreads = 3\n"
+		      "[job quick]\nrun = builtin:noop\ncount = 20\n");
+	ck_assert_int_eq(d.n_workers, 3);
+	conn_open(&d, &c);
+	json_object_put(wait_jobs(&d, &c, "done", 20));
+
+	o = call(&d, &c, "{\"command\":\"status\",\"id\":\"abc\"}");
+	assert_ok(o);
+	ck_assert_str_eq(jstr(o, "id"), "abc");
+	ck_assert_str_eq(jstr(o, "version"), BULKHEAD_VERSION);
+	ck_assert_int_eq(jint(o, "pid"), d.pid);
+	ck_assert_msg(jdouble(o, "uptime_seconds") >= 0 && jdouble(o, "uptime_seconds") < 3600,
+		      "%s", jtext(o));
+	ck_assert(jbool(o, "ready"));
+	ck_assert(!jbool(o, "stopping"));
+
+	jobs = checked_counts(o);
+	ck_assert_int_eq(jint(jobs, "total"), 20);
+	ck_assert_int_eq(jint(jobs, "done"), 20);
+
+	workers = jget(o, "workers", json_type_object);
+	ck_assert_int_ge(jint(workers, "started"), 3);
+	ck_assert_int_eq(jint(workers, "restarts"), 0);
+	ck_assert_int_eq(jint(workers, "worker_faults"), 0);
+	ck_assert_int_eq(json_object_object_length(jget(workers, "deaths", json_type_object)), 0);
+
+	pools = jget(o, "pools", json_type_array);
+	ck_assert_int_eq(json_object_array_length(pools), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_object *p = json_object_array_get_idx(pools, i), *ws;
+		int64_t wanted = i == 0 ? 2 : 1;
+
+		ck_assert(json_object_is_type(p, json_type_object));
+		for (size_t k = 0; k < sizeof(pool_keys) / sizeof(pool_keys[0]); k++)
+			ck_assert_msg(json_object_object_get_ex(p, pool_keys[k], NULL),
+				      "pool without %s: %s", pool_keys[k], jtext(p));
+		ck_assert_str_eq(jstr(p, "name"), i == 0 ? "main" : "side");
+		ck_assert_str_eq(jstr(p, "state"), "up");
+		ck_assert_int_eq(jint(p, "workers_up"), wanted);
+		ck_assert_int_eq(jint(p, "workers_wanted"), wanted);
+		ck_assert_int_eq(jint(p, "threads"), i == 0 ? 2 : 3);
+		ck_assert_int_eq(jint(p, "restarts"), 0);
+		ck_assert_int_eq(jint(p, "worker_faults"), 0);
+		ws = jget(p, "workers", json_type_array);
+		ck_assert_int_eq(json_object_array_length(ws), wanted);
+		for (size_t k = 0; k < (size_t)wanted; k++) {
+			json_object *w = json_object_array_get_idx(ws, k);
+			pid_t pid = (pid_t)jint(w, "pid");
+
+			ck_assert_int_eq(jint(w, "slot"), (int64_t)k);
+			ck_assert_msg(
+				is_one_of(pid, d.workers, d.n_workers) &&
+					!is_one_of(pid, seen, n_seen),
+				"worker pid %d is not one of the daemon's (or seen twice): %s",
+				(int)pid, jtext(o));
+			seen[n_seen++] = pid;
+			ck_assert_str_eq(jstr(w, "state"), "ready");
+			ck_assert(jdouble(w, "uptime_seconds") >= 0);
+			ck_assert_int_eq(jint(w, "jobs_running"), 0);
+			ck_assert_str_eq(jstr(w, "last_death"), "");
+		}
+	}
+	json_object_put(o);
+
+	/* Any JSON value is echoed as the id, on errors too. */
+	o = call(&d, &c, "{\"id\":{\"a\":[1,2,{\"b\":null}]},\"command\":\"status\"}");
+	id = json_tokener_parse("{\"a\":[1,2,{\"b\":null}]}");
+	ck_assert_msg(json_object_equal(jget(o, "id", json_type_object), id), "%s", jtext(o));
+	json_object_put(id);
+	json_object_put(o);
+	o = call(&d, &c, "{\"command\":\"frobnicate\",\"id\":-7}");
+	assert_error(o, "unknown command");
+	ck_assert_int_eq(jint(o, "id"), -7);
+	json_object_put(o);
+	o = call(&d, &c, "{\"command\":\"status\"}");
+	ck_assert_msg(!json_object_object_get_ex(o, "id", NULL), "an id from nowhere: %s",
+		      jtext(o));
+	json_object_put(o);
+
+	/* Three requests in one write: three replies, in order. */
+	{
+		static const char three[] = "{\"command\":\"status\",\"id\":1}\n"
+					    "{\"command\":\"jobs\",\"id\":2,\"limit\":1}\n"
+					    "{\"command\":\"nope\",\"id\":3}\n";
+
+		conn_send_ok(&d, &c, three, sizeof(three) - 1);
+		for (int i = 1; i <= 3; i++) {
+			char *line = conn_line(&d, &c, CALL_MS);
+
+			ck_assert_msg(line, "reply %d of 3 missing; %s", i, describe(&d));
+			o = parse_reply(line);
+			free(line);
+			ck_assert_msg(jint(o, "id") == i, "reply %d out of order: %s", i, jtext(o));
+			if (i == 1)
+				checked_counts(o);
+			if (i == 2)
+				ck_assert_int_eq(
+					json_object_array_length(jget(o, "jobs", json_type_array)),
+					1);
+			if (i == 3)
+				assert_error(o, "unknown command 'nope'");
+			else
+				assert_ok(o);
+			json_object_put(o);
+		}
+	}
+	conn_close(&c);
+	dmn_stop_and_free(&d);
+}
+END_TEST
+
+/* ---- 2. jobs ---- */
+
+START_TEST(test_jobs_filters)
+{
+	static const struct {
+		const char *req, *error;
+	} bad[] = {
+		{ "{\"command\":\"jobs\",\"state\":\"bogus\"}", "unknown state 'bogus'" },
+		{ "{\"command\":\"jobs\",\"state\":5}", "must be strings" },
+		{ "{\"command\":\"jobs\",\"group\":\"nosuch\"}", "no job group 'nosuch'" },
+		{ "{\"command\":\"jobs\",\"group\":[\"segv\"]}", "must be strings" },
+		{ "{\"command\":\"jobs\",\"limit\":0}", "limit must be" },
+		{ "{\"command\":\"jobs\",\"limit\":-1}", "limit must be" },
+		{ "{\"command\":\"jobs\",\"limit\":100001}", "limit must be" },
+		{ "{\"command\":\"jobs\",\"limit\":\"1\"}", "limit must be" },
+		{ "{\"command\":\"jobs\",\"limit\":1.5}", "limit must be" },
+	};
+	struct daemon d;
+	struct conn c;
+	json_object *o, *a, *j, *deaths;
+
+	dmn_start(&d, "[pool main]\nworkers = 1\nthreads = 1\n"
+		      "[pool quick]\nworkers = 1\nthreads = 2\n"
+		      "[job segv]\nrun = builtin:segv\nexpect = crashed\nmax_attempts = 2\n"
+		      "[job quick]\npool = quick\nrun = builtin:noop\ncount = 5\n");
+	conn_open(&d, &c);
+	json_object_put(wait_jobs(&d, &c, "done", 5));
+	o = wait_jobs(&d, &c, "crashed", 1);
+	deaths = jget(jget(o, "workers", json_type_object), "deaths", json_type_object);
+	ck_assert_msg(jint(deaths, "SIGSEGV") == 2, "%s", jtext(o));
+	json_object_put(o);
+
+	/* Exactly segv#1, crashed twice by SIGSEGV. */
+	o = call(&d, &c, "{\"command\":\"jobs\",\"state\":\"crashed\"}");
+	assert_ok(o);
+	ck_assert_int_eq(jint(o, "total_matching"), 1);
+	a = jget(o, "jobs", json_type_array);
+	ck_assert_int_eq(json_object_array_length(a), 1);
+	j = json_object_array_get_idx(a, 0);
+	ck_assert_int_eq(jint(j, "id"), 1);
+	ck_assert_str_eq(jstr(j, "name"), "segv#1");
+	ck_assert_str_eq(jstr(j, "group"), "segv");
+	ck_assert_str_eq(jstr(j, "pool"), "main");
+	ck_assert_str_eq(jstr(j, "state"), "crashed");
+	ck_assert_int_eq(jint(j, "attempts"), 2);
+	ck_assert_int_eq(jint(j, "runs"), 2);
+	ck_assert_str_eq(jstr(j, "cause"), "SIGSEGV");
+	ck_assert_str_eq(jstr(j, "worker"), "");
+	json_object_put(o);
+
+	/* The same job by its group. */
+	o = call(&d, &c, "{\"command\":\"jobs\",\"group\":\"segv\"}");
+	assert_ok(o);
+	ck_assert_int_eq(jint(o, "total_matching"), 1);
+	ck_assert_str_eq(
+		jstr(json_object_array_get_idx(jget(o, "jobs", json_type_array), 0), "name"),
+		"segv#1");
+	json_object_put(o);
+
+	/* limit cuts the list, not the count. */
+	o = call(&d, &c, "{\"command\":\"jobs\",\"limit\":1}");
+	assert_ok(o);
+	ck_assert_int_eq(jint(o, "total_matching"), 6);
+	a = jget(o, "jobs", json_type_array);
+	ck_assert_int_eq(json_object_array_length(a), 1);
+	ck_assert_int_eq(jint(json_object_array_get_idx(a, 0), "id"), 1);
+	json_object_put(o);
+
+	/* Both filters and a limit; id order. */
+	o = call(&d, &c,
+		 "{\"command\":\"jobs\",\"state\":\"done\",\"group\":\"quick\",\"limit\":2}");
+	assert_ok(o);
+	ck_assert_int_eq(jint(o, "total_matching"), 5);
+	a = jget(o, "jobs", json_type_array);
+	ck_assert_int_eq(json_object_array_length(a), 2);
+	ck_assert_int_eq(jint(json_object_array_get_idx(a, 0), "id"), 2);
+	ck_assert_str_eq(jstr(json_object_array_get_idx(a, 0), "name"), "quick#1");
+	ck_assert_int_eq(jint(json_object_array_get_idx(a, 1), "id"), 3);
+	json_object_put(o);
+
+	/* No filter: all of them, in id order; the largest limit is fine. */
+	o = call(&d, &c, "{\"command\":\"jobs\",\"limit\":100000}");
+	assert_ok(o);
+	a = jget(o, "jobs", json_type_array);
+	ck_assert_int_eq(jint(o, "total_matching"), 6);
+	ck_assert_int_eq(json_object_array_length(a), 6);
+	for (size_t i = 0; i < 6; i++)
+		ck_assert_int_eq(jint(json_object_array_get_idx(a, i), "id"), (int64_t)i + 1);
+	json_object_put(o);
+
+	/* A filter nothing matches. */
+	o = call(&d, &c, "{\"command\":\"jobs\",\"state\":\"queued\"}");
+	assert_ok(o);
+	ck_assert_int_eq(jint(o, "total_matching"), 0);
+	ck_assert_int_eq(json_object_array_length(jget(o, "jobs", json_type_array)), 0);
+	json_object_put(o);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		call_error(&d, &c, bad[i].req, bad[i].error);
+	prompt_status(&d, &c);
+	conn_close(&c);
+	dmn_stop_and_free(&d);
+}
+END_TEST
+
+/* ---- 3. bad input ---- */
+
+START_TEST(test_bad_requests_keep_connection)
+{
+	static const struct {
+		const char *req, *error;
+	} bad[] = {
+		{ "{\"command\":\"sta", "not a JSON object on one line" },
+		{ "", "not a JSON object on one line" },
+		{ "   ", "not a JSON object on one line" },
+		{ "{\"command\":\"status\"} x", "not a JSON object on one line" },
+		{ "{\"command\":\"status\"}{\"command\":\"status\"}", "not a JSON object" },
+		{ "[\"status\"]", "a request is a JSON object" },
+		{ "[{\"command\":\"status\"}]", "a request is a JSON object" },
+		{ "42", "JSON object" }, /* json-c cannot end a number at the end of the input */
+		{ "\"status\"", "a request is a JSON object" },
+		{ "null", "JSON object" },
+		{ "{}", "needs \"command\"" },
+		{ "{\"id\":1}", "needs \"command\"" },
+		{ "{\"command\":42}", "needs \"command\": a string" },
+		{ "{\"command\":null}", "needs \"command\": a string" },
+		{ "{\"command\":[\"status\"]}", "needs \"command\": a string" },
+		{ "{\"command\":\"frobnicate\"}", "unknown command 'frobnicate'" },
+		{ "{\"command\":\"STATUS\"}", "unknown command" },
+		{ "{\"command\":\"\"}", "unknown command" },
+		/* The reserved name, and the newer commands without what they need. */
+		{ "{\"command\":\"inject\"}", "not implemented yet: inject" },
+		{ "{\"command\":\"inject\",\"id\":3}", "not implemented yet: inject" },
+		{ "{\"command\":\"submit\"}", "submit needs" },
+		{ "{\"command\":\"submit\",\"group\":\"nosuch\"}", "nosuch" },
+		{ "{\"command\":\"wait\"}", "\"ids\" must be an array" },
+		{ "{\"command\":\"wait\",\"ids\":[]}", "between 1 and" },
+		{ "{\"command\":\"wait\",\"ids\":[999999]}", "no job with id 999999" },
+		{ "{\"command\":\"cancel\",\"ids\":\"1\"}", "\"ids\" must be an array" },
+		{ "{\"command\":\"restart\"}", "restart needs \"target\"" },
+		{ "{\"command\":\"restart\",\"target\":\"nosuch\"}", "no pool or worker" },
+		{ "{\"command\":\"log-level\"}", "log-level needs" },
+	};
+	struct daemon d;
+	struct conn c;
+	uint64_t seed = 0x5eed0fb01c4eadULL;
+	char *buf, *nested;
+	size_t len = 0, lines = 0;
+
+	dmn_start(&d, SMALL_CONF);
+	conn_open(&d, &c);
+
+	/* 200 lines of random bytes (any of the 256), each ending in '\n'; a '\n' among them
+	 * makes one more (maybe empty) line: every line gets its own error reply, in order. */
+	buf = malloc(200 * 201);
+	ck_assert_ptr_nonnull(buf);
+	for (int i = 0; i < 200; i++) {
+		size_t n = prng(&seed) % 200;
+
+		for (size_t k = 0; k < n; k++)
+			buf[len++] = (char)(prng(&seed) >> 56);
+		buf[len++] = '\n';
+	}
+	for (size_t i = 0; i < len; i++)
+		lines += buf[i] == '\n';
+	ck_assert_uint_gt(lines, 200);
+	conn_send_ok(&d, &c, buf, len);
+	free(buf);
+	for (size_t i = 0; i < lines; i++) {
+		char *line = conn_line(&d, &c, CALL_MS);
+		json_object *o;
+
+		ck_assert_msg(line, "reply %zu of %zu to random lines missing (%s); %s", i + 1,
+			      lines, c.eof ? "closed" : "timed out", describe(&d));
+		o = parse_reply(line);
+		free(line);
+		ck_assert_msg(!jbool(o, "ok") && *jstr(o, "error"), "%s", jtext(o));
+		json_object_put(o);
+	}
+	prompt_status(&d, &c);
+
+	/* Each kind of malformed request: an error, the connection stays, the next works. */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		call_error(&d, &c, bad[i].req, bad[i].error);
+		prompt_status(&d, &c);
+	}
+
+	/* Nested past json-c's depth limit. */
+	nested = malloc(20001);
+	ck_assert_ptr_nonnull(nested);
+	memset(nested, '[', 10000);
+	memset(nested + 10000, ']', 10000);
+	nested[20000] = '\0';
+	call_error(&d, &c, nested, "");
+	free(nested);
+	prompt_status(&d, &c);
+
+	/* A request split over many writes is one request. */
+	{
+		static const char req[] = "{\"command\":\"status\",\"id\":\"split\"}\n";
+		json_object *o;
+		char *line;
+
+		for (size_t i = 0; i < sizeof(req) - 1; i += 5)
+			conn_send_ok(&d, &c, req + i,
+				     sizeof(req) - 1 - i < 5 ? sizeof(req) - 1 - i : 5);
+		line = conn_line(&d, &c, CALL_MS);
+		ck_assert_ptr_nonnull(line);
+		o = parse_reply(line);
+		free(line);
+		assert_ok(o);
+		ck_assert_str_eq(jstr(o, "id"), "split");
+		json_object_put(o);
+	}
+	ck_assert_msg(!c.eof, "the daemon closed the connection; %s", describe(&d));
+	conn_close(&c);
+	assert_same_workers(&d);
+	dmn_stop_and_free(&d);
+}
+END_TEST
+
+START_TEST(test_request_size_limit)
+{
+	static const char head[] = "{\"command\":\"status\",\"id\":\"";
+	struct daemon d;
+	struct conn c;
+	json_object *o;
+	char *buf, *line;
+	size_t len;
+
+	dmn_start(&d, SMALL_CONF);
+	conn_open(&d, &c);
+
+	/* A line of exactly 64 KiB (without its '\n') is still a request. */
+	len = REQUEST_MAX;
+	buf = malloc(len + 1);
+	ck_assert_ptr_nonnull(buf);
+	memcpy(buf, head, sizeof(head) - 1);
+	memset(buf + sizeof(head) - 1, 'p', len - (sizeof(head) - 1) - 2);
+	memcpy(buf + len - 2, "\"}", 2);
+	buf[len] = '\n';
+	conn_send_ok(&d, &c, buf, len + 1);
+	free(buf);
+	line = conn_line(&d, &c, CALL_MS);
+	ck_assert_msg(line, "no reply to a 64 KiB request; %s", describe(&d));
+	o = parse_reply(line);
+	free(line);
+	assert_ok(o);
+	ck_assert_uint_eq(strlen(jstr(o, "id")), REQUEST_MAX - (sizeof(head) - 1) - 2);
+	json_object_put(o);
+	prompt_status(&d, &c);
+
+	/* 100 000 bytes and no '\n': "request too long", then the daemon closes. The bytes it
+	 * did not read make our read end in ECONNRESET rather than a plain EOF; both are fine. */
+	len = 100000;
+	buf = malloc(len);
+	ck_assert_ptr_nonnull(buf);
+	memset(buf, 'x', len);
+	{
+		int r = conn_send(&d, &c, buf, len, CALL_MS);
+
+		ck_assert_msg(r == 0 || r == -EPIPE || r == -ECONNRESET, "send: %s", strerror(-r));
+	}
+	free(buf);
+	line = conn_line(&d, &c, CALL_MS);
+	ck_assert_msg(line, "no reply to an oversized request (%s); %s",
+		      c.eof ? "closed" : "timed out", describe(&d));
+	o = parse_reply(line);
+	free(line);
+	assert_error(o, "request too long");
+	ck_assert_int_eq(json_object_object_length(o), 2);
+	json_object_put(o);
+	ck_assert_msg(conn_wait_eof(&d, &c, CALL_MS), "not closed after \"request too long\"; %s",
+		      describe(&d));
+	ck_assert_msg(c.error == 0 || c.error == ECONNRESET, "read: %s", strerror(c.error));
+	ck_assert_msg(c.len == 0, "more after \"request too long\": %.*s", (int)c.len, c.in);
+	conn_close(&c);
+
+	/* The daemon is fine: a new connection works. */
+	conn_open(&d, &c);
+	prompt_status(&d, &c);
+	conn_close(&c);
+	assert_same_workers(&d);
+	dmn_stop_and_free(&d);
+}
+END_TEST
+
+/* ---- 4. slow client ---- */
+
+START_TEST(test_slow_client)
+{
+	static const char req[] = "{\"command\":\"status\",\"id\":\"slow-client-abcdefgh\"}\n";
+	const size_t len = sizeof(req) - 1;
+	struct daemon d;
+	struct conn slow, fast;
+	int64_t worst = 0, t0;
+	json_object *o;
+	char *line;
+
+	dmn_start(&d, SMALL_CONF);
+	conn_open(&d, &slow);
+	conn_open(&d, &fast);
+	t0 = tu_now_ms();
+	for (size_t i = 0; i < len; i++) {
+		int64_t next = tu_now_ms() + 50, took;
+
+		conn_send_ok(&d, &slow, req + i, 1);
+		/* The other client is served meanwhile, promptly. */
+		took = prompt_status(&d, &fast);
+		worst = took > worst ? took : worst;
+		if (i == len - 1)
+			break;
+		/* The pacing clock: ~50 ms between bytes. While it runs the slow client must get
+		 * nothing (no reply to half a request, no close). */
+		while (tu_ms_left(next) > 0) {
+			struct pollfd p = { .fd = slow.fd, .events = POLLIN };
+
+			dpoll(&d, &p, 1, tu_ms_left(next));
+			ck_assert_msg(!p.revents,
+				      "the slow client got something after %zu bytes; %s", i + 1,
+				      describe(&d));
+		}
+	}
+	ck_assert_msg(tu_now_ms() - t0 >= 2000, "the slow request took only %lldms",
+		      (long long)(tu_now_ms() - t0));
+	line = conn_line(&d, &slow, CALL_MS);
+	ck_assert_msg(line, "the slow client never got its reply; %s", describe(&d));
+	o = parse_reply(line);
+	free(line);
+	assert_ok(o);
+	ck_assert_str_eq(jstr(o, "id"), "slow-client-abcdefgh");
+	json_object_put(o);
+	ck_assert_msg(worst < PROMPT_MS, "a status took %lldms", (long long)worst);
+	conn_close(&slow);
+	conn_close(&fast);
+	dmn_stop_and_free(&d);
+}
+END_TEST
+
+/* ---- 5. a client that never reads ---- */
+
+START_TEST(test_client_never_reads)
+{
+	enum { BATCH = 256 };
+	static const char one[] = "{\"command\":\"status\"}\n";
+	struct daemon d;
+	struct conn hog, fast;
+	char *batch;
+	size_t sent = 0;
+	int base, r = 0;
+	int64_t deadline;
+
+	dmn_start(&d, "[pool main]\nworkers = 3\nthreads = 2\n");
+	/* Warm up (anything the daemon allocates lazily on its first client), then count. */
+	conn_open(&d, &fast);
+	prompt_status(&d, &fast);
+	conn_close(&fast);
+	base = settled_fds(&d);
+
+	conn_open(&d, &hog);
+	conn_open(&d, &fast);
+	batch = malloc(BATCH * (sizeof(one) - 1));
+	ck_assert_ptr_nonnull(batch);
+	for (int i = 0; i < BATCH; i++)
+		memcpy(batch + i * (sizeof(one) - 1), one, sizeof(one) - 1);
+	/* Pipeline status requests and never read: the replies pile up past 4 MiB and the daemon
+	 * drops the client, which we see as EPIPE. Another client is served throughout. */
+	deadline = tu_now_ms() + 30000;
+	while (r == 0) {
+		r = conn_send(&d, &hog, batch, BATCH * (sizeof(one) - 1), tu_ms_left(deadline));
+		ck_assert_msg(r != -ETIMEDOUT,
+			      "the daemon neither read nor dropped the client "
+			      "after %zu requests; %s",
+			      sent, describe(&d));
+		if (r == 0)
+			sent += BATCH;
+		prompt_status(&d, &fast);
+	}
+	free(batch);
+	ck_assert_msg(r == -EPIPE || r == -ECONNRESET, "send: %s", strerror(-r));
+	/* About 4 MiB of replies (each several hundred bytes), not far more, not far less. */
+	ck_assert_msg(sent >= 2000 && sent <= 100000, "dropped after %zu requests", sent);
+	expect_stderr(&d, "does not read its replies: closed", CALL_MS);
+	prompt_status(&d, &fast);
+	conn_close(&hog);
+	conn_close(&fast);
+	expect_fds(&d, base);
+	assert_same_workers(&d);
+	dmn_stop_and_free(&d);
+}
+END_TEST
+
+/*
+ * A client refused ("request too long") while replies to it are still queued, with more of
+ * its bytes unread in the socket: the daemon must wait for it to read (or for the deadline)
+ * without spinning on the readable socket it no longer reads. Then the client gets every
+ * reply, the refusal, and the close.
+ */
+START_TEST(test_refused_client_does_not_spin)
+{
+	enum { REQUESTS = 2000, GARBAGE = 100000 };
+	static const char one[] = "{\"command\":\"status\"}\n";
+	struct daemon d;
+	struct conn c, fast;
+	char *buf;
+	size_t len = REQUESTS * (sizeof(one) - 1) + GARBAGE;
+	long ticks;
+	int r, n_ok = 0;
+	char *line;
+
+	dmn_start(&d, SMALL_CONF);
+	conn_open(&d, &c);
+	conn_open(&d, &fast);
+	buf = malloc(len);
+	ck_assert_ptr_nonnull(buf);
+	for (int i = 0; i < REQUESTS; i++)
+		memcpy(buf + (size_t)i * (sizeof(one) - 1), one, sizeof(one) - 1);
+	memset(buf + REQUESTS * (sizeof(one) - 1), 'x', GARBAGE);
+	r = conn_send(&d, &c, buf, len, CALL_MS);
+	ck_assert_msg(r == 0, "send: %s", strerror(-r));
+	free(buf);
+	/* The daemon has taken it all in once it answers a later client. */
+	prompt_status(&d, &fast);
+	prompt_status(&d, &fast);
+
+	/* Spinning would use ~100 ticks a second; idle is ~0. */
+	ticks = ticks_in(&d, 1000);
+	ck_assert_msg(ticks < 20, "the daemon used %ld ticks in 1 s holding a refused client",
+		      ticks);
+	prompt_status(&d, &fast);
+
+	/* Now read: every reply in order, then the refusal, then the close. */
+	for (;;) {
+		json_object *o;
+
+		line = conn_line(&d, &c, CALL_MS);
+		ck_assert_msg(line, "after %d replies: %s; %s", n_ok,
+			      c.eof ? "closed" : "timed out", describe(&d));
+		o = parse_reply(line);
+		free(line);
+		if (!jbool(o, "ok")) {
+			assert_error(o, "request too long");
+			json_object_put(o);
+			break;
+		}
+		n_ok++;
+		json_object_put(o);
+	}
+	ck_assert_int_eq(n_ok, REQUESTS);
+	ck_assert_msg(conn_wait_eof(&d, &c, CALL_MS), "not closed; %s", describe(&d));
+	conn_close(&c);
+	conn_close(&fast);
+	assert_same_workers(&d);
+	dmn_stop_and_free(&d);
+}
+END_TEST
+
+/*
+ * A client that sends its requests and shuts down its writing side (as `socat` or `nc -U` do)
+ * still gets every reply, then the close; a pending `wait` included. A waiting client that
+ * goes away entirely is dropped at once.
+ */
+START_TEST(test_half_closed_client_gets_replies)
+{
+	static const char two[] = "{\"command\":\"status\",\"id\":1}\n"
+				  "{\"command\":\"jobs\",\"id\":2}\n";
+	static const char waiting[] = "{\"command\":\"wait\",\"group\":\"nap\",\"id\":1}\n"
+				      "{\"command\":\"status\",\"id\":2}\n";
+	static const char wait_long[] = "{\"command\":\"wait\",\"group\":\"long\"}\n";
+	struct daemon d;
+	struct conn c, other;
+	json_object *o;
+	char *line;
+	int base;
+	long ticks;
+
+	/* drain_timeout: the 20 s job must not hold up the SIGTERM at the end. */
+	dmn_start(&d, "[supervisor]\ndrain_timeout = 100ms\n" SMALL_CONF
+		      "[job nap]\nrun = builtin:sleep\nargs = ms=400\ncount = 2\n"
+		      "[job long]\nrun = builtin:sleep\nargs = ms=20000\n");
+	for (int round = 0; round < 20; round++) {
+		conn_open(&d, &c);
+		conn_send_ok(&d, &c, two, sizeof(two) - 1);
+		ck_assert_int_eq(shutdown(c.fd, SHUT_WR), 0);
+		for (int i = 1; i <= 2; i++) {
+			line = conn_line(&d, &c, CALL_MS);
+			ck_assert_msg(line, "round %d: reply %d missing (%s); %s", round, i,
+				      c.eof ? "closed" : "timed out", describe(&d));
+			o = parse_reply(line);
+			free(line);
+			assert_ok(o);
+			ck_assert_int_eq(jint(o, "id"), i);
+			json_object_put(o);
+		}
+		ck_assert_msg(conn_wait_eof(&d, &c, CALL_MS), "round %d: not closed; %s", round,
+			      describe(&d));
+		conn_close(&c);
+	}
+
+	/* A wait, a status behind it, then the half-close: both replies in order, then EOF. */
+	conn_open(&d, &c);
+	conn_send_ok(&d, &c, waiting, sizeof(waiting) - 1);
+	ck_assert_int_eq(shutdown(c.fd, SHUT_WR), 0);
+	line = conn_line(&d, &c, JOBS_MS);
+	ck_assert_msg(line, "no wait reply (%s); %s", c.eof ? "closed" : "timed out", describe(&d));
+	o = parse_reply(line);
+	free(line);
+	assert_ok(o);
+	ck_assert_int_eq(jint(o, "id"), 1);
+	ck_assert(jbool(o, "all_expected"));
+	ck_assert_int_eq(json_object_array_length(jget(o, "jobs", json_type_array)), 2);
+	json_object_put(o);
+	line = conn_line(&d, &c, CALL_MS);
+	ck_assert_msg(line, "no status after the wait; %s", describe(&d));
+	o = parse_reply(line);
+	free(line);
+	assert_ok(o);
+	ck_assert_int_eq(jint(o, "id"), 2);
+	json_object_put(o);
+	ck_assert_msg(conn_wait_eof(&d, &c, CALL_MS), "not closed after the wait; %s",
+		      describe(&d));
+	conn_close(&c);
+
+	/* Waiting on a job of 20 s and half-closed: held without spinning; then gone entirely:
+	 * dropped at once, no fd kept. */
+	base = settled_fds(&d);
+	conn_open(&d, &other);
+	conn_open(&d, &c);
+	conn_send_ok(&d, &c, wait_long, sizeof(wait_long) - 1);
+	ck_assert_int_eq(shutdown(c.fd, SHUT_WR), 0);
+	prompt_status(&d, &other);
+	ticks = ticks_in(&d, 500);
+	ck_assert_msg(ticks < 10, "%ld ticks in 0.5 s holding a half-closed waiting client", ticks);
+	ck_assert_msg(!conn_line(&d, &c, 0) && !c.eof, "the wait ended early; %s", describe(&d));
+	conn_close(&c);
+	prompt_status(&d, &other);
+	conn_close(&other);
+	expect_fds(&d, base);
+	dmn_stop_and_free(&d);
+}
+END_TEST
+
+/* ---- 6. many clients ---- */
+
+START_TEST(test_many_clients)
+{
+	enum { CLIENTS = 500 };
+	static const char req[] = "{\"command\":\"status\"}\n";
+	static struct conn cs[CLIENTS];
+	static struct pollfd pfd[CLIENTS];
+	static size_t idx[CLIENTS];
+	static bool done[CLIENTS], refused_ones[CLIENTS];
+	struct daemon d;
+	struct conn c;
+	int base, accepted = 0, refused = 0;
+	int64_t deadline;
+
+	dmn_start(&d, SMALL_CONF);
+	conn_open(&d, &c);
+	prompt_status(&d, &c);
+	conn_close(&c);
+	base = settled_fds(&d);
+
+	/* All connect (blocking: the backlog is shorter; the daemon accepts as they come). */
+	for (int i = 0; i < CLIENTS; i++)
+		conn_open(&d, &cs[i]);
+	/* Each asks for a status. The refused may already be closed: EPIPE is fine there. */
+	for (int i = 0; i < CLIENTS; i++)
+		(void)!send(cs[i].fd, req, sizeof(req) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	/* Every one gets a line: a status, or "too many clients" followed by the close. */
+	deadline = tu_now_ms() + 20000;
+	for (int left = CLIENTS; left > 0;) {
+		size_t n = 0;
+
+		for (int i = 0; i < CLIENTS; i++)
+			if (!done[i]) {
+				pfd[n] = (struct pollfd){ .fd = cs[i].fd, .events = POLLIN };
+				idx[n++] = (size_t)i;
+			}
+		ck_assert_msg(tu_ms_left(deadline) > 0,
+			      "%d clients without a reply (%d accepted, %d refused); %s", left,
+			      accepted, refused, describe(&d));
+		dpoll(&d, pfd, n, tu_ms_left(deadline));
+		for (size_t k = 0; k < n; k++) {
+			struct conn *cl = &cs[idx[k]];
+			json_object *o;
+			char *line;
+
+			if (!pfd[k].revents)
+				continue;
+			conn_fill(cl);
+			line = conn_take_line(cl);
+			if (!line) {
+				ck_assert_msg(!cl->eof, "client %zu closed without a reply; %s",
+					      idx[k], describe(&d));
+				continue;
+			}
+			o = parse_reply(line);
+			free(line);
+			if (jbool(o, "ok")) {
+				accepted++;
+			} else {
+				assert_error(o, "too many clients");
+				refused_ones[idx[k]] = true;
+				refused++;
+			}
+			json_object_put(o);
+			done[idx[k]] = true;
+			left--;
+		}
+	}
+	ck_assert_msg(accepted == CLIENTS_MAX && refused == CLIENTS - CLIENTS_MAX,
+		      "%d accepted, %d refused", accepted, refused);
+	/* The refused ones are closed; the accepted ones are not (a look, no wait). */
+	for (int i = 0; i < CLIENTS; i++) {
+		if (refused_ones[i]) {
+			ck_assert_msg(conn_wait_eof(&d, &cs[i], CALL_MS),
+				      "refused client %d not closed; %s", i, describe(&d));
+		} else {
+			conn_fill(&cs[i]);
+			ck_assert_msg(!cs[i].eof && cs[i].len == 0,
+				      "accepted client %d: closed or more data; %s", i,
+				      describe(&d));
+		}
+	}
+	for (int i = 0; i < CLIENTS; i++)
+		conn_close(&cs[i]);
+
+	/* Then: answered at once, no fd left behind, the same workers. */
+	conn_open(&d, &c);
+	prompt_status(&d, &c);
+	conn_close(&c);
+	expect_fds(&d, base);
+	assert_same_workers(&d);
+	dmn_stop_and_free(&d);
+}
+END_TEST
+
+/* ---- 7. who may talk ---- */
+
+struct as_user {
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;
+	size_t n_groups;
+	bool until_eof; /* read on until the daemon closes */
+};
+
+/*
+ * In a forked child with the given credentials: connect to the socket, send a status, and
+ * report on a pipe: "connect: OK" or "connect: ERRNONAME", then the reply line, then (with
+ * until_eof) "EOF" once the daemon closed. Returns that text (malloc'd).
+ */
+static char *run_as(struct daemon *d, const struct as_user *u)
+{
+	int p[2], st;
+	char *out;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		static const char req[] = "{\"command\":\"status\"}\n";
+		int64_t deadline = tu_now_ms() + CALL_MS;
+		char buf[8192];
+		size_t len = 0;
+		bool line = false;
+		int fd;
+
+		close(p[0]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (setgroups(u->n_groups, u->groups) < 0 ||
+		    setresgid(u->gid, u->gid, u->gid) < 0 ||
+		    setresuid(u->uid, u->uid, u->uid) < 0) {
+			dprintf(p[1], "credentials: %s\n", strerrorname_np(errno));
+			_exit(1);
+		}
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->sock_path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			dprintf(p[1], "connect: %s\n", strerrorname_np(errno));
+			_exit(0);
+		}
+		dprintf(p[1], "connect: OK\n");
+		(void)!send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
+		while (tu_ms_left(deadline) > 0) {
+			struct pollfd pfd = { .fd = fd, .events = POLLIN };
+			ssize_t n;
+
+			if (poll(&pfd, 1, tu_ms_left(deadline)) <= 0)
+				continue;
+			n = recv(fd, buf + len, sizeof(buf) - len - 1, MSG_DONTWAIT);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (n <= 0) {
+				dprintf(p[1], "%.*sEOF\n", (int)len, buf);
+				_exit(0);
+			}
+			len += (size_t)n;
+			if (!line && memchr(buf, '\n', len)) {
+				line = true;
+				if (!u->until_eof)
+					break;
+			}
+			if (len == sizeof(buf) - 1)
+				break;
+		}
+		dprintf(p[1], "%.*s%s", (int)len, buf, line ? "" : "\nno reply\n");
+		_exit(0);
+	}
+	close(p[1]);
+	out = tu_read_all(p[0], CALL_MS + 5000);
+	close(p[0]);
+	ck_assert_int_eq(tu_wait_exit(pid, CALL_MS, &st), 0);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client as uid %u: %s: %s",
+		      (unsigned)u->uid, tu_describe_status(st), out);
+	pump(d, 0);
+	return out;
+}
+
+/* Every directory from / down to `dir` lets others through (for the clients run as nobody). */
+static void assert_path_searchable(const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s", dir);
+	for (char *s = path + 1;; s++) {
+		struct stat st;
+		char save = *s;
+
+		if (*s != '/' && *s != '\0')
+			continue;
+		*s = '\0';
+		ck_assert_int_eq(stat(path, &st), 0);
+		ck_assert_msg(st.st_mode & S_IXOTH,
+			      "%s is not searchable by others, so no uid but ours can reach the "
+			      "socket: run the test with a TMPDIR that is",
+			      path);
+		*s = save;
+		if (!save)
+			break;
+	}
+}
+
+START_TEST(test_unauthorized_uid)
+{
+	const struct group *gr = getgrnam("bulkhead");
+	struct as_user nobody = { .uid = NOBODY, .gid = NOBODY, .until_eof = true };
+	struct daemon d;
+	struct stat st;
+	char *out, *parent, expect[128];
+	struct conn c;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_unauthorized_uid: skipped: needs root to run clients as "
+				"nobody\n");
+		return;
+	}
+	dmn_start(&d, SMALL_CONF);
+	/* The socket as the daemon made it: root's, group bulkhead 0660 (0600 with no group). */
+	ck_assert_int_eq(stat(d.sock_path, &st), 0);
+	ck_assert_msg(S_ISSOCK(st.st_mode), "%s is not a socket", d.sock_path);
+	ck_assert_int_eq(st.st_uid, 0);
+	if (gr) {
+		ck_assert_msg((st.st_mode & 07777) == 0660, "mode %o", st.st_mode & 07777);
+		ck_assert_int_eq(st.st_gid, gr->gr_gid);
+	} else {
+		ck_assert_msg((st.st_mode & 07777) == 0600, "mode %o", st.st_mode & 07777);
+	}
+
+	/* Open the path down to the socket's directory (ours: the test's temp dirs). */
+	parent = strdup(d.dir);
+	ck_assert_ptr_nonnull(parent);
+	*strrchr(parent, '/') = '\0';
+	ck_assert_int_eq(chmod(parent, 0755), 0);
+	ck_assert_int_eq(chmod(d.dir, 0755), 0);
+	ck_assert_int_eq(chmod(d.run_dir, 0755), 0);
+	free(parent);
+	assert_path_searchable(d.run_dir);
+
+	/* The socket's own mode keeps nobody out. */
+	out = run_as(&d, &nobody);
+	ck_assert_msg(strcmp(out, "connect: EACCES\n") == 0, "nobody, socket %o: %s",
+		      st.st_mode & 07777, out);
+	free(out);
+
+	/* A member of the group is let in, whether the group is supplementary or primary. */
+	if (gr) {
+		struct as_user member = {
+			.uid = NOBODY, .gid = NOBODY, .groups = &gr->gr_gid, .n_groups = 1
+		};
+		struct as_user primary = { .uid = NOBODY, .gid = gr->gr_gid };
+
+		out = run_as(&d, &member);
+		ck_assert_msg(strncmp(out, "connect: OK\n{\"ok\":true,", 23) == 0,
+			      "nobody in group bulkhead: %s", out);
+		free(out);
+		out = run_as(&d, &primary);
+		ck_assert_msg(strncmp(out, "connect: OK\n{\"ok\":true,", 23) == 0,
+			      "nobody with gid bulkhead: %s", out);
+		free(out);
+	} else {
+		fprintf(stderr, "test_unauthorized_uid: no group 'bulkhead' on this machine: the "
+				"group member checks are skipped\n");
+	}
+
+	/* With the socket opened to all, the daemon itself refuses nobody, and says so. */
+	ck_assert_int_eq(chmod(d.sock_path, 0666), 0);
+	out = run_as(&d, &nobody);
+	ck_assert_msg(strcmp(out, "connect: OK\n{\"ok\":false,\"error\":\"permission denied\"}\n"
+				  "EOF\n") == 0,
+		      "nobody, socket 0666: %s", out);
+	free(out);
+	snprintf(expect, sizeof(expect), "uid %d", NOBODY);
+	expect_stderr(&d, "permission denied", CALL_MS);
+	ck_assert_msg(
+		strstr(strstr(d.err, expect) ? strstr(d.err, expect) : "", "permission denied"),
+		"no log line with \"%s\" and \"permission denied\"; %s", expect, describe(&d));
+
+	/* Root still is served. */
+	conn_open(&d, &c);
+	prompt_status(&d, &c);
+	conn_close(&c);
+	assert_same_workers(&d);
+	dmn_stop_and_free(&d);
+}
+END_TEST
+
+/* ---- 8. SCM_RIGHTS ---- */
+
+START_TEST(test_fd_passing_refused)
+{
+	static const char req[] = "{\"command\":\"status\"}\n";
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = { (void *)req, sizeof(req) - 1 };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = &control,
+			     .msg_controllen = sizeof(control) };
+	struct cmsghdr *cm;
+	struct daemon d;
+	struct conn c;
+	json_object *o;
+	char *line, byte;
+	int base, p[2];
+
+	dmn_start(&d, SMALL_CONF);
+	conn_open(&d, &c);
+	prompt_status(&d, &c);
+	conn_close(&c);
+	base = settled_fds(&d);
+
+	/* Pass the write end of a pipe: its read end sees EOF once the daemon closed its copy. */
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	memset(&control, 0, sizeof(control));
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &p[1], sizeof(int));
+	conn_open(&d, &c);
+	ck_assert_int_eq(sendmsg(c.fd, &mh, MSG_NOSIGNAL), (ssize_t)(sizeof(req) - 1));
+	close(p[1]);
+
+	line = conn_line(&d, &c, CALL_MS);
+	ck_assert_msg(line, "no reply to a request with an fd; %s", describe(&d));
+	o = parse_reply(line);
+	free(line);
+	assert_error(o, "file descriptors are not accepted");
+	json_object_put(o);
+	ck_assert_msg(conn_wait_eof(&d, &c, CALL_MS), "not closed; %s", describe(&d));
+	ck_assert_msg(c.len == 0, "more after the refusal: %.*s", (int)c.len, c.in);
+	conn_close(&c);
+	{
+		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+
+		ck_assert_msg(poll(&pfd, 1, CALL_MS) == 1 && read(p[0], &byte, 1) == 0,
+			      "the daemon kept the passed fd");
+	}
+	close(p[0]);
+	expect_stderr(&d, "passed file descriptors", CALL_MS);
+
+	conn_open(&d, &c);
+	prompt_status(&d, &c);
+	conn_close(&c);
+	expect_fds(&d, base);
+	dmn_stop_and_free(&d);
+}
+END_TEST
+
+/* ---- 9. reload ---- */
+
+START_TEST(test_reload)
+{
+	struct daemon d;
+	struct conn c;
+	json_object *o;
+	size_t from;
+
+	dmn_start(&d, "[pool main]\nworkers = 2\nthreads = 1\n");
+	conn_open(&d, &c);
+
+	/* The same pool and a new job group: ok, the jobs appear, the workers stay. */
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 1\n"
+			     "[job hello]\nrun = builtin:noop\ncount = 3\n");
+	from = d.n_notices;
+	o = call(&d, &c, "{\"command\":\"reload\",\"id\":\"r1\"}");
+	assert_ok(o);
+	ck_assert_str_eq(jstr(o, "id"), "r1");
+	json_object_put(o);
+	expect_notice(&d, expect_notice(&d, from, "RELOADING=1", CALL_MS) + 1, "READY=1", CALL_MS);
+	expect_stderr(&d, "job group hello: added by the reload: 3 jobs", CALL_MS);
+	o = wait_jobs(&d, &c, "done", 3);
+	ck_assert_int_eq(jint(jget(o, "jobs", json_type_object), "total"), 3);
+	json_object_put(o);
+	assert_same_workers(&d);
+
+	/* A broken file: refused, the error names the file and line; nothing changes. */
+	dmn_write_config(&d, "[pool main]\nworkers = 5\nthreads = lots\n"
+			     "[job hello]\nrun = builtin:noop\ncount = 3\n");
+	o = call(&d, &c, "{\"command\":\"reload\"}");
+	assert_error(o, "test.conf:3:");
+	ck_assert_msg(strstr(jstr(o, "error"), "threads"), "%s", jtext(o));
+	json_object_put(o);
+	o = call(&d, &c, "{\"command\":\"status\"}");
+	assert_ok(o);
+	ck_assert(!jbool(o, "stopping"));
+	ck_assert_int_eq(jint(json_object_array_get_idx(jget(o, "pools", json_type_array), 0),
+			      "workers_wanted"),
+			 2);
+	json_object_put(o);
+	assert_same_workers(&d);
+
+	/* A missing file: refused too. */
+	ck_assert_int_eq(unlink(d.conf_path), 0);
+	call_error(&d, &c, "{\"command\":\"reload\"}", "test.conf");
+	prompt_status(&d, &c);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 1\n"
+			     "[job hello]\nrun = builtin:noop\ncount = 3\n");
+	conn_close(&c);
+	assert_same_workers(&d);
+	dmn_stop_and_free(&d);
+}
+END_TEST
+
+/* ---- 10. log-level ---- */
+
+START_TEST(test_log_level)
+{
+	static const char *const levels[] = { "debug", "info", "notice", "warning", "err" };
+	struct daemon d;
+	struct conn c;
+	json_object *o;
+
+	dmn_start(&d, SMALL_CONF);
+	conn_open(&d, &c);
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		char req[128];
+
+		snprintf(req, sizeof(req), "{\"command\":\"log-level\",\"level\":\"%s\"}",
+			 levels[i]);
+		o = call(&d, &c, req);
+		assert_ok(o);
+		ck_assert_str_eq(jstr(o, "level"), levels[i]);
+		json_object_put(o);
+	}
+	o = call(&d, &c, "{\"command\":\"log-level\",\"level\":\"debug\"}");
+	assert_ok(o);
+	json_object_put(o);
+	expect_stderr(&d, "log level set to debug", CALL_MS);
+
+	call_error(&d, &c, "{\"command\":\"log-level\",\"level\":\"loud\"}", "loud");
+	call_error(&d, &c, "{\"command\":\"log-level\",\"level\":\"DEBUG\"}", "unknown log level");
+	call_error(&d, &c, "{\"command\":\"log-level\",\"level\":3}", "log-level needs");
+	call_error(&d, &c, "{\"command\":\"log-level\"}", "log-level needs");
+	o = call(&d, &c, "{\"command\":\"log-level\",\"level\":\"info\"}");
+	assert_ok(o);
+	json_object_put(o);
+	prompt_status(&d, &c);
+	conn_close(&c);
+	dmn_stop_and_free(&d);
+}
+END_TEST
+
+static Suite *control_suite(void)
+{
+	Suite *s = suite_create("control");
+	TCase *tc;
+
+	tc = tcase_create("requests");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, test_status_reply);
+	tcase_add_test(tc, test_jobs_filters);
+	tcase_add_test(tc, test_reload);
+	tcase_add_test(tc, test_log_level);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("bad-input");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, test_bad_requests_keep_connection);
+	tcase_add_test(tc, test_request_size_limit);
+	tcase_add_test(tc, test_fd_passing_refused);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("clients");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, test_slow_client);
+	tcase_add_test(tc, test_client_never_reads);
+	tcase_add_test(tc, test_many_clients);
+	tcase_add_test(tc, test_refused_client_does_not_spin);
+	tcase_add_test(tc, test_half_closed_client_gets_replies);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("auth");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, test_unauthorized_uid);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	char *root = NULL;
+	int failed;
+
+	/* The daemons get their service-manager environment from the tests only. */
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	unsetenv("RUNTIME_DIRECTORY");
+	unsetenv("BULKHEAD_SOCKET");
+	/* Every test's temp dir lives under one root, removed even after failed tests. */
+	if (tu_mkdtemp(&root) < 0 || setenv("TMPDIR", root, 1) < 0) {
+		perror("test-control: temp dir");
+		return EXIT_FAILURE;
+	}
+	sr = srunner_create(control_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	tu_rm_rf(root);
+	free(root);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
