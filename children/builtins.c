@@ -472,3 +472,35 @@ bulkhead_job_fn builtins_get(enum bh_builtin b)
 {
 	return (unsigned)b < _BH_BUILTIN_MAX ? builtin_fns[b] : NULL;
 }
+
+/*
+ * bulkhead inject: the fault raised by the worker itself, in the calling (main) thread, so
+ * that the crash handler reports it outside any job. Never returns.
+ */
+void builtins_inject(enum bh_inject_kind kind)
+{
+	switch (kind) {
+	case BH_INJECT_SEGV:
+		fault_segv();
+		break;
+	case BH_INJECT_ABORT:
+		abort();
+	case BH_INJECT_LEAK:
+		for (;;) {
+			void **p = malloc(1u << 20);
+
+			if (!p) {
+				crash_set_oom();
+				abort();
+			}
+			memset(p, 0xa5, 1u << 20);
+			p[0] = leak_head;
+			leak_head = p;
+		}
+	case BH_INJECT_HANG:
+		break;
+	}
+	/* A hang, and the end of every other case should the fault not kill us. */
+	for (volatile unsigned long spin = 0;; spin++)
+		;
+}

@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "builtins-impl.h"
 #include "common/protocol.h"
 #include "common/units.h"
 #include "crash.h"
@@ -367,6 +368,9 @@ static void handle_frame(struct worker *w, size_t len)
 			pool_stop(w->pool);
 		}
 		break;
+	case BH_FRAME_INJECT:
+		/* The master asked for it (bulkhead inject): the fault is ours, not a job's. */
+		builtins_inject((enum bh_inject_kind)f.inject.kind);
 	default:
 		protocol_error("unexpected %s frame", bh_frame_type_name(f.type));
 	}

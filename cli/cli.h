@@ -44,4 +44,4 @@ int cmd_submit(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_restart(int argc, char **argv);
-int cmd_reserved(int argc, char **argv);
+int cmd_inject(int argc, char **argv);

@@ -61,7 +61,7 @@ static const struct command commands[] = {
 	{ "wait", "ID... | --group GROUP [--json] [--socket PATH]" },
 	{ "cancel", "ID... [--socket PATH]" },
 	{ "restart", "POOL[/INDEX] [--socket PATH]" },
-	{ "inject", "[--socket PATH]" },
+	{ "inject", "POOL[/INDEX] segv|abort|hang|kill|leak [--socket PATH]" },
 };
 
 static const struct command *command_find(const char *name)
@@ -1168,27 +1168,54 @@ int cmd_restart(int argc, char **argv)
 	return r;
 }
 
-int cmd_reserved(int argc, char **argv)
+int cmd_inject(int argc, char **argv)
 {
-	const char *socket = NULL, *name = argv[0];
-	json_object *reply;
-	char *line;
-	int r;
+	static const char *const faults[] = { "segv", "abort", "hang", "kill", "leak", NULL };
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	const char *socket = NULL;
+	json_object *req, *reply;
+	bool known = false;
+	int o, r;
 
-	r = parse_simple(name, argc, argv, &socket, NULL, NULL);
-	if (r >= 0)
-		return r;
-	r = call(socket, new_request(name), &reply, &line);
+	optind = 1;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) >= 0) {
+		switch (o) {
+		case 'S':
+			socket = optarg;
+			break;
+		case 'h':
+			cmd_usage("inject", stdout);
+			return 0;
+		default:
+			return bad_option("inject", o, argv);
+		}
+	}
+	if (argc - optind != 2)
+		return usage_error("inject", "expected POOL[/INDEX] and a fault");
+	for (size_t i = 0; faults[i]; i++)
+		known = known || strcmp(argv[optind + 1], faults[i]) == 0;
+	if (!known)
+		return usage_error("inject", "unknown fault '%s' (segv|abort|hang|kill|leak)",
+				   argv[optind + 1]);
+	req = new_request("inject");
+	add_string(req, "target", argv[optind]);
+	add_string(req, "fault", argv[optind + 1]);
+	r = call(socket, req, &reply, NULL);
 	if (r != 0)
 		return r;
-	if (reply_ok(reply))
-		printf("%s\n", line);
-	else {
+	if (reply_ok(reply)) {
+		printf("injected %s into worker %s (pid %lld)\n", argv[optind + 1],
+		       fmt_str(reply, "worker"), (long long)jint0(reply, "pid"));
+	} else {
 		say("%s", reply_error(reply));
 		r = EXIT_CONTROL_FAILED;
 	}
 	json_object_put(reply);
-	free(line);
 	return r;
 }
 

@@ -53,7 +53,7 @@ static const struct {
 	{ "wait", cmd_wait },
 	{ "cancel", cmd_cancel },
 	{ "restart", cmd_restart },
-	{ "inject", cmd_reserved },
+	{ "inject", cmd_inject },
 };
 
 int main(int argc, char **argv)

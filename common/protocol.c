@@ -31,6 +31,8 @@ const char *bh_frame_type_name(unsigned type)
 		return "ASSIGN";
 	case BH_FRAME_STOP:
 		return "STOP";
+	case BH_FRAME_INJECT:
+		return "INJECT";
 	default:
 		return "UNKNOWN";
 	}
@@ -88,6 +90,16 @@ size_t bh_encode_stop(void *buf, size_t size)
 	if (size < HDR)
 		return 0;
 	return put_header(buf, BH_FRAME_STOP, 0);
+}
+
+size_t bh_encode_inject(void *buf, size_t size, enum bh_inject_kind kind)
+{
+	uint32_t p[2] = { (uint32_t)kind, 0 };
+
+	if (size < HDR + sizeof(p))
+		return 0;
+	memcpy((uint8_t *)buf + HDR, p, sizeof(p));
+	return put_header(buf, BH_FRAME_INJECT, sizeof(p));
 }
 
 void bh_batch_init(struct bh_batch *b, void *buf, size_t size, enum bh_frame_type type)
@@ -220,6 +232,17 @@ static int decode_payload(const uint8_t *p, size_t len, struct bh_frame *f)
 				    &f->done.entries);
 	case BH_FRAME_STOP:
 		return len == 0 ? 0 : -EINVAL;
+	case BH_FRAME_INJECT: {
+		uint32_t q[2];
+
+		if (len != sizeof(q))
+			return -EINVAL;
+		memcpy(q, p, sizeof(q));
+		if (q[0] < BH_INJECT_SEGV || q[0] > BH_INJECT_LEAK || q[1] != 0)
+			return -EINVAL;
+		f->inject.kind = q[0];
+		return 0;
+	}
 	}
 	return -ENOMSG;
 }

@@ -34,6 +34,15 @@ enum bh_frame_type {
 	BH_FRAME_SPEC = 32,   /* define a job spec: id, run, args */
 	BH_FRAME_ASSIGN = 33, /* a batch of jobs to run: job id, spec id */
 	BH_FRAME_STOP = 34,   /* finish what is in flight, then exit 0 */
+	BH_FRAME_INJECT = 35, /* raise a fault in the worker itself (bulkhead inject) */
+};
+
+/* Faults a worker raises on INJECT, in its main thread (never blamed on a job). */
+enum bh_inject_kind {
+	BH_INJECT_SEGV = 1,  /* an invalid write: dies by SIGSEGV */
+	BH_INJECT_ABORT = 2, /* abort(): dies by SIGABRT */
+	BH_INJECT_HANG = 3,  /* the main thread loops forever: no more frames */
+	BH_INJECT_LEAK = 4,  /* allocates until memory_max stops it, then aborts (OOM) */
 };
 
 struct bh_frame_header {
@@ -104,6 +113,9 @@ struct bh_frame {
 			uint32_t count;
 			const uint8_t *entries; /* use bh_frame_done_entry() */
 		} done;
+		struct {
+			uint32_t kind; /* enum bh_inject_kind */
+		} inject;
 	};
 };
 
@@ -131,6 +143,7 @@ size_t bh_encode_hello(void *buf, size_t size, int32_t pid, uint32_t threads);
 size_t bh_encode_crash(void *buf, size_t size, const struct bh_crash *c);
 size_t bh_encode_spec(void *buf, size_t size, uint32_t id, const char *run, const char *args);
 size_t bh_encode_stop(void *buf, size_t size);
+size_t bh_encode_inject(void *buf, size_t size, enum bh_inject_kind kind);
 
 /* Batch frames (ASSIGN, DONE) built entry by entry. */
 struct bh_batch {

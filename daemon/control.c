@@ -263,6 +263,7 @@ static json_object *workers_totals(const struct master_stats *ms)
 	add_int(o, "started", (int64_t)ms->workers_started);
 	add_int(o, "restarts", (int64_t)ms->restarts);
 	add_int(o, "worker_faults", (int64_t)ms->worker_faults);
+	add_int(o, "injected", (int64_t)ms->injected);
 	for (int i = 1; i < 65; i++)
 		if (ms->deaths_by_signal[i])
 			add_int(deaths, signal_name(i, sig, sizeof(sig)),
@@ -831,6 +832,46 @@ static json_object *cmd_restart(struct control *c, json_object *req)
 	return o;
 }
 
+static json_object *cmd_inject(struct control *c, json_object *req)
+{
+	const char *target = NULL, *fault = NULL;
+	char worker[64];
+	unsigned pool;
+	pid_t pid = 0;
+	int slot, r;
+	json_object *o;
+
+	if (get_string(req, "target", &target) < 0 || !target || get_string(req, "fault", &fault) < 0 ||
+	    !fault)
+		return error_reply("inject needs \"target\" (POOL or POOL/INDEX) and \"fault\" "
+				   "(segv|abort|hang|kill|leak)");
+	if (parse_target(c->m, target, &pool, &slot) < 0)
+		return error_reply("no pool or worker '%s' that is up", target);
+	r = master_inject(c->m, pool, slot, fault, worker, sizeof(worker), &pid);
+	switch (r) {
+	case 0:
+		break;
+	case -EINVAL:
+		return error_reply("unknown fault '%s' (segv|abort|hang|kill|leak)", fault);
+	case -EDOM:
+		return error_reply("inject leak needs memory_max on pool %s (it would eat the "
+				   "machine's memory)",
+				   master_pool_name(c->m, pool));
+	case -ENOENT:
+		return error_reply("pool %s has no worker slot %d", master_pool_name(c->m, pool),
+				   slot);
+	case -EBUSY:
+		return error_reply("no ready worker at %s right now", target);
+	default:
+		return error_reply("cannot inject into %s: %s", target, strerror(-r));
+	}
+	o = ok_reply();
+	json_object_object_add(o, "worker", json_object_new_string(worker));
+	add_int(o, "pid", pid);
+	json_object_object_add(o, "fault", json_object_new_string(fault));
+	return o;
+}
+
 static const struct {
 	const char *name;
 	json_object *(*fn)(struct control *c, json_object *req);
@@ -843,7 +884,7 @@ static const struct {
 	{ "wait", NULL }, /* handled in handle_line: its reply comes later */
 	{ "cancel", cmd_cancel },
 	{ "restart", cmd_restart },
-	{ "inject", NULL },
+	{ "inject", cmd_inject },
 };
 
 /* req passed control_parse_request(): an object with a string command. */

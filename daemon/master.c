@@ -78,7 +78,8 @@ struct worker {
 
 	bool got_hello;
 	bool term_sent; /* the stop deadline passed: SIGTERM sent, SIGKILL next */
-	char last_death[32]; /* "SIGSEGV", "exit(3)", "" if it never died */
+	char last_death[48]; /* "SIGSEGV", "exit(3)", "" if it never died */
+	const char *injected; /* the fault `bulkhead inject` gave it, NULL if none */
 	bool solo;     /* holds one job that must run alone */
 	bool reserved; /* takes no new jobs so that it can run the next suspect alone */
 	bool blocked;  /* socket full: wait for EPOLLOUT */
@@ -596,6 +597,9 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 	char l[64], name[64], d[FORMAT_DURATION_MAX];
 	struct lfields f;
 
+	if (w->injected)
+		return 0; /* its death is on its way; no job is to blame for it */
+
 	for (unsigned i = 0; i < w->threads; i++) {
 		struct job *j = w->slots[i];
 		usec_t timeout, at;
@@ -774,6 +778,7 @@ static void worker_spawn(struct worker *w)
 	w->spawned_at = now_usec();
 	w->got_hello = w->solo = w->reserved = w->blocked = w->crash_frame = false;
 	w->term_sent = false;
+	w->injected = NULL;
 	w->kill_reason = NULL;
 	w->deadline_at = USEC_INFINITY;
 	r = sd_event_add_io(m->event, &w->io, w->fd, EPOLLIN, on_io, w);
@@ -931,10 +936,14 @@ static void worker_died(struct worker *w, int code, int status)
 		char sig[16];
 
 		if (signaled)
-			snprintf(w->last_death, sizeof(w->last_death), "%s",
-				 signal_name(status, sig, sizeof(sig)));
+			snprintf(w->last_death, sizeof(w->last_death), "%s%s",
+				 signal_name(status, sig, sizeof(sig)),
+				 w->injected ? " (injected)" : "");
 		else
-			snprintf(w->last_death, sizeof(w->last_death), "exit(%d)", status);
+			snprintf(w->last_death, sizeof(w->last_death), "exit(%d)%s", status,
+				 w->injected ? " (injected)" : "");
+		if (w->injected)
+			m->stats.injected++;
 		if (signaled && status > 0 && status < 65)
 			m->stats.deaths_by_signal[status]++;
 		else if (!signaled)
@@ -952,6 +961,16 @@ static void worker_died(struct worker *w, int code, int status)
 		/* Stopped on purpose (a reload): it finished what it had started. */
 		for (size_t i = 0; i < n; i++)
 			ledger_bystander(m->ledger, jobs[i], false);
+	} else if (w->injected) {
+		/* bulkhead inject did it: nobody's fault; every job it held runs again. */
+		struct lfields f;
+
+		for (size_t i = 0; i < n; i++)
+			ledger_bystander(m->ledger, jobs[i], flags[i] & HELD_STARTED);
+		v = DEATH_CULPRIT; /* restart at once: not a worker fault */
+		log_fields(LOG_WARNING, lfields(&f, p, w, NULL, signaled ? status : 0, "injected"),
+			   "worker %s %s (injected: %s); %zu job%s re-queued", l, how, w->injected, n,
+			   n == 1 ? "" : "s");
 	} else if (n > 0) {
 		struct death d = {
 			.crash_frame = w->crash_frame,
@@ -1073,6 +1092,72 @@ int master_restart(struct master *m, unsigned pool, int slot)
 		   p->cfg.name, slot >= 0 ? "/" : "", slot >= 0 ? slot : 0, n, n == 1 ? "" : "s");
 	pool_roll_next(p);
 	return (int)n;
+}
+
+int master_inject(struct master *m, unsigned pool, int slot, const char *fault,
+		  char *ret_worker, size_t size, pid_t *ret_pid)
+{
+	static const struct {
+		const char *name;
+		int kind; /* enum bh_inject_kind, 0: SIGKILL from here */
+	} faults[] = { { "segv", BH_INJECT_SEGV }, { "abort", BH_INJECT_ABORT },
+		       { "hang", BH_INJECT_HANG }, { "leak", BH_INJECT_LEAK }, { "kill", 0 } };
+	struct pool *p;
+	struct worker *w = NULL, *ready[64];
+	unsigned n_ready = 0, r32 = 0;
+	int kind = -1;
+	const char *name = NULL;
+	uint8_t buf[16];
+
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		if (strcmp(faults[i].name, fault) == 0) {
+			kind = faults[i].kind;
+			name = faults[i].name;
+		}
+	if (kind < 0)
+		return -EINVAL;
+	if (pool >= m->n_pools || m->stopping || m->pools[pool]->state != POOL_UP)
+		return -ESHUTDOWN;
+	p = m->pools[pool];
+	if (kind == BH_INJECT_LEAK && p->cfg.memory_max == UINT64_MAX)
+		return -EDOM; /* it would eat the machine's memory */
+	if (slot >= 0) {
+		if ((unsigned)slot >= p->n_slots || p->workers[slot]->retire)
+			return -ENOENT;
+		w = p->workers[slot];
+		if (w->state != W_READY || w->injected)
+			return -EBUSY;
+	} else {
+		/* A ready worker of the pool, chosen at random. */
+		for (unsigned k = 0; k < p->n_slots && n_ready < 64; k++)
+			if (p->workers[k]->state == W_READY && !p->workers[k]->injected &&
+			    !p->workers[k]->retire)
+				ready[n_ready++] = p->workers[k];
+		if (n_ready == 0)
+			return -EBUSY;
+		(void)!getrandom(&r32, sizeof(r32), GRND_NONBLOCK);
+		w = ready[r32 % n_ready];
+	}
+	snprintf(ret_worker, size, "%s/%u", p->cfg.name, w->index);
+	*ret_pid = w->pid;
+	w->injected = name;
+	log_notice("worker %s/%u[%d]: injecting %s", p->cfg.name, w->index, (int)w->pid, name);
+	if (kind == 0) {
+		kill(w->pid, SIGKILL);
+		w->state = W_KILLED;
+		return 0;
+	}
+	if (worker_send(w, buf, bh_encode_inject(buf, sizeof(buf), kind)) < 0) {
+		kill(w->pid, SIGKILL);
+		w->state = W_KILLED;
+		return 0;
+	}
+	if (kind == BH_INJECT_HANG) {
+		/* Its main thread stops answering: no new jobs, and after kill_grace, SIGKILL. */
+		w->state = W_DRAINING;
+		arm_timer(m, &w->timer, now_usec() + p->cfg.kill_grace, on_state_timer, w);
+	}
+	return 0;
 }
 
 bool master_pool_accepts(const struct master *m, unsigned pool)

@@ -34,6 +34,7 @@ struct master_stats {
 	usec_t ended_at;
 	bool pool_failure_exit; /* a pool with on_pool_failure=exit failed */
 	bool interrupted;       /* stopped by SIGINT/SIGTERM */
+	uint64_t injected;      /* worker deaths caused by bulkhead inject */
 };
 
 struct master_options {
@@ -90,6 +91,16 @@ bool master_pool_accepts(const struct master *m, unsigned pool);
  * -ENOENT for a bad slot, -ESHUTDOWN if the pool is not up.
  */
 int master_restart(struct master *m, unsigned pool, int slot);
+/*
+ * bulkhead inject: makes a worker of the pool (slot < 0: a ready one at random) die of
+ * `fault` (segv, abort, hang, leak, kill). Its death is blamed on the injection: every job it
+ * held is re-run, none is counted an attempt, and it restarts at once. A hang is ended with
+ * SIGKILL after kill_grace. Returns 0 with the worker's name and pid; -EINVAL unknown fault,
+ * -EDOM leak without memory_max, -ENOENT no such slot, -EBUSY no ready worker,
+ * -ESHUTDOWN pool not up.
+ */
+int master_inject(struct master *m, unsigned pool, int slot, const char *fault,
+		  char *ret_worker, size_t size, pid_t *ret_pid);
 /* Cancels a queued job (cause "cancelled by request"); -EBUSY if it is not queued. */
 int master_cancel_job(struct master *m, struct job *j);
 

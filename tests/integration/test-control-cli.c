@@ -914,6 +914,9 @@ START_TEST(test_usage_errors)
 		{ "wait", "abc", NULL },
 		{ "cancel", NULL },
 		{ "cancel", "--group", "g", NULL },
+		{ "inject", NULL },
+		{ "inject", "main", NULL },
+		{ "inject", "main", "boom", NULL },
 		{ "frobnicate", NULL },
 	};
 	char *dir, path[300], var[320];
@@ -1075,16 +1078,124 @@ START_TEST(test_submit_wait_cancel_restart)
 		ck_assert_ptr_nonnull(strstr(r.err, "no worker slot 9"));
 		result_free(&r);
 	}
-	{	/* inject is still reserved */
-		const char *args[] = { "inject", NULL };
-
-		r = cli_at(&d, args);
-		expect_rc(r, 1, "inject");
-		ck_assert_str_eq(r.err, "bulkhead: not implemented yet: inject\n");
-		result_free(&r);
-	}
 	pump(&d, 0);
 	ck_assert_msg(!d.exited, "%s", describe(&d));
+	dmn_stop(&d);
+	dmn_free(&d);
+}
+END_TEST
+
+/* `bulkhead inject TARGET FAULT`, retried while no worker is ready (a restart under way). */
+static void inject_until_done(struct daemon *d, const char *target, const char *fault)
+{
+	const char *args[] = { "inject", target, fault, NULL };
+	int64_t deadline = tu_now_ms() + 20000;
+
+	for (;;) {
+		struct result r = cli_at(d, args);
+
+		if (r.rc == 0) {
+			ck_assert_ptr_nonnull(strstr(r.out, "injected "));
+			result_free(&r);
+			return;
+		}
+		ck_assert_msg(strstr(r.err, "no ready worker") && tu_ms_left(deadline) > 0,
+			      "inject %s %s: rc %d: %s", target, fault, r.rc, r.err);
+		result_free(&r);
+		pump(d, 20); /* a replacement is starting: waiting for a state */
+	}
+}
+
+START_TEST(test_inject_faults_blame_no_job)
+{
+	static const char *const faults[] = { "segv", "abort", "kill", "hang" };
+	const char *leak_main[] = { "inject", "main", "leak", NULL };
+	const char *bad_fault[] = { "inject", "main", "boom", NULL };
+	struct daemon d;
+	struct result r;
+	json_object *o;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 2\nkill_grace = 200ms\n"
+			     "[pool solo]\nworkers = 1\nthreads = 1\nmemory_max = 64M\n"
+			     "[job slow]\nrun = builtin:sleep\nargs = ms=100\ncount = 120\n");
+	dmn_start(&d);
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		inject_until_done(&d, "main", faults[i]);
+	inject_until_done(&d, "solo/0", "leak");
+	/* leak where nothing limits memory is refused; an unknown fault is a usage error */
+	r = cli_at(&d, leak_main);
+	expect_rc(r, 1, "inject main leak");
+	ck_assert_ptr_nonnull(strstr(r.err, "needs memory_max"));
+	result_free(&r);
+	r = cli_at(&d, bad_fault);
+	expect_rc(r, 2, "inject main boom");
+	result_free(&r);
+
+	/* Every job ends done: the injected deaths were nobody's fault. */
+	o = wait_jobs_ended(&d, 120);
+	ck_assert_int_eq(member_int(member(o, "jobs"), "done"), 120);
+	ck_assert_int_eq(member_int(member(o, "jobs"), "crashed"), 0);
+	ck_assert_int_eq(member_int(member(o, "workers"), "injected"), 5);
+	ck_assert_int_eq(member_int(member(o, "workers"), "worker_faults"), 0);
+	json_object_put(o);
+	pump(&d, 0);
+	ck_assert_msg(strstr(d.err, "(injected: hang)") && strstr(d.err, "(injected: leak)"),
+		      "%s", describe(&d));
+	dmn_stop(&d);
+	dmn_free(&d);
+}
+END_TEST
+
+/* Issue 4's acceptance: 10 000 jobs submitted and waited for by a script while another client
+ * injects crashes; every job ends, exactly, and the status counts add up. */
+START_TEST(test_submit_10000_wait_under_injection)
+{
+	static const char *const faults[] = { "segv", "abort", "kill", "segv", "hang", "kill" };
+	const char *submit[] = { "submit", "--pool", "main", "--run", "builtin:sleep",
+				 "--arg", "ms=2", "--count", "10000", NULL };
+	char sock_var[200];
+	const char *env[] = { sock_var, NULL };
+	const char *wait_argv[] = { env_path("BULKHEAD_BIN"), "wait", "--group", "sleep@1", NULL };
+	struct daemon d;
+	struct result r;
+	json_object *o, *jobs;
+	char *out;
+	int out_fd, st;
+	pid_t waiter;
+	int64_t sum = 0;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 2\nkill_grace = 200ms\n");
+	dmn_start(&d);
+	r = cli_at(&d, submit);
+	expect_rc(r, 0, "submit 10000");
+	ck_assert_int_eq(count_lines(r.out), 10000);
+	result_free(&r);
+	snprintf(sock_var, sizeof(sock_var), "BULKHEAD_SOCKET=%s", d.sock);
+	ck_assert_int_eq(tu_spawn(wait_argv, env, -1, &out_fd, NULL, &waiter), 0);
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		inject_until_done(&d, "main", faults[i]);
+	out = tu_read_all(out_fd, 120000);
+	close(out_fd);
+	ck_assert_int_eq(tu_wait_exit(waiter, 10000, &st), 0);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "wait: %s", tu_describe_status(st));
+	ck_assert_int_eq(count_lines(out), 10000);
+	ck_assert_msg(!strstr(out, "\tcancelled") && !strstr(out, "\tcrashed") &&
+			      !strstr(out, "\tfailed"),
+		      "not every job done");
+	free(out);
+	o = status_json(&d);
+	jobs = member(o, "jobs");
+	ck_assert_int_eq(member_int(jobs, "total"), 10000);
+	ck_assert_int_eq(member_int(jobs, "done"), 10000);
+	ck_assert_int_eq(member_int(jobs, "lost"), 0);
+	json_object_object_foreach(jobs, key, val)
+		if (strcmp(key, "total") != 0)
+			sum += json_object_get_int64(val);
+	ck_assert_int_eq(sum, 10000);
+	ck_assert_int_eq(member_int(member(o, "workers"), "injected"), 6);
+	json_object_put(o);
 	dmn_stop(&d);
 	dmn_free(&d);
 }
@@ -1298,6 +1409,8 @@ static Suite *control_cli_suite(void)
 	tcase_add_test(tc, test_log_level);
 	tcase_add_test(tc, test_top_plain);
 	tcase_add_test(tc, test_submit_wait_cancel_restart);
+	tcase_add_test(tc, test_inject_faults_blame_no_job);
+	tcase_add_test(tc, test_submit_10000_wait_under_injection);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("errors");

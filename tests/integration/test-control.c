@@ -1034,9 +1034,13 @@ START_TEST(test_bad_requests_keep_connection)
 		{ "{\"command\":\"frobnicate\"}", "unknown command 'frobnicate'" },
 		{ "{\"command\":\"STATUS\"}", "unknown command" },
 		{ "{\"command\":\"\"}", "unknown command" },
-		/* The reserved name, and the newer commands without what they need. */
-		{ "{\"command\":\"inject\"}", "not implemented yet: inject" },
-		{ "{\"command\":\"inject\",\"id\":3}", "not implemented yet: inject" },
+		/* Commands without what they need. */
+		{ "{\"command\":\"inject\"}", "inject needs" },
+		{ "{\"command\":\"inject\",\"id\":3}", "inject needs" },
+		{ "{\"command\":\"inject\",\"target\":\"main\",\"fault\":\"boom\"}",
+		  "unknown fault 'boom'" },
+		{ "{\"command\":\"inject\",\"target\":\"nope\",\"fault\":\"segv\"}",
+		  "no pool or worker 'nope'" },
 		{ "{\"command\":\"submit\"}", "submit needs" },
 		{ "{\"command\":\"submit\",\"group\":\"nosuch\"}", "nosuch" },
 		{ "{\"command\":\"wait\"}", "\"ids\" must be an array" },

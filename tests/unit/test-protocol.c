@@ -121,6 +121,8 @@ static size_t reencode(const struct bh_frame *f, uint8_t *out)
 		return bh_encode_crash(out, BH_FRAME_MAX, &f->crash);
 	case BH_FRAME_STOP:
 		return bh_encode_stop(out, BH_FRAME_MAX);
+	case BH_FRAME_INJECT:
+		return bh_encode_inject(out, BH_FRAME_MAX, (enum bh_inject_kind)f->inject.kind);
 	case BH_FRAME_SPEC:
 		require(f->spec.run_len <= BH_SPEC_STRING_MAX, "run_len %u", f->spec.run_len);
 		require(f->spec.args_len <= BH_SPEC_STRING_MAX, "args_len %u", f->spec.args_len);
@@ -670,7 +672,8 @@ START_TEST(test_reject_unknown_type)
 		size_t len;
 
 		if (t == BH_FRAME_HELLO || t == BH_FRAME_DONE || t == BH_FRAME_CRASH ||
-		    t == BH_FRAME_SPEC || t == BH_FRAME_ASSIGN || t == BH_FRAME_STOP)
+		    t == BH_FRAME_SPEC || t == BH_FRAME_ASSIGN || t == BH_FRAME_STOP ||
+		    t == BH_FRAME_INJECT)
 			continue;
 		len = put_raw_header(scratch, t, 0);
 		ck_assert_msg(decode_copy(scratch, len) == -ENOMSG, "type %u", t);
@@ -1039,6 +1042,37 @@ START_TEST(test_mutation_loop)
 }
 END_TEST
 
+START_TEST(test_inject_frame)
+{
+	uint8_t buf[64];
+	struct bh_frame f;
+	size_t len;
+
+	for (int k = BH_INJECT_SEGV; k <= BH_INJECT_LEAK; k++) {
+		len = bh_encode_inject(buf, sizeof(buf), (enum bh_inject_kind)k);
+		ck_assert_uint_eq(len, HDR + 8);
+		ck_assert_int_eq(bh_frame_decode(buf, len, &f), 0);
+		ck_assert_int_eq(f.type, BH_FRAME_INJECT);
+		ck_assert_uint_eq(f.inject.kind, (uint32_t)k);
+		ck_assert(!bh_frame_from_worker(f.type));
+		/* every truncation is refused */
+		for (size_t cut = 0; cut < len; cut++)
+			ck_assert_int_lt(bh_frame_decode(buf, cut, &f), 0);
+	}
+	/* unknown kind, reserved word set */
+	len = bh_encode_inject(buf, sizeof(buf), BH_INJECT_SEGV);
+	buf[HDR] = 0;
+	ck_assert_int_eq(bh_frame_decode(buf, len, &f), -EINVAL);
+	buf[HDR] = 9;
+	ck_assert_int_eq(bh_frame_decode(buf, len, &f), -EINVAL);
+	buf[HDR] = BH_INJECT_HANG;
+	buf[HDR + 4] = 1;
+	ck_assert_int_eq(bh_frame_decode(buf, len, &f), -EINVAL);
+	ck_assert_uint_eq(bh_encode_inject(buf, HDR + 7, BH_INJECT_SEGV), 0);
+	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_INJECT), "INJECT");
+}
+END_TEST
+
 static Suite *protocol_suite(void)
 {
 	Suite *s = suite_create("protocol");
@@ -1047,6 +1081,7 @@ static Suite *protocol_suite(void)
 	tc = tcase_create("roundtrip");
 	tcase_add_unchecked_fixture(tc, samples_setup, samples_teardown);
 	tcase_add_test(tc, test_hello_roundtrip);
+	tcase_add_test(tc, test_inject_frame);
 	tcase_add_test(tc, test_crash_roundtrip);
 	tcase_add_test(tc, test_spec_roundtrip);
 	tcase_add_test(tc, test_stop_roundtrip);
