@@ -38,8 +38,15 @@ _bulkhead()
 			-- "$cur"))
 		return
 		;;
-	--group | --limit | --interval | --count)
+	--group | --limit | --interval | --count | --pool | --arg)
 		COMPREPLY=()
+		return
+		;;
+	--run)
+		COMPREPLY=($(compgen -W "builtin:noop builtin:spin builtin:sleep builtin:balance \
+			builtin:tls builtin:fail builtin:segv builtin:abort builtin:fpe builtin:ill \
+			builtin:bus builtin:stack-overflow builtin:exit builtin:hang builtin:deadlock \
+			builtin:leak" -- "$cur"))
 		return
 		;;
 	esac
@@ -49,7 +56,9 @@ _bulkhead()
 	check-config) opts="--help --" ;;
 	status) opts="--json --socket --help" ;;
 	jobs) opts="--state --group --limit --json --socket --help" ;;
-	reload | submit | wait | cancel | restart | inject) opts="--socket --help" ;;
+	submit) opts="--pool --run --count --arg --json --socket --help" ;;
+	wait) opts="--group --json --socket --help" ;;
+	reload | cancel | restart | inject) opts="--socket --help" ;;
 	log-level) opts="--socket --help" ;;
 	top) opts="--interval --count --socket --help" ;;
 	*)
@@ -65,6 +74,12 @@ _bulkhead()
 	case $cmd in
 	run | check-config)
 		_bulkhead_files "$cur"
+		;;
+	inject)
+		# POOL[/INDEX] first, then the fault
+		if ((COMP_CWORD >= 3)); then
+			COMPREPLY=($(compgen -W "segv abort hang kill leak" -- "$cur"))
+		fi
 		;;
 	log-level)
 		# LEVEL, once: skip it if a word after the command already is one
