@@ -1122,7 +1122,11 @@ START_TEST(test_inject_faults_blame_no_job)
 	dmn_start(&d);
 	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
 		inject_until_done(&d, "main", faults[i]);
-	inject_until_done(&d, "solo/0", "leak");
+	/* Under ASan the rlimit that stops a leak cannot be applied (see test-run's leak test). */
+	if (!BULKHEAD_SANITIZED)
+		inject_until_done(&d, "solo/0", "leak");
+	else
+		fprintf(stderr, "SKIP inject leak: RLIMIT_AS cannot be applied under ASan\n");
 	/* leak where nothing limits memory is refused; an unknown fault is a usage error */
 	r = cli_at(&d, leak_main);
 	expect_rc(r, 1, "inject main leak");
@@ -1136,11 +1140,27 @@ START_TEST(test_inject_faults_blame_no_job)
 	o = wait_jobs_ended(&d, 120);
 	ck_assert_int_eq(member_int(member(o, "jobs"), "done"), 120);
 	ck_assert_int_eq(member_int(member(o, "jobs"), "crashed"), 0);
-	ck_assert_int_eq(member_int(member(o, "workers"), "injected"), 5);
-	ck_assert_int_eq(member_int(member(o, "workers"), "worker_faults"), 0);
 	json_object_put(o);
+	/* The last victim may still be dying (a leak takes its time): wait for the count. */
+	{
+		int64_t want = BULKHEAD_SANITIZED ? 4 : 5, deadline = tu_now_ms() + 30000, got;
+
+		for (;;) {
+			o = status_json(&d);
+			got = member_int(member(o, "workers"), "injected");
+			ck_assert_int_eq(member_int(member(o, "workers"), "worker_faults"), 0);
+			json_object_put(o);
+			if (got == want)
+				break;
+			ck_assert_msg(got < want && tu_ms_left(deadline) > 0,
+				      "%lld injected deaths, want %lld; %s", (long long)got,
+				      (long long)want, describe(&d));
+			pump(&d, 50); /* between status polls: waiting for a death */
+		}
+	}
 	pump(&d, 0);
-	ck_assert_msg(strstr(d.err, "(injected: hang)") && strstr(d.err, "(injected: leak)"),
+	ck_assert_msg(strstr(d.err, "(injected: hang)") &&
+			      (BULKHEAD_SANITIZED || strstr(d.err, "(injected: leak)")),
 		      "%s", describe(&d));
 	dmn_stop(&d);
 	dmn_free(&d);
