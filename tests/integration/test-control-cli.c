@@ -11,7 +11,7 @@
  * no reply, a reply that is not JSON): there a forked fake server in the test answers one
  * request and records what it received.
  *
- * The harness is the minimal part of test-daemon.c's: a temp dir, a NOTIFY_SOCKET datagram
+ * The harness is daemonutil.c, shared with test-daemon.c: a temp dir, a NOTIFY_SOCKET datagram
  * receiver, bulkheadd with RUNTIME_DIRECTORY there; the test waits for READY=1 (the socket
  * is bound before it), and while a `bulkhead` runs it keeps draining the daemon's stderr
  * and datagrams so that the daemon can never block on a full pipe. Nothing sleeps to
@@ -34,29 +34,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemonutil.h"
 #include "testutil.h"
 
-#define START_MS 30000 /* spawn -> READY=1, generous for ASan */
-#define EXIT_MS 30000 /* SIGTERM -> exit */
+#define EXIT_MS DMN_EXIT_MS /* SIGTERM -> exit */
 #define CLI_MS 30000 /* one `bulkhead` run */
 #define JOBS_MS 30000 /* the jobs of a config -> all ended */
-#define DGRAM_MAX 4096
 #define OUTPUT_MAX (1 << 20) /* what a `bulkhead` run may print */
 #define ARGS_MAX 16
-
-struct daemon {
-	char *dir;
-	char conf_path[256];
-	char run_dir[256];
-	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char notify_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	int notify_fd, err_fd, pidfd;
-	pid_t pid;
-	bool ready, exited;
-	int status;
-	char *err;
-	size_t err_len;
-};
 
 struct result {
 	int rc; /* exit status, or 128 + signal */
@@ -176,147 +161,22 @@ static const char *member_str(json_object *o, const char *key)
 	return json_object_get_string(member(o, key));
 }
 
-/* ---- the daemon ---- */
+/* ---- the daemon (daemonutil.c), as these tests use it ---- */
 
-static void dmn_init(struct daemon *d)
+/*
+ * Starts bulkheadd -c CONF with NOTIFY_SOCKET and RUNTIME_DIRECTORY; waits for READY=1. Its
+ * stderr may grow to OUTPUT_MAX.
+ */
+static void start(struct daemon *d)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-	memset(d, 0, sizeof(*d));
-	d->notify_fd = d->err_fd = d->pidfd = -1;
-	ck_assert_int_eq(tu_mkdtemp(&d->dir), 0);
-	snprintf(d->conf_path, sizeof(d->conf_path), "%s/test.conf", d->dir);
-	snprintf(d->run_dir, sizeof(d->run_dir), "%s/run", d->dir);
-	ck_assert_int_lt(snprintf(d->sock, sizeof(d->sock), "%s/control.sock", d->run_dir),
-			 (int)sizeof(d->sock));
-	ck_assert_int_lt(snprintf(d->notify_path, sizeof(d->notify_path), "%s/notify", d->dir),
-			 (int)sizeof(d->notify_path));
-	memcpy(sa.sun_path, d->notify_path, sizeof(d->notify_path));
-	d->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	ck_assert_int_ge(d->notify_fd, 0);
-	ck_assert_int_eq(bind(d->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-}
-
-static void dmn_write_config(struct daemon *d, const char *conf)
-{
-	ck_assert_int_eq(tu_write_file(d->conf_path, conf), 0);
-}
-
-static const char *describe(struct daemon *d)
-{
-	static char buf[3000];
-	size_t n = d->err_len;
-
-	snprintf(buf, sizeof(buf), "daemon %s; stderr:\n%s",
-		 d->exited ? tu_describe_status(d->status) : "running",
-		 d->err ? d->err + (n > 2500 ? n - 2500 : 0) : "");
-	return buf;
-}
-
-static void read_notices(struct daemon *d)
-{
-	char buf[DGRAM_MAX + 1];
-
-	for (;;) {
-		ssize_t n = recv(d->notify_fd, buf, DGRAM_MAX, MSG_DONTWAIT);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return;
-		buf[n] = '\0';
-		/* READY=1 as a whole line */
-		for (char *l = buf; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-			if (strncmp(l, "READY=1", 7) == 0 && (l[7] == '\n' || l[7] == '\0'))
-				d->ready = true;
-	}
-}
-
-/* The daemon's fds to poll (stderr, datagrams, exit) into pfd[0..2]. */
-static void dmn_pollfds(struct daemon *d, struct pollfd *pfd)
-{
-	pfd[0] = (struct pollfd){ .fd = d->err_fd, .events = POLLIN };
-	pfd[1] = (struct pollfd){ .fd = d->notify_fd, .events = POLLIN };
-	pfd[2] = (struct pollfd){ .fd = d->exited ? -1 : d->pidfd, .events = POLLIN };
-}
-
-/* Takes in what dmn_pollfds' fds have; reaps the daemon once it exited. */
-static void dmn_take(struct daemon *d, const struct pollfd *pfd)
-{
-	read_notices(d);
-	if (d->err_fd >= 0)
-		drain(&d->err_fd, &d->err, &d->err_len);
-	if (!d->exited && (pfd[2].revents & POLLIN)) {
-		ck_assert_int_eq(tu_wait_exit(d->pid, 1000, &d->status), 0);
-		d->exited = true;
-		if (d->err_fd >= 0)
-			drain(&d->err_fd, &d->err, &d->err_len);
-	}
-}
-
-static void pump(struct daemon *d, int timeout_ms)
-{
-	struct pollfd pfd[3];
-
-	dmn_pollfds(d, pfd);
-	ck_assert(poll(pfd, 3, timeout_ms) >= 0 || errno == EINTR);
-	dmn_take(d, pfd);
-}
-
-/* Starts bulkheadd -c CONF with NOTIFY_SOCKET and RUNTIME_DIRECTORY; waits for READY=1. */
-static void dmn_start(struct daemon *d)
-{
-	char notify_var[200], runtime_var[300];
-	const char *argv[] = { env_path("BULKHEAD_DAEMON"), "-c", d->conf_path, NULL };
-	const char *env[] = { notify_var, runtime_var, NULL };
-	int64_t deadline = tu_now_ms() + START_MS;
 	struct stat st;
 
-	snprintf(notify_var, sizeof(notify_var), "NOTIFY_SOCKET=%s", d->notify_path);
-	snprintf(runtime_var, sizeof(runtime_var), "RUNTIME_DIRECTORY=%s", d->run_dir);
-	ck_assert_int_eq(tu_spawn(argv, env, -1, NULL, &d->err_fd, &d->pid), 0);
-	ck_assert_int_eq(fcntl(d->err_fd, F_SETFL, O_NONBLOCK), 0);
-	d->pidfd = (int)syscall(SYS_pidfd_open, d->pid, 0);
-	ck_assert_int_ge(d->pidfd, 0);
-	while (!d->ready) {
-		ck_assert_msg(!d->exited && tu_ms_left(deadline) > 0, "no READY=1; %s",
-			      describe(d));
-		pump(d, tu_ms_left(deadline));
-	}
+	d->err_max = OUTPUT_MAX;
+	dmn_start(d, NULL);
+	dmn_wait_ready(d);
 	/* READY=1 promises a bound control socket. */
-	ck_assert_msg(stat(d->sock, &st) == 0 && S_ISSOCK(st.st_mode), "no socket %s; %s", d->sock,
-		      describe(d));
-}
-
-/* SIGTERM, exit 0. */
-static void dmn_stop(struct daemon *d)
-{
-	int64_t deadline = tu_now_ms() + EXIT_MS;
-
-	pump(d, 0);
-	ck_assert_msg(!d->exited, "daemon gone early; %s", describe(d));
-	ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
-	while (!d->exited && tu_ms_left(deadline) > 0)
-		pump(d, tu_ms_left(deadline));
-	ck_assert_msg(d->exited && WIFEXITED(d->status) && WEXITSTATUS(d->status) == 0,
-		      "expected exit 0; %s", describe(d));
-}
-
-static void dmn_free(struct daemon *d)
-{
-	if (d->pid > 0 && !d->exited)
-		tu_kill_wait(d->pid);
-	if (d->notify_fd >= 0)
-		close(d->notify_fd);
-	if (d->err_fd >= 0)
-		close(d->err_fd);
-	if (d->pidfd >= 0)
-		close(d->pidfd);
-	free(d->err);
-	if (d->dir)
-		tu_rm_rf(d->dir);
-	free(d->dir);
-	memset(d, 0, sizeof(*d));
+	ck_assert_msg(stat(d->sock_path, &st) == 0 && S_ISSOCK(st.st_mode), "no socket %s; %s",
+		      d->sock_path, dmn_describe(d));
 }
 
 /* ---- running `bulkhead` ---- */
@@ -349,21 +209,20 @@ static struct result cli(struct daemon *d, const char *const *env, const char *c
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	ck_assert_int_ge(pidfd, 0);
 	while (out_fd >= 0 || err_fd >= 0 || running) {
-		struct pollfd pfd[6] = {
+		struct pollfd pfd[3] = {
 			{ .fd = out_fd, .events = POLLIN },
 			{ .fd = err_fd, .events = POLLIN },
 			{ .fd = running ? pidfd : -1, .events = POLLIN },
 		};
 
-		if (d)
-			dmn_pollfds(d, pfd + 3);
-		else
-			pfd[3].fd = pfd[4].fd = pfd[5].fd = -1;
 		if (tu_ms_left(deadline) == 0) {
 			tu_kill_wait(pid);
 			ck_abort_msg("bulkhead %s did not finish; stderr:\n%s", args[0], r.err);
 		}
-		ck_assert(poll(pfd, 6, tu_ms_left(deadline)) >= 0 || errno == EINTR);
+		if (d)
+			dmn_poll(d, pfd, 3, tu_ms_left(deadline));
+		else
+			ck_assert(poll(pfd, 3, tu_ms_left(deadline)) >= 0 || errno == EINTR);
 		if (out_fd >= 0 && pfd[0].revents)
 			drain(&out_fd, &r.out, &out_len);
 		if (err_fd >= 0 && pfd[1].revents)
@@ -373,14 +232,12 @@ static struct result cli(struct daemon *d, const char *const *env, const char *c
 			running = false;
 			r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 		}
-		if (d)
-			dmn_take(d, pfd + 3);
 	}
 	close(pidfd);
 	return r;
 }
 
-/* `bulkhead ARGS... --socket d->sock`. */
+/* `bulkhead ARGS... --socket d->sock_path`. */
 static struct result cli_at(struct daemon *d, const char *const *args)
 {
 	const char *all[ARGS_MAX + 1];
@@ -391,7 +248,7 @@ static struct result cli_at(struct daemon *d, const char *const *args)
 		all[n++] = args[i];
 	}
 	all[n++] = "--socket";
-	all[n++] = d->sock;
+	all[n++] = d->sock_path;
 	all[n] = NULL;
 	return cli(d, NULL, all);
 }
@@ -432,16 +289,10 @@ static json_object *wait_jobs_ended(struct daemon *d, int64_t total)
 		    member_int(jobs, "running") == 0)
 			return o;
 		ck_assert_msg(tu_ms_left(deadline) > 0, "jobs never ended: %s; %s",
-			      json_object_to_json_string(jobs), describe(d));
+			      json_object_to_json_string(jobs), dmn_describe(d));
 		json_object_put(o);
-		pump(d, 50); /* waiting for a state: ask again after a moment, or a log line */
+		dmn_pump(d, 50); /* waiting for a state: ask again after a moment, or a log line */
 	}
-}
-
-/* Each test: orphans come to us, not to PID 1. */
-static void setup(void)
-{
-	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
 }
 
 /* ---- status ---- */
@@ -458,7 +309,7 @@ START_TEST(test_status_table)
 
 	dmn_init(&d);
 	dmn_write_config(&d, two_pools);
-	dmn_start(&d);
+	start(&d);
 	r = cli_at(&d, args);
 	expect_rc(r, 0, "status");
 	ck_assert_str_eq(r.err, "");
@@ -509,7 +360,7 @@ START_TEST(test_status_json)
 
 	dmn_init(&d);
 	dmn_write_config(&d, two_pools);
-	dmn_start(&d);
+	start(&d);
 	n_pids = tu_find_workers(d.pid, pids, 16);
 	ck_assert_int_eq(n_pids, 4);
 	o = status_json(&d);
@@ -555,9 +406,9 @@ START_TEST(test_socket_choice)
 
 	dmn_init(&d);
 	dmn_write_config(&d, two_pools);
-	dmn_start(&d);
+	start(&d);
 	snprintf(bogus, sizeof(bogus), "%s/bogus.sock", d.dir);
-	snprintf(sock_var, sizeof(sock_var), "BULKHEAD_SOCKET=%s", d.sock);
+	snprintf(sock_var, sizeof(sock_var), "BULKHEAD_SOCKET=%s", d.sock_path);
 	snprintf(bogus_var, sizeof(bogus_var), "BULKHEAD_SOCKET=%s", bogus);
 	snprintf(runtime_var, sizeof(runtime_var), "RUNTIME_DIRECTORY=%s", d.run_dir);
 	snprintf(bogus_runtime, sizeof(bogus_runtime), "RUNTIME_DIRECTORY=%s", d.dir);
@@ -573,7 +424,7 @@ START_TEST(test_socket_choice)
 	{
 		/* --socket over a bogus BULKHEAD_SOCKET */
 		const char *env[] = { bogus_var, NULL },
-			   *args[] = { "status", "--socket", d.sock, NULL };
+			   *args[] = { "status", "--socket", d.sock_path, NULL };
 
 		r = cli(&d, env, args);
 		expect_rc(r, 0, "status --socket");
@@ -615,7 +466,7 @@ START_TEST(test_jobs_filters)
 			     "[job ok]\npool = main\nrun = builtin:noop\ncount = 30\n"
 			     "[job segv]\npool = main\nrun = builtin:segv\ncount = 1\n"
 			     "max_attempts = 2\nexpect = crashed\n");
-	dmn_start(&d);
+	start(&d);
 	o = wait_jobs_ended(&d, 31);
 	ck_assert_int_eq(member_int(member(o, "jobs"), "done"), 30);
 	ck_assert_int_eq(member_int(member(o, "jobs"), "crashed"), 1);
@@ -717,7 +568,7 @@ START_TEST(test_reload)
 
 	dmn_init(&d);
 	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n");
-	dmn_start(&d);
+	start(&d);
 	/* a good config: one more pool */
 	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n"
 			     "[pool more]\nworkers = 2\nthreads = 1\n");
@@ -755,7 +606,7 @@ START_TEST(test_log_level)
 
 	dmn_init(&d);
 	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n");
-	dmn_start(&d);
+	start(&d);
 	{
 		const char *args[] = { "log-level", "debug", NULL };
 
@@ -799,7 +650,7 @@ START_TEST(test_top_plain)
 	dmn_init(&d);
 	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 2\n"
 			     "[job ok]\npool = main\nrun = builtin:noop\ncount = 10\n");
-	dmn_start(&d);
+	start(&d);
 	r = cli_at(&d, args);
 	expect_rc(r, 0, "top --count 2");
 	ck_assert_msg(count_lines(r.out) == 2, "stdout:\n%s", r.out);
@@ -977,7 +828,7 @@ START_TEST(test_submit_wait_cancel_restart)
 	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 2\n"
 			     "[job work]\nrun = builtin:sleep\nargs = ms=10\ncount = 2\n"
 			     "[job crash]\nrun = builtin:segv\nmax_attempts = 2\nexpect = crashed\n");
-	dmn_start(&d);
+	start(&d);
 	json_object_put(wait_jobs_ended(&d, 3));
 
 	{	/* more instances of a configured group, then wait for them */
@@ -1070,16 +921,16 @@ START_TEST(test_submit_wait_cancel_restart)
 			}
 			json_object_put(o);
 			ck_assert_msg(tu_ms_left(deadline) > 0, "workers not replaced; %s",
-				      describe(&d));
-			pump(&d, 50); /* between status polls: waiting for a state */
+				      dmn_describe(&d));
+			dmn_pump(&d, 50); /* between status polls: waiting for a state */
 		}
 		r = cli_at(&d, bad);
 		expect_rc(r, 1, "restart main/9");
 		ck_assert_ptr_nonnull(strstr(r.err, "no worker slot 9"));
 		result_free(&r);
 	}
-	pump(&d, 0);
-	ck_assert_msg(!d.exited, "%s", describe(&d));
+	dmn_pump(&d, 0);
+	ck_assert_msg(!d.exited, "%s", dmn_describe(&d));
 	dmn_stop(&d);
 	dmn_free(&d);
 }
@@ -1102,7 +953,7 @@ static void inject_until_done(struct daemon *d, const char *target, const char *
 		ck_assert_msg(strstr(r.err, "no ready worker") && tu_ms_left(deadline) > 0,
 			      "inject %s %s: rc %d: %s", target, fault, r.rc, r.err);
 		result_free(&r);
-		pump(d, 20); /* a replacement is starting: waiting for a state */
+		dmn_pump(d, 20); /* a replacement is starting: waiting for a state */
 	}
 }
 
@@ -1119,7 +970,7 @@ START_TEST(test_inject_faults_blame_no_job)
 	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 2\nkill_grace = 200ms\n"
 			     "[pool solo]\nworkers = 1\nthreads = 1\nmemory_max = 64M\n"
 			     "[job slow]\nrun = builtin:sleep\nargs = ms=100\ncount = 120\n");
-	dmn_start(&d);
+	start(&d);
 	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
 		inject_until_done(&d, "main", faults[i]);
 	/* Under ASan the rlimit that stops a leak cannot be applied (see test-run's leak test). */
@@ -1154,14 +1005,14 @@ START_TEST(test_inject_faults_blame_no_job)
 				break;
 			ck_assert_msg(got < want && tu_ms_left(deadline) > 0,
 				      "%lld injected deaths, want %lld; %s", (long long)got,
-				      (long long)want, describe(&d));
-			pump(&d, 50); /* between status polls: waiting for a death */
+				      (long long)want, dmn_describe(&d));
+			dmn_pump(&d, 50); /* between status polls: waiting for a death */
 		}
 	}
-	pump(&d, 0);
+	dmn_pump(&d, 0);
 	ck_assert_msg(strstr(d.err, "(injected: hang)") &&
 			      (BULKHEAD_SANITIZED || strstr(d.err, "(injected: leak)")),
-		      "%s", describe(&d));
+		      "%s", dmn_describe(&d));
 	dmn_stop(&d);
 	dmn_free(&d);
 }
@@ -1187,12 +1038,12 @@ START_TEST(test_submit_10000_wait_under_injection)
 
 	dmn_init(&d);
 	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 2\nkill_grace = 200ms\n");
-	dmn_start(&d);
+	start(&d);
 	r = cli_at(&d, submit);
 	expect_rc(r, 0, "submit 10000");
 	ck_assert_int_eq(count_lines(r.out), 10000);
 	result_free(&r);
-	snprintf(sock_var, sizeof(sock_var), "BULKHEAD_SOCKET=%s", d.sock);
+	snprintf(sock_var, sizeof(sock_var), "BULKHEAD_SOCKET=%s", d.sock_path);
 	ck_assert_int_eq(tu_spawn(wait_argv, env, -1, &out_fd, NULL, &waiter), 0);
 	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
 		inject_until_done(&d, "main", faults[i]);
@@ -1419,7 +1270,7 @@ static Suite *control_cli_suite(void)
 	TCase *tc;
 
 	tc = tcase_create("daemon");
-	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, test_status_table);
 	tcase_add_test(tc, test_status_json);
@@ -1434,7 +1285,7 @@ static Suite *control_cli_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("errors");
-	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_missing_socket);
 	tcase_add_test(tc, test_usage_errors);
@@ -1449,26 +1300,5 @@ static Suite *control_cli_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	char *root = NULL;
-	int failed;
-
-	/* The programs get their socket and service environment from the tests only. */
-	unsetenv("NOTIFY_SOCKET");
-	unsetenv("WATCHDOG_USEC");
-	unsetenv("WATCHDOG_PID");
-	unsetenv("RUNTIME_DIRECTORY");
-	unsetenv("BULKHEAD_SOCKET");
-	/* Every test's temp dir lives under one root, removed even after failed tests. */
-	if (tu_mkdtemp(&root) < 0 || setenv("TMPDIR", root, 1) < 0) {
-		perror("test-control-cli: temp dir");
-		return EXIT_FAILURE;
-	}
-	sr = srunner_create(control_cli_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	tu_rm_rf(root);
-	free(root);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return dmn_run(control_cli_suite(), "test-control-cli");
 }

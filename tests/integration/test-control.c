@@ -15,12 +15,13 @@
  * two places where time is the point and not a wait (the slow client's pacing, the CPU-time
  * window) say so.
  *
- * The harness (struct daemon) is a copy of test-daemon.c's, trimmed: each test makes a temp
- * dir, binds an AF_UNIX datagram socket there as NOTIFY_SOCKET, starts bulkheadd with
- * RUNTIME_DIRECTORY in that dir and waits for READY=1 (which promises a bound control
+ * The harness (struct daemon, dmn_*) is daemonutil.c, shared with test-daemon.c: each test
+ * makes a temp dir, binds an AF_UNIX datagram socket there as NOTIFY_SOCKET, starts bulkheadd
+ * with RUNTIME_DIRECTORY in that dir and waits for READY=1 (which promises a bound control
  * socket). Each test process is a child subreaper, so "no worker left" means no live
  * bulkhead-worker below this test. On a failed assertion Check's fork ends with _exit(); the
- * daemon and its workers die with it (PR_SET_PDEATHSIG), and main() removes every temp dir.
+ * daemon and its workers die with it (PR_SET_PDEATHSIG), and dmn_run() removes every temp
+ * dir.
  */
 #include <check.h>
 #include <dirent.h>
@@ -41,48 +42,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemonutil.h"
 #include "testutil.h"
 
-#define NOTICES_MAX 4096 /* datagrams recorded per daemon */
-#define DGRAM_MAX 4096 /* longest datagram accepted */
-#define WORKERS_MAX 64 /* workers a test looks at */
-#define START_MS 30000 /* spawn -> READY=1, generous for ASan */
-#define EXIT_MS 30000 /* SIGTERM -> exit */
+#define WORKERS_MAX DMN_WORKERS_MAX /* workers a test looks at */
 #define CALL_MS 10000 /* an ordinary reply, generous for ASan */
 #define PROMPT_MS 1000 /* a status reply while another client misbehaves */
 #define JOBS_MS 30000 /* a small config's jobs all ended */
-#define POLL_MAX 1024 /* fds one dpoll() watches besides the daemon's */
 
 /* The daemon's limits, from docs/control-protocol.md. */
 #define REQUEST_MAX (64 * 1024)
 #define CLIENTS_MAX 256
 
 #define NOBODY 65534
-
-struct notice {
-	int64_t at; /* tu_now_ms() when received */
-	char *text;
-};
-
-struct daemon {
-	char *dir;
-	char conf_path[256];
-	char notify_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char run_dir[256];
-	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	int notify_fd;
-	int err_fd; /* the daemon's stderr, non-blocking; -1 at EOF */
-	int pidfd;
-	pid_t pid;
-	bool exited; /* reaped: `status` is valid */
-	int status;
-	char *err;
-	size_t err_len;
-	struct notice notices[NOTICES_MAX];
-	size_t n_notices;
-	pid_t workers[WORKERS_MAX]; /* at READY=1, sorted */
-	int n_workers;
-};
 
 /* One client connection with its own input buffer (replies may come several at a time). */
 struct conn {
@@ -93,199 +65,25 @@ struct conn {
 	int error; /* that read error (ECONNRESET: closed with our bytes unread), else 0 */
 };
 
-/* ---- the harness: one bulkheadd, its notify socket and its stderr ---- */
-
-static const char *tail(const char *s, size_t max)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (!s)
-		return "";
-	return n > max ? s + n - max : s;
-}
-
-static const char *daemon_path(void)
-{
-	const char *p = getenv("BULKHEAD_DAEMON");
-
-	ck_assert_msg(p && *p, "BULKHEAD_DAEMON is not set");
-	return p;
-}
-
-/* What the daemon did so far, for assertion messages. */
-static const char *describe(struct daemon *d)
-{
-	static char buf[4000];
-
-	snprintf(buf, sizeof(buf), "daemon %s; %zu notices; stderr:\n%s",
-		 d->exited ? tu_describe_status(d->status) : "running", d->n_notices,
-		 tail(d->err, 2500));
-	return buf;
-}
-
-static void dmn_init(struct daemon *d)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-	memset(d, 0, sizeof(*d));
-	d->notify_fd = d->err_fd = d->pidfd = -1;
-	ck_assert_int_eq(tu_mkdtemp(&d->dir), 0);
-	snprintf(d->conf_path, sizeof(d->conf_path), "%s/test.conf", d->dir);
-	snprintf(d->run_dir, sizeof(d->run_dir), "%s/run", d->dir);
-	ck_assert_int_lt(snprintf(d->notify_path, sizeof(d->notify_path), "%s/notify", d->dir),
-			 (int)sizeof(d->notify_path));
-	ck_assert_int_lt(
-		snprintf(d->sock_path, sizeof(d->sock_path), "%s/control.sock", d->run_dir),
-		(int)sizeof(d->sock_path));
-	memcpy(sa.sun_path, d->notify_path, sizeof(d->notify_path));
-	d->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	ck_assert_int_ge(d->notify_fd, 0);
-	ck_assert_int_eq(bind(d->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-}
-
-static void dmn_write_config(struct daemon *d, const char *conf)
-{
-	ck_assert_int_eq(tu_write_file(d->conf_path, conf), 0);
-}
-
-static void read_stderr(struct daemon *d)
-{
-	char buf[4096];
-
-	while (d->err_fd >= 0) {
-		ssize_t n = read(d->err_fd, buf, sizeof(buf));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n <= 0) {
-			close(d->err_fd);
-			d->err_fd = -1;
-			return;
-		}
-		d->err = realloc(d->err, d->err_len + (size_t)n + 1);
-		ck_assert_ptr_nonnull(d->err);
-		memcpy(d->err + d->err_len, buf, (size_t)n);
-		d->err_len += (size_t)n;
-		d->err[d->err_len] = '\0';
-	}
-}
-
-static void read_notices(struct daemon *d)
-{
-	char buf[DGRAM_MAX + 1];
-
-	for (;;) {
-		ssize_t n = recv(d->notify_fd, buf, DGRAM_MAX, MSG_DONTWAIT | MSG_TRUNC);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		ck_assert_msg(n >= 0, "recv on the notify socket: %s", strerror(errno));
-		ck_assert_msg(n < DGRAM_MAX, "a notify datagram of %zd bytes", n);
-		ck_assert_uint_lt(d->n_notices, NOTICES_MAX);
-		buf[n] = '\0';
-		d->notices[d->n_notices].at = tu_now_ms();
-		d->notices[d->n_notices].text = strdup(buf);
-		ck_assert_ptr_nonnull(d->notices[d->n_notices].text);
-		d->n_notices++;
-	}
-}
-
-/*
- * poll()s fds[0..n) (may be none) together with the daemon's notify socket, stderr and pidfd
- * for up to timeout_ms, then takes in whatever the daemon sent and reaps it if it exited.
- * fds[i].revents are set as poll() left them. Returns poll()'s result.
- */
-static int dpoll(struct daemon *d, struct pollfd *fds, size_t n, int timeout_ms)
-{
-	static struct pollfd all[POLL_MAX + 3];
-	int r;
-
-	ck_assert_uint_le(n, POLL_MAX);
-	if (n)
-		memcpy(all, fds, n * sizeof(*fds));
-	all[n] = (struct pollfd){ .fd = d->notify_fd, .events = POLLIN };
-	all[n + 1] = (struct pollfd){ .fd = d->err_fd, .events = POLLIN };
-	all[n + 2] = (struct pollfd){ .fd = d->exited ? -1 : d->pidfd, .events = POLLIN };
-	r = poll(all, n + 3, timeout_ms);
-	ck_assert_msg(r >= 0 || errno == EINTR, "poll: %s", strerror(errno));
-	for (size_t i = 0; i < n; i++)
-		fds[i].revents = r > 0 ? all[i].revents : 0;
-	read_notices(d);
-	read_stderr(d);
-	if (r > 0 && !d->exited && (all[n + 2].revents & POLLIN)) {
-		ck_assert_int_eq(tu_wait_exit(d->pid, 1000, &d->status), 0);
-		d->exited = true;
-		read_stderr(d); /* whatever it wrote before it exited is in the pipe now */
-		read_notices(d);
-	}
-	return r;
-}
-
-static void pump(struct daemon *d, int timeout_ms)
-{
-	dpoll(d, NULL, 0, timeout_ms);
-}
-
-/* Does the datagram have the line `key` ("READY=1")? */
-static bool notice_has(const char *text, const char *key)
-{
-	size_t len = strlen(key);
-
-	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-		if (strncmp(l, key, len) == 0 && (l[len] == '\n' || l[len] == '\0'))
-			return true;
-	return false;
-}
-
-/* Index of the first datagram at or after `from` with `key`, waiting up to timeout_ms. */
-static size_t expect_notice(struct daemon *d, size_t from, const char *key, int timeout_ms)
-{
-	int64_t deadline = tu_now_ms() + timeout_ms;
-
-	for (;;) {
-		for (size_t i = from; i < d->n_notices; i++)
-			if (notice_has(d->notices[i].text, key))
-				return i;
-		ck_assert_msg(!d->exited && tu_ms_left(deadline) > 0, "no %s within %dms; %s", key,
-			      timeout_ms, describe(d));
-		pump(d, tu_ms_left(deadline));
-	}
-}
-
-/* Waits for `what` on the daemon's stderr. */
-static void expect_stderr(struct daemon *d, const char *what, int timeout_ms)
-{
-	int64_t deadline = tu_now_ms() + timeout_ms;
-
-	while (!(d->err && strstr(d->err, what)) && tu_ms_left(deadline) > 0 &&
-	       (d->err_fd >= 0 || !d->exited))
-		pump(d, tu_ms_left(deadline));
-	ck_assert_msg(d->err && strstr(d->err, what), "stderr never said \"%s\"; %s", what,
-		      describe(d));
-}
+/* ---- the daemon (daemonutil.c), as these tests use it ---- */
 
 /* Writes the config, starts bulkheadd, waits for READY=1 and notes its workers. */
-static void dmn_start(struct daemon *d, const char *conf)
+static void start(struct daemon *d, const char *conf)
 {
-	static char notify_var[200], runtime_var[300];
-	const char *argv[] = { daemon_path(), "-c", d->conf_path, NULL };
-	const char *env[] = { notify_var, runtime_var, NULL };
-
 	dmn_init(d);
 	dmn_write_config(d, conf);
-	snprintf(notify_var, sizeof(notify_var), "NOTIFY_SOCKET=%s", d->notify_path);
-	snprintf(runtime_var, sizeof(runtime_var), "RUNTIME_DIRECTORY=%s", d->run_dir);
-	ck_assert_int_eq(tu_spawn(argv, env, -1, NULL, &d->err_fd, &d->pid), 0);
-	ck_assert_int_eq(fcntl(d->err_fd, F_SETFL, O_NONBLOCK), 0);
-	d->pidfd = (int)syscall(SYS_pidfd_open, d->pid, 0);
-	ck_assert_int_ge(d->pidfd, 0);
-	expect_notice(d, 0, "READY=1", START_MS);
-	d->n_workers = tu_find_workers(d->pid, d->workers, WORKERS_MAX);
+	dmn_start(d, NULL);
+	dmn_wait_ready(d);
 	ck_assert_int_gt(d->n_workers, 0);
+}
+
+/* SIGTERM, STOPPING=1, exit 0; then no worker of it anywhere, no zombie; frees d. */
+static void stop_and_free(struct daemon *d)
+{
+	dmn_stop(d);
+	ck_assert_int_eq(tu_count_workers_of(d->pid), 0);
+	dmn_assert_aftermath();
+	dmn_free(d);
 }
 
 /* The daemon's workers are still the very processes it had at READY=1. */
@@ -295,115 +93,8 @@ static void assert_same_workers(struct daemon *d)
 	int n = tu_find_workers(d->pid, now, WORKERS_MAX);
 
 	ck_assert_msg(n == d->n_workers && memcmp(now, d->workers, (size_t)n * sizeof(pid_t)) == 0,
-		      "workers changed (%d now, %d at READY=1); %s", n, d->n_workers, describe(d));
-}
-
-static bool is_live_worker(pid_t pid)
-{
-	char comm[64], state;
-
-	return tu_proc_stat(pid, comm, sizeof(comm), &state, NULL) == 0 &&
-	       strcmp(comm, "bulkhead-worker") == 0 && state != 'Z' && state != 'X';
-}
-
-static bool descends_from(pid_t pid, pid_t ancestor)
-{
-	for (int depth = 0; depth < 64 && pid > 1; depth++) {
-		char state;
-		pid_t ppid;
-
-		if (tu_proc_stat(pid, NULL, 0, &state, &ppid) < 0)
-			return false;
-		if (ppid == ancestor)
-			return true;
-		pid = ppid;
-	}
-	return false;
-}
-
-/* Live bulkhead-worker processes anywhere below this test process. */
-static int count_our_workers(void)
-{
-	DIR *dir = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
-
-	ck_assert_ptr_nonnull(dir);
-	while ((e = readdir(dir))) {
-		pid_t pid = atoi(e->d_name);
-
-		if (pid > 0 && is_live_worker(pid) && descends_from(pid, getpid()))
-			n++;
-	}
-	closedir(dir);
-	return n;
-}
-
-/* SIGTERM, STOPPING=1, exit 0; then no worker of it anywhere, no zombie; frees d. */
-static void dmn_stop_and_free(struct daemon *d)
-{
-	size_t from = d->n_notices;
-	int64_t deadline;
-
-	pump(d, 0);
-	ck_assert_msg(!d->exited, "the daemon died; %s", describe(d));
-	ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
-	expect_notice(d, from, "STOPPING=1", EXIT_MS);
-	deadline = tu_now_ms() + EXIT_MS;
-	while (!d->exited && tu_ms_left(deadline) > 0)
-		pump(d, tu_ms_left(deadline));
-	ck_assert_msg(d->exited && WIFEXITED(d->status) && WEXITSTATUS(d->status) == 0,
-		      "SIGTERM: not a clean exit; %s", describe(d));
-	ck_assert_int_eq(tu_count_workers_of(d->pid), 0);
-	ck_assert_int_eq(count_our_workers(), 0);
-	ck_assert_int_eq(tu_count_zombie_children(), 0);
-
-	close(d->notify_fd);
-	if (d->err_fd >= 0)
-		close(d->err_fd);
-	close(d->pidfd);
-	for (size_t i = 0; i < d->n_notices; i++)
-		free(d->notices[i].text);
-	free(d->err);
-	tu_rm_rf(d->dir);
-	free(d->dir);
-	memset(d, 0, sizeof(*d));
-}
-
-/* Open fds of pid, or -errno. */
-static int count_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *e;
-	int n = 0;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	dir = opendir(path);
-	if (!dir)
-		return -errno;
-	while ((e = readdir(dir)))
-		n += e->d_name[0] != '.';
-	closedir(dir);
-	return n;
-}
-
-/*
- * The daemon's open fds, the least seen over ~200 ms: each sd_notify() holds a socket for a
- * moment, and a client we just closed may not have been noticed yet.
- */
-static int settled_fds(struct daemon *d)
-{
-	int least = INT32_MAX;
-
-	for (int i = 0; i < 10; i++) {
-		int n = count_fds(d->pid);
-
-		ck_assert_msg(n >= 0, "fds of %d: %s; %s", (int)d->pid, strerror(-n), describe(d));
-		least = n < least ? n : least;
-		pump(d, 20); /* spread the samples out; take in what comes meanwhile */
-	}
-	return least;
+		      "workers changed (%d now, %d at READY=1); %s", n, d->n_workers,
+		      dmn_describe(d));
 }
 
 /* Waits (a /proc state, with a deadline) for the daemon's fd count to come down to `base`. */
@@ -413,15 +104,16 @@ static void expect_fds(struct daemon *d, int base)
 	int n;
 
 	for (;;) {
-		n = count_fds(d->pid);
+		n = dmn_count_fds(d->pid);
 		if (n == base)
 			break;
 		ck_assert_msg(tu_ms_left(deadline) > 0,
-			      "the daemon has %d fds, %d before: leaked; %s", n, base, describe(d));
-		pump(d, 10); /* re-read /proc between events */
+			      "the daemon has %d fds, %d before: leaked; %s", n, base,
+			      dmn_describe(d));
+		dmn_pump(d, 10); /* re-read /proc between events */
 	}
 	/* And it stays there (not a dip between two transient fds). */
-	ck_assert_int_eq(settled_fds(d), base);
+	ck_assert_int_eq(dmn_settled_fds(d), base);
 }
 
 /* CPU ticks (user + system) the process has used, from /proc/PID/stat. */
@@ -454,7 +146,7 @@ static long ticks_in(struct daemon *d, int window_ms)
 	long ticks = cpu_ticks(d->pid);
 
 	while (tu_ms_left(end) > 0)
-		pump(d, tu_ms_left(end));
+		dmn_pump(d, tu_ms_left(end));
 	return cpu_ticks(d->pid) - ticks;
 }
 
@@ -485,7 +177,7 @@ static void conn_open(struct daemon *d, struct conn *c)
 {
 	int r = conn_try_open(d->sock_path, c);
 
-	ck_assert_msg(r == 0, "connect %s: %s; %s", d->sock_path, strerror(-r), describe(d));
+	ck_assert_msg(r == 0, "connect %s: %s; %s", d->sock_path, strerror(-r), dmn_describe(d));
 }
 
 static void conn_close(struct conn *c)
@@ -550,7 +242,7 @@ static char *conn_line(struct daemon *d, struct conn *c, int timeout_ms)
 
 		if (line || c->eof)
 			return line;
-		dpoll(d, &p, 1, left);
+		dmn_poll(d, &p, 1, left);
 		if (p.revents)
 			conn_fill(c);
 		else if (left == 0)
@@ -566,7 +258,7 @@ static bool conn_wait_eof(struct daemon *d, struct conn *c, int timeout_ms)
 	while (!c->eof && tu_ms_left(deadline) > 0) {
 		struct pollfd p = { .fd = c->fd, .events = POLLIN };
 
-		dpoll(d, &p, 1, tu_ms_left(deadline));
+		dmn_poll(d, &p, 1, tu_ms_left(deadline));
 		if (p.revents)
 			conn_fill(c);
 	}
@@ -594,7 +286,7 @@ static int conn_send(struct daemon *d, struct conn *c, const void *data, size_t 
 			return -errno;
 		if (tu_ms_left(deadline) == 0)
 			return -ETIMEDOUT;
-		dpoll(d, &pfd, 1, tu_ms_left(deadline));
+		dmn_poll(d, &pfd, 1, tu_ms_left(deadline));
 	}
 	return 0;
 }
@@ -603,7 +295,7 @@ static void conn_send_ok(struct daemon *d, struct conn *c, const void *data, siz
 {
 	int r = conn_send(d, c, data, len, CALL_MS);
 
-	ck_assert_msg(r == 0, "sending %zu bytes: %s; %s", len, strerror(-r), describe(d));
+	ck_assert_msg(r == 0, "sending %zu bytes: %s; %s", len, strerror(-r), dmn_describe(d));
 }
 
 /* ---- JSON ---- */
@@ -681,7 +373,7 @@ static json_object *call_within(struct daemon *d, struct conn *c, const char *re
 	free(buf);
 	line = conn_line(d, c, timeout_ms);
 	ck_assert_msg(line, "no reply to %.200s within %dms (%s); %s", req, timeout_ms,
-		      c->eof ? "connection closed" : "timed out", describe(d));
+		      c->eof ? "connection closed" : "timed out", dmn_describe(d));
 	o = parse_reply(line);
 	free(line);
 	return o;
@@ -749,9 +441,9 @@ static json_object *wait_jobs(struct daemon *d, struct conn *c, const char *stat
 		if (jint(jobs, state) == n)
 			return o;
 		ck_assert_msg(tu_ms_left(deadline) > 0, "never %lld %s: %s; %s", (long long)n,
-			      state, jtext(jobs), describe(d));
+			      state, jtext(jobs), dmn_describe(d));
 		json_object_put(o);
-		pump(d, 20); /* between two looks at a state, taking in the daemon's output */
+		dmn_pump(d, 20); /* between two looks at a state, taking in the daemon's output */
 	}
 }
 
@@ -772,11 +464,6 @@ static uint64_t prng(uint64_t *state)
 	return *state * 2685821657736338717ULL;
 }
 
-static void setup(void)
-{
-	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-}
-
 #define SMALL_CONF "[pool main]\nworkers = 2\nthreads = 2\n"
 
 /* ---- 1. status ---- */
@@ -792,9 +479,9 @@ START_TEST(test_status_reply)
 	pid_t seen[WORKERS_MAX];
 	int n_seen = 0;
 
-	dmn_start(&d, "[pool main]\nworkers = 2\nthreads = 2\n"
-		      "[pool side]\nworkers = 1\nthreads = 3\n"
-		      "[job quick]\nrun = builtin:noop\ncount = 20\n");
+	start(&d, "[pool main]\nworkers = 2\nthreads = 2\n"
+		  "[pool side]\nworkers = 1\nthreads = 3\n"
+		  "[job quick]\nrun = builtin:noop\ncount = 20\n");
 	ck_assert_int_eq(d.n_workers, 3);
 	conn_open(&d, &c);
 	json_object_put(wait_jobs(&d, &c, "done", 20));
@@ -882,7 +569,7 @@ START_TEST(test_status_reply)
 		for (int i = 1; i <= 3; i++) {
 			char *line = conn_line(&d, &c, CALL_MS);
 
-			ck_assert_msg(line, "reply %d of 3 missing; %s", i, describe(&d));
+			ck_assert_msg(line, "reply %d of 3 missing; %s", i, dmn_describe(&d));
 			o = parse_reply(line);
 			free(line);
 			ck_assert_msg(jint(o, "id") == i, "reply %d out of order: %s", i, jtext(o));
@@ -900,7 +587,7 @@ START_TEST(test_status_reply)
 		}
 	}
 	conn_close(&c);
-	dmn_stop_and_free(&d);
+	stop_and_free(&d);
 }
 END_TEST
 
@@ -925,10 +612,10 @@ START_TEST(test_jobs_filters)
 	struct conn c;
 	json_object *o, *a, *j, *deaths;
 
-	dmn_start(&d, "[pool main]\nworkers = 1\nthreads = 1\n"
-		      "[pool quick]\nworkers = 1\nthreads = 2\n"
-		      "[job segv]\nrun = builtin:segv\nexpect = crashed\nmax_attempts = 2\n"
-		      "[job quick]\npool = quick\nrun = builtin:noop\ncount = 5\n");
+	start(&d, "[pool main]\nworkers = 1\nthreads = 1\n"
+		  "[pool quick]\nworkers = 1\nthreads = 2\n"
+		  "[job segv]\nrun = builtin:segv\nexpect = crashed\nmax_attempts = 2\n"
+		  "[job quick]\npool = quick\nrun = builtin:noop\ncount = 5\n");
 	conn_open(&d, &c);
 	json_object_put(wait_jobs(&d, &c, "done", 5));
 	o = wait_jobs(&d, &c, "crashed", 1);
@@ -1005,7 +692,7 @@ START_TEST(test_jobs_filters)
 		call_error(&d, &c, bad[i].req, bad[i].error);
 	prompt_status(&d, &c);
 	conn_close(&c);
-	dmn_stop_and_free(&d);
+	stop_and_free(&d);
 }
 END_TEST
 
@@ -1057,7 +744,7 @@ START_TEST(test_bad_requests_keep_connection)
 	char *buf, *nested;
 	size_t len = 0, lines = 0;
 
-	dmn_start(&d, SMALL_CONF);
+	start(&d, SMALL_CONF);
 	conn_open(&d, &c);
 
 	/* 200 lines of random bytes (any of the 256), each ending in '\n'; a '\n' among them
@@ -1081,7 +768,7 @@ START_TEST(test_bad_requests_keep_connection)
 		json_object *o;
 
 		ck_assert_msg(line, "reply %zu of %zu to random lines missing (%s); %s", i + 1,
-			      lines, c.eof ? "closed" : "timed out", describe(&d));
+			      lines, c.eof ? "closed" : "timed out", dmn_describe(&d));
 		o = parse_reply(line);
 		free(line);
 		ck_assert_msg(!jbool(o, "ok") && *jstr(o, "error"), "%s", jtext(o));
@@ -1122,10 +809,10 @@ START_TEST(test_bad_requests_keep_connection)
 		ck_assert_str_eq(jstr(o, "id"), "split");
 		json_object_put(o);
 	}
-	ck_assert_msg(!c.eof, "the daemon closed the connection; %s", describe(&d));
+	ck_assert_msg(!c.eof, "the daemon closed the connection; %s", dmn_describe(&d));
 	conn_close(&c);
 	assert_same_workers(&d);
-	dmn_stop_and_free(&d);
+	stop_and_free(&d);
 }
 END_TEST
 
@@ -1138,7 +825,7 @@ START_TEST(test_request_size_limit)
 	char *buf, *line;
 	size_t len;
 
-	dmn_start(&d, SMALL_CONF);
+	start(&d, SMALL_CONF);
 	conn_open(&d, &c);
 
 	/* A line of exactly 64 KiB (without its '\n') is still a request. */
@@ -1152,7 +839,7 @@ START_TEST(test_request_size_limit)
 	conn_send_ok(&d, &c, buf, len + 1);
 	free(buf);
 	line = conn_line(&d, &c, CALL_MS);
-	ck_assert_msg(line, "no reply to a 64 KiB request; %s", describe(&d));
+	ck_assert_msg(line, "no reply to a 64 KiB request; %s", dmn_describe(&d));
 	o = parse_reply(line);
 	free(line);
 	assert_ok(o);
@@ -1174,14 +861,14 @@ START_TEST(test_request_size_limit)
 	free(buf);
 	line = conn_line(&d, &c, CALL_MS);
 	ck_assert_msg(line, "no reply to an oversized request (%s); %s",
-		      c.eof ? "closed" : "timed out", describe(&d));
+		      c.eof ? "closed" : "timed out", dmn_describe(&d));
 	o = parse_reply(line);
 	free(line);
 	assert_error(o, "request too long");
 	ck_assert_int_eq(json_object_object_length(o), 2);
 	json_object_put(o);
 	ck_assert_msg(conn_wait_eof(&d, &c, CALL_MS), "not closed after \"request too long\"; %s",
-		      describe(&d));
+		      dmn_describe(&d));
 	ck_assert_msg(c.error == 0 || c.error == ECONNRESET, "read: %s", strerror(c.error));
 	ck_assert_msg(c.len == 0, "more after \"request too long\": %.*s", (int)c.len, c.in);
 	conn_close(&c);
@@ -1191,7 +878,7 @@ START_TEST(test_request_size_limit)
 	prompt_status(&d, &c);
 	conn_close(&c);
 	assert_same_workers(&d);
-	dmn_stop_and_free(&d);
+	stop_and_free(&d);
 }
 END_TEST
 
@@ -1207,7 +894,7 @@ START_TEST(test_slow_client)
 	json_object *o;
 	char *line;
 
-	dmn_start(&d, SMALL_CONF);
+	start(&d, SMALL_CONF);
 	conn_open(&d, &slow);
 	conn_open(&d, &fast);
 	t0 = tu_now_ms();
@@ -1225,16 +912,16 @@ START_TEST(test_slow_client)
 		while (tu_ms_left(next) > 0) {
 			struct pollfd p = { .fd = slow.fd, .events = POLLIN };
 
-			dpoll(&d, &p, 1, tu_ms_left(next));
+			dmn_poll(&d, &p, 1, tu_ms_left(next));
 			ck_assert_msg(!p.revents,
 				      "the slow client got something after %zu bytes; %s", i + 1,
-				      describe(&d));
+				      dmn_describe(&d));
 		}
 	}
 	ck_assert_msg(tu_now_ms() - t0 >= 2000, "the slow request took only %lldms",
 		      (long long)(tu_now_ms() - t0));
 	line = conn_line(&d, &slow, CALL_MS);
-	ck_assert_msg(line, "the slow client never got its reply; %s", describe(&d));
+	ck_assert_msg(line, "the slow client never got its reply; %s", dmn_describe(&d));
 	o = parse_reply(line);
 	free(line);
 	assert_ok(o);
@@ -1243,7 +930,7 @@ START_TEST(test_slow_client)
 	ck_assert_msg(worst < PROMPT_MS, "a status took %lldms", (long long)worst);
 	conn_close(&slow);
 	conn_close(&fast);
-	dmn_stop_and_free(&d);
+	stop_and_free(&d);
 }
 END_TEST
 
@@ -1260,12 +947,12 @@ START_TEST(test_client_never_reads)
 	int base, r = 0;
 	int64_t deadline;
 
-	dmn_start(&d, "[pool main]\nworkers = 3\nthreads = 2\n");
+	start(&d, "[pool main]\nworkers = 3\nthreads = 2\n");
 	/* Warm up (anything the daemon allocates lazily on its first client), then count. */
 	conn_open(&d, &fast);
 	prompt_status(&d, &fast);
 	conn_close(&fast);
-	base = settled_fds(&d);
+	base = dmn_settled_fds(&d);
 
 	conn_open(&d, &hog);
 	conn_open(&d, &fast);
@@ -1281,7 +968,7 @@ START_TEST(test_client_never_reads)
 		ck_assert_msg(r != -ETIMEDOUT,
 			      "the daemon neither read nor dropped the client "
 			      "after %zu requests; %s",
-			      sent, describe(&d));
+			      sent, dmn_describe(&d));
 		if (r == 0)
 			sent += BATCH;
 		prompt_status(&d, &fast);
@@ -1290,13 +977,13 @@ START_TEST(test_client_never_reads)
 	ck_assert_msg(r == -EPIPE || r == -ECONNRESET, "send: %s", strerror(-r));
 	/* About 4 MiB of replies (each several hundred bytes), not far more, not far less. */
 	ck_assert_msg(sent >= 2000 && sent <= 100000, "dropped after %zu requests", sent);
-	expect_stderr(&d, "does not read its replies: closed", CALL_MS);
+	dmn_expect_stderr(&d, "does not read its replies: closed", CALL_MS);
 	prompt_status(&d, &fast);
 	conn_close(&hog);
 	conn_close(&fast);
 	expect_fds(&d, base);
 	assert_same_workers(&d);
-	dmn_stop_and_free(&d);
+	stop_and_free(&d);
 }
 END_TEST
 
@@ -1318,7 +1005,7 @@ START_TEST(test_refused_client_does_not_spin)
 	int r, n_ok = 0;
 	char *line;
 
-	dmn_start(&d, SMALL_CONF);
+	start(&d, SMALL_CONF);
 	conn_open(&d, &c);
 	conn_open(&d, &fast);
 	buf = malloc(len);
@@ -1345,7 +1032,7 @@ START_TEST(test_refused_client_does_not_spin)
 
 		line = conn_line(&d, &c, CALL_MS);
 		ck_assert_msg(line, "after %d replies: %s; %s", n_ok,
-			      c.eof ? "closed" : "timed out", describe(&d));
+			      c.eof ? "closed" : "timed out", dmn_describe(&d));
 		o = parse_reply(line);
 		free(line);
 		if (!jbool(o, "ok")) {
@@ -1357,11 +1044,11 @@ START_TEST(test_refused_client_does_not_spin)
 		json_object_put(o);
 	}
 	ck_assert_int_eq(n_ok, REQUESTS);
-	ck_assert_msg(conn_wait_eof(&d, &c, CALL_MS), "not closed; %s", describe(&d));
+	ck_assert_msg(conn_wait_eof(&d, &c, CALL_MS), "not closed; %s", dmn_describe(&d));
 	conn_close(&c);
 	conn_close(&fast);
 	assert_same_workers(&d);
-	dmn_stop_and_free(&d);
+	stop_and_free(&d);
 }
 END_TEST
 
@@ -1385,9 +1072,9 @@ START_TEST(test_half_closed_client_gets_replies)
 	long ticks;
 
 	/* drain_timeout: the 20 s job must not hold up the SIGTERM at the end. */
-	dmn_start(&d, "[supervisor]\ndrain_timeout = 100ms\n" SMALL_CONF
-		      "[job nap]\nrun = builtin:sleep\nargs = ms=400\ncount = 2\n"
-		      "[job long]\nrun = builtin:sleep\nargs = ms=20000\n");
+	start(&d, "[supervisor]\ndrain_timeout = 100ms\n" SMALL_CONF
+		  "[job nap]\nrun = builtin:sleep\nargs = ms=400\ncount = 2\n"
+		  "[job long]\nrun = builtin:sleep\nargs = ms=20000\n");
 	for (int round = 0; round < 20; round++) {
 		conn_open(&d, &c);
 		conn_send_ok(&d, &c, two, sizeof(two) - 1);
@@ -1395,7 +1082,7 @@ START_TEST(test_half_closed_client_gets_replies)
 		for (int i = 1; i <= 2; i++) {
 			line = conn_line(&d, &c, CALL_MS);
 			ck_assert_msg(line, "round %d: reply %d missing (%s); %s", round, i,
-				      c.eof ? "closed" : "timed out", describe(&d));
+				      c.eof ? "closed" : "timed out", dmn_describe(&d));
 			o = parse_reply(line);
 			free(line);
 			assert_ok(o);
@@ -1403,7 +1090,7 @@ START_TEST(test_half_closed_client_gets_replies)
 			json_object_put(o);
 		}
 		ck_assert_msg(conn_wait_eof(&d, &c, CALL_MS), "round %d: not closed; %s", round,
-			      describe(&d));
+			      dmn_describe(&d));
 		conn_close(&c);
 	}
 
@@ -1412,7 +1099,8 @@ START_TEST(test_half_closed_client_gets_replies)
 	conn_send_ok(&d, &c, waiting, sizeof(waiting) - 1);
 	ck_assert_int_eq(shutdown(c.fd, SHUT_WR), 0);
 	line = conn_line(&d, &c, JOBS_MS);
-	ck_assert_msg(line, "no wait reply (%s); %s", c.eof ? "closed" : "timed out", describe(&d));
+	ck_assert_msg(line, "no wait reply (%s); %s", c.eof ? "closed" : "timed out",
+		      dmn_describe(&d));
 	o = parse_reply(line);
 	free(line);
 	assert_ok(o);
@@ -1421,19 +1109,19 @@ START_TEST(test_half_closed_client_gets_replies)
 	ck_assert_int_eq(json_object_array_length(jget(o, "jobs", json_type_array)), 2);
 	json_object_put(o);
 	line = conn_line(&d, &c, CALL_MS);
-	ck_assert_msg(line, "no status after the wait; %s", describe(&d));
+	ck_assert_msg(line, "no status after the wait; %s", dmn_describe(&d));
 	o = parse_reply(line);
 	free(line);
 	assert_ok(o);
 	ck_assert_int_eq(jint(o, "id"), 2);
 	json_object_put(o);
 	ck_assert_msg(conn_wait_eof(&d, &c, CALL_MS), "not closed after the wait; %s",
-		      describe(&d));
+		      dmn_describe(&d));
 	conn_close(&c);
 
 	/* Waiting on a job of 20 s and half-closed: held without spinning; then gone entirely:
 	 * dropped at once, no fd kept. */
-	base = settled_fds(&d);
+	base = dmn_settled_fds(&d);
 	conn_open(&d, &other);
 	conn_open(&d, &c);
 	conn_send_ok(&d, &c, wait_long, sizeof(wait_long) - 1);
@@ -1441,12 +1129,13 @@ START_TEST(test_half_closed_client_gets_replies)
 	prompt_status(&d, &other);
 	ticks = ticks_in(&d, 500);
 	ck_assert_msg(ticks < 10, "%ld ticks in 0.5 s holding a half-closed waiting client", ticks);
-	ck_assert_msg(!conn_line(&d, &c, 0) && !c.eof, "the wait ended early; %s", describe(&d));
+	ck_assert_msg(!conn_line(&d, &c, 0) && !c.eof, "the wait ended early; %s",
+		      dmn_describe(&d));
 	conn_close(&c);
 	prompt_status(&d, &other);
 	conn_close(&other);
 	expect_fds(&d, base);
-	dmn_stop_and_free(&d);
+	stop_and_free(&d);
 }
 END_TEST
 
@@ -1465,11 +1154,11 @@ START_TEST(test_many_clients)
 	int base, accepted = 0, refused = 0;
 	int64_t deadline;
 
-	dmn_start(&d, SMALL_CONF);
+	start(&d, SMALL_CONF);
 	conn_open(&d, &c);
 	prompt_status(&d, &c);
 	conn_close(&c);
-	base = settled_fds(&d);
+	base = dmn_settled_fds(&d);
 
 	/* All connect (blocking: the backlog is shorter; the daemon accepts as they come). */
 	for (int i = 0; i < CLIENTS; i++)
@@ -1489,8 +1178,8 @@ START_TEST(test_many_clients)
 			}
 		ck_assert_msg(tu_ms_left(deadline) > 0,
 			      "%d clients without a reply (%d accepted, %d refused); %s", left,
-			      accepted, refused, describe(&d));
-		dpoll(&d, pfd, n, tu_ms_left(deadline));
+			      accepted, refused, dmn_describe(&d));
+		dmn_poll(&d, pfd, n, tu_ms_left(deadline));
 		for (size_t k = 0; k < n; k++) {
 			struct conn *cl = &cs[idx[k]];
 			json_object *o;
@@ -1502,7 +1191,7 @@ START_TEST(test_many_clients)
 			line = conn_take_line(cl);
 			if (!line) {
 				ck_assert_msg(!cl->eof, "client %zu closed without a reply; %s",
-					      idx[k], describe(&d));
+					      idx[k], dmn_describe(&d));
 				continue;
 			}
 			o = parse_reply(line);
@@ -1525,12 +1214,12 @@ START_TEST(test_many_clients)
 	for (int i = 0; i < CLIENTS; i++) {
 		if (refused_ones[i]) {
 			ck_assert_msg(conn_wait_eof(&d, &cs[i], CALL_MS),
-				      "refused client %d not closed; %s", i, describe(&d));
+				      "refused client %d not closed; %s", i, dmn_describe(&d));
 		} else {
 			conn_fill(&cs[i]);
 			ck_assert_msg(!cs[i].eof && cs[i].len == 0,
 				      "accepted client %d: closed or more data; %s", i,
-				      describe(&d));
+				      dmn_describe(&d));
 		}
 	}
 	for (int i = 0; i < CLIENTS; i++)
@@ -1542,7 +1231,7 @@ START_TEST(test_many_clients)
 	conn_close(&c);
 	expect_fds(&d, base);
 	assert_same_workers(&d);
-	dmn_stop_and_free(&d);
+	stop_and_free(&d);
 }
 END_TEST
 
@@ -1627,7 +1316,7 @@ static char *run_as(struct daemon *d, const struct as_user *u)
 	ck_assert_ptr_nonnull(out);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client as uid %u: %s: %s",
 		      (unsigned)u->uid, tu_describe_status(st), out);
-	pump(d, 0);
+	dmn_pump(d, 0);
 	return out;
 }
 
@@ -1669,7 +1358,7 @@ START_TEST(test_unauthorized_uid)
 				"nobody\n");
 		return;
 	}
-	dmn_start(&d, SMALL_CONF);
+	start(&d, SMALL_CONF);
 	/* The socket as the daemon made it: root's, group bulkhead 0660 (0600 with no group). */
 	ck_assert_int_eq(stat(d.sock_path, &st), 0);
 	ck_assert_msg(S_ISSOCK(st.st_mode), "%s is not a socket", d.sock_path);
@@ -1725,17 +1414,17 @@ START_TEST(test_unauthorized_uid)
 		      "nobody, socket 0666: %s", out);
 	free(out);
 	snprintf(expect, sizeof(expect), "uid %d", NOBODY);
-	expect_stderr(&d, "permission denied", CALL_MS);
+	dmn_expect_stderr(&d, "permission denied", CALL_MS);
 	ck_assert_msg(
 		strstr(strstr(d.err, expect) ? strstr(d.err, expect) : "", "permission denied"),
-		"no log line with \"%s\" and \"permission denied\"; %s", expect, describe(&d));
+		"no log line with \"%s\" and \"permission denied\"; %s", expect, dmn_describe(&d));
 
 	/* Root still is served. */
 	conn_open(&d, &c);
 	prompt_status(&d, &c);
 	conn_close(&c);
 	assert_same_workers(&d);
-	dmn_stop_and_free(&d);
+	stop_and_free(&d);
 }
 END_TEST
 
@@ -1760,11 +1449,11 @@ START_TEST(test_fd_passing_refused)
 	char *line, byte;
 	int base, p[2];
 
-	dmn_start(&d, SMALL_CONF);
+	start(&d, SMALL_CONF);
 	conn_open(&d, &c);
 	prompt_status(&d, &c);
 	conn_close(&c);
-	base = settled_fds(&d);
+	base = dmn_settled_fds(&d);
 
 	/* Pass the write end of a pipe: its read end sees EOF once the daemon closed its copy. */
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
@@ -1779,12 +1468,12 @@ START_TEST(test_fd_passing_refused)
 	close(p[1]);
 
 	line = conn_line(&d, &c, CALL_MS);
-	ck_assert_msg(line, "no reply to a request with an fd; %s", describe(&d));
+	ck_assert_msg(line, "no reply to a request with an fd; %s", dmn_describe(&d));
 	o = parse_reply(line);
 	free(line);
 	assert_error(o, "file descriptors are not accepted");
 	json_object_put(o);
-	ck_assert_msg(conn_wait_eof(&d, &c, CALL_MS), "not closed; %s", describe(&d));
+	ck_assert_msg(conn_wait_eof(&d, &c, CALL_MS), "not closed; %s", dmn_describe(&d));
 	ck_assert_msg(c.len == 0, "more after the refusal: %.*s", (int)c.len, c.in);
 	conn_close(&c);
 	{
@@ -1794,13 +1483,13 @@ START_TEST(test_fd_passing_refused)
 			      "the daemon kept the passed fd");
 	}
 	close(p[0]);
-	expect_stderr(&d, "passed file descriptors", CALL_MS);
+	dmn_expect_stderr(&d, "passed file descriptors", CALL_MS);
 
 	conn_open(&d, &c);
 	prompt_status(&d, &c);
 	conn_close(&c);
 	expect_fds(&d, base);
-	dmn_stop_and_free(&d);
+	stop_and_free(&d);
 }
 END_TEST
 
@@ -1813,7 +1502,7 @@ START_TEST(test_reload)
 	json_object *o;
 	size_t from;
 
-	dmn_start(&d, "[pool main]\nworkers = 2\nthreads = 1\n");
+	start(&d, "[pool main]\nworkers = 2\nthreads = 1\n");
 	conn_open(&d, &c);
 
 	/* The same pool and a new job group: ok, the jobs appear, the workers stay. */
@@ -1824,8 +1513,9 @@ START_TEST(test_reload)
 	assert_ok(o);
 	ck_assert_str_eq(jstr(o, "id"), "r1");
 	json_object_put(o);
-	expect_notice(&d, expect_notice(&d, from, "RELOADING=1", CALL_MS) + 1, "READY=1", CALL_MS);
-	expect_stderr(&d, "job group hello: added by the reload: 3 jobs", CALL_MS);
+	dmn_expect_notice(&d, dmn_expect_notice(&d, from, "RELOADING=1", CALL_MS) + 1, "READY=1",
+			  CALL_MS);
+	dmn_expect_stderr(&d, "job group hello: added by the reload: 3 jobs", CALL_MS);
 	o = wait_jobs(&d, &c, "done", 3);
 	ck_assert_int_eq(jint(jget(o, "jobs", json_type_object), "total"), 3);
 	json_object_put(o);
@@ -1855,7 +1545,7 @@ START_TEST(test_reload)
 			     "[job hello]\nrun = builtin:noop\ncount = 3\n");
 	conn_close(&c);
 	assert_same_workers(&d);
-	dmn_stop_and_free(&d);
+	stop_and_free(&d);
 }
 END_TEST
 
@@ -1868,7 +1558,7 @@ START_TEST(test_log_level)
 	struct conn c;
 	json_object *o;
 
-	dmn_start(&d, SMALL_CONF);
+	start(&d, SMALL_CONF);
 	conn_open(&d, &c);
 	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
 		char req[128];
@@ -1883,7 +1573,7 @@ START_TEST(test_log_level)
 	o = call(&d, &c, "{\"command\":\"log-level\",\"level\":\"debug\"}");
 	assert_ok(o);
 	json_object_put(o);
-	expect_stderr(&d, "log level set to debug", CALL_MS);
+	dmn_expect_stderr(&d, "log level set to debug", CALL_MS);
 
 	call_error(&d, &c, "{\"command\":\"log-level\",\"level\":\"loud\"}", "loud");
 	call_error(&d, &c, "{\"command\":\"log-level\",\"level\":\"DEBUG\"}", "unknown log level");
@@ -1894,7 +1584,7 @@ START_TEST(test_log_level)
 	json_object_put(o);
 	prompt_status(&d, &c);
 	conn_close(&c);
-	dmn_stop_and_free(&d);
+	stop_and_free(&d);
 }
 END_TEST
 
@@ -1904,7 +1594,7 @@ static Suite *control_suite(void)
 	TCase *tc;
 
 	tc = tcase_create("requests");
-	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, test_status_reply);
 	tcase_add_test(tc, test_jobs_filters);
@@ -1913,7 +1603,7 @@ static Suite *control_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bad-input");
-	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, test_bad_requests_keep_connection);
 	tcase_add_test(tc, test_request_size_limit);
@@ -1921,7 +1611,7 @@ static Suite *control_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("clients");
-	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, test_slow_client);
 	tcase_add_test(tc, test_client_never_reads);
@@ -1931,7 +1621,7 @@ static Suite *control_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("auth");
-	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, test_unauthorized_uid);
 	suite_add_tcase(s, tc);
@@ -1940,26 +1630,5 @@ static Suite *control_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	char *root = NULL;
-	int failed;
-
-	/* The daemons get their service-manager environment from the tests only. */
-	unsetenv("NOTIFY_SOCKET");
-	unsetenv("WATCHDOG_USEC");
-	unsetenv("WATCHDOG_PID");
-	unsetenv("RUNTIME_DIRECTORY");
-	unsetenv("BULKHEAD_SOCKET");
-	/* Every test's temp dir lives under one root, removed even after failed tests. */
-	if (tu_mkdtemp(&root) < 0 || setenv("TMPDIR", root, 1) < 0) {
-		perror("test-control: temp dir");
-		return EXIT_FAILURE;
-	}
-	sr = srunner_create(control_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	tu_rm_rf(root);
-	free(root);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return dmn_run(control_suite(), "test-control");
 }

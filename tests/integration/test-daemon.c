@@ -4,7 +4,8 @@
  * Each test makes a private temp dir, binds an AF_UNIX datagram socket there as the service
  * manager's NOTIFY_SOCKET (no systemd involved), starts bulkheadd with RUNTIME_DIRECTORY in
  * that dir, and waits on a deadline for real events: a notify datagram, a line on stderr, a
- * process exit (pidfd), a state in /proc. Nothing sleeps to synchronise.
+ * process exit (pidfd), a state in /proc. Nothing sleeps to synchronise. The harness
+ * (struct daemon, dmn_*) is daemonutil.c, shared with the control tests.
  *
  * Every datagram is recorded with its receive time (tu_now_ms()), so a test can look at the
  * order and spacing of READY=1, STATUS=, WATCHDOG=1, STOPPING=1, RELOADING=1.
@@ -17,7 +18,7 @@
  * Clean-up on failure: Check's forked mode ends a failing test with _exit(), so nothing runs
  * after a failed assertion. The daemon was spawned with PR_SET_PDEATHSIG (tu_spawn) and its
  * workers set it too, so they die with the test process; every temp dir lives under one
- * directory that main() removes after the whole run.
+ * directory that dmn_run() removes after the whole run.
  */
 #include <check.h>
 #include <dirent.h>
@@ -38,150 +39,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemonutil.h"
 #include "testutil.h"
 
-#define NOTICES_MAX 4096 /* datagrams recorded per daemon */
-#define DGRAM_MAX 4096 /* longest datagram accepted */
-#define ENV_MAX 16 /* extra environment variables per daemon */
-#define WORKERS_MAX 64 /* workers a test looks at */
-#define START_MS 30000 /* spawn -> READY=1, generous for ASan */
-#define EXIT_MS 30000 /* SIGTERM -> exit when nothing is running */
+#define WORKERS_MAX DMN_WORKERS_MAX /* workers a test looks at */
+#define START_MS DMN_START_MS /* spawn -> READY=1, generous for ASan */
+#define EXIT_MS DMN_EXIT_MS /* SIGTERM -> exit when nothing is running */
 #define ORPHAN_MS 1000 /* master SIGKILLed -> its workers gone */
 #define STATUS_GAP_MIN_MS 900 /* STATUS= rate limit (1 s) with slack */
 
-struct notice {
-	int64_t at; /* tu_now_ms() when received */
-	char *text;
-};
-
-struct daemon {
-	char *dir;
-	char conf_path[256];
-	char notify_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char run_dir[256];
-	int notify_fd;
-	int err_fd; /* the daemon's stderr, non-blocking; -1 at EOF */
-	int pidfd;
-	pid_t pid;
-	bool no_notify; /* start without NOTIFY_SOCKET */
-	bool exited; /* reaped: `status` is valid */
-	int status;
-	int64_t exited_at;
-	char *err;
-	size_t err_len;
-	struct notice notices[NOTICES_MAX];
-	size_t n_notices;
-};
-
 /* ---- small helpers ---- */
-
-/* The end of a long text, for assertion messages (Check caps their size). */
-static const char *tail(const char *s, size_t max)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (!s)
-		return "";
-	return n > max ? s + n - max : s;
-}
-
-static bool is_live_worker(pid_t pid, pid_t *ret_ppid)
-{
-	char comm[64], state;
-
-	return tu_proc_stat(pid, comm, sizeof(comm), &state, ret_ppid) == 0 &&
-	       strcmp(comm, "bulkhead-worker") == 0 && state != 'Z' && state != 'X';
-}
-
-/* True if `ancestor` is pid's parent, grandparent, ... */
-static bool descends_from(pid_t pid, pid_t ancestor)
-{
-	for (int depth = 0; depth < 64 && pid > 1; depth++) {
-		char state;
-		pid_t ppid;
-
-		if (tu_proc_stat(pid, NULL, 0, &state, &ppid) < 0)
-			return false;
-		if (ppid == ancestor)
-			return true;
-		pid = ppid;
-	}
-	return false;
-}
-
-/* Live bulkhead-worker processes anywhere below this test process. */
-static int count_our_workers(void)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
-
-	ck_assert_ptr_nonnull(d);
-	while ((e = readdir(d))) {
-		pid_t pid = atoi(e->d_name);
-
-		if (pid > 0 && is_live_worker(pid, NULL) && descends_from(pid, getpid()))
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
-/* Open fds of pid, or -errno. */
-static int count_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *e;
-	int n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return -errno;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-/* The line of text starting with prefix (the rest of it in *ret_value), or NULL. */
-static const char *find_line(const char *text, const char *prefix, const char **ret_value)
-{
-	size_t len = strlen(prefix);
-
-	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-		if (strncmp(l, prefix, len) == 0) {
-			if (ret_value)
-				*ret_value = l + len;
-			return l;
-		}
-	return NULL;
-}
-
-/*
- * Does the datagram carry `key`? A key ending in '=' ("STATUS=") matches any line starting
- * with it; any other ("READY=1") must be a whole line.
- */
-static bool notice_has(const char *text, const char *key)
-{
-	size_t len = strlen(key);
-	const char *v;
-
-	if (!find_line(text, key, &v))
-		return false;
-	return key[len - 1] == '=' || *v == '\n' || *v == '\0' ||
-	       /* another line further on may match exactly */
-	       (strchr(v, '\n') && notice_has(strchr(v, '\n') + 1, key));
-}
 
 /* The value of "STATUS=" in a datagram, up to the end of its line (static buffer). */
 static const char *status_of(const char *text)
 {
-	static char buf[DGRAM_MAX];
+	static char buf[DMN_DGRAM_MAX];
 	const char *v;
 
-	if (!find_line(text, "STATUS=", &v))
+	if (!dmn_find_line(text, "STATUS=", &v))
 		return NULL;
 	snprintf(buf, sizeof(buf), "%.*s", (int)strcspn(v, "\n"), v);
 	return buf;
@@ -202,316 +77,6 @@ static long status_count(const char *status, const char *word)
 	return p[0] >= '0' && p[0] <= '9' ? atol(p) : -1;
 }
 
-/* ---- the harness: one bulkheadd, its notify socket and its stderr ---- */
-
-static const char *daemon_path(void)
-{
-	const char *p = getenv("BULKHEAD_DAEMON");
-
-	ck_assert_msg(p && *p, "BULKHEAD_DAEMON is not set");
-	return p;
-}
-
-/* Everything received so far, for assertion messages. */
-static const char *describe(struct daemon *d)
-{
-	static char buf[6000];
-	size_t len = 0;
-	int64_t t0 = d->n_notices ? d->notices[0].at : 0;
-
-	len += (size_t)snprintf(buf + len, sizeof(buf) - len, "daemon %s; notices:\n",
-				d->exited ? tu_describe_status(d->status) : "running");
-	for (size_t i = d->n_notices > 12 ? d->n_notices - 12 : 0;
-	     i < d->n_notices && len < sizeof(buf) - 200; i++)
-		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "  +%lldms %.150s\n",
-					(long long)(d->notices[i].at - t0), d->notices[i].text);
-	if (len < sizeof(buf))
-		snprintf(buf + len, sizeof(buf) - len, "stderr:\n%s", tail(d->err, 2000));
-	return buf;
-}
-
-/* A temp dir with a bound notify socket; nothing started yet. */
-static void dmn_init(struct daemon *d)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-	memset(d, 0, sizeof(*d));
-	d->notify_fd = d->err_fd = d->pidfd = -1;
-	ck_assert_int_eq(tu_mkdtemp(&d->dir), 0);
-	snprintf(d->conf_path, sizeof(d->conf_path), "%s/test.conf", d->dir);
-	snprintf(d->run_dir, sizeof(d->run_dir), "%s/run", d->dir);
-	ck_assert_int_lt(snprintf(d->notify_path, sizeof(d->notify_path), "%s/notify", d->dir),
-			 (int)sizeof(d->notify_path));
-	memcpy(sa.sun_path, d->notify_path, sizeof(d->notify_path));
-	d->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	ck_assert_int_ge(d->notify_fd, 0);
-	ck_assert_int_eq(bind(d->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-}
-
-static void dmn_write_config(struct daemon *d, const char *conf)
-{
-	ck_assert_int_eq(tu_write_file(d->conf_path, conf), 0);
-}
-
-static bool env_has(const char *const *env, const char *name)
-{
-	size_t len = strlen(name);
-
-	for (size_t i = 0; env && env[i]; i++)
-		if (strncmp(env[i], name, len) == 0 && env[i][len] == '=')
-			return true;
-	return false;
-}
-
-/*
- * Starts `bulkheadd -c CONF` with NOTIFY_SOCKET (unless d->no_notify) and RUNTIME_DIRECTORY
- * in d's dir; `env` (NULL-terminated "K=V", may be NULL) comes first and wins over those two.
- */
-static void dmn_start(struct daemon *d, const char *const *env)
-{
-	static char notify_var[200], runtime_var[300];
-	const char *argv[] = { daemon_path(), "-c", d->conf_path, NULL };
-	const char *all[ENV_MAX + 3];
-	size_t n = 0;
-
-	snprintf(notify_var, sizeof(notify_var), "NOTIFY_SOCKET=%s", d->notify_path);
-	snprintf(runtime_var, sizeof(runtime_var), "RUNTIME_DIRECTORY=%s", d->run_dir);
-	for (size_t i = 0; env && env[i]; i++) {
-		ck_assert_uint_lt(n, ENV_MAX);
-		all[n++] = env[i];
-	}
-	if (!env_has(env, "NOTIFY_SOCKET") && !d->no_notify)
-		all[n++] = notify_var;
-	if (!env_has(env, "RUNTIME_DIRECTORY"))
-		all[n++] = runtime_var;
-	all[n] = NULL;
-	ck_assert_int_eq(tu_spawn(argv, all, -1, NULL, &d->err_fd, &d->pid), 0);
-	ck_assert_int_eq(fcntl(d->err_fd, F_SETFL, O_NONBLOCK), 0);
-	d->pidfd = (int)syscall(SYS_pidfd_open, d->pid, 0);
-	ck_assert_int_ge(d->pidfd, 0);
-}
-
-static void read_stderr(struct daemon *d)
-{
-	char buf[4096];
-
-	while (d->err_fd >= 0) {
-		ssize_t n = read(d->err_fd, buf, sizeof(buf));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n <= 0) {
-			close(d->err_fd);
-			d->err_fd = -1;
-			return;
-		}
-		d->err = realloc(d->err, d->err_len + (size_t)n + 1);
-		ck_assert_ptr_nonnull(d->err);
-		memcpy(d->err + d->err_len, buf, (size_t)n);
-		d->err_len += (size_t)n;
-		d->err[d->err_len] = '\0';
-	}
-}
-
-static void read_notices(struct daemon *d)
-{
-	char buf[DGRAM_MAX + 1];
-
-	for (;;) {
-		ssize_t n = recv(d->notify_fd, buf, DGRAM_MAX, MSG_DONTWAIT | MSG_TRUNC);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		ck_assert_msg(n >= 0, "recv on the notify socket: %s", strerror(errno));
-		ck_assert_msg(n < DGRAM_MAX, "a notify datagram of %zd bytes", n);
-		ck_assert_uint_lt(d->n_notices, NOTICES_MAX);
-		buf[n] = '\0';
-		d->notices[d->n_notices].at = tu_now_ms();
-		d->notices[d->n_notices].text = strdup(buf);
-		ck_assert_ptr_nonnull(d->notices[d->n_notices].text);
-		d->n_notices++;
-	}
-}
-
-/*
- * Waits up to timeout_ms for something to happen (a datagram, stderr output, the daemon's
- * exit), then takes in everything that is there. Reaps the daemon when it has exited.
- */
-static void pump(struct daemon *d, int timeout_ms)
-{
-	struct pollfd pfd[3] = {
-		{ .fd = d->notify_fd, .events = POLLIN },
-		{ .fd = d->err_fd, .events = POLLIN },
-		{ .fd = d->exited ? -1 : d->pidfd, .events = POLLIN },
-	};
-	int r;
-
-	r = poll(pfd, 3, timeout_ms);
-	ck_assert_msg(r >= 0 || errno == EINTR, "poll: %s", strerror(errno));
-	read_notices(d);
-	read_stderr(d);
-	if (!d->exited && d->pid > 0 && (pfd[2].revents & POLLIN)) {
-		ck_assert_int_eq(tu_wait_exit(d->pid, 1000, &d->status), 0);
-		d->exited = true;
-		d->exited_at = tu_now_ms();
-		read_stderr(d); /* whatever it wrote before it exited is in the pipe now */
-		read_notices(d);
-	}
-}
-
-/* Index of the first datagram at or after `from` that has `key`, or -1. */
-static long find_notice(struct daemon *d, size_t from, const char *key)
-{
-	for (size_t i = from; i < d->n_notices; i++)
-		if (notice_has(d->notices[i].text, key))
-			return (long)i;
-	return -1;
-}
-
-static size_t count_notices(struct daemon *d, size_t from, const char *key)
-{
-	size_t n = 0;
-
-	for (size_t i = from; i < d->n_notices; i++)
-		n += notice_has(d->notices[i].text, key);
-	return n;
-}
-
-/*
- * Waits up to timeout_ms for a datagram with `key` at index >= from; returns its index, or
- * -1 on timeout or when the daemon exited first.
- */
-static long wait_notice(struct daemon *d, size_t from, const char *key, int timeout_ms)
-{
-	int64_t deadline = tu_now_ms() + timeout_ms;
-
-	for (;;) {
-		long i = find_notice(d, from, key);
-
-		if (i >= 0)
-			return i;
-		if (d->exited || tu_ms_left(deadline) == 0)
-			return -1;
-		pump(d, tu_ms_left(deadline));
-	}
-}
-
-/* As wait_notice, failing the test if it does not come. */
-static size_t expect_notice(struct daemon *d, size_t from, const char *key, int timeout_ms)
-{
-	long i = wait_notice(d, from, key, timeout_ms);
-
-	ck_assert_msg(i >= 0, "no %s within %dms; %s", key, timeout_ms, describe(d));
-	return (size_t)i;
-}
-
-/* Takes in everything for duration_ms (a window to watch, not a synchronisation). */
-static void watch(struct daemon *d, int duration_ms)
-{
-	int64_t deadline = tu_now_ms() + duration_ms;
-
-	while (tu_ms_left(deadline) > 0 && !d->exited)
-		pump(d, tu_ms_left(deadline));
-}
-
-/* Waits up to timeout_ms for the daemon to exit; true if it did (and was reaped). */
-static bool wait_exit(struct daemon *d, int timeout_ms)
-{
-	int64_t deadline = tu_now_ms() + timeout_ms;
-
-	while (!d->exited && tu_ms_left(deadline) > 0)
-		pump(d, tu_ms_left(deadline));
-	return d->exited;
-}
-
-static void expect_exit(struct daemon *d, int code, int timeout_ms)
-{
-	ck_assert_msg(wait_exit(d, timeout_ms), "still running after %dms; %s", timeout_ms,
-		      describe(d));
-	ck_assert_msg(WIFEXITED(d->status) && WEXITSTATUS(d->status) == code,
-		      "expected exit %d, got %s; %s", code, tu_describe_status(d->status),
-		      describe(d));
-}
-
-/* Waits for a line containing `what` on stderr. */
-static void expect_stderr(struct daemon *d, const char *what, int timeout_ms)
-{
-	int64_t deadline = tu_now_ms() + timeout_ms;
-
-	while (!(d->err && strstr(d->err, what)) && tu_ms_left(deadline) > 0 &&
-	       (d->err_fd >= 0 || !d->exited))
-		pump(d, tu_ms_left(deadline));
-	ck_assert_msg(d->err && strstr(d->err, what), "stderr never said \"%s\"; %s", what,
-		      describe(d));
-}
-
-/* Signals the daemon, which must still be running (a reaped pid must never be signalled). */
-static void dmn_signal(struct daemon *d, int sig)
-{
-	pump(d, 0);
-	ck_assert_msg(!d->exited && d->pid > 0, "daemon gone before %s; %s", sigabbrev_np(sig),
-		      describe(d));
-	ck_assert_int_eq(kill(d->pid, sig), 0);
-}
-
-/* SIGTERM, STOPPING=1, exit 0. */
-static void dmn_stop(struct daemon *d)
-{
-	size_t from = d->n_notices;
-
-	dmn_signal(d, SIGTERM);
-	expect_notice(d, from, "STOPPING=1", EXIT_MS);
-	expect_exit(d, 0, EXIT_MS);
-}
-
-static void dmn_free(struct daemon *d)
-{
-	if (d->pid > 0 && !d->exited)
-		tu_kill_wait(d->pid);
-	if (d->notify_fd >= 0)
-		close(d->notify_fd);
-	if (d->err_fd >= 0)
-		close(d->err_fd);
-	if (d->pidfd >= 0)
-		close(d->pidfd);
-	for (size_t i = 0; i < d->n_notices; i++)
-		free(d->notices[i].text);
-	free(d->err);
-	if (d->dir)
-		tu_rm_rf(d->dir);
-	free(d->dir);
-	memset(d, 0, sizeof(*d));
-}
-
-/* After the daemon is gone: no worker below us, no zombie child. */
-static void assert_aftermath(void)
-{
-	ck_assert_int_eq(count_our_workers(), 0);
-	ck_assert_int_eq(tu_count_zombie_children(), 0);
-}
-
-/*
- * The daemon's open fds, the least seen over ~200 ms: each sd_notify() call holds a socket
- * for a moment, so one sample may count one fd too many.
- */
-static int settled_fds(struct daemon *d)
-{
-	int least = INT32_MAX;
-
-	for (int i = 0; i < 10; i++) {
-		int n = count_fds(d->pid);
-
-		ck_assert_msg(n >= 0, "fds of %d: %s; %s", (int)d->pid, strerror(-n), describe(d));
-		least = n < least ? n : least;
-		pump(d, 20); /* spread the samples out; take in what comes meanwhile */
-	}
-	return least;
-}
-
 /* Waits until one of the workers' job threads has burned CPU: a busy job really runs. */
 static void wait_job_running(struct daemon *d, const pid_t *workers, int n)
 {
@@ -522,22 +87,16 @@ static void wait_job_running(struct daemon *d, const pid_t *workers, int n)
 			if (tu_job_thread_ticks(workers[i]) > 0)
 				return;
 		ck_assert_msg(tu_ms_left(deadline) > 0 && !d->exited, "no job running; %s",
-			      describe(d));
-		pump(d, 5); /* re-check /proc: waiting for a state, with a deadline */
+			      dmn_describe(d));
+		dmn_pump(d, 5); /* re-check /proc: waiting for a state, with a deadline */
 	}
 }
 
 /* READY=1, and the daemon's workers at that moment (sorted). */
 static int wait_ready(struct daemon *d, pid_t *workers, int max)
 {
-	expect_notice(d, 0, "READY=1", START_MS);
+	dmn_expect_notice(d, 0, "READY=1", START_MS);
 	return tu_find_workers(d->pid, workers, max);
-}
-
-/* Each test: orphans come to us, not to PID 1 (see the top of the file). */
-static void setup(void)
-{
-	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
 }
 
 /* ---- READY ---- */
@@ -553,23 +112,23 @@ START_TEST(test_ready_after_every_hello)
 	dmn_write_config(&d, "[pool a]\nworkers = 2\nthreads = 2\n"
 			     "[pool b]\nworkers = 1\nthreads = 1\n");
 	dmn_start(&d, NULL);
-	ready = expect_notice(&d, 0, "READY=1", START_MS);
+	ready = dmn_expect_notice(&d, 0, "READY=1", START_MS);
 	/* At that moment every worker of both pools is up, and the status says so. */
 	n = tu_find_workers(d.pid, workers, WORKERS_MAX);
-	ck_assert_msg(n == 3, "%d workers at READY=1; %s", n, describe(&d));
+	ck_assert_msg(n == 3, "%d workers at READY=1; %s", n, dmn_describe(&d));
 	ck_assert_ptr_nonnull(status_of(d.notices[ready].text));
 	ck_assert_msg(strstr(status_of(d.notices[ready].text), "3/3 workers"), "READY status: %s",
 		      d.notices[ready].text);
 	ck_assert_ptr_nonnull(strstr(status_of(d.notices[ready].text), "2/2 pools up"));
 	/* Logged too, and only once. */
-	expect_stderr(&d, "ready: 2 pools up", 5000);
-	ck_assert_int_eq(count_notices(&d, 0, "READY=1"), 1);
+	dmn_expect_stderr(&d, "ready: 2 pools up", 5000);
+	ck_assert_int_eq(dmn_count_notices(&d, 0, "READY=1"), 1);
 	for (size_t i = 0; i < ready; i++)
 		ck_assert_msg(!strstr(d.notices[i].text, "3/3 workers"),
 			      "a status said 3/3 workers before READY=1: %s", d.notices[i].text);
 	dmn_stop(&d);
-	ck_assert_int_eq(count_notices(&d, 0, "READY=1"), 1);
-	assert_aftermath();
+	ck_assert_int_eq(dmn_count_notices(&d, 0, "READY=1"), 1);
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
@@ -585,19 +144,19 @@ START_TEST(test_no_ready_without_hello)
 	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\nbackoff = 10ms..100ms\n"
 			     "max_worker_faults = 1000/60s\n");
 	dmn_start(&d, env);
-	ck_assert_msg(wait_notice(&d, 0, "READY=1", 1500) < 0, "READY=1 with no HELLO; %s",
-		      describe(&d));
-	ck_assert_msg(!d.exited, "%s", describe(&d));
+	ck_assert_msg(dmn_wait_notice(&d, 0, "READY=1", 1500) < 0, "READY=1 with no HELLO; %s",
+		      dmn_describe(&d));
+	ck_assert_msg(!d.exited, "%s", dmn_describe(&d));
 	/* Status lines may come, and none of them claims a worker up. */
-	status = find_notice(&d, 0, "STATUS=");
-	ck_assert_msg(status >= 0, "no STATUS= at all; %s", describe(&d));
+	status = dmn_find_notice(&d, 0, "STATUS=");
+	ck_assert_msg(status >= 0, "no STATUS= at all; %s", dmn_describe(&d));
 	for (size_t i = 0; i < d.n_notices; i++)
 		if (status_of(d.notices[i].text))
 			ck_assert_msg(strstr(status_of(d.notices[i].text), "0/1 workers"),
 				      "status: %s", d.notices[i].text);
 	dmn_stop(&d);
-	ck_assert_int_eq(count_notices(&d, 0, "READY=1"), 0);
-	assert_aftermath();
+	ck_assert_int_eq(dmn_count_notices(&d, 0, "READY=1"), 0);
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
@@ -613,13 +172,13 @@ START_TEST(test_works_without_notify_socket)
 	d.no_notify = true;
 	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 1\n");
 	dmn_start(&d, NULL);
-	expect_stderr(&d, "ready: 1 pool up", START_MS);
+	dmn_expect_stderr(&d, "ready: 1 pool up", START_MS);
 	n = tu_find_workers(d.pid, workers, WORKERS_MAX);
 	ck_assert_int_eq(n, 2);
 	dmn_signal(&d, SIGTERM);
-	expect_exit(&d, 0, EXIT_MS);
+	dmn_expect_exit(&d, 0, EXIT_MS);
 	ck_assert_uint_eq(d.n_notices, 0);
-	assert_aftermath();
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
@@ -645,8 +204,8 @@ START_TEST(test_status_rate_limited_and_final)
 	for (size_t i = 0;; i++) {
 		while (i >= d.n_notices) {
 			ck_assert_msg(tu_ms_left(deadline) > 0 && !d.exited,
-				      "no status with 150 done; %s", describe(&d));
-			pump(&d, tu_ms_left(deadline));
+				      "no status with 150 done; %s", dmn_describe(&d));
+			dmn_pump(&d, tu_ms_left(deadline));
 		}
 		if (status_count(status_of(d.notices[i].text), "done") == 150) {
 			done_seen = (long)i;
@@ -654,8 +213,8 @@ START_TEST(test_status_rate_limited_and_final)
 		}
 	}
 	/* Nothing changes any more: a window in which a stray later status would show. */
-	watch(&d, 1500);
-	ck_assert_msg(!d.exited, "%s", describe(&d));
+	dmn_watch(&d, 1500);
+	ck_assert_msg(!d.exited, "%s", dmn_describe(&d));
 
 	/* Rate limit: each STATUS-only datagram comes >= 1 s after the previous status. */
 	for (size_t i = 0; i < d.n_notices; i++) {
@@ -668,7 +227,7 @@ START_TEST(test_status_rate_limited_and_final)
 			int64_t gap = d.notices[i].at - d.notices[prev].at;
 
 			ck_assert_msg(gap >= STATUS_GAP_MIN_MS, "two statuses %lldms apart; %s",
-				      (long long)gap, describe(&d));
+				      (long long)gap, dmn_describe(&d));
 		}
 		status_only += strncmp(text, "STATUS=", 7) == 0;
 		ck_assert_msg(done >= 0, "status without a done count: %s", text);
@@ -691,7 +250,7 @@ START_TEST(test_status_rate_limited_and_final)
 	ck_assert_int_eq(tu_find_workers(d.pid, after, WORKERS_MAX), 2);
 	ck_assert_int_eq(memcmp(before, after, 2 * sizeof(pid_t)), 0);
 	dmn_stop(&d);
-	assert_aftermath();
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
@@ -708,12 +267,12 @@ START_TEST(test_watchdog_cadence)
 	dmn_init(&d);
 	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n");
 	dmn_start(&d, env);
-	first = expect_notice(&d, 0, "WATCHDOG=1", START_MS);
-	watch(&d, 1200);
-	ck_assert_msg(!d.exited, "%s", describe(&d));
+	first = dmn_expect_notice(&d, 0, "WATCHDOG=1", START_MS);
+	dmn_watch(&d, 1200);
+	ck_assert_msg(!d.exited, "%s", dmn_describe(&d));
 	prev = d.notices[first].at;
 	for (size_t i = first; i < d.n_notices; i++) {
-		if (!notice_has(d.notices[i].text, "WATCHDOG=1"))
+		if (!dmn_notice_has(d.notices[i].text, "WATCHDOG=1"))
 			continue;
 		n++;
 		if (d.notices[i].at - prev > max_gap)
@@ -721,11 +280,11 @@ START_TEST(test_watchdog_cadence)
 		prev = d.notices[i].at;
 	}
 	/* Every 200 ms: about 7 in 1.2 s. At least 4, never a gap over 400 ms, no flood. */
-	ck_assert_msg(n >= 4 && n <= 15, "%zu WATCHDOG=1 in 1.2s; %s", n, describe(&d));
+	ck_assert_msg(n >= 4 && n <= 15, "%zu WATCHDOG=1 in 1.2s; %s", n, dmn_describe(&d));
 	ck_assert_msg(max_gap <= 400, "WATCHDOG=1 gap of %lldms; %s", (long long)max_gap,
-		      describe(&d));
+		      dmn_describe(&d));
 	dmn_stop(&d);
-	assert_aftermath();
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
@@ -739,11 +298,11 @@ START_TEST(test_no_watchdog_without_watchdog_usec)
 	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n");
 	dmn_start(&d, NULL);
 	wait_ready(&d, workers, WORKERS_MAX);
-	watch(&d, 1000);
-	ck_assert_msg(!d.exited, "%s", describe(&d));
-	ck_assert_msg(count_notices(&d, 0, "WATCHDOG=1") == 0, "%s", describe(&d));
+	dmn_watch(&d, 1000);
+	ck_assert_msg(!d.exited, "%s", dmn_describe(&d));
+	ck_assert_msg(dmn_count_notices(&d, 0, "WATCHDOG=1") == 0, "%s", dmn_describe(&d));
 	dmn_stop(&d);
-	assert_aftermath();
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
@@ -767,39 +326,42 @@ START_TEST(test_sigterm_drains)
 	ck_assert_int_eq(wait_ready(&d, workers, WORKERS_MAX), 1);
 	wait_job_running(&d, workers, 1);
 
-	pump(&d, 0);
+	dmn_pump(&d, 0);
 	from = d.n_notices;
 	signalled = tu_now_ms();
 	dmn_signal(&d, SIGTERM);
-	stopping = expect_notice(&d, from, "STOPPING=1", EXIT_MS);
-	extend = expect_notice(&d, from, "EXTEND_TIMEOUT_USEC=", EXIT_MS);
+	stopping = dmn_expect_notice(&d, from, "STOPPING=1", EXIT_MS);
+	extend = dmn_expect_notice(&d, from, "EXTEND_TIMEOUT_USEC=", EXIT_MS);
 	/* STOPPING=1 is the first sign of stopping (a status already on its way may precede). */
 	for (size_t i = from; i < d.n_notices && first_stop_sign < 0; i++) {
 		const char *s = status_of(d.notices[i].text);
 
-		if (notice_has(d.notices[i].text, "STOPPING=1") ||
-		    notice_has(d.notices[i].text, "EXTEND_TIMEOUT_USEC=") ||
+		if (dmn_notice_has(d.notices[i].text, "STOPPING=1") ||
+		    dmn_notice_has(d.notices[i].text, "EXTEND_TIMEOUT_USEC=") ||
 		    (s && strncmp(s, "stopping", 8) == 0))
 			first_stop_sign = (long)i;
 	}
-	ck_assert_msg(first_stop_sign == (long)stopping, "STOPPING=1 not first; %s", describe(&d));
-	ck_assert_msg(extend > stopping, "EXTEND_TIMEOUT_USEC before STOPPING=1; %s", describe(&d));
+	ck_assert_msg(first_stop_sign == (long)stopping, "STOPPING=1 not first; %s",
+		      dmn_describe(&d));
+	ck_assert_msg(extend > stopping, "EXTEND_TIMEOUT_USEC before STOPPING=1; %s",
+		      dmn_describe(&d));
 	/* drain_timeout + 5 s */
-	ck_assert_msg(notice_has(d.notices[extend].text, "EXTEND_TIMEOUT_USEC=10000000"), "%s",
-		      describe(&d));
+	ck_assert_msg(dmn_notice_has(d.notices[extend].text, "EXTEND_TIMEOUT_USEC=10000000"), "%s",
+		      dmn_describe(&d));
 	/* The worker drains its running jobs, it is not killed. */
-	ck_assert_msg(tu_process_alive(workers[0]), "worker gone at STOPPING=1; %s", describe(&d));
+	ck_assert_msg(tu_process_alive(workers[0]), "worker gone at STOPPING=1; %s",
+		      dmn_describe(&d));
 
-	expect_exit(&d, 0, 5000 + 5000);
+	dmn_expect_exit(&d, 0, 5000 + 5000);
 	took = d.exited_at - signalled;
 	/* Within drain_timeout (with slack), and not at once: the running jobs were let finish. */
 	ck_assert_msg(took <= 5000 + 2000, "exit %lldms after SIGTERM; %s", (long long)took,
-		      describe(&d));
+		      dmn_describe(&d));
 	ck_assert_msg(took >= 700, "exit %lldms after SIGTERM: running jobs not drained; %s",
-		      (long long)took, describe(&d));
+		      (long long)took, dmn_describe(&d));
 	ck_assert_ptr_nonnull(strstr(d.err, "stopping"));
 	/* No unexpected death (culprit or suspect lines say "killed by"). */
-	ck_assert_msg(!strstr(d.err, "killed by"), "a worker died; %s", describe(&d));
+	ck_assert_msg(!strstr(d.err, "killed by"), "a worker died; %s", dmn_describe(&d));
 	/* Every status after the signal says it is stopping. */
 	for (size_t i = from; i < d.n_notices; i++) {
 		const char *s = status_of(d.notices[i].text);
@@ -807,8 +369,8 @@ START_TEST(test_sigterm_drains)
 		if (s && i > stopping)
 			ck_assert_msg(strncmp(s, "stopping: ", 10) == 0, "status: %s", s);
 	}
-	ck_assert_int_eq(count_notices(&d, from, "READY=1"), 0);
-	assert_aftermath();
+	ck_assert_int_eq(dmn_count_notices(&d, from, "READY=1"), 0);
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
@@ -828,23 +390,23 @@ START_TEST(test_second_sigterm_kills_now)
 	ck_assert_int_eq(wait_ready(&d, workers, WORKERS_MAX), 1);
 	wait_job_running(&d, workers, 1);
 
-	pump(&d, 0);
+	dmn_pump(&d, 0);
 	from = d.n_notices;
 	dmn_signal(&d, SIGTERM);
-	stopping = expect_notice(&d, from, "STOPPING=1", EXIT_MS);
-	extend = expect_notice(&d, stopping, "EXTEND_TIMEOUT_USEC=", EXIT_MS);
+	stopping = dmn_expect_notice(&d, from, "STOPPING=1", EXIT_MS);
+	extend = dmn_expect_notice(&d, stopping, "EXTEND_TIMEOUT_USEC=", EXIT_MS);
 	/* drain_timeout + 5 s */
-	ck_assert_msg(notice_has(d.notices[extend].text, "EXTEND_TIMEOUT_USEC=35000000"), "%s",
-		      describe(&d));
+	ck_assert_msg(dmn_notice_has(d.notices[extend].text, "EXTEND_TIMEOUT_USEC=35000000"), "%s",
+		      dmn_describe(&d));
 	/* Draining a job that never ends: still there. */
-	ck_assert_msg(!d.exited && tu_process_alive(workers[0]), "%s", describe(&d));
+	ck_assert_msg(!d.exited && tu_process_alive(workers[0]), "%s", dmn_describe(&d));
 
 	second = tu_now_ms();
 	dmn_signal(&d, SIGTERM);
-	expect_exit(&d, 0, 10000);
-	ck_assert_msg(d.exited_at - second < 10000, "%s", describe(&d));
+	dmn_expect_exit(&d, 0, 10000);
+	ck_assert_msg(d.exited_at - second < 10000, "%s", dmn_describe(&d));
 	ck_assert_ptr_nonnull(strstr(d.err, "again"));
-	assert_aftermath();
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
@@ -868,7 +430,7 @@ START_TEST(test_master_sigkill_leaves_no_worker)
 	wait_job_running(&d, workers, n); /* a job in flight when the master dies */
 
 	dmn_signal(&d, SIGKILL);
-	ck_assert_msg(wait_exit(&d, 5000), "%s", describe(&d));
+	ck_assert_msg(dmn_wait_exit(&d, 5000), "%s", dmn_describe(&d));
 	ck_assert(WIFSIGNALED(d.status) && WTERMSIG(d.status) == SIGKILL);
 
 	/*
@@ -890,7 +452,7 @@ START_TEST(test_master_sigkill_leaves_no_worker)
 		ck_assert_msg(WIFEXITED(st) || WTERMSIG(st) == SIGKILL, "worker %d %s",
 			      (int)workers[i], tu_describe_status(st));
 	}
-	assert_aftermath();
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
@@ -916,16 +478,16 @@ START_TEST(test_second_instance_refused)
 	dmn_write_config(&d2, "[pool main]\nworkers = 2\nthreads = 1\n");
 	snprintf(runtime_var, sizeof(runtime_var), "RUNTIME_DIRECTORY=%s", d.run_dir);
 	dmn_start(&d2, env2);
-	expect_exit(&d2, 1, EXIT_MS);
+	dmn_expect_exit(&d2, 1, EXIT_MS);
 	snprintf(expect, sizeof(expect), "another bulkheadd (pid %d) is running", (int)d.pid);
-	ck_assert_msg(strstr(d2.err, expect), "%s", describe(&d2));
-	ck_assert_msg(d2.n_notices == 0, "the refused instance notified: %s", describe(&d2));
+	ck_assert_msg(strstr(d2.err, expect), "%s", dmn_describe(&d2));
+	ck_assert_msg(d2.n_notices == 0, "the refused instance notified: %s", dmn_describe(&d2));
 	dmn_free(&d2);
 
 	/* The first is untouched: same workers, still its lock, its loop still turns. */
 	mark = d.n_notices;
-	expect_notice(&d, mark, "WATCHDOG=1", 5000);
-	ck_assert_msg(!d.exited, "%s", describe(&d));
+	dmn_expect_notice(&d, mark, "WATCHDOG=1", 5000);
+	ck_assert_msg(!d.exited, "%s", dmn_describe(&d));
 	ck_assert_int_eq(tu_find_workers(d.pid, after, WORKERS_MAX), 2);
 	ck_assert_int_eq(memcmp(before, after, 2 * sizeof(pid_t)), 0);
 	{
@@ -938,7 +500,7 @@ START_TEST(test_second_instance_refused)
 		free(lock);
 	}
 	dmn_stop(&d);
-	assert_aftermath();
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
@@ -956,18 +518,19 @@ START_TEST(test_sigpipe_storm_survives)
 	dmn_start(&d, env);
 	n = wait_ready(&d, before, WORKERS_MAX);
 	ck_assert_int_eq(n, 2);
-	fds = settled_fds(&d);
+	fds = dmn_settled_fds(&d);
 	for (int i = 0; i < 200; i++)
 		dmn_signal(&d, SIGPIPE);
 	/* Two pings after the storm: the loop turned after every signal was delivered. */
 	mark = d.n_notices;
-	expect_notice(&d, expect_notice(&d, mark, "WATCHDOG=1", 5000) + 1, "WATCHDOG=1", 5000);
-	ck_assert_msg(!d.exited, "%s", describe(&d));
+	dmn_expect_notice(&d, dmn_expect_notice(&d, mark, "WATCHDOG=1", 5000) + 1, "WATCHDOG=1",
+			  5000);
+	ck_assert_msg(!d.exited, "%s", dmn_describe(&d));
 	ck_assert_int_eq(tu_find_workers(d.pid, after, WORKERS_MAX), 2);
 	ck_assert_int_eq(memcmp(before, after, 2 * sizeof(pid_t)), 0);
-	ck_assert_int_eq(settled_fds(&d), fds); /* no fd leaked */
+	ck_assert_int_eq(dmn_settled_fds(&d), fds); /* no fd leaked */
 	dmn_stop(&d);
-	assert_aftermath();
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
@@ -990,25 +553,26 @@ static size_t wait_reloads_settled(struct daemon *d, size_t from)
 {
 	int64_t deadline = tu_now_ms() + 30000;
 
-	expect_notice(d, from, "RELOADING=1", 10000);
+	dmn_expect_notice(d, from, "RELOADING=1", 10000);
 	for (;;) {
-		size_t rel = count_notices(d, from, "RELOADING=1");
-		size_t rdy = count_notices(d, from, "READY=1");
+		size_t rel = dmn_count_notices(d, from, "RELOADING=1");
+		size_t rdy = dmn_count_notices(d, from, "READY=1");
 		long last_rel = -1, pings = 0;
 
 		for (size_t i = from; i < d->n_notices; i++)
-			if (notice_has(d->notices[i].text, "RELOADING=1"))
+			if (dmn_notice_has(d->notices[i].text, "RELOADING=1"))
 				last_rel = (long)i;
 		for (size_t i = (size_t)last_rel + 1; i < d->n_notices; i++)
-			pings += notice_has(d->notices[i].text, "WATCHDOG=1");
+			pings += dmn_notice_has(d->notices[i].text, "WATCHDOG=1");
 		ck_assert_msg(!d->exited, "daemon died on SIGHUP (no reload yet?); %s",
-			      describe(d));
+			      dmn_describe(d));
 		ck_assert_msg(rdy <= rel, "%zu READY=1 for %zu RELOADING=1; %s", rdy, rel,
-			      describe(d));
+			      dmn_describe(d));
 		if (rel > 0 && rdy == rel && pings >= 2)
 			return rel;
-		ck_assert_msg(tu_ms_left(deadline) > 0, "reloads never settled; %s", describe(d));
-		pump(d, tu_ms_left(deadline));
+		ck_assert_msg(tu_ms_left(deadline) > 0, "reloads never settled; %s",
+			      dmn_describe(d));
+		dmn_pump(d, tu_ms_left(deadline));
 	}
 }
 
@@ -1028,28 +592,28 @@ START_TEST(test_sighup_reload_notifies)
 	dmn_start(&d, env);
 	ck_assert_int_eq(wait_ready(&d, before, WORKERS_MAX), 2);
 
-	pump(&d, 0);
+	dmn_pump(&d, 0);
 	from = d.n_notices;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	t0 = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 	dmn_signal(&d, SIGHUP);
-	reloading = expect_notice(&d, from, "RELOADING=1", 10000);
+	reloading = dmn_expect_notice(&d, from, "RELOADING=1", 10000);
 	/* MONOTONIC_USEC= in the same datagram, on CLOCK_MONOTONIC, taken after the signal. */
-	ck_assert_msg(find_line(d.notices[reloading].text, "MONOTONIC_USEC=", &v),
-		      "RELOADING=1 without MONOTONIC_USEC=; %s", describe(&d));
+	ck_assert_msg(dmn_find_line(d.notices[reloading].text, "MONOTONIC_USEC=", &v),
+		      "RELOADING=1 without MONOTONIC_USEC=; %s", dmn_describe(&d));
 	mono = strtoull(v, NULL, 10);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 	ck_assert_msg((int64_t)mono >= t0 && (int64_t)mono <= now,
 		      "MONOTONIC_USEC=%llu not in [%lld, %lld]", mono, (long long)t0,
 		      (long long)now);
-	ready = expect_notice(&d, reloading + 1, "READY=1", 10000);
+	ready = dmn_expect_notice(&d, reloading + 1, "READY=1", 10000);
 	ck_assert_uint_gt(ready, reloading);
 	ck_assert_int_eq(wait_reloads_settled(&d, from), 1);
 	ck_assert_int_eq(tu_find_workers(d.pid, after, WORKERS_MAX), 2);
 	ck_assert_int_eq(memcmp(before, after, 2 * sizeof(pid_t)), 0);
 	dmn_stop(&d);
-	assert_aftermath();
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
@@ -1067,9 +631,9 @@ START_TEST(test_sighup_storm_coalesced)
 			     "[pool b]\nworkers = 1\nthreads = 1\n");
 	dmn_start(&d, env);
 	ck_assert_int_eq(wait_ready(&d, before, WORKERS_MAX), 3);
-	fds = settled_fds(&d);
+	fds = dmn_settled_fds(&d);
 
-	pump(&d, 0);
+	dmn_pump(&d, 0);
 	from = d.n_notices;
 	for (int i = 0; i < 200; i++)
 		dmn_signal(&d, SIGPIPE);
@@ -1077,12 +641,12 @@ START_TEST(test_sighup_storm_coalesced)
 		dmn_signal(&d, SIGHUP);
 	reloads = wait_reloads_settled(&d, from);
 	ck_assert_msg(reloads >= 1 && reloads < 50, "%zu reloads for 50 SIGHUPs; %s", reloads,
-		      describe(&d));
+		      dmn_describe(&d));
 	ck_assert_int_eq(tu_find_workers(d.pid, after, WORKERS_MAX), 3);
 	ck_assert_int_eq(memcmp(before, after, 3 * sizeof(pid_t)), 0);
-	ck_assert_int_eq(settled_fds(&d), fds); /* no fd leaked */
+	ck_assert_int_eq(dmn_settled_fds(&d), fds); /* no fd leaked */
 	dmn_stop(&d);
-	assert_aftermath();
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
@@ -1166,18 +730,19 @@ START_TEST(test_broken_reload_keeps_old_config)
 	dmn_write_config(&d, "[pool main]\nworkers = 3\nthreads = 2\n[pool extra]\nworkers = 1\n"
 			     "[job j]\npool = extra\nrun = builtin:noop\ncount = 5\n"
 			     "[pool bad]\nthreads = lots\n");
-	pump(&d, 0);
+	dmn_pump(&d, 0);
 	from = d.n_notices;
 	dmn_signal(&d, SIGHUP);
-	expect_notice(&d, expect_notice(&d, from, "RELOADING=1", 10000) + 1, "READY=1", 10000);
-	expect_stderr(&d, "test.conf:11: [pool bad] threads = lots", 10000);
-	expect_stderr(&d, "reload failed", 10000);
+	dmn_expect_notice(&d, dmn_expect_notice(&d, from, "RELOADING=1", 10000) + 1, "READY=1",
+			  10000);
+	dmn_expect_stderr(&d, "test.conf:11: [pool bad] threads = lots", 10000);
+	dmn_expect_stderr(&d, "reload failed", 10000);
 	/* Let the loop turn a few times: still the same two workers, nothing new started. */
-	watch(&d, 300);
+	dmn_watch(&d, 300);
 	ck_assert_int_eq(tu_find_workers(d.pid, after, WORKERS_MAX), 2);
 	ck_assert_int_eq(memcmp(before, after, 2 * sizeof(pid_t)), 0);
 	dmn_stop(&d);
-	assert_aftermath();
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
@@ -1207,10 +772,11 @@ START_TEST(test_reload_resizes_adds_and_removes_pools)
 			     "[pool grow]\nworkers = 2\nthreads = 3\n"
 			     "[pool fresh]\nworkers = 1\nthreads = 1\n"
 			     "[job hello]\npool = fresh\nrun = builtin:noop\ncount = 7\n");
-	pump(&d, 0);
+	dmn_pump(&d, 0);
 	from = d.n_notices;
 	dmn_signal(&d, SIGHUP);
-	expect_notice(&d, expect_notice(&d, from, "RELOADING=1", 10000) + 1, "READY=1", 10000);
+	dmn_expect_notice(&d, dmn_expect_notice(&d, from, "RELOADING=1", 10000) + 1, "READY=1",
+			  10000);
 	/* Wait for the real end state: grow rolled to 2 x 3 threads, fresh up, gone gone. */
 	deadline = tu_now_ms() + 20000;
 	for (;;) {
@@ -1220,8 +786,9 @@ START_TEST(test_reload_resizes_adds_and_removes_pools)
 		    slot_of(s, n, "grow", 1)->threads == 3 && count_pool(s, n, "fresh") == 1 &&
 		    count_pool(s, n, "gone") == 0 && !tu_process_alive(gone0))
 			break;
-		ck_assert_msg(tu_ms_left(deadline) > 0, "workers never settled; %s", describe(&d));
-		pump(&d, 20); /* re-read /proc between datagrams: waiting for a state */
+		ck_assert_msg(tu_ms_left(deadline) > 0, "workers never settled; %s",
+			      dmn_describe(&d));
+		dmn_pump(&d, 20); /* re-read /proc between datagrams: waiting for a state */
 	}
 	/* The unchanged pool was not touched. */
 	ck_assert_int_eq(count_pool(s, n, "keep"), 2);
@@ -1229,28 +796,28 @@ START_TEST(test_reload_resizes_adds_and_removes_pools)
 	ck_assert_int_eq(slot_of(s, n, "keep", 1)->pid, keep1);
 	/* The new job group ran on the new pool. */
 	deadline = tu_now_ms() + 20000;
-	expect_stderr(&d, "job group hello: added by the reload: 7 jobs", 10000);
-	expect_stderr(&d, "pool gone: removed by the reload", 10000);
-	expect_stderr(&d, "pool fresh: added by the reload", 10000);
+	dmn_expect_stderr(&d, "job group hello: added by the reload: 7 jobs", 10000);
+	dmn_expect_stderr(&d, "pool gone: removed by the reload", 10000);
+	dmn_expect_stderr(&d, "pool fresh: added by the reload", 10000);
 	for (;;) {
 		const char *st;
 
-		pump(&d, 200);
+		dmn_pump(&d, 200);
 		st = d.n_notices ? status_of(d.notices[d.n_notices - 1].text) : NULL;
 		if (st && status_count(st, "done") == 7)
 			break;
 		ck_assert_msg(tu_ms_left(deadline) > 0, "jobs of the new group never done; %s",
-			      describe(&d));
+			      dmn_describe(&d));
 	}
 	dmn_stop(&d);
-	assert_aftermath();
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
 
 static int run_cli(struct daemon *d, const char *const *args, char **ret_out, char **ret_err)
 {
-	const char *argv[16] = { daemon_path() };
+	const char *argv[16] = { dmn_path() };
 	char notify_var[200], runtime_var[300];
 	const char *env[] = { notify_var, runtime_var, NULL };
 	int out_fd, err_fd, st;
@@ -1285,9 +852,9 @@ static void assert_nothing_started(struct daemon *d)
 	struct stat st;
 
 	ck_assert_msg(stat(d->run_dir, &st) < 0 && errno == ENOENT, "%s was created", d->run_dir);
-	pump(d, 0);
-	ck_assert_msg(d->n_notices == 0, "%s", describe(d));
-	ck_assert_int_eq(count_our_workers(), 0);
+	dmn_pump(d, 0);
+	ck_assert_msg(d->n_notices == 0, "%s", dmn_describe(d));
+	ck_assert_int_eq(dmn_count_our_workers(), 0);
 	ck_assert_int_eq(tu_count_zombie_children(), 0);
 }
 
@@ -1385,7 +952,7 @@ static Suite *daemon_suite(void)
 	TCase *tc;
 
 	tc = tcase_create("ready");
-	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_ready_after_every_hello);
 	tcase_add_test(tc, test_no_ready_without_hello);
@@ -1393,27 +960,27 @@ static Suite *daemon_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("status");
-	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, test_status_rate_limited_and_final);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("watchdog");
-	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_watchdog_cadence);
 	tcase_add_test(tc, test_no_watchdog_without_watchdog_usec);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("stop");
-	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_sigterm_drains);
 	tcase_add_test(tc, test_second_sigterm_kills_now);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("master-faults");
-	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_master_sigkill_leaves_no_worker);
 	tcase_add_test(tc, test_second_instance_refused);
@@ -1422,7 +989,7 @@ static Suite *daemon_suite(void)
 
 	/* Needs the SIGHUP reload of daemon/master.c (see above the tests). */
 	tc = tcase_create("reload");
-	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_sighup_reload_notifies);
 	tcase_add_test(tc, test_broken_reload_keeps_old_config);
@@ -1431,7 +998,7 @@ static Suite *daemon_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cli");
-	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_config_error_exits_78);
 	tcase_add_test(tc, test_check_prints_effective_config);
@@ -1442,25 +1009,5 @@ static Suite *daemon_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	char *root = NULL;
-	int failed;
-
-	/* The daemons get their service-manager environment from the tests only. */
-	unsetenv("NOTIFY_SOCKET");
-	unsetenv("WATCHDOG_USEC");
-	unsetenv("WATCHDOG_PID");
-	unsetenv("RUNTIME_DIRECTORY");
-	/* Every test's temp dir lives under one root, removed even after failed tests. */
-	if (tu_mkdtemp(&root) < 0 || setenv("TMPDIR", root, 1) < 0) {
-		perror("test-daemon: temp dir");
-		return EXIT_FAILURE;
-	}
-	sr = srunner_create(daemon_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	tu_rm_rf(root);
-	free(root);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return dmn_run(daemon_suite(), "test-daemon");
 }
