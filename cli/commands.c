@@ -268,6 +268,35 @@ static int call(const char *socket_opt, json_object *request, json_object **ret_
 			  ret_reply, ret_line);
 }
 
+/*
+ * call_until() for commands that stop on a refusal: an "ok": false reply is said on stderr
+ * (the daemon's error text), freed, and EXIT_CONTROL_FAILED returned. On 0 the reply is ok.
+ */
+static int call_until_ok(const char *socket_opt, json_object *request, int64_t deadline,
+			 json_object **ret_reply, char **ret_line)
+{
+	int r = call_until(socket_opt, request, deadline, ret_reply, ret_line);
+
+	if (r != 0 || reply_ok(*ret_reply))
+		return r;
+	say("%s", reply_error(*ret_reply));
+	json_object_put(*ret_reply);
+	*ret_reply = NULL;
+	if (ret_line) {
+		free(*ret_line);
+		*ret_line = NULL;
+	}
+	return EXIT_CONTROL_FAILED;
+}
+
+static int call_ok(const char *socket_opt, json_object *request, json_object **ret_reply,
+		   char **ret_line)
+{
+	return call_until_ok(socket_opt, request,
+			     control_client_now_ms() + CONTROL_CLIENT_TIMEOUT_MS, ret_reply,
+			     ret_line);
+}
+
 static json_object *new_request(const char *command)
 {
 	json_object *o = json_object_new_object();
@@ -654,19 +683,16 @@ int cmd_status(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("status", "unexpected argument '%s'", argv[optind]);
-	r = call(co.socket, new_request("status"), &reply, &line);
+	r = call_ok(co.socket, new_request("status"), &reply, &line);
 	if (r != 0)
 		return r;
-	if (!reply_ok(reply)) {
-		say("%s", reply_error(reply));
-		r = EXIT_CONTROL_FAILED;
-	} else if (co.json)
+	if (co.json)
 		printf("%s\n", line);
 	else
 		print_status(stdout, reply);
 	json_object_put(reply);
 	free(line);
-	return r;
+	return 0;
 }
 
 /* ---- jobs ---- */
@@ -780,38 +806,36 @@ int cmd_jobs(int argc, char **argv)
 		add_string(req, "group", group);
 	if (limit > 0 && json_object_object_add(req, "limit", json_object_new_int64(limit)) < 0)
 		oom();
-	r = call(co.socket, req, &reply, &line);
+	r = call_ok(co.socket, req, &reply, &line);
 	if (r != 0)
 		return r;
-	if (!reply_ok(reply)) {
-		say("%s", reply_error(reply));
-		r = EXIT_CONTROL_FAILED;
-	} else if (co.json)
+	if (co.json)
 		printf("%s\n", line);
 	else
 		print_jobs(stdout, reply);
 	json_object_put(reply);
 	free(line);
-	return r;
+	return 0;
 }
 
 /* ---- reload, log-level, the reserved names ---- */
 
 /*
- * For commands with --socket, --help and at most one positional argument, named `arg_name`
- * (NULL: none), into *arg. Returns -1 to go on, else an exit code.
+ * For commands with --socket, --help and fixed positional arguments named by arg_names
+ * (NULL-terminated; NULL: none), into args[]. Returns -1 to go on, else an exit code.
  */
 static int parse_simple(const char *name, int argc, char **argv, const char **socket,
-			const char *arg_name, const char **arg)
+			const char *const *arg_names, const char **args)
 {
-	int n_args = arg_name ? 1 : 0;
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	int o;
+	int n_args = 0, o;
 
+	while (arg_names && arg_names[n_args])
+		n_args++;
 	optind = 1;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) >= 0) {
@@ -827,11 +851,11 @@ static int parse_simple(const char *name, int argc, char **argv, const char **so
 		}
 	}
 	if (argc - optind < n_args)
-		return usage_error(name, "missing %s", arg_name);
+		return usage_error(name, "missing %s", arg_names[argc - optind]);
 	if (argc - optind > n_args)
 		return usage_error(name, "unexpected argument '%s'", argv[optind + n_args]);
-	if (n_args)
-		*arg = argv[optind];
+	for (int i = 0; i < n_args; i++)
+		args[i] = argv[optind + i];
 	return -1;
 }
 
@@ -867,7 +891,8 @@ int cmd_log_level(int argc, char **argv)
 	bool known = false;
 	int r;
 
-	r = parse_simple("log-level", argc, argv, &socket, "LEVEL", &level);
+	r = parse_simple("log-level", argc, argv, &socket, (const char *const[]){ "LEVEL", NULL },
+			 &level);
 	if (r >= 0)
 		return r;
 	for (size_t i = 0; log_levels[i]; i++)
@@ -882,18 +907,13 @@ int cmd_log_level(int argc, char **argv)
 	}
 	req = new_request("log-level");
 	add_string(req, "level", level);
-	r = call(socket, req, &reply, NULL);
+	r = call_ok(socket, req, &reply, NULL);
 	if (r != 0)
 		return r;
-	if (reply_ok(reply)) {
-		now = jstr(reply, "level");
-		printf("log level: %s\n", now ? now : level);
-	} else {
-		say("%s", reply_error(reply));
-		r = EXIT_CONTROL_FAILED;
-	}
+	now = jstr(reply, "level");
+	printf("log level: %s\n", now ? now : level);
 	json_object_put(reply);
-	return r;
+	return 0;
 }
 
 /* ---- submit, wait, cancel, restart ---- */
@@ -995,14 +1015,9 @@ int cmd_submit(int argc, char **argv)
 	json_object_object_add(req, "count", json_object_new_int64(count));
 	if (args)
 		json_object_object_add(req, "args", args);
-	r = call(socket, req, &reply, NULL);
+	r = call_ok(socket, req, &reply, NULL);
 	if (r != 0)
 		return r;
-	if (!reply_ok(reply)) {
-		say("%s", reply_error(reply));
-		json_object_put(reply);
-		return EXIT_CONTROL_FAILED;
-	}
 	if (json) {
 		puts(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PRETTY));
 	} else {
@@ -1080,14 +1095,9 @@ int cmd_wait(int argc, char **argv)
 	else
 		json_object_object_add(req, "ids", ids);
 	/* No deadline: the reply comes when the jobs have ended. */
-	r = call_until(socket, req, INT64_MAX, &reply, NULL);
+	r = call_until_ok(socket, req, INT64_MAX, &reply, NULL);
 	if (r != 0)
 		return r;
-	if (!reply_ok(reply)) {
-		say("%s", reply_error(reply));
-		json_object_put(reply);
-		return EXIT_CONTROL_FAILED;
-	}
 	if (json) {
 		puts(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PRETTY));
 	} else {
@@ -1119,14 +1129,9 @@ int cmd_cancel(int argc, char **argv)
 		return r;
 	req = new_request("cancel");
 	json_object_object_add(req, "ids", ids);
-	r = call(socket, req, &reply, NULL);
+	r = call_ok(socket, req, &reply, NULL);
 	if (r != 0)
 		return r;
-	if (!reply_ok(reply)) {
-		say("%s", reply_error(reply));
-		json_object_put(reply);
-		return EXIT_CONTROL_FAILED;
-	}
 	done = jget(reply, "cancelled");
 	not_done = jget(reply, "not_cancelled");
 	for (size_t i = 0; i < jlen(done); i++)
@@ -1148,75 +1153,49 @@ int cmd_restart(int argc, char **argv)
 	json_object *req, *reply;
 	int r;
 
-	r = parse_simple("restart", argc, argv, &socket, "POOL[/INDEX]", &target);
+	r = parse_simple("restart", argc, argv, &socket,
+			 (const char *const[]){ "POOL[/INDEX]", NULL }, &target);
 	if (r >= 0)
 		return r;
 	req = new_request("restart");
 	add_string(req, "target", target);
-	r = call(socket, req, &reply, NULL);
+	r = call_ok(socket, req, &reply, NULL);
 	if (r != 0)
 		return r;
-	if (reply_ok(reply)) {
-		printf("replacing %lld worker%s of %s, one at a time\n",
-		       (long long)jint0(reply, "replacing"), jint0(reply, "replacing") == 1 ? "" : "s",
-		       target);
-	} else {
-		say("%s", reply_error(reply));
-		r = EXIT_CONTROL_FAILED;
-	}
+	printf("replacing %lld worker%s of %s, one at a time\n",
+	       (long long)jint0(reply, "replacing"), jint0(reply, "replacing") == 1 ? "" : "s",
+	       target);
 	json_object_put(reply);
-	return r;
+	return 0;
 }
 
 int cmd_inject(int argc, char **argv)
 {
 	static const char *const faults[] = { "segv", "abort", "hang", "kill", "leak", NULL };
-	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	const char *socket = NULL;
+	const char *socket = NULL, *args[2];
 	json_object *req, *reply;
 	bool known = false;
-	int o, r;
+	int r;
 
-	optind = 1;
-	opterr = 0;
-	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) >= 0) {
-		switch (o) {
-		case 'S':
-			socket = optarg;
-			break;
-		case 'h':
-			cmd_usage("inject", stdout);
-			return 0;
-		default:
-			return bad_option("inject", o, argv);
-		}
-	}
-	if (argc - optind != 2)
-		return usage_error("inject", "expected POOL[/INDEX] and a fault");
+	r = parse_simple("inject", argc, argv, &socket,
+			 (const char *const[]){ "POOL[/INDEX]", "FAULT", NULL }, args);
+	if (r >= 0)
+		return r;
 	for (size_t i = 0; faults[i]; i++)
-		known = known || strcmp(argv[optind + 1], faults[i]) == 0;
+		known = known || strcmp(args[1], faults[i]) == 0;
 	if (!known)
 		return usage_error("inject", "unknown fault '%s' (segv|abort|hang|kill|leak)",
-				   argv[optind + 1]);
+				   args[1]);
 	req = new_request("inject");
-	add_string(req, "target", argv[optind]);
-	add_string(req, "fault", argv[optind + 1]);
-	r = call(socket, req, &reply, NULL);
+	add_string(req, "target", args[0]);
+	add_string(req, "fault", args[1]);
+	r = call_ok(socket, req, &reply, NULL);
 	if (r != 0)
 		return r;
-	if (reply_ok(reply)) {
-		printf("injected %s into worker %s (pid %lld)\n", argv[optind + 1],
-		       fmt_str(reply, "worker"), (long long)jint0(reply, "pid"));
-	} else {
-		say("%s", reply_error(reply));
-		r = EXIT_CONTROL_FAILED;
-	}
+	printf("injected %s into worker %s (pid %lld)\n", args[1], fmt_str(reply, "worker"),
+	       (long long)jint0(reply, "pid"));
 	json_object_put(reply);
-	return r;
+	return 0;
 }
 
 /* ---- top ---- */

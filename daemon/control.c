@@ -65,6 +65,7 @@ struct control {
 	unsigned n_clients;
 	sd_event_source *wait_check; /* deferred: re-check pending waits once per loop pass */
 	unsigned submissions;        /* names derived groups: GROUP@N */
+	unsigned n_waiting;          /* clients with a pending wait */
 };
 
 static bool process_lines(struct client *cl);
@@ -83,6 +84,8 @@ static void client_free(struct client *cl)
 	close(cl->fd);
 	free(cl->in);
 	free(cl->out);
+	if (cl->wait_ids)
+		cl->c->n_waiting--;
 	free(cl->wait_ids);
 	json_object_put(cl->wait_echo);
 	free(cl);
@@ -735,6 +738,7 @@ static int on_wait_check(sd_event_source *s, void *userdata)
 			json_object_object_add(reply, "id", json_object_get(cl->wait_echo));
 		free(cl->wait_ids);
 		cl->wait_ids = NULL;
+		c->n_waiting--;
 		json_object_put(cl->wait_echo);
 		cl->wait_echo = NULL;
 		if (client_reply(cl, reply) && process_lines(cl))
@@ -743,11 +747,12 @@ static int on_wait_check(sd_event_source *s, void *userdata)
 	return 0;
 }
 
+/* Called for every job that ends: cheap unless some client is waiting. */
 static void on_job_end(void *userdata, struct job *j)
 {
 	struct control *c = userdata;
 
-	if (c->wait_check)
+	if (c->n_waiting > 0)
 		sd_event_source_set_enabled(c->wait_check, SD_EVENT_ONESHOT);
 }
 
@@ -782,6 +787,7 @@ static json_object *start_wait(struct client *cl, json_object *req)
 	}
 	if (json_object_object_get_ex(req, "id", &echo))
 		cl->wait_echo = json_object_get(echo);
+	c->n_waiting++;
 	sd_event_source_set_enabled(c->wait_check, SD_EVENT_ONESHOT);
 	return NULL;
 }
