@@ -453,6 +453,9 @@ static int handle_hello(struct worker *w, const struct bh_frame *f)
 	w->m->stats.workers_up++;
 	disarm(w->timer);
 	log_debug("worker %s ready", wlabel(w, l, sizeof(l)));
+	if (w->m->opts.on_worker_ready)
+		w->m->opts.on_worker_ready(w->m->opts.userdata, w->pool->index, w->index, w->pid,
+					   now_usec());
 	fill(w);
 	pool_roll_next(w->pool);
 	check_ready(w->m);

@@ -44,6 +44,13 @@ struct master_options {
 	 * Otherwise a one-shot run: only pools with jobs start, and the run ends with its jobs.
 	 */
 	bool daemon;
+	/*
+	 * Called each time a worker has said HELLO (it is READY), with the time the master
+	 * read it. For benchmarks and tests; NULL: none.
+	 */
+	void (*on_worker_ready)(void *userdata, unsigned pool, unsigned slot, pid_t pid,
+				usec_t when);
+	void *userdata;
 };
 
 struct master;
