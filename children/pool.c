@@ -32,6 +32,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "common/units.h"
 #include "crash.h"
 #include "pool.h"
 
@@ -149,6 +150,7 @@ static void *thread_main(void *arg)
 	pthread_cond_signal(&p->ready);
 	for (;;) {
 		struct pool_job e;
+		usec_t t0;
 		int status;
 
 		if (p->stopping || p->start_error < 0)
@@ -175,11 +177,17 @@ static void *thread_main(void *arg)
 			wake_main(p);
 			wake = false;
 		}
+		t0 = now_usec();
 		status = run_job(t, &e);
+		t0 = now_usec() - t0;
 
 		pthread_mutex_lock(&p->lock);
 		wake = p->out_n == 0;
-		p->out[p->out_n++] = (struct pool_result){ .job_id = e.job_id, .status = status };
+		p->out[p->out_n++] = (struct pool_result){
+			.job_id = e.job_id,
+			.status = status,
+			.run_usec = t0 > UINT32_MAX ? UINT32_MAX : (uint32_t)t0,
+		};
 	}
 	last = --p->n_running == 0;
 	pthread_mutex_unlock(&p->lock);

@@ -25,6 +25,7 @@ struct pool_job {
 struct pool_result {
 	uint64_t job_id;
 	int32_t status;
+	uint32_t run_usec; /* how long run_job took, saturated */
 };
 
 struct pool_options {

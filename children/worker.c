@@ -424,7 +424,7 @@ static void flush_results(struct worker *w)
 		while (w->results_pos < w->results_n) {
 			const struct pool_result *r = &w->results[w->results_pos];
 
-			if (!bh_batch_add_done(&b, r->job_id, r->status))
+			if (!bh_batch_add_done(&b, r->job_id, r->status, r->run_usec))
 				break;
 			w->results_pos++;
 		}

@@ -130,9 +130,9 @@ bool bh_batch_add_assign(struct bh_batch *b, uint64_t job_id, uint32_t spec_id)
 	return true;
 }
 
-bool bh_batch_add_done(struct bh_batch *b, uint64_t job_id, int32_t status)
+bool bh_batch_add_done(struct bh_batch *b, uint64_t job_id, int32_t status, uint32_t run_usec)
 {
-	struct bh_done_entry e = { .job_id = job_id, .status = status };
+	struct bh_done_entry e = { .job_id = job_id, .status = status, .run_usec = run_usec };
 	uint8_t *p = batch_slot(b, sizeof(e));
 	if (!p)
 		return false;
@@ -161,8 +161,9 @@ void bh_frame_done_entry(const struct bh_frame *f, uint32_t i, struct bh_done_en
 	memcpy(ret, f->done.entries + (size_t)i * sizeof(*ret), sizeof(*ret));
 }
 
-static int decode_batch(const uint8_t *p, size_t len, size_t esz, uint32_t *ret_count,
-			const uint8_t **ret_entries)
+/* ASSIGN entries have reserved flags (must be 0); DONE entries a free run_usec there. */
+static int decode_batch(const uint8_t *p, size_t len, size_t esz, bool check_flags,
+			uint32_t *ret_count, const uint8_t **ret_entries)
 {
 	uint32_t hdr[2];
 	if (len < sizeof(hdr))
@@ -177,7 +178,7 @@ static int decode_batch(const uint8_t *p, size_t len, size_t esz, uint32_t *ret_
 		uint32_t flags;
 		memcpy(&id, p + sizeof(hdr) + i * esz, 8);
 		memcpy(&flags, p + sizeof(hdr) + i * esz + 12, 4);
-		if (id == 0 || flags != 0)
+		if (id == 0 || (check_flags && flags != 0))
 			return -EINVAL;
 	}
 	*ret_count = hdr[0];
@@ -225,10 +226,10 @@ static int decode_payload(const uint8_t *p, size_t len, struct bh_frame *f)
 		return 0;
 	}
 	case BH_FRAME_ASSIGN:
-		return decode_batch(p, len, sizeof(struct bh_assign_entry), &f->assign.count,
+		return decode_batch(p, len, sizeof(struct bh_assign_entry), true, &f->assign.count,
 				    &f->assign.entries);
 	case BH_FRAME_DONE:
-		return decode_batch(p, len, sizeof(struct bh_done_entry), &f->done.count,
+		return decode_batch(p, len, sizeof(struct bh_done_entry), false, &f->done.count,
 				    &f->done.entries);
 	case BH_FRAME_STOP:
 		return len == 0 ? 0 : -EINVAL;

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #define BH_PROTO_MAGIC 0xB4B7u
-#define BH_PROTO_VERSION 1
+#define BH_PROTO_VERSION 2 /* 2: DONE entries carry run_usec */
 #define BH_FRAME_MAX (64u * 1024u)     /* hard maximum, header included */
 #define BH_SPEC_STRING_MAX 16000u      /* run and args, each */
 
@@ -80,8 +80,8 @@ struct bh_assign_entry {
 
 struct bh_done_entry {
 	uint64_t job_id;
-	int32_t status; /* 0 done, else the job's non-zero return */
-	uint32_t flags; /* reserved, 0 */
+	int32_t status;    /* 0 done, else the job's non-zero return */
+	uint32_t run_usec; /* how long the job ran, saturated at UINT32_MAX */
 };
 
 #define BH_BATCH_HEADER_SIZE 8u /* uint32 count, uint32 reserved */
@@ -157,7 +157,7 @@ struct bh_batch {
 void bh_batch_init(struct bh_batch *b, void *buf, size_t size, enum bh_frame_type type);
 /* False when the frame is full (send it, re-init, add again). */
 bool bh_batch_add_assign(struct bh_batch *b, uint64_t job_id, uint32_t spec_id);
-bool bh_batch_add_done(struct bh_batch *b, uint64_t job_id, int32_t status);
+bool bh_batch_add_done(struct bh_batch *b, uint64_t job_id, int32_t status, uint32_t run_usec);
 /* Writes header and count; returns the frame length (0 if empty). */
 size_t bh_batch_finish(struct bh_batch *b);
 

@@ -61,7 +61,7 @@ static size_t reencode(const struct bh_frame *f)
 
 			bh_frame_done_entry(f, i, &e);
 			if (e.job_id == 0 || e.flags != 0 ||
-			    !bh_batch_add_done(&b, e.job_id, e.status))
+			    !bh_batch_add_done(&b, e.job_id, e.status, e.run_usec))
 				abort();
 		}
 		return bh_batch_finish(&b);

@@ -927,7 +927,7 @@ static size_t bad_frame(unsigned which, uint8_t *buf)
 		return bh_encode_hello(buf, BH_FRAME_MAX, 1, 1);
 	case 3: /* DONE, also a worker's */
 		bh_batch_init(&b, buf, BH_FRAME_MAX, BH_FRAME_DONE);
-		bh_batch_add_done(&b, 1, 0);
+		bh_batch_add_done(&b, 1, 0, 0);
 		return bh_batch_finish(&b);
 	case 4: /* ASSIGN naming an undefined spec */
 		bh_batch_init(&b, buf, BH_FRAME_MAX, BH_FRAME_ASSIGN);
