@@ -12,9 +12,17 @@
  * infer that the first `threads` unfinished jobs in assignment order are the running ones.
  *
  * Wake-ups: job threads wait on a condvar when the queue is empty; the main thread learns
- * about results from an eventfd that a job thread writes only when the outbox goes from
- * empty to non-empty (one write per batch, not per job), and that the last exiting thread
- * writes after pool_stop().
+ * about results from an eventfd that a job thread writes at most once per take (`woken`),
+ * and that the last exiting thread writes after pool_stop(). Results of short jobs are
+ * let pile up: a job thread wakes the main thread only once WAKE_BATCH results wait, or the
+ * oldest has waited WAKE_AGE, or fewer than WAKE_LOW jobs are left in the queue (the master
+ * must hear soon to refill it, and an emptying queue must never strand results). With 1 us
+ * jobs that is one wake-up (an eventfd write, a context switch, a frame to the master) per
+ * hundreds of jobs instead of every few; jobs of 100 us and more keep the queue short, so
+ * each result still goes out at once. A result held back must not wait for the next job to
+ * end (that may be a long one, and the master would count the finished job as running, up
+ * to its timeout): the thread that holds one back arms a timerfd for WAKE_AGE, which the
+ * main thread polls too. Re-arming it costs one syscall per batch, not per job.
  *
  * Memory: nothing is allocated by job threads after start-up. The outbox always has room
  * for every result that can arrive before the next swap (invariant: out_cap >= out_n + q_n +
@@ -30,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "common/units.h"
@@ -37,6 +46,9 @@
 #include "pool.h"
 
 #define QUEUE_INITIAL 1024u
+#define WAKE_BATCH 256u
+#define WAKE_LOW 64u
+#define WAKE_AGE 1000u /* us */
 #define THREAD_NAME_MAX 15 /* kernel comm limit, without the NUL */
 
 struct pool_thread {
@@ -58,12 +70,15 @@ struct pool {
 	/* Results: job threads push to out; the main thread owns spare between swaps. */
 	struct pool_result *out, *spare;
 	size_t out_n, out_cap, spare_cap;
+	usec_t out_since; /* when the oldest result in out was pushed */
+	bool woken;       /* a job thread wrote the eventfd since the last take */
 
 	unsigned n_threads, n_started, n_ready, n_running, n_idle;
 	int start_error;
 	bool stopping;
 	bool warm_malloc;
 	int efd;
+	int tfd; /* WAKE_AGE after the first result held back */
 	char name[64];
 	unsigned index;
 	struct pool_thread *threads;
@@ -82,6 +97,13 @@ static void wake_main(struct pool *p)
 
 	/* Only fails if the counter would overflow, and then the main thread is awake. */
 	(void)!write(p->efd, &one, sizeof(one));
+}
+
+static void arm_wake_timer(struct pool *p)
+{
+	struct itimerspec its = { .it_value.tv_nsec = WAKE_AGE * 1000L };
+
+	(void)timerfd_settime(p->tfd, 0, &its, NULL);
 }
 
 static void thread_set_name(struct pool_thread *t)
@@ -138,7 +160,7 @@ static void *thread_main(void *arg)
 {
 	struct pool_thread *t = arg;
 	struct pool *p = t->pool;
-	bool wake = false, last;
+	bool wake = false, arm = false, last;
 	int r;
 
 	r = thread_start(t);
@@ -150,7 +172,7 @@ static void *thread_main(void *arg)
 	pthread_cond_signal(&p->ready);
 	for (;;) {
 		struct pool_job e;
-		usec_t t0;
+		usec_t t0, t1;
 		int status;
 
 		if (p->stopping || p->start_error < 0)
@@ -176,18 +198,27 @@ static void *thread_main(void *arg)
 		if (wake) {
 			wake_main(p);
 			wake = false;
+		} else if (arm) {
+			arm_wake_timer(p);
 		}
+		arm = false;
 		t0 = now_usec();
 		status = run_job(t, &e);
-		t0 = now_usec() - t0;
+		t1 = now_usec();
 
 		pthread_mutex_lock(&p->lock);
-		wake = p->out_n == 0;
+		if (p->out_n == 0)
+			p->out_since = t1;
 		p->out[p->out_n++] = (struct pool_result){
 			.job_id = e.job_id,
 			.status = status,
-			.run_usec = t0 > UINT32_MAX ? UINT32_MAX : (uint32_t)t0,
+			.run_usec = t1 - t0 > UINT32_MAX ? UINT32_MAX : (uint32_t)(t1 - t0),
 		};
+		if (!p->woken && (p->out_n >= WAKE_BATCH || p->q_n < WAKE_LOW ||
+				  t1 - p->out_since >= WAKE_AGE))
+			wake = p->woken = true;
+		else if (!p->woken && p->out_n == 1)
+			arm = true;
 	}
 	last = --p->n_running == 0;
 	pthread_mutex_unlock(&p->lock);
@@ -292,6 +323,7 @@ size_t pool_take_results(struct pool *p, const struct pool_result **ret)
 	p->out = p->spare;
 	p->out_cap = p->spare_cap;
 	p->out_n = 0;
+	p->woken = false;
 	p->spare = b;
 	p->spare_cap = c;
 	pthread_mutex_unlock(&p->lock);
@@ -304,11 +336,17 @@ int pool_eventfd(struct pool *p)
 	return p->efd;
 }
 
+int pool_timerfd(struct pool *p)
+{
+	return p->tfd;
+}
+
 void pool_eventfd_clear(struct pool *p)
 {
 	uint64_t v;
 
 	(void)!read(p->efd, &v, sizeof(v));
+	(void)!read(p->tfd, &v, sizeof(v));
 }
 
 void pool_stop(struct pool *p)
@@ -342,6 +380,8 @@ void pool_free(struct pool *p)
 	free(p->spare);
 	if (p->efd >= 0)
 		close(p->efd);
+	if (p->tfd >= 0)
+		close(p->tfd);
 	pthread_cond_destroy(&p->ready);
 	pthread_cond_destroy(&p->work);
 	pthread_mutex_destroy(&p->lock);
@@ -358,7 +398,7 @@ static int pool_alloc(const struct pool_options *o, struct pool **ret)
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->ready, NULL);
-	p->efd = -1;
+	p->efd = p->tfd = -1;
 	p->n_threads = o->threads;
 	p->index = o->index;
 	p->warm_malloc = o->warm_malloc;
@@ -374,6 +414,9 @@ static int pool_alloc(const struct pool_options *o, struct pool **ret)
 		return -ENOMEM;
 	p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->efd < 0)
+		return -errno;
+	p->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (p->tfd < 0)
 		return -errno;
 	return 0;
 }

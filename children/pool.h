@@ -45,7 +45,10 @@ int pool_new(const struct pool_options *o, struct pool **ret);
 /* Readable when results are waiting or the last thread has stopped. Owned by the pool. */
 int pool_eventfd(struct pool *p);
 
-/* Clears the eventfd (call when it polled readable). */
+/* Readable when a result has been held back for a while (see pool.c). Owned by the pool. */
+int pool_timerfd(struct pool *p);
+
+/* Clears the eventfd and the timerfd (call when either polled readable). */
 void pool_eventfd_clear(struct pool *p);
 
 /*

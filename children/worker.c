@@ -440,18 +440,19 @@ static bool all_sent(struct worker *w)
 static void worker_loop(struct worker *w)
 {
 	for (;;) {
-		struct pollfd pfd[2] = {
+		struct pollfd pfd[3] = {
 			{ .fd = WORKER_FD, .events = POLLIN | (w->tx_len > 0 ? POLLOUT : 0) },
 			{ .fd = pool_eventfd(w->pool), .events = POLLIN },
+			{ .fd = pool_timerfd(w->pool), .events = POLLIN },
 		};
 
-		if (poll(pfd, 2, -1) < 0) {
+		if (poll(pfd, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("poll: %s", strerror(errno));
 			_exit(WORKER_EXIT_MASTER_GONE);
 		}
-		if (pfd[1].revents & POLLIN)
+		if ((pfd[1].revents | pfd[2].revents) & POLLIN)
 			pool_eventfd_clear(w->pool);
 		if (pfd[0].revents & POLLIN)
 			read_frames(w);

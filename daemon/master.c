@@ -102,7 +102,7 @@ struct pool {
 	struct worker **workers; /* slots; a slot index is stable */
 	unsigned n_slots;        /* >= cfg.workers while retired slots wind down */
 	struct fault_window faults;
-	unsigned max_inflight;
+	uint64_t run_est; /* jobs' mean run time, EWMA, in 1/16 us; 0 = not known yet */
 	uint64_t restarts;
 	uint64_t worker_faults;
 };
@@ -146,6 +146,44 @@ static void master_begin_stop(struct master *m, enum job_cause cause);
 static unsigned inflight(const struct worker *w)
 {
 	return w->n_running + w->n_pending;
+}
+
+/*
+ * How many jobs a worker may hold (running + queued in it). Enough queued work to keep its
+ * threads busy for about QUEUE_TARGET while the master refills it, and no more: a worker
+ * that dies sends its unstarted jobs back (cheap, they are not re-run), but jobs parked in
+ * one worker cannot go to an idle one. Until the pool has seen a result the job time is
+ * unknown (they may be long), so it starts at 2 per thread.
+ */
+#define QUEUE_TARGET (2 * USEC_PER_MSEC)
+#define WINDOW_PER_THREAD_MIN 2u
+
+static unsigned window(const struct worker *w)
+{
+	uint64_t per_thread = WINDOW_PER_THREAD_MIN, est = w->pool->run_est;
+
+	if (est > 0)
+		per_thread = (QUEUE_TARGET * 16 + est - 1) / est;
+	if (per_thread < WINDOW_PER_THREAD_MIN)
+		per_thread = WINDOW_PER_THREAD_MIN;
+	if (per_thread * w->threads > BH_ASSIGN_MAX)
+		return BH_ASSIGN_MAX;
+	return (unsigned)per_thread * w->threads;
+}
+
+/* Folds a DONE frame's mean run time (sum over n jobs) into the pool's estimate. */
+static void learn_run_time(struct pool *p, uint64_t sum_usec, uint32_t n)
+{
+	uint64_t mean = sum_usec * 16 / n;
+
+	if (mean == 0)
+		mean = 1; /* below 1/16 us: as fast as it gets */
+	if (p->run_est == 0)
+		p->run_est = mean;
+	else if (mean > p->run_est) /* adapt to slower jobs at once: do not hoard */
+		p->run_est = mean;
+	else
+		p->run_est -= (p->run_est - mean) / 4;
 }
 
 static const char *wlabel(const struct worker *w, char *buf, size_t size)
@@ -391,7 +429,7 @@ static void assign(struct worker *w, bool alone, unsigned max)
 static void fill(struct worker *w)
 {
 	struct ledger *l = w->m->ledger;
-	unsigned pool = w->pool->index;
+	unsigned pool = w->pool->index, win;
 
 	if (w->state != W_READY || w->blocked || w->solo || w->m->stopping)
 		return;
@@ -408,8 +446,13 @@ static void fill(struct worker *w)
 	} else {
 		w->reserved = false;
 	}
-	if (inflight(w) < w->pool->max_inflight && ledger_queued(l, pool, false) > 0)
-		assign(w, false, w->pool->max_inflight - inflight(w));
+	/*
+	 * Top up once a quarter of the window is free, not after every result: one ASSIGN
+	 * frame then carries many jobs (with a window of a few jobs, after every one).
+	 */
+	win = window(w);
+	if (inflight(w) + (win + 3) / 4 <= win && ledger_queued(l, pool, false) > 0)
+		assign(w, false, win - inflight(w));
 }
 
 static void dispatch_pool(struct pool *p)
@@ -484,6 +527,7 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 {
 	struct master *m = w->m;
 	usec_t now = now_usec();
+	uint64_t run_sum = 0;
 
 	if (w->state < W_READY)
 		return -EPROTO;
@@ -496,10 +540,12 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 		if (!j || j->worker != w || j->state != JOB_RUNNING)
 			return -EPROTO;
 		untrack(w, j);
+		run_sum += e.run_usec;
 		ledger_finish(m->ledger, j, e.status);
 		log_final(m, j);
 		promote_pending(w, now);
 	}
+	learn_run_time(w->pool, run_sum, f->done.count);
 	if (inflight(w) == 0)
 		w->solo = false;
 	if (w->state == W_DRAINING && inflight(w) == w->n_timed_out)
@@ -1273,7 +1319,6 @@ static bool pool_reconfigure(struct pool *p, const struct pool_config *pc)
 			log_error("pool %s: out of memory for the fault window", pc->name);
 	}
 	p->cfg = *pc;
-	p->max_inflight = pc->threads * 2;
 	for (unsigned k = 0; k < p->n_slots; k++) {
 		struct worker *w = p->workers[k];
 
@@ -1624,7 +1669,6 @@ static int pool_new(struct master *m, const struct pool_config *pc, unsigned ind
 	p->index = index;
 	p->cfg = *pc;
 	p->state = POOL_UP;
-	p->max_inflight = pc->threads * 2;
 	*ret = p; /* freed by the caller's pool_free() on error */
 	r = fault_window_init(&p->faults, pc->max_worker_faults.count,
 			      pc->max_worker_faults.window);
