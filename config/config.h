@@ -33,11 +33,17 @@ enum pool_failure_action {
 	POOL_FAILURE_EXIT,
 };
 
+enum worker_start {
+	WORKER_START_FORK_SERVER, /* fork from the zygote (children/zygote.c) */
+	WORKER_START_EXEC,        /* posix_spawn each worker: fresh ASLR per worker */
+};
+
 struct supervisor_config {
 	char *control_socket; /* "" = $RUNTIME_DIRECTORY/control.sock */
 	char *control_group;
 	enum log_level log_level;
 	usec_t drain_timeout;
+	enum worker_start worker_start;
 };
 
 struct pool_config {

@@ -63,6 +63,12 @@ static const struct config_choice config_pool_failure_choices[] = {
 	{ NULL, 0 },
 };
 
+static const struct config_choice config_worker_start_choices[] = {
+	{ "fork-server", WORKER_START_FORK_SERVER },
+	{ "exec", WORKER_START_EXEC },
+	{ NULL, 0 },
+};
+
 static const struct config_choice config_expect_choices[] = {
 	{ "done", JOB_DONE },
 	{ "failed", JOB_FAILED },
@@ -85,6 +91,10 @@ static const struct config_choice config_expect_choices[] = {
 	  "most verbose level logged")                                                             \
 	X(SUPERVISOR, drain_timeout, drain_timeout, DURATION, "10s", 0, USEC_INFINITY, NULL,      \
 	  "on SIGTERM, how long running jobs may finish before they end cancelled")               \
+	X(SUPERVISOR, worker_start, worker_start, ENUM, "fork-server", 0, 0,                      \
+	  config_worker_start_choices,                                                             \
+	  "fork-server: workers are forked from an idle pre-started one (fast restarts); "      \
+	  "exec: each worker is a fresh exec (its own address-space layout)")                     \
 	X(POOL, workers, workers, UINT, "2", 1, 1024, NULL,                                        \
 	  "worker processes in the pool")                                                          \
 	X(POOL, threads, threads, UINT, "4", 1, 256, NULL,                                         \

@@ -428,6 +428,9 @@ void ledger_bystander(struct ledger *l, struct job *j, bool started)
 	/*
 	 * A job that had not started lost nothing: re-queued without counting. Only started
 	 * ones count towards the cap; both go to the back, behind the jobs that may crash next.
+	 * A long job in a pool where others crash often could be hit again and again and reach
+	 * the cap through no fault of its own: after BYSTANDER_ALONE_AFTER hits it runs alone,
+	 * where no other job can take it down.
 	 */
 	if (started) {
 		if (!rerun_allowed(l, j, 0))
@@ -435,7 +438,7 @@ void ledger_bystander(struct ledger *l, struct job *j, bool started)
 		j->reruns++;
 		l->stats.reruns_bystander++;
 	}
-	requeue(l, j, false);
+	requeue(l, j, started && j->reruns >= BYSTANDER_ALONE_AFTER);
 }
 
 void ledger_suspect(struct ledger *l, struct job *j, int signo)

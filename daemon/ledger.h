@@ -22,6 +22,7 @@
 #include "config/config.h"
 
 #define JOB_RERUN_MAX 10 /* bystander + suspect re-runs of one job before it is ended */
+#define BYSTANDER_ALONE_AFTER 3 /* a job taken down this often by others then runs alone */
 
 enum job_cause {
 	CAUSE_NONE,

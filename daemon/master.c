@@ -117,6 +117,8 @@ struct master {
 	struct pool **pools; /* index = pool index in the ledger; never shrinks */
 	unsigned n_pools;
 	const char *worker_path;
+	struct zygote zygote; /* the fork server, if worker_start = fork-server */
+	bool zygote_tried;    /* started once; after a failure, exec for good */
 	bool stopping;  /* no more dispatching; waiting for workers to go */
 	unsigned n_alive;
 	sd_event_source *sigint;
@@ -765,7 +767,15 @@ static void pool_fail(struct pool *p)
 
 static void schedule_restart(struct worker *w, usec_t delay)
 {
-	arm_timer(w->m, &w->timer, now_usec() + delay, on_state_timer, w);
+	/*
+	 * sd-event may fire a timer anywhere within its accuracy to coalesce wake-ups; a
+	 * restart "at once" must not wait up to TIMER_ACCURACY for that. Backoff delays keep
+	 * an accuracy of an eighth of the delay.
+	 */
+	usec_t accuracy = delay / 8 > TIMER_ACCURACY ? TIMER_ACCURACY : delay / 8;
+
+	if (arm_timer(w->m, &w->timer, now_usec() + delay, on_state_timer, w) >= 0)
+		sd_event_source_set_time_accuracy(w->timer, accuracy > 0 ? accuracy : 1);
 }
 
 /* A worker fault (died idle, before HELLO, or could not start): backoff or pool failure. */
@@ -798,6 +808,36 @@ static void worker_fault(struct worker *w, usec_t uptime, const char *what)
 	schedule_restart(w, delay);
 }
 
+/*
+ * A new worker process for slot `index`: forked by the fork server when the config asks for
+ * it and it works, else exec'd. A fork server that fails in any way is stopped for good
+ * (logged once) and this worker is exec'd instead.
+ */
+static int start_process(struct master *m, const struct pool_config *pc, unsigned index,
+			 struct spawned_worker *s)
+{
+	int r;
+
+	if (m->config->supervisor.worker_start != WORKER_START_FORK_SERVER) {
+		zygote_stop(&m->zygote);
+	} else if (!m->zygote_tried) {
+		m->zygote_tried = true;
+		r = zygote_start(m->worker_path, &m->zygote);
+		if (r < 0)
+			log_warning("fork server %s --zygote could not start (%s): workers are "
+				    "exec'd instead", m->worker_path, strerror(-r));
+	}
+	if (zygote_up(&m->zygote)) {
+		r = zygote_spawn(&m->zygote, pc->name, index, pc->threads, pc->memory_max, s);
+		if (r >= 0)
+			return r;
+		log_warning("fork server [%d] failed (%s): workers are exec'd from now on",
+			    (int)m->zygote.s.pid, strerror(-r));
+		zygote_stop(&m->zygote);
+	}
+	return spawn_worker(m->worker_path, pc->name, index, pc->threads, pc->memory_max, s);
+}
+
 static void worker_spawn(struct worker *w)
 {
 	struct master *m = w->m;
@@ -814,7 +854,7 @@ static void worker_spawn(struct worker *w)
 		return;
 	}
 	w->outdated = false;
-	r = spawn_worker(m->worker_path, pc->name, w->index, pc->threads, pc->memory_max, &s);
+	r = start_process(m, pc, w->index, &s);
 	if (r < 0) {
 		snprintf(what, sizeof(what), "could not start: %s: %s", m->worker_path,
 			 strerror(-r));
@@ -1745,6 +1785,7 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	if (opts)
 		m->opts = *opts;
 	m->worker_path = spawn_worker_path();
+	m->zygote = (struct zygote){ .s = { .pid = 0, .pidfd = -1, .fd = -1 } };
 
 	/* sd-event needs these blocked before it can watch children and signals. */
 	sigemptyset(&ss);
@@ -1787,6 +1828,8 @@ fail:
 
 int master_run(struct master *m)
 {
+	int r;
+
 	m->stats.started_at = now_usec();
 	for (unsigned i = 0; i < m->n_pools; i++) {
 		struct pool *p = m->pools[i];
@@ -1800,13 +1843,15 @@ int master_run(struct master *m)
 			schedule_restart(p->workers[k], 0);
 	}
 	if (m->notifier) {
-		int r = notifier_start_watchdog(m->notifier);
+		r = notifier_start_watchdog(m->notifier);
 
 		if (r < 0)
 			log_warning_errno(r, "cannot start the watchdog pings");
 	}
 	check_done(m);
-	return sd_event_loop(m->event);
+	r = sd_event_loop(m->event);
+	zygote_stop(&m->zygote); /* every worker is gone: no more forks */
+	return r;
 }
 
 static void worker_free(struct worker *w)
@@ -1853,6 +1898,7 @@ void master_free(struct master *m)
 	sd_event_source_disable_unref(m->sighup);
 	sd_event_source_disable_unref(m->reload_event);
 	notifier_free(m->notifier);
+	zygote_stop(&m->zygote);
 	ledger_free(m->ledger);
 	sd_event_unref(m->event);
 	config_free(m->config);

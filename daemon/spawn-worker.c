@@ -12,11 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/zygote-proto.h"
 #include "spawn-worker.h"
 
 #define ENV_MAX 4096 /* environment entries passed on */
@@ -95,53 +97,41 @@ static int spawn_attrs(posix_spawnattr_t *attr, posix_spawn_file_actions_t *fa, 
 	return -r;
 }
 
-int spawn_worker(const char *path, const char *pool, unsigned index, unsigned threads,
-		 uint64_t memory_max, struct spawned_worker *ret)
+/* A new SOCK_SEQPACKET pair: sv[0] the master's (non-blocking), sv[1] the child's (not fd 3). */
+static int new_socketpair(int sv[2])
 {
-	char s_index[16], s_threads[16], s_mpid[16], s_mem[32];
-	const char *argv[16];
-	char **envp = NULL;
-	posix_spawnattr_t attr;
-	posix_spawn_file_actions_t fa;
-	int sv[2], argc = 0, r, n = 0;
-	pid_t pid;
-
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
 	/* The child's end must not already be fd 3: dup2 onto itself would keep CLOEXEC. */
 	if (sv[1] == 3) {
 		int fd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
-		if (fd < 0) {
-			r = -errno;
-			goto out_close;
-		}
+
+		if (fd < 0)
+			goto fail;
 		close(sv[1]);
 		sv[1] = fd;
 	}
-	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0) {
-		r = -errno;
-		goto out_close;
-	}
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0)
+		goto fail;
+	return 0;
+fail:
+	close(sv[0]);
+	close(sv[1]);
+	return -errno;
+}
 
-	snprintf(s_index, sizeof(s_index), "%u", index);
-	snprintf(s_threads, sizeof(s_threads), "%u", threads);
-	snprintf(s_mpid, sizeof(s_mpid), "%d", (int)getpid());
-	argv[argc++] = "bulkhead-worker";
-	argv[argc++] = "--pool";
-	argv[argc++] = pool;
-	argv[argc++] = "--index";
-	argv[argc++] = s_index;
-	argv[argc++] = "--threads";
-	argv[argc++] = s_threads;
-	argv[argc++] = "--master-pid";
-	argv[argc++] = s_mpid;
-	if (memory_max != UINT64_MAX) {
-		snprintf(s_mem, sizeof(s_mem), "%llu", (unsigned long long)memory_max);
-		argv[argc++] = "--memory-max";
-		argv[argc++] = s_mem;
-	}
-	argv[argc] = NULL;
+/* posix_spawn of path with argv, its end of a new socketpair on fd 3. */
+static int spawn_exec(const char *path, const char *const *argv, struct spawned_worker *ret)
+{
+	char **envp = NULL;
+	posix_spawnattr_t attr;
+	posix_spawn_file_actions_t fa;
+	int sv[2], r, n = 0;
+	pid_t pid;
 
+	r = new_socketpair(sv);
+	if (r < 0)
+		return r;
 	envp = calloc(ENV_MAX + 1, sizeof(char *));
 	if (!envp) {
 		r = -ENOMEM;
@@ -178,4 +168,153 @@ out_close:
 	close(sv[0]);
 	close(sv[1]);
 	return r;
+}
+
+int spawn_worker(const char *path, const char *pool, unsigned index, unsigned threads,
+		 uint64_t memory_max, struct spawned_worker *ret)
+{
+	char s_index[16], s_threads[16], s_mpid[16], s_mem[32];
+	const char *argv[16];
+	int argc = 0;
+
+	snprintf(s_index, sizeof(s_index), "%u", index);
+	snprintf(s_threads, sizeof(s_threads), "%u", threads);
+	snprintf(s_mpid, sizeof(s_mpid), "%d", (int)getpid());
+	argv[argc++] = "bulkhead-worker";
+	argv[argc++] = "--pool";
+	argv[argc++] = pool;
+	argv[argc++] = "--index";
+	argv[argc++] = s_index;
+	argv[argc++] = "--threads";
+	argv[argc++] = s_threads;
+	argv[argc++] = "--master-pid";
+	argv[argc++] = s_mpid;
+	if (memory_max != UINT64_MAX) {
+		snprintf(s_mem, sizeof(s_mem), "%llu", (unsigned long long)memory_max);
+		argv[argc++] = "--memory-max";
+		argv[argc++] = s_mem;
+	}
+	argv[argc] = NULL;
+	return spawn_exec(path, argv, ret);
+}
+
+/* ---- the fork server ---- */
+
+/* Waits up to ZYGOTE_REPLY_TIMEOUT_MS for one reply. Returns its pid field or -errno. */
+static int zygote_read_reply(struct zygote *z)
+{
+	struct bh_zygote_reply r;
+	struct pollfd p = { .fd = z->s.fd, .events = POLLIN };
+	ssize_t n;
+	int k;
+
+	do
+		k = poll(&p, 1, ZYGOTE_REPLY_TIMEOUT_MS);
+	while (k < 0 && errno == EINTR);
+	if (k < 0)
+		return -errno;
+	if (k == 0)
+		return -ETIMEDOUT;
+	n = recv(z->s.fd, &r, sizeof(r), MSG_DONTWAIT);
+	if (n < 0)
+		return -errno;
+	if (n != (ssize_t)sizeof(r) || r.magic != BH_ZYGOTE_MAGIC || r.pid == 0 ||
+	    r.pid < -4095)
+		return -EBADMSG;
+	return r.pid;
+}
+
+int zygote_start(const char *path, struct zygote *z)
+{
+	char s_mpid[16], pad[320];
+	/* pad: room for the command line each forked worker writes over the zygote's. */
+	const char *argv[] = { "bulkhead-worker", "--zygote", "--master-pid", s_mpid, pad, NULL };
+	int r;
+
+	memset(pad, ' ', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	*z = (struct zygote){ .s = { .pid = 0, .pidfd = -1, .fd = -1 } };
+	snprintf(s_mpid, sizeof(s_mpid), "%d", (int)getpid());
+	r = spawn_exec(path, argv, &z->s);
+	if (r < 0)
+		return r;
+	r = zygote_read_reply(z);
+	if (r != z->s.pid) {
+		zygote_stop(z);
+		return r < 0 ? r : -EBADMSG;
+	}
+	return 0;
+}
+
+bool zygote_up(const struct zygote *z)
+{
+	return z->s.pid > 0;
+}
+
+int zygote_spawn(struct zygote *z, const char *pool, unsigned index, unsigned threads,
+		 uint64_t memory_max, struct spawned_worker *ret)
+{
+	struct bh_zygote_request req = { .magic = BH_ZYGOTE_MAGIC, .index = index,
+					 .threads = threads, .memory_max = memory_max };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} c = {};
+	struct iovec iov = { .iov_base = &req, .iov_len = sizeof(req) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
+			     .msg_controllen = sizeof(c.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	int sv[2], r, pidfd;
+
+	if (!zygote_up(z))
+		return -ENOTCONN;
+	if (strlen(pool) >= sizeof(req.pool))
+		return -ENAMETOOLONG;
+	memcpy(req.pool, pool, strlen(pool) + 1);
+	r = new_socketpair(sv);
+	if (r < 0)
+		return r;
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &sv[1], sizeof(int));
+	if (sendmsg(z->s.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(req))
+		r = -errno;
+	else
+		r = zygote_read_reply(z);
+	close(sv[1]);
+	if (r < 0) {
+		close(sv[0]);
+		return r;
+	}
+	/* CLONE_PARENT made it our child: the pid stays ours until we reap it. */
+	pidfd = pidfd_open_(r);
+	if (pidfd < 0) {
+		int e = -errno;
+
+		kill(r, SIGKILL);
+		waitpid(r, NULL, 0);
+		close(sv[0]);
+		return e;
+	}
+	ret->pid = r;
+	ret->pidfd = pidfd;
+	ret->fd = sv[0];
+	return 0;
+}
+
+void zygote_stop(struct zygote *z)
+{
+	struct pollfd p = { .fd = z->s.pidfd, .events = POLLIN };
+
+	if (z->s.fd >= 0)
+		close(z->s.fd); /* EOF: it exits */
+	if (z->s.pid > 0) {
+		if (poll(&p, 1, ZYGOTE_REPLY_TIMEOUT_MS) <= 0)
+			kill(z->s.pid, SIGKILL);
+		waitpid(z->s.pid, NULL, 0);
+	}
+	if (z->s.pidfd >= 0)
+		close(z->s.pidfd);
+	*z = (struct zygote){ .s = { .pid = 0, .pidfd = -1, .fd = -1 } };
 }

@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -29,3 +30,24 @@ const char *spawn_worker_path(void);
  */
 int spawn_worker(const char *path, const char *pool, unsigned index, unsigned threads,
 		 uint64_t memory_max, struct spawned_worker *ret);
+
+/*
+ * The fork server (children/zygote.c): a bulkhead-worker started once with --zygote that
+ * forks new workers as the master's children on request, instead of an exec each time.
+ * zygote_start() returns 0 once it has said it can, or -errno (then exec workers).
+ * zygote_spawn() gives the same result as spawn_worker(); on any error the caller should
+ * zygote_stop() it and go back to spawn_worker(). Both wait for the zygote's reply (a
+ * fork, well under a millisecond) for at most ZYGOTE_REPLY_TIMEOUT_MS.
+ */
+#define ZYGOTE_REPLY_TIMEOUT_MS 1000
+
+struct zygote {
+	struct spawned_worker s; /* the zygote process itself; pid 0: not running */
+};
+
+int zygote_start(const char *path, struct zygote *z);
+bool zygote_up(const struct zygote *z);
+int zygote_spawn(struct zygote *z, const char *pool, unsigned index, unsigned threads,
+		 uint64_t memory_max, struct spawned_worker *ret);
+/* Closes its socket, reaps it (SIGKILL after the timeout). Safe on a stopped one. */
+void zygote_stop(struct zygote *z);

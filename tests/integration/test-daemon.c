@@ -413,6 +413,46 @@ END_TEST
 
 /* ---- faults of the master ---- */
 
+/*
+ * The fork server dies (SIGKILL from outside): the next worker is exec'd instead, the dead
+ * fork server is reaped, and nothing else changes.
+ */
+START_TEST(test_fork_server_killed_falls_back_to_exec)
+{
+	struct daemon d;
+	pid_t workers[WORKERS_MAX], now[WORKERS_MAX], zygote;
+	int64_t deadline;
+	char state;
+	int n;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 1\nmin_uptime = 0\n");
+	dmn_start(&d, NULL);
+	n = wait_ready(&d, workers, WORKERS_MAX);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(tu_find_children(d.pid, "bulkhead-zygote", &zygote, 1), 1);
+	ck_assert_int_eq(kill(zygote, SIGKILL), 0);
+	ck_assert_int_eq(kill(workers[0], SIGKILL), 0);
+	dmn_expect_stderr(&d, "workers are exec'd from now on", START_MS);
+
+	/* A replacement for workers[0] comes up all the same. */
+	deadline = tu_now_ms() + START_MS;
+	for (;;) {
+		n = tu_find_workers(d.pid, now, WORKERS_MAX);
+		if (n == 2 && now[0] != workers[0] && now[1] != workers[0])
+			break;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "no replacement; %s", dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	/* The fork server was reaped (not left a zombie), and none was started again. */
+	ck_assert_int_lt(tu_proc_stat(zygote, NULL, 0, &state, NULL), 0);
+	ck_assert_int_eq(tu_find_children(d.pid, "bulkhead-zygote", &zygote, 1), 0);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
 START_TEST(test_master_sigkill_leaves_no_worker)
 {
 	struct daemon d;
@@ -428,6 +468,9 @@ START_TEST(test_master_sigkill_leaves_no_worker)
 	n = wait_ready(&d, workers, WORKERS_MAX);
 	ck_assert_int_eq(n, 3);
 	wait_job_running(&d, workers, n); /* a job in flight when the master dies */
+	/* The fork server (worker_start = fork-server, the default) must go too. */
+	ck_assert_int_eq(tu_find_children(d.pid, "bulkhead-zygote", workers + n, 1), 1);
+	n++;
 
 	dmn_signal(&d, SIGKILL);
 	ck_assert_msg(dmn_wait_exit(&d, 5000), "%s", dmn_describe(&d));
@@ -983,6 +1026,7 @@ static Suite *daemon_suite(void)
 	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_master_sigkill_leaves_no_worker);
+	tcase_add_test(tc, test_fork_server_killed_falls_back_to_exec);
 	tcase_add_test(tc, test_second_instance_refused);
 	tcase_add_test(tc, test_sigpipe_storm_survives);
 	suite_add_tcase(s, tc);

@@ -174,7 +174,11 @@ static const struct {
 	{ "exit", "code=3", "exit(3)", "exit" },
 };
 
-START_TEST(test_crash_builtin)
+/*
+ * One crash builtin, its workers forked by the fork server or exec'd (worker_start): the
+ * same real signal, blame and accounting either way.
+ */
+static void crash_builtin_case(int i, const char *worker_start)
 {
 	char conf[2048];
 	struct run r = { 0 };
@@ -182,16 +186,17 @@ START_TEST(test_crash_builtin)
 
 	/* The crasher comes first, so it is dispatched together with victims on one worker. */
 	snprintf(conf, sizeof(conf),
+		 "[supervisor]\nworker_start = %s\n"
 		 "[pool main]\nworkers = 2\nthreads = 4\nbackoff = 10ms..100ms\n"
 		 "[job crash]\nrun = builtin:%s\nargs = %s\nmax_attempts = 2\nexpect = crashed\n"
 		 "[job victim]\nrun = builtin:spin\nargs = us=3000\ncount = 200\n",
-		 crashers[_i].builtin, crashers[_i].args);
+		 worker_start, crashers[i].builtin, crashers[i].args);
 	run_config(&r, conf, NULL);
 	ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, tail(r.err));
 	assert_accounted(&r);
 	q = quarantined(&r, "crash#1");
 	ck_assert_ptr_nonnull(q);
-	ck_assert_str_eq(json_object_get_string(get(q, "cause")), crashers[_i].cause);
+	ck_assert_str_eq(json_object_get_string(get(q, "cause")), crashers[i].cause);
 	ck_assert_str_eq(json_object_get_string(get(q, "state")), "crashed");
 	ck_assert_int_eq(geti(q, "attempts"), 2);
 	ck_assert_int_eq(geti(group(&r, "victim"), "done"), 200);
@@ -199,13 +204,24 @@ START_TEST(test_crash_builtin)
 	{
 		char key[64];
 
-		snprintf(key, sizeof(key), "workers.deaths.%s", crashers[_i].death);
+		snprintf(key, sizeof(key), "workers.deaths.%s", crashers[i].death);
 		ck_assert_int_eq(geti(r.report, key), 2);
 	}
 	ck_assert_int_ge(geti(r.report, "reruns.bystander"), 1);
 	ck_assert_int_eq(geti(r.report, "reruns.suspect"), 0);
 	ck_assert_int_eq(geti(r.report, "workers.worker_faults"), 0);
 	run_free(&r);
+}
+
+START_TEST(test_crash_builtin)
+{
+	crash_builtin_case(_i, "fork-server");
+}
+END_TEST
+
+START_TEST(test_crash_builtin_exec)
+{
+	crash_builtin_case(_i, "exec");
 }
 END_TEST
 
@@ -646,6 +662,7 @@ static Suite *run_suite(void)
 	tc = tcase_create("crashes");
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_crash_builtin, 0, sizeof(crashers) / sizeof(crashers[0]));
+	tcase_add_loop_test(tc, test_crash_builtin_exec, 0, sizeof(crashers) / sizeof(crashers[0]));
 	tcase_add_test(tc, test_leak_against_memory_max);
 	suite_add_tcase(s, tc);
 

@@ -579,6 +579,11 @@ int tu_send_assign_range(int fd, uint64_t first_id, size_t n, uint32_t spec_id)
 
 int tu_find_workers(pid_t parent, pid_t *pids, int max)
 {
+	return tu_find_children(parent, "bulkhead-worker", pids, max);
+}
+
+int tu_find_children(pid_t parent, const char *want, pid_t *pids, int max)
+{
 	DIR *d = opendir("/proc");
 	struct dirent *e;
 	int n = 0;
@@ -590,8 +595,7 @@ int tu_find_workers(pid_t parent, pid_t *pids, int max)
 		char comm[64], state;
 
 		if (pid > 0 && tu_proc_stat(pid, comm, sizeof(comm), &state, &ppid) == 0 &&
-		    strcmp(comm, "bulkhead-worker") == 0 && state != 'Z' && state != 'X' &&
-		    ppid == parent)
+		    strcmp(comm, want) == 0 && state != 'Z' && state != 'X' && ppid == parent)
 			pids[n++] = pid;
 	}
 	closedir(d);

@@ -67,6 +67,8 @@ int tu_proc_stat(pid_t pid, char *comm, size_t comm_size, char *ret_state, pid_t
 
 /* Pids of live bulkhead-worker processes whose parent is `parent`, sorted. */
 int tu_find_workers(pid_t parent, pid_t *pids, int max);
+/* The same for live children of parent with this comm ("bulkhead-zygote"). */
+int tu_find_children(pid_t parent, const char *comm, pid_t *pids, int max);
 
 /* CPU ticks used by the job threads of worker pid: > 0 once a busy job really runs. */
 long tu_job_thread_ticks(pid_t pid);

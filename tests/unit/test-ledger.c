@@ -296,7 +296,8 @@ START_TEST(test_rerun_cap_ends_job)
 
 	ck_assert_int_eq(ledger_new_from_config(&c, &own), 0);
 	for (int i = 0; i <= JOB_RERUN_MAX; i++) {
-		struct job *victim = ledger_pop(own, 1, false);
+		/* From its third hit on, the victim is queued to run alone. */
+		struct job *victim = ledger_pop(own, 1, i >= BYSTANDER_ALONE_AFTER);
 		struct job *crasher = ledger_pop(own, 0, false);
 		struct job *held[2] = { victim, crasher };
 
@@ -310,6 +311,8 @@ START_TEST(test_rerun_cap_ends_job)
 		if (i < JOB_RERUN_MAX) {
 			ck_assert_int_eq(victim->state, JOB_QUEUED);
 			ck_assert_uint_eq(victim->reruns, i + 1);
+			ck_assert_int_eq(victim->alone, i + 1 >= BYSTANDER_ALONE_AFTER);
+			ck_assert_uint_eq(ledger_queued(own, 1, true), i + 1 >= BYSTANDER_ALONE_AFTER);
 		} else {
 			ck_assert_int_eq(victim->state, JOB_CRASHED);
 			ck_assert_int_eq(victim->cause, CAUSE_RERUNS);
