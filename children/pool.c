@@ -13,16 +13,19 @@
  *
  * Wake-ups: job threads wait on a condvar when the queue is empty; the main thread learns
  * about results from an eventfd that a job thread writes at most once per take (`woken`),
- * and that the last exiting thread writes after pool_stop(). Results of short jobs are
- * let pile up: a job thread wakes the main thread only once WAKE_BATCH results wait, or the
- * oldest has waited WAKE_AGE, or fewer than WAKE_LOW jobs are left in the queue (the master
- * must hear soon to refill it, and an emptying queue must never strand results). With 1 us
- * jobs that is one wake-up (an eventfd write, a context switch, a frame to the master) per
- * hundreds of jobs instead of every few; jobs of 100 us and more keep the queue short, so
- * each result still goes out at once. A result held back must not wait for the next job to
- * end (that may be a long one, and the master would count the finished job as running, up
- * to its timeout): the thread that holds one back arms a timerfd for WAKE_AGE, which the
- * main thread polls too. Re-arming it costs one syscall per batch, not per job.
+ * and that the last exiting thread writes after pool_stop(). Results are let pile up: a
+ * job thread wakes the main thread only once WAKE_BATCH results wait, or the oldest has
+ * waited WAKE_AGE, or fewer jobs than threads are left in the queue (a thread is about to
+ * go idle: the master must hear now to refill it, and an emptying queue must never strand
+ * results). The master keeps about 2 ms of work queued in a worker (master.c, window()),
+ * so holding results for WAKE_AGE never starves the threads. With 1 us jobs that is one
+ * wake-up (an eventfd write, a context switch, a frame to the master) per WAKE_BATCH jobs
+ * instead of every few, with 100 us jobs one per ten or so; jobs longer than the window's
+ * target (2 per thread are queued) still report each result at once. A result held back
+ * must not wait for the next job to end (that may be a long one, and the master would count
+ * the finished job as running, up to its timeout): the thread that holds one back arms a
+ * timerfd for WAKE_AGE, which the main thread polls too. Re-arming it costs one syscall per
+ * batch, not per job.
  *
  * Memory: nothing is allocated by job threads after start-up. The outbox always has room
  * for every result that can arrive before the next swap (invariant: out_cap >= out_n + q_n +
@@ -47,7 +50,6 @@
 
 #define QUEUE_INITIAL 1024u
 #define WAKE_BATCH 256u
-#define WAKE_LOW 64u
 #define WAKE_AGE 1000u /* us */
 #define THREAD_NAME_MAX 15 /* kernel comm limit, without the NUL */
 
@@ -214,7 +216,7 @@ static void *thread_main(void *arg)
 			.status = status,
 			.run_usec = t1 - t0 > UINT32_MAX ? UINT32_MAX : (uint32_t)(t1 - t0),
 		};
-		if (!p->woken && (p->out_n >= WAKE_BATCH || p->q_n < WAKE_LOW ||
+		if (!p->woken && (p->out_n >= WAKE_BATCH || p->q_n < p->n_threads ||
 				  t1 - p->out_since >= WAKE_AGE))
 			wake = p->woken = true;
 		else if (!p->woken && p->out_n == 1)
