@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <systemd/sd-daemon.h>
 
 #include "daemon/notify.h"
@@ -20,6 +21,7 @@ struct notifier {
 	sd_event_source *watchdog_timer;
 	usec_t watchdog_interval;
 	usec_t last_status;
+	char last_text[512]; /* the STATUS= text last sent */
 	bool enabled; /* NOTIFY_SOCKET is set */
 };
 
@@ -52,8 +54,11 @@ static void send_status(struct notifier *n)
 	char status[512];
 
 	n->status_fn(n->userdata, status, sizeof(status));
-	sd_notifyf(0, "STATUS=%s", status);
 	n->last_status = now_usec();
+	if (strcmp(status, n->last_text) == 0)
+		return; /* changed and changed back: nothing new to say */
+	sd_notifyf(0, "STATUS=%s", status);
+	memcpy(n->last_text, status, sizeof(status));
 }
 
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
@@ -126,7 +131,11 @@ void notify_ready(struct notifier *n)
 		return;
 	n->status_fn(n->userdata, status, sizeof(status));
 	sd_notifyf(0, "READY=1\nSTATUS=%s", status);
+	memcpy(n->last_text, status, sizeof(status));
 	n->last_status = now_usec();
+	/* This line carries the status: a pending update would repeat it a second later. */
+	if (n->status_timer)
+		sd_event_source_set_enabled(n->status_timer, SD_EVENT_OFF);
 }
 
 void notify_reloading(struct notifier *n)
