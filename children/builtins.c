@@ -12,7 +12,9 @@
  * The fault builtins raise the real fault from the job thread. They are compiled without
  * sanitizer instrumentation (NO_SANITIZE) so that an ASan/UBSan build still gets the real
  * signal instead of a sanitizer report. Randomness (`probability`) comes from a per-thread
- * PRNG seeded once per thread with getrandom().
+ * PRNG seeded once per thread with getrandom(). The common argument crash=P is not random:
+ * builtins_crash() faults for the job ids bh_crash_hit() picks, so a crasher crashes on every
+ * attempt and in every mode of `bulkhead experiment`.
  *
  * balance: one `volatile unsigned long` balance per worker, shared by all balance jobs on all
  * threads (unsigned so that a lost update under lock=no wraps instead of being undefined).
@@ -447,6 +449,12 @@ static int builtin_leak(struct bulkhead_job *job)
 		p[0] = leak_head; /* reachable, so the compiler keeps every allocation */
 		leak_head = p;
 	}
+}
+
+void builtins_crash(struct bulkhead_job *job, double p)
+{
+	if (bh_crash_hit(job->id, p))
+		fault_segv();
 }
 
 static const bulkhead_job_fn builtin_fns[_BH_BUILTIN_MAX] = {

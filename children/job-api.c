@@ -9,6 +9,9 @@
  * here yet, bad args) still exists, so that every job naming it gets a status (127 or 2)
  * rather than a protocol error: the master validated the config, this is a second line.
  *
+ * The common argument crash=P (common/builtins.h) is parsed once per spec; job_run() hands
+ * the job to builtins_crash() before the builtin's own work only when P > 0.
+ *
  * Named locks live in locks.c; a job holds them across its own calls only.
  */
 #include <errno.h>
@@ -19,6 +22,7 @@
 
 #include "builtins-impl.h"
 #include "common/log.h"
+#include "common/units.h"
 #include "job-api.h"
 #include "locks.h"
 
@@ -53,6 +57,18 @@ static int spec_split_args(struct job_spec *s, char *args)
 		*eq = '\0';
 		s->args[s->n_args++] = (struct job_arg){ .key = key, .value = eq + 1 };
 	}
+}
+
+/* crash=P (checked already): parsed once here, so a job without it pays one comparison. */
+static void spec_parse_crash(struct job_spec *s)
+{
+	double p = 0;
+
+	for (unsigned i = 0; i < s->n_args; i++)
+		if (strcmp(s->args[i].key, BH_CRASH_ARG) == 0 &&
+		    parse_probability(s->args[i].value, &p) < 0)
+			p = 0;
+	s->crash = p;
 }
 
 int job_spec_new(uint32_t id, const char *run, size_t run_len, const char *args, size_t args_len,
@@ -101,6 +117,7 @@ int job_spec_new(uint32_t id, const char *run, size_t run_len, const char *args,
 		spec_fail(s, JOB_STATUS_BAD_ARGS, "bad args", checked);
 		return 0;
 	}
+	spec_parse_crash(s);
 	s->fn = builtins_get((enum bh_builtin)b);
 	if (!s->fn)
 		spec_fail(s, JOB_STATUS_NOT_FOUND, "builtin not implemented", run_str);
@@ -119,6 +136,8 @@ int job_run(struct bulkhead_job *job)
 {
 	const struct job_spec *s = job->spec;
 
+	if (s->crash > 0 && s->fn)
+		builtins_crash(job, s->crash);
 	return s->fn ? s->fn(job) : s->fail_status;
 }
 

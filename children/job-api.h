@@ -29,6 +29,7 @@ struct job_spec {
 	char *strings; /* owns the keys and values below */
 	struct job_arg args[JOB_SPEC_ARGS_MAX];
 	unsigned n_args;
+	double crash; /* the common argument crash=P, parsed once; 0 when absent */
 };
 
 /* One run of a job. Lives in its job thread; valid while the job runs. */
@@ -47,5 +48,8 @@ int job_spec_new(uint32_t id, const char *run, size_t run_len, const char *args,
 		 struct job_spec **ret);
 void job_spec_free(struct job_spec *s);
 
-/* Runs one job on the calling thread and returns its status (0 = done). */
+/*
+ * Runs one job on the calling thread and returns its status (0 = done). A spec with crash=P
+ * raises SIGSEGV first for the job ids that bh_crash_hit() picks (builtins_crash()).
+ */
 int job_run(struct bulkhead_job *job);

@@ -4,6 +4,8 @@
  *
  *   bulkhead-worker --pool NAME --index N --threads T --master-pid PID [--memory-max BYTES]
  *
+ * (`bulkhead-worker --standalone ...` is not a worker: it goes to standalone.c at once.)
+ *
  * Start-up order matters: PR_SET_PDEATHSIG first, then the parent check (the master may have
  * died before the prctl), fds > 3 closed, fd 3 made CLOEXEC (no job's child inherits it),
  * signal mask and ignored signals reset (the master's sd-event blocks signals and posix_spawn
@@ -53,6 +55,7 @@
 #include "crash.h"
 #include "job-api.h"
 #include "pool.h"
+#include "standalone.h"
 #include "worker.h"
 
 #define SPECS_MAX 65536u /* spec ids are 0..SPECS_MAX-1 */
@@ -120,7 +123,9 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: bulkhead-worker --pool NAME --index N --threads T --master-pid PID "
 		   "[--memory-max BYTES]\n"
-		   "Runs jobs for bulkheadd on socket fd 3; not meant to be started by hand.\n");
+		   "Runs jobs for bulkheadd on socket fd 3; not meant to be started by hand.\n"
+		   "bulkhead-worker --standalone threads|fork-per-job ... (add --help for more):\n"
+		   "the unsupervised baselines of bulkhead experiment.\n");
 }
 
 static int parse_args(int argc, char **argv, struct worker_options *o)
@@ -483,6 +488,11 @@ int worker_main(int argc, char **argv)
 	struct worker *w = &worker;
 	int r;
 
+	/* Not a worker for a master: a standalone baseline run (standalone.c). */
+	if (argc > 1 &&
+	    (strcmp(argv[1], STANDALONE_OPTION) == 0 ||
+	     strncmp(argv[1], STANDALONE_OPTION "=", strlen(STANDALONE_OPTION) + 1) == 0))
+		return standalone_main(argc, argv);
 	/* First, so that a master dying from here on takes us with it. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 	log_set_program("bulkhead-worker");

@@ -14,6 +14,8 @@ enum {
 };
 
 int cmd_run(int argc, char **argv);
+/* `bulkhead experiment` (experiment.c): 0 done, 1 a run failed or was interrupted, 2 usage. */
+int cmd_experiment(int argc, char **argv);
 
 /* Live progress on stderr: a redrawn line on a terminal, periodic plain lines otherwise. */
 struct progress;

@@ -15,6 +15,11 @@ static void usage(FILE *f)
 	      "  run CONFIG [--report-json FILE] [--quiet]\n"
 	      "                         run every job of CONFIG under supervision, then exit\n"
 	      "  check-config FILE      validate FILE and print the effective config\n"
+	      "  experiment [--jobs N] [--threads T] [--job builtin:NAME] [--arg K=V]...\n"
+	      "             [--crash-rate R] [--modes LIST] [--runs K] [--json FILE]\n"
+	      "             [--svg FILE] [--quiet]\n"
+	      "                         run one workload as threads, threads+restart,\n"
+	      "                         processes, hybrid and fork-per-job, and compare\n"
 	      "\n"
 	      "Commands for a running bulkheadd (each takes --socket PATH):\n"
 	      "  status [--json]        the daemon, its jobs, pools and workers\n"
@@ -33,6 +38,7 @@ static void usage(FILE *f)
 	      "$RUNTIME_DIRECTORY/control.sock, else /run/bulkhead/control.sock.\n"
 	      "\n"
 	      "Exit codes: run: 0 every job group reached its expect, 1 some job did not;\n"
+	      "            experiment: 0 done, 1 a run failed;\n"
 	      "            daemon commands: 0 ok, 1 refused by the daemon or no connection;\n"
 	      "            2 usage error, 78 config error.\n",
 	      f);
@@ -44,6 +50,7 @@ static const struct {
 } commands[] = {
 	{ "run", cmd_run },
 	{ "check-config", cmd_check_config },
+	{ "experiment", cmd_experiment },
 	{ "status", cmd_status },
 	{ "jobs", cmd_jobs },
 	{ "reload", cmd_reload },

@@ -7,7 +7,8 @@
  * into key=value words and checks each against the spec: the key must be known (else a
  * "did you mean"), given once, and its value must parse as its type. A few arguments have
  * a narrower range than their type; they are listed in arg_ranges[] below rather than in
- * the spec, so that the spec format the worker reads stays simple.
+ * the spec, so that the spec format the worker reads stays simple. The common arguments
+ * (BH_BUILTIN_COMMON_ARGS, `crash`) are checked after the builtin's own, for every builtin.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -55,10 +56,12 @@ int bh_builtin_lookup(const char *name)
 	return -ENOENT;
 }
 
-/* Splits "key:type,key:type" into spec. The specs are ours, so a bad one is a bug: -EINVAL. */
+/*
+ * Appends "key:type,key:type" to spec (which holds spec->n keys already). The specs are ours,
+ * so a bad one is a bug: -EINVAL.
+ */
 static int argspec_parse(const char *s, struct argspec *spec)
 {
-	spec->n = 0;
 	while (*s) {
 		size_t klen = strcspn(s, ":,"), tlen;
 
@@ -133,6 +136,7 @@ int bh_builtin_check_args(enum bh_builtin b, const char *args, char *err, size_t
 	const char *name, *p = args ? args : "";
 	bool seen[BH_ARGS_MAX] = { false };
 	struct argspec spec;
+	unsigned own;
 
 	if (errlen > 0)
 		err[0] = '\0';
@@ -141,8 +145,14 @@ int bh_builtin_check_args(enum bh_builtin b, const char *args, char *err, size_t
 		return -EINVAL;
 	}
 	name = bh_builtin_table[b].name;
+	spec.n = 0;
 	if (argspec_parse(bh_builtin_table[b].argspec, &spec) < 0) {
 		str_printf(err, errlen, "builtin %s: bad argspec", name);
+		return -EINVAL;
+	}
+	own = spec.n;
+	if (argspec_parse(BH_BUILTIN_COMMON_ARGS, &spec) < 0) {
+		str_printf(err, errlen, "bad common argspec");
 		return -EINVAL;
 	}
 
@@ -171,15 +181,15 @@ int bh_builtin_check_args(enum bh_builtin b, const char *args, char *err, size_t
 			if (strlen(spec.key[k]) == klen && strncmp(spec.key[k], word, klen) == 0)
 				break;
 		if (k == spec.n) {
-			if (spec.n == 0) {
-				str_printf(err, errlen,
-					   "unknown argument '%.*s' for builtin %s (it takes none)",
-					   (int)klen, word, name);
-				return -EINVAL;
-			}
 			str_printf(key, sizeof(key), "%.*s", (int)klen, word);
 			hint = klen <= BH_ARG_NAME_MAX ? str_did_you_mean(key, spec.keys) : NULL;
-			if (hint)
+			if (!hint && own == 0)
+				str_printf(
+					err, errlen,
+					"unknown argument '%.*s' for builtin %s (it takes none but "
+					"the common '%s')",
+					(int)klen, word, name, BH_CRASH_ARG);
+			else if (hint)
 				str_printf(err, errlen,
 					   "unknown argument '%.*s' for builtin %s (did you mean "
 					   "'%s'?)",

@@ -9,8 +9,20 @@
  *   bool   yes/no
  *   prob   a probability 0..1
  * Every key is optional; the worker applies the defaults documented in bulkhead.conf(5).
+ *
+ * Every builtin also takes the common arguments of BH_BUILTIN_COMMON_ARGS:
+ *   crash  (prob) the job raises a real SIGSEGV before its own work if
+ *          bh_crash_hit(its job id, crash): the same job ids crash on every attempt and in
+ *          every mode of `bulkhead experiment` (a poison input, not bad luck).
  */
 #pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BH_BUILTIN_COMMON_ARGS "crash:prob"
+#define BH_CRASH_ARG "crash"
 
 #define BH_BUILTINS(X)                                                                             \
 	X(NOOP, "noop", "")                                                                        \
@@ -54,3 +66,22 @@ int bh_builtin_lookup(const char *name);
  * balance (did you mean 'iterations'?)", "argument lock=maybe: expected yes or no").
  */
 int bh_builtin_check_args(enum bh_builtin b, const char *args, char *err, size_t errlen);
+
+/* splitmix64's output function applied to x + its increment: a well-mixed 64-bit hash. */
+static inline uint64_t bh_splitmix64(uint64_t x)
+{
+	uint64_t z = x + 0x9e3779b97f4a7c15ull;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/*
+ * The `crash=P` decision for job id: true if splitmix64(id) / 2^64 < p (53 bits of it).
+ * Deterministic, so a retried crasher crashes again; p <= 0 never, p >= 1 always.
+ */
+static inline bool bh_crash_hit(uint64_t job_id, double p)
+{
+	return (double)(bh_splitmix64(job_id) >> 11) * 0x1.0p-53 < p;
+}

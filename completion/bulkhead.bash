@@ -12,8 +12,8 @@ _bulkhead_files()
 _bulkhead()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev= cmd= opts= i
-	local commands="run check-config status jobs reload log-level top submit wait cancel
-		restart inject help"
+	local commands="run check-config experiment status jobs reload log-level top submit wait
+		cancel restart inject help"
 
 	((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
 	# --opt=VALUE: bash splits at '=': cur is "=" (prev the option) or the word after it
@@ -29,8 +29,24 @@ _bulkhead()
 	cmd=${COMP_WORDS[1]}
 
 	case $prev in
-	--socket | --report-json)
+	--socket | --report-json | --json | --svg)
 		_bulkhead_files "$cur"
+		return
+		;;
+	--modes)
+		# a comma-separated list: complete the word after the last comma
+		local done_modes=${cur%,*} m words=
+		[[ $cur == *,* ]] && done_modes+=, || done_modes=
+		for m in threads threads+restart processes hybrid fork-per-job; do
+			words+=" $done_modes$m"
+		done
+		[[ -z $done_modes ]] && words+=" all"
+		COMPREPLY=($(compgen -W "$words" -- "$cur"))
+		compopt -o nospace 2>/dev/null
+		return
+		;;
+	--jobs | --threads | --crash-rate | --runs)
+		COMPREPLY=()
 		return
 		;;
 	--state)
@@ -42,7 +58,7 @@ _bulkhead()
 		COMPREPLY=()
 		return
 		;;
-	--run)
+	--run | --job)
 		COMPREPLY=($(compgen -W "builtin:noop builtin:spin builtin:sleep builtin:balance \
 			builtin:tls builtin:fail builtin:segv builtin:abort builtin:fpe builtin:ill \
 			builtin:bus builtin:stack-overflow builtin:exit builtin:hang builtin:deadlock \
@@ -54,6 +70,10 @@ _bulkhead()
 	case $cmd in
 	run) opts="--report-json --quiet --help" ;;
 	check-config) opts="--help --" ;;
+	experiment)
+		opts="--jobs --threads --job --arg --crash-rate --modes --runs --json --svg --quiet
+			--help"
+		;;
 	status) opts="--json --socket --help" ;;
 	jobs) opts="--state --group --limit --json --socket --help" ;;
 	submit) opts="--pool --run --count --arg --json --socket --help" ;;

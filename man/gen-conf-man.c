@@ -518,7 +518,22 @@ static void print_builtins(FILE *f)
 	      "yes/no/true/false/on/off/1/0,\n"
 	      ".B prob\n"
 	      "a probability 0..1.\n"
-	      "Every argument is optional.\n",
+	      "Every argument is optional.\n"
+	      ".PP\n"
+	      "Every builtin also takes the common argument\n"
+	      ".IR crash = prob :\n"
+	      "before its own work, the job raises a real SIGSEGV if a hash of its job id\n"
+	      "(splitmix64 of the id, as a fraction of 2^64) is below\n"
+	      ".BR crash .\n"
+	      "The choice depends on the id alone, so the same jobs crash on every attempt\n"
+	      "(a poison input: they end\n"
+	      ".B crashed\n"
+	      "after\n"
+	      ".BR max_attempts ),\n"
+	      "which is what\n"
+	      ".B bulkhead experiment\n"
+	      "uses to crash the same jobs in every mode.\n"
+	      "Without it (or with 0) nothing changes.\n",
 	      f);
 	for (int i = 0; i < _BH_BUILTIN_MAX; i++)
 		print_builtin(&bh_builtin_table[i], f);

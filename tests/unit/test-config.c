@@ -681,7 +681,14 @@ START_TEST(test_bad_args)
 	expect_only_error(
 		"[job a]\nrun = builtin:noop\nargs = x=1\n",
 		"demo.conf:3: [job a] args = x=1: unknown argument 'x' for builtin noop (it "
-		"takes none)");
+		"takes none but the common 'crash')");
+	expect_only_error(
+		"[job a]\nrun = builtin:noop\nargs = crsh=0.1\n",
+		"demo.conf:3: [job a] args = crsh=0.1: unknown argument 'crsh' for builtin noop "
+		"(did you mean 'crash'?)");
+	expect_only_error("[job a]\nrun = builtin:spin\nargs = crash=2\n",
+			  "demo.conf:3: [job a] args = crash=2: argument crash=2: expected a "
+			  "probability 0..1");
 	expect_only_error("[job a]\nrun = builtin:exit\nargs = code=256\n",
 			  "demo.conf:3: [job a] args = code=256: argument code=256: expected an "
 			  "integer 0..255");
@@ -727,6 +734,30 @@ START_TEST(test_builtins)
 	ck_assert_int_eq(bh_builtin_check_args(BH_BUILTIN_LEAK, "step=1.5M", err, sizeof(err)), 0);
 	ck_assert_int_eq(bh_builtin_check_args(BH_BUILTIN_EXIT, "code=0", err, sizeof(err)), 0);
 	ck_assert_int_eq(bh_builtin_check_args(BH_BUILTIN_EXIT, "code=255", err, sizeof(err)), 0);
+	/* The common argument crash, for every builtin. */
+	for (int i = 0; i < _BH_BUILTIN_MAX; i++)
+		ck_assert_int_eq(
+			bh_builtin_check_args((enum bh_builtin)i, "crash=0.001", err, sizeof(err)),
+			0);
+	ck_assert_int_eq(bh_builtin_check_args(BH_BUILTIN_SPIN, "us=5 crash=1", err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(
+		bh_builtin_check_args(BH_BUILTIN_SPIN, "crash=0 crash=1", err, sizeof(err)),
+		-EINVAL);
+	ck_assert_str_eq(err, "argument 'crash' given twice");
+	/* The crash decision: deterministic per job id, and about p of the ids. */
+	{
+		unsigned hits = 0;
+
+		for (uint64_t id = 1; id <= 100000; id++) {
+			ck_assert(!bh_crash_hit(id, 0.0));
+			ck_assert(bh_crash_hit(id, 1.0));
+			ck_assert(bh_crash_hit(id, 0.01) == bh_crash_hit(id, 0.01));
+			hits += bh_crash_hit(id, 0.01);
+		}
+		ck_assert_uint_ge(hits, 800);
+		ck_assert_uint_le(hits, 1200);
+	}
 
 	ck_assert_int_eq(bh_builtin_check_args(BH_BUILTIN_EXIT, "code=-1", err, sizeof(err)),
 			 -EINVAL);

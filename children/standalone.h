@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Standalone runs of bulkhead-worker (see standalone.c): `--standalone threads|fork-per-job`,
+ * the unsupervised baselines of `bulkhead experiment`.
+ */
+#pragma once
+
+/* True if argv asks for a standalone run (argv[1] is --standalone). */
+#define STANDALONE_OPTION "--standalone"
+
+/* Runs a standalone job set; returns the worker's exit code (see worker.h). */
+int standalone_main(int argc, char **argv);
