@@ -37,5 +37,11 @@ install: all
 	ninja -C $(BUILD)
 	DESTDIR=$(DESTDIR) meson install -C $(BUILD) --no-rebuild
 
+# bench/run: throughput, crash tax, restart latency, scale, experiment -> bench/results/*.md.
+# BENCH_FLAGS=--quick for a smoke run, BENCH_FLAGS='--only restart' for one benchmark.
+bench: all
+	@./scripts/install-deps --bench
+	./bench/run --build $(BUILD) $(BENCH_FLAGS)
+
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
