@@ -78,6 +78,14 @@ void notify_status_dirty(struct notifier *n)
 		sd_event_source_get_enabled(n->status_timer, &enabled);
 	if (enabled != SD_EVENT_OFF)
 		return; /* one is already on its way */
+	{
+		char status[sizeof(n->last_text)];
+
+		/* Nothing visible changed (say, right after READY=1): no timer, no wake-up. */
+		n->status_fn(n->userdata, status, sizeof(status));
+		if (strcmp(status, n->last_text) == 0)
+			return;
+	}
 	when = n->last_status + NOTIFY_STATUS_INTERVAL;
 	if (!n->status_timer) {
 		sd_event_add_time(n->event, &n->status_timer, CLOCK_MONOTONIC, when,
