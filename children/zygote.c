@@ -241,5 +241,10 @@ int zygote_main(int argc, char **argv)
 		close(fd);
 		reply(pid < 0 ? -errno : (int32_t)pid);
 	}
-	return 0;
+	/*
+	 * EOF: the master is done with us or died. _exit, not exit: there is nothing to flush,
+	 * and an exit handler (LeakSanitizer's, in a sanitized build, forks a tracer) racing our
+	 * own PDEATHSIG could leave a child behind for whoever reaps the master's orphans.
+	 */
+	_exit(0);
 }
