@@ -32,10 +32,15 @@
  * threads), so a push never allocates; pool_submit() and pool_take_results() grow the buffers
  * on the main thread. A job thread's struct bulkhead_job lives in its struct pool_thread and
  * is published in the thread-local `current_job` while the job runs, for crash attribution
- * (crash.c) and for the `tls` builtin.
+ * (crash.c) and for the `tls` builtin. A job's input (INPUT frame) travels with its queue
+ * entry and is freed by the job thread when the job ends (only jobs that have one pay a
+ * free()). `busy` and the job's id, set under the lock, let pool_cancel() and pool_stop()
+ * find a running job; cancelling one is an atomic flag the job polls, plus a SIGTERM to an
+ * exec: job's process group (exec.c, which guards the pid against reuse).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +51,7 @@
 
 #include "common/units.h"
 #include "crash.h"
+#include "exec.h"
 #include "pool.h"
 
 #define QUEUE_INITIAL 1024u
@@ -57,6 +63,7 @@ struct pool_thread {
 	struct pool *pool;
 	pthread_t tid;
 	unsigned index;
+	bool busy; /* running job (under pool->lock) */
 	struct bulkhead_job job;
 };
 
@@ -124,13 +131,10 @@ static void thread_set_name(struct pool_thread *t)
 	pthread_setname_np(pthread_self(), name);
 }
 
-static int run_job(struct pool_thread *t, const struct pool_job *e)
+static int run_job(struct pool_thread *t)
 {
 	int status;
 
-	t->job.id = e->job_id;
-	t->job.spec = e->spec;
-	t->job.id_str[0] = '\0';
 	current_job = &t->job;
 	atomic_signal_fence(memory_order_seq_cst);
 	status = job_run(&t->job);
@@ -195,6 +199,11 @@ static void *thread_main(void *arg)
 		e = p->q[p->q_head];
 		p->q_head = (p->q_head + 1) & (p->q_cap - 1);
 		p->q_n--;
+		t->job.id = e.job_id;
+		t->job.spec = e.spec;
+		t->job.input = e.input;
+		atomic_store_explicit(&t->job.cancelled, e.cancelled, memory_order_relaxed);
+		t->busy = true;
 		pthread_mutex_unlock(&p->lock);
 
 		if (wake) {
@@ -205,16 +214,22 @@ static void *thread_main(void *arg)
 		}
 		arm = false;
 		t0 = now_usec();
-		status = run_job(t, &e);
+		status = run_job(t);
 		t1 = now_usec();
+		if (e.input) {
+			t->job.input = NULL;
+			free(e.input);
+		}
 
 		pthread_mutex_lock(&p->lock);
+		t->busy = false;
 		if (p->out_n == 0)
 			p->out_since = t1;
 		p->out[p->out_n++] = (struct pool_result){
 			.job_id = e.job_id,
 			.status = status,
 			.run_usec = t1 - t0 > UINT32_MAX ? UINT32_MAX : (uint32_t)(t1 - t0),
+			.outcome = t->job.outcome,
 		};
 		if (!p->woken && (p->out_n >= WAKE_BATCH || p->q_n < p->n_threads ||
 				  t1 - p->out_since >= WAKE_AGE))
@@ -351,13 +366,49 @@ void pool_eventfd_clear(struct pool *p)
 	(void)!read(p->tfd, &v, sizeof(v));
 }
 
+/* Frees the inputs of the queued jobs and empties the queue. Under p->lock. */
+static void queue_drop(struct pool *p)
+{
+	for (size_t i = 0; i < p->q_n; i++)
+		free(p->q[(p->q_head + i) & (p->q_cap - 1)].input);
+	p->q_n = 0;
+}
+
 void pool_stop(struct pool *p)
 {
 	pthread_mutex_lock(&p->lock);
 	p->stopping = true;
-	p->q_n = 0;
+	queue_drop(p);
+	job_api_stop();
+	for (unsigned i = 0; i < p->n_started; i++)
+		if (p->threads[i].busy)
+			exec_signal(&p->threads[i].job, SIGTERM);
 	pthread_cond_broadcast(&p->work);
 	pthread_mutex_unlock(&p->lock);
+}
+
+bool pool_cancel(struct pool *p, uint64_t job_id)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i < p->q_n && !found; i++) {
+		struct pool_job *e = &p->q[(p->q_head + i) & (p->q_cap - 1)];
+
+		if (e->job_id == job_id)
+			found = e->cancelled = true;
+	}
+	for (unsigned i = 0; i < p->n_started && !found; i++) {
+		struct pool_thread *t = &p->threads[i];
+
+		if (t->busy && t->job.id == job_id) {
+			atomic_store(&t->job.cancelled, true);
+			exec_signal(&t->job, SIGTERM);
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return found;
 }
 
 bool pool_stopped(struct pool *p)
@@ -376,6 +427,8 @@ void pool_free(struct pool *p)
 		return;
 	for (unsigned i = 0; i < p->n_started; i++)
 		pthread_join(p->threads[i].tid, NULL);
+	if (p->q)
+		queue_drop(p);
 	free(p->threads);
 	free(p->q);
 	free(p->out);

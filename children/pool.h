@@ -20,12 +20,15 @@ struct pool;
 struct pool_job {
 	uint64_t job_id;
 	const struct job_spec *spec;
+	char *input; /* malloc'd, owned by the pool once submitted; NULL if none */
+	bool cancelled; /* a CANCEL came while the job was queued */
 };
 
 struct pool_result {
 	uint64_t job_id;
 	int32_t status;
 	uint32_t run_usec; /* how long run_job took, saturated */
+	uint32_t outcome; /* enum bh_outcome */
 };
 
 struct pool_options {
@@ -63,8 +66,18 @@ int pool_submit(struct pool *p, const struct pool_job *jobs, size_t n);
  */
 size_t pool_take_results(struct pool *p, const struct pool_result **ret);
 
-/* Threads take no more jobs (queued ones are dropped) and exit after their current job. */
+/*
+ * Threads take no more jobs (queued ones are dropped) and exit after their current job.
+ * Running jobs see bulkhead_job_cancelled() true, and running exec: commands get SIGTERM.
+ */
 void pool_stop(struct pool *p);
+
+/*
+ * A CANCEL for job_id: if it is queued, it will start cancelled; if it is running, it is
+ * cancelled now (and its exec: command, if any, gets SIGTERM). Returns true if the job was
+ * found, false if it is not in the pool (finished, or never assigned).
+ */
+bool pool_cancel(struct pool *p, uint64_t job_id);
 
 /* True once pool_stop() was called and every thread has exited. */
 bool pool_stopped(struct pool *p);

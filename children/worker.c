@@ -21,12 +21,20 @@
  * unused part of its arena (up to 64 MiB, already counted in the baseline) before malloc
  * fails, so the limit is approximate: a cgroup's memory.max is the exact one.
  *
- * The main thread owns the spec table, the socket and the DONE frames. It never blocks on
- * the master: frames are received with MSG_DONTWAIT, and results are sent with MSG_DONTWAIT
- * one frame at a time; when the socket is full the frame waits (POLLOUT) and results pile up
- * in the pool's outbox, to go out as fuller frames later. Job threads never touch the
- * socket, except the crash handler (crash.c), which sends one CRASH frame and kills the
+ * The main thread owns the spec table, the pending inputs and the DONE frames. It never
+ * blocks on the master: frames are received with MSG_DONTWAIT, and results are sent with
+ * MSG_DONTWAIT one frame at a time; when the socket is full the frame waits (POLLOUT) and
+ * results pile up in the pool's outbox, to go out as fuller frames later. Job threads send
+ * their own small frames (RESULT, PROGRESS, EXEC: job-api.c, exec.c) with blocking sends,
+ * each one message, and the crash handler (crash.c) sends one CRASH frame and kills the
  * process.
+ *
+ * Inputs: an INPUT frame (job id, path) comes just before the ASSIGN that names the job with
+ * BH_ASSIGN_INPUT. The path waits in a small hash table (at most INPUTS_PENDING_MAX) until
+ * that ASSIGN takes it into the job's queue entry; from there the pool owns it. An INPUT for
+ * a job that already has one, too many pending, an ASSIGN entry with BH_ASSIGN_INPUT and no
+ * INPUT, or an INPUT left for an ASSIGN entry without the flag are protocol errors. Builtin
+ * jobs without inputs pay one flag test per ASSIGN entry.
  *
  * Trust: the master is trusted to be the master (it is our parent and holds the other end
  * of a socketpair), but every frame is still checked; a bad one (decode error, a worker's
@@ -62,6 +70,8 @@
 #define POOL_NAME_MAX 64 /* bytes of --pool */
 #define WORKER_INDEX_MAX 65535
 #define FRAMES_PER_ROUND 64 /* frames read before results get a turn */
+#define INPUTS_PENDING_MAX BH_ASSIGN_MAX /* INPUT frames not yet taken by an ASSIGN */
+#define INPUTS_SLOTS 8192u /* hash slots: a power of two, > 2 * INPUTS_PENDING_MAX */
 
 struct worker_options {
 	const char *pool;
@@ -69,6 +79,11 @@ struct worker_options {
 	unsigned threads;
 	pid_t master_pid;
 	uint64_t memory_max; /* 0: no limit */
+};
+
+struct input_slot {
+	uint64_t job_id;
+	char *input;
 };
 
 struct worker {
@@ -82,6 +97,10 @@ struct worker {
 	/* Results taken from the pool and not yet framed: results[results_pos..results_n). */
 	const struct pool_result *results;
 	size_t results_n, results_pos;
+
+	/* Pending inputs: open addressing, linear probing; job_id 0 = an empty slot. */
+	struct input_slot *inputs;
+	size_t n_inputs;
 
 	size_t tx_len; /* a DONE frame waiting in tx, 0 if none */
 	uint8_t tx[BH_FRAME_MAX];
@@ -322,25 +341,116 @@ static void handle_spec(struct worker *w, const struct bh_frame *f)
 	}
 	if (w->specs[id])
 		protocol_error("SPEC %" PRIu32 " defined twice", id);
-	if (job_spec_new(id, f->spec.run, f->spec.run_len, f->spec.args, f->spec.args_len,
-			 &w->specs[id]) < 0)
+	if (job_spec_new_full(f, &w->specs[id]) < 0)
 		out_of_memory();
+}
+
+/* --- pending inputs --- */
+
+static size_t input_slot(uint64_t job_id)
+{
+	return (size_t)((job_id * 0x9e3779b97f4a7c15ull) >> 40) & (INPUTS_SLOTS - 1);
+}
+
+static struct input_slot *input_find(struct worker *w, uint64_t job_id)
+{
+	for (size_t i = input_slot(job_id);; i = (i + 1) & (INPUTS_SLOTS - 1)) {
+		if (w->inputs[i].job_id == job_id)
+			return &w->inputs[i];
+		if (w->inputs[i].job_id == 0)
+			return NULL;
+	}
+}
+
+/* Removes slot s (backward-shift deletion: no tombstones) and returns its input. */
+static char *input_take(struct worker *w, struct input_slot *s)
+{
+	char *input = s->input;
+	size_t i = (size_t)(s - w->inputs), j = i;
+
+	for (;;) {
+		size_t home;
+
+		j = (j + 1) & (INPUTS_SLOTS - 1);
+		if (w->inputs[j].job_id == 0)
+			break;
+		home = input_slot(w->inputs[j].job_id);
+		/* Entry j may move to the hole at i if its home is not in (i, j]. */
+		if (((j - home) & (INPUTS_SLOTS - 1)) >= ((j - i) & (INPUTS_SLOTS - 1))) {
+			w->inputs[i] = w->inputs[j];
+			i = j;
+		}
+	}
+	w->inputs[i] = (struct input_slot){ 0 };
+	w->n_inputs--;
+	return input;
+}
+
+static void handle_input(struct worker *w, const struct bh_frame *f)
+{
+	uint64_t job_id = f->text.job_id;
+	size_t i;
+	char *input;
+
+	if (!w->inputs) {
+		w->inputs = calloc(INPUTS_SLOTS, sizeof(*w->inputs));
+		if (!w->inputs)
+			out_of_memory();
+	}
+	if (input_find(w, job_id))
+		protocol_error("INPUT for job %" PRIu64 " twice", job_id);
+	if (w->n_inputs >= INPUTS_PENDING_MAX)
+		protocol_error("more than %zu INPUT frames before their ASSIGN",
+			       (size_t)INPUTS_PENDING_MAX);
+	input = strndup(f->text.text, f->text.len);
+	if (!input)
+		out_of_memory();
+	for (i = input_slot(job_id); w->inputs[i].job_id != 0; i = (i + 1) & (INPUTS_SLOTS - 1))
+		;
+	w->inputs[i] = (struct input_slot){ .job_id = job_id, .input = input };
+	w->n_inputs++;
+}
+
+static void handle_cancel(struct worker *w, const struct bh_frame *f)
+{
+	/* A job already finished (its DONE may be on the way) or unknown: nothing to do. */
+	if (!w->stopping && !pool_cancel(w->pool, f->cancel.job_id))
+		log_debug("CANCEL of job %" PRIu64 ": not running here", f->cancel.job_id);
 }
 
 static void handle_assign(struct worker *w, const struct bh_frame *f)
 {
 	int r;
 
-	if (w->stopping)
-		return; /* a STOP crossed this ASSIGN: these jobs are not run, and not reported */
 	for (uint32_t i = 0; i < f->assign.count; i++) {
 		struct bh_assign_entry e;
+		char *input = NULL;
 
 		bh_frame_assign_entry(f, i, &e);
 		if (e.spec_id >= w->specs_cap || !w->specs[e.spec_id])
 			protocol_error("ASSIGN of job %" PRIu64 " names undefined spec %" PRIu32,
 				       e.job_id, e.spec_id);
-		w->assign[i] = (struct pool_job){ .job_id = e.job_id, .spec = w->specs[e.spec_id] };
+		if (e.flags & BH_ASSIGN_INPUT) {
+			struct input_slot *s = w->n_inputs ? input_find(w, e.job_id) : NULL;
+
+			if (!s)
+				protocol_error("ASSIGN of job %" PRIu64
+					       " with an input, but no INPUT",
+					       e.job_id);
+			input = input_take(w, s);
+		} else if (w->n_inputs > 0 && input_find(w, e.job_id)) {
+			protocol_error("INPUT for job %" PRIu64 " but its ASSIGN has no input",
+				       e.job_id);
+		}
+		w->assign[i] = (struct pool_job){ .job_id = e.job_id,
+						  .spec = w->specs[e.spec_id],
+						  .input = input };
+	}
+	if (w->stopping) {
+		/* A STOP crossed this ASSIGN: these jobs are not run, and not reported. */
+		for (uint32_t i = 0; i < f->assign.count; i++)
+			free(w->assign[i].input);
+		return;
 	}
 	r = pool_submit(w->pool, w->assign, f->assign.count);
 	if (r == -E2BIG)
@@ -366,6 +476,12 @@ static void handle_frame(struct worker *w, size_t len)
 		break;
 	case BH_FRAME_ASSIGN:
 		handle_assign(w, &f);
+		break;
+	case BH_FRAME_INPUT:
+		handle_input(w, &f);
+		break;
+	case BH_FRAME_CANCEL:
+		handle_cancel(w, &f);
 		break;
 	case BH_FRAME_STOP:
 		if (!w->stopping) {
@@ -429,7 +545,8 @@ static void flush_results(struct worker *w)
 		while (w->results_pos < w->results_n) {
 			const struct pool_result *r = &w->results[w->results_pos];
 
-			if (!bh_batch_add_done(&b, r->job_id, r->status, r->run_usec))
+			if (!bh_batch_add_done(&b, r->job_id, (enum bh_outcome)r->outcome,
+					       r->status, r->run_usec))
 				break;
 			w->results_pos++;
 		}
@@ -480,6 +597,9 @@ static void worker_free(struct worker *w)
 	for (size_t i = 0; i < w->specs_cap; i++)
 		job_spec_free(w->specs[i]);
 	free(w->specs);
+	for (size_t i = 0; w->inputs && i < INPUTS_SLOTS; i++)
+		free(w->inputs[i].input);
+	free(w->inputs);
 }
 
 int worker_main(int argc, char **argv)
@@ -522,6 +642,8 @@ int worker_main(int argc, char **argv)
 		log_error("cannot install signal handlers: %s", strerror(-r));
 		return WORKER_EXIT_START;
 	}
+	job_api_set_socket(WORKER_FD);
+	job_api_set_log_context(w->o.pool, w->o.index);
 	r = pool_new(&(struct pool_options){ .name = w->o.pool,
 					     .index = w->o.index,
 					     .threads = w->o.threads,

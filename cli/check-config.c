@@ -3,7 +3,8 @@
  * `bulkhead check-config FILE`: loads FILE exactly as the daemon would and either prints the
  * effective config (every key, defaults included) or the errors. The errors already name
  * FILE:LINE, so they are printed as they are, with no prefix: editors and scripts can jump
- * to them.
+ * to them. Like the daemon, it loads every plugin of the config in a throwaway worker
+ * (`bulkhead-worker --probe`, config/probe.c): a plugin that does not load is a config error.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +13,8 @@
 
 #include "cli/check-config.h"
 #include "config/config.h"
+#include "config/probe.h"
+#include "daemon/spawn-worker.h"
 
 #define CHECK_CONFIG_EXIT_OK 0
 #define CHECK_CONFIG_EXIT_FAILURE 1
@@ -23,8 +26,9 @@ static void usage(FILE *f)
 	fputs("Usage: bulkhead check-config FILE\n"
 	      "\n"
 	      "Validate the config FILE and print the effective config, every key with its\n"
-	      "value or default. Exit status: 0 valid, 78 config errors (printed on stderr as\n"
-	      "FILE:LINE: message), 2 usage error.\n"
+	      "value or default. Plugins are loaded in a throwaway worker to check them.\n"
+	      "Exit status: 0 valid, 78 config errors (printed on stderr as FILE:LINE:\n"
+	      "message), 2 usage error, 1 other errors (the probe could not run).\n"
 	      "\n"
 	      "  -h, --help    show this help\n",
 	      f);
@@ -76,6 +80,18 @@ int cmd_check_config(int argc, char **argv)
 			fprintf(stderr, "%s: %s\n", path, strerror(-r));
 		free(errors);
 		return r == -ENOMEM ? CHECK_CONFIG_EXIT_FAILURE : CHECK_CONFIG_EXIT_CONFIG;
+	}
+	r = config_probe_plugins(c, spawn_worker_path(), &errors);
+	if (r < 0) {
+		if (errors)
+			fputs(errors, stderr);
+		else
+			fprintf(stderr,
+				"bulkhead check-config: cannot probe the plugins with %s: %s\n",
+				spawn_worker_path(), strerror(-r));
+		free(errors);
+		config_free(c);
+		return r == -EINVAL ? CHECK_CONFIG_EXIT_CONFIG : CHECK_CONFIG_EXIT_FAILURE;
 	}
 	config_print(c, stdout);
 	config_free(c);

@@ -39,7 +39,7 @@
 #define JOBS_LIMIT_MAX 100000 /* the daemon's own limit */
 #define TOP_INTERVAL_MIN 0.1 /* seconds */
 #define TOP_INTERVAL_MAX 3600.0
-#define TABLE_COLS_MAX 10
+#define TABLE_COLS_MAX 12
 
 static const char *const log_levels[] = { "debug", "info", "notice", "warning", "err", NULL };
 
@@ -697,12 +697,20 @@ int cmd_status(int argc, char **argv)
 
 /* ---- jobs ---- */
 
+/*
+ * The jobs table. PROGRESS, INPUT and RESULT are columns only when a listed job has one
+ * (most jobs have none); RESULT comes last, as it may hold spaces.
+ */
 static void print_jobs(FILE *f, json_object *reply)
 {
-	static const char *const heads[] = { "ID",	 "NAME",  "GROUP",  "POOL", "STATE",
-					     "ATTEMPTS", "CAUSE", "WORKER", NULL };
+	static const char *const optional[] = { "progress", "input", "result" };
+	static const char *const optional_heads[] = { "PROGRESS", "INPUT", "RESULT" };
+	const char *heads[TABLE_COLS_MAX + 1] = { "ID",	      "NAME",  "GROUP",	 "POOL",
+						  "STATE",    "ATTEMPTS", "CAUSE", "WORKER" };
+	char align[TABLE_COLS_MAX + 1] = "rllllrll";
+	bool show[3] = { false, false, false };
 	json_object *jobs = jget(reply, "jobs");
-	size_t n = jlen(jobs);
+	size_t n = jlen(jobs), n_cols = 8;
 	double total;
 	struct table t;
 
@@ -710,16 +718,42 @@ static void print_jobs(FILE *f, json_object *reply)
 		fputs("no matching jobs\n", f);
 		return;
 	}
-	table_init(&t, heads, "rllllrll");
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < 3; k++)
+			show[k] |= jget(json_object_array_get_idx(jobs, i), optional[k]) != NULL;
+	for (size_t k = 0; k < 3; k++) {
+		if (!show[k])
+			continue;
+		align[n_cols] = k == 0 ? 'r' : 'l';
+		heads[n_cols++] = optional_heads[k];
+	}
+	align[n_cols] = '\0';
+	heads[n_cols] = NULL;
+	table_init(&t, heads, align);
 	for (size_t i = 0; i < n; i++) {
 		json_object *j = json_object_array_get_idx(jobs, i);
-		char id[32], att[32];
+		const char *row[TABLE_COLS_MAX];
+		char id[32], att[32], pct[32];
+		size_t c = 8;
+		double v;
 
-		table_add(&t, (const char *const[]){ fmt_int(id, sizeof(id), j, "id"),
-						     fmt_str(j, "name"), fmt_str(j, "group"),
-						     fmt_str(j, "pool"), fmt_str(j, "state"),
-						     fmt_int(att, sizeof(att), j, "attempts"),
-						     fmt_str(j, "cause"), fmt_str(j, "worker") });
+		row[0] = fmt_int(id, sizeof(id), j, "id");
+		row[1] = fmt_str(j, "name");
+		row[2] = fmt_str(j, "group");
+		row[3] = fmt_str(j, "pool");
+		row[4] = fmt_str(j, "state");
+		row[5] = fmt_int(att, sizeof(att), j, "attempts");
+		row[6] = fmt_str(j, "cause");
+		row[7] = fmt_str(j, "worker");
+		if (show[0])
+			row[c++] = jnum(j, "progress", &v) ? str_printf(pct, sizeof(pct), "%.1f%%",
+									 v * 100)
+							   : "-";
+		if (show[1])
+			row[c++] = fmt_str(j, "input");
+		if (show[2])
+			row[c++] = fmt_str(j, "result");
+		table_add(&t, row);
 	}
 	table_print(&t, f, "", 0, t.n_rows);
 	table_free(&t);
@@ -1120,7 +1154,7 @@ int cmd_wait(int argc, char **argv)
 int cmd_cancel(int argc, char **argv)
 {
 	const char *socket = NULL, *group = NULL;
-	json_object *ids, *req, *reply, *done, *not_done;
+	json_object *ids, *req, *reply, *done, *not_done, *asked;
 	bool json = false;
 	int r;
 
@@ -1137,6 +1171,10 @@ int cmd_cancel(int argc, char **argv)
 	for (size_t i = 0; i < jlen(done); i++)
 		printf("%lld\tcancelled\n",
 		       (long long)json_object_get_int64(json_object_array_get_idx(done, i)));
+	asked = jget(reply, "cancelling");
+	for (size_t i = 0; i < jlen(asked); i++)
+		printf("%lld\tcancelling (running: told to stop)\n",
+		       (long long)json_object_get_int64(json_object_array_get_idx(asked, i)));
 	for (size_t i = 0; i < jlen(not_done); i++) {
 		json_object *e = json_object_array_get_idx(not_done, i);
 

@@ -12,7 +12,7 @@
 #include "cli/cli.h"
 #include "daemon/ledger.h"
 
-#define TABLE_QUARANTINED_MAX 20 /* listed in the table; the JSON lists all */
+#define TABLE_LIST_MAX 20 /* quarantined and failed jobs listed in the table; the JSON: all */
 
 static const enum job_state final_states[] = { JOB_DONE, JOB_FAILED, JOB_CRASHED, JOB_TIMED_OUT,
 					       JOB_CANCELLED };
@@ -38,12 +38,47 @@ static bool quarantined(const struct job *j)
 	return j->state == JOB_CRASHED || j->state == JOB_TIMED_OUT;
 }
 
+static bool failed(const struct job *j)
+{
+	return j->state == JOB_FAILED;
+}
+
+/* "quarantined (N):" or "failed (N):" and the first TABLE_LIST_MAX, with their inputs. */
+static void list_jobs(FILE *f, struct ledger *l, const char *what,
+		      bool (*match)(const struct job *))
+{
+	uint64_t total = ledger_n_jobs(l), n = 0, shown = 0;
+
+	for (uint64_t id = 1; id <= total; id++)
+		n += match(ledger_job(l, id));
+	if (n == 0)
+		return;
+	fprintf(f, "\n%s (%llu):\n", what, (unsigned long long)n);
+	for (uint64_t id = 1; id <= total && shown < TABLE_LIST_MAX; id++) {
+		struct job *j = ledger_job(l, id);
+		const char *input;
+		char name[64], cause[64];
+
+		if (!match(j))
+			continue;
+		input = ledger_job_input(l, j);
+		fprintf(f, "  %-24s %-10s %-18s %u attempt%s%s%s\n",
+			ledger_job_name(l, j, name, sizeof(name)), job_state_to_string(j->state),
+			ledger_cause_string(j, cause, sizeof(cause)), j->attempts,
+			j->attempts == 1 ? "" : "s", input ? "  " : "", input ? input : "");
+		shown++;
+	}
+	if (n > shown)
+		fprintf(f, "  ... and %llu more (see --report-json)\n",
+			(unsigned long long)(n - shown));
+}
+
 void report_table(FILE *f, struct master *m)
 {
 	struct ledger *l = master_ledger(m);
 	const struct ledger_stats *s = ledger_stats(l);
 	const struct master_stats *ms = master_stats(m);
-	uint64_t total = ledger_n_jobs(l), shown = 0, nq = 0;
+	uint64_t total = ledger_n_jobs(l);
 	double wall = wall_seconds(ms);
 	char sig[16];
 
@@ -85,26 +120,8 @@ void report_table(FILE *f, struct master *m)
 		fprintf(f, " exit %llu", (unsigned long long)ms->deaths_by_exit);
 	fputc('\n', f);
 
-	for (uint64_t id = 1; id <= total; id++)
-		nq += quarantined(ledger_job(l, id));
-	if (nq == 0)
-		return;
-	fprintf(f, "\nquarantined (%llu):\n", (unsigned long long)nq);
-	for (uint64_t id = 1; id <= total && shown < TABLE_QUARANTINED_MAX; id++) {
-		struct job *j = ledger_job(l, id);
-		char name[64], cause[64];
-
-		if (!quarantined(j))
-			continue;
-		fprintf(f, "  %-24s %-10s %-18s %u attempt%s\n",
-			ledger_job_name(l, j, name, sizeof(name)), job_state_to_string(j->state),
-			ledger_cause_string(j, cause, sizeof(cause)), j->attempts,
-			j->attempts == 1 ? "" : "s");
-		shown++;
-	}
-	if (nq > shown)
-		fprintf(f, "  ... and %llu more (see --report-json)\n",
-			(unsigned long long)(nq - shown));
+	list_jobs(f, l, "quarantined", quarantined);
+	list_jobs(f, l, "failed", failed);
 }
 
 static json_object *counts_object(const uint64_t *by_state, uint64_t total)
@@ -164,25 +181,38 @@ static json_object *groups_array(struct master *m)
 	return a;
 }
 
-static json_object *quarantined_array(struct ledger *l)
+/*
+ * Quarantined jobs (with "state") or failed ones: job, input and result if any, cause,
+ * attempts.
+ */
+static json_object *jobs_array(struct ledger *l, bool (*match)(const struct job *),
+			       bool with_state)
 {
 	json_object *a = json_object_new_array();
 
 	for (uint64_t id = 1; id <= ledger_n_jobs(l); id++) {
 		struct job *j = ledger_job(l, id);
+		const char *input, *result;
 		char name[64], cause[64];
 		json_object *o;
 
-		if (!quarantined(j))
+		if (!match(j))
 			continue;
 		o = json_object_new_object();
 		json_object_object_add(o, "job", json_object_new_string(ledger_job_name(
 							 l, j, name, sizeof(name))));
-		json_object_object_add(o, "state",
-				       json_object_new_string(job_state_to_string(j->state)));
+		input = ledger_job_input(l, j);
+		if (input)
+			json_object_object_add(o, "input", json_object_new_string(input));
+		if (with_state)
+			json_object_object_add(o, "state", json_object_new_string(
+								   job_state_to_string(j->state)));
 		json_object_object_add(o, "attempts", json_object_new_int(j->attempts));
 		json_object_object_add(o, "cause", json_object_new_string(ledger_cause_string(
 							   j, cause, sizeof(cause))));
+		result = ledger_job_result(l, j);
+		if (result)
+			json_object_object_add(o, "result", json_object_new_string(result));
 		json_object_array_add(a, o);
 	}
 	return a;
@@ -217,7 +247,8 @@ int report_json_write(const char *path, struct master *m)
 			       json_object_new_int((int)master_failed_pools(m)));
 	json_object_object_add(root, "interrupted", json_object_new_boolean(ms->interrupted));
 	json_object_object_add(root, "groups", groups_array(m));
-	json_object_object_add(root, "quarantined", quarantined_array(l));
+	json_object_object_add(root, "quarantined", jobs_array(l, quarantined, true));
+	json_object_object_add(root, "failed", jobs_array(l, failed, false));
 
 	if (json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY) < 0)
 		r = errno ? -errno : -EIO;

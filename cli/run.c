@@ -5,6 +5,7 @@
  * ended, prints the per-group table and writes the JSON report. Exit 0 when every group
  * reached its `expect`, else 1.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,11 @@
 #include "cli/cli.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "config/probe.h"
 #include "daemon/ledger.h"
 #include "daemon/master.h"
+#include "daemon/spawn-worker.h"
+#include "daemon/spool.h"
 
 static void run_usage(FILE *f)
 {
@@ -37,6 +41,7 @@ static int run_config(struct config *c, const char *report, bool quiet)
 {
 	struct master *m = NULL;
 	struct progress *p = NULL;
+	struct spools *spools = NULL;
 	int r, rc;
 
 	r = master_new(c, NULL, &m);
@@ -45,10 +50,15 @@ static int run_config(struct config *c, const char *report, bool quiet)
 		log_error_errno(r, "cannot set up the master");
 		return EXIT_NOT_EXPECTED;
 	}
+	if (spools_start(m, false, &spools) < 0) {
+		master_free(m);
+		return EXIT_NOT_EXPECTED;
+	}
 	if (!quiet)
 		progress_start(m, &p);
 	r = master_run(m);
 	progress_stop(p);
+	spools_free(spools);
 	if (r < 0) {
 		log_error_errno(r, "event loop failed");
 		master_free(m);
@@ -120,6 +130,18 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "%s: nothing to run: no [job NAME] sections\n", argv[optind]);
 		config_free(c);
 		return EXIT_CONFIG;
+	}
+	/* Plugins are loaded by a throwaway worker first: a bad one is a config error. */
+	r = config_probe_plugins(c, spawn_worker_path(), &errors);
+	if (r < 0) {
+		if (errors)
+			fputs(errors, stderr);
+		else
+			fprintf(stderr, "bulkhead run: cannot probe the plugins with %s: %s\n",
+				spawn_worker_path(), strerror(-r));
+		free(errors);
+		config_free(c);
+		return r == -EINVAL ? EXIT_CONFIG : EXIT_NOT_EXPECTED;
 	}
 	if (quiet)
 		log_set_max_level(LOG_WARNING);

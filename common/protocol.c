@@ -33,6 +33,16 @@ const char *bh_frame_type_name(unsigned type)
 		return "STOP";
 	case BH_FRAME_INJECT:
 		return "INJECT";
+	case BH_FRAME_RESULT:
+		return "RESULT";
+	case BH_FRAME_PROGRESS:
+		return "PROGRESS";
+	case BH_FRAME_EXEC:
+		return "EXEC";
+	case BH_FRAME_CANCEL:
+		return "CANCEL";
+	case BH_FRAME_INPUT:
+		return "INPUT";
 	default:
 		return "UNKNOWN";
 	}
@@ -67,22 +77,104 @@ size_t bh_encode_crash(void *buf, size_t size, const struct bh_crash *c)
 	return put_header(buf, BH_FRAME_CRASH, sizeof(*c));
 }
 
-size_t bh_encode_spec(void *buf, size_t size, uint32_t id, const char *run, const char *args)
+#define SPEC_FIXED 16u /* u32 id, u16 run, args, name, output lengths, u32 reserved */
+
+size_t bh_encode_spec(void *buf, size_t size, const struct bh_spec *s)
 {
-	size_t rl = strlen(run), al = strlen(args);
-	if (rl == 0 || rl > BH_SPEC_STRING_MAX || al > BH_SPEC_STRING_MAX)
-		return 0;
-	size_t payload = 8 + rl + al;
+	const char *str[4] = { s->run, s->args ? s->args : "", s->name ? s->name : "",
+			       s->output ? s->output : "" };
+	uint16_t l16[4];
+	size_t payload = SPEC_FIXED;
+	uint32_t reserved = 0;
+	uint8_t *p = (uint8_t *)buf + HDR;
+
+	for (unsigned i = 0; i < 4; i++) {
+		size_t l = strlen(str[i]);
+
+		if (l > BH_SPEC_STRING_MAX || (i == 0 && l == 0))
+			return 0;
+		l16[i] = (uint16_t)l;
+		payload += l;
+	}
 	if (HDR + payload > size || HDR + payload > BH_FRAME_MAX)
 		return 0;
-	uint8_t *p = (uint8_t *)buf + HDR;
-	uint16_t r16 = (uint16_t)rl, a16 = (uint16_t)al;
-	memcpy(p, &id, 4);
-	memcpy(p + 4, &r16, 2);
-	memcpy(p + 6, &a16, 2);
-	memcpy(p + 8, run, rl);
-	memcpy(p + 8 + rl, args, al);
+	memcpy(p, &s->id, 4);
+	memcpy(p + 4, l16, sizeof(l16));
+	memcpy(p + 12, &reserved, 4);
+	p += SPEC_FIXED;
+	for (unsigned i = 0; i < 4; i++) {
+		memcpy(p, str[i], l16[i]);
+		p += l16[i];
+	}
 	return put_header(buf, BH_FRAME_SPEC, payload);
+}
+
+/* RESULT and INPUT: u64 job id, u16 length, u16 + u32 reserved, then the bytes. */
+static size_t encode_text(void *buf, size_t size, enum bh_frame_type type, uint64_t job_id,
+			  const char *text, size_t len)
+{
+	uint8_t *p = (uint8_t *)buf + HDR;
+	uint16_t l16 = (uint16_t)len, r16 = 0;
+	uint32_t r32 = 0;
+
+	if (job_id == 0 || HDR + 16 + len > size || memchr(text, 0, len))
+		return 0;
+	memcpy(p, &job_id, 8);
+	memcpy(p + 8, &l16, 2);
+	memcpy(p + 10, &r16, 2);
+	memcpy(p + 12, &r32, 4);
+	memcpy(p + 16, text, len);
+	return put_header(buf, type, 16 + len);
+}
+
+size_t bh_encode_result(void *buf, size_t size, uint64_t job_id, const char *text, size_t len)
+{
+	if (len > BH_RESULT_MAX)
+		return 0;
+	return encode_text(buf, size, BH_FRAME_RESULT, job_id, text, len);
+}
+
+size_t bh_encode_input(void *buf, size_t size, uint64_t job_id, const char *input)
+{
+	size_t len = strlen(input);
+
+	if (len == 0 || len > BH_INPUT_MAX)
+		return 0;
+	return encode_text(buf, size, BH_FRAME_INPUT, job_id, input, len);
+}
+
+/* PROGRESS, EXEC and CANCEL: u64 job id, u32 value, u32 reserved. */
+static size_t encode_id_value(void *buf, size_t size, enum bh_frame_type type, uint64_t job_id,
+			      uint32_t value)
+{
+	uint8_t *p = (uint8_t *)buf + HDR;
+	uint32_t r32 = 0;
+
+	if (job_id == 0 || size < HDR + 16)
+		return 0;
+	memcpy(p, &job_id, 8);
+	memcpy(p + 8, &value, 4);
+	memcpy(p + 12, &r32, 4);
+	return put_header(buf, type, 16);
+}
+
+size_t bh_encode_progress(void *buf, size_t size, uint64_t job_id, uint32_t permille)
+{
+	if (permille > BH_PROGRESS_MAX)
+		return 0;
+	return encode_id_value(buf, size, BH_FRAME_PROGRESS, job_id, permille);
+}
+
+size_t bh_encode_exec(void *buf, size_t size, uint64_t job_id, int32_t pid)
+{
+	if (pid <= 0)
+		return 0;
+	return encode_id_value(buf, size, BH_FRAME_EXEC, job_id, (uint32_t)pid);
+}
+
+size_t bh_encode_cancel(void *buf, size_t size, uint64_t job_id)
+{
+	return encode_id_value(buf, size, BH_FRAME_CANCEL, job_id, 0);
 }
 
 size_t bh_encode_stop(void *buf, size_t size)
@@ -120,9 +212,9 @@ static uint8_t *batch_slot(struct bh_batch *b, size_t esz)
 	return b->buf + HDR + BH_BATCH_HEADER_SIZE + (size_t)b->count++ * esz;
 }
 
-bool bh_batch_add_assign(struct bh_batch *b, uint64_t job_id, uint32_t spec_id)
+bool bh_batch_add_assign(struct bh_batch *b, uint64_t job_id, uint32_t spec_id, uint32_t flags)
 {
-	struct bh_assign_entry e = { .job_id = job_id, .spec_id = spec_id };
+	struct bh_assign_entry e = { .job_id = job_id, .spec_id = spec_id, .flags = flags };
 	uint8_t *p = batch_slot(b, sizeof(e));
 	if (!p)
 		return false;
@@ -130,9 +222,13 @@ bool bh_batch_add_assign(struct bh_batch *b, uint64_t job_id, uint32_t spec_id)
 	return true;
 }
 
-bool bh_batch_add_done(struct bh_batch *b, uint64_t job_id, int32_t status, uint32_t run_usec)
+bool bh_batch_add_done(struct bh_batch *b, uint64_t job_id, enum bh_outcome outcome,
+		       int32_t status, uint32_t run_usec)
 {
-	struct bh_done_entry e = { .job_id = job_id, .status = status, .run_usec = run_usec };
+	struct bh_done_entry e = { .job_id = job_id,
+				   .status = status,
+				   .run_usec = run_usec,
+				   .outcome = (uint32_t)outcome };
 	uint8_t *p = batch_slot(b, sizeof(e));
 	if (!p)
 		return false;
@@ -161,9 +257,35 @@ void bh_frame_done_entry(const struct bh_frame *f, uint32_t i, struct bh_done_en
 	memcpy(ret, f->done.entries + (size_t)i * sizeof(*ret), sizeof(*ret));
 }
 
-/* ASSIGN entries have reserved flags (must be 0); DONE entries a free run_usec there. */
-static int decode_batch(const uint8_t *p, size_t len, size_t esz, bool check_flags,
-			uint32_t *ret_count, const uint8_t **ret_entries)
+static bool assign_entry_ok(const uint8_t *e)
+{
+	struct bh_assign_entry a;
+
+	memcpy(&a, e, sizeof(a));
+	return a.job_id != 0 && (a.flags & ~BH_ASSIGN_INPUT) == 0;
+}
+
+static bool done_entry_ok(const uint8_t *e)
+{
+	struct bh_done_entry d;
+
+	memcpy(&d, e, sizeof(d));
+	if (d.job_id == 0 || d.reserved != 0)
+		return false;
+	switch (d.outcome) {
+	case BH_OUTCOME_RETURNED:
+		return true;
+	case BH_OUTCOME_SIGNALED:
+		return d.status > 0 && d.status <= 64;
+	case BH_OUTCOME_SPAWN_FAILED:
+		return d.status > 0;
+	}
+	return false;
+}
+
+static int decode_batch(const uint8_t *p, size_t len, size_t esz,
+			bool (*entry_ok)(const uint8_t *), uint32_t *ret_count,
+			const uint8_t **ret_entries)
 {
 	uint32_t hdr[2];
 	if (len < sizeof(hdr))
@@ -173,17 +295,78 @@ static int decode_batch(const uint8_t *p, size_t len, size_t esz, bool check_fla
 		return -EINVAL;
 	if ((len - sizeof(hdr)) / esz != hdr[0] || (len - sizeof(hdr)) % esz != 0)
 		return -EINVAL;
-	for (uint32_t i = 0; i < hdr[0]; i++) {
-		uint64_t id;
-		uint32_t flags;
-		memcpy(&id, p + sizeof(hdr) + i * esz, 8);
-		memcpy(&flags, p + sizeof(hdr) + i * esz + 12, 4);
-		if (id == 0 || (check_flags && flags != 0))
+	for (uint32_t i = 0; i < hdr[0]; i++)
+		if (!entry_ok(p + sizeof(hdr) + i * esz))
 			return -EINVAL;
-	}
 	*ret_count = hdr[0];
 	*ret_entries = p + sizeof(hdr);
 	return 0;
+}
+
+static int decode_spec(const uint8_t *p, size_t len, struct bh_frame *f)
+{
+	uint16_t l[4];
+	uint32_t reserved;
+	size_t total = SPEC_FIXED;
+	const char *str;
+
+	if (len < SPEC_FIXED)
+		return -EINVAL;
+	memcpy(&f->spec.id, p, 4);
+	memcpy(l, p + 4, sizeof(l));
+	memcpy(&reserved, p + 12, 4);
+	if (reserved != 0 || l[0] == 0)
+		return -EINVAL;
+	for (unsigned i = 0; i < 4; i++) {
+		if (l[i] > BH_SPEC_STRING_MAX)
+			return -EINVAL;
+		total += l[i];
+	}
+	if (total != len || memchr(p + SPEC_FIXED, 0, len - SPEC_FIXED))
+		return -EINVAL;
+	str = (const char *)p + SPEC_FIXED;
+	f->spec.run = str;
+	f->spec.run_len = l[0];
+	f->spec.args = str += l[0];
+	f->spec.args_len = l[1];
+	f->spec.name = str += l[1];
+	f->spec.name_len = l[2];
+	f->spec.output = str + l[2];
+	f->spec.output_len = l[3];
+	return 0;
+}
+
+/* RESULT and INPUT: the text is min..max bytes with no NUL. */
+static int decode_text(const uint8_t *p, size_t len, size_t min, size_t max, struct bh_frame *f)
+{
+	uint16_t l16, r16;
+	uint32_t r32;
+
+	if (len < 16)
+		return -EINVAL;
+	memcpy(&f->text.job_id, p, 8);
+	memcpy(&l16, p + 8, 2);
+	memcpy(&r16, p + 10, 2);
+	memcpy(&r32, p + 12, 4);
+	if (f->text.job_id == 0 || r16 != 0 || r32 != 0 || l16 < min || l16 > max ||
+	    (size_t)16 + l16 != len || memchr(p + 16, 0, l16))
+		return -EINVAL;
+	f->text.text = (const char *)p + 16;
+	f->text.len = l16;
+	return 0;
+}
+
+/* PROGRESS, EXEC, CANCEL: a job id and one 32-bit value that the caller checks. */
+static int decode_id_value(const uint8_t *p, size_t len, uint64_t *ret_id, uint32_t *ret_value)
+{
+	uint32_t r32;
+
+	if (len != 16)
+		return -EINVAL;
+	memcpy(ret_id, p, 8);
+	memcpy(ret_value, p + 8, 4);
+	memcpy(&r32, p + 12, 4);
+	return *ret_id != 0 && r32 == 0 ? 0 : -EINVAL;
 }
 
 static int decode_payload(const uint8_t *p, size_t len, struct bh_frame *f)
@@ -207,30 +390,42 @@ static int decode_payload(const uint8_t *p, size_t len, struct bh_frame *f)
 		if ((f->crash.kind == BH_CRASH_EXIT) != (f->crash.signo == 0))
 			return -EINVAL;
 		return 0;
-	case BH_FRAME_SPEC: {
-		uint16_t rl, al;
-		if (len < 8)
+	case BH_FRAME_SPEC:
+		return decode_spec(p, len, f);
+	case BH_FRAME_ASSIGN:
+		return decode_batch(p, len, sizeof(struct bh_assign_entry), assign_entry_ok,
+				    &f->assign.count, &f->assign.entries);
+	case BH_FRAME_DONE:
+		return decode_batch(p, len, sizeof(struct bh_done_entry), done_entry_ok,
+				    &f->done.count, &f->done.entries);
+	case BH_FRAME_RESULT:
+		return decode_text(p, len, 0, BH_RESULT_MAX, f);
+	case BH_FRAME_INPUT:
+		return decode_text(p, len, 1, BH_INPUT_MAX, f);
+	case BH_FRAME_PROGRESS: {
+		uint32_t v;
+
+		if (decode_id_value(p, len, &f->progress.job_id, &v) < 0 || v > BH_PROGRESS_MAX)
 			return -EINVAL;
-		memcpy(&f->spec.id, p, 4);
-		memcpy(&rl, p + 4, 2);
-		memcpy(&al, p + 6, 2);
-		if (rl == 0 || rl > BH_SPEC_STRING_MAX || al > BH_SPEC_STRING_MAX ||
-		    (size_t)8 + rl + al != len)
-			return -EINVAL;
-		if (memchr(p + 8, 0, (size_t)rl + al))
-			return -EINVAL;
-		f->spec.run = (const char *)p + 8;
-		f->spec.run_len = rl;
-		f->spec.args = (const char *)p + 8 + rl;
-		f->spec.args_len = al;
+		f->progress.permille = v;
 		return 0;
 	}
-	case BH_FRAME_ASSIGN:
-		return decode_batch(p, len, sizeof(struct bh_assign_entry), true, &f->assign.count,
-				    &f->assign.entries);
-	case BH_FRAME_DONE:
-		return decode_batch(p, len, sizeof(struct bh_done_entry), false, &f->done.count,
-				    &f->done.entries);
+	case BH_FRAME_EXEC: {
+		uint32_t v;
+
+		if (decode_id_value(p, len, &f->exec.job_id, &v) < 0 || v == 0 || v > INT32_MAX)
+			return -EINVAL;
+		f->exec.pid = (int32_t)v;
+		return 0;
+	}
+	case BH_FRAME_CANCEL: {
+		uint32_t v;
+
+		if (decode_id_value(p, len, &f->cancel.job_id, &v) < 0 || v != 0)
+			return -EINVAL;
+		return 0;
+	}
+
 	case BH_FRAME_STOP:
 		return len == 0 ? 0 : -EINVAL;
 	case BH_FRAME_INJECT: {

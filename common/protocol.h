@@ -20,21 +20,29 @@
 #include <stdint.h>
 
 #define BH_PROTO_MAGIC 0xB4B7u
-#define BH_PROTO_VERSION 2 /* 2: DONE entries carry run_usec */
+#define BH_PROTO_VERSION 3 /* 2: DONE entries carry run_usec; 3: plugins, exec, inputs */
 #define BH_FRAME_MAX (64u * 1024u)     /* hard maximum, header included */
-#define BH_SPEC_STRING_MAX 16000u      /* run and args, each */
+#define BH_SPEC_STRING_MAX 16000u      /* run, args, name and output, each */
+#define BH_INPUT_MAX 4096u             /* a job's input (a path), bytes */
+#define BH_RESULT_MAX 255u             /* a job's result line, bytes */
+#define BH_PROGRESS_MAX 1000u          /* progress is in 1/1000 */
 
 enum bh_frame_type {
 	/* worker -> master */
 	BH_FRAME_HELLO = 1, /* worker ready: pid, threads */
 	BH_FRAME_DONE = 2,  /* a batch of job results */
 	BH_FRAME_CRASH = 3, /* from the crash handler: job, signal, address */
+	BH_FRAME_RESULT = 4,   /* a job's result line (before its DONE entry) */
+	BH_FRAME_PROGRESS = 5, /* how far a running job is */
+	BH_FRAME_EXEC = 6,     /* an exec: job started its command: pid = process group */
 
 	/* master -> worker */
 	BH_FRAME_SPEC = 32,   /* define a job spec: id, run, args */
 	BH_FRAME_ASSIGN = 33, /* a batch of jobs to run: job id, spec id */
 	BH_FRAME_STOP = 34,   /* finish what is in flight, then exit 0 */
 	BH_FRAME_INJECT = 35, /* raise a fault in the worker itself (bulkhead inject) */
+	BH_FRAME_CANCEL = 36, /* the job should stop: bulkhead_job_cancelled() becomes true */
+	BH_FRAME_INPUT = 37,  /* a job's input, sent just before the ASSIGN that names the job */
 };
 
 /* Faults a worker raises on INJECT, in its main thread (never blamed on a job). */
@@ -72,16 +80,36 @@ struct bh_crash {
 	uint64_t addr; /* fault address, 0 if none */
 };
 
+#define BH_ASSIGN_INPUT 1u /* an INPUT frame for this job came before this ASSIGN */
+
 struct bh_assign_entry {
 	uint64_t job_id;
 	uint32_t spec_id;
-	uint32_t flags; /* reserved, 0 */
+	uint32_t flags; /* BH_ASSIGN_*; other bits must be 0 */
+};
+
+/* How a job ended, as the worker saw it (the worker survived every one of these). */
+enum bh_outcome {
+	BH_OUTCOME_RETURNED = 0, /* the job returned: status 0 done, else its non-zero return */
+	BH_OUTCOME_SIGNALED = 1, /* an exec: job's command was killed: status = signal number */
+	BH_OUTCOME_SPAWN_FAILED = 2, /* an exec: job's command could not start: status = errno */
 };
 
 struct bh_done_entry {
 	uint64_t job_id;
-	int32_t status;    /* 0 done, else the job's non-zero return */
+	int32_t status;    /* see outcome */
 	uint32_t run_usec; /* how long the job ran, saturated at UINT32_MAX */
+	uint32_t outcome;  /* enum bh_outcome */
+	uint32_t reserved; /* 0 */
+};
+
+/* A SPEC frame: everything a worker needs to run the jobs of one group. */
+struct bh_spec {
+	uint32_t id;     /* the group's index; ASSIGN entries name it */
+	const char *run; /* "builtin:NAME", "plugin:PATH:SYMBOL" or "exec:COMMAND ARGS..." */
+	const char *args;   /* "k=v k=v" */
+	const char *name;   /* the group's name (logs, output file names) */
+	const char *output; /* exec: directory for per-job stdout/stderr files; "" = the log */
 };
 
 #define BH_BATCH_HEADER_SIZE 8u /* uint32 count, uint32 reserved */
@@ -100,11 +128,31 @@ struct bh_frame {
 		struct bh_crash crash;
 		struct {
 			uint32_t id;
-			const char *run; /* not NUL-terminated: use run_len */
+			const char *run; /* none of these strings is NUL-terminated: use *_len */
 			uint16_t run_len;
 			const char *args;
 			uint16_t args_len;
+			const char *name;
+			uint16_t name_len;
+			const char *output;
+			uint16_t output_len;
 		} spec;
+		struct {
+			uint64_t job_id;
+			const char *text; /* RESULT: the result line; INPUT: the input. Not */
+			uint16_t len;     /* NUL-terminated, no NUL inside; RESULT <= BH_RESULT_MAX, */
+		} text;                   /* INPUT 1..BH_INPUT_MAX bytes */
+		struct {
+			uint64_t job_id;
+			uint32_t permille; /* 0..BH_PROGRESS_MAX */
+		} progress;
+		struct {
+			uint64_t job_id;
+			int32_t pid; /* > 0; also the command's process group */
+		} exec;
+		struct {
+			uint64_t job_id;
+		} cancel;
 		struct {
 			uint32_t count;
 			const uint8_t *entries; /* use bh_frame_assign_entry() */
@@ -141,7 +189,12 @@ void bh_frame_done_entry(const struct bh_frame *f, uint32_t i, struct bh_done_en
  */
 size_t bh_encode_hello(void *buf, size_t size, int32_t pid, uint32_t threads);
 size_t bh_encode_crash(void *buf, size_t size, const struct bh_crash *c);
-size_t bh_encode_spec(void *buf, size_t size, uint32_t id, const char *run, const char *args);
+size_t bh_encode_spec(void *buf, size_t size, const struct bh_spec *s);
+size_t bh_encode_result(void *buf, size_t size, uint64_t job_id, const char *text, size_t len);
+size_t bh_encode_input(void *buf, size_t size, uint64_t job_id, const char *input);
+size_t bh_encode_progress(void *buf, size_t size, uint64_t job_id, uint32_t permille);
+size_t bh_encode_exec(void *buf, size_t size, uint64_t job_id, int32_t pid);
+size_t bh_encode_cancel(void *buf, size_t size, uint64_t job_id);
 size_t bh_encode_stop(void *buf, size_t size);
 size_t bh_encode_inject(void *buf, size_t size, enum bh_inject_kind kind);
 
@@ -156,8 +209,9 @@ struct bh_batch {
 
 void bh_batch_init(struct bh_batch *b, void *buf, size_t size, enum bh_frame_type type);
 /* False when the frame is full (send it, re-init, add again). */
-bool bh_batch_add_assign(struct bh_batch *b, uint64_t job_id, uint32_t spec_id);
-bool bh_batch_add_done(struct bh_batch *b, uint64_t job_id, int32_t status, uint32_t run_usec);
+bool bh_batch_add_assign(struct bh_batch *b, uint64_t job_id, uint32_t spec_id, uint32_t flags);
+bool bh_batch_add_done(struct bh_batch *b, uint64_t job_id, enum bh_outcome outcome,
+		       int32_t status, uint32_t run_usec);
 /* Writes header and count; returns the frame length (0 if empty). */
 size_t bh_batch_finish(struct bh_batch *b);
 

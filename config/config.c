@@ -31,6 +31,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <glob.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -38,8 +39,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/builtins.h"
+#include "common/cmdline.h"
 #include "common/strutil.h"
 #include "common/units.h"
 #include "config/config.h"
@@ -48,6 +51,9 @@
 #define CONFIG_KEY_NAME_MAX 64 /* longer key names are a syntax error */
 #define CONFIG_SHOW_VALUE_MAX 64 /* bytes of a value quoted in a message */
 #define CONFIG_ERROR_LINE_MAX 1024 /* one message */
+#define CONFIG_SYMBOL_MAX 255 /* length of SYMBOL in plugin:PATH:SYMBOL */
+#define CONFIG_ARG_KEY_MAX 64 /* length of a key in args of plugin and exec jobs */
+#define CONFIG_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin" /* when PATH is not set */
 
 const struct config_key config_keys[_CONFIG_KEY_MAX] = {
 #define CONFIG_KEY_INFO(sect, key, fld, typ, def_, min_, max_, choices_, doc_) \
@@ -104,6 +110,7 @@ struct error {
 
 struct parser {
 	const char *name; /* for messages */
+	char *dir; /* absolute directory of the file: relative paths are relative to it */
 	FILE *f;
 	int io_error; /* errno of a read error, 0 if none */
 
@@ -670,6 +677,8 @@ static int convert(const struct config_key *k, const char *value, void *base, ch
 	case CONFIG_TYPE_PATH:
 	case CONFIG_TYPE_RUN:
 	case CONFIG_TYPE_ARGS:
+	case CONFIG_TYPE_GLOB:
+	case CONFIG_TYPE_DIR:
 		for (const char *c = value; *c; c++)
 			if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) {
 				str_printf(err, errlen, "control characters are not allowed");
@@ -852,47 +861,478 @@ static void convert_section(struct parser *p, const struct raw_section *s,
 	}
 }
 
-static void check_job(struct parser *p, const struct raw_section *s, struct config *c,
-		      struct group_config *g, const bool bad[_CONFIG_KEY_MAX])
+/* ---- job groups: run kinds, inputs, spool, output ---- */
+
+/*
+ * The absolute form of a relative path, relative to the config's directory (NULL: out of
+ * memory). When the directory that holds the last component exists, it is canonical
+ * (realpath: no "..", no symlinks); the last component stays as written.
+ */
+static char *absolute_path(const struct parser *p, const char *path)
 {
-	const char *hint,
-		*names[(CONFIG_POOLS_MAX > _BH_BUILTIN_MAX ? CONFIG_POOLS_MAX : _BH_BUILTIN_MAX) +
-		       1];
-	const struct raw_value *pool = &s->values[CONFIG_KEY_JOB_pool];
-	const char *pool_name = pool->value ? pool->value : config_keys[CONFIG_KEY_JOB_pool].def;
+	char *out, *slash, *real;
+
+	while (path[0] == '.' && path[1] == '/')
+		for (path += 2; *path == '/'; path++)
+			;
+	if (strcmp(path, ".") == 0 || *path == '\0')
+		return strdup(p->dir);
+	if (asprintf(&out, "%s%s%s", p->dir, strcmp(p->dir, "/") == 0 ? "" : "/", path) < 0)
+		return NULL;
+	slash = strrchr(out, '/');
+	if (slash == out || slash[1] == '\0')
+		return out;
+	*slash = '\0';
+	real = realpath(out, NULL);
+	*slash = '/';
+	if (real) {
+		char *canon;
+
+		if (asprintf(&canon, "%s%s", strcmp(real, "/") == 0 ? "" : real, slash) >= 0) {
+			free(out);
+			out = canon;
+		}
+		free(real);
+	}
+	return out;
+}
+
+/* Like absolute_path() for a glob pattern: the directory's own glob characters escaped. */
+static char *absolute_glob(const struct parser *p, const char *pattern)
+{
+	size_t n = 0;
+	char *out;
+
+	if (pattern[0] == '/')
+		return strdup(pattern);
+	while (pattern[0] == '.' && pattern[1] == '/')
+		for (pattern += 2; *pattern == '/'; pattern++)
+			;
+	out = malloc(2 * strlen(p->dir) + strlen(pattern) + 2);
+	if (!out)
+		return NULL;
+	for (const char *d = p->dir; *d; d++) {
+		if (strchr("*?[]{}\\", *d))
+			out[n++] = '\\';
+		out[n++] = *d;
+	}
+	if (n != 1)
+		out[n++] = '/';
+	strcpy(out + n, pattern);
+	return out;
+}
+
+/* Replaces the string field *field by its absolute form; false when out of memory. */
+static bool make_absolute(struct parser *p, char **field, bool glob)
+{
+	char *abs;
+
+	if (!*field || !**field || (*field)[0] == '/')
+		return true;
+	abs = glob ? absolute_glob(p, *field) : absolute_path(p, *field);
+	if (!abs) {
+		p->oom = true;
+		return false;
+	}
+	free(*field);
+	*field = abs;
+	return true;
+}
+
+static bool is_identifier(const char *s)
+{
+	if (!(isalpha((unsigned char)*s) || *s == '_'))
+		return false;
+	for (; *s; s++)
+		if (!(isalnum((unsigned char)*s) || *s == '_'))
+			return false;
+	return true;
+}
+
+/* run = plugin:PATH:SYMBOL: checks it and makes PATH absolute. */
+static void check_plugin(struct parser *p, const struct raw_section *s, struct group_config *g)
+{
+	const char *path = g->run + 7, *colon = strrchr(path, ':'), *symbol;
+	char *dir_path, *run;
+
+	if (!colon) {
+		value_error(p, s, CONFIG_KEY_JOB_run, g->run,
+			    "expected plugin:PATH:SYMBOL (no ':' before SYMBOL)");
+		return;
+	}
+	symbol = colon + 1;
+	if (colon == path) {
+		value_error(p, s, CONFIG_KEY_JOB_run, g->run,
+			    "empty PATH: expected plugin:PATH:SYMBOL");
+		return;
+	}
+	if (!*symbol) {
+		value_error(p, s, CONFIG_KEY_JOB_run, g->run,
+			    "empty SYMBOL: expected plugin:PATH:SYMBOL");
+		return;
+	}
+	if (!is_identifier(symbol) || strlen(symbol) > CONFIG_SYMBOL_MAX) {
+		char err[CONFIG_SYMBOL_MAX + 128];
+
+		str_printf(err, sizeof(err),
+			   "SYMBOL '%.64s' is not a C identifier (A-Z a-z 0-9 _, not starting "
+			   "with a digit, at most %d characters)",
+			   symbol, CONFIG_SYMBOL_MAX);
+		value_error(p, s, CONFIG_KEY_JOB_run, g->run, err);
+		return;
+	}
+	dir_path = strndup(path, (size_t)(colon - path));
+	if (!dir_path || !make_absolute(p, &dir_path, false)) {
+		p->oom = true;
+		free(dir_path);
+		return;
+	}
+	if (asprintf(&run, "plugin:%s:%s", dir_path, symbol) < 0) {
+		p->oom = true;
+		free(dir_path);
+		return;
+	}
+	free(dir_path);
+	if (strlen(run) > value_max(CONFIG_KEY_JOB_run)) {
+		value_error(p, s, CONFIG_KEY_JOB_run, g->run, "PATH too long once made absolute");
+		free(run);
+		return;
+	}
+	free(g->run);
+	g->run = run;
+}
+
+/*
+ * Finds an executable regular file: cmd itself if it has a '/', else the first match in
+ * PATH. Returns 0, or -errno with a reason in err.
+ */
+static int find_command(const char *cmd, char *err, size_t errlen)
+{
+	const char *path = getenv("PATH");
+	struct stat st;
+
+	if (strchr(cmd, '/')) {
+		if (cmd[0] != '/') {
+			str_printf(err, errlen,
+				   "COMMAND '%s' must be an absolute path or a name found in PATH",
+				   cmd);
+			return -EINVAL;
+		}
+		if (stat(cmd, &st) < 0) {
+			str_printf(err, errlen, "COMMAND %s: %s", cmd, strerror(errno));
+			return -errno;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			str_printf(err, errlen, "COMMAND %s: not a regular file", cmd);
+			return -EINVAL;
+		}
+		if (access(cmd, X_OK) < 0) {
+			str_printf(err, errlen, "COMMAND %s: not executable (%s)", cmd,
+				   strerror(errno));
+			return -EACCES;
+		}
+		return 0;
+	}
+	if (!path || !*path)
+		path = CONFIG_DEFAULT_PATH;
+	for (const char *d = path; *d;) {
+		size_t n = strcspn(d, ":");
+		char full[4096];
+
+		str_printf(full, sizeof(full), "%.*s/%s", (int)(n ? n : 1), n ? d : ".", cmd);
+		if (stat(full, &st) == 0 && S_ISREG(st.st_mode) && access(full, X_OK) == 0)
+			return 0;
+		d += n + (d[n] == ':');
+	}
+	str_printf(err, errlen, "COMMAND '%s' not found in PATH", cmd);
+	return -ENOENT;
+}
+
+/* What a placeholder can stand for at load time: "" if it will have a value, else NULL. */
+struct placeholder_ctx {
+	const struct group_config *g;
+	bool has_input;
+};
+
+static bool args_have_key(const char *args, const char *key)
+{
+	size_t klen = strlen(key);
+
+	for (const char *w = args; *w;) {
+		size_t len;
+
+		w += strspn(w, " \t");
+		len = strcspn(w, " \t");
+		if (len > klen && w[klen] == '=' && strncmp(w, key, klen) == 0)
+			return true;
+		w += len;
+	}
+	return false;
+}
+
+static const char *placeholder_lookup(void *ud, const char *name)
+{
+	const struct placeholder_ctx *ctx = ud;
+
+	if (strcmp(name, "input") == 0 || strcmp(name, "arg:input") == 0)
+		return ctx->has_input || args_have_key(ctx->g->args, "input") ? "" : NULL;
+	if (strncmp(name, "arg:", 4) == 0)
+		return args_have_key(ctx->g->args, name + 4) ? "" : NULL;
+	return "";
+}
+
+/* Never finds anything: used to see whether a word has placeholders. */
+static const char *no_lookup(void *ud, const char *name)
+{
+	return NULL;
+}
+
+/* run = exec:COMMAND ARGS...: the words, their placeholders and the command. */
+static void check_exec(struct parser *p, const struct raw_section *s, const struct group_config *g)
+{
+	struct placeholder_ctx ctx = { .g = g, .has_input = *g->inputs || *g->spool };
+	char err[512], msg[640], **argv = NULL, *word;
+	size_t argc;
+	int r;
+
+	r = cmdline_split(g->run + 5, &argv, &argc, err, sizeof(err));
+	if (r == -ENOMEM) {
+		p->oom = true;
+		return;
+	}
+	if (r < 0) {
+		str_printf(msg, sizeof(msg), "%s: expected exec:COMMAND ARGS...", err);
+		value_error(p, s, CONFIG_KEY_JOB_run, g->run, msg);
+		return;
+	}
+	for (size_t i = 0; i < argc; i++) {
+		r = cmdline_expand(argv[i], placeholder_lookup, &ctx, &word, err, sizeof(err));
+		if (r == -ENOMEM) {
+			p->oom = true;
+			break;
+		}
+		free(word);
+		if (r == -ENOENT && strstr(err, "{input}"))
+			str_printf(msg, sizeof(msg), "%s: the group has no inputs or spool", err);
+		else if (r == -ENOENT)
+			str_printf(msg, sizeof(msg), "%s: args has no such key", err);
+		else if (r < 0)
+			str_printf(msg, sizeof(msg), "%s", err);
+		if (r < 0) {
+			value_error(p, s, CONFIG_KEY_JOB_run, g->run, msg);
+			free(argv);
+			return;
+		}
+	}
+	/* The command itself is checked now, so it cannot depend on the job. */
+	r = cmdline_expand(argv[0], no_lookup, NULL, &word, err, sizeof(err));
+	if (r == -ENOENT) {
+		value_error(p, s, CONFIG_KEY_JOB_run, g->run,
+			    "COMMAND cannot contain placeholders (it is checked at load)");
+	} else if (r == -ENOMEM) {
+		p->oom = true;
+	} else if (r == 0) {
+		if (find_command(word, err, sizeof(err)) < 0)
+			value_error(p, s, CONFIG_KEY_JOB_run, g->run, err);
+		free(word);
+	}
+	free(argv);
+}
+
+/* args of plugin and exec jobs: KEY=VALUE words, each KEY once. */
+static int check_free_args(const struct group_config *g, char *err, size_t errlen)
+{
+	const char *w = g->args;
+
+	for (;;) {
+		size_t len, klen;
+		const char *eq;
+
+		w += strspn(w, " \t\r\n");
+		if (!*w)
+			return 0;
+		len = strcspn(w, " \t\r\n");
+		eq = memchr(w, '=', len);
+		if (!eq || eq == w) {
+			str_printf(err, errlen, "argument '%.*s': expected key=value", (int)len, w);
+			return -EINVAL;
+		}
+		klen = (size_t)(eq - w);
+		if (klen > CONFIG_ARG_KEY_MAX ||
+		    strspn(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") <
+			    klen) {
+			str_printf(err, errlen,
+				   "argument '%.*s': the key must be 1..%d characters of A-Z a-z "
+				   "0-9 _ . -",
+				   (int)len, w, CONFIG_ARG_KEY_MAX);
+			return -EINVAL;
+		}
+		for (const char *o = w + len; *o;) {
+			size_t olen;
+
+			o += strspn(o, " \t\r\n");
+			olen = strcspn(o, " \t\r\n");
+			if (olen > klen && strncmp(o, w, klen + 1) == 0) {
+				str_printf(err, errlen, "argument '%.*s' given twice", (int)klen,
+					   w);
+				return -EINVAL;
+			}
+			o += olen;
+		}
+		if (klen == 5 && strncmp(w, "input", 5) == 0 && (*g->inputs || *g->spool)) {
+			str_printf(err, errlen,
+				   "argument 'input' is set for each job by %s: leave it out",
+				   *g->inputs ? "inputs" : "spool");
+			return -EINVAL;
+		}
+		w += len;
+	}
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* inputs = GLOB: expands it into g->input_paths, regular files only, sorted. */
+static void expand_inputs(struct parser *p, const struct raw_section *s, struct group_config *g)
+{
+	unsigned max = (unsigned)config_keys[CONFIG_KEY_JOB_count].max;
+	const char *written = s->values[CONFIG_KEY_JOB_inputs].value;
+	glob_t gl = { 0 };
+	char err[512];
+	size_t n = 0;
+	int r;
+
+	r = glob(g->inputs, GLOB_NOSORT | GLOB_BRACE, NULL, &gl);
+	if (r == GLOB_NOMATCH) {
+		str_printf(err, sizeof(err), "no file matches %s", g->inputs);
+		value_error(p, s, CONFIG_KEY_JOB_inputs, written, err);
+		globfree(&gl);
+		return;
+	}
+	if (r == GLOB_NOSPACE) {
+		p->oom = true;
+		globfree(&gl);
+		return;
+	}
+	if (r != 0) {
+		str_printf(err, sizeof(err), "cannot read a directory: %s", strerror(errno));
+		value_error(p, s, CONFIG_KEY_JOB_inputs, written, err);
+		globfree(&gl);
+		return;
+	}
+	g->input_paths = calloc(gl.gl_pathc + 1, sizeof(char *));
+	if (!g->input_paths) {
+		p->oom = true;
+		globfree(&gl);
+		return;
+	}
+	for (size_t i = 0; i < gl.gl_pathc; i++) {
+		struct stat st;
+
+		if (stat(gl.gl_pathv[i], &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		g->input_paths[n] = strdup(gl.gl_pathv[i]);
+		if (!g->input_paths[n]) {
+			p->oom = true;
+			break;
+		}
+		n++;
+	}
+	globfree(&gl);
+	g->n_inputs = (unsigned)n;
+	if (p->oom)
+		return;
+	if (n == 0) {
+		str_printf(err, sizeof(err),
+			   "no regular file matches %s (only directories or other files do)",
+			   g->inputs);
+		value_error(p, s, CONFIG_KEY_JOB_inputs, written, err);
+		return;
+	}
+	if (n > max) {
+		str_printf(err, sizeof(err), "%zu files match, at most %u", n, max);
+		value_error(p, s, CONFIG_KEY_JOB_inputs, written, err);
+		return;
+	}
+	qsort(g->input_paths, n, sizeof(char *), compare_strings);
+	g->count = (unsigned)n;
+}
+
+/* A DIR key (spool, output): made absolute; the directory must exist. */
+static bool check_dir(struct parser *p, const struct raw_section *s, int key, char **field)
+{
+	struct stat st;
+	char err[512];
+
+	if (!make_absolute(p, field, false))
+		return false;
+	if (stat(*field, &st) < 0) {
+		str_printf(err, sizeof(err), "%s: %s", *field, strerror(errno));
+		value_error(p, s, key, s->values[key].value, err);
+		return false;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		str_printf(err, sizeof(err), "%s: not a directory", *field);
+		value_error(p, s, key, s->values[key].value, err);
+		return false;
+	}
+	return true;
+}
+
+/* A key that cannot be set together with another one: the error is on `key`'s line. */
+static void conflict_error(struct parser *p, const struct raw_section *s, int key, int other,
+			   const char *why)
+{
+	char err[256];
+
+	str_printf(err, sizeof(err), "cannot be set together with %s (%s)", config_keys[other].name,
+		   why);
+	value_error(p, s, key, s->values[key].value, err);
+}
+
+/* inputs, spool, output and count: how many jobs, and where their files are. */
+static void check_files(struct parser *p, const struct raw_section *s, struct group_config *g,
+			const bool bad[_CONFIG_KEY_MAX], bool kind_known)
+{
+	bool count_set = s->values[CONFIG_KEY_JOB_count].value != NULL;
+	bool has_inputs = !bad[CONFIG_KEY_JOB_inputs] && g->inputs && *g->inputs;
+	bool has_spool = !bad[CONFIG_KEY_JOB_spool] && g->spool && *g->spool;
+
+	if (has_spool) {
+		if (count_set)
+			conflict_error(p, s, CONFIG_KEY_JOB_count, CONFIG_KEY_JOB_spool,
+				       "a spool makes one job per file");
+		if (has_inputs)
+			conflict_error(p, s, CONFIG_KEY_JOB_inputs, CONFIG_KEY_JOB_spool,
+				       "choose one");
+		if (check_dir(p, s, CONFIG_KEY_JOB_spool, &g->spool))
+			g->count = 0;
+	} else if (has_inputs) {
+		if (count_set)
+			conflict_error(p, s, CONFIG_KEY_JOB_count, CONFIG_KEY_JOB_inputs,
+				       "count is the number of matching files");
+		if (make_absolute(p, &g->inputs, true))
+			expand_inputs(p, s, g);
+	}
+
+	if (!bad[CONFIG_KEY_JOB_output] && g->output && *g->output) {
+		if (kind_known && g->kind != JOB_KIND_EXEC)
+			value_error(p, s, CONFIG_KEY_JOB_output, g->output,
+				    "output is only for exec jobs (run = exec:...)");
+		else
+			check_dir(p, s, CONFIG_KEY_JOB_output, &g->output);
+	}
+}
+
+static void check_builtin(struct parser *p, const struct raw_section *s, struct group_config *g,
+			  const bool bad[_CONFIG_KEY_MAX])
+{
+	const char *hint, *names[_BH_BUILTIN_MAX + 1];
 	char err[512];
 	int b, i;
 
-	i = config_find_pool(c, pool_name);
-	if (i >= 0) {
-		g->pool = (unsigned)i;
-	} else {
-		for (unsigned j = 0; j < c->n_pools; j++)
-			names[j] = c->pools[j].name;
-		names[c->n_pools] = NULL;
-		hint = str_did_you_mean(pool_name, names);
-		if (hint)
-			str_printf(err, sizeof(err), "no such pool (did you mean '%s'?)", hint);
-		else
-			str_printf(err, sizeof(err), "no such pool");
-		value_error(p, s, CONFIG_KEY_JOB_pool, pool_name, err);
-	}
-
-	if (bad[CONFIG_KEY_JOB_run] || !g->run)
-		return;
-	if (strncmp(g->run, "plugin:", 7) == 0) {
-		value_error(p, s, CONFIG_KEY_JOB_run, g->run, "plugin jobs are not supported yet");
-		return;
-	}
-	if (strncmp(g->run, "exec:", 5) == 0) {
-		value_error(p, s, CONFIG_KEY_JOB_run, g->run, "exec jobs are not supported yet");
-		return;
-	}
-	if (strncmp(g->run, "builtin:", 8) != 0) {
-		value_error(p, s, CONFIG_KEY_JOB_run, g->run,
-			    "expected builtin:NAME, plugin:PATH:SYMBOL or exec:COMMAND");
-		return;
-	}
 	b = bh_builtin_lookup(g->run + 8);
 	if (b < 0) {
 		for (i = 0; i < _BH_BUILTIN_MAX; i++)
@@ -914,6 +1354,99 @@ static void check_job(struct parser *p, const struct raw_section *s, struct conf
 		p->oom = true;
 	else if (i < 0)
 		value_error(p, s, CONFIG_KEY_JOB_args, g->args, err);
+}
+
+static void check_job(struct parser *p, const struct raw_section *s, struct config *c,
+		      struct group_config *g, const bool bad[_CONFIG_KEY_MAX])
+{
+	const char *hint, *names[CONFIG_POOLS_MAX + 1];
+	const struct raw_value *pool = &s->values[CONFIG_KEY_JOB_pool];
+	const char *pool_name = pool->value ? pool->value : config_keys[CONFIG_KEY_JOB_pool].def;
+	bool run_ok = !bad[CONFIG_KEY_JOB_run] && g->run;
+	char err[512];
+	int i;
+
+	g->run_line =
+		s->values[CONFIG_KEY_JOB_run].value ? s->values[CONFIG_KEY_JOB_run].line : s->line;
+
+	i = config_find_pool(c, pool_name);
+	if (i >= 0) {
+		g->pool = (unsigned)i;
+	} else {
+		for (unsigned j = 0; j < c->n_pools; j++)
+			names[j] = c->pools[j].name;
+		names[c->n_pools] = NULL;
+		hint = str_did_you_mean(pool_name, names);
+		if (hint)
+			str_printf(err, sizeof(err), "no such pool (did you mean '%s'?)", hint);
+		else
+			str_printf(err, sizeof(err), "no such pool");
+		value_error(p, s, CONFIG_KEY_JOB_pool, pool_name, err);
+	}
+
+	if (run_ok && strncmp(g->run, "builtin:", 8) == 0) {
+		g->kind = JOB_KIND_BUILTIN;
+	} else if (run_ok && strncmp(g->run, "plugin:", 7) == 0) {
+		g->kind = JOB_KIND_PLUGIN;
+	} else if (run_ok && strncmp(g->run, "exec:", 5) == 0) {
+		g->kind = JOB_KIND_EXEC;
+	} else if (run_ok) {
+		value_error(p, s, CONFIG_KEY_JOB_run, g->run,
+			    "expected builtin:NAME, plugin:PATH:SYMBOL or exec:COMMAND ARGS...");
+		run_ok = false;
+	}
+
+	check_files(p, s, g, bad, run_ok);
+	if (!run_ok)
+		return;
+	switch (g->kind) {
+	case JOB_KIND_BUILTIN:
+		check_builtin(p, s, g, bad);
+		return;
+	case JOB_KIND_PLUGIN:
+		check_plugin(p, s, g);
+		break;
+	case JOB_KIND_EXEC:
+		if (!bad[CONFIG_KEY_JOB_args] && !bad[CONFIG_KEY_JOB_inputs] &&
+		    !bad[CONFIG_KEY_JOB_spool])
+			check_exec(p, s, g);
+		break;
+	}
+	if (bad[CONFIG_KEY_JOB_args])
+		return;
+	i = check_free_args(g, err, sizeof(err));
+	if (i < 0)
+		value_error(p, s, CONFIG_KEY_JOB_args, g->args, err);
+}
+
+/*
+ * Adds the group's jobs to c->total_jobs (each input file is a job; a spool group has
+ * count 0) and reports the group that goes over CONFIG_JOBS_MAX, on its inputs or count.
+ */
+static void count_jobs(struct parser *p, const struct raw_section *s, struct config *c,
+		       const struct group_config *g)
+{
+	bool was_ok = c->total_jobs <= CONFIG_JOBS_MAX;
+	char label[CONFIG_NAME_MAX * 2 + 64], shown[CONFIG_SHOW_VALUE_MAX + 8];
+	const struct raw_value *v;
+
+	c->total_jobs += g->count;
+	if (!was_ok || c->total_jobs <= CONFIG_JOBS_MAX)
+		return;
+	section_label(s, label, sizeof(label));
+	if (g->n_inputs > 0) {
+		v = &s->values[CONFIG_KEY_JOB_inputs];
+		parser_error(p, v->line,
+			     "%s inputs = %s: too many jobs in all (%u files make %llu jobs, at "
+			     "most %d)",
+			     label, show_value(v->value, shown, sizeof(shown)), g->n_inputs,
+			     (unsigned long long)c->total_jobs, CONFIG_JOBS_MAX);
+		return;
+	}
+	v = &s->values[CONFIG_KEY_JOB_count];
+	parser_error(p, v->value ? v->line : s->line,
+		     "%s count = %u: too many jobs in all (%llu, at most %d)", label, g->count,
+		     (unsigned long long)c->total_jobs, CONFIG_JOBS_MAX);
 }
 
 static void validate(struct parser *p, struct config *c)
@@ -964,21 +1497,8 @@ static void validate(struct parser *p, struct config *c)
 		g->line = s->line;
 		convert_section(p, s, CONFIG_SECTION_JOB, g, bad);
 		check_job(p, s, c, g, bad);
-		if (!bad[CONFIG_KEY_JOB_count]) {
-			bool was_ok = c->total_jobs <= CONFIG_JOBS_MAX;
-
-			c->total_jobs += g->count;
-			if (was_ok && c->total_jobs > CONFIG_JOBS_MAX) {
-				const struct raw_value *v = &s->values[CONFIG_KEY_JOB_count];
-				char label[CONFIG_NAME_MAX * 2 + 64];
-
-				parser_error(
-					p, v->value ? v->line : s->line,
-					"%s count = %u: too many jobs in all (%llu, at most %d)",
-					section_label(s, label, sizeof(label)), g->count,
-					(unsigned long long)c->total_jobs, CONFIG_JOBS_MAX);
-			}
-		}
+		if (!bad[CONFIG_KEY_JOB_count])
+			count_jobs(p, s, c, g);
 	}
 }
 
@@ -1017,6 +1537,42 @@ static void parser_done(struct parser *p)
 	free(p->sections);
 	for (unsigned i = 0; i < p->n_errors; i++)
 		free(p->errors[i].text);
+	free(p->dir);
+}
+
+/*
+ * The absolute directory of the config file called `name` (canonical when it exists), the
+ * base of relative paths in it. A name without '/' (also a stream's name) means the
+ * current directory.
+ */
+static char *config_dir(const char *name)
+{
+	const char *slash = strrchr(name, '/');
+	char *dir, *real, *cwd, *out;
+
+	if (!slash)
+		dir = strdup(".");
+	else if (slash == name)
+		dir = strdup("/");
+	else
+		dir = strndup(name, (size_t)(slash - name));
+	if (!dir)
+		return NULL;
+	real = realpath(dir, NULL);
+	if (real) {
+		free(dir);
+		return real;
+	}
+	if (dir[0] == '/')
+		return dir;
+	cwd = getcwd(NULL, 0);
+	if (!cwd)
+		return dir; /* relative paths stay relative: the best we can do */
+	if (asprintf(&out, "%s/%s", cwd, dir) < 0)
+		out = NULL;
+	free(cwd);
+	free(dir);
+	return out;
 }
 
 static int simple_error(const char *name, int err, const char *what, char **ret_errors)
@@ -1046,6 +1602,11 @@ int config_load_stream(FILE *f, const char *name, struct config **ret, char **re
 	p->name = name;
 	p->f = f;
 	p->last_key = -1;
+	p->dir = config_dir(name);
+	if (!p->dir) {
+		free(p);
+		return simple_error(name, ENOMEM, "cannot parse", ret_errors);
+	}
 
 	r = ini_parse_stream(reader, p, handler, p);
 	if (r > 0 && !has_errors(p))
@@ -1121,8 +1682,16 @@ void config_free(struct config *c)
 	free(c->supervisor.control_socket);
 	free(c->supervisor.control_group);
 	for (unsigned i = 0; i < c->n_groups; i++) {
-		free(c->groups[i].run);
-		free(c->groups[i].args);
+		struct group_config *g = &c->groups[i];
+
+		free(g->run);
+		free(g->args);
+		free(g->inputs);
+		for (unsigned j = 0; g->input_paths && g->input_paths[j]; j++)
+			free(g->input_paths[j]);
+		free(g->input_paths);
+		free(g->spool);
+		free(g->output);
 	}
 	free(c->pools);
 	free(c->groups);
@@ -1147,9 +1716,16 @@ const char *log_level_to_string(enum log_level l)
 	return NULL;
 }
 
+static bool is_string_type(enum config_type t)
+{
+	return t == CONFIG_TYPE_STRING || t == CONFIG_TYPE_PATH || t == CONFIG_TYPE_RUN ||
+	       t == CONFIG_TYPE_ARGS || t == CONFIG_TYPE_GLOB || t == CONFIG_TYPE_DIR;
+}
+
 static void print_section(const struct config *c, enum config_section_kind kind, const void *base,
 			  FILE *f)
 {
+	const struct group_config *g = base;
 	char a[FORMAT_DURATION_MAX], b[FORMAT_DURATION_MAX];
 
 	for (int i = 0; i < _CONFIG_KEY_MAX; i++) {
@@ -1159,15 +1735,22 @@ static void print_section(const struct config *c, enum config_section_kind kind,
 
 		if (k->section != kind)
 			continue;
+		if (i == CONFIG_KEY_JOB_count && (*g->inputs || *g->spool)) {
+			/* Not settable with inputs or spool; a comment says what it is. */
+			fprintf(f, "# count = %u: %s\n", g->count,
+				*g->spool ? "jobs come from the spool" : "one job per input file");
+			continue;
+		}
 		fprintf(f, "%s =", k->name);
-		if (k->type != CONFIG_TYPE_STRING && k->type != CONFIG_TYPE_PATH &&
-		    k->type != CONFIG_TYPE_RUN && k->type != CONFIG_TYPE_ARGS)
+		if (!is_string_type(k->type))
 			fputc(' ', f);
 		switch (k->type) {
 		case CONFIG_TYPE_STRING:
 		case CONFIG_TYPE_PATH:
 		case CONFIG_TYPE_RUN:
 		case CONFIG_TYPE_ARGS:
+		case CONFIG_TYPE_GLOB:
+		case CONFIG_TYPE_DIR:
 			s = *(char *const *)fp;
 			if (s && *s)
 				fprintf(f, " %s", s);

@@ -60,12 +60,25 @@ struct pool_config {
 	enum pool_failure_action on_pool_failure;
 };
 
+enum job_kind {
+	JOB_KIND_BUILTIN, /* builtin:NAME */
+	JOB_KIND_PLUGIN, /* plugin:PATH:SYMBOL, PATH made absolute (relative to the config) */
+	JOB_KIND_EXEC, /* exec:COMMAND ARGS... */
+};
+
 struct group_config {
 	char name[CONFIG_NAME_MAX + 1];
-	unsigned line;
+	unsigned line; /* of the [job NAME] header */
+	unsigned run_line; /* of the run key: where errors about what it runs point */
 	unsigned pool; /* index into config.pools */
-	char *run;     /* "builtin:NAME" (plugin: and exec: are rejected for now) */
-	char *args;    /* "k=v k=v", checked against the builtin's argspec */
+	char *run; /* "builtin:NAME", "plugin:/abs/path.so:SYMBOL" or "exec:COMMAND ARGS..." */
+	enum job_kind kind; /* from run */
+	char *args; /* "k=v k=v" (builtin: checked against its argspec) */
+	char *inputs; /* the glob as written, "" = none */
+	char **input_paths; /* inputs expanded, sorted: job NAME#i gets input_paths[i-1] */
+	unsigned n_inputs; /* with inputs set, count == n_inputs */
+	char *spool; /* "" or an absolute directory: its files become jobs (count is 0) */
+	char *output; /* exec: "" (stdout/stderr to the log) or an absolute directory */
 	unsigned count;
 	usec_t timeout; /* USEC_INFINITY = none */
 	unsigned max_attempts;

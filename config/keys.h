@@ -42,8 +42,10 @@ enum config_type {
 	CONFIG_TYPE_SIZE, /* uint64_t bytes, min..max; max UINT64_MAX allows "infinity" */
 	CONFIG_TYPE_ENUM, /* an enum, one of choices */
 	CONFIG_TYPE_POOL, /* unsigned index into config.pools, by pool name */
-	CONFIG_TYPE_RUN, /* char *, "builtin:NAME" */
-	CONFIG_TYPE_ARGS, /* char *, "k=v k=v" checked against run's builtin */
+	CONFIG_TYPE_RUN, /* char *, "builtin:NAME", "plugin:/abs/PATH:SYMBOL", "exec:CMD ARGS..." */
+	CONFIG_TYPE_ARGS, /* char *, "k=v k=v" (checked against run's builtin, if it is one) */
+	CONFIG_TYPE_GLOB, /* char *, "" or a glob(3) pattern, made absolute (config dir) */
+	CONFIG_TYPE_DIR, /* char *, "" or an existing directory, made absolute (config dir) */
 };
 
 struct config_choice {
@@ -114,11 +116,23 @@ static const struct config_choice config_expect_choices[] = {
 	X(JOB, pool, pool, POOL, "main", 0, 0, NULL,                                               \
 	  "the pool whose workers run these jobs")                                                 \
 	X(JOB, run, run, RUN, NULL, 0, 0, NULL,                                                    \
-	  "what to run: builtin:NAME (plugin:PATH:SYMBOL and exec:COMMAND are not supported yet)") \
+	  "what to run: builtin:NAME (compiled into the worker), plugin:PATH:SYMBOL (the "        \
+	  "function SYMBOL of the shared object PATH, see bulkhead-job(3)) or exec:COMMAND "       \
+	  "ARGS... (a command, with {input} {id} {name} {arg:KEY} substituted)")                  \
 	X(JOB, args, args, ARGS, "", 0, 0, NULL,                                                   \
-	  "key=value arguments, separated by whitespace, checked against the builtin")            \
+	  "key=value arguments, separated by whitespace: checked against the builtin; "          \
+	  "free keys for plugin and exec jobs")                                                    \
+	X(JOB, inputs, inputs, GLOB, "", 0, 0, NULL,                                               \
+	  "one job per regular file matching this glob(3) pattern, in sorted order, with the "    \
+	  "file's path as argument input; count may not be set")                                   \
+	X(JOB, spool, spool, DIR, "", 0, 0, NULL,                                                  \
+	  "a directory whose files become jobs as they appear, then move to done/, failed/ or "   \
+	  "quarantine/ when their job ends; count and inputs may not be set")                      \
+	X(JOB, output, output, DIR, "", 0, 0, NULL,                                                \
+	  "exec jobs: a directory for each job's stdout and stderr (GROUP.ID.out, GROUP.ID.err); " \
+	  "empty: both go to the log, bounded")                                                    \
 	X(JOB, count, count, UINT, "1", 1, 1000000, NULL,                                          \
-	  "instances of the job: NAME#1 .. NAME#COUNT")                                            \
+	  "instances of the job: NAME#1 .. NAME#COUNT (not with inputs or spool)")                \
 	X(JOB, timeout, timeout, DURATION, "60s", 1, USEC_INFINITY, NULL,                          \
 	  "limit per attempt, from when a thread starts the job; infinity: none")                 \
 	X(JOB, max_attempts, max_attempts, UINT, "3", 1, 100, NULL,                                \

@@ -377,6 +377,24 @@ static json_object *job_object(struct master *m, struct job *j)
 	json_object_object_add(o, "cause",
 			       json_object_new_string(ledger_cause_string(j, cause, sizeof(cause))));
 	json_object_object_add(o, "worker", json_object_new_string(worker));
+	/* What only some jobs have is there only when they have it. */
+	if (__builtin_expect(j->flags & JOB_HAS_INPUT || j->extra, 0)) {
+		const char *input = ledger_job_input(l, j), *result = ledger_job_result(l, j);
+		int progress = visible_state(j) == JOB_RUNNING ? ledger_job_progress(l, j) : -1;
+
+		if (input)
+			json_object_object_add(o, "input", json_object_new_string(input));
+		if (result)
+			json_object_object_add(o, "result", json_object_new_string(result));
+		if (progress >= 0) {
+			char text[16];
+
+			snprintf(text, sizeof(text), "%d.%03d", progress / 1000, progress % 1000);
+			json_object_object_add(o, "progress",
+					       json_object_new_double_s((double)progress / 1000,
+									text));
+		}
+	}
 	return o;
 }
 
@@ -652,7 +670,7 @@ static json_object *read_ids(struct ledger *l, json_object *req, uint64_t **ret,
 static json_object *cmd_cancel(struct control *c, json_object *req)
 {
 	struct ledger *l = master_ledger(c->m);
-	json_object *o, *done, *not_done;
+	json_object *o, *done, *not_done, *asked;
 	uint64_t *ids = NULL;
 	size_t n = 0;
 
@@ -662,11 +680,15 @@ static json_object *cmd_cancel(struct control *c, json_object *req)
 	o = ok_reply();
 	done = json_object_new_array();
 	not_done = json_object_new_array();
+	asked = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {
 		struct job *j = ledger_job(l, ids[i]);
+		int r = master_cancel_job(c->m, j);
 
-		if (master_cancel_job(c->m, j) == 0) {
+		if (r == 0) {
 			json_object_array_add(done, json_object_new_int64((int64_t)ids[i]));
+		} else if (r > 0) {
+			json_object_array_add(asked, json_object_new_int64((int64_t)ids[i]));
 		} else {
 			json_object *e = json_object_new_object();
 
@@ -678,6 +700,8 @@ static json_object *cmd_cancel(struct control *c, json_object *req)
 	}
 	free(ids);
 	json_object_object_add(o, "cancelled", done);
+	/* Running: told to stop; they end cancelled, or done if they finish anyway. */
+	json_object_object_add(o, "cancelling", asked);
 	json_object_object_add(o, "not_cancelled", not_done);
 	return o;
 }
@@ -1209,7 +1233,11 @@ int control_new(struct master *m, const char *path, const char *group, struct co
 		control_free(c);
 		return r;
 	}
-	ledger_set_end_hook(master_ledger(m), on_job_end, c);
+	r = ledger_add_end_hook(master_ledger(m), on_job_end, c);
+	if (r < 0) {
+		control_free(c);
+		return r;
+	}
 	*ret = c;
 	return 0;
 }
@@ -1224,7 +1252,7 @@ void control_free(struct control *c)
 	sd_event_source_disable_unref(c->retry);
 	sd_event_source_disable_unref(c->wait_check);
 	if (c->m)
-		ledger_set_end_hook(master_ledger(c->m), NULL, NULL);
+		ledger_remove_end_hook(master_ledger(c->m), on_job_end, c);
 	if (c->fd >= 0) {
 		close(c->fd);
 		unlink(c->path);

@@ -3,6 +3,10 @@
  * The ledger (see ledger.h): all jobs in one array indexed by id - 1, per-pool FIFO queues
  * threaded through the jobs, and counts per state and per group kept in step by one function,
  * set_state(), which is the only place a job's state changes.
+ *
+ * A job stays small (it is kept for ever): inputs of `inputs = GLOB` groups are found through
+ * the group (job NAME#i has input_paths[i-1]), and only what few jobs have (an input of its
+ * own, a result line, progress) lives in a `job_extra` allocated on first use.
  */
 #include <errno.h>
 #include <signal.h>
@@ -20,9 +24,16 @@ struct pool_queues {
 	struct job_queue alone;
 };
 
+#define END_HOOKS_MAX 8
+
 struct ledger_group {
-	struct group_config cfg; /* own copy; run and args are owned strings */
+	struct group_config cfg; /* own copy: every string and input_paths are owned */
 	struct group_counts counts;
+};
+
+struct end_hook {
+	ledger_end_hook_fn fn;
+	void *userdata;
 };
 
 struct ledger {
@@ -34,8 +45,8 @@ struct ledger {
 	struct ledger_group *groups;
 	unsigned n_groups;
 	struct ledger_stats stats;
-	ledger_end_hook_fn end_hook;
-	void *end_hook_data;
+	struct end_hook end_hooks[END_HOOKS_MAX];
+	unsigned n_end_hooks;
 };
 
 int ledger_new(unsigned n_pools, struct ledger **ret)
@@ -108,10 +119,60 @@ static int grow_jobs(struct ledger *l, uint64_t n)
 	return 0;
 }
 
+static void group_config_done(struct group_config *g)
+{
+	free(g->run);
+	free(g->args);
+	free(g->inputs);
+	free(g->spool);
+	free(g->output);
+	if (g->input_paths)
+		for (unsigned i = 0; i < g->n_inputs; i++)
+			free(g->input_paths[i]);
+	free(g->input_paths);
+}
+
+static char *dup_or_empty(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+/* *dst = *src with every string copied (dst's own strings are not freed). */
+static int group_config_copy(struct group_config *dst, const struct group_config *src)
+{
+	*dst = *src;
+	dst->run = dup_or_empty(src->run);
+	dst->args = dup_or_empty(src->args);
+	dst->inputs = dup_or_empty(src->inputs);
+	dst->spool = dup_or_empty(src->spool);
+	dst->output = dup_or_empty(src->output);
+	dst->input_paths = NULL;
+	if (!src->input_paths)
+		dst->n_inputs = 0;
+	if (dst->n_inputs > 0) {
+		dst->input_paths = calloc(dst->n_inputs, sizeof(char *));
+		for (unsigned i = 0; dst->input_paths && i < dst->n_inputs; i++) {
+			dst->input_paths[i] = strdup(src->input_paths[i]);
+			if (!dst->input_paths[i]) {
+				dst->n_inputs = i; /* what group_config_done frees */
+				break;
+			}
+		}
+	}
+	if (!dst->run || !dst->args || !dst->inputs || !dst->spool || !dst->output ||
+	    (src->input_paths && src->n_inputs > 0 &&
+	     (!dst->input_paths || dst->n_inputs != src->n_inputs))) {
+		group_config_done(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int ledger_add_group(struct ledger *l, const struct group_config *g, unsigned *ret_index)
 {
 	struct ledger_group *gs, *lg;
 	struct job_queue *q;
+	uint8_t flags;
 	int r;
 
 	if (g->pool >= l->n_pools)
@@ -124,20 +185,17 @@ int ledger_add_group(struct ledger *l, const struct group_config *g, unsigned *r
 	if (r < 0)
 		return r;
 	lg = &l->groups[l->n_groups];
-	*lg = (struct ledger_group){ .cfg = *g };
-	lg->cfg.run = strdup(g->run ? g->run : "");
-	lg->cfg.args = strdup(g->args ? g->args : "");
-	if (!lg->cfg.run || !lg->cfg.args) {
-		free(lg->cfg.run);
-		free(lg->cfg.args);
-		return -ENOMEM;
-	}
+	*lg = (struct ledger_group){ 0 };
+	r = group_config_copy(&lg->cfg, g);
+	if (r < 0)
+		return r;
 	q = &l->queues[g->pool].ready;
 	for (unsigned i = 1; i <= g->count; i++) {
 		struct job *j = job_slot(l, ++l->n_jobs);
 
+		flags = i <= lg->cfg.n_inputs ? JOB_HAS_INPUT : 0;
 		*j = (struct job){ .id = l->n_jobs, .group = l->n_groups, .instance = i,
-				   .state = JOB_QUEUED };
+				   .state = JOB_QUEUED, .flags = flags };
 		if (q->tail)
 			q->tail->next = j;
 		else
@@ -181,17 +239,25 @@ void ledger_update_group(struct ledger *l, unsigned group, const struct group_co
 	cur->expect = g->expect;
 }
 
+static void extra_free(struct job_extra *x)
+{
+	if (!x)
+		return;
+	free(x->result);
+	free(x);
+}
+
 void ledger_free(struct ledger *l)
 {
 	if (!l)
 		return;
+	for (uint64_t id = 1; id <= l->n_jobs; id++)
+		extra_free(job_slot(l, id)->extra);
 	for (size_t i = 0; i < l->n_chunks; i++)
 		free(l->chunks[i]);
 	free(l->chunks);
-	for (unsigned g = 0; g < l->n_groups; g++) {
-		free(l->groups[g].cfg.run);
-		free(l->groups[g].cfg.args);
-	}
+	for (unsigned g = 0; g < l->n_groups; g++)
+		group_config_done(&l->groups[g].cfg);
 	free(l->groups);
 	free(l->queues);
 	free(l);
@@ -293,15 +359,24 @@ void ledger_unpop(struct ledger *l, struct job *j)
 
 void ledger_start(struct ledger *l, struct job *j)
 {
+	if (j->extra)
+		j->extra->progress = -1;
 	set_state(l, j, JOB_RUNNING);
 	j->runs++;
 	l->stats.runs++;
 }
 
+static void end_job(struct ledger *l, struct job *j, enum job_state s, enum job_cause cause,
+		    int detail);
+
 static void requeue(struct ledger *l, struct job *j, bool alone)
 {
 	struct pool_queues *q = queues_of(l, j);
 
+	if (j->flags & JOB_CANCEL_REQUESTED) {
+		end_job(l, j, JOB_CANCELLED, CAUSE_CANCELLED, 0);
+		return;
+	}
 	j->worker = NULL;
 	j->started_at = 0;
 	j->alone = alone;
@@ -316,14 +391,28 @@ static void end_job(struct ledger *l, struct job *j, enum job_state s, enum job_
 	j->cause = (uint8_t)cause;
 	j->cause_detail = detail;
 	set_state(l, j, s);
-	if (l->end_hook)
-		l->end_hook(l->end_hook_data, j);
+	for (unsigned i = 0; i < l->n_end_hooks; i++)
+		l->end_hooks[i].fn(l->end_hooks[i].userdata, j);
 }
 
-void ledger_set_end_hook(struct ledger *l, ledger_end_hook_fn fn, void *userdata)
+int ledger_add_end_hook(struct ledger *l, ledger_end_hook_fn fn, void *userdata)
 {
-	l->end_hook = fn;
-	l->end_hook_data = userdata;
+	if (l->n_end_hooks >= END_HOOKS_MAX)
+		return -ENOSPC;
+	l->end_hooks[l->n_end_hooks++] = (struct end_hook){ fn, userdata };
+	return 0;
+}
+
+void ledger_remove_end_hook(struct ledger *l, ledger_end_hook_fn fn, void *userdata)
+{
+	for (unsigned i = 0; i < l->n_end_hooks; i++) {
+		if (l->end_hooks[i].fn != fn || l->end_hooks[i].userdata != userdata)
+			continue;
+		memmove(&l->end_hooks[i], &l->end_hooks[i + 1],
+			(l->n_end_hooks - i - 1) * sizeof(l->end_hooks[0]));
+		l->n_end_hooks--;
+		return;
+	}
 }
 
 int ledger_add_jobs(struct ledger *l, unsigned group, unsigned count, uint64_t *ret_first)
@@ -345,6 +434,129 @@ int ledger_add_jobs(struct ledger *l, unsigned group, unsigned count, uint64_t *
 		lg->counts.by_state[JOB_QUEUED]++;
 		l->stats.by_state[JOB_QUEUED]++;
 	}
+	return 0;
+}
+
+int ledger_add_input_jobs(struct ledger *l, unsigned group, char *const *inputs, size_t n,
+			  uint64_t *ret_first)
+{
+	struct ledger_group *lg = &l->groups[group];
+	struct job_queue *q = &l->queues[lg->cfg.pool].ready;
+	struct job_extra **xs;
+	int r = 0;
+
+	if (n > UINT32_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(inputs[i]);
+
+		if (len == 0 || len > BH_INPUT_MAX)
+			return -EINVAL;
+	}
+	r = grow_jobs(l, n);
+	if (r < 0)
+		return r;
+	xs = calloc(n ? n : 1, sizeof(*xs));
+	if (!xs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(inputs[i]);
+
+		xs[i] = malloc(sizeof(struct job_extra) + len + 1);
+		if (!xs[i]) {
+			while (i > 0)
+				free(xs[--i]);
+			free(xs);
+			return -ENOMEM;
+		}
+		*xs[i] = (struct job_extra){ .progress = -1 };
+		memcpy(xs[i]->input, inputs[i], len + 1);
+	}
+	*ret_first = l->n_jobs + 1;
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = job_slot(l, ++l->n_jobs);
+
+		*j = (struct job){ .id = l->n_jobs,
+				   .group = group,
+				   .instance = (uint32_t)(lg->counts.total + 1),
+				   .state = JOB_QUEUED,
+				   .flags = JOB_HAS_INPUT,
+				   .extra = xs[i] };
+		queue_push(q, j, false);
+		lg->counts.total++;
+		lg->counts.by_state[JOB_QUEUED]++;
+		l->stats.by_state[JOB_QUEUED]++;
+	}
+	free(xs);
+	return 0;
+}
+
+const char *ledger_job_input(const struct ledger *l, const struct job *j)
+{
+	const struct group_config *g;
+
+	if (!(j->flags & JOB_HAS_INPUT))
+		return NULL;
+	if (j->extra && j->extra->input[0])
+		return j->extra->input;
+	g = &l->groups[j->group].cfg;
+	if (j->instance >= 1 && j->instance <= g->n_inputs)
+		return g->input_paths[j->instance - 1];
+	return NULL;
+}
+
+const char *ledger_job_result(const struct ledger *l, const struct job *j)
+{
+	return j->extra ? j->extra->result : NULL;
+}
+
+int ledger_job_progress(const struct ledger *l, const struct job *j)
+{
+	return j->extra && j->state == JOB_RUNNING ? j->extra->progress : -1;
+}
+
+static struct job_extra *extra_of(struct job *j)
+{
+	if (!j->extra) {
+		j->extra = malloc(sizeof(struct job_extra) + 1);
+		if (!j->extra)
+			return NULL;
+		*j->extra = (struct job_extra){ .progress = -1 };
+		j->extra->input[0] = '\0';
+	}
+	return j->extra;
+}
+
+int ledger_set_result(struct ledger *l, struct job *j, const char *text, size_t len)
+{
+	struct job_extra *x = extra_of(j);
+	char *s;
+
+	if (!x)
+		return -ENOMEM;
+	if (len > BH_RESULT_MAX)
+		len = BH_RESULT_MAX;
+	s = malloc(len + 1);
+	if (!s)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		s[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	s[len] = '\0';
+	free(x->result);
+	x->result = s;
+	return 0;
+}
+
+int ledger_set_progress(struct ledger *l, struct job *j, unsigned permille)
+{
+	struct job_extra *x = extra_of(j);
+
+	if (!x)
+		return -ENOMEM;
+	x->progress = (int16_t)(permille > 1000 ? 1000 : permille);
 	return 0;
 }
 
@@ -389,6 +601,10 @@ void ledger_finish(struct ledger *l, struct job *j, int status)
 		end_job(l, j, JOB_DONE, CAUSE_NONE, 0);
 		return;
 	}
+	if (j->flags & JOB_CANCEL_REQUESTED) {
+		end_job(l, j, JOB_CANCELLED, CAUSE_CANCELLED, 0);
+		return;
+	}
 	j->attempts++;
 	j->cause = CAUSE_STATUS;
 	j->cause_detail = status;
@@ -398,7 +614,24 @@ void ledger_finish(struct ledger *l, struct job *j, int status)
 		requeue(l, j, false);
 }
 
-void ledger_blame(struct ledger *l, struct job *j, enum job_cause cause, int detail)
+void ledger_spawn_failed(struct ledger *l, struct job *j, int err)
+{
+	if (j->state != JOB_RUNNING)
+		return;
+	if (j->flags & JOB_CANCEL_REQUESTED) {
+		end_job(l, j, JOB_CANCELLED, CAUSE_CANCELLED, 0);
+		return;
+	}
+	j->attempts++;
+	j->cause = CAUSE_SPAWN;
+	j->cause_detail = err;
+	if (j->attempts >= l->groups[j->group].cfg.max_attempts)
+		end_job(l, j, JOB_FAILED, CAUSE_SPAWN, err);
+	else
+		requeue(l, j, false);
+}
+
+static void blame(struct ledger *l, struct job *j, enum job_cause cause, int detail, bool alone)
 {
 	if (j->state != JOB_RUNNING)
 		return;
@@ -409,7 +642,23 @@ void ledger_blame(struct ledger *l, struct job *j, enum job_cause cause, int det
 	if (j->attempts >= l->groups[j->group].cfg.max_attempts)
 		end_job(l, j, cause == CAUSE_TIMEOUT ? JOB_TIMED_OUT : JOB_CRASHED, cause, detail);
 	else
-		requeue(l, j, true); /* it took its worker down once: never again others */
+		requeue(l, j, alone);
+}
+
+void ledger_blame(struct ledger *l, struct job *j, enum job_cause cause, int detail)
+{
+	blame(l, j, cause, detail, true); /* it took its worker down once: never again others */
+}
+
+void ledger_blame_command(struct ledger *l, struct job *j, enum job_cause cause, int detail)
+{
+	blame(l, j, cause, detail, false);
+}
+
+void ledger_request_cancel(struct ledger *l, struct job *j)
+{
+	if (!job_state_is_final(j->state))
+		j->flags |= JOB_CANCEL_REQUESTED;
 }
 
 /* Re-runs that are not the job's fault are capped so that every run ends. */
@@ -592,6 +841,9 @@ char *ledger_cause_string(const struct job *j, char *buf, size_t size)
 		break;
 	case CAUSE_CANCELLED:
 		snprintf(buf, size, "%s", "cancelled by request");
+		break;
+	case CAUSE_SPAWN:
+		snprintf(buf, size, "spawn failed: %s", strerror(j->cause_detail));
 		break;
 	}
 	return buf;

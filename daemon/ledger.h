@@ -36,6 +36,23 @@ enum job_cause {
 	CAUSE_STOPPED,     /* the run was stopped (SIGINT/SIGTERM) */
 	CAUSE_POOL_REMOVED, /* its pool was removed by a reload */
 	CAUSE_CANCELLED,    /* cancelled by an operator (bulkhead cancel) */
+	CAUSE_SPAWN,        /* an exec: job's command could not start; detail = errno */
+};
+
+/* Bits of job.flags. */
+enum job_flags {
+	JOB_HAS_INPUT = 1 << 0,        /* ledger_job_input() is not NULL */
+	JOB_CANCEL_REQUESTED = 1 << 1, /* cancelled while running: it ends cancelled unless done */
+};
+
+/*
+ * What few jobs have: an input given one by one (spool), a result line, progress. Allocated
+ * on first use, so that a job without any costs one pointer.
+ */
+struct job_extra {
+	char *result;      /* the last RESULT, control characters replaced; NULL = none */
+	int16_t progress;  /* 0..1000 while running; -1 = none */
+	char input[];      /* "" unless the job was added with an input of its own */
 };
 
 struct job {
@@ -49,12 +66,14 @@ struct job {
 	uint16_t reruns;      /* bystander + suspect re-runs */
 	uint16_t runs;        /* times started */
 	int32_t cause_detail; /* signal number, exit code or status */
+	uint16_t wslot;       /* worker's running-slot index (master) */
+	uint8_t flags;        /* enum job_flags */
 	struct job *next;     /* queue link while queued */
 	/* Owned by the master while the job is in flight on a worker. */
 	void *worker;
 	uint64_t started_at; /* usec, 0 = assigned but not started yet */
 	struct job *wnext;   /* worker's not-yet-started FIFO */
-	uint16_t wslot;      /* worker's running-slot index */
+	struct job_extra *extra; /* NULL until the job has an own input, a result or progress */
 };
 
 struct job_queue {
@@ -87,8 +106,9 @@ void ledger_free(struct ledger *l);
 /* Grows the number of pools (never shrinks: pool indexes are stable). */
 int ledger_set_pools(struct ledger *l, unsigned n_pools);
 /*
- * Adds a job group (copied) and its `count` jobs, queued in its pool. Group indexes are
- * stable and never reused; they are also the spec ids sent to workers.
+ * Adds a job group (copied, strings and input_paths included) and its `count` jobs, queued in
+ * its pool. Group indexes are stable and never reused; they are also the spec ids sent to
+ * workers. With inputs, job NAME#i has input input_paths[i-1] (of the ledger's copy).
  */
 int ledger_add_group(struct ledger *l, const struct group_config *g, unsigned *ret_index);
 unsigned ledger_n_groups(const struct ledger *l);
@@ -97,13 +117,38 @@ const struct group_config *ledger_group(const struct ledger *l, unsigned group);
 int ledger_find_group(const struct ledger *l, const char *name);
 /* `count` more jobs of an existing group (instances numbered on), queued; first id out. */
 int ledger_add_jobs(struct ledger *l, unsigned group, unsigned count, uint64_t *ret_first);
+/*
+ * n more jobs of an existing group, one per input (the strings are copied; each 1..4096
+ * bytes, else -EINVAL), numbered on and queued; first id out. All or nothing.
+ */
+int ledger_add_input_jobs(struct ledger *l, unsigned group, char *const *inputs, size_t n,
+			  uint64_t *ret_first);
+/* The job's input (a path), or NULL if it has none. */
+const char *ledger_job_input(const struct ledger *l, const struct job *j);
+/* The job's last result line, or NULL if it sent none. */
+const char *ledger_job_result(const struct ledger *l, const struct job *j);
+/* Progress of a running job in 1/1000, or -1 if it sent none. */
+int ledger_job_progress(const struct ledger *l, const struct job *j);
+/*
+ * Stores a result line (len bytes, not NUL-terminated, cut at BH_RESULT_MAX) with control
+ * characters replaced by '?'. -ENOMEM leaves the previous one.
+ */
+int ledger_set_result(struct ledger *l, struct job *j, const char *text, size_t len);
+/* Stores a running job's progress (clamped to 0..1000); forgotten when it is started again. */
+int ledger_set_progress(struct ledger *l, struct job *j, unsigned permille);
 
 /* Cancels a job still waiting in its queue: 0, or -EBUSY if it is not in a queue. */
 int ledger_cancel_queued_job(struct ledger *l, struct job *j, enum job_cause cause);
 
-/* Called once for every job that reaches a final state, right after it did. */
+/*
+ * Called once for every job that reaches a final state, right after it did. Several
+ * subscribers are called in the order they were added. A hook must not add jobs or end
+ * other jobs.
+ */
 typedef void (*ledger_end_hook_fn)(void *userdata, struct job *j);
-void ledger_set_end_hook(struct ledger *l, ledger_end_hook_fn fn, void *userdata);
+int ledger_add_end_hook(struct ledger *l, ledger_end_hook_fn fn, void *userdata);
+/* Removes the hook added with the same fn and userdata (nothing if there is none). */
+void ledger_remove_end_hook(struct ledger *l, ledger_end_hook_fn fn, void *userdata);
 
 /* A reload: the group's timeout, max_attempts and expect take the new values. */
 void ledger_update_group(struct ledger *l, unsigned group, const struct group_config *g);
@@ -127,13 +172,32 @@ void ledger_unpop(struct ledger *l, struct job *j);
 /* A popped job was handed to a worker: queued -> running. */
 void ledger_start(struct ledger *l, struct job *j);
 
-/* The worker reported the job's result: 0 -> done, else failed or retried. */
+/*
+ * The worker reported the job's result: 0 -> done, else failed or retried (cancelled if a
+ * cancel was requested).
+ */
 void ledger_finish(struct ledger *l, struct job *j, int status);
+/*
+ * The job's command could not be started (exec: spawn failed with errno err): an attempt is
+ * counted, cause CAUSE_SPAWN; it is retried, and ends failed after max_attempts.
+ */
+void ledger_spawn_failed(struct ledger *l, struct job *j, int err);
 /*
  * The job is the culprit of a worker death or a timeout: an attempt is counted; it is
  * quarantined after max_attempts, else retried alone (it never takes others down twice).
  */
 void ledger_blame(struct ledger *l, struct job *j, enum job_cause cause, int detail);
+/*
+ * The job's own process died (an exec: job's command killed by a signal, or killed for its
+ * timeout) and its worker lived on: blamed as ledger_blame, but retried with the others, as
+ * nobody else was at risk.
+ */
+void ledger_blame_command(struct ledger *l, struct job *j, enum job_cause cause, int detail);
+/*
+ * A running job is to stop (bulkhead cancel): from now on, any end other than done is
+ * `cancelled` (cause cancelled), and it is never re-run.
+ */
+void ledger_request_cancel(struct ledger *l, struct job *j);
 /*
  * The job was on a worker that died for another job: re-queued at the back, no attempt
  * counted. A job that had started counts one re-run (capped at JOB_RERUN_MAX).
@@ -179,7 +243,10 @@ enum death_verdict ledger_worker_died(struct ledger *l, const struct death *d, s
 
 /* "segv#3" */
 char *ledger_job_name(const struct ledger *l, const struct job *j, char *buf, size_t size);
-/* "SIGSEGV", "timeout", "exit(7)", "status 1", "memory", "pool failed", "" */
+/*
+ * "SIGSEGV", "timeout", "exit(7)", "status 1", "memory", "pool failed",
+ * "spawn failed: No such file or directory", ""
+ */
 char *ledger_cause_string(const struct job *j, char *buf, size_t size);
 /* "SIGSEGV" for a known signal number, else "SIG<n>". */
 const char *signal_name(int signo, char *buf, size_t size);

@@ -19,9 +19,12 @@
 
 #include "common/log.h"
 #include "config/config.h"
+#include "config/probe.h"
 #include "daemon/control.h"
 #include "daemon/journal.h"
 #include "daemon/master.h"
+#include "daemon/spawn-worker.h"
+#include "daemon/spool.h"
 
 #define DEFAULT_CONFIG BULKHEAD_SYSCONFDIR "/bulkhead/bulkhead.conf"
 #define DEFAULT_RUNTIME_DIR "/run/bulkhead"
@@ -85,6 +88,27 @@ static int take_instance_lock(const char *dir, pid_t *ret_other)
 	return 0; /* fd deliberately kept open: the lock lives as long as we do */
 }
 
+/*
+ * Loads every plugin of c in a throwaway worker (`bulkhead-worker --probe`), so that a
+ * missing file or symbol or a wrong ABI is a config error before anything is spawned, and a
+ * plugin's constructor never runs here. Returns 0, or the exit code after saying why.
+ */
+static int probe_plugins(const struct config *c)
+{
+	char *errors = NULL;
+	int r = config_probe_plugins(c, spawn_worker_path(), &errors);
+
+	if (r >= 0)
+		return 0;
+	if (errors)
+		fputs(errors, stderr);
+	else
+		fprintf(stderr, "bulkheadd: cannot probe the plugins with %s: %s\n",
+			spawn_worker_path(), strerror(-r));
+	free(errors);
+	return r == -EINVAL ? 78 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -97,6 +121,7 @@ int main(int argc, char **argv)
 	struct master_options mopts = { .daemon = true };
 	const char *path = DEFAULT_CONFIG, *dir;
 	struct master *m = NULL;
+	struct spools *spools = NULL;
 	struct control *ctl = NULL;
 	char sock[PATH_MAX + 32];
 	struct config *c = NULL;
@@ -142,6 +167,11 @@ int main(int argc, char **argv)
 		free(errors);
 		return 78;
 	}
+	rc = probe_plugins(c);
+	if (rc != 0) {
+		config_free(c);
+		return rc;
+	}
 	if (check) {
 		config_print(c, stdout);
 		config_free(c);
@@ -176,10 +206,15 @@ int main(int argc, char **argv)
 		config_free(c);
 		return 1;
 	}
+	if (spools_start(m, true, &spools) < 0) {
+		master_free(m);
+		return 1;
+	}
 	/* Bound before master_run: READY=1 promises a usable control socket. */
 	r = control_new(m, sock, c->supervisor.control_group, &ctl);
 	if (r < 0) {
 		log_error_errno(r, "cannot listen on %s", sock);
+		spools_free(spools);
 		master_free(m);
 		return 1;
 	}
@@ -188,6 +223,7 @@ int main(int argc, char **argv)
 		log_error_errno(r, "event loop failed");
 	rc = r < 0 || master_stats(m)->pool_failure_exit ? 1 : 0;
 	log_info("stopped");
+	spools_free(spools);
 	control_free(ctl);
 	master_free(m); /* and the config it owns */
 	return rc;

@@ -13,8 +13,15 @@
  * with T threads the first T unfinished jobs of a worker are the running ones. The master
  * keeps them in `slots` (with their start time, for timeouts) and the rest, assigned but not
  * started, in a FIFO. A DONE frees a slot and starts the head of the FIFO.
+ *
+ * Jobs with an input get an INPUT frame right before the ASSIGN that names them; once an
+ * INPUT went out, that ASSIGN is sent even if the socket is full (held until it has room),
+ * so a worker never keeps an input for a job it is not given. Jobs without one cost one
+ * branch. exec: jobs report their command's pid (EXEC): the master kills that process group,
+ * not the worker, when the job times out, and kills every such group of a worker that dies.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +34,7 @@
 
 #include "common/log.h"
 #include "common/protocol.h"
+#include "config/probe.h"
 #include "daemon/master.h"
 #include "daemon/notify.h"
 #include "daemon/policy.h"
@@ -35,6 +43,7 @@
 #define TIMER_ACCURACY USEC_PER_MSEC
 #define RELOAD_MIN_INTERVAL (100 * USEC_PER_MSEC)
 #define TERM_GRACE (1 * USEC_PER_SEC) /* SIGTERM -> SIGKILL at the end of a stop */
+#define SLOT_EXEC_KILLED (1u << 6) /* slot flag: its command's group was killed (timeout) */
 
 enum worker_state {
 	W_EMPTY,
@@ -46,6 +55,12 @@ enum worker_state {
 };
 
 struct pool;
+
+/* An exec: job's command, as its EXEC frame said (checked in /proc). */
+struct exec_run {
+	struct job *job;
+	pid_t pid; /* also its process group */
+};
 
 struct worker {
 	struct master *m;
@@ -77,6 +92,7 @@ struct worker {
 	unsigned n_timed_out;
 
 	bool got_hello;
+	bool stop_sent; /* STOP sent: its jobs were told to stop (cancelled(), SIGTERM) */
 	bool term_sent; /* the stop deadline passed: SIGTERM sent, SIGKILL next */
 	char last_death[48]; /* "SIGSEGV", "exit(3)", "" if it never died */
 	const char *injected; /* the fault `bulkhead inject` gave it, NULL if none */
@@ -86,6 +102,12 @@ struct worker {
 	bool crash_frame;
 	struct bh_crash crash;
 	const char *kill_reason;
+
+	struct exec_run *execs; /* commands of exec: jobs in flight (EXEC came, DONE not yet) */
+	unsigned n_execs;
+	unsigned cap_execs;
+	uint8_t *held;   /* an ASSIGN whose jobs' INPUT frames went out: sent when it can be */
+	size_t held_len;
 };
 
 enum pool_state {
@@ -129,6 +151,7 @@ struct master {
 	unsigned interrupts;
 	struct master_stats stats;
 	uint8_t buf[BH_FRAME_MAX];
+	uint8_t ibuf[BH_INPUT_MAX + 64]; /* one INPUT frame */
 };
 
 static void worker_died(struct worker *w, int code, int status);
@@ -292,11 +315,15 @@ static void worker_stop(struct worker *w, usec_t grace)
 	/* A draining worker is already on its way out, after kill_grace: keep that deadline. */
 	if (w->pid <= 0 || w->state >= W_DRAINING)
 		return;
+	/* An ASSIGN still held back never goes: its jobs are re-queued when the worker exits. */
+	free(w->held);
+	w->held = NULL;
 	if (w->state == W_STARTING || worker_send(w, buf, len) < 0) {
 		worker_kill(w, NULL);
 		return;
 	}
 	w->state = W_STOPPING;
+	w->stop_sent = true;
 	arm_timer(w->m, &w->timer, now_usec() + grace, on_state_timer, w);
 }
 
@@ -387,12 +414,45 @@ static bool pool_has_reserved(const struct pool *p)
 	return false;
 }
 
+static void worker_block(struct worker *w)
+{
+	w->blocked = true;
+	sd_event_source_set_io_events(w->io, EPOLLIN | EPOLLOUT);
+}
+
+/* Sends the job's INPUT frame (the job has one). */
+static int send_input(struct worker *w, const struct job *j)
+{
+	const char *input = ledger_job_input(w->m->ledger, j);
+	size_t len;
+
+	if (!input)
+		return -EINVAL;
+	len = bh_encode_input(w->m->ibuf, sizeof(w->m->ibuf), j->id, input);
+	if (len == 0)
+		return -EINVAL;
+	return worker_send(w, w->m->ibuf, len);
+}
+
+/* Keeps an ASSIGN frame (whose INPUT frames went out) to send once the socket has room. */
+static int hold_frame(struct worker *w, const void *buf, size_t len)
+{
+	w->held = malloc(len);
+	if (!w->held)
+		return -ENOMEM;
+	memcpy(w->held, buf, len);
+	w->held_len = len;
+	worker_block(w);
+	return 0;
+}
+
 static void assign(struct worker *w, bool alone, unsigned max)
 {
 	struct master *m = w->m;
 	struct job *jobs[BH_ASSIGN_MAX];
 	struct bh_batch b;
-	unsigned n = 0;
+	unsigned n = 0, inputs = 0;
+	int input_err = 0;
 	size_t len;
 	usec_t now;
 	int r;
@@ -400,23 +460,33 @@ static void assign(struct worker *w, bool alone, unsigned max)
 	bh_batch_init(&b, m->buf, sizeof(m->buf), BH_FRAME_ASSIGN);
 	while (n < max && n < BH_ASSIGN_MAX) {
 		struct job *j = ledger_pop(m->ledger, w->pool->index, alone);
+		uint32_t flags = 0;
 
 		if (!j)
 			break;
-		bh_batch_add_assign(&b, j->id, j->group);
+		if (__builtin_expect(j->flags & JOB_HAS_INPUT, 0)) {
+			input_err = send_input(w, j);
+			if (input_err < 0) {
+				ledger_unpop(m->ledger, j);
+				break;
+			}
+			flags = BH_ASSIGN_INPUT;
+			inputs++;
+		}
+		bh_batch_add_assign(&b, j->id, j->group, flags);
 		jobs[n++] = j;
 	}
 	len = bh_batch_finish(&b);
+	if (input_err == -EAGAIN)
+		worker_block(w); /* what went out is assigned below; the rest waits for room */
 	if (n == 0)
 		return;
 	r = worker_send(w, m->buf, len);
-	if (r < 0) {
+	if (r < 0 && (inputs == 0 || r != -EAGAIN || hold_frame(w, m->buf, len) < 0)) {
 		while (n > 0)
 			ledger_unpop(m->ledger, jobs[--n]);
-		if (r == -EAGAIN) {
-			w->blocked = true;
-			sd_event_source_set_io_events(w->io, EPOLLIN | EPOLLOUT);
-		}
+		if (r == -EAGAIN)
+			worker_block(w);
 		return;
 	}
 	now = now_usec();
@@ -472,7 +542,9 @@ static int send_spec(struct worker *w, unsigned g)
 
 	if (gc->pool != w->pool->index)
 		return 0;
-	len = bh_encode_spec(buf, sizeof(buf), g, gc->run, gc->args);
+	len = bh_encode_spec(buf, sizeof(buf),
+			     &(struct bh_spec){ .id = g, .run = gc->run, .args = gc->args,
+						.name = gc->name, .output = gc->output });
 	if (len == 0 || worker_send(w, buf, len) < 0) {
 		worker_kill(w, "cannot send job specs");
 		return -EIO;
@@ -525,6 +597,106 @@ static void log_final(struct master *m, struct job *j)
 		   j->attempts == 1 ? "" : "s", cause);
 }
 
+/* The exec record of job j on w, or NULL. */
+static struct exec_run *exec_find(struct worker *w, const struct job *j)
+{
+	for (unsigned i = 0; i < w->n_execs; i++)
+		if (w->execs[i].job == j)
+			return &w->execs[i];
+	return NULL;
+}
+
+static void exec_forget(struct worker *w, struct exec_run *x)
+{
+	*x = w->execs[--w->n_execs];
+}
+
+/* Kills the process group of every command the worker's jobs started (it died or is dying). */
+static void kill_commands(struct worker *w)
+{
+	for (unsigned i = 0; i < w->n_execs; i++)
+		kill(-w->execs[i].pid, SIGKILL);
+	w->n_execs = 0;
+}
+
+/*
+ * A job that did not end done after its worker was told to stop (which tells every job to
+ * stop: cancelled() is true, commands get SIGTERM): not its fault. At the end of the run or
+ * of its pool it ends like the jobs still queued; else (a worker replaced) it runs again.
+ */
+static void finish_stopped(struct worker *w, struct job *j)
+{
+	struct master *m = w->m;
+	struct pool *p = w->pool;
+
+	if (!m->stopping && p->state == POOL_UP)
+		ledger_bystander(m->ledger, j, true);
+	else if (j->flags & JOB_CANCEL_REQUESTED)
+		ledger_cancel(m->ledger, j, CAUSE_CANCELLED);
+	else
+		ledger_cancel(m->ledger, j,
+			      p->state == POOL_FAILED	 ? CAUSE_POOL_FAILED
+			      : p->state == POOL_REMOVED ? CAUSE_POOL_REMOVED
+							 : CAUSE_STOPPED);
+}
+
+/*
+ * A DONE entry that is not a plain return, or of a worker running commands or told to stop:
+ * an exec: job's command was killed by a signal (blamed on the job; the worker lives on),
+ * could not start, or returned. Called after untrack().
+ */
+static int finish_special(struct worker *w, struct job *j, const struct bh_done_entry *e,
+			  bool killed)
+{
+	struct master *m = w->m;
+	const struct group_config *gc = ledger_group(m->ledger, j->group);
+	char name[64], sig[16];
+	struct lfields f;
+
+	if (e->outcome != BH_OUTCOME_RETURNED && gc->kind != JOB_KIND_EXEC)
+		return -EPROTO;
+	if (w->stop_sent && (e->outcome != BH_OUTCOME_RETURNED || e->status != 0)) {
+		finish_stopped(w, j);
+		return 0;
+	}
+	switch (e->outcome) {
+	case BH_OUTCOME_RETURNED:
+		ledger_finish(m->ledger, j, e->status);
+		break;
+	case BH_OUTCOME_SIGNALED:
+		if (j->flags & JOB_CANCEL_REQUESTED) {
+			ledger_cancel(m->ledger, j, CAUSE_CANCELLED);
+			break;
+		}
+		if (killed)
+			ledger_blame_command(m->ledger, j, CAUSE_TIMEOUT, 0);
+		else
+			ledger_blame_command(m->ledger, j, CAUSE_SIGNAL, e->status);
+		if (j->state == JOB_QUEUED)
+			log_fields(LOG_WARNING,
+				   lfields(&f, w->pool, w, j, killed ? 0 : e->status,
+					   killed ? "timeout" : NULL),
+				   "job %s: its command was killed %s%s (attempt %u of %u); the "
+				   "worker lives on",
+				   ledger_job_name(m->ledger, j, name, sizeof(name)),
+				   killed ? "for its timeout" : "by ",
+				   killed ? "" : signal_name(e->status, sig, sizeof(sig)),
+				   j->attempts, gc->max_attempts);
+		break;
+	case BH_OUTCOME_SPAWN_FAILED:
+		ledger_spawn_failed(m->ledger, j, e->status);
+		if (j->state == JOB_QUEUED)
+			log_fields(LOG_WARNING, lfields(&f, w->pool, w, j, 0, "spawn failed"),
+				   "job %s: its command could not start: %s (attempt %u of %u)",
+				   ledger_job_name(m->ledger, j, name, sizeof(name)),
+				   strerror(e->status), j->attempts, gc->max_attempts);
+		break;
+	default:
+		return -EPROTO;
+	}
+	return 0;
+}
+
 static int handle_done(struct worker *w, const struct bh_frame *f)
 {
 	struct master *m = w->m;
@@ -541,9 +713,22 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 		j = ledger_job(m->ledger, e.job_id);
 		if (!j || j->worker != w || j->state != JOB_RUNNING)
 			return -EPROTO;
-		untrack(w, j);
 		run_sum += e.run_usec;
-		ledger_finish(m->ledger, j, e.status);
+		if (__builtin_expect(e.outcome | w->n_execs | w->stop_sent, 0)) {
+			struct exec_run *x = exec_find(w, j);
+			bool killed = j->started_at && (w->slot_flags[j->wslot] & SLOT_EXEC_KILLED);
+			int r;
+
+			if (x)
+				exec_forget(w, x);
+			untrack(w, j);
+			r = finish_special(w, j, &e, killed);
+			if (r < 0)
+				return r;
+		} else {
+			untrack(w, j);
+			ledger_finish(m->ledger, j, e.status);
+		}
 		log_final(m, j);
 		promote_pending(w, now);
 	}
@@ -554,6 +739,67 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 		worker_kill(w, NULL);
 	else
 		fill(w);
+	return 0;
+}
+
+/* The job a RESULT, PROGRESS or EXEC frame names: in flight on this worker, else NULL. */
+static struct job *job_in_flight(struct worker *w, uint64_t id)
+{
+	struct job *j = ledger_job(w->m->ledger, id);
+
+	if (w->state < W_READY || !j || j->worker != w || j->state != JOB_RUNNING)
+		return NULL;
+	return j;
+}
+
+/*
+ * True if pid is a process group leader whose parent is the worker: the only processes an
+ * EXEC frame may make us kill. (A worker is not trusted with kill(-pid) on anything else.)
+ */
+static bool is_command_of(pid_t pid, pid_t worker)
+{
+	char path[64], buf[512], *p;
+	int ppid, pgrp, fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the command name may hold anything */
+	if (!p || sscanf(p + 1, " %*c %d %d", &ppid, &pgrp) != 2)
+		return false;
+	return ppid == worker && pgrp == pid;
+}
+
+static int handle_exec(struct worker *w, const struct bh_frame *f)
+{
+	struct job *j = job_in_flight(w, f->exec.job_id);
+	struct exec_run *x;
+
+	if (!j || ledger_group(w->m->ledger, j->group)->kind != JOB_KIND_EXEC || exec_find(w, j))
+		return -EPROTO;
+	/*
+	 * A command that already ended (and was reaped) is not there to kill: nothing to keep.
+	 * Else it cannot be reaped before the job's DONE, so its pid stays its own until then.
+	 */
+	if (!is_command_of(f->exec.pid, w->pid))
+		return 0;
+	if (w->n_execs == w->cap_execs) {
+		unsigned cap = w->cap_execs ? w->cap_execs * 2 : 4;
+
+		x = realloc(w->execs, cap * sizeof(*x));
+		if (!x)
+			return 0; /* not killed by us on a timeout: the worker is, as before */
+		w->execs = x;
+		w->cap_execs = cap;
+	}
+	w->execs[w->n_execs++] = (struct exec_run){ .job = j, .pid = f->exec.pid };
 	return 0;
 }
 
@@ -577,6 +823,24 @@ static int handle_frame(struct worker *w, const void *buf, size_t len)
 			w->crash = f.crash;
 		}
 		return 0;
+	case BH_FRAME_RESULT: {
+		struct job *j = job_in_flight(w, f.text.job_id);
+
+		if (!j)
+			return -EPROTO;
+		ledger_set_result(w->m->ledger, j, f.text.text, f.text.len);
+		return 0;
+	}
+	case BH_FRAME_PROGRESS: {
+		struct job *j = job_in_flight(w, f.progress.job_id);
+
+		if (!j)
+			return -EPROTO;
+		ledger_set_progress(w->m->ledger, j, f.progress.permille);
+		return 0;
+	}
+	case BH_FRAME_EXEC:
+		return handle_exec(w, &f);
 	default:
 		return -EPROTO;
 	}
@@ -616,9 +880,15 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	struct worker *w = userdata;
 
 	if (revents & EPOLLOUT) {
-		w->blocked = false;
-		sd_event_source_set_io_events(s, EPOLLIN);
-		fill(w);
+		int r = w->held ? worker_send(w, w->held, w->held_len) : 0;
+
+		if (r != -EAGAIN) {
+			free(w->held);
+			w->held = NULL;
+			w->blocked = false;
+			sd_event_source_set_io_events(s, EPOLLIN);
+			fill(w);
+		}
 	}
 	if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !drain_frames(w))
 		sd_event_source_set_enabled(s, SD_EVENT_OFF); /* the exit follows */
@@ -653,6 +923,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 
 	for (unsigned i = 0; i < w->threads; i++) {
 		struct job *j = w->slots[i];
+		struct exec_run *x;
 		usec_t timeout, at;
 
 		if (!j || (w->slot_flags[i] & HELD_TIMED_OUT))
@@ -661,9 +932,28 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 		if (timeout == USEC_INFINITY)
 			continue;
 		at = j->started_at + timeout;
+		/* A killed command whose DONE does not come within kill_grace: as below. */
+		if (w->slot_flags[i] & SLOT_EXEC_KILLED)
+			at += w->pool->cfg.kill_grace;
 		if (at > now) {
 			if (at < next)
 				next = at;
+			continue;
+		}
+		x = w->n_execs && !(w->slot_flags[i] & SLOT_EXEC_KILLED) ? exec_find(w, j) : NULL;
+		if (x) {
+			/* An exec: job: its command's process group goes, the worker stays. */
+			kill(-x->pid, SIGKILL);
+			w->slot_flags[i] |= SLOT_EXEC_KILLED;
+			at += w->pool->cfg.kill_grace;
+			if (at < next)
+				next = at;
+			log_fields(LOG_WARNING, lfields(&f, w->pool, w, j, 0, "timeout"),
+				   "job %s timed out after %s on worker %s: killing its command "
+				   "(process group %d)",
+				   ledger_job_name(m->ledger, j, name, sizeof(name)),
+				   format_duration(d, sizeof(d), timeout), wlabel(w, l, sizeof(l)),
+				   (int)x->pid);
 			continue;
 		}
 		w->slot_flags[i] |= HELD_TIMED_OUT;
@@ -866,7 +1156,7 @@ static void worker_spawn(struct worker *w)
 	w->state = W_STARTING;
 	w->spawned_at = now_usec();
 	w->got_hello = w->solo = w->reserved = w->blocked = w->crash_frame = false;
-	w->term_sent = false;
+	w->term_sent = w->stop_sent = false;
 	w->injected = NULL;
 	w->kill_reason = NULL;
 	w->deadline_at = USEC_INFINITY;
@@ -1003,6 +1293,28 @@ static void log_cancelled(struct worker *w, const char *l, struct job **jobs, si
 		   n > shown ? ", ..." : "");
 }
 
+/*
+ * Jobs whose command the master killed for their timeout, on a worker that died before their
+ * DONE came: blamed `timeout` as if it had, and taken out of the list (they are not part of
+ * this death). Returns how many jobs are left.
+ */
+static size_t blame_killed_commands(struct worker *w, struct job **jobs, uint8_t *flags,
+				    size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((flags[i] & SLOT_EXEC_KILLED) && !(flags[i] & HELD_TIMED_OUT)) {
+			ledger_blame_command(w->m->ledger, jobs[i], CAUSE_TIMEOUT, 0);
+			log_final(w->m, jobs[i]);
+			continue;
+		}
+		jobs[k] = jobs[i];
+		flags[k++] = flags[i];
+	}
+	return k;
+}
+
 static void worker_died(struct worker *w, int code, int status)
 {
 	struct master *m = w->m;
@@ -1019,6 +1331,9 @@ static void worker_died(struct worker *w, int code, int status)
 
 	wlabel(w, l, sizeof(l));
 	describe_death(w, signaled, status, how, sizeof(how));
+	kill_commands(w); /* no command of its jobs outlives it */
+	free(w->held);
+	w->held = NULL;
 	n = collect_held(w, jobs, flags);
 
 	if (!clean) {
@@ -1054,13 +1369,14 @@ static void worker_died(struct worker *w, int code, int status)
 		/* bulkhead inject did it: nobody's fault; every job it held runs again. */
 		struct lfields f;
 
+		n = blame_killed_commands(w, jobs, flags, n);
 		for (size_t i = 0; i < n; i++)
 			ledger_bystander(m->ledger, jobs[i], flags[i] & HELD_STARTED);
 		v = DEATH_CULPRIT; /* restart at once: not a worker fault */
 		log_fields(LOG_WARNING, lfields(&f, p, w, NULL, signaled ? status : 0, "injected"),
 			   "worker %s %s (injected: %s); %zu job%s re-queued", l, how, w->injected, n,
 			   n == 1 ? "" : "s");
-	} else if (n > 0) {
+	} else if ((n = blame_killed_commands(w, jobs, flags, n)) > 0) {
 		struct death d = {
 			.crash_frame = w->crash_frame,
 			.crash_job = w->crash.job_id,
@@ -1150,6 +1466,22 @@ int master_add_jobs(struct master *m, unsigned group, unsigned count, uint64_t *
 	if (m->pools[pool]->state != POOL_UP || m->stopping)
 		return -ESHUTDOWN;
 	r = ledger_add_jobs(m->ledger, group, count, ret_first);
+	if (r < 0)
+		return r;
+	dispatch_pool(m->pools[pool]);
+	check_done(m);
+	return 0;
+}
+
+int master_add_input_jobs(struct master *m, unsigned group, char *const *inputs, size_t n,
+			  uint64_t *ret_first)
+{
+	unsigned pool = ledger_group(m->ledger, group)->pool;
+	int r;
+
+	if (m->pools[pool]->state != POOL_UP || m->stopping)
+		return -ESHUTDOWN;
+	r = ledger_add_input_jobs(m->ledger, group, inputs, n, ret_first);
 	if (r < 0)
 		return r;
 	dispatch_pool(m->pools[pool]);
@@ -1256,11 +1588,26 @@ bool master_pool_accepts(const struct master *m, unsigned pool)
 
 int master_cancel_job(struct master *m, struct job *j)
 {
+	struct worker *w = j->worker;
+	uint8_t buf[32];
+	char name[64];
 	int r = ledger_cancel_queued_job(m->ledger, j, CAUSE_CANCELLED);
 
-	if (r >= 0)
+	if (r >= 0) {
 		check_done(m);
-	return r;
+		return 0;
+	}
+	if (j->state != JOB_RUNNING || !w || w->pid <= 0 || w->state == W_KILLED)
+		return r;
+	if (j->flags & JOB_CANCEL_REQUESTED)
+		return 1;
+	ledger_request_cancel(m->ledger, j);
+	/* Not sent (socket full): the job runs on, and still ends cancelled unless done. */
+	if (worker_send(w, buf, bh_encode_cancel(buf, sizeof(buf), j->id)) < 0)
+		log_debug("job %s: cannot send CANCEL", ledger_job_name(m->ledger, j, name,
+									  sizeof(name)));
+	log_info("job %s: cancel requested", ledger_job_name(m->ledger, j, name, sizeof(name)));
+	return 1;
 }
 
 /* ---- reload ---- */
@@ -1491,6 +1838,20 @@ int master_reload(struct master *m, char **ret_errors)
 	notify_reloading(m->notifier);
 	log_notice("reloading %s", m->config->path);
 	r = config_load(m->config->path, &nc, &errors);
+	/*
+	 * Its plugins are loaded by a throwaway worker first (this blocks the loop for as long
+	 * as the probes take: a reload is rare, and a constructor must never run here).
+	 */
+	if (r >= 0) {
+		r = config_probe_plugins(nc, m->worker_path, &errors);
+		if (r < 0) {
+			config_free(nc);
+			nc = NULL;
+			if (!errors && asprintf(&errors, "cannot probe the plugins with %s: %s",
+						m->worker_path, strerror(-r)) < 0)
+				errors = NULL;
+		}
+	}
 	if (r < 0) {
 		char *copy = errors ? strdup(errors) : NULL, *save = NULL;
 
@@ -1860,9 +2221,12 @@ static void worker_free(struct worker *w)
 		return;
 	if (w->pid > 0) {
 		kill(w->pid, SIGKILL);
+		kill_commands(w);
 		/* The child source owns the pidfd; reap here so no zombie is left. */
 		waitpid(w->pid, NULL, 0);
 	}
+	free(w->execs);
+	free(w->held);
 	sd_event_source_disable_unref(w->io);
 	sd_event_source_disable_unref(w->child);
 	sd_event_source_disable_unref(w->timer);

@@ -91,6 +91,12 @@ int master_reload(struct master *m, char **ret_errors);
  */
 int master_add_group(struct master *m, const struct group_config *gc, unsigned *ret_index);
 int master_add_jobs(struct master *m, unsigned group, unsigned count, uint64_t *ret_first);
+/*
+ * n more jobs of an existing group, one per input (copied; see ledger_add_input_jobs),
+ * queued and dispatched; first id out. -ESHUTDOWN if the pool does not take jobs.
+ */
+int master_add_input_jobs(struct master *m, unsigned group, char *const *inputs, size_t n,
+			  uint64_t *ret_first);
 bool master_pool_accepts(const struct master *m, unsigned pool);
 /*
  * Graceful restart of a pool's workers (slot < 0) or of one slot: each is sent STOP (it
@@ -108,7 +114,11 @@ int master_restart(struct master *m, unsigned pool, int slot);
  */
 int master_inject(struct master *m, unsigned pool, int slot, const char *fault,
 		  char *ret_worker, size_t size, pid_t *ret_pid);
-/* Cancels a queued job (cause "cancelled by request"); -EBUSY if it is not queued. */
+/*
+ * Cancels a job (cause "cancelled by request"). A queued one ends now: 0. A running one is
+ * sent CANCEL and ends cancelled unless it returns 0 (done): 1. -EBUSY if it has ended (or
+ * is on a worker that is going away).
+ */
 int master_cancel_job(struct master *m, struct job *j);
 
 /* A read-only view for the control socket. */

@@ -25,7 +25,7 @@ static uint8_t out[BH_FRAME_MAX];
 
 static size_t reencode(const struct bh_frame *f)
 {
-	static char run[BH_SPEC_STRING_MAX + 1], args[BH_SPEC_STRING_MAX + 1];
+	static char str[4][BH_SPEC_STRING_MAX + 1], input[BH_INPUT_MAX + 1];
 	struct bh_batch b;
 
 	switch (f->type) {
@@ -35,22 +35,56 @@ static size_t reencode(const struct bh_frame *f)
 		return bh_encode_crash(out, sizeof(out), &f->crash);
 	case BH_FRAME_STOP:
 		return bh_encode_stop(out, sizeof(out));
-	case BH_FRAME_SPEC:
-		if (f->spec.run_len > BH_SPEC_STRING_MAX || f->spec.args_len > BH_SPEC_STRING_MAX)
+	case BH_FRAME_INJECT:
+		return bh_encode_inject(out, sizeof(out), (enum bh_inject_kind)f->inject.kind);
+	case BH_FRAME_SPEC: {
+		const char *p[4] = { f->spec.run, f->spec.args, f->spec.name, f->spec.output };
+		uint16_t l[4] = { f->spec.run_len, f->spec.args_len, f->spec.name_len,
+				  f->spec.output_len };
+
+		for (unsigned i = 0; i < 4; i++) {
+			if (l[i] > BH_SPEC_STRING_MAX)
+				abort();
+			memcpy(str[i], p[i], l[i]);
+			str[i][l[i]] = 0;
+		}
+		return bh_encode_spec(out, sizeof(out),
+				      &(struct bh_spec){ .id = f->spec.id,
+							 .run = str[0],
+							 .args = str[1],
+							 .name = str[2],
+							 .output = str[3] });
+	}
+	case BH_FRAME_RESULT:
+		if (f->text.len > BH_RESULT_MAX)
 			abort();
-		memcpy(run, f->spec.run, f->spec.run_len);
-		run[f->spec.run_len] = 0;
-		memcpy(args, f->spec.args, f->spec.args_len);
-		args[f->spec.args_len] = 0;
-		return bh_encode_spec(out, sizeof(out), f->spec.id, run, args);
+		return bh_encode_result(out, sizeof(out), f->text.job_id, f->text.text,
+					f->text.len);
+	case BH_FRAME_INPUT:
+		if (f->text.len == 0 || f->text.len > BH_INPUT_MAX)
+			abort();
+		memcpy(input, f->text.text, f->text.len);
+		input[f->text.len] = 0;
+		return bh_encode_input(out, sizeof(out), f->text.job_id, input);
+	case BH_FRAME_PROGRESS:
+		if (f->progress.permille > BH_PROGRESS_MAX)
+			abort();
+		return bh_encode_progress(out, sizeof(out), f->progress.job_id,
+					  f->progress.permille);
+	case BH_FRAME_EXEC:
+		if (f->exec.pid <= 0)
+			abort();
+		return bh_encode_exec(out, sizeof(out), f->exec.job_id, f->exec.pid);
+	case BH_FRAME_CANCEL:
+		return bh_encode_cancel(out, sizeof(out), f->cancel.job_id);
 	case BH_FRAME_ASSIGN:
 		bh_batch_init(&b, out, sizeof(out), BH_FRAME_ASSIGN);
 		for (uint32_t i = 0; i < f->assign.count; i++) {
 			struct bh_assign_entry e;
 
 			bh_frame_assign_entry(f, i, &e);
-			if (e.job_id == 0 || e.flags != 0 ||
-			    !bh_batch_add_assign(&b, e.job_id, e.spec_id))
+			if (e.job_id == 0 || (e.flags & ~BH_ASSIGN_INPUT) != 0 ||
+			    !bh_batch_add_assign(&b, e.job_id, e.spec_id, e.flags))
 				abort();
 		}
 		return bh_batch_finish(&b);
@@ -60,8 +94,10 @@ static size_t reencode(const struct bh_frame *f)
 			struct bh_done_entry e;
 
 			bh_frame_done_entry(f, i, &e);
-			if (e.job_id == 0 || e.flags != 0 ||
-			    !bh_batch_add_done(&b, e.job_id, e.status, e.run_usec))
+			if (e.job_id == 0 || e.reserved != 0 ||
+			    e.outcome > BH_OUTCOME_SPAWN_FAILED ||
+			    !bh_batch_add_done(&b, e.job_id, (enum bh_outcome)e.outcome, e.status,
+					       e.run_usec))
 				abort();
 		}
 		return bh_batch_finish(&b);

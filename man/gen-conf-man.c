@@ -131,9 +131,13 @@ static const char *type_name(const struct config_key *k)
 	case CONFIG_TYPE_POOL:
 		return "pool name";
 	case CONFIG_TYPE_RUN:
-		return "builtin:NAME";
+		return "KIND:...";
 	case CONFIG_TYPE_ARGS:
 		return "KEY=VALUE ...";
+	case CONFIG_TYPE_GLOB:
+		return "glob";
+	case CONFIG_TYPE_DIR:
+		return "directory";
 	}
 	return "?";
 }
@@ -197,10 +201,27 @@ static const char *range_text(const struct config_key *k, char *buf, size_t size
 			 "implicit pool main)");
 		break;
 	case CONFIG_TYPE_RUN:
-		snprintf(buf, size, "builtin:NAME with a NAME from BUILTIN JOBS below");
+		snprintf(buf, size,
+			 "builtin:NAME with a NAME from BUILTIN JOBS below, plugin:PATH:SYMBOL or "
+			 "exec:COMMAND ARGS... (RUN KINDS below)");
 		break;
 	case CONFIG_TYPE_ARGS:
-		snprintf(buf, size, "the arguments the builtin takes (BUILTIN JOBS below)");
+		snprintf(
+			buf, size,
+			"for a builtin, the arguments it takes (BUILTIN JOBS below); for plugin and "
+			"exec jobs, any words KEY=VALUE, KEY 1..64 characters of A-Z a-z 0-9 _ . -, "
+			"each KEY once");
+		break;
+	case CONFIG_TYPE_GLOB:
+		snprintf(buf, size,
+			 "empty, or a glob(3) pattern (braces allowed) that matches at least one "
+			 "regular file; a relative pattern is relative to the directory of the "
+			 "config file");
+		break;
+	case CONFIG_TYPE_DIR:
+		snprintf(buf, size,
+			 "empty, or a directory that exists when the config is loaded; a relative "
+			 "path is relative to the directory of the config file");
 		break;
 	}
 	return buf;
@@ -449,6 +470,16 @@ static void print_types(FILE *f)
 	      ".IR string \", \" path\n"
 	      "As written; no control characters except tab.\n"
 	      "A path is absolute.\n"
+	      ".TP\n"
+	      ".IR directory \", \" glob\n"
+	      "A directory, or a\n"
+	      ".BR glob (7)\n"
+	      "pattern for files\n"
+	      "(\\fB*\\fR, \\fB?\\fR, \\fB[...]\\fR, and \\fB{a,b}\\fR alternatives).\n"
+	      "A relative one is relative to the directory of the config file, not to the\n"
+	      "current directory;\n"
+	      ".B check\\-config\n"
+	      "prints it absolute.\n"
 	      ".PP\n"
 	      ".B check\\-config\n"
 	      "prints durations and sizes in their shortest exact form: 1500000us is 1.5s, 60s is\n"
@@ -488,7 +519,17 @@ static void print_sections(FILE *f)
 	      "instances named\n"
 	      ".IB NAME #1\n"
 	      "\\&..\n"
-	      ".IB NAME # COUNT\\fR.\n"
+	      ".IB NAME # COUNT\\fR,\n"
+	      "or one job per file: per file matching\n"
+	      ".B inputs\n"
+	      "(in sorted order, so\n"
+	      ".IB NAME #1\n"
+	      "is the first file), or per file that appears in the\n"
+	      ".B spool\n"
+	      "directory.\n"
+	      "A job made from a file has the file's absolute path as its argument\n"
+	      ".BR input ,\n"
+	      "and reports name failed and quarantined jobs by that path.\n"
 	      ".BR bulkheadd (8)\n"
 	      "runs them when it starts, then waits for more work.\n"
 	      ".B bulkhead run\n"
@@ -496,6 +537,97 @@ static void print_sections(FILE *f)
 	      ".BR expect .\n",
 	      f);
 	print_keys(CONFIG_SECTION_JOB, f);
+}
+
+static void print_run_kinds(FILE *f)
+{
+	fputs(".SH \"RUN KINDS\"\n"
+	      "What\n"
+	      ".B run\n"
+	      "can say.\n"
+	      ".TP\n"
+	      ".BI builtin: NAME\n"
+	      "A job compiled into the worker: see BUILTIN JOBS below.\n"
+	      ".TP\n"
+	      ".BI plugin: PATH : SYMBOL\n"
+	      "The function\n"
+	      ".I SYMBOL\n"
+	      "(a C identifier) of the shared object\n"
+	      ".IR PATH ,\n"
+	      "built against\n"
+	      ".BR bulkhead\\-job (3).\n"
+	      "A relative\n"
+	      ".I PATH\n"
+	      "is relative to the directory of the config file;\n"
+	      ".B check\\-config\n"
+	      "prints it absolute.\n"
+	      "Each worker of the pool loads the plugin once with\n"
+	      ".BR dlopen (3);\n"
+	      "the master never does.\n"
+	      "Before anything is spawned, every plugin of the config is loaded in a throwaway\n"
+	      "worker: a file that cannot be loaded, a missing\n"
+	      ".IR SYMBOL ,\n"
+	      "a plugin built for another ABI and a constructor that crashes are config errors\n"
+	      "with the\n"
+	      ".BR dlerror (3)\n"
+	      "text.\n"
+	      ".B args\n"
+	      "are free\n"
+	      ".IB KEY = VALUE\n"
+	      "words that the plugin reads with\n"
+	      ".BR bulkhead_job_arg ().\n"
+	      ".TP\n"
+	      ".BI exec: \"COMMAND ARGS...\"\n"
+	      "A command, started for each job from a worker thread with\n"
+	      ".BR posix_spawn (3)\n"
+	      "in a process group of its own.\n"
+	      "The words are split like a shell's, without any expansion: blanks separate them,\n"
+	      ".B \\(aq...\\(aq\n"
+	      "quotes anything,\n"
+	      ".B \\(dq...\\(dq\n"
+	      "quotes with backslash escapes for \\(dq \\e $ and \\(ga, and a backslash outside\n"
+	      "quotes makes the next character literal.\n"
+	      "In every argument,\n"
+	      ".B {input}\n"
+	      "is the job's file,\n"
+	      ".B {id}\n"
+	      "its id,\n"
+	      ".B {name}\n"
+	      "the group's name and\n"
+	      ".BI {arg: KEY }\n"
+	      "the value of\n"
+	      ".I KEY\n"
+	      "in\n"
+	      ".BR args ;\n"
+	      ".B {{\n"
+	      "and\n"
+	      ".B }}\n"
+	      "are literal braces.\n"
+	      "A placeholder that can have no value\n"
+	      "(\\fB{input}\\fR without\n"
+	      ".B inputs\n"
+	      "or\n"
+	      ".BR spool ,\n"
+	      "a\n"
+	      ".I KEY\n"
+	      "not in\n"
+	      ".BR args )\n"
+	      "is a config error.\n"
+	      ".I COMMAND\n"
+	      "is an absolute path or a name looked up in PATH, checked when the config is\n"
+	      "loaded (so it may not contain placeholders).\n"
+	      "The command gets the worker's environment plus\n"
+	      ".B BULKHEAD_JOB_ID\n"
+	      "(and\n"
+	      ".B BULKHEAD_JOB_INPUT\n"
+	      "for a job made from a file), and /dev/null as standard input.\n"
+	      "Its standard output and error go to the log (the first 16 KiB of each job, then a\n"
+	      "line saying how much was dropped), or with\n"
+	      ".B output\n"
+	      "to files.\n"
+	      "Exit status 0 is done, any other is failed; a command killed by a signal is blamed\n"
+	      "like a crash (the worker lives on); on a timeout its whole process group is killed.\n",
+	      f);
 }
 
 static void print_builtins(FILE *f)
@@ -636,10 +768,21 @@ static void print_tail(const char *sysconfdir, FILE *f)
 		"timeout = 30s               # per attempt\n"
 		"max_attempts = 3            # attempts blamed on the job itself\n"
 		"expect = done\n"
+		"\n"
+		"[job verify]                # one job per file, a plugin\n"
+		"run = plugin:/usr/local/lib/bulkhead/archive\\-verify.so:archive_verify\n"
+		"inputs = /var/cache/apt/archives/*.deb\n"
+		"timeout = 5min\n"
+		"\n"
+		"[job incoming]              # files dropped into a directory, a command\n"
+		"run = exec:gzip \\-t {input}\n"
+		"spool = /srv/incoming       # then done/, failed/ or quarantine/\n"
+		"output = /srv/logs          # incoming.ID.out and .err\n"
 		".fi\n"
 		".SH \"SEE ALSO\"\n"
 		".BR bulkhead (1),\n"
-		".BR bulkheadd (8)\n",
+		".BR bulkheadd (8),\n"
+		".BR bulkhead\\-job (3)\n",
 		sysconfdir);
 }
 
@@ -653,6 +796,7 @@ int main(int argc, char **argv)
 	print_format(stdout);
 	print_types(stdout);
 	print_sections(stdout);
+	print_run_kinds(stdout);
 	print_builtins(stdout);
 	print_limits(stdout);
 	print_errors(stdout);

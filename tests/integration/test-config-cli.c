@@ -231,14 +231,23 @@ static const struct bad_case bad_cases[] = {
 	  { "[job ledger] args = iteratons=100 amount=5",
 	    "unknown argument 'iteratons' for builtin balance (did you mean 'iterations'?)" } },
 	{ "bad-exit-code.conf", 3, { "[job quit] args = code=300", "expected an integer 0..255" } },
-	{ "bad-plugin.conf", 2, { "[job p] run = ", "plugin jobs are not supported yet" } },
+	{ "bad-plugin.conf",
+	  2,
+	  { "[job p] run = plugin:/usr/lib/x.so:my-job",
+	    "SYMBOL 'my-job' is not a C identifier" } },
 	{ "bad-exec.conf",
 	  2,
-	  { "[job e] run = exec:/bin/true", "exec jobs are not supported yet" } },
+	  { "[job e] run = exec:/nonexistent/tool -v {id}",
+	    "COMMAND /nonexistent/tool: No such file or directory" } },
+	{ "bad-inputs.conf",
+	  3,
+	  { "[job in] inputs = no-such-dir/*.txt: no file matches ", "/no-such-dir/*.txt" } },
+	{ "bad-spool.conf", 4, { "[job s] count = 5: cannot be set together with spool" } },
+	{ "bad-output.conf", 3, { "[job o] output = inputs: output is only for exec jobs" } },
 	{ "bad-run.conf",
 	  2,
 	  { "[job r] run = /bin/true",
-	    "expected builtin:NAME, plugin:PATH:SYMBOL or exec:COMMAND" } },
+	    "expected builtin:NAME, plugin:PATH:SYMBOL or exec:COMMAND ARGS..." } },
 	{ "bad-crlf-bom.conf", 3, { "[pool main] threads = 0: expected an integer 1..256" } },
 	{ "bad-nul.conf", 3, { "NUL byte" } },
 	{ "bad-long-line.conf", 3, { "line too long", "at most 4096" } },
@@ -371,7 +380,7 @@ END_TEST
 
 static const char *const good_files[] = {
 	"good-minimal.conf",  "good-demo.conf",	     "good-multiline.conf",
-	"good-crlf-bom.conf", "good-long-line.conf",
+	"good-crlf-bom.conf", "good-long-line.conf", "good-kinds.conf",
 };
 
 /*
@@ -435,7 +444,8 @@ START_TEST(test_good_values)
 	ck_assert_ptr_nonnull(strstr(r.out, "\ncontrol_socket = /run/bulkhead/control.sock\n"));
 	ck_assert_ptr_nonnull(strstr(r.out, "\nworkers = 3\nthreads = 4\nbackoff = 10ms..5s\n"));
 	ck_assert_ptr_nonnull(strstr(r.out, "\nmemory_max = 512M\n"));
-	ck_assert_ptr_nonnull(strstr(r.out, "\nargs = iterations=100000 amount=5\ncount = 100\n"));
+	ck_assert_ptr_nonnull(strstr(r.out, "\nargs = iterations=100000 amount=5\ninputs =\n"
+					    "spool =\noutput =\ncount = 100\n"));
 	result_free(&r);
 	free(path);
 
@@ -445,6 +455,133 @@ START_TEST(test_good_values)
 	ck_assert_ptr_nonnull(strstr(r.out, "\nargs = iterations=1000 amount=5 lock=yes\n"));
 	result_free(&r);
 	free(path);
+}
+END_TEST
+
+START_TEST(test_good_kinds)
+{
+	/* Relative paths come out absolute, relative to the file's directory, not the cwd. */
+	char *path = fixture("good-kinds.conf"), *want, dir[4096];
+	struct result r;
+
+	ck_assert_int_eq(chdir("/"), 0);
+	r = check_config(path);
+	ck_assert_msg(r.status == 0, "exit %d:\n%s", r.status, r.err);
+	ck_assert_ptr_nonnull(realpath(configs_dir(), dir));
+	ck_assert_int_ne(asprintf(&want,
+				  "\n[job count-lines]\npool = main\nrun = exec:wc -l {input}\n"
+				  "args =\ninputs = %s/inputs/*.txt\nspool =\noutput = %s\n"
+				  "# count = 3: one job per input file\ntimeout = ",
+				  dir, dir),
+			 -1);
+	ck_assert_msg(strstr(r.out, want), "no\n%s\nin\n%s", want, r.out);
+	free(want);
+	ck_assert_int_ne(asprintf(&want,
+				  "\nspool = %s/spool\noutput =\n"
+				  "# count = 0: jobs come from the spool\n",
+				  dir),
+			 -1);
+	ck_assert_msg(strstr(r.out, want), "no\n%s\nin\n%s", want, r.out);
+	free(want);
+	result_free(&r);
+	free(path);
+}
+END_TEST
+
+/* Writes text to a new temp file; returns its path (malloc'd). */
+static char *temp_config(const char *text)
+{
+	char *path = strdup("/tmp/bulkhead-cli-test.XXXXXX");
+	int fd;
+
+	ck_assert_ptr_nonnull(path);
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+START_TEST(test_plugin_probe)
+{
+	/* check-config loads each plugin in a throwaway worker: what does not load is an error. */
+	const char *dir = getenv("BULKHEAD_TEST_PLUGINS");
+	static const struct {
+		unsigned line;
+		const char *text;
+	} expect[] = {
+		{ 4, "[job old] run = plugin:@/abi-old.so:outcome: @/abi-old.so was built for job "
+		     "ABI " },
+		{ 6, "[job none] run = plugin:@/no-abi.so:outcome: not a bulkhead plugin" },
+		{ 8, "[job ctor] run = plugin:@/ctor-crash.so:outcome: constructor crashed the "
+		     "probe: SIGSEGV" },
+		{ 10, "[job gone] run = plugin:@/missing.so:outcome: cannot load: @/missing.so: "
+		      "cannot open shared object file: No such file or directory" },
+		{ 12, "[job sym] run = plugin:@/outcomes.so:nope: cannot find nope" },
+	};
+	char *text, *path, *good;
+	struct result r;
+
+	if (!dir || !*dir) {
+		printf("SKIP test_plugin_probe: BULKHEAD_TEST_PLUGINS is not set\n");
+		return;
+	}
+	ck_assert_int_ne(asprintf(&text,
+				  "[job ok]\nrun = plugin:%s/outcomes.so:outcome\n"
+				  "[job old]\nrun = plugin:%s/abi-old.so:outcome\n"
+				  "[job none]\nrun = plugin:%s/no-abi.so:outcome\n"
+				  "[job ctor]\nrun = plugin:%s/ctor-crash.so:outcome\n"
+				  "[job gone]\nrun = plugin:%s/missing.so:outcome\n"
+				  "[job sym]\nrun = plugin:%s/outcomes.so:nope\n",
+				  dir, dir, dir, dir, dir, dir),
+			 -1);
+	path = temp_config(text);
+	r = check_config(path);
+	ck_assert_msg(r.status == 78, "exit %d, expected 78:\n%s", r.status, r.err);
+	ck_assert_str_eq(r.out, "");
+	ck_assert_msg(all_lines_start_with(r.err, path), "a line does not name the file:\n%s",
+		      r.err);
+	for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+		char want[2048], *prefix;
+		size_t n = 0;
+
+		/* '@' stands for the plugin directory. */
+		for (const char *t = expect[i].text; *t && n + strlen(dir) + 2 < sizeof(want);
+		     t++) {
+			if (*t == '@') {
+				memcpy(want + n, dir, strlen(dir));
+				n += strlen(dir);
+			} else {
+				want[n++] = *t;
+			}
+		}
+		want[n] = '\0';
+		ck_assert_int_ne(asprintf(&prefix, "%s:%u: ", path, expect[i].line), -1);
+		{
+			char *line = line_starting_with(r.err, prefix);
+
+			ck_assert_msg(line, "no line starting with '%s' in:\n%s", prefix, r.err);
+			ck_assert_msg(strstr(line, want), "'%s' not in: %s", want, line);
+			free(line);
+		}
+		free(prefix);
+	}
+	ck_assert_msg(!strstr(r.err, "[job ok]"), "the good plugin was refused:\n%s", r.err);
+	result_free(&r);
+	unlink(path);
+	free(path);
+	free(text);
+
+	/* The good one alone passes. */
+	ck_assert_int_ne(asprintf(&text, "[job ok]\nrun = plugin:%s/outcomes.so:outcome\n", dir),
+			 -1);
+	good = temp_config(text);
+	r = check_config(good);
+	ck_assert_msg(r.status == 0, "exit %d:\n%s", r.status, r.err);
+	result_free(&r);
+	unlink(good);
+	free(good);
+	free(text);
 }
 END_TEST
 
@@ -518,6 +655,8 @@ static Suite *config_cli_suite(void)
 	tcase_add_loop_test(tc, test_good_fixture, 0,
 			    (int)(sizeof(good_files) / sizeof(good_files[0])));
 	tcase_add_test(tc, test_good_values);
+	tcase_add_test(tc, test_good_kinds);
+	tcase_add_test(tc, test_plugin_probe);
 	tcase_add_test(tc, test_example_full);
 	tcase_add_test(tc, test_usage);
 	suite_add_tcase(s, tc);

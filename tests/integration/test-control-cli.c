@@ -885,9 +885,17 @@ START_TEST(test_submit_wait_cancel_restart)
 		ck_assert_int_eq(count_lines(r.out), 4);
 		ck_assert_ptr_nonnull(strstr(r.out, "\tcancelled\n"));
 		result_free(&r);
+		/* a running one is told to stop: it ends cancelled, or done if it finishes */
 		r = cli_ids(&d, "cancel", ids, 1);
-		expect_rc(r, 1, "cancel a running one");
-		ck_assert_ptr_nonnull(strstr(r.out, "not cancelled (running)"));
+		expect_rc(r, 0, "cancel a running one");
+		ck_assert_ptr_nonnull(strstr(r.out, "\tcancelling (running: told to stop)\n"));
+		result_free(&r);
+		r = cli_ids(&d, "wait", ids, 1);
+		ck_assert_msg(strstr(r.out, "\tcancelled") || strstr(r.out, "\tdone"), "%s", r.out);
+		result_free(&r);
+		r = cli_ids(&d, "cancel", ids, 1);
+		expect_rc(r, 1, "cancel an ended one");
+		ck_assert_ptr_nonnull(strstr(r.out, "not cancelled ("));
 		result_free(&r);
 	}
 	{	/* graceful restart of the pool: both workers come back with new pids */

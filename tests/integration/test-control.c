@@ -1588,6 +1588,156 @@ START_TEST(test_log_level)
 }
 END_TEST
 
+/* ---- exec: jobs with inputs: the jobs view, and a cancel of running jobs ---- */
+
+/* The `jobs` reply's entry for job id (ids are listed in order, from 1). */
+static json_object *job_entry(json_object *reply, int64_t id)
+{
+	json_object *jobs = jget(reply, "jobs", json_type_array);
+
+	for (size_t i = 0; i < json_object_array_length(jobs); i++)
+		if (jint(json_object_array_get_idx(jobs, i), "id") == id)
+			return json_object_array_get_idx(jobs, i);
+	ck_abort_msg("no job %lld in %.600s", (long long)id, jtext(reply));
+	return NULL;
+}
+
+START_TEST(test_exec_inputs_and_cancel_running)
+{
+	static const char *const names[] = { "a", "b", "c" };
+	struct daemon d;
+	struct conn c;
+	json_object *o;
+	char path[512];
+
+	dmn_init(&d);
+	snprintf(path, sizeof(path), "%s/in", d.dir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/in/%s", d.dir, names[i]);
+		ck_assert_int_eq(tu_write_file(path, "x\n"), 0);
+	}
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 2\n"
+			     "[job files]\nrun = exec:/bin/sh -c 'exec sleep 300' sh {input}\n"
+			     "inputs = in/*\n");
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	conn_open(&d, &c);
+	json_object_put(wait_jobs(&d, &c, "running", 2));
+
+	/* Every job shows its input; the two on threads their worker. */
+	o = call(&d, &c, "{\"command\":\"jobs\"}");
+	assert_ok(o);
+	for (int i = 0; i < 3; i++) {
+		json_object *j = job_entry(o, i + 1);
+
+		snprintf(path, sizeof(path), "%s/in/%s", d.dir, names[i]);
+		ck_assert_str_eq(jstr(j, "input"), path);
+		ck_assert_str_eq(jstr(j, "state"), i < 2 ? "running" : "queued");
+		ck_assert_str_eq(jstr(j, "worker"), "main/0");
+		ck_assert(!json_object_object_get_ex(j, "result", NULL));
+	}
+	json_object_put(o);
+
+	/* A running job told to stop: its command gets SIGTERM, and the job ends cancelled. */
+	o = call(&d, &c, "{\"command\":\"cancel\",\"ids\":[1]}");
+	assert_ok(o);
+	ck_assert_int_eq(json_object_array_length(jget(o, "cancelling", json_type_array)), 1);
+	ck_assert_int_eq(json_object_array_length(jget(o, "cancelled", json_type_array)), 0);
+	json_object_put(o);
+	json_object_put(wait_jobs(&d, &c, "cancelled", 1));
+	o = call(&d, &c, "{\"command\":\"jobs\",\"state\":\"cancelled\"}");
+	assert_ok(o);
+	ck_assert_str_eq(jstr(job_entry(o, 1), "cause"), "cancelled by request");
+	ck_assert_int_eq(jint(job_entry(o, 1), "attempts"), 0);
+	json_object_put(o);
+	/* The third takes its thread; then both go the same way. */
+	json_object_put(wait_jobs(&d, &c, "running", 2));
+	o = call(&d, &c, "{\"command\":\"cancel\",\"ids\":[2,3]}");
+	assert_ok(o);
+	ck_assert_int_eq(json_object_array_length(jget(o, "cancelling", json_type_array)), 2);
+	json_object_put(o);
+	json_object_put(wait_jobs(&d, &c, "cancelled", 3));
+	/* Ended jobs are not cancelled again. */
+	o = call(&d, &c, "{\"command\":\"cancel\",\"ids\":[1]}");
+	assert_ok(o);
+	ck_assert_int_eq(json_object_array_length(jget(o, "not_cancelled", json_type_array)), 1);
+	json_object_put(o);
+	/* It was always the same worker: the commands went, not the worker. */
+	assert_same_workers(&d);
+	conn_close(&c);
+	stop_and_free(&d);
+}
+END_TEST
+
+/* ---- plugin: results, a cancel it notices, a reload whose plugin does not load ---- */
+
+START_TEST(test_plugin_results_cancel_and_bad_reload)
+{
+	const char *dir = getenv("BULKHEAD_TEST_PLUGINS");
+	char conf[2048], bad[4096];
+	struct daemon d;
+	struct conn c;
+	json_object *o, *j;
+
+	ck_assert_ptr_nonnull(dir);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\n"
+		 "[job res]\nrun = plugin:%s/outcomes.so:outcome\nargs = do=result text=hello\n"
+		 "count = 2\n"
+		 "[job wait]\nrun = plugin:%s/outcomes.so:outcome\nargs = do=cancel-wait\n",
+		 dir, dir);
+	start(&d, conf);
+	conn_open(&d, &c);
+	json_object_put(wait_jobs(&d, &c, "done", 2));
+	json_object_put(wait_jobs(&d, &c, "running", 1));
+
+	/* The last result of each job; none for the one still running. */
+	o = call(&d, &c, "{\"command\":\"jobs\"}");
+	assert_ok(o);
+	ck_assert_str_eq(jstr(job_entry(o, 1), "result"), "hello #1");
+	ck_assert_str_eq(jstr(job_entry(o, 2), "result"), "hello #2");
+	j = job_entry(o, 3);
+	ck_assert_str_eq(jstr(j, "state"), "running");
+	ck_assert(!json_object_object_get_ex(j, "result", NULL));
+	ck_assert(!json_object_object_get_ex(j, "input", NULL));
+	json_object_put(o);
+
+	/* The job sees bulkhead_job_cancelled(), returns 3: cancelled, with its result. */
+	o = call(&d, &c, "{\"command\":\"cancel\",\"ids\":[3]}");
+	assert_ok(o);
+	ck_assert_int_eq(json_object_array_length(jget(o, "cancelling", json_type_array)), 1);
+	json_object_put(o);
+	json_object_put(wait_jobs(&d, &c, "cancelled", 1));
+	o = call(&d, &c, "{\"command\":\"jobs\",\"group\":\"wait\"}");
+	assert_ok(o);
+	j = job_entry(o, 3);
+	ck_assert_str_eq(jstr(j, "state"), "cancelled");
+	ck_assert_str_eq(jstr(j, "result"), "cancelled");
+	ck_assert_str_eq(jstr(j, "cause"), "cancelled by request");
+	json_object_put(o);
+
+	/* A reload that adds a plugin whose constructor crashes: refused, nothing changes. */
+	snprintf(bad, sizeof(bad), "%s[job boom]\nrun = plugin:%s/ctor-crash.so:outcome\n", conf,
+		 dir);
+	dmn_write_config(&d, bad);
+	o = call_within(&d, &c, "{\"command\":\"reload\"}", 30000);
+	assert_error(o, "test.conf:");
+	ck_assert_msg(strstr(jstr(o, "error"), "ctor-crash.so") &&
+			      strstr(jstr(o, "error"), "SIGSEGV"),
+		      "%s", jtext(o));
+	json_object_put(o);
+	o = call(&d, &c, "{\"command\":\"jobs\",\"group\":\"boom\"}");
+	assert_error(o, "boom");
+	json_object_put(o);
+	prompt_status(&d, &c);
+	assert_same_workers(&d);
+	dmn_write_config(&d, conf);
+	conn_close(&c);
+	stop_and_free(&d);
+}
+END_TEST
+
 static Suite *control_suite(void)
 {
 	Suite *s = suite_create("control");
@@ -1600,6 +1750,8 @@ static Suite *control_suite(void)
 	tcase_add_test(tc, test_jobs_filters);
 	tcase_add_test(tc, test_reload);
 	tcase_add_test(tc, test_log_level);
+	tcase_add_test(tc, test_exec_inputs_and_cancel_running);
+	tcase_add_test(tc, test_plugin_results_cancel_and_bad_reload);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bad-input");

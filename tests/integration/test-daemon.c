@@ -935,6 +935,35 @@ START_TEST(test_config_error_exits_78)
 		free(err);
 	}
 	assert_nothing_started(&d);
+
+	/* A plugin that does not load, or whose constructor crashes: found by the probe. */
+	{
+		static const char *const plugins[][2] = {
+			{ "abi-old.so:outcome", "ABI" },
+			{ "outcomes.so:no_such_symbol", "undefined symbol" },
+			{ "ctor-crash.so:outcome", "SIGSEGV" },
+		};
+		const char *dir = getenv("BULKHEAD_TEST_PLUGINS");
+		const char *args[] = { "-c", d.conf_path, NULL };
+		char conf[1024];
+
+		ck_assert_ptr_nonnull(dir);
+		for (size_t i = 0; i < sizeof(plugins) / sizeof(plugins[0]); i++) {
+			snprintf(conf, sizeof(conf),
+				 "[pool main]\nworkers = 1\n[job p]\nrun = plugin:%s/%s\n", dir,
+				 plugins[i][0]);
+			dmn_write_config(&d, conf);
+			rc = run_cli(&d, args, &out, &err);
+			snprintf(where, sizeof(where), "%s:4:", d.conf_path); /* run = */
+			ck_assert_msg(rc == 78, "%s: exit %d; stderr:\n%s", plugins[i][0], rc, err);
+			ck_assert_msg(strstr(err, where) && strstr(err, plugins[i][1]) &&
+					      strstr(err, dir),
+				      "%s: stderr:\n%s", plugins[i][0], err);
+			free(out);
+			free(err);
+			assert_nothing_started(&d);
+		}
+	}
 	dmn_free(&d);
 }
 END_TEST

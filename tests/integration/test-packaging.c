@@ -9,8 +9,10 @@
  *   - systemd-sysusers and systemd-tmpfiles accept their files;
  *   - the installed default config passes `bulkhead check-config`, and its control_group is
  *     the group sysusers.d creates;
- *   - bulkhead.conf(5) documents every key of config_keys[], and the man pages format
- *     without groff warnings (when groff is there).
+ *   - bulkhead.conf(5) documents every key of config_keys[], and the man pages (bulkhead-job(3)
+ *     included) format without groff warnings (when groff is there).
+ * The job API's header and bulkhead-job.pc are tested by test-plugin-build.c, which builds
+ * the example plugins against them.
  *
  * A DESTDIR is not a whole system: commands the unit runs that the OS provides, not us
  * (ExecReload=/bin/kill), are copied from the host into D so that verify can find them.
@@ -351,7 +353,7 @@ START_TEST(test_installed_files)
 		"BULKHEAD_CONFIG_PATH", "BULKHEAD_SBIN_PATH",
 	};
 	static const char *const pages[] = { "man1/bulkhead.1", "man5/bulkhead.conf.5",
-					     "man8/bulkheadd.8" };
+					     "man8/bulkheadd.8", "man3/bulkhead-job.3" };
 	char *unit, *text, *want;
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -541,7 +543,7 @@ END_TEST
 START_TEST(test_man_pages)
 {
 	static const char *const pages[] = { "man1/bulkhead.1", "man5/bulkhead.conf.5",
-					     "man8/bulkheadd.8" };
+					     "man8/bulkheadd.8", "man3/bulkhead-job.3" };
 	char *groff = find_in_path("groff"), *conf_page, *text;
 
 	/* bulkhead.conf(5) is generated from config_keys[]: every key has an entry. */

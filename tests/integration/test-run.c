@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -59,7 +60,8 @@ static pid_t start_run(struct run *r, const char *conf, const char *const *env, 
 	char path[512], report[512];
 	pid_t pid;
 
-	ck_assert_int_eq(tu_mkdtemp(&r->dir), 0);
+	if (!r->dir) /* else made by the test, with files the config names */
+		ck_assert_int_eq(tu_mkdtemp(&r->dir), 0);
 	snprintf(path, sizeof(path), "%s/test.conf", r->dir);
 	snprintf(report, sizeof(report), "%s/report.json", r->dir);
 	ck_assert_int_eq(tu_write_file(path, conf), 0);
@@ -482,6 +484,482 @@ START_TEST(test_failed_jobs_and_exit_code)
 	ck_assert_int_eq(geti(group(&r, "bad"), "failed"), 2);
 	ck_assert_int_eq(geti(r.report, "attempts"), 2 * 3 + 10);
 	assert_accounted(&r);
+	/* The report lists them: job, cause, attempts; no input (they have none). */
+	{
+		json_object *f = get(r.report, "failed");
+
+		ck_assert_int_eq(json_object_array_length(f), 2);
+		for (size_t i = 0; i < 2; i++) {
+			json_object *e = json_object_array_get_idx(f, i);
+			char want[16];
+
+			snprintf(want, sizeof(want), "bad#%zu", i + 1);
+			ck_assert_str_eq(json_object_get_string(get(e, "job")), want);
+			ck_assert_str_eq(json_object_get_string(get(e, "cause")), "status 1");
+			ck_assert_int_eq(geti(e, "attempts"), 3);
+			ck_assert_ptr_null(get(e, "input"));
+		}
+	}
+	run_free(&r);
+}
+END_TEST
+
+/* ---- exec: jobs ---- */
+
+/* A file under the run's directory, written (mode 0755 if exec). */
+static void put_file(struct run *r, const char *name, const char *content, bool exec)
+{
+	char path[1024];
+
+	snprintf(path, sizeof(path), "%s/%s", r->dir, name);
+	ck_assert_int_eq(tu_write_file(path, content), 0);
+	if (exec)
+		ck_assert_int_eq(chmod(path, 0755), 0);
+}
+
+static char *file_of(struct run *r, const char *name)
+{
+	char path[1024];
+
+	snprintf(path, sizeof(path), "%s/%s", r->dir, name);
+	return tu_read_file(path);
+}
+
+static json_object *failed_entry(struct run *r, const char *job)
+{
+	json_object *q = get(r->report, "failed");
+
+	for (size_t i = 0; q && i < json_object_array_length(q); i++) {
+		json_object *e = json_object_array_get_idx(q, i);
+
+		if (strcmp(json_object_get_string(get(e, "job")), job) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static const char *cause_of(json_object *e, const char *job)
+{
+	ck_assert_msg(e != NULL, "%s not listed in the report", job);
+	return json_object_get_string(get(e, "cause"));
+}
+
+/*
+ * Every end of an exec: job on one worker: exit 0, exit 7, killed by a signal (blamed with it,
+ * the worker lives on), a timeout that kills the command's process group (a grandchild too),
+ * a command that cannot start, and stdout/stderr to per-job files. One worker process all
+ * along: no worker died for any of it.
+ */
+START_TEST(test_exec_outcomes)
+{
+	struct run r = { 0 };
+	char conf[4096], *text, path[1024];
+	long grandchild;
+
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	snprintf(path, sizeof(path), "%s/out", r.dir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	put_file(&r, "noexec.sh", "echo no interpreter line\n", true);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 4\nkill_grace = 30s\n"
+		 "[job ok]\nrun = exec:/bin/sh -c 'exit 0'\ncount = 3\n"
+		 "[job fails]\nrun = exec:/bin/sh -c 'exit 7'\nmax_attempts = 2\nexpect = failed\n"
+		 "[job killed]\nrun = exec:/bin/sh -c 'kill -SEGV $$'\nmax_attempts = 2\n"
+		 "expect = crashed\n"
+		 "[job slow]\nrun = exec:/bin/sh -c 'sleep 300 & echo $! > {arg:dir}/grandchild; "
+		 "wait'\nargs = dir=%s\ntimeout = 500ms\nmax_attempts = 1\nexpect = timed_out\n"
+		 "[job noexec]\nrun = exec:%s/noexec.sh\nmax_attempts = 2\nexpect = failed\n"
+		 "[job out]\nrun = exec:/bin/sh -c 'echo out-{id}; echo err-{id} >&2'\n"
+		 "output = %s/out\n",
+		 r.dir, r.dir, r.dir);
+	run_config(&r, conf, NULL);
+	ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	assert_accounted(&r);
+	ck_assert_int_eq(geti(group(&r, "ok"), "done"), 3);
+	ck_assert_str_eq(cause_of(failed_entry(&r, "fails#1"), "fails#1"), "status 7");
+	ck_assert_int_eq(geti(failed_entry(&r, "fails#1"), "attempts"), 2);
+	ck_assert_str_eq(cause_of(quarantined(&r, "killed#1"), "killed#1"), "SIGSEGV");
+	ck_assert_int_eq(geti(quarantined(&r, "killed#1"), "attempts"), 2);
+	ck_assert_str_eq(cause_of(quarantined(&r, "slow#1"), "slow#1"), "timeout");
+	ck_assert_str_eq(json_object_get_string(get(quarantined(&r, "slow#1"), "state")),
+			 "timed_out");
+	ck_assert_str_eq(cause_of(failed_entry(&r, "noexec#1"), "noexec#1"),
+			 "spawn failed: Exec format error");
+	ck_assert_int_eq(geti(group(&r, "out"), "done"), 1);
+	/* The worker was never the one to go: one start, no restart, no death. */
+	ck_assert_int_eq(geti(r.report, "workers.started"), 1);
+	ck_assert_int_eq(geti(r.report, "workers.restarts"), 0);
+	ck_assert_int_eq(json_object_object_length(get(r.report, "workers.deaths")), 0);
+	/* The timeout took the whole process group: the backgrounded sleep is gone too. */
+	text = file_of(&r, "grandchild");
+	ck_assert_msg(text && (grandchild = strtol(text, NULL, 10)) > 1, "no grandchild pid");
+	ck_assert_msg(!tu_process_alive((pid_t)grandchild), "grandchild %ld survived", grandchild);
+	free(text);
+	/* Job ids: ok 1-3, fails 4, killed 5, slow 6, noexec 7, out 8. */
+	text = file_of(&r, "out/out.8.out");
+	ck_assert_msg(text && strcmp(text, "out-8\n") == 0, "stdout file: %s", text);
+	free(text);
+	text = file_of(&r, "out/out.8.err");
+	ck_assert_msg(text && strcmp(text, "err-8\n") == 0, "stderr file: %s", text);
+	free(text);
+	run_free(&r);
+}
+END_TEST
+
+/* Waits (a file's content, with a deadline of 30 s) for name under the run's dir; its pid. */
+static pid_t wait_pid_file(struct run *r, const char *name)
+{
+	int64_t deadline = tu_now_ms() + 30000;
+
+	for (;;) {
+		char *text = file_of(r, name);
+		long pid = text ? strtol(text, NULL, 10) : 0;
+
+		free(text);
+		if (pid > 1)
+			return (pid_t)pid;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "no %s within 30 s", name);
+		poll(NULL, 0, 5); /* re-read the file: waiting for a state, with a deadline */
+	}
+}
+
+/*
+ * A worker killed from outside while its exec: job runs a command with a grandchild: the
+ * master kills the command's process group, so nothing of it is left; the job runs again.
+ */
+START_TEST(test_exec_worker_death_kills_commands)
+{
+	struct run r = { 0 };
+	char conf[2048];
+	pid_t pid, workers[4], grandchild;
+	int64_t deadline;
+	int err_fd;
+
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 1\n"
+		 "[job long]\nrun = exec:/bin/sh -c 'test -e {arg:dir}/once && exit 0; "
+		 "touch {arg:dir}/once; sleep 300 & echo $! > {arg:dir}/gc; wait'\n"
+		 "args = dir=%s\n",
+		 r.dir);
+	pid = start_run(&r, conf, NULL, &err_fd);
+	grandchild = wait_pid_file(&r, "gc");
+	ck_assert_int_eq(tu_find_workers(pid, workers, 4), 1);
+	ck_assert_int_eq(kill(workers[0], SIGKILL), 0);
+	deadline = tu_now_ms() + 30000;
+	while (tu_process_alive(grandchild)) {
+		ck_assert_msg(tu_ms_left(deadline) > 0, "grandchild %d outlived its worker",
+			      (int)grandchild);
+		poll(NULL, 0, 5); /* re-check /proc: waiting for a state, with a deadline */
+	}
+	finish_run(&r, pid, err_fd);
+	ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	ck_assert_int_eq(geti(group(&r, "long"), "done"), 1);
+	ck_assert_int_eq(geti(r.report, "workers.deaths.SIGKILL"), 1);
+	ck_assert_int_eq(geti(r.report, "reruns.suspect"), 1);
+	run_free(&r);
+}
+END_TEST
+
+#define N_INPUTS 1000
+#define POISON(i) ((i) % 100 == 37) /* 10 of 1000 */
+
+/* Writes in/f0000.. in/f0999 under the run's directory, 10 of them poison. */
+static void make_inputs(struct run *r)
+{
+	char path[1024];
+
+	snprintf(path, sizeof(path), "%s/in", r->dir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	for (int i = 0; i < N_INPUTS; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "in/f%04d", i);
+		put_file(r, name, POISON(i) ? "poison\n" : "fine\n", false);
+	}
+}
+
+/* 990 done, and the 10 poison inputs quarantined and listed by path with their cause. */
+static void assert_poison_report(struct run *r, const char *group_name, const char *cause,
+				 int n_failed)
+{
+	json_object *q = get(r->report, "quarantined");
+	bool seen[N_INPUTS] = { false };
+
+	ck_assert_int_eq(geti(r->report, "jobs.total"), N_INPUTS + n_failed);
+	ck_assert_int_eq(geti(group(r, group_name), "done"), N_INPUTS - 10);
+	ck_assert_int_eq(geti(group(r, group_name), "crashed"), 10);
+	ck_assert_int_eq(json_object_array_length(q), 10);
+	for (size_t i = 0; i < 10; i++) {
+		json_object *e = json_object_array_get_idx(q, i);
+		const char *input = json_object_get_string(get(e, "input"));
+		char prefix[1024];
+		int k;
+
+		snprintf(prefix, sizeof(prefix), "%s/in/f", r->dir);
+		ck_assert_msg(input && strncmp(input, prefix, strlen(prefix)) == 0, "input %s",
+			      input ? input : "(none)");
+		k = atoi(input + strlen(prefix));
+		ck_assert_msg(POISON(k) && !seen[k], "%s quarantined", input);
+		seen[k] = true;
+		ck_assert_str_eq(json_object_get_string(get(e, "cause")), cause);
+	}
+	ck_assert_int_eq(json_object_array_length(get(r->report, "failed")), n_failed);
+	assert_accounted(r);
+}
+
+START_TEST(test_inputs_with_poison_exec)
+{
+	struct run r = { 0 };
+
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	make_inputs(&r);
+	run_config(&r,
+		   "[pool main]\nworkers = 2\nthreads = 4\n"
+		   "[job files]\nrun = exec:/bin/sh -c 'if grep -q poison \"$1\"; then kill -SEGV "
+		   "$$; fi' sh {input}\ninputs = in/*\nmax_attempts = 2\n",
+		   NULL);
+	ck_assert_msg(r.status == 1, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	assert_poison_report(&r, "files", "SIGSEGV", 0);
+	ck_assert_int_eq(json_object_object_length(get(r.report, "workers.deaths")), 0);
+	run_free(&r);
+}
+END_TEST
+
+/* ---- plugin: jobs ---- */
+
+/*
+ * Interrupted while exec: and plugin jobs run that notice the stop (their command gets
+ * SIGTERM; the plugin sees bulkhead_job_cancelled() and returns 3): they end cancelled, not
+ * blamed, not re-queued, not lost.
+ */
+START_TEST(test_interrupted_run_stops_commands_and_plugins)
+{
+	const char *dir = getenv("BULKHEAD_TEST_PLUGINS");
+	struct run r = { 0 };
+	char conf[2048];
+	pid_t pid;
+	int err_fd;
+
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\n"
+		 "[job cmd]\nrun = exec:/bin/sh -c 'echo $$ > {arg:dir}/cmd; exec sleep 300'\n"
+		 "args = dir=%s\n"
+		 "[job plug]\nrun = plugin:%s/outcomes.so:outcome\nargs = do=cancel-wait\n"
+		 "[job later]\nrun = builtin:noop\ncount = 5\n",
+		 r.dir, dir);
+	pid = start_run(&r, conf, NULL, &err_fd);
+	wait_pid_file(&r, "cmd");
+	ck_assert_int_eq(kill(pid, SIGINT), 0);
+	finish_run(&r, pid, err_fd);
+	ck_assert_int_eq(r.status, 1);
+	assert_accounted(&r);
+	ck_assert_int_eq(geti(group(&r, "cmd"), "cancelled"), 1);
+	ck_assert_int_eq(geti(group(&r, "plug"), "cancelled"), 1);
+	ck_assert_int_eq(json_object_array_length(get(r.report, "quarantined")), 0);
+	ck_assert_int_eq(json_object_array_length(get(r.report, "failed")), 0);
+	run_free(&r);
+}
+END_TEST
+
+static int run_args(const char *const *args, char **ret_err);
+
+/* "plugin:$BULKHEAD_TEST_PLUGINS/NAME.so:SYMBOL" */
+static const char *plugin_run(char *buf, size_t size, const char *name, const char *symbol)
+{
+	const char *dir = getenv("BULKHEAD_TEST_PLUGINS");
+
+	ck_assert_msg(dir && *dir, "BULKHEAD_TEST_PLUGINS is not set");
+	snprintf(buf, size, "plugin:%s/%s.so:%s", dir, name, symbol);
+	return buf;
+}
+
+static const struct {
+	const char *name; /* group, and `do` */
+	const char *args;
+	const char *cause;
+	const char *death; /* key in workers.deaths */
+} plugin_crashes[] = {
+	{ "segv", "", "SIGSEGV", "SIGSEGV" },	 { "abort", "", "SIGABRT", "SIGABRT" },
+	{ "fpe", "", "SIGFPE", "SIGFPE" },	 { "ill", "", "SIGILL", "SIGILL" },
+	{ "bus", "", "SIGBUS", "SIGBUS" },	 { "stack", "", "SIGSEGV", "SIGSEGV" },
+	{ "exit", " status=5", "exit(5)", "exit" },
+};
+
+/*
+ * A plugin's jobs of every outcome in one run, next to innocent jobs: done, failed (listed
+ * with its result), each crash blamed on its job with the real signal and quarantined after
+ * max_attempts, a hang ended by its timeout; the innocent ones all done.
+ */
+START_TEST(test_plugin_outcomes)
+{
+	char run[1024], conf[8192], key[64];
+	size_t len = 0;
+	struct run r = { 0 };
+	json_object *e;
+
+	plugin_run(run, sizeof(run), "outcomes", "outcome");
+	len += (size_t)snprintf(conf + len, sizeof(conf) - len,
+				"[pool main]\nworkers = 2\nthreads = 3\nbackoff = 10ms..100ms\n"
+				"kill_grace = 200ms\n"
+				"[job done]\nrun = %s\nargs = do=done\ncount = 20\n"
+				"[job fail]\nrun = %s\nargs = do=fail status=4\nmax_attempts = 2\n"
+				"expect = failed\n"
+				"[job result]\nrun = %s\nargs = do=result text=hello\ncount = 3\n"
+				"[job hang]\nrun = %s\nargs = do=hang\ntimeout = 300ms\n"
+				"max_attempts = 2\nexpect = timed_out\n",
+				run, run, run, run);
+	for (size_t i = 0; i < sizeof(plugin_crashes) / sizeof(plugin_crashes[0]); i++)
+		len += (size_t)snprintf(conf + len, sizeof(conf) - len,
+					"[job %s]\nrun = %s\nargs = do=%s%s\nmax_attempts = 2\n"
+					"expect = crashed\n",
+					plugin_crashes[i].name, run, plugin_crashes[i].name,
+					plugin_crashes[i].args);
+	snprintf(conf + len, sizeof(conf) - len,
+		 "[job victim]\nrun = builtin:spin\nargs = us=2000\ncount = 200\n");
+	run_config(&r, conf, NULL);
+	ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	assert_accounted(&r);
+	ck_assert_int_eq(geti(group(&r, "done"), "done"), 20);
+	ck_assert_int_eq(geti(group(&r, "result"), "done"), 3);
+	ck_assert_int_eq(geti(group(&r, "victim"), "done"), 200);
+	e = failed_entry(&r, "fail#1");
+	ck_assert_str_eq(cause_of(e, "fail#1"), "status 4");
+	ck_assert_int_eq(geti(e, "attempts"), 2);
+	ck_assert_str_eq(cause_of(quarantined(&r, "hang#1"), "hang#1"), "timeout");
+	for (size_t i = 0; i < sizeof(plugin_crashes) / sizeof(plugin_crashes[0]); i++) {
+		char job[64];
+
+		snprintf(job, sizeof(job), "%s#1", plugin_crashes[i].name);
+		e = quarantined(&r, job);
+		ck_assert_str_eq(cause_of(e, job), plugin_crashes[i].cause);
+		ck_assert_str_eq(json_object_get_string(get(e, "state")), "crashed");
+		ck_assert_int_eq(geti(e, "attempts"), 2);
+	}
+	/* Two real deaths per crash kind (stack and segv share SIGSEGV), two kills per hang. */
+	snprintf(key, sizeof(key), "workers.deaths.%s", "SIGSEGV");
+	ck_assert_int_eq(geti(r.report, key), 4);
+	ck_assert_int_eq(geti(r.report, "workers.deaths.SIGABRT"), 2);
+	ck_assert_int_eq(geti(r.report, "workers.deaths.exit"), 2);
+	ck_assert_int_eq(geti(r.report, "workers.deaths.SIGKILL"), 2);
+	ck_assert_int_eq(geti(r.report, "workers.worker_faults"), 0);
+	run_free(&r);
+}
+END_TEST
+
+/* `bulkhead run` on a config with one bad plugin: exit 78, the place and the reason. */
+static void expect_plugin_error(const char *run, const char *const *wants)
+{
+	char *dir, path[512], conf[2048], *err;
+	const char *args[] = { path, NULL };
+
+	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
+	snprintf(path, sizeof(path), "%s/plugin.conf", dir);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\n[job fine]\nrun = builtin:noop\n[job p]\nrun = %s\n",
+		 run);
+	ck_assert_int_eq(tu_write_file(path, conf), 0);
+	ck_assert_msg(run_args(args, &err) == 78, "%s: not 78; stderr:\n%s", run, tail(err));
+	ck_assert_msg(strstr(err, "plugin.conf:6:"), "%s: no place in: %s", run, err); /* run = */
+	for (size_t i = 0; wants[i]; i++)
+		ck_assert_msg(strstr(err, wants[i]), "%s: no \"%s\" in: %s", run, wants[i], err);
+	free(err);
+	ck_assert_int_eq(tu_count_zombie_children(), 0);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+/*
+ * A missing file, a missing symbol, a plugin built for another ABI or without one, and one
+ * whose constructor crashes: each a config error found by the probe (exit 78, nothing run),
+ * with the path and the loader's own words; the crash is the probe's, never the master's.
+ */
+START_TEST(test_plugin_config_errors)
+{
+	char run[1024], so[1024];
+	const char *dir = getenv("BULKHEAD_TEST_PLUGINS");
+
+	{
+		const char *wants[] = { "/nonexistent/x.so", "cannot open shared object file",
+					NULL };
+
+		expect_plugin_error("plugin:/nonexistent/x.so:outcome", wants);
+	}
+	snprintf(so, sizeof(so), "%s/outcomes.so", dir);
+	{
+		const char *wants[] = { so, "no_such_symbol", "undefined symbol", NULL };
+
+		expect_plugin_error(plugin_run(run, sizeof(run), "outcomes", "no_such_symbol"),
+				    wants);
+	}
+	snprintf(so, sizeof(so), "%s/abi-old.so", dir);
+	{
+		const char *wants[] = { so, "ABI", NULL };
+
+		expect_plugin_error(plugin_run(run, sizeof(run), "abi-old", "outcome"), wants);
+	}
+	snprintf(so, sizeof(so), "%s/no-abi.so", dir);
+	{
+		const char *wants[] = { so, "bulkhead_job_abi", NULL };
+
+		expect_plugin_error(plugin_run(run, sizeof(run), "no-abi", "outcome"), wants);
+	}
+	snprintf(so, sizeof(so), "%s/ctor-crash.so", dir);
+	{
+		const char *wants[] = { so, "constructor", "SIGSEGV", NULL };
+
+		expect_plugin_error(plugin_run(run, sizeof(run), "ctor-crash", "outcome"), wants);
+	}
+}
+END_TEST
+
+/*
+ * The fragile example plugin over 1005 files: 10 crash it (abort() in the worker, blamed on
+ * their jobs), 5 make it fail with a result; 990 done. The report lists both kinds by path.
+ */
+START_TEST(test_inputs_with_poison_plugin)
+{
+	const char *dir = getenv("BULKHEAD_TEST_PLUGINS");
+	char conf[2048], so[1024];
+	struct run r = { 0 };
+	json_object *f;
+
+	snprintf(so, sizeof(so), "%s/../examples/fragile.so", dir ? dir : ".");
+	ck_assert_msg(access(so, R_OK) == 0, "no %s", so);
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	make_inputs(&r);
+	for (int i = 0; i < N_INPUTS; i++) /* poison: a crash (the same with sanitizers) */
+		if (POISON(i)) {
+			char name[32];
+
+			snprintf(name, sizeof(name), "in/f%04d", i);
+			put_file(&r, name, "abort\n", false);
+		}
+	for (int i = 0; i < 5; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "in/g%d", i);
+		put_file(&r, name, "fail\n", false);
+	}
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 2\nthreads = 4\nbackoff = 10ms..100ms\n"
+		 "[job files]\nrun = plugin:%s:fragile\ninputs = in/*\nmax_attempts = 2\n",
+		 so);
+	run_config(&r, conf, NULL);
+	ck_assert_msg(r.status == 1, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	assert_poison_report(&r, "files", "SIGABRT", 5);
+	ck_assert_int_eq(geti(r.report, "workers.deaths.SIGABRT"), 20);
+	f = get(r.report, "failed");
+	for (size_t i = 0; i < 5; i++) {
+		json_object *e = json_object_array_get_idx(f, i);
+		char want[1024];
+
+		snprintf(want, sizeof(want), "%s/in/g%zu", r.dir, i);
+		ck_assert_str_eq(json_object_get_string(get(e, "input")), want);
+		ck_assert_str_eq(json_object_get_string(get(e, "result")), "failed on purpose");
+		ck_assert_str_eq(json_object_get_string(get(e, "cause")), "status 1");
+	}
 	run_free(&r);
 }
 END_TEST
@@ -685,6 +1163,21 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_balance_8_threads_always_zero);
 	tcase_add_test(tc, test_tls_never_leaks);
 	tcase_add_test(tc, test_failed_jobs_and_exit_code);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("exec");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_exec_outcomes);
+	tcase_add_test(tc, test_exec_worker_death_kills_commands);
+	tcase_add_test(tc, test_inputs_with_poison_exec);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("plugin");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_plugin_outcomes);
+	tcase_add_test(tc, test_plugin_config_errors);
+	tcase_add_test(tc, test_inputs_with_poison_plugin);
+	tcase_add_test(tc, test_interrupted_run_stops_commands_and_plugins);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cli");

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -31,6 +32,7 @@
 struct wk {
 	pid_t pid;
 	int sock;
+	int err; /* the worker's stderr (wk_start_capture()), else -1 */
 	uint8_t buf[BH_FRAME_MAX];
 };
 
@@ -42,9 +44,12 @@ static const char *worker_path(void)
 	return p;
 }
 
-/* Starts a worker with the given options (after --pool/--index/--threads/--master-pid). */
-static void wk_start_full(struct wk *w, const char *pool, unsigned index, unsigned threads,
-			  const char *const extra[])
+/*
+ * Starts a worker with the given options (after --pool/--index/--threads/--master-pid);
+ * capture: its stderr goes to a pipe, w->err.
+ */
+static void wk_spawn(struct wk *w, const char *pool, unsigned index, unsigned threads,
+		     const char *const extra[], bool capture)
 {
 	char idx[16], thr[16], pid[16];
 	const char *argv[32];
@@ -67,10 +72,17 @@ static void wk_start_full(struct wk *w, const char *pool, unsigned index, unsign
 	argv[n] = NULL;
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-	r = tu_spawn(argv, NULL, sv[1], NULL, NULL, &w->pid);
+	w->err = -1;
+	r = tu_spawn(argv, NULL, sv[1], NULL, capture ? &w->err : NULL, &w->pid);
 	ck_assert_msg(r == 0, "spawn %s: %s", argv[0], strerror(-r));
 	close(sv[1]);
 	w->sock = sv[0];
+}
+
+static void wk_start_full(struct wk *w, const char *pool, unsigned index, unsigned threads,
+			  const char *const extra[])
+{
+	wk_spawn(w, pool, index, threads, extra, false);
 }
 
 /* Receives and decodes one frame; fails the test on EOF, timeout or a bad frame. */
@@ -99,6 +111,14 @@ static void wk_expect_hello(struct wk *w, unsigned threads)
 static void wk_start(struct wk *w, unsigned threads)
 {
 	wk_start_full(w, "test", 0, threads, NULL);
+	wk_expect_hello(w, threads);
+}
+
+/* wk_start(), with the worker's stderr on a pipe (w->err) to read its log. */
+static void wk_start_capture(struct wk *w, unsigned threads)
+{
+	wk_spawn(w, "test", 0, threads, NULL, true);
+	ck_assert_int_ge(w->err, 0);
 	wk_expect_hello(w, threads);
 }
 
@@ -629,20 +649,25 @@ static const struct crash_case crash_cases[] = {
  * Runs noops 1..40, the crashing job 41, noops 42..80 on 2 threads: exactly one CRASH
  * frame, naming job 41; no DONE for 41, none twice; then the worker's socket closes.
  */
-static void run_crash(struct wk *w, const struct crash_case *c, const char *const extra[])
+static void run_crash_of(struct wk *w, const char *run, const struct crash_case *c,
+			 const char *const extra[])
 {
 	enum { CULPRIT = 41, LAST = 80 };
 	bool done[LAST + 1] = { false }, crashed = false;
-	char run[64];
 
-	snprintf(run, sizeof(run), "builtin:%s", c->builtin);
 	wk_start_full(w, "crash", 0, 2, extra);
 	wk_expect_hello(w, 2);
 	wk_spec(w, 0, "builtin:noop", "");
 	wk_spec(w, 1, run, c->args);
-	wk_assign(w, 1, CULPRIT - 1, 0);
-	wk_assign(w, CULPRIT, 1, 1);
-	wk_assign(w, CULPRIT + 1, LAST - CULPRIT, 0);
+	{
+		/* One frame: the worker may be dead before a second one could be sent. */
+		struct bh_batch b;
+
+		bh_batch_init(&b, scratch, sizeof(scratch), BH_FRAME_ASSIGN);
+		for (uint64_t id = 1; id <= LAST; id++)
+			ck_assert(bh_batch_add_assign(&b, id, id == CULPRIT ? 1 : 0, 0));
+		ck_assert_int_eq(tu_send_frame(w->sock, scratch, bh_batch_finish(&b)), 0);
+	}
 
 	for (;;) {
 		struct bh_frame f;
@@ -686,6 +711,14 @@ static void run_crash(struct wk *w, const struct crash_case *c, const char *cons
 	}
 	ck_assert_msg(crashed, "socket closed without a CRASH frame");
 	/* Jobs before the culprit in FIFO order were all started before it. */
+}
+
+static void run_crash(struct wk *w, const struct crash_case *c, const char *const extra[])
+{
+	char run[64];
+
+	snprintf(run, sizeof(run), "builtin:%s", c->builtin);
+	run_crash_of(w, run, c, extra);
 }
 
 START_TEST(test_crash)
@@ -809,14 +842,20 @@ START_TEST(test_stop)
 	/*
 	 * One thread: 1..3 noop, 4 sleeps 300 ms, 5..20 noop. A thread takes its next job
 	 * in the same step as it reports one, so once 1..3 are DONE job 4 is running: STOP
-	 * then lets 4 finish and report, and drops 5..20.
+	 * then lets 4 finish and report, and drops 5..20. All in one ASSIGN frame: with three,
+	 * a slow test could see DONE 1..3 before the worker even had job 4.
 	 */
 	wk_start(&w, 1);
 	wk_spec(&w, 0, "builtin:noop", "");
 	wk_spec(&w, 1, "builtin:sleep", "ms=300");
-	wk_assign(&w, 1, 3, 0);
-	wk_assign(&w, 4, 1, 1);
-	wk_assign(&w, 5, 16, 0);
+	{
+		struct bh_batch b;
+
+		bh_batch_init(&b, scratch, sizeof(scratch), BH_FRAME_ASSIGN);
+		for (uint64_t id = 1; id <= 20; id++)
+			ck_assert(bh_batch_add_assign(&b, id, id == 4 ? 1 : 0, 0));
+		ck_assert_int_eq(tu_send_frame(w.sock, scratch, bh_batch_finish(&b)), 0);
+	}
 	wk_collect(&w, 1, 3, status, NULL);
 	start = tu_now_ms();
 	ck_assert_int_eq(tu_send_stop(w.sock), 0);
@@ -927,11 +966,11 @@ static size_t bad_frame(unsigned which, uint8_t *buf)
 		return bh_encode_hello(buf, BH_FRAME_MAX, 1, 1);
 	case 3: /* DONE, also a worker's */
 		bh_batch_init(&b, buf, BH_FRAME_MAX, BH_FRAME_DONE);
-		bh_batch_add_done(&b, 1, 0, 0);
+		bh_batch_add_done(&b, 1, BH_OUTCOME_RETURNED, 0, 0);
 		return bh_batch_finish(&b);
 	case 4: /* ASSIGN naming an undefined spec */
 		bh_batch_init(&b, buf, BH_FRAME_MAX, BH_FRAME_ASSIGN);
-		bh_batch_add_assign(&b, 1, 99);
+		bh_batch_add_assign(&b, 1, 99, 0);
 		return bh_batch_finish(&b);
 	case 5: /* oversized */
 		memset(buf, 0, BH_FRAME_MAX + 100);
@@ -947,7 +986,8 @@ static size_t bad_frame(unsigned which, uint8_t *buf)
 		memcpy(buf, &h, sizeof(h));
 		return sizeof(h);
 	case 8: /* SPEC id out of range */
-		return bh_encode_spec(buf, BH_FRAME_MAX, 1u << 20, "builtin:noop", "");
+		return bh_encode_spec(buf, BH_FRAME_MAX,
+				      &(struct bh_spec){ .id = 1u << 20, .run = "builtin:noop" });
 	}
 	return 0;
 }
@@ -1036,6 +1076,723 @@ START_TEST(test_testutil_wait_and_files)
 }
 END_TEST
 
+/* --- plugins, exec jobs, inputs (protocol v3) --- */
+
+/* The path of test plugin NAME.so, built next to the tests ($BULKHEAD_TEST_PLUGINS). */
+static const char *plugin(const char *name, const char *symbol)
+{
+	static char buf[4][512];
+	static unsigned next;
+	const char *dir = getenv("BULKHEAD_TEST_PLUGINS");
+	char *b = buf[next++ % 4];
+
+	ck_assert_msg(dir && *dir, "BULKHEAD_TEST_PLUGINS is not set");
+	snprintf(b, sizeof(buf[0]), "plugin:%s/%s.so:%s", dir, name, symbol);
+	return b;
+}
+
+static void wk_spec_full(struct wk *w, uint32_t id, const char *run, const char *args,
+			 const char *name, const char *output)
+{
+	size_t n = bh_encode_spec(
+		scratch, sizeof(scratch),
+		&(struct bh_spec){
+			.id = id, .run = run, .args = args, .name = name, .output = output });
+
+	ck_assert_uint_gt(n, 0);
+	ck_assert_int_eq(tu_send_frame(w->sock, scratch, n), 0);
+}
+
+static void wk_assign_one(struct wk *w, uint64_t job, uint32_t spec, uint32_t flags)
+{
+	struct bh_batch b;
+
+	bh_batch_init(&b, scratch, sizeof(scratch), BH_FRAME_ASSIGN);
+	ck_assert(bh_batch_add_assign(&b, job, spec, flags));
+	ck_assert_int_eq(tu_send_frame(w->sock, scratch, bh_batch_finish(&b)), 0);
+}
+
+static void wk_input(struct wk *w, uint64_t job, const char *input)
+{
+	size_t n = bh_encode_input(scratch, sizeof(scratch), job, input);
+
+	ck_assert_uint_gt(n, 0);
+	ck_assert_int_eq(tu_send_frame(w->sock, scratch, n), 0);
+}
+
+static void wk_cancel(struct wk *w, uint64_t job)
+{
+	size_t n = bh_encode_cancel(scratch, sizeof(scratch), job);
+
+	ck_assert_int_eq(tu_send_frame(w->sock, scratch, n), 0);
+}
+
+/* Everything the worker said about one job, in the order it came. */
+struct job_events {
+	uint64_t id;
+	bool done;
+	struct bh_done_entry d;
+	unsigned n_results;
+	char result[BH_RESULT_MAX + 1];
+	unsigned n_progress;
+	uint32_t progress[16];
+	pid_t exec_pid;
+};
+
+static struct job_events *events_of(struct job_events *ev, size_t n, uint64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ev[i].id == id)
+			return &ev[i];
+	ck_abort_msg("a frame about job %" PRIu64 ", not one of ours", id);
+	return NULL;
+}
+
+/*
+ * Reads frames until every job of ev[0..n) has its DONE (ev[i].id set by the caller). A
+ * RESULT, PROGRESS or EXEC frame after the job's DONE fails, and so does a CRASH.
+ */
+static void wk_events(struct wk *w, struct job_events *ev, size_t n)
+{
+	size_t left = n;
+
+	while (left > 0) {
+		struct job_events *e;
+		struct bh_frame f;
+
+		wk_recv(w, &f, FRAME_TIMEOUT_MS);
+		switch (f.type) {
+		case BH_FRAME_DONE:
+			for (uint32_t i = 0; i < f.done.count; i++) {
+				struct bh_done_entry d;
+
+				bh_frame_done_entry(&f, i, &d);
+				e = events_of(ev, n, d.job_id);
+				ck_assert_msg(!e->done, "job %" PRIu64 " DONE twice", d.job_id);
+				e->done = true;
+				e->d = d;
+				left--;
+			}
+			break;
+		case BH_FRAME_RESULT:
+			e = events_of(ev, n, f.text.job_id);
+			ck_assert_msg(!e->done, "RESULT of job %" PRIu64 " after its DONE", e->id);
+			memcpy(e->result, f.text.text, f.text.len);
+			e->result[f.text.len] = '\0';
+			e->n_results++;
+			break;
+		case BH_FRAME_PROGRESS:
+			e = events_of(ev, n, f.progress.job_id);
+			ck_assert_msg(!e->done, "PROGRESS of job %" PRIu64 " after its DONE",
+				      e->id);
+			ck_assert_uint_lt(e->n_progress, 16);
+			e->progress[e->n_progress++] = f.progress.permille;
+			break;
+		case BH_FRAME_EXEC:
+			e = events_of(ev, n, f.exec.job_id);
+			ck_assert_msg(!e->done, "EXEC of job %" PRIu64 " after its DONE", e->id);
+			ck_assert_msg(e->exec_pid == 0, "two EXEC frames for job %" PRIu64, e->id);
+			e->exec_pid = f.exec.pid;
+			break;
+		default:
+			ck_abort_msg("unexpected %s frame (job %" PRIu64 ")",
+				     bh_frame_type_name(f.type),
+				     f.type == BH_FRAME_CRASH ? f.crash.job_id : 0);
+		}
+	}
+}
+
+/* Runs job `id` of spec `spec` alone and returns what happened. */
+static struct job_events wk_run1(struct wk *w, uint64_t id, uint32_t spec)
+{
+	struct job_events ev = { .id = id };
+
+	wk_assign(w, id, 1, spec);
+	wk_events(w, &ev, 1);
+	return ev;
+}
+
+/* Waits for a PROGRESS frame of job `id` (nothing else may come first). */
+static void wk_expect_progress(struct wk *w, uint64_t id)
+{
+	struct bh_frame f;
+
+	wk_recv(w, &f, FRAME_TIMEOUT_MS);
+	ck_assert_msg(f.type == BH_FRAME_PROGRESS, "expected PROGRESS, got %s",
+		      bh_frame_type_name(f.type));
+	ck_assert_uint_eq(f.progress.job_id, id);
+}
+
+/* Waits for the EXEC frame of job `id` (nothing else may come first). */
+static pid_t wk_expect_exec(struct wk *w, uint64_t id)
+{
+	struct bh_frame f;
+
+	wk_recv(w, &f, FRAME_TIMEOUT_MS);
+	ck_assert_msg(f.type == BH_FRAME_EXEC, "expected EXEC, got %s", bh_frame_type_name(f.type));
+	ck_assert_uint_eq(f.exec.job_id, id);
+	ck_assert_int_gt(f.exec.pid, 0);
+	return f.exec.pid;
+}
+
+/* STOP, EOF, exit 0; then the worker's log (if captured), malloc'd. */
+static char *wk_stop_log(struct wk *w)
+{
+	char *log = NULL;
+
+	ck_assert_int_eq(tu_send_stop(w->sock), 0);
+	ck_assert_int_eq(tu_recv_frame(w->sock, w->buf, FRAME_TIMEOUT_MS), 0);
+	if (w->err >= 0) {
+		log = tu_read_all(w->err, FRAME_TIMEOUT_MS);
+		ck_assert_ptr_nonnull(log);
+		close(w->err);
+		w->err = -1;
+	}
+	wk_expect_exit(w, 0);
+	return log;
+}
+
+START_TEST(test_plugin_returns)
+{
+	struct job_events ev;
+	struct wk w;
+
+	wk_start(&w, 2);
+	wk_spec(&w, 0, plugin("outcomes", "outcome"), "do=done");
+	wk_spec(&w, 1, plugin("outcomes", "outcome"), "do=fail status=4");
+	wk_spec(&w, 2, plugin("outcomes", "other"), "");
+	ev = wk_run1(&w, 1, 0);
+	ck_assert_int_eq(ev.d.status, 0);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_uint_eq(ev.n_results + ev.n_progress + (unsigned)ev.exec_pid, 0);
+	ev = wk_run1(&w, 2, 1);
+	ck_assert_int_eq(ev.d.status, 4);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_RETURNED);
+	ev = wk_run1(&w, 3, 2);
+	ck_assert_int_eq(ev.d.status, 42);
+	free(wk_stop_log(&w));
+}
+END_TEST
+
+/* Plugins that do not load make specs whose every job fails with 127; the worker lives. */
+START_TEST(test_plugin_bad)
+{
+	static const char *const names[][2] = {
+		{ "missing", "outcome" }, /* no such file */
+		{ "outcomes", "nope" }, /* no such symbol */
+		{ "abi-old", "outcome" }, /* built for another ABI */
+		{ "no-abi", "outcome" }, /* not a bulkhead plugin */
+	};
+	const size_t n = sizeof(names) / sizeof(names[0]);
+	struct job_events ev;
+	char *log;
+	struct wk w;
+
+	wk_start_capture(&w, 2);
+	for (uint32_t i = 0; i < n; i++)
+		wk_spec(&w, i, plugin(names[i][0], names[i][1]), "do=done");
+	wk_spec(&w, 9, "plugin:no-symbol-here", "");
+	for (uint32_t i = 0; i < n; i++) {
+		ev = wk_run1(&w, 1 + i, i);
+		ck_assert_int_eq(ev.d.status, 127);
+		ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_RETURNED);
+	}
+	ev = wk_run1(&w, 10, 9);
+	ck_assert_int_eq(ev.d.status, 127);
+	log = wk_stop_log(&w);
+	/* Each reason is logged once, with the dynamic loader's words where it has them. */
+	ck_assert_msg(strstr(log, "missing.so: cannot open shared object file"), "%s", log);
+	ck_assert_msg(strstr(log, "undefined symbol: nope"), "%s", log);
+	ck_assert_msg(strstr(log, "built for job ABI 3"), "%s", log);
+	ck_assert_msg(strstr(log, "has no bulkhead_job_abi"), "%s", log);
+	free(log);
+}
+END_TEST
+
+static const struct crash_case plugin_crash_cases[] = {
+	{ "segv", "do=segv", BH_CRASH_SIGNAL, SIGSEGV, SEGV_MAPERR, true },
+	{ "abort", "do=abort", BH_CRASH_SIGNAL, SIGABRT, SI_TKILL, false },
+	{ "fpe", "do=fpe", BH_CRASH_SIGNAL, SIGFPE, FPE_INTDIV, true },
+	{ "ill", "do=ill", BH_CRASH_SIGNAL, SIGILL, ILL_ILLOPN, true },
+	{ "bus", "do=bus", BH_CRASH_SIGNAL, SIGBUS, BUS_ADRERR, true },
+	{ "stack", "do=stack", BH_CRASH_SIGNAL, SIGSEGV, INT32_MIN, true },
+	{ "exit", "do=exit status=9", BH_CRASH_EXIT, 0, 9, false },
+};
+
+/* A plugin's crash is blamed on its job alone, exactly like a builtin's. */
+START_TEST(test_plugin_crash)
+{
+	const struct crash_case *c = &plugin_crash_cases[_i];
+	struct wk w;
+
+	run_crash_of(&w, plugin("outcomes", "outcome"), c, NULL);
+	if (c->kind == BH_CRASH_EXIT)
+		wk_expect_exit(&w, c->code);
+	else
+		wk_expect_signal(&w, c->signo);
+}
+END_TEST
+
+START_TEST(test_plugin_result)
+{
+	struct job_events ev[3] = { { .id = 7 }, { .id = 8 }, { .id = 9 } };
+	struct wk w;
+
+	wk_start(&w, 2);
+	wk_spec(&w, 0, plugin("outcomes", "outcome"), "do=result text=hello");
+	wk_spec(&w, 1, plugin("outcomes", "outcome"), "do=long-result");
+	wk_spec(&w, 2, "builtin:noop", "");
+	wk_assign(&w, 7, 1, 0);
+	wk_assign(&w, 8, 1, 1);
+	wk_assign(&w, 9, 1, 2);
+	wk_events(&w, ev, 3);
+	/* One RESULT, the last one set, before the DONE. */
+	ck_assert_uint_eq(ev[0].n_results, 1);
+	ck_assert_str_eq(ev[0].result, "hello #7");
+	ck_assert_int_eq(ev[0].d.status, 0);
+	/* Cut to 255 bytes, control characters replaced. */
+	ck_assert_uint_eq(ev[1].n_results, 1);
+	ck_assert_uint_eq(strlen(ev[1].result), BH_RESULT_MAX);
+	ck_assert(memcmp(ev[1].result, "???xxx", 6) == 0);
+	/* A job that sets none sends none. */
+	ck_assert_uint_eq(ev[2].n_results, 0);
+	free(wk_stop_log(&w));
+}
+END_TEST
+
+START_TEST(test_plugin_progress)
+{
+	struct job_events ev = { .id = 5 };
+	struct wk w;
+
+	wk_start(&w, 1);
+	wk_spec(&w, 0, plugin("outcomes", "outcome"), "do=progress");
+	wk_assign(&w, 5, 1, 0);
+	wk_events(&w, &ev, 1);
+	ck_assert_int_eq(ev.d.status, 0);
+	/*
+	 * 0.25 at once; the 100000 calls right after it are within 100 ms (on a very slow
+	 * machine one of them may get through); 0.5 after a pause; 1.0 at once, once.
+	 */
+	ck_assert_uint_ge(ev.n_progress, 3);
+	ck_assert_uint_le(ev.n_progress, 5);
+	ck_assert_uint_eq(ev.progress[0], 250);
+	ck_assert_uint_eq(ev.progress[ev.n_progress - 2], 500);
+	ck_assert_uint_eq(ev.progress[ev.n_progress - 1], 1000);
+	free(wk_stop_log(&w));
+}
+END_TEST
+
+START_TEST(test_plugin_log)
+{
+	struct job_events ev;
+	struct wk w;
+	char *log;
+
+	wk_start_capture(&w, 1);
+	wk_spec(&w, 0, plugin("outcomes", "outcome"), "do=log");
+	ev = wk_run1(&w, 31, 0);
+	ck_assert_int_eq(ev.d.status, 0);
+	log = wk_stop_log(&w);
+	ck_assert_msg(strstr(log, "job 31: plugin says error\n"), "%s", log);
+	ck_assert_msg(strstr(log, "job 31: plugin says info\n"), "%s", log);
+	ck_assert_msg(!strstr(log, "plugin says debug"), "%s", log);
+	ck_assert_msg(!strstr(log, "plugin says clamped"), "%s", log); /* 99 -> debug */
+	free(log);
+}
+END_TEST
+
+/* CANCEL of a running job, of a queued one, and of one that is gone; then STOP. */
+START_TEST(test_plugin_cancel)
+{
+	struct job_events ev[2] = { { .id = 1 }, { .id = 2 } };
+	struct job_events last = { .id = 3 };
+	struct bh_frame f;
+	struct wk w;
+
+	wk_start(&w, 1);
+	wk_spec(&w, 0, plugin("outcomes", "outcome"), "do=cancel-wait");
+	wk_spec(&w, 1, plugin("outcomes", "outcome"), "do=done");
+	/* One thread: 1 runs (and says so with a PROGRESS), 2 is queued. */
+	wk_assign(&w, 1, 2, 0);
+	wk_expect_progress(&w, 1);
+	wk_cancel(&w, 2); /* queued: it will start cancelled */
+	wk_cancel(&w, 99); /* unknown: ignored */
+	wk_expect_quiet(&w, QUIET_MS);
+	wk_cancel(&w, 1);
+	wk_events(&w, ev, 2);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(ev[i].d.status, 3);
+		ck_assert_str_eq(ev[i].result, "cancelled");
+	}
+	/* A CANCEL for a job that has ended changes nothing; the worker goes on. */
+	wk_cancel(&w, 1);
+	last = wk_run1(&w, 3, 1);
+	ck_assert_int_eq(last.d.status, 0);
+
+	/* STOP cancels what runs: the job still reports. */
+	wk_assign(&w, 4, 1, 0);
+	wk_expect_progress(&w, 4);
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_recv(&w, &f, FRAME_TIMEOUT_MS);
+	ck_assert_int_eq(f.type, BH_FRAME_RESULT);
+	wk_recv(&w, &f, FRAME_TIMEOUT_MS);
+	ck_assert_int_eq(f.type, BH_FRAME_DONE);
+	ck_assert_int_eq(tu_recv_frame(w.sock, w.buf, FRAME_TIMEOUT_MS), 0);
+	wk_expect_exit(&w, 0);
+}
+END_TEST
+
+START_TEST(test_input)
+{
+	struct job_events ev[3] = { { .id = 11 }, { .id = 12 }, { .id = 13 } };
+	struct wk w;
+
+	wk_start(&w, 2);
+	wk_spec(&w, 0, plugin("outcomes", "outcome"), "do=input input=from-args");
+	wk_spec(&w, 1, plugin("outcomes", "outcome"), "do=input");
+	/* Inputs for 11 and 13 (in another order than the ASSIGN), none for 12. */
+	wk_input(&w, 13, "/in/thirteen");
+	wk_input(&w, 11, "/in/eleven with spaces");
+	wk_assign_one(&w, 11, 0, BH_ASSIGN_INPUT);
+	wk_assign_one(&w, 12, 1, 0);
+	wk_assign_one(&w, 13, 0, BH_ASSIGN_INPUT);
+	wk_events(&w, ev, 3);
+	ck_assert_str_eq(ev[0].result, "/in/eleven with spaces");
+	ck_assert_int_eq(ev[1].d.status, 7); /* no input at all */
+	ck_assert_str_eq(ev[2].result, "/in/thirteen");
+	free(wk_stop_log(&w));
+}
+END_TEST
+
+/* Each a protocol error: the worker exits 3. */
+START_TEST(test_input_errors)
+{
+	struct wk w;
+
+	wk_start(&w, 1);
+	wk_spec(&w, 0, "builtin:noop", "");
+	switch (_i) {
+	case 0: /* ASSIGN says there is an input; there is none */
+		wk_assign_one(&w, 1, 0, BH_ASSIGN_INPUT);
+		break;
+	case 1: /* two INPUTs for one job */
+		wk_input(&w, 1, "/a");
+		wk_input(&w, 1, "/b");
+		break;
+	case 2: /* an INPUT, then an ASSIGN of that job without the flag */
+		wk_input(&w, 1, "/a");
+		wk_assign_one(&w, 1, 0, 0);
+		break;
+	case 3: /* more INPUTs waiting than one ASSIGN frame can name */
+		for (uint64_t i = 1; i <= BH_ASSIGN_MAX + 1; i++)
+			wk_input(&w, i, "/a");
+		break;
+	case 4: /* the INPUT was consumed by the first ASSIGN: not there for the second */
+		wk_input(&w, 1, "/a");
+		wk_assign_one(&w, 1, 0, BH_ASSIGN_INPUT);
+		wk_assign_one(&w, 2, 0, BH_ASSIGN_INPUT);
+		break;
+	}
+	wk_expect_exit(&w, 3);
+}
+END_TEST
+
+/* Exactly BH_ASSIGN_MAX inputs, all taken by one full ASSIGN frame: fine. */
+START_TEST(test_input_full_batch)
+{
+	struct bh_batch b;
+	struct wk w;
+	char path[32];
+
+	wk_start(&w, 4);
+	wk_spec(&w, 0, "builtin:noop", "");
+	for (uint64_t i = 1; i <= BH_ASSIGN_MAX; i++) {
+		snprintf(path, sizeof(path), "/in/%" PRIu64, i);
+		wk_input(&w, i, path);
+	}
+	bh_batch_init(&b, scratch, sizeof(scratch), BH_FRAME_ASSIGN);
+	for (uint64_t i = 1; i <= BH_ASSIGN_MAX; i++)
+		ck_assert(bh_batch_add_assign(&b, i, 0, BH_ASSIGN_INPUT));
+	ck_assert_int_eq(tu_send_frame(w.sock, scratch, bh_batch_finish(&b)), 0);
+	wk_collect(&w, 1, BH_ASSIGN_MAX, NULL, NULL);
+	/* And again: the table is empty, deletions left it consistent. */
+	wk_input(&w, BH_ASSIGN_MAX + 1, "/again");
+	wk_assign_one(&w, BH_ASSIGN_MAX + 1, 0, BH_ASSIGN_INPUT);
+	wk_collect(&w, BH_ASSIGN_MAX + 1, 1, NULL, NULL);
+	free(wk_stop_log(&w));
+}
+END_TEST
+
+/* --- exec: jobs --- */
+
+START_TEST(test_exec_exit_codes)
+{
+	struct job_events ev;
+	struct wk w;
+
+	wk_start(&w, 2);
+	wk_spec(&w, 0, "exec:/bin/sh -c 'exit 0'", "");
+	wk_spec(&w, 1, "exec:sh -c 'exit 3'", ""); /* found in PATH */
+	wk_spec(&w, 2, "exec:/bin/sh -c 'kill -9 $$'", "");
+	wk_spec(&w, 3, "exec:/nonexistent/command arg", "");
+	wk_spec(&w, 4, "exec:/bin/echo {input}", ""); /* jobs without an input cannot start */
+	wk_spec(&w, 5, "exec:/bin/echo 'unterminated", "");
+
+	ev = wk_run1(&w, 1, 0);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_int_eq(ev.d.status, 0);
+	ck_assert_int_gt(ev.exec_pid, 0);
+	ev = wk_run1(&w, 2, 1);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_int_eq(ev.d.status, 3);
+	ev = wk_run1(&w, 3, 2);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_SIGNALED);
+	ck_assert_int_eq(ev.d.status, SIGKILL);
+	ck_assert_int_gt(ev.exec_pid, 0);
+	ev = wk_run1(&w, 4, 3);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_SPAWN_FAILED);
+	ck_assert_int_eq(ev.d.status, ENOENT);
+	ck_assert_int_eq(ev.exec_pid, 0); /* nothing started, no EXEC */
+	ev = wk_run1(&w, 5, 4);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_SPAWN_FAILED);
+	ck_assert_int_eq(ev.exec_pid, 0);
+	ev = wk_run1(&w, 6, 5);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_int_eq(ev.d.status, 127);
+	/* The worker lived through all of it. */
+	ev = wk_run1(&w, 7, 0);
+	ck_assert_int_eq(ev.d.status, 0);
+	free(wk_stop_log(&w));
+	ck_assert_int_eq(tu_count_zombie_children(), 0);
+}
+END_TEST
+
+/* Placeholders, environment, output files. */
+START_TEST(test_exec_substitution)
+{
+	struct job_events ev;
+	char *dir, path[512], *out, *err, want[1024];
+	struct wk w;
+
+	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
+	wk_start(&w, 1);
+	wk_spec_full(&w, 0,
+		     "exec:/bin/sh -c 'printf \"%s|\" \"$@\" \"$BULKHEAD_JOB_ID\" "
+		     "\"$BULKHEAD_JOB_INPUT\"; echo oops >&2' sh {input} {id} {arg:color} "
+		     "x{name}.{{lit}} \"two words\"",
+		     "color=dark-blue other=1", "grp", dir);
+	wk_input(&w, 17, "/spool/in put.txt");
+	wk_assign_one(&w, 17, 0, BH_ASSIGN_INPUT);
+	ev = (struct job_events){ .id = 17 };
+	wk_events(&w, &ev, 1);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_int_eq(ev.d.status, 0);
+
+	snprintf(path, sizeof(path), "%s/grp.17.out", dir);
+	out = tu_read_file(path);
+	ck_assert_msg(out, "%s: %s", path, strerror(errno));
+	snprintf(want, sizeof(want), "%s|17|dark-blue|xgrp.{lit}|two words|17|%s|",
+		 "/spool/in put.txt", "/spool/in put.txt");
+	ck_assert_str_eq(out, want);
+	snprintf(path, sizeof(path), "%s/grp.17.err", dir);
+	err = tu_read_file(path);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(err, "oops\n");
+	free(out);
+	free(err);
+	free(wk_stop_log(&w));
+	tu_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* The command gets an empty signal mask, default dispositions, and none of our fds. */
+START_TEST(test_exec_clean_child)
+{
+	struct job_events ev;
+	char *dir, path[512], *out;
+	struct wk w;
+
+	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
+	wk_start(&w, 1);
+	wk_spec_full(&w, 0, "exec:/bin/grep -E ^Sig(Blk|Ign): /proc/self/status", "", "sig", dir);
+	wk_spec_full(&w, 1, "exec:/bin/ls -l /proc/self/fd/", "", "fds", dir);
+	ev = wk_run1(&w, 1, 0);
+	ck_assert_int_eq(ev.d.status, 0);
+	ev = wk_run1(&w, 2, 1);
+	ck_assert_int_eq(ev.d.status, 0);
+
+	snprintf(path, sizeof(path), "%s/sig.1.out", dir);
+	out = tu_read_file(path);
+	ck_assert_ptr_nonnull(out);
+	{
+		unsigned long long blk = 1, ign = 1;
+
+		ck_assert_int_eq(sscanf(out, "SigBlk:\t%llx\nSigIgn:\t%llx\n", &blk, &ign), 2);
+		ck_assert_uint_eq(blk, 0);
+		/*
+		 * glibc's posix_spawn() leaves its two internal signals (32, 33: thread
+		 * cancellation and setxid) ignored across the exec; every libc signal is at
+		 * its default.
+		 */
+		ck_assert_msg((ign & ~0x180000000ull) == 0, "ignored: %llx", ign);
+	}
+	free(out);
+	snprintf(path, sizeof(path), "%s/fds.2.out", dir);
+	out = tu_read_file(path);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_msg(!strstr(out, "socket:") && !strstr(out, "anon_inode") &&
+			      !strstr(out, "pipe:"),
+		      "the command inherited an fd:\n%s", out);
+	free(out);
+	free(wk_stop_log(&w));
+	tu_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* Without output = DIR: stdout and stderr are logged, the first 16 KiB of them. */
+START_TEST(test_exec_output_logged)
+{
+	struct job_events ev;
+	struct wk w;
+	char *log;
+	size_t lines = 0;
+
+	wk_start_capture(&w, 1);
+	wk_spec(&w, 0, "exec:/bin/sh -c 'echo hello; echo world >&2; printf tail'", "");
+	/* 2000 lines of 50 bytes: 100 kB. */
+	wk_spec(&w, 1,
+		"exec:/bin/sh -c 'i=0; while [ $i -lt 2000 ]; do "
+		"echo 0123456789012345678901234567890123456789012345678; "
+		"i=$((i+1)); done'",
+		"");
+	ev = wk_run1(&w, 1, 0);
+	ck_assert_int_eq(ev.d.status, 0);
+	ev = wk_run1(&w, 2, 1);
+	ck_assert_int_eq(ev.d.status, 0);
+	log = wk_stop_log(&w);
+	ck_assert_msg(strstr(log, "job 1: hello\n"), "%s", log);
+	ck_assert_msg(strstr(log, "job 1: world\n"), "%s", log);
+	ck_assert_msg(strstr(log, "job 1: tail\n"), "%s", log);
+	/* 16384 bytes: 327 lines of 50, and the first 34 bytes of the next one. */
+	for (char *p = log; (p = strstr(p, "job 2: 0123")); p++)
+		lines++;
+	ck_assert_uint_eq(lines, 328);
+	ck_assert_msg(strstr(log, "job 2: 0123456789012345678901234567890123\n"), "%s", log);
+	ck_assert_msg(strstr(log, "job 2: 83616 more bytes of output not logged"), "%s",
+		      strstr(log, "job 2: 0123"));
+	free(log);
+}
+END_TEST
+
+/*
+ * The command is the leader of its own process group (its pid is the group id), and its
+ * children are in that group: killing -pid ends them all. The worker lives on.
+ */
+START_TEST(test_exec_process_group)
+{
+	char *dir, fifo[512], cmd[1024], buf[32] = "";
+	struct job_events ev = { .id = 1 };
+	pid_t leader, grandchild;
+	int fd, pidfd;
+	struct wk w;
+
+	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+
+	wk_start(&w, 1);
+	snprintf(cmd, sizeof(cmd), "exec:/bin/sh -c 'sleep 1000 & echo $! > %s; wait'", fifo);
+	wk_spec(&w, 0, cmd, "");
+	wk_assign(&w, 1, 1, 0);
+	leader = wk_expect_exec(&w, 1);
+	ck_assert_int_eq(getpgid(leader), leader);
+	ck_assert_int_eq(poll(&(struct pollfd){ .fd = fd, .events = POLLIN }, 1, FRAME_TIMEOUT_MS),
+			 1);
+	ck_assert_int_gt(read(fd, buf, sizeof(buf) - 1), 0);
+	close(fd);
+	grandchild = (pid_t)atoi(buf);
+	ck_assert_int_gt(grandchild, 0);
+	ck_assert_int_eq(getpgid(grandchild), leader);
+	pidfd = (int)pidfd_open(grandchild, 0);
+	ck_assert_int_ge(pidfd, 0);
+
+	ck_assert_int_eq(kill(-leader, SIGKILL), 0);
+	ev.exec_pid = leader;
+	wk_events(&w, &ev, 1);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_SIGNALED);
+	ck_assert_int_eq(ev.d.status, SIGKILL);
+	/* The grandchild died too. */
+	ck_assert_int_eq(
+		poll(&(struct pollfd){ .fd = pidfd, .events = POLLIN }, 1, FRAME_TIMEOUT_MS), 1);
+	close(pidfd);
+	free(wk_stop_log(&w));
+	tu_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* CANCEL and STOP send SIGTERM to the command's process group. */
+START_TEST(test_exec_cancel)
+{
+	struct job_events ev = { .id = 1 };
+	struct bh_frame f;
+	pid_t pid;
+	struct wk w;
+
+	wk_start(&w, 2);
+	wk_spec(&w, 0, "exec:/bin/sleep 1000", "");
+	wk_assign(&w, 1, 1, 0);
+	pid = wk_expect_exec(&w, 1);
+	wk_cancel(&w, 1);
+	ev.exec_pid = pid;
+	wk_events(&w, &ev, 1);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_SIGNALED);
+	ck_assert_int_eq(ev.d.status, SIGTERM);
+
+	/* A job cancelled while queued starts its command and ends it at once. */
+	wk_spec(&w, 1, plugin("outcomes", "outcome"), "do=cancel-wait");
+	wk_assign(&w, 2, 2, 1); /* both threads busy... */
+	for (int i = 0; i < 2; i++) {
+		wk_recv(&w, &f, FRAME_TIMEOUT_MS);
+		ck_assert_int_eq(f.type, BH_FRAME_PROGRESS);
+	}
+	wk_assign(&w, 4, 1, 0); /* ...so this one is queued */
+	wk_cancel(&w, 4);
+	wk_cancel(&w, 2);
+	wk_cancel(&w, 3);
+	{
+		struct job_events e3[3] = { { .id = 2 }, { .id = 3 }, { .id = 4 } };
+
+		wk_events(&w, e3, 3);
+		ck_assert_uint_eq(e3[2].d.outcome, BH_OUTCOME_SIGNALED);
+		ck_assert_int_eq(e3[2].d.status, SIGTERM);
+	}
+
+	/* STOP: the running command gets SIGTERM, the job reports, the worker exits 0. */
+	wk_assign(&w, 5, 1, 0);
+	pid = wk_expect_exec(&w, 5);
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_recv(&w, &f, FRAME_TIMEOUT_MS);
+	ck_assert_int_eq(f.type, BH_FRAME_DONE);
+	{
+		struct bh_done_entry d;
+
+		bh_frame_done_entry(&f, 0, &d);
+		ck_assert_uint_eq(d.job_id, 5);
+		ck_assert_uint_eq(d.outcome, BH_OUTCOME_SIGNALED);
+		ck_assert_int_eq(d.status, SIGTERM);
+	}
+	ck_assert_int_eq(tu_recv_frame(w.sock, w.buf, FRAME_TIMEOUT_MS), 0);
+	wk_expect_exit(&w, 0);
+	ck_assert(!tu_process_alive(pid));
+}
+END_TEST
+
 static Suite *worker_suite(void)
 {
 	Suite *s = suite_create("worker");
@@ -1092,6 +1849,33 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, test_pdeathsig);
 	tcase_add_loop_test(tc, test_bad_frame, 0, 9);
 	tcase_add_test(tc, test_spec_twice);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("plugins");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_plugin_returns);
+	tcase_add_test(tc, test_plugin_bad);
+	tcase_add_loop_test(tc, test_plugin_crash, 0,
+			    sizeof(plugin_crash_cases) / sizeof(plugin_crash_cases[0]));
+	tcase_add_test(tc, test_plugin_result);
+	tcase_add_test(tc, test_plugin_progress);
+	tcase_add_test(tc, test_plugin_log);
+	tcase_add_test(tc, test_plugin_cancel);
+	tcase_add_test(tc, test_input);
+	tcase_add_loop_test(tc, test_input_errors, 0, 5);
+	tcase_add_test(tc, test_input_full_batch);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("exec");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_exec_exit_codes);
+	tcase_add_test(tc, test_exec_substitution);
+	tcase_add_test(tc, test_exec_clean_child);
+	tcase_add_test(tc, test_exec_output_logged);
+	tcase_add_test(tc, test_exec_process_group);
+	tcase_add_test(tc, test_exec_cancel);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -544,7 +544,8 @@ int tu_send_frame(int fd, const void *buf, size_t len)
 int tu_send_spec(int fd, uint32_t id, const char *run, const char *args)
 {
 	static uint8_t buf[BH_FRAME_MAX];
-	size_t n = bh_encode_spec(buf, sizeof(buf), id, run, args);
+	size_t n = bh_encode_spec(buf, sizeof(buf),
+				  &(struct bh_spec){ .id = id, .run = run, .args = args });
 
 	if (n == 0)
 		return -EINVAL;
@@ -568,7 +569,7 @@ int tu_send_assign_range(int fd, uint64_t first_id, size_t n, uint32_t spec_id)
 		int r;
 
 		bh_batch_init(&b, buf, sizeof(buf), BH_FRAME_ASSIGN);
-		while (i < n && bh_batch_add_assign(&b, first_id + i, spec_id))
+		while (i < n && bh_batch_add_assign(&b, first_id + i, spec_id, 0))
 			i++;
 		r = tu_send_frame(fd, buf, bh_batch_finish(&b));
 		if (r < 0)

@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/builtins.h"
+#include "common/strutil.h"
 #include "config/config.h"
 #include "config/keys.h"
 
@@ -131,6 +133,13 @@ static void assert_configs_equal(const struct config *a, const struct config *b)
 		ck_assert_uint_eq(g->pool, h->pool);
 		ck_assert_str_eq(g->run, h->run);
 		ck_assert_str_eq(g->args, h->args);
+		ck_assert_int_eq(g->kind, h->kind);
+		ck_assert_str_eq(g->inputs, h->inputs);
+		ck_assert_uint_eq(g->n_inputs, h->n_inputs);
+		for (unsigned j = 0; j < g->n_inputs; j++)
+			ck_assert_str_eq(g->input_paths[j], h->input_paths[j]);
+		ck_assert_str_eq(g->spool, h->spool);
+		ck_assert_str_eq(g->output, h->output);
 		ck_assert_uint_eq(g->count, h->count);
 		ck_assert_uint_eq(g->timeout, h->timeout);
 		ck_assert_uint_eq(g->max_attempts, h->max_attempts);
@@ -639,17 +648,60 @@ START_TEST(test_missing_run)
 }
 END_TEST
 
+/* ---- run kinds, inputs, spool, output: a private directory as the config's directory ---- */
+
+static char test_dir[64];
+
+/* Makes a private directory, and makes it the current one: "demo.conf" lives there. */
+static void enter_test_dir(void)
+{
+	str_printf(test_dir, sizeof(test_dir), "/tmp/bulkhead-test-config.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(test_dir));
+	ck_assert_int_eq(chdir(test_dir), 0);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void leave_test_dir(void)
+{
+	ck_assert_int_eq(chdir("/"), 0);
+	ck_assert_int_eq(nftw(test_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "we");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+/* "demo.conf:LINE: [job a] " + rest, with @DIR@ in rest replaced by the test directory. */
+static void expect_job_error(const char *text, unsigned line, const char *rest)
+{
+	char expect[1024];
+	const char *at = strstr(rest, "@DIR@");
+
+	if (at)
+		snprintf(expect, sizeof(expect), "demo.conf:%u: [job a] %.*s%s%s", line,
+			 (int)(at - rest), rest, test_dir, at + 5);
+	else
+		snprintf(expect, sizeof(expect), "demo.conf:%u: [job a] %s", line, rest);
+	expect_only_error(text, expect);
+}
+
 START_TEST(test_run_kinds)
 {
-	expect_only_error("[job a]\nrun = plugin:/x.so:job\n",
-			  "demo.conf:2: [job a] run = plugin:/x.so:job: plugin jobs are not "
-			  "supported yet");
-	expect_only_error(
-		"[job a]\nrun = exec:/bin/true\n",
-		"demo.conf:2: [job a] run = exec:/bin/true: exec jobs are not supported yet");
+	struct config *c;
+
 	expect_only_error("[job a]\nrun = /bin/true\n",
 			  "demo.conf:2: [job a] run = /bin/true: expected builtin:NAME, "
-			  "plugin:PATH:SYMBOL or exec:COMMAND");
+			  "plugin:PATH:SYMBOL or exec:COMMAND ARGS...");
 	expect_only_error("[job a]\nrun = builtin:sgev\n",
 			  "demo.conf:2: [job a] run = builtin:sgev: no such builtin (did you mean "
 			  "'builtin:segv'?)");
@@ -663,8 +715,375 @@ START_TEST(test_run_kinds)
 
 		snprintf(text, sizeof(text), "[job a]\nrun = builtin:%s\n",
 			 bh_builtin_table[i].name);
-		config_free(load_ok(text));
+		c = load_ok(text);
+		ck_assert_int_eq(c->groups[0].kind, JOB_KIND_BUILTIN);
+		config_free(c);
 	}
+	/* Where the run key is: errors about what it runs (the plugin probe) point there. */
+	c = load_ok("[job a]\ncount = 2\n\nrun = builtin:noop\n");
+	ck_assert_uint_eq(c->groups[0].line, 1);
+	ck_assert_uint_eq(c->groups[0].run_line, 4);
+	config_free(c);
+	/* Every string of a loaded group is set. */
+	c = load_ok(MINIMAL_JOB);
+	ck_assert_str_eq(c->groups[0].inputs, "");
+	ck_assert_str_eq(c->groups[0].spool, "");
+	ck_assert_str_eq(c->groups[0].output, "");
+	ck_assert_uint_eq(c->groups[0].n_inputs, 0);
+	ck_assert_uint_eq(c->groups[0].count, 1);
+	config_free(c);
+}
+END_TEST
+
+START_TEST(test_plugin)
+{
+	struct config *c;
+	char want[256];
+
+	enter_test_dir();
+	/* An absolute PATH is kept; the file's existence is the probe's business. */
+	c = load_ok("[job a]\nrun = plugin:/usr/lib/x.so:my_job\nargs = level=9 in.put=a=b\n");
+	ck_assert_int_eq(c->groups[0].kind, JOB_KIND_PLUGIN);
+	ck_assert_str_eq(c->groups[0].run, "plugin:/usr/lib/x.so:my_job");
+	ck_assert_str_eq(c->groups[0].args, "level=9 in.put=a=b");
+	assert_roundtrip(c);
+	config_free(c);
+
+	/* A relative PATH is relative to the config's directory. */
+	c = load_ok("[job a]\nrun = plugin:./plugins/x.so:_f1\n");
+	snprintf(want, sizeof(want), "plugin:%s/plugins/x.so:_f1", test_dir);
+	ck_assert_str_eq(c->groups[0].run, want);
+	assert_roundtrip(c);
+	config_free(c);
+	c = load_ok("[job a]\nrun = plugin:x.so:f\n");
+	snprintf(want, sizeof(want), "plugin:%s/x.so:f", test_dir);
+	ck_assert_str_eq(c->groups[0].run, want);
+	config_free(c);
+	/* The directory is made canonical when it exists; the file name stays. */
+	ck_assert_int_eq(mkdir("sub", 0755), 0);
+	c = load_ok("[job a]\nrun = plugin:sub/../sub/./x.so:f\n");
+	snprintf(want, sizeof(want), "plugin:%s/sub/x.so:f", test_dir);
+	ck_assert_str_eq(c->groups[0].run, want);
+	config_free(c);
+	c = load_ok("[job a]\nrun = plugin:nodir/../x.so:f\n");
+	snprintf(want, sizeof(want), "plugin:%s/nodir/../x.so:f", test_dir);
+	ck_assert_str_eq(c->groups[0].run, want);
+	config_free(c);
+	/* A ':' in PATH: SYMBOL is after the last one. */
+	c = load_ok("[job a]\nrun = plugin:/opt/a:b/x.so:f\n");
+	ck_assert_str_eq(c->groups[0].run, "plugin:/opt/a:b/x.so:f");
+	config_free(c);
+
+	expect_job_error("[job a]\nrun = plugin:/x.so\n", 2,
+			 "run = plugin:/x.so: expected plugin:PATH:SYMBOL (no ':' before SYMBOL)");
+	expect_job_error("[job a]\nrun = plugin:\n", 2,
+			 "run = plugin:: expected plugin:PATH:SYMBOL (no ':' before SYMBOL)");
+	expect_job_error("[job a]\nrun = plugin::f\n", 2,
+			 "run = plugin::f: empty PATH: expected plugin:PATH:SYMBOL");
+	expect_job_error("[job a]\nrun = plugin:/x.so:\n", 2,
+			 "run = plugin:/x.so:: empty SYMBOL: expected plugin:PATH:SYMBOL");
+	expect_job_error("[job a]\nrun = plugin:/x.so:my-job\n", 2,
+			 "run = plugin:/x.so:my-job: SYMBOL 'my-job' is not a C identifier (A-Z "
+			 "a-z 0-9 _, not starting with a digit, at most 255 characters)");
+	expect_job_error("[job a]\nrun = plugin:/x.so:1f\n", 2,
+			 "run = plugin:/x.so:1f: SYMBOL '1f' is not a C identifier (A-Z a-z 0-9 "
+			 "_, not starting with a digit, at most 255 characters)");
+	/* args are free KEY=VALUE words, not a builtin's. */
+	expect_job_error("[job a]\nrun = plugin:/x.so:f\nargs = level\n", 3,
+			 "args = level: argument 'level': expected key=value");
+	expect_job_error("[job a]\nrun = plugin:/x.so:f\nargs = a=1 b=2 a=3\n", 3,
+			 "args = a=1 b=2 a=3: argument 'a' given twice");
+	expect_job_error("[job a]\nrun = plugin:/x.so:f\nargs = a/b=1\n", 3,
+			 "args = a/b=1: argument 'a/b=1': the key must be 1..64 characters of "
+			 "A-Z a-z 0-9 _ . -");
+	expect_job_error("[job a]\nrun = plugin:/x.so:f\nargs = =1\n", 3,
+			 "args = =1: argument '=1': expected key=value");
+	leave_test_dir();
+}
+END_TEST
+
+START_TEST(test_exec)
+{
+	struct config *c;
+
+	enter_test_dir();
+	write_file("tool", "#!/bin/sh\nexit 0\n", 0755);
+	write_file("data", "x\n", 0644);
+	write_file("in1", "1\n", 0644);
+
+	c = load_ok("[job a]\nrun = exec:/bin/sh -c 'exit {arg:code}' sh {id} {name} {{x}}\n"
+		    "args = code=3\n");
+	ck_assert_int_eq(c->groups[0].kind, JOB_KIND_EXEC);
+	ck_assert_str_eq(c->groups[0].run,
+			 "exec:/bin/sh -c 'exit {arg:code}' sh {id} {name} {{x}}");
+	assert_roundtrip(c);
+	config_free(c);
+	/* A name is looked up in PATH; {input} needs inputs or spool. */
+	c = load_ok("[job a]\nrun = exec:gzip -t {input}\ninputs = in*\n");
+	ck_assert_int_eq(c->groups[0].kind, JOB_KIND_EXEC);
+	ck_assert_uint_eq(c->groups[0].count, 1);
+	config_free(c);
+	c = load_ok("[job a]\nrun = exec:cat {arg:input}\nargs = input=/etc/hostname\n");
+	config_free(c);
+	c = load_ok("[job a]\nrun = exec:\"/bin/sh\" -c \"echo \\\"{input}\\\"\"\nspool = .\n");
+	ck_assert_uint_eq(c->groups[0].count, 0);
+	config_free(c);
+
+	expect_job_error("[job a]\nrun = exec:\n", 2,
+			 "run = exec:: no command: expected exec:COMMAND ARGS...");
+	expect_job_error("[job a]\nrun = exec:   \n", 2,
+			 "run = exec:: no command: expected exec:COMMAND ARGS...");
+	expect_job_error("[job a]\nrun = exec:sh -c 'exit 1\n", 2,
+			 "run = exec:sh -c 'exit 1: unterminated ' quote: expected exec:COMMAND "
+			 "ARGS...");
+	expect_job_error("[job a]\nrun = exec:echo {inputs}\n", 2,
+			 "run = exec:echo {inputs}: unknown placeholder {inputs} (expected "
+			 "{input}, {id}, {name} or {arg:KEY}; {{ and }} for literal braces)");
+	expect_job_error("[job a]\nrun = exec:echo {input\n", 2,
+			 "run = exec:echo {input: unterminated placeholder '{' (write {{ for a "
+			 "literal one)");
+	expect_job_error("[job a]\nrun = exec:echo {input}\n", 2,
+			 "run = exec:echo {input}: no value for {input}: the group has no inputs "
+			 "or spool");
+	expect_job_error("[job a]\nrun = exec:echo {arg:level}\nargs = leve=1\n", 2,
+			 "run = exec:echo {arg:level}: no value for {arg:level}: args has no such "
+			 "key");
+	expect_job_error("[job a]\nrun = exec:{arg:tool} x\nargs = tool=/bin/true\n", 2,
+			 "run = exec:{arg:tool} x: COMMAND cannot contain placeholders (it is "
+			 "checked at load)");
+	expect_job_error("[job a]\nrun = exec:./tool\n", 2,
+			 "run = exec:./tool: COMMAND './tool' must be an absolute path or a name "
+			 "found in PATH");
+	expect_job_error("[job a]\nrun = exec:/nonexistent/tool -x\n", 2,
+			 "run = exec:/nonexistent/tool -x: COMMAND /nonexistent/tool: No such "
+			 "file or directory");
+	expect_job_error("[job a]\nrun = exec:/etc/passwd\n", 2,
+			 "run = exec:/etc/passwd: COMMAND /etc/passwd: not executable (Permission "
+			 "denied)");
+	expect_job_error("[job a]\nrun = exec:/tmp\n", 2,
+			 "run = exec:/tmp: COMMAND /tmp: not a regular file");
+	expect_job_error("[job a]\nrun = exec:no-such-command-here {id}\n", 2,
+			 "run = exec:no-such-command-here {id}: COMMAND 'no-such-command-here' "
+			 "not found in PATH");
+	/* PATH is the loader's. */
+	{
+		char path[128];
+
+		snprintf(path, sizeof(path), "/nonexistent:%s", test_dir);
+		ck_assert_int_eq(setenv("PATH", path, 1), 0);
+		config_free(load_ok("[job a]\nrun = exec:tool\n"));
+		/* Not executable: skipped in PATH. */
+		expect_job_error("[job a]\nrun = exec:data\n", 2,
+				 "run = exec:data: COMMAND 'data' not found in PATH");
+	}
+	leave_test_dir();
+}
+END_TEST
+
+START_TEST(test_inputs)
+{
+	struct config *c;
+	char want[256];
+
+	enter_test_dir();
+	ck_assert_int_eq(mkdir("in", 0755), 0);
+	ck_assert_int_eq(mkdir("in/dir.gz", 0755), 0);
+	write_file("in/b.gz", "b", 0644);
+	write_file("in/a.gz", "a", 0644);
+	write_file("in/c.gz", "c", 0644);
+	write_file("in/c.txt", "c", 0644);
+	write_file("in/.hidden.gz", "h", 0644);
+	ck_assert_int_eq(symlink("a.gz", "in/link.gz"), 0);
+	ck_assert_int_eq(symlink("missing", "in/dangling.gz"), 0);
+
+	/* Relative to the config's directory; regular files (also through links), sorted. */
+	c = load_ok("[job a]\nrun = plugin:x.so:f\ninputs = in/*.gz\n");
+	snprintf(want, sizeof(want), "%s/in/*.gz", test_dir);
+	ck_assert_str_eq(c->groups[0].inputs, want);
+	ck_assert_uint_eq(c->groups[0].n_inputs, 4);
+	ck_assert_uint_eq(c->groups[0].count, 4);
+	ck_assert_uint_eq(c->total_jobs, 4);
+	{
+		static const char *const names[] = { "a.gz", "b.gz", "c.gz", "link.gz" };
+
+		for (unsigned i = 0; i < 4; i++) {
+			snprintf(want, sizeof(want), "%s/in/%s", test_dir, names[i]);
+			ck_assert_str_eq(c->groups[0].input_paths[i], want);
+		}
+	}
+	assert_roundtrip(c);
+	config_free(c);
+
+	/* Braces; an absolute pattern; builtins take inputs too; total_jobs adds up. */
+	snprintf(want, sizeof(want),
+		 "[job a]\nrun = builtin:noop\ninputs = %s/in/{a,c}.*\n[job b]\nrun = "
+		 "builtin:noop\ncount = 5\n",
+		 test_dir);
+	c = load_ok(want);
+	ck_assert_uint_eq(c->groups[0].n_inputs, 3);
+	ck_assert_uint_eq(c->total_jobs, 8);
+	assert_roundtrip(c);
+	config_free(c);
+
+	expect_job_error("[job a]\nrun = builtin:noop\ninputs = in/*.xz\n", 3,
+			 "inputs = in/*.xz: no file matches @DIR@/in/*.xz");
+	expect_job_error("[job a]\nrun = builtin:noop\ninputs = in/dir*\n", 3,
+			 "inputs = in/dir*: no regular file matches @DIR@/in/dir* (only "
+			 "directories or other files do)");
+	expect_job_error("[job a]\nrun = builtin:noop\ninputs = in/*.gz\ncount = 3\n", 4,
+			 "count = 3: cannot be set together with inputs (count is the number of "
+			 "matching files)");
+	expect_job_error("[job a]\nrun = plugin:/x.so:f\ninputs = in/*.gz\nargs = input=/x\n", 4,
+			 "args = input=/x: argument 'input' is set for each job by inputs: leave "
+			 "it out");
+	/* "inputs =" is none: count applies. */
+	c = load_ok("[job a]\nrun = builtin:noop\ninputs =\ncount = 3\n");
+	ck_assert_uint_eq(c->groups[0].count, 3);
+	ck_assert_uint_eq(c->groups[0].n_inputs, 0);
+	ck_assert_ptr_null(c->groups[0].input_paths);
+	config_free(c);
+	leave_test_dir();
+}
+END_TEST
+
+START_TEST(test_inputs_many)
+{
+	char name[64], *text;
+	struct config *c;
+
+	enter_test_dir();
+	ck_assert_int_eq(mkdir("in", 0755), 0);
+	for (int i = 0; i < 1200; i++) {
+		snprintf(name, sizeof(name), "in/f%04d", 1199 - i);
+		write_file(name, "", 0644);
+	}
+	c = load_ok("[job a]\nrun = builtin:noop\ninputs = in/f*\n");
+	ck_assert_uint_eq(c->groups[0].count, 1200);
+	for (unsigned i = 0; i < 1200; i++) {
+		snprintf(name, sizeof(name), "/in/f%04u", i);
+		ck_assert_ptr_nonnull(strstr(c->groups[0].input_paths[i], name));
+	}
+	ck_assert_ptr_null(c->groups[0].input_paths[1200]);
+	config_free(c);
+
+	/* The files count towards CONFIG_JOBS_MAX, blamed on inputs. */
+	ck_assert_int_ne(asprintf(&text,
+				  "[job big]\nrun = builtin:noop\ncount = %d\n[job a]\nrun = "
+				  "builtin:noop\ninputs = in/f*\n",
+				  1000000),
+			 -1);
+	c = load_ok(text);
+	config_free(c);
+	free(text);
+	{
+		FILE *f;
+		size_t size = 0;
+
+		f = open_memstream(&text, &size);
+		for (int i = 0; i < 10; i++)
+			fprintf(f, "[job j%d]\nrun = builtin:noop\ncount = 1000000\n", i);
+		fputs("[job a]\nrun = builtin:noop\ninputs = in/f*\n", f);
+		fclose(f);
+		expect_job_error(text, 33,
+				 "inputs = in/f*: too many jobs in all (1200 files make 10001200 "
+				 "jobs, at most 10000000)");
+		free(text);
+	}
+	leave_test_dir();
+}
+END_TEST
+
+START_TEST(test_spool)
+{
+	struct config *c;
+	char want[256];
+
+	enter_test_dir();
+	ck_assert_int_eq(mkdir("spool", 0755), 0);
+	write_file("file", "", 0644);
+	c = load_ok("[job a]\nrun = plugin:/x.so:f\nspool = spool\n");
+	snprintf(want, sizeof(want), "%s/spool", test_dir);
+	ck_assert_str_eq(c->groups[0].spool, want);
+	ck_assert_uint_eq(c->groups[0].count, 0);
+	ck_assert_uint_eq(c->total_jobs, 0);
+	assert_roundtrip(c);
+	config_free(c);
+	c = load_ok("[job a]\nrun = builtin:noop\nspool = ./spool/\n");
+	snprintf(want, sizeof(want), "%s/spool/", test_dir);
+	ck_assert_str_eq(c->groups[0].spool, want);
+	config_free(c);
+
+	expect_job_error("[job a]\nrun = builtin:noop\nspool = nope\n", 3,
+			 "spool = nope: @DIR@/nope: No such file or directory");
+	expect_job_error("[job a]\nrun = builtin:noop\nspool = file\n", 3,
+			 "spool = file: @DIR@/file: not a directory");
+	expect_job_error("[job a]\nrun = builtin:noop\nspool = /nonexistent/spool\n", 3,
+			 "spool = /nonexistent/spool: /nonexistent/spool: No such file or "
+			 "directory");
+	expect_job_error("[job a]\nrun = builtin:noop\nspool = spool\ncount = 2\n", 4,
+			 "count = 2: cannot be set together with spool (a spool makes one job per "
+			 "file)");
+	expect_job_error("[job a]\nrun = builtin:noop\ninputs = file\nspool = spool\n", 3,
+			 "inputs = file: cannot be set together with spool (choose one)");
+	expect_job_error("[job a]\nrun = exec:cat\nspool = spool\nargs = input=x\n", 4,
+			 "args = input=x: argument 'input' is set for each job by spool: leave it "
+			 "out");
+	leave_test_dir();
+}
+END_TEST
+
+START_TEST(test_output)
+{
+	struct config *c;
+	char want[256];
+
+	enter_test_dir();
+	ck_assert_int_eq(mkdir("out", 0755), 0);
+	write_file("file", "", 0644);
+	c = load_ok("[job a]\nrun = exec:true\noutput = out\n");
+	snprintf(want, sizeof(want), "%s/out", test_dir);
+	ck_assert_str_eq(c->groups[0].output, want);
+	assert_roundtrip(c);
+	config_free(c);
+
+	expect_job_error("[job a]\nrun = builtin:noop\noutput = out\n", 3,
+			 "output = out: output is only for exec jobs (run = exec:...)");
+	expect_job_error("[job a]\nrun = plugin:/x.so:f\noutput = out\n", 3,
+			 "output = out: output is only for exec jobs (run = exec:...)");
+	expect_job_error("[job a]\nrun = exec:true\noutput = missing\n", 3,
+			 "output = missing: @DIR@/missing: No such file or directory");
+	expect_job_error("[job a]\nrun = exec:true\noutput = file\n", 3,
+			 "output = file: @DIR@/file: not a directory");
+	leave_test_dir();
+}
+END_TEST
+
+START_TEST(test_relative_to_file)
+{
+	char path[256], want[256];
+	struct config *c;
+	char *errors = NULL;
+
+	/* Loaded by path from elsewhere: relative paths follow the file, not the cwd. */
+	enter_test_dir();
+	ck_assert_int_eq(mkdir("etc", 0755), 0);
+	ck_assert_int_eq(mkdir("etc/spool", 0755), 0);
+	write_file("etc/a.in", "", 0644);
+	write_file("etc/job.conf",
+		   "[job a]\nrun = plugin:lib/x.so:f\ninputs = *.in\n[job b]\nrun = "
+		   "builtin:noop\nspool = spool\n",
+		   0644);
+	ck_assert_int_eq(chdir("/"), 0);
+	snprintf(path, sizeof(path), "%s/etc/../etc/job.conf", test_dir);
+	ck_assert_int_eq(config_load(path, &c, &errors), 0);
+	snprintf(want, sizeof(want), "plugin:%s/etc/lib/x.so:f", test_dir);
+	ck_assert_str_eq(c->groups[0].run, want);
+	snprintf(want, sizeof(want), "%s/etc/a.in", test_dir);
+	ck_assert_str_eq(c->groups[0].input_paths[0], want);
+	snprintf(want, sizeof(want), "%s/etc/spool", test_dir);
+	ck_assert_str_eq(c->groups[1].spool, want);
+	config_free(c);
+	leave_test_dir();
 }
 END_TEST
 
@@ -1187,6 +1606,7 @@ START_TEST(test_print)
 					   "memory_max = infinity\nkill_grace = 1s\n"
 					   "on_pool_failure = stop\n"));
 	ck_assert_ptr_nonnull(strstr(text, "\n[job a]\npool = main\nrun = builtin:noop\nargs =\n"
+					   "inputs =\nspool =\noutput =\n"
 					   "count = 1\ntimeout = 1min\nmax_attempts = 3\n"
 					   "expect = done\n"));
 	free(text);
@@ -1213,6 +1633,13 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_missing_pool);
 	tcase_add_test(tc, test_missing_run);
 	tcase_add_test(tc, test_run_kinds);
+	tcase_add_test(tc, test_plugin);
+	tcase_add_test(tc, test_exec);
+	tcase_add_test(tc, test_inputs);
+	tcase_add_test(tc, test_inputs_many);
+	tcase_add_test(tc, test_spool);
+	tcase_add_test(tc, test_output);
+	tcase_add_test(tc, test_relative_to_file);
 	tcase_add_test(tc, test_bad_args);
 	tcase_add_test(tc, test_crlf_bom);
 	tcase_add_test(tc, test_nul);

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -376,7 +377,7 @@ START_TEST(test_add_jobs_cancel_queued_and_end_hook)
 	uint64_t first;
 	struct job *a, *b;
 
-	ledger_set_end_hook(l, end_hook, &n_hooked);
+	ck_assert_int_eq(ledger_add_end_hook(l, end_hook, &n_hooked), 0);
 	/* Three more instances of `work` (4 already): numbered on, queued at the back. */
 	ck_assert_int_eq(ledger_add_jobs(l, 0, 3, &first), 0);
 	ck_assert_uint_eq(first, 8);
@@ -413,6 +414,236 @@ START_TEST(test_add_jobs_cancel_queued_and_end_hook)
 }
 END_TEST
 
+static int hook_order[8], n_order;
+
+static void hook_a(void *userdata, struct job *j)
+{
+	hook_order[n_order++] = 1;
+}
+
+static void hook_b(void *userdata, struct job *j)
+{
+	hook_order[n_order++] = 2;
+}
+
+START_TEST(test_end_hooks_in_order_and_removed)
+{
+	n_order = 0;
+	ck_assert_int_eq(ledger_add_end_hook(l, hook_a, NULL), 0);
+	ck_assert_int_eq(ledger_add_end_hook(l, hook_b, NULL), 0);
+	ledger_finish(l, start_next(0, false), 0);
+	ck_assert_int_eq(n_order, 2);
+	ck_assert_int_eq(hook_order[0], 1);
+	ck_assert_int_eq(hook_order[1], 2);
+	ledger_remove_end_hook(l, hook_a, NULL);
+	ledger_remove_end_hook(l, hook_a, NULL); /* not there: nothing */
+	ledger_finish(l, start_next(0, false), 0);
+	ck_assert_int_eq(n_order, 3);
+	ck_assert_int_eq(hook_order[2], 2);
+}
+END_TEST
+
+/* A group's inputs are copied: job NAME#i has input i, even after the caller's copy is gone. */
+START_TEST(test_group_inputs_deep_copied)
+{
+	struct group_config g = { .name = "files", .pool = 1, .count = 3, .max_attempts = 1,
+				  .expect = JOB_DONE };
+	char *paths[3];
+	unsigned idx;
+	uint64_t first;
+	struct job *j;
+
+	for (int i = 0; i < 3; i++) {
+		paths[i] = malloc(32);
+		snprintf(paths[i], 32, "/in/file-%d", i + 1);
+	}
+	g.run = strdup("exec:/bin/true {input}");
+	g.args = strdup("");
+	g.inputs = strdup("/in/*");
+	g.spool = strdup("");
+	g.output = strdup("/out");
+	g.input_paths = paths;
+	g.n_inputs = 3;
+	ck_assert_int_eq(ledger_add_group(l, &g, &idx), 0);
+	for (int i = 0; i < 3; i++) {
+		memset(paths[i], 'x', 31);
+		free(paths[i]);
+	}
+	free(g.run);
+	free(g.args);
+	free(g.inputs);
+	free(g.spool);
+	free(g.output);
+	ck_assert_str_eq(ledger_group(l, idx)->inputs, "/in/*");
+	ck_assert_str_eq(ledger_group(l, idx)->output, "/out");
+	ck_assert_str_eq(ledger_group(l, idx)->spool, "");
+	ck_assert_uint_eq(ledger_group(l, idx)->n_inputs, 3);
+	for (uint64_t id = 8; id <= 10; id++) {
+		char want[32];
+
+		j = ledger_job(l, id);
+		snprintf(want, sizeof(want), "/in/file-%u", j->instance);
+		ck_assert_str_eq(ledger_job_input(l, j), want);
+		ck_assert_ptr_null(j->extra); /* no allocation per job for them */
+	}
+	/* Jobs of groups without inputs, and more jobs added by count, have none. */
+	ck_assert_ptr_null(ledger_job_input(l, ledger_job(l, 1)));
+	ck_assert_int_eq(ledger_add_jobs(l, idx, 1, &first), 0);
+	ck_assert_ptr_null(ledger_job_input(l, ledger_job(l, first)));
+	/* The other string fields of a memset config (NULL) become "". */
+	ck_assert_str_eq(ledger_group(l, 0)->inputs, "");
+	ck_assert_str_eq(ledger_group(l, 0)->output, "");
+	assert_sums();
+}
+END_TEST
+
+START_TEST(test_add_input_jobs)
+{
+	char *in[] = { "/spool/a", "/spool/b b" };
+	char *bad[] = { "/ok", "" };
+	char *toolong[1];
+	uint64_t first;
+	struct job *j;
+
+	ck_assert_int_eq(ledger_add_input_jobs(l, 2, bad, 2, &first), -EINVAL);
+	toolong[0] = calloc(1, BH_INPUT_MAX + 2);
+	memset(toolong[0], 'a', BH_INPUT_MAX + 1);
+	ck_assert_int_eq(ledger_add_input_jobs(l, 2, toolong, 1, &first), -EINVAL);
+	free(toolong[0]);
+	ck_assert_uint_eq(ledger_n_jobs(l), 7); /* all or nothing */
+
+	ck_assert_int_eq(ledger_add_input_jobs(l, 2, in, 2, &first), 0);
+	ck_assert_uint_eq(first, 8);
+	ck_assert_uint_eq(ledger_group_counts(l, 2)->total, 4);
+	j = ledger_job(l, 9);
+	ck_assert_uint_eq(j->instance, 4);
+	ck_assert_ptr_ne(ledger_job_input(l, j), in[1]); /* a copy */
+	ck_assert_str_eq(ledger_job_input(l, j), "/spool/b b");
+	ck_assert_str_eq(ledger_job_input(l, ledger_job(l, 8)), "/spool/a");
+	ck_assert_uint_eq(ledger_queued(l, 1, false), 4);
+	/* A result of such a job keeps its input. */
+	ck_assert_int_eq(ledger_set_result(l, j, "ok", 2), 0);
+	ck_assert_str_eq(ledger_job_input(l, j), "/spool/b b");
+	ck_assert_int_eq(ledger_add_input_jobs(l, 2, in, 0, &first), 0);
+	assert_sums();
+}
+END_TEST
+
+START_TEST(test_result_sanitised_and_progress)
+{
+	struct job *j = start_next(0, false);
+	char long_text[400];
+
+	ck_assert_ptr_null(ledger_job_result(l, j));
+	ck_assert_int_eq(ledger_job_progress(l, j), -1);
+	ck_assert_int_eq(ledger_set_result(l, j, "a\tb\nc\x1b[31m\x7f!", 12), 0);
+	ck_assert_str_eq(ledger_job_result(l, j), "a?b?c?[31m?!");
+	ck_assert_int_eq(ledger_set_result(l, j, "second", 3), 0); /* not NUL-terminated */
+	ck_assert_str_eq(ledger_job_result(l, j), "sec");
+	memset(long_text, 'r', sizeof(long_text));
+	ck_assert_int_eq(ledger_set_result(l, j, long_text, sizeof(long_text)), 0);
+	ck_assert_uint_eq(strlen(ledger_job_result(l, j)), BH_RESULT_MAX);
+	ck_assert_int_eq(ledger_set_result(l, j, "", 0), 0);
+	ck_assert_str_eq(ledger_job_result(l, j), "");
+
+	ck_assert_int_eq(ledger_set_progress(l, j, 250), 0);
+	ck_assert_int_eq(ledger_job_progress(l, j), 250);
+	ck_assert_int_eq(ledger_set_progress(l, j, 5000), 0);
+	ck_assert_int_eq(ledger_job_progress(l, j), 1000);
+	/* Progress belongs to a run: gone when the job ends or starts again. */
+	ledger_finish(l, j, 1);
+	ck_assert_int_eq(ledger_job_progress(l, j), -1);
+	ck_assert_ptr_eq(ledger_pop(l, 0, false), ledger_job(l, 2));
+	ledger_unpop(l, ledger_job(l, 2));
+	ck_assert_str_eq(ledger_job_result(l, j), ""); /* the last result stays */
+	assert_sums();
+}
+END_TEST
+
+/* An exec: job's command killed by a signal: blamed, but not made to run alone. */
+START_TEST(test_blame_command_not_alone)
+{
+	struct job *j = ledger_job(l, 5); /* segv#1, max_attempts 2 */
+	char buf[64];
+
+	for (int i = 0; i < 4; i++)
+		ledger_start(l, ledger_pop(l, 0, false));
+	ck_assert_ptr_eq(start_next(0, false), j);
+	ledger_blame_command(l, j, CAUSE_SIGNAL, SIGSEGV);
+	ck_assert_int_eq(j->state, JOB_QUEUED);
+	ck_assert_int_eq(j->alone, 0);
+	ck_assert_uint_eq(ledger_queued(l, 0, true), 0);
+	ck_assert_ptr_eq(start_next(0, false), j);
+	ledger_blame_command(l, j, CAUSE_TIMEOUT, 0);
+	ck_assert_int_eq(j->state, JOB_TIMED_OUT);
+	ck_assert_str_eq(ledger_cause_string(j, buf, sizeof(buf)), "timeout");
+	ck_assert_uint_eq(ledger_stats(l)->culprits, 2);
+	assert_sums();
+}
+END_TEST
+
+START_TEST(test_spawn_failed_counts_attempts)
+{
+	struct job *j = start_next(0, false); /* work#1, max_attempts 3 */
+	char buf[64];
+
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(j->state, JOB_RUNNING);
+		ledger_spawn_failed(l, j, ENOENT);
+		if (i < 2) {
+			ck_assert_int_eq(j->state, JOB_QUEUED);
+			ck_assert_int_eq(j->alone, 0);
+			while (ledger_pop(l, 0, false) != j)
+				;
+			ledger_start(l, j);
+		}
+	}
+	ck_assert_int_eq(j->state, JOB_FAILED);
+	ck_assert_uint_eq(j->attempts, 3);
+	ck_assert_str_eq(ledger_cause_string(j, buf, sizeof(buf)),
+			 "spawn failed: No such file or directory");
+}
+END_TEST
+
+/* A running job cancelled by request: done if it returns 0, else cancelled, never re-run. */
+START_TEST(test_cancel_requested_running_job)
+{
+	struct job *a = start_next(0, false), *b = start_next(0, false);
+	struct job *c = start_next(0, false), *d = start_next(0, false);
+	struct job *q = ledger_job(l, 5), *e;
+
+	ledger_request_cancel(l, a);
+	ledger_request_cancel(l, b);
+	ledger_request_cancel(l, c);
+	ledger_request_cancel(l, d);
+	ledger_finish(l, a, 0);
+	ck_assert_int_eq(a->state, JOB_DONE);
+	ledger_finish(l, b, 15);
+	ck_assert_int_eq(b->state, JOB_CANCELLED);
+	ck_assert_int_eq(b->cause, CAUSE_CANCELLED);
+	ck_assert_uint_eq(b->attempts, 0);
+	/* On a worker that died for another job it is not re-queued either. */
+	ledger_bystander(l, c, true);
+	ck_assert_int_eq(c->state, JOB_CANCELLED);
+	ledger_spawn_failed(l, d, EACCES);
+	ck_assert_int_eq(d->state, JOB_CANCELLED);
+	/* Final jobs take no request. */
+	e = start_next(1, false);
+	ledger_finish(l, e, 0);
+	ledger_request_cancel(l, e);
+	ck_assert_int_eq(e->flags & JOB_CANCEL_REQUESTED, 0);
+	ck_assert_int_eq(q->state, JOB_QUEUED);
+	assert_sums();
+}
+END_TEST
+
+/* The job record stays small: it is kept for every job, for ever. */
+START_TEST(test_job_size)
+{
+	ck_assert_uint_le(sizeof(struct job), 72);
+}
+END_TEST
+
 static Suite *ledger_suite(void)
 {
 	Suite *s = suite_create("ledger");
@@ -431,6 +662,14 @@ static Suite *ledger_suite(void)
 	tcase_add_test(tc, test_cancel_and_unpop);
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_add_jobs_cancel_queued_and_end_hook);
+	tcase_add_test(tc, test_end_hooks_in_order_and_removed);
+	tcase_add_test(tc, test_group_inputs_deep_copied);
+	tcase_add_test(tc, test_add_input_jobs);
+	tcase_add_test(tc, test_result_sanitised_and_progress);
+	tcase_add_test(tc, test_blame_command_not_alone);
+	tcase_add_test(tc, test_spawn_failed_counts_attempts);
+	tcase_add_test(tc, test_cancel_requested_running_job);
+	tcase_add_test(tc, test_job_size);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -111,7 +111,7 @@ static size_t put_raw_header(uint8_t *buf, unsigned type, size_t payload)
 /* Encodes f again from its decoded form; the result must equal what was decoded. */
 static size_t reencode(const struct bh_frame *f, uint8_t *out)
 {
-	static char run[BH_SPEC_STRING_MAX + 1], args[BH_SPEC_STRING_MAX + 1];
+	static char str[4][BH_SPEC_STRING_MAX + 1], input[BH_INPUT_MAX + 1];
 	struct bh_batch b;
 
 	switch (f->type) {
@@ -123,21 +123,46 @@ static size_t reencode(const struct bh_frame *f, uint8_t *out)
 		return bh_encode_stop(out, BH_FRAME_MAX);
 	case BH_FRAME_INJECT:
 		return bh_encode_inject(out, BH_FRAME_MAX, (enum bh_inject_kind)f->inject.kind);
-	case BH_FRAME_SPEC:
-		require(f->spec.run_len <= BH_SPEC_STRING_MAX, "run_len %u", f->spec.run_len);
-		require(f->spec.args_len <= BH_SPEC_STRING_MAX, "args_len %u", f->spec.args_len);
-		memcpy(run, f->spec.run, f->spec.run_len);
-		run[f->spec.run_len] = 0;
-		memcpy(args, f->spec.args, f->spec.args_len);
-		args[f->spec.args_len] = 0;
-		return bh_encode_spec(out, BH_FRAME_MAX, f->spec.id, run, args);
+	case BH_FRAME_SPEC: {
+		const char *p[4] = { f->spec.run, f->spec.args, f->spec.name, f->spec.output };
+		uint16_t l[4] = { f->spec.run_len, f->spec.args_len, f->spec.name_len,
+				  f->spec.output_len };
+
+		for (unsigned i = 0; i < 4; i++) {
+			require(l[i] <= BH_SPEC_STRING_MAX, "string %u: %u bytes", i, l[i]);
+			memcpy(str[i], p[i], l[i]);
+			str[i][l[i]] = 0;
+		}
+		return bh_encode_spec(out, BH_FRAME_MAX,
+				      &(struct bh_spec){ .id = f->spec.id,
+							 .run = str[0],
+							 .args = str[1],
+							 .name = str[2],
+							 .output = str[3] });
+	}
+	case BH_FRAME_RESULT:
+		return bh_encode_result(out, BH_FRAME_MAX, f->text.job_id, f->text.text,
+					f->text.len);
+	case BH_FRAME_INPUT:
+		require(f->text.len <= BH_INPUT_MAX, "input of %u bytes", f->text.len);
+		memcpy(input, f->text.text, f->text.len);
+		input[f->text.len] = 0;
+		return bh_encode_input(out, BH_FRAME_MAX, f->text.job_id, input);
+	case BH_FRAME_PROGRESS:
+		return bh_encode_progress(out, BH_FRAME_MAX, f->progress.job_id,
+					  f->progress.permille);
+	case BH_FRAME_EXEC:
+		return bh_encode_exec(out, BH_FRAME_MAX, f->exec.job_id, f->exec.pid);
+	case BH_FRAME_CANCEL:
+		return bh_encode_cancel(out, BH_FRAME_MAX, f->cancel.job_id);
 	case BH_FRAME_ASSIGN:
 		bh_batch_init(&b, out, BH_FRAME_MAX, BH_FRAME_ASSIGN);
 		for (uint32_t i = 0; i < f->assign.count; i++) {
 			struct bh_assign_entry e;
 
 			bh_frame_assign_entry(f, i, &e);
-			require(bh_batch_add_assign(&b, e.job_id, e.spec_id), "entry %u", i);
+			require(bh_batch_add_assign(&b, e.job_id, e.spec_id, e.flags), "entry %u",
+				i);
 		}
 		return bh_batch_finish(&b);
 	case BH_FRAME_DONE:
@@ -146,7 +171,10 @@ static size_t reencode(const struct bh_frame *f, uint8_t *out)
 			struct bh_done_entry e;
 
 			bh_frame_done_entry(f, i, &e);
-			require(bh_batch_add_done(&b, e.job_id, e.status, e.run_usec), "entry %u", i);
+			require(e.reserved == 0, "entry %u: reserved %u", i, e.reserved);
+			require(bh_batch_add_done(&b, e.job_id, (enum bh_outcome)e.outcome,
+						  e.status, e.run_usec),
+				"entry %u", i);
 		}
 		return bh_batch_finish(&b);
 	}
@@ -169,9 +197,15 @@ static void add_batch_sample(const char *name, enum bh_frame_type type, uint32_t
 
 	bh_batch_init(&b, scratch, sizeof(scratch), type);
 	for (uint32_t i = 1; i <= n; i++) {
+		/* Entries of every ASSIGN flag and every DONE outcome. */
 		bool ok = type == BH_FRAME_ASSIGN
-				  ? bh_batch_add_assign(&b, i * 1000003ull, i % 7)
-				  : bh_batch_add_done(&b, i * 999983ull, (int32_t)i - 3, 0);
+				  ? bh_batch_add_assign(&b, i * 1000003ull, i % 7, i % 2)
+			  : i % 3 == 0 ? bh_batch_add_done(&b, i * 999983ull, BH_OUTCOME_RETURNED,
+							   (int32_t)i - 3, i)
+			  : i % 3 == 1 ? bh_batch_add_done(&b, i * 999983ull, BH_OUTCOME_SIGNALED,
+							   (int32_t)(1 + i % 64), 0)
+				       : bh_batch_add_done(&b, i * 999983ull,
+							   BH_OUTCOME_SPAWN_FAILED, 2, UINT32_MAX);
 		if (!ok)
 			abort();
 	}
@@ -192,15 +226,43 @@ static void samples_setup(void)
 	add_sample("crash-exit", BH_FRAME_CRASH, bh_encode_crash(scratch, sizeof(scratch), &ex));
 	add_sample("crash-oom", BH_FRAME_CRASH, bh_encode_crash(scratch, sizeof(scratch), &oom));
 	add_sample("spec", BH_FRAME_SPEC,
-		   bh_encode_spec(scratch, sizeof(scratch), 5, "builtin:balance",
-				  "iterations=100 amount=5"));
+		   bh_encode_spec(scratch, sizeof(scratch),
+				  &(struct bh_spec){ .id = 5,
+						     .run = "builtin:balance",
+						     .args = "iterations=100 amount=5",
+						     .name = "bank" }));
 	add_sample("spec-noargs", BH_FRAME_SPEC,
-		   bh_encode_spec(scratch, sizeof(scratch), 0, "builtin:noop", ""));
+		   bh_encode_spec(scratch, sizeof(scratch),
+				  &(struct bh_spec){ .id = 0, .run = "builtin:noop" }));
+	add_sample("spec-exec", BH_FRAME_SPEC,
+		   bh_encode_spec(scratch, sizeof(scratch),
+				  &(struct bh_spec){ .id = 9,
+						     .run = "exec:/bin/wc -l {input}",
+						     .args = "",
+						     .name = "count",
+						     .output = "/var/lib/out" }));
 	memset(big_run, 'r', BH_SPEC_STRING_MAX);
 	memset(big_args, 'a', BH_SPEC_STRING_MAX);
 	add_sample("spec-max", BH_FRAME_SPEC,
-		   bh_encode_spec(scratch, sizeof(scratch), UINT32_MAX, big_run, big_args));
+		   bh_encode_spec(scratch, sizeof(scratch),
+				  &(struct bh_spec){ .id = UINT32_MAX,
+						     .run = big_run,
+						     .args = big_args,
+						     .name = big_args,
+						     .output = big_run }));
 	add_sample("stop", BH_FRAME_STOP, bh_encode_stop(scratch, sizeof(scratch)));
+	add_sample("result", BH_FRAME_RESULT,
+		   bh_encode_result(scratch, sizeof(scratch), 17, "3 lines", 7));
+	add_sample("result-empty", BH_FRAME_RESULT,
+		   bh_encode_result(scratch, sizeof(scratch), UINT64_MAX, "", 0));
+	add_sample("input", BH_FRAME_INPUT,
+		   bh_encode_input(scratch, sizeof(scratch), 18, "/srv/in/a b.txt"));
+	add_sample("progress", BH_FRAME_PROGRESS,
+		   bh_encode_progress(scratch, sizeof(scratch), 19, 500));
+	add_sample("exec", BH_FRAME_EXEC, bh_encode_exec(scratch, sizeof(scratch), 20, 31337));
+	add_sample("cancel", BH_FRAME_CANCEL, bh_encode_cancel(scratch, sizeof(scratch), 21));
+	add_sample("inject", BH_FRAME_INJECT,
+		   bh_encode_inject(scratch, sizeof(scratch), BH_INJECT_HANG));
 	add_batch_sample("assign-1", BH_FRAME_ASSIGN, 1);
 	add_batch_sample("assign-3", BH_FRAME_ASSIGN, 3);
 	add_batch_sample("assign-max", BH_FRAME_ASSIGN, BH_ASSIGN_MAX);
@@ -278,14 +340,26 @@ START_TEST(test_crash_roundtrip)
 }
 END_TEST
 
+/* A SPEC with the given strings (NULL args/name/output: empty). */
+static size_t spec(uint8_t *buf, size_t size, uint32_t id, const char *run, const char *args,
+		   const char *name, const char *output)
+{
+	return bh_encode_spec(
+		buf, size,
+		&(struct bh_spec){
+			.id = id, .run = run, .args = args, .name = name, .output = output });
+}
+
+#define SPEC_FIXED 16u /* u32 id, 4 x u16 lengths, u32 reserved */
+
 START_TEST(test_spec_roundtrip)
 {
 	static char big[BH_SPEC_STRING_MAX + 2];
 	struct bh_frame f;
 	size_t len;
 
-	len = bh_encode_spec(scratch, sizeof(scratch), 77, "builtin:sleep", "ms=5");
-	ck_assert_uint_eq(len, HDR + 8 + 13 + 4);
+	len = spec(scratch, sizeof(scratch), 77, "builtin:sleep", "ms=5", "nap", "/out");
+	ck_assert_uint_eq(len, HDR + SPEC_FIXED + 13 + 4 + 3 + 4);
 	assert_roundtrip(scratch, len, &f);
 	ck_assert_int_eq(f.type, BH_FRAME_SPEC);
 	ck_assert_uint_eq(f.spec.id, 77);
@@ -293,33 +367,56 @@ START_TEST(test_spec_roundtrip)
 	ck_assert(memcmp(f.spec.run, "builtin:sleep", 13) == 0);
 	ck_assert_uint_eq(f.spec.args_len, 4);
 	ck_assert(memcmp(f.spec.args, "ms=5", 4) == 0);
+	ck_assert_uint_eq(f.spec.name_len, 3);
+	ck_assert(memcmp(f.spec.name, "nap", 3) == 0);
+	ck_assert_uint_eq(f.spec.output_len, 4);
+	ck_assert(memcmp(f.spec.output, "/out", 4) == 0);
 	/* Pointers point into the decoded buffer. */
-	ck_assert_ptr_eq(f.spec.run, (const char *)scratch + HDR + 8);
-	ck_assert_ptr_eq(f.spec.args, (const char *)scratch + HDR + 8 + 13);
+	ck_assert_ptr_eq(f.spec.run, (const char *)scratch + HDR + SPEC_FIXED);
+	ck_assert_ptr_eq(f.spec.args, (const char *)scratch + HDR + SPEC_FIXED + 13);
+	ck_assert_ptr_eq(f.spec.name, (const char *)scratch + HDR + SPEC_FIXED + 17);
+	ck_assert_ptr_eq(f.spec.output, (const char *)scratch + HDR + SPEC_FIXED + 20);
 
-	len = bh_encode_spec(scratch, sizeof(scratch), 0, "x", "");
+	/* NULL and "" are the same: empty. */
+	len = spec(scratch, sizeof(scratch), 0, "x", NULL, NULL, NULL);
+	ck_assert_uint_eq(len, HDR + SPEC_FIXED + 1);
 	assert_roundtrip(scratch, len, &f);
 	ck_assert_uint_eq(f.spec.run_len, 1);
 	ck_assert_uint_eq(f.spec.args_len, 0);
+	ck_assert_uint_eq(f.spec.name_len, 0);
+	ck_assert_uint_eq(f.spec.output_len, 0);
+	ck_assert_uint_eq(spec(scratch, sizeof(scratch), 0, "x", "", "", ""), len);
 
-	/* The longest strings allowed, and one more byte. */
+	/* Only output set: the others are empty and the offsets still add up. */
+	len = spec(scratch, sizeof(scratch), 3, "exec:/bin/true", "", "", "/o");
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_uint_eq(f.spec.output_len, 2);
+	ck_assert(memcmp(f.spec.output, "/o", 2) == 0);
+
+	/* The longest strings allowed (four of them still fit in a frame), and one more byte. */
 	memset(big, 'z', BH_SPEC_STRING_MAX);
 	big[BH_SPEC_STRING_MAX] = 0;
-	len = bh_encode_spec(scratch, sizeof(scratch), 1, big, big);
-	ck_assert_uint_eq(len, HDR + 8 + 2 * BH_SPEC_STRING_MAX);
+	len = spec(scratch, sizeof(scratch), 1, big, big, big, big);
+	ck_assert_uint_eq(len, HDR + SPEC_FIXED + 4 * BH_SPEC_STRING_MAX);
+	ck_assert_uint_le(len, BH_FRAME_MAX);
 	assert_roundtrip(scratch, len, &f);
 	ck_assert_uint_eq(f.spec.run_len, BH_SPEC_STRING_MAX);
 	ck_assert_uint_eq(f.spec.args_len, BH_SPEC_STRING_MAX);
+	ck_assert_uint_eq(f.spec.name_len, BH_SPEC_STRING_MAX);
+	ck_assert_uint_eq(f.spec.output_len, BH_SPEC_STRING_MAX);
 	big[BH_SPEC_STRING_MAX] = 'z';
 	big[BH_SPEC_STRING_MAX + 1] = 0;
-	ck_assert_uint_eq(bh_encode_spec(scratch, sizeof(scratch), 1, big, ""), 0);
-	ck_assert_uint_eq(bh_encode_spec(scratch, sizeof(scratch), 1, "x", big), 0);
+	ck_assert_uint_eq(spec(scratch, sizeof(scratch), 1, big, "", "", ""), 0);
+	ck_assert_uint_eq(spec(scratch, sizeof(scratch), 1, "x", big, "", ""), 0);
+	ck_assert_uint_eq(spec(scratch, sizeof(scratch), 1, "x", "", big, ""), 0);
+	ck_assert_uint_eq(spec(scratch, sizeof(scratch), 1, "x", "", "", big), 0);
 
 	/* An empty run is refused, and so is a buffer one byte too small. */
-	ck_assert_uint_eq(bh_encode_spec(scratch, sizeof(scratch), 1, "", "a=b"), 0);
-	ck_assert_uint_eq(bh_encode_spec(scratch, HDR + 8 + 3, 1, "abc", ""), HDR + 8 + 3);
-	ck_assert_uint_eq(bh_encode_spec(scratch, HDR + 8 + 2, 1, "abc", ""), 0);
-	ck_assert_uint_eq(bh_encode_spec(scratch, 0, 1, "abc", ""), 0);
+	ck_assert_uint_eq(spec(scratch, sizeof(scratch), 1, "", "a=b", "n", ""), 0);
+	ck_assert_uint_eq(spec(scratch, HDR + SPEC_FIXED + 4, 1, "abc", "", "n", ""),
+			  HDR + SPEC_FIXED + 4);
+	ck_assert_uint_eq(spec(scratch, HDR + SPEC_FIXED + 3, 1, "abc", "", "n", ""), 0);
+	ck_assert_uint_eq(spec(scratch, 0, 1, "abc", "", "", ""), 0);
 }
 END_TEST
 
@@ -336,26 +433,211 @@ START_TEST(test_stop_roundtrip)
 }
 END_TEST
 
+START_TEST(test_result_roundtrip)
+{
+	static char big[BH_RESULT_MAX + 1];
+	struct bh_frame f;
+	size_t len;
+
+	len = bh_encode_result(scratch, sizeof(scratch), 12, "42 lines", 8);
+	ck_assert_uint_eq(len, HDR + 16 + 8);
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_int_eq(f.type, BH_FRAME_RESULT);
+	ck_assert(bh_frame_from_worker(f.type));
+	ck_assert_uint_eq(f.text.job_id, 12);
+	ck_assert_uint_eq(f.text.len, 8);
+	ck_assert(memcmp(f.text.text, "42 lines", 8) == 0);
+	ck_assert_ptr_eq(f.text.text, (const char *)scratch + HDR + 16);
+
+	/* Only len bytes count: the text need not be NUL-terminated there. */
+	len = bh_encode_result(scratch, sizeof(scratch), 12, "42 lines", 2);
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_uint_eq(f.text.len, 2);
+	ck_assert(memcmp(f.text.text, "42", 2) == 0);
+
+	/* Empty is a result too (the job cleared it). */
+	len = bh_encode_result(scratch, sizeof(scratch), UINT64_MAX, "", 0);
+	ck_assert_uint_eq(len, HDR + 16);
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_uint_eq(f.text.job_id, UINT64_MAX);
+	ck_assert_uint_eq(f.text.len, 0);
+
+	/* BH_RESULT_MAX bytes and one more; job 0; a NUL inside; a buffer too small. */
+	memset(big, 'r', sizeof(big));
+	len = bh_encode_result(scratch, sizeof(scratch), 1, big, BH_RESULT_MAX);
+	ck_assert_uint_eq(len, HDR + 16 + BH_RESULT_MAX);
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_uint_eq(bh_encode_result(scratch, sizeof(scratch), 1, big, BH_RESULT_MAX + 1), 0);
+	ck_assert_uint_eq(bh_encode_result(scratch, sizeof(scratch), 0, "x", 1), 0);
+	ck_assert_uint_eq(bh_encode_result(scratch, sizeof(scratch), 1, "a\0b", 3), 0);
+	ck_assert_uint_eq(bh_encode_result(scratch, HDR + 16 + 2, 1, "abc", 3), 0);
+	ck_assert_uint_eq(bh_encode_result(scratch, HDR + 16 + 3, 1, "abc", 3), HDR + 16 + 3);
+}
+END_TEST
+
+START_TEST(test_input_roundtrip)
+{
+	static char big[BH_INPUT_MAX + 2];
+	struct bh_frame f;
+	size_t len;
+
+	len = bh_encode_input(scratch, sizeof(scratch), 5, "/srv/spool/a file");
+	ck_assert_uint_eq(len, HDR + 16 + 17);
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_int_eq(f.type, BH_FRAME_INPUT);
+	ck_assert(!bh_frame_from_worker(f.type));
+	ck_assert_uint_eq(f.text.job_id, 5);
+	ck_assert_uint_eq(f.text.len, 17);
+	ck_assert(memcmp(f.text.text, "/srv/spool/a file", 17) == 0);
+
+	/* One byte, BH_INPUT_MAX bytes; empty and one byte more are refused. */
+	len = bh_encode_input(scratch, sizeof(scratch), 5, "x");
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_uint_eq(f.text.len, 1);
+	memset(big, 'i', BH_INPUT_MAX);
+	big[BH_INPUT_MAX] = 0;
+	len = bh_encode_input(scratch, sizeof(scratch), 5, big);
+	ck_assert_uint_eq(len, HDR + 16 + BH_INPUT_MAX);
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_uint_eq(f.text.len, BH_INPUT_MAX);
+	big[BH_INPUT_MAX] = 'i';
+	big[BH_INPUT_MAX + 1] = 0;
+	ck_assert_uint_eq(bh_encode_input(scratch, sizeof(scratch), 5, big), 0);
+	ck_assert_uint_eq(bh_encode_input(scratch, sizeof(scratch), 5, ""), 0);
+	ck_assert_uint_eq(bh_encode_input(scratch, sizeof(scratch), 0, "/x"), 0);
+	ck_assert_uint_eq(bh_encode_input(scratch, HDR + 16 + 1, 5, "/x"), 0);
+	ck_assert_uint_eq(bh_encode_input(scratch, HDR + 16 + 2, 5, "/x"), HDR + 16 + 2);
+}
+END_TEST
+
+START_TEST(test_id_value_roundtrip)
+{
+	const uint32_t permilles[] = { 0, 1, 500, 999, BH_PROGRESS_MAX };
+	const int32_t pids[] = { 1, 2, 4242, INT32_MAX };
+	struct bh_frame f;
+	size_t len;
+
+	for (size_t i = 0; i < sizeof(permilles) / sizeof(permilles[0]); i++) {
+		len = bh_encode_progress(scratch, sizeof(scratch), 100 + i, permilles[i]);
+		ck_assert_uint_eq(len, HDR + 16);
+		assert_roundtrip(scratch, len, &f);
+		ck_assert_int_eq(f.type, BH_FRAME_PROGRESS);
+		ck_assert(bh_frame_from_worker(f.type));
+		ck_assert_uint_eq(f.progress.job_id, 100 + i);
+		ck_assert_uint_eq(f.progress.permille, permilles[i]);
+	}
+	ck_assert_uint_eq(bh_encode_progress(scratch, sizeof(scratch), 1, BH_PROGRESS_MAX + 1), 0);
+	ck_assert_uint_eq(bh_encode_progress(scratch, sizeof(scratch), 1, UINT32_MAX), 0);
+	ck_assert_uint_eq(bh_encode_progress(scratch, sizeof(scratch), 0, 1), 0);
+
+	for (size_t i = 0; i < sizeof(pids) / sizeof(pids[0]); i++) {
+		len = bh_encode_exec(scratch, sizeof(scratch), UINT64_MAX - i, pids[i]);
+		ck_assert_uint_eq(len, HDR + 16);
+		assert_roundtrip(scratch, len, &f);
+		ck_assert_int_eq(f.type, BH_FRAME_EXEC);
+		ck_assert(bh_frame_from_worker(f.type));
+		ck_assert_uint_eq(f.exec.job_id, UINT64_MAX - i);
+		ck_assert_int_eq(f.exec.pid, pids[i]);
+	}
+	ck_assert_uint_eq(bh_encode_exec(scratch, sizeof(scratch), 1, 0), 0);
+	ck_assert_uint_eq(bh_encode_exec(scratch, sizeof(scratch), 1, -1), 0);
+	ck_assert_uint_eq(bh_encode_exec(scratch, sizeof(scratch), 1, INT32_MIN), 0);
+	ck_assert_uint_eq(bh_encode_exec(scratch, sizeof(scratch), 0, 5), 0);
+
+	len = bh_encode_cancel(scratch, sizeof(scratch), 77);
+	ck_assert_uint_eq(len, HDR + 16);
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_int_eq(f.type, BH_FRAME_CANCEL);
+	ck_assert(!bh_frame_from_worker(f.type));
+	ck_assert_uint_eq(f.cancel.job_id, 77);
+	ck_assert_uint_eq(bh_encode_cancel(scratch, sizeof(scratch), 0), 0);
+
+	/* Exactly enough room, and one byte less. */
+	ck_assert_uint_eq(bh_encode_progress(scratch, HDR + 16, 1, 1), HDR + 16);
+	ck_assert_uint_eq(bh_encode_progress(scratch, HDR + 15, 1, 1), 0);
+	ck_assert_uint_eq(bh_encode_exec(scratch, HDR + 15, 1, 1), 0);
+	ck_assert_uint_eq(bh_encode_cancel(scratch, HDR + 15, 1), 0);
+}
+END_TEST
+
+START_TEST(test_done_outcomes_roundtrip)
+{
+	const struct bh_done_entry cases[] = {
+		{ .job_id = 1, .outcome = BH_OUTCOME_RETURNED, .status = 0, .run_usec = 5 },
+		{ .job_id = 2, .outcome = BH_OUTCOME_RETURNED, .status = -1 },
+		{ .job_id = 3, .outcome = BH_OUTCOME_RETURNED, .status = INT32_MIN },
+		{ .job_id = 4, .outcome = BH_OUTCOME_SIGNALED, .status = 1 },
+		{ .job_id = 5, .outcome = BH_OUTCOME_SIGNALED, .status = 9 },
+		{ .job_id = 6, .outcome = BH_OUTCOME_SIGNALED, .status = 64 },
+		{ .job_id = 7, .outcome = BH_OUTCOME_SPAWN_FAILED, .status = 2 },
+		{ .job_id = 8,
+		  .outcome = BH_OUTCOME_SPAWN_FAILED,
+		  .status = INT32_MAX,
+		  .run_usec = UINT32_MAX },
+	};
+	const size_t n = sizeof(cases) / sizeof(cases[0]);
+	struct bh_batch b;
+	struct bh_frame f;
+	size_t len;
+
+	bh_batch_init(&b, scratch, sizeof(scratch), BH_FRAME_DONE);
+	for (size_t i = 0; i < n; i++)
+		ck_assert(bh_batch_add_done(&b, cases[i].job_id, (enum bh_outcome)cases[i].outcome,
+					    cases[i].status, cases[i].run_usec));
+	len = bh_batch_finish(&b);
+	ck_assert_uint_eq(len, HDR + BH_BATCH_HEADER_SIZE + n * sizeof(struct bh_done_entry));
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_uint_eq(f.done.count, n);
+	for (uint32_t i = 0; i < n; i++) {
+		struct bh_done_entry e;
+
+		bh_frame_done_entry(&f, i, &e);
+		ck_assert(memcmp(&e, &cases[i], sizeof(e)) == 0);
+	}
+
+	/* ASSIGN entries keep their flags. */
+	bh_batch_init(&b, scratch, sizeof(scratch), BH_FRAME_ASSIGN);
+	ck_assert(bh_batch_add_assign(&b, 10, 1, 0));
+	ck_assert(bh_batch_add_assign(&b, 11, 2, BH_ASSIGN_INPUT));
+	len = bh_batch_finish(&b);
+	assert_roundtrip(scratch, len, &f);
+	for (uint32_t i = 0; i < 2; i++) {
+		struct bh_assign_entry e;
+
+		bh_frame_assign_entry(&f, i, &e);
+		ck_assert_uint_eq(e.job_id, 10 + i);
+		ck_assert_uint_eq(e.spec_id, 1 + i);
+		ck_assert_uint_eq(e.flags, i ? BH_ASSIGN_INPUT : 0);
+	}
+}
+END_TEST
+
 START_TEST(test_encoders_stay_in_bounds)
 {
 	static const struct bh_crash c = { .job_id = 1, .kind = BH_CRASH_SIGNAL, .signo = 11 };
 	uint8_t buf[128];
 
 	/* For every size too small, nothing is written at or past `size`. */
-	for (size_t size = 0; size < 64; size++) {
+	for (size_t size = 0; size < 96; size++) {
 		struct bh_batch b;
 
 		memset(buf, 0xa5, sizeof(buf));
 		bh_encode_hello(buf, size, 1, 1);
 		bh_encode_crash(buf, size, &c);
-		bh_encode_spec(buf, size, 1, "builtin:noop", "a=b");
+		spec(buf, size, 1, "builtin:noop", "a=b", "name", "/out");
 		bh_encode_stop(buf, size);
+		bh_encode_inject(buf, size, BH_INJECT_SEGV);
+		bh_encode_result(buf, size, 1, "result", 6);
+		bh_encode_input(buf, size, 1, "/input/path");
+		bh_encode_progress(buf, size, 1, 10);
+		bh_encode_exec(buf, size, 1, 10);
+		bh_encode_cancel(buf, size, 1);
 		bh_batch_init(&b, buf, size, BH_FRAME_ASSIGN);
-		while (bh_batch_add_assign(&b, 1, 1))
+		while (bh_batch_add_assign(&b, 1, 1, BH_ASSIGN_INPUT))
 			;
 		bh_batch_finish(&b);
 		bh_batch_init(&b, buf, size, BH_FRAME_DONE);
-		while (bh_batch_add_done(&b, 1, 1, 0))
+		while (bh_batch_add_done(&b, 1, BH_OUTCOME_SIGNALED, 9, 0))
 			;
 		bh_batch_finish(&b);
 		for (size_t i = size; i < sizeof(buf); i++)
@@ -374,19 +656,24 @@ static void batch_fill(enum bh_frame_type type, uint32_t max)
 	bh_batch_init(&b, buf, sizeof(buf), type);
 	ck_assert_uint_eq(b.max, max);
 	ck_assert_uint_eq(bh_batch_finish(&b), 0); /* empty: nothing to send */
+	size_t esz = type == BH_FRAME_ASSIGN ? sizeof(struct bh_assign_entry)
+					     : sizeof(struct bh_done_entry);
+
 	for (uint32_t i = 0; i < max; i++) {
-		bool ok = type == BH_FRAME_ASSIGN ? bh_batch_add_assign(&b, i + 1, i * 3)
-						  : bh_batch_add_done(&b, i + 1, -(int32_t)i, i * 7);
+		bool ok = type == BH_FRAME_ASSIGN
+				  ? bh_batch_add_assign(&b, i + 1, i * 3, i & BH_ASSIGN_INPUT)
+				  : bh_batch_add_done(&b, i + 1, BH_OUTCOME_RETURNED, -(int32_t)i,
+						      i * 7);
 		require(ok, "entry %u of %u refused", i, max);
 	}
-	ck_assert(!bh_batch_add_assign(&b, UINT64_MAX, 1));
-	ck_assert(!bh_batch_add_done(&b, UINT64_MAX, 1, 0));
+	ck_assert(!bh_batch_add_assign(&b, UINT64_MAX, 1, 0));
+	ck_assert(!bh_batch_add_done(&b, UINT64_MAX, BH_OUTCOME_RETURNED, 1, 0));
 	ck_assert_uint_eq(b.count, max);
 
 	len = bh_batch_finish(&b);
-	ck_assert_uint_eq(len, HDR + BH_BATCH_HEADER_SIZE + (size_t)max * 16);
+	ck_assert_uint_eq(len, HDR + BH_BATCH_HEADER_SIZE + (size_t)max * esz);
 	ck_assert_uint_le(len, BH_FRAME_MAX);
-	ck_assert_uint_gt(len + 16, BH_FRAME_MAX); /* one more entry would not fit */
+	ck_assert_uint_gt(len + esz, BH_FRAME_MAX); /* one more entry would not fit */
 	assert_roundtrip(buf, len, &f);
 	ck_assert_int_eq(f.type, type);
 	for (uint32_t i = 0; i < max; i++) {
@@ -394,13 +681,16 @@ static void batch_fill(enum bh_frame_type type, uint32_t max)
 			struct bh_assign_entry e;
 
 			bh_frame_assign_entry(&f, i, &e);
-			require(e.job_id == i + 1 && e.spec_id == i * 3 && e.flags == 0,
+			require(e.job_id == i + 1 && e.spec_id == i * 3 &&
+					e.flags == (i & BH_ASSIGN_INPUT),
 				"assign entry %u", i);
 		} else {
 			struct bh_done_entry e;
 
 			bh_frame_done_entry(&f, i, &e);
-			require(e.job_id == i + 1 && e.status == -(int32_t)i && e.run_usec == i * 7,
+			require(e.job_id == i + 1 && e.status == -(int32_t)i &&
+					e.run_usec == i * 7 && e.outcome == BH_OUTCOME_RETURNED &&
+					e.reserved == 0,
 				"done entry %u", i);
 		}
 	}
@@ -422,7 +712,7 @@ END_TEST
 START_TEST(test_batch_small_buffers)
 {
 	static uint8_t big[2 * BH_FRAME_MAX];
-	uint8_t buf[HDR + BH_BATCH_HEADER_SIZE + 3 * 16 + 5];
+	uint8_t buf[HDR + BH_BATCH_HEADER_SIZE + 3 * sizeof(struct bh_done_entry) + 5];
 	struct bh_batch b;
 	struct bh_frame f;
 	size_t len;
@@ -430,10 +720,10 @@ START_TEST(test_batch_small_buffers)
 	/* Room for exactly three entries. */
 	bh_batch_init(&b, buf, sizeof(buf), BH_FRAME_DONE);
 	ck_assert_uint_eq(b.max, 3);
-	ck_assert(bh_batch_add_done(&b, 1, 0, 0));
-	ck_assert(bh_batch_add_done(&b, 2, 1, 0));
-	ck_assert(bh_batch_add_done(&b, 3, -1, 0));
-	ck_assert(!bh_batch_add_done(&b, 4, 0, 0));
+	ck_assert(bh_batch_add_done(&b, 1, BH_OUTCOME_RETURNED, 0, 0));
+	ck_assert(bh_batch_add_done(&b, 2, BH_OUTCOME_SIGNALED, 9, 0));
+	ck_assert(bh_batch_add_done(&b, 3, BH_OUTCOME_SPAWN_FAILED, 2, 0));
+	ck_assert(!bh_batch_add_done(&b, 4, BH_OUTCOME_RETURNED, 0, 0));
 	len = bh_batch_finish(&b);
 	assert_roundtrip(buf, len, &f);
 	ck_assert_uint_eq(f.done.count, 3);
@@ -441,7 +731,7 @@ START_TEST(test_batch_small_buffers)
 	/* Too small for even the batch header: nothing fits, nothing is sent. */
 	bh_batch_init(&b, buf, HDR + BH_BATCH_HEADER_SIZE - 1, BH_FRAME_ASSIGN);
 	ck_assert_uint_eq(b.max, 0);
-	ck_assert(!bh_batch_add_assign(&b, 1, 1));
+	ck_assert(!bh_batch_add_assign(&b, 1, 1, 0));
 	ck_assert_uint_eq(bh_batch_finish(&b), 0);
 	bh_batch_init(&b, buf, HDR + BH_BATCH_HEADER_SIZE, BH_FRAME_ASSIGN);
 	ck_assert_uint_eq(b.max, 0);
@@ -452,7 +742,7 @@ START_TEST(test_batch_small_buffers)
 
 	/* A batch can be re-initialised and reused after it was sent. */
 	bh_batch_init(&b, buf, sizeof(buf), BH_FRAME_ASSIGN);
-	ck_assert(bh_batch_add_assign(&b, 99, 5));
+	ck_assert(bh_batch_add_assign(&b, 99, 5, 0));
 	len = bh_batch_finish(&b);
 	assert_roundtrip(buf, len, &f);
 	ck_assert_uint_eq(f.assign.count, 1);
@@ -480,8 +770,14 @@ START_TEST(test_type_names_and_direction)
 	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_SPEC), "SPEC");
 	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_ASSIGN), "ASSIGN");
 	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_STOP), "STOP");
+	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_RESULT), "RESULT");
+	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_PROGRESS), "PROGRESS");
+	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_EXEC), "EXEC");
+	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_CANCEL), "CANCEL");
+	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_INPUT), "INPUT");
 	ck_assert_str_eq(bh_frame_type_name(0), "UNKNOWN");
-	ck_assert_str_eq(bh_frame_type_name(4), "UNKNOWN");
+	ck_assert_str_eq(bh_frame_type_name(7), "UNKNOWN");
+	ck_assert_str_eq(bh_frame_type_name(38), "UNKNOWN");
 	ck_assert_str_eq(bh_frame_type_name(UINT32_MAX), "UNKNOWN");
 
 	ck_assert(bh_frame_from_worker(BH_FRAME_HELLO));
@@ -490,6 +786,12 @@ START_TEST(test_type_names_and_direction)
 	ck_assert(!bh_frame_from_worker(BH_FRAME_SPEC));
 	ck_assert(!bh_frame_from_worker(BH_FRAME_ASSIGN));
 	ck_assert(!bh_frame_from_worker(BH_FRAME_STOP));
+	ck_assert(bh_frame_from_worker(BH_FRAME_RESULT));
+	ck_assert(bh_frame_from_worker(BH_FRAME_PROGRESS));
+	ck_assert(bh_frame_from_worker(BH_FRAME_EXEC));
+	ck_assert(!bh_frame_from_worker(BH_FRAME_CANCEL));
+	ck_assert(!bh_frame_from_worker(BH_FRAME_INPUT));
+	ck_assert(!bh_frame_from_worker(BH_FRAME_INJECT));
 
 	/* The numbers are part of the protocol: never renumbered. */
 	ck_assert_int_eq(BH_FRAME_HELLO, 1);
@@ -498,10 +800,19 @@ START_TEST(test_type_names_and_direction)
 	ck_assert_int_eq(BH_FRAME_SPEC, 32);
 	ck_assert_int_eq(BH_FRAME_ASSIGN, 33);
 	ck_assert_int_eq(BH_FRAME_STOP, 34);
+	ck_assert_int_eq(BH_FRAME_RESULT, 4);
+	ck_assert_int_eq(BH_FRAME_PROGRESS, 5);
+	ck_assert_int_eq(BH_FRAME_EXEC, 6);
+	ck_assert_int_eq(BH_FRAME_INJECT, 35);
+	ck_assert_int_eq(BH_FRAME_CANCEL, 36);
+	ck_assert_int_eq(BH_FRAME_INPUT, 37);
+	ck_assert_int_eq(BH_OUTCOME_RETURNED, 0);
+	ck_assert_int_eq(BH_OUTCOME_SIGNALED, 1);
+	ck_assert_int_eq(BH_OUTCOME_SPAWN_FAILED, 2);
 	ck_assert_uint_eq(HDR, 8);
 	ck_assert_uint_eq(sizeof(struct bh_crash), 32);
 	ck_assert_uint_eq(sizeof(struct bh_assign_entry), 16);
-	ck_assert_uint_eq(sizeof(struct bh_done_entry), 16);
+	ck_assert_uint_eq(sizeof(struct bh_done_entry), 24);
 }
 END_TEST
 
@@ -643,7 +954,7 @@ START_TEST(test_reject_oversized)
 
 	/* A full batch is exactly BH_FRAME_MAX and fine... */
 	bh_batch_init(&b, big, BH_FRAME_MAX, BH_FRAME_ASSIGN);
-	while (bh_batch_add_assign(&b, 1, 1))
+	while (bh_batch_add_assign(&b, 1, 1, 0))
 		;
 	len = bh_batch_finish(&b);
 	ck_assert_uint_eq(len, BH_FRAME_MAX);
@@ -668,13 +979,15 @@ END_TEST
 
 START_TEST(test_reject_unknown_type)
 {
+	unsigned known = 0;
+
 	for (unsigned t = 0; t < 256; t++) {
 		size_t len;
 
-		if (t == BH_FRAME_HELLO || t == BH_FRAME_DONE || t == BH_FRAME_CRASH ||
-		    t == BH_FRAME_SPEC || t == BH_FRAME_ASSIGN || t == BH_FRAME_STOP ||
-		    t == BH_FRAME_INJECT)
+		if (strcmp(bh_frame_type_name(t), "UNKNOWN") != 0) {
+			known++;
 			continue;
+		}
 		len = put_raw_header(scratch, t, 0);
 		ck_assert_msg(decode_copy(scratch, len) == -ENOMSG, "type %u", t);
 		/* With a payload that would be valid for a known type, too. */
@@ -682,51 +995,77 @@ START_TEST(test_reject_unknown_type)
 		scratch[OFF_TYPE] = (uint8_t)t;
 		ck_assert_msg(decode_copy(scratch, samples[0].len) == -ENOMSG, "type %u", t);
 	}
+	ck_assert_uint_eq(known, 12);
 }
 END_TEST
+
+/*
+ * Payloads that are valid under another type's header too: frames of the same shape whose
+ * values happen to be in range for both. Everything else must be refused.
+ */
+static bool same_shape(const char *sample, enum bh_frame_type as)
+{
+	static const struct {
+		const char *sample;
+		enum bh_frame_type as;
+	} ok[] = {
+		{ "progress", BH_FRAME_EXEC }, /* permille 500 is a valid pid */
+		{ "cancel", BH_FRAME_PROGRESS }, /* value 0 is a valid permille */
+		{ "result", BH_FRAME_INPUT }, /* a non-empty text is an input... */
+		{ "input", BH_FRAME_RESULT }, /* ...and a short input a result */
+		/* An empty text is 16 bytes: a job id and zeros, like CANCEL. */
+		{ "result-empty", BH_FRAME_PROGRESS },
+		{ "result-empty", BH_FRAME_CANCEL },
+		{ "cancel", BH_FRAME_RESULT },
+	};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strcmp(ok[i].sample, sample) == 0 && ok[i].as == as)
+			return true;
+	return false;
+}
 
 START_TEST(test_reject_wrong_type_payload)
 {
 	/* A valid payload under another known type's header is malformed for that type. */
 	for (size_t i = 0; i < n_samples; i++) {
 		const struct sample *s = &samples[i];
-		const enum bh_frame_type types[] = { BH_FRAME_HELLO,  BH_FRAME_DONE,
-						     BH_FRAME_CRASH,  BH_FRAME_SPEC,
-						     BH_FRAME_ASSIGN, BH_FRAME_STOP };
 
-		for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+		for (unsigned t = 0; t < 256; t++) {
 			int r;
 
-			if (types[t] == s->type)
-				continue;
-			/* ASSIGN and DONE entries have the same shape: that is fine. */
-			if ((types[t] == BH_FRAME_ASSIGN && s->type == BH_FRAME_DONE) ||
-			    (types[t] == BH_FRAME_DONE && s->type == BH_FRAME_ASSIGN))
+			if (t == s->type || strcmp(bh_frame_type_name(t), "UNKNOWN") == 0)
 				continue;
 			memcpy(scratch, s->buf, s->len);
-			scratch[OFF_TYPE] = (uint8_t)types[t];
+			scratch[OFF_TYPE] = (uint8_t)t;
 			r = decode_copy(scratch, s->len);
-			ck_assert_msg(r == -EINVAL, "%s as %s: %d", s->name,
-				      bh_frame_type_name(types[t]), r);
+			if (same_shape(s->name, (enum bh_frame_type)t))
+				ck_assert_msg(r == 0, "%s as %s: %d", s->name,
+					      bh_frame_type_name(t), r);
+			else
+				ck_assert_msg(r == -EINVAL, "%s as %s: %d", s->name,
+					      bh_frame_type_name(t), r);
 		}
 	}
 }
 END_TEST
 
-/* A batch frame of `n` entries by hand; entries get job ids 1..n. */
+/* A batch frame of `n` entries by hand; entries get job ids 1..n, everything else valid. */
 static size_t raw_batch(uint8_t *buf, enum bh_frame_type type, uint32_t count, uint32_t n)
 {
-	size_t payload = BH_BATCH_HEADER_SIZE + (size_t)n * 16;
+	size_t esz = type == BH_FRAME_ASSIGN ? sizeof(struct bh_assign_entry)
+					     : sizeof(struct bh_done_entry);
+	size_t payload = BH_BATCH_HEADER_SIZE + (size_t)n * esz;
 
 	put_raw_header(buf, type, payload);
 	set_u32(buf, HDR, count);
 	set_u32(buf, HDR + 4, 0);
 	for (uint32_t i = 0; i < n; i++) {
-		uint8_t *e = buf + HDR + BH_BATCH_HEADER_SIZE + (size_t)i * 16;
+		uint8_t *e = buf + HDR + BH_BATCH_HEADER_SIZE + (size_t)i * esz;
 
+		memset(e, 0, esz);
 		set_u64(e, 0, i + 1);
 		set_u32(e, 8, 7);
-		set_u32(e, 12, 0);
 	}
 	return HDR + payload;
 }
@@ -737,6 +1076,9 @@ START_TEST(test_reject_batch)
 
 	for (size_t t = 0; t < 2; t++) {
 		enum bh_frame_type type = types[t];
+		size_t esz = type == BH_FRAME_ASSIGN ? sizeof(struct bh_assign_entry)
+						     : sizeof(struct bh_done_entry);
+		uint32_t max = type == BH_FRAME_ASSIGN ? BH_ASSIGN_MAX : BH_DONE_MAX;
 		size_t len;
 
 		/* Sanity: the hand-made frame is valid. */
@@ -761,9 +1103,12 @@ START_TEST(test_reject_batch)
 		put_raw_header(scratch, type, 4);
 		set_u32(scratch, HDR, 1);
 		ck_assert_int_eq(decode_copy(scratch, HDR + 4), -EINVAL);
-		len = raw_batch(scratch, type, 1, 1);
-		set_length(scratch, (uint32_t)(len - HDR + 3));
-		ck_assert_int_eq(decode_copy(scratch, len + 3), -EINVAL);
+		for (size_t extra = 1; extra < esz; extra++) {
+			len = raw_batch(scratch, type, 1, 1);
+			memset(scratch + len, 0, extra);
+			set_length(scratch, (uint32_t)(len - HDR + extra));
+			ck_assert_int_eq(decode_copy(scratch, len + extra), -EINVAL);
+		}
 
 		/* Reserved word in the batch header. */
 		len = raw_batch(scratch, type, 4, 4);
@@ -772,54 +1117,132 @@ START_TEST(test_reject_batch)
 		set_u32(scratch, HDR + 4, 0x80000000u);
 		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
 
-		/* Job id 0 or non-zero ASSIGN flags, in the first, a middle and the last entry. */
+		/* Job id 0 in the first, a middle and the last entry. */
 		for (uint32_t i = 0; i < 4; i++) {
-			uint8_t *e;
-
 			len = raw_batch(scratch, type, 4, 4);
-			e = scratch + HDR + BH_BATCH_HEADER_SIZE + (size_t)i * 16;
-			set_u64(e, 0, 0);
+			set_u64(scratch + HDR + BH_BATCH_HEADER_SIZE + (size_t)i * esz, 0, 0);
 			ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
-
-			/* ASSIGN's flags are reserved; DONE has run_usec there, any value. */
-			for (unsigned bit = 0; bit < 32; bit++) {
-				len = raw_batch(scratch, type, 4, 4);
-				e = scratch + HDR + BH_BATCH_HEADER_SIZE + (size_t)i * 16;
-				set_u32(e, 12, 1u << bit);
-				ck_assert_int_eq(decode_copy(scratch, len),
-						 type == BH_FRAME_ASSIGN ? -EINVAL : 0);
-			}
 		}
 
 		/* Job id 0 in the last entry of a full batch. */
-		len = raw_batch(scratch, type, BH_ASSIGN_MAX, BH_ASSIGN_MAX);
-		ck_assert_uint_eq(len, BH_FRAME_MAX);
+		len = raw_batch(scratch, type, max, max);
+		ck_assert_uint_le(len, BH_FRAME_MAX);
+		ck_assert_uint_gt(len + esz, BH_FRAME_MAX);
 		ck_assert_int_eq(decode_copy(scratch, len), 0);
-		set_u64(scratch, len - 16, 0);
+		set_u64(scratch, len - esz, 0);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	}
+}
+END_TEST
+
+START_TEST(test_reject_assign_flags)
+{
+	/* BH_ASSIGN_INPUT is the only flag; any other bit, in any entry, is refused. */
+	for (uint32_t i = 0; i < 4; i++) {
+		for (unsigned bit = 0; bit < 32; bit++) {
+			size_t len = raw_batch(scratch, BH_FRAME_ASSIGN, 4, 4);
+			uint8_t *e = scratch + HDR + BH_BATCH_HEADER_SIZE + (size_t)i * 16;
+
+			set_u32(e, 12, 1u << bit);
+			ck_assert_msg(decode_copy(scratch, len) ==
+					      ((1u << bit) == BH_ASSIGN_INPUT ? 0 : -EINVAL),
+				      "entry %u bit %u", i, bit);
+			set_u32(e, 12, BH_ASSIGN_INPUT | 1u << bit);
+			ck_assert_msg(decode_copy(scratch, len) ==
+					      ((1u << bit) == BH_ASSIGN_INPUT ? 0 : -EINVAL),
+				      "entry %u INPUT + bit %u", i, bit);
+		}
+	}
+}
+END_TEST
+
+/* A DONE frame of one entry by hand. */
+static size_t raw_done(uint8_t *buf, uint32_t outcome, int32_t status, uint32_t run_usec,
+		       uint32_t reserved)
+{
+	struct bh_done_entry e = { .job_id = 3,
+				   .status = status,
+				   .run_usec = run_usec,
+				   .outcome = outcome,
+				   .reserved = reserved };
+	size_t len = raw_batch(buf, BH_FRAME_DONE, 1, 1);
+
+	memcpy(buf + HDR + BH_BATCH_HEADER_SIZE, &e, sizeof(e));
+	return len;
+}
+
+START_TEST(test_reject_done_entry)
+{
+	const uint32_t bad_outcomes[] = { 3, 4, 255, 0x10000, UINT32_MAX };
+	const int32_t returned[] = { 0, 1, -1, 127, INT32_MIN, INT32_MAX };
+	size_t len;
+
+	/* RETURNED: any status, any run time. */
+	for (size_t i = 0; i < sizeof(returned) / sizeof(returned[0]); i++) {
+		len = raw_done(scratch, BH_OUTCOME_RETURNED, returned[i], UINT32_MAX, 0);
+		ck_assert_int_eq(decode_copy(scratch, len), 0);
+	}
+	/* SIGNALED: a signal number 1..64. */
+	for (int32_t s = 1; s <= 64; s++) {
+		len = raw_done(scratch, BH_OUTCOME_SIGNALED, s, 0, 0);
+		ck_assert_int_eq(decode_copy(scratch, len), 0);
+	}
+	for (int32_t s = -1; s <= 0; s++) {
+		len = raw_done(scratch, BH_OUTCOME_SIGNALED, s, 0, 0);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	}
+	len = raw_done(scratch, BH_OUTCOME_SIGNALED, 65, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_done(scratch, BH_OUTCOME_SIGNALED, INT32_MAX, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_done(scratch, BH_OUTCOME_SIGNALED, INT32_MIN, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	/* SPAWN_FAILED: a positive errno. */
+	len = raw_done(scratch, BH_OUTCOME_SPAWN_FAILED, ENOENT, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), 0);
+	len = raw_done(scratch, BH_OUTCOME_SPAWN_FAILED, 0, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_done(scratch, BH_OUTCOME_SPAWN_FAILED, -ENOENT, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	/* Unknown outcomes, and the reserved word. */
+	for (size_t i = 0; i < sizeof(bad_outcomes) / sizeof(bad_outcomes[0]); i++) {
+		len = raw_done(scratch, bad_outcomes[i], 1, 0, 0);
+		ck_assert_msg(decode_copy(scratch, len) == -EINVAL, "outcome %u", bad_outcomes[i]);
+	}
+	for (unsigned bit = 0; bit < 32; bit++) {
+		len = raw_done(scratch, BH_OUTCOME_RETURNED, 0, 0, 1u << bit);
 		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
 	}
 }
 END_TEST
 
 /* A SPEC frame by hand, with the length fields given separately from the bytes. */
-static size_t raw_spec(uint8_t *buf, uint16_t rl, uint16_t al, const char *bytes, size_t n)
+static size_t raw_spec4(uint8_t *buf, const uint16_t l[4], uint32_t reserved, const char *bytes,
+			size_t n)
 {
 	uint32_t id = 1;
 
-	put_raw_header(buf, BH_FRAME_SPEC, 8 + n);
+	put_raw_header(buf, BH_FRAME_SPEC, SPEC_FIXED + n);
 	memcpy(buf + HDR, &id, 4);
-	memcpy(buf + HDR + 4, &rl, 2);
-	memcpy(buf + HDR + 6, &al, 2);
-	memcpy(buf + HDR + 8, bytes, n);
-	return HDR + 8 + n;
+	memcpy(buf + HDR + 4, l, 8);
+	memcpy(buf + HDR + 12, &reserved, 4);
+	memcpy(buf + HDR + SPEC_FIXED, bytes, n);
+	return HDR + SPEC_FIXED + n;
+}
+
+static size_t raw_spec(uint8_t *buf, uint16_t rl, uint16_t al, const char *bytes, size_t n)
+{
+	return raw_spec4(buf, (const uint16_t[4]){ rl, al, 0, 0 }, 0, bytes, n);
 }
 
 START_TEST(test_reject_spec)
 {
-	static char big[2 * BH_SPEC_STRING_MAX + 2];
+	static char big[4 * BH_SPEC_STRING_MAX + 2];
 	size_t len;
 
 	len = raw_spec(scratch, 3, 2, "runab", 5);
+	ck_assert_int_eq(decode_copy(scratch, len), 0);
+	len = raw_spec4(scratch, (const uint16_t[4]){ 1, 1, 1, 1 }, 0, "rano", 4);
 	ck_assert_int_eq(decode_copy(scratch, len), 0);
 
 	/* run_len 0, with and without bytes. */
@@ -828,6 +1251,12 @@ START_TEST(test_reject_spec)
 	len = raw_spec(scratch, 0, 0, "", 0);
 	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
 
+	/* The reserved word. */
+	for (unsigned bit = 0; bit < 32; bit++) {
+		len = raw_spec4(scratch, (const uint16_t[4]){ 3, 2, 0, 0 }, 1u << bit, "runab", 5);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	}
+
 	/* Lengths not adding up to the payload. */
 	len = raw_spec(scratch, 3, 1, "runab", 5);
 	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
@@ -835,14 +1264,20 @@ START_TEST(test_reject_spec)
 	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
 	len = raw_spec(scratch, 6, 0, "runab", 5);
 	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_spec4(scratch, (const uint16_t[4]){ 1, 1, 1, 1 }, 0, "runab", 5);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_spec4(scratch, (const uint16_t[4]){ 1, 1, 1, 3 }, 0, "runab", 5);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
 	len = raw_spec(scratch, UINT16_MAX, UINT16_MAX, "runab", 5);
 	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
 	/* Wrapping 16-bit sums do not fool it: 65535 + 6 = 5 (mod 65536). */
 	len = raw_spec(scratch, UINT16_MAX, 6, "runab", 5);
 	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_spec4(scratch, (const uint16_t[4]){ 1, UINT16_MAX, 2, 3 }, 0, "runab", 5);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
 
 	/* Payload shorter than the fixed part. */
-	for (size_t n = 0; n < 8; n++) {
+	for (size_t n = 0; n < SPEC_FIXED; n++) {
 		put_raw_header(scratch, BH_FRAME_SPEC, n);
 		memset(scratch + HDR, 0, n);
 		if (n > 4)
@@ -850,12 +1285,12 @@ START_TEST(test_reject_spec)
 		ck_assert_int_eq(decode_copy(scratch, HDR + n), -EINVAL);
 	}
 
-	/* Embedded NUL anywhere in run or args. */
-	for (size_t at = 0; at < 5; at++) {
-		char bytes[] = "runab";
+	/* Embedded NUL anywhere in any of the four strings. */
+	for (size_t at = 0; at < 8; at++) {
+		char bytes[] = "runabnmo";
 
 		bytes[at] = 0;
-		len = raw_spec(scratch, 3, 2, bytes, 5);
+		len = raw_spec4(scratch, (const uint16_t[4]){ 3, 2, 2, 1 }, 0, bytes, 8);
 		ck_assert_msg(decode_copy(scratch, len) == -EINVAL, "NUL at %zu", at);
 	}
 
@@ -865,9 +1300,152 @@ START_TEST(test_reject_spec)
 	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
 	len = raw_spec(scratch, 1, BH_SPEC_STRING_MAX + 1, big, BH_SPEC_STRING_MAX + 2);
 	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
-	len = raw_spec(scratch, BH_SPEC_STRING_MAX, BH_SPEC_STRING_MAX, big,
-		       2 * BH_SPEC_STRING_MAX);
+	len = raw_spec4(scratch, (const uint16_t[4]){ 1, 0, BH_SPEC_STRING_MAX + 1, 0 }, 0, big,
+			BH_SPEC_STRING_MAX + 2);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_spec4(scratch, (const uint16_t[4]){ 1, 0, 0, BH_SPEC_STRING_MAX + 1 }, 0, big,
+			BH_SPEC_STRING_MAX + 2);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_spec4(scratch,
+			(const uint16_t[4]){ BH_SPEC_STRING_MAX, BH_SPEC_STRING_MAX,
+					     BH_SPEC_STRING_MAX, BH_SPEC_STRING_MAX },
+			0, big, 4 * BH_SPEC_STRING_MAX);
 	ck_assert_int_eq(decode_copy(scratch, len), 0);
+}
+END_TEST
+
+/* A RESULT or INPUT frame by hand. */
+static size_t raw_text(uint8_t *buf, enum bh_frame_type type, uint64_t job, uint16_t l16,
+		       uint16_t r16, uint32_t r32, const char *bytes, size_t n)
+{
+	put_raw_header(buf, type, 16 + n);
+	set_u64(buf, HDR, job);
+	memcpy(buf + HDR + 8, &l16, 2);
+	memcpy(buf + HDR + 10, &r16, 2);
+	set_u32(buf, HDR + 12, r32);
+	memcpy(buf + HDR + 16, bytes, n);
+	return HDR + 16 + n;
+}
+
+START_TEST(test_reject_text)
+{
+	static char big[BH_INPUT_MAX + 2];
+	const enum bh_frame_type types[] = { BH_FRAME_RESULT, BH_FRAME_INPUT };
+	size_t len;
+
+	memset(big, 't', sizeof(big));
+	for (size_t t = 0; t < 2; t++) {
+		enum bh_frame_type type = types[t];
+		size_t max = type == BH_FRAME_RESULT ? BH_RESULT_MAX : BH_INPUT_MAX;
+
+		len = raw_text(scratch, type, 1, 3, 0, 0, "abc", 3);
+		ck_assert_int_eq(decode_copy(scratch, len), 0);
+		/* Job 0, reserved bits. */
+		len = raw_text(scratch, type, 0, 3, 0, 0, "abc", 3);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+		for (unsigned bit = 0; bit < 16; bit++) {
+			len = raw_text(scratch, type, 1, 3, (uint16_t)(1u << bit), 0, "abc", 3);
+			ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+		}
+		for (unsigned bit = 0; bit < 32; bit++) {
+			len = raw_text(scratch, type, 1, 3, 0, 1u << bit, "abc", 3);
+			ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+		}
+		/* The length field disagreeing with the bytes. */
+		len = raw_text(scratch, type, 1, 2, 0, 0, "abc", 3);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+		len = raw_text(scratch, type, 1, 4, 0, 0, "abc", 3);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+		len = raw_text(scratch, type, 1, UINT16_MAX, 0, 0, "abc", 3);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+		/* Shorter than the fixed part. */
+		for (size_t n = 0; n < 16; n++) {
+			put_raw_header(scratch, type, n);
+			memset(scratch + HDR, 0, n);
+			if (n >= 8)
+				scratch[HDR] = 1;
+			ck_assert_int_eq(decode_copy(scratch, HDR + n), -EINVAL);
+		}
+		/* A NUL anywhere in the text. */
+		for (size_t at = 0; at < 3; at++) {
+			char bytes[] = "abc";
+
+			bytes[at] = 0;
+			len = raw_text(scratch, type, 1, 3, 0, 0, bytes, 3);
+			ck_assert_msg(decode_copy(scratch, len) == -EINVAL, "NUL at %zu", at);
+		}
+		/* The longest, and one byte more. */
+		len = raw_text(scratch, type, 1, (uint16_t)max, 0, 0, big, max);
+		ck_assert_int_eq(decode_copy(scratch, len), 0);
+		len = raw_text(scratch, type, 1, (uint16_t)(max + 1), 0, 0, big, max + 1);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	}
+	/* An empty result is fine, an empty input is not. */
+	len = raw_text(scratch, BH_FRAME_RESULT, 1, 0, 0, 0, "", 0);
+	ck_assert_int_eq(decode_copy(scratch, len), 0);
+	len = raw_text(scratch, BH_FRAME_INPUT, 1, 0, 0, 0, "", 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+}
+END_TEST
+
+/* A PROGRESS, EXEC or CANCEL frame by hand. */
+static size_t raw_id_value(uint8_t *buf, enum bh_frame_type type, uint64_t job, uint32_t value,
+			   uint32_t reserved)
+{
+	put_raw_header(buf, type, 16);
+	set_u64(buf, HDR, job);
+	set_u32(buf, HDR + 8, value);
+	set_u32(buf, HDR + 12, reserved);
+	return HDR + 16;
+}
+
+START_TEST(test_reject_id_value)
+{
+	const enum bh_frame_type types[] = { BH_FRAME_PROGRESS, BH_FRAME_EXEC, BH_FRAME_CANCEL };
+	size_t len;
+
+	for (size_t t = 0; t < 3; t++) {
+		enum bh_frame_type type = types[t];
+		uint32_t good = type == BH_FRAME_CANCEL ? 0 : 1;
+
+		len = raw_id_value(scratch, type, 1, good, 0);
+		ck_assert_int_eq(decode_copy(scratch, len), 0);
+		len = raw_id_value(scratch, type, 0, good, 0);
+		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+		for (unsigned bit = 0; bit < 32; bit++) {
+			len = raw_id_value(scratch, type, 1, good, 1u << bit);
+			ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+		}
+		/* Exactly 16 bytes of payload. */
+		for (size_t n = 0; n < 24; n++) {
+			if (n == 16)
+				continue;
+			len = raw_id_value(scratch, type, 1, good, 0);
+			memset(scratch + len, 0, 8);
+			set_length(scratch, (uint32_t)n);
+			ck_assert_int_eq(decode_copy(scratch, HDR + n), -EINVAL);
+		}
+	}
+
+	/* PROGRESS: 0..1000. */
+	len = raw_id_value(scratch, BH_FRAME_PROGRESS, 1, BH_PROGRESS_MAX, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), 0);
+	len = raw_id_value(scratch, BH_FRAME_PROGRESS, 1, BH_PROGRESS_MAX + 1, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_id_value(scratch, BH_FRAME_PROGRESS, 1, UINT32_MAX, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	/* EXEC: a pid > 0. */
+	len = raw_id_value(scratch, BH_FRAME_EXEC, 1, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_id_value(scratch, BH_FRAME_EXEC, 1, INT32_MAX, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), 0);
+	len = raw_id_value(scratch, BH_FRAME_EXEC, 1, (uint32_t)INT32_MAX + 1, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_id_value(scratch, BH_FRAME_EXEC, 1, UINT32_MAX, 0); /* pid -1 */
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	/* CANCEL: the value word is reserved. */
+	len = raw_id_value(scratch, BH_FRAME_CANCEL, 1, 1, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
 }
 END_TEST
 
@@ -1036,6 +1614,12 @@ START_TEST(test_mutation_loop)
 	ck_assert_uint_gt(accepted[BH_FRAME_STOP], 100);
 	ck_assert_uint_gt(accepted[BH_FRAME_ASSIGN], 100);
 	ck_assert_uint_gt(accepted[BH_FRAME_DONE], 100);
+	ck_assert_uint_gt(accepted[BH_FRAME_RESULT], 100);
+	ck_assert_uint_gt(accepted[BH_FRAME_INPUT], 100);
+	ck_assert_uint_gt(accepted[BH_FRAME_PROGRESS], 100);
+	ck_assert_uint_gt(accepted[BH_FRAME_EXEC], 100);
+	ck_assert_uint_gt(accepted[BH_FRAME_CANCEL], 100);
+	ck_assert_uint_gt(accepted[BH_FRAME_INJECT], 100);
 	ck_assert_uint_gt(errors[0], 100);
 	ck_assert_uint_gt(errors[1], 100);
 	ck_assert_uint_gt(errors[2], 0);
@@ -1087,6 +1671,10 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_crash_roundtrip);
 	tcase_add_test(tc, test_spec_roundtrip);
 	tcase_add_test(tc, test_stop_roundtrip);
+	tcase_add_test(tc, test_result_roundtrip);
+	tcase_add_test(tc, test_input_roundtrip);
+	tcase_add_test(tc, test_id_value_roundtrip);
+	tcase_add_test(tc, test_done_outcomes_roundtrip);
 	tcase_add_test(tc, test_encoders_stay_in_bounds);
 	tcase_add_test(tc, test_assign_batch_full);
 	tcase_add_test(tc, test_done_batch_full);
@@ -1108,7 +1696,11 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_reject_unknown_type);
 	tcase_add_test(tc, test_reject_wrong_type_payload);
 	tcase_add_test(tc, test_reject_batch);
+	tcase_add_test(tc, test_reject_assign_flags);
+	tcase_add_test(tc, test_reject_done_entry);
 	tcase_add_test(tc, test_reject_spec);
+	tcase_add_test(tc, test_reject_text);
+	tcase_add_test(tc, test_reject_id_value);
 	tcase_add_test(tc, test_reject_crash);
 	tcase_add_test(tc, test_reject_hello);
 	tcase_add_test(tc, test_reject_stop_payload);

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * exec: jobs (see exec.c): a command line split once per spec, started once per job in its
+ * own process group, waited for by the job thread.
+ */
+#pragma once
+
+#include <stddef.h>
+
+struct bulkhead_job;
+struct exec_cmd;
+
+#define EXEC_OUTPUT_LOG_MAX (16u * 1024u) /* bytes of a job's captured output that are logged */
+
+/*
+ * Splits "COMMAND ARGS..." (common/cmdline.h) and checks the placeholders of every word.
+ * Returns 0, -EINVAL with the reason in err, or -ENOMEM.
+ */
+int exec_cmd_new(const char *cmdline, struct exec_cmd **ret, char *err, size_t errsize);
+void exec_cmd_free(struct exec_cmd *c);
+
+/*
+ * The job function of exec: specs: runs the command and waits for it. Sets job->outcome:
+ * RETURNED (status = exit code), SIGNALED (status = signal) or SPAWN_FAILED (status = errno).
+ */
+int exec_job_run(struct bulkhead_job *job);
+
+/*
+ * Sends sig to the process group of the job's running command, if it has one. Safe from any
+ * thread, against the job thread reaping the command (the pid is never reused under us).
+ */
+void exec_signal(struct bulkhead_job *job, int sig);
