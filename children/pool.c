@@ -56,16 +56,17 @@
 
 #define QUEUE_INITIAL 1024u
 #define WAKE_BATCH 256u
-#define WAKE_AGE 1000u /* us */
+#define WAKE_AGE BH_RESULT_HOLD_USEC /* the master allows for it in its deadlines */
 #define THREAD_NAME_MAX 15 /* kernel comm limit, without the NUL */
 
+/* Cache-line aligned: each job thread writes its own entry for every job. */
 struct pool_thread {
 	struct pool *pool;
 	pthread_t tid;
 	unsigned index;
 	bool busy; /* running job (under pool->lock) */
 	struct bulkhead_job job;
-};
+} __attribute__((aligned(64)));
 
 struct pool {
 	pthread_mutex_t lock;
@@ -460,7 +461,9 @@ static int pool_alloc(const struct pool_options *o, struct pool **ret)
 	snprintf(p->name, sizeof(p->name), "%s", o->name);
 	*ret = p;
 
-	p->threads = calloc(o->threads, sizeof(*p->threads));
+	p->threads = aligned_alloc(_Alignof(struct pool_thread), o->threads * sizeof(*p->threads));
+	if (p->threads)
+		memset(p->threads, 0, o->threads * sizeof(*p->threads));
 	p->q_cap = QUEUE_INITIAL;
 	p->q = malloc(p->q_cap * sizeof(*p->q));
 	if (!p->threads || !p->q ||
