@@ -27,6 +27,13 @@
 #define BH_RESULT_MAX 255u             /* a job's result line, bytes */
 #define BH_PROGRESS_MAX 1000u          /* progress is in 1/1000 */
 
+/*
+ * A worker may hold a finished job's DONE entry this long (microseconds) to send it in a
+ * batch with others; the master adds it to every job's deadline, so a job that ended in
+ * time is never taken for a timed-out one because its result was held back.
+ */
+#define BH_RESULT_HOLD_USEC 4000u
+
 enum bh_frame_type {
 	/* worker -> master */
 	BH_FRAME_HELLO = 1, /* worker ready: pid, threads */

@@ -178,9 +178,11 @@ static unsigned inflight(const struct worker *w)
  * threads busy for about QUEUE_TARGET while the master refills it, and no more: a worker
  * that dies sends its unstarted jobs back (cheap, they are not re-run), but jobs parked in
  * one worker cannot go to an idle one. Until the pool has seen a result the job time is
- * unknown (they may be long), so it starts at 2 per thread.
+ * unknown (they may be long), so it starts at 2 per thread. The target is twice the time a
+ * worker may hold results back (BH_RESULT_HOLD_USEC): the refill it triggers arrives while
+ * the other half is still being worked off.
  */
-#define QUEUE_TARGET (2 * USEC_PER_MSEC)
+#define QUEUE_TARGET (2 * BH_RESULT_HOLD_USEC)
 #define WINDOW_PER_THREAD_MIN 2u
 
 static unsigned window(const struct worker *w)
@@ -341,8 +343,9 @@ static void track_start(struct worker *w, struct job *j, usec_t now)
 	j->wslot = slot;
 	j->started_at = now ? now : 1;
 	w->n_running++;
-	if (timeout != USEC_INFINITY && now + timeout < w->deadline_at) {
-		w->deadline_at = now + timeout;
+	/* A result may be held back BH_RESULT_HOLD_USEC: a deadline allows for that. */
+	if (timeout != USEC_INFINITY && now + timeout + BH_RESULT_HOLD_USEC < w->deadline_at) {
+		w->deadline_at = now + timeout + BH_RESULT_HOLD_USEC;
 		arm_timer(w->m, &w->deadline, w->deadline_at, on_deadline, w);
 	}
 }
@@ -931,7 +934,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 		timeout = ledger_group(m->ledger, j->group)->timeout;
 		if (timeout == USEC_INFINITY)
 			continue;
-		at = j->started_at + timeout;
+		at = j->started_at + timeout + BH_RESULT_HOLD_USEC;
 		/* A killed command whose DONE does not come within kill_grace: as below. */
 		if (w->slot_flags[i] & SLOT_EXEC_KILLED)
 			at += w->pool->cfg.kill_grace;
