@@ -17,13 +17,15 @@
  * job thread wakes the main thread only once WAKE_BATCH results wait, or the oldest has
  * waited WAKE_AGE, or fewer jobs than threads are left in the queue (a thread is about to
  * go idle: the master must hear now to refill it, and an emptying queue must never strand
- * results). The master keeps about 8 ms of work queued in a worker (master.c, window()),
- * so holding results for WAKE_AGE (4 ms) never starves the threads. With 1 us jobs that is
+ * results). The master keeps about 4 ms of work queued in a worker (master.c, window()),
+ * so holding results for WAKE_AGE (2 ms) never starves the threads. With 1 us jobs that is
  * one wake-up (an eventfd write, a context switch, a frame to the master) per WAKE_BATCH
- * jobs instead of every few, with 100 us jobs one per forty or so; jobs longer than the
- * window's target (2 per thread are queued) still report each result at once. Why 4 ms and
- * not less: with as many job threads as cores, every wake-up of the main thread and the
- * master is CPU taken from a job; at 1 ms, 100 us jobs ran 2-3 % slower than a bare pool.
+ * jobs instead of every few, with 100 us jobs one per twenty or so; jobs longer than the
+ * window's target (2 per thread are queued) still report each result at once. Why 2 ms:
+ * with as many job threads as cores, every wake-up of the main thread and the master is CPU
+ * taken from a job (at 1 ms, 100 us jobs ran 2-4 % slower than a bare pool); but results
+ * held when a job crashes the worker are lost and their jobs run again (at 4 ms, a 1 %
+ * crash rate cost 10 % more throughput than at 1 or 2 ms).
  * A result held back must not wait for the next job to end (that may be a long one, and the
  * master would count the finished job as running, up to its timeout): the thread that holds
  * one back arms a timerfd for WAKE_AGE, which the main thread polls too. Re-arming it costs

@@ -32,7 +32,7 @@
  * batch with others; the master adds it to every job's deadline, so a job that ended in
  * time is never taken for a timed-out one because its result was held back.
  */
-#define BH_RESULT_HOLD_USEC 4000u
+#define BH_RESULT_HOLD_USEC 2000u
 
 enum bh_frame_type {
 	/* worker -> master */
