@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The commands of `bulkhead` that talk to a running bulkheadd over its control socket
- * (docs/control-protocol.md): status, jobs, reload, log-level, top, and the reserved names
- * (submit, wait, cancel, restart, inject) passed through as bare requests.
+ * (docs/control-protocol.md): status, jobs, reload, log-level, top, submit, wait, cancel,
+ * restart and inject.
  *
  * Arguments are checked here before anything is sent (a bad --state, --limit or level is a
  * usage error, exit 2). A connection that fails or a reply that says ok:false is exit 1 with
