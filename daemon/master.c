@@ -1126,7 +1126,7 @@ static int start_process(struct master *m, const struct pool_config *pc, unsigne
 			return r;
 		log_warning("fork server [%d] failed (%s): workers are exec'd from now on",
 			    (int)m->zygote.s.pid, strerror(-r));
-		zygote_stop(&m->zygote);
+		zygote_kill(&m->zygote);
 	}
 	return spawn_worker(m->worker_path, pc->name, index, pc->threads, pc->memory_max, s);
 }

@@ -200,8 +200,8 @@ int spawn_worker(const char *path, const char *pool, unsigned index, unsigned th
 
 /* ---- the fork server ---- */
 
-/* Waits up to ZYGOTE_REPLY_TIMEOUT_MS for one reply. Returns its pid field or -errno. */
-static int zygote_read_reply(struct zygote *z)
+/* Waits up to timeout_ms for one reply. Returns its pid field or -errno. */
+static int zygote_read_reply(struct zygote *z, int timeout_ms)
 {
 	struct bh_zygote_reply r;
 	struct pollfd p = { .fd = z->s.fd, .events = POLLIN };
@@ -209,7 +209,7 @@ static int zygote_read_reply(struct zygote *z)
 	int k;
 
 	do
-		k = poll(&p, 1, ZYGOTE_REPLY_TIMEOUT_MS);
+		k = poll(&p, 1, timeout_ms);
 	while (k < 0 && errno == EINTR);
 	if (k < 0)
 		return -errno;
@@ -238,7 +238,7 @@ int zygote_start(const char *path, struct zygote *z)
 	r = spawn_exec(path, argv, &z->s);
 	if (r < 0)
 		return r;
-	r = zygote_read_reply(z);
+	r = zygote_read_reply(z, ZYGOTE_REPLY_TIMEOUT_MS);
 	if (r != z->s.pid) {
 		zygote_stop(z);
 		return r < 0 ? r : -EBADMSG;
@@ -281,7 +281,7 @@ int zygote_spawn(struct zygote *z, const char *pool, unsigned index, unsigned th
 	if (sendmsg(z->s.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(req))
 		r = -errno;
 	else
-		r = zygote_read_reply(z);
+		r = zygote_read_reply(z, ZYGOTE_FORK_TIMEOUT_MS);
 	close(sv[1]);
 	if (r < 0) {
 		close(sv[0]);
@@ -317,4 +317,11 @@ void zygote_stop(struct zygote *z)
 	if (z->s.pidfd >= 0)
 		close(z->s.pidfd);
 	*z = (struct zygote){ .s = { .pid = 0, .pidfd = -1, .fd = -1 } };
+}
+
+void zygote_kill(struct zygote *z)
+{
+	if (z->s.pid > 0)
+		kill(z->s.pid, SIGKILL);
+	zygote_stop(z);
 }

@@ -36,10 +36,14 @@ int spawn_worker(const char *path, const char *pool, unsigned index, unsigned th
  * forks new workers as the master's children on request, instead of an exec each time.
  * zygote_start() returns 0 once it has said it can, or -errno (then exec workers).
  * zygote_spawn() gives the same result as spawn_worker(); on any error the caller should
- * zygote_stop() it and go back to spawn_worker(). Both wait for the zygote's reply (a
- * fork, well under a millisecond) for at most ZYGOTE_REPLY_TIMEOUT_MS.
+ * zygote_stop() it and go back to spawn_worker(). Both block the caller until the zygote
+ * replies: zygote_start() (an exec and one test fork, once) for at most
+ * ZYGOTE_REPLY_TIMEOUT_MS, zygote_spawn() (a fork: 0.1-0.3 ms) for at most
+ * ZYGOTE_FORK_TIMEOUT_MS. A zygote slower than that is stopped for good and workers are
+ * exec'd; the bound is what a stalled zygote can cost the master's loop, once.
  */
 #define ZYGOTE_REPLY_TIMEOUT_MS 1000
+#define ZYGOTE_FORK_TIMEOUT_MS 100
 
 struct zygote {
 	struct spawned_worker s; /* the zygote process itself; pid 0: not running */
@@ -51,3 +55,5 @@ int zygote_spawn(struct zygote *z, const char *pool, unsigned index, unsigned th
 		 uint64_t memory_max, struct spawned_worker *ret);
 /* Closes its socket, reaps it (SIGKILL after the timeout). Safe on a stopped one. */
 void zygote_stop(struct zygote *z);
+/* The same without the wait: for a zygote that failed (it may be stalled). */
+void zygote_kill(struct zygote *z);

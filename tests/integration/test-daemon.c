@@ -453,6 +453,45 @@ START_TEST(test_fork_server_killed_falls_back_to_exec)
 }
 END_TEST
 
+/*
+ * A stalled fork server (SIGSTOP: it never answers) costs the master one bounded wait
+ * (ZYGOTE_FORK_TIMEOUT_MS); then it is killed and reaped, and the worker is exec'd.
+ */
+START_TEST(test_fork_server_stalled_falls_back_to_exec)
+{
+	struct daemon d;
+	pid_t workers[WORKERS_MAX], now[WORKERS_MAX], zygote;
+	int64_t deadline;
+	char state;
+	int n;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 1\nmin_uptime = 0\n");
+	dmn_start(&d, NULL);
+	n = wait_ready(&d, workers, WORKERS_MAX);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(tu_find_children(d.pid, "bulkhead-zygote", &zygote, 1), 1);
+	ck_assert_int_eq(kill(zygote, SIGSTOP), 0);
+	ck_assert_int_eq(kill(workers[0], SIGKILL), 0);
+	dmn_expect_stderr(&d, "timed out): workers are exec'd from now on", START_MS);
+
+	deadline = tu_now_ms() + START_MS;
+	for (;;) {
+		n = tu_find_workers(d.pid, now, WORKERS_MAX);
+		if (n == 2 && now[0] != workers[0] && now[1] != workers[0])
+			break;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "no replacement; %s", dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	/* The stopped fork server was killed and reaped, not left behind. */
+	ck_assert_int_lt(tu_proc_stat(zygote, NULL, 0, &state, NULL), 0);
+	ck_assert_int_eq(tu_find_children(d.pid, "bulkhead-zygote", &zygote, 1), 0);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
 START_TEST(test_master_sigkill_leaves_no_worker)
 {
 	struct daemon d;
@@ -1056,6 +1095,7 @@ static Suite *daemon_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_master_sigkill_leaves_no_worker);
 	tcase_add_test(tc, test_fork_server_killed_falls_back_to_exec);
+	tcase_add_test(tc, test_fork_server_stalled_falls_back_to_exec);
 	tcase_add_test(tc, test_second_instance_refused);
 	tcase_add_test(tc, test_sigpipe_storm_survives);
 	suite_add_tcase(s, tc);
