@@ -491,6 +491,24 @@ int ledger_add_input_jobs(struct ledger *l, unsigned group, char *const *inputs,
 	return 0;
 }
 
+int ledger_move_job_input(struct ledger *l, struct job *j, const char *input)
+{
+	size_t len = strlen(input);
+	struct job_extra *x;
+
+	if (!(j->flags & JOB_HAS_INPUT) || !job_state_is_final(j->state) || len == 0 ||
+	    len > BH_INPUT_MAX)
+		return -EINVAL;
+	x = realloc(j->extra, sizeof(*x) + len + 1);
+	if (!x)
+		return -ENOMEM;
+	if (!j->extra)
+		*x = (struct job_extra){ .progress = -1 };
+	memcpy(x->input, input, len + 1);
+	j->extra = x;
+	return 0;
+}
+
 const char *ledger_job_input(const struct ledger *l, const struct job *j)
 {
 	const struct group_config *g;

@@ -125,6 +125,13 @@ int ledger_add_input_jobs(struct ledger *l, unsigned group, char *const *inputs,
 			  uint64_t *ret_first);
 /* The job's input (a path), or NULL if it has none. */
 const char *ledger_job_input(const struct ledger *l, const struct job *j);
+/*
+ * Gives an ended job with an input a new one (its file moved: a spool's done/, failed/,
+ * quarantine/), so views and reports say where the file is now. Pointers returned by
+ * ledger_job_input() for this job before are invalid afterwards. 0, -EINVAL (the job has no
+ * input, has not ended, or input is empty or too long), -ENOMEM.
+ */
+int ledger_move_job_input(struct ledger *l, struct job *j, const char *input);
 /* The job's last result line, or NULL if it sent none. */
 const char *ledger_job_result(const struct ledger *l, const struct job *j);
 /* Progress of a running job in 1/1000, or -1 if it sent none. */

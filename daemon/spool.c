@@ -444,7 +444,18 @@ static int watch(struct spool *s)
 
 /* ---- jobs that ended ---- */
 
-static void move_file(struct spool *s, const struct spool_file *f, const char *sub)
+/* The file of job j is now at path: views and reports show it there. */
+static void moved(struct spool *s, struct job *j, const char *path)
+{
+	int r = ledger_move_job_input(master_ledger(s->m), j, path);
+
+	if (r < 0)
+		log_debug("job group %s: job %" PRIu64 " keeps its old input path: %s", gname(s),
+			  j->id, strerror(-r));
+}
+
+static void move_file(struct spool *s, struct job *j, const struct spool_file *f,
+		      const char *sub)
 {
 	char src[PATH_MAX], dst[PATH_MAX];
 	struct stat st;
@@ -460,15 +471,19 @@ static void move_file(struct spool *s, const struct spool_file *f, const char *s
 		log_warning("job group %s: %s was replaced while its job ran; moving it to %s/ as "
 			    "it is",
 			    gname(s), src, sub);
-	if (rename(src, dst) == 0)
+	if (rename(src, dst) == 0) {
+		moved(s, j, dst);
 		return;
+	}
 	if (errno == ENOENT) {
 		char d[PATH_MAX];
 
 		/* The subdirectory went away: make it again. */
 		snprintf(d, sizeof(d), "%s/%s", s->dir, sub);
-		if ((mkdir(d, 0755) == 0 || errno == EEXIST) && rename(src, dst) == 0)
+		if ((mkdir(d, 0755) == 0 || errno == EEXIST) && rename(src, dst) == 0) {
+			moved(s, j, dst);
 			return;
+		}
 	}
 	log_error_errno(-errno, "job group %s: cannot move %s to %s", gname(s), src, dst);
 }
@@ -495,14 +510,14 @@ static void on_job_end(void *userdata, struct job *j)
 	remove_at(s, (unsigned)pos);
 	switch (j->state) {
 	case JOB_DONE:
-		move_file(s, f, "done");
+		move_file(s, j, f, "done");
 		break;
 	case JOB_FAILED:
-		move_file(s, f, "failed");
+		move_file(s, j, f, "failed");
 		break;
 	case JOB_CRASHED:
 	case JOB_TIMED_OUT:
-		move_file(s, f, "quarantine");
+		move_file(s, j, f, "quarantine");
 		break;
 	default:
 		/* cancelled: the file stays in DIR for the next start (or scan) */

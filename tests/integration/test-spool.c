@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -664,13 +665,17 @@ START_TEST(test_run_takes_files_present_at_start)
 {
 	struct daemon d; /* only for its temp dir */
 	char ok[DIR_MAX], bad[DIR_MAX], empty[DIR_MAX], conf[PATH_MAX * 4];
-	const char *argv[] = { getenv("BULKHEAD_BIN"), "run", NULL, "--quiet", NULL };
+	char report[PATH_MAX], moved[PATH_MAX * 2];
+	const char *argv[] = { getenv("BULKHEAD_BIN"), "run", NULL, "--quiet", "--report-json",
+			       report, NULL };
+	struct json_object *root, *failed, *input;
 	char *err;
 	int err_fd, st;
 	pid_t pid;
 
 	ck_assert_ptr_nonnull(argv[0]);
 	dmn_init(&d);
+	snprintf(report, sizeof(report), "%s/report.json", d.dir);
 	make_spool(&d, "ok", ok, sizeof(ok));
 	make_spool(&d, "bad", bad, sizeof(bad));
 	make_spool(&d, "empty", empty, sizeof(empty));
@@ -697,6 +702,15 @@ START_TEST(test_run_takes_files_present_at_start)
 	assert_only_in(ok, "b", "done");
 	assert_only_in(bad, "c", "failed");
 	assert_only_in(ok, ".skip", "");
+	/* The report names the failed file where it is now, in failed/. */
+	root = json_object_from_file(report);
+	ck_assert_ptr_nonnull(root);
+	ck_assert(json_object_object_get_ex(root, "failed", &failed));
+	ck_assert_int_eq(json_object_array_length(failed), 1);
+	ck_assert(json_object_object_get_ex(json_object_array_get_idx(failed, 0), "input", &input));
+	snprintf(moved, sizeof(moved), "%s/failed/c", bad);
+	ck_assert_str_eq(json_object_get_string(input), moved);
+	json_object_put(root);
 	ck_assert_int_eq(tu_count_workers_of(pid), 0);
 	ck_assert_int_eq(tu_count_zombie_children(), 0);
 	free(err);

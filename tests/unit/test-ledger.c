@@ -529,6 +529,31 @@ START_TEST(test_add_input_jobs)
 }
 END_TEST
 
+/* A spool moves an ended job's file: the job's input follows it; its result stays. */
+START_TEST(test_move_job_input)
+{
+	char *in[] = { "/spool/a" };
+	uint64_t first;
+	struct job *j;
+
+	ck_assert_int_eq(ledger_add_input_jobs(l, 2, in, 1, &first), 0);
+	j = ledger_job(l, first);
+	ck_assert_int_eq(ledger_set_result(l, j, "ok", 2), 0);
+	ck_assert_int_eq(ledger_move_job_input(l, j, "/spool/done/a"), -EINVAL); /* not ended */
+	ck_assert_int_eq(ledger_cancel_queued_job(l, j, CAUSE_CANCELLED), 0);
+	ck_assert_int_eq(ledger_move_job_input(l, j, ""), -EINVAL);
+	ck_assert_int_eq(ledger_move_job_input(l, j, "/spool/done/a"), 0);
+	ck_assert_str_eq(ledger_job_input(l, j), "/spool/done/a");
+	ck_assert_str_eq(ledger_job_result(l, j), "ok");
+	/* A job without an input gets none. */
+	j = ledger_job(l, 1);
+	ck_assert_int_eq(ledger_cancel_queued_job(l, j, CAUSE_CANCELLED), 0);
+	ck_assert_int_eq(ledger_move_job_input(l, j, "/x"), -EINVAL);
+	ck_assert_ptr_null(ledger_job_input(l, j));
+	assert_sums();
+}
+END_TEST
+
 START_TEST(test_result_sanitised_and_progress)
 {
 	struct job *j = start_next(0, false);
@@ -665,6 +690,7 @@ static Suite *ledger_suite(void)
 	tcase_add_test(tc, test_end_hooks_in_order_and_removed);
 	tcase_add_test(tc, test_group_inputs_deep_copied);
 	tcase_add_test(tc, test_add_input_jobs);
+	tcase_add_test(tc, test_move_job_input);
 	tcase_add_test(tc, test_result_sanitised_and_progress);
 	tcase_add_test(tc, test_blame_command_not_alone);
 	tcase_add_test(tc, test_spawn_failed_counts_attempts);
