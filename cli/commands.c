@@ -1145,6 +1145,11 @@ int cmd_wait(int argc, char **argv)
 			       fmt_str(j, "state"), has_cause ? " (" : "", has_cause ? cause : "",
 			       has_cause ? ")" : "");
 		}
+		if (jbool(reply, "truncated"))
+			fprintf(stderr,
+				"bulkhead: %lld jobs ended; listed: the %zu that did not end as "
+				"their group expects (at most 1000)\n",
+				(long long)jint0(reply, "total"), jlen(jobs));
 	}
 	r = jbool(reply, "all_expected") ? 0 : EXIT_CONTROL_FAILED;
 	json_object_put(reply);

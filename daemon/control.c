@@ -31,6 +31,7 @@
 #include "daemon/ledger.h"
 
 #define ACCEPT_RETRY (100 * USEC_PER_MSEC) /* after EMFILE/ENFILE */
+#define WAIT_LIST_MAX 1000 /* jobs listed in a wait reply (beyond: the unexpected ones only) */
 
 struct client {
 	struct control *c;
@@ -50,6 +51,7 @@ struct client {
 	 * client's later requests wait behind it (replies stay in order). */
 	uint64_t *wait_ids;
 	size_t n_wait;
+	size_t n_wait_ended; /* wait_ids[0 .. n_wait_ended) have ended (ids only move forward) */
 	json_object *wait_echo; /* the request's "id", if any */
 };
 
@@ -706,18 +708,30 @@ static json_object *cmd_cancel(struct control *c, json_object *req)
 	return o;
 }
 
-/* The reply of a finished wait. */
+/*
+ * The reply of a finished wait. Up to WAIT_LIST_MAX jobs it lists every one; beyond, only
+ * those that did not end as their group expects (at most WAIT_LIST_MAX of them), with
+ * "total" and "truncated": a wait for a group of a million jobs must not make the master
+ * build a million JSON objects.
+ */
 static json_object *wait_reply(struct control *c, const uint64_t *ids, size_t n)
 {
 	struct ledger *l = master_ledger(c->m);
 	json_object *o = ok_reply(), *a = json_object_new_array();
-	bool all = true;
+	bool all = true, truncated = n > WAIT_LIST_MAX;
+	size_t listed = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		struct job *j = ledger_job(l, ids[i]);
 		bool met = j->state == ledger_group(l, j->group)->expect;
-		json_object *e = json_object_new_object();
+		json_object *e;
 		char name[64], cause[64];
+
+		all &= met;
+		if (truncated && (met || listed == WAIT_LIST_MAX))
+			continue;
+		listed++;
+		e = json_object_new_object();
 
 		add_int(e, "id", (int64_t)j->id);
 		json_object_object_add(e, "name", json_object_new_string(
@@ -728,21 +742,26 @@ static json_object *wait_reply(struct control *c, const uint64_t *ids, size_t n)
 							   j, cause, sizeof(cause))));
 		json_object_object_add(e, "expected", json_object_new_boolean(met));
 		json_object_array_add(a, e);
-		all &= met;
 	}
 	json_object_object_add(o, "all_expected", json_object_new_boolean(all));
 	json_object_object_add(o, "jobs", a);
+	add_int(o, "total", (int64_t)n);
+	json_object_object_add(o, "truncated", json_object_new_boolean(truncated));
 	return o;
 }
 
-static bool wait_finished(struct control *c, const struct client *cl)
+/*
+ * Ended jobs never start again, so the scan resumes where the last one stopped: a wait for n
+ * jobs costs O(n) in all, not O(n) per job that ends.
+ */
+static bool wait_finished(struct control *c, struct client *cl)
 {
 	struct ledger *l = master_ledger(c->m);
 
-	for (size_t i = 0; i < cl->n_wait; i++)
-		if (!job_state_is_final(ledger_job(l, cl->wait_ids[i])->state))
-			return false;
-	return true;
+	while (cl->n_wait_ended < cl->n_wait &&
+	       job_state_is_final(ledger_job(l, cl->wait_ids[cl->n_wait_ended])->state))
+		cl->n_wait_ended++;
+	return cl->n_wait_ended == cl->n_wait;
 }
 
 /* Answers every wait whose jobs have all ended; those clients go on with their requests. */
@@ -809,6 +828,7 @@ static json_object *start_wait(struct client *cl, json_object *req)
 		if (err)
 			return err;
 	}
+	cl->n_wait_ended = 0;
 	if (json_object_object_get_ex(req, "id", &echo))
 		cl->wait_echo = json_object_get(echo);
 	c->n_waiting++;
