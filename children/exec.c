@@ -308,6 +308,12 @@ static int wait_command(struct bulkhead_job *job, pid_t pid)
 
 	while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
 		;
+	/*
+	 * What the command left running in its process group (`sh -c "x &"`) goes with it: the
+	 * job is over. The unreaped command still holds the group's id, so this cannot reach
+	 * another process group.
+	 */
+	(void)kill(-pid, SIGKILL);
 	pthread_mutex_lock(&exec_lock);
 	job->exec_pid = 0;
 	pthread_mutex_unlock(&exec_lock);
@@ -389,6 +395,11 @@ int exec_job_run(struct bulkhead_job *job)
 	int out = -1, status, r;
 	pid_t pid;
 
+	if (bulkhead_job_cancelled(job)) {
+		/* Cancelled (or the worker stopping) before it started: as if SIGTERM ended it. */
+		job->outcome = BH_OUTCOME_SIGNALED;
+		return SIGTERM;
+	}
 	r = build_argv(job, &argv);
 	if (r == 0)
 		r = build_envp(job, &envp, &env_strings);

@@ -12,6 +12,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "plugin.h"
@@ -40,5 +41,8 @@ int probe_main(int argc, char **argv)
 		/* Not closed: a plugin's destructors have no business running here either. */
 		fflush(stdout);
 	}
-	return ret;
+	/* _exit: returning would run the plugins' destructors, and a crash there is not the
+	 * constructor crash the caller would report. */
+	fflush(stdout);
+	_exit(ret);
 }

@@ -154,6 +154,11 @@ START_TEST(test_probe_run)
 	ck_assert_msg(strstr(reason, "built for job ABI 3"), "%s", reason);
 	free(reason);
 
+	/* A destructor that crashes is not run by the probe: the plugin is fine. */
+	ck_assert_int_eq(
+		config_probe_run(worker(), plugin("dtor-crash", "outcome"), 10000, &reason), 0);
+	free(reason);
+
 	/* The probe dies by the constructor's signal; we say so and live on. */
 	ck_assert_int_eq(
 		config_probe_run(worker(), plugin("ctor-crash", "outcome"), 10000, &reason),

@@ -1736,6 +1736,51 @@ START_TEST(test_exec_process_group)
 }
 END_TEST
 
+/* A command that exits leaves nothing behind: what it started in its group is killed. */
+START_TEST(test_exec_leftovers_killed)
+{
+	char *dir, fifo[512], cmd[1024], buf[32] = "";
+	struct job_events ev = { .id = 1 };
+	pid_t leader, orphan;
+	int fd, pidfd;
+	struct wk w;
+
+	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+
+	wk_start(&w, 1);
+	/* The shell starts sleep in the background, reports its pid, and exits 0 at once. */
+	snprintf(cmd, sizeof(cmd), "exec:/bin/sh -c 'sleep 1000 & echo $! > %s'", fifo);
+	wk_spec(&w, 0, cmd, "");
+	wk_assign(&w, 1, 1, 0);
+	leader = wk_expect_exec(&w, 1);
+	ck_assert_int_eq(poll(&(struct pollfd){ .fd = fd, .events = POLLIN }, 1, FRAME_TIMEOUT_MS),
+			 1);
+	ck_assert_int_gt(read(fd, buf, sizeof(buf) - 1), 0);
+	close(fd);
+	orphan = (pid_t)atoi(buf);
+	ck_assert_int_gt(orphan, 0);
+	pidfd = (int)pidfd_open(orphan, 0);
+	ev.exec_pid = leader;
+	wk_events(&w, &ev, 1);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_int_eq(ev.d.status, 0);
+	/* The background sleep is gone too (or going: its pidfd turns readable). */
+	if (pidfd >= 0) {
+		ck_assert_int_eq(poll(&(struct pollfd){ .fd = pidfd, .events = POLLIN }, 1,
+				      FRAME_TIMEOUT_MS),
+				 1);
+		close(pidfd);
+	}
+	free(wk_stop_log(&w));
+	tu_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
 /* CANCEL and STOP send SIGTERM to the command's process group. */
 START_TEST(test_exec_cancel)
 {
@@ -1875,6 +1920,7 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, test_exec_clean_child);
 	tcase_add_test(tc, test_exec_output_logged);
 	tcase_add_test(tc, test_exec_process_group);
+	tcase_add_test(tc, test_exec_leftovers_killed);
 	tcase_add_test(tc, test_exec_cancel);
 	suite_add_tcase(s, tc);
 	return s;
