@@ -43,6 +43,7 @@ struct supervisor_config {
 	char *control_group;
 	enum log_level log_level;
 	usec_t drain_timeout;
+	unsigned keep_ended; /* bulkheadd: ended jobs kept in the ledger (ledger_collect) */
 	enum worker_start worker_start;
 };
 

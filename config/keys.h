@@ -93,6 +93,9 @@ static const struct config_choice config_expect_choices[] = {
 	  "most verbose level logged")                                                             \
 	X(SUPERVISOR, drain_timeout, drain_timeout, DURATION, "10s", 0, USEC_INFINITY, NULL,      \
 	  "on SIGTERM, how long running jobs may finish before they end cancelled")               \
+	X(SUPERVISOR, keep_ended, keep_ended, UINT, "100000", 0, 1000000000, NULL,               \
+	  "bulkheadd: ended jobs kept for jobs and wait; older ones are forgotten 4096 at a "    \
+	  "time, their counts stay (bulkhead run keeps all)")                                   \
 	X(SUPERVISOR, worker_start, worker_start, ENUM, "fork-server", 0, 0,                      \
 	  config_worker_start_choices,                                                             \
 	  "fork-server: workers are forked from an idle pre-started one (fast restarts); "      \

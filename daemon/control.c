@@ -86,8 +86,11 @@ static void client_free(struct client *cl)
 	close(cl->fd);
 	free(cl->in);
 	free(cl->out);
-	if (cl->wait_ids)
+	if (cl->wait_ids) {
 		cl->c->n_waiting--;
+		ledger_pin(master_ledger(cl->c->m), false);
+		master_collect_soon(cl->c->m);
+	}
 	free(cl->wait_ids);
 	json_object_put(cl->wait_echo);
 	free(cl);
@@ -426,6 +429,8 @@ static json_object *cmd_jobs(struct control *c, json_object *req)
 	for (uint64_t id = 1; id <= ledger_n_jobs(l); id++) {
 		struct job *j = ledger_job(l, id);
 
+		if (!j) /* forgotten (keep_ended) */
+			continue;
 		if ((want_state >= 0 && visible_state(j) != (enum job_state)want_state) ||
 		    (want_group >= 0 && j->group != (unsigned)want_group))
 			continue;
@@ -659,8 +664,13 @@ static json_object *read_ids(struct ledger *l, json_object *req, uint64_t **ret,
 		int64_t id = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : 0;
 
 		if (!ledger_job(l, (uint64_t)(id > 0 ? id : 0))) {
+			bool gone = ledger_job_forgotten(l, (uint64_t)(id > 0 ? id : 0));
+
 			free(*ret);
 			*ret = NULL;
+			if (gone)
+				return error_reply("job %s ended and was forgotten (keep_ended)",
+						   json_object_to_json_string(v));
 			return error_reply("no job with id %s", json_object_to_json_string(v));
 		}
 		(*ret)[i] = (uint64_t)id;
@@ -782,6 +792,8 @@ static int on_wait_check(sd_event_source *s, void *userdata)
 		free(cl->wait_ids);
 		cl->wait_ids = NULL;
 		c->n_waiting--;
+		ledger_pin(master_ledger(c->m), false);
+		master_collect_soon(c->m);
 		json_object_put(cl->wait_echo);
 		cl->wait_echo = NULL;
 		if (client_reply(cl, reply) && process_lines(cl))
@@ -819,9 +831,12 @@ static json_object *start_wait(struct client *cl, json_object *req)
 				      sizeof(uint64_t));
 		if (!cl->wait_ids)
 			return error_reply("out of memory");
-		for (uint64_t id = 1; id <= ledger_n_jobs(l); id++)
-			if (ledger_job(l, id)->group == (unsigned)g)
+		for (uint64_t id = 1; id <= ledger_n_jobs(l); id++) {
+			struct job *j = ledger_job(l, id);
+
+			if (j && j->group == (unsigned)g) /* forgotten ones have ended */
 				cl->wait_ids[n++] = id;
+		}
 		cl->n_wait = n;
 	} else {
 		err = read_ids(l, req, &cl->wait_ids, &cl->n_wait);
@@ -831,6 +846,7 @@ static json_object *start_wait(struct client *cl, json_object *req)
 	cl->n_wait_ended = 0;
 	if (json_object_object_get_ex(req, "id", &echo))
 		cl->wait_echo = json_object_get(echo);
+	ledger_pin(l, true); /* the jobs waited for stay known until the reply */
 	c->n_waiting++;
 	sd_event_source_set_enabled(c->wait_check, SD_EVENT_ONESHOT);
 	return NULL;

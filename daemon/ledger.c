@@ -37,9 +37,15 @@ struct end_hook {
 };
 
 struct ledger {
-	struct job **chunks;
+	struct job **chunks; /* NULL: a chunk whose ended jobs were forgotten */
+	uint32_t *chunk_ended; /* per chunk: jobs in a final state */
 	size_t n_chunks;
+	size_t first_kept;   /* chunks below it are forgotten */
 	uint64_t n_jobs;
+	uint64_t ended_kept; /* jobs in a final state in kept chunks */
+	uint64_t keep_ended; /* ledger_collect() keeps at least this many ended jobs */
+	uint64_t forgotten;
+	unsigned pins;
 	struct pool_queues *queues; /* one per pool index */
 	unsigned n_pools;
 	struct ledger_group *groups;
@@ -56,6 +62,7 @@ int ledger_new(unsigned n_pools, struct ledger **ret)
 
 	if (!l)
 		return -ENOMEM;
+	l->keep_ended = UINT64_MAX;
 	r = ledger_set_pools(l, n_pools);
 	if (r < 0) {
 		free(l);
@@ -106,10 +113,17 @@ static int grow_jobs(struct ledger *l, uint64_t n)
 
 	if (need > l->n_chunks) {
 		struct job **c = realloc(l->chunks, need * sizeof(*c));
+		uint32_t *e;
 
 		if (!c)
 			return -ENOMEM;
 		l->chunks = c;
+		e = realloc(l->chunk_ended, need * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		l->chunk_ended = e;
+		for (size_t i = l->n_chunks; i < need; i++)
+			e[i] = 0;
 		for (; l->n_chunks < need; l->n_chunks++) {
 			l->chunks[l->n_chunks] = calloc(JOB_CHUNK, sizeof(struct job));
 			if (!l->chunks[l->n_chunks])
@@ -251,11 +265,12 @@ void ledger_free(struct ledger *l)
 {
 	if (!l)
 		return;
-	for (uint64_t id = 1; id <= l->n_jobs; id++)
+	for (uint64_t id = (uint64_t)l->first_kept * JOB_CHUNK + 1; id <= l->n_jobs; id++)
 		extra_free(job_slot(l, id)->extra);
 	for (size_t i = 0; i < l->n_chunks; i++)
 		free(l->chunks[i]);
 	free(l->chunks);
+	free(l->chunk_ended);
 	for (unsigned g = 0; g < l->n_groups; g++)
 		group_config_done(&l->groups[g].cfg);
 	free(l->groups);
@@ -270,9 +285,57 @@ uint64_t ledger_n_jobs(const struct ledger *l)
 
 struct job *ledger_job(struct ledger *l, uint64_t id)
 {
-	if (id == 0 || id > l->n_jobs)
+	if (id == 0 || id > l->n_jobs || (id - 1) / JOB_CHUNK < l->first_kept)
 		return NULL;
 	return job_slot(l, id);
+}
+
+bool ledger_job_forgotten(const struct ledger *l, uint64_t id)
+{
+	return id >= 1 && id <= l->n_jobs && (id - 1) / JOB_CHUNK < l->first_kept;
+}
+
+void ledger_set_keep_ended(struct ledger *l, uint64_t keep)
+{
+	l->keep_ended = keep;
+}
+
+void ledger_pin(struct ledger *l, bool on)
+{
+	if (on)
+		l->pins++;
+	else if (l->pins > 0)
+		l->pins--;
+}
+
+uint64_t ledger_forgotten(const struct ledger *l)
+{
+	return l->forgotten;
+}
+
+/*
+ * Frees the oldest chunks whose jobs have all ended, as long as keep_ended ended jobs stay
+ * behind. The last chunk is never freed (jobs are still added to it). Jobs of a freed chunk
+ * are gone for ledger_job(); their counts (per group, per state) stay.
+ */
+uint64_t ledger_collect(struct ledger *l)
+{
+	uint64_t n = 0;
+
+	while (l->pins == 0 && l->first_kept + 1 < l->n_chunks &&
+	       l->chunk_ended[l->first_kept] == JOB_CHUNK &&
+	       l->ended_kept >= JOB_CHUNK && l->ended_kept - JOB_CHUNK >= l->keep_ended) {
+		struct job *c = l->chunks[l->first_kept];
+
+		for (size_t i = 0; i < JOB_CHUNK; i++)
+			extra_free(c[i].extra);
+		free(c);
+		l->chunks[l->first_kept++] = NULL;
+		l->ended_kept -= JOB_CHUNK;
+		l->forgotten += JOB_CHUNK;
+		n += JOB_CHUNK;
+	}
+	return n;
 }
 
 const struct ledger_stats *ledger_stats(const struct ledger *l)
@@ -299,6 +362,10 @@ bool ledger_group_ok(const struct ledger *l, unsigned group)
 
 static void set_state(struct ledger *l, struct job *j, enum job_state s)
 {
+	if (job_state_is_final(s) && !job_state_is_final(j->state)) {
+		l->chunk_ended[(j->id - 1) / JOB_CHUNK]++;
+		l->ended_kept++;
+	}
 	l->stats.by_state[j->state]--;
 	l->groups[j->group].counts.by_state[j->state]--;
 	j->state = (uint8_t)s;

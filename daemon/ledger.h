@@ -163,6 +163,20 @@ void ledger_update_group(struct ledger *l, unsigned group, const struct group_co
 uint64_t ledger_n_jobs(const struct ledger *l);
 /* The job with this id, or NULL (never trust an id from a peer without this). */
 struct job *ledger_job(struct ledger *l, uint64_t id);
+
+/*
+ * Retention (bulkheadd's keep_ended): ledger_collect() forgets the oldest ended jobs, a chunk
+ * of 4096 at a time, while at least `keep` ended jobs stay; default UINT64_MAX, keep all.
+ * A forgotten job is NULL for ledger_job() (ledger_job_forgotten() tells it from an id never
+ * given); its counts stay. Call ledger_collect() where no struct job pointer of an ended job
+ * is held (it frees them). While pinned (ledger_pin), nothing is forgotten: a client waiting
+ * for jobs by id pins the ledger. Returns how many jobs it forgot.
+ */
+void ledger_set_keep_ended(struct ledger *l, uint64_t keep);
+uint64_t ledger_collect(struct ledger *l);
+bool ledger_job_forgotten(const struct ledger *l, uint64_t id);
+uint64_t ledger_forgotten(const struct ledger *l);
+void ledger_pin(struct ledger *l, bool on);
 const struct ledger_stats *ledger_stats(const struct ledger *l);
 const struct group_counts *ledger_group_counts(const struct ledger *l, unsigned group);
 /* Jobs not yet in a final state. */

@@ -146,6 +146,7 @@ struct master {
 	sd_event_source *sigint;
 	sd_event_source *sigterm;
 	sd_event_source *sighup;
+	sd_event_source *collect; /* daemon: deferred ledger_collect() (keep_ended) */
 	sd_event_source *reload_event; /* a SIGHUP storm is one reload */
 	usec_t last_reload;
 	unsigned interrupts;
@@ -1879,6 +1880,10 @@ int master_reload(struct master *m, char **ret_errors)
 	}
 	/* The new config parsed and validated as a whole: from here on it is applied. */
 	log_set_max_level((int)nc->supervisor.log_level);
+	if (m->opts.daemon) {
+		ledger_set_keep_ended(m->ledger, nc->supervisor.keep_ended);
+		sd_event_source_set_enabled(m->collect, SD_EVENT_ONESHOT);
+	}
 	if (strcmp(nc->supervisor.control_socket, m->config->supervisor.control_socket) != 0)
 		log_warning("control_socket changes take effect at the next start");
 	r = reload_pools(m, nc, map);
@@ -2136,6 +2141,29 @@ static void status_line(void *userdata, char *buf, size_t size)
 		 (unsigned long long)s->by_state[JOB_TIMED_OUT], (unsigned long long)deaths);
 }
 
+/* Forgets old ended jobs (keep_ended), once per loop pass after jobs ended. */
+static int on_collect(sd_event_source *s, void *userdata)
+{
+	struct master *m = userdata;
+	uint64_t n = ledger_collect(m->ledger);
+
+	if (n > 0)
+		log_debug("forgot %" PRIu64 " ended jobs (%" PRIu64 " in all; keep_ended = %u)", n,
+			  ledger_forgotten(m->ledger), m->config->supervisor.keep_ended);
+	return 0;
+}
+
+static void on_job_ended(void *userdata, struct job *j)
+{
+	master_collect_soon(userdata);
+}
+
+void master_collect_soon(struct master *m)
+{
+	if (m->collect)
+		sd_event_source_set_enabled(m->collect, SD_EVENT_ONESHOT);
+}
+
 int master_new(struct config *c, const struct master_options *opts, struct master **ret)
 {
 	struct master *m;
@@ -2171,6 +2199,16 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	if (r < 0)
 		goto fail;
 	if (m->opts.daemon) {
+		/* Retention: ended jobs are forgotten from a deferred source, where no caller
+		 * holds a struct job pointer. One-shot runs keep every job for their report. */
+		ledger_set_keep_ended(m->ledger, c->supervisor.keep_ended);
+		r = sd_event_add_defer(m->event, &m->collect, on_collect, m);
+		if (r >= 0)
+			r = sd_event_source_set_enabled(m->collect, SD_EVENT_OFF);
+		if (r >= 0)
+			r = ledger_add_end_hook(m->ledger, on_job_ended, m);
+		if (r < 0)
+			goto fail;
 		r = notifier_new(m->event, status_line, m, &m->notifier);
 		if (r >= 0)
 			r = sd_event_add_signal(m->event, &m->sighup, SIGHUP, on_sighup, m);
@@ -2263,6 +2301,7 @@ void master_free(struct master *m)
 	sd_event_source_disable_unref(m->sigint);
 	sd_event_source_disable_unref(m->sigterm);
 	sd_event_source_disable_unref(m->sighup);
+	sd_event_source_disable_unref(m->collect);
 	sd_event_source_disable_unref(m->reload_event);
 	notifier_free(m->notifier);
 	zygote_stop(&m->zygote);

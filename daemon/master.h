@@ -120,6 +120,8 @@ int master_inject(struct master *m, unsigned pool, int slot, const char *fault,
  * is on a worker that is going away).
  */
 int master_cancel_job(struct master *m, struct job *j);
+/* Runs ledger_collect() (keep_ended) soon, from the loop: after a ledger_pin() ends. */
+void master_collect_soon(struct master *m);
 
 /* A read-only view for the control socket. */
 struct master_pool_info {

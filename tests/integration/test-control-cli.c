@@ -817,6 +817,52 @@ static struct result cli_ids(struct daemon *d, const char *cmd, const long *ids,
 	return cli_at(d, args);
 }
 
+/*
+ * keep_ended = 0: once a wait has its reply, the ended jobs are forgotten in whole chunks of
+ * 4096 (the last chunk stays); status still counts them all, and asking for a forgotten id
+ * says so.
+ */
+START_TEST(test_keep_ended_forgets_old_jobs)
+{
+	const char *submit[] = { "submit", "--pool", "main", "--run", "builtin:noop", "--count",
+				 "10000", NULL };
+	const char *wait[] = { "wait", "--group", "noop@1", NULL };
+	const char *jobs[] = { "jobs", "--limit", "100000", NULL };
+	const char *old[] = { "wait", "1", NULL };
+	struct daemon d;
+	struct result r;
+	json_object *o;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[supervisor]\nkeep_ended = 0\n[pool main]\nworkers = 2\nthreads = 2\n");
+	start(&d);
+	r = cli_at(&d, submit);
+	expect_rc(r, 0, "submit 10000");
+	result_free(&r);
+	r = cli_at(&d, wait);
+	expect_rc(r, 0, "wait --group noop@1");
+	result_free(&r);
+	/* Jobs 1..8192 (two whole chunks) are forgotten; 8193..10000 are still listed. */
+	r = cli_at(&d, jobs);
+	expect_rc(r, 0, "jobs");
+	ck_assert_msg(count_lines(r.out) == 1 + 10000 - 8192, "%zu lines", count_lines(r.out));
+	ck_assert_ptr_nonnull(strstr(r.out, "noop@1#10000"));
+	ck_assert_ptr_null(strstr(r.out, "noop@1#8192\t"));
+	result_free(&r);
+	o = status_json(&d);
+	ck_assert_int_eq(member_int(member(o, "jobs"), "done"), 10000);
+	ck_assert_int_eq(member_int(member(o, "jobs"), "lost"), 0);
+	json_object_put(o);
+	r = cli_at(&d, old);
+	expect_rc(r, 1, "wait for a forgotten job");
+	ck_assert_msg(strstr(r.err, "forgotten"), "%s", r.err);
+	result_free(&r);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
 START_TEST(test_submit_wait_cancel_restart)
 {
 	struct daemon d;
@@ -1314,6 +1360,7 @@ static Suite *control_cli_suite(void)
 	tcase_add_test(tc, test_log_level);
 	tcase_add_test(tc, test_top_plain);
 	tcase_add_test(tc, test_submit_wait_cancel_restart);
+	tcase_add_test(tc, test_keep_ended_forgets_old_jobs);
 	tcase_add_test(tc, test_inject_faults_blame_no_job);
 	tcase_add_test(tc, test_submit_10000_wait_under_injection);
 	suite_add_tcase(s, tc);

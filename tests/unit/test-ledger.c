@@ -529,6 +529,52 @@ START_TEST(test_add_input_jobs)
 }
 END_TEST
 
+/* keep_ended: whole chunks of ended jobs are forgotten, oldest first; counts stay. */
+START_TEST(test_retention)
+{
+	uint64_t first, n;
+	struct job *j;
+
+	ck_assert_int_eq(ledger_add_jobs(l, 0, 3 * 4096, &first), 0);
+	n = ledger_n_jobs(l); /* 7 + 12288: four chunks of 4096 */
+	ck_assert_uint_eq(ledger_collect(l), 0); /* nothing ended */
+	j = start_next(0, false); /* job 1 runs: its chunk cannot go */
+	ledger_cancel_queued(l, 0, CAUSE_CANCELLED);
+	ledger_cancel_queued(l, 1, CAUSE_CANCELLED);
+	ledger_set_keep_ended(l, 4096);
+	ck_assert_uint_eq(ledger_collect(l), 0);
+	ledger_finish(l, j, 0);
+	ck_assert_uint_eq(ledger_stats(l)->by_state[JOB_DONE], 1);
+
+	ledger_pin(l, true); /* a client waits: nothing goes */
+	ck_assert_uint_eq(ledger_collect(l), 0);
+	ledger_pin(l, false);
+	/* 12295 ended; each chunk freed must leave >= 4096: chunks 0 and 1 go. */
+	ck_assert_uint_eq(ledger_collect(l), 8192);
+	ck_assert_uint_eq(ledger_forgotten(l), 8192);
+	ck_assert_ptr_null(ledger_job(l, 1));
+	ck_assert(ledger_job_forgotten(l, 1));
+	ck_assert(ledger_job_forgotten(l, 8192));
+	ck_assert_ptr_nonnull(ledger_job(l, 8193));
+	ck_assert(!ledger_job_forgotten(l, 8193));
+	ck_assert(!ledger_job_forgotten(l, n + 1)); /* never given is not forgotten */
+	ck_assert_ptr_null(ledger_job(l, n + 1));
+	/* The counts are untouched. */
+	ck_assert_uint_eq(ledger_stats(l)->by_state[JOB_DONE], 1);
+	ck_assert_uint_eq(ledger_stats(l)->by_state[JOB_CANCELLED], n - 1);
+	ck_assert_uint_eq(ledger_unfinished(l), 0);
+	assert_sums();
+	/* Nothing more to forget; new jobs go on from the last chunk. */
+	ck_assert_uint_eq(ledger_collect(l), 0);
+	ck_assert_int_eq(ledger_add_jobs(l, 0, 1, &first), 0);
+	ck_assert_uint_eq(first, n + 1);
+	ck_assert_ptr_nonnull(ledger_job(l, first));
+	ledger_set_keep_ended(l, 0);
+	ck_assert_uint_eq(ledger_collect(l), 4096); /* chunk 2; chunk 3 is the last */
+	assert_sums();
+}
+END_TEST
+
 /* A spool moves an ended job's file: the job's input follows it; its result stays. */
 START_TEST(test_move_job_input)
 {
@@ -691,6 +737,7 @@ static Suite *ledger_suite(void)
 	tcase_add_test(tc, test_group_inputs_deep_copied);
 	tcase_add_test(tc, test_add_input_jobs);
 	tcase_add_test(tc, test_move_job_input);
+	tcase_add_test(tc, test_retention);
 	tcase_add_test(tc, test_result_sanitised_and_progress);
 	tcase_add_test(tc, test_blame_command_not_alone);
 	tcase_add_test(tc, test_spawn_failed_counts_attempts);
