@@ -24,6 +24,8 @@
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -454,11 +456,30 @@ static void moved(struct spool *s, struct job *j, const char *path)
 			  j->id, strerror(-r));
 }
 
+/*
+ * rename(2) that never replaces: a file of the same name already in the subdirectory (an
+ * earlier file of that name) keeps its place, and this one gets ".JOBID" appended (job ids
+ * are unique). Returns 0 with the path used in dst, or -errno.
+ */
+static int rename_keep(const char *src, char *dst, size_t size, uint64_t job)
+{
+	size_t len = strlen(dst);
+
+	if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -errno;
+	if (snprintf(dst + len, size - len, ".%" PRIu64, job) >= (int)(size - len))
+		return -ENAMETOOLONG;
+	return renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) == 0 ? 0 : -errno;
+}
+
 static void move_file(struct spool *s, struct job *j, const struct spool_file *f,
 		      const char *sub)
 {
 	char src[PATH_MAX], dst[PATH_MAX];
 	struct stat st;
+	int r;
 
 	snprintf(src, sizeof(src), "%s/%s", s->dir, f->name);
 	snprintf(dst, sizeof(dst), "%s/%s/%s", s->dir, sub, f->name);
@@ -471,21 +492,20 @@ static void move_file(struct spool *s, struct job *j, const struct spool_file *f
 		log_warning("job group %s: %s was replaced while its job ran; moving it to %s/ as "
 			    "it is",
 			    gname(s), src, sub);
-	if (rename(src, dst) == 0) {
-		moved(s, j, dst);
-		return;
-	}
-	if (errno == ENOENT) {
+	r = rename_keep(src, dst, sizeof(dst), j->id);
+	if (r == -ENOENT) {
 		char d[PATH_MAX];
 
 		/* The subdirectory went away: make it again. */
 		snprintf(d, sizeof(d), "%s/%s", s->dir, sub);
-		if ((mkdir(d, 0755) == 0 || errno == EEXIST) && rename(src, dst) == 0) {
-			moved(s, j, dst);
-			return;
-		}
+		if (mkdir(d, 0755) == 0 || errno == EEXIST)
+			r = rename_keep(src, dst, sizeof(dst), j->id);
 	}
-	log_error_errno(-errno, "job group %s: cannot move %s to %s", gname(s), src, dst);
+	if (r == 0) {
+		moved(s, j, dst);
+		return;
+	}
+	log_error_errno(r, "job group %s: cannot move %s to %s/", gname(s), src, sub);
 }
 
 static void on_job_end(void *userdata, struct job *j)
