@@ -16,6 +16,17 @@
  *   - with the worker's environment plus BULKHEAD_JOB_ID (and BULKHEAD_JOB_INPUT when the
  *     job has an input). Every fd of the worker is CLOEXEC, so the command inherits none.
  *
+ * The command dies with its worker: posix_spawn() starts this same binary as a trampoline
+ * (`bulkhead-worker --exec-command WORKER_PID -- COMMAND ARGS...`, exec_trampoline_main()),
+ * which sets PR_SET_PDEATHSIG (SIGKILL when the job thread, and so the worker, is gone),
+ * checks its parent is still there, and execvp()s the command. An exec failure is written
+ * as an errno to a CLOEXEC pipe on fd 3 (read here: EOF means the command runs), so a
+ * missing command is still SPAWN_FAILED. This costs one more exec per command (about half a
+ * millisecond) and closes a hole: without it a SIGKILLed master (workers die by their own
+ * PDEATHSIG) or a worker dying before the master read its EXEC frame left commands running.
+ * What a command starts in the background is its process group's, killed when the command
+ * ends (wait_command) or by the master.
+ *
  * Right after the spawn the job thread sends EXEC (job, pid) to the master, then waits:
  * with a pidfd, so that output is read until the command exits and not until the last
  * grandchild that inherited the pipe closes it. The command's end becomes the job's:
@@ -32,6 +43,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -40,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -346,8 +359,26 @@ static int spawn_command(struct bulkhead_job *job, char **argv, char **envp, int
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t none, all;
-	int p[2] = { -1, -1 }, r;
+	int p[2] = { -1, -1 }, e[2] = { -1, -1 }, r, err = 0;
+	char **targv, ppid[24];
+	size_t n = 0;
+	ssize_t k;
 
+	while (argv[n])
+		n++;
+	targv = calloc(n + 5, sizeof(*targv));
+	if (!targv)
+		return -ENOMEM;
+	snprintf(ppid, sizeof(ppid), "%d", (int)getpid());
+	targv[0] = (char *)"bulkhead-worker";
+	targv[1] = (char *)EXEC_TRAMPOLINE_OPTION;
+	targv[2] = ppid;
+	targv[3] = (char *)"--";
+	memcpy(targv + 4, argv, (n + 1) * sizeof(*argv));
+	if (pipe2(e, O_CLOEXEC) < 0) {
+		free(targv);
+		return -errno;
+	}
 	sigemptyset(&none);
 	sigfillset(&all);
 	posix_spawn_file_actions_init(&fa);
@@ -373,11 +404,24 @@ static int spawn_command(struct bulkhead_job *job, char **argv, char **envp, int
 			r = -posix_spawn_file_actions_adddup2(&fa, p[1], 2);
 	}
 	if (r == 0)
-		r = -posix_spawnp(ret_pid, argv[0], &fa, &at, argv, envp);
+		r = -posix_spawn_file_actions_adddup2(&fa, e[1], EXEC_TRAMPOLINE_FD);
+	if (r == 0)
+		r = -posix_spawn(ret_pid, "/proc/self/exe", &fa, &at, targv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
+	free(targv);
+	close(e[1]);
 	if (p[1] >= 0)
 		close(p[1]);
+	/* EOF: the command was exec'd; an int: the errno it could not be exec'd with. */
+	while (r == 0 && (k = read(e[0], &err, sizeof(err))) < 0 && errno == EINTR)
+		;
+	close(e[0]);
+	if (r == 0 && k == (ssize_t)sizeof(err) && err > 0) {
+		while (waitpid(*ret_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		r = -err;
+	}
 	if (r < 0) {
 		if (p[0] >= 0)
 			close(p[0]);
@@ -387,6 +431,56 @@ static int spawn_command(struct bulkhead_job *job, char **argv, char **envp, int
 		(void)fcntl(p[0], F_SETFL, O_NONBLOCK);
 	*ret_pipe = p[0];
 	return 0;
+}
+
+/*
+ * execvp() without its fallback of running a file with no #! line through /bin/sh: what
+ * posix_spawnp() does, so a script without an interpreter line stays "Exec format error".
+ * Returns the errno to report.
+ */
+static int exec_path(char **argv)
+{
+	const char *path = getenv("PATH"), *p;
+	char buf[PATH_MAX];
+	int err = ENOENT;
+
+	if (strchr(argv[0], '/')) {
+		execv(argv[0], argv);
+		return errno;
+	}
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (p = path;; p++) {
+		const char *end = strchrnul(p, ':');
+		size_t len = (size_t)(end - p);
+
+		if (len + 1 + strlen(argv[0]) < sizeof(buf)) {
+			snprintf(buf, sizeof(buf), "%.*s%s%s", (int)len, p, len ? "/" : "",
+				 argv[0]);
+			execv(buf, argv);
+			if (errno != ENOENT && errno != ENOTDIR)
+				err = errno; /* EACCES, ENOEXEC...: remembered, as execvp does */
+		}
+		if (*end == '\0')
+			return err;
+		p = end;
+	}
+}
+
+int exec_trampoline_main(int argc, char **argv)
+{
+	int err;
+
+	/* argv: bulkhead-worker --exec-command PPID -- COMMAND ARGS... */
+	if (argc < 5 || strcmp(argv[3], "--") != 0)
+		_exit(127);
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != (pid_t)atoi(argv[2]))
+		_exit(127); /* the worker is already gone */
+	(void)fcntl(EXEC_TRAMPOLINE_FD, F_SETFD, FD_CLOEXEC);
+	err = exec_path(argv + 4);
+	(void)!write(EXEC_TRAMPOLINE_FD, &err, sizeof(err));
+	_exit(127);
 }
 
 int exec_job_run(struct bulkhead_job *job)

@@ -26,6 +26,14 @@ void exec_cmd_free(struct exec_cmd *c);
 int exec_job_run(struct bulkhead_job *job);
 
 /*
+ * The trampoline a command is started through (see exec.c): `bulkhead-worker --exec-command
+ * WORKER_PID -- COMMAND ARGS...`. Never returns.
+ */
+#define EXEC_TRAMPOLINE_OPTION "--exec-command"
+#define EXEC_TRAMPOLINE_FD 3
+_Noreturn int exec_trampoline_main(int argc, char **argv);
+
+/*
  * Sends sig to the process group of the job's running command, if it has one. Safe from any
  * thread, against the job thread reaping the command (the pid is never reused under us).
  */

@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "exec.h"
 #include "probe.h"
 #include "worker.h"
 #include "zygote.h"
@@ -15,6 +16,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--zygote") == 0)
 		return zygote_main(argc, argv);
+	if (argc > 1 && strcmp(argv[1], EXEC_TRAMPOLINE_OPTION) == 0)
+		return exec_trampoline_main(argc, argv);
 	if (argc > 1 && strcmp(argv[1], PROBE_OPTION) == 0)
 		return probe_main(argc, argv);
 	return worker_main(argc, argv);

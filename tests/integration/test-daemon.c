@@ -539,6 +539,52 @@ START_TEST(test_master_sigkill_leaves_no_worker)
 }
 END_TEST
 
+/*
+ * exec: commands die with their worker even when the master is SIGKILLed (the workers die
+ * by their PDEATHSIG, the commands by theirs: nobody is left to kill their groups).
+ */
+START_TEST(test_master_sigkill_leaves_no_command)
+{
+	struct daemon d;
+	pid_t workers[WORKERS_MAX], cmds[8], zygote;
+	int64_t deadline;
+	int n, found = 0;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 2\n"
+			     "[job forever]\nrun = exec:sleep 3333\ntimeout = infinity\n"
+			     "count = 2\n");
+	dmn_start(&d, NULL);
+	n = wait_ready(&d, workers, WORKERS_MAX);
+	ck_assert_int_eq(n, 1);
+	deadline = tu_now_ms() + START_MS;
+	while ((found = tu_find_children(workers[0], "sleep", cmds, 8)) < 2) {
+		ck_assert_msg(tu_ms_left(deadline) > 0, "the commands did not start; %s",
+			      dmn_describe(&d));
+		dmn_pump(&d, 20); /* waiting for two processes to appear */
+	}
+	ck_assert_int_eq(tu_find_children(d.pid, "bulkhead-zygote", &zygote, 1), 1);
+	dmn_signal(&d, SIGKILL);
+	ck_assert_msg(dmn_wait_exit(&d, 5000), "%s", dmn_describe(&d));
+	/* Orphans come to us (subreaper): the worker, and each command, must be gone. */
+	deadline = d.exited_at + ORPHAN_MS;
+	ck_assert_int_eq(tu_wait_exit(workers[0], tu_ms_left(deadline), NULL), 0);
+	ck_assert_int_eq(tu_wait_exit(zygote, tu_ms_left(deadline), NULL), 0);
+	for (int i = 0; i < found; i++) {
+		int st = 0, r = tu_wait_exit(cmds[i], tu_ms_left(deadline), &st);
+
+		if (r == -ETIMEDOUT)
+			tu_kill_wait(cmds[i]);
+		ck_assert_msg(r == 0, "command %d still alive %dms after its master's SIGKILL",
+			      (int)cmds[i], ORPHAN_MS);
+		ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "command %d: %s",
+			      (int)cmds[i], tu_describe_status(st));
+	}
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
 START_TEST(test_second_instance_refused)
 {
 	const char *env1[] = { "WATCHDOG_USEC=400000", NULL };
@@ -1094,6 +1140,7 @@ static Suite *daemon_suite(void)
 	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_master_sigkill_leaves_no_worker);
+	tcase_add_test(tc, test_master_sigkill_leaves_no_command);
 	tcase_add_test(tc, test_fork_server_killed_falls_back_to_exec);
 	tcase_add_test(tc, test_fork_server_stalled_falls_back_to_exec);
 	tcase_add_test(tc, test_second_instance_refused);
