@@ -417,7 +417,13 @@ END_TEST
  * The fork server dies (SIGKILL from outside): the next worker is exec'd instead, the dead
  * fork server is reaped, and nothing else changes.
  */
-START_TEST(test_fork_server_killed_falls_back_to_exec)
+/*
+ * The fork server fails (sig: SIGKILL, it dies; SIGSTOP, it stalls and never answers), then a
+ * worker dies: its replacement is exec'd all the same, the log says why (expect), and the
+ * fork server is reaped, not left behind, and not started again. A stalled one costs the
+ * master one bounded wait (ZYGOTE_FORK_TIMEOUT_MS) before it is killed.
+ */
+static void fork_server_fails(int sig, const char *expect)
 {
 	struct daemon d;
 	pid_t workers[WORKERS_MAX], now[WORKERS_MAX], zygote;
@@ -431,11 +437,10 @@ START_TEST(test_fork_server_killed_falls_back_to_exec)
 	n = wait_ready(&d, workers, WORKERS_MAX);
 	ck_assert_int_eq(n, 2);
 	ck_assert_int_eq(tu_find_children(d.pid, "bulkhead-zygote", &zygote, 1), 1);
-	ck_assert_int_eq(kill(zygote, SIGKILL), 0);
+	ck_assert_int_eq(kill(zygote, sig), 0);
 	ck_assert_int_eq(kill(workers[0], SIGKILL), 0);
-	dmn_expect_stderr(&d, "workers are exec'd from now on", START_MS);
+	dmn_expect_stderr(&d, expect, START_MS);
 
-	/* A replacement for workers[0] comes up all the same. */
 	deadline = tu_now_ms() + START_MS;
 	for (;;) {
 		n = tu_find_workers(d.pid, now, WORKERS_MAX);
@@ -444,51 +449,22 @@ START_TEST(test_fork_server_killed_falls_back_to_exec)
 		ck_assert_msg(tu_ms_left(deadline) > 0, "no replacement; %s", dmn_describe(&d));
 		dmn_pump(&d, 20);
 	}
-	/* The fork server was reaped (not left a zombie), and none was started again. */
 	ck_assert_int_lt(tu_proc_stat(zygote, NULL, 0, &state, NULL), 0);
 	ck_assert_int_eq(tu_find_children(d.pid, "bulkhead-zygote", &zygote, 1), 0);
 	dmn_stop(&d);
 	dmn_assert_aftermath();
 	dmn_free(&d);
 }
+
+START_TEST(test_fork_server_killed_falls_back_to_exec)
+{
+	fork_server_fails(SIGKILL, "workers are exec'd from now on");
+}
 END_TEST
 
-/*
- * A stalled fork server (SIGSTOP: it never answers) costs the master one bounded wait
- * (ZYGOTE_FORK_TIMEOUT_MS); then it is killed and reaped, and the worker is exec'd.
- */
 START_TEST(test_fork_server_stalled_falls_back_to_exec)
 {
-	struct daemon d;
-	pid_t workers[WORKERS_MAX], now[WORKERS_MAX], zygote;
-	int64_t deadline;
-	char state;
-	int n;
-
-	dmn_init(&d);
-	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 1\nmin_uptime = 0\n");
-	dmn_start(&d, NULL);
-	n = wait_ready(&d, workers, WORKERS_MAX);
-	ck_assert_int_eq(n, 2);
-	ck_assert_int_eq(tu_find_children(d.pid, "bulkhead-zygote", &zygote, 1), 1);
-	ck_assert_int_eq(kill(zygote, SIGSTOP), 0);
-	ck_assert_int_eq(kill(workers[0], SIGKILL), 0);
-	dmn_expect_stderr(&d, "timed out): workers are exec'd from now on", START_MS);
-
-	deadline = tu_now_ms() + START_MS;
-	for (;;) {
-		n = tu_find_workers(d.pid, now, WORKERS_MAX);
-		if (n == 2 && now[0] != workers[0] && now[1] != workers[0])
-			break;
-		ck_assert_msg(tu_ms_left(deadline) > 0, "no replacement; %s", dmn_describe(&d));
-		dmn_pump(&d, 20);
-	}
-	/* The stopped fork server was killed and reaped, not left behind. */
-	ck_assert_int_lt(tu_proc_stat(zygote, NULL, 0, &state, NULL), 0);
-	ck_assert_int_eq(tu_find_children(d.pid, "bulkhead-zygote", &zygote, 1), 0);
-	dmn_stop(&d);
-	dmn_assert_aftermath();
-	dmn_free(&d);
+	fork_server_fails(SIGSTOP, "timed out): workers are exec'd from now on");
 }
 END_TEST
 

@@ -1688,35 +1688,47 @@ START_TEST(test_exec_output_logged)
 END_TEST
 
 /*
+ * Starts job 1 as `sh -c 'sleep 1000 & echo $! > FIFO; TAIL'` on a fresh worker and returns
+ * the command's pid (from EXEC) and the background sleep's pid (from the fifo).
+ */
+static void start_with_background(struct wk *w, const char *tail, char **ret_dir,
+				  pid_t *ret_leader, pid_t *ret_bg)
+{
+	char fifo[512], cmd[1024], buf[32] = "";
+	int fd;
+
+	ck_assert_int_eq(tu_mkdtemp(ret_dir), 0);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", *ret_dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	wk_start(w, 1);
+	snprintf(cmd, sizeof(cmd), "exec:/bin/sh -c 'sleep 1000 & echo $! > %s%s'", fifo, tail);
+	wk_spec(w, 0, cmd, "");
+	wk_assign(w, 1, 1, 0);
+	*ret_leader = wk_expect_exec(w, 1);
+	ck_assert_int_eq(poll(&(struct pollfd){ .fd = fd, .events = POLLIN }, 1, FRAME_TIMEOUT_MS),
+			 1);
+	ck_assert_int_gt(read(fd, buf, sizeof(buf) - 1), 0);
+	close(fd);
+	*ret_bg = (pid_t)atoi(buf);
+	ck_assert_int_gt(*ret_bg, 0);
+}
+
+/*
  * The command is the leader of its own process group (its pid is the group id), and its
  * children are in that group: killing -pid ends them all. The worker lives on.
  */
 START_TEST(test_exec_process_group)
 {
-	char *dir, fifo[512], cmd[1024], buf[32] = "";
 	struct job_events ev = { .id = 1 };
 	pid_t leader, grandchild;
-	int fd, pidfd;
+	int pidfd;
 	struct wk w;
+	char *dir;
 
-	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
-	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
-	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
-	fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	ck_assert_int_ge(fd, 0);
-
-	wk_start(&w, 1);
-	snprintf(cmd, sizeof(cmd), "exec:/bin/sh -c 'sleep 1000 & echo $! > %s; wait'", fifo);
-	wk_spec(&w, 0, cmd, "");
-	wk_assign(&w, 1, 1, 0);
-	leader = wk_expect_exec(&w, 1);
+	start_with_background(&w, "; wait", &dir, &leader, &grandchild);
 	ck_assert_int_eq(getpgid(leader), leader);
-	ck_assert_int_eq(poll(&(struct pollfd){ .fd = fd, .events = POLLIN }, 1, FRAME_TIMEOUT_MS),
-			 1);
-	ck_assert_int_gt(read(fd, buf, sizeof(buf) - 1), 0);
-	close(fd);
-	grandchild = (pid_t)atoi(buf);
-	ck_assert_int_gt(grandchild, 0);
 	ck_assert_int_eq(getpgid(grandchild), leader);
 	pidfd = (int)pidfd_open(grandchild, 0);
 	ck_assert_int_ge(pidfd, 0);
@@ -1739,30 +1751,14 @@ END_TEST
 /* A command that exits leaves nothing behind: what it started in its group is killed. */
 START_TEST(test_exec_leftovers_killed)
 {
-	char *dir, fifo[512], cmd[1024], buf[32] = "";
 	struct job_events ev = { .id = 1 };
 	pid_t leader, orphan;
-	int fd, pidfd;
+	int pidfd;
 	struct wk w;
+	char *dir;
 
-	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
-	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
-	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
-	fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	ck_assert_int_ge(fd, 0);
-
-	wk_start(&w, 1);
 	/* The shell starts sleep in the background, reports its pid, and exits 0 at once. */
-	snprintf(cmd, sizeof(cmd), "exec:/bin/sh -c 'sleep 1000 & echo $! > %s'", fifo);
-	wk_spec(&w, 0, cmd, "");
-	wk_assign(&w, 1, 1, 0);
-	leader = wk_expect_exec(&w, 1);
-	ck_assert_int_eq(poll(&(struct pollfd){ .fd = fd, .events = POLLIN }, 1, FRAME_TIMEOUT_MS),
-			 1);
-	ck_assert_int_gt(read(fd, buf, sizeof(buf) - 1), 0);
-	close(fd);
-	orphan = (pid_t)atoi(buf);
-	ck_assert_int_gt(orphan, 0);
+	start_with_background(&w, "", &dir, &leader, &orphan);
 	pidfd = (int)pidfd_open(orphan, 0);
 	ev.exec_pid = leader;
 	wk_events(&w, &ev, 1);
