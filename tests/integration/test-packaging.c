@@ -32,156 +32,14 @@
 #include <unistd.h>
 
 #include "config/keys.h"
+#include "cmdutil.h"
 #include "testutil.h"
 
 #define EXPOSURE_MAX 3.0 /* reached 1.1; keep it from regressing past the goal */
-#define CMD_TIMEOUT_MS (120 * 1000)
-#define OUTPUT_MAX (1 << 20)
 #define SKIP_STATUS 77
 
 static char *destdir; /* set by main() before the tests fork */
 
-struct cmd {
-	int status; /* wait status */
-	char *out;
-	char *err;
-};
-
-static void cmd_free(struct cmd *c)
-{
-	free(c->out);
-	free(c->err);
-}
-
-static const char *env_or_null(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : NULL;
-}
-
-static const char *env_required(const char *name)
-{
-	const char *v = env_or_null(name);
-
-	ck_assert_msg(v, "%s is not set (run this test with meson test)", name);
-	return v;
-}
-
-/* NAME searched in $PATH; a malloc'd path, or NULL. */
-static char *find_in_path(const char *name)
-{
-	const char *path = getenv("PATH");
-	char *copy, *save = NULL, *found = NULL;
-
-	copy = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
-	if (!copy)
-		return NULL;
-	for (char *dir = strtok_r(copy, ":", &save); dir && !found;
-	     dir = strtok_r(NULL, ":", &save)) {
-		char *p;
-
-		if (asprintf(&p, "%s/%s", *dir ? dir : ".", name) < 0)
-			break;
-		if (access(p, X_OK) == 0)
-			found = p;
-		else
-			free(p);
-	}
-	free(copy);
-	return found;
-}
-
-static void append(char **buf, size_t *len, const char *data, size_t n)
-{
-	char *b;
-
-	if (*len + n > OUTPUT_MAX)
-		n = OUTPUT_MAX - *len;
-	b = realloc(*buf, *len + n + 1);
-	if (!b)
-		return;
-	memcpy(b + *len, data, n);
-	*len += n;
-	b[*len] = '\0';
-	*buf = b;
-}
-
-/*
- * Runs argv (argv[0] a path) with the extra environment, collecting stdout and stderr
- * through pipes read together (so neither can fill up and stall the child) until both
- * close, then reaps it; all within CMD_TIMEOUT_MS. Returns 0 or -errno (-ETIMEDOUT).
- */
-static int run_cmd(const char *const argv[], const char *const env[], struct cmd *ret)
-{
-	int64_t deadline = tu_now_ms() + CMD_TIMEOUT_MS;
-	struct pollfd pfd[2];
-	size_t len[2] = { 0, 0 };
-	char *buf[2];
-	pid_t pid;
-	int r;
-
-	buf[0] = calloc(1, 1);
-	buf[1] = calloc(1, 1);
-	if (!buf[0] || !buf[1]) {
-		free(buf[0]);
-		free(buf[1]);
-		return -ENOMEM;
-	}
-	r = tu_spawn(argv, env, -1, &pfd[0].fd, &pfd[1].fd, &pid);
-	if (r < 0) {
-		free(buf[0]);
-		free(buf[1]);
-		return r;
-	}
-	pfd[0].events = pfd[1].events = POLLIN;
-	while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
-		char chunk[4096];
-
-		r = poll(pfd, 2, tu_ms_left(deadline));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			r = r == 0 ? -ETIMEDOUT : -errno;
-			break;
-		}
-		for (int i = 0; i < 2; i++) {
-			ssize_t n;
-
-			if (pfd[i].fd < 0 || !pfd[i].revents)
-				continue;
-			n = read(pfd[i].fd, chunk, sizeof(chunk));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				close(pfd[i].fd);
-				pfd[i].fd = -1;
-				continue;
-			}
-			append(&buf[i], &len[i], chunk, (size_t)n);
-		}
-		r = 0;
-	}
-	for (int i = 0; i < 2; i++)
-		if (pfd[i].fd >= 0)
-			close(pfd[i].fd);
-	if (r == 0)
-		r = tu_wait_exit(pid, tu_ms_left(deadline), &ret->status);
-	if (r < 0) {
-		tu_kill_wait(pid);
-		free(buf[0]);
-		free(buf[1]);
-		return r;
-	}
-	ret->out = buf[0];
-	ret->err = buf[1];
-	return 0;
-}
-
-static bool exited_0(const struct cmd *c)
-{
-	return WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0;
-}
 
 /* D + an install path (absolute, as meson was configured). malloc'd, or NULL. */
 static char *destdir_path(const char *path)
@@ -202,12 +60,12 @@ static char *in_destdir(const char *path)
 
 static char *installed(const char *env_name)
 {
-	return in_destdir(env_required(env_name));
+	return in_destdir(cmd_env_required(env_name));
 }
 
 static char *tool(const char *name)
 {
-	char *p = find_in_path(name);
+	char *p = cmd_find_in_path(name);
 
 	ck_assert_msg(p, "%s is not in PATH", name);
 	return p;
@@ -216,9 +74,9 @@ static char *tool(const char *name)
 /* Installs the build tree into destdir. Returns 0, or 1 after saying why. */
 static int install_build_tree(void)
 {
-	const char *build = env_or_null("BULKHEAD_BUILD_ROOT");
-	char *meson = env_or_null("BULKHEAD_MESON") ? strdup(getenv("BULKHEAD_MESON"))
-						    : find_in_path("meson");
+	const char *build = cmd_env_or_null("BULKHEAD_BUILD_ROOT");
+	char *meson = cmd_env_or_null("BULKHEAD_MESON") ? strdup(getenv("BULKHEAD_MESON"))
+						    : cmd_find_in_path("meson");
 	struct cmd c = { 0 };
 	int r;
 
@@ -233,14 +91,14 @@ static int install_build_tree(void)
 		const char *argv[] = { meson,	"install",	"-C",	   build, "--destdir",
 				       destdir, "--no-rebuild", "--quiet", NULL };
 
-		r = run_cmd(argv, NULL, &c);
+		r = cmd_run(argv, NULL, &c);
 	}
 	free(meson);
 	if (r < 0) {
 		fprintf(stderr, "test-packaging: meson install: %s\n", strerror(-r));
 		return 1;
 	}
-	if (!exited_0(&c)) {
+	if (!cmd_exited_0(&c)) {
 		fprintf(stderr,
 			"test-packaging: meson install -C %s --destdir %s --no-rebuild: %s\n"
 			"--- stdout\n%s--- stderr\n%s\n(is the build tree built? ninja -C %s)\n",
@@ -282,7 +140,7 @@ static int copy_executable(const char *src, const char *dst)
 			continue;
 		if (n <= 0)
 			break;
-		append(&data, &len, chunk, (size_t)n);
+		cmd_append(&data, &len, chunk, (size_t)n);
 	}
 	close(in);
 	if (n < 0 || !data) {
@@ -305,8 +163,8 @@ static int copy_executable(const char *src, const char *dst)
  */
 static int provide_os_commands(void)
 {
-	const char *prefix = env_or_null("BULKHEAD_PREFIX");
-	const char *unit_path = env_or_null("BULKHEAD_UNIT_PATH");
+	const char *prefix = cmd_env_or_null("BULKHEAD_PREFIX");
+	const char *unit_path = cmd_env_or_null("BULKHEAD_UNIT_PATH");
 	char *unit, *text, *save = NULL;
 	int r = 0;
 
@@ -366,7 +224,7 @@ START_TEST(test_installed_files)
 	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
 		char *p;
 
-		ck_assert_int_ge(asprintf(&p, "%s%s/%s", destdir, env_required("BULKHEAD_MAN_DIR"),
+		ck_assert_int_ge(asprintf(&p, "%s%s/%s", destdir, cmd_env_required("BULKHEAD_MAN_DIR"),
 					  pages[i]),
 				 0);
 		ck_assert_msg(access(p, R_OK) == 0, "man page %s was not installed: %s", p,
@@ -378,7 +236,7 @@ START_TEST(test_installed_files)
 	unit = installed("BULKHEAD_UNIT_PATH");
 	text = tu_read_file(unit);
 	ck_assert_ptr_nonnull(text);
-	ck_assert_int_ge(asprintf(&want, "\nExecStart=%s\n", env_required("BULKHEAD_SBIN_PATH")),
+	ck_assert_int_ge(asprintf(&want, "\nExecStart=%s\n", cmd_env_required("BULKHEAD_SBIN_PATH")),
 			 0);
 	ck_assert_msg(strstr(text, want), "%s has no line '%s'", unit, want + 1);
 	ck_assert_msg(!strstr(text, "@sbindir@"), "%s: @sbindir@ was not configured", unit);
@@ -400,14 +258,14 @@ START_TEST(test_unit_verify)
 				       unit,	NULL };
 		const char *env[] = { "SYSTEMD_COLORS=0", "SYSTEMD_LOG_COLOR=0", NULL };
 
-		r = run_cmd(argv, env, &c);
+		r = cmd_run(argv, env, &c);
 	}
 	ck_assert_msg(r == 0, "systemd-analyze verify: %s", strerror(-r));
 	printf("systemd-analyze verify --man=no %s --recursive-errors=no %s: %s, %zu bytes "
 	       "of output\n",
 	       root, unit, tu_describe_status(c.status), strlen(c.out) + strlen(c.err));
 	fflush(stdout);
-	ck_assert_msg(exited_0(&c) && !*c.out && !*c.err,
+	ck_assert_msg(cmd_exited_0(&c) && !*c.out && !*c.err,
 		      "systemd-analyze verify must print nothing; it %s and printed:\n"
 		      "--- stdout\n%s--- stderr\n%s",
 		      tu_describe_status(c.status), c.out, c.err);
@@ -432,10 +290,10 @@ START_TEST(test_unit_security)
 				       unit,	NULL };
 		const char *env[] = { "SYSTEMD_COLORS=0", NULL };
 
-		r = run_cmd(argv, env, &c);
+		r = cmd_run(argv, env, &c);
 	}
 	ck_assert_msg(r == 0, "systemd-analyze security: %s", strerror(-r));
-	ck_assert_msg(exited_0(&c), "systemd-analyze security %s:\n%s%s",
+	ck_assert_msg(cmd_exited_0(&c), "systemd-analyze security %s:\n%s%s",
 		      tu_describe_status(c.status), c.out, c.err);
 	line = strstr(c.out, "Overall exposure level for ");
 	ck_assert_msg(line, "no 'Overall exposure level' in:\n%s%s", c.out, c.err);
@@ -477,8 +335,8 @@ static char *sysusers_group(void)
 
 START_TEST(test_sysusers_tmpfiles)
 {
-	char *sysusers = find_in_path("systemd-sysusers"),
-	     *tmpfiles = find_in_path("systemd-tmpfiles");
+	char *sysusers = cmd_find_in_path("systemd-sysusers"),
+	     *tmpfiles = cmd_find_in_path("systemd-tmpfiles");
 	char *root, *file, *group = sysusers_group(), *want;
 	struct cmd c = { 0 };
 
@@ -488,9 +346,9 @@ START_TEST(test_sysusers_tmpfiles)
 
 		file = installed("BULKHEAD_SYSUSERS_PATH");
 		argv[3] = file;
-		ck_assert_int_eq(run_cmd(argv, NULL, &c), 0);
+		ck_assert_int_eq(cmd_run(argv, NULL, &c), 0);
 		ck_assert_int_ge(asprintf(&want, "Creating group '%s'", group), 0);
-		ck_assert_msg(exited_0(&c) && (strstr(c.out, want) || strstr(c.err, want)),
+		ck_assert_msg(cmd_exited_0(&c) && (strstr(c.out, want) || strstr(c.err, want)),
 			      "systemd-sysusers --dry-run %s: %s\n%s%s", file,
 			      tu_describe_status(c.status), c.out, c.err);
 		free(want);
@@ -504,8 +362,8 @@ START_TEST(test_sysusers_tmpfiles)
 
 		file = installed("BULKHEAD_TMPFILES_PATH");
 		argv[3] = file;
-		ck_assert_int_eq(run_cmd(argv, NULL, &c), 0);
-		ck_assert_msg(exited_0(&c) && !*c.out && !*c.err,
+		ck_assert_int_eq(cmd_run(argv, NULL, &c), 0);
+		ck_assert_msg(cmd_exited_0(&c) && !*c.out && !*c.err,
 			      "systemd-tmpfiles --create %s: %s\n%s%s", file,
 			      tu_describe_status(c.status), c.out, c.err);
 		cmd_free(&c);
@@ -523,11 +381,11 @@ END_TEST
 START_TEST(test_default_config)
 {
 	char *config = installed("BULKHEAD_CONFIG_PATH"), *group = sysusers_group(), *want;
-	const char *argv[] = { env_required("BULKHEAD_BIN"), "check-config", config, NULL };
+	const char *argv[] = { cmd_env_required("BULKHEAD_BIN"), "check-config", config, NULL };
 	struct cmd c = { 0 };
 
-	ck_assert_int_eq(run_cmd(argv, NULL, &c), 0);
-	ck_assert_msg(exited_0(&c), "bulkhead check-config %s: %s\n%s", config,
+	ck_assert_int_eq(cmd_run(argv, NULL, &c), 0);
+	ck_assert_msg(cmd_exited_0(&c), "bulkhead check-config %s: %s\n%s", config,
 		      tu_describe_status(c.status), c.err);
 	/* The socket's group is the one the package creates. */
 	ck_assert_int_ge(asprintf(&want, "\ncontrol_group = %s\n", group), 0);
@@ -544,11 +402,11 @@ START_TEST(test_man_pages)
 {
 	static const char *const pages[] = { "man1/bulkhead.1", "man5/bulkhead.conf.5",
 					     "man8/bulkheadd.8", "man3/bulkhead-job.3" };
-	char *groff = find_in_path("groff"), *conf_page, *text;
+	char *groff = cmd_find_in_path("groff"), *conf_page, *text;
 
 	/* bulkhead.conf(5) is generated from config_keys[]: every key has an entry. */
 	ck_assert_int_ge(asprintf(&conf_page, "%s%s/man5/bulkhead.conf.5", destdir,
-				  env_required("BULKHEAD_MAN_DIR")),
+				  cmd_env_required("BULKHEAD_MAN_DIR")),
 			 0);
 	text = tu_read_file(conf_page);
 	ck_assert_msg(text, "cannot read %s", conf_page);
@@ -572,14 +430,14 @@ START_TEST(test_man_pages)
 		struct cmd c = { 0 };
 
 		ck_assert_int_ge(asprintf(&page, "%s%s/%s", destdir,
-					  env_required("BULKHEAD_MAN_DIR"), pages[i]),
+					  cmd_env_required("BULKHEAD_MAN_DIR"), pages[i]),
 				 0);
 		{
 			const char *argv[] = { groff, "-man", "-Tutf8", "-ww", "-z", page, NULL };
 
-			ck_assert_int_eq(run_cmd(argv, NULL, &c), 0);
+			ck_assert_int_eq(cmd_run(argv, NULL, &c), 0);
 		}
-		ck_assert_msg(exited_0(&c) && !*c.err, "groff -man -ww %s: %s\n%s", page,
+		ck_assert_msg(cmd_exited_0(&c) && !*c.err, "groff -man -ww %s: %s\n%s", page,
 			      tu_describe_status(c.status), c.err);
 		cmd_free(&c);
 		free(page);
@@ -606,7 +464,7 @@ static Suite *packaging_suite(void)
 
 int main(void)
 {
-	char *analyze = find_in_path("systemd-analyze");
+	char *analyze = cmd_find_in_path("systemd-analyze");
 	SRunner *sr;
 	int failed, r;
 

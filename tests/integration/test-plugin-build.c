@@ -29,145 +29,14 @@
 #include <unistd.h>
 
 #include "include/bulkhead/job.h"
+#include "cmdutil.h"
 #include "testutil.h"
 
-#define CMD_TIMEOUT_MS (120 * 1000)
 #define SKIP_STATUS 77
 
 static char *destdir; /* set by main() before the tests fork */
 static char *pc_dir; /* D + the installed pkgconfig directory */
 
-struct cmd {
-	int status; /* wait status */
-	char *out;
-	char *err;
-};
-
-static void cmd_free(struct cmd *c)
-{
-	free(c->out);
-	free(c->err);
-	c->out = c->err = NULL;
-}
-
-static const char *env_or_null(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : NULL;
-}
-
-static const char *env_required(const char *name)
-{
-	const char *v = env_or_null(name);
-
-	ck_assert_msg(v, "%s is not set (run this test with meson test)", name);
-	return v;
-}
-
-/* NAME searched in $PATH; a malloc'd path, or NULL. */
-static char *find_in_path(const char *name)
-{
-	const char *path = getenv("PATH");
-	char *copy, *save = NULL, *found = NULL;
-
-	copy = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-	if (!copy)
-		return NULL;
-	for (char *dir = strtok_r(copy, ":", &save); dir && !found;
-	     dir = strtok_r(NULL, ":", &save)) {
-		char *p;
-
-		if (asprintf(&p, "%s/%s", *dir ? dir : ".", name) < 0)
-			break;
-		if (access(p, X_OK) == 0)
-			found = p;
-		else
-			free(p);
-	}
-	free(copy);
-	return found;
-}
-
-/*
- * Runs argv (argv[0] a path) with the extra environment, collecting stdout and stderr
- * (read together, so neither pipe fills up), within CMD_TIMEOUT_MS. Returns 0 or -errno.
- */
-static int run_cmd(const char *const argv[], const char *const env[], struct cmd *ret)
-{
-	int64_t deadline = tu_now_ms() + CMD_TIMEOUT_MS;
-	struct pollfd pfd[2];
-	size_t len[2] = { 0, 0 };
-	char *buf[2] = { calloc(1, 1), calloc(1, 1) };
-	pid_t pid;
-	int r;
-
-	if (!buf[0] || !buf[1]) {
-		free(buf[0]);
-		free(buf[1]);
-		return -ENOMEM;
-	}
-	r = tu_spawn(argv, env, -1, &pfd[0].fd, &pfd[1].fd, &pid);
-	if (r < 0) {
-		free(buf[0]);
-		free(buf[1]);
-		return r;
-	}
-	pfd[0].events = pfd[1].events = POLLIN;
-	while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
-		char chunk[4096];
-
-		r = poll(pfd, 2, tu_ms_left(deadline));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			r = r == 0 ? -ETIMEDOUT : -errno;
-			break;
-		}
-		r = 0;
-		for (int i = 0; i < 2; i++) {
-			ssize_t n;
-			char *b;
-
-			if (pfd[i].fd < 0 || !pfd[i].revents)
-				continue;
-			n = read(pfd[i].fd, chunk, sizeof(chunk));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				close(pfd[i].fd);
-				pfd[i].fd = -1;
-				continue;
-			}
-			b = realloc(buf[i], len[i] + (size_t)n + 1);
-			if (!b)
-				continue;
-			memcpy(b + len[i], chunk, (size_t)n);
-			len[i] += (size_t)n;
-			b[len[i]] = '\0';
-			buf[i] = b;
-		}
-	}
-	for (int i = 0; i < 2; i++)
-		if (pfd[i].fd >= 0)
-			close(pfd[i].fd);
-	if (r == 0)
-		r = tu_wait_exit(pid, tu_ms_left(deadline), &ret->status);
-	if (r < 0) {
-		tu_kill_wait(pid);
-		free(buf[0]);
-		free(buf[1]);
-		return r;
-	}
-	ret->out = buf[0];
-	ret->err = buf[1];
-	return 0;
-}
-
-static bool exited_0(const struct cmd *c)
-{
-	return WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0;
-}
 
 /* PKG_CONFIG_PATH and PKG_CONFIG_SYSROOT_DIR for the DESTDIR, and nothing else. */
 static void pkg_env(char *path_var, size_t path_size, char *sysroot_var, size_t sysroot_size)
@@ -179,7 +48,7 @@ static void pkg_env(char *path_var, size_t path_size, char *sysroot_var, size_t 
 /* `pkg-config ARG bulkhead-job` against the DESTDIR: its stdout, trimmed. */
 static char *pkg_config(const char *arg)
 {
-	char *pkgconf = find_in_path("pkg-config"), path_var[4200], sysroot_var[4200];
+	char *pkgconf = cmd_find_in_path("pkg-config"), path_var[4200], sysroot_var[4200];
 	const char *argv[] = { pkgconf, arg, "bulkhead-job", NULL };
 	const char *env[] = { path_var, sysroot_var, "PKG_CONFIG_LIBDIR=", NULL };
 	struct cmd c = { 0 };
@@ -188,8 +57,8 @@ static char *pkg_config(const char *arg)
 
 	ck_assert_ptr_nonnull(pkgconf);
 	pkg_env(path_var, sizeof(path_var), sysroot_var, sizeof(sysroot_var));
-	ck_assert_int_eq(run_cmd(argv, env, &c), 0);
-	ck_assert_msg(exited_0(&c), "pkg-config %s bulkhead-job: %s\n%s", arg,
+	ck_assert_int_eq(cmd_run(argv, env, &c), 0);
+	ck_assert_msg(cmd_exited_0(&c), "pkg-config %s bulkhead-job: %s\n%s", arg,
 		      tu_describe_status(c.status), c.err);
 	out = c.out;
 	c.out = NULL;
@@ -203,12 +72,12 @@ static char *pkg_config(const char *arg)
 
 START_TEST(test_installed_api)
 {
-	const char *src_root = env_required("BULKHEAD_SOURCE_ROOT");
+	const char *src_root = cmd_env_required("BULKHEAD_SOURCE_ROOT");
 	char *header, *src, *installed, *page, *cflags, *want;
 	char *libs, *version;
 
 	ck_assert_int_ge(asprintf(&header, "%s%s/bulkhead/job.h", destdir,
-				  env_required("BULKHEAD_INCLUDE_DIR")),
+				  cmd_env_required("BULKHEAD_INCLUDE_DIR")),
 			 0);
 	ck_assert_int_ge(asprintf(&src, "%s/include/bulkhead/job.h", src_root), 0);
 	installed = tu_read_file(header);
@@ -223,7 +92,7 @@ START_TEST(test_installed_api)
 
 	/* Cflags point at the installed header, and there is nothing to link. */
 	cflags = pkg_config("--cflags");
-	ck_assert_int_ge(asprintf(&want, "-I%s%s", destdir, env_required("BULKHEAD_INCLUDE_DIR")),
+	ck_assert_int_ge(asprintf(&want, "-I%s%s", destdir, cmd_env_required("BULKHEAD_INCLUDE_DIR")),
 			 0);
 	ck_assert_msg(strcmp(cflags, want) == 0, "pkg-config --cflags: '%s', expected '%s'", cflags,
 		      want);
@@ -233,7 +102,7 @@ START_TEST(test_installed_api)
 	ck_assert_str_eq(version, BULKHEAD_VERSION);
 
 	ck_assert_int_ge(asprintf(&page, "%s%s/man3/bulkhead-job.3", destdir,
-				  env_required("BULKHEAD_MAN_DIR")),
+				  cmd_env_required("BULKHEAD_MAN_DIR")),
 			 0);
 	ck_assert_msg(access(page, R_OK) == 0, "%s was not installed", page);
 
@@ -255,8 +124,8 @@ END_TEST
 static char *build_out_of_tree(const char *target, struct cmd *ret)
 {
 	static const char *const files[] = { "Makefile", "fragile.c", "archive-verify.c" };
-	const char *src_root = env_required("BULKHEAD_SOURCE_ROOT");
-	char *make = find_in_path("make"), *dir, path_var[4200], sysroot_var[4200];
+	const char *src_root = cmd_env_required("BULKHEAD_SOURCE_ROOT");
+	char *make = cmd_find_in_path("make"), *dir, path_var[4200], sysroot_var[4200];
 	const char *env[] = { path_var, sysroot_var, "CFLAGS=-O2 -g -Werror", "MAKEFLAGS=", NULL };
 
 	ck_assert_ptr_nonnull(make);
@@ -277,9 +146,9 @@ static char *build_out_of_tree(const char *target, struct cmd *ret)
 	{
 		const char *argv[] = { make, "-C", dir, target, NULL };
 
-		ck_assert_int_eq(run_cmd(argv, env, ret), 0);
+		ck_assert_int_eq(cmd_run(argv, env, ret), 0);
 	}
-	ck_assert_msg(exited_0(ret), "make -C %s %s: %s\n--- stdout\n%s--- stderr\n%s", dir, target,
+	ck_assert_msg(cmd_exited_0(ret), "make -C %s %s: %s\n--- stdout\n%s--- stderr\n%s", dir, target,
 		      tu_describe_status(ret->status), ret->out, ret->err);
 	/* The compiler saw the DESTDIR's include directory, and not the source tree's. */
 	ck_assert_msg(strstr(ret->out, destdir), "the build did not use -I%s...:\n%s", destdir,
@@ -308,11 +177,11 @@ static void check_plugin(const char *so, const char *fn)
 
 	ck_assert_int_ge(asprintf(&run, "plugin:%s:%s", so, fn), 0);
 	{
-		const char *argv[] = { env_required("BULKHEAD_WORKER"), "--probe", run, NULL };
+		const char *argv[] = { cmd_env_required("BULKHEAD_WORKER"), "--probe", run, NULL };
 
-		ck_assert_int_eq(run_cmd(argv, NULL, &c), 0);
+		ck_assert_int_eq(cmd_run(argv, NULL, &c), 0);
 	}
-	ck_assert_msg(exited_0(&c), "bulkhead-worker --probe %s: %s\n%s%s", run,
+	ck_assert_msg(cmd_exited_0(&c), "bulkhead-worker --probe %s: %s\n%s%s", run,
 		      tu_describe_status(c.status), c.out, c.err);
 	cmd_free(&c);
 	free(run);
@@ -334,14 +203,14 @@ END_TEST
 
 START_TEST(test_build_archive_verify)
 {
-	char *pkgconf = find_in_path("pkg-config");
+	char *pkgconf = cmd_find_in_path("pkg-config");
 	const char *argv[] = { pkgconf, "--exists", "libarchive", NULL };
 	struct cmd c = { 0 };
 	char *dir, *so;
 
-	ck_assert_int_eq(run_cmd(argv, NULL, &c), 0);
+	ck_assert_int_eq(cmd_run(argv, NULL, &c), 0);
 	free(pkgconf);
-	if (!exited_0(&c)) {
+	if (!cmd_exited_0(&c)) {
 		printf("SKIP test_build_archive_verify: libarchive's pkg-config file is missing "
 		       "(Debian libarchive-dev; scripts/install-deps installs it)\n");
 		cmd_free(&c);
@@ -361,22 +230,22 @@ END_TEST
 /* Installs the header, the pkg-config file and the man pages into destdir. 0, or 1. */
 static int install_devel(void)
 {
-	const char *build = env_or_null("BULKHEAD_BUILD_ROOT");
-	char *meson = env_or_null("BULKHEAD_MESON") ? strdup(getenv("BULKHEAD_MESON"))
-						    : find_in_path("meson");
+	const char *build = cmd_env_or_null("BULKHEAD_BUILD_ROOT");
+	char *meson = cmd_env_or_null("BULKHEAD_MESON") ? strdup(getenv("BULKHEAD_MESON"))
+						    : cmd_find_in_path("meson");
 	const char *argv[] = { meson,	       "install", "-C",	    build,
 			       "--destdir",    destdir,	  "--tags", "devel,man",
 			       "--no-rebuild", "--quiet", NULL };
 	struct cmd c = { 0 };
 	int r;
 
-	r = run_cmd(argv, NULL, &c);
+	r = cmd_run(argv, NULL, &c);
 	free(meson);
 	if (r < 0) {
 		fprintf(stderr, "test-plugin-build: meson install: %s\n", strerror(-r));
 		return 1;
 	}
-	if (!exited_0(&c)) {
+	if (!cmd_exited_0(&c)) {
 		fprintf(stderr, "test-plugin-build: meson install -C %s --destdir %s: %s\n%s%s\n",
 			build, destdir, tu_describe_status(c.status), c.out, c.err);
 		cmd_free(&c);
@@ -406,7 +275,7 @@ int main(void)
 	int failed;
 
 	for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++) {
-		char *p = find_in_path(tools[i]);
+		char *p = cmd_find_in_path(tools[i]);
 
 		if (!p) {
 			printf("SKIP: %s is not in PATH: cannot build a plugin against the "
@@ -416,8 +285,8 @@ int main(void)
 		}
 		free(p);
 	}
-	if (!env_or_null("BULKHEAD_BUILD_ROOT") || !env_or_null("BULKHEAD_PC_DIR") ||
-	    (!env_or_null("BULKHEAD_MESON") && !find_in_path("meson"))) {
+	if (!cmd_env_or_null("BULKHEAD_BUILD_ROOT") || !cmd_env_or_null("BULKHEAD_PC_DIR") ||
+	    (!cmd_env_or_null("BULKHEAD_MESON") && !cmd_find_in_path("meson"))) {
 		printf("SKIP: run this test with meson test (BULKHEAD_BUILD_ROOT, "
 		       "BULKHEAD_PC_DIR and meson are needed)\n");
 		return SKIP_STATUS;
