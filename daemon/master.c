@@ -322,6 +322,7 @@ static void worker_stop(struct worker *w, usec_t grace)
 	free(w->held);
 	w->held = NULL;
 	if (w->state == W_STARTING || worker_send(w, buf, len) < 0) {
+		w->stop_sent = true; /* it was being stopped: its death is nobody's fault */
 		worker_kill(w, NULL);
 		return;
 	}
@@ -1380,6 +1381,26 @@ static void worker_died(struct worker *w, int code, int status)
 		log_fields(LOG_WARNING, lfields(&f, p, w, NULL, signaled ? status : 0, "injected"),
 			   "worker %s %s (injected: %s); %zu job%s re-queued", l, how, w->injected, n,
 			   n == 1 ? "" : "s");
+	} else if (w->stop_sent && !w->crash_frame && signaled &&
+		   (status == SIGTERM || status == SIGKILL)) {
+		/*
+		 * We asked it to stop (a reload, a restart) and ended it ourselves when it did not
+		 * in time (SIGTERM, then SIGKILL): nobody's fault, except a job that timed out.
+		 */
+		struct lfields f;
+
+		n = blame_killed_commands(w, jobs, flags, n);
+		for (size_t i = 0; i < n; i++) {
+			if (flags[i] & HELD_TIMED_OUT)
+				ledger_blame(m->ledger, jobs[i], CAUSE_TIMEOUT, 0);
+			else
+				ledger_bystander(m->ledger, jobs[i], flags[i] & HELD_STARTED);
+			log_final(m, jobs[i]);
+		}
+		v = DEATH_CULPRIT; /* restart at once: not a worker fault */
+		log_fields(LOG_NOTICE, lfields(&f, p, w, NULL, status, "stopped"),
+			   "worker %s %s after it was asked to stop; %zu job%s re-queued", l, how,
+			   n, n == 1 ? "" : "s");
 	} else if ((n = blame_killed_commands(w, jobs, flags, n)) > 0) {
 		struct death d = {
 			.crash_frame = w->crash_frame,

@@ -851,6 +851,57 @@ START_TEST(test_broken_reload_keeps_old_config)
 }
 END_TEST
 
+/* True once a notification from index `from` on contains text (anywhere in it). */
+static bool notice_contains(const struct daemon *d, size_t from, const char *text)
+{
+	for (size_t i = from; i < d->n_notices; i++)
+		if (strstr(d->notices[i].text, text))
+			return true;
+	return false;
+}
+
+/*
+ * A reload replaces a worker whose job outlasts drain_timeout: the master ends it (SIGTERM,
+ * then SIGKILL). That is nobody's fault: the job runs again as a bystander (not a suspect
+ * run alone, never blamed), and the worker restarts at once.
+ */
+START_TEST(test_reload_stop_escalation_blames_nobody)
+{
+	struct daemon d;
+	pid_t workers[WORKERS_MAX];
+	int64_t deadline;
+	size_t from;
+	int n;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[supervisor]\ndrain_timeout = 100ms\n"
+			     "[pool main]\nworkers = 1\nthreads = 1\n"
+			     "[job long]\nrun = builtin:hang\nargs = ms=1500\nmax_attempts = 1\n");
+	dmn_start(&d, NULL);
+	n = wait_ready(&d, workers, WORKERS_MAX);
+	ck_assert_int_eq(n, 1);
+	wait_job_running(&d, workers, n);
+	dmn_write_config(&d, "[supervisor]\ndrain_timeout = 100ms\n"
+			     "[pool main]\nworkers = 1\nthreads = 2\n"
+			     "[job long]\nrun = builtin:hang\nargs = ms=1500\nmax_attempts = 1\n");
+	from = d.n_notices;
+	dmn_signal(&d, SIGHUP);
+	dmn_expect_notice(&d, from, "RELOADING=1", 10000);
+	dmn_expect_stderr(&d, "after it was asked to stop; 1 job re-queued", START_MS);
+	/* It runs again on the new worker and ends done: never blamed, never quarantined. */
+	deadline = tu_now_ms() + 20000;
+	while (!notice_contains(&d, from, "jobs: 1 done")) {
+		ck_assert_msg(tu_ms_left(deadline) > 0, "the job never ended; %s", dmn_describe(&d));
+		dmn_pump(&d, 50); /* waiting for the next STATUS= */
+	}
+	ck_assert_msg(!strstr(d.err, "no crash report") && !strstr(d.err, "quarantined"), "%s",
+		      dmn_describe(&d));
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
 START_TEST(test_reload_resizes_adds_and_removes_pools)
 {
 	struct daemon d;
@@ -1130,6 +1181,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(tc, test_sighup_reload_notifies);
 	tcase_add_test(tc, test_broken_reload_keeps_old_config);
 	tcase_add_test(tc, test_reload_resizes_adds_and_removes_pools);
+	tcase_add_test(tc, test_reload_stop_escalation_blames_nobody);
 	tcase_add_test(tc, test_sighup_storm_coalesced);
 	suite_add_tcase(s, tc);
 
