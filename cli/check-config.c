@@ -81,7 +81,7 @@ int cmd_check_config(int argc, char **argv)
 		free(errors);
 		return r == -ENOMEM ? CHECK_CONFIG_EXIT_FAILURE : CHECK_CONFIG_EXIT_CONFIG;
 	}
-	r = config_probe_plugins(c, spawn_worker_path(), &errors);
+	r = config_probe_plugins(c, spawn_worker_path(), 0, &errors);
 	if (r < 0) {
 		if (errors)
 			fputs(errors, stderr);

@@ -132,7 +132,7 @@ int cmd_run(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	/* Plugins are loaded by a throwaway worker first: a bad one is a config error. */
-	r = config_probe_plugins(c, spawn_worker_path(), &errors);
+	r = config_probe_plugins(c, spawn_worker_path(), 0, &errors);
 	if (r < 0) {
 		if (errors)
 			fputs(errors, stderr);

@@ -209,13 +209,16 @@ int config_probe_run(const char *worker, const char *run, int timeout_ms, char *
 	return -EINVAL;
 }
 
-int config_probe_plugins(const struct config *c, const char *worker, char **ret_errors)
+int config_probe_plugins(const struct config *c, const char *worker, int budget_ms,
+			 char **ret_errors)
 {
 	char *errors = NULL, *reason;
 	size_t errors_len = 0;
+	struct timespec t0;
 	int ret = 0;
 	FILE *f;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (ret_errors)
 		*ret_errors = NULL;
 	f = open_memstream(&errors, &errors_len);
@@ -224,7 +227,7 @@ int config_probe_plugins(const struct config *c, const char *worker, char **ret_
 	for (unsigned i = 0; i < c->n_groups; i++) {
 		const struct group_config *g = &c->groups[i];
 		bool seen = false;
-		int r;
+		int r, timeout;
 
 		if (g->kind != JOB_KIND_PLUGIN)
 			continue;
@@ -234,7 +237,17 @@ int config_probe_plugins(const struct config *c, const char *worker, char **ret_
 			       strcmp(c->groups[j].run, g->run) == 0;
 		if (seen)
 			continue;
-		r = config_probe_run(worker, g->run, CONFIG_PROBE_TIMEOUT_MS, &reason);
+		timeout = CONFIG_PROBE_TIMEOUT_MS;
+		if (budget_ms > 0) {
+			struct timespec t;
+			long spent;
+
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			spent = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+			if (budget_ms - spent < timeout)
+				timeout = budget_ms - spent > 1 ? (int)(budget_ms - spent) : 1;
+		}
+		r = config_probe_run(worker, g->run, timeout, &reason);
 		if (r == -EINVAL) {
 			for (unsigned j = i; j < c->n_groups; j++) {
 				const struct group_config *h = &c->groups[j];

@@ -15,9 +15,12 @@
  * loads; -EINVAL and *ret_errors (malloc'd, one line per problem, each ending in '\n'):
  *   "demo.conf:12: [job x] run = plugin:/p/x.so:fn: cannot load: /p/x.so: cannot open ..."
  * or another negative errno when a probe could not be run at all (*ret_errors says why).
- * Blocks for up to CONFIG_PROBE_TIMEOUT_MS per distinct plugin. ret_errors may be NULL.
+ * Blocks for up to CONFIG_PROBE_TIMEOUT_MS per distinct plugin, and, with budget_ms > 0, for
+ * at most budget_ms in all (a reload: the master's loop waits meanwhile); a probe that the
+ * budget cuts short is a problem like any other. ret_errors may be NULL.
  */
-int config_probe_plugins(const struct config *c, const char *worker, char **ret_errors);
+int config_probe_plugins(const struct config *c, const char *worker, int budget_ms,
+			 char **ret_errors);
 
 /*
  * Probes one run string. Returns 0 (it loads), -EINVAL with *ret_reason (malloc'd, one line

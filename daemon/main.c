@@ -96,7 +96,7 @@ static int take_instance_lock(const char *dir, pid_t *ret_other)
 static int probe_plugins(const struct config *c)
 {
 	char *errors = NULL;
-	int r = config_probe_plugins(c, spawn_worker_path(), &errors);
+	int r = config_probe_plugins(c, spawn_worker_path(), 0, &errors);
 
 	if (r >= 0)
 		return 0;

@@ -1868,7 +1868,7 @@ int master_reload(struct master *m, char **ret_errors)
 	 * as the probes take: a reload is rare, and a constructor must never run here).
 	 */
 	if (r >= 0) {
-		r = config_probe_plugins(nc, m->worker_path, &errors);
+		r = config_probe_plugins(nc, m->worker_path, MASTER_RELOAD_PROBE_MS, &errors);
 		if (r < 0) {
 			config_free(nc);
 			nc = NULL;

@@ -21,6 +21,7 @@
 
 #define MASTER_HELLO_TIMEOUT (10 * USEC_PER_SEC) /* spawn -> HELLO, else a worker fault */
 #define MASTER_STOP_TIMEOUT (5 * USEC_PER_SEC)   /* STOP -> exit, else SIGKILL */
+#define MASTER_RELOAD_PROBE_MS 2000 /* a reload's plugin probes, in all (the loop waits) */
 
 struct master_stats {
 	uint64_t workers_started; /* successful spawns */

@@ -206,12 +206,12 @@ START_TEST(test_probe_config)
 
 	/* Only builtins and good plugins: nothing to say. */
 	c.n_groups = 1;
-	ck_assert_int_eq(config_probe_plugins(&c, worker(), &errors), 0);
+	ck_assert_int_eq(config_probe_plugins(&c, worker(), 0, &errors), 0);
 	ck_assert_ptr_null(errors);
 
 	/* One line per group that uses a bad plugin, naming the place. */
 	c.n_groups = 5;
-	ck_assert_int_eq(config_probe_plugins(&c, worker(), &errors), -EINVAL);
+	ck_assert_int_eq(config_probe_plugins(&c, worker(), 0, &errors), -EINVAL);
 	ck_assert_ptr_nonnull(errors);
 	snprintf(want, sizeof(want),
 		 "demo.conf:7: [job bad] run = %s: %s/abi-old.so was built for job ABI 3, this "
@@ -226,12 +226,19 @@ START_TEST(test_probe_config)
 
 	/* The probe cannot run: another error, said once. */
 	errors = NULL;
-	ck_assert_int_eq(config_probe_plugins(&c, "/nonexistent/worker", &errors), -ENOENT);
+	ck_assert_int_eq(config_probe_plugins(&c, "/nonexistent/worker", 0, &errors), -ENOENT);
 	ck_assert_str_eq(errors, "demo.conf: cannot run the plugin probe /nonexistent/worker: No "
 				 "such file or directory\n");
 	free(errors);
 	/* ret_errors may be NULL. */
-	ck_assert_int_eq(config_probe_plugins(&c, worker(), NULL), -EINVAL);
+	ck_assert_int_eq(config_probe_plugins(&c, worker(), 0, NULL), -EINVAL);
+
+	/* A reload's budget cuts a hanging constructor short: a problem, not a long wait. */
+	g[0].run = (char *)plugin("ctor-hang", "outcome");
+	c.n_groups = 1;
+	ck_assert_int_eq(config_probe_plugins(&c, worker(), 300, &errors), -EINVAL);
+	ck_assert_msg(strstr(errors, "demo.conf:3: [job good] run = "), "%s", errors);
+	free(errors);
 	ck_assert_int_eq(tu_count_zombie_children(), 0);
 }
 END_TEST
