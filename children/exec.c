@@ -330,8 +330,14 @@ static int wait_command(struct bulkhead_job *job, pid_t pid)
 	pthread_mutex_lock(&exec_lock);
 	job->exec_pid = 0;
 	pthread_mutex_unlock(&exec_lock);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno == EINTR)
+			continue;
+		/* Reaped by someone else (a plugin's waitpid(-1)): its end is unknown. */
+		bulkhead_job_log(job, BULKHEAD_LOG_ERR, "the command's exit status was lost: %s",
+				 strerror(errno));
+		return W_EXITCODE(1, 0);
+	}
 	return status;
 }
 
@@ -405,6 +411,9 @@ static int spawn_command(struct bulkhead_job *job, char **argv, char **envp, int
 	}
 	if (r == 0)
 		r = -posix_spawn_file_actions_adddup2(&fa, e[1], EXEC_TRAMPOLINE_FD);
+	/* Our fds are CLOEXEC; a plugin's in the same worker may not be. */
+	if (r == 0)
+		r = -posix_spawn_file_actions_addclosefrom_np(&fa, EXEC_TRAMPOLINE_FD + 1);
 	if (r == 0)
 		r = -posix_spawn(ret_pid, "/proc/self/exe", &fa, &at, targv, envp);
 	posix_spawn_file_actions_destroy(&fa);
