@@ -424,13 +424,23 @@ void ledger_unpop(struct ledger *l, struct job *j)
 	queue_push(j->alone ? &q->alone : &q->ready, j, true);
 }
 
-void ledger_start(struct ledger *l, struct job *j)
+void ledger_assign(struct ledger *l, struct job *j)
+{
+	set_state(l, j, JOB_RUNNING);
+}
+
+void ledger_started(struct ledger *l, struct job *j)
 {
 	if (j->extra)
 		j->extra->progress = -1;
-	set_state(l, j, JOB_RUNNING);
 	j->runs++;
 	l->stats.runs++;
+}
+
+void ledger_start(struct ledger *l, struct job *j)
+{
+	ledger_assign(l, j);
+	ledger_started(l, j);
 }
 
 static void end_job(struct ledger *l, struct job *j, enum job_state s, enum job_cause cause,

@@ -190,7 +190,14 @@ uint64_t ledger_queued(const struct ledger *l, unsigned pool, bool alone);
 struct job *ledger_pop(struct ledger *l, unsigned pool, bool alone);
 /* Puts a popped job back at the front of its queue (an assignment that could not be sent). */
 void ledger_unpop(struct ledger *l, struct job *j);
-/* A popped job was handed to a worker: queued -> running. */
+/*
+ * A popped job was handed to a worker: queued -> running. It counts as a run (runs,
+ * `attempts` in reports) only once a thread starts it: ledger_started(). A job handed to a
+ * worker that dies before starting it goes back without having run.
+ */
+void ledger_assign(struct ledger *l, struct job *j);
+void ledger_started(struct ledger *l, struct job *j);
+/* Both at once (a job handed over and started). */
 void ledger_start(struct ledger *l, struct job *j);
 
 /*

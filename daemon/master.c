@@ -20,6 +20,7 @@
  * branch. exec: jobs report their command's pid (EXEC): the master kills that process group,
  * not the worker, when the job times out, and kills every such group of a worker that dies.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -43,6 +44,12 @@
 #define TIMER_ACCURACY USEC_PER_MSEC
 #define RELOAD_MIN_INTERVAL (100 * USEC_PER_MSEC)
 #define TERM_GRACE (1 * USEC_PER_SEC) /* SIGTERM -> SIGKILL at the end of a stop */
+#define RESOURCE_RETRY_MIN (50 * USEC_PER_MSEC) /* a start that lacked the master's fds... */
+#define RESOURCE_RETRY_MAX (2 * USEC_PER_SEC)   /* ...is tried again, doubling up to this */
+#define RESOURCE_LOG_INTERVAL (10 * USEC_PER_SEC)
+#define ZYGOTE_BACKOFF_MIN (1 * USEC_PER_SEC)   /* a failed fork server is started again... */
+#define ZYGOTE_BACKOFF_MAX (60 * USEC_PER_SEC)  /* ...after this, doubling up to this */
+#define ZYGOTE_MIN_UPTIME (60 * USEC_PER_SEC)   /* one that served this long: minimum again */
 #define SLOT_EXEC_KILLED (1u << 6) /* slot flag: its command's group was killed (timeout) */
 
 enum worker_state {
@@ -52,6 +59,18 @@ enum worker_state {
 	W_DRAINING,
 	W_STOPPING,
 	W_KILLED,
+};
+
+/*
+ * Why the master killed a worker. Its death is judged by this: only a worker's own death is a
+ * worker fault (DESIGN §11), never the master's kill for a timeout, a stop or an injection.
+ */
+enum kill_why {
+	KILL_NONE,    /* the master did not kill it: it died by itself */
+	KILL_BROKEN,  /* it broke the protocol or never said HELLO: its own fault */
+	KILL_TIMEOUT, /* a job timed out: that job's fault, nobody's if it ended meanwhile */
+	KILL_STOP,    /* asked to stop and too slow, or the run is ending: nobody's fault */
+	KILL_INJECT,  /* bulkhead inject kill */
 };
 
 struct pool;
@@ -99,8 +118,10 @@ struct worker {
 	bool solo;     /* holds one job that must run alone */
 	bool reserved; /* takes no new jobs so that it can run the next suspect alone */
 	bool blocked;  /* socket full: wait for EPOLLOUT */
+	usec_t resource_delay; /* the master lacked fds or memory to start it: next retry */
 	bool crash_frame;
 	struct bh_crash crash;
+	enum kill_why killed; /* why the master sent SIGKILL (KILL_NONE: it did not) */
 	const char *kill_reason;
 
 	struct exec_run *execs; /* commands of exec: jobs in flight (EXEC came, DONE not yet) */
@@ -108,6 +129,7 @@ struct worker {
 	unsigned cap_execs;
 	uint8_t *held;   /* an ASSIGN whose jobs' INPUT frames went out: sent when it can be */
 	size_t held_len;
+	unsigned n_held; /* its jobs: the last ones of the FIFO, not startable before it goes */
 };
 
 enum pool_state {
@@ -140,7 +162,15 @@ struct master {
 	unsigned n_pools;
 	const char *worker_path;
 	struct zygote zygote; /* the fork server, if worker_start = fork-server */
-	bool zygote_tried;    /* started once; after a failure, exec for good */
+	bool zygote_tried;    /* the first one was started */
+	bool zygote_never;    /* it said it cannot fork workers here: exec for good */
+	bool zygote_pending;  /* a restarted one has not said it is up yet */
+	sd_event_source *zygote_io;    /* its socket: its first reply, or its end */
+	sd_event_source *zygote_timer; /* a restarted one's deadline to say it is up */
+	struct backoff zygote_backoff; /* between restarts after failures */
+	usec_t zygote_retry_at;        /* no new fork server before this */
+	usec_t zygote_up_at;
+	usec_t resource_logged; /* last warning about the master's own resources */
 	bool stopping;  /* no more dispatching; waiting for workers to go */
 	unsigned n_alive;
 	sd_event_source *sigint;
@@ -166,6 +196,7 @@ static int pool_new(struct master *m, const struct pool_config *pc, unsigned ind
 		    struct pool **ret);
 static int worker_size_slots(struct worker *w, unsigned threads);
 static void fill(struct worker *w);
+static void worker_resume(struct worker *w);
 static void check_done(struct master *m);
 static void master_begin_stop(struct master *m, enum job_cause cause);
 
@@ -292,12 +323,13 @@ static int worker_send(struct worker *w, const void *buf, size_t len)
 	return 0;
 }
 
-static void worker_kill(struct worker *w, const char *reason)
+static void worker_kill(struct worker *w, enum kill_why why, const char *reason)
 {
 	char l[64];
 
 	if (w->pid <= 0 || w->state == W_KILLED)
 		return;
+	w->killed = why;
 	if (reason) {
 		w->kill_reason = reason;
 		log_warning("worker %s: %s: killing it", wlabel(w, l, sizeof(l)), reason);
@@ -323,7 +355,7 @@ static void worker_stop(struct worker *w, usec_t grace)
 	w->held = NULL;
 	if (w->state == W_STARTING || worker_send(w, buf, len) < 0) {
 		w->stop_sent = true; /* it was being stopped: its death is nobody's fault */
-		worker_kill(w, NULL);
+		worker_kill(w, KILL_STOP, NULL);
 		return;
 	}
 	w->state = W_STOPPING;
@@ -345,6 +377,7 @@ static void track_start(struct worker *w, struct job *j, usec_t now)
 	j->wslot = slot;
 	j->started_at = now ? now : 1;
 	w->n_running++;
+	ledger_started(w->m->ledger, j);
 	/* A result may be held back BH_RESULT_HOLD_USEC: a deadline allows for that. */
 	if (timeout != USEC_INFINITY && now + timeout + BH_RESULT_HOLD_USEC < w->deadline_at) {
 		w->deadline_at = now + timeout + BH_RESULT_HOLD_USEC;
@@ -352,12 +385,13 @@ static void track_start(struct worker *w, struct job *j, usec_t now)
 	}
 }
 
-static void track_assign(struct worker *w, struct job *j, usec_t now)
+/* held: the ASSIGN is not sent yet, so none of its jobs can have started. */
+static void track_assign(struct worker *w, struct job *j, usec_t now, bool held)
 {
 	j->worker = w;
 	j->started_at = 0;
 	j->wnext = NULL;
-	if (w->n_running < w->threads) {
+	if (!held && w->n_running < w->threads) {
 		track_start(w, j, now);
 		return;
 	}
@@ -397,7 +431,7 @@ static void untrack(struct worker *w, struct job *j)
 
 static void promote_pending(struct worker *w, usec_t now)
 {
-	while (w->pend_head && w->n_running < w->threads) {
+	while (w->pend_head && w->n_running < w->threads && w->n_pending > w->n_held) {
 		struct job *j = w->pend_head;
 
 		w->pend_head = j->wnext;
@@ -496,9 +530,11 @@ static void assign(struct worker *w, bool alone, unsigned max)
 	}
 	now = now_usec();
 	for (unsigned i = 0; i < n; i++) {
-		ledger_start(m->ledger, jobs[i]);
-		track_assign(w, jobs[i], now);
+		ledger_assign(m->ledger, jobs[i]);
+		track_assign(w, jobs[i], now, r < 0);
 	}
+	if (r < 0)
+		w->n_held = n;
 	if (alone)
 		w->solo = true;
 }
@@ -551,7 +587,7 @@ static int send_spec(struct worker *w, unsigned g)
 			     &(struct bh_spec){ .id = g, .run = gc->run, .args = gc->args,
 						.name = gc->name, .output = gc->output });
 	if (len == 0 || worker_send(w, buf, len) < 0) {
-		worker_kill(w, "cannot send job specs");
+		worker_kill(w, KILL_BROKEN, "cannot send job specs");
 		return -EIO;
 	}
 	return 0;
@@ -740,11 +776,28 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 	learn_run_time(w->pool, run_sum, f->done.count);
 	if (inflight(w) == 0)
 		w->solo = false;
+	if (w->state == W_DRAINING && !w->injected && !w->stop_sent && w->n_timed_out == 0)
+		worker_resume(w); /* the jobs that timed out ended after all */
 	if (w->state == W_DRAINING && inflight(w) == w->n_timed_out)
-		worker_kill(w, NULL);
+		worker_kill(w, KILL_TIMEOUT, NULL);
 	else
 		fill(w);
 	return 0;
+}
+
+/*
+ * A draining worker whose timed-out jobs all sent their results after all (late, but they
+ * ended): it is healthy, so it takes jobs again instead of being killed at the end of
+ * kill_grace. Killing it then would re-run its other jobs for nothing.
+ */
+static void worker_resume(struct worker *w)
+{
+	char l[64];
+
+	w->state = W_READY;
+	disarm(w->timer);
+	log_info("worker %s: the job that timed out ended after all; it takes jobs again",
+		 wlabel(w, l, sizeof(l)));
 }
 
 /* The job a RESULT, PROGRESS or EXEC frame names: in flight on this worker, else NULL. */
@@ -872,7 +925,7 @@ static bool drain_frames(struct worker *w)
 			char reason[96];
 
 			snprintf(reason, sizeof(reason), "bad frame (%s)", strerror(-r));
-			worker_kill(w, reason);
+			worker_kill(w, KILL_BROKEN, reason);
 			return false;
 		}
 		if (w->state == W_KILLED)
@@ -888,10 +941,15 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		int r = w->held ? worker_send(w, w->held, w->held_len) : 0;
 
 		if (r != -EAGAIN) {
+			bool sent = w->held && r >= 0;
+
 			free(w->held);
 			w->held = NULL;
+			w->n_held = 0;
 			w->blocked = false;
 			sd_event_source_set_io_events(s, EPOLLIN);
+			if (sent)
+				promote_pending(w, now_usec()); /* its jobs reach the threads now */
 			fill(w);
 		}
 	}
@@ -975,7 +1033,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 	if (newly && (w->state == W_READY || w->state == W_STOPPING)) {
 		w->state = W_DRAINING;
 		if (inflight(w) == w->n_timed_out) {
-			worker_kill(w, NULL);
+			worker_kill(w, KILL_TIMEOUT, NULL);
 		} else {
 			log_info("worker %s takes no new jobs; killing it in %s unless its %u other "
 				 "job%s finish first",
@@ -1000,10 +1058,10 @@ static int on_state_timer(sd_event_source *s, uint64_t usec, void *userdata)
 		worker_spawn(w);
 		break;
 	case W_STARTING:
-		worker_kill(w, "no HELLO in time");
+		worker_kill(w, KILL_BROKEN, "no HELLO in time");
 		break;
 	case W_DRAINING:
-		worker_kill(w, NULL);
+		worker_kill(w, w->injected ? KILL_INJECT : KILL_TIMEOUT, NULL);
 		break;
 	case W_STOPPING:
 		/* The stop deadline passed: SIGTERM first, SIGKILL TERM_GRACE later. */
@@ -1016,7 +1074,7 @@ static int on_state_timer(sd_event_source *s, uint64_t usec, void *userdata)
 			kill(w->pid, SIGTERM);
 			arm_timer(w->m, &w->timer, now_usec() + TERM_GRACE, on_state_timer, w);
 		} else {
-			worker_kill(w, NULL);
+			worker_kill(w, KILL_STOP, NULL);
 		}
 		break;
 	default:
@@ -1103,10 +1161,176 @@ static void worker_fault(struct worker *w, usec_t uptime, const char *what)
 	schedule_restart(w, delay);
 }
 
+/* Errors of the master's own resources, or the system's: retried, never a worker fault. */
+static bool resource_error(int r)
+{
+	return r == -EMFILE || r == -ENFILE || r == -EAGAIN || r == -ENOMEM || r == -ENOBUFS;
+}
+
+/* ---- the fork server ---- */
+
+static int on_zygote_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+static int on_zygote_timeout(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* Watches the fork server's socket: for its first reply while pending, else for its end. */
+static void zygote_watch(struct master *m)
+{
+	uint32_t events = EPOLLRDHUP | (m->zygote_pending ? EPOLLIN : 0);
+
+	m->zygote_io = sd_event_source_disable_unref(m->zygote_io);
+	if (sd_event_add_io(m->event, &m->zygote_io, m->zygote.s.fd, events, on_zygote_io, m) < 0)
+		m->zygote_io = NULL; /* its end is then noticed at the next spawn */
+	if (m->zygote_pending)
+		arm_timer(m, &m->zygote_timer, now_usec() + ZYGOTE_REPLY_TIMEOUT_MS * USEC_PER_MSEC,
+			  on_zygote_timeout, m);
+	else
+		m->zygote_up_at = now_usec();
+}
+
+/* Stops the fork server (it exits at EOF, or is killed) and reaps it. */
+static void zygote_end(struct master *m)
+{
+	m->zygote_io = sd_event_source_disable_unref(m->zygote_io);
+	disarm(m->zygote_timer);
+	m->zygote_pending = false;
+	zygote_stop(&m->zygote);
+}
+
+static bool pid_is_worker(const struct master *m, pid_t pid)
+{
+	for (unsigned i = 0; i < m->n_pools; i++)
+		for (unsigned k = 0; k < m->pools[i]->n_slots; k++)
+			if (m->pools[i]->workers[k]->pid == pid)
+				return true;
+	return false;
+}
+
+/*
+ * A fork server that failed may have forked a worker whose pid it never told us (it answered
+ * too late, or died before it could): with CLONE_PARENT that worker is our child, unknown to
+ * the loop. Kills and reaps every such child, so none is left running or as a zombie.
+ */
+static void reap_strays(struct master *m)
+{
+	pid_t self = getpid();
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char path[64], buf[512], comm[32], *p;
+		int ppid, fd;
+		pid_t pid = (pid_t)atoi(e->d_name);
+		ssize_t n;
+
+		if (pid <= 0 || pid == self || pid_is_worker(m, pid))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		p = strrchr(buf, ')');
+		if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1 || ppid != self ||
+		    sscanf(buf, "%*d (%31[^)]", comm) != 1 || strncmp(comm, "bulkhead-", 9) != 0)
+			continue;
+		log_notice("killing process %d, a worker the failed fork server started but never "
+			   "reported", (int)pid);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	closedir(d);
+}
+
+/*
+ * The fork server failed (why: logged here; NULL: already logged): it is killed and reaped,
+ * workers are exec'd, and a new one is started at a spawn after the backoff.
+ */
+static void zygote_failed(struct master *m, const char *why)
+{
+	usec_t now = now_usec(), delay, uptime = m->zygote_up_at ? now - m->zygote_up_at : 0;
+	uint32_t rnd = 0;
+	char d[FORMAT_DURATION_MAX];
+	pid_t pid = m->zygote.s.pid;
+
+	m->zygote_io = sd_event_source_disable_unref(m->zygote_io);
+	disarm(m->zygote_timer);
+	m->zygote_pending = false;
+	m->zygote_up_at = 0;
+	zygote_kill(&m->zygote);
+	reap_strays(m);
+	(void)!getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK);
+	delay = backoff_next(&m->zygote_backoff, uptime, ZYGOTE_MIN_UPTIME, rnd);
+	if (delay < ZYGOTE_BACKOFF_MIN)
+		delay = ZYGOTE_BACKOFF_MIN;
+	m->zygote_retry_at = now + delay;
+	if (why && !m->zygote_never)
+		log_warning("fork server [%d] failed (%s): workers are exec'd until it is started "
+			    "again in %s",
+			    (int)pid, why, format_duration(d, sizeof(d), delay));
+}
+
+/* Starts a new fork server if one is wanted and the backoff allows; it is not waited for. */
+static void zygote_begin(struct master *m)
+{
+	int r;
+
+	if (m->zygote_never || zygote_up(&m->zygote) || now_usec() < m->zygote_retry_at)
+		return;
+	r = zygote_launch(m->worker_path, &m->zygote);
+	if (r < 0) {
+		log_debug("fork server: cannot start %s --zygote: %s", m->worker_path,
+			  strerror(-r));
+		zygote_failed(m, NULL);
+		return;
+	}
+	m->zygote_pending = true;
+	zygote_watch(m);
+}
+
+static int on_zygote_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct master *m = userdata;
+	int r;
+
+	if (m->zygote_pending) {
+		r = zygote_started(&m->zygote, 0);
+		if (r > 0) {
+			m->zygote_pending = false;
+			disarm(m->zygote_timer);
+			zygote_watch(m);
+			log_notice("fork server [%d] is up again: workers are forked",
+				   (int)m->zygote.s.pid);
+			return 0;
+		}
+		if (r == 0 && !(revents & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
+			return 0;
+		zygote_failed(m, r < 0 ? strerror(-r) : "it exited");
+		return 0;
+	}
+	zygote_failed(m, "it exited");
+	return 0;
+}
+
+static int on_zygote_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct master *m = userdata;
+
+	if (m->zygote_pending)
+		zygote_failed(m, "no reply in time");
+	return 0;
+}
+
 /*
  * A new worker process for slot `index`: forked by the fork server when the config asks for
- * it and it works, else exec'd. A fork server that fails in any way is stopped for good
- * (logged once) and this worker is exec'd instead.
+ * it and it works, else exec'd. A fork server that fails (dies, stalls, answers badly) is
+ * killed, and this worker and the next ones are exec'd until a new fork server is up: it is
+ * started again after a backoff (zygote_begin), without waiting for it in the loop.
  */
 static int start_process(struct master *m, const struct pool_config *pc, unsigned index,
 			 struct spawned_worker *s)
@@ -1114,23 +1338,61 @@ static int start_process(struct master *m, const struct pool_config *pc, unsigne
 	int r;
 
 	if (m->config->supervisor.worker_start != WORKER_START_FORK_SERVER) {
-		zygote_stop(&m->zygote);
+		zygote_end(m);
 	} else if (!m->zygote_tried) {
+		/* The first one: started here and waited for (bounded), so that the first
+		 * workers are already forked. */
 		m->zygote_tried = true;
 		r = zygote_start(m->worker_path, &m->zygote);
+		if (r == -ENOTSUP)
+			m->zygote_never = true;
 		if (r < 0)
 			log_warning("fork server %s --zygote could not start (%s): workers are "
-				    "exec'd instead", m->worker_path, strerror(-r));
+				    "exec'd%s", m->worker_path, strerror(-r),
+				    m->zygote_never ? " instead" : " until it is started again");
+		if (r < 0)
+			zygote_failed(m, NULL);
+		else
+			zygote_watch(m);
+	} else {
+		zygote_begin(m);
 	}
-	if (zygote_up(&m->zygote)) {
+	if (zygote_up(&m->zygote) && !m->zygote_pending) {
 		r = zygote_spawn(&m->zygote, pc->name, index, pc->threads, pc->memory_max, s);
 		if (r >= 0)
 			return r;
-		log_warning("fork server [%d] failed (%s): workers are exec'd from now on",
-			    (int)m->zygote.s.pid, strerror(-r));
-		zygote_kill(&m->zygote);
+		/* Our own fds or memory, or the zygote's fork hitting a process limit: not the
+		 * fork server's fault. Retried later, like any start of a worker. */
+		if (resource_error(r))
+			return r;
+		zygote_failed(m, strerror(-r));
 	}
 	return spawn_worker(m->worker_path, pc->name, index, pc->threads, pc->memory_max, s);
+}
+
+/*
+ * The master could not start a worker for lack of its own resources (fds, memory, processes):
+ * not the worker's fault and not counted as one; the slot tries again after a delay that
+ * doubles up to RESOURCE_RETRY_MAX. One warning per RESOURCE_LOG_INTERVAL for the master.
+ */
+static void worker_resource_retry(struct worker *w, int err, const char *what)
+{
+	char l[64], d[FORMAT_DURATION_MAX];
+
+	w->resource_delay = w->resource_delay ? w->resource_delay * 2 : RESOURCE_RETRY_MIN;
+	if (w->resource_delay > RESOURCE_RETRY_MAX)
+		w->resource_delay = RESOURCE_RETRY_MAX;
+	if (w->m->resource_logged + RESOURCE_LOG_INTERVAL <= now_usec()) {
+		w->m->resource_logged = now_usec();
+		log_warning("worker %s: cannot %s: %s (the master's own resources, not a worker "
+			    "fault); trying again in %s, and on until it can",
+			    wlabel(w, l, sizeof(l)), what, strerror(-err),
+			    format_duration(d, sizeof(d), w->resource_delay));
+	} else {
+		log_debug("worker %s: cannot %s: %s; again in %s", wlabel(w, l, sizeof(l)), what,
+			  strerror(-err), format_duration(d, sizeof(d), w->resource_delay));
+	}
+	schedule_restart(w, w->resource_delay);
 }
 
 static void worker_spawn(struct worker *w)
@@ -1145,11 +1407,15 @@ static void worker_spawn(struct worker *w)
 		return;
 	r = worker_size_slots(w, pc->threads);
 	if (r < 0) {
-		worker_fault(w, 0, "could not be set up (out of memory)");
+		worker_resource_retry(w, r, "set it up");
 		return;
 	}
 	w->outdated = false;
 	r = start_process(m, pc, w->index, &s);
+	if (r < 0 && resource_error(r)) {
+		worker_resource_retry(w, r, "start it");
+		return;
+	}
 	if (r < 0) {
 		snprintf(what, sizeof(what), "could not start: %s: %s", m->worker_path,
 			 strerror(-r));
@@ -1163,6 +1429,7 @@ static void worker_spawn(struct worker *w)
 	w->got_hello = w->solo = w->reserved = w->blocked = w->crash_frame = false;
 	w->term_sent = w->stop_sent = false;
 	w->injected = NULL;
+	w->killed = KILL_NONE;
 	w->kill_reason = NULL;
 	w->deadline_at = USEC_INFINITY;
 	r = sd_event_add_io(m->event, &w->io, w->fd, EPOLLIN, on_io, w);
@@ -1177,9 +1444,13 @@ static void worker_spawn(struct worker *w)
 		close(w->fd);
 		w->pid = 0;
 		w->state = W_EMPTY;
-		worker_fault(w, 0, "could not be watched");
+		if (resource_error(r))
+			worker_resource_retry(w, r, "watch it");
+		else
+			worker_fault(w, 0, "could not be watched");
 		return;
 	}
+	w->resource_delay = 0;
 	sd_event_source_set_child_pidfd_own(w->child, true);
 	m->n_alive++;
 	m->stats.workers_started++;
@@ -1213,7 +1484,7 @@ static size_t collect_held(struct worker *w, struct job **jobs, uint8_t *flags)
 		flags[n++] = 0;
 	}
 	w->pend_head = w->pend_tail = NULL;
-	w->n_running = w->n_pending = w->n_timed_out = 0;
+	w->n_running = w->n_pending = w->n_timed_out = w->n_held = 0;
 	w->n_free = 0;
 	for (unsigned i = w->threads; i > 0; i--)
 		w->free_slots[w->n_free++] = (uint16_t)(i - 1);
@@ -1320,6 +1591,14 @@ static size_t blame_killed_commands(struct worker *w, struct job **jobs, uint8_t
 	return k;
 }
 
+static bool held_timed_out(const uint8_t *flags, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (flags[i] & HELD_TIMED_OUT)
+			return true;
+	return false;
+}
+
 static void worker_died(struct worker *w, int code, int status)
 {
 	struct master *m = w->m;
@@ -1401,6 +1680,23 @@ static void worker_died(struct worker *w, int code, int status)
 		log_fields(LOG_NOTICE, lfields(&f, p, w, NULL, status, "stopped"),
 			   "worker %s %s after it was asked to stop; %zu job%s re-queued", l, how,
 			   n, n == 1 ? "" : "s");
+	} else if (w->killed == KILL_TIMEOUT && !w->crash_frame && signaled && status == SIGKILL &&
+		   !held_timed_out(flags, n)) {
+		/*
+		 * We killed it for a job's timeout, and that job's result came in before it died
+		 * (late, but it ended): nobody's fault, and not a worker fault; what it still
+		 * held runs again.
+		 */
+		struct lfields f;
+
+		n = blame_killed_commands(w, jobs, flags, n);
+		for (size_t i = 0; i < n; i++)
+			ledger_bystander(m->ledger, jobs[i], flags[i] & HELD_STARTED);
+		v = DEATH_CULPRIT; /* restart at once: not a worker fault */
+		log_fields(LOG_NOTICE, lfields(&f, p, w, NULL, status, "timeout"),
+			   "worker %s %s by the master for a job's timeout; the job ended "
+			   "meanwhile; %zu job%s re-queued",
+			   l, how, n, n == 1 ? "" : "s");
 	} else if ((n = blame_killed_commands(w, jobs, flags, n)) > 0) {
 		struct death d = {
 			.crash_frame = w->crash_frame,
@@ -1588,14 +1884,8 @@ int master_inject(struct master *m, unsigned pool, int slot, const char *fault,
 	*ret_pid = w->pid;
 	w->injected = name;
 	log_notice("worker %s/%u[%d]: injecting %s", p->cfg.name, w->index, (int)w->pid, name);
-	if (kind == 0) {
-		kill(w->pid, SIGKILL);
-		w->state = W_KILLED;
-		return 0;
-	}
-	if (worker_send(w, buf, bh_encode_inject(buf, sizeof(buf), kind)) < 0) {
-		kill(w->pid, SIGKILL);
-		w->state = W_KILLED;
+	if (kind == 0 || worker_send(w, buf, bh_encode_inject(buf, sizeof(buf), kind)) < 0) {
+		worker_kill(w, KILL_INJECT, NULL);
 		return 0;
 	}
 	if (kind == BH_INJECT_HANG) {
@@ -2025,7 +2315,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 		log_notice("%s again: killing every worker now", strsignal((int)si->ssi_signo));
 		for (unsigned i = 0; i < m->n_pools; i++)
 			for (unsigned k = 0; k < m->pools[i]->n_slots; k++)
-				worker_kill(m->pools[i]->workers[k], NULL);
+				worker_kill(m->pools[i]->workers[k], KILL_STOP, NULL);
 	}
 	check_done(m);
 	return 0;
@@ -2199,6 +2489,7 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 		m->opts = *opts;
 	m->worker_path = spawn_worker_path();
 	m->zygote = (struct zygote){ .s = { .pid = 0, .pidfd = -1, .fd = -1 } };
+	backoff_init(&m->zygote_backoff, ZYGOTE_BACKOFF_MIN, ZYGOTE_BACKOFF_MAX);
 
 	/* sd-event needs these blocked before it can watch children and signals. */
 	sigemptyset(&ss);
@@ -2273,7 +2564,7 @@ int master_run(struct master *m)
 	}
 	check_done(m);
 	r = sd_event_loop(m->event);
-	zygote_stop(&m->zygote); /* every worker is gone: no more forks */
+	zygote_end(m); /* every worker is gone: no more forks */
 	return r;
 }
 
@@ -2325,7 +2616,8 @@ void master_free(struct master *m)
 	sd_event_source_disable_unref(m->collect);
 	sd_event_source_disable_unref(m->reload_event);
 	notifier_free(m->notifier);
-	zygote_stop(&m->zygote);
+	zygote_end(m);
+	sd_event_source_disable_unref(m->zygote_timer);
 	ledger_free(m->ledger);
 	sd_event_unref(m->event);
 	config_free(m->config);

@@ -224,24 +224,40 @@ static int zygote_read_reply(struct zygote *z, int timeout_ms)
 	return r.pid;
 }
 
-int zygote_start(const char *path, struct zygote *z)
+int zygote_launch(const char *path, struct zygote *z)
 {
 	char s_mpid[16], pad[320];
 	/* pad: room for the command line each forked worker writes over the zygote's. */
 	const char *argv[] = { "bulkhead-worker", "--zygote", "--master-pid", s_mpid, pad, NULL };
-	int r;
 
 	memset(pad, ' ', sizeof(pad) - 1);
 	pad[sizeof(pad) - 1] = '\0';
 	*z = (struct zygote){ .s = { .pid = 0, .pidfd = -1, .fd = -1 } };
 	snprintf(s_mpid, sizeof(s_mpid), "%d", (int)getpid());
-	r = spawn_exec(path, argv, &z->s);
+	return spawn_exec(path, argv, &z->s);
+}
+
+int zygote_started(struct zygote *z, int timeout_ms)
+{
+	int r = zygote_read_reply(z, timeout_ms);
+
+	if (r == -ETIMEDOUT && timeout_ms == 0)
+		return 0;
+	if (r != z->s.pid)
+		return r < 0 ? r : -EBADMSG;
+	return 1;
+}
+
+int zygote_start(const char *path, struct zygote *z)
+{
+	int r = zygote_launch(path, z);
+
 	if (r < 0)
 		return r;
-	r = zygote_read_reply(z, ZYGOTE_REPLY_TIMEOUT_MS);
-	if (r != z->s.pid) {
+	r = zygote_started(z, ZYGOTE_REPLY_TIMEOUT_MS);
+	if (r <= 0) {
 		zygote_stop(z);
-		return r < 0 ? r : -EBADMSG;
+		return r < 0 ? r : -ETIMEDOUT;
 	}
 	return 0;
 }

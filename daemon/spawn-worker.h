@@ -50,6 +50,14 @@ struct zygote {
 };
 
 int zygote_start(const char *path, struct zygote *z);
+/*
+ * zygote_start() in two halves, for a caller that must not wait: zygote_launch() starts the
+ * process (0 or -errno); zygote_started() then reads its first reply, waiting at most
+ * timeout_ms (0: not at all): 1 it is up, 0 no reply yet, -errno it cannot fork workers (the
+ * caller then zygote_kill()s it).
+ */
+int zygote_launch(const char *path, struct zygote *z);
+int zygote_started(struct zygote *z, int timeout_ms);
 bool zygote_up(const struct zygote *z);
 int zygote_spawn(struct zygote *z, const char *pool, unsigned index, unsigned threads,
 		 uint64_t memory_max, struct spawned_worker *ret);

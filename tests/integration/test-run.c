@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1132,6 +1133,94 @@ START_TEST(test_run_usage_errors_exit_2)
 }
 END_TEST
 
+/* ---- the master's own kills and resource errors are not worker faults ---- */
+
+/* A process that burns one CPU until it is killed (real load for a loaded-machine test). */
+static pid_t start_busy_loop(void)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		volatile unsigned long n = 0;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			n++;
+	}
+	return pid;
+}
+
+/*
+ * Jobs that end at about 95 % of their timeout while both cores are busy: the master often
+ * sees a result only after the deadline it set (the loop and the worker run late), when it
+ * has already decided the job timed out. A result that comes before the kill ends the job,
+ * and its worker goes on; one that comes with the kill leaves an idle worker that the master
+ * killed itself: never a worker fault. With a fault limit of 3 the pool never fails, no job
+ * is cancelled, and every job ends done or timed_out.
+ */
+START_TEST(test_timeout_kills_are_not_worker_faults)
+{
+	struct run r = { 0 };
+	pid_t busy[2] = { start_busy_loop(), start_busy_loop() };
+
+	run_config(&r,
+		   "[pool main]\nworkers = 4\nthreads = 1\nmax_worker_faults = 3/60s\n"
+		   "[job edge]\nrun = builtin:sleep\nargs = ms=95\ntimeout = 100ms\n"
+		   "max_attempts = 3\ncount = 200\nexpect = done\n",
+		   NULL);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(tu_kill_wait(busy[i]), 0);
+	assert_accounted(&r);
+	ck_assert_msg(geti(r.report, "workers.worker_faults") == 0, "worker faults; stderr:\n%s",
+		      tail(r.err));
+	ck_assert_msg(geti(r.report, "jobs.cancelled") == 0, "cancelled; stderr:\n%s",
+		      tail(r.err));
+	ck_assert_int_eq(geti(r.report, "jobs.done") + geti(r.report, "jobs.timed_out"), 200);
+	ck_assert_ptr_null(strstr(r.err, "pool main failed"));
+	run_free(&r);
+}
+END_TEST
+
+/*
+ * The master runs out of fds (RLIMIT_NOFILE 48, 40 workers of 2 fds each): the workers it
+ * cannot start are retried on a timer and never counted as worker faults; the pool stays up
+ * and every job is done by the workers that did start.
+ */
+START_TEST(test_master_fd_shortage_is_not_a_worker_fault)
+{
+	struct run r = { 0 };
+	char path[512], report[512];
+	int err_fd;
+	pid_t pid;
+
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	snprintf(path, sizeof(path), "%s/test.conf", r.dir);
+	snprintf(report, sizeof(report), "%s/report.json", r.dir);
+	ck_assert_int_eq(tu_write_file(path,
+				       "[pool main]\nworkers = 40\nthreads = 1\n"
+				       "max_worker_faults = 3/60s\n"
+				       "[job many]\nrun = builtin:spin\nargs = us=100\n"
+				       "count = 2000\n"),
+			 0);
+	{
+		/* The limit is set by the shell that then becomes the master (same pid). */
+		const char *argv[] = { "/bin/sh", "-c", "ulimit -n 48 && exec \"$0\" \"$@\"",
+				       getenv("BULKHEAD_BIN"), "run", path, "--report-json",
+				       report, "--quiet", NULL };
+		ck_assert_int_eq(tu_spawn(argv, NULL, -1, NULL, &err_fd, &pid), 0);
+	}
+	finish_run(&r, pid, err_fd);
+	ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	assert_accounted(&r);
+	ck_assert_int_eq(geti(group(&r, "many"), "done"), 2000);
+	ck_assert_int_eq(geti(r.report, "workers.worker_faults"), 0);
+	ck_assert_ptr_nonnull(strstr(r.err, "the master's own resources"));
+	ck_assert_ptr_nonnull(strstr(r.err, "Too many open files"));
+	run_free(&r);
+}
+END_TEST
+
 static Suite *run_suite(void)
 {
 	Suite *s = suite_create("run");
@@ -1183,6 +1272,12 @@ static Suite *run_suite(void)
 	tc = tcase_create("cli");
 	tcase_add_test(tc, test_run_config_errors_exit_78_before_spawning);
 	tcase_add_test(tc, test_run_usage_errors_exit_2);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("master-own");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_timeout_kills_are_not_worker_faults);
+	tcase_add_test(tc, test_master_fd_shortage_is_not_a_worker_fault);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("big");
