@@ -418,6 +418,19 @@ bool pool_cancel(struct pool *p, uint64_t job_id)
 	return found;
 }
 
+bool pool_spec_in_use(struct pool *p, const struct job_spec *spec)
+{
+	bool used = false;
+
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i < p->q_n && !used; i++)
+		used = p->q[(p->q_head + i) & (p->q_cap - 1)].spec == spec;
+	for (unsigned i = 0; i < p->n_started && !used; i++)
+		used = p->threads[i].busy && p->threads[i].job.spec == spec;
+	pthread_mutex_unlock(&p->lock);
+	return used;
+}
+
 bool pool_stopped(struct pool *p)
 {
 	bool r;

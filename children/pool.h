@@ -79,6 +79,9 @@ void pool_stop(struct pool *p);
  */
 bool pool_cancel(struct pool *p, uint64_t job_id);
 
+/* True if a queued or running job uses spec. */
+bool pool_spec_in_use(struct pool *p, const struct job_spec *spec);
+
 /* True once pool_stop() was called and every thread has exited. */
 bool pool_stopped(struct pool *p);
 

@@ -38,7 +38,8 @@
  *
  * Trust: the master is trusted to be the master (it is our parent and holds the other end
  * of a socketpair), but every frame is still checked; a bad one (decode error, a worker's
- * frame type, a spec defined twice or out of range, an ASSIGN naming an undefined spec,
+ * frame type, a spec defined twice or one too many, a FORGET of a spec that is undefined or
+ * still has jobs here, an ASSIGN naming an undefined spec,
  * more than POOL_JOBS_MAX jobs outstanding) is logged and the worker exits 3 at once.
  */
 #include <errno.h>
@@ -56,6 +57,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/idmap.h"
 #include "common/log.h"
 #include "builtins-impl.h"
 #include "common/protocol.h"
@@ -66,7 +68,7 @@
 #include "standalone.h"
 #include "worker.h"
 
-#define SPECS_MAX 65536u /* spec ids are 0..SPECS_MAX-1 */
+#define SPECS_MAX 65536u /* specs defined at once (the master forgets those it is done with) */
 #define POOL_NAME_MAX 64 /* bytes of --pool */
 #define WORKER_INDEX_MAX 65535
 #define FRAMES_PER_ROUND 64 /* frames read before results get a turn */
@@ -91,8 +93,7 @@ struct worker {
 	struct pool *pool;
 	bool stopping;
 
-	struct job_spec **specs; /* indexed by spec id */
-	size_t specs_cap;
+	struct idmap specs; /* spec id + 1 -> struct job_spec * */
 
 	/* Results taken from the pool and not yet framed: results[results_pos..results_n). */
 	const struct pool_result *results;
@@ -318,31 +319,39 @@ static void send_hello(struct worker *w)
 
 /* --- frames from the master --- */
 
+/* The spec with this id (ids come checked: < UINT32_MAX), or NULL. */
+static struct job_spec *spec_find(const struct worker *w, uint32_t id)
+{
+	struct idmap_entry *e = idmap_find(&w->specs, id + 1);
+
+	return e ? (struct job_spec *)(uintptr_t)e->value : NULL;
+}
+
 static void handle_spec(struct worker *w, const struct bh_frame *f)
 {
 	uint32_t id = f->spec.id;
-	size_t cap = w->specs_cap;
+	struct job_spec *spec;
 
-	if (id >= SPECS_MAX)
-		protocol_error("SPEC id %" PRIu32 " out of range (max %u)", id, SPECS_MAX - 1);
-	if (id >= cap) {
-		struct job_spec **s;
-
-		if (cap == 0)
-			cap = 64;
-		while (cap <= id)
-			cap *= 2;
-		s = realloc(w->specs, cap * sizeof(*s));
-		if (!s)
-			out_of_memory();
-		memset(s + w->specs_cap, 0, (cap - w->specs_cap) * sizeof(*s));
-		w->specs = s;
-		w->specs_cap = cap;
-	}
-	if (w->specs[id])
+	if (spec_find(w, id))
 		protocol_error("SPEC %" PRIu32 " defined twice", id);
-	if (job_spec_new_full(f, &w->specs[id]) < 0)
+	if (w->specs.n >= SPECS_MAX)
+		protocol_error("SPEC %" PRIu32 ": more than %u specs defined", id, SPECS_MAX);
+	if (job_spec_new_full(f, &spec) < 0 || idmap_add(&w->specs, id + 1, (uintptr_t)spec) < 0)
 		out_of_memory();
+}
+
+/* The master is done with a spec: no job of it may be queued or running here. */
+static void handle_forget(struct worker *w, const struct bh_frame *f)
+{
+	uint32_t id = f->forget.spec_id;
+	struct job_spec *spec = spec_find(w, id);
+
+	if (!spec)
+		protocol_error("FORGET of undefined spec %" PRIu32, id);
+	if (pool_spec_in_use(w->pool, spec))
+		protocol_error("FORGET of spec %" PRIu32 " while a job of it is here", id);
+	idmap_del(&w->specs, id + 1);
+	job_spec_free(spec);
 }
 
 /* --- pending inputs --- */
@@ -424,10 +433,12 @@ static void handle_assign(struct worker *w, const struct bh_frame *f)
 
 	for (uint32_t i = 0; i < f->assign.count; i++) {
 		struct bh_assign_entry e;
+		const struct job_spec *spec;
 		char *input = NULL;
 
 		bh_frame_assign_entry(f, i, &e);
-		if (e.spec_id >= w->specs_cap || !w->specs[e.spec_id])
+		spec = spec_find(w, e.spec_id);
+		if (!spec)
 			protocol_error("ASSIGN of job %" PRIu64 " names undefined spec %" PRIu32,
 				       e.job_id, e.spec_id);
 		if (e.flags & BH_ASSIGN_INPUT) {
@@ -442,9 +453,7 @@ static void handle_assign(struct worker *w, const struct bh_frame *f)
 			protocol_error("INPUT for job %" PRIu64 " but its ASSIGN has no input",
 				       e.job_id);
 		}
-		w->assign[i] = (struct pool_job){ .job_id = e.job_id,
-						  .spec = w->specs[e.spec_id],
-						  .input = input };
+		w->assign[i] = (struct pool_job){ .job_id = e.job_id, .spec = spec, .input = input };
 	}
 	if (w->stopping) {
 		/* A STOP crossed this ASSIGN: these jobs are not run, and not reported. */
@@ -482,6 +491,9 @@ static void handle_frame(struct worker *w, size_t len)
 		break;
 	case BH_FRAME_CANCEL:
 		handle_cancel(w, &f);
+		break;
+	case BH_FRAME_FORGET:
+		handle_forget(w, &f);
 		break;
 	case BH_FRAME_STOP:
 		if (!w->stopping) {
@@ -594,9 +606,10 @@ static void worker_loop(struct worker *w)
 static void worker_free(struct worker *w)
 {
 	pool_free(w->pool);
-	for (size_t i = 0; i < w->specs_cap; i++)
-		job_spec_free(w->specs[i]);
-	free(w->specs);
+	for (uint32_t i = 0; i < w->specs.cap; i++)
+		if (w->specs.e[i].id != 0)
+			job_spec_free((struct job_spec *)(uintptr_t)w->specs.e[i].value);
+	idmap_clear(&w->specs);
 	for (size_t i = 0; w->inputs && i < INPUTS_SLOTS; i++)
 		free(w->inputs[i].input);
 	free(w->inputs);

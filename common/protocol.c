@@ -43,6 +43,8 @@ const char *bh_frame_type_name(unsigned type)
 		return "CANCEL";
 	case BH_FRAME_INPUT:
 		return "INPUT";
+	case BH_FRAME_FORGET:
+		return "FORGET";
 	default:
 		return "UNKNOWN";
 	}
@@ -88,6 +90,8 @@ size_t bh_encode_spec(void *buf, size_t size, const struct bh_spec *s)
 	uint32_t reserved = 0;
 	uint8_t *p = (uint8_t *)buf + HDR;
 
+	if (s->id == UINT32_MAX)
+		return 0;
 	for (unsigned i = 0; i < 4; i++) {
 		size_t l = strlen(str[i]);
 
@@ -194,6 +198,16 @@ size_t bh_encode_inject(void *buf, size_t size, enum bh_inject_kind kind)
 	return put_header(buf, BH_FRAME_INJECT, sizeof(p));
 }
 
+size_t bh_encode_forget(void *buf, size_t size, uint32_t spec_id)
+{
+	uint32_t p[2] = { spec_id, 0 };
+
+	if (size < HDR + sizeof(p) || spec_id == UINT32_MAX)
+		return 0;
+	memcpy((uint8_t *)buf + HDR, p, sizeof(p));
+	return put_header(buf, BH_FRAME_FORGET, sizeof(p));
+}
+
 void bh_batch_init(struct bh_batch *b, void *buf, size_t size, enum bh_frame_type type)
 {
 	size_t esz = type == BH_FRAME_ASSIGN ? sizeof(struct bh_assign_entry)
@@ -262,7 +276,7 @@ static bool assign_entry_ok(const uint8_t *e)
 	struct bh_assign_entry a;
 
 	memcpy(&a, e, sizeof(a));
-	return a.job_id != 0 && (a.flags & ~BH_ASSIGN_INPUT) == 0;
+	return a.job_id != 0 && a.spec_id != UINT32_MAX && (a.flags & ~BH_ASSIGN_INPUT) == 0;
 }
 
 static bool done_entry_ok(const uint8_t *e)
@@ -315,7 +329,7 @@ static int decode_spec(const uint8_t *p, size_t len, struct bh_frame *f)
 	memcpy(&f->spec.id, p, 4);
 	memcpy(l, p + 4, sizeof(l));
 	memcpy(&reserved, p + 12, 4);
-	if (reserved != 0 || l[0] == 0)
+	if (reserved != 0 || l[0] == 0 || f->spec.id == UINT32_MAX)
 		return -EINVAL;
 	for (unsigned i = 0; i < 4; i++) {
 		if (l[i] > BH_SPEC_STRING_MAX)
@@ -437,6 +451,17 @@ static int decode_payload(const uint8_t *p, size_t len, struct bh_frame *f)
 		if (q[0] < BH_INJECT_SEGV || q[0] > BH_INJECT_LEAK || q[1] != 0)
 			return -EINVAL;
 		f->inject.kind = q[0];
+		return 0;
+	}
+	case BH_FRAME_FORGET: {
+		uint32_t q[2];
+
+		if (len != sizeof(q))
+			return -EINVAL;
+		memcpy(q, p, sizeof(q));
+		if (q[0] == UINT32_MAX || q[1] != 0)
+			return -EINVAL;
+		f->forget.spec_id = q[0];
 		return 0;
 	}
 	}

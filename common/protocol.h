@@ -20,7 +20,8 @@
 #include <stdint.h>
 
 #define BH_PROTO_MAGIC 0xB4B7u
-#define BH_PROTO_VERSION 3 /* 2: DONE entries carry run_usec; 3: plugins, exec, inputs */
+#define BH_PROTO_VERSION 4 /* 2: DONE entries carry run_usec; 3: plugins, exec, inputs;
+			     4: FORGET, specs sent only with the jobs that need them */
 #define BH_FRAME_MAX (64u * 1024u)     /* hard maximum, header included */
 #define BH_SPEC_STRING_MAX 16000u      /* run, args, name and output, each */
 #define BH_INPUT_MAX 4096u             /* a job's input (a path), bytes */
@@ -50,6 +51,7 @@ enum bh_frame_type {
 	BH_FRAME_INJECT = 35, /* raise a fault in the worker itself (bulkhead inject) */
 	BH_FRAME_CANCEL = 36, /* the job should stop: bulkhead_job_cancelled() becomes true */
 	BH_FRAME_INPUT = 37,  /* a job's input, sent just before the ASSIGN that names the job */
+	BH_FRAME_FORGET = 38, /* drop a spec: no job of it is queued or running on the worker */
 };
 
 /* Faults a worker raises on INJECT, in its main thread (never blamed on a job). */
@@ -110,9 +112,14 @@ struct bh_done_entry {
 	uint32_t reserved; /* 0 */
 };
 
-/* A SPEC frame: everything a worker needs to run the jobs of one group. */
+/*
+ * A SPEC frame: everything a worker needs to run the jobs of one group. The master sends it
+ * right before the first ASSIGN that names it, and FORGET once the worker holds no job of it
+ * (for submitted groups; a config's groups stay defined). Ids are the master's: never reused
+ * while the worker may know them.
+ */
 struct bh_spec {
-	uint32_t id;     /* the group's index; ASSIGN entries name it */
+	uint32_t id;     /* ASSIGN entries name it; 0..UINT32_MAX-1 */
 	const char *run; /* "builtin:NAME", "plugin:PATH:SYMBOL" or "exec:COMMAND ARGS..." */
 	const char *args;   /* "k=v k=v" */
 	const char *name;   /* the group's name (logs, output file names) */
@@ -171,6 +178,9 @@ struct bh_frame {
 		struct {
 			uint32_t kind; /* enum bh_inject_kind */
 		} inject;
+		struct {
+			uint32_t spec_id;
+		} forget;
 	};
 };
 
@@ -204,6 +214,7 @@ size_t bh_encode_exec(void *buf, size_t size, uint64_t job_id, int32_t pid);
 size_t bh_encode_cancel(void *buf, size_t size, uint64_t job_id);
 size_t bh_encode_stop(void *buf, size_t size);
 size_t bh_encode_inject(void *buf, size_t size, enum bh_inject_kind kind);
+size_t bh_encode_forget(void *buf, size_t size, uint32_t spec_id);
 
 /* Batch frames (ASSIGN, DONE) built entry by entry. */
 struct bh_batch {

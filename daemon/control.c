@@ -26,6 +26,7 @@
 
 #include "common/builtins.h"
 #include "common/log.h"
+#include "common/protocol.h"
 #include "config/config.h"
 #include "daemon/control.h"
 #include "daemon/ledger.h"
@@ -66,7 +67,6 @@ struct control {
 	struct client *clients;
 	unsigned n_clients;
 	sd_event_source *wait_check; /* deferred: re-check pending waits once per loop pass */
-	unsigned submissions;        /* names derived groups: GROUP@N */
 	unsigned n_waiting;          /* clients with a pending wait */
 };
 
@@ -557,7 +557,7 @@ static int merge_args(const char *base, json_object *req, char *buf, size_t size
 	return 0;
 }
 
-static json_object *submitted_reply(struct master *m, uint64_t first, unsigned count)
+static json_object *submitted_reply(struct master *m, uint64_t first, size_t count)
 {
 	struct ledger *l = master_ledger(m);
 	json_object *o = ok_reply(), *ids = json_object_new_array(),
@@ -574,15 +574,73 @@ static json_object *submitted_reply(struct master *m, uint64_t first, unsigned c
 	return o;
 }
 
+/*
+ * The request's "inputs" (an array of absolute paths, 1..CONTROL_SUBMIT_MAX) into a malloc'd
+ * array of pointers into req; none: *ret_n = 0. Returns an error reply, or NULL.
+ */
+static json_object *read_inputs(json_object *req, const char ***ret, size_t *ret_n)
+{
+	json_object *a;
+	size_t n;
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (!json_object_object_get_ex(req, "inputs", &a))
+		return NULL;
+	if (!json_object_is_type(a, json_type_array))
+		return error_reply("\"inputs\" must be an array of paths");
+	n = json_object_array_length(a);
+	if (n == 0 || n > CONTROL_SUBMIT_MAX)
+		return error_reply("between 1 and %d inputs", CONTROL_SUBMIT_MAX);
+	*ret = calloc(n, sizeof(char *));
+	if (!*ret)
+		return error_reply("out of memory");
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(a, i);
+		const char *p = json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+									 : NULL;
+
+		if (!p || p[0] != '/' || strlen(p) > BH_INPUT_MAX) {
+			free(*ret);
+			*ret = NULL;
+			return error_reply("input %zu: expected an absolute path of at most %u bytes",
+					   i + 1, BH_INPUT_MAX);
+		}
+		(*ret)[i] = p;
+	}
+	*ret_n = n;
+	return NULL;
+}
+
+/*
+ * What a configured group takes from submit (gc, group `name`), or an error reply: a spool
+ * group takes its files only from its directory; an `inputs =` group needs inputs; builtin
+ * jobs have no use for one.
+ */
+static json_object *check_group_submit(const struct group_config *gc, size_t n_inputs)
+{
+	if (gc->spool && *gc->spool)
+		return error_reply("group %s takes its jobs from its spool directory %s: put the "
+				   "files there", gc->name, gc->spool);
+	if (gc->inputs && *gc->inputs && n_inputs == 0)
+		return error_reply("group %s runs one job per input file (inputs = %s): give the "
+				   "files to submit (--input FILE)", gc->name, gc->inputs);
+	if (n_inputs > 0 && gc->kind == JOB_KIND_BUILTIN)
+		return error_reply("group %s runs %s, which takes no input file", gc->name, gc->run);
+	return NULL;
+}
+
 static json_object *cmd_submit(struct control *c, json_object *req)
 {
 	struct master *m = c->m;
 	struct ledger *l = master_ledger(m);
-	const char *group = NULL, *pool = NULL, *run = NULL, *error = NULL;
+	const char *group = NULL, *pool = NULL, *run = NULL, *error = NULL, **inputs = NULL;
 	struct group_config gc = { 0 };
-	char args[2048], err[256], base[CONFIG_NAME_MAX + 1];
+	char args[2048], err[256];
+	json_object *o;
+	uint64_t first;
+	size_t n_inputs;
 	int64_t count;
-	unsigned g;
 	int r, b;
 
 	if (get_string(req, "group", &group) < 0 || get_string(req, "pool", &pool) < 0 ||
@@ -592,56 +650,91 @@ static json_object *cmd_submit(struct control *c, json_object *req)
 		return error_reply("count must be an integer 1..%d", CONTROL_SUBMIT_MAX);
 	if (group && (pool || run))
 		return error_reply("submit either a configured group, or a pool and a run");
+	o = read_inputs(req, &inputs, &n_inputs);
+	if (o)
+		return o;
+	if (n_inputs > 0 && json_object_object_get_ex(req, "count", NULL)) {
+		o = error_reply("give a count or inputs, not both (one job per input)");
+		goto out;
+	}
 	if (group) {
 		int gi = ledger_find_group(l, group);
 
-		if (gi < 0)
-			return error_reply("no job group '%s'", group);
+		if (gi < 0) {
+			o = error_reply("no job group '%s'", group);
+			goto out;
+		}
 		gc = *ledger_group(l, (unsigned)gi);
-		if (!master_pool_accepts(m, gc.pool))
-			return error_reply("pool %s takes no jobs now", master_pool_name(m, gc.pool));
+		if (!master_pool_accepts(m, gc.pool)) {
+			o = error_reply("pool %s takes no jobs now", master_pool_name(m, gc.pool));
+			goto out;
+		}
+		o = check_group_submit(&gc, n_inputs);
+		if (o)
+			goto out;
 		if (!json_object_object_get_ex(req, "args", NULL)) {
-			uint64_t first;
-
-			r = master_add_jobs(m, (unsigned)gi, (unsigned)count, &first);
-			if (r < 0)
-				return error_reply("cannot submit: %s", strerror(-r));
-			return submitted_reply(m, first, (unsigned)count);
+			/* More jobs of the group itself, numbered on. */
+			if (n_inputs > 0)
+				r = master_add_input_jobs(m, (unsigned)gi, (char *const *)inputs,
+							  n_inputs, &first);
+			else
+				r = master_add_jobs(m, (unsigned)gi, (unsigned)count, &first);
+			o = r < 0 ? error_reply("cannot submit: %s", strerror(-r))
+				  : submitted_reply(m, first, n_inputs ? n_inputs : (size_t)count);
+			goto out;
 		}
 	} else {
 		int pi = -1;
 
-		if (!pool || !run)
-			return error_reply("submit needs \"group\", or \"pool\" and \"run\"");
+		if (!pool || !run) {
+			o = error_reply("submit needs \"group\", or \"pool\" and \"run\"");
+			goto out;
+		}
 		for (unsigned i = 0; i < master_n_pools(m); i++)
 			if (strcmp(master_pool_name(m, i), pool) == 0 && master_pool_accepts(m, i))
 				pi = (int)i;
-		if (pi < 0)
-			return error_reply("no pool '%s' that takes jobs", pool);
+		if (pi < 0) {
+			o = error_reply("no pool '%s' that takes jobs", pool);
+			goto out;
+		}
+		/* Only builtins: a client may not name a command or a library to run. */
+		if (strncmp(run, "builtin:", 8) != 0 || bh_builtin_lookup(run + 8) < 0) {
+			o = error_reply("run must be builtin:NAME with a known builtin");
+			goto out;
+		}
+		if (n_inputs > 0) {
+			o = error_reply("%s takes no input file", run);
+			goto out;
+		}
 		gc.pool = (unsigned)pi;
 		gc.run = (char *)run;
+		gc.kind = JOB_KIND_BUILTIN;
 		gc.args = (char *)"";
+		gc.output = (char *)"";
 		gc.timeout = 60 * USEC_PER_SEC;
 		gc.max_attempts = 3;
 		gc.expect = JOB_DONE;
 	}
-	if (strncmp(gc.run, "builtin:", 8) != 0 || (b = bh_builtin_lookup(gc.run + 8)) < 0)
-		return error_reply("run must be builtin:NAME with a known builtin");
 	r = merge_args(gc.args, req, args, sizeof(args), &error);
-	if (r < 0)
-		return error_reply("%s", error ? error : strerror(-r));
-	if (bh_builtin_check_args((enum bh_builtin)b, args, err, sizeof(err)) < 0)
-		return error_reply("args: %s", err);
+	if (r < 0) {
+		o = error_reply("%s", error ? error : strerror(-r));
+		goto out;
+	}
+	/* Builtins check their arguments; commands and plugins read theirs ({arg:KEY}). */
+	if (gc.kind == JOB_KIND_BUILTIN && (b = bh_builtin_lookup(gc.run + 8)) >= 0 &&
+	    bh_builtin_check_args((enum bh_builtin)b, args, err, sizeof(err)) < 0) {
+		o = error_reply("args: %s", err);
+		goto out;
+	}
 	/* A variant of a group (or an ad hoc run) is a group of its own: NAME@N. */
-	snprintf(base, sizeof(base), "%s", group ? gc.name : gc.run + 8);
-	snprintf(gc.name, sizeof(gc.name), "%.*s@%u", 20, base, ++c->submissions);
 	gc.args = args;
-	gc.count = (unsigned)count;
-	gc.line = 0;
-	r = master_add_group(m, &gc, &g);
-	if (r < 0)
-		return error_reply("cannot submit: %s", strerror(-r));
-	return submitted_reply(m, ledger_n_jobs(l) - (uint64_t)count + 1, (unsigned)count);
+	r = master_add_variant(m, &gc, group ? gc.name : gc.run + 8, (unsigned)count,
+			       (char *const *)inputs, n_inputs, &first);
+	o = r < 0 ? error_reply("cannot submit: %s", strerror(-r))
+		  : submitted_reply(m, first, n_inputs ? n_inputs : (size_t)count);
+out:
+	free(inputs);
+	return o;
 }
 
 /* Job ids from the request's "ids" array into a malloc'd array. */

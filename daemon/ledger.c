@@ -9,11 +9,13 @@
  * own, a result line, progress) lives in a `job_extra` allocated on first use.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/idmap.h"
 #include "common/protocol.h"
 #include "ledger.h"
 
@@ -29,6 +31,11 @@ struct pool_queues {
 struct ledger_group {
 	struct group_config cfg; /* own copy: every string and input_paths are owned */
 	struct group_counts counts;
+	uint64_t kept;    /* its jobs not forgotten yet: a submitted group goes with the last */
+	uint32_t spec_id; /* the id workers know its spec by: never reused */
+	uint32_t def_hash; /* submitted: hash of its definition (the variants index) */
+	bool adhoc;       /* submitted at run time (a variant), not from the config */
+	bool freed;       /* a submitted group whose jobs were all forgotten: slot reusable */
 };
 
 struct end_hook {
@@ -49,7 +56,12 @@ struct ledger {
 	struct pool_queues *queues; /* one per pool index */
 	unsigned n_pools;
 	struct ledger_group *groups;
-	unsigned n_groups;
+	unsigned n_groups;          /* slots, freed ones included */
+	unsigned *free_groups;      /* freed slots, reused by the next group */
+	unsigned n_free_groups;
+	uint32_t spec_serial;       /* the last spec id given */
+	uint64_t variants_made;     /* names submitted groups: BASE@N */
+	struct idmap variants;      /* def_hash -> group index + 1 (submitted groups) */
 	struct ledger_stats stats;
 	struct end_hook end_hooks[END_HOOKS_MAX];
 	unsigned n_end_hooks;
@@ -182,33 +194,59 @@ static int group_config_copy(struct group_config *dst, const struct group_config
 	return 0;
 }
 
-int ledger_add_group(struct ledger *l, const struct group_config *g, unsigned *ret_index)
+/* A new spec id: never 0 or UINT32_MAX (not ids on the wire), never one given before. */
+static uint32_t next_spec_id(struct ledger *l)
 {
-	struct ledger_group *gs, *lg;
+	if (++l->spec_serial == UINT32_MAX)
+		l->spec_serial = 1; /* after 4e9 groups: the first ones are long gone */
+	return l->spec_serial;
+}
+
+static int add_group(struct ledger *l, const struct group_config *g, bool adhoc,
+		     unsigned *ret_index)
+{
+	struct ledger_group *lg;
 	struct job_queue *q;
+	unsigned index;
 	uint8_t flags;
 	int r;
 
 	if (g->pool >= l->n_pools)
 		return -EINVAL;
-	gs = realloc(l->groups, (l->n_groups + 1) * sizeof(*gs));
-	if (!gs)
-		return -ENOMEM;
-	l->groups = gs;
+	if (l->n_free_groups == 0) {
+		struct ledger_group *gs = realloc(l->groups, (l->n_groups + 1) * sizeof(*gs));
+		unsigned *fs;
+
+		if (!gs)
+			return -ENOMEM;
+		l->groups = gs;
+		/* Room to give the slot back later, so that freeing never fails. */
+		fs = realloc(l->free_groups, (l->n_groups + 1) * sizeof(*fs));
+		if (!fs)
+			return -ENOMEM;
+		l->free_groups = fs;
+		l->groups[l->n_groups] = (struct ledger_group){ .freed = true };
+		l->free_groups[l->n_free_groups++] = l->n_groups++;
+	}
 	r = grow_jobs(l, g->count);
 	if (r < 0)
 		return r;
-	lg = &l->groups[l->n_groups];
-	*lg = (struct ledger_group){ 0 };
+	index = l->free_groups[l->n_free_groups - 1];
+	lg = &l->groups[index];
+	*lg = (struct ledger_group){ .adhoc = adhoc };
 	r = group_config_copy(&lg->cfg, g);
-	if (r < 0)
+	if (r < 0) {
+		lg->freed = true;
 		return r;
+	}
+	l->n_free_groups--;
+	lg->spec_id = next_spec_id(l);
 	q = &l->queues[g->pool].ready;
 	for (unsigned i = 1; i <= g->count; i++) {
 		struct job *j = job_slot(l, ++l->n_jobs);
 
-		flags = i <= lg->cfg.n_inputs ? JOB_HAS_INPUT : 0;
-		*j = (struct job){ .id = l->n_jobs, .group = l->n_groups, .instance = i,
+		flags = (i <= lg->cfg.n_inputs ? JOB_HAS_INPUT : 0) | (adhoc ? JOB_ADHOC : 0);
+		*j = (struct job){ .id = l->n_jobs, .group = index, .instance = i,
 				   .state = JOB_QUEUED, .flags = flags };
 		if (q->tail)
 			q->tail->next = j;
@@ -219,11 +257,108 @@ int ledger_add_group(struct ledger *l, const struct group_config *g, unsigned *r
 	}
 	lg->counts.total = g->count;
 	lg->counts.by_state[JOB_QUEUED] = g->count;
+	lg->kept = g->count;
 	l->stats.by_state[JOB_QUEUED] += g->count;
 	if (ret_index)
-		*ret_index = l->n_groups;
-	l->n_groups++;
+		*ret_index = index;
 	return 0;
+}
+
+int ledger_add_group(struct ledger *l, const struct group_config *g, unsigned *ret_index)
+{
+	return add_group(l, g, false, ret_index);
+}
+
+/* FNV-1a over what makes two submitted variants the same group. */
+static uint32_t def_hash(const struct group_config *g, const char *base)
+{
+	const char *strs[] = { base, g->run, g->args, g->output ? g->output : "" };
+	uint64_t nums[] = { g->pool, g->timeout, g->max_attempts, g->expect, g->kind };
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		for (const char *p = strs[i];; p++) {
+			h = (h ^ (uint8_t)*p) * 16777619u;
+			if (!*p)
+				break;
+		}
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+		for (unsigned b = 0; b < 8; b++)
+			h = (h ^ (uint8_t)(nums[i] >> (8 * b))) * 16777619u;
+	return h ? h : 1;
+}
+
+static bool same_variant(const struct ledger_group *lg, const struct group_config *g,
+			 const char *base)
+{
+	const struct group_config *c = &lg->cfg;
+	size_t n = strlen(base);
+
+	return !lg->freed && lg->adhoc && strncmp(c->name, base, n) == 0 && c->name[n] == '@' &&
+	       c->pool == g->pool && strcmp(c->run, g->run) == 0 &&
+	       strcmp(c->args, g->args) == 0 && strcmp(c->output, g->output ? g->output : "") == 0 &&
+	       c->timeout == g->timeout && c->max_attempts == g->max_attempts &&
+	       c->expect == g->expect && c->kind == g->kind;
+}
+
+static void group_release(struct ledger *l, unsigned index);
+
+int ledger_add_variant(struct ledger *l, const struct group_config *g, const char *base,
+		       unsigned count, char *const *inputs, size_t n_inputs, unsigned *ret_group,
+		       uint64_t *ret_first)
+{
+	uint32_t h = def_hash(g, base);
+	struct idmap_entry *e = idmap_find(&l->variants, h);
+	struct group_config gc;
+	bool made = false;
+	unsigned index;
+	int r;
+
+	if (e && same_variant(&l->groups[e->value - 1], g, base)) {
+		index = (unsigned)(e->value - 1);
+	} else {
+		gc = *g;
+		gc.count = 0; /* the jobs come below, like those of an existing variant */
+		gc.n_inputs = 0;
+		gc.input_paths = NULL;
+		gc.inputs = gc.spool = NULL;
+		snprintf(gc.name, sizeof(gc.name), "%.*s@%" PRIu64, 24, base,
+			 l->variants_made + 1);
+		r = add_group(l, &gc, true, &index);
+		if (r < 0)
+			return r;
+		made = true;
+		l->variants_made++;
+		l->groups[index].def_hash = h;
+		/* A hash another definition holds: this one is simply not found again (rare). */
+		if (!e)
+			(void)idmap_add(&l->variants, h, (uint64_t)index + 1);
+	}
+	if (n_inputs > 0)
+		r = ledger_add_input_jobs(l, index, inputs, n_inputs, ret_first);
+	else
+		r = ledger_add_jobs(l, index, count, ret_first);
+	if (r < 0) {
+		if (made)
+			group_release(l, index);
+		return r;
+	}
+	if (ret_group)
+		*ret_group = index;
+	return 0;
+}
+
+/* A submitted group none of whose jobs is kept any more: its slot is free for the next one. */
+static void group_release(struct ledger *l, unsigned index)
+{
+	struct ledger_group *lg = &l->groups[index];
+	struct idmap_entry *e = idmap_find(&l->variants, lg->def_hash);
+
+	if (e && e->value == (uint64_t)index + 1)
+		idmap_del(&l->variants, lg->def_hash);
+	group_config_done(&lg->cfg);
+	*lg = (struct ledger_group){ .freed = true };
+	l->free_groups[l->n_free_groups++] = index;
 }
 
 unsigned ledger_n_groups(const struct ledger *l)
@@ -239,9 +374,24 @@ const struct group_config *ledger_group(const struct ledger *l, unsigned group)
 int ledger_find_group(const struct ledger *l, const char *name)
 {
 	for (unsigned g = 0; g < l->n_groups; g++)
-		if (strcmp(l->groups[g].cfg.name, name) == 0)
+		if (!l->groups[g].freed && strcmp(l->groups[g].cfg.name, name) == 0)
 			return (int)g;
 	return -ENOENT;
+}
+
+bool ledger_group_exists(const struct ledger *l, unsigned group)
+{
+	return group < l->n_groups && !l->groups[group].freed;
+}
+
+uint32_t ledger_group_spec_id(const struct ledger *l, unsigned group)
+{
+	return l->groups[group].spec_id;
+}
+
+unsigned ledger_n_live_groups(const struct ledger *l)
+{
+	return l->n_groups - l->n_free_groups;
 }
 
 void ledger_update_group(struct ledger *l, unsigned group, const struct group_config *g)
@@ -272,8 +422,11 @@ void ledger_free(struct ledger *l)
 	free(l->chunks);
 	free(l->chunk_ended);
 	for (unsigned g = 0; g < l->n_groups; g++)
-		group_config_done(&l->groups[g].cfg);
+		if (!l->groups[g].freed)
+			group_config_done(&l->groups[g].cfg);
 	free(l->groups);
+	free(l->free_groups);
+	idmap_clear(&l->variants);
 	free(l->queues);
 	free(l);
 }
@@ -327,8 +480,13 @@ uint64_t ledger_collect(struct ledger *l)
 	       l->ended_kept >= JOB_CHUNK && l->ended_kept - JOB_CHUNK >= l->keep_ended) {
 		struct job *c = l->chunks[l->first_kept];
 
-		for (size_t i = 0; i < JOB_CHUNK; i++)
+		for (size_t i = 0; i < JOB_CHUNK; i++) {
+			struct ledger_group *lg = &l->groups[c[i].group];
+
 			extra_free(c[i].extra);
+			if (--lg->kept == 0 && lg->adhoc)
+				group_release(l, c[i].group);
+		}
 		free(c);
 		l->chunks[l->first_kept++] = NULL;
 		l->ended_kept -= JOB_CHUNK;
@@ -505,8 +663,10 @@ int ledger_add_jobs(struct ledger *l, unsigned group, unsigned count, uint64_t *
 		struct job *j = job_slot(l, ++l->n_jobs);
 
 		*j = (struct job){ .id = l->n_jobs, .group = group,
-				   .instance = (uint32_t)(lg->counts.total + 1), .state = JOB_QUEUED };
+				   .instance = (uint32_t)(lg->counts.total + 1), .state = JOB_QUEUED,
+				   .flags = lg->adhoc ? JOB_ADHOC : 0 };
 		queue_push(q, j, false);
+		lg->kept++;
 		lg->counts.total++;
 		lg->counts.by_state[JOB_QUEUED]++;
 		l->stats.by_state[JOB_QUEUED]++;
@@ -557,9 +717,10 @@ int ledger_add_input_jobs(struct ledger *l, unsigned group, char *const *inputs,
 				   .group = group,
 				   .instance = (uint32_t)(lg->counts.total + 1),
 				   .state = JOB_QUEUED,
-				   .flags = JOB_HAS_INPUT,
+				   .flags = JOB_HAS_INPUT | (lg->adhoc ? JOB_ADHOC : 0),
 				   .extra = xs[i] };
 		queue_push(q, j, false);
+		lg->kept++;
 		lg->counts.total++;
 		lg->counts.by_state[JOB_QUEUED]++;
 		l->stats.by_state[JOB_QUEUED]++;

@@ -9,8 +9,10 @@
  * Invariants: every job is in exactly one state; a queued job is in exactly one queue of its
  * pool (`ready`, or `alone` for suspects that must run on a worker with nothing else in
  * flight); counts per group and per state always add up to the number of jobs; a job that
- * reached a final state never changes again. Nothing is ever removed: `lost` is 0 by
- * construction, and the tests check the sums anyway.
+ * reached a final state never changes again. Nothing unfinished is ever removed: `lost` is 0
+ * by construction, and the tests check the sums anyway. Ended jobs are forgotten only by
+ * ledger_collect() (bulkheadd's keep_ended), with their counts kept; a submitted group goes
+ * with its last job.
  */
 #pragma once
 
@@ -43,6 +45,7 @@ enum job_cause {
 enum job_flags {
 	JOB_HAS_INPUT = 1 << 0,        /* ledger_job_input() is not NULL */
 	JOB_CANCEL_REQUESTED = 1 << 1, /* cancelled while running: it ends cancelled unless done */
+	JOB_ADHOC = 1 << 2,            /* of a submitted group (ledger_add_variant) */
 };
 
 /*
@@ -107,11 +110,32 @@ void ledger_free(struct ledger *l);
 int ledger_set_pools(struct ledger *l, unsigned n_pools);
 /*
  * Adds a job group (copied, strings and input_paths included) and its `count` jobs, queued in
- * its pool. Group indexes are stable and never reused; they are also the spec ids sent to
- * workers. With inputs, job NAME#i has input input_paths[i-1] (of the ledger's copy).
+ * its pool. A config's groups stay for good. With inputs, job NAME#i has input
+ * input_paths[i-1] (of the ledger's copy).
  */
 int ledger_add_group(struct ledger *l, const struct group_config *g, unsigned *ret_index);
+/*
+ * Jobs submitted at run time: `count` jobs, or with n_inputs > 0 one job per input (as
+ * ledger_add_input_jobs), of a group like g called BASE@N (g's name, count and inputs are
+ * ignored). An existing submitted group of the same definition (base, pool, run, args,
+ * output, timeout, max_attempts, expect) takes them, so repeating a submission adds no group;
+ * else a new one is made. A submitted group is freed once every job of it has been forgotten
+ * (ledger_collect), and its index may then be given to a new group. All or nothing; the
+ * group and the first id out.
+ */
+int ledger_add_variant(struct ledger *l, const struct group_config *g, const char *base,
+		       unsigned count, char *const *inputs, size_t n_inputs, unsigned *ret_group,
+		       uint64_t *ret_first);
+/* Group slots, freed ones included: loops over groups check ledger_group_exists(). */
 unsigned ledger_n_groups(const struct ledger *l);
+bool ledger_group_exists(const struct ledger *l, unsigned group);
+/* Groups that exist now. */
+unsigned ledger_n_live_groups(const struct ledger *l);
+/*
+ * The id workers know the group's spec by (SPEC, ASSIGN, FORGET): 1..UINT32_MAX-1, never
+ * given to another group, so a worker that still knows an old one is never confused.
+ */
+uint32_t ledger_group_spec_id(const struct ledger *l, unsigned group);
 const struct group_config *ledger_group(const struct ledger *l, unsigned group);
 /* The index of the group called name, or -ENOENT. */
 int ledger_find_group(const struct ledger *l, const char *name);

@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/idmap.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "config/probe.h"
@@ -119,6 +120,8 @@ struct worker {
 	bool reserved; /* takes no new jobs so that it can run the next suspect alone */
 	bool blocked;  /* socket full: wait for EPOLLOUT */
 	usec_t resource_delay; /* the master lacked fds or memory to start it: next retry */
+	struct idmap specs;    /* specs it knows (see "specs on workers") */
+	bool forgets_pending;  /* a FORGET found the socket full */
 	bool crash_frame;
 	struct bh_crash crash;
 	enum kill_why killed; /* why the master sent SIGKILL (KILL_NONE: it did not) */
@@ -443,6 +446,103 @@ static void promote_pending(struct worker *w, usec_t now)
 	}
 }
 
+/*
+ * ---- specs on workers ----
+ *
+ * A worker learns a group's spec (SPEC) right before the first ASSIGN that names it, so it
+ * holds only the specs of jobs it was given. For a submitted group (JOB_ADHOC) the master
+ * counts that worker's jobs of it in flight (w->specs: spec id -> count | SPEC_ADHOC); when
+ * the count drops to 0 the worker is told to FORGET it. A config's groups stay defined.
+ * Spec ids are never reused (ledger_group_spec_id), so a FORGET that could not be sent yet
+ * (socket full: w->forgets_pending, retried) never confuses a later group.
+ */
+#define SPEC_ADHOC (1ull << 63)
+
+/*
+ * Makes sure w knows job j's spec before j is assigned to it: 0, -EAGAIN (the socket is
+ * full: assign j later), or another -errno (j cannot go to w).
+ */
+static int spec_ensure(struct worker *w, const struct job *j)
+{
+	struct ledger *l = w->m->ledger;
+	uint32_t id = ledger_group_spec_id(l, j->group);
+	const struct group_config *gc;
+	uint8_t buf[BH_FRAME_MAX];
+	size_t len;
+	int r;
+
+	if (idmap_find(&w->specs, id))
+		return 0;
+	gc = ledger_group(l, j->group);
+	len = bh_encode_spec(buf, sizeof(buf),
+			     &(struct bh_spec){ .id = id, .run = gc->run, .args = gc->args,
+						.name = gc->name, .output = gc->output });
+	if (len == 0) { /* a spec the config checks should have refused */
+		worker_kill(w, KILL_BROKEN, "a job spec does not fit in a frame");
+		return -EINVAL;
+	}
+	/* EAGAIN: later; EPIPE and the like: it is dying, its exit is on its way. */
+	r = worker_send(w, buf, len);
+	if (r == 0)
+		r = idmap_add(&w->specs, id, j->flags & JOB_ADHOC ? SPEC_ADHOC : 0);
+	return r;
+}
+
+/* A job of a submitted group was assigned to w / came back from it. */
+static void spec_hold(struct worker *w, const struct job *j)
+{
+	struct idmap_entry *e;
+
+	if (!(j->flags & JOB_ADHOC))
+		return;
+	e = idmap_find(&w->specs, ledger_group_spec_id(w->m->ledger, j->group));
+	if (e)
+		e->value++;
+}
+
+static bool send_forget(struct worker *w, uint32_t id)
+{
+	uint8_t buf[32];
+
+	if (worker_send(w, buf, bh_encode_forget(buf, sizeof(buf), id)) < 0) {
+		w->forgets_pending = true;
+		return false;
+	}
+	idmap_del(&w->specs, id);
+	return true;
+}
+
+static void spec_release(struct worker *w, const struct job *j)
+{
+	uint32_t id;
+	struct idmap_entry *e;
+
+	if (!(j->flags & JOB_ADHOC))
+		return;
+	id = ledger_group_spec_id(w->m->ledger, j->group);
+	e = idmap_find(&w->specs, id);
+	if (e && e->value > SPEC_ADHOC && --e->value == SPEC_ADHOC && !w->stop_sent)
+		send_forget(w, id);
+}
+
+/* Sends the FORGETs that found the socket full. */
+static void flush_forgets(struct worker *w)
+{
+	if (!w->forgets_pending || w->stop_sent || w->state == W_KILLED)
+		return;
+	w->forgets_pending = false;
+again:
+	for (uint32_t i = 0; i < w->specs.cap; i++) {
+		const struct idmap_entry *e = &w->specs.e[i];
+
+		if (e->id == 0 || e->value != SPEC_ADHOC)
+			continue;
+		if (!send_forget(w, e->id))
+			return; /* still full: pending again */
+		goto again; /* the table changed under us */
+	}
+}
+
 /* ---- dispatch ---- */
 
 static bool pool_has_reserved(const struct pool *p)
@@ -503,6 +603,11 @@ static void assign(struct worker *w, bool alone, unsigned max)
 
 		if (!j)
 			break;
+		input_err = spec_ensure(w, j);
+		if (input_err < 0) {
+			ledger_unpop(m->ledger, j);
+			break;
+		}
 		if (__builtin_expect(j->flags & JOB_HAS_INPUT, 0)) {
 			input_err = send_input(w, j);
 			if (input_err < 0) {
@@ -512,7 +617,7 @@ static void assign(struct worker *w, bool alone, unsigned max)
 			flags = BH_ASSIGN_INPUT;
 			inputs++;
 		}
-		bh_batch_add_assign(&b, j->id, j->group, flags);
+		bh_batch_add_assign(&b, j->id, ledger_group_spec_id(m->ledger, j->group), flags);
 		jobs[n++] = j;
 	}
 	len = bh_batch_finish(&b);
@@ -532,6 +637,7 @@ static void assign(struct worker *w, bool alone, unsigned max)
 	for (unsigned i = 0; i < n; i++) {
 		ledger_assign(m->ledger, jobs[i]);
 		track_assign(w, jobs[i], now, r < 0);
+		spec_hold(w, jobs[i]);
 	}
 	if (r < 0)
 		w->n_held = n;
@@ -544,7 +650,7 @@ static void fill(struct worker *w)
 	struct ledger *l = w->m->ledger;
 	unsigned pool = w->pool->index, win;
 
-	if (w->state != W_READY || w->blocked || w->solo || w->m->stopping)
+	if (w->state != W_READY || w->blocked || w->solo || w->injected || w->m->stopping)
 		return;
 	if (ledger_queued(l, pool, true) > 0) {
 		if (inflight(w) == 0) {
@@ -574,25 +680,6 @@ static void dispatch_pool(struct pool *p)
 		fill(p->workers[i]);
 }
 
-/* Defines group g's job spec on the worker (if the group is of its pool). */
-static int send_spec(struct worker *w, unsigned g)
-{
-	const struct group_config *gc = ledger_group(w->m->ledger, g);
-	uint8_t buf[BH_FRAME_MAX];
-	size_t len;
-
-	if (gc->pool != w->pool->index)
-		return 0;
-	len = bh_encode_spec(buf, sizeof(buf),
-			     &(struct bh_spec){ .id = g, .run = gc->run, .args = gc->args,
-						.name = gc->name, .output = gc->output });
-	if (len == 0 || worker_send(w, buf, len) < 0) {
-		worker_kill(w, KILL_BROKEN, "cannot send job specs");
-		return -EIO;
-	}
-	return 0;
-}
-
 /* ---- frames from a worker ---- */
 
 static int handle_hello(struct worker *w, const struct bh_frame *f)
@@ -603,9 +690,6 @@ static int handle_hello(struct worker *w, const struct bh_frame *f)
 		return -EPROTO;
 	if (f->hello.pid != w->pid || f->hello.threads != w->threads)
 		return -EPROTO;
-	for (unsigned g = 0; g < ledger_n_groups(w->m->ledger); g++)
-		if (send_spec(w, g) < 0)
-			return 0;
 	w->got_hello = true;
 	w->state = W_READY;
 	w->m->stats.workers_up++;
@@ -770,9 +854,11 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 			untrack(w, j);
 			ledger_finish(m->ledger, j, e.status);
 		}
+		spec_release(w, j);
 		log_final(m, j);
 		promote_pending(w, now);
 	}
+	flush_forgets(w);
 	learn_run_time(w->pool, run_sum, f->done.count);
 	if (inflight(w) == 0)
 		w->solo = false;
@@ -950,6 +1036,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 			sd_event_source_set_io_events(s, EPOLLIN);
 			if (sent)
 				promote_pending(w, now_usec()); /* its jobs reach the threads now */
+			flush_forgets(w);
 			fill(w);
 		}
 	}
@@ -1619,6 +1706,8 @@ static void worker_died(struct worker *w, int code, int status)
 	free(w->held);
 	w->held = NULL;
 	n = collect_held(w, jobs, flags);
+	idmap_clear(&w->specs); /* a new process knows none */
+	w->forgets_pending = false;
 
 	if (!clean) {
 		char sig[16];
@@ -1764,18 +1853,26 @@ int master_add_group(struct master *m, const struct group_config *gc, unsigned *
 	r = ledger_add_group(m->ledger, gc, &g);
 	if (r < 0)
 		return r;
-	/* Workers already up learn the new spec before any of its jobs reach them. */
 	p = m->pools[gc->pool];
-	for (unsigned k = 0; k < p->n_slots; k++) {
-		struct worker *w = p->workers[k];
-
-		if (w->got_hello && w->state >= W_READY && w->state <= W_DRAINING)
-			send_spec(w, g);
-	}
 	dispatch_pool(p);
 	check_done(m);
 	if (ret_index)
 		*ret_index = g;
+	return 0;
+}
+
+int master_add_variant(struct master *m, const struct group_config *gc, const char *base,
+		       unsigned count, char *const *inputs, size_t n_inputs, uint64_t *ret_first)
+{
+	int r;
+
+	if (!master_pool_accepts(m, gc->pool))
+		return -ESHUTDOWN;
+	r = ledger_add_variant(m->ledger, gc, base, count, inputs, n_inputs, NULL, ret_first);
+	if (r < 0)
+		return r;
+	dispatch_pool(m->pools[gc->pool]);
+	check_done(m);
 	return 0;
 }
 
@@ -2580,6 +2677,7 @@ static void worker_free(struct worker *w)
 	}
 	free(w->execs);
 	free(w->held);
+	idmap_clear(&w->specs);
 	sd_event_source_disable_unref(w->io);
 	sd_event_source_disable_unref(w->child);
 	sd_event_source_disable_unref(w->timer);

@@ -93,6 +93,13 @@ int master_reload(struct master *m, char **ret_errors);
 int master_add_group(struct master *m, const struct group_config *gc, unsigned *ret_index);
 int master_add_jobs(struct master *m, unsigned group, unsigned count, uint64_t *ret_first);
 /*
+ * Submitted work: `count` jobs (or one per input, n_inputs > 0) of a group like gc (pool
+ * index in gc->pool) named BASE@N; an identical earlier submission's group takes them (see
+ * ledger_add_variant). First id out; -ESHUTDOWN if the pool does not take jobs.
+ */
+int master_add_variant(struct master *m, const struct group_config *gc, const char *base,
+		       unsigned count, char *const *inputs, size_t n_inputs, uint64_t *ret_first);
+/*
  * n more jobs of an existing group, one per input (copied; see ledger_add_input_jobs),
  * queued and dispatched; first id out. -ESHUTDOWN if the pool does not take jobs.
  */

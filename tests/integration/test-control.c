@@ -1738,6 +1738,221 @@ START_TEST(test_plugin_results_cancel_and_bad_reload)
 }
 END_TEST
 
+/* ---- submitted work stays bounded (issue 11, DESIGN §11 "Ad hoc work") ---- */
+
+/* RssAnon of pid in KiB (the heap; libraries' pages are not the daemon's growth). */
+static long rss_anon_kb(pid_t pid)
+{
+	char path[64], *text, *p;
+	long kb = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	text = tu_read_file(path);
+	ck_assert_ptr_nonnull(text);
+	p = strstr(text, "\nRssAnon:");
+	if (p)
+		kb = strtol(p + 10, NULL, 10);
+	free(text);
+	ck_assert_int_ge(kb, 0);
+	return kb;
+}
+
+/* n submissions of cheap jobs, each of its own definition (amount = from, from + 1, ...). */
+static void submit_distinct(struct daemon *d, struct conn *c, int from, int n)
+{
+	char req[160];
+
+	for (int i = from; i < from + n; i++) {
+		json_object *o;
+
+		snprintf(req, sizeof(req),
+			 "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:balance\","
+			 "\"args\":{\"iterations\":\"1\",\"amount\":\"%d\"}}",
+			 1 + i);
+		o = call(d, c, req);
+		assert_ok(o);
+		json_object_put(o);
+	}
+}
+
+/*
+ * 3000 submissions, each a group of its own, with a worker crashing after every 500: every
+ * new worker gets only the specs of the jobs it is given, so none is killed for "cannot send
+ * job specs" and the pool stays up with both workers. Then, once the daemon is past its
+ * high-water mark (keep_ended = 0: whole chunks of ended jobs go, and their groups with
+ * them), 12 288 more leave the master's heap and the workers' memory where they were:
+ * before, each submission cost 0.4 KB in the master and 1.15 KB in every worker, for good.
+ */
+START_TEST(test_submissions_stay_bounded)
+{
+	struct daemon d;
+	struct conn c;
+	json_object *o;
+	pid_t w0[WORKERS_MAX], w1[WORKERS_MAX];
+	long master0, master1, rss0[WORKERS_MAX];
+	int n0, n1, total = 0;
+
+	start(&d, "[supervisor]\nkeep_ended = 0\n"
+		  "[pool main]\nworkers = 2\nthreads = 1\nmin_uptime = 0\n"
+		  "max_worker_faults = 3/60s\n");
+	conn_open(&d, &c);
+	for (int round = 0; round < 6; round++) {
+		submit_distinct(&d, &c, total, 500);
+		total += 500;
+		o = call(&d, &c, "{\"command\":\"inject\",\"target\":\"main\",\"fault\":\"segv\"}");
+		assert_ok(o);
+		json_object_put(o);
+	}
+	json_object_put(wait_jobs(&d, &c, "done", total));
+	o = call(&d, &c, "{\"command\":\"status\"}");
+	{
+		json_object *pool = json_object_array_get_idx(jget(o, "pools", json_type_array), 0);
+
+		ck_assert_str_eq(jstr(pool, "state"), "up");
+		ck_assert_int_eq(jint(pool, "worker_faults"), 0);
+	}
+	json_object_put(o);
+	ck_assert_msg(!d.err || !strstr(d.err, "cannot send"), "%s", dmn_describe(&d));
+
+	/* Past the high-water mark: three chunks of jobs (and their groups) came and went. */
+	submit_distinct(&d, &c, total, 3 * 4096);
+	total += 3 * 4096;
+	json_object_put(wait_jobs(&d, &c, "done", total));
+	n0 = tu_find_workers(d.pid, w0, WORKERS_MAX);
+	ck_assert_int_eq(n0, 2);
+	master0 = rss_anon_kb(d.pid);
+	for (int i = 0; i < n0; i++)
+		rss0[i] = tu_rss_kb(w0[i]);
+
+	submit_distinct(&d, &c, total, 3 * 4096);
+	total += 3 * 4096;
+	json_object_put(wait_jobs(&d, &c, "done", total));
+	master1 = rss_anon_kb(d.pid);
+	ck_assert_msg(master1 < master0 + 1024, "master RssAnon %ld KiB, was %ld", master1,
+		      master0);
+	n1 = tu_find_workers(d.pid, w1, WORKERS_MAX);
+	ck_assert_int_eq(n1, n0);
+	for (int i = 0; i < n1; i++) {
+		ck_assert_int_eq(w1[i], w0[i]); /* no crash in this part: the same workers */
+		ck_assert_msg(tu_rss_kb(w1[i]) < rss0[i] + 1024, "worker %d: %ld KiB, was %ld",
+			      (int)w1[i], tu_rss_kb(w1[i]), rss0[i]);
+	}
+	conn_close(&c);
+	stop_and_free(&d);
+}
+END_TEST
+
+/* The same submission again and again is one group (no group per submission). */
+START_TEST(test_same_submission_same_group)
+{
+	struct daemon d;
+	struct conn c;
+	json_object *o;
+	const char *first;
+	char name[64];
+
+	start(&d, "[pool main]\nworkers = 1\nthreads = 1\n");
+	conn_open(&d, &c);
+	o = call(&d, &c, "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:noop\"}");
+	assert_ok(o);
+	first = json_object_get_string(json_object_array_get_idx(jget(o, "jobs", json_type_array), 0));
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(first, "#"), first);
+	json_object_put(o);
+	for (int i = 0; i < 20; i++) {
+		o = call(&d, &c,
+			 "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:noop\"}");
+		assert_ok(o);
+		first = json_object_get_string(
+			json_object_array_get_idx(jget(o, "jobs", json_type_array), 0));
+		ck_assert_msg(strncmp(first, name, strlen(name)) == 0 && first[strlen(name)] == '#',
+			      "%s is not in group %s", first, name);
+		json_object_put(o);
+	}
+	/* Another argument is another group. */
+	o = call(&d, &c, "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:spin\","
+			 "\"args\":{\"us\":\"5\"}}");
+	assert_ok(o);
+	first = json_object_get_string(json_object_array_get_idx(jget(o, "jobs", json_type_array), 0));
+	ck_assert_msg(strncmp(first, "spin@", 5) == 0, "%s", first);
+	json_object_put(o);
+	json_object_put(wait_jobs(&d, &c, "done", 22));
+	conn_close(&c);
+	stop_and_free(&d);
+}
+END_TEST
+
+/*
+ * What each kind of configured group takes from submit: more of an `inputs =` group needs
+ * the files (one job each), a spool group takes files only from its directory, builtins take
+ * no input, and a command's group takes arguments for its {arg:KEY} (a variant group).
+ */
+START_TEST(test_submit_by_group_kind)
+{
+	struct daemon d;
+	struct conn c;
+	json_object *o;
+	char conf[2048], file[400], req[1200];
+
+	dmn_init(&d);
+	snprintf(file, sizeof(file), "%s/in.txt", d.dir);
+	ck_assert_int_eq(tu_write_file(file, "x\n"), 0);
+	snprintf(req, sizeof(req), "%s/spool", d.dir);
+	ck_assert_int_eq(mkdir(req, 0755), 0);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 1\n"
+		 "[job files]\nrun = exec:/bin/test -s {input}\ninputs = %s\n"
+		 "[job drop]\nrun = exec:/bin/true\nspool = %s/spool\n"
+		 "[job word]\nrun = exec:/bin/test {arg:word} = hi\nargs = word=no\n"
+		 "expect = failed\nmax_attempts = 1\n"
+		 "[job nap]\nrun = builtin:noop\ncount = 1\n",
+		 file, d.dir);
+	dmn_write_config(&d, conf);
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	conn_open(&d, &c);
+	json_object_put(wait_jobs(&d, &c, "done", 2)); /* files#1, nap#1; word#1 failed */
+
+	call_error(&d, &c, "{\"command\":\"submit\",\"group\":\"files\"}",
+		   "runs one job per input file");
+	call_error(&d, &c, "{\"command\":\"submit\",\"group\":\"drop\"}", "spool directory");
+	call_error(&d, &c, "{\"command\":\"submit\",\"group\":\"nap\",\"inputs\":[\"/etc/hosts\"]}",
+		   "takes no input file");
+	call_error(&d, &c, "{\"command\":\"submit\",\"group\":\"files\",\"inputs\":[\"in.txt\"]}",
+		   "absolute path");
+	call_error(&d, &c, "{\"command\":\"submit\",\"group\":\"files\",\"inputs\":[]}",
+		   "between 1 and");
+	call_error(&d, &c, "{\"command\":\"submit\",\"group\":\"files\",\"count\":2,"
+			   "\"inputs\":[\"/etc/hosts\"]}",
+		   "not both");
+	call_error(&d, &c, "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"exec:/bin/true\"}",
+		   "builtin:NAME");
+
+	/* More of the inputs group: one job per file, numbered on, each done. */
+	snprintf(req, sizeof(req),
+		 "{\"command\":\"submit\",\"group\":\"files\",\"inputs\":[\"%s\",\"%s\"]}", file,
+		 file);
+	o = call(&d, &c, req);
+	assert_ok(o);
+	ck_assert_str_eq(json_object_get_string(
+				 json_object_array_get_idx(jget(o, "jobs", json_type_array), 1)),
+			 "files#3");
+	json_object_put(o);
+	/* An argument for a command: a variant group, whose command sees it. */
+	o = call(&d, &c, "{\"command\":\"submit\",\"group\":\"word\",\"args\":{\"word\":\"hi\"}}");
+	assert_ok(o);
+	ck_assert_str_eq(json_object_get_string(
+				 json_object_array_get_idx(jget(o, "jobs", json_type_array), 0)),
+			 "word@1#1");
+	json_object_put(o);
+	json_object_put(wait_jobs(&d, &c, "done", 5));
+	o = call(&d, &c, "{\"command\":\"status\"}");
+	ck_assert_int_eq(jint(jget(o, "jobs", json_type_object), "failed"), 1); /* word#1 */
+	json_object_put(o);
+	conn_close(&c);
+	stop_and_free(&d);
+}
+END_TEST
+
 static Suite *control_suite(void)
 {
 	Suite *s = suite_create("control");
@@ -1770,6 +1985,14 @@ static Suite *control_suite(void)
 	tcase_add_test(tc, test_many_clients);
 	tcase_add_test(tc, test_refused_client_does_not_spin);
 	tcase_add_test(tc, test_half_closed_client_gets_replies);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("submitted");
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
+	tcase_set_timeout(tc, 240);
+	tcase_add_test(tc, test_submissions_stay_bounded);
+	tcase_add_test(tc, test_same_submission_same_group);
+	tcase_add_test(tc, test_submit_by_group_kind);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("auth");

@@ -985,9 +985,8 @@ static size_t bad_frame(unsigned which, uint8_t *buf)
 		h.type = 60;
 		memcpy(buf, &h, sizeof(h));
 		return sizeof(h);
-	case 8: /* SPEC id out of range */
-		return bh_encode_spec(buf, BH_FRAME_MAX,
-				      &(struct bh_spec){ .id = 1u << 20, .run = "builtin:noop" });
+	case 8: /* FORGET of a spec never defined */
+		return bh_encode_forget(buf, BH_FRAME_MAX, 7);
 	}
 	return 0;
 }
@@ -1012,6 +1011,54 @@ START_TEST(test_spec_twice)
 	wk_start(&w, 1);
 	wk_spec(&w, 5, "builtin:noop", "");
 	wk_spec(&w, 5, "builtin:noop", "");
+	wk_expect_exit(&w, 3);
+}
+END_TEST
+
+/*
+ * Specs come and go (FORGET): any id but UINT32_MAX is fine, a forgotten id can be defined
+ * again (with another run), and the worker's memory does not grow with the number of specs
+ * it was ever given, only with those it holds.
+ */
+START_TEST(test_spec_forget)
+{
+	uint8_t buf[64];
+	long rss_first = 0;
+	struct wk w;
+
+	wk_start(&w, 2);
+	for (uint32_t round = 0; round < 20000; round++) {
+		uint32_t id = round % 2 ? 0xfffffffeu - round : round * 7919u;
+		const char *run = round % 3 ? "builtin:noop" : "builtin:spin";
+
+		wk_spec(&w, id, run, round % 3 ? "" : "us=1");
+		wk_assign(&w, 1 + round, 1, id);
+		wk_collect(&w, 1 + round, 1, NULL, NULL);
+		ck_assert_int_eq(tu_send_frame(w.sock, buf, bh_encode_forget(buf, sizeof(buf), id)),
+				 0);
+		if (round == 1000)
+			rss_first = tu_rss_kb(w.pid);
+	}
+	/* 19000 specs later: the same memory, give or take allocator noise. */
+	ck_assert_int_gt(rss_first, 0);
+	ck_assert_int_lt(tu_rss_kb(w.pid), rss_first + 512);
+	/* The same id twice without a FORGET in between is still a protocol error. */
+	wk_spec(&w, 3, "builtin:noop", "");
+	wk_spec(&w, 3, "builtin:noop", "");
+	wk_expect_exit(&w, 3);
+}
+END_TEST
+
+/* FORGET of a spec whose job is still queued or running: the worker refuses it (exit 3). */
+START_TEST(test_forget_in_use)
+{
+	uint8_t buf[64];
+	struct wk w;
+
+	wk_start(&w, 1);
+	wk_spec(&w, 4, "builtin:sleep", "ms=10000");
+	wk_assign(&w, 1, 2, 4); /* one running, one queued */
+	ck_assert_int_eq(tu_send_frame(w.sock, buf, bh_encode_forget(buf, sizeof(buf), 4)), 0);
 	wk_expect_exit(&w, 3);
 }
 END_TEST
@@ -1890,6 +1937,8 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, test_pdeathsig);
 	tcase_add_loop_test(tc, test_bad_frame, 0, 9);
 	tcase_add_test(tc, test_spec_twice);
+	tcase_add_test(tc, test_spec_forget);
+	tcase_add_test(tc, test_forget_in_use);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("plugins");

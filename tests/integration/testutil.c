@@ -641,3 +641,19 @@ long tu_job_thread_ticks(pid_t pid)
 	closedir(d);
 	return total;
 }
+
+long tu_rss_kb(pid_t pid)
+{
+	char path[64], *text, *p;
+	long kb = -ENOENT;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	text = tu_read_file(path);
+	if (!text)
+		return -errno;
+	p = strstr(text, "\nVmRSS:");
+	if (p)
+		kb = strtol(p + 8, NULL, 10);
+	free(text);
+	return kb;
+}

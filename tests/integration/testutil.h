@@ -70,6 +70,9 @@ int tu_find_workers(pid_t parent, pid_t *pids, int max);
 /* The same for live children of parent with this comm ("bulkhead-zygote"). */
 int tu_find_children(pid_t parent, const char *comm, pid_t *pids, int max);
 
+/* VmRSS of pid in KiB from /proc/PID/status, or -errno. */
+long tu_rss_kb(pid_t pid);
+
 /* CPU ticks used by the job threads of worker pid: > 0 once a busy job really runs. */
 long tu_job_thread_ticks(pid_t pid);
 

@@ -708,6 +708,122 @@ START_TEST(test_cancel_requested_running_job)
 }
 END_TEST
 
+/* A submitted variant like the config's "work" group, of the same pool and limits. */
+static struct group_config variant(char *run, char *args)
+{
+	struct group_config g = groups[0];
+
+	g.run = run;
+	g.args = args;
+	g.output = (char *)"";
+	g.kind = JOB_KIND_BUILTIN;
+	return g;
+}
+
+/*
+ * The same submission again is the same group; another definition is another group. Each
+ * group has a spec id of its own, never given again, even when its slot is.
+ */
+START_TEST(test_variants_dedupe)
+{
+	struct group_config a = variant("builtin:spin", "us=5"), b = variant("builtin:spin", "us=6");
+	unsigned ga, ga2, gb, gc;
+	uint64_t first, second;
+
+	ck_assert_int_eq(ledger_add_variant(l, &a, "spin", 2, NULL, 0, &ga, &first), 0);
+	ck_assert_str_eq(ledger_group(l, ga)->name, "spin@1");
+	ck_assert_uint_eq(first, 8);
+	ck_assert_int_eq(ledger_add_variant(l, &a, "spin", 3, NULL, 0, &ga2, &second), 0);
+	ck_assert_uint_eq(ga2, ga);
+	ck_assert_uint_eq(second, 10);
+	ck_assert_uint_eq(ledger_group_counts(l, ga)->total, 5);
+	ck_assert_uint_eq(ledger_job(l, 12)->instance, 5);
+	ck_assert(ledger_job(l, 12)->flags & JOB_ADHOC);
+	ck_assert(!(ledger_job(l, 1)->flags & JOB_ADHOC));
+	ck_assert_int_eq(ledger_add_variant(l, &b, "spin", 1, NULL, 0, &gb, &first), 0);
+	ck_assert_uint_ne(gb, ga);
+	ck_assert_str_eq(ledger_group(l, gb)->name, "spin@2");
+	/* The same definition under another base (a variant of another group) is its own. */
+	ck_assert_int_eq(ledger_add_variant(l, &a, "work", 1, NULL, 0, &gc, &first), 0);
+	ck_assert_uint_ne(gc, ga);
+	ck_assert_str_eq(ledger_group(l, gc)->name, "work@3");
+	/* A config group is never a variant's. */
+	ck_assert_int_eq(ledger_find_group(l, "spin@1"), (int)ga);
+	ck_assert_uint_ne(ledger_group_spec_id(l, ga), ledger_group_spec_id(l, gb));
+	ck_assert_uint_ne(ledger_group_spec_id(l, 0), ledger_group_spec_id(l, ga));
+	ck_assert_uint_gt(ledger_group_spec_id(l, 0), 0);
+	assert_sums();
+}
+END_TEST
+
+/*
+ * A submitted group goes with its last job (forgotten by ledger_collect): its slot is reused
+ * by the next group, with a new spec id; config groups stay whatever happens to their jobs.
+ */
+START_TEST(test_variant_freed_with_its_jobs)
+{
+	struct group_config a = variant("builtin:noop", ""), b = variant("builtin:spin", "us=1");
+	unsigned ga, gb, n_before;
+	uint32_t spec_a;
+	uint64_t first;
+
+	ck_assert_int_eq(ledger_add_variant(l, &a, "noop", 4096, NULL, 0, &ga, &first), 0);
+	spec_a = ledger_group_spec_id(l, ga);
+	n_before = ledger_n_groups(l);
+	ck_assert_uint_eq(ledger_n_live_groups(l), 4);
+	/* Everything ends. Chunk 0 (the config's 7 jobs, 4089 of noop@1) goes; chunk 1, the
+	 * last one, is never freed: noop@1 keeps its 7 jobs there, and exists. */
+	ledger_cancel_queued(l, 0, CAUSE_CANCELLED);
+	ledger_cancel_queued(l, 1, CAUSE_CANCELLED);
+	ledger_set_keep_ended(l, 0);
+	ck_assert_uint_eq(ledger_collect(l), 4096);
+	ck_assert(ledger_group_exists(l, ga));
+	ck_assert_str_eq(ledger_group(l, ga)->name, "noop@1");
+	ck_assert_int_eq(ledger_add_jobs(l, 0, 4096, &first), 0);
+	ledger_cancel_queued(l, 0, CAUSE_CANCELLED);
+	ck_assert_uint_eq(ledger_collect(l), 4096);
+	/* Its last jobs went: the group is gone, its name no longer found... */
+	ck_assert(!ledger_group_exists(l, ga));
+	ck_assert_int_eq(ledger_find_group(l, "noop@1"), -ENOENT);
+	ck_assert_uint_eq(ledger_n_live_groups(l), 3);
+	/* ...the config's groups stay, counts and all... */
+	ck_assert_int_eq(ledger_find_group(l, "work"), 0);
+	ck_assert_uint_eq(ledger_group_counts(l, 0)->total, 4 + 4096);
+	/* ...and the next group takes its slot with a new spec id. */
+	ck_assert_int_eq(ledger_add_variant(l, &b, "spin", 1, NULL, 0, &gb, &first), 0);
+	ck_assert_uint_eq(gb, ga);
+	ck_assert_uint_eq(ledger_n_groups(l), n_before);
+	ck_assert_uint_ne(ledger_group_spec_id(l, gb), spec_a);
+	ck_assert_str_eq(ledger_group(l, gb)->name, "spin@2");
+	/* The same definition as the freed one makes a new group: the old one is gone. */
+	ck_assert_int_eq(ledger_add_variant(l, &a, "noop", 1, NULL, 0, &ga, &first), 0);
+	ck_assert_str_eq(ledger_group(l, ga)->name, "noop@3");
+	ck_assert_uint_eq(ledger_unfinished(l), 2);
+}
+END_TEST
+
+/* Submitted with inputs: one job per input, in a variant group, each with its input. */
+START_TEST(test_variant_with_inputs)
+{
+	struct group_config a = variant("exec:/bin/true {input}", "");
+	char *in[] = { "/data/a", "/data/b" };
+	unsigned g;
+	uint64_t first;
+
+	a.kind = JOB_KIND_EXEC;
+	ck_assert_int_eq(ledger_add_variant(l, &a, "files", 99, in, 2, &g, &first), 0);
+	ck_assert_uint_eq(ledger_group_counts(l, g)->total, 2);
+	ck_assert_str_eq(ledger_job_input(l, ledger_job(l, first)), "/data/a");
+	ck_assert_str_eq(ledger_job_input(l, ledger_job(l, first + 1)), "/data/b");
+	/* An input that cannot be taken: nothing added, no group left behind. */
+	in[1] = (char *)"";
+	ck_assert_int_eq(ledger_add_variant(l, &a, "other", 1, in, 2, &g, &first), -EINVAL);
+	ck_assert_int_eq(ledger_find_group(l, "other@2"), -ENOENT);
+	ck_assert_uint_eq(ledger_n_live_groups(l), 4);
+	assert_sums();
+}
+END_TEST
+
 /* The job record stays small: it is kept for every job, for ever. */
 START_TEST(test_job_size)
 {
@@ -743,6 +859,9 @@ static Suite *ledger_suite(void)
 	tcase_add_test(tc, test_spawn_failed_counts_attempts);
 	tcase_add_test(tc, test_cancel_requested_running_job);
 	tcase_add_test(tc, test_job_size);
+	tcase_add_test(tc, test_variants_dedupe);
+	tcase_add_test(tc, test_variant_freed_with_its_jobs);
+	tcase_add_test(tc, test_variant_with_inputs);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -123,6 +123,8 @@ static size_t reencode(const struct bh_frame *f, uint8_t *out)
 		return bh_encode_stop(out, BH_FRAME_MAX);
 	case BH_FRAME_INJECT:
 		return bh_encode_inject(out, BH_FRAME_MAX, (enum bh_inject_kind)f->inject.kind);
+	case BH_FRAME_FORGET:
+		return bh_encode_forget(out, BH_FRAME_MAX, f->forget.spec_id);
 	case BH_FRAME_SPEC: {
 		const char *p[4] = { f->spec.run, f->spec.args, f->spec.name, f->spec.output };
 		uint16_t l[4] = { f->spec.run_len, f->spec.args_len, f->spec.name_len,
@@ -245,7 +247,7 @@ static void samples_setup(void)
 	memset(big_args, 'a', BH_SPEC_STRING_MAX);
 	add_sample("spec-max", BH_FRAME_SPEC,
 		   bh_encode_spec(scratch, sizeof(scratch),
-				  &(struct bh_spec){ .id = UINT32_MAX,
+				  &(struct bh_spec){ .id = UINT32_MAX - 1,
 						     .run = big_run,
 						     .args = big_args,
 						     .name = big_args,
@@ -263,6 +265,7 @@ static void samples_setup(void)
 	add_sample("cancel", BH_FRAME_CANCEL, bh_encode_cancel(scratch, sizeof(scratch), 21));
 	add_sample("inject", BH_FRAME_INJECT,
 		   bh_encode_inject(scratch, sizeof(scratch), BH_INJECT_HANG));
+	add_sample("forget", BH_FRAME_FORGET, bh_encode_forget(scratch, sizeof(scratch), 77));
 	add_batch_sample("assign-1", BH_FRAME_ASSIGN, 1);
 	add_batch_sample("assign-3", BH_FRAME_ASSIGN, 3);
 	add_batch_sample("assign-max", BH_FRAME_ASSIGN, BH_ASSIGN_MAX);
@@ -777,7 +780,7 @@ START_TEST(test_type_names_and_direction)
 	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_INPUT), "INPUT");
 	ck_assert_str_eq(bh_frame_type_name(0), "UNKNOWN");
 	ck_assert_str_eq(bh_frame_type_name(7), "UNKNOWN");
-	ck_assert_str_eq(bh_frame_type_name(38), "UNKNOWN");
+	ck_assert_str_eq(bh_frame_type_name(39), "UNKNOWN");
 	ck_assert_str_eq(bh_frame_type_name(UINT32_MAX), "UNKNOWN");
 
 	ck_assert(bh_frame_from_worker(BH_FRAME_HELLO));
@@ -792,6 +795,7 @@ START_TEST(test_type_names_and_direction)
 	ck_assert(!bh_frame_from_worker(BH_FRAME_CANCEL));
 	ck_assert(!bh_frame_from_worker(BH_FRAME_INPUT));
 	ck_assert(!bh_frame_from_worker(BH_FRAME_INJECT));
+	ck_assert(!bh_frame_from_worker(BH_FRAME_FORGET));
 
 	/* The numbers are part of the protocol: never renumbered. */
 	ck_assert_int_eq(BH_FRAME_HELLO, 1);
@@ -806,6 +810,7 @@ START_TEST(test_type_names_and_direction)
 	ck_assert_int_eq(BH_FRAME_INJECT, 35);
 	ck_assert_int_eq(BH_FRAME_CANCEL, 36);
 	ck_assert_int_eq(BH_FRAME_INPUT, 37);
+	ck_assert_int_eq(BH_FRAME_FORGET, 38);
 	ck_assert_int_eq(BH_OUTCOME_RETURNED, 0);
 	ck_assert_int_eq(BH_OUTCOME_SIGNALED, 1);
 	ck_assert_int_eq(BH_OUTCOME_SPAWN_FAILED, 2);
@@ -995,7 +1000,7 @@ START_TEST(test_reject_unknown_type)
 		scratch[OFF_TYPE] = (uint8_t)t;
 		ck_assert_msg(decode_copy(scratch, samples[0].len) == -ENOMSG, "type %u", t);
 	}
-	ck_assert_uint_eq(known, 12);
+	ck_assert_uint_eq(known, 13);
 }
 END_TEST
 
@@ -1017,6 +1022,7 @@ static bool same_shape(const char *sample, enum bh_frame_type as)
 		{ "result-empty", BH_FRAME_PROGRESS },
 		{ "result-empty", BH_FRAME_CANCEL },
 		{ "cancel", BH_FRAME_RESULT },
+		{ "inject", BH_FRAME_FORGET }, /* a kind is a valid spec id */
 	};
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
@@ -1244,6 +1250,14 @@ START_TEST(test_reject_spec)
 	ck_assert_int_eq(decode_copy(scratch, len), 0);
 	len = raw_spec4(scratch, (const uint16_t[4]){ 1, 1, 1, 1 }, 0, "rano", 4);
 	ck_assert_int_eq(decode_copy(scratch, len), 0);
+
+	/* Spec id UINT32_MAX is none (the worker keys its table by id + 1). */
+	ck_assert_uint_eq(bh_encode_spec(scratch, sizeof(scratch),
+					 &(struct bh_spec){ .id = UINT32_MAX, .run = "x" }),
+			  0);
+	len = raw_spec(scratch, 3, 2, "runab", 5);
+	memset(scratch + HDR, 0xff, 4);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
 
 	/* run_len 0, with and without bytes. */
 	len = raw_spec(scratch, 0, 5, "runab", 5);
@@ -1620,6 +1634,7 @@ START_TEST(test_mutation_loop)
 	ck_assert_uint_gt(accepted[BH_FRAME_EXEC], 100);
 	ck_assert_uint_gt(accepted[BH_FRAME_CANCEL], 100);
 	ck_assert_uint_gt(accepted[BH_FRAME_INJECT], 100);
+	ck_assert_uint_gt(accepted[BH_FRAME_FORGET], 100);
 	ck_assert_uint_gt(errors[0], 100);
 	ck_assert_uint_gt(errors[1], 100);
 	ck_assert_uint_gt(errors[2], 0);
@@ -1659,6 +1674,34 @@ START_TEST(test_inject_frame)
 }
 END_TEST
 
+START_TEST(test_forget_frame)
+{
+	uint8_t buf[64];
+	struct bh_frame f;
+	size_t len;
+
+	for (uint32_t id = 0; id < 3; id++) {
+		len = bh_encode_forget(buf, sizeof(buf), id * 0x7fffffffu);
+		ck_assert_uint_eq(len, HDR + 8);
+		ck_assert_int_eq(bh_frame_decode(buf, len, &f), 0);
+		ck_assert_int_eq(f.type, BH_FRAME_FORGET);
+		ck_assert_uint_eq(f.forget.spec_id, id * 0x7fffffffu);
+		for (size_t cut = 0; cut < len; cut++)
+			ck_assert_int_lt(bh_frame_decode(buf, cut, &f), 0);
+	}
+	/* UINT32_MAX is no spec id (not encoded, not decoded); the reserved word must be 0. */
+	ck_assert_uint_eq(bh_encode_forget(buf, sizeof(buf), UINT32_MAX), 0);
+	len = bh_encode_forget(buf, sizeof(buf), 5);
+	memset(buf + HDR, 0xff, 4);
+	ck_assert_int_eq(bh_frame_decode(buf, len, &f), -EINVAL);
+	len = bh_encode_forget(buf, sizeof(buf), 5);
+	buf[HDR + 4] = 1;
+	ck_assert_int_eq(bh_frame_decode(buf, len, &f), -EINVAL);
+	ck_assert_uint_eq(bh_encode_forget(buf, HDR + 7, 5), 0);
+	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_FORGET), "FORGET");
+}
+END_TEST
+
 static Suite *protocol_suite(void)
 {
 	Suite *s = suite_create("protocol");
@@ -1668,6 +1711,7 @@ static Suite *protocol_suite(void)
 	tcase_add_unchecked_fixture(tc, samples_setup, samples_teardown);
 	tcase_add_test(tc, test_hello_roundtrip);
 	tcase_add_test(tc, test_inject_frame);
+	tcase_add_test(tc, test_forget_frame);
 	tcase_add_test(tc, test_crash_roundtrip);
 	tcase_add_test(tc, test_spec_roundtrip);
 	tcase_add_test(tc, test_stop_roundtrip);
