@@ -667,16 +667,46 @@ static bool config_has_group(const struct config *c, const char *name)
 	return false;
 }
 
-/* A reload never starts, moves or stops a spool: say so where it would have. */
+/*
+ * A job group the reload added with `spool = DIR`: its spool starts now (the ledger's copy of
+ * the group has DIR; a group that existed before keeps its old definition, see master_reload).
+ * Returns true if it did.
+ */
+static bool start_added(struct spools *sp, const struct group_config *gc)
+{
+	struct ledger *l = master_ledger(sp->m);
+	int g = ledger_find_group(l, gc->name);
+	struct spool **v;
+
+	if (g < 0 || strcmp(ledger_group(l, (unsigned)g)->spool, gc->spool) != 0)
+		return false;
+	v = realloc(sp->v, (sp->n + 1) * sizeof(*v));
+	if (!v) {
+		log_error("job group %s: spool %s: out of memory: not started", gc->name, gc->spool);
+		return true;
+	}
+	sp->v = v;
+	/* spool_new() logs what went wrong (DIR missing, not a directory...). */
+	if (spool_new(sp->m, (unsigned)g, true, &sp->v[sp->n]) >= 0)
+		sp->n++;
+	return true;
+}
+
+/*
+ * A reload starts the spool of a group it added; it never moves or stops one, nor gives one
+ * to a group that had none: say so where it would have.
+ */
 static void check_reload(struct spools *sp, const struct config *c)
 {
 	for (unsigned i = 0; i < c->n_groups; i++) {
 		const struct group_config *gc = &c->groups[i];
 		const struct spool *s = find_spool(sp, gc->name);
 
+		if (gc->spool[0] && !s && start_added(sp, gc))
+			continue;
 		if (gc->spool[0] && !s)
-			log_warning("job group %s: spool = %s: a reload does not start a spool; it "
-				    "takes effect at the next start",
+			log_warning("job group %s: spool = %s: a reload does not add a spool to a "
+				    "group that had none; it takes effect at the next start",
 				    gc->name, gc->spool);
 		else if (gc->spool[0] && strcmp(gc->spool, s->dir) != 0)
 			log_warning(

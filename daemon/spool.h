@@ -37,8 +37,9 @@ void spool_free(struct spool *s);
 /*
  * A spool for every job group of the master's config with spool set (watch = daemon), to be
  * called after master_new and before master_run. In daemon mode it also notices reloads:
- * a spool added, changed or removed by a reload takes effect only at the next start, which
- * is logged once per reload and group. Returns -errno if a spool cannot start (logged).
+ * the spool of a job group the reload added starts then; a spool changed, removed, or given
+ * to a group that existed takes effect only at the next start, which is logged once per
+ * reload and group. Returns -errno if a spool cannot start at first (logged).
  */
 int spools_start(struct master *m, bool daemon, struct spools **ret);
 /* Call after master_run and before master_free. NULL-safe. */

@@ -611,29 +611,43 @@ START_TEST(test_overflow_and_backlog)
 }
 END_TEST
 
-START_TEST(test_reload_does_not_start_a_spool)
+/*
+ * A reload that adds a job group with a spool starts that spool: the file already there and
+ * one dropped afterwards are both done. Giving a spool to a group that existed is not done by
+ * a reload (its definition stays), and the log says so.
+ */
+START_TEST(test_reload_starts_a_new_groups_spool)
 {
+	static const char *const both[] = { "waits", "later", NULL };
 	struct daemon d;
-	char spool[DIR_MAX], conf[PATH_MAX * 2];
+	struct watch w = { 0 };
+	char spool[DIR_MAX], other[DIR_MAX], conf[PATH_MAX * 3];
 
 	dmn_init(&d);
 	make_spool(&d, "in", spool, sizeof(spool));
+	make_spool(&d, "other", other, sizeof(other));
 	put_file(spool, "waits");
+	put_file(other, "stays");
 	start(&d, "[pool main]\nworkers = 1\nthreads = 1\n"
 		  "[job one]\nrun = builtin:noop\n");
 	snprintf(conf, sizeof(conf),
 		 "[pool main]\nworkers = 1\nthreads = 1\n"
-		 "[job one]\nrun = builtin:noop\n"
+		 "[job one]\nrun = builtin:noop\nspool = %s\n"
 		 "[job late]\nrun = builtin:noop\nspool = %s\n",
-		 spool);
+		 other, spool);
 	dmn_write_config(&d, conf);
+	watch_add(&w, spool);
 	dmn_signal(&d, SIGHUP);
-	dmn_expect_stderr(&d, "a reload does not start a spool", WAIT_MS);
-	/* Never started: its file is untouched and no subdirectory was made. */
-	assert_only_in(spool, "waits", "");
-	ck_assert(!is_dir(spool, "done"));
+	dmn_expect_stderr(&d, "job group late: spool", WAIT_MS);
+	drop_file(spool, "later");
+	wait_placed(&w, &d, spool, "done", both);
+	/* The group that existed got no spool: its file is untouched. */
+	dmn_expect_stderr(&d, "a reload does not add a spool to a group that had none", WAIT_MS);
+	assert_only_in(other, "stays", "");
+	assert_clean_log(&d);
 	dmn_stop(&d);
 	dmn_assert_aftermath();
+	watch_close(&w);
 	dmn_free(&d);
 }
 END_TEST
@@ -852,7 +866,7 @@ static Suite *spool_suite(void)
 	tcase_add_test(tc, test_outcomes_move_to_their_place);
 	tcase_add_test(tc, test_sigterm_midway_leaves_unfinished_files);
 	tcase_add_test(tc, test_overflow_and_backlog);
-	tcase_add_test(tc, test_reload_does_not_start_a_spool);
+	tcase_add_test(tc, test_reload_starts_a_new_groups_spool);
 	tcase_add_test(tc, test_spool_removed_while_running);
 	tcase_add_test(tc, test_unusable_spool_stops_the_start);
 	tcase_add_test(tc, test_run_takes_files_present_at_start);
