@@ -1693,7 +1693,7 @@ static void worker_died(struct worker *w, int code, int status)
 	struct job *jobs[BH_ASSIGN_MAX * 2];
 	uint8_t flags[BH_ASSIGN_MAX * 2];
 	bool signaled = code != CLD_EXITED;
-	bool clean = w->state == W_STOPPING && !signaled && status == 0;
+	bool clean = w->state == W_STOPPING && !signaled && status == 0, stopped;
 	bool hello = w->got_hello;
 	usec_t uptime = now_usec() - w->spawned_at;
 	enum death_verdict v = DEATH_IDLE;
@@ -1709,7 +1709,13 @@ static void worker_died(struct worker *w, int code, int status)
 	idmap_clear(&w->specs); /* a new process knows none */
 	w->forgets_pending = false;
 
-	if (!clean) {
+	/*
+	 * Ended by the master because it was to stop (a reload, a restart, the end of the run)
+	 * and did not in time, or could not be told (still starting): not a worker death.
+	 */
+	stopped = w->stop_sent && !w->crash_frame && signaled &&
+		  (status == SIGTERM || status == SIGKILL);
+	if (!clean && !stopped) {
 		char sig[16];
 
 		if (signaled)
@@ -1749,8 +1755,7 @@ static void worker_died(struct worker *w, int code, int status)
 		log_fields(LOG_WARNING, lfields(&f, p, w, NULL, signaled ? status : 0, "injected"),
 			   "worker %s %s (injected: %s); %zu job%s re-queued", l, how, w->injected, n,
 			   n == 1 ? "" : "s");
-	} else if (w->stop_sent && !w->crash_frame && signaled &&
-		   (status == SIGTERM || status == SIGKILL)) {
+	} else if (stopped) {
 		/*
 		 * We asked it to stop (a reload, a restart) and ended it ourselves when it did not
 		 * in time (SIGTERM, then SIGKILL): nobody's fault, except a job that timed out.

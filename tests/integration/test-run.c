@@ -419,6 +419,43 @@ START_TEST(test_worker_dies_before_hello)
 }
 END_TEST
 
+/*
+ * A worker still starting when the run ends is stopped by the master (SIGKILL: it cannot
+ * take a STOP before HELLO). That is the master's doing, not a worker death: only the segv
+ * is counted. (Workers here take half a second to start, so the crashed one's replacement
+ * is still starting when the last job ends.)
+ */
+START_TEST(test_stopping_a_starting_worker_is_no_death)
+{
+	char script[512], real[640], worker[640];
+	const char *env[] = { worker, real, NULL };
+	struct run r = { 0 };
+
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	snprintf(script, sizeof(script), "%s/slow-worker", r.dir);
+	ck_assert_int_eq(tu_write_file(script, "#!/usr/bin/perl\n"
+					       "select(undef, undef, undef, 0.5);\n"
+					       "exec { $ENV{REAL_WORKER} } $0, @ARGV or exit 127;\n"),
+			 0);
+	ck_assert_int_eq(chmod(script, 0755), 0);
+	snprintf(worker, sizeof(worker), "BULKHEAD_WORKER=%s", script);
+	snprintf(real, sizeof(real), "REAL_WORKER=%s", getenv("BULKHEAD_WORKER"));
+	run_config(&r,
+		   "[supervisor]\nworker_start = exec\n"
+		   "[pool main]\nworkers = 2\nthreads = 1\n"
+		   "[job segv]\nrun = builtin:segv\nmax_attempts = 1\nexpect = crashed\n"
+		   "[job work]\nrun = builtin:noop\ncount = 3\n",
+		   env);
+	ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	assert_accounted(&r);
+	ck_assert_int_eq(geti(r.report, "workers.deaths.SIGSEGV"), 1);
+	ck_assert_msg(json_object_object_length(get(r.report, "workers.deaths")) == 1,
+		      "deaths: %s", json_object_to_json_string(get(r.report, "workers.deaths")));
+	ck_assert_int_eq(geti(r.report, "workers.worker_faults"), 0);
+	run_free(&r);
+}
+END_TEST
+
 START_TEST(test_exec_failure)
 {
 	const char *env[] = { "BULKHEAD_WORKER=/nonexistent/bulkhead-worker", NULL };
@@ -1245,6 +1282,7 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_interrupted_run_ends_every_job);
 	tcase_add_test(tc, test_worker_dies_before_hello);
 	tcase_add_test(tc, test_exec_failure);
+	tcase_add_test(tc, test_stopping_a_starting_worker_is_no_death);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lessons");
