@@ -1,6 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* `bulkhead`: dispatches to the subcommands. Exit codes: see cli.h and bulkhead(1). */
+/*
+ * `bulkhead`: dispatches to the subcommands. Exit codes: see cli.h and bulkhead(1).
+ *
+ * Whatever the command, its standard output is flushed and closed here, and a write that
+ * failed on the way (a full disk, /dev/full, a closed descriptor) is an error with its own
+ * exit code (EXIT_IO), never a silent success.
+ */
+#include <errno.h>
 #include <stdio.h>
+#include <stdio_ext.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/check-config.h"
@@ -45,47 +54,80 @@ static void usage(FILE *f)
 	      "Exit codes: run: 0 every job group reached its expect, 1 some job did not;\n"
 	      "            experiment: 0 done, 1 a run failed;\n"
 	      "            daemon commands: 0 ok, 1 refused by the daemon or no connection;\n"
-	      "            2 usage error, 78 config error.\n",
+	      "            2 usage error, 74 the output could not be written, 78 config error.\n",
 	      f);
 }
 
-static const struct {
+static const struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
+	const char *output; /* what it writes on stdout, for the message when that fails */
 } commands[] = {
-	{ "run", cmd_run },
-	{ "check-config", cmd_check_config },
-	{ "experiment", cmd_experiment },
-	{ "status", cmd_status },
-	{ "jobs", cmd_jobs },
-	{ "reload", cmd_reload },
-	{ "log-level", cmd_log_level },
-	{ "top", cmd_top },
-	{ "submit", cmd_submit },
-	{ "wait", cmd_wait },
-	{ "cancel", cmd_cancel },
-	{ "restart", cmd_restart },
-	{ "inject", cmd_inject },
+	{ "run", cmd_run, "the report" },
+	{ "check-config", cmd_check_config, "the config" },
+	{ "experiment", cmd_experiment, "the comparison" },
+	{ "status", cmd_status, "the status" },
+	{ "jobs", cmd_jobs, "the jobs" },
+	{ "reload", cmd_reload, "the reply" },
+	{ "log-level", cmd_log_level, "the reply" },
+	{ "top", cmd_top, "the view" },
+	{ "submit", cmd_submit, "the job ids" },
+	{ "wait", cmd_wait, "the jobs" },
+	{ "cancel", cmd_cancel, "the reply" },
+	{ "restart", cmd_restart, "the reply" },
+	{ "inject", cmd_inject, "the reply" },
 };
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/*
+ * Flushes and closes stdout. A write that failed on the way, or now, turns rc into EXIT_IO
+ * with one message naming `what`. Closing a stdout that was never open and never written to
+ * is fine (as gnulib's close_stdout).
+ */
+static int close_stdout(const char *what, int rc)
+{
+	bool pending = __fpending(stdout) != 0, failed = ferror(stdout) != 0;
+	int err = 0;
+
+	errno = 0;
+	if (fclose(stdout) != 0 && (pending || errno != EBADF)) {
+		failed = true;
+		err = errno;
+	}
+	if (!failed)
+		return rc;
+	fprintf(stderr, "bulkhead: writing %s to stdout: %s\n", what,
+		err ? strerror(err) : "a write failed");
+	return EXIT_IO;
+}
 
 int main(int argc, char **argv)
 {
+	const struct command *c;
+
 	log_set_program("bulkhead");
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
-			return commands[i].run(argc - 1, argv + 1);
+	c = find_command(argv[1]);
+	if (c)
+		return close_stdout(c->output, c->run(argc - 1, argv + 1));
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		usage(stdout);
-		return 0;
+		return close_stdout("the usage", 0);
 	}
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("bulkhead %s\n", BULKHEAD_VERSION);
-		return 0;
+		return close_stdout("the version", 0);
 	}
 	fprintf(stderr, "bulkhead: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);

@@ -455,6 +455,68 @@ START_TEST(test_not_regular_files)
 }
 END_TEST
 
+/*
+ * Output that cannot be written (stdout on /dev/full, a report file there) is exit 74 with
+ * one message naming what failed: never a silent exit 0 (issue 11, point 7).
+ */
+START_TEST(test_write_errors)
+{
+	char *good = fixture("good-minimal.conf"), dir[] = "/tmp/bulkhead-cli-test.XXXXXX";
+	char conf[128];
+	struct result r;
+
+	r = run_with((const char *const[]){ "check-config", good, NULL }, RUN_DEADLINE_MS,
+		     "/dev/full");
+	ck_assert_msg(r.status == 74, "exit %d: %s", r.status, r.err);
+	ck_assert_str_eq(r.err,
+			 "bulkhead: writing the config to stdout: No space left on device\n");
+	result_free(&r);
+
+	r = run_with((const char *const[]){ "--help", NULL }, RUN_DEADLINE_MS, "/dev/full");
+	ck_assert_int_eq(r.status, 74);
+	ck_assert_ptr_nonnull(strstr(r.err, "to stdout: No space left on device"));
+	result_free(&r);
+
+	/* A whole run: the jobs are done, the table cannot be written. */
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(conf, sizeof(conf), "%s/run.conf", dir);
+	{
+		FILE *f = fopen(conf, "we");
+
+		ck_assert_ptr_nonnull(f);
+		fputs("[pool main]\nworkers = 1\nthreads = 1\n[job a]\nrun = builtin:noop\n"
+		      "count = 3\n",
+		      f);
+		ck_assert_int_eq(fclose(f), 0);
+	}
+	r = run_with((const char *const[]){ "run", conf, NULL }, RUN_DEADLINE_MS, "/dev/full");
+	ck_assert_msg(r.status == 74, "exit %d: %s", r.status, r.err);
+	ck_assert_msg(
+		strstr(r.err, "bulkhead: writing the report to stdout: No space left on device\n"),
+		"%s", r.err);
+	result_free(&r);
+
+	/* The JSON report to a file that cannot take it; stdout is fine. */
+	r = run_with((const char *const[]){ "run", conf, "--report-json", "/dev/full", NULL },
+		     RUN_DEADLINE_MS, NULL);
+	ck_assert_msg(r.status == 74, "exit %d: %s", r.status, r.err);
+	ck_assert_msg(strstr(r.err, "bulkhead: writing the report to /dev/full: No space left on "
+				    "device\n"),
+		      "%s", r.err);
+	ck_assert_ptr_nonnull(strstr(r.out, "3 done"));
+	result_free(&r);
+
+	/* And all is well when it can be written. */
+	r = run_with((const char *const[]){ "run", conf, NULL }, RUN_DEADLINE_MS, "/dev/null");
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+	result_free(&r);
+
+	unlink(conf);
+	ck_assert_int_eq(rmdir(dir), 0);
+	free(good);
+}
+END_TEST
+
 static const char *const good_files[] = {
 	"good-minimal.conf",  "good-demo.conf",	     "good-multiline.conf",
 	"good-crlf-bom.conf", "good-long-line.conf", "good-kinds.conf",
@@ -730,6 +792,7 @@ static Suite *config_cli_suite(void)
 	tcase_add_test(tc, test_bad_many);
 	tcase_add_test(tc, test_missing_and_unreadable);
 	tcase_add_test(tc, test_not_regular_files);
+	tcase_add_test(tc, test_write_errors);
 	tcase_add_loop_test(tc, test_good_fixture, 0,
 			    (int)(sizeof(good_files) / sizeof(good_files[0])));
 	tcase_add_test(tc, test_good_values);
