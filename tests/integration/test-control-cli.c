@@ -454,6 +454,46 @@ START_TEST(test_socket_choice)
 		result_free(&r);
 	}
 	{
+		/* --socket before the command (a global option), over a bogus BULKHEAD_SOCKET */
+		const char *env[] = { bogus_var, NULL },
+			   *args[] = { "--socket", d.sock_path, "status", NULL };
+
+		r = cli(&d, env, args);
+		expect_rc(r, 0, "--socket PATH status");
+		ck_assert_ptr_nonnull(strstr(r.out, "ready"));
+		result_free(&r);
+	}
+	{
+		/* --socket=PATH before the command, the command's own options after it */
+		char opt[320];
+		const char *env[] = { bogus_var, NULL }, *args[] = { opt, "jobs", "--json", NULL };
+
+		snprintf(opt, sizeof(opt), "--socket=%s", d.sock_path);
+		r = cli(&d, env, args);
+		expect_rc(r, 0, "--socket=PATH jobs --json");
+		json_object_put(parse_json(r.out));
+		result_free(&r);
+	}
+	{
+		/* before and after: the one after the command wins */
+		const char *env[] = { runtime_var, NULL },
+			   *args[] = { "--socket", bogus, "status", "--socket", d.sock_path, NULL };
+
+		r = cli(&d, env, args);
+		expect_rc(r, 0, "--socket BOGUS status --socket PATH");
+		result_free(&r);
+	}
+	{
+		/* a bogus one before the command is used (and fails), not ignored */
+		const char *env[] = { runtime_var, NULL },
+			   *args[] = { "--socket", bogus, "status", NULL };
+
+		r = cli(&d, env, args);
+		expect_rc(r, 1, "--socket BOGUS status");
+		ck_assert_msg(strstr(r.err, bogus), "%s", r.err);
+		result_free(&r);
+	}
+	{
 		/* RUNTIME_DIRECTORY alone */
 		const char *env[] = { runtime_var, NULL }, *args[] = { "status", NULL };
 
@@ -846,6 +886,30 @@ START_TEST(test_usage_errors)
 		ck_assert_msg(strstr(r.err, "Usage:"), "%s: stderr:\n%s", what, r.err);
 		ck_assert_msg(!strstr(r.err, path), "%s tried to connect:\n%s", what, r.err);
 		result_free(&r);
+	}
+	/* Global options: a missing argument or command, --socket for a command that does not
+	 * talk to the daemon, an unknown option before the command. */
+	{
+		static const char *const global[][5] = {
+			{ "--socket", NULL },
+			{ "--socket", "x.sock", NULL },
+			{ "--socket", "x.sock", "run", "a.conf", NULL },
+			{ "--socket=x.sock", "check-config", "a.conf", NULL },
+			{ "--json", "status", NULL },
+		};
+		static const char *const says[] = { "needs an argument", "no command",
+						    "not for run", "not for check-config",
+						    "unknown option '--json'" };
+
+		for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++) {
+			const char *env[] = { var, NULL };
+			struct result r = cli(NULL, env, global[i]);
+
+			expect_rc(r, 2, global[i][0]);
+			ck_assert_msg(strstr(r.err, says[i]), "%s: stderr:\n%s", says[i], r.err);
+			ck_assert_str_eq(r.out, "");
+			result_free(&r);
+		}
 	}
 	tu_rm_rf(dir);
 	free(dir);
