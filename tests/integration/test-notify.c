@@ -310,7 +310,7 @@ START_TEST(test_receiver_stops_reading)
 	/* SIGTERM: it drains (the hold job runs on) and still answers at once. */
 	signalled = tu_now_ms();
 	dmn_signal(&d, SIGTERM);
-	dmn_expect_stderr(&d, "stopping", CALL_MS);
+	dmn_expect_stderr(&d, "Terminated: stopping", CALL_MS);
 	st = prompt_status(&d);
 	ck_assert(json_object_get_boolean(jget(st, "stopping", json_type_boolean)));
 	json_object_put(st);
