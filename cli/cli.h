@@ -10,11 +10,15 @@ enum {
 	EXIT_ALL_EXPECTED = 0, /* every group reached its expect */
 	EXIT_NOT_EXPECTED = 1, /* some job did not (or a fatal error) */
 	EXIT_USAGE = 2,
+	EXIT_IO = 74, /* EX_IOERR: stdout or an output file could not be written */
 	EXIT_CONFIG = 78, /* EX_CONFIG */
 };
 
 int cmd_run(int argc, char **argv);
-/* `bulkhead experiment` (experiment.c): 0 done, 1 a run failed or was interrupted, 2 usage. */
+/*
+ * `bulkhead experiment` (experiment.c): 0 done, 1 a run failed or was interrupted, 2 usage,
+ * EXIT_IO --json or --svg could not be written.
+ */
 int cmd_experiment(int argc, char **argv);
 
 /* Live progress on stderr: a redrawn line on a terminal, periodic plain lines otherwise. */

@@ -902,14 +902,14 @@ int cmd_experiment(int argc, char **argv)
 		r = write_json(&e, e.json_path);
 		if (r < 0) {
 			log_error_errno(r, "cannot write %s", e.json_path);
-			return EXIT_NOT_EXPECTED;
+			return EXIT_IO;
 		}
 	}
 	if (e.svg_path) {
 		r = write_svg(&e, e.svg_path);
 		if (r < 0) {
 			log_error_errno(r, "cannot write %s", e.svg_path);
-			return EXIT_NOT_EXPECTED;
+			return EXIT_IO;
 		}
 	}
 	return 0;

@@ -1,6 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* `bulkhead`: dispatches to the subcommands. Exit codes: see cli.h and bulkhead(1). */
+/*
+ * `bulkhead`: dispatches to the subcommands. Exit codes: see cli.h and bulkhead(1).
+ *
+ * Global options come before the command: --socket PATH (for the commands that talk to
+ * bulkheadd, which take it after the command too; it is handed on as if given first, so one
+ * given after the command wins), --help and --version. Whatever the command, its standard
+ * output is flushed and closed here, and a write that failed on the way (a full disk,
+ * /dev/full, a closed descriptor) is an error with its own exit code (EXIT_IO), never a
+ * silent success.
+ */
+#include <errno.h>
 #include <stdio.h>
+#include <stdio_ext.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/check-config.h"
@@ -21,7 +33,8 @@ static void usage(FILE *f)
 	      "                         run one workload as threads, threads+restart,\n"
 	      "                         processes, hybrid and fork-per-job, and compare\n"
 	      "\n"
-	      "Commands for a running bulkheadd (each takes --socket PATH):\n"
+	      "Commands for a running bulkheadd (each takes --socket PATH, also before\n"
+	      "the command: bulkhead --socket PATH status):\n"
 	      "  status [--json]        the daemon, its jobs, pools and workers\n"
 	      "  jobs [--state STATE] [--group GROUP] [--limit N] [--json]\n"
 	      "                         list jobs; STATE: queued running done failed crashed\n"
@@ -45,49 +58,141 @@ static void usage(FILE *f)
 	      "Exit codes: run: 0 every job group reached its expect, 1 some job did not;\n"
 	      "            experiment: 0 done, 1 a run failed;\n"
 	      "            daemon commands: 0 ok, 1 refused by the daemon or no connection;\n"
-	      "            2 usage error, 78 config error.\n",
+	      "            2 usage error, 74 the output could not be written, 78 config error.\n",
 	      f);
 }
 
-static const struct {
+static const struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
+	bool daemon; /* talks to bulkheadd: takes --socket */
+	const char *output; /* what it writes on stdout, for the message when that fails */
 } commands[] = {
-	{ "run", cmd_run },
-	{ "check-config", cmd_check_config },
-	{ "experiment", cmd_experiment },
-	{ "status", cmd_status },
-	{ "jobs", cmd_jobs },
-	{ "reload", cmd_reload },
-	{ "log-level", cmd_log_level },
-	{ "top", cmd_top },
-	{ "submit", cmd_submit },
-	{ "wait", cmd_wait },
-	{ "cancel", cmd_cancel },
-	{ "restart", cmd_restart },
-	{ "inject", cmd_inject },
+	{ "run", cmd_run, false, "the report" },
+	{ "check-config", cmd_check_config, false, "the config" },
+	{ "experiment", cmd_experiment, false, "the comparison" },
+	{ "status", cmd_status, true, "the status" },
+	{ "jobs", cmd_jobs, true, "the jobs" },
+	{ "reload", cmd_reload, true, "the reply" },
+	{ "log-level", cmd_log_level, true, "the reply" },
+	{ "top", cmd_top, true, "the view" },
+	{ "submit", cmd_submit, true, "the job ids" },
+	{ "wait", cmd_wait, true, "the jobs" },
+	{ "cancel", cmd_cancel, true, "the reply" },
+	{ "restart", cmd_restart, true, "the reply" },
+	{ "inject", cmd_inject, true, "the reply" },
 };
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/*
+ * Flushes and closes stdout. A write that failed on the way, or now, turns rc into EXIT_IO
+ * with one message naming `what`. Closing a stdout that was never open and never written to
+ * is fine (as gnulib's close_stdout).
+ */
+static int close_stdout(const char *what, int rc)
+{
+	bool pending = __fpending(stdout) != 0, failed = ferror(stdout) != 0;
+	int err = 0;
+
+	errno = 0;
+	if (fclose(stdout) != 0 && (pending || errno != EBADF)) {
+		failed = true;
+		err = errno;
+	}
+	if (!failed)
+		return rc;
+	fprintf(stderr, "bulkhead: writing %s to stdout: %s\n", what,
+		err ? strerror(err) : "a write failed");
+	return EXIT_IO;
+}
+
+/* Runs `command` with argv[0] its name; `socket` (may be NULL) is handed on as --socket. */
+static int run_command(const struct command *c, int argc, char **argv, const char *socket)
+{
+	char **args;
+	int rc;
+
+	if (!socket)
+		return c->run(argc, argv);
+	args = calloc((size_t)argc + 3, sizeof(*args));
+	if (!args) {
+		fputs("bulkhead: out of memory\n", stderr);
+		return EXIT_NOT_EXPECTED;
+	}
+	args[0] = argv[0];
+	args[1] = (char *)"--socket";
+	args[2] = (char *)socket;
+	memcpy(args + 3, argv + 1, (size_t)(argc - 1) * sizeof(*args));
+	rc = c->run(argc + 2, args);
+	free(args);
+	return rc;
+}
 
 int main(int argc, char **argv)
 {
+	const char *socket = NULL;
+	const struct command *c;
+	int i;
+
 	log_set_program("bulkhead");
-	if (argc < 2) {
+	/* Global options, before the command. */
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			return close_stdout("the usage", 0);
+		}
+		if (strcmp(a, "--version") == 0) {
+			printf("bulkhead %s\n", BULKHEAD_VERSION);
+			return close_stdout("the version", 0);
+		}
+		if (strncmp(a, "--socket=", 9) == 0) {
+			socket = a + 9;
+		} else if (strcmp(a, "--socket") == 0) {
+			if (++i == argc) {
+				fputs("bulkhead: option '--socket' needs an argument\n\n", stderr);
+				usage(stderr);
+				return EXIT_USAGE;
+			}
+			socket = argv[i];
+		} else {
+			fprintf(stderr,
+				"bulkhead: unknown option '%s' (a command's options go after it)\n\n",
+				a);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (i == argc) {
+		if (socket)
+			fputs("bulkhead: no command\n\n", stderr);
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
-			return commands[i].run(argc - 1, argv + 1);
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
+	if (strcmp(argv[i], "help") == 0) {
 		usage(stdout);
-		return 0;
+		return close_stdout("the usage", 0);
 	}
-	if (strcmp(argv[1], "--version") == 0) {
-		printf("bulkhead %s\n", BULKHEAD_VERSION);
-		return 0;
+	c = find_command(argv[i]);
+	if (!c) {
+		fprintf(stderr, "bulkhead: unknown command '%s'\n\n", argv[i]);
+		usage(stderr);
+		return EXIT_USAGE;
 	}
-	fprintf(stderr, "bulkhead: unknown command '%s'\n\n", argv[1]);
-	usage(stderr);
-	return EXIT_USAGE;
+	if (socket && !c->daemon) {
+		fprintf(stderr,
+			"bulkhead: --socket is for the commands that talk to bulkheadd, "
+			"not for %s\n",
+			c->name);
+		return EXIT_USAGE;
+	}
+	return close_stdout(c->output, run_command(c, argc - i, argv + i, socket));
 }

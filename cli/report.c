@@ -218,6 +218,24 @@ static json_object *jobs_array(struct ledger *l, bool (*match)(const struct job 
 	return a;
 }
 
+/* Writes text and a newline to path (created 0666 & ~umask, or truncated); 0 or -errno. */
+static int write_text_file(const char *path, const char *text)
+{
+	FILE *f;
+	int r = 0;
+
+	if (!text)
+		return -ENOMEM;
+	f = fopen(path, "we");
+	if (!f)
+		return -errno;
+	if (fputs(text, f) < 0 || fputc('\n', f) == EOF)
+		r = errno ? -errno : -EIO;
+	if (fclose(f) != 0 && r == 0)
+		r = errno ? -errno : -EIO;
+	return r;
+}
+
 int report_json_write(const char *path, struct master *m)
 {
 	struct ledger *l = master_ledger(m);
@@ -250,8 +268,7 @@ int report_json_write(const char *path, struct master *m)
 	json_object_object_add(root, "quarantined", jobs_array(l, quarantined, true));
 	json_object_object_add(root, "failed", jobs_array(l, failed, false));
 
-	if (json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY) < 0)
-		r = errno ? -errno : -EIO;
+	r = write_text_file(path, json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
 	json_object_put(root);
 	return r;
 }

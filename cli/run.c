@@ -70,8 +70,9 @@ static int run_config(struct config *c, const char *report, bool quiet)
 	if (report) {
 		r = report_json_write(report, m);
 		if (r < 0) {
-			log_error_errno(r, "cannot write %s", report);
-			rc = EXIT_NOT_EXPECTED;
+			fprintf(stderr, "bulkhead: writing the report to %s: %s\n", report,
+				strerror(-r));
+			rc = EXIT_IO;
 		}
 	}
 	master_free(m);

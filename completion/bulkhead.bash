@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
-# bash completion for bulkhead(1): the commands, their options, job states, log levels,
-# files for CONFIG, --report-json and --socket. Needs nothing from the bash-completion
-# package; installed as share/bash-completion/completions/bulkhead, where it loads on demand.
+# bash completion for bulkhead(1): the global options (before the command), the commands,
+# their options, job states, log levels, files for CONFIG, --report-json and --socket. Needs
+# nothing from the bash-completion package; installed as
+# share/bash-completion/completions/bulkhead, where it loads on demand.
 
 _bulkhead_files()
 {
@@ -11,7 +12,7 @@ _bulkhead_files()
 
 _bulkhead()
 {
-	local cur=${COMP_WORDS[COMP_CWORD]} prev= cmd= opts= i
+	local cur=${COMP_WORDS[COMP_CWORD]} prev= cmd= opts= i first=1
 	local commands="run check-config experiment status jobs reload log-level top submit wait
 		cancel restart inject help"
 
@@ -22,11 +23,27 @@ _bulkhead()
 	elif [[ $prev == = ]] && ((COMP_CWORD > 1)); then
 		prev=${COMP_WORDS[COMP_CWORD - 2]}
 	fi
-	if ((COMP_CWORD == 1)); then
-		COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
+	# Global options before the command: --socket PATH (or --socket=PATH), --help, --version.
+	while ((first < COMP_CWORD)); do
+		case ${COMP_WORDS[first]} in
+		--socket)
+			((first += 1))
+			[[ ${COMP_WORDS[first]} == = ]] && ((first += 1)) # --socket=PATH
+			((first += 1))
+			;;
+		-*) ((first += 1)) ;;
+		*) break ;;
+		esac
+	done
+	if ((first >= COMP_CWORD)); then
+		if [[ $prev == --socket ]]; then
+			_bulkhead_files "$cur"
+		else
+			COMPREPLY=($(compgen -W "$commands --socket --help --version" -- "$cur"))
+		fi
 		return
 	fi
-	cmd=${COMP_WORDS[1]}
+	cmd=${COMP_WORDS[first]}
 
 	case $prev in
 	--socket | --report-json | --json | --svg)
@@ -97,13 +114,13 @@ _bulkhead()
 		;;
 	inject)
 		# POOL[/INDEX] first, then the fault
-		if ((COMP_CWORD >= 3)); then
+		if ((COMP_CWORD >= first + 2)); then
 			COMPREPLY=($(compgen -W "segv abort hang kill leak" -- "$cur"))
 		fi
 		;;
 	log-level)
 		# LEVEL, once: skip it if a word after the command already is one
-		for ((i = 2; i < COMP_CWORD; i++)); do
+		for ((i = first + 1; i < COMP_CWORD; i++)); do
 			case ${COMP_WORDS[i]} in
 			debug | info | notice | warning | err) return ;;
 			esac

@@ -31,6 +31,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -111,7 +112,9 @@ struct error {
 struct parser {
 	const char *name; /* for messages */
 	char *dir; /* absolute directory of the file: relative paths are relative to it */
-	FILE *f;
+	FILE *f; /* the stream read, or NULL: */
+	const char *mem; /* the file's bytes, read by config_load() */
+	size_t mem_len, mem_pos;
 	int io_error; /* errno of a read error, 0 if none */
 
 	/* The current physical line, as read. */
@@ -251,6 +254,13 @@ static void strip_comment(char *s)
  * or -1 at the end of the file. *ret_total is the length it really had (it is not stored
  * beyond CONFIG_LINE_MAX + 1 bytes) and *ret_nul whether it held a NUL byte.
  */
+static int next_char(struct parser *p)
+{
+	if (!p->f)
+		return p->mem_pos < p->mem_len ? (unsigned char)p->mem[p->mem_pos++] : EOF;
+	return getc_unlocked(p->f);
+}
+
 static ssize_t read_physical_line(struct parser *p, size_t *ret_total, bool *ret_nul)
 {
 	size_t n = 0, total = 0;
@@ -258,7 +268,7 @@ static ssize_t read_physical_line(struct parser *p, size_t *ret_total, bool *ret
 	int c, last = EOF;
 
 	for (;;) {
-		c = getc_unlocked(p->f);
+		c = next_char(p);
 		if (c == EOF || c == '\n')
 			break;
 		if (c == '\0')
@@ -268,7 +278,7 @@ static ssize_t read_physical_line(struct parser *p, size_t *ret_total, bool *ret
 		total++;
 		last = c;
 	}
-	if (c == EOF && ferror(p->f)) {
+	if (c == EOF && p->f && ferror(p->f)) {
 		p->io_error = errno > 0 ? errno : EIO;
 		return -1;
 	}
@@ -1582,13 +1592,14 @@ static int simple_error(const char *name, int err, const char *what, char **ret_
 	return -err;
 }
 
-int config_load_stream(FILE *f, const char *name, struct config **ret, char **ret_errors)
+/* Parses f, or else the mem_len bytes at mem. */
+static int load(FILE *f, const char *mem, size_t mem_len, const char *name, struct config **ret,
+		char **ret_errors)
 {
 	struct parser *p;
 	struct config *c = NULL;
 	int r;
 
-	assert(f);
 	assert(ret);
 	if (!name)
 		name = "(config)";
@@ -1601,6 +1612,8 @@ int config_load_stream(FILE *f, const char *name, struct config **ret, char **re
 		return simple_error(name, ENOMEM, "cannot parse", ret_errors);
 	p->name = name;
 	p->f = f;
+	p->mem = mem;
+	p->mem_len = mem_len;
 	p->last_key = -1;
 	p->dir = config_dir(name);
 	if (!p->dir) {
@@ -1645,10 +1658,123 @@ int config_load_stream(FILE *f, const char *name, struct config **ret, char **re
 	return 0;
 }
 
+int config_load_stream(FILE *f, const char *name, struct config **ret, char **ret_errors)
+{
+	assert(f);
+	return load(f, NULL, 0, name, ret, ret_errors);
+}
+
+static const char *file_type(mode_t mode)
+{
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "of another kind";
+}
+
+static int __attribute__((format(printf, 4, 5)))
+file_error(const char *path, int err, char **ret_errors, const char *fmt, ...)
+{
+	char *what = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&what, fmt, ap) < 0)
+		what = NULL;
+	va_end(ap);
+	if (ret_errors && (!what || asprintf(ret_errors, "%s: %s\n", path, what) < 0))
+		*ret_errors = NULL;
+	free(what);
+	return -err;
+}
+
+/*
+ * The whole of a regular file of at most CONFIG_FILE_MAX bytes, read without ever waiting:
+ * opened O_NONBLOCK (a FIFO without a writer does not hold open() up), refused unless it is
+ * a regular file (a device such as /dev/zero never ends), and read up to one byte past the
+ * limit, so a file that grows while it is read is caught too.
+ */
+static int read_config_file(const char *path, char **ret_buf, size_t *ret_len, char **ret_errors)
+{
+	size_t len = 0, size;
+	struct stat st;
+	char *buf, *more;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return simple_error(path, errno, "cannot open", ret_errors);
+	if (fstat(fd, &st) < 0) {
+		r = simple_error(path, errno, "cannot read", ret_errors);
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		if (S_ISDIR(st.st_mode))
+			return simple_error(path, EISDIR, "cannot read", ret_errors);
+		return file_error(path, EINVAL, ret_errors, "not a regular file (%s)",
+				  file_type(st.st_mode));
+	}
+	if (st.st_size > CONFIG_FILE_MAX) {
+		close(fd);
+		return file_error(path, EFBIG, ret_errors, "too large (%lld bytes; at most %s)",
+				  (long long)st.st_size, CONFIG_FILE_MAX_TEXT);
+	}
+	size = (size_t)st.st_size + 1; /* room to see that it grew */
+	buf = malloc(size);
+	if (!buf) {
+		close(fd);
+		return simple_error(path, ENOMEM, "cannot read", ret_errors);
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (len == size) {
+			if (size > CONFIG_FILE_MAX) {
+				free(buf);
+				close(fd);
+				return file_error(path, EFBIG, ret_errors,
+						  "too large (it grew past %s while it was read)",
+						  CONFIG_FILE_MAX_TEXT);
+			}
+			size = size * 2 > CONFIG_FILE_MAX + 1 ? CONFIG_FILE_MAX + 1 : size * 2;
+			more = realloc(buf, size);
+			if (!more) {
+				free(buf);
+				close(fd);
+				return simple_error(path, ENOMEM, "cannot read", ret_errors);
+			}
+			buf = more;
+		}
+		n = read(fd, buf + len, size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = simple_error(path, errno, "cannot read", ret_errors);
+			free(buf);
+			close(fd);
+			return r;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	*ret_buf = buf;
+	*ret_len = len;
+	return 0;
+}
+
 int config_load(const char *path, struct config **ret, char **ret_errors)
 {
-	struct stat st;
-	FILE *f;
+	size_t len = 0;
+	char *buf = NULL;
 	int r;
 
 	assert(path);
@@ -1657,20 +1783,11 @@ int config_load(const char *path, struct config **ret, char **ret_errors)
 	if (ret_errors)
 		*ret_errors = NULL;
 
-	f = fopen(path, "re");
-	if (!f)
-		return simple_error(path, errno, "cannot open", ret_errors);
-	if (fstat(fileno(f), &st) < 0) {
-		r = simple_error(path, errno, "cannot read", ret_errors);
-		fclose(f);
+	r = read_config_file(path, &buf, &len, ret_errors);
+	if (r < 0)
 		return r;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		fclose(f);
-		return simple_error(path, EISDIR, "cannot read", ret_errors);
-	}
-	r = config_load_stream(f, path, ret, ret_errors);
-	fclose(f);
+	r = load(NULL, buf, len, path, ret, ret_errors);
+	free(buf);
 	return r;
 }
 

@@ -19,6 +19,8 @@
 #define CONFIG_JOBS_MAX 10000000 /* sum of all groups' count */
 #define CONFIG_ERRORS_MAX 20     /* errors reported before giving up */
 #define CONFIG_LINE_MAX 4096     /* longer lines are an error, not silently cut */
+#define CONFIG_FILE_MAX (1024 * 1024) /* bytes in a config file, at most */
+#define CONFIG_FILE_MAX_TEXT "1 MiB"
 
 enum log_level {
 	LOG_LEVEL_ERR = 3,
@@ -101,7 +103,11 @@ struct config {
  * malloc'd string of one or more lines, each naming the place:
  *   "demo.conf:12: [pool main] threads = abc: expected an integer 1..256"
  *   "demo.conf: cannot open: No such file or directory"
- * -EINVAL for config errors, the open/read errno for I/O errors.
+ *   "/dev/zero: not a regular file (a character device)"
+ *   "big.conf: too large (2000000 bytes; at most 1 MiB)"
+ * -EINVAL for config errors and for a file that is not a regular file, -EFBIG for one over
+ * CONFIG_FILE_MAX bytes, the open/read errno for I/O errors. It never waits: a FIFO or a
+ * device is refused without being read.
  */
 int config_load(const char *path, struct config **ret, char **ret_errors);
 

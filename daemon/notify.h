@@ -3,6 +3,10 @@
  * What the master tells the service manager (sd_notify, DESIGN §5). Every call is a no-op
  * without NOTIFY_SOCKET, so the daemon behaves the same outside systemd. STATUS= updates
  * are rate limited here: callers mark the status dirty as often as they like.
+ *
+ * No call ever blocks (DESIGN §11): a message the receiver has no room for is held and sent
+ * from a timer on the event loop once it has, in order; of STATUS= only the newest is sent.
+ * A receiver that never reads again costs a few held messages, never the loop.
  */
 #pragma once
 

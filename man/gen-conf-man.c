@@ -407,6 +407,15 @@ static void print_format(FILE *f)
 		"is always a section header, even when indented.\n"
 		".RE\n"
 		".TP\n"
+		".B The file\n"
+		"A regular file of at most %s, read whole before it is parsed.\n"
+		"A FIFO, a device (such as\n"
+		".IR /dev/zero ),\n"
+		"a socket or a directory is an error that is found without reading it\n"
+		"(\\(lqbulkhead.conf: not a regular file (a FIFO)\\(rq), and so is a larger file\n"
+		"(\\(lqbulkhead.conf: too large (2000000 bytes; at most 1 MiB)\\(rq), also one that\n"
+		"grows past the limit while it is read: loading a config never waits.\n"
+		".TP\n"
 		".B Line endings\n"
 		"LF or CRLF (the CR is dropped).\n"
 		"A UTF\\-8 byte order mark at the start of the file is skipped.\n"
@@ -423,7 +432,7 @@ static void print_format(FILE *f)
 		".IR key \" = \" value .\n"
 		"(Debian's libinih cuts lines at 199 bytes; bulkhead reads lines itself and hands\n"
 		"libinih a canonical form, so this limit, not libinih's, applies.)\n",
-		CONFIG_NAME_MAX, CONFIG_LINE_MAX, CONFIG_LINE_MAX);
+		CONFIG_NAME_MAX, CONFIG_FILE_MAX_TEXT, CONFIG_LINE_MAX, CONFIG_LINE_MAX);
 }
 
 static void print_types(FILE *f)

@@ -211,21 +211,23 @@ int dmn_poll(struct daemon *d, struct pollfd *fds, size_t n, int timeout_ms)
 	ck_assert_uint_le(n, DMN_POLL_MAX);
 	if (n)
 		memcpy(all, fds, n * sizeof(*fds));
-	all[n] = (struct pollfd){ .fd = d->notify_fd, .events = POLLIN };
+	all[n] = (struct pollfd){ .fd = d->notify_paused ? -1 : d->notify_fd, .events = POLLIN };
 	all[n + 1] = (struct pollfd){ .fd = d->err_fd, .events = POLLIN };
 	all[n + 2] = (struct pollfd){ .fd = d->exited ? -1 : d->pidfd, .events = POLLIN };
 	r = poll(all, n + 3, timeout_ms);
 	ck_assert_msg(r >= 0 || errno == EINTR, "poll: %s", strerror(errno));
 	for (size_t i = 0; i < n; i++)
 		fds[i].revents = r > 0 ? all[i].revents : 0;
-	read_notices(d);
+	if (!d->notify_paused)
+		read_notices(d);
 	read_stderr(d);
 	if (r > 0 && !d->exited && d->pid > 0 && (all[n + 2].revents & POLLIN)) {
 		ck_assert_int_eq(tu_wait_exit(d->pid, 1000, &d->status), 0);
 		d->exited = true;
 		d->exited_at = tu_now_ms();
 		read_stderr(d); /* whatever it wrote before it exited is in the pipe now */
-		read_notices(d);
+		if (!d->notify_paused)
+			read_notices(d);
 	}
 	return r;
 }

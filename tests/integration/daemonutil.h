@@ -48,6 +48,7 @@ struct daemon {
 	int pidfd;
 	pid_t pid;
 	bool no_notify; /* set before dmn_start(): start without NOTIFY_SOCKET */
+	bool notify_paused; /* datagrams are left unread: a service manager that stopped reading */
 	size_t err_max; /* set before dmn_start(): > 0 fails the test if stderr grows past it */
 	bool exited; /* reaped: `status` and `exited_at` are valid */
 	int status;

@@ -72,15 +72,20 @@ static void append(char **buf, size_t *len, const char *data, size_t n)
 	(*buf)[*len] = '\0';
 }
 
-/* Runs `bulkhead ARGS...` (NULL-terminated), collecting stdout, stderr and the status. */
-static struct result run(const char *const *args)
+/*
+ * Runs `bulkhead ARGS...` (NULL-terminated), collecting stdout, stderr and the status; fails
+ * the test if it has not ended within deadline_ms. stdout_path non-NULL: its stdout is that
+ * file (opened for writing) instead of a pipe, and r.out stays empty.
+ */
+static struct result run_with(const char *const *args, long deadline_ms, const char *stdout_path)
 {
 	int out_pipe[2], err_pipe[2], status;
 	struct result r = { .status = -1 };
 	size_t out_len = 0, err_len = 0;
 	const char *argv[16];
-	long deadline = now_ms() + RUN_DEADLINE_MS;
+	long deadline = now_ms() + deadline_ms;
 	unsigned n = 0;
+	int open_fds = 2;
 	pid_t pid;
 
 	argv[n++] = bin();
@@ -92,6 +97,14 @@ static struct result run(const char *const *args)
 
 	ck_assert_int_eq(pipe2(out_pipe, O_CLOEXEC), 0);
 	ck_assert_int_eq(pipe2(err_pipe, O_CLOEXEC), 0);
+	if (stdout_path) {
+		close(out_pipe[0]);
+		close(out_pipe[1]);
+		out_pipe[1] = open(stdout_path, O_WRONLY | O_CLOEXEC);
+		ck_assert_msg(out_pipe[1] >= 0, "%s: %s", stdout_path, strerror(errno));
+		out_pipe[0] = -1;
+		open_fds = 1;
+	}
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
@@ -108,7 +121,7 @@ static struct result run(const char *const *args)
 	r.out = strdup("");
 	r.err = strdup("");
 
-	for (int open_fds = 2; open_fds > 0;) {
+	while (open_fds > 0) {
 		struct pollfd pfd[2] = {
 			{ .fd = out_pipe[0], .events = POLLIN },
 			{ .fd = err_pipe[0], .events = POLLIN },
@@ -118,8 +131,8 @@ static struct result run(const char *const *args)
 
 		if (left <= 0) {
 			kill(pid, SIGKILL);
-			ck_abort_msg("bulkhead %s did not finish within %d ms", argv[1],
-				     RUN_DEADLINE_MS);
+			ck_abort_msg("bulkhead %s did not finish within %ld ms", argv[1],
+				     deadline_ms);
 		}
 		k = poll(pfd, 2, (int)left);
 		if (k < 0 && errno == EINTR)
@@ -157,6 +170,11 @@ static struct result run(const char *const *args)
 	else if (WIFSIGNALED(status))
 		r.status = 128 + WTERMSIG(status);
 	return r;
+}
+
+static struct result run(const char *const *args)
+{
+	return run_with(args, RUN_DEADLINE_MS, NULL);
 }
 
 static void result_free(struct result *r)
@@ -375,6 +393,127 @@ START_TEST(test_missing_and_unreadable)
 	} else {
 		fprintf(stderr, "test_missing_and_unreadable: running as root, skipping EACCES\n");
 	}
+}
+END_TEST
+
+#define BOUNDED_READ_MS 10000 /* check-config on a file it must not read: a refusal at once */
+
+/*
+ * Files check-config must refuse without reading (DESIGN §11): devices that never end and a
+ * FIFO with no writer (without O_NONBLOCK, open() itself would wait for one). Each one is
+ * exit 78 within BOUNDED_READ_MS, with one line naming the path and the kind of file.
+ */
+START_TEST(test_not_regular_files)
+{
+	char dir[] = "/tmp/bulkhead-cli-test.XXXXXX", fifo[128], big[128], *want;
+	const char *devices[] = { "/dev/zero", "/dev/urandom" };
+	struct result r;
+
+	for (size_t i = 0; i < sizeof(devices) / sizeof(devices[0]); i++) {
+		r = run_with((const char *const[]){ "check-config", devices[i], NULL },
+			     BOUNDED_READ_MS, NULL);
+		ck_assert_msg(r.status == 78, "%s: exit %d: %s", devices[i], r.status, r.err);
+		ck_assert_str_eq(r.out, "");
+		ck_assert_int_ne(asprintf(&want, "%s: not a regular file (a character device)\n",
+					  devices[i]),
+				 -1);
+		ck_assert_str_eq(r.err, want);
+		free(want);
+		result_free(&r);
+	}
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(fifo, sizeof(fifo), "%s/fifo.conf", dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	r = run_with((const char *const[]){ "check-config", fifo, NULL }, BOUNDED_READ_MS, NULL);
+	ck_assert_msg(r.status == 78, "FIFO: exit %d: %s", r.status, r.err);
+	ck_assert_int_ne(asprintf(&want, "%s: not a regular file (a FIFO)\n", fifo), -1);
+	ck_assert_str_eq(r.err, want);
+	free(want);
+	result_free(&r);
+
+	/* Over the size limit: refused before it is read. */
+	snprintf(big, sizeof(big), "%s/big.conf", dir);
+	{
+		int fd = open(big, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(ftruncate(fd, 2000000), 0);
+		close(fd);
+	}
+	r = run_with((const char *const[]){ "check-config", big, NULL }, BOUNDED_READ_MS, NULL);
+	ck_assert_int_eq(r.status, 78);
+	ck_assert_int_ne(asprintf(&want, "%s: too large (2000000 bytes; at most 1 MiB)\n", big),
+			 -1);
+	ck_assert_str_eq(r.err, want);
+	free(want);
+	result_free(&r);
+
+	unlink(big);
+	unlink(fifo);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+/*
+ * Output that cannot be written (stdout on /dev/full, a report file there) is exit 74 with
+ * one message naming what failed: never a silent exit 0 (issue 11, point 7).
+ */
+START_TEST(test_write_errors)
+{
+	char *good = fixture("good-minimal.conf"), dir[] = "/tmp/bulkhead-cli-test.XXXXXX";
+	char conf[128];
+	struct result r;
+
+	r = run_with((const char *const[]){ "check-config", good, NULL }, RUN_DEADLINE_MS,
+		     "/dev/full");
+	ck_assert_msg(r.status == 74, "exit %d: %s", r.status, r.err);
+	ck_assert_str_eq(r.err,
+			 "bulkhead: writing the config to stdout: No space left on device\n");
+	result_free(&r);
+
+	r = run_with((const char *const[]){ "--help", NULL }, RUN_DEADLINE_MS, "/dev/full");
+	ck_assert_int_eq(r.status, 74);
+	ck_assert_ptr_nonnull(strstr(r.err, "to stdout: No space left on device"));
+	result_free(&r);
+
+	/* A whole run: the jobs are done, the table cannot be written. */
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(conf, sizeof(conf), "%s/run.conf", dir);
+	{
+		FILE *f = fopen(conf, "we");
+
+		ck_assert_ptr_nonnull(f);
+		fputs("[pool main]\nworkers = 1\nthreads = 1\n[job a]\nrun = builtin:noop\n"
+		      "count = 3\n",
+		      f);
+		ck_assert_int_eq(fclose(f), 0);
+	}
+	r = run_with((const char *const[]){ "run", conf, NULL }, RUN_DEADLINE_MS, "/dev/full");
+	ck_assert_msg(r.status == 74, "exit %d: %s", r.status, r.err);
+	ck_assert_msg(
+		strstr(r.err, "bulkhead: writing the report to stdout: No space left on device\n"),
+		"%s", r.err);
+	result_free(&r);
+
+	/* The JSON report to a file that cannot take it; stdout is fine. */
+	r = run_with((const char *const[]){ "run", conf, "--report-json", "/dev/full", NULL },
+		     RUN_DEADLINE_MS, NULL);
+	ck_assert_msg(r.status == 74, "exit %d: %s", r.status, r.err);
+	ck_assert_msg(strstr(r.err, "bulkhead: writing the report to /dev/full: No space left on "
+				    "device\n"),
+		      "%s", r.err);
+	ck_assert_ptr_nonnull(strstr(r.out, "3 done"));
+	result_free(&r);
+
+	/* And all is well when it can be written. */
+	r = run_with((const char *const[]){ "run", conf, NULL }, RUN_DEADLINE_MS, "/dev/null");
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+	result_free(&r);
+
+	unlink(conf);
+	ck_assert_int_eq(rmdir(dir), 0);
+	free(good);
 }
 END_TEST
 
@@ -652,6 +791,8 @@ static Suite *config_cli_suite(void)
 			    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tc, test_bad_many);
 	tcase_add_test(tc, test_missing_and_unreadable);
+	tcase_add_test(tc, test_not_regular_files);
+	tcase_add_test(tc, test_write_errors);
 	tcase_add_loop_test(tc, test_good_fixture, 0,
 			    (int)(sizeof(good_files) / sizeof(good_files[0])));
 	tcase_add_test(tc, test_good_values);

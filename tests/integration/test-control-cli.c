@@ -184,9 +184,11 @@ static void start(struct daemon *d)
 /*
  * Runs `bulkhead ARGS...` (NULL-terminated) with extra environment `env` (may be NULL),
  * collecting its stdout and stderr; while it runs, d's stderr and datagrams are taken in
- * too (d may be NULL).
+ * too (d may be NULL). stdout_path non-NULL: its stdout is that file instead (r.out stays
+ * empty).
  */
-static struct result cli(struct daemon *d, const char *const *env, const char *const *args)
+static struct result cli_with(struct daemon *d, const char *const *env, const char *const *args,
+			      const char *stdout_path)
 {
 	const char *argv[ARGS_MAX + 2] = { env_path("BULKHEAD_BIN") };
 	int64_t deadline = tu_now_ms() + CLI_MS;
@@ -203,8 +205,24 @@ static struct result cli(struct daemon *d, const char *const *env, const char *c
 	argv[n] = NULL;
 	r.out = strdup("");
 	r.err = strdup("");
-	ck_assert_int_eq(tu_spawn(argv, env, -1, &out_fd, &err_fd, &pid), 0);
-	ck_assert_int_eq(fcntl(out_fd, F_SETFL, O_NONBLOCK), 0);
+	if (stdout_path) {
+		/* The child inherits our stdout: make it that file for the moment of the spawn. */
+		int saved = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+		int fd = open(stdout_path, O_WRONLY | O_CLOEXEC);
+
+		ck_assert_int_ge(saved, 0);
+		ck_assert_msg(fd >= 0, "%s: %s", stdout_path, strerror(errno));
+		fflush(stdout);
+		ck_assert_int_eq(dup2(fd, STDOUT_FILENO), STDOUT_FILENO);
+		ck_assert_int_eq(tu_spawn(argv, env, -1, NULL, &err_fd, &pid), 0);
+		ck_assert_int_eq(dup2(saved, STDOUT_FILENO), STDOUT_FILENO);
+		close(saved);
+		close(fd);
+		out_fd = -1;
+	} else {
+		ck_assert_int_eq(tu_spawn(argv, env, -1, &out_fd, &err_fd, &pid), 0);
+		ck_assert_int_eq(fcntl(out_fd, F_SETFL, O_NONBLOCK), 0);
+	}
 	ck_assert_int_eq(fcntl(err_fd, F_SETFL, O_NONBLOCK), 0);
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	ck_assert_int_ge(pidfd, 0);
@@ -235,6 +253,11 @@ static struct result cli(struct daemon *d, const char *const *env, const char *c
 	}
 	close(pidfd);
 	return r;
+}
+
+static struct result cli(struct daemon *d, const char *const *env, const char *const *args)
+{
+	return cli_with(d, env, args, NULL);
 }
 
 /* `bulkhead ARGS... --socket d->sock_path`. */
@@ -431,6 +454,46 @@ START_TEST(test_socket_choice)
 		result_free(&r);
 	}
 	{
+		/* --socket before the command (a global option), over a bogus BULKHEAD_SOCKET */
+		const char *env[] = { bogus_var, NULL },
+			   *args[] = { "--socket", d.sock_path, "status", NULL };
+
+		r = cli(&d, env, args);
+		expect_rc(r, 0, "--socket PATH status");
+		ck_assert_ptr_nonnull(strstr(r.out, "ready"));
+		result_free(&r);
+	}
+	{
+		/* --socket=PATH before the command, the command's own options after it */
+		char opt[320];
+		const char *env[] = { bogus_var, NULL }, *args[] = { opt, "jobs", "--json", NULL };
+
+		snprintf(opt, sizeof(opt), "--socket=%s", d.sock_path);
+		r = cli(&d, env, args);
+		expect_rc(r, 0, "--socket=PATH jobs --json");
+		json_object_put(parse_json(r.out));
+		result_free(&r);
+	}
+	{
+		/* before and after: the one after the command wins */
+		const char *env[] = { runtime_var, NULL },
+			   *args[] = { "--socket", bogus, "status", "--socket", d.sock_path, NULL };
+
+		r = cli(&d, env, args);
+		expect_rc(r, 0, "--socket BOGUS status --socket PATH");
+		result_free(&r);
+	}
+	{
+		/* a bogus one before the command is used (and fails), not ignored */
+		const char *env[] = { runtime_var, NULL },
+			   *args[] = { "--socket", bogus, "status", NULL };
+
+		r = cli(&d, env, args);
+		expect_rc(r, 1, "--socket BOGUS status");
+		ck_assert_msg(strstr(r.err, bogus), "%s", r.err);
+		result_free(&r);
+	}
+	{
 		/* RUNTIME_DIRECTORY alone */
 		const char *env[] = { runtime_var, NULL }, *args[] = { "status", NULL };
 
@@ -445,6 +508,42 @@ START_TEST(test_socket_choice)
 		r = cli(&d, env, args);
 		expect_rc(r, 1, "status with a bogus BULKHEAD_SOCKET");
 		ck_assert_msg(strstr(r.err, bogus), "%s", r.err);
+		result_free(&r);
+	}
+	dmn_stop(&d);
+	dmn_free(&d);
+}
+END_TEST
+
+/* A reply that cannot be written to stdout is exit 74 with a message, never a silent 0. */
+START_TEST(test_stdout_write_error)
+{
+	static const char *const cmds[][4] = {
+		{ "status", NULL },
+		{ "status", "--json", NULL },
+		{ "jobs", NULL },
+		{ "log-level", "info", NULL },
+	};
+	struct daemon d;
+
+	dmn_init(&d);
+	dmn_write_config(&d, two_pools);
+	start(&d);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		const char *args[6];
+		size_t n = 0;
+		struct result r;
+
+		for (size_t k = 0; cmds[i][k]; k++)
+			args[n++] = cmds[i][k];
+		args[n++] = "--socket";
+		args[n++] = d.sock_path;
+		args[n] = NULL;
+		r = cli_with(&d, NULL, args, "/dev/full");
+		expect_rc(r, 74, cmds[i][0]);
+		ck_assert_msg(strstr(r.err, "bulkhead: writing ") &&
+				      strstr(r.err, " to stdout: No space left on device\n"),
+			      "%s: %s", cmds[i][0], r.err);
 		result_free(&r);
 	}
 	dmn_stop(&d);
@@ -787,6 +886,30 @@ START_TEST(test_usage_errors)
 		ck_assert_msg(strstr(r.err, "Usage:"), "%s: stderr:\n%s", what, r.err);
 		ck_assert_msg(!strstr(r.err, path), "%s tried to connect:\n%s", what, r.err);
 		result_free(&r);
+	}
+	/* Global options: a missing argument or command, --socket for a command that does not
+	 * talk to the daemon, an unknown option before the command. */
+	{
+		static const char *const global[][5] = {
+			{ "--socket", NULL },
+			{ "--socket", "x.sock", NULL },
+			{ "--socket", "x.sock", "run", "a.conf", NULL },
+			{ "--socket=x.sock", "check-config", "a.conf", NULL },
+			{ "--json", "status", NULL },
+		};
+		static const char *const says[] = { "needs an argument", "no command",
+						    "not for run", "not for check-config",
+						    "unknown option '--json'" };
+
+		for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++) {
+			const char *env[] = { var, NULL };
+			struct result r = cli(NULL, env, global[i]);
+
+			expect_rc(r, 2, global[i][0]);
+			ck_assert_msg(strstr(r.err, says[i]), "%s: stderr:\n%s", says[i], r.err);
+			ck_assert_str_eq(r.out, "");
+			result_free(&r);
+		}
 	}
 	tu_rm_rf(dir);
 	free(dir);
@@ -1355,6 +1478,7 @@ static Suite *control_cli_suite(void)
 	tcase_add_test(tc, test_status_table);
 	tcase_add_test(tc, test_status_json);
 	tcase_add_test(tc, test_socket_choice);
+	tcase_add_test(tc, test_stdout_write_error);
 	tcase_add_test(tc, test_jobs_filters);
 	tcase_add_test(tc, test_reload);
 	tcase_add_test(tc, test_log_level);

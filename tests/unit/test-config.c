@@ -421,6 +421,102 @@ START_TEST(test_file_errors)
 }
 END_TEST
 
+/* Writes a valid config of exactly `size` bytes (a job, then comment lines) to path. */
+static void write_config_of_size(const char *path, size_t size)
+{
+	FILE *f = fopen(path, "we");
+	size_t left = size - strlen(MINIMAL_JOB);
+	char comment[1000];
+
+	ck_assert_ptr_nonnull(f);
+	fputs(MINIMAL_JOB, f);
+
+	memset(comment, 'x', sizeof(comment));
+	comment[0] = '#';
+	while (left > 0) {
+		size_t line = left > sizeof(comment) ? sizeof(comment) : left; /* with its '\n' */
+
+		ck_assert_uint_eq(fwrite(comment, 1, line - 1, f), line - 1);
+		fputc('\n', f);
+		left -= line;
+	}
+	ck_assert_int_eq(fclose(f), 0);
+	{
+		struct stat st;
+
+		ck_assert_int_eq(stat(path, &st), 0);
+		ck_assert_int_eq(st.st_size, (off_t)size);
+	}
+}
+
+/*
+ * Config files are read without ever waiting (DESIGN §11): a FIFO with no writer, a device
+ * that never ends, a directory and a file over CONFIG_FILE_MAX are refused with a message
+ * naming the path; a file of exactly CONFIG_FILE_MAX bytes is read. Without the bounds, the
+ * FIFO blocks open() and /dev/zero never ends: the test times out.
+ */
+START_TEST(test_file_kinds)
+{
+	char dir[] = "/tmp/bulkhead-test-config.XXXXXX", path[512], expect[600];
+	struct config *c = (struct config *)0x1;
+	char *errors = NULL;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+
+	/* A FIFO nobody writes to: open() must not wait for a writer. */
+	snprintf(path, sizeof(path), "%s/fifo.conf", dir);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	ck_assert_int_eq(config_load(path, &c, &errors), -EINVAL);
+	ck_assert_ptr_null(c);
+	snprintf(expect, sizeof(expect), "%s: not a regular file (a FIFO)", path);
+	ck_assert_msg(has_line(errors, expect), "%s", errors);
+	free(errors);
+	unlink(path);
+
+	/* Devices that never end. */
+	c = (struct config *)0x1;
+	ck_assert_int_eq(config_load("/dev/zero", &c, &errors), -EINVAL);
+	ck_assert_ptr_null(c);
+	ck_assert_msg(has_line(errors, "/dev/zero: not a regular file (a character device)"), "%s",
+		      errors);
+	free(errors);
+	ck_assert_int_eq(config_load("/dev/urandom", &c, NULL), -EINVAL);
+	ck_assert_ptr_null(c);
+
+	/* A directory. */
+	ck_assert_int_eq(config_load(dir, &c, &errors), -EISDIR);
+	snprintf(expect, sizeof(expect), "%s: cannot read: Is a directory", dir);
+	ck_assert_msg(has_line(errors, expect), "%s", errors);
+	free(errors);
+
+	/* Exactly at the limit: read and parsed. */
+	snprintf(path, sizeof(path), "%s/big.conf", dir);
+	write_config_of_size(path, CONFIG_FILE_MAX);
+	ck_assert_int_eq(config_load(path, &c, &errors), 0);
+	ck_assert_ptr_null(errors);
+	ck_assert_uint_eq(c->n_groups, 1);
+	config_free(c);
+
+	/* One byte more: refused before it is read. */
+	write_config_of_size(path, CONFIG_FILE_MAX + 1);
+	c = (struct config *)0x1;
+	ck_assert_int_eq(config_load(path, &c, &errors), -EFBIG);
+	ck_assert_ptr_null(c);
+	snprintf(expect, sizeof(expect), "%s: too large (%d bytes; at most 1 MiB)", path,
+		 CONFIG_FILE_MAX + 1);
+	ck_assert_msg(has_line(errors, expect), "%s", errors);
+	free(errors);
+	unlink(path);
+
+	/* A regular file whose size says 0 (as in /proc) is still read to its end. */
+	ck_assert_int_eq(config_load("/proc/self/status", &c, &errors), -EINVAL);
+	ck_assert_msg(strstr(errors, "/proc/self/status:1: "), "%s", errors);
+	free(errors);
+
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 START_TEST(test_empty)
 {
 	expect_only_error("", "demo.conf: empty config: no [pool] or [job] sections");
@@ -1623,6 +1719,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_defaults_and_implicit_pool);
 	tcase_add_test(tc, test_values);
 	tcase_add_test(tc, test_file_errors);
+	tcase_add_test(tc, test_file_kinds);
 	tcase_add_test(tc, test_empty);
 	tcase_add_test(tc, test_syntax_errors);
 	tcase_add_test(tc, test_unknown_section);
