@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1209,12 +1210,71 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	return 0;
 }
 
+/*
+ * Whether a server answers on path: 1 (a connect worked, or the backlog is full: someone
+ * listens), 0 (nothing there, or a stale socket: connection refused), -ENOTSOCK (something
+ * that is not a socket), or -errno.
+ */
+int control_probe(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -ENOTSOCK;
+	memcpy(sa.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN ||
+	    errno == EINPROGRESS)
+		r = 1;
+	else if (errno == ECONNREFUSED || errno == ENOENT)
+		r = 0;
+	else
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/*
+ * Takes the socket's directory's flock (released when the returned fd is closed), so two
+ * daemons starting at once cannot both find the path stale and take it in turn. -1 (and no
+ * lock) if the directory cannot be opened; -EADDRINUSE if another holds it right now.
+ */
+static int lock_socket_dir(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		slash[slash == dir] = '\0'; /* "/x.sock" -> "/" */
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	return fd;
+}
+
 int control_new(struct master *m, const char *path, const char *group, struct control **ret)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct control *c;
 	struct group *gr;
-	int r;
+	int r, lock;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
@@ -1243,14 +1303,25 @@ int control_new(struct master *m, const char *path, const char *group, struct co
 		return r;
 	}
 	memcpy(sa.sun_path, path, strlen(path));
-	/* We hold the single-instance lock: a socket file here is a stale one. */
-	if (unlink(path) < 0 && errno != ENOENT) {
+	/*
+	 * Our instance lock is per runtime directory, and another daemon may use the same
+	 * control_socket from another one: a socket that answers is never taken over; one that
+	 * refuses connections is stale (its daemon died) and replaced.
+	 */
+	lock = lock_socket_dir(path);
+	r = lock == -EADDRINUSE ? lock : control_probe(path);
+	if (r == 0 && unlink(path) < 0 && errno != ENOENT)
 		r = -errno;
-		control_free(c);
-		return r;
-	}
-	if (bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(c->fd, 128) < 0) {
+	else if (r > 0)
+		r = -EADDRINUSE;
+	if (r == 0 &&
+	    (bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(c->fd, 128) < 0))
 		r = -errno;
+	if (lock >= 0)
+		close(lock);
+	if (r < 0) {
+		close(c->fd);
+		c->fd = -1; /* not ours: control_free must not unlink it */
 		control_free(c);
 		return r;
 	}

@@ -35,9 +35,17 @@ int control_parse_request(const char *line, size_t len, struct json_object **ret
 const char *control_request_command(struct json_object *req);
 
 /*
- * Binds `path` (a stale socket file there is replaced: the caller holds the single-instance
- * lock), gives it mode 0660 and the group `group` (a missing group is logged, the socket then
- * stays root-only), and serves it on the master's event loop. Returns 0 or -errno.
+ * Whether a server answers on the socket `path`: 1 if so (a connection is accepted or
+ * queued), 0 if nothing is there or the socket is stale (connection refused), -ENOTSOCK if
+ * something else is there, or -errno.
+ */
+int control_probe(const char *path);
+
+/*
+ * Binds `path`, gives it mode 0660 and the group `group` (a missing group is logged, the
+ * socket then stays root-only), and serves it on the master's event loop. A stale socket
+ * there is replaced; one that answers (another daemon's, whatever its runtime directory) is
+ * never touched: -EADDRINUSE. Returns 0 or -errno (-ENOTSOCK: something else is there).
  */
 int control_new(struct master *m, const char *path, const char *group, struct control **ret);
 void control_free(struct control *c);

@@ -407,6 +407,19 @@ static int64_t prompt_status(struct daemon *d, struct conn *c)
 	return took;
 }
 
+/* A status on a new connection, as an operator would ask: within PROMPT_MS. How long it took. */
+static int64_t fresh_status(struct daemon *d)
+{
+	int64_t t0 = tu_now_ms(), took;
+	struct conn c;
+
+	conn_open(d, &c);
+	prompt_status(d, &c);
+	took = tu_now_ms() - t0;
+	conn_close(&c);
+	return took;
+}
+
 /* Checks status.jobs: every count there, none negative, adding up to total; returns it. */
 static json_object *checked_counts(json_object *status)
 {
@@ -1738,6 +1751,85 @@ START_TEST(test_plugin_results_cancel_and_bad_reload)
 }
 END_TEST
 
+/* ---- 11. bounds (DESIGN §11) ---- */
+
+/*
+ * A second bulkheadd with another runtime directory (so another instance lock) but the same
+ * control_socket exits 1 and leaves the first's socket alone; a stale socket (its daemon
+ * gone) is replaced; a file that is not a socket is refused, untouched.
+ */
+START_TEST(test_second_daemon_same_socket)
+{
+	struct daemon d1, d2;
+	char conf[512], sock[sizeof(d1.sock_path)], expect[600];
+	struct stat before, after;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	dmn_init(&d1);
+	ck_assert_int_lt(snprintf(sock, sizeof(sock), "%s/shared.sock", d1.dir), (int)sizeof(sock));
+	snprintf(conf, sizeof(conf), "[supervisor]\ncontrol_socket = %s\n" SMALL_CONF, sock);
+	memcpy(d1.sock_path, sock, sizeof(sock));
+	dmn_write_config(&d1, conf);
+	dmn_start(&d1, NULL);
+	dmn_wait_ready(&d1);
+	fresh_status(&d1);
+	ck_assert_int_eq(stat(sock, &before), 0);
+
+	/* The second: its own runtime dir and notify socket, the same control_socket. */
+	dmn_init(&d2);
+	dmn_write_config(&d2, conf);
+	dmn_start(&d2, NULL);
+	dmn_expect_exit(&d2, 1, CALL_MS);
+	snprintf(expect, sizeof(expect), "another daemon answers on %s; not starting", sock);
+	ck_assert_msg(d2.err && strstr(d2.err, expect), "%s", dmn_describe(&d2));
+	ck_assert_msg(d2.n_notices == 0, "the refused daemon notified: %s", dmn_describe(&d2));
+	dmn_free(&d2);
+
+	/* The first still answers there, on the very same socket. */
+	fresh_status(&d1);
+	ck_assert_int_eq(stat(sock, &after), 0);
+	ck_assert_msg(before.st_ino == after.st_ino, "the socket was replaced");
+	assert_same_workers(&d1);
+	dmn_stop(&d1);
+	dmn_assert_aftermath();
+
+	/* A stale socket (bound, its owner gone) is replaced. */
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+	dmn_init(&d2);
+	memcpy(d2.sock_path, sock, sizeof(sock));
+	dmn_write_config(&d2, conf);
+	dmn_start(&d2, NULL);
+	dmn_wait_ready(&d2);
+	fresh_status(&d2);
+	dmn_stop(&d2);
+	dmn_assert_aftermath();
+	dmn_free(&d2);
+
+	/* Something that is not a socket is nobody's to remove. */
+	ck_assert_int_eq(tu_write_file(sock, "mine\n"), 0);
+	dmn_init(&d2);
+	dmn_write_config(&d2, conf);
+	dmn_start(&d2, NULL);
+	dmn_expect_exit(&d2, 1, CALL_MS);
+	snprintf(expect, sizeof(expect), "%s exists and is not a socket", sock);
+	ck_assert_msg(d2.err && strstr(d2.err, expect), "%s", dmn_describe(&d2));
+	dmn_free(&d2);
+	{
+		char *text = tu_read_file(sock);
+
+		ck_assert_msg(text && strcmp(text, "mine\n") == 0, "the file was touched");
+		free(text);
+	}
+	dmn_assert_aftermath();
+	dmn_free(&d1);
+}
+END_TEST
+
 static Suite *control_suite(void)
 {
 	Suite *s = suite_create("control");
@@ -1770,6 +1862,12 @@ static Suite *control_suite(void)
 	tcase_add_test(tc, test_many_clients);
 	tcase_add_test(tc, test_refused_client_does_not_spin);
 	tcase_add_test(tc, test_half_closed_client_gets_replies);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("bounds");
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
+	tcase_set_timeout(tc, 240);
+	tcase_add_test(tc, test_second_daemon_same_socket);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("auth");
