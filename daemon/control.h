@@ -12,12 +12,9 @@
 #include "daemon/master.h"
 
 #define CONTROL_REQUEST_MAX (64u * 1024u)     /* one request line */
-#define CONTROL_OUTPUT_MAX (4u * 1024u * 1024u) /* unread replies buffered for one client */
-#define CONTROL_REPLY_MAX (32u * 1024u * 1024u) /* one reply (jobs --limit 100000) */
-#define CONTROL_CLIENTS_MAX 256
-#define CONTROL_DEADLINE (30 * USEC_PER_SEC)  /* half a request, or unread replies */
 #define CONTROL_JOBS_LIMIT_MAX 100000
 #define CONTROL_SUBMIT_MAX 100000 /* jobs in one submit */
+/* The limits on clients (slots, buffers, deadlines) are at the top of control.c. */
 
 struct control;
 struct json_object;
