@@ -138,6 +138,7 @@ struct control {
 	usec_t idle_timeout, request_timeout, write_timeout;
 	usec_t refused_logged_at;
 	unsigned refused; /* connections refused since then */
+	bool accept_failing; /* out of descriptors: accepts retried on a timer */
 };
 
 static bool process_lines(struct client *cl);
@@ -1594,8 +1595,11 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (cfd < 0) {
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			/* Out of descriptors: stop accepting for a moment, on a timer. */
-			log_warning_errno(-errno, "control: cannot accept");
+			/* Out of descriptors: accept again on a timer; say it once. */
+			if (!c->accept_failing)
+				log_warning_errno(-errno, "control: cannot accept (retrying every "
+							  "100ms)");
+			c->accept_failing = true;
 			sd_event_source_set_enabled(c->listen, SD_EVENT_OFF);
 			if (!c->retry)
 				sd_event_add_time(sd_event_source_get_event(s), &c->retry,
@@ -1607,6 +1611,10 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 			}
 		}
 		return 0;
+	}
+	if (c->accept_failing) {
+		log_notice("control: accepting connections again");
+		c->accept_failing = false;
 	}
 	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
 		close(cfd);

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -156,6 +157,20 @@ static long ticks_in(struct daemon *d, int window_ms)
 	while (tu_ms_left(end) > 0)
 		dmn_pump(d, tu_ms_left(end));
 	return cpu_ticks(d->pid) - ticks;
+}
+
+/* Raises this process's soft RLIMIT_NOFILE to at least n (as far as the hard limit allows). */
+static void raise_nofile(rlim_t n)
+{
+	struct rlimit rl;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur >= n)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= n ? n : rl.rlim_max;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert_msg(rl.rlim_cur >= n, "RLIMIT_NOFILE: %llu, %llu needed",
+		      (unsigned long long)rl.rlim_cur, (unsigned long long)n);
 }
 
 /* ---- client connections ---- */
@@ -1232,7 +1247,7 @@ END_TEST
 
 START_TEST(test_many_clients)
 {
-	enum { CLIENTS = 500 };
+	enum { CLIENTS = 1000 };
 	static const char req[] = "{\"command\":\"status\"}\n";
 	static struct conn cs[CLIENTS];
 	static struct pollfd pfd[CLIENTS];
@@ -1243,6 +1258,7 @@ START_TEST(test_many_clients)
 	int base, accepted = 0, refused = 0;
 	int64_t deadline;
 
+	raise_nofile(CLIENTS + 100);
 	start(&d, SMALL_CONF);
 	conn_open(&d, &c);
 	prompt_status(&d, &c);
@@ -1318,6 +1334,65 @@ START_TEST(test_many_clients)
 	conn_open(&d, &c);
 	prompt_status(&d, &c);
 	conn_close(&c);
+	expect_fds(&d, base);
+	assert_same_workers(&d);
+	stop_and_free(&d);
+}
+END_TEST
+
+/* Count of `what` in text. */
+static int count_in(const char *text, const char *what)
+{
+	int n = 0;
+
+	for (const char *p = text; p && (p = strstr(p, what)); p += strlen(what))
+		n++;
+	return n;
+}
+
+/*
+ * The daemon out of descriptors (its soft RLIMIT_NOFILE lowered from outside): accept fails
+ * with EMFILE. It says so once, does not spin, serves the clients it has, and takes the
+ * waiting connections once descriptors are free again.
+ */
+START_TEST(test_out_of_descriptors)
+{
+	enum { SPARE = 4, CLIENTS = 60 };
+	static struct conn cs[CLIENTS];
+	struct rlimit old, low;
+	struct daemon d;
+	struct conn keep;
+	long ticks;
+	int base;
+
+	start(&d, SMALL_CONF);
+	fresh_status(&d);
+	base = dmn_settled_fds(&d);
+	conn_open(&d, &keep);
+	prompt_status(&d, &keep);
+
+	ck_assert_int_eq(prlimit(d.pid, RLIMIT_NOFILE, NULL, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)base + 1 + SPARE;
+	ck_assert_int_eq(prlimit(d.pid, RLIMIT_NOFILE, &low, NULL), 0);
+	/* They all get in the listen backlog (128); the daemon can take SPARE of them. */
+	for (int i = 0; i < CLIENTS; i++)
+		conn_open(&d, &cs[i]);
+	dmn_expect_stderr(&d, "cannot accept", CALL_MS);
+	ticks = ticks_in(&d, 1000); /* a retry every 100 ms is cheap; a spin is not */
+	ck_assert_msg(ticks < 20, "%ld ticks in 1 s out of descriptors", ticks);
+	prompt_status(&d, &keep);
+	ck_assert_msg(count_in(d.err, "cannot accept") == 1, "said more than once; %s",
+		      dmn_describe(&d));
+
+	/* Descriptors back: every waiting connection is taken and answered. */
+	ck_assert_int_eq(prlimit(d.pid, RLIMIT_NOFILE, &old, NULL), 0);
+	for (int i = 0; i < CLIENTS; i++)
+		prompt_status(&d, &cs[i]);
+	dmn_expect_stderr(&d, "accepting connections again", CALL_MS);
+	for (int i = 0; i < CLIENTS; i++)
+		conn_close(&cs[i]);
+	conn_close(&keep);
 	expect_fds(&d, base);
 	assert_same_workers(&d);
 	stop_and_free(&d);
@@ -2427,6 +2502,7 @@ static Suite *control_suite(void)
 	tcase_add_test(tc, test_slow_client);
 	tcase_add_test(tc, test_client_never_reads);
 	tcase_add_test(tc, test_many_clients);
+	tcase_add_test(tc, test_out_of_descriptors);
 	tcase_add_test(tc, test_refused_client_does_not_spin);
 	tcase_add_test(tc, test_half_closed_client_gets_replies);
 	suite_add_tcase(s, tc);
