@@ -2,15 +2,27 @@
 /*
  * The control socket (see control.h and docs/control-protocol.md).
  *
- * Each client has an input buffer (at most CONTROL_REQUEST_MAX bytes of a line), an output
- * buffer (at most CONTROL_OUTPUT_MAX) and a deadline timer armed only while it owes us the
- * rest of a request or we owe it replies it is not reading. Reads and writes are
- * non-blocking; a client past a limit is answered (when that is possible) and closed. Every
- * request is parsed with json-c, checked for its shape, and answered with one line; nothing a
- * client sends can make the master block, allocate without bound, or exit.
+ * Every client is bounded whatever it asks (DESIGN §11):
+ * - memory: its input buffer holds at most one request line (CONTROL_REQUEST_MAX) plus what
+ *   is pipelined behind a reply in progress, its output buffer about CONTROL_OUTPUT_MAX; both
+ *   are allocated when bytes come and freed when they are used up, so an idle client holds
+ *   none. A reply that can be long (`jobs`, `submit`'s ids and names, `wait`) is never built
+ *   whole: a stream writes the JSON text of that one object piece by piece from a cursor (the
+ *   next job id), a slice at a time while the output has room, at a priority below everything
+ *   else on the loop. While a reply is in progress or the output is full, later requests wait
+ *   (replies stay in order).
+ * - time: one timer per client runs the deadline that applies: idle (connected, nothing
+ *   asked, nothing owed), request (its first byte to its '\n': a trickler is cut) and write
+ *   (we owe replies and it reads none). A client with a pending `wait` has no idle deadline.
+ * - slots: CONTROL_CLIENTS_MAX in all, of which CONTROL_ROOT_RESERVED only root (or our own
+ *   uid) may take, and CONTROL_UID_MAX for any other one uid: nobody locks the operator out.
+ * Reads and writes are non-blocking; a client past a limit is answered (when that is possible)
+ * and closed. Every request is parsed with json-c, checked for its shape, and answered with
+ * one line; nothing a client sends can make the master block, allocate without bound, or exit.
  *
  * Owner of everything here: the control object; it is freed before the master.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -19,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -27,12 +40,65 @@
 #include "common/builtins.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "common/units.h"
 #include "config/config.h"
 #include "daemon/control.h"
 #include "daemon/ledger.h"
 
+#define CONTROL_CLIENTS_MAX 256 /* connections at once */
+#define CONTROL_ROOT_RESERVED 8 /* of those, the last ones: root and our own uid only */
+#define CONTROL_UID_MAX (CONTROL_CLIENTS_MAX / 2) /* connections of any other one uid */
+#define CONTROL_OUTPUT_MAX (64u * 1024u) /* replies produced ahead of the client's reading */
+#define CONTROL_STREAM_SLICE (16u * 1024u) /* of a long reply per turn: streams take turns */
+#define CONTROL_STREAM_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10) /* below all else on the loop */
+#define CONTROL_IDLE_TIMEOUT (30 * USEC_PER_SEC) /* connected, nothing asked, nothing owed */
+#define CONTROL_REQUEST_TIMEOUT (5 * USEC_PER_SEC) /* a request's first byte to its '\n' */
+#define CONTROL_WRITE_TIMEOUT (10 * USEC_PER_SEC) /* replies owed, and not a byte read */
+#define CONTROL_TIMER_ACCURACY (50 * USEC_PER_MSEC)
+#define CONTROL_DEADLINES_ENV "BULKHEAD_CONTROL_DEADLINES" /* test/debug: "idle=1s write=2s" */
+#define REFUSED_LOG_EVERY (10 * USEC_PER_SEC) /* "too many clients" is logged this often */
+#define BUFFER_MIN 1024 /* first allocation of an input or output buffer */
 #define ACCEPT_RETRY (100 * USEC_PER_MSEC) /* after EMFILE/ENFILE */
 #define WAIT_LIST_MAX 1000 /* jobs listed in a wait reply (beyond: the unexpected ones only) */
+
+/*
+ * A pending `wait`: the jobs of the request's ids, or of a group with ids below `end` (its
+ * jobs at the time of the request, kept as a range, never as a list). Ended jobs never start
+ * again and the ledger is pinned while a wait exists, so one cursor (`pos`) finds when all
+ * have ended in O(n) in all.
+ */
+struct wait {
+	uint64_t *ids; /* by ids: as the request listed them */
+	size_t n_ids;
+	int group; /* by group: its index; -1: by ids */
+	uint64_t end;
+	uint64_t pos; /* members before it have ended: an index into ids, or a job id */
+	uint64_t ended; /* how many (once all have: the total) */
+	bool all_expected; /* of those */
+	bool done; /* all ended: its reply is being streamed */
+	json_object *echo; /* the request's "id", if any */
+};
+
+enum stream_kind { STREAM_JOBS, STREAM_SUBMIT, STREAM_WAIT };
+
+/*
+ * One reply written as the client reads it: `head` (up to the first list's '['), the items of
+ * one list (two for submit: ids, then names), then ']', `extra` members, the echoed "id" and
+ * '}'. The text is what json-c would print for the whole object (JSON_C_TO_STRING_PLAIN), so
+ * clients cannot tell.
+ */
+struct stream {
+	enum stream_kind kind;
+	unsigned part; /* 0: head, 1: first list, 2: second list, 3: the end */
+	uint64_t first, next, end; /* jobs, submit: ids [first, end), `next` the cursor */
+	uint64_t listed, max; /* items in the current list; jobs: at most `max` */
+	int want_state, want_group; /* jobs: the filters, -1 for none */
+	uint32_t instance; /* submit: the instance number of id `first` */
+	char name[CONFIG_NAME_MAX + 1]; /* submit: the group's name */
+	char head[96];
+	char extra[96];
+	json_object *echo; /* the request's "id", if any */
+};
 
 struct client {
 	struct control *c;
@@ -42,18 +108,17 @@ struct client {
 	sd_event_source *timer;
 	uid_t uid;
 	pid_t pid;
-	char *in;
-	size_t in_len;
-	char *out;
+	char *in; /* allocated when bytes come, freed once they are used */
+	size_t in_len, in_size;
+	char *out; /* replies not written yet; likewise */
 	size_t out_len, out_size;
+	struct stream *stream; /* a reply in progress */
+	struct wait *wait; /* a pending wait (and, once done, the source of its reply) */
+	const char *refusal; /* to be said, and the client closed, once no reply is in progress */
+	usec_t idle_since, request_since, write_since; /* 0: that deadline does not run */
 	bool closing; /* close once the output is flushed */
 	bool eof; /* it sent all it will: close once nothing more is owed to it */
-	/* A pending `wait`: its reply goes out once every one of these jobs has ended; the
-	 * client's later requests wait behind it (replies stay in order). */
-	uint64_t *wait_ids;
-	size_t n_wait;
-	size_t n_wait_ended; /* wait_ids[0 .. n_wait_ended) have ended (ids only move forward) */
-	json_object *wait_echo; /* the request's "id", if any */
+	bool background; /* its io source is at CONTROL_STREAM_PRIORITY */
 };
 
 struct control {
@@ -62,15 +127,30 @@ struct control {
 	int fd;
 	gid_t gid;
 	bool have_gid;
+	uid_t euid;
 	sd_event_source *listen;
 	sd_event_source *retry;
 	struct client *clients;
 	unsigned n_clients;
+	struct client *serving; /* the client whose request is being handled */
 	sd_event_source *wait_check; /* deferred: re-check pending waits once per loop pass */
 	unsigned n_waiting;          /* clients with a pending wait */
+	usec_t idle_timeout, request_timeout, write_timeout;
+	usec_t refused_logged_at;
+	unsigned refused; /* connections refused since then */
+	bool accept_failing; /* out of descriptors: accepts retried on a timer */
 };
 
 static bool process_lines(struct client *cl);
+static void wait_free(struct client *cl);
+
+static void stream_free(struct stream *s)
+{
+	if (!s)
+		return;
+	json_object_put(s->echo);
+	free(s);
+}
 
 static void client_free(struct client *cl)
 {
@@ -86,128 +166,63 @@ static void client_free(struct client *cl)
 	close(cl->fd);
 	free(cl->in);
 	free(cl->out);
-	if (cl->wait_ids) {
-		cl->c->n_waiting--;
-		ledger_pin(master_ledger(cl->c->m), false);
-		master_collect_soon(cl->c->m);
-	}
-	free(cl->wait_ids);
-	json_object_put(cl->wait_echo);
+	stream_free(cl->stream);
+	wait_free(cl);
 	free(cl);
 }
 
-static int on_client_deadline(sd_event_source *s, uint64_t usec, void *userdata)
+/* Room for `need` bytes in *buf (of *size), doubling from BUFFER_MIN up to `max` (0: none). */
+static int buf_reserve(char **buf, size_t *size, size_t need, size_t max)
 {
-	struct client *cl = userdata;
+	size_t n = *size ? *size : BUFFER_MIN;
+	char *p;
 
-	log_info("control: client pid %d: no progress in %llus: closed", (int)cl->pid,
-		 (unsigned long long)(CONTROL_DEADLINE / USEC_PER_SEC));
-	client_free(cl);
+	if (need <= *size)
+		return 0;
+	while (n < need)
+		n *= 2;
+	if (max && n > max && need <= max)
+		n = max;
+	p = realloc(*buf, n);
+	if (!p)
+		return -ENOMEM;
+	*buf = p;
+	*size = n;
 	return 0;
 }
 
-/* The deadline runs only while the client owes us a request's rest or our replies' reading. */
-static void client_rearm(struct client *cl)
+static void buf_drop(char **buf, size_t *size)
 {
-	/* Requests held behind a pending wait are ours to hold, not a half-sent request. */
-	bool owing = (cl->in_len > 0 && !cl->wait_ids) || cl->out_len > 0;
+	free(*buf);
+	*buf = NULL;
+	*size = 0;
+}
 
-	if (!owing) {
-		if (cl->timer)
-			sd_event_source_set_enabled(cl->timer, SD_EVENT_OFF);
-		return;
+/* Queues text for the client. False if the client had to go (out of memory). */
+static bool client_append(struct client *cl, const char *text, size_t len)
+{
+	if (buf_reserve(&cl->out, &cl->out_size, cl->out_len + len, 0) < 0) {
+		log_warning("control: out of memory for client pid %d: closed", (int)cl->pid);
+		client_free(cl);
+		return false;
 	}
-	if (!cl->timer) {
-		sd_event_add_time(sd_event_source_get_event(cl->io), &cl->timer, CLOCK_MONOTONIC,
-				  now_usec() + CONTROL_DEADLINE, USEC_PER_SEC, on_client_deadline,
-				  cl);
-		return;
-	}
-	sd_event_source_set_time(cl->timer, now_usec() + CONTROL_DEADLINE);
-	sd_event_source_set_enabled(cl->timer, SD_EVENT_ONESHOT);
+	memcpy(cl->out + cl->out_len, text, len);
+	cl->out_len += len;
+	return true;
 }
 
 /*
- * EPOLLOUT while replies wait to be written; EPOLLIN unless we will not read (closing, at EOF,
- * or the input full behind a pending wait): level-triggered input we do not read would spin
- * the loop.
+ * Queues one reply line (takes the reference to o). False if the client had to go. The
+ * output may pass CONTROL_OUTPUT_MAX by this one reply: no later request is read from the
+ * input until the client has read it below that again.
  */
-static void client_set_events(struct client *cl)
-{
-	uint32_t ev = cl->out_len ? EPOLLOUT : 0;
-
-	if (!cl->closing && !cl->eof && !(cl->wait_ids && cl->in_len > CONTROL_REQUEST_MAX))
-		ev |= EPOLLIN;
-	sd_event_source_set_io_events(cl->io, ev);
-}
-
-/* Writes what it can. Returns false if the client is gone (freed). */
-static bool client_flush(struct client *cl)
-{
-	while (cl->out_len > 0) {
-		ssize_t n = send(cl->fd, cl->out, cl->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n <= 0) {
-			client_free(cl);
-			return false;
-		}
-		memmove(cl->out, cl->out + n, cl->out_len - (size_t)n);
-		cl->out_len -= (size_t)n;
-		client_rearm(cl); /* progress */
-	}
-	if (cl->out_len == 0 && (cl->closing || (cl->eof && !cl->wait_ids))) {
-		client_free(cl);
-		return false;
-	}
-	client_set_events(cl);
-	client_rearm(cl);
-	return true;
-}
-
-/* Queues one reply line (takes the reference to o). False if the client had to go. */
 static bool client_reply(struct client *cl, json_object *o)
 {
-	size_t len;
 	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	bool ok = client_append(cl, text, strlen(text)) && client_append(cl, "\n", 1);
 
-	len = strlen(text);
-	/*
-	 * The cap is on replies left unread: one reply may be larger (a long `jobs` list) as
-	 * long as nothing else is waiting for the client; a client that does not read still
-	 * stops at the cap.
-	 */
-	if ((cl->out_len > 0 && cl->out_len + len + 1 > CONTROL_OUTPUT_MAX) ||
-	    len + 1 > CONTROL_REPLY_MAX) {
-		log_warning("control: client pid %d does not read its replies: closed",
-			    (int)cl->pid);
-		json_object_put(o);
-		client_free(cl);
-		return false;
-	}
-	if (cl->out_len + len + 1 > cl->out_size) {
-		size_t size = cl->out_size ? cl->out_size : 4096;
-		char *p;
-
-		while (size < cl->out_len + len + 1)
-			size *= 2;
-		p = realloc(cl->out, size);
-		if (!p) {
-			json_object_put(o);
-			client_free(cl);
-			return false;
-		}
-		cl->out = p;
-		cl->out_size = size;
-	}
-	memcpy(cl->out + cl->out_len, text, len);
-	cl->out[cl->out_len + len] = '\n';
-	cl->out_len += len + 1;
 	json_object_put(o);
-	return true;
+	return ok;
 }
 
 static json_object *error_reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -403,13 +418,39 @@ static json_object *job_object(struct master *m, struct job *j)
 	return o;
 }
 
+static bool job_matches(const struct job *j, int want_state, int want_group)
+{
+	return (want_state < 0 || visible_state(j) == (enum job_state)want_state) &&
+	       (want_group < 0 || j->group == (unsigned)want_group);
+}
+
+/* A stream of `kind` for the client being served; NULL when out of memory. */
+static struct stream *stream_new(struct control *c, enum stream_kind kind)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+
+	assert(c->serving && !c->serving->stream && !c->serving->wait);
+	if (!s)
+		return NULL;
+	s->kind = kind;
+	c->serving->stream = s;
+	return s;
+}
+
+/*
+ * Streamed (struct stream): when its turn comes, "total_matching" is counted, then the list is
+ * written as the client reads it: in id order up to the last id there was at the request,
+ * each job as it is then and only if it still matches, at most min(limit, total_matching).
+ * Returns NULL when the stream is set up, or an error reply.
+ */
 static json_object *cmd_jobs(struct control *c, json_object *req)
 {
 	struct ledger *l = master_ledger(c->m);
 	const char *state = NULL, *group = NULL;
-	int64_t limit = 1000, matching = 0;
+	int64_t limit = 1000;
 	int want_state = -1, want_group = -1;
-	json_object *o, *a, *v;
+	struct stream *s;
+	json_object *v;
 
 	if (get_string(req, "state", &state) < 0 || get_string(req, "group", &group) < 0)
 		return error_reply("state and group must be strings");
@@ -424,22 +465,32 @@ static json_object *cmd_jobs(struct control *c, json_object *req)
 		if (limit < 1 || limit > CONTROL_JOBS_LIMIT_MAX)
 			return error_reply("limit must be 1..%d", CONTROL_JOBS_LIMIT_MAX);
 	}
-	o = ok_reply();
-	a = json_object_new_array();
-	for (uint64_t id = 1; id <= ledger_n_jobs(l); id++) {
+	s = stream_new(c, STREAM_JOBS);
+	if (!s)
+		return error_reply("out of memory");
+	s->first = s->next = 1;
+	s->end = ledger_n_jobs(l) + 1;
+	s->max = (uint64_t)limit;
+	s->want_state = want_state;
+	s->want_group = want_group;
+	return NULL;
+}
+
+/* The head of a jobs reply, with the count of the jobs that match now; the limit cut to it. */
+static void jobs_head(struct ledger *l, struct stream *s)
+{
+	uint64_t matching = 0;
+
+	for (uint64_t id = 1; id < s->end; id++) {
 		struct job *j = ledger_job(l, id);
 
-		if (!j) /* forgotten (keep_ended) */
-			continue;
-		if ((want_state >= 0 && visible_state(j) != (enum job_state)want_state) ||
-		    (want_group >= 0 && j->group != (unsigned)want_group))
-			continue;
-		if (matching++ < limit)
-			json_object_array_add(a, job_object(c->m, j));
+		if (j && job_matches(j, s->want_state, s->want_group)) /* NULL: forgotten */
+			matching++;
 	}
-	add_int(o, "total_matching", matching);
-	json_object_object_add(o, "jobs", a);
-	return o;
+	if (matching < s->max)
+		s->max = matching;
+	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"total_matching\":%llu,\"jobs\":[",
+		 (unsigned long long)matching);
 }
 
 static json_object *cmd_reload(struct control *c, json_object *req)
@@ -557,21 +608,29 @@ static int merge_args(const char *base, json_object *req, char *buf, size_t size
 	return 0;
 }
 
-static json_object *submitted_reply(struct master *m, uint64_t first, size_t count)
+/*
+ * {"ok":true,"ids":[...],"jobs":[...]} for jobs first .. first + count - 1, streamed (up to
+ * 100000 ids and names). One submit adds one group's instances in a row, so the names are
+ * the group's name and consecutive instance numbers, known now: the stream needs neither the
+ * jobs nor the group later, when they may have been forgotten. Returns NULL (streamed) or an
+ * error reply.
+ */
+static json_object *submitted_reply(struct control *c, uint64_t first, unsigned count)
 {
-	struct ledger *l = master_ledger(m);
-	json_object *o = ok_reply(), *ids = json_object_new_array(),
-		    *names = json_object_new_array();
-	char name[64];
+	struct ledger *l = master_ledger(c->m);
+	const struct job *j = ledger_job(l, first);
+	struct stream *s;
 
-	for (uint64_t id = first; id < first + count; id++) {
-		json_object_array_add(ids, json_object_new_int64((int64_t)id));
-		json_object_array_add(names, json_object_new_string(ledger_job_name(
-						     l, ledger_job(l, id), name, sizeof(name))));
-	}
-	json_object_object_add(o, "ids", ids);
-	json_object_object_add(o, "jobs", names);
-	return o;
+	assert(j && ledger_job(l, first + count - 1));
+	s = stream_new(c, STREAM_SUBMIT);
+	if (!s)
+		return error_reply("out of memory (the jobs were submitted)");
+	s->first = s->next = first;
+	s->end = first + count;
+	s->instance = j->instance;
+	snprintf(s->name, sizeof(s->name), "%s", ledger_group(l, j->group)->name);
+	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"ids\":[");
+	return NULL;
 }
 
 /*
@@ -680,7 +739,7 @@ static json_object *cmd_submit(struct control *c, json_object *req)
 			else
 				r = master_add_jobs(m, (unsigned)gi, (unsigned)count, &first);
 			o = r < 0 ? error_reply("cannot submit: %s", strerror(-r))
-				  : submitted_reply(m, first, n_inputs ? n_inputs : (size_t)count);
+				  : submitted_reply(c, first, (unsigned)(n_inputs ? n_inputs : (size_t)count));
 			goto out;
 		}
 	} else {
@@ -731,7 +790,7 @@ static json_object *cmd_submit(struct control *c, json_object *req)
 	r = master_add_variant(m, &gc, group ? gc.name : gc.run + 8, (unsigned)count,
 			       (char *const *)inputs, n_inputs, &first);
 	o = r < 0 ? error_reply("cannot submit: %s", strerror(-r))
-		  : submitted_reply(m, first, n_inputs ? n_inputs : (size_t)count);
+		  : submitted_reply(c, first, (unsigned)(n_inputs ? n_inputs : (size_t)count));
 out:
 	free(inputs);
 	return o;
@@ -811,61 +870,100 @@ static json_object *cmd_cancel(struct control *c, json_object *req)
 	return o;
 }
 
-/*
- * The reply of a finished wait. Up to WAIT_LIST_MAX jobs it lists every one; beyond, only
- * those that did not end as their group expects (at most WAIT_LIST_MAX of them), with
- * "total" and "truncated": a wait for a group of a million jobs must not make the master
- * build a million JSON objects.
- */
-static json_object *wait_reply(struct control *c, const uint64_t *ids, size_t n)
+/* ---- wait ---- */
+
+/* The next member of w at or after *pos (which moves past it), or NULL after the last. */
+static struct job *wait_next(struct ledger *l, const struct wait *w, uint64_t *pos)
 {
-	struct ledger *l = master_ledger(c->m);
-	json_object *o = ok_reply(), *a = json_object_new_array();
-	bool all = true, truncated = n > WAIT_LIST_MAX;
-	size_t listed = 0;
+	if (w->group < 0) {
+		while (*pos < w->n_ids) {
+			struct job *j = ledger_job(l, w->ids[(*pos)++]);
 
-	for (size_t i = 0; i < n; i++) {
-		struct job *j = ledger_job(l, ids[i]);
-		bool met = j->state == ledger_group(l, j->group)->expect;
-		json_object *e;
-		char name[64], cause[64];
-
-		all &= met;
-		if (truncated && (met || listed == WAIT_LIST_MAX))
-			continue;
-		listed++;
-		e = json_object_new_object();
-
-		add_int(e, "id", (int64_t)j->id);
-		json_object_object_add(e, "name", json_object_new_string(
-							  ledger_job_name(l, j, name, sizeof(name))));
-		json_object_object_add(e, "state",
-				       json_object_new_string(job_state_to_string(j->state)));
-		json_object_object_add(e, "cause", json_object_new_string(ledger_cause_string(
-							   j, cause, sizeof(cause))));
-		json_object_object_add(e, "expected", json_object_new_boolean(met));
-		json_object_array_add(a, e);
+			if (j) /* always: the ledger is pinned */
+				return j;
+		}
+		return NULL;
 	}
-	json_object_object_add(o, "all_expected", json_object_new_boolean(all));
-	json_object_object_add(o, "jobs", a);
-	add_int(o, "total", (int64_t)n);
-	json_object_object_add(o, "truncated", json_object_new_boolean(truncated));
-	return o;
+	while (*pos < w->end) {
+		struct job *j = ledger_job(l, (*pos)++);
+
+		if (j && j->group == (unsigned)w->group) /* forgotten ones had ended before */
+			return j;
+	}
+	return NULL;
+}
+
+static bool job_met(struct ledger *l, const struct job *j)
+{
+	return j->state == ledger_group(l, j->group)->expect;
 }
 
 /*
- * Ended jobs never start again, so the scan resumes where the last one stopped: a wait for n
- * jobs costs O(n) in all, not O(n) per job that ends.
+ * Moves w's cursor over the members that have ended; true once all have. Ended jobs never
+ * start again, so a wait for n jobs costs O(n) in all, not O(n) per job that ends.
  */
-static bool wait_finished(struct control *c, struct client *cl)
+static bool wait_finished(struct ledger *l, struct wait *w)
 {
-	struct ledger *l = master_ledger(c->m);
+	for (;;) {
+		uint64_t pos = w->pos;
+		struct job *j = wait_next(l, w, &pos);
 
-	while (cl->n_wait_ended < cl->n_wait &&
-	       job_state_is_final(ledger_job(l, cl->wait_ids[cl->n_wait_ended])->state))
-		cl->n_wait_ended++;
-	return cl->n_wait_ended == cl->n_wait;
+		if (!j)
+			return true;
+		if (!job_state_is_final(j->state))
+			return false;
+		w->pos = pos;
+		w->ended++;
+		w->all_expected &= job_met(l, j);
+	}
 }
+
+static void wait_free(struct client *cl)
+{
+	struct wait *w = cl->wait;
+
+	if (!w)
+		return;
+	if (!w->done)
+		cl->c->n_waiting--;
+	ledger_pin(master_ledger(cl->c->m), false);
+	master_collect_soon(cl->c->m);
+	free(w->ids);
+	json_object_put(w->echo);
+	free(w);
+	cl->wait = NULL;
+}
+
+/*
+ * Starts the reply of cl's finished wait, streamed: up to WAIT_LIST_MAX jobs it lists every
+ * one; beyond, only those that did not end as their group expects (at most WAIT_LIST_MAX of
+ * them), with "total" and "truncated": a wait for a group of a million jobs must not make the
+ * master build a million JSON objects. The jobs stay pinned until the reply is out. False if
+ * the client had to go.
+ */
+static bool wait_reply(struct client *cl)
+{
+	struct wait *w = cl->wait;
+	struct stream *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		log_warning("control: out of memory for client pid %d: closed", (int)cl->pid);
+		client_free(cl);
+		return false;
+	}
+	s->kind = STREAM_WAIT;
+	s->next = w->group < 0 ? 0 : 1;
+	s->echo = w->echo;
+	w->echo = NULL;
+	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"all_expected\":%s,\"jobs\":[",
+		 w->all_expected ? "true" : "false");
+	snprintf(s->extra, sizeof(s->extra), ",\"total\":%llu,\"truncated\":%s",
+		 (unsigned long long)w->ended, w->ended > WAIT_LIST_MAX ? "true" : "false");
+	cl->stream = s;
+	return true;
+}
+
+static void client_pump(struct client *cl, bool turn);
 
 /* Answers every wait whose jobs have all ended; those clients go on with their requests. */
 static int on_wait_check(sd_event_source *s, void *userdata)
@@ -874,23 +972,13 @@ static int on_wait_check(sd_event_source *s, void *userdata)
 	struct client *cl = c->clients, *next;
 
 	for (; cl; cl = next) {
-		json_object *reply;
-
 		next = cl->next;
-		if (!cl->wait_ids || !wait_finished(c, cl))
+		if (!cl->wait || cl->wait->done || !wait_finished(master_ledger(c->m), cl->wait))
 			continue;
-		reply = wait_reply(c, cl->wait_ids, cl->n_wait);
-		if (cl->wait_echo)
-			json_object_object_add(reply, "id", json_object_get(cl->wait_echo));
-		free(cl->wait_ids);
-		cl->wait_ids = NULL;
+		cl->wait->done = true;
 		c->n_waiting--;
-		ledger_pin(master_ledger(c->m), false);
-		master_collect_soon(c->m);
-		json_object_put(cl->wait_echo);
-		cl->wait_echo = NULL;
-		if (client_reply(cl, reply) && process_lines(cl))
-			client_flush(cl);
+		if (wait_reply(cl))
+			client_pump(cl, false);
 	}
 	return 0;
 }
@@ -910,39 +998,154 @@ static json_object *start_wait(struct client *cl, json_object *req)
 	struct control *c = cl->c;
 	struct ledger *l = master_ledger(c->m);
 	const char *group = NULL;
+	struct wait *w;
 	json_object *err, *echo;
 
 	if (get_string(req, "group", &group) < 0)
 		return error_reply("group must be a string");
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return error_reply("out of memory");
+	w->all_expected = true;
+	w->group = -1;
 	if (group) {
 		int g = ledger_find_group(l, group);
-		size_t n = 0;
 
-		if (g < 0)
+		if (g < 0) {
+			free(w);
 			return error_reply("no job group '%s'", group);
-		cl->wait_ids = calloc(ledger_group_counts(l, (unsigned)g)->total + 1,
-				      sizeof(uint64_t));
-		if (!cl->wait_ids)
-			return error_reply("out of memory");
-		for (uint64_t id = 1; id <= ledger_n_jobs(l); id++) {
-			struct job *j = ledger_job(l, id);
-
-			if (j && j->group == (unsigned)g) /* forgotten ones have ended */
-				cl->wait_ids[n++] = id;
 		}
-		cl->n_wait = n;
+		/* The group's jobs now: those with ids below the next one. */
+		w->group = g;
+		w->pos = 1;
+		w->end = ledger_n_jobs(l) + 1;
 	} else {
-		err = read_ids(l, req, &cl->wait_ids, &cl->n_wait);
-		if (err)
+		err = read_ids(l, req, &w->ids, &w->n_ids);
+		if (err) {
+			free(w);
 			return err;
+		}
 	}
-	cl->n_wait_ended = 0;
 	if (json_object_object_get_ex(req, "id", &echo))
-		cl->wait_echo = json_object_get(echo);
-	ledger_pin(l, true); /* the jobs waited for stay known until the reply */
+		w->echo = json_object_get(echo);
+	cl->wait = w;
+	ledger_pin(l, true); /* the jobs waited for stay known until the reply is out */
 	c->n_waiting++;
 	sd_event_source_set_enabled(c->wait_check, SD_EVENT_ONESHOT);
 	return NULL;
+}
+
+/* ---- streamed replies ---- */
+
+static json_object *wait_entry(struct ledger *l, struct job *j, bool met)
+{
+	json_object *e = json_object_new_object();
+	char name[64], cause[64];
+
+	add_int(e, "id", (int64_t)j->id);
+	json_object_object_add(e, "name",
+			       json_object_new_string(ledger_job_name(l, j, name, sizeof(name))));
+	json_object_object_add(e, "state", json_object_new_string(job_state_to_string(j->state)));
+	json_object_object_add(
+		e, "cause", json_object_new_string(ledger_cause_string(j, cause, sizeof(cause))));
+	json_object_object_add(e, "expected", json_object_new_boolean(met));
+	return e;
+}
+
+/* The next item of the stream's current list, or NULL after its last. */
+static json_object *stream_item(struct client *cl, struct stream *s)
+{
+	struct master *m = cl->c->m;
+	struct ledger *l = master_ledger(m);
+	char name[CONFIG_NAME_MAX + 16];
+	struct job *j;
+
+	switch (s->kind) {
+	case STREAM_JOBS:
+		while (s->listed < s->max && s->next < s->end) {
+			j = ledger_job(l, s->next++);
+			if (j && job_matches(j, s->want_state, s->want_group))
+				return job_object(m, j);
+		}
+		return NULL;
+	case STREAM_SUBMIT:
+		if (s->next >= s->end)
+			return NULL;
+		if (s->part == 1)
+			return json_object_new_int64((int64_t)s->next++);
+		snprintf(name, sizeof(name), "%s#%u", s->name,
+			 s->instance + (uint32_t)(s->next++ - s->first));
+		return json_object_new_string(name);
+	case STREAM_WAIT:
+		while (s->listed < WAIT_LIST_MAX && (j = wait_next(l, cl->wait, &s->next))) {
+			bool met = job_met(l, j);
+
+			if (cl->wait->ended > WAIT_LIST_MAX && met)
+				continue; /* truncated: the unexpected ones only */
+			return wait_entry(l, j, met);
+		}
+		return NULL;
+	}
+	return NULL;
+}
+
+/*
+ * Writes the stream's next pieces into the output: a slice of CONTROL_STREAM_SLICE (so that
+ * many long replies and everyone else's requests take turns on the loop), no further than
+ * CONTROL_OUTPUT_MAX, or to the end of the reply; then the stream (and a finished wait) are
+ * freed. False if the client had to go.
+ */
+static bool stream_fill(struct client *cl)
+{
+	struct stream *s = cl->stream;
+	size_t stop = cl->out_len + CONTROL_STREAM_SLICE;
+	const char *text;
+
+	while (cl->out_len < CONTROL_OUTPUT_MAX && cl->out_len < stop) {
+		json_object *item;
+		bool ok;
+
+		if (s->part == 0) {
+			if (s->kind == STREAM_JOBS)
+				jobs_head(master_ledger(cl->c->m), s);
+			if (!client_append(cl, s->head, strlen(s->head)))
+				return false;
+			s->part = 1;
+			continue;
+		}
+		if (s->part == 3)
+			break;
+		item = stream_item(cl, s);
+		if (item) {
+			text = json_object_to_json_string_ext(item, JSON_C_TO_STRING_PLAIN);
+			ok = (s->listed++ == 0 || client_append(cl, ",", 1)) &&
+			     client_append(cl, text, strlen(text));
+			json_object_put(item);
+			if (!ok)
+				return false;
+		} else if (s->kind == STREAM_SUBMIT && s->part == 1) {
+			if (!client_append(cl, "],\"jobs\":[", 10))
+				return false;
+			s->part = 2;
+			s->next = s->first;
+			s->listed = 0;
+		} else {
+			s->part = 3;
+		}
+	}
+	if (s->part != 3)
+		return true; /* the rest on a later turn */
+	text = s->echo ? json_object_to_json_string_ext(s->echo, JSON_C_TO_STRING_PLAIN) : NULL;
+	if (!client_append(cl, "]", 1) || !client_append(cl, s->extra, strlen(s->extra)) ||
+	    (text &&
+	     (!client_append(cl, ",\"id\":", 6) || !client_append(cl, text, strlen(text)))) ||
+	    !client_append(cl, "}\n", 2))
+		return false;
+	stream_free(s);
+	cl->stream = NULL;
+	if (cl->wait && cl->wait->done)
+		wait_free(cl);
+	return true;
 }
 
 /* "POOL" or "POOL/INDEX" -> pool index and slot (-1: all). */
@@ -1064,41 +1267,58 @@ static json_object *dispatch(struct control *c, json_object *req)
 /* One complete line. Returns false if the client had to go. */
 static bool handle_line(struct client *cl, const char *line, size_t len)
 {
+	struct control *c = cl->c;
 	json_object *req, *reply, *id = NULL;
 	const char *error = NULL;
 
 	if (control_parse_request(line, len, &req, &error) < 0)
 		return client_reply(cl, error_reply("%s", error));
+	json_object_object_get_ex(req, "id", &id);
 	if (strcmp(control_request_command(req), "wait") == 0) {
-		reply = start_wait(cl, req);
-		if (!reply) {
-			json_object_put(req);
-			return true; /* answered by on_wait_check */
-		}
+		reply = start_wait(cl, req); /* NULL: on_wait_check answers */
 	} else {
-		reply = dispatch(cl->c, req);
+		c->serving = cl;
+		reply = dispatch(c, req); /* NULL: the reply is a stream, set up on cl */
+		c->serving = NULL;
+		if (!reply && id)
+			cl->stream->echo = json_object_get(id);
 	}
-	if (json_object_object_get_ex(req, "id", &id))
+	if (reply && id)
 		json_object_object_add(reply, "id", json_object_get(id));
 	json_object_put(req);
-	return client_reply(cl, reply);
+	return !reply || client_reply(cl, reply);
 }
 
 /* ---- I/O ---- */
 
-/* Every complete line in the input, in order, unless a wait holds them back. */
+/* No request is taken from the input: a reply is in progress or owed, or the output is full. */
+static bool client_held(const struct client *cl)
+{
+	return cl->stream || cl->wait || cl->refusal || cl->out_len >= CONTROL_OUTPUT_MAX;
+}
+
+/* We read from it: not closing or at EOF, and the input has room. */
+static bool client_reading(const struct client *cl)
+{
+	return !cl->closing && !cl->eof && !cl->refusal && cl->in_len <= CONTROL_REQUEST_MAX;
+}
+
+/* Every complete line in the input, in order, while nothing holds them back. */
 static bool process_lines(struct client *cl)
 {
 	char *nl;
 
-	while (!cl->wait_ids && (nl = memchr(cl->in, '\n', cl->in_len))) {
+	while (!client_held(cl) && cl->in_len > 0 && (nl = memchr(cl->in, '\n', cl->in_len))) {
 		size_t len = (size_t)(nl - cl->in);
 
 		if (!handle_line(cl, cl->in, len))
 			return false;
 		memmove(cl->in, nl + 1, cl->in_len - len - 1);
 		cl->in_len -= len + 1;
+		cl->request_since = 0; /* the next request's deadline starts with it */
 	}
+	if (cl->in_len == 0)
+		buf_drop(&cl->in, &cl->in_size);
 	return true;
 }
 
@@ -1133,34 +1353,21 @@ static ssize_t client_recv(struct client *cl, char *buf, size_t size)
 	return n;
 }
 
+/* Says `why` and closes, once no reply is in progress; nothing more is read. */
 static void client_refuse(struct client *cl, const char *why)
 {
-	cl->closing = true;
+	cl->refusal = why;
 	cl->in_len = 0;
-	if (client_reply(cl, error_reply("%s", why)))
-		client_flush(cl);
+	buf_drop(&cl->in, &cl->in_size);
 }
 
-static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+/* Takes in what the client sent, up to a request line beyond what waits. False if it went. */
+static bool client_read(struct client *cl)
 {
-	struct client *cl = userdata;
+	static char scratch[CONTROL_REQUEST_MAX + 1]; /* so a byte costs a byte, not a buffer */
 
-	if ((revents & EPOLLOUT) && !client_flush(cl))
-		return 0;
-	if (cl->closing || cl->eof) {
-		/* Not reading any more; a hangup means nobody is left to read our replies. */
-		if (revents & (EPOLLHUP | EPOLLERR))
-			client_free(cl);
-		return 0;
-	}
-	if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-		return 0;
-	for (;;) {
-		ssize_t n;
-
-		if (cl->in_len > CONTROL_REQUEST_MAX)
-			break; /* full behind a pending wait: client_set_events stops EPOLLIN */
-		n = client_recv(cl, cl->in + cl->in_len, CONTROL_REQUEST_MAX + 1 - cl->in_len);
+	while (client_reading(cl)) {
+		ssize_t n = client_recv(cl, scratch, CONTROL_REQUEST_MAX + 1 - cl->in_len);
 
 		if (n == -EAGAIN || n == -EINTR)
 			break;
@@ -1168,26 +1375,209 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
 			log_warning("control: client pid %d uid %u passed file descriptors: refused",
 				    (int)cl->pid, (unsigned)cl->uid);
 			client_refuse(cl, "file descriptors are not accepted");
-			return 0;
+			break;
 		}
 		if (n == 0) {
 			/* A half-close (shutdown(SHUT_WR)) still gets the replies it asked for. */
 			cl->eof = true;
 			break;
 		}
-		if (n < 0) {
+		if (n < 0 || buf_reserve(&cl->in, &cl->in_size, cl->in_len + (size_t)n,
+					 CONTROL_REQUEST_MAX + 1) < 0) {
 			client_free(cl);
-			return 0;
+			return false;
 		}
+		memcpy(cl->in + cl->in_len, scratch, (size_t)n);
 		cl->in_len += (size_t)n;
-		if (!process_lines(cl))
-			return 0;
-		if (cl->in_len > CONTROL_REQUEST_MAX && !cl->wait_ids) {
-			client_refuse(cl, "request too long");
-			return 0;
-		}
 	}
-	client_flush(cl);
+	return true;
+}
+
+/* Writes what the socket takes. False if the client is gone (freed). */
+static bool client_write(struct client *cl)
+{
+	size_t done = 0;
+
+	while (done < cl->out_len) {
+		ssize_t n = send(cl->fd, cl->out + done, cl->out_len - done,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			client_free(cl);
+			return false;
+		}
+		done += (size_t)n;
+	}
+	if (done > 0) {
+		memmove(cl->out, cl->out + done, cl->out_len - done);
+		cl->out_len -= done;
+		cl->write_since = 0; /* it reads: the write deadline starts over */
+	}
+	if (cl->out_len == 0 && !cl->stream)
+		buf_drop(&cl->out, &cl->out_size);
+	return true;
+}
+
+/*
+ * Produces what the output has room for: a slice of the reply in progress if this is its
+ * turn, a refusal, then the requests waiting in the input, in order. False if the client had
+ * to go.
+ */
+static bool client_produce(struct client *cl, bool turn)
+{
+	for (;;) {
+		if (cl->stream) {
+			if (!turn)
+				return true; /* on a turn of its own, at CONTROL_STREAM_PRIORITY */
+			if (!stream_fill(cl))
+				return false;
+			if (cl->stream)
+				return true; /* the rest on a later turn, once there is room */
+			turn = false; /* one slice a turn, also across replies */
+		}
+		if (cl->refusal) {
+			json_object *o = error_reply("%s", cl->refusal);
+
+			wait_free(cl); /* a pending wait goes with the client */
+			cl->refusal = NULL;
+			cl->closing = true;
+			return client_reply(cl, o);
+		}
+		if (cl->closing)
+			return true;
+		if (!process_lines(cl))
+			return false;
+		if (cl->stream)
+			continue;
+		/* Nothing holds the input back and it has no '\n': a line longer than allowed. */
+		if (!client_held(cl) && cl->in_len > CONTROL_REQUEST_MAX) {
+			client_refuse(cl, "request too long");
+			continue;
+		}
+		return true;
+	}
+}
+
+/*
+ * Arms the deadline that applies: `write` while replies are owed (from the last time the
+ * client took some: the socket's buffer may hold what it has not read, so an empty output
+ * with a reply in progress counts too), `request` while the client owes the rest of a line
+ * (from when it started), `idle` while nothing is owed either way and no wait is pending. A
+ * pending wait alone has none: the client is waiting on us.
+ */
+static void client_rearm(struct client *cl)
+{
+	struct control *c = cl->c;
+	usec_t now = now_usec(), when = USEC_INFINITY;
+	bool owed = cl->out_len > 0 || cl->stream;
+	bool owing = cl->in_len > 0 && !client_held(cl) && !cl->closing;
+	bool idle = !owed && cl->in_len == 0 && !cl->wait && !cl->closing && !cl->eof;
+
+	cl->write_since = owed ? (cl->write_since ? cl->write_since : now) : 0;
+	cl->request_since = owing ? (cl->request_since ? cl->request_since : now) : 0;
+	cl->idle_since = idle ? (cl->idle_since ? cl->idle_since : now) : 0;
+	if (cl->write_since && cl->write_since + c->write_timeout < when)
+		when = cl->write_since + c->write_timeout;
+	if (cl->request_since && cl->request_since + c->request_timeout < when)
+		when = cl->request_since + c->request_timeout;
+	if (cl->idle_since && cl->idle_since + c->idle_timeout < when)
+		when = cl->idle_since + c->idle_timeout;
+	if (when == USEC_INFINITY) {
+		sd_event_source_set_enabled(cl->timer, SD_EVENT_OFF);
+		return;
+	}
+	sd_event_source_set_time(cl->timer, when);
+	sd_event_source_set_enabled(cl->timer, SD_EVENT_ONESHOT);
+}
+
+static int on_client_deadline(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct client *cl = userdata;
+	struct control *c = cl->c;
+	usec_t now = now_usec();
+	char took[32], line[128];
+
+	if (cl->write_since && now >= cl->write_since + c->write_timeout) {
+		log_info("control: client pid %d uid %u does not read its replies: closed (nothing "
+			 "read in %s)",
+			 (int)cl->pid, (unsigned)cl->uid,
+			 format_duration(took, sizeof(took), c->write_timeout));
+	} else if (cl->request_since && now >= cl->request_since + c->request_timeout) {
+		format_duration(took, sizeof(took), c->request_timeout);
+		log_info("control: client pid %d uid %u: request not complete within %s: closed",
+			 (int)cl->pid, (unsigned)cl->uid, took);
+		/* Nothing else is owed to it, so this line is the reply to its half request. */
+		snprintf(line, sizeof(line),
+			 "{\"ok\":false,\"error\":\"request not complete within %s\"}\n", took);
+		(void)!send(cl->fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
+	} else if (cl->idle_since && now >= cl->idle_since + c->idle_timeout) {
+		/* No line: one that nobody asked for could be taken as the reply to a request
+		 * crossing it on the way. A close between requests is the protocol's "connect
+		 * again". */
+		log_info("control: client pid %d uid %u: idle for %s: closed", (int)cl->pid,
+			 (unsigned)cl->uid, format_duration(took, sizeof(took), c->idle_timeout));
+	} else {
+		client_rearm(cl); /* woken early */
+		return 0;
+	}
+	client_free(cl);
+	return 0;
+}
+
+/* Closes a client that is done with, else sets its events and its deadline. */
+static void client_settle(struct client *cl)
+{
+	bool owed = cl->out_len > 0 || cl->stream;
+
+	if (!owed && (cl->closing || (cl->eof && !cl->wait))) {
+		client_free(cl);
+		return;
+	}
+	/*
+	 * EPOLLOUT while replies wait to be written; EPOLLIN only while we read: level-triggered
+	 * input we do not read would spin the loop. A long reply is written below everything
+	 * else on the loop (workers, accepts, other clients' requests): 100 of them do not delay
+	 * a `status`.
+	 */
+	sd_event_source_set_io_events(cl->io,
+				      (owed ? EPOLLOUT : 0) | (client_reading(cl) ? EPOLLIN : 0));
+	if (cl->background != (cl->stream != NULL)) {
+		cl->background = cl->stream != NULL;
+		sd_event_source_set_priority(cl->io, cl->background ? CONTROL_STREAM_PRIORITY
+								    : SD_EVENT_PRIORITY_NORMAL);
+	}
+	client_rearm(cl);
+}
+
+/*
+ * Writes, produces what the output then has room for (a slice of a long reply only on its
+ * own turn), writes that, and settles.
+ */
+static void client_pump(struct client *cl, bool turn)
+{
+	if (!client_write(cl) || !client_produce(cl, turn) || !client_write(cl))
+		return;
+	client_settle(cl);
+}
+
+static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct client *cl = userdata;
+	bool turn = cl->background; /* dispatched at stream priority: the stream's turn */
+
+	if (client_reading(cl) && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+		if (!client_read(cl))
+			return 0;
+	} else if (revents & (EPOLLHUP | EPOLLERR)) {
+		/* We do not read, and nobody is left to read our replies. */
+		client_free(cl);
+		return 0;
+	}
+	client_pump(cl, turn);
 	return 0;
 }
 
@@ -1234,19 +1624,75 @@ static int on_accept_retry(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/* Root and our own uid: the operator, who may take the reserved slots. */
+static bool privileged(const struct control *c, uid_t uid)
+{
+	return uid == 0 || uid == c->euid;
+}
+
+/*
+ * Whether a client of `uid` may have a slot: NULL, or why not (in buf). Every slot is taken;
+ * the last CONTROL_ROOT_RESERVED are the operator's; any other uid has at most
+ * CONTROL_UID_MAX. So no one uid, root's excepted, can lock the operator out.
+ */
+static const char *slot_refusal(struct control *c, uid_t uid, char *buf, size_t size)
+{
+	unsigned mine = 0;
+
+	if (c->n_clients >= CONTROL_CLIENTS_MAX)
+		return "too many clients";
+	if (privileged(c, uid))
+		return NULL;
+	if (c->n_clients >= CONTROL_CLIENTS_MAX - CONTROL_ROOT_RESERVED) {
+		snprintf(buf, size, "too many clients (the last %d slots are kept for root)",
+			 CONTROL_ROOT_RESERVED);
+		return buf;
+	}
+	for (struct client *cl = c->clients; cl; cl = cl->next)
+		mine += cl->uid == uid;
+	if (mine < CONTROL_UID_MAX)
+		return NULL;
+	snprintf(buf, size, "too many clients of uid %u (at most %d at once)", (unsigned)uid,
+		 CONTROL_UID_MAX);
+	return buf;
+}
+
+/* Answers a connection we do not take, and closes it. Logged at most every 10 s. */
+static void refuse_connection(struct control *c, int cfd, const struct ucred *cr, const char *why)
+{
+	char line[160];
+	usec_t now = now_usec();
+
+	snprintf(line, sizeof(line), "{\"ok\":false,\"error\":\"%s\"}\n", why);
+	(void)!send(cfd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(cfd);
+	c->refused++;
+	if (c->refused_logged_at && now < c->refused_logged_at + REFUSED_LOG_EVERY)
+		return;
+	log_warning("control: %u connection%s refused, the last from uid %u (pid %d): %s",
+		    c->refused, c->refused == 1 ? "" : "s", (unsigned)cr->uid, (int)cr->pid, why);
+	c->refused = 0;
+	c->refused_logged_at = now;
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct control *c = userdata;
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 	struct client *cl;
+	const char *why;
+	char buf[128];
 	int cfd, r;
 
 	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (cfd < 0) {
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			/* Out of descriptors: stop accepting for a moment, on a timer. */
-			log_warning_errno(-errno, "control: cannot accept");
+			/* Out of descriptors: accept again on a timer; say it once. */
+			if (!c->accept_failing)
+				log_warning_errno(-errno, "control: cannot accept (retrying every "
+							  "100ms)");
+			c->accept_failing = true;
 			sd_event_source_set_enabled(c->listen, SD_EVENT_OFF);
 			if (!c->retry)
 				sd_event_add_time(sd_event_source_get_event(s), &c->retry,
@@ -1259,22 +1705,21 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		}
 		return 0;
 	}
+	if (c->accept_failing) {
+		log_notice("control: accepting connections again");
+		c->accept_failing = false;
+	}
 	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
 		close(cfd);
 		return 0;
 	}
-	if (c->n_clients >= CONTROL_CLIENTS_MAX) {
-		static const char msg[] = "{\"ok\":false,\"error\":\"too many clients\"}\n";
-
-		(void)!send(cfd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-		close(cfd);
+	why = slot_refusal(c, cr.uid, buf, sizeof(buf));
+	if (why) {
+		refuse_connection(c, cfd, &cr, why);
 		return 0;
 	}
 	cl = calloc(1, sizeof(*cl));
-	if (cl)
-		cl->in = malloc(CONTROL_REQUEST_MAX + 1);
-	if (!cl || !cl->in) {
-		free(cl);
+	if (!cl) {
 		close(cfd);
 		return 0;
 	}
@@ -1283,8 +1728,12 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	cl->uid = cr.uid;
 	cl->pid = cr.pid;
 	r = sd_event_add_io(sd_event_source_get_event(s), &cl->io, cfd, EPOLLIN, on_client_io, cl);
+	if (r >= 0)
+		r = sd_event_add_time(sd_event_source_get_event(s), &cl->timer, CLOCK_MONOTONIC,
+				      USEC_INFINITY, CONTROL_TIMER_ACCURACY, on_client_deadline,
+				      cl);
 	if (r < 0) {
-		free(cl->in);
+		sd_event_source_disable_unref(cl->io);
 		free(cl);
 		close(cfd);
 		return 0;
@@ -1299,7 +1748,100 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 			    master_config(c->m)->supervisor.control_group);
 		client_refuse(cl, "permission denied");
 	}
+	client_pump(cl, false); /* arms the idle deadline, or says the refusal */
 	return 0;
+}
+
+/*
+ * Whether a server answers on path: 1 (a connect worked, or the backlog is full: someone
+ * listens), 0 (nothing there, or a stale socket: connection refused), -ENOTSOCK (something
+ * that is not a socket), or -errno.
+ */
+int control_probe(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -ENOTSOCK;
+	memcpy(sa.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN ||
+	    errno == EINPROGRESS)
+		r = 1;
+	else if (errno == ECONNREFUSED || errno == ENOENT)
+		r = 0;
+	else
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/*
+ * Takes the socket's directory's flock (released when the returned fd is closed), so two
+ * daemons starting at once cannot both find the path stale and take it in turn. -1 (and no
+ * lock) if the directory cannot be opened; -EADDRINUSE if another holds it right now.
+ */
+static int lock_socket_dir(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		slash[slash == dir] = '\0'; /* "/x.sock" -> "/" */
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	return fd;
+}
+
+/* Environment: CONTROL_DEADLINES_ENV="idle=DUR request=DUR write=DUR", any of them. */
+static void read_deadlines(struct control *c)
+{
+	const char *e = getenv(CONTROL_DEADLINES_ENV);
+	char *copy, *save = NULL;
+
+	c->idle_timeout = CONTROL_IDLE_TIMEOUT;
+	c->request_timeout = CONTROL_REQUEST_TIMEOUT;
+	c->write_timeout = CONTROL_WRITE_TIMEOUT;
+	if (!e || !*e || !(copy = strdup(e)))
+		return;
+	for (char *kv = strtok_r(copy, " ,", &save); kv; kv = strtok_r(NULL, " ,", &save)) {
+		char *eq = strchr(kv, '=');
+		usec_t *which = NULL, v;
+
+		if (eq) {
+			*eq = '\0';
+			which = strcmp(kv, "idle") == 0	     ? &c->idle_timeout
+				: strcmp(kv, "request") == 0 ? &c->request_timeout
+				: strcmp(kv, "write") == 0   ? &c->write_timeout
+							     : NULL;
+		}
+		if (!which || parse_duration(eq + 1, &v) < 0 || v == 0 || v == USEC_INFINITY) {
+			log_warning(
+				"control: %s: ignored '%s' (idle=, request=, write= a duration)",
+				CONTROL_DEADLINES_ENV, kv);
+			continue;
+		}
+		*which = v;
+	}
+	free(copy);
 }
 
 int control_new(struct master *m, const char *path, const char *group, struct control **ret)
@@ -1307,7 +1849,7 @@ int control_new(struct master *m, const char *path, const char *group, struct co
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct control *c;
 	struct group *gr;
-	int r;
+	int r, lock;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
@@ -1316,6 +1858,8 @@ int control_new(struct master *m, const char *path, const char *group, struct co
 		return -ENOMEM;
 	c->m = m;
 	c->fd = -1;
+	c->euid = geteuid();
+	read_deadlines(c);
 	c->path = strdup(path);
 	if (!c->path) {
 		control_free(c);
@@ -1336,14 +1880,25 @@ int control_new(struct master *m, const char *path, const char *group, struct co
 		return r;
 	}
 	memcpy(sa.sun_path, path, strlen(path));
-	/* We hold the single-instance lock: a socket file here is a stale one. */
-	if (unlink(path) < 0 && errno != ENOENT) {
+	/*
+	 * Our instance lock is per runtime directory, and another daemon may use the same
+	 * control_socket from another one: a socket that answers is never taken over; one that
+	 * refuses connections is stale (its daemon died) and replaced.
+	 */
+	lock = lock_socket_dir(path);
+	r = lock == -EADDRINUSE ? lock : control_probe(path);
+	if (r == 0 && unlink(path) < 0 && errno != ENOENT)
 		r = -errno;
-		control_free(c);
-		return r;
-	}
-	if (bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(c->fd, 128) < 0) {
+	else if (r > 0)
+		r = -EADDRINUSE;
+	if (r == 0 &&
+	    (bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(c->fd, 128) < 0))
 		r = -errno;
+	if (lock >= 0)
+		close(lock);
+	if (r < 0) {
+		close(c->fd);
+		c->fd = -1; /* not ours: control_free must not unlink it */
 		control_free(c);
 		return r;
 	}

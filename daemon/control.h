@@ -12,12 +12,9 @@
 #include "daemon/master.h"
 
 #define CONTROL_REQUEST_MAX (64u * 1024u)     /* one request line */
-#define CONTROL_OUTPUT_MAX (4u * 1024u * 1024u) /* unread replies buffered for one client */
-#define CONTROL_REPLY_MAX (32u * 1024u * 1024u) /* one reply (jobs --limit 100000) */
-#define CONTROL_CLIENTS_MAX 256
-#define CONTROL_DEADLINE (30 * USEC_PER_SEC)  /* half a request, or unread replies */
 #define CONTROL_JOBS_LIMIT_MAX 100000
 #define CONTROL_SUBMIT_MAX 100000 /* jobs in one submit */
+/* The limits on clients (slots, buffers, deadlines) are at the top of control.c. */
 
 struct control;
 struct json_object;
@@ -35,9 +32,17 @@ int control_parse_request(const char *line, size_t len, struct json_object **ret
 const char *control_request_command(struct json_object *req);
 
 /*
- * Binds `path` (a stale socket file there is replaced: the caller holds the single-instance
- * lock), gives it mode 0660 and the group `group` (a missing group is logged, the socket then
- * stays root-only), and serves it on the master's event loop. Returns 0 or -errno.
+ * Whether a server answers on the socket `path`: 1 if so (a connection is accepted or
+ * queued), 0 if nothing is there or the socket is stale (connection refused), -ENOTSOCK if
+ * something else is there, or -errno.
+ */
+int control_probe(const char *path);
+
+/*
+ * Binds `path`, gives it mode 0660 and the group `group` (a missing group is logged, the
+ * socket then stays root-only), and serves it on the master's event loop. A stale socket
+ * there is replaced; one that answers (another daemon's, whatever its runtime directory) is
+ * never touched: -EADDRINUSE. Returns 0 or -errno (-ENOTSOCK: something else is there).
  */
 int control_new(struct master *m, const char *path, const char *group, struct control **ret);
 void control_free(struct control *c);

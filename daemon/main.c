@@ -88,6 +88,17 @@ static int take_instance_lock(const char *dir, pid_t *ret_other)
 	return 0; /* fd deliberately kept open: the lock lives as long as we do */
 }
 
+/* Says why the control socket cannot be ours. */
+static void socket_refused(const char *sock, int r)
+{
+	if (r > 0 || r == -EADDRINUSE)
+		log_error("another daemon answers on %s; not starting", sock);
+	else if (r == -ENOTSOCK)
+		log_error("%s exists and is not a socket; not starting", sock);
+	else
+		log_error_errno(r, "cannot listen on %s", sock);
+}
+
 /*
  * Loads every plugin of c in a throwaway worker (`bulkhead-worker --probe`), so that a
  * missing file or symbol or a wrong ABI is a config error before anything is spawned, and a
@@ -194,12 +205,20 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	log_info("starting with %s: %u pool%s, %u job group%s", path, c->n_pools,
-		 c->n_pools == 1 ? "" : "s", c->n_groups, c->n_groups == 1 ? "" : "s");
 	if (c->supervisor.control_socket[0])
 		snprintf(sock, sizeof(sock), "%s", c->supervisor.control_socket);
 	else
 		snprintf(sock, sizeof(sock), "%s/control.sock", dir);
+	/* Before anything starts: the instance lock covers one runtime directory only. */
+	r = control_probe(sock);
+	if (r != 0) {
+		socket_refused(sock, r);
+		config_free(c);
+		return 1;
+	}
+
+	log_info("starting with %s: %u pool%s, %u job group%s", path, c->n_pools,
+		 c->n_pools == 1 ? "" : "s", c->n_groups, c->n_groups == 1 ? "" : "s");
 	r = master_new(c, &mopts, &m);
 	if (r < 0) {
 		log_error_errno(r, "cannot set up the master");
@@ -213,7 +232,7 @@ int main(int argc, char **argv)
 	/* Bound before master_run: READY=1 promises a usable control socket. */
 	r = control_new(m, sock, c->supervisor.control_group, &ctl);
 	if (r < 0) {
-		log_error_errno(r, "cannot listen on %s", sock);
+		socket_refused(sock, r);
 		spools_free(spools);
 		master_free(m);
 		return 1;

@@ -373,6 +373,22 @@ int dmn_count_fds(pid_t pid)
 	return n;
 }
 
+long dmn_status_kb(pid_t pid, const char *field)
+{
+	char path[64], *text;
+	const char *v;
+	long kb;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	text = tu_read_file(path);
+	if (!text)
+		return -errno;
+	v = dmn_find_line(text, field, NULL);
+	kb = v && v[strlen(field)] == ':' ? strtol(v + strlen(field) + 1, NULL, 10) : -ENOENT;
+	free(text);
+	return kb;
+}
+
 int dmn_settled_fds(struct daemon *d)
 {
 	int least = INT32_MAX;

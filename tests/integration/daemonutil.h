@@ -145,6 +145,9 @@ void dmn_free(struct daemon *d);
 /* Open fds of process pid, or -errno. */
 int dmn_count_fds(pid_t pid);
 
+/* A "Field:   N kB" line of /proc/PID/status (VmRSS, RssAnon, ...): N, or -errno. */
+long dmn_status_kb(pid_t pid, const char *field);
+
 /*
  * The daemon's open fds, the least seen over ~200 ms (taking in its output meanwhile): each
  * sd_notify() holds a socket for a moment, and a client just closed may not be noticed yet.
