@@ -56,7 +56,7 @@ static const struct command commands[] = {
 	{ "reload", "[--socket PATH]" },
 	{ "log-level", "LEVEL [--socket PATH]" },
 	{ "top", "[--interval SECONDS] [--count N] [--socket PATH]" },
-	{ "submit", "GROUP | --pool POOL --run builtin:NAME, [--count N] [--arg K=V]... [--json] "
+	{ "submit", "GROUP | --pool POOL --run builtin:NAME, [--count N | --input FILE...] [--arg K=V]... [--json] "
 		    "[--socket PATH]" },
 	{ "wait", "ID... | --group GROUP [--json] [--socket PATH]" },
 	{ "cancel", "ID... [--socket PATH]" },
@@ -976,11 +976,13 @@ int cmd_submit(int argc, char **argv)
 		{ "pool", required_argument, NULL, 'p' }, { "run", required_argument, NULL, 'r' },
 		{ "count", required_argument, NULL, 'c' }, { "arg", required_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },	   { "socket", required_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' },	   {},
+		{ "input", required_argument, NULL, 'i' }, { "help", no_argument, NULL, 'h' },
+		{},
 	};
 	const char *socket = NULL, *pool = NULL, *run = NULL;
 	json_object *req = new_request("submit"), *args = NULL, *reply, *ids, *jobs;
-	bool json = false;
+	json_object *inputs = NULL;
+	bool json = false, counted = false;
 	long count = 1;
 	int o, r;
 
@@ -1001,10 +1003,30 @@ int cmd_submit(int argc, char **argv)
 			if (!parse_long(optarg, 1, 100000, &count)) {
 				json_object_put(req);
 				json_object_put(args);
+				json_object_put(inputs);
 				return usage_error("submit", "--count: expected 1..100000, got '%s'",
 						   optarg);
 			}
+			counted = true;
 			break;
+		case 'i': {
+			/* The daemon's working directory is not ours: it takes absolute paths. */
+			char cwd[PATH_MAX], abs[PATH_MAX * 2];
+
+			if (optarg[0] != '/' && !getcwd(cwd, sizeof(cwd))) {
+				json_object_put(req);
+				json_object_put(args);
+				json_object_put(inputs);
+				return usage_error("submit", "--input %s: cannot tell the working "
+						   "directory: %s", optarg, strerror(errno));
+			}
+			snprintf(abs, sizeof(abs), "%s%s%s", optarg[0] == '/' ? "" : cwd,
+				 optarg[0] == '/' ? "" : "/", optarg);
+			if (!inputs)
+				inputs = json_object_new_array();
+			json_object_array_add(inputs, json_object_new_string(abs));
+			break;
+		}
 		case 'a':
 			eq = strchr(optarg, '=');
 			if (!eq || eq == optarg) {
@@ -1027,18 +1049,25 @@ int cmd_submit(int argc, char **argv)
 		case 'h':
 			json_object_put(req);
 			json_object_put(args);
+			json_object_put(inputs);
 			cmd_usage("submit", stdout);
 			return 0;
 		default:
 			json_object_put(req);
 			json_object_put(args);
+			json_object_put(inputs);
 			return bad_option("submit", o, argv);
 		}
 	}
-	if ((argc - optind == 1) == (pool || run) || argc - optind > 1 || (!!pool != !!run)) {
+	if ((argc - optind == 1) == (pool || run) || argc - optind > 1 || (!!pool != !!run) ||
+	    (inputs && counted)) {
 		json_object_put(req);
 		json_object_put(args);
-		return usage_error("submit", "give a GROUP, or --pool and --run (not both)");
+		json_object_put(inputs);
+		return usage_error("submit", inputs && counted
+						     ? "give --count or --input, not both (one job "
+						       "per input)"
+						     : "give a GROUP, or --pool and --run (not both)");
 	}
 	if (argc - optind == 1)
 		add_string(req, "group", argv[optind]);
@@ -1046,7 +1075,10 @@ int cmd_submit(int argc, char **argv)
 		add_string(req, "pool", pool);
 		add_string(req, "run", run);
 	}
-	json_object_object_add(req, "count", json_object_new_int64(count));
+	if (inputs)
+		json_object_object_add(req, "inputs", inputs);
+	else
+		json_object_object_add(req, "count", json_object_new_int64(count));
 	if (args)
 		json_object_object_add(req, "args", args);
 	r = call_ok(socket, req, &reply, NULL);

@@ -93,7 +93,7 @@ _bulkhead()
 		;;
 	status) opts="--json --socket --help" ;;
 	jobs) opts="--state --group --limit --json --socket --help" ;;
-	submit) opts="--pool --run --count --arg --json --socket --help" ;;
+	submit) opts="--pool --run --count --input --arg --json --socket --help" ;;
 	wait) opts="--group --json --socket --help" ;;
 	reload | cancel | restart | inject) opts="--socket --help" ;;
 	log-level) opts="--socket --help" ;;

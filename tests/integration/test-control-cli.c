@@ -832,7 +832,7 @@ END_TEST
 
 START_TEST(test_usage_errors)
 {
-	static const char *const bad[][6] = {
+	static const char *const bad[][7] = {
 		{ "status", "--bogus", NULL },
 		{ "status", "extra", NULL },
 		{ "status", "--socket", NULL },
@@ -859,6 +859,7 @@ START_TEST(test_usage_errors)
 		{ "submit", "work", "--count", "0", NULL },
 		{ "submit", "work", "--arg", "novalue", NULL },
 		{ "submit", "--pool", "main", NULL },
+		{ "submit", "work", "--count", "2", "--input", "x", NULL },
 		{ "wait", NULL },
 		{ "wait", "12", "--group", "g", NULL },
 		{ "wait", "abc", NULL },
@@ -1467,6 +1468,58 @@ START_TEST(test_jobs_request)
 }
 END_TEST
 
+/*
+ * --input FILE: relative paths are made absolute here (the daemon's working directory is
+ * not ours), one job per file; a plain submit of an `inputs =` group says what it needs.
+ */
+START_TEST(test_submit_inputs)
+{
+	struct daemon d;
+	struct result r;
+	char conf[1024], file[400];
+	long ids[8];
+	int n;
+
+	dmn_init(&d);
+	snprintf(file, sizeof(file), "%s/in.txt", d.dir);
+	ck_assert_int_eq(tu_write_file(file, "x\n"), 0);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 1\n"
+		 "[job files]\nrun = exec:/bin/test -s {input}\ninputs = %s\n",
+		 file);
+	dmn_write_config(&d, conf);
+	start(&d);
+	json_object_put(wait_jobs_ended(&d, 1));
+	{
+		const char *args[] = { "submit", "files", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 1, "submit files");
+		ck_assert_ptr_nonnull(strstr(r.err, "--input FILE"));
+		result_free(&r);
+	}
+	ck_assert_int_eq(chdir(d.dir), 0);
+	{
+		const char *args[] = { "submit", "files", "--input", "in.txt", "--input", file, NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "submit files --input");
+		ck_assert_ptr_nonnull(strstr(r.out, "\tfiles#3\n"));
+		n = out_ids(r.out, ids, 8);
+		ck_assert_int_eq(n, 2);
+		result_free(&r);
+		r = cli_ids(&d, "wait", ids, n);
+		expect_rc(r, 0, "wait");
+		ck_assert_ptr_nonnull(strstr(r.out, "files#2\tdone\n"));
+		ck_assert_ptr_nonnull(strstr(r.out, "files#3\tdone\n"));
+		result_free(&r);
+	}
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
 static Suite *control_cli_suite(void)
 {
 	Suite *s = suite_create("control-cli");
@@ -1484,6 +1537,7 @@ static Suite *control_cli_suite(void)
 	tcase_add_test(tc, test_log_level);
 	tcase_add_test(tc, test_top_plain);
 	tcase_add_test(tc, test_submit_wait_cancel_restart);
+	tcase_add_test(tc, test_submit_inputs);
 	tcase_add_test(tc, test_keep_ended_forgets_old_jobs);
 	tcase_add_test(tc, test_inject_faults_blame_no_job);
 	tcase_add_test(tc, test_submit_10000_wait_under_injection);
