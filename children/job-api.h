@@ -52,7 +52,7 @@ struct bulkhead_job {
 	const struct job_spec *spec;
 	const char *input; /* the job's input (INPUT frame), NULL if none */
 	atomic_bool cancelled; /* a CANCEL frame named this job (set by the main thread) */
-	pid_t exec_pid; /* exec: the running command (its process group), 0 if none */
+	pid_t exec_pid; /* exec: the running command's trampoline (exec.c), 0 if none */
 	enum bh_outcome outcome; /* how the job ended: set by exec jobs, else RETURNED */
 	bool has_result;
 	uint16_t result_len;

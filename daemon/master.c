@@ -757,14 +757,11 @@ static struct job *job_in_flight(struct worker *w, uint64_t id)
 	return j;
 }
 
-/*
- * True if pid is a process group leader whose parent is the worker: the only processes an
- * EXEC frame may make us kill. (A worker is not trusted with kill(-pid) on anything else.)
- */
-static bool is_command_of(pid_t pid, pid_t worker)
+/* The parent and the process group of pid, from /proc/PID/stat. */
+static bool proc_ids(pid_t pid, int *ret_ppid, int *ret_pgrp)
 {
 	char path[64], buf[512], *p;
-	int ppid, pgrp, fd;
+	int fd;
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -777,9 +774,23 @@ static bool is_command_of(pid_t pid, pid_t worker)
 		return false;
 	buf[n] = '\0';
 	p = strrchr(buf, ')'); /* the command name may hold anything */
-	if (!p || sscanf(p + 1, " %*c %d %d", &ppid, &pgrp) != 2)
+	return p && sscanf(p + 1, " %*c %d %d", ret_ppid, ret_pgrp) == 2;
+}
+
+/*
+ * True if pid is a process group leader whose parent is the worker's exec: trampoline (a
+ * group leader whose parent is the worker, children/exec.c), or the worker: the only
+ * processes an EXEC frame may make us kill. (A worker is not trusted with kill(-pid) on
+ * anything else.)
+ */
+static bool is_command_of(pid_t pid, pid_t worker)
+{
+	int ppid, pgrp, tppid, tpgrp;
+
+	if (!proc_ids(pid, &ppid, &pgrp) || pgrp != pid)
 		return false;
-	return ppid == worker && pgrp == pid;
+	return ppid == worker ||
+	       (proc_ids(ppid, &tppid, &tpgrp) && tppid == worker && tpgrp == ppid);
 }
 
 static int handle_exec(struct worker *w, const struct bh_frame *f)

@@ -1834,6 +1834,137 @@ START_TEST(test_exec_cancel)
 }
 END_TEST
 
+/*
+ * Starts job 1 on a fresh worker (1 thread) as a shell that starts two processes outside
+ * its process group, `setsid sleep` and a `sleep` double-forked in a session of its own (its
+ * parent exits at once), writes their pids to a fifo, then runs TAIL. Returns the command's pid
+ * (from EXEC) and pidfds of the two escapees.
+ */
+static void start_with_escapees(struct wk *w, const char *tail, char **ret_dir, pid_t *ret_leader,
+				int escapees[2])
+{
+	char fifo[512], cmd[1024], buf[64] = "";
+	int fd, a = 0, b = 0;
+
+	ck_assert_int_eq(tu_mkdtemp(ret_dir), 0);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", *ret_dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	wk_start(w, 1);
+	snprintf(cmd, sizeof(cmd),
+		 "exec:/bin/sh -c 'setsid sleep 1000 & s=$!; "
+		 "d=$(setsid sh -c \"sleep 1000 >/dev/null 2>&1 & echo \\$!\"); "
+		 "echo \"$s $d\" > %s%s'",
+		 fifo, tail);
+	wk_spec(w, 0, cmd, "");
+	wk_assign(w, 1, 1, 0);
+	*ret_leader = wk_expect_exec(w, 1);
+	ck_assert_int_eq(poll(&(struct pollfd){ .fd = fd, .events = POLLIN }, 1, FRAME_TIMEOUT_MS),
+			 1);
+	ck_assert_int_gt(read(fd, buf, sizeof(buf) - 1), 0);
+	close(fd);
+	ck_assert_msg(sscanf(buf, "%d %d", &a, &b) == 2 && a > 0 && b > 0, "pids: %s", buf);
+	/* Not in the command's group: a kill of the group does not reach them. */
+	ck_assert_int_ne(getpgid(a), *ret_leader);
+	ck_assert_int_ne(getpgid(b), *ret_leader);
+	escapees[0] = (int)pidfd_open(a, 0);
+	escapees[1] = (int)pidfd_open(b, 0);
+	ck_assert_int_ge(escapees[0], 0);
+	ck_assert_int_ge(escapees[1], 0);
+}
+
+/* Both escapees end within FRAME_TIMEOUT_MS; else they are killed and the test fails. */
+static void assert_escapees_gone(int escapees[2])
+{
+	int64_t deadline = tu_now_ms() + FRAME_TIMEOUT_MS;
+	bool gone[2] = { false, false };
+
+	for (int i = 0; i < 2; i++) {
+		gone[i] = poll(&(struct pollfd){ .fd = escapees[i], .events = POLLIN }, 1,
+			       tu_ms_left(deadline)) == 1;
+		if (!gone[i])
+			(void)pidfd_send_signal(escapees[i], SIGKILL, NULL, 0);
+		close(escapees[i]);
+	}
+	ck_assert_msg(gone[0], "the setsid'd process outlived its job");
+	ck_assert_msg(gone[1], "the double-forked process outlived its job");
+}
+
+/* A command that exits leaves nothing behind, also what left its process group. */
+START_TEST(test_exec_escapees_killed)
+{
+	struct job_events ev = { .id = 1 };
+	int escapees[2];
+	pid_t leader;
+	struct wk w;
+	char *dir;
+
+	start_with_escapees(&w, "", &dir, &leader, escapees);
+	ev.exec_pid = leader;
+	wk_events(&w, &ev, 1);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_int_eq(ev.d.status, 0);
+	assert_escapees_gone(escapees);
+	free(wk_stop_log(&w));
+	tu_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * The master's kill of the command's group (a timeout): the job is SIGNALED SIGKILL, and
+ * what escaped the group goes too.
+ */
+START_TEST(test_exec_group_kill_takes_escapees)
+{
+	struct job_events ev = { .id = 1 };
+	int escapees[2];
+	pid_t leader;
+	struct wk w;
+	char *dir;
+
+	start_with_escapees(&w, "; wait", &dir, &leader, escapees);
+	ck_assert_int_eq(kill(-leader, SIGKILL), 0);
+	ev.exec_pid = leader;
+	wk_events(&w, &ev, 1);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_SIGNALED);
+	ck_assert_int_eq(ev.d.status, SIGKILL);
+	assert_escapees_gone(escapees);
+	free(wk_stop_log(&w));
+	tu_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * The worker dies (SIGKILL, as when its master was killed): nobody is left to kill the
+ * command's group, yet the command and everything it started, in its group or not, end.
+ */
+START_TEST(test_exec_worker_death_takes_everything)
+{
+	int escapees[2], leader_fd;
+	pid_t leader;
+	struct wk w;
+	char *dir;
+
+	start_with_escapees(&w, "; wait", &dir, &leader, escapees);
+	leader_fd = (int)pidfd_open(leader, 0);
+	ck_assert_int_ge(leader_fd, 0);
+	ck_assert_int_eq(kill(w.pid, SIGKILL), 0);
+	ck_assert_int_eq(tu_wait_exit(w.pid, FRAME_TIMEOUT_MS, NULL), 0);
+	ck_assert_int_eq(
+		poll(&(struct pollfd){ .fd = leader_fd, .events = POLLIN }, 1, FRAME_TIMEOUT_MS),
+		1);
+	close(leader_fd);
+	assert_escapees_gone(escapees);
+	ck_assert_int_eq(tu_count_zombie_children(), 0);
+	close(w.sock);
+	tu_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
 static Suite *worker_suite(void)
 {
 	Suite *s = suite_create("worker");
@@ -1918,6 +2049,9 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, test_exec_process_group);
 	tcase_add_test(tc, test_exec_leftovers_killed);
 	tcase_add_test(tc, test_exec_cancel);
+	tcase_add_test(tc, test_exec_escapees_killed);
+	tcase_add_test(tc, test_exec_group_kill_takes_escapees);
+	tcase_add_test(tc, test_exec_worker_death_takes_everything);
 	suite_add_tcase(s, tc);
 	return s;
 }
