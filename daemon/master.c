@@ -2216,8 +2216,7 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	sigaddset(&ss, SIGCHLD);
 	sigaddset(&ss, SIGINT);
 	sigaddset(&ss, SIGTERM);
-	if (opts && opts->daemon)
-		sigaddset(&ss, SIGHUP);
+	sigaddset(&ss, SIGHUP); /* daemon: reload; one-shot run: stop, as SIGINT */
 	sigprocmask(SIG_BLOCK, &ss, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -2250,6 +2249,8 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	r = sd_event_add_signal(m->event, &m->sigint, SIGINT, on_signal, m);
 	if (r >= 0)
 		r = sd_event_add_signal(m->event, &m->sigterm, SIGTERM, on_signal, m);
+	if (r >= 0 && !m->opts.daemon) /* a closed terminal or ssh session */
+		r = sd_event_add_signal(m->event, &m->sighup, SIGHUP, on_signal, m);
 	if (r < 0)
 		goto fail;
 	*ret = m;

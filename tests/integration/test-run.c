@@ -794,6 +794,34 @@ START_TEST(test_exec_run_sigkill_leaves_nothing)
 }
 END_TEST
 
+/*
+ * SIGHUP (a closed terminal or ssh session) stops a run in order, as SIGINT does: queued
+ * jobs end cancelled, running commands are told to stop and end cancelled, the report is
+ * written, exit 1; and nothing the commands started is left.
+ */
+START_TEST(test_exec_run_sighup_stops_in_order)
+{
+	struct run r = { 0 };
+	char conf[2048];
+	pid_t pid;
+	int err_fd;
+
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	escaping_conf(&r, conf, sizeof(conf), 5, "timeout = infinity\n");
+	pid = start_run(&r, conf, NULL, &err_fd);
+	wait_pid_file(&r, "up.1");
+	wait_pid_file(&r, "up.2");
+	ck_assert_int_eq(kill(pid, SIGHUP), 0);
+	finish_run_reaping(&r, pid, err_fd);
+	ck_assert_msg(r.status == 1, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	ck_assert(json_object_get_boolean(get(r.report, "interrupted")));
+	assert_accounted(&r);
+	ck_assert_int_eq(geti(r.report, "jobs.cancelled"), 5);
+	run_free(&r);
+}
+END_TEST
+
 /* A timeout kills the command's group, and what left the group goes with it. */
 START_TEST(test_exec_timeout_leaves_nothing)
 {
@@ -1326,6 +1354,7 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_exec_worker_death_kills_commands);
 	tcase_add_test(tc, test_inputs_with_poison_exec);
 	tcase_add_test(tc, test_exec_run_sigkill_leaves_nothing);
+	tcase_add_test(tc, test_exec_run_sighup_stops_in_order);
 	tcase_add_test(tc, test_exec_timeout_leaves_nothing);
 	suite_add_tcase(s, tc);
 
