@@ -100,6 +100,7 @@ enum bh_outcome {
 	BH_OUTCOME_RETURNED = 0, /* the job returned: status 0 done, else its non-zero return */
 	BH_OUTCOME_SIGNALED = 1, /* an exec: job's command was killed: status = signal number */
 	BH_OUTCOME_SPAWN_FAILED = 2, /* an exec: job's command could not start: status = errno */
+	BH_OUTCOME_CANCELLED = 3, /* cancelled before it started (a CANCEL came): status 0 */
 };
 
 struct bh_done_entry {

@@ -658,6 +658,11 @@ static int finish_special(struct worker *w, struct job *j, const struct bh_done_
 	char name[64], sig[16];
 	struct lfields f;
 
+	if (e->outcome == BH_OUTCOME_CANCELLED) {
+		/* Never started (handle_done() checked we asked for it): no attempt counted. */
+		ledger_cancel(m->ledger, j, CAUSE_CANCELLED);
+		return 0;
+	}
 	if (e->outcome != BH_OUTCOME_RETURNED && gc->kind != JOB_KIND_EXEC)
 		return -EPROTO;
 	if (w->stop_sent && (e->outcome != BH_OUTCOME_RETURNED || e->status != 0)) {
@@ -716,7 +721,8 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 
 		bh_frame_done_entry(f, i, &e);
 		j = ledger_job(m->ledger, e.job_id);
-		if (!j || j->worker != w || j->state != JOB_RUNNING)
+		if (!j || j->worker != w || j->state != JOB_RUNNING ||
+		    (e.outcome == BH_OUTCOME_CANCELLED && !(j->flags & JOB_CANCEL_REQUESTED)))
 			return -EPROTO;
 		run_sum += e.run_usec;
 		if (__builtin_expect(e.outcome | w->n_execs | w->stop_sent, 0)) {

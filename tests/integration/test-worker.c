@@ -1416,15 +1416,21 @@ START_TEST(test_plugin_cancel)
 	/* One thread: 1 runs (and says so with a PROGRESS), 2 is queued. */
 	wk_assign(&w, 1, 2, 0);
 	wk_expect_progress(&w, 1);
-	wk_cancel(&w, 2); /* queued: it will start cancelled */
+	/* Queued: it never starts, and is reported at once, while 1 still runs. */
+	wk_cancel(&w, 2);
+	wk_events(&w, &ev[1], 1);
+	ck_assert_uint_eq(ev[1].d.outcome, BH_OUTCOME_CANCELLED);
+	ck_assert_int_eq(ev[1].d.status, 0);
+	ck_assert_uint_eq(ev[1].d.run_usec, 0);
+	ck_assert_uint_eq(ev[1].n_results, 0);
+	ck_assert_uint_eq(ev[1].n_progress, 0);
 	wk_cancel(&w, 99); /* unknown: ignored */
 	wk_expect_quiet(&w, QUIET_MS);
 	wk_cancel(&w, 1);
-	wk_events(&w, ev, 2);
-	for (int i = 0; i < 2; i++) {
-		ck_assert_int_eq(ev[i].d.status, 3);
-		ck_assert_str_eq(ev[i].result, "cancelled");
-	}
+	wk_events(&w, ev, 1);
+	ck_assert_uint_eq(ev[0].d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_int_eq(ev[0].d.status, 3);
+	ck_assert_str_eq(ev[0].result, "cancelled");
 	/* A CANCEL for a job that has ended changes nothing; the worker goes on. */
 	wk_cancel(&w, 1);
 	last = wk_run1(&w, 3, 1);
@@ -1795,7 +1801,7 @@ START_TEST(test_exec_cancel)
 	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_SIGNALED);
 	ck_assert_int_eq(ev.d.status, SIGTERM);
 
-	/* A job cancelled while queued starts its command and ends it at once. */
+	/* A job cancelled while queued never starts its command. */
 	wk_spec(&w, 1, plugin("outcomes", "outcome"), "do=cancel-wait");
 	wk_assign(&w, 2, 2, 1); /* both threads busy... */
 	for (int i = 0; i < 2; i++) {
@@ -1810,8 +1816,9 @@ START_TEST(test_exec_cancel)
 		struct job_events e3[3] = { { .id = 2 }, { .id = 3 }, { .id = 4 } };
 
 		wk_events(&w, e3, 3);
-		ck_assert_uint_eq(e3[2].d.outcome, BH_OUTCOME_SIGNALED);
-		ck_assert_int_eq(e3[2].d.status, SIGTERM);
+		ck_assert_uint_eq(e3[2].d.outcome, BH_OUTCOME_CANCELLED);
+		ck_assert_int_eq(e3[2].d.status, 0);
+		ck_assert_int_eq(e3[2].exec_pid, 0);
 	}
 
 	/* STOP: the running command gets SIGTERM, the job reports, the worker exits 0. */
