@@ -1402,6 +1402,76 @@ START_TEST(test_plugin_log)
 }
 END_TEST
 
+/* The next DONE frame: exactly one entry, for job `id`. */
+static struct bh_done_entry wk_expect_done1(struct wk *w, uint64_t id)
+{
+	struct bh_done_entry d;
+	struct bh_frame f;
+
+	wk_recv(w, &f, FRAME_TIMEOUT_MS);
+	ck_assert_msg(f.type == BH_FRAME_DONE, "expected DONE, got %s", bh_frame_type_name(f.type));
+	ck_assert_uint_eq(f.done.count, 1);
+	bh_frame_done_entry(&f, 0, &d);
+	ck_assert_uint_eq(d.job_id, id);
+	return d;
+}
+
+/*
+ * sleep, spin and hang without an end stop when cancelled (status 125, the worker lives on);
+ * a job cancelled while queued never starts and is reported at once (CANCELLED). One thread,
+ * so jobs run in order: a job's DONE comes only once the thread has taken the next one.
+ */
+START_TEST(test_builtins_cancelled)
+{
+	struct bh_done_entry d;
+	int64_t deadline;
+	struct wk w;
+
+	wk_start(&w, 1);
+	wk_spec(&w, 0, "builtin:spin", "us=18446744073709551615");
+	wk_spec(&w, 1, "builtin:sleep", "ms=18446744073709551615");
+	wk_spec(&w, 2, "builtin:hang", "");
+	wk_spec(&w, 3, "builtin:noop", "");
+	wk_assign(&w, 1, 1, 0);
+	wk_assign(&w, 2, 1, 1);
+	wk_assign(&w, 3, 1, 2);
+	wk_assign(&w, 4, 2, 3);
+	/* The spin really runs: its thread burns CPU. */
+	deadline = tu_now_ms() + FRAME_TIMEOUT_MS;
+	while (tu_job_thread_ticks(w.pid) <= 0) {
+		ck_assert_msg(tu_ms_left(deadline) > 0, "the spin job does not run");
+		wk_expect_quiet(&w, 10); /* nothing may come while it spins */
+	}
+	/* Queued: never starts, and is reported at once while the spin goes on. */
+	wk_cancel(&w, 4);
+	d = wk_expect_done1(&w, 4);
+	ck_assert_uint_eq(d.outcome, BH_OUTCOME_CANCELLED);
+	ck_assert_int_eq(d.status, 0);
+	ck_assert_uint_eq(d.run_usec, 0);
+	wk_cancel(&w, 1);
+	d = wk_expect_done1(&w, 1);
+	ck_assert_uint_eq(d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_int_eq(d.status, 125);
+	/* The thread took job 2 (sleep) before job 1's DONE went out. */
+	wk_cancel(&w, 2);
+	d = wk_expect_done1(&w, 2);
+	ck_assert_uint_eq(d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_int_eq(d.status, 125);
+	wk_cancel(&w, 3); /* hang, running now */
+	{
+		struct job_events ev[2] = { { .id = 3 }, { .id = 5 } };
+
+		wk_events(&w, ev, 2);
+		ck_assert_uint_eq(ev[0].d.outcome, BH_OUTCOME_RETURNED);
+		ck_assert_int_eq(ev[0].d.status, 125);
+		ck_assert_uint_eq(ev[1].d.outcome, BH_OUTCOME_RETURNED);
+		ck_assert_int_eq(ev[1].d.status, 0);
+	}
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_expect_exit(&w, 0);
+}
+END_TEST
+
 /* CANCEL of a running job, of a queued one, and of one that is gone; then STOP. */
 START_TEST(test_plugin_cancel)
 {
@@ -2005,6 +2075,7 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, test_balance_unlocked);
 	tcase_add_test(tc, test_tls);
 	tcase_add_test(tc, test_sleep_spin_hang_finite);
+	tcase_add_test(tc, test_builtins_cancelled);
 	tcase_add_test(tc, test_bad_specs);
 	suite_add_tcase(s, tc);
 
