@@ -689,26 +689,36 @@ static unsigned sweep(pid_t parent, int parent_fd, unsigned depth)
 
 /*
  * The end of a job: the command's group is killed while its unreaped leader still holds the
- * group id (it cannot be another group), then every descendant, round after round, reaping
+ * group id (it cannot be another group), and the command itself (in case it left its group);
+ * it is reaped; then, if any child is left, every descendant, round after round, reaping
  * them, until none is left, or only some we cannot signal. Returns the command's status.
  */
 static int end_everything(pid_t cmd)
 {
 	int status = W_EXITCODE(0, SIGKILL), st;
+	pid_t pid;
 
 	(void)kill(-cmd, SIGKILL);
+	(void)kill(cmd, SIGKILL); /* our child, unreaped: no one else */
+	while ((pid = waitpid(cmd, &st, 0)) < 0 && errno == EINTR)
+		;
+	if (pid == cmd)
+		status = st;
 	for (;;) {
-		unsigned signalled = sweep(getpid(), -1, 0);
-		pid_t pid = waitpid(-1, &st, signalled ? 0 : WNOHANG);
+		siginfo_t si;
+		unsigned signalled;
 
+		/* No child at all: nothing to sweep (the common case, without a /proc walk). */
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD)
+			return status;
+		signalled = sweep(getpid(), -1, 0);
+		pid = waitpid(-1, &st, signalled ? 0 : WNOHANG);
 		if (pid < 0 && errno == EINTR)
 			continue;
 		if (pid <= 0)
 			return status; /* ECHILD: nothing left; 0: nothing we can end */
-		do {
-			if (pid == cmd)
-				status = st;
-		} while ((pid = waitpid(-1, &st, WNOHANG)) > 0);
+		while (waitpid(-1, &st, WNOHANG) > 0)
+			;
 	}
 }
 
