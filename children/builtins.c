@@ -26,6 +26,11 @@
  * and resets it to 0 so the next round starts clean. Jobs that end while others are running
  * return 0 (the loss, if any, is reported by whichever job ends last).
  *
+ * sleep, spin and hang stop early when their job is cancelled (a CANCEL frame: the job's own
+ * flag, not the worker's STOP, so a drain lets them finish) and return STATUS_CANCELLED, which
+ * the master ends `cancelled`: sleep waits on the flag as a futex (job_wait_cancel()), the
+ * busy loops read it with every clock read.
+ *
  * deadlock: named locks "deadlock-a" and "deadlock-b". A job with an odd id takes a then b,
  * an even one b then a. After its first lock it records that it holds it and waits (condvar)
  * until a job of the other parity holds its own first lock; then it blocks on its second
@@ -56,6 +61,7 @@
 
 #define STATUS_FAILED 1
 #define STATUS_BAD_ARGS JOB_STATUS_BAD_ARGS
+#define STATUS_CANCELLED JOB_STATUS_CANCELLED
 
 /* --- arguments --- */
 
@@ -165,10 +171,13 @@ static usec_t deadline_after(uint64_t amount, usec_t unit)
 	return now + amount * unit;
 }
 
-static void burn_until(usec_t deadline)
+/* Burns CPU until deadline, or until the job is cancelled (true then). */
+static bool burn_until(struct bulkhead_job *job, usec_t deadline)
 {
 	while (now_usec() < deadline)
-		;
+		if (job_cancel_requested(job))
+			return true;
+	return false;
 }
 
 /* --- the builtins --- */
@@ -184,22 +193,16 @@ static int builtin_spin(struct bulkhead_job *job)
 
 	if (arg_uint(job, "us", 100, UINT64_MAX, &us) < 0)
 		return STATUS_BAD_ARGS;
-	burn_until(deadline_after(us, 1));
-	return 0;
+	return burn_until(job, deadline_after(us, 1)) ? STATUS_CANCELLED : 0;
 }
 
 static int builtin_sleep(struct bulkhead_job *job)
 {
-	struct timespec ts;
 	uint64_t ms;
 
 	if (arg_uint(job, "ms", 10, UINT64_MAX, &ms) < 0)
 		return STATUS_BAD_ARGS;
-	ts.tv_sec = (time_t)(ms / 1000 > (uint64_t)INT64_MAX ? INT64_MAX : ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-	return 0;
+	return job_wait_cancel(job, deadline_after(ms, USEC_PER_MSEC)) ? STATUS_CANCELLED : 0;
 }
 
 static volatile unsigned long balance;
@@ -396,8 +399,7 @@ static int builtin_hang(struct bulkhead_job *job)
 
 	if (arg_uint(job, "ms", UINT64_MAX, UINT64_MAX, &ms) < 0)
 		return STATUS_BAD_ARGS;
-	burn_until(deadline_after(ms, USEC_PER_MSEC));
-	return 0;
+	return burn_until(job, deadline_after(ms, USEC_PER_MSEC)) ? STATUS_CANCELLED : 0;
 }
 
 static pthread_mutex_t deadlock_lock = PTHREAD_MUTEX_INITIALIZER;

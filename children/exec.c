@@ -2,44 +2,65 @@
 /*
  * exec: jobs. `run = exec:COMMAND ARGS...` is split into words once per spec
  * (common/cmdline.c); each job expands the placeholders of every word ({input}, {id},
- * {name}, {arg:KEY}) and starts the command from its own job thread with posix_spawnp():
+ * {name}, {arg:KEY}) and starts the command from its own job thread, through a trampoline
+ * that stays its parent:
  *
- *   - in a process group of its own (POSIX_SPAWN_SETPGROUP), whose id is the command's pid,
- *     so that the command and everything it starts can be signalled at once: the worker on
- *     CANCEL and STOP (SIGTERM), the master on a timeout or when the worker died (SIGKILL);
- *   - with an empty signal mask and every signal at its default (SETSIGMASK, SETSIGDEF): a
- *     job thread's mask, the worker's ignored SIGPIPE and its crash handlers stay here;
- *   - stdin /dev/null; stdout and stderr to DIR/<group>.<job>.out and .err with `output =
- *     DIR`, else to a pipe that this thread reads and logs line by line through the job's
- *     log, the first EXEC_OUTPUT_LOG_MAX bytes only, then one line saying how much was
- *     dropped;
- *   - with the worker's environment plus BULKHEAD_JOB_ID (and BULKHEAD_JOB_INPUT when the
- *     job has an input). Every fd of the worker is CLOEXEC, so the command inherits none.
+ *   job thread --posix_spawn--> trampoline --fork+exec--> command --> what it starts
  *
- * The command dies with its worker: posix_spawn() starts this same binary as a trampoline
- * (`bulkhead-worker --exec-command WORKER_PID -- COMMAND ARGS...`, exec_trampoline_main()),
- * which sets PR_SET_PDEATHSIG (SIGKILL when the job thread, and so the worker, is gone),
- * checks its parent is still there, and execvp()s the command. An exec failure is written
- * as an errno to a CLOEXEC pipe on fd 3 (read here: EOF means the command runs), so a
- * missing command is still SPAWN_FAILED. This costs one more exec per command (about half a
- * millisecond) and closes a hole: without it a SIGKILLed master (workers die by their own
- * PDEATHSIG) or a worker dying before the master read its EXEC frame left commands running.
- * What a command starts in the background is its process group's, killed when the command
- * ends (wait_command) or by the master.
+ * The trampoline is this same binary (`bulkhead-worker --exec-command WORKER_PID -- COMMAND
+ * ARGS...`, exec_trampoline_main(), comm "bulkhead-exec"), in a process group of its own.
+ * It is there so that nothing a command starts outlives its job, its worker or the master,
+ * however they die (DESIGN §11), also what double-forks or calls setsid():
  *
- * Right after the spawn the job thread sends EXEC (job, pid) to the master, then waits:
- * with a pidfd, so that output is read until the command exits and not until the last
- * grandchild that inherited the pipe closes it. The command's end becomes the job's:
- * exit code 0 done, another code failed (outcome RETURNED), killed by a signal (outcome
- * SIGNALED, the worker is fine), or not started at all (SPAWN_FAILED, status = errno).
+ *   - it is a child subreaper (PR_SET_CHILD_SUBREAPER): every orphaned descendant of the
+ *     command becomes its child instead of init's;
+ *   - its PR_SET_PDEATHSIG is a signal it handles (SIGHUP): when the job thread is gone (the
+ *     worker died; the worker dies with the master) it is told, and ends everything;
+ *   - once the command has exited (or on that signal) it SIGKILLs the command's process
+ *     group while the command's unreaped pid still holds the group id, then sweeps its
+ *     descendants (stops them top-down, kills them bottom-up, walking
+ *     /proc/PID/task/TID/children; see sweep()) and reaps them, until it has no child left;
+ *     only then it reports the command's wait status and exits. Processes it cannot
+ *     signal (another uid) are left when nothing else is.
  *
- * Signalling a command's group from another thread (exec_signal()) must never hit a reused
- * pid: the job thread waits with WNOWAIT (the command stays a zombie, its pid and group id
- * taken), clears job->exec_pid under exec_lock, and only then reaps it. exec_signal() reads
- * the pid under the same lock. A CANCEL that comes between the spawn and the moment the pid
- * is published is not lost: the job thread checks bulkhead_job_cancelled() under the lock
- * when it publishes the pid, and the canceller sets the flag before it takes the lock.
+ * The command is forked by the trampoline into a process group of its own, whose id is the
+ * command's pid: the master kills that group (SIGKILL) on a timeout or when the worker died,
+ * which never hits the trampoline, so the trampoline is always there to sweep what escaped
+ * the group. The command gets PR_SET_PDEATHSIG SIGKILL (the trampoline gone: so is it), an
+ * empty signal mask and every signal at its default, stdin /dev/null, and stdout and stderr
+ * to DIR/<group>.<job>.out and .err with `output = DIR`, else to a pipe that this thread
+ * reads and logs line by line through the job's log, the first EXEC_OUTPUT_LOG_MAX bytes
+ * only, then one line saying how much was dropped. Its environment is the worker's plus
+ * BULKHEAD_JOB_ID (and BULKHEAD_JOB_INPUT when the job has an input). Every fd of the
+ * worker is CLOEXEC, fds above 3 are closed at the spawn (a plugin's may not be), and the
+ * trampoline's own are CLOEXEC, so the command inherits none.
+ *
+ * The trampoline talks to the job thread over a pipe on its fd 3 (struct exec_report, one
+ * write each): STARTED with the command's pid once it was exec'd, or FAILED with the errno
+ * it could not be started with (SPAWN_FAILED, so a missing command is still that); then
+ * ENDED with the command's wait status, just before it exits. The job thread sends EXEC
+ * (job, command pid) to the master on STARTED, then waits for the trampoline with a pidfd,
+ * reading output until it exits (not until the last holder of the pipe closes it). The
+ * command's end becomes the job's: exit code 0 done, another code failed (outcome
+ * RETURNED), killed by a signal (outcome SIGNALED, the worker is fine), or not started at
+ * all (SPAWN_FAILED, status = errno). A trampoline that died without saying ENDED (killed
+ * from outside) counts as the command killed by that signal.
+ *
+ * Signalling a command from another thread (exec_signal(): SIGTERM on CANCEL and STOP) goes
+ * to the trampoline, which forwards it to the command's group: the trampoline is this
+ * thread's child, so its pid cannot be reused before this thread reaps it. The job thread
+ * waits with WNOWAIT (the trampoline stays a zombie, its pid taken), clears job->exec_pid
+ * under exec_lock, and only then reaps it. exec_signal() reads the pid under the same lock.
+ * A CANCEL that comes between the spawn and the moment the pid is published is not lost:
+ * the job thread checks bulkhead_job_cancelled() under the lock when it publishes the pid,
+ * and the canceller sets the flag before it takes the lock. The trampoline has the signals
+ * it handles blocked from its first instruction (the spawn sets its mask), so none is lost
+ * or kills it before it is ready.
+ *
+ * Cost: one more exec per command than a direct spawn (about half a millisecond), one fork,
+ * and one small process per running command.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -64,6 +85,31 @@
 #include "job-api.h"
 
 #define LINE_MAX_LOGGED 1024 /* a longer output line is logged in pieces */
+#define EXEC_TRAMPOLINE_DEATHSIG SIGHUP /* the trampoline's PDEATHSIG: end everything */
+#define EXEC_SWEEP_DEPTH 64 /* levels below the trampoline one sweep() goes down */
+
+/* Forwarded by the trampoline to the command's process group. */
+static const int forwarded[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 };
+
+/* What the trampoline tells the job thread on its fd 3: one write each. */
+enum {
+	EXEC_REPORT_STARTED = 1, /* value: the command's pid (and process group) */
+	EXEC_REPORT_FAILED = 2, /* value: the errno it could not be started with */
+	EXEC_REPORT_ENDED = 3, /* value: the command's wait status */
+};
+
+struct exec_report {
+	int32_t kind;
+	int32_t value;
+};
+
+/* A started command, as the job thread holds it. */
+struct exec_run_fds {
+	pid_t trampoline;
+	pid_t command;
+	int report; /* the trampoline's fd 3, read end */
+	int output; /* the command's stdout and stderr, read end; -1 with output = DIR */
+};
 
 extern char **environ;
 
@@ -187,20 +233,23 @@ static int build_envp(struct bulkhead_job *job, char ***ret, char **ret_strings)
 	return 0;
 }
 
-/* Sends the EXEC frame and publishes the pid for exec_signal(). */
-static void exec_started(struct bulkhead_job *job, pid_t pid)
+/*
+ * Sends the EXEC frame (the command's pid: its process group) and publishes the
+ * trampoline's pid for exec_signal().
+ */
+static void exec_started(struct bulkhead_job *job, pid_t trampoline, pid_t command)
 {
 	uint8_t buf[sizeof(struct bh_frame_header) + 16];
-	size_t n = bh_encode_exec(buf, sizeof(buf), job->id, pid);
+	size_t n = bh_encode_exec(buf, sizeof(buf), job->id, command);
 	bool cancelled;
 
 	if (n > 0)
 		(void)job_api_send(buf, n);
 	pthread_mutex_lock(&exec_lock);
-	job->exec_pid = pid;
+	job->exec_pid = trampoline;
 	cancelled = bulkhead_job_cancelled(job);
 	if (cancelled)
-		(void)kill(-pid, SIGTERM);
+		(void)kill(trampoline, SIGTERM);
 	pthread_mutex_unlock(&exec_lock);
 }
 
@@ -208,7 +257,7 @@ void exec_signal(struct bulkhead_job *job, int sig)
 {
 	pthread_mutex_lock(&exec_lock);
 	if (job->exec_pid > 0)
-		(void)kill(-job->exec_pid, sig);
+		(void)kill(job->exec_pid, sig); /* the trampoline forwards it to the group */
 	pthread_mutex_unlock(&exec_lock);
 }
 
@@ -313,32 +362,38 @@ static void pump_output(struct bulkhead_job *job, int fd, pid_t pid)
 		close(pidfd);
 }
 
-/* Waits for the command, clears the published pid, then reaps it. Returns the wait status. */
-static int wait_command(struct bulkhead_job *job, pid_t pid)
+/*
+ * Waits for the trampoline, clears the published pid, then reaps it; then reads what it
+ * reported (fd: the report pipe). Returns the command's wait status.
+ */
+static int wait_trampoline(struct bulkhead_job *job, pid_t pid, int fd)
 {
+	struct exec_report rep = { 0 };
 	siginfo_t si;
 	int status = 0;
+	ssize_t n;
 
 	while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
 		;
-	/*
-	 * What the command left running in its process group (`sh -c "x &"`) goes with it: the
-	 * job is over. The unreaped command still holds the group's id, so this cannot reach
-	 * another process group.
-	 */
-	(void)kill(-pid, SIGKILL);
 	pthread_mutex_lock(&exec_lock);
 	job->exec_pid = 0;
 	pthread_mutex_unlock(&exec_lock);
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno == EINTR)
 			continue;
-		/* Reaped by someone else (a plugin's waitpid(-1)): its end is unknown. */
-		bulkhead_job_log(job, BULKHEAD_LOG_ERR, "the command's exit status was lost: %s",
-				 strerror(errno));
-		return W_EXITCODE(1, 0);
+		/* Reaped by someone else (a plugin's waitpid(-1)): its report may be there. */
+		status = W_EXITCODE(1, 0);
+		break;
 	}
-	return status;
+	while ((n = read(fd, &rep, sizeof(rep))) < 0 && errno == EINTR)
+		;
+	if (n == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_ENDED)
+		return rep.value;
+	/* Killed from outside (it never is by us): the command went with it (PDEATHSIG). */
+	if (WIFSIGNALED(status))
+		return status;
+	bulkhead_job_log(job, BULKHEAD_LOG_ERR, "the command's exit status was lost");
+	return W_EXITCODE(1, 0);
 }
 
 static int add_output_files(struct bulkhead_job *job, posix_spawn_file_actions_t *fa)
@@ -359,16 +414,33 @@ static int add_output_files(struct bulkhead_job *job, posix_spawn_file_actions_t
 	return r;
 }
 
-static int spawn_command(struct bulkhead_job *job, char **argv, char **envp, int *ret_pipe,
-			 pid_t *ret_pid)
+/* The signals the trampoline takes with sigwaitinfo(), blocked from its start. */
+static void trampoline_signals(sigset_t *s)
 {
+	sigemptyset(s);
+	sigaddset(s, SIGCHLD);
+	sigaddset(s, EXEC_TRAMPOLINE_DEATHSIG);
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		sigaddset(s, forwarded[i]);
+}
+
+/*
+ * Starts the trampoline for argv. Returns 0 with its pid, the command's pid (from its
+ * STARTED report), the report pipe and the output pipe (-1 with output = DIR), or -errno
+ * (also the errno the command could not be started with).
+ */
+static int spawn_trampoline(struct bulkhead_job *job, char **argv, char **envp,
+			    struct exec_run_fds *ret)
+{
+	struct exec_report rep = { 0 };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
-	sigset_t none, all;
-	int p[2] = { -1, -1 }, e[2] = { -1, -1 }, r, err = 0;
+	sigset_t mask, all;
+	int p[2] = { -1, -1 }, e[2] = { -1, -1 }, r;
 	char **targv, ppid[24];
 	size_t n = 0;
-	ssize_t k;
+	ssize_t k = 0;
+	pid_t pid = 0;
 
 	while (argv[n])
 		n++;
@@ -385,7 +457,9 @@ static int spawn_command(struct bulkhead_job *job, char **argv, char **envp, int
 		free(targv);
 		return -errno;
 	}
-	sigemptyset(&none);
+	/* Its handled signals blocked from birth (and SIGPIPE: a write to us is EPIPE). */
+	trampoline_signals(&mask);
+	sigaddset(&mask, SIGPIPE);
 	sigfillset(&all);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawnattr_init(&at);
@@ -394,7 +468,7 @@ static int spawn_command(struct bulkhead_job *job, char **argv, char **envp, int
 	if (r == 0)
 		r = -posix_spawnattr_setpgroup(&at, 0);
 	if (r == 0)
-		r = -posix_spawnattr_setsigmask(&at, &none);
+		r = -posix_spawnattr_setsigmask(&at, &mask);
 	if (r == 0)
 		r = -posix_spawnattr_setsigdefault(&at, &all);
 	if (r == 0)
@@ -415,30 +489,36 @@ static int spawn_command(struct bulkhead_job *job, char **argv, char **envp, int
 	if (r == 0)
 		r = -posix_spawn_file_actions_addclosefrom_np(&fa, EXEC_TRAMPOLINE_FD + 1);
 	if (r == 0)
-		r = -posix_spawn(ret_pid, "/proc/self/exe", &fa, &at, targv, envp);
+		r = -posix_spawn(&pid, "/proc/self/exe", &fa, &at, targv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	free(targv);
 	close(e[1]);
 	if (p[1] >= 0)
 		close(p[1]);
-	/* EOF: the command was exec'd; an int: the errno it could not be exec'd with. */
-	while (r == 0 && (k = read(e[0], &err, sizeof(err))) < 0 && errno == EINTR)
+	while (r == 0 && (k = read(e[0], &rep, sizeof(rep))) < 0 && errno == EINTR)
 		;
-	close(e[0]);
-	if (r == 0 && k == (ssize_t)sizeof(err) && err > 0) {
-		while (waitpid(*ret_pid, NULL, 0) < 0 && errno == EINTR)
+	if (r == 0 && (k != (ssize_t)sizeof(rep) || rep.kind != EXEC_REPORT_STARTED)) {
+		int status = 0;
+
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
-		r = -err;
+		if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_FAILED && rep.value > 0)
+			r = -rep.value;
+		else /* it died before it could say (the worker is going, or a kill from outside) */
+			r = WIFSIGNALED(status) ? -EINTR : -ECHILD;
 	}
 	if (r < 0) {
 		if (p[0] >= 0)
 			close(p[0]);
+		close(e[0]);
 		return r;
 	}
 	if (p[0] >= 0)
 		(void)fcntl(p[0], F_SETFL, O_NONBLOCK);
-	*ret_pipe = p[0];
+	*ret = (struct exec_run_fds){
+		.trampoline = pid, .command = rep.value, .report = e[0], .output = p[0]
+	};
 	return 0;
 }
 
@@ -476,30 +556,279 @@ static int exec_path(char **argv)
 	}
 }
 
+/* --- the trampoline (its own process, single-threaded) --- */
+
+/* One report to the job thread (a write of 8 bytes to a pipe is atomic). */
+static void report(int32_t kind, int32_t value)
+{
+	struct exec_report rep = { .kind = kind, .value = value };
+
+	(void)!write(EXEC_TRAMPOLINE_FD, &rep, sizeof(rep));
+}
+
+/* The parent of pid from /proc/PID/stat, or -1. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int ppid, fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the command name may hold anything */
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return -1;
+	return (pid_t)ppid;
+}
+
+/* Appends the pids in one /proc/PID/task/TID/children file to *v. */
+static void read_children(const char *path, pid_t **v, size_t *n, size_t *cap)
+{
+	char buf[512];
+	long cur = -1;
+	ssize_t k;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	while ((k = read(fd, buf, sizeof(buf))) > 0 || (k < 0 && errno == EINTR)) {
+		for (ssize_t i = 0; i < k; i++) {
+			if (buf[i] >= '0' && buf[i] <= '9') {
+				cur = (cur < 0 ? 0 : cur * 10) + (buf[i] - '0');
+				if (cur > INT_MAX)
+					cur = INT_MAX;
+				continue;
+			}
+			if (cur > 0 && *n == *cap) {
+				pid_t *m = realloc(*v, (*cap ? *cap * 2 : 16) * sizeof(**v));
+
+				if (!m)
+					break;
+				*v = m;
+				*cap = *cap ? *cap * 2 : 16;
+			}
+			if (cur > 0 && *n < *cap)
+				(*v)[(*n)++] = (pid_t)cur;
+			cur = -1;
+		}
+	}
+	close(fd);
+}
+
+/* The children of pid, of every one of its threads (malloc'd, maybe NULL), and how many. */
+static size_t children_of(pid_t pid, pid_t **ret)
+{
+	char path[96];
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+
+	*ret = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", (int)pid, de->d_name);
+		read_children(path, ret, &n, &cap);
+	}
+	closedir(d);
+	return n;
+}
+
+static bool pidfd_alive(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 0; /* readable once it has exited */
+}
+
+/*
+ * Stops every child of `parent` and, below each, its descendants, then kills them: top-down
+ * SIGSTOP (a stopped process forks no more, so its list of children holds still), bottom-up
+ * SIGKILL. Deeper than EXEC_SWEEP_DEPTH is left for the next round: those processes are
+ * reparented to us as their ancestors die. Each process is signalled through a pidfd, and one
+ * that is not our own child only after checking that its parent is the process whose list
+ * named it and that this one is still alive then (parent_fd), so a pid reused meanwhile is
+ * never signalled. Returns how many of our own children were signalled (parent_fd < 0).
+ */
+static unsigned sweep(pid_t parent, int parent_fd, unsigned depth)
+{
+	unsigned signalled = 0;
+	pid_t *kids;
+	size_t n = children_of(parent, &kids);
+
+	for (size_t i = 0; i < n; i++) {
+		int fd = (int)pidfd_open(kids[i], 0);
+
+		if (fd < 0)
+			continue;
+		if (parent_fd >= 0 && (parent_of(kids[i]) != parent || !pidfd_alive(parent_fd))) {
+			close(fd);
+			continue;
+		}
+		(void)pidfd_send_signal(fd, SIGSTOP, NULL, 0);
+		if (depth < EXEC_SWEEP_DEPTH)
+			sweep(kids[i], fd, depth + 1);
+		if (pidfd_send_signal(fd, SIGKILL, NULL, 0) == 0 && parent_fd < 0)
+			signalled++;
+		close(fd);
+	}
+	free(kids);
+	return signalled;
+}
+
+/*
+ * The end of a job: the command's group is killed while its unreaped leader still holds the
+ * group id (it cannot be another group), and the command itself (in case it left its group);
+ * it is reaped; then, if any child is left, every descendant, round after round, reaping
+ * them, until none is left, or only some we cannot signal. Returns the command's status.
+ */
+static int end_everything(pid_t cmd)
+{
+	int status = W_EXITCODE(0, SIGKILL), st;
+	pid_t pid;
+
+	(void)kill(-cmd, SIGKILL);
+	(void)kill(cmd, SIGKILL); /* our child, unreaped: no one else */
+	while ((pid = waitpid(cmd, &st, 0)) < 0 && errno == EINTR)
+		;
+	if (pid == cmd)
+		status = st;
+	for (;;) {
+		siginfo_t si;
+		unsigned signalled;
+
+		/* No child at all: nothing to sweep (the common case, without a /proc walk). */
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD)
+			return status;
+		signalled = sweep(getpid(), -1, 0);
+		pid = waitpid(-1, &st, signalled ? 0 : WNOHANG);
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid <= 0)
+			return status; /* ECHILD: nothing left; 0: nothing we can end */
+		while (waitpid(-1, &st, WNOHANG) > 0)
+			;
+	}
+}
+
+/*
+ * Reaps children (orphans reparented to us) that exited, except the command. Returns true
+ * once the command has exited (it stays unreaped, so its pid and group id stay taken).
+ */
+static bool reap_orphans(pid_t cmd)
+{
+	for (;;) {
+		siginfo_t si = { 0 };
+
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+			return errno != EINTR;
+		if (si.si_pid == 0)
+			return false;
+		if (si.si_pid == cmd)
+			return true;
+		(void)waitpid(si.si_pid, NULL, WNOHANG);
+	}
+}
+
+/* The command's side of the fork: its group, its death signal, a clean mask, exec. */
+static _Noreturn void command_child(char **argv, int errfd, pid_t trampoline)
+{
+	sigset_t none;
+	int err;
+
+	(void)setpgid(0, 0);
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != trampoline)
+		_exit(127);
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+	err = exec_path(argv);
+	(void)!write(errfd, &err, sizeof(err));
+	_exit(127);
+}
+
 int exec_trampoline_main(int argc, char **argv)
 {
-	int err;
+	int ep[2], err = 0, status;
+	bool over = false;
+	sigset_t set;
+	pid_t self = getpid(), cmd;
+	ssize_t n;
 
 	/* argv: bulkhead-worker --exec-command PPID -- COMMAND ARGS... */
 	if (argc < 5 || strcmp(argv[3], "--") != 0)
 		_exit(127);
-	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	(void)fcntl(EXEC_TRAMPOLINE_FD, F_SETFD, FD_CLOEXEC);
+	/* Blocked since the spawn already; again, in case someone else started us. */
+	trampoline_signals(&set);
+	(void)sigprocmask(SIG_BLOCK, &set, NULL);
+	(void)prctl(PR_SET_NAME, "bulkhead-exec");
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+		report(EXEC_REPORT_FAILED, errno);
+		_exit(127);
+	}
+	(void)prctl(PR_SET_PDEATHSIG, EXEC_TRAMPOLINE_DEATHSIG);
 	if (getppid() != (pid_t)atoi(argv[2]))
 		_exit(127); /* the worker is already gone */
-	(void)fcntl(EXEC_TRAMPOLINE_FD, F_SETFD, FD_CLOEXEC);
-	err = exec_path(argv + 4);
-	(void)!write(EXEC_TRAMPOLINE_FD, &err, sizeof(err));
-	_exit(127);
+
+	cmd = fork();
+	if (cmd < 0) {
+		report(EXEC_REPORT_FAILED, errno);
+		_exit(127);
+	}
+	if (cmd == 0) {
+		close(ep[0]);
+		command_child(argv + 4, ep[1], self);
+	}
+	close(ep[1]);
+	(void)setpgid(cmd, cmd); /* (fails once the command has exec'd: it did it itself) */
+	/* EOF: the command was exec'd; an int: the errno it could not be exec'd with. */
+	while ((n = read(ep[0], &err, sizeof(err))) < 0 && errno == EINTR)
+		;
+	close(ep[0]);
+	if (n == (ssize_t)sizeof(err) && err > 0) {
+		while (waitpid(cmd, NULL, 0) < 0 && errno == EINTR)
+			;
+		report(EXEC_REPORT_FAILED, err);
+		_exit(127);
+	}
+	report(EXEC_REPORT_STARTED, cmd);
+
+	/* Until the command exits or our parent (the job thread) is gone. */
+	while (!over) {
+		int sig = sigwaitinfo(&set, NULL);
+
+		if (sig == SIGCHLD)
+			over = reap_orphans(cmd);
+		else if (sig == EXEC_TRAMPOLINE_DEATHSIG)
+			over = true;
+		else if (sig > 0)
+			(void)kill(-cmd, sig); /* CANCEL, STOP: for the command's group */
+	}
+	status = end_everything(cmd);
+	report(EXEC_REPORT_ENDED, status);
+	_exit(0);
 }
 
 int exec_job_run(struct bulkhead_job *job)
 {
 	char **argv = NULL, **envp = NULL, *env_strings = NULL;
-	int out = -1, status, r;
-	pid_t pid;
+	struct exec_run_fds x = { .report = -1, .output = -1 };
+	int status, r;
 
 	if (bulkhead_job_cancelled(job)) {
-		/* Cancelled (or the worker stopping) before it started: as if SIGTERM ended it. */
+		/* The worker is stopping (or a cancel came as it started): as if SIGTERM did. */
 		job->outcome = BH_OUTCOME_SIGNALED;
 		return SIGTERM;
 	}
@@ -507,7 +836,7 @@ int exec_job_run(struct bulkhead_job *job)
 	if (r == 0)
 		r = build_envp(job, &envp, &env_strings);
 	if (r == 0) {
-		r = spawn_command(job, argv, envp, &out, &pid);
+		r = spawn_trampoline(job, argv, envp, &x);
 		if (r < 0)
 			bulkhead_job_log(job, BULKHEAD_LOG_ERR, "cannot start %s: %s", argv[0],
 					 strerror(-r));
@@ -520,12 +849,13 @@ int exec_job_run(struct bulkhead_job *job)
 		return -r;
 	}
 
-	exec_started(job, pid);
-	if (out >= 0) {
-		pump_output(job, out, pid);
-		close(out);
+	exec_started(job, x.trampoline, x.command);
+	if (x.output >= 0) {
+		pump_output(job, x.output, x.trampoline);
+		close(x.output);
 	}
-	status = wait_command(job, pid);
+	status = wait_trampoline(job, x.trampoline, x.report);
+	close(x.report);
 	if (WIFSIGNALED(status)) {
 		job->outcome = BH_OUTCOME_SIGNALED;
 		return WTERMSIG(status);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * exec: jobs (see exec.c): a command line split once per spec, started once per job in its
- * own process group, waited for by the job thread.
+ * own process group through a trampoline that stays its parent and ends everything the
+ * command started when the job ends or the worker dies; waited for by the job thread.
  */
 #pragma once
 
@@ -27,14 +28,17 @@ int exec_job_run(struct bulkhead_job *job);
 
 /*
  * The trampoline a command is started through (see exec.c): `bulkhead-worker --exec-command
- * WORKER_PID -- COMMAND ARGS...`. Never returns.
+ * WORKER_PID -- COMMAND ARGS...`, with the report pipe on EXEC_TRAMPOLINE_FD. Forks and
+ * execs the command, stays its parent and a subreaper until it and every descendant are
+ * gone. Never returns.
  */
 #define EXEC_TRAMPOLINE_OPTION "--exec-command"
 #define EXEC_TRAMPOLINE_FD 3
 _Noreturn int exec_trampoline_main(int argc, char **argv);
 
 /*
- * Sends sig to the process group of the job's running command, if it has one. Safe from any
- * thread, against the job thread reaping the command (the pid is never reused under us).
+ * Sends sig to the process group of the job's running command (through its trampoline), if
+ * it has one. Safe from any thread, against the job thread reaping the trampoline (its pid
+ * is never reused under us).
  */
 void exec_signal(struct bulkhead_job *job, int sig);

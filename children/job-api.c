@@ -26,15 +26,23 @@
  * tight loop: a call that sends nothing costs a clock read.
  *
  * Named locks live in locks.c; a job holds them across its own calls only.
+ *
+ * Cancellation: job->cancelled is a 32-bit word that job_cancel() sets and wakes as a futex,
+ * so a job waiting in job_wait_cancel() (the `sleep` builtin) returns at once, and a busy
+ * loop (`spin`, `hang`) sees it with one relaxed load.
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <linux/futex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "builtins-impl.h"
 #include "common/log.h"
@@ -343,6 +351,29 @@ int bulkhead_job_cancelled(struct bulkhead_job *job)
 {
 	return atomic_load_explicit(&job->cancelled, memory_order_relaxed) ||
 	       atomic_load_explicit(&api_stopping, memory_order_relaxed);
+}
+
+void job_cancel(struct bulkhead_job *job)
+{
+	atomic_store(&job->cancelled, 1);
+	(void)syscall(SYS_futex, &job->cancelled, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+bool job_wait_cancel(struct bulkhead_job *job, uint64_t deadline)
+{
+	while (!job_cancel_requested(job)) {
+		struct timespec ts;
+		usec_t now = now_usec();
+
+		if (now >= deadline)
+			return false;
+		ts.tv_sec = (time_t)(deadline / USEC_PER_SEC);
+		ts.tv_nsec = (long)(deadline % USEC_PER_SEC) * 1000L;
+		/* Absolute, on CLOCK_MONOTONIC; returns at once if the flag is no longer 0. */
+		(void)syscall(SYS_futex, &job->cancelled, FUTEX_WAIT_BITSET_PRIVATE, 0,
+			      deadline == USEC_INFINITY ? NULL : &ts, NULL, FUTEX_BITSET_MATCH_ANY);
+	}
+	return true;
 }
 
 void bulkhead_job_progress(struct bulkhead_job *job, double fraction)

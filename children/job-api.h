@@ -20,6 +20,7 @@
 /* Status of every job of a spec that cannot run. */
 #define JOB_STATUS_NOT_FOUND 127 /* unknown builtin, plugin that does not load, bad command */
 #define JOB_STATUS_BAD_ARGS 2 /* args malformed or rejected by the builtin's argspec */
+#define JOB_STATUS_CANCELLED 125 /* a builtin that stopped because its job was cancelled */
 
 struct job_arg {
 	const char *key;
@@ -51,8 +52,8 @@ struct bulkhead_job {
 	uint64_t id;
 	const struct job_spec *spec;
 	const char *input; /* the job's input (INPUT frame), NULL if none */
-	atomic_bool cancelled; /* a CANCEL frame named this job (set by the main thread) */
-	pid_t exec_pid; /* exec: the running command (its process group), 0 if none */
+	atomic_uint cancelled; /* 1: a CANCEL frame named this job (job_cancel()); a futex */
+	pid_t exec_pid; /* exec: the running command's trampoline (exec.c), 0 if none */
 	enum bh_outcome outcome; /* how the job ended: set by exec jobs, else RETURNED */
 	bool has_result;
 	uint16_t result_len;
@@ -96,3 +97,22 @@ int job_api_send(const void *buf, size_t len);
 
 /* From now on bulkhead_job_cancelled() is true for every job (the worker got STOP). */
 void job_api_stop(void);
+
+/*
+ * Cancels the running job (a CANCEL frame named it): bulkhead_job_cancelled() turns true and
+ * job_wait_cancel() returns. Any thread.
+ */
+void job_cancel(struct bulkhead_job *job);
+
+/*
+ * Waits until `deadline` (now_usec(), USEC_INFINITY: none) or until the job is cancelled
+ * with job_cancel(), whichever comes first, without polling. Returns true if it was
+ * cancelled. A STOP of the worker does not end the wait: draining jobs run to their end.
+ */
+bool job_wait_cancel(struct bulkhead_job *job, uint64_t deadline);
+
+/* True once job_cancel() was called for the job (a relaxed load: cheap in a loop). */
+static inline bool job_cancel_requested(struct bulkhead_job *job)
+{
+	return atomic_load_explicit(&job->cancelled, memory_order_relaxed) != 0;
+}

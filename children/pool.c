@@ -40,8 +40,11 @@
  * (crash.c) and for the `tls` builtin. A job's input (INPUT frame) travels with its queue
  * entry and is freed by the job thread when the job ends (only jobs that have one pay a
  * free()). `busy` and the job's id, set under the lock, let pool_cancel() and pool_stop()
- * find a running job; cancelling one is an atomic flag the job polls, plus a SIGTERM to an
- * exec: job's process group (exec.c, which guards the pid against reuse).
+ * find a running job; cancelling one is an atomic flag the job polls (and a futex that wakes
+ * job_wait_cancel()), plus a SIGTERM to an exec: job's process group (exec.c, which guards the
+ * pid against reuse). A queued job that is cancelled never starts: pool_cancel() takes it
+ * out of the queue (the others keep their order, so the master's inference holds) and
+ * reports it at once with BH_OUTCOME_CANCELLED, waking the main thread to send it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -169,6 +172,24 @@ static int thread_start(struct pool_thread *t)
 	return 0;
 }
 
+/*
+ * Pushes a job's result into the outbox (it always has room) and decides how the main thread
+ * hears of it: *wake (write the eventfd once the lock is released) or *arm (the timer).
+ * Under p->lock.
+ */
+static void push_result(struct pool *p, const struct pool_result *r, usec_t now, bool *wake,
+			bool *arm)
+{
+	if (p->out_n == 0)
+		p->out_since = now;
+	p->out[p->out_n++] = *r;
+	if (!p->woken &&
+	    (p->out_n >= WAKE_BATCH || p->q_n < p->n_threads || now - p->out_since >= WAKE_AGE))
+		*wake = p->woken = true;
+	else if (!p->woken && p->out_n == 1)
+		*arm = true;
+}
+
 static void *thread_main(void *arg)
 {
 	struct pool_thread *t = arg;
@@ -184,6 +205,7 @@ static void *thread_main(void *arg)
 	p->n_ready++;
 	pthread_cond_signal(&p->ready);
 	for (;;) {
+		struct pool_result res;
 		struct pool_job e;
 		usec_t t0, t1;
 		int status;
@@ -209,7 +231,7 @@ static void *thread_main(void *arg)
 		t->job.id = e.job_id;
 		t->job.spec = e.spec;
 		t->job.input = e.input;
-		atomic_store_explicit(&t->job.cancelled, e.cancelled, memory_order_relaxed);
+		atomic_store_explicit(&t->job.cancelled, 0, memory_order_relaxed);
 		t->busy = true;
 		pthread_mutex_unlock(&p->lock);
 
@@ -228,21 +250,15 @@ static void *thread_main(void *arg)
 			free(e.input);
 		}
 
-		pthread_mutex_lock(&p->lock);
-		t->busy = false;
-		if (p->out_n == 0)
-			p->out_since = t1;
-		p->out[p->out_n++] = (struct pool_result){
+		res = (struct pool_result){
 			.job_id = e.job_id,
 			.status = status,
 			.run_usec = t1 - t0 > UINT32_MAX ? UINT32_MAX : (uint32_t)(t1 - t0),
 			.outcome = t->job.outcome,
 		};
-		if (!p->woken && (p->out_n >= WAKE_BATCH || p->q_n < p->n_threads ||
-				  t1 - p->out_since >= WAKE_AGE))
-			wake = p->woken = true;
-		else if (!p->woken && p->out_n == 1)
-			arm = true;
+		pthread_mutex_lock(&p->lock);
+		t->busy = false;
+		push_result(p, &res, t1, &wake, &arm);
 	}
 	last = --p->n_running == 0;
 	pthread_mutex_unlock(&p->lock);
@@ -394,27 +410,49 @@ void pool_stop(struct pool *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* Takes the i-th queued job out of the queue, keeping the others' order. Under p->lock. */
+static struct pool_job queue_take(struct pool *p, size_t i)
+{
+	size_t mask = p->q_cap - 1;
+	struct pool_job e = p->q[(p->q_head + i) & mask];
+
+	for (; i + 1 < p->q_n; i++)
+		p->q[(p->q_head + i) & mask] = p->q[(p->q_head + i + 1) & mask];
+	p->q_n--;
+	return e;
+}
+
 bool pool_cancel(struct pool *p, uint64_t job_id)
 {
-	bool found = false;
+	bool found = false, wake = false, arm = false;
+	struct pool_result res;
 
 	pthread_mutex_lock(&p->lock);
 	for (size_t i = 0; i < p->q_n && !found; i++) {
-		struct pool_job *e = &p->q[(p->q_head + i) & (p->q_cap - 1)];
+		struct pool_job e;
 
-		if (e->job_id == job_id)
-			found = e->cancelled = true;
+		if (p->q[(p->q_head + i) & (p->q_cap - 1)].job_id != job_id)
+			continue;
+		/* Queued: it never starts, and says so now, not when its turn would come. */
+		e = queue_take(p, i);
+		free(e.input);
+		res = (struct pool_result){ .job_id = job_id, .outcome = BH_OUTCOME_CANCELLED };
+		push_result(p, &res, now_usec(), &wake, &arm);
+		p->woken = wake = true;
+		found = true;
 	}
 	for (unsigned i = 0; i < p->n_started && !found; i++) {
 		struct pool_thread *t = &p->threads[i];
 
 		if (t->busy && t->job.id == job_id) {
-			atomic_store(&t->job.cancelled, true);
+			job_cancel(&t->job);
 			exec_signal(&t->job, SIGTERM);
 			found = true;
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
+	if (wake)
+		wake_main(p);
 	return found;
 }
 

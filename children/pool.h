@@ -21,7 +21,6 @@ struct pool_job {
 	uint64_t job_id;
 	const struct job_spec *spec;
 	char *input; /* malloc'd, owned by the pool once submitted; NULL if none */
-	bool cancelled; /* a CANCEL came while the job was queued */
 };
 
 struct pool_result {
@@ -73,9 +72,11 @@ size_t pool_take_results(struct pool *p, const struct pool_result **ret);
 void pool_stop(struct pool *p);
 
 /*
- * A CANCEL for job_id: if it is queued, it will start cancelled; if it is running, it is
- * cancelled now (and its exec: command, if any, gets SIGTERM). Returns true if the job was
- * found, false if it is not in the pool (finished, or never assigned).
+ * A CANCEL for job_id: if it is queued, it is taken out of the queue and never starts (its
+ * result, BH_OUTCOME_CANCELLED with status 0, is pushed at once and the eventfd written); if
+ * it is running, it is cancelled now (job_cancel(), and its exec: command, if any, gets
+ * SIGTERM). Returns true if the job was found, false if it is not in the pool (finished, or
+ * never assigned). Main thread.
  */
 bool pool_cancel(struct pool *p, uint64_t job_id);
 

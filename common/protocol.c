@@ -293,6 +293,8 @@ static bool done_entry_ok(const uint8_t *e)
 		return d.status > 0 && d.status <= 64;
 	case BH_OUTCOME_SPAWN_FAILED:
 		return d.status > 0;
+	case BH_OUTCOME_CANCELLED:
+		return d.status == 0;
 	}
 	return false;
 }

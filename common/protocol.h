@@ -21,7 +21,8 @@
 
 #define BH_PROTO_MAGIC 0xB4B7u
 #define BH_PROTO_VERSION 4 /* 2: DONE entries carry run_usec; 3: plugins, exec, inputs;
-			     4: FORGET, specs sent only with the jobs that need them */
+			     4: FORGET, specs sent only with the jobs that need them,
+			     DONE outcome CANCELLED */
 #define BH_FRAME_MAX (64u * 1024u)     /* hard maximum, header included */
 #define BH_SPEC_STRING_MAX 16000u      /* run, args, name and output, each */
 #define BH_INPUT_MAX 4096u             /* a job's input (a path), bytes */
@@ -102,6 +103,7 @@ enum bh_outcome {
 	BH_OUTCOME_RETURNED = 0, /* the job returned: status 0 done, else its non-zero return */
 	BH_OUTCOME_SIGNALED = 1, /* an exec: job's command was killed: status = signal number */
 	BH_OUTCOME_SPAWN_FAILED = 2, /* an exec: job's command could not start: status = errno */
+	BH_OUTCOME_CANCELLED = 3, /* cancelled before it started (a CANCEL came): status 0 */
 };
 
 struct bh_done_entry {

@@ -778,6 +778,11 @@ static int finish_special(struct worker *w, struct job *j, const struct bh_done_
 	char name[64], sig[16];
 	struct lfields f;
 
+	if (e->outcome == BH_OUTCOME_CANCELLED) {
+		/* Never started (handle_done() checked we asked for it): no attempt counted. */
+		ledger_cancel(m->ledger, j, CAUSE_CANCELLED);
+		return 0;
+	}
 	if (e->outcome != BH_OUTCOME_RETURNED && gc->kind != JOB_KIND_EXEC)
 		return -EPROTO;
 	if (w->stop_sent && (e->outcome != BH_OUTCOME_RETURNED || e->status != 0)) {
@@ -836,7 +841,8 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 
 		bh_frame_done_entry(f, i, &e);
 		j = ledger_job(m->ledger, e.job_id);
-		if (!j || j->worker != w || j->state != JOB_RUNNING)
+		if (!j || j->worker != w || j->state != JOB_RUNNING ||
+		    (e.outcome == BH_OUTCOME_CANCELLED && !(j->flags & JOB_CANCEL_REQUESTED)))
 			return -EPROTO;
 		run_sum += e.run_usec;
 		if (__builtin_expect(e.outcome | w->n_execs | w->stop_sent, 0)) {
@@ -896,14 +902,11 @@ static struct job *job_in_flight(struct worker *w, uint64_t id)
 	return j;
 }
 
-/*
- * True if pid is a process group leader whose parent is the worker: the only processes an
- * EXEC frame may make us kill. (A worker is not trusted with kill(-pid) on anything else.)
- */
-static bool is_command_of(pid_t pid, pid_t worker)
+/* The parent and the process group of pid, from /proc/PID/stat. */
+static bool proc_ids(pid_t pid, int *ret_ppid, int *ret_pgrp)
 {
 	char path[64], buf[512], *p;
-	int ppid, pgrp, fd;
+	int fd;
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -916,9 +919,23 @@ static bool is_command_of(pid_t pid, pid_t worker)
 		return false;
 	buf[n] = '\0';
 	p = strrchr(buf, ')'); /* the command name may hold anything */
-	if (!p || sscanf(p + 1, " %*c %d %d", &ppid, &pgrp) != 2)
+	return p && sscanf(p + 1, " %*c %d %d", ret_ppid, ret_pgrp) == 2;
+}
+
+/*
+ * True if pid is a process group leader whose parent is the worker's exec: trampoline (a
+ * group leader whose parent is the worker, children/exec.c), or the worker: the only
+ * processes an EXEC frame may make us kill. (A worker is not trusted with kill(-pid) on
+ * anything else.)
+ */
+static bool is_command_of(pid_t pid, pid_t worker)
+{
+	int ppid, pgrp, tppid, tpgrp;
+
+	if (!proc_ids(pid, &ppid, &pgrp) || pgrp != pid)
 		return false;
-	return ppid == worker && pgrp == pid;
+	return ppid == worker ||
+	       (proc_ids(ppid, &tppid, &tpgrp) && tppid == worker && tpgrp == ppid);
 }
 
 static int handle_exec(struct worker *w, const struct bh_frame *f)
@@ -2598,8 +2615,7 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	sigaddset(&ss, SIGCHLD);
 	sigaddset(&ss, SIGINT);
 	sigaddset(&ss, SIGTERM);
-	if (opts && opts->daemon)
-		sigaddset(&ss, SIGHUP);
+	sigaddset(&ss, SIGHUP); /* daemon: reload; one-shot run: stop, as SIGINT */
 	sigprocmask(SIG_BLOCK, &ss, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -2632,6 +2648,8 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	r = sd_event_add_signal(m->event, &m->sigint, SIGINT, on_signal, m);
 	if (r >= 0)
 		r = sd_event_add_signal(m->event, &m->sigterm, SIGTERM, on_signal, m);
+	if (r >= 0 && !m->opts.daemon) /* a closed terminal or ssh session */
+		r = sd_event_add_signal(m->event, &m->sighup, SIGHUP, on_signal, m);
 	if (r < 0)
 		goto fail;
 	*ret = m;

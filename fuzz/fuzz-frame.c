@@ -94,8 +94,7 @@ static size_t reencode(const struct bh_frame *f)
 			struct bh_done_entry e;
 
 			bh_frame_done_entry(f, i, &e);
-			if (e.job_id == 0 || e.reserved != 0 ||
-			    e.outcome > BH_OUTCOME_SPAWN_FAILED ||
+			if (e.job_id == 0 || e.reserved != 0 || e.outcome > BH_OUTCOME_CANCELLED ||
 			    !bh_batch_add_done(&b, e.job_id, (enum bh_outcome)e.outcome, e.status,
 					       e.run_usec))
 				abort();

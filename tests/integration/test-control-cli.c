@@ -1142,6 +1142,154 @@ START_TEST(test_submit_wait_cancel_restart)
 }
 END_TEST
 
+/* ---- cancel of jobs at a worker ---- */
+
+#define CANCEL_MS 10000 /* a cancel -> the job ended: generous for a loaded machine */
+
+/* `jobs --json`'s entry for job id (a new reference), or NULL if it is not listed. */
+static json_object *job_json(struct daemon *d, long id)
+{
+	const char *args[] = { "jobs", "--json", NULL };
+	struct result r = cli_at(d, args);
+	json_object *o, *jobs, *found = NULL;
+
+	expect_rc(r, 0, "jobs --json");
+	o = parse_json(r.out);
+	jobs = member(o, "jobs");
+	for (size_t i = 0; i < json_object_array_length(jobs); i++) {
+		json_object *j = json_object_array_get_idx(jobs, i);
+
+		if (member_int(j, "id") == id)
+			found = json_object_get(j);
+	}
+	json_object_put(o);
+	result_free(&r);
+	return found;
+}
+
+/*
+ * Waits until job id is in `state` (and, with worker, shown on a worker: "queued" on a
+ * worker is assigned but not started); its entry.
+ */
+static json_object *wait_job(struct daemon *d, long id, const char *state, bool worker, int ms)
+{
+	int64_t deadline = tu_now_ms() + ms;
+
+	for (;;) {
+		json_object *j = job_json(d, id);
+
+		if (j && strcmp(member_str(j, "state"), state) == 0 &&
+		    (!worker || member_str(j, "worker")[0]))
+			return j;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "job %ld not %s%s within %dms: %s; %s", id,
+			      state, worker ? " on a worker" : "", ms,
+			      j ? json_object_to_json_string(j) : "(not listed)", dmn_describe(d));
+		json_object_put(j);
+		dmn_pump(d, 20); /* waiting for a state: ask again after a moment, or a log line */
+	}
+}
+
+/* `bulkhead submit --pool main --run RUN [--arg ARG] [--count N]`: the first id. */
+static long submit_run(struct daemon *d, const char *run, const char *arg, const char *count)
+{
+	const char *args[10] = { "submit", "--pool", "main", "--run", run };
+	size_t n = 5;
+	struct result r;
+	long id = 0;
+
+	if (arg) {
+		args[n++] = "--arg";
+		args[n++] = arg;
+	}
+	if (count) {
+		args[n++] = "--count";
+		args[n++] = count;
+	}
+	args[n] = NULL;
+	r = cli_at(d, args);
+	expect_rc(r, 0, "submit");
+	ck_assert_int_eq(out_ids(r.out, &id, 1), 1);
+	result_free(&r);
+	return id;
+}
+
+/* Cancels job id (at a worker: "told to stop") and waits until it ended cancelled. */
+static void cancel_at_worker(struct daemon *d, long id)
+{
+	struct result r = cli_ids(d, "cancel", &id, 1);
+	json_object *j;
+
+	expect_rc(r, 0, "cancel");
+	ck_assert_msg(strstr(r.out, "\tcancelling (running: told to stop)\n"), "%s", r.out);
+	result_free(&r);
+	j = wait_job(d, id, "cancelled", false, CANCEL_MS);
+	ck_assert_str_eq(member_str(j, "cause"), "cancelled by request");
+	ck_assert_int_eq(member_int(j, "attempts"), 0);
+	json_object_put(j);
+}
+
+/*
+ * One worker with one thread: a sleep that would run for ten minutes, then noop jobs the
+ * worker holds too (its window is at least two jobs per thread). A cancel of the one assigned
+ * but not started ends it at once, never run, while the sleep goes on; a cancel of the
+ * running sleep ends it too; the other jobs then run. Running spin and hang jobs end the same
+ * way. No attempt is counted, and the worker never dies.
+ */
+START_TEST(test_cancel_at_worker)
+{
+	json_object *j, *o;
+	long sleep_id, next, id;
+	int64_t pid;
+	struct daemon d;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n");
+	start(&d);
+	o = status_json(&d);
+	pid = member_int(
+		json_object_array_get_idx(
+			member(json_object_array_get_idx(member(o, "pools"), 0), "workers"), 0),
+		"pid");
+	json_object_put(o);
+
+	sleep_id = submit_run(&d, "builtin:sleep", "ms=600000", NULL);
+	json_object_put(wait_job(&d, sleep_id, "running", true, CANCEL_MS));
+	next = submit_run(&d, "builtin:noop", NULL, "3");
+	json_object_put(wait_job(&d, next, "queued", true, CANCEL_MS));
+	cancel_at_worker(&d, next);
+	j = job_json(&d, sleep_id);
+	ck_assert_str_eq(member_str(j, "state"), "running"); /* it did not wait for the sleep */
+	json_object_put(j);
+	cancel_at_worker(&d, sleep_id);
+	for (id = next + 1; id < next + 3; id++)
+		json_object_put(wait_job(&d, id, "done", false, CANCEL_MS));
+
+	id = submit_run(&d, "builtin:spin", "us=600000000", NULL);
+	json_object_put(wait_job(&d, id, "running", true, CANCEL_MS));
+	cancel_at_worker(&d, id);
+	id = submit_run(&d, "builtin:hang", NULL, NULL);
+	json_object_put(wait_job(&d, id, "running", true, CANCEL_MS));
+	cancel_at_worker(&d, id);
+
+	/* The same worker all along: no death, no restart. */
+	o = status_json(&d);
+	ck_assert_int_eq(member_int(json_object_array_get_idx(
+					    member(json_object_array_get_idx(member(o, "pools"), 0),
+						   "workers"),
+					    0),
+				    "pid"),
+			 pid);
+	ck_assert_int_eq(member_int(member(o, "jobs"), "cancelled"), 4);
+	ck_assert_int_eq(member_int(member(o, "jobs"), "done"), 2);
+	ck_assert_int_eq(member_int(member(o, "jobs"), "lost"), 0);
+	json_object_put(o);
+	ck_assert_msg(!strstr(d.err, "killed by"), "a worker died; %s", dmn_describe(&d));
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
 /* `bulkhead inject TARGET FAULT`, retried while no worker is ready (a restart under way). */
 static void inject_until_done(struct daemon *d, const char *target, const char *fault)
 {
@@ -1538,6 +1686,7 @@ static Suite *control_cli_suite(void)
 	tcase_add_test(tc, test_top_plain);
 	tcase_add_test(tc, test_submit_wait_cancel_restart);
 	tcase_add_test(tc, test_submit_inputs);
+	tcase_add_test(tc, test_cancel_at_worker);
 	tcase_add_test(tc, test_keep_ended_forgets_old_jobs);
 	tcase_add_test(tc, test_inject_faults_blame_no_job);
 	tcase_add_test(tc, test_submit_10000_wait_under_injection);

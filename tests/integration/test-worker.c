@@ -1454,6 +1454,76 @@ START_TEST(test_plugin_log)
 }
 END_TEST
 
+/* The next DONE frame: exactly one entry, for job `id`. */
+static struct bh_done_entry wk_expect_done1(struct wk *w, uint64_t id)
+{
+	struct bh_done_entry d;
+	struct bh_frame f;
+
+	wk_recv(w, &f, FRAME_TIMEOUT_MS);
+	ck_assert_msg(f.type == BH_FRAME_DONE, "expected DONE, got %s", bh_frame_type_name(f.type));
+	ck_assert_uint_eq(f.done.count, 1);
+	bh_frame_done_entry(&f, 0, &d);
+	ck_assert_uint_eq(d.job_id, id);
+	return d;
+}
+
+/*
+ * sleep, spin and hang without an end stop when cancelled (status 125, the worker lives on);
+ * a job cancelled while queued never starts and is reported at once (CANCELLED). One thread,
+ * so jobs run in order: a job's DONE comes only once the thread has taken the next one.
+ */
+START_TEST(test_builtins_cancelled)
+{
+	struct bh_done_entry d;
+	int64_t deadline;
+	struct wk w;
+
+	wk_start(&w, 1);
+	wk_spec(&w, 0, "builtin:spin", "us=18446744073709551615");
+	wk_spec(&w, 1, "builtin:sleep", "ms=18446744073709551615");
+	wk_spec(&w, 2, "builtin:hang", "");
+	wk_spec(&w, 3, "builtin:noop", "");
+	wk_assign(&w, 1, 1, 0);
+	wk_assign(&w, 2, 1, 1);
+	wk_assign(&w, 3, 1, 2);
+	wk_assign(&w, 4, 2, 3);
+	/* The spin really runs: its thread burns CPU. */
+	deadline = tu_now_ms() + FRAME_TIMEOUT_MS;
+	while (tu_job_thread_ticks(w.pid) <= 0) {
+		ck_assert_msg(tu_ms_left(deadline) > 0, "the spin job does not run");
+		wk_expect_quiet(&w, 10); /* nothing may come while it spins */
+	}
+	/* Queued: never starts, and is reported at once while the spin goes on. */
+	wk_cancel(&w, 4);
+	d = wk_expect_done1(&w, 4);
+	ck_assert_uint_eq(d.outcome, BH_OUTCOME_CANCELLED);
+	ck_assert_int_eq(d.status, 0);
+	ck_assert_uint_eq(d.run_usec, 0);
+	wk_cancel(&w, 1);
+	d = wk_expect_done1(&w, 1);
+	ck_assert_uint_eq(d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_int_eq(d.status, 125);
+	/* The thread took job 2 (sleep) before job 1's DONE went out. */
+	wk_cancel(&w, 2);
+	d = wk_expect_done1(&w, 2);
+	ck_assert_uint_eq(d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_int_eq(d.status, 125);
+	wk_cancel(&w, 3); /* hang, running now */
+	{
+		struct job_events ev[2] = { { .id = 3 }, { .id = 5 } };
+
+		wk_events(&w, ev, 2);
+		ck_assert_uint_eq(ev[0].d.outcome, BH_OUTCOME_RETURNED);
+		ck_assert_int_eq(ev[0].d.status, 125);
+		ck_assert_uint_eq(ev[1].d.outcome, BH_OUTCOME_RETURNED);
+		ck_assert_int_eq(ev[1].d.status, 0);
+	}
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	wk_expect_exit(&w, 0);
+}
+END_TEST
+
 /* CANCEL of a running job, of a queued one, and of one that is gone; then STOP. */
 START_TEST(test_plugin_cancel)
 {
@@ -1468,15 +1538,21 @@ START_TEST(test_plugin_cancel)
 	/* One thread: 1 runs (and says so with a PROGRESS), 2 is queued. */
 	wk_assign(&w, 1, 2, 0);
 	wk_expect_progress(&w, 1);
-	wk_cancel(&w, 2); /* queued: it will start cancelled */
+	/* Queued: it never starts, and is reported at once, while 1 still runs. */
+	wk_cancel(&w, 2);
+	wk_events(&w, &ev[1], 1);
+	ck_assert_uint_eq(ev[1].d.outcome, BH_OUTCOME_CANCELLED);
+	ck_assert_int_eq(ev[1].d.status, 0);
+	ck_assert_uint_eq(ev[1].d.run_usec, 0);
+	ck_assert_uint_eq(ev[1].n_results, 0);
+	ck_assert_uint_eq(ev[1].n_progress, 0);
 	wk_cancel(&w, 99); /* unknown: ignored */
 	wk_expect_quiet(&w, QUIET_MS);
 	wk_cancel(&w, 1);
-	wk_events(&w, ev, 2);
-	for (int i = 0; i < 2; i++) {
-		ck_assert_int_eq(ev[i].d.status, 3);
-		ck_assert_str_eq(ev[i].result, "cancelled");
-	}
+	wk_events(&w, ev, 1);
+	ck_assert_uint_eq(ev[0].d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_int_eq(ev[0].d.status, 3);
+	ck_assert_str_eq(ev[0].result, "cancelled");
 	/* A CANCEL for a job that has ended changes nothing; the worker goes on. */
 	wk_cancel(&w, 1);
 	last = wk_run1(&w, 3, 1);
@@ -1847,7 +1923,7 @@ START_TEST(test_exec_cancel)
 	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_SIGNALED);
 	ck_assert_int_eq(ev.d.status, SIGTERM);
 
-	/* A job cancelled while queued starts its command and ends it at once. */
+	/* A job cancelled while queued never starts its command. */
 	wk_spec(&w, 1, plugin("outcomes", "outcome"), "do=cancel-wait");
 	wk_assign(&w, 2, 2, 1); /* both threads busy... */
 	for (int i = 0; i < 2; i++) {
@@ -1862,8 +1938,9 @@ START_TEST(test_exec_cancel)
 		struct job_events e3[3] = { { .id = 2 }, { .id = 3 }, { .id = 4 } };
 
 		wk_events(&w, e3, 3);
-		ck_assert_uint_eq(e3[2].d.outcome, BH_OUTCOME_SIGNALED);
-		ck_assert_int_eq(e3[2].d.status, SIGTERM);
+		ck_assert_uint_eq(e3[2].d.outcome, BH_OUTCOME_CANCELLED);
+		ck_assert_int_eq(e3[2].d.status, 0);
+		ck_assert_int_eq(e3[2].exec_pid, 0);
 	}
 
 	/* STOP: the running command gets SIGTERM, the job reports, the worker exits 0. */
@@ -1883,6 +1960,137 @@ START_TEST(test_exec_cancel)
 	ck_assert_int_eq(tu_recv_frame(w.sock, w.buf, FRAME_TIMEOUT_MS), 0);
 	wk_expect_exit(&w, 0);
 	ck_assert(!tu_process_alive(pid));
+}
+END_TEST
+
+/*
+ * Starts job 1 on a fresh worker (1 thread) as a shell that starts two processes outside
+ * its process group, `setsid sleep` and a `sleep` double-forked in a session of its own (its
+ * parent exits at once), writes their pids to a fifo, then runs TAIL. Returns the command's pid
+ * (from EXEC) and pidfds of the two escapees.
+ */
+static void start_with_escapees(struct wk *w, const char *tail, char **ret_dir, pid_t *ret_leader,
+				int escapees[2])
+{
+	char fifo[512], cmd[1024], buf[64] = "";
+	int fd, a = 0, b = 0;
+
+	ck_assert_int_eq(tu_mkdtemp(ret_dir), 0);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", *ret_dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	wk_start(w, 1);
+	snprintf(cmd, sizeof(cmd),
+		 "exec:/bin/sh -c 'setsid sleep 1000 & s=$!; "
+		 "d=$(setsid sh -c \"sleep 1000 >/dev/null 2>&1 & echo \\$!\"); "
+		 "echo \"$s $d\" > %s%s'",
+		 fifo, tail);
+	wk_spec(w, 0, cmd, "");
+	wk_assign(w, 1, 1, 0);
+	*ret_leader = wk_expect_exec(w, 1);
+	ck_assert_int_eq(poll(&(struct pollfd){ .fd = fd, .events = POLLIN }, 1, FRAME_TIMEOUT_MS),
+			 1);
+	ck_assert_int_gt(read(fd, buf, sizeof(buf) - 1), 0);
+	close(fd);
+	ck_assert_msg(sscanf(buf, "%d %d", &a, &b) == 2 && a > 0 && b > 0, "pids: %s", buf);
+	/* Not in the command's group: a kill of the group does not reach them. */
+	ck_assert_int_ne(getpgid(a), *ret_leader);
+	ck_assert_int_ne(getpgid(b), *ret_leader);
+	escapees[0] = (int)pidfd_open(a, 0);
+	escapees[1] = (int)pidfd_open(b, 0);
+	ck_assert_int_ge(escapees[0], 0);
+	ck_assert_int_ge(escapees[1], 0);
+}
+
+/* Both escapees end within FRAME_TIMEOUT_MS; else they are killed and the test fails. */
+static void assert_escapees_gone(int escapees[2])
+{
+	int64_t deadline = tu_now_ms() + FRAME_TIMEOUT_MS;
+	bool gone[2] = { false, false };
+
+	for (int i = 0; i < 2; i++) {
+		gone[i] = poll(&(struct pollfd){ .fd = escapees[i], .events = POLLIN }, 1,
+			       tu_ms_left(deadline)) == 1;
+		if (!gone[i])
+			(void)pidfd_send_signal(escapees[i], SIGKILL, NULL, 0);
+		close(escapees[i]);
+	}
+	ck_assert_msg(gone[0], "the setsid'd process outlived its job");
+	ck_assert_msg(gone[1], "the double-forked process outlived its job");
+}
+
+/* A command that exits leaves nothing behind, also what left its process group. */
+START_TEST(test_exec_escapees_killed)
+{
+	struct job_events ev = { .id = 1 };
+	int escapees[2];
+	pid_t leader;
+	struct wk w;
+	char *dir;
+
+	start_with_escapees(&w, "", &dir, &leader, escapees);
+	ev.exec_pid = leader;
+	wk_events(&w, &ev, 1);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_int_eq(ev.d.status, 0);
+	assert_escapees_gone(escapees);
+	free(wk_stop_log(&w));
+	tu_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * The master's kill of the command's group (a timeout): the job is SIGNALED SIGKILL, and
+ * what escaped the group goes too.
+ */
+START_TEST(test_exec_group_kill_takes_escapees)
+{
+	struct job_events ev = { .id = 1 };
+	int escapees[2];
+	pid_t leader;
+	struct wk w;
+	char *dir;
+
+	start_with_escapees(&w, "; wait", &dir, &leader, escapees);
+	ck_assert_int_eq(kill(-leader, SIGKILL), 0);
+	ev.exec_pid = leader;
+	wk_events(&w, &ev, 1);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_SIGNALED);
+	ck_assert_int_eq(ev.d.status, SIGKILL);
+	assert_escapees_gone(escapees);
+	free(wk_stop_log(&w));
+	tu_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * The worker dies (SIGKILL, as when its master was killed): nobody is left to kill the
+ * command's group, yet the command and everything it started, in its group or not, end.
+ */
+START_TEST(test_exec_worker_death_takes_everything)
+{
+	int escapees[2], leader_fd;
+	pid_t leader;
+	struct wk w;
+	char *dir;
+
+	start_with_escapees(&w, "; wait", &dir, &leader, escapees);
+	leader_fd = (int)pidfd_open(leader, 0);
+	ck_assert_int_ge(leader_fd, 0);
+	ck_assert_int_eq(kill(w.pid, SIGKILL), 0);
+	ck_assert_int_eq(tu_wait_exit(w.pid, FRAME_TIMEOUT_MS, NULL), 0);
+	ck_assert_int_eq(
+		poll(&(struct pollfd){ .fd = leader_fd, .events = POLLIN }, 1, FRAME_TIMEOUT_MS),
+		1);
+	close(leader_fd);
+	assert_escapees_gone(escapees);
+	ck_assert_int_eq(tu_count_zombie_children(), 0);
+	close(w.sock);
+	tu_rm_rf(dir);
+	free(dir);
 }
 END_TEST
 
@@ -1919,6 +2127,7 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, test_balance_unlocked);
 	tcase_add_test(tc, test_tls);
 	tcase_add_test(tc, test_sleep_spin_hang_finite);
+	tcase_add_test(tc, test_builtins_cancelled);
 	tcase_add_test(tc, test_bad_specs);
 	suite_add_tcase(s, tc);
 
@@ -1972,6 +2181,9 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, test_exec_process_group);
 	tcase_add_test(tc, test_exec_leftovers_killed);
 	tcase_add_test(tc, test_exec_cancel);
+	tcase_add_test(tc, test_exec_escapees_killed);
+	tcase_add_test(tc, test_exec_group_kill_takes_escapees);
+	tcase_add_test(tc, test_exec_worker_death_takes_everything);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -202,12 +202,14 @@ static void add_batch_sample(const char *name, enum bh_frame_type type, uint32_t
 		/* Entries of every ASSIGN flag and every DONE outcome. */
 		bool ok = type == BH_FRAME_ASSIGN
 				  ? bh_batch_add_assign(&b, i * 1000003ull, i % 7, i % 2)
-			  : i % 3 == 0 ? bh_batch_add_done(&b, i * 999983ull, BH_OUTCOME_RETURNED,
+			  : i % 4 == 0 ? bh_batch_add_done(&b, i * 999983ull, BH_OUTCOME_RETURNED,
 							   (int32_t)i - 3, i)
-			  : i % 3 == 1 ? bh_batch_add_done(&b, i * 999983ull, BH_OUTCOME_SIGNALED,
+			  : i % 4 == 1 ? bh_batch_add_done(&b, i * 999983ull, BH_OUTCOME_SIGNALED,
 							   (int32_t)(1 + i % 64), 0)
-				       : bh_batch_add_done(&b, i * 999983ull,
-							   BH_OUTCOME_SPAWN_FAILED, 2, UINT32_MAX);
+			  : i % 4 == 2 ? bh_batch_add_done(&b, i * 999983ull,
+							   BH_OUTCOME_SPAWN_FAILED, 2, UINT32_MAX)
+				       : bh_batch_add_done(&b, i * 999983ull, BH_OUTCOME_CANCELLED,
+							   0, 0);
 		if (!ok)
 			abort();
 	}
@@ -577,6 +579,7 @@ START_TEST(test_done_outcomes_roundtrip)
 		  .outcome = BH_OUTCOME_SPAWN_FAILED,
 		  .status = INT32_MAX,
 		  .run_usec = UINT32_MAX },
+		{ .job_id = 9, .outcome = BH_OUTCOME_CANCELLED, .status = 0 },
 	};
 	const size_t n = sizeof(cases) / sizeof(cases[0]);
 	struct bh_batch b;
@@ -814,6 +817,7 @@ START_TEST(test_type_names_and_direction)
 	ck_assert_int_eq(BH_OUTCOME_RETURNED, 0);
 	ck_assert_int_eq(BH_OUTCOME_SIGNALED, 1);
 	ck_assert_int_eq(BH_OUTCOME_SPAWN_FAILED, 2);
+	ck_assert_int_eq(BH_OUTCOME_CANCELLED, 3);
 	ck_assert_uint_eq(HDR, 8);
 	ck_assert_uint_eq(sizeof(struct bh_crash), 32);
 	ck_assert_uint_eq(sizeof(struct bh_assign_entry), 16);
@@ -1179,7 +1183,7 @@ static size_t raw_done(uint8_t *buf, uint32_t outcome, int32_t status, uint32_t 
 
 START_TEST(test_reject_done_entry)
 {
-	const uint32_t bad_outcomes[] = { 3, 4, 255, 0x10000, UINT32_MAX };
+	const uint32_t bad_outcomes[] = { 4, 5, 255, 0x10000, UINT32_MAX };
 	const int32_t returned[] = { 0, 1, -1, 127, INT32_MIN, INT32_MAX };
 	size_t len;
 
@@ -1209,6 +1213,13 @@ START_TEST(test_reject_done_entry)
 	len = raw_done(scratch, BH_OUTCOME_SPAWN_FAILED, 0, 0, 0);
 	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
 	len = raw_done(scratch, BH_OUTCOME_SPAWN_FAILED, -ENOENT, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	/* CANCELLED: never started, status 0. */
+	len = raw_done(scratch, BH_OUTCOME_CANCELLED, 0, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), 0);
+	len = raw_done(scratch, BH_OUTCOME_CANCELLED, 1, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_done(scratch, BH_OUTCOME_CANCELLED, -1, 0, 0);
 	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
 	/* Unknown outcomes, and the reserved word. */
 	for (size_t i = 0; i < sizeof(bad_outcomes) / sizeof(bad_outcomes[0]); i++) {
