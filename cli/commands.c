@@ -1210,7 +1210,7 @@ int cmd_cancel(int argc, char **argv)
 		       (long long)json_object_get_int64(json_object_array_get_idx(done, i)));
 	asked = jget(reply, "cancelling");
 	for (size_t i = 0; i < jlen(asked); i++)
-		printf("%lld\tcancelling (running: told to stop)\n",
+		printf("%lld\tcancelling (at its worker)\n",
 		       (long long)json_object_get_int64(json_object_array_get_idx(asked, i)));
 	for (size_t i = 0; i < jlen(not_done); i++) {
 		json_object *e = json_object_array_get_idx(not_done, i);

@@ -1058,7 +1058,7 @@ START_TEST(test_submit_wait_cancel_restart)
 		/* a running one is told to stop: it ends cancelled, or done if it finishes */
 		r = cli_ids(&d, "cancel", ids, 1);
 		expect_rc(r, 0, "cancel a running one");
-		ck_assert_ptr_nonnull(strstr(r.out, "\tcancelling (running: told to stop)\n"));
+		ck_assert_ptr_nonnull(strstr(r.out, "\tcancelling (at its worker)\n"));
 		result_free(&r);
 		r = cli_ids(&d, "wait", ids, 1);
 		ck_assert_msg(strstr(r.out, "\tcancelled") || strstr(r.out, "\tdone"), "%s", r.out);
@@ -1220,7 +1220,7 @@ static void cancel_at_worker(struct daemon *d, long id)
 	json_object *j;
 
 	expect_rc(r, 0, "cancel");
-	ck_assert_msg(strstr(r.out, "\tcancelling (running: told to stop)\n"), "%s", r.out);
+	ck_assert_msg(strstr(r.out, "\tcancelling (at its worker)\n"), "%s", r.out);
 	result_free(&r);
 	j = wait_job(d, id, "cancelled", false, CANCEL_MS);
 	ck_assert_str_eq(member_str(j, "cause"), "cancelled by request");
