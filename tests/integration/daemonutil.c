@@ -486,3 +486,31 @@ int dmn_run(Suite *s, const char *name)
 	free(root);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+void dmn_assert_nothing_left(const char *mark, int timeout_ms, const char *what)
+{
+	int64_t deadline = tu_now_ms() + timeout_ms;
+	pid_t pids[32];
+	int n;
+
+	for (;;) {
+		pid_t child;
+		bool none;
+
+		while ((child = waitpid(-1, NULL, WNOHANG)) > 0)
+			;
+		none = child < 0 && errno == ECHILD;
+		n = tu_find_marked(mark, pids, 32);
+		ck_assert_int_ge(n, 0);
+		if (n == 0 && none)
+			return;
+		if (tu_ms_left(deadline) == 0)
+			break;
+		poll(NULL, 0, 5); /* re-check /proc: waiting for a state, with a deadline */
+	}
+	for (int i = 0; i < n && i < 32; i++)
+		kill(pids[i], SIGKILL);
+	ck_abort_msg("%d process%s of the jobs (first %d) or children of the test left %dms "
+		     "after %s",
+		     n, n == 1 ? "" : "es", n ? (int)pids[0] : 0, timeout_ms, what);
+}

@@ -157,6 +157,13 @@ int dmn_settled_fds(struct daemon *d);
 /* Live bulkhead-worker processes anywhere below this test process. */
 int dmn_count_our_workers(void);
 
+/*
+ * Waits until no process marked `mark` (tu_find_marked) is alive and this process (a
+ * subreaper: orphans come here) has no child left, reaping them; fails the test (after
+ * killing what is left) at the deadline. `what` names the event for the message.
+ */
+void dmn_assert_nothing_left(const char *mark, int timeout_ms, const char *what);
+
 /* After the daemon is gone: no bulkhead-worker below this process, no zombie child. */
 void dmn_assert_aftermath(void);
 

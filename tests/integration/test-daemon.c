@@ -532,75 +532,6 @@ END_TEST
 
 /* ---- processes a job started: none outlives the master ---- */
 
-/* Live processes (not zombies) with BHTEST_MARK=mark in their environment; their pids. */
-static int find_marked(const char *mark, pid_t *pids, int max)
-{
-	char want[512], path[64], buf[65536];
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
-
-	ck_assert_ptr_nonnull(d);
-	snprintf(want, sizeof(want), "BHTEST_MARK=%s", mark);
-	while ((e = readdir(d))) {
-		pid_t pid = atoi(e->d_name);
-		char state = 0;
-		ssize_t len;
-		int fd;
-
-		if (pid <= 0 || tu_proc_stat(pid, NULL, 0, &state, NULL) < 0 || state == 'Z')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		for (ssize_t i = 0; len > 0 && i < len; i += (ssize_t)strlen(buf + i) + 1) {
-			buf[len] = '\0';
-			if (strcmp(buf + i, want) == 0) {
-				if (n < max)
-					pids[n] = pid;
-				n++;
-				break;
-			}
-		}
-	}
-	closedir(d);
-	return n;
-}
-
-/*
- * Waits until no process marked `mark` is alive and this process (a subreaper: orphans come
- * here) has no child left, reaping them; fails (after killing what is left) at the deadline.
- */
-static void assert_nothing_left(const char *mark, int timeout_ms, const char *what)
-{
-	int64_t deadline = tu_now_ms() + timeout_ms;
-	pid_t pids[32];
-	int n;
-
-	for (;;) {
-		pid_t child;
-		bool none;
-
-		while ((child = waitpid(-1, NULL, WNOHANG)) > 0)
-			;
-		none = child < 0 && errno == ECHILD;
-		n = find_marked(mark, pids, 32);
-		if (n == 0 && none)
-			return;
-		if (tu_ms_left(deadline) == 0)
-			break;
-		poll(NULL, 0, 5); /* re-check /proc: waiting for a state, with a deadline */
-	}
-	for (int i = 0; i < n && i < 32; i++)
-		kill(pids[i], SIGKILL);
-	ck_abort_msg("%d process%s of the jobs (first %d) or children of the test left %dms "
-		     "after %s",
-		     n, n == 1 ? "" : "es", n ? (int)pids[0] : 0, timeout_ms, what);
-}
-
 /*
  * Commands whose children leave their process group (setsid, a double fork into a session of
  * its own) die with the master too, when it is SIGKILLed: the workers die by their PDEATHSIG,
@@ -636,7 +567,7 @@ START_TEST(test_master_sigkill_leaves_no_command)
 	dmn_signal(&d, SIGKILL);
 	ck_assert_msg(dmn_wait_exit(&d, 5000), "%s", dmn_describe(&d));
 	/* Orphans come to us (subreaper): the worker, the fork server and each command. */
-	assert_nothing_left(d.dir, ORPHAN_MS * 5, "the master's SIGKILL");
+	dmn_assert_nothing_left(d.dir, ORPHAN_MS * 5, "the master's SIGKILL");
 	dmn_assert_aftermath();
 	dmn_free(&d);
 }

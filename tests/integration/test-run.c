@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemonutil.h"
 #include "testutil.h"
 
 #define RUN_TIMEOUT_MS 120000
@@ -702,78 +703,9 @@ END_TEST
 
 /* ---- exec: nothing a job started outlives the master ---- */
 
-/* Live processes (not zombies) with BHTEST_MARK=mark in their environment; their pids. */
-static int find_marked(const char *mark, pid_t *pids, int max)
-{
-	char want[512], path[64], buf[65536];
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
-
-	ck_assert_ptr_nonnull(d);
-	snprintf(want, sizeof(want), "BHTEST_MARK=%s", mark);
-	while ((e = readdir(d))) {
-		pid_t pid = atoi(e->d_name);
-		char state = 0;
-		ssize_t len;
-		int fd;
-
-		if (pid <= 0 || tu_proc_stat(pid, NULL, 0, &state, NULL) < 0 || state == 'Z')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		for (ssize_t i = 0; len > 0 && i < len; i += (ssize_t)strlen(buf + i) + 1) {
-			buf[len] = '\0';
-			if (strcmp(buf + i, want) == 0) {
-				if (n < max)
-					pids[n] = pid;
-				n++;
-				break;
-			}
-		}
-	}
-	closedir(d);
-	return n;
-}
-
-/*
- * Waits until no process marked `mark` is alive and this process (a subreaper: orphans come
- * here) has no child left, reaping them; fails (after killing what is left) at the deadline.
- */
-static void assert_nothing_left(const char *mark, int timeout_ms, const char *what)
-{
-	int64_t deadline = tu_now_ms() + timeout_ms;
-	pid_t pids[32];
-	int n;
-
-	for (;;) {
-		pid_t child;
-		bool none;
-
-		while ((child = waitpid(-1, NULL, WNOHANG)) > 0)
-			;
-		none = child < 0 && errno == ECHILD;
-		n = find_marked(mark, pids, 32);
-		if (n == 0 && none)
-			return;
-		if (tu_ms_left(deadline) == 0)
-			break;
-		poll(NULL, 0, 5); /* re-check /proc: waiting for a state, with a deadline */
-	}
-	for (int i = 0; i < n && i < 32; i++)
-		kill(pids[i], SIGKILL);
-	ck_abort_msg("%d process%s of the jobs (first %d) or children of the test left %dms "
-		     "after %s",
-		     n, n == 1 ? "" : "es", n ? (int)pids[0] : 0, timeout_ms, what);
-}
-
 /*
  * finish_run() for a test that is a subreaper: waits for the run's exit, then for nothing of
- * it to be left (assert_nothing_left(), which cleans up if something is), then reads the
+ * it to be left (dmn_assert_nothing_left(), which cleans up if something is), then reads the
  * report.
  */
 static void finish_run_reaping(struct run *r, pid_t pid, int err_fd)
@@ -785,7 +717,7 @@ static void finish_run_reaping(struct run *r, pid_t pid, int err_fd)
 	close(err_fd);
 	ck_assert_int_eq(tu_wait_exit(pid, RUN_TIMEOUT_MS, &st), 0);
 	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	assert_nothing_left(r->dir, 5000, "the run's end");
+	dmn_assert_nothing_left(r->dir, 5000, "the run's end");
 	snprintf(report, sizeof(report), "%s/report.json", r->dir);
 	r->report = json_object_from_file(report);
 	if (!r->report)
@@ -808,25 +740,36 @@ static void escaping_conf(struct run *r, char *conf, size_t size, int count, con
 		 r->dir, r->dir, count, extra);
 }
 
+/*
+ * Makes this test process a subreaper (orphans come here, not to PID 1: "nothing left" is
+ * "no child left"), starts `bulkhead run` with `count` escaping commands (no timeout) and
+ * waits until the first two run. Returns the run's pid.
+ */
+static pid_t start_escaping_run(struct run *r, int count, int *ret_err_fd)
+{
+	char conf[2048];
+	pid_t pid;
+
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	ck_assert_int_eq(tu_mkdtemp(&r->dir), 0);
+	escaping_conf(r, conf, sizeof(conf), count, "timeout = infinity\n");
+	pid = start_run(r, conf, NULL, ret_err_fd);
+	wait_pid_file(r, "up.1");
+	wait_pid_file(r, "up.2");
+	return pid;
+}
+
 /* SIGKILL of `bulkhead run` while commands run that fork out of their group: nothing is left. */
 START_TEST(test_exec_run_sigkill_leaves_nothing)
 {
 	struct run r = { 0 };
-	char conf[2048];
-	pid_t pid;
 	int err_fd;
+	pid_t pid = start_escaping_run(&r, 2, &err_fd);
 
-	/* Orphans come to this test process, not to PID 1: "nothing left" is "no child left". */
-	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
-	escaping_conf(&r, conf, sizeof(conf), 2, "timeout = infinity\n");
-	pid = start_run(&r, conf, NULL, &err_fd);
-	wait_pid_file(&r, "up.1");
-	wait_pid_file(&r, "up.2");
 	ck_assert_int_eq(kill(pid, SIGKILL), 0);
 	ck_assert_int_eq(tu_wait_exit(pid, RUN_TIMEOUT_MS, NULL), 0);
 	close(err_fd);
-	assert_nothing_left(r.dir, 5000, "the run's SIGKILL");
+	dmn_assert_nothing_left(r.dir, 5000, "the run's SIGKILL");
 	run_free(&r);
 }
 END_TEST
@@ -839,16 +782,9 @@ END_TEST
 START_TEST(test_exec_run_sighup_stops_in_order)
 {
 	struct run r = { 0 };
-	char conf[2048];
-	pid_t pid;
 	int err_fd;
+	pid_t pid = start_escaping_run(&r, 5, &err_fd);
 
-	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
-	escaping_conf(&r, conf, sizeof(conf), 5, "timeout = infinity\n");
-	pid = start_run(&r, conf, NULL, &err_fd);
-	wait_pid_file(&r, "up.1");
-	wait_pid_file(&r, "up.2");
 	ck_assert_int_eq(kill(pid, SIGHUP), 0);
 	finish_run_reaping(&r, pid, err_fd);
 	ck_assert_msg(r.status == 1, "exit %d, stderr:\n%s", r.status, tail(r.err));

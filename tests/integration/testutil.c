@@ -657,3 +657,43 @@ long tu_rss_kb(pid_t pid)
 	free(text);
 	return kb;
 }
+
+int tu_find_marked(const char *mark, pid_t *pids, int max)
+{
+	char want[512], path[64], buf[65536];
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -errno;
+	snprintf(want, sizeof(want), "BHTEST_MARK=%s", mark);
+	while ((e = readdir(d))) {
+		pid_t pid = atoi(e->d_name);
+		char state = 0;
+		ssize_t len;
+		int fd;
+
+		if (pid <= 0 || tu_proc_stat(pid, NULL, 0, &state, NULL) < 0 || state == 'Z')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		for (ssize_t i = 0; i < len; i += (ssize_t)strlen(buf + i) + 1) {
+			if (strcmp(buf + i, want) == 0) {
+				if (n < max)
+					pids[n] = pid;
+				n++;
+				break;
+			}
+		}
+	}
+	closedir(d);
+	return n;
+}

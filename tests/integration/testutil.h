@@ -70,6 +70,12 @@ int tu_find_workers(pid_t parent, pid_t *pids, int max);
 /* The same for live children of parent with this comm ("bulkhead-zygote"). */
 int tu_find_children(pid_t parent, const char *comm, pid_t *pids, int max);
 
+/*
+ * Live processes (not zombies) with BHTEST_MARK=mark in their environment (a test marks the
+ * commands its jobs start with it); up to max pids out. Returns how many, or -errno.
+ */
+int tu_find_marked(const char *mark, pid_t *pids, int max);
+
 /* VmRSS of pid in KiB from /proc/PID/status, or -errno. */
 long tu_rss_kb(pid_t pid);
 
