@@ -340,6 +340,11 @@ START_TEST(test_worker_killed_from_outside)
 	ck_assert_int_eq(geti(r.report, "workers.deaths.SIGKILL"), 1);
 	/* Both running jobs were suspects, re-run alone, then done; nothing blamed. */
 	ck_assert_int_eq(geti(r.report, "reruns.suspect"), 2);
+	/*
+	 * Runs are starts: the two running jobs twice, the two the worker held unstarted once
+	 * (being handed to the worker that died was no run).
+	 */
+	ck_assert_int_eq(geti(r.report, "attempts"), 6);
 	ck_assert_int_eq(json_object_array_length(get(r.report, "quarantined")), 0);
 	run_free(&r);
 }
