@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the master offers at run time (master.h): adding jobs (submit, reload), cancel,
+ * restart, inject, and read-only views for the control socket and the status line.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/idmap.h"
+#include "common/log.h"
+#include "common/protocol.h"
+#include "config/probe.h"
+#include "daemon/master-int.h"
+#include "daemon/notify.h"
+#include "daemon/policy.h"
+#include "daemon/spawn-worker.h"
+
+int master_add_group(struct master *m, const struct group_config *gc, unsigned *ret_index)
+{
+	struct pool *p;
+	unsigned g;
+	int r;
+
+	if (gc->pool >= m->n_pools || m->pools[gc->pool]->state != POOL_UP || m->stopping)
+		return -ESHUTDOWN;
+	r = ledger_add_group(m->ledger, gc, &g);
+	if (r < 0)
+		return r;
+	p = m->pools[gc->pool];
+	dispatch_pool(p);
+	master_check_done(m);
+	if (ret_index)
+		*ret_index = g;
+	return 0;
+}
+
+int master_add_variant(struct master *m, const struct group_config *gc, const char *base,
+		       unsigned count, char *const *inputs, size_t n_inputs, uint64_t *ret_first)
+{
+	int r;
+
+	if (!master_pool_accepts(m, gc->pool))
+		return -ESHUTDOWN;
+	r = ledger_add_variant(m->ledger, gc, base, count, inputs, n_inputs, NULL, ret_first);
+	if (r < 0)
+		return r;
+	dispatch_pool(m->pools[gc->pool]);
+	master_check_done(m);
+	return 0;
+}
+
+int master_add_jobs(struct master *m, unsigned group, unsigned count, uint64_t *ret_first)
+{
+	unsigned pool = ledger_group(m->ledger, group)->pool;
+	int r;
+
+	if (m->pools[pool]->state != POOL_UP || m->stopping)
+		return -ESHUTDOWN;
+	r = ledger_add_jobs(m->ledger, group, count, ret_first);
+	if (r < 0)
+		return r;
+	dispatch_pool(m->pools[pool]);
+	master_check_done(m);
+	return 0;
+}
+
+int master_add_input_jobs(struct master *m, unsigned group, char *const *inputs, size_t n,
+			  uint64_t *ret_first)
+{
+	unsigned pool = ledger_group(m->ledger, group)->pool;
+	int r;
+
+	if (m->pools[pool]->state != POOL_UP || m->stopping)
+		return -ESHUTDOWN;
+	r = ledger_add_input_jobs(m->ledger, group, inputs, n, ret_first);
+	if (r < 0)
+		return r;
+	dispatch_pool(m->pools[pool]);
+	master_check_done(m);
+	return 0;
+}
+
+int master_restart(struct master *m, unsigned pool, int slot)
+{
+	struct pool *p;
+	unsigned n = 0;
+
+	if (pool >= m->n_pools || m->stopping)
+		return -ESHUTDOWN;
+	p = m->pools[pool];
+	if (p->state != POOL_UP)
+		return -ESHUTDOWN;
+	if (slot >= 0 && ((unsigned)slot >= p->cfg.workers || (unsigned)slot >= p->n_slots))
+		return -ENOENT;
+	for (unsigned k = 0; k < p->n_slots; k++) {
+		struct worker *w = p->workers[k];
+
+		if ((slot < 0 || (unsigned)slot == k) && !w->retire && w->pid > 0) {
+			w->outdated = true;
+			n++;
+		}
+	}
+	log_notice("restart of %s%s%.0d requested: %u worker%s to replace, one at a time",
+		   p->cfg.name, slot >= 0 ? "/" : "", slot >= 0 ? slot : 0, n, n == 1 ? "" : "s");
+	pool_roll_next(p);
+	return (int)n;
+}
+
+int master_inject(struct master *m, unsigned pool, int slot, const char *fault,
+		  char *ret_worker, size_t size, pid_t *ret_pid)
+{
+	static const struct {
+		const char *name;
+		int kind; /* enum bh_inject_kind, 0: SIGKILL from here */
+	} faults[] = { { "segv", BH_INJECT_SEGV }, { "abort", BH_INJECT_ABORT },
+		       { "hang", BH_INJECT_HANG }, { "leak", BH_INJECT_LEAK }, { "kill", 0 } };
+	struct pool *p;
+	struct worker *w = NULL, *ready[64];
+	unsigned n_ready = 0, r32 = 0;
+	int kind = -1;
+	const char *name = NULL;
+	uint8_t buf[16];
+
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		if (strcmp(faults[i].name, fault) == 0) {
+			kind = faults[i].kind;
+			name = faults[i].name;
+		}
+	if (kind < 0)
+		return -EINVAL;
+	if (pool >= m->n_pools || m->stopping || m->pools[pool]->state != POOL_UP)
+		return -ESHUTDOWN;
+	p = m->pools[pool];
+	if (kind == BH_INJECT_LEAK && p->cfg.memory_max == UINT64_MAX)
+		return -EDOM; /* it would eat the machine's memory */
+	if (slot >= 0) {
+		if ((unsigned)slot >= p->n_slots || p->workers[slot]->retire)
+			return -ENOENT;
+		w = p->workers[slot];
+		if (w->state != W_READY || w->injected)
+			return -EBUSY;
+	} else {
+		/* A ready worker of the pool, chosen at random. */
+		for (unsigned k = 0; k < p->n_slots && n_ready < 64; k++)
+			if (p->workers[k]->state == W_READY && !p->workers[k]->injected &&
+			    !p->workers[k]->retire)
+				ready[n_ready++] = p->workers[k];
+		if (n_ready == 0)
+			return -EBUSY;
+		(void)!getrandom(&r32, sizeof(r32), GRND_NONBLOCK);
+		w = ready[r32 % n_ready];
+	}
+	snprintf(ret_worker, size, "%s/%u", p->cfg.name, w->index);
+	*ret_pid = w->pid;
+	w->injected = name;
+	log_notice("worker %s/%u[%d]: injecting %s", p->cfg.name, w->index, (int)w->pid, name);
+	if (kind == 0 || slot_send(w, buf, bh_encode_inject(buf, sizeof(buf), kind)) < 0) {
+		slot_kill(w, KILL_INJECT, NULL);
+		return 0;
+	}
+	if (kind == BH_INJECT_HANG) {
+		/* Its main thread stops answering: no new jobs, and after kill_grace, SIGKILL. */
+		w->state = W_DRAINING;
+		master_arm_timer(m, &w->timer, now_usec() + p->cfg.kill_grace, slot_on_timer, w);
+	}
+	return 0;
+}
+
+bool master_pool_accepts(const struct master *m, unsigned pool)
+{
+	return pool < m->n_pools && m->pools[pool]->state == POOL_UP && !m->stopping;
+}
+
+int master_cancel_job(struct master *m, struct job *j)
+{
+	struct worker *w = j->worker;
+	uint8_t buf[32];
+	char name[64];
+	int r = ledger_cancel_queued_job(m->ledger, j, CAUSE_CANCELLED);
+
+	if (r >= 0) {
+		master_check_done(m);
+		return 0;
+	}
+	if (j->state != JOB_RUNNING || !w || w->pid <= 0 || w->state == W_KILLED)
+		return r;
+	if (j->flags & JOB_CANCEL_REQUESTED)
+		return 1;
+	ledger_request_cancel(m->ledger, j);
+	/* Not sent (socket full): the job runs on, and still ends cancelled unless done. */
+	if (slot_send(w, buf, bh_encode_cancel(buf, sizeof(buf), j->id)) < 0)
+		log_debug("job %s: cannot send CANCEL",
+			  ledger_job_name(m->ledger, j, name, sizeof(name)));
+	log_info("job %s: cancel requested", ledger_job_name(m->ledger, j, name, sizeof(name)));
+	return 1;
+}
+
+void api_status_line(void *userdata, char *buf, size_t size)
+{
+	struct master *m = userdata;
+	const struct ledger_stats *s = ledger_stats(m->ledger);
+	unsigned pools_up = 0, pools = 0, workers = 0, wanted = 0;
+	uint64_t deaths = m->stats.deaths_by_exit, running = 0, waiting = 0;
+
+	for (unsigned i = 0; i < m->n_pools; i++) {
+		struct pool *p = m->pools[i];
+
+		if (p->state == POOL_REMOVED)
+			continue;
+		pools++;
+		pools_up += p->state == POOL_UP;
+		wanted += p->state == POOL_UP ? p->cfg.workers : 0;
+		for (unsigned k = 0; k < p->n_slots; k++) {
+			struct worker *w = p->workers[k];
+
+			workers += w->pid > 0 && w->got_hello && !w->retire;
+			running += w->n_running;
+			waiting += w->n_pending;
+		}
+	}
+	for (int i = 0; i < 65; i++)
+		deaths += m->stats.deaths_by_signal[i];
+	/* "running" is on a thread now; jobs assigned to a worker but not started are queued. */
+	snprintf(buf, size,
+		 "%s%u/%u pools up, %u/%u workers; jobs: %llu done, %llu running, %llu queued, "
+		 "%llu failed, %llu crashed, %llu timed out; %llu worker deaths",
+		 m->stopping ? "stopping: " : "", pools_up, pools, workers, wanted,
+		 (unsigned long long)s->by_state[JOB_DONE], (unsigned long long)running,
+		 (unsigned long long)(s->by_state[JOB_QUEUED] + waiting),
+		 (unsigned long long)s->by_state[JOB_FAILED],
+		 (unsigned long long)s->by_state[JOB_CRASHED],
+		 (unsigned long long)s->by_state[JOB_TIMED_OUT], (unsigned long long)deaths);
+}
+
+static const char *const worker_state_names[] = {
+	[W_EMPTY] = "empty",	   [W_STARTING] = "starting", [W_READY] = "ready",
+	[W_DRAINING] = "draining", [W_STOPPING] = "stopping", [W_KILLED] = "killed",
+};
+
+static const char *const pool_state_names[] = {
+	[POOL_UP] = "up",
+	[POOL_FAILED] = "failed",
+	[POOL_REMOVED] = "removed",
+};
+
+unsigned master_n_pools(const struct master *m)
+{
+	return m->n_pools;
+}
+
+bool master_is_ready(const struct master *m)
+{
+	return m->ready_sent;
+}
+
+bool master_is_stopping(const struct master *m)
+{
+	return m->stopping;
+}
+
+void master_pool_info(const struct master *m, unsigned pool, struct master_pool_info *ret)
+{
+	const struct pool *p = m->pools[pool];
+
+	*ret = (struct master_pool_info){
+		.name = p->cfg.name,
+		.state = pool_state_names[p->state],
+		.workers_wanted = p->state == POOL_UP ? p->cfg.workers : 0,
+		.threads = p->cfg.threads,
+		.restarts = p->restarts,
+		.worker_faults = p->worker_faults,
+		.n_slots = p->n_slots,
+	};
+	for (unsigned k = 0; k < p->n_slots; k++)
+		ret->workers_up += p->workers[k]->pid > 0 && p->workers[k]->got_hello;
+}
+
+void master_worker_info(const struct master *m, unsigned pool, unsigned slot,
+			struct master_worker_info *ret)
+{
+	const struct worker *w = m->pools[pool]->workers[slot];
+
+	*ret = (struct master_worker_info){
+		.slot = w->index,
+		.pid = w->pid > 0 ? w->pid : 0,
+		.state = worker_state_names[w->state],
+		.uptime = w->pid > 0 ? now_usec() - w->spawned_at : 0,
+		.jobs_running = w->n_running,
+		.last_death = w->last_death,
+	};
+}
+
+char *master_job_worker(const struct master *m, const struct job *j, char *buf, size_t size)
+{
+	const struct worker *w = j->worker;
+
+	if (w && j->state == JOB_RUNNING)
+		snprintf(buf, size, "%s/%u", w->pool->cfg.name, w->index);
+	else if (size)
+		buf[0] = '\0';
+	return buf;
+}
+
+uint64_t master_jobs_on_threads(const struct master *m)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < m->n_pools; i++)
+		for (unsigned k = 0; k < m->pools[i]->n_slots; k++)
+			n += m->pools[i]->workers[k]->n_running;
+	return n;
+}
+
+unsigned master_failed_pools(const struct master *m)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < m->n_pools; i++)
+		n += m->pools[i]->state == POOL_FAILED;
+	return n;
+}

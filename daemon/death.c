@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A worker's death: the one place that applies the blame rules (ledger_worker_died) to the
+ * jobs it held, from the evidence (CRASH frame, timeouts, why the master killed it), logs one
+ * line naming the culprits, and decides the restart (at once, after a backoff, or not).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/idmap.h"
+#include "common/log.h"
+#include "common/protocol.h"
+#include "config/probe.h"
+#include "daemon/master-int.h"
+#include "daemon/notify.h"
+#include "daemon/policy.h"
+#include "daemon/spawn-worker.h"
+
+static void death_of(struct worker *w, int code, int status);
+
+void death_log_final(struct master *m, struct job *j)
+{
+	char name[64], cause[64];
+
+	struct lfields f;
+
+	if (j->state != JOB_CRASHED && j->state != JOB_TIMED_OUT && j->state != JOB_FAILED)
+		return;
+	ledger_cause_string(j, cause, sizeof(cause));
+	log_fields(LOG_NOTICE,
+		   master_lfields(&f, m->pools[ledger_group(m->ledger, j->group)->pool], NULL, j,
+				  j->cause == CAUSE_SIGNAL ? j->cause_detail : 0, cause),
+		   "job %s %s after %u attempt%s: %s",
+		   ledger_job_name(m->ledger, j, name, sizeof(name)),
+		   j->state == JOB_FAILED ? "failed" : "quarantined", j->attempts,
+		   j->attempts == 1 ? "" : "s", cause);
+}
+
+int death_on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
+{
+	struct worker *w = userdata;
+
+	/* Results and a CRASH frame sent before the death are still in the socket. */
+	if (w->state != W_KILLED || !w->kill_reason)
+		frames_drain(w);
+	death_of(w, si->si_code, si->si_status);
+	return 0;
+}
+
+static void describe_death(const struct worker *w, bool signaled, int status, char *buf,
+			   size_t size)
+{
+	char sig[16];
+
+	if (signaled)
+		snprintf(buf, size, "killed by %s", signal_name(status, sig, sizeof(sig)));
+	else
+		snprintf(buf, size, "exited with status %d", status);
+}
+
+/* One line per death, naming the culprits from the evidence (CRASH frame, timeouts). */
+static void log_death(struct worker *w, const char *how, int signo, const char *l,
+		      struct job **jobs, const uint8_t *flags, size_t n, enum death_verdict v)
+{
+	struct master *m = w->m;
+	char names[256] = "", name[64], cause[64] = "";
+	size_t culprits = 0, timeouts = 0, len = 0;
+	struct job *first = NULL;
+	struct lfields f;
+
+	for (size_t i = 0; i < n; i++) {
+		bool blamed = (flags[i] & HELD_TIMED_OUT) ||
+			      (w->crash_frame && jobs[i]->id == w->crash.job_id) ||
+			      (v == DEATH_CULPRIT && n == 1);
+
+		if (!blamed)
+			continue;
+		culprits++;
+		timeouts += (flags[i] & HELD_TIMED_OUT) != 0;
+		if (!first) {
+			first = jobs[i];
+			ledger_cause_string(first, cause, sizeof(cause));
+		}
+		if (len < sizeof(names) - 1)
+			len += (size_t)snprintf(names + len, sizeof(names) - len,
+						"%s%s (attempt %u of %u)", culprits > 1 ? ", " : "",
+						ledger_job_name(m->ledger, jobs[i], name,
+								sizeof(name)),
+						jobs[i]->attempts,
+						ledger_group(m->ledger, jobs[i]->group)->max_attempts);
+	}
+	if (v == DEATH_CULPRIT)
+		log_fields(LOG_WARNING, master_lfields(&f, w->pool, w, first, signo, cause),
+			   "worker %s %s %s %s; %zu other job%s re-queued", l, how,
+			   timeouts ? "after the timeout of" : "in job", names, n - culprits,
+			   n - culprits == 1 ? "" : "s");
+	else if (v == DEATH_SUSPECTS)
+		log_fields(LOG_WARNING, master_lfields(&f, w->pool, w, NULL, signo, NULL),
+			   "worker %s %s with %zu job%s in flight and no crash report: the "
+			   "running ones re-run alone",
+			   l, how, n, n == 1 ? "" : "s");
+}
+
+/* Jobs a stop or a pool's end leaves unfinished: one line naming them (the first few). */
+static void log_cancelled(struct worker *w, const char *l, struct job **jobs, size_t n,
+			  enum job_cause cause)
+{
+	char names[256] = "", name[64];
+	size_t len = 0, shown = 0;
+	struct job tmp = { .cause = (uint8_t)cause };
+	char why[32];
+
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n && shown < 8; i++, shown++)
+		len += (size_t)snprintf(names + len, len < sizeof(names) ? sizeof(names) - len : 0,
+					"%s%s", i ? ", " : "",
+					ledger_job_name(w->m->ledger, jobs[i], name, sizeof(name)));
+	log_notice("worker %s ended with %zu unfinished job%s, now cancelled (%s): %s%s", l, n,
+		   n == 1 ? "" : "s", ledger_cause_string(&tmp, why, sizeof(why)), names,
+		   n > shown ? ", ..." : "");
+}
+
+/*
+ * Jobs whose command the master killed for their timeout, on a worker that died before their
+ * DONE came: blamed `timeout` as if it had, and taken out of the list (they are not part of
+ * this death). Returns how many jobs are left.
+ */
+static size_t blame_killed_commands(struct worker *w, struct job **jobs, uint8_t *flags,
+				    size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((flags[i] & SLOT_EXEC_KILLED) && !(flags[i] & HELD_TIMED_OUT)) {
+			ledger_blame_command(w->m->ledger, jobs[i], CAUSE_TIMEOUT, 0);
+			death_log_final(w->m, jobs[i]);
+			continue;
+		}
+		jobs[k] = jobs[i];
+		flags[k++] = flags[i];
+	}
+	return k;
+}
+
+static bool held_timed_out(const uint8_t *flags, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (flags[i] & HELD_TIMED_OUT)
+			return true;
+	return false;
+}
+
+static void death_of(struct worker *w, int code, int status)
+{
+	struct master *m = w->m;
+	struct pool *p = w->pool;
+	struct job *jobs[BH_ASSIGN_MAX * 2];
+	uint8_t flags[BH_ASSIGN_MAX * 2];
+	bool signaled = code != CLD_EXITED;
+	bool clean = w->state == W_STOPPING && !signaled && status == 0, stopped;
+	bool hello = w->got_hello;
+	usec_t uptime = now_usec() - w->spawned_at;
+	enum death_verdict v = DEATH_IDLE;
+	char l[64], how[64];
+	size_t n;
+
+	slot_label(w, l, sizeof(l));
+	describe_death(w, signaled, status, how, sizeof(how));
+	inflight_kill_commands(w); /* no command of its jobs outlives it */
+	free(w->held);
+	w->held = NULL;
+	n = inflight_collect(w, jobs, flags);
+	idmap_clear(&w->specs); /* a new process knows none */
+	w->forgets_pending = false;
+
+	/*
+	 * Ended by the master because it was to stop (a reload, a restart, the end of the run)
+	 * and did not in time, or could not be told (still starting): not a worker death.
+	 */
+	stopped = w->stop_sent && !w->crash_frame && signaled &&
+		  (status == SIGTERM || status == SIGKILL);
+	if (!clean && !stopped) {
+		char sig[16];
+
+		if (signaled)
+			snprintf(w->last_death, sizeof(w->last_death), "%s%s",
+				 signal_name(status, sig, sizeof(sig)),
+				 w->injected ? " (injected)" : "");
+		else
+			snprintf(w->last_death, sizeof(w->last_death), "exit(%d)%s", status,
+				 w->injected ? " (injected)" : "");
+		if (w->injected)
+			m->stats.injected++;
+		if (signaled && status > 0 && status < 65)
+			m->stats.deaths_by_signal[status]++;
+		else if (!signaled)
+			m->stats.deaths_by_exit++;
+	}
+	if (m->stopping || p->state != POOL_UP) {
+		enum job_cause cause = p->state == POOL_FAILED    ? CAUSE_POOL_FAILED
+				       : p->state == POOL_REMOVED ? CAUSE_POOL_REMOVED
+								  : CAUSE_STOPPED;
+
+		log_cancelled(w, l, jobs, n, cause);
+		for (size_t i = 0; i < n; i++)
+			ledger_cancel(m->ledger, jobs[i], cause);
+	} else if (clean) {
+		/* Stopped on purpose (a reload): it finished what it had started. */
+		for (size_t i = 0; i < n; i++)
+			ledger_bystander(m->ledger, jobs[i], false);
+	} else if (w->injected) {
+		/* bulkhead inject did it: nobody's fault; every job it held runs again. */
+		struct lfields f;
+
+		n = blame_killed_commands(w, jobs, flags, n);
+		for (size_t i = 0; i < n; i++)
+			ledger_bystander(m->ledger, jobs[i], flags[i] & HELD_STARTED);
+		v = DEATH_CULPRIT; /* restart at once: not a worker fault */
+		log_fields(LOG_WARNING,
+			   master_lfields(&f, p, w, NULL, signaled ? status : 0, "injected"),
+			   "worker %s %s (injected: %s); %zu job%s re-queued", l, how, w->injected,
+			   n, n == 1 ? "" : "s");
+	} else if (stopped) {
+		/*
+		 * We asked it to stop (a reload, a restart) and ended it ourselves when it did not
+		 * in time (SIGTERM, then SIGKILL): nobody's fault, except a job that timed out.
+		 */
+		struct lfields f;
+
+		n = blame_killed_commands(w, jobs, flags, n);
+		for (size_t i = 0; i < n; i++) {
+			if (flags[i] & HELD_TIMED_OUT)
+				ledger_blame(m->ledger, jobs[i], CAUSE_TIMEOUT, 0);
+			else
+				ledger_bystander(m->ledger, jobs[i], flags[i] & HELD_STARTED);
+			death_log_final(m, jobs[i]);
+		}
+		v = DEATH_CULPRIT; /* restart at once: not a worker fault */
+		log_fields(LOG_NOTICE, master_lfields(&f, p, w, NULL, status, "stopped"),
+			   "worker %s %s after it was asked to stop; %zu job%s re-queued", l, how,
+			   n, n == 1 ? "" : "s");
+	} else if (w->killed == KILL_TIMEOUT && !w->crash_frame && signaled && status == SIGKILL &&
+		   !held_timed_out(flags, n)) {
+		/*
+		 * We killed it for a job's timeout, and that job's result came in before it died
+		 * (late, but it ended): nobody's fault, and not a worker fault; what it still
+		 * held runs again.
+		 */
+		struct lfields f;
+
+		n = blame_killed_commands(w, jobs, flags, n);
+		for (size_t i = 0; i < n; i++)
+			ledger_bystander(m->ledger, jobs[i], flags[i] & HELD_STARTED);
+		v = DEATH_CULPRIT; /* restart at once: not a worker fault */
+		log_fields(LOG_NOTICE, master_lfields(&f, p, w, NULL, status, "timeout"),
+			   "worker %s %s by the master for a job's timeout; the job ended "
+			   "meanwhile; %zu job%s re-queued",
+			   l, how, n, n == 1 ? "" : "s");
+	} else if ((n = blame_killed_commands(w, jobs, flags, n)) > 0) {
+		struct death d = {
+			.crash_frame = w->crash_frame,
+			.crash_job = w->crash.job_id,
+			.crash_kind = w->crash.kind,
+			.crash_signo = w->crash.signo,
+			.signaled = signaled,
+			.status = status,
+			.solo = w->solo,
+		};
+		v = ledger_worker_died(m->ledger, &d, jobs, flags, n);
+		log_death(w, how, signaled ? status : 0, l, jobs, flags, n, v);
+		for (size_t i = 0; i < n; i++)
+			death_log_final(m, jobs[i]);
+	}
+
+	w->io = sd_event_source_disable_unref(w->io);
+	w->child = sd_event_source_disable_unref(w->child);
+	master_disarm(w->deadline);
+	master_disarm(w->timer);
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+	w->pid = 0;
+	w->state = W_EMPTY;
+	w->solo = w->reserved = w->blocked = false;
+	m->n_alive--;
+	if (hello)
+		m->stats.workers_up--;
+
+	if (w->retire) {
+		pool_trim_slots(p);
+	} else if (!m->stopping && p->state == POOL_UP) {
+		if (!hello) {
+			char what[96];
+
+			snprintf(what, sizeof(what), "%s before HELLO", how);
+			slot_fault(w, uptime, what);
+		} else if (v == DEATH_IDLE && !clean) {
+			char what[96];
+
+			snprintf(what, sizeof(what), "%s with no job in flight", how);
+			slot_fault(w, uptime, what);
+		} else {
+			if (v == DEATH_CULPRIT)
+				backoff_reset(&w->backoff);
+			slot_schedule_restart(w, 0);
+		}
+		dispatch_pool(p);
+	}
+	pool_roll_next(p);
+	master_check_done(m);
+}

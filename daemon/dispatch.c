@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The dispatcher: how many jobs a worker may hold (its window, from the pool's measured run
+ * time), topping it up with ASSIGN frames (INPUT frames first, held back when the socket is
+ * full), suspects on a reserved worker with nothing else, and the job specs each worker
+ * knows (SPEC right before the first ASSIGN that needs it, FORGET for submitted groups).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/idmap.h"
+#include "common/log.h"
+#include "common/protocol.h"
+#include "config/probe.h"
+#include "daemon/master-int.h"
+#include "daemon/notify.h"
+#include "daemon/policy.h"
+#include "daemon/spawn-worker.h"
+
+static void assign(struct worker *w, bool alone, unsigned max);
+
+/*
+ * How many jobs a worker may hold (running + queued in it). Enough queued work to keep its
+ * threads busy for about QUEUE_TARGET while the master refills it, and no more: a worker
+ * that dies sends its unstarted jobs back (cheap, they are not re-run), but jobs parked in
+ * one worker cannot go to an idle one. Until the pool has seen a result the job time is
+ * unknown (they may be long), so it starts at 2 per thread. The target is twice the time a
+ * worker may hold results back (BH_RESULT_HOLD_USEC): the refill it triggers arrives while
+ * the other half is still being worked off.
+ */
+#define QUEUE_TARGET (2 * BH_RESULT_HOLD_USEC)
+#define WINDOW_PER_THREAD_MIN 2u
+
+static unsigned dispatch_window(const struct worker *w)
+{
+	uint64_t per_thread = WINDOW_PER_THREAD_MIN, est = w->pool->run_est;
+
+	if (est > 0)
+		per_thread = (QUEUE_TARGET * 16 + est - 1) / est;
+	if (per_thread < WINDOW_PER_THREAD_MIN)
+		per_thread = WINDOW_PER_THREAD_MIN;
+	if (per_thread * w->threads > BH_ASSIGN_MAX)
+		return BH_ASSIGN_MAX;
+	return (unsigned)per_thread * w->threads;
+}
+
+/* Folds a DONE frame's mean run time (sum over n jobs) into the pool's estimate. */
+void dispatch_learn(struct pool *p, uint64_t sum_usec, uint32_t n)
+{
+	uint64_t mean = sum_usec * 16 / n;
+
+	if (mean == 0)
+		mean = 1; /* below 1/16 us: as fast as it gets */
+	if (p->run_est == 0)
+		p->run_est = mean;
+	else if (mean > p->run_est) /* adapt to slower jobs at once: do not hoard */
+		p->run_est = mean;
+	else
+		p->run_est -= (p->run_est - mean) / 4;
+}
+
+/*
+ * ---- specs on workers ----
+ *
+ * A worker learns a group's spec (SPEC) right before the first ASSIGN that names it, so it
+ * holds only the specs of jobs it was given. For a submitted group (JOB_ADHOC) the master
+ * counts that worker's jobs of it in flight (w->specs: spec id -> count | SPEC_ADHOC); when
+ * the count drops to 0 the worker is told to FORGET it. A config's groups stay defined.
+ * Spec ids are never reused (ledger_group_spec_id), so a FORGET that could not be sent yet
+ * (socket full: w->forgets_pending, retried) never confuses a later group.
+ */
+#define SPEC_ADHOC (1ull << 63)
+
+/*
+ * Makes sure w knows job j's spec before j is assigned to it: 0, -EAGAIN (the socket is
+ * full: assign j later), or another -errno (j cannot go to w).
+ */
+static int spec_ensure(struct worker *w, const struct job *j)
+{
+	struct ledger *l = w->m->ledger;
+	uint32_t id = ledger_group_spec_id(l, j->group);
+	const struct group_config *gc;
+	uint8_t buf[BH_FRAME_MAX];
+	size_t len;
+	int r;
+
+	if (idmap_find(&w->specs, id))
+		return 0;
+	gc = ledger_group(l, j->group);
+	len = bh_encode_spec(buf, sizeof(buf),
+			     &(struct bh_spec){ .id = id, .run = gc->run, .args = gc->args,
+						.name = gc->name, .output = gc->output });
+	if (len == 0) { /* a spec the config checks should have refused */
+		slot_kill(w, KILL_BROKEN, "a job spec does not fit in a frame");
+		return -EINVAL;
+	}
+	/* EAGAIN: later; EPIPE and the like: it is dying, its exit is on its way. */
+	r = slot_send(w, buf, len);
+	if (r == 0)
+		r = idmap_add(&w->specs, id, j->flags & JOB_ADHOC ? SPEC_ADHOC : 0);
+	return r;
+}
+
+/* A job of a submitted group was assigned to w / came back from it. */
+static void spec_hold(struct worker *w, const struct job *j)
+{
+	struct idmap_entry *e;
+
+	if (!(j->flags & JOB_ADHOC))
+		return;
+	e = idmap_find(&w->specs, ledger_group_spec_id(w->m->ledger, j->group));
+	if (e)
+		e->value++;
+}
+
+static bool send_forget(struct worker *w, uint32_t id)
+{
+	uint8_t buf[32];
+
+	if (slot_send(w, buf, bh_encode_forget(buf, sizeof(buf), id)) < 0) {
+		w->forgets_pending = true;
+		return false;
+	}
+	idmap_del(&w->specs, id);
+	return true;
+}
+
+void dispatch_spec_release(struct worker *w, const struct job *j)
+{
+	uint32_t id;
+	struct idmap_entry *e;
+
+	if (!(j->flags & JOB_ADHOC))
+		return;
+	id = ledger_group_spec_id(w->m->ledger, j->group);
+	e = idmap_find(&w->specs, id);
+	if (e && e->value > SPEC_ADHOC && --e->value == SPEC_ADHOC && !w->stop_sent)
+		send_forget(w, id);
+}
+
+/* Sends the FORGETs that found the socket full. */
+void dispatch_flush_forgets(struct worker *w)
+{
+	if (!w->forgets_pending || w->stop_sent || w->state == W_KILLED)
+		return;
+	w->forgets_pending = false;
+again:
+	for (uint32_t i = 0; i < w->specs.cap; i++) {
+		const struct idmap_entry *e = &w->specs.e[i];
+
+		if (e->id == 0 || e->value != SPEC_ADHOC)
+			continue;
+		if (!send_forget(w, e->id))
+			return; /* still full: pending again */
+		goto again; /* the table changed under us */
+	}
+}
+
+static bool pool_has_reserved(const struct pool *p)
+{
+	for (unsigned i = 0; i < p->n_slots; i++)
+		if (p->workers[i]->reserved)
+			return true;
+	return false;
+}
+
+static void dispatch_block(struct worker *w)
+{
+	w->blocked = true;
+	sd_event_source_set_io_events(w->io, EPOLLIN | EPOLLOUT);
+}
+
+/* Sends the job's INPUT frame (the job has one). */
+static int send_input(struct worker *w, const struct job *j)
+{
+	const char *input = ledger_job_input(w->m->ledger, j);
+	size_t len;
+
+	if (!input)
+		return -EINVAL;
+	len = bh_encode_input(w->m->ibuf, sizeof(w->m->ibuf), j->id, input);
+	if (len == 0)
+		return -EINVAL;
+	return slot_send(w, w->m->ibuf, len);
+}
+
+/* Keeps an ASSIGN frame (whose INPUT frames went out) to send once the socket has room. */
+static int hold_frame(struct worker *w, const void *buf, size_t len)
+{
+	w->held = malloc(len);
+	if (!w->held)
+		return -ENOMEM;
+	memcpy(w->held, buf, len);
+	w->held_len = len;
+	dispatch_block(w);
+	return 0;
+}
+
+static void assign(struct worker *w, bool alone, unsigned max)
+{
+	struct master *m = w->m;
+	struct job *jobs[BH_ASSIGN_MAX];
+	struct bh_batch b;
+	unsigned n = 0, inputs = 0;
+	int input_err = 0;
+	size_t len;
+	usec_t now;
+	int r;
+
+	bh_batch_init(&b, m->buf, sizeof(m->buf), BH_FRAME_ASSIGN);
+	while (n < max && n < BH_ASSIGN_MAX) {
+		struct job *j = ledger_pop(m->ledger, w->pool->index, alone);
+		uint32_t flags = 0;
+
+		if (!j)
+			break;
+		input_err = spec_ensure(w, j);
+		if (input_err < 0) {
+			ledger_unpop(m->ledger, j);
+			break;
+		}
+		if (__builtin_expect(j->flags & JOB_HAS_INPUT, 0)) {
+			input_err = send_input(w, j);
+			if (input_err < 0) {
+				ledger_unpop(m->ledger, j);
+				break;
+			}
+			flags = BH_ASSIGN_INPUT;
+			inputs++;
+		}
+		bh_batch_add_assign(&b, j->id, ledger_group_spec_id(m->ledger, j->group), flags);
+		jobs[n++] = j;
+	}
+	len = bh_batch_finish(&b);
+	if (input_err == -EAGAIN)
+		dispatch_block(w); /* what went out is assigned below; the rest waits for room */
+	if (n == 0)
+		return;
+	r = slot_send(w, m->buf, len);
+	if (r < 0 && (inputs == 0 || r != -EAGAIN || hold_frame(w, m->buf, len) < 0)) {
+		while (n > 0)
+			ledger_unpop(m->ledger, jobs[--n]);
+		if (r == -EAGAIN)
+			dispatch_block(w);
+		return;
+	}
+	now = now_usec();
+	for (unsigned i = 0; i < n; i++) {
+		ledger_assign(m->ledger, jobs[i]);
+		inflight_assign(w, jobs[i], now, r < 0);
+		spec_hold(w, jobs[i]);
+	}
+	if (r < 0)
+		w->n_held = n;
+	if (alone)
+		w->solo = true;
+}
+
+void dispatch_fill(struct worker *w)
+{
+	struct ledger *l = w->m->ledger;
+	unsigned pool = w->pool->index, win;
+
+	if (w->state != W_READY || w->blocked || w->solo || w->injected || w->m->stopping)
+		return;
+	if (ledger_queued(l, pool, true) > 0) {
+		if (inflight_count(w) == 0) {
+			w->reserved = false;
+			assign(w, true, 1);
+			return;
+		}
+		if (!w->reserved && !pool_has_reserved(w->pool))
+			w->reserved = true;
+		if (w->reserved)
+			return;
+	} else {
+		w->reserved = false;
+	}
+	/*
+	 * Top up once a quarter of the window is free, not after every result: one ASSIGN
+	 * frame then carries many jobs (with a window of a few jobs, after every one).
+	 */
+	win = dispatch_window(w);
+	if (inflight_count(w) + (win + 3) / 4 <= win && ledger_queued(l, pool, false) > 0)
+		assign(w, false, win - inflight_count(w));
+}
+
+void dispatch_pool(struct pool *p)
+{
+	for (unsigned i = 0; i < p->n_slots; i++)
+		dispatch_fill(p->workers[i]);
+}

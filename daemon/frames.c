@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Frames from a worker: every one checked (state, type, length, job ids) before use; a
+ * worker that breaks the protocol is killed. HELLO, DONE (results, and the special outcomes
+ * of exec: jobs and cancels), CRASH, RESULT, PROGRESS, EXEC.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/idmap.h"
+#include "common/log.h"
+#include "common/protocol.h"
+#include "config/probe.h"
+#include "daemon/master-int.h"
+#include "daemon/notify.h"
+#include "daemon/policy.h"
+#include "daemon/spawn-worker.h"
+
+static int handle_done(struct worker *w, const struct bh_frame *f);
+
+static int handle_hello(struct worker *w, const struct bh_frame *f)
+{
+	char l[64];
+
+	if (w->state != W_STARTING)
+		return -EPROTO;
+	if (f->hello.pid != w->pid || f->hello.threads != w->threads)
+		return -EPROTO;
+	w->got_hello = true;
+	w->state = W_READY;
+	w->m->stats.workers_up++;
+	master_disarm(w->timer);
+	log_debug("worker %s ready", slot_label(w, l, sizeof(l)));
+	if (w->m->opts.on_worker_ready)
+		w->m->opts.on_worker_ready(w->m->opts.userdata, w->pool->index, w->index, w->pid,
+					   now_usec());
+	dispatch_fill(w);
+	pool_roll_next(w->pool);
+	master_check_ready(w->m);
+	return 0;
+}
+
+/*
+ * A job that did not end done after its worker was told to stop (which tells every job to
+ * stop: cancelled() is true, commands get SIGTERM): not its fault. At the end of the run or
+ * of its pool it ends like the jobs still queued; else (a worker replaced) it runs again.
+ */
+static void finish_stopped(struct worker *w, struct job *j)
+{
+	struct master *m = w->m;
+	struct pool *p = w->pool;
+
+	if (!m->stopping && p->state == POOL_UP)
+		ledger_bystander(m->ledger, j, true);
+	else if (j->flags & JOB_CANCEL_REQUESTED)
+		ledger_cancel(m->ledger, j, CAUSE_CANCELLED);
+	else
+		ledger_cancel(m->ledger, j,
+			      p->state == POOL_FAILED	 ? CAUSE_POOL_FAILED
+			      : p->state == POOL_REMOVED ? CAUSE_POOL_REMOVED
+							 : CAUSE_STOPPED);
+}
+
+/*
+ * A DONE entry that is not a plain return, or of a worker running commands or told to stop:
+ * an exec: job's command was killed by a signal (blamed on the job; the worker lives on),
+ * could not start, or returned. Called after inflight_untrack().
+ */
+static int finish_special(struct worker *w, struct job *j, const struct bh_done_entry *e,
+			  bool killed)
+{
+	struct master *m = w->m;
+	const struct group_config *gc = ledger_group(m->ledger, j->group);
+	char name[64], sig[16];
+	struct lfields f;
+
+	if (e->outcome == BH_OUTCOME_CANCELLED) {
+		/* Never started (handle_done() checked we asked for it): no attempt counted. */
+		ledger_cancel(m->ledger, j, CAUSE_CANCELLED);
+		return 0;
+	}
+	if (e->outcome != BH_OUTCOME_RETURNED && gc->kind != JOB_KIND_EXEC)
+		return -EPROTO;
+	if (w->stop_sent && (e->outcome != BH_OUTCOME_RETURNED || e->status != 0)) {
+		finish_stopped(w, j);
+		return 0;
+	}
+	switch (e->outcome) {
+	case BH_OUTCOME_RETURNED:
+		ledger_finish(m->ledger, j, e->status);
+		break;
+	case BH_OUTCOME_SIGNALED:
+		if (j->flags & JOB_CANCEL_REQUESTED) {
+			ledger_cancel(m->ledger, j, CAUSE_CANCELLED);
+			break;
+		}
+		if (killed)
+			ledger_blame_command(m->ledger, j, CAUSE_TIMEOUT, 0);
+		else
+			ledger_blame_command(m->ledger, j, CAUSE_SIGNAL, e->status);
+		if (j->state == JOB_QUEUED)
+			log_fields(LOG_WARNING,
+				   master_lfields(&f, w->pool, w, j, killed ? 0 : e->status,
+						  killed ? "timeout" : NULL),
+				   "job %s: its command was killed %s%s (attempt %u of %u); the "
+				   "worker lives on",
+				   ledger_job_name(m->ledger, j, name, sizeof(name)),
+				   killed ? "for its timeout" : "by ",
+				   killed ? "" : signal_name(e->status, sig, sizeof(sig)),
+				   j->attempts, gc->max_attempts);
+		break;
+	case BH_OUTCOME_SPAWN_FAILED:
+		ledger_spawn_failed(m->ledger, j, e->status);
+		if (j->state == JOB_QUEUED)
+			log_fields(LOG_WARNING,
+				   master_lfields(&f, w->pool, w, j, 0, "spawn failed"),
+				   "job %s: its command could not start: %s (attempt %u of %u)",
+				   ledger_job_name(m->ledger, j, name, sizeof(name)),
+				   strerror(e->status), j->attempts, gc->max_attempts);
+		break;
+	default:
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int handle_done(struct worker *w, const struct bh_frame *f)
+{
+	struct master *m = w->m;
+	usec_t now = now_usec();
+	uint64_t run_sum = 0;
+
+	if (w->state < W_READY)
+		return -EPROTO;
+	for (uint32_t i = 0; i < f->done.count; i++) {
+		struct bh_done_entry e;
+		struct job *j;
+
+		bh_frame_done_entry(f, i, &e);
+		j = ledger_job(m->ledger, e.job_id);
+		if (!j || j->worker != w || j->state != JOB_RUNNING ||
+		    (e.outcome == BH_OUTCOME_CANCELLED && !(j->flags & JOB_CANCEL_REQUESTED)))
+			return -EPROTO;
+		run_sum += e.run_usec;
+		if (__builtin_expect(e.outcome | w->n_execs | w->stop_sent, 0)) {
+			struct exec_run *x = inflight_exec_find(w, j);
+			bool killed = j->started_at && (w->slot_flags[j->wslot] & SLOT_EXEC_KILLED);
+			int r;
+
+			if (x)
+				inflight_exec_forget(w, x);
+			inflight_untrack(w, j);
+			r = finish_special(w, j, &e, killed);
+			if (r < 0)
+				return r;
+		} else {
+			inflight_untrack(w, j);
+			ledger_finish(m->ledger, j, e.status);
+		}
+		dispatch_spec_release(w, j);
+		death_log_final(m, j);
+		inflight_promote(w, now);
+	}
+	dispatch_flush_forgets(w);
+	dispatch_learn(w->pool, run_sum, f->done.count);
+	if (inflight_count(w) == 0)
+		w->solo = false;
+	if (w->state == W_DRAINING && !w->injected && !w->stop_sent && w->n_timed_out == 0)
+		slot_resume(w); /* the jobs that timed out ended after all */
+	if (w->state == W_DRAINING && inflight_count(w) == w->n_timed_out)
+		slot_kill(w, KILL_TIMEOUT, NULL);
+	else
+		dispatch_fill(w);
+	return 0;
+}
+
+/* The job a RESULT, PROGRESS or EXEC frame names: in flight on this worker, else NULL. */
+static struct job *job_in_flight(struct worker *w, uint64_t id)
+{
+	struct job *j = ledger_job(w->m->ledger, id);
+
+	if (w->state < W_READY || !j || j->worker != w || j->state != JOB_RUNNING)
+		return NULL;
+	return j;
+}
+
+/* The parent and the process group of pid, from /proc/PID/stat. */
+static bool proc_ids(pid_t pid, int *ret_ppid, int *ret_pgrp)
+{
+	char path[64], buf[512], *p;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the command name may hold anything */
+	return p && sscanf(p + 1, " %*c %d %d", ret_ppid, ret_pgrp) == 2;
+}
+
+/*
+ * True if pid is a process group leader whose parent is the worker's exec: trampoline (a
+ * group leader whose parent is the worker, children/exec.c), or the worker: the only
+ * processes an EXEC frame may make us kill. (A worker is not trusted with kill(-pid) on
+ * anything else.)
+ */
+static bool is_command_of(pid_t pid, pid_t worker)
+{
+	int ppid, pgrp, tppid, tpgrp;
+
+	if (!proc_ids(pid, &ppid, &pgrp) || pgrp != pid)
+		return false;
+	return ppid == worker ||
+	       (proc_ids(ppid, &tppid, &tpgrp) && tppid == worker && tpgrp == ppid);
+}
+
+static int handle_exec(struct worker *w, const struct bh_frame *f)
+{
+	struct job *j = job_in_flight(w, f->exec.job_id);
+	struct exec_run *x;
+
+	if (!j || ledger_group(w->m->ledger, j->group)->kind != JOB_KIND_EXEC ||
+	    inflight_exec_find(w, j))
+		return -EPROTO;
+	/*
+	 * A command that already ended (and was reaped) is not there to kill: nothing to keep.
+	 * Else it cannot be reaped before the job's DONE, so its pid stays its own until then.
+	 */
+	if (!is_command_of(f->exec.pid, w->pid))
+		return 0;
+	if (w->n_execs == w->cap_execs) {
+		unsigned cap = w->cap_execs ? w->cap_execs * 2 : 4;
+
+		x = realloc(w->execs, cap * sizeof(*x));
+		if (!x)
+			return 0; /* not killed by us on a timeout: the worker is, as before */
+		w->execs = x;
+		w->cap_execs = cap;
+	}
+	w->execs[w->n_execs++] = (struct exec_run){ .job = j, .pid = f->exec.pid };
+	return 0;
+}
+
+static int handle_frame(struct worker *w, const void *buf, size_t len)
+{
+	struct bh_frame f;
+	int r = bh_frame_decode(buf, len, &f);
+
+	if (r < 0)
+		return r;
+	if (!bh_frame_from_worker(f.type))
+		return -EPROTO;
+	switch (f.type) {
+	case BH_FRAME_HELLO:
+		return handle_hello(w, &f);
+	case BH_FRAME_DONE:
+		return handle_done(w, &f);
+	case BH_FRAME_CRASH:
+		if (!w->crash_frame) {
+			w->crash_frame = true;
+			w->crash = f.crash;
+		}
+		return 0;
+	case BH_FRAME_RESULT: {
+		struct job *j = job_in_flight(w, f.text.job_id);
+
+		if (!j)
+			return -EPROTO;
+		ledger_set_result(w->m->ledger, j, f.text.text, f.text.len);
+		return 0;
+	}
+	case BH_FRAME_PROGRESS: {
+		struct job *j = job_in_flight(w, f.progress.job_id);
+
+		if (!j)
+			return -EPROTO;
+		ledger_set_progress(w->m->ledger, j, f.progress.permille);
+		return 0;
+	}
+	case BH_FRAME_EXEC:
+		return handle_exec(w, &f);
+	default:
+		return -EPROTO;
+	}
+}
+
+/* Reads every pending frame. Returns false once the socket is at EOF or the worker is bad. */
+bool frames_drain(struct worker *w)
+{
+	for (;;) {
+		ssize_t n = recv(w->fd, w->m->buf, sizeof(w->m->buf), MSG_DONTWAIT | MSG_TRUNC);
+		int r;
+
+		if (n < 0 && (errno == EINTR || errno == ECONNRESET))
+			continue; /* a dead peer's last frames wait behind one ECONNRESET */
+		if (n < 0)
+			return errno == EAGAIN;
+		if (n == 0)
+			return false;
+		if ((size_t)n > sizeof(w->m->buf))
+			r = -EMSGSIZE;
+		else
+			r = handle_frame(w, w->m->buf, (size_t)n);
+		if (r < 0) {
+			char reason[96];
+
+			snprintf(reason, sizeof(reason), "bad frame (%s)", strerror(-r));
+			slot_kill(w, KILL_BROKEN, reason);
+			return false;
+		}
+		if (w->state == W_KILLED)
+			return false;
+	}
+}
+
+int frames_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct worker *w = userdata;
+
+	if (revents & EPOLLOUT) {
+		int r = w->held ? slot_send(w, w->held, w->held_len) : 0;
+
+		if (r != -EAGAIN) {
+			bool sent = w->held && r >= 0;
+
+			free(w->held);
+			w->held = NULL;
+			w->n_held = 0;
+			w->blocked = false;
+			sd_event_source_set_io_events(s, EPOLLIN);
+			if (sent)
+				inflight_promote(w,
+						 now_usec()); /* its jobs reach the threads now */
+			dispatch_flush_forgets(w);
+			dispatch_fill(w);
+		}
+	}
+	if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !frames_drain(w))
+		sd_event_source_set_enabled(s, SD_EVENT_OFF); /* the exit follows */
+	master_check_done(w->m);
+	return 0;
+}

@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The master's insides, shared by its files (master.h is its public face). What lives where:
+ *
+ *   master.c      the loop and its event sources; new, run, free; the end of a run
+ *   slot.c        a worker slot's life: spawn, stop, kill, state timer, restarts, faults
+ *   forkserver.c  the fork server: started, used, restarted after a failure
+ *   inflight.c    which jobs a worker holds, running or waiting; job deadlines
+ *   dispatch.c    windows, ASSIGN, suspects on a reserved worker, specs on workers
+ *   frames.c      frames from a worker, checked and handled
+ *   death.c       a worker's death: the blame rules, the log line, the restart
+ *   reload.c      SIGHUP: the new config applied whole or not at all
+ *   api.c         jobs added at run time, cancel, restart, inject, views, status text
+ *
+ * A slot goes EMPTY -> STARTING (spawned, waiting for HELLO) -> READY (takes jobs) ->
+ * DRAINING (a job timed out: no new jobs, SIGKILL after kill_grace) or STOPPING (STOP sent)
+ * -> KILLED (SIGKILL sent) -> EMPTY when the pidfd says it exited. Every transition to EMPTY
+ * goes through death_of(), the one place that applies the blame rules
+ * (ledger_worker_died) and the restart policy (policy.h). A restart is always a timer, even
+ * an immediate one, so nothing recurses and a broken worker cannot spin the loop.
+ *
+ * Jobs with an input get an INPUT frame right before the ASSIGN that names them; once an
+ * INPUT went out, that ASSIGN is sent even if the socket is full (held until it has room),
+ * so a worker never keeps an input for a job it is not given. exec: jobs report their
+ * command's pid (EXEC): the master kills that process group, not the worker, when the job
+ * times out, and kills every such group of a worker that dies.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "common/protocol.h"
+#include "daemon/ledger.h"
+#include "daemon/master.h"
+#include "daemon/policy.h"
+#include "daemon/spawn-worker.h"
+
+#define TIMER_ACCURACY USEC_PER_MSEC
+#define RELOAD_MIN_INTERVAL (100 * USEC_PER_MSEC)
+#define TERM_GRACE (1 * USEC_PER_SEC) /* SIGTERM -> SIGKILL at the end of a stop */
+#define RESOURCE_RETRY_MIN (50 * USEC_PER_MSEC) /* a start that lacked the master's fds... */
+#define RESOURCE_RETRY_MAX (2 * USEC_PER_SEC)   /* ...is tried again, doubling up to this */
+#define RESOURCE_LOG_INTERVAL (10 * USEC_PER_SEC)
+#define ZYGOTE_BACKOFF_MIN (1 * USEC_PER_SEC)   /* a failed fork server is started again... */
+#define ZYGOTE_BACKOFF_MAX (60 * USEC_PER_SEC)  /* ...after this, doubling up to this */
+#define ZYGOTE_MIN_UPTIME (60 * USEC_PER_SEC)   /* one that served this long: minimum again */
+#define SLOT_EXEC_KILLED (1u << 6) /* slot flag: its command's group was killed (timeout) */
+
+enum worker_state {
+	W_EMPTY,
+	W_STARTING,
+	W_READY,
+	W_DRAINING,
+	W_STOPPING,
+	W_KILLED,
+};
+
+/*
+ * Why the master killed a worker. Its death is judged by this: only a worker's own death is a
+ * worker fault (DESIGN §11), never the master's kill for a timeout, a stop or an injection.
+ */
+enum kill_why {
+	KILL_NONE,    /* the master did not kill it: it died by itself */
+	KILL_BROKEN,  /* it broke the protocol or never said HELLO: its own fault */
+	KILL_TIMEOUT, /* a job timed out: that job's fault, nobody's if it ended meanwhile */
+	KILL_STOP,    /* asked to stop and too slow, or the run is ending: nobody's fault */
+	KILL_INJECT,  /* bulkhead inject kill */
+};
+
+struct pool;
+
+/* An exec: job's command, as its EXEC frame said (checked in /proc). */
+struct exec_run {
+	struct job *job;
+	pid_t pid; /* also its process group */
+};
+
+struct worker {
+	struct master *m;
+	struct pool *pool;
+	unsigned index;
+	enum worker_state state;
+	pid_t pid; /* 0 when there is no process */
+	int fd;
+	sd_event_source *io;
+	sd_event_source *child;
+	sd_event_source *timer;    /* restart, HELLO deadline, kill grace, stop deadline */
+	sd_event_source *deadline; /* earliest job timeout */
+	usec_t deadline_at;
+	usec_t spawned_at;
+	unsigned spawns;
+	unsigned threads; /* of the running process (the pool's may change on reload) */
+	bool retire;      /* a reload removed this slot: no restart */
+	bool outdated;    /* a reload changed threads/memory: replace it */
+	struct backoff backoff;
+
+	struct job **slots; /* running jobs, `threads` entries */
+	uint8_t *slot_flags;
+	uint16_t *free_slots;
+	unsigned n_free;
+	unsigned n_running;
+	struct job *pend_head; /* assigned, not started yet: FIFO */
+	struct job *pend_tail;
+	unsigned n_pending;
+	unsigned n_timed_out;
+
+	bool got_hello;
+	bool stop_sent; /* STOP sent: its jobs were told to stop (cancelled(), SIGTERM) */
+	bool term_sent; /* the stop deadline passed: SIGTERM sent, SIGKILL next */
+	char last_death[48]; /* "SIGSEGV", "exit(3)", "" if it never died */
+	const char *injected; /* the fault `bulkhead inject` gave it, NULL if none */
+	bool solo;     /* holds one job that must run alone */
+	bool reserved; /* takes no new jobs so that it can run the next suspect alone */
+	bool blocked;  /* socket full: wait for EPOLLOUT */
+	usec_t resource_delay; /* the master lacked fds or memory to start it: next retry */
+	struct idmap specs;    /* specs it knows (see "specs on workers") */
+	bool forgets_pending;  /* a FORGET found the socket full */
+	bool crash_frame;
+	struct bh_crash crash;
+	enum kill_why killed; /* why the master sent SIGKILL (KILL_NONE: it did not) */
+	const char *kill_reason;
+
+	struct exec_run *execs; /* commands of exec: jobs in flight (EXEC came, DONE not yet) */
+	unsigned n_execs;
+	unsigned cap_execs;
+	uint8_t *held;   /* an ASSIGN whose jobs' INPUT frames went out: sent when it can be */
+	size_t held_len;
+	unsigned n_held; /* its jobs: the last ones of the FIFO, not startable before it goes */
+};
+
+enum pool_state {
+	POOL_UP,
+	POOL_FAILED,
+	POOL_REMOVED, /* gone from the config: drains, then stays as a tombstone */
+};
+
+struct pool {
+	struct master *m;
+	unsigned index;
+	struct pool_config cfg; /* own copy: a reload changes it */
+	enum pool_state state;
+	struct worker **workers; /* slots; a slot index is stable */
+	unsigned n_slots;        /* >= cfg.workers while retired slots wind down */
+	struct fault_window faults;
+	uint64_t run_est; /* jobs' mean run time, EWMA, in 1/16 us; 0 = not known yet */
+	uint64_t restarts;
+	uint64_t worker_faults;
+};
+
+struct master {
+	struct config *config; /* owned; replaced by a reload */
+	struct master_options opts;
+	struct notifier *notifier; /* daemon mode only */
+	bool ready_sent;
+	sd_event *event;
+	struct ledger *ledger;
+	struct pool **pools; /* index = pool index in the ledger; never shrinks */
+	unsigned n_pools;
+	const char *worker_path;
+	struct zygote zygote; /* the fork server, if worker_start = fork-server */
+	bool zygote_tried;    /* the first one was started */
+	bool zygote_never;    /* it said it cannot fork workers here: exec for good */
+	bool zygote_pending;  /* a restarted one has not said it is up yet */
+	sd_event_source *zygote_io;    /* its socket: its first reply, or its end */
+	sd_event_source *zygote_timer; /* a restarted one's deadline to say it is up */
+	struct backoff zygote_backoff; /* between restarts after failures */
+	usec_t zygote_retry_at;        /* no new fork server before this */
+	usec_t zygote_up_at;
+	usec_t resource_logged; /* last warning about the master's own resources */
+	bool stopping;  /* no more dispatching; waiting for workers to go */
+	unsigned n_alive;
+	sd_event_source *sigint;
+	sd_event_source *sigterm;
+	sd_event_source *sighup;
+	sd_event_source *collect; /* daemon: deferred ledger_collect() (keep_ended) */
+	sd_event_source *reload_event; /* a SIGHUP storm is one reload */
+	usec_t last_reload;
+	unsigned interrupts;
+	struct master_stats stats;
+	uint8_t buf[BH_FRAME_MAX];
+	uint8_t ibuf[BH_INPUT_MAX + 64]; /* one INPUT frame */
+};
+
+/* Journal fields for one log line (see log_fields). */
+struct lfields {
+	char pool[48], worker[64], job[96], sig[32], cause[96];
+	const char *v[6];
+};
+
+/* ---- master.c ---- */
+
+int master_arm_timer(struct master *m, sd_event_source **s, usec_t when,
+		     sd_event_time_handler_t cb, void *userdata);
+void master_disarm(sd_event_source *s);
+const char *const *master_lfields(struct lfields *f, const struct pool *p, const struct worker *w,
+				  const struct job *j, int signo, const char *cause);
+void master_begin_stop(struct master *m, enum job_cause cause);
+void master_check_ready(struct master *m);
+void master_check_done(struct master *m);
+
+/* ---- slot.c ---- */
+
+const char *slot_label(const struct worker *w, char *buf, size_t size);
+int slot_send(struct worker *w, const void *buf, size_t len);
+void slot_kill(struct worker *w, enum kill_why why, const char *reason);
+void slot_stop(struct worker *w, usec_t grace);
+void slot_resume(struct worker *w);
+int slot_on_timer(sd_event_source *s, uint64_t usec, void *userdata);
+void slot_schedule_restart(struct worker *w, usec_t delay);
+void slot_fault(struct worker *w, usec_t uptime, const char *what);
+int pool_grow_slots(struct pool *p, unsigned n);
+int pool_new(struct master *m, const struct pool_config *pc, unsigned index,
+		    struct pool **ret);
+void slot_free(struct worker *w);
+void pool_free(struct pool *p);
+
+/* ---- forkserver.c ---- */
+
+bool master_resource_error(int r);
+void forkserver_end(struct master *m);
+int forkserver_start_worker(struct master *m, const struct pool_config *pc, unsigned index,
+			 struct spawned_worker *s);
+
+/* ---- inflight.c ---- */
+
+unsigned inflight_count(const struct worker *w);
+void inflight_assign(struct worker *w, struct job *j, usec_t now, bool held);
+void inflight_untrack(struct worker *w, struct job *j);
+void inflight_promote(struct worker *w, usec_t now);
+struct exec_run *inflight_exec_find(struct worker *w, const struct job *j);
+void inflight_exec_forget(struct worker *w, struct exec_run *x);
+void inflight_kill_commands(struct worker *w);
+size_t inflight_collect(struct worker *w, struct job **jobs, uint8_t *flags);
+
+/* ---- dispatch.c ---- */
+
+void dispatch_learn(struct pool *p, uint64_t sum_usec, uint32_t n);
+void dispatch_spec_release(struct worker *w, const struct job *j);
+void dispatch_flush_forgets(struct worker *w);
+void dispatch_fill(struct worker *w);
+void dispatch_pool(struct pool *p);
+
+/* ---- frames.c ---- */
+
+bool frames_drain(struct worker *w);
+int frames_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+/* ---- death.c ---- */
+
+void death_log_final(struct master *m, struct job *j);
+int death_on_child(sd_event_source *s, const siginfo_t *si, void *userdata);
+
+/* ---- reload.c ---- */
+
+void pool_roll_next(struct pool *p);
+void pool_trim_slots(struct pool *p);
+int reload_on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata);
+
+/* ---- api.c ---- */
+
+int master_add_group(struct master *m, const struct group_config *gc, unsigned *ret_index);
+void api_status_line(void *userdata, char *buf, size_t size);

@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reload (SIGHUP): parse and validate the whole file, then apply the difference by pool and
+ * group name, or keep everything as it was. Pools roll their workers one at a time.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/idmap.h"
+#include "common/log.h"
+#include "common/protocol.h"
+#include "config/probe.h"
+#include "daemon/master-int.h"
+#include "daemon/notify.h"
+#include "daemon/policy.h"
+#include "daemon/spawn-worker.h"
+
+/*
+ * Replaces the pool's outdated workers one at a time: the next one is stopped only once every
+ * other slot of the pool is READY again, so the pool never has more than one worker down for
+ * the roll.
+ */
+void pool_roll_next(struct pool *p)
+{
+	struct worker *next = NULL;
+
+	if (p->state != POOL_UP || p->m->stopping)
+		return;
+	for (unsigned k = 0; k < p->n_slots; k++) {
+		struct worker *w = p->workers[k];
+
+		if (w->retire)
+			continue;
+		if (w->state != W_READY)
+			return; /* a replacement (or a restart) is still on its way */
+		if (w->outdated && !next)
+			next = w;
+	}
+	if (next) {
+		char l[64];
+
+		log_info("worker %s: replacing it (reload or restart)",
+			 slot_label(next, l, sizeof(l)));
+		slot_stop(next, p->m->config->supervisor.drain_timeout);
+	}
+}
+
+/* Frees retired slots at the end of the array once their process is gone. */
+void pool_trim_slots(struct pool *p)
+{
+	while (p->n_slots > p->cfg.workers || (p->state == POOL_REMOVED && p->n_slots > 0)) {
+		struct worker *w = p->workers[p->n_slots - 1];
+
+		if (!w->retire || w->pid > 0)
+			return;
+		slot_free(w);
+		p->n_slots--;
+	}
+}
+
+static bool pool_config_equal(const struct pool_config *a, const struct pool_config *b)
+{
+	return a->workers == b->workers && a->threads == b->threads &&
+	       a->backoff_min == b->backoff_min && a->backoff_max == b->backoff_max &&
+	       a->min_uptime == b->min_uptime &&
+	       a->max_worker_faults.count == b->max_worker_faults.count &&
+	       a->max_worker_faults.window == b->max_worker_faults.window &&
+	       a->memory_max == b->memory_max && a->kill_grace == b->kill_grace &&
+	       a->on_pool_failure == b->on_pool_failure;
+}
+
+static void pool_resize(struct pool *p, unsigned workers)
+{
+	unsigned old = p->n_slots;
+
+	for (unsigned k = 0; k < p->n_slots && k < workers; k++)
+		p->workers[k]->retire = false;
+	if (pool_grow_slots(p, workers) < 0) {
+		log_error("pool %s: out of memory growing to %u workers", p->cfg.name, workers);
+		return;
+	}
+	for (unsigned k = old; k < workers; k++)
+		slot_schedule_restart(p->workers[k], 0);
+	for (unsigned k = workers; k < p->n_slots; k++) {
+		struct worker *w = p->workers[k];
+
+		w->retire = true;
+		if (w->pid > 0)
+			slot_stop(w, p->m->config->supervisor.drain_timeout);
+		else
+			master_disarm(w->timer);
+	}
+	pool_trim_slots(p);
+}
+
+/* Applies a changed [pool] section. Returns true if anything changed. */
+static bool pool_reconfigure(struct pool *p, const struct pool_config *pc)
+{
+	bool respawn = pc->threads != p->cfg.threads || pc->memory_max != p->cfg.memory_max;
+	bool revive = p->state == POOL_FAILED;
+
+	if (pool_config_equal(&p->cfg, pc))
+		return false;
+	if (pc->max_worker_faults.count != p->cfg.max_worker_faults.count ||
+	    pc->max_worker_faults.window != p->cfg.max_worker_faults.window || revive) {
+		fault_window_done(&p->faults);
+		if (fault_window_init(&p->faults, pc->max_worker_faults.count,
+				      pc->max_worker_faults.window) < 0)
+			log_error("pool %s: out of memory for the fault window", pc->name);
+	}
+	p->cfg = *pc;
+	for (unsigned k = 0; k < p->n_slots; k++) {
+		struct worker *w = p->workers[k];
+
+		backoff_init(&w->backoff, pc->backoff_min, pc->backoff_max);
+		if (respawn && w->pid > 0)
+			w->outdated = true;
+	}
+	if (revive) {
+		log_notice("pool %s: changed by the reload: starting it again", pc->name);
+		p->state = POOL_UP;
+		for (unsigned k = 0; k < p->n_slots; k++)
+			if (p->workers[k]->pid <= 0)
+				slot_schedule_restart(p->workers[k], 0);
+	}
+	pool_resize(p, pc->workers);
+	pool_roll_next(p);
+	return true;
+}
+
+static void pool_remove(struct pool *p)
+{
+	struct master *m = p->m;
+	uint64_t n;
+
+	p->state = POOL_REMOVED;
+	n = ledger_cancel_queued(m->ledger, p->index, CAUSE_POOL_REMOVED);
+	log_notice("pool %s: removed by the reload: its workers finish their jobs and stop; "
+		   "%llu queued job%s cancelled",
+		   p->cfg.name, (unsigned long long)n, n == 1 ? "" : "s");
+	for (unsigned k = 0; k < p->n_slots; k++) {
+		struct worker *w = p->workers[k];
+
+		w->retire = true;
+		if (w->pid > 0)
+			slot_stop(w, m->config->supervisor.drain_timeout);
+		else
+			master_disarm(w->timer);
+	}
+	pool_trim_slots(p);
+}
+
+static int find_live_pool(const struct master *m, const char *name)
+{
+	for (unsigned i = 0; i < m->n_pools; i++)
+		if (m->pools[i]->state != POOL_REMOVED && strcmp(m->pools[i]->cfg.name, name) == 0)
+			return (int)i;
+	return -ENOENT;
+}
+
+/* Pools of nc: new ones added, changed ones reconfigured; map[i] = master index. */
+static int reload_pools(struct master *m, const struct config *nc, unsigned *map)
+{
+	for (unsigned i = 0; i < nc->n_pools; i++) {
+		int idx = find_live_pool(m, nc->pools[i].name);
+		struct pool **ps;
+		int r;
+
+		if (idx >= 0) {
+			if (pool_reconfigure(m->pools[idx], &nc->pools[i]))
+				log_notice("pool %s: new settings applied", nc->pools[i].name);
+			map[i] = (unsigned)idx;
+			continue;
+		}
+		ps = realloc(m->pools, (m->n_pools + 1) * sizeof(*ps));
+		if (!ps)
+			return -ENOMEM;
+		m->pools = ps;
+		r = pool_new(m, &nc->pools[i], m->n_pools, &m->pools[m->n_pools]);
+		m->n_pools++;
+		if (r >= 0)
+			r = ledger_set_pools(m->ledger, m->n_pools);
+		if (r < 0)
+			return r;
+		map[i] = m->n_pools - 1;
+		log_notice("pool %s: added by the reload", nc->pools[i].name);
+		for (unsigned k = 0; k < m->pools[map[i]]->n_slots; k++)
+			slot_schedule_restart(m->pools[map[i]]->workers[k], 0);
+	}
+	for (unsigned i = 0; i < m->n_pools; i++) {
+		struct pool *p = m->pools[i];
+
+		if (p->state != POOL_REMOVED && config_find_pool(nc, p->cfg.name) < 0)
+			pool_remove(p);
+	}
+	return 0;
+}
+
+/* Job groups of nc: new ones are added with their jobs; existing ones take new limits. */
+static int reload_groups(struct master *m, const struct config *nc, const unsigned *map)
+{
+	for (unsigned i = 0; i < nc->n_groups; i++) {
+		struct group_config gc = nc->groups[i];
+		int g = ledger_find_group(m->ledger, gc.name);
+		unsigned added;
+		int r;
+
+		gc.pool = map[gc.pool];
+		if (g >= 0) {
+			const struct group_config *cur = ledger_group(m->ledger, (unsigned)g);
+
+			if (cur->pool != gc.pool || strcmp(cur->run, gc.run) != 0 ||
+			    strcmp(cur->args, gc.args) != 0 || cur->count != gc.count)
+				log_notice("job group %s: pool, run, args and count of existing jobs "
+					   "stay as they were; timeout, max_attempts and expect are "
+					   "updated", gc.name);
+			ledger_update_group(m->ledger, (unsigned)g, &gc);
+			continue;
+		}
+		r = master_add_group(m, &gc, &added);
+		if (r < 0)
+			return r;
+		log_notice("job group %s: added by the reload: %u job%s", gc.name, gc.count,
+			   gc.count == 1 ? "" : "s");
+	}
+	return 0;
+}
+
+int master_reload(struct master *m, char **ret_errors)
+{
+	struct config *nc = NULL;
+	char *errors = NULL;
+	unsigned *map;
+	int r;
+
+	if (m->stopping) {
+		if (ret_errors)
+			*ret_errors = strdup("stopping: no reload");
+		return -ESHUTDOWN;
+	}
+	notify_reloading(m->notifier);
+	log_notice("reloading %s", m->config->path);
+	r = config_load(m->config->path, &nc, &errors);
+	/*
+	 * Its plugins are loaded by a throwaway worker first (this blocks the loop for as long
+	 * as the probes take: a reload is rare, and a constructor must never run here).
+	 */
+	if (r >= 0) {
+		r = config_probe_plugins(nc, m->worker_path, MASTER_RELOAD_PROBE_MS, &errors);
+		if (r < 0) {
+			config_free(nc);
+			nc = NULL;
+			if (!errors && asprintf(&errors, "cannot probe the plugins with %s: %s",
+						m->worker_path, strerror(-r)) < 0)
+				errors = NULL;
+		}
+	}
+	if (r < 0) {
+		char *copy = errors ? strdup(errors) : NULL, *save = NULL;
+
+		for (char *line = strtok_r(errors, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save))
+			log_error("%s", line);
+		log_error("reload failed: still running the config loaded before");
+		free(errors);
+		notify_ready(m->notifier);
+		if (ret_errors)
+			*ret_errors = copy;
+		else
+			free(copy);
+		return r;
+	}
+	map = calloc(nc->n_pools ? nc->n_pools : 1, sizeof(*map));
+	if (!map) {
+		log_error("reload failed: out of memory; still running the config loaded before");
+		config_free(nc);
+		notify_ready(m->notifier);
+		return -ENOMEM;
+	}
+	/* The new config parsed and validated as a whole: from here on it is applied. */
+	log_set_max_level((int)nc->supervisor.log_level);
+	if (m->opts.daemon) {
+		ledger_set_keep_ended(m->ledger, nc->supervisor.keep_ended);
+		sd_event_source_set_enabled(m->collect, SD_EVENT_ONESHOT);
+	}
+	if (strcmp(nc->supervisor.control_socket, m->config->supervisor.control_socket) != 0)
+		log_warning("control_socket changes take effect at the next start");
+	r = reload_pools(m, nc, map);
+	if (r >= 0)
+		r = reload_groups(m, nc, map);
+	if (r < 0)
+		log_error_errno(r, "reload incomplete");
+	free(map);
+	config_free(m->config);
+	m->config = nc;
+	log_notice("reloaded");
+	notify_ready(m->notifier);
+	master_check_done(m);
+	m->last_reload = now_usec();
+	return 0;
+}
+
+static int on_reload_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct master *m = userdata;
+
+	master_reload(m, NULL);
+	m->last_reload = now_usec();
+	return 0;
+}
+
+/* A SIGHUP storm is one reload: at most one per RELOAD_MIN_INTERVAL, after the last one. */
+int reload_on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct master *m = userdata;
+	int enabled = SD_EVENT_OFF;
+	usec_t when = m->last_reload + RELOAD_MIN_INTERVAL;
+
+	if (m->stopping)
+		return 0;
+	if (m->reload_event)
+		sd_event_source_get_enabled(m->reload_event, &enabled);
+	if (enabled != SD_EVENT_OFF)
+		return 0; /* one is already pending: this SIGHUP joins it */
+	if (when < now_usec())
+		when = now_usec();
+	master_arm_timer(m, &m->reload_event, when, on_reload_timer, m);
+	return 0;
+}

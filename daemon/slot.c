@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Worker slots: one process of a pool at a time, through EMPTY -> STARTING -> READY ->
+ * (DRAINING | STOPPING) -> KILLED -> EMPTY (see master-int.h). Spawning, stopping and killing
+ * a worker, its state timer, restarts on a timer with the pool's backoff, worker faults and
+ * pool failure, and the lifetime of slots and pools.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/idmap.h"
+#include "common/log.h"
+#include "common/protocol.h"
+#include "config/probe.h"
+#include "daemon/master-int.h"
+#include "daemon/notify.h"
+#include "daemon/policy.h"
+#include "daemon/spawn-worker.h"
+
+static void slot_spawn(struct worker *w);
+static int slot_size(struct worker *w, unsigned threads);
+
+const char *slot_label(const struct worker *w, char *buf, size_t size)
+{
+	if (w->pid > 0)
+		snprintf(buf, size, "%s/%u[%d]", w->pool->cfg.name, w->index, (int)w->pid);
+	else
+		snprintf(buf, size, "%s/%u", w->pool->cfg.name, w->index);
+	return buf;
+}
+
+int slot_send(struct worker *w, const void *buf, size_t len)
+{
+	if (send(w->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return -errno;
+	return 0;
+}
+
+void slot_kill(struct worker *w, enum kill_why why, const char *reason)
+{
+	char l[64];
+
+	if (w->pid <= 0 || w->state == W_KILLED)
+		return;
+	w->killed = why;
+	if (reason) {
+		w->kill_reason = reason;
+		log_warning("worker %s: %s: killing it", slot_label(w, l, sizeof(l)), reason);
+	}
+	kill(w->pid, SIGKILL);
+	w->state = W_KILLED;
+	master_disarm(w->timer);
+	master_disarm(w->deadline);
+}
+
+void slot_stop(struct worker *w, usec_t grace)
+{
+	uint8_t buf[16];
+	size_t len = bh_encode_stop(buf, sizeof(buf));
+
+	/* A draining worker is already on its way out, after kill_grace: keep that deadline. */
+	if (w->pid <= 0 || w->state >= W_DRAINING)
+		return;
+	/* An ASSIGN still held back never goes: its jobs are re-queued when the worker exits. */
+	free(w->held);
+	w->held = NULL;
+	if (w->state == W_STARTING || slot_send(w, buf, len) < 0) {
+		w->stop_sent = true; /* it was being stopped: its death is nobody's fault */
+		slot_kill(w, KILL_STOP, NULL);
+		return;
+	}
+	w->state = W_STOPPING;
+	w->stop_sent = true;
+	master_arm_timer(w->m, &w->timer, now_usec() + grace, slot_on_timer, w);
+}
+
+/*
+ * A draining worker whose timed-out jobs all sent their results after all (late, but they
+ * ended): it is healthy, so it takes jobs again instead of being killed at the end of
+ * kill_grace. Killing it then would re-run its other jobs for nothing.
+ */
+void slot_resume(struct worker *w)
+{
+	char l[64];
+
+	w->state = W_READY;
+	master_disarm(w->timer);
+	log_info("worker %s: the job that timed out ended after all; it takes jobs again",
+		 slot_label(w, l, sizeof(l)));
+}
+
+int slot_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct worker *w = userdata;
+
+	switch (w->state) {
+	case W_EMPTY:
+		slot_spawn(w);
+		break;
+	case W_STARTING:
+		slot_kill(w, KILL_BROKEN, "no HELLO in time");
+		break;
+	case W_DRAINING:
+		slot_kill(w, w->injected ? KILL_INJECT : KILL_TIMEOUT, NULL);
+		break;
+	case W_STOPPING:
+		/* The stop deadline passed: SIGTERM first, SIGKILL TERM_GRACE later. */
+		if (!w->term_sent) {
+			char l[64];
+
+			w->term_sent = true;
+			log_notice("worker %s did not stop in time: SIGTERM, then SIGKILL in 1s",
+				   slot_label(w, l, sizeof(l)));
+			kill(w->pid, SIGTERM);
+			master_arm_timer(w->m, &w->timer, now_usec() + TERM_GRACE, slot_on_timer,
+					 w);
+		} else {
+			slot_kill(w, KILL_STOP, NULL);
+		}
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static void pool_fail(struct pool *p)
+{
+	struct master *m = p->m;
+	uint64_t n;
+	char d[FORMAT_DURATION_MAX];
+	struct lfields f;
+
+	if (p->state == POOL_FAILED)
+		return;
+	p->state = POOL_FAILED;
+	n = ledger_cancel_queued(m->ledger, p->index, CAUSE_POOL_FAILED);
+	log_fields(LOG_ERR, master_lfields(&f, p, NULL, NULL, 0, "pool failed"),
+		   "pool %s failed: more than %u worker faults within %s; %llu queued job%s "
+		   "cancelled",
+		   p->cfg.name, p->cfg.max_worker_faults.count,
+		   format_duration(d, sizeof(d), p->cfg.max_worker_faults.window),
+		   (unsigned long long)n, n == 1 ? "" : "s");
+	for (unsigned i = 0; i < p->n_slots; i++) {
+		struct worker *w = p->workers[i];
+
+		if (w->pid > 0)
+			slot_stop(w, m->config->supervisor.drain_timeout);
+		else
+			master_disarm(w->timer);
+	}
+	if (p->cfg.on_pool_failure == POOL_FAILURE_EXIT) {
+		m->stats.pool_failure_exit = true;
+		master_begin_stop(m, CAUSE_POOL_FAILED);
+	}
+	master_check_ready(m);
+	master_check_done(m);
+}
+
+void slot_schedule_restart(struct worker *w, usec_t delay)
+{
+	/*
+	 * sd-event may fire a timer anywhere within its accuracy to coalesce wake-ups; a
+	 * restart "at once" must not wait up to TIMER_ACCURACY for that. Backoff delays keep
+	 * an accuracy of an eighth of the delay.
+	 */
+	usec_t accuracy = delay / 8 > TIMER_ACCURACY ? TIMER_ACCURACY : delay / 8;
+
+	if (master_arm_timer(w->m, &w->timer, now_usec() + delay, slot_on_timer, w) >= 0)
+		sd_event_source_set_time_accuracy(w->timer, accuracy > 0 ? accuracy : 1);
+}
+
+/* A worker fault (died idle, before HELLO, or could not start): backoff or pool failure. */
+void slot_fault(struct worker *w, usec_t uptime, const char *what)
+{
+	struct pool *p = w->pool;
+	struct master *m = w->m;
+	uint32_t rnd = 0;
+	usec_t delay;
+	char l[64], d[FORMAT_DURATION_MAX];
+
+	struct lfields f;
+
+	m->stats.worker_faults++;
+	p->worker_faults++;
+	if (fault_window_add(&p->faults, now_usec())) {
+		log_fields(LOG_ERR, master_lfields(&f, p, w, NULL, 0, "worker fault"),
+			   "worker %s %s (worker fault)", slot_label(w, l, sizeof(l)), what);
+		pool_fail(p);
+		return;
+	}
+	(void)!getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK);
+	delay = backoff_next(&w->backoff, uptime, p->cfg.min_uptime, rnd);
+	log_fields(LOG_WARNING, master_lfields(&f, p, w, NULL, 0, "worker fault"),
+		   "worker %s %s (worker fault %u of %u in %s); restarting in %s",
+		   slot_label(w, l, sizeof(l)), what, fault_window_count(&p->faults, now_usec()),
+		   p->cfg.max_worker_faults.count,
+		   format_duration(d, sizeof(d), p->cfg.max_worker_faults.window),
+		   format_duration(d + 16, sizeof(d) - 16, delay));
+	slot_schedule_restart(w, delay);
+}
+
+/*
+ * The master could not start a worker for lack of its own resources (fds, memory, processes):
+ * not the worker's fault and not counted as one; the slot tries again after a delay that
+ * doubles up to RESOURCE_RETRY_MAX. One warning per RESOURCE_LOG_INTERVAL for the master.
+ */
+static void slot_resource_retry(struct worker *w, int err, const char *what)
+{
+	char l[64], d[FORMAT_DURATION_MAX];
+
+	w->resource_delay = w->resource_delay ? w->resource_delay * 2 : RESOURCE_RETRY_MIN;
+	if (w->resource_delay > RESOURCE_RETRY_MAX)
+		w->resource_delay = RESOURCE_RETRY_MAX;
+	if (w->m->resource_logged + RESOURCE_LOG_INTERVAL <= now_usec()) {
+		w->m->resource_logged = now_usec();
+		log_warning("worker %s: cannot %s: %s (the master's own resources, not a worker "
+			    "fault); trying again in %s, and on until it can",
+			    slot_label(w, l, sizeof(l)), what, strerror(-err),
+			    format_duration(d, sizeof(d), w->resource_delay));
+	} else {
+		log_debug("worker %s: cannot %s: %s; again in %s", slot_label(w, l, sizeof(l)),
+			  what, strerror(-err), format_duration(d, sizeof(d), w->resource_delay));
+	}
+	slot_schedule_restart(w, w->resource_delay);
+}
+
+static void slot_spawn(struct worker *w)
+{
+	struct master *m = w->m;
+	const struct pool_config *pc = &w->pool->cfg;
+	struct spawned_worker s;
+	char l[64], what[256];
+	int r;
+
+	if (m->stopping || w->pool->state != POOL_UP || w->retire)
+		return;
+	r = slot_size(w, pc->threads);
+	if (r < 0) {
+		slot_resource_retry(w, r, "set it up");
+		return;
+	}
+	w->outdated = false;
+	r = forkserver_start_worker(m, pc, w->index, &s);
+	if (r < 0 && master_resource_error(r)) {
+		slot_resource_retry(w, r, "start it");
+		return;
+	}
+	if (r < 0) {
+		snprintf(what, sizeof(what), "could not start: %s: %s", m->worker_path,
+			 strerror(-r));
+		slot_fault(w, 0, what);
+		return;
+	}
+	w->pid = s.pid;
+	w->fd = s.fd;
+	w->state = W_STARTING;
+	w->spawned_at = now_usec();
+	w->got_hello = w->solo = w->reserved = w->blocked = w->crash_frame = false;
+	w->term_sent = w->stop_sent = false;
+	w->injected = NULL;
+	w->killed = KILL_NONE;
+	w->kill_reason = NULL;
+	w->deadline_at = USEC_INFINITY;
+	r = sd_event_add_io(m->event, &w->io, w->fd, EPOLLIN, frames_on_io, w);
+	if (r >= 0)
+		r = sd_event_add_child_pidfd(m->event, &w->child, s.pidfd, WEXITED, death_on_child, w);
+	if (r < 0) {
+		/* Cannot watch it: do not let it run unwatched. */
+		kill(s.pid, SIGKILL);
+		waitpid(s.pid, NULL, 0);
+		close(s.pidfd);
+		w->io = sd_event_source_unref(w->io);
+		close(w->fd);
+		w->pid = 0;
+		w->state = W_EMPTY;
+		if (master_resource_error(r))
+			slot_resource_retry(w, r, "watch it");
+		else
+			slot_fault(w, 0, "could not be watched");
+		return;
+	}
+	w->resource_delay = 0;
+	sd_event_source_set_child_pidfd_own(w->child, true);
+	m->n_alive++;
+	m->stats.workers_started++;
+	master_arm_timer(m, &w->timer, w->spawned_at + MASTER_HELLO_TIMEOUT, slot_on_timer, w);
+	if (w->spawns++ > 0) {
+		struct lfields f;
+
+		m->stats.restarts++;
+		w->pool->restarts++;
+		log_fields(LOG_INFO, master_lfields(&f, w->pool, w, NULL, 0, NULL),
+			   "worker %s restarted", slot_label(w, l, sizeof(l)));
+	} else {
+		log_debug("worker %s started", slot_label(w, l, sizeof(l)));
+	}
+}
+
+static struct worker *slot_new(struct pool *p, unsigned index)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->m = p->m;
+	w->pool = p;
+	w->index = index;
+	w->fd = -1;
+	w->deadline_at = USEC_INFINITY;
+	backoff_init(&w->backoff, p->cfg.backoff_min, p->cfg.backoff_max);
+	return w;
+}
+
+/* Sizes the running-slot arrays for `threads` (the process about to be spawned). */
+static int slot_size(struct worker *w, unsigned threads)
+{
+	if (threads != w->threads || !w->slots) {
+		free(w->slots);
+		free(w->slot_flags);
+		free(w->free_slots);
+		w->slots = calloc(threads, sizeof(struct job *));
+		w->slot_flags = calloc(threads, 1);
+		w->free_slots = calloc(threads, sizeof(uint16_t));
+		if (!w->slots || !w->slot_flags || !w->free_slots)
+			return -ENOMEM;
+		w->threads = threads;
+	}
+	w->n_free = 0;
+	for (unsigned t = threads; t > 0; t--)
+		w->free_slots[w->n_free++] = (uint16_t)(t - 1);
+	return 0;
+}
+
+/* Grows the pool's slot array to n slots (new slots are EMPTY, not started). */
+int pool_grow_slots(struct pool *p, unsigned n)
+{
+	struct worker **ws;
+
+	if (n <= p->n_slots)
+		return 0;
+	ws = realloc(p->workers, n * sizeof(*ws));
+	if (!ws)
+		return -ENOMEM;
+	p->workers = ws;
+	for (; p->n_slots < n; p->n_slots++) {
+		ws[p->n_slots] = slot_new(p, p->n_slots);
+		if (!ws[p->n_slots])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int pool_new(struct master *m, const struct pool_config *pc, unsigned index,
+		    struct pool **ret)
+{
+	struct pool *p = calloc(1, sizeof(*p));
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	p->m = m;
+	p->index = index;
+	p->cfg = *pc;
+	p->state = POOL_UP;
+	*ret = p; /* freed by the caller's pool_free() on error */
+	r = fault_window_init(&p->faults, pc->max_worker_faults.count,
+			      pc->max_worker_faults.window);
+	if (r < 0)
+		return r;
+	return pool_grow_slots(p, pc->workers);
+}
+
+void slot_free(struct worker *w)
+{
+	if (!w)
+		return;
+	if (w->pid > 0) {
+		kill(w->pid, SIGKILL);
+		inflight_kill_commands(w);
+		/* The child source owns the pidfd; reap here so no zombie is left. */
+		waitpid(w->pid, NULL, 0);
+	}
+	free(w->execs);
+	free(w->held);
+	idmap_clear(&w->specs);
+	sd_event_source_disable_unref(w->io);
+	sd_event_source_disable_unref(w->child);
+	sd_event_source_disable_unref(w->timer);
+	sd_event_source_disable_unref(w->deadline);
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w->slots);
+	free(w->slot_flags);
+	free(w->free_slots);
+	free(w);
+}
+
+void pool_free(struct pool *p)
+{
+	if (!p)
+		return;
+	for (unsigned k = 0; k < p->n_slots; k++)
+		slot_free(p->workers[k]);
+	free(p->workers);
+	fault_window_done(&p->faults);
+	free(p);
+}
