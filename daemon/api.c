@@ -105,8 +105,8 @@ int master_restart(struct master *m, unsigned pool, int slot)
 	for (unsigned k = 0; k < p->n_slots; k++) {
 		struct worker *w = p->workers[k];
 
-		if ((slot < 0 || (unsigned)slot == k) && !w->retire && w->pid > 0) {
-			w->outdated = true;
+		if ((slot < 0 || (unsigned)slot == k) && w->next != NEXT_RETIRE && w->pid > 0) {
+			w->next = NEXT_REPLACE;
 			n++;
 		}
 	}
@@ -144,16 +144,16 @@ int master_inject(struct master *m, unsigned pool, int slot, const char *fault,
 	if (kind == BH_INJECT_LEAK && p->cfg.memory_max == UINT64_MAX)
 		return -EDOM; /* it would eat the machine's memory */
 	if (slot >= 0) {
-		if ((unsigned)slot >= p->n_slots || p->workers[slot]->retire)
+		if ((unsigned)slot >= p->n_slots || p->workers[slot]->next == NEXT_RETIRE)
 			return -ENOENT;
 		w = p->workers[slot];
-		if (w->state != W_READY || w->injected)
+		if (w->state != W_READY || w->end == END_INJECT)
 			return -EBUSY;
 	} else {
 		/* A ready worker of the pool, chosen at random. */
 		for (unsigned k = 0; k < p->n_slots && n_ready < 64; k++)
-			if (p->workers[k]->state == W_READY && !p->workers[k]->injected &&
-			    !p->workers[k]->retire)
+			if (p->workers[k]->state == W_READY && p->workers[k]->end != END_INJECT &&
+			    p->workers[k]->next != NEXT_RETIRE)
 				ready[n_ready++] = p->workers[k];
 		if (n_ready == 0)
 			return -EBUSY;
@@ -163,15 +163,15 @@ int master_inject(struct master *m, unsigned pool, int slot, const char *fault,
 	snprintf(ret_worker, size, "%s/%u", p->cfg.name, w->index);
 	*ret_pid = w->pid;
 	w->injected = name;
+	slot_set_end(w, END_INJECT);
 	log_notice("worker %s/%u[%d]: injecting %s", p->cfg.name, w->index, (int)w->pid, name);
 	if (kind == 0 || slot_send(w, buf, bh_encode_inject(buf, sizeof(buf), kind)) < 0) {
-		slot_kill(w, KILL_INJECT, NULL);
+		slot_kill(w, END_INJECT, NULL);
 		return 0;
 	}
 	if (kind == BH_INJECT_HANG) {
 		/* Its main thread stops answering: no new jobs, and after kill_grace, SIGKILL. */
-		w->state = W_DRAINING;
-		master_arm_timer(m, &w->timer, now_usec() + p->cfg.kill_grace, slot_on_timer, w);
+		slot_set_state(w, W_DRAINING);
 	}
 	return 0;
 }
@@ -223,7 +223,7 @@ void api_status_line(void *userdata, char *buf, size_t size)
 		for (unsigned k = 0; k < p->n_slots; k++) {
 			struct worker *w = p->workers[k];
 
-			workers += w->pid > 0 && w->got_hello && !w->retire;
+			workers += w->pid > 0 && w->ready_at && w->next != NEXT_RETIRE;
 			running += w->n_running;
 			waiting += w->n_pending;
 		}
@@ -244,7 +244,8 @@ void api_status_line(void *userdata, char *buf, size_t size)
 
 static const char *const worker_state_names[] = {
 	[W_EMPTY] = "empty",	   [W_STARTING] = "starting", [W_READY] = "ready",
-	[W_DRAINING] = "draining", [W_STOPPING] = "stopping", [W_KILLED] = "killed",
+	[W_DRAINING] = "draining", [W_STOPPING] = "stopping", [W_TERMINATING] = "stopping",
+	[W_KILLED] = "killed",
 };
 
 static const char *const pool_state_names[] = {
@@ -282,7 +283,7 @@ void master_pool_info(const struct master *m, unsigned pool, struct master_pool_
 		.n_slots = p->n_slots,
 	};
 	for (unsigned k = 0; k < p->n_slots; k++)
-		ret->workers_up += p->workers[k]->pid > 0 && p->workers[k]->got_hello;
+		ret->workers_up += p->workers[k]->pid > 0 && p->workers[k]->ready_at;
 }
 
 void master_worker_info(const struct master *m, unsigned pool, unsigned slot,

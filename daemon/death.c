@@ -169,7 +169,7 @@ static void death_of(struct worker *w, int code, int status)
 	uint8_t flags[BH_ASSIGN_MAX * 2];
 	bool signaled = code != CLD_EXITED;
 	bool clean = w->state == W_STOPPING && !signaled && status == 0, stopped;
-	bool hello = w->got_hello;
+	bool hello = w->ready_at != 0;
 	usec_t uptime = now_usec() - w->spawned_at;
 	enum death_verdict v = DEATH_IDLE;
 	char l[64], how[64];
@@ -188,7 +188,7 @@ static void death_of(struct worker *w, int code, int status)
 	 * Ended by the master because it was to stop (a reload, a restart, the end of the run)
 	 * and did not in time, or could not be told (still starting): not a worker death.
 	 */
-	stopped = w->stop_sent && !w->crash_frame && signaled &&
+	stopped = w->end == END_STOP && !w->crash_frame && signaled &&
 		  (status == SIGTERM || status == SIGKILL);
 	if (!clean && !stopped) {
 		char sig[16];
@@ -219,7 +219,7 @@ static void death_of(struct worker *w, int code, int status)
 		/* Stopped on purpose (a reload): it finished what it had started. */
 		for (size_t i = 0; i < n; i++)
 			ledger_bystander(m->ledger, jobs[i], false);
-	} else if (w->injected) {
+	} else if (w->end == END_INJECT) {
 		/* bulkhead inject did it: nobody's fault; every job it held runs again. */
 		struct lfields f;
 
@@ -250,7 +250,7 @@ static void death_of(struct worker *w, int code, int status)
 		log_fields(LOG_NOTICE, master_lfields(&f, p, w, NULL, status, "stopped"),
 			   "worker %s %s after it was asked to stop; %zu job%s re-queued", l, how,
 			   n, n == 1 ? "" : "s");
-	} else if (w->killed == KILL_TIMEOUT && !w->crash_frame && signaled && status == SIGKILL &&
+	} else if (w->end == END_TIMEOUT && !w->crash_frame && signaled && status == SIGKILL &&
 		   !held_timed_out(flags, n)) {
 		/*
 		 * We killed it for a job's timeout, and that job's result came in before it died
@@ -275,7 +275,7 @@ static void death_of(struct worker *w, int code, int status)
 			.crash_signo = w->crash.signo,
 			.signaled = signaled,
 			.status = status,
-			.solo = w->solo,
+			.solo = w->mode == MODE_SOLO,
 		};
 		v = ledger_worker_died(m->ledger, &d, jobs, flags, n);
 		log_death(w, how, signaled ? status : 0, l, jobs, flags, n, v);
@@ -285,19 +285,18 @@ static void death_of(struct worker *w, int code, int status)
 
 	w->io = sd_event_source_disable_unref(w->io);
 	w->child = sd_event_source_disable_unref(w->child);
-	master_disarm(w->deadline);
-	master_disarm(w->timer);
 	if (w->fd >= 0)
 		close(w->fd);
 	w->fd = -1;
 	w->pid = 0;
-	w->state = W_EMPTY;
-	w->solo = w->reserved = w->blocked = false;
+	slot_set_state(w, W_EMPTY);
+	w->mode = MODE_SHARED;
+	w->blocked = false;
 	m->n_alive--;
 	if (hello)
 		m->stats.workers_up--;
 
-	if (w->retire) {
+	if (w->next == NEXT_RETIRE) {
 		pool_trim_slots(p);
 	} else if (!m->stopping && p->state == POOL_UP) {
 		if (!hello) {

@@ -101,7 +101,7 @@ static int spec_ensure(struct worker *w, const struct job *j)
 			     &(struct bh_spec){ .id = id, .run = gc->run, .args = gc->args,
 						.name = gc->name, .output = gc->output });
 	if (len == 0) { /* a spec the config checks should have refused */
-		slot_kill(w, KILL_BROKEN, "a job spec does not fit in a frame");
+		slot_kill(w, END_BROKEN, "a job spec does not fit in a frame");
 		return -EINVAL;
 	}
 	/* EAGAIN: later; EPIPE and the like: it is dying, its exit is on its way. */
@@ -144,14 +144,14 @@ void dispatch_spec_release(struct worker *w, const struct job *j)
 		return;
 	id = ledger_group_spec_id(w->m->ledger, j->group);
 	e = idmap_find(&w->specs, id);
-	if (e && e->value > SPEC_ADHOC && --e->value == SPEC_ADHOC && !w->stop_sent)
+	if (e && e->value > SPEC_ADHOC && --e->value == SPEC_ADHOC && w->end != END_STOP)
 		send_forget(w, id);
 }
 
 /* Sends the FORGETs that found the socket full. */
 void dispatch_flush_forgets(struct worker *w)
 {
-	if (!w->forgets_pending || w->stop_sent || w->state == W_KILLED)
+	if (!w->forgets_pending || w->end == END_STOP || w->state == W_KILLED)
 		return;
 	w->forgets_pending = false;
 again:
@@ -169,7 +169,7 @@ again:
 static bool pool_has_reserved(const struct pool *p)
 {
 	for (unsigned i = 0; i < p->n_slots; i++)
-		if (p->workers[i]->reserved)
+		if (p->workers[i]->mode == MODE_RESERVED)
 			return true;
 	return false;
 }
@@ -263,7 +263,7 @@ static void assign(struct worker *w, bool alone, unsigned max)
 	if (r < 0)
 		w->n_held = n;
 	if (alone)
-		w->solo = true;
+		w->mode = MODE_SOLO;
 }
 
 void dispatch_fill(struct worker *w)
@@ -271,20 +271,21 @@ void dispatch_fill(struct worker *w)
 	struct ledger *l = w->m->ledger;
 	unsigned pool = w->pool->index, win;
 
-	if (w->state != W_READY || w->blocked || w->solo || w->injected || w->m->stopping)
+	if (w->state != W_READY || w->blocked || w->mode == MODE_SOLO || w->end == END_INJECT ||
+	    w->m->stopping)
 		return;
 	if (ledger_queued(l, pool, true) > 0) {
 		if (inflight_count(w) == 0) {
-			w->reserved = false;
+			w->mode = MODE_SHARED;
 			assign(w, true, 1);
 			return;
 		}
-		if (!w->reserved && !pool_has_reserved(w->pool))
-			w->reserved = true;
-		if (w->reserved)
+		if (w->mode != MODE_RESERVED && !pool_has_reserved(w->pool))
+			w->mode = MODE_RESERVED;
+		if (w->mode == MODE_RESERVED)
 			return;
 	} else {
-		w->reserved = false;
+		w->mode = MODE_SHARED;
 	}
 	/*
 	 * Top up once a quarter of the window is free, not after every result: one ASSIGN

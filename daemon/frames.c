@@ -36,8 +36,7 @@ static int handle_hello(struct worker *w, const struct bh_frame *f)
 		return -EPROTO;
 	if (f->hello.pid != w->pid || f->hello.threads != w->threads)
 		return -EPROTO;
-	w->got_hello = true;
-	w->state = W_READY;
+	slot_set_state(w, W_READY);
 	w->m->stats.workers_up++;
 	master_disarm(w->timer);
 	log_debug("worker %s ready", slot_label(w, l, sizeof(l)));
@@ -91,7 +90,7 @@ static int finish_special(struct worker *w, struct job *j, const struct bh_done_
 	}
 	if (e->outcome != BH_OUTCOME_RETURNED && gc->kind != JOB_KIND_EXEC)
 		return -EPROTO;
-	if (w->stop_sent && (e->outcome != BH_OUTCOME_RETURNED || e->status != 0)) {
+	if (w->end == END_STOP && (e->outcome != BH_OUTCOME_RETURNED || e->status != 0)) {
 		finish_stopped(w, j);
 		return 0;
 	}
@@ -152,7 +151,7 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 		    (e.outcome == BH_OUTCOME_CANCELLED && !(j->flags & JOB_CANCEL_REQUESTED)))
 			return -EPROTO;
 		run_sum += e.run_usec;
-		if (__builtin_expect(e.outcome | w->n_execs | w->stop_sent, 0)) {
+		if (__builtin_expect(e.outcome | w->n_execs | (w->end == END_STOP), 0)) {
 			struct exec_run *x = inflight_exec_find(w, j);
 			bool killed = j->started_at && (w->slot_flags[j->wslot] & SLOT_EXEC_KILLED);
 			int r;
@@ -174,11 +173,11 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 	dispatch_flush_forgets(w);
 	dispatch_learn(w->pool, run_sum, f->done.count);
 	if (inflight_count(w) == 0)
-		w->solo = false;
-	if (w->state == W_DRAINING && !w->injected && !w->stop_sent && w->n_timed_out == 0)
+		w->mode = MODE_SHARED;
+	if (w->state == W_DRAINING && w->end == END_TIMEOUT && w->n_timed_out == 0)
 		slot_resume(w); /* the jobs that timed out ended after all */
 	if (w->state == W_DRAINING && inflight_count(w) == w->n_timed_out)
-		slot_kill(w, KILL_TIMEOUT, NULL);
+		slot_kill(w, END_TIMEOUT, NULL);
 	else
 		dispatch_fill(w);
 	return 0;
@@ -321,7 +320,7 @@ bool frames_drain(struct worker *w)
 			char reason[96];
 
 			snprintf(reason, sizeof(reason), "bad frame (%s)", strerror(-r));
-			slot_kill(w, KILL_BROKEN, reason);
+			slot_kill(w, END_BROKEN, reason);
 			return false;
 		}
 		if (w->state == W_KILLED)

@@ -141,7 +141,7 @@ static int inflight_on_deadline(sd_event_source *s, uint64_t usec, void *userdat
 	char l[64], name[64], d[FORMAT_DURATION_MAX];
 	struct lfields f;
 
-	if (w->injected)
+	if (w->end == END_INJECT)
 		return 0; /* its death is on its way; no job is to blame for it */
 
 	for (unsigned i = 0; i < w->threads; i++) {
@@ -191,10 +191,12 @@ static int inflight_on_deadline(sd_event_source *s, uint64_t usec, void *userdat
 	w->deadline_at = next;
 	if (next != USEC_INFINITY)
 		master_arm_timer(m, &w->deadline, next, inflight_on_deadline, w);
-	if (newly && (w->state == W_READY || w->state == W_STOPPING)) {
-		w->state = W_DRAINING;
+	if (newly && (w->state == W_READY || w->state == W_STOPPING ||
+		      w->state == W_TERMINATING)) {
+		slot_set_end(w, END_TIMEOUT);
+		slot_set_state(w, W_DRAINING);
 		if (inflight_count(w) == w->n_timed_out) {
-			slot_kill(w, KILL_TIMEOUT, NULL);
+			slot_kill(w, END_TIMEOUT, NULL);
 		} else {
 			log_info(
 				"worker %s takes no new jobs; killing it in %s unless its %u other "
@@ -203,8 +205,6 @@ static int inflight_on_deadline(sd_event_source *s, uint64_t usec, void *userdat
 				format_duration(d, sizeof(d), w->pool->cfg.kill_grace),
 				inflight_count(w) - w->n_timed_out,
 				inflight_count(w) - w->n_timed_out == 1 ? "" : "s");
-			master_arm_timer(m, &w->timer, now + w->pool->cfg.kill_grace, slot_on_timer,
-					 w);
 		}
 	}
 	return 0;

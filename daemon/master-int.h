@@ -32,6 +32,7 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "common/idmap.h"
 #include "common/protocol.h"
 #include "daemon/ledger.h"
 #include "daemon/master.h"
@@ -49,25 +50,65 @@
 #define ZYGOTE_MIN_UPTIME (60 * USEC_PER_SEC)   /* one that served this long: minimum again */
 #define SLOT_EXEC_KILLED (1u << 6) /* slot flag: its command's group was killed (timeout) */
 
+/*
+ * A slot's state; slot_set_state() (slot.c) is the one writer, and arms what belongs to each
+ * state: the state timer (w->timer) and the job deadline (w->deadline). Transitions:
+ *
+ *   EMPTY       -> STARTING        spawned (the timer: HELLO deadline)
+ *   STARTING    -> READY           HELLO
+ *               -> KILLED          no HELLO in time, or stopped before it could be told
+ *   READY       -> DRAINING        a job timed out, or `inject hang` (the timer: kill_grace)
+ *               -> STOPPING        STOP sent (the timer: the stop deadline)
+ *               -> KILLED          bad frame, `inject kill`, a second SIGINT
+ *   DRAINING    -> READY           the jobs that timed out ended after all
+ *               -> KILLED          kill_grace over, or nothing but timed-out jobs left
+ *   STOPPING    -> DRAINING        a job timed out while it finished its jobs
+ *               -> TERMINATING     the stop deadline passed: SIGTERM (the timer: TERM_GRACE)
+ *               -> KILLED          a second SIGINT/SIGTERM, a bad frame
+ *   TERMINATING -> DRAINING, KILLED
+ *   KILLED      -> (nothing but its exit)
+ *   any state with a process -> EMPTY   its exit (pidfd): death_of(); the timer then is the
+ *                                       restart (slot_schedule_restart)
+ *
+ * The job deadline runs from READY to TERMINATING; KILLED and EMPTY disarm both.
+ */
 enum worker_state {
 	W_EMPTY,
 	W_STARTING,
 	W_READY,
 	W_DRAINING,
 	W_STOPPING,
+	W_TERMINATING,
 	W_KILLED,
+	_W_STATE_MAX,
 };
 
 /*
- * Why the master killed a worker. Its death is judged by this: only a worker's own death is a
- * worker fault (DESIGN §11), never the master's kill for a timeout, a stop or an injection.
+ * Why a slot's process is ending. Of several reasons the latest in this list stays (an
+ * injection outweighs a stop, a stop a timeout, a timeout a broken frame). Its death is judged
+ * by it: only a worker's own death is a worker fault (DESIGN §11), never the master's kill for
+ * a timeout, a stop or an injection.
  */
-enum kill_why {
-	KILL_NONE,    /* the master did not kill it: it died by itself */
-	KILL_BROKEN,  /* it broke the protocol or never said HELLO: its own fault */
-	KILL_TIMEOUT, /* a job timed out: that job's fault, nobody's if it ended meanwhile */
-	KILL_STOP,    /* asked to stop and too slow, or the run is ending: nobody's fault */
-	KILL_INJECT,  /* bulkhead inject kill */
+enum slot_end {
+	END_NONE,    /* not ending: if it dies, it died by itself */
+	END_BROKEN,  /* it broke the protocol or never said HELLO: its own fault */
+	END_TIMEOUT, /* a job timed out: that job's fault, nobody's if it ended meanwhile */
+	END_STOP,    /* asked to stop (STOP, then SIGTERM, SIGKILL): nobody's fault */
+	END_INJECT,  /* bulkhead inject: nobody's fault */
+};
+
+/* How the dispatcher treats a READY slot. */
+enum slot_mode {
+	MODE_SHARED,   /* takes jobs up to its window */
+	MODE_RESERVED, /* takes no new jobs until idle, then runs the next suspect alone */
+	MODE_SOLO,     /* holds one job that must run alone */
+};
+
+/* What comes after this process. */
+enum slot_next {
+	NEXT_RESTART, /* restarted when it dies (at once or after a backoff) */
+	NEXT_REPLACE, /* replaced gracefully (STOP, then a new one): `bulkhead restart` */
+	NEXT_RETIRE,  /* a reload removed the slot: no restart */
 };
 
 struct pool;
@@ -93,8 +134,9 @@ struct worker {
 	usec_t spawned_at;
 	unsigned spawns;
 	unsigned threads; /* of the running process (the pool's may change on reload) */
-	bool retire;      /* a reload removed this slot: no restart */
-	bool outdated;    /* a reload changed threads/memory: replace it */
+	uint64_t memory_max; /* of the running process */
+	enum slot_next next;
+	usec_t stop_grace; /* STOPPING: how long it may take */
 	struct backoff backoff;
 
 	struct job **slots; /* running jobs, `threads` entries */
@@ -107,21 +149,18 @@ struct worker {
 	unsigned n_pending;
 	unsigned n_timed_out;
 
-	bool got_hello;
-	bool stop_sent; /* STOP sent: its jobs were told to stop (cancelled(), SIGTERM) */
-	bool term_sent; /* the stop deadline passed: SIGTERM sent, SIGKILL next */
+	usec_t ready_at; /* its HELLO; 0: none yet */
+	enum slot_end end;
+	enum slot_mode mode;
 	char last_death[48]; /* "SIGSEGV", "exit(3)", "" if it never died */
-	const char *injected; /* the fault `bulkhead inject` gave it, NULL if none */
-	bool solo;     /* holds one job that must run alone */
-	bool reserved; /* takes no new jobs so that it can run the next suspect alone */
+	const char *injected; /* with END_INJECT: the fault `bulkhead inject` gave it */
 	bool blocked;  /* socket full: wait for EPOLLOUT */
 	usec_t resource_delay; /* the master lacked fds or memory to start it: next retry */
 	struct idmap specs;    /* specs it knows (see "specs on workers") */
 	bool forgets_pending;  /* a FORGET found the socket full */
 	bool crash_frame;
 	struct bh_crash crash;
-	enum kill_why killed; /* why the master sent SIGKILL (KILL_NONE: it did not) */
-	const char *kill_reason;
+	const char *kill_reason; /* END_BROKEN: what it did (its frames are not read any more) */
 
 	struct exec_run *execs; /* commands of exec: jobs in flight (EXEC came, DONE not yet) */
 	unsigned n_execs;
@@ -205,7 +244,15 @@ void master_check_done(struct master *m);
 
 const char *slot_label(const struct worker *w, char *buf, size_t size);
 int slot_send(struct worker *w, const void *buf, size_t len);
-void slot_kill(struct worker *w, enum kill_why why, const char *reason);
+void slot_kill(struct worker *w, enum slot_end why, const char *reason);
+/* The one writer of w->state (see the table above); arms and disarms the state's timers. */
+void slot_set_state(struct worker *w, enum worker_state s);
+/* True if the table above has the transition from -> to. */
+bool slot_transition_allowed(enum worker_state from, enum worker_state to);
+/* Its process was started with other threads or memory_max than the pool has now. */
+bool slot_outdated(const struct worker *w);
+/* Records why it is ending, unless it has a weightier reason already (enum slot_end). */
+void slot_set_end(struct worker *w, enum slot_end why);
 void slot_stop(struct worker *w, usec_t grace);
 void slot_resume(struct worker *w);
 int slot_on_timer(sd_event_source *s, uint64_t usec, void *userdata);

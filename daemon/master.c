@@ -154,7 +154,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 		log_notice("%s again: killing every worker now", strsignal((int)si->ssi_signo));
 		for (unsigned i = 0; i < m->n_pools; i++)
 			for (unsigned k = 0; k < m->pools[i]->n_slots; k++)
-				slot_kill(m->pools[i]->workers[k], KILL_STOP, NULL);
+				slot_kill(m->pools[i]->workers[k], END_STOP, NULL);
 	}
 	master_check_done(m);
 	return 0;

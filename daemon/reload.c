@@ -39,11 +39,11 @@ void pool_roll_next(struct pool *p)
 	for (unsigned k = 0; k < p->n_slots; k++) {
 		struct worker *w = p->workers[k];
 
-		if (w->retire)
+		if (w->next == NEXT_RETIRE)
 			continue;
 		if (w->state != W_READY)
 			return; /* a replacement (or a restart) is still on its way */
-		if (w->outdated && !next)
+		if ((w->next == NEXT_REPLACE || slot_outdated(w)) && !next)
 			next = w;
 	}
 	if (next) {
@@ -61,7 +61,7 @@ void pool_trim_slots(struct pool *p)
 	while (p->n_slots > p->cfg.workers || (p->state == POOL_REMOVED && p->n_slots > 0)) {
 		struct worker *w = p->workers[p->n_slots - 1];
 
-		if (!w->retire || w->pid > 0)
+		if (w->next != NEXT_RETIRE || w->pid > 0)
 			return;
 		slot_free(w);
 		p->n_slots--;
@@ -84,7 +84,8 @@ static void pool_resize(struct pool *p, unsigned workers)
 	unsigned old = p->n_slots;
 
 	for (unsigned k = 0; k < p->n_slots && k < workers; k++)
-		p->workers[k]->retire = false;
+		if (p->workers[k]->next == NEXT_RETIRE)
+			p->workers[k]->next = NEXT_RESTART;
 	if (pool_grow_slots(p, workers) < 0) {
 		log_error("pool %s: out of memory growing to %u workers", p->cfg.name, workers);
 		return;
@@ -94,7 +95,7 @@ static void pool_resize(struct pool *p, unsigned workers)
 	for (unsigned k = workers; k < p->n_slots; k++) {
 		struct worker *w = p->workers[k];
 
-		w->retire = true;
+		w->next = NEXT_RETIRE;
 		if (w->pid > 0)
 			slot_stop(w, p->m->config->supervisor.drain_timeout);
 		else
@@ -106,7 +107,6 @@ static void pool_resize(struct pool *p, unsigned workers)
 /* Applies a changed [pool] section. Returns true if anything changed. */
 static bool pool_reconfigure(struct pool *p, const struct pool_config *pc)
 {
-	bool respawn = pc->threads != p->cfg.threads || pc->memory_max != p->cfg.memory_max;
 	bool revive = p->state == POOL_FAILED;
 
 	if (pool_config_equal(&p->cfg, pc))
@@ -122,9 +122,8 @@ static bool pool_reconfigure(struct pool *p, const struct pool_config *pc)
 	for (unsigned k = 0; k < p->n_slots; k++) {
 		struct worker *w = p->workers[k];
 
+		/* A worker started with other threads or memory_max is replaced (slot_outdated). */
 		backoff_init(&w->backoff, pc->backoff_min, pc->backoff_max);
-		if (respawn && w->pid > 0)
-			w->outdated = true;
 	}
 	if (revive) {
 		log_notice("pool %s: changed by the reload: starting it again", pc->name);
@@ -151,7 +150,7 @@ static void pool_remove(struct pool *p)
 	for (unsigned k = 0; k < p->n_slots; k++) {
 		struct worker *w = p->workers[k];
 
-		w->retire = true;
+		w->next = NEXT_RETIRE;
 		if (w->pid > 0)
 			slot_stop(w, m->config->supervisor.drain_timeout);
 		else

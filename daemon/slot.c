@@ -5,6 +5,7 @@
  * a worker, its state timer, restarts on a timer with the pool's backoff, worker faults and
  * pool failure, and the lifetime of slots and pools.
  */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -46,21 +47,83 @@ int slot_send(struct worker *w, const void *buf, size_t len)
 	return 0;
 }
 
-void slot_kill(struct worker *w, enum kill_why why, const char *reason)
+/* Which transitions the table in master-int.h has: a bit per target state. */
+#define TO(s) (1u << (s))
+static const unsigned transitions[_W_STATE_MAX] = {
+	[W_EMPTY] = TO(W_STARTING),
+	[W_STARTING] = TO(W_READY) | TO(W_KILLED) | TO(W_EMPTY),
+	[W_READY] = TO(W_DRAINING) | TO(W_STOPPING) | TO(W_KILLED) | TO(W_EMPTY),
+	[W_DRAINING] = TO(W_READY) | TO(W_KILLED) | TO(W_EMPTY),
+	[W_STOPPING] = TO(W_DRAINING) | TO(W_TERMINATING) | TO(W_KILLED) | TO(W_EMPTY),
+	[W_TERMINATING] = TO(W_DRAINING) | TO(W_KILLED) | TO(W_EMPTY),
+	[W_KILLED] = TO(W_EMPTY),
+};
+
+bool slot_transition_allowed(enum worker_state from, enum worker_state to)
+{
+	return from < _W_STATE_MAX && to < _W_STATE_MAX && (transitions[from] & TO(to));
+}
+
+void slot_set_state(struct worker *w, enum worker_state s)
+{
+	struct master *m = w->m;
+	usec_t now = now_usec(), at = 0;
+
+	assert(slot_transition_allowed(w->state, s));
+	w->state = s;
+	switch (s) {
+	case W_STARTING:
+		at = w->spawned_at + MASTER_HELLO_TIMEOUT;
+		break;
+	case W_DRAINING:
+		at = now + w->pool->cfg.kill_grace;
+		break;
+	case W_STOPPING:
+		at = now + w->stop_grace;
+		break;
+	case W_TERMINATING:
+		at = now + TERM_GRACE;
+		break;
+	case W_READY:
+		if (!w->ready_at)
+			w->ready_at = now;
+		break;
+	default:
+		break;
+	}
+	if (at)
+		master_arm_timer(m, &w->timer, at, slot_on_timer, w);
+	else
+		master_disarm(w->timer);
+	if (s == W_KILLED || s == W_EMPTY)
+		master_disarm(w->deadline);
+}
+
+void slot_set_end(struct worker *w, enum slot_end why)
+{
+	if (why > w->end)
+		w->end = why;
+}
+
+bool slot_outdated(const struct worker *w)
+{
+	return w->pid > 0 &&
+	       (w->threads != w->pool->cfg.threads || w->memory_max != w->pool->cfg.memory_max);
+}
+
+void slot_kill(struct worker *w, enum slot_end why, const char *reason)
 {
 	char l[64];
 
 	if (w->pid <= 0 || w->state == W_KILLED)
 		return;
-	w->killed = why;
+	slot_set_end(w, why);
 	if (reason) {
 		w->kill_reason = reason;
 		log_warning("worker %s: %s: killing it", slot_label(w, l, sizeof(l)), reason);
 	}
 	kill(w->pid, SIGKILL);
-	w->state = W_KILLED;
-	master_disarm(w->timer);
-	master_disarm(w->deadline);
+	slot_set_state(w, W_KILLED);
 }
 
 void slot_stop(struct worker *w, usec_t grace)
@@ -74,14 +137,13 @@ void slot_stop(struct worker *w, usec_t grace)
 	/* An ASSIGN still held back never goes: its jobs are re-queued when the worker exits. */
 	free(w->held);
 	w->held = NULL;
+	slot_set_end(w, END_STOP); /* its death is nobody's fault from now on */
 	if (w->state == W_STARTING || slot_send(w, buf, len) < 0) {
-		w->stop_sent = true; /* it was being stopped: its death is nobody's fault */
-		slot_kill(w, KILL_STOP, NULL);
+		slot_kill(w, END_STOP, NULL);
 		return;
 	}
-	w->state = W_STOPPING;
-	w->stop_sent = true;
-	master_arm_timer(w->m, &w->timer, now_usec() + grace, slot_on_timer, w);
+	w->stop_grace = grace;
+	slot_set_state(w, W_STOPPING);
 }
 
 /*
@@ -93,8 +155,8 @@ void slot_resume(struct worker *w)
 {
 	char l[64];
 
-	w->state = W_READY;
-	master_disarm(w->timer);
+	w->end = END_NONE; /* it is not ending after all */
+	slot_set_state(w, W_READY);
 	log_info("worker %s: the job that timed out ended after all; it takes jobs again",
 		 slot_label(w, l, sizeof(l)));
 }
@@ -108,25 +170,23 @@ int slot_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 		slot_spawn(w);
 		break;
 	case W_STARTING:
-		slot_kill(w, KILL_BROKEN, "no HELLO in time");
+		slot_kill(w, END_BROKEN, "no HELLO in time");
 		break;
 	case W_DRAINING:
-		slot_kill(w, w->injected ? KILL_INJECT : KILL_TIMEOUT, NULL);
+		slot_kill(w, END_TIMEOUT, NULL); /* (an injected hang keeps END_INJECT) */
 		break;
-	case W_STOPPING:
-		/* The stop deadline passed: SIGTERM first, SIGKILL TERM_GRACE later. */
-		if (!w->term_sent) {
-			char l[64];
+	case W_STOPPING: {
+		char l[64];
 
-			w->term_sent = true;
-			log_notice("worker %s did not stop in time: SIGTERM, then SIGKILL in 1s",
-				   slot_label(w, l, sizeof(l)));
-			kill(w->pid, SIGTERM);
-			master_arm_timer(w->m, &w->timer, now_usec() + TERM_GRACE, slot_on_timer,
-					 w);
-		} else {
-			slot_kill(w, KILL_STOP, NULL);
-		}
+		/* The stop deadline passed: SIGTERM first, SIGKILL TERM_GRACE later. */
+		log_notice("worker %s did not stop in time: SIGTERM, then SIGKILL in 1s",
+			   slot_label(w, l, sizeof(l)));
+		kill(w->pid, SIGTERM);
+		slot_set_state(w, W_TERMINATING);
+		break;
+	}
+	case W_TERMINATING:
+		slot_kill(w, END_STOP, NULL);
 		break;
 	default:
 		break;
@@ -243,14 +303,14 @@ static void slot_spawn(struct worker *w)
 	char l[64], what[256];
 	int r;
 
-	if (m->stopping || w->pool->state != POOL_UP || w->retire)
+	if (m->stopping || w->pool->state != POOL_UP || w->next == NEXT_RETIRE)
 		return;
 	r = slot_size(w, pc->threads);
 	if (r < 0) {
 		slot_resource_retry(w, r, "set it up");
 		return;
 	}
-	w->outdated = false;
+	w->next = NEXT_RESTART;
 	r = forkserver_start_worker(m, pc, w->index, &s);
 	if (r < 0 && master_resource_error(r)) {
 		slot_resource_retry(w, r, "start it");
@@ -264,14 +324,16 @@ static void slot_spawn(struct worker *w)
 	}
 	w->pid = s.pid;
 	w->fd = s.fd;
-	w->state = W_STARTING;
+	w->memory_max = pc->memory_max;
 	w->spawned_at = now_usec();
-	w->got_hello = w->solo = w->reserved = w->blocked = w->crash_frame = false;
-	w->term_sent = w->stop_sent = false;
+	w->ready_at = 0;
+	w->mode = MODE_SHARED;
+	w->end = END_NONE;
+	w->blocked = w->crash_frame = false;
 	w->injected = NULL;
-	w->killed = KILL_NONE;
 	w->kill_reason = NULL;
 	w->deadline_at = USEC_INFINITY;
+	slot_set_state(w, W_STARTING);
 	r = sd_event_add_io(m->event, &w->io, w->fd, EPOLLIN, frames_on_io, w);
 	if (r >= 0)
 		r = sd_event_add_child_pidfd(m->event, &w->child, s.pidfd, WEXITED, death_on_child, w);
@@ -283,7 +345,7 @@ static void slot_spawn(struct worker *w)
 		w->io = sd_event_source_unref(w->io);
 		close(w->fd);
 		w->pid = 0;
-		w->state = W_EMPTY;
+		slot_set_state(w, W_EMPTY);
 		if (master_resource_error(r))
 			slot_resource_retry(w, r, "watch it");
 		else
@@ -294,7 +356,6 @@ static void slot_spawn(struct worker *w)
 	sd_event_source_set_child_pidfd_own(w->child, true);
 	m->n_alive++;
 	m->stats.workers_started++;
-	master_arm_timer(m, &w->timer, w->spawned_at + MASTER_HELLO_TIMEOUT, slot_on_timer, w);
 	if (w->spawns++ > 0) {
 		struct lfields f;
 
