@@ -181,9 +181,17 @@ bool master_pool_accepts(const struct master *m, unsigned pool)
 	return pool < m->n_pools && m->pools[pool]->state == POOL_UP && !m->stopping;
 }
 
+/* The worker job j is on, or NULL. */
+static struct worker *worker_of(const struct master *m, const struct job *j)
+{
+	struct flight *f = flights_find(&m->flights, j->id);
+
+	return f ? f->owner : NULL;
+}
+
 int master_cancel_job(struct master *m, struct job *j)
 {
-	struct worker *w = j->worker;
+	struct worker *w = worker_of(m, j);
 	uint8_t buf[32];
 	char name[64];
 	int r = ledger_cancel_queued_job(m->ledger, j, CAUSE_CANCELLED);
@@ -224,8 +232,8 @@ void api_status_line(void *userdata, char *buf, size_t size)
 			struct worker *w = p->workers[k];
 
 			workers += w->pid > 0 && w->ready_at && w->next != NEXT_RETIRE;
-			running += w->n_running;
-			waiting += w->n_pending;
+			running += w->q.n_running;
+			waiting += w->q.n_waiting;
 		}
 	}
 	for (int i = 0; i < 65; i++)
@@ -296,14 +304,14 @@ void master_worker_info(const struct master *m, unsigned pool, unsigned slot,
 		.pid = w->pid > 0 ? w->pid : 0,
 		.state = worker_state_names[w->state],
 		.uptime = w->pid > 0 ? now_usec() - w->spawned_at : 0,
-		.jobs_running = w->n_running,
+		.jobs_running = w->q.n_running,
 		.last_death = w->last_death,
 	};
 }
 
 char *master_job_worker(const struct master *m, const struct job *j, char *buf, size_t size)
 {
-	const struct worker *w = j->worker;
+	const struct worker *w = worker_of(m, j);
 
 	if (w && j->state == JOB_RUNNING)
 		snprintf(buf, size, "%s/%u", w->pool->cfg.name, w->index);
@@ -312,13 +320,20 @@ char *master_job_worker(const struct master *m, const struct job *j, char *buf, 
 	return buf;
 }
 
+bool master_job_on_thread(const struct master *m, const struct job *j)
+{
+	struct flight *f = j->state == JOB_RUNNING ? flights_find(&m->flights, j->id) : NULL;
+
+	return f && f->slot >= 0;
+}
+
 uint64_t master_jobs_on_threads(const struct master *m)
 {
 	uint64_t n = 0;
 
 	for (unsigned i = 0; i < m->n_pools; i++)
 		for (unsigned k = 0; k < m->pools[i]->n_slots; k++)
-			n += m->pools[i]->workers[k]->n_running;
+			n += m->pools[i]->workers[k]->q.n_running;
 	return n;
 }
 

@@ -370,9 +370,9 @@ static int get_string(json_object *req, const char *key, const char **ret)
  * The state shown to clients: "running" means on a thread, as in `status`; a job assigned to a
  * worker but not started yet is still "queued" there.
  */
-static enum job_state visible_state(const struct job *j)
+static enum job_state visible_state(const struct master *m, const struct job *j)
 {
-	if (j->state == JOB_RUNNING && j->started_at == 0)
+	if (j->state == JOB_RUNNING && !master_job_on_thread(m, j))
 		return JOB_QUEUED;
 	return (enum job_state)j->state;
 }
@@ -391,7 +391,7 @@ static json_object *job_object(struct master *m, struct job *j)
 	json_object_object_add(o, "group", json_object_new_string(g->name));
 	json_object_object_add(o, "pool", json_object_new_string(master_pool_name(m, g->pool)));
 	json_object_object_add(o, "state",
-			       json_object_new_string(job_state_to_string(visible_state(j))));
+			       json_object_new_string(job_state_to_string(visible_state(m, j))));
 	add_int(o, "attempts", j->attempts);
 	add_int(o, "runs", j->runs);
 	json_object_object_add(o, "cause",
@@ -400,7 +400,7 @@ static json_object *job_object(struct master *m, struct job *j)
 	/* What only some jobs have is there only when they have it. */
 	if (__builtin_expect(j->flags & JOB_HAS_INPUT || j->extra, 0)) {
 		const char *input = ledger_job_input(l, j), *result = ledger_job_result(l, j);
-		int progress = visible_state(j) == JOB_RUNNING ? ledger_job_progress(l, j) : -1;
+		int progress = visible_state(m, j) == JOB_RUNNING ? ledger_job_progress(l, j) : -1;
 
 		if (input)
 			json_object_object_add(o, "input", json_object_new_string(input));
@@ -418,9 +418,10 @@ static json_object *job_object(struct master *m, struct job *j)
 	return o;
 }
 
-static bool job_matches(const struct job *j, int want_state, int want_group)
+static bool job_matches(const struct master *m, const struct job *j, int want_state,
+			int want_group)
 {
-	return (want_state < 0 || visible_state(j) == (enum job_state)want_state) &&
+	return (want_state < 0 || visible_state(m, j) == (enum job_state)want_state) &&
 	       (want_group < 0 || j->group == (unsigned)want_group);
 }
 
@@ -477,14 +478,15 @@ static json_object *cmd_jobs(struct control *c, json_object *req)
 }
 
 /* The head of a jobs reply, with the count of the jobs that match now; the limit cut to it. */
-static void jobs_head(struct ledger *l, struct stream *s)
+static void jobs_head(struct master *m, struct stream *s)
 {
+	struct ledger *l = master_ledger(m);
 	uint64_t matching = 0;
 
 	for (uint64_t id = 1; id < s->end; id++) {
 		struct job *j = ledger_job(l, id);
 
-		if (j && job_matches(j, s->want_state, s->want_group)) /* NULL: forgotten */
+		if (j && job_matches(m, j, s->want_state, s->want_group)) /* NULL: forgotten */
 			matching++;
 	}
 	if (matching < s->max)
@@ -1064,7 +1066,7 @@ static json_object *stream_item(struct client *cl, struct stream *s)
 	case STREAM_JOBS:
 		while (s->listed < s->max && s->next < s->end) {
 			j = ledger_job(l, s->next++);
-			if (j && job_matches(j, s->want_state, s->want_group))
+			if (j && job_matches(m, j, s->want_state, s->want_group))
 				return job_object(m, j);
 		}
 		return NULL;
@@ -1107,7 +1109,7 @@ static bool stream_fill(struct client *cl)
 
 		if (s->part == 0) {
 			if (s->kind == STREAM_JOBS)
-				jobs_head(master_ledger(cl->c->m), s);
+				jobs_head(cl->c->m, s);
 			if (!client_append(cl, s->head, strlen(s->head)))
 				return false;
 			s->part = 1;

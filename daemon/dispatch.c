@@ -49,9 +49,9 @@ static unsigned dispatch_window(const struct worker *w)
 		per_thread = (QUEUE_TARGET * 16 + est - 1) / est;
 	if (per_thread < WINDOW_PER_THREAD_MIN)
 		per_thread = WINDOW_PER_THREAD_MIN;
-	if (per_thread * w->threads > BH_ASSIGN_MAX)
+	if (per_thread * w->q.threads > BH_ASSIGN_MAX)
 		return BH_ASSIGN_MAX;
-	return (unsigned)per_thread * w->threads;
+	return (unsigned)per_thread * w->q.threads;
 }
 
 /* Folds a DONE frame's mean run time (sum over n jobs) into the pool's estimate. */
@@ -217,8 +217,13 @@ static void assign(struct worker *w, bool alone, unsigned max)
 	usec_t now;
 	int r;
 
+	if (max > BH_ASSIGN_MAX)
+		max = BH_ASSIGN_MAX;
+	/* Tracking them cannot fail once the frame is out: room first, else no jobs now. */
+	if (inflight_reserve(w, max) < 0)
+		return;
 	bh_batch_init(&b, m->buf, sizeof(m->buf), BH_FRAME_ASSIGN);
-	while (n < max && n < BH_ASSIGN_MAX) {
+	while (n < max) {
 		struct job *j = ledger_pop(m->ledger, w->pool->index, alone);
 		uint32_t flags = 0;
 

@@ -34,7 +34,7 @@ static int handle_hello(struct worker *w, const struct bh_frame *f)
 
 	if (w->state != W_STARTING)
 		return -EPROTO;
-	if (f->hello.pid != w->pid || f->hello.threads != w->threads)
+	if (f->hello.pid != w->pid || f->hello.threads != w->q.threads)
 		return -EPROTO;
 	slot_set_state(w, W_READY);
 	w->m->stats.workers_up++;
@@ -143,27 +143,29 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 		return -EPROTO;
 	for (uint32_t i = 0; i < f->done.count; i++) {
 		struct bh_done_entry e;
+		struct flight *fl;
 		struct job *j;
 
 		bh_frame_done_entry(f, i, &e);
-		j = ledger_job(m->ledger, e.job_id);
-		if (!j || j->worker != w || j->state != JOB_RUNNING ||
+		fl = inflight_find(w, e.job_id);
+		j = fl ? fl->job : NULL;
+		if (!j || j->state != JOB_RUNNING ||
 		    (e.outcome == BH_OUTCOME_CANCELLED && !(j->flags & JOB_CANCEL_REQUESTED)))
 			return -EPROTO;
 		run_sum += e.run_usec;
 		if (__builtin_expect(e.outcome | w->n_execs | (w->end == END_STOP), 0)) {
 			struct exec_run *x = inflight_exec_find(w, j);
-			bool killed = j->started_at && (w->slot_flags[j->wslot] & SLOT_EXEC_KILLED);
+			bool killed = fl->slot >= 0 && (fl->flags & SLOT_EXEC_KILLED);
 			int r;
 
 			if (x)
 				inflight_exec_forget(w, x);
-			inflight_untrack(w, j);
+			inflight_untrack(w, fl);
 			r = finish_special(w, j, &e, killed);
 			if (r < 0)
 				return r;
 		} else {
-			inflight_untrack(w, j);
+			inflight_untrack(w, fl);
 			ledger_finish(m->ledger, j, e.status);
 		}
 		dispatch_spec_release(w, j);
@@ -186,11 +188,11 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 /* The job a RESULT, PROGRESS or EXEC frame names: in flight on this worker, else NULL. */
 static struct job *job_in_flight(struct worker *w, uint64_t id)
 {
-	struct job *j = ledger_job(w->m->ledger, id);
+	struct flight *f = w->state < W_READY ? NULL : inflight_find(w, id);
 
-	if (w->state < W_READY || !j || j->worker != w || j->state != JOB_RUNNING)
+	if (!f || f->job->state != JOB_RUNNING)
 		return NULL;
-	return j;
+	return f->job;
 }
 
 /* The parent and the process group of pid, from /proc/PID/stat. */

@@ -31,83 +31,58 @@ static int inflight_on_deadline(sd_event_source *s, uint64_t usec, void *userdat
 
 unsigned inflight_count(const struct worker *w)
 {
-	return w->n_running + w->n_pending;
+	return w->q.n_running + w->q.n_waiting;
 }
 
-static void inflight_start(struct worker *w, struct job *j, usec_t now)
+/* A job a thread of w has started (f is running): its run counts, its deadline runs. */
+static void inflight_started(struct worker *w, struct flight *f)
 {
-	usec_t timeout = ledger_group(w->m->ledger, j->group)->timeout;
-	uint16_t slot = w->free_slots[--w->n_free];
+	struct job *j = f->job;
+	usec_t timeout = ledger_group(w->m->ledger, j->group)->timeout, at;
 
-	w->slots[slot] = j;
-	w->slot_flags[slot] = 0;
-	j->wslot = slot;
-	j->started_at = now ? now : 1;
-	w->n_running++;
 	ledger_started(w->m->ledger, j);
 	/* A result may be held back BH_RESULT_HOLD_USEC: a deadline allows for that. */
-	if (timeout != USEC_INFINITY && now + timeout + BH_RESULT_HOLD_USEC < w->deadline_at) {
-		w->deadline_at = now + timeout + BH_RESULT_HOLD_USEC;
+	at = f->started_at + timeout + BH_RESULT_HOLD_USEC;
+	if (timeout != USEC_INFINITY && at < w->deadline_at) {
+		w->deadline_at = at;
 		master_arm_timer(w->m, &w->deadline, w->deadline_at, inflight_on_deadline, w);
 	}
+}
+
+int inflight_reserve(struct worker *w, size_t n)
+{
+	return flights_reserve(&w->m->flights, &w->q, n);
 }
 
 /* held: the ASSIGN is not sent yet, so none of its jobs can have started. */
 void inflight_assign(struct worker *w, struct job *j, usec_t now, bool held)
 {
-	j->worker = w;
-	j->started_at = 0;
-	j->wnext = NULL;
-	if (!held && w->n_running < w->threads) {
-		inflight_start(w, j, now);
-		return;
-	}
-	if (w->pend_tail)
-		w->pend_tail->wnext = j;
-	else
-		w->pend_head = j;
-	w->pend_tail = j;
-	w->n_pending++;
+	struct flight *f = flights_assign(&w->m->flights, &w->q, j, j->id, w, now, !held);
+
+	if (f->slot >= 0)
+		inflight_started(w, f);
 }
 
-void inflight_untrack(struct worker *w, struct job *j)
+struct flight *inflight_find(struct worker *w, uint64_t job_id)
 {
-	if (j->started_at) {
-		if (w->slot_flags[j->wslot] & HELD_TIMED_OUT)
-			w->n_timed_out--;
-		w->slots[j->wslot] = NULL;
-		w->free_slots[w->n_free++] = j->wslot;
-		w->n_running--;
-	} else {
-		struct job **pp = &w->pend_head, *prev = NULL;
+	struct flight *f = flights_find(&w->m->flights, job_id);
 
-		while (*pp && *pp != j) {
-			prev = *pp;
-			pp = &(*pp)->wnext;
-		}
-		if (*pp) {
-			*pp = j->wnext;
-			if (w->pend_tail == j)
-				w->pend_tail = prev;
-			w->n_pending--;
-		}
-	}
-	j->worker = NULL;
-	j->wnext = NULL;
+	return f && f->owner == w ? f : NULL;
+}
+
+void inflight_untrack(struct worker *w, struct flight *f)
+{
+	if (f->flags & HELD_TIMED_OUT)
+		w->n_timed_out--;
+	flights_done(&w->m->flights, &w->q, f);
 }
 
 void inflight_promote(struct worker *w, usec_t now)
 {
-	while (w->pend_head && w->n_running < w->threads && w->n_pending > w->n_held) {
-		struct job *j = w->pend_head;
+	struct flight *f;
 
-		w->pend_head = j->wnext;
-		if (!w->pend_head)
-			w->pend_tail = NULL;
-		w->n_pending--;
-		j->wnext = NULL;
-		inflight_start(w, j, now);
-	}
+	while ((f = flights_promote(&w->m->flights, &w->q, now, w->n_held)))
+		inflight_started(w, f);
 }
 
 /* The exec record of job j on w, or NULL. */
@@ -144,31 +119,32 @@ static int inflight_on_deadline(sd_event_source *s, uint64_t usec, void *userdat
 	if (w->end == END_INJECT)
 		return 0; /* its death is on its way; no job is to blame for it */
 
-	for (unsigned i = 0; i < w->threads; i++) {
-		struct job *j = w->slots[i];
+	for (unsigned i = 0; i < w->q.threads; i++) {
+		struct flight *fl = flights_running(&m->flights, &w->q, i);
 		struct exec_run *x;
 		usec_t timeout, at;
+		struct job *j;
 
-		if (!j || (w->slot_flags[i] & HELD_TIMED_OUT))
+		if (!fl || (fl->flags & HELD_TIMED_OUT))
 			continue;
+		j = fl->job;
 		timeout = ledger_group(m->ledger, j->group)->timeout;
 		if (timeout == USEC_INFINITY)
 			continue;
-		at = j->started_at + timeout + BH_RESULT_HOLD_USEC;
+		at = fl->started_at + timeout + BH_RESULT_HOLD_USEC;
 		/* A killed command whose DONE does not come within kill_grace: as below. */
-		if (w->slot_flags[i] & SLOT_EXEC_KILLED)
+		if (fl->flags & SLOT_EXEC_KILLED)
 			at += w->pool->cfg.kill_grace;
 		if (at > now) {
 			if (at < next)
 				next = at;
 			continue;
 		}
-		x = w->n_execs && !(w->slot_flags[i] & SLOT_EXEC_KILLED) ? inflight_exec_find(w, j)
-									 : NULL;
+		x = w->n_execs && !(fl->flags & SLOT_EXEC_KILLED) ? inflight_exec_find(w, j) : NULL;
 		if (x) {
 			/* An exec: job: its command's process group goes, the worker stays. */
 			kill(-x->pid, SIGKILL);
-			w->slot_flags[i] |= SLOT_EXEC_KILLED;
+			fl->flags |= SLOT_EXEC_KILLED;
 			at += w->pool->cfg.kill_grace;
 			if (at < next)
 				next = at;
@@ -180,7 +156,7 @@ static int inflight_on_deadline(sd_event_source *s, uint64_t usec, void *userdat
 				   slot_label(w, l, sizeof(l)), (int)x->pid);
 			continue;
 		}
-		w->slot_flags[i] |= HELD_TIMED_OUT;
+		fl->flags |= HELD_TIMED_OUT;
 		w->n_timed_out++;
 		newly++;
 		log_fields(LOG_WARNING, master_lfields(&f, w->pool, w, j, 0, "timeout"),
@@ -213,27 +189,8 @@ static int inflight_on_deadline(sd_event_source *s, uint64_t usec, void *userdat
 /* The jobs a worker held, in slot order then FIFO order, with their flags. */
 size_t inflight_collect(struct worker *w, struct job **jobs, uint8_t *flags)
 {
-	size_t n = 0;
+	size_t n = flights_collect(&w->m->flights, &w->q, jobs, flags, HELD_STARTED);
 
-	for (unsigned i = 0; i < w->threads; i++) {
-		if (!w->slots[i])
-			continue;
-		jobs[n] = w->slots[i];
-		flags[n++] = HELD_STARTED | w->slot_flags[i];
-		w->slots[i] = NULL;
-	}
-	for (struct job *j = w->pend_head; j; j = j->wnext) {
-		jobs[n] = j;
-		flags[n++] = 0;
-	}
-	w->pend_head = w->pend_tail = NULL;
-	w->n_running = w->n_pending = w->n_timed_out = w->n_held = 0;
-	w->n_free = 0;
-	for (unsigned i = w->threads; i > 0; i--)
-		w->free_slots[w->n_free++] = (uint16_t)(i - 1);
-	for (size_t i = 0; i < n; i++) {
-		jobs[i]->worker = NULL;
-		jobs[i]->wnext = NULL;
-	}
+	w->n_timed_out = w->n_held = 0;
 	return n;
 }

@@ -612,8 +612,6 @@ static void requeue(struct ledger *l, struct job *j, bool alone)
 		end_job(l, j, JOB_CANCELLED, CAUSE_CANCELLED, 0);
 		return;
 	}
-	j->worker = NULL;
-	j->started_at = 0;
 	j->alone = alone;
 	set_state(l, j, JOB_QUEUED);
 	queue_push(alone ? &q->alone : &q->ready, j, false);
@@ -622,7 +620,6 @@ static void requeue(struct ledger *l, struct job *j, bool alone)
 static void end_job(struct ledger *l, struct job *j, enum job_state s, enum job_cause cause,
 		    int detail)
 {
-	j->worker = NULL;
 	j->cause = (uint8_t)cause;
 	j->cause_detail = detail;
 	set_state(l, j, s);

@@ -69,13 +69,8 @@ struct job {
 	uint16_t reruns;      /* bystander + suspect re-runs */
 	uint16_t runs;        /* times started */
 	int32_t cause_detail; /* signal number, exit code or status */
-	uint16_t wslot;       /* worker's running-slot index (master) */
 	uint8_t flags;        /* enum job_flags */
 	struct job *next;     /* queue link while queued */
-	/* Owned by the master while the job is in flight on a worker. */
-	void *worker;
-	uint64_t started_at; /* usec, 0 = assigned but not started yet */
-	struct job *wnext;   /* worker's not-yet-started FIFO */
 	struct job_extra *extra; /* NULL until the job has an own input, a result or progress */
 };
 

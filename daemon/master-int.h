@@ -34,6 +34,7 @@
 
 #include "common/idmap.h"
 #include "common/protocol.h"
+#include "daemon/flights.h"
 #include "daemon/ledger.h"
 #include "daemon/master.h"
 #include "daemon/policy.h"
@@ -139,14 +140,7 @@ struct worker {
 	usec_t stop_grace; /* STOPPING: how long it may take */
 	struct backoff backoff;
 
-	struct job **slots; /* running jobs, `threads` entries */
-	uint8_t *slot_flags;
-	uint16_t *free_slots;
-	unsigned n_free;
-	unsigned n_running;
-	struct job *pend_head; /* assigned, not started yet: FIFO */
-	struct job *pend_tail;
-	unsigned n_pending;
+	struct flight_queue q; /* the jobs it holds: running in thread slots, waiting in a FIFO */
 	unsigned n_timed_out;
 
 	usec_t ready_at; /* its HELLO; 0: none yet */
@@ -196,6 +190,7 @@ struct master {
 	bool ready_sent;
 	sd_event *event;
 	struct ledger *ledger;
+	struct flight_table flights; /* every job on a worker, by id (flights.h) */
 	struct pool **pools; /* index = pool index in the ledger; never shrinks */
 	unsigned n_pools;
 	const char *worker_path;
@@ -275,7 +270,11 @@ int forkserver_start_worker(struct master *m, const struct pool_config *pc, unsi
 
 unsigned inflight_count(const struct worker *w);
 void inflight_assign(struct worker *w, struct job *j, usec_t now, bool held);
-void inflight_untrack(struct worker *w, struct job *j);
+/* Room for n more jobs on w: then that many inflight_assign() cannot fail. 0 or -ENOMEM. */
+int inflight_reserve(struct worker *w, size_t n);
+/* The record of job_id if it is in flight on w, else NULL. */
+struct flight *inflight_find(struct worker *w, uint64_t job_id);
+void inflight_untrack(struct worker *w, struct flight *f);
 void inflight_promote(struct worker *w, usec_t now);
 struct exec_run *inflight_exec_find(struct worker *w, const struct job *j);
 void inflight_exec_forget(struct worker *w, struct exec_run *x);

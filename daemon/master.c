@@ -310,6 +310,7 @@ void master_free(struct master *m)
 	notifier_free(m->notifier);
 	forkserver_end(m);
 	sd_event_source_disable_unref(m->zygote_timer);
+	flight_table_free(&m->flights);
 	ledger_free(m->ledger);
 	sd_event_unref(m->event);
 	config_free(m->config);

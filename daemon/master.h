@@ -162,6 +162,9 @@ void master_worker_info(const struct master *m, unsigned pool, unsigned slot,
 /* "POOL/SLOT" of the worker a job is assigned to, or "" if none. Returns buf. */
 char *master_job_worker(const struct master *m, const struct job *j, char *buf, size_t size);
 
+/* True if job j is on a thread of a worker now (not waiting in a worker, not queued). */
+bool master_job_on_thread(const struct master *m, const struct job *j);
+
 /* Jobs running on a worker thread now (assigned ones still waiting are not counted). */
 uint64_t master_jobs_on_threads(const struct master *m);
 

@@ -108,7 +108,7 @@ void slot_set_end(struct worker *w, enum slot_end why)
 bool slot_outdated(const struct worker *w)
 {
 	return w->pid > 0 &&
-	       (w->threads != w->pool->cfg.threads || w->memory_max != w->pool->cfg.memory_max);
+	       (w->q.threads != w->pool->cfg.threads || w->memory_max != w->pool->cfg.memory_max);
 }
 
 void slot_kill(struct worker *w, enum slot_end why, const char *reason)
@@ -383,24 +383,10 @@ static struct worker *slot_new(struct pool *p, unsigned index)
 	return w;
 }
 
-/* Sizes the running-slot arrays for `threads` (the process about to be spawned). */
+/* Sizes the in-flight queue for `threads` (the process about to be spawned); it is empty. */
 static int slot_size(struct worker *w, unsigned threads)
 {
-	if (threads != w->threads || !w->slots) {
-		free(w->slots);
-		free(w->slot_flags);
-		free(w->free_slots);
-		w->slots = calloc(threads, sizeof(struct job *));
-		w->slot_flags = calloc(threads, 1);
-		w->free_slots = calloc(threads, sizeof(uint16_t));
-		if (!w->slots || !w->slot_flags || !w->free_slots)
-			return -ENOMEM;
-		w->threads = threads;
-	}
-	w->n_free = 0;
-	for (unsigned t = threads; t > 0; t--)
-		w->free_slots[w->n_free++] = (uint16_t)(t - 1);
-	return 0;
+	return flight_queue_init(&w->q, threads);
 }
 
 /* Grows the pool's slot array to n slots (new slots are EMPTY, not started). */
@@ -461,9 +447,7 @@ void slot_free(struct worker *w)
 	sd_event_source_disable_unref(w->deadline);
 	if (w->fd >= 0)
 		close(w->fd);
-	free(w->slots);
-	free(w->slot_flags);
-	free(w->free_slots);
+	flight_queue_free(&w->q);
 	free(w);
 }
 

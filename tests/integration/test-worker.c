@@ -1994,9 +1994,15 @@ static void start_with_escapees(struct wk *w, const char *tail, char **ret_dir, 
 	ck_assert_int_gt(read(fd, buf, sizeof(buf) - 1), 0);
 	close(fd);
 	ck_assert_msg(sscanf(buf, "%d %d", &a, &b) == 2 && a > 0 && b > 0, "pids: %s", buf);
-	/* Not in the command's group: a kill of the group does not reach them. */
-	ck_assert_int_ne(getpgid(a), *ret_leader);
-	ck_assert_int_ne(getpgid(b), *ret_leader);
+	/*
+	 * Not in the command's group: a kill of the group does not reach them. `$!` is known
+	 * before setsid(1) has run in the child: wait (a /proc state, with a deadline) for it.
+	 */
+	for (int64_t deadline = tu_now_ms() + FRAME_TIMEOUT_MS;
+	     getpgid(a) == *ret_leader || getpgid(b) == *ret_leader;) {
+		ck_assert_msg(tu_ms_left(deadline) > 0, "the escapees never left the group");
+		poll(NULL, 0, 5);
+	}
 	escapees[0] = (int)pidfd_open(a, 0);
 	escapees[1] = (int)pidfd_open(b, 0);
 	ck_assert_int_ge(escapees[0], 0);

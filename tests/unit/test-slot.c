@@ -188,7 +188,7 @@ END_TEST
 /* A running worker is outdated once the pool's threads or memory_max differ from its own. */
 START_TEST(test_outdated)
 {
-	w->threads = 2;
+	w->q.threads = 2;
 	w->memory_max = UINT64_MAX;
 	ck_assert(!slot_outdated(w)); /* no process */
 	w->pid = 12345;

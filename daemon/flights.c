@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * In-flight jobs (see flights.h). The table is a slab of records with a free list, and an
+ * open-addressing hash (linear probing, backward-shift deletion) from job id to record. A
+ * queue's FIFO is a ring indexed by sequence numbers, so a waiting record's place never
+ * moves while it waits; growing the ring re-lays entries by their sequence number.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/flights.h"
+
+#define HASH_MIN 64u
+#define RING_MIN 16u
+
+static uint32_t hash_slot(uint64_t id, uint32_t cap)
+{
+	return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
+}
+
+static void hash_put(uint64_t *keys, uint32_t *vals, uint32_t cap, uint64_t id, uint32_t v)
+{
+	uint32_t i = hash_slot(id, cap);
+
+	while (keys[i])
+		i = (i + 1) & (cap - 1);
+	keys[i] = id;
+	vals[i] = v;
+}
+
+static int hash_grow(struct flight_table *t, uint32_t cap)
+{
+	uint64_t *keys = calloc(cap, sizeof(*keys));
+	uint32_t *vals = calloc(cap, sizeof(*vals));
+
+	if (!keys || !vals) {
+		free(keys);
+		free(vals);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < t->cap; i++)
+		if (t->keys[i])
+			hash_put(keys, vals, cap, t->keys[i], t->vals[i]);
+	free(t->keys);
+	free(t->vals);
+	t->keys = keys;
+	t->vals = vals;
+	t->cap = cap;
+	return 0;
+}
+
+static uint32_t *hash_find(const struct flight_table *t, uint64_t id, uint32_t *ret_i)
+{
+	if (t->n == 0)
+		return NULL;
+	for (uint32_t i = hash_slot(id, t->cap);; i = (i + 1) & (t->cap - 1)) {
+		if (t->keys[i] == id) {
+			*ret_i = i;
+			return &t->vals[i];
+		}
+		if (!t->keys[i])
+			return NULL;
+	}
+}
+
+static void hash_del(struct flight_table *t, uint32_t i)
+{
+	uint32_t j = i, m = t->cap - 1;
+
+	for (;;) {
+		uint32_t home;
+
+		j = (j + 1) & m;
+		if (!t->keys[j])
+			break;
+		home = hash_slot(t->keys[j], t->cap);
+		/* Entry j may fill the hole at i unless its home lies in (i, j]. */
+		if (((j - home) & m) >= ((j - i) & m)) {
+			t->keys[i] = t->keys[j];
+			t->vals[i] = t->vals[j];
+			i = j;
+		}
+	}
+	t->keys[i] = 0;
+	t->n--;
+}
+
+void flight_table_free(struct flight_table *t)
+{
+	free(t->rec);
+	free(t->keys);
+	free(t->vals);
+	*t = FLIGHT_TABLE_INIT;
+}
+
+int flight_queue_init(struct flight_queue *q, unsigned threads)
+{
+	uint32_t *slots = calloc(threads ? threads : 1, sizeof(*slots));
+
+	if (!slots)
+		return -ENOMEM;
+	free(q->slots);
+	free(q->ring);
+	*q = (struct flight_queue){ .slots = slots, .threads = threads };
+	return 0;
+}
+
+void flight_queue_free(struct flight_queue *q)
+{
+	free(q->slots);
+	free(q->ring);
+	*q = (struct flight_queue){ 0 };
+}
+
+static int ring_grow(struct flight_queue *q, uint32_t need)
+{
+	uint32_t cap = q->ring_cap ? q->ring_cap : RING_MIN, *ring;
+
+	while (cap < need)
+		cap *= 2;
+	if (cap == q->ring_cap)
+		return 0;
+	ring = calloc(cap, sizeof(*ring));
+	if (!ring)
+		return -ENOMEM;
+	for (uint32_t s = q->head; s != q->tail; s++)
+		ring[s & (cap - 1)] = q->ring[s & (q->ring_cap - 1)];
+	free(q->ring);
+	q->ring = ring;
+	q->ring_cap = cap;
+	return 0;
+}
+
+int flights_reserve(struct flight_table *t, struct flight_queue *q, size_t n)
+{
+	size_t need = t->n_used + n, free_recs = t->n_rec - t->n_used;
+	int r;
+
+	if (need > UINT32_MAX / 4)
+		return -E2BIG;
+	/* Records: the free list first, then new ones at the end of the slab. */
+	if (n > free_recs && t->n_rec + (n - free_recs) > t->cap_rec) {
+		uint32_t cap = t->cap_rec ? t->cap_rec : 64;
+		struct flight *rec;
+
+		while (cap < t->n_rec + (n - free_recs))
+			cap *= 2;
+		rec = realloc(t->rec, cap * sizeof(*rec));
+		if (!rec)
+			return -ENOMEM;
+		t->rec = rec;
+		t->cap_rec = cap;
+	}
+	/* The hash at most half full. */
+	if (need * 2 > t->cap) {
+		uint32_t cap = t->cap ? t->cap : HASH_MIN;
+
+		while ((size_t)cap < need * 2)
+			cap *= 2;
+		r = hash_grow(t, cap);
+		if (r < 0)
+			return r;
+	}
+	/* The FIFO: every job may have to wait (holes included). */
+	return ring_grow(q, q->tail - q->head + (uint32_t)n);
+}
+
+static uint32_t rec_new(struct flight_table *t)
+{
+	uint32_t i;
+
+	if (t->free_head) {
+		i = t->free_head - 1;
+		t->free_head = t->rec[i].next_free;
+	} else {
+		i = t->n_rec++;
+	}
+	t->n_used++;
+	return i;
+}
+
+static void rec_free(struct flight_table *t, uint32_t i)
+{
+	t->rec[i] = (struct flight){ .next_free = t->free_head };
+	t->free_head = i + 1;
+	t->n_used--;
+}
+
+static void start(struct flight_queue *q, struct flight *f, uint32_t index, uint64_t now)
+{
+	unsigned s = 0;
+
+	while (q->slots[s])
+		s++;
+	q->slots[s] = index + 1;
+	f->slot = (int16_t)s;
+	f->started_at = now ? now : 1;
+	q->n_running++;
+}
+
+struct flight *flights_assign(struct flight_table *t, struct flight_queue *q, struct job *j,
+			      uint64_t id, void *owner, uint64_t now, bool may_start)
+{
+	uint32_t i = rec_new(t);
+	struct flight *f = &t->rec[i];
+
+	*f = (struct flight){ .job = j, .id = id, .slot = -1, .owner = owner };
+	hash_put(t->keys, t->vals, t->cap, id, i);
+	t->n++;
+	if (may_start && q->n_running < q->threads && q->n_waiting == 0) {
+		start(q, f, i, now);
+	} else {
+		f->pos = q->tail++;
+		q->ring[f->pos & (q->ring_cap - 1)] = i + 1;
+		q->n_waiting++;
+	}
+	return f;
+}
+
+struct flight *flights_find(const struct flight_table *t, uint64_t job_id)
+{
+	uint32_t h, *v = job_id ? hash_find(t, job_id, &h) : NULL;
+
+	return v ? &t->rec[*v] : NULL;
+}
+
+void flights_done(struct flight_table *t, struct flight_queue *q, struct flight *f)
+{
+	uint32_t i = (uint32_t)(f - t->rec), h;
+
+	if (f->slot >= 0) {
+		q->slots[f->slot] = 0;
+		q->n_running--;
+	} else {
+		q->ring[f->pos & (q->ring_cap - 1)] = 0; /* a hole, skipped later */
+		q->n_waiting--;
+		while (q->head != q->tail && !q->ring[q->head & (q->ring_cap - 1)])
+			q->head++;
+	}
+	if (hash_find(t, f->id, &h))
+		hash_del(t, h);
+	rec_free(t, i);
+}
+
+struct flight *flights_promote(struct flight_table *t, struct flight_queue *q, uint64_t now,
+			       unsigned keep)
+{
+	uint32_t i;
+
+	if (q->n_running >= q->threads || q->n_waiting <= keep)
+		return NULL;
+	while (!q->ring[q->head & (q->ring_cap - 1)])
+		q->head++; /* holes */
+	i = q->ring[q->head & (q->ring_cap - 1)] - 1;
+	q->ring[q->head++ & (q->ring_cap - 1)] = 0;
+	q->n_waiting--;
+	while (q->head != q->tail && !q->ring[q->head & (q->ring_cap - 1)])
+		q->head++;
+	start(q, &t->rec[i], i, now);
+	return &t->rec[i];
+}
+
+struct flight *flights_running(const struct flight_table *t, const struct flight_queue *q,
+			       unsigned i)
+{
+	return i < q->threads && q->slots[i] ? &t->rec[q->slots[i] - 1] : NULL;
+}
+
+size_t flights_collect(struct flight_table *t, struct flight_queue *q, struct job **jobs,
+		       uint8_t *flags, uint8_t started)
+{
+	size_t n = 0;
+
+	for (unsigned s = 0; s < q->threads; s++) {
+		struct flight *f = flights_running(t, q, s);
+
+		if (!f)
+			continue;
+		jobs[n] = f->job;
+		flags[n++] = started | f->flags;
+		flights_done(t, q, f);
+	}
+	while (q->n_waiting > 0) {
+		struct flight *f;
+
+		while (!q->ring[q->head & (q->ring_cap - 1)])
+			q->head++;
+		f = &t->rec[q->ring[q->head & (q->ring_cap - 1)] - 1];
+		jobs[n] = f->job;
+		flags[n++] = f->flags;
+		flights_done(t, q, f);
+	}
+	q->head = q->tail = 0;
+	return n;
+}
