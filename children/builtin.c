@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The builtin jobs (common/builtins.h lists them; this file gives each its behaviour). They
- * use the public job API (include/bulkhead/job.h) like a plugin would, plus two worker
- * internals: pool_current_job() for the `tls` check and crash_set_oom() for `leak`.
+ * The builtin jobs (common/builtins.h lists them; this file gives each its behaviour), and
+ * the job kind builtin:NAME (builtin_kind, at the end: the name and args are checked once
+ * per spec, crash=P parsed once). They use the public job API (include/bulkhead/job.h) like
+ * a plugin would, plus worker internals from below this file only: the job context
+ * (job_context_current() for the `tls` check, the cancel flag) and crash_set_oom() for `leak`.
  *
  * Arguments are read with bulkhead_job_arg() and parsed with the common/units.h parsers on
  * each run (cheap: a short scan); the spec was checked against the builtin's argspec when it
@@ -13,7 +15,7 @@
  * sanitizer instrumentation (NO_SANITIZE) so that an ASan/UBSan build still gets the real
  * signal instead of a sanitizer report. Randomness (`probability`) comes from a per-thread
  * PRNG seeded once per thread with getrandom(). The common argument crash=P is not random:
- * builtins_crash() faults for the job ids bh_crash_hit() picks, so a crasher crashes on every
+ * crash_maybe() faults for the job ids bh_crash_hit() picks, so a crasher crashes on every
  * attempt and in every mode of `bulkhead experiment`.
  *
  * balance: one `volatile unsigned long` balance per worker, shared by all balance jobs on all
@@ -28,7 +30,7 @@
  *
  * sleep, spin and hang stop early when their job is cancelled (a CANCEL frame: the job's own
  * flag, not the worker's STOP, so a drain lets them finish) and return STATUS_CANCELLED, which
- * the master ends `cancelled`: sleep waits on the flag as a futex (job_wait_cancel()), the
+ * the master ends `cancelled`: sleep waits on the flag as a futex (job_context_wait_cancel()), the
  * busy loops read it with every clock read.
  *
  * deadlock: named locks "deadlock-a" and "deadlock-b". A job with an odd id takes a then b,
@@ -51,11 +53,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "builtins-impl.h"
+#include "builtin.h"
+#include "common/builtins.h"
 #include "common/units.h"
 #include "crash.h"
-#include "job-api.h"
-#include "pool.h"
+#include "job-kind.h"
 
 #define NO_SANITIZE __attribute__((noinline, no_sanitize("address", "undefined")))
 
@@ -175,7 +177,7 @@ static usec_t deadline_after(uint64_t amount, usec_t unit)
 static bool burn_until(struct bulkhead_job *job, usec_t deadline)
 {
 	while (now_usec() < deadline)
-		if (job_cancel_requested(job))
+		if (job_context_cancel_requested(job))
 			return true;
 	return false;
 }
@@ -202,7 +204,9 @@ static int builtin_sleep(struct bulkhead_job *job)
 
 	if (arg_uint(job, "ms", 10, UINT64_MAX, &ms) < 0)
 		return STATUS_BAD_ARGS;
-	return job_wait_cancel(job, deadline_after(ms, USEC_PER_MSEC)) ? STATUS_CANCELLED : 0;
+	if (job_context_wait_cancel(job, deadline_after(ms, USEC_PER_MSEC)))
+		return STATUS_CANCELLED;
+	return 0;
 }
 
 static volatile unsigned long balance;
@@ -266,7 +270,7 @@ static int builtin_tls(struct bulkhead_job *job)
 
 		tls_token = token;
 		sched_yield();
-		if (tls_token != token || pool_current_job() != job)
+		if (tls_token != token || job_context_current() != job)
 			return STATUS_FAILED;
 	}
 	return 0;
@@ -453,7 +457,11 @@ static int builtin_leak(struct bulkhead_job *job)
 	}
 }
 
-void builtins_crash(struct bulkhead_job *job, double p)
+/*
+ * The common argument crash=P: raises a real SIGSEGV in the calling job thread if
+ * bh_crash_hit(job id, p), else returns at once.
+ */
+static void crash_maybe(struct bulkhead_job *job, double p)
 {
 	if (bh_crash_hit(job->id, p))
 		fault_segv();
@@ -478,16 +486,72 @@ static const bulkhead_job_fn builtin_fns[_BH_BUILTIN_MAX] = {
 	[BH_BUILTIN_LEAK] = builtin_leak,
 };
 
-bulkhead_job_fn builtins_get(enum bh_builtin b)
+/* --- the job kind: builtin:NAME --- */
+
+#define BUILTIN_PREFIX "builtin:"
+
+/* The name must be a builtin, and args must fit its argspec (common/builtins.c). */
+static int kind_check(struct job_spec *s, const char *run, const char *args,
+		      struct job_kind_error *e)
 {
-	return (unsigned)b < _BH_BUILTIN_MAX ? builtin_fns[b] : NULL;
+	int b = bh_builtin_lookup(run + strlen(BUILTIN_PREFIX));
+
+	if (b < 0) {
+		*e = (struct job_kind_error){ .status = JOB_STATUS_NOT_FOUND,
+					      .what = "unknown builtin",
+					      .detail = run };
+		return -ENOENT;
+	}
+	if (bh_builtin_check_args((enum bh_builtin)b, args, e->buf, sizeof(e->buf)) < 0) {
+		e->status = JOB_STATUS_BAD_ARGS;
+		e->what = "bad args";
+		e->detail = e->buf;
+		return -EINVAL;
+	}
+	s->fn = builtin_fns[b];
+	return 0;
 }
+
+/* crash=P (checked already): parsed once here, so a job without it pays one comparison. */
+static int kind_init(struct job_spec *s, const char *run, struct job_kind_error *e)
+{
+	double p = 0;
+
+	for (unsigned i = 0; i < s->n_args; i++)
+		if (strcmp(s->args[i].key, BH_CRASH_ARG) == 0 &&
+		    parse_probability(s->args[i].value, &p) < 0)
+			p = 0;
+	s->crash = p;
+	if (!s->fn) {
+		*e = (struct job_kind_error){ .status = JOB_STATUS_NOT_FOUND,
+					      .what = "builtin not implemented",
+					      .detail = run };
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int kind_run(struct bulkhead_job *job)
+{
+	const struct job_spec *s = job->spec;
+
+	if (s->crash > 0)
+		crash_maybe(job, s->crash);
+	return s->fn(job);
+}
+
+const struct job_kind builtin_kind = {
+	.prefix = BUILTIN_PREFIX,
+	.check = kind_check,
+	.init = kind_init,
+	.run = kind_run,
+};
 
 /*
  * bulkhead inject: the fault raised by the worker itself, in the calling (main) thread, so
  * that the crash handler reports it outside any job. Never returns.
  */
-void builtins_inject(enum bh_inject_kind kind)
+void builtin_inject(enum bh_inject_kind kind)
 {
 	switch (kind) {
 	case BH_INJECT_SEGV:
