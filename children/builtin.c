@@ -7,9 +7,10 @@
  * (job_context_current() for the `tls` check, the cancel flag) and crash_set_oom() for `leak`.
  *
  * Arguments are read with bulkhead_job_arg() and parsed with the common/units.h parsers on
- * each run (cheap: a short scan); the spec was checked against the builtin's argspec when it
- * was defined, so a parse error here means the argspec and this file disagree: the job
- * fails with status 2.
+ * each run (cheap: a short scan), with the default and range common/builtins.h declares for
+ * them (BH_BUILTIN_ARGS, the one list the config check and the man page read too); the spec
+ * was checked against that list when it was defined, so a parse error here cannot happen
+ * unless this file reads an argument as another type: the job fails with status 2.
  *
  * The fault builtins raise the real fault from the job thread. They are compiled without
  * sanitizer instrumentation (NO_SANITIZE) so that an ASan/UBSan build still gets the real
@@ -38,6 +39,7 @@
  * until a job of the other parity holds its own first lock; then it blocks on its second
  * lock forever. Without a twin it waits forever, which is a hang too.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -65,38 +67,47 @@
 #define STATUS_BAD_ARGS JOB_STATUS_BAD_ARGS
 #define STATUS_CANCELLED JOB_STATUS_CANCELLED
 
-/* --- arguments --- */
+/* --- arguments: each read with its declared default and range (common/builtins.h) --- */
 
-static int arg_uint(struct bulkhead_job *job, const char *key, uint64_t def, uint64_t max,
-		    uint64_t *ret)
+_Static_assert(ULONG_MAX == UINT64_MAX, "balance's amount is an unsigned long");
+
+static const char *arg_value(struct bulkhead_job *job, enum bh_builtin_arg_id id,
+			     enum bh_arg_type type)
 {
-	const char *v = bulkhead_job_arg(job, key);
-
-	if (!v) {
-		*ret = def;
-		return 0;
-	}
-	return parse_uint(v, 0, max, ret);
+	assert(bh_builtin_args[id].type == type);
+	return bulkhead_job_arg(job, bh_builtin_args[id].key);
 }
 
-static int arg_size(struct bulkhead_job *job, const char *key, uint64_t def, uint64_t *ret)
+static int arg_uint(struct bulkhead_job *job, enum bh_builtin_arg_id id, uint64_t *ret)
 {
-	const char *v = bulkhead_job_arg(job, key);
+	const struct bh_builtin_arg *a = &bh_builtin_args[id];
+	const char *v = arg_value(job, id, BH_ARG_TYPE_UINT);
 
 	if (!v) {
-		*ret = def;
+		*ret = a->def.u;
+		return 0;
+	}
+	return parse_uint(v, a->min, a->max, ret);
+}
+
+static int arg_size(struct bulkhead_job *job, enum bh_builtin_arg_id id, uint64_t *ret)
+{
+	const char *v = arg_value(job, id, BH_ARG_TYPE_SIZE);
+
+	if (!v) {
+		*ret = bh_builtin_args[id].def.u;
 		return 0;
 	}
 	return parse_size(v, ret);
 }
 
-static int arg_bool(struct bulkhead_job *job, const char *key, bool def, bool *ret)
+static int arg_bool(struct bulkhead_job *job, enum bh_builtin_arg_id id, bool *ret)
 {
-	const char *v = bulkhead_job_arg(job, key);
+	const char *v = arg_value(job, id, BH_ARG_TYPE_BOOL);
 	int r;
 
 	if (!v) {
-		*ret = def;
+		*ret = bh_builtin_args[id].def.u != 0;
 		return 0;
 	}
 	r = parse_bool(v);
@@ -106,12 +117,12 @@ static int arg_bool(struct bulkhead_job *job, const char *key, bool def, bool *r
 	return 0;
 }
 
-static int arg_probability(struct bulkhead_job *job, double *ret)
+static int arg_probability(struct bulkhead_job *job, enum bh_builtin_arg_id id, double *ret)
 {
-	const char *v = bulkhead_job_arg(job, "probability");
+	const char *v = arg_value(job, id, BH_ARG_TYPE_PROB);
 
 	if (!v) {
-		*ret = 1.0;
+		*ret = bh_builtin_args[id].def.p;
 		return 0;
 	}
 	return parse_probability(v, ret);
@@ -152,12 +163,12 @@ static bool chance(double p)
 	return (double)(rng_next() >> 11) * 0x1.0p-53 < p;
 }
 
-/* 1: fire the fault, 0: this run is lucky, <0: bad argument. */
-static int roll(struct bulkhead_job *job)
+/* 1: fire the fault, 0: this run is lucky, <0: bad argument. id: the builtin's probability. */
+static int roll(struct bulkhead_job *job, enum bh_builtin_arg_id id)
 {
 	double p;
 
-	if (arg_probability(job, &p) < 0)
+	if (arg_probability(job, id, &p) < 0)
 		return -EINVAL;
 	return chance(p) ? 1 : 0;
 }
@@ -193,7 +204,7 @@ static int builtin_spin(struct bulkhead_job *job)
 {
 	uint64_t us;
 
-	if (arg_uint(job, "us", 100, UINT64_MAX, &us) < 0)
+	if (arg_uint(job, BH_ARG_SPIN_US, &us) < 0)
 		return STATUS_BAD_ARGS;
 	return burn_until(job, deadline_after(us, 1)) ? STATUS_CANCELLED : 0;
 }
@@ -202,7 +213,7 @@ static int builtin_sleep(struct bulkhead_job *job)
 {
 	uint64_t ms;
 
-	if (arg_uint(job, "ms", 10, UINT64_MAX, &ms) < 0)
+	if (arg_uint(job, BH_ARG_SLEEP_MS, &ms) < 0)
 		return STATUS_BAD_ARGS;
 	if (job_context_wait_cancel(job, deadline_after(ms, USEC_PER_MSEC)))
 		return STATUS_CANCELLED;
@@ -232,9 +243,9 @@ static int builtin_balance(struct bulkhead_job *job)
 	bool locked, ok = true;
 	int status = 0;
 
-	if (arg_uint(job, "iterations", 1000, UINT64_MAX, &iterations) < 0 ||
-	    arg_uint(job, "amount", 1, ULONG_MAX, &amount) < 0 ||
-	    arg_bool(job, "lock", true, &locked) < 0)
+	if (arg_uint(job, BH_ARG_BALANCE_ITERATIONS, &iterations) < 0 ||
+	    arg_uint(job, BH_ARG_BALANCE_AMOUNT, &amount) < 0 ||
+	    arg_bool(job, BH_ARG_BALANCE_LOCK, &locked) < 0)
 		return STATUS_BAD_ARGS;
 
 	pthread_mutex_lock(&balance_jobs_lock);
@@ -262,7 +273,7 @@ static int builtin_tls(struct bulkhead_job *job)
 {
 	uint64_t rounds, base;
 
-	if (arg_uint(job, "rounds", 1000, UINT64_MAX, &rounds) < 0)
+	if (arg_uint(job, BH_ARG_TLS_ROUNDS, &rounds) < 0)
 		return STATUS_BAD_ARGS;
 	base = job_id_number(job) << 24;
 	for (uint64_t r = 0; r < rounds; r++) {
@@ -278,7 +289,7 @@ static int builtin_tls(struct bulkhead_job *job)
 
 static int builtin_fail(struct bulkhead_job *job)
 {
-	int r = roll(job);
+	int r = roll(job, BH_ARG_FAIL_PROBABILITY);
 
 	if (r < 0)
 		return STATUS_BAD_ARGS;
@@ -330,9 +341,10 @@ static NO_SANITIZE void fault_bus(void)
 	munmap((void *)p, page);
 }
 
-static int fault_builtin(struct bulkhead_job *job, void (*fault)(void))
+static int fault_builtin(struct bulkhead_job *job, enum bh_builtin_arg_id probability,
+			 void (*fault)(void))
 {
-	int r = roll(job);
+	int r = roll(job, probability);
 
 	if (r < 0)
 		return STATUS_BAD_ARGS;
@@ -344,27 +356,27 @@ static int fault_builtin(struct bulkhead_job *job, void (*fault)(void))
 
 static int builtin_segv(struct bulkhead_job *job)
 {
-	return fault_builtin(job, fault_segv);
+	return fault_builtin(job, BH_ARG_SEGV_PROBABILITY, fault_segv);
 }
 
 static int builtin_abort(struct bulkhead_job *job)
 {
-	return fault_builtin(job, abort);
+	return fault_builtin(job, BH_ARG_ABORT_PROBABILITY, abort);
 }
 
 static int builtin_fpe(struct bulkhead_job *job)
 {
-	return fault_builtin(job, fault_fpe);
+	return fault_builtin(job, BH_ARG_FPE_PROBABILITY, fault_fpe);
 }
 
 static int builtin_ill(struct bulkhead_job *job)
 {
-	return fault_builtin(job, fault_ill);
+	return fault_builtin(job, BH_ARG_ILL_PROBABILITY, fault_ill);
 }
 
 static int builtin_bus(struct bulkhead_job *job)
 {
-	return fault_builtin(job, fault_bus);
+	return fault_builtin(job, BH_ARG_BUS_PROBABILITY, fault_bus);
 }
 
 static volatile int recursion_stop;
@@ -392,7 +404,7 @@ static int builtin_exit(struct bulkhead_job *job)
 {
 	uint64_t code;
 
-	if (arg_uint(job, "code", 1, 255, &code) < 0)
+	if (arg_uint(job, BH_ARG_EXIT_CODE, &code) < 0)
 		return STATUS_BAD_ARGS;
 	exit((int)code);
 }
@@ -401,7 +413,7 @@ static int builtin_hang(struct bulkhead_job *job)
 {
 	uint64_t ms;
 
-	if (arg_uint(job, "ms", UINT64_MAX, UINT64_MAX, &ms) < 0)
+	if (arg_uint(job, BH_ARG_HANG_MS, &ms) < 0)
 		return STATUS_BAD_ARGS;
 	return burn_until(job, deadline_after(ms, USEC_PER_MSEC)) ? STATUS_CANCELLED : 0;
 }
@@ -438,7 +450,7 @@ static int builtin_leak(struct bulkhead_job *job)
 {
 	uint64_t step;
 
-	if (arg_size(job, "step", 1u << 20, &step) < 0)
+	if (arg_size(job, BH_ARG_LEAK_STEP, &step) < 0)
 		return STATUS_BAD_ARGS;
 	if (step < sizeof(void *))
 		step = sizeof(void *);
@@ -490,7 +502,7 @@ static const bulkhead_job_fn builtin_fns[_BH_BUILTIN_MAX] = {
 
 #define BUILTIN_PREFIX "builtin:"
 
-/* The name must be a builtin, and args must fit its argspec (common/builtins.c). */
+/* The name must be a builtin, and args must fit its arguments (common/builtins.h). */
 static int kind_check(struct job_spec *s, const char *run, const char *args,
 		      struct job_kind_error *e)
 {
@@ -515,12 +527,13 @@ static int kind_check(struct job_spec *s, const char *run, const char *args,
 /* crash=P (checked already): parsed once here, so a job without it pays one comparison. */
 static int kind_init(struct job_spec *s, const char *run, struct job_kind_error *e)
 {
-	double p = 0;
+	const struct bh_builtin_arg *crash = &bh_builtin_args[BH_ARG_ALL_CRASH];
+	double p = crash->def.p;
 
 	for (unsigned i = 0; i < s->n_args; i++)
-		if (strcmp(s->args[i].key, BH_CRASH_ARG) == 0 &&
+		if (strcmp(s->args[i].key, crash->key) == 0 &&
 		    parse_probability(s->args[i].value, &p) < 0)
-			p = 0;
+			p = crash->def.p;
 	s->crash = p;
 	if (!s->fn) {
 		*e = (struct job_kind_error){ .status = JOB_STATUS_NOT_FOUND,

@@ -29,7 +29,7 @@
 
 /* Status of every job of a spec that cannot run. */
 #define JOB_STATUS_NOT_FOUND 127 /* unknown builtin, plugin that does not load, bad command */
-#define JOB_STATUS_BAD_ARGS 2 /* args malformed or rejected by the builtin's argspec */
+#define JOB_STATUS_BAD_ARGS 2 /* args malformed, or not what the builtin takes */
 #define JOB_STATUS_CANCELLED 125 /* a builtin that stopped because its job was cancelled */
 
 struct job_kind;

@@ -14,7 +14,7 @@
 /*
  * Builds the spec `id` from a SPEC frame's strings (not NUL-terminated; name and output may
  * be NULL/0). The kind is picked by the prefix of run ("builtin:", "plugin:", "exec:"), which
- * resolves and checks it once: a builtin's args against its argspec, a plugin dlopen()ed, a
+ * resolves and checks it once: a builtin's args against its arguments, a plugin dlopen()ed, a
  * command split. A spec that cannot run is still built (kind NULL, fail_status set) and the
  * reason is logged. Returns 0 or -ENOMEM. Main thread (plugins: not thread-safe).
  */
