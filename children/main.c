@@ -3,7 +3,8 @@
  * bulkhead-worker: one binary, several kinds of process (OpenBSD's procs[] table). The first
  * argument picks the kind; without one of theirs it is a worker, started by the master only
  * (fd 3 its socket: worker.c). Each main is the top of its own stack of children/ files
- * (job-context.h draws the layers); none of them includes another's.
+ * (job-context.h draws the layers); the zygote turns into a worker through worker_main(),
+ * and standalone runs share the worker's exit codes (worker.h).
  */
 #include <stdbool.h>
 #include <stddef.h>
