@@ -9,13 +9,14 @@
  * async-signal-safe calls: it claims the crash (an atomic compare-and-swap on the owner's
  * tid; the first thread wins, a second crashing thread waits in pause() for the first one to
  * kill the process, and a fault inside the owner's own handling goes straight to death), reads
- * the thread's current job from TLS (pool_current_job(): initial-exec TLS, no allocation),
+ * the thread's current job from TLS (job_context_current(): initial-exec TLS, no allocation),
  * encodes the frame on its stack with bh_encode_crash() and send()s it on the master socket
- * with MSG_NOSIGNAL (blocking: the master always reads, and a lost frame would turn a culprit
- * into suspects). Then it restores SIG_DFL and re-raises: the signal stays pending while
- * the handler runs and kills the process on return, for faults (which would re-execute) and
- * for abort() alike. A signal sent from another process (si_code <= 0 and si_pid not ours)
- * is not blamed on the job that happened to be running: it is reported with job id 0.
+ * (job_context_socket()) with MSG_NOSIGNAL (blocking: the master always reads, and a lost
+ * frame would turn a culprit into suspects). Then it restores SIG_DFL and re-raises: the
+ * signal stays pending while the handler runs and kills the process on return, for faults
+ * (which would re-execute) and for abort() alike. A signal sent from another process
+ * (si_code <= 0 and si_pid not ours) is not blamed on the job that happened to be running:
+ * it is reported with job id 0.
  *
  * exit(): an on_exit() hook. If the exiting thread is in a job, it sends CRASH kind EXIT
  * (signo 0, code = the exit status) and _exit()s with the same status at once, so no other
@@ -37,11 +38,10 @@
 
 #include "common/protocol.h"
 #include "crash.h"
-#include "pool.h"
+#include "job-context.h"
 
 static const int fatal_signals[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT };
 
-static int crash_fd = -1;
 static atomic_int crash_owner; /* tid of the thread reporting the crash, 0 if none */
 
 static __thread bool thread_oom;
@@ -77,7 +77,7 @@ static void crash_send(uint64_t job_id, enum bh_crash_kind kind, int signo, int 
 	};
 	size_t n = bh_encode_crash(buf, sizeof(buf), &c);
 
-	while (send(crash_fd, buf, n, MSG_NOSIGNAL) < 0 && errno == EINTR)
+	while (send(job_context_socket(), buf, n, MSG_NOSIGNAL) < 0 && errno == EINTR)
 		;
 }
 
@@ -97,7 +97,7 @@ static void crash_signal(int sig, siginfo_t *si, void *ucontext)
 	int saved_errno = errno;
 
 	if (crash_claim()) {
-		struct bulkhead_job *job = pool_current_job();
+		struct bulkhead_job *job = job_context_current();
 		uint64_t job_id = job && !signal_from_outside(si) ? job->id : 0;
 		enum bh_crash_kind kind =
 			sig == SIGABRT && thread_oom ? BH_CRASH_OOM : BH_CRASH_SIGNAL;
@@ -115,7 +115,7 @@ static void crash_signal(int sig, siginfo_t *si, void *ucontext)
 
 static void crash_on_exit(int status, void *arg)
 {
-	struct bulkhead_job *job = pool_current_job();
+	struct bulkhead_job *job = job_context_current();
 
 	if (!job)
 		return;
@@ -166,7 +166,7 @@ void crash_thread_fini(void)
 	altstack = NULL;
 }
 
-int crash_install(int fd)
+int crash_install(void)
 {
 	struct sigaction sa = {
 		.sa_sigaction = crash_signal,
@@ -174,7 +174,6 @@ int crash_install(int fd)
 	};
 	int r;
 
-	crash_fd = fd;
 	r = crash_thread_init();
 	if (r < 0)
 		return r;

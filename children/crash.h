@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Crash attribution (see crash.c): fatal signals and exit() in the worker are reported to the
- * master as one CRASH frame naming the job that caused them.
+ * master as one CRASH frame naming the job that caused them. Sits on the job context
+ * (job-context.h: the current job, the socket) and nothing else of children/.
  */
 #pragma once
 
@@ -9,10 +10,11 @@
 
 /*
  * Installs the handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT and the exit hook,
- * reporting on socket fd. Call once, on the main thread, before any job thread starts; it
- * also sets up the main thread's alternate stack. Returns 0 or -errno.
+ * reporting on the job context's master socket (job_context_set_socket() first). Call once,
+ * on the main thread, before any job thread starts; it also sets up the main thread's
+ * alternate stack. Returns 0 or -errno.
  */
-int crash_install(int fd);
+int crash_install(void);
 
 /* Gives the calling thread its own alternate signal stack. Returns 0 or -errno. */
 int crash_thread_init(void);

@@ -1,39 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * exec: jobs. `run = exec:COMMAND ARGS...` is split into words once per spec
- * (common/cmdline.c); each job expands the placeholders of every word ({input}, {id},
+ * The job kind exec: (exec_kind). `run = exec:COMMAND ARGS...` is split into words once per
+ * spec (common/cmdline.c); each job expands the placeholders of every word ({input}, {id},
  * {name}, {arg:KEY}) and starts the command from its own job thread, through a trampoline
  * that stays its parent:
  *
  *   job thread --posix_spawn--> trampoline --fork+exec--> command --> what it starts
  *
- * The trampoline is this same binary (`bulkhead-worker --exec-command WORKER_PID -- COMMAND
- * ARGS...`, exec_trampoline_main(), comm "bulkhead-exec"), in a process group of its own.
- * It is there so that nothing a command starts outlives its job, its worker or the master,
- * however they die (DESIGN §11), also what double-forks or calls setsid():
+ * The trampoline is this same binary (exec-trampoline.c: `bulkhead-worker --exec-command
+ * WORKER_PID -- COMMAND ARGS...`), in a process group of its own; it is there so that
+ * nothing a command starts outlives its job, its worker or the master, however they die. This
+ * file is the job thread's side.
  *
- *   - it is a child subreaper (PR_SET_CHILD_SUBREAPER): every orphaned descendant of the
- *     command becomes its child instead of init's;
- *   - its PR_SET_PDEATHSIG is a signal it handles (SIGHUP): when the job thread is gone (the
- *     worker died; the worker dies with the master) it is told, and ends everything;
- *   - once the command has exited (or on that signal) it SIGKILLs the command's process
- *     group while the command's unreaped pid still holds the group id, then sweeps its
- *     descendants (stops them top-down, kills them bottom-up, walking
- *     /proc/PID/task/TID/children; see sweep()) and reaps them, until it has no child left;
- *     only then it reports the command's wait status and exits. Processes it cannot
- *     signal (another uid) are left when nothing else is.
- *
- * The command is forked by the trampoline into a process group of its own, whose id is the
- * command's pid: the master kills that group (SIGKILL) on a timeout or when the worker died,
- * which never hits the trampoline, so the trampoline is always there to sweep what escaped
- * the group. The command gets PR_SET_PDEATHSIG SIGKILL (the trampoline gone: so is it), an
- * empty signal mask and every signal at its default, stdin /dev/null, and stdout and stderr
- * to DIR/<group>.<job>.out and .err with `output = DIR`, else to a pipe that this thread
- * reads and logs line by line through the job's log, the first EXEC_OUTPUT_LOG_MAX bytes
- * only, then one line saying how much was dropped. Its environment is the worker's plus
- * BULKHEAD_JOB_ID (and BULKHEAD_JOB_INPUT when the job has an input). Every fd of the
- * worker is CLOEXEC, fds above 3 are closed at the spawn (a plugin's may not be), and the
- * trampoline's own are CLOEXEC, so the command inherits none.
+ * The command's stdin is /dev/null, and its stdout and stderr go to DIR/<group>.<job>.out
+ * and .err with `output = DIR`, else to a pipe that this thread reads and logs line by line
+ * through the job's log, the first EXEC_OUTPUT_LOG_MAX bytes only, then one line saying how
+ * much was dropped. Its environment is the worker's plus BULKHEAD_JOB_ID (and
+ * BULKHEAD_JOB_INPUT when the job has an input). Every fd of the worker is CLOEXEC, fds
+ * above 3 are closed at the spawn (a plugin's may not be), so the command inherits none.
  *
  * The trampoline talks to the job thread over a pipe on its fd 3 (struct exec_report, one
  * write each): STARTED with the command's pid once it was exec'd, or FAILED with the errno
@@ -46,25 +30,23 @@
  * all (SPAWN_FAILED, status = errno). A trampoline that died without saying ENDED (killed
  * from outside) counts as the command killed by that signal.
  *
- * Signalling a command from another thread (exec_signal(): SIGTERM on CANCEL and STOP) goes
- * to the trampoline, which forwards it to the command's group: the trampoline is this
- * thread's child, so its pid cannot be reused before this thread reaps it. The job thread
- * waits with WNOWAIT (the trampoline stays a zombie, its pid taken), clears job->exec_pid
- * under exec_lock, and only then reaps it. exec_signal() reads the pid under the same lock.
- * A CANCEL that comes between the spawn and the moment the pid is published is not lost:
- * the job thread checks bulkhead_job_cancelled() under the lock when it publishes the pid,
- * and the canceller sets the flag before it takes the lock. The trampoline has the signals
- * it handles blocked from its first instruction (the spawn sets its mask), so none is lost
- * or kills it before it is ready.
+ * Signalling a command from another thread (exec_signal(), the kind's interrupt: SIGTERM on
+ * CANCEL and STOP) goes to the trampoline, which forwards it to the command's group: the
+ * trampoline is this thread's child, so its pid cannot be reused before this thread reaps
+ * it. The job thread waits with WNOWAIT (the trampoline stays a zombie, its pid taken),
+ * clears job->exec_pid under exec_lock, and only then reaps it. exec_signal() reads the pid
+ * under the same lock. A CANCEL that comes between the spawn and the moment the pid is
+ * published is not lost: the job thread checks bulkhead_job_cancelled() under the lock when
+ * it publishes the pid, and the canceller sets the flag before it takes the lock. The
+ * trampoline has the signals it handles blocked from its first instruction (the spawn sets
+ * its mask), so none is lost or kills it before it is ready.
  *
  * Cost: one more exec per command than a direct spawn (about half a millisecond), one fork,
  * and one small process per running command.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -73,35 +55,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/cmdline.h"
 #include "common/log.h"
 #include "common/protocol.h"
-#include "exec.h"
-#include "job-api.h"
+#include "exec-trampoline.h"
+#include "job-kind.h"
 
+#define EXEC_PREFIX "exec:"
+#define EXEC_OUTPUT_LOG_MAX (16u * 1024u) /* bytes of a job's captured output that are logged */
 #define LINE_MAX_LOGGED 1024 /* a longer output line is logged in pieces */
-#define EXEC_TRAMPOLINE_DEATHSIG SIGHUP /* the trampoline's PDEATHSIG: end everything */
-#define EXEC_SWEEP_DEPTH 64 /* levels below the trampoline one sweep() goes down */
-
-/* Forwarded by the trampoline to the command's process group. */
-static const int forwarded[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 };
-
-/* What the trampoline tells the job thread on its fd 3: one write each. */
-enum {
-	EXEC_REPORT_STARTED = 1, /* value: the command's pid (and process group) */
-	EXEC_REPORT_FAILED = 2, /* value: the errno it could not be started with */
-	EXEC_REPORT_ENDED = 3, /* value: the command's wait status */
-};
-
-struct exec_report {
-	int32_t kind;
-	int32_t value;
-};
 
 /* A started command, as the job thread holds it. */
 struct exec_run_fds {
@@ -120,7 +85,19 @@ struct exec_cmd {
 
 static pthread_mutex_t exec_lock = PTHREAD_MUTEX_INITIALIZER;
 
-int exec_cmd_new(const char *cmdline, struct exec_cmd **ret, char *err, size_t errsize)
+static void cmd_free(struct exec_cmd *c)
+{
+	if (!c)
+		return;
+	free(c->argv);
+	free(c);
+}
+
+/*
+ * Splits "COMMAND ARGS..." (common/cmdline.h) and checks the placeholders of every word.
+ * Returns 0, -EINVAL with the reason in err, or -ENOMEM.
+ */
+static int cmd_new(const char *cmdline, struct exec_cmd **ret, char *err, size_t errsize)
 {
 	struct exec_cmd *c;
 	int r;
@@ -137,19 +114,11 @@ int exec_cmd_new(const char *cmdline, struct exec_cmd **ret, char *err, size_t e
 			free(w);
 	}
 	if (r < 0) {
-		exec_cmd_free(c);
+		cmd_free(c);
 		return r;
 	}
 	*ret = c;
 	return 0;
-}
-
-void exec_cmd_free(struct exec_cmd *c)
-{
-	if (!c)
-		return;
-	free(c->argv);
-	free(c);
 }
 
 static const char *lookup(void *ud, const char *name)
@@ -179,7 +148,7 @@ static void free_words(char **v)
 /* The command's argv with the placeholders substituted (NULL-terminated, each malloc'd). */
 static int build_argv(struct bulkhead_job *job, char ***ret)
 {
-	const struct exec_cmd *c = job->spec->exec;
+	const struct exec_cmd *c = job->spec->data;
 	char err[256], **v;
 	int r;
 
@@ -244,7 +213,7 @@ static void exec_started(struct bulkhead_job *job, pid_t trampoline, pid_t comma
 	bool cancelled;
 
 	if (n > 0)
-		(void)job_api_send(buf, n);
+		(void)job_context_send(buf, n);
 	pthread_mutex_lock(&exec_lock);
 	job->exec_pid = trampoline;
 	cancelled = bulkhead_job_cancelled(job);
@@ -253,7 +222,7 @@ static void exec_started(struct bulkhead_job *job, pid_t trampoline, pid_t comma
 	pthread_mutex_unlock(&exec_lock);
 }
 
-void exec_signal(struct bulkhead_job *job, int sig)
+static void exec_signal(struct bulkhead_job *job, int sig)
 {
 	pthread_mutex_lock(&exec_lock);
 	if (job->exec_pid > 0)
@@ -414,16 +383,6 @@ static int add_output_files(struct bulkhead_job *job, posix_spawn_file_actions_t
 	return r;
 }
 
-/* The signals the trampoline takes with sigwaitinfo(), blocked from its start. */
-static void trampoline_signals(sigset_t *s)
-{
-	sigemptyset(s);
-	sigaddset(s, SIGCHLD);
-	sigaddset(s, EXEC_TRAMPOLINE_DEATHSIG);
-	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-		sigaddset(s, forwarded[i]);
-}
-
 /*
  * Starts the trampoline for argv. Returns 0 with its pid, the command's pid (from its
  * STARTED report), the report pipe and the output pipe (-1 with output = DIR), or -errno
@@ -458,7 +417,7 @@ static int spawn_trampoline(struct bulkhead_job *job, char **argv, char **envp,
 		return -errno;
 	}
 	/* Its handled signals blocked from birth (and SIGPIPE: a write to us is EPIPE). */
-	trampoline_signals(&mask);
+	exec_trampoline_signals(&mask);
 	sigaddset(&mask, SIGPIPE);
 	sigfillset(&all);
 	posix_spawn_file_actions_init(&fa);
@@ -523,305 +482,10 @@ static int spawn_trampoline(struct bulkhead_job *job, char **argv, char **envp,
 }
 
 /*
- * execvp() without its fallback of running a file with no #! line through /bin/sh: what
- * posix_spawnp() does, so a script without an interpreter line stays "Exec format error".
- * Returns the errno to report.
+ * The job function of exec: specs: runs the command and waits for it. Sets job->outcome:
+ * RETURNED (status = exit code), SIGNALED (status = signal) or SPAWN_FAILED (status = errno).
  */
-static int exec_path(char **argv)
-{
-	const char *path = getenv("PATH"), *p;
-	char buf[PATH_MAX];
-	int err = ENOENT;
-
-	if (strchr(argv[0], '/')) {
-		execv(argv[0], argv);
-		return errno;
-	}
-	if (!path)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	for (p = path;; p++) {
-		const char *end = strchrnul(p, ':');
-		size_t len = (size_t)(end - p);
-
-		if (len + 1 + strlen(argv[0]) < sizeof(buf)) {
-			snprintf(buf, sizeof(buf), "%.*s%s%s", (int)len, p, len ? "/" : "",
-				 argv[0]);
-			execv(buf, argv);
-			if (errno != ENOENT && errno != ENOTDIR)
-				err = errno; /* EACCES, ENOEXEC...: remembered, as execvp does */
-		}
-		if (*end == '\0')
-			return err;
-		p = end;
-	}
-}
-
-/* --- the trampoline (its own process, single-threaded) --- */
-
-/* One report to the job thread (a write of 8 bytes to a pipe is atomic). */
-static void report(int32_t kind, int32_t value)
-{
-	struct exec_report rep = { .kind = kind, .value = value };
-
-	(void)!write(EXEC_TRAMPOLINE_FD, &rep, sizeof(rep));
-}
-
-/* The parent of pid from /proc/PID/stat, or -1. */
-static pid_t parent_of(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	int ppid, fd;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	p = strrchr(buf, ')'); /* the command name may hold anything */
-	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
-		return -1;
-	return (pid_t)ppid;
-}
-
-/* Appends the pids in one /proc/PID/task/TID/children file to *v. */
-static void read_children(const char *path, pid_t **v, size_t *n, size_t *cap)
-{
-	char buf[512];
-	long cur = -1;
-	ssize_t k;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	while ((k = read(fd, buf, sizeof(buf))) > 0 || (k < 0 && errno == EINTR)) {
-		for (ssize_t i = 0; i < k; i++) {
-			if (buf[i] >= '0' && buf[i] <= '9') {
-				cur = (cur < 0 ? 0 : cur * 10) + (buf[i] - '0');
-				if (cur > INT_MAX)
-					cur = INT_MAX;
-				continue;
-			}
-			if (cur > 0 && *n == *cap) {
-				pid_t *m = realloc(*v, (*cap ? *cap * 2 : 16) * sizeof(**v));
-
-				if (!m)
-					break;
-				*v = m;
-				*cap = *cap ? *cap * 2 : 16;
-			}
-			if (cur > 0 && *n < *cap)
-				(*v)[(*n)++] = (pid_t)cur;
-			cur = -1;
-		}
-	}
-	close(fd);
-}
-
-/* The children of pid, of every one of its threads (malloc'd, maybe NULL), and how many. */
-static size_t children_of(pid_t pid, pid_t **ret)
-{
-	char path[96];
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	DIR *d;
-
-	*ret = NULL;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", (int)pid, de->d_name);
-		read_children(path, ret, &n, &cap);
-	}
-	closedir(d);
-	return n;
-}
-
-static bool pidfd_alive(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-
-	return poll(&p, 1, 0) == 0; /* readable once it has exited */
-}
-
-/*
- * Stops every child of `parent` and, below each, its descendants, then kills them: top-down
- * SIGSTOP (a stopped process forks no more, so its list of children holds still), bottom-up
- * SIGKILL. Deeper than EXEC_SWEEP_DEPTH is left for the next round: those processes are
- * reparented to us as their ancestors die. Each process is signalled through a pidfd, and one
- * that is not our own child only after checking that its parent is the process whose list
- * named it and that this one is still alive then (parent_fd), so a pid reused meanwhile is
- * never signalled. Returns how many of our own children were signalled (parent_fd < 0).
- */
-static unsigned sweep(pid_t parent, int parent_fd, unsigned depth)
-{
-	unsigned signalled = 0;
-	pid_t *kids;
-	size_t n = children_of(parent, &kids);
-
-	for (size_t i = 0; i < n; i++) {
-		int fd = (int)pidfd_open(kids[i], 0);
-
-		if (fd < 0)
-			continue;
-		if (parent_fd >= 0 && (parent_of(kids[i]) != parent || !pidfd_alive(parent_fd))) {
-			close(fd);
-			continue;
-		}
-		(void)pidfd_send_signal(fd, SIGSTOP, NULL, 0);
-		if (depth < EXEC_SWEEP_DEPTH)
-			sweep(kids[i], fd, depth + 1);
-		if (pidfd_send_signal(fd, SIGKILL, NULL, 0) == 0 && parent_fd < 0)
-			signalled++;
-		close(fd);
-	}
-	free(kids);
-	return signalled;
-}
-
-/*
- * The end of a job: the command's group is killed while its unreaped leader still holds the
- * group id (it cannot be another group), and the command itself (in case it left its group);
- * it is reaped; then, if any child is left, every descendant, round after round, reaping
- * them, until none is left, or only some we cannot signal. Returns the command's status.
- */
-static int end_everything(pid_t cmd)
-{
-	int status = W_EXITCODE(0, SIGKILL), st;
-	pid_t pid;
-
-	(void)kill(-cmd, SIGKILL);
-	(void)kill(cmd, SIGKILL); /* our child, unreaped: no one else */
-	while ((pid = waitpid(cmd, &st, 0)) < 0 && errno == EINTR)
-		;
-	if (pid == cmd)
-		status = st;
-	for (;;) {
-		siginfo_t si;
-		unsigned signalled;
-
-		/* No child at all: nothing to sweep (the common case, without a /proc walk). */
-		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD)
-			return status;
-		signalled = sweep(getpid(), -1, 0);
-		pid = waitpid(-1, &st, signalled ? 0 : WNOHANG);
-		if (pid < 0 && errno == EINTR)
-			continue;
-		if (pid <= 0)
-			return status; /* ECHILD: nothing left; 0: nothing we can end */
-		while (waitpid(-1, &st, WNOHANG) > 0)
-			;
-	}
-}
-
-/*
- * Reaps children (orphans reparented to us) that exited, except the command. Returns true
- * once the command has exited (it stays unreaped, so its pid and group id stay taken).
- */
-static bool reap_orphans(pid_t cmd)
-{
-	for (;;) {
-		siginfo_t si = { 0 };
-
-		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
-			return errno != EINTR;
-		if (si.si_pid == 0)
-			return false;
-		if (si.si_pid == cmd)
-			return true;
-		(void)waitpid(si.si_pid, NULL, WNOHANG);
-	}
-}
-
-/* The command's side of the fork: its group, its death signal, a clean mask, exec. */
-static _Noreturn void command_child(char **argv, int errfd, pid_t trampoline)
-{
-	sigset_t none;
-	int err;
-
-	(void)setpgid(0, 0);
-	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != trampoline)
-		_exit(127);
-	sigemptyset(&none);
-	(void)sigprocmask(SIG_SETMASK, &none, NULL);
-	err = exec_path(argv);
-	(void)!write(errfd, &err, sizeof(err));
-	_exit(127);
-}
-
-int exec_trampoline_main(int argc, char **argv)
-{
-	int ep[2], err = 0, status;
-	bool over = false;
-	sigset_t set;
-	pid_t self = getpid(), cmd;
-	ssize_t n;
-
-	/* argv: bulkhead-worker --exec-command PPID -- COMMAND ARGS... */
-	if (argc < 5 || strcmp(argv[3], "--") != 0)
-		_exit(127);
-	(void)fcntl(EXEC_TRAMPOLINE_FD, F_SETFD, FD_CLOEXEC);
-	/* Blocked since the spawn already; again, in case someone else started us. */
-	trampoline_signals(&set);
-	(void)sigprocmask(SIG_BLOCK, &set, NULL);
-	(void)prctl(PR_SET_NAME, "bulkhead-exec");
-	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
-		report(EXEC_REPORT_FAILED, errno);
-		_exit(127);
-	}
-	(void)prctl(PR_SET_PDEATHSIG, EXEC_TRAMPOLINE_DEATHSIG);
-	if (getppid() != (pid_t)atoi(argv[2]))
-		_exit(127); /* the worker is already gone */
-
-	cmd = fork();
-	if (cmd < 0) {
-		report(EXEC_REPORT_FAILED, errno);
-		_exit(127);
-	}
-	if (cmd == 0) {
-		close(ep[0]);
-		command_child(argv + 4, ep[1], self);
-	}
-	close(ep[1]);
-	(void)setpgid(cmd, cmd); /* (fails once the command has exec'd: it did it itself) */
-	/* EOF: the command was exec'd; an int: the errno it could not be exec'd with. */
-	while ((n = read(ep[0], &err, sizeof(err))) < 0 && errno == EINTR)
-		;
-	close(ep[0]);
-	if (n == (ssize_t)sizeof(err) && err > 0) {
-		while (waitpid(cmd, NULL, 0) < 0 && errno == EINTR)
-			;
-		report(EXEC_REPORT_FAILED, err);
-		_exit(127);
-	}
-	report(EXEC_REPORT_STARTED, cmd);
-
-	/* Until the command exits or our parent (the job thread) is gone. */
-	while (!over) {
-		int sig = sigwaitinfo(&set, NULL);
-
-		if (sig == SIGCHLD)
-			over = reap_orphans(cmd);
-		else if (sig == EXEC_TRAMPOLINE_DEATHSIG)
-			over = true;
-		else if (sig > 0)
-			(void)kill(-cmd, sig); /* CANCEL, STOP: for the command's group */
-	}
-	status = end_everything(cmd);
-	report(EXEC_REPORT_ENDED, status);
-	_exit(0);
-}
-
-int exec_job_run(struct bulkhead_job *job)
+static int kind_run(struct bulkhead_job *job)
 {
 	char **argv = NULL, **envp = NULL, *env_strings = NULL;
 	struct exec_run_fds x = { .report = -1, .output = -1 };
@@ -862,3 +526,38 @@ int exec_job_run(struct bulkhead_job *job)
 	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
+
+/* --- the job kind: exec:COMMAND ARGS... --- */
+
+static int kind_init(struct job_spec *s, const char *run, struct job_kind_error *e)
+{
+	struct exec_cmd *c;
+
+	if (cmd_new(run + strlen(EXEC_PREFIX), &c, e->buf, sizeof(e->buf)) < 0) {
+		e->status = JOB_STATUS_NOT_FOUND;
+		e->what = "bad command";
+		e->detail = e->buf;
+		return -EINVAL;
+	}
+	s->data = c;
+	return 0;
+}
+
+/* CANCEL or STOP while the command runs: SIGTERM to it, through its trampoline. */
+static void kind_interrupt(struct bulkhead_job *job)
+{
+	exec_signal(job, SIGTERM);
+}
+
+static void kind_free(struct job_spec *s)
+{
+	cmd_free(s->data);
+}
+
+const struct job_kind exec_kind = {
+	.prefix = EXEC_PREFIX,
+	.init = kind_init,
+	.run = kind_run,
+	.interrupt = kind_interrupt,
+	.free = kind_free,
+};

@@ -11,6 +11,9 @@
  * function this worker does not have fails here, not in the middle of a job); RTLD_LOCAL
  * keeps one plugin's symbols out of the next one's lookups. The API functions a plugin
  * calls come from bulkhead-worker itself, which exports them (children/meson.build).
+ *
+ * The job kind plugin:PATH:SYMBOL (plugin_kind) loads the plugin once per spec, on the main
+ * thread, and closes it when the spec is freed; --probe (probe.c) shares plugin_load().
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "job-kind.h"
 #include "plugin.h"
 
 #define ABI_SYMBOL "bulkhead_job_abi"
@@ -97,3 +101,33 @@ int plugin_load(const char *run, void **ret_dl, bulkhead_job_fn *ret_fn, char *e
 	*ret_fn = (bulkhead_job_fn)fn;
 	return 0;
 }
+
+/* --- the job kind: plugin:PATH:SYMBOL --- */
+
+static int kind_init(struct job_spec *s, const char *run, struct job_kind_error *e)
+{
+	if (plugin_load(run, &s->data, &s->fn, e->buf, sizeof(e->buf)) < 0) {
+		e->status = JOB_STATUS_NOT_FOUND;
+		e->what = run;
+		e->detail = e->buf;
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int kind_run(struct bulkhead_job *job)
+{
+	return job->spec->fn(job);
+}
+
+static void kind_free(struct job_spec *s)
+{
+	dlclose(s->data);
+}
+
+const struct job_kind plugin_kind = {
+	.prefix = PLUGIN_PREFIX,
+	.init = kind_init,
+	.run = kind_run,
+	.free = kind_free,
+};

@@ -36,13 +36,15 @@
  * for every result that can arrive before the next swap (invariant: out_cap >= out_n + q_n +
  * threads), so a push never allocates; pool_submit() and pool_take_results() grow the buffers
  * on the main thread. A job thread's struct bulkhead_job lives in its struct pool_thread and
- * is published in the thread-local `current_job` while the job runs, for crash attribution
- * (crash.c) and for the `tls` builtin. A job's input (INPUT frame) travels with its queue
- * entry and is freed by the job thread when the job ends (only jobs that have one pay a
- * free()). `busy` and the job's id, set under the lock, let pool_cancel() and pool_stop()
- * find a running job; cancelling one is an atomic flag the job polls (and a futex that wakes
- * job_wait_cancel()), plus a SIGTERM to an exec: job's process group (exec.c, which guards the
- * pid against reuse). A queued job that is cancelled never starts: pool_cancel() takes it
+ * is the thread's current job in the job context (job_context_enter()) while it runs, for
+ * crash attribution (crash.c) and for the `tls` builtin. A job's input (INPUT frame) travels
+ * with its queue entry and is freed by the job thread when the job ends (only jobs that have
+ * one pay a free()). `busy` and the job's id, set under the lock, let pool_cancel() and
+ * pool_stop() find a running job; cancelling one is an atomic flag the job polls (and a futex
+ * that wakes job_context_wait_cancel()), plus what its kind does (job_spec_interrupt(): a
+ * SIGTERM to an exec: job's process group, exec.c, which guards the pid against reuse). The
+ * pool knows jobs only through job-spec.h: it runs them and never looks at their kind. A
+ * queued job that is cancelled never starts: pool_cancel() takes it
  * out of the queue (the others keep their order, so the master's inference holds) and
  * reports it at once with BH_OUTCOME_CANCELLED, waking the main thread to send it.
  */
@@ -60,7 +62,8 @@
 #include "common/protocol.h"
 #include "common/units.h"
 #include "crash.h"
-#include "exec.h"
+#include "job-context.h"
+#include "job-spec.h"
 #include "pool.h"
 
 #define QUEUE_INITIAL 1024u
@@ -103,13 +106,6 @@ struct pool {
 	struct pool_thread *threads;
 };
 
-static __thread struct bulkhead_job *current_job;
-
-struct bulkhead_job *pool_current_job(void)
-{
-	return current_job;
-}
-
 static void wake_main(struct pool *p)
 {
 	uint64_t one = 1;
@@ -145,11 +141,9 @@ static int run_job(struct pool_thread *t)
 {
 	int status;
 
-	current_job = &t->job;
-	atomic_signal_fence(memory_order_seq_cst);
-	status = job_run(&t->job);
-	atomic_signal_fence(memory_order_seq_cst);
-	current_job = NULL;
+	job_context_enter(&t->job);
+	status = job_spec_run(&t->job);
+	job_context_leave();
 	return status;
 }
 
@@ -402,10 +396,10 @@ void pool_stop(struct pool *p)
 	pthread_mutex_lock(&p->lock);
 	p->stopping = true;
 	queue_drop(p);
-	job_api_stop();
+	job_context_stop();
 	for (unsigned i = 0; i < p->n_started; i++)
 		if (p->threads[i].busy)
-			exec_signal(&p->threads[i].job, SIGTERM);
+			job_spec_interrupt(&p->threads[i].job);
 	pthread_cond_broadcast(&p->work);
 	pthread_mutex_unlock(&p->lock);
 }
@@ -445,8 +439,8 @@ bool pool_cancel(struct pool *p, uint64_t job_id)
 		struct pool_thread *t = &p->threads[i];
 
 		if (t->busy && t->job.id == job_id) {
-			job_cancel(&t->job);
-			exec_signal(&t->job, SIGTERM);
+			job_context_cancel(&t->job);
+			job_spec_interrupt(&t->job);
 			found = true;
 		}
 	}

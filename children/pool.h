@@ -2,6 +2,7 @@
 /*
  * The worker's job threads (see pool.c): one FIFO queue in, one outbox of results out, an
  * eventfd that tells the main thread when results are waiting or the pool has stopped.
+ * Above the job specs (job-spec.h), below the worker process (worker.c).
  */
 #pragma once
 
@@ -9,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "job-api.h"
+#include "job-context.h"
 
 #define POOL_THREADS_MAX 256
 #define POOL_JOBS_MAX (1u << 20) /* jobs queued + results not yet taken by the main thread */
@@ -67,16 +68,17 @@ size_t pool_take_results(struct pool *p, const struct pool_result **ret);
 
 /*
  * Threads take no more jobs (queued ones are dropped) and exit after their current job.
- * Running jobs see bulkhead_job_cancelled() true, and running exec: commands get SIGTERM.
+ * Running jobs see bulkhead_job_cancelled() true, and their kinds are told
+ * (job_spec_interrupt(): running exec: commands get SIGTERM).
  */
 void pool_stop(struct pool *p);
 
 /*
  * A CANCEL for job_id: if it is queued, it is taken out of the queue and never starts (its
  * result, BH_OUTCOME_CANCELLED with status 0, is pushed at once and the eventfd written); if
- * it is running, it is cancelled now (job_cancel(), and its exec: command, if any, gets
- * SIGTERM). Returns true if the job was found, false if it is not in the pool (finished, or
- * never assigned). Main thread.
+ * it is running, it is cancelled now (job_context_cancel(), and job_spec_interrupt(): its
+ * exec: command, if any, gets SIGTERM). Returns true if the job was found, false if it is
+ * not in the pool (finished, or never assigned). Main thread.
  */
 bool pool_cancel(struct pool *p, uint64_t job_id);
 
@@ -88,6 +90,3 @@ bool pool_stopped(struct pool *p);
 
 /* Joins the threads (they must have stopped) and frees everything. NULL-safe. */
 void pool_free(struct pool *p);
-
-/* The job the calling thread is running, or NULL. Async-signal-safe. */
-struct bulkhead_job *pool_current_job(void);

@@ -15,9 +15,9 @@
  *   BH_STANDALONE_ATTEMPTS attempts in all; then its job is quarantined (signal) or failed.
  *   Nothing is lost, and nothing is shared: each job pays a fork.
  *
- * Jobs run through the worker's own job API: job_spec_new() resolves and checks the builtin
- * and its args once, job_run() runs one job (and applies the common crash=P argument), as
- * pool.c does in a supervised worker. The ids are 1..N, as the ledger numbers the jobs of a
+ * Jobs run through the worker's own job specs: job_spec_new() resolves and checks the builtin
+ * and its args once, job_spec_run() runs one job (and applies the common crash=P argument),
+ * as pool.c does in a supervised worker. The ids are 1..N, as the ledger numbers the jobs of a
  * one-group run, so crash=P picks the same ids in every mode.
  *
  * Counters (common/standalone.h) live in the shared file given with --result-fd (else in an
@@ -46,7 +46,7 @@
 #include "common/log.h"
 #include "common/standalone.h"
 #include "common/units.h"
-#include "job-api.h"
+#include "job-spec.h"
 #include "pool.h"
 #include "standalone.h"
 #include "worker.h"
@@ -226,7 +226,7 @@ static void *thread_main(void *arg)
 			break;
 		job.id = id;
 		job.id_str[0] = '\0';
-		if (job_run(&job) == 0)
+		if (job_spec_run(&job) == 0)
 			count(&slot->done, &done);
 		else
 			count(&slot->failed, &failed);
@@ -278,7 +278,7 @@ static _Noreturn void child_run(struct standalone *s, uint64_t id)
 	int status;
 
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-	status = job_run(&job);
+	status = job_spec_run(&job);
 	_exit(status == 0 ? 0 : (status & 0xff) ? status & 0xff : 1);
 }
 
@@ -386,7 +386,7 @@ int standalone_main(int argc, char **argv)
 		log_error_errno(r, "cannot build the job");
 		return WORKER_EXIT_START;
 	}
-	if (!s.spec->fn) {
+	if (!s.spec->kind) {
 		job_spec_free(s.spec);
 		return WORKER_EXIT_USAGE; /* job_spec_new() said why */
 	}

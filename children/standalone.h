@@ -5,7 +5,7 @@
  */
 #pragma once
 
-/* True if argv asks for a standalone run (argv[1] is --standalone). */
+/* argv[1] is this option, or "--standalone=MODE" (main.c). */
 #define STANDALONE_OPTION "--standalone"
 
 /* Runs a standalone job set; returns the worker's exit code (see worker.h). */

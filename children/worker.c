@@ -4,7 +4,8 @@
  *
  *   bulkhead-worker --pool NAME --index N --threads T --master-pid PID [--memory-max BYTES]
  *
- * (`bulkhead-worker --standalone ...` is not a worker: it goes to standalone.c at once.)
+ * (main.c's table sends the other process kinds of this binary elsewhere:
+ * `--standalone` to standalone.c, `--zygote`, `--probe`, `--exec-command`.)
  *
  * Start-up order matters: PR_SET_PDEATHSIG first, then the parent check (the master may have
  * died before the prctl), fds > 3 closed, fd 3 made CLOEXEC (no job's child inherits it),
@@ -25,7 +26,7 @@
  * blocks on the master: frames are received with MSG_DONTWAIT, and results are sent with
  * MSG_DONTWAIT one frame at a time; when the socket is full the frame waits (POLLOUT) and
  * results pile up in the pool's outbox, to go out as fuller frames later. Job threads send
- * their own small frames (RESULT, PROGRESS, EXEC: job-api.c, exec.c) with blocking sends,
+ * their own small frames (RESULT, PROGRESS, EXEC: job-context.c) with blocking sends,
  * each one message, and the crash handler (crash.c) sends one CRASH frame and kills the
  * process.
  *
@@ -57,15 +58,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "builtin.h"
 #include "common/idmap.h"
 #include "common/log.h"
-#include "builtins-impl.h"
 #include "common/protocol.h"
 #include "common/units.h"
 #include "crash.h"
-#include "job-api.h"
+#include "job-context.h"
+#include "job-spec.h"
 #include "pool.h"
-#include "standalone.h"
 #include "worker.h"
 
 #define SPECS_MAX 65536u /* specs defined at once (the master forgets those it is done with) */
@@ -503,7 +504,7 @@ static void handle_frame(struct worker *w, size_t len)
 		break;
 	case BH_FRAME_INJECT:
 		/* The master asked for it (bulkhead inject): the fault is ours, not a job's. */
-		builtins_inject((enum bh_inject_kind)f.inject.kind);
+		builtin_inject((enum bh_inject_kind)f.inject.kind);
 	default:
 		protocol_error("unexpected %s frame", bh_frame_type_name(f.type));
 	}
@@ -621,11 +622,6 @@ int worker_main(int argc, char **argv)
 	struct worker *w = &worker;
 	int r;
 
-	/* Not a worker for a master: a standalone baseline run (standalone.c). */
-	if (argc > 1 &&
-	    (strcmp(argv[1], STANDALONE_OPTION) == 0 ||
-	     strncmp(argv[1], STANDALONE_OPTION "=", strlen(STANDALONE_OPTION) + 1) == 0))
-		return standalone_main(argc, argv);
 	/* First, so that a master dying from here on takes us with it. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 	log_set_program("bulkhead-worker");
@@ -648,15 +644,15 @@ int worker_main(int argc, char **argv)
 			  strerror(-r));
 		return WORKER_EXIT_USAGE;
 	}
+	job_context_set_socket(WORKER_FD);
+	job_context_set_log(w->o.pool, w->o.index);
 	r = reset_signals();
 	if (r == 0)
-		r = crash_install(WORKER_FD);
+		r = crash_install();
 	if (r < 0) {
 		log_error("cannot install signal handlers: %s", strerror(-r));
 		return WORKER_EXIT_START;
 	}
-	job_api_set_socket(WORKER_FD);
-	job_api_set_log_context(w->o.pool, w->o.index);
 	r = pool_new(&(struct pool_options){ .name = w->o.pool,
 					     .index = w->o.index,
 					     .threads = w->o.threads,

@@ -10,7 +10,8 @@
  * uses, so the page cannot drift from what the parser accepts. The prose around them
  * (file format, value syntax, errors) follows docs/config.md. SYSCONFDIR is where
  * bulkhead.conf is installed ("/etc" for prefix /usr). Exit 0, or 1 if stdout cannot be
- * written, 2 on a usage error.
+ * written or a builtin's text does not fit its arguments (builtin_docs[]), 2 on a usage
+ * error.
  */
 #include <ctype.h>
 #include <stdbool.h>
@@ -25,41 +26,48 @@
 #define RANGE_TEXT_MAX 256
 
 /*
- * What each builtin does and the defaults of its arguments (children/builtins.c applies
- * them). The argument names and types come from bh_builtin_table[]; a builtin missing here
- * still gets an entry, and a warning on stderr.
+ * What each builtin does. The argument names, types, defaults and ranges come from
+ * bh_builtin_args[] (common/builtins.h, which the worker applies): "{default:KEY}" in a text
+ * is KEY's default ("forever" for a time of UINT64_MAX), "{range:KEY}" its range MIN..MAX.
+ * Every argument's default must appear in its builtin's text (else gen-conf-man fails); a
+ * builtin missing here still gets an entry, and a warning on stderr.
  */
 static const struct {
 	const char *name;
 	const char *text;
 } builtin_docs[] = {
 	{ "noop", "Returns at once." },
-	{ "spin", "Burns CPU for \\fBus\\fR microseconds (default 100)." },
-	{ "sleep", "Sleeps \\fBms\\fR milliseconds (default 10)." },
+	{ "spin", "Burns CPU for \\fBus\\fR microseconds (default {default:us})." },
+	{ "sleep", "Sleeps \\fBms\\fR milliseconds (default {default:ms})." },
 	{ "balance",
 	  "The shared-counter lesson: the job's threads add and subtract \\fBamount\\fR "
-	  "(default 1) on one balance shared by the worker, \\fBiterations\\fR times (default "
-	  "1000), under a named lock when \\fBlock\\fR is yes (the default). Fails if the "
-	  "balance is not 0 at the end; with lock=no it shows the race." },
-	{ "tls",
-	  "Binds a value in thread-local storage \\fBrounds\\fR times (default 1000), yields, "
-	  "and fails if another thread's value leaked in." },
-	{ "fail", "Returns non-zero (fails) with \\fBprobability\\fR (default 1)." },
-	{ "segv", "Raises SIGSEGV with \\fBprobability\\fR (default 1)." },
-	{ "abort", "Calls abort(3) (SIGABRT) with \\fBprobability\\fR (default 1)." },
-	{ "fpe", "Divides by zero (SIGFPE) with \\fBprobability\\fR (default 1)." },
-	{ "ill", "Runs an illegal instruction (SIGILL) with \\fBprobability\\fR (default 1)." },
-	{ "bus",
-	  "Touches a truncated shared mapping (SIGBUS) with \\fBprobability\\fR (default 1)." },
+	  "(default {default:amount}) on one balance shared by the worker, \\fBiterations\\fR "
+	  "times (default {default:iterations}), under a named lock when \\fBlock\\fR is "
+	  "{default:lock} (the default). Fails if the balance is not 0 at the end; with lock=no "
+	  "it shows the race." },
+	{ "tls", "Binds a value in thread-local storage \\fBrounds\\fR times (default "
+		 "{default:rounds}), yields, and fails if another thread's value leaked in." },
+	{ "fail",
+	  "Returns non-zero (fails) with \\fBprobability\\fR (default {default:probability})." },
+	{ "segv", "Raises SIGSEGV with \\fBprobability\\fR (default {default:probability})." },
+	{ "abort",
+	  "Calls abort(3) (SIGABRT) with \\fBprobability\\fR (default {default:probability})." },
+	{ "fpe",
+	  "Divides by zero (SIGFPE) with \\fBprobability\\fR (default {default:probability})." },
+	{ "ill", "Runs an illegal instruction (SIGILL) with \\fBprobability\\fR (default "
+		 "{default:probability})." },
+	{ "bus", "Touches a truncated shared mapping (SIGBUS) with \\fBprobability\\fR (default "
+		 "{default:probability})." },
 	{ "stack-overflow", "Recurses without bound (SIGSEGV, caught on the alternate stack)." },
-	{ "exit", "Calls exit(3) with \\fBcode\\fR (0..255, default 1) from the job thread." },
-	{ "hang", "Loops without yielding for \\fBms\\fR milliseconds (default: forever)." },
+	{ "exit",
+	  "Calls exit(3) with \\fBcode\\fR ({range:code}, default {default:code}) from the job "
+	  "thread." },
+	{ "hang", "Loops without yielding for \\fBms\\fR milliseconds (default: {default:ms})." },
 	{ "deadlock",
 	  "Takes two named locks in the opposite order to its twin (the next job of the group) "
 	  "and waits forever." },
-	{ "leak",
-	  "Allocates and touches memory, \\fBstep\\fR bytes at a time (a size, default 1M), until "
-	  "an allocation fails." },
+	{ "leak", "Allocates and touches memory, \\fBstep\\fR bytes at a time (a size, default "
+		  "{default:step}), until an allocation fails." },
 };
 
 static const char *builtin_doc(const char *name)
@@ -258,37 +266,105 @@ static void print_keys(enum config_section_kind kind, FILE *f)
 			print_key(&config_keys[i], f);
 }
 
-/* "us:uint,ms:uint" as ".B us" lines with their types. */
-static void print_builtin(const struct bh_builtin_info *b, FILE *f)
+static bool builtin_docs_bad; /* a text does not fit its builtin's arguments: exit 1 */
+
+static void doc_error(const char *builtin, const char *what, const char *key)
 {
-	const char *doc = builtin_doc(b->name);
-	const char *s = b->argspec;
+	fprintf(stderr, "gen-conf-man: builtin %s: %s '%s'\n", builtin, what, key);
+	builtin_docs_bad = true;
+}
+
+/* An argument's default as a config would write it. */
+static void print_default(const struct bh_builtin_arg *a, FILE *f)
+{
+	char buf[FORMAT_SIZE_MAX];
+
+	switch (a->type) {
+	case BH_ARG_TYPE_UINT:
+		if (a->def.u == UINT64_MAX)
+			fputs("forever", f);
+		else
+			fprintf(f, "%llu", (unsigned long long)a->def.u);
+		break;
+	case BH_ARG_TYPE_SIZE:
+		fputs(format_size(buf, sizeof(buf), a->def.u), f);
+		break;
+	case BH_ARG_TYPE_BOOL:
+		fputs(a->def.u ? "yes" : "no", f);
+		break;
+	case BH_ARG_TYPE_PROB:
+		fprintf(f, "%g", a->def.p);
+		break;
+	}
+}
+
+/* The text of builtin b with its {default:KEY} and {range:KEY} filled in from the table. */
+static void print_doc(enum bh_builtin b, const char *doc, FILE *f)
+{
+	const char *name = bh_builtin_table[b].name;
+	bool shown[_BH_ARG_MAX] = { false };
+
+	while (*doc) {
+		const char *open = strchr(doc, '{'), *close, *colon;
+		const struct bh_builtin_arg *a;
+		char key[64];
+
+		if (!open) {
+			fputs(doc, f);
+			break;
+		}
+		fwrite(doc, 1, (size_t)(open - doc), f);
+		close = strchr(open, '}');
+		colon = close ? memchr(open, ':', (size_t)(close - open)) : NULL;
+		if (!colon) {
+			doc_error(name, "unterminated placeholder at", open);
+			return;
+		}
+		snprintf(key, sizeof(key), "%.*s", (int)(close - colon - 1), colon + 1);
+		a = bh_builtin_arg(b, key);
+		if (!a || a->builtin != b) {
+			doc_error(name, "placeholder for an argument it does not take", key);
+		} else if (strncmp(open, "{default:", 9) == 0) {
+			print_default(a, f);
+			shown[a - bh_builtin_args] = true;
+		} else if (strncmp(open, "{range:", 7) == 0) {
+			fprintf(f, "%llu..%llu", (unsigned long long)a->min,
+				(unsigned long long)a->max);
+		} else {
+			doc_error(name, "unknown placeholder for", key);
+		}
+		doc = close + 1;
+	}
+	for (int i = 0; i < _BH_ARG_MAX; i++)
+		if (bh_builtin_args[i].builtin == b && !shown[i])
+			doc_error(name, "text does not give the default of",
+				  bh_builtin_args[i].key);
+}
+
+/* ".TP", the name with each argument and its type, then what it does. */
+static void print_builtin(enum bh_builtin b, FILE *f)
+{
+	const char *name = bh_builtin_table[b].name;
+	const char *doc = builtin_doc(name);
 
 	fputs(".TP\n\\fBbuiltin:", f);
-	roff_text(b->name, f);
+	roff_text(name, f);
 	fputs("\\fR", f);
-	while (*s) {
-		size_t klen = strcspn(s, ":"), tlen;
-		char key[64], type[16];
-
-		snprintf(key, sizeof(key), "%.*s", (int)klen, s);
-		s += klen + (s[klen] == ':');
-		tlen = strcspn(s, ",");
-		snprintf(type, sizeof(type), "%.*s", (int)tlen, s);
-		s += tlen + (s[tlen] == ',');
+	for (int i = 0; i < _BH_ARG_MAX; i++) {
+		if (bh_builtin_args[i].builtin != b)
+			continue;
 		fputs(" \\fI", f);
-		roff_text(key, f);
+		roff_text(bh_builtin_args[i].key, f);
 		fputs("\\fR=", f);
-		roff_text(type, f);
+		roff_text(bh_arg_type_name(bh_builtin_args[i].type), f);
 	}
 	fputc('\n', f);
 	if (doc) {
-		fputs(doc, f);
+		print_doc(b, doc, f);
 		fputc('\n', f);
 	} else {
 		fputs("(Not described yet.)\n", f);
-		fprintf(stderr, "gen-conf-man: warning: builtin '%s' has no description\n",
-			b->name);
+		fprintf(stderr, "gen-conf-man: warning: builtin '%s' has no description\n", name);
 	}
 }
 
@@ -677,7 +753,7 @@ static void print_builtins(FILE *f)
 	      "Without it (or with 0) nothing changes.\n",
 	      f);
 	for (int i = 0; i < _BH_BUILTIN_MAX; i++)
-		print_builtin(&bh_builtin_table[i], f);
+		print_builtin((enum bh_builtin)i, f);
 }
 
 static void print_limits(FILE *f)
@@ -814,5 +890,5 @@ int main(int argc, char **argv)
 		perror("gen-conf-man: stdout");
 		return 1;
 	}
-	return 0;
+	return builtin_docs_bad ? 1 : 0;
 }

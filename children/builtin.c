@@ -1,19 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The builtin jobs (common/builtins.h lists them; this file gives each its behaviour). They
- * use the public job API (include/bulkhead/job.h) like a plugin would, plus two worker
- * internals: pool_current_job() for the `tls` check and crash_set_oom() for `leak`.
+ * The builtin jobs (common/builtins.h lists them; this file gives each its behaviour), and
+ * the job kind builtin:NAME (builtin_kind, at the end: the name and args are checked once
+ * per spec, crash=P parsed once). They use the public job API (include/bulkhead/job.h) like
+ * a plugin would, plus worker internals from below this file only: the job context
+ * (job_context_current() for the `tls` check, the cancel flag) and crash_set_oom() for `leak`.
  *
  * Arguments are read with bulkhead_job_arg() and parsed with the common/units.h parsers on
- * each run (cheap: a short scan); the spec was checked against the builtin's argspec when it
- * was defined, so a parse error here means the argspec and this file disagree: the job
- * fails with status 2.
+ * each run (cheap: a short scan), with the default and range common/builtins.h declares for
+ * them (BH_BUILTIN_ARGS, the one list the config check and the man page read too); the spec
+ * was checked against that list when it was defined, so a parse error here cannot happen
+ * unless this file reads an argument as another type: the job fails with status 2.
  *
  * The fault builtins raise the real fault from the job thread. They are compiled without
  * sanitizer instrumentation (NO_SANITIZE) so that an ASan/UBSan build still gets the real
  * signal instead of a sanitizer report. Randomness (`probability`) comes from a per-thread
  * PRNG seeded once per thread with getrandom(). The common argument crash=P is not random:
- * builtins_crash() faults for the job ids bh_crash_hit() picks, so a crasher crashes on every
+ * crash_maybe() faults for the job ids bh_crash_hit() picks, so a crasher crashes on every
  * attempt and in every mode of `bulkhead experiment`.
  *
  * balance: one `volatile unsigned long` balance per worker, shared by all balance jobs on all
@@ -28,7 +31,7 @@
  *
  * sleep, spin and hang stop early when their job is cancelled (a CANCEL frame: the job's own
  * flag, not the worker's STOP, so a drain lets them finish) and return STATUS_CANCELLED, which
- * the master ends `cancelled`: sleep waits on the flag as a futex (job_wait_cancel()), the
+ * the master ends `cancelled`: sleep waits on the flag as a futex (job_context_wait_cancel()), the
  * busy loops read it with every clock read.
  *
  * deadlock: named locks "deadlock-a" and "deadlock-b". A job with an odd id takes a then b,
@@ -36,6 +39,7 @@
  * until a job of the other parity holds its own first lock; then it blocks on its second
  * lock forever. Without a twin it waits forever, which is a hang too.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -51,11 +55,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "builtins-impl.h"
+#include "builtin.h"
+#include "common/builtins.h"
 #include "common/units.h"
 #include "crash.h"
-#include "job-api.h"
-#include "pool.h"
+#include "job-kind.h"
 
 #define NO_SANITIZE __attribute__((noinline, no_sanitize("address", "undefined")))
 
@@ -63,38 +67,47 @@
 #define STATUS_BAD_ARGS JOB_STATUS_BAD_ARGS
 #define STATUS_CANCELLED JOB_STATUS_CANCELLED
 
-/* --- arguments --- */
+/* --- arguments: each read with its declared default and range (common/builtins.h) --- */
 
-static int arg_uint(struct bulkhead_job *job, const char *key, uint64_t def, uint64_t max,
-		    uint64_t *ret)
+_Static_assert(ULONG_MAX == UINT64_MAX, "balance's amount is an unsigned long");
+
+static const char *arg_value(struct bulkhead_job *job, enum bh_builtin_arg_id id,
+			     enum bh_arg_type type)
 {
-	const char *v = bulkhead_job_arg(job, key);
-
-	if (!v) {
-		*ret = def;
-		return 0;
-	}
-	return parse_uint(v, 0, max, ret);
+	assert(bh_builtin_args[id].type == type);
+	return bulkhead_job_arg(job, bh_builtin_args[id].key);
 }
 
-static int arg_size(struct bulkhead_job *job, const char *key, uint64_t def, uint64_t *ret)
+static int arg_uint(struct bulkhead_job *job, enum bh_builtin_arg_id id, uint64_t *ret)
 {
-	const char *v = bulkhead_job_arg(job, key);
+	const struct bh_builtin_arg *a = &bh_builtin_args[id];
+	const char *v = arg_value(job, id, BH_ARG_TYPE_UINT);
 
 	if (!v) {
-		*ret = def;
+		*ret = a->def.u;
+		return 0;
+	}
+	return parse_uint(v, a->min, a->max, ret);
+}
+
+static int arg_size(struct bulkhead_job *job, enum bh_builtin_arg_id id, uint64_t *ret)
+{
+	const char *v = arg_value(job, id, BH_ARG_TYPE_SIZE);
+
+	if (!v) {
+		*ret = bh_builtin_args[id].def.u;
 		return 0;
 	}
 	return parse_size(v, ret);
 }
 
-static int arg_bool(struct bulkhead_job *job, const char *key, bool def, bool *ret)
+static int arg_bool(struct bulkhead_job *job, enum bh_builtin_arg_id id, bool *ret)
 {
-	const char *v = bulkhead_job_arg(job, key);
+	const char *v = arg_value(job, id, BH_ARG_TYPE_BOOL);
 	int r;
 
 	if (!v) {
-		*ret = def;
+		*ret = bh_builtin_args[id].def.u != 0;
 		return 0;
 	}
 	r = parse_bool(v);
@@ -104,12 +117,12 @@ static int arg_bool(struct bulkhead_job *job, const char *key, bool def, bool *r
 	return 0;
 }
 
-static int arg_probability(struct bulkhead_job *job, double *ret)
+static int arg_probability(struct bulkhead_job *job, enum bh_builtin_arg_id id, double *ret)
 {
-	const char *v = bulkhead_job_arg(job, "probability");
+	const char *v = arg_value(job, id, BH_ARG_TYPE_PROB);
 
 	if (!v) {
-		*ret = 1.0;
+		*ret = bh_builtin_args[id].def.p;
 		return 0;
 	}
 	return parse_probability(v, ret);
@@ -150,12 +163,12 @@ static bool chance(double p)
 	return (double)(rng_next() >> 11) * 0x1.0p-53 < p;
 }
 
-/* 1: fire the fault, 0: this run is lucky, <0: bad argument. */
-static int roll(struct bulkhead_job *job)
+/* 1: fire the fault, 0: this run is lucky, <0: bad argument. id: the builtin's probability. */
+static int roll(struct bulkhead_job *job, enum bh_builtin_arg_id id)
 {
 	double p;
 
-	if (arg_probability(job, &p) < 0)
+	if (arg_probability(job, id, &p) < 0)
 		return -EINVAL;
 	return chance(p) ? 1 : 0;
 }
@@ -175,7 +188,7 @@ static usec_t deadline_after(uint64_t amount, usec_t unit)
 static bool burn_until(struct bulkhead_job *job, usec_t deadline)
 {
 	while (now_usec() < deadline)
-		if (job_cancel_requested(job))
+		if (job_context_cancel_requested(job))
 			return true;
 	return false;
 }
@@ -191,7 +204,7 @@ static int builtin_spin(struct bulkhead_job *job)
 {
 	uint64_t us;
 
-	if (arg_uint(job, "us", 100, UINT64_MAX, &us) < 0)
+	if (arg_uint(job, BH_ARG_SPIN_US, &us) < 0)
 		return STATUS_BAD_ARGS;
 	return burn_until(job, deadline_after(us, 1)) ? STATUS_CANCELLED : 0;
 }
@@ -200,9 +213,11 @@ static int builtin_sleep(struct bulkhead_job *job)
 {
 	uint64_t ms;
 
-	if (arg_uint(job, "ms", 10, UINT64_MAX, &ms) < 0)
+	if (arg_uint(job, BH_ARG_SLEEP_MS, &ms) < 0)
 		return STATUS_BAD_ARGS;
-	return job_wait_cancel(job, deadline_after(ms, USEC_PER_MSEC)) ? STATUS_CANCELLED : 0;
+	if (job_context_wait_cancel(job, deadline_after(ms, USEC_PER_MSEC)))
+		return STATUS_CANCELLED;
+	return 0;
 }
 
 static volatile unsigned long balance;
@@ -228,9 +243,9 @@ static int builtin_balance(struct bulkhead_job *job)
 	bool locked, ok = true;
 	int status = 0;
 
-	if (arg_uint(job, "iterations", 1000, UINT64_MAX, &iterations) < 0 ||
-	    arg_uint(job, "amount", 1, ULONG_MAX, &amount) < 0 ||
-	    arg_bool(job, "lock", true, &locked) < 0)
+	if (arg_uint(job, BH_ARG_BALANCE_ITERATIONS, &iterations) < 0 ||
+	    arg_uint(job, BH_ARG_BALANCE_AMOUNT, &amount) < 0 ||
+	    arg_bool(job, BH_ARG_BALANCE_LOCK, &locked) < 0)
 		return STATUS_BAD_ARGS;
 
 	pthread_mutex_lock(&balance_jobs_lock);
@@ -258,7 +273,7 @@ static int builtin_tls(struct bulkhead_job *job)
 {
 	uint64_t rounds, base;
 
-	if (arg_uint(job, "rounds", 1000, UINT64_MAX, &rounds) < 0)
+	if (arg_uint(job, BH_ARG_TLS_ROUNDS, &rounds) < 0)
 		return STATUS_BAD_ARGS;
 	base = job_id_number(job) << 24;
 	for (uint64_t r = 0; r < rounds; r++) {
@@ -266,7 +281,7 @@ static int builtin_tls(struct bulkhead_job *job)
 
 		tls_token = token;
 		sched_yield();
-		if (tls_token != token || pool_current_job() != job)
+		if (tls_token != token || job_context_current() != job)
 			return STATUS_FAILED;
 	}
 	return 0;
@@ -274,7 +289,7 @@ static int builtin_tls(struct bulkhead_job *job)
 
 static int builtin_fail(struct bulkhead_job *job)
 {
-	int r = roll(job);
+	int r = roll(job, BH_ARG_FAIL_PROBABILITY);
 
 	if (r < 0)
 		return STATUS_BAD_ARGS;
@@ -326,9 +341,10 @@ static NO_SANITIZE void fault_bus(void)
 	munmap((void *)p, page);
 }
 
-static int fault_builtin(struct bulkhead_job *job, void (*fault)(void))
+static int fault_builtin(struct bulkhead_job *job, enum bh_builtin_arg_id probability,
+			 void (*fault)(void))
 {
-	int r = roll(job);
+	int r = roll(job, probability);
 
 	if (r < 0)
 		return STATUS_BAD_ARGS;
@@ -340,27 +356,27 @@ static int fault_builtin(struct bulkhead_job *job, void (*fault)(void))
 
 static int builtin_segv(struct bulkhead_job *job)
 {
-	return fault_builtin(job, fault_segv);
+	return fault_builtin(job, BH_ARG_SEGV_PROBABILITY, fault_segv);
 }
 
 static int builtin_abort(struct bulkhead_job *job)
 {
-	return fault_builtin(job, abort);
+	return fault_builtin(job, BH_ARG_ABORT_PROBABILITY, abort);
 }
 
 static int builtin_fpe(struct bulkhead_job *job)
 {
-	return fault_builtin(job, fault_fpe);
+	return fault_builtin(job, BH_ARG_FPE_PROBABILITY, fault_fpe);
 }
 
 static int builtin_ill(struct bulkhead_job *job)
 {
-	return fault_builtin(job, fault_ill);
+	return fault_builtin(job, BH_ARG_ILL_PROBABILITY, fault_ill);
 }
 
 static int builtin_bus(struct bulkhead_job *job)
 {
-	return fault_builtin(job, fault_bus);
+	return fault_builtin(job, BH_ARG_BUS_PROBABILITY, fault_bus);
 }
 
 static volatile int recursion_stop;
@@ -388,7 +404,7 @@ static int builtin_exit(struct bulkhead_job *job)
 {
 	uint64_t code;
 
-	if (arg_uint(job, "code", 1, 255, &code) < 0)
+	if (arg_uint(job, BH_ARG_EXIT_CODE, &code) < 0)
 		return STATUS_BAD_ARGS;
 	exit((int)code);
 }
@@ -397,7 +413,7 @@ static int builtin_hang(struct bulkhead_job *job)
 {
 	uint64_t ms;
 
-	if (arg_uint(job, "ms", UINT64_MAX, UINT64_MAX, &ms) < 0)
+	if (arg_uint(job, BH_ARG_HANG_MS, &ms) < 0)
 		return STATUS_BAD_ARGS;
 	return burn_until(job, deadline_after(ms, USEC_PER_MSEC)) ? STATUS_CANCELLED : 0;
 }
@@ -434,7 +450,7 @@ static int builtin_leak(struct bulkhead_job *job)
 {
 	uint64_t step;
 
-	if (arg_size(job, "step", 1u << 20, &step) < 0)
+	if (arg_size(job, BH_ARG_LEAK_STEP, &step) < 0)
 		return STATUS_BAD_ARGS;
 	if (step < sizeof(void *))
 		step = sizeof(void *);
@@ -453,7 +469,11 @@ static int builtin_leak(struct bulkhead_job *job)
 	}
 }
 
-void builtins_crash(struct bulkhead_job *job, double p)
+/*
+ * The common argument crash=P: raises a real SIGSEGV in the calling job thread if
+ * bh_crash_hit(job id, p), else returns at once.
+ */
+static void crash_maybe(struct bulkhead_job *job, double p)
 {
 	if (bh_crash_hit(job->id, p))
 		fault_segv();
@@ -478,16 +498,73 @@ static const bulkhead_job_fn builtin_fns[_BH_BUILTIN_MAX] = {
 	[BH_BUILTIN_LEAK] = builtin_leak,
 };
 
-bulkhead_job_fn builtins_get(enum bh_builtin b)
+/* --- the job kind: builtin:NAME --- */
+
+#define BUILTIN_PREFIX "builtin:"
+
+/* The name must be a builtin, and args must fit its arguments (common/builtins.h). */
+static int kind_check(struct job_spec *s, const char *run, const char *args,
+		      struct job_kind_error *e)
 {
-	return (unsigned)b < _BH_BUILTIN_MAX ? builtin_fns[b] : NULL;
+	int b = bh_builtin_lookup(run + strlen(BUILTIN_PREFIX));
+
+	if (b < 0) {
+		*e = (struct job_kind_error){ .status = JOB_STATUS_NOT_FOUND,
+					      .what = "unknown builtin",
+					      .detail = run };
+		return -ENOENT;
+	}
+	if (bh_builtin_check_args((enum bh_builtin)b, args, e->buf, sizeof(e->buf)) < 0) {
+		e->status = JOB_STATUS_BAD_ARGS;
+		e->what = "bad args";
+		e->detail = e->buf;
+		return -EINVAL;
+	}
+	s->fn = builtin_fns[b];
+	return 0;
 }
+
+/* crash=P (checked already): parsed once here, so a job without it pays one comparison. */
+static int kind_init(struct job_spec *s, const char *run, struct job_kind_error *e)
+{
+	const struct bh_builtin_arg *crash = &bh_builtin_args[BH_ARG_ALL_CRASH];
+	double p = crash->def.p;
+
+	for (unsigned i = 0; i < s->n_args; i++)
+		if (strcmp(s->args[i].key, crash->key) == 0 &&
+		    parse_probability(s->args[i].value, &p) < 0)
+			p = crash->def.p;
+	s->crash = p;
+	if (!s->fn) {
+		*e = (struct job_kind_error){ .status = JOB_STATUS_NOT_FOUND,
+					      .what = "builtin not implemented",
+					      .detail = run };
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int kind_run(struct bulkhead_job *job)
+{
+	const struct job_spec *s = job->spec;
+
+	if (s->crash > 0)
+		crash_maybe(job, s->crash);
+	return s->fn(job);
+}
+
+const struct job_kind builtin_kind = {
+	.prefix = BUILTIN_PREFIX,
+	.check = kind_check,
+	.init = kind_init,
+	.run = kind_run,
+};
 
 /*
  * bulkhead inject: the fault raised by the worker itself, in the calling (main) thread, so
  * that the crash handler reports it outside any job. Never returns.
  */
-void builtins_inject(enum bh_inject_kind kind)
+void builtin_inject(enum bh_inject_kind kind)
 {
 	switch (kind) {
 	case BH_INJECT_SEGV:

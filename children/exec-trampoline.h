@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The exec: trampoline (exec-trampoline.c): the process a command is started through, and
+ * what it and the job thread that started it (exec.c) say to each other. A leaf: it knows
+ * nothing of jobs, only its command line and its report pipe.
+ *
+ *   bulkhead-worker --exec-command WORKER_PID -- COMMAND ARGS...
+ *
+ * with the report pipe on EXEC_TRAMPOLINE_FD and the signals of exec_trampoline_signals()
+ * blocked from its start.
+ */
+#pragma once
+
+#include <signal.h>
+#include <stdint.h>
+
+#define EXEC_TRAMPOLINE_OPTION "--exec-command"
+#define EXEC_TRAMPOLINE_FD 3
+#define EXEC_TRAMPOLINE_DEATHSIG SIGHUP /* the trampoline's PDEATHSIG: end everything */
+
+/* What the trampoline tells the job thread on its fd 3: one write each. */
+enum {
+	EXEC_REPORT_STARTED = 1, /* value: the command's pid (and process group) */
+	EXEC_REPORT_FAILED = 2, /* value: the errno it could not be started with */
+	EXEC_REPORT_ENDED = 3, /* value: the command's wait status */
+};
+
+struct exec_report {
+	int32_t kind;
+	int32_t value;
+};
+
+/*
+ * The signals the trampoline takes with sigwaitinfo(): SIGCHLD, its death signal, and those
+ * it forwards to the command's group (SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2). Whoever
+ * starts it blocks them from its first instruction, so none is lost or kills it early.
+ */
+void exec_trampoline_signals(sigset_t *s);
+
+/*
+ * argv[1] is EXEC_TRAMPOLINE_OPTION. Forks and execs the command, stays its parent and a
+ * subreaper until it and every descendant are gone, reports on EXEC_TRAMPOLINE_FD. Never
+ * returns.
+ */
+_Noreturn int exec_trampoline_main(int argc, char **argv);
