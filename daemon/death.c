@@ -161,18 +161,169 @@ static bool held_timed_out(const uint8_t *flags, size_t n)
 	return false;
 }
 
+enum death_kind death_classify(const struct death_facts *f)
+{
+	if (f->ending)
+		return DEATH_KIND_CANCEL;
+	if (f->clean)
+		return DEATH_KIND_CLEAN;
+	if (f->end == END_INJECT)
+		return DEATH_KIND_INJECTED;
+	if (f->end == END_STOP && !f->crash_frame && f->signaled &&
+	    (f->status == SIGTERM || f->status == SIGKILL))
+		return DEATH_KIND_STOPPED;
+	if (f->end == END_TIMEOUT && !f->crash_frame && f->signaled && f->status == SIGKILL &&
+	    !f->held_timed_out)
+		return DEATH_KIND_TIMEOUT_ENDED;
+	return DEATH_KIND_EVIDENCE;
+}
+
+bool death_counts(const struct death_facts *f)
+{
+	/*
+	 * A clean exit after STOP is no death, and neither is a worker the master ended because
+	 * it was to stop and did not in time, or could not be told (still starting).
+	 */
+	return !f->clean && !(f->end == END_STOP && !f->crash_frame && f->signaled &&
+			      (f->status == SIGTERM || f->status == SIGKILL));
+}
+
+enum death_after death_next(const struct death_facts *f, bool retire, bool hello,
+			    enum death_verdict v)
+{
+	if (retire)
+		return AFTER_TRIM;
+	if (f->ending)
+		return AFTER_NOTHING;
+	if (!hello)
+		return AFTER_FAULT_NO_HELLO;
+	if (v == DEATH_IDLE && !f->clean)
+		return AFTER_FAULT_IDLE;
+	return v == DEATH_CULPRIT ? AFTER_RESTART_RESET : AFTER_RESTART;
+}
+
+/* Bookkeeping of a death that counts: the slot's last death, the master's counts. */
+static void count_death(struct worker *w, bool signaled, int status)
+{
+	struct master *m = w->m;
+	char sig[16];
+
+	if (signaled)
+		snprintf(w->last_death, sizeof(w->last_death), "%s%s",
+			 signal_name(status, sig, sizeof(sig)), w->injected ? " (injected)" : "");
+	else
+		snprintf(w->last_death, sizeof(w->last_death), "exit(%d)%s", status,
+			 w->injected ? " (injected)" : "");
+	if (w->injected)
+		m->stats.injected++;
+	if (signaled && status > 0 && status < 65)
+		m->stats.deaths_by_signal[status]++;
+	else if (!signaled)
+		m->stats.deaths_by_exit++;
+}
+
+/* The jobs a dead worker held, judged by what kind of death it was. Returns the verdict. */
+static enum death_verdict judge(struct worker *w, enum death_kind kind, bool signaled,
+				int status, const char *l, const char *how, struct job **jobs,
+				uint8_t *flags, size_t n)
+{
+	struct master *m = w->m;
+	struct pool *p = w->pool;
+	struct lfields f;
+
+	switch (kind) {
+	case DEATH_KIND_CANCEL: {
+		enum job_cause cause = p->state == POOL_FAILED    ? CAUSE_POOL_FAILED
+				       : p->state == POOL_REMOVED ? CAUSE_POOL_REMOVED
+								  : CAUSE_STOPPED;
+
+		log_cancelled(w, l, jobs, n, cause);
+		for (size_t i = 0; i < n; i++)
+			ledger_cancel(m->ledger, jobs[i], cause);
+		return DEATH_IDLE;
+	}
+	case DEATH_KIND_CLEAN:
+		/* Stopped on purpose (a reload): it finished what it had started. */
+		for (size_t i = 0; i < n; i++)
+			ledger_bystander(m->ledger, jobs[i], false);
+		return DEATH_IDLE;
+	case DEATH_KIND_INJECTED:
+		/* bulkhead inject did it: nobody's fault; every job it held runs again. */
+		n = blame_killed_commands(w, jobs, flags, n);
+		for (size_t i = 0; i < n; i++)
+			ledger_bystander(m->ledger, jobs[i], flags[i] & HELD_STARTED);
+		log_fields(LOG_WARNING,
+			   master_lfields(&f, p, w, NULL, signaled ? status : 0, "injected"),
+			   "worker %s %s (injected: %s); %zu job%s re-queued", l, how, w->injected,
+			   n, n == 1 ? "" : "s");
+		return DEATH_CULPRIT; /* restart at once: not a worker fault */
+	case DEATH_KIND_STOPPED:
+		/*
+		 * We asked it to stop (a reload, a restart) and ended it ourselves when it did not
+		 * in time (SIGTERM, then SIGKILL): nobody's fault, except a job that timed out.
+		 */
+		n = blame_killed_commands(w, jobs, flags, n);
+		for (size_t i = 0; i < n; i++) {
+			if (flags[i] & HELD_TIMED_OUT)
+				ledger_blame(m->ledger, jobs[i], CAUSE_TIMEOUT, 0);
+			else
+				ledger_bystander(m->ledger, jobs[i], flags[i] & HELD_STARTED);
+			death_log_final(m, jobs[i]);
+		}
+		log_fields(LOG_NOTICE, master_lfields(&f, p, w, NULL, status, "stopped"),
+			   "worker %s %s after it was asked to stop; %zu job%s re-queued", l, how,
+			   n, n == 1 ? "" : "s");
+		return DEATH_CULPRIT;
+	case DEATH_KIND_TIMEOUT_ENDED:
+		/*
+		 * We killed it for a job's timeout, and that job's result came in before it died
+		 * (late, but it ended): nobody's fault, and not a worker fault; what it still
+		 * held runs again.
+		 */
+		n = blame_killed_commands(w, jobs, flags, n);
+		for (size_t i = 0; i < n; i++)
+			ledger_bystander(m->ledger, jobs[i], flags[i] & HELD_STARTED);
+		log_fields(LOG_NOTICE, master_lfields(&f, p, w, NULL, status, "timeout"),
+			   "worker %s %s by the master for a job's timeout; the job ended "
+			   "meanwhile; %zu job%s re-queued",
+			   l, how, n, n == 1 ? "" : "s");
+		return DEATH_CULPRIT;
+	case DEATH_KIND_EVIDENCE:
+	default: {
+		struct death d = {
+			.crash_frame = w->crash_frame,
+			.crash_job = w->crash.job_id,
+			.crash_kind = w->crash.kind,
+			.crash_signo = w->crash.signo,
+			.signaled = signaled,
+			.status = status,
+			.solo = w->mode == MODE_SOLO,
+		};
+		enum death_verdict v;
+
+		n = blame_killed_commands(w, jobs, flags, n);
+		if (n == 0)
+			return DEATH_IDLE;
+		v = ledger_worker_died(m->ledger, &d, jobs, flags, n);
+		log_death(w, how, signaled ? status : 0, l, jobs, flags, n, v);
+		for (size_t i = 0; i < n; i++)
+			death_log_final(m, jobs[i]);
+		return v;
+	}
+	}
+}
+
 static void death_of(struct worker *w, int code, int status)
 {
 	struct master *m = w->m;
 	struct pool *p = w->pool;
 	struct job *jobs[BH_ASSIGN_MAX * 2];
 	uint8_t flags[BH_ASSIGN_MAX * 2];
-	bool signaled = code != CLD_EXITED;
-	bool clean = w->state == W_STOPPING && !signaled && status == 0, stopped;
-	bool hello = w->ready_at != 0;
+	bool signaled = code != CLD_EXITED, hello = w->ready_at != 0;
 	usec_t uptime = now_usec() - w->spawned_at;
-	enum death_verdict v = DEATH_IDLE;
-	char l[64], how[64];
+	struct death_facts facts;
+	enum death_verdict v;
+	char l[64], how[64], what[96];
 	size_t n;
 
 	slot_label(w, l, sizeof(l));
@@ -184,104 +335,18 @@ static void death_of(struct worker *w, int code, int status)
 	idmap_clear(&w->specs); /* a new process knows none */
 	w->forgets_pending = false;
 
-	/*
-	 * Ended by the master because it was to stop (a reload, a restart, the end of the run)
-	 * and did not in time, or could not be told (still starting): not a worker death.
-	 */
-	stopped = w->end == END_STOP && !w->crash_frame && signaled &&
-		  (status == SIGTERM || status == SIGKILL);
-	if (!clean && !stopped) {
-		char sig[16];
-
-		if (signaled)
-			snprintf(w->last_death, sizeof(w->last_death), "%s%s",
-				 signal_name(status, sig, sizeof(sig)),
-				 w->injected ? " (injected)" : "");
-		else
-			snprintf(w->last_death, sizeof(w->last_death), "exit(%d)%s", status,
-				 w->injected ? " (injected)" : "");
-		if (w->injected)
-			m->stats.injected++;
-		if (signaled && status > 0 && status < 65)
-			m->stats.deaths_by_signal[status]++;
-		else if (!signaled)
-			m->stats.deaths_by_exit++;
-	}
-	if (m->stopping || p->state != POOL_UP) {
-		enum job_cause cause = p->state == POOL_FAILED    ? CAUSE_POOL_FAILED
-				       : p->state == POOL_REMOVED ? CAUSE_POOL_REMOVED
-								  : CAUSE_STOPPED;
-
-		log_cancelled(w, l, jobs, n, cause);
-		for (size_t i = 0; i < n; i++)
-			ledger_cancel(m->ledger, jobs[i], cause);
-	} else if (clean) {
-		/* Stopped on purpose (a reload): it finished what it had started. */
-		for (size_t i = 0; i < n; i++)
-			ledger_bystander(m->ledger, jobs[i], false);
-	} else if (w->end == END_INJECT) {
-		/* bulkhead inject did it: nobody's fault; every job it held runs again. */
-		struct lfields f;
-
-		n = blame_killed_commands(w, jobs, flags, n);
-		for (size_t i = 0; i < n; i++)
-			ledger_bystander(m->ledger, jobs[i], flags[i] & HELD_STARTED);
-		v = DEATH_CULPRIT; /* restart at once: not a worker fault */
-		log_fields(LOG_WARNING,
-			   master_lfields(&f, p, w, NULL, signaled ? status : 0, "injected"),
-			   "worker %s %s (injected: %s); %zu job%s re-queued", l, how, w->injected,
-			   n, n == 1 ? "" : "s");
-	} else if (stopped) {
-		/*
-		 * We asked it to stop (a reload, a restart) and ended it ourselves when it did not
-		 * in time (SIGTERM, then SIGKILL): nobody's fault, except a job that timed out.
-		 */
-		struct lfields f;
-
-		n = blame_killed_commands(w, jobs, flags, n);
-		for (size_t i = 0; i < n; i++) {
-			if (flags[i] & HELD_TIMED_OUT)
-				ledger_blame(m->ledger, jobs[i], CAUSE_TIMEOUT, 0);
-			else
-				ledger_bystander(m->ledger, jobs[i], flags[i] & HELD_STARTED);
-			death_log_final(m, jobs[i]);
-		}
-		v = DEATH_CULPRIT; /* restart at once: not a worker fault */
-		log_fields(LOG_NOTICE, master_lfields(&f, p, w, NULL, status, "stopped"),
-			   "worker %s %s after it was asked to stop; %zu job%s re-queued", l, how,
-			   n, n == 1 ? "" : "s");
-	} else if (w->end == END_TIMEOUT && !w->crash_frame && signaled && status == SIGKILL &&
-		   !held_timed_out(flags, n)) {
-		/*
-		 * We killed it for a job's timeout, and that job's result came in before it died
-		 * (late, but it ended): nobody's fault, and not a worker fault; what it still
-		 * held runs again.
-		 */
-		struct lfields f;
-
-		n = blame_killed_commands(w, jobs, flags, n);
-		for (size_t i = 0; i < n; i++)
-			ledger_bystander(m->ledger, jobs[i], flags[i] & HELD_STARTED);
-		v = DEATH_CULPRIT; /* restart at once: not a worker fault */
-		log_fields(LOG_NOTICE, master_lfields(&f, p, w, NULL, status, "timeout"),
-			   "worker %s %s by the master for a job's timeout; the job ended "
-			   "meanwhile; %zu job%s re-queued",
-			   l, how, n, n == 1 ? "" : "s");
-	} else if ((n = blame_killed_commands(w, jobs, flags, n)) > 0) {
-		struct death d = {
-			.crash_frame = w->crash_frame,
-			.crash_job = w->crash.job_id,
-			.crash_kind = w->crash.kind,
-			.crash_signo = w->crash.signo,
-			.signaled = signaled,
-			.status = status,
-			.solo = w->mode == MODE_SOLO,
-		};
-		v = ledger_worker_died(m->ledger, &d, jobs, flags, n);
-		log_death(w, how, signaled ? status : 0, l, jobs, flags, n, v);
-		for (size_t i = 0; i < n; i++)
-			death_log_final(m, jobs[i]);
-	}
+	facts = (struct death_facts){
+		.ending = m->stopping || p->state != POOL_UP,
+		.clean = w->state == W_STOPPING && !signaled && status == 0,
+		.end = w->end,
+		.crash_frame = w->crash_frame,
+		.signaled = signaled,
+		.status = status,
+		.held_timed_out = held_timed_out(flags, n),
+	};
+	if (death_counts(&facts))
+		count_death(w, signaled, status);
+	v = judge(w, death_classify(&facts), signaled, status, l, how, jobs, flags, n);
 
 	w->io = sd_event_source_disable_unref(w->io);
 	w->child = sd_event_source_disable_unref(w->child);
@@ -296,25 +361,31 @@ static void death_of(struct worker *w, int code, int status)
 	if (hello)
 		m->stats.workers_up--;
 
-	if (w->next == NEXT_RETIRE) {
+	switch (death_next(&facts, w->next == NEXT_RETIRE, hello, v)) {
+	case AFTER_TRIM:
 		pool_trim_slots(p);
-	} else if (!m->stopping && p->state == POOL_UP) {
-		if (!hello) {
-			char what[96];
-
-			snprintf(what, sizeof(what), "%s before HELLO", how);
-			slot_fault(w, uptime, what);
-		} else if (v == DEATH_IDLE && !clean) {
-			char what[96];
-
-			snprintf(what, sizeof(what), "%s with no job in flight", how);
-			slot_fault(w, uptime, what);
-		} else {
-			if (v == DEATH_CULPRIT)
-				backoff_reset(&w->backoff);
-			slot_schedule_restart(w, 0);
-		}
+		break;
+	case AFTER_NOTHING:
+		break;
+	case AFTER_FAULT_NO_HELLO:
+		snprintf(what, sizeof(what), "%s before HELLO", how);
+		slot_fault(w, uptime, what);
 		dispatch_pool(p);
+		break;
+	case AFTER_FAULT_IDLE:
+		snprintf(what, sizeof(what), "%s with no job in flight", how);
+		slot_fault(w, uptime, what);
+		dispatch_pool(p);
+		break;
+	case AFTER_RESTART_RESET:
+		backoff_reset(&w->backoff);
+		slot_schedule_restart(w, 0);
+		dispatch_pool(p);
+		break;
+	case AFTER_RESTART:
+		slot_schedule_restart(w, 0);
+		dispatch_pool(p);
+		break;
 	}
 	pool_roll_next(p);
 	master_check_done(m);

@@ -41,32 +41,45 @@ static void assign(struct worker *w, bool alone, unsigned max);
 #define QUEUE_TARGET (2 * BH_RESULT_HOLD_USEC)
 #define WINDOW_PER_THREAD_MIN 2u
 
-static unsigned dispatch_window(const struct worker *w)
+unsigned dispatch_window_for(uint64_t run_est, unsigned threads)
 {
-	uint64_t per_thread = WINDOW_PER_THREAD_MIN, est = w->pool->run_est;
+	uint64_t per_thread = WINDOW_PER_THREAD_MIN;
 
-	if (est > 0)
-		per_thread = (QUEUE_TARGET * 16 + est - 1) / est;
+	if (run_est > 0)
+		per_thread = (QUEUE_TARGET * 16 + run_est - 1) / run_est;
 	if (per_thread < WINDOW_PER_THREAD_MIN)
 		per_thread = WINDOW_PER_THREAD_MIN;
-	if (per_thread * w->q.threads > BH_ASSIGN_MAX)
+	if (per_thread * threads > BH_ASSIGN_MAX)
 		return BH_ASSIGN_MAX;
-	return (unsigned)per_thread * w->q.threads;
+	return (unsigned)per_thread * threads;
 }
 
-/* Folds a DONE frame's mean run time (sum over n jobs) into the pool's estimate. */
-void dispatch_learn(struct pool *p, uint64_t sum_usec, uint32_t n)
+uint64_t dispatch_learn_est(uint64_t run_est, uint64_t sum_usec, uint32_t n)
 {
 	uint64_t mean = sum_usec * 16 / n;
 
 	if (mean == 0)
 		mean = 1; /* below 1/16 us: as fast as it gets */
-	if (p->run_est == 0)
-		p->run_est = mean;
-	else if (mean > p->run_est) /* adapt to slower jobs at once: do not hoard */
-		p->run_est = mean;
-	else
-		p->run_est -= (p->run_est - mean) / 4;
+	if (run_est == 0)
+		return mean;
+	if (mean > run_est) /* adapt to slower jobs at once: do not hoard */
+		return mean;
+	return run_est - (run_est - mean) / 4;
+}
+
+bool dispatch_top_up(unsigned held, unsigned window)
+{
+	/*
+	 * Once a quarter of the window is free, not after every result: one ASSIGN frame then
+	 * carries many jobs (with a window of a few jobs, after every one).
+	 */
+	return held + (window + 3) / 4 <= window;
+}
+
+/* Folds a DONE frame's mean run time (sum over n jobs) into the pool's estimate. */
+void dispatch_learn(struct pool *p, uint64_t sum_usec, uint32_t n)
+{
+	p->run_est = dispatch_learn_est(p->run_est, sum_usec, n);
 }
 
 /*
@@ -292,12 +305,8 @@ void dispatch_fill(struct worker *w)
 	} else {
 		w->mode = MODE_SHARED;
 	}
-	/*
-	 * Top up once a quarter of the window is free, not after every result: one ASSIGN
-	 * frame then carries many jobs (with a window of a few jobs, after every one).
-	 */
-	win = dispatch_window(w);
-	if (inflight_count(w) + (win + 3) / 4 <= win && ledger_queued(l, pool, false) > 0)
+	win = dispatch_window_for(w->pool->run_est, w->q.threads);
+	if (dispatch_top_up(inflight_count(w), win) && ledger_queued(l, pool, false) > 0)
 		assign(w, false, win - inflight_count(w));
 }
 

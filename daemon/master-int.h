@@ -284,6 +284,14 @@ size_t inflight_collect(struct worker *w, struct job **jobs, uint8_t *flags);
 /* ---- dispatch.c ---- */
 
 void dispatch_learn(struct pool *p, uint64_t sum_usec, uint32_t n);
+/*
+ * The pure parts, unit-tested: the window for a pool's run-time estimate (1/16 us; 0 not
+ * known yet) and a worker's threads; the estimate after a DONE frame whose n jobs ran
+ * sum_usec in all; and whether a worker holding `held` jobs of a `window` is topped up now.
+ */
+unsigned dispatch_window_for(uint64_t run_est, unsigned threads);
+uint64_t dispatch_learn_est(uint64_t run_est, uint64_t sum_usec, uint32_t n);
+bool dispatch_top_up(unsigned held, unsigned window);
 void dispatch_spec_release(struct worker *w, const struct job *j);
 void dispatch_flush_forgets(struct worker *w);
 void dispatch_fill(struct worker *w);
@@ -295,6 +303,43 @@ bool frames_drain(struct worker *w);
 int frames_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
 /* ---- death.c ---- */
+
+/* What is known when a worker has died: its death is judged by this alone. */
+struct death_facts {
+	bool ending;         /* the run or its pool is ending: its jobs are cancelled */
+	bool clean;          /* it exited 0 after STOP */
+	enum slot_end end;   /* why it was ending, if it was */
+	bool crash_frame;    /* a CRASH frame came */
+	bool signaled;       /* killed by a signal (else it exited) */
+	int status;          /* the signal, or the exit code */
+	bool held_timed_out; /* it held a job that timed out */
+};
+
+/* How its jobs are judged (death.c's judge()): in this order of precedence. */
+enum death_kind {
+	DEATH_KIND_CANCEL,        /* run or pool ending: every job it held is cancelled */
+	DEATH_KIND_CLEAN,         /* exited after STOP: what it held had not started */
+	DEATH_KIND_INJECTED,      /* bulkhead inject: bystanders all, nobody's fault */
+	DEATH_KIND_STOPPED,       /* ended by the master after STOP: timed-out jobs blamed */
+	DEATH_KIND_TIMEOUT_ENDED, /* killed for a timeout whose job ended meanwhile */
+	DEATH_KIND_EVIDENCE,      /* the blame rules on the evidence (ledger_worker_died) */
+};
+
+/* What the slot does next. */
+enum death_after {
+	AFTER_NOTHING,        /* the run or its pool is ending */
+	AFTER_TRIM,           /* a retired slot: freed once the pool's tail is empty */
+	AFTER_FAULT_NO_HELLO, /* a worker fault: died before HELLO */
+	AFTER_FAULT_IDLE,     /* a worker fault: died with no job in flight, by itself */
+	AFTER_RESTART_RESET,  /* restart at once, backoff starts over (not its fault) */
+	AFTER_RESTART,        /* restart at once */
+};
+
+enum death_kind death_classify(const struct death_facts *f);
+/* True if the death counts in workers.deaths and the slot's last_death. */
+bool death_counts(const struct death_facts *f);
+enum death_after death_next(const struct death_facts *f, bool retire, bool hello,
+			    enum death_verdict v);
 
 void death_log_final(struct master *m, struct job *j);
 int death_on_child(sd_event_source *s, const siginfo_t *si, void *userdata);
