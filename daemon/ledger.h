@@ -2,6 +2,8 @@
 /*
  * The ledger: every job the master accepted, its state, and the blame rules of DESIGN §3.
  * Pure bookkeeping with no processes, clocks or I/O, so each rule is unit-tested directly.
+ * The rules are here (ledger.c); the jobs live in a job store behind store.h (in memory
+ * today), which every state change goes through.
  *
  * Jobs are stored in fixed chunks, so a job's address never changes while the ledger grows
  * (groups added by a reload, later by submit).
@@ -95,8 +97,12 @@ struct ledger_stats {
 
 struct ledger;
 
-/* An empty ledger with queues for n_pools pools. */
+struct store;
+
+/* An empty ledger with queues for n_pools pools, on the in-memory store. */
 int ledger_new(unsigned n_pools, struct ledger **ret);
+/* A ledger on store st (store.h), which it owns from now on (ledger_free frees it). */
+int ledger_new_with_store(struct store *st, struct ledger **ret);
 /* One job per instance of every group of c, all queued (c may be freed afterwards). */
 int ledger_new_from_config(const struct config *c, struct ledger **ret);
 void ledger_free(struct ledger *l);

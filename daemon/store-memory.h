@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The in-memory job store's insides (see store.h), shared by store-memory.c (jobs, queues,
+ * states, extras, retention, the table of operations) and store-memory-groups.c (groups,
+ * submitted variants and their freeing).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/idmap.h"
+#include "daemon/ledger.h"
+#include "daemon/store.h"
+
+#define JOB_CHUNK 4096 /* jobs live in fixed chunks: a job's address never changes */
+
+struct pool_queues {
+	struct job_queue ready;
+	struct job_queue alone;
+};
+
+struct mem_group {
+	struct group_config cfg; /* own copy: every string and input_paths are owned */
+	struct group_counts counts;
+	uint64_t kept;    /* its jobs not forgotten yet: a submitted group goes with the last */
+	uint32_t spec_id; /* the id workers know its spec by: never reused */
+	uint32_t def_hash; /* submitted: hash of its definition (the variants index) */
+	bool adhoc;       /* submitted at run time (a variant), not from the config */
+	bool freed;       /* a submitted group whose jobs were all forgotten: slot reusable */
+};
+
+struct mem {
+	struct store base;
+	struct job **chunks; /* NULL: a chunk whose ended jobs were forgotten */
+	uint32_t *chunk_ended; /* per chunk: jobs in a final state */
+	size_t n_chunks;
+	size_t first_kept;   /* chunks below it are forgotten */
+	uint64_t n_jobs;
+	uint64_t ended_kept; /* jobs in a final state in kept chunks */
+	uint64_t keep_ended; /* collect() keeps at least this many ended jobs */
+	uint64_t forgotten;
+	unsigned pins;
+	struct pool_queues *queues; /* one per pool index */
+	unsigned n_pools;
+	struct mem_group *groups;
+	unsigned n_groups;          /* slots, freed ones included */
+	unsigned *free_groups;      /* freed slots, reused by the next group */
+	unsigned n_free_groups;
+	uint32_t spec_serial;       /* the last spec id given */
+	uint64_t variants_made;     /* names submitted groups: BASE@N */
+	struct idmap variants;      /* def_hash -> group index + 1 (submitted groups) */
+	struct ledger_stats stats;
+};
+
+#define MEM(st) ((struct mem *)(st))
+#define CMEM(st) ((const struct mem *)(st))
+
+void mem_group_config_done(struct group_config *g);
+void mem_group_release(struct mem *l, unsigned index);
+struct job *mem_job_slot(const struct mem *l, uint64_t id);
+int mem_grow_jobs(struct mem *l, uint64_t n);
+int mem_add_jobs(struct store *st, unsigned group, unsigned count, uint64_t *ret_first);
+int mem_add_input_jobs(struct store *st, unsigned group, char *const *inputs, size_t n,
+			  uint64_t *ret_first);
+int mem_add_group(struct store *st, const struct group_config *g, unsigned *ret_index);
+int mem_add_variant(struct store *st, const struct group_config *g, const char *base,
+		       unsigned count, char *const *inputs, size_t n_inputs, unsigned *ret_group,
+		       uint64_t *ret_first);
+unsigned mem_n_groups(const struct store *st);
+const struct group_config *mem_group(const struct store *st, unsigned group);
+int mem_find_group(const struct store *st, const char *name);
+bool mem_group_exists(const struct store *st, unsigned group);
+uint32_t mem_group_spec_id(const struct store *st, unsigned group);
+unsigned mem_n_live_groups(const struct store *st);
+void mem_update_group(struct store *st, unsigned group, const struct group_config *g);

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The job store: where jobs and their groups live, as one table of operations. The ledger
+ * (ledger.h) is its only user: it owns the blame rules and decides every transition; a store
+ * only keeps what it is told, answers views, and hands out queued jobs. Today's store is in
+ * memory (store-memory.c); a durable one (SQLite) and a shared one (PostgreSQL) implement the
+ * same table.
+ *
+ * Shaped for batched, transactional backends: the ledger brackets what belongs together
+ * (every transition of one worker's death, one loop pass's ends) with begin() and commit();
+ * a store may write then. A job that a view returns is the store's, valid until it is
+ * forgotten (collect) or the store freed. Transitions are whole: requeue() and end() change
+ * the state and every count with it, never half.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/job-state.h"
+#include "config/config.h"
+
+struct job;
+struct job_queue;
+struct group_counts;
+struct ledger_stats;
+struct store;
+
+struct store_ops {
+	const char *name; /* "memory" */
+	void (*free)(struct store *st);
+
+	/* ---- accept ---- */
+	int (*set_pools)(struct store *st, unsigned n_pools);
+	int (*add_group)(struct store *st, const struct group_config *g, unsigned *ret_index);
+	int (*add_variant)(struct store *st, const struct group_config *g, const char *base,
+			   unsigned count, char *const *inputs, size_t n_inputs, unsigned *ret_group,
+			   uint64_t *ret_first);
+	int (*add_jobs)(struct store *st, unsigned group, unsigned count, uint64_t *ret_first);
+	int (*add_input_jobs)(struct store *st, unsigned group, char *const *inputs, size_t n,
+			      uint64_t *ret_first);
+	void (*update_group)(struct store *st, unsigned group, const struct group_config *g);
+
+	/* ---- claim: queued jobs of a pool, in order ---- */
+	uint64_t (*queued)(const struct store *st, unsigned pool, bool alone);
+	struct job *(*pop)(struct store *st, unsigned pool, bool alone);
+	void (*unpop)(struct store *st, struct job *j);
+	/* Takes a queued job out of its queue (false: it is not in one). */
+	bool (*unqueue)(struct store *st, struct job *j);
+
+	/* ---- transitions (the ledger decides them) ---- */
+	/* A job moves to state s (not a final one, and not QUEUED: see requeue). */
+	void (*set_state)(struct store *st, struct job *j, enum job_state s);
+	/* Back to its pool's queue (`alone` or the normal one, at the back). */
+	void (*requeue)(struct store *st, struct job *j, bool alone);
+	/* To a final state, with its cause. */
+	void (*end)(struct store *st, struct job *j, enum job_state s, int cause, int detail);
+	/* Its counters (attempts, reruns, runs, cause) or flags changed. */
+	void (*touch)(struct store *st, struct job *j);
+	/* The ledger's counters (ledger_stats: runs, re-runs, culprits; by_state is the store's). */
+	struct ledger_stats *(*stats)(struct store *st);
+	/* What belongs together; a durable store writes at commit. */
+	void (*begin)(struct store *st);
+	int (*commit)(struct store *st);
+
+	/* ---- per-job extras ---- */
+	const char *(*job_input)(const struct store *st, const struct job *j);
+	int (*move_job_input)(struct store *st, struct job *j, const char *input);
+	const char *(*job_result)(const struct store *st, const struct job *j);
+	int (*set_result)(struct store *st, struct job *j, const char *text, size_t len);
+	int (*job_progress)(const struct store *st, const struct job *j);
+	int (*set_progress)(struct store *st, struct job *j, int permille); /* -1: none */
+
+	/* ---- views ---- */
+	uint64_t (*n_jobs)(const struct store *st);
+	struct job *(*job)(struct store *st, uint64_t id);
+	bool (*job_forgotten)(const struct store *st, uint64_t id);
+	unsigned (*n_groups)(const struct store *st);
+	unsigned (*n_live_groups)(const struct store *st);
+	bool (*group_exists)(const struct store *st, unsigned group);
+	const struct group_config *(*group)(const struct store *st, unsigned group);
+	int (*find_group)(const struct store *st, const char *name);
+	uint32_t (*group_spec_id)(const struct store *st, unsigned group);
+	const struct group_counts *(*group_counts)(const struct store *st, unsigned group);
+
+	/* ---- forget (retention) ---- */
+	void (*set_keep_ended)(struct store *st, uint64_t keep);
+	void (*pin)(struct store *st, bool on);
+	uint64_t (*collect)(struct store *st);
+	uint64_t (*forgotten)(const struct store *st);
+};
+
+/* Every store starts with this. */
+struct store {
+	const struct store_ops *ops;
+};
+
+/* The in-memory store (store-memory.c): jobs in chunks, queues threaded through them. */
+int store_memory_new(unsigned n_pools, struct store **ret);
