@@ -267,6 +267,13 @@ int config_load_stream(FILE *f, const char *name, struct config **ret, char **re
 	return load(f, NULL, 0, name, ret, ret_errors);
 }
 
+int config_load_mem(const char *mem, size_t len, const char *name, struct config **ret,
+		    char **ret_errors)
+{
+	assert(mem);
+	return load(NULL, mem, len, name, ret, ret_errors);
+}
+
 int config_load(const char *path, struct config **ret, char **ret_errors)
 {
 	size_t len = 0;

@@ -13,6 +13,7 @@
  *                 spool and output, the job count
  *   run-kinds.c   what `run` says: builtin (and its args), plugin:PATH:SYMBOL, exec:COMMAND
  *   print.c       config_print(): the effective config
+ *   load-checked.c  config_load_checked(): load, probe, print the errors, the exit code
  *
  * Invariants: parsing only collects raw strings (struct raw_section); validation converts
  * them into a new struct config; every error goes through config_error(), which keeps the
@@ -82,7 +83,11 @@ struct parser {
 	bool oom;
 };
 
-/* config.c: messages */
+/* config.c */
+
+/* config_load() on the len bytes at mem, named `name` in messages (and as its path). */
+int config_load_mem(const char *mem, size_t len, const char *name, struct config **ret,
+		    char **ret_errors);
 
 /* Records "NAME:LINE: message" (line 0: "NAME: message"); out of memory sets p->oom. */
 void config_error(struct parser *p, unsigned line, const char *fmt, ...)
