@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gen-conf-man: the entries of bulkhead.conf(5) that come from the tables, in roff. One
+ * entry per key (name, type, doc, default, accepted values) from config_keys[] (keys.h),
+ * one per builtin job (name, arguments and their types) from bh_builtin_table[]
+ * (common/builtins.h), with what each builtin does from builtin_docs[] below. Every text
+ * from a table is escaped for roff here.
+ */
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/builtins.h"
+#include "common/units.h"
+#include "config/config.h"
+#include "config/keys.h"
+#include "man/gen-conf-man.h"
+
+#define RANGE_TEXT_MAX 256
+
+/*
+ * What each builtin does and the defaults of its arguments (children/builtins.c applies
+ * them). The argument names and types come from bh_builtin_table[]; a builtin missing here
+ * still gets an entry, and a warning on stderr.
+ */
+static const struct {
+	const char *name;
+	const char *text;
+} builtin_docs[] = {
+	{ "noop", "Returns at once." },
+	{ "spin", "Burns CPU for \\fBus\\fR microseconds (default 100)." },
+	{ "sleep", "Sleeps \\fBms\\fR milliseconds (default 10)." },
+	{ "balance",
+	  "The shared-counter lesson: the job's threads add and subtract \\fBamount\\fR "
+	  "(default 1) on one balance shared by the worker, \\fBiterations\\fR times (default "
+	  "1000), under a named lock when \\fBlock\\fR is yes (the default). Fails if the "
+	  "balance is not 0 at the end; with lock=no it shows the race." },
+	{ "tls",
+	  "Binds a value in thread-local storage \\fBrounds\\fR times (default 1000), yields, "
+	  "and fails if another thread's value leaked in." },
+	{ "fail", "Returns non-zero (fails) with \\fBprobability\\fR (default 1)." },
+	{ "segv", "Raises SIGSEGV with \\fBprobability\\fR (default 1)." },
+	{ "abort", "Calls abort(3) (SIGABRT) with \\fBprobability\\fR (default 1)." },
+	{ "fpe", "Divides by zero (SIGFPE) with \\fBprobability\\fR (default 1)." },
+	{ "ill", "Runs an illegal instruction (SIGILL) with \\fBprobability\\fR (default 1)." },
+	{ "bus",
+	  "Touches a truncated shared mapping (SIGBUS) with \\fBprobability\\fR (default 1)." },
+	{ "stack-overflow", "Recurses without bound (SIGSEGV, caught on the alternate stack)." },
+	{ "exit", "Calls exit(3) with \\fBcode\\fR (0..255, default 1) from the job thread." },
+	{ "hang", "Loops without yielding for \\fBms\\fR milliseconds (default: forever)." },
+	{ "deadlock",
+	  "Takes two named locks in the opposite order to its twin (the next job of the group) "
+	  "and waits forever." },
+	{ "leak",
+	  "Allocates and touches memory, \\fBstep\\fR bytes at a time (a size, default 1M), until "
+	  "an allocation fails." },
+};
+
+static const char *builtin_doc(const char *name)
+{
+	for (size_t i = 0; i < sizeof(builtin_docs) / sizeof(builtin_docs[0]); i++)
+		if (strcmp(builtin_docs[i].name, name) == 0)
+			return builtin_docs[i].text;
+	return NULL;
+}
+
+/*
+ * Writes s as roff text: backslashes and minus signs escaped, and a '.' or '\'' that would
+ * start a line made harmless.
+ */
+static void roff_text(const char *s, FILE *f)
+{
+	if (*s == '.' || *s == '\'')
+		fputs("\\&", f);
+	for (; *s; s++) {
+		if (*s == '\\')
+			fputs("\\e", f);
+		else if (*s == '-')
+			fputs("\\-", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+/*
+ * A doc string as a sentence: a full stop at the end, and a capital at the start unless
+ * the first word is a piece of the file's syntax ("key=value", "stop:").
+ */
+static void roff_sentence(const char *s, FILE *f, bool capital)
+{
+	size_t n = strlen(s), word = strcspn(s, " ");
+	bool plain = word > 0;
+
+	for (size_t i = 0; i < word; i++)
+		plain = plain && isalpha((unsigned char)s[i]);
+	if (capital && plain) {
+		fputc(toupper((unsigned char)s[0]), f);
+		s++;
+	}
+	roff_text(s, f);
+	if (n > 0 && s[strlen(s) - 1] != '.')
+		fputc('.', f);
+	fputc('\n', f);
+}
+
+static const char *type_name(const struct config_key *k)
+{
+	switch (k->type) {
+	case CONFIG_TYPE_STRING:
+		return "string";
+	case CONFIG_TYPE_PATH:
+		return "path";
+	case CONFIG_TYPE_UINT:
+		return "integer";
+	case CONFIG_TYPE_DURATION:
+		return "duration";
+	case CONFIG_TYPE_DURATION_RANGE:
+		return "LO..HI";
+	case CONFIG_TYPE_RATE:
+		return "COUNT/DURATION";
+	case CONFIG_TYPE_SIZE:
+		return "size";
+	case CONFIG_TYPE_ENUM:
+		return "enum";
+	case CONFIG_TYPE_POOL:
+		return "pool name";
+	case CONFIG_TYPE_RUN:
+		return "KIND:...";
+	case CONFIG_TYPE_ARGS:
+		return "KEY=VALUE ...";
+	case CONFIG_TYPE_GLOB:
+		return "glob";
+	case CONFIG_TYPE_DIR:
+		return "directory";
+	}
+	return "?";
+}
+
+static const char *duration_range(uint64_t min, uint64_t max, char *buf, size_t size)
+{
+	char a[FORMAT_DURATION_MAX], b[FORMAT_DURATION_MAX];
+
+	if (min == 1 && max == USEC_INFINITY)
+		snprintf(buf, size, "greater than 0, or infinity");
+	else
+		snprintf(buf, size, "%s..%s", format_duration(a, sizeof(a), min),
+			 format_duration(b, sizeof(b), max));
+	return buf;
+}
+
+/* The accepted values of key k, in words. */
+static const char *range_text(const struct config_key *k, char *buf, size_t size)
+{
+	char a[FORMAT_SIZE_MAX], b[FORMAT_SIZE_MAX], r[RANGE_TEXT_MAX];
+	size_t n = 0;
+
+	switch (k->type) {
+	case CONFIG_TYPE_STRING:
+		snprintf(buf, size, "%llu..%llu characters, no whitespace",
+			 (unsigned long long)k->min, (unsigned long long)k->max);
+		break;
+	case CONFIG_TYPE_PATH:
+		snprintf(buf, size, "empty, or an absolute path of at most %llu bytes",
+			 (unsigned long long)k->max);
+		break;
+	case CONFIG_TYPE_UINT:
+		snprintf(buf, size, "%llu..%llu", (unsigned long long)k->min,
+			 (unsigned long long)k->max);
+		break;
+	case CONFIG_TYPE_DURATION:
+		duration_range(k->min, k->max, buf, size);
+		break;
+	case CONFIG_TYPE_DURATION_RANGE:
+		snprintf(buf, size, "each bound %s, LO <= HI; a single duration means LO = HI",
+			 duration_range(k->min, k->max, r, sizeof(r)));
+		break;
+	case CONFIG_TYPE_RATE:
+		snprintf(buf, size, "COUNT %llu..%llu, DURATION greater than 0 and finite",
+			 (unsigned long long)k->min, (unsigned long long)k->max);
+		break;
+	case CONFIG_TYPE_SIZE:
+		snprintf(buf, size, "%s..%s", format_size(a, sizeof(a), k->min),
+			 format_size(b, sizeof(b), k->max));
+		break;
+	case CONFIG_TYPE_ENUM:
+		buf[0] = '\0';
+		for (const struct config_choice *c = k->choices; c && c->name; c++) {
+			snprintf(buf + n, size - n, "%s%s", n ? ", " : "one of ", c->name);
+			n = strlen(buf);
+		}
+		break;
+	case CONFIG_TYPE_POOL:
+		snprintf(buf, size,
+			 "the name of a [pool NAME] section of the file (or the "
+			 "implicit pool main)");
+		break;
+	case CONFIG_TYPE_RUN:
+		snprintf(buf, size,
+			 "builtin:NAME with a NAME from BUILTIN JOBS below, plugin:PATH:SYMBOL or "
+			 "exec:COMMAND ARGS... (RUN KINDS below)");
+		break;
+	case CONFIG_TYPE_ARGS:
+		snprintf(
+			buf, size,
+			"for a builtin, the arguments it takes (BUILTIN JOBS below); for plugin and "
+			"exec jobs, any words KEY=VALUE, KEY 1..64 characters of A-Z a-z 0-9 _ . -, "
+			"each KEY once");
+		break;
+	case CONFIG_TYPE_GLOB:
+		snprintf(buf, size,
+			 "empty, or a glob(3) pattern (braces allowed) that matches at least one "
+			 "regular file; a relative pattern is relative to the directory of the "
+			 "config file");
+		break;
+	case CONFIG_TYPE_DIR:
+		snprintf(buf, size,
+			 "empty, or a directory that exists when the config is loaded; a relative "
+			 "path is relative to the directory of the config file");
+		break;
+	}
+	return buf;
+}
+
+static void print_key(const struct config_key *k, FILE *f)
+{
+	char range[RANGE_TEXT_MAX];
+
+	fputs(".TP\n\\fB", f);
+	roff_text(k->name, f);
+	fputs(" =\\fR \\fI", f);
+	roff_text(type_name(k), f);
+	fputs("\\fR\n", f);
+	roff_sentence(k->doc, f, true);
+	fputs(".br\nDefault: ", f);
+	if (!k->def) {
+		fputs("none: the key is required.\n", f);
+	} else if (!*k->def) {
+		fputs("empty.\n", f);
+	} else {
+		fputs("\\fB", f);
+		roff_text(k->def, f);
+		fputs("\\fR.\n", f);
+	}
+	fputs(".br\nValues: ", f);
+	roff_sentence(range_text(k, range, sizeof(range)), f, false);
+}
+
+void man_print_keys(enum config_section_kind kind, FILE *f)
+{
+	for (int i = 0; i < _CONFIG_KEY_MAX; i++)
+		if (config_keys[i].section == kind)
+			print_key(&config_keys[i], f);
+}
+
+/* "us:uint,ms:uint" as ".B us" lines with their types. */
+void man_print_builtin(const struct bh_builtin_info *b, FILE *f)
+{
+	const char *doc = builtin_doc(b->name);
+	const char *s = b->argspec;
+
+	fputs(".TP\n\\fBbuiltin:", f);
+	roff_text(b->name, f);
+	fputs("\\fR", f);
+	while (*s) {
+		size_t klen = strcspn(s, ":"), tlen;
+		char key[64], type[16];
+
+		snprintf(key, sizeof(key), "%.*s", (int)klen, s);
+		s += klen + (s[klen] == ':');
+		tlen = strcspn(s, ",");
+		snprintf(type, sizeof(type), "%.*s", (int)tlen, s);
+		s += tlen + (s[tlen] == ',');
+		fputs(" \\fI", f);
+		roff_text(key, f);
+		fputs("\\fR=", f);
+		roff_text(type, f);
+	}
+	fputc('\n', f);
+	if (doc) {
+		fputs(doc, f);
+		fputc('\n', f);
+	} else {
+		fputs("(Not described yet.)\n", f);
+		fprintf(stderr, "gen-conf-man: warning: builtin '%s' has no description\n",
+			b->name);
+	}
+}
