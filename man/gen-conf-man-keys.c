@@ -3,8 +3,8 @@
  * gen-conf-man: the entries of bulkhead.conf(5) that come from the tables, in roff. One
  * entry per key (name, type, doc, default, accepted values) from config_keys[] (keys.h),
  * one per builtin job (name, arguments and their types) from bh_builtin_table[]
- * (common/builtins.h), with what each builtin does from builtin_docs[] below. Every text
- * from a table is escaped for roff here.
+ * (common/builtins.h), with what each builtin does from gen-conf-man.c's builtin_docs[].
+ * Every text from a table is escaped for roff here.
  */
 #include <ctype.h>
 #include <stdbool.h>
@@ -18,52 +18,6 @@
 #include "man/gen-conf-man.h"
 
 #define RANGE_TEXT_MAX 256
-
-/*
- * What each builtin does and the defaults of its arguments (children/builtins.c applies
- * them). The argument names and types come from bh_builtin_table[]; a builtin missing here
- * still gets an entry, and a warning on stderr.
- */
-static const struct {
-	const char *name;
-	const char *text;
-} builtin_docs[] = {
-	{ "noop", "Returns at once." },
-	{ "spin", "Burns CPU for \\fBus\\fR microseconds (default 100)." },
-	{ "sleep", "Sleeps \\fBms\\fR milliseconds (default 10)." },
-	{ "balance",
-	  "The shared-counter lesson: the job's threads add and subtract \\fBamount\\fR "
-	  "(default 1) on one balance shared by the worker, \\fBiterations\\fR times (default "
-	  "1000), under a named lock when \\fBlock\\fR is yes (the default). Fails if the "
-	  "balance is not 0 at the end; with lock=no it shows the race." },
-	{ "tls",
-	  "Binds a value in thread-local storage \\fBrounds\\fR times (default 1000), yields, "
-	  "and fails if another thread's value leaked in." },
-	{ "fail", "Returns non-zero (fails) with \\fBprobability\\fR (default 1)." },
-	{ "segv", "Raises SIGSEGV with \\fBprobability\\fR (default 1)." },
-	{ "abort", "Calls abort(3) (SIGABRT) with \\fBprobability\\fR (default 1)." },
-	{ "fpe", "Divides by zero (SIGFPE) with \\fBprobability\\fR (default 1)." },
-	{ "ill", "Runs an illegal instruction (SIGILL) with \\fBprobability\\fR (default 1)." },
-	{ "bus",
-	  "Touches a truncated shared mapping (SIGBUS) with \\fBprobability\\fR (default 1)." },
-	{ "stack-overflow", "Recurses without bound (SIGSEGV, caught on the alternate stack)." },
-	{ "exit", "Calls exit(3) with \\fBcode\\fR (0..255, default 1) from the job thread." },
-	{ "hang", "Loops without yielding for \\fBms\\fR milliseconds (default: forever)." },
-	{ "deadlock",
-	  "Takes two named locks in the opposite order to its twin (the next job of the group) "
-	  "and waits forever." },
-	{ "leak",
-	  "Allocates and touches memory, \\fBstep\\fR bytes at a time (a size, default 1M), until "
-	  "an allocation fails." },
-};
-
-static const char *builtin_doc(const char *name)
-{
-	for (size_t i = 0; i < sizeof(builtin_docs) / sizeof(builtin_docs[0]); i++)
-		if (strcmp(builtin_docs[i].name, name) == 0)
-			return builtin_docs[i].text;
-	return NULL;
-}
 
 /*
  * Writes s as roff text: backslashes and minus signs escaped, and a '.' or '\'' that would
@@ -256,7 +210,7 @@ void man_print_keys(enum config_section_kind kind, FILE *f)
 /* "us:uint,ms:uint" as ".B us" lines with their types. */
 void man_print_builtin(const struct bh_builtin_info *b, FILE *f)
 {
-	const char *doc = builtin_doc(b->name);
+	const char *doc = man_builtin_doc(b->name);
 	const char *s = b->argspec;
 
 	fputs(".TP\n\\fBbuiltin:", f);

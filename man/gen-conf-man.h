@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * gen-conf-man's pieces: the page (gen-conf-man.c) calls these for the entries generated
- * from the tables (gen-conf-man-keys.c).
+ * gen-conf-man's pieces: the page and its prose (gen-conf-man.c), the entries generated from
+ * the tables (gen-conf-man-keys.c).
  */
 #pragma once
 
@@ -9,6 +9,11 @@
 
 #include "common/builtins.h"
 #include "config/keys.h"
+
+/* gen-conf-man.c: what builtin NAME does, in roff, or NULL if builtin_docs[] has no line. */
+const char *man_builtin_doc(const char *name);
+
+/* gen-conf-man-keys.c */
 
 /* A .TP entry, in roff, for every key of section `kind`, in keys.h's order. */
 void man_print_keys(enum config_section_kind kind, FILE *f);
