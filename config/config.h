@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The config model: what a parsed, validated bulkhead.conf says. Parsing (config.c) fills
- * a new struct config or fails as a whole; nothing half-parsed is ever returned. Every key,
- * its type, default, range and doc string is declared once in keys.h.
+ * The config model: what a parsed, validated bulkhead.conf says. Parsing (config.c, and the
+ * pieces parser.h lists) fills a new struct config or fails as a whole; nothing half-parsed
+ * is ever returned. Every key, its type, default, range and doc string is declared once in
+ * keys.h.
  */
 #pragma once
 

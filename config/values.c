@@ -23,6 +23,8 @@
 #include "common/units.h"
 #include "config/parser.h"
 
+/* ---- the handler: raw values ---- */
+
 static int find_key(enum config_section_kind kind, const char *name)
 {
 	for (int i = 0; i < _CONFIG_KEY_MAX; i++)
@@ -30,8 +32,6 @@ static int find_key(enum config_section_kind kind, const char *name)
 			return i;
 	return -ENOENT;
 }
-
-/* ---- the handler: raw values ---- */
 
 /*
  * A value, joined over its continuation lines, may be this long: config_print() writes it
