@@ -5,21 +5,19 @@
  * FILE:LINE, so they are printed as they are, with no prefix: editors and scripts can jump
  * to them. Like the daemon, it loads every plugin of the config in a throwaway worker
  * (`bulkhead-worker --probe`, config/probe.c): a plugin that does not load is a config error.
+ * Loading, probing and the errors are config_load_checked()'s, the daemon's and run's too;
+ * exit 78 (EX_CONFIG) comes from there.
  */
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli/check-config.h"
 #include "config/config.h"
-#include "config/probe.h"
 #include "daemon/spawn-worker.h"
 
 #define CHECK_CONFIG_EXIT_OK 0
 #define CHECK_CONFIG_EXIT_FAILURE 1
 #define CHECK_CONFIG_EXIT_USAGE 2
-#define CHECK_CONFIG_EXIT_CONFIG 78 /* EX_CONFIG */
 
 static void usage(FILE *f)
 {
@@ -39,7 +37,6 @@ int cmd_check_config(int argc, char **argv)
 {
 	const char *path = NULL;
 	struct config *c = NULL;
-	char *errors = NULL;
 	bool options = true;
 	int r;
 
@@ -73,27 +70,9 @@ int cmd_check_config(int argc, char **argv)
 		return CHECK_CONFIG_EXIT_USAGE;
 	}
 
-	r = config_load(path, &c, &errors);
-	if (r < 0) {
-		if (errors)
-			fputs(errors, stderr);
-		else
-			fprintf(stderr, "%s: %s\n", path, strerror(-r));
-		free(errors);
-		return r == -ENOMEM ? CHECK_CONFIG_EXIT_FAILURE : CHECK_CONFIG_EXIT_CONFIG;
-	}
-	r = config_probe_plugins(c, spawn_worker_path(), 0, &errors);
-	if (r < 0) {
-		if (errors)
-			fputs(errors, stderr);
-		else
-			fprintf(stderr,
-				"bulkhead check-config: cannot probe the plugins with %s: %s\n",
-				spawn_worker_path(), strerror(-r));
-		free(errors);
-		config_free(c);
-		return r == -EINVAL ? CHECK_CONFIG_EXIT_CONFIG : CHECK_CONFIG_EXIT_FAILURE;
-	}
+	r = config_load_checked(path, NULL, spawn_worker_path(), CONFIG_CHECK_OOM_FAILS, &c);
+	if (r != 0)
+		return r;
 	config_print(c, stdout);
 	config_free(c);
 	return CHECK_CONFIG_EXIT_OK; /* main() checks that stdout was written */

@@ -27,82 +27,41 @@
  *
  * Logs: the master logs at `err` only during an experiment: a worker death per crash is the
  * experiment working, not news (`bulkhead run` shows those).
+ *
+ * This file is the command: its options, the order of the runs, the ratio. One mode's runs
+ * are experiment-run.c's; the table, --json and --svg are experiment-report.c's (the chart
+ * itself experiment-chart.c's).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <inttypes.h>
-#include <json-c/json.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/signalfd.h>
-#include <sys/syscall.h>
-#include <sys/utsname.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/experiment.h"
 #include "common/builtins.h"
 #include "common/log.h"
-#include "common/standalone.h"
 #include "common/strutil.h"
 #include "common/units.h"
-#include "config/config.h"
-#include "daemon/ledger.h"
-#include "daemon/master.h"
 #include "daemon/spawn-worker.h"
 
 #define EXP_JOBS_MAX 10000000ull
 #define EXP_JOBS_DEFAULT 20000ull
 #define EXP_THREADS_MAX 256
 #define EXP_THREADS_DEFAULT 4u
-#define EXP_ARGS_MAX 1024 /* bytes of all --arg together */
 #define EXP_DEFAULT_JOB "spin"
 #define EXP_DEFAULT_ARGS "us=100"
 #define EXP_DEFAULT_CRASH_RATE "0.001"
-#define EXP_GROUP_JOBS_MAX 1000000u /* a [job] group's count at most: more, more groups */
-#define EXP_POOL "exp"
-#define EXP_RESULT_FD 3 /* the standalone child's --result-fd */
 
 static const char *const mode_names[_EXP_MODE_MAX + 1] = {
 	[EXP_THREADS] = "threads",	     [EXP_THREADS_RESTART] = "threads+restart",
 	[EXP_PROCESSES] = "processes",	     [EXP_HYBRID] = "hybrid",
 	[EXP_FORK_PER_JOB] = "fork-per-job", [_EXP_MODE_MAX] = NULL,
-};
-
-struct experiment {
-	uint64_t jobs;
-	unsigned threads;
-	enum bh_builtin builtin;
-	char job[64]; /* "builtin:NAME" */
-	char args[EXP_ARGS_MAX + 1]; /* the builtin's own args, as given */
-	const char *crash_rate_text; /* passed on as crash=TEXT, as given */
-	double crash_rate;
-	enum experiment_mode modes[_EXP_MODE_MAX];
-	unsigned n_modes;
-	unsigned runs;
-	const char *json_path;
-	const char *svg_path;
-	bool quiet;
-
-	const char *worker;
-	int sigfd;
-	uint64_t crash_ids; /* ids in 1..jobs that crash=R picks */
-	struct experiment_row rows[_EXP_MODE_MAX];
-	struct experiment_row baseline; /* threads without crashes */
-};
-
-/* One run of one mode. */
-struct run_result {
-	uint64_t completed, failed, quarantined, cancelled, reruns, retries, restarts;
-	double wall_s;
-	char ended_by[32];
 };
 
 const char *experiment_mode_name(enum experiment_mode m)
@@ -348,9 +307,7 @@ static int parse_options(int argc, char **argv, struct experiment *e)
 	return 0;
 }
 
-/* --- the runs --- */
-
-static bool has_mode(const struct experiment *e, enum experiment_mode m)
+bool experiment_has_mode(const struct experiment *e, enum experiment_mode m)
 {
 	for (unsigned i = 0; i < e->n_modes; i++)
 		if (e->modes[i] == m)
@@ -358,489 +315,20 @@ static bool has_mode(const struct experiment *e, enum experiment_mode m)
 	return false;
 }
 
-/* The divisor of t nearest t/2 (the smaller one on a tie): hybrid's worker count. */
-static unsigned hybrid_workers(unsigned t)
-{
-	unsigned best = 1;
-
-	for (unsigned d = 1; d <= t; d++)
-		if (t % d == 0 && abs((int)(2 * d) - (int)t) < abs((int)(2 * best) - (int)t))
-			best = d;
-	return best;
-}
-
-static void mode_shape(const struct experiment *e, enum experiment_mode m, unsigned *ret_workers,
-		       unsigned *ret_threads)
-{
-	unsigned t = e->threads;
-
-	switch (m) {
-	case EXP_THREADS:
-	case EXP_THREADS_RESTART:
-		*ret_workers = 1;
-		*ret_threads = t;
-		break;
-	case EXP_PROCESSES:
-	case EXP_FORK_PER_JOB:
-		*ret_workers = t;
-		*ret_threads = 1;
-		break;
-	case EXP_HYBRID:
-	default:
-		*ret_workers = hybrid_workers(t);
-		*ret_threads = t / *ret_workers;
-		break;
-	}
-}
-
-/* The full args of a run: the builtin's own, plus crash=R when crashes are wanted. */
-static void run_args(const struct experiment *e, bool crash, char *buf, size_t size)
-{
-	if (crash && e->crash_rate > 0)
-		str_printf(buf, size, "%s%s%s=%s", e->args, e->args[0] ? " " : "", BH_CRASH_ARG,
-			   e->crash_rate_text);
-	else
-		str_printf(buf, size, "%s", e->args);
-}
-
-static int pidfd_open_(pid_t pid)
-{
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-/*
- * Waits for child pid to end and reaps it; -EINTR (and the child killed and reaped) if
- * SIGINT or SIGTERM came first.
- */
-static int wait_child(struct experiment *e, pid_t pid, int *ret_status)
-{
-	int pidfd = pidfd_open_(pid), r = 0;
-
-	while (pidfd >= 0) {
-		struct pollfd pfd[2] = { { .fd = pidfd, .events = POLLIN },
-					 { .fd = e->sigfd, .events = POLLIN } };
-
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			break;
-		}
-		if (pfd[1].revents & POLLIN) {
-			struct signalfd_siginfo si;
-
-			(void)!read(e->sigfd, &si, sizeof(si));
-			kill(pid, SIGKILL);
-			r = -EINTR;
-			break;
-		}
-		if (pfd[0].revents)
-			break;
-	}
-	if (pidfd >= 0)
-		close(pidfd);
-	while (waitpid(pid, ret_status, 0) < 0)
-		if (errno != EINTR)
-			return r < 0 ? r : -errno;
-	return r;
-}
-
-/* Runs `bulkhead-worker --standalone MODE` and reads its counters. */
-static int run_standalone(struct experiment *e, bool fork_per_job, bool crash,
-			  struct run_result *res)
-{
-	char jobs[24], threads[16], fdarg[16], args[EXP_ARGS_MAX + 64], sig[16];
-	const char *argv[] = { "bulkhead-worker",
-			       "--standalone",
-			       fork_per_job ? BH_STANDALONE_FORK_PER_JOB : BH_STANDALONE_THREADS,
-			       "--jobs",
-			       jobs,
-			       "--threads",
-			       threads,
-			       "--run",
-			       e->job,
-			       "--args",
-			       args,
-			       "--result-fd",
-			       fdarg,
-			       NULL };
-	size_t size = bh_standalone_size(fork_per_job ? 1 : e->threads);
-	struct bh_standalone_slot *slots;
-	usec_t t0;
-	pid_t pid;
-	int fd, st, r;
-
-	snprintf(jobs, sizeof(jobs), "%" PRIu64, e->jobs);
-	snprintf(threads, sizeof(threads), "%u", e->threads);
-	snprintf(fdarg, sizeof(fdarg), "%d", EXP_RESULT_FD);
-	run_args(e, crash, args, sizeof(args));
-
-	fd = memfd_create("bulkhead-experiment", MFD_CLOEXEC);
-	if (fd < 0)
-		return log_error_errno(-errno, "memfd_create");
-	if (ftruncate(fd, (off_t)size) < 0) {
-		r = log_error_errno(-errno, "cannot size the result memfd");
-		close(fd);
-		return r;
-	}
-	fflush(NULL);
-	t0 = now_usec();
-	pid = fork();
-	if (pid < 0) {
-		r = log_error_errno(-errno, "fork");
-		close(fd);
-		return r;
-	}
-	if (pid == 0) {
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (fd == EXP_RESULT_FD ? fcntl(fd, F_SETFD, 0) < 0 : dup2(fd, EXP_RESULT_FD) < 0)
-			_exit(127);
-		execv(e->worker, (char *const *)argv);
-		fprintf(stderr, "bulkhead: cannot run %s: %s\n", e->worker, strerror(errno));
-		_exit(127);
-	}
-	r = wait_child(e, pid, &st);
-	res->wall_s = (double)(now_usec() - t0) / 1e6;
-	if (r < 0) {
-		close(fd);
-		return r;
-	}
-
-	slots = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (slots == MAP_FAILED)
-		return log_error_errno(-errno, "cannot map the result memfd");
-	for (size_t i = 0; i < size / sizeof(*slots); i++) {
-		res->completed += atomic_load_explicit(&slots[i].done, memory_order_relaxed);
-		res->failed += atomic_load_explicit(&slots[i].failed, memory_order_relaxed);
-		res->quarantined +=
-			atomic_load_explicit(&slots[i].quarantined, memory_order_relaxed);
-		res->retries += atomic_load_explicit(&slots[i].retries, memory_order_relaxed);
-	}
-	munmap(slots, size);
-
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-		return 0;
-	if (WIFSIGNALED(st))
-		snprintf(res->ended_by, sizeof(res->ended_by), "%s",
-			 signal_name(WTERMSIG(st), sig, sizeof(sig)));
-	else
-		snprintf(res->ended_by, sizeof(res->ended_by), "exit %d", WEXITSTATUS(st));
-	/* Without a supervisor, a crash ends the threads mode: that is what it measures. */
-	if (!fork_per_job && !(WIFEXITED(st) && WEXITSTATUS(st) == 127))
-		return 0;
-	log_error("%s --standalone %s ended by %s", e->worker, argv[2], res->ended_by);
-	return -ECHILD;
-}
-
-/* The config of a supervised mode: one pool, the jobs in groups of at most a million. */
-static char *master_config_text(const struct experiment *e, unsigned workers, unsigned threads)
-{
-	char args[EXP_ARGS_MAX + 64], *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	uint64_t left = e->jobs;
-
-	if (!f)
-		return NULL;
-	run_args(e, true, args, sizeof(args));
-	fprintf(f, "[supervisor]\nlog_level = err\n\n[pool %s]\nworkers = %u\nthreads = %u\n",
-		EXP_POOL, workers, threads);
-	for (unsigned g = 1; left > 0; g++) {
-		unsigned count = left > EXP_GROUP_JOBS_MAX ? EXP_GROUP_JOBS_MAX : (unsigned)left;
-
-		fprintf(f, "\n[job job%u]\npool = %s\nrun = %s\nargs = %s\ncount = %u\n", g,
-			EXP_POOL, e->job, args, count);
-		left -= count;
-	}
-	if (fclose(f) != 0) {
-		free(text);
-		return NULL;
-	}
-	return text;
-}
-
-static int run_supervised(struct experiment *e, unsigned workers, unsigned threads,
-			  struct run_result *res)
-{
-	struct config *c = NULL;
-	struct master *m = NULL;
-	const struct master_stats *ms;
-	const struct ledger_stats *s;
-	char *text, *errors = NULL;
-	usec_t t0;
-	FILE *f;
-	int r;
-
-	text = master_config_text(e, workers, threads);
-	if (!text)
-		return log_error_errno(-ENOMEM, "cannot build the config");
-	f = fmemopen(text, strlen(text), "r");
-	if (!f) {
-		free(text);
-		return log_error_errno(-errno, "fmemopen");
-	}
-	r = config_load_stream(f, "experiment", &c, &errors);
-	fclose(f);
-	free(text);
-	if (r < 0) {
-		log_error("the experiment's config is wrong (a bug): %s", errors ? errors : "");
-		free(errors);
-		return r;
-	}
-
-	t0 = now_usec();
-	r = master_new(c, NULL, &m);
-	if (r < 0) {
-		config_free(c);
-		return log_error_errno(r, "cannot set up the master");
-	}
-	r = master_run(m);
-	res->wall_s = (double)(now_usec() - t0) / 1e6;
-	if (r < 0) {
-		master_free(m);
-		return log_error_errno(r, "event loop failed");
-	}
-	ms = master_stats(m);
-	s = ledger_stats(master_ledger(m));
-	res->completed = s->by_state[JOB_DONE];
-	res->failed = s->by_state[JOB_FAILED];
-	res->quarantined = s->by_state[JOB_CRASHED] + s->by_state[JOB_TIMED_OUT];
-	res->cancelled = s->by_state[JOB_CANCELLED]; /* a pool that failed, or a stop */
-	res->reruns = s->reruns_bystander + s->reruns_suspect;
-	res->retries = s->culprits > res->quarantined ? s->culprits - res->quarantined : 0;
-	res->restarts = ms->restarts;
-	r = ms->interrupted ? -EINTR : 0;
-	master_free(m);
-	return r;
-}
-
-static int run_once(struct experiment *e, enum experiment_mode mode, bool crash,
-		    struct run_result *res)
-{
-	unsigned workers, threads;
-
-	*res = (struct run_result){ 0 };
-	mode_shape(e, mode, &workers, &threads);
-	switch (mode) {
-	case EXP_THREADS:
-		return run_standalone(e, false, crash, res);
-	case EXP_FORK_PER_JOB:
-		return run_standalone(e, true, crash, res);
-	default:
-		return run_supervised(e, workers, threads, res);
-	}
-}
-
-static int compare_wall(const void *a, const void *b)
-{
-	const struct run_result *x = *(const struct run_result *const *)a;
-	const struct run_result *y = *(const struct run_result *const *)b;
-
-	return x->wall_s < y->wall_s ? -1 : x->wall_s > y->wall_s;
-}
-
-/* Runs one mode e->runs times into row: the median run's counts, every wall time. */
-static int run_mode(struct experiment *e, enum experiment_mode mode, bool crash,
-		    struct experiment_row *row)
-{
-	struct run_result res[EXPERIMENT_RUNS_MAX], *sorted[EXPERIMENT_RUNS_MAX], *med;
-	int r;
-
-	*row = (struct experiment_row){ .mode = mode, .runs = e->runs };
-	mode_shape(e, mode, &row->workers, &row->threads);
-	for (unsigned k = 0; k < e->runs; k++) {
-		if (!e->quiet) {
-			char of[32] = "";
-
-			if (e->runs > 1)
-				snprintf(of, sizeof(of), ", run %u of %u", k + 1, e->runs);
-			fprintf(stderr, "running %s%s (%u × %u)%s...\n", experiment_mode_name(mode),
-				crash ? "" : " without crashes", row->workers, row->threads, of);
-		}
-		r = run_once(e, mode, crash, &res[k]);
-		if (r < 0)
-			return r;
-		row->wall_s_all[k] = res[k].wall_s;
-		sorted[k] = &res[k];
-	}
-	qsort(sorted, e->runs, sizeof(sorted[0]), compare_wall);
-	med = sorted[(e->runs - 1) / 2];
-	row->completed = med->completed;
-	row->failed = med->failed;
-	row->quarantined = med->quarantined;
-	row->cancelled = med->cancelled;
-	row->lost = e->jobs - med->completed - med->failed - med->quarantined - med->cancelled;
-	row->reruns = med->reruns;
-	row->retries = med->retries;
-	row->restarts = med->restarts;
-	row->wall_s = med->wall_s;
-	row->jobs_per_s = med->wall_s > 0 ? (double)med->completed / med->wall_s : 0;
-	snprintf(row->ended_by, sizeof(row->ended_by), "%s", med->ended_by);
-	return 0;
-}
-
-/* --- output --- */
-
-static void print_table(FILE *f, const struct experiment *e)
-{
-	const struct experiment_row *t = NULL;
-
-	fprintf(f,
-		"workload: %" PRIu64 " × %s%s%s, crash rate %s (%" PRIu64
-		" job%s crash on every attempt), %u thread%s, %u run%s per mode\n\n",
-		e->jobs, e->job, e->args[0] ? " " : "", e->args, e->crash_rate_text, e->crash_ids,
-		e->crash_ids == 1 ? "" : "s", e->threads, e->threads == 1 ? "" : "s", e->runs,
-		e->runs == 1 ? "" : "s");
-	fprintf(f, "%-15s %7s %7s %10s %6s %12s %8s %9s %8s %9s %6s\n", "MODE", "WORKERS",
-		"THREADS", "COMPLETED", "LOST", "QUARANTINED", "RE-RUNS", "RESTARTS", "WALL_S",
-		"JOBS/S", "RATIO");
-	for (unsigned i = 0; i < e->n_modes; i++) {
-		const struct experiment_row *r = &e->rows[e->modes[i]];
-
-		fprintf(f,
-			"%-15s %7u %7u %10" PRIu64 " %6" PRIu64 " %12" PRIu64 " %8" PRIu64
-			" %9" PRIu64 " %8.2f %9.0f %6.2f\n",
-			experiment_mode_name(r->mode), r->workers, r->threads, r->completed,
-			r->lost, r->quarantined, r->reruns, r->restarts, r->wall_s, r->jobs_per_s,
-			r->ratio);
-		if (r->mode == EXP_THREADS)
-			t = r;
-	}
-	fprintf(f,
-		"\nRATIO: jobs/s relative to crash-free threads (one process, %u thread%s, "
-		"no supervisor): %.0f jobs/s%s.\n",
-		e->threads, e->threads == 1 ? "" : "s", e->baseline.jobs_per_s,
-		e->runs > 1 ? " (median run)" : "");
-	if (t && t->ended_by[0])
-		fprintf(f,
-			"threads: the process died (%s) after %" PRIu64 " of %" PRIu64
-			" jobs; the rest are lost.\n",
-			t->ended_by, t->completed + t->failed, e->jobs);
-	if (has_mode(e, EXP_HYBRID) && e->threads < 4)
-		fprintf(f, "hybrid: with %u thread%s it is %u × %u, the same shape as %s.\n",
-			e->threads, e->threads == 1 ? "" : "s", e->rows[EXP_HYBRID].workers,
-			e->rows[EXP_HYBRID].threads,
-			e->rows[EXP_HYBRID].workers == 1 ? "threads+restart" : "processes");
-	for (unsigned i = 0; i < e->n_modes; i++) {
-		const struct experiment_row *r = &e->rows[e->modes[i]];
-
-		if (r->failed > 0)
-			fprintf(f, "%s: %" PRIu64 " job%s failed (returned non-zero).\n",
-				experiment_mode_name(r->mode), r->failed,
-				r->failed == 1 ? "" : "s");
-		if (r->cancelled > 0)
-			fprintf(f, "%s: %" PRIu64 " job%s cancelled (the pool failed).\n",
-				experiment_mode_name(r->mode), r->cancelled,
-				r->cancelled == 1 ? "" : "s");
-	}
-}
-
-static json_object *json_row(const struct experiment_row *r)
-{
-	json_object *o = json_object_new_object(), *walls = json_object_new_array();
-
-	json_object_object_add(o, "mode", json_object_new_string(experiment_mode_name(r->mode)));
-	json_object_object_add(o, "workers", json_object_new_int((int)r->workers));
-	json_object_object_add(o, "threads", json_object_new_int((int)r->threads));
-	json_object_object_add(o, "completed", json_object_new_int64((int64_t)r->completed));
-	json_object_object_add(o, "failed", json_object_new_int64((int64_t)r->failed));
-	json_object_object_add(o, "lost", json_object_new_int64((int64_t)r->lost));
-	json_object_object_add(o, "quarantined", json_object_new_int64((int64_t)r->quarantined));
-	json_object_object_add(o, "cancelled", json_object_new_int64((int64_t)r->cancelled));
-	json_object_object_add(o, "reruns", json_object_new_int64((int64_t)r->reruns));
-	json_object_object_add(o, "retries", json_object_new_int64((int64_t)r->retries));
-	json_object_object_add(o, "restarts", json_object_new_int64((int64_t)r->restarts));
-	json_object_object_add(o, "wall_s", json_object_new_double(r->wall_s));
-	for (unsigned k = 0; k < r->runs; k++)
-		json_object_array_add(walls, json_object_new_double(r->wall_s_all[k]));
-	json_object_object_add(o, "wall_s_all", walls);
-	json_object_object_add(o, "jobs_per_s", json_object_new_double(r->jobs_per_s));
-	json_object_object_add(o, "ratio", json_object_new_double(r->ratio));
-	json_object_object_add(o, "ended_by",
-			       r->ended_by[0] ? json_object_new_string(r->ended_by) : NULL);
-	return o;
-}
-
-static int write_json(const struct experiment *e, const char *path)
-{
-	json_object *root = json_object_new_object(), *w = json_object_new_object();
-	json_object *mach = json_object_new_object(), *modes = json_object_new_array();
-	struct utsname u;
-	int r = 0;
-
-	json_object_object_add(w, "jobs", json_object_new_int64((int64_t)e->jobs));
-	json_object_object_add(w, "threads", json_object_new_int((int)e->threads));
-	json_object_object_add(w, "job", json_object_new_string(e->job));
-	json_object_object_add(w, "args", json_object_new_string(e->args));
-	json_object_object_add(w, "crash_rate", json_object_new_double(e->crash_rate));
-	json_object_object_add(w, "crash_ids", json_object_new_int64((int64_t)e->crash_ids));
-	json_object_object_add(w, "runs", json_object_new_int((int)e->runs));
-	json_object_object_add(root, "workload", w);
-	json_object_object_add(mach, "cpus",
-			       json_object_new_int((int)sysconf(_SC_NPROCESSORS_ONLN)));
-	json_object_object_add(mach, "kernel",
-			       json_object_new_string(uname(&u) == 0 ? u.release : ""));
-	json_object_object_add(root, "machine", mach);
-	json_object_object_add(root, "baseline_jobs_per_s",
-			       json_object_new_double(e->baseline.jobs_per_s));
-	for (unsigned i = 0; i < e->n_modes; i++)
-		json_object_array_add(modes, json_row(&e->rows[e->modes[i]]));
-	json_object_object_add(root, "modes", modes);
-	if (json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY) < 0)
-		r = errno ? -errno : -EIO;
-	json_object_put(root);
-	return r;
-}
-
-static int write_svg(const struct experiment *e, const char *path)
-{
-	struct experiment_row rows[_EXP_MODE_MAX];
-	char title[EXP_ARGS_MAX + 256], subtitle[256];
-	struct utsname u;
-	FILE *f;
-	int r;
-
-	for (unsigned i = 0; i < e->n_modes; i++)
-		rows[i] = e->rows[e->modes[i]];
-	snprintf(title, sizeof(title), "%" PRIu64 " × %s%s%s, crash rate %s, %u threads", e->jobs,
-		 e->job, e->args[0] ? " " : "", e->args, e->crash_rate_text, e->threads);
-	snprintf(subtitle, sizeof(subtitle),
-		 "%ld CPUs, Linux %s; %u run%s per mode; ratio (×): jobs/s over crash-free threads",
-		 sysconf(_SC_NPROCESSORS_ONLN), uname(&u) == 0 ? u.release : "?", e->runs,
-		 e->runs == 1 ? "" : "s (median)");
-	f = fopen(path, "we");
-	if (!f)
-		return -errno;
-	r = experiment_chart_svg(f, &(struct experiment_chart){
-					    .title = title,
-					    .subtitle = subtitle,
-					    .baseline_jobs_per_s = e->baseline.jobs_per_s,
-					    .rows = rows,
-					    .n_rows = e->n_modes,
-				    });
-	if (fclose(f) != 0 && r == 0)
-		r = -errno;
-	return r;
-}
-
 /* --- the command --- */
 
 static int run_all(struct experiment *e)
 {
-	bool own_baseline = e->crash_rate > 0 || !has_mode(e, EXP_THREADS);
+	bool own_baseline = e->crash_rate > 0 || !experiment_has_mode(e, EXP_THREADS);
 	int r;
 
 	if (own_baseline) {
-		r = run_mode(e, EXP_THREADS, false, &e->baseline);
+		r = experiment_run_mode(e, EXP_THREADS, false, &e->baseline);
 		if (r < 0)
 			return r;
 	}
 	for (unsigned i = 0; i < e->n_modes; i++) {
-		r = run_mode(e, e->modes[i], true, &e->rows[e->modes[i]]);
+		r = experiment_run_mode(e, e->modes[i], true, &e->rows[e->modes[i]]);
 		if (r < 0)
 			return r;
 	}
@@ -896,17 +384,17 @@ int cmd_experiment(int argc, char **argv)
 	if (r < 0)
 		return EXIT_NOT_EXPECTED;
 
-	print_table(stdout, &e);
+	experiment_print_table(stdout, &e);
 	fflush(stdout);
 	if (e.json_path) {
-		r = write_json(&e, e.json_path);
+		r = experiment_write_json(&e, e.json_path);
 		if (r < 0) {
 			log_error_errno(r, "cannot write %s", e.json_path);
 			return EXIT_IO;
 		}
 	}
 	if (e.svg_path) {
-		r = write_svg(&e, e.svg_path);
+		r = experiment_write_svg(&e, e.svg_path);
 		if (r < 0) {
 			log_error_errno(r, "cannot write %s", e.svg_path);
 			return EXIT_IO;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `bulkhead experiment` (experiment.c) and its chart (experiment-chart.c): one workload run
- * in several modes, and what each run measured.
+ * `bulkhead experiment`: one workload run in several modes, and what each run measured.
+ * Shared by its files: the command (experiment.c), one mode's runs (experiment-run.c), the
+ * table and files it writes (experiment-report.c) and the chart (experiment-chart.c).
  */
 #pragma once
 
@@ -9,7 +10,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/builtins.h"
+
 #define EXPERIMENT_RUNS_MAX 100
+#define EXP_ARGS_MAX 1024 /* bytes of all --arg together */
 
 enum experiment_mode {
 	EXP_THREADS, /* one process, bare pthread pool, no supervisor */
@@ -39,8 +43,47 @@ struct experiment_chart {
 	unsigned n_rows;
 };
 
+/* One experiment: what the command line asked for, and what each mode measured. */
+struct experiment {
+	uint64_t jobs;
+	unsigned threads;
+	enum bh_builtin builtin;
+	char job[64]; /* "builtin:NAME" */
+	char args[EXP_ARGS_MAX + 1]; /* the builtin's own args, as given */
+	const char *crash_rate_text; /* passed on as crash=TEXT, as given */
+	double crash_rate;
+	enum experiment_mode modes[_EXP_MODE_MAX];
+	unsigned n_modes;
+	unsigned runs;
+	const char *json_path;
+	const char *svg_path;
+	bool quiet;
+
+	const char *worker;
+	int sigfd;
+	uint64_t crash_ids; /* ids in 1..jobs that crash=R picks */
+	struct experiment_row rows[_EXP_MODE_MAX];
+	struct experiment_row baseline; /* threads without crashes */
+};
+
 /* "threads", "threads+restart", ... */
 const char *experiment_mode_name(enum experiment_mode m);
+/* Whether mode m was asked for. */
+bool experiment_has_mode(const struct experiment *e, enum experiment_mode m);
+
+/*
+ * Runs mode m e->runs times into row: the median run's counts, every run's wall time (with
+ * crash=R in the job's args when crash is true). Returns 0, -EINTR if SIGINT or SIGTERM came
+ * (on e->sigfd), or another -errno (logged).
+ */
+int experiment_run_mode(struct experiment *e, enum experiment_mode m, bool crash,
+			struct experiment_row *row);
+
+/* The comparison table, and notes on what its rows hide. */
+void experiment_print_table(FILE *f, const struct experiment *e);
+/* --json FILE and --svg FILE. Return 0 or -errno. */
+int experiment_write_json(const struct experiment *e, const char *path);
+int experiment_write_svg(const struct experiment *e, const char *path);
 
 /* Writes the chart as a self-contained SVG document. Returns 0 or -errno (of the stream). */
 int experiment_chart_svg(FILE *f, const struct experiment_chart *c);

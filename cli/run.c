@@ -15,7 +15,6 @@
 #include "cli/cli.h"
 #include "common/log.h"
 #include "config/config.h"
-#include "config/probe.h"
 #include "daemon/ledger.h"
 #include "daemon/master.h"
 #include "daemon/spawn-worker.h"
@@ -89,7 +88,6 @@ int cmd_run(int argc, char **argv)
 	};
 	const char *report = NULL;
 	struct config *c = NULL;
-	char *errors = NULL;
 	bool quiet = false;
 	int o, r;
 
@@ -119,30 +117,14 @@ int cmd_run(int argc, char **argv)
 		run_usage(stderr);
 		return EXIT_USAGE;
 	}
-	r = config_load(argv[optind], &c, &errors);
-	if (r < 0) {
-		fputs(errors ? errors : "config error\n", stderr);
-		if (errors && errors[strlen(errors) - 1] != '\n')
-			fputc('\n', stderr);
-		free(errors);
-		return EXIT_CONFIG;
-	}
+	/* Plugins are loaded by a throwaway worker first: a bad one is a config error. */
+	r = config_load_checked(argv[optind], NULL, spawn_worker_path(), 0, &c);
+	if (r != 0)
+		return r;
 	if (c->n_groups == 0) {
 		fprintf(stderr, "%s: nothing to run: no [job NAME] sections\n", argv[optind]);
 		config_free(c);
 		return EXIT_CONFIG;
-	}
-	/* Plugins are loaded by a throwaway worker first: a bad one is a config error. */
-	r = config_probe_plugins(c, spawn_worker_path(), 0, &errors);
-	if (r < 0) {
-		if (errors)
-			fputs(errors, stderr);
-		else
-			fprintf(stderr, "bulkhead run: cannot probe the plugins with %s: %s\n",
-				spawn_worker_path(), strerror(-r));
-		free(errors);
-		config_free(c);
-		return r == -EINVAL ? EXIT_CONFIG : EXIT_NOT_EXPECTED;
 	}
 	if (quiet)
 		log_set_max_level(LOG_WARNING);

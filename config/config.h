@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The config model: what a parsed, validated bulkhead.conf says. Parsing (config.c) fills
- * a new struct config or fails as a whole; nothing half-parsed is ever returned. Every key,
- * its type, default, range and doc string is declared once in keys.h.
+ * The config model: what a parsed, validated bulkhead.conf says. Parsing (config.c, and the
+ * pieces parser.h lists) fills a new struct config or fails as a whole; nothing half-parsed
+ * is ever returned. Every key, its type, default, range and doc string is declared once in
+ * keys.h.
  */
 #pragma once
 
@@ -115,6 +116,22 @@ int config_load(const char *path, struct config **ret, char **ret_errors);
 int config_load_stream(FILE *f, const char *name, struct config **ret, char **ret_errors);
 
 void config_free(struct config *c);
+
+enum {
+	/* Out of memory while loading exits 1, not 78 (check-config's documented code). */
+	CONFIG_CHECK_OOM_FAILS = 1 << 0,
+};
+
+/*
+ * How every program starts from a config: loads PATH (config_load()), or with text != NULL
+ * that text, named PATH in messages; then, with worker != NULL, probes its plugins with that
+ * bulkhead-worker (config_probe_plugins()). Returns 0 and *ret, or else prints every error on
+ * stderr, one per line, each starting with PATH ("demo.conf:12: [pool main] ..."), and
+ * returns the exit code to use: 78 (EX_CONFIG) for a config error, 1 (EXIT_FAILURE) when the
+ * probe could not run. Blocks while the probe runs (see probe.h).
+ */
+int config_load_checked(const char *path, const char *text, const char *worker, unsigned flags,
+			struct config **ret);
 
 /* Index of the pool called `name`, or -ENOENT. */
 int config_find_pool(const struct config *c, const char *name);

@@ -19,7 +19,6 @@
 
 #include "common/log.h"
 #include "config/config.h"
-#include "config/probe.h"
 #include "daemon/control.h"
 #include "daemon/journal.h"
 #include "daemon/master.h"
@@ -99,27 +98,6 @@ static void socket_refused(const char *sock, int r)
 		log_error_errno(r, "cannot listen on %s", sock);
 }
 
-/*
- * Loads every plugin of c in a throwaway worker (`bulkhead-worker --probe`), so that a
- * missing file or symbol or a wrong ABI is a config error before anything is spawned, and a
- * plugin's constructor never runs here. Returns 0, or the exit code after saying why.
- */
-static int probe_plugins(const struct config *c)
-{
-	char *errors = NULL;
-	int r = config_probe_plugins(c, spawn_worker_path(), 0, &errors);
-
-	if (r >= 0)
-		return 0;
-	if (errors)
-		fputs(errors, stderr);
-	else
-		fprintf(stderr, "bulkheadd: cannot probe the plugins with %s: %s\n",
-			spawn_worker_path(), strerror(-r));
-	free(errors);
-	return r == -EINVAL ? 78 : 1;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -136,7 +114,6 @@ int main(int argc, char **argv)
 	struct control *ctl = NULL;
 	char sock[PATH_MAX + 32];
 	struct config *c = NULL;
-	char *errors = NULL;
 	bool check = false;
 	pid_t other = 0;
 	int o, r, rc;
@@ -170,19 +147,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	r = config_load(path, &c, &errors);
-	if (r < 0) {
-		fputs(errors ? errors : "config error\n", stderr);
-		if (errors && *errors && errors[strlen(errors) - 1] != '\n')
-			fputc('\n', stderr);
-		free(errors);
-		return 78;
-	}
-	rc = probe_plugins(c);
-	if (rc != 0) {
-		config_free(c);
+	/* Plugins are probed in a throwaway worker: their constructors never run here. */
+	rc = config_load_checked(path, NULL, spawn_worker_path(), 0, &c);
+	if (rc != 0)
 		return rc;
-	}
 	if (check) {
 		config_print(c, stdout);
 		config_free(c);
