@@ -213,9 +213,8 @@ int master_cancel_job(struct master *m, struct job *j)
 	return 1;
 }
 
-void api_status_line(void *userdata, char *buf, size_t size)
+void master_status_line(const struct master *m, char *buf, size_t size)
 {
-	struct master *m = userdata;
 	const struct ledger_stats *s = ledger_stats(m->ledger);
 	unsigned pools_up = 0, pools = 0, workers = 0, wanted = 0;
 	uint64_t deaths = m->stats.deaths_by_exit, running = 0, waiting = 0;

@@ -22,6 +22,7 @@
 #include "daemon/control.h"
 #include "daemon/journal.h"
 #include "daemon/master.h"
+#include "daemon/notify.h"
 #include "daemon/spawn-worker.h"
 #include "daemon/spool.h"
 
@@ -98,6 +99,74 @@ static void socket_refused(const char *sock, int r)
 		log_error_errno(r, "cannot listen on %s", sock);
 }
 
+/* ---- sd_notify, as a subscriber of the master (DESIGN §5) ---- */
+
+static void status_of(void *userdata, char *buf, size_t size)
+{
+	master_status_line(userdata, buf, size);
+}
+
+static void on_ready(void *userdata)
+{
+	notify_ready(userdata);
+}
+
+static void on_reloading(void *userdata)
+{
+	notify_reloading(userdata);
+}
+
+static void on_reloaded(void *userdata, bool ok)
+{
+	notify_ready(userdata); /* applied or refused: the service is ready again either way */
+}
+
+static void on_stopping(void *userdata, usec_t drain)
+{
+	notify_stopping(userdata);
+	if (drain != USEC_INFINITY)
+		notify_extend_timeout(userdata, drain + MASTER_STOP_TIMEOUT);
+}
+
+static void on_status_dirty(void *userdata)
+{
+	notify_status_dirty(userdata);
+}
+
+static void on_exit_(void *userdata)
+{
+	notify_status_flush(userdata);
+}
+
+static const struct master_hooks notify_hooks = {
+	.on_ready = on_ready,
+	.on_reloading = on_reloading,
+	.on_reloaded = on_reloaded,
+	.on_stopping = on_stopping,
+	.on_status_dirty = on_status_dirty,
+	.on_exit = on_exit_,
+};
+
+/* The notifier of m, subscribed to it, its watchdog pings started. */
+static int notify_start(struct master *m, struct notifier **ret)
+{
+	struct notifier *n;
+	int r = notifier_new(master_event(m), status_of, m, &n);
+
+	if (r < 0)
+		return r;
+	r = master_subscribe(m, &notify_hooks, n);
+	if (r < 0) {
+		notifier_free(n);
+		return r;
+	}
+	r = notifier_start_watchdog(n);
+	if (r < 0)
+		log_warning_errno(r, "cannot start the watchdog pings");
+	*ret = n;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -112,6 +181,7 @@ int main(int argc, char **argv)
 	struct master *m = NULL;
 	struct spools *spools = NULL;
 	struct control *ctl = NULL;
+	struct notifier *notifier = NULL;
 	char sock[PATH_MAX + 32];
 	struct config *c = NULL;
 	bool check = false;
@@ -193,7 +263,14 @@ int main(int argc, char **argv)
 		config_free(c);
 		return 1;
 	}
+	r = notify_start(m, &notifier);
+	if (r < 0) {
+		log_error_errno(r, "cannot set up sd_notify");
+		master_free(m);
+		return 1;
+	}
 	if (spools_start(m, true, &spools) < 0) {
+		notifier_free(notifier);
 		master_free(m);
 		return 1;
 	}
@@ -202,6 +279,7 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		socket_refused(sock, r);
 		spools_free(spools);
+		notifier_free(notifier);
 		master_free(m);
 		return 1;
 	}
@@ -212,6 +290,7 @@ int main(int argc, char **argv)
 	log_info("stopped");
 	spools_free(spools);
 	control_free(ctl);
+	notifier_free(notifier); /* before the master: it reads the master's status */
 	master_free(m); /* and the config it owns */
 	return rc;
 }

@@ -186,7 +186,11 @@ struct pool {
 struct master {
 	struct config *config; /* owned; replaced by a reload */
 	struct master_options opts;
-	struct notifier *notifier; /* daemon mode only */
+	struct {
+		const struct master_hooks *h;
+		void *userdata;
+	} subs[MASTER_SUBSCRIBERS_MAX]; /* master_subscribe() */
+	unsigned n_subs;
 	bool ready_sent;
 	sd_event *event;
 	struct ledger *ledger;
@@ -223,6 +227,14 @@ struct lfields {
 	char pool[48], worker[64], job[96], sig[32], cause[96];
 	const char *v[6];
 };
+
+/* Calls hook `name` of every subscriber of m with the arguments after m. */
+#define MASTER_EMIT(m, name, ...)                                                                  \
+	do {                                                                                       \
+		for (unsigned i_ = 0; i_ < (m)->n_subs; i_++)                                      \
+			if ((m)->subs[i_].h->name)                                                 \
+				(m)->subs[i_].h->name((m)->subs[i_].userdata, ##__VA_ARGS__);      \
+	} while (0)
 
 /* ---- master.c ---- */
 
@@ -353,4 +365,4 @@ int reload_on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 /* ---- api.c ---- */
 
 int master_add_group(struct master *m, const struct group_config *gc, unsigned *ret_index);
-void api_status_line(void *userdata, char *buf, size_t size);
+

@@ -119,17 +119,17 @@ void master_check_ready(struct master *m)
 	}
 	m->ready_sent = true;
 	log_info("ready: %u pool%s up", m->n_pools, m->n_pools == 1 ? "" : "s");
-	notify_ready(m->notifier);
+	MASTER_EMIT(m, on_ready);
 }
 
 void master_check_done(struct master *m)
 {
-	notify_status_dirty(m->notifier);
+	MASTER_EMIT(m, on_status_dirty);
 	if (!m->stopping && !m->opts.daemon && ledger_unfinished(m->ledger) == 0)
 		master_begin_stop(m, CAUSE_NONE);
 	if (m->stopping && m->n_alive == 0) {
 		m->stats.ended_at = now_usec();
-		notify_status_flush(m->notifier); /* the last word: how it ended */
+		MASTER_EMIT(m, on_exit); /* the last word: how it ended */
 		sd_event_exit(m->event, 0);
 	}
 }
@@ -143,9 +143,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 		usec_t drain = m->config->supervisor.drain_timeout;
 		char d[FORMAT_DURATION_MAX];
 
-		notify_stopping(m->notifier);
-		if (drain != USEC_INFINITY)
-			notify_extend_timeout(m->notifier, drain + MASTER_STOP_TIMEOUT);
+		MASTER_EMIT(m, on_stopping, drain);
 		log_notice("%s: stopping: queued jobs are cancelled, running jobs may finish "
 			   "within %s (again to kill them now)",
 			   strsignal((int)si->ssi_signo), format_duration(d, sizeof(d), drain));
@@ -246,9 +244,7 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 			r = ledger_add_end_hook(m->ledger, on_job_ended, m);
 		if (r < 0)
 			goto fail;
-		r = notifier_new(m->event, api_status_line, m, &m->notifier);
-		if (r >= 0)
-			r = sd_event_add_signal(m->event, &m->sighup, SIGHUP, reload_on_sighup, m);
+		r = sd_event_add_signal(m->event, &m->sighup, SIGHUP, reload_on_sighup, m);
 		if (r < 0)
 			goto fail;
 	}
@@ -267,6 +263,26 @@ fail:
 	return r;
 }
 
+int master_subscribe(struct master *m, const struct master_hooks *h, void *userdata)
+{
+	if (m->n_subs >= MASTER_SUBSCRIBERS_MAX)
+		return -ENOSPC;
+	m->subs[m->n_subs].h = h;
+	m->subs[m->n_subs++].userdata = userdata;
+	return 0;
+}
+
+void master_unsubscribe(struct master *m, const struct master_hooks *h, void *userdata)
+{
+	for (unsigned i = 0; i < m->n_subs; i++) {
+		if (m->subs[i].h != h || m->subs[i].userdata != userdata)
+			continue;
+		memmove(&m->subs[i], &m->subs[i + 1], (m->n_subs - i - 1) * sizeof(m->subs[0]));
+		m->n_subs--;
+		return;
+	}
+}
+
 int master_run(struct master *m)
 {
 	int r;
@@ -282,12 +298,6 @@ int master_run(struct master *m)
 			continue; /* a pool no job uses: nothing to start in a one-shot run */
 		for (unsigned k = 0; k < p->n_slots; k++)
 			slot_schedule_restart(p->workers[k], 0);
-	}
-	if (m->notifier) {
-		r = notifier_start_watchdog(m->notifier);
-
-		if (r < 0)
-			log_warning_errno(r, "cannot start the watchdog pings");
 	}
 	master_check_done(m);
 	r = sd_event_loop(m->event);
@@ -307,7 +317,6 @@ void master_free(struct master *m)
 	sd_event_source_disable_unref(m->sighup);
 	sd_event_source_disable_unref(m->collect);
 	sd_event_source_disable_unref(m->reload_event);
-	notifier_free(m->notifier);
 	forkserver_end(m);
 	sd_event_source_disable_unref(m->zygote_timer);
 	flight_table_free(&m->flights);

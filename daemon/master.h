@@ -57,6 +57,28 @@ struct master_options {
 struct master;
 
 /*
+ * What a service subscribes to, instead of polling the master (bulkheadd's sd_notify, its
+ * spools). Any member may be NULL; each is called from the master's loop, in the order
+ * subscribers came, and must not free the master.
+ */
+struct master_hooks {
+	/* Every pool's workers said HELLO the first time (daemon mode only). */
+	void (*on_ready)(void *userdata);
+	/* A reload begins (SIGHUP, or master_reload()). */
+	void (*on_reloading)(void *userdata);
+	/* It ended: applied (ok), or refused with the running config kept. */
+	void (*on_reloaded)(void *userdata, bool ok);
+	/* SIGTERM/SIGINT: the stop begins; running jobs may take `drain` more (or forever). */
+	void (*on_stopping)(void *userdata, usec_t drain);
+	/* Counts changed (master_status_line() may read differently). Often: keep it cheap. */
+	void (*on_status_dirty)(void *userdata);
+	/* The loop ends now (every worker is gone): the last words. */
+	void (*on_exit)(void *userdata);
+};
+
+#define MASTER_SUBSCRIBERS_MAX 8
+
+/*
  * On success the master owns c (a reload replaces it; master_free frees it); on failure the
  * caller still does. opts may be NULL (one-shot run).
  */
@@ -130,6 +152,16 @@ int master_inject(struct master *m, unsigned pool, int slot, const char *fault,
 int master_cancel_job(struct master *m, struct job *j);
 /* Runs ledger_collect() (keep_ended) soon, from the loop: after a ledger_pin() ends. */
 void master_collect_soon(struct master *m);
+
+/* Adds / removes a subscriber (the same hooks and userdata). 0, or -ENOSPC. */
+int master_subscribe(struct master *m, const struct master_hooks *h, void *userdata);
+void master_unsubscribe(struct master *m, const struct master_hooks *h, void *userdata);
+
+/*
+ * One line of pools, workers, jobs and deaths (what STATUS= says):
+ * "1/1 pools up, 3/3 workers; jobs: 90 done, 4 running, 3 queued, ...".
+ */
+void master_status_line(const struct master *m, char *buf, size_t size);
 
 /* A read-only view for the control socket. */
 struct master_pool_info {

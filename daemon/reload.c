@@ -247,7 +247,7 @@ int master_reload(struct master *m, char **ret_errors)
 			*ret_errors = strdup("stopping: no reload");
 		return -ESHUTDOWN;
 	}
-	notify_reloading(m->notifier);
+	MASTER_EMIT(m, on_reloading);
 	log_notice("reloading %s", m->config->path);
 	r = config_load(m->config->path, &nc, &errors);
 	/*
@@ -272,7 +272,7 @@ int master_reload(struct master *m, char **ret_errors)
 			log_error("%s", line);
 		log_error("reload failed: still running the config loaded before");
 		free(errors);
-		notify_ready(m->notifier);
+		MASTER_EMIT(m, on_reloaded, false);
 		if (ret_errors)
 			*ret_errors = copy;
 		else
@@ -283,7 +283,7 @@ int master_reload(struct master *m, char **ret_errors)
 	if (!map) {
 		log_error("reload failed: out of memory; still running the config loaded before");
 		config_free(nc);
-		notify_ready(m->notifier);
+		MASTER_EMIT(m, on_reloaded, false);
 		return -ENOMEM;
 	}
 	/* The new config parsed and validated as a whole: from here on it is applied. */
@@ -303,7 +303,7 @@ int master_reload(struct master *m, char **ret_errors)
 	config_free(m->config);
 	m->config = nc;
 	log_notice("reloaded");
-	notify_ready(m->notifier);
+	MASTER_EMIT(m, on_reloaded, true);
 	master_check_done(m);
 	m->last_reload = now_usec();
 	return 0;

@@ -49,8 +49,7 @@ struct spools {
 	struct master *m;
 	struct spool **v;
 	unsigned n;
-	sd_event_source *post; /* notices a reload (the config pointer changes) */
-	const struct config *seen;
+	bool subscribed; /* to the master's reloads (daemon) */
 };
 
 /* ---- jobs that ended ---- */
@@ -323,18 +322,18 @@ static void check_reload(struct spools *sp, const struct config *c)
 				    gname(sp->v[i]), sp->v[i]->dir);
 }
 
-/* Runs after every event the loop dispatched: one pointer compare unless a reload happened. */
-static int on_post(sd_event_source *src, void *userdata)
+/* A reload that was applied: start, or say what waits for the next start. */
+static void on_reloaded(void *userdata, bool ok)
 {
 	struct spools *sp = userdata;
-	const struct config *c = master_config(sp->m);
 
-	if (c != sp->seen) {
-		sp->seen = c;
-		check_reload(sp, c);
-	}
-	return 0;
+	if (ok)
+		check_reload(sp, master_config(sp->m));
 }
+
+static const struct master_hooks spool_hooks = {
+	.on_reloaded = on_reloaded,
+};
 
 int spools_start(struct master *m, bool daemon, struct spools **ret)
 {
@@ -346,7 +345,6 @@ int spools_start(struct master *m, bool daemon, struct spools **ret)
 	if (!sp)
 		return -ENOMEM;
 	sp->m = m;
-	sp->seen = c;
 	sp->v = calloc(c->n_groups ? c->n_groups : 1, sizeof(*sp->v));
 	if (!sp->v) {
 		r = -ENOMEM;
@@ -369,11 +367,12 @@ int spools_start(struct master *m, bool daemon, struct spools **ret)
 		sp->n++;
 	}
 	if (daemon) {
-		r = sd_event_add_post(master_event(m), &sp->post, on_post, sp);
+		r = master_subscribe(m, &spool_hooks, sp);
 		if (r < 0) {
 			log_error_errno(r, "cannot watch for reloads of spools");
 			goto fail;
 		}
+		sp->subscribed = true;
 	}
 	*ret = sp;
 	return 0;
@@ -386,7 +385,8 @@ void spools_free(struct spools *sp)
 {
 	if (!sp)
 		return;
-	sd_event_source_disable_unref(sp->post);
+	if (sp->subscribed)
+		master_unsubscribe(sp->m, &spool_hooks, sp);
 	for (unsigned i = 0; i < sp->n; i++)
 		spool_free(sp->v[i]);
 	free(sp->v);
