@@ -34,14 +34,13 @@
 #include "cli/cli.h"
 #include "cli/control-client.h"
 #include "common/job-state.h"
+#include "common/log.h"
 #include "common/strutil.h"
 
 #define JOBS_LIMIT_MAX 100000 /* the daemon's own limit */
 #define TOP_INTERVAL_MIN 0.1 /* seconds */
 #define TOP_INTERVAL_MAX 3600.0
 #define TABLE_COLS_MAX 12
-
-static const char *const log_levels[] = { "debug", "info", "notice", "warning", "err", NULL };
 
 /* ---- usage ---- */
 
@@ -922,22 +921,18 @@ int cmd_log_level(int argc, char **argv)
 {
 	const char *socket = NULL, *level, *now;
 	json_object *reply, *req;
-	bool known = false;
 	int r;
 
 	r = parse_simple("log-level", argc, argv, &socket, (const char *const[]){ "LEVEL", NULL },
 			 &level);
 	if (r >= 0)
 		return r;
-	for (size_t i = 0; log_levels[i]; i++)
-		known = known || strcmp(level, log_levels[i]) == 0;
-	if (!known) {
-		const char *guess = str_did_you_mean(level, log_levels);
+	if (log_level_from_name(level) < 0) {
+		const char *guess = str_did_you_mean(level, log_level_names);
 
-		return usage_error(
-			"log-level",
-			"unknown level '%s'%s%s%s; levels: debug info notice warning err", level,
-			guess ? " (did you mean '" : "", guess ? guess : "", guess ? "'?)" : "");
+		return usage_error("log-level", "unknown level '%s'%s%s%s; levels: " LOG_LEVEL_NAMES(" "),
+				   level, guess ? " (did you mean '" : "", guess ? guess : "",
+				   guess ? "'?)" : "");
 	}
 	req = new_request("log-level");
 	add_string(req, "level", level);

@@ -509,28 +509,21 @@ static json_object *cmd_reload(struct control *c, json_object *req)
 
 static json_object *cmd_log_level(struct control *c, json_object *req)
 {
-	static const struct {
-		const char *name;
-		int level;
-	} levels[] = { { "debug", LOG_DEBUG }, { "info", LOG_INFO }, { "notice", LOG_NOTICE },
-		       { "warning", LOG_WARNING }, { "err", LOG_ERR } };
 	const char *level = NULL;
 	json_object *o;
+	int l;
 
 	if (get_string(req, "level", &level) < 0 || !level)
-		return error_reply("log-level needs \"level\": debug|info|notice|warning|err");
-	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
-		if (strcmp(levels[i].name, level) != 0)
-			continue;
-		log_set_max_level(levels[i].level);
-		log_notice("control: log level set to %s", level);
-		o = ok_reply();
-		json_object_object_add(o, "level", json_object_new_string(level));
-		return o;
-	}
-	return error_reply("unknown log level '%s' (debug|info|notice|warning|err)", level);
+		return error_reply("log-level needs \"level\": " LOG_LEVEL_NAMES("|"));
+	l = log_level_from_name(level);
+	if (l < 0)
+		return error_reply("unknown log level '%s' (" LOG_LEVEL_NAMES("|") ")", level);
+	log_set_max_level(l);
+	log_notice("control: log level set to %s", level);
+	o = ok_reply();
+	json_object_object_add(o, "level", json_object_new_string(level));
+	return o;
 }
-
 
 /* ---- submit, cancel, wait ---- */
 
