@@ -59,7 +59,6 @@
 #define REFUSED_LOG_EVERY (10 * USEC_PER_SEC) /* "too many clients" is logged this often */
 #define BUFFER_MIN 1024 /* first allocation of an input or output buffer */
 #define ACCEPT_RETRY (100 * USEC_PER_MSEC) /* after EMFILE/ENFILE */
-#define WAIT_LIST_MAX 1000 /* jobs listed in a wait reply (beyond: the unexpected ones only) */
 
 /*
  * A pending `wait`: the jobs of the request's ids, or of a group with ids below `end` (its
@@ -341,6 +340,7 @@ static json_object *cmd_status(struct control *c, json_object *req)
 	json_object *o = ok_reply();
 
 	json_object_object_add(o, "version", json_object_new_string(BULKHEAD_VERSION));
+	add_int(o, "protocol", CONTROL_PROTOCOL_VERSION);
 	add_int(o, "pid", getpid());
 	json_object_object_add(o, "uptime_seconds",
 			       json_object_new_double((double)(now_usec() - ms->started_at) / 1e6));
@@ -447,7 +447,7 @@ static json_object *cmd_jobs(struct control *c, json_object *req)
 {
 	struct ledger *l = master_ledger(c->m);
 	const char *state = NULL, *group = NULL;
-	int64_t limit = 1000;
+	int64_t limit = CONTROL_JOBS_LIMIT_DEFAULT;
 	int want_state = -1, want_group = -1;
 	struct stream *s;
 	json_object *v;
@@ -928,8 +928,8 @@ static void wait_free(struct client *cl)
 }
 
 /*
- * Starts the reply of cl's finished wait, streamed: up to WAIT_LIST_MAX jobs it lists every
- * one; beyond, only those that did not end as their group expects (at most WAIT_LIST_MAX of
+ * Starts the reply of cl's finished wait, streamed: up to CONTROL_WAIT_LIST_MAX jobs it lists every
+ * one; beyond, only those that did not end as their group expects (at most CONTROL_WAIT_LIST_MAX of
  * them), with "total" and "truncated": a wait for a group of a million jobs must not make the
  * master build a million JSON objects. The jobs stay pinned until the reply is out. False if
  * the client had to go.
@@ -951,7 +951,7 @@ static bool wait_reply(struct client *cl)
 	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"all_expected\":%s,\"jobs\":[",
 		 w->all_expected ? "true" : "false");
 	snprintf(s->extra, sizeof(s->extra), ",\"total\":%llu,\"truncated\":%s",
-		 (unsigned long long)w->ended, w->ended > WAIT_LIST_MAX ? "true" : "false");
+		 (unsigned long long)w->ended, w->ended > CONTROL_WAIT_LIST_MAX ? "true" : "false");
 	cl->stream = s;
 	return true;
 }
@@ -985,10 +985,13 @@ static void on_job_end(void *userdata, struct job *j)
 		sd_event_source_set_enabled(c->wait_check, SD_EVENT_ONESHOT);
 }
 
-/* Sets cl up to wait; returns NULL (the reply comes later) or an error reply. */
-static json_object *start_wait(struct client *cl, json_object *req)
+/*
+ * Sets the client being served up to wait; returns NULL (on_wait_check answers later) or an
+ * error reply.
+ */
+static json_object *cmd_wait(struct control *c, json_object *req)
 {
-	struct control *c = cl->c;
+	struct client *cl = c->serving;
 	struct ledger *l = master_ledger(c->m);
 	const char *group = NULL;
 	struct wait *w;
@@ -1070,10 +1073,10 @@ static json_object *stream_item(struct client *cl, struct stream *s)
 			 s->instance + (uint32_t)(s->next++ - s->first));
 		return json_object_new_string(name);
 	case STREAM_WAIT:
-		while (s->listed < WAIT_LIST_MAX && (j = wait_next(l, cl->wait, &s->next))) {
+		while (s->listed < CONTROL_WAIT_LIST_MAX && (j = wait_next(l, cl->wait, &s->next))) {
 			bool met = job_met(l, j);
 
-			if (cl->wait->ended > WAIT_LIST_MAX && met)
+			if (cl->wait->ended > CONTROL_WAIT_LIST_MAX && met)
 				continue; /* truncated: the unexpected ones only */
 			return wait_entry(l, j, met);
 		}
@@ -1199,7 +1202,7 @@ static json_object *cmd_inject(struct control *c, json_object *req)
 	if (get_string(req, "target", &target) < 0 || !target || get_string(req, "fault", &fault) < 0 ||
 	    !fault)
 		return error_reply("inject needs \"target\" (POOL or POOL/INDEX) and \"fault\" "
-				   "(segv|abort|hang|kill|leak)");
+				   "(" CONTROL_FAULT_NAMES("|") ")");
 	if (parse_target(c->m, target, &pool, &slot) < 0)
 		return error_reply("no pool or worker '%s' that is up", target);
 	r = master_inject(c->m, pool, slot, fault, worker, sizeof(worker), &pid);
@@ -1207,7 +1210,7 @@ static json_object *cmd_inject(struct control *c, json_object *req)
 	case 0:
 		break;
 	case -EINVAL:
-		return error_reply("unknown fault '%s' (segv|abort|hang|kill|leak)", fault);
+		return error_reply("unknown fault '%s' (" CONTROL_FAULT_NAMES("|") ")", fault);
 	case -EDOM:
 		return error_reply("inject leak needs memory_max on pool %s (it would eat the "
 				   "machine's memory)",
@@ -1227,33 +1230,25 @@ static json_object *cmd_inject(struct control *c, json_object *req)
 	return o;
 }
 
+/* A command's handler: its reply, or NULL when the reply comes later (a stream, a wait). */
+typedef json_object *command_fn(struct control *c, json_object *req);
+
+/* The requests of common/control-proto.h, each with its handler cmd_<id>. */
+#define COMMAND_ENTRY(id, name, kind, ...) CONTROL_IF_##kind({ name, cmd_##id },)
 static const struct {
 	const char *name;
-	json_object *(*fn)(struct control *c, json_object *req);
-} commands[] = {
-	{ "status", cmd_status },
-	{ "jobs", cmd_jobs },
-	{ "reload", cmd_reload },
-	{ "log-level", cmd_log_level },
-	{ "submit", cmd_submit },
-	{ "wait", NULL }, /* handled in handle_line: its reply comes later */
-	{ "cancel", cmd_cancel },
-	{ "restart", cmd_restart },
-	{ "inject", cmd_inject },
-};
+	command_fn *fn;
+} commands[] = { CONTROL_COMMANDS(COMMAND_ENTRY) };
+#undef COMMAND_ENTRY
 
 /* req passed control_parse_request(): an object with a string command. */
 static json_object *dispatch(struct control *c, json_object *req)
 {
 	const char *name = control_request_command(req);
 
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(commands[i].name, name) != 0)
-			continue;
-		if (!commands[i].fn)
-			return error_reply("not implemented yet: %s", name);
-		return commands[i].fn(c, req);
-	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return commands[i].fn(c, req);
 	return error_reply("unknown command '%.64s'", name);
 }
 
@@ -1267,15 +1262,11 @@ static bool handle_line(struct client *cl, const char *line, size_t len)
 	if (control_parse_request(line, len, &req, &error) < 0)
 		return client_reply(cl, error_reply("%s", error));
 	json_object_object_get_ex(req, "id", &id);
-	if (strcmp(control_request_command(req), "wait") == 0) {
-		reply = start_wait(cl, req); /* NULL: on_wait_check answers */
-	} else {
-		c->serving = cl;
-		reply = dispatch(c, req); /* NULL: the reply is a stream, set up on cl */
-		c->serving = NULL;
-		if (!reply && id)
-			cl->stream->echo = json_object_get(id);
-	}
+	c->serving = cl;
+	reply = dispatch(c, req); /* NULL: a stream set up on cl, or a wait (it keeps the id) */
+	c->serving = NULL;
+	if (!reply && id && cl->stream)
+		cl->stream->echo = json_object_get(id);
 	if (reply && id)
 		json_object_object_add(reply, "id", json_object_get(id));
 	json_object_put(req);
