@@ -33,11 +33,11 @@
 
 #include "cli/cli.h"
 #include "cli/control-client.h"
+#include "common/control-proto.h"
 #include "common/job-state.h"
 #include "common/log.h"
 #include "common/strutil.h"
 
-#define JOBS_LIMIT_MAX 100000 /* the daemon's own limit */
 #define TOP_INTERVAL_MIN 0.1 /* seconds */
 #define TOP_INTERVAL_MAX 3600.0
 #define TABLE_COLS_MAX 12
@@ -46,21 +46,13 @@
 
 struct command {
 	const char *name;
-	const char *args; /* after the name, for "Usage:" */
+	const char *usage; /* after the name, for "Usage:", without --socket */
 };
 
 static const struct command commands[] = {
-	{ "status", "[--json] [--socket PATH]" },
-	{ "jobs", "[--state STATE] [--group GROUP] [--limit N] [--json] [--socket PATH]" },
-	{ "reload", "[--socket PATH]" },
-	{ "log-level", "LEVEL [--socket PATH]" },
-	{ "top", "[--interval SECONDS] [--count N] [--socket PATH]" },
-	{ "submit", "GROUP | --pool POOL --run builtin:NAME, [--count N | --input FILE...] [--arg K=V]... [--json] "
-		    "[--socket PATH]" },
-	{ "wait", "ID... | --group GROUP [--json] [--socket PATH]" },
-	{ "cancel", "ID... [--socket PATH]" },
-	{ "restart", "POOL[/INDEX] [--socket PATH]" },
-	{ "inject", "POOL[/INDEX] segv|abort|hang|kill|leak [--socket PATH]" },
+#define COMMAND_ENTRY(id, name, kind, usage, synopsis, help, output) { name, usage },
+	CONTROL_COMMANDS(COMMAND_ENTRY)
+#undef COMMAND_ENTRY
 };
 
 static const struct command *command_find(const char *name)
@@ -75,7 +67,8 @@ static void cmd_usage(const char *name, FILE *f)
 {
 	const struct command *c = command_find(name);
 
-	fprintf(f, "Usage: bulkhead %s %s\n", name, c ? c->args : "");
+	fprintf(f, "Usage: bulkhead %s %s%s[--socket PATH]\n", name, c ? c->usage : "",
+		c && *c->usage ? " " : "");
 }
 
 /* Prints "bulkhead NAME: MESSAGE" and the usage on stderr; returns EXIT_USAGE. */
@@ -183,8 +176,33 @@ static int session_open(struct session *s, const char *socket_opt, int64_t deadl
 }
 
 /*
- * Parses a reply line: a JSON object with a boolean "ok". NULL (and a message naming the
- * socket) if it is not.
+ * Whether the daemon speaks our protocol, if the reply says which it speaks ("protocol", in
+ * status replies); one that does not say is older than the member and speaks version 1.
+ * False after a message naming the socket.
+ */
+static bool protocol_ok(const char *path, json_object *reply)
+{
+	json_object *v;
+	int64_t version;
+
+	if (!json_object_object_get_ex(reply, "protocol", &v))
+		return true;
+	if (!json_object_is_type(v, json_type_int)) {
+		say("%s: invalid reply: \"protocol\" is not an integer", path);
+		return false;
+	}
+	version = json_object_get_int64(v);
+	if (version == CONTROL_PROTOCOL_VERSION)
+		return true;
+	say("%s: the daemon speaks control protocol %lld, this bulkhead speaks %d: use the "
+	    "bulkhead command of the daemon's version",
+	    path, (long long)version, CONTROL_PROTOCOL_VERSION);
+	return false;
+}
+
+/*
+ * Parses a reply line: a JSON object with a boolean "ok", from a daemon that speaks our
+ * protocol. NULL (and a message naming the socket) if it is not.
  */
 static json_object *parse_reply(const char *path, const char *line)
 {
@@ -198,6 +216,10 @@ static json_object *parse_reply(const char *path, const char *line)
 	if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "ok", &ok) ||
 	    !json_object_is_type(ok, json_type_boolean)) {
 		say("%s: invalid reply: not an object with \"ok\"", path);
+		json_object_put(o);
+		return NULL;
+	}
+	if (!protocol_ok(path, o)) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -809,9 +831,9 @@ int cmd_jobs(int argc, char **argv)
 			group = optarg;
 			break;
 		case 'l':
-			if (!parse_long(optarg, 1, JOBS_LIMIT_MAX, &limit))
+			if (!parse_long(optarg, 1, CONTROL_JOBS_LIMIT_MAX, &limit))
 				return usage_error("jobs", "--limit %s: expected an integer 1..%d",
-						   optarg, JOBS_LIMIT_MAX);
+						   optarg, CONTROL_JOBS_LIMIT_MAX);
 			break;
 		case 'j':
 			co.json = true;
@@ -995,12 +1017,12 @@ int cmd_submit(int argc, char **argv)
 			run = optarg;
 			break;
 		case 'c':
-			if (!parse_long(optarg, 1, 100000, &count)) {
+			if (!parse_long(optarg, 1, CONTROL_SUBMIT_MAX, &count)) {
 				json_object_put(req);
 				json_object_put(args);
 				json_object_put(inputs);
-				return usage_error("submit", "--count: expected 1..100000, got '%s'",
-						   optarg);
+				return usage_error("submit", "--count: expected 1..%d, got '%s'",
+						   CONTROL_SUBMIT_MAX, optarg);
 			}
 			counted = true;
 			break;
@@ -1175,8 +1197,8 @@ int cmd_wait(int argc, char **argv)
 		if (jbool(reply, "truncated"))
 			fprintf(stderr,
 				"bulkhead: %lld jobs ended; listed: the %zu that did not end as "
-				"their group expects (at most 1000)\n",
-				(long long)jint0(reply, "total"), jlen(jobs));
+				"their group expects (at most %d)\n",
+				(long long)jint0(reply, "total"), jlen(jobs), CONTROL_WAIT_LIST_MAX);
 	}
 	r = jbool(reply, "all_expected") ? 0 : EXIT_CONTROL_FAILED;
 	json_object_put(reply);
@@ -1241,7 +1263,9 @@ int cmd_restart(int argc, char **argv)
 
 int cmd_inject(int argc, char **argv)
 {
-	static const char *const faults[] = { "segv", "abort", "hang", "kill", "leak", NULL };
+#define FAULT_ITEM(name) name,
+	static const char *const faults[] = { CONTROL_FAULTS(FAULT_ITEM, ) NULL };
+#undef FAULT_ITEM
 	const char *socket = NULL, *args[2];
 	json_object *req, *reply;
 	bool known = false;
@@ -1254,7 +1278,7 @@ int cmd_inject(int argc, char **argv)
 	for (size_t i = 0; faults[i]; i++)
 		known = known || strcmp(args[1], faults[i]) == 0;
 	if (!known)
-		return usage_error("inject", "unknown fault '%s' (segv|abort|hang|kill|leak)",
+		return usage_error("inject", "unknown fault '%s' (" CONTROL_FAULT_NAMES("|") ")",
 				   args[1]);
 	req = new_request("inject");
 	add_string(req, "target", args[0]);
