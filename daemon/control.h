@@ -12,7 +12,7 @@
 #include "common/control-proto.h" /* the commands, CONTROL_REQUEST_MAX and the other limits */
 #include "daemon/master.h"
 
-/* The limits on clients (slots, buffers, deadlines) are at the top of control.c. */
+/* The limits on clients: slots and deadlines atop control.c, buffers atop control-conn.c. */
 
 struct control;
 struct json_object;
