@@ -14,6 +14,7 @@
 #include "common/builtins.h"
 #include "common/protocol.h"
 #include "common/units.h"
+#include "config/keys.h"
 #include "daemon/control-internal.h"
 
 /*
@@ -162,6 +163,29 @@ static json_object *check_group_submit(const struct group_config *gc, size_t n_i
 	return NULL;
 }
 
+/*
+ * What an ad hoc group takes from a [job] section that sets nothing: the defaults of the key
+ * table (config/keys.h), so a submitted job and a configured one cannot drift apart. Returns
+ * 0, or -EINVAL if a default does not parse (a mistake in keys.h).
+ */
+static int adhoc_defaults(struct group_config *gc)
+{
+	const struct config_key *keys = config_keys;
+	uint64_t attempts;
+	int expect;
+
+	if (parse_duration(keys[CONFIG_KEY_JOB_timeout].def, &gc->timeout) < 0 ||
+	    parse_uint(keys[CONFIG_KEY_JOB_max_attempts].def, keys[CONFIG_KEY_JOB_max_attempts].min,
+		       keys[CONFIG_KEY_JOB_max_attempts].max, &attempts) < 0)
+		return -EINVAL;
+	expect = job_state_from_string(keys[CONFIG_KEY_JOB_expect].def);
+	if (expect < 0)
+		return -EINVAL;
+	gc->max_attempts = (unsigned)attempts;
+	gc->expect = (enum job_state)expect;
+	return 0;
+}
+
 json_object *control_cmd_submit(struct control *c, json_object *req)
 {
 	struct master *m = c->m;
@@ -246,9 +270,8 @@ json_object *control_cmd_submit(struct control *c, json_object *req)
 		gc.kind = JOB_KIND_BUILTIN;
 		gc.args = (char *)"";
 		gc.output = (char *)"";
-		gc.timeout = 60 * USEC_PER_SEC;
-		gc.max_attempts = 3;
-		gc.expect = JOB_DONE;
+		r = adhoc_defaults(&gc);
+		assert(r == 0); /* config tests load every default of keys.h */
 	}
 	r = merge_args(gc.args, req, args, sizeof(args), &error);
 	if (r < 0) {
