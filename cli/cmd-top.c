@@ -24,6 +24,7 @@
 
 #define TOP_INTERVAL_MIN 0.1 /* seconds */
 #define TOP_INTERVAL_MAX 3600.0
+#define TOP_DONE (-1) /* top_on_socket: --count reached */
 
 /* Jobs that ended by running (done, failed, crashed, timed_out): the rate of `top`. */
 static int64_t jobs_finished(json_object *reply)
@@ -258,7 +259,10 @@ static int top_request(struct top *t)
 	return 0;
 }
 
-/* The socket is readable. 1 when done (--count reached), 0 to go on, else an exit code. */
+/*
+ * The socket is readable. TOP_DONE when --count is reached, 0 to go on, else an exit code
+ * (TOP_DONE is none: EXIT_CONTROL_FAILED is 1, which once meant "done" here).
+ */
 static int top_on_socket(struct top *t)
 {
 	char *line;
@@ -281,7 +285,7 @@ static int top_on_socket(struct top *t)
 		if (top_take(t, line) < 0)
 			return EXIT_CONTROL_FAILED;
 		if (t->count && t->shown >= t->count)
-			return 1;
+			return TOP_DONE;
 	}
 }
 
@@ -346,7 +350,7 @@ static int top_loop(struct top *t, int sfd, int tfd)
 		if (pfd[3].revents) {
 			r = top_on_socket(t);
 			if (r != 0)
-				return r == 1 ? 0 : r;
+				return r == TOP_DONE ? 0 : r;
 		}
 		if (pfd[1].revents & POLLIN) {
 			uint64_t ticks;
