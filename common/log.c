@@ -19,7 +19,7 @@ const char *const log_level_names[] = { LOG_LEVELS(LOG_LEVEL_ITEM, ) NULL };
 
 int log_level_from_name(const char *name)
 {
-#define LOG_LEVEL_MATCH(n, level)    \
+#define LOG_LEVEL_MATCH(n, level) \
 	if (strcmp(name, n) == 0) \
 		return level;
 	LOG_LEVELS(LOG_LEVEL_MATCH, )

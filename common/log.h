@@ -16,9 +16,11 @@
  * X(name, syslog level), with SEP between two entries. LOG_LEVEL_NAMES(" ") is the string
  * literal "debug info notice warning err"; LOG_LEVEL_NAMES("|") the same with bars.
  */
-#define LOG_LEVELS(X, SEP)                                                                 \
-	X("debug", LOG_DEBUG) SEP X("info", LOG_INFO) SEP X("notice", LOG_NOTICE) SEP       \
+/* clang-format off */
+#define LOG_LEVELS(X, SEP)                                                                  \
+	X("debug", LOG_DEBUG) SEP X("info", LOG_INFO) SEP X("notice", LOG_NOTICE) SEP        \
 	X("warning", LOG_WARNING) SEP X("err", LOG_ERR)
+/* clang-format on */
 #define LOG_LEVEL_NAME(name, level) name
 #define LOG_LEVEL_NAMES(sep) LOG_LEVELS(LOG_LEVEL_NAME, sep)
 

@@ -41,7 +41,7 @@ static void usage_options(FILE *out, const char *usage)
 {
 	char seen[1024] = " ";
 
-	for (const char *p = usage; (p = strstr(p, "--")); ) {
+	for (const char *p = usage; (p = strstr(p, "--"));) {
 		size_t len = 2;
 		char word[64];
 
@@ -115,7 +115,8 @@ int main(int argc, char **argv)
 			char name[64];
 
 			if (!end || (size_t)(end - at - 1) >= sizeof(name) ||
-			    strspn(at + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") != (size_t)(end - at - 1)) {
+			    strspn(at + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") !=
+				    (size_t)(end - at - 1)) {
 				fwrite(p, 1, (size_t)(at - p) + 1, stdout); /* a lone '@' */
 				p = at + 1;
 				continue;

@@ -56,9 +56,12 @@ struct config_choice {
 
 /* The names of common/log.h (enum log_level has the syslog numbers). */
 #define CONFIG_LOG_LEVEL_CHOICE(name, level) { name, level },
+/* clang-format off */
 static const struct config_choice config_log_level_choices[] = {
-	LOG_LEVELS(CONFIG_LOG_LEVEL_CHOICE, ) { NULL, 0 },
+	LOG_LEVELS(CONFIG_LOG_LEVEL_CHOICE, )
+	{ NULL, 0 },
 };
+/* clang-format on */
 #undef CONFIG_LOG_LEVEL_CHOICE
 _Static_assert(LOG_LEVEL_DEBUG == LOG_DEBUG && LOG_LEVEL_INFO == LOG_INFO &&
 		       LOG_LEVEL_NOTICE == LOG_NOTICE && LOG_LEVEL_WARNING == LOG_WARNING &&

@@ -139,8 +139,8 @@ static void complete(struct words *ret, const char *const *words)
 				     "COMP_WORDS=(\"$@\"); COMP_CWORD=$(($# - 1)); COMPREPLY=()\n"
 				     "_bulkhead\n"
 				     "printf '%s\\n' \"${COMPREPLY[@]}\"\n";
-	const char *argv[16] = { "bash", "--norc", "-c", script, "bash",
-				 cmd_env_required("BULKHEAD_COMPLETION") };
+	const char *argv[16] = { "bash", "--norc", "-c",
+				 script, "bash",   cmd_env_required("BULKHEAD_COMPLETION") };
 	char *bash = cmd_find_in_path("bash");
 	struct cmd c = { 0 };
 	size_t n = 6;
@@ -164,7 +164,8 @@ static char *source_file(const char *rel)
 {
 	char *path, *text;
 
-	ck_assert_int_ge(asprintf(&path, "%s/%s", cmd_env_required("BULKHEAD_SOURCE_ROOT"), rel), 0);
+	ck_assert_int_ge(asprintf(&path, "%s/%s", cmd_env_required("BULKHEAD_SOURCE_ROOT"), rel),
+			 0);
 	text = tu_read_file(path);
 	ck_assert_msg(text, "cannot read %s", path);
 	free(path);
@@ -280,8 +281,8 @@ START_TEST(test_man_page)
 
 	for (const char *l = synopsis; (l = strstr(l, "\n.B bulkhead ")); l++)
 		n_lines++;
-	ck_assert_msg(n_lines == N_COMMANDS, "bulkhead(1) SYNOPSIS: %zu command lines, %zu commands",
-		      n_lines, N_COMMANDS);
+	ck_assert_msg(n_lines == N_COMMANDS,
+		      "bulkhead(1) SYNOPSIS: %zu command lines, %zu commands", n_lines, N_COMMANDS);
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		char *name = troff(commands[i].name), *line, *block, *entry, *bi, *b;
 		struct words options = { 0 };
@@ -310,8 +311,8 @@ START_TEST(test_man_page)
 			char *text = section(entry + 1, ".TP\n", "\n.TP\n");
 
 			for (size_t k = 0; levels[k]; k++)
-				ck_assert_msg(strstr(text, levels[k]), "log-level in bulkhead(1): no %s",
-					      levels[k]);
+				ck_assert_msg(strstr(text, levels[k]),
+					      "log-level in bulkhead(1): no %s", levels[k]);
 			free(text);
 		}
 		free(bi);
@@ -355,13 +356,15 @@ START_TEST(test_protocol_doc)
 			      commands[i].name);
 		free(want);
 	}
-	ck_assert_msg(n_sections == n_requests, "docs/control-protocol.md: %zu sections, %zu requests",
-		      n_sections, n_requests);
+	ck_assert_msg(n_sections == n_requests,
+		      "docs/control-protocol.md: %zu sections, %zu requests", n_sections,
+		      n_requests);
 	ck_assert_msg(strstr(doc, "Levels: `" LOG_LEVEL_NAMES(" ") "`"),
 		      "docs/control-protocol.md: log-level does not list " LOG_LEVEL_NAMES(" "));
 	for (size_t i = 0; faults[i]; i++) {
 		ck_assert_int_ge(asprintf(&want, "`%s`", faults[i]), 0);
-		ck_assert_msg(strstr(requests, want), "docs/control-protocol.md: no fault %s", want);
+		ck_assert_msg(strstr(requests, want), "docs/control-protocol.md: no fault %s",
+			      want);
 		free(want);
 	}
 	ck_assert_int_ge(asprintf(&want, "\"protocol\":%d", CONTROL_PROTOCOL_VERSION), 0);
@@ -387,12 +390,12 @@ START_TEST(test_usage)
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		char *want;
 
-		ck_assert_int_ge(asprintf(&want, "\n  %s%s", commands[i].name,
-					  *(commands[i].synopsis ? commands[i].synopsis
-								 : commands[i].usage)
-						  ? " "
-						  : ""),
-				 0);
+		ck_assert_int_ge(
+			asprintf(&want, "\n  %s%s", commands[i].name,
+				 *(commands[i].synopsis ? commands[i].synopsis : commands[i].usage)
+					 ? " "
+					 : ""),
+			0);
 		ck_assert_msg(strstr(c.out, want), "bulkhead --help does not list %s:\n%s",
 			      commands[i].name, c.out);
 		free(want);
@@ -410,7 +413,8 @@ START_TEST(test_usage)
 				 0);
 		ck_assert_int_eq(cmd_run(argv, NULL, &c), 0);
 		ck_assert_msg(cmd_exited_0(&c) && strcmp(c.out, want) == 0,
-			      "bulkhead %s --help:\n%s\nexpected:\n%s", commands[i].name, c.out, want);
+			      "bulkhead %s --help:\n%s\nexpected:\n%s", commands[i].name, c.out,
+			      want);
 		cmd_free(&c);
 		free(want);
 	}
