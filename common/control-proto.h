@@ -2,7 +2,7 @@
 /*
  * The control protocol of bulkheadd (docs/control-protocol.md) in one header: what the
  * daemon's server (daemon/control*.c) and the `bulkhead` command (cli/) must agree on, and
- * the only place they meet (as tmux's client and server meet at its protocol header). Pure:
+ * where they meet (as tmux's client and server meet at its protocol header). Pure:
  * no json-c, nothing of daemon/ or cli/, so a generator (completion/gen-completion.c) and
  * the tests include it too.
  *
@@ -24,9 +24,10 @@
  *   synopsis  the shorter form in the list of `bulkhead --help`, or NULL for usage
  *   help      what it does, for that list ('\n' continues it on the next line)
  *   output    what it writes on stdout, for "bulkhead: writing OUTPUT to stdout: ..."
- * Expanded by: the server's dispatch table (daemon/control-commands.c), the CLI's usage
- * and dispatch (cli/main.c, cli/commands.c), the bash completion (generated at build time)
- * and checked against bulkhead(1) and docs/control-protocol.md by the command-list test.
+ * Expanded by: the server's dispatch table (daemon/control-commands.c); the CLI's dispatch
+ * and list of commands (cli/main.c), each command's usage (cli/commands.c) and the handlers'
+ * prototypes (cli/cli.h); the bash completion (completion/gen-completion.c, at build time).
+ * Checked against bulkhead(1) and docs/control-protocol.md by the command-list test.
  */
 #pragma once
 
