@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "common/control-proto.h"
 #include "daemon/master.h"
 
 enum {
@@ -32,22 +33,17 @@ void report_table(FILE *f, struct master *m);
 int report_json_write(const char *path, struct master *m);
 
 /*
- * The commands that talk to bulkheadd over the control socket (commands.c). Exit codes:
- * 0 ok, EXIT_CONTROL_FAILED when the daemon answered ok:false or could not be reached,
- * EXIT_USAGE for bad arguments (nothing was sent). argv[0] is the command's name.
+ * The commands that talk to bulkheadd over the control socket (cmd-*.c). Exit codes:
+ * 0 ok, EXIT_CONTROL_FAILED when the daemon answered ok:false, could not be reached or
+ * speaks another control protocol, EXIT_USAGE for bad arguments (nothing was sent). argv[0]
+ * is the command's name.
  */
 enum {
 	EXIT_CONTROL_FAILED = 1,
 };
 
-int cmd_status(int argc, char **argv);
-int cmd_jobs(int argc, char **argv);
-int cmd_reload(int argc, char **argv);
-int cmd_log_level(int argc, char **argv);
-int cmd_top(int argc, char **argv);
-/* submit, wait, cancel, restart, inject: reserved, sent as bare {"command": NAME}. */
-int cmd_submit(int argc, char **argv);
-int cmd_wait(int argc, char **argv);
-int cmd_cancel(int argc, char **argv);
-int cmd_restart(int argc, char **argv);
-int cmd_inject(int argc, char **argv);
+/* int cmd_<id>(int argc, char **argv) for each CONTROL_COMMANDS entry (common/control-proto.h). */
+#define CLI_COMMAND_DECL(id, name, kind, usage, synopsis, help, output) \
+	int cmd_##id(int argc, char **argv);
+CONTROL_COMMANDS(CLI_COMMAND_DECL)
+#undef CLI_COMMAND_DECL

@@ -17,41 +17,50 @@
 
 #include "cli/check-config.h"
 #include "cli/cli.h"
+#include "cli/command-list.h"
 #include "common/log.h"
+
+/*
+ * One command in the list of the usage: "  NAME SYNOPSIS", continued lines of the synopsis
+ * under its first word, then the help at CLI_HELP_COLUMN, on a line of its own when the
+ * synopsis reaches too far; continued lines of the help at that column too.
+ */
+static void usage_command(FILE *f, const char *name, const char *usage, const char *synopsis,
+			  const char *help)
+{
+	const char *s = synopsis ? synopsis : usage;
+	int col = fprintf(f, "  %s%s", name, *s ? " " : "");
+
+	for (const char *nl; (nl = strchr(s, '\n')); s = nl + 1) {
+		fprintf(f, "%.*s\n", (int)(nl - s), s);
+		col = fprintf(f, "%*s", (int)strlen(name) + 3, "");
+	}
+	col += fprintf(f, "%s", s);
+	if (col + 2 > CLI_HELP_COLUMN) {
+		fputc('\n', f);
+		col = 0;
+	}
+	for (const char *nl; (nl = strchr(help, '\n')); help = nl + 1, col = 0)
+		fprintf(f, "%*s%.*s\n", CLI_HELP_COLUMN - col, "", (int)(nl - help), help);
+	fprintf(f, "%*s%s\n", CLI_HELP_COLUMN - col, "", help);
+}
 
 static void usage(FILE *f)
 {
 	fputs("Usage: bulkhead COMMAND [ARGS]\n"
 	      "\n"
-	      "Commands:\n"
-	      "  run CONFIG [--report-json FILE] [--quiet]\n"
-	      "                         run every job of CONFIG under supervision, then exit\n"
-	      "  check-config FILE      validate FILE and print the effective config\n"
-	      "  experiment [--jobs N] [--threads T] [--job builtin:NAME] [--arg K=V]...\n"
-	      "             [--crash-rate R] [--modes LIST] [--runs K] [--json FILE]\n"
-	      "             [--svg FILE] [--quiet]\n"
-	      "                         run one workload as threads, threads+restart,\n"
-	      "                         processes, hybrid and fork-per-job, and compare\n"
-	      "\n"
+	      "Commands:\n",
+	      f);
+#define USAGE_COMMAND(id, name, kind, usage, synopsis, help, output) \
+	usage_command(f, name, usage, synopsis, help);
+	CLI_LOCAL_COMMANDS(USAGE_COMMAND)
+	fputs("\n"
 	      "Commands for a running bulkheadd (each takes --socket PATH, also before\n"
-	      "the command: bulkhead --socket PATH status):\n"
-	      "  status [--json]        the daemon, its jobs, pools and workers\n"
-	      "  jobs [--state STATE] [--group GROUP] [--limit N] [--json]\n"
-	      "                         list jobs; STATE: queued running done failed crashed\n"
-	      "                         timed_out cancelled; N: 1..100000 (default 1000)\n"
-	      "  reload                 re-read the config (as SIGHUP does)\n"
-	      "  log-level LEVEL        set the log level: debug info notice warning err\n"
-	      "  top [--interval SECONDS] [--count N]\n"
-	      "                         live view; one line per refresh when not on a terminal\n"
-	      "  submit GROUP | --pool POOL --run builtin:NAME [--count N] [--arg K=V]...\n"
-	      "                         queue jobs: more of a config group, or a new group\n"
-	      "  wait ID... | --group GROUP\n"
-	      "                         wait until those jobs have ended\n"
-	      "  cancel ID...           cancel jobs (running ones are told to stop)\n"
-	      "  restart POOL[/INDEX]   replace a pool's workers (or one) gracefully\n"
-	      "  inject POOL[/INDEX] segv|abort|hang|kill|leak\n"
-	      "                         make a worker die of a real fault\n"
-	      "\n"
+	      "the command: bulkhead --socket PATH status):\n",
+	      f);
+	CONTROL_COMMANDS(USAGE_COMMAND)
+#undef USAGE_COMMAND
+	fputs("\n"
 	      "The socket: --socket PATH, else $BULKHEAD_SOCKET, else\n"
 	      "$RUNTIME_DIRECTORY/control.sock, else /run/bulkhead/control.sock.\n"
 	      "\n"
@@ -68,19 +77,10 @@ static const struct command {
 	bool daemon; /* talks to bulkheadd: takes --socket */
 	const char *output; /* what it writes on stdout, for the message when that fails */
 } commands[] = {
-	{ "run", cmd_run, false, "the report" },
-	{ "check-config", cmd_check_config, false, "the config" },
-	{ "experiment", cmd_experiment, false, "the comparison" },
-	{ "status", cmd_status, true, "the status" },
-	{ "jobs", cmd_jobs, true, "the jobs" },
-	{ "reload", cmd_reload, true, "the reply" },
-	{ "log-level", cmd_log_level, true, "the reply" },
-	{ "top", cmd_top, true, "the view" },
-	{ "submit", cmd_submit, true, "the job ids" },
-	{ "wait", cmd_wait, true, "the jobs" },
-	{ "cancel", cmd_cancel, true, "the reply" },
-	{ "restart", cmd_restart, true, "the reply" },
-	{ "inject", cmd_inject, true, "the reply" },
+#define COMMAND_ENTRY(id, name, kind, usage, synopsis, help, output) \
+	{ name, cmd_##id, CLI_DAEMON_##kind, output },
+	CLI_COMMANDS(COMMAND_ENTRY)
+#undef COMMAND_ENTRY
 };
 
 static const struct command *find_command(const char *name)

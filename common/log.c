@@ -13,6 +13,20 @@
 
 #include "log.h"
 
+#define LOG_LEVEL_ITEM(name, level) name,
+const char *const log_level_names[] = { LOG_LEVELS(LOG_LEVEL_ITEM, ) NULL };
+#undef LOG_LEVEL_ITEM
+
+int log_level_from_name(const char *name)
+{
+#define LOG_LEVEL_MATCH(n, level) \
+	if (strcmp(name, n) == 0) \
+		return level;
+	LOG_LEVELS(LOG_LEVEL_MATCH, )
+#undef LOG_LEVEL_MATCH
+	return -EINVAL;
+}
+
 static int max_level = LOG_INFO;
 static const char *program = "bulkhead";
 static void (*before_write)(void);

@@ -10,6 +10,26 @@
 #include <errno.h>
 #include <syslog.h>
 
+/*
+ * The levels a user names (the config's log_level, the control request and command
+ * `log-level`, the bash completion, the docs), declared once, most verbose first:
+ * X(name, syslog level), with SEP between two entries. LOG_LEVEL_NAMES(" ") is the string
+ * literal "debug info notice warning err"; LOG_LEVEL_NAMES("|") the same with bars.
+ */
+/* clang-format off */
+#define LOG_LEVELS(X, SEP)                                                                  \
+	X("debug", LOG_DEBUG) SEP X("info", LOG_INFO) SEP X("notice", LOG_NOTICE) SEP        \
+	X("warning", LOG_WARNING) SEP X("err", LOG_ERR)
+/* clang-format on */
+#define LOG_LEVEL_NAME(name, level) name
+#define LOG_LEVEL_NAMES(sep) LOG_LEVELS(LOG_LEVEL_NAME, sep)
+
+/* The names of LOG_LEVELS, NULL-terminated (for str_did_you_mean). */
+extern const char *const log_level_names[];
+
+/* The syslog level called `name` in LOG_LEVELS, or -EINVAL. */
+int log_level_from_name(const char *name);
+
 void log_set_max_level(int level);
 int log_get_max_level(void);
 void log_set_program(const char *name);

@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "common/job-state.h"
+#include "common/log.h"
 #include "common/units.h"
 #include "config/config.h"
 
@@ -53,11 +54,19 @@ struct config_choice {
 	int value;
 };
 
+/* The names of common/log.h (enum log_level has the syslog numbers). */
+#define CONFIG_LOG_LEVEL_CHOICE(name, level) { name, level },
+/* clang-format off */
 static const struct config_choice config_log_level_choices[] = {
-	{ "debug", LOG_LEVEL_DEBUG },	{ "info", LOG_LEVEL_INFO },
-	{ "notice", LOG_LEVEL_NOTICE }, { "warning", LOG_LEVEL_WARNING },
-	{ "err", LOG_LEVEL_ERR },	{ NULL, 0 },
+	LOG_LEVELS(CONFIG_LOG_LEVEL_CHOICE, )
+	{ NULL, 0 },
 };
+/* clang-format on */
+#undef CONFIG_LOG_LEVEL_CHOICE
+_Static_assert(LOG_LEVEL_DEBUG == LOG_DEBUG && LOG_LEVEL_INFO == LOG_INFO &&
+		       LOG_LEVEL_NOTICE == LOG_NOTICE && LOG_LEVEL_WARNING == LOG_WARNING &&
+		       LOG_LEVEL_ERR == LOG_ERR,
+	       "enum log_level has the syslog numbers");
 
 static const struct config_choice config_pool_failure_choices[] = {
 	{ "stop", POOL_FAILURE_STOP },

@@ -9,12 +9,10 @@
 
 #include <stddef.h>
 
+#include "common/control-proto.h" /* the commands, CONTROL_REQUEST_MAX and the other limits */
 #include "daemon/master.h"
 
-#define CONTROL_REQUEST_MAX (64u * 1024u)     /* one request line */
-#define CONTROL_JOBS_LIMIT_MAX 100000
-#define CONTROL_SUBMIT_MAX 100000 /* jobs in one submit */
-/* The limits on clients (slots, buffers, deadlines) are at the top of control.c. */
+/* The limits on clients: slots and deadlines atop control.c, buffers atop control-conn.c. */
 
 struct control;
 struct json_object;

@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/control-proto.h"
 #include "daemonutil.h"
 #include "testutil.h"
 
@@ -388,6 +389,7 @@ START_TEST(test_status_json)
 	ck_assert_int_eq(n_pids, 4);
 	o = status_json(&d);
 	ck_assert_int_eq(member_int(o, "pid"), d.pid);
+	ck_assert_int_eq(member_int(o, "protocol"), CONTROL_PROTOCOL_VERSION);
 	ck_assert(json_object_get_boolean(member(o, "ready")));
 	ck_assert(!json_object_get_boolean(member(o, "stopping")));
 	ck_assert_int_eq(member_int(member(o, "jobs"), "total"), 0);
@@ -1432,6 +1434,8 @@ enum fake_reply {
 	FAKE_GARBAGE, /* a line that is not JSON */
 	FAKE_OK, /* {"ok":true} */
 	FAKE_REFUSE, /* permission denied, at once, without reading the request */
+	FAKE_PROTOCOL_NEXT, /* a status from a daemon speaking the next protocol version */
+	FAKE_PROTOCOL_TEXT, /* a status whose "protocol" is not an integer */
 };
 
 /*
@@ -1495,6 +1499,15 @@ static pid_t fake_server(const char *path, const char *record_path, enum fake_re
 			(void)!write(fd, "this is not json\n", 17);
 		} else if (how == FAKE_OK) {
 			(void)!write(fd, "{\"ok\":true}\n", 12);
+		} else if (how == FAKE_PROTOCOL_NEXT || how == FAKE_PROTOCOL_TEXT) {
+			char line[160];
+
+			snprintf(line, sizeof(line),
+				 how == FAKE_PROTOCOL_TEXT
+					 ? "{\"ok\":true,\"version\":\"9.0\",\"protocol\":\"%d\"}\n"
+					 : "{\"ok\":true,\"version\":\"9.0\",\"protocol\":%d}\n",
+				 CONTROL_PROTOCOL_VERSION + 1);
+			(void)!write(fd, line, strlen(line));
 		}
 		_exit(0);
 	}
@@ -1617,6 +1630,57 @@ START_TEST(test_jobs_request)
 END_TEST
 
 /*
+ * A daemon that speaks another control protocol is refused: exit 1 as for one that cannot be
+ * talked to, a message that says both versions, nothing on stdout (not even with --json, not
+ * from top). A status without "protocol" is an older daemon's, version 1: accepted.
+ */
+START_TEST(test_protocol_version)
+{
+	static const char *const argss[][5] = {
+		{ "status", NULL },
+		{ "status", "--json", NULL },
+		{ "top", "--count", "1", NULL },
+	};
+	char *req, want[160];
+	struct result r;
+
+	snprintf(want, sizeof(want),
+		 "the daemon speaks control protocol %d, this bulkhead speaks %d: use the bulkhead "
+		 "command of the daemon's version\n",
+		 CONTROL_PROTOCOL_VERSION + 1, CONTROL_PROTOCOL_VERSION);
+	for (size_t i = 0; i < sizeof(argss) / sizeof(argss[0]); i++) {
+		r = against_fake(FAKE_PROTOCOL_NEXT, argss[i], &req);
+		expect_rc(r, 1, argss[i][1] ? argss[i][1] : argss[i][0]);
+		ck_assert_msg(strstr(r.err, want), "%s", r.err);
+		ck_assert_str_eq(r.out, "");
+		ck_assert_str_eq(req, "{\"command\":\"status\"}\n");
+		free(req);
+		result_free(&r);
+	}
+	{
+		const char *args[] = { "status", NULL };
+
+		r = against_fake(FAKE_PROTOCOL_TEXT, args, &req);
+		expect_rc(r, 1, "status, protocol not an integer");
+		ck_assert_msg(strstr(r.err, "invalid reply: \"protocol\" is not an integer"), "%s",
+			      r.err);
+		ck_assert_str_eq(r.out, "");
+		free(req);
+		result_free(&r);
+	}
+	{
+		const char *args[] = { "status", NULL };
+
+		r = against_fake(FAKE_OK, args, &req);
+		expect_rc(r, 0, "status without protocol");
+		ck_assert_msg(strstr(r.out, "no pools"), "%s", r.out);
+		free(req);
+		result_free(&r);
+	}
+}
+END_TEST
+
+/*
  * --input FILE: relative paths are made absolute here (the daemon's working directory is
  * not ours), one job per file; a plain submit of an `inputs =` group says what it needs.
  */
@@ -1702,6 +1766,7 @@ static Suite *control_cli_suite(void)
 	tcase_add_test(tc, test_garbage_reply);
 	tcase_add_test(tc, test_refused_at_once);
 	tcase_add_test(tc, test_jobs_request);
+	tcase_add_test(tc, test_protocol_version);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -46,6 +46,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/control-proto.h"
 #include "daemonutil.h"
 #include "testutil.h"
 
@@ -583,6 +584,7 @@ START_TEST(test_status_reply)
 	assert_ok(o);
 	ck_assert_str_eq(jstr(o, "id"), "abc");
 	ck_assert_str_eq(jstr(o, "version"), BULKHEAD_VERSION);
+	ck_assert_int_eq(jint(o, "protocol"), CONTROL_PROTOCOL_VERSION);
 	ck_assert_int_eq(jint(o, "pid"), d.pid);
 	ck_assert_msg(jdouble(o, "uptime_seconds") >= 0 && jdouble(o, "uptime_seconds") < 3600,
 		      "%s", jtext(o));

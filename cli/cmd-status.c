@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `bulkhead status`, and the short commands: reload, log-level, restart and inject (see
+ * commands.h). Replies are read leniently: a missing field shows as "-", so an older or newer
+ * daemon still gives a readable table. The status printers serve `top` too.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "common/control-proto.h"
+#include "common/log.h"
+
+/* ---- status ---- */
+
+static const char *const job_counts[] = { "done",      "running",   "queued", "failed", "crashed",
+					  "timed_out", "cancelled", "lost",   NULL };
+
+/* "jobs: 100 total, 90 done, ..." (no newline); `wrap`: the end states on a second line. */
+void cli_print_jobs_counts(FILE *f, json_object *jobs, bool wrap)
+{
+	char buf[32];
+
+	fprintf(f, "jobs: %s total", fmt_int(buf, sizeof(buf), jobs, "total"));
+	for (size_t i = 0; job_counts[i]; i++)
+		fprintf(f, "%s%s %s",
+			wrap && strcmp(job_counts[i], "failed") == 0 ? ",\n      " : ", ",
+			fmt_int(buf, sizeof(buf), jobs, job_counts[i]), job_counts[i]);
+}
+/* "deaths: SIGSEGV 3 SIGABRT 1", or "deaths: none". */
+static void print_deaths(FILE *f, json_object *reply)
+{
+	json_object *deaths = jget(jget(reply, "workers"), "deaths");
+	bool any = false;
+
+	fputs("deaths:", f);
+	if (deaths && json_object_is_type(deaths, json_type_object)) {
+		json_object_object_foreach(deaths, name, count)
+		{
+			fprintf(f, " %s %lld", name, (long long)json_object_get_int64(count));
+			any = true;
+		}
+	}
+	fputs(any ? "\n" : " none\n", f);
+}
+
+/* "workers: 14 started, 9 restarts, 0 worker faults; deaths: SIGSEGV 3\n" */
+void cli_print_workers(FILE *f, json_object *reply)
+{
+	json_object *w = jget(reply, "workers");
+	char b[3][32];
+
+	fprintf(f, "workers: %s started, %s restarts, %s worker faults; ",
+		fmt_int(b[0], sizeof(b[0]), w, "started"),
+		fmt_int(b[1], sizeof(b[1]), w, "restarts"),
+		fmt_int(b[2], sizeof(b[2]), w, "worker_faults"));
+	print_deaths(f, reply);
+}
+
+static const char *daemon_state(json_object *reply)
+{
+	return jbool(reply, "stopping") ? "stopping" : jbool(reply, "ready") ? "ready" : "starting";
+}
+
+/* "pid 1234, up 3m20s, ready" */
+void cli_print_daemon(FILE *f, json_object *reply)
+{
+	char pid[32], up[32];
+	double secs;
+
+	fprintf(f, "pid %s, up %s, %s", fmt_int(pid, sizeof(pid), reply, "pid"),
+		jnum(reply, "uptime_seconds", &secs) ? fmt_duration(up, sizeof(up), secs) : "-",
+		daemon_state(reply));
+}
+
+/* Jobs on threads over threads, for a pool or a worker: "busy" in top. */
+static const char *fmt_busy(char *buf, size_t size, int64_t running, int64_t threads)
+{
+	return str_printf(buf, size, "%lld/%lld", (long long)running, (long long)threads);
+}
+
+/*
+ * The pools and their workers, each pool followed by its workers' table, indented. `busy`
+ * (top): running jobs as busy/threads, for the pools too.
+ */
+void cli_print_pools(FILE *f, json_object *reply, bool busy)
+{
+	static const char *const pool_heads[] = { "NAME",     "STATE",	"WORKERS", "THREADS",
+						  "RESTARTS", "FAULTS", NULL };
+	static const char *const pool_heads_busy[] = { "POOL",	   "STATE",  "WORKERS", "BUSY",
+						       "RESTARTS", "FAULTS", NULL };
+	static const char *const worker_heads[] = { "SLOT",    "PID",	     "STATE", "UPTIME",
+						    "RUNNING", "LAST-DEATH", NULL };
+	static const char *const worker_heads_busy[] = { "SLOT", "PID",	       "STATE", "UPTIME",
+							 "BUSY", "LAST-DEATH", NULL };
+	json_object *pools = jget(reply, "pools");
+	size_t n = jlen(pools), *first = calloc(n + 1, sizeof(size_t));
+	struct table pt, wt;
+
+	if (!first)
+		cli_oom();
+	table_init(&pt, busy ? pool_heads_busy : pool_heads, "llrrrr");
+	table_init(&wt, busy ? worker_heads_busy : worker_heads, "lrllrl");
+	for (size_t i = 0; i < n; i++) {
+		json_object *p = json_object_array_get_idx(pools, i), *ws = jget(p, "workers");
+		int64_t threads = jint0(p, "threads"), running = 0;
+		char b[4][32];
+
+		first[i] = wt.n_rows;
+		for (size_t k = 0; k < jlen(ws); k++) {
+			json_object *w = json_object_array_get_idx(ws, k);
+			bool proc = jint0(w, "pid") > 0;
+			double up = 0;
+
+			running += jint0(w, "jobs_running");
+			jnum(w, "uptime_seconds", &up);
+			table_add(&wt,
+				  (const char *const[]){
+					  fmt_int(b[0], sizeof(b[0]), w, "slot"),
+					  proc ? fmt_int(b[1], sizeof(b[1]), w, "pid") : "-",
+					  fmt_str(w, "state"),
+					  proc ? fmt_duration(b[2], sizeof(b[2]), up) : "-",
+					  busy ? fmt_busy(b[3], sizeof(b[3]),
+							  jint0(w, "jobs_running"), threads)
+					       : fmt_int(b[3], sizeof(b[3]), w, "jobs_running"),
+					  fmt_str(w, "last_death") });
+		}
+		str_printf(b[0], sizeof(b[0]), "%lld/%lld", (long long)jint0(p, "workers_up"),
+			   (long long)jint0(p, "workers_wanted"));
+		table_add(&pt,
+			  (const char *const[]){ fmt_str(p, "name"), fmt_str(p, "state"), b[0],
+						 busy ? fmt_busy(b[1], sizeof(b[1]), running,
+								 threads * (int64_t)jlen(ws))
+						      : fmt_int(b[1], sizeof(b[1]), p, "threads"),
+						 fmt_int(b[2], sizeof(b[2]), p, "restarts"),
+						 fmt_int(b[3], sizeof(b[3]), p, "worker_faults") });
+	}
+	first[n] = wt.n_rows;
+	if (n == 0)
+		fputs("no pools\n", f);
+	else
+		table_print_row(&pt, f, "", pt.heads);
+	for (size_t i = 0; i < n; i++) {
+		table_print_row(&pt, f, "", (const char *const *)pt.cells + i * pt.n_cols);
+		if (first[i + 1] > first[i])
+			table_print(&wt, f, "    ", first[i], first[i + 1]);
+	}
+	table_free(&pt);
+	table_free(&wt);
+	free(first);
+}
+
+static void print_status(FILE *f, json_object *reply)
+{
+	const char *v = jstr(reply, "version");
+
+	fprintf(f, "bulkheadd%s%s: ", v ? " " : "", v ? v : "");
+	cli_print_daemon(f, reply);
+	fputc('\n', f);
+	cli_print_jobs_counts(f, jget(reply, "jobs"), false);
+	fputc('\n', f);
+	cli_print_workers(f, reply);
+	fputc('\n', f);
+	cli_print_pools(f, reply, false);
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "socket", required_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct cli_opts co = {};
+	json_object *reply;
+	char *line;
+	int o, r;
+
+	optind = 1;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) >= 0) {
+		switch (o) {
+		case 'j':
+			co.json = true;
+			break;
+		case 'S':
+			co.socket = optarg;
+			break;
+		case 'h':
+			cli_usage("status", stdout);
+			return 0;
+		default:
+			return cli_bad_option("status", o, argv);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("status", "unexpected argument '%s'", argv[optind]);
+	r = cli_call_ok(co.socket, cli_request("status"), &reply, &line);
+	if (r != 0)
+		return r;
+	if (co.json)
+		printf("%s\n", line);
+	else
+		print_status(stdout, reply);
+	json_object_put(reply);
+	free(line);
+	return 0;
+}
+
+/* ---- reload, log-level, restart, inject ---- */
+
+int cmd_reload(int argc, char **argv)
+{
+	const char *socket = NULL;
+	json_object *reply;
+	int r;
+
+	r = cli_parse_simple("reload", argc, argv, &socket, NULL, NULL);
+	if (r >= 0)
+		return r;
+	r = cli_call(socket, cli_request("reload"), &reply, NULL);
+	if (r != 0)
+		return r;
+	if (cli_reply_ok(reply))
+		puts("reloaded");
+	else {
+		/* The config errors, one per line, each naming FILE:LINE: printed as they are. */
+		const char *e = cli_reply_error(reply);
+
+		fprintf(stderr, "%s%s", e, *e && e[strlen(e) - 1] == '\n' ? "" : "\n");
+		r = EXIT_CONTROL_FAILED;
+	}
+	json_object_put(reply);
+	return r;
+}
+
+int cmd_log_level(int argc, char **argv)
+{
+	const char *socket = NULL, *level, *now;
+	json_object *reply, *req;
+	int r;
+
+	r = cli_parse_simple("log-level", argc, argv, &socket,
+			     (const char *const[]){ "LEVEL", NULL }, &level);
+	if (r >= 0)
+		return r;
+	if (log_level_from_name(level) < 0) {
+		const char *guess = str_did_you_mean(level, log_level_names);
+
+		return cli_usage_error("log-level",
+				       "unknown level '%s'%s%s%s; levels: " LOG_LEVEL_NAMES(" "),
+				       level, guess ? " (did you mean '" : "", guess ? guess : "",
+				       guess ? "'?)" : "");
+	}
+	req = cli_request("log-level");
+	cli_add_string(req, "level", level);
+	r = cli_call_ok(socket, req, &reply, NULL);
+	if (r != 0)
+		return r;
+	now = jstr(reply, "level");
+	printf("log level: %s\n", now ? now : level);
+	json_object_put(reply);
+	return 0;
+}
+int cmd_restart(int argc, char **argv)
+{
+	const char *socket = NULL, *target;
+	json_object *req, *reply;
+	int r;
+
+	r = cli_parse_simple("restart", argc, argv, &socket,
+			     (const char *const[]){ "POOL[/INDEX]", NULL }, &target);
+	if (r >= 0)
+		return r;
+	req = cli_request("restart");
+	cli_add_string(req, "target", target);
+	r = cli_call_ok(socket, req, &reply, NULL);
+	if (r != 0)
+		return r;
+	printf("replacing %lld worker%s of %s, one at a time\n",
+	       (long long)jint0(reply, "replacing"), jint0(reply, "replacing") == 1 ? "" : "s",
+	       target);
+	json_object_put(reply);
+	return 0;
+}
+
+int cmd_inject(int argc, char **argv)
+{
+#define FAULT_ITEM(name) name,
+	static const char *const faults[] = { CONTROL_FAULTS(FAULT_ITEM, ) NULL };
+#undef FAULT_ITEM
+	const char *socket = NULL, *args[2];
+	json_object *req, *reply;
+	bool known = false;
+	int r;
+
+	r = cli_parse_simple("inject", argc, argv, &socket,
+			     (const char *const[]){ "POOL[/INDEX]", "FAULT", NULL }, args);
+	if (r >= 0)
+		return r;
+	for (size_t i = 0; faults[i]; i++)
+		known = known || strcmp(args[1], faults[i]) == 0;
+	if (!known)
+		return cli_usage_error(
+			"inject", "unknown fault '%s' (" CONTROL_FAULT_NAMES("|") ")", args[1]);
+	req = cli_request("inject");
+	cli_add_string(req, "target", args[0]);
+	cli_add_string(req, "fault", args[1]);
+	r = cli_call_ok(socket, req, &reply, NULL);
+	if (r != 0)
+		return r;
+	printf("injected %s into worker %s (pid %lld)\n", args[1], fmt_str(reply, "worker"),
+	       (long long)jint0(reply, "pid"));
+	json_object_put(reply);
+	return 0;
+}

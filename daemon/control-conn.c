@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One control client's connection (see control-internal.h): its input and output buffers,
+ * allocated when bytes come and freed when used up; the requests read from the input one
+ * line at a time and handed to control_dispatch while nothing holds them back (a reply in
+ * progress, a pending wait, a full output); the replies written as the socket takes them;
+ * the one deadline that applies (idle, request or write) on the client's timer; its events
+ * (EPOLLIN only while we read, a long reply at a priority below all else).
+ *
+ * A function that returns false has freed the client: its caller must not touch it again.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/units.h"
+#include "daemon/control-internal.h"
+
+#define CONTROL_STREAM_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10) /* below all else on the loop */
+#define CONTROL_TIMER_ACCURACY (50 * USEC_PER_MSEC)
+#define BUFFER_MIN 1024 /* first allocation of an input or output buffer */
+
+void control_conn_free(struct client *cl)
+{
+	struct client **pp;
+
+	for (pp = &cl->c->clients; *pp && *pp != cl; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = cl->next;
+	cl->c->n_clients--;
+	sd_event_source_disable_unref(cl->io);
+	sd_event_source_disable_unref(cl->timer);
+	close(cl->fd);
+	free(cl->in);
+	free(cl->out);
+	control_stream_free(cl->stream);
+	control_wait_free(cl);
+	free(cl);
+}
+
+/* Room for `need` bytes in *buf (of *size), doubling from BUFFER_MIN up to `max` (0: none). */
+static int buf_reserve(char **buf, size_t *size, size_t need, size_t max)
+{
+	size_t n = *size ? *size : BUFFER_MIN;
+	char *p;
+
+	if (need <= *size)
+		return 0;
+	while (n < need)
+		n *= 2;
+	if (max && n > max && need <= max)
+		n = max;
+	p = realloc(*buf, n);
+	if (!p)
+		return -ENOMEM;
+	*buf = p;
+	*size = n;
+	return 0;
+}
+
+static void buf_drop(char **buf, size_t *size)
+{
+	free(*buf);
+	*buf = NULL;
+	*size = 0;
+}
+
+/* Queues text for the client. False if the client had to go (out of memory). */
+bool control_conn_append(struct client *cl, const char *text, size_t len)
+{
+	if (buf_reserve(&cl->out, &cl->out_size, cl->out_len + len, 0) < 0) {
+		log_warning("control: out of memory for client pid %d: closed", (int)cl->pid);
+		control_conn_free(cl);
+		return false;
+	}
+	memcpy(cl->out + cl->out_len, text, len);
+	cl->out_len += len;
+	return true;
+}
+
+/*
+ * Queues one reply line (takes the reference to o). False if the client had to go. The
+ * output may pass CONTROL_OUTPUT_MAX by this one reply: no later request is read from the
+ * input until the client has read it below that again.
+ */
+bool control_conn_reply(struct client *cl, json_object *o)
+{
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	bool ok = control_conn_append(cl, text, strlen(text)) && control_conn_append(cl, "\n", 1);
+
+	json_object_put(o);
+	return ok;
+}
+
+/* One complete line. Returns false if the client had to go. */
+static bool handle_line(struct client *cl, const char *line, size_t len)
+{
+	struct control *c = cl->c;
+	json_object *req, *reply, *id = NULL;
+	const char *error = NULL;
+
+	if (control_parse_request(line, len, &req, &error) < 0)
+		return control_conn_reply(cl, control_error_reply("%s", error));
+	json_object_object_get_ex(req, "id", &id);
+	c->serving = cl;
+	/* NULL: a stream set up on cl, or a wait (which keeps the id for its reply). */
+	reply = control_dispatch(c, req);
+	c->serving = NULL;
+	if (!reply && id && cl->stream)
+		cl->stream->echo = json_object_get(id);
+	if (reply && id)
+		json_object_object_add(reply, "id", json_object_get(id));
+	json_object_put(req);
+	return !reply || control_conn_reply(cl, reply);
+}
+
+/* No request is taken from the input: a reply is in progress or owed, or the output is full. */
+static bool client_held(const struct client *cl)
+{
+	return cl->stream || cl->wait || cl->refusal || cl->out_len >= CONTROL_OUTPUT_MAX;
+}
+
+/* We read from it: not closing or at EOF, and the input has room. */
+static bool client_reading(const struct client *cl)
+{
+	return !cl->closing && !cl->eof && !cl->refusal && cl->in_len <= CONTROL_REQUEST_MAX;
+}
+
+/* Every complete line in the input, in order, while nothing holds them back. */
+static bool process_lines(struct client *cl)
+{
+	char *nl;
+
+	while (!client_held(cl) && cl->in_len > 0 && (nl = memchr(cl->in, '\n', cl->in_len))) {
+		size_t len = (size_t)(nl - cl->in);
+
+		if (!handle_line(cl, cl->in, len))
+			return false;
+		memmove(cl->in, nl + 1, cl->in_len - len - 1);
+		cl->in_len -= len + 1;
+		cl->request_since = 0; /* the next request's deadline starts with it */
+	}
+	if (cl->in_len == 0)
+		buf_drop(&cl->in, &cl->in_size);
+	return true;
+}
+
+/* recvmsg that closes any passed fds. Returns bytes, 0 at EOF, -errno, or -EBADMSG for fds. */
+static ssize_t client_recv(struct client *cl, char *buf, size_t size)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 16)];
+	} control;
+	struct iovec iov = { buf, size };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+			     .msg_controllen = sizeof(control) };
+	bool had_fds = false;
+	ssize_t n;
+
+	n = recvmsg(cl->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return -errno;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+			int *fds = (int *)CMSG_DATA(cm);
+			size_t nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+			for (size_t i = 0; i < nfds; i++)
+				close(fds[i]);
+			had_fds = true;
+		}
+	}
+	if (had_fds || (mh.msg_flags & MSG_CTRUNC))
+		return -EBADMSG;
+	return n;
+}
+
+/* Says `why` and closes, once no reply is in progress; nothing more is read. */
+void control_conn_refuse(struct client *cl, const char *why)
+{
+	cl->refusal = why;
+	cl->in_len = 0;
+	buf_drop(&cl->in, &cl->in_size);
+}
+
+/* Takes in what the client sent, up to a request line beyond what waits. False if it went. */
+static bool client_read(struct client *cl)
+{
+	static char scratch[CONTROL_REQUEST_MAX + 1]; /* so a byte costs a byte, not a buffer */
+
+	while (client_reading(cl)) {
+		ssize_t n = client_recv(cl, scratch, CONTROL_REQUEST_MAX + 1 - cl->in_len);
+
+		if (n == -EAGAIN || n == -EINTR)
+			break;
+		if (n == -EBADMSG) {
+			log_warning("control: client pid %d uid %u passed file descriptors: refused",
+				    (int)cl->pid, (unsigned)cl->uid);
+			control_conn_refuse(cl, "file descriptors are not accepted");
+			break;
+		}
+		if (n == 0) {
+			/* A half-close (shutdown(SHUT_WR)) still gets the replies it asked for. */
+			cl->eof = true;
+			break;
+		}
+		if (n < 0 || buf_reserve(&cl->in, &cl->in_size, cl->in_len + (size_t)n,
+					 CONTROL_REQUEST_MAX + 1) < 0) {
+			control_conn_free(cl);
+			return false;
+		}
+		memcpy(cl->in + cl->in_len, scratch, (size_t)n);
+		cl->in_len += (size_t)n;
+	}
+	return true;
+}
+
+/* Writes what the socket takes. False if the client is gone (freed). */
+static bool client_write(struct client *cl)
+{
+	size_t done = 0;
+
+	while (done < cl->out_len) {
+		ssize_t n = send(cl->fd, cl->out + done, cl->out_len - done,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			control_conn_free(cl);
+			return false;
+		}
+		done += (size_t)n;
+	}
+	if (done > 0) {
+		memmove(cl->out, cl->out + done, cl->out_len - done);
+		cl->out_len -= done;
+		cl->write_since = 0; /* it reads: the write deadline starts over */
+	}
+	if (cl->out_len == 0 && !cl->stream)
+		buf_drop(&cl->out, &cl->out_size);
+	return true;
+}
+
+/*
+ * Produces what the output has room for: a slice of the reply in progress if this is its
+ * turn, a refusal, then the requests waiting in the input, in order. False if the client had
+ * to go.
+ */
+static bool client_produce(struct client *cl, bool turn)
+{
+	for (;;) {
+		if (cl->stream) {
+			if (!turn)
+				return true; /* on a turn of its own, at CONTROL_STREAM_PRIORITY */
+			if (!control_stream_fill(cl))
+				return false;
+			if (cl->stream)
+				return true; /* the rest on a later turn, once there is room */
+			turn = false; /* one slice a turn, also across replies */
+		}
+		if (cl->refusal) {
+			json_object *o = control_error_reply("%s", cl->refusal);
+
+			control_wait_free(cl); /* a pending wait goes with the client */
+			cl->refusal = NULL;
+			cl->closing = true;
+			return control_conn_reply(cl, o);
+		}
+		if (cl->closing)
+			return true;
+		if (!process_lines(cl))
+			return false;
+		if (cl->stream)
+			continue;
+		/* Nothing holds the input back and it has no '\n': a line longer than allowed. */
+		if (!client_held(cl) && cl->in_len > CONTROL_REQUEST_MAX) {
+			control_conn_refuse(cl, "request too long");
+			continue;
+		}
+		return true;
+	}
+}
+
+/*
+ * Arms the deadline that applies: `write` while replies are owed (from the last time the
+ * client took some: the socket's buffer may hold what it has not read, so an empty output
+ * with a reply in progress counts too), `request` while the client owes the rest of a line
+ * (from when it started), `idle` while nothing is owed either way and no wait is pending. A
+ * pending wait alone has none: the client is waiting on us.
+ */
+static void client_rearm(struct client *cl)
+{
+	struct control *c = cl->c;
+	usec_t now = now_usec(), when = USEC_INFINITY;
+	bool owed = cl->out_len > 0 || cl->stream;
+	bool owing = cl->in_len > 0 && !client_held(cl) && !cl->closing;
+	bool idle = !owed && cl->in_len == 0 && !cl->wait && !cl->closing && !cl->eof;
+
+	cl->write_since = owed ? (cl->write_since ? cl->write_since : now) : 0;
+	cl->request_since = owing ? (cl->request_since ? cl->request_since : now) : 0;
+	cl->idle_since = idle ? (cl->idle_since ? cl->idle_since : now) : 0;
+	if (cl->write_since && cl->write_since + c->write_timeout < when)
+		when = cl->write_since + c->write_timeout;
+	if (cl->request_since && cl->request_since + c->request_timeout < when)
+		when = cl->request_since + c->request_timeout;
+	if (cl->idle_since && cl->idle_since + c->idle_timeout < when)
+		when = cl->idle_since + c->idle_timeout;
+	if (when == USEC_INFINITY) {
+		sd_event_source_set_enabled(cl->timer, SD_EVENT_OFF);
+		return;
+	}
+	sd_event_source_set_time(cl->timer, when);
+	sd_event_source_set_enabled(cl->timer, SD_EVENT_ONESHOT);
+}
+
+static int on_client_deadline(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct client *cl = userdata;
+	struct control *c = cl->c;
+	usec_t now = now_usec();
+	char took[32], line[128];
+
+	if (cl->write_since && now >= cl->write_since + c->write_timeout) {
+		log_info("control: client pid %d uid %u does not read its replies: closed (nothing "
+			 "read in %s)",
+			 (int)cl->pid, (unsigned)cl->uid,
+			 format_duration(took, sizeof(took), c->write_timeout));
+	} else if (cl->request_since && now >= cl->request_since + c->request_timeout) {
+		format_duration(took, sizeof(took), c->request_timeout);
+		log_info("control: client pid %d uid %u: request not complete within %s: closed",
+			 (int)cl->pid, (unsigned)cl->uid, took);
+		/* Nothing else is owed to it, so this line is the reply to its half request. */
+		snprintf(line, sizeof(line),
+			 "{\"ok\":false,\"error\":\"request not complete within %s\"}\n", took);
+		(void)!send(cl->fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
+	} else if (cl->idle_since && now >= cl->idle_since + c->idle_timeout) {
+		/* No line: one that nobody asked for could be taken as the reply to a request
+		 * crossing it on the way. A close between requests is the protocol's "connect
+		 * again". */
+		log_info("control: client pid %d uid %u: idle for %s: closed", (int)cl->pid,
+			 (unsigned)cl->uid, format_duration(took, sizeof(took), c->idle_timeout));
+	} else {
+		client_rearm(cl); /* woken early */
+		return 0;
+	}
+	control_conn_free(cl);
+	return 0;
+}
+
+/* Closes a client that is done with, else sets its events and its deadline. */
+static void client_settle(struct client *cl)
+{
+	bool owed = cl->out_len > 0 || cl->stream;
+
+	if (!owed && (cl->closing || (cl->eof && !cl->wait))) {
+		control_conn_free(cl);
+		return;
+	}
+	/*
+	 * EPOLLOUT while replies wait to be written; EPOLLIN only while we read: level-triggered
+	 * input we do not read would spin the loop. A long reply is written below everything
+	 * else on the loop (workers, accepts, other clients' requests): 100 of them do not delay
+	 * a `status`.
+	 */
+	sd_event_source_set_io_events(cl->io,
+				      (owed ? EPOLLOUT : 0) | (client_reading(cl) ? EPOLLIN : 0));
+	if (cl->background != (cl->stream != NULL)) {
+		cl->background = cl->stream != NULL;
+		sd_event_source_set_priority(cl->io, cl->background ? CONTROL_STREAM_PRIORITY
+								    : SD_EVENT_PRIORITY_NORMAL);
+	}
+	client_rearm(cl);
+}
+
+/*
+ * Writes, produces what the output then has room for (a slice of a long reply only on its
+ * own turn), writes that, and settles.
+ */
+void control_conn_pump(struct client *cl, bool turn)
+{
+	if (!client_write(cl) || !client_produce(cl, turn) || !client_write(cl))
+		return;
+	client_settle(cl);
+}
+
+static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct client *cl = userdata;
+	bool turn = cl->background; /* dispatched at stream priority: the stream's turn */
+
+	if (client_reading(cl) && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+		if (!client_read(cl))
+			return 0;
+	} else if (revents & (EPOLLHUP | EPOLLERR)) {
+		/* We do not read, and nobody is left to read our replies. */
+		control_conn_free(cl);
+		return 0;
+	}
+	control_conn_pump(cl, turn);
+	return 0;
+}
+
+int control_conn_new(struct control *c, int cfd, const struct ucred *cr, struct client **ret)
+{
+	sd_event *e = master_event(c->m);
+	struct client *cl = calloc(1, sizeof(*cl));
+	int r;
+
+	if (!cl)
+		return -ENOMEM;
+	cl->c = c;
+	cl->fd = cfd;
+	cl->uid = cr->uid;
+	cl->pid = cr->pid;
+	r = sd_event_add_io(e, &cl->io, cfd, EPOLLIN, on_client_io, cl);
+	if (r >= 0)
+		r = sd_event_add_time(e, &cl->timer, CLOCK_MONOTONIC, USEC_INFINITY,
+				      CONTROL_TIMER_ACCURACY, on_client_deadline, cl);
+	if (r < 0) {
+		sd_event_source_disable_unref(cl->io);
+		free(cl);
+		return r;
+	}
+	cl->next = c->clients;
+	c->clients = cl;
+	c->n_clients++;
+	*ret = cl;
+	return 0;
+}

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inside the control server (control.h is its interface): the objects its files share and
+ * the functions they call in each other. Who does what:
+ *   control.c           the listening socket, who may connect, the slots, control_new/free
+ *   control-conn.c      one client's connection: buffers, deadlines, reading requests and
+ *                       handing each to control_dispatch, writing replies
+ *   control-stream.c    long replies written as the client reads them (jobs, submit's ids,
+ *                       wait) and pending waits
+ *   control-commands.c  the dispatch table (CONTROL_COMMANDS of common/control-proto.h) and
+ *                       the short commands: status, reload, log-level, cancel, restart, inject
+ *   control-submit.c    submit
+ * Everything runs on the master's event loop; a client, its stream and its wait belong to the
+ * control object and are freed with it.
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "config/config.h"
+#include "daemon/control.h"
+#include "daemon/ledger.h"
+
+#define CONTROL_OUTPUT_MAX (64u * 1024u) /* replies produced ahead of the client's reading */
+
+/*
+ * A pending `wait`: the jobs of the request's ids, or of a group with ids below `end` (its
+ * jobs at the time of the request, kept as a range, never as a list). Ended jobs never start
+ * again and the ledger is pinned while a wait exists, so one cursor (`pos`) finds when all
+ * have ended in O(n) in all.
+ */
+struct wait {
+	uint64_t *ids; /* by ids: as the request listed them */
+	size_t n_ids;
+	int group; /* by group: its index; -1: by ids */
+	uint64_t end;
+	uint64_t pos; /* members before it have ended: an index into ids, or a job id */
+	uint64_t ended; /* how many (once all have: the total) */
+	bool all_expected; /* of those */
+	bool done; /* all ended: its reply is being streamed */
+	json_object *echo; /* the request's "id", if any */
+};
+
+enum stream_kind { STREAM_JOBS, STREAM_SUBMIT, STREAM_WAIT };
+
+/*
+ * One reply written as the client reads it: `head` (up to the first list's '['), the items of
+ * one list (two for submit: ids, then names), then ']', `extra` members, the echoed "id" and
+ * '}'. The text is what json-c would print for the whole object (JSON_C_TO_STRING_PLAIN), so
+ * clients cannot tell.
+ */
+struct stream {
+	enum stream_kind kind;
+	unsigned part; /* 0: head, 1: first list, 2: second list, 3: the end */
+	uint64_t first, next, end; /* jobs, submit: ids [first, end), `next` the cursor */
+	uint64_t listed, max; /* items in the current list; jobs: at most `max` */
+	int want_state, want_group; /* jobs: the filters, -1 for none */
+	uint32_t instance; /* submit: the instance number of id `first` */
+	char name[CONFIG_NAME_MAX + 1]; /* submit: the group's name */
+	char head[96];
+	char extra[96];
+	json_object *echo; /* the request's "id", if any */
+};
+
+struct client {
+	struct control *c;
+	struct client *next;
+	int fd;
+	sd_event_source *io;
+	sd_event_source *timer;
+	uid_t uid;
+	pid_t pid;
+	char *in; /* allocated when bytes come, freed once they are used */
+	size_t in_len, in_size;
+	char *out; /* replies not written yet; likewise */
+	size_t out_len, out_size;
+	struct stream *stream; /* a reply in progress */
+	struct wait *wait; /* a pending wait (and, once done, the source of its reply) */
+	const char *refusal; /* to be said, and the client closed, once no reply is in progress */
+	usec_t idle_since, request_since, write_since; /* 0: that deadline does not run */
+	bool closing; /* close once the output is flushed */
+	bool eof; /* it sent all it will: close once nothing more is owed to it */
+	bool background; /* its io source is at CONTROL_STREAM_PRIORITY */
+};
+
+struct control {
+	struct master *m;
+	char *path;
+	int fd;
+	gid_t gid;
+	bool have_gid;
+	uid_t euid;
+	sd_event_source *listen;
+	sd_event_source *retry;
+	struct client *clients;
+	unsigned n_clients;
+	struct client *serving; /* the client whose request is being handled */
+	sd_event_source *wait_check; /* deferred: re-check pending waits once per loop pass */
+	unsigned n_waiting;          /* clients with a pending wait */
+	usec_t idle_timeout, request_timeout, write_timeout;
+	usec_t refused_logged_at;
+	unsigned refused; /* connections refused since then */
+	bool accept_failing; /* out of descriptors: accepts retried on a timer */
+};
+
+
+/* ---- control-conn.c: a client's connection ---- */
+
+/*
+ * A client for the accepted socket cfd of the peer cr, on c's loop and in c's list. Returns 0
+ * or -errno (cfd is then the caller's to close).
+ */
+int control_conn_new(struct control *c, int cfd, const struct ucred *cr, struct client **ret);
+/* Closes and frees cl (its stream and wait too) and takes it out of the list. */
+void control_conn_free(struct client *cl);
+/* Queues text (or one reply line, taking the reference to o). False if cl had to go. */
+bool control_conn_append(struct client *cl, const char *text, size_t len);
+bool control_conn_reply(struct client *cl, json_object *o);
+/* Says `why` and closes, once no reply is in progress; nothing more is read. */
+void control_conn_refuse(struct client *cl, const char *why);
+/*
+ * Writes, produces what the output then has room for (a slice of a long reply only on its own
+ * `turn`), writes that, and settles cl's events and deadline; cl may be freed.
+ */
+void control_conn_pump(struct client *cl, bool turn);
+
+/* ---- control-stream.c: long replies, waits ---- */
+
+/* A stream of `kind` for the client being served (c->serving); NULL when out of memory. */
+struct stream *control_stream_new(struct control *c, enum stream_kind kind);
+void control_stream_free(struct stream *s);
+/*
+ * Writes the next slice of cl's stream into its output; at the end frees the stream (and a
+ * finished wait). False if cl had to go.
+ */
+bool control_stream_fill(struct client *cl);
+/* Frees cl's wait, if any, and unpins the ledger. */
+void control_wait_free(struct client *cl);
+/* Deferred source: answers the waits whose jobs have all ended. */
+int control_on_wait_check(sd_event_source *s, void *userdata);
+/* The ledger's end hook: cheap unless some client is waiting. */
+void control_on_job_end(void *userdata, struct job *j);
+
+/* ---- control-commands.c: the dispatch table and helpers for the handlers ---- */
+
+/*
+ * The reply to req (it passed control_parse_request) for the client being served
+ * (c->serving): the handler of its command, or an error. NULL: the reply comes later (a
+ * stream set up on the client, or a wait).
+ */
+json_object *control_dispatch(struct control *c, json_object *req);
+
+/* The handlers that live outside control-commands.c; see CONTROL_COMMANDS. */
+json_object *control_cmd_jobs(struct control *c, json_object *req);
+json_object *control_cmd_wait(struct control *c, json_object *req);
+json_object *control_cmd_submit(struct control *c, json_object *req);
+
+/* {"ok":false,"error":TEXT} and {"ok":true}. */
+json_object *control_error_reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+json_object *control_ok_reply(void);
+void control_add_int(json_object *o, const char *key, int64_t v);
+/* Optional string member; -EINVAL if present and not a string. */
+int control_get_string(json_object *req, const char *key, const char **ret);
+/* Optional integer member in [min, max], default def if absent; -EINVAL otherwise. */
+int control_get_int(json_object *req, const char *key, int64_t min, int64_t max, int64_t def,
+		    int64_t *ret);
+/*
+ * The request's "ids" (1..CONTROL_JOBS_LIMIT_MAX known job ids) into a malloc'd array:
+ * NULL, or an error reply.
+ */
+json_object *control_read_ids(struct ledger *l, json_object *req, uint64_t **ret,
+			      size_t *ret_n);

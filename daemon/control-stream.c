@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Long replies and pending waits of the control server (see control-internal.h).
+ *
+ * `jobs` (up to 100000 jobs), `submit`'s ids and names and `wait` are never built whole: a
+ * stream writes the JSON text of that one object piece by piece, a head, one list item at a
+ * time from a cursor over the job ids, then the tail with the echoed "id", byte for byte what
+ * json-c prints for the whole object. It is written a slice at a time while the client's
+ * output has room, at a priority below everything else on the loop, so a slow reader slows
+ * only itself.
+ *
+ * A `wait` pins the ledger and keeps a cursor over the jobs it waits for (their ids, or a
+ * group and the last id at the request); the ledger's end hook re-checks pending waits once
+ * per loop pass, and a finished wait's reply is a stream too.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "daemon/control-internal.h"
+
+#define CONTROL_STREAM_SLICE (16u * 1024u) /* of a long reply per turn: streams take turns */
+
+void control_stream_free(struct stream *s)
+{
+	if (!s)
+		return;
+	json_object_put(s->echo);
+	free(s);
+}
+
+/*
+ * The state shown to clients: "running" means on a thread, as in `status`; a job assigned to a
+ * worker but not started yet is still "queued" there.
+ */
+static enum job_state visible_state(const struct master *m, const struct job *j)
+{
+	if (j->state == JOB_RUNNING && !master_job_on_thread(m, j))
+		return JOB_QUEUED;
+	return (enum job_state)j->state;
+}
+
+static json_object *job_object(struct master *m, struct job *j)
+{
+	struct ledger *l = master_ledger(m);
+	const struct group_config *g = ledger_group(l, j->group);
+	json_object *o = json_object_new_object();
+	char name[64], cause[64], worker[64] = "";
+
+	master_job_worker(m, j, worker, sizeof(worker));
+	control_add_int(o, "id", (int64_t)j->id);
+	json_object_object_add(o, "name", json_object_new_string(ledger_job_name(l, j, name,
+										   sizeof(name))));
+	json_object_object_add(o, "group", json_object_new_string(g->name));
+	json_object_object_add(o, "pool", json_object_new_string(master_pool_name(m, g->pool)));
+	json_object_object_add(o, "state",
+			       json_object_new_string(job_state_to_string(visible_state(m, j))));
+	control_add_int(o, "attempts", j->attempts);
+	control_add_int(o, "runs", j->runs);
+	json_object_object_add(o, "cause",
+			       json_object_new_string(ledger_cause_string(j, cause, sizeof(cause))));
+	json_object_object_add(o, "worker", json_object_new_string(worker));
+	/* What only some jobs have is there only when they have it. */
+	if (__builtin_expect(j->flags & JOB_HAS_INPUT || j->extra, 0)) {
+		const char *input = ledger_job_input(l, j), *result = ledger_job_result(l, j);
+		int progress = visible_state(m, j) == JOB_RUNNING ? ledger_job_progress(l, j) : -1;
+
+		if (input)
+			json_object_object_add(o, "input", json_object_new_string(input));
+		if (result)
+			json_object_object_add(o, "result", json_object_new_string(result));
+		if (progress >= 0) {
+			char text[16];
+
+			snprintf(text, sizeof(text), "%d.%03d", progress / 1000, progress % 1000);
+			json_object_object_add(o, "progress",
+					       json_object_new_double_s((double)progress / 1000,
+									text));
+		}
+	}
+	return o;
+}
+
+static bool job_matches(const struct master *m, const struct job *j, int want_state,
+			int want_group)
+{
+	return (want_state < 0 || visible_state(m, j) == (enum job_state)want_state) &&
+	       (want_group < 0 || j->group == (unsigned)want_group);
+}
+
+/* A stream of `kind` for the client being served; NULL when out of memory. */
+struct stream *control_stream_new(struct control *c, enum stream_kind kind)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+
+	assert(c->serving && !c->serving->stream && !c->serving->wait);
+	if (!s)
+		return NULL;
+	s->kind = kind;
+	c->serving->stream = s;
+	return s;
+}
+
+/*
+ * Streamed (struct stream): when its turn comes, "total_matching" is counted, then the list is
+ * written as the client reads it: in id order up to the last id there was at the request,
+ * each job as it is then and only if it still matches, at most min(limit, total_matching).
+ * Returns NULL when the stream is set up, or an error reply.
+ */
+json_object *control_cmd_jobs(struct control *c, json_object *req)
+{
+	struct ledger *l = master_ledger(c->m);
+	const char *state = NULL, *group = NULL;
+	int64_t limit = CONTROL_JOBS_LIMIT_DEFAULT;
+	int want_state = -1, want_group = -1;
+	struct stream *s;
+	json_object *v;
+
+	if (control_get_string(req, "state", &state) < 0 ||
+	    control_get_string(req, "group", &group) < 0)
+		return control_error_reply("state and group must be strings");
+	if (state && (want_state = job_state_from_string(state)) < 0)
+		return control_error_reply("unknown state '%s'", state);
+	if (group && (want_group = ledger_find_group(l, group)) < 0)
+		return control_error_reply("no job group '%s'", group);
+	if (json_object_object_get_ex(req, "limit", &v)) {
+		if (!json_object_is_type(v, json_type_int))
+			return control_error_reply("limit must be an integer");
+		limit = json_object_get_int64(v);
+		if (limit < 1 || limit > CONTROL_JOBS_LIMIT_MAX)
+			return control_error_reply("limit must be 1..%d", CONTROL_JOBS_LIMIT_MAX);
+	}
+	s = control_stream_new(c, STREAM_JOBS);
+	if (!s)
+		return control_error_reply("out of memory");
+	s->first = s->next = 1;
+	s->end = ledger_n_jobs(l) + 1;
+	s->max = (uint64_t)limit;
+	s->want_state = want_state;
+	s->want_group = want_group;
+	return NULL;
+}
+
+/* The head of a jobs reply, with the count of the jobs that match now; the limit cut to it. */
+static void jobs_head(struct master *m, struct stream *s)
+{
+	struct ledger *l = master_ledger(m);
+	uint64_t matching = 0;
+
+	for (uint64_t id = 1; id < s->end; id++) {
+		struct job *j = ledger_job(l, id);
+
+		if (j && job_matches(m, j, s->want_state, s->want_group)) /* NULL: forgotten */
+			matching++;
+	}
+	if (matching < s->max)
+		s->max = matching;
+	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"total_matching\":%llu,\"jobs\":[",
+		 (unsigned long long)matching);
+}
+
+/* The next member of w at or after *pos (which moves past it), or NULL after the last. */
+static struct job *wait_next(struct ledger *l, const struct wait *w, uint64_t *pos)
+{
+	if (w->group < 0) {
+		while (*pos < w->n_ids) {
+			struct job *j = ledger_job(l, w->ids[(*pos)++]);
+
+			if (j) /* always: the ledger is pinned */
+				return j;
+		}
+		return NULL;
+	}
+	while (*pos < w->end) {
+		struct job *j = ledger_job(l, (*pos)++);
+
+		if (j && j->group == (unsigned)w->group) /* forgotten ones had ended before */
+			return j;
+	}
+	return NULL;
+}
+
+static bool job_met(struct ledger *l, const struct job *j)
+{
+	return j->state == ledger_group(l, j->group)->expect;
+}
+
+/*
+ * Moves w's cursor over the members that have ended; true once all have. Ended jobs never
+ * start again, so a wait for n jobs costs O(n) in all, not O(n) per job that ends.
+ */
+static bool wait_finished(struct ledger *l, struct wait *w)
+{
+	for (;;) {
+		uint64_t pos = w->pos;
+		struct job *j = wait_next(l, w, &pos);
+
+		if (!j)
+			return true;
+		if (!job_state_is_final(j->state))
+			return false;
+		w->pos = pos;
+		w->ended++;
+		w->all_expected &= job_met(l, j);
+	}
+}
+
+void control_wait_free(struct client *cl)
+{
+	struct wait *w = cl->wait;
+
+	if (!w)
+		return;
+	if (!w->done)
+		cl->c->n_waiting--;
+	ledger_pin(master_ledger(cl->c->m), false);
+	master_collect_soon(cl->c->m);
+	free(w->ids);
+	json_object_put(w->echo);
+	free(w);
+	cl->wait = NULL;
+}
+
+/*
+ * Starts the reply of cl's finished wait, streamed: up to CONTROL_WAIT_LIST_MAX jobs it lists every
+ * one; beyond, only those that did not end as their group expects (at most CONTROL_WAIT_LIST_MAX of
+ * them), with "total" and "truncated": a wait for a group of a million jobs must not make the
+ * master build a million JSON objects. The jobs stay pinned until the reply is out. False if
+ * the client had to go.
+ */
+static bool wait_reply(struct client *cl)
+{
+	struct wait *w = cl->wait;
+	struct stream *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		log_warning("control: out of memory for client pid %d: closed", (int)cl->pid);
+		control_conn_free(cl);
+		return false;
+	}
+	s->kind = STREAM_WAIT;
+	s->next = w->group < 0 ? 0 : 1;
+	s->echo = w->echo;
+	w->echo = NULL;
+	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"all_expected\":%s,\"jobs\":[",
+		 w->all_expected ? "true" : "false");
+	snprintf(s->extra, sizeof(s->extra), ",\"total\":%llu,\"truncated\":%s",
+		 (unsigned long long)w->ended, w->ended > CONTROL_WAIT_LIST_MAX ? "true" : "false");
+	cl->stream = s;
+	return true;
+}
+
+/* Answers every wait whose jobs have all ended; those clients go on with their requests. */
+int control_on_wait_check(sd_event_source *s, void *userdata)
+{
+	struct control *c = userdata;
+	struct client *cl = c->clients, *next;
+
+	for (; cl; cl = next) {
+		next = cl->next;
+		if (!cl->wait || cl->wait->done || !wait_finished(master_ledger(c->m), cl->wait))
+			continue;
+		cl->wait->done = true;
+		c->n_waiting--;
+		if (wait_reply(cl))
+			control_conn_pump(cl, false);
+	}
+	return 0;
+}
+
+/* Called for every job that ends: cheap unless some client is waiting. */
+void control_on_job_end(void *userdata, struct job *j)
+{
+	struct control *c = userdata;
+
+	if (c->n_waiting > 0)
+		sd_event_source_set_enabled(c->wait_check, SD_EVENT_ONESHOT);
+}
+
+/*
+ * Sets the client being served up to wait; returns NULL (control_on_wait_check answers later) or an
+ * error reply.
+ */
+json_object *control_cmd_wait(struct control *c, json_object *req)
+{
+	struct client *cl = c->serving;
+	struct ledger *l = master_ledger(c->m);
+	const char *group = NULL;
+	struct wait *w;
+	json_object *err, *echo;
+
+	if (control_get_string(req, "group", &group) < 0)
+		return control_error_reply("group must be a string");
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return control_error_reply("out of memory");
+	w->all_expected = true;
+	w->group = -1;
+	if (group) {
+		int g = ledger_find_group(l, group);
+
+		if (g < 0) {
+			free(w);
+			return control_error_reply("no job group '%s'", group);
+		}
+		/* The group's jobs now: those with ids below the next one. */
+		w->group = g;
+		w->pos = 1;
+		w->end = ledger_n_jobs(l) + 1;
+	} else {
+		err = control_read_ids(l, req, &w->ids, &w->n_ids);
+		if (err) {
+			free(w);
+			return err;
+		}
+	}
+	if (json_object_object_get_ex(req, "id", &echo))
+		w->echo = json_object_get(echo);
+	cl->wait = w;
+	ledger_pin(l, true); /* the jobs waited for stay known until the reply is out */
+	c->n_waiting++;
+	sd_event_source_set_enabled(c->wait_check, SD_EVENT_ONESHOT);
+	return NULL;
+}
+
+static json_object *wait_entry(struct ledger *l, struct job *j, bool met)
+{
+	json_object *e = json_object_new_object();
+	char name[64], cause[64];
+
+	control_add_int(e, "id", (int64_t)j->id);
+	json_object_object_add(e, "name",
+			       json_object_new_string(ledger_job_name(l, j, name, sizeof(name))));
+	json_object_object_add(e, "state", json_object_new_string(job_state_to_string(j->state)));
+	json_object_object_add(
+		e, "cause", json_object_new_string(ledger_cause_string(j, cause, sizeof(cause))));
+	json_object_object_add(e, "expected", json_object_new_boolean(met));
+	return e;
+}
+
+/* The next item of the stream's current list, or NULL after its last. */
+static json_object *stream_item(struct client *cl, struct stream *s)
+{
+	struct master *m = cl->c->m;
+	struct ledger *l = master_ledger(m);
+	char name[CONFIG_NAME_MAX + 16];
+	struct job *j;
+
+	switch (s->kind) {
+	case STREAM_JOBS:
+		while (s->listed < s->max && s->next < s->end) {
+			j = ledger_job(l, s->next++);
+			if (j && job_matches(m, j, s->want_state, s->want_group))
+				return job_object(m, j);
+		}
+		return NULL;
+	case STREAM_SUBMIT:
+		if (s->next >= s->end)
+			return NULL;
+		if (s->part == 1)
+			return json_object_new_int64((int64_t)s->next++);
+		snprintf(name, sizeof(name), "%s#%u", s->name,
+			 s->instance + (uint32_t)(s->next++ - s->first));
+		return json_object_new_string(name);
+	case STREAM_WAIT:
+		while (s->listed < CONTROL_WAIT_LIST_MAX && (j = wait_next(l, cl->wait, &s->next))) {
+			bool met = job_met(l, j);
+
+			if (cl->wait->ended > CONTROL_WAIT_LIST_MAX && met)
+				continue; /* truncated: the unexpected ones only */
+			return wait_entry(l, j, met);
+		}
+		return NULL;
+	}
+	return NULL;
+}
+
+/*
+ * Writes the stream's next pieces into the output: a slice of CONTROL_STREAM_SLICE (so that
+ * many long replies and everyone else's requests take turns on the loop), no further than
+ * CONTROL_OUTPUT_MAX, or to the end of the reply; then the stream (and a finished wait) are
+ * freed. False if the client had to go.
+ */
+bool control_stream_fill(struct client *cl)
+{
+	struct stream *s = cl->stream;
+	size_t stop = cl->out_len + CONTROL_STREAM_SLICE;
+	const char *text;
+
+	while (cl->out_len < CONTROL_OUTPUT_MAX && cl->out_len < stop) {
+		json_object *item;
+		bool ok;
+
+		if (s->part == 0) {
+			if (s->kind == STREAM_JOBS)
+				jobs_head(cl->c->m, s);
+			if (!control_conn_append(cl, s->head, strlen(s->head)))
+				return false;
+			s->part = 1;
+			continue;
+		}
+		if (s->part == 3)
+			break;
+		item = stream_item(cl, s);
+		if (item) {
+			text = json_object_to_json_string_ext(item, JSON_C_TO_STRING_PLAIN);
+			ok = (s->listed++ == 0 || control_conn_append(cl, ",", 1)) &&
+			     control_conn_append(cl, text, strlen(text));
+			json_object_put(item);
+			if (!ok)
+				return false;
+		} else if (s->kind == STREAM_SUBMIT && s->part == 1) {
+			if (!control_conn_append(cl, "],\"jobs\":[", 10))
+				return false;
+			s->part = 2;
+			s->next = s->first;
+			s->listed = 0;
+		} else {
+			s->part = 3;
+		}
+	}
+	if (s->part != 3)
+		return true; /* the rest on a later turn */
+	text = s->echo ? json_object_to_json_string_ext(s->echo, JSON_C_TO_STRING_PLAIN) : NULL;
+	if (!control_conn_append(cl, "]", 1) ||
+	    !control_conn_append(cl, s->extra, strlen(s->extra)) ||
+	    (text && (!control_conn_append(cl, ",\"id\":", 6) ||
+		      !control_conn_append(cl, text, strlen(text)))) ||
+	    !control_conn_append(cl, "}\n", 2))
+		return false;
+	control_stream_free(s);
+	cl->stream = NULL;
+	if (cl->wait && cl->wait->done)
+		control_wait_free(cl);
+	return true;
+}

@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control server's `submit` (see control-internal.h and docs/control-protocol.md): more
+ * jobs of a configured group, a variant of it with other args, or an ad hoc group of a
+ * builtin on a pool (NAME@N), by count or one per input file. A client may only name
+ * builtins: never a command or a library to run. The reply, ids and names, is a stream.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/builtins.h"
+#include "common/protocol.h"
+#include "common/units.h"
+#include "config/keys.h"
+#include "daemon/control-internal.h"
+
+/*
+ * base args ("k=v k=v") with the request's "args" object laid over them, into buf. Values
+ * are strings or numbers without whitespace. Returns 0 or -EINVAL with a reason.
+ */
+static int merge_args(const char *base, json_object *req, char *buf, size_t size,
+		      const char **ret_error)
+{
+	json_object *args;
+	size_t len = 0;
+	char *copy, *save = NULL;
+
+	buf[0] = '\0';
+	if (!json_object_object_get_ex(req, "args", &args)) {
+		snprintf(buf, size, "%s", base);
+		return 0;
+	}
+	if (!json_object_is_type(args, json_type_object)) {
+		*ret_error = "args must be an object of key: value";
+		return -EINVAL;
+	}
+	copy = strdup(base);
+	if (!copy)
+		return -ENOMEM;
+	/* Base pairs the request does not override. */
+	for (char *kv = strtok_r(copy, " \t", &save); kv; kv = strtok_r(NULL, " \t", &save)) {
+		size_t klen = strcspn(kv, "=");
+		char key[128];
+
+		snprintf(key, sizeof(key), "%.*s", (int)klen, kv);
+		if (!json_object_object_get_ex(args, key, NULL))
+			len += (size_t)snprintf(buf + len, len < size ? size - len : 0, "%s%s",
+						len ? " " : "", kv);
+	}
+	free(copy);
+	json_object_object_foreach(args, key, val)
+	{
+		const char *v;
+
+		if (!json_object_is_type(val, json_type_string) &&
+		    !json_object_is_type(val, json_type_int) &&
+		    !json_object_is_type(val, json_type_double)) {
+			*ret_error = "an argument value must be a string or a number";
+			return -EINVAL;
+		}
+		v = json_object_get_string(val);
+		if (!*key || strpbrk(key, " \t\n\r=") || strpbrk(v, " \t\n\r")) {
+			*ret_error = "argument keys and values may not contain spaces or '='";
+			return -EINVAL;
+		}
+		len += (size_t)snprintf(buf + len, len < size ? size - len : 0, "%s%s=%s",
+					len ? " " : "", key, v);
+	}
+	if (len >= size) {
+		*ret_error = "args too long";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * {"ok":true,"ids":[...],"jobs":[...]} for jobs first .. first + count - 1, streamed (up to
+ * 100000 ids and names). One submit adds one group's instances in a row, so the names are
+ * the group's name and consecutive instance numbers, known now: the stream needs neither the
+ * jobs nor the group later, when they may have been forgotten. Returns NULL (streamed) or an
+ * error reply.
+ */
+static json_object *submitted_reply(struct control *c, uint64_t first, unsigned count)
+{
+	struct ledger *l = master_ledger(c->m);
+	const struct job *j = ledger_job(l, first);
+	struct stream *s;
+
+	assert(j && ledger_job(l, first + count - 1));
+	s = control_stream_new(c, STREAM_SUBMIT);
+	if (!s)
+		return control_error_reply("out of memory (the jobs were submitted)");
+	s->first = s->next = first;
+	s->end = first + count;
+	s->instance = j->instance;
+	snprintf(s->name, sizeof(s->name), "%s", ledger_group(l, j->group)->name);
+	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"ids\":[");
+	return NULL;
+}
+
+/*
+ * The request's "inputs" (an array of absolute paths, 1..CONTROL_SUBMIT_MAX) into a malloc'd
+ * array of pointers into req; none: *ret_n = 0. Returns an error reply, or NULL.
+ */
+static json_object *read_inputs(json_object *req, const char ***ret, size_t *ret_n)
+{
+	json_object *a;
+	size_t n;
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (!json_object_object_get_ex(req, "inputs", &a))
+		return NULL;
+	if (!json_object_is_type(a, json_type_array))
+		return control_error_reply("\"inputs\" must be an array of paths");
+	n = json_object_array_length(a);
+	if (n == 0 || n > CONTROL_SUBMIT_MAX)
+		return control_error_reply("between 1 and %d inputs", CONTROL_SUBMIT_MAX);
+	*ret = calloc(n, sizeof(char *));
+	if (!*ret)
+		return control_error_reply("out of memory");
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(a, i);
+		const char *p = json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+									 : NULL;
+
+		if (!p || p[0] != '/' || strlen(p) > BH_INPUT_MAX) {
+			free(*ret);
+			*ret = NULL;
+			return control_error_reply(
+				"input %zu: expected an absolute path of at most %u bytes", i + 1,
+				BH_INPUT_MAX);
+		}
+		(*ret)[i] = p;
+	}
+	*ret_n = n;
+	return NULL;
+}
+
+/*
+ * What a configured group takes from submit (gc, group `name`), or an error reply: a spool
+ * group takes its files only from its directory; an `inputs =` group needs inputs; builtin
+ * jobs have no use for one.
+ */
+static json_object *check_group_submit(const struct group_config *gc, size_t n_inputs)
+{
+	if (gc->spool && *gc->spool)
+		return control_error_reply(
+			"group %s takes its jobs from its spool directory %s: put the "
+			"files there",
+			gc->name, gc->spool);
+	if (gc->inputs && *gc->inputs && n_inputs == 0)
+		return control_error_reply(
+			"group %s runs one job per input file (inputs = %s): give the "
+			"files to submit (--input FILE)",
+			gc->name, gc->inputs);
+	if (n_inputs > 0 && gc->kind == JOB_KIND_BUILTIN)
+		return control_error_reply("group %s runs %s, which takes no input file", gc->name,
+					   gc->run);
+	return NULL;
+}
+
+/*
+ * What an ad hoc group takes from a [job] section that sets nothing: the defaults of the key
+ * table (config/keys.h), so a submitted job and a configured one cannot drift apart. Returns
+ * 0, or -EINVAL if a default does not parse (a mistake in keys.h).
+ */
+static int adhoc_defaults(struct group_config *gc)
+{
+	const struct config_key *keys = config_keys;
+	uint64_t attempts;
+	int expect;
+
+	if (parse_duration(keys[CONFIG_KEY_JOB_timeout].def, &gc->timeout) < 0 ||
+	    parse_uint(keys[CONFIG_KEY_JOB_max_attempts].def, keys[CONFIG_KEY_JOB_max_attempts].min,
+		       keys[CONFIG_KEY_JOB_max_attempts].max, &attempts) < 0)
+		return -EINVAL;
+	expect = job_state_from_string(keys[CONFIG_KEY_JOB_expect].def);
+	if (expect < 0)
+		return -EINVAL;
+	gc->max_attempts = (unsigned)attempts;
+	gc->expect = (enum job_state)expect;
+	return 0;
+}
+
+json_object *control_cmd_submit(struct control *c, json_object *req)
+{
+	struct master *m = c->m;
+	struct ledger *l = master_ledger(m);
+	const char *group = NULL, *pool = NULL, *run = NULL, *error = NULL, **inputs = NULL;
+	struct group_config gc = { 0 };
+	char args[2048], err[256];
+	json_object *o;
+	uint64_t first;
+	size_t n_inputs;
+	int64_t count;
+	int r, b;
+
+	if (control_get_string(req, "group", &group) < 0 ||
+	    control_get_string(req, "pool", &pool) < 0 || control_get_string(req, "run", &run) < 0)
+		return control_error_reply("group, pool and run must be strings");
+	if (control_get_int(req, "count", 1, CONTROL_SUBMIT_MAX, 1, &count) < 0)
+		return control_error_reply("count must be an integer 1..%d", CONTROL_SUBMIT_MAX);
+	if (group && (pool || run))
+		return control_error_reply("submit either a configured group, or a pool and a run");
+	o = read_inputs(req, &inputs, &n_inputs);
+	if (o)
+		return o;
+	if (n_inputs > 0 && json_object_object_get_ex(req, "count", NULL)) {
+		o = control_error_reply("give a count or inputs, not both (one job per input)");
+		goto out;
+	}
+	if (group) {
+		int gi = ledger_find_group(l, group);
+
+		if (gi < 0) {
+			o = control_error_reply("no job group '%s'", group);
+			goto out;
+		}
+		gc = *ledger_group(l, (unsigned)gi);
+		if (!master_pool_accepts(m, gc.pool)) {
+			o = control_error_reply("pool %s takes no jobs now",
+						master_pool_name(m, gc.pool));
+			goto out;
+		}
+		o = check_group_submit(&gc, n_inputs);
+		if (o)
+			goto out;
+		if (!json_object_object_get_ex(req, "args", NULL)) {
+			/* More jobs of the group itself, numbered on. */
+			if (n_inputs > 0)
+				r = master_add_input_jobs(m, (unsigned)gi, (char *const *)inputs,
+							  n_inputs, &first);
+			else
+				r = master_add_jobs(m, (unsigned)gi, (unsigned)count, &first);
+			o = r < 0 ? control_error_reply("cannot submit: %s", strerror(-r))
+				  : submitted_reply(
+					    c, first,
+					    (unsigned)(n_inputs ? n_inputs : (size_t)count));
+			goto out;
+		}
+	} else {
+		int pi = -1;
+
+		if (!pool || !run) {
+			o = control_error_reply("submit needs \"group\", or \"pool\" and \"run\"");
+			goto out;
+		}
+		for (unsigned i = 0; i < master_n_pools(m); i++)
+			if (strcmp(master_pool_name(m, i), pool) == 0 && master_pool_accepts(m, i))
+				pi = (int)i;
+		if (pi < 0) {
+			o = control_error_reply("no pool '%s' that takes jobs", pool);
+			goto out;
+		}
+		/* Only builtins: a client may not name a command or a library to run. */
+		if (strncmp(run, "builtin:", 8) != 0 || bh_builtin_lookup(run + 8) < 0) {
+			o = control_error_reply("run must be builtin:NAME with a known builtin");
+			goto out;
+		}
+		if (n_inputs > 0) {
+			o = control_error_reply("%s takes no input file", run);
+			goto out;
+		}
+		gc.pool = (unsigned)pi;
+		gc.run = (char *)run;
+		gc.kind = JOB_KIND_BUILTIN;
+		gc.args = (char *)"";
+		gc.output = (char *)"";
+		r = adhoc_defaults(&gc);
+		assert(r == 0); /* config tests load every default of keys.h */
+	}
+	r = merge_args(gc.args, req, args, sizeof(args), &error);
+	if (r < 0) {
+		o = control_error_reply("%s", error ? error : strerror(-r));
+		goto out;
+	}
+	/* Builtins check their arguments; commands and plugins read theirs ({arg:KEY}). */
+	if (gc.kind == JOB_KIND_BUILTIN && (b = bh_builtin_lookup(gc.run + 8)) >= 0 &&
+	    bh_builtin_check_args((enum bh_builtin)b, args, err, sizeof(err)) < 0) {
+		o = control_error_reply("args: %s", err);
+		goto out;
+	}
+	/* A variant of a group (or an ad hoc run) is a group of its own: NAME@N. */
+	gc.args = args;
+	r = master_add_variant(m, &gc, group ? gc.name : gc.run + 8, (unsigned)count,
+			       (char *const *)inputs, n_inputs, &first);
+	o = r < 0 ? control_error_reply("cannot submit: %s", strerror(-r))
+		  : submitted_reply(c, first, (unsigned)(n_inputs ? n_inputs : (size_t)count));
+out:
+	free(inputs);
+	return o;
+}
