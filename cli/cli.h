@@ -5,7 +5,6 @@
 #include <stdio.h>
 
 #include "common/control-proto.h"
-#include "daemon/master.h"
 
 enum {
 	EXIT_ALL_EXPECTED = 0, /* every group reached its expect */
@@ -21,16 +20,6 @@ int cmd_run(int argc, char **argv);
  * EXIT_IO --json or --svg could not be written.
  */
 int cmd_experiment(int argc, char **argv);
-
-/* Live progress on stderr: a redrawn line on a terminal, periodic plain lines otherwise. */
-struct progress;
-int progress_start(struct master *m, struct progress **ret);
-void progress_stop(struct progress *p);
-
-/* The final per-group table and totals, human-readable. */
-void report_table(FILE *f, struct master *m);
-/* The JSON report of DESIGN §7. Returns 0 or -errno. */
-int report_json_write(const char *path, struct master *m);
 
 /*
  * The commands that talk to bulkheadd over the control socket (cmd-*.c). Exit codes:

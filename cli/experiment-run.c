@@ -33,7 +33,6 @@
 #include "common/strutil.h"
 #include "common/units.h"
 #include "config/config.h"
-#include "daemon/ledger.h"
 #include "daemon/master.h"
 
 #define EXP_GROUP_JOBS_MAX 1000000u /* a [job] group's count at most: more, more groups */
@@ -287,7 +286,7 @@ static int run_supervised(struct experiment *e, unsigned workers, unsigned threa
 		return log_error_errno(r, "event loop failed");
 	}
 	ms = master_stats(m);
-	s = ledger_stats(master_ledger(m));
+	s = master_totals(m);
 	res->completed = s->by_state[JOB_DONE];
 	res->failed = s->by_state[JOB_FAILED];
 	res->quarantined = s->by_state[JOB_CRASHED] + s->by_state[JOB_TIMED_OUT];

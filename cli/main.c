@@ -10,6 +10,7 @@
  * silent success.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdio_ext.h>
 #include <stdlib.h>

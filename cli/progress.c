@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/run.h"
 #include "common/log.h"
-#include "daemon/ledger.h"
 
 #define TTY_INTERVAL (200 * USEC_PER_MSEC)
 #define PLAIN_INTERVAL (2 * USEC_PER_SEC)
@@ -49,10 +49,9 @@ static uint64_t crashes(const struct master_stats *ms)
 
 static void draw(struct progress *p)
 {
-	struct ledger *l = master_ledger(p->m);
-	const struct ledger_stats *s = ledger_stats(l);
+	const struct ledger_stats *s = master_totals(p->m);
 	const struct master_stats *ms = master_stats(p->m);
-	uint64_t total = ledger_n_jobs(l), done = finished(s);
+	uint64_t total = master_n_jobs(p->m), done = finished(s);
 	double secs = (double)(now_usec() - ms->started_at) / 1e6;
 	double rate = secs > 0 ? (double)done / secs : 0;
 	char eta[32] = "-", line[256];

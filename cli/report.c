@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "daemon/ledger.h"
+#include "cli/run.h"
 
 #define TABLE_LIST_MAX 20 /* quarantined and failed jobs listed in the table; the JSON: all */
 
@@ -33,38 +33,45 @@ static double wall_seconds(const struct master_stats *ms)
 	return (double)(end - ms->started_at) / 1e6;
 }
 
-static bool quarantined(const struct job *j)
+static bool quarantined(const struct master_job *j)
 {
 	return j->state == JOB_CRASHED || j->state == JOB_TIMED_OUT;
 }
 
-static bool failed(const struct job *j)
+static bool failed(const struct master_job *j)
 {
 	return j->state == JOB_FAILED;
 }
 
-/* "quarantined (N):" or "failed (N):" and the first TABLE_LIST_MAX, with their inputs. */
-static void list_jobs(FILE *f, struct ledger *l, const char *what,
-		      bool (*match)(const struct job *))
+/* Job id as a view, if it exists (a one-shot run forgets nothing) and matches. */
+static bool job_if(struct master *m, uint64_t id, bool (*match)(const struct master_job *),
+		   struct master_job *ret)
 {
-	uint64_t total = ledger_n_jobs(l), n = 0, shown = 0;
+	return master_job(m, id, ret) == 0 && match(ret);
+}
+
+/* "quarantined (N):" or "failed (N):" and the first TABLE_LIST_MAX, with their inputs. */
+static void list_jobs(FILE *f, struct master *m, const char *what,
+		      bool (*match)(const struct master_job *))
+{
+	uint64_t total = master_n_jobs(m), n = 0, shown = 0;
+	struct master_job view, *j = &view;
 
 	for (uint64_t id = 1; id <= total; id++)
-		n += match(ledger_job(l, id));
+		n += job_if(m, id, match, j);
 	if (n == 0)
 		return;
 	fprintf(f, "\n%s (%llu):\n", what, (unsigned long long)n);
 	for (uint64_t id = 1; id <= total && shown < TABLE_LIST_MAX; id++) {
-		struct job *j = ledger_job(l, id);
 		const char *input;
-		char name[64], cause[64];
+		char name[CONFIG_NAME_MAX + 16], cause[64];
 
-		if (!match(j))
+		if (!job_if(m, id, match, j))
 			continue;
-		input = ledger_job_input(l, j);
+		input = j->input;
 		fprintf(f, "  %-24s %-10s %-18s %u attempt%s%s%s\n",
-			ledger_job_name(l, j, name, sizeof(name)), job_state_to_string(j->state),
-			ledger_cause_string(j, cause, sizeof(cause)), j->attempts,
+			master_job_name(m, j, name, sizeof(name)), job_state_to_string(j->state),
+			master_job_cause(j, cause, sizeof(cause)), j->attempts,
 			j->attempts == 1 ? "" : "s", input ? "  " : "", input ? input : "");
 		shown++;
 	}
@@ -75,19 +82,23 @@ static void list_jobs(FILE *f, struct ledger *l, const char *what,
 
 void report_table(FILE *f, struct master *m)
 {
-	struct ledger *l = master_ledger(m);
-	const struct ledger_stats *s = ledger_stats(l);
+	const struct ledger_stats *s = master_totals(m);
 	const struct master_stats *ms = master_stats(m);
-	uint64_t total = ledger_n_jobs(l);
+	uint64_t total = master_n_jobs(m);
 	double wall = wall_seconds(ms);
+	struct master_group mg;
 	char sig[16];
 
 	fprintf(f, "\n%-16s %-10s %-10s %7s %7s %7s %7s %9s %9s  %s\n", "GROUP", "POOL", "EXPECT",
 		"TOTAL", "DONE", "FAILED", "CRASHED", "TIMED_OUT", "CANCELLED", "RESULT");
-	for (unsigned g = 0; g < ledger_n_groups(l); g++) {
-		const struct group_counts *gc = ledger_group_counts(l, g);
-		const struct group_config *gcfg = ledger_group(l, g);
+	for (unsigned g = 0; g < master_n_groups(m); g++) {
+		const struct group_counts *gc;
+		const struct group_config *gcfg;
 
+		if (!master_group(m, g, &mg))
+			continue;
+		gc = mg.counts;
+		gcfg = mg.cfg;
 		fprintf(f, "%-16s %-10s %-10s %7llu %7llu %7llu %7llu %9llu %9llu  %s\n",
 			gcfg->name, master_pool_name(m, gcfg->pool),
 			job_state_to_string(gcfg->expect), (unsigned long long)gc->total,
@@ -96,7 +107,7 @@ void report_table(FILE *f, struct master *m)
 			(unsigned long long)gc->by_state[JOB_CRASHED],
 			(unsigned long long)gc->by_state[JOB_TIMED_OUT],
 			(unsigned long long)gc->by_state[JOB_CANCELLED],
-			ledger_group_ok(l, g) ? "ok" : "NOT AS EXPECTED");
+			mg.ok ? "ok" : "NOT AS EXPECTED");
 	}
 	fprintf(f, "\n%llu jobs in %.2fs (%.0f jobs/s): %llu done, %llu failed, %llu crashed, "
 		   "%llu timed_out, %llu cancelled, %llu lost\n",
@@ -120,8 +131,8 @@ void report_table(FILE *f, struct master *m)
 		fprintf(f, " exit %llu", (unsigned long long)ms->deaths_by_exit);
 	fputc('\n', f);
 
-	list_jobs(f, l, "quarantined", quarantined);
-	list_jobs(f, l, "failed", failed);
+	list_jobs(f, m, "quarantined", quarantined);
+	list_jobs(f, m, "failed", failed);
 }
 
 static json_object *counts_object(const uint64_t *by_state, uint64_t total)
@@ -158,13 +169,19 @@ static json_object *workers_object(const struct master_stats *ms)
 
 static json_object *groups_array(struct master *m)
 {
-	struct ledger *l = master_ledger(m);
 	json_object *a = json_object_new_array();
+	struct master_group mg;
 
-	for (unsigned g = 0; g < ledger_n_groups(l); g++) {
-		const struct group_counts *gc = ledger_group_counts(l, g);
-		const struct group_config *gcfg = ledger_group(l, g);
-		json_object *o = json_object_new_object(), *counts;
+	for (unsigned g = 0; g < master_n_groups(m); g++) {
+		const struct group_counts *gc;
+		const struct group_config *gcfg;
+		json_object *o, *counts;
+
+		if (!master_group(m, g, &mg))
+			continue;
+		gc = mg.counts;
+		gcfg = mg.cfg;
+		o = json_object_new_object();
 
 		json_object_object_add(o, "name", json_object_new_string(gcfg->name));
 		json_object_object_add(o, "pool",
@@ -175,7 +192,7 @@ static json_object *groups_array(struct master *m)
 		json_object_object_foreach(counts, key, val)
 			json_object_object_add(o, key, json_object_get(val));
 		json_object_put(counts);
-		json_object_object_add(o, "ok", json_object_new_boolean(ledger_group_ok(l, g)));
+		json_object_object_add(o, "ok", json_object_new_boolean(mg.ok));
 		json_object_array_add(a, o);
 	}
 	return a;
@@ -185,32 +202,32 @@ static json_object *groups_array(struct master *m)
  * Quarantined jobs (with "state") or failed ones: job, input and result if any, cause,
  * attempts.
  */
-static json_object *jobs_array(struct ledger *l, bool (*match)(const struct job *),
+static json_object *jobs_array(struct master *m, bool (*match)(const struct master_job *),
 			       bool with_state)
 {
 	json_object *a = json_object_new_array();
+	struct master_job view, *j = &view;
 
-	for (uint64_t id = 1; id <= ledger_n_jobs(l); id++) {
-		struct job *j = ledger_job(l, id);
+	for (uint64_t id = 1; id <= master_n_jobs(m); id++) {
 		const char *input, *result;
-		char name[64], cause[64];
+		char name[CONFIG_NAME_MAX + 16], cause[64];
 		json_object *o;
 
-		if (!match(j))
+		if (!job_if(m, id, match, j))
 			continue;
 		o = json_object_new_object();
-		json_object_object_add(o, "job", json_object_new_string(ledger_job_name(
-							 l, j, name, sizeof(name))));
-		input = ledger_job_input(l, j);
+		json_object_object_add(o, "job", json_object_new_string(master_job_name(
+							 m, j, name, sizeof(name))));
+		input = j->input;
 		if (input)
 			json_object_object_add(o, "input", json_object_new_string(input));
 		if (with_state)
 			json_object_object_add(o, "state", json_object_new_string(
 								   job_state_to_string(j->state)));
 		json_object_object_add(o, "attempts", json_object_new_int(j->attempts));
-		json_object_object_add(o, "cause", json_object_new_string(ledger_cause_string(
+		json_object_object_add(o, "cause", json_object_new_string(master_job_cause(
 							   j, cause, sizeof(cause))));
-		result = ledger_job_result(l, j);
+		result = j->result;
 		if (result)
 			json_object_object_add(o, "result", json_object_new_string(result));
 		json_object_array_add(a, o);
@@ -238,10 +255,9 @@ static int write_text_file(const char *path, const char *text)
 
 int report_json_write(const char *path, struct master *m)
 {
-	struct ledger *l = master_ledger(m);
-	const struct ledger_stats *s = ledger_stats(l);
+	const struct ledger_stats *s = master_totals(m);
 	const struct master_stats *ms = master_stats(m);
-	uint64_t total = ledger_n_jobs(l);
+	uint64_t total = master_n_jobs(m);
 	double wall = wall_seconds(ms);
 	json_object *root = json_object_new_object(), *jobs, *reruns;
 	int r = 0;
@@ -265,8 +281,8 @@ int report_json_write(const char *path, struct master *m)
 			       json_object_new_int((int)master_failed_pools(m)));
 	json_object_object_add(root, "interrupted", json_object_new_boolean(ms->interrupted));
 	json_object_object_add(root, "groups", groups_array(m));
-	json_object_object_add(root, "quarantined", jobs_array(l, quarantined, true));
-	json_object_object_add(root, "failed", jobs_array(l, failed, false));
+	json_object_object_add(root, "quarantined", jobs_array(m, quarantined, true));
+	json_object_object_add(root, "failed", jobs_array(m, failed, false));
 
 	r = write_text_file(path, json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
 	json_object_put(root);

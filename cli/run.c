@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/run.h"
 #include "common/log.h"
 #include "config/config.h"
-#include "daemon/ledger.h"
 #include "daemon/master.h"
 #include "daemon/spawn-worker.h"
 #include "daemon/spool.h"
@@ -27,10 +27,10 @@ static void run_usage(FILE *f)
 
 static bool all_expected(struct master *m)
 {
-	struct ledger *l = master_ledger(m);
+	struct master_group g;
 
-	for (unsigned g = 0; g < ledger_n_groups(l); g++)
-		if (!ledger_group_ok(l, g))
+	for (unsigned i = 0; i < master_n_groups(m); i++)
+		if (master_group(m, i, &g) && !g.ok)
 			return false;
 	return true;
 }

@@ -189,13 +189,18 @@ static struct worker *worker_of(const struct master *m, const struct job *j)
 	return f ? f->owner : NULL;
 }
 
-int master_cancel_job(struct master *m, struct job *j)
+int master_cancel_job(struct master *m, uint64_t id)
 {
-	struct worker *w = worker_of(m, j);
+	struct job *j = ledger_job(m->ledger, id);
+	struct worker *w;
 	uint8_t buf[32];
 	char name[64];
-	int r = ledger_cancel_queued_job(m->ledger, j, CAUSE_CANCELLED);
+	int r;
 
+	if (!j)
+		return ledger_job_forgotten(m->ledger, id) ? -ESTALE : -ENOENT;
+	w = worker_of(m, j);
+	r = ledger_cancel_queued_job(m->ledger, j, CAUSE_CANCELLED);
 	if (r >= 0) {
 		master_check_done(m);
 		return 0;
@@ -211,136 +216,4 @@ int master_cancel_job(struct master *m, struct job *j)
 			  ledger_job_name(m->ledger, j, name, sizeof(name)));
 	log_info("job %s: cancel requested", ledger_job_name(m->ledger, j, name, sizeof(name)));
 	return 1;
-}
-
-void master_status_line(const struct master *m, char *buf, size_t size)
-{
-	const struct ledger_stats *s = ledger_stats(m->ledger);
-	unsigned pools_up = 0, pools = 0, workers = 0, wanted = 0;
-	uint64_t deaths = m->stats.deaths_by_exit, running = 0, waiting = 0;
-
-	for (unsigned i = 0; i < m->n_pools; i++) {
-		struct pool *p = m->pools[i];
-
-		if (p->state == POOL_REMOVED)
-			continue;
-		pools++;
-		pools_up += p->state == POOL_UP;
-		wanted += p->state == POOL_UP ? p->cfg.workers : 0;
-		for (unsigned k = 0; k < p->n_slots; k++) {
-			struct worker *w = p->workers[k];
-
-			workers += w->pid > 0 && w->ready_at && w->next != NEXT_RETIRE;
-			running += w->q.n_running;
-			waiting += w->q.n_waiting;
-		}
-	}
-	for (int i = 0; i < 65; i++)
-		deaths += m->stats.deaths_by_signal[i];
-	/* "running" is on a thread now; jobs assigned to a worker but not started are queued. */
-	snprintf(buf, size,
-		 "%s%u/%u pools up, %u/%u workers; jobs: %llu done, %llu running, %llu queued, "
-		 "%llu failed, %llu crashed, %llu timed out; %llu worker deaths",
-		 m->stopping ? "stopping: " : "", pools_up, pools, workers, wanted,
-		 (unsigned long long)s->by_state[JOB_DONE], (unsigned long long)running,
-		 (unsigned long long)(s->by_state[JOB_QUEUED] + waiting),
-		 (unsigned long long)s->by_state[JOB_FAILED],
-		 (unsigned long long)s->by_state[JOB_CRASHED],
-		 (unsigned long long)s->by_state[JOB_TIMED_OUT], (unsigned long long)deaths);
-}
-
-static const char *const worker_state_names[] = {
-	[W_EMPTY] = "empty",	   [W_STARTING] = "starting", [W_READY] = "ready",
-	[W_DRAINING] = "draining", [W_STOPPING] = "stopping", [W_TERMINATING] = "stopping",
-	[W_KILLED] = "killed",
-};
-
-static const char *const pool_state_names[] = {
-	[POOL_UP] = "up",
-	[POOL_FAILED] = "failed",
-	[POOL_REMOVED] = "removed",
-};
-
-unsigned master_n_pools(const struct master *m)
-{
-	return m->n_pools;
-}
-
-bool master_is_ready(const struct master *m)
-{
-	return m->ready_sent;
-}
-
-bool master_is_stopping(const struct master *m)
-{
-	return m->stopping;
-}
-
-void master_pool_info(const struct master *m, unsigned pool, struct master_pool_info *ret)
-{
-	const struct pool *p = m->pools[pool];
-
-	*ret = (struct master_pool_info){
-		.name = p->cfg.name,
-		.state = pool_state_names[p->state],
-		.workers_wanted = p->state == POOL_UP ? p->cfg.workers : 0,
-		.threads = p->cfg.threads,
-		.restarts = p->restarts,
-		.worker_faults = p->worker_faults,
-		.n_slots = p->n_slots,
-	};
-	for (unsigned k = 0; k < p->n_slots; k++)
-		ret->workers_up += p->workers[k]->pid > 0 && p->workers[k]->ready_at;
-}
-
-void master_worker_info(const struct master *m, unsigned pool, unsigned slot,
-			struct master_worker_info *ret)
-{
-	const struct worker *w = m->pools[pool]->workers[slot];
-
-	*ret = (struct master_worker_info){
-		.slot = w->index,
-		.pid = w->pid > 0 ? w->pid : 0,
-		.state = worker_state_names[w->state],
-		.uptime = w->pid > 0 ? now_usec() - w->spawned_at : 0,
-		.jobs_running = w->q.n_running,
-		.last_death = w->last_death,
-	};
-}
-
-char *master_job_worker(const struct master *m, const struct job *j, char *buf, size_t size)
-{
-	const struct worker *w = worker_of(m, j);
-
-	if (w && j->state == JOB_RUNNING)
-		snprintf(buf, size, "%s/%u", w->pool->cfg.name, w->index);
-	else if (size)
-		buf[0] = '\0';
-	return buf;
-}
-
-bool master_job_on_thread(const struct master *m, const struct job *j)
-{
-	struct flight *f = j->state == JOB_RUNNING ? flights_find(&m->flights, j->id) : NULL;
-
-	return f && f->slot >= 0;
-}
-
-uint64_t master_jobs_on_threads(const struct master *m)
-{
-	uint64_t n = 0;
-
-	for (unsigned i = 0; i < m->n_pools; i++)
-		for (unsigned k = 0; k < m->pools[i]->n_slots; k++)
-			n += m->pools[i]->workers[k]->q.n_running;
-	return n;
-}
-
-unsigned master_failed_pools(const struct master *m)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < m->n_pools; i++)
-		n += m->pools[i]->state == POOL_FAILED;
-	return n;
 }

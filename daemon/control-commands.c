@@ -80,9 +80,8 @@ int control_get_int(json_object *req, const char *key, int64_t min, int64_t max,
 
 static json_object *jobs_counts(struct master *m)
 {
-	struct ledger *l = master_ledger(m);
-	const struct ledger_stats *s = ledger_stats(l);
-	uint64_t on_threads = master_jobs_on_threads(m), total = ledger_n_jobs(l), ended = 0;
+	const struct ledger_stats *s = master_totals(m);
+	uint64_t on_threads = master_jobs_on_threads(m), total = master_n_jobs(m), ended = 0;
 	json_object *o = json_object_new_object();
 	static const enum job_state finals[] = { JOB_DONE, JOB_FAILED, JOB_CRASHED, JOB_TIMED_OUT,
 						 JOB_CANCELLED };
@@ -210,7 +209,7 @@ static json_object *control_cmd_log_level(struct control *c, json_object *req)
 }
 
 /* Job ids from the request's "ids" array into a malloc'd array. */
-json_object *control_read_ids(struct ledger *l, json_object *req, uint64_t **ret, size_t *ret_n)
+json_object *control_read_ids(struct master *m, json_object *req, uint64_t **ret, size_t *ret_n)
 {
 	json_object *ids;
 	size_t n;
@@ -228,8 +227,11 @@ json_object *control_read_ids(struct ledger *l, json_object *req, uint64_t **ret
 		json_object *v = json_object_array_get_idx(ids, i);
 		int64_t id = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : 0;
 
-		if (!ledger_job(l, (uint64_t)(id > 0 ? id : 0))) {
-			bool gone = ledger_job_forgotten(l, (uint64_t)(id > 0 ? id : 0));
+		struct master_job j;
+		int r = master_job(m, (uint64_t)(id > 0 ? id : 0), &j);
+
+		if (r < 0) {
+			bool gone = r == -ESTALE;
 
 			free(*ret);
 			*ret = NULL;
@@ -248,12 +250,11 @@ json_object *control_read_ids(struct ledger *l, json_object *req, uint64_t **ret
 
 static json_object *control_cmd_cancel(struct control *c, json_object *req)
 {
-	struct ledger *l = master_ledger(c->m);
 	json_object *o, *done, *not_done, *asked;
 	uint64_t *ids = NULL;
 	size_t n = 0;
 
-	o = control_read_ids(l, req, &ids, &n);
+	o = control_read_ids(c->m, req, &ids, &n);
 	if (o)
 		return o;
 	o = control_ok_reply();
@@ -261,8 +262,8 @@ static json_object *control_cmd_cancel(struct control *c, json_object *req)
 	not_done = json_object_new_array();
 	asked = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {
-		struct job *j = ledger_job(l, ids[i]);
-		int r = master_cancel_job(c->m, j);
+		int r = master_cancel_job(c->m, ids[i]);
+		struct master_job j;
 
 		if (r == 0) {
 			json_object_array_add(done, json_object_new_int64((int64_t)ids[i]));
@@ -272,8 +273,11 @@ static json_object *control_cmd_cancel(struct control *c, json_object *req)
 			json_object *e = json_object_new_object();
 
 			control_add_int(e, "id", (int64_t)ids[i]);
-			json_object_object_add(e, "state", json_object_new_string(
-								   job_state_to_string(j->state)));
+			json_object_object_add(
+				e, "state",
+				json_object_new_string(master_job(c->m, ids[i], &j) < 0
+							       ? "forgotten"
+							       : job_state_to_string(j.state)));
 			json_object_array_add(not_done, e);
 		}
 	}

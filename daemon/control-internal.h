@@ -43,6 +43,7 @@ struct wait {
 	bool all_expected; /* of those */
 	bool done; /* all ended: its reply is being streamed */
 	json_object *echo; /* the request's "id", if any */
+	struct master_pin *pin; /* its jobs are not forgotten until the reply is out */
 };
 
 enum stream_kind { STREAM_JOBS, STREAM_SUBMIT, STREAM_WAIT };
@@ -143,7 +144,7 @@ void control_wait_free(struct client *cl);
 /* Deferred source: answers the waits whose jobs have all ended. */
 int control_on_wait_check(sd_event_source *s, void *userdata);
 /* The ledger's end hook: cheap unless some client is waiting. */
-void control_on_job_end(void *userdata, struct job *j);
+void control_on_job_end(void *userdata, uint64_t id);
 
 /* ---- control-commands.c: the dispatch table and helpers for the handlers ---- */
 
@@ -172,5 +173,5 @@ int control_get_int(json_object *req, const char *key, int64_t min, int64_t max,
  * The request's "ids" (1..CONTROL_JOBS_LIMIT_MAX known job ids) into a malloc'd array:
  * NULL, or an error reply.
  */
-json_object *control_read_ids(struct ledger *l, json_object *req, uint64_t **ret,
+json_object *control_read_ids(struct master *m, json_object *req, uint64_t **ret,
 			      size_t *ret_n);

@@ -9,8 +9,8 @@
  * output has room, at a priority below everything else on the loop, so a slow reader slows
  * only itself.
  *
- * A `wait` pins the ledger and keeps a cursor over the jobs it waits for (their ids, or a
- * group and the last id at the request); the ledger's end hook re-checks pending waits once
+ * A `wait` holds a master pin and keeps a cursor over the jobs it waits for (their ids, or a
+ * group and the last id at the request); the master's on_job_end hook re-checks pending waits once
  * per loop pass, and a finished wait's reply is a stream too.
  */
 #include <assert.h>
@@ -31,63 +31,47 @@ void control_stream_free(struct stream *s)
 	free(s);
 }
 
-/*
- * The state shown to clients: "running" means on a thread, as in `status`; a job assigned to a
- * worker but not started yet is still "queued" there.
- */
-static enum job_state visible_state(const struct master *m, const struct job *j)
+static json_object *job_object(struct master *m, const struct master_job *j)
 {
-	if (j->state == JOB_RUNNING && !master_job_on_thread(m, j))
-		return JOB_QUEUED;
-	return (enum job_state)j->state;
-}
-
-static json_object *job_object(struct master *m, struct job *j)
-{
-	struct ledger *l = master_ledger(m);
-	const struct group_config *g = ledger_group(l, j->group);
+	enum job_state shown = master_job_shown_state(j);
 	json_object *o = json_object_new_object();
-	char name[64], cause[64], worker[64] = "";
+	char name[CONFIG_NAME_MAX + 16], cause[64];
+	struct master_group g;
 
-	master_job_worker(m, j, worker, sizeof(worker));
+	master_group(m, j->group, &g); /* a job's group exists while the job does */
 	control_add_int(o, "id", (int64_t)j->id);
-	json_object_object_add(o, "name", json_object_new_string(ledger_job_name(l, j, name,
-										   sizeof(name))));
-	json_object_object_add(o, "group", json_object_new_string(g->name));
-	json_object_object_add(o, "pool", json_object_new_string(master_pool_name(m, g->pool)));
-	json_object_object_add(o, "state",
-			       json_object_new_string(job_state_to_string(visible_state(m, j))));
+	json_object_object_add(o, "name",
+			       json_object_new_string(master_job_name(m, j, name, sizeof(name))));
+	json_object_object_add(o, "group", json_object_new_string(g.cfg->name));
+	json_object_object_add(o, "pool", json_object_new_string(master_pool_name(m, g.cfg->pool)));
+	json_object_object_add(o, "state", json_object_new_string(job_state_to_string(shown)));
 	control_add_int(o, "attempts", j->attempts);
 	control_add_int(o, "runs", j->runs);
 	json_object_object_add(o, "cause",
-			       json_object_new_string(ledger_cause_string(j, cause, sizeof(cause))));
-	json_object_object_add(o, "worker", json_object_new_string(worker));
+			       json_object_new_string(master_job_cause(j, cause, sizeof(cause))));
+	json_object_object_add(o, "worker", json_object_new_string(j->worker));
 	/* What only some jobs have is there only when they have it. */
-	if (__builtin_expect(j->flags & JOB_HAS_INPUT || j->extra, 0)) {
-		const char *input = ledger_job_input(l, j), *result = ledger_job_result(l, j);
-		int progress = visible_state(m, j) == JOB_RUNNING ? ledger_job_progress(l, j) : -1;
+	if (j->input)
+		json_object_object_add(o, "input", json_object_new_string(j->input));
+	if (j->result)
+		json_object_object_add(o, "result", json_object_new_string(j->result));
+	if (shown == JOB_RUNNING && j->progress >= 0) {
+		char text[16];
 
-		if (input)
-			json_object_object_add(o, "input", json_object_new_string(input));
-		if (result)
-			json_object_object_add(o, "result", json_object_new_string(result));
-		if (progress >= 0) {
-			char text[16];
-
-			snprintf(text, sizeof(text), "%d.%03d", progress / 1000, progress % 1000);
-			json_object_object_add(o, "progress",
-					       json_object_new_double_s((double)progress / 1000,
-									text));
-		}
+		snprintf(text, sizeof(text), "%d.%03d", j->progress / 1000, j->progress % 1000);
+		json_object_object_add(o, "progress",
+				       json_object_new_double_s((double)j->progress / 1000, text));
 	}
 	return o;
 }
 
-static bool job_matches(const struct master *m, const struct job *j, int want_state,
-			int want_group)
+/* Job `id` as a view, if it matches the filters (a forgotten one never does). */
+static bool job_matches(const struct master *m, uint64_t id, int want_state, int want_group,
+			struct master_job *ret)
 {
-	return (want_state < 0 || visible_state(m, j) == (enum job_state)want_state) &&
-	       (want_group < 0 || j->group == (unsigned)want_group);
+	return master_job(m, id, ret) == 0 &&
+	       (want_state < 0 || master_job_shown_state(ret) == (enum job_state)want_state) &&
+	       (want_group < 0 || ret->group == (unsigned)want_group);
 }
 
 /* A stream of `kind` for the client being served; NULL when out of memory. */
@@ -111,7 +95,6 @@ struct stream *control_stream_new(struct control *c, enum stream_kind kind)
  */
 json_object *control_cmd_jobs(struct control *c, json_object *req)
 {
-	struct ledger *l = master_ledger(c->m);
 	const char *state = NULL, *group = NULL;
 	int64_t limit = CONTROL_JOBS_LIMIT_DEFAULT;
 	int want_state = -1, want_group = -1;
@@ -123,7 +106,7 @@ json_object *control_cmd_jobs(struct control *c, json_object *req)
 		return control_error_reply("state and group must be strings");
 	if (state && (want_state = job_state_from_string(state)) < 0)
 		return control_error_reply("unknown state '%s'", state);
-	if (group && (want_group = ledger_find_group(l, group)) < 0)
+	if (group && (want_group = master_find_group(c->m, group)) < 0)
 		return control_error_reply("no job group '%s'", group);
 	if (json_object_object_get_ex(req, "limit", &v)) {
 		if (!json_object_is_type(v, json_type_int))
@@ -136,7 +119,7 @@ json_object *control_cmd_jobs(struct control *c, json_object *req)
 	if (!s)
 		return control_error_reply("out of memory");
 	s->first = s->next = 1;
-	s->end = ledger_n_jobs(l) + 1;
+	s->end = master_n_jobs(c->m) + 1;
 	s->max = (uint64_t)limit;
 	s->want_state = want_state;
 	s->want_group = want_group;
@@ -146,15 +129,11 @@ json_object *control_cmd_jobs(struct control *c, json_object *req)
 /* The head of a jobs reply, with the count of the jobs that match now; the limit cut to it. */
 static void jobs_head(struct master *m, struct stream *s)
 {
-	struct ledger *l = master_ledger(m);
+	struct master_job j;
 	uint64_t matching = 0;
 
-	for (uint64_t id = 1; id < s->end; id++) {
-		struct job *j = ledger_job(l, id);
-
-		if (j && job_matches(m, j, s->want_state, s->want_group)) /* NULL: forgotten */
-			matching++;
-	}
+	for (uint64_t id = 1; id < s->end; id++)
+		matching += job_matches(m, id, s->want_state, s->want_group, &j);
 	if (matching < s->max)
 		s->max = matching;
 	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"total_matching\":%llu,\"jobs\":[",
@@ -162,48 +141,46 @@ static void jobs_head(struct master *m, struct stream *s)
 }
 
 /* The next member of w at or after *pos (which moves past it), or NULL after the last. */
-static struct job *wait_next(struct ledger *l, const struct wait *w, uint64_t *pos)
+static bool wait_next(const struct master *m, const struct wait *w, uint64_t *pos,
+		      struct master_job *ret)
 {
 	if (w->group < 0) {
-		while (*pos < w->n_ids) {
-			struct job *j = ledger_job(l, w->ids[(*pos)++]);
-
-			if (j) /* always: the ledger is pinned */
-				return j;
-		}
-		return NULL;
+		while (*pos < w->n_ids)
+			if (master_job(m, w->ids[(*pos)++], ret) == 0) /* always: it is pinned */
+				return true;
+		return false;
 	}
-	while (*pos < w->end) {
-		struct job *j = ledger_job(l, (*pos)++);
-
-		if (j && j->group == (unsigned)w->group) /* forgotten ones had ended before */
-			return j;
-	}
-	return NULL;
+	while (*pos < w->end)
+		/* Forgotten ones had ended before the wait began. */
+		if (master_job(m, (*pos)++, ret) == 0 && ret->group == (unsigned)w->group)
+			return true;
+	return false;
 }
 
-static bool job_met(struct ledger *l, const struct job *j)
+static bool job_met(const struct master *m, const struct master_job *j)
 {
-	return j->state == ledger_group(l, j->group)->expect;
+	struct master_group g;
+
+	return master_group(m, j->group, &g) && j->state == g.cfg->expect;
 }
 
 /*
  * Moves w's cursor over the members that have ended; true once all have. Ended jobs never
  * start again, so a wait for n jobs costs O(n) in all, not O(n) per job that ends.
  */
-static bool wait_finished(struct ledger *l, struct wait *w)
+static bool wait_finished(const struct master *m, struct wait *w)
 {
 	for (;;) {
 		uint64_t pos = w->pos;
-		struct job *j = wait_next(l, w, &pos);
+		struct master_job j;
 
-		if (!j)
+		if (!wait_next(m, w, &pos, &j))
 			return true;
-		if (!job_state_is_final(j->state))
+		if (!job_state_is_final(j.state))
 			return false;
 		w->pos = pos;
 		w->ended++;
-		w->all_expected &= job_met(l, j);
+		w->all_expected &= job_met(m, &j);
 	}
 }
 
@@ -215,8 +192,7 @@ void control_wait_free(struct client *cl)
 		return;
 	if (!w->done)
 		cl->c->n_waiting--;
-	ledger_pin(master_ledger(cl->c->m), false);
-	master_collect_soon(cl->c->m);
+	master_pin_free(w->pin); /* retention may catch up */
 	free(w->ids);
 	json_object_put(w->echo);
 	free(w);
@@ -260,7 +236,7 @@ int control_on_wait_check(sd_event_source *s, void *userdata)
 
 	for (; cl; cl = next) {
 		next = cl->next;
-		if (!cl->wait || cl->wait->done || !wait_finished(master_ledger(c->m), cl->wait))
+		if (!cl->wait || cl->wait->done || !wait_finished(c->m, cl->wait))
 			continue;
 		cl->wait->done = true;
 		c->n_waiting--;
@@ -271,7 +247,7 @@ int control_on_wait_check(sd_event_source *s, void *userdata)
 }
 
 /* Called for every job that ends: cheap unless some client is waiting. */
-void control_on_job_end(void *userdata, struct job *j)
+void control_on_job_end(void *userdata, uint64_t id)
 {
 	struct control *c = userdata;
 
@@ -286,7 +262,6 @@ void control_on_job_end(void *userdata, struct job *j)
 json_object *control_cmd_wait(struct control *c, json_object *req)
 {
 	struct client *cl = c->serving;
-	struct ledger *l = master_ledger(c->m);
 	const char *group = NULL;
 	struct wait *w;
 	json_object *err, *echo;
@@ -299,7 +274,7 @@ json_object *control_cmd_wait(struct control *c, json_object *req)
 	w->all_expected = true;
 	w->group = -1;
 	if (group) {
-		int g = ledger_find_group(l, group);
+		int g = master_find_group(c->m, group);
 
 		if (g < 0) {
 			free(w);
@@ -308,34 +283,39 @@ json_object *control_cmd_wait(struct control *c, json_object *req)
 		/* The group's jobs now: those with ids below the next one. */
 		w->group = g;
 		w->pos = 1;
-		w->end = ledger_n_jobs(l) + 1;
+		w->end = master_n_jobs(c->m) + 1;
 	} else {
-		err = control_read_ids(l, req, &w->ids, &w->n_ids);
+		err = control_read_ids(c->m, req, &w->ids, &w->n_ids);
 		if (err) {
 			free(w);
 			return err;
 		}
 	}
+	/* The jobs waited for stay known until the reply is out. */
+	if (master_pin_new(c->m, &w->pin) < 0) {
+		free(w->ids);
+		free(w);
+		return control_error_reply("out of memory");
+	}
 	if (json_object_object_get_ex(req, "id", &echo))
 		w->echo = json_object_get(echo);
 	cl->wait = w;
-	ledger_pin(l, true); /* the jobs waited for stay known until the reply is out */
 	c->n_waiting++;
 	sd_event_source_set_enabled(c->wait_check, SD_EVENT_ONESHOT);
 	return NULL;
 }
 
-static json_object *wait_entry(struct ledger *l, struct job *j, bool met)
+static json_object *wait_entry(const struct master *m, const struct master_job *j, bool met)
 {
 	json_object *e = json_object_new_object();
-	char name[64], cause[64];
+	char name[CONFIG_NAME_MAX + 16], cause[64];
 
 	control_add_int(e, "id", (int64_t)j->id);
 	json_object_object_add(e, "name",
-			       json_object_new_string(ledger_job_name(l, j, name, sizeof(name))));
+			       json_object_new_string(master_job_name(m, j, name, sizeof(name))));
 	json_object_object_add(e, "state", json_object_new_string(job_state_to_string(j->state)));
-	json_object_object_add(
-		e, "cause", json_object_new_string(ledger_cause_string(j, cause, sizeof(cause))));
+	json_object_object_add(e, "cause",
+			       json_object_new_string(master_job_cause(j, cause, sizeof(cause))));
 	json_object_object_add(e, "expected", json_object_new_boolean(met));
 	return e;
 }
@@ -344,16 +324,14 @@ static json_object *wait_entry(struct ledger *l, struct job *j, bool met)
 static json_object *stream_item(struct client *cl, struct stream *s)
 {
 	struct master *m = cl->c->m;
-	struct ledger *l = master_ledger(m);
 	char name[CONFIG_NAME_MAX + 16];
-	struct job *j;
+	struct master_job j;
 
 	switch (s->kind) {
 	case STREAM_JOBS:
 		while (s->listed < s->max && s->next < s->end) {
-			j = ledger_job(l, s->next++);
-			if (j && job_matches(m, j, s->want_state, s->want_group))
-				return job_object(m, j);
+			if (job_matches(m, s->next++, s->want_state, s->want_group, &j))
+				return job_object(m, &j);
 		}
 		return NULL;
 	case STREAM_SUBMIT:
@@ -365,12 +343,12 @@ static json_object *stream_item(struct client *cl, struct stream *s)
 			 s->instance + (uint32_t)(s->next++ - s->first));
 		return json_object_new_string(name);
 	case STREAM_WAIT:
-		while (s->listed < CONTROL_WAIT_LIST_MAX && (j = wait_next(l, cl->wait, &s->next))) {
-			bool met = job_met(l, j);
+		while (s->listed < CONTROL_WAIT_LIST_MAX && wait_next(m, cl->wait, &s->next, &j)) {
+			bool met = job_met(m, &j);
 
 			if (cl->wait->ended > CONTROL_WAIT_LIST_MAX && met)
 				continue; /* truncated: the unexpected ones only */
-			return wait_entry(l, j, met);
+			return wait_entry(m, &j, met);
 		}
 		return NULL;
 	}

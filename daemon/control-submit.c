@@ -85,18 +85,20 @@ static int merge_args(const char *base, json_object *req, char *buf, size_t size
  */
 static json_object *submitted_reply(struct control *c, uint64_t first, unsigned count)
 {
-	struct ledger *l = master_ledger(c->m);
-	const struct job *j = ledger_job(l, first);
+	struct master_job j, last;
+	struct master_group g;
 	struct stream *s;
 
-	assert(j && ledger_job(l, first + count - 1));
+	if (master_job(c->m, first, &j) < 0 || master_job(c->m, first + count - 1, &last) < 0 ||
+	    !master_group(c->m, j.group, &g))
+		return control_error_reply("the jobs were submitted, but are gone already");
 	s = control_stream_new(c, STREAM_SUBMIT);
 	if (!s)
 		return control_error_reply("out of memory (the jobs were submitted)");
 	s->first = s->next = first;
 	s->end = first + count;
-	s->instance = j->instance;
-	snprintf(s->name, sizeof(s->name), "%s", ledger_group(l, j->group)->name);
+	s->instance = j.instance;
+	snprintf(s->name, sizeof(s->name), "%s", g.cfg->name);
 	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"ids\":[");
 	return NULL;
 }
@@ -189,7 +191,6 @@ static int adhoc_defaults(struct group_config *gc)
 json_object *control_cmd_submit(struct control *c, json_object *req)
 {
 	struct master *m = c->m;
-	struct ledger *l = master_ledger(m);
 	const char *group = NULL, *pool = NULL, *run = NULL, *error = NULL, **inputs = NULL;
 	struct group_config gc = { 0 };
 	char args[2048], err[256];
@@ -214,13 +215,15 @@ json_object *control_cmd_submit(struct control *c, json_object *req)
 		goto out;
 	}
 	if (group) {
-		int gi = ledger_find_group(l, group);
+		int gi = master_find_group(m, group);
+		struct master_group mg;
 
 		if (gi < 0) {
 			o = control_error_reply("no job group '%s'", group);
 			goto out;
 		}
-		gc = *ledger_group(l, (unsigned)gi);
+		master_group(m, (unsigned)gi, &mg);
+		gc = *mg.cfg;
 		if (!master_pool_accepts(m, gc.pool)) {
 			o = control_error_reply("pool %s takes no jobs now",
 						master_pool_name(m, gc.pool));

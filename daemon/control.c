@@ -292,6 +292,10 @@ static void read_deadlines(struct control *c)
 	free(copy);
 }
 
+static const struct master_hooks control_hooks = {
+	.on_job_end = control_on_job_end, /* pending waits */
+};
+
 int control_new(struct master *m, const char *path, const char *group, struct control **ret)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -365,7 +369,7 @@ int control_new(struct master *m, const char *path, const char *group, struct co
 		control_free(c);
 		return r;
 	}
-	r = ledger_add_end_hook(master_ledger(m), control_on_job_end, c);
+	r = master_subscribe(m, &control_hooks, c);
 	if (r < 0) {
 		control_free(c);
 		return r;
@@ -384,7 +388,7 @@ void control_free(struct control *c)
 	sd_event_source_disable_unref(c->retry);
 	sd_event_source_disable_unref(c->wait_check);
 	if (c->m)
-		ledger_remove_end_hook(master_ledger(c->m), control_on_job_end, c);
+		master_unsubscribe(c->m, &control_hooks, c);
 	if (c->fd >= 0) {
 		close(c->fd);
 		unlink(c->path);

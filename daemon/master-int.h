@@ -186,10 +186,10 @@ struct pool {
 struct master {
 	struct config *config; /* owned; replaced by a reload */
 	struct master_options opts;
-	struct {
+	struct master_sub {
 		const struct master_hooks *h;
 		void *userdata;
-	} subs[MASTER_SUBSCRIBERS_MAX]; /* master_subscribe() */
+	} *subs; /* master_subscribe() */
 	unsigned n_subs;
 	bool ready_sent;
 	sd_event *event;
@@ -237,6 +237,11 @@ struct lfields {
 	} while (0)
 
 /* ---- master.c ---- */
+
+struct ledger *master_ledger(struct master *m);
+/* Runs ledger_collect() (keep_ended) soon, from the loop: after a ledger_pin() ends. */
+void master_collect_soon(struct master *m);
+
 
 int master_arm_timer(struct master *m, sd_event_source **s, usec_t when,
 		     sd_event_time_handler_t cb, void *userdata);

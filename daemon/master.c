@@ -188,9 +188,13 @@ static int on_collect(sd_event_source *s, void *userdata)
 	return 0;
 }
 
+/* The ledger's end hook: subscribers hear of it, and retention may run. */
 static void on_job_ended(void *userdata, struct job *j)
 {
-	master_collect_soon(userdata);
+	struct master *m = userdata;
+
+	MASTER_EMIT(m, on_job_end, j->id);
+	master_collect_soon(m);
 }
 
 void master_collect_soon(struct master *m)
@@ -231,6 +235,8 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	if (r < 0)
 		goto fail;
 	r = master_add_pools(m, c);
+	if (r >= 0)
+		r = ledger_add_end_hook(m->ledger, on_job_ended, m);
 	if (r < 0)
 		goto fail;
 	if (m->opts.daemon) {
@@ -240,8 +246,6 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 		r = sd_event_add_defer(m->event, &m->collect, on_collect, m);
 		if (r >= 0)
 			r = sd_event_source_set_enabled(m->collect, SD_EVENT_OFF);
-		if (r >= 0)
-			r = ledger_add_end_hook(m->ledger, on_job_ended, m);
 		if (r < 0)
 			goto fail;
 		r = sd_event_add_signal(m->event, &m->sighup, SIGHUP, reload_on_sighup, m);
@@ -265,8 +269,11 @@ fail:
 
 int master_subscribe(struct master *m, const struct master_hooks *h, void *userdata)
 {
-	if (m->n_subs >= MASTER_SUBSCRIBERS_MAX)
-		return -ENOSPC;
+	struct master_sub *subs = realloc(m->subs, (m->n_subs + 1) * sizeof(*subs));
+
+	if (!subs)
+		return -ENOMEM;
+	m->subs = subs;
 	m->subs[m->n_subs].h = h;
 	m->subs[m->n_subs++].userdata = userdata;
 	return 0;
@@ -319,6 +326,7 @@ void master_free(struct master *m)
 	sd_event_source_disable_unref(m->reload_event);
 	forkserver_end(m);
 	sd_event_source_disable_unref(m->zygote_timer);
+	free(m->subs);
 	flight_table_free(&m->flights);
 	ledger_free(m->ledger);
 	sd_event_unref(m->event);

@@ -74,9 +74,9 @@ struct master_hooks {
 	void (*on_status_dirty)(void *userdata);
 	/* The loop ends now (every worker is gone): the last words. */
 	void (*on_exit)(void *userdata);
+	/* Job `id` reached its final state (master_job() reads it). No job may be added here. */
+	void (*on_job_end)(void *userdata, uint64_t id);
 };
-
-#define MASTER_SUBSCRIBERS_MAX 8
 
 /*
  * On success the master owns c (a reload replaces it; master_free frees it); on failure the
@@ -97,7 +97,6 @@ void master_free(struct master *m);
 int master_run(struct master *m);
 
 sd_event *master_event(struct master *m);
-struct ledger *master_ledger(struct master *m);
 const struct master_stats *master_stats(const struct master *m);
 
 /*
@@ -145,15 +144,14 @@ int master_restart(struct master *m, unsigned pool, int slot);
 int master_inject(struct master *m, unsigned pool, int slot, const char *fault,
 		  char *ret_worker, size_t size, pid_t *ret_pid);
 /*
- * Cancels a job (cause "cancelled by request"). A queued one ends now: 0. A running one is
- * sent CANCEL and ends cancelled unless it returns 0 (done): 1. -EBUSY if it has ended (or
- * is on a worker that is going away).
+ * Cancels job `id` (cause "cancelled by request"). A queued one ends now: 0. One on a worker
+ * is sent CANCEL (taken back if not started; else it ends cancelled unless it returns 0,
+ * done): 1. -EBUSY if it has ended (or is on a worker that is going away), -ENOENT no such
+ * job, -ESTALE ended and forgotten.
  */
-int master_cancel_job(struct master *m, struct job *j);
-/* Runs ledger_collect() (keep_ended) soon, from the loop: after a ledger_pin() ends. */
-void master_collect_soon(struct master *m);
+int master_cancel_job(struct master *m, uint64_t id);
 
-/* Adds / removes a subscriber (the same hooks and userdata). 0, or -ENOSPC. */
+/* Adds / removes a subscriber (the same hooks and userdata). 0, or -ENOMEM. */
 int master_subscribe(struct master *m, const struct master_hooks *h, void *userdata);
 void master_unsubscribe(struct master *m, const struct master_hooks *h, void *userdata);
 
@@ -191,11 +189,59 @@ void master_pool_info(const struct master *m, unsigned pool, struct master_pool_
 void master_worker_info(const struct master *m, unsigned pool, unsigned slot,
 			struct master_worker_info *ret);
 
-/* "POOL/SLOT" of the worker a job is assigned to, or "" if none. Returns buf. */
-char *master_job_worker(const struct master *m, const struct job *j, char *buf, size_t size);
+/* ---- views of jobs and groups (views.c): copies, or the master's strings ---- */
 
-/* True if job j is on a thread of a worker now (not waiting in a worker, not queued). */
-bool master_job_on_thread(const struct master *m, const struct job *j);
+struct master_job {
+	uint64_t id;
+	unsigned group;        /* master_group() */
+	uint32_t instance;     /* NAME#instance */
+	enum job_state state;  /* RUNNING: on a worker (see on_thread) */
+	bool on_thread;        /* a thread of its worker has it (else it waits there) */
+	unsigned attempts;     /* blamed on it */
+	unsigned runs;         /* starts */
+	unsigned reruns;       /* as bystander or suspect */
+	enum job_cause cause;
+	int cause_detail;
+	int progress;          /* 0..1000 while running, -1: none */
+	const char *input;     /* its file, or NULL; valid until the loop runs again */
+	const char *result;    /* its last result line, or NULL; the same */
+	char worker[CONFIG_NAME_MAX + 16]; /* "POOL/SLOT" while on a worker, else "" */
+};
+
+/* Job `id`: 0, -ENOENT (never given), -ESTALE (ended and forgotten: keep_ended). */
+int master_job(const struct master *m, uint64_t id, struct master_job *ret);
+/* The state as `status` and `jobs` show it: assigned but not on a thread is "queued". */
+enum job_state master_job_shown_state(const struct master_job *j);
+/* "segv#3". Returns buf. */
+char *master_job_name(const struct master *m, const struct master_job *j, char *buf, size_t size);
+/* "SIGSEGV", "timeout", "status 1", ... or "". Returns buf. */
+char *master_job_cause(const struct master_job *j, char *buf, size_t size);
+/* Job ids are 1..master_n_jobs() (some may be forgotten). */
+uint64_t master_n_jobs(const struct master *m);
+/* Counts over every job ever accepted: by state, runs, re-runs. */
+const struct ledger_stats *master_totals(const struct master *m);
+
+struct master_group {
+	const struct group_config *cfg; /* the master's; valid until the loop runs again */
+	const struct group_counts *counts;
+	bool ok; /* every job ended as `expect` */
+};
+
+/* Group slots are 0..master_n_groups()-1; master_group() is false for a freed one. */
+unsigned master_n_groups(const struct master *m);
+bool master_group(const struct master *m, unsigned group, struct master_group *ret);
+/* The index of the group called name, or -ENOENT. */
+int master_find_group(const struct master *m, const char *name);
+/* An ended job's file moved (a spool's done/...): its input says where it is now. */
+int master_move_job_input(struct master *m, uint64_t id, const char *input);
+
+/*
+ * A wait handle: while one exists, no job is forgotten (keep_ended), so the jobs a client
+ * waits for can be read when they end. Freeing it lets retention catch up.
+ */
+struct master_pin;
+int master_pin_new(struct master *m, struct master_pin **ret);
+void master_pin_free(struct master_pin *p);
 
 /* Jobs running on a worker thread now (assigned ones still waiting are not counted). */
 uint64_t master_jobs_on_threads(const struct master *m);

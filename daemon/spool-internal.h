@@ -25,7 +25,7 @@ struct spool {
 	struct master *m;
 	unsigned group;
 	char *dir;
-	bool hooked; /* our end hook is in the ledger */
+	bool hooked; /* subscribed to the master's job ends */
 	bool backlog; /* files were left in DIR: the bound was reached */
 	bool backlog_logged;
 	bool closed; /* the pool takes no more jobs: nothing more is added */
@@ -41,7 +41,9 @@ struct spool {
 /* The spool's job group's name, for messages. */
 static inline const char *gname(const struct spool *s)
 {
-	return ledger_group(master_ledger(s->m), s->group)->name;
+	struct master_group g;
+
+	return master_group(s->m, s->group, &g) ? g.cfg->name : "?";
 }
 
 /* spool-scan.c */

@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "daemon/ledger.h"
 #include "daemon/master.h"
 #include "daemon/spool-internal.h"
 
@@ -87,8 +86,7 @@ static void note_backlog(struct spool *s)
 
 static void batch_flush(struct spool *s, struct batch *b)
 {
-	struct ledger *l = master_ledger(s->m);
-	uint64_t next = ledger_n_jobs(l) + 1, first = 0;
+	uint64_t next = master_n_jobs(s->m) + 1, first = 0;
 	int r;
 
 	if (b->n == 0)

@@ -6,23 +6,23 @@
  * The files in flight (their jobs queued or running) are a sorted array of names, bounded by
  * SPOOL_FILES_MAX when DIR is watched (bulkheadd), else by SPOOL_RUN_FILES_MAX: a one-shot run
  * takes every file present at start at once, since it ends when its jobs have. Each entry
- * keeps the id of its job, so the ledger's end hook finds the entry from the job's input, and
+ * keeps the id of its job, so the master's on_job_end hook finds the entry from the job's input, and
  * the inode the file had when it was taken, so a file replaced under a running job is noticed
  * (and logged; it is moved as it is: a file is known by its name). Beyond the bound, files
  * wait in DIR; when the files in flight have fallen to half of it, DIR is scanned again.
  *
  * The master never waits on a spool. The end hook renames one file (done/, failed/ and
  * quarantine/ are inside DIR, so on the same file system: no data is copied) and adds nothing
- * (the ledger forbids it there); jobs are added from inotify events and from a deferred
+ * (the master forbids it there); jobs are added from inotify events and from a deferred
  * rescan. DIR is read in full only at start, after an inotify queue overflow, and for the
  * backlog above. A scan keeps the smallest names only (a bounded heap), so a huge DIR costs
  * no more memory than the bound.
  *
- * A spool belongs to whoever started it; it holds an end hook in the master's ledger and
+ * A spool belongs to whoever started it; it subscribes to the master's job ends and
  * sources in its event loop, so it is freed after master_run and before master_free.
  *
  * This file: the life cycle of a spool (spool_new, spool_free), what it does when a job has
- * ended (the ledger's end hook moves the file), and every spool of a config (spools_start)
+ * ended (on_job_end moves the file), and every spool of a config (spools_start)
  * with what a reload changes: all that the spools subscribe to in the master is here. The
  * files in flight, the scans of DIR and its inotify watch are spool-scan.c's.
  */
@@ -39,7 +39,6 @@
 
 #include "common/log.h"
 #include "common/protocol.h"
-#include "daemon/ledger.h"
 #include "daemon/spool-internal.h"
 #include "daemon/spool.h"
 
@@ -55,9 +54,9 @@ struct spools {
 /* ---- jobs that ended ---- */
 
 /* The file of job j is now at path: views and reports show it there. */
-static void moved(struct spool *s, struct job *j, const char *path)
+static void moved(struct spool *s, const struct master_job *j, const char *path)
 {
-	int r = ledger_move_job_input(master_ledger(s->m), j, path);
+	int r = master_move_job_input(s->m, j->id, path);
 
 	if (r < 0)
 		log_debug("job group %s: job %" PRIu64 " keeps its old input path: %s", gname(s),
@@ -82,7 +81,7 @@ static int rename_keep(const char *src, char *dst, size_t size, uint64_t job)
 	return renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) == 0 ? 0 : -errno;
 }
 
-static void move_file(struct spool *s, struct job *j, const struct spool_file *f,
+static void move_file(struct spool *s, const struct master_job *j, const struct spool_file *f,
 		      const char *sub)
 {
 	char src[PATH_MAX], dst[PATH_MAX];
@@ -116,17 +115,17 @@ static void move_file(struct spool *s, struct job *j, const struct spool_file *f
 	log_error_errno(r, "job group %s: cannot move %s to %s/", gname(s), src, sub);
 }
 
-static void on_job_end(void *userdata, struct job *j)
+static void on_job_end(void *userdata, uint64_t id)
 {
 	struct spool *s = userdata;
-	struct ledger *l = master_ledger(s->m);
+	struct master_job view, *j = &view;
 	struct spool_file *f;
 	const char *input, *name;
 	long pos;
 
-	if (j->group != s->group)
+	if (master_job(s->m, id, j) < 0 || j->group != s->group)
 		return;
-	input = ledger_job_input(l, j);
+	input = j->input;
 	if (!input)
 		return;
 	name = strrchr(input, '/');
@@ -156,6 +155,10 @@ static void on_job_end(void *userdata, struct job *j)
 		spool_arm_rescan(s);
 }
 
+static const struct master_hooks job_end_hooks = {
+	.on_job_end = on_job_end,
+};
+
 /* ---- life cycle ---- */
 
 static int make_subdir(struct spool *s, const char *sub)
@@ -177,8 +180,8 @@ static int make_subdir(struct spool *s, const char *sub)
 
 int spool_new(struct master *m, unsigned group, bool watch_dir, struct spool **ret)
 {
-	struct ledger *l = master_ledger(m);
-	const struct group_config *gc = ledger_group(l, group);
+	struct master_group g;
+	const struct group_config *gc = master_group(m, group, &g) ? g.cfg : NULL;
 	struct spool *s;
 	int r;
 
@@ -208,7 +211,7 @@ int spool_new(struct master *m, unsigned group, bool watch_dir, struct spool **r
 		if (r < 0)
 			goto fail;
 	}
-	r = ledger_add_end_hook(l, on_job_end, s);
+	r = master_subscribe(m, &job_end_hooks, s);
 	if (r < 0)
 		goto fail;
 	s->hooked = true;
@@ -229,7 +232,7 @@ void spool_free(struct spool *s)
 	if (!s)
 		return;
 	if (s->hooked)
-		ledger_remove_end_hook(master_ledger(s->m), on_job_end, s);
+		master_unsubscribe(s->m, &job_end_hooks, s);
 	sd_event_source_disable_unref(s->io);
 	sd_event_source_disable_unref(s->rescan);
 	if (s->inotify_fd >= 0)
@@ -271,11 +274,11 @@ static bool config_has_group(const struct config *c, const char *name)
  */
 static bool start_added(struct spools *sp, const struct group_config *gc)
 {
-	struct ledger *l = master_ledger(sp->m);
-	int g = ledger_find_group(l, gc->name);
+	int g = master_find_group(sp->m, gc->name);
+	struct master_group mg;
 	struct spool **v;
 
-	if (g < 0 || strcmp(ledger_group(l, (unsigned)g)->spool, gc->spool) != 0)
+	if (g < 0 || !master_group(sp->m, (unsigned)g, &mg) || strcmp(mg.cfg->spool, gc->spool) != 0)
 		return false;
 	v = realloc(sp->v, (sp->n + 1) * sizeof(*v));
 	if (!v) {
@@ -355,7 +358,7 @@ int spools_start(struct master *m, bool daemon, struct spools **ret)
 
 		if (!c->groups[i].spool[0])
 			continue;
-		g = ledger_find_group(master_ledger(m), c->groups[i].name);
+		g = master_find_group(m, c->groups[i].name);
 		if (g < 0) {
 			r = log_error_errno(g, "job group %s: not in the ledger",
 					    c->groups[i].name);
