@@ -17,7 +17,7 @@
  * job thread wakes the main thread only once WAKE_BATCH results wait, or the oldest has
  * waited WAKE_AGE, or fewer jobs than threads are left in the queue (a thread is about to
  * go idle: the master must hear now to refill it, and an emptying queue must never strand
- * results). The master keeps about 4 ms of work queued in a worker (master.c, window()),
+ * results). The master keeps about 4 ms of work queued in a worker (daemon/dispatch.c, dispatch_window_for()),
  * so holding results for WAKE_AGE (2 ms) never starves the threads. With 1 us jobs that is
  * one wake-up (an eventfd write, a context switch, a frame to the master) per WAKE_BATCH
  * jobs instead of every few, with 100 us jobs one per twenty or so; jobs longer than the

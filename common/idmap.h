@@ -5,7 +5,7 @@
  * It never holds more than IDMAP_MAX entries: a peer cannot make it grow without bound.
  *
  * Used where ids come from far apart and must not size an array: the job specs a worker
- * holds (children/worker.c), the specs the master has sent each worker (daemon/master.c),
+ * holds (children/worker.c), the specs the master has sent each worker (daemon/dispatch.c),
  * and the ledger's index of submitted variants. Not thread-safe.
  */
 #pragma once

@@ -11,7 +11,7 @@
  * them; a line that says why there is no better message (out of memory) has the same form.
  *
  * Unlike the rest of config/, this prints: it is the programs' start-up, not the library's
- * parsing, and a reload (daemon/master.c) does not use it (it logs, and keeps the running
+ * parsing, and a reload (daemon/reload.c) does not use it (it logs, and keeps the running
  * config).
  */
 #include <errno.h>
