@@ -46,15 +46,13 @@ void death_log_final(struct master *m, struct job *j)
 		   j->attempts == 1 ? "" : "s", cause);
 }
 
-int death_on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
+/* Its process has been reaped (reap.c): judge its death. */
+void death_reaped(struct worker *w, int code, int status)
 {
-	struct worker *w = userdata;
-
 	/* Results and a CRASH frame sent before the death are still in the socket. */
 	if (w->state != W_KILLED || !w->kill_reason)
 		frames_drain(w);
-	death_of(w, si->si_code, si->si_status);
-	return 0;
+	death_of(w, code, status);
 }
 
 static void describe_death(const struct worker *w, bool signaled, int status, char *buf,

@@ -8,6 +8,7 @@
  *   inflight.c    which jobs a worker holds, running or waiting; job deadlines
  *   dispatch.c    windows, ASSIGN, suspects on a reserved worker, specs on workers
  *   frames.c      frames from a worker, checked and handled
+ *   reap.c        a worker process's end: its pidfd, reaping, a tracer holding it
  *   death.c       a worker's death: the blame rules, the log line, the restart
  *   reload.c      SIGHUP: the new config applied whole or not at all
  *   api.c         jobs added at run time, cancel, restart, inject, views, status text
@@ -128,7 +129,9 @@ struct worker {
 	pid_t pid; /* 0 when there is no process */
 	int fd;
 	sd_event_source *io;
-	sd_event_source *child;
+	sd_event_source *child;    /* its pidfd (owned): readable once the process has ended */
+	sd_event_source *reap;     /* a tracer holds its exit back: try to reap again */
+	usec_t reap_delay;
 	sd_event_source *timer;    /* restart, HELLO deadline, kill grace, stop deadline */
 	sd_event_source *deadline; /* earliest job timeout */
 	usec_t deadline_at;
@@ -359,7 +362,12 @@ enum death_after death_next(const struct death_facts *f, bool retire, bool hello
 			    enum death_verdict v);
 
 void death_log_final(struct master *m, struct job *j);
-int death_on_child(sd_event_source *s, const siginfo_t *si, void *userdata);
+void death_reaped(struct worker *w, int code, int status);
+
+/* ---- reap.c ---- */
+
+/* Its pidfd is readable: reap it (or try again while a tracer holds it), then death_reaped(). */
+int reap_on_pidfd(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
 /* ---- reload.c ---- */
 

@@ -219,7 +219,10 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	m->zygote = (struct zygote){ .s = { .pid = 0, .pidfd = -1, .fd = -1 } };
 	backoff_init(&m->zygote_backoff, ZYGOTE_BACKOFF_MIN, ZYGOTE_BACKOFF_MAX);
 
-	/* sd-event needs these blocked before it can watch children and signals. */
+	/*
+	 * sd-event needs these blocked before it can watch signals. SIGCHLD is not watched
+	 * (workers are, by pidfd: death.c) and stays blocked, as callers expect.
+	 */
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGCHLD);
 	sigaddset(&ss, SIGINT);

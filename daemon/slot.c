@@ -336,7 +336,7 @@ static void slot_spawn(struct worker *w)
 	slot_set_state(w, W_STARTING);
 	r = sd_event_add_io(m->event, &w->io, w->fd, EPOLLIN, frames_on_io, w);
 	if (r >= 0)
-		r = sd_event_add_child_pidfd(m->event, &w->child, s.pidfd, WEXITED, death_on_child, w);
+		r = sd_event_add_io(m->event, &w->child, s.pidfd, EPOLLIN, reap_on_pidfd, w);
 	if (r < 0) {
 		/* Cannot watch it: do not let it run unwatched. */
 		kill(s.pid, SIGKILL);
@@ -353,7 +353,8 @@ static void slot_spawn(struct worker *w)
 		return;
 	}
 	w->resource_delay = 0;
-	sd_event_source_set_child_pidfd_own(w->child, true);
+	sd_event_source_set_io_fd_own(w->child, true);
+	w->reap_delay = 0;
 	m->n_alive++;
 	m->stats.workers_started++;
 	if (w->spawns++ > 0) {
@@ -435,7 +436,7 @@ void slot_free(struct worker *w)
 	if (w->pid > 0) {
 		kill(w->pid, SIGKILL);
 		inflight_kill_commands(w);
-		/* The child source owns the pidfd; reap here so no zombie is left. */
+		/* The pidfd's source closes it; reap here so no zombie is left. */
 		waitpid(w->pid, NULL, 0);
 	}
 	free(w->execs);
@@ -443,6 +444,7 @@ void slot_free(struct worker *w)
 	idmap_clear(&w->specs);
 	sd_event_source_disable_unref(w->io);
 	sd_event_source_disable_unref(w->child);
+	sd_event_source_disable_unref(w->reap);
 	sd_event_source_disable_unref(w->timer);
 	sd_event_source_disable_unref(w->deadline);
 	if (w->fd >= 0)
