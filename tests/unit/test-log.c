@@ -15,27 +15,7 @@
 
 #include "common/log.h"
 
-/* Points stderr at a fresh temp file; returns its fd for reading back. */
-static int capture_stderr(void)
-{
-	char path[] = "/tmp/bulkhead-log-XXXXXX";
-	int fd = mkstemp(path);
-
-	ck_assert_int_ge(fd, 0);
-	unlink(path);
-	ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-	return fd;
-}
-
-static char *captured(int fd)
-{
-	static char buf[4096];
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-
-	ck_assert_int_ge(n, 0);
-	buf[n] = '\0';
-	return buf;
-}
+#include "capture.h"
 
 START_TEST(test_plain_lines)
 {

@@ -19,27 +19,7 @@
 #include "cli/cli.h"
 #include "common/control-proto.h"
 
-/* Points stderr at a fresh temp file; returns its fd for reading back. */
-static int capture_stderr(void)
-{
-	char path[] = "/tmp/bulkhead-remote-XXXXXX";
-	int fd = mkstemp(path);
-
-	ck_assert_int_ge(fd, 0);
-	unlink(path);
-	ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-	return fd;
-}
-
-static char *captured(int fd)
-{
-	static char buf[8192];
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-
-	ck_assert_int_ge(n, 0);
-	buf[n] = '\0';
-	return buf;
-}
+#include "capture.h"
 
 /* Every remote command refuses an unknown option with its usage: exit 2, nothing sent. */
 START_TEST(test_every_command_refuses_unknown_option)
