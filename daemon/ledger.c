@@ -447,6 +447,43 @@ uint64_t ledger_cancel_queued(struct ledger *l, unsigned pool, enum job_cause ca
 	return n;
 }
 
+int ledger_flush(struct ledger *l)
+{
+	return l->ops->flush(l->st);
+}
+
+const char *ledger_store_error(const struct ledger *l)
+{
+	return l->ops->last_error(l->st);
+}
+
+uint64_t ledger_recover(struct ledger *l)
+{
+	struct job **orphans;
+	size_t n = l->ops->take_orphans(l->st, &orphans);
+
+	l->ops->begin(l->st);
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = orphans[i];
+		bool was_alone = j->host_deaths >= 2;
+
+		if (j->state != JOB_RUNNING)
+			continue;
+		l->ops->stats(l->st)->host_deaths++;
+		if (j->host_deaths < UINT8_MAX)
+			j->host_deaths++;
+		if (j->flags & JOB_CANCEL_REQUESTED)
+			end_job(l, j, JOB_CANCELLED, CAUSE_CANCELLED, 0);
+		else if (was_alone)
+			blame(l, j, CAUSE_HOST_DEATH, 0, true);
+		else
+			requeue(l, j, j->host_deaths >= 2);
+	}
+	l->ops->commit(l->st);
+	free(orphans);
+	return n;
+}
+
 static enum job_cause cause_of_crash(const struct death *d, int *ret_detail)
 {
 	switch (d->crash_kind) {
@@ -584,6 +621,9 @@ char *ledger_cause_string(const struct job *j, char *buf, size_t size)
 		break;
 	case CAUSE_SPAWN:
 		snprintf(buf, size, "spawn failed: %s", strerror(j->cause_detail));
+		break;
+	case CAUSE_HOST_DEATH:
+		snprintf(buf, size, "%s", "master died");
 		break;
 	}
 	return buf;

@@ -41,6 +41,7 @@ enum job_cause {
 	CAUSE_POOL_REMOVED, /* its pool was removed by a reload */
 	CAUSE_CANCELLED,    /* cancelled by an operator (bulkhead cancel) */
 	CAUSE_SPAWN,        /* an exec: job's command could not start; detail = errno */
+	CAUSE_HOST_DEATH,   /* its master died under it while it ran alone (ledger_recover) */
 };
 
 /* Bits of job.flags. */
@@ -48,6 +49,7 @@ enum job_flags {
 	JOB_HAS_INPUT = 1 << 0,        /* ledger_job_input() is not NULL */
 	JOB_CANCEL_REQUESTED = 1 << 1, /* cancelled while running: it ends cancelled unless done */
 	JOB_ADHOC = 1 << 2,            /* of a submitted group (ledger_add_variant) */
+	JOB_DIRTY = 1 << 7,            /* the store's own: changed since it last wrote it */
 };
 
 /*
@@ -72,6 +74,7 @@ struct job {
 	uint16_t runs;        /* times started */
 	int32_t cause_detail; /* signal number, exit code or status */
 	uint8_t flags;        /* enum job_flags */
+	uint8_t host_deaths;  /* masters that died while it ran (found running at a restart) */
 	struct job *next;     /* queue link while queued */
 	struct job_extra *extra; /* NULL until the job has an own input, a result or progress */
 };
@@ -92,6 +95,7 @@ struct ledger_stats {
 	uint64_t reruns_bystander; /* bystanders that had started (re-run from the start) */
 	uint64_t reruns_suspect;
 	uint64_t culprits;          /* blames for a crash, exit, memory or timeout */
+	uint64_t host_deaths;       /* jobs found running when a durable store was opened again */
 	uint64_t by_state[_JOB_STATE_MAX];
 };
 
@@ -262,6 +266,23 @@ void ledger_suspect(struct ledger *l, struct job *j, int signo);
 void ledger_cancel(struct ledger *l, struct job *j, enum job_cause cause);
 /* Cancels every queued job of a pool. Returns how many. */
 uint64_t ledger_cancel_queued(struct ledger *l, unsigned pool, enum job_cause cause);
+
+/*
+ * Makes every change since the last call durable (store.h flush()): 0, or a negative errno
+ * with nothing of it lost (the next call writes it). The memory store: always 0.
+ */
+int ledger_flush(struct ledger *l);
+/* What the last failed ledger_flush() met, naming the file ("" if none). */
+const char *ledger_store_error(const struct ledger *l);
+
+/*
+ * The restart rule (DESIGN §12), for the jobs a durable store found running when it was
+ * opened: their master died under them. Each is re-queued with no attempt counted and
+ * host_deaths + 1, to run alone from its second such death on; one that was already running
+ * alone is blamed like any death (an attempt; CAUSE_HOST_DEATH at max_attempts). A job whose
+ * cancel was requested ends cancelled. Returns how many there were.
+ */
+uint64_t ledger_recover(struct ledger *l);
 
 /* How a worker died, as far as the master knows. */
 struct death {

@@ -32,7 +32,7 @@ static char *dup_or_empty(const char *s)
 }
 
 /* *dst = *src with every string copied (dst's own strings are not freed). */
-static int group_config_copy(struct group_config *dst, const struct group_config *src)
+int mem_group_config_copy(struct group_config *dst, const struct group_config *src)
 {
 	*dst = *src;
 	dst->run = dup_or_empty(src->run);
@@ -102,7 +102,7 @@ static int add_group(struct mem *l, const struct group_config *g, bool adhoc,
 	index = l->free_groups[l->n_free_groups - 1];
 	lg = &l->groups[index];
 	*lg = (struct mem_group){ .adhoc = adhoc };
-	r = group_config_copy(&lg->cfg, g);
+	r = mem_group_config_copy(&lg->cfg, g);
 	if (r < 0) {
 		lg->freed = true;
 		return r;

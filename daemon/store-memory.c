@@ -10,8 +10,9 @@
  * a result line, progress) lives in a `job_extra` allocated on first use. Ended jobs are
  * forgotten a chunk at a time (keep_ended), and a submitted group with its last job.
  *
- * It writes nothing anywhere: begin() and commit() do nothing, and everything it holds is
- * gone with the process.
+ * It writes nothing anywhere: begin(), commit() and flush() do nothing, and everything it
+ * holds is gone with the process. The SQLite store keeps its working set in one of these
+ * (store-memory-restore.c rebuilds it from the file).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -183,6 +184,13 @@ static void set_state(struct mem *l, struct job *j, enum job_state s)
 static struct pool_queues *queues_of(struct mem *l, const struct job *j)
 {
 	return &l->queues[l->groups[j->group].cfg.pool];
+}
+
+static void queue_push(struct job_queue *q, struct job *j, bool front);
+
+void mem_queue_push(struct job_queue *q, struct job *j)
+{
+	queue_push(q, j, false);
 }
 
 static void queue_push(struct job_queue *q, struct job *j, bool front)
@@ -477,6 +485,22 @@ static int mem_commit(struct store *st)
 	return 0;
 }
 
+static int mem_flush(struct store *st)
+{
+	return 0; /* nothing is ever written */
+}
+
+static const char *mem_last_error(const struct store *st)
+{
+	return "";
+}
+
+static size_t mem_take_orphans(struct store *st, struct job ***ret)
+{
+	*ret = NULL;
+	return 0;
+}
+
 static void mem_free(struct store *st)
 {
 	struct mem *l = MEM(st);
@@ -519,6 +543,9 @@ static const struct store_ops memory_ops = {
 	.stats = mem_stats,
 	.begin = mem_begin,
 	.commit = mem_commit,
+	.flush = mem_flush,
+	.take_orphans = mem_take_orphans,
+	.last_error = mem_last_error,
 	.job_input = mem_job_input,
 	.move_job_input = mem_move_job_input,
 	.job_result = mem_job_result,

@@ -74,3 +74,24 @@ bool mem_group_exists(const struct store *st, unsigned group);
 uint32_t mem_group_spec_id(const struct store *st, unsigned group);
 unsigned mem_n_live_groups(const struct store *st);
 void mem_update_group(struct store *st, unsigned group, const struct group_config *g);
+int mem_group_config_copy(struct group_config *dst, const struct group_config *src);
+/* At the back of q. */
+void mem_queue_push(struct job_queue *q, struct job *j);
+
+/* ---- store-memory-restore.c: rebuilt from a durable store (on an empty store only) ---- */
+/* Group `index` as it was, with its counts (which include its forgotten jobs). */
+int mem_restore_group(struct store *st, unsigned index, const struct group_config *g,
+		      bool adhoc, uint32_t def_hash, const struct group_counts *counts);
+/* Ids 1..n were forgotten (whole chunks). */
+int mem_restore_forgotten(struct store *st, uint64_t n);
+/*
+ * The job after the last one (ids ascending, no gap), in saved->state; `was` is the state the
+ * counts restored with its group have it in (another when a restart re-queued it).
+ */
+int mem_restore_job(struct store *st, const struct job *saved, enum job_state was,
+		    const char *input, const char *result);
+void mem_restore_stats(struct store *st, const struct ledger_stats *s, uint64_t variants_made);
+uint64_t mem_variants_made(const struct store *st);
+const struct mem_group *mem_group_of(const struct store *st, unsigned group);
+/* The lowest id not forgotten. */
+uint64_t mem_first_kept_id(const struct store *st);

@@ -28,7 +28,7 @@ struct ledger_stats;
 struct store;
 
 struct store_ops {
-	const char *name; /* "memory" */
+	const char *name; /* "memory", "sqlite" */
 	void (*free)(struct store *st);
 
 	/* ---- accept ---- */
@@ -60,9 +60,22 @@ struct store_ops {
 	void (*touch)(struct store *st, struct job *j);
 	/* The ledger's counters (ledger_stats: runs, re-runs, culprits; by_state is the store's). */
 	struct ledger_stats *(*stats)(struct store *st);
-	/* What belongs together; a durable store writes at commit. */
+	/* What belongs together: never written half (begin/commit nest). */
 	void (*begin)(struct store *st);
 	int (*commit)(struct store *st);
+	/*
+	 * Makes everything changed since the last flush durable, in one transaction (the master:
+	 * once per loop pass). 0, or a negative errno with nothing of it written and all of it
+	 * kept for the next flush; -EBUSY inside begin/commit.
+	 */
+	int (*flush)(struct store *st);
+	/*
+	 * The jobs a durable store found RUNNING when it was opened (their master died under
+	 * them): the array (malloc'd, the caller frees it) and its length, once; then none.
+	 */
+	size_t (*take_orphans)(struct store *st, struct job ***ret);
+	/* What the last failed flush() met, naming the file ("" if none). */
+	const char *(*last_error)(const struct store *st);
 
 	/* ---- per-job extras ---- */
 	const char *(*job_input)(const struct store *st, const struct job *j);

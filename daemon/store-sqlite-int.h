@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SQLite store's insides, shared by store-sqlite.c (the operations, marks, flush) and
+ * store-sqlite-open.c (opening, the schema, loading).
+ */
+#pragma once
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/ledger.h"
+#include "daemon/store.h"
+
+struct sq {
+	struct store base;
+	struct store *mem;
+	const struct store_ops *m;
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *put_job, *put_group, *del_group, *put_input, *del_inputs, *put_meta,
+		*del_forgotten;
+	uint64_t *dirty; /* ids of changed jobs written before (JOB_DIRTY set on them) */
+	size_t n_dirty, cap_dirty;
+	uint64_t new_from; /* jobs from this id on are not in the file yet */
+	uint64_t kept_from; /* the file holds no job below this id */
+	bool *in_file; /* per group index: the file has a row for it */
+	bool *group_dirty; /* per group index: its row is to be written */
+	unsigned cap_groups;
+	bool meta_dirty;
+	int depth; /* begin() without its commit() */
+	struct job **orphans;
+	size_t n_orphans;
+	char error[512];
+};
+
+#define SQ(st) ((struct sq *)(st))
+#define CSQ(st) ((const struct sq *)(st))
+
+#define SQ(st) ((struct sq *)(st))
+#define CSQ(st) ((const struct sq *)(st))
+
+extern const struct store_ops store_sqlite_ops;
+
+/* meta keys (store-sqlite-open.c): the counters, in the order of enum meta_key. */
+enum meta_key {
+	META_N_JOBS,
+	META_FORGOTTEN,
+	META_VARIANTS_MADE,
+	META_RUNS,
+	META_RERUNS_BYSTANDER,
+	META_RERUNS_SUSPECT,
+	META_CULPRITS,
+	META_HOST_DEATHS,
+	META_BY_STATE, /* then one per job state */
+	META_N = META_BY_STATE + _JOB_STATE_MAX,
+};
+extern const char *const sq_meta_keys[META_N];
+
+/* The negative errno for an SQLite result code. */
+int sq_errno_of(int rc);
+/* Records "PATH: what" as the store's error; returns err. */
+int sq_fail(struct sq *s, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same for a failed SQLite call while `doing`. */
+int sq_fail_db(struct sq *s, int rc, const char *doing);
+int sq_exec(struct sq *s, const char *sql, const char *doing);
+int sq_grow_groups(struct sq *s, unsigned n);
+void sq_free(struct store *st);

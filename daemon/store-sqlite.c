@@ -1,0 +1,663 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The durable job store (DESIGN §12, store-sqlite.h): SQLite 3, WAL, synchronous=FULL, the
+ * file locked for one process. Its working set is the memory store (store-memory.c): every
+ * operation goes to it, and what changes a job or a group marks it. flush() writes everything
+ * marked in one transaction; the master calls it once per loop pass, so a pass is one commit
+ * and a burst of a thousand ends is one fsync, never one per job. Until a flush returns 0,
+ * nothing since the last one is durable: the master answers a submit only after it.
+ *
+ * The tables (schema 1): meta (counters), groups (a group's definition and its counts, which
+ * include its forgotten jobs), group_inputs (an `inputs =` group's expanded paths), jobs (one
+ * row per job not forgotten). A forgotten chunk's rows are deleted at the next flush.
+ *
+ * Opening an existing file loads it all back at the same ids and group indexes; jobs that were
+ * running stay RUNNING and are handed to the ledger as orphans (its restart rule decides).
+ * Whatever does not add up (a job of a missing group, a gap in the ids, a state out of range)
+ * is a damaged store, refused with the row it found, never skipped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/ledger.h"
+#include "daemon/store-memory.h"
+#include "daemon/store-sqlite.h"
+
+#include "daemon/store-sqlite-int.h"
+
+/* ---- errors ---- */
+
+int sq_errno_of(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+	case SQLITE_CANTOPEN:
+		return -EACCES;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+	case SQLITE_FORMAT:
+	case SQLITE_SCHEMA:
+	case SQLITE_MISMATCH:
+	case SQLITE_CONSTRAINT:
+		return -EBADMSG;
+	default:
+		return -EIO;
+	}
+}
+
+/* Records "PATH: what: reason" as the store's error; returns err. */
+int sq_fail(struct sq *s, int err, const char *fmt, ...)
+{
+	char what[384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(s->error, sizeof(s->error), "%s: %s", s->path, what);
+	return err;
+}
+
+/* The same for a failed SQLite call: the reason is SQLite's message, in words. */
+int sq_fail_db(struct sq *s, int rc, const char *doing)
+{
+	int err = sq_errno_of(rc);
+	const char *why = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+
+	switch (-err) {
+	case EBADMSG:
+		return sq_fail(s, err, "damaged (%s: %s)", doing, why);
+	case EBUSY:
+		return sq_fail(s, err, "in use by another process (%s)", doing);
+	case ENOSPC:
+		return sq_fail(s, err, "the disk is full (%s)", doing);
+	default:
+		return sq_fail(s, err, "cannot %s: %s", doing, why);
+	}
+}
+
+int sq_exec(struct sq *s, const char *sql, const char *doing)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : sq_fail_db(s, rc, doing);
+}
+
+/* ---- marking what changed ---- */
+
+int sq_grow_groups(struct sq *s, unsigned n)
+{
+	bool *a, *b;
+
+	if (n <= s->cap_groups)
+		return 0;
+	n = n < 2 * s->cap_groups ? 2 * s->cap_groups : n;
+	a = realloc(s->in_file, n * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	s->in_file = a;
+	b = realloc(s->group_dirty, n * sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	s->group_dirty = b;
+	memset(a + s->cap_groups, 0, (n - s->cap_groups) * sizeof(*a));
+	memset(b + s->cap_groups, 0, (n - s->cap_groups) * sizeof(*b));
+	s->cap_groups = n;
+	return 0;
+}
+
+static void mark_group(struct sq *s, unsigned group)
+{
+	/* The arrays grow when groups are added; a failure there was returned then. */
+	if (group < s->cap_groups)
+		s->group_dirty[group] = true;
+	s->meta_dirty = true;
+}
+
+/* j changed: written at the next flush. Never fails: room is made when jobs are added. */
+static void mark_job(struct sq *s, struct job *j)
+{
+	mark_group(s, j->group);
+	if (j->id >= s->new_from || (j->flags & JOB_DIRTY))
+		return;
+	if (s->n_dirty == s->cap_dirty) {
+		size_t cap = s->cap_dirty ? 2 * s->cap_dirty : 1024;
+		uint64_t *d = realloc(s->dirty, cap * sizeof(*d));
+
+		if (!d) {
+			/* Without room to list it, write every kept job at the next flush. */
+			s->new_from = s->kept_from;
+			return;
+		}
+		s->dirty = d;
+		s->cap_dirty = cap;
+	}
+	j->flags |= JOB_DIRTY;
+	s->dirty[s->n_dirty++] = j->id;
+}
+
+/* After jobs or groups were added: every group slot has its marks. */
+static int added(struct sq *s, int r)
+{
+	unsigned n = s->m->n_groups(s->mem);
+
+	if (r >= 0 && sq_grow_groups(s, n) < 0)
+		return -ENOMEM;
+	s->meta_dirty = true;
+	return r;
+}
+
+/* ---- the operations: the memory store's, with marks ---- */
+
+static int sq_set_pools(struct store *st, unsigned n)
+{
+	return SQ(st)->m->set_pools(SQ(st)->mem, n);
+}
+
+static int sq_add_group(struct store *st, const struct group_config *g, unsigned *ret_index)
+{
+	struct sq *s = SQ(st);
+	unsigned index;
+	int r = added(s, s->m->add_group(s->mem, g, &index));
+
+	if (r < 0)
+		return r;
+	mark_group(s, index);
+	if (ret_index)
+		*ret_index = index;
+	return 0;
+}
+
+static int sq_add_variant(struct store *st, const struct group_config *g, const char *base,
+			  unsigned count, char *const *inputs, size_t n_inputs, unsigned *ret_group,
+			  uint64_t *ret_first)
+{
+	struct sq *s = SQ(st);
+	int r = added(s, s->m->add_variant(s->mem, g, base, count, inputs, n_inputs, ret_group,
+					   ret_first));
+
+	if (r >= 0)
+		mark_group(s, *ret_group);
+	return r;
+}
+
+static int sq_add_jobs(struct store *st, unsigned group, unsigned count, uint64_t *ret_first)
+{
+	struct sq *s = SQ(st);
+	int r = added(s, s->m->add_jobs(s->mem, group, count, ret_first));
+
+	if (r >= 0)
+		mark_group(s, group);
+	return r;
+}
+
+static int sq_add_input_jobs(struct store *st, unsigned group, char *const *inputs, size_t n,
+			     uint64_t *ret_first)
+{
+	struct sq *s = SQ(st);
+	int r = added(s, s->m->add_input_jobs(s->mem, group, inputs, n, ret_first));
+
+	if (r >= 0)
+		mark_group(s, group);
+	return r;
+}
+
+static void sq_update_group(struct store *st, unsigned group, const struct group_config *g)
+{
+	SQ(st)->m->update_group(SQ(st)->mem, group, g);
+	mark_group(SQ(st), group);
+}
+
+static uint64_t sq_queued(const struct store *st, unsigned pool, bool alone)
+{
+	return CSQ(st)->m->queued(CSQ(st)->mem, pool, alone);
+}
+
+static struct job *sq_pop(struct store *st, unsigned pool, bool alone)
+{
+	return SQ(st)->m->pop(SQ(st)->mem, pool, alone);
+}
+
+static void sq_unpop(struct store *st, struct job *j)
+{
+	SQ(st)->m->unpop(SQ(st)->mem, j);
+}
+
+static bool sq_unqueue(struct store *st, struct job *j)
+{
+	return SQ(st)->m->unqueue(SQ(st)->mem, j);
+}
+
+static void sq_set_state(struct store *st, struct job *j, enum job_state state)
+{
+	SQ(st)->m->set_state(SQ(st)->mem, j, state);
+	mark_job(SQ(st), j);
+}
+
+static void sq_requeue(struct store *st, struct job *j, bool alone)
+{
+	SQ(st)->m->requeue(SQ(st)->mem, j, alone);
+	mark_job(SQ(st), j);
+}
+
+static void sq_end(struct store *st, struct job *j, enum job_state state, int cause, int detail)
+{
+	SQ(st)->m->end(SQ(st)->mem, j, state, cause, detail);
+	mark_job(SQ(st), j);
+}
+
+static void sq_touch(struct store *st, struct job *j)
+{
+	mark_job(SQ(st), j);
+}
+
+/* The ledger changes a counter only with a job, which marks the counters too. */
+static struct ledger_stats *sq_stats(struct store *st)
+{
+	return SQ(st)->m->stats(SQ(st)->mem);
+}
+
+static void sq_begin(struct store *st)
+{
+	SQ(st)->depth++;
+}
+
+static int sq_commit(struct store *st)
+{
+	if (SQ(st)->depth > 0)
+		SQ(st)->depth--;
+	return 0;
+}
+
+static const char *sq_job_input(const struct store *st, const struct job *j)
+{
+	return CSQ(st)->m->job_input(CSQ(st)->mem, j);
+}
+
+static int sq_move_job_input(struct store *st, struct job *j, const char *input)
+{
+	int r = SQ(st)->m->move_job_input(SQ(st)->mem, j, input);
+
+	if (r >= 0)
+		mark_job(SQ(st), j);
+	return r;
+}
+
+static const char *sq_job_result(const struct store *st, const struct job *j)
+{
+	return CSQ(st)->m->job_result(CSQ(st)->mem, j);
+}
+
+static int sq_set_result(struct store *st, struct job *j, const char *text, size_t len)
+{
+	int r = SQ(st)->m->set_result(SQ(st)->mem, j, text, len);
+
+	if (r >= 0)
+		mark_job(SQ(st), j);
+	return r;
+}
+
+static int sq_job_progress(const struct store *st, const struct job *j)
+{
+	return CSQ(st)->m->job_progress(CSQ(st)->mem, j);
+}
+
+/* Progress is not kept: it means nothing once the process that reported it is gone. */
+static int sq_set_progress(struct store *st, struct job *j, int permille)
+{
+	return SQ(st)->m->set_progress(SQ(st)->mem, j, permille);
+}
+
+static uint64_t sq_n_jobs(const struct store *st)
+{
+	return CSQ(st)->m->n_jobs(CSQ(st)->mem);
+}
+
+static struct job *sq_job(struct store *st, uint64_t id)
+{
+	return SQ(st)->m->job(SQ(st)->mem, id);
+}
+
+static bool sq_job_forgotten(const struct store *st, uint64_t id)
+{
+	return CSQ(st)->m->job_forgotten(CSQ(st)->mem, id);
+}
+
+static unsigned sq_n_groups(const struct store *st)
+{
+	return CSQ(st)->m->n_groups(CSQ(st)->mem);
+}
+
+static unsigned sq_n_live_groups(const struct store *st)
+{
+	return CSQ(st)->m->n_live_groups(CSQ(st)->mem);
+}
+
+static bool sq_group_exists(const struct store *st, unsigned group)
+{
+	return CSQ(st)->m->group_exists(CSQ(st)->mem, group);
+}
+
+static const struct group_config *sq_group(const struct store *st, unsigned group)
+{
+	return CSQ(st)->m->group(CSQ(st)->mem, group);
+}
+
+static int sq_find_group(const struct store *st, const char *name)
+{
+	return CSQ(st)->m->find_group(CSQ(st)->mem, name);
+}
+
+static uint32_t sq_group_spec_id(const struct store *st, unsigned group)
+{
+	return CSQ(st)->m->group_spec_id(CSQ(st)->mem, group);
+}
+
+static const struct group_counts *sq_group_counts(const struct store *st, unsigned group)
+{
+	return CSQ(st)->m->group_counts(CSQ(st)->mem, group);
+}
+
+static void sq_set_keep_ended(struct store *st, uint64_t keep)
+{
+	SQ(st)->m->set_keep_ended(SQ(st)->mem, keep);
+}
+
+static void sq_pin(struct store *st, bool on)
+{
+	SQ(st)->m->pin(SQ(st)->mem, on);
+}
+
+/* Forgotten jobs' rows go at the next flush; freed groups' rows too. */
+static uint64_t sq_collect(struct store *st)
+{
+	struct sq *s = SQ(st);
+	uint64_t n = s->m->collect(s->mem);
+
+	if (n > 0) {
+		s->meta_dirty = true;
+		for (unsigned g = 0; g < s->cap_groups; g++)
+			if (s->in_file[g])
+				s->group_dirty[g] = true;
+	}
+	return n;
+}
+
+static uint64_t sq_forgotten(const struct store *st)
+{
+	return CSQ(st)->m->forgotten(CSQ(st)->mem);
+}
+
+static size_t sq_take_orphans(struct store *st, struct job ***ret)
+{
+	struct sq *s = SQ(st);
+	size_t n = s->n_orphans;
+
+	*ret = s->orphans;
+	s->orphans = NULL;
+	s->n_orphans = 0;
+	return n;
+}
+
+/* ---- writing ---- */
+
+static int bind_text(sqlite3_stmt *q, int i, const char *v)
+{
+	return v ? sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(q, i);
+}
+
+static int step(struct sq *s, sqlite3_stmt *q, const char *doing)
+{
+	int rc = sqlite3_step(q);
+
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return rc == SQLITE_DONE ? 0 : sq_fail_db(s, rc, doing);
+}
+
+static int write_job(struct sq *s, const struct job *j)
+{
+	sqlite3_stmt *q = s->put_job;
+	const char *input = j->extra && j->extra->input[0] ? j->extra->input : NULL;
+	const char *result = j->extra ? j->extra->result : NULL;
+
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)j->id);
+	sqlite3_bind_int64(q, 2, j->group);
+	sqlite3_bind_int64(q, 3, j->instance);
+	sqlite3_bind_int(q, 4, j->state);
+	sqlite3_bind_int(q, 5, j->cause);
+	sqlite3_bind_int(q, 6, j->cause_detail);
+	sqlite3_bind_int(q, 7, j->alone);
+	sqlite3_bind_int(q, 8, j->attempts);
+	sqlite3_bind_int(q, 9, j->reruns);
+	sqlite3_bind_int(q, 10, j->runs);
+	sqlite3_bind_int(q, 11, j->flags & ~JOB_DIRTY);
+	sqlite3_bind_int(q, 12, j->host_deaths);
+	bind_text(q, 13, input);
+	bind_text(q, 14, result);
+	return step(s, q, "write a job");
+}
+
+static int write_group(struct sq *s, unsigned index)
+{
+	const struct mem_group *lg = mem_group_of(s->mem, index);
+	const struct group_config *g = &lg->cfg;
+	sqlite3_stmt *q;
+	int r, i = 1;
+
+	sqlite3_bind_int64(s->del_inputs, 1, index);
+	r = step(s, s->del_inputs, "write a group");
+	if (r < 0 || lg->freed) {
+		if (r >= 0 && s->in_file[index]) {
+			sqlite3_bind_int64(s->del_group, 1, index);
+			r = step(s, s->del_group, "write a group");
+		}
+		return r;
+	}
+	q = s->put_group;
+	sqlite3_bind_int64(q, i++, index);
+	bind_text(q, i++, g->name);
+	sqlite3_bind_int64(q, i++, g->pool);
+	bind_text(q, i++, g->run);
+	sqlite3_bind_int(q, i++, g->kind);
+	bind_text(q, i++, g->args);
+	bind_text(q, i++, g->inputs);
+	bind_text(q, i++, g->spool);
+	bind_text(q, i++, g->output);
+	sqlite3_bind_int64(q, i++, g->count);
+	sqlite3_bind_int64(q, i++, (sqlite3_int64)g->timeout);
+	sqlite3_bind_int64(q, i++, g->max_attempts);
+	sqlite3_bind_int(q, i++, g->expect);
+	sqlite3_bind_int(q, i++, lg->adhoc);
+	sqlite3_bind_int64(q, i++, lg->def_hash);
+	sqlite3_bind_int64(q, i++, (sqlite3_int64)lg->counts.total);
+	for (int k = 0; k < _JOB_STATE_MAX; k++)
+		sqlite3_bind_int64(q, i++, (sqlite3_int64)lg->counts.by_state[k]);
+	r = step(s, q, "write a group");
+	for (unsigned k = 0; r >= 0 && k < g->n_inputs; k++) {
+		sqlite3_bind_int64(s->put_input, 1, index);
+		sqlite3_bind_int64(s->put_input, 2, k);
+		bind_text(s->put_input, 3, g->input_paths[k]);
+		r = step(s, s->put_input, "write a group");
+	}
+	return r;
+}
+
+static int write_meta(struct sq *s)
+{
+	const struct ledger_stats *st = s->m->stats(s->mem);
+	uint64_t v[META_N] = {
+		[META_N_JOBS] = s->m->n_jobs(s->mem),
+		[META_FORGOTTEN] = s->m->forgotten(s->mem),
+		[META_VARIANTS_MADE] = mem_variants_made(s->mem),
+		[META_RUNS] = st->runs,
+		[META_RERUNS_BYSTANDER] = st->reruns_bystander,
+		[META_RERUNS_SUSPECT] = st->reruns_suspect,
+		[META_CULPRITS] = st->culprits,
+		[META_HOST_DEATHS] = st->host_deaths,
+	};
+	int r = 0;
+
+	for (int k = 0; k < _JOB_STATE_MAX; k++)
+		v[META_BY_STATE + k] = st->by_state[k];
+	for (int k = 0; r >= 0 && k < META_N; k++) {
+		bind_text(s->put_meta, 1, sq_meta_keys[k]);
+		sqlite3_bind_int64(s->put_meta, 2, (sqlite3_int64)v[k]);
+		r = step(s, s->put_meta, "write the counters");
+	}
+	return r;
+}
+
+static int flush_all(struct sq *s, uint64_t first_kept, uint64_t n_jobs)
+{
+	int r = 0;
+
+	if (first_kept > s->kept_from) {
+		sqlite3_bind_int64(s->del_forgotten, 1, (sqlite3_int64)first_kept);
+		r = step(s, s->del_forgotten, "forget jobs");
+	}
+	for (size_t i = 0; r >= 0 && i < s->n_dirty; i++)
+		if (s->dirty[i] >= first_kept && s->dirty[i] < s->new_from)
+			r = write_job(s, s->m->job(s->mem, s->dirty[i]));
+	for (uint64_t id = s->new_from > first_kept ? s->new_from : first_kept;
+	     r >= 0 && id <= n_jobs; id++)
+		r = write_job(s, s->m->job(s->mem, id));
+	for (unsigned g = 0; r >= 0 && g < s->cap_groups; g++)
+		if (s->group_dirty[g])
+			r = write_group(s, g);
+	if (r >= 0 && s->meta_dirty)
+		r = write_meta(s);
+	return r;
+}
+
+static int sq_flush(struct store *st)
+{
+	struct sq *s = SQ(st);
+	uint64_t first_kept = mem_first_kept_id(s->mem), n_jobs = s->m->n_jobs(s->mem);
+	int r;
+
+	if (s->depth > 0)
+		return -EBUSY; /* never half of what belongs together */
+	if (s->n_dirty == 0 && s->new_from > n_jobs && !s->meta_dirty && first_kept <= s->kept_from)
+		return 0;
+	r = sq_exec(s, "BEGIN IMMEDIATE", "begin a transaction");
+	if (r < 0)
+		return r;
+	r = flush_all(s, first_kept, n_jobs);
+	if (r >= 0)
+		r = sq_exec(s, "COMMIT", "commit");
+	if (r < 0) {
+		/* Nothing of it was written: all of it is still marked, for the next flush. */
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
+	for (size_t i = 0; i < s->n_dirty; i++) {
+		struct job *j = s->dirty[i] >= first_kept ? s->m->job(s->mem, s->dirty[i]) : NULL;
+
+		if (j)
+			j->flags &= (uint8_t)~JOB_DIRTY;
+	}
+	s->n_dirty = 0;
+	s->new_from = n_jobs + 1;
+	s->kept_from = first_kept;
+	for (unsigned g = 0; g < s->cap_groups; g++) {
+		if (s->group_dirty[g])
+			s->in_file[g] = !mem_group_of(s->mem, g)->freed;
+		s->group_dirty[g] = false;
+	}
+	s->meta_dirty = false;
+	s->error[0] = '\0';
+	return 0;
+}
+
+void sq_free(struct store *st)
+{
+	struct sq *s = SQ(st);
+
+	if (!s)
+		return;
+	sqlite3_finalize(s->put_job);
+	sqlite3_finalize(s->put_group);
+	sqlite3_finalize(s->del_group);
+	sqlite3_finalize(s->put_input);
+	sqlite3_finalize(s->del_inputs);
+	sqlite3_finalize(s->put_meta);
+	sqlite3_finalize(s->del_forgotten);
+	sqlite3_close(s->db);
+	if (s->mem)
+		s->m->free(s->mem);
+	free(s->dirty);
+	free(s->in_file);
+	free(s->group_dirty);
+	free(s->orphans);
+	free(s->path);
+	free(s);
+}
+
+static const char *sq_last_error(const struct store *st)
+{
+	return CSQ(st)->error;
+}
+
+const struct store_ops store_sqlite_ops = {
+	.name = "sqlite",
+	.free = sq_free,
+	.set_pools = sq_set_pools,
+	.add_group = sq_add_group,
+	.add_variant = sq_add_variant,
+	.add_jobs = sq_add_jobs,
+	.add_input_jobs = sq_add_input_jobs,
+	.update_group = sq_update_group,
+	.queued = sq_queued,
+	.pop = sq_pop,
+	.unpop = sq_unpop,
+	.unqueue = sq_unqueue,
+	.set_state = sq_set_state,
+	.requeue = sq_requeue,
+	.end = sq_end,
+	.touch = sq_touch,
+	.stats = sq_stats,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.flush = sq_flush,
+	.take_orphans = sq_take_orphans,
+	.last_error = sq_last_error,
+	.job_input = sq_job_input,
+	.move_job_input = sq_move_job_input,
+	.job_result = sq_job_result,
+	.set_result = sq_set_result,
+	.job_progress = sq_job_progress,
+	.set_progress = sq_set_progress,
+	.n_jobs = sq_n_jobs,
+	.job = sq_job,
+	.job_forgotten = sq_job_forgotten,
+	.n_groups = sq_n_groups,
+	.n_live_groups = sq_n_live_groups,
+	.group_exists = sq_group_exists,
+	.group = sq_group,
+	.find_group = sq_find_group,
+	.group_spec_id = sq_group_spec_id,
+	.group_counts = sq_group_counts,
+	.set_keep_ended = sq_set_keep_ended,
+	.pin = sq_pin,
+	.collect = sq_collect,
+	.forgotten = sq_forgotten,
+};

@@ -1,0 +1,597 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SQLite store (daemon/store-sqlite.c) under the ledger: what was flushed comes back whole
+ * when the file is opened again (jobs at their ids, states, counters, results, inputs, counts
+ * that include forgotten jobs), nothing after the last flush does, the restart rule for jobs
+ * found running, and every bad file refused with its name and reason. Real files in a temp
+ * dir; the full-disk case on a small tmpfs in a mount namespace of its own (skipped where
+ * that cannot be had).
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon/ledger.h"
+#include "daemon/store-sqlite.h"
+#include "daemon/store.h"
+
+static char dir[] = "/tmp/bulkhead-store-XXXXXX";
+static char path[256];
+
+static void setup(void)
+{
+	ck_assert_ptr_nonnull(mkdtemp(strcpy(dir, "/tmp/bulkhead-store-XXXXXX")));
+	snprintf(path, sizeof(path), "%s/jobs.db", dir);
+}
+
+static void teardown(void)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+/* A ledger on the store at `path` (2 pools); fails the test if it cannot be opened. */
+static struct ledger *open_ledger(void)
+{
+	struct store *st;
+	struct ledger *l;
+	char *err = NULL;
+	int r = store_sqlite_open(path, 2, &st, &err);
+
+	ck_assert_msg(r == 0, "open: %d %s", r, err ? err : "");
+	ck_assert_int_eq(ledger_new_with_store(st, &l), 0);
+	return l;
+}
+
+/* Opening `path` fails with want, and the message names the file and says `says`. */
+static void expect_refused(int want, const char *says)
+{
+	struct store *st = NULL;
+	char *err = NULL;
+	int r = store_sqlite_open(path, 2, &st, &err);
+
+	ck_assert_msg(r == want, "open returned %d (want %d): %s", r, want, err ? err : "");
+	ck_assert_ptr_null(st);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(strncmp(err, path, strlen(path)) == 0, "names no file: %s", err);
+	ck_assert_msg(strstr(err, says), "'%s' does not say '%s'", err, says);
+	free(err);
+}
+
+static struct group_config group(const char *name, unsigned pool, unsigned count)
+{
+	struct group_config g = { .pool = pool,
+				  .run = "builtin:noop",
+				  .kind = JOB_KIND_BUILTIN,
+				  .args = "ms=1",
+				  .inputs = "",
+				  .spool = "",
+				  .output = "",
+				  .count = count,
+				  .timeout = 5000000,
+				  .max_attempts = 2,
+				  .expect = JOB_DONE };
+
+	snprintf(g.name, sizeof(g.name), "%s", name);
+	return g;
+}
+
+/* What a ledger holds, kept after it is freed (its file is locked while it is open). */
+struct snap {
+	uint64_t n_jobs;
+	unsigned n_groups;
+	struct job *jobs; /* id 0: forgotten */
+	char **results, **inputs;
+	struct ledger_stats stats;
+	struct group_counts *counts;
+	char (*names)[CONFIG_NAME_MAX + 1];
+};
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void take(struct ledger *l, struct snap *s)
+{
+	*s = (struct snap){ .n_jobs = ledger_n_jobs(l),
+			    .n_groups = ledger_n_groups(l),
+			    .stats = *ledger_stats(l) };
+	s->jobs = calloc(s->n_jobs + 1, sizeof(*s->jobs));
+	s->results = calloc(s->n_jobs + 1, sizeof(char *));
+	s->inputs = calloc(s->n_jobs + 1, sizeof(char *));
+	s->counts = calloc(s->n_groups + 1, sizeof(*s->counts));
+	s->names = calloc(s->n_groups + 1, sizeof(*s->names));
+	ck_assert(s->jobs && s->results && s->inputs && s->counts && s->names);
+	for (uint64_t id = 1; id <= s->n_jobs; id++) {
+		struct job *j = ledger_job(l, id);
+
+		if (!j)
+			continue;
+		s->jobs[id] = *j;
+		s->results[id] = dup_or_null(ledger_job_result(l, j));
+		s->inputs[id] = dup_or_null(ledger_job_input(l, j));
+	}
+	for (unsigned g = 0; g < s->n_groups; g++) {
+		s->counts[g] = *ledger_group_counts(l, g);
+		snprintf(s->names[g], sizeof(s->names[g]), "%s", ledger_group(l, g)->name);
+	}
+}
+
+static void snap_free(struct snap *s)
+{
+	for (uint64_t id = 0; id <= s->n_jobs; id++) {
+		free(s->results[id]);
+		free(s->inputs[id]);
+	}
+	free(s->results);
+	free(s->inputs);
+	free(s->jobs);
+	free(s->counts);
+	free(s->names);
+}
+
+static void assert_same_str(const char *a, const char *b)
+{
+	ck_assert_str_eq(a ? a : "(none)", b ? b : "(none)");
+}
+
+/* m holds exactly what s recorded. */
+static void assert_matches(struct ledger *m, const struct snap *s)
+{
+	const struct ledger_stats *y = ledger_stats(m);
+
+	ck_assert_uint_eq(ledger_n_jobs(m), s->n_jobs);
+	ck_assert_uint_eq(ledger_n_groups(m), s->n_groups);
+	ck_assert_uint_eq(y->runs, s->stats.runs);
+	ck_assert_uint_eq(y->culprits, s->stats.culprits);
+	ck_assert_uint_eq(y->reruns_suspect, s->stats.reruns_suspect);
+	ck_assert_uint_eq(y->host_deaths, s->stats.host_deaths);
+	for (int k = 0; k < _JOB_STATE_MAX; k++)
+		ck_assert_uint_eq(y->by_state[k], s->stats.by_state[k]);
+	for (unsigned g = 0; g < s->n_groups; g++) {
+		const struct group_counts *c = ledger_group_counts(m, g);
+
+		ck_assert_str_eq(ledger_group(m, g)->name, s->names[g]);
+		ck_assert_uint_eq(c->total, s->counts[g].total);
+		for (int k = 0; k < _JOB_STATE_MAX; k++)
+			ck_assert_uint_eq(c->by_state[k], s->counts[g].by_state[k]);
+	}
+	for (uint64_t id = 1; id <= s->n_jobs; id++) {
+		const struct job *x = &s->jobs[id], *j = ledger_job(m, id);
+
+		if (x->id == 0) {
+			ck_assert(ledger_job_forgotten(m, id));
+			continue;
+		}
+		ck_assert_ptr_nonnull(j);
+		ck_assert_uint_eq(j->group, x->group);
+		ck_assert_uint_eq(j->instance, x->instance);
+		ck_assert_uint_eq(j->state, x->state);
+		ck_assert_uint_eq(j->cause, x->cause);
+		ck_assert_int_eq(j->cause_detail, x->cause_detail);
+		ck_assert_uint_eq(j->alone, x->alone);
+		ck_assert_uint_eq(j->attempts, x->attempts);
+		ck_assert_uint_eq(j->reruns, x->reruns);
+		ck_assert_uint_eq(j->runs, x->runs);
+		ck_assert_uint_eq(j->flags & ~JOB_DIRTY, x->flags & ~JOB_DIRTY);
+		ck_assert_uint_eq(j->host_deaths, x->host_deaths);
+		assert_same_str(ledger_job_result(m, j), s->results[id]);
+		assert_same_str(ledger_job_input(m, j), s->inputs[id]);
+	}
+}
+
+/* Flushes l, records it, frees it (as a master killed right after its flush), reopens. */
+static struct ledger *reopen(struct ledger *l, struct snap *s)
+{
+	ck_assert_int_eq(ledger_flush(l), 0);
+	take(l, s);
+	ledger_free(l);
+	l = open_ledger();
+	assert_matches(l, s);
+	return l;
+}
+
+/* Some of everything: done, failed, crashed (a culprit), cancelled, running, queued. */
+static void make_history(struct ledger *l)
+{
+	struct group_config a = group("alpha", 0, 6), b = group("beta", 1, 3);
+	char *paths[] = { "/in/one", "/in/two", "/in/three" }, *own[] = { "/spool/x.txt" };
+	uint64_t first;
+	unsigned gb;
+	struct job *j;
+
+	b.inputs = "/in/*";
+	b.input_paths = paths;
+	b.n_inputs = 3;
+	ck_assert_int_eq(ledger_add_group(l, &a, NULL), 0);
+	ck_assert_int_eq(ledger_add_group(l, &b, &gb), 0);
+	ck_assert_int_eq(ledger_add_input_jobs(l, gb, own, 1, &first), 0);
+	ck_assert_uint_eq(first, 10); /* alpha 1..6, beta 7..9 */
+
+	j = ledger_pop(l, 0, false); /* alpha#1: done, with a result */
+	ledger_start(l, j);
+	ck_assert_int_eq(ledger_set_result(l, j, "42 rows\n", 8), 0);
+	ledger_finish(l, j, 0);
+	j = ledger_pop(l, 0, false); /* alpha#2: failed once, re-queued for its retry */
+	ledger_start(l, j);
+	ledger_finish(l, j, 3);
+	j = ledger_pop(l, 0, false); /* alpha#3: a culprit, re-queued alone */
+	ledger_start(l, j);
+	ledger_blame(l, j, CAUSE_SIGNAL, SIGSEGV);
+	j = ledger_pop(l, 0, false); /* alpha#4: cancelled while queued */
+	ledger_unpop(l, j);
+	ck_assert_int_eq(ledger_cancel_queued_job(l, j, CAUSE_CANCELLED), 0);
+	j = ledger_pop(l, 1, false); /* beta#1: running (its master will die) */
+	ledger_start(l, j);
+	j = ledger_pop(l, 1, false); /* beta#2: running, its cancel requested */
+	ledger_start(l, j);
+	ledger_request_cancel(l, j);
+}
+
+START_TEST(test_flushed_comes_back_whole)
+{
+	struct ledger *l = open_ledger();
+	struct snap s;
+
+	make_history(l);
+	l = reopen(l, &s);
+	ck_assert_str_eq(ledger_job_input(l, ledger_job(l, 8)), "/in/two");
+	ck_assert_str_eq(ledger_job_input(l, ledger_job(l, 10)), "/spool/x.txt");
+	ck_assert_str_eq(ledger_job_result(l, ledger_job(l, 1)), "42 rows?");
+	/*
+	 * The queues come back in id order: alpha#2 (its retry), #5, #6; the suspect alone;
+	 * beta#3 and the spool's job.
+	 */
+	ck_assert_uint_eq(ledger_queued(l, 0, false), 3);
+	ck_assert_uint_eq(ledger_pop(l, 0, false)->id, 2);
+	ck_assert_uint_eq(ledger_pop(l, 0, false)->id, 5);
+	ck_assert_uint_eq(ledger_pop(l, 0, false)->id, 6);
+	ck_assert_uint_eq(ledger_queued(l, 0, true), 1);
+	ck_assert_uint_eq(ledger_pop(l, 0, true)->id, 3);
+	ck_assert_uint_eq(ledger_pop(l, 1, false)->id, 9);
+	ck_assert_uint_eq(ledger_pop(l, 1, false)->id, 10);
+	ledger_free(l);
+	snap_free(&s);
+}
+END_TEST
+
+START_TEST(test_nothing_after_the_last_flush)
+{
+	struct ledger *l = open_ledger();
+	struct group_config a = group("alpha", 0, 4);
+	struct snap s, t;
+	struct job *j;
+
+	ck_assert_int_eq(ledger_add_group(l, &a, NULL), 0);
+	ck_assert_int_eq(ledger_flush(l), 0);
+	take(l, &s);
+	j = ledger_pop(l, 0, false);
+	ledger_start(l, j);
+	ledger_finish(l, j, 0);
+	ck_assert_int_eq(ledger_add_jobs(l, 0, 5, &(uint64_t){ 0 }), 0);
+	/* A master killed here: what it did since its last flush was never acknowledged. */
+	ledger_free(l);
+	l = open_ledger();
+	assert_matches(l, &s);
+	ck_assert_uint_eq(ledger_job(l, 1)->state, JOB_QUEUED);
+	/* The next master's own work is kept once flushed. */
+	j = ledger_pop(l, 0, false);
+	ledger_start(l, j);
+	ledger_finish(l, j, 0);
+	l = reopen(l, &t);
+	ck_assert_uint_eq(ledger_job(l, 1)->state, JOB_DONE);
+	ledger_free(l);
+	snap_free(&s);
+	snap_free(&t);
+}
+END_TEST
+
+/* Opens the file again as a restarted master would, applying the restart rule. */
+static struct ledger *restart(struct ledger *old)
+{
+	struct ledger *l;
+
+	if (old)
+		ledger_free(old);
+	l = open_ledger();
+	ledger_recover(l);
+	ck_assert_int_eq(ledger_flush(l), 0);
+	return l;
+}
+
+START_TEST(test_restart_rule)
+{
+	struct ledger *l = open_ledger();
+	struct group_config a = group("solo", 0, 1), b = group("other", 1, 2);
+	struct job *j;
+	char cause[64];
+
+	a.max_attempts = 1;
+	ck_assert_int_eq(ledger_add_group(l, &a, NULL), 0);
+	ck_assert_int_eq(ledger_add_group(l, &b, NULL), 0);
+	ledger_start(l, ledger_pop(l, 1, false)); /* other#1 (id 2): running */
+	j = ledger_pop(l, 1, false); /* other#2 (id 3): running, cancel requested */
+	ledger_start(l, j);
+	ledger_request_cancel(l, j);
+	for (int death = 1; death <= 3; death++) {
+		j = ledger_pop(l, 0, death == 3);
+		ck_assert_ptr_nonnull(j);
+		ck_assert_uint_eq(j->id, 1);
+		ledger_start(l, j);
+		ck_assert_int_eq(ledger_flush(l), 0);
+		l = restart(l); /* its master died under it */
+		j = ledger_job(l, 1);
+		ck_assert_uint_eq(j->host_deaths, death);
+		ck_assert_uint_eq(ledger_stats(l)->host_deaths, 2 + death);
+		if (death < 3) {
+			/* A bystander: no attempt; alone from its second such death. */
+			ck_assert_uint_eq(j->state, JOB_QUEUED);
+			ck_assert_uint_eq(j->attempts, 0);
+			ck_assert_uint_eq(j->alone, death == 2);
+		}
+	}
+	/* It died a third time, alone: blamed like any death, and at max_attempts it is over. */
+	ck_assert_uint_eq(j->state, JOB_CRASHED);
+	ck_assert_uint_eq(j->attempts, 1);
+	ck_assert_str_eq(ledger_cause_string(j, cause, sizeof(cause)), "master died");
+	/* other#1 was re-queued after the first death; other#2 (cancel requested) was cancelled. */
+	ck_assert_uint_eq(ledger_job(l, 2)->state, JOB_QUEUED);
+	ck_assert_uint_eq(ledger_job(l, 2)->host_deaths, 1);
+	ck_assert_uint_eq(ledger_job(l, 3)->state, JOB_CANCELLED);
+	ledger_free(l);
+}
+END_TEST
+
+START_TEST(test_forgotten_rows_go)
+{
+	struct ledger *l = open_ledger();
+	struct group_config a = group("alpha", 0, 3 * 4096 + 10);
+	sqlite3 *db;
+	sqlite3_int64 rows = -1;
+	sqlite3_stmt *q;
+	struct snap s;
+
+	ck_assert_int_eq(ledger_add_group(l, &a, NULL), 0);
+	ledger_set_keep_ended(l, 100);
+	for (uint64_t id = 1; id <= 3 * 4096; id++) {
+		struct job *j = ledger_pop(l, 0, false);
+
+		ck_assert_uint_eq(j->id, id);
+		ledger_start(l, j);
+		ledger_finish(l, j, 0);
+	}
+	ck_assert_uint_eq(ledger_collect(l), 2 * 4096);
+	l = reopen(l, &s);
+	ck_assert_uint_eq(ledger_forgotten(l), 2 * 4096);
+	ck_assert(ledger_job_forgotten(l, 1));
+	ck_assert_ptr_null(ledger_job(l, 2 * 4096));
+	ck_assert_ptr_nonnull(ledger_job(l, 2 * 4096 + 1));
+	ledger_free(l);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM jobs", -1, &q, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	rows = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	ck_assert_int_eq(rows, 4096 + 10);
+	snap_free(&s);
+}
+END_TEST
+
+/* ---- bad files ---- */
+
+static void write_bytes(const char *p, const void *data, size_t len)
+{
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+/* A real store with some history, closed. */
+static void make_store(void)
+{
+	struct ledger *l = open_ledger();
+
+	make_history(l);
+	ck_assert_int_eq(ledger_flush(l), 0);
+	ledger_free(l);
+}
+
+static void sql(const char *stmt)
+{
+	sqlite3 *db;
+
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_msg(sqlite3_exec(db, stmt, NULL, NULL, NULL) == SQLITE_OK, "%s: %s", stmt,
+		      sqlite3_errmsg(db));
+	sqlite3_close(db);
+}
+
+START_TEST(test_not_a_store)
+{
+	char junk[8192];
+
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)(i * 7 + 3);
+	write_bytes(path, junk, sizeof(junk));
+	expect_refused(-EBADMSG, "damaged");
+	/* Another program's database. */
+	unlink(path);
+	sql("CREATE TABLE t (x)");
+	expect_refused(-EBADMSG, "not a bulkhead store");
+}
+END_TEST
+
+START_TEST(test_empty_file)
+{
+	write_bytes(path, "", 0);
+	expect_refused(-EBADMSG, "empty");
+}
+END_TEST
+
+START_TEST(test_truncated)
+{
+	struct stat st;
+
+	make_store();
+	ck_assert_int_eq(stat(path, &st), 0);
+	sql("PRAGMA wal_checkpoint(TRUNCATE)");
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_gt(st.st_size, 8192);
+	ck_assert_int_eq(truncate(path, st.st_size / 2 + 100), 0);
+	expect_refused(-EBADMSG, "damaged");
+}
+END_TEST
+
+START_TEST(test_newer_schema)
+{
+	make_store();
+	sql("PRAGMA user_version = 99");
+	expect_refused(-EPROTO, "newer bulkhead (schema version 99; this one knows up to 1)");
+}
+END_TEST
+
+START_TEST(test_rows_that_do_not_add_up)
+{
+	make_store();
+	sql("UPDATE jobs SET state = 42 WHERE id = 3");
+	expect_refused(-EBADMSG, "job 3: a value is out of range");
+	sql("UPDATE jobs SET state = 0 WHERE id = 3; DELETE FROM jobs WHERE id = 5");
+	expect_refused(-EBADMSG, "job 5 is missing");
+	unlink(path);
+	make_store();
+	sql("UPDATE jobs SET grp = 7 WHERE id = 2");
+	expect_refused(-EBADMSG, "job 2 names group 7");
+	unlink(path);
+	make_store();
+	sql("UPDATE groups SET done = done + 1 WHERE name = 'alpha'");
+	expect_refused(-EBADMSG, "group alpha: its counts add up to");
+}
+END_TEST
+
+START_TEST(test_in_use)
+{
+	struct ledger *l = open_ledger();
+	pid_t pid = fork();
+	int st;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* Another process, as a second master would be. */
+		expect_refused(-EBUSY, "in use by another process");
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the second open was not refused");
+	ledger_free(l);
+	ledger_free(open_ledger());
+}
+END_TEST
+
+START_TEST(test_no_directory)
+{
+	snprintf(path, sizeof(path), "%s/missing/jobs.db", dir);
+	expect_refused(-ENOENT, "No such file or directory");
+}
+END_TEST
+
+/*
+ * A full disk: a 256 KiB tmpfs of our own (a mount namespace of this test process). A flush
+ * that cannot be written says so, loses nothing, and the next flush after space is freed
+ * writes it all.
+ */
+START_TEST(test_full_disk)
+{
+	char filler[300];
+	struct ledger *l;
+	struct snap s;
+	struct group_config a = group("alpha", 0, 10);
+	uint64_t first;
+	int fd, r = -1;
+
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", dir, "tmpfs", 0, "size=256k") < 0) {
+		fprintf(stderr, "SKIP full disk: cannot mount a small tmpfs here (%s)\n",
+			strerror(errno));
+		return;
+	}
+	l = open_ledger();
+	ck_assert_int_eq(ledger_add_group(l, &a, NULL), 0);
+	ck_assert_int_eq(ledger_flush(l), 0);
+	/* Fill what is left. */
+	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	fd = open(filler, O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	while (write(fd, filler, sizeof(filler)) > 0)
+		;
+	close(fd);
+	for (int i = 0; i < 50 && r != -ENOSPC; i++) {
+		ck_assert_int_eq(ledger_add_jobs(l, 0, 200, &first), 0);
+		r = ledger_flush(l);
+	}
+	ck_assert_int_eq(r, -ENOSPC);
+	ck_assert_msg(strstr(ledger_store_error(l), "disk is full") &&
+			      strncmp(ledger_store_error(l), path, strlen(path)) == 0,
+		      "%s", ledger_store_error(l));
+	/* Nothing it held was dropped: with room again, the next flush writes all of it. */
+	unlink(filler);
+	l = reopen(l, &s);
+	ck_assert_uint_gt(ledger_n_jobs(l), 10);
+	ledger_free(l);
+	snap_free(&s);
+	umount2(dir, MNT_DETACH);
+}
+END_TEST
+
+static Suite *store_sqlite_suite(void)
+{
+	Suite *s = suite_create("store-sqlite");
+	TCase *tc = tcase_create("durable");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_flushed_comes_back_whole);
+	tcase_add_test(tc, test_nothing_after_the_last_flush);
+	tcase_add_test(tc, test_restart_rule);
+	tcase_add_test(tc, test_forgotten_rows_go);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("bad");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_not_a_store);
+	tcase_add_test(tc, test_empty_file);
+	tcase_add_test(tc, test_truncated);
+	tcase_add_test(tc, test_newer_schema);
+	tcase_add_test(tc, test_rows_that_do_not_add_up);
+	tcase_add_test(tc, test_in_use);
+	tcase_add_test(tc, test_no_directory);
+	tcase_add_test(tc, test_full_disk);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(store_sqlite_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
