@@ -35,7 +35,7 @@ static json_object *job_object(struct master *m, const struct master_job *j)
 {
 	enum job_state shown = master_job_shown_state(j);
 	json_object *o = json_object_new_object();
-	char name[CONFIG_NAME_MAX + 16], cause[64];
+	char name[CONFIG_NAME_MAX + 16], cause[64], worker[CONFIG_NAME_MAX + 16] = "";
 	struct master_group g;
 
 	master_group(m, j->group, &g); /* a job's group exists while the job does */
@@ -49,7 +49,9 @@ static json_object *job_object(struct master *m, const struct master_job *j)
 	control_add_int(o, "runs", j->runs);
 	json_object_object_add(o, "cause",
 			       json_object_new_string(master_job_cause(j, cause, sizeof(cause))));
-	json_object_object_add(o, "worker", json_object_new_string(j->worker));
+	if (j->worker_pool)
+		snprintf(worker, sizeof(worker), "%s/%u", j->worker_pool, j->worker_slot);
+	json_object_object_add(o, "worker", json_object_new_string(worker));
 	/* What only some jobs have is there only when they have it. */
 	if (j->input)
 		json_object_object_add(o, "input", json_object_new_string(j->input));
@@ -157,11 +159,33 @@ static bool wait_next(const struct master *m, const struct wait *w, uint64_t *po
 	return false;
 }
 
+static bool state_met(const struct master *m, unsigned group, enum job_state state)
+{
+	const struct group_config *g = master_group_config(m, group);
+
+	return g && state == g->expect;
+}
+
 static bool job_met(const struct master *m, const struct master_job *j)
 {
-	struct master_group g;
+	return state_met(m, j->group, j->state);
+}
 
-	return master_group(m, j->group, &g) && j->state == g.cfg->expect;
+/* wait_next() for the progress scan: only the state and group of the member at *pos. */
+static bool wait_next_state(const struct master *m, const struct wait *w, uint64_t *pos,
+			    enum job_state *ret_state, unsigned *ret_group)
+{
+	if (w->group < 0) {
+		while (*pos < w->n_ids)
+			if (master_job_state(m, w->ids[(*pos)++], ret_state, ret_group) == 0)
+				return true;
+		return false;
+	}
+	while (*pos < w->end)
+		if (master_job_state(m, (*pos)++, ret_state, ret_group) == 0 &&
+		    *ret_group == (unsigned)w->group)
+			return true;
+	return false;
 }
 
 /*
@@ -172,15 +196,16 @@ static bool wait_finished(const struct master *m, struct wait *w)
 {
 	for (;;) {
 		uint64_t pos = w->pos;
-		struct master_job j;
+		enum job_state state;
+		unsigned group;
 
-		if (!wait_next(m, w, &pos, &j))
+		if (!wait_next_state(m, w, &pos, &state, &group))
 			return true;
-		if (!job_state_is_final(j.state))
+		if (!job_state_is_final(state))
 			return false;
 		w->pos = pos;
 		w->ended++;
-		w->all_expected &= job_met(m, &j);
+		w->all_expected &= state_met(m, group, state);
 	}
 }
 

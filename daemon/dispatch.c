@@ -242,6 +242,8 @@ static void assign(struct worker *w, bool alone, unsigned max)
 
 		if (!j)
 			break;
+		/* A queue is mostly in id order: the hash slot of a job a few pops ahead. */
+		flights_prefetch(&m->flights, j->id + 8);
 		input_err = spec_ensure(w, j);
 		if (input_err < 0) {
 			ledger_unpop(m->ledger, j);

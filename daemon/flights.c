@@ -14,38 +14,36 @@
 #define HASH_MIN 64u
 #define RING_MIN 16u
 
+/*
+ * Fibonacci hashing: the top bits of id * 2^64/phi. Consecutive ids (a worker holds runs of
+ * them) land far apart and evenly; the middle bits of the product, taken before, fell into
+ * long runs for some table sizes, and every insert probed along them.
+ */
 static uint32_t hash_slot(uint64_t id, uint32_t cap)
 {
-	return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
+	return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> (64 - __builtin_ctz(cap)));
 }
 
-static void hash_put(uint64_t *keys, uint32_t *vals, uint32_t cap, uint64_t id, uint32_t v)
+static void hash_put(struct flight_key *index, uint32_t cap, uint64_t id, uint32_t v)
 {
 	uint32_t i = hash_slot(id, cap);
 
-	while (keys[i])
+	while (index[i].id)
 		i = (i + 1) & (cap - 1);
-	keys[i] = id;
-	vals[i] = v;
+	index[i] = (struct flight_key){ .id = id, .rec = v };
 }
 
 static int hash_grow(struct flight_table *t, uint32_t cap)
 {
-	uint64_t *keys = calloc(cap, sizeof(*keys));
-	uint32_t *vals = calloc(cap, sizeof(*vals));
+	struct flight_key *index = calloc(cap, sizeof(*index));
 
-	if (!keys || !vals) {
-		free(keys);
-		free(vals);
+	if (!index)
 		return -ENOMEM;
-	}
 	for (uint32_t i = 0; i < t->cap; i++)
-		if (t->keys[i])
-			hash_put(keys, vals, cap, t->keys[i], t->vals[i]);
-	free(t->keys);
-	free(t->vals);
-	t->keys = keys;
-	t->vals = vals;
+		if (t->index[i].id)
+			hash_put(index, cap, t->index[i].id, t->index[i].rec);
+	free(t->index);
+	t->index = index;
 	t->cap = cap;
 	return 0;
 }
@@ -55,11 +53,11 @@ static uint32_t *hash_find(const struct flight_table *t, uint64_t id, uint32_t *
 	if (t->n == 0)
 		return NULL;
 	for (uint32_t i = hash_slot(id, t->cap);; i = (i + 1) & (t->cap - 1)) {
-		if (t->keys[i] == id) {
+		if (t->index[i].id == id) {
 			*ret_i = i;
-			return &t->vals[i];
+			return &t->index[i].rec;
 		}
-		if (!t->keys[i])
+		if (!t->index[i].id)
 			return NULL;
 	}
 }
@@ -72,26 +70,45 @@ static void hash_del(struct flight_table *t, uint32_t i)
 		uint32_t home;
 
 		j = (j + 1) & m;
-		if (!t->keys[j])
+		if (!t->index[j].id)
 			break;
-		home = hash_slot(t->keys[j], t->cap);
+		home = hash_slot(t->index[j].id, t->cap);
 		/* Entry j may fill the hole at i unless its home lies in (i, j]. */
 		if (((j - home) & m) >= ((j - i) & m)) {
-			t->keys[i] = t->keys[j];
-			t->vals[i] = t->vals[j];
+			t->index[i] = t->index[j];
 			i = j;
 		}
 	}
-	t->keys[i] = 0;
+	t->index[i].id = 0;
 	t->n--;
 }
 
 void flight_table_free(struct flight_table *t)
 {
 	free(t->rec);
-	free(t->keys);
-	free(t->vals);
+	free(t->index);
 	*t = FLIGHT_TABLE_INIT;
+}
+
+#define TRIM_ABOVE 1024u /* records or FIFO entries: below it, keeping it costs nothing */
+
+void flights_trim(struct flight_table *t)
+{
+	if (t->n_used != 0 || t->cap_rec + t->cap <= TRIM_ABOVE)
+		return;
+	free(t->rec);
+	free(t->index);
+	*t = FLIGHT_TABLE_INIT;
+}
+
+void flight_queue_trim(struct flight_queue *q)
+{
+	if (q->n_waiting != 0 || q->ring_cap <= TRIM_ABOVE)
+		return;
+	free(q->ring);
+	q->ring = NULL;
+	q->ring_cap = 0;
+	q->head = q->tail = 0;
 }
 
 int flight_queue_init(struct flight_queue *q, unsigned threads)
@@ -206,7 +223,7 @@ struct flight *flights_assign(struct flight_table *t, struct flight_queue *q, st
 	struct flight *f = &t->rec[i];
 
 	*f = (struct flight){ .job = j, .id = id, .slot = -1, .owner = owner };
-	hash_put(t->keys, t->vals, t->cap, id, i);
+	hash_put(t->index, t->cap, id, i);
 	t->n++;
 	if (may_start && q->n_running < q->threads && q->n_waiting == 0) {
 		start(q, f, i, now);
@@ -216,6 +233,12 @@ struct flight *flights_assign(struct flight_table *t, struct flight_queue *q, st
 		q->n_waiting++;
 	}
 	return f;
+}
+
+void flights_prefetch(const struct flight_table *t, uint64_t job_id)
+{
+	if (t->cap > 0 && job_id > 0)
+		__builtin_prefetch(&t->index[hash_slot(job_id, t->cap)]);
 }
 
 struct flight *flights_find(const struct flight_table *t, uint64_t job_id)

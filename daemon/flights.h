@@ -28,11 +28,19 @@ struct flight {
 	struct job *job;     /* NULL: a free record */
 	uint64_t id;         /* the job's id: its key in the table */
 	uint64_t started_at; /* usec; 0 while waiting in the FIFO */
-	uint32_t pos;        /* while waiting: its place in the FIFO (a sequence number) */
-	uint32_t next_free;  /* free records: the next one, index + 1 */
+	union {
+		uint32_t pos;       /* while waiting: its place in the FIFO (a sequence number) */
+		uint32_t next_free; /* free records: the next one, index + 1 */
+	};
 	int16_t slot;        /* its thread slot while running, -1 while waiting */
 	uint8_t flags;       /* the caller's, per record (timed out, command killed...) */
 	void *owner;         /* the worker's queue owner (the caller's struct) */
+};
+
+/* A hash slot: a job id (0: empty) and its record's index. */
+struct flight_key {
+	uint64_t id;
+	uint32_t rec;
 };
 
 /* One per master: every record, and job id -> record. */
@@ -41,8 +49,7 @@ struct flight_table {
 	uint32_t n_rec, cap_rec;
 	uint32_t free_head; /* index + 1, 0: none */
 	uint32_t n_used;
-	uint64_t *keys; /* job ids, 0: empty */
-	uint32_t *vals; /* record index */
+	struct flight_key *index; /* job id -> record: id and record side by side, one miss */
 	uint32_t cap, n; /* hash slots (a power of two), entries */
 };
 
@@ -65,6 +72,14 @@ void flight_table_free(struct flight_table *t);
 int flight_queue_init(struct flight_queue *q, unsigned threads);
 void flight_queue_free(struct flight_queue *q);
 
+/*
+ * Gives back what a burst grew, once nothing is in flight: the table when no record is used,
+ * a queue's FIFO when it is empty. Never between flights_reserve() and the assignments it
+ * made room for (the master calls them from its retention pass, between events).
+ */
+void flights_trim(struct flight_table *t);
+void flight_queue_trim(struct flight_queue *q);
+
 /* Room for n more jobs in t and in q: after it, that many flights_assign() cannot fail. */
 int flights_reserve(struct flight_table *t, struct flight_queue *q, size_t n);
 
@@ -75,6 +90,13 @@ int flights_reserve(struct flight_table *t, struct flight_queue *q, size_t n);
  */
 struct flight *flights_assign(struct flight_table *t, struct flight_queue *q, struct job *j,
 			      uint64_t id, void *owner, uint64_t now, bool may_start);
+
+/*
+ * A hint for a batch (DONE, ASSIGN): loads the hash slot of job_id, a few entries ahead of
+ * the one being handled, so that its lookup does not wait for memory (the table outgrows the
+ * caches when many workers hold many jobs). Changes nothing.
+ */
+void flights_prefetch(const struct flight_table *t, uint64_t job_id);
 
 /* The record of the job with this id, or NULL. */
 struct flight *flights_find(const struct flight_table *t, uint64_t job_id);

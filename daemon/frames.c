@@ -146,6 +146,10 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 		struct flight *fl;
 		struct job *j;
 
+		if (i + 8 < f->done.count) {
+			bh_frame_done_entry(f, i + 8, &e);
+			flights_prefetch(&m->flights, e.job_id);
+		}
 		bh_frame_done_entry(f, i, &e);
 		fl = inflight_find(w, e.job_id);
 		j = fl ? fl->job : NULL;

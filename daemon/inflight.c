@@ -49,6 +49,15 @@ static void inflight_started(struct worker *w, struct flight *f)
 	}
 }
 
+void inflight_trim(struct master *m)
+{
+	for (unsigned i = 0; i < m->n_pools; i++)
+		for (unsigned k = 0; k < m->pools[i]->n_slots; k++)
+			if (m->pools[i]->workers[k])
+				flight_queue_trim(&m->pools[i]->workers[k]->q);
+	flights_trim(&m->flights);
+}
+
 int inflight_reserve(struct worker *w, size_t n)
 {
 	return flights_reserve(&w->m->flights, &w->q, n);

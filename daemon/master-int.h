@@ -292,6 +292,8 @@ unsigned inflight_count(const struct worker *w);
 void inflight_assign(struct worker *w, struct job *j, usec_t now, bool held);
 /* Room for n more jobs on w: then that many inflight_assign() cannot fail. 0 or -ENOMEM. */
 int inflight_reserve(struct worker *w, size_t n);
+/* After a burst, with nothing in flight: the in-flight table and FIFOs shrink back. */
+void inflight_trim(struct master *m);
 /* The record of job_id if it is in flight on w, else NULL. */
 struct flight *inflight_find(struct worker *w, uint64_t job_id);
 void inflight_untrack(struct worker *w, struct flight *f);

@@ -182,6 +182,7 @@ static int on_collect(sd_event_source *s, void *userdata)
 	struct master *m = userdata;
 	uint64_t n = ledger_collect(m->ledger);
 
+	inflight_trim(m);
 	if (n > 0)
 		log_debug("forgot %" PRIu64 " ended jobs (%" PRIu64 " in all; keep_ended = %u)", n,
 			  ledger_forgotten(m->ledger), m->config->supervisor.keep_ended);

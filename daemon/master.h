@@ -205,11 +205,15 @@ struct master_job {
 	int progress;          /* 0..1000 while running, -1: none */
 	const char *input;     /* its file, or NULL; valid until the loop runs again */
 	const char *result;    /* its last result line, or NULL; the same */
-	char worker[CONFIG_NAME_MAX + 16]; /* "POOL/SLOT" while on a worker, else "" */
+	const char *worker_pool; /* while on a worker: its pool (valid as input), else NULL */
+	unsigned worker_slot;    /* and its slot: "POOL/SLOT" */
 };
 
 /* Job `id`: 0, -ENOENT (never given), -ESTALE (ended and forgotten: keep_ended). */
 int master_job(const struct master *m, uint64_t id, struct master_job *ret);
+/* Only its state and group, for a scan over many jobs (a wait): cheaper than master_job(). */
+int master_job_state(const struct master *m, uint64_t id, enum job_state *ret_state,
+		     unsigned *ret_group);
 /* The state as `status` and `jobs` show it: assigned but not on a thread is "queued". */
 enum job_state master_job_shown_state(const struct master_job *j);
 /* "segv#3". Returns buf. */
@@ -229,6 +233,8 @@ struct master_group {
 
 /* Group slots are 0..master_n_groups()-1; master_group() is false for a freed one. */
 unsigned master_n_groups(const struct master *m);
+/* Only its definition (NULL: no such group), for a scan over many jobs. */
+const struct group_config *master_group_config(const struct master *m, unsigned group);
 bool master_group(const struct master *m, unsigned group, struct master_group *ret);
 /* The index of the group called name, or -ENOENT. */
 int master_find_group(const struct master *m, const char *name);

@@ -38,8 +38,21 @@ int master_job(const struct master *m, uint64_t id, struct master_job *ret)
 	if (f) {
 		const struct worker *w = f->owner;
 
-		snprintf(ret->worker, sizeof(ret->worker), "%s/%u", w->pool->cfg.name, w->index);
+		ret->worker_pool = w->pool->cfg.name;
+		ret->worker_slot = w->index;
 	}
+	return 0;
+}
+
+int master_job_state(const struct master *m, uint64_t id, enum job_state *ret_state,
+		     unsigned *ret_group)
+{
+	const struct job *j = ledger_job(m->ledger, id);
+
+	if (!j)
+		return ledger_job_forgotten(m->ledger, id) ? -ESTALE : -ENOENT;
+	*ret_state = (enum job_state)j->state;
+	*ret_group = j->group;
 	return 0;
 }
 
@@ -74,6 +87,11 @@ const struct ledger_stats *master_totals(const struct master *m)
 unsigned master_n_groups(const struct master *m)
 {
 	return ledger_n_groups(m->ledger);
+}
+
+const struct group_config *master_group_config(const struct master *m, unsigned group)
+{
+	return ledger_group_exists(m->ledger, group) ? ledger_group(m->ledger, group) : NULL;
 }
 
 bool master_group(const struct master *m, unsigned group, struct master_group *ret)

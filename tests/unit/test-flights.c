@@ -85,6 +85,40 @@ START_TEST(test_order_and_threads)
 END_TEST
 
 /* The last `keep` waiting jobs (their ASSIGN not sent) do not start; then they do. */
+/* A burst grows the table and the FIFO; once all of it is done, trimming gives it back. */
+START_TEST(test_trim_after_a_burst)
+{
+	struct flight_table t = FLIGHT_TABLE_INIT;
+	struct flight_queue q = { 0 };
+
+	ck_assert_int_eq(flight_queue_init(&q, 2), 0);
+	ck_assert_int_eq(flights_reserve(&t, &q, 5000), 0);
+	for (uint64_t id = 1; id <= 5000; id++)
+		flights_assign(&t, &q, J(id), id, &q, 1, true);
+	ck_assert_uint_ge(t.cap_rec, 5000);
+	/* Nothing is given back while anything is in flight. */
+	flights_trim(&t);
+	flight_queue_trim(&q);
+	ck_assert_uint_ge(t.cap_rec, 5000);
+	ck_assert_uint_ge(q.ring_cap, 4998);
+	for (uint64_t id = 1; id <= 5000; id++)
+		flights_done(&t, &q, flights_find(&t, id));
+	flights_trim(&t);
+	flight_queue_trim(&q);
+	ck_assert_uint_eq(t.cap_rec, 0);
+	ck_assert_uint_eq(t.cap, 0);
+	ck_assert_uint_eq(q.ring_cap, 0);
+	/* And the next burst grows it again. */
+	for (uint64_t id = 5001; id <= 5010; id++)
+		assign(&t, &q, id, 2, true);
+	ck_assert_uint_eq(q.n_running, 2);
+	ck_assert_uint_eq(q.n_waiting, 8);
+	ck_assert_uint_eq(id_of(flights_find(&t, 5010)->job), 5010);
+	flight_queue_free(&q);
+	flight_table_free(&t);
+}
+END_TEST
+
 START_TEST(test_keep_held)
 {
 	struct flight_table t = FLIGHT_TABLE_INIT;
@@ -204,6 +238,7 @@ static Suite *flights_suite(void)
 
 	tcase_add_test(tc, test_order_and_threads);
 	tcase_add_test(tc, test_keep_held);
+	tcase_add_test(tc, test_trim_after_a_burst);
 	tcase_add_loop_test(tc, test_random_against_model, 0, 3);
 	suite_add_tcase(s, tc);
 	return s;
