@@ -10,7 +10,8 @@ enum {
 	EXIT_ALL_EXPECTED = 0, /* every group reached its expect */
 	EXIT_NOT_EXPECTED = 1, /* some job did not (or a fatal error) */
 	EXIT_USAGE = 2,
-	EXIT_IO = 74, /* EX_IOERR: stdout or an output file could not be written */
+	EXIT_DATA = 65, /* EX_DATAERR: a --state file damaged, newer, or of another run */
+	EXIT_IO = 74, /* EX_IOERR: stdout, an output file or the --state file failed */
 	EXIT_CONFIG = 78, /* EX_CONFIG */
 };
 

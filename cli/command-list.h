@@ -17,7 +17,8 @@
 
 /* clang-format off */
 #define CLI_LOCAL_COMMANDS(X)                                                                      \
-	X(run, "run", LOCAL, "CONFIG [--report-json FILE] [--quiet]", NULL,                        \
+	X(run, "run", LOCAL,                                                                       \
+	  "CONFIG [--report-json FILE] [--quiet] [--state FILE [--retry-failed]]", NULL,         \
 	  "run every job of CONFIG under supervision, then exit", "the report")                    \
 	X(check_config, "check-config", LOCAL, "[--] FILE", "FILE",                                \
 	  "validate FILE and print the effective config", "the config")                           \

@@ -4,6 +4,10 @@
  * anything is spawned if it is wrong), runs the master in the foreground until every job has
  * ended, prints the per-group table and writes the JSON report. Exit 0 when every group
  * reached its `expect`, else 1.
+ *
+ * --state FILE records the run in a store file (daemon/durable.c) and resumes it when the
+ * file already holds it: what ended stays ended (the report covers the whole run), what did
+ * not runs. A file that cannot be used exits 65 (damaged, newer, another run) or 74 (I/O).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,7 +26,9 @@
 
 static void run_usage(FILE *f)
 {
-	fputs("Usage: bulkhead run CONFIG [--report-json FILE] [--quiet]\n", f);
+	fputs("Usage: bulkhead run CONFIG [--report-json FILE] [--quiet] [--state FILE "
+	      "[--retry-failed]]\n",
+	      f);
 }
 
 static bool all_expected(struct master *m)
@@ -36,16 +42,19 @@ static bool all_expected(struct master *m)
 }
 
 /* Takes ownership of c. */
-static int run_config(struct config *c, const char *report, bool quiet)
+static int run_config(struct config *c, const char *report, bool quiet,
+		      const struct master_options *o)
 {
 	struct master *m = NULL;
 	struct progress *p = NULL;
 	struct spools *spools = NULL;
 	int r, rc;
 
-	r = master_new(c, NULL, &m);
+	r = master_new(c, o, &m);
 	if (r < 0) {
 		config_free(c);
+		if (o->state) /* master_new said why */
+			return r == -EBADMSG || r == -EPROTO || r == -EINVAL ? EXIT_DATA : EXIT_IO;
 		log_error_errno(r, "cannot set up the master");
 		return EXIT_NOT_EXPECTED;
 	}
@@ -66,6 +75,8 @@ static int run_config(struct config *c, const char *report, bool quiet)
 	if (!quiet)
 		report_table(stdout, m);
 	rc = all_expected(m) ? EXIT_ALL_EXPECTED : EXIT_NOT_EXPECTED;
+	if (master_state_error(m) < 0)
+		rc = EXIT_IO;
 	if (report) {
 		r = report_json_write(report, m);
 		if (r < 0) {
@@ -83,9 +94,12 @@ int cmd_run(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "report-json", required_argument, NULL, 'r' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "state", required_argument, NULL, 's' },
+		{ "retry-failed", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
+	struct master_options mo = { 0 };
 	const char *report = NULL;
 	struct config *c = NULL;
 	bool quiet = false;
@@ -100,6 +114,12 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'q':
 			quiet = true;
+			break;
+		case 's':
+			mo.state = optarg;
+			break;
+		case 'R':
+			mo.retry_failed = true;
 			break;
 		case 'h':
 			run_usage(stdout);
@@ -117,6 +137,11 @@ int cmd_run(int argc, char **argv)
 		run_usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (mo.retry_failed && !mo.state) {
+		fprintf(stderr, "bulkhead run: --retry-failed needs --state FILE\n");
+		run_usage(stderr);
+		return EXIT_USAGE;
+	}
 	/* Plugins are loaded by a throwaway worker first: a bad one is a config error. */
 	r = config_load_checked(argv[optind], NULL, spawn_worker_path(), 0, &c);
 	if (r != 0)
@@ -126,9 +151,19 @@ int cmd_run(int argc, char **argv)
 		config_free(c);
 		return EXIT_CONFIG;
 	}
+	for (unsigned g = 0; mo.state && g < c->n_groups; g++) {
+		if (!c->groups[g].spool[0])
+			continue;
+		fprintf(stderr,
+			"bulkhead run: --state: [job %s] has a spool, which a recorded run cannot "
+			"resume yet (its files would be taken twice)\n",
+			c->groups[g].name);
+		config_free(c);
+		return EXIT_USAGE;
+	}
 	if (quiet)
 		log_set_max_level(LOG_WARNING);
 	else
 		log_set_max_level((int)c->supervisor.log_level);
-	return run_config(c, report, quiet);
+	return run_config(c, report, quiet, &mo);
 }

@@ -484,6 +484,36 @@ uint64_t ledger_recover(struct ledger *l)
 	return n;
 }
 
+uint64_t ledger_resume(struct ledger *l, bool retry_failed)
+{
+	uint64_t n = 0;
+
+	l->ops->begin(l->st);
+	for (uint64_t id = 1; id <= l->ops->n_jobs(l->st); id++) {
+		struct job *j = l->ops->job(l->st, id);
+		bool failed;
+
+		if (!j || !job_state_is_final(j->state))
+			continue;
+		failed = j->state == JOB_FAILED || j->state == JOB_CRASHED ||
+			 j->state == JOB_TIMED_OUT;
+		if (!(j->state == JOB_CANCELLED && j->cause == CAUSE_STOPPED) &&
+		    !(retry_failed && failed))
+			continue;
+		if (failed) {
+			j->attempts = 0;
+			j->reruns = 0;
+		}
+		j->cause = CAUSE_NONE;
+		j->cause_detail = 0;
+		j->flags &= (uint8_t)~JOB_CANCEL_REQUESTED;
+		l->ops->requeue(l->st, j, false);
+		n++;
+	}
+	l->ops->commit(l->st);
+	return n;
+}
+
 static enum job_cause cause_of_crash(const struct death *d, int *ret_detail)
 {
 	switch (d->crash_kind) {

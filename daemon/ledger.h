@@ -284,6 +284,13 @@ const char *ledger_store_error(const struct ledger *l);
  */
 uint64_t ledger_recover(struct ledger *l);
 
+/*
+ * A resumed one-shot run (bulkhead run --state): the jobs its stop cancelled (CAUSE_STOPPED:
+ * Ctrl-C, SIGTERM) are queued again, and with retry_failed the failed, crashed and timed-out
+ * ones too, with their attempts starting over. Returns how many.
+ */
+uint64_t ledger_resume(struct ledger *l, bool retry_failed);
+
 /* How a worker died, as far as the master knows. */
 struct death {
 	bool crash_frame;    /* a CRASH frame arrived before the death */

@@ -217,6 +217,9 @@ struct master {
 	sd_event_source *sigterm;
 	sd_event_source *sighup;
 	sd_event_source *collect; /* daemon: deferred ledger_collect() (keep_ended) */
+	sd_event_source *flush;   /* a recorded run: the store flushed once per loop pass */
+	bool flush_failing;       /* logged once until a flush works again */
+	int state_error;          /* the last flush, when the loop had ended */
 	sd_event_source *reload_event; /* a SIGHUP storm is one reload */
 	usec_t last_reload;
 	unsigned interrupts;
@@ -365,6 +368,13 @@ enum death_after death_next(const struct death_facts *f, bool retire, bool hello
 
 void death_log_final(struct master *m, struct job *j);
 void death_reaped(struct worker *w, int code, int status);
+
+/* ---- durable.c: a run recorded in a store file (opts.state) ---- */
+
+/* Opens the store as m->ledger, with c's groups (new file) or resumed; logs what fails. */
+int durable_open(struct master *m, const struct config *c);
+/* The last flush when the loop has ended; logs a failure. */
+int durable_close(struct master *m);
 
 /* ---- reap.c ---- */
 

@@ -235,7 +235,7 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	r = sd_event_new(&m->event);
 	if (r < 0)
 		goto fail;
-	r = ledger_new_from_config(c, &m->ledger);
+	r = m->opts.state ? durable_open(m, c) : ledger_new_from_config(c, &m->ledger);
 	if (r < 0)
 		goto fail;
 	r = master_add_pools(m, c);
@@ -313,6 +313,7 @@ int master_run(struct master *m)
 	master_check_done(m);
 	r = sd_event_loop(m->event);
 	forkserver_end(m); /* every worker is gone: no more forks */
+	m->state_error = durable_close(m);
 	return r;
 }
 
@@ -327,6 +328,7 @@ void master_free(struct master *m)
 	sd_event_source_disable_unref(m->sigterm);
 	sd_event_source_disable_unref(m->sighup);
 	sd_event_source_disable_unref(m->collect);
+	sd_event_source_disable_unref(m->flush);
 	sd_event_source_disable_unref(m->reload_event);
 	forkserver_end(m);
 	sd_event_source_disable_unref(m->zygote_timer);
@@ -346,6 +348,11 @@ const struct config *master_config(const struct master *m)
 const char *master_pool_name(const struct master *m, unsigned pool)
 {
 	return m->pools[pool]->cfg.name;
+}
+
+int master_state_error(const struct master *m)
+{
+	return m->state_error;
 }
 
 sd_event *master_event(struct master *m)

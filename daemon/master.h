@@ -52,6 +52,14 @@ struct master_options {
 	void (*on_worker_ready)(void *userdata, unsigned pool, unsigned slot, pid_t pid,
 				usec_t when);
 	void *userdata;
+	/*
+	 * A one-shot run recorded in this file (`bulkhead run --state`): jobs live in the SQLite
+	 * store, written once per loop pass; a file that holds a run of this config resumes it.
+	 * NULL: in memory. master_new() logs why a file cannot be used and returns -EBADMSG
+	 * (damaged or not a store), -EPROTO (newer), -EINVAL (another run), else the I/O errno.
+	 */
+	const char *state;
+	bool retry_failed; /* with state: failed, crashed and timed-out jobs run again */
 };
 
 struct master;
@@ -95,6 +103,8 @@ void master_free(struct master *m);
  * worker is gone.
  */
 int master_run(struct master *m);
+/* With opts.state: 0, or the errno of the last write (the end of the run is not recorded). */
+int master_state_error(const struct master *m);
 
 sd_event *master_event(struct master *m);
 const struct master_stats *master_stats(const struct master *m);

@@ -173,6 +173,10 @@ static void set_state(struct mem *l, struct job *j, enum job_state s)
 	if (job_state_is_final(s) && !job_state_is_final(j->state)) {
 		l->chunk_ended[(j->id - 1) / JOB_CHUNK]++;
 		l->ended_kept++;
+	} else if (!job_state_is_final(s) && job_state_is_final(j->state)) {
+		/* Ended, and to run again (a resumed run's ledger_recover()). */
+		l->chunk_ended[(j->id - 1) / JOB_CHUNK]--;
+		l->ended_kept--;
 	}
 	l->stats.by_state[j->state]--;
 	l->groups[j->group].counts.by_state[j->state]--;

@@ -238,6 +238,7 @@ START_TEST(test_completion_values)
 	const char *const level[] = { "bulkhead", "log-level", "", NULL };
 	const char *const fault[] = { "bulkhead", "inject", "main", "", NULL };
 	const char *const state[] = { "bulkhead", "jobs", "--state", "", NULL };
+	const char *const run_state[] = { "bulkhead", "run", "x.conf", "--state", "", NULL };
 	struct words got, want = { 0 };
 
 	complete(&got, level);
@@ -263,6 +264,13 @@ START_TEST(test_completion_values)
 	assert_same_words(&got, &want, "bulkhead jobs --state <TAB>");
 	words_free(&got);
 	words_free(&want);
+
+	/* run --state takes a file, not a job state. */
+	complete(&got, run_state);
+	for (size_t i = 0; i < got.n; i++)
+		ck_assert_msg(job_state_from_string(got.w[i]) < 0,
+			      "bulkhead run x.conf --state <TAB> offered the job state %s", got.w[i]);
+	words_free(&got);
 }
 END_TEST
 

@@ -1461,6 +1461,252 @@ START_TEST(test_master_fd_shortage_is_not_a_worker_fault)
 }
 END_TEST
 
+/* ---- a recorded run (--state) ---- */
+
+/*
+ * `bulkhead run DIR/test.conf --state DIR/state.db --report-json DIR/report.json --quiet`,
+ * plus `extra` if not NULL; returns its pid.
+ */
+static pid_t start_state_run(struct run *r, const char *extra, int *ret_err_fd)
+{
+	char conf[512], state[512], report[512];
+	pid_t pid;
+
+	snprintf(conf, sizeof(conf), "%s/test.conf", r->dir);
+	snprintf(state, sizeof(state), "%s/state.db", r->dir);
+	snprintf(report, sizeof(report), "%s/report.json", r->dir);
+	unlink(report);
+	{
+		const char *argv[] = { getenv("BULKHEAD_BIN"), "run", conf, "--state", state,
+				       "--report-json", report, "--quiet", extra, NULL };
+
+		ck_assert_int_eq(tu_spawn(argv, NULL, -1, NULL, ret_err_fd, &pid), 0);
+	}
+	return pid;
+}
+
+/* 200 exec jobs on 2 workers x 2 threads; each appends its id to DIR/log, then sleeps. */
+static void state_conf(struct run *r)
+{
+	char conf[1024];
+
+	ck_assert_int_eq(tu_mkdtemp(&r->dir), 0);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 2\nthreads = 2\n"
+		 "[job w]\nrun = exec:/bin/sh -c 'echo {id} >> %s/log; sleep 0.05'\ncount = 200\n",
+		 r->dir);
+	put_file(r, "test.conf", conf, false);
+}
+
+/* Lines in DIR/log (runs of jobs so far). */
+static int log_lines(struct run *r, int *per_id, int n_ids)
+{
+	char *text = file_of(r, "log");
+	int lines = 0;
+
+	for (char *p = text; p && *p; p++) {
+		long id = strtol(p, &p, 10);
+
+		if (id >= 1 && id < n_ids && per_id)
+			per_id[id]++;
+		lines++;
+		if (!*p)
+			break;
+	}
+	free(text);
+	return lines;
+}
+
+/* Waits (deadline 60 s) until n jobs have started. */
+static void wait_log_lines(struct run *r, int n)
+{
+	int64_t deadline = tu_now_ms() + 60000;
+
+	while (log_lines(r, NULL, 0) < n) {
+		ck_assert_msg(tu_ms_left(deadline) > 0, "fewer than %d jobs ran within 60 s", n);
+		poll(NULL, 0, 5); /* re-read the file: waiting for a state, with a deadline */
+	}
+}
+
+/* The resumed run reports the whole run, and every job ran; returns how many ran twice. */
+static int assert_whole_run(struct run *r)
+{
+	int per_id[201] = { 0 }, twice = 0;
+
+	ck_assert_msg(r->status == 0, "exit %d, stderr:\n%s", r->status, tail(r->err));
+	assert_accounted(r);
+	ck_assert_int_eq(geti(r->report, "jobs.total"), 200);
+	ck_assert_int_eq(geti(r->report, "jobs.done"), 200);
+	log_lines(r, per_id, 201);
+	for (int id = 1; id <= 200; id++) {
+		ck_assert_msg(per_id[id] >= 1, "job %d never ran", id);
+		ck_assert_msg(per_id[id] <= 2, "job %d ran %d times", id, per_id[id]);
+		twice += per_id[id] == 2;
+	}
+	return twice;
+}
+
+/*
+ * A recorded run killed outright (SIGKILL: no handler, no last write) and run again with the
+ * same file: the report is the whole run's, every job ended once, and only jobs in flight at
+ * the kill ran twice (4 threads; at most as many more whose end the kill cut off between two
+ * writes). Nothing of the killed run is left.
+ */
+START_TEST(test_state_resumes_after_sigkill)
+{
+	struct run r = { 0 };
+	int err_fd, st, twice;
+	pid_t pid;
+
+	state_conf(&r);
+	pid = start_state_run(&r, NULL, &err_fd);
+	wait_log_lines(&r, 60);
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	free(tu_read_all(err_fd, RUN_TIMEOUT_MS));
+	close(err_fd);
+	ck_assert_int_eq(tu_wait_exit(pid, RUN_TIMEOUT_MS, &st), 0);
+	ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	dmn_assert_nothing_left(r.dir, 10000, "the killed run's commands");
+	ck_assert_int_lt(log_lines(&r, NULL, 0), 200);
+
+	pid = start_state_run(&r, NULL, &err_fd);
+	finish_run_reaping(&r, pid, err_fd);
+	twice = assert_whole_run(&r);
+	ck_assert_msg(twice <= 8, "%d jobs ran twice", twice);
+	run_free(&r);
+}
+END_TEST
+
+/* Ctrl-C cancels what is queued; the next run with the file runs it, and only it. */
+START_TEST(test_state_resumes_after_sigint)
+{
+	struct run r = { 0 };
+	int err_fd, twice;
+	pid_t pid;
+
+	state_conf(&r);
+	pid = start_state_run(&r, NULL, &err_fd);
+	wait_log_lines(&r, 40);
+	ck_assert_int_eq(kill(pid, SIGINT), 0);
+	finish_run_reaping(&r, pid, err_fd);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert(json_object_get_boolean(get(r.report, "interrupted")));
+	ck_assert_int_gt(geti(r.report, "jobs.cancelled"), 0);
+	json_object_put(r.report);
+	free(r.err);
+
+	pid = start_state_run(&r, NULL, &err_fd);
+	finish_run_reaping(&r, pid, err_fd);
+	twice = assert_whole_run(&r);
+	/* What the stop ended while it ran (killed at the drain's end) ran again. */
+	ck_assert_msg(twice <= 4, "%d jobs ran twice", twice);
+	run_free(&r);
+}
+END_TEST
+
+/* Failed jobs stay failed in a resumed run; --retry-failed runs them again from attempt 1. */
+START_TEST(test_state_retry_failed)
+{
+	struct run r = { 0 };
+	char conf[1024], ok[600];
+	int err_fd;
+	pid_t pid;
+
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\n"
+		 "[job picky]\nrun = exec:/bin/sh -c 'test -e %s/ok'\ncount = 3\nmax_attempts = 2\n"
+		 "[job fine]\nrun = builtin:noop\ncount = 5\n",
+		 r.dir);
+	put_file(&r, "test.conf", conf, false);
+	pid = start_state_run(&r, NULL, &err_fd);
+	finish_run_reaping(&r, pid, err_fd);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_int_eq(geti(group(&r, "picky"), "failed"), 3);
+	json_object_put(r.report);
+	free(r.err);
+
+	snprintf(ok, sizeof(ok), "%s/ok", r.dir);
+	ck_assert_int_eq(tu_write_file(ok, ""), 0);
+	/* Resumed: nothing did not end, so nothing runs; the failures stand. */
+	pid = start_state_run(&r, NULL, &err_fd);
+	finish_run_reaping(&r, pid, err_fd);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_int_eq(geti(group(&r, "picky"), "failed"), 3);
+	ck_assert_int_eq(geti(group(&r, "fine"), "done"), 5);
+	json_object_put(r.report);
+	free(r.err);
+
+	pid = start_state_run(&r, "--retry-failed", &err_fd);
+	finish_run_reaping(&r, pid, err_fd);
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, tail(r.err));
+	ck_assert_int_eq(geti(group(&r, "picky"), "done"), 3);
+	ck_assert_int_eq(geti(group(&r, "fine"), "done"), 5);
+	run_free(&r);
+}
+END_TEST
+
+/* A state file that cannot be used is refused before anything runs, naming it and why. */
+START_TEST(test_state_refused)
+{
+	char *dir, conf[512], state[512], other[512], spool[512], *err;
+
+	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
+	snprintf(conf, sizeof(conf), "%s/a.conf", dir);
+	snprintf(other, sizeof(other), "%s/b.conf", dir);
+	snprintf(state, sizeof(state), "%s/state.db", dir);
+	ck_assert_int_eq(tu_write_file(conf, "[job x]\nrun = builtin:noop\ncount = 3\n"), 0);
+	ck_assert_int_eq(tu_write_file(other, "[job x]\nrun = builtin:noop\ncount = 4\n"), 0);
+	{
+		const char *args[] = { conf, "--retry-failed", NULL };
+
+		ck_assert_int_eq(run_args(args, &err), 2);
+		ck_assert_msg(strstr(err, "--retry-failed needs --state"), "%s", err);
+		free(err);
+	}
+	ck_assert_int_eq(tu_write_file(state, "not a database, not at all, not even close\n"), 0);
+	{
+		const char *args[] = { conf, "--state", state, NULL };
+
+		ck_assert_int_eq(run_args(args, &err), 65);
+		ck_assert_msg(strstr(err, state) && strstr(err, "damaged"), "%s", err);
+		free(err);
+	}
+	unlink(state);
+	{
+		const char *args[] = { conf, "--state", state, "--quiet", NULL };
+
+		ck_assert_int_eq(run_args(args, &err), 0);
+		free(err);
+	}
+	{
+		/* The same file with another config: not this run. */
+		const char *args[] = { other, "--state", state, NULL };
+
+		ck_assert_int_eq(run_args(args, &err), 65);
+		ck_assert_msg(strstr(err, state) && strstr(err, "records another run") &&
+				      strstr(err, "[job x] differs in count"),
+			      "%s", err);
+		free(err);
+	}
+	snprintf(spool, sizeof(spool), "%s/spool", dir);
+	ck_assert_int_eq(mkdir(spool, 0700), 0);
+	snprintf(other, sizeof(other), "%s/c.conf", dir);
+	{
+		char text[1024];
+		const char *args[] = { other, "--state", state, NULL };
+
+		snprintf(text, sizeof(text), "[job s]\nrun = builtin:noop\nspool = %s\n", spool);
+		ck_assert_int_eq(tu_write_file(other, text), 0);
+		ck_assert_int_eq(run_args(args, &err), 2);
+		ck_assert_msg(strstr(err, "[job s] has a spool"), "%s", err);
+		free(err);
+	}
+	tu_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
 static Suite *run_suite(void)
 {
 	Suite *s = suite_create("run");
@@ -1487,6 +1733,14 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_worker_dies_before_hello);
 	tcase_add_test(tc, test_exec_failure);
 	tcase_add_test(tc, test_stopping_a_starting_worker_is_no_death);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("state");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_state_resumes_after_sigkill);
+	tcase_add_test(tc, test_state_resumes_after_sigint);
+	tcase_add_test(tc, test_state_retry_failed);
+	tcase_add_test(tc, test_state_refused);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lessons");
