@@ -106,8 +106,9 @@ int durable_open(struct master *m, const struct config *c)
 	if (r >= 0)
 		r = ledger_flush(m->ledger);
 	if (r < 0) {
-		log_error("%s", ledger_store_error(m->ledger)[0] ? ledger_store_error(m->ledger)
-								 : strerror(-r));
+		log_error("%s; nothing ran", ledger_store_error(m->ledger)[0]
+						   ? ledger_store_error(m->ledger)
+						   : strerror(-r));
 		return r;
 	}
 	return sd_event_add_post(m->event, &m->flush, durable_on_post, m);

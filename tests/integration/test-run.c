@@ -14,9 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1646,6 +1649,63 @@ START_TEST(test_state_retry_failed)
 }
 END_TEST
 
+/*
+ * The disk under the state file fills up while the run goes on (an 8 MiB tmpfs in this test's
+ * own mount namespace, nearly filled): the run says so, does not stop, loses nothing, and once
+ * there is room again writes all of it. The file then holds the whole run.
+ */
+START_TEST(test_state_full_disk)
+{
+	struct run r = { 0 };
+	char conf[512], filler[600], *seen;
+	struct statvfs vfs;
+	int err_fd, fd;
+	pid_t pid;
+
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", r.dir, "tmpfs", 0, "size=8m") < 0) {
+		fprintf(stderr, "SKIP state full disk: cannot mount a small tmpfs here (%s)\n",
+			strerror(errno));
+		run_free(&r);
+		return;
+	}
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\n"
+		 "[job w]\nrun = builtin:sleep\nargs = ms=2\ncount = 3000\n");
+	put_file(&r, "test.conf", conf, false);
+	/* Leave 400 KiB: room for the store and its jobs, not for long (a write per pass). */
+	snprintf(filler, sizeof(filler), "%s/filler", r.dir);
+	fd = open(filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(statvfs(r.dir, &vfs), 0);
+	ck_assert_int_eq(posix_fallocate(fd, 0, (off_t)(vfs.f_bavail * vfs.f_frsize - 400 * 1024)),
+			 0);
+	close(fd);
+
+	pid = start_state_run(&r, NULL, &err_fd);
+	seen = read_stderr_until(err_fd, "the run goes on", 60000);
+	ck_assert_msg(seen, "the run did not say its state file could not be written");
+	ck_assert_msg(strstr(seen, "state.db: the disk is full"), "%s", seen);
+	ck_assert_int_eq(unlink(filler), 0);
+	finish_run_reaping(&r, pid, err_fd);
+	ck_assert_msg(r.status == 0, "exit %d:\n%s%s", r.status, tail(seen), tail(r.err));
+	assert_accounted(&r);
+	ck_assert_int_eq(geti(r.report, "jobs.done"), 3000);
+	json_object_put(r.report);
+	free(r.err);
+	free(seen);
+	/* The file holds it all: resumed, nothing runs and the whole run is reported. */
+	pid = start_state_run(&r, NULL, &err_fd);
+	finish_run_reaping(&r, pid, err_fd);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_int_eq(geti(r.report, "jobs.done"), 3000);
+	ck_assert_int_eq(geti(r.report, "attempts"), 3000);
+	umount2(r.dir, MNT_DETACH);
+	run_free(&r);
+}
+END_TEST
+
 /* A state file that cannot be used is refused before anything runs, naming it and why. */
 START_TEST(test_state_refused)
 {
@@ -1741,6 +1801,7 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_state_resumes_after_sigint);
 	tcase_add_test(tc, test_state_retry_failed);
 	tcase_add_test(tc, test_state_refused);
+	tcase_add_test(tc, test_state_full_disk);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lessons");
