@@ -17,18 +17,36 @@
 #include "daemon/master-int.h"
 #include "daemon/store-sqlite.h"
 
-/* Whether group g of the file is group g of the config; if not, *why says what differs. */
-static bool same_group(const struct group_config *a, const struct group_config *b, const char **why)
+static bool same_inputs(const struct group_config *a, const struct group_config *b)
 {
-	*why = strcmp(a->name, b->name)		    ? "name"
-	       : a->pool != b->pool		    ? "pool"
-	       : strcmp(a->run, b->run)		    ? "run"
-	       : strcmp(a->args, b->args)	    ? "args"
-	       : a->count != b->count		    ? "count (or the files its inputs match)"
-	       : a->max_attempts != b->max_attempts ? "max_attempts"
-	       : a->expect != b->expect		    ? "expect"
-						    : NULL;
-	return !*why;
+	if (a->n_inputs != b->n_inputs)
+		return false;
+	for (unsigned i = 0; i < a->n_inputs; i++)
+		if (strcmp(a->input_paths[i], b->input_paths[i]) != 0)
+			return false;
+	return true;
+}
+
+/* What differs between group a of the file and group b of the config, or NULL. */
+static const char *group_difference(const struct group_config *a, const struct group_config *b)
+{
+	if (strcmp(a->name, b->name) != 0)
+		return "name";
+	if (a->pool != b->pool)
+		return "pool";
+	if (strcmp(a->run, b->run) != 0)
+		return "run";
+	if (strcmp(a->args, b->args) != 0)
+		return "args";
+	if (a->count != b->count)
+		return "count (or how many files its inputs match)";
+	if (!same_inputs(a, b))
+		return "the files its inputs match";
+	if (a->max_attempts != b->max_attempts)
+		return "max_attempts";
+	if (a->expect != b->expect)
+		return "expect";
+	return NULL;
 }
 
 /* A file that holds a run must hold this config's groups, in order. */
@@ -44,7 +62,8 @@ static int check_same_run(struct master *m, const struct config *c)
 		return -EINVAL;
 	}
 	for (unsigned g = 0; g < n; g++) {
-		if (same_group(ledger_group(m->ledger, g), &c->groups[g], &why))
+		why = group_difference(ledger_group(m->ledger, g), &c->groups[g]);
+		if (!why)
 			continue;
 		log_error("%s: records another run: [job %s] differs in %s (use another --state "
 			  "file for this one)",
@@ -107,8 +126,8 @@ int durable_open(struct master *m, const struct config *c)
 		r = ledger_flush(m->ledger);
 	if (r < 0) {
 		log_error("%s; nothing ran", ledger_store_error(m->ledger)[0]
-						   ? ledger_store_error(m->ledger)
-						   : strerror(-r));
+						     ? ledger_store_error(m->ledger)
+						     : strerror(-r));
 		return r;
 	}
 	return sd_event_add_post(m->event, &m->flush, durable_on_post, m);

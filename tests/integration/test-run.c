@@ -1749,6 +1749,26 @@ START_TEST(test_state_refused)
 			      "%s", err);
 		free(err);
 	}
+	{
+		/* Same count, other files: not this run either. */
+		char in[512], a[600], b[600], text[1024], st2[512];
+		const char *args[] = { other, "--state", st2, "--quiet", NULL };
+
+		snprintf(in, sizeof(in), "%s/in", dir);
+		snprintf(a, sizeof(a), "%s/a.txt", in);
+		snprintf(b, sizeof(b), "%s/b.txt", in);
+		snprintf(st2, sizeof(st2), "%s/inputs.db", dir);
+		ck_assert_int_eq(mkdir(in, 0700), 0);
+		ck_assert_int_eq(tu_write_file(a, "a"), 0);
+		snprintf(text, sizeof(text), "[job f]\nrun = builtin:noop\ninputs = %s/*.txt\n", in);
+		ck_assert_int_eq(tu_write_file(other, text), 0);
+		ck_assert_int_eq(run_args(args, &err), 0);
+		free(err);
+		ck_assert_int_eq(rename(a, b), 0);
+		ck_assert_int_eq(run_args(args, &err), 65);
+		ck_assert_msg(strstr(err, "[job f] differs in the files its inputs match"), "%s", err);
+		free(err);
+	}
 	snprintf(spool, sizeof(spool), "%s/spool", dir);
 	ck_assert_int_eq(mkdir(spool, 0700), 0);
 	snprintf(other, sizeof(other), "%s/c.conf", dir);
