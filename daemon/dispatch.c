@@ -242,8 +242,6 @@ static void assign(struct worker *w, bool alone, unsigned max)
 
 		if (!j)
 			break;
-		/* A queue is mostly in id order: the hash slot of a job a few pops ahead. */
-		flights_prefetch(&m->flights, j->id + 8);
 		input_err = spec_ensure(w, j);
 		if (input_err < 0) {
 			ledger_unpop(m->ledger, j);
@@ -276,6 +274,9 @@ static void assign(struct worker *w, bool alone, unsigned max)
 	}
 	now = now_usec();
 	for (unsigned i = 0; i < n; i++) {
+		/* The table's slot of a job a few ahead, loaded while this one is tracked. */
+		if (i + 8 < n)
+			flights_prefetch(&m->flights, jobs[i + 8]->id);
 		ledger_assign(m->ledger, jobs[i]);
 		inflight_assign(w, jobs[i], now, r < 0);
 		spec_hold(w, jobs[i]);

@@ -24,13 +24,15 @@ static uint32_t hash_slot(uint64_t id, uint32_t cap)
 	return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> (64 - __builtin_ctz(cap)));
 }
 
-static void hash_put(struct flight_key *index, uint32_t cap, uint64_t id, uint32_t v)
+static void hash_put(struct flight_key *index, uint32_t cap, uint64_t id, uint32_t v,
+		     struct flight *rec)
 {
 	uint32_t i = hash_slot(id, cap);
 
 	while (index[i].id)
 		i = (i + 1) & (cap - 1);
 	index[i] = (struct flight_key){ .id = id, .rec = v };
+	rec[v].hslot = i;
 }
 
 static int hash_grow(struct flight_table *t, uint32_t cap)
@@ -41,7 +43,7 @@ static int hash_grow(struct flight_table *t, uint32_t cap)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < t->cap; i++)
 		if (t->index[i].id)
-			hash_put(index, cap, t->index[i].id, t->index[i].rec);
+			hash_put(index, cap, t->index[i].id, t->index[i].rec, t->rec);
 	free(t->index);
 	t->index = index;
 	t->cap = cap;
@@ -76,6 +78,7 @@ static void hash_del(struct flight_table *t, uint32_t i)
 		/* Entry j may fill the hole at i unless its home lies in (i, j]. */
 		if (((j - home) & m) >= ((j - i) & m)) {
 			t->index[i] = t->index[j];
+			t->rec[t->index[i].rec].hslot = i;
 			i = j;
 		}
 	}
@@ -223,7 +226,7 @@ struct flight *flights_assign(struct flight_table *t, struct flight_queue *q, st
 	struct flight *f = &t->rec[i];
 
 	*f = (struct flight){ .job = j, .id = id, .slot = -1, .owner = owner };
-	hash_put(t->index, t->cap, id, i);
+	hash_put(t->index, t->cap, id, i, t->rec);
 	t->n++;
 	if (may_start && q->n_running < q->threads && q->n_waiting == 0) {
 		start(q, f, i, now);
@@ -241,6 +244,15 @@ void flights_prefetch(const struct flight_table *t, uint64_t job_id)
 		__builtin_prefetch(&t->index[hash_slot(job_id, t->cap)]);
 }
 
+struct flight *flights_find_in(const struct flight_table *t, const struct flight_queue *q,
+			       uint64_t job_id)
+{
+	for (unsigned s = 0; s < q->threads; s++)
+		if (q->slots[s] && t->rec[q->slots[s] - 1].id == job_id)
+			return &t->rec[q->slots[s] - 1];
+	return flights_find(t, job_id);
+}
+
 struct flight *flights_find(const struct flight_table *t, uint64_t job_id)
 {
 	uint32_t h, *v = job_id ? hash_find(t, job_id, &h) : NULL;
@@ -250,7 +262,7 @@ struct flight *flights_find(const struct flight_table *t, uint64_t job_id)
 
 void flights_done(struct flight_table *t, struct flight_queue *q, struct flight *f)
 {
-	uint32_t i = (uint32_t)(f - t->rec), h;
+	uint32_t i = (uint32_t)(f - t->rec);
 
 	if (f->slot >= 0) {
 		q->slots[f->slot] = 0;
@@ -261,8 +273,7 @@ void flights_done(struct flight_table *t, struct flight_queue *q, struct flight 
 		while (q->head != q->tail && !q->ring[q->head & (q->ring_cap - 1)])
 			q->head++;
 	}
-	if (hash_find(t, f->id, &h))
-		hash_del(t, h);
+	hash_del(t, f->hslot); /* where it is, without looking for it */
 	rec_free(t, i);
 }
 

@@ -32,6 +32,7 @@ struct flight {
 		uint32_t pos;       /* while waiting: its place in the FIFO (a sequence number) */
 		uint32_t next_free; /* free records: the next one, index + 1 */
 	};
+	uint32_t hslot;      /* its place in the table's index (kept when entries move) */
 	int16_t slot;        /* its thread slot while running, -1 while waiting */
 	uint8_t flags;       /* the caller's, per record (timed out, command killed...) */
 	void *owner;         /* the worker's queue owner (the caller's struct) */
@@ -100,6 +101,12 @@ void flights_prefetch(const struct flight_table *t, uint64_t job_id);
 
 /* The record of the job with this id, or NULL. */
 struct flight *flights_find(const struct flight_table *t, uint64_t job_id);
+/*
+ * The same, looked for first among q's running jobs (a result names one of them): no table
+ * lookup, so no cache miss, for a DONE.
+ */
+struct flight *flights_find_in(const struct flight_table *t, const struct flight_queue *q,
+			       uint64_t job_id);
 
 /* The job ended (or came back): its record leaves q and t. */
 void flights_done(struct flight_table *t, struct flight_queue *q, struct flight *f);

@@ -74,7 +74,7 @@ void inflight_assign(struct worker *w, struct job *j, usec_t now, bool held)
 
 struct flight *inflight_find(struct worker *w, uint64_t job_id)
 {
-	struct flight *f = flights_find(&w->m->flights, job_id);
+	struct flight *f = flights_find_in(&w->m->flights, &w->q, job_id);
 
 	return f && f->owner == w ? f : NULL;
 }
