@@ -15,6 +15,7 @@
  * (store-memory-restore.c rebuilds it from the file).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -574,6 +575,13 @@ static const struct store_ops memory_ops = {
 
 int store_memory_new(unsigned n_pools, struct store **ret)
 {
+	/*
+	 * Job chunks (192 KiB) are mapped on their own and given back when retention forgets
+	 * them. glibc raises its mmap threshold to the size of any mapped block it frees, after
+	 * which chunks came from the heap and stayed in the process once forgotten (RssAnon
+	 * 10 MB instead of 5.5 after 300 000 jobs, measured): the threshold stays put.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	struct mem *l = calloc(1, sizeof(*l));
 	int r;
 
