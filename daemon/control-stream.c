@@ -142,23 +142,6 @@ static void jobs_head(struct master *m, struct stream *s)
 		 (unsigned long long)matching);
 }
 
-/* The next member of w at or after *pos (which moves past it), or NULL after the last. */
-static bool wait_next(const struct master *m, const struct wait *w, uint64_t *pos,
-		      struct master_job *ret)
-{
-	if (w->group < 0) {
-		while (*pos < w->n_ids)
-			if (master_job(m, w->ids[(*pos)++], ret) == 0) /* always: it is pinned */
-				return true;
-		return false;
-	}
-	while (*pos < w->end)
-		/* Forgotten ones had ended before the wait began. */
-		if (master_job(m, (*pos)++, ret) == 0 && ret->group == (unsigned)w->group)
-			return true;
-	return false;
-}
-
 static bool state_met(const struct master *m, unsigned group, enum job_state state)
 {
 	const struct group_config *g = master_group_config(m, group);
@@ -171,21 +154,40 @@ static bool job_met(const struct master *m, const struct master_job *j)
 	return state_met(m, j->group, j->state);
 }
 
-/* wait_next() for the progress scan: only the state and group of the member at *pos. */
+/*
+ * The next member of w at or after *pos (which moves past it): its id, state and group (what
+ * the progress scan needs, without a full view); false after the last. Forgotten ones had
+ * ended before the wait began; listed ids are pinned, so never forgotten.
+ */
 static bool wait_next_state(const struct master *m, const struct wait *w, uint64_t *pos,
-			    enum job_state *ret_state, unsigned *ret_group)
+			    uint64_t *ret_id, enum job_state *ret_state, unsigned *ret_group)
 {
 	if (w->group < 0) {
-		while (*pos < w->n_ids)
-			if (master_job_state(m, w->ids[(*pos)++], ret_state, ret_group) == 0)
+		while (*pos < w->n_ids) {
+			*ret_id = w->ids[(*pos)++];
+			if (master_job_state(m, *ret_id, ret_state, ret_group) == 0)
 				return true;
+		}
 		return false;
 	}
-	while (*pos < w->end)
-		if (master_job_state(m, (*pos)++, ret_state, ret_group) == 0 &&
+	while (*pos < w->end) {
+		*ret_id = (*pos)++;
+		if (master_job_state(m, *ret_id, ret_state, ret_group) == 0 &&
 		    *ret_group == (unsigned)w->group)
 			return true;
+	}
 	return false;
+}
+
+/* The same, as a full view (the reply's list). */
+static bool wait_next(const struct master *m, const struct wait *w, uint64_t *pos,
+		      struct master_job *ret)
+{
+	enum job_state state;
+	unsigned group;
+	uint64_t id;
+
+	return wait_next_state(m, w, pos, &id, &state, &group) && master_job(m, id, ret) == 0;
 }
 
 /*
@@ -198,8 +200,9 @@ static bool wait_finished(const struct master *m, struct wait *w)
 		uint64_t pos = w->pos;
 		enum job_state state;
 		unsigned group;
+		uint64_t id;
 
-		if (!wait_next_state(m, w, &pos, &state, &group))
+		if (!wait_next_state(m, w, &pos, &id, &state, &group))
 			return true;
 		if (!job_state_is_final(state))
 			return false;

@@ -244,10 +244,13 @@ void flights_prefetch(const struct flight_table *t, uint64_t job_id)
 		__builtin_prefetch(&t->index[hash_slot(job_id, t->cap)]);
 }
 
+/* Up to this many threads, a scan of the running records beats the table's cache miss. */
+#define FIND_IN_SCAN_MAX 16u
+
 struct flight *flights_find_in(const struct flight_table *t, const struct flight_queue *q,
 			       uint64_t job_id)
 {
-	for (unsigned s = 0; s < q->threads; s++)
+	for (unsigned s = 0; q->threads <= FIND_IN_SCAN_MAX && s < q->threads; s++)
 		if (q->slots[s] && t->rec[q->slots[s] - 1].id == job_id)
 			return &t->rec[q->slots[s] - 1];
 	return flights_find(t, job_id);

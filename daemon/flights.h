@@ -102,8 +102,8 @@ void flights_prefetch(const struct flight_table *t, uint64_t job_id);
 /* The record of the job with this id, or NULL. */
 struct flight *flights_find(const struct flight_table *t, uint64_t job_id);
 /*
- * The same, looked for first among q's running jobs (a result names one of them): no table
- * lookup, so no cache miss, for a DONE.
+ * The same, looked for first among q's running jobs when it has few threads (a result names
+ * one of them): no table lookup, so no cache miss, for a DONE.
  */
 struct flight *flights_find_in(const struct flight_table *t, const struct flight_queue *q,
 			       uint64_t job_id);

@@ -361,18 +361,6 @@ static int group_of_row(struct sq *s, sqlite3_stmt *q, unsigned n_pools, struct 
 	return 0;
 }
 
-static void group_config_free(struct group_config *g)
-{
-	free(g->run);
-	free(g->args);
-	free(g->inputs);
-	free(g->spool);
-	free(g->output);
-	for (unsigned i = 0; i < g->n_inputs; i++)
-		free(g->input_paths[i]);
-	free(g->input_paths);
-}
-
 static int load_groups(struct sq *s, unsigned n_pools)
 {
 	sqlite3_stmt *q = NULL, *qi = NULL;
@@ -402,7 +390,7 @@ static int load_groups(struct sq *s, unsigned n_pools)
 		}
 		if (r >= 0)
 			s->in_file[index] = true;
-		group_config_free(&g);
+		mem_group_config_done(&g);
 	}
 	if (r >= 0 && rc != SQLITE_DONE)
 		r = sq_fail_db(s, rc, "read its groups");

@@ -1501,6 +1501,15 @@ static void state_conf(struct run *r)
 	put_file(r, "test.conf", conf, false);
 }
 
+/* Drops one run's report and stderr, keeping its dir for the next run on the same files. */
+static void run_forget_report(struct run *r)
+{
+	json_object_put(r->report);
+	free(r->err);
+	r->report = NULL;
+	r->err = NULL;
+}
+
 /* Lines in DIR/log (runs of jobs so far). */
 static int log_lines(struct run *r, int *per_id, int n_ids)
 {
@@ -1595,8 +1604,7 @@ START_TEST(test_state_resumes_after_sigint)
 	ck_assert_int_eq(r.status, 1);
 	ck_assert(json_object_get_boolean(get(r.report, "interrupted")));
 	ck_assert_int_gt(geti(r.report, "jobs.cancelled"), 0);
-	json_object_put(r.report);
-	free(r.err);
+	run_forget_report(&r);
 
 	pid = start_state_run(&r, NULL, &err_fd);
 	finish_run_reaping(&r, pid, err_fd);
@@ -1626,8 +1634,7 @@ START_TEST(test_state_retry_failed)
 	finish_run_reaping(&r, pid, err_fd);
 	ck_assert_int_eq(r.status, 1);
 	ck_assert_int_eq(geti(group(&r, "picky"), "failed"), 3);
-	json_object_put(r.report);
-	free(r.err);
+	run_forget_report(&r);
 
 	snprintf(ok, sizeof(ok), "%s/ok", r.dir);
 	ck_assert_int_eq(tu_write_file(ok, ""), 0);
@@ -1637,8 +1644,7 @@ START_TEST(test_state_retry_failed)
 	ck_assert_int_eq(r.status, 1);
 	ck_assert_int_eq(geti(group(&r, "picky"), "failed"), 3);
 	ck_assert_int_eq(geti(group(&r, "fine"), "done"), 5);
-	json_object_put(r.report);
-	free(r.err);
+	run_forget_report(&r);
 
 	pid = start_state_run(&r, "--retry-failed", &err_fd);
 	finish_run_reaping(&r, pid, err_fd);
@@ -1692,8 +1698,7 @@ START_TEST(test_state_full_disk)
 	ck_assert_msg(r.status == 0, "exit %d:\n%s%s", r.status, tail(seen), tail(r.err));
 	assert_accounted(&r);
 	ck_assert_int_eq(geti(r.report, "jobs.done"), 3000);
-	json_object_put(r.report);
-	free(r.err);
+	run_forget_report(&r);
 	free(seen);
 	/* The file holds it all: resumed, nothing runs and the whole run is reported. */
 	pid = start_state_run(&r, NULL, &err_fd);
