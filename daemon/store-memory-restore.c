@@ -72,7 +72,7 @@ int mem_restore_forgotten(struct store *st, uint64_t n_forgotten)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n_forgotten / JOB_CHUNK; i++) {
-		free(l->chunks[i]);
+		mem_chunk_free(l->chunks[i]);
 		l->chunks[i] = NULL;
 		l->chunk_ended[i] = JOB_CHUNK;
 	}

@@ -59,6 +59,8 @@ struct mem {
 void mem_group_config_done(struct group_config *g);
 void mem_group_release(struct mem *l, unsigned index);
 struct job *mem_job_slot(const struct mem *l, uint64_t id);
+/* Unmaps a chunk of jobs (NULL: nothing). */
+void mem_chunk_free(struct job *c);
 int mem_grow_jobs(struct mem *l, uint64_t n);
 int mem_add_jobs(struct store *st, unsigned group, unsigned count, uint64_t *ret_first);
 int mem_add_input_jobs(struct store *st, unsigned group, char *const *inputs, size_t n,
