@@ -92,7 +92,15 @@ int durable_open(struct master *m, const struct config *c)
 	struct store *st;
 	char *err = NULL;
 	uint64_t n;
-	int r = store_sqlite_open(m->opts.state, c->n_pools, &st, &err);
+	const char **pools = calloc(c->n_pools + 1, sizeof(*pools));
+	int r;
+
+	if (!pools)
+		return -ENOMEM;
+	for (unsigned i = 0; i < c->n_pools; i++)
+		pools[i] = c->pools[i].name;
+	r = store_sqlite_open(m->opts.state, pools, c->n_pools, &st, &err);
+	free(pools);
 
 	if (r < 0) {
 		log_error("%s", err ? err : m->opts.state);

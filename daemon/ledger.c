@@ -82,9 +82,9 @@ void ledger_free(struct ledger *l)
 
 /* ---- passed through to the store ---- */
 
-int ledger_set_pools(struct ledger *l, unsigned n_pools)
+int ledger_set_pools(struct ledger *l, unsigned n_pools, const char *const *names)
 {
-	return l->ops->set_pools(l->st, n_pools);
+	return l->ops->set_pools(l->st, n_pools, names);
 }
 
 int ledger_add_group(struct ledger *l, const struct group_config *g, unsigned *ret_index)
@@ -138,6 +138,22 @@ const struct group_config *ledger_group(const struct ledger *l, unsigned group)
 int ledger_find_group(const struct ledger *l, const char *name)
 {
 	return l->ops->find_group(l->st, name);
+}
+
+int ledger_rename_group(struct ledger *l, unsigned group, const char *name)
+{
+	return l->ops->rename_group(l->st, group, name);
+}
+
+const struct submit_key *ledger_find_key(const struct ledger *l, const char *key)
+{
+	return l->ops->find_key(l->st, key);
+}
+
+int ledger_add_key(struct ledger *l, const char *key, uint64_t first, uint32_t count,
+		   uint32_t request)
+{
+	return l->ops->add_key(l->st, key, first, count, request);
 }
 
 uint32_t ledger_group_spec_id(const struct ledger *l, unsigned group)

@@ -102,6 +102,7 @@ struct ledger_stats {
 struct ledger;
 
 struct store;
+struct submit_key;
 
 /* An empty ledger with queues for n_pools pools, on the in-memory store. */
 int ledger_new(unsigned n_pools, struct ledger **ret);
@@ -112,7 +113,7 @@ int ledger_new_from_config(const struct config *c, struct ledger **ret);
 void ledger_free(struct ledger *l);
 
 /* Grows the number of pools (never shrinks: pool indexes are stable). */
-int ledger_set_pools(struct ledger *l, unsigned n_pools);
+int ledger_set_pools(struct ledger *l, unsigned n_pools, const char *const *names);
 /*
  * Adds a job group (copied, strings and input_paths included) and its `count` jobs, queued in
  * its pool. A config's groups stay for good. With inputs, job NAME#i has input
@@ -144,6 +145,12 @@ uint32_t ledger_group_spec_id(const struct ledger *l, unsigned group);
 const struct group_config *ledger_group(const struct ledger *l, unsigned group);
 /* The index of the group called name, or -ENOENT. */
 int ledger_find_group(const struct ledger *l, const char *name);
+/* Another name for a group (not one in use): 0 or -EINVAL. */
+int ledger_rename_group(struct ledger *l, unsigned group, const char *name);
+/* `submit --key` (daemon/submit-keys.h): the submission a key made, or NULL; a new one. */
+const struct submit_key *ledger_find_key(const struct ledger *l, const char *key);
+int ledger_add_key(struct ledger *l, const char *key, uint64_t first, uint32_t count,
+		   uint32_t request);
 /* `count` more jobs of an existing group (instances numbered on), queued; first id out. */
 int ledger_add_jobs(struct ledger *l, unsigned group, unsigned count, uint64_t *ret_first);
 /*

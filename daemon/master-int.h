@@ -371,6 +371,8 @@ void death_reaped(struct worker *w, int code, int status);
 
 /* ---- durable.c: a run recorded in a store file (opts.state) ---- */
 
+/* The ledger told of the pools, by index and name (after pools were added). */
+int master_sync_pools(struct master *m);
 /* Opens the store as m->ledger, with c's groups (new file) or resumed; logs what fails. */
 int durable_open(struct master *m, const struct config *c);
 /* The last flush when the loop has ended; logs a failure. */

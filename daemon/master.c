@@ -173,7 +173,21 @@ static int master_add_pools(struct master *m, const struct config *c)
 		if (r < 0)
 			return r;
 	}
-	return ledger_set_pools(m->ledger, m->n_pools);
+	return master_sync_pools(m);
+}
+
+int master_sync_pools(struct master *m)
+{
+	const char **names = calloc(m->n_pools + 1, sizeof(*names));
+	int r;
+
+	if (!names)
+		return -ENOMEM;
+	for (unsigned i = 0; i < m->n_pools; i++)
+		names[i] = m->pools[i]->cfg.name;
+	r = ledger_set_pools(m->ledger, m->n_pools, names);
+	free(names);
+	return r;
 }
 
 /* Forgets old ended jobs (keep_ended), once per loop pass after jobs ended. */

@@ -188,7 +188,7 @@ static int reload_pools(struct master *m, const struct config *nc, unsigned *map
 		r = pool_new(m, &nc->pools[i], m->n_pools, &m->pools[m->n_pools]);
 		m->n_pools++;
 		if (r >= 0)
-			r = ledger_set_pools(m->ledger, m->n_pools);
+			r = master_sync_pools(m);
 		if (r < 0)
 			return r;
 		map[i] = m->n_pools - 1;

@@ -254,6 +254,16 @@ int mem_find_group(const struct store *st, const char *name)
 	return -ENOENT;
 }
 
+int mem_rename_group(struct store *st, unsigned group, const char *name)
+{
+	struct mem *l = MEM(st);
+
+	if (strlen(name) > CONFIG_NAME_MAX || mem_find_group(st, name) >= 0)
+		return -EINVAL;
+	snprintf(l->groups[group].cfg.name, sizeof(l->groups[group].cfg.name), "%s", name);
+	return 0;
+}
+
 bool mem_group_exists(const struct store *st, unsigned group)
 {
 	const struct mem *l = CMEM(st);

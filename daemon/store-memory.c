@@ -29,8 +29,9 @@
 
 #include "daemon/store-memory.h"
 
-static int mem_set_pools(struct store *st, unsigned n_pools)
+static int mem_set_pools(struct store *st, unsigned n_pools, const char *const *names)
 {
+	(void)names;
 	struct mem *l = MEM(st);
 	struct pool_queues *q;
 
@@ -179,7 +180,20 @@ static uint64_t mem_collect(struct store *st)
 		l->forgotten += JOB_CHUNK;
 		n += JOB_CHUNK;
 	}
+	if (n > 0)
+		submit_keys_forget(&l->keys, (uint64_t)l->first_kept * JOB_CHUNK + 1);
 	return n;
+}
+
+static const struct submit_key *mem_find_key(const struct store *st, const char *key)
+{
+	return submit_keys_find(&CMEM(st)->keys, key);
+}
+
+static int mem_add_key(struct store *st, const char *key, uint64_t first, uint32_t count,
+		       uint32_t request)
+{
+	return submit_keys_add(&MEM(st)->keys, key, first, count, request);
 }
 
 static const struct group_counts *mem_group_counts(const struct store *st, unsigned group)
@@ -544,6 +558,7 @@ static void mem_free(struct store *st)
 	free(l->groups);
 	free(l->free_groups);
 	idmap_clear(&l->variants);
+	submit_keys_clear(&l->keys);
 	free(l->queues);
 	free(l);
 }
@@ -585,6 +600,9 @@ static const struct store_ops memory_ops = {
 	.group_exists = mem_group_exists,
 	.group = mem_group,
 	.find_group = mem_find_group,
+	.rename_group = mem_rename_group,
+	.find_key = mem_find_key,
+	.add_key = mem_add_key,
 	.group_spec_id = mem_group_spec_id,
 	.group_counts = mem_group_counts,
 	.set_keep_ended = mem_set_keep_ended,
@@ -602,7 +620,7 @@ int store_memory_new(unsigned n_pools, struct store **ret)
 		return -ENOMEM;
 	l->base.ops = &memory_ops;
 	l->keep_ended = UINT64_MAX;
-	r = mem_set_pools(&l->base, n_pools);
+	r = mem_set_pools(&l->base, n_pools, NULL);
 	if (r < 0) {
 		free(l);
 		return r;

@@ -12,6 +12,7 @@
 #include "common/idmap.h"
 #include "daemon/ledger.h"
 #include "daemon/store.h"
+#include "daemon/submit-keys.h"
 
 #define JOB_CHUNK 4096 /* jobs live in fixed chunks: a job's address never changes */
 
@@ -50,6 +51,7 @@ struct mem {
 	uint32_t spec_serial;       /* the last spec id given */
 	uint64_t variants_made;     /* names submitted groups: BASE@N */
 	struct idmap variants;      /* def_hash -> group index + 1 (submitted groups) */
+	struct submit_keys keys;    /* submit --key */
 	struct ledger_stats stats;
 };
 
@@ -76,6 +78,7 @@ bool mem_group_exists(const struct store *st, unsigned group);
 uint32_t mem_group_spec_id(const struct store *st, unsigned group);
 unsigned mem_n_live_groups(const struct store *st);
 void mem_update_group(struct store *st, unsigned group, const struct group_config *g);
+int mem_rename_group(struct store *st, unsigned group, const char *name);
 int mem_group_config_copy(struct group_config *dst, const struct group_config *src);
 /* At the back of q. */
 void mem_queue_push(struct job_queue *q, struct job *j);

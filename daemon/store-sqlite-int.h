@@ -20,7 +20,11 @@ struct sq {
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *put_job, *put_group, *del_group, *put_input, *del_inputs, *put_meta,
-		*del_forgotten;
+		*del_forgotten, *put_key, *del_keys;
+	char **pools; /* names, by index: a group's pool is kept by name */
+	unsigned n_pools;
+	char **new_keys; /* submit keys not in the file yet */
+	size_t n_new_keys;
 	uint64_t *dirty; /* ids of changed jobs written before (JOB_DIRTY set on them) */
 	size_t n_dirty, cap_dirty;
 	uint64_t new_from; /* jobs from this id on are not in the file yet */
@@ -66,4 +70,6 @@ int sq_fail(struct sq *s, int err, const char *fmt, ...) __attribute__((format(p
 int sq_fail_db(struct sq *s, int rc, const char *doing);
 int sq_exec(struct sq *s, const char *sql, const char *doing);
 int sq_grow_groups(struct sq *s, unsigned n);
+/* The pool names (copies), by index. */
+int sq_set_pool_names(struct sq *s, unsigned n, const char *const *names);
 void sq_free(struct store *st);

@@ -61,13 +61,24 @@ static const char schema_v1[] =
 	" reruns INTEGER NOT NULL, runs INTEGER NOT NULL, flags INTEGER NOT NULL,"
 	" host_deaths INTEGER NOT NULL, input TEXT, result TEXT);";
 
+/*
+ * Each migration takes a file from version N to N + 1, in the transaction that sets
+ * user_version; a new file is made at version 1 and migrated like any other.
+ * v2: a group's pool by name (pools are matched by name when the config changed between
+ * runs), and the keys of `submit --key`.
+ */
+static const char migrate_v2[] =
+	"ALTER TABLE groups ADD COLUMN pool_name TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE submit_keys (key TEXT PRIMARY KEY, first INTEGER NOT NULL,"
+	" count INTEGER NOT NULL, request INTEGER NOT NULL) WITHOUT ROWID;";
+
 #define JOB_COLUMNS                                                                             \
 	"id, grp, instance, state, cause, cause_detail, alone, attempts, reruns, runs, flags, " \
 	"host_deaths, input, result"
 #define GROUP_COLUMNS                                                                   \
 	"id, name, pool, run, kind, args, inputs, spool, output, count, timeout_us, "   \
 	"max_attempts, expect, adhoc, def_hash, total, queued, running, done, failed, " \
-	"crashed, timed_out, cancelled"
+	"crashed, timed_out, cancelled, pool_name"
 
 static int prepare(struct sq *s, sqlite3_stmt **q, const char *sql)
 {
@@ -129,8 +140,8 @@ static int create_file(struct sq *s)
 		char sql[96];
 
 		snprintf(sql, sizeof(sql),
-			 "PRAGMA application_id=%d; PRAGMA user_version=%d; COMMIT;",
-			 STORE_SQLITE_APP_ID, STORE_SQLITE_VERSION);
+			 "PRAGMA application_id=%d; PRAGMA user_version=1; COMMIT;",
+			 STORE_SQLITE_APP_ID);
 		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
 	}
 	if (rc != SQLITE_OK)
@@ -156,6 +167,43 @@ static int create_file(struct sq *s)
 	}
 	free(dir);
 	free(tmp);
+	return r;
+}
+
+/* v1 -> v2: groups were kept by pool index, of the config the file was made with. */
+static int migrate_to_v2(struct sq *s)
+{
+	sqlite3_stmt *q;
+	int r = sq_exec(s, migrate_v2, "migrate it to schema version 2");
+
+	if (r < 0)
+		return r;
+	r = prepare(s, &q, "UPDATE groups SET pool_name = ? WHERE pool = ?");
+	for (unsigned i = 0; r >= 0 && i < s->n_pools; i++) {
+		sqlite3_bind_text(q, 1, s->pools[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, i);
+		if (sqlite3_step(q) != SQLITE_DONE)
+			r = sq_fail_db(s, sqlite3_errcode(s->db), "migrate it to schema version 2");
+		sqlite3_reset(q);
+	}
+	sqlite3_finalize(q);
+	return r;
+}
+
+/* From `version` to STORE_SQLITE_VERSION, in one transaction: all of it or nothing. */
+static int migrate(struct sq *s, int64_t version)
+{
+	char sql[64];
+	int r = sq_exec(s, "BEGIN IMMEDIATE", "migrate it");
+
+	if (r >= 0 && version < 2)
+		r = migrate_to_v2(s);
+	if (r >= 0) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d; COMMIT", STORE_SQLITE_VERSION);
+		r = sq_exec(s, sql, "migrate it");
+	}
+	if (r < 0)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return r;
 }
 
@@ -209,6 +257,8 @@ static int open_db(struct sq *s)
 	/* Take the write lock now: another process holding it is found here, not later. */
 	if (r >= 0)
 		r = sq_exec(s, "BEGIN IMMEDIATE; COMMIT", "lock it");
+	if (r >= 0 && version < STORE_SQLITE_VERSION)
+		r = migrate(s, version);
 	return r;
 }
 
@@ -222,7 +272,7 @@ static int prepare_all(struct sq *s)
 		r = prepare(
 			s, &s->put_group,
 			"INSERT OR REPLACE INTO groups (" GROUP_COLUMNS ") VALUES "
-			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	if (r >= 0)
 		r = prepare(s, &s->del_group, "DELETE FROM groups WHERE id = ?");
 	if (r >= 0)
@@ -235,6 +285,12 @@ static int prepare_all(struct sq *s)
 			    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
 	if (r >= 0)
 		r = prepare(s, &s->del_forgotten, "DELETE FROM jobs WHERE id < ?");
+	if (r >= 0)
+		r = prepare(s, &s->put_key,
+			    "INSERT OR REPLACE INTO submit_keys (key, first, count, request) "
+			    "VALUES (?, ?, ?, ?)");
+	if (r >= 0)
+		r = prepare(s, &s->del_keys, "DELETE FROM submit_keys WHERE first < ?");
 	return r;
 }
 
@@ -312,9 +368,10 @@ static int load_inputs(struct sq *s, sqlite3_stmt *qi, unsigned index, struct gr
 }
 
 /* One row of groups into *g and its counts; 0, or a damaged store's error. */
-static int group_of_row(struct sq *s, sqlite3_stmt *q, unsigned n_pools, struct group_config *g,
+static int group_of_row(struct sq *s, sqlite3_stmt *q, struct group_config *g,
 			struct group_counts *c)
 {
+	const char *pool_name = (const char *)sqlite3_column_text(q, 16 + _JOB_STATE_MAX);
 	const char *name = (const char *)sqlite3_column_text(q, 1);
 	int64_t id = sqlite3_column_int64(q, 0), pool = sqlite3_column_int64(q, 2);
 	int64_t kind = sqlite3_column_int64(q, 4), count = sqlite3_column_int64(q, 9);
@@ -328,11 +385,19 @@ static int group_of_row(struct sq *s, sqlite3_stmt *q, unsigned n_pools, struct 
 	    count > UINT_MAX || max_attempts < 1 || max_attempts > UINT_MAX ||
 	    !job_state_is_final((enum job_state)expect) || expect == JOB_CANCELLED)
 		return sq_fail(s, -EBADMSG, "damaged: group %s: a value is out of range", name);
-	if (pool < 0 || pool >= n_pools)
-		return sq_fail(s, -EINVAL,
-			       "group %s runs in pool %" PRId64 ", but there are %u pools", name,
-			       pool, n_pools);
-	g->pool = (unsigned)pool;
+	(void)pool; /* the index in the config of the last writer; the name is what counts */
+	g->pool = UINT_MAX;
+	for (unsigned i = 0; pool_name && i < s->n_pools; i++)
+		if (strcmp(pool_name, s->pools[i]) == 0)
+			g->pool = i;
+	if (g->pool == UINT_MAX)
+		return sq_fail(s, -ENXIO,
+			       "job group %s (%" PRIu64 " jobs, %" PRIu64
+			       " not ended) runs in pool %s, which the config does not have: "
+			       "define [pool %s] again",
+			       name, (uint64_t)sqlite3_column_int64(q, 15),
+			       (uint64_t)(sqlite3_column_int64(q, 16) + sqlite3_column_int64(q, 17)),
+			       pool_name ? pool_name : "?", pool_name ? pool_name : "?");
 	g->kind = (enum job_kind)kind;
 	g->count = (unsigned)count;
 	g->timeout = (usec_t)sqlite3_column_int64(q, 10);
@@ -361,7 +426,7 @@ static int group_of_row(struct sq *s, sqlite3_stmt *q, unsigned n_pools, struct 
 	return 0;
 }
 
-static int load_groups(struct sq *s, unsigned n_pools)
+static int load_groups(struct sq *s)
 {
 	sqlite3_stmt *q = NULL, *qi = NULL;
 	int rc, r = prepare(s, &q, "SELECT " GROUP_COLUMNS " FROM groups ORDER BY id");
@@ -373,7 +438,7 @@ static int load_groups(struct sq *s, unsigned n_pools)
 		struct group_counts c = { 0 };
 		unsigned index = (unsigned)sqlite3_column_int64(q, 0);
 
-		r = group_of_row(s, q, n_pools, &g, &c);
+		r = group_of_row(s, q, &g, &c);
 		if (r >= 0)
 			r = load_inputs(s, qi, index, &g);
 		if (r >= 0 && g.n_inputs > 0 && g.n_inputs != g.count)
@@ -468,14 +533,41 @@ static int load_jobs(struct sq *s, uint64_t first)
 	return r;
 }
 
-static int load(struct sq *s, unsigned n_pools)
+/* The keys of the submissions kept (their first job is). */
+static int load_keys(struct sq *s)
+{
+	sqlite3_stmt *q;
+	int rc, r = prepare(s, &q, "SELECT key, first, count, request FROM submit_keys");
+
+	while (r >= 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(q, 0);
+		int64_t first = sqlite3_column_int64(q, 1), count = sqlite3_column_int64(q, 2);
+
+		if (!submit_key_valid(key) || first < 1 || count < 1 || count > UINT32_MAX ||
+		    (uint64_t)(first + count - 1) > s->m->n_jobs(s->mem)) {
+			r = sq_fail(s, -EBADMSG, "damaged: submit key %s is out of range",
+				    key ? key : "(null)");
+			break;
+		}
+		r = s->m->add_key(s->mem, key, (uint64_t)first, (uint32_t)count,
+				  (uint32_t)sqlite3_column_int64(q, 3));
+		if (r == -EEXIST)
+			r = sq_fail(s, -EBADMSG, "damaged: submit key %s twice", key);
+	}
+	if (r >= 0 && rc != SQLITE_DONE)
+		r = sq_fail_db(s, rc, "read its submit keys");
+	sqlite3_finalize(q);
+	return r;
+}
+
+static int load(struct sq *s)
 {
 	uint64_t v[META_N] = { 0 }, sum = 0;
 	struct ledger_stats st = { 0 };
 	int r = load_meta(s, v);
 
 	if (r >= 0)
-		r = load_groups(s, n_pools);
+		r = load_groups(s);
 	if (r < 0)
 		return r;
 	if (v[META_FORGOTTEN] > v[META_N_JOBS] || v[META_FORGOTTEN] % JOB_CHUNK != 0)
@@ -502,12 +594,16 @@ static int load(struct sq *s, unsigned n_pools)
 			       "damaged: its counts by state add up to %" PRIu64 ", not %" PRIu64,
 			       sum, v[META_N_JOBS]);
 	mem_restore_stats(s->mem, &st, v[META_VARIANTS_MADE]);
+	r = load_keys(s);
+	if (r < 0)
+		return r;
 	s->new_from = v[META_N_JOBS] + 1;
 	s->kept_from = v[META_FORGOTTEN] + 1;
 	return 0;
 }
 
-int store_sqlite_open(const char *path, unsigned n_pools, struct store **ret, char **ret_error)
+int store_sqlite_open(const char *path, const char *const *pools, unsigned n_pools,
+		      struct store **ret, char **ret_error)
 {
 	struct sq *s = calloc(1, sizeof(*s));
 	int r;
@@ -518,6 +614,8 @@ int store_sqlite_open(const char *path, unsigned n_pools, struct store **ret, ch
 	s->base.ops = &store_sqlite_ops;
 	s->path = strdup(path);
 	r = s->path ? store_memory_new(n_pools, &s->mem) : -ENOMEM;
+	if (r >= 0)
+		r = sq_set_pool_names(s, n_pools, pools);
 	if (r >= 0) {
 		s->m = s->mem->ops;
 		r = open_db(s);
@@ -525,7 +623,7 @@ int store_sqlite_open(const char *path, unsigned n_pools, struct store **ret, ch
 	if (r >= 0)
 		r = prepare_all(s);
 	if (r >= 0)
-		r = load(s, n_pools);
+		r = load(s);
 	if (r < 0) {
 		if (r == -ENOMEM && !s->error[0])
 			sq_fail(s, r, "out of memory");

@@ -167,9 +167,38 @@ static int added(struct sq *s, int r)
 
 /* ---- the operations: the memory store's, with marks ---- */
 
-static int sq_set_pools(struct store *st, unsigned n)
+int sq_set_pool_names(struct sq *s, unsigned n, const char *const *names)
 {
-	return SQ(st)->m->set_pools(SQ(st)->mem, n);
+	char **p;
+
+	if (!names)
+		return -EINVAL; /* a durable store keeps pools by name */
+	p = calloc(n + 1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		p[i] = strdup(names[i]);
+		if (!p[i]) {
+			for (unsigned k = 0; k < i; k++)
+				free(p[k]);
+			free(p);
+			return -ENOMEM;
+		}
+	}
+	for (unsigned i = 0; i < s->n_pools; i++)
+		free(s->pools[i]);
+	free(s->pools);
+	s->pools = p;
+	s->n_pools = n;
+	return 0;
+}
+
+static int sq_set_pools(struct store *st, unsigned n, const char *const *names)
+{
+	struct sq *s = SQ(st);
+	int r = sq_set_pool_names(s, n, names);
+
+	return r < 0 ? r : s->m->set_pools(s->mem, n, names);
 }
 
 static int sq_add_group(struct store *st, const struct group_config *g, unsigned *ret_index)
@@ -224,6 +253,42 @@ static void sq_update_group(struct store *st, unsigned group, const struct group
 {
 	SQ(st)->m->update_group(SQ(st)->mem, group, g);
 	mark_group(SQ(st), group);
+}
+
+static int sq_rename_group(struct store *st, unsigned group, const char *name)
+{
+	int r = SQ(st)->m->rename_group(SQ(st)->mem, group, name);
+
+	if (r >= 0)
+		mark_group(SQ(st), group);
+	return r;
+}
+
+static const struct submit_key *sq_find_key(const struct store *st, const char *key)
+{
+	return CSQ(st)->m->find_key(CSQ(st)->mem, key);
+}
+
+static int sq_add_key(struct store *st, const char *key, uint64_t first, uint32_t count,
+		      uint32_t request)
+{
+	struct sq *s = SQ(st);
+	char **k = realloc(s->new_keys, (s->n_new_keys + 1) * sizeof(*k));
+	int r;
+
+	if (!k)
+		return -ENOMEM;
+	s->new_keys = k;
+	k[s->n_new_keys] = strdup(key);
+	if (!k[s->n_new_keys])
+		return -ENOMEM;
+	r = s->m->add_key(s->mem, key, first, count, request);
+	if (r < 0) {
+		free(k[s->n_new_keys]);
+		return r;
+	}
+	s->n_new_keys++;
+	return 0;
 }
 
 static uint64_t sq_queued(const struct store *st, unsigned pool, bool alone)
@@ -491,6 +556,7 @@ static int write_group(struct sq *s, unsigned index)
 	sqlite3_bind_int64(q, i++, (sqlite3_int64)lg->counts.total);
 	for (int k = 0; k < _JOB_STATE_MAX; k++)
 		sqlite3_bind_int64(q, i++, (sqlite3_int64)lg->counts.by_state[k]);
+	bind_text(q, i++, g->pool < s->n_pools ? s->pools[g->pool] : "");
 	r = step(s, q, "write a group");
 	for (unsigned k = 0; r >= 0 && k < g->n_inputs; k++) {
 		sqlite3_bind_int64(s->put_input, 1, index);
@@ -533,6 +599,21 @@ static int flush_all(struct sq *s, uint64_t first_kept, uint64_t n_jobs)
 	if (first_kept > s->kept_from) {
 		sqlite3_bind_int64(s->del_forgotten, 1, (sqlite3_int64)first_kept);
 		r = step(s, s->del_forgotten, "forget jobs");
+		if (r >= 0) {
+			sqlite3_bind_int64(s->del_keys, 1, (sqlite3_int64)first_kept);
+			r = step(s, s->del_keys, "forget submit keys");
+		}
+	}
+	for (size_t i = 0; r >= 0 && i < s->n_new_keys; i++) {
+		const struct submit_key *k = s->m->find_key(s->mem, s->new_keys[i]);
+
+		if (!k)
+			continue; /* forgotten with its jobs before it was written */
+		bind_text(s->put_key, 1, k->key);
+		sqlite3_bind_int64(s->put_key, 2, (sqlite3_int64)k->first);
+		sqlite3_bind_int64(s->put_key, 3, k->count);
+		sqlite3_bind_int64(s->put_key, 4, k->request);
+		r = step(s, s->put_key, "write a submit key");
 	}
 	for (size_t i = 0; r >= 0 && i < s->n_dirty; i++)
 		if (s->dirty[i] >= first_kept && s->dirty[i] < s->new_from)
@@ -556,7 +637,8 @@ static int sq_flush(struct store *st)
 
 	if (s->depth > 0)
 		return -EBUSY; /* never half of what belongs together */
-	if (s->n_dirty == 0 && s->new_from > n_jobs && !s->meta_dirty && first_kept <= s->kept_from)
+	if (s->n_dirty == 0 && s->new_from > n_jobs && !s->meta_dirty &&
+	    first_kept <= s->kept_from && s->n_new_keys == 0)
 		return 0;
 	r = sq_exec(s, "BEGIN IMMEDIATE", "begin a transaction");
 	if (r < 0)
@@ -576,6 +658,9 @@ static int sq_flush(struct store *st)
 			j->flags &= (uint8_t)~JOB_DIRTY;
 	}
 	s->n_dirty = 0;
+	for (size_t i = 0; i < s->n_new_keys; i++)
+		free(s->new_keys[i]);
+	s->n_new_keys = 0;
 	s->new_from = n_jobs + 1;
 	s->kept_from = first_kept;
 	for (unsigned g = 0; g < s->cap_groups; g++) {
@@ -601,7 +686,15 @@ void sq_free(struct store *st)
 	sqlite3_finalize(s->del_inputs);
 	sqlite3_finalize(s->put_meta);
 	sqlite3_finalize(s->del_forgotten);
+	sqlite3_finalize(s->put_key);
+	sqlite3_finalize(s->del_keys);
 	sqlite3_close(s->db);
+	for (size_t i = 0; i < s->n_new_keys; i++)
+		free(s->new_keys[i]);
+	free(s->new_keys);
+	for (unsigned i = 0; i < s->n_pools; i++)
+		free(s->pools[i]);
+	free(s->pools);
 	if (s->mem)
 		s->m->free(s->mem);
 	free(s->dirty);
@@ -626,6 +719,9 @@ const struct store_ops store_sqlite_ops = {
 	.add_jobs = sq_add_jobs,
 	.add_input_jobs = sq_add_input_jobs,
 	.update_group = sq_update_group,
+	.rename_group = sq_rename_group,
+	.find_key = sq_find_key,
+	.add_key = sq_add_key,
 	.queued = sq_queued,
 	.pop = sq_pop,
 	.unpop = sq_unpop,

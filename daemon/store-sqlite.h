@@ -8,12 +8,14 @@
 #include "daemon/store.h"
 
 /* The schema this build writes; a file with a higher user_version is refused. */
-#define STORE_SQLITE_VERSION 1
+#define STORE_SQLITE_VERSION 2
 /* PRAGMA application_id of a bulkhead store: "BHKD". */
 #define STORE_SQLITE_APP_ID 0x42484b44
 
 /*
- * Opens (or creates, mode 0600) the store at path for n_pools pools and loads what it holds:
+ * Opens (or creates, mode 0600) the store at path for the pools named pools[0 .. n_pools - 1]
+ * (a group's pool is kept by name; a file of an older schema is migrated in one transaction)
+ * and loads what it holds:
  * every group, and every job not forgotten, in the state it was written in (jobs that were
  * running when the last master died stay RUNNING: store.h's orphans(), for the ledger's
  * ledger_recover()). The file stays locked (exclusive) until the store is freed.
@@ -21,8 +23,10 @@
  * Returns 0 and *ret, or a negative errno and *ret_error (malloc'd), one line that names the
  * file and the reason:
  *   -EBADMSG  not a bulkhead store, damaged, or inconsistent ("jobs.db: damaged: ...")
- *   -EPROTO   written by a newer bulkhead (schema version N; this one knows up to 1)
+ *   -EPROTO   written by a newer bulkhead (schema version N; this one knows up to 2)
+ *   -ENXIO    a group of it runs in a pool that is not among pools
  *   -EBUSY    in use by another process
  *   -EACCES, -EROFS, -ENOSPC, -EIO, -ENOMEM  the file or its directory cannot be used
  */
-int store_sqlite_open(const char *path, unsigned n_pools, struct store **ret, char **ret_error);
+int store_sqlite_open(const char *path, const char *const *pools, unsigned n_pools,
+		      struct store **ret, char **ret_error);

@@ -26,13 +26,15 @@ struct job_queue;
 struct group_counts;
 struct ledger_stats;
 struct store;
+struct submit_key;
 
 struct store_ops {
 	const char *name; /* "memory", "sqlite" */
 	void (*free)(struct store *st);
 
 	/* ---- accept ---- */
-	int (*set_pools)(struct store *st, unsigned n_pools);
+	/* The pools, by index (names: what a durable store keeps a group's pool by). */
+	int (*set_pools)(struct store *st, unsigned n_pools, const char *const *names);
 	int (*add_group)(struct store *st, const struct group_config *g, unsigned *ret_index);
 	int (*add_variant)(struct store *st, const struct group_config *g, const char *base,
 			   unsigned count, char *const *inputs, size_t n_inputs, unsigned *ret_group,
@@ -41,6 +43,15 @@ struct store_ops {
 	int (*add_input_jobs)(struct store *st, unsigned group, char *const *inputs, size_t n,
 			      uint64_t *ret_first);
 	void (*update_group)(struct store *st, unsigned group, const struct group_config *g);
+	/* A config group whose definition changed keeps its jobs under another name. */
+	int (*rename_group)(struct store *st, unsigned group, const char *name);
+	/*
+	 * `submit --key`: the submission a key made (NULL: none kept), and a new one. A key goes
+	 * with the first of its jobs (retention).
+	 */
+	const struct submit_key *(*find_key)(const struct store *st, const char *key);
+	int (*add_key)(struct store *st, const char *key, uint64_t first, uint32_t count,
+		       uint32_t request);
 
 	/* ---- claim: queued jobs of a pool, in order ---- */
 	uint64_t (*queued)(const struct store *st, unsigned pool, bool alone);

@@ -24,8 +24,10 @@
 #include "daemon/ledger.h"
 #include "daemon/store-sqlite.h"
 #include "daemon/store.h"
+#include "daemon/submit-keys.h"
 
 static char dir[] = "/tmp/bulkhead-store-XXXXXX";
+static const char *const pools[] = { "main", "side", NULL };
 static char path[256];
 
 static void setup(void)
@@ -49,7 +51,7 @@ static struct ledger *open_ledger(void)
 	struct store *st;
 	struct ledger *l;
 	char *err = NULL;
-	int r = store_sqlite_open(path, 2, &st, &err);
+	int r = store_sqlite_open(path, pools, 2, &st, &err);
 
 	ck_assert_msg(r == 0, "open: %d %s", r, err ? err : "");
 	ck_assert_int_eq(ledger_new_with_store(st, &l), 0);
@@ -61,7 +63,7 @@ static void expect_refused(int want, const char *says)
 {
 	struct store *st = NULL;
 	char *err = NULL;
-	int r = store_sqlite_open(path, 2, &st, &err);
+	int r = store_sqlite_open(path, pools, 2, &st, &err);
 
 	ck_assert_msg(r == want, "open returned %d (want %d): %s", r, want, err ? err : "");
 	ck_assert_ptr_null(st);
@@ -393,6 +395,134 @@ START_TEST(test_forgotten_rows_go)
 }
 END_TEST
 
+/* A ledger on `path` for the pools names[0 .. n - 1]. */
+static int open_with_pools(const char *const *names, unsigned n, struct ledger **ret,
+			   char **ret_err)
+{
+	struct store *st;
+	int r = store_sqlite_open(path, names, n, &st, ret_err);
+
+	if (r == 0)
+		ck_assert_int_eq(ledger_new_with_store(st, ret), 0);
+	return r;
+}
+
+static int64_t sql_int(const char *query)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	int64_t v;
+
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, query, -1, &q, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return v;
+}
+
+/*
+ * tests/data/store-v1.db was written by bulkhead a4010fb (schema version 1, pools kept by
+ * index): `bulkhead run --state` of a config with [pool main] and [pool side], [job alpha]
+ * (side, 3 x noop: done) and [job beta] (main, 2 x exit code=3, max_attempts 1: crashed).
+ * Opened with the pools it was written with, it is migrated in place; afterwards its groups'
+ * pools are found by name, whatever their order in the config.
+ */
+START_TEST(test_migrates_v1)
+{
+	static const char *const as_written[] = { "main", "side" }, *const swapped[] = { "side", "main" },
+				    *const lacking[] = { "main" };
+	const char *root = getenv("BULKHEAD_SOURCE_ROOT");
+	char src[512], cmd[1200], *err = NULL;
+	struct ledger *l;
+	int alpha, beta;
+
+	ck_assert_ptr_nonnull(root);
+	snprintf(src, sizeof(src), "%s/tests/data/store-v1.db", root);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", src, path);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 1);
+
+	ck_assert_int_eq(open_with_pools(as_written, 2, &l, &err), 0);
+	alpha = ledger_find_group(l, "alpha");
+	beta = ledger_find_group(l, "beta");
+	ck_assert_int_ge(alpha, 0);
+	ck_assert_int_ge(beta, 0);
+	ck_assert_uint_eq(ledger_group(l, (unsigned)alpha)->pool, 1);
+	ck_assert_uint_eq(ledger_group(l, (unsigned)beta)->pool, 0);
+	ck_assert_uint_eq(ledger_n_jobs(l), 5);
+	ck_assert_uint_eq(ledger_group_counts(l, (unsigned)alpha)->by_state[JOB_DONE], 3);
+	ck_assert_uint_eq(ledger_group_counts(l, (unsigned)beta)->by_state[JOB_CRASHED], 2);
+	ck_assert_int_eq(ledger_job(l, 4)->attempts, 1);
+	ledger_free(l);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), STORE_SQLITE_VERSION);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM groups WHERE pool_name = 'side' AND "
+				 "name = 'alpha'"),
+			 1);
+
+	/* The config's pools in another order: each group stays in its pool. */
+	ck_assert_int_eq(open_with_pools(swapped, 2, &l, &err), 0);
+	ck_assert_uint_eq(ledger_group(l, (unsigned)ledger_find_group(l, "alpha"))->pool, 0);
+	ck_assert_uint_eq(ledger_group(l, (unsigned)ledger_find_group(l, "beta"))->pool, 1);
+	ledger_free(l);
+
+	/* A pool the config no longer has: refused, naming the group and the pool. */
+	ck_assert_int_eq(open_with_pools(lacking, 1, &l, &err), -ENXIO);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(strstr(err, "job group alpha") && strstr(err, "pool side") &&
+			      strncmp(err, path, strlen(path)) == 0,
+		      "%s", err);
+	free(err);
+}
+END_TEST
+
+/* A submit key is kept with its jobs, and forgotten with the first of them. */
+START_TEST(test_submit_keys)
+{
+	struct ledger *l = open_ledger();
+	struct group_config a = group("alpha", 0, 0);
+	const struct submit_key *k;
+	uint64_t first, second;
+	unsigned g;
+	struct snap s;
+
+	ck_assert_int_eq(ledger_add_group(l, &a, &g), 0);
+	ck_assert_int_eq(ledger_add_jobs(l, g, 4096, &first), 0);
+	ck_assert_int_eq(ledger_add_key(l, "batch-1", first, 4096, 77), 0);
+	ck_assert_int_eq(ledger_add_jobs(l, g, 10, &second), 0);
+	ck_assert_int_eq(ledger_add_key(l, "batch-2", second, 10, 78), 0);
+	ck_assert_int_eq(ledger_add_key(l, "batch-2", second, 10, 78), -EEXIST);
+	ck_assert_int_eq(ledger_add_key(l, "has space", second, 10, 78), -EINVAL);
+	l = reopen(l, &s);
+	snap_free(&s);
+	k = ledger_find_key(l, "batch-1");
+	ck_assert_ptr_nonnull(k);
+	ck_assert_uint_eq(k->first, first);
+	ck_assert_uint_eq(k->count, 4096);
+	ck_assert_uint_eq(k->request, 77);
+	ck_assert_ptr_nonnull(ledger_find_key(l, "batch-2"));
+	ck_assert_ptr_null(ledger_find_key(l, "batch-3"));
+
+	/* batch-1's jobs end and are forgotten: its key goes, in memory and in the file. */
+	ledger_set_keep_ended(l, 0);
+	for (uint64_t id = first; id < first + 4096; id++) {
+		struct job *j = ledger_pop(l, 0, false);
+
+		ledger_start(l, j);
+		ledger_finish(l, j, 0);
+	}
+	ck_assert_uint_eq(ledger_collect(l), 4096);
+	ck_assert_ptr_null(ledger_find_key(l, "batch-1"));
+	l = reopen(l, &s);
+	snap_free(&s);
+	ck_assert_ptr_null(ledger_find_key(l, "batch-1"));
+	ck_assert_ptr_nonnull(ledger_find_key(l, "batch-2"));
+	ledger_free(l);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM submit_keys"), 1);
+}
+END_TEST
+
 /* ---- bad files ---- */
 
 static void write_bytes(const char *p, const void *data, size_t len)
@@ -464,7 +594,7 @@ START_TEST(test_newer_schema)
 {
 	make_store();
 	sql("PRAGMA user_version = 99");
-	expect_refused(-EPROTO, "newer bulkhead (schema version 99; this one knows up to 1)");
+	expect_refused(-EPROTO, "newer bulkhead (schema version 99; this one knows up to 2)");
 }
 END_TEST
 
@@ -570,6 +700,8 @@ static Suite *store_sqlite_suite(void)
 	tcase_add_test(tc, test_nothing_after_the_last_flush);
 	tcase_add_test(tc, test_restart_rule);
 	tcase_add_test(tc, test_forgotten_rows_go);
+	tcase_add_test(tc, test_migrates_v1);
+	tcase_add_test(tc, test_submit_keys);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad");
 	tcase_add_checked_fixture(tc, setup, teardown);

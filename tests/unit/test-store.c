@@ -82,9 +82,9 @@ static struct ledger_stats *p_stats(struct store *st)
 	return inner_of(st)->ops->stats(inner_of(st));
 }
 
-static int p_set_pools(struct store *st, unsigned n)
+static int p_set_pools(struct store *st, unsigned n, const char *const *names)
 {
-	return inner_of(st)->ops->set_pools(inner_of(st), n);
+	return inner_of(st)->ops->set_pools(inner_of(st), n, names);
 }
 
 static int p_add_group(struct store *st, const struct group_config *g, unsigned *ret)
