@@ -43,6 +43,7 @@
 #define CONTROL_JOBS_LIMIT_DEFAULT 1000 /* jobs listed when a request gives no "limit" */
 #define CONTROL_JOBS_LIMIT_MAX 100000 /* and at most; also the ids of one cancel or wait */
 #define CONTROL_SUBMIT_MAX 100000 /* jobs in one submit ("count" or "inputs") */
+#define CONTROL_KEY_MAX 128 /* submit's "key": printable ASCII, no spaces */
 #define CONTROL_WAIT_LIST_MAX 1000 /* jobs listed in a wait reply (beyond: the unexpected) */
 
 /*
@@ -69,9 +70,10 @@
 	  "live view; one line per refresh when not on a terminal", "the view")                    \
 	X(submit, "submit", REQUEST,                                                               \
 	  "GROUP | --pool POOL --run builtin:NAME, [--count N | --input FILE...] [--arg K=V]... "  \
-	  "[--json]",                                                                              \
+	  "[--key KEY] [--json]",                                                                  \
 	  "GROUP | --pool POOL --run builtin:NAME [--count N] [--arg K=V]...",                     \
-	  "queue jobs: more of a config group, or a new group", "the job ids")                     \
+	  "queue jobs: more of a config group, or a new group; KEY: the same key again\n"           \
+	  "returns the same ids (a retry after a lost reply)", "the job ids")                      \
 	X(wait, "wait", REQUEST, "ID... | --group GROUP [--json]", "ID... | --group GROUP",        \
 	  "wait until those jobs have ended", "the jobs")                                          \
 	X(cancel, "cancel", REQUEST, "ID...", NULL,                                                \

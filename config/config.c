@@ -301,6 +301,7 @@ void config_free(struct config *c)
 	free(c->path);
 	free(c->supervisor.control_socket);
 	free(c->supervisor.control_group);
+	free(c->supervisor.store);
 	for (unsigned i = 0; i < c->n_groups; i++) {
 		struct group_config *g = &c->groups[i];
 

@@ -48,6 +48,7 @@ struct supervisor_config {
 	usec_t drain_timeout;
 	unsigned keep_ended; /* bulkheadd: ended jobs kept in the ledger (ledger_collect) */
 	enum worker_start worker_start;
+	char *store; /* "" (bulkheadd: the default file), "memory" or "sqlite:/PATH" */
 };
 
 struct pool_config {

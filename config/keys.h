@@ -47,6 +47,7 @@ enum config_type {
 	CONFIG_TYPE_ARGS, /* char *, "k=v k=v" (checked against run's builtin, if it is one) */
 	CONFIG_TYPE_GLOB, /* char *, "" or a glob(3) pattern, made absolute (config dir) */
 	CONFIG_TYPE_DIR, /* char *, "" or an existing directory, made absolute (config dir) */
+	CONFIG_TYPE_STORE, /* char *, "", "memory" or "sqlite:/abs/PATH" (PATH at most max bytes) */
 };
 
 struct config_choice {
@@ -105,6 +106,9 @@ static const struct config_choice config_expect_choices[] = {
 	X(SUPERVISOR, keep_ended, keep_ended, UINT, "100000", 0, 1000000000, NULL,               \
 	  "bulkheadd: ended jobs kept for jobs and wait; older ones are forgotten 4096 at a "    \
 	  "time, their counts stay (bulkhead run keeps all)")                                   \
+	X(SUPERVISOR, store, store, STORE, "", 0, 4000, NULL,                                   \
+	  "bulkheadd: where jobs are kept: sqlite:PATH (durable) or memory; empty: "             \
+	  "sqlite:$STATE_DIRECTORY/jobs.db (/var/lib/bulkhead/jobs.db without systemd)")       \
 	X(SUPERVISOR, worker_start, worker_start, ENUM, "fork-server", 0, 0,                      \
 	  config_worker_start_choices,                                                             \
 	  "fork-server: workers are forked from an idle pre-started one (fast restarts); "      \

@@ -15,7 +15,8 @@
 static bool is_string_type(enum config_type t)
 {
 	return t == CONFIG_TYPE_STRING || t == CONFIG_TYPE_PATH || t == CONFIG_TYPE_RUN ||
-	       t == CONFIG_TYPE_ARGS || t == CONFIG_TYPE_GLOB || t == CONFIG_TYPE_DIR;
+	       t == CONFIG_TYPE_ARGS || t == CONFIG_TYPE_GLOB || t == CONFIG_TYPE_DIR ||
+	       t == CONFIG_TYPE_STORE;
 }
 
 static void print_section(const struct config *c, enum config_section_kind kind, const void *base,
@@ -47,6 +48,7 @@ static void print_section(const struct config *c, enum config_section_kind kind,
 		case CONFIG_TYPE_ARGS:
 		case CONFIG_TYPE_GLOB:
 		case CONFIG_TYPE_DIR:
+		case CONFIG_TYPE_STORE:
 			s = *(char *const *)fp;
 			if (s && *s)
 				fprintf(f, " %s", s);

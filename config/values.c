@@ -212,6 +212,7 @@ static int convert(const struct config_key *k, const char *value, void *base, ch
 	case CONFIG_TYPE_ARGS:
 	case CONFIG_TYPE_GLOB:
 	case CONFIG_TYPE_DIR:
+	case CONFIG_TYPE_STORE:
 		for (const char *c = value; *c; c++)
 			if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) {
 				str_printf(err, errlen, "control characters are not allowed");
@@ -232,6 +233,19 @@ static int convert(const struct config_key *k, const char *value, void *base, ch
 			str_printf(err, errlen,
 				   "expected an absolute path of at most %llu bytes (or nothing)",
 				   (unsigned long long)k->max);
+			return -EINVAL;
+		}
+		if (k->type == CONFIG_TYPE_STORE && *value && strcmp(value, "memory") != 0 &&
+		    (strncmp(value, "sqlite:/", 8) != 0 || strlen(value + 7) > k->max)) {
+			if (strncmp(value, "postgresql:", 11) == 0)
+				str_printf(err, errlen,
+					   "a PostgreSQL store is not built yet: use sqlite:PATH "
+					   "or memory");
+			else
+				str_printf(err, errlen,
+					   "expected sqlite:/ABSOLUTE/PATH (at most %llu bytes) or "
+					   "memory",
+					   (unsigned long long)k->max);
 			return -EINVAL;
 		}
 		copy = strdup(value);

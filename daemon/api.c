@@ -44,6 +44,17 @@ int master_add_group(struct master *m, const struct group_config *gc, unsigned *
 	return 0;
 }
 
+const struct submit_key *master_find_key(const struct master *m, const char *key)
+{
+	return ledger_find_key(m->ledger, key);
+}
+
+int master_add_key(struct master *m, const char *key, uint64_t first, uint32_t count,
+		   uint32_t request)
+{
+	return ledger_add_key(m->ledger, key, first, count, request);
+}
+
 int master_add_variant(struct master *m, const struct group_config *gc, const char *base,
 		       unsigned count, char *const *inputs, size_t n_inputs, uint64_t *ret_first)
 {

@@ -38,9 +38,40 @@ void control_conn_free(struct client *cl)
 	close(cl->fd);
 	free(cl->in);
 	free(cl->out);
+	if (cl->stream && cl->stream->durable_at)
+		cl->c->n_held--;
 	control_stream_free(cl->stream);
 	control_wait_free(cl);
 	free(cl);
+}
+
+bool control_conn_held_for_store(const struct client *cl)
+{
+	return cl->stream && cl->stream->durable_at > master_flushes(cl->c->m);
+}
+
+void control_on_flushed(void *userdata)
+{
+	struct control *c = userdata;
+
+	if (c->n_held > 0)
+		sd_event_source_set_enabled(c->release, SD_EVENT_ONESHOT);
+}
+
+int control_on_release(sd_event_source *s, void *userdata)
+{
+	struct control *c = userdata;
+	struct client *next;
+
+	for (struct client *cl = c->clients; cl && c->n_held > 0; cl = next) {
+		next = cl->next;
+		if (!cl->stream || !cl->stream->durable_at || control_conn_held_for_store(cl))
+			continue;
+		cl->stream->durable_at = 0;
+		c->n_held--;
+		control_conn_pump(cl, false); /* its stream is written on its own turns */
+	}
+	return 0;
 }
 
 /* Room for `need` bytes in *buf (of *size), doubling from BUFFER_MIN up to `max` (0: none). */
@@ -259,7 +290,7 @@ static bool client_produce(struct client *cl, bool turn)
 {
 	for (;;) {
 		if (cl->stream) {
-			if (!turn)
+			if (!turn || control_conn_held_for_store(cl))
 				return true; /* on a turn of its own, at CONTROL_STREAM_PRIORITY */
 			if (!control_stream_fill(cl))
 				return false;
@@ -295,15 +326,17 @@ static bool client_produce(struct client *cl, bool turn)
  * client took some: the socket's buffer may hold what it has not read, so an empty output
  * with a reply in progress counts too), `request` while the client owes the rest of a line
  * (from when it started), `idle` while nothing is owed either way and no wait is pending. A
- * pending wait alone has none: the client is waiting on us.
+ * pending wait alone has none, nor a submit reply held for the store: the client is waiting on
+ * us.
  */
 static void client_rearm(struct client *cl)
 {
 	struct control *c = cl->c;
 	usec_t now = now_usec(), when = USEC_INFINITY;
-	bool owed = cl->out_len > 0 || cl->stream;
+	bool held = control_conn_held_for_store(cl);
+	bool owed = cl->out_len > 0 || (cl->stream && !held);
 	bool owing = cl->in_len > 0 && !client_held(cl) && !cl->closing;
-	bool idle = !owed && cl->in_len == 0 && !cl->wait && !cl->closing && !cl->eof;
+	bool idle = !owed && cl->in_len == 0 && !cl->wait && !held && !cl->closing && !cl->eof;
 
 	cl->write_since = owed ? (cl->write_since ? cl->write_since : now) : 0;
 	cl->request_since = owing ? (cl->request_since ? cl->request_since : now) : 0;
@@ -359,9 +392,10 @@ static int on_client_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 /* Closes a client that is done with, else sets its events and its deadline. */
 static void client_settle(struct client *cl)
 {
-	bool owed = cl->out_len > 0 || cl->stream;
+	bool held = control_conn_held_for_store(cl);
+	bool owed = cl->out_len > 0 || (cl->stream && !held);
 
-	if (!owed && (cl->closing || (cl->eof && !cl->wait))) {
+	if (!owed && (cl->closing || (cl->eof && !cl->wait && !held))) {
 		control_conn_free(cl);
 		return;
 	}

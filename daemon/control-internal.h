@@ -61,6 +61,7 @@ struct stream {
 	uint64_t listed, max; /* items in the current list; jobs: at most `max` */
 	int want_state, want_group; /* jobs: the filters, -1 for none */
 	uint32_t instance; /* submit: the instance number of id `first` */
+	uint64_t durable_at; /* submit: held until master_flushes() reaches it (0: not held) */
 	char name[CONFIG_NAME_MAX + 1]; /* submit: the group's name */
 	char head[96];
 	char extra[96];
@@ -102,6 +103,8 @@ struct control {
 	struct client *serving; /* the client whose request is being handled */
 	sd_event_source *wait_check; /* deferred: re-check pending waits once per loop pass */
 	unsigned n_waiting;          /* clients with a pending wait */
+	sd_event_source *release;    /* deferred: submit replies whose jobs are now on disk */
+	unsigned n_held;             /* submit replies held for the store's next write */
 	usec_t idle_timeout, request_timeout, write_timeout;
 	usec_t refused_logged_at;
 	unsigned refused; /* connections refused since then */
@@ -145,6 +148,11 @@ void control_wait_free(struct client *cl);
 int control_on_wait_check(sd_event_source *s, void *userdata);
 /* The ledger's end hook: cheap unless some client is waiting. */
 void control_on_job_end(void *userdata, uint64_t id);
+/* Whether the client's reply is a submit held until the store has written its jobs. */
+bool control_conn_held_for_store(const struct client *cl);
+/* The store wrote: the held submit replies go out (from a deferred source). */
+void control_on_flushed(void *userdata);
+int control_on_release(sd_event_source *s, void *userdata);
 
 /* ---- control-commands.c: the dispatch table and helpers for the handlers ---- */
 

@@ -16,6 +16,7 @@
 #include "common/units.h"
 #include "config/keys.h"
 #include "daemon/control-internal.h"
+#include "daemon/submit-keys.h"
 
 /*
  * base args ("k=v k=v") with the request's "args" object laid over them, into buf. Values
@@ -97,6 +98,11 @@ static json_object *submitted_reply(struct control *c, uint64_t first, unsigned 
 		return control_error_reply("out of memory (the jobs were submitted)");
 	s->first = s->next = first;
 	s->end = first + count;
+	if (master_durable(c->m)) {
+		/* Accepted means on disk: the reply waits for the write that holds the jobs. */
+		s->durable_at = master_flushes(c->m) + 1;
+		c->n_held++;
+	}
 	s->instance = j.instance;
 	snprintf(s->name, sizeof(s->name), "%s", g.cfg->name);
 	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"ids\":[");
@@ -188,7 +194,86 @@ static int adhoc_defaults(struct group_config *gc)
 	return 0;
 }
 
+/*
+ * What makes two submits the same request, for a key: every member but "key" and "id", in
+ * the client's order (a client that retries sends the same request again).
+ */
+static uint32_t request_hash(json_object *req)
+{
+	json_object *o = json_object_new_object();
+	uint32_t h;
+
+	if (!o)
+		return 0;
+	json_object_object_foreach(req, k, v)
+	{
+		if (strcmp(k, "key") != 0 && strcmp(k, "id") != 0)
+			json_object_object_add(o, k, json_object_get(v));
+	}
+	h = submit_request_hash(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return h;
+}
+
+/*
+ * The submission `key` made before, if any: its ids again (NULL: streamed), an error reply
+ * (the key was used for another request), or *ret_new with nothing replied (a new key).
+ */
+static json_object *known_key(struct control *c, const char *key, uint32_t request,
+			      bool *ret_new)
+{
+	const struct submit_key *k = master_find_key(c->m, key);
+
+	*ret_new = !k;
+	if (!k)
+		return NULL;
+	if (k->request != request)
+		return control_error_reply("key %s was used for another request: give each "
+					   "submission a key of its own",
+					   key);
+	return submitted_reply(c, k->first, k->count);
+}
+
+static json_object *submit(struct control *c, json_object *req, uint64_t *ret_first,
+			   unsigned *ret_count);
+
 json_object *control_cmd_submit(struct control *c, json_object *req)
+{
+	const char *key = NULL, *failing = master_store_failing(c->m);
+	uint32_t request = 0;
+	uint64_t first = 0;
+	unsigned count = 0;
+	json_object *o;
+	bool fresh;
+	int r;
+
+	if (failing)
+		return control_error_reply("not accepted: %s (nothing of this request was kept; "
+					   "submit again once it can be written)",
+					   failing);
+	if (control_get_string(req, "key", &key) < 0 || (key && !submit_key_valid(key)))
+		return control_error_reply("key must be 1..%d printable characters without spaces",
+					   SUBMIT_KEY_MAX);
+	if (key) {
+		request = request_hash(req);
+		o = known_key(c, key, request, &fresh);
+		if (!fresh)
+			return o;
+	}
+	o = submit(c, req, &first, &count);
+	if (key && count > 0) {
+		r = master_add_key(c->m, key, first, count, request);
+		if (r < 0)
+			log_warning_errno(r, "control: submit key %s not kept (jobs %" PRIu64
+					     "..%" PRIu64 " were accepted)",
+					  key, first, first + count - 1);
+	}
+	return o;
+}
+
+/* The submit itself; *ret_count > 0 once jobs were added (first: *ret_first). */
+static json_object *submit(struct control *c, json_object *req, uint64_t *ret_first,
+			   unsigned *ret_count)
 {
 	struct master *m = c->m;
 	const char *group = NULL, *pool = NULL, *run = NULL, *error = NULL, **inputs = NULL;
@@ -239,10 +324,12 @@ json_object *control_cmd_submit(struct control *c, json_object *req)
 							  n_inputs, &first);
 			else
 				r = master_add_jobs(m, (unsigned)gi, (unsigned)count, &first);
+			if (r >= 0) {
+				*ret_first = first;
+				*ret_count = (unsigned)(n_inputs ? n_inputs : (size_t)count);
+			}
 			o = r < 0 ? control_error_reply("cannot submit: %s", strerror(-r))
-				  : submitted_reply(
-					    c, first,
-					    (unsigned)(n_inputs ? n_inputs : (size_t)count));
+				  : submitted_reply(c, first, *ret_count);
 			goto out;
 		}
 	} else {
@@ -291,8 +378,12 @@ json_object *control_cmd_submit(struct control *c, json_object *req)
 	gc.args = args;
 	r = master_add_variant(m, &gc, group ? gc.name : gc.run + 8, (unsigned)count,
 			       (char *const *)inputs, n_inputs, &first);
+	if (r >= 0) {
+		*ret_first = first;
+		*ret_count = (unsigned)(n_inputs ? n_inputs : (size_t)count);
+	}
 	o = r < 0 ? control_error_reply("cannot submit: %s", strerror(-r))
-		  : submitted_reply(c, first, (unsigned)(n_inputs ? n_inputs : (size_t)count));
+		  : submitted_reply(c, first, *ret_count);
 out:
 	free(inputs);
 	return o;

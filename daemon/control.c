@@ -294,6 +294,7 @@ static void read_deadlines(struct control *c)
 
 static const struct master_hooks control_hooks = {
 	.on_job_end = control_on_job_end, /* pending waits */
+	.on_flushed = control_on_flushed, /* submit replies held for the store */
 };
 
 int control_new(struct master *m, const char *path, const char *group, struct control **ret)
@@ -365,6 +366,10 @@ int control_new(struct master *m, const char *path, const char *group, struct co
 		r = sd_event_add_defer(master_event(m), &c->wait_check, control_on_wait_check, c);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(c->wait_check, SD_EVENT_OFF);
+	if (r >= 0)
+		r = sd_event_add_defer(master_event(m), &c->release, control_on_release, c);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(c->release, SD_EVENT_OFF);
 	if (r < 0) {
 		control_free(c);
 		return r;
@@ -387,6 +392,7 @@ void control_free(struct control *c)
 	sd_event_source_disable_unref(c->listen);
 	sd_event_source_disable_unref(c->retry);
 	sd_event_source_disable_unref(c->wait_check);
+	sd_event_source_disable_unref(c->release);
 	if (c->m)
 		master_unsubscribe(c->m, &control_hooks, c);
 	if (c->fd >= 0) {

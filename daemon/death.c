@@ -235,6 +235,12 @@ static enum death_verdict judge(struct worker *w, enum death_kind kind, bool sig
 				       : p->state == POOL_REMOVED ? CAUSE_POOL_REMOVED
 								  : CAUSE_STOPPED;
 
+		if (cause == CAUSE_STOPPED && master_keeps_jobs(m)) {
+			/* Killed by our own stop: nobody's fault, they run at the next start. */
+			for (size_t i = 0; i < n; i++)
+				ledger_bystander(m->ledger, jobs[i], false);
+			return DEATH_IDLE;
+		}
 		log_cancelled(w, l, jobs, n, cause);
 		for (size_t i = 0; i < n; i++)
 			ledger_cancel(m->ledger, jobs[i], cause);

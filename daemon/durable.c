@@ -73,26 +73,158 @@ static int check_same_run(struct master *m, const struct config *c)
 	return 0;
 }
 
+/* While writes fail: a loop pass, so a flush, each second even if nothing else happens. */
+static int on_flush_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	return 0;
+}
+
 static int durable_on_post(sd_event_source *s, void *userdata)
 {
 	struct master *m = userdata;
 	int r = ledger_flush(m->ledger);
 
 	if (r < 0 && !m->flush_failing)
-		log_error("%s; the run goes on, and what it does is written when it can be",
-			  ledger_store_error(m->ledger));
+		log_error("%s; %s", ledger_store_error(m->ledger),
+			  m->opts.daemon ? "jobs go on, and what they do is written when it can "
+					   "be; no new job is accepted until then"
+					 : "the run goes on, and what it does is written when it "
+					   "can be");
 	else if (r >= 0 && m->flush_failing)
 		log_notice("%s: written again", m->opts.state);
 	m->flush_failing = r < 0;
+	if (r < 0) {
+		master_arm_timer(m, &m->flush_retry, now_usec() + USEC_PER_SEC, on_flush_retry, m);
+		return 0;
+	}
+	m->flushes++;
+	MASTER_EMIT(m, on_flushed);
 	return 0;
+}
+
+/* The store of a run that has one already: jobs found running, then what the stop cancelled. */
+static int resume_run(struct master *m, const struct config *c)
+{
+	int r = check_same_run(m, c);
+	uint64_t n;
+
+	if (r < 0)
+		return r;
+	n = ledger_recover(m->ledger);
+	if (n > 0)
+		log_notice("%s: %" PRIu64 " jobs were running when the run stopped: they run again",
+			   m->opts.state, n);
+	n = ledger_resume(m->ledger, m->opts.retry_failed);
+	if (n > 0)
+		log_notice("%s: resuming: %" PRIu64 " ended jobs run again", m->opts.state, n);
+	return 0;
+}
+
+/* The definition of a config group, as far as what its jobs run goes ("": the same). */
+static const char *definition_change(const struct group_config *a, const struct group_config *b)
+{
+	if (a->pool != b->pool)
+		return "pool";
+	if (a->kind != b->kind || strcmp(a->run, b->run) != 0)
+		return "run";
+	if (strcmp(a->args, b->args) != 0)
+		return "args";
+	if (strcmp(a->inputs ? a->inputs : "", b->inputs ? b->inputs : "") != 0 ||
+	    (b->n_inputs > 0 && !same_inputs(a, b)))
+		return "inputs";
+	if (strcmp(a->spool ? a->spool : "", b->spool ? b->spool : "") != 0)
+		return "spool";
+	return "";
+}
+
+/* A name for the earlier definition of group `name`: NAME~K, the first K free. */
+static int retire_group(struct master *m, unsigned g, const char *name)
+{
+	char other[CONFIG_NAME_MAX + 1];
+
+	for (unsigned k = 1; k < 100000; k++) {
+		snprintf(other, sizeof(other), "%.*s~%u", CONFIG_NAME_MAX - 7, name, k);
+		if (ledger_find_group(m->ledger, other) < 0)
+			return ledger_rename_group(m->ledger, g, other) < 0 ? -EINVAL : 0;
+	}
+	return -EINVAL;
+}
+
+/*
+ * bulkheadd starting on a store that holds jobs: a config group runs once per definition
+ * (docs/decisions.md). The same name and definition is the same group: its jobs are not
+ * added again, its limits are the config's, and a higher count adds the difference. A
+ * definition that changed is new work: the earlier group keeps its jobs as NAME~K.
+ */
+static int adopt_config_groups(struct master *m, const struct config *c)
+{
+	const char *path = m->opts.state;
+
+	for (unsigned i = 0; i < c->n_groups; i++) {
+		const struct group_config *cg = &c->groups[i];
+		int g = ledger_find_group(m->ledger, cg->name);
+		const struct group_config *cur;
+		const char *what;
+		uint64_t first;
+		int r;
+
+		if (g >= 0) {
+			cur = ledger_group(m->ledger, (unsigned)g);
+			what = definition_change(cur, cg);
+			if (!*what) {
+				unsigned had = cur->count;
+				struct group_config limits = *cg;
+
+				limits.count = cur->count > cg->count ? cur->count : cg->count;
+				ledger_update_group(m->ledger, (unsigned)g, &limits);
+				if (cg->count > had && cg->n_inputs == 0) {
+					r = ledger_add_jobs(m->ledger, (unsigned)g, cg->count - had,
+							    &first);
+					if (r < 0)
+						return r;
+					log_notice("%s: job group %s: count %u -> %u: %u more jobs",
+						   path, cg->name, had, cg->count, cg->count - had);
+				} else if (cg->count < had) {
+					log_notice("%s: job group %s: count %u -> %u: the %u jobs "
+						   "accepted stay",
+						   path, cg->name, had, cg->count, had);
+				}
+				continue;
+			}
+			if (retire_group(m, (unsigned)g, cg->name) < 0) {
+				log_error("%s: job group %s: no name left for its earlier definition",
+					  path, cg->name);
+				return -EINVAL;
+			}
+			log_notice("%s: job group %s: its %s changed: a new definition, %u new jobs; "
+				   "the earlier one's jobs are kept as %s",
+				   path, cg->name, what, cg->count,
+				   ledger_group(m->ledger, (unsigned)g)->name);
+		}
+		r = ledger_add_group(m->ledger, cg, NULL);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The daemon's store that holds jobs already: a master died under some, and the config. */
+static int resume_daemon(struct master *m, const struct config *c)
+{
+	uint64_t n = ledger_recover(m->ledger);
+
+	if (n > 0)
+		log_notice("%s: %" PRIu64 " jobs were running when the last master stopped: "
+			   "they run again (no attempt counted)",
+			   m->opts.state, n);
+	return adopt_config_groups(m, c);
 }
 
 int durable_open(struct master *m, const struct config *c)
 {
+	const char **pools = calloc(c->n_pools + 1, sizeof(*pools));
 	struct store *st;
 	char *err = NULL;
-	uint64_t n;
-	const char **pools = calloc(c->n_pools + 1, sizeof(*pools));
 	int r;
 
 	if (!pools)
@@ -101,7 +233,6 @@ int durable_open(struct master *m, const struct config *c)
 		pools[i] = c->pools[i].name;
 	r = store_sqlite_open(m->opts.state, pools, c->n_pools, &st, &err);
 	free(pools);
-
 	if (r < 0) {
 		log_error("%s", err ? err : m->opts.state);
 		free(err);
@@ -116,19 +247,9 @@ int durable_open(struct master *m, const struct config *c)
 		for (unsigned g = 0; r >= 0 && g < c->n_groups; g++)
 			r = ledger_add_group(m->ledger, &c->groups[g], NULL);
 	} else {
-		r = check_same_run(m, c);
-		if (r < 0)
+		r = m->opts.daemon ? resume_daemon(m, c) : resume_run(m, c);
+		if (r == -EINVAL)
 			return r;
-		n = ledger_recover(m->ledger);
-		if (n > 0)
-			log_notice("%s: %" PRIu64
-				   " jobs were running when the run stopped: they run "
-				   "again",
-				   m->opts.state, n);
-		n = ledger_resume(m->ledger, m->opts.retry_failed);
-		if (n > 0)
-			log_notice("%s: resuming: %" PRIu64 " ended jobs run again", m->opts.state,
-				   n);
 	}
 	if (r >= 0)
 		r = ledger_flush(m->ledger);

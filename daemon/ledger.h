@@ -193,7 +193,7 @@ int ledger_add_end_hook(struct ledger *l, ledger_end_hook_fn fn, void *userdata)
 /* Removes the hook added with the same fn and userdata (nothing if there is none). */
 void ledger_remove_end_hook(struct ledger *l, ledger_end_hook_fn fn, void *userdata);
 
-/* A reload: the group's timeout, max_attempts and expect take the new values. */
+/* A reload or a restart: the group's timeout, max_attempts, expect and count take g's. */
 void ledger_update_group(struct ledger *l, unsigned group, const struct group_config *g);
 
 uint64_t ledger_n_jobs(const struct ledger *l);

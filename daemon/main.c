@@ -4,7 +4,8 @@
  * `bulkhead run` in daemon mode: it starts the config's jobs, keeps every pool's workers up
  * and waits for more work until SIGTERM. One instance per runtime directory, guarded by a
  * lock file. Exit codes: 0 clean stop, 1 fatal (or a pool failed with on_pool_failure=exit),
- * 2 usage, 78 config error.
+ * 2 usage, 65 a damaged or newer store, 74 a store that cannot be opened or written, 78
+ * config error.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,14 @@
 
 #define DEFAULT_CONFIG BULKHEAD_SYSCONFDIR "/bulkhead/bulkhead.conf"
 #define DEFAULT_RUNTIME_DIR "/run/bulkhead"
+#define DEFAULT_STATE_DIR "/var/lib/bulkhead"
+
+/* Exit codes besides 0, 1 (fatal) and 2 (usage); see bulkheadd(8). */
+enum {
+	EXIT_STORE_DATA = 65, /* EX_DATAERR: the store is damaged, newer, or not a store */
+	EXIT_STORE_IO = 74,   /* EX_IOERR: the store cannot be opened or written */
+	EXIT_CONFIG = 78,     /* EX_CONFIG: config error (also: a pool the store needs) */
+};
 
 static void usage(FILE *f)
 {
@@ -147,6 +156,44 @@ static const struct master_hooks notify_hooks = {
 	.on_exit = on_exit_,
 };
 
+/*
+ * The store file of config c into buf (*ret NULL: `store = memory`): `sqlite:PATH`, else
+ * jobs.db in the first of $STATE_DIRECTORY (systemd's StateDirectory=), else in
+ * /var/lib/bulkhead, made if it is missing (as StateDirectory= would).
+ */
+static void store_path(const struct config *c, char *buf, size_t size, const char **ret)
+{
+	const char *s = c->supervisor.store ? c->supervisor.store : "", *dir;
+
+	*ret = buf;
+	if (strcmp(s, "memory") == 0) {
+		*ret = NULL;
+	} else if (*s) {
+		snprintf(buf, size, "%s", s + strlen("sqlite:"));
+	} else if ((dir = getenv("STATE_DIRECTORY")) && *dir) {
+		snprintf(buf, size, "%.*s/jobs.db", (int)strcspn(dir, ":"), dir);
+	} else {
+		if (mkdir(DEFAULT_STATE_DIR, 0750) < 0 && errno != EEXIST)
+			log_warning_errno(-errno, "cannot make %s", DEFAULT_STATE_DIR);
+		snprintf(buf, size, "%s/jobs.db", DEFAULT_STATE_DIR);
+	}
+}
+
+/* The exit code for a store master_new() could not open (it logged why). */
+static int store_exit_code(int r)
+{
+	switch (r) {
+	case -EBADMSG:
+	case -EPROTO:
+	case -EINVAL:
+		return EXIT_STORE_DATA;
+	case -ENXIO:
+		return EXIT_CONFIG;
+	default:
+		return EXIT_STORE_IO;
+	}
+}
+
 /* The notifier of m, subscribed to it, its watchdog pings started. */
 static int notify_start(struct master *m, struct notifier **ret)
 {
@@ -182,7 +229,7 @@ int main(int argc, char **argv)
 	struct spools *spools = NULL;
 	struct control *ctl = NULL;
 	struct notifier *notifier = NULL;
-	char sock[PATH_MAX + 32];
+	char sock[PATH_MAX + 32], store[PATH_MAX + 32];
 	struct config *c = NULL;
 	bool check = false;
 	pid_t other = 0;
@@ -257,10 +304,15 @@ int main(int argc, char **argv)
 
 	log_info("starting with %s: %u pool%s, %u job group%s", path, c->n_pools,
 		 c->n_pools == 1 ? "" : "s", c->n_groups, c->n_groups == 1 ? "" : "s");
+	store_path(c, store, sizeof(store), &mopts.state);
+	if (mopts.state)
+		log_info("jobs are kept in %s", mopts.state);
 	r = master_new(c, &mopts, &m);
 	if (r < 0) {
-		log_error_errno(r, "cannot set up the master");
 		config_free(c);
+		if (mopts.state && r != -ENOMEM)
+			return store_exit_code(r); /* master_new said why */
+		log_error_errno(r, "cannot set up the master");
 		return 1;
 	}
 	r = notify_start(m, &notifier);
@@ -287,6 +339,8 @@ int main(int argc, char **argv)
 	if (r < 0)
 		log_error_errno(r, "event loop failed");
 	rc = r < 0 || master_stats(m)->pool_failure_exit ? 1 : 0;
+	if (rc == 0 && master_state_error(m) < 0)
+		rc = EXIT_STORE_IO; /* the last write failed: logged */
 	log_info("stopped");
 	spools_free(spools);
 	control_free(ctl);

@@ -219,6 +219,8 @@ struct master {
 	sd_event_source *collect; /* daemon: deferred ledger_collect() (keep_ended) */
 	sd_event_source *flush;   /* a recorded run: the store flushed once per loop pass */
 	bool flush_failing;       /* logged once until a flush works again */
+	uint64_t flushes;         /* flushes that succeeded */
+	sd_event_source *flush_retry; /* while failing: a pass (and so a flush) each second */
 	int state_error;          /* the last flush, when the loop had ended */
 	sd_event_source *reload_event; /* a SIGHUP storm is one reload */
 	usec_t last_reload;
@@ -371,6 +373,11 @@ void death_reaped(struct worker *w, int code, int status);
 
 /* ---- durable.c: a run recorded in a store file (opts.state) ---- */
 
+/*
+ * A durable daemon: a stop (SIGTERM) ends no job; queued ones and those its drain killed
+ * stay in the store for the next start.
+ */
+bool master_keeps_jobs(const struct master *m);
 /* The ledger told of the pools, by index and name (after pools were added). */
 int master_sync_pools(struct master *m);
 /* Opens the store as m->ledger, with c's groups (new file) or resumed; logs what fails. */

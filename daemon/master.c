@@ -85,7 +85,9 @@ void master_begin_stop(struct master *m, enum job_cause cause)
 	if (m->stopping)
 		return;
 	m->stopping = true;
-	for (unsigned i = 0; i < m->n_pools; i++)
+	/* A durable daemon's stop keeps them for its next start (master_keeps_jobs()). */
+	for (unsigned i = 0; i < m->n_pools && !(cause == CAUSE_STOPPED && master_keeps_jobs(m));
+	     i++)
 		ledger_cancel_queued(m->ledger, i, cause);
 	for (unsigned i = 0; i < m->n_pools; i++) {
 		struct pool *p = m->pools[i];
@@ -122,6 +124,11 @@ void master_check_ready(struct master *m)
 	MASTER_EMIT(m, on_ready);
 }
 
+bool master_keeps_jobs(const struct master *m)
+{
+	return m->opts.daemon && m->opts.state;
+}
+
 void master_check_done(struct master *m)
 {
 	MASTER_EMIT(m, on_status_dirty);
@@ -144,9 +151,16 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 		char d[FORMAT_DURATION_MAX];
 
 		MASTER_EMIT(m, on_stopping, drain);
-		log_notice("%s: stopping: queued jobs are cancelled, running jobs may finish "
-			   "within %s (again to kill them now)",
-			   strsignal((int)si->ssi_signo), format_duration(d, sizeof(d), drain));
+		if (master_keeps_jobs(m))
+			log_notice("%s: stopping: running jobs may finish within %s (again to kill "
+				   "them now); the others stay in %s for the next start",
+				   strsignal((int)si->ssi_signo),
+				   format_duration(d, sizeof(d), drain), m->opts.state);
+		else
+			log_notice("%s: stopping: queued jobs are cancelled, running jobs may "
+				   "finish within %s (again to kill them now)",
+				   strsignal((int)si->ssi_signo),
+				   format_duration(d, sizeof(d), drain));
 		master_begin_stop(m, CAUSE_STOPPED);
 	} else {
 		log_notice("%s again: killing every worker now", strsignal((int)si->ssi_signo));
@@ -343,6 +357,7 @@ void master_free(struct master *m)
 	sd_event_source_disable_unref(m->sighup);
 	sd_event_source_disable_unref(m->collect);
 	sd_event_source_disable_unref(m->flush);
+	sd_event_source_disable_unref(m->flush_retry);
 	sd_event_source_disable_unref(m->reload_event);
 	forkserver_end(m);
 	sd_event_source_disable_unref(m->zygote_timer);
@@ -367,6 +382,21 @@ const char *master_pool_name(const struct master *m, unsigned pool)
 int master_state_error(const struct master *m)
 {
 	return m->state_error;
+}
+
+bool master_durable(const struct master *m)
+{
+	return m->opts.state != NULL;
+}
+
+uint64_t master_flushes(const struct master *m)
+{
+	return m->flushes;
+}
+
+const char *master_store_failing(const struct master *m)
+{
+	return m->flush_failing ? ledger_store_error(m->ledger) : NULL;
 }
 
 sd_event *master_event(struct master *m)

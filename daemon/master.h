@@ -53,16 +53,20 @@ struct master_options {
 				usec_t when);
 	void *userdata;
 	/*
-	 * A one-shot run recorded in this file (`bulkhead run --state`): jobs live in the SQLite
-	 * store, written once per loop pass; a file that holds a run of this config resumes it.
-	 * NULL: in memory. master_new() logs why a file cannot be used and returns -EBADMSG
-	 * (damaged or not a store), -EPROTO (newer), -EINVAL (another run), else the I/O errno.
+	 * The SQLite store file (DESIGN §12): jobs live there, written once per loop pass and
+	 * once more when the loop ends. A one-shot run (`bulkhead run --state`) resumes a file
+	 * that holds a run of this config; bulkheadd (`[supervisor] store`) continues what its
+	 * file holds, runs a config group once per definition, and a stop keeps every job that
+	 * has not ended. NULL: in memory. master_new() logs why a file cannot be used and returns
+	 * -EBADMSG (damaged or not a store), -EPROTO (newer), -EINVAL (another run), -ENXIO (a
+	 * group's pool is not in the config), else the I/O errno.
 	 */
 	const char *state;
 	bool retry_failed; /* with state: failed, crashed and timed-out jobs run again */
 };
 
 struct master;
+struct submit_key;
 
 /*
  * What a service subscribes to, instead of polling the master (bulkheadd's sd_notify, its
@@ -84,6 +88,8 @@ struct master_hooks {
 	void (*on_exit)(void *userdata);
 	/* Job `id` reached its final state (master_job() reads it). No job may be added here. */
 	void (*on_job_end)(void *userdata, uint64_t id);
+	/* A durable store wrote everything changed so far (master_flushes() went up). */
+	void (*on_flushed)(void *userdata);
 };
 
 /*
@@ -105,6 +111,15 @@ void master_free(struct master *m);
 int master_run(struct master *m);
 /* With opts.state: 0, or the errno of the last write (the end of the run is not recorded). */
 int master_state_error(const struct master *m);
+/* Whether jobs live in a durable store (opts.state). */
+bool master_durable(const struct master *m);
+/*
+ * Writes of the durable store that succeeded so far: what was accepted before a call is on
+ * disk once this has gone past the value it returned then.
+ */
+uint64_t master_flushes(const struct master *m);
+/* Why the store's last write failed (it is retried), naming the file; NULL: it did not. */
+const char *master_store_failing(const struct master *m);
 
 sd_event *master_event(struct master *m);
 const struct master_stats *master_stats(const struct master *m);
@@ -137,6 +152,13 @@ int master_add_variant(struct master *m, const struct group_config *gc, const ch
 int master_add_input_jobs(struct master *m, unsigned group, char *const *inputs, size_t n,
 			  uint64_t *ret_first);
 bool master_pool_accepts(const struct master *m, unsigned pool);
+/*
+ * `submit --key` (daemon/submit-keys.h): the submission a key made (NULL: none kept), and
+ * a new one for jobs first .. first + count - 1 (kept in the store with them).
+ */
+const struct submit_key *master_find_key(const struct master *m, const char *key);
+int master_add_key(struct master *m, const char *key, uint64_t first, uint32_t count,
+		   uint32_t request);
 /*
  * Graceful restart of a pool's workers (slot < 0) or of one slot: each is sent STOP (it
  * finishes its running jobs) and replaced, one at a time. Returns how many will be replaced,

@@ -223,6 +223,7 @@ static int reload_groups(struct master *m, const struct config *nc, const unsign
 				log_notice("job group %s: pool, run, args and count of existing jobs "
 					   "stay as they were; timeout, max_attempts and expect are "
 					   "updated", gc.name);
+			gc.count = cur->count; /* of the jobs it has; a restart adds more */
 			ledger_update_group(m->ledger, (unsigned)g, &gc);
 			continue;
 		}

@@ -293,4 +293,5 @@ void mem_update_group(struct store *st, unsigned group, const struct group_confi
 	cur->timeout = g->timeout;
 	cur->max_attempts = g->max_attempts;
 	cur->expect = g->expect;
+	cur->count = g->count;
 }

@@ -220,12 +220,16 @@ static int sq_add_variant(struct store *st, const struct group_config *g, const 
 			  uint64_t *ret_first)
 {
 	struct sq *s = SQ(st);
-	int r = added(s, s->m->add_variant(s->mem, g, base, count, inputs, n_inputs, ret_group,
+	unsigned group;
+	int r = added(s, s->m->add_variant(s->mem, g, base, count, inputs, n_inputs, &group,
 					   ret_first));
 
-	if (r >= 0)
-		mark_group(s, *ret_group);
-	return r;
+	if (r < 0)
+		return r;
+	mark_group(s, group);
+	if (ret_group)
+		*ret_group = group;
+	return 0;
 }
 
 static int sq_add_jobs(struct store *st, unsigned group, unsigned count, uint64_t *ret_first)

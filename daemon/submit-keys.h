@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SUBMIT_KEY_MAX 128 /* bytes, printable ASCII without spaces */
+#include "common/control-proto.h"
+
+#define SUBMIT_KEY_MAX CONTROL_KEY_MAX /* bytes, printable ASCII without spaces */
 
 struct submit_key {
 	char *key; /* NULL: an empty slot */

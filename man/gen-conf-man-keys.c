@@ -87,6 +87,8 @@ static const char *type_name(const struct config_key *k)
 		return "glob";
 	case CONFIG_TYPE_DIR:
 		return "directory";
+	case CONFIG_TYPE_STORE:
+		return "store";
 	}
 	return "?";
 }
@@ -171,6 +173,11 @@ static const char *range_text(const struct config_key *k, char *buf, size_t size
 		snprintf(buf, size,
 			 "empty, or a directory that exists when the config is loaded; a relative "
 			 "path is relative to the directory of the config file");
+		break;
+	case CONFIG_TYPE_STORE:
+		snprintf(buf, size,
+			 "empty, memory, or sqlite: and an absolute path of at most %llu bytes",
+			 (unsigned long long)k->max);
 		break;
 	}
 	return buf;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -79,6 +80,8 @@ void dmn_init(struct daemon *d)
 	ck_assert_int_eq(tu_mkdtemp(&d->dir), 0);
 	snprintf(d->conf_path, sizeof(d->conf_path), "%s/test.conf", d->dir);
 	snprintf(d->run_dir, sizeof(d->run_dir), "%s/run", d->dir);
+	snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", d->dir);
+	ck_assert_int_eq(mkdir(d->state_dir, 0700), 0); /* as StateDirectory= would */
 	ck_assert_int_lt(snprintf(d->notify_path, sizeof(d->notify_path), "%s/notify", d->dir),
 			 (int)sizeof(d->notify_path));
 	ck_assert_int_lt(
@@ -107,9 +110,9 @@ static bool env_has(const char *const *env, const char *name)
 
 void dmn_start(struct daemon *d, const char *const *env)
 {
-	static char notify_var[200], runtime_var[300];
+	static char notify_var[200], runtime_var[300], state_var[300];
 	const char *argv[] = { dmn_path(), "-c", d->conf_path, NULL };
-	const char *all[DMN_ENV_MAX + 3];
+	const char *all[DMN_ENV_MAX + 4];
 	size_t n = 0;
 
 	snprintf(notify_var, sizeof(notify_var), "NOTIFY_SOCKET=%s", d->notify_path);
@@ -122,6 +125,9 @@ void dmn_start(struct daemon *d, const char *const *env)
 		all[n++] = notify_var;
 	if (!env_has(env, "RUNTIME_DIRECTORY"))
 		all[n++] = runtime_var;
+	snprintf(state_var, sizeof(state_var), "STATE_DIRECTORY=%s", d->state_dir);
+	if (!env_has(env, "STATE_DIRECTORY"))
+		all[n++] = state_var;
 	all[n] = NULL;
 	ck_assert_int_eq(tu_spawn(argv, all, -1, NULL, &d->err_fd, &d->pid), 0);
 	ck_assert_int_eq(fcntl(d->err_fd, F_SETFL, O_NONBLOCK), 0);

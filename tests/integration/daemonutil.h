@@ -42,6 +42,7 @@ struct daemon {
 	char conf_path[256]; /* DIR/test.conf */
 	char notify_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* DIR/notify */
 	char run_dir[256]; /* DIR/run, the RUNTIME_DIRECTORY */
+	char state_dir[256]; /* DIR/state, the STATE_DIRECTORY (the store: DIR/state/jobs.db) */
 	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* RUN_DIR/control.sock */
 	int notify_fd;
 	int err_fd; /* the daemon's stderr, non-blocking; -1 at EOF */

@@ -985,8 +985,8 @@ END_TEST
 static int run_cli(struct daemon *d, const char *const *args, char **ret_out, char **ret_err)
 {
 	const char *argv[16] = { dmn_path() };
-	char notify_var[200], runtime_var[300];
-	const char *env[] = { notify_var, runtime_var, NULL };
+	char notify_var[200], runtime_var[300], state_var[300];
+	const char *env[] = { notify_var, runtime_var, state_var, NULL };
 	int out_fd, err_fd, st;
 	size_t n = 1;
 	pid_t pid;
@@ -998,6 +998,7 @@ static int run_cli(struct daemon *d, const char *const *args, char **ret_out, ch
 	argv[n] = NULL;
 	snprintf(notify_var, sizeof(notify_var), "NOTIFY_SOCKET=%s", d->notify_path);
 	snprintf(runtime_var, sizeof(runtime_var), "RUNTIME_DIRECTORY=%s", d->run_dir);
+	snprintf(state_var, sizeof(state_var), "STATE_DIRECTORY=%s", d->state_dir);
 	ck_assert_int_eq(tu_spawn(argv, env, -1, &out_fd, &err_fd, &pid), 0);
 	/* Small outputs: reading one pipe to the end, then the other, cannot block the child. */
 	*ret_out = tu_read_all(out_fd, EXIT_MS);
