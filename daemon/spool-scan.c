@@ -388,8 +388,74 @@ static int watch(struct spool *s)
 	return 0;
 }
 
+/* Puts f in the set at its place (pos from spool_find: not there), growing it if need be. */
+static int insert_file(struct spool *s, struct spool_file *f, long pos)
+{
+	if (s->n_files == s->n_alloc) {
+		unsigned n = s->n_alloc ? s->n_alloc * 2 : 16;
+		struct spool_file **v = realloc(s->files, n * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->files = v;
+		s->n_alloc = n;
+	}
+	pos = -pos - 1;
+	memmove(&s->files[pos + 1], &s->files[pos],
+		(s->n_files - (size_t)pos) * sizeof(s->files[0]));
+	s->files[pos] = f;
+	s->n_files++;
+	return 0;
+}
+
+/*
+ * A durable store that was opened again holds jobs of this spool that have not ended: their
+ * files are still in DIR. They are in flight already (never taken twice), and move when their
+ * jobs end, like any other. Returns how many, or -ENOMEM.
+ */
+static long adopt(struct spool *s)
+{
+	size_t len = strlen(s->dir);
+	long n = 0;
+
+	for (uint64_t id = 1; id <= master_n_jobs(s->m); id++) {
+		enum job_state state;
+		unsigned group;
+		struct master_job j;
+		struct spool_file *f;
+		struct stat st;
+		const char *name;
+		long pos;
+
+		if (master_job_state(s->m, id, &state, &group) < 0 || group != s->group ||
+		    job_state_is_final(state) || master_job(s->m, id, &j) < 0 || !j.input ||
+		    strncmp(j.input, s->dir, len) != 0 || j.input[len] != '/')
+			continue;
+		name = j.input + len + 1;
+		pos = spool_find(s, name);
+		if (pos >= 0)
+			continue;
+		f = malloc(sizeof(*f) + strlen(name) + 1);
+		if (!f)
+			return -ENOMEM;
+		*f = (struct spool_file){ .job = id };
+		if (stat(j.input, &st) == 0) {
+			f->dev = st.st_dev;
+			f->ino = st.st_ino;
+		}
+		strcpy(f->name, name);
+		if (insert_file(s, f, pos) < 0) {
+			free(f);
+			return -ENOMEM;
+		}
+		n++;
+	}
+	return n;
+}
+
 int spool_scan_start(struct spool *s, bool watch_dir)
 {
+	long adopted;
 	int r;
 
 	r = sd_event_add_defer(master_event(s->m), &s->rescan, on_rescan, s);
@@ -397,6 +463,15 @@ int spool_scan_start(struct spool *s, bool watch_dir)
 		r = sd_event_source_set_enabled(s->rescan, SD_EVENT_OFF);
 	if (r < 0)
 		return r;
+	adopted = adopt(s);
+	if (adopted < 0) {
+		log_error("job group %s: out of memory", gname(s));
+		return (int)adopted;
+	}
+	if (adopted > 0)
+		log_info("job group %s: %ld files of %s have jobs already (kept from before the "
+			 "restart)",
+			 gname(s), adopted, s->dir);
 	/* Watch first: a file that comes during the scan is seen once either way. */
 	if (watch_dir) {
 		r = watch(s);

@@ -1,0 +1,672 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bulkheadd on its SQLite store (DESIGN §12, issue 13) with the real faults: the daemon
+ * SIGKILLed at random moments while clients submit, a SIGTERM with work queued, a full
+ * file system under the store, and stores it must refuse. Each daemon of a test gets the
+ * same STATE_DIRECTORY, so the next one starts on the store the last one left.
+ *
+ * What is checked is what a user relies on: every acknowledged id ends in exactly one
+ * final state and none is missing, a retried submit (same --key) never makes jobs twice, a
+ * config group runs once however often the daemon starts, `status` adds up with `lost` 0,
+ * and after each kill no worker is left behind. Nothing sleeps to synchronise: every wait is
+ * on a reply, a datagram, a line on stderr or an exit, with a deadline.
+ */
+#include <check.h>
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctlutil.h"
+#include "daemonutil.h"
+#include "testutil.h"
+
+#define KILLS 20          /* SIGKILLs of the daemon in the random-kill test */
+#define PER_SUBMIT 100    /* jobs per submit there */
+#define CONFIG_JOBS 40    /* the config group's jobs */
+#define KEYS_MAX 4096     /* submits in one test */
+#define END_MS 120000     /* every job ended, generous for ASan on a loaded machine */
+
+static const char conf[] = "[supervisor]\n"
+			   "drain_timeout = 200ms\n"
+			   "[pool main]\n"
+			   "workers = 2\n"
+			   "threads = 4\n"
+			   "[job cfg]\n"
+			   "run = builtin:sleep\n"
+			   "args = ms=2\n"
+			   "count = 40\n";
+_Static_assert(CONFIG_JOBS == 40, "the config above has CONFIG_JOBS jobs");
+
+/* What a submit with one key was answered: its ids, first .. first + count - 1. */
+struct keyed {
+	uint64_t first;
+	unsigned count;
+	bool acked;
+};
+
+static uint64_t prng(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* A STATE_DIRECTORY that outlives each daemon (dmn_free() removes a daemon's own dir). */
+static void make_state_dir(char *buf, size_t size)
+{
+	char *dir;
+
+	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
+	snprintf(buf, size, "%s", dir);
+	free(dir);
+}
+
+/* Starts a daemon on the store in state_dir and waits for READY=1. */
+static void start_on(struct daemon *d, const char *state_dir, const char *config)
+{
+	static char var[300];
+	const char *env[] = { var, NULL };
+
+	dmn_init(d);
+	dmn_write_config(d, config);
+	snprintf(var, sizeof(var), "STATE_DIRECTORY=%s", state_dir);
+	dmn_start(d, env);
+	dmn_wait_ready(d);
+}
+
+static json_object *submit_keyed(struct daemon *d, struct conn *c, unsigned k)
+{
+	char req[200];
+
+	snprintf(req, sizeof(req),
+		 "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:sleep\","
+		 "\"args\":{\"ms\":\"1\"},\"count\":%d,\"key\":\"k%u\"}",
+		 PER_SUBMIT, k);
+	return call(d, c, req);
+}
+
+/* A submit reply's ids: consecutive, `count` of them; the first out. */
+static uint64_t ids_of(json_object *o, unsigned count)
+{
+	json_object *ids = jget(o, "ids", json_type_array);
+	uint64_t first = (uint64_t)json_object_get_int64(json_object_array_get_idx(ids, 0));
+
+	ck_assert_uint_eq(json_object_array_length(ids), count);
+	for (size_t i = 0; i < count; i++)
+		ck_assert_uint_eq(json_object_get_int64(json_object_array_get_idx(ids, i)),
+				  first + i);
+	return first;
+}
+
+static void note_reply(struct keyed *kd, json_object *o, unsigned k)
+{
+	uint64_t first = ids_of(o, PER_SUBMIT);
+
+	if (kd[k].acked)
+		ck_assert_msg(kd[k].first == first,
+			      "key k%u answered %" PRIu64 " first, then %" PRIu64, k, kd[k].first,
+			      first);
+	kd[k] = (struct keyed){ first, PER_SUBMIT, true };
+}
+
+/* status: the counts add up, lost is 0; returns the total. */
+static int64_t checked_total(struct daemon *d, struct conn *c, int64_t *ret_unfinished)
+{
+	static const char *const states[] = { "queued", "running", "done", "failed", "crashed",
+					      "timed_out", "cancelled", "lost" };
+	json_object *o = call(d, c, "{\"command\":\"status\"}"), *jobs;
+	int64_t sum = 0, total;
+
+	assert_ok(o);
+	jobs = jget(o, "jobs", json_type_object);
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		sum += jint(jobs, states[i]);
+	total = jint(jobs, "total");
+	ck_assert_msg(sum == total && jint(jobs, "lost") == 0, "status does not add up: %s",
+		      jtext(o));
+	if (ret_unfinished)
+		*ret_unfinished = jint(jobs, "queued") + jint(jobs, "running");
+	json_object_put(o);
+	return total;
+}
+
+/* Waits (the `wait` command: a reply when they have all ended) for a group's jobs. */
+static void wait_group(struct daemon *d, struct conn *c, const char *group)
+{
+	char req[160];
+	json_object *o;
+
+	snprintf(req, sizeof(req), "{\"command\":\"wait\",\"group\":\"%s\"}", group);
+	o = call_within(d, c, req, END_MS);
+	assert_ok(o);
+	ck_assert_msg(jbool(o, "all_expected"), "%s: %s", group, jtext(o));
+	json_object_put(o);
+}
+
+/*
+ * Acceptance 1 of issue 13: SIGKILL at random moments, KILLS times, with clients submitting
+ * (one request left unanswered at most kills); each next daemon starts on the same store and
+ * the client retries the key it had no reply for. At the end every acknowledged id is there,
+ * once, ended done; the store holds nothing but those and the config group's jobs, which ran
+ * once.
+ */
+START_TEST(test_random_kills)
+{
+	struct keyed *kd = calloc(KEYS_MAX, sizeof(*kd));
+	uint64_t seed = (uint64_t)tu_now_ms() * 2654435761u | 1, rnd = seed;
+	char state_dir[256], *line;
+	unsigned next_key = 0, pending = UINT_MAX;
+	struct daemon d;
+	struct conn c;
+	int64_t total, unfinished;
+	json_object *o, *jobs;
+	uint64_t acked = 0;
+
+	ck_assert_ptr_nonnull(kd);
+	make_state_dir(state_dir, sizeof(state_dir));
+	start_on(&d, state_dir, conf);
+	for (int round = 0; round <= KILLS; round++) {
+		unsigned n;
+
+		if (round > 0)
+			start_on(&d, state_dir, conf);
+		conn_open(&d, &c);
+		/* The key whose reply the last kill took: the same ids, or new ones if its jobs
+		 * were not on disk yet. */
+		if (pending != UINT_MAX) {
+			o = submit_keyed(&d, &c, pending);
+			assert_ok(o);
+			note_reply(kd, o, pending);
+			json_object_put(o);
+			pending = UINT_MAX;
+		}
+		if (round == KILLS)
+			break;
+		/* A random number of answered submits, some retried (same key, same ids)... */
+		n = (unsigned)(prng(&rnd) % 8);
+		for (unsigned i = 0; i < n && next_key < KEYS_MAX - 1; i++) {
+			unsigned k = prng(&rnd) % 4 == 0 && next_key > 0 ? next_key - 1 : next_key++;
+
+			o = submit_keyed(&d, &c, k);
+			assert_ok(o);
+			note_reply(kd, o, k);
+			json_object_put(o);
+		}
+		/* ...then one sent and the daemon killed at once, or a little later (a reply may
+		 * or may not have come: it counts only if it did). */
+		pending = next_key++;
+		{
+			char req[200];
+			size_t len;
+
+			snprintf(req, sizeof(req),
+				 "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:sleep\","
+				 "\"args\":{\"ms\":\"1\"},\"count\":%d,\"key\":\"k%u\"}\n",
+				 PER_SUBMIT, pending);
+			len = strlen(req);
+			conn_send_ok(&d, &c, req, len);
+		}
+		if (prng(&rnd) % 2) {
+			line = conn_line(&d, &c, (int)(prng(&rnd) % 20));
+			if (line) {
+				o = parse_reply(line);
+				assert_ok(o);
+				note_reply(kd, o, pending);
+				json_object_put(o);
+				free(line);
+			}
+		}
+		dmn_signal(&d, SIGKILL);
+		ck_assert_msg(dmn_wait_exit(&d, DMN_EXIT_MS), "SIGKILL: still there");
+		conn_close(&c);
+		dmn_assert_nothing_left("bulkhead-worker", DMN_EXIT_MS, "the daemon's SIGKILL");
+		dmn_free(&d);
+	}
+
+	/* The last daemon: everything ends. */
+	wait_group(&d, &c, "cfg");
+	wait_group(&d, &c, "sleep@1");
+	total = checked_total(&d, &c, &unfinished);
+	ck_assert_int_eq(unfinished, 0);
+	for (unsigned k = 0; k < next_key; k++)
+		acked += kd[k].acked ? kd[k].count : 0;
+	ck_assert_msg((uint64_t)total == acked + CONFIG_JOBS,
+		      "%" PRId64 " jobs in the store, %" PRIu64 " acknowledged + %d of the config "
+		      "(seed %" PRIu64 ")",
+		      total, acked, CONFIG_JOBS, seed);
+
+	fprintf(stderr, "random kills: %d SIGKILLs, %u keys, %" PRIu64 " jobs acknowledged (seed %"
+		PRIu64 ")\n", KILLS, next_key, acked, seed);
+	/* Every acknowledged id, once, done; the config group ran once (its 40 only). */
+	o = call(&d, &c, "{\"command\":\"jobs\",\"limit\":100000}");
+	jobs = jget(o, "jobs", json_type_array);
+	ck_assert_int_eq((int64_t)json_object_array_length(jobs), total);
+	{
+		unsigned char *seen = calloc((size_t)total + 2, 1);
+		unsigned cfg = 0;
+
+		ck_assert_ptr_nonnull(seen);
+		for (size_t i = 0; i < json_object_array_length(jobs); i++) {
+			json_object *j = json_object_array_get_idx(jobs, i);
+			int64_t id = jint(j, "id");
+
+			ck_assert_msg(id >= 1 && id <= total && !seen[id], "id %" PRId64, id);
+			seen[id] = 1;
+			ck_assert_msg(strcmp(jstr(j, "state"), "done") == 0, "%s", jtext(j));
+			cfg += strcmp(jstr(j, "group"), "cfg") == 0;
+		}
+		ck_assert_uint_eq(cfg, CONFIG_JOBS);
+		for (unsigned k = 0; k < next_key; k++)
+			for (unsigned i = 0; kd[k].acked && i < kd[k].count; i++)
+				ck_assert_msg(kd[k].first + i <= (uint64_t)total &&
+						      seen[kd[k].first + i],
+					      "acknowledged id %" PRIu64 " (key k%u) is missing",
+					      kd[k].first + i, k);
+		free(seen);
+	}
+	json_object_put(o);
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+	free(kd);
+}
+END_TEST
+
+/*
+ * A SIGTERM keeps what has not ended: queued jobs and those the drain killed run at the
+ * next start (none ends cancelled), and `status` counts them all.
+ */
+START_TEST(test_stop_keeps_jobs)
+{
+	char state_dir[256];
+	struct daemon d;
+	struct conn c;
+	json_object *o;
+	int64_t total, unfinished;
+	uint64_t first;
+
+	make_state_dir(state_dir, sizeof(state_dir));
+	start_on(&d, state_dir, "[supervisor]\ndrain_timeout = 100ms\n[pool main]\nworkers = 1\n"
+			   "threads = 2\n");
+	conn_open(&d, &c);
+	/* Two that outlast the drain, and more queued behind them. */
+	o = call(&d, &c,
+		 "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:sleep\","
+		 "\"args\":{\"ms\":\"600000\"},\"count\":2}");
+	assert_ok(o);
+	first = ids_of(o, 2);
+	json_object_put(o);
+	o = call(&d, &c,
+		 "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:noop\",\"count\":50}");
+	assert_ok(o);
+	json_object_put(o);
+	conn_close(&c);
+	dmn_stop(&d);
+	ck_assert_msg(strstr(d.err, "stay in") && strstr(d.err, "for the next start"), "%s",
+		      dmn_describe(&d));
+	dmn_assert_aftermath();
+	dmn_free(&d);
+
+	/* Room for the noops beside the long ones this time. */
+	start_on(&d, state_dir, "[supervisor]\ndrain_timeout = 100ms\n[pool main]\nworkers = 1\n"
+				"threads = 4\n");
+	conn_open(&d, &c);
+	total = checked_total(&d, &c, &unfinished);
+	ck_assert_int_eq(total, 52);
+	wait_group(&d, &c, "noop@2");
+	o = call(&d, &c, "{\"command\":\"jobs\",\"state\":\"cancelled\"}");
+	ck_assert_int_eq(jint(o, "total_matching"), 0);
+	json_object_put(o);
+	/* The long ones run again (a re-run of its master's stop, no attempt). */
+	o = call(&d, &c, "{\"command\":\"jobs\",\"group\":\"sleep@1\"}");
+	ck_assert_int_eq(jint(o, "total_matching"), 2);
+	ck_assert_int_eq(jint(json_object_array_get_idx(jget(o, "jobs", json_type_array), 0), "id"),
+			 (int64_t)first);
+	ck_assert_int_eq(
+		jint(json_object_array_get_idx(jget(o, "jobs", json_type_array), 0), "attempts"), 0);
+	json_object_put(o);
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/* A config group runs once per definition; a changed one is new work, the old kept. */
+START_TEST(test_config_group_once_per_definition)
+{
+	static const char v1[] = "[pool main]\nworkers = 1\nthreads = 2\n"
+				 "[job g]\nrun = builtin:noop\ncount = 5\n";
+	static const char more[] = "[pool main]\nworkers = 1\nthreads = 2\n"
+				   "[job g]\nrun = builtin:noop\ncount = 8\n";
+	static const char other[] = "[pool main]\nworkers = 1\nthreads = 2\n"
+				    "[job g]\nrun = builtin:sleep\nargs = ms=1\ncount = 2\n";
+	char state_dir[256];
+	struct daemon d;
+	struct conn c;
+	json_object *o;
+
+	make_state_dir(state_dir, sizeof(state_dir));
+	start_on(&d, state_dir, v1);
+	conn_open(&d, &c);
+	wait_group(&d, &c, "g");
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_free(&d);
+
+	/* The same definition: nothing new. */
+	start_on(&d, state_dir, v1);
+	conn_open(&d, &c);
+	ck_assert_int_eq(checked_total(&d, &c, NULL), 5);
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_free(&d);
+
+	/* count 5 -> 8: three more. */
+	start_on(&d, state_dir, more);
+	conn_open(&d, &c);
+	wait_group(&d, &c, "g");
+	ck_assert_int_eq(checked_total(&d, &c, NULL), 8);
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_free(&d);
+
+	/* Another run: a new definition, two new jobs; the old group is kept as g~1. */
+	start_on(&d, state_dir, other);
+	conn_open(&d, &c);
+	wait_group(&d, &c, "g");
+	ck_assert_int_eq(checked_total(&d, &c, NULL), 10);
+	o = call(&d, &c, "{\"command\":\"jobs\",\"group\":\"g~1\"}");
+	ck_assert_int_eq(jint(o, "total_matching"), 8);
+	json_object_put(o);
+	ck_assert_msg(strstr(d.err, "job group g: its run changed"), "%s", dmn_describe(&d));
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/* Regular files in dir, or -1 if it cannot be read. */
+static long regular_files(const char *dir)
+{
+	struct dirent *de;
+	long n = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += de->d_type == DT_REG;
+	closedir(d);
+	return n;
+}
+
+/*
+ * A spool's files whose jobs had not ended when the daemon was killed: the next daemon finds
+ * their jobs in the store and does not take the files again; each file is moved once.
+ */
+START_TEST(test_spool_after_kill)
+{
+	char state_dir[256], spool[256], done[300], path[400], config[700];
+	int64_t deadline;
+	struct daemon d;
+	struct conn c;
+
+	make_state_dir(state_dir, sizeof(state_dir));
+	make_state_dir(spool, sizeof(spool));
+	for (int i = 0; i < 10; i++) {
+		snprintf(path, sizeof(path), "%s/in-%02d", spool, i);
+		ck_assert_int_eq(tu_write_file(path, "x"), 0);
+	}
+	snprintf(config, sizeof(config),
+		 "[pool main]\nworkers = 1\nthreads = 2\n"
+		 "[job eat]\nrun = builtin:sleep\nargs = ms=150\nspool = %s\n",
+		 spool);
+	snprintf(done, sizeof(done), "%s/done", spool);
+	start_on(&d, state_dir, config);
+	/* Killed once a file has moved: some done, some running, some queued. */
+	deadline = tu_now_ms() + END_MS;
+	while (regular_files(done) < 1 && tu_ms_left(deadline) > 0)
+		dmn_pump(&d, 10);
+	ck_assert_int_ge(regular_files(done), 1);
+	dmn_signal(&d, SIGKILL);
+	ck_assert(dmn_wait_exit(&d, DMN_EXIT_MS));
+	dmn_assert_nothing_left("bulkhead-worker", DMN_EXIT_MS, "the daemon's SIGKILL");
+	dmn_free(&d);
+
+	start_on(&d, state_dir, config);
+	ck_assert_msg(strstr(d.err, "have jobs already") || regular_files(done) == 10, "%s",
+		      dmn_describe(&d));
+	conn_open(&d, &c);
+	wait_group(&d, &c, "eat");
+	ck_assert_int_eq(checked_total(&d, &c, NULL), 10);
+	ck_assert_int_eq(regular_files(done), 10);
+	ck_assert_int_eq(regular_files(spool), 0);
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/* Starts a daemon that must exit with `code` at once, saying `says` (and the file). */
+static void expect_refused_start(const char *state_dir, const char *config, int code,
+				 const char *says)
+{
+	static char var[300];
+	const char *env[] = { var, NULL };
+	struct daemon d;
+
+	dmn_init(&d);
+	dmn_write_config(&d, config);
+	snprintf(var, sizeof(var), "STATE_DIRECTORY=%s", state_dir);
+	dmn_start(&d, env);
+	dmn_expect_exit(&d, code, DMN_EXIT_MS);
+	ck_assert_msg(strstr(d.err, says) && strstr(d.err, "jobs.db"), "expected '%s': %s", says,
+		      dmn_describe(&d));
+	ck_assert_msg(d.n_notices == 0, "it notified: %s", dmn_describe(&d));
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+
+/* Stores the daemon must not start on: each with its exit code and the file named. */
+START_TEST(test_bad_stores)
+{
+	static const char pools2[] = "[pool main]\nworkers = 1\nthreads = 1\n[pool side]\n"
+				     "workers = 1\nthreads = 1\n[job s]\npool = side\n"
+				     "run = builtin:noop\ncount = 3\n";
+	static const char pools1[] = "[pool main]\nworkers = 1\nthreads = 1\n";
+	char state_dir[256], db[300], cmd[700];
+	struct daemon d;
+	struct stat st;
+	int fd;
+
+	make_state_dir(state_dir, sizeof(state_dir));
+	start_on(&d, state_dir, pools2);
+	snprintf(db, sizeof(db), "%s/jobs.db", state_dir);
+	dmn_stop(&d);
+	dmn_free(&d);
+
+	/* A pool its jobs need is gone from the config: a config error. */
+	expect_refused_start(state_dir, pools1, 78, "runs in pool side, which the config does "
+						    "not have");
+	/* Damaged: half of it gone. */
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s.good'", db, db);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(stat(db, &st), 0);
+	ck_assert_int_eq(truncate(db, st.st_size / 2), 0);
+	expect_refused_start(state_dir, pools2, 65, "damaged");
+	/* Bytes of it overwritten. */
+	snprintf(cmd, sizeof(cmd), "cp '%s.good' '%s'", db, db);
+	ck_assert_int_eq(system(cmd), 0);
+	fd = open(db, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, "garbage!garbage!garbage!", 24, 0), 24);
+	close(fd);
+	expect_refused_start(state_dir, pools2, 65, "damaged");
+	/* Written by a newer bulkhead: user_version (big-endian at byte 60 of the header) 9. */
+	snprintf(cmd, sizeof(cmd), "cp '%s.good' '%s'", db, db);
+	ck_assert_int_eq(system(cmd), 0);
+	fd = open(db, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, "\0\0\0\x09", 4, 60), 4);
+	close(fd);
+	expect_refused_start(state_dir, pools2, 65, "newer bulkhead");
+	/* Its directory is not there: an I/O error. */
+	snprintf(cmd, sizeof(cmd), "%s/gone", state_dir);
+	expect_refused_start(cmd, pools2, 74, "cannot");
+	/* The good copy still starts, with its jobs. */
+	snprintf(cmd, sizeof(cmd), "cp '%s.good' '%s'", db, db);
+	ck_assert_int_eq(system(cmd), 0);
+	start_on(&d, state_dir, pools2);
+	{
+		struct conn c;
+
+		conn_open(&d, &c);
+		ck_assert_int_eq(checked_total(&d, &c, NULL), 3);
+		conn_close(&c);
+	}
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/*
+ * A full file system under the store: the submit whose jobs cannot be written gets no reply
+ * until they are; a new submit is refused, saying why; nothing is lost once there is room.
+ */
+START_TEST(test_full_disk)
+{
+	char filler[300], buf[4096] = { 0 };
+	struct daemon d;
+	struct conn c, c2;
+	json_object *o;
+	char *line;
+	uint64_t first;
+	int fd;
+
+	dmn_init(&d);
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", d.state_dir, "tmpfs", 0, "size=2m") < 0) {
+		fprintf(stderr, "SKIP full disk: cannot mount a small tmpfs here (%s)\n",
+			strerror(errno));
+		dmn_free(&d);
+		return;
+	}
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 2\n");
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	conn_open(&d, &c);
+	conn_open(&d, &c2);
+	o = call(&d, &c, "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:noop\","
+			 "\"count\":10,\"key\":\"before\"}");
+	assert_ok(o);
+	json_object_put(o);
+
+	snprintf(filler, sizeof(filler), "%s/filler", d.state_dir);
+	fd = open(filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	while (write(fd, buf, sizeof(buf)) > 0)
+		;
+	close(fd);
+	/* Big enough that its rows cannot fit in what is left. */
+	conn_send_ok(&d, &c,
+		     "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:noop\","
+		     "\"count\":20000,\"key\":\"during\"}\n",
+		     strlen("{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:noop\","
+			    "\"count\":20000,\"key\":\"during\"}\n"));
+	dmn_expect_stderr(&d, "disk is full", CALL_MS);
+	o = call(&d, &c2, "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:noop\"}");
+	assert_error(o, "not accepted");
+	ck_assert_msg(strstr(jstr(o, "error"), "jobs.db") && strstr(jstr(o, "error"), "full"),
+		      "%s", jtext(o));
+	json_object_put(o);
+	line = conn_take_line(&c);
+	ck_assert_msg(!line, "a reply before its jobs were written: %s", line);
+
+	/* Room again: the held reply comes, and the daemon says so. */
+	ck_assert_int_eq(unlink(filler), 0);
+	line = conn_line(&d, &c, CALL_MS);
+	ck_assert_msg(line, "no reply once there was room; %s", dmn_describe(&d));
+	o = parse_reply(line);
+	free(line);
+	assert_ok(o);
+	first = ids_of(o, 20000);
+	json_object_put(o);
+	dmn_expect_stderr(&d, "written again", CALL_MS);
+	conn_close(&c);
+	conn_close(&c2);
+	dmn_signal(&d, SIGKILL);
+	ck_assert(dmn_wait_exit(&d, DMN_EXIT_MS));
+	dmn_assert_nothing_left("bulkhead-worker", DMN_EXIT_MS, "the daemon's SIGKILL");
+
+	/* What was acknowledged is in the store. */
+	{
+		static char var[300];
+		const char *env[] = { var, NULL };
+		char state_dir[256];
+		struct daemon d2;
+
+		snprintf(state_dir, sizeof(state_dir), "%s", d.state_dir);
+		snprintf(var, sizeof(var), "STATE_DIRECTORY=%s", state_dir);
+		dmn_init(&d2);
+		dmn_write_config(&d2, "[pool main]\nworkers = 1\nthreads = 2\n");
+		dmn_start(&d2, env);
+		dmn_wait_ready(&d2);
+		conn_open(&d2, &c);
+		ck_assert_int_eq(checked_total(&d2, &c, NULL), 20010);
+		o = call(&d2, &c,
+			 "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:noop\","
+			 "\"count\":20000,\"key\":\"during\"}");
+		ck_assert_uint_eq(ids_of(o, 20000), first);
+		json_object_put(o);
+		conn_close(&c);
+		dmn_stop(&d2);
+		dmn_free(&d2);
+	}
+	dmn_assert_aftermath();
+	umount2(d.state_dir, MNT_DETACH);
+	dmn_free(&d);
+}
+END_TEST
+
+static Suite *durable_suite(void)
+{
+	Suite *s = suite_create("durable");
+	TCase *tc = tcase_create("restart");
+
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_random_kills);
+	tcase_add_test(tc, test_stop_keeps_jobs);
+	tcase_add_test(tc, test_config_group_once_per_definition);
+	tcase_add_test(tc, test_spool_after_kill);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("bad");
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_bad_stores);
+	tcase_add_test(tc, test_full_disk);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return dmn_run(durable_suite(), "durable");
+}
