@@ -7,15 +7,18 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/control-proto.h"
 #include "common/job-state.h"
+#include "common/units.h"
 
 /* ---- jobs ---- */
 
@@ -83,6 +86,104 @@ static void print_jobs(FILE *f, json_object *reply)
 		fprintf(f, "%zu of %lld jobs\n", n, (long long)total);
 }
 
+/* A time (µs since the epoch) as local "YYYY-MM-DD HH:MM:SS.mmm", or "-" for 0. */
+static const char *fmt_when(char *buf, size_t size, json_object *j, const char *key)
+{
+	double v;
+	time_t t;
+	struct tm tm;
+	char day[32];
+
+	if (!jnum(j, key, &v) || v <= 0)
+		return "-";
+	t = (time_t)v;
+	if (!localtime_r(&t, &tm) || !strftime(day, sizeof(day), "%Y-%m-%d %H:%M:%S", &tm))
+		return "-";
+	snprintf(buf, size, "%s.%03d", day, (int)((v - (double)t) * 1000) % 1000);
+	return buf;
+}
+
+/* One job whole: every member of its view, a line each. */
+static void print_job(FILE *f, json_object *j)
+{
+	static const char *const plain[] = { "name", "group", "pool", "state", "cause", "worker",
+					     "node", "input", "result" };
+	char buf[64];
+	double v;
+
+	fprintf(f, "%-12s %s\n", "id", fmt_int(buf, sizeof(buf), j, "id"));
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+		if (jget(j, plain[i]) && (*fmt_str(j, plain[i]) || i < 4))
+			fprintf(f, "%-12s %s\n", plain[i], fmt_str(j, plain[i]));
+	fprintf(f, "%-12s %s\n", "accepted", fmt_when(buf, sizeof(buf), j, "accepted_at"));
+	fprintf(f, "%-12s %s\n", "started", fmt_when(buf, sizeof(buf), j, "started_at"));
+	fprintf(f, "%-12s %s\n", "ended", fmt_when(buf, sizeof(buf), j, "ended_at"));
+	if (jnum(j, "run_seconds", &v))
+		fprintf(f, "%-12s %.3fs\n", "run time", v);
+	fprintf(f, "%-12s %s\n", "attempts", fmt_int(buf, sizeof(buf), j, "attempts"));
+	fprintf(f, "%-12s %s\n", "runs", fmt_int(buf, sizeof(buf), j, "runs"));
+	fprintf(f, "%-12s %s\n", "re-runs", fmt_int(buf, sizeof(buf), j, "reruns"));
+	fprintf(f, "%-12s %s\n", "host deaths", fmt_int(buf, sizeof(buf), j, "host_deaths"));
+	if (jnum(j, "progress", &v))
+		fprintf(f, "%-12s %.1f%%\n", "progress", v * 100);
+}
+
+/*
+ * --since WHEN into µs since the epoch: a duration ago ("10min", "2h", "1d"), @SECONDS, or a
+ * local date and time ("2026-12-03", "2026-12-03 14:30", "2026-12-03 14:30:15"). 0 if not.
+ */
+static int64_t parse_since(const char *s)
+{
+	struct timespec now;
+	struct tm tm = { .tm_isdst = -1 };
+	usec_t ago;
+	const char *end;
+	long long secs;
+	char *e;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (s[0] == '@') {
+		errno = 0;
+		secs = strtoll(s + 1, &e, 10);
+		return !errno && e != s + 1 && !*e && secs > 0 ? (int64_t)secs * 1000000 : 0;
+	}
+	if (parse_duration(s, &ago) == 0 && ago != USEC_INFINITY) {
+		int64_t t = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000 - (int64_t)ago;
+
+		return t > 0 ? t : 1;
+	}
+	if (!(end = strptime(s, "%Y-%m-%d", &tm)))
+		return 0;
+	if (*end && !(end = strptime(end, " %H:%M", &tm)))
+		return 0;
+	if (*end && !(end = strptime(end, ":%S", &tm)))
+		return 0;
+	if (*end)
+		return 0;
+	secs = (long long)mktime(&tm);
+	return secs > 0 ? (int64_t)secs * 1000000 : 0;
+}
+
+static int check_state(const char *s);
+
+/* --state: one name or names separated by ','; 0 or EXIT_USAGE (said why). */
+static int check_states(const char *s)
+{
+	char buf[256], *save = NULL;
+	bool named = false;
+	int r;
+
+	if (!*s || snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))
+		return cli_usage_error("jobs", "--state: expected STATE[,STATE...]");
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		r = check_state(t);
+		if (r != 0)
+			return r;
+		named = true;
+	}
+	return named ? 0 : cli_usage_error("jobs", "--state: expected STATE[,STATE...]");
+}
+
 static int check_state(const char *s)
 {
 	const char *names[_JOB_STATE_MAX + 1], *guess;
@@ -112,18 +213,22 @@ int cmd_jobs(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "socket", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "since", required_argument, NULL, 'i' },
+		{ "reverse", no_argument, NULL, 'r' },
 		{},
 	};
 	const char *state = NULL, *group = NULL;
 	struct cli_opts co = {};
-	json_object *reply, *req;
-	long limit = 0;
+	json_object *reply, *req, *jobs;
+	long limit = 0, id = 0;
+	int64_t since = 0;
+	bool reverse = false;
 	char *line;
 	int o, r;
 
 	optind = 1;
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) >= 0) {
+	while ((o = getopt_long(argc, argv, ":hr", opts, NULL)) >= 0) {
 		switch (o) {
 		case 's':
 			state = optarg;
@@ -136,6 +241,17 @@ int cmd_jobs(int argc, char **argv)
 				return cli_usage_error("jobs",
 						       "--limit %s: expected an integer 1..%d",
 						       optarg, CONTROL_JOBS_LIMIT_MAX);
+			break;
+		case 'i':
+			since = parse_since(optarg);
+			if (!since)
+				return cli_usage_error("jobs",
+						       "--since %s: expected a duration ago (10min, "
+						       "2h), @SECONDS, or YYYY-MM-DD [HH:MM[:SS]]",
+						       optarg);
+			break;
+		case 'r':
+			reverse = true;
 			break;
 		case 'j':
 			co.json = true;
@@ -150,9 +266,11 @@ int cmd_jobs(int argc, char **argv)
 			return cli_bad_option("jobs", o, argv);
 		}
 	}
-	if (optind < argc)
-		return cli_usage_error("jobs", "unexpected argument '%s'", argv[optind]);
-	if (state && check_state(state) != 0)
+	if (optind < argc && !cli_parse_long(argv[optind], 1, LONG_MAX, &id))
+		return cli_usage_error("jobs", "'%s' is not a job id", argv[optind]);
+	if (optind + 1 < argc)
+		return cli_usage_error("jobs", "unexpected argument '%s'", argv[optind + 1]);
+	if (state && check_states(state) != 0)
 		return EXIT_USAGE;
 	if (group && !*group)
 		return cli_usage_error("jobs", "--group needs a group name");
@@ -163,13 +281,27 @@ int cmd_jobs(int argc, char **argv)
 		cli_add_string(req, "group", group);
 	if (limit > 0 && json_object_object_add(req, "limit", json_object_new_int64(limit)) < 0)
 		cli_oom();
+	if ((id && json_object_object_add(req, "job", json_object_new_int64(id)) < 0) ||
+	    (since && json_object_object_add(req, "since", json_object_new_int64(since)) < 0) ||
+	    (reverse && json_object_object_add(req, "reverse", json_object_new_boolean(1)) < 0))
+		cli_oom();
 	r = cli_call_ok(co.socket, req, &reply, &line);
 	if (r != 0)
 		return r;
-	if (co.json)
+	jobs = jget(reply, "jobs");
+	if (co.json) {
 		printf("%s\n", line);
-	else
+	} else if (id && jlen(jobs) == 1 && !state && !group && !since) {
+		print_job(stdout, json_object_array_get_idx(jobs, 0));
+	} else if (id && jlen(jobs) == 0) {
+		fprintf(stderr, "bulkhead jobs: no job %ld%s\n", id,
+			state || group || since ? " that matches" : " (forgotten, or not yet)");
+		json_object_put(reply);
+		free(line);
+		return EXIT_NOT_EXPECTED;
+	} else {
 		print_jobs(stdout, reply);
+	}
 	json_object_put(reply);
 	free(line);
 	return 0;

@@ -58,9 +58,12 @@
 #define CONTROL_COMMANDS(X)                                                                        \
 	X(status, "status", REQUEST, "[--json]", NULL,                                             \
 	  "the daemon, its jobs, pools and workers", "the status")                                 \
-	X(jobs, "jobs", REQUEST, "[--state STATE] [--group GROUP] [--limit N] [--json]", NULL,     \
-	  "list jobs; STATE: queued running done failed crashed\n"                                 \
-	  "timed_out cancelled; N: 1.." CONTROL_STR(CONTROL_JOBS_LIMIT_MAX)                        \
+	X(jobs, "jobs", REQUEST,                                                                   \
+	  "[ID] [--state STATE[,STATE...]] [--group GROUP] [--since WHEN] [--reverse] "           \
+	  "[--limit N] [--json]", NULL,                                                            \
+	  "list jobs (ID: one job whole); STATE: queued running done\n"                           \
+	  "failed crashed timed_out cancelled; WHEN: 10min (ago), @SECONDS,\n"                     \
+	  "YYYY-MM-DD [HH:MM[:SS]]; N: 1.." CONTROL_STR(CONTROL_JOBS_LIMIT_MAX)                    \
 	  " (default " CONTROL_STR(CONTROL_JOBS_LIMIT_DEFAULT) ")", "the jobs")                    \
 	X(reload, "reload", REQUEST, "", NULL,                                                     \
 	  "re-read the config (as SIGHUP does)", "the reply")                                      \

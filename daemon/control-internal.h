@@ -59,7 +59,10 @@ struct stream {
 	unsigned part; /* 0: head, 1: first list, 2: second list, 3: the end */
 	uint64_t first, next, end; /* jobs, submit: ids [first, end), `next` the cursor */
 	uint64_t listed, max; /* items in the current list; jobs: at most `max` */
-	int want_state, want_group; /* jobs: the filters, -1 for none */
+	uint32_t want_states; /* jobs: the filters: a bit per shown state (0: any), */
+	int want_group;       /* a group (-1: any), */
+	int64_t since;        /* a change (accepted, started, ended) at or after (0: any), */
+	bool reverse;         /* and newest first (from end - 1 down to first) */
 	uint32_t instance; /* submit: the instance number of id `first` */
 	uint64_t durable_at; /* submit: held until master_flushes() reaches it (0: not held) */
 	char name[CONFIG_NAME_MAX + 1]; /* submit: the group's name */

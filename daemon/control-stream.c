@@ -14,6 +14,7 @@
  * per loop pass, and a finished wait's reply is a stream too.
  */
 #include <assert.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,22 @@ void control_stream_free(struct stream *s)
 		return;
 	json_object_put(s->echo);
 	free(s);
+}
+
+/* µs as seconds with 3 decimals, printed as such (never as 1.2e9). */
+static void add_seconds(json_object *o, const char *key, int64_t us)
+{
+	char text[32];
+
+	snprintf(text, sizeof(text), "%" PRId64 ".%03" PRId64, us / 1000000, us / 1000 % 1000);
+	json_object_object_add(o, key, json_object_new_double_s((double)us / 1e6, text));
+}
+
+/* A wall-clock time (µs since the epoch) as seconds since the epoch; 0: not there. */
+static void add_time(json_object *o, const char *key, int64_t us)
+{
+	if (us > 0)
+		add_seconds(o, key, us);
 }
 
 static json_object *job_object(struct master *m, const struct master_job *j)
@@ -57,6 +74,15 @@ static json_object *job_object(struct master *m, const struct master_job *j)
 		json_object_object_add(o, "input", json_object_new_string(j->input));
 	if (j->result)
 		json_object_object_add(o, "result", json_object_new_string(j->result));
+	control_add_int(o, "reruns", j->reruns);
+	control_add_int(o, "host_deaths", j->host_deaths);
+	add_time(o, "accepted_at", j->accepted_at);
+	add_time(o, "started_at", j->started_at);
+	add_time(o, "ended_at", j->ended_at);
+	if (j->started_at && j->ended_at >= j->started_at)
+		add_seconds(o, "run_seconds", j->ended_at - j->started_at);
+	if (j->node)
+		json_object_object_add(o, "node", json_object_new_string(j->node));
 	if (shown == JOB_RUNNING && j->progress >= 0) {
 		char text[16];
 
@@ -67,13 +93,35 @@ static json_object *job_object(struct master *m, const struct master_job *j)
 	return o;
 }
 
-/* Job `id` as a view, if it matches the filters (a forgotten one never does). */
-static bool job_matches(const struct master *m, uint64_t id, int want_state, int want_group,
+/* Job `id` as a view, if it matches the stream's filters (a forgotten one never does). */
+static bool job_matches(const struct master *m, uint64_t id, const struct stream *s,
 			struct master_job *ret)
 {
-	return master_job(m, id, ret) == 0 &&
-	       (want_state < 0 || master_job_shown_state(ret) == (enum job_state)want_state) &&
-	       (want_group < 0 || ret->group == (unsigned)want_group);
+	int64_t last;
+
+	if (master_job(m, id, ret) < 0 ||
+	    (s->want_states && !(s->want_states & (1u << master_job_shown_state(ret)))) ||
+	    (s->want_group >= 0 && ret->group != (unsigned)s->want_group))
+		return false;
+	last = ret->ended_at > ret->started_at ? ret->ended_at : ret->started_at;
+	if (ret->accepted_at > last)
+		last = ret->accepted_at;
+	return !s->since || last >= s->since;
+}
+
+/* The stream's next id to look at (in its order), or false after the last. */
+static bool jobs_next_id(struct stream *s, uint64_t *ret)
+{
+	if (!s->reverse) {
+		if (s->next >= s->end)
+			return false;
+		*ret = s->next++;
+		return true;
+	}
+	if (s->next < s->first)
+		return false;
+	*ret = s->next--;
+	return true;
 }
 
 /* A stream of `kind` for the client being served; NULL when out of memory. */
@@ -95,21 +143,69 @@ struct stream *control_stream_new(struct control *c, enum stream_kind kind)
  * each job as it is then and only if it still matches, at most min(limit, total_matching).
  * Returns NULL when the stream is set up, or an error reply.
  */
+/* "state": one name, names separated by ',', or an array of names, into a bit per state. */
+static json_object *read_states(json_object *req, uint32_t *ret)
+{
+	json_object *v;
+	char buf[256], *save = NULL;
+
+	*ret = 0;
+	if (!json_object_object_get_ex(req, "state", &v))
+		return NULL;
+	if (json_object_is_type(v, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			json_object *e = json_object_array_get_idx(v, i);
+			int st = json_object_is_type(e, json_type_string)
+					 ? job_state_from_string(json_object_get_string(e))
+					 : -1;
+
+			if (st < 0)
+				return control_error_reply("state %zu: expected a state name", i + 1);
+			*ret |= 1u << st;
+		}
+		return NULL;
+	}
+	if (!json_object_is_type(v, json_type_string) ||
+	    snprintf(buf, sizeof(buf), "%s", json_object_get_string(v)) >= (int)sizeof(buf))
+		return control_error_reply("state must be a string or an array of strings");
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		int st = job_state_from_string(t);
+
+		if (st < 0)
+			return control_error_reply("unknown state '%s'", t);
+		*ret |= 1u << st;
+	}
+	if (!*ret)
+		return control_error_reply("state names no state");
+	return NULL;
+}
+
 json_object *control_cmd_jobs(struct control *c, json_object *req)
 {
-	const char *state = NULL, *group = NULL;
-	int64_t limit = CONTROL_JOBS_LIMIT_DEFAULT;
-	int want_state = -1, want_group = -1;
+	const char *group = NULL;
+	int64_t limit = CONTROL_JOBS_LIMIT_DEFAULT, job = 0, since = 0;
+	int want_group = -1;
+	uint32_t want_states;
+	bool reverse = false;
 	struct stream *s;
 	json_object *v;
 
-	if (control_get_string(req, "state", &state) < 0 ||
-	    control_get_string(req, "group", &group) < 0)
-		return control_error_reply("state and group must be strings");
-	if (state && (want_state = job_state_from_string(state)) < 0)
-		return control_error_reply("unknown state '%s'", state);
+	if (control_get_string(req, "group", &group) < 0)
+		return control_error_reply("group must be a string");
+	v = read_states(req, &want_states);
+	if (v)
+		return v;
 	if (group && (want_group = master_find_group(c->m, group)) < 0)
 		return control_error_reply("no job group '%s'", group);
+	if (control_get_int(req, "job", 1, INT64_MAX, 0, &job) < 0)
+		return control_error_reply("job must be a job id");
+	if (control_get_int(req, "since", 0, INT64_MAX, 0, &since) < 0)
+		return control_error_reply("since must be microseconds since the epoch");
+	if (json_object_object_get_ex(req, "reverse", &v)) {
+		if (!json_object_is_type(v, json_type_boolean))
+			return control_error_reply("reverse must be true or false");
+		reverse = json_object_get_boolean(v);
+	}
 	if (json_object_object_get_ex(req, "limit", &v)) {
 		if (!json_object_is_type(v, json_type_int))
 			return control_error_reply("limit must be an integer");
@@ -120,11 +216,16 @@ json_object *control_cmd_jobs(struct control *c, json_object *req)
 	s = control_stream_new(c, STREAM_JOBS);
 	if (!s)
 		return control_error_reply("out of memory");
-	s->first = s->next = 1;
+	s->first = job ? (uint64_t)job : 1;
 	s->end = master_n_jobs(c->m) + 1;
+	if (job && (uint64_t)job < s->end)
+		s->end = (uint64_t)job + 1;
 	s->max = (uint64_t)limit;
-	s->want_state = want_state;
+	s->want_states = want_states;
 	s->want_group = want_group;
+	s->since = since;
+	s->reverse = reverse;
+	s->next = reverse ? s->end - 1 : s->first;
 	return NULL;
 }
 
@@ -134,8 +235,8 @@ static void jobs_head(struct master *m, struct stream *s)
 	struct master_job j;
 	uint64_t matching = 0;
 
-	for (uint64_t id = 1; id < s->end; id++)
-		matching += job_matches(m, id, s->want_state, s->want_group, &j);
+	for (uint64_t id = s->first; id < s->end; id++)
+		matching += job_matches(m, id, s, &j);
 	if (matching < s->max)
 		s->max = matching;
 	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"total_matching\":%llu,\"jobs\":[",
@@ -354,11 +455,12 @@ static json_object *stream_item(struct client *cl, struct stream *s)
 	struct master *m = cl->c->m;
 	char name[CONFIG_NAME_MAX + 16];
 	struct master_job j;
+	uint64_t id;
 
 	switch (s->kind) {
 	case STREAM_JOBS:
-		while (s->listed < s->max && s->next < s->end) {
-			if (job_matches(m, s->next++, s->want_state, s->want_group, &j))
+		while (s->listed < s->max && jobs_next_id(s, &id)) {
+			if (job_matches(m, id, s, &j))
 				return job_object(m, &j);
 		}
 		return NULL;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/protocol.h"
 #include "daemon/ledger.h"
@@ -28,9 +29,53 @@ struct end_hook {
 struct ledger {
 	struct store *st;
 	const struct store_ops *ops;
+	int64_t (*now)(void *userdata);
+	void *now_data;
 	struct end_hook end_hooks[END_HOOKS_MAX];
 	unsigned n_end_hooks;
 };
+
+static int64_t realtime_now(void *userdata)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void ledger_set_clock(struct ledger *l, int64_t (*now)(void *userdata), void *userdata)
+{
+	l->now = now ? now : realtime_now;
+	l->now_data = userdata;
+}
+
+/* j's time now, as a history field (1 + ms after it was accepted, saturated). */
+static uint32_t since_accepted(struct ledger *l, const struct job *j)
+{
+	int64_t ms = (l->now(l->now_data) - j->accepted_at) / 1000;
+
+	if (ms < 0)
+		ms = 0; /* the clock went back: never before it was accepted */
+	return ms >= (int64_t)JOB_MS_MAX - 1 ? JOB_MS_MAX : (uint32_t)ms + 1;
+}
+
+/* Jobs after `before` were accepted now (every add below goes through here). */
+static int stamped(struct ledger *l, uint64_t before, int r)
+{
+	uint64_t n = l->ops->n_jobs(l->st);
+	int64_t now;
+
+	if (r < 0 || n == before)
+		return r;
+	now = l->now(l->now_data);
+	for (uint64_t id = before + 1; id <= n; id++) {
+		struct job *j = l->ops->job(l->st, id);
+
+		j->accepted_at = now;
+		l->ops->touch(l->st, j);
+	}
+	return r;
+}
 
 int ledger_new_with_store(struct store *st, struct ledger **ret)
 {
@@ -40,6 +85,7 @@ int ledger_new_with_store(struct store *st, struct ledger **ret)
 		return -ENOMEM;
 	l->st = st;
 	l->ops = st->ops;
+	l->now = realtime_now;
 	*ret = l;
 	return 0;
 }
@@ -89,25 +135,35 @@ int ledger_set_pools(struct ledger *l, unsigned n_pools, const char *const *name
 
 int ledger_add_group(struct ledger *l, const struct group_config *g, unsigned *ret_index)
 {
-	return l->ops->add_group(l->st, g, ret_index);
+	uint64_t before = l->ops->n_jobs(l->st);
+
+	return stamped(l, before, l->ops->add_group(l->st, g, ret_index));
 }
 
 int ledger_add_variant(struct ledger *l, const struct group_config *g, const char *base,
 		       unsigned count, char *const *inputs, size_t n_inputs, unsigned *ret_group,
 		       uint64_t *ret_first)
 {
-	return l->ops->add_variant(l->st, g, base, count, inputs, n_inputs, ret_group, ret_first);
+	uint64_t before = l->ops->n_jobs(l->st);
+
+	return stamped(l, before,
+		       l->ops->add_variant(l->st, g, base, count, inputs, n_inputs, ret_group,
+					   ret_first));
 }
 
 int ledger_add_jobs(struct ledger *l, unsigned group, unsigned count, uint64_t *ret_first)
 {
-	return l->ops->add_jobs(l->st, group, count, ret_first);
+	uint64_t before = l->ops->n_jobs(l->st);
+
+	return stamped(l, before, l->ops->add_jobs(l->st, group, count, ret_first));
 }
 
 int ledger_add_input_jobs(struct ledger *l, unsigned group, char *const *inputs, size_t n,
 			  uint64_t *ret_first)
 {
-	return l->ops->add_input_jobs(l->st, group, inputs, n, ret_first);
+	uint64_t before = l->ops->n_jobs(l->st);
+
+	return stamped(l, before, l->ops->add_input_jobs(l->st, group, inputs, n, ret_first));
 }
 
 void ledger_update_group(struct ledger *l, unsigned group, const struct group_config *g)
@@ -275,6 +331,7 @@ void ledger_assign(struct ledger *l, struct job *j)
 void ledger_started(struct ledger *l, struct job *j)
 {
 	l->ops->set_progress(l->st, j, -1);
+	j->started_ms = since_accepted(l, j);
 	j->runs++;
 	l->ops->stats(l->st)->runs++;
 	l->ops->touch(l->st, j);
@@ -301,6 +358,7 @@ static void requeue(struct ledger *l, struct job *j, bool alone)
 static void end_job(struct ledger *l, struct job *j, enum job_state s, enum job_cause cause,
 		    int detail)
 {
+	j->ended_ms = since_accepted(l, j);
 	l->ops->end(l->st, j, s, cause, detail);
 	for (unsigned i = 0; i < l->n_end_hooks; i++)
 		l->end_hooks[i].fn(l->end_hooks[i].userdata, j);
@@ -523,6 +581,7 @@ uint64_t ledger_resume(struct ledger *l, bool retry_failed)
 		j->cause = CAUSE_NONE;
 		j->cause_detail = 0;
 		j->flags &= (uint8_t)~JOB_CANCEL_REQUESTED;
+		j->ended_ms = 0; /* it has not ended any more */
 		l->ops->requeue(l->st, j, false);
 		n++;
 	}

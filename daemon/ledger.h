@@ -77,7 +77,20 @@ struct job {
 	uint8_t host_deaths;  /* masters that died while it ran (found running at a restart) */
 	struct job *next;     /* queue link while queued */
 	struct job_extra *extra; /* NULL until the job has an own input, a result or progress */
+	/* History (wall clock): accepted, in µs since the epoch; its last start and its end, as
+	 * 1 + ms after accepted_at (0: not yet; JOB_MS_MAX: at least that much later). */
+	int64_t accepted_at;
+	uint32_t started_ms;
+	uint32_t ended_ms;
 };
+
+#define JOB_MS_MAX UINT32_MAX /* 49.7 days after it was accepted, or later */
+
+/* A history field (started_ms, ended_ms) as wall-clock µs, or 0 if not yet. */
+static inline int64_t job_time(const struct job *j, uint32_t ms)
+{
+	return ms ? j->accepted_at + ((int64_t)ms - 1) * 1000 : 0;
+}
 
 struct job_queue {
 	struct job *head;
@@ -108,6 +121,12 @@ struct submit_key;
 int ledger_new(unsigned n_pools, struct ledger **ret);
 /* A ledger on store st (store.h), which it owns from now on (ledger_free frees it). */
 int ledger_new_with_store(struct store *st, struct ledger **ret);
+/*
+ * The wall clock the ledger stamps jobs with (µs since the epoch): the master's is its event
+ * loop's time of the current pass (one clock read per pass, not per job). Default: the
+ * system's CLOCK_REALTIME.
+ */
+void ledger_set_clock(struct ledger *l, int64_t (*now)(void *userdata), void *userdata);
 /* One job per instance of every group of c, all queued (c may be freed afterwards). */
 int ledger_new_from_config(const struct config *c, struct ledger **ret);
 void ledger_free(struct ledger *l);

@@ -220,6 +220,7 @@ struct master {
 	sd_event_source *flush;   /* a recorded run: the store flushed once per loop pass */
 	bool flush_failing;       /* logged once until a flush works again */
 	uint64_t flushes;         /* flushes that succeeded */
+	char node[256];           /* this host's name: the node its jobs run on */
 	sd_event_source *flush_retry; /* while failing: a pass (and so a flush) each second */
 	int state_error;          /* the last flush, when the loop had ended */
 	sd_event_source *reload_event; /* a SIGHUP storm is one reload */

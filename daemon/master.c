@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/idmap.h"
@@ -232,6 +233,19 @@ void master_collect_soon(struct master *m)
 		sd_event_source_set_enabled(m->collect, SD_EVENT_ONESHOT);
 }
 
+/* The ledger's clock: the loop's wall-clock time of this pass (sd-event reads it once). */
+static int64_t loop_wall_now(void *userdata)
+{
+	struct master *m = userdata;
+	uint64_t t;
+	struct timespec ts;
+
+	if (sd_event_now(m->event, CLOCK_REALTIME, &t) >= 0)
+		return (int64_t)t;
+	clock_gettime(CLOCK_REALTIME, &ts); /* before the loop's first pass */
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int master_new(struct config *c, const struct master_options *opts, struct master **ret)
 {
 	struct master *m;
@@ -245,6 +259,8 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	if (opts)
 		m->opts = *opts;
 	m->worker_path = spawn_worker_path();
+	if (gethostname(m->node, sizeof(m->node) - 1) < 0)
+		snprintf(m->node, sizeof(m->node), "localhost");
 	m->zygote = (struct zygote){ .s = { .pid = 0, .pidfd = -1, .fd = -1 } };
 	backoff_init(&m->zygote_backoff, ZYGOTE_BACKOFF_MIN, ZYGOTE_BACKOFF_MAX);
 
@@ -266,6 +282,7 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	r = m->opts.state ? durable_open(m, c) : ledger_new_from_config(c, &m->ledger);
 	if (r < 0)
 		goto fail;
+	ledger_set_clock(m->ledger, loop_wall_now, m);
 	r = master_add_pools(m, c);
 	if (r >= 0)
 		r = ledger_add_end_hook(m->ledger, on_job_ended, m);

@@ -239,6 +239,11 @@ struct master_job {
 	const char *result;    /* its last result line, or NULL; the same */
 	const char *worker_pool; /* while on a worker: its pool (valid as input), else NULL */
 	unsigned worker_slot;    /* and its slot: "POOL/SLOT" */
+	unsigned host_deaths;    /* masters that died while it ran */
+	int64_t accepted_at;     /* wall clock, µs since the epoch */
+	int64_t started_at;      /* its last start; 0: never started */
+	int64_t ended_at;        /* 0: not ended */
+	const char *node;        /* the node that ran it (this host), NULL if it never started */
 };
 
 /* Job `id`: 0, -ENOENT (never given), -ESTALE (ended and forgotten: keep_ended). */

@@ -65,16 +65,21 @@ static const char schema_v1[] =
  * Each migration takes a file from version N to N + 1, in the transaction that sets
  * user_version; a new file is made at version 1 and migrated like any other.
  * v2: a group's pool by name (pools are matched by name when the config changed between
- * runs), and the keys of `submit --key`.
+ * runs), the keys of `submit --key`, and each job's history: accepted (µs since the epoch),
+ * its last start and its end (1 + ms after accepted, 0: not yet) and the node that ran it.
  */
 static const char migrate_v2[] =
 	"ALTER TABLE groups ADD COLUMN pool_name TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE jobs ADD COLUMN accepted_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN started_ms INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN ended_ms INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN node TEXT;"
 	"CREATE TABLE submit_keys (key TEXT PRIMARY KEY, first INTEGER NOT NULL,"
 	" count INTEGER NOT NULL, request INTEGER NOT NULL) WITHOUT ROWID;";
 
 #define JOB_COLUMNS                                                                             \
 	"id, grp, instance, state, cause, cause_detail, alone, attempts, reruns, runs, flags, " \
-	"host_deaths, input, result"
+	"host_deaths, input, result, accepted_at, started_ms, ended_ms, node"
 #define GROUP_COLUMNS                                                                   \
 	"id, name, pool, run, kind, args, inputs, spool, output, count, timeout_us, "   \
 	"max_attempts, expect, adhoc, def_hash, total, queued, running, done, failed, " \
@@ -266,7 +271,7 @@ static int prepare_all(struct sq *s)
 {
 	int r = prepare(s, &s->put_job,
 			"INSERT OR REPLACE INTO jobs (" JOB_COLUMNS ") VALUES "
-			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 
 	if (r >= 0)
 		r = prepare(
@@ -498,7 +503,9 @@ static int load_jobs(struct sq *s, uint64_t first)
 		    v[6] > 1 || v[7] < 0 || v[7] > UINT8_MAX || v[8] < 0 || v[8] > UINT16_MAX ||
 		    v[9] < 0 || v[9] > UINT16_MAX || v[10] < 0 ||
 		    v[10] > (JOB_HAS_INPUT | JOB_CANCEL_REQUESTED | JOB_ADHOC) || v[11] < 0 ||
-		    v[11] > UINT8_MAX) {
+		    v[11] > UINT8_MAX || sqlite3_column_int64(q, 14) < 0 ||
+		    sqlite3_column_int64(q, 15) < 0 || sqlite3_column_int64(q, 15) > UINT32_MAX ||
+		    sqlite3_column_int64(q, 16) < 0 || sqlite3_column_int64(q, 16) > UINT32_MAX) {
 			r = sq_fail(s, -EBADMSG,
 				    "damaged: job %" PRIu64 ": a value is out of range", next);
 			break;
@@ -514,7 +521,10 @@ static int load_jobs(struct sq *s, uint64_t first)
 				  .reruns = (uint16_t)v[8],
 				  .runs = (uint16_t)v[9],
 				  .flags = (uint8_t)v[10],
-				  .host_deaths = (uint8_t)v[11] };
+				  .host_deaths = (uint8_t)v[11],
+				  .accepted_at = sqlite3_column_int64(q, 14),
+				  .started_ms = (uint32_t)sqlite3_column_int64(q, 15),
+				  .ended_ms = (uint32_t)sqlite3_column_int64(q, 16) };
 		r = mem_restore_job(s->mem, &j, (enum job_state)j.state,
 				    (const char *)sqlite3_column_text(q, 12),
 				    (const char *)sqlite3_column_text(q, 13));
@@ -616,6 +626,8 @@ int store_sqlite_open(const char *path, const char *const *pools, unsigned n_poo
 	r = s->path ? store_memory_new(n_pools, &s->mem) : -ENOMEM;
 	if (r >= 0)
 		r = sq_set_pool_names(s, n_pools, pools);
+	if (gethostname(s->node, sizeof(s->node) - 1) < 0)
+		snprintf(s->node, sizeof(s->node), "localhost");
 	if (r >= 0) {
 		s->m = s->mem->ops;
 		r = open_db(s);

@@ -522,6 +522,10 @@ static int write_job(struct sq *s, const struct job *j)
 	sqlite3_bind_int(q, 12, j->host_deaths);
 	bind_text(q, 13, input);
 	bind_text(q, 14, result);
+	sqlite3_bind_int64(q, 15, j->accepted_at);
+	sqlite3_bind_int64(q, 16, j->started_ms);
+	sqlite3_bind_int64(q, 17, j->ended_ms);
+	bind_text(q, 18, j->started_ms ? s->node : NULL);
 	return step(s, q, "write a job");
 }
 

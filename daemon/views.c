@@ -34,6 +34,11 @@ int master_job(const struct master *m, uint64_t id, struct master_job *ret)
 		.progress = ledger_job_progress(l, j),
 		.input = ledger_job_input(l, j),
 		.result = ledger_job_result(l, j),
+		.host_deaths = j->host_deaths,
+		.accepted_at = j->accepted_at,
+		.started_at = job_time(j, j->started_ms),
+		.ended_at = job_time(j, j->ended_ms),
+		.node = j->started_ms ? m->node : NULL,
 	};
 	if (f) {
 		const struct worker *w = f->owner;

@@ -652,6 +652,61 @@ START_TEST(test_jobs_filters)
 		json_object_put(o);
 		result_free(&r);
 	}
+	{
+		/* several states, newest first, cut at 3: the last three ids, descending */
+		const char *args[] = { "jobs", "--state", "done,crashed", "-r", "--limit", "3",
+				       "--json", NULL };
+		json_object *jobs;
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "jobs --state done,crashed -r --limit 3");
+		o = parse_json(r.out);
+		ck_assert_int_eq(member_int(o, "total_matching"), 31);
+		jobs = member(o, "jobs");
+		ck_assert_uint_eq(json_object_array_length(jobs), 3);
+		for (size_t i = 0; i < 3; i++)
+			ck_assert_int_eq(member_int(json_object_array_get_idx(jobs, i), "id"),
+					 31 - (int64_t)i);
+		json_object_put(o);
+		result_free(&r);
+	}
+	{
+		/* --since: an hour ago takes all; a time to come, none */
+		const char *hour[] = { "jobs", "--since", "1h", "--json", NULL };
+		const char *later[] = { "jobs", "--since", "@9999999999", NULL };
+
+		r = cli_at(&d, hour);
+		expect_rc(r, 0, "jobs --since 1h");
+		o = parse_json(r.out);
+		ck_assert_int_eq(member_int(o, "total_matching"), 31);
+		json_object_put(o);
+		result_free(&r);
+		r = cli_at(&d, later);
+		expect_rc(r, 0, "jobs --since @9999999999");
+		ck_assert_str_eq(r.out, "no matching jobs\n");
+		result_free(&r);
+	}
+	{
+		/* one job whole, with its history; one that is not there: exit 1 */
+		const char *one[] = { "jobs", "31", NULL };
+		const char *none[] = { "jobs", "4000", NULL };
+		char buf[128];
+
+		r = cli_at(&d, one);
+		expect_rc(r, 0, "jobs 31");
+		ck_assert_msg(strstr(r.out, "name         segv#1\n") &&
+				      strstr(r.out, "state        crashed\n") &&
+				      strstr(r.out, "attempts     2\n") &&
+				      line_of(r.out, "accepted     20", buf, sizeof(buf)) &&
+				      line_of(r.out, "ended        20", buf, sizeof(buf)) &&
+				      line_of(r.out, "node         ", buf, sizeof(buf)),
+			      "%s", r.out);
+		result_free(&r);
+		r = cli_at(&d, none);
+		expect_rc(r, 1, "jobs 4000");
+		ck_assert_msg(strstr(r.err, "no job 4000"), "%s", r.err);
+		result_free(&r);
+	}
 	dmn_stop(&d);
 	dmn_free(&d);
 }
@@ -846,6 +901,15 @@ START_TEST(test_usage_errors)
 		{ "jobs", "--limit", "-5", NULL },
 		{ "jobs", "--limit", "12abc", NULL },
 		{ "jobs", "--group", "", NULL },
+		{ "jobs", "--state", "done,bogus", NULL },
+		{ "jobs", "--state", ",", NULL },
+		{ "jobs", "--since", "yesterday", NULL },
+		{ "jobs", "--since", "@0", NULL },
+		{ "jobs", "--since", "2026-13-40", NULL },
+		{ "jobs", "12", "13", NULL },
+		{ "jobs", "0", NULL },
+		{ "submit", "work", "--key", "has space", NULL },
+		{ "submit", "work", "--key", "", NULL },
 		{ "reload", "now", NULL },
 		{ "log-level", NULL },
 		{ "log-level", "loud", NULL },

@@ -400,6 +400,113 @@ START_TEST(test_config_group_once_per_definition)
 }
 END_TEST
 
+/* The "jobs" view of job id, as text (history members only: what must outlive a restart). */
+static char *history_of(struct daemon *d, struct conn *c, uint64_t id)
+{
+	static const char *const keys[] = { "accepted_at", "started_at", "ended_at", "run_seconds",
+					    "node", "state", "runs", "attempts" };
+	char req[120], *text = NULL;
+	json_object *o, *j, *h = json_object_new_object();
+
+	snprintf(req, sizeof(req), "{\"command\":\"jobs\",\"job\":%" PRIu64 "}", id);
+	o = call(d, c, req);
+	ck_assert_int_eq(jint(o, "total_matching"), 1);
+	j = json_object_array_get_idx(jget(o, "jobs", json_type_array), 0);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_object *v;
+
+		if (json_object_object_get_ex(j, keys[i], &v))
+			json_object_object_add(h, keys[i], json_object_get(v));
+	}
+	ck_assert_int_eq(asprintf(&text, "%s", jtext(h)), (int)strlen(jtext(h)));
+	json_object_put(h);
+	json_object_put(o);
+	return text;
+}
+
+/*
+ * Each job's history (accepted, started, ended, run time, node) is the same after a SIGKILL;
+ * the filters of `jobs` (several states, since, newest first) see it.
+ */
+START_TEST(test_history_after_kill)
+{
+	char state_dir[256], *before[4], *after;
+	struct daemon d;
+	struct conn c;
+	json_object *o, *jobs;
+	double accepted;
+
+	make_state_dir(state_dir, sizeof(state_dir));
+	start_on(&d, state_dir, "[pool main]\nworkers = 1\nthreads = 1\n");
+	conn_open(&d, &c);
+	o = call(&d, &c, "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:sleep\","
+			 "\"args\":{\"ms\":\"30\"},\"count\":3}");
+	assert_ok(o);
+	json_object_put(o);
+	wait_group(&d, &c, "sleep@1");
+	/* One that is still queued at the kill: its first job holds the only thread. */
+	o = call(&d, &c, "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:sleep\","
+			 "\"args\":{\"ms\":\"600000\"},\"count\":2}");
+	assert_ok(o);
+	json_object_put(o);
+	for (uint64_t id = 1; id <= 3; id++) {
+		before[id] = history_of(&d, &c, id);
+		ck_assert_msg(strstr(before[id], "\"run_seconds\":0.0") &&
+				      strstr(before[id], "\"node\":"),
+			      "%s", before[id]);
+	}
+	o = call(&d, &c, "{\"command\":\"jobs\",\"job\":1}");
+	accepted = jdouble(json_object_array_get_idx(jget(o, "jobs", json_type_array), 0),
+			   "accepted_at");
+	json_object_put(o);
+	conn_close(&c);
+	dmn_signal(&d, SIGKILL);
+	ck_assert(dmn_wait_exit(&d, DMN_EXIT_MS));
+	dmn_assert_nothing_left("bulkhead-worker", DMN_EXIT_MS, "the daemon's SIGKILL");
+	dmn_free(&d);
+
+	start_on(&d, state_dir, "[supervisor]\ndrain_timeout = 100ms\n[pool main]\n"
+				"workers = 1\nthreads = 1\n");
+	conn_open(&d, &c);
+	for (uint64_t id = 1; id <= 3; id++) {
+		after = history_of(&d, &c, id);
+		ck_assert_str_eq(after, before[id]);
+		free(after);
+		free(before[id]);
+	}
+	/* Several states as an array, newest first: 5 (queued), 4 (running again), 3, 2, 1. */
+	o = call(&d, &c, "{\"command\":\"jobs\",\"state\":[\"done\",\"queued\",\"running\"],"
+			 "\"reverse\":true}");
+	jobs = jget(o, "jobs", json_type_array);
+	ck_assert_int_eq(jint(o, "total_matching"), 5);
+	for (size_t i = 0; i < 5; i++)
+		ck_assert_int_eq(jint(json_object_array_get_idx(jobs, i), "id"), 5 - (int64_t)i);
+	ck_assert_int_eq(jint(json_object_array_get_idx(jobs, 1), "host_deaths"), 1);
+	json_object_put(o);
+	/* since: after the first was accepted, all; far later, none. */
+	{
+		char req[160];
+
+		snprintf(req, sizeof(req), "{\"command\":\"jobs\",\"since\":%lld}",
+			 (long long)(accepted * 1e6) - 1000);
+		o = call(&d, &c, req);
+		ck_assert_int_eq(jint(o, "total_matching"), 5);
+		json_object_put(o);
+		o = call(&d, &c, "{\"command\":\"jobs\",\"since\":99999999999000000}");
+		ck_assert_int_eq(jint(o, "total_matching"), 0);
+		json_object_put(o);
+		call_error(&d, &c, "{\"command\":\"jobs\",\"state\":[\"done\",7]}",
+			   "expected a state name");
+		call_error(&d, &c, "{\"command\":\"jobs\",\"state\":\"done,nope\"}",
+			   "unknown state 'nope'");
+	}
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
 /* Regular files in dir, or -1 if it cannot be read. */
 static long regular_files(const char *dir)
 {
@@ -656,6 +763,7 @@ static Suite *durable_suite(void)
 	tcase_add_test(tc, test_stop_keeps_jobs);
 	tcase_add_test(tc, test_config_group_once_per_definition);
 	tcase_add_test(tc, test_spool_after_kill);
+	tcase_add_test(tc, test_history_after_kill);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad");
 	tcase_add_checked_fixture(tc, dmn_setup, NULL);

@@ -191,6 +191,9 @@ static void assert_matches(struct ledger *m, const struct snap *s)
 		ck_assert_uint_eq(j->runs, x->runs);
 		ck_assert_uint_eq(j->flags & ~JOB_DIRTY, x->flags & ~JOB_DIRTY);
 		ck_assert_uint_eq(j->host_deaths, x->host_deaths);
+		ck_assert_int_eq(j->accepted_at, x->accepted_at);
+		ck_assert_uint_eq(j->started_ms, x->started_ms);
+		ck_assert_uint_eq(j->ended_ms, x->ended_ms);
 		assert_same_str(ledger_job_result(m, j), s->results[id]);
 		assert_same_str(ledger_job_input(m, j), s->inputs[id]);
 	}

@@ -112,6 +112,18 @@ static void p_touch(struct store *st, struct job *j)
 	inner_of(st)->ops->touch(inner_of(st), j);
 }
 
+static uint64_t p_n_jobs(const struct store *st)
+{
+	const struct recording *r = (const struct recording *)st;
+
+	return r->inner->ops->n_jobs(r->inner);
+}
+
+static struct job *p_job(struct store *st, uint64_t id)
+{
+	return inner_of(st)->ops->job(inner_of(st), id);
+}
+
 static const struct group_config *p_group(const struct store *st, unsigned g)
 {
 	const struct recording *r = (const struct recording *)st;
@@ -143,6 +155,8 @@ static struct recording *recording_new(unsigned n_pools)
 	r->ops.touch = p_touch;
 	r->ops.stats = p_stats;
 	r->ops.group = p_group;
+	r->ops.n_jobs = p_n_jobs;
+	r->ops.job = p_job;
 	r->ops.group_counts = p_group_counts;
 	r->ops.requeue = r_requeue;
 	r->ops.end = r_end;
