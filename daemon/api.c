@@ -37,7 +37,7 @@ int master_add_group(struct master *m, const struct group_config *gc, unsigned *
 	if (r < 0)
 		return r;
 	p = m->pools[gc->pool];
-	dispatch_pool(p);
+	master_dispatch_soon(p);
 	master_check_done(m);
 	if (ret_index)
 		*ret_index = g;
@@ -65,7 +65,7 @@ int master_add_variant(struct master *m, const struct group_config *gc, const ch
 	r = ledger_add_variant(m->ledger, gc, base, count, inputs, n_inputs, NULL, ret_first);
 	if (r < 0)
 		return r;
-	dispatch_pool(m->pools[gc->pool]);
+	master_dispatch_soon(m->pools[gc->pool]);
 	master_check_done(m);
 	return 0;
 }
@@ -80,7 +80,7 @@ int master_add_jobs(struct master *m, unsigned group, unsigned count, uint64_t *
 	r = ledger_add_jobs(m->ledger, group, count, ret_first);
 	if (r < 0)
 		return r;
-	dispatch_pool(m->pools[pool]);
+	master_dispatch_soon(m->pools[pool]);
 	master_check_done(m);
 	return 0;
 }
@@ -96,7 +96,7 @@ int master_add_input_jobs(struct master *m, unsigned group, char *const *inputs,
 	r = ledger_add_input_jobs(m->ledger, group, inputs, n, ret_first);
 	if (r < 0)
 		return r;
-	dispatch_pool(m->pools[pool]);
+	master_dispatch_soon(m->pools[pool]);
 	master_check_done(m);
 	return 0;
 }

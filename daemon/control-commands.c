@@ -156,6 +156,21 @@ static json_object *pools_array(struct master *m)
 	return a;
 }
 
+/* {"kind":"sqlite","path":...,"commits":N,"failing":""} or {"kind":"memory"}. */
+static json_object *store_object(struct master *m)
+{
+	json_object *o = json_object_new_object();
+	const char *path = master_store_path(m), *failing = master_store_failing(m);
+
+	json_object_object_add(o, "kind", json_object_new_string(path ? "sqlite" : "memory"));
+	if (!path)
+		return o;
+	json_object_object_add(o, "path", json_object_new_string(path));
+	control_add_int(o, "commits", (int64_t)master_store_commits(m));
+	json_object_object_add(o, "failing", json_object_new_string(failing ? failing : ""));
+	return o;
+}
+
 static json_object *control_cmd_status(struct control *c, json_object *req)
 {
 	struct master *m = c->m;
@@ -172,6 +187,7 @@ static json_object *control_cmd_status(struct control *c, json_object *req)
 	json_object_object_add(o, "jobs", jobs_counts(m));
 	json_object_object_add(o, "workers", workers_totals(ms));
 	json_object_object_add(o, "pools", pools_array(m));
+	json_object_object_add(o, "store", store_object(m));
 	return o;
 }
 

@@ -23,6 +23,7 @@
 #define CONTROL_STREAM_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10) /* below all else on the loop */
 #define CONTROL_TIMER_ACCURACY (50 * USEC_PER_MSEC)
 #define BUFFER_MIN 1024 /* first allocation of an input or output buffer */
+#define HELD_INLINE_MAX 64 /* ids of a released submit reply written at once, not streamed */
 
 void control_conn_free(struct client *cl)
 {
@@ -38,8 +39,16 @@ void control_conn_free(struct client *cl)
 	close(cl->fd);
 	free(cl->in);
 	free(cl->out);
-	if (cl->stream && cl->stream->durable_at)
-		cl->c->n_held--;
+	while (cl->held) {
+		struct held *h = cl->held;
+
+		cl->held = h->next;
+		if (h->durable_at)
+			cl->c->n_held--;
+		control_stream_free(h->stream);
+		free(h->text);
+		free(h);
+	}
 	control_stream_free(cl->stream);
 	control_wait_free(cl);
 	free(cl);
@@ -47,7 +56,81 @@ void control_conn_free(struct client *cl)
 
 bool control_conn_held_for_store(const struct client *cl)
 {
-	return cl->stream && cl->stream->durable_at > master_flushes(cl->c->m);
+	return cl->held != NULL;
+}
+
+/* Queues a reply behind the held ones: a stream (which c->serving->stream was) or a line. */
+static bool hold(struct client *cl, struct stream *s, json_object *line, uint64_t durable_at)
+{
+	struct held *h = calloc(1, sizeof(*h));
+	const char *text;
+
+	if (h && line) {
+		text = json_object_to_json_string_ext(line, JSON_C_TO_STRING_PLAIN);
+		if (asprintf(&h->text, "%s\n", text) < 0)
+			h->text = NULL;
+	}
+	json_object_put(line);
+	if (!h || (line && !h->text)) {
+		free(h);
+		control_stream_free(s);
+		log_warning("control: out of memory for client pid %d: closed", (int)cl->pid);
+		control_conn_free(cl);
+		return false;
+	}
+	h->stream = s;
+	h->durable_at = durable_at;
+	if (durable_at)
+		cl->c->n_held++;
+	if (cl->held_tail)
+		cl->held_tail->next = h;
+	else
+		cl->held = h;
+	cl->held_tail = h;
+	cl->n_held++;
+	return true;
+}
+
+/*
+ * Moves the held replies whose jobs are on disk, in order, to the output (a line) or to be
+ * written (a stream: one at a time, the next once it is done). False if the client had to go.
+ */
+static bool release_held(struct client *cl)
+{
+	uint64_t flushed = master_flushes(cl->c->m);
+
+	while (cl->held && !cl->stream && cl->held->durable_at <= flushed) {
+		struct held *h = cl->held;
+		bool ok = true;
+
+		cl->held = h->next;
+		if (!cl->held)
+			cl->held_tail = NULL;
+		cl->n_held--;
+		if (h->durable_at)
+			cl->c->n_held--;
+		if (h->stream)
+			cl->stream = h->stream;
+		else
+			ok = control_conn_append(cl, h->text, strlen(h->text));
+		free(h->text);
+		free(h);
+		if (!ok)
+			return false;
+		/* A short reply (a few ids) is written now, with the others released together:
+		 * one send for them all instead of a turn each. */
+		while (cl->stream && cl->stream->kind == STREAM_SUBMIT &&
+		       cl->stream->end - cl->stream->first <= HELD_INLINE_MAX &&
+		       cl->out_len < CONTROL_OUTPUT_MAX)
+			if (!control_stream_fill(cl))
+				return false;
+	}
+	return true;
+}
+
+bool control_conn_hold(struct client *cl, struct stream *s)
+{
+	return hold(cl, s, NULL, s->durable_at);
 }
 
 void control_on_flushed(void *userdata)
@@ -65,11 +148,8 @@ int control_on_release(sd_event_source *s, void *userdata)
 
 	for (struct client *cl = c->clients; cl && c->n_held > 0; cl = next) {
 		next = cl->next;
-		if (!cl->stream || !cl->stream->durable_at || control_conn_held_for_store(cl))
-			continue;
-		cl->stream->durable_at = 0;
-		c->n_held--;
-		control_conn_pump(cl, false); /* its stream is written on its own turns */
+		if (cl->held && !cl->stream && cl->held->durable_at <= master_flushes(c->m))
+			control_conn_pump(cl, false); /* a stream is written on its own turns */
 	}
 	return 0;
 }
@@ -128,15 +208,40 @@ bool control_conn_reply(struct client *cl, json_object *o)
 	return ok;
 }
 
-/* One complete line. Returns false if the client had to go. */
+/*
+ * The write a reply must wait for: with a durable store that holds changes not written yet,
+ * the next one (a client is told only what a crash cannot take back: a submit's jobs, a job
+ * that ended); else none. An error tells nothing of the jobs, and while the store cannot be
+ * written the daemon still answers (its status says why; new submits are refused).
+ */
+static uint64_t reply_durable_at(struct control *c, json_object *reply)
+{
+	json_object *ok;
+
+	if (!master_durable(c->m) || !master_store_dirty(c->m) || master_store_failing(c->m) ||
+	    (reply && json_object_object_get_ex(reply, "ok", &ok) && !json_object_get_boolean(ok)))
+		return 0;
+	master_flush_needed(c->m);
+	return master_flushes(c->m) + 1;
+}
+
+/*
+ * One complete line. Its reply goes out at once, or, if the store has yet to write what it
+ * tells (or replies before it wait), behind the held ones. Returns false if the client had
+ * to go.
+ */
 static bool handle_line(struct client *cl, const char *line, size_t len)
 {
 	struct control *c = cl->c;
 	json_object *req, *reply, *id = NULL;
 	const char *error = NULL;
+	struct stream *s;
+	uint64_t at;
 
-	if (control_parse_request(line, len, &req, &error) < 0)
-		return control_conn_reply(cl, control_error_reply("%s", error));
+	if (control_parse_request(line, len, &req, &error) < 0) {
+		reply = control_error_reply("%s", error);
+		return cl->held ? hold(cl, NULL, reply, 0) : control_conn_reply(cl, reply);
+	}
 	json_object_object_get_ex(req, "id", &id);
 	c->serving = cl;
 	/* NULL: a stream set up on cl, or a wait (which keeps the id for its reply). */
@@ -147,13 +252,31 @@ static bool handle_line(struct client *cl, const char *line, size_t len)
 	if (reply && id)
 		json_object_object_add(reply, "id", json_object_get(id));
 	json_object_put(req);
-	return !reply || control_conn_reply(cl, reply);
+	if (!reply && !cl->stream)
+		return true; /* a pending wait: its reply comes later, held likewise */
+	at = reply_durable_at(c, reply);
+	if (!reply) {
+		s = cl->stream;
+		if (s->durable_at > at)
+			at = s->durable_at; /* a submit's: the write after its jobs were added */
+		if (!at && !cl->held)
+			return true; /* written as the client reads it */
+		cl->stream = NULL;
+		return hold(cl, s, NULL, at);
+	}
+	if (at || cl->held)
+		return hold(cl, NULL, reply, at);
+	return control_conn_reply(cl, reply);
 }
 
-/* No request is taken from the input: a reply is in progress or owed, or the output is full. */
+/*
+ * No request is taken from the input: a reply is in progress or owed, the output is full, or
+ * too many replies wait for the store.
+ */
 static bool client_held(const struct client *cl)
 {
-	return cl->stream || cl->wait || cl->refusal || cl->out_len >= CONTROL_OUTPUT_MAX;
+	return cl->stream || cl->wait || cl->refusal || cl->out_len >= CONTROL_OUTPUT_MAX ||
+	       cl->n_held >= CONTROL_HELD_MAX;
 }
 
 /* We read from it: not closing or at EOF, and the input has room. */
@@ -289,8 +412,10 @@ static bool client_write(struct client *cl)
 static bool client_produce(struct client *cl, bool turn)
 {
 	for (;;) {
+		if (!release_held(cl))
+			return false;
 		if (cl->stream) {
-			if (!turn || control_conn_held_for_store(cl))
+			if (!turn)
 				return true; /* on a turn of its own, at CONTROL_STREAM_PRIORITY */
 			if (!control_stream_fill(cl))
 				return false;
@@ -310,10 +435,11 @@ static bool client_produce(struct client *cl, bool turn)
 			return true;
 		if (!process_lines(cl))
 			return false;
-		if (cl->stream)
+		if (cl->stream || (cl->held && !cl->stream &&
+				   cl->held->durable_at <= master_flushes(cl->c->m)))
 			continue;
 		/* Nothing holds the input back and it has no '\n': a line longer than allowed. */
-		if (!client_held(cl) && cl->in_len > CONTROL_REQUEST_MAX) {
+		if (!client_held(cl) && !cl->held && cl->in_len > CONTROL_REQUEST_MAX) {
 			control_conn_refuse(cl, "request too long");
 			continue;
 		}
@@ -334,8 +460,8 @@ static void client_rearm(struct client *cl)
 	struct control *c = cl->c;
 	usec_t now = now_usec(), when = USEC_INFINITY;
 	bool held = control_conn_held_for_store(cl);
-	bool owed = cl->out_len > 0 || (cl->stream && !held);
-	bool owing = cl->in_len > 0 && !client_held(cl) && !cl->closing;
+	bool owed = cl->out_len > 0 || cl->stream;
+	bool owing = cl->in_len > 0 && !client_held(cl) && !held && !cl->closing;
 	bool idle = !owed && cl->in_len == 0 && !cl->wait && !held && !cl->closing && !cl->eof;
 
 	cl->write_since = owed ? (cl->write_since ? cl->write_since : now) : 0;
@@ -393,7 +519,7 @@ static int on_client_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 static void client_settle(struct client *cl)
 {
 	bool held = control_conn_held_for_store(cl);
-	bool owed = cl->out_len > 0 || (cl->stream && !held);
+	bool owed = cl->out_len > 0 || cl->stream;
 
 	if (!owed && (cl->closing || (cl->eof && !cl->wait && !held))) {
 		control_conn_free(cl);

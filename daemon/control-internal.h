@@ -26,6 +26,7 @@
 #include "daemon/ledger.h"
 
 #define CONTROL_OUTPUT_MAX (64u * 1024u) /* replies produced ahead of the client's reading */
+#define CONTROL_HELD_MAX 1024 /* submits of one client waiting for the store's write */
 
 /*
  * A pending `wait`: the jobs of the request's ids, or of a group with ids below `end` (its
@@ -64,11 +65,24 @@ struct stream {
 	int64_t since;        /* a change (accepted, started, ended) at or after (0: any), */
 	bool reverse;         /* and newest first (from end - 1 down to first) */
 	uint32_t instance; /* submit: the instance number of id `first` */
-	uint64_t durable_at; /* submit: held until master_flushes() reaches it (0: not held) */
+	uint64_t durable_at; /* submit: not before master_flushes() reaches it (0: at once) */
 	char name[CONFIG_NAME_MAX + 1]; /* submit: the group's name */
 	char head[96];
 	char extra[96];
 	json_object *echo; /* the request's "id", if any */
+};
+
+/*
+ * A reply that waits for the store (DESIGN §12: accepted means on disk): a submit's ids, held
+ * until master_flushes() reaches durable_at, or a reply line queued behind such ones (an
+ * error), so that replies keep the order of the requests. A client with held replies goes
+ * on reading submits (a pipelining client fills one commit with many), nothing else.
+ */
+struct held {
+	struct held *next;
+	struct stream *stream; /* a submit's reply, or NULL: */
+	char *text;            /* a whole reply line */
+	uint64_t durable_at;   /* 0: waits for nothing but its turn */
 };
 
 struct client {
@@ -84,6 +98,8 @@ struct client {
 	char *out; /* replies not written yet; likewise */
 	size_t out_len, out_size;
 	struct stream *stream; /* a reply in progress */
+	struct held *held, *held_tail; /* replies waiting for the store, in order */
+	unsigned n_held;
 	struct wait *wait; /* a pending wait (and, once done, the source of its reply) */
 	const char *refusal; /* to be said, and the client closed, once no reply is in progress */
 	usec_t idle_since, request_since, write_since; /* 0: that deadline does not run */
@@ -107,7 +123,7 @@ struct control {
 	sd_event_source *wait_check; /* deferred: re-check pending waits once per loop pass */
 	unsigned n_waiting;          /* clients with a pending wait */
 	sd_event_source *release;    /* deferred: submit replies whose jobs are now on disk */
-	unsigned n_held;             /* submit replies held for the store's next write */
+	unsigned n_held;             /* held replies waiting for a write (durable_at set) */
 	usec_t idle_timeout, request_timeout, write_timeout;
 	usec_t refused_logged_at;
 	unsigned refused; /* connections refused since then */
@@ -151,7 +167,9 @@ void control_wait_free(struct client *cl);
 int control_on_wait_check(sd_event_source *s, void *userdata);
 /* The ledger's end hook: cheap unless some client is waiting. */
 void control_on_job_end(void *userdata, uint64_t id);
-/* Whether the client's reply is a submit held until the store has written its jobs. */
+/* Queues stream s (its durable_at set) behind cl's held replies. False if the client had to go. */
+bool control_conn_hold(struct client *cl, struct stream *s);
+/* Whether the client has replies waiting for the store to write their jobs. */
 bool control_conn_held_for_store(const struct client *cl);
 /* The store wrote: the held submit replies go out (from a deferred source). */
 void control_on_flushed(void *userdata);

@@ -353,6 +353,12 @@ static bool wait_reply(struct client *cl)
 		 w->all_expected ? "true" : "false");
 	snprintf(s->extra, sizeof(s->extra), ",\"total\":%llu,\"truncated\":%s",
 		 (unsigned long long)w->ended, w->ended > CONTROL_WAIT_LIST_MAX ? "true" : "false");
+	if (master_durable(cl->c->m)) {
+		/* The ends it reports are on disk before it says so. */
+		s->durable_at = master_flushes(cl->c->m) + 1;
+		master_flush_needed(cl->c->m);
+		return control_conn_hold(cl, s);
+	}
 	cl->stream = s;
 	return true;
 }

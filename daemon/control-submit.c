@@ -98,10 +98,9 @@ static json_object *submitted_reply(struct control *c, uint64_t first, unsigned 
 		return control_error_reply("out of memory (the jobs were submitted)");
 	s->first = s->next = first;
 	s->end = first + count;
-	if (master_durable(c->m)) {
-		/* Accepted means on disk: the reply waits for the write that holds the jobs. */
+	if (master_durable(c->m)) { /* accepted means on disk: after the write that holds them */
 		s->durable_at = master_flushes(c->m) + 1;
-		c->n_held++;
+		master_flush_needed(c->m);
 	}
 	s->instance = j.instance;
 	snprintf(s->name, sizeof(s->name), "%s", g.cfg->name);

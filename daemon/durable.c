@@ -73,8 +73,17 @@ static int check_same_run(struct master *m, const struct config *c)
 	return 0;
 }
 
-/* While writes fail: a loop pass, so a flush, each second even if nothing else happens. */
-static int on_flush_retry(sd_event_source *s, uint64_t usec, void *userdata)
+/*
+ * bulkheadd: what nobody waits for (jobs that ended, counters) is written within this long,
+ * with what comes meanwhile: a job's end usually goes with the next submit's write, as in
+ * any group commit, instead of costing a write of its own. A master killed meanwhile loses
+ * only that: those jobs run again, and no client was told they had ended (every reply waits
+ * for the write of what it tells). A one-shot run writes every pass: its record is the point.
+ */
+#define DURABLE_LAZY_USEC (100 * USEC_PER_MSEC)
+
+/* A loop pass, so a flush: while writes fail (each second), or when a lazy write is due. */
+static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	return 0;
 }
@@ -82,7 +91,17 @@ static int on_flush_retry(sd_event_source *s, uint64_t usec, void *userdata)
 static int durable_on_post(sd_event_source *s, void *userdata)
 {
 	struct master *m = userdata;
-	int r = ledger_flush(m->ledger);
+	usec_t now = now_usec();
+	int r;
+
+	if (m->opts.daemon && !m->flush_urgent && !m->flush_failing && !m->stopping &&
+	    now < m->flushed_at + DURABLE_LAZY_USEC) {
+		if (ledger_store_dirty(m->ledger))
+			master_arm_timer(m, &m->flush_retry, m->flushed_at + DURABLE_LAZY_USEC,
+					 on_flush_timer, m);
+		return 0;
+	}
+	r = ledger_flush(m->ledger);
 
 	if (r < 0 && !m->flush_failing)
 		log_error("%s; %s", ledger_store_error(m->ledger),
@@ -94,9 +113,11 @@ static int durable_on_post(sd_event_source *s, void *userdata)
 		log_notice("%s: written again", m->opts.state);
 	m->flush_failing = r < 0;
 	if (r < 0) {
-		master_arm_timer(m, &m->flush_retry, now_usec() + USEC_PER_SEC, on_flush_retry, m);
+		master_arm_timer(m, &m->flush_retry, now + USEC_PER_SEC, on_flush_timer, m);
 		return 0;
 	}
+	m->flushed_at = now;
+	m->flush_urgent = false;
 	m->flushes++;
 	MASTER_EMIT(m, on_flushed);
 	return 0;
@@ -259,7 +280,10 @@ int durable_open(struct master *m, const struct config *c)
 						     : strerror(-r));
 		return r;
 	}
-	return sd_event_add_post(m->event, &m->flush, durable_on_post, m);
+	r = sd_event_add_post(m->event, &m->flush, durable_on_post, m);
+	/* Idle: after everything else that is pending (every client's requests, every worker's
+	 * frames), so one write holds all that one wake-up brought. */
+	return r < 0 ? r : sd_event_source_set_priority(m->flush, SD_EVENT_PRIORITY_IDLE);
 }
 
 int durable_close(struct master *m)

@@ -531,6 +531,16 @@ const char *ledger_store_error(const struct ledger *l)
 	return l->ops->last_error(l->st);
 }
 
+uint64_t ledger_store_commits(const struct ledger *l)
+{
+	return l->ops->commits(l->st);
+}
+
+bool ledger_store_dirty(const struct ledger *l)
+{
+	return l->ops->dirty(l->st);
+}
+
 uint64_t ledger_recover(struct ledger *l)
 {
 	struct job **orphans;

@@ -300,6 +300,10 @@ uint64_t ledger_cancel_queued(struct ledger *l, unsigned pool, enum job_cause ca
 int ledger_flush(struct ledger *l);
 /* What the last failed ledger_flush() met, naming the file ("" if none). */
 const char *ledger_store_error(const struct ledger *l);
+/* Transactions the store committed since it was opened. */
+uint64_t ledger_store_commits(const struct ledger *l);
+/* Whether the store holds changes not written yet. */
+bool ledger_store_dirty(const struct ledger *l);
 
 /*
  * The restart rule (DESIGN §12), for the jobs a durable store found running when it was

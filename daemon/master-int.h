@@ -184,6 +184,7 @@ struct pool {
 	uint64_t run_est; /* jobs' mean run time, EWMA, in 1/16 us; 0 = not known yet */
 	uint64_t restarts;
 	uint64_t worker_faults;
+	bool dispatch_pending; /* jobs were added: dispatch_pool() from m->dispatch_defer */
 };
 
 struct master {
@@ -220,6 +221,9 @@ struct master {
 	sd_event_source *flush;   /* a recorded run: the store flushed once per loop pass */
 	bool flush_failing;       /* logged once until a flush works again */
 	uint64_t flushes;         /* flushes that succeeded */
+	bool flush_urgent;        /* a reply waits for the next flush */
+	sd_event_source *dispatch_defer; /* pools with jobs added this pass are dispatched */
+	usec_t flushed_at;        /* the last flush (monotonic) */
 	char node[256];           /* this host's name: the node its jobs run on */
 	sd_event_source *flush_retry; /* while failing: a pass (and so a flush) each second */
 	int state_error;          /* the last flush, when the loop had ended */
@@ -379,6 +383,11 @@ void death_reaped(struct worker *w, int code, int status);
  * stay in the store for the next start.
  */
 bool master_keeps_jobs(const struct master *m);
+/*
+ * Jobs were added to p (a submit, a spool file, a reload): its workers get them later in this
+ * loop pass, once every request the pass brought is in, so one ASSIGN carries them all.
+ */
+void master_dispatch_soon(struct pool *p);
 /* The ledger told of the pools, by index and name (after pools were added). */
 int master_sync_pools(struct master *m);
 /* Opens the store as m->ledger, with c's groups (new file) or resumed; logs what fails. */

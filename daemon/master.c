@@ -223,8 +223,39 @@ static void on_job_ended(void *userdata, struct job *j)
 {
 	struct master *m = userdata;
 
+	/* A master died under it before: its end is written at once, not lazily, so that a
+	 * kill right after it cannot count one more death against it (and blame it at three). */
+	if (j->host_deaths)
+		master_flush_needed(m);
 	MASTER_EMIT(m, on_job_end, j->id);
 	master_collect_soon(m);
+}
+
+/* Below the clients' requests and the workers' frames, above the long replies. */
+#define DISPATCH_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 5)
+
+static int on_dispatch_soon(sd_event_source *s, void *userdata)
+{
+	struct master *m = userdata;
+
+	for (unsigned i = 0; i < m->n_pools; i++) {
+		struct pool *p = m->pools[i];
+
+		if (!p->dispatch_pending)
+			continue;
+		p->dispatch_pending = false;
+		dispatch_pool(p);
+	}
+	return 0;
+}
+
+void master_dispatch_soon(struct pool *p)
+{
+	p->dispatch_pending = true;
+	if (p->m->dispatch_defer)
+		sd_event_source_set_enabled(p->m->dispatch_defer, SD_EVENT_ONESHOT);
+	else
+		dispatch_pool(p); /* not set up (yet): at once */
 }
 
 void master_collect_soon(struct master *m)
@@ -283,6 +314,13 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	if (r < 0)
 		goto fail;
 	ledger_set_clock(m->ledger, loop_wall_now, m);
+	r = sd_event_add_defer(m->event, &m->dispatch_defer, on_dispatch_soon, m);
+	if (r >= 0)
+		r = sd_event_source_set_priority(m->dispatch_defer, DISPATCH_PRIORITY);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(m->dispatch_defer, SD_EVENT_OFF);
+	if (r < 0)
+		goto fail;
 	r = master_add_pools(m, c);
 	if (r >= 0)
 		r = ledger_add_end_hook(m->ledger, on_job_ended, m);
@@ -375,6 +413,7 @@ void master_free(struct master *m)
 	sd_event_source_disable_unref(m->collect);
 	sd_event_source_disable_unref(m->flush);
 	sd_event_source_disable_unref(m->flush_retry);
+	sd_event_source_disable_unref(m->dispatch_defer);
 	sd_event_source_disable_unref(m->reload_event);
 	forkserver_end(m);
 	sd_event_source_disable_unref(m->zygote_timer);
@@ -409,6 +448,26 @@ bool master_durable(const struct master *m)
 uint64_t master_flushes(const struct master *m)
 {
 	return m->flushes;
+}
+
+bool master_store_dirty(const struct master *m)
+{
+	return m->opts.state && ledger_store_dirty(m->ledger);
+}
+
+void master_flush_needed(struct master *m)
+{
+	m->flush_urgent = true;
+}
+
+const char *master_store_path(const struct master *m)
+{
+	return m->opts.state;
+}
+
+uint64_t master_store_commits(const struct master *m)
+{
+	return ledger_store_commits(m->ledger);
 }
 
 const char *master_store_failing(const struct master *m)

@@ -118,8 +118,18 @@ bool master_durable(const struct master *m);
  * disk once this has gone past the value it returned then.
  */
 uint64_t master_flushes(const struct master *m);
+/*
+ * Someone waits for what changed to be on disk (a held reply): the store writes at the end
+ * of this loop pass, instead of within DURABLE_LAZY_USEC.
+ */
+void master_flush_needed(struct master *m);
 /* Why the store's last write failed (it is retried), naming the file; NULL: it did not. */
 const char *master_store_failing(const struct master *m);
+/* Whether the durable store holds changes not written yet. */
+bool master_store_dirty(const struct master *m);
+/* The durable store's file (NULL: in memory) and the transactions it committed so far. */
+const char *master_store_path(const struct master *m);
+uint64_t master_store_commits(const struct master *m);
 
 sd_event *master_event(struct master *m);
 const struct master_stats *master_stats(const struct master *m);

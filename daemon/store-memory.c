@@ -185,6 +185,16 @@ static uint64_t mem_collect(struct store *st)
 	return n;
 }
 
+static uint64_t mem_commits(const struct store *st)
+{
+	return 0;
+}
+
+static bool mem_dirty(const struct store *st)
+{
+	return false;
+}
+
 static const struct submit_key *mem_find_key(const struct store *st, const char *key)
 {
 	return submit_keys_find(&CMEM(st)->keys, key);
@@ -586,6 +596,8 @@ static const struct store_ops memory_ops = {
 	.flush = mem_flush,
 	.take_orphans = mem_take_orphans,
 	.last_error = mem_last_error,
+	.commits = mem_commits,
+	.dirty = mem_dirty,
 	.job_input = mem_job_input,
 	.move_job_input = mem_move_job_input,
 	.job_result = mem_job_result,

@@ -35,6 +35,7 @@ struct sq {
 	unsigned cap_groups;
 	bool meta_dirty;
 	int depth; /* begin() without its commit() */
+	uint64_t commits; /* flushes that wrote something */
 	struct job **orphans;
 	size_t n_orphans;
 	char error[512];

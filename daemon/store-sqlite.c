@@ -637,6 +637,14 @@ static int flush_all(struct sq *s, uint64_t first_kept, uint64_t n_jobs)
 	return r;
 }
 
+static bool sq_dirty(const struct store *st)
+{
+	const struct sq *s = CSQ(st);
+
+	return s->n_dirty > 0 || s->new_from <= s->m->n_jobs(s->mem) || s->meta_dirty ||
+	       mem_first_kept_id(s->mem) > s->kept_from || s->n_new_keys > 0;
+}
+
 static int sq_flush(struct store *st)
 {
 	struct sq *s = SQ(st);
@@ -645,8 +653,7 @@ static int sq_flush(struct store *st)
 
 	if (s->depth > 0)
 		return -EBUSY; /* never half of what belongs together */
-	if (s->n_dirty == 0 && s->new_from > n_jobs && !s->meta_dirty &&
-	    first_kept <= s->kept_from && s->n_new_keys == 0)
+	if (!sq_dirty(st))
 		return 0;
 	r = sq_exec(s, "BEGIN IMMEDIATE", "begin a transaction");
 	if (r < 0)
@@ -666,6 +673,7 @@ static int sq_flush(struct store *st)
 			j->flags &= (uint8_t)~JOB_DIRTY;
 	}
 	s->n_dirty = 0;
+	s->commits++;
 	for (size_t i = 0; i < s->n_new_keys; i++)
 		free(s->new_keys[i]);
 	s->n_new_keys = 0;
@@ -718,6 +726,11 @@ static const char *sq_last_error(const struct store *st)
 	return CSQ(st)->error;
 }
 
+static uint64_t sq_commits(const struct store *st)
+{
+	return CSQ(st)->commits;
+}
+
 const struct store_ops store_sqlite_ops = {
 	.name = "sqlite",
 	.free = sq_free,
@@ -742,6 +755,8 @@ const struct store_ops store_sqlite_ops = {
 	.begin = sq_begin,
 	.commit = sq_commit,
 	.flush = sq_flush,
+	.commits = sq_commits,
+	.dirty = sq_dirty,
 	.take_orphans = sq_take_orphans,
 	.last_error = sq_last_error,
 	.job_input = sq_job_input,

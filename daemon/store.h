@@ -87,6 +87,10 @@ struct store_ops {
 	size_t (*take_orphans)(struct store *st, struct job ***ret);
 	/* What the last failed flush() met, naming the file ("" if none). */
 	const char *(*last_error)(const struct store *st);
+	/* Transactions committed since it was opened (0 for a store that writes nothing). */
+	uint64_t (*commits)(const struct store *st);
+	/* Whether a flush() would write anything. */
+	bool (*dirty)(const struct store *st);
 
 	/* ---- per-job extras ---- */
 	const char *(*job_input)(const struct store *st, const struct job *j);

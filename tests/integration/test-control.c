@@ -435,9 +435,9 @@ START_TEST(test_jobs_filters)
 		const char *req, *error;
 	} bad[] = {
 		{ "{\"command\":\"jobs\",\"state\":\"bogus\"}", "unknown state 'bogus'" },
-		{ "{\"command\":\"jobs\",\"state\":5}", "must be strings" },
+		{ "{\"command\":\"jobs\",\"state\":5}", "must be a string" },
 		{ "{\"command\":\"jobs\",\"group\":\"nosuch\"}", "no job group 'nosuch'" },
-		{ "{\"command\":\"jobs\",\"group\":[\"segv\"]}", "must be strings" },
+		{ "{\"command\":\"jobs\",\"group\":[\"segv\"]}", "must be a string" },
 		{ "{\"command\":\"jobs\",\"limit\":0}", "limit must be" },
 		{ "{\"command\":\"jobs\",\"limit\":-1}", "limit must be" },
 		{ "{\"command\":\"jobs\",\"limit\":100001}", "limit must be" },

@@ -13,7 +13,6 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -507,21 +506,6 @@ START_TEST(test_history_after_kill)
 }
 END_TEST
 
-/* Regular files in dir, or -1 if it cannot be read. */
-static long regular_files(const char *dir)
-{
-	struct dirent *de;
-	long n = 0;
-	DIR *d = opendir(dir);
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		n += de->d_type == DT_REG;
-	closedir(d);
-	return n;
-}
-
 /*
  * A spool's files whose jobs had not ended when the daemon was killed: the next daemon finds
  * their jobs in the store and does not take the files again; each file is moved once.
@@ -547,22 +531,22 @@ START_TEST(test_spool_after_kill)
 	start_on(&d, state_dir, config);
 	/* Killed once a file has moved: some done, some running, some queued. */
 	deadline = tu_now_ms() + END_MS;
-	while (regular_files(done) < 1 && tu_ms_left(deadline) > 0)
+	while (tu_count_files(done) < 1 && tu_ms_left(deadline) > 0)
 		dmn_pump(&d, 10);
-	ck_assert_int_ge(regular_files(done), 1);
+	ck_assert_int_ge(tu_count_files(done), 1);
 	dmn_signal(&d, SIGKILL);
 	ck_assert(dmn_wait_exit(&d, DMN_EXIT_MS));
 	dmn_assert_nothing_left("bulkhead-worker", DMN_EXIT_MS, "the daemon's SIGKILL");
 	dmn_free(&d);
 
 	start_on(&d, state_dir, config);
-	ck_assert_msg(strstr(d.err, "have jobs already") || regular_files(done) == 10, "%s",
+	ck_assert_msg(strstr(d.err, "have jobs already") || tu_count_files(done) == 10, "%s",
 		      dmn_describe(&d));
 	conn_open(&d, &c);
 	wait_group(&d, &c, "eat");
 	ck_assert_int_eq(checked_total(&d, &c, NULL), 10);
-	ck_assert_int_eq(regular_files(done), 10);
-	ck_assert_int_eq(regular_files(spool), 0);
+	ck_assert_int_eq(tu_count_files(done), 10);
+	ck_assert_int_eq(tu_count_files(spool), 0);
 	conn_close(&c);
 	dmn_stop(&d);
 	dmn_assert_aftermath();

@@ -102,27 +102,12 @@ static bool is_dir(const char *dir, const char *name)
 	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Regular files in dir (any name), or -1 if it cannot be read. */
-static long count_files(const char *dir)
-{
-	struct dirent *de;
-	long n = 0;
-	DIR *d = opendir(dir);
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		n += de->d_type == DT_REG;
-	closedir(d);
-	return n;
-}
-
 static long count_in(const char *dir, const char *sub)
 {
 	char path[PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, sub);
-	return count_files(path);
+	return tu_count_files(path);
 }
 
 /* Where dir's file `name` is now: "" (still in DIR), "done", ..., or NULL (nowhere). */
@@ -279,7 +264,7 @@ static bool count_reached(const void *arg)
 {
 	const struct count *c = arg;
 
-	return count_files(c->dir) >= c->n;
+	return tu_count_files(c->dir) >= c->n;
 }
 
 /* ---- daemon set-up ---- */
@@ -343,7 +328,7 @@ START_TEST(test_files_present_at_start)
 	ck_assert_int_eq(count_in(spool, "done"), 3);
 	ck_assert_int_eq(count_in(spool, "failed"), 0);
 	ck_assert_int_eq(count_in(spool, "quarantine"), 0);
-	ck_assert_int_eq(count_files(spool), 1); /* .hidden */
+	ck_assert_int_eq(tu_count_files(spool), 1); /* .hidden */
 	dmn_expect_stderr(&d, "spool", 0);
 	ck_assert_msg(strstr(d.err, "3 files taken"), "%s", dmn_describe(&d));
 	assert_clean_log(&d);
@@ -394,7 +379,7 @@ START_TEST(test_files_dropped_while_running)
 	snprintf(p, sizeof(p), "%s/done", spool);
 	c = (struct count){ p, 303 };
 	wait_until(&w, &d, count_reached, &c, WAIT_MS, "303 files in done/");
-	ck_assert_int_eq(count_files(spool), 1); /* .dot */
+	ck_assert_int_eq(tu_count_files(spool), 1); /* .dot */
 	ck_assert_int_eq(count_in(spool, "done"), 303);
 
 	/*
@@ -405,7 +390,7 @@ START_TEST(test_files_dropped_while_running)
 	c = (struct count){ p, 304 };
 	wait_until(&w, &d, count_reached, &c, WAIT_MS, "the second 'written' in done/");
 	ck_assert(has_content(&(struct content){ spool, "done", "written", "written" }));
-	ck_assert_int_eq(count_files(spool), 1);
+	ck_assert_int_eq(tu_count_files(spool), 1);
 	assert_clean_log(&d);
 	dmn_stop(&d);
 	dmn_assert_aftermath();
@@ -599,8 +584,8 @@ START_TEST(test_overflow_and_backlog)
 	snprintf(done, sizeof(done), "%s/done", spool);
 	c = (struct count){ done, n };
 	wait_until(&w, &d, count_reached, &c, FLOOD_WAIT_MS, "every file in done/");
-	ck_assert_int_eq(count_files(done), n);
-	ck_assert_int_eq(count_files(spool), 0);
+	ck_assert_int_eq(tu_count_files(done), n);
+	ck_assert_int_eq(tu_count_files(spool), 0);
 	dmn_expect_stderr(&d, "overflow", 0);
 	dmn_expect_stderr(&d, "the most", 0); /* more than SPOOL_FILES_MAX waited */
 	assert_clean_log(&d);
@@ -791,8 +776,8 @@ START_TEST(test_run_takes_every_file)
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s; stderr:\n%s",
 		      tu_describe_status(st), err ? err : "");
 	snprintf(done, sizeof(done), "%s/done", spool);
-	ck_assert_int_eq(count_files(done), n);
-	ck_assert_int_eq(count_files(spool), 0);
+	ck_assert_int_eq(tu_count_files(done), n);
+	ck_assert_int_eq(tu_count_files(spool), 0);
 	free(err);
 	dmn_free(&d);
 }

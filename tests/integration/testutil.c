@@ -697,3 +697,17 @@ int tu_find_marked(const char *mark, pid_t *pids, int max)
 	closedir(d);
 	return n;
 }
+
+long tu_count_files(const char *dir)
+{
+	struct dirent *de;
+	long n = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += de->d_type == DT_REG;
+	closedir(d);
+	return n;
+}

@@ -56,6 +56,9 @@ int tu_mkdtemp(char **ret);
 /* Removes path recursively (a file or a directory tree); missing is fine. */
 int tu_rm_rf(const char *path);
 
+/* Regular files in dir (any name), or -1 if it cannot be read. */
+long tu_count_files(const char *dir);
+
 /* Creates or truncates path (mode 0644) with content. */
 int tu_write_file(const char *path, const char *content);
 
