@@ -170,8 +170,7 @@ def _restart(h, ctx, notes):
         first = None
         while first is None and time.monotonic() < deadline:
             rc, out, err, _ = h.run_cmd([cli, "jobs", "--socket", d.sock_path, "--state",
-                                         "running", "--group", "sleep@1", "--limit", "1",
-                                         "--json"], env=d.env)
+                                         "running", "--limit", "1", "--json"], env=d.env)
             if rc == 0:
                 jobs = json.loads(out)["jobs"]
                 if jobs and jobs[0].get("started_at", 0) >= wall0:
