@@ -132,6 +132,29 @@ void bulkhead_job_progress(struct bulkhead_job *job, double fraction)
 		(void)job_context_send(buf, n);
 }
 
+/*
+ * The line to the master too, which keeps it with the job (`bulkhead logs`): at most
+ * BH_LOG_LINES_MAX a run, then one line that says the rest were dropped.
+ */
+static void job_send_log(struct bulkhead_job *job, int level, const char *msg)
+{
+	uint8_t buf[sizeof(struct bh_frame_header) + 16 + BH_LOG_MAX];
+	size_t len = strlen(msg), n;
+
+	if (job->id == 0 || job_context_socket() < 0 || job->log_lines > BH_LOG_LINES_MAX)
+		return;
+	if (job->log_lines++ == BH_LOG_LINES_MAX) {
+		msg = "(more lines of this run: not kept, 200 a run at most)";
+		level = BULKHEAD_LOG_WARNING;
+		len = strlen(msg);
+	}
+	if (len > BH_LOG_MAX)
+		len = BH_LOG_MAX;
+	n = bh_encode_log(buf, sizeof(buf), job->id, level, msg, len);
+	if (n > 0)
+		(void)job_context_send(buf, n);
+}
+
 void bulkhead_job_log(struct bulkhead_job *job, int level, const char *fmt, ...)
 {
 	char job_field[32], msg[1600];
@@ -150,4 +173,5 @@ void bulkhead_job_log(struct bulkhead_job *job, int level, const char *fmt, ...)
 	va_end(ap);
 	snprintf(job_field, sizeof(job_field), "JOB=%s", bulkhead_job_id(job));
 	log_fields(level, fields, "job %s: %s", bulkhead_job_id(job), msg);
+	job_send_log(job, level, msg);
 }

@@ -72,6 +72,7 @@ struct bulkhead_job {
 	bool has_result;
 	uint16_t result_len;
 	uint32_t progress_sent; /* permille last sent in a PROGRESS frame, UINT32_MAX: none */
+	uint32_t log_lines;     /* LOG frames sent for this run (BH_LOG_LINES_MAX at most) */
 	uint64_t progress_at; /* when (CLOCK_MONOTONIC usec) */
 	char result[BH_RESULT_MAX];
 	char id_str[24]; /* "" until bulkhead_job_id() formats it */

@@ -176,6 +176,7 @@ int job_spec_run(struct bulkhead_job *job)
 	job->outcome = BH_OUTCOME_RETURNED;
 	job->has_result = false;
 	job->progress_sent = UINT32_MAX;
+	job->log_lines = 0;
 	status = s->kind ? s->kind->run(job) : s->fail_status;
 	if (job->has_result)
 		send_result(job);

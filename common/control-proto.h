@@ -44,6 +44,8 @@
 #define CONTROL_JOBS_LIMIT_MAX 100000 /* and at most; also the ids of one cancel or wait */
 #define CONTROL_SUBMIT_MAX 100000 /* jobs in one submit ("count" or "inputs") */
 #define CONTROL_KEY_MAX 128 /* submit's "key": printable ASCII, no spaces */
+#define CONTROL_LOGS_DEFAULT 100 /* logs: lines, by default */
+#define CONTROL_LOGS_MAX 1000    /* and at most */
 #define CONTROL_WAIT_LIST_MAX 1000 /* jobs listed in a wait reply (beyond: the unexpected) */
 
 /*
@@ -77,6 +79,11 @@
 	  "GROUP | --pool POOL --run builtin:NAME [--count N] [--arg K=V]...",                     \
 	  "queue jobs: more of a config group, or a new group; KEY: the same key again\n"           \
 	  "returns the same ids (a retry after a lost reply)", "the job ids")                      \
+	X(logs, "logs", REQUEST, "ID | GROUP [--lines N] [--follow] [--json]", NULL,               \
+	  "a job's or a group's log lines (bulkhead_job_log(), commands'\n"                        \
+	  "output); N: the last 1.." CONTROL_STR(CONTROL_LOGS_MAX) " (default "                    \
+	  CONTROL_STR(CONTROL_LOGS_DEFAULT) "); --follow: then new ones as\n"                      \
+	  "they come", "the lines")                                                                \
 	X(wait, "wait", REQUEST, "ID... | --group GROUP [--json]", "ID... | --group GROUP",        \
 	  "wait until those jobs have ended", "the jobs")                                          \
 	X(cancel, "cancel", REQUEST, "ID...", NULL,                                                \

@@ -39,6 +39,8 @@ const char *bh_frame_type_name(unsigned type)
 		return "PROGRESS";
 	case BH_FRAME_EXEC:
 		return "EXEC";
+	case BH_FRAME_LOG:
+		return "LOG";
 	case BH_FRAME_CANCEL:
 		return "CANCEL";
 	case BH_FRAME_INPUT:
@@ -129,6 +131,22 @@ static size_t encode_text(void *buf, size_t size, enum bh_frame_type type, uint6
 	memcpy(p + 12, &r32, 4);
 	memcpy(p + 16, text, len);
 	return put_header(buf, type, 16 + len);
+}
+
+size_t bh_encode_log(void *buf, size_t size, uint64_t job_id, int level, const char *text,
+		     size_t len)
+{
+	size_t n;
+
+	if (len > BH_LOG_MAX || level < 3 || level > 7)
+		return 0;
+	n = encode_text(buf, size, BH_FRAME_LOG, job_id, text, len);
+	if (n > 0) {
+		uint16_t l = (uint16_t)level;
+
+		memcpy((uint8_t *)buf + HDR + 10, &l, 2);
+	}
+	return n;
 }
 
 size_t bh_encode_result(void *buf, size_t size, uint64_t job_id, const char *text, size_t len)
@@ -364,11 +382,14 @@ static int decode_text(const uint8_t *p, size_t len, size_t min, size_t max, str
 	memcpy(&l16, p + 8, 2);
 	memcpy(&r16, p + 10, 2);
 	memcpy(&r32, p + 12, 4);
-	if (f->text.job_id == 0 || r16 != 0 || r32 != 0 || l16 < min || l16 > max ||
-	    (size_t)16 + l16 != len || memchr(p + 16, 0, l16))
+	/* The 16 bits after the length: LOG's level, 0 in the others. */
+	if (f->text.job_id == 0 || (f->type == BH_FRAME_LOG ? r16 < 3 || r16 > 7 : r16 != 0) ||
+	    r32 != 0 || l16 < min || l16 > max || (size_t)16 + l16 != len ||
+	    memchr(p + 16, 0, l16))
 		return -EINVAL;
 	f->text.text = (const char *)p + 16;
 	f->text.len = l16;
+	f->text.level = r16;
 	return 0;
 }
 
@@ -416,6 +437,8 @@ static int decode_payload(const uint8_t *p, size_t len, struct bh_frame *f)
 				    &f->done.count, &f->done.entries);
 	case BH_FRAME_RESULT:
 		return decode_text(p, len, 0, BH_RESULT_MAX, f);
+	case BH_FRAME_LOG:
+		return decode_text(p, len, 0, BH_LOG_MAX, f);
 	case BH_FRAME_INPUT:
 		return decode_text(p, len, 1, BH_INPUT_MAX, f);
 	case BH_FRAME_PROGRESS: {

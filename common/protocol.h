@@ -20,14 +20,17 @@
 #include <stdint.h>
 
 #define BH_PROTO_MAGIC 0xB4B7u
-#define BH_PROTO_VERSION 4 /* 2: DONE entries carry run_usec; 3: plugins, exec, inputs;
+#define BH_PROTO_VERSION 5 /* 2: DONE entries carry run_usec; 3: plugins, exec, inputs;
 			     4: FORGET, specs sent only with the jobs that need them,
-			     DONE outcome CANCELLED */
+			     DONE outcome CANCELLED; 5: LOG */
 #define BH_FRAME_MAX (64u * 1024u)     /* hard maximum, header included */
 #define BH_SPEC_STRING_MAX 16000u      /* run, args, name and output, each */
 #define BH_INPUT_MAX 4096u             /* a job's input (a path), bytes */
 #define BH_RESULT_MAX 255u             /* a job's result line, bytes */
 #define BH_PROGRESS_MAX 1000u          /* progress is in 1/1000 */
+#define BH_LOG_MAX 1024u               /* one log line of a job, bytes */
+#define BH_LOG_LINES_MAX 200u          /* LOG frames of one run of a job; the rest are dropped */
+_Static_assert(BH_LOG_LINES_MAX == 200, "children/job-api.c says 200");
 
 /*
  * A worker may hold a finished job's DONE entry this long (microseconds) to send it in a
@@ -44,6 +47,7 @@ enum bh_frame_type {
 	BH_FRAME_RESULT = 4,   /* a job's result line (before its DONE entry) */
 	BH_FRAME_PROGRESS = 5, /* how far a running job is */
 	BH_FRAME_EXEC = 6,     /* an exec: job started its command: pid = process group */
+	BH_FRAME_LOG = 7,      /* a job's log line: bulkhead_job_log(), an exec's output */
 
 	/* master -> worker */
 	BH_FRAME_SPEC = 32,   /* define a job spec: id, run, args */
@@ -155,9 +159,10 @@ struct bh_frame {
 		} spec;
 		struct {
 			uint64_t job_id;
-			const char *text; /* RESULT: the result line; INPUT: the input. Not */
-			uint16_t len;     /* NUL-terminated, no NUL inside; RESULT <= BH_RESULT_MAX, */
-		} text;                   /* INPUT 1..BH_INPUT_MAX bytes */
+			const char *text; /* RESULT: the result line; INPUT: the input; LOG: */
+			uint16_t len;     /* the line. Not NUL-terminated, no NUL inside; RESULT */
+			uint16_t level;   /* <= BH_RESULT_MAX, INPUT 1..BH_INPUT_MAX, LOG <= */
+		} text;                   /* BH_LOG_MAX bytes; level: LOG's (3 err..7 debug) */
 		struct {
 			uint64_t job_id;
 			uint32_t permille; /* 0..BH_PROGRESS_MAX */
@@ -210,6 +215,9 @@ size_t bh_encode_hello(void *buf, size_t size, int32_t pid, uint32_t threads);
 size_t bh_encode_crash(void *buf, size_t size, const struct bh_crash *c);
 size_t bh_encode_spec(void *buf, size_t size, const struct bh_spec *s);
 size_t bh_encode_result(void *buf, size_t size, uint64_t job_id, const char *text, size_t len);
+/* LOG: job_id's line (<= BH_LOG_MAX bytes, no NUL) at syslog level (3..7). */
+size_t bh_encode_log(void *buf, size_t size, uint64_t job_id, int level, const char *text,
+		     size_t len);
 size_t bh_encode_input(void *buf, size_t size, uint64_t job_id, const char *input);
 size_t bh_encode_progress(void *buf, size_t size, uint64_t job_id, uint32_t permille);
 size_t bh_encode_exec(void *buf, size_t size, uint64_t job_id, int32_t pid);

@@ -34,6 +34,8 @@ void control_conn_free(struct client *cl)
 	if (*pp)
 		*pp = cl->next;
 	cl->c->n_clients--;
+	if (cl->following)
+		cl->c->n_following--;
 	sd_event_source_disable_unref(cl->io);
 	sd_event_source_disable_unref(cl->timer);
 	close(cl->fd);
@@ -254,7 +256,8 @@ static bool handle_line(struct client *cl, const char *line, size_t len)
 	json_object_put(req);
 	if (!reply && !cl->stream)
 		return true; /* a pending wait: its reply comes later, held likewise */
-	at = reply_durable_at(c, reply);
+	at = c->reply_not_held ? 0 : reply_durable_at(c, reply);
+	c->reply_not_held = false;
 	if (!reply) {
 		s = cl->stream;
 		if (s->durable_at > at)
@@ -276,7 +279,7 @@ static bool handle_line(struct client *cl, const char *line, size_t len)
 static bool client_held(const struct client *cl)
 {
 	return cl->stream || cl->wait || cl->refusal || cl->out_len >= CONTROL_OUTPUT_MAX ||
-	       cl->n_held >= CONTROL_HELD_MAX;
+	       cl->n_held >= CONTROL_HELD_MAX || cl->following;
 }
 
 /* We read from it: not closing or at EOF, and the input has room. */
@@ -462,7 +465,8 @@ static void client_rearm(struct client *cl)
 	bool held = control_conn_held_for_store(cl);
 	bool owed = cl->out_len > 0 || cl->stream;
 	bool owing = cl->in_len > 0 && !client_held(cl) && !held && !cl->closing;
-	bool idle = !owed && cl->in_len == 0 && !cl->wait && !held && !cl->closing && !cl->eof;
+	bool idle = !owed && cl->in_len == 0 && !cl->wait && !held && !cl->following &&
+		    !cl->closing && !cl->eof;
 
 	cl->write_since = owed ? (cl->write_since ? cl->write_since : now) : 0;
 	cl->request_since = owing ? (cl->request_since ? cl->request_since : now) : 0;

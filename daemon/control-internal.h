@@ -106,6 +106,10 @@ struct client {
 	bool closing; /* close once the output is flushed */
 	bool eof; /* it sent all it will: close once nothing more is owed to it */
 	bool background; /* its io source is at CONTROL_STREAM_PRIORITY */
+	bool following;  /* `logs --follow`: new lines are written to it as they come */
+	uint64_t follow_job; /* that job's, or (0) the group's: */
+	int follow_group;
+	uint64_t follow_dropped; /* lines it had no room for since the last it got */
 };
 
 struct control {
@@ -124,6 +128,8 @@ struct control {
 	unsigned n_waiting;          /* clients with a pending wait */
 	sd_event_source *release;    /* deferred: submit replies whose jobs are now on disk */
 	unsigned n_held;             /* held replies waiting for a write (durable_at set) */
+	unsigned n_following;        /* clients following logs */
+	bool reply_not_held;         /* the reply being made tells no job state (logs) */
 	usec_t idle_timeout, request_timeout, write_timeout;
 	usec_t refused_logged_at;
 	unsigned refused; /* connections refused since then */
@@ -188,6 +194,9 @@ json_object *control_dispatch(struct control *c, json_object *req);
 json_object *control_cmd_jobs(struct control *c, json_object *req);
 json_object *control_cmd_wait(struct control *c, json_object *req);
 json_object *control_cmd_submit(struct control *c, json_object *req);
+json_object *control_cmd_logs(struct control *c, json_object *req);
+/* control-logs.c: a job logged a line (the master's on_job_log hook). */
+void control_on_job_log(void *userdata, const struct log_line *line);
 
 /* {"ok":false,"error":TEXT} and {"ok":true}. */
 json_object *control_error_reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

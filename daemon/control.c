@@ -295,6 +295,7 @@ static void read_deadlines(struct control *c)
 static const struct master_hooks control_hooks = {
 	.on_job_end = control_on_job_end, /* pending waits */
 	.on_flushed = control_on_flushed, /* submit replies held for the store */
+	.on_job_log = control_on_job_log, /* logs --follow */
 };
 
 int control_new(struct master *m, const char *path, const char *group, struct control **ret)

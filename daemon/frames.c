@@ -22,6 +22,7 @@
 #include "common/protocol.h"
 #include "config/probe.h"
 #include "daemon/master-int.h"
+#include "daemon/store.h"
 #include "daemon/notify.h"
 #include "daemon/policy.h"
 #include "daemon/spawn-worker.h"
@@ -288,6 +289,19 @@ static int handle_frame(struct worker *w, const void *buf, size_t len)
 		if (!j)
 			return -EPROTO;
 		ledger_set_result(w->m->ledger, j, f.text.text, f.text.len);
+		return 0;
+	}
+	case BH_FRAME_LOG: {
+		struct job *j = job_in_flight(w, f.text.job_id);
+
+		if (!j)
+			return -EPROTO;
+		{
+		struct log_line line;
+
+		if (ledger_add_log(w->m->ledger, j, f.text.level, f.text.text, f.text.len, &line) >= 0)
+			MASTER_EMIT(w->m, on_job_log, &line);
+		}
 		return 0;
 	}
 	case BH_FRAME_PROGRESS: {

@@ -536,6 +536,19 @@ uint64_t ledger_store_commits(const struct ledger *l)
 	return l->ops->commits(l->st);
 }
 
+int ledger_add_log(struct ledger *l, const struct job *j, int level, const char *text,
+		   size_t len, struct log_line *ret)
+{
+	*ret = (struct log_line){ j->id, l->now(l->now_data), level, text, len };
+	return l->ops->add_log(l->st, ret);
+}
+
+int ledger_read_logs(struct ledger *l, const struct log_query *q,
+		     int (*cb)(void *userdata, const struct log_line *line), void *userdata)
+{
+	return l->ops->read_logs(l->st, q, cb, userdata);
+}
+
 bool ledger_store_dirty(const struct ledger *l)
 {
 	return l->ops->dirty(l->st);

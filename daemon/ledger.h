@@ -302,6 +302,13 @@ int ledger_flush(struct ledger *l);
 const char *ledger_store_error(const struct ledger *l);
 /* Transactions the store committed since it was opened. */
 uint64_t ledger_store_commits(const struct ledger *l);
+struct log_query;
+struct log_line;
+/* A line job j logged (now), kept with it (*ret: the line as kept); the lines a query wants. */
+int ledger_add_log(struct ledger *l, const struct job *j, int level, const char *text,
+		   size_t len, struct log_line *ret);
+int ledger_read_logs(struct ledger *l, const struct log_query *q,
+		     int (*cb)(void *userdata, const struct log_line *line), void *userdata);
 /* Whether the store holds changes not written yet. */
 bool ledger_store_dirty(const struct ledger *l);
 

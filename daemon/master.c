@@ -26,6 +26,7 @@
 #include "daemon/notify.h"
 #include "daemon/policy.h"
 #include "daemon/spawn-worker.h"
+#include "daemon/store.h"
 
 int master_arm_timer(struct master *m, sd_event_source **s, usec_t when, sd_event_time_handler_t cb,
 		     void *userdata)
@@ -448,6 +449,32 @@ bool master_durable(const struct master *m)
 uint64_t master_flushes(const struct master *m)
 {
 	return m->flushes;
+}
+
+struct group_filter {
+	const struct master *m;
+	unsigned group;
+};
+
+static bool in_group(void *userdata, uint64_t id)
+{
+	const struct group_filter *g = userdata;
+	const struct job *j = ledger_job(g->m->ledger, id);
+
+	return j && j->group == g->group;
+}
+
+int master_read_logs(struct master *m, uint64_t job, int group, size_t tail,
+		     int (*cb)(void *userdata, const struct log_line *line), void *userdata)
+{
+	struct group_filter g = { m, (unsigned)group };
+	struct log_query q = { .first = job ? job : 1,
+			       .last = job ? job : ledger_n_jobs(m->ledger),
+			       .match = job ? NULL : in_group,
+			       .userdata = &g,
+			       .tail = tail };
+
+	return ledger_read_logs(m->ledger, &q, cb, userdata);
 }
 
 bool master_store_dirty(const struct master *m)

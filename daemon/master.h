@@ -67,6 +67,7 @@ struct master_options {
 
 struct master;
 struct submit_key;
+struct log_line;
 
 /*
  * What a service subscribes to, instead of polling the master (bulkheadd's sd_notify, its
@@ -90,6 +91,8 @@ struct master_hooks {
 	void (*on_job_end)(void *userdata, uint64_t id);
 	/* A durable store wrote everything changed so far (master_flushes() went up). */
 	void (*on_flushed)(void *userdata);
+	/* A job logged a line (store.h's struct log_line; kept, master_read_logs() has it). */
+	void (*on_job_log)(void *userdata, const struct log_line *line);
 };
 
 /*
@@ -125,6 +128,13 @@ uint64_t master_flushes(const struct master *m);
 void master_flush_needed(struct master *m);
 /* Why the store's last write failed (it is retried), naming the file; NULL: it did not. */
 const char *master_store_failing(const struct master *m);
+/*
+ * The log lines (store.h's struct log_line) of job `job`, or of group `group` (job 0), the
+ * last `tail` (0: all) of them, oldest first, to cb (which returns < 0 to stop).
+ */
+struct log_line;
+int master_read_logs(struct master *m, uint64_t job, int group, size_t tail,
+		     int (*cb)(void *userdata, const struct log_line *line), void *userdata);
 /* Whether the durable store holds changes not written yet. */
 bool master_store_dirty(const struct master *m);
 /* The durable store's file (NULL: in memory) and the transactions it committed so far. */

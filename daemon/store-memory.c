@@ -180,9 +180,22 @@ static uint64_t mem_collect(struct store *st)
 		l->forgotten += JOB_CHUNK;
 		n += JOB_CHUNK;
 	}
-	if (n > 0)
+	if (n > 0) {
 		submit_keys_forget(&l->keys, (uint64_t)l->first_kept * JOB_CHUNK + 1);
+		log_ring_forget(&l->logs, (uint64_t)l->first_kept * JOB_CHUNK + 1);
+	}
 	return n;
+}
+
+static int mem_add_log(struct store *st, const struct log_line *line)
+{
+	return log_ring_add(&MEM(st)->logs, line);
+}
+
+static int mem_read_logs(struct store *st, const struct log_query *q,
+			 int (*cb)(void *userdata, const struct log_line *line), void *userdata)
+{
+	return log_ring_read(&MEM(st)->logs, q, cb, userdata);
 }
 
 static uint64_t mem_commits(const struct store *st)
@@ -569,6 +582,7 @@ static void mem_free(struct store *st)
 	free(l->free_groups);
 	idmap_clear(&l->variants);
 	submit_keys_clear(&l->keys);
+	log_ring_clear(&l->logs);
 	free(l->queues);
 	free(l);
 }
@@ -597,6 +611,8 @@ static const struct store_ops memory_ops = {
 	.take_orphans = mem_take_orphans,
 	.last_error = mem_last_error,
 	.commits = mem_commits,
+	.add_log = mem_add_log,
+	.read_logs = mem_read_logs,
 	.dirty = mem_dirty,
 	.job_input = mem_job_input,
 	.move_job_input = mem_move_job_input,
@@ -632,6 +648,7 @@ int store_memory_new(unsigned n_pools, struct store **ret)
 		return -ENOMEM;
 	l->base.ops = &memory_ops;
 	l->keep_ended = UINT64_MAX;
+	l->logs.max = STORE_LOGS_BYTES;
 	r = mem_set_pools(&l->base, n_pools, NULL);
 	if (r < 0) {
 		free(l);

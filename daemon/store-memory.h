@@ -12,6 +12,7 @@
 #include "common/idmap.h"
 #include "daemon/ledger.h"
 #include "daemon/store.h"
+#include "daemon/log-ring.h"
 #include "daemon/submit-keys.h"
 
 #define JOB_CHUNK 4096 /* jobs live in fixed chunks: a job's address never changes */
@@ -52,6 +53,7 @@ struct mem {
 	uint64_t variants_made;     /* names submitted groups: BASE@N */
 	struct idmap variants;      /* def_hash -> group index + 1 (submitted groups) */
 	struct submit_keys keys;    /* submit --key */
+	struct log_ring logs;       /* the last STORE_LOGS_BYTES of job log lines */
 	struct ledger_stats stats;
 };
 

@@ -20,7 +20,8 @@ struct sq {
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *put_job, *put_group, *del_group, *put_input, *del_inputs, *put_meta,
-		*del_forgotten, *put_key, *del_keys;
+		*del_forgotten, *put_key, *del_keys, *put_log, *del_logs, *get_logs;
+	struct log_ring pending_logs; /* lines not in the file yet */
 	char **pools; /* names, by index: a group's pool is kept by name */
 	unsigned n_pools;
 	char node[256]; /* this host: the node that runs the jobs it starts */

@@ -65,8 +65,9 @@ static const char schema_v1[] =
  * Each migration takes a file from version N to N + 1, in the transaction that sets
  * user_version; a new file is made at version 1 and migrated like any other.
  * v2: a group's pool by name (pools are matched by name when the config changed between
- * runs), the keys of `submit --key`, and each job's history: accepted (µs since the epoch),
- * its last start and its end (1 + ms after accepted, 0: not yet) and the node that ran it.
+ * runs), the keys of `submit --key`, each job's history: accepted (µs since the epoch),
+ * its last start and its end (1 + ms after accepted, 0: not yet) and the node that ran it,
+ * and its log lines.
  */
 static const char migrate_v2[] =
 	"ALTER TABLE groups ADD COLUMN pool_name TEXT NOT NULL DEFAULT '';"
@@ -75,7 +76,10 @@ static const char migrate_v2[] =
 	"ALTER TABLE jobs ADD COLUMN ended_ms INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE jobs ADD COLUMN node TEXT;"
 	"CREATE TABLE submit_keys (key TEXT PRIMARY KEY, first INTEGER NOT NULL,"
-	" count INTEGER NOT NULL, request INTEGER NOT NULL) WITHOUT ROWID;";
+	" count INTEGER NOT NULL, request INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE job_logs (seq INTEGER PRIMARY KEY, job INTEGER NOT NULL,"
+	" at INTEGER NOT NULL, level INTEGER NOT NULL, line TEXT NOT NULL);"
+	"CREATE INDEX job_logs_by_job ON job_logs (job);";
 
 #define JOB_COLUMNS                                                                             \
 	"id, grp, instance, state, cause, cause_detail, alone, attempts, reruns, runs, flags, " \
@@ -296,6 +300,15 @@ static int prepare_all(struct sq *s)
 			    "VALUES (?, ?, ?, ?)");
 	if (r >= 0)
 		r = prepare(s, &s->del_keys, "DELETE FROM submit_keys WHERE first < ?");
+	if (r >= 0)
+		r = prepare(s, &s->put_log,
+			    "INSERT INTO job_logs (job, at, level, line) VALUES (?, ?, ?, ?)");
+	if (r >= 0)
+		r = prepare(s, &s->del_logs, "DELETE FROM job_logs WHERE job < ?");
+	if (r >= 0)
+		r = prepare(s, &s->get_logs,
+			    "SELECT job, at, level, line FROM job_logs WHERE job BETWEEN ? AND ? "
+			    "ORDER BY seq DESC");
 	return r;
 }
 
@@ -622,6 +635,7 @@ int store_sqlite_open(const char *path, const char *const *pools, unsigned n_poo
 	if (!s)
 		return -ENOMEM;
 	s->base.ops = &store_sqlite_ops;
+	s->pending_logs.max = STORE_LOGS_BYTES;
 	s->path = strdup(path);
 	r = s->path ? store_memory_new(n_pools, &s->mem) : -ENOMEM;
 	if (r >= 0)

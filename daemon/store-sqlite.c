@@ -611,6 +611,19 @@ static int flush_all(struct sq *s, uint64_t first_kept, uint64_t n_jobs)
 			sqlite3_bind_int64(s->del_keys, 1, (sqlite3_int64)first_kept);
 			r = step(s, s->del_keys, "forget submit keys");
 		}
+		if (r >= 0) {
+			sqlite3_bind_int64(s->del_logs, 1, (sqlite3_int64)first_kept);
+			r = step(s, s->del_logs, "forget log lines");
+		}
+	}
+	for (const struct log_entry *e = s->pending_logs.head; r >= 0 && e; e = e->next) {
+		if (e->job < first_kept)
+			continue; /* forgotten with its job before it was written */
+		sqlite3_bind_int64(s->put_log, 1, (sqlite3_int64)e->job);
+		sqlite3_bind_int64(s->put_log, 2, e->at);
+		sqlite3_bind_int(s->put_log, 3, e->level);
+		sqlite3_bind_text(s->put_log, 4, e->text, e->len, SQLITE_STATIC);
+		r = step(s, s->put_log, "write a log line");
 	}
 	for (size_t i = 0; r >= 0 && i < s->n_new_keys; i++) {
 		const struct submit_key *k = s->m->find_key(s->mem, s->new_keys[i]);
@@ -642,7 +655,8 @@ static bool sq_dirty(const struct store *st)
 	const struct sq *s = CSQ(st);
 
 	return s->n_dirty > 0 || s->new_from <= s->m->n_jobs(s->mem) || s->meta_dirty ||
-	       mem_first_kept_id(s->mem) > s->kept_from || s->n_new_keys > 0;
+	       mem_first_kept_id(s->mem) > s->kept_from || s->n_new_keys > 0 ||
+	       s->pending_logs.head;
 }
 
 static int sq_flush(struct store *st)
@@ -674,6 +688,7 @@ static int sq_flush(struct store *st)
 	}
 	s->n_dirty = 0;
 	s->commits++;
+	log_ring_clear(&s->pending_logs);
 	for (size_t i = 0; i < s->n_new_keys; i++)
 		free(s->new_keys[i]);
 	s->n_new_keys = 0;
@@ -704,6 +719,10 @@ void sq_free(struct store *st)
 	sqlite3_finalize(s->del_forgotten);
 	sqlite3_finalize(s->put_key);
 	sqlite3_finalize(s->del_keys);
+	sqlite3_finalize(s->put_log);
+	sqlite3_finalize(s->del_logs);
+	sqlite3_finalize(s->get_logs);
+	log_ring_clear(&s->pending_logs);
 	sqlite3_close(s->db);
 	for (size_t i = 0; i < s->n_new_keys; i++)
 		free(s->new_keys[i]);
@@ -724,6 +743,81 @@ void sq_free(struct store *st)
 static const char *sq_last_error(const struct store *st)
 {
 	return CSQ(st)->error;
+}
+
+static int sq_add_log(struct store *st, const struct log_line *line)
+{
+	return log_ring_add(&SQ(st)->pending_logs, line);
+}
+
+/* The lines of the file a query wants, newest first, into *ret (the last q->tail, or all). */
+static int read_file_logs(struct sq *s, const struct log_query *q, struct log_ring *ret)
+{
+	sqlite3_stmt *g = s->get_logs;
+	struct log_ring newest_first = { 0 };
+	int rc, r = 0;
+	size_t n = 0;
+
+	sqlite3_bind_int64(g, 1, (sqlite3_int64)q->first);
+	sqlite3_bind_int64(g, 2, (sqlite3_int64)(q->last > INT64_MAX ? INT64_MAX : q->last));
+	while ((!q->tail || n < q->tail) && (rc = sqlite3_step(g)) == SQLITE_ROW) {
+		struct log_line l = { .job = (uint64_t)sqlite3_column_int64(g, 0),
+				      .at = sqlite3_column_int64(g, 1),
+				      .level = sqlite3_column_int(g, 2),
+				      .text = (const char *)sqlite3_column_text(g, 3),
+				      .len = (size_t)sqlite3_column_bytes(g, 3) };
+
+		if (!l.text || (q->match && !q->match(q->userdata, l.job)))
+			continue;
+		r = log_ring_add(&newest_first, &l);
+		if (r < 0)
+			break;
+		n++;
+	}
+	if (r >= 0 && q->tail && n >= q->tail)
+		rc = SQLITE_DONE;
+	if (r >= 0 && rc != SQLITE_DONE)
+		r = sq_fail_db(s, rc, "read log lines");
+	sqlite3_reset(g);
+	/* Oldest first. */
+	while (r >= 0 && newest_first.head) {
+		struct log_entry *e = newest_first.head;
+
+		newest_first.head = e->next;
+		e->next = ret->head;
+		ret->head = e;
+		if (!ret->tail)
+			ret->tail = e;
+	}
+	log_ring_clear(&newest_first);
+	return r;
+}
+
+static int sq_read_logs(struct store *st, const struct log_query *q,
+			int (*cb)(void *userdata, const struct log_line *line), void *userdata)
+{
+	struct sq *s = SQ(st);
+	struct log_ring all = { 0 };
+	struct log_query pq = *q;
+	int r = read_file_logs(s, q, &all);
+
+	/* Then those not written yet, and the last q->tail of the whole. */
+	pq.tail = 0;
+	for (const struct log_entry *e = s->pending_logs.head; r >= 0 && e; e = e->next) {
+		struct log_line l = { e->job, e->at, e->level, e->text, e->len };
+
+		if (e->job >= q->first && e->job <= q->last && (!q->match || q->match(q->userdata, e->job)))
+			r = log_ring_add(&all, &l);
+	}
+	if (r >= 0) {
+		pq.first = 0;
+		pq.last = UINT64_MAX;
+		pq.match = NULL;
+		pq.tail = q->tail;
+		r = log_ring_read(&all, &pq, cb, userdata);
+	}
+	log_ring_clear(&all);
+	return r;
 }
 
 static uint64_t sq_commits(const struct store *st)
@@ -756,6 +850,8 @@ const struct store_ops store_sqlite_ops = {
 	.commit = sq_commit,
 	.flush = sq_flush,
 	.commits = sq_commits,
+	.add_log = sq_add_log,
+	.read_logs = sq_read_logs,
 	.dirty = sq_dirty,
 	.take_orphans = sq_take_orphans,
 	.last_error = sq_last_error,

@@ -28,6 +28,26 @@ struct ledger_stats;
 struct store;
 struct submit_key;
 
+/* One line a job logged (bulkhead_job_log(), an exec's output), as `bulkhead logs` shows it. */
+struct log_line {
+	uint64_t job;
+	int64_t at;      /* wall clock, µs since the epoch */
+	int level;       /* syslog: 3 err .. 7 debug */
+	const char *text; /* valid during the callback only */
+	size_t len;
+};
+
+/*
+ * Which lines a read wants: jobs first..last that match() (NULL: all), the last `tail` of
+ * them (0: all), in the order they came.
+ */
+struct log_query {
+	uint64_t first, last;
+	bool (*match)(void *userdata, uint64_t job);
+	void *userdata;
+	size_t tail;
+};
+
 struct store_ops {
 	const char *name; /* "memory", "sqlite" */
 	void (*free)(struct store *st);
@@ -99,6 +119,14 @@ struct store_ops {
 	int (*set_result)(struct store *st, struct job *j, const char *text, size_t len);
 	int (*job_progress)(const struct store *st, const struct job *j);
 	int (*set_progress)(struct store *st, struct job *j, int permille); /* -1: none */
+	/*
+	 * Job logs: a line kept with its job (the memory store keeps the last STORE_LOGS_BYTES
+	 * of all jobs' lines; a durable one keeps them with their jobs, forgotten with them),
+	 * and the lines a query wants, each given to cb (which returns < 0 to stop).
+	 */
+	int (*add_log)(struct store *st, const struct log_line *line);
+	int (*read_logs)(struct store *st, const struct log_query *q,
+			 int (*cb)(void *userdata, const struct log_line *line), void *userdata);
 
 	/* ---- views ---- */
 	uint64_t (*n_jobs)(const struct store *st);
@@ -123,6 +151,8 @@ struct store_ops {
 struct store {
 	const struct store_ops *ops;
 };
+
+#define STORE_LOGS_BYTES (4u << 20) /* the memory store's log lines, all jobs together */
 
 /* The in-memory store (store-memory.c): jobs in chunks, queues threaded through them. */
 int store_memory_new(unsigned n_pools, struct store **ret);

@@ -142,7 +142,8 @@ static int64_t checked_total(struct daemon *d, struct conn *c, int64_t *ret_unfi
 }
 
 /* Waits (the `wait` command: a reply when they have all ended) for a group's jobs. */
-static void wait_group(struct daemon *d, struct conn *c, const char *group)
+static void wait_group_ended(struct daemon *d, struct conn *c, const char *group,
+			     bool all_expected)
 {
 	char req[160];
 	json_object *o;
@@ -150,8 +151,13 @@ static void wait_group(struct daemon *d, struct conn *c, const char *group)
 	snprintf(req, sizeof(req), "{\"command\":\"wait\",\"group\":\"%s\"}", group);
 	o = call_within(d, c, req, END_MS);
 	assert_ok(o);
-	ck_assert_msg(jbool(o, "all_expected"), "%s: %s", group, jtext(o));
+	ck_assert_msg(!all_expected || jbool(o, "all_expected"), "%s: %s", group, jtext(o));
 	json_object_put(o);
+}
+
+static void wait_group(struct daemon *d, struct conn *c, const char *group)
+{
+	wait_group_ended(d, c, group, true);
 }
 
 /*
@@ -235,8 +241,9 @@ START_TEST(test_random_kills)
 	}
 
 	/* The last daemon: everything ends. */
-	wait_group(&d, &c, "cfg");
-	wait_group(&d, &c, "sleep@1");
+	/* Each ended; which final state is checked below. */
+	wait_group_ended(&d, &c, "cfg", false);
+	wait_group_ended(&d, &c, "sleep@1", false);
 	total = checked_total(&d, &c, &unfinished);
 	ck_assert_int_eq(unfinished, 0);
 	for (unsigned k = 0; k < next_key; k++)
@@ -254,7 +261,7 @@ START_TEST(test_random_kills)
 	ck_assert_int_eq((int64_t)json_object_array_length(jobs), total);
 	{
 		unsigned char *seen = calloc((size_t)total + 2, 1);
-		unsigned cfg = 0;
+		unsigned cfg = 0, blamed = 0;
 
 		ck_assert_ptr_nonnull(seen);
 		for (size_t i = 0; i < json_object_array_length(jobs); i++) {
@@ -263,10 +270,18 @@ START_TEST(test_random_kills)
 
 			ck_assert_msg(id >= 1 && id <= total && !seen[id], "id %" PRId64, id);
 			seen[id] = 1;
-			ck_assert_msg(strcmp(jstr(j, "state"), "done") == 0, "%s", jtext(j));
+			/* done, or blamed by the restart rule: a master died under it three
+			 * times (DESIGN §12), which 20 kills in a few seconds can do to the
+			 * jobs each new master starts first. */
+			ck_assert_msg(strcmp(jstr(j, "state"), "done") == 0 ||
+					      (strcmp(jstr(j, "cause"), "master died") == 0 &&
+					       jint(j, "host_deaths") >= 3),
+				      "%s", jtext(j));
+			blamed += strcmp(jstr(j, "state"), "done") != 0;
 			cfg += strcmp(jstr(j, "group"), "cfg") == 0;
 		}
 		ck_assert_uint_eq(cfg, CONFIG_JOBS);
+		fprintf(stderr, "random kills: %u jobs blamed for three master deaths\n", blamed);
 		for (unsigned k = 0; k < next_key; k++)
 			for (unsigned i = 0; kd[k].acked && i < kd[k].count; i++)
 				ck_assert_msg(kd[k].first + i <= (uint64_t)total &&
@@ -554,6 +569,92 @@ START_TEST(test_spool_after_kill)
 }
 END_TEST
 
+/* The "line"s of a logs reply (or a follow line's), joined by '|'. */
+static void lines_of(json_object *reply, char *buf, size_t size)
+{
+	json_object *a = jget(reply, "lines", json_type_array);
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < json_object_array_length(a); i++)
+		n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%s%s", i ? "|" : "",
+				      jstr(json_object_array_get_idx(a, i), "line"));
+}
+
+/*
+ * What jobs log (a command's output, through the worker) is kept with them: `logs` of a job
+ * and of its group, after a SIGKILL too; a follower gets new lines as they come.
+ */
+START_TEST(test_logs)
+{
+	static const char talk[] = "[supervisor]\ndrain_timeout = 100ms\n"
+				   "[pool main]\nworkers = 1\nthreads = 2\n"
+				   "[job talk]\nrun = exec:/bin/sh -c 'echo first; echo second; "
+				   "echo third >&2'\ncount = 2\n";
+	char state_dir[256], buf[512], *line;
+	struct daemon d;
+	struct conn c, f;
+	json_object *o;
+
+	make_state_dir(state_dir, sizeof(state_dir));
+	start_on(&d, state_dir, talk);
+	conn_open(&d, &c);
+	wait_group(&d, &c, "talk");
+	o = call(&d, &c, "{\"command\":\"logs\",\"job\":2}");
+	assert_ok(o);
+	lines_of(o, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "first|second|third");
+	ck_assert_str_eq(jstr(json_object_array_get_idx(jget(o, "lines", json_type_array), 0),
+			      "name"),
+			 "talk#2");
+	json_object_put(o);
+	o = call(&d, &c, "{\"command\":\"logs\",\"group\":\"talk\",\"lines\":4}");
+	lines_of(o, buf, sizeof(buf));
+	ck_assert_int_eq(json_object_array_length(jget(o, "lines", json_type_array)), 4);
+	json_object_put(o);
+	call_error(&d, &c, "{\"command\":\"logs\"}", "needs \"job\" or \"group\"");
+	call_error(&d, &c, "{\"command\":\"logs\",\"job\":77}", "no job 77");
+	call_error(&d, &c, "{\"command\":\"logs\",\"group\":\"talk\",\"lines\":0}",
+		   "lines must be");
+
+	/* A follower of the group: a job submitted now, its lines as they come. */
+	conn_open(&d, &f);
+	o = call(&d, &f, "{\"command\":\"logs\",\"group\":\"talk\",\"follow\":true,\"lines\":1}");
+	assert_ok(o);
+	json_object_put(o);
+	o = call(&d, &c, "{\"command\":\"submit\",\"group\":\"talk\"}");
+	assert_ok(o);
+	json_object_put(o);
+	for (int i = 0; i < 3; i++) {
+		line = conn_line(&d, &f, CALL_MS);
+		ck_assert_msg(line, "follower: line %d missing; %s", i + 1, dmn_describe(&d));
+		o = parse_reply(line);
+		ck_assert_int_eq(jint(o, "job"), 3);
+		json_object_put(o);
+		free(line);
+	}
+	conn_close(&f);
+
+	/* After a SIGKILL: kept. */
+	wait_group(&d, &c, "talk");
+	conn_close(&c);
+	dmn_signal(&d, SIGKILL);
+	ck_assert(dmn_wait_exit(&d, DMN_EXIT_MS));
+	dmn_assert_nothing_left("bulkhead-worker", DMN_EXIT_MS, "the daemon's SIGKILL");
+	dmn_free(&d);
+	start_on(&d, state_dir, talk);
+	conn_open(&d, &c);
+	o = call(&d, &c, "{\"command\":\"logs\",\"job\":3}");
+	lines_of(o, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "first|second|third");
+	json_object_put(o);
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
 /* Starts a daemon that must exit with `code` at once, saying `says` (and the file). */
 static void expect_refused_start(const char *state_dir, const char *config, int code,
 				 const char *says)
@@ -748,6 +849,7 @@ static Suite *durable_suite(void)
 	tcase_add_test(tc, test_config_group_once_per_definition);
 	tcase_add_test(tc, test_spool_after_kill);
 	tcase_add_test(tc, test_history_after_kill);
+	tcase_add_test(tc, test_logs);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad");
 	tcase_add_checked_fixture(tc, dmn_setup, NULL);

@@ -1189,6 +1189,8 @@ struct job_events {
 	unsigned n_progress;
 	uint32_t progress[16];
 	pid_t exec_pid;
+	unsigned n_logs; /* LOG frames, the first and the last of them */
+	char first_log[BH_LOG_MAX + 1], last_log[BH_LOG_MAX + 1];
 };
 
 static struct job_events *events_of(struct job_events *ev, size_t n, uint64_t id)
@@ -1239,6 +1241,14 @@ static void wk_events(struct wk *w, struct job_events *ev, size_t n)
 				      e->id);
 			ck_assert_uint_lt(e->n_progress, 16);
 			e->progress[e->n_progress++] = f.progress.permille;
+			break;
+		case BH_FRAME_LOG:
+			e = events_of(ev, n, f.text.job_id);
+			ck_assert_msg(!e->done, "LOG of job %" PRIu64 " after its DONE", e->id);
+			memcpy(e->last_log, f.text.text, f.text.len);
+			e->last_log[f.text.len] = '\0';
+			if (e->n_logs++ == 0)
+				memcpy(e->first_log, e->last_log, f.text.len + 1);
 			break;
 		case BH_FRAME_EXEC:
 			e = events_of(ev, n, f.exec.job_id);
@@ -1798,8 +1808,15 @@ START_TEST(test_exec_output_logged)
 		"");
 	ev = wk_run1(&w, 1, 0);
 	ck_assert_int_eq(ev.d.status, 0);
+	/* The master gets the lines too (LOG frames, before DONE), to keep with the job. */
+	ck_assert_uint_eq(ev.n_logs, 3);
+	ck_assert_str_eq(ev.first_log, "hello");
+	ck_assert_str_eq(ev.last_log, "tail");
 	ev = wk_run1(&w, 2, 1);
 	ck_assert_int_eq(ev.d.status, 0);
+	/* At most BH_LOG_LINES_MAX a run, then one line that says so. */
+	ck_assert_uint_eq(ev.n_logs, BH_LOG_LINES_MAX + 1);
+	ck_assert_msg(strstr(ev.last_log, "more lines of this run: not kept"), "%s", ev.last_log);
 	log = wk_stop_log(&w);
 	ck_assert_msg(strstr(log, "job 1: hello\n"), "%s", log);
 	ck_assert_msg(strstr(log, "job 1: world\n"), "%s", log);

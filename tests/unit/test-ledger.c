@@ -13,6 +13,7 @@
 
 #include "common/protocol.h"
 #include "daemon/ledger.h"
+#include "daemon/store.h"
 
 static struct pool_config pools[2];
 static struct group_config groups[3];
@@ -854,6 +855,40 @@ static void end_next(struct ledger *m, unsigned n, int how)
  * with retry_failed, attempts starting over; retention keeps count of what ended, so a chunk
  * whose jobs run again is not forgotten under them.
  */
+static int count_lines(void *userdata, const struct log_line *line)
+{
+	(*(size_t *)userdata)++;
+	return 0;
+}
+
+/* The memory store keeps the last STORE_LOGS_BYTES of log lines, dropping the oldest. */
+START_TEST(test_memory_logs_bounded)
+{
+	struct group_config g = groups[0];
+	struct ledger *m;
+	struct log_line kept;
+	struct log_query all = { .first = 1, .last = UINT64_MAX }, first = { .first = 1, .last = 1 };
+	char line[1024];
+	size_t n = 0, n1 = 0, lines = 2 * STORE_LOGS_BYTES / sizeof(line);
+
+	ck_assert_int_eq(ledger_new(2, &m), 0);
+	g.count = 2;
+	ck_assert_int_eq(ledger_add_group(m, &g, NULL), 0);
+	memset(line, 'x', sizeof(line));
+	for (size_t i = 0; i < lines; i++)
+		ck_assert_int_eq(ledger_add_log(m, ledger_job(m, i < lines / 4 ? 1 : 2), 6, line,
+						sizeof(line), &kept),
+				 0);
+	ck_assert_int_eq(ledger_read_logs(m, &all, count_lines, &n), 0);
+	ck_assert_uint_gt(n, lines / 4);
+	ck_assert_uint_le(n * sizeof(line), STORE_LOGS_BYTES);
+	/* Job 1's lines were the oldest: gone. */
+	ck_assert_int_eq(ledger_read_logs(m, &first, count_lines, &n1), 0);
+	ck_assert_uint_eq(n1, 0);
+	ledger_free(m);
+}
+END_TEST
+
 /* A clock the test moves. */
 static int64_t fake_now;
 
@@ -993,6 +1028,7 @@ static Suite *ledger_suite(void)
 	tcase_add_test(tc, test_cancel_requested_running_job);
 	tcase_add_test(tc, test_job_size);
 	tcase_add_test(tc, test_history_times);
+	tcase_add_test(tc, test_memory_logs_bounded);
 	tcase_add_test(tc, test_resume);
 	tcase_add_test(tc, test_resume_retry_failed);
 	tcase_add_test(tc, test_variants_dedupe);

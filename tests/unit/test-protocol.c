@@ -145,6 +145,9 @@ static size_t reencode(const struct bh_frame *f, uint8_t *out)
 	case BH_FRAME_RESULT:
 		return bh_encode_result(out, BH_FRAME_MAX, f->text.job_id, f->text.text,
 					f->text.len);
+	case BH_FRAME_LOG:
+		return bh_encode_log(out, BH_FRAME_MAX, f->text.job_id, f->text.level, f->text.text,
+				     f->text.len);
 	case BH_FRAME_INPUT:
 		require(f->text.len <= BH_INPUT_MAX, "input of %u bytes", f->text.len);
 		memcpy(input, f->text.text, f->text.len);
@@ -259,6 +262,8 @@ static void samples_setup(void)
 		   bh_encode_result(scratch, sizeof(scratch), 17, "3 lines", 7));
 	add_sample("result-empty", BH_FRAME_RESULT,
 		   bh_encode_result(scratch, sizeof(scratch), UINT64_MAX, "", 0));
+	add_sample("log", BH_FRAME_LOG,
+		   bh_encode_log(scratch, sizeof(scratch), 22, 6, "rows: 12", 8));
 	add_sample("input", BH_FRAME_INPUT,
 		   bh_encode_input(scratch, sizeof(scratch), 18, "/srv/in/a b.txt"));
 	add_sample("progress", BH_FRAME_PROGRESS,
@@ -477,6 +482,39 @@ START_TEST(test_result_roundtrip)
 	ck_assert_uint_eq(bh_encode_result(scratch, sizeof(scratch), 1, "a\0b", 3), 0);
 	ck_assert_uint_eq(bh_encode_result(scratch, HDR + 16 + 2, 1, "abc", 3), 0);
 	ck_assert_uint_eq(bh_encode_result(scratch, HDR + 16 + 3, 1, "abc", 3), HDR + 16 + 3);
+}
+END_TEST
+
+/* LOG: a RESULT-like text frame whose level (3..7) sits where RESULT has 0. */
+START_TEST(test_log_roundtrip)
+{
+	static char big[BH_LOG_MAX + 1];
+	struct bh_frame f;
+	size_t len;
+
+	len = bh_encode_log(scratch, sizeof(scratch), 9, 4, "disk slow", 9);
+	ck_assert_uint_eq(len, HDR + 16 + 9);
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_int_eq(f.type, BH_FRAME_LOG);
+	ck_assert(bh_frame_from_worker(f.type));
+	ck_assert_uint_eq(f.text.job_id, 9);
+	ck_assert_uint_eq(f.text.level, 4);
+	ck_assert(memcmp(f.text.text, "disk slow", 9) == 0);
+	memset(big, 'l', sizeof(big));
+	len = bh_encode_log(scratch, sizeof(scratch), 1, 7, big, BH_LOG_MAX);
+	ck_assert_uint_eq(len, HDR + 16 + BH_LOG_MAX);
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_uint_eq(bh_encode_log(scratch, sizeof(scratch), 1, 7, big, BH_LOG_MAX + 1), 0);
+	ck_assert_uint_eq(bh_encode_log(scratch, sizeof(scratch), 1, 2, "x", 1), 0);
+	ck_assert_uint_eq(bh_encode_log(scratch, sizeof(scratch), 1, 8, "x", 1), 0);
+	ck_assert_uint_eq(bh_encode_log(scratch, sizeof(scratch), 0, 6, "x", 1), 0);
+	/* A level out of range on the wire, and a RESULT with one: refused. */
+	len = bh_encode_log(scratch, sizeof(scratch), 1, 6, "x", 1);
+	scratch[HDR + 10] = 9;
+	ck_assert_int_eq(bh_frame_decode(scratch, len, &f), -EINVAL);
+	len = bh_encode_result(scratch, sizeof(scratch), 1, "x", 1);
+	scratch[HDR + 10] = 6;
+	ck_assert_int_eq(bh_frame_decode(scratch, len, &f), -EINVAL);
 }
 END_TEST
 
@@ -782,7 +820,8 @@ START_TEST(test_type_names_and_direction)
 	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_CANCEL), "CANCEL");
 	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_INPUT), "INPUT");
 	ck_assert_str_eq(bh_frame_type_name(0), "UNKNOWN");
-	ck_assert_str_eq(bh_frame_type_name(7), "UNKNOWN");
+	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_LOG), "LOG");
+	ck_assert_str_eq(bh_frame_type_name(8), "UNKNOWN");
 	ck_assert_str_eq(bh_frame_type_name(39), "UNKNOWN");
 	ck_assert_str_eq(bh_frame_type_name(UINT32_MAX), "UNKNOWN");
 
@@ -1004,7 +1043,7 @@ START_TEST(test_reject_unknown_type)
 		scratch[OFF_TYPE] = (uint8_t)t;
 		ck_assert_msg(decode_copy(scratch, samples[0].len) == -ENOMSG, "type %u", t);
 	}
-	ck_assert_uint_eq(known, 13);
+	ck_assert_uint_eq(known, 14);
 }
 END_TEST
 
@@ -1727,6 +1766,7 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_spec_roundtrip);
 	tcase_add_test(tc, test_stop_roundtrip);
 	tcase_add_test(tc, test_result_roundtrip);
+	tcase_add_test(tc, test_log_roundtrip);
 	tcase_add_test(tc, test_input_roundtrip);
 	tcase_add_test(tc, test_id_value_roundtrip);
 	tcase_add_test(tc, test_done_outcomes_roundtrip);

@@ -10,6 +10,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -526,6 +527,63 @@ START_TEST(test_submit_keys)
 }
 END_TEST
 
+static int join_line(void *userdata, const struct log_line *l)
+{
+	char *buf = userdata;
+	size_t n = strlen(buf);
+
+	snprintf(buf + n, 512 - n, "%s%" PRIu64 ":%.*s", n ? "|" : "", l->job, (int)l->len, l->text);
+	return 0;
+}
+
+/* The lines of jobs first..last (the last `tail`), as "JOB:TEXT|...". */
+static const char *logs_of(struct ledger *l, uint64_t first, uint64_t last, size_t tail)
+{
+	static char buf[512];
+	struct log_query q = { .first = first, .last = last, .tail = tail };
+
+	buf[0] = '\0';
+	ck_assert_int_eq(ledger_read_logs(l, &q, join_line, buf), 0);
+	return buf;
+}
+
+/* Log lines are kept with their jobs: read back before and after a flush, and forgotten. */
+START_TEST(test_logs_kept)
+{
+	struct ledger *l = open_ledger();
+	struct group_config a = group("alpha", 0, 4096 + 2);
+	struct log_line ignored;
+	struct snap s;
+
+	ck_assert_int_eq(ledger_add_group(l, &a, NULL), 0);
+	ck_assert_int_eq(ledger_add_log(l, ledger_job(l, 1), 6, "one", 3, &ignored), 0);
+	ck_assert_int_eq(ledger_add_log(l, ledger_job(l, 2), 4, "two", 3, &ignored), 0);
+	ck_assert_int_eq(ledger_flush(l), 0);
+	ck_assert_int_eq(ledger_add_log(l, ledger_job(l, 1), 6, "three", 5, &ignored), 0);
+	ck_assert_int_eq(ledger_add_log(l, ledger_job(l, 4097), 6, "late", 4, &ignored), 0);
+	/* Written and not yet written, in the order they came. */
+	ck_assert_str_eq(logs_of(l, 1, 1, 0), "1:one|1:three");
+	ck_assert_str_eq(logs_of(l, 1, UINT64_MAX, 0), "1:one|2:two|1:three|4097:late");
+	ck_assert_str_eq(logs_of(l, 1, UINT64_MAX, 2), "1:three|4097:late");
+	l = reopen(l, &s);
+	snap_free(&s);
+	ck_assert_str_eq(logs_of(l, 1, UINT64_MAX, 3), "2:two|1:three|4097:late");
+	/* The first chunk's jobs end and are forgotten: their lines go with them. */
+	ledger_set_keep_ended(l, 0);
+	for (uint64_t id = 1; id <= 4096; id++) {
+		struct job *j = ledger_pop(l, 0, false);
+
+		ledger_start(l, j);
+		ledger_finish(l, j, 0);
+	}
+	ck_assert_uint_eq(ledger_collect(l), 4096);
+	l = reopen(l, &s);
+	snap_free(&s);
+	ck_assert_str_eq(logs_of(l, 1, UINT64_MAX, 0), "4097:late");
+	ledger_free(l);
+}
+END_TEST
+
 /* ---- bad files ---- */
 
 static void write_bytes(const char *p, const void *data, size_t len)
@@ -705,6 +763,7 @@ static Suite *store_sqlite_suite(void)
 	tcase_add_test(tc, test_forgotten_rows_go);
 	tcase_add_test(tc, test_migrates_v1);
 	tcase_add_test(tc, test_submit_keys);
+	tcase_add_test(tc, test_logs_kept);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad");
 	tcase_add_checked_fixture(tc, setup, teardown);
