@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "daemon/store-memory.h"
@@ -238,6 +239,14 @@ static int open_db(struct sq *s)
 	if (rc != SQLITE_OK)
 		return sq_fail_db(s, rc, "open it");
 	sqlite3_extended_result_codes(s->db, 1);
+	/* SQLite falls back to reading a file it may not write: a store must be writable. */
+	if (sqlite3_db_readonly(s->db, "main") == 1 || access(s->path, W_OK) < 0) {
+		struct statvfs vfs;
+
+		if (statvfs(s->path, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+			return sq_fail(s, -EROFS, "cannot open it: Read-only file system");
+		return sq_fail(s, -EACCES, "cannot open it for writing: Permission denied");
+	}
 	/* Ours alone while it is open: a second master on one file would lose jobs. */
 	r = sq_exec(s, "PRAGMA locking_mode=EXCLUSIVE", "lock it");
 	if (r >= 0)

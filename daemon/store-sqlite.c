@@ -76,12 +76,23 @@ int sq_fail(struct sq *s, int err, const char *fmt, ...)
 	return err;
 }
 
-/* The same for a failed SQLite call: the reason is SQLite's message, in words. */
+/*
+ * The same for a failed SQLite call: the reason is SQLite's message, in words, and the
+ * system's error behind it when there is one (a permission, a read-only file system), which
+ * then also gives the errno.
+ */
 int sq_fail_db(struct sq *s, int rc, const char *doing)
 {
-	int err = sq_errno_of(rc);
+	int err = sq_errno_of(rc), sys = s->db ? sqlite3_system_errno(s->db) : 0;
 	const char *why = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
 
+	if (sys == EACCES || sys == EPERM || sys == EROFS || sys == ENOENT || sys == EIO ||
+	    sys == ENOSPC || sys == EDQUOT) {
+		err = sys == EDQUOT ? -ENOSPC : -sys;
+		if (err == -ENOSPC)
+			return sq_fail(s, err, "the disk is full (%s)", doing);
+		return sq_fail(s, err, "cannot %s: %s (%s)", doing, strerror(sys), why);
+	}
 	switch (-err) {
 	case EBADMSG:
 		return sq_fail(s, err, "damaged (%s: %s)", doing, why);

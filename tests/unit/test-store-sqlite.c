@@ -704,6 +704,59 @@ START_TEST(test_no_directory)
 END_TEST
 
 /*
+ * Permissions (chmod): a store the opener may not read or write, as a user other than root
+ * (root passes any mode bits), in a child that drops to nobody. Both a file of mode 0000 and
+ * a directory it may not enter are refused with EACCES, naming the file.
+ */
+START_TEST(test_permission_denied)
+{
+	pid_t pid;
+	int st;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "SKIP permissions: needs root to become another user\n");
+		return;
+	}
+	make_store();
+	ck_assert_int_eq(chmod(path, 0), 0);
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(3);
+		expect_refused(-EACCES, "Permission denied");
+		/* A directory it may not write: a new store cannot be made there. */
+		snprintf(path, sizeof(path), "%s/new.db", dir);
+		expect_refused(-EACCES, "Permission denied");
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: status %#x", st);
+	/* Root still can: the file is unharmed. */
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	ledger_free(open_ledger());
+}
+END_TEST
+
+/* A read-only file system (a tmpfs remounted read-only in a mount namespace of our own). */
+START_TEST(test_read_only_fs)
+{
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", dir, "tmpfs", 0, "size=1m") < 0) {
+		fprintf(stderr, "SKIP read-only: cannot mount a tmpfs here (%s)\n", strerror(errno));
+		return;
+	}
+	make_store();
+	ck_assert_int_eq(mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0);
+	expect_refused(-EROFS, "Read-only file system");
+	snprintf(path, sizeof(path), "%s/new.db", dir);
+	expect_refused(-EROFS, "Read-only file system");
+	umount2(dir, MNT_DETACH);
+}
+END_TEST
+
+/*
  * A full disk: a 256 KiB tmpfs of our own (a mount namespace of this test process). A flush
  * that cannot be written says so, loses nothing, and the next flush after space is freed
  * writes it all.
@@ -774,6 +827,8 @@ static Suite *store_sqlite_suite(void)
 	tcase_add_test(tc, test_rows_that_do_not_add_up);
 	tcase_add_test(tc, test_in_use);
 	tcase_add_test(tc, test_no_directory);
+	tcase_add_test(tc, test_permission_denied);
+	tcase_add_test(tc, test_read_only_fs);
 	tcase_add_test(tc, test_full_disk);
 	suite_add_tcase(s, tc);
 	return s;
