@@ -477,10 +477,16 @@ static void client_rearm(struct client *cl)
 		when = cl->request_since + c->request_timeout;
 	if (cl->idle_since && cl->idle_since + c->idle_timeout < when)
 		when = cl->idle_since + c->idle_timeout;
-	if (when == USEC_INFINITY) {
-		sd_event_source_set_enabled(cl->timer, SD_EVENT_OFF);
+	/*
+	 * An armed timer that fires no later than needed stays as it is: it finds nothing due
+	 * and arms again (on_client_deadline). Moving it on every request of a busy client
+	 * would reprogram the loop's timerfd as often.
+	 */
+	if (cl->timer_at && cl->timer_at <= when)
 		return;
-	}
+	if (when == USEC_INFINITY)
+		return;
+	cl->timer_at = when;
 	sd_event_source_set_time(cl->timer, when);
 	sd_event_source_set_enabled(cl->timer, SD_EVENT_ONESHOT);
 }
@@ -492,6 +498,7 @@ static int on_client_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 	usec_t now = now_usec();
 	char took[32], line[128];
 
+	cl->timer_at = 0; /* it fired: a one-shot, off now */
 	if (cl->write_since && now >= cl->write_since + c->write_timeout) {
 		log_info("control: client pid %d uid %u does not read its replies: closed (nothing "
 			 "read in %s)",

@@ -103,6 +103,7 @@ struct client {
 	struct wait *wait; /* a pending wait (and, once done, the source of its reply) */
 	const char *refusal; /* to be said, and the client closed, once no reply is in progress */
 	usec_t idle_since, request_since, write_since; /* 0: that deadline does not run */
+	usec_t timer_at; /* when its timer is armed to fire (0: off); never later than due */
 	bool closing; /* close once the output is flushed */
 	bool eof; /* it sent all it will: close once nothing more is owed to it */
 	bool background; /* its io source is at CONTROL_STREAM_PRIORITY */
