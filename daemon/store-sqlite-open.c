@@ -287,8 +287,16 @@ static int open_db(struct sq *s)
 static int prepare_all(struct sq *s)
 {
 	int r = prepare(s, &s->put_job,
-			"INSERT OR REPLACE INTO jobs (" JOB_COLUMNS ") VALUES "
-			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+			"INSERT INTO jobs (" JOB_COLUMNS ") VALUES "
+			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+			/* An update in place, not REPLACE's delete and insert. */
+			"ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
+			"cause = excluded.cause, cause_detail = excluded.cause_detail, "
+			"alone = excluded.alone, attempts = excluded.attempts, "
+			"reruns = excluded.reruns, runs = excluded.runs, flags = excluded.flags, "
+			"host_deaths = excluded.host_deaths, input = excluded.input, "
+			"result = excluded.result, started_ms = excluded.started_ms, "
+			"ended_ms = excluded.ended_ms, node = excluded.node");
 
 	if (r >= 0)
 		r = prepare(
