@@ -352,7 +352,8 @@ static bool client_read(struct client *cl)
 	static char scratch[CONTROL_REQUEST_MAX + 1]; /* so a byte costs a byte, not a buffer */
 
 	while (client_reading(cl)) {
-		ssize_t n = client_recv(cl, scratch, CONTROL_REQUEST_MAX + 1 - cl->in_len);
+		size_t want = CONTROL_REQUEST_MAX + 1 - cl->in_len;
+		ssize_t n = client_recv(cl, scratch, want);
 
 		if (n == -EAGAIN || n == -EINTR)
 			break;
@@ -374,6 +375,11 @@ static bool client_read(struct client *cl)
 		}
 		memcpy(cl->in + cl->in_len, scratch, (size_t)n);
 		cl->in_len += (size_t)n;
+		/* Less than asked for: it had no more just now. Another recv would only say
+		 * EAGAIN (one syscall a request, measured); if more comes, the socket is
+		 * readable again (level-triggered) and this runs again. */
+		if ((size_t)n < want)
+			break;
 	}
 	return true;
 }

@@ -1989,20 +1989,24 @@ END_TEST
 static void start_with_escapees(struct wk *w, const char *tail, char **ret_dir, pid_t *ret_leader,
 				int escapees[2])
 {
-	char fifo[512], cmd[1024], buf[64] = "";
+	char fifo[512], go[512], cmd[1400], buf[64] = "";
 	int fd, a = 0, b = 0;
 
 	ck_assert_int_eq(tu_mkdtemp(ret_dir), 0);
 	snprintf(fifo, sizeof(fifo), "%s/fifo", *ret_dir);
+	snprintf(go, sizeof(go), "%s/go", *ret_dir);
 	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	ck_assert_int_eq(mkfifo(go, 0600), 0);
 	fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
 	wk_start(w, 1);
+	/* After the pids, the command waits on `go` until the test holds pidfds of both: a
+	 * TAIL that ends the job at once must not end the escapees before they are watched. */
 	snprintf(cmd, sizeof(cmd),
 		 "exec:/bin/sh -c 'setsid sleep 1000 & s=$!; "
 		 "d=$(setsid sh -c \"sleep 1000 >/dev/null 2>&1 & echo \\$!\"); "
-		 "echo \"$s $d\" > %s%s'",
-		 fifo, tail);
+		 "echo \"$s $d\" > %s; read g < %s%s'",
+		 fifo, go, tail);
 	wk_spec(w, 0, cmd, "");
 	wk_assign(w, 1, 1, 0);
 	*ret_leader = wk_expect_exec(w, 1);
@@ -2024,6 +2028,7 @@ static void start_with_escapees(struct wk *w, const char *tail, char **ret_dir, 
 	escapees[1] = (int)pidfd_open(b, 0);
 	ck_assert_int_ge(escapees[0], 0);
 	ck_assert_int_ge(escapees[1], 0);
+	ck_assert_int_eq(tu_write_file(go, "go\n"), 0); /* the command goes on to TAIL */
 }
 
 /* Both escapees end within FRAME_TIMEOUT_MS; else they are killed and the test fails. */
