@@ -250,11 +250,6 @@ static bool state_met(const struct master *m, unsigned group, enum job_state sta
 	return g && state == g->expect;
 }
 
-static bool job_met(const struct master *m, const struct master_job *j)
-{
-	return state_met(m, j->group, j->state);
-}
-
 /*
  * The next member of w at or after *pos (which moves past it): its id, state and group (what
  * the progress scan needs, without a full view); false after the last. Forgotten ones had
@@ -280,15 +275,26 @@ static bool wait_next_state(const struct master *m, const struct wait *w, uint64
 	return false;
 }
 
-/* The same, as a full view (the reply's list). */
+/*
+ * The next member of w to list, as a full view: every one, or (truncated) only those that did
+ * not end as their group expects, found from state and group alone (a full view of each of a
+ * million jobs would be most of the wait's cost). *ret_met: it did.
+ */
 static bool wait_next(const struct master *m, const struct wait *w, uint64_t *pos,
-		      struct master_job *ret)
+		      struct master_job *ret, bool *ret_met)
 {
 	enum job_state state;
 	unsigned group;
 	uint64_t id;
 
-	return wait_next_state(m, w, pos, &id, &state, &group) && master_job(m, id, ret) == 0;
+	while (wait_next_state(m, w, pos, &id, &state, &group)) {
+		*ret_met = state_met(m, group, state);
+		if (w->ended > CONTROL_WAIT_LIST_MAX && *ret_met)
+			continue; /* truncated: the unexpected ones only */
+		if (master_job(m, id, ret) == 0)
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -462,6 +468,7 @@ static json_object *stream_item(struct client *cl, struct stream *s)
 	char name[CONFIG_NAME_MAX + 16];
 	struct master_job j;
 	uint64_t id;
+	bool met;
 
 	switch (s->kind) {
 	case STREAM_JOBS:
@@ -479,13 +486,8 @@ static json_object *stream_item(struct client *cl, struct stream *s)
 			 s->instance + (uint32_t)(s->next++ - s->first));
 		return json_object_new_string(name);
 	case STREAM_WAIT:
-		while (s->listed < CONTROL_WAIT_LIST_MAX && wait_next(m, cl->wait, &s->next, &j)) {
-			bool met = job_met(m, &j);
-
-			if (cl->wait->ended > CONTROL_WAIT_LIST_MAX && met)
-				continue; /* truncated: the unexpected ones only */
+		if (s->listed < CONTROL_WAIT_LIST_MAX && wait_next(m, cl->wait, &s->next, &j, &met))
 			return wait_entry(m, &j, met);
-		}
 		return NULL;
 	}
 	return NULL;
