@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "daemon/ledger.h"
+#include "daemon/log-ring.h"
 #include "daemon/store.h"
 
 struct sq {
@@ -73,6 +74,12 @@ int sq_fail(struct sq *s, int err, const char *fmt, ...) __attribute__((format(p
 int sq_fail_db(struct sq *s, int rc, const char *doing);
 int sq_exec(struct sq *s, const char *sql, const char *doing);
 int sq_grow_groups(struct sq *s, unsigned n);
+/* store-sqlite-write.c: the flush and the log lines (store.h's operations of those names). */
+bool sq_dirty(const struct store *st);
+int sq_flush(struct store *st);
+int sq_add_log(struct store *st, const struct log_line *line);
+int sq_read_logs(struct store *st, const struct log_query *q,
+		 int (*cb)(void *userdata, const struct log_line *line), void *userdata);
 /* The pool names (copies), by index. */
 int sq_set_pool_names(struct sq *s, unsigned n, const char *const *names);
 void sq_free(struct store *st);

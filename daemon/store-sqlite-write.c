@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SQLite store's writing (store-sqlite.c has the operations and their marks): flush()
+ * writes every marked job, group, counter, new submit key and log line in one transaction,
+ * and deletes the rows of forgotten jobs; a failure writes nothing and keeps the marks. And
+ * the reading of log lines: the file's, then those not written yet.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/log-ring.h"
+#include "daemon/store-memory.h"
+
+#include "daemon/store-sqlite-int.h"
+
+/* ---- writing ---- */
+
+static int bind_text(sqlite3_stmt *q, int i, const char *v)
+{
+	return v ? sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(q, i);
+}
+
+static int step(struct sq *s, sqlite3_stmt *q, const char *doing)
+{
+	int rc = sqlite3_step(q);
+
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return rc == SQLITE_DONE ? 0 : sq_fail_db(s, rc, doing);
+}
+
+static int write_job(struct sq *s, const struct job *j)
+{
+	sqlite3_stmt *q = s->put_job;
+	const char *input = j->extra && j->extra->input[0] ? j->extra->input : NULL;
+	const char *result = j->extra ? j->extra->result : NULL;
+
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)j->id);
+	sqlite3_bind_int64(q, 2, j->group);
+	sqlite3_bind_int64(q, 3, j->instance);
+	sqlite3_bind_int(q, 4, j->state);
+	sqlite3_bind_int(q, 5, j->cause);
+	sqlite3_bind_int(q, 6, j->cause_detail);
+	sqlite3_bind_int(q, 7, j->alone);
+	sqlite3_bind_int(q, 8, j->attempts);
+	sqlite3_bind_int(q, 9, j->reruns);
+	sqlite3_bind_int(q, 10, j->runs);
+	sqlite3_bind_int(q, 11, j->flags & ~JOB_DIRTY);
+	sqlite3_bind_int(q, 12, j->host_deaths);
+	bind_text(q, 13, input);
+	bind_text(q, 14, result);
+	sqlite3_bind_int64(q, 15, j->accepted_at);
+	sqlite3_bind_int64(q, 16, j->started_ms);
+	sqlite3_bind_int64(q, 17, j->ended_ms);
+	bind_text(q, 18, j->started_ms ? s->node : NULL);
+	return step(s, q, "write a job");
+}
+
+static int write_group(struct sq *s, unsigned index)
+{
+	const struct mem_group *lg = mem_group_of(s->mem, index);
+	const struct group_config *g = &lg->cfg;
+	sqlite3_stmt *q;
+	int r, i = 1;
+
+	sqlite3_bind_int64(s->del_inputs, 1, index);
+	r = step(s, s->del_inputs, "write a group");
+	if (r < 0 || lg->freed) {
+		if (r >= 0 && s->in_file[index]) {
+			sqlite3_bind_int64(s->del_group, 1, index);
+			r = step(s, s->del_group, "write a group");
+		}
+		return r;
+	}
+	q = s->put_group;
+	sqlite3_bind_int64(q, i++, index);
+	bind_text(q, i++, g->name);
+	sqlite3_bind_int64(q, i++, g->pool);
+	bind_text(q, i++, g->run);
+	sqlite3_bind_int(q, i++, g->kind);
+	bind_text(q, i++, g->args);
+	bind_text(q, i++, g->inputs);
+	bind_text(q, i++, g->spool);
+	bind_text(q, i++, g->output);
+	sqlite3_bind_int64(q, i++, g->count);
+	sqlite3_bind_int64(q, i++, (sqlite3_int64)g->timeout);
+	sqlite3_bind_int64(q, i++, g->max_attempts);
+	sqlite3_bind_int(q, i++, g->expect);
+	sqlite3_bind_int(q, i++, lg->adhoc);
+	sqlite3_bind_int64(q, i++, lg->def_hash);
+	sqlite3_bind_int64(q, i++, (sqlite3_int64)lg->counts.total);
+	for (int k = 0; k < _JOB_STATE_MAX; k++)
+		sqlite3_bind_int64(q, i++, (sqlite3_int64)lg->counts.by_state[k]);
+	bind_text(q, i++, g->pool < s->n_pools ? s->pools[g->pool] : "");
+	r = step(s, q, "write a group");
+	for (unsigned k = 0; r >= 0 && k < g->n_inputs; k++) {
+		sqlite3_bind_int64(s->put_input, 1, index);
+		sqlite3_bind_int64(s->put_input, 2, k);
+		bind_text(s->put_input, 3, g->input_paths[k]);
+		r = step(s, s->put_input, "write a group");
+	}
+	return r;
+}
+
+static int write_meta(struct sq *s)
+{
+	const struct ledger_stats *st = s->m->stats(s->mem);
+	uint64_t v[META_N] = {
+		[META_N_JOBS] = s->m->n_jobs(s->mem),
+		[META_FORGOTTEN] = s->m->forgotten(s->mem),
+		[META_VARIANTS_MADE] = mem_variants_made(s->mem),
+		[META_RUNS] = st->runs,
+		[META_RERUNS_BYSTANDER] = st->reruns_bystander,
+		[META_RERUNS_SUSPECT] = st->reruns_suspect,
+		[META_CULPRITS] = st->culprits,
+		[META_HOST_DEATHS] = st->host_deaths,
+	};
+	int r = 0;
+
+	for (int k = 0; k < _JOB_STATE_MAX; k++)
+		v[META_BY_STATE + k] = st->by_state[k];
+	for (int k = 0; r >= 0 && k < META_N; k++) {
+		bind_text(s->put_meta, 1, sq_meta_keys[k]);
+		sqlite3_bind_int64(s->put_meta, 2, (sqlite3_int64)v[k]);
+		r = step(s, s->put_meta, "write the counters");
+	}
+	return r;
+}
+
+static int flush_all(struct sq *s, uint64_t first_kept, uint64_t n_jobs)
+{
+	int r = 0;
+
+	if (first_kept > s->kept_from) {
+		sqlite3_bind_int64(s->del_forgotten, 1, (sqlite3_int64)first_kept);
+		r = step(s, s->del_forgotten, "forget jobs");
+		if (r >= 0) {
+			sqlite3_bind_int64(s->del_keys, 1, (sqlite3_int64)first_kept);
+			r = step(s, s->del_keys, "forget submit keys");
+		}
+		if (r >= 0) {
+			sqlite3_bind_int64(s->del_logs, 1, (sqlite3_int64)first_kept);
+			r = step(s, s->del_logs, "forget log lines");
+		}
+	}
+	for (const struct log_entry *e = s->pending_logs.head; r >= 0 && e; e = e->next) {
+		if (e->job < first_kept)
+			continue; /* forgotten with its job before it was written */
+		sqlite3_bind_int64(s->put_log, 1, (sqlite3_int64)e->job);
+		sqlite3_bind_int64(s->put_log, 2, e->at);
+		sqlite3_bind_int(s->put_log, 3, e->level);
+		sqlite3_bind_text(s->put_log, 4, e->text, e->len, SQLITE_STATIC);
+		r = step(s, s->put_log, "write a log line");
+	}
+	for (size_t i = 0; r >= 0 && i < s->n_new_keys; i++) {
+		const struct submit_key *k = s->m->find_key(s->mem, s->new_keys[i]);
+
+		if (!k)
+			continue; /* forgotten with its jobs before it was written */
+		bind_text(s->put_key, 1, k->key);
+		sqlite3_bind_int64(s->put_key, 2, (sqlite3_int64)k->first);
+		sqlite3_bind_int64(s->put_key, 3, k->count);
+		sqlite3_bind_int64(s->put_key, 4, k->request);
+		r = step(s, s->put_key, "write a submit key");
+	}
+	for (size_t i = 0; r >= 0 && i < s->n_dirty; i++)
+		if (s->dirty[i] >= first_kept && s->dirty[i] < s->new_from)
+			r = write_job(s, s->m->job(s->mem, s->dirty[i]));
+	for (uint64_t id = s->new_from > first_kept ? s->new_from : first_kept;
+	     r >= 0 && id <= n_jobs; id++)
+		r = write_job(s, s->m->job(s->mem, id));
+	for (unsigned g = 0; r >= 0 && g < s->cap_groups; g++)
+		if (s->group_dirty[g])
+			r = write_group(s, g);
+	if (r >= 0 && s->meta_dirty)
+		r = write_meta(s);
+	return r;
+}
+
+bool sq_dirty(const struct store *st)
+{
+	const struct sq *s = CSQ(st);
+
+	return s->n_dirty > 0 || s->new_from <= s->m->n_jobs(s->mem) || s->meta_dirty ||
+	       mem_first_kept_id(s->mem) > s->kept_from || s->n_new_keys > 0 ||
+	       s->pending_logs.head;
+}
+
+int sq_flush(struct store *st)
+{
+	struct sq *s = SQ(st);
+	uint64_t first_kept = mem_first_kept_id(s->mem), n_jobs = s->m->n_jobs(s->mem);
+	int r;
+
+	if (s->depth > 0)
+		return -EBUSY; /* never half of what belongs together */
+	if (!sq_dirty(st))
+		return 0;
+	r = sq_exec(s, "BEGIN IMMEDIATE", "begin a transaction");
+	if (r < 0)
+		return r;
+	r = flush_all(s, first_kept, n_jobs);
+	if (r >= 0)
+		r = sq_exec(s, "COMMIT", "commit");
+	if (r < 0) {
+		/* Nothing of it was written: all of it is still marked, for the next flush. */
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
+	for (size_t i = 0; i < s->n_dirty; i++) {
+		struct job *j = s->dirty[i] >= first_kept ? s->m->job(s->mem, s->dirty[i]) : NULL;
+
+		if (j)
+			j->flags &= (uint8_t)~JOB_DIRTY;
+	}
+	s->n_dirty = 0;
+	s->commits++;
+	log_ring_clear(&s->pending_logs);
+	for (size_t i = 0; i < s->n_new_keys; i++)
+		free(s->new_keys[i]);
+	s->n_new_keys = 0;
+	s->new_from = n_jobs + 1;
+	s->kept_from = first_kept;
+	for (unsigned g = 0; g < s->cap_groups; g++) {
+		if (s->group_dirty[g])
+			s->in_file[g] = !mem_group_of(s->mem, g)->freed;
+		s->group_dirty[g] = false;
+	}
+	s->meta_dirty = false;
+	s->error[0] = '\0';
+	return 0;
+}
+
+/* ---- log lines ---- */
+
+int sq_add_log(struct store *st, const struct log_line *line)
+{
+	return log_ring_add(&SQ(st)->pending_logs, line);
+}
+
+/* The lines of the file a query wants, newest first, into *ret (the last q->tail, or all). */
+static int read_file_logs(struct sq *s, const struct log_query *q, struct log_ring *ret)
+{
+	sqlite3_stmt *g = s->get_logs;
+	struct log_ring newest_first = { 0 };
+	int rc, r = 0;
+	size_t n = 0;
+
+	sqlite3_bind_int64(g, 1, (sqlite3_int64)q->first);
+	sqlite3_bind_int64(g, 2, (sqlite3_int64)(q->last > INT64_MAX ? INT64_MAX : q->last));
+	while ((!q->tail || n < q->tail) && (rc = sqlite3_step(g)) == SQLITE_ROW) {
+		struct log_line l = { .job = (uint64_t)sqlite3_column_int64(g, 0),
+				      .at = sqlite3_column_int64(g, 1),
+				      .level = sqlite3_column_int(g, 2),
+				      .text = (const char *)sqlite3_column_text(g, 3),
+				      .len = (size_t)sqlite3_column_bytes(g, 3) };
+
+		if (!l.text || (q->match && !q->match(q->userdata, l.job)))
+			continue;
+		r = log_ring_add(&newest_first, &l);
+		if (r < 0)
+			break;
+		n++;
+	}
+	if (r >= 0 && q->tail && n >= q->tail)
+		rc = SQLITE_DONE;
+	if (r >= 0 && rc != SQLITE_DONE)
+		r = sq_fail_db(s, rc, "read log lines");
+	sqlite3_reset(g);
+	/* Oldest first. */
+	while (r >= 0 && newest_first.head) {
+		struct log_entry *e = newest_first.head;
+
+		newest_first.head = e->next;
+		e->next = ret->head;
+		ret->head = e;
+		if (!ret->tail)
+			ret->tail = e;
+	}
+	log_ring_clear(&newest_first);
+	return r;
+}
+
+int sq_read_logs(struct store *st, const struct log_query *q,
+			int (*cb)(void *userdata, const struct log_line *line), void *userdata)
+{
+	struct sq *s = SQ(st);
+	struct log_ring all = { 0 };
+	struct log_query pq = *q;
+	int r = read_file_logs(s, q, &all);
+
+	/* Then those not written yet, and the last q->tail of the whole. */
+	pq.tail = 0;
+	for (const struct log_entry *e = s->pending_logs.head; r >= 0 && e; e = e->next) {
+		struct log_line l = { e->job, e->at, e->level, e->text, e->len };
+
+		if (e->job >= q->first && e->job <= q->last && (!q->match || q->match(q->userdata, e->job)))
+			r = log_ring_add(&all, &l);
+	}
+	if (r >= 0) {
+		pq.first = 0;
+		pq.last = UINT64_MAX;
+		pq.match = NULL;
+		pq.tail = q->tail;
+		r = log_ring_read(&all, &pq, cb, userdata);
+	}
+	log_ring_clear(&all);
+	return r;
+}
