@@ -86,23 +86,6 @@ static void print_jobs(FILE *f, json_object *reply)
 		fprintf(f, "%zu of %lld jobs\n", n, (long long)total);
 }
 
-/* A time (µs since the epoch) as local "YYYY-MM-DD HH:MM:SS.mmm", or "-" for 0. */
-static const char *fmt_when(char *buf, size_t size, json_object *j, const char *key)
-{
-	double v;
-	time_t t;
-	struct tm tm;
-	char day[32];
-
-	if (!jnum(j, key, &v) || v <= 0)
-		return "-";
-	t = (time_t)v;
-	if (!localtime_r(&t, &tm) || !strftime(day, sizeof(day), "%Y-%m-%d %H:%M:%S", &tm))
-		return "-";
-	snprintf(buf, size, "%s.%03d", day, (int)((v - (double)t) * 1000) % 1000);
-	return buf;
-}
-
 /* One job whole: every member of its view, a line each. */
 static void print_job(FILE *f, json_object *j)
 {

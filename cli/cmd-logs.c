@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -21,26 +20,15 @@
 /* "2026-12-03 16:30:01.123 files#3 info: the line" */
 static void print_line(json_object *l)
 {
-	json_object *v;
-	double at = json_object_object_get_ex(l, "at", &v) ? json_object_get_double(v) : 0;
-	time_t t = (time_t)at;
-	struct tm tm;
-	char day[32] = "-";
-	const char *name = json_object_object_get_ex(l, "name", &v) ? json_object_get_string(v)
-								     : NULL;
-	char id[32];
+	char when[64], id[32], job[48];
+	const char *name = jstr(l, "name"), *level = jstr(l, "level"), *text = jstr(l, "line");
 
-	if (localtime_r(&t, &tm))
-		strftime(day, sizeof(day), "%Y-%m-%d %H:%M:%S", &tm);
 	if (!name) {
-		snprintf(id, sizeof(id), "job %lld",
-			 json_object_object_get_ex(l, "job", &v) ? (long long)json_object_get_int64(v)
-								 : 0LL);
-		name = id;
+		snprintf(job, sizeof(job), "job %s", fmt_int(id, sizeof(id), l, "job"));
+		name = job;
 	}
-	printf("%s.%03d %s %s: %s\n", day, (int)((at - (double)t) * 1000) % 1000, name,
-	       json_object_object_get_ex(l, "level", &v) ? json_object_get_string(v) : "info",
-	       json_object_object_get_ex(l, "line", &v) ? json_object_get_string(v) : "");
+	printf("%s %s %s: %s\n", fmt_when(when, sizeof(when), l, "at"), name, level ? level : "info",
+	       text ? text : "");
 }
 
 /* Lines after the reply, until the daemon closes the connection: 0, or EXIT_CONTROL_FAILED. */

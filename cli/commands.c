@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -341,4 +342,20 @@ int cli_parse_simple(const char *name, int argc, char **argv, const char **socke
 	for (int i = 0; i < n_args; i++)
 		args[i] = argv[optind + i];
 	return -1;
+}
+
+const char *fmt_when(char *buf, size_t size, json_object *o, const char *key)
+{
+	double v;
+	time_t t;
+	struct tm tm;
+	char day[32];
+
+	if (!jnum(o, key, &v) || v <= 0)
+		return "-";
+	t = (time_t)v;
+	if (!localtime_r(&t, &tm) || !strftime(day, sizeof(day), "%Y-%m-%d %H:%M:%S", &tm))
+		return "-";
+	snprintf(buf, size, "%s.%03d", day, (int)((v - (double)t) * 1000) % 1000);
+	return buf;
 }

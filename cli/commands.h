@@ -179,6 +179,12 @@ static inline const char *fmt_int(char *buf, size_t size, json_object *o, const 
 	return str_printf(buf, size, "%lld", (long long)v);
 }
 
+/*
+ * A time field (seconds since the epoch, as the daemon's job views and log lines give them)
+ * as local "YYYY-MM-DD HH:MM:SS.mmm", or "-" if missing or 0.
+ */
+const char *fmt_when(char *buf, size_t size, json_object *o, const char *key);
+
 /* A string field, "-" if missing or empty. */
 static inline const char *fmt_str(json_object *o, const char *key)
 {

@@ -712,6 +712,54 @@ START_TEST(test_jobs_filters)
 }
 END_TEST
 
+/* `bulkhead logs`: what an exec job's command printed, per job and per group, as lines. */
+START_TEST(test_logs)
+{
+	struct daemon d;
+	struct result r;
+	json_object *o;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n"
+			     "[job talk]\nrun = exec:/bin/sh -c 'echo first; echo second'\n"
+			     "count = 2\n");
+	start(&d);
+	json_object_put(wait_jobs_ended(&d, 2));
+	{
+		const char *args[] = { "logs", "2", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "logs 2");
+		ck_assert_uint_eq(count_lines(r.out), 2);
+		ck_assert_msg(strstr(r.out, " talk#2 info: first\n") &&
+				      strstr(r.out, " talk#2 info: second\n") &&
+				      strncmp(r.out, "20", 2) == 0,
+			      "%s", r.out);
+		result_free(&r);
+	}
+	{
+		const char *args[] = { "logs", "talk", "-n", "3", "--json", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "logs talk -n 3 --json");
+		o = parse_json(r.out);
+		ck_assert_uint_eq(json_object_array_length(member(o, "lines")), 3);
+		json_object_put(o);
+		result_free(&r);
+	}
+	{
+		const char *args[] = { "logs", "nosuch", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 1, "logs nosuch");
+		ck_assert_msg(strstr(r.err, "no job group 'nosuch'"), "%s", r.err);
+		result_free(&r);
+	}
+	dmn_stop(&d);
+	dmn_free(&d);
+}
+END_TEST
+
 /* ---- reload, log-level ---- */
 
 START_TEST(test_reload)
@@ -1814,6 +1862,7 @@ static Suite *control_cli_suite(void)
 	tcase_add_test(tc, test_socket_choice);
 	tcase_add_test(tc, test_stdout_write_error);
 	tcase_add_test(tc, test_jobs_filters);
+	tcase_add_test(tc, test_logs);
 	tcase_add_test(tc, test_reload);
 	tcase_add_test(tc, test_log_level);
 	tcase_add_test(tc, test_top_plain);
