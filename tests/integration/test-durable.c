@@ -85,6 +85,24 @@ static void start_on(struct daemon *d, const char *state_dir, const char *config
 	dmn_wait_ready(d);
 }
 
+/* The client closed, a SIGTERM, the exit and its aftermath (no worker, no zombie). */
+static void stop_all(struct daemon *d, struct conn *c)
+{
+	conn_close(c);
+	dmn_stop(d);
+	dmn_assert_aftermath();
+	dmn_free(d);
+}
+
+/* SIGKILL, as a crash would: it exits, and none of its workers outlives it. */
+static void kill_daemon(struct daemon *d)
+{
+	dmn_signal(d, SIGKILL);
+	ck_assert(dmn_wait_exit(d, DMN_EXIT_MS));
+	dmn_assert_nothing_left("bulkhead-worker", DMN_EXIT_MS, "the daemon's SIGKILL");
+	dmn_free(d);
+}
+
 static json_object *submit_keyed(struct daemon *d, struct conn *c, unsigned k)
 {
 	char req[200];
@@ -233,11 +251,8 @@ START_TEST(test_random_kills)
 				free(line);
 			}
 		}
-		dmn_signal(&d, SIGKILL);
-		ck_assert_msg(dmn_wait_exit(&d, DMN_EXIT_MS), "SIGKILL: still there");
 		conn_close(&c);
-		dmn_assert_nothing_left("bulkhead-worker", DMN_EXIT_MS, "the daemon's SIGKILL");
-		dmn_free(&d);
+		kill_daemon(&d);
 	}
 
 	/* The last daemon: everything ends. */
@@ -291,10 +306,7 @@ START_TEST(test_random_kills)
 		free(seen);
 	}
 	json_object_put(o);
-	conn_close(&c);
-	dmn_stop(&d);
-	dmn_assert_aftermath();
-	dmn_free(&d);
+	stop_all(&d, &c);
 	free(kd);
 }
 END_TEST
@@ -352,10 +364,7 @@ START_TEST(test_stop_keeps_jobs)
 	ck_assert_int_eq(
 		jint(json_object_array_get_idx(jget(o, "jobs", json_type_array), 0), "attempts"), 0);
 	json_object_put(o);
-	conn_close(&c);
-	dmn_stop(&d);
-	dmn_assert_aftermath();
-	dmn_free(&d);
+	stop_all(&d, &c);
 }
 END_TEST
 
@@ -404,10 +413,7 @@ START_TEST(test_config_group_once_per_definition)
 	ck_assert_int_eq(jint(o, "total_matching"), 8);
 	json_object_put(o);
 	ck_assert_msg(strstr(d.err, "job group g: its run changed"), "%s", dmn_describe(&d));
-	conn_close(&c);
-	dmn_stop(&d);
-	dmn_assert_aftermath();
-	dmn_free(&d);
+	stop_all(&d, &c);
 }
 END_TEST
 
@@ -471,10 +477,7 @@ START_TEST(test_history_after_kill)
 			   "accepted_at");
 	json_object_put(o);
 	conn_close(&c);
-	dmn_signal(&d, SIGKILL);
-	ck_assert(dmn_wait_exit(&d, DMN_EXIT_MS));
-	dmn_assert_nothing_left("bulkhead-worker", DMN_EXIT_MS, "the daemon's SIGKILL");
-	dmn_free(&d);
+	kill_daemon(&d);
 
 	start_on(&d, state_dir, "[supervisor]\ndrain_timeout = 100ms\n[pool main]\n"
 				"workers = 1\nthreads = 1\n");
@@ -511,10 +514,7 @@ START_TEST(test_history_after_kill)
 		call_error(&d, &c, "{\"command\":\"jobs\",\"state\":\"done,nope\"}",
 			   "unknown state 'nope'");
 	}
-	conn_close(&c);
-	dmn_stop(&d);
-	dmn_assert_aftermath();
-	dmn_free(&d);
+	stop_all(&d, &c);
 }
 END_TEST
 
@@ -546,10 +546,7 @@ START_TEST(test_spool_after_kill)
 	while (tu_count_files(done) < 1 && tu_ms_left(deadline) > 0)
 		dmn_pump(&d, 10);
 	ck_assert_int_ge(tu_count_files(done), 1);
-	dmn_signal(&d, SIGKILL);
-	ck_assert(dmn_wait_exit(&d, DMN_EXIT_MS));
-	dmn_assert_nothing_left("bulkhead-worker", DMN_EXIT_MS, "the daemon's SIGKILL");
-	dmn_free(&d);
+	kill_daemon(&d);
 
 	start_on(&d, state_dir, config);
 	ck_assert_msg(strstr(d.err, "have jobs already") || tu_count_files(done) == 10, "%s",
@@ -559,10 +556,7 @@ START_TEST(test_spool_after_kill)
 	ck_assert_int_eq(checked_total(&d, &c, NULL), 10);
 	ck_assert_int_eq(tu_count_files(done), 10);
 	ck_assert_int_eq(tu_count_files(spool), 0);
-	conn_close(&c);
-	dmn_stop(&d);
-	dmn_assert_aftermath();
-	dmn_free(&d);
+	stop_all(&d, &c);
 }
 END_TEST
 
@@ -635,20 +629,14 @@ START_TEST(test_logs)
 	/* After a SIGKILL: kept. */
 	wait_group(&d, &c, "talk");
 	conn_close(&c);
-	dmn_signal(&d, SIGKILL);
-	ck_assert(dmn_wait_exit(&d, DMN_EXIT_MS));
-	dmn_assert_nothing_left("bulkhead-worker", DMN_EXIT_MS, "the daemon's SIGKILL");
-	dmn_free(&d);
+	kill_daemon(&d);
 	start_on(&d, state_dir, talk);
 	conn_open(&d, &c);
 	o = call(&d, &c, "{\"command\":\"logs\",\"job\":3}");
 	lines_of(o, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "first|second|third");
 	json_object_put(o);
-	conn_close(&c);
-	dmn_stop(&d);
-	dmn_assert_aftermath();
-	dmn_free(&d);
+	stop_all(&d, &c);
 }
 END_TEST
 
