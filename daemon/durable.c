@@ -241,6 +241,26 @@ static int resume_daemon(struct master *m, const struct config *c)
 	return adopt_config_groups(m, c);
 }
 
+/* The store's pools after the config's (store_sqlite_gone_pools()), for durable_add_gone_pools(). */
+static int keep_gone_pools(struct master *m, const struct store *st)
+{
+	unsigned n;
+	const char *const *names = store_sqlite_gone_pools(st, &n);
+
+	if (n == 0)
+		return 0;
+	m->gone_pools = calloc(n, sizeof(*m->gone_pools));
+	if (!m->gone_pools)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		m->gone_pools[i] = strdup(names[i]);
+		if (!m->gone_pools[i])
+			return -ENOMEM;
+		m->n_gone_pools = i + 1;
+	}
+	return 0;
+}
+
 int durable_open(struct master *m, const struct config *c)
 {
 	const char **pools = calloc(c->n_pools + 1, sizeof(*pools));
@@ -259,7 +279,9 @@ int durable_open(struct master *m, const struct config *c)
 		free(err);
 		return r;
 	}
-	r = ledger_new_with_store(st, &m->ledger);
+	r = keep_gone_pools(m, st);
+	if (r >= 0)
+		r = ledger_new_with_store(st, &m->ledger);
 	if (r < 0) {
 		st->ops->free(st);
 		return r;
@@ -296,4 +318,43 @@ int durable_close(struct master *m)
 	if (r < 0)
 		log_error("%s; the end of the run is not recorded", ledger_store_error(m->ledger));
 	return r;
+}
+
+/*
+ * Adds the pools durable_open() kept, after the config's (in the store's order, so indexes
+ * match), as removed pools: a [pool] deleted from the config while its groups' jobs had all
+ * ended. Their groups stay visible (status, jobs, history); nothing runs there.
+ */
+int durable_add_gone_pools(struct master *m)
+{
+	int r = 0;
+
+	for (unsigned i = 0; r >= 0 && i < m->n_gone_pools; i++) {
+		struct pool_config pc = { .max_worker_faults = { .count = 1, .window = USEC_PER_SEC } };
+		struct pool **ps = realloc(m->pools, (m->n_pools + 1) * sizeof(*ps));
+
+		if (!ps)
+			return -ENOMEM;
+		m->pools = ps;
+		snprintf(pc.name, sizeof(pc.name), "%s", m->gone_pools[i]);
+		r = pool_new(m, &pc, m->n_pools, &m->pools[m->n_pools]);
+		m->n_pools++;
+		if (r >= 0) {
+			m->pools[m->n_pools - 1]->state = POOL_REMOVED;
+			log_notice("pool %s: no longer in the config; its job groups have ended and "
+				   "stay in the history",
+				   pc.name);
+		}
+	}
+	durable_free_gone_pools(m);
+	return r < 0 ? r : master_sync_pools(m);
+}
+
+void durable_free_gone_pools(struct master *m)
+{
+	for (unsigned i = 0; i < m->n_gone_pools; i++)
+		free(m->gone_pools[i]);
+	free(m->gone_pools);
+	m->gone_pools = NULL;
+	m->n_gone_pools = 0;
 }

@@ -201,6 +201,8 @@ struct master {
 	struct flight_table flights; /* every job on a worker, by id (flights.h) */
 	struct pool **pools; /* index = pool index in the ledger; never shrinks */
 	unsigned n_pools;
+	char **gone_pools; /* durable_open(): pools of the store the config dropped, to add */
+	unsigned n_gone_pools;
 	const char *worker_path;
 	struct zygote zygote; /* the fork server, if worker_start = fork-server */
 	bool zygote_tried;    /* the first one was started */
@@ -392,6 +394,9 @@ void master_dispatch_soon(struct pool *p);
 int master_sync_pools(struct master *m);
 /* Opens the store as m->ledger, with c's groups (new file) or resumed; logs what fails. */
 int durable_open(struct master *m, const struct config *c);
+/* After the config's pools: the store's pools the config dropped, as removed pools. */
+int durable_add_gone_pools(struct master *m);
+void durable_free_gone_pools(struct master *m);
 /* The last flush when the loop has ended; logs a failure. */
 int durable_close(struct master *m);
 

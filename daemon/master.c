@@ -324,6 +324,8 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 		goto fail;
 	r = master_add_pools(m, c);
 	if (r >= 0)
+		r = durable_add_gone_pools(m);
+	if (r >= 0)
 		r = ledger_add_end_hook(m->ledger, on_job_ended, m);
 	if (r < 0)
 		goto fail;
@@ -408,6 +410,7 @@ void master_free(struct master *m)
 	for (unsigned i = 0; i < m->n_pools; i++)
 		pool_free(m->pools[i]);
 	free(m->pools);
+	durable_free_gone_pools(m);
 	sd_event_source_disable_unref(m->sigint);
 	sd_event_source_disable_unref(m->sigterm);
 	sd_event_source_disable_unref(m->sighup);

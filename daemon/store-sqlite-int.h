@@ -25,6 +25,7 @@ struct sq {
 	struct log_ring pending_logs; /* lines not in the file yet */
 	char **pools; /* names, by index: a group's pool is kept by name */
 	unsigned n_pools;
+	unsigned n_gone; /* of them, the last ones, loaded for groups of pools the config dropped */
 	char node[256]; /* this host: the node that runs the jobs it starts */
 	char **new_keys; /* submit keys not in the file yet */
 	size_t n_new_keys;
@@ -42,9 +43,6 @@ struct sq {
 	size_t n_orphans;
 	char error[512];
 };
-
-#define SQ(st) ((struct sq *)(st))
-#define CSQ(st) ((const struct sq *)(st))
 
 #define SQ(st) ((struct sq *)(st))
 #define CSQ(st) ((const struct sq *)(st))

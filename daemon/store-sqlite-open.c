@@ -406,6 +406,46 @@ static int load_inputs(struct sq *s, sqlite3_stmt *qi, unsigned index, struct gr
 	return rc == SQLITE_DONE ? 0 : sq_fail_db(s, rc, "read its groups");
 }
 
+/*
+ * g's pool, by name, into g->pool. A pool the config no longer has is kept as a pool of the
+ * store after the config's (the master adds it as removed: store_sqlite_gone_pools()) when
+ * every job of g has ended; a group with jobs still to run there stops the start instead, as
+ * cancelling them would be the start deciding what a reload decides.
+ */
+static int group_pool(struct sq *s, struct group_config *g, const struct group_counts *c,
+		      const char *pool_name)
+{
+	uint64_t unfinished = 0;
+	char **p;
+
+	for (unsigned i = 0; pool_name && i < s->n_pools; i++)
+		if (strcmp(pool_name, s->pools[i]) == 0) {
+			g->pool = i;
+			return 0;
+		}
+	for (int k = 0; k < _JOB_STATE_MAX; k++)
+		if (!job_state_is_final((enum job_state)k))
+			unfinished += c->by_state[k];
+	if (!pool_name || !*pool_name || unfinished > 0)
+		return sq_fail(s, -ENXIO,
+			       "job group %s (%" PRIu64 " jobs, %" PRIu64
+			       " not ended) runs in pool %s, which the config does not have: "
+			       "define [pool %s] again",
+			       g->name, c->total, unfinished, pool_name ? pool_name : "?",
+			       pool_name ? pool_name : "?");
+	p = realloc(s->pools, (s->n_pools + 2) * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	s->pools = p;
+	p[s->n_pools] = strdup(pool_name);
+	if (!p[s->n_pools])
+		return -ENOMEM;
+	p[s->n_pools + 1] = NULL;
+	g->pool = s->n_pools++;
+	s->n_gone++;
+	return s->m->set_pools(s->mem, s->n_pools, (const char *const *)s->pools);
+}
+
 /* One row of groups into *g and its counts; 0, or a damaged store's error. */
 static int group_of_row(struct sq *s, sqlite3_stmt *q, struct group_config *g,
 			struct group_counts *c)
@@ -416,6 +456,7 @@ static int group_of_row(struct sq *s, sqlite3_stmt *q, struct group_config *g,
 	int64_t kind = sqlite3_column_int64(q, 4), count = sqlite3_column_int64(q, 9);
 	int64_t expect = sqlite3_column_int64(q, 12), max_attempts = sqlite3_column_int64(q, 11);
 	uint64_t sum = 0;
+	int r;
 
 	if (!name || !*name || strlen(name) > CONFIG_NAME_MAX)
 		return sq_fail(s, -EBADMSG, "damaged: group %" PRId64 " has no valid name", id);
@@ -424,19 +465,6 @@ static int group_of_row(struct sq *s, sqlite3_stmt *q, struct group_config *g,
 	    count > UINT_MAX || max_attempts < 1 || max_attempts > UINT_MAX ||
 	    !job_state_is_final((enum job_state)expect) || expect == JOB_CANCELLED)
 		return sq_fail(s, -EBADMSG, "damaged: group %s: a value is out of range", name);
-	(void)pool; /* the index in the config of the last writer; the name is what counts */
-	g->pool = UINT_MAX;
-	for (unsigned i = 0; pool_name && i < s->n_pools; i++)
-		if (strcmp(pool_name, s->pools[i]) == 0)
-			g->pool = i;
-	if (g->pool == UINT_MAX)
-		return sq_fail(s, -ENXIO,
-			       "job group %s (%" PRIu64 " jobs, %" PRIu64
-			       " not ended) runs in pool %s, which the config does not have: "
-			       "define [pool %s] again",
-			       name, (uint64_t)sqlite3_column_int64(q, 15),
-			       (uint64_t)(sqlite3_column_int64(q, 16) + sqlite3_column_int64(q, 17)),
-			       pool_name ? pool_name : "?", pool_name ? pool_name : "?");
 	g->kind = (enum job_kind)kind;
 	g->count = (unsigned)count;
 	g->timeout = (usec_t)sqlite3_column_int64(q, 10);
@@ -455,6 +483,10 @@ static int group_of_row(struct sq *s, sqlite3_stmt *q, struct group_config *g,
 		return sq_fail(s, -EBADMSG,
 			       "damaged: group %s: its counts add up to %" PRIu64 ", not %" PRIu64,
 			       name, sum, c->total);
+	(void)pool; /* the index in the config of the last writer; the name is what counts */
+	r = group_pool(s, g, c, pool_name);
+	if (r < 0)
+		return r;
 	g->run = column_dup(q, 3);
 	g->args = column_dup(q, 5);
 	g->inputs = column_dup(q, 6);

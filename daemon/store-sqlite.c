@@ -206,6 +206,14 @@ int sq_set_pool_names(struct sq *s, unsigned n, const char *const *names)
 	return 0;
 }
 
+const char *const *store_sqlite_gone_pools(const struct store *st, unsigned *ret_n)
+{
+	const struct sq *s = CSQ(st);
+
+	*ret_n = s->n_gone;
+	return (const char *const *)s->pools + (s->n_pools - s->n_gone);
+}
+
 static int sq_set_pools(struct store *st, unsigned n, const char *const *names)
 {
 	struct sq *s = SQ(st);

@@ -24,9 +24,16 @@
  * file and the reason:
  *   -EBADMSG  not a bulkhead store, damaged, or inconsistent ("jobs.db: damaged: ...")
  *   -EPROTO   written by a newer bulkhead (schema version N; this one knows up to 2)
- *   -ENXIO    a group of it runs in a pool that is not among pools
+ *   -ENXIO    a group of it with jobs not ended runs in a pool that is not among pools
  *   -EBUSY    in use by another process
  *   -EACCES, -EROFS, -ENOSPC, -EIO, -ENOMEM  the file or its directory cannot be used
  */
 int store_sqlite_open(const char *path, const char *const *pools, unsigned n_pools,
 		      struct store **ret, char **ret_error);
+
+/*
+ * The pools the store added after pools[] when it was opened: those of groups whose jobs all
+ * ended in a pool the config no longer has (indexes n_pools .. n_pools + *ret_n - 1, in this
+ * order). The master adds them as removed pools.
+ */
+const char *const *store_sqlite_gone_pools(const struct store *st, unsigned *ret_n);

@@ -677,9 +677,11 @@ static void good_copy_with(const char *db, off_t offset, const void *bytes, size
 /* Stores the daemon must not start on: each with its exit code and the file named. */
 START_TEST(test_bad_stores)
 {
-	static const char pools2[] = "[pool main]\nworkers = 1\nthreads = 1\n[pool side]\n"
+	/* Jobs that cannot end before the stop (which keeps them, unfinished). */
+	static const char pools2[] = "[supervisor]\ndrain_timeout = 100ms\n"
+				     "[pool main]\nworkers = 1\nthreads = 1\n[pool side]\n"
 				     "workers = 1\nthreads = 1\n[job s]\npool = side\n"
-				     "run = builtin:noop\ncount = 3\n";
+				     "run = builtin:sleep\nargs = ms=600000\ncount = 3\n";
 	static const char pools1[] = "[pool main]\nworkers = 1\nthreads = 1\n";
 	char state_dir[256], db[300], cmd[700];
 	struct daemon d;
@@ -691,9 +693,9 @@ START_TEST(test_bad_stores)
 	dmn_stop(&d);
 	dmn_free(&d);
 
-	/* A pool its jobs need is gone from the config: a config error. */
-	expect_refused_start(state_dir, pools1, 78, "runs in pool side, which the config does "
-						    "not have");
+	/* A pool its unfinished jobs need is gone from the config: a config error. */
+	expect_refused_start(state_dir, pools1, 78, "3 not ended) runs in pool side, which the "
+						    "config does not have");
 	/* Damaged: half of it gone. */
 	snprintf(cmd, sizeof(cmd), "cp '%s' '%s.good'", db, db);
 	ck_assert_int_eq(system(cmd), 0);
@@ -723,6 +725,73 @@ START_TEST(test_bad_stores)
 	dmn_stop(&d);
 	dmn_assert_aftermath();
 	dmn_free(&d);
+}
+END_TEST
+
+/* The state of pool `name` in status, or NULL (a static copy). */
+static const char *pool_state(struct daemon *d, struct conn *c, const char *name)
+{
+	static char state[32];
+	json_object *o = call(d, c, "{\"command\":\"status\"}"), *pools;
+	const char *found = NULL;
+
+	assert_ok(o);
+	pools = jget(o, "pools", json_type_array);
+	for (size_t i = 0; i < json_object_array_length(pools); i++) {
+		json_object *p = json_object_array_get_idx(pools, i);
+
+		if (strcmp(jstr(p, "name"), name) == 0) {
+			snprintf(state, sizeof(state), "%s", jstr(p, "state"));
+			found = state;
+		}
+	}
+	json_object_put(o);
+	return found;
+}
+
+/*
+ * A [pool] deleted from the config once its groups' jobs have all ended: the daemon starts,
+ * the pool shows as removed, its groups keep their history; defined again, it takes its
+ * groups back and runs nothing twice.
+ */
+START_TEST(test_pool_dropped_after_its_jobs)
+{
+	static const char with[] = "[pool main]\nworkers = 1\nthreads = 1\n[pool side]\n"
+				   "workers = 1\nthreads = 1\n[job s]\npool = side\n"
+				   "run = builtin:noop\ncount = 3\n";
+	static const char without[] = "[pool main]\nworkers = 1\nthreads = 1\n";
+	char state_dir[256];
+	struct daemon d;
+	struct conn c;
+	json_object *o;
+
+	make_state_dir(state_dir, sizeof(state_dir));
+	start_on(&d, state_dir, with);
+	conn_open(&d, &c);
+	wait_group(&d, &c, "s");
+	stop_all(&d, &c);
+
+	start_on(&d, state_dir, without);
+	conn_open(&d, &c);
+	ck_assert_int_eq(checked_total(&d, &c, NULL), 3);
+	ck_assert_str_eq(pool_state(&d, &c, "side"), "removed");
+	ck_assert_str_eq(pool_state(&d, &c, "main"), "up");
+	o = call(&d, &c, "{\"command\":\"jobs\",\"group\":\"s\",\"state\":\"done\"}");
+	ck_assert_int_eq(jint(o, "total_matching"), 3);
+	json_object_put(o);
+	/* A submit there is refused, as after a reload that removed the pool. */
+	o = call(&d, &c, "{\"command\":\"submit\",\"pool\":\"side\",\"run\":\"builtin:noop\"}");
+	ck_assert_msg(!jbool(o, "ok"), "%s", jtext(o));
+	json_object_put(o);
+	ck_assert_msg(strstr(d.err, "pool side: no longer in the config"), "%s", dmn_describe(&d));
+	stop_all(&d, &c);
+
+	/* Defined again: the group is back in it, and nothing ran again. */
+	start_on(&d, state_dir, with);
+	conn_open(&d, &c);
+	ck_assert_int_eq(checked_total(&d, &c, NULL), 3);
+	ck_assert_str_eq(pool_state(&d, &c, "side"), "up");
+	stop_all(&d, &c);
 }
 END_TEST
 
@@ -846,6 +915,7 @@ static Suite *durable_suite(void)
 	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_bad_stores);
+	tcase_add_test(tc, test_pool_dropped_after_its_jobs);
 	tcase_add_test(tc, test_full_disk);
 	suite_add_tcase(s, tc);
 	return s;

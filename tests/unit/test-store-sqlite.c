@@ -431,7 +431,8 @@ static int64_t sql_int(const char *query)
  * index): `bulkhead run --state` of a config with [pool main] and [pool side], [job alpha]
  * (side, 3 x noop: done) and [job beta] (main, 2 x exit code=3, max_attempts 1: crashed).
  * Opened with the pools it was written with, it is migrated in place; afterwards its groups'
- * pools are found by name, whatever their order in the config.
+ * pools are found by name, whatever their order in the config, and a pool the config dropped
+ * is refused only while a group there has jobs to run.
  */
 START_TEST(test_migrates_v1)
 {
@@ -471,11 +472,42 @@ START_TEST(test_migrates_v1)
 	ck_assert_uint_eq(ledger_group(l, (unsigned)ledger_find_group(l, "beta"))->pool, 1);
 	ledger_free(l);
 
-	/* A pool the config no longer has: refused, naming the group and the pool. */
+	/* A pool the config no longer has, whose groups have all ended: kept after the
+	 * config's pools (the master adds it as removed), its group with it. */
+	{
+		struct store *st;
+		const char *const *gone;
+		unsigned n_gone;
+		uint64_t id;
+
+		ck_assert_int_eq(store_sqlite_open(path, lacking, 1, &st, &err), 0);
+		gone = store_sqlite_gone_pools(st, &n_gone);
+		ck_assert_uint_eq(n_gone, 1);
+		ck_assert_str_eq(gone[0], "side");
+		ck_assert_int_eq(ledger_new_with_store(st, &l), 0);
+		alpha = ledger_find_group(l, "alpha");
+		ck_assert_int_ge(alpha, 0);
+		ck_assert_uint_eq(ledger_group(l, (unsigned)alpha)->pool, 1);
+		ck_assert_uint_eq(ledger_group_counts(l, (unsigned)alpha)->by_state[JOB_DONE], 3);
+		/* The master's pools, the store's order: the name stays written. */
+		ck_assert_int_eq(ledger_set_pools(l, 2, as_written), 0);
+		ck_assert_int_eq(ledger_flush(l), 0);
+		ledger_free(l);
+		ck_assert_int_eq(sql_int("SELECT count(*) FROM groups WHERE pool_name = 'side' AND "
+					 "name = 'alpha'"),
+				 1);
+
+		/* A job of alpha not ended: refused, naming the group, the pool, the count. */
+		ck_assert_int_eq(open_with_pools(as_written, 2, &l, &err), 0);
+		ck_assert_int_eq(ledger_add_jobs(l, (unsigned)ledger_find_group(l, "alpha"), 1, &id),
+				 0);
+		ck_assert_int_eq(ledger_flush(l), 0);
+		ledger_free(l);
+	}
 	ck_assert_int_eq(open_with_pools(lacking, 1, &l, &err), -ENXIO);
 	ck_assert_ptr_nonnull(err);
 	ck_assert_msg(strstr(err, "job group alpha") && strstr(err, "pool side") &&
-			      strncmp(err, path, strlen(path)) == 0,
+			      strstr(err, "1 not ended") && strncmp(err, path, strlen(path)) == 0,
 		      "%s", err);
 	free(err);
 }
