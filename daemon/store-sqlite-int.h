@@ -14,13 +14,19 @@
 #include "daemon/log-ring.h"
 #include "daemon/store.h"
 
+/* What of a group's row is to be written: its counts only (its jobs moved), or all of it. */
+enum { GROUP_CLEAN, GROUP_COUNTS, GROUP_WHOLE };
+
+/* Room for the counters (enum meta_key below; checked there). */
+#define META_N_MAX 32
+
 struct sq {
 	struct store base;
 	struct store *mem;
 	const struct store_ops *m;
 	sqlite3 *db;
 	char *path;
-	sqlite3_stmt *put_job, *put_group, *del_group, *put_input, *del_inputs, *put_meta,
+	sqlite3_stmt *put_job, *upd_job, *put_counts, *put_group, *del_group, *put_input, *del_inputs, *put_meta,
 		*del_forgotten, *put_key, *del_keys, *put_log, *del_logs, *get_logs;
 	struct log_ring pending_logs; /* lines not in the file yet */
 	char **pools; /* names, by index: a group's pool is kept by name */
@@ -31,12 +37,16 @@ struct sq {
 	size_t n_new_keys;
 	uint64_t *dirty; /* ids of changed jobs written before (JOB_DIRTY set on them) */
 	size_t n_dirty, cap_dirty;
-	uint64_t new_from; /* jobs from this id on are not in the file yet */
+	uint64_t new_from; /* jobs from this id on are written whole at the next flush */
+	uint64_t in_file_to; /* jobs up to this id have a row (unless forgotten) */
 	uint64_t kept_from; /* the file holds no job below this id */
 	bool *in_file; /* per group index: the file has a row for it */
-	bool *group_dirty; /* per group index: its row is to be written */
+	uint8_t *group_dirty; /* per group index: GROUP_COUNTS or GROUP_WHOLE, to be written */
 	unsigned cap_groups;
 	bool meta_dirty;
+	bool meta_known; /* meta_written is what the file holds, every key of it */
+	bool meta_wrote; /* this transaction wrote meta_next */
+	uint64_t meta_written[META_N_MAX], meta_next[META_N_MAX];
 	int depth; /* begin() without its commit() */
 	uint64_t commits; /* flushes that wrote something */
 	struct job **orphans;
@@ -62,6 +72,7 @@ enum meta_key {
 	META_BY_STATE, /* then one per job state */
 	META_N = META_BY_STATE + _JOB_STATE_MAX,
 };
+_Static_assert(META_N <= META_N_MAX, "struct sq has room for the counters");
 extern const char *const sq_meta_keys[META_N];
 
 /* The negative errno for an SQLite result code. */

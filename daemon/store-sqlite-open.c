@@ -85,6 +85,7 @@ static const char migrate_v2[] =
 #define JOB_COLUMNS                                                                             \
 	"id, grp, instance, state, cause, cause_detail, alone, attempts, reruns, runs, flags, " \
 	"host_deaths, input, result, accepted_at, started_ms, ended_ms, node"
+_Static_assert(_JOB_STATE_MAX == 7, "put_counts names a column per state");
 #define GROUP_COLUMNS                                                                   \
 	"id, name, pool, run, kind, args, inputs, spool, output, count, timeout_us, "   \
 	"max_attempts, expect, adhoc, def_hash, total, queued, running, done, failed, " \
@@ -286,23 +287,28 @@ static int open_db(struct sq *s)
 
 static int prepare_all(struct sq *s)
 {
+	/* New jobs are inserted; a job written before is updated in place (an upsert would
+	 * look for the row twice). */
 	int r = prepare(s, &s->put_job,
 			"INSERT INTO jobs (" JOB_COLUMNS ") VALUES "
-			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-			/* An update in place, not REPLACE's delete and insert. */
-			"ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
-			"cause = excluded.cause, cause_detail = excluded.cause_detail, "
-			"alone = excluded.alone, attempts = excluded.attempts, "
-			"reruns = excluded.reruns, runs = excluded.runs, flags = excluded.flags, "
-			"host_deaths = excluded.host_deaths, input = excluded.input, "
-			"result = excluded.result, started_ms = excluded.started_ms, "
-			"ended_ms = excluded.ended_ms, node = excluded.node");
+			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+
+	if (r >= 0)
+		r = prepare(s, &s->upd_job,
+			    "UPDATE jobs SET state = ?4, cause = ?5, cause_detail = ?6, alone = ?7, "
+			    "attempts = ?8, reruns = ?9, runs = ?10, flags = ?11, "
+			    "host_deaths = ?12, input = ?13, result = ?14, started_ms = ?16, "
+			    "ended_ms = ?17, node = ?18 WHERE id = ?1");
 
 	if (r >= 0)
 		r = prepare(
 			s, &s->put_group,
 			"INSERT OR REPLACE INTO groups (" GROUP_COLUMNS ") VALUES "
 			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	if (r >= 0)
+		r = prepare(s, &s->put_counts,
+			    "UPDATE groups SET total = ?2, queued = ?3, running = ?4, done = ?5, "
+			    "failed = ?6, crashed = ?7, timed_out = ?8, cancelled = ?9 WHERE id = ?1");
 	if (r >= 0)
 		r = prepare(s, &s->del_group, "DELETE FROM groups WHERE id = ?");
 	if (r >= 0)
@@ -362,10 +368,14 @@ static int load_meta(struct sq *s, uint64_t *v)
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE)
 		return sq_fail_db(s, rc, "read its counters");
-	for (int k = 0; k < META_N; k++)
+	s->meta_known = true;
+	for (int k = 0; k < META_N; k++) {
 		if (!seen[k] && v[META_N_JOBS] + seen[META_N_JOBS] > 0)
 			return sq_fail(s, -EBADMSG, "damaged: counter %s is missing",
 				       sq_meta_keys[k]);
+		s->meta_known = s->meta_known && seen[k];
+		s->meta_written[k] = v[k];
+	}
 	return 0;
 }
 
@@ -674,6 +684,7 @@ static int load(struct sq *s)
 	if (r < 0)
 		return r;
 	s->new_from = v[META_N_JOBS] + 1;
+	s->in_file_to = v[META_N_JOBS];
 	s->kept_from = v[META_FORGOTTEN] + 1;
 	return 0;
 }

@@ -29,14 +29,16 @@ static int step(struct sq *s, sqlite3_stmt *q, const char *doing)
 {
 	int rc = sqlite3_step(q);
 
-	sqlite3_reset(q);
-	sqlite3_clear_bindings(q);
+	sqlite3_reset(q); /* every caller binds every parameter again before the next step */
 	return rc == SQLITE_DONE ? 0 : sq_fail_db(s, rc, doing);
 }
 
-static int write_job(struct sq *s, const struct job *j)
+/* Job j's row: a new one (update false), or the one written before, in place. */
+static int write_job(struct sq *s, const struct job *j, bool update)
 {
-	sqlite3_stmt *q = s->put_job;
+	sqlite3_stmt *q = update ? s->upd_job : s->put_job;
+	int r;
+
 	const char *input = j->extra && j->extra->input[0] ? j->extra->input : NULL;
 	const char *result = j->extra ? j->extra->result : NULL;
 
@@ -58,7 +60,25 @@ static int write_job(struct sq *s, const struct job *j)
 	sqlite3_bind_int64(q, 16, j->started_ms);
 	sqlite3_bind_int64(q, 17, j->ended_ms);
 	bind_text(q, 18, j->started_ms ? s->node : NULL);
-	return step(s, q, "write a job");
+	r = step(s, q, "write a job");
+	/* No row to update (not expected: every job is inserted before it changes): insert. */
+	if (r >= 0 && update && sqlite3_changes(s->db) == 0)
+		return write_job(s, j, false);
+	return r;
+}
+
+/* A group in the file whose jobs moved: its counts, in place. */
+static int write_counts(struct sq *s, unsigned index)
+{
+	const struct mem_group *lg = mem_group_of(s->mem, index);
+	sqlite3_stmt *q = s->put_counts;
+	int i = 1;
+
+	sqlite3_bind_int64(q, i++, index);
+	sqlite3_bind_int64(q, i++, (sqlite3_int64)lg->counts.total);
+	for (int k = 0; k < _JOB_STATE_MAX; k++)
+		sqlite3_bind_int64(q, i++, (sqlite3_int64)lg->counts.by_state[k]);
+	return step(s, q, "write a group");
 }
 
 static int write_group(struct sq *s, unsigned index)
@@ -68,6 +88,8 @@ static int write_group(struct sq *s, unsigned index)
 	sqlite3_stmt *q;
 	int r, i = 1;
 
+	if (s->group_dirty[index] == GROUP_COUNTS && s->in_file[index] && !lg->freed)
+		return write_counts(s, index);
 	sqlite3_bind_int64(s->del_inputs, 1, index);
 	r = step(s, s->del_inputs, "write a group");
 	if (r < 0 || lg->freed) {
@@ -124,11 +146,16 @@ static int write_meta(struct sq *s)
 
 	for (int k = 0; k < _JOB_STATE_MAX; k++)
 		v[META_BY_STATE + k] = st->by_state[k];
+	/* Those that changed since the last commit: a pass that ended one job moves three. */
 	for (int k = 0; r >= 0 && k < META_N; k++) {
+		if (s->meta_known && v[k] == s->meta_written[k])
+			continue;
 		bind_text(s->put_meta, 1, sq_meta_keys[k]);
 		sqlite3_bind_int64(s->put_meta, 2, (sqlite3_int64)v[k]);
 		r = step(s, s->put_meta, "write the counters");
 	}
+	memcpy(s->meta_next, v, sizeof(v));
+	s->meta_wrote = r >= 0;
 	return r;
 }
 
@@ -170,10 +197,10 @@ static int flush_all(struct sq *s, uint64_t first_kept, uint64_t n_jobs)
 	}
 	for (size_t i = 0; r >= 0 && i < s->n_dirty; i++)
 		if (s->dirty[i] >= first_kept && s->dirty[i] < s->new_from)
-			r = write_job(s, s->m->job(s->mem, s->dirty[i]));
+			r = write_job(s, s->m->job(s->mem, s->dirty[i]), true);
 	for (uint64_t id = s->new_from > first_kept ? s->new_from : first_kept;
 	     r >= 0 && id <= n_jobs; id++)
-		r = write_job(s, s->m->job(s->mem, id));
+		r = write_job(s, s->m->job(s->mem, id), id <= s->in_file_to);
 	for (unsigned g = 0; r >= 0 && g < s->cap_groups; g++)
 		if (s->group_dirty[g])
 			r = write_group(s, g);
@@ -210,6 +237,7 @@ int sq_flush(struct store *st)
 	if (r < 0) {
 		/* Nothing of it was written: all of it is still marked, for the next flush. */
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		s->meta_wrote = false;
 		return r;
 	}
 	for (size_t i = 0; i < s->n_dirty; i++) {
@@ -225,13 +253,19 @@ int sq_flush(struct store *st)
 		free(s->new_keys[i]);
 	s->n_new_keys = 0;
 	s->new_from = n_jobs + 1;
+	s->in_file_to = n_jobs;
 	s->kept_from = first_kept;
 	for (unsigned g = 0; g < s->cap_groups; g++) {
 		if (s->group_dirty[g])
 			s->in_file[g] = !mem_group_of(s->mem, g)->freed;
-		s->group_dirty[g] = false;
+		s->group_dirty[g] = GROUP_CLEAN;
 	}
 	s->meta_dirty = false;
+	if (s->meta_wrote) {
+		memcpy(s->meta_written, s->meta_next, sizeof(s->meta_written));
+		s->meta_known = true;
+		s->meta_wrote = false;
+	}
 	s->error[0] = '\0';
 	return 0;
 }

@@ -118,7 +118,8 @@ int sq_exec(struct sq *s, const char *sql, const char *doing)
 
 int sq_grow_groups(struct sq *s, unsigned n)
 {
-	bool *a, *b;
+	bool *a;
+	uint8_t *b;
 
 	if (n <= s->cap_groups)
 		return 0;
@@ -137,18 +138,24 @@ int sq_grow_groups(struct sq *s, unsigned n)
 	return 0;
 }
 
-static void mark_group(struct sq *s, unsigned group)
+/* The group's row (what = GROUP_COUNTS: its counts) and the counters are to be written. */
+static void mark_group_as(struct sq *s, unsigned group, uint8_t what)
 {
 	/* The arrays grow when groups are added; a failure there was returned then. */
-	if (group < s->cap_groups)
-		s->group_dirty[group] = true;
+	if (group < s->cap_groups && s->group_dirty[group] < what)
+		s->group_dirty[group] = what;
 	s->meta_dirty = true;
+}
+
+static void mark_group(struct sq *s, unsigned group)
+{
+	mark_group_as(s, group, GROUP_WHOLE);
 }
 
 /* j changed: written at the next flush. Never fails: room is made when jobs are added. */
 static void mark_job(struct sq *s, struct job *j)
 {
-	mark_group(s, j->group);
+	mark_group_as(s, j->group, GROUP_COUNTS);
 	if (j->id >= s->new_from || (j->flags & JOB_DIRTY))
 		return;
 	if (s->n_dirty == s->cap_dirty) {
@@ -486,7 +493,7 @@ static uint64_t sq_collect(struct store *st)
 		s->meta_dirty = true;
 		for (unsigned g = 0; g < s->cap_groups; g++)
 			if (s->in_file[g])
-				s->group_dirty[g] = true;
+				s->group_dirty[g] = GROUP_WHOLE;
 	}
 	return n;
 }
@@ -514,6 +521,8 @@ void sq_free(struct store *st)
 	if (!s)
 		return;
 	sqlite3_finalize(s->put_job);
+	sqlite3_finalize(s->upd_job);
+	sqlite3_finalize(s->put_counts);
 	sqlite3_finalize(s->put_group);
 	sqlite3_finalize(s->del_group);
 	sqlite3_finalize(s->put_input);
