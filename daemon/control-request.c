@@ -24,7 +24,9 @@ const char *control_request_command(json_object *req)
 int control_parse_request(const char *line, size_t len, json_object **ret_req,
 			  const char **ret_error)
 {
-	struct json_tokener *tok;
+	/* One tokener for every request (the loop is one thread): a new one is two
+	 * allocations and a parse stack to clear per request. */
+	static struct json_tokener *tok;
 	json_object *req;
 
 	*ret_req = NULL;
@@ -32,7 +34,10 @@ int control_parse_request(const char *line, size_t len, json_object **ret_req,
 		*ret_error = "request too long";
 		return -EMSGSIZE;
 	}
-	tok = json_tokener_new();
+	if (tok)
+		json_tokener_reset(tok);
+	else
+		tok = json_tokener_new();
 	if (!tok) {
 		*ret_error = "out of memory";
 		return -ENOMEM;
@@ -40,12 +45,10 @@ int control_parse_request(const char *line, size_t len, json_object **ret_req,
 	req = json_tokener_parse_ex(tok, line, (int)len);
 	if (!req || json_tokener_get_error(tok) != json_tokener_success ||
 	    json_tokener_get_parse_end(tok) != len) {
-		json_tokener_free(tok);
 		json_object_put(req);
 		*ret_error = "not a JSON object on one line";
 		return -EBADMSG;
 	}
-	json_tokener_free(tok);
 	if (!json_object_is_type(req, json_type_object)) {
 		json_object_put(req);
 		*ret_error = "a request is a JSON object";
