@@ -338,6 +338,7 @@ static void death_of(struct worker *w, int code, int status)
 	n = inflight_collect(w, jobs, flags);
 	idmap_clear(&w->specs); /* a new process knows none */
 	w->forgets_pending = false;
+	w->idle_specs = 0;
 
 	facts = (struct death_facts){
 		.ending = m->stopping || p->state != POOL_UP,

@@ -87,12 +87,16 @@ void dispatch_learn(struct pool *p, uint64_t sum_usec, uint32_t n)
  *
  * A worker learns a group's spec (SPEC) right before the first ASSIGN that names it, so it
  * holds only the specs of jobs it was given. For a submitted group (JOB_ADHOC) the master
- * counts that worker's jobs of it in flight (w->specs: spec id -> count | SPEC_ADHOC); when
- * the count drops to 0 the worker is told to FORGET it. A config's groups stay defined.
- * Spec ids are never reused (ledger_group_spec_id), so a FORGET that could not be sent yet
- * (socket full: w->forgets_pending, retried) never confuses a later group.
+ * counts that worker's jobs of it in flight (w->specs: spec id -> count | SPEC_ADHOC). A spec
+ * whose count dropped to 0 stays defined, idle, so that the next submit of the same kind
+ * (one job per request is common) costs no SPEC and FORGET frames, each a wake-up of the
+ * worker; beyond SPEC_IDLE_MAX idle specs the worker is told to FORGET one that was not just
+ * used. A config's groups stay defined. Spec ids are never reused (ledger_group_spec_id), so
+ * a FORGET that could not be sent yet (socket full: w->forgets_pending, retried) never
+ * confuses a later group.
  */
 #define SPEC_ADHOC (1ull << 63)
+#define SPEC_IDLE_MAX 32u
 
 /*
  * Makes sure w knows job j's spec before j is assigned to it: 0, -EAGAIN (the socket is
@@ -121,6 +125,8 @@ static int spec_ensure(struct worker *w, const struct job *j)
 	r = slot_send(w, buf, len);
 	if (r == 0)
 		r = idmap_add(&w->specs, id, j->flags & JOB_ADHOC ? SPEC_ADHOC : 0);
+	if (r == 0 && (j->flags & JOB_ADHOC))
+		w->idle_specs++; /* until spec_hold() counts j */
 	return r;
 }
 
@@ -132,8 +138,11 @@ static void spec_hold(struct worker *w, const struct job *j)
 	if (!(j->flags & JOB_ADHOC))
 		return;
 	e = idmap_find(&w->specs, ledger_group_spec_id(w->m->ledger, j->group));
-	if (e)
-		e->value++;
+	if (!e)
+		return;
+	if (e->value == SPEC_ADHOC)
+		w->idle_specs--;
+	e->value++;
 }
 
 static bool send_forget(struct worker *w, uint32_t id)
@@ -145,7 +154,28 @@ static bool send_forget(struct worker *w, uint32_t id)
 		return false;
 	}
 	idmap_del(&w->specs, id);
+	w->idle_specs--;
 	return true;
+}
+
+/* FORGETs idle specs other than keep while there are more than SPEC_IDLE_MAX. */
+static void forget_idle(struct worker *w, uint32_t keep)
+{
+	w->forgets_pending = false;
+	if (w->end == END_STOP || w->state == W_KILLED)
+		return;
+again:
+	if (w->idle_specs <= SPEC_IDLE_MAX)
+		return;
+	for (uint32_t i = 0; i < w->specs.cap; i++) {
+		const struct idmap_entry *e = &w->specs.e[i];
+
+		if (e->id == 0 || e->id == keep || e->value != SPEC_ADHOC)
+			continue;
+		if (!send_forget(w, e->id))
+			return; /* full: pending again */
+		goto again; /* the table changed under us */
+	}
 }
 
 void dispatch_spec_release(struct worker *w, const struct job *j)
@@ -157,26 +187,18 @@ void dispatch_spec_release(struct worker *w, const struct job *j)
 		return;
 	id = ledger_group_spec_id(w->m->ledger, j->group);
 	e = idmap_find(&w->specs, id);
-	if (e && e->value > SPEC_ADHOC && --e->value == SPEC_ADHOC && w->end != END_STOP)
-		send_forget(w, id);
+	if (e && e->value > SPEC_ADHOC && --e->value == SPEC_ADHOC) {
+		w->idle_specs++;
+		if (w->idle_specs > SPEC_IDLE_MAX)
+			forget_idle(w, id);
+	}
 }
 
 /* Sends the FORGETs that found the socket full. */
 void dispatch_flush_forgets(struct worker *w)
 {
-	if (!w->forgets_pending || w->end == END_STOP || w->state == W_KILLED)
-		return;
-	w->forgets_pending = false;
-again:
-	for (uint32_t i = 0; i < w->specs.cap; i++) {
-		const struct idmap_entry *e = &w->specs.e[i];
-
-		if (e->id == 0 || e->value != SPEC_ADHOC)
-			continue;
-		if (!send_forget(w, e->id))
-			return; /* still full: pending again */
-		goto again; /* the table changed under us */
-	}
+	if (w->forgets_pending)
+		forget_idle(w, 0);
 }
 
 static bool pool_has_reserved(const struct pool *p)

@@ -155,6 +155,7 @@ struct worker {
 	usec_t resource_delay; /* the master lacked fds or memory to start it: next retry */
 	struct idmap specs;    /* specs it knows (see "specs on workers") */
 	bool forgets_pending;  /* a FORGET found the socket full */
+	unsigned idle_specs;   /* specs of submitted groups it knows, with no job of them */
 	bool crash_frame;
 	struct bh_crash crash;
 	const char *kill_reason; /* END_BROKEN: what it did (its frames are not read any more) */
