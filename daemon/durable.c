@@ -92,7 +92,6 @@ static int durable_on_post(sd_event_source *s, void *userdata)
 {
 	struct master *m = userdata;
 	usec_t now = now_usec();
-	int r;
 
 	if (m->opts.daemon && !m->flush_urgent && !m->flush_failing && !m->stopping &&
 	    now < m->flushed_at + DURABLE_LAZY_USEC) {
@@ -101,7 +100,24 @@ static int durable_on_post(sd_event_source *s, void *userdata)
 					 on_flush_timer, m);
 		return 0;
 	}
-	r = ledger_flush(m->ledger);
+	durable_flush(m, now);
+	return 0;
+}
+
+/*
+ * A reply waits for the write (flush_urgent): write now, before the jobs of this pass are
+ * dispatched (master.c's on_dispatch_soon), so the reply goes out first. True if it wrote.
+ */
+bool durable_flush_first(struct master *m)
+{
+	if (!m->opts.state || !m->flush || !m->flush_urgent || m->flush_failing)
+		return false;
+	return durable_flush(m, now_usec()) >= 0;
+}
+
+int durable_flush(struct master *m, usec_t now)
+{
+	int r = ledger_flush(m->ledger);
 
 	if (r < 0 && !m->flush_failing)
 		log_error("%s; %s", ledger_store_error(m->ledger),
@@ -114,7 +130,7 @@ static int durable_on_post(sd_event_source *s, void *userdata)
 	m->flush_failing = r < 0;
 	if (r < 0) {
 		master_arm_timer(m, &m->flush_retry, now + USEC_PER_SEC, on_flush_timer, m);
-		return 0;
+		return r;
 	}
 	m->flushed_at = now;
 	m->flush_urgent = false;

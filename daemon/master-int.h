@@ -395,6 +395,10 @@ void master_dispatch_soon(struct pool *p);
 int master_sync_pools(struct master *m);
 /* Opens the store as m->ledger, with c's groups (new file) or resumed; logs what fails. */
 int durable_open(struct master *m, const struct config *c);
+/* Writes what changed now (logs a failure); 0 or the store's -errno. */
+int durable_flush(struct master *m, usec_t now);
+/* A held reply waits for a write: written now; true if it was. */
+bool durable_flush_first(struct master *m);
 /* After the config's pools: the store's pools the config dropped, as removed pools. */
 int durable_add_gone_pools(struct master *m);
 void durable_free_gone_pools(struct master *m);

@@ -239,6 +239,15 @@ static int on_dispatch_soon(sd_event_source *s, void *userdata)
 {
 	struct master *m = userdata;
 
+	/*
+	 * A submit's reply waits for the write of its jobs: write them first and dispatch on
+	 * the next pass, after the release of the replies (a defer above this one). The jobs
+	 * start one write later; the reply does not wait for the workers' round trip.
+	 */
+	if (durable_flush_first(m)) {
+		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+		return 0;
+	}
 	for (unsigned i = 0; i < m->n_pools; i++) {
 		struct pool *p = m->pools[i];
 
