@@ -86,6 +86,7 @@ static const char migrate_v2[] =
 	"id, grp, instance, state, cause, cause_detail, alone, attempts, reruns, runs, flags, " \
 	"host_deaths, input, result, accepted_at, started_ms, ended_ms, node"
 _Static_assert(_JOB_STATE_MAX == 7, "put_counts names a column per state");
+_Static_assert(JOB_QUEUED == 0 && CAUSE_NONE == 0, "put_fresh writes a queued job as 0s");
 #define GROUP_COLUMNS                                                                   \
 	"id, name, pool, run, kind, args, inputs, spool, output, count, timeout_us, "   \
 	"max_attempts, expect, adhoc, def_hash, total, queued, running, done, failed, " \
@@ -293,6 +294,12 @@ static int prepare_all(struct sq *s)
 			"INSERT INTO jobs (" JOB_COLUMNS ") VALUES "
 			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 
+	if (r >= 0)
+		r = prepare(s, &s->put_fresh,
+			    "WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n "
+			    "WHERE x + 1 < ?2) "
+			    "INSERT INTO jobs (" JOB_COLUMNS ") SELECT ?1 + x, ?3, ?4 + x, 0, 0, 0, "
+			    "0, 0, 0, 0, ?5, 0, NULL, NULL, ?6, 0, 0, NULL FROM n");
 	if (r >= 0)
 		r = prepare(s, &s->upd_job,
 			    "UPDATE jobs SET state = ?4, cause = ?5, cause_detail = ?6, alone = ?7, "

@@ -522,6 +522,7 @@ void sq_free(struct store *st)
 		return;
 	sqlite3_finalize(s->put_job);
 	sqlite3_finalize(s->upd_job);
+	sqlite3_finalize(s->put_fresh);
 	sqlite3_finalize(s->put_counts);
 	sqlite3_finalize(s->put_group);
 	sqlite3_finalize(s->del_group);

@@ -275,6 +275,51 @@ START_TEST(test_flushed_comes_back_whole)
 }
 END_TEST
 
+static int64_t sql_int(const char *query);
+
+/*
+ * Jobs added alike and not yet changed are written by one statement per run of them: a run
+ * broken by a job that started before the flush, a run after jobs already in the file, and
+ * a run of a submitted group (JOB_ADHOC) come back job by job as they were.
+ */
+START_TEST(test_fresh_runs_come_back_whole)
+{
+	struct ledger *l = open_ledger();
+	struct group_config a = group("alpha", 0, 100), b = group("beta", 1, 0);
+	unsigned ga;
+	uint64_t first;
+	struct job *j;
+	struct snap s;
+
+	ck_assert_int_eq(ledger_add_group(l, &a, &ga), 0);
+	j = ledger_pop(l, 0, false);
+	ck_assert_uint_eq(j->id, 1);
+	ledger_start(l, j); /* job 1 started: 2..100 are the run */
+	l = reopen(l, &s);
+	snap_free(&s);
+
+	/* More of alpha, one of them changed in the middle; then a submitted group's. */
+	ck_assert_int_eq(ledger_add_jobs(l, ga, 20, &first), 0);
+	ck_assert_uint_eq(first, 101);
+	ck_assert_int_eq(ledger_cancel_queued_job(l, ledger_job(l, 110), CAUSE_CANCELLED), 0);
+	ck_assert_int_eq(ledger_add_variant(l, &b, "spin", 7, NULL, 0, NULL, &first), 0);
+	ck_assert_uint_eq(first, 121);
+	l = reopen(l, &s);
+	snap_free(&s);
+	ledger_free(l);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs"), 127);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs WHERE state = 0"), 125);
+	ck_assert_int_eq(sql_int("SELECT state FROM jobs WHERE id = 110"), JOB_CANCELLED);
+	ck_assert_int_eq(sql_int("SELECT instance FROM jobs WHERE id = 120"), 120);
+	ck_assert_int_eq(sql_int("SELECT count(DISTINCT accepted_at) FROM jobs WHERE id BETWEEN 2 "
+				 "AND 100"),
+			 1);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs WHERE id > 120 AND flags = 4 AND "
+				 "instance = id - 120"),
+			 7);
+}
+END_TEST
+
 START_TEST(test_nothing_after_the_last_flush)
 {
 	struct ledger *l = open_ledger();
@@ -843,6 +888,7 @@ static Suite *store_sqlite_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_flushed_comes_back_whole);
+	tcase_add_test(tc, test_fresh_runs_come_back_whole);
 	tcase_add_test(tc, test_nothing_after_the_last_flush);
 	tcase_add_test(tc, test_restart_rule);
 	tcase_add_test(tc, test_forgotten_rows_go);
