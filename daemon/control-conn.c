@@ -355,6 +355,7 @@ static bool client_read(struct client *cl)
 		size_t want = CONTROL_REQUEST_MAX + 1 - cl->in_len;
 		ssize_t n = client_recv(cl, scratch, want);
 
+		cl->drained = n == -EAGAIN || (n >= 0 && (size_t)n < want);
 		if (n == -EAGAIN || n == -EINTR)
 			break;
 		if (n == -EBADMSG) {
@@ -376,8 +377,8 @@ static bool client_read(struct client *cl)
 		memcpy(cl->in + cl->in_len, scratch, (size_t)n);
 		cl->in_len += (size_t)n;
 		/* Less than asked for: it had no more just now. Another recv would only say
-		 * EAGAIN (one syscall a request, measured); if more comes, the socket is
-		 * readable again (level-triggered) and this runs again. */
+		 * EAGAIN (one syscall a request, measured); if more comes, that is a new edge
+		 * and this runs again. */
 		if ((size_t)n < want)
 			break;
 	}
@@ -537,19 +538,30 @@ static void client_settle(struct client *cl)
 {
 	bool held = control_conn_held_for_store(cl);
 	bool owed = cl->out_len > 0 || cl->stream;
+	uint32_t events;
 
 	if (!owed && (cl->closing || (cl->eof && !cl->wait && !held))) {
 		control_conn_free(cl);
 		return;
 	}
 	/*
-	 * EPOLLOUT while replies wait to be written; EPOLLIN only while we read: level-triggered
-	 * input we do not read would spin the loop. A long reply is written below everything
-	 * else on the loop (workers, accepts, other clients' requests): 100 of them do not delay
-	 * a `status`.
+	 * EPOLLOUT while replies wait to be written; EPOLLIN only while we read. Edge-triggered:
+	 * with level-triggered sources, every wake-up of the loop (one per source it runs)
+	 * listed again every client with input not yet handled, and 64 clients made that the
+	 * master's biggest cost. So input is read until the socket has no more, or EPOLLIN is
+	 * off; a change of the events (epoll_ctl) reports what is there already, and input
+	 * left unread with EPOLLIN still on re-arms it. A stream stays level-triggered: it is
+	 * written a slice per turn while the socket has room. A long reply is written below
+	 * everything else on the loop (workers, accepts, other clients' requests): 100 of them
+	 * do not delay a `status`.
 	 */
-	sd_event_source_set_io_events(cl->io,
-				      (owed ? EPOLLOUT : 0) | (client_reading(cl) ? EPOLLIN : 0));
+	events = (owed ? EPOLLOUT : 0) | (client_reading(cl) ? EPOLLIN : 0) |
+		 (cl->stream ? 0 : EPOLLET);
+	if (events != cl->io_events || ((events & EPOLLET) && (events & EPOLLIN) && !cl->drained)) {
+		cl->io_events = events;
+		cl->drained = true; /* the epoll_ctl reports what is left */
+		sd_event_source_set_io_events(cl->io, events);
+	}
 	if (cl->background != (cl->stream != NULL)) {
 		cl->background = cl->stream != NULL;
 		sd_event_source_set_priority(cl->io, cl->background ? CONTROL_STREAM_PRIORITY
@@ -564,8 +576,17 @@ static void client_settle(struct client *cl)
  */
 void control_conn_pump(struct client *cl, bool turn)
 {
-	if (!client_write(cl) || !client_produce(cl, turn) || !client_write(cl))
-		return;
+	do {
+		if (!client_write(cl) || !client_produce(cl, turn) || !client_write(cl))
+			return;
+		turn = false;
+		/*
+		 * Production stopped at a full output and the socket then took all of it: the
+		 * complete requests left would wait for an event that does not come (the client
+		 * sent them all and read every reply). Each round answers one at least.
+		 */
+	} while (!client_held(cl) && !cl->closing && cl->in_len > 0 &&
+		 memchr(cl->in, '\n', cl->in_len));
 	client_settle(cl);
 }
 
@@ -598,7 +619,9 @@ int control_conn_new(struct control *c, int cfd, const struct ucred *cr, struct 
 	cl->fd = cfd;
 	cl->uid = cr->uid;
 	cl->pid = cr->pid;
-	r = sd_event_add_io(e, &cl->io, cfd, EPOLLIN, on_client_io, cl);
+	cl->io_events = EPOLLIN | EPOLLET; /* see client_settle() */
+	cl->drained = true;
+	r = sd_event_add_io(e, &cl->io, cfd, cl->io_events, on_client_io, cl);
 	if (r >= 0)
 		r = sd_event_add_time(e, &cl->timer, CLOCK_MONOTONIC, USEC_INFINITY,
 				      CONTROL_TIMER_ACCURACY, on_client_deadline, cl);

@@ -107,6 +107,8 @@ struct client {
 	bool closing; /* close once the output is flushed */
 	bool eof; /* it sent all it will: close once nothing more is owed to it */
 	bool background; /* its io source is at CONTROL_STREAM_PRIORITY */
+	uint32_t io_events; /* what its io source watches (client_settle) */
+	bool drained;    /* the last read found no more: edge-triggered input needs no re-arm */
 	bool following;  /* `logs --follow`: new lines are written to it as they come */
 	uint64_t follow_job; /* that job's, or (0) the group's: */
 	int follow_group;

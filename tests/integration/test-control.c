@@ -532,6 +532,59 @@ START_TEST(test_jobs_filters)
 }
 END_TEST
 
+/*
+ * One client pipelines far more requests than one read takes (several times
+ * CONTROL_REQUEST_MAX, with replies beyond CONTROL_OUTPUT_MAX), reading its replies as they
+ * come: every request is answered, in order. The daemon reads clients edge-triggered, so
+ * input it left in the socket when its buffer was full must be read without a new edge.
+ */
+START_TEST(test_pipelined_beyond_one_read)
+{
+	enum { REQUESTS = 12000 };
+	static const char req[] = "{\"command\":\"nosuch\"}\n";
+	size_t len = REQUESTS * (sizeof(req) - 1), sent = 0;
+	char *all = malloc(len);
+	int64_t deadline;
+	struct daemon d;
+	struct conn c;
+	int replies = 0;
+
+	ck_assert_ptr_nonnull(all);
+	for (int i = 0; i < REQUESTS; i++)
+		memcpy(all + (size_t)i * (sizeof(req) - 1), req, sizeof(req) - 1);
+	start(&d, SMALL_CONF);
+	conn_open(&d, &c);
+	deadline = tu_now_ms() + 60000;
+	while (replies < REQUESTS) {
+		struct pollfd pfd = { .fd = c.fd, .events = POLLIN | (sent < len ? POLLOUT : 0) };
+		char *line;
+
+		ck_assert_msg(tu_ms_left(deadline) > 0, "%d of %d replies, %zu of %zu bytes sent; %s",
+			      replies, REQUESTS, sent, len, dmn_describe(&d));
+		dmn_poll(&d, &pfd, 1, tu_ms_left(deadline));
+		if (pfd.revents & POLLOUT) {
+			ssize_t n = send(c.fd, all + sent, len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+			ck_assert_msg(n > 0 || errno == EAGAIN, "send: %s", strerror(errno));
+			sent += n > 0 ? (size_t)n : 0;
+		}
+		conn_fill(&c);
+		while ((line = conn_take_line(&c))) {
+			json_object *o = parse_reply(line);
+
+			assert_error(o, "unknown command");
+			json_object_put(o);
+			free(line);
+			replies++;
+		}
+		ck_assert_msg(!c.eof, "closed after %d replies; %s", replies, dmn_describe(&d));
+	}
+	free(all);
+	conn_close(&c);
+	stop_and_free(&d);
+}
+END_TEST
+
 /* ---- 3. bad input ---- */
 
 START_TEST(test_bad_requests_keep_connection)
@@ -2457,6 +2510,7 @@ static Suite *control_suite(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, test_bad_requests_keep_connection);
 	tcase_add_test(tc, test_request_size_limit);
+	tcase_add_test(tc, test_pipelined_beyond_one_read);
 	tcase_add_test(tc, test_fd_passing_refused);
 	suite_add_tcase(s, tc);
 
