@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The PostgreSQL store (DESIGN §13, issue 14): several bulkheadd nodes share one database.
+ * So far: the connection and the schema. The schema has the SQLite store's tables and columns
+ * (store-sqlite-open.c), in PostgreSQL's types, plus what sharing needs: the nodes, each
+ * job's pool (claims are by pool) and its lease (owner node, epoch, expiry). It is not yet a
+ * `store =` value: `postgresql:` is refused until the store operations are built on it.
+ */
+#pragma once
+
+#include <libpq-fe.h>
+
+/* The schema this build writes; a database with a higher version is refused. */
+#define STORE_PG_VERSION 1
+
+/*
+ * Connects with a libpq connection string (CONNINFO of `postgresql:CONNINFO`; "" takes
+ * everything from PGHOST, PGPORT, PGUSER, PGDATABASE...). Returns 0 and *ret, or a negative
+ * errno and *ret_error (malloc'd, one line naming the server and the reason):
+ *   -EINVAL        the connection string does not parse
+ *   -ECONNREFUSED  no server there, or it refused us (authentication, no such database)
+ *   -ENOMEM
+ */
+int store_pg_connect(const char *conninfo, PGconn **ret, char **ret_error);
+
+/*
+ * Makes the schema current, in one transaction under an advisory lock (nodes that start
+ * together do it once): creates it in an empty database, migrates an older one, refuses a
+ * newer one. Returns the version found before (0: none) or a negative errno and *ret_error:
+ *   -EPROTO  written by a newer bulkhead (schema version N; this one knows up to M)
+ *   -EBADMSG the database has bulkhead's tables in a state no version had
+ *   -EIO     the server failed the statements (its message)
+ */
+int store_pg_schema(PGconn *c, char **ret_error);
+
+/* "HOST:PORT/DB" of c (a socket directory for HOST), for messages. */
+const char *store_pg_where(PGconn *c, char *buf, size_t size);

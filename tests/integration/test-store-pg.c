@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The PostgreSQL store's connection and schema (daemon/store-pg.c) against a real server:
+ * tests/pg/with-postgres starts one of its own (PGHOST etc. in the environment) and stops it
+ * afterwards. Each test works in a database of its own.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon/store-pg.h"
+
+static char conninfo[128];
+
+/* A fresh database for this test: its connection string in conninfo. */
+static void setup(void)
+{
+	static unsigned n;
+	char sql[128], *err = NULL;
+	PGconn *c;
+	PGresult *res;
+
+	ck_assert_msg(getenv("PGHOST"), "run under tests/pg/with-postgres");
+	ck_assert_int_eq(store_pg_connect("", &c, &err), 0);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE t%d_%u", (int)getpid(), n);
+	res = PQexec(c, sql);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+	PQclear(res);
+	PQfinish(c);
+	snprintf(conninfo, sizeof(conninfo), "dbname=t%d_%u", (int)getpid(), n++);
+}
+
+static PGconn *connect_ok(void)
+{
+	char *err = NULL;
+	PGconn *c;
+	int r = store_pg_connect(conninfo, &c, &err);
+
+	ck_assert_msg(r == 0, "%s", err ? err : "?");
+	return c;
+}
+
+static long sql_long(PGconn *c, const char *query)
+{
+	PGresult *res = PQexec(c, query);
+	long v;
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s: %s",
+		      query, PQerrorMessage(c));
+	v = atol(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return v;
+}
+
+static void sql_ok(PGconn *c, const char *stmt)
+{
+	PGresult *res = PQexec(c, stmt);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", stmt,
+		      PQerrorMessage(c));
+	PQclear(res);
+}
+
+/* An empty database gets the schema; a second time finds it and changes nothing. */
+START_TEST(test_creates_once)
+{
+	PGconn *c = connect_ok();
+	char *err = NULL;
+
+	ck_assert_int_eq(store_pg_schema(c, &err), 0);
+	ck_assert_int_eq(sql_long(c, "SELECT version FROM bulkhead.schema_version"),
+			 STORE_PG_VERSION);
+	ck_assert_int_eq(sql_long(c, "SELECT count(*) FROM information_schema.tables WHERE "
+				     "table_schema = 'bulkhead'"),
+			 8);
+	/* The SQLite store's job columns are all there, with the lease. */
+	ck_assert_int_eq(sql_long(c, "SELECT count(*) FROM information_schema.columns WHERE "
+				     "table_schema = 'bulkhead' AND table_name = 'jobs' AND "
+				     "column_name IN ('id', 'grp', 'instance', 'state', 'cause', "
+				     "'cause_detail', 'alone', 'attempts', 'reruns', 'runs', 'flags', "
+				     "'host_deaths', 'input', 'result', 'accepted_at', 'started_ms', "
+				     "'ended_ms', 'node', 'lease_owner', 'lease_epoch', "
+				     "'lease_expires')"),
+			 21);
+	sql_ok(c, "INSERT INTO bulkhead.meta VALUES ('n_jobs', 7)");
+	ck_assert_int_eq(store_pg_schema(c, &err), STORE_PG_VERSION);
+	ck_assert_int_eq(sql_long(c, "SELECT value FROM bulkhead.meta WHERE key = 'n_jobs'"), 7);
+	ck_assert_int_eq(sql_long(c, "SELECT count(*) FROM bulkhead.schema_version"), 1);
+	PQfinish(c);
+}
+END_TEST
+
+/* Nodes that start together: each makes sure of the schema; it is made once. */
+START_TEST(test_nodes_start_together)
+{
+	enum { NODES = 6 };
+	pid_t pids[NODES];
+
+	for (int i = 0; i < NODES; i++) {
+		pids[i] = fork();
+		ck_assert_int_ge(pids[i], 0);
+		if (pids[i] == 0) {
+			char *err = NULL;
+			PGconn *c;
+			int r = store_pg_connect(conninfo, &c, &err);
+
+			if (r == 0)
+				r = store_pg_schema(c, &err);
+			if (r < 0)
+				fprintf(stderr, "node %d: %s\n", i, err ? err : "?");
+			_exit(r < 0 ? 1 : 0);
+		}
+	}
+	for (int i = 0; i < NODES; i++) {
+		int status;
+
+		ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "node %d failed", i);
+	}
+	{
+		PGconn *c = connect_ok();
+
+		ck_assert_int_eq(sql_long(c, "SELECT count(*) FROM bulkhead.schema_version"), 1);
+		PQfinish(c);
+	}
+}
+END_TEST
+
+/* A newer schema, or a damaged one, is refused with the server named; nothing is changed. */
+START_TEST(test_refuses_newer_and_damaged)
+{
+	PGconn *c = connect_ok();
+	char *err = NULL;
+
+	ck_assert_int_eq(store_pg_schema(c, &err), 0);
+	sql_ok(c, "UPDATE bulkhead.schema_version SET version = 9");
+	ck_assert_int_eq(store_pg_schema(c, &err), -EPROTO);
+	ck_assert_msg(strstr(err, "newer bulkhead (schema version 9; this one knows up to 1)") &&
+			      strstr(err, "postgresql ") && strstr(err, conninfo + 7),
+		      "%s", err);
+	free(err);
+	ck_assert_int_eq(sql_long(c, "SELECT version FROM bulkhead.schema_version"), 9);
+
+	sql_ok(c, "DELETE FROM bulkhead.schema_version");
+	ck_assert_int_eq(store_pg_schema(c, &err), -EBADMSG);
+	ck_assert_msg(strstr(err, "damaged") && strstr(err, "0 rows"), "%s", err);
+	free(err);
+	sql_ok(c, "DROP TABLE bulkhead.schema_version");
+	ck_assert_int_eq(store_pg_schema(c, &err), -EBADMSG);
+	ck_assert_msg(strstr(err, "no table schema_version"), "%s", err);
+	free(err);
+	/* The connection is still usable after a refusal (its transaction rolled back). */
+	ck_assert_int_eq(sql_long(c, "SELECT 1"), 1);
+	PQfinish(c);
+}
+END_TEST
+
+/* Connection strings that cannot work: each a clear error, no connection. */
+START_TEST(test_bad_connections)
+{
+	char *err = NULL;
+	PGconn *c = (PGconn *)1;
+
+	ck_assert_int_eq(store_pg_connect("nonsense without equals", &c, &err), -EINVAL);
+	ck_assert_ptr_null(c);
+	ck_assert_msg(strstr(err, "connection string 'nonsense without equals'"), "%s", err);
+	free(err);
+	ck_assert_int_eq(store_pg_connect("host=/nonexistent/dir", &c, &err), -ECONNREFUSED);
+	ck_assert_msg(strstr(err, "postgresql /nonexistent/dir:") && strstr(err, "cannot connect"),
+		      "%s", err);
+	free(err);
+	ck_assert_int_eq(store_pg_connect("dbname=no_such_db", &c, &err), -ECONNREFUSED);
+	ck_assert_msg(strstr(err, "no_such_db"), "%s", err);
+	free(err);
+}
+END_TEST
+
+static Suite *store_pg_suite(void)
+{
+	Suite *s = suite_create("store-pg");
+	TCase *tc = tcase_create("schema");
+
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_test(tc, test_creates_once);
+	tcase_add_test(tc, test_nodes_start_together);
+	tcase_add_test(tc, test_refuses_newer_and_damaged);
+	tcase_add_test(tc, test_bad_connections);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(store_pg_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
