@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon/pg-conn.c against a real server (tests/pg/with-postgres): statements in order on
+ * the loop, and a server that goes away and comes back (BULKHEAD_PG_CTL stop / start): the
+ * loss is said once, what was queued fails, and the connection is up again by itself.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/pg-conn.h"
+
+#define DEADLINE_MS 30000
+
+struct seen {
+	int ups, downs;
+	char why[512];
+	int results, failures;
+	char values[16][32];
+};
+
+static void on_up(void *userdata)
+{
+	((struct seen *)userdata)->ups++;
+}
+
+static void on_down(void *userdata, const char *why)
+{
+	struct seen *s = userdata;
+
+	s->downs++;
+	snprintf(s->why, sizeof(s->why), "%s", why);
+}
+
+static const struct pg_conn_ops ops = { .up = on_up, .down = on_down };
+
+static void on_result(void *userdata, const PGresult *res, const char *error)
+{
+	struct seen *s = userdata;
+
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		s->failures++;
+		return;
+	}
+	if (s->results < 16)
+		snprintf(s->values[s->results], sizeof(s->values[0]), "%s",
+			 PQgetvalue(res, 0, 0));
+	s->results++;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Runs the loop until *what >= want, within the deadline. */
+static void run_until(sd_event *e, const int *what, int want, const char *waiting_for)
+{
+	int64_t deadline = now_ms() + DEADLINE_MS;
+
+	while (*what < want) {
+		ck_assert_msg(now_ms() < deadline, "no %s within %d ms", waiting_for, DEADLINE_MS);
+		ck_assert_int_ge(sd_event_run(e, 100 * 1000), 0);
+	}
+}
+
+static void server(const char *how)
+{
+	char cmd[512];
+
+	ck_assert_ptr_nonnull(getenv("BULKHEAD_PG_CTL"));
+	snprintf(cmd, sizeof(cmd), "%s %s >/dev/null", getenv("BULKHEAD_PG_CTL"), how);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(test_statements_in_order)
+{
+	struct seen s = { 0 };
+	struct pg_conn *c;
+	sd_event *e;
+	char *err = NULL;
+
+	ck_assert_int_ge(sd_event_new(&e), 0);
+	ck_assert_int_eq(pg_conn_new(e, "", &ops, &s, &c, &err), 0);
+	ck_assert(!pg_conn_is_up(c));
+	ck_assert_int_eq(pg_conn_exec(c, "SELECT 1", on_result, &s), -ENOTCONN);
+	run_until(e, &s.ups, 1, "connection");
+	ck_assert(pg_conn_is_up(c));
+	ck_assert_int_eq(pg_conn_exec(c, "SELECT 41 + 1", on_result, &s), 0);
+	ck_assert_int_eq(pg_conn_exec(c, "SELECT 'two'", on_result, &s), 0);
+	/* Several statements in one: the last one's result. */
+	ck_assert_int_eq(pg_conn_exec(c, "CREATE TEMP TABLE t (v int); INSERT INTO t VALUES (3);"
+					 "SELECT v FROM t",
+				      on_result, &s),
+			 0);
+	ck_assert_int_eq(pg_conn_exec(c, "SELECT nonsense FROM nowhere", on_result, &s), 0);
+	ck_assert_int_eq(pg_conn_exec(c, "SELECT 4", on_result, &s), 0);
+	run_until(e, &s.results, 4, "results");
+	ck_assert_int_eq(s.failures, 1);
+	ck_assert_str_eq(s.values[0], "42");
+	ck_assert_str_eq(s.values[1], "two");
+	ck_assert_str_eq(s.values[2], "3");
+	ck_assert_str_eq(s.values[3], "4");
+	ck_assert_int_eq(s.downs, 0);
+	pg_conn_free(c);
+	sd_event_unref(e);
+}
+END_TEST
+
+START_TEST(test_server_goes_and_comes_back)
+{
+	struct seen s = { 0 };
+	struct pg_conn *c;
+	sd_event *e;
+	char *err = NULL;
+
+	ck_assert_int_ge(sd_event_new(&e), 0);
+	ck_assert_int_eq(pg_conn_new(e, "", &ops, &s, &c, &err), 0);
+	run_until(e, &s.ups, 1, "connection");
+	/* A statement in flight when the server stops: it fails, the loss is said once. */
+	ck_assert_int_eq(pg_conn_exec(c, "SELECT pg_sleep(2)", on_result, &s), 0);
+	server("stop");
+	run_until(e, &s.downs, 1, "loss");
+	ck_assert_int_eq(s.failures, 1);
+	ck_assert(!pg_conn_is_up(c));
+	ck_assert_int_eq(pg_conn_exec(c, "SELECT 1", on_result, &s), -ENOTCONN);
+	/* Attempts go on while it is away (a few backoffs), without saying it again. */
+	{
+		int64_t until = now_ms() + 700;
+
+		while (now_ms() < until)
+			ck_assert_int_ge(sd_event_run(e, 100 * 1000), 0);
+	}
+	ck_assert_int_eq(s.downs, 1);
+	server("start");
+	run_until(e, &s.ups, 2, "connection again");
+	ck_assert_int_eq(pg_conn_exec(c, "SELECT 5", on_result, &s), 0);
+	run_until(e, &s.results, 1, "a result after the restart");
+	ck_assert_str_eq(s.values[0], "5");
+	pg_conn_free(c);
+	sd_event_unref(e);
+}
+END_TEST
+
+START_TEST(test_bad_connection_string)
+{
+	struct seen s = { 0 };
+	struct pg_conn *c = NULL;
+	sd_event *e;
+	char *err = NULL;
+
+	ck_assert_int_ge(sd_event_new(&e), 0);
+	ck_assert_int_eq(pg_conn_new(e, "no equals here", &ops, &s, &c, &err), -EINVAL);
+	ck_assert_ptr_null(c);
+	ck_assert_msg(err && strstr(err, "connection string 'no equals here'"), "%s", err);
+	free(err);
+	/* No server there: down, said once, and tried again. */
+	ck_assert_int_eq(pg_conn_new(e, "host=/nonexistent", &ops, &s, &c, &err), 0);
+	run_until(e, &s.downs, 1, "failure");
+	ck_assert_msg(strstr(s.why, "/nonexistent"), "%s", s.why);
+	pg_conn_free(c);
+	sd_event_unref(e);
+}
+END_TEST
+
+static Suite *pg_conn_suite(void)
+{
+	Suite *s = suite_create("pg-conn");
+	TCase *tc = tcase_create("loop");
+
+	tcase_add_test(tc, test_statements_in_order);
+	tcase_add_test(tc, test_bad_connection_string);
+	tcase_add_test(tc, test_server_goes_and_comes_back);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(pg_conn_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
