@@ -49,6 +49,7 @@ struct supervisor_config {
 	unsigned keep_ended; /* bulkheadd: ended jobs kept in the ledger (ledger_collect) */
 	enum worker_start worker_start;
 	char *store; /* "" (bulkheadd: the default file), "memory" or "sqlite:/PATH" */
+	char *node; /* "" = the host name */
 };
 
 struct pool_config {

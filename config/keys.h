@@ -109,6 +109,8 @@ static const struct config_choice config_expect_choices[] = {
 	X(SUPERVISOR, store, store, STORE, "", 0, 4000, NULL,                                   \
 	  "bulkheadd: where jobs are kept: sqlite:PATH (durable) or memory; empty: "             \
 	  "sqlite:$STATE_DIRECTORY/jobs.db (/var/lib/bulkhead/jobs.db without systemd)")       \
+	X(SUPERVISOR, node, node, STRING, "", 0, 64, NULL,                                        \
+	  "this node's name in each job's history (bulkhead jobs ID); empty: the host name")     \
 	X(SUPERVISOR, worker_start, worker_start, ENUM, "fork-server", 0, 0,                      \
 	  config_worker_start_choices,                                                             \
 	  "fork-server: workers are forked from an idle pre-started one (fast restarts); "      \

@@ -22,6 +22,7 @@ struct ledger {
 	const struct store_ops *ops;
 	int64_t (*now)(void *userdata);
 	void *now_data;
+	uint16_t node; /* ledger_set_node(): stamped on the jobs this master starts */
 	struct end_hook end_hooks[END_HOOKS_MAX];
 	unsigned n_end_hooks;
 };

@@ -285,6 +285,21 @@ const char *ledger_store_error(const struct ledger *l)
 	return l->ops->last_error(l->st);
 }
 
+int ledger_set_node(struct ledger *l, const char *name)
+{
+	uint16_t i = l->ops->node_index(l->st, name);
+
+	if (i == 0)
+		return -ENOMEM;
+	l->node = i;
+	return 0;
+}
+
+const char *ledger_job_node(const struct ledger *l, const struct job *j)
+{
+	return l->ops->node_name(l->st, j->node);
+}
+
 uint64_t ledger_store_commits(const struct ledger *l)
 {
 	return l->ops->commits(l->st);

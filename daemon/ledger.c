@@ -54,6 +54,7 @@ void ledger_started(struct ledger *l, struct job *j)
 {
 	l->ops->set_progress(l->st, j, -1);
 	j->started_ms = since_accepted(l, j);
+	j->node = l->node;
 	j->runs++;
 	l->ops->stats(l->st)->runs++;
 	l->ops->touch(l->st, j);

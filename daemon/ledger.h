@@ -75,6 +75,7 @@ struct job {
 	int32_t cause_detail; /* signal number, exit code or status */
 	uint8_t flags;        /* enum job_flags */
 	uint8_t host_deaths;  /* masters that died while it ran (found running at a restart) */
+	uint16_t node;        /* the node that started it last: ledger_job_node() (0: none) */
 	struct job *next;     /* queue link while queued */
 	struct job_extra *extra; /* NULL until the job has an own input, a result or progress */
 	/* History (wall clock): accepted, in µs since the epoch; its last start and its end, as
@@ -83,6 +84,9 @@ struct job {
 	uint32_t started_ms;
 	uint32_t ended_ms;
 };
+
+/* One cache line: a million jobs are 64 MB, and the node index fits in what was padding. */
+_Static_assert(sizeof(struct job) == 64, "struct job is 64 bytes");
 
 #define JOB_MS_MAX UINT32_MAX /* 49.7 days after it was accepted, or later */
 
@@ -302,6 +306,10 @@ int ledger_flush(struct ledger *l);
 const char *ledger_store_error(const struct ledger *l);
 /* Transactions the store committed since it was opened. */
 uint64_t ledger_store_commits(const struct ledger *l);
+/* The node the jobs this ledger starts are stamped with (its name kept by the store). */
+int ledger_set_node(struct ledger *l, const char *name);
+/* The node that started j last, or NULL. */
+const char *ledger_job_node(const struct ledger *l, const struct job *j);
 struct log_query;
 struct log_line;
 /* A line job j logged (now), kept with it (*ret: the line as kept); the lines a query wants. */

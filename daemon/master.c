@@ -300,7 +300,9 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	if (opts)
 		m->opts = *opts;
 	m->worker_path = spawn_worker_path();
-	if (gethostname(m->node, sizeof(m->node) - 1) < 0)
+	if (*c->supervisor.node)
+		snprintf(m->node, sizeof(m->node), "%s", c->supervisor.node);
+	else if (gethostname(m->node, sizeof(m->node) - 1) < 0)
 		snprintf(m->node, sizeof(m->node), "localhost");
 	m->zygote = (struct zygote){ .s = { .pid = 0, .pidfd = -1, .fd = -1 } };
 	backoff_init(&m->zygote_backoff, ZYGOTE_BACKOFF_MIN, ZYGOTE_BACKOFF_MAX);
@@ -324,6 +326,9 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	if (r < 0)
 		goto fail;
 	ledger_set_clock(m->ledger, loop_wall_now, m);
+	r = ledger_set_node(m->ledger, m->node);
+	if (r < 0)
+		goto fail;
 	r = sd_event_add_defer(m->event, &m->dispatch_defer, on_dispatch_soon, m);
 	if (r >= 0)
 		r = sd_event_source_set_priority(m->dispatch_defer, DISPATCH_PRIORITY);

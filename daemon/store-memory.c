@@ -563,6 +563,33 @@ static size_t mem_take_orphans(struct store *st, struct job ***ret)
 	return 0;
 }
 
+uint16_t mem_node_index(struct store *st, const char *name)
+{
+	struct mem *l = MEM(st);
+	char **n;
+
+	for (uint16_t i = 0; i < l->n_nodes; i++)
+		if (strcmp(l->nodes[i], name) == 0)
+			return (uint16_t)(i + 1);
+	if (l->n_nodes == UINT16_MAX - 1)
+		return 0;
+	n = realloc(l->nodes, (l->n_nodes + 1u) * sizeof(*n));
+	if (!n)
+		return 0;
+	l->nodes = n;
+	n[l->n_nodes] = strdup(name);
+	if (!n[l->n_nodes])
+		return 0;
+	return ++l->n_nodes;
+}
+
+const char *mem_node_name(const struct store *st, uint16_t index)
+{
+	const struct mem *l = CMEM(st);
+
+	return index >= 1 && index <= l->n_nodes ? l->nodes[index - 1] : NULL;
+}
+
 static void mem_free(struct store *st)
 {
 	struct mem *l = MEM(st);
@@ -583,6 +610,9 @@ static void mem_free(struct store *st)
 	idmap_clear(&l->variants);
 	submit_keys_clear(&l->keys);
 	log_ring_clear(&l->logs);
+	for (uint16_t i = 0; i < l->n_nodes; i++)
+		free(l->nodes[i]);
+	free(l->nodes);
 	free(l->queues);
 	free(l);
 }
@@ -611,6 +641,8 @@ static const struct store_ops memory_ops = {
 	.take_orphans = mem_take_orphans,
 	.last_error = mem_last_error,
 	.commits = mem_commits,
+	.node_index = mem_node_index,
+	.node_name = mem_node_name,
 	.add_log = mem_add_log,
 	.read_logs = mem_read_logs,
 	.dirty = mem_dirty,

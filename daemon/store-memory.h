@@ -55,12 +55,16 @@ struct mem {
 	struct submit_keys keys;    /* submit --key */
 	struct log_ring logs;       /* the last STORE_LOGS_BYTES of job log lines */
 	struct ledger_stats stats;
+	char **nodes; /* node names, index - 1 (job.node) */
+	uint16_t n_nodes;
 };
 
 #define MEM(st) ((struct mem *)(st))
 #define CMEM(st) ((const struct mem *)(st))
 
 void mem_group_config_done(struct group_config *g);
+uint16_t mem_node_index(struct store *st, const char *name);
+const char *mem_node_name(const struct store *st, uint16_t index);
 void mem_group_release(struct mem *l, unsigned index);
 struct job *mem_job_slot(const struct mem *l, uint64_t id);
 /* Unmaps a chunk of jobs (NULL: nothing). */

@@ -32,7 +32,6 @@ struct sq {
 	char **pools; /* names, by index: a group's pool is kept by name */
 	unsigned n_pools;
 	unsigned n_gone; /* of them, the last ones, loaded for groups of pools the config dropped */
-	char node[256]; /* this host: the node that runs the jobs it starts */
 	char **new_keys; /* submit keys not in the file yet */
 	size_t n_new_keys;
 	uint64_t *dirty; /* ids of changed jobs written before (JOB_DIRTY set on them) */

@@ -571,6 +571,7 @@ static int load_jobs(struct sq *s, uint64_t first)
 
 	while (r >= 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
 		int64_t v[12];
+		const char *node;
 		struct job j;
 
 		for (int i = 0; i < 12; i++)
@@ -608,6 +609,11 @@ static int load_jobs(struct sq *s, uint64_t first)
 				  .accepted_at = sqlite3_column_int64(q, 14),
 				  .started_ms = (uint32_t)sqlite3_column_int64(q, 15),
 				  .ended_ms = (uint32_t)sqlite3_column_int64(q, 16) };
+		node = (const char *)sqlite3_column_text(q, 17);
+		if (node && !(j.node = s->m->node_index(s->mem, node))) {
+			r = -ENOMEM; /* or more than 65 534 node names: as good as */
+			break;
+		}
 		r = mem_restore_job(s->mem, &j, (enum job_state)j.state,
 				    (const char *)sqlite3_column_text(q, 12),
 				    (const char *)sqlite3_column_text(q, 13));
@@ -711,8 +717,6 @@ int store_sqlite_open(const char *path, const char *const *pools, unsigned n_poo
 	r = s->path ? store_memory_new(n_pools, &s->mem) : -ENOMEM;
 	if (r >= 0)
 		r = sq_set_pool_names(s, n_pools, pools);
-	if (gethostname(s->node, sizeof(s->node) - 1) < 0)
-		snprintf(s->node, sizeof(s->node), "localhost");
 	if (r >= 0) {
 		s->m = s->mem->ops;
 		r = open_db(s);

@@ -59,7 +59,7 @@ static int write_job(struct sq *s, const struct job *j, bool update)
 	sqlite3_bind_int64(q, 15, j->accepted_at);
 	sqlite3_bind_int64(q, 16, j->started_ms);
 	sqlite3_bind_int64(q, 17, j->ended_ms);
-	bind_text(q, 18, j->started_ms ? s->node : NULL);
+	bind_text(q, 18, s->m->node_name(s->mem, j->node));
 	r = step(s, q, "write a job");
 	/* No row to update (not expected: every job is inserted before it changes): insert. */
 	if (r >= 0 && update && sqlite3_changes(s->db) == 0)
@@ -79,7 +79,7 @@ static bool fresh(const struct job *j)
 	return j->state == JOB_QUEUED && j->cause == CAUSE_NONE && j->alone == 0 &&
 	       j->attempts == 0 && j->reruns == 0 && j->runs == 0 && j->cause_detail == 0 &&
 	       (j->flags & ~(JOB_ADHOC | JOB_DIRTY)) == 0 && j->host_deaths == 0 && !j->extra &&
-	       j->started_ms == 0 && j->ended_ms == 0;
+	       j->started_ms == 0 && j->ended_ms == 0 && j->node == 0;
 }
 
 /* How many jobs from j on (j's id .. n_jobs) are fresh and alike, for write_fresh_run(). */

@@ -213,6 +213,16 @@ int sq_set_pool_names(struct sq *s, unsigned n, const char *const *names)
 	return 0;
 }
 
+static uint16_t sq_node_index(struct store *st, const char *name)
+{
+	return SQ(st)->m->node_index(SQ(st)->mem, name);
+}
+
+static const char *sq_node_name(const struct store *st, uint16_t index)
+{
+	return CSQ(st)->m->node_name(CSQ(st)->mem, index);
+}
+
 const char *const *store_sqlite_gone_pools(const struct store *st, unsigned *ret_n)
 {
 	const struct sq *s = CSQ(st);
@@ -593,6 +603,8 @@ const struct store_ops store_sqlite_ops = {
 	.dirty = sq_dirty,
 	.take_orphans = sq_take_orphans,
 	.last_error = sq_last_error,
+	.node_index = sq_node_index,
+	.node_name = sq_node_name,
 	.job_input = sq_job_input,
 	.move_job_input = sq_move_job_input,
 	.job_result = sq_job_result,

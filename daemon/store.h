@@ -112,6 +112,13 @@ struct store_ops {
 	/* Whether a flush() would write anything. */
 	bool (*dirty)(const struct store *st);
 
+	/*
+	 * Node names, kept once each: a job's `node` is an index (0: none). node_index() gives
+	 * name's, adding it (0 if there is no room: 65535 names).
+	 */
+	uint16_t (*node_index)(struct store *st, const char *name);
+	const char *(*node_name)(const struct store *st, uint16_t index);
+
 	/* ---- per-job extras ---- */
 	const char *(*job_input)(const struct store *st, const struct job *j);
 	int (*move_job_input)(struct store *st, struct job *j, const char *input);

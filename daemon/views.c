@@ -38,7 +38,7 @@ int master_job(const struct master *m, uint64_t id, struct master_job *ret)
 		.accepted_at = j->accepted_at,
 		.started_at = job_time(j, j->started_ms),
 		.ended_at = job_time(j, j->ended_ms),
-		.node = j->started_ms ? m->node : NULL,
+		.node = ledger_job_node(m->ledger, j),
 	};
 	if (f) {
 		const struct worker *w = f->owner;

@@ -454,7 +454,8 @@ START_TEST(test_history_after_kill)
 	double accepted;
 
 	make_state_dir(state_dir, sizeof(state_dir));
-	start_on(&d, state_dir, "[pool main]\nworkers = 1\nthreads = 1\n");
+	/* This node has a name of its own; the next one (the host's name) keeps it for these. */
+	start_on(&d, state_dir, "[supervisor]\nnode = edge-7\n[pool main]\nworkers = 1\nthreads = 1\n");
 	conn_open(&d, &c);
 	o = call(&d, &c, "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:sleep\","
 			 "\"args\":{\"ms\":\"30\"},\"count\":3}");
@@ -469,7 +470,7 @@ START_TEST(test_history_after_kill)
 	for (uint64_t id = 1; id <= 3; id++) {
 		before[id] = history_of(&d, &c, id);
 		ck_assert_msg(strstr(before[id], "\"run_seconds\":0.0") &&
-				      strstr(before[id], "\"node\":"),
+				      strstr(before[id], "\"node\":\"edge-7\""),
 			      "%s", before[id]);
 	}
 	o = call(&d, &c, "{\"command\":\"jobs\",\"job\":1}");
@@ -497,6 +498,15 @@ START_TEST(test_history_after_kill)
 		ck_assert_int_eq(jint(json_object_array_get_idx(jobs, i), "id"), 5 - (int64_t)i);
 	ck_assert_int_eq(jint(json_object_array_get_idx(jobs, 1), "host_deaths"), 1);
 	json_object_put(o);
+	/* Job 4 was started again, by this node: the host's name. */
+	{
+		char host[256] = "", want[300], *h4 = history_of(&d, &c, 4);
+
+		ck_assert_int_eq(gethostname(host, sizeof(host) - 1), 0);
+		snprintf(want, sizeof(want), "\"node\":\"%s\"", host);
+		ck_assert_msg(strstr(h4, want), "%s", h4);
+		free(h4);
+	}
 	/* since: after the first was accepted, all; far later, none. */
 	{
 		char req[160];

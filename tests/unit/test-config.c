@@ -235,6 +235,7 @@ START_TEST(test_defaults_and_implicit_pool)
 
 	ck_assert_str_eq(c->supervisor.control_socket, "");
 	ck_assert_str_eq(c->supervisor.control_group, "bulkhead");
+	ck_assert_str_eq(c->supervisor.node, "");
 	ck_assert_int_eq(c->supervisor.log_level, LOG_LEVEL_INFO);
 	ck_assert_uint_eq(c->supervisor.drain_timeout, 10 * USEC_PER_SEC);
 
@@ -286,6 +287,7 @@ START_TEST(test_values)
 	struct config *c = load_ok("[supervisor]\n"
 				   "control_socket = /tmp/x.sock\n"
 				   "control_group = wheel\n"
+				   "node = edge-7.example\n"
 				   "log_level = debug\n"
 				   "drain_timeout = infinity\n"
 				   "[pool p1]\n"
@@ -319,6 +321,7 @@ START_TEST(test_values)
 
 	ck_assert_str_eq(c->supervisor.control_socket, "/tmp/x.sock");
 	ck_assert_str_eq(c->supervisor.control_group, "wheel");
+	ck_assert_str_eq(c->supervisor.node, "edge-7.example");
 	ck_assert_int_eq(c->supervisor.log_level, LOG_LEVEL_DEBUG);
 	ck_assert_uint_eq(c->supervisor.drain_timeout, USEC_INFINITY);
 	ck_assert_uint_eq(c->n_pools, 2);
@@ -684,6 +687,13 @@ START_TEST(test_wrong_values)
 			  "demo.conf:2: [supervisor] control_group = : expected 1..32 characters");
 	expect_only_error("[supervisor]\ncontrol_group = a b\n" MINIMAL_JOB,
 			  "demo.conf:2: [supervisor] control_group = a b: no whitespace allowed");
+	expect_only_error("[supervisor]\nnode = web 1\n" MINIMAL_JOB,
+			  "demo.conf:2: [supervisor] node = web 1: no whitespace allowed");
+	expect_only_error("[supervisor]\nnode = "
+			  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n" MINIMAL_JOB,
+			  "demo.conf:2: [supervisor] node = "
+			  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: expected "
+			  "0..64 characters");
 	expect_only_error(MINIMAL_JOB "timeout = 0\n",
 			  "demo.conf:3: [job a] timeout = 0: expected a duration > 0 or infinity "
 			  "(units us, ms, s, min, h)");
