@@ -302,6 +302,7 @@ void config_free(struct config *c)
 	free(c->supervisor.control_socket);
 	free(c->supervisor.control_group);
 	free(c->supervisor.store);
+	free(c->supervisor.node);
 	for (unsigned i = 0; i < c->n_groups; i++) {
 		struct group_config *g = &c->groups[i];
 
