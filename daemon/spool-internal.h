@@ -16,6 +16,7 @@
 
 struct spool_file {
 	uint64_t job; /* its job's id */
+	bool ended; /* its job ended: it moves once that is written (spool.c, "jobs that ended") */
 	dev_t dev; /* what DIR/name was when it was taken */
 	ino_t ino;
 	char name[];
@@ -36,6 +37,8 @@ struct spool {
 	unsigned n_files;
 	unsigned n_alloc;
 	unsigned max; /* files in flight at most */
+	struct spool_file **ending; /* ended, to move after the next write (still in files) */
+	unsigned n_ending, cap_ending;
 };
 
 /* The spool's job group's name, for messages. */
@@ -55,6 +58,12 @@ static inline const char *gname(const struct spool *s)
 int spool_scan_start(struct spool *s, bool watch);
 /* Index of name in s->files, or -(insertion point) - 1. */
 long spool_find(const struct spool *s, const char *name);
+/*
+ * Moves DIR/name, the input of job j that has ended, where its state says (done/, failed/,
+ * quarantine/; a cancelled job's stays). f: what the file was when it was taken, or NULL.
+ */
+void spool_move_ended(struct spool *s, const struct master_job *j, const char *name,
+		      const struct spool_file *f);
 /* Drops s->files[pos] from the set (the caller frees it). */
 void spool_remove_at(struct spool *s, unsigned pos);
 /* False once the pool takes no more jobs or the master stops: nothing more is added. */

@@ -411,7 +411,9 @@ static int insert_file(struct spool *s, struct spool_file *f, long pos)
 /*
  * A durable store that was opened again holds jobs of this spool that have not ended: their
  * files are still in DIR. They are in flight already (never taken twice), and move when their
- * jobs end, like any other. Returns how many, or -ENOMEM.
+ * jobs end, like any other. A job that ended with its file still in DIR (the master died
+ * between the write of its end and the move) has its file moved now. Returns how many were
+ * adopted, or -ENOMEM.
  */
 static long adopt(struct spool *s)
 {
@@ -428,10 +430,17 @@ static long adopt(struct spool *s)
 		long pos;
 
 		if (master_job_state(s->m, id, &state, &group) < 0 || group != s->group ||
-		    job_state_is_final(state) || master_job(s->m, id, &j) < 0 || !j.input ||
-		    strncmp(j.input, s->dir, len) != 0 || j.input[len] != '/')
+		    master_job(s->m, id, &j) < 0 || !j.input ||
+		    strncmp(j.input, s->dir, len) != 0 || j.input[len] != '/' ||
+		    strchr(j.input + len + 1, '/'))
 			continue;
 		name = j.input + len + 1;
+		if (job_state_is_final(state)) {
+			/* Its end was written, its move was not (the master died in between). */
+			if (stat(j.input, &st) == 0)
+				spool_move_ended(s, &j, name, NULL);
+			continue;
+		}
 		pos = spool_find(s, name);
 		if (pos >= 0)
 			continue;

@@ -81,21 +81,21 @@ static int rename_keep(const char *src, char *dst, size_t size, uint64_t job)
 	return renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) == 0 ? 0 : -errno;
 }
 
-static void move_file(struct spool *s, const struct master_job *j, const struct spool_file *f,
-		      const char *sub)
+static void move_file(struct spool *s, const struct master_job *j, const char *name,
+		      const struct spool_file *f, const char *sub)
 {
 	char src[PATH_MAX], dst[PATH_MAX];
 	struct stat st;
 	int r;
 
-	snprintf(src, sizeof(src), "%s/%s", s->dir, f->name);
-	snprintf(dst, sizeof(dst), "%s/%s/%s", s->dir, sub, f->name);
+	snprintf(src, sizeof(src), "%s/%s", s->dir, name);
+	snprintf(dst, sizeof(dst), "%s/%s/%s", s->dir, sub, name);
 	if (stat(src, &st) < 0) {
 		log_warning_errno(-errno, "job group %s: cannot move %s to %s/", gname(s), src,
 				  sub);
 		return;
 	}
-	if (st.st_dev != f->dev || st.st_ino != f->ino)
+	if (f && (st.st_dev != f->dev || st.st_ino != f->ino))
 		log_warning("job group %s: %s was replaced while its job ran; moving it to %s/ as "
 			    "it is",
 			    gname(s), src, sub);
@@ -115,6 +115,61 @@ static void move_file(struct spool *s, const struct master_job *j, const struct 
 	log_error_errno(r, "job group %s: cannot move %s to %s/", gname(s), src, sub);
 }
 
+void spool_move_ended(struct spool *s, const struct master_job *j, const char *name,
+		      const struct spool_file *f)
+{
+	switch (j->state) {
+	case JOB_DONE:
+		move_file(s, j, name, f, "done");
+		break;
+	case JOB_FAILED:
+		move_file(s, j, name, f, "failed");
+		break;
+	case JOB_CRASHED:
+	case JOB_TIMED_OUT:
+		move_file(s, j, name, f, "quarantine");
+		break;
+	default:
+		/* cancelled: the file stays in DIR for the next start (or scan) */
+		break;
+	}
+}
+
+/* Moves f (in files at pos), whose job has ended, and forgets it. */
+static void finish_file(struct spool *s, struct spool_file *f)
+{
+	struct master_job j;
+	long pos = spool_find(s, f->name);
+
+	if (pos >= 0 && s->files[pos] == f)
+		spool_remove_at(s, (unsigned)pos);
+	if (master_job(s->m, f->job, &j) >= 0)
+		spool_move_ended(s, &j, f->name, f);
+	free(f);
+}
+
+/*
+ * The files of jobs whose ends were in the write that just succeeded (and, when the spool
+ * goes, after the last one). Moved before that, a file whose job's end a crash then lost
+ * would be run again without its input; moved after, a crash in between leaves an ended job
+ * with its file still in DIR, which the next start moves (spool-scan.c's adopt()).
+ */
+static void finish_ended(struct spool *s)
+{
+	unsigned n = s->n_ending;
+
+	s->n_ending = 0;
+	for (unsigned i = 0; i < n; i++)
+		finish_file(s, s->ending[i]);
+	if (n > 0 && s->backlog && s->n_files <= s->max / 2 && spool_accepting(s))
+		spool_arm_rescan(s);
+}
+
+static void on_flushed(void *userdata)
+{
+	finish_ended(userdata);
+}
+
 static void on_job_end(void *userdata, uint64_t id)
 {
 	struct spool *s = userdata;
@@ -131,25 +186,29 @@ static void on_job_end(void *userdata, uint64_t id)
 	name = strrchr(input, '/');
 	name = name ? name + 1 : input;
 	pos = spool_find(s, name);
-	if (pos < 0 || s->files[pos]->job != j->id)
+	if (pos < 0 || s->files[pos]->job != j->id || s->files[pos]->ended)
 		return;
 	f = s->files[pos];
-	spool_remove_at(s, (unsigned)pos);
-	switch (j->state) {
-	case JOB_DONE:
-		move_file(s, j, f, "done");
-		break;
-	case JOB_FAILED:
-		move_file(s, j, f, "failed");
-		break;
-	case JOB_CRASHED:
-	case JOB_TIMED_OUT:
-		move_file(s, j, f, "quarantine");
-		break;
-	default:
-		/* cancelled: the file stays in DIR for the next start (or scan) */
-		break;
+	if (master_durable(s->m)) {
+		/* Kept in files (a scan does not take it again) until the end is written. */
+		if (s->n_ending == s->cap_ending) {
+			unsigned cap = s->cap_ending ? 2 * s->cap_ending : 64;
+			struct spool_file **v = realloc(s->ending, cap * sizeof(*v));
+
+			if (v) {
+				s->ending = v;
+				s->cap_ending = cap;
+			}
+		}
+		if (s->n_ending < s->cap_ending) {
+			f->ended = true;
+			s->ending[s->n_ending++] = f;
+			return;
+		}
+		/* No room to wait: moved now, as without a store. */
 	}
+	spool_remove_at(s, (unsigned)pos);
+	spool_move_ended(s, j, f->name, f);
 	free(f);
 	if (s->backlog && s->n_files <= s->max / 2 && spool_accepting(s))
 		spool_arm_rescan(s);
@@ -157,6 +216,7 @@ static void on_job_end(void *userdata, uint64_t id)
 
 static const struct master_hooks job_end_hooks = {
 	.on_job_end = on_job_end,
+	.on_flushed = on_flushed,
 };
 
 /* ---- life cycle ---- */
@@ -233,6 +293,9 @@ void spool_free(struct spool *s)
 		return;
 	if (s->hooked)
 		master_unsubscribe(s->m, &job_end_hooks, s);
+	/* After master_run(): its last write is done (or failed, and the run says so). */
+	finish_ended(s);
+	free(s->ending);
 	sd_event_source_disable_unref(s->io);
 	sd_event_source_disable_unref(s->rescan);
 	if (s->inotify_fd >= 0)
