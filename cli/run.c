@@ -151,16 +151,6 @@ int cmd_run(int argc, char **argv)
 		config_free(c);
 		return EXIT_CONFIG;
 	}
-	for (unsigned g = 0; mo.state && g < c->n_groups; g++) {
-		if (!c->groups[g].spool[0])
-			continue;
-		fprintf(stderr,
-			"bulkhead run: --state: [job %s] has a spool, which a recorded run cannot "
-			"resume yet (its files would be taken twice)\n",
-			c->groups[g].name);
-		config_free(c);
-		return EXIT_USAGE;
-	}
 	if (quiet)
 		log_set_max_level(LOG_WARNING);
 	else

@@ -38,7 +38,10 @@ static const char *group_difference(const struct group_config *a, const struct g
 		return "run";
 	if (strcmp(a->args, b->args) != 0)
 		return "args";
-	if (a->count != b->count)
+	if (strcmp(a->spool, b->spool) != 0)
+		return "spool";
+	/* A spool's group grows with the files it takes: its count is not the config's. */
+	if (!b->spool[0] && a->count != b->count)
 		return "count (or how many files its inputs match)";
 	if (!same_inputs(a, b))
 		return "the files its inputs match";

@@ -1589,6 +1589,78 @@ START_TEST(test_state_resumes_after_sigkill)
 }
 END_TEST
 
+/*
+ * A recorded run of a spool, SIGKILLed and run again with the same file: every file's job
+ * ran, with its file there (the command checks), each file moved once, the report is the
+ * whole run's. Its spool moved elsewhere is another run.
+ */
+START_TEST(test_state_spool_resumes_after_sigkill)
+{
+	enum { FILES = 40 };
+	struct run r = { 0 };
+	char conf[1024], path[600], sub[600];
+	int err_fd, st, per_id[FILES + 1] = { 0 };
+	pid_t pid;
+
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	snprintf(path, sizeof(path), "%s/spool", r.dir);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	for (int i = 0; i < FILES; i++) {
+		snprintf(path, sizeof(path), "%s/spool/f-%02d", r.dir, i);
+		ck_assert_int_eq(tu_write_file(path, "x"), 0);
+	}
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 2\nthreads = 2\n"
+		 "[job s]\nrun = exec:/bin/sh -c 'test -f \"$0\" && echo {id} >> %s/log && "
+		 "sleep 0.05' {input}\nspool = %s/spool\n",
+		 r.dir, r.dir);
+	put_file(&r, "test.conf", conf, false);
+	pid = start_state_run(&r, NULL, &err_fd);
+	wait_log_lines(&r, 10);
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	free(tu_read_all(err_fd, RUN_TIMEOUT_MS));
+	close(err_fd);
+	ck_assert_int_eq(tu_wait_exit(pid, RUN_TIMEOUT_MS, &st), 0);
+	ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	dmn_assert_nothing_left(r.dir, 10000, "the killed run's commands");
+
+	pid = start_state_run(&r, NULL, &err_fd);
+	finish_run_reaping(&r, pid, err_fd);
+	ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	assert_accounted(&r);
+	ck_assert_int_eq(geti(r.report, "jobs.total"), FILES);
+	ck_assert_int_eq(geti(r.report, "jobs.done"), FILES);
+	log_lines(&r, per_id, FILES + 1);
+	for (int id = 1; id <= FILES; id++)
+		ck_assert_msg(per_id[id] >= 1 && per_id[id] <= 2, "job %d ran %d times", id,
+			      per_id[id]);
+	snprintf(path, sizeof(path), "%s/spool", r.dir);
+	snprintf(sub, sizeof(sub), "%s/spool/done", r.dir);
+	ck_assert_int_eq(tu_count_files(sub), FILES);
+	ck_assert_int_eq(tu_count_files(path), 0);
+	run_forget_report(&r);
+
+	/* The same groups with another spool: not this run. */
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 2\nthreads = 2\n"
+		 "[job s]\nrun = exec:/bin/sh -c 'test -f \"$0\" && echo {id} >> %s/log && "
+		 "sleep 0.05' {input}\nspool = %s\n",
+		 r.dir, r.dir);
+	put_file(&r, "test.conf", conf, false);
+	{
+		char cpath[600], spath[600], *err = NULL;
+		const char *args[] = { cpath, "--state", spath, NULL };
+
+		snprintf(cpath, sizeof(cpath), "%s/test.conf", r.dir);
+		snprintf(spath, sizeof(spath), "%s/state.db", r.dir);
+		ck_assert_int_eq(run_args(args, &err), 65);
+		ck_assert_msg(strstr(err, "[job s] differs in spool"), "%s", err);
+		free(err);
+	}
+	run_free(&r);
+}
+END_TEST
+
 /* Ctrl-C cancels what is queued; the next run with the file runs it, and only it. */
 START_TEST(test_state_resumes_after_sigint)
 {
@@ -1783,8 +1855,8 @@ START_TEST(test_state_refused)
 
 		snprintf(text, sizeof(text), "[job s]\nrun = builtin:noop\nspool = %s\n", spool);
 		ck_assert_int_eq(tu_write_file(other, text), 0);
-		ck_assert_int_eq(run_args(args, &err), 2);
-		ck_assert_msg(strstr(err, "[job s] has a spool"), "%s", err);
+		ck_assert_int_eq(run_args(args, &err), 65);
+		ck_assert_msg(strstr(err, "records another run"), "%s", err);
 		free(err);
 	}
 	tu_rm_rf(dir);
@@ -1823,6 +1895,7 @@ static Suite *run_suite(void)
 	tc = tcase_create("state");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_state_resumes_after_sigkill);
+	tcase_add_test(tc, test_state_spool_resumes_after_sigkill);
 	tcase_add_test(tc, test_state_resumes_after_sigint);
 	tcase_add_test(tc, test_state_retry_failed);
 	tcase_add_test(tc, test_state_refused);
