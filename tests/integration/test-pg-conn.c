@@ -79,19 +79,27 @@ static void server(const char *how)
 	ck_assert_int_eq(system(cmd), 0);
 }
 
+/* A loop and a connection to the test's server (PGHOST...), up. */
+static struct pg_conn *open_up(struct seen *s, sd_event **e)
+{
+	struct pg_conn *c;
+	char *err = NULL;
+
+	ck_assert_int_ge(sd_event_new(e), 0);
+	ck_assert_int_eq(pg_conn_new(*e, "", &ops, s, &c, &err), 0);
+	ck_assert(!pg_conn_is_up(c));
+	ck_assert_int_eq(pg_conn_exec(c, "SELECT 1", on_result, s), -ENOTCONN);
+	run_until(*e, &s->ups, 1, "connection");
+	ck_assert(pg_conn_is_up(c));
+	return c;
+}
+
 START_TEST(test_statements_in_order)
 {
 	struct seen s = { 0 };
-	struct pg_conn *c;
 	sd_event *e;
-	char *err = NULL;
+	struct pg_conn *c = open_up(&s, &e);
 
-	ck_assert_int_ge(sd_event_new(&e), 0);
-	ck_assert_int_eq(pg_conn_new(e, "", &ops, &s, &c, &err), 0);
-	ck_assert(!pg_conn_is_up(c));
-	ck_assert_int_eq(pg_conn_exec(c, "SELECT 1", on_result, &s), -ENOTCONN);
-	run_until(e, &s.ups, 1, "connection");
-	ck_assert(pg_conn_is_up(c));
 	ck_assert_int_eq(pg_conn_exec(c, "SELECT 41 + 1", on_result, &s), 0);
 	ck_assert_int_eq(pg_conn_exec(c, "SELECT 'two'", on_result, &s), 0);
 	/* Several statements in one: the last one's result. */
@@ -116,13 +124,9 @@ END_TEST
 START_TEST(test_server_goes_and_comes_back)
 {
 	struct seen s = { 0 };
-	struct pg_conn *c;
 	sd_event *e;
-	char *err = NULL;
+	struct pg_conn *c = open_up(&s, &e);
 
-	ck_assert_int_ge(sd_event_new(&e), 0);
-	ck_assert_int_eq(pg_conn_new(e, "", &ops, &s, &c, &err), 0);
-	run_until(e, &s.ups, 1, "connection");
 	/* A statement in flight when the server stops: it fails, the loss is said once. */
 	ck_assert_int_eq(pg_conn_exec(c, "SELECT pg_sleep(2)", on_result, &s), 0);
 	server("stop");

@@ -1540,6 +1540,20 @@ static void wait_log_lines(struct run *r, int n)
 	}
 }
 
+/* SIGKILLs a recorded run (no handler, no last write): it dies, and none of its commands
+ * outlives it. */
+static void kill_run(struct run *r, pid_t pid, int err_fd)
+{
+	int st;
+
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	free(tu_read_all(err_fd, RUN_TIMEOUT_MS));
+	close(err_fd);
+	ck_assert_int_eq(tu_wait_exit(pid, RUN_TIMEOUT_MS, &st), 0);
+	ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	dmn_assert_nothing_left(r->dir, 10000, "the killed run's commands");
+}
+
 /* The resumed run reports the whole run, and every job ran; returns how many ran twice. */
 static int assert_whole_run(struct run *r)
 {
@@ -1567,18 +1581,13 @@ static int assert_whole_run(struct run *r)
 START_TEST(test_state_resumes_after_sigkill)
 {
 	struct run r = { 0 };
-	int err_fd, st, twice;
+	int err_fd, twice;
 	pid_t pid;
 
 	state_conf(&r);
 	pid = start_state_run(&r, NULL, &err_fd);
 	wait_log_lines(&r, 60);
-	ck_assert_int_eq(kill(pid, SIGKILL), 0);
-	free(tu_read_all(err_fd, RUN_TIMEOUT_MS));
-	close(err_fd);
-	ck_assert_int_eq(tu_wait_exit(pid, RUN_TIMEOUT_MS, &st), 0);
-	ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-	dmn_assert_nothing_left(r.dir, 10000, "the killed run's commands");
+	kill_run(&r, pid, err_fd);
 	ck_assert_int_lt(log_lines(&r, NULL, 0), 200);
 
 	pid = start_state_run(&r, NULL, &err_fd);
@@ -1599,7 +1608,7 @@ START_TEST(test_state_spool_resumes_after_sigkill)
 	enum { FILES = 40 };
 	struct run r = { 0 };
 	char conf[1024], path[600], sub[600];
-	int err_fd, st, per_id[FILES + 1] = { 0 };
+	int err_fd, per_id[FILES + 1] = { 0 };
 	pid_t pid;
 
 	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
@@ -1617,12 +1626,7 @@ START_TEST(test_state_spool_resumes_after_sigkill)
 	put_file(&r, "test.conf", conf, false);
 	pid = start_state_run(&r, NULL, &err_fd);
 	wait_log_lines(&r, 10);
-	ck_assert_int_eq(kill(pid, SIGKILL), 0);
-	free(tu_read_all(err_fd, RUN_TIMEOUT_MS));
-	close(err_fd);
-	ck_assert_int_eq(tu_wait_exit(pid, RUN_TIMEOUT_MS, &st), 0);
-	ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-	dmn_assert_nothing_left(r.dir, 10000, "the killed run's commands");
+	kill_run(&r, pid, err_fd);
 
 	pid = start_state_run(&r, NULL, &err_fd);
 	finish_run_reaping(&r, pid, err_fd);
