@@ -226,6 +226,7 @@ struct master {
 	uint64_t flushes;         /* flushes that succeeded */
 	bool flush_urgent;        /* a reply waits for the next flush */
 	sd_event_source *dispatch_defer; /* pools with jobs added this pass are dispatched */
+	bool dispatch_owed; /* the dispatch defer wrote first: its next run dispatches */
 	usec_t flushed_at;        /* the last flush (monotonic) */
 	char node[256];           /* this host's name: the node its jobs run on */
 	sd_event_source *flush_retry; /* while failing: a pass (and so a flush) each second */

@@ -242,12 +242,16 @@ static int on_dispatch_soon(sd_event_source *s, void *userdata)
 	/*
 	 * A submit's reply waits for the write of its jobs: write them first and dispatch on
 	 * the next pass, after the release of the replies (a defer above this one). The jobs
-	 * start one write later; the reply does not wait for the workers' round trip.
+	 * start one write later; the reply does not wait for the workers' round trip. That
+	 * next pass dispatches whatever came meanwhile: with requests arriving on every pass,
+	 * writing first each time would never dispatch.
 	 */
-	if (durable_flush_first(m)) {
+	if (!m->dispatch_owed && durable_flush_first(m)) {
+		m->dispatch_owed = true;
 		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 		return 0;
 	}
+	m->dispatch_owed = false;
 	for (unsigned i = 0; i < m->n_pools; i++) {
 		struct pool *p = m->pools[i];
 
