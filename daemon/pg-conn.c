@@ -20,11 +20,15 @@
 
 enum pg_state { PG_CONNECTING, PG_UP, PG_DOWN };
 
+#define PARAMS_MAX 64
+
 struct stmt {
 	struct stmt *next;
 	pg_result_fn cb;
 	void *userdata;
-	char sql[];
+	int n_params; /* -1: sql may hold several statements (PQsendQuery) */
+	const char *params[PARAMS_MAX]; /* into text, after sql */
+	char text[]; /* sql, then each parameter's value */
 };
 
 struct pg_conn {
@@ -122,7 +126,9 @@ static void send_next(struct pg_conn *c)
 
 	if (c->state != PG_UP || c->busy || !c->head)
 		return;
-	if (!PQsendQuery(c->pq, c->head->sql)) {
+	if (!(c->head->n_params < 0 ? PQsendQuery(c->pq, c->head->text)
+				     : PQsendQueryParams(c->pq, c->head->text, c->head->n_params, NULL,
+							 c->head->params, NULL, NULL, 0))) {
 		lost(c, PQerrorMessage(c->pq));
 		return;
 	}
@@ -289,18 +295,31 @@ bool pg_conn_is_up(const struct pg_conn *c)
 	return c->state == PG_UP;
 }
 
-int pg_conn_exec(struct pg_conn *c, const char *sql, pg_result_fn cb, void *userdata)
+/* Queues sql with n parameters (n < 0: none, several statements allowed). */
+static int queue(struct pg_conn *c, const char *sql, int n, const char *const *values,
+		 pg_result_fn cb, void *userdata)
 {
-	size_t len = strlen(sql);
+	size_t len = strlen(sql) + 1;
 	struct stmt *st;
+	char *p;
 
+	if (n > PARAMS_MAX)
+		return -E2BIG;
 	if (c->state != PG_UP)
 		return -ENOTCONN;
-	st = malloc(sizeof(*st) + len + 1);
+	for (int i = 0; i < n; i++)
+		len += values[i] ? strlen(values[i]) + 1 : 0;
+	st = malloc(sizeof(*st) + len);
 	if (!st)
 		return -ENOMEM;
-	*st = (struct stmt){ .cb = cb, .userdata = userdata };
-	memcpy(st->sql, sql, len + 1);
+	*st = (struct stmt){ .cb = cb, .userdata = userdata, .n_params = n };
+	p = stpcpy(st->text, sql) + 1;
+	for (int i = 0; i < n; i++) {
+		if (!values[i])
+			continue;
+		st->params[i] = p;
+		p = stpcpy(p, values[i]) + 1;
+	}
 	if (c->tail)
 		c->tail->next = st;
 	else
@@ -308,4 +327,15 @@ int pg_conn_exec(struct pg_conn *c, const char *sql, pg_result_fn cb, void *user
 	c->tail = st;
 	send_next(c);
 	return 0;
+}
+
+int pg_conn_exec(struct pg_conn *c, const char *sql, pg_result_fn cb, void *userdata)
+{
+	return queue(c, sql, -1, NULL, cb, userdata);
+}
+
+int pg_conn_exec_params(struct pg_conn *c, const char *sql, int n, const char *const *values,
+			pg_result_fn cb, void *userdata)
+{
+	return queue(c, sql, n < 0 ? 0 : n, values, cb, userdata);
 }

@@ -50,3 +50,10 @@ bool pg_conn_is_up(const struct pg_conn *c);
  * connection is down (nothing queued), -ENOMEM.
  */
 int pg_conn_exec(struct pg_conn *c, const char *sql, pg_result_fn cb, void *userdata);
+
+/*
+ * One statement with parameters $1..$n as text (copied; NULL is SQL NULL), so values need
+ * no quoting. Same returns as pg_conn_exec(); -E2BIG beyond 64 parameters.
+ */
+int pg_conn_exec_params(struct pg_conn *c, const char *sql, int n, const char *const *values,
+			pg_result_fn cb, void *userdata);

@@ -12,6 +12,8 @@
 #include <time.h>
 
 #include "daemon/pg-conn.h"
+#include "daemon/pg-nodes.h"
+#include "daemon/store-pg.h"
 
 #define DEADLINE_MS 30000
 
@@ -121,6 +123,74 @@ START_TEST(test_statements_in_order)
 }
 END_TEST
 
+/* Parameters go as values: no quoting, NULL is NULL. */
+START_TEST(test_parameters)
+{
+	struct seen s = { 0 };
+	sd_event *e;
+	struct pg_conn *c = open_up(&s, &e);
+	const char *v[] = { "it's \"quoted\"; DROP TABLE x", NULL };
+
+	ck_assert_int_eq(pg_conn_exec_params(c, "SELECT $1::text || coalesce($2, '!')", 2, v,
+					     on_result, &s),
+			 0);
+	run_until(e, &s.results, 1, "a result");
+	ck_assert_str_eq(s.values[0], "it's \"quoted\"; DROP TABLE x!");
+	pg_conn_free(c);
+	sd_event_unref(e);
+}
+END_TEST
+
+struct joined {
+	int answers;
+	int64_t epoch;
+	char error[256];
+};
+
+static void on_node(void *userdata, int64_t epoch, const char *error)
+{
+	struct joined *j = userdata;
+
+	j->answers++;
+	j->epoch = epoch;
+	snprintf(j->error, sizeof(j->error), "%s", error ? error : "");
+}
+
+/*
+ * Two bulkheadd under one node name: the second join takes the next epoch, and the first
+ * one's heartbeat finds itself superseded; the current one's heartbeat goes through.
+ */
+START_TEST(test_node_names_are_fenced)
+{
+	struct seen s = { 0 };
+	sd_event *e;
+	struct pg_conn *c = open_up(&s, &e);
+	struct joined a = { 0 }, a2 = { 0 }, b = { 0 }, beat = { 0 };
+	char *err = NULL;
+	PGconn *pq;
+
+	ck_assert_int_eq(store_pg_connect("", &pq, &err), 0);
+	ck_assert_int_ge(store_pg_schema(pq, &err), 0);
+	PQfinish(pq);
+	ck_assert_int_eq(pg_node_join(c, "alpha", on_node, &a), 0);
+	ck_assert_int_eq(pg_node_join(c, "beta", on_node, &b), 0);
+	ck_assert_int_eq(pg_node_join(c, "alpha", on_node, &a2), 0);
+	run_until(e, &a2.answers, 1, "joins");
+	ck_assert_int_eq(a.epoch, 1);
+	ck_assert_int_eq(b.epoch, 1);
+	ck_assert_int_eq(a2.epoch, 2);
+	ck_assert_int_eq(pg_node_beat(c, "alpha", 1, on_node, &beat), 0);
+	run_until(e, &beat.answers, 1, "a heartbeat");
+	ck_assert_int_eq(beat.epoch, 0);
+	ck_assert_msg(strstr(beat.error, "superseded"), "%s", beat.error);
+	ck_assert_int_eq(pg_node_beat(c, "alpha", 2, on_node, &beat), 0);
+	run_until(e, &beat.answers, 2, "a heartbeat");
+	ck_assert_int_eq(beat.epoch, 2);
+	pg_conn_free(c);
+	sd_event_unref(e);
+}
+END_TEST
+
 START_TEST(test_server_goes_and_comes_back)
 {
 	struct seen s = { 0 };
@@ -180,6 +250,8 @@ static Suite *pg_conn_suite(void)
 
 	tcase_add_test(tc, test_statements_in_order);
 	tcase_add_test(tc, test_bad_connection_string);
+	tcase_add_test(tc, test_parameters);
+	tcase_add_test(tc, test_node_names_are_fenced);
 	tcase_add_test(tc, test_server_goes_and_comes_back);
 	suite_add_tcase(s, tc);
 	return s;
