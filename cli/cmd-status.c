@@ -154,9 +154,10 @@ void cli_print_pools(FILE *f, json_object *reply, bool busy)
 
 static void print_status(FILE *f, json_object *reply)
 {
-	const char *v = jstr(reply, "version");
+	const char *v = jstr(reply, "version"), *node = jstr(reply, "node");
 
-	fprintf(f, "bulkheadd%s%s: ", v ? " " : "", v ? v : "");
+	fprintf(f, "bulkheadd%s%s%s%s: ", v ? " " : "", v ? v : "", node ? " on " : "",
+		node ? node : "");
 	cli_print_daemon(f, reply);
 	fputc('\n', f);
 	cli_print_jobs_counts(f, jget(reply, "jobs"), false);

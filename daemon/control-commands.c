@@ -180,6 +180,7 @@ static json_object *control_cmd_status(struct control *c, json_object *req)
 	json_object_object_add(o, "version", json_object_new_string(BULKHEAD_VERSION));
 	control_add_int(o, "protocol", CONTROL_PROTOCOL_VERSION);
 	control_add_int(o, "pid", getpid());
+	json_object_object_add(o, "node", json_object_new_string(master_node(m)));
 	json_object_object_add(o, "uptime_seconds",
 			       json_object_new_double((double)(now_usec() - ms->started_at) / 1e6));
 	json_object_object_add(o, "ready", json_object_new_boolean(master_is_ready(m)));

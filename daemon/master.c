@@ -508,6 +508,11 @@ void master_flush_needed(struct master *m)
 	m->flush_urgent = true;
 }
 
+const char *master_node(const struct master *m)
+{
+	return m->node;
+}
+
 const char *master_store_path(const struct master *m)
 {
 	return m->opts.state;

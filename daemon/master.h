@@ -139,6 +139,8 @@ int master_read_logs(struct master *m, uint64_t job, int group, size_t tail,
 bool master_store_dirty(const struct master *m);
 /* The durable store's file (NULL: in memory) and the transactions it committed so far. */
 const char *master_store_path(const struct master *m);
+/* This master's node name ([supervisor] node, or the host name). */
+const char *master_node(const struct master *m);
 uint64_t master_store_commits(const struct master *m);
 
 sd_event *master_event(struct master *m);

@@ -332,13 +332,19 @@ START_TEST(test_status_table)
 	char line[512], want[64], *w[8];
 
 	dmn_init(&d);
-	dmn_write_config(&d, two_pools);
+	{
+		char conf[512];
+
+		snprintf(conf, sizeof(conf), "[supervisor]\nnode = cli-node-3\n%s", two_pools);
+		dmn_write_config(&d, conf);
+	}
 	start(&d);
 	r = cli_at(&d, args);
 	expect_rc(r, 0, "status");
 	ck_assert_str_eq(r.err, "");
-	/* The header: pid, uptime, ready. */
+	/* The header: node, pid, uptime, ready. */
 	ck_assert_msg(line_of(r.out, "bulkheadd ", line, sizeof(line)), "%s", r.out);
+	ck_assert_msg(strstr(line, " on cli-node-3: "), "header: %s", line);
 	snprintf(want, sizeof(want), "pid %d,", (int)d.pid);
 	ck_assert_msg(strstr(line, want) && strstr(line, " up ") && strstr(line, "ready"),
 		      "header: %s", line);

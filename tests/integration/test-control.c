@@ -327,6 +327,12 @@ START_TEST(test_status_reply)
 	ck_assert_str_eq(jstr(o, "version"), BULKHEAD_VERSION);
 	ck_assert_int_eq(jint(o, "protocol"), CONTROL_PROTOCOL_VERSION);
 	ck_assert_int_eq(jint(o, "pid"), d.pid);
+	{
+		char host[256] = "";
+
+		ck_assert_int_eq(gethostname(host, sizeof(host) - 1), 0);
+		ck_assert_str_eq(jstr(o, "node"), host); /* no [supervisor] node: the host's */
+	}
 	ck_assert_msg(jdouble(o, "uptime_seconds") >= 0 && jdouble(o, "uptime_seconds") < 3600,
 		      "%s", jtext(o));
 	ck_assert(jbool(o, "ready"));
