@@ -519,6 +519,23 @@ bool control_stream_fill(struct client *cl)
 		}
 		if (s->part == 3)
 			break;
+		if (s->kind == STREAM_SUBMIT && s->next < s->end && s->plain_name) {
+			/* A submit's ids and names, written as they are: a JSON object (and its
+			 * text buffer) per item was most of the cost of a long submit reply. */
+			char buf[CONFIG_NAME_MAX + 48];
+			int n = s->part == 1
+					? snprintf(buf, sizeof(buf), "%s%" PRIu64, s->listed ? "," : "",
+						   s->next)
+					: snprintf(buf, sizeof(buf), "%s\"%s#%" PRIu32 "\"",
+						   s->listed ? "," : "", s->name,
+						   s->instance + (uint32_t)(s->next - s->first));
+
+			s->next++;
+			s->listed++;
+			if (!control_conn_append(cl, buf, (size_t)n))
+				return false;
+			continue;
+		}
 		item = stream_item(cl, s);
 		if (item) {
 			text = json_object_to_json_string_ext(item, JSON_C_TO_STRING_PLAIN);

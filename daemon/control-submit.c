@@ -104,6 +104,12 @@ static json_object *submitted_reply(struct control *c, uint64_t first, unsigned 
 	}
 	s->instance = j.instance;
 	snprintf(s->name, sizeof(s->name), "%s", g.cfg->name);
+	/* Written as it is unless json-c would escape a character (it escapes "/" too). */
+	s->plain_name = true;
+	for (const char *p = s->name; *p; p++)
+		if (*p == '"' || *p == '\\' || *p == '/' || (unsigned char)*p < 0x20 ||
+		    (unsigned char)*p >= 0x7f)
+			s->plain_name = false;
 	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"ids\":[");
 	return NULL;
 }
