@@ -58,6 +58,22 @@ struct sq {
 
 extern const struct store_ops store_sqlite_ops;
 
+/* Group indexes in a file beyond this are damage (a store has a few thousand at most). */
+#define STORE_GROUPS_MAX (1 << 24)
+
+#define JOB_COLUMNS                                                                             \
+	"id, grp, instance, state, cause, cause_detail, alone, attempts, reruns, runs, flags, " \
+	"host_deaths, input, result, accepted_at, started_ms, ended_ms, node"
+#define GROUP_COLUMNS                                                                   \
+	"id, name, pool, run, kind, args, inputs, spool, output, count, timeout_us, "   \
+	"max_attempts, expect, adhoc, def_hash, total, queued, running, done, failed, " \
+	"crashed, timed_out, cancelled, pool_name"
+
+/* store-sqlite-open.c: a statement kept for the store's life; 0 or the failure. */
+int sq_prepare(struct sq *s, sqlite3_stmt **q, const char *sql);
+/* store-sqlite-load.c: everything in the file into the memory store, checked. */
+int sq_load(struct sq *s);
+
 /* meta keys (store-sqlite-open.c): the counters, in the order of enum meta_key. */
 enum meta_key {
 	META_N_JOBS,

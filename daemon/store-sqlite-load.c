@@ -1,0 +1,374 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Loading an opened SQLite store (store-sqlite-open.c opens, locks and migrates it):
+ * everything in the file goes into the memory store and is checked on the way; the first
+ * thing that does not add up refuses the store, naming the row. Counters, groups (a pool
+ * the config dropped is kept, if the group's jobs have all ended), jobs (those found running
+ * are the orphans of a master that died), submit keys.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/store-memory.h"
+#include "daemon/store-sqlite.h"
+
+#include "daemon/store-sqlite-int.h"
+
+static int load_meta(struct sq *s, uint64_t *v)
+{
+	sqlite3_stmt *q;
+	bool seen[META_N] = { false };
+	int rc, r = sq_prepare(s, &q, "SELECT key, value FROM meta");
+
+	if (r < 0)
+		return r;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(q, 0);
+		int64_t value = sqlite3_column_int64(q, 1);
+
+		for (int k = 0; key && k < META_N; k++) {
+			if (strcmp(key, sq_meta_keys[k]) != 0)
+				continue;
+			if (value < 0) {
+				sqlite3_finalize(q);
+				return sq_fail(s, -EBADMSG, "damaged: counter %s is %" PRId64, key,
+					       value);
+			}
+			v[k] = (uint64_t)value;
+			seen[k] = true;
+		}
+	}
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE)
+		return sq_fail_db(s, rc, "read its counters");
+	s->meta_known = true;
+	for (int k = 0; k < META_N; k++) {
+		if (!seen[k] && v[META_N_JOBS] + seen[META_N_JOBS] > 0)
+			return sq_fail(s, -EBADMSG, "damaged: counter %s is missing",
+				       sq_meta_keys[k]);
+		s->meta_known = s->meta_known && seen[k];
+		s->meta_written[k] = v[k];
+	}
+	return 0;
+}
+
+static char *column_dup(sqlite3_stmt *q, int i)
+{
+	const unsigned char *t = sqlite3_column_text(q, i);
+
+	return strdup(t ? (const char *)t : "");
+}
+
+static int load_inputs(struct sq *s, sqlite3_stmt *qi, unsigned index, struct group_config *g)
+{
+	int rc;
+
+	sqlite3_bind_int64(qi, 1, index);
+	while ((rc = sqlite3_step(qi)) == SQLITE_ROW) {
+		char **p;
+
+		if (sqlite3_column_int64(qi, 0) != g->n_inputs) {
+			sqlite3_reset(qi);
+			return sq_fail(s, -EBADMSG, "damaged: group %s lacks input %u", g->name,
+				       g->n_inputs + 1);
+		}
+		p = realloc(g->input_paths, (g->n_inputs + 1) * sizeof(*p));
+		if (!p) {
+			sqlite3_reset(qi);
+			return -ENOMEM;
+		}
+		g->input_paths = p;
+		p[g->n_inputs] = column_dup(qi, 1);
+		if (!p[g->n_inputs]) {
+			sqlite3_reset(qi);
+			return -ENOMEM;
+		}
+		g->n_inputs++;
+	}
+	sqlite3_reset(qi);
+	return rc == SQLITE_DONE ? 0 : sq_fail_db(s, rc, "read its groups");
+}
+
+/*
+ * g's pool, by name, into g->pool. A pool the config no longer has is kept as a pool of the
+ * store after the config's (the master adds it as removed: store_sqlite_gone_pools()) when
+ * every job of g has ended; a group with jobs still to run there stops the start instead, as
+ * cancelling them would be the start deciding what a reload decides.
+ */
+static int group_pool(struct sq *s, struct group_config *g, const struct group_counts *c,
+		      const char *pool_name)
+{
+	uint64_t unfinished = 0;
+	char **p;
+
+	for (unsigned i = 0; pool_name && i < s->n_pools; i++)
+		if (strcmp(pool_name, s->pools[i]) == 0) {
+			g->pool = i;
+			return 0;
+		}
+	for (int k = 0; k < _JOB_STATE_MAX; k++)
+		if (!job_state_is_final((enum job_state)k))
+			unfinished += c->by_state[k];
+	if (!pool_name || !*pool_name || unfinished > 0)
+		return sq_fail(s, -ENXIO,
+			       "job group %s (%" PRIu64 " jobs, %" PRIu64
+			       " not ended) runs in pool %s, which the config does not have: "
+			       "define [pool %s] again",
+			       g->name, c->total, unfinished, pool_name ? pool_name : "?",
+			       pool_name ? pool_name : "?");
+	p = realloc(s->pools, (s->n_pools + 2) * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	s->pools = p;
+	p[s->n_pools] = strdup(pool_name);
+	if (!p[s->n_pools])
+		return -ENOMEM;
+	p[s->n_pools + 1] = NULL;
+	g->pool = s->n_pools++;
+	s->n_gone++;
+	return s->m->set_pools(s->mem, s->n_pools, (const char *const *)s->pools);
+}
+
+/* One row of groups into *g and its counts; 0, or a damaged store's error. */
+static int group_of_row(struct sq *s, sqlite3_stmt *q, struct group_config *g,
+			struct group_counts *c)
+{
+	const char *pool_name = (const char *)sqlite3_column_text(q, 16 + _JOB_STATE_MAX);
+	const char *name = (const char *)sqlite3_column_text(q, 1);
+	int64_t id = sqlite3_column_int64(q, 0), pool = sqlite3_column_int64(q, 2);
+	int64_t kind = sqlite3_column_int64(q, 4), count = sqlite3_column_int64(q, 9);
+	int64_t expect = sqlite3_column_int64(q, 12), max_attempts = sqlite3_column_int64(q, 11);
+	uint64_t sum = 0;
+	int r;
+
+	if (!name || !*name || strlen(name) > CONFIG_NAME_MAX)
+		return sq_fail(s, -EBADMSG, "damaged: group %" PRId64 " has no valid name", id);
+	snprintf(g->name, sizeof(g->name), "%s", name);
+	if (id < 0 || id >= STORE_GROUPS_MAX || kind < 0 || kind > JOB_KIND_EXEC || count < 0 ||
+	    count > UINT_MAX || max_attempts < 1 || max_attempts > UINT_MAX ||
+	    !job_state_is_final((enum job_state)expect) || expect == JOB_CANCELLED)
+		return sq_fail(s, -EBADMSG, "damaged: group %s: a value is out of range", name);
+	g->kind = (enum job_kind)kind;
+	g->count = (unsigned)count;
+	g->timeout = (usec_t)sqlite3_column_int64(q, 10);
+	g->max_attempts = (unsigned)max_attempts;
+	g->expect = (enum job_state)expect;
+	c->total = (uint64_t)sqlite3_column_int64(q, 15);
+	for (int k = 0; k < _JOB_STATE_MAX; k++) {
+		int64_t n = sqlite3_column_int64(q, 16 + k);
+
+		if (n < 0)
+			return sq_fail(s, -EBADMSG, "damaged: group %s: a count is negative", name);
+		c->by_state[k] = (uint64_t)n;
+		sum += (uint64_t)n;
+	}
+	if (sum != c->total)
+		return sq_fail(s, -EBADMSG,
+			       "damaged: group %s: its counts add up to %" PRIu64 ", not %" PRIu64,
+			       name, sum, c->total);
+	(void)pool; /* the index in the config of the last writer; the name is what counts */
+	r = group_pool(s, g, c, pool_name);
+	if (r < 0)
+		return r;
+	g->run = column_dup(q, 3);
+	g->args = column_dup(q, 5);
+	g->inputs = column_dup(q, 6);
+	g->spool = column_dup(q, 7);
+	g->output = column_dup(q, 8);
+	if (!g->run || !g->args || !g->inputs || !g->spool || !g->output)
+		return -ENOMEM;
+	return 0;
+}
+
+static int load_groups(struct sq *s)
+{
+	sqlite3_stmt *q = NULL, *qi = NULL;
+	int rc, r = sq_prepare(s, &q, "SELECT " GROUP_COLUMNS " FROM groups ORDER BY id");
+
+	if (r >= 0)
+		r = sq_prepare(s, &qi, "SELECT i, path FROM group_inputs WHERE grp = ? ORDER BY i");
+	while (r >= 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct group_config g = { 0 };
+		struct group_counts c = { 0 };
+		unsigned index = (unsigned)sqlite3_column_int64(q, 0);
+
+		r = group_of_row(s, q, &g, &c);
+		if (r >= 0)
+			r = load_inputs(s, qi, index, &g);
+		if (r >= 0 && g.n_inputs > 0 && g.n_inputs != g.count)
+			r = sq_fail(s, -EBADMSG, "damaged: group %s has %u inputs for %u jobs",
+				    g.name, g.n_inputs, g.count);
+		if (r >= 0)
+			r = sq_grow_groups(s, index + 1);
+		if (r >= 0) {
+			r = mem_restore_group(s->mem, index, &g, sqlite3_column_int(q, 13) != 0,
+					      (uint32_t)sqlite3_column_int64(q, 14), &c);
+			if (r == -EEXIST || r == -EINVAL)
+				r = sq_fail(s, -EBADMSG, "damaged: group %s cannot be restored",
+					    g.name);
+		}
+		if (r >= 0)
+			s->in_file[index] = true;
+		mem_group_config_done(&g);
+	}
+	if (r >= 0 && rc != SQLITE_DONE)
+		r = sq_fail_db(s, rc, "read its groups");
+	sqlite3_finalize(q);
+	sqlite3_finalize(qi);
+	return r;
+}
+
+static int add_orphan(struct sq *s, struct job *j)
+{
+	struct job **o = realloc(s->orphans, (s->n_orphans + 1) * sizeof(*o));
+
+	if (!o)
+		return -ENOMEM;
+	s->orphans = o;
+	o[s->n_orphans++] = j;
+	return 0;
+}
+
+static int load_jobs(struct sq *s, uint64_t first)
+{
+	sqlite3_stmt *q;
+	int rc, r = sq_prepare(s, &q, "SELECT " JOB_COLUMNS " FROM jobs ORDER BY id");
+	uint64_t next = first;
+
+	while (r >= 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int64_t v[12];
+		const char *node;
+		struct job j;
+
+		for (int i = 0; i < 12; i++)
+			v[i] = sqlite3_column_int64(q, i);
+		if (v[0] != (int64_t)next) {
+			r = sq_fail(s, -EBADMSG,
+				    "damaged: job %" PRIu64 " is missing (next: %" PRId64 ")", next,
+				    v[0]);
+			break;
+		}
+		if (v[1] < 0 || v[1] >= INT_MAX || v[2] < 1 || v[2] > UINT32_MAX || v[3] < 0 ||
+		    v[3] >= _JOB_STATE_MAX || v[4] < 0 || v[4] > UINT8_MAX || v[6] < 0 ||
+		    v[6] > 1 || v[7] < 0 || v[7] > UINT8_MAX || v[8] < 0 || v[8] > UINT16_MAX ||
+		    v[9] < 0 || v[9] > UINT16_MAX || v[10] < 0 ||
+		    v[10] > (JOB_HAS_INPUT | JOB_CANCEL_REQUESTED | JOB_ADHOC) || v[11] < 0 ||
+		    v[11] > UINT8_MAX || sqlite3_column_int64(q, 14) < 0 ||
+		    sqlite3_column_int64(q, 15) < 0 || sqlite3_column_int64(q, 15) > UINT32_MAX ||
+		    sqlite3_column_int64(q, 16) < 0 || sqlite3_column_int64(q, 16) > UINT32_MAX) {
+			r = sq_fail(s, -EBADMSG,
+				    "damaged: job %" PRIu64 ": a value is out of range", next);
+			break;
+		}
+		j = (struct job){ .id = next,
+				  .group = (uint32_t)v[1],
+				  .instance = (uint32_t)v[2],
+				  .state = (uint8_t)v[3],
+				  .cause = (uint8_t)v[4],
+				  .cause_detail = (int32_t)v[5],
+				  .alone = (uint8_t)v[6],
+				  .attempts = (uint8_t)v[7],
+				  .reruns = (uint16_t)v[8],
+				  .runs = (uint16_t)v[9],
+				  .flags = (uint8_t)v[10],
+				  .host_deaths = (uint8_t)v[11],
+				  .accepted_at = sqlite3_column_int64(q, 14),
+				  .started_ms = (uint32_t)sqlite3_column_int64(q, 15),
+				  .ended_ms = (uint32_t)sqlite3_column_int64(q, 16) };
+		node = (const char *)sqlite3_column_text(q, 17);
+		if (node && !(j.node = s->m->node_index(s->mem, node))) {
+			r = -ENOMEM; /* or more than 65 534 node names: as good as */
+			break;
+		}
+		r = mem_restore_job(s->mem, &j, (enum job_state)j.state,
+				    (const char *)sqlite3_column_text(q, 12),
+				    (const char *)sqlite3_column_text(q, 13));
+		if (r == -EINVAL)
+			r = sq_fail(s, -EBADMSG,
+				    "damaged: job %" PRIu64 " names group %" PRId64
+				    ", which is not in the file",
+				    next, v[1]);
+		if (r >= 0 && j.state == JOB_RUNNING)
+			r = add_orphan(s, s->m->job(s->mem, next));
+		next++;
+	}
+	if (r >= 0 && rc != SQLITE_DONE)
+		r = sq_fail_db(s, rc, "read its jobs");
+	sqlite3_finalize(q);
+	return r;
+}
+
+/* The keys of the submissions kept (their first job is). */
+static int load_keys(struct sq *s)
+{
+	sqlite3_stmt *q;
+	int rc, r = sq_prepare(s, &q, "SELECT key, first, count, request FROM submit_keys");
+
+	while (r >= 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(q, 0);
+		int64_t first = sqlite3_column_int64(q, 1), count = sqlite3_column_int64(q, 2);
+
+		if (!submit_key_valid(key) || first < 1 || count < 1 || count > UINT32_MAX ||
+		    (uint64_t)(first + count - 1) > s->m->n_jobs(s->mem)) {
+			r = sq_fail(s, -EBADMSG, "damaged: submit key %s is out of range",
+				    key ? key : "(null)");
+			break;
+		}
+		r = s->m->add_key(s->mem, key, (uint64_t)first, (uint32_t)count,
+				  (uint32_t)sqlite3_column_int64(q, 3));
+		if (r == -EEXIST)
+			r = sq_fail(s, -EBADMSG, "damaged: submit key %s twice", key);
+	}
+	if (r >= 0 && rc != SQLITE_DONE)
+		r = sq_fail_db(s, rc, "read its submit keys");
+	sqlite3_finalize(q);
+	return r;
+}
+
+int sq_load(struct sq *s)
+{
+	uint64_t v[META_N] = { 0 }, sum = 0;
+	struct ledger_stats st = { 0 };
+	int r = load_meta(s, v);
+
+	if (r >= 0)
+		r = load_groups(s);
+	if (r < 0)
+		return r;
+	if (v[META_FORGOTTEN] > v[META_N_JOBS] || v[META_FORGOTTEN] % JOB_CHUNK != 0)
+		return sq_fail(s, -EBADMSG, "damaged: %" PRIu64 " of %" PRIu64 " jobs forgotten",
+			       v[META_FORGOTTEN], v[META_N_JOBS]);
+	r = mem_restore_forgotten(s->mem, v[META_FORGOTTEN]);
+	if (r >= 0)
+		r = load_jobs(s, v[META_FORGOTTEN] + 1);
+	if (r < 0)
+		return r;
+	if (s->m->n_jobs(s->mem) != v[META_N_JOBS])
+		return sq_fail(s, -EBADMSG,
+			       "damaged: its counters say %" PRIu64 " jobs, it holds %" PRIu64,
+			       v[META_N_JOBS], s->m->n_jobs(s->mem));
+	st.runs = v[META_RUNS];
+	st.reruns_bystander = v[META_RERUNS_BYSTANDER];
+	st.reruns_suspect = v[META_RERUNS_SUSPECT];
+	st.culprits = v[META_CULPRITS];
+	st.host_deaths = v[META_HOST_DEATHS];
+	for (int k = 0; k < _JOB_STATE_MAX; k++)
+		sum += st.by_state[k] = v[META_BY_STATE + k];
+	if (sum != v[META_N_JOBS])
+		return sq_fail(s, -EBADMSG,
+			       "damaged: its counts by state add up to %" PRIu64 ", not %" PRIu64,
+			       sum, v[META_N_JOBS]);
+	mem_restore_stats(s->mem, &st, v[META_VARIANTS_MADE]);
+	r = load_keys(s);
+	if (r < 0)
+		return r;
+	s->new_from = v[META_N_JOBS] + 1;
+	s->in_file_to = v[META_N_JOBS];
+	s->kept_from = v[META_FORGOTTEN] + 1;
+	return 0;
+}
+
