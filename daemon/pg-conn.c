@@ -198,6 +198,18 @@ static void take_results(struct pg_conn *c)
 	}
 }
 
+/* NOTIFYs that came with the input: each to notified(). */
+static void notifications(struct pg_conn *c)
+{
+	PGnotify *n;
+
+	while (c->state == PG_UP && (n = PQnotifies(c->pq))) {
+		if (c->ops->notified)
+			c->ops->notified(c->userdata, n->relname, n->extra);
+		PQfreemem(n);
+	}
+}
+
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct pg_conn *c = userdata;
@@ -237,6 +249,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 			return 0;
 		}
 		take_results(c);
+		notifications(c);
 	}
 	return 0;
 }

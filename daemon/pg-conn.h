@@ -25,6 +25,9 @@ struct pg_conn_ops {
 	/* Lost, or a connection attempt failed: why (the server's or libpq's words), once
 	 * per loss; attempts go on. */
 	void (*down)(void *userdata, const char *why);
+	/* A NOTIFY on a channel this connection LISTENs to (NULL: not wanted). Channels are
+	 * not listened to again by themselves after a loss: up() is where to LISTEN. */
+	void (*notified)(void *userdata, const char *channel, const char *payload);
 };
 
 /*

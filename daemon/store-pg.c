@@ -21,7 +21,7 @@
 /*
  * Version 1: the SQLite store's tables (schema 2 there), and for sharing: the nodes, a job's
  * pool (claims are by pool: jobs_queued) and its lease (owner, epoch, expiry: jobs_leased is
- * what a live node scans for expired ones). Group ids come from a sequence: nodes add groups
+ * what a live node scans for expired ones, jobs_owned what a node renews). Group ids come from a sequence: nodes add groups
  * at once.
  */
 static const char schema_v1[] =
@@ -53,6 +53,7 @@ static const char schema_v1[] =
 	" lease_expires timestamptz);"
 	"CREATE INDEX jobs_queued ON bulkhead.jobs (pool_name, alone, id) WHERE state = 0;"
 	"CREATE INDEX jobs_leased ON bulkhead.jobs (lease_expires) WHERE state = 1;"
+	"CREATE INDEX jobs_owned ON bulkhead.jobs (lease_owner) WHERE state = 1;"
 	"CREATE TABLE bulkhead.submit_keys (key text PRIMARY KEY, first bigint NOT NULL,"
 	" count integer NOT NULL, request bigint NOT NULL);"
 	"CREATE TABLE bulkhead.job_logs (seq bigserial PRIMARY KEY, job bigint NOT NULL,"

@@ -13,57 +13,23 @@
 #include <unistd.h>
 
 #include "daemon/store-pg.h"
+#include "tests/pg/pg-testdb.h"
 
 static char conninfo[128];
 
 /* A fresh database for this test: its connection string in conninfo. */
 static void setup(void)
 {
-	static unsigned n;
-	char sql[128], *err = NULL;
-	PGconn *c;
-	PGresult *res;
-
-	ck_assert_msg(getenv("PGHOST"), "run under tests/pg/with-postgres");
-	ck_assert_int_eq(store_pg_connect("", &c, &err), 0);
-	snprintf(sql, sizeof(sql), "CREATE DATABASE t%d_%u", (int)getpid(), n);
-	res = PQexec(c, sql);
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
-	PQclear(res);
-	PQfinish(c);
-	snprintf(conninfo, sizeof(conninfo), "dbname=t%d_%u", (int)getpid(), n++);
+	pg_test_db(conninfo, sizeof(conninfo));
 }
 
 static PGconn *connect_ok(void)
 {
-	char *err = NULL;
-	PGconn *c;
-	int r = store_pg_connect(conninfo, &c, &err);
-
-	ck_assert_msg(r == 0, "%s", err ? err : "?");
-	return c;
+	return pg_test_connect(conninfo);
 }
 
-static long sql_long(PGconn *c, const char *query)
-{
-	PGresult *res = PQexec(c, query);
-	long v;
-
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s: %s",
-		      query, PQerrorMessage(c));
-	v = atol(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return v;
-}
-
-static void sql_ok(PGconn *c, const char *stmt)
-{
-	PGresult *res = PQexec(c, stmt);
-
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", stmt,
-		      PQerrorMessage(c));
-	PQclear(res);
-}
+#define sql_long pg_test_long
+#define sql_ok pg_test_ok
 
 /* An empty database gets the schema; a second time finds it and changes nothing. */
 START_TEST(test_creates_once)
