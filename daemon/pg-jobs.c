@@ -146,9 +146,9 @@ static const char add_sql[] =
 	"WITH ins AS (INSERT INTO bulkhead.jobs (id, grp, pool_name, instance, state, cause,"
 	" cause_detail, alone, attempts, reruns, runs, flags, host_deaths, input, result,"
 	" accepted_at, started_ms, ended_ms)"
-	" SELECT nextval('bulkhead.job_ids'), $2, $1, $3 + t.k - 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
+	" SELECT $6::bigint + t.k - 1, $2::bigint, $1::text, $3::integer + t.k - 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
 	" t.input, NULL, $5::bigint, 0, 0 FROM unnest($4::text[]) WITH ORDINALITY AS t(input, k)"
-	" RETURNING id)"
+	" ON CONFLICT (id) DO NOTHING RETURNING id)"
 	" SELECT id FROM ins, (SELECT pg_notify('" PG_JOBS_CHANNEL "', $1)) AS n ORDER BY id";
 
 /* The same without inputs: a series instead of an array of NULLs. */
@@ -156,32 +156,33 @@ static const char add_count_sql[] =
 	"WITH ins AS (INSERT INTO bulkhead.jobs (id, grp, pool_name, instance, state, cause,"
 	" cause_detail, alone, attempts, reruns, runs, flags, host_deaths, input, result,"
 	" accepted_at, started_ms, ended_ms)"
-	" SELECT nextval('bulkhead.job_ids'), $2, $1, $3 + t.k - 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
+	" SELECT $6::bigint + t.k - 1, $2::bigint, $1::text, $3::integer + t.k - 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
 	" NULL, NULL, $5::bigint, 0, 0 FROM generate_series(1, $4::bigint) AS t(k)"
-	" RETURNING id)"
+	" ON CONFLICT (id) DO NOTHING RETURNING id)"
 	" SELECT id FROM ins, (SELECT pg_notify('" PG_JOBS_CHANNEL "', $1)) AS n ORDER BY id";
 
-int pg_jobs_add(struct pg_conn *c, const char *pool, int64_t grp, int32_t first_instance,
-		size_t n, const char *const *inputs, int64_t accepted_at, pg_result_fn cb,
-		void *userdata)
+int pg_jobs_add(struct pg_conn *c, const char *pool, int64_t grp, int64_t first_id,
+		int32_t first_instance, size_t n, const char *const *inputs, int64_t accepted_at,
+		pg_result_fn cb, void *userdata)
 {
-	char g[24], first[24], count[24], at[24];
+	char g[24], first[24], count[24], at[24], id[24];
 	struct lit arr = { 0 };
-	const char *values[5] = { pool, g, first, NULL, at };
+	const char *values[6] = { pool, g, first, NULL, at, id };
 	int r;
 
 	num(g, sizeof(g), grp);
 	num(first, sizeof(first), first_instance);
 	num(at, sizeof(at), accepted_at);
+	num(id, sizeof(id), first_id);
 	if (!inputs) {
 		num(count, sizeof(count), (int64_t)n);
 		values[3] = count;
-		return pg_conn_exec_params(c, add_count_sql, 5, values, cb, userdata);
+		return pg_conn_exec_params(c, add_count_sql, 6, values, cb, userdata);
 	}
 	for (size_t k = 0; k < n; k++)
 		lit_text(&arr, inputs[k]);
 	values[3] = lit_end(&arr);
-	r = values[3] ? pg_conn_exec_params(c, add_sql, 5, values, cb, userdata) : -ENOMEM;
+	r = values[3] ? pg_conn_exec_params(c, add_sql, 6, values, cb, userdata) : -ENOMEM;
 	free(arr.s);
 	return r;
 }
@@ -243,7 +244,9 @@ int pg_jobs_renew(struct pg_conn *c, const char *node, int64_t lease_ms, pg_resu
  * One row per job: the values unnested side by side. `node` is the writer's name when the
  * job started again since the table last had it (runs grew): the node that ran it last.
  * A job back in a queue, or ended, has no lease; one back in a queue wakes the nodes of its
- * pool.
+ * pool. A write sent again because the connection was lost before its answer may find
+ * itself done: the job at the same epoch, unleased, in the state it writes, after as many
+ * runs. That is written again (the same values) and answered as written.
  */
 static const char write_sql[] =
 	"WITH v AS (SELECT * FROM unnest($2::bigint[], $3::bigint[], $4::smallint[],"
@@ -258,8 +261,9 @@ static const char write_sql[] =
 	" node = CASE WHEN v.runs > j.runs THEN $1 ELSE j.node END, runs = v.runs,"
 	" lease_owner = CASE WHEN v.state = 1 THEN j.lease_owner END,"
 	" lease_expires = CASE WHEN v.state = 1 THEN j.lease_expires END"
-	" FROM v WHERE j.id = v.id AND j.lease_epoch = v.epoch AND j.lease_owner = $1"
-	" AND j.state = 1 RETURNING j.id, j.state, j.pool_name)"
+	" FROM v WHERE j.id = v.id AND j.lease_epoch = v.epoch AND ((j.lease_owner = $1"
+	" AND j.state = 1) OR (j.lease_owner IS NULL AND v.state <> 1 AND j.state = v.state"
+	" AND j.runs = v.runs)) RETURNING j.id, j.state, j.pool_name)"
 	" SELECT w.id FROM w, (SELECT count(pg_notify('" PG_JOBS_CHANNEL "', q.p)) FROM"
 	" (SELECT DISTINCT pool_name FROM w WHERE state = 0) AS q(p)) AS n ORDER BY w.id";
 

@@ -41,14 +41,15 @@ struct pg_job {
 int pg_job_parse(const PGresult *res, int i, struct pg_job *j);
 
 /*
- * Adds n queued jobs of group grp in pool: instances first_instance.., accepted at
- * accepted_at (µs since the epoch), each with inputs[k] (NULL: none), and wakes idle nodes
- * (a NOTIFY on PG_JOBS_CHANNEL, sent when the statement commits). Answers one row per job:
- * its id, ascending.
+ * Adds n queued jobs of group grp in pool: ids first_id.. (the node's, pg-nodes.h),
+ * instances first_instance.., accepted at accepted_at (µs since the epoch), each with
+ * inputs[k] (NULL: none), and wakes idle nodes (a NOTIFY on PG_JOBS_CHANNEL, sent when the
+ * statement commits). Sent again after a lost connection, it adds nothing twice: answers the
+ * ids added now, ascending.
  */
-int pg_jobs_add(struct pg_conn *c, const char *pool, int64_t grp, int32_t first_instance,
-		size_t n, const char *const *inputs, int64_t accepted_at, pg_result_fn cb,
-		void *userdata);
+int pg_jobs_add(struct pg_conn *c, const char *pool, int64_t grp, int64_t first_id,
+		int32_t first_instance, size_t n, const char *const *inputs, int64_t accepted_at,
+		pg_result_fn cb, void *userdata);
 
 /*
  * Claims up to n queued jobs of pool (alone: those queued to run alone), oldest first,
@@ -80,7 +81,8 @@ int pg_jobs_renew(struct pg_conn *c, const char *node, int64_t lease_ms, pg_resu
  * cause, counters, history, result. A job written as anything but RUNNING gives its lease
  * up (queued again: claimable by any node, which a NOTIFY tells; ended: final). Answers the
  * ids written: a job missing from them was not this node's any more, and nothing of it was
- * written. All of them or none (one statement).
+ * written. All of them or none (one statement). The same write sent again (its answer was
+ * lost with the connection) is answered as written, for the jobs it had written.
  */
 int pg_jobs_write(struct pg_conn *c, const char *node, const struct pg_job *jobs, size_t n,
 		  pg_result_fn cb, void *userdata);

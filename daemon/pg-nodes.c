@@ -12,17 +12,26 @@ struct call {
 	void *userdata;
 };
 
+static int64_t cell(const PGresult *res, int col)
+{
+	return PQnfields(res) > col ? strtoll(PQgetvalue(res, 0, col), NULL, 10) : 0;
+}
+
 static void on_result(void *userdata, const PGresult *res, const char *error)
 {
 	struct call *k = userdata;
 
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-		k->done(k->userdata, 0, error && *error ? error : "failed");
-	else if (PQntuples(res) != 1)
-		k->done(k->userdata, 0,
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		k->done(k->userdata, NULL, error && *error ? error : "failed");
+	} else if (PQntuples(res) != 1) {
+		k->done(k->userdata, NULL,
 			"superseded: another node joined under this name since (its epoch is newer)");
-	else
-		k->done(k->userdata, strtoll(PQgetvalue(res, 0, 0), NULL, 10), NULL);
+	} else {
+		struct pg_node_info info = { .epoch = cell(res, 0), .slot = (int)cell(res, 1),
+					     .last_job = cell(res, 2), .last_group = cell(res, 3) };
+
+		k->done(k->userdata, &info, NULL);
+	}
 	free(k);
 }
 
@@ -41,15 +50,28 @@ static int send_call(struct pg_conn *c, const char *sql, int n, const char *cons
 	return r;
 }
 
+/* The highest id of a table in the slot's range (the base if none). */
+#define LAST_IN_SLOT(table)                                                                 \
+	"(SELECT coalesce(max(id), n.slot::bigint << 40) FROM bulkhead." table               \
+	" WHERE id > n.slot::bigint << 40 AND id <= (n.slot::bigint + 1) << 40)"
+
+/*
+ * A new name takes the lowest free slot; two names joining at once may pick the same one,
+ * and the second fails on the slot's uniqueness (its join is tried again).
+ */
 int pg_node_join(struct pg_conn *c, const char *name, pg_node_fn done, void *userdata)
 {
 	const char *values[] = { name };
 
 	return send_call(c,
-			 "INSERT INTO bulkhead.nodes (name, started_at, heartbeat_at, epoch) "
-			 "VALUES ($1, now(), now(), 1) ON CONFLICT (name) DO UPDATE SET "
-			 "started_at = now(), heartbeat_at = now(), "
-			 "epoch = bulkhead.nodes.epoch + 1 RETURNING epoch",
+			 "WITH n AS (INSERT INTO bulkhead.nodes (name, started_at, heartbeat_at, "
+			 "epoch, slot) VALUES ($1, now(), now(), 1, (SELECT min(s) FROM "
+			 "generate_series(0, 8191) AS s WHERE s NOT IN (SELECT slot FROM "
+			 "bulkhead.nodes))) ON CONFLICT (name) DO UPDATE SET started_at = now(), "
+			 "heartbeat_at = now(), epoch = bulkhead.nodes.epoch + 1 "
+			 "RETURNING epoch, slot) "
+			 "SELECT n.epoch, n.slot, " LAST_IN_SLOT("jobs") ", " LAST_IN_SLOT("groups")
+			 " FROM n",
 			 1, values, done, userdata);
 }
 
@@ -62,6 +84,6 @@ int pg_node_beat(struct pg_conn *c, const char *name, int64_t epoch, pg_node_fn 
 	snprintf(e, sizeof(e), "%" PRId64, epoch);
 	return send_call(c,
 			 "UPDATE bulkhead.nodes SET heartbeat_at = now() WHERE name = $1 AND "
-			 "epoch = $2 RETURNING epoch",
+			 "epoch = $2 RETURNING epoch, slot",
 			 2, values, done, userdata);
 }

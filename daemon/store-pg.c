@@ -19,10 +19,10 @@
 #define SCHEMA_LOCK 0x42484b44
 
 /*
- * Version 1: the SQLite store's tables (schema 2 there), and for sharing: the nodes, a job's
+ * Version 1: the SQLite store's tables (schema 2 there), and for sharing: the nodes (each with
+ * its slot: the ids its jobs and groups are given from, pg-nodes.h), a job's
  * pool (claims are by pool: jobs_queued) and its lease (owner, epoch, expiry: jobs_leased is
- * what a live node scans for expired ones, jobs_owned what a node renews). Group ids come from a sequence: nodes add groups
- * at once.
+ * what a live node scans for expired ones, jobs_owned what a node renews).
  */
 static const char schema_v1[] =
 	"CREATE SCHEMA IF NOT EXISTS bulkhead;"
@@ -30,8 +30,8 @@ static const char schema_v1[] =
 	"INSERT INTO bulkhead.schema_version VALUES (1);"
 	"CREATE TABLE bulkhead.meta (key text PRIMARY KEY, value bigint NOT NULL);"
 	"CREATE TABLE bulkhead.nodes (name text PRIMARY KEY, started_at timestamptz NOT NULL,"
-	" heartbeat_at timestamptz NOT NULL, epoch bigint NOT NULL);"
-	"CREATE SEQUENCE bulkhead.group_ids;"
+	" heartbeat_at timestamptz NOT NULL, epoch bigint NOT NULL,"
+	" slot integer NOT NULL UNIQUE CHECK (slot >= 0 AND slot < 8192));"
 	"CREATE TABLE bulkhead.groups (id bigint PRIMARY KEY, name text NOT NULL,"
 	" pool_name text NOT NULL, run text NOT NULL, kind smallint NOT NULL, args text NOT NULL,"
 	" inputs text NOT NULL, spool text NOT NULL, output text NOT NULL, count bigint NOT NULL,"
@@ -42,7 +42,6 @@ static const char schema_v1[] =
 	" cancelled bigint NOT NULL);"
 	"CREATE TABLE bulkhead.group_inputs (grp bigint NOT NULL REFERENCES bulkhead.groups"
 	" ON DELETE CASCADE, i integer NOT NULL, path text NOT NULL, PRIMARY KEY (grp, i));"
-	"CREATE SEQUENCE bulkhead.job_ids;"
 	"CREATE TABLE bulkhead.jobs (id bigint PRIMARY KEY, grp bigint NOT NULL,"
 	" pool_name text NOT NULL, instance integer NOT NULL, state smallint NOT NULL,"
 	" cause smallint NOT NULL, cause_detail integer NOT NULL, alone smallint NOT NULL,"

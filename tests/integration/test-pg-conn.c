@@ -143,16 +143,27 @@ END_TEST
 
 struct joined {
 	int answers;
-	int64_t epoch;
+	int64_t epoch, last_job;
+	int slot;
 	char error[256];
 };
 
-static void on_node(void *userdata, int64_t epoch, const char *error)
+static void pq_ok(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+	PQclear(res);
+}
+
+static void on_node(void *userdata, const struct pg_node_info *info, const char *error)
 {
 	struct joined *j = userdata;
 
 	j->answers++;
-	j->epoch = epoch;
+	j->epoch = info ? info->epoch : 0;
+	j->slot = info ? info->slot : -1;
+	j->last_job = info ? info->last_job : -1;
 	snprintf(j->error, sizeof(j->error), "%s", error ? error : "");
 }
 
@@ -179,6 +190,11 @@ START_TEST(test_node_names_are_fenced)
 	ck_assert_int_eq(a.epoch, 1);
 	ck_assert_int_eq(b.epoch, 1);
 	ck_assert_int_eq(a2.epoch, 2);
+	/* Slots: the lowest free at a name's first join, kept under the name. */
+	ck_assert_int_eq(a.slot, 0);
+	ck_assert_int_eq(b.slot, 1);
+	ck_assert_int_eq(a2.slot, 0);
+	ck_assert_int_eq(b.last_job, PG_NODE_ID_BASE(1));
 	ck_assert_int_eq(pg_node_beat(c, "alpha", 1, on_node, &beat), 0);
 	run_until(e, &beat.answers, 1, "a heartbeat");
 	ck_assert_int_eq(beat.epoch, 0);
@@ -186,6 +202,19 @@ START_TEST(test_node_names_are_fenced)
 	ck_assert_int_eq(pg_node_beat(c, "alpha", 2, on_node, &beat), 0);
 	run_until(e, &beat.answers, 2, "a heartbeat");
 	ck_assert_int_eq(beat.epoch, 2);
+	/* A name joining again learns the last id its slot gave (beta's jobs are not its). */
+	ck_assert_int_eq(store_pg_connect("", &pq, &err), 0);
+	pq_ok(pq, "INSERT INTO bulkhead.jobs (id, grp, pool_name, instance, state, cause, "
+		  "cause_detail, alone, attempts, reruns, runs, flags, host_deaths, accepted_at, "
+		  "started_ms, ended_ms) SELECT i, 1, 'p', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 "
+		  "FROM unnest(ARRAY[5, 7, 1099511627777]::bigint[]) AS i");
+	PQfinish(pq);
+	a2 = (struct joined){ 0 };
+	ck_assert_int_eq(pg_node_join(c, "alpha", on_node, &a2), 0);
+	run_until(e, &a2.answers, 1, "a join");
+	ck_assert_int_eq(a2.slot, 0);
+	ck_assert_int_eq(a2.epoch, 3);
+	ck_assert_int_eq(a2.last_job, 7);
 	pg_conn_free(c);
 	sd_event_unref(e);
 }
