@@ -226,18 +226,27 @@ int pg_jobs_take_expired(struct pg_conn *c, const char *node, bool mine_too, siz
 	return pg_conn_exec_params(c, take_sql, 4, values, cb, userdata);
 }
 
-int pg_jobs_renew(struct pg_conn *c, const char *node, int64_t lease_ms, pg_result_fn cb,
-		  void *userdata)
+int pg_jobs_renew(struct pg_conn *c, const char *node, const int64_t *ids, size_t n,
+		  int64_t lease_ms, pg_result_fn cb, void *userdata)
 {
 	char lease[24];
-	const char *values[] = { node, lease };
+	struct lit arr = { 0 };
+	const char *values[] = { node, lease, NULL };
+	int r;
 
 	num(lease, sizeof(lease), lease_ms);
-	return pg_conn_exec_params(c,
-				   "UPDATE bulkhead.jobs SET lease_expires = now() + $2::float8 * "
-				   "interval '1 millisecond' WHERE lease_owner = $1 AND state = 1 "
-				   "RETURNING id, lease_epoch",
-				   2, values, cb, userdata);
+	for (size_t i = 0; i < n; i++)
+		lit_int(&arr, ids[i]);
+	values[2] = lit_end(&arr);
+	r = values[2] ? pg_conn_exec_params(c,
+					    "UPDATE bulkhead.jobs SET lease_expires = now() + "
+					    "$2::float8 * interval '1 millisecond' WHERE id = "
+					    "ANY($3::bigint[]) AND lease_owner = $1 AND state = 1 "
+					    "RETURNING id, lease_epoch",
+					    3, values, cb, userdata)
+		      : -ENOMEM;
+	free(arr.s);
+	return r;
 }
 
 /*

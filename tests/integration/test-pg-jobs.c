@@ -209,11 +209,16 @@ static struct answer *take(struct node *n, bool mine_too, int64_t lease_ms)
 	return wait_ok(a, "take");
 }
 
-static struct answer *renew(struct node *n)
+/* Renews the leases of the jobs `held` answered (NULL: none). */
+static struct answer *renew(struct node *n, const struct answer *held)
 {
 	struct answer *a = answer_new();
+	int64_t ids[MAX_ROWS];
+	size_t k = 0;
 
-	ck_assert_int_eq(pg_jobs_renew(n->c, n->name, 60000, on_answer, a), 0);
+	for (int i = 0; held && i < held->n; i++)
+		ids[k++] = held->job[i].id;
+	ck_assert_int_eq(pg_jobs_renew(n->c, n->name, ids, k, 60000, on_answer, a), 0);
 	return wait_ok(a, "renew");
 }
 
@@ -390,8 +395,8 @@ START_TEST(test_expired_leases_are_taken_over)
 	/* A lease already over when it is taken: a's host is as good as dead. */
 	c = claim(&a, "p", 8, -1000);
 	ck_assert_int_eq(c->n, 8);
-	/* b's own renewal covers nothing of a's. */
-	r = renew(&b);
+	/* b's renewal of a's jobs renews nothing: they are not b's. */
+	r = renew(&b, c);
 	ck_assert_int_eq(r->n, 0);
 	answer_free(r);
 
@@ -408,8 +413,8 @@ START_TEST(test_expired_leases_are_taken_over)
 	ck_assert_int_eq(w->n, 0);
 	answer_free(w);
 
-	/* a heals: its renewal lists the jobs at b's epoch (not its own), its writes match 0. */
-	r = renew(&a);
+	/* a heals: its renewal renews nothing (b holds them), its writes match 0. */
+	r = renew(&a, c);
 	ck_assert_int_eq(r->n, 0);
 	answer_free(r);
 	for (int i = 0; i < 8; i++)
@@ -441,7 +446,7 @@ START_TEST(test_expired_leases_are_taken_over)
 		ck_assert_int_eq(c->job[i].host_deaths, 1);
 		ck_assert_int_eq(c->job[i].attempts, 0);
 	}
-	r = renew(&a);
+	r = renew(&a, c);
 	ck_assert_int_eq(r->n, 8);
 	for (int i = 0; i < 8; i++)
 		ck_assert_int_eq(r->epoch[i], 3);
