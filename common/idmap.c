@@ -7,12 +7,12 @@
 
 #define IDMAP_MIN_CAP 16u
 
-static uint32_t slot_of(uint32_t id, uint32_t cap)
+static uint32_t slot_of(uint64_t id, uint32_t cap)
 {
-	return (uint32_t)(((uint64_t)id * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
+	return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
 }
 
-struct idmap_entry *idmap_find(const struct idmap *m, uint32_t id)
+struct idmap_entry *idmap_find(const struct idmap *m, uint64_t id)
 {
 	if (id == 0 || m->n == 0)
 		return NULL;
@@ -24,7 +24,7 @@ struct idmap_entry *idmap_find(const struct idmap *m, uint32_t id)
 	}
 }
 
-static void put(struct idmap_entry *e, uint32_t cap, uint32_t id, uint64_t value)
+static void put(struct idmap_entry *e, uint32_t cap, uint64_t id, uint64_t value)
 {
 	uint32_t i = slot_of(id, cap);
 
@@ -48,7 +48,7 @@ static int resize(struct idmap *m, uint32_t cap)
 	return 0;
 }
 
-int idmap_add(struct idmap *m, uint32_t id, uint64_t value)
+int idmap_add(struct idmap *m, uint64_t id, uint64_t value)
 {
 	int r;
 
@@ -66,7 +66,7 @@ int idmap_add(struct idmap *m, uint32_t id, uint64_t value)
 	return 0;
 }
 
-int idmap_del(struct idmap *m, uint32_t id)
+int idmap_del(struct idmap *m, uint64_t id)
 {
 	struct idmap_entry *s = idmap_find(m, id);
 	uint32_t i, j;

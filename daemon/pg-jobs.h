@@ -44,12 +44,12 @@ int pg_job_parse(const PGresult *res, int i, struct pg_job *j);
  * Adds n queued jobs of group grp in pool: ids first_id.. (the node's, pg-nodes.h),
  * instances first_instance.., accepted at accepted_at (µs since the epoch), each with
  * inputs[k] (NULL: none), and wakes idle nodes (a NOTIFY on PG_JOBS_CHANNEL, sent when the
- * statement commits). Sent again after a lost connection, it adds nothing twice: answers the
- * ids added now, ascending.
+ * statement commits). again: it is sent again after a lost connection (it may have been
+ * committed): it adds nothing twice. Answers one row: how many it added now.
  */
 int pg_jobs_add(struct pg_conn *c, const char *pool, int64_t grp, int64_t first_id,
 		int32_t first_instance, size_t n, const char *const *inputs, int64_t accepted_at,
-		pg_result_fn cb, void *userdata);
+		bool again, pg_result_fn cb, void *userdata);
 
 /*
  * Claims up to n queued jobs of pool (alone: those queued to run alone), oldest first,

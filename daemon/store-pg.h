@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The PostgreSQL store (DESIGN §13, issue 14): several bulkheadd nodes share one database.
- * So far: the connection and the schema. The schema has the SQLite store's tables and columns
- * (store-sqlite-open.c), in PostgreSQL's types, plus what sharing needs: the nodes, each
- * job's pool (claims are by pool) and its lease (owner node, epoch, expiry). It is not yet a
- * `store =` value: `postgresql:` is refused until the store operations are built on it.
+ * Here: the connection and the schema. The schema has the SQLite store's tables and columns
+ * (store-sqlite-open.c), in PostgreSQL's types, plus what sharing needs: the nodes (with the
+ * slot their ids come from), each job's pool (claims are by pool) and its lease (owner node,
+ * epoch, expiry). The queue on it is pg-jobs.h (statements) and pg-queue.h (one node's side).
+ * It is not yet a `store =` value: `postgresql:` is refused until the master's store
+ * operations are built on the queue (docs/decisions.md).
  */
 #pragma once
 

@@ -178,7 +178,7 @@ static struct answer *add(struct node *n, const char *pool, int64_t grp, size_t 
 
 	int64_t next_id = q("SELECT coalesce(max(id), 0) + 1 FROM bulkhead.jobs");
 
-	ck_assert_int_eq(pg_jobs_add(n->c, pool, grp, next_id, 1, count, inputs, 1000, on_answer, a), 0);
+	ck_assert_int_eq(pg_jobs_add(n->c, pool, grp, next_id, 1, count, inputs, 1000, false, on_answer, a), 0);
 	return wait_ok(a, "add");
 }
 
@@ -545,6 +545,35 @@ START_TEST(test_values_survive)
 }
 END_TEST
 
+/* An add sent again (its answer lost with the connection) adds nothing twice; the first
+ * send of ids already there is an error, not a silent skip. */
+START_TEST(test_add_again)
+{
+	struct node a;
+	struct answer *x;
+
+	node_start(&a, "a");
+	x = answer_new();
+	ck_assert_int_eq(pg_jobs_add(a.c, "p", 1, 10, 1, 5, NULL, 1000, false, on_answer, x), 0);
+	wait_ok(x, "add");
+	ck_assert_int_eq(x->id[0], 5); /* the count added */
+	answer_free(x);
+	x = answer_new();
+	ck_assert_int_eq(pg_jobs_add(a.c, "p", 1, 12, 3, 5, NULL, 1000, true, on_answer, x), 0);
+	wait_ok(x, "add again");
+	ck_assert_int_eq(x->id[0], 2); /* 15 and 16: 12 to 14 were there */
+	answer_free(x);
+	x = answer_new();
+	ck_assert_int_eq(pg_jobs_add(a.c, "p", 1, 10, 1, 1, NULL, 1000, false, on_answer, x), 0);
+	run_until(&x->done, "a duplicate add");
+	ck_assert_msg(!x->ok && strstr(x->error, "duplicate key"), "%s", x->error);
+	answer_free(x);
+	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs"), 7);
+	ck_assert_int_eq(q("SELECT max(instance) FROM bulkhead.jobs"), 7);
+	pg_conn_free(a.c);
+}
+END_TEST
+
 static Suite *pg_jobs_suite(void)
 {
 	Suite *s = suite_create("pg-jobs");
@@ -557,6 +586,7 @@ static Suite *pg_jobs_suite(void)
 	tcase_add_test(tc, test_expired_leases_are_taken_over);
 	tcase_add_test(tc, test_restart_takes_its_own);
 	tcase_add_test(tc, test_values_survive);
+	tcase_add_test(tc, test_add_again);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,161 @@
+"""bench/run's "pg" benchmark (issue 14, DESIGN §13): the shared queue on PostgreSQL.
+
+bench/bench-pg (C) against a PostgreSQL 15 of its own (tests/pg/with-postgres, with fsync on,
+as a real server has it), each figure against a raw libpq program doing the same work in the
+same run (bench/bench-pg.c says what each does):
+
+1. claim + fenced end, 100 jobs a claim, 1 and 4 consumer processes: jobs/s, queue / raw;
+2. adds of 1 000 jobs a statement: jobs/s, queue / raw;
+3. one job added at a time to its claim by an idle consumer: p99, queue / raw;
+4. a node holding 1 000 jobs SIGKILLed: to the commit that re-queued the last of them, at the
+   default lease (5 s) and renewal period (lease / 3);
+5. CPU per job (the consumers' and the server's) with 1, 2 and 3 consumer nodes.
+
+This measures bulkhead's queue layer (daemon/pg-queue.c and its statements), not yet a whole
+bulkheadd: `store = postgresql:` is not wired into the master yet (docs/decisions.md). Runs
+alternate between raw and queue; figures are medians. Nothing is asserted.
+"""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+CLAIM_JOBS = 20000
+SUBMIT_JOBS, SUBMIT_BATCH = 50000, 1000
+LATENCY_SAMPLES = 1000
+REQUEUE_JOBS = 1000
+LEASE_S, RENEW_S = 5.0, 5.0 / 3
+
+
+def _inner(build, runs, shrink):
+    """Runs under with-postgres: every measurement, one JSON object on stdout."""
+    exe = os.path.join(build, "bench", "bench-pg")
+
+    def one(*args):
+        p = subprocess.run([exe] + [str(a) for a in args], capture_output=True, text=True,
+                           timeout=300)
+        if p.returncode != 0:
+            return {"error": f"bench-pg {' '.join(map(str, args))}: exit {p.returncode}: "
+                             + p.stderr.strip()[-300:]}
+        return json.loads(p.stdout)
+
+    out = {"claim": {}, "submit": {"raw": [], "queue": []},
+           "latency": {"raw": [], "queue": []}, "requeue": [], "nodes": {}}
+    for consumers in (1, 4):
+        out["claim"][consumers] = {"raw": [], "queue": []}
+    for n in (1, 2, 3):
+        out["nodes"][n] = []
+    for _ in range(runs):
+        for consumers in (1, 4):
+            for mode in ("raw", "queue"):
+                out["claim"][consumers][mode].append(
+                    one("claim-end", mode, consumers, CLAIM_JOBS // shrink))
+        for n in (1, 2, 3):
+            out["nodes"][n].append(one("claim-end", "queue", n, CLAIM_JOBS // shrink))
+        for mode in ("raw", "queue"):
+            out["submit"][mode].append(one("submit", mode, SUBMIT_JOBS // shrink, SUBMIT_BATCH))
+            out["latency"][mode].append(one("latency", mode, LATENCY_SAMPLES // shrink))
+        out["requeue"].append(one("requeue", REQUEUE_JOBS // shrink))
+    json.dump(out, sys.stdout)
+
+
+def run(ctx, h):
+    cfg = ctx["cfg"]
+    runs, shrink = cfg["durable_runs"], cfg["durable_shrink"]
+    summary, notes = [], []
+    wrapper = os.path.join(h.ROOT, "tests", "pg", "with-postgres")
+    env = dict(os.environ, BULKHEAD_PG_FSYNC="on")
+    h.progress(f"  {runs} runs of each, under tests/pg/with-postgres")
+    p = subprocess.run([wrapper, sys.executable, os.path.abspath(__file__), "--inner",
+                        ctx["build"], str(runs), str(shrink)], capture_output=True, text=True,
+                       env=env, timeout=h.CMD_TIMEOUT * 4)
+    if p.returncode == 77:
+        notes.append("not measured: " + p.stderr.strip()[-300:])
+        return "Not measured: no PostgreSQL server could be started here.\n", [], notes
+    if p.returncode != 0:
+        h.failed(ctx, notes, f"with-postgres: exit {p.returncode}: {p.stderr.strip()[-300:]}")
+        return "Not measured.\n", [], notes
+    data = json.loads(p.stdout)
+
+    def ok(rs, what):
+        good = [r for r in rs if "error" not in r]
+        for r in rs:
+            if "error" in r:
+                h.failed(ctx, notes, f"{what}: {r['error']}")
+        return good
+
+    def med(rs, key):
+        return statistics.median(r[key] for r in rs) if rs else None
+
+    def ratio(a, b):
+        return a / b if a and b else None
+
+    body = ("bench/bench-pg against a PostgreSQL 15 of its own (tests/pg/with-postgres, "
+            "fsync on, a Unix socket). **raw**: blocking libpq, the claim as one `UPDATE ... "
+            "FOR UPDATE SKIP LOCKED ... RETURNING` of 100, the ends as one fenced `UPDATE` "
+            "from arrays. **queue**: bulkhead's `daemon/pg-queue.c` on an sd-event loop (the "
+            "statements of `daemon/pg-jobs.c`, leases renewed, flushes once per pass). This is "
+            "the queue layer alone: `store = postgresql:` is not wired into bulkheadd yet. "
+            f"Medians of {runs} runs each, alternating.\n\n")
+    rows = []
+    for consumers in ("1", "4"):
+        raw = ok(data["claim"][consumers]["raw"], f"claim-end raw {consumers}")
+        q = ok(data["claim"][consumers]["queue"], f"claim-end queue {consumers}")
+        r = ratio(med(q, "jobs_per_s"), med(raw, "jobs_per_s"))
+        rows.append([f"claim + fenced end, {consumers} consumer(s)",
+                     h.fmt_num(med(raw, "jobs_per_s")), h.fmt_num(med(q, "jobs_per_s")),
+                     h.fmt_ratio(r)])
+        summary.append(("pg", f"claim+end, {consumers} consumer(s): queue / raw libpq jobs/s",
+                        h.fmt_ratio(r), "≥ 0.7", h.yes_no(r is not None and r >= 0.7)))
+    raw = ok(data["submit"]["raw"], "submit raw")
+    q = ok(data["submit"]["queue"], "submit queue")
+    r = ratio(med(q, "jobs_per_s"), med(raw, "jobs_per_s"))
+    rows.append([f"adds of {SUBMIT_BATCH}", h.fmt_num(med(raw, "jobs_per_s")),
+                 h.fmt_num(med(q, "jobs_per_s")), h.fmt_ratio(r)])
+    summary.append(("pg", "batched submit: queue / raw libpq jobs/s", h.fmt_ratio(r), "≥ 0.8",
+                    h.yes_no(r is not None and r >= 0.8)))
+    body += h.table(["what", "raw jobs/s", "queue jobs/s", "ratio"], rows, "lrrr")
+
+    raw = ok(data["latency"]["raw"], "latency raw")
+    q = ok(data["latency"]["queue"], "latency queue")
+    r = ratio(med(q, "p99_us"), med(raw, "p99_us"))
+    body += ("\n## Submit to claimed\n\nOne job added at a time (its NOTIFY in the same "
+             "statement), 2 ms apart, to the moment an idle consumer's claim returns it.\n\n")
+    body += h.table(["side", "p50 µs", "p99 µs"],
+                    [["raw", h.fmt_num(med(raw, "p50_us")), h.fmt_num(med(raw, "p99_us"))],
+                     ["queue", h.fmt_num(med(q, "p50_us")), h.fmt_num(med(q, "p99_us"))]],
+                    "lrr")
+    summary.append(("pg", "submit → claimed p99: queue / raw libpq", h.fmt_ratio(r), "≤ 2",
+                    h.yes_no(r is not None and r <= 2)))
+
+    rq = ok(data["requeue"], "requeue")
+    secs = med(rq, "seconds")
+    target = LEASE_S + RENEW_S + 1
+    body += (f"\n## A dead node's jobs\n\nA node holding {REQUEUE_JOBS // shrink} jobs "
+             "(renewing its leases) is SIGKILLed; another node's re-queue of the last of them "
+             f"commits this long after: {secs:.2f} s (median; lease {LEASE_S:.0f} s, renewal "
+             f"every {RENEW_S:.2f} s).\n" if secs is not None else "")
+    summary.append(("pg", "dead node's jobs re-queued", f"{secs:.2f} s" if secs else "—",
+                    f"≤ {target:.2f} s", h.yes_no(secs is not None and secs <= target)))
+
+    rows, per = [], {}
+    for n in ("1", "2", "3"):
+        rs = ok(data["nodes"][n], f"nodes {n}")
+        cpu = (statistics.median((r["client_cpu_s"] + r["server_cpu_s"]) * 1e6 / r["jobs"]
+                                 for r in rs) if rs else None)
+        per[n] = cpu
+        rows.append([n, h.fmt_num(med(rs, "jobs_per_s")), h.fmt_num(cpu, 1)])
+    r = ratio(per["3"], per["1"])
+    body += ("\n## Per-job cost with 1 to 3 nodes\n\nclaim + fenced end of "
+             f"{CLAIM_JOBS // shrink} jobs by N queue nodes; CPU of the nodes and of every "
+             "server process (the server's background processes included) per job.\n\n")
+    body += h.table(["nodes", "jobs/s", "CPU µs per job"], rows, "rrr")
+    summary.append(("pg", "per-job CPU, 3 nodes / 1 node (flat: ≤ 1.25)", h.fmt_ratio(r),
+                    "≤ 1.25", h.yes_no(r is not None and r <= 1.25)))
+    return body, summary, notes
+
+
+if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--inner":
+    _inner(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
