@@ -52,6 +52,7 @@ struct pg_queue {
 	int64_t *renewing_epochs; /* at these epochs */
 	size_t n_renewing;
 	uint64_t renewed_at;      /* CLOCK_MONOTONIC µs: when the last answered renewal was sent */
+	sd_event_source *fence;   /* at renewed_at + 3/4 lease: what is held is lost */
 	uint64_t renew_sent_at;   /* of the one in flight */
 	bool renew_in_flight, take_in_flight;
 	struct want **wants;

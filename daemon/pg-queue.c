@@ -23,6 +23,7 @@ static uint64_t now_usec(const struct pg_queue *q)
 }
 
 static void try_claims(struct pg_queue *q);
+static void arm_fence(struct pg_queue *q);
 static void take(struct pg_queue *q, bool mine_too);
 
 /* Parses a claim's or a take's rows; a row that does not parse (a value out of its range:
@@ -128,6 +129,7 @@ static void on_joined(void *userdata, const struct pg_node_info *info, const cha
 	q->info = *info;
 	q->joined = true;
 	q->renewed_at = now_usec(q);
+	arm_fence(q);
 	/* What it held in its last life, before any claim of this one (statements run in
 	 * order): a claim sent first would be taken back as an orphan. */
 	take(q, true);
@@ -172,6 +174,7 @@ static void on_renew(void *userdata, const PGresult *res, const char *error)
 			idmap_add(&got, strtoull(PQgetvalue(res, i, 0), NULL, 10),
 				  strtoull(PQgetvalue(res, i, 1), NULL, 10));
 		q->renewed_at = q->renew_sent_at;
+		arm_fence(q);
 		lost = malloc((q->n_renewing + 1) * sizeof(*lost));
 	}
 	for (size_t i = 0; lost && i < q->n_renewing; i++) {
@@ -216,6 +219,35 @@ static void renew(struct pg_queue *q)
 		q->renew_in_flight = true;
 }
 
+/*
+ * Self-fencing: not renewed for 3/4 of a lease (the server cannot be reached, or answers too
+ * late), the node gives up what it holds before its leases can expire, so that it has
+ * stopped its jobs before another node may take them. A renewal is sent no later than the
+ * lease's moment it counts from, so the leases in the table end later than this deadline;
+ * renewals come every third of a lease, so a node that can reach the server never gets here.
+ */
+static int on_fence(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct pg_queue *q = userdata;
+
+	if (q->held.n > 0)
+		lose_all(q);
+	return 0;
+}
+
+static void arm_fence(struct pg_queue *q)
+{
+	uint64_t at = q->renewed_at + (uint64_t)q->lease_ms * USEC_PER_MSEC * 3 / 4;
+
+	if (!q->fence) {
+		if (sd_event_add_time(q->e, &q->fence, CLOCK_MONOTONIC, at, 0, on_fence, q) < 0)
+			q->fence = NULL; /* without it, a lease lost is found at the next renewal */
+		return;
+	}
+	sd_event_source_set_time(q->fence, at);
+	sd_event_source_set_enabled(q->fence, SD_EVENT_ONESHOT);
+}
+
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct pg_queue *q = userdata;
@@ -223,10 +255,6 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 	sd_event_source_set_time(s, usec + (uint64_t)q->lease_ms * USEC_PER_MSEC / 3);
 	if (q->superseded)
 		return 0;
-	/* Not renewed for a whole lease: another node may have its jobs by now. */
-	if (q->joined && q->held.n > 0 &&
-	    now_usec(q) > q->renewed_at + (uint64_t)q->lease_ms * USEC_PER_MSEC)
-		lose_all(q);
 	if (!pg_conn_is_up(q->c))
 		return 0;
 	if (!q->joined) {
@@ -416,6 +444,7 @@ void pg_queue_free(struct pg_queue *q)
 		return;
 	pg_conn_free(q->c);
 	sd_event_source_disable_unref(q->tick);
+	sd_event_source_disable_unref(q->fence);
 	pgq_batch_clear(&q->next);
 	pgq_batch_clear(&q->sending);
 	for (size_t i = 0; i < q->n_wants; i++) {

@@ -10,8 +10,8 @@
  * Every renewal period (lease / 3): a heartbeat fenced on the node's epoch (superseded: it
  * stops), a renewal of every lease it holds (one it holds that is missing from the answer
  * was taken from it: lost()), a look for expired leases (orphans()), and a poll of the pools
- * that want jobs. A node that cannot renew (PostgreSQL unreachable) for a whole lease
- * counts everything it holds as lost: by then another node may have taken it (self-fencing).
+ * that want jobs. A node that has not renewed for 3/4 of a lease (PostgreSQL unreachable)
+ * counts everything it holds as lost, before another node may take it (self-fencing).
  *
  * Writes and adds are buffered and sent by pg_queue_flush(), in the order they came, each
  * batch one statement; flushed() says when all of a flush is committed. A flush that fails

@@ -58,6 +58,7 @@ struct node {
 	struct running run[CAPACITY];
 	size_t n_running;
 	uint64_t claimed, orphans, lost, done, flushes;
+	uint64_t lost_at; /* CLOCK_REALTIME µs of the first loss (0: none) */
 	bool wrote;
 	sd_event_source *post;
 };
@@ -178,6 +179,12 @@ static void on_lost(void *userdata, const int64_t *ids, size_t count)
 				repoint(n);
 				break;
 			}
+	if (!n->lost_at && count > 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		n->lost_at = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	}
 	n->lost += count;
 	node_want(n);
 }
@@ -243,8 +250,8 @@ static void node_main(const char *name, int64_t add, int64_t lease_ms, uint64_t 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "w");
 	if (f) {
-		fprintf(f, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", n.claimed, n.orphans,
-			n.lost, n.done);
+		fprintf(f, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", n.claimed,
+			n.orphans, n.lost, n.done, n.lost_at);
 		fclose(f);
 	}
 	pg_queue_free(n.q);
@@ -376,8 +383,9 @@ static pid_t start_node(const char *name, int64_t add, int64_t lease_ms, uint64_
 	return pid;
 }
 
-/* Ends a node with SIGTERM and reads what it counted. */
-static void stop_node(pid_t pid, const char *name, uint64_t counts[4])
+/* Ends a node with SIGTERM and reads what it counted: claimed, orphans, lost, done, and when
+ * it first lost jobs (CLOCK_REALTIME µs, 0: never). */
+static void stop_node(pid_t pid, const char *name, uint64_t counts[5])
 {
 	char path[128];
 	int status;
@@ -390,9 +398,9 @@ static void stop_node(pid_t pid, const char *name, uint64_t counts[4])
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "r");
 	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fscanf(f, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64, &counts[0],
-				&counts[1], &counts[2], &counts[3]),
-			 4);
+	ck_assert_int_eq(fscanf(f, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64,
+				&counts[0], &counts[1], &counts[2], &counts[3], &counts[4]),
+			 5);
 	fclose(f);
 }
 
@@ -416,6 +424,16 @@ static void setup(void)
 		   "IF OLD.state >= 2 AND (NEW.state <> OLD.state OR NEW.result IS DISTINCT FROM "
 		   "OLD.result) THEN INSERT INTO rewrites VALUES (OLD.id, OLD.state, NEW.state, "
 		   "OLD.result, NEW.result); END IF; RETURN NEW; END $$ LANGUAGE plpgsql");
+	/* Every take of a leased job by another node, and when (the server's clock). */
+	pg_test_ok(db, "CREATE TABLE takes (id bigint, from_node text, to_node text, at bigint)");
+	pg_test_ok(db,
+		   "CREATE FUNCTION take_audit() RETURNS trigger AS $$ BEGIN "
+		   "IF OLD.state = 1 AND NEW.lease_owner IS DISTINCT FROM OLD.lease_owner AND "
+		   "NEW.lease_owner IS NOT NULL THEN INSERT INTO takes VALUES (NEW.id, "
+		   "OLD.lease_owner, NEW.lease_owner, (extract(epoch FROM clock_timestamp()) * "
+		   "1000000)::bigint); END IF; RETURN NEW; END $$ LANGUAGE plpgsql");
+	pg_test_ok(db, "CREATE TRIGGER take_audit BEFORE UPDATE ON bulkhead.jobs FOR EACH ROW "
+		       "EXECUTE FUNCTION take_audit()");
 	pg_test_ok(db, "CREATE TRIGGER audit BEFORE UPDATE ON bulkhead.jobs FOR EACH ROW "
 		       "EXECUTE FUNCTION audit()");
 }
@@ -458,7 +476,7 @@ START_TEST(test_node_killed)
 	enum { JOBS = 3000 };
 	static const char *names[NODES] = { "n0", "n1", "n2" };
 	pid_t pids[NODES];
-	uint64_t counts[4];
+	uint64_t counts[5];
 	int status;
 
 	for (int i = 0; i < NODES; i++)
@@ -471,7 +489,9 @@ START_TEST(test_node_killed)
 	ck_assert_int_eq(waitpid(pids[1], &status, 0), pids[1]);
 	wait_for(JOBS, "every job done", "SELECT count(*) FROM finals");
 	stop_node(pids[0], names[0], counts);
-	stop_node(pids[2], names[2], counts + 0);
+	ck_assert_msg(counts[2] == 0, "n0 lost %" PRIu64 " jobs, and no one took any of its", counts[2]);
+	stop_node(pids[2], names[2], counts);
+	ck_assert_msg(counts[2] == 0, "n2 lost %" PRIu64 " jobs, and no one took any of its", counts[2]);
 	check_every_job_ended_once(JOBS);
 	ck_assert_int_ge(q("SELECT count(*) FROM bulkhead.jobs WHERE host_deaths = 1"), 1);
 	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs WHERE host_deaths > 1"), 0);
@@ -488,7 +508,7 @@ START_TEST(test_node_cut_off_and_healed)
 	enum { JOBS = 2000 };
 	static const char *names[NODES] = { "n0", "n1", "n2" };
 	pid_t pids[NODES];
-	uint64_t counts[NODES][4];
+	uint64_t counts[NODES][5];
 
 	/* Jobs of 50 ms: n1 holds some nearly all the time. */
 	for (int i = 0; i < NODES; i++)
@@ -533,7 +553,7 @@ START_TEST(test_link_cut_and_healed)
 	static const char *names[NODES] = { "n0", "n1", "n2" };
 	char link[128], server[128], sql[256];
 	pid_t pids[NODES], proxy;
-	uint64_t counts[NODES][4];
+	uint64_t counts[NODES][5];
 	int status;
 
 	snprintf(link, sizeof(link), "%s/.s.PGSQL.%s", dir, getenv("PGPORT"));
@@ -564,6 +584,15 @@ START_TEST(test_link_cut_and_healed)
 	check_every_job_ended_once(JOBS);
 	ck_assert_int_ge(counts[1][2], 1); /* n1 lost what it held */
 	ck_assert_int_ge(counts[0][1] + counts[2][1], 1);
+	/* It gave them up (self-fencing, 3/4 of a lease without a renewal) before another
+	 * node took the first of them: never two nodes running one job on purpose. */
+	fprintf(stderr, "link cut: n1 lost %" PRIu64 " jobs, first at %" PRIu64 " µs; first take "
+			"of its jobs at %ld µs\n",
+		counts[1][2], counts[1][4], q("SELECT min(at) FROM takes WHERE from_node = 'n1'"));
+	ck_assert_int_gt(counts[1][4], 0);
+	ck_assert_msg((long)counts[1][4] < q("SELECT min(at) FROM takes WHERE from_node = 'n1'"),
+		      "n1 gave its jobs up at %" PRIu64 " µs, after the first take (%ld)",
+		      counts[1][4], q("SELECT min(at) FROM takes WHERE from_node = 'n1'"));
 }
 END_TEST
 
@@ -573,7 +602,7 @@ START_TEST(test_server_restarts)
 	enum { JOBS = 2000 };
 	static const char *names[NODES] = { "n0", "n1", "n2" };
 	pid_t pids[NODES];
-	uint64_t counts[4];
+	uint64_t counts[5];
 	char cmd[512];
 
 	for (int i = 0; i < NODES; i++)
