@@ -5,9 +5,10 @@
  * stopped (SIGSTOP: cut off, it cannot renew) past its lease and then let go on, and the
  * server itself stopped and started under them.
  *
- * Each node runs what it claims for a few milliseconds and writes it DONE, and puts back
- * what it takes over from a dead node as a bystander (host_deaths + 1, no attempt), which is
- * what the master's ledger does (ledger_recover()). A trigger on the table records every
+ * Each node runs what it claims for a few milliseconds and writes it DONE (a few poison
+ * jobs crash every time: an attempt each, quarantined at the third), and puts back what it
+ * takes over from a dead node as a bystander (host_deaths + 1, no attempt), which is what
+ * the master's ledger does (ledger_recover(), blame()). A trigger on the table records every
  * move of a job into a final state, with the writer and the epoch, and every change of a job
  * that had ended: every job must move there exactly once, at the epoch of its last claim,
  * and never change after (no stale write), attempts untouched.
@@ -36,6 +37,9 @@
 #define NODES 3
 #define CAPACITY 16
 #define RUN_MS 3 /* how long a job runs, by default */
+/* Jobs whose instance is 7 modulo this crash on every run: quarantined at MAX_ATTEMPTS. */
+#define POISON_EVERY 500
+#define MAX_ATTEMPTS 3
 
 static char conninfo[128];
 static char dir[64];
@@ -100,6 +104,10 @@ static int on_done(sd_event_source *s, uint64_t usec, void *userdata)
 	snprintf(result, sizeof(result), "%s@%" PRId64, n->name, j.lease_epoch);
 	j.state = JOB_DONE;
 	j.runs++;
+	if (j.instance % POISON_EVERY == 7) { /* it crashes: blamed, and quarantined at the last */
+		j.attempts++;
+		j.state = j.attempts >= MAX_ATTEMPTS ? JOB_CRASHED : JOB_QUEUED;
+	}
 	j.started_ms = 1;
 	j.ended_ms = 1 + n->run_ms;
 	j.result = result;
@@ -447,11 +455,21 @@ static void teardown(void)
 	ck_assert_int_eq(system(cmd), 0);
 }
 
-/* Every job of `jobs` ended once, DONE, at its last epoch, no attempt counted. */
+/*
+ * Every job of `jobs` ended once at its last epoch: DONE, or for a poison job CRASHED after
+ * exactly MAX_ATTEMPTS attempts (host deaths count none), wherever it crashed.
+ */
 static void check_every_job_ended_once(long jobs)
 {
+	long poison = jobs / POISON_EVERY + (jobs % POISON_EVERY >= 7);
+
 	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs"), jobs);
-	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs WHERE state = %d", JOB_DONE), jobs);
+	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs WHERE state = %d", JOB_DONE),
+			 jobs - poison);
+	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs WHERE state = %d AND attempts = %d "
+			   "AND instance %% %d = 7",
+			   JOB_CRASHED, MAX_ATTEMPTS, POISON_EVERY),
+			 poison);
 	ck_assert_int_eq(q("SELECT count(*) FROM finals"), jobs);
 	ck_assert_int_eq(q("SELECT count(DISTINCT id) FROM finals"), jobs);
 	ck_assert_int_eq(q("SELECT count(*) FROM rewrites"), 0);
@@ -462,7 +480,10 @@ static void check_every_job_ended_once(long jobs)
 	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs WHERE result IS NULL OR "
 			   "split_part(result, '@', 2) <> lease_epoch::text"),
 			 0);
-	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs WHERE attempts <> 0"), 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs WHERE attempts <> 0 AND "
+			   "instance %% %d <> 7",
+			   POISON_EVERY),
+			 0);
 	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs WHERE lease_owner IS NOT NULL"), 0);
 }
 
