@@ -229,25 +229,29 @@ int pg_jobs_take_expired(struct pg_conn *c, const char *node, bool mine_too, siz
 	return pg_conn_exec_params(c, take_sql, 4, values, cb, userdata);
 }
 
-int pg_jobs_renew(struct pg_conn *c, const char *node, const int64_t *ids, size_t n,
-		  int64_t lease_ms, pg_result_fn cb, void *userdata)
+/* One statement, one commit a renewal period: the heartbeat and the leases together. */
+static const char renew_sql[] =
+	"WITH b AS (UPDATE bulkhead.nodes SET heartbeat_at = now() WHERE name = $1 AND"
+	" epoch = $4::bigint RETURNING epoch),"
+	" r AS (UPDATE bulkhead.jobs SET lease_expires = now() + $2::float8 *"
+	" interval '1 millisecond' WHERE id = ANY($3::bigint[]) AND lease_owner = $1 AND"
+	" state = 1 AND EXISTS (SELECT 1 FROM b) RETURNING id, lease_epoch)"
+	" SELECT id, lease_epoch FROM r UNION ALL SELECT 0, epoch FROM b";
+
+int pg_jobs_renew(struct pg_conn *c, const char *node, int64_t node_epoch, const int64_t *ids,
+		  size_t n, int64_t lease_ms, pg_result_fn cb, void *userdata)
 {
-	char lease[24];
+	char lease[24], epoch[24];
 	struct lit arr = { 0 };
-	const char *values[] = { node, lease, NULL };
+	const char *values[] = { node, lease, NULL, epoch };
 	int r;
 
 	num(lease, sizeof(lease), lease_ms);
+	num(epoch, sizeof(epoch), node_epoch);
 	for (size_t i = 0; i < n; i++)
 		lit_int(&arr, ids[i]);
 	values[2] = lit_end(&arr);
-	r = values[2] ? pg_conn_exec_params(c,
-					    "UPDATE bulkhead.jobs SET lease_expires = now() + "
-					    "$2::float8 * interval '1 millisecond' WHERE id = "
-					    "ANY($3::bigint[]) AND lease_owner = $1 AND state = 1 "
-					    "RETURNING id, lease_epoch",
-					    3, values, cb, userdata)
-		      : -ENOMEM;
+	r = values[2] ? pg_conn_exec_params(c, renew_sql, 4, values, cb, userdata) : -ENOMEM;
 	free(arr.s);
 	return r;
 }

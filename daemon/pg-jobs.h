@@ -69,13 +69,15 @@ int pg_jobs_take_expired(struct pg_conn *c, const char *node, bool mine_too, siz
 			 int64_t lease_ms, pg_result_fn cb, void *userdata);
 
 /*
- * Renews the leases of jobs ids[0 .. n - 1] that node holds to lease_ms from now (only those:
- * a lease the node has forgotten expires, and its job is taken over). Answers the jobs
- * renewed (id, lease_epoch): one the node holds that is missing, or is there at another
- * epoch, was taken from it.
+ * The node's heartbeat, fenced on its epoch (pg-nodes.h), and in the same statement the
+ * renewal of the leases of jobs ids[0 .. n - 1] that it holds, to lease_ms from now (only
+ * those: a lease the node has forgotten expires, and its job is taken over). Answers the
+ * jobs renewed (id, lease_epoch): one the node holds that is missing, or is there at another
+ * epoch, was taken from it; and a row (0, node_epoch) if the node is still itself. Without
+ * that row another bulkheadd joined under its name since: nothing was renewed.
  */
-int pg_jobs_renew(struct pg_conn *c, const char *node, const int64_t *ids, size_t n,
-		  int64_t lease_ms, pg_result_fn cb, void *userdata);
+int pg_jobs_renew(struct pg_conn *c, const char *node, int64_t node_epoch, const int64_t *ids,
+		  size_t n, int64_t lease_ms, pg_result_fn cb, void *userdata);
 
 /*
  * Writes what became of jobs node holds, each fenced on its lease (j->lease_epoch): state,

@@ -145,15 +145,16 @@ static void join(struct pg_queue *q)
 		q->join_in_flight = true;
 }
 
-static void on_beat(void *userdata, const struct pg_node_info *info, const char *error)
+/* Another bulkheadd joined under this name: everything held is lost, and it stops. */
+static void superseded(struct pg_queue *q)
 {
-	struct pg_queue *q = userdata;
-
-	if (info || !error || !strstr(error, "superseded") || q->superseded)
+	if (q->superseded)
 		return;
 	q->superseded = true;
 	lose_all(q);
-	q->ops->superseded(q->userdata, error);
+	q->ops->superseded(q->userdata,
+			   "superseded: another node joined under this name since (its epoch is "
+			   "newer)");
 }
 
 /*
@@ -170,12 +171,24 @@ static void on_renew(void *userdata, const PGresult *res, const char *error)
 
 	q->renew_in_flight = false;
 	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && !q->superseded) {
-		for (int i = 0; i < PQntuples(res); i++)
-			idmap_add(&got, strtoull(PQgetvalue(res, i, 0), NULL, 10),
-				  strtoull(PQgetvalue(res, i, 1), NULL, 10));
-		q->renewed_at = q->renew_sent_at;
-		arm_fence(q);
-		lost = malloc((q->n_renewing + 1) * sizeof(*lost));
+		bool beat = false;
+
+		for (int i = 0; i < PQntuples(res); i++) {
+			uint64_t id = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+
+			if (id == 0) /* the heartbeat's row: still this node */
+				beat = true;
+			else
+				idmap_add(&got, id, strtoull(PQgetvalue(res, i, 1), NULL, 10));
+		}
+		if (!beat) {
+			superseded(q);
+			idmap_clear(&got);
+		} else {
+			q->renewed_at = q->renew_sent_at;
+			arm_fence(q);
+			lost = malloc((q->n_renewing + 1) * sizeof(*lost));
+		}
 	}
 	for (size_t i = 0; lost && i < q->n_renewing; i++) {
 		uint64_t id = (uint64_t)q->renewing[i], epoch = (uint64_t)q->renewing_epochs[i];
@@ -215,7 +228,8 @@ static void renew(struct pg_queue *q)
 		}
 	q->n_renewing = n;
 	q->renew_sent_at = now_usec(q);
-	if (pg_jobs_renew(q->c, q->node, q->renewing, n, q->lease_ms, on_renew, q) == 0)
+	if (pg_jobs_renew(q->c, q->node, q->info.epoch, q->renewing, n, q->lease_ms, on_renew,
+			  q) == 0)
 		q->renew_in_flight = true;
 }
 
@@ -261,8 +275,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 		join(q);
 		return 0;
 	}
-	pg_node_beat(q->c, q->node, q->info.epoch, on_beat, q);
-	renew(q);
+	renew(q); /* and the heartbeat */
 	take(q, false);
 	if (q->sending_failed)
 		pgq_send_sending(q);

@@ -8,9 +8,9 @@
  * master's ledger decides, as on one host; this is the transport.
  *
  * Every renewal period (lease / 3): a heartbeat fenced on the node's epoch (superseded: it
- * stops), a renewal of every lease it holds (one it holds that is missing from the answer
- * was taken from it: lost()), a look for expired leases (orphans()), and a poll of the pools
- * that want jobs. A node that has not renewed for 3/4 of a lease (PostgreSQL unreachable)
+ * stops) and, in the same statement, a renewal of every lease it holds (one it holds that is
+ * missing from the answer was taken from it: lost()); a look for expired leases
+ * (orphans()), and a poll of the pools that want jobs. A node that has not renewed for 3/4 of a lease (PostgreSQL unreachable)
  * counts everything it holds as lost, before another node may take it (self-fencing).
  *
  * Writes and adds are buffered and sent by pg_queue_flush(), in the order they came, each

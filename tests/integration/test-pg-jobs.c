@@ -209,18 +209,47 @@ static struct answer *take(struct node *n, bool mine_too, int64_t lease_ms)
 	return wait_ok(a, "take");
 }
 
-/* Renews the leases of the jobs `held` answered (NULL: none). */
-static struct answer *renew(struct node *n, const struct answer *held)
+/*
+ * Renews, as node epoch `epoch`, the leases of the jobs `held` answered (NULL: none). The
+ * heartbeat's row (id 0) is taken out of the answer: beat says whether it was there.
+ */
+static struct answer *renew_as(struct node *n, int64_t epoch, const struct answer *held,
+			       bool *beat)
 {
 	struct answer *a = answer_new();
 	int64_t ids[MAX_ROWS];
 	size_t k = 0;
+	int kept = 0;
 
 	for (int i = 0; held && i < held->n; i++)
 		ids[k++] = held->job[i].id;
-	ck_assert_int_eq(pg_jobs_renew(n->c, n->name, ids, k, 60000, on_answer, a), 0);
-	return wait_ok(a, "renew");
+	ck_assert_int_eq(pg_jobs_renew(n->c, n->name, epoch, ids, k, 60000, on_answer, a), 0);
+	wait_ok(a, "renew");
+	*beat = false;
+	for (int i = 0; i < a->n; i++) {
+		if (a->id[i] == 0) {
+			*beat = true;
+			ck_assert_int_eq(a->epoch[i], epoch);
+			continue;
+		}
+		a->id[kept] = a->id[i];
+		a->epoch[kept++] = a->epoch[i];
+	}
+	a->n = kept;
+	return a;
 }
+
+/* The same as node epoch 1, which must still be the node's. */
+static struct answer *renew(struct node *n, const struct answer *held)
+{
+	bool beat;
+	struct answer *a = renew_as(n, 1, held, &beat);
+
+	ck_assert_msg(beat, "node %s: no heartbeat row", n->name);
+	return a;
+}
+
+
 
 static void setup(void)
 {
@@ -229,6 +258,9 @@ static void setup(void)
 	pg_test_db(conninfo, sizeof(conninfo));
 	db = pg_test_connect(conninfo);
 	ck_assert_int_eq(store_pg_schema(db, &err), 0);
+	/* The nodes the tests use, joined at epoch 1 (a renewal carries the heartbeat). */
+	pg_test_ok(db, "INSERT INTO bulkhead.nodes VALUES ('a', now(), now(), 1, 0), "
+		       "('b', now(), now(), 1, 1)");
 	ck_assert_int_ge(sd_event_new(&loop), 0);
 }
 
@@ -473,6 +505,7 @@ START_TEST(test_restart_takes_its_own)
 	answer_free(claim(&a, "p", 3, 60000));
 	answer_free(claim(&b, "p", 3, 60000));
 	pg_conn_free(a.c); /* a dies */
+	pg_test_ok(db, "UPDATE bulkhead.nodes SET epoch = 2 WHERE name = 'a'"); /* a2 joins */
 	node_start(&a2, "a");
 	t = take(&a2, false, 60000);
 	ck_assert_int_eq(t->n, 0); /* nothing expired */
@@ -481,13 +514,32 @@ START_TEST(test_restart_takes_its_own)
 	ck_assert_int_eq(t->n, 3);
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(t->job[i].lease_epoch, 2);
-	answer_free(t);
 	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs WHERE lease_owner = 'b' AND "
 			   "lease_epoch = 1"),
 			 3);
 	c = claim(&a2, "p", 10, 60000);
 	ck_assert_int_eq(c->n, 0);
 	answer_free(c);
+	/* The old life's renewal, at epoch 1: no heartbeat row, nothing renewed. */
+	{
+		bool beat = true;
+		struct answer *held = answer_new(), *r;
+
+		held->n = 3;
+		for (int i = 0; i < 3; i++)
+			held->job[i].id = t->job[i].id;
+		r = renew_as(&a2, 1, held, &beat);
+		ck_assert(!beat);
+		ck_assert_int_eq(r->n, 0);
+		answer_free(r);
+		r = renew_as(&a2, 2, held, &beat);
+		ck_assert(beat);
+		ck_assert_int_eq(r->n, 3);
+		answer_free(r);
+		held->n = 0;
+		answer_free(held);
+	}
+	answer_free(t);
 	pg_conn_free(b.c);
 	pg_conn_free(a2.c);
 }

@@ -617,6 +617,34 @@ START_TEST(test_link_cut_and_healed)
 }
 END_TEST
 
+/*
+ * A second bulkheadd under a name in use (a copied config): the first one's next renewal
+ * finds it superseded, and it gives up what it held; the new one takes its name's jobs at
+ * its start, and every job still ends once.
+ */
+START_TEST(test_name_taken_over)
+{
+	enum { JOBS = 2000 };
+	static const char *names[NODES] = { "n0", "n1", "n2" };
+	pid_t pids[NODES], again;
+	uint64_t counts[NODES][5], counts_again[5];
+
+	for (int i = 0; i < NODES; i++)
+		pids[i] = start_node(names[i], i == 0 ? JOBS : 0, 1500, 50);
+	wait_for(1, "a lease of n1",
+		 "SELECT count(*) FROM bulkhead.jobs WHERE lease_owner = 'n1' AND state = 1");
+	again = start_node("n1", 0, 1500, 50);
+	wait_for(JOBS, "every job done", "SELECT count(*) FROM finals");
+	for (int i = 0; i < NODES; i++)
+		stop_node(pids[i], names[i], counts[i]);
+	stop_node(again, "n1", counts_again);
+	check_every_job_ended_once(JOBS);
+	ck_assert_int_eq(q("SELECT epoch FROM bulkhead.nodes WHERE name = 'n1'"), 2);
+	ck_assert_int_ge(counts[1][2], 1); /* the first n1 gave up what it held */
+	ck_assert_int_ge(counts_again[1], 1); /* the second took its name's jobs over */
+}
+END_TEST
+
 /* The server stops and starts under the nodes: they reconnect, resend, and finish. */
 START_TEST(test_server_restarts)
 {
@@ -651,6 +679,7 @@ static Suite *pg_queue_suite(void)
 	tcase_add_test(tc, test_node_killed);
 	tcase_add_test(tc, test_node_cut_off_and_healed);
 	tcase_add_test(tc, test_link_cut_and_healed);
+	tcase_add_test(tc, test_name_taken_over);
 	tcase_add_test(tc, test_server_restarts);
 	suite_add_tcase(s, tc);
 	return s;
