@@ -13,8 +13,9 @@
  *   bench-pg requeue JOBS                        a node holding JOBS is SIGKILLed: to the
  *                                                moment another node has taken them all
  *
- * raw is what a careful hand-written program does: blocking libpq, the claim as one
- * UPDATE ... FOR UPDATE SKIP LOCKED ... RETURNING, the ends as one fenced UPDATE from arrays.
+ * raw is what a careful hand-written program does: blocking libpq, prepared statements, the
+ * claim as one UPDATE ... FOR UPDATE SKIP LOCKED ... RETURNING, the ends as one fenced
+ * UPDATE from arrays.
  * queue is bulkhead's: pg_queue on an sd-event loop, the statements of daemon/pg-jobs.c.
  */
 #include <dirent.h>
@@ -180,6 +181,16 @@ static double children_cpu(void)
 
 /* ---- raw consumers ---- */
 
+/* Prepares sql as name on c: a careful program parses each statement once, as pg_conn does. */
+static void prepare(PGconn *c, const char *name, const char *sql, int n)
+{
+	PGresult *res = PQprepare(c, name, sql, n, NULL);
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		die(name, c);
+	PQclear(res);
+}
+
 static const char raw_claim[] =
 	"UPDATE bulkhead.jobs AS j SET state = 1, lease_owner = $1, lease_epoch = j.lease_epoch + 1,"
 	" lease_expires = now() + interval '5 seconds' FROM (SELECT id AS cid FROM bulkhead.jobs"
@@ -203,9 +214,12 @@ static int64_t raw_consume(const char *name)
 	int64_t last = 0;
 	char *ids = malloc(BATCH * 24 + 3), *epochs = malloc(BATCH * 24 + 3);
 
+	prepare(c, "claim", raw_claim, 1);
+	prepare(c, "end", raw_end, 3);
+
 	for (;;) {
 		const char *p1[] = { name };
-		PGresult *res = PQexecParams(c, raw_claim, 1, NULL, p1, NULL, NULL, 0);
+		PGresult *res = PQexecPrepared(c, "claim", 1, p1, NULL, NULL, 0);
 		int n = PQntuples(res);
 		size_t a = 0, b = 0;
 
@@ -227,7 +241,7 @@ static int64_t raw_consume(const char *name)
 		{
 			const char *p3[] = { name, ids, epochs };
 
-			res = PQexecParams(c, raw_end, 3, NULL, p3, NULL, NULL, 0);
+			res = PQexecPrepared(c, "end", 3, p3, NULL, NULL, 0);
 			if (PQresultStatus(res) != PGRES_COMMAND_OK)
 				die("end", c);
 			PQclear(res);
@@ -452,18 +466,25 @@ static int cmd_submit(bool raw, long jobs, long batch)
 	c = connect_db(conninfo);
 	start = now_ns();
 	if (raw) {
+		prepare(c, "add",
+			"WITH ins AS (INSERT INTO bulkhead.jobs (id, grp, pool_name, instance, state, "
+			"cause, cause_detail, alone, attempts, reruns, runs, flags, host_deaths, "
+			"accepted_at, started_ms, ended_ms) SELECT i, 1, 'p', i, 0, 0, 0, 0, 0, 0, 0, "
+			"0, 0, 0, 0, 0 FROM generate_series($1::bigint, $2::bigint) AS i RETURNING id) "
+			"SELECT count(*) FROM ins, (SELECT pg_notify('bulkhead_jobs', 'p')) AS n",
+			2);
+		start = now_ns();
 		for (long first = 1; first <= jobs; first += batch) {
-			char sql[640];
+			char a[24], b[24];
+			const char *p2[] = { a, b };
+			PGresult *res;
 
-			snprintf(sql, sizeof(sql),
-				 "WITH ins AS (INSERT INTO bulkhead.jobs (id, grp, pool_name, instance, "
-				 "state, cause, cause_detail, alone, attempts, reruns, runs, flags, "
-				 "host_deaths, accepted_at, started_ms, ended_ms) SELECT i, 1, 'p', i, 0, "
-				 "0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 FROM generate_series(%ld, %ld) AS i "
-				 "RETURNING id) SELECT id FROM ins, (SELECT pg_notify('bulkhead_jobs', "
-				 "'p')) AS n",
-				 first, first + batch - 1);
-			exec_ok(c, sql);
+			snprintf(a, sizeof(a), "%ld", first);
+			snprintf(b, sizeof(b), "%ld", first + batch - 1);
+			res = PQexecPrepared(c, "add", 2, p2, NULL, NULL, 0);
+			if (PQresultStatus(res) != PGRES_TUPLES_OK)
+				die("add", c);
+			PQclear(res);
 		}
 		end = now_ns();
 	} else {
@@ -511,6 +532,8 @@ static void raw_listen(long samples, int out)
 	int64_t *lat = calloc((size_t)samples, sizeof(*lat));
 	long n = 0;
 
+	prepare(c, "claim_input", raw_claim_input, 1);
+	prepare(c, "end", raw_end, 3);
 	exec_ok(c, "LISTEN bulkhead_jobs");
 	if (write(out, "r", 1) != 1)
 		_exit(1);
@@ -533,7 +556,7 @@ static void raw_listen(long samples, int out)
 		/* The same work as the queue: claim with a lease, then the fenced end. */
 		for (;;) {
 			const char *p1[] = { "l" };
-			PGresult *res = PQexecParams(c, raw_claim_input, 1, NULL, p1, NULL, NULL, 0);
+			PGresult *res = PQexecPrepared(c, "claim_input", 1, p1, NULL, NULL, 0);
 			int64_t now = now_ns();
 			int rows = PQntuples(res);
 			char ids[4096], epochs[4096];
@@ -559,7 +582,7 @@ static void raw_listen(long samples, int out)
 			{
 				const char *p3[] = { "l", ids, epochs };
 
-				res = PQexecParams(c, raw_end, 3, NULL, p3, NULL, NULL, 0);
+				res = PQexecPrepared(c, "end", 3, p3, NULL, NULL, 0);
 				if (PQresultStatus(res) != PGRES_COMMAND_OK)
 					die("end", c);
 				PQclear(res);

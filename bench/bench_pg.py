@@ -93,10 +93,12 @@ def run(ctx, h):
         return a / b if a and b else None
 
     body = ("bench/bench-pg against a PostgreSQL 15 of its own (tests/pg/with-postgres, "
-            "fsync on, a Unix socket). **raw**: blocking libpq, the claim as one `UPDATE ... "
+            "fsync on, a Unix socket). **raw**: blocking libpq, prepared statements, the claim "
+            "as one `UPDATE ... "
             "FOR UPDATE SKIP LOCKED ... RETURNING` of 100, the ends as one fenced `UPDATE` "
             "from arrays. **queue**: bulkhead's `daemon/pg-queue.c` on an sd-event loop (the "
-            "statements of `daemon/pg-jobs.c`, leases renewed, flushes once per pass). This is "
+            "statements of `daemon/pg-jobs.c`, prepared once per connection, leases renewed, "
+            "flushes once per pass). This is "
             "the queue layer alone: `store = postgresql:` is not wired into bulkheadd yet. "
             f"Medians of {runs} runs each, alternating.\n\n")
     rows = []

@@ -21,11 +21,13 @@
 enum pg_state { PG_CONNECTING, PG_UP, PG_DOWN };
 
 #define PARAMS_MAX 64
+#define PREPARED_MAX 32
 
 struct stmt {
 	struct stmt *next;
 	pg_result_fn cb;
 	void *userdata;
+	const char *name; /* prepared under this name (NULL: not prepared) */
 	int n_params; /* -1: sql may hold several statements (PQsendQuery) */
 	const char *params[PARAMS_MAX]; /* into text, after sql */
 	char text[]; /* sql, then each parameter's value */
@@ -45,6 +47,9 @@ struct pg_conn {
 	PGresult *last;  /* the head statement's last result so far */
 	struct stmt *head, *tail;
 	uint64_t backoff;
+	const char *prepared[PREPARED_MAX]; /* names prepared on this connection */
+	int n_prepared;
+	bool preparing; /* what is in flight is the head statement's PQsendPrepare */
 };
 
 static void connect_start(struct pg_conn *c);
@@ -89,6 +94,8 @@ static void lost(struct pg_conn *c, const char *what)
 	first_line(why);
 	c->state = PG_DOWN;
 	c->busy = false;
+	c->preparing = false;
+	c->n_prepared = 0; /* a new connection has none */
 	PQclear(c->last);
 	c->last = NULL;
 	c->io = sd_event_source_disable_unref(c->io);
@@ -119,16 +126,37 @@ static void lost(struct pg_conn *c, const char *what)
 	c->backoff = c->backoff * 2 > BACKOFF_MAX_USEC ? BACKOFF_MAX_USEC : c->backoff * 2;
 }
 
-/* Sends the head statement if it can. */
+static bool is_prepared(const struct pg_conn *c, const char *name)
+{
+	for (int i = 0; i < c->n_prepared; i++)
+		if (strcmp(c->prepared[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Sends the head statement if it can (first its PQsendPrepare, if it is not prepared yet). */
 static void send_next(struct pg_conn *c)
 {
-	int r;
+	struct stmt *st = c->head;
+	int r, ok;
 
-	if (c->state != PG_UP || c->busy || !c->head)
+	if (c->state != PG_UP || c->busy || !st)
 		return;
-	if (!(c->head->n_params < 0 ? PQsendQuery(c->pq, c->head->text)
-				     : PQsendQueryParams(c->pq, c->head->text, c->head->n_params, NULL,
-							 c->head->params, NULL, NULL, 0))) {
+	if (st->name && !is_prepared(c, st->name) && c->n_prepared == PREPARED_MAX) {
+		ok = PQsendQueryParams(c->pq, st->text, st->n_params, NULL, st->params, NULL, NULL,
+				       0); /* no room to keep another name: unnamed */
+	} else if (st->name && !is_prepared(c, st->name)) {
+		ok = PQsendPrepare(c->pq, st->name, st->text, st->n_params, NULL);
+		c->preparing = true;
+	} else if (st->name) {
+		ok = PQsendQueryPrepared(c->pq, st->name, st->n_params, st->params, NULL, NULL, 0);
+	} else if (st->n_params < 0) {
+		ok = PQsendQuery(c->pq, st->text);
+	} else {
+		ok = PQsendQueryParams(c->pq, st->text, st->n_params, NULL, st->params, NULL, NULL,
+				       0);
+	}
+	if (!ok) {
 		lost(c, PQerrorMessage(c->pq));
 		return;
 	}
@@ -183,6 +211,18 @@ static void take_results(struct pg_conn *c)
 			continue;
 		}
 		st = c->head;
+		if (c->preparing) {
+			/* Prepared: now the statement itself (a failure is the statement's). */
+			c->preparing = false;
+			if (PQresultStatus(c->last) == PGRES_COMMAND_OK) {
+				c->prepared[c->n_prepared++] = st->name;
+				PQclear(c->last);
+				c->last = NULL;
+				c->busy = false;
+				send_next(c);
+				continue;
+			}
+		}
 		c->head = st->next;
 		if (!c->head)
 			c->tail = NULL;
@@ -308,9 +348,10 @@ bool pg_conn_is_up(const struct pg_conn *c)
 	return c->state == PG_UP;
 }
 
-/* Queues sql with n parameters (n < 0: none, several statements allowed). */
-static int queue(struct pg_conn *c, const char *sql, int n, const char *const *values,
-		 pg_result_fn cb, void *userdata)
+/* Queues sql with n parameters (n < 0: none, several statements allowed), prepared under
+ * name (NULL: not prepared). */
+static int queue(struct pg_conn *c, const char *name, const char *sql, int n,
+		 const char *const *values, pg_result_fn cb, void *userdata)
 {
 	size_t len = strlen(sql) + 1;
 	struct stmt *st;
@@ -325,7 +366,7 @@ static int queue(struct pg_conn *c, const char *sql, int n, const char *const *v
 	st = malloc(sizeof(*st) + len);
 	if (!st)
 		return -ENOMEM;
-	*st = (struct stmt){ .cb = cb, .userdata = userdata, .n_params = n };
+	*st = (struct stmt){ .cb = cb, .userdata = userdata, .name = name, .n_params = n };
 	p = stpcpy(st->text, sql) + 1;
 	for (int i = 0; i < n; i++) {
 		if (!values[i])
@@ -344,11 +385,17 @@ static int queue(struct pg_conn *c, const char *sql, int n, const char *const *v
 
 int pg_conn_exec(struct pg_conn *c, const char *sql, pg_result_fn cb, void *userdata)
 {
-	return queue(c, sql, -1, NULL, cb, userdata);
+	return queue(c, NULL, sql, -1, NULL, cb, userdata);
 }
 
 int pg_conn_exec_params(struct pg_conn *c, const char *sql, int n, const char *const *values,
 			pg_result_fn cb, void *userdata)
 {
-	return queue(c, sql, n < 0 ? 0 : n, values, cb, userdata);
+	return queue(c, NULL, sql, n < 0 ? 0 : n, values, cb, userdata);
+}
+
+int pg_conn_exec_prepared(struct pg_conn *c, const char *name, const char *sql, int n,
+			  const char *const *values, pg_result_fn cb, void *userdata)
+{
+	return queue(c, name, sql, n < 0 ? 0 : n, values, cb, userdata);
 }

@@ -60,3 +60,13 @@ int pg_conn_exec(struct pg_conn *c, const char *sql, pg_result_fn cb, void *user
  */
 int pg_conn_exec_params(struct pg_conn *c, const char *sql, int n, const char *const *values,
 			pg_result_fn cb, void *userdata);
+
+/*
+ * The same as a prepared statement: name (a string that outlives the connection, one per
+ * sql) is prepared on the connection the first time it is used there (again after a loss),
+ * so the server parses and plans sql once per connection, not at every call. A failed
+ * prepare is the statement's failure. At most 32 names per connection; past them a
+ * statement goes unnamed (parsed at each use).
+ */
+int pg_conn_exec_prepared(struct pg_conn *c, const char *name, const char *sql, int n,
+			  const char *const *values, pg_result_fn cb, void *userdata);

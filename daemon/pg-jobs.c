@@ -158,6 +158,10 @@ int pg_job_parse(const PGresult *res, int i, struct pg_job *j)
 	" RETURNING id) SELECT count(*) FROM ins, (SELECT pg_notify('" PG_JOBS_CHANNEL "', $1))" \
 	" AS n"
 
+static const char *const add_names[2][2] = {
+	{ "bulkhead_add_inputs", "bulkhead_add_inputs_again" },
+	{ "bulkhead_add_count", "bulkhead_add_count_again" },
+};
 static const char *const add_sql[2][2] = {
 	{ ADD_INSERT ADD_INPUTS ADD_END, ADD_INSERT ADD_INPUTS ADD_AGAIN ADD_END },
 	{ ADD_INSERT ADD_COUNT ADD_END, ADD_INSERT ADD_COUNT ADD_AGAIN ADD_END },
@@ -179,12 +183,14 @@ int pg_jobs_add(struct pg_conn *c, const char *pool, int64_t grp, int64_t first_
 	if (!inputs) {
 		num(count, sizeof(count), (int64_t)n);
 		values[3] = count;
-		return pg_conn_exec_params(c, add_sql[1][again], 6, values, cb, userdata);
+		return pg_conn_exec_prepared(c, add_names[1][again], add_sql[1][again], 6, values,
+					     cb, userdata);
 	}
 	for (size_t k = 0; k < n; k++)
 		lit_text(&arr, inputs[k]);
 	values[3] = lit_end(&arr);
-	r = values[3] ? pg_conn_exec_params(c, add_sql[0][again], 6, values, cb, userdata)
+	r = values[3] ? pg_conn_exec_prepared(c, add_names[0][again], add_sql[0][again], 6,
+					      values, cb, userdata)
 		      : -ENOMEM;
 	free(arr.s);
 	return r;
@@ -208,7 +214,7 @@ int pg_jobs_claim(struct pg_conn *c, const char *pool, bool alone, const char *n
 
 	num(limit, sizeof(limit), (int64_t)n);
 	num(lease, sizeof(lease), lease_ms);
-	return pg_conn_exec_params(c, claim_sql, 5, values, cb, userdata);
+	return pg_conn_exec_prepared(c, "bulkhead_claim", claim_sql, 5, values, cb, userdata);
 }
 
 static const char take_sql[] =
@@ -226,7 +232,7 @@ int pg_jobs_take_expired(struct pg_conn *c, const char *node, bool mine_too, siz
 
 	num(limit, sizeof(limit), (int64_t)n);
 	num(lease, sizeof(lease), lease_ms);
-	return pg_conn_exec_params(c, take_sql, 4, values, cb, userdata);
+	return pg_conn_exec_prepared(c, "bulkhead_take", take_sql, 4, values, cb, userdata);
 }
 
 /* One statement, one commit a renewal period: the heartbeat and the leases together. */
@@ -251,7 +257,9 @@ int pg_jobs_renew(struct pg_conn *c, const char *node, int64_t node_epoch, const
 	for (size_t i = 0; i < n; i++)
 		lit_int(&arr, ids[i]);
 	values[2] = lit_end(&arr);
-	r = values[2] ? pg_conn_exec_params(c, renew_sql, 4, values, cb, userdata) : -ENOMEM;
+	r = values[2] ? pg_conn_exec_prepared(c, "bulkhead_renew", renew_sql, 4, values, cb,
+					      userdata)
+		      : -ENOMEM;
 	free(arr.s);
 	return r;
 }
@@ -317,7 +325,8 @@ int pg_jobs_write(struct pg_conn *c, const char *node, const struct pg_job *jobs
 			r = -ENOMEM;
 	}
 	if (r == 0)
-		r = pg_conn_exec_params(c, write_sql, 1 + W_N, values, cb, userdata);
+		r = pg_conn_exec_prepared(c, "bulkhead_write", write_sql, 1 + W_N, values, cb,
+					  userdata);
 	for (int k = 0; k < W_N; k++)
 		free(cols[k].s);
 	return r;

@@ -4,7 +4,7 @@
  * store add jobs, claim them with a lease, renew their leases, write what became of them
  * fenced on the lease, and take over the jobs of a node whose leases expired. Each is one
  * statement sent on a pg_conn (the loop never waits), whatever the number of jobs: values go
- * as array parameters, unnested on the server.
+ * as array parameters, unnested on the server. Each is prepared once per connection.
  *
  * A lease is a job's owner node (lease_owner), its epoch (lease_epoch, one more at every
  * claim) and its expiry. In the table a claimed job is RUNNING (state 1) from its claim on,

@@ -251,6 +251,57 @@ START_TEST(test_server_goes_and_comes_back)
 }
 END_TEST
 
+/* The prepared statements of this connection on the server (pg_prepared_statements). */
+static const char count_prepared[] = "SELECT count(*)::text FROM pg_prepared_statements";
+
+/*
+ * Prepared statements: prepared at their first use on a connection, used again after; a
+ * server restart loses them and they are prepared again by themselves; a statement that
+ * cannot be prepared fails alone, and the next one runs.
+ */
+START_TEST(test_prepared_statements)
+{
+	struct seen s = { 0 };
+	sd_event *e;
+	struct pg_conn *c = open_up(&s, &e);
+	const char *one[] = { "20" }, *two[] = { "22" };
+
+	ck_assert_int_eq(pg_conn_exec_prepared(c, "t_add", "SELECT ($1::int + 1)::text", 1, one,
+					       on_result, &s),
+			 0);
+	ck_assert_int_eq(pg_conn_exec_prepared(c, "t_add", "SELECT ($1::int + 1)::text", 1, two,
+					       on_result, &s),
+			 0);
+	ck_assert_int_eq(pg_conn_exec(c, count_prepared, on_result, &s), 0);
+	run_until(e, &s.results, 3, "three results");
+	ck_assert_str_eq(s.values[0], "21");
+	ck_assert_str_eq(s.values[1], "23");
+	ck_assert_str_eq(s.values[2], "1"); /* prepared once, used twice */
+	/* Not SQL: the prepare fails, the statement fails, the next one runs. */
+	ck_assert_int_eq(pg_conn_exec_prepared(c, "t_bad", "SELEKT 1", 0, NULL, on_result, &s), 0);
+	ck_assert_int_eq(pg_conn_exec_prepared(c, "t_add", "SELECT ($1::int + 1)::text", 1, one,
+					       on_result, &s),
+			 0);
+	run_until(e, &s.results, 4, "a result after a failed prepare");
+	ck_assert_int_eq(s.failures, 1);
+	ck_assert_str_eq(s.values[3], "21");
+	/* A restart: the server forgot them; the connection prepares them again. */
+	server("stop");
+	run_until(e, &s.downs, 1, "loss");
+	server("start");
+	run_until(e, &s.ups, 2, "connection again");
+	ck_assert_int_eq(pg_conn_exec_prepared(c, "t_add", "SELECT ($1::int + 1)::text", 1, two,
+					       on_result, &s),
+			 0);
+	ck_assert_int_eq(pg_conn_exec(c, count_prepared, on_result, &s), 0);
+	run_until(e, &s.results, 6, "results after the restart");
+	ck_assert_str_eq(s.values[4], "23");
+	ck_assert_str_eq(s.values[5], "1");
+	pg_conn_free(c);
+	sd_event_unref(e);
+}
+END_TEST
+
 START_TEST(test_bad_connection_string)
 {
 	struct seen s = { 0 };
@@ -282,6 +333,7 @@ static Suite *pg_conn_suite(void)
 	tcase_add_test(tc, test_parameters);
 	tcase_add_test(tc, test_node_names_are_fenced);
 	tcase_add_test(tc, test_server_goes_and_comes_back);
+	tcase_add_test(tc, test_prepared_statements);
 	suite_add_tcase(s, tc);
 	return s;
 }
