@@ -23,14 +23,15 @@ static void on_result(void *userdata, const PGresult *res, const char *error)
 
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		k->done(k->userdata, NULL, error && *error ? error : "failed");
-	} else if (PQntuples(res) != 1) {
-		k->done(k->userdata, NULL,
-			"superseded: another node joined under this name since (its epoch is newer)");
 	} else {
-		struct pg_node_info info = { .epoch = cell(res, 0), .slot = (int)cell(res, 1),
-					     .last_job = cell(res, 2), .last_group = cell(res, 3) };
+		struct pg_node_info info;
 
-		k->done(k->userdata, &info, NULL);
+		if (pg_node_info_parse(res, &info) < 0)
+			k->done(k->userdata, NULL,
+				"superseded: another node joined under this name since (its epoch "
+				"is newer)");
+		else
+			k->done(k->userdata, &info, NULL);
 	}
 	free(k);
 }
@@ -59,20 +60,28 @@ static int send_call(struct pg_conn *c, const char *sql, int n, const char *cons
  * A new name takes the lowest free slot; two names joining at once may pick the same one,
  * and the second fails on the slot's uniqueness (its join is tried again).
  */
+const char pg_node_join_sql[] =
+	"WITH n AS (INSERT INTO bulkhead.nodes (name, started_at, heartbeat_at, epoch, slot)"
+	" VALUES ($1, now(), now(), 1, (SELECT min(s) FROM generate_series(0, 8191) AS s WHERE"
+	" s NOT IN (SELECT slot FROM bulkhead.nodes))) ON CONFLICT (name) DO UPDATE SET"
+	" started_at = now(), heartbeat_at = now(), epoch = bulkhead.nodes.epoch + 1"
+	" RETURNING epoch, slot)"
+	" SELECT n.epoch, n.slot, " LAST_IN_SLOT("jobs") ", " LAST_IN_SLOT("groups") " FROM n";
+
+int pg_node_info_parse(const PGresult *res, struct pg_node_info *info)
+{
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		return -ENOENT;
+	*info = (struct pg_node_info){ .epoch = cell(res, 0), .slot = (int)cell(res, 1),
+				       .last_job = cell(res, 2), .last_group = cell(res, 3) };
+	return 0;
+}
+
 int pg_node_join(struct pg_conn *c, const char *name, pg_node_fn done, void *userdata)
 {
 	const char *values[] = { name };
 
-	return send_call(c,
-			 "WITH n AS (INSERT INTO bulkhead.nodes (name, started_at, heartbeat_at, "
-			 "epoch, slot) VALUES ($1, now(), now(), 1, (SELECT min(s) FROM "
-			 "generate_series(0, 8191) AS s WHERE s NOT IN (SELECT slot FROM "
-			 "bulkhead.nodes))) ON CONFLICT (name) DO UPDATE SET started_at = now(), "
-			 "heartbeat_at = now(), epoch = bulkhead.nodes.epoch + 1 "
-			 "RETURNING epoch, slot) "
-			 "SELECT n.epoch, n.slot, " LAST_IN_SLOT("jobs") ", " LAST_IN_SLOT("groups")
-			 " FROM n",
-			 1, values, done, userdata);
+	return send_call(c, pg_node_join_sql, 1, values, done, userdata);
 }
 
 int pg_node_beat(struct pg_conn *c, const char *name, int64_t epoch, pg_node_fn done,

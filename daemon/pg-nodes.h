@@ -41,3 +41,7 @@ int pg_node_join(struct pg_conn *c, const char *name, pg_node_fn done, void *use
 /* A heartbeat of name at epoch; superseded (NULL) if another joined under the name since. */
 int pg_node_beat(struct pg_conn *c, const char *name, int64_t epoch, pg_node_fn done,
 		 void *userdata);
+
+/* The join's statement ($1: the name) and its one row read into *info (-ENOENT: no row). */
+extern const char pg_node_join_sql[];
+int pg_node_info_parse(const PGresult *res, struct pg_node_info *info);

@@ -47,6 +47,7 @@ struct pg_queue {
 	void *userdata;
 	struct pg_node_info info;
 	bool joined, join_in_flight, superseded;
+	bool started; /* joined, and its last life's jobs asked for: claims may go */
 	struct idmap held;        /* job id -> the epoch it is held at */
 	int64_t *renewing;        /* the renewal in flight: the ids it asked for, */
 	int64_t *renewing_epochs; /* at these epochs */

@@ -119,6 +119,20 @@ static void take(struct pg_queue *q, bool mine_too)
 
 /* ---- joining, heartbeats, renewals ---- */
 
+/*
+ * Joined: what it held in its last life is taken first, before any claim of this one
+ * (statements run in order): a claim sent first would be taken back as an orphan.
+ */
+static void start(struct pg_queue *q)
+{
+	q->started = true;
+	q->renewed_at = now_usec(q);
+	arm_fence(q);
+	take(q, true);
+	q->ops->joined(q->userdata, &q->info);
+	try_claims(q);
+}
+
 static void on_joined(void *userdata, const struct pg_node_info *info, const char *error)
 {
 	struct pg_queue *q = userdata;
@@ -128,13 +142,7 @@ static void on_joined(void *userdata, const struct pg_node_info *info, const cha
 		return; /* tried again at the next tick */
 	q->info = *info;
 	q->joined = true;
-	q->renewed_at = now_usec(q);
-	arm_fence(q);
-	/* What it held in its last life, before any claim of this one (statements run in
-	 * order): a claim sent first would be taken back as an orphan. */
-	take(q, true);
-	q->ops->joined(q->userdata, info);
-	try_claims(q);
+	start(q);
 }
 
 static void join(struct pg_queue *q)
@@ -275,6 +283,8 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 		join(q);
 		return 0;
 	}
+	if (!q->started)
+		return 0;
 	renew(q); /* and the heartbeat */
 	take(q, false);
 	if (q->sending_failed)
@@ -309,7 +319,7 @@ static void on_claim(void *userdata, const PGresult *res, const char *error)
 
 static void try_claims(struct pg_queue *q)
 {
-	if (!q->joined || q->superseded || !pg_conn_is_up(q->c))
+	if (!q->started || q->superseded || !pg_conn_is_up(q->c))
 		return;
 	for (size_t i = 0; i < q->n_wants; i++) {
 		struct want *w = q->wants[i];
@@ -365,6 +375,8 @@ static void on_up(void *userdata)
 		join(q);
 		return;
 	}
+	if (!q->started) /* joined before it was made (pg_queue_config.joined) */
+		start(q);
 	if (q->sending_lost)
 		pgq_send_sending(q);
 	for (size_t i = 0; i < q->n_wants; i++)
@@ -409,7 +421,7 @@ size_t pg_queue_n_held(const struct pg_queue *q)
 
 bool pg_queue_is_joined(const struct pg_queue *q)
 {
-	return q->joined && !q->superseded;
+	return q->started && !q->superseded;
 }
 
 int pg_queue_slot(const struct pg_queue *q)
@@ -432,6 +444,10 @@ int pg_queue_new(sd_event *e, const struct pg_queue_config *cfg, const struct pg
 	q->userdata = userdata;
 	q->lease_ms = cfg->lease_ms > 0 ? cfg->lease_ms : PG_QUEUE_LEASE_MS;
 	q->node = strdup(cfg->node);
+	if (cfg->joined) {
+		q->info = *cfg->joined;
+		q->joined = true;
+	}
 	pgq_batch_init(&q->next);
 	pgq_batch_init(&q->sending);
 	sd_event_now(e, CLOCK_MONOTONIC, &now);

@@ -34,7 +34,7 @@
 struct pg_queue;
 
 struct pg_queue_ops {
-	/* Joined (once: a loss of the connection keeps the node's epoch): slot and epoch. */
+	/* Joined and started (once: a loss of the connection keeps the node's epoch). */
 	void (*joined)(void *userdata, const struct pg_node_info *info);
 	/* The connection is lost (said once per loss; it reconnects by itself). */
 	void (*down)(void *userdata, const char *why);
@@ -57,6 +57,9 @@ struct pg_queue_config {
 	const char *conninfo;
 	const char *node;
 	int64_t lease_ms; /* 0: PG_QUEUE_LEASE_MS */
+	/* Joined already (store_pg_join(): a master needs its slot before its loop runs), or
+	 * NULL: it joins once connected. */
+	const struct pg_node_info *joined;
 };
 
 /* Starts connecting. 0, or -EINVAL (the connection string: *ret_error says why), -ENOMEM. */

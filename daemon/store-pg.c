@@ -199,3 +199,30 @@ int store_pg_schema(PGconn *c, char **ret_error)
 	}
 	return found;
 }
+
+int store_pg_join(PGconn *c, const char *name, struct pg_node_info *info, char **ret_error)
+{
+	const char *values[] = { name };
+
+	*ret_error = NULL;
+	for (int tries = 0;; tries++) {
+		PGresult *res = PQexecParams(c, pg_node_join_sql, 1, NULL, values, NULL, NULL, 0);
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		bool collided = state && strcmp(state, "23505") == 0, full = state &&
+			strcmp(state, "23502") == 0; /* unique_violation; not_null: no slot */
+		int r = pg_node_info_parse(res, info);
+
+		if (r == 0) {
+			PQclear(res);
+			return 0;
+		}
+		if (full || !collided || tries == 8) {
+			r = fail(c, ret_error, full ? -ENOSPC : -EIO, "join as node %s: %s", name,
+				 full ? "every one of the 8192 node slots is taken"
+				      : PQerrorMessage(c));
+			PQclear(res);
+			return r;
+		}
+		PQclear(res);
+	}
+}

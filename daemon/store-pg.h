@@ -12,6 +12,8 @@
 
 #include <libpq-fe.h>
 
+#include "daemon/pg-nodes.h"
+
 /* The schema this build writes; a database with a higher version is refused. */
 #define STORE_PG_VERSION 1
 
@@ -34,6 +36,14 @@ int store_pg_connect(const char *conninfo, PGconn **ret, char **ret_error);
  *   -EIO     the server failed the statements (its message)
  */
 int store_pg_schema(PGconn *c, char **ret_error);
+
+/*
+ * Joins as node `name` (pg-nodes.h), waiting for the answer: what a master does before its
+ * loop runs, because the groups and jobs of its config need ids from its slot. Two new
+ * names joining at once may collide on a slot: it tries again (up to 8 times). 0 and *info,
+ * or -EIO and *ret_error (the server's words), -ENOSPC (every slot is taken).
+ */
+int store_pg_join(PGconn *c, const char *name, struct pg_node_info *info, char **ret_error);
 
 /* "HOST:PORT/DB" of c (a socket directory for HOST), for messages. */
 const char *store_pg_where(PGconn *c, char *buf, size_t size);

@@ -145,6 +145,39 @@ START_TEST(test_bad_connections)
 }
 END_TEST
 
+/* The blocking join a master makes at its start: epochs per name, slots kept, last ids. */
+START_TEST(test_join_waiting)
+{
+	PGconn *c = connect_ok();
+	struct pg_node_info a, b, a2;
+	char *err = NULL;
+
+	ck_assert_int_eq(store_pg_schema(c, &err), 0);
+	ck_assert_int_eq(store_pg_join(c, "a", &a, &err), 0);
+	ck_assert_int_eq(store_pg_join(c, "b", &b, &err), 0);
+	sql_ok(c, "INSERT INTO bulkhead.jobs (id, grp, pool_name, instance, state, cause, "
+		  "cause_detail, alone, attempts, reruns, runs, flags, host_deaths, accepted_at, "
+		  "started_ms, ended_ms) VALUES (1099511627779, 1, 'p', 1, 0, 0, 0, 0, 0, 0, 0, 0, "
+		  "0, 0, 0, 0)");
+	ck_assert_int_eq(store_pg_join(c, "a", &a2, &err), 0);
+	ck_assert_int_eq(a.slot, 0);
+	ck_assert_int_eq(a.epoch, 1);
+	ck_assert_int_eq(a.last_job, 0);
+	ck_assert_int_eq(b.slot, 1);
+	ck_assert_int_eq(a2.slot, 0);
+	ck_assert_int_eq(a2.epoch, 2);
+	ck_assert_int_eq(store_pg_join(c, "b", &b, &err), 0);
+	ck_assert_int_eq(b.last_job, PG_NODE_ID_BASE(1) + 3);
+	ck_assert_int_eq(b.last_group, PG_NODE_ID_BASE(1));
+	/* No schema: the server's words, not a crash. */
+	sql_ok(c, "DROP SCHEMA bulkhead CASCADE");
+	ck_assert_int_eq(store_pg_join(c, "a", &a, &err), -EIO);
+	ck_assert_msg(strstr(err, "join as node a") && strstr(err, "bulkhead.nodes"), "%s", err);
+	free(err);
+	PQfinish(c);
+}
+END_TEST
+
 static Suite *store_pg_suite(void)
 {
 	Suite *s = suite_create("store-pg");
@@ -155,6 +188,7 @@ static Suite *store_pg_suite(void)
 	tcase_add_test(tc, test_nodes_start_together);
 	tcase_add_test(tc, test_refuses_newer_and_damaged);
 	tcase_add_test(tc, test_bad_connections);
+	tcase_add_test(tc, test_join_waiting);
 	suite_add_tcase(s, tc);
 	return s;
 }
