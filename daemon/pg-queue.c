@@ -26,10 +26,12 @@ static void try_claims(struct pg_queue *q);
 static void arm_fence(struct pg_queue *q);
 static void take(struct pg_queue *q, bool mine_too);
 
-/* Parses a claim's or a take's rows; a row that does not parse (a value out of its range:
- * a damaged table) is skipped: not held, so its lease expires and the next take meets it
- * again; it never runs. (Saying so in the log is still to do.) */
-static size_t parse_rows(const PGresult *res, struct pg_job **ret)
+/*
+ * Parses a claim's or a take's rows. A row that does not parse (a value out of its range: a
+ * damaged table) is said (damaged()) and skipped: not held, so its lease expires and the
+ * next take meets it again; it never runs here.
+ */
+static size_t parse_rows(struct pg_queue *q, const PGresult *res, struct pg_job **ret)
 {
 	int n = PQntuples(res);
 	struct pg_job *jobs = calloc(n > 0 ? (size_t)n : 1, sizeof(*jobs));
@@ -38,9 +40,12 @@ static size_t parse_rows(const PGresult *res, struct pg_job **ret)
 	*ret = jobs;
 	if (!jobs)
 		return 0;
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		if (pg_job_parse(res, i, &jobs[k]) == 0)
 			k++;
+		else if (q->ops->damaged)
+			q->ops->damaged(q->userdata, strtoll(PQgetvalue(res, i, 0), NULL, 10));
+	}
 	return k;
 }
 
@@ -58,7 +63,7 @@ static void hold(struct pg_queue *q, int64_t id, int64_t epoch)
 /* Rows that came leased to this node: held from now on, at their epoch. */
 static size_t take_rows(struct pg_queue *q, const PGresult *res, struct pg_job **ret)
 {
-	size_t n = parse_rows(res, ret);
+	size_t n = parse_rows(q, res, ret);
 
 	for (size_t i = 0; i < n; i++)
 		hold(q, (*ret)[i].id, (*ret)[i].lease_epoch);

@@ -48,6 +48,9 @@ struct pg_queue_ops {
 	/* Jobs this node held that it holds no more (another node took them): kill them, and
 	 * drop what they would write. */
 	void (*lost)(void *userdata, const int64_t *ids, size_t n);
+	/* A claimed or taken row with a value out of its range (a damaged table): job id is
+	 * not run here, and is met again when its lease expires (NULL: not wanted). */
+	void (*damaged)(void *userdata, int64_t id);
 	/* Flush `serial` is committed (r = 0), or failed for another reason than the
 	 * connection (r < 0, why; it is kept and sent again at the next flush). */
 	void (*flushed)(void *userdata, uint64_t serial, int r, const char *why);

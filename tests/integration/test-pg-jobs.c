@@ -17,6 +17,7 @@
 
 #include "common/job-state.h"
 #include "daemon/pg-jobs.h"
+#include "daemon/pg-queue.h"
 #include "daemon/store-pg.h"
 #include "tests/pg/pg-testdb.h"
 
@@ -626,6 +627,73 @@ START_TEST(test_add_again)
 }
 END_TEST
 
+/* What a queue (pg-queue.h) in this process told. */
+struct told {
+	int joined, claimed, damaged;
+	int64_t damaged_id;
+};
+
+static void t_joined(void *u, const struct pg_node_info *info)
+{
+	((struct told *)u)->joined++;
+}
+
+static void t_claimed(void *u, const struct pg_job *jobs, size_t n)
+{
+	((struct told *)u)->claimed += (int)n;
+}
+
+static void t_damaged(void *u, int64_t id)
+{
+	((struct told *)u)->damaged++;
+	((struct told *)u)->damaged_id = id;
+}
+
+static void t_down(void *u, const char *why)
+{
+}
+
+static void t_orphans(void *u, const struct pg_job *jobs, size_t n)
+{
+}
+
+static void t_lost(void *u, const int64_t *ids, size_t n)
+{
+}
+
+static void t_flushed(void *u, uint64_t serial, int r, const char *why)
+{
+}
+
+/* A claimed row with a value out of its range is said, by id, and not handed out. */
+START_TEST(test_damaged_row_said)
+{
+	static const struct pg_queue_ops queue_ops = {
+		.joined = t_joined, .down = t_down, .superseded = t_down, .claimed = t_claimed,
+		.orphans = t_orphans, .lost = t_lost, .flushed = t_flushed, .damaged = t_damaged,
+	};
+	struct pg_queue_config cfg = { .conninfo = conninfo, .node = "c" };
+	struct told told = { 0 };
+	struct pg_queue *pq;
+	char *err = NULL;
+
+	pg_test_ok(db, "INSERT INTO bulkhead.jobs (id, grp, pool_name, instance, state, cause, "
+		       "cause_detail, alone, attempts, reruns, runs, flags, host_deaths, "
+		       "accepted_at, started_ms, ended_ms) VALUES "
+		       "(1, 1, 'p', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), "
+		       "(2, 1, 'p', 2, 0, 0, 0, 0, 300, 0, 0, 0, 0, 0, 0, 0)");
+	ck_assert_int_eq(pg_queue_new(loop, &cfg, &queue_ops, &told, &pq, &err), 0);
+	ck_assert_int_eq(pg_queue_want(pq, "p", false, 10), 0);
+	wait_for(&told.damaged, "the damaged row said");
+	wait_for(&told.claimed, "the good row claimed");
+	ck_assert_int_eq(told.claimed, 1);
+	ck_assert_int_eq(told.damaged_id, 2);
+	ck_assert(pg_queue_holds(pq, 1));
+	ck_assert(!pg_queue_holds(pq, 2));
+	pg_queue_free(pq);
+}
+END_TEST
+
 static Suite *pg_jobs_suite(void)
 {
 	Suite *s = suite_create("pg-jobs");
@@ -639,6 +707,7 @@ static Suite *pg_jobs_suite(void)
 	tcase_add_test(tc, test_restart_takes_its_own);
 	tcase_add_test(tc, test_values_survive);
 	tcase_add_test(tc, test_add_again);
+	tcase_add_test(tc, test_damaged_row_said);
 	suite_add_tcase(s, tc);
 	return s;
 }
