@@ -99,12 +99,11 @@ static void on_write(void *userdata, const PGresult *res, const char *error)
 	lost = malloc((b->n_writes + 1) * sizeof(*lost));
 	for (size_t i = 0; i < b->n_writes; i++) {
 		const struct pg_job *j = &b->writes[i];
+		const struct idmap_entry *l = idmap_find(&q->held, (uint64_t)j->id);
 		int64_t got = 0;
 
 		while (k < (size_t)rows && (got = strtoll(PQgetvalue(res, (int)k, 0), NULL, 10)) < j->id)
 			k++;
-		const struct idmap_entry *l = idmap_find(&q->held, (uint64_t)j->id);
-
 		if (!l || l->value != (uint64_t)j->lease_epoch)
 			continue; /* held no more, or again at a newer epoch: not this write's */
 		if (k < (size_t)rows && got == j->id) {

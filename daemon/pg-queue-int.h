@@ -11,6 +11,9 @@
 #include "common/idmap.h"
 #include "daemon/pg-queue.h"
 
+/* A start's take of its last life's jobs: all of them (a node holds far fewer). */
+#define PG_QUEUE_TAKE_ALL ((size_t)1 << 30)
+
 /* What is buffered for a flush. */
 struct add_req {
 	struct add_req *next;

@@ -117,7 +117,13 @@ static void take(struct pg_queue *q, bool mine_too)
 {
 	if (q->take_in_flight)
 		return;
-	if (pg_jobs_take_expired(q->c, q->node, mine_too, PG_QUEUE_CLAIM_MAX, q->lease_ms, on_take,
+	/*
+	 * Its own last life's jobs all at once: taken again, they are this node's at a new
+	 * epoch, and a second batch of "mine" would take the first one back. Expired leases go
+	 * a batch at a time (on_take() asks again after a full one).
+	 */
+	if (pg_jobs_take_expired(q->c, q->node, mine_too,
+				 mine_too ? PG_QUEUE_TAKE_ALL : PG_QUEUE_CLAIM_MAX, q->lease_ms, on_take,
 				 q) == 0)
 		q->take_in_flight = true;
 }

@@ -629,7 +629,7 @@ END_TEST
 
 /* What a queue (pg-queue.h) in this process told. */
 struct told {
-	int joined, claimed, damaged;
+	int joined, claimed, damaged, orphans;
 	int64_t damaged_id;
 };
 
@@ -655,6 +655,7 @@ static void t_down(void *u, const char *why)
 
 static void t_orphans(void *u, const struct pg_job *jobs, size_t n)
 {
+	((struct told *)u)->orphans += (int)n;
 }
 
 static void t_lost(void *u, const int64_t *ids, size_t n)
@@ -694,6 +695,42 @@ START_TEST(test_damaged_row_said)
 }
 END_TEST
 
+/*
+ * A node that starts again takes everything its last life held, more than one take's batch,
+ * at once: not only the first batch, the rest waiting for leases that would not expire soon.
+ */
+START_TEST(test_restart_takes_all_its_own)
+{
+	static const struct pg_queue_ops queue_ops = {
+		.joined = t_joined, .down = t_down, .superseded = t_down, .claimed = t_claimed,
+		.orphans = t_orphans, .lost = t_lost, .flushed = t_flushed, .damaged = t_damaged,
+	};
+	struct pg_queue_config cfg = { .conninfo = conninfo, .node = "a" };
+	struct told told = { 0 };
+	struct pg_queue *pq;
+	char *err = NULL;
+
+	pg_test_ok(db, "INSERT INTO bulkhead.jobs (id, grp, pool_name, instance, state, cause, "
+		       "cause_detail, alone, attempts, reruns, runs, flags, host_deaths, "
+		       "accepted_at, started_ms, ended_ms, lease_owner, lease_epoch, lease_expires) "
+		       "SELECT i, 1, 'p', i, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 'a', 1, "
+		       "now() + interval '1 hour' FROM generate_series(1, 600) AS i");
+	ck_assert_int_eq(pg_queue_new(loop, &cfg, &queue_ops, &told, &pq, &err), 0);
+	{
+		int64_t deadline = now_ms() + DEADLINE_MS;
+
+		while (told.orphans < 600) {
+			ck_assert_msg(now_ms() < deadline, "%d of its last life's 600 jobs taken",
+				      told.orphans);
+			ck_assert_int_ge(sd_event_run(loop, 100 * 1000), 0);
+		}
+	}
+	ck_assert_int_eq(told.orphans, 600);
+	ck_assert_int_eq(pg_queue_n_held(pq), 600);
+	pg_queue_free(pq);
+}
+END_TEST
+
 static Suite *pg_jobs_suite(void)
 {
 	Suite *s = suite_create("pg-jobs");
@@ -708,6 +745,7 @@ static Suite *pg_jobs_suite(void)
 	tcase_add_test(tc, test_values_survive);
 	tcase_add_test(tc, test_add_again);
 	tcase_add_test(tc, test_damaged_row_said);
+	tcase_add_test(tc, test_restart_takes_all_its_own);
 	suite_add_tcase(s, tc);
 	return s;
 }
