@@ -27,9 +27,7 @@ static void on_result(void *userdata, const PGresult *res, const char *error)
 		struct pg_node_info info;
 
 		if (pg_node_info_parse(res, &info) < 0)
-			k->done(k->userdata, NULL,
-				"superseded: another node joined under this name since (its epoch "
-				"is newer)");
+			k->done(k->userdata, NULL, "the join answered no row");
 		else
 			k->done(k->userdata, &info, NULL);
 	}
@@ -82,17 +80,4 @@ int pg_node_join(struct pg_conn *c, const char *name, pg_node_fn done, void *use
 	const char *values[] = { name };
 
 	return send_call(c, pg_node_join_sql, 1, values, done, userdata);
-}
-
-int pg_node_beat(struct pg_conn *c, const char *name, int64_t epoch, pg_node_fn done,
-		 void *userdata)
-{
-	char e[24];
-	const char *values[] = { name, e };
-
-	snprintf(e, sizeof(e), "%" PRId64, epoch);
-	return send_call(c,
-			 "UPDATE bulkhead.nodes SET heartbeat_at = now() WHERE name = $1 AND "
-			 "epoch = $2 RETURNING epoch, slot",
-			 2, values, done, userdata);
 }

@@ -4,7 +4,8 @@
  * name (`[supervisor] node`), when it started, its last heartbeat, its epoch and its slot.
  *
  * Joining takes the next epoch for the name, so a second bulkheadd started under a name
- * already in use supersedes the first: the first one's next heartbeat (fenced on its epoch)
+ * already in use supersedes the first: the first one's next heartbeat (fenced on its epoch,
+ * part of its renewal: pg_jobs_renew())
  * finds no row and says so, and it must stop using the store.
  *
  * A name's slot (0 .. PG_NODE_SLOTS - 1, the lowest free one at its first join, kept for
@@ -24,23 +25,20 @@
 /* The id before a slot's first one. */
 #define PG_NODE_ID_BASE(slot) ((int64_t)(slot) << PG_NODE_ID_BITS)
 
-/* What a join or a heartbeat answers. */
+/* What a join answers. */
 struct pg_node_info {
 	int64_t epoch;
 	int slot;
 	int64_t last_job, last_group; /* join: the highest ids of the slot in use (base: none) */
 };
 
-/* A join's or a heartbeat's answer: info, or NULL and why (superseded, or the server's
- * error). */
+/* A join's answer: info, or NULL and why (the server's error). The heartbeat is part of
+ * the renewal (pg_jobs_renew()). */
 typedef void (*pg_node_fn)(void *userdata, const struct pg_node_info *info, const char *error);
 
 /* Joins (or joins again) as name: started and heartbeat now, the next epoch, its slot. */
 int pg_node_join(struct pg_conn *c, const char *name, pg_node_fn done, void *userdata);
 
-/* A heartbeat of name at epoch; superseded (NULL) if another joined under the name since. */
-int pg_node_beat(struct pg_conn *c, const char *name, int64_t epoch, pg_node_fn done,
-		 void *userdata);
 
 /* The join's statement ($1: the name) and its one row read into *info (-ENOENT: no row). */
 extern const char pg_node_join_sql[];

@@ -666,13 +666,14 @@ static void t_flushed(void *u, uint64_t serial, int r, const char *why)
 {
 }
 
+static const struct pg_queue_ops queue_ops = {
+	.joined = t_joined, .down = t_down, .superseded = t_down, .claimed = t_claimed,
+	.orphans = t_orphans, .lost = t_lost, .flushed = t_flushed, .damaged = t_damaged,
+};
+
 /* A claimed row with a value out of its range is said, by id, and not handed out. */
 START_TEST(test_damaged_row_said)
 {
-	static const struct pg_queue_ops queue_ops = {
-		.joined = t_joined, .down = t_down, .superseded = t_down, .claimed = t_claimed,
-		.orphans = t_orphans, .lost = t_lost, .flushed = t_flushed, .damaged = t_damaged,
-	};
 	struct pg_queue_config cfg = { .conninfo = conninfo, .node = "c" };
 	struct told told = { 0 };
 	struct pg_queue *pq;
@@ -701,10 +702,6 @@ END_TEST
  */
 START_TEST(test_restart_takes_all_its_own)
 {
-	static const struct pg_queue_ops queue_ops = {
-		.joined = t_joined, .down = t_down, .superseded = t_down, .claimed = t_claimed,
-		.orphans = t_orphans, .lost = t_lost, .flushed = t_flushed, .damaged = t_damaged,
-	};
 	struct pg_queue_config cfg = { .conninfo = conninfo, .node = "a" };
 	struct told told = { 0 };
 	struct pg_queue *pq;
