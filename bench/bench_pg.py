@@ -11,9 +11,15 @@ same run (bench/bench-pg.c says what each does):
    default lease (5 s) and renewal period (lease / 3);
 5. CPU per job (the consumers' and the server's) with 1, 2 and 3 consumer nodes.
 
-This measures bulkhead's queue layer (daemon/pg-queue.c and its statements), not yet a whole
-bulkheadd: `store = postgresql:` is not wired into the master yet (docs/decisions.md). Runs
-alternate between raw and queue; figures are medians. Nothing is asserted.
+1-5 measure bulkhead's queue layer (daemon/pg-queue.c and its statements); then whole
+bulkheadd nodes (bench/bench_pg_daemon.py):
+
+6. one submit of 40 000 noop jobs to 1, 3 and 4 bulkheadd nodes (2 workers × 4 threads
+   each): jobs/s from the submit's answer to the last end, against raw claim + fenced end
+   with 1 and 4 consumers; the submit's jobs/s against raw adds; CPU per job (nodes and
+   server) with 1 and 3 nodes.
+
+Runs alternate between raw and bulkhead; figures are medians. Nothing is asserted.
 """
 import json
 import os
@@ -22,7 +28,11 @@ import statistics
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_pg_daemon  # noqa: E402
+
 CLAIM_JOBS = 20000
+DAEMON_JOBS = 40000
 SUBMIT_JOBS, SUBMIT_BATCH = 50000, 1000
 LATENCY_SAMPLES = 1000
 REQUEUE_JOBS = 1000
@@ -47,7 +57,11 @@ def _inner(build, runs, shrink):
         out["claim"][consumers] = {"raw": [], "queue": []}
     for n in (1, 2, 3):
         out["nodes"][n] = []
-    for _ in range(runs):
+    out["daemon"] = {1: [], 3: [], 4: []}
+    for run_i in range(runs):
+        for n in (1, 3, 4):
+            out["daemon"][n].append(bench_pg_daemon.measure(build, n, DAEMON_JOBS // shrink,
+                                                            f"bench_d{n}_{run_i}"))
         for consumers in (1, 4):
             for mode in ("raw", "queue"):
                 out["claim"][consumers][mode].append(
@@ -98,8 +112,7 @@ def run(ctx, h):
             "FOR UPDATE SKIP LOCKED ... RETURNING` of 100, the ends as one fenced `UPDATE` "
             "from arrays. **queue**: bulkhead's `daemon/pg-queue.c` on an sd-event loop (the "
             "statements of `daemon/pg-jobs.c`, prepared once per connection, leases renewed, "
-            "flushes once per pass). This is "
-            "the queue layer alone: `store = postgresql:` is not wired into bulkheadd yet. "
+            "flushes once per pass): the queue layer alone; whole bulkheadd nodes below. "
             f"Medians of {runs} runs each, alternating.\n\n")
     rows = []
     for consumers in ("1", "4"):
@@ -155,6 +168,36 @@ def run(ctx, h):
              "server process (the server's background processes included) per job.\n\n")
     body += h.table(["nodes", "jobs/s", "CPU µs per job"], rows, "rrr")
     summary.append(("pg", "per-job CPU, 3 nodes / 1 node (flat: ≤ 1.25)", h.fmt_ratio(r),
+                    "≤ 1.25", h.yes_no(r is not None and r <= 1.25)))
+
+    d = {n: ok(data["daemon"][n], f"bulkheadd x{n}") for n in ("1", "3", "4")}
+    raw_claim = {c: ok(data["claim"][c]["raw"], f"claim-end raw {c}") for c in ("1", "4")}
+    raw_add = ok(data["submit"]["raw"], "submit raw")
+    body += ("\n## Through bulkheadd\n\nOne `bulkhead submit` of "
+             f"{DAEMON_JOBS // shrink} noop jobs to the first of N bulkheadd nodes "
+             f"({bench_pg_daemon.WORKERS} workers × {bench_pg_daemon.THREADS} threads each, "
+             "`store = postgresql:`): jobs/s from the submit's answer (every job committed) "
+             "to the last end in the table; the submit's own jobs/s; CPU per job of the "
+             "nodes (masters, workers) and of the server over that time. Raw: the same "
+             "run's claim + fenced end and adds above.\n\n")
+    rows = []
+    for n in ("1", "3", "4"):
+        rows.append([n, h.fmt_num(med(d[n], "jobs_per_s")),
+                     h.fmt_num(med(d[n], "submit_jobs_per_s")),
+                     h.fmt_num(med(d[n], "cpu_us_per_job"), 1),
+                     h.fmt_num(med(d[n], "server_us_per_job"), 1)])
+    body += h.table(["nodes", "jobs/s", "submit jobs/s", "CPU µs/job", "of it server"],
+                    rows, "rrrrr")
+    for n, c in (("1", "1"), ("4", "4")):
+        r = ratio(med(d[n], "jobs_per_s"), med(raw_claim[c], "jobs_per_s"))
+        summary.append(("pg", f"claim+end through {n} bulkheadd node(s) / raw libpq with {c} "
+                        "consumer(s)", h.fmt_ratio(r), "≥ 0.7",
+                        h.yes_no(r is not None and r >= 0.7)))
+    r = ratio(med(d["1"], "submit_jobs_per_s"), med(raw_add, "jobs_per_s"))
+    summary.append(("pg", "bulkhead submit / raw libpq adds, jobs/s", h.fmt_ratio(r), "≥ 0.8",
+                    h.yes_no(r is not None and r >= 0.8)))
+    r = ratio(med(d["3"], "cpu_us_per_job"), med(d["1"], "cpu_us_per_job"))
+    summary.append(("pg", "per-job CPU through bulkheadd, 3 nodes / 1 node", h.fmt_ratio(r),
                     "≤ 1.25", h.yes_no(r is not None and r <= 1.25)))
     return body, summary, notes
 

@@ -48,7 +48,9 @@ struct supervisor_config {
 	usec_t drain_timeout;
 	unsigned keep_ended; /* bulkheadd: ended jobs kept in the ledger (ledger_collect) */
 	enum worker_start worker_start;
-	char *store; /* "" (bulkheadd: the default file), "memory" or "sqlite:/PATH" */
+	char *store; /* "" (bulkheadd: the default file), "memory", "sqlite:/PATH" or
+		      * "postgresql:CONNINFO" */
+	usec_t lease; /* postgresql: a job's lease (renewed every third of it) */
 	char *node; /* "" = the host name */
 };
 

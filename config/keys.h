@@ -47,7 +47,7 @@ enum config_type {
 	CONFIG_TYPE_ARGS, /* char *, "k=v k=v" (checked against run's builtin, if it is one) */
 	CONFIG_TYPE_GLOB, /* char *, "" or a glob(3) pattern, made absolute (config dir) */
 	CONFIG_TYPE_DIR, /* char *, "" or an existing directory, made absolute (config dir) */
-	CONFIG_TYPE_STORE, /* char *, "", "memory" or "sqlite:/abs/PATH" (PATH at most max bytes) */
+	CONFIG_TYPE_STORE, /* char *, "", "memory", "sqlite:/abs/PATH" (PATH at most max bytes) or "postgresql:CONNINFO" */
 };
 
 struct config_choice {
@@ -107,8 +107,12 @@ static const struct config_choice config_expect_choices[] = {
 	  "bulkheadd: ended jobs kept for jobs and wait; older ones are forgotten 4096 at a "    \
 	  "time, their counts stay (bulkhead run keeps all)")                                   \
 	X(SUPERVISOR, store, store, STORE, "", 0, 4000, NULL,                                   \
-	  "bulkheadd: where jobs are kept: sqlite:PATH (durable) or memory; empty: "             \
-	  "sqlite:$STATE_DIRECTORY/jobs.db (/var/lib/bulkhead/jobs.db without systemd)")       \
+	  "bulkheadd: where jobs are kept: sqlite:PATH (durable), postgresql:CONNINFO (shared "  \
+	  "by several nodes) or memory; empty: sqlite:$STATE_DIRECTORY/jobs.db "                 \
+	  "(/var/lib/bulkhead/jobs.db without systemd)")                                         \
+	X(SUPERVISOR, lease, lease, DURATION, "5s", 300 * USEC_PER_MSEC, USEC_PER_HOUR, NULL,     \
+	  "postgresql: how long a node holds a job it runs without renewing (every third of "   \
+	  "it); a dead node's jobs run again after this")                                         \
 	X(SUPERVISOR, node, node, STRING, "", 0, 64, NULL,                                        \
 	  "this node's name in each job's history (bulkhead jobs ID); empty: the host name")     \
 	X(SUPERVISOR, worker_start, worker_start, ENUM, "fork-server", 0, 0,                      \

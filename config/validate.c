@@ -274,6 +274,12 @@ static void check_job(struct parser *p, const struct raw_section *s, struct conf
 	check_files(p, s, g, bad, run_ok);
 	if (run_ok)
 		config_check_run(p, s, g, bad);
+	/* A spool's files are on one host; a shared store's jobs go to any node. */
+	if (g->spool && *g->spool && c->supervisor.store &&
+	    strncmp(c->supervisor.store, "postgresql:", 11) == 0)
+		config_value_error(p, s, CONFIG_KEY_JOB_spool, s->values[CONFIG_KEY_JOB_spool].value,
+				   "a spool is on one host: not with store = postgresql: "
+				   "(submit its files with bulkhead submit --input)");
 }
 
 /*

@@ -235,17 +235,20 @@ static int convert(const struct config_key *k, const char *value, void *base, ch
 				   (unsigned long long)k->max);
 			return -EINVAL;
 		}
+		if (k->type == CONFIG_TYPE_STORE && strncmp(value, "postgresql:", 11) == 0 &&
+		    !value[11]) {
+			str_printf(err, errlen,
+				   "expected postgresql:CONNINFO (a libpq connection string or "
+				   "URI, e.g. postgresql:host=/run/postgresql dbname=bulkhead)");
+			return -EINVAL;
+		}
 		if (k->type == CONFIG_TYPE_STORE && *value && strcmp(value, "memory") != 0 &&
+		    strncmp(value, "postgresql:", 11) != 0 &&
 		    (strncmp(value, "sqlite:/", 8) != 0 || strlen(value + 7) > k->max)) {
-			if (strncmp(value, "postgresql:", 11) == 0)
-				str_printf(err, errlen,
-					   "a PostgreSQL store is not built yet: use sqlite:PATH "
-					   "or memory");
-			else
-				str_printf(err, errlen,
-					   "expected sqlite:/ABSOLUTE/PATH (at most %llu bytes) or "
-					   "memory",
-					   (unsigned long long)k->max);
+			str_printf(err, errlen,
+				   "expected sqlite:/ABSOLUTE/PATH (at most %llu bytes), "
+				   "postgresql:CONNINFO or memory",
+				   (unsigned long long)k->max);
 			return -EINVAL;
 		}
 		copy = strdup(value);

@@ -162,10 +162,14 @@ static json_object *store_object(struct master *m)
 	json_object *o = json_object_new_object();
 	const char *path = master_store_path(m), *failing = master_store_failing(m);
 
-	json_object_object_add(o, "kind", json_object_new_string(path ? "sqlite" : "memory"));
+	json_object_object_add(o, "kind",
+			       json_object_new_string(master_shared_store(m) ? "postgresql"
+						      : path		    ? "sqlite"
+									    : "memory"));
 	if (!path)
 		return o;
-	json_object_object_add(o, "path", json_object_new_string(path));
+	if (!master_shared_store(m))
+		json_object_object_add(o, "path", json_object_new_string(path));
 	control_add_int(o, "commits", (int64_t)master_store_commits(m));
 	json_object_object_add(o, "failing", json_object_new_string(failing ? failing : ""));
 	return o;
@@ -189,6 +193,8 @@ static json_object *control_cmd_status(struct control *c, json_object *req)
 	json_object_object_add(o, "workers", workers_totals(ms));
 	json_object_object_add(o, "pools", pools_array(m));
 	json_object_object_add(o, "store", store_object(m));
+	if (master_shared_store(m))
+		return control_shared_status(c, o); /* the counts and nodes from the table */
 	return o;
 }
 

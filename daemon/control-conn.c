@@ -48,6 +48,7 @@ void control_conn_free(struct client *cl)
 		if (h->durable_at)
 			cl->c->n_held--;
 		control_stream_free(h->stream);
+		json_object_put(h->echo);
 		free(h->text);
 		free(h);
 	}
@@ -101,7 +102,7 @@ static bool release_held(struct client *cl)
 {
 	uint64_t flushed = master_flushes(cl->c->m);
 
-	while (cl->held && !cl->stream && cl->held->durable_at <= flushed) {
+	while (cl->held && !cl->stream && !cl->held->query && cl->held->durable_at <= flushed) {
 		struct held *h = cl->held;
 		bool ok = true;
 
@@ -150,7 +151,8 @@ int control_on_release(sd_event_source *s, void *userdata)
 
 	for (struct client *cl = c->clients; cl && c->n_held > 0; cl = next) {
 		next = cl->next;
-		if (cl->held && !cl->stream && cl->held->durable_at <= master_flushes(c->m))
+		if (cl->held && !cl->stream && !cl->held->query &&
+		    cl->held->durable_at <= master_flushes(c->m))
 			control_conn_pump(cl, false); /* a stream is written on its own turns */
 	}
 	return 0;
@@ -224,7 +226,7 @@ static uint64_t reply_durable_at(struct control *c, json_object *reply)
 	    (reply && json_object_object_get_ex(reply, "ok", &ok) && !json_object_get_boolean(ok)))
 		return 0;
 	master_flush_needed(c->m);
-	return master_flushes(c->m) + 1;
+	return master_flush_next(c->m);
 }
 
 /*
@@ -254,6 +256,26 @@ static bool handle_line(struct client *cl, const char *line, size_t len)
 	if (reply && id)
 		json_object_object_add(reply, "id", json_object_get(id));
 	json_object_put(req);
+	if (!reply && !cl->stream && c->query_pending) {
+		uint64_t q = c->query_pending;
+
+		json_object *early = c->query_early;
+
+		c->query_pending = 0;
+		c->query_early = NULL;
+		if (!hold(cl, NULL, NULL, 0)) {
+			json_object_put(early);
+			return false;
+		}
+		cl->held_tail->query = q;
+		cl->held_tail->echo = id ? json_object_get(id) : NULL;
+		if (early && !control_held_fill(cl->held_tail, early)) {
+			log_warning("control: out of memory for client pid %d: closed", (int)cl->pid);
+			control_conn_free(cl);
+			return false;
+		}
+		return true;
+	}
 	if (!reply && !cl->stream)
 		return true; /* a pending wait: its reply comes later, held likewise */
 	at = c->reply_not_held ? 0 : reply_durable_at(c, reply);
@@ -445,7 +467,7 @@ static bool client_produce(struct client *cl, bool turn)
 			return true;
 		if (!process_lines(cl))
 			return false;
-		if (cl->stream || (cl->held && !cl->stream &&
+		if (cl->stream || (cl->held && !cl->stream && !cl->held->query &&
 				   cl->held->durable_at <= master_flushes(cl->c->m)))
 			continue;
 		/* Nothing holds the input back and it has no '\n': a line longer than allowed. */

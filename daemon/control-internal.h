@@ -84,6 +84,8 @@ struct held {
 	struct stream *stream; /* a submit's reply, or NULL: */
 	char *text;            /* a whole reply line */
 	uint64_t durable_at;   /* 0: waits for nothing but its turn */
+	uint64_t query;        /* a reply a store query makes (control_query_done()): not yet */
+	json_object *echo;     /* with query: the request's "id" */
 };
 
 struct client {
@@ -134,6 +136,9 @@ struct control {
 	unsigned n_held;             /* held replies waiting for a write (durable_at set) */
 	unsigned n_following;        /* clients following logs */
 	bool reply_not_held;         /* the reply being made tells no job state (logs) */
+	uint64_t queries;            /* the last query id given (control_query_new()) */
+	uint64_t query_pending;      /* the handler's reply comes from query: held for it */
+	json_object *query_early;    /* that reply, if it came before the handler returned */
 	usec_t idle_timeout, request_timeout, write_timeout;
 	usec_t refused_logged_at;
 	unsigned refused; /* connections refused since then */
@@ -184,6 +189,26 @@ bool control_conn_held_for_store(const struct client *cl);
 /* The store wrote: the held submit replies go out (from a deferred source). */
 void control_on_flushed(void *userdata);
 int control_on_release(sd_event_source *s, void *userdata);
+
+/*
+ * Replies a store query makes (a shared store's views, read from PostgreSQL): the handler
+ * takes an id (control_query_new(), its request's reply is then held for it, in order) and
+ * returns NULL; control_query_done() gives the reply (taking the reference), or drops it if
+ * the client went meanwhile.
+ */
+uint64_t control_query_new(struct control *c);
+void control_query_done(struct control *c, uint64_t query, json_object *reply);
+/* The reply of held query h (taking the reference): its text. False when out of memory. */
+bool control_held_fill(struct held *h, json_object *reply);
+
+/* jobs's "state" filter (a name, "a,b" or an array) as a bit per state: NULL or an error. */
+json_object *control_read_states(json_object *req, uint32_t *ret);
+
+/* ---- control-shared.c: views of a shared store (every node's jobs) ---- */
+
+/* status's job counts and nodes, then the reply o (taken); NULL (held) or an error reply. */
+json_object *control_shared_status(struct control *c, json_object *o);
+json_object *control_shared_jobs(struct control *c, json_object *req);
 
 /* ---- control-commands.c: the dispatch table and helpers for the handlers ---- */
 

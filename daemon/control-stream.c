@@ -144,7 +144,7 @@ struct stream *control_stream_new(struct control *c, enum stream_kind kind)
  * Returns NULL when the stream is set up, or an error reply.
  */
 /* "state": one name, names separated by ',', or an array of names, into a bit per state. */
-static json_object *read_states(json_object *req, uint32_t *ret)
+json_object *control_read_states(json_object *req, uint32_t *ret)
 {
 	json_object *v;
 	char buf[256], *save = NULL;
@@ -192,7 +192,9 @@ json_object *control_cmd_jobs(struct control *c, json_object *req)
 
 	if (control_get_string(req, "group", &group) < 0)
 		return control_error_reply("group must be a string");
-	v = read_states(req, &want_states);
+	if (master_shared_store(c->m))
+		return control_shared_jobs(c, req);
+	v = control_read_states(req, &want_states);
 	if (v)
 		return v;
 	if (group && (want_group = master_find_group(c->m, group)) < 0)
@@ -361,7 +363,7 @@ static bool wait_reply(struct client *cl)
 		 (unsigned long long)w->ended, w->ended > CONTROL_WAIT_LIST_MAX ? "true" : "false");
 	if (master_durable(cl->c->m)) {
 		/* The ends it reports are on disk before it says so. */
-		s->durable_at = master_flushes(cl->c->m) + 1;
+		s->durable_at = master_flush_next(cl->c->m);
 		master_flush_needed(cl->c->m);
 		return control_conn_hold(cl, s);
 	}

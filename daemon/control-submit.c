@@ -99,7 +99,7 @@ static json_object *submitted_reply(struct control *c, uint64_t first, unsigned 
 	s->first = s->next = first;
 	s->end = first + count;
 	if (master_durable(c->m)) { /* accepted means on disk: after the write that holds them */
-		s->durable_at = master_flushes(c->m) + 1;
+		s->durable_at = master_flush_next(c->m);
 		master_flush_needed(c->m);
 	}
 	s->instance = j.instance;

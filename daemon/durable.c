@@ -96,6 +96,7 @@ static int durable_on_post(sd_event_source *s, void *userdata)
 	struct master *m = userdata;
 	usec_t now = now_usec();
 
+	shared_want(m);
 	if (m->opts.daemon && !m->flush_urgent && !m->flush_failing && !m->stopping &&
 	    now < m->flushed_at + DURABLE_LAZY_USEC) {
 		if (ledger_store_dirty(m->ledger))
@@ -137,6 +138,8 @@ int durable_flush(struct master *m, usec_t now)
 	}
 	m->flushed_at = now;
 	m->flush_urgent = false;
+	if (m->shared)
+		return 0; /* sent: its commit moves m->flushes (shared.c) */
 	m->flushes++;
 	MASTER_EMIT(m, on_flushed);
 	return 0;
@@ -289,6 +292,20 @@ int durable_open(struct master *m, const struct config *c)
 
 	if (!pools)
 		return -ENOMEM;
+	if (m->opts.pg_conninfo) {
+		free(pools);
+		r = shared_open(m, c, &st);
+		if (r >= 0)
+			r = ledger_new_with_store(st, &m->ledger);
+		else
+			return r;
+		if (r < 0) {
+			st->ops->free(st);
+			m->shared = NULL;
+			return r;
+		}
+		goto post;
+	}
 	for (unsigned i = 0; i < c->n_pools; i++)
 		pools[i] = c->pools[i].name;
 	r = store_sqlite_open(m->opts.state, pools, c->n_pools, &st, &err);
@@ -321,6 +338,7 @@ int durable_open(struct master *m, const struct config *c)
 						     : strerror(-r));
 		return r;
 	}
+post:
 	r = sd_event_add_post(m->event, &m->flush, durable_on_post, m);
 	/* Idle: after everything else that is pending (every client's requests, every worker's
 	 * frames), so one write holds all that one wake-up brought. */

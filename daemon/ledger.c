@@ -271,6 +271,11 @@ uint64_t ledger_recover(struct ledger *l)
 	return n;
 }
 
+void ledger_release(struct ledger *l, struct job *j)
+{
+	l->ops->requeue(l->st, j, j->alone);
+}
+
 uint64_t ledger_resume(struct ledger *l, bool retry_failed)
 {
 	uint64_t n = 0;

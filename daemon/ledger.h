@@ -330,6 +330,11 @@ bool ledger_store_dirty(const struct ledger *l);
 uint64_t ledger_recover(struct ledger *l);
 
 /*
+ * A popped job that never started goes back to its queue as it was (a shared store's: to the
+ * shared queue, for any node), nothing counted.
+ */
+void ledger_release(struct ledger *l, struct job *j);
+/*
  * A resumed one-shot run (bulkhead run --state): the jobs its stop cancelled (CAUSE_STOPPED:
  * Ctrl-C, SIGTERM) are queued again, and with retry_failed the failed, crashed and timed-out
  * ones too, with their attempts starting over. Returns how many.

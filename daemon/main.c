@@ -168,6 +168,8 @@ static void store_path(const struct config *c, char *buf, size_t size, const cha
 	*ret = buf;
 	if (strcmp(s, "memory") == 0) {
 		*ret = NULL;
+	} else if (strncmp(s, "postgresql:", 11) == 0) {
+		snprintf(buf, size, "PostgreSQL store");
 	} else if (*s) {
 		snprintf(buf, size, "%s", s + strlen("sqlite:"));
 	} else if ((dir = getenv("STATE_DIRECTORY")) && *dir) {
@@ -305,8 +307,13 @@ int main(int argc, char **argv)
 	log_info("starting with %s: %u pool%s, %u job group%s", path, c->n_pools,
 		 c->n_pools == 1 ? "" : "s", c->n_groups, c->n_groups == 1 ? "" : "s");
 	store_path(c, store, sizeof(store), &mopts.state);
-	if (mopts.state)
+	if (c->supervisor.store && strncmp(c->supervisor.store, "postgresql:", 11) == 0) {
+		mopts.pg_conninfo = c->supervisor.store + 11;
+		mopts.lease_ms = (int64_t)(c->supervisor.lease / USEC_PER_MSEC);
+		log_info("jobs are kept in PostgreSQL, shared with the other nodes");
+	} else if (mopts.state) {
 		log_info("jobs are kept in %s", mopts.state);
+	}
 	r = master_new(c, &mopts, &m);
 	if (r < 0) {
 		config_free(c);

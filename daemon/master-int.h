@@ -229,6 +229,8 @@ struct master {
 	bool dispatch_owed; /* the dispatch defer wrote first: its next run dispatches */
 	usec_t flushed_at;        /* the last flush (monotonic) */
 	char node[256];           /* this host's name: the node its jobs run on */
+	struct store *shared;     /* `store = postgresql:` (shared.c): the ledger's store */
+	usec_t shared_exit_by;    /* a stop's last write is waited for until then */
 	sd_event_source *flush_retry; /* while failing: a pass (and so a flush) each second */
 	int state_error;          /* the last flush, when the loop had ended */
 	sd_event_source *reload_event; /* a SIGHUP storm is one reload */
@@ -405,6 +407,19 @@ int durable_add_gone_pools(struct master *m);
 void durable_free_gone_pools(struct master *m);
 /* The last flush when the loop has ended; logs a failure. */
 int durable_close(struct master *m);
+
+/* ---- shared.c: the master on a shared store (PostgreSQL) ---- */
+
+/* Opens it (opts.pg_conninfo) with c's groups, as m->shared; logs what fails. */
+int shared_open(struct master *m, const struct config *c, struct store **ret);
+/* Each pool's room, told to the shared queue (every loop pass). */
+void shared_want(struct master *m);
+/* The flush that will carry what is changed now (what a reply waits for). */
+uint64_t shared_next_flush(const struct master *m);
+/* Something is not committed yet. */
+bool shared_flush_pending(const struct master *m);
+/* Jobs claimed for this node and not started: back to the shared queue (a stop). */
+void shared_release_queued(struct master *m);
 
 /* ---- reap.c ---- */
 

@@ -87,6 +87,8 @@ void master_begin_stop(struct master *m, enum job_cause cause)
 	if (m->stopping)
 		return;
 	m->stopping = true;
+	if (m->shared)
+		shared_release_queued(m); /* not started here: the other nodes' now */
 	/* A durable daemon's stop keeps them for its next start (master_keeps_jobs()). */
 	for (unsigned i = 0; i < m->n_pools && !(cause == CAUSE_STOPPED && master_keeps_jobs(m));
 	     i++)
@@ -131,11 +133,32 @@ bool master_keeps_jobs(const struct master *m)
 	return m->opts.daemon && m->opts.state;
 }
 
+#define SHARED_EXIT_WAIT (5 * USEC_PER_SEC)
+
+static int on_exit_wait(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	master_check_done(userdata);
+	return 0;
+}
+
 void master_check_done(struct master *m)
 {
 	MASTER_EMIT(m, on_status_dirty);
 	if (!m->stopping && !m->opts.daemon && ledger_unfinished(m->ledger) == 0)
 		master_begin_stop(m, CAUSE_NONE);
+	if (m->stopping && m->n_alive == 0 && m->shared && shared_flush_pending(m)) {
+		/* What the stop decided is written before it ends, or given up after a while
+		 * (the server is away: those leases expire, and other nodes take the jobs). */
+		if (!m->shared_exit_by)
+			m->shared_exit_by = now_usec() + SHARED_EXIT_WAIT;
+		if (now_usec() < m->shared_exit_by) {
+			durable_flush(m, now_usec());
+			master_arm_timer(m, &m->flush_retry, m->shared_exit_by, on_exit_wait, m);
+			return;
+		}
+		log_warning("PostgreSQL store: the last writes are not committed: those jobs run "
+			    "again on another node once their lease expires");
+	}
 	if (m->stopping && m->n_alive == 0) {
 		m->stats.ended_at = now_usec();
 		MASTER_EMIT(m, on_exit); /* the last word: how it ended */
@@ -472,6 +495,11 @@ uint64_t master_flushes(const struct master *m)
 	return m->flushes;
 }
 
+uint64_t master_flush_next(const struct master *m)
+{
+	return m->shared ? shared_next_flush(m) : m->flushes + 1;
+}
+
 struct group_filter {
 	const struct master *m;
 	unsigned group;
@@ -511,6 +539,11 @@ void master_flush_needed(struct master *m)
 const char *master_node(const struct master *m)
 {
 	return m->node;
+}
+
+struct store *master_shared_store(const struct master *m)
+{
+	return m->shared;
 }
 
 const char *master_store_path(const struct master *m)

@@ -63,9 +63,17 @@ struct master_options {
 	 */
 	const char *state;
 	bool retry_failed; /* with state: failed, crashed and timed-out jobs run again */
+	/*
+	 * bulkheadd with `store = postgresql:CONNINFO` (DESIGN §13): the connection string
+	 * (state is then a name for messages); jobs are shared with the other nodes of that
+	 * database. NULL: not shared.
+	 */
+	const char *pg_conninfo;
+	int64_t lease_ms;
 };
 
 struct master;
+struct store;
 struct submit_key;
 struct log_line;
 
@@ -120,6 +128,8 @@ bool master_durable(const struct master *m);
  * Writes of the durable store that succeeded so far: what was accepted before a call is on
  * disk once this has gone past the value it returned then.
  */
+/* What master_flushes() reaches once what is changed now is written. */
+uint64_t master_flush_next(const struct master *m);
 uint64_t master_flushes(const struct master *m);
 /*
  * Someone waits for what changed to be on disk (a held reply): the store writes at the end
@@ -139,6 +149,8 @@ int master_read_logs(struct master *m, uint64_t job, int group, size_t tail,
 bool master_store_dirty(const struct master *m);
 /* The durable store's file (NULL: in memory) and the transactions it committed so far. */
 const char *master_store_path(const struct master *m);
+/* The shared store (`store = postgresql:`, store-pg.h), or NULL. */
+struct store *master_shared_store(const struct master *m);
 /* This master's node name ([supervisor] node, or the host name). */
 const char *master_node(const struct master *m);
 uint64_t master_store_commits(const struct master *m);

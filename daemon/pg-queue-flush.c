@@ -17,15 +17,24 @@ void pgq_batch_init(struct batch *b)
 {
 	*b = (struct batch){ 0 };
 	b->adds_tail = &b->adds;
+	b->groups_tail = &b->groups;
 }
 
 static bool batch_empty(const struct batch *b)
 {
-	return !b->adds && b->n_writes == 0;
+	return !b->adds && !b->groups && b->n_writes == 0;
 }
 
 void pgq_batch_clear(struct batch *b)
 {
+	while (b->groups) {
+		struct group_req *g = b->groups;
+
+		b->groups = g->next;
+		for (int i = 0; i < PG_GROUP_N_PARAMS; i++)
+			free(g->values[i]);
+		free(g);
+	}
 	while (b->adds) {
 		struct add_req *a = b->adds;
 
@@ -144,6 +153,15 @@ void pgq_send_sending(struct pg_queue *q)
 
 	q->sending_lost = q->sending_failed = false;
 	q->sending_left = 0;
+	for (struct group_req *g = b->groups; g; g = g->next) {
+		if (pg_conn_exec_prepared(q->c, "bh_group_insert", pg_group_insert_sql,
+					  PG_GROUP_N_PARAMS, (const char *const *)g->values, on_add,
+					  q) < 0) {
+			q->sending_lost = true;
+			continue;
+		}
+		q->sending_left++;
+	}
 	for (struct add_req *a = b->adds; a; a = a->next) {
 		if (pg_jobs_add(q->c, a->pool, a->grp, a->first_id, a->first_instance, a->n,
 				(const char *const *)a->inputs, a->accepted_at, again, on_add, q) < 0) {
@@ -173,6 +191,8 @@ static void start_sending(struct pg_queue *q)
 	*b = q->next;
 	if (!b->adds)
 		b->adds_tail = &b->adds;
+	if (!b->groups)
+		b->groups_tail = &b->groups;
 	pgq_batch_init(&q->next);
 	order = malloc((b->n_writes + 1) * sizeof(*order));
 	if (order && b->n_writes > 1) {
@@ -217,6 +237,11 @@ uint64_t pg_queue_flush(struct pg_queue *q)
 	return q->sending.serial;
 }
 
+uint64_t pg_queue_next_serial(const struct pg_queue *q)
+{
+	return q->next.serial ? q->next.serial : q->serial + 1;
+}
+
 uint64_t pg_queue_committed(const struct pg_queue *q)
 {
 	return q->committed;
@@ -250,6 +275,27 @@ int pg_queue_add(struct pg_queue *q, const char *pool, int64_t grp, int64_t firs
 	}
 	*q->next.adds_tail = a;
 	q->next.adds_tail = &a->next;
+	return 0;
+}
+
+int pg_queue_add_group(struct pg_queue *q, int64_t id, const struct group_config *g,
+		       const char *pool_name, bool adhoc, int64_t def_hash)
+{
+	struct group_req *req = calloc(1, sizeof(*req));
+	struct pg_group_values v;
+
+	if (!req)
+		return -ENOMEM;
+	pg_group_values(&v, id, g, pool_name, adhoc, def_hash);
+	for (int i = 0; i < PG_GROUP_N_PARAMS; i++)
+		if (!(req->values[i] = strdup(v.v[i]))) {
+			while (i > 0)
+				free(req->values[--i]);
+			free(req);
+			return -ENOMEM;
+		}
+	*q->next.groups_tail = req;
+	q->next.groups_tail = &req->next;
 	return 0;
 }
 

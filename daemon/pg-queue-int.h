@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/idmap.h"
+#include "daemon/pg-groups.h"
 #include "daemon/pg-queue.h"
 
 /* A start's take of its last life's jobs: all of them (a node holds far fewer). */
@@ -24,8 +25,15 @@ struct add_req {
 	char **inputs; /* NULL: none */
 };
 
+/* A group's row (pg-groups.h), sent before the adds of its batch. */
+struct group_req {
+	struct group_req *next;
+	char *values[PG_GROUP_N_PARAMS];
+};
+
 struct batch {
 	uint64_t serial; /* 0: not asked for yet */
+	struct group_req *groups, **groups_tail;
 	struct add_req *adds, **adds_tail;
 	struct pg_job *writes;
 	size_t n_writes, cap_writes;

@@ -12,9 +12,7 @@
 
 #include "daemon/pg-queue-int.h"
 
-#define USEC_PER_MSEC 1000ull
-
-static uint64_t now_usec(const struct pg_queue *q)
+static uint64_t loop_now(const struct pg_queue *q)
 {
 	uint64_t t;
 
@@ -137,7 +135,7 @@ static void take(struct pg_queue *q, bool mine_too)
 static void start(struct pg_queue *q)
 {
 	q->started = true;
-	q->renewed_at = now_usec(q);
+	q->renewed_at = loop_now(q);
 	arm_fence(q);
 	take(q, true);
 	q->ops->joined(q->userdata, &q->info);
@@ -246,7 +244,7 @@ static void renew(struct pg_queue *q)
 			q->renewing_epochs[n++] = (int64_t)q->held.e[i].value;
 		}
 	q->n_renewing = n;
-	q->renew_sent_at = now_usec(q);
+	q->renew_sent_at = loop_now(q);
 	if (pg_jobs_renew(q->c, q->node, q->info.epoch, q->renewing, n, q->lease_ms, on_renew,
 			  q) == 0)
 		q->renew_in_flight = true;
@@ -428,6 +426,16 @@ bool pg_queue_holds(const struct pg_queue *q, int64_t id)
 size_t pg_queue_n_held(const struct pg_queue *q)
 {
 	return q->held.n;
+}
+
+struct pg_conn *pg_queue_conn(struct pg_queue *q)
+{
+	return q->c;
+}
+
+const char *pg_queue_node(const struct pg_queue *q)
+{
+	return q->node;
 }
 
 bool pg_queue_is_joined(const struct pg_queue *q)

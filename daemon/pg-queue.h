@@ -32,6 +32,7 @@
 #define PG_QUEUE_CLAIM_MAX 256 /* jobs per claim statement */
 
 struct pg_queue;
+struct group_config;
 
 struct pg_queue_ops {
 	/* Joined and started (once: a loss of the connection keeps the node's epoch). */
@@ -86,6 +87,14 @@ int pg_queue_want(struct pg_queue *q, const char *pool, bool alone, size_t n);
 int pg_queue_add(struct pg_queue *q, const char *pool, int64_t grp, int64_t first_id,
 		 int32_t first_instance, size_t n, const char *const *inputs,
 		 int64_t accepted_at);
+/* Buffers a group's row (pg-groups.h), sent before the adds of the same flush. */
+int pg_queue_add_group(struct pg_queue *q, int64_t id, const struct group_config *g,
+		       const char *pool_name, bool adhoc, int64_t def_hash);
+/* The connection, for statements of the node's own (they run in order with the queue's). */
+struct pg_conn *pg_queue_conn(struct pg_queue *q);
+/* This node's name and epoch. */
+const char *pg_queue_node(const struct pg_queue *q);
+
 /*
  * Buffers a write of job j (pg_jobs_write()) at j->lease_epoch, the epoch it was claimed or
  * taken at. -ESTALE if this node does not hold it at that epoch (lost, or held again since
@@ -101,5 +110,7 @@ size_t pg_queue_n_held(const struct pg_queue *q);
  * (flushed() tells its end), or the last serial if nothing was buffered.
  */
 uint64_t pg_queue_flush(struct pg_queue *q);
+/* The serial of the flush that will send what is buffered now. */
+uint64_t pg_queue_next_serial(const struct pg_queue *q);
 /* What was committed: the serial of the last flush whose every statement is in. */
 uint64_t pg_queue_committed(const struct pg_queue *q);

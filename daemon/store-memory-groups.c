@@ -171,38 +171,51 @@ static bool same_variant(const struct mem_group *lg, const struct group_config *
 	       c->expect == g->expect && c->kind == g->kind;
 }
 
-int mem_add_variant(struct store *st, const struct group_config *g, const char *base,
-		       unsigned count, char *const *inputs, size_t n_inputs, unsigned *ret_group,
-		       uint64_t *ret_first)
+int mem_variant_group(struct store *st, const struct group_config *g, const char *base,
+		      unsigned *ret_index, bool *ret_made)
 {
 	struct mem *l = MEM(st);
 	uint32_t h = def_hash(g, base);
 	struct idmap_entry *e = idmap_find(&l->variants, h);
 	struct group_config gc;
-	bool made = false;
 	unsigned index;
 	int r;
 
+	*ret_made = false;
 	if (e && same_variant(&l->groups[e->value - 1], g, base)) {
-		index = (unsigned)(e->value - 1);
-	} else {
-		gc = *g;
-		gc.count = 0; /* the jobs come below, like those of an existing variant */
-		gc.n_inputs = 0;
-		gc.input_paths = NULL;
-		gc.inputs = gc.spool = NULL;
-		snprintf(gc.name, sizeof(gc.name), "%.*s@%" PRIu64, 24, base,
-			 l->variants_made + 1);
-		r = add_group(l, &gc, true, &index);
-		if (r < 0)
-			return r;
-		made = true;
-		l->variants_made++;
-		l->groups[index].def_hash = h;
-		/* A hash another definition holds: this one is simply not found again (rare). */
-		if (!e)
-			(void)idmap_add(&l->variants, h, (uint64_t)index + 1);
+		*ret_index = (unsigned)(e->value - 1);
+		return 0;
 	}
+	gc = *g;
+	gc.count = 0; /* the jobs come after, like those of an existing variant */
+	gc.n_inputs = 0;
+	gc.input_paths = NULL;
+	gc.inputs = gc.spool = NULL;
+	snprintf(gc.name, sizeof(gc.name), "%.*s@%" PRIu64, 24, base, l->variants_made + 1);
+	r = add_group(l, &gc, true, &index);
+	if (r < 0)
+		return r;
+	l->variants_made++;
+	l->groups[index].def_hash = h;
+	/* A hash another definition holds: this one is simply not found again (rare). */
+	if (!e)
+		(void)idmap_add(&l->variants, h, (uint64_t)index + 1);
+	*ret_index = index;
+	*ret_made = true;
+	return 0;
+}
+
+int mem_add_variant(struct store *st, const struct group_config *g, const char *base,
+		       unsigned count, char *const *inputs, size_t n_inputs, unsigned *ret_group,
+		       uint64_t *ret_first)
+{
+	struct mem *l = MEM(st);
+	unsigned index;
+	bool made;
+	int r = mem_variant_group(st, g, base, &index, &made);
+
+	if (r < 0)
+		return r;
 	if (n_inputs > 0)
 		r = mem_add_input_jobs(&l->base, index, inputs, n_inputs, ret_first);
 	else

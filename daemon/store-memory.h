@@ -77,6 +77,12 @@ int mem_add_group(struct store *st, const struct group_config *g, unsigned *ret_
 int mem_add_variant(struct store *st, const struct group_config *g, const char *base,
 		       unsigned count, char *const *inputs, size_t n_inputs, unsigned *ret_group,
 		       uint64_t *ret_first);
+/*
+ * The submitted group of g's definition (add_variant), made with no jobs if there is none
+ * (*ret_made): its index. mem_group_release() gives a made one back.
+ */
+int mem_variant_group(struct store *st, const struct group_config *g, const char *base,
+		      unsigned *ret_index, bool *ret_made);
 unsigned mem_n_groups(const struct store *st);
 const struct group_config *mem_group(const struct store *st, unsigned group);
 int mem_find_group(const struct store *st, const char *name);

@@ -277,68 +277,6 @@ static void node_main(const char *name, int64_t add, int64_t lease_ms, uint64_t 
 	_exit(0);
 }
 
-/* ---- a link that can be cut: a Unix socket proxy to the server ---- */
-
-/*
- * Forwards every connection made to DIR/.s.PGSQL.PORT to the server's socket, both ways, in
- * one process with poll(). SIGSTOP it and the link is cut the way a network cut is: nothing
- * arrives, nothing is refused; SIGCONT heals it.
- */
-static void proxy_main(const char *listen_path, const char *server_path)
-{
-	enum { MAX = 16 };
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	struct pollfd p[1 + 2 * MAX];
-	int pair[1 + 2 * MAX], n = 1;
-	int l = socket(AF_UNIX, SOCK_STREAM, 0);
-
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", listen_path);
-	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, MAX) < 0)
-		_exit(2);
-	p[0] = (struct pollfd){ .fd = l, .events = POLLIN };
-	for (;;) {
-		if (poll(p, (nfds_t)n, -1) < 0)
-			continue;
-		if ((p[0].revents & POLLIN) && n + 2 <= 1 + 2 * MAX) {
-			int c = accept(l, NULL, NULL), s = socket(AF_UNIX, SOCK_STREAM, 0);
-			struct sockaddr_un b = { .sun_family = AF_UNIX };
-
-			snprintf(b.sun_path, sizeof(b.sun_path), "%s", server_path);
-			if (c >= 0 && s >= 0 && connect(s, (struct sockaddr *)&b, sizeof(b)) == 0) {
-				p[n] = (struct pollfd){ .fd = c, .events = POLLIN };
-				p[n + 1] = (struct pollfd){ .fd = s, .events = POLLIN };
-				pair[n] = n + 1;
-				pair[n + 1] = n;
-				n += 2;
-			} else {
-				close(c);
-				close(s);
-			}
-		}
-		for (int i = 1; i < n; i++) {
-			char buf[65536];
-			ssize_t got;
-
-			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)) || p[i].fd < 0)
-				continue;
-			got = read(p[i].fd, buf, sizeof(buf));
-			if (got <= 0) { /* one side closed: close both */
-				close(p[i].fd);
-				close(p[pair[i]].fd);
-				p[i].fd = p[pair[i]].fd = -1;
-				continue;
-			}
-			for (ssize_t off = 0; off < got;) {
-				ssize_t w = write(p[pair[i]].fd, buf + off, (size_t)(got - off));
-
-				if (w <= 0)
-					break;
-				off += w;
-			}
-		}
-	}
-}
-
 /* ---- the parent ---- */
 
 static int64_t now_ms(void)
@@ -432,29 +370,7 @@ static void setup(void)
 	ck_assert_int_eq(store_pg_schema(db, &err), 0);
 	snprintf(dir, sizeof(dir), "/tmp/bulkhead-pgq.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
-	/* Every move into a final state, with who wrote it at which epoch. */
-	pg_test_ok(db, "CREATE TABLE finals (id bigint, state smallint, epoch bigint, writer text)");
-	pg_test_ok(db, "CREATE TABLE rewrites (id bigint, old smallint, new smallint, "
-		       "old_writer text, new_writer text)");
-	pg_test_ok(db,
-		   "CREATE FUNCTION audit() RETURNS trigger AS $$ BEGIN "
-		   "IF NEW.state >= 2 AND OLD.state < 2 THEN INSERT INTO finals VALUES "
-		   "(NEW.id, NEW.state, NEW.lease_epoch, OLD.lease_owner); END IF; "
-		   "IF OLD.state >= 2 AND (NEW.state <> OLD.state OR NEW.result IS DISTINCT FROM "
-		   "OLD.result) THEN INSERT INTO rewrites VALUES (OLD.id, OLD.state, NEW.state, "
-		   "OLD.result, NEW.result); END IF; RETURN NEW; END $$ LANGUAGE plpgsql");
-	/* Every take of a leased job by another node, and when (the server's clock). */
-	pg_test_ok(db, "CREATE TABLE takes (id bigint, from_node text, to_node text, at bigint)");
-	pg_test_ok(db,
-		   "CREATE FUNCTION take_audit() RETURNS trigger AS $$ BEGIN "
-		   "IF OLD.state = 1 AND NEW.lease_owner IS DISTINCT FROM OLD.lease_owner AND "
-		   "NEW.lease_owner IS NOT NULL THEN INSERT INTO takes VALUES (NEW.id, "
-		   "OLD.lease_owner, NEW.lease_owner, (extract(epoch FROM clock_timestamp()) * "
-		   "1000000)::bigint); END IF; RETURN NEW; END $$ LANGUAGE plpgsql");
-	pg_test_ok(db, "CREATE TRIGGER take_audit BEFORE UPDATE ON bulkhead.jobs FOR EACH ROW "
-		       "EXECUTE FUNCTION take_audit()");
-	pg_test_ok(db, "CREATE TRIGGER audit BEFORE UPDATE ON bulkhead.jobs FOR EACH ROW "
-		       "EXECUTE FUNCTION audit()");
+	pg_test_audit(db);
 }
 
 static void teardown(void)
@@ -594,7 +510,7 @@ START_TEST(test_link_cut_and_healed)
 	proxy = fork();
 	ck_assert_int_ge(proxy, 0);
 	if (proxy == 0)
-		proxy_main(link, server);
+		pg_test_proxy(link, server);
 	for (int i = 0; i < NODES; i++) {
 		node_host = i == 1 ? dir : NULL;
 		pids[i] = start_node(names[i], i == 0 ? JOBS : 0, 1500, 50);

@@ -16,3 +16,17 @@ PGconn *pg_test_connect(const char *conninfo);
 long pg_test_long(PGconn *c, const char *query);
 /* Runs stmt, which must work. */
 void pg_test_ok(PGconn *c, const char *stmt);
+
+/*
+ * A link that can be cut (never returns: run it in a child): forwards every connection made
+ * to listen_path to the server's socket server_path, both ways. SIGSTOP it and the link is
+ * cut the way a network cut is (nothing arrives, nothing is refused); SIGCONT heals it.
+ */
+void pg_test_proxy(const char *listen_path, const char *server_path) __attribute__((noreturn));
+
+/*
+ * Audit tables on db's bulkhead.jobs (its schema made): `finals` (id, state, epoch, writer),
+ * every move of a job into a final state; `rewrites`, every change of a job that had ended;
+ * `takes` (id, from_node, to_node, at µs), every take of a leased job by another node.
+ */
+void pg_test_audit(PGconn *db);

@@ -288,6 +288,8 @@ START_TEST(test_values)
 				   "control_socket = /tmp/x.sock\n"
 				   "control_group = wheel\n"
 				   "node = edge-7.example\n"
+				   "store = postgresql:host=/run/postgresql dbname=bh\n"
+				   "lease = 2s\n"
 				   "log_level = debug\n"
 				   "drain_timeout = infinity\n"
 				   "[pool p1]\n"
@@ -322,6 +324,8 @@ START_TEST(test_values)
 	ck_assert_str_eq(c->supervisor.control_socket, "/tmp/x.sock");
 	ck_assert_str_eq(c->supervisor.control_group, "wheel");
 	ck_assert_str_eq(c->supervisor.node, "edge-7.example");
+	ck_assert_str_eq(c->supervisor.store, "postgresql:host=/run/postgresql dbname=bh");
+	ck_assert_uint_eq(c->supervisor.lease, 2 * USEC_PER_SEC);
 	ck_assert_int_eq(c->supervisor.log_level, LOG_LEVEL_DEBUG);
 	ck_assert_uint_eq(c->supervisor.drain_timeout, USEC_INFINITY);
 	ck_assert_uint_eq(c->n_pools, 2);
@@ -687,6 +691,16 @@ START_TEST(test_wrong_values)
 			  "demo.conf:2: [supervisor] control_group = : expected 1..32 characters");
 	expect_only_error("[supervisor]\ncontrol_group = a b\n" MINIMAL_JOB,
 			  "demo.conf:2: [supervisor] control_group = a b: no whitespace allowed");
+	expect_only_error("[supervisor]\nstore = sqlite:relative.db\n" MINIMAL_JOB,
+			  "demo.conf:2: [supervisor] store = sqlite:relative.db: expected "
+			  "sqlite:/ABSOLUTE/PATH (at most 4000 bytes), postgresql:CONNINFO or memory");
+	expect_only_error("[supervisor]\nstore = postgresql:\n" MINIMAL_JOB,
+			  "demo.conf:2: [supervisor] store = postgresql:: expected "
+			  "postgresql:CONNINFO (a libpq connection string or URI, e.g. "
+			  "postgresql:host=/run/postgresql dbname=bulkhead)");
+	expect_only_error("[supervisor]\nlease = 100ms\n" MINIMAL_JOB,
+			  "demo.conf:2: [supervisor] lease = 100ms: expected a duration 300ms..1h "
+			  "(units us, ms, s, min, h)");
 	expect_only_error("[supervisor]\nnode = web 1\n" MINIMAL_JOB,
 			  "demo.conf:2: [supervisor] node = web 1: no whitespace allowed");
 	expect_only_error("[supervisor]\nnode = "
@@ -1131,6 +1145,10 @@ START_TEST(test_spool)
 			 "file)");
 	expect_job_error("[job a]\nrun = builtin:noop\ninputs = file\nspool = spool\n", 3,
 			 "inputs = file: cannot be set together with spool (choose one)");
+	expect_only_error("[supervisor]\nstore = postgresql:dbname=x\n[job a]\nrun = builtin:noop\n"
+			  "spool = spool\n",
+			  "demo.conf:5: [job a] spool = spool: a spool is on one host: not with "
+			  "store = postgresql: (submit its files with bulkhead submit --input)");
 	expect_job_error("[job a]\nrun = exec:cat\nspool = spool\nargs = input=x\n", 4,
 			 "args = input=x: argument 'input' is set for each job by spool: leave it "
 			 "out");

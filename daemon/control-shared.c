@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Views of a shared store (`store = postgresql:`): every node's jobs are in the table, so
+ * `status` takes its job counts and the nodes from it, and `jobs` lists its rows. Each reply
+ * is held until its query returns (control_query_new()), behind the client's earlier ones.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "daemon/control-internal.h"
+#include "daemon/ledger.h"
+#include "daemon/store-pg.h"
+
+/* ---- replies a store query makes (control-internal.h) ---- */
+
+uint64_t control_query_new(struct control *c)
+{
+	c->query_pending = ++c->queries;
+	return c->queries;
+}
+
+/* The reply of held query h (taking the reference): its text. False when out of memory. */
+bool control_held_fill(struct held *h, json_object *reply)
+{
+	const char *text;
+
+	if (h->echo)
+		json_object_object_add(reply, "id", h->echo);
+	h->echo = NULL;
+	text = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN);
+	if (asprintf(&h->text, "%s\n", text) < 0)
+		h->text = NULL;
+	json_object_put(reply);
+	h->query = 0;
+	return h->text != NULL;
+}
+
+void control_query_done(struct control *c, uint64_t query, json_object *reply)
+{
+	for (struct client *cl = c->clients; cl; cl = cl->next) {
+		for (struct held *h = cl->held; h; h = h->next) {
+			if (h->query != query)
+				continue;
+			if (!control_held_fill(h, reply)) {
+				log_warning("control: out of memory for client pid %d: closed",
+					    (int)cl->pid);
+				control_conn_free(cl);
+				return;
+			}
+			control_conn_pump(cl, false);
+			return;
+		}
+	}
+	if (query == c->query_pending && !c->query_early) {
+		c->query_early = reply; /* answered before its handler returned */
+		return;
+	}
+	json_object_put(reply); /* its client went */
+}
+
+/* ---- the views ---- */
+
+struct call {
+	struct control *c;
+	uint64_t query;
+	json_object *reply; /* status: what the node knows by itself */
+};
+
+static void on_status(void *userdata, const struct store_pg_status *st)
+{
+	struct call *call = userdata;
+	json_object *o = call->reply, *jobs = json_object_new_object(),
+		    *nodes = json_object_new_array(), *store;
+	uint64_t total = 0;
+	static const enum job_state finals[] = { JOB_DONE, JOB_FAILED, JOB_CRASHED, JOB_TIMED_OUT,
+						 JOB_CANCELLED };
+
+	if (json_object_object_get_ex(o, "store", &store)) {
+		json_object_object_add(store, "failing",
+				       json_object_new_string(st->error ? st->error : ""));
+		control_add_int(store, "lease_ms", st->lease_ms);
+	}
+	if (!st->error) {
+		for (int i = 0; i < _JOB_STATE_MAX; i++)
+			total += st->by_state[i];
+		control_add_int(jobs, "total", (int64_t)total);
+		control_add_int(jobs, "queued", (int64_t)st->by_state[JOB_QUEUED]);
+		/* Leased to a node: on a thread there, or about to be. */
+		control_add_int(jobs, "running", (int64_t)st->by_state[JOB_RUNNING]);
+		for (size_t i = 0; i < sizeof(finals) / sizeof(finals[0]); i++)
+			control_add_int(jobs, job_state_to_string(finals[i]),
+					(int64_t)st->by_state[finals[i]]);
+		control_add_int(jobs, "lost", 0); /* a row is in exactly one state */
+		json_object_object_add(o, "jobs", jobs);
+	} else {
+		json_object_put(jobs);
+	}
+	for (size_t i = 0; i < st->n_nodes; i++) {
+		const struct store_pg_node *n = &st->nodes[i];
+		json_object *no = json_object_new_object();
+
+		json_object_object_add(no, "name", json_object_new_string(n->name));
+		json_object_object_add(no, "alive", json_object_new_boolean(n->alive));
+		json_object_object_add(no, "heartbeat_age_seconds",
+				       json_object_new_double((double)n->heartbeat_age_ms / 1e3));
+		control_add_int(no, "epoch", n->epoch);
+		control_add_int(no, "jobs_leased", n->held);
+		json_object_array_add(nodes, no);
+	}
+	json_object_object_add(o, "nodes", nodes);
+	control_query_done(call->c, call->query, o);
+	free(call);
+}
+
+json_object *control_shared_status(struct control *c, json_object *o)
+{
+	struct call *call = calloc(1, sizeof(*call));
+
+	if (!call) {
+		json_object_put(o);
+		return control_error_reply("out of memory");
+	}
+	*call = (struct call){ .c = c, .reply = o, .query = control_query_new(c) };
+	if (store_pg_status(master_shared_store(c->m), on_status, call) < 0) {
+		c->query_pending = 0;
+		free(call);
+		return o; /* this node's own view, as it is */
+	}
+	return NULL;
+}
+
+/* A µs time as seconds with 3 decimals (as the memory store's view prints it). */
+static void add_time(json_object *o, const char *key, int64_t us)
+{
+	char text[32];
+
+	if (us <= 0)
+		return;
+	snprintf(text, sizeof(text), "%" PRId64 ".%03" PRId64, us / 1000000, us / 1000 % 1000);
+	json_object_object_add(o, key, json_object_new_double_s((double)us / 1e6, text));
+}
+
+static int64_t cell(const PGresult *res, int i, int col)
+{
+	return strtoll(PQgetvalue(res, i, col), NULL, 10);
+}
+
+static json_object *row_object(const PGresult *res, int i)
+{
+	json_object *o = json_object_new_object();
+	struct job tmp = { .cause = (uint8_t)cell(res, i, 7),
+			   .cause_detail = (int32_t)cell(res, i, 8) };
+	int64_t accepted = cell(res, i, 13), started = cell(res, i, 14), ended = cell(res, i, 15);
+	int state = (int)cell(res, i, 4);
+	char name[CONFIG_NAME_MAX + 16], cause[64];
+
+	started = started ? accepted + (started - 1) * 1000 : 0;
+	ended = ended ? accepted + (ended - 1) * 1000 : 0;
+	control_add_int(o, "id", cell(res, i, 0));
+	snprintf(name, sizeof(name), "%s#%" PRId64, PQgetvalue(res, i, 1), cell(res, i, 2));
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "group", json_object_new_string(PQgetvalue(res, i, 1)));
+	json_object_object_add(o, "pool", json_object_new_string(PQgetvalue(res, i, 3)));
+	json_object_object_add(o, "state",
+			       json_object_new_string(state >= 0 && state < _JOB_STATE_MAX
+							      ? job_state_to_string(state)
+							      : "?"));
+	control_add_int(o, "attempts", cell(res, i, 5));
+	control_add_int(o, "runs", cell(res, i, 6));
+	json_object_object_add(o, "cause",
+			       json_object_new_string(ledger_cause_string(&tmp, cause, sizeof(cause))));
+	json_object_object_add(o, "worker", json_object_new_string(""));
+	if (!PQgetisnull(res, i, 9))
+		json_object_object_add(o, "input", json_object_new_string(PQgetvalue(res, i, 9)));
+	if (!PQgetisnull(res, i, 10))
+		json_object_object_add(o, "result", json_object_new_string(PQgetvalue(res, i, 10)));
+	control_add_int(o, "reruns", cell(res, i, 11));
+	control_add_int(o, "host_deaths", cell(res, i, 12));
+	add_time(o, "accepted_at", accepted);
+	add_time(o, "started_at", started);
+	add_time(o, "ended_at", ended);
+	if (started && ended >= started)
+		add_time(o, "run_seconds", ended - started);
+	if (!PQgetisnull(res, i, 16))
+		json_object_object_add(o, "node", json_object_new_string(PQgetvalue(res, i, 16)));
+	if (state == JOB_RUNNING && !PQgetisnull(res, i, 17))
+		json_object_object_add(o, "lease_owner",
+				       json_object_new_string(PQgetvalue(res, i, 17)));
+	return o;
+}
+
+static void on_jobs(void *userdata, const PGresult *res, const char *error)
+{
+	struct call *call = userdata;
+	json_object *o, *a;
+
+	if (!res) {
+		control_query_done(call->c, call->query,
+				   control_error_reply("the shared store cannot be read: %s", error));
+		free(call);
+		return;
+	}
+	o = control_ok_reply();
+	a = json_object_new_array();
+	control_add_int(o, "total_matching", PQntuples(res) ? cell(res, 0, 18) : 0);
+	for (int i = 0; i < PQntuples(res); i++)
+		json_object_array_add(a, row_object(res, i));
+	json_object_object_add(o, "jobs", a);
+	control_query_done(call->c, call->query, o);
+	free(call);
+}
+
+json_object *control_shared_jobs(struct control *c, json_object *req)
+{
+	struct store_pg_jobs_query q = { .limit = CONTROL_JOBS_LIMIT_DEFAULT };
+	int64_t limit, job, since;
+	struct call *call;
+	json_object *v;
+
+	if (control_get_string(req, "group", &q.group) < 0)
+		return control_error_reply("group must be a string");
+	v = control_read_states(req, &q.states);
+	if (v)
+		return v;
+	if (control_get_int(req, "job", 1, INT64_MAX, 0, &job) < 0)
+		return control_error_reply("job must be a job id");
+	if (control_get_int(req, "since", 0, INT64_MAX, 0, &since) < 0)
+		return control_error_reply("since must be microseconds since the epoch");
+	if (json_object_object_get_ex(req, "reverse", &v)) {
+		if (!json_object_is_type(v, json_type_boolean))
+			return control_error_reply("reverse must be true or false");
+		q.reverse = json_object_get_boolean(v);
+	}
+	if (control_get_int(req, "limit", 1, CONTROL_JOBS_LIMIT_MAX, CONTROL_JOBS_LIMIT_DEFAULT,
+			    &limit) < 0)
+		return control_error_reply("limit must be 1..%d", CONTROL_JOBS_LIMIT_MAX);
+	q.job = (uint64_t)job;
+	q.since = since;
+	q.limit = (uint64_t)limit;
+	call = calloc(1, sizeof(*call));
+	if (!call)
+		return control_error_reply("out of memory");
+	call->c = c;
+	call->query = control_query_new(c);
+	if (store_pg_jobs(master_shared_store(c->m), &q, on_jobs, call) < 0) {
+		c->query_pending = 0;
+		free(call);
+		return control_error_reply("the shared store cannot be read now");
+	}
+	return NULL;
+}

@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Three bulkheadd nodes sharing one PostgreSQL (`store = postgresql:`, DESIGN §13, issue 14),
+ * each a daemon of its own with its workers, against a real server (tests/pg/with-postgres),
+ * with the real faults: a whole node SIGKILLed (its master and every worker at once), a
+ * node's link to the server cut (a proxy stopped) past its lease and healed, and the server
+ * restarted under them.
+ *
+ * The config is the same on every node: thousands of short jobs and one poison job (a real
+ * SIGSEGV every run, max_attempts 2). A trigger on the table records every move of a job
+ * into a final state, with its epoch, and every change of a job that had ended. What is
+ * checked: every job ended exactly once, at the epoch of its last claim, none lost, none
+ * changed after; host deaths counted no attempt; the poison job was quarantined once, with
+ * its two attempts, wherever it crashed; `status` shows the nodes, `jobs` who ran each job;
+ * and after the stops no worker is left and no child is a zombie.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctlutil.h"
+#include "daemon/store-pg.h"
+#include "daemonutil.h"
+#include "tests/pg/pg-testdb.h"
+#include "testutil.h"
+
+#define NODES 3
+#define JOBS 3000         /* the config group's short jobs */
+#define LONG 12 /* and its jobs longer than a lease (4 s): a node cut off holds some */
+#define ALL (JOBS + LONG + 1)
+#define END_MS 180000     /* every job ended: generous for ASan on a loaded machine */
+#define LEASE "1500ms"
+
+static char conninfo[128];
+static PGconn *db;
+
+static long q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static long q(const char *fmt, ...)
+{
+	char sql[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	return pg_test_long(db, sql);
+}
+
+static void show_unfinished(void)
+{
+	PGresult *res = PQexec(db, "SELECT id, state, lease_owner, lease_epoch, host_deaths, "
+				   "lease_expires < now() FROM bulkhead.jobs WHERE state < 2 "
+				   "ORDER BY id LIMIT 20");
+
+	for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++)
+		fprintf(stderr, "unfinished: id %s state %s owner %s epoch %s host_deaths %s "
+				"expired %s\n",
+			PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+			PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
+	PQclear(res);
+}
+
+/*
+ * Waits until query answers at least want, taking in every node's output meanwhile (each
+ * pump waits on the nodes' events for up to 20 ms: the wait is on the table's rows).
+ */
+static void wait_for(struct daemon *ds, int n, long want, const char *what, const char *query)
+{
+	int64_t deadline = tu_now_ms() + END_MS;
+
+	while (pg_test_long(db, query) < want) {
+		if (tu_now_ms() >= deadline) {
+			show_unfinished();
+			for (int i = 0; i < n; i++)
+				fprintf(stderr, "node %d: %s\n", i, dmn_describe(&ds[i]));
+		}
+		ck_assert_msg(tu_now_ms() < deadline, "no %s within %d ms (%ld of %ld)", what,
+			      END_MS, pg_test_long(db, query), want);
+		for (int i = 0; i < n; i++)
+			if (!ds[i].exited)
+				dmn_pump(&ds[i], 20 / n + 1);
+	}
+}
+
+/* Node i of the test, on the test's database (host: the server's socket dir, or a proxy's). */
+static void start_node(struct daemon *d, int i, const char *host)
+{
+	char conf[1024];
+
+	dmn_init(d);
+	snprintf(conf, sizeof(conf),
+		 "[supervisor]\n"
+		 "store = postgresql:%s host=%s port=%s user=%s application_name=n%d\n"
+		 "node = n%d\n"
+		 "lease = " LEASE "\n"
+		 "drain_timeout = 200ms\n"
+		 "[pool main]\n"
+		 "workers = 2\n"
+		 "threads = 4\n"
+		 "[job work]\n"
+		 "run = builtin:sleep\n"
+		 "args = ms=5\n"
+		 "count = %d\n"
+		 "[pool slow]\n"
+		 "workers = 1\n"
+		 "threads = 2\n"
+		 "[job long]\n"
+		 "pool = slow\n"
+		 "run = builtin:sleep\n"
+		 "args = ms=4000\n"
+		 "count = %d\n"
+		 "[job poison]\n"
+		 "run = builtin:segv\n"
+		 "count = 1\n"
+		 "max_attempts = 2\n"
+		 "expect = crashed\n",
+		 conninfo, host ? host : getenv("PGHOST"), getenv("PGPORT"), getenv("PGUSER"), i, i,
+		 JOBS, LONG);
+	dmn_write_config(d, conf);
+	dmn_start(d, NULL);
+	dmn_wait_ready(d);
+}
+
+static void start_nodes(struct daemon *ds, const char *host_of_n1)
+{
+	for (int i = 0; i < NODES; i++)
+		start_node(&ds[i], i, i == 1 ? host_of_n1 : NULL);
+}
+
+/* The processes below pid (its workers, its fork server), depth first, into pids. */
+static int descendants(pid_t pid, pid_t *pids, int n, int max)
+{
+	DIR *dir = opendir("/proc");
+	struct dirent *e;
+
+	ck_assert_ptr_nonnull(dir);
+	while (n < max && (e = readdir(dir))) {
+		pid_t child = (pid_t)atoi(e->d_name), ppid;
+		char comm[64], state;
+
+		if (child <= 0 || tu_proc_stat(child, comm, sizeof(comm), &state, &ppid) < 0 ||
+		    ppid != pid)
+			continue;
+		pids[n++] = child;
+		n = descendants(child, pids, n, max);
+	}
+	closedir(dir);
+	return n;
+}
+
+/* The whole node at once, as a host that dies: its master stopped first (it starts nothing
+ * more), then every process of it SIGKILLed. */
+static void kill_node(struct daemon *d)
+{
+	pid_t pids[256];
+	int n;
+
+	ck_assert_int_eq(kill(d->pid, SIGSTOP), 0);
+	n = descendants(d->pid, pids, 0, 256);
+	for (int i = 0; i < n; i++)
+		kill(pids[i], SIGKILL);
+	dmn_signal(d, SIGKILL);
+	ck_assert(dmn_wait_exit(d, DMN_EXIT_MS));
+}
+
+/* What happened, for the log. */
+static void summary(const char *test, struct daemon *ds)
+{
+	fprintf(stderr, "%s: %ld takes, %ld jobs with a host death, %ld bystander re-runs; n1 "
+			"fenced itself: %s\n",
+		test, q("SELECT count(*) FROM takes"),
+		q("SELECT count(*) FROM bulkhead.jobs WHERE host_deaths >= 1"),
+		q("SELECT coalesce(sum(reruns), 0) FROM bulkhead.jobs"),
+		ds[1].err && strstr(ds[1].err, "given up") ? "yes" : "no");
+}
+
+static void stop_nodes(struct daemon *ds)
+{
+	for (int i = 0; i < NODES; i++) {
+		if (!ds[i].exited)
+			dmn_stop(&ds[i]);
+	}
+	dmn_assert_nothing_left("bulkhead-worker", DMN_EXIT_MS, "the nodes' stops");
+	dmn_assert_aftermath();
+	for (int i = 0; i < NODES; i++)
+		dmn_free(&ds[i]);
+}
+
+/*
+ * Every job ended once at its last epoch and never changed after; no attempt for a job that
+ * never crashed; the poison job quarantined (CRASHED, 2 attempts) once.
+ */
+static void check_every_job_ended_once(void)
+{
+	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs"), ALL);
+	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.groups"), 3); /* once, not per node */
+	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs j JOIN bulkhead.groups g ON "
+			   "g.id = j.grp WHERE g.name <> 'poison' AND j.state = 2"),
+			 JOBS + LONG);
+	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs j JOIN bulkhead.groups g ON "
+			   "g.id = j.grp WHERE g.name = 'poison' AND j.state = 4 AND "
+			   "j.attempts = 2"),
+			 1);
+	ck_assert_int_eq(q("SELECT count(*) FROM finals"), ALL);
+	ck_assert_int_eq(q("SELECT count(DISTINCT id) FROM finals"), ALL);
+	ck_assert_int_eq(q("SELECT count(*) FROM rewrites"), 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM finals f JOIN bulkhead.jobs j USING (id) WHERE "
+			   "f.epoch <> j.lease_epoch"),
+			 0);
+	/* Host deaths and bystander re-runs counted no attempt. */
+	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs j JOIN bulkhead.groups g ON "
+			   "g.id = j.grp WHERE g.name <> 'poison' AND j.attempts <> 0"),
+			 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs WHERE lease_owner IS NOT NULL"), 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs WHERE node IS NULL"), 0);
+}
+
+/* `status` on node d: the three nodes, and job counts that add up to every job. */
+static void check_status(struct daemon *d, const char *dead)
+{
+	struct conn c;
+	json_object *o, *nodes, *jobs, *store;
+	int alive = 0;
+
+	conn_open(d, &c);
+	o = call_within(d, &c, "{\"command\":\"status\"}", 30000);
+	assert_ok(o);
+	nodes = jget(o, "nodes", json_type_array);
+	ck_assert_int_eq((int)json_object_array_length(nodes), NODES);
+	for (size_t i = 0; i < json_object_array_length(nodes); i++) {
+		json_object *n = json_object_array_get_idx(nodes, i);
+
+		if (dead && strcmp(jstr(n, "name"), dead) == 0)
+			ck_assert_msg(!jbool(n, "alive"), "%s: %s", dead, jtext(o));
+		else
+			alive += jbool(n, "alive");
+	}
+	ck_assert_int_eq(alive, dead ? NODES - 1 : NODES);
+	jobs = jget(o, "jobs", json_type_object);
+	ck_assert_int_eq(jint(jobs, "total"), ALL);
+	ck_assert_int_eq(jint(jobs, "done") + jint(jobs, "crashed"), ALL);
+	store = jget(o, "store", json_type_object);
+	ck_assert_str_eq(jstr(store, "kind"), "postgresql");
+	json_object_put(o);
+	/* jobs: who ran each. */
+	o = call_within(d, &c, "{\"command\":\"jobs\",\"group\":\"poison\"}", 30000);
+	assert_ok(o);
+	jobs = jget(o, "jobs", json_type_array);
+	ck_assert_int_eq((int)json_object_array_length(jobs), 1);
+	ck_assert_str_eq(jstr(json_object_array_get_idx(jobs, 0), "state"), "crashed");
+	ck_assert_int_eq(jint(json_object_array_get_idx(jobs, 0), "attempts"), 2);
+	ck_assert_ptr_nonnull(jstr(json_object_array_get_idx(jobs, 0), "node"));
+	json_object_put(o);
+	conn_close(&c);
+}
+
+/* Waits until node d runs a job of pool `slow` (its status: a worker's jobs_running). */
+static void wait_running_slow(struct daemon *d)
+{
+	int64_t deadline = tu_now_ms() + END_MS;
+	struct conn c;
+
+	conn_open(d, &c);
+	for (;;) {
+		json_object *o = call_within(d, &c, "{\"command\":\"status\"}", 30000), *pools;
+		int64_t running = 0;
+
+		assert_ok(o);
+		pools = jget(o, "pools", json_type_array);
+		for (size_t i = 0; i < json_object_array_length(pools); i++) {
+			json_object *p = json_object_array_get_idx(pools, i), *ws;
+
+			if (strcmp(jstr(p, "name"), "slow") != 0)
+				continue;
+			ws = jget(p, "workers", json_type_array);
+			for (size_t k = 0; k < json_object_array_length(ws); k++)
+				running += jint(json_object_array_get_idx(ws, k), "jobs_running");
+		}
+		json_object_put(o);
+		if (running > 0)
+			break;
+		ck_assert_msg(tu_now_ms() < deadline, "n1 ran no long job within %d ms", END_MS);
+		dmn_pump(d, 20); /* the next look after the node's next events, or 20 ms */
+	}
+	conn_close(&c);
+}
+
+static void setup(void)
+{
+	char *err = NULL;
+
+	dmn_setup();
+	pg_test_db(conninfo, sizeof(conninfo));
+	db = pg_test_connect(conninfo);
+	ck_assert_int_eq(store_pg_schema(db, &err), 0);
+	pg_test_audit(db);
+}
+
+static void teardown(void)
+{
+	PQfinish(db);
+}
+
+/*
+ * A whole node SIGKILLed while it runs jobs: the others take what it held once its leases
+ * expire (host_deaths 1, no attempt), and every job ends once.
+ */
+START_TEST(test_node_killed)
+{
+	struct daemon ds[NODES] = { 0 };
+
+	start_nodes(ds, NULL);
+	wait_for(ds, NODES, 100, "jobs done", "SELECT count(*) FROM finals");
+	wait_for(ds, NODES, 1, "a lease of n1",
+		 "SELECT count(*) FROM bulkhead.jobs WHERE lease_owner = 'n1' AND state = 1");
+	kill_node(&ds[1]);
+	wait_for(ds, NODES, ALL, "every job ended", "SELECT count(*) FROM finals");
+	check_every_job_ended_once();
+	ck_assert_int_ge(q("SELECT count(*) FROM takes WHERE from_node = 'n1'"), 1);
+	ck_assert_int_ge(q("SELECT count(*) FROM bulkhead.jobs WHERE host_deaths >= 1"), 1);
+	check_status(&ds[0], "n1");
+	summary("node killed", ds);
+	stop_nodes(ds);
+}
+END_TEST
+
+/*
+ * n1's link to the server cut (its proxy stopped) past its lease, then healed: the others
+ * take its jobs over; n1 gives up what it held (self-fencing: its workers with those jobs are
+ * killed, nothing of them is written) and goes on.
+ */
+START_TEST(test_link_cut_and_healed)
+{
+	struct daemon ds[NODES] = { 0 };
+	char *dir = NULL, link[256], server[256];
+	pid_t proxy;
+	int status;
+
+	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
+	snprintf(link, sizeof(link), "%s/.s.PGSQL.%s", dir, getenv("PGPORT"));
+	snprintf(server, sizeof(server), "%s/.s.PGSQL.%s", getenv("PGHOST"), getenv("PGPORT"));
+	proxy = fork();
+	ck_assert_int_ge(proxy, 0);
+	if (proxy == 0)
+		pg_test_proxy(link, server);
+	start_nodes(ds, dir);
+	/* Cut while n1 runs a long job (its pool runs nothing else): n1 has its claim. */
+	wait_running_slow(&ds[1]);
+	ck_assert_int_eq(kill(proxy, SIGSTOP), 0);
+	wait_for(ds, NODES, 1, "n1's jobs taken over",
+		 "SELECT (count(*) = 0)::int FROM bulkhead.jobs WHERE lease_owner = 'n1'");
+	/* It gave up what it held (its long jobs, queued or running) before the others took it. */
+	dmn_expect_stderr(&ds[1], "held here given up", END_MS);
+	ck_assert_int_eq(kill(proxy, SIGCONT), 0);
+	wait_for(ds, NODES, ALL, "every job ended", "SELECT count(*) FROM finals");
+	check_every_job_ended_once();
+	ck_assert_int_ge(q("SELECT count(*) FROM takes WHERE from_node = 'n1'"), 1);
+	ck_assert(!ds[1].exited); /* it went on */
+	check_status(&ds[1], NULL);
+	summary("link cut", ds);
+	ck_assert_int_eq(kill(proxy, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(proxy, &status, 0), proxy);
+	stop_nodes(ds);
+	tu_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* The server stopped and started again under the three nodes: nothing is lost or doubled. */
+START_TEST(test_server_restart)
+{
+	struct daemon ds[NODES] = { 0 };
+	char cmd[512];
+
+	start_nodes(ds, NULL);
+	wait_for(ds, NODES, 300, "jobs done", "SELECT count(*) FROM finals");
+	PQfinish(db);
+	snprintf(cmd, sizeof(cmd), "%s stop && %s start", getenv("BULKHEAD_PG_CTL"),
+		 getenv("BULKHEAD_PG_CTL"));
+	/* The server's new postmaster is not this test's: it goes to init, not to us. */
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	db = pg_test_connect(conninfo);
+	wait_for(ds, NODES, ALL, "every job ended", "SELECT count(*) FROM finals");
+	check_every_job_ended_once();
+	for (int i = 0; i < NODES; i++)
+		ck_assert(!ds[i].exited);
+	check_status(&ds[2], NULL);
+	summary("server restart", ds);
+	stop_nodes(ds);
+}
+END_TEST
+
+static Suite *pg_daemon_suite(void)
+{
+	Suite *s = suite_create("pg-daemon");
+	TCase *tc = tcase_create("nodes");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_node_killed);
+	tcase_add_test(tc, test_link_cut_and_healed);
+	tcase_add_test(tc, test_server_restart);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return dmn_run(pg_daemon_suite(), "pg-daemon");
+}
