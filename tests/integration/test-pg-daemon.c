@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -43,6 +45,10 @@
 
 static char conninfo[128];
 static PGconn *db;
+
+struct net;
+static struct net *net_current; /* torn down by teardown() if its test fails */
+static void net_down(struct net *n);
 
 static long q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static long q(const char *fmt, ...)
@@ -92,7 +98,27 @@ static void wait_for(struct daemon *ds, int n, long want, const char *what, cons
 	}
 }
 
-/* Node i of the test, on the test's database (host: the server's socket dir, or a proxy's). */
+/* The network namespace the next node starts in (NULL: the test's own). */
+static const char *node_netns;
+
+/* dmn_start() in network namespace ns (the daemon and its workers live there). */
+static void start_in_netns(struct daemon *d, const char *ns)
+{
+	char path[128];
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), fd;
+
+	snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_msg(self >= 0 && fd >= 0, "%s: %m", path);
+	ck_assert_int_eq(setns(fd, CLONE_NEWNET), 0);
+	dmn_start(d, NULL);
+	ck_assert_int_eq(setns(self, CLONE_NEWNET), 0);
+	close(fd);
+	close(self);
+}
+
+/* Node i of the test, on the test's database (host: the server's socket dir, or a proxy's:
+ * a directory, or an address to reach over TCP). */
 static void start_node(struct daemon *d, int i, const char *host)
 {
 	char conf[1024];
@@ -100,7 +126,8 @@ static void start_node(struct daemon *d, int i, const char *host)
 	dmn_init(d);
 	snprintf(conf, sizeof(conf),
 		 "[supervisor]\n"
-		 "store = postgresql:%s host=%s port=%s user=%s application_name=n%d\n"
+		 "store = postgresql:%s host=%s port=%s user=%s application_name=n%d "
+		 "connect_timeout=5\n"
 		 "node = n%d\n"
 		 "lease = " LEASE "\n"
 		 "drain_timeout = 200ms\n"
@@ -124,10 +151,13 @@ static void start_node(struct daemon *d, int i, const char *host)
 		 "count = 1\n"
 		 "max_attempts = 2\n"
 		 "expect = crashed\n",
-		 conninfo, host ? host : getenv("PGHOST"), getenv("PGPORT"), getenv("PGUSER"), i, i,
+		 conninfo, host ? host : getenv("PGHOST"), node_netns ? "5432" : getenv("PGPORT"), getenv("PGUSER"), i, i,
 		 JOBS, LONG);
 	dmn_write_config(d, conf);
-	dmn_start(d, NULL);
+	if (node_netns)
+		start_in_netns(d, node_netns);
+	else
+		dmn_start(d, NULL);
 	dmn_wait_ready(d);
 }
 
@@ -308,6 +338,8 @@ static void setup(void)
 
 static void teardown(void)
 {
+	if (net_current)
+		net_down(net_current);
 	PQfinish(db);
 }
 
@@ -402,6 +434,138 @@ START_TEST(test_server_restart)
 }
 END_TEST
 
+/* ---- network namespaces joined by a bridge: a real link to cut ---- */
+
+struct net {
+	char br[16], ns[NODES][16], veth[NODES][16];
+	bool up;
+};
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+	int status;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	status = system(cmd);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void net_down(struct net *n)
+{
+	net_current = NULL;
+	for (int i = 0; i < NODES; i++)
+		sh("ip netns del %s 2>/dev/null", n->ns[i]);
+	sh("ip link del %s 2>/dev/null", n->br);
+}
+
+/* What a run of this test killed by a failed assertion left: bridges and namespaces named
+ * after a test process that is gone. */
+static void net_remove_stale(void)
+{
+	sh("for b in $(ip -o link show type bridge | sed -n 's/^[0-9]*: bhb\\([0-9]*\\):.*/\\1/p'); do "
+	   "kill -0 $b 2>/dev/null && continue; ip link del bhb$b; "
+	   "for i in 0 1 2; do ip netns del bhn${b}_$i 2>/dev/null; done; done");
+}
+
+
+/*
+ * A bridge (10.231.0.1/24, in the test's namespace) and a namespace per node, each joined to
+ * it by a veth pair (node i: 10.231.0.1x). False, and why, where this machine cannot.
+ */
+static bool net_up(struct net *n, char *why, size_t size)
+{
+	int tag = (int)getpid();
+
+	snprintf(n->br, sizeof(n->br), "bhb%d", tag);
+	for (int i = 0; i < NODES; i++) {
+		snprintf(n->ns[i], sizeof(n->ns[i]), "bhn%d_%d", tag, i);
+		snprintf(n->veth[i], sizeof(n->veth[i]), "bhv%d_%d", tag, i);
+	}
+	if (sh("command -v ip >/dev/null") != 0) {
+		snprintf(why, size, "no ip command (iproute2)");
+		return false;
+	}
+	net_remove_stale();
+	net_current = n;
+	if (sh("ip link add %s type bridge && ip addr add 10.231.0.1/24 dev %s && "
+	       "ip link set %s up",
+	       n->br, n->br, n->br) != 0) {
+		snprintf(why, size, "cannot make a bridge here (ip link add ... type bridge)");
+		net_down(n);
+		return false;
+	}
+	for (int i = 0; i < NODES; i++) {
+		if (sh("ip netns add %s && ip link add %s type veth peer name eth0 netns %s && "
+		       "ip link set %s master %s up && ip -n %s addr add 10.231.0.1%d/24 dev eth0 && "
+		       "ip -n %s link set eth0 up && ip -n %s link set lo up",
+		       n->ns[i], n->veth[i], n->ns[i], n->veth[i], n->br, n->ns[i], i, n->ns[i],
+		       n->ns[i]) != 0) {
+			snprintf(why, size, "cannot make network namespaces here (ip netns add)");
+			net_down(n);
+			return false;
+		}
+	}
+	n->up = true;
+	return true;
+}
+
+/*
+ * The three nodes in namespaces of their own, talking TCP through the bridge to the server
+ * (a TCP front of its socket on the bridge's address); n1's link taken down (its veth) past
+ * its lease and brought up again: a network cut the kernel makes, not a stopped process.
+ */
+START_TEST(test_netns_link_down_and_up)
+{
+	struct daemon ds[NODES] = { 0 };
+	struct net net = { 0 };
+	char why[256], server[256];
+	pid_t proxy;
+	int status;
+
+	if (!net_up(&net, why, sizeof(why))) {
+		fprintf(stderr, "netns link test skipped: %s\n", why);
+		return;
+	}
+	snprintf(server, sizeof(server), "%s/.s.PGSQL.%s", getenv("PGHOST"), getenv("PGPORT"));
+	proxy = fork();
+	ck_assert_int_ge(proxy, 0);
+	if (proxy == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* gone with the test, even a failed one */
+		pg_test_proxy_tcp("10.231.0.1", 5432, server);
+	}
+	for (int i = 0; i < NODES; i++) {
+		node_netns = net.ns[i];
+		start_node(&ds[i], i, "10.231.0.1");
+	}
+	node_netns = NULL;
+	wait_running_slow(&ds[1]);
+	ck_assert_int_eq(sh("ip link set %s down", net.veth[1]), 0);
+	wait_for(ds, NODES, 1, "n1's jobs taken over",
+		 "SELECT (count(*) = 0)::int FROM bulkhead.jobs WHERE lease_owner = 'n1'");
+	dmn_expect_stderr(&ds[1], "held here given up", END_MS);
+	ck_assert_int_eq(sh("ip link set %s up", net.veth[1]), 0);
+	wait_for(ds, NODES, ALL, "every job ended", "SELECT count(*) FROM finals");
+	check_every_job_ended_once();
+	ck_assert_int_ge(q("SELECT count(*) FROM takes WHERE from_node = 'n1'"), 1);
+	ck_assert(!ds[1].exited);
+	/* n1 renews again once its TCP connection gets through (retransmissions back off). */
+	wait_for(ds, NODES, 1, "n1's heartbeat again",
+		 "SELECT count(*) FROM bulkhead.nodes WHERE name = 'n1' AND heartbeat_at > "
+		 "now() - interval '1 second'");
+	check_status(&ds[0], NULL);
+	summary("netns link down", ds);
+	ck_assert_int_eq(kill(proxy, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(proxy, &status, 0), proxy);
+	stop_nodes(ds);
+	net_down(&net);
+}
+END_TEST
+
 static Suite *pg_daemon_suite(void)
 {
 	Suite *s = suite_create("pg-daemon");
@@ -412,6 +576,7 @@ static Suite *pg_daemon_suite(void)
 	tcase_add_test(tc, test_node_killed);
 	tcase_add_test(tc, test_link_cut_and_healed);
 	tcase_add_test(tc, test_server_restart);
+	tcase_add_test(tc, test_netns_link_down_and_up);
 	suite_add_tcase(s, tc);
 	return s;
 }

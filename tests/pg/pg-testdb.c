@@ -2,6 +2,8 @@
 /* What the PostgreSQL tests share (pg-testdb.h). */
 #include <check.h>
 #include <poll.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <stdio.h>
@@ -68,15 +70,33 @@ void pg_test_ok(PGconn *c, const char *stmt)
  */
 void pg_test_proxy(const char *listen_path, const char *server_path)
 {
-	enum { MAX = 16 };
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	struct pollfd p[1 + 2 * MAX];
-	int pair[1 + 2 * MAX], n = 1;
 	int l = socket(AF_UNIX, SOCK_STREAM, 0);
 
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", listen_path);
-	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, MAX) < 0)
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 16) < 0)
 		_exit(2);
+	pg_test_proxy_fd(l, server_path);
+}
+
+void pg_test_proxy_tcp(const char *ip, int port, const char *server_path)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	if (l < 0 || inet_pton(AF_INET, ip, &a.sin_addr) != 1 ||
+	    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 16) < 0)
+		_exit(2);
+	pg_test_proxy_fd(l, server_path);
+}
+
+void pg_test_proxy_fd(int l, const char *server_path)
+{
+	enum { MAX = 16 };
+	struct pollfd p[1 + 2 * MAX];
+	int pair[1 + 2 * MAX], n = 1;
+
 	p[0] = (struct pollfd){ .fd = l, .events = POLLIN };
 	for (;;) {
 		if (poll(p, (nfds_t)n, -1) < 0)
