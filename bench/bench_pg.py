@@ -16,8 +16,9 @@ bulkheadd nodes (bench/bench_pg_daemon.py):
 
 6. one submit of 40 000 noop jobs to 1, 3 and 4 bulkheadd nodes (2 workers × 4 threads
    each): jobs/s from the submit's answer to the last end, against raw claim + fenced end
-   with 1 and 4 consumers; the submit's jobs/s against raw adds; CPU per job (nodes and
-   server) with 1 and 3 nodes.
+   with 1 and 4 consumers; CPU per job (nodes and server) with 1 and 3 nodes; and the
+   submit itself (`bulkhead submit`, its jobs sleeping so that nothing else runs) against
+   raw adds.
 
 Runs alternate between raw and bulkhead; figures are medians. Nothing is asserted.
 """
@@ -58,10 +59,13 @@ def _inner(build, runs, shrink):
     for n in (1, 2, 3):
         out["nodes"][n] = []
     out["daemon"] = {1: [], 3: [], 4: []}
+    out["daemon_submit"] = []
     for run_i in range(runs):
         for n in (1, 3, 4):
             out["daemon"][n].append(bench_pg_daemon.measure(build, n, DAEMON_JOBS // shrink,
                                                             f"bench_d{n}_{run_i}"))
+        out["daemon_submit"].append(bench_pg_daemon.measure(
+            build, 1, DAEMON_JOBS // shrink, f"bench_s{run_i}", "builtin:sleep", "ms=600000"))
         for consumers in (1, 4):
             for mode in ("raw", "queue"):
                 out["claim"][consumers][mode].append(
@@ -193,9 +197,14 @@ def run(ctx, h):
         summary.append(("pg", f"claim+end through {n} bulkheadd node(s) / raw libpq with {c} "
                         "consumer(s)", h.fmt_ratio(r), "≥ 0.7",
                         h.yes_no(r is not None and r >= 0.7)))
-    r = ratio(med(d["1"], "submit_jobs_per_s"), med(raw_add, "jobs_per_s"))
-    summary.append(("pg", "bulkhead submit / raw libpq adds, jobs/s", h.fmt_ratio(r), "≥ 0.8",
-                    h.yes_no(r is not None and r >= 0.8)))
+    alone = ok(data["daemon_submit"], "bulkheadd submit alone")
+    body += (f"\nThe submit alone (its jobs sleep: the workers take a window each and wait): "
+             f"{h.fmt_num(med(alone, 'submit_jobs_per_s'))} jobs/s, against raw adds of "
+             f"{SUBMIT_BATCH} a statement {h.fmt_num(med(raw_add, 'jobs_per_s'))} jobs/s; "
+             "above, the same submit while the nodes run the jobs it adds.\n")
+    r = ratio(med(alone, "submit_jobs_per_s"), med(raw_add, "jobs_per_s"))
+    summary.append(("pg", "bulkhead submit (the CLI, one node) / raw libpq adds, jobs/s",
+                    h.fmt_ratio(r), "≥ 0.8", h.yes_no(r is not None and r >= 0.8)))
     r = ratio(med(d["3"], "cpu_us_per_job"), med(d["1"], "cpu_us_per_job"))
     summary.append(("pg", "per-job CPU through bulkheadd, 3 nodes / 1 node", h.fmt_ratio(r),
                     "≤ 1.25", h.yes_no(r is not None and r <= 1.25)))

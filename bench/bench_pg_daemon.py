@@ -64,8 +64,10 @@ def _tree_cpu(roots):
     return total
 
 
-def measure(build, nodes, jobs, db):
-    """One run: {"jobs", "seconds", "jobs_per_s", "submit_s", "cpu_us_per_job"} or error."""
+def measure(build, nodes, jobs, db, run="builtin:noop", arg=None):
+    """One run: {"jobs", "seconds", "jobs_per_s", "submit_s", "cpu_us_per_job"} or error.
+    With run = a long builtin:sleep (arg ms=...) only the submit is measured: the workers
+    take a window each and are busy, so nothing but the submit uses the machine."""
     daemon = os.path.join(build, "bulkheadd")
     cli = os.path.join(build, "bulkhead")
     work = tempfile.mkdtemp(prefix="bench-pgd.")
@@ -98,12 +100,14 @@ def measure(build, nodes, jobs, db):
         cpu0 = _server_cpu()
         nodes0 = _tree_cpu([pr.pid for pr in procs])
         t0 = time.monotonic()
-        p = subprocess.run([cli, "--socket", sock, "submit", "--pool", "main", "--run",
-                            "builtin:noop", "--count", str(jobs), "--json"],
+        p = subprocess.run([cli, "--socket", sock, "submit", "--pool", "main", "--run", run,
+                            "--count", str(jobs), "--json"] + (["--arg", arg] if arg else []),
                            capture_output=True, text=True, timeout=120)
         t1 = time.monotonic()
         if p.returncode != 0:
             return {"error": "submit: " + p.stderr.strip()[-200:]}
+        if arg:
+            return {"jobs": jobs, "submit_s": t1 - t0, "submit_jobs_per_s": jobs / (t1 - t0)}
         while int(_psql(db, "SELECT count(*) FROM bulkhead.jobs WHERE state >= 2") or 0) < jobs:
             if time.monotonic() > t1 + 300:
                 return {"error": "not every job ended within 300 s"}

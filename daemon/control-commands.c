@@ -277,6 +277,8 @@ static json_object *control_cmd_cancel(struct control *c, json_object *req)
 	uint64_t *ids = NULL;
 	size_t n = 0;
 
+	if (master_shared_store(c->m))
+		return control_shared_cancel(c, req);
 	o = control_read_ids(c->m, req, &ids, &n);
 	if (o)
 		return o;

@@ -34,6 +34,8 @@
  * again and the ledger is pinned while a wait exists, so one cursor (`pos`) finds when all
  * have ended in O(n) in all.
  */
+struct swait;
+
 struct wait {
 	uint64_t *ids; /* by ids: as the request listed them */
 	size_t n_ids;
@@ -139,6 +141,7 @@ struct control {
 	uint64_t queries;            /* the last query id given (control_query_new()) */
 	uint64_t query_pending;      /* the handler's reply comes from query: held for it */
 	json_object *query_early;    /* that reply, if it came before the handler returned */
+	struct swait *shared_waits;  /* pending waits on a shared store (control-shared-wait.c) */
 	usec_t idle_timeout, request_timeout, write_timeout;
 	usec_t refused_logged_at;
 	unsigned refused; /* connections refused since then */
@@ -200,6 +203,8 @@ uint64_t control_query_new(struct control *c);
 void control_query_done(struct control *c, uint64_t query, json_object *reply);
 /* The reply of held query h (taking the reference): its text. False when out of memory. */
 bool control_held_fill(struct held *h, json_object *reply);
+/* Some client still waits for query's reply. */
+bool control_query_waiting(const struct control *c, uint64_t query);
 
 /* jobs's "state" filter (a name, "a,b" or an array) as a bit per state: NULL or an error. */
 json_object *control_read_states(json_object *req, uint32_t *ret);
@@ -209,6 +214,14 @@ json_object *control_read_states(json_object *req, uint32_t *ret);
 /* status's job counts and nodes, then the reply o (taken); NULL (held) or an error reply. */
 json_object *control_shared_status(struct control *c, json_object *o);
 json_object *control_shared_jobs(struct control *c, json_object *req);
+/* The request's "ids" as an array literal ({1,2}, malloc'd) and their number: NULL, or an
+ * error reply. */
+json_object *control_shared_ids(json_object *req, char **ret, size_t *ret_n);
+/* cancel: this node's jobs as on one host, the others' queued ones in the table. */
+json_object *control_shared_cancel(struct control *c, json_object *req);
+/* control-shared-wait.c: wait, read from the table; and freeing the pending ones. */
+json_object *control_shared_wait(struct control *c, json_object *req);
+void control_shared_waits_free(struct control *c);
 
 /* ---- control-commands.c: the dispatch table and helpers for the handlers ---- */
 

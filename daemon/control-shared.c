@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "daemon/control-internal.h"
@@ -59,6 +60,15 @@ void control_query_done(struct control *c, uint64_t query, json_object *reply)
 		return;
 	}
 	json_object_put(reply); /* its client went */
+}
+
+bool control_query_waiting(const struct control *c, uint64_t query)
+{
+	for (const struct client *cl = c->clients; cl; cl = cl->next)
+		for (const struct held *h = cl->held; h; h = h->next)
+			if (h->query == query)
+				return true;
+	return query == c->query_pending;
 }
 
 /* ---- the views ---- */
@@ -250,5 +260,165 @@ json_object *control_shared_jobs(struct control *c, json_object *req)
 		free(call);
 		return control_error_reply("the shared store cannot be read now");
 	}
+	return NULL;
+}
+
+/* ---- ids, and cancel ---- */
+
+json_object *control_shared_ids(json_object *req, char **ret, size_t *ret_n)
+{
+	json_object *ids;
+	size_t n, len = 1;
+	char *lit;
+
+	if (!json_object_object_get_ex(req, "ids", &ids) ||
+	    !json_object_is_type(ids, json_type_array))
+		return control_error_reply("\"ids\" must be an array of job ids");
+	n = json_object_array_length(ids);
+	if (n == 0 || n > CONTROL_JOBS_LIMIT_MAX)
+		return control_error_reply("between 1 and %d ids", CONTROL_JOBS_LIMIT_MAX);
+	lit = malloc(n * 21 + 3);
+	if (!lit)
+		return control_error_reply("out of memory");
+	lit[0] = '{';
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(ids, i);
+
+		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1) {
+			free(lit);
+			return control_error_reply("\"ids\" must be an array of job ids");
+		}
+		len += (size_t)sprintf(lit + len, "%s%" PRId64, i ? "," : "",
+				       json_object_get_int64(v));
+	}
+	strcpy(lit + len, "}");
+	*ret = lit;
+	*ret_n = n;
+	return NULL;
+}
+
+static void on_cancel(void *userdata, const PGresult *res, const char *error)
+{
+	struct call *call = userdata;
+	json_object *o = call->reply, *done, *asked, *not_done;
+
+	if (!res) {
+		json_object_put(o);
+		control_query_done(call->c, call->query,
+				   control_error_reply("the shared store cannot be read: %s", error));
+		free(call);
+		return;
+	}
+	json_object_object_get_ex(o, "cancelled", &done);
+	json_object_object_get_ex(o, "cancelling", &asked);
+	json_object_object_get_ex(o, "not_cancelled", &not_done);
+	for (int i = 0; i < PQntuples(res); i++) {
+		int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		json_object *e;
+		int state;
+
+		if (strcmp(PQgetvalue(res, i, 1), "t") == 0) {
+			json_object_array_add(done, json_object_new_int64(id));
+			continue;
+		}
+		e = json_object_new_object();
+		control_add_int(e, "id", id);
+		state = PQgetisnull(res, i, 2) ? -1 : (int)strtol(PQgetvalue(res, i, 2), NULL, 10);
+		json_object_object_add(e, "state",
+				       json_object_new_string(state >= 0 && state < _JOB_STATE_MAX
+								      ? job_state_to_string(state)
+								      : "unknown"));
+		/* Leased to another node: cancel it there (its workers are that node's). */
+		if (!PQgetisnull(res, i, 3))
+			json_object_object_add(e, "node",
+					       json_object_new_string(PQgetvalue(res, i, 3)));
+		json_object_array_add(not_done, e);
+	}
+	control_query_done(call->c, call->query, o);
+	free(call);
+}
+
+/*
+ * cancel on a shared store: a job this node holds as on one host (master_cancel_job());
+ * any other still queued in the table ends cancelled there, in one statement; one running
+ * on another node is named with that node.
+ */
+json_object *control_shared_cancel(struct control *c, json_object *req)
+{
+	json_object *o, *done, *asked, *not_done, *err, *ids;
+	char *lit = NULL, sql[768], now[24], *others, *p;
+	const char *values[2];
+	struct call *call;
+	size_t n, n_others = 0;
+	struct timespec ts;
+
+	err = control_shared_ids(req, &lit, &n);
+	if (err)
+		return err;
+	json_object_object_get_ex(req, "ids", &ids);
+	o = control_ok_reply();
+	done = json_object_new_array();
+	asked = json_object_new_array();
+	not_done = json_object_new_array();
+	json_object_object_add(o, "cancelled", done);
+	json_object_object_add(o, "cancelling", asked);
+	json_object_object_add(o, "not_cancelled", not_done);
+	others = p = lit; /* rewritten in place: the ids this node does not hold */
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		uint64_t id = (uint64_t)json_object_get_int64(json_object_array_get_idx(ids, i));
+		struct master_job j;
+		int r;
+
+		if (master_job(c->m, id, &j) < 0) {
+			p += sprintf(p, "%s%" PRIu64, n_others++ ? "," : "", id);
+			continue;
+		}
+		r = master_cancel_job(c->m, id);
+		if (r == 0) {
+			json_object_array_add(done, json_object_new_int64((int64_t)id));
+		} else if (r > 0) {
+			json_object_array_add(asked, json_object_new_int64((int64_t)id));
+		} else {
+			json_object *e = json_object_new_object();
+
+			control_add_int(e, "id", (int64_t)id);
+			json_object_object_add(e, "state",
+					       json_object_new_string(job_state_to_string(j.state)));
+			json_object_array_add(not_done, e);
+		}
+	}
+	strcpy(p, "}");
+	if (n_others == 0) {
+		free(lit);
+		return o;
+	}
+	call = calloc(1, sizeof(*call));
+	if (!call) {
+		free(lit);
+		json_object_put(o);
+		return control_error_reply("out of memory");
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(now, sizeof(now), "%" PRId64, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+	snprintf(sql, sizeof(sql),
+		 "WITH c AS (UPDATE bulkhead.jobs SET state = %d, cause = %d, cause_detail = 0,"
+		 " ended_ms = GREATEST(1, ($2::bigint - accepted_at) / 1000 + 1) WHERE id ="
+		 " ANY($1::bigint[]) AND state = %d RETURNING id) SELECT x.id, c.id IS NOT NULL,"
+		 " j.state, j.lease_owner FROM unnest($1::bigint[]) AS x(id) LEFT JOIN c ON"
+		 " c.id = x.id LEFT JOIN bulkhead.jobs j ON j.id = x.id",
+		 JOB_CANCELLED, CAUSE_CANCELLED, JOB_QUEUED);
+	values[0] = others;
+	values[1] = now;
+	*call = (struct call){ .c = c, .reply = o, .query = control_query_new(c) };
+	if (pg_conn_exec_params(store_pg_conn(master_shared_store(c->m)), sql, 2, values,
+				on_cancel, call) < 0) {
+		c->query_pending = 0;
+		free(call);
+		free(lit);
+		json_object_put(o);
+		return control_error_reply("the shared store cannot be written now");
+	}
+	free(lit);
 	return NULL;
 }

@@ -409,6 +409,8 @@ json_object *control_cmd_wait(struct control *c, json_object *req)
 	struct wait *w;
 	json_object *err, *echo;
 
+	if (master_shared_store(c->m))
+		return control_shared_wait(c, req);
 	if (control_get_string(req, "group", &group) < 0)
 		return control_error_reply("group must be a string");
 	w = calloc(1, sizeof(*w));

@@ -390,6 +390,7 @@ void control_free(struct control *c)
 		return;
 	while (c->clients)
 		control_conn_free(c->clients);
+	control_shared_waits_free(c);
 	sd_event_source_disable_unref(c->listen);
 	sd_event_source_disable_unref(c->retry);
 	sd_event_source_disable_unref(c->wait_check);

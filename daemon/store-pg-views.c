@@ -133,3 +133,8 @@ int store_pg_jobs(struct store *st, const struct store_pg_jobs_query *q, store_p
 		free(call);
 	return r;
 }
+
+struct pg_conn *store_pg_conn(struct store *st)
+{
+	return pg_queue_conn(PGS(st)->q);
+}

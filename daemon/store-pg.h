@@ -19,6 +19,7 @@
 
 #include "common/job-state.h"
 #include "config/config.h"
+#include "daemon/pg-conn.h"
 #include "daemon/pg-nodes.h"
 
 struct job;
@@ -146,3 +147,5 @@ struct store_pg_jobs_query {
 typedef void (*store_pg_rows_fn)(void *userdata, const PGresult *res, const char *error);
 int store_pg_jobs(struct store *st, const struct store_pg_jobs_query *q, store_pg_rows_fn cb,
 		  void *userdata);
+/* The store's connection (its statements run in order with the queue's). */
+struct pg_conn *store_pg_conn(struct store *st);

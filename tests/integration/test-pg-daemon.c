@@ -40,6 +40,8 @@
 #define JOBS 3000         /* the config group's short jobs */
 #define LONG 12 /* and its jobs longer than a lease (4 s): a node cut off holds some */
 #define ALL (JOBS + LONG + 1)
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 #define END_MS 180000     /* every job ended: generous for ASan on a loaded machine */
 #define LEASE "1500ms"
 
@@ -434,6 +436,148 @@ START_TEST(test_server_restart)
 }
 END_TEST
 
+#define CANCELS 200
+
+/*
+ * CANCELS jobs that sleep a minute, submitted on n0 to pool slow (two threads a node), and
+ * cancelled from n2: those still queued in the table end cancelled at once, n2's own are
+ * cancelled as on one host, and those another node runs are named with that node, where
+ * they are cancelled next. All of them end cancelled.
+ */
+static void cancel_anywhere(struct daemon *ds, struct conn *cs[NODES])
+{
+	json_object *o, *ids, *others;
+	char *req;
+	size_t len = 0, cap = 32 + 21 * CANCELS;
+	int64_t cancelled;
+
+	o = call_within(&ds[0], cs[0],
+			"{\"command\":\"submit\",\"pool\":\"slow\",\"run\":\"builtin:sleep\","
+			"\"args\":{\"ms\":\"60000\"},\"count\":" STRINGIFY(CANCELS) "}",
+			30000);
+	assert_ok(o);
+	ids = jget(o, "ids", json_type_array);
+	req = malloc(cap);
+	ck_assert_ptr_nonnull(req);
+	len += (size_t)snprintf(req, cap, "{\"command\":\"cancel\",\"ids\":[");
+	for (size_t i = 0; i < json_object_array_length(ids); i++)
+		len += (size_t)snprintf(req + len, cap - len, "%s%" PRId64, i ? "," : "",
+					json_object_get_int64(json_object_array_get_idx(ids, i)));
+	snprintf(req + len, cap - len, "]}");
+	json_object_put(o);
+	o = call_within(&ds[2], cs[2], req, 30000);
+	assert_ok(o);
+	cancelled = (int64_t)json_object_array_length(jget(o, "cancelled", json_type_array));
+	others = jget(o, "not_cancelled", json_type_array);
+	ck_assert_int_eq(cancelled +
+				 (int64_t)json_object_array_length(jget(o, "cancelling", json_type_array)) +
+				 (int64_t)json_object_array_length(others),
+			 CANCELS);
+	ck_assert_int_ge(cancelled, 1); /* the queue's tail: 6 threads take a few at most */
+	for (size_t i = 0; i < json_object_array_length(others); i++) {
+		json_object *e = json_object_array_get_idx(others, i), *r;
+		char one[96];
+		int n;
+
+		ck_assert_str_eq(jstr(e, "state"), "running");
+		n = jstr(e, "node")[1] - '0';
+		ck_assert_msg(n >= 0 && n < NODES && n != 2, "%s", jtext(o));
+		snprintf(one, sizeof(one), "{\"command\":\"cancel\",\"ids\":[%" PRId64 "]}",
+			 jint(e, "id"));
+		r = call_within(&ds[n], cs[n], one, 30000);
+		assert_ok(r);
+		ck_assert_int_eq((int)json_object_array_length(jget(r, "cancelled", json_type_array)) +
+					 (int)json_object_array_length(
+						 jget(r, "cancelling", json_type_array)),
+				 1);
+		json_object_put(r);
+	}
+	json_object_put(o);
+	free(req);
+	wait_for(ds, NODES, CANCELS, "the jobs cancelled",
+		 "SELECT count(*) FROM bulkhead.jobs WHERE state = 6");
+}
+
+/*
+ * Any node accepts submits, any node waits for them: a submit on n0 (a new group, and more
+ * jobs of the config's `work`), waited for on n2 by ids and on n1 by group; every job still
+ * ends once, and `jobs` on n1 lists the submitted ones with the node that ran each.
+ */
+START_TEST(test_submit_and_wait_anywhere)
+{
+	struct daemon ds[NODES] = { 0 };
+	struct conn c0, c1, c2;
+	json_object *o, *ids, *jobs;
+	int64_t first, last, first2;
+	char req[256];
+
+	start_nodes(ds, NULL);
+	conn_open(&ds[0], &c0);
+	conn_open(&ds[1], &c1);
+	conn_open(&ds[2], &c2);
+	o = call_within(&ds[0], &c0,
+			"{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"builtin:sleep\","
+			"\"args\":{\"ms\":\"2\"},\"count\":600}",
+			30000);
+	assert_ok(o);
+	ids = jget(o, "ids", json_type_array);
+	ck_assert_int_eq((int)json_object_array_length(ids), 600);
+	first = json_object_get_int64(json_object_array_get_idx(ids, 0));
+	last = json_object_get_int64(json_object_array_get_idx(ids, 599));
+	/* Accepted means committed: every id is in the table when the reply comes. */
+	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs WHERE id BETWEEN %" PRId64
+			   " AND %" PRId64,
+			   first, last),
+			 600);
+	json_object_put(o);
+	o = call_within(&ds[0], &c0, "{\"command\":\"submit\",\"group\":\"work\",\"count\":50}",
+			30000);
+	assert_ok(o);
+	first2 = json_object_get_int64(json_object_array_get_idx(jget(o, "ids", json_type_array), 0));
+	json_object_put(o);
+	/* Waited for on other nodes: by ids on n2, the whole group on n1. */
+	snprintf(req, sizeof(req), "{\"command\":\"wait\",\"ids\":[%" PRId64 ",%" PRId64
+		 ",%" PRId64 "]}", first, last, first2);
+	o = call_within(&ds[2], &c2, req, END_MS);
+	assert_ok(o);
+	ck_assert_msg(jbool(o, "all_expected"), "%s", jtext(o));
+	ck_assert_int_eq(jint(o, "total"), 3);
+	ck_assert_int_eq((int)json_object_array_length(jget(o, "jobs", json_type_array)), 3);
+	ck_assert_str_eq(jstr(json_object_array_get_idx(jget(o, "jobs", json_type_array), 0),
+			      "state"),
+			 "done");
+	json_object_put(o);
+	o = call_within(&ds[1], &c1, "{\"command\":\"wait\",\"group\":\"poison\"}", END_MS);
+	assert_ok(o);
+	ck_assert(jbool(o, "all_expected")); /* it crashed, as its group expects */
+	ck_assert_int_eq(jint(o, "total"), 1);
+	json_object_put(o);
+	o = call_within(&ds[1], &c1, "{\"command\":\"wait\",\"ids\":[99999999]}", 30000);
+	assert_error(o, "no jobs of this store");
+	json_object_put(o);
+	cancel_anywhere(ds, (struct conn *[]){ &c0, &c1, &c2 });
+	wait_for(ds, NODES, ALL + 650 + CANCELS, "every job ended", "SELECT count(*) FROM finals");
+	snprintf(req, sizeof(req), "{\"command\":\"jobs\",\"job\":%" PRId64 ",\"reverse\":true,"
+		 "\"limit\":1}", last);
+	o = call_within(&ds[1], &c1, req, 30000);
+	assert_ok(o);
+	jobs = jget(o, "jobs", json_type_array);
+	ck_assert_int_eq(jint(json_object_array_get_idx(jobs, 0), "id"), last);
+	ck_assert_ptr_nonnull(jstr(json_object_array_get_idx(jobs, 0), "node"));
+	json_object_put(o);
+	fprintf(stderr, "submit anywhere: n0's 600 jobs ran on %ld nodes\n",
+		q("SELECT count(DISTINCT node) FROM bulkhead.jobs WHERE id BETWEEN %" PRId64
+		  " AND %" PRId64, first, last));
+	ck_assert_int_eq(q("SELECT count(*) FROM finals"), ALL + 650 + CANCELS);
+	ck_assert_int_eq(q("SELECT count(DISTINCT id) FROM finals"), ALL + 650 + CANCELS);
+	ck_assert_int_eq(q("SELECT count(*) FROM rewrites"), 0);
+	conn_close(&c0);
+	conn_close(&c1);
+	conn_close(&c2);
+	stop_nodes(ds);
+}
+END_TEST
+
 /* ---- network namespaces joined by a bridge: a real link to cut ---- */
 
 struct net {
@@ -577,6 +721,7 @@ static Suite *pg_daemon_suite(void)
 	tcase_add_test(tc, test_link_cut_and_healed);
 	tcase_add_test(tc, test_server_restart);
 	tcase_add_test(tc, test_netns_link_down_and_up);
+	tcase_add_test(tc, test_submit_and_wait_anywhere);
 	suite_add_tcase(s, tc);
 	return s;
 }
