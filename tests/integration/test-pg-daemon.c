@@ -369,6 +369,36 @@ START_TEST(test_node_killed)
 END_TEST
 
 /*
+ * A whole node SIGKILLed and started again at once, within its lease: it takes back what
+ * its last life held (host_deaths 1, no attempt), before the others could; every job ends
+ * once, and the config's groups are not added again.
+ */
+START_TEST(test_node_killed_and_restarted)
+{
+	struct daemon ds[NODES] = { 0 };
+	long held;
+
+	start_nodes(ds, NULL);
+	wait_for(ds, NODES, 100, "jobs done", "SELECT count(*) FROM finals");
+	wait_for(ds, NODES, 1, "a lease of n1",
+		 "SELECT count(*) FROM bulkhead.jobs WHERE lease_owner = 'n1' AND state = 1");
+	kill_node(&ds[1]);
+	held = q("SELECT count(*) FROM bulkhead.jobs WHERE lease_owner = 'n1' AND state = 1");
+	dmn_free(&ds[1]);
+	ds[1] = (struct daemon){ 0 };
+	start_node(&ds[1], 1, NULL);
+	wait_for(ds, NODES, ALL, "every job ended", "SELECT count(*) FROM finals");
+	check_every_job_ended_once();
+	ck_assert_int_ge(q("SELECT count(*) FROM bulkhead.jobs WHERE host_deaths >= 1"),
+			 held > 0 ? 1 : 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.nodes"), NODES);
+	check_status(&ds[1], NULL);
+	summary("node restarted", ds);
+	stop_nodes(ds);
+}
+END_TEST
+
+/*
  * n1's link to the server cut (its proxy stopped) past its lease, then healed: the others
  * take its jobs over; n1 gives up what it held (self-fencing: its workers with those jobs are
  * killed, nothing of them is written) and goes on.
@@ -718,6 +748,7 @@ static Suite *pg_daemon_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_node_killed);
+	tcase_add_test(tc, test_node_killed_and_restarted);
 	tcase_add_test(tc, test_link_cut_and_healed);
 	tcase_add_test(tc, test_server_restart);
 	tcase_add_test(tc, test_netns_link_down_and_up);
