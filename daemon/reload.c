@@ -205,6 +205,28 @@ static int reload_pools(struct master *m, const struct config *nc, unsigned *map
 	return 0;
 }
 
+/*
+ * A shared store's nodes adopt the config's groups at their start, by name and definition,
+ * under a lock (a group runs once across the nodes); a reload on each node would add a new
+ * group once per node. So a reload that adds one is refused, saying so.
+ */
+static int shared_groups_unchanged(struct master *m, const struct config *nc, char **ret_errors)
+{
+	for (unsigned i = 0; i < nc->n_groups; i++) {
+		if (ledger_find_group(m->ledger, nc->groups[i].name) >= 0)
+			continue;
+		if (asprintf(ret_errors,
+			     "%s:%u: [job %s] is new: with store = postgresql: job groups are added "
+			     "when the nodes start (each adopts them by name and definition, so a "
+			     "group runs once across the nodes), not by a reload; restart the nodes "
+			     "one after the other",
+			     nc->path, nc->groups[i].line, nc->groups[i].name) < 0)
+			*ret_errors = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Job groups of nc: new ones are added with their jobs; existing ones take new limits. */
 static int reload_groups(struct master *m, const struct config *nc, const unsigned *map)
 {
@@ -263,6 +285,13 @@ int master_reload(struct master *m, char **ret_errors)
 			if (!errors && asprintf(&errors, "cannot probe the plugins with %s: %s",
 						m->worker_path, strerror(-r)) < 0)
 				errors = NULL;
+		}
+	}
+	if (r >= 0 && m->shared) {
+		r = shared_groups_unchanged(m, nc, &errors);
+		if (r < 0) {
+			config_free(nc);
+			nc = NULL;
 		}
 	}
 	if (r < 0) {

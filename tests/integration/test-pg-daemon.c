@@ -601,6 +601,21 @@ START_TEST(test_submit_and_wait_anywhere)
 	ck_assert_int_eq(q("SELECT count(*) FROM finals"), ALL + 650 + CANCELS);
 	ck_assert_int_eq(q("SELECT count(DISTINCT id) FROM finals"), ALL + 650 + CANCELS);
 	ck_assert_int_eq(q("SELECT count(*) FROM rewrites"), 0);
+	/* A reload that adds a group would add it once per node: refused, saying why. */
+	{
+		char *conf = tu_read_file(ds[0].conf_path), *more = NULL;
+
+		ck_assert_ptr_nonnull(conf);
+		ck_assert_int_ge(asprintf(&more, "%s[job extra]\nrun = builtin:noop\ncount = 5\n",
+					  conf), 0);
+		dmn_write_config(&ds[0], more);
+		o = call_within(&ds[0], &c0, "{\"command\":\"reload\"}", 30000);
+		assert_error(o, "[job extra] is new: with store = postgresql:");
+		json_object_put(o);
+		ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.groups WHERE name = 'extra'"), 0);
+		free(conf);
+		free(more);
+	}
 	conn_close(&c0);
 	conn_close(&c1);
 	conn_close(&c2);
