@@ -206,6 +206,10 @@ bool control_held_fill(struct held *h, json_object *reply);
 /* Some client still waits for query's reply. */
 bool control_query_waiting(const struct control *c, uint64_t query);
 
+/* jobs's "job", "since", "reverse" and "limit" (default CONTROL_JOBS_LIMIT_DEFAULT): NULL or
+ * an error reply. */
+json_object *control_read_jobs_range(json_object *req, int64_t *job, int64_t *since,
+				     bool *reverse, int64_t *limit);
 /* jobs's "state" filter (a name, "a,b" or an array) as a bit per state: NULL or an error. */
 json_object *control_read_states(json_object *req, uint32_t *ret);
 

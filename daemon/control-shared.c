@@ -235,18 +235,9 @@ json_object *control_shared_jobs(struct control *c, json_object *req)
 	v = control_read_states(req, &q.states);
 	if (v)
 		return v;
-	if (control_get_int(req, "job", 1, INT64_MAX, 0, &job) < 0)
-		return control_error_reply("job must be a job id");
-	if (control_get_int(req, "since", 0, INT64_MAX, 0, &since) < 0)
-		return control_error_reply("since must be microseconds since the epoch");
-	if (json_object_object_get_ex(req, "reverse", &v)) {
-		if (!json_object_is_type(v, json_type_boolean))
-			return control_error_reply("reverse must be true or false");
-		q.reverse = json_object_get_boolean(v);
-	}
-	if (control_get_int(req, "limit", 1, CONTROL_JOBS_LIMIT_MAX, CONTROL_JOBS_LIMIT_DEFAULT,
-			    &limit) < 0)
-		return control_error_reply("limit must be 1..%d", CONTROL_JOBS_LIMIT_MAX);
+	v = control_read_jobs_range(req, &job, &since, &q.reverse, &limit);
+	if (v)
+		return v;
 	q.job = (uint64_t)job;
 	q.since = since;
 	q.limit = (uint64_t)limit;

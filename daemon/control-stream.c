@@ -180,6 +180,32 @@ json_object *control_read_states(json_object *req, uint32_t *ret)
 	return NULL;
 }
 
+json_object *control_read_jobs_range(json_object *req, int64_t *job, int64_t *since,
+				     bool *reverse, int64_t *limit)
+{
+	json_object *v;
+
+	*reverse = false;
+	*limit = CONTROL_JOBS_LIMIT_DEFAULT;
+	if (control_get_int(req, "job", 1, INT64_MAX, 0, job) < 0)
+		return control_error_reply("job must be a job id");
+	if (control_get_int(req, "since", 0, INT64_MAX, 0, since) < 0)
+		return control_error_reply("since must be microseconds since the epoch");
+	if (json_object_object_get_ex(req, "reverse", &v)) {
+		if (!json_object_is_type(v, json_type_boolean))
+			return control_error_reply("reverse must be true or false");
+		*reverse = json_object_get_boolean(v);
+	}
+	if (json_object_object_get_ex(req, "limit", &v)) {
+		if (!json_object_is_type(v, json_type_int))
+			return control_error_reply("limit must be an integer");
+		*limit = json_object_get_int64(v);
+		if (*limit < 1 || *limit > CONTROL_JOBS_LIMIT_MAX)
+			return control_error_reply("limit must be 1..%d", CONTROL_JOBS_LIMIT_MAX);
+	}
+	return NULL;
+}
+
 json_object *control_cmd_jobs(struct control *c, json_object *req)
 {
 	const char *group = NULL;
@@ -199,22 +225,9 @@ json_object *control_cmd_jobs(struct control *c, json_object *req)
 		return v;
 	if (group && (want_group = master_find_group(c->m, group)) < 0)
 		return control_error_reply("no job group '%s'", group);
-	if (control_get_int(req, "job", 1, INT64_MAX, 0, &job) < 0)
-		return control_error_reply("job must be a job id");
-	if (control_get_int(req, "since", 0, INT64_MAX, 0, &since) < 0)
-		return control_error_reply("since must be microseconds since the epoch");
-	if (json_object_object_get_ex(req, "reverse", &v)) {
-		if (!json_object_is_type(v, json_type_boolean))
-			return control_error_reply("reverse must be true or false");
-		reverse = json_object_get_boolean(v);
-	}
-	if (json_object_object_get_ex(req, "limit", &v)) {
-		if (!json_object_is_type(v, json_type_int))
-			return control_error_reply("limit must be an integer");
-		limit = json_object_get_int64(v);
-		if (limit < 1 || limit > CONTROL_JOBS_LIMIT_MAX)
-			return control_error_reply("limit must be 1..%d", CONTROL_JOBS_LIMIT_MAX);
-	}
+	v = control_read_jobs_range(req, &job, &since, &reverse, &limit);
+	if (v)
+		return v;
 	s = control_stream_new(c, STREAM_JOBS);
 	if (!s)
 		return control_error_reply("out of memory");

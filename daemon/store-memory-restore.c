@@ -126,7 +126,7 @@ int mem_restore_job(struct store *st, const struct job *saved, enum job_state wa
 	} else if (saved->state == JOB_QUEUED) {
 		struct pool_queues *q = &l->queues[lg->cfg.pool];
 
-		mem_queue_push(saved->alone ? &q->alone : &q->ready, j);
+		mem_queue_put(saved->alone ? &q->alone : &q->ready, j, false);
 	}
 	lg->kept++;
 	return 0;

@@ -248,14 +248,8 @@ static struct pool_queues *queues_of(struct mem *l, const struct job *j)
 	return &l->queues[l->groups[j->group].cfg.pool];
 }
 
-static void queue_push(struct job_queue *q, struct job *j, bool front);
 
-void mem_queue_push(struct job_queue *q, struct job *j)
-{
-	queue_push(q, j, false);
-}
-
-static void queue_push(struct job_queue *q, struct job *j, bool front)
+void mem_queue_put(struct job_queue *q, struct job *j, bool front)
 {
 	j->next = NULL;
 	if (!q->head) {
@@ -270,7 +264,7 @@ static void queue_push(struct job_queue *q, struct job *j, bool front)
 	q->n++;
 }
 
-static struct job *queue_pop(struct job_queue *q)
+struct job *mem_queue_pop(struct job_queue *q)
 {
 	struct job *j = q->head;
 
@@ -295,7 +289,7 @@ static struct job *mem_pop(struct store *st, unsigned pool, bool alone)
 {
 	struct mem *l = MEM(st);
 
-	return queue_pop(alone ? &l->queues[pool].alone : &l->queues[pool].ready);
+	return mem_queue_pop(alone ? &l->queues[pool].alone : &l->queues[pool].ready);
 }
 
 static void mem_unpop(struct store *st, struct job *j)
@@ -303,7 +297,7 @@ static void mem_unpop(struct store *st, struct job *j)
 	struct mem *l = MEM(st);
 	struct pool_queues *q = queues_of(l, j);
 
-	queue_push(j->alone ? &q->alone : &q->ready, j, true);
+	mem_queue_put(j->alone ? &q->alone : &q->ready, j, true);
 }
 
 int mem_add_jobs(struct store *st, unsigned group, unsigned count, uint64_t *ret_first)
@@ -322,7 +316,7 @@ int mem_add_jobs(struct store *st, unsigned group, unsigned count, uint64_t *ret
 		*j = (struct job){ .id = l->n_jobs, .group = group,
 				   .instance = (uint32_t)(lg->counts.total + 1), .state = JOB_QUEUED,
 				   .flags = lg->adhoc ? JOB_ADHOC : 0 };
-		queue_push(q, j, false);
+		mem_queue_put(q, j, false);
 		lg->kept++;
 		lg->counts.total++;
 		lg->counts.by_state[JOB_QUEUED]++;
@@ -377,7 +371,7 @@ int mem_add_input_jobs(struct store *st, unsigned group, char *const *inputs, si
 				   .state = JOB_QUEUED,
 				   .flags = JOB_HAS_INPUT | (lg->adhoc ? JOB_ADHOC : 0),
 				   .extra = xs[i] };
-		queue_push(q, j, false);
+		mem_queue_put(q, j, false);
 		lg->kept++;
 		lg->counts.total++;
 		lg->counts.by_state[JOB_QUEUED]++;
@@ -477,7 +471,7 @@ static int mem_set_progress(struct store *st, struct job *j, int permille)
 	return 0;
 }
 
-static bool queue_remove(struct job_queue *q, struct job *j)
+bool mem_queue_remove(struct job_queue *q, struct job *j)
 {
 	struct job *prev = NULL;
 
@@ -511,7 +505,7 @@ static void mem_requeue(struct store *st, struct job *j, bool alone)
 
 	j->alone = alone;
 	set_state(l, j, JOB_QUEUED);
-	queue_push(alone ? &q->alone : &q->ready, j, false);
+	mem_queue_put(alone ? &q->alone : &q->ready, j, false);
 }
 
 static void mem_end(struct store *st, struct job *j, enum job_state s, int cause, int detail)
@@ -525,7 +519,7 @@ static bool mem_unqueue(struct store *st, struct job *j)
 {
 	struct pool_queues *q = queues_of(MEM(st), j);
 
-	return queue_remove(&q->ready, j) || queue_remove(&q->alone, j);
+	return mem_queue_remove(&q->ready, j) || mem_queue_remove(&q->alone, j);
 }
 
 static void mem_touch(struct store *st, struct job *j)

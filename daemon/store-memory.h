@@ -92,8 +92,11 @@ unsigned mem_n_live_groups(const struct store *st);
 void mem_update_group(struct store *st, unsigned group, const struct group_config *g);
 int mem_rename_group(struct store *st, unsigned group, const char *name);
 int mem_group_config_copy(struct group_config *dst, const struct group_config *src);
-/* At the back of q. */
-void mem_queue_push(struct job_queue *q, struct job *j);
+/* Job queues (threaded through job.next): j in at the back (front: at the front), the
+ * first out, j out from where it is (false: it was not in q). */
+void mem_queue_put(struct job_queue *q, struct job *j, bool front);
+struct job *mem_queue_pop(struct job_queue *q);
+bool mem_queue_remove(struct job_queue *q, struct job *j);
 
 /* ---- store-memory-restore.c: rebuilt from a durable store (on an empty store only) ---- */
 /* Group `index` as it was, with its counts (which include its forgotten jobs). */

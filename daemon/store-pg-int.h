@@ -32,11 +32,6 @@ struct pjob {
 
 #define PJOB(j) ((struct pjob *)(j))
 
-struct pq {
-	struct job *head, *tail;
-	uint64_t n;
-};
-
 /* Claimed jobs of a group this node does not know yet: copied, until its row is read. */
 struct parked {
 	struct pg_job *jobs; /* strings malloc'd */
@@ -59,7 +54,7 @@ struct pgs {
 	int64_t next_id; /* the last id given (jobs and groups): the slot's */
 	struct idmap jobs; /* id -> struct pjob * */
 	uint64_t n_jobs;   /* in the working set */
-	struct pq *ready, *alone; /* per pool index */
+	struct job_queue *ready, *alone; /* per pool index */
 	char **pools;
 	unsigned n_pools;
 	int64_t *gids; /* per group index: its row's id (0: none) */
@@ -84,8 +79,8 @@ struct pgs {
 /* store-pg-work.c */
 extern const struct store_ops store_pg_ops;
 extern const struct pg_queue_ops store_pg_queue_ops;
-void pgs_pq_push(struct pq *q, struct job *j, bool front);
-struct job *pgs_pq_pop(struct pq *q);
+void pgs_pq_push(struct job_queue *q, struct job *j, bool front);
+struct job *pgs_pq_pop(struct job_queue *q);
 /* Out of its local queue (false: it was in none). */
 bool pgs_unqueue(struct pgs *s, struct job *j);
 /* Moves j to state `to`, counted. */

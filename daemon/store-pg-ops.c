@@ -73,7 +73,7 @@ static void pgs_free(struct store *st)
 static int pgs_set_pools(struct store *st, unsigned n, const char *const *names)
 {
 	struct pgs *s = S(st);
-	struct pq *r, *a;
+	struct job_queue *r, *a;
 	char **ps;
 	int ret = s->m->set_pools(s->mem, n, names);
 
@@ -91,7 +91,7 @@ static int pgs_set_pools(struct store *st, unsigned n, const char *const *names)
 	if (!r || !a || !ps)
 		return -ENOMEM;
 	for (unsigned i = s->n_pools; i < n; i++) {
-		s->ready[i] = s->alone[i] = (struct pq){ 0 };
+		s->ready[i] = s->alone[i] = (struct job_queue){ 0 };
 		s->pools[i] = strdup(names ? names[i] : "");
 		if (!s->pools[i])
 			return -ENOMEM;

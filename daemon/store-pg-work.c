@@ -21,56 +21,19 @@
 
 /* ---- local queues ---- */
 
-void pgs_pq_push(struct pq *q, struct job *j, bool front)
+void pgs_pq_push(struct job_queue *q, struct job *j, bool front)
 {
-	j->next = NULL;
-	if (!q->head) {
-		q->head = q->tail = j;
-	} else if (front) {
-		j->next = q->head;
-		q->head = j;
-	} else {
-		q->tail->next = j;
-		q->tail = j;
-	}
-	q->n++;
+	mem_queue_put(q, j, front);
 	PJOB(j)->queued = true;
 }
 
-struct job *pgs_pq_pop(struct pq *q)
+struct job *pgs_pq_pop(struct job_queue *q)
 {
-	struct job *j = q->head;
+	struct job *j = mem_queue_pop(q);
 
-	if (!j)
-		return NULL;
-	q->head = j->next;
-	if (!q->head)
-		q->tail = NULL;
-	q->n--;
-	j->next = NULL;
-	PJOB(j)->queued = false;
+	if (j)
+		PJOB(j)->queued = false;
 	return j;
-}
-
-static bool pq_remove(struct pq *q, struct job *j)
-{
-	struct job *prev = NULL;
-
-	for (struct job *x = q->head; x; prev = x, x = x->next) {
-		if (x != j)
-			continue;
-		if (prev)
-			prev->next = x->next;
-		else
-			q->head = x->next;
-		if (q->tail == x)
-			q->tail = prev;
-		q->n--;
-		x->next = NULL;
-		PJOB(x)->queued = false;
-		return true;
-	}
-	return false;
 }
 
 static unsigned pool_of(const struct pgs *s, const struct job *j)
@@ -85,7 +48,10 @@ bool pgs_unqueue(struct pgs *s, struct job *j)
 	if (!PJOB(j)->queued)
 		return false;
 	p = pool_of(s, j);
-	return pq_remove(&s->ready[p], j) || pq_remove(&s->alone[p], j);
+	if (!mem_queue_remove(&s->ready[p], j) && !mem_queue_remove(&s->alone[p], j))
+		return false;
+	PJOB(j)->queued = false;
+	return true;
 }
 
 /* ---- the working set ---- */

@@ -52,31 +52,7 @@ struct net;
 static struct net *net_current; /* torn down by teardown() if its test fails */
 static void net_down(struct net *n);
 
-static long q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long q(const char *fmt, ...)
-{
-	char sql[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	return pg_test_long(db, sql);
-}
-
-static void show_unfinished(void)
-{
-	PGresult *res = PQexec(db, "SELECT id, state, lease_owner, lease_epoch, host_deaths, "
-				   "lease_expires < now() FROM bulkhead.jobs WHERE state < 2 "
-				   "ORDER BY id LIMIT 20");
-
-	for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++)
-		fprintf(stderr, "unfinished: id %s state %s owner %s epoch %s host_deaths %s "
-				"expired %s\n",
-			PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-			PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
-	PQclear(res);
-}
+#define q(...) pg_test_longf(db, __VA_ARGS__)
 
 /*
  * Waits until query answers at least want, taking in every node's output meanwhile (each
@@ -88,7 +64,7 @@ static void wait_for(struct daemon *ds, int n, long want, const char *what, cons
 
 	while (pg_test_long(db, query) < want) {
 		if (tu_now_ms() >= deadline) {
-			show_unfinished();
+			pg_test_show_unfinished(db);
 			for (int i = 0; i < n; i++)
 				fprintf(stderr, "node %d: %s\n", i, dmn_describe(&ds[i]));
 		}

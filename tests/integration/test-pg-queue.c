@@ -287,32 +287,9 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static long q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long q(const char *fmt, ...)
-{
-	char sql[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	return pg_test_long(db, sql);
-}
+#define q(...) pg_test_longf(db, __VA_ARGS__)
 
 /* What a test that timed out left unfinished, on stderr. */
-static void show_unfinished(void)
-{
-	PGresult *res = PQexec(db, "SELECT id, state, lease_owner, lease_epoch, host_deaths, "
-				   "lease_expires < now() FROM bulkhead.jobs WHERE state < 2 "
-				   "ORDER BY id LIMIT 20");
-
-	for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++)
-		fprintf(stderr, "unfinished: id %s state %s owner %s epoch %s host_deaths %s "
-				"expired %s\n",
-			PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-			PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
-	PQclear(res);
-}
 
 /* Waits (polling the table, within the deadline) until query answers at least want. */
 static void wait_for(long want, const char *what, const char *query)
@@ -323,7 +300,7 @@ static void wait_for(long want, const char *what, const char *query)
 		struct timespec ts = { .tv_nsec = 20 * 1000 * 1000 };
 
 		if (now_ms() >= deadline)
-			show_unfinished();
+			pg_test_show_unfinished(db);
 		ck_assert_msg(now_ms() < deadline, "no %s within %d ms (%ld of %ld)", what,
 			      DEADLINE_MS, pg_test_long(db, query), want);
 		nanosleep(&ts, NULL); /* polling a table: the wait is on its rows, not on time */

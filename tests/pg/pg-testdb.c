@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -166,4 +167,29 @@ void pg_test_audit(PGconn *db)
 		       "EXECUTE FUNCTION take_audit()");
 	pg_test_ok(db, "CREATE TRIGGER audit BEFORE UPDATE ON bulkhead.jobs FOR EACH ROW "
 		       "EXECUTE FUNCTION audit()");
+}
+
+long pg_test_longf(PGconn *c, const char *fmt, ...)
+{
+	char sql[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	return pg_test_long(c, sql);
+}
+
+void pg_test_show_unfinished(PGconn *c)
+{
+	PGresult *res = PQexec(c, "SELECT id, state, lease_owner, lease_epoch, host_deaths, "
+				  "lease_expires < now() FROM bulkhead.jobs WHERE state < 2 "
+				  "ORDER BY id LIMIT 20");
+
+	for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++)
+		fprintf(stderr, "unfinished: id %s state %s owner %s epoch %s host_deaths %s "
+				"expired %s\n",
+			PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+			PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
+	PQclear(res);
 }

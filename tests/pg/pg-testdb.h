@@ -14,6 +14,10 @@ void pg_test_db(char *buf, size_t size);
 PGconn *pg_test_connect(const char *conninfo);
 /* The one value query answers, as a number; the test fails if it does not answer one. */
 long pg_test_long(PGconn *c, const char *query);
+/* pg_test_long() of a printf-formatted query. */
+long pg_test_longf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The first unfinished jobs on stderr (what a test that timed out left). */
+void pg_test_show_unfinished(PGconn *c);
 /* Runs stmt, which must work. */
 void pg_test_ok(PGconn *c, const char *stmt);
 
