@@ -345,6 +345,46 @@ START_TEST(test_node_killed)
 END_TEST
 
 /*
+ * A long job on two hosts that die, one after the other: each death is a host death
+ * (no attempt), and after the second the job runs alone, on the last node; it ends once.
+ */
+START_TEST(test_two_host_deaths)
+{
+	struct daemon ds[NODES] = { 0 };
+	char sql[512];
+	long id;
+	int second;
+
+	start_nodes(ds, NULL);
+	wait_for(ds, NODES, 1, "a long job on n1",
+		 "SELECT count(*) FROM bulkhead.jobs j JOIN bulkhead.groups g ON g.id = j.grp "
+		 "WHERE g.name = 'long' AND j.lease_owner = 'n1' AND j.state = 1");
+	id = q("SELECT min(j.id) FROM bulkhead.jobs j JOIN bulkhead.groups g ON g.id = j.grp "
+	       "WHERE g.name = 'long' AND j.lease_owner = 'n1' AND j.state = 1");
+	kill_node(&ds[1]);
+	/* Taken over by n0 or n2 (host_deaths 1), and running there: that node dies too. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM bulkhead.jobs WHERE id = %ld AND host_deaths = 1 AND "
+		 "state = 1 AND lease_owner IN ('n0', 'n2')",
+		 id);
+	wait_for(ds, NODES, 1, "the long job on a second node", sql);
+	snprintf(sql, sizeof(sql), "SELECT (lease_owner = 'n2')::int FROM bulkhead.jobs WHERE id = %ld",
+		 id);
+	second = pg_test_long(db, sql) ? 2 : 0;
+	kill_node(&ds[second]);
+	wait_for(ds, NODES, ALL, "every job ended", "SELECT count(*) FROM finals");
+	check_every_job_ended_once();
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM bulkhead.jobs WHERE id = %ld AND host_deaths = 2 AND "
+		 "attempts = 0 AND alone = 1 AND state = 2 AND node = 'n%d'",
+		 id, 2 - second);
+	ck_assert_msg(pg_test_long(db, sql) == 1, "job %ld: not ended done, alone, on n%d after "
+		      "two host deaths", id, 2 - second);
+	stop_nodes(ds);
+}
+END_TEST
+
+/*
  * A whole node SIGKILLed and started again at once, within its lease: it takes back what
  * its last life held (host_deaths 1, no attempt), before the others could; every job ends
  * once, and the config's groups are not added again.
@@ -740,6 +780,7 @@ static Suite *pg_daemon_suite(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_node_killed);
 	tcase_add_test(tc, test_node_killed_and_restarted);
+	tcase_add_test(tc, test_two_host_deaths);
 	tcase_add_test(tc, test_link_cut_and_healed);
 	tcase_add_test(tc, test_server_restart);
 	tcase_add_test(tc, test_netns_link_down_and_up);
