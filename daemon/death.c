@@ -206,13 +206,14 @@ static void count_death(struct worker *w, bool signaled, int status)
 	struct master *m = w->m;
 	char sig[16];
 
+	const char *why = w->fenced ? " (lease lost)" : w->injected ? " (injected)" : "";
+
 	if (signaled)
 		snprintf(w->last_death, sizeof(w->last_death), "%s%s",
-			 signal_name(status, sig, sizeof(sig)), w->injected ? " (injected)" : "");
+			 signal_name(status, sig, sizeof(sig)), why);
 	else
-		snprintf(w->last_death, sizeof(w->last_death), "exit(%d)%s", status,
-			 w->injected ? " (injected)" : "");
-	if (w->injected)
+		snprintf(w->last_death, sizeof(w->last_death), "exit(%d)%s", status, why);
+	if (w->injected && !w->fenced)
 		m->stats.injected++;
 	if (signaled && status > 0 && status < 65)
 		m->stats.deaths_by_signal[status]++;
@@ -256,10 +257,18 @@ static enum death_verdict judge(struct worker *w, enum death_kind kind, bool sig
 		n = blame_killed_commands(w, jobs, flags, n);
 		for (size_t i = 0; i < n; i++)
 			ledger_bystander(m->ledger, jobs[i], flags[i] & HELD_STARTED);
-		log_fields(LOG_WARNING,
-			   master_lfields(&f, p, w, NULL, signaled ? status : 0, "injected"),
-			   "worker %s %s (injected: %s); %zu job%s re-queued", l, how, w->injected,
-			   n, n == 1 ? "" : "s");
+		if (w->fenced) /* a shared store's self-fencing: nobody's fault either */
+			log_fields(LOG_WARNING,
+				   master_lfields(&f, p, w, NULL, signaled ? status : 0, "fenced"),
+				   "worker %s %s (a job's lease was lost: another node runs it); %zu "
+				   "job%s re-queued",
+				   l, how, n, n == 1 ? "" : "s");
+		else
+			log_fields(LOG_WARNING,
+				   master_lfields(&f, p, w, NULL, signaled ? status : 0,
+						  "injected"),
+				   "worker %s %s (injected: %s); %zu job%s re-queued", l, how,
+				   w->injected, n, n == 1 ? "" : "s");
 		return DEATH_CULPRIT; /* restart at once: not a worker fault */
 	case DEATH_KIND_STOPPED:
 		/*

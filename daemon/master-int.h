@@ -151,6 +151,7 @@ struct worker {
 	enum slot_mode mode;
 	char last_death[48]; /* "SIGSEGV", "exit(3)", "" if it never died */
 	const char *injected; /* with END_INJECT: the fault `bulkhead inject` gave it */
+	bool fenced; /* END_INJECT by a shared store: a job's lease was lost (shared.c) */
 	bool blocked;  /* socket full: wait for EPOLLOUT */
 	usec_t resource_delay; /* the master lacked fds or memory to start it: next retry */
 	struct idmap specs;    /* specs it knows (see "specs on workers") */

@@ -63,6 +63,7 @@ static void on_lost(void *userdata, struct job *j)
 		    "expired): its worker %s/%u is killed, and nothing of the job is written",
 		    j->id, w->pool->cfg.name, w->index);
 	w->injected = "lease lost";
+	w->fenced = true;
 	slot_set_end(w, END_INJECT);
 	slot_kill(w, END_INJECT, NULL);
 }

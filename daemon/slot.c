@@ -331,6 +331,7 @@ static void slot_spawn(struct worker *w)
 	w->end = END_NONE;
 	w->blocked = w->crash_frame = false;
 	w->injected = NULL;
+	w->fenced = false;
 	w->kill_reason = NULL;
 	w->deadline_at = USEC_INFINITY;
 	slot_set_state(w, W_STARTING);
