@@ -152,6 +152,35 @@ void cli_print_pools(FILE *f, json_object *reply, bool busy)
 	free(first);
 }
 
+/* A shared store's nodes (status "nodes"): a table, or nothing without a shared store. */
+static void print_nodes(FILE *f, json_object *reply)
+{
+	static const char *const heads[] = { "NODE", "ALIVE", "HEARTBEAT", "LEASED", NULL };
+	json_object *nodes = jget(reply, "nodes"), *store = jget(reply, "store");
+	const char *failing = store ? jstr(store, "failing") : NULL;
+	struct table t;
+
+	if (failing && *failing)
+		fprintf(f, "\nstore: %s\n", failing);
+	if (!nodes)
+		return;
+	table_init(&t, heads, "llrr");
+	for (size_t i = 0; i < jlen(nodes); i++) {
+		json_object *n = json_object_array_get_idx(nodes, i);
+		char b[2][32], ago[40];
+		double age = 0;
+
+		jnum(n, "heartbeat_age_seconds", &age);
+		str_printf(ago, sizeof(ago), "%s ago", fmt_duration(b[0], sizeof(b[0]), age));
+		table_add(&t, (const char *const[]){ fmt_str(n, "name"),
+						      jbool(n, "alive") ? "yes" : "no", ago,
+						      fmt_int(b[1], sizeof(b[1]), n, "jobs_leased") });
+	}
+	fputc('\n', f);
+	table_print(&t, f, "", 0, t.n_rows);
+	table_free(&t);
+}
+
 static void print_status(FILE *f, json_object *reply)
 {
 	const char *v = jstr(reply, "version"), *node = jstr(reply, "node");
@@ -165,6 +194,7 @@ static void print_status(FILE *f, json_object *reply)
 	cli_print_workers(f, reply);
 	fputc('\n', f);
 	cli_print_pools(f, reply, false);
+	print_nodes(f, reply);
 }
 
 int cmd_status(int argc, char **argv)

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmdutil.h"
 #include "ctlutil.h"
 #include "daemon/store-pg.h"
 #include "daemonutil.h"
@@ -261,6 +262,18 @@ static void check_status(struct daemon *d, const char *dead)
 	ck_assert_str_eq(jstr(store, "kind"), "postgresql");
 	ck_assert_int_eq(jint(jget(o, "workers", json_type_object), "injected"), 0);
 	json_object_put(o);
+	/* bulkhead status, as an operator reads it: the nodes' table. */
+	{
+		const char *argv[] = { cmd_env_required("BULKHEAD_BIN"), "--socket", d->sock_path,
+				       "status", NULL };
+		struct cmd out;
+
+		ck_assert_int_eq(cmd_run(argv, NULL, &out), 0);
+		ck_assert_msg(cmd_exited_0(&out) && out.out && strstr(out.out, "NODE") &&
+				      strstr(out.out, "HEARTBEAT") && strstr(out.out, "n1 "),
+			      "%s%s", out.out ? out.out : "", out.err ? out.err : "");
+		cmd_free(&out);
+	}
 	/* jobs: who ran each. */
 	o = call_within(d, &c, "{\"command\":\"jobs\",\"group\":\"poison\"}", 30000);
 	assert_ok(o);
