@@ -117,6 +117,8 @@ int shared_open(struct master *m, const struct config *c, struct store **ret)
 	if (r < 0)
 		log_error("%s", err ? err : strerror(-r));
 	free(err);
+	if (r == -EINVAL)
+		r = -ENXIO; /* a connection string libpq cannot read: a config error (exit 78) */
 	m->opts.pg_conninfo = NULL; /* it pointed into the config, which a reload replaces */
 	if (r >= 0)
 		m->shared = *ret;

@@ -97,8 +97,9 @@ int store_pg_connect(const char *conninfo, PGconn **ret, char **ret_error)
 	*ret = NULL;
 	*ret_error = NULL;
 	if (!opts) {
-		int r = fail(NULL, ret_error, err ? -EINVAL : -ENOMEM,
-			     "connection string '%s': %s", conninfo, err ? err : "out of memory");
+		/* Not the string itself: it may hold a password. libpq's words name the part. */
+		int r = fail(NULL, ret_error, err ? -EINVAL : -ENOMEM, "connection string: %s",
+			     err ? err : "out of memory");
 
 		PQfreemem(err);
 		return r;

@@ -788,6 +788,39 @@ START_TEST(test_netns_link_down_and_up)
 }
 END_TEST
 
+/*
+ * Stores a node cannot use: a connection string libpq cannot read is a config error (78), a
+ * server it cannot reach an I/O one (74); each says why, names no password, starts nothing.
+ */
+START_TEST(test_bad_store_settings)
+{
+	static const struct {
+		const char *store;
+		int code;
+		const char *says;
+	} cases[] = {
+		{ "postgresql:password=s3cret nonsense", 78, "connection string: " },
+		{ "postgresql:host=/nonexistent/dir password=s3cret", 74, "cannot connect" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct daemon d = { 0 };
+		char conf[256];
+
+		dmn_init(&d);
+		snprintf(conf, sizeof(conf), "[supervisor]\nstore = %s\n[job a]\nrun = builtin:noop\n",
+			 cases[i].store);
+		dmn_write_config(&d, conf);
+		dmn_start(&d, NULL);
+		dmn_expect_exit(&d, cases[i].code, DMN_EXIT_MS);
+		ck_assert_msg(d.err && strstr(d.err, cases[i].says) && !strstr(d.err, "s3cret"),
+			      "%s: %s", cases[i].store, d.err ? d.err : "");
+		dmn_free(&d);
+	}
+	dmn_assert_aftermath();
+}
+END_TEST
+
 static Suite *pg_daemon_suite(void)
 {
 	Suite *s = suite_create("pg-daemon");
@@ -802,6 +835,7 @@ static Suite *pg_daemon_suite(void)
 	tcase_add_test(tc, test_server_restart);
 	tcase_add_test(tc, test_netns_link_down_and_up);
 	tcase_add_test(tc, test_submit_and_wait_anywhere);
+	tcase_add_test(tc, test_bad_store_settings);
 	suite_add_tcase(s, tc);
 	return s;
 }
