@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Small string helpers: an edit distance and the "did you mean" suggestion built on it (used
- * for unknown config sections, keys, pools, builtins and builtin arguments), and an snprintf
- * that cannot fail.
+ * for unknown config sections, keys, pools, builtins and builtin arguments), an snprintf
+ * that cannot fail, and UTF-8 checks (a shared store keeps text in a UTF-8 database).
  *
  * The distance counts insertions, deletions, substitutions and swaps of two adjacent
  * characters (Levenshtein plus transpositions, the "optimal string alignment" variant), so
@@ -10,6 +10,7 @@
  */
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,4 +97,56 @@ char *str_printf(char *buf, size_t size, const char *fmt, ...)
 		buf[0] = '\0';
 	va_end(ap);
 	return buf;
+}
+
+size_t str_utf8_char(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n;
+	uint32_t cp;
+
+	if (u[0] < 0x80)
+		return 1;
+	if (u[0] >= 0xc2 && u[0] <= 0xdf)
+		n = 2, cp = u[0] & 0x1f;
+	else if (u[0] >= 0xe0 && u[0] <= 0xef)
+		n = 3, cp = u[0] & 0x0f;
+	else if (u[0] >= 0xf0 && u[0] <= 0xf4)
+		n = 4, cp = u[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((u[i] & 0xc0) != 0x80)
+			return 0; /* a NUL ends here too */
+		cp = cp << 6 | (u[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+bool str_is_utf8(const char *s)
+{
+	while (*s) {
+		size_t n = str_utf8_char(s);
+
+		if (n == 0)
+			return false;
+		s += n;
+	}
+	return true;
+}
+
+void str_fix_utf8(char *s)
+{
+	while (*s) {
+		size_t n = str_utf8_char(s);
+
+		if (n == 0) {
+			*s++ = '?';
+			continue;
+		}
+		s += n;
+	}
 }

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/protocol.h"
+#include "common/strutil.h"
 #include "daemon/store-memory.h"
 #include "daemon/store-pg-int.h"
 
@@ -133,9 +134,12 @@ static int add_jobs(struct pgs *s, unsigned g, size_t n, char *const *inputs,
 
 	if (g >= s->cap_gids || !s->gids[g] || n == 0 || n > UINT32_MAX)
 		return -EINVAL;
-	for (size_t i = 0; inputs && i < n; i++)
+	for (size_t i = 0; inputs && i < n; i++) {
 		if (!*inputs[i] || strlen(inputs[i]) > BH_INPUT_MAX)
 			return -EINVAL;
+		if (!str_is_utf8(inputs[i]))
+			return -EILSEQ; /* the table's text is UTF-8: refused whole, not mangled */
+	}
 	if (s->n_adds + n > s->cap_adds) {
 		size_t cap = s->cap_adds ? s->cap_adds : 256;
 
@@ -224,6 +228,10 @@ static int pgs_add_variant(struct store *st, const struct group_config *g, const
 
 	if (r < 0)
 		return r;
+	if (made && (!str_is_utf8(g->run) || !str_is_utf8(g->args) || !str_is_utf8(base))) {
+		mem_group_release(MEM(s->mem), index);
+		return -EILSEQ; /* its row could not be written */
+	}
 	if (made) {
 		/* Named by its row's id (N of slot S: @N.S, @N in slot 0): unique across the
 		 * nodes, and kept over restarts. */
@@ -474,9 +482,15 @@ static const char *pgs_job_result(const struct store *st, const struct job *j)
 	return CS(st)->m->job_result(CS(st)->mem, j);
 }
 
+/* Kept as valid UTF-8 (other bytes become '?', as control characters do): the table's text
+ * is UTF-8, and a write it refuses would be retried for ever. */
 static int pgs_set_result(struct store *st, struct job *j, const char *text, size_t len)
 {
-	return S(st)->m->set_result(S(st)->mem, j, text, len);
+	int r = S(st)->m->set_result(S(st)->mem, j, text, len);
+
+	if (r >= 0 && j->extra && j->extra->result)
+		str_fix_utf8(j->extra->result);
+	return r;
 }
 
 static int pgs_job_progress(const struct store *st, const struct job *j)

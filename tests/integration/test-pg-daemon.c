@@ -40,7 +40,7 @@
 #define NODES 3
 #define JOBS 3000         /* the config group's short jobs */
 #define LONG 12 /* and its jobs longer than a lease (4 s): a node cut off holds some */
-#define ALL (JOBS + LONG + 1)
+#define ALL (JOBS + LONG + 2) /* and the poison job, and one of inputs */
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 #define END_MS 180000     /* every job ended: generous for ASan on a loaded machine */
@@ -48,6 +48,7 @@
 
 static char conninfo[128];
 static PGconn *db;
+static char files[256]; /* a directory with one file: group `files` takes it as an input */
 
 struct net;
 static struct net *net_current; /* torn down by teardown() if its test fails */
@@ -100,7 +101,7 @@ static void start_in_netns(struct daemon *d, const char *ns)
  * a directory, or an address to reach over TCP). */
 static void start_node(struct daemon *d, int i, const char *host)
 {
-	char conf[1024];
+	char conf[1536];
 
 	dmn_init(d);
 	snprintf(conf, sizeof(conf),
@@ -129,9 +130,12 @@ static void start_node(struct daemon *d, int i, const char *host)
 		 "run = builtin:segv\n"
 		 "count = 1\n"
 		 "max_attempts = 2\n"
-		 "expect = crashed\n",
+		 "expect = crashed\n"
+		 "[job files]\n"
+		 "run = exec:/bin/true\n"
+		 "inputs = %s/*\n",
 		 conninfo, host ? host : getenv("PGHOST"), node_netns ? "5432" : getenv("PGPORT"), getenv("PGUSER"), i, i,
-		 JOBS, LONG);
+		 JOBS, LONG, files);
 	dmn_write_config(d, conf);
 	if (node_netns)
 		start_in_netns(d, node_netns);
@@ -212,10 +216,10 @@ static void stop_nodes(struct daemon *ds)
 static void check_every_job_ended_once(void)
 {
 	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs"), ALL);
-	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.groups"), 3); /* once, not per node */
+	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.groups"), 4); /* once, not per node */
 	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs j JOIN bulkhead.groups g ON "
 			   "g.id = j.grp WHERE g.name <> 'poison' AND j.state = 2"),
-			 JOBS + LONG);
+			 JOBS + LONG + 1);
 	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs j JOIN bulkhead.groups g ON "
 			   "g.id = j.grp WHERE g.name = 'poison' AND j.state = 4 AND "
 			   "j.attempts = 2"),
@@ -326,6 +330,14 @@ static void setup(void)
 	db = pg_test_connect(conninfo);
 	ck_assert_int_eq(store_pg_schema(db, &err), 0);
 	pg_test_audit(db);
+	snprintf(files, sizeof(files), "%s/bulkhead-files.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(files));
+	{
+		char path[300];
+
+		snprintf(path, sizeof(path), "%s/in1", files);
+		ck_assert_int_eq(tu_write_file(path, "x"), 0);
+	}
 }
 
 static void teardown(void)
@@ -633,6 +645,14 @@ START_TEST(test_submit_and_wait_anywhere)
 	ck_assert_int_eq(q("SELECT count(*) FROM finals"), ALL + 650 + CANCELS);
 	ck_assert_int_eq(q("SELECT count(DISTINCT id) FROM finals"), ALL + 650 + CANCELS);
 	ck_assert_int_eq(q("SELECT count(*) FROM rewrites"), 0);
+	/* The table's text is UTF-8: an input that is not is refused whole, nothing added. */
+	o = call_within(&ds[0], &c0,
+			"{\"command\":\"submit\",\"group\":\"files\","
+			"\"inputs\":[\"/tmp/ok\",\"/tmp/not-\xff-utf8\"]}",
+			30000);
+	assert_error(o, "cannot submit: Invalid or incomplete multibyte");
+	json_object_put(o);
+	ck_assert_int_eq(q("SELECT count(*) FROM bulkhead.jobs WHERE input = '/tmp/ok'"), 0);
 	/* A reload that adds a group would add it once per node: refused, saying why. */
 	{
 		char *conf = tu_read_file(ds[0].conf_path), *more = NULL;

@@ -387,6 +387,26 @@ START_TEST(test_strutil)
 }
 END_TEST
 
+START_TEST(test_utf8)
+{
+	char fix[] = "a\xff" "b\xc3\xa9" "c\xed\xa0\x80" "d\xe2\x82" "\xf4\x90\x80\x80" "e\xc0\xaf";
+
+	ck_assert(str_is_utf8(""));
+	ck_assert(str_is_utf8("plain /path/file.txt"));
+	ck_assert(str_is_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80")); /* é € 😀 */
+	ck_assert(!str_is_utf8("\xff"));
+	ck_assert(!str_is_utf8("\xc0\xaf"));         /* overlong '/' */
+	ck_assert(!str_is_utf8("\xe0\x80\xaf"));     /* overlong, 3 bytes */
+	ck_assert(!str_is_utf8("\xed\xa0\x80"));     /* a surrogate */
+	ck_assert(!str_is_utf8("\xf4\x90\x80\x80")); /* above U+10FFFF */
+	ck_assert(!str_is_utf8("\xe2\x82"));         /* cut short at the end */
+	ck_assert(!str_is_utf8("\x80"));              /* a continuation alone */
+	str_fix_utf8(fix);
+	ck_assert_str_eq(fix, "a?b\xc3\xa9" "c???d??????e??");
+	ck_assert(str_is_utf8(fix));
+}
+END_TEST
+
 static Suite *units_suite(void)
 {
 	Suite *s = suite_create("units");
@@ -405,6 +425,7 @@ static Suite *units_suite(void)
 	tcase_add_test(tc, test_format_size);
 	tcase_add_test(tc, test_now);
 	tcase_add_test(tc, test_strutil);
+	tcase_add_test(tc, test_utf8);
 	suite_add_tcase(s, tc);
 	return s;
 }
