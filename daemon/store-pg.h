@@ -124,7 +124,7 @@ int store_pg_status(struct store *st, store_pg_status_fn cb, void *userdata);
 struct store_pg_jobs_query {
 	uint32_t states; /* a bit per state (0: any) */
 	const char *group; /* NULL: any */
-	uint64_t job;    /* at most this id (0: any) */
+	uint64_t job;    /* that job only (0: any) */
 	int64_t since;   /* accepted, started or ended at or after (µs since the epoch; 0: any) */
 	uint64_t limit;
 	bool reverse;    /* newest first */
@@ -138,7 +138,7 @@ struct store_pg_jobs_query {
 	" j.started_ms, j.ended_ms, j.node, j.lease_owner, count(*) OVER ()"
 #define STORE_PG_JOB_FILTER                                                                \
 	"(cardinality($1::smallint[]) = 0 OR j.state = ANY($1::smallint[])) AND"               \
-	" ($2::text IS NULL OR g.name = $2) AND ($3::bigint = 0 OR j.id <= $3) AND"            \
+	" ($2::text IS NULL OR g.name = $2) AND ($3::bigint = 0 OR j.id = $3) AND"            \
 	" ($4::bigint = 0 OR j.accepted_at >= $4 OR (j.started_ms > 0 AND j.accepted_at +"     \
 	" (j.started_ms - 1) * 1000 >= $4) OR (j.ended_ms > 0 AND j.accepted_at +"             \
 	" (j.ended_ms - 1) * 1000 >= $4))"

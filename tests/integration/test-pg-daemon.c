@@ -631,11 +631,13 @@ START_TEST(test_submit_and_wait_anywhere)
 	json_object_put(o);
 	cancel_anywhere(ds, (struct conn *[]){ &c0, &c1, &c2 });
 	wait_for(ds, NODES, ALL + 650 + CANCELS, "every job ended", "SELECT count(*) FROM finals");
-	snprintf(req, sizeof(req), "{\"command\":\"jobs\",\"job\":%" PRId64 ",\"reverse\":true,"
-		 "\"limit\":1}", last);
+	/* "job": that job only, from another node than the one that accepted it. */
+	snprintf(req, sizeof(req), "{\"command\":\"jobs\",\"job\":%" PRId64 "}", last);
 	o = call_within(&ds[1], &c1, req, 30000);
 	assert_ok(o);
 	jobs = jget(o, "jobs", json_type_array);
+	ck_assert_int_eq(jint(o, "total_matching"), 1);
+	ck_assert_int_eq((int)json_object_array_length(jobs), 1);
 	ck_assert_int_eq(jint(json_object_array_get_idx(jobs, 0), "id"), last);
 	ck_assert_ptr_nonnull(jstr(json_object_array_get_idx(jobs, 0), "node"));
 	json_object_put(o);
