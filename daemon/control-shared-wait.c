@@ -51,6 +51,11 @@ static void swait_free(struct swait *w)
 	"NULL OR j.id = ANY($1::bigint[])) AND ($2::text IS NULL OR (g.name = $2 AND "        \
 	"j.accepted_at <= $3::bigint))"
 
+/* Unfinished, all, and whether the group exists (by group). */
+#define COUNT                                                                               \
+	"SELECT count(*) FILTER (WHERE j.state < 2), count(*), (SELECT count(*) FROM"        \
+	" bulkhead.groups WHERE name = $2)" WHERE
+
 static void look(struct swait *w);
 
 static void done(struct swait *w, json_object *reply)
@@ -128,6 +133,10 @@ static void on_count(void *userdata, const PGresult *res, const char *error)
 	}
 	unfinished = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	total = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	if (w->group && strcmp(PQgetvalue(res, 0, 2), "0") == 0) {
+		done(w, control_error_reply("no job group '%s'", w->group));
+		return;
+	}
 	if (w->ids && (uint64_t)total < w->n_ids) {
 		done(w, control_error_reply("%" PRIu64 " of the ids are no jobs of this store",
 					    w->n_ids - (uint64_t)total));
@@ -154,7 +163,7 @@ static void look(struct swait *w)
 		swait_free(w); /* its client went */
 		return;
 	}
-	if (exec(w, "SELECT count(*) FILTER (WHERE j.state < 2), count(*)" WHERE, on_count) < 0) {
+	if (exec(w, COUNT, on_count) < 0) {
 		sd_event_source_set_time_relative(w->timer, WAIT_POLL);
 		sd_event_source_set_enabled(w->timer, SD_EVENT_ONESHOT);
 		return;
@@ -206,7 +215,7 @@ json_object *control_shared_wait(struct control *c, json_object *req)
 	w->next = c->shared_waits;
 	c->shared_waits = w;
 	w->query = control_query_new(c);
-	if (exec(w, "SELECT count(*) FILTER (WHERE j.state < 2), count(*)" WHERE, on_count) < 0) {
+	if (exec(w, COUNT, on_count) < 0) {
 		c->query_pending = 0;
 		swait_free(w);
 		return control_error_reply("the shared store cannot be read now");

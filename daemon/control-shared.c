@@ -77,6 +77,8 @@ struct call {
 	struct control *c;
 	uint64_t query;
 	json_object *reply; /* status: what the node knows by itself */
+	char *group;        /* jobs: the group asked for, not found in the table */
+	bool dead;          /* jobs: its query could not be sent: on_group() frees it */
 };
 
 static void on_status(void *userdata, const struct store_pg_status *st)
@@ -210,6 +212,14 @@ static void on_jobs(void *userdata, const PGresult *res, const char *error)
 	if (!res) {
 		control_query_done(call->c, call->query,
 				   control_error_reply("the shared store cannot be read: %s", error));
+		free(call->group);
+		free(call);
+		return;
+	}
+	if (call->group && PQntuples(res) == 0) { /* as on one host: an unknown group is said */
+		control_query_done(call->c, call->query,
+				   control_error_reply("no job group '%s'", call->group));
+		free(call->group);
 		free(call);
 		return;
 	}
@@ -220,7 +230,24 @@ static void on_jobs(void *userdata, const PGresult *res, const char *error)
 		json_object_array_add(a, row_object(res, i));
 	json_object_object_add(o, "jobs", a);
 	control_query_done(call->c, call->query, o);
+	free(call->group);
 	free(call);
+}
+
+/* A jobs request's group exists in the table (its rows may all be filtered out). */
+static void on_group(void *userdata, const PGresult *res, const char *error)
+{
+	struct call *call = userdata;
+
+	if (call->dead) {
+		free(call->group);
+		free(call);
+		return;
+	}
+	if (res && PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "0") != 0) {
+		free(call->group);
+		call->group = NULL;
+	}
 }
 
 json_object *control_shared_jobs(struct control *c, json_object *req)
@@ -246,9 +273,23 @@ json_object *control_shared_jobs(struct control *c, json_object *req)
 		return control_error_reply("out of memory");
 	call->c = c;
 	call->query = control_query_new(c);
+	/* Whether the group exists, answered before the jobs (statements run in order). */
+	if (q.group &&
+	    (!(call->group = strdup(q.group)) ||
+	     pg_conn_exec_params(store_pg_conn(master_shared_store(c->m)),
+				 "SELECT count(*) FROM bulkhead.groups WHERE name = $1", 1, &q.group,
+				 on_group, call) < 0)) {
+		c->query_pending = 0;
+		free(call->group);
+		free(call);
+		return control_error_reply("the shared store cannot be read now");
+	}
 	if (store_pg_jobs(master_shared_store(c->m), &q, on_jobs, call) < 0) {
 		c->query_pending = 0;
-		free(call);
+		if (q.group)
+			call->dead = true; /* its group check is out */
+		else
+			free(call);
 		return control_error_reply("the shared store cannot be read now");
 	}
 	return NULL;

@@ -629,6 +629,17 @@ START_TEST(test_submit_and_wait_anywhere)
 	o = call_within(&ds[1], &c1, "{\"command\":\"wait\",\"ids\":[99999999]}", 30000);
 	assert_error(o, "no jobs of this store");
 	json_object_put(o);
+	o = call_within(&ds[1], &c1, "{\"command\":\"wait\",\"group\":\"nope\"}", 30000);
+	assert_error(o, "no job group 'nope'");
+	json_object_put(o);
+	o = call_within(&ds[2], &c2, "{\"command\":\"jobs\",\"group\":\"nope\"}", 30000);
+	assert_error(o, "no job group 'nope'");
+	json_object_put(o);
+	o = call_within(&ds[2], &c2, "{\"command\":\"jobs\",\"group\":\"poison\",\"state\":\"done\"}",
+			30000);
+	assert_ok(o); /* a group whose jobs are all filtered out: none, no error */
+	ck_assert_int_eq(jint(o, "total_matching"), 0);
+	json_object_put(o);
 	cancel_anywhere(ds, (struct conn *[]){ &c0, &c1, &c2 });
 	wait_for(ds, NODES, ALL + 650 + CANCELS, "every job ended", "SELECT count(*) FROM finals");
 	/* "job": that job only, from another node than the one that accepted it. */
