@@ -25,7 +25,10 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -450,15 +453,20 @@ START_TEST(test_link_cut_and_healed)
 	struct daemon ds[NODES] = { 0 };
 	char *dir = NULL, link[256], server[256];
 	pid_t proxy;
-	int status;
+	int status, listen_fd;
 
 	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
 	snprintf(link, sizeof(link), "%s/.s.PGSQL.%s", dir, getenv("PGPORT"));
 	snprintf(server, sizeof(server), "%s/.s.PGSQL.%s", getenv("PGHOST"), getenv("PGPORT"));
+	listen_fd = pg_test_listen_unix(link); /* before the nodes start: none is refused */
+	ck_assert_int_ge(listen_fd, 0);
 	proxy = fork();
 	ck_assert_int_ge(proxy, 0);
-	if (proxy == 0)
-		pg_test_proxy(link, server);
+	if (proxy == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* gone with the test, even a failed one */
+		pg_test_proxy_fd(listen_fd, server);
+	}
+	close(listen_fd);
 	start_nodes(ds, dir);
 	/* Cut while n1 runs a long job (its pool runs nothing else): n1 has its claim. */
 	wait_running_slow(&ds[1]);
@@ -692,6 +700,7 @@ END_TEST
 
 struct net {
 	char br[16], ns[NODES][16], veth[NODES][16];
+	char ip[16]; /* the bridge's: 10.231.N.1, N from the test's pid (runs do not meet) */
 	bool up;
 };
 
@@ -728,14 +737,15 @@ static void net_remove_stale(void)
 
 
 /*
- * A bridge (10.231.0.1/24, in the test's namespace) and a namespace per node, each joined to
- * it by a veth pair (node i: 10.231.0.1x). False, and why, where this machine cannot.
+ * A bridge (10.231.N.1/24, in the test's namespace) and a namespace per node, each joined to
+ * it by a veth pair (node i: 10.231.N.1x). False, and why, where this machine cannot.
  */
 static bool net_up(struct net *n, char *why, size_t size)
 {
 	int tag = (int)getpid();
 
 	snprintf(n->br, sizeof(n->br), "bhb%d", tag);
+	snprintf(n->ip, sizeof(n->ip), "10.231.%d.1", tag % 250);
 	for (int i = 0; i < NODES; i++) {
 		snprintf(n->ns[i], sizeof(n->ns[i]), "bhn%d_%d", tag, i);
 		snprintf(n->veth[i], sizeof(n->veth[i]), "bhv%d_%d", tag, i);
@@ -746,19 +756,18 @@ static bool net_up(struct net *n, char *why, size_t size)
 	}
 	net_remove_stale();
 	net_current = n;
-	if (sh("ip link add %s type bridge && ip addr add 10.231.0.1/24 dev %s && "
-	       "ip link set %s up",
-	       n->br, n->br, n->br) != 0) {
+	if (sh("ip link add %s type bridge && ip addr add %s/24 dev %s && ip link set %s up",
+	       n->br, n->ip, n->br, n->br) != 0) {
 		snprintf(why, size, "cannot make a bridge here (ip link add ... type bridge)");
 		net_down(n);
 		return false;
 	}
 	for (int i = 0; i < NODES; i++) {
 		if (sh("ip netns add %s && ip link add %s type veth peer name eth0 netns %s && "
-		       "ip link set %s master %s up && ip -n %s addr add 10.231.0.1%d/24 dev eth0 && "
+		       "ip link set %s master %s up && ip -n %s addr add %.*s1%d/24 dev eth0 && "
 		       "ip -n %s link set eth0 up && ip -n %s link set lo up",
-		       n->ns[i], n->veth[i], n->ns[i], n->veth[i], n->br, n->ns[i], i, n->ns[i],
-		       n->ns[i]) != 0) {
+		       n->ns[i], n->veth[i], n->ns[i], n->veth[i], n->br, n->ns[i],
+		       (int)strlen(n->ip) - 1, n->ip, i, n->ns[i], n->ns[i]) != 0) {
 			snprintf(why, size, "cannot make network namespaces here (ip netns add)");
 			net_down(n);
 			return false;
@@ -778,23 +787,31 @@ START_TEST(test_netns_link_down_and_up)
 	struct daemon ds[NODES] = { 0 };
 	struct net net = { 0 };
 	char why[256], server[256];
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(5432) };
 	pid_t proxy;
-	int status;
+	int status, listen_fd;
 
 	if (!net_up(&net, why, sizeof(why))) {
 		fprintf(stderr, "netns link test skipped: %s\n", why);
 		return;
 	}
 	snprintf(server, sizeof(server), "%s/.s.PGSQL.%s", getenv("PGHOST"), getenv("PGPORT"));
+	/* Listening before any node starts: bound here, served by the child. */
+	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(listen_fd, 0);
+	ck_assert_int_eq(inet_pton(AF_INET, net.ip, &addr.sin_addr), 1);
+	ck_assert_int_eq(bind(listen_fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	ck_assert_int_eq(listen(listen_fd, 16), 0);
 	proxy = fork();
 	ck_assert_int_ge(proxy, 0);
 	if (proxy == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* gone with the test, even a failed one */
-		pg_test_proxy_tcp("10.231.0.1", 5432, server);
+		pg_test_proxy_fd(listen_fd, server);
 	}
+	close(listen_fd);
 	for (int i = 0; i < NODES; i++) {
 		node_netns = net.ns[i];
-		start_node(&ds[i], i, "10.231.0.1");
+		start_node(&ds[i], i, net.ip);
 	}
 	node_netns = NULL;
 	wait_running_slow(&ds[1]);

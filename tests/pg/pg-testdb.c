@@ -2,8 +2,6 @@
 /* What the PostgreSQL tests share (pg-testdb.h). */
 #include <check.h>
 #include <poll.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <stdarg.h>
@@ -69,25 +67,25 @@ void pg_test_ok(PGconn *c, const char *stmt)
  * one process with poll(). SIGSTOP it and the link is cut the way a network cut is: nothing
  * arrives, nothing is refused; SIGCONT heals it.
  */
-void pg_test_proxy(const char *listen_path, const char *server_path)
+int pg_test_listen_unix(const char *path)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int l = socket(AF_UNIX, SOCK_STREAM, 0);
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", listen_path);
-	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 16) < 0)
-		_exit(2);
-	pg_test_proxy_fd(l, server_path);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 16) < 0) {
+		if (l >= 0)
+			close(l);
+		return -1;
+	}
+	return l;
 }
 
-void pg_test_proxy_tcp(const char *ip, int port, const char *server_path)
+void pg_test_proxy(const char *listen_path, const char *server_path)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	int l = pg_test_listen_unix(listen_path);
 
-	if (l < 0 || inet_pton(AF_INET, ip, &a.sin_addr) != 1 ||
-	    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 16) < 0)
+	if (l < 0)
 		_exit(2);
 	pg_test_proxy_fd(l, server_path);
 }

@@ -27,10 +27,9 @@ void pg_test_ok(PGconn *c, const char *stmt);
  * cut the way a network cut is (nothing arrives, nothing is refused); SIGCONT heals it.
  */
 void pg_test_proxy(const char *listen_path, const char *server_path) __attribute__((noreturn));
-/* The same from TCP ip:port (the server as another host reaches it). */
-void pg_test_proxy_tcp(const char *ip, int port, const char *server_path)
-	__attribute__((noreturn));
-/* The same from a listening socket. */
+/* A Unix socket listening at path (-1 if it cannot be made). */
+int pg_test_listen_unix(const char *path);
+/* The same proxy from a listening socket (bound before the fork: nobody connects first). */
 void pg_test_proxy_fd(int listen_fd, const char *server_path) __attribute__((noreturn));
 
 /*
