@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 MESON_FLAGS ?= -Dwerror=true
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps demo check check-asan install clean bench
+.PHONY: all deps demo check check-asan install clean bench deb
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -45,3 +45,8 @@ bench: all
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+# The Debian packages (debian/): bulkhead and libbulkhead-job-dev, in the parent directory.
+deb:
+	@./scripts/install-deps --deb
+	dpkg-buildpackage -us -uc -b
