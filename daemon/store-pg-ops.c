@@ -174,8 +174,8 @@ static int add_jobs(struct pgs *s, unsigned g, size_t n, char *const *inputs,
 				     .instance = (uint32_t)(c->total + 1 + i),
 				     .state = JOB_QUEUED, .accepted_at = now,
 				     .flags = (uint8_t)((inputs ? JOB_HAS_INPUT : 0) |
-							(gc->name[0] && strchr(gc->name, '@')
-								 ? JOB_ADHOC : 0)) };
+							(mem_group_of(s->mem, g)->adhoc ? JOB_ADHOC
+											: 0)) };
 		if (inputs) {
 			size_t len = strlen(inputs[i]);
 
