@@ -381,15 +381,18 @@ static int read_hello(const struct spawned_worker *s, unsigned threads)
 static int floor_once(enum worker_start start, struct zygote *z, const char *path, unsigned threads,
 		      bool keep, struct floor_samples *fs, struct kill_samples *ks)
 {
+	const struct worker_launch l = { .pool = "floor", .threads = threads,
+					 .memory_max = UINT64_MAX, .uid = (uid_t)-1,
+					 .gid = (gid_t)-1 };
 	struct spawned_worker s;
 	uint64_t t0, t1, t2, t3, t4, t5;
 	int r, status;
 
 	t0 = now_ns();
 	if (start == WORKER_START_EXEC)
-		r = spawn_worker(path, "floor", 0, threads, UINT64_MAX, &s);
+		r = spawn_worker(path, &l, &s);
 	else
-		r = zygote_spawn(z, "floor", 0, threads, UINT64_MAX, &s);
+		r = zygote_spawn(z, &l, &s);
 	t1 = now_ns();
 	if (r < 0)
 		return r;

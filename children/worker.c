@@ -3,12 +3,14 @@
  * The worker process: command line, start-up, and the main thread's event loop.
  *
  *   bulkhead-worker --pool NAME --index N --threads T --master-pid PID [--memory-max BYTES]
+ *                   [--uid UID --gid GID]
  *
  * (main.c's table sends the other process kinds of this binary elsewhere:
  * `--standalone` to standalone.c, `--zygote`, `--probe`, `--exec-command`.)
  *
  * Start-up order matters: PR_SET_PDEATHSIG first, then the parent check (the master may have
  * died before the prctl), fds > 3 closed, fd 3 made CLOEXEC (no job's child inherits it),
+ * privileges dropped (privileges.c: to --uid/--gid if given, no capabilities, NO_NEW_PRIVS),
  * signal mask and ignored signals reset (the master's sd-event blocks signals and posix_spawn
  * passes masks on), SIGPIPE ignored, crash handlers installed, job threads started (pool.c;
  * they are all up when pool_new() returns), RLIMIT_AS set, and only then HELLO. HELLO
@@ -67,6 +69,7 @@
 #include "job-context.h"
 #include "job-spec.h"
 #include "pool.h"
+#include "privileges.h"
 #include "worker.h"
 
 #define SPECS_MAX 65536u /* specs defined at once (the master forgets those it is done with) */
@@ -82,6 +85,8 @@ struct worker_options {
 	unsigned threads;
 	pid_t master_pid;
 	uint64_t memory_max; /* 0: no limit */
+	uid_t uid; /* (uid_t)-1: keep the master's */
+	gid_t gid;
 };
 
 struct input_slot {
@@ -143,7 +148,7 @@ static _Noreturn void out_of_memory(void)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bulkhead-worker --pool NAME --index N --threads T --master-pid PID "
-		   "[--memory-max BYTES]\n"
+		   "[--memory-max BYTES] [--uid UID --gid GID]\n"
 		   "Runs jobs for bulkheadd on socket fd 3; not meant to be started by hand.\n"
 		   "bulkhead-worker --standalone threads|fork-per-job ... (add --help for more):\n"
 		   "the unsupervised baselines of bulkhead experiment.\n");
@@ -157,14 +162,16 @@ static int parse_args(int argc, char **argv, struct worker_options *o)
 		{ "threads", required_argument, NULL, 't' },
 		{ "master-pid", required_argument, NULL, 'm' },
 		{ "memory-max", required_argument, NULL, 'M' },
+		{ "uid", required_argument, NULL, 'u' },
+		{ "gid", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	bool have_index = false, have_threads = false, have_pid = false;
+	bool have_index = false, have_threads = false, have_pid = false, have_gid = false;
 	uint64_t v;
 	int c;
 
-	*o = (struct worker_options){ 0 };
+	*o = (struct worker_options){ .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) >= 0) {
 		switch (c) {
@@ -209,6 +216,19 @@ static int parse_args(int argc, char **argv, struct worker_options *o)
 			}
 			o->memory_max = v;
 			break;
+		case 'u':
+		case 'g':
+			if (parse_uint(optarg, 0, UINT32_MAX - 1, &v) < 0) {
+				log_error("--%s %s: expected a number 0..%u",
+					  c == 'u' ? "uid" : "gid", optarg, UINT32_MAX - 1);
+				return -EINVAL;
+			}
+			if (c == 'u')
+				o->uid = (uid_t)v;
+			else
+				o->gid = (gid_t)v;
+			have_gid |= c == 'g';
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -219,6 +239,10 @@ static int parse_args(int argc, char **argv, struct worker_options *o)
 	}
 	if (optind < argc) {
 		log_error("unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	if ((o->uid != (uid_t)-1) != have_gid) {
+		log_error("--uid and --gid go together");
 		return -EINVAL;
 	}
 	if (!o->pool || !have_index || !have_threads || !have_pid) {
@@ -644,6 +668,8 @@ int worker_main(int argc, char **argv)
 			  strerror(-r));
 		return WORKER_EXIT_USAGE;
 	}
+	if (privileges_drop(w->o.uid, w->o.gid) < 0)
+		return WORKER_EXIT_START;
 	job_context_set_socket(WORKER_FD);
 	job_context_set_log(w->o.pool, w->o.index);
 	r = reset_signals();

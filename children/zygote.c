@@ -164,8 +164,8 @@ static int read_request(struct bh_zygote_request *req, int *ret_fd)
 /* In the new worker: fd 3 becomes its master socket, then it is a worker like any other. */
 static _Noreturn void become_worker(const struct bh_zygote_request *req, int fd, pid_t master)
 {
-	char s_index[16], s_threads[16], s_mpid[16], s_mem[32];
-	char *argv[16];
+	char s_index[16], s_threads[16], s_mpid[16], s_mem[32], s_uid[16], s_gid[16];
+	char *argv[20];
 	int argc = 0;
 
 	(void)prctl(PR_SET_NAME, "bulkhead-worker");
@@ -189,6 +189,14 @@ static _Noreturn void become_worker(const struct bh_zygote_request *req, int fd,
 		snprintf(s_mem, sizeof(s_mem), "%llu", (unsigned long long)req->memory_max);
 		argv[argc++] = (char *)"--memory-max";
 		argv[argc++] = s_mem;
+	}
+	if (req->uid != UINT32_MAX) {
+		snprintf(s_uid, sizeof(s_uid), "%u", (unsigned)req->uid);
+		snprintf(s_gid, sizeof(s_gid), "%u", (unsigned)req->gid);
+		argv[argc++] = (char *)"--uid";
+		argv[argc++] = s_uid;
+		argv[argc++] = (char *)"--gid";
+		argv[argc++] = s_gid;
 	}
 	argv[argc] = NULL;
 	/* argv[] points into our stack copies, not into the area it overwrites. */

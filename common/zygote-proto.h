@@ -27,6 +27,8 @@ struct bh_zygote_request {
 	uint32_t threads;
 	uint32_t reserved; /* 0 */
 	uint64_t memory_max; /* UINT64_MAX: none */
+	uint32_t uid; /* the worker drops to uid:gid; UINT32_MAX: it keeps the master's */
+	uint32_t gid;
 	char pool[BH_ZYGOTE_POOL_MAX]; /* NUL-terminated */
 };
 

@@ -315,6 +315,10 @@ void config_free(struct config *c)
 		free(g->spool);
 		free(g->output);
 	}
+	for (unsigned i = 0; i < c->n_pools; i++) {
+		free(c->pools[i].user);
+		free(c->pools[i].group);
+	}
 	free(c->pools);
 	free(c->groups);
 	free(c);

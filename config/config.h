@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "common/job-state.h"
 #include "common/units.h"
@@ -66,6 +67,11 @@ struct pool_config {
 	uint64_t memory_max; /* bytes, UINT64_MAX = no limit */
 	usec_t kill_grace;
 	enum pool_failure_action on_pool_failure;
+	char *user; /* as written; "" = the program's default */
+	char *group; /* as written; "" = the user's primary group */
+	/* Resolved by config_load: (uid_t)-1 / (gid_t)-1 when not set (the program decides). */
+	uid_t uid;
+	gid_t gid;
 };
 
 enum job_kind {

@@ -135,6 +135,12 @@ static const struct config_choice config_expect_choices[] = {
 	  "after a job timeout, how long the worker's other jobs may finish before SIGKILL")      \
 	X(POOL, on_pool_failure, on_pool_failure, ENUM, "stop", 0, 0, config_pool_failure_choices, \
 	  "stop: the pool stays failed; exit: the daemon exits non-zero")                         \
+	X(POOL, user, user, STRING, "", 0, 32, NULL,                                               \
+	  "user (name or uid) the workers and their jobs run as, with no capabilities; empty: "  \
+	  "bulkhead for bulkheadd (if it exists), the invoking user for bulkhead run")           \
+	X(POOL, group, group, STRING, "", 0, 32, NULL,                                             \
+	  "group (name or gid) the workers run as, with no supplementary groups; empty: the "    \
+	  "user's primary group")                                                                  \
 	X(JOB, pool, pool, POOL, "main", 0, 0, NULL,                                               \
 	  "the pool whose workers run these jobs")                                                 \
 	X(JOB, run, run, RUN, NULL, 0, 0, NULL,                                                    \

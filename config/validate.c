@@ -9,12 +9,15 @@
  *     absolute (relative to the config's directory), the inputs glob expanded and sorted,
  *     the directories checked;
  *   - what run names (run-kinds.c);
- *   - the sum of every group's count against CONFIG_JOBS_MAX.
+ *   - the sum of every group's count against CONFIG_JOBS_MAX;
+ *   - a pool's user and group: a name must exist on this host (a number need not).
  * Validation goes on after errors (also after syntax errors), so that one load reports as
  * much as it can; a key that had a bad value is skipped by the checks that depend on it.
  */
 #include <errno.h>
 #include <glob.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,6 +199,72 @@ static bool check_dir(struct parser *p, const struct raw_section *s, int key, ch
 	return true;
 }
 
+/* ---- a pool's user and group ---- */
+
+/* Why getpwnam()/getgrnam() found nothing: errno 0, ENOENT, ESRCH, EBADF, EPERM mean "none". */
+static const char *lookup_error(int e, const char *none)
+{
+	return e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM ? none : strerror(e);
+}
+
+/* A uid or gid written as a number: 0..2^32-2 (-1 means "none" to the kernel). */
+static bool parse_id(const char *text, uint32_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*text < '0' || *text > '9')
+		return false;
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno || *end || v >= UINT32_MAX)
+		return false;
+	*ret = (uint32_t)v;
+	return true;
+}
+
+/*
+ * pc->user and pc->group into pc->uid and pc->gid: a name looked up (it must exist here), a
+ * number taken as is. The group defaults to the user's primary group (for a uid with no
+ * account: the number itself); with neither set, both stay -1 and the program decides.
+ */
+static void check_identity(struct parser *p, const struct raw_section *s, struct pool_config *pc,
+			   const bool bad[_CONFIG_KEY_MAX])
+{
+	uint32_t id;
+
+	pc->uid = (uid_t)-1;
+	pc->gid = (gid_t)-1;
+	if (!bad[CONFIG_KEY_POOL_user] && pc->user && *pc->user) {
+		struct passwd *pw = NULL;
+
+		errno = 0;
+		if (parse_id(pc->user, &id)) {
+			pc->uid = (uid_t)id;
+			pw = getpwuid(pc->uid);
+			pc->gid = pw ? pw->pw_gid : (gid_t)id;
+		} else if ((pw = getpwnam(pc->user))) {
+			pc->uid = pw->pw_uid;
+			pc->gid = pw->pw_gid;
+		} else {
+			config_value_error(p, s, CONFIG_KEY_POOL_user, pc->user,
+					   lookup_error(errno, "no such user on this host"));
+		}
+	}
+	if (!bad[CONFIG_KEY_POOL_group] && pc->group && *pc->group) {
+		struct group *gr;
+
+		errno = 0;
+		if (parse_id(pc->group, &id))
+			pc->gid = (gid_t)id;
+		else if ((gr = getgrnam(pc->group)))
+			pc->gid = gr->gr_gid;
+		else
+			config_value_error(p, s, CONFIG_KEY_POOL_group, pc->group,
+					   lookup_error(errno, "no such group on this host"));
+	}
+}
+
 /* A key that cannot be set together with another one: the error is on `key`'s line. */
 static void conflict_error(struct parser *p, const struct raw_section *s, int key, int other,
 			   const char *why)
@@ -335,6 +404,7 @@ void config_validate(struct parser *p, struct config *c)
 		str_printf(c->pools[0].name, sizeof(c->pools[0].name), "main");
 		c->pools[0].line = 0;
 		config_convert_section(p, NULL, CONFIG_SECTION_POOL, &c->pools[0], bad);
+		check_identity(p, NULL, &c->pools[0], bad);
 	}
 	for (unsigned i = 0; i < p->n_sections; i++) {
 		const struct raw_section *s = &p->sections[i];
@@ -346,6 +416,7 @@ void config_validate(struct parser *p, struct config *c)
 		memcpy(pc->name, s->name, sizeof(pc->name));
 		pc->line = s->line;
 		config_convert_section(p, s, CONFIG_SECTION_POOL, pc, bad);
+		check_identity(p, s, pc, bad);
 	}
 
 	for (unsigned i = 0; i < p->n_sections; i++) {

@@ -50,13 +50,15 @@
 #define REFUSED_LOG_EVERY (10 * USEC_PER_SEC) /* "too many clients" is logged this often */
 #define ACCEPT_RETRY (100 * USEC_PER_MSEC) /* after EMFILE/ENFILE */
 
-/* Root, our own uid, or a member of control_group (primary or supplementary). */
-static bool peer_allowed(struct control *c, const struct ucred *cr)
+/*
+ * Root, our own uid, or a member of control_group (primary or supplementary: SO_PEERGROUPS,
+ * the groups the kernel had for the peer when it connected, which needs no /proc access to
+ * a process of another user).
+ */
+static bool peer_allowed(struct control *c, int fd, const struct ucred *cr)
 {
-	char path[64], *buf = NULL, *line;
-	size_t size = 0;
-	bool ok = false;
-	FILE *f;
+	gid_t groups[256];
+	socklen_t len = sizeof(groups);
 
 	if (cr->uid == 0 || cr->uid == geteuid())
 		return true;
@@ -64,23 +66,12 @@ static bool peer_allowed(struct control *c, const struct ucred *cr)
 		return false;
 	if (cr->gid == c->gid)
 		return true;
-	/* The peer process's supplementary groups, as the kernel has them. */
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)cr->pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (!ok && getline(&buf, &size, f) > 0) {
-		char *save = NULL;
-
-		if (strncmp(buf, "Groups:", 7) != 0)
-			continue;
-		for (line = strtok_r(buf + 7, " \t\n", &save); line;
-		     line = strtok_r(NULL, " \t\n", &save))
-			ok |= (gid_t)strtoul(line, NULL, 10) == c->gid;
-	}
-	free(buf);
-	fclose(f);
-	return ok;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return false; /* ERANGE: more than 256 groups; not worth a retry */
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == c->gid)
+			return true;
+	return false;
 }
 
 static int on_accept_retry(sd_event_source *s, uint64_t usec, void *userdata)
@@ -189,7 +180,13 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		close(cfd);
 		return 0;
 	}
-	if (!peer_allowed(c, &cr)) {
+	if (master_uid_runs_jobs(c->m, cr.uid)) {
+		/* A job (or anything of its uid) must not command the master, whatever its
+		 * groups: the pool's user may well be in control_group. */
+		log_warning("control: uid %u (pid %d) runs a pool's jobs: permission denied",
+			    (unsigned)cr.uid, (int)cr.pid);
+		control_conn_refuse(cl, "permission denied");
+	} else if (!peer_allowed(c, cfd, &cr)) {
 		log_warning("control: uid %u (pid %d) is not root nor in group %s: permission "
 			    "denied",
 			    (unsigned)cr.uid, (int)cr.pid,

@@ -199,8 +199,11 @@ static int on_zygote_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 int forkserver_start_worker(struct master *m, const struct pool_config *pc, unsigned index,
 			    struct spawned_worker *s)
 {
+	struct worker_launch l = { .pool = pc->name, .index = index, .threads = pc->threads,
+				   .memory_max = pc->memory_max };
 	int r;
 
+	master_pool_identity(m, pc, &l.uid, &l.gid);
 	if (m->config->supervisor.worker_start != WORKER_START_FORK_SERVER) {
 		forkserver_end(m);
 	} else if (!m->zygote_tried) {
@@ -222,7 +225,7 @@ int forkserver_start_worker(struct master *m, const struct pool_config *pc, unsi
 		forkserver_begin(m);
 	}
 	if (zygote_up(&m->zygote) && !m->zygote_pending) {
-		r = zygote_spawn(&m->zygote, pc->name, index, pc->threads, pc->memory_max, s);
+		r = zygote_spawn(&m->zygote, &l, s);
 		if (r >= 0)
 			return r;
 		/* Our own fds or memory, or the zygote's fork hitting a process limit: not the
@@ -231,5 +234,5 @@ int forkserver_start_worker(struct master *m, const struct pool_config *pc, unsi
 			return r;
 		forkserver_failed(m, strerror(-r));
 	}
-	return spawn_worker(m->worker_path, pc->name, index, pc->threads, pc->memory_max, s);
+	return spawn_worker(m->worker_path, &l, s);
 }

@@ -139,6 +139,8 @@ struct worker {
 	unsigned spawns;
 	unsigned threads; /* of the running process (the pool's may change on reload) */
 	uint64_t memory_max; /* of the running process */
+	uid_t uid; /* ids the running process dropped to (-1: the master's) */
+	gid_t gid;
 	enum slot_next next;
 	usec_t stop_grace; /* STOPPING: how long it may take */
 	struct backoff backoff;
@@ -207,6 +209,8 @@ struct master {
 	unsigned n_gone_pools;
 	const char *worker_path;
 	struct zygote zygote; /* the fork server, if worker_start = fork-server */
+	uid_t job_uid; /* pools without user run jobs as this (identity.c); -1: as we are */
+	gid_t job_gid;
 	bool zygote_tried;    /* the first one was started */
 	bool zygote_never;    /* it said it cannot fork workers here: exec for good */
 	bool zygote_pending;  /* a restarted one has not said it is up yet */
@@ -281,7 +285,7 @@ void slot_kill(struct worker *w, enum slot_end why, const char *reason);
 void slot_set_state(struct worker *w, enum worker_state s);
 /* True if the table above has the transition from -> to. */
 bool slot_transition_allowed(enum worker_state from, enum worker_state to);
-/* Its process was started with other threads or memory_max than the pool has now. */
+/* Its process was started with other threads, memory_max, user or group than the pool has now. */
 bool slot_outdated(const struct worker *w);
 /* Records why it is ending, unless it has a weightier reason already (enum slot_end). */
 void slot_set_end(struct worker *w, enum slot_end why);
@@ -299,6 +303,12 @@ void pool_free(struct pool *p);
 /* ---- forkserver.c ---- */
 
 bool master_resource_error(int r);
+
+/* identity.c: whom each pool's jobs run as. */
+void master_identity_init(struct master *m);
+/* uid:gid a new worker of pc drops to; (uid_t)-1: it keeps the master's. */
+void master_pool_identity(const struct master *m, const struct pool_config *pc, uid_t *uid,
+			  gid_t *gid);
 void forkserver_end(struct master *m);
 int forkserver_start_worker(struct master *m, const struct pool_config *pc, unsigned index,
 			 struct spawned_worker *s);

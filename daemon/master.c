@@ -332,6 +332,7 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	else if (gethostname(m->node, sizeof(m->node) - 1) < 0)
 		snprintf(m->node, sizeof(m->node), "localhost");
 	m->zygote = (struct zygote){ .s = { .pid = 0, .pidfd = -1, .fd = -1 } };
+	master_identity_init(m);
 	backoff_init(&m->zygote_backoff, ZYGOTE_BACKOFF_MIN, ZYGOTE_BACKOFF_MAX);
 
 	/*

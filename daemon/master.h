@@ -114,6 +114,9 @@ const struct config *master_config(const struct master *m);
 /* Name of the pool with this index (a removed pool keeps its name). */
 const char *master_pool_name(const struct master *m, unsigned pool);
 void master_free(struct master *m);
+/* True if uid runs some pool's jobs and is neither root nor ours (identity.c): such a uid
+ * gets no control, whatever its groups. */
+bool master_uid_runs_jobs(const struct master *m, uid_t uid);
 
 /*
  * Runs until every job has ended (one-shot) or a stop was asked for (daemon), and every

@@ -76,7 +76,7 @@ static bool pool_config_equal(const struct pool_config *a, const struct pool_con
 	       a->max_worker_faults.count == b->max_worker_faults.count &&
 	       a->max_worker_faults.window == b->max_worker_faults.window &&
 	       a->memory_max == b->memory_max && a->kill_grace == b->kill_grace &&
-	       a->on_pool_failure == b->on_pool_failure;
+	       a->on_pool_failure == b->on_pool_failure && a->uid == b->uid && a->gid == b->gid;
 }
 
 static void pool_resize(struct pool *p, unsigned workers)
@@ -119,10 +119,11 @@ static bool pool_reconfigure(struct pool *p, const struct pool_config *pc)
 			log_error("pool %s: out of memory for the fault window", pc->name);
 	}
 	p->cfg = *pc;
+	p->cfg.user = p->cfg.group = NULL; /* the config's strings: only uid and gid are kept */
 	for (unsigned k = 0; k < p->n_slots; k++) {
 		struct worker *w = p->workers[k];
 
-		/* A worker started with other threads or memory_max is replaced (slot_outdated). */
+		/* A worker started with other threads, memory_max or ids is replaced (slot_outdated). */
 		backoff_init(&w->backoff, pc->backoff_min, pc->backoff_max);
 	}
 	if (revive) {

@@ -107,8 +107,13 @@ void slot_set_end(struct worker *w, enum slot_end why)
 
 bool slot_outdated(const struct worker *w)
 {
+	uid_t uid;
+	gid_t gid;
+
+	master_pool_identity(w->m, &w->pool->cfg, &uid, &gid);
 	return w->pid > 0 &&
-	       (w->q.threads != w->pool->cfg.threads || w->memory_max != w->pool->cfg.memory_max);
+	       (w->q.threads != w->pool->cfg.threads || w->memory_max != w->pool->cfg.memory_max ||
+		w->uid != uid || w->gid != gid);
 }
 
 void slot_kill(struct worker *w, enum slot_end why, const char *reason)
@@ -325,6 +330,7 @@ static void slot_spawn(struct worker *w)
 	w->pid = s.pid;
 	w->fd = s.fd;
 	w->memory_max = pc->memory_max;
+	master_pool_identity(m, pc, &w->uid, &w->gid);
 	w->spawned_at = now_usec();
 	w->ready_at = 0;
 	w->mode = MODE_SHARED;
@@ -421,6 +427,7 @@ int pool_new(struct master *m, const struct pool_config *pc, unsigned index,
 	p->m = m;
 	p->index = index;
 	p->cfg = *pc;
+	p->cfg.user = p->cfg.group = NULL; /* the config's strings: only uid and gid are kept */
 	p->state = POOL_UP;
 	*ret = p; /* freed by the caller's pool_free() on error */
 	r = fault_window_init(&p->faults, pc->max_worker_faults.count,

@@ -170,29 +170,36 @@ out_close:
 	return r;
 }
 
-int spawn_worker(const char *path, const char *pool, unsigned index, unsigned threads,
-		 uint64_t memory_max, struct spawned_worker *ret)
+int spawn_worker(const char *path, const struct worker_launch *l, struct spawned_worker *ret)
 {
-	char s_index[16], s_threads[16], s_mpid[16], s_mem[32];
-	const char *argv[16];
+	char s_index[16], s_threads[16], s_mpid[16], s_mem[32], s_uid[16], s_gid[16];
+	const char *argv[20];
 	int argc = 0;
 
-	snprintf(s_index, sizeof(s_index), "%u", index);
-	snprintf(s_threads, sizeof(s_threads), "%u", threads);
+	snprintf(s_index, sizeof(s_index), "%u", l->index);
+	snprintf(s_threads, sizeof(s_threads), "%u", l->threads);
 	snprintf(s_mpid, sizeof(s_mpid), "%d", (int)getpid());
 	argv[argc++] = "bulkhead-worker";
 	argv[argc++] = "--pool";
-	argv[argc++] = pool;
+	argv[argc++] = l->pool;
 	argv[argc++] = "--index";
 	argv[argc++] = s_index;
 	argv[argc++] = "--threads";
 	argv[argc++] = s_threads;
 	argv[argc++] = "--master-pid";
 	argv[argc++] = s_mpid;
-	if (memory_max != UINT64_MAX) {
-		snprintf(s_mem, sizeof(s_mem), "%llu", (unsigned long long)memory_max);
+	if (l->memory_max != UINT64_MAX) {
+		snprintf(s_mem, sizeof(s_mem), "%llu", (unsigned long long)l->memory_max);
 		argv[argc++] = "--memory-max";
 		argv[argc++] = s_mem;
+	}
+	if (l->uid != (uid_t)-1) {
+		snprintf(s_uid, sizeof(s_uid), "%u", (unsigned)l->uid);
+		snprintf(s_gid, sizeof(s_gid), "%u", (unsigned)l->gid);
+		argv[argc++] = "--uid";
+		argv[argc++] = s_uid;
+		argv[argc++] = "--gid";
+		argv[argc++] = s_gid;
 	}
 	argv[argc] = NULL;
 	return spawn_exec(path, argv, ret);
@@ -267,11 +274,12 @@ bool zygote_up(const struct zygote *z)
 	return z->s.pid > 0;
 }
 
-int zygote_spawn(struct zygote *z, const char *pool, unsigned index, unsigned threads,
-		 uint64_t memory_max, struct spawned_worker *ret)
+int zygote_spawn(struct zygote *z, const struct worker_launch *l, struct spawned_worker *ret)
 {
-	struct bh_zygote_request req = { .magic = BH_ZYGOTE_MAGIC, .index = index,
-					 .threads = threads, .memory_max = memory_max };
+	struct bh_zygote_request req = { .magic = BH_ZYGOTE_MAGIC, .index = l->index,
+					 .threads = l->threads, .memory_max = l->memory_max,
+					 .uid = l->uid, .gid = l->gid };
+	const char *pool = l->pool;
 	union {
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];

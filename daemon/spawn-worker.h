@@ -24,12 +24,26 @@ struct spawned_worker {
  */
 const char *spawn_worker_path(void);
 
+/* What a new worker is to be: its slot, its threads, its limits, whom it runs jobs as. */
+struct worker_launch {
+	const char *pool;
+	unsigned index;
+	unsigned threads;
+	uint64_t memory_max; /* UINT64_MAX: none */
+	/*
+	 * The user and group it drops to before any job code runs (children/privileges.c);
+	 * (uid_t)-1: it keeps the master's (it still drops capabilities it has no use for and
+	 * sets NO_NEW_PRIVS).
+	 */
+	uid_t uid;
+	gid_t gid;
+};
+
 /*
- * Starts `path` for slot POOL/INDEX. memory_max is passed on unless UINT64_MAX.
+ * Starts `path` for slot POOL/INDEX: memory_max, uid and gid are passed on unless "none".
  * Returns 0, or -errno (the exec error included: ENOENT, EACCES, ...).
  */
-int spawn_worker(const char *path, const char *pool, unsigned index, unsigned threads,
-		 uint64_t memory_max, struct spawned_worker *ret);
+int spawn_worker(const char *path, const struct worker_launch *l, struct spawned_worker *ret);
 
 /*
  * The fork server (children/zygote.c): a bulkhead-worker started once with --zygote that
@@ -59,8 +73,7 @@ int zygote_start(const char *path, struct zygote *z);
 int zygote_launch(const char *path, struct zygote *z);
 int zygote_started(struct zygote *z, int timeout_ms);
 bool zygote_up(const struct zygote *z);
-int zygote_spawn(struct zygote *z, const char *pool, unsigned index, unsigned threads,
-		 uint64_t memory_max, struct spawned_worker *ret);
+int zygote_spawn(struct zygote *z, const struct worker_launch *l, struct spawned_worker *ret);
 /* Closes its socket, reaps it (SIGKILL after the timeout). Safe on a stopped one. */
 void zygote_stop(struct zygote *z);
 /* The same without the wait: for a zygote that failed (it may be stalled). */

@@ -2,14 +2,20 @@
 /* Control-socket clients for the integration tests: see ctlutil.h. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <json-c/json.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ctlutil.h"
@@ -266,3 +272,117 @@ void call_error(struct daemon *d, struct conn *c, const char *req, const char *w
 	json_object_put(o);
 }
 
+/* ---- clients of another uid ---- */
+
+/*
+ * In a forked child with the given credentials: connect to the socket, send a status, and
+ * report on a pipe: "connect: OK" or "connect: ERRNONAME", then the reply line, then (with
+ * until_eof) "EOF" once the daemon closed. Returns that text (malloc'd).
+ */
+char *run_as(struct daemon *d, const struct as_user *u)
+{
+	int p[2], st;
+	char *out;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		static const char req[] = "{\"command\":\"status\"}\n";
+		int64_t deadline = tu_now_ms() + CALL_MS;
+		char buf[8192];
+		size_t len = 0;
+		bool line = false;
+		int fd;
+
+		close(p[0]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (setgroups(u->n_groups, u->groups) < 0 ||
+		    setresgid(u->gid, u->gid, u->gid) < 0 ||
+		    setresuid(u->uid, u->uid, u->uid) < 0) {
+			dprintf(p[1], "credentials: %s\n", strerrorname_np(errno));
+			_exit(1);
+		}
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->sock_path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			dprintf(p[1], "connect: %s\n", strerrorname_np(errno));
+			_exit(0);
+		}
+		dprintf(p[1], "connect: OK\n");
+		(void)!send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
+		while (tu_ms_left(deadline) > 0) {
+			struct pollfd pfd = { .fd = fd, .events = POLLIN };
+			ssize_t n;
+
+			if (poll(&pfd, 1, tu_ms_left(deadline)) <= 0)
+				continue;
+			n = recv(fd, buf + len, sizeof(buf) - len - 1, MSG_DONTWAIT);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (n <= 0) {
+				dprintf(p[1], "%.*sEOF\n", (int)len, buf);
+				_exit(0);
+			}
+			len += (size_t)n;
+			if (!line && memchr(buf, '\n', len)) {
+				line = true;
+				if (!u->until_eof)
+					break;
+			}
+			if (len == sizeof(buf) - 1)
+				break;
+		}
+		dprintf(p[1], "%.*s%s", (int)len, buf, line ? "" : "\nno reply\n");
+		_exit(0);
+	}
+	close(p[1]);
+	out = tu_read_all(p[0], CALL_MS + 5000);
+	close(p[0]);
+	ck_assert_int_eq(tu_wait_exit(pid, CALL_MS, &st), 0);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client as uid %u: %s: %s",
+		      (unsigned)u->uid, tu_describe_status(st), out);
+	dmn_pump(d, 0);
+	return out;
+}
+
+/* Every directory from / down to `dir` lets others through (for the clients run as nobody). */
+static void assert_path_searchable(const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s", dir);
+	for (char *s = path + 1;; s++) {
+		struct stat st;
+		char save = *s;
+
+		if (*s != '/' && *s != '\0')
+			continue;
+		*s = '\0';
+		ck_assert_int_eq(stat(path, &st), 0);
+		ck_assert_msg(st.st_mode & S_IXOTH,
+			      "%s is not searchable by others, so no uid but ours can reach the "
+			      "socket: run the test with a TMPDIR that is",
+			      path);
+		*s = save;
+		if (!save)
+			break;
+	}
+}
+
+/* Opens the path down to the socket's directory (ours: the test's temp dirs) to all. */
+void open_path_for_others(struct daemon *d)
+{
+	char *parent = strdup(d->dir);
+
+	ck_assert_ptr_nonnull(parent);
+	*strrchr(parent, '/') = '\0';
+	ck_assert_int_eq(chmod(parent, 0755), 0);
+	ck_assert_int_eq(chmod(d->dir, 0755), 0);
+	ck_assert_int_eq(chmod(d->run_dir, 0755), 0);
+	free(parent);
+	assert_path_searchable(d->run_dir);
+}

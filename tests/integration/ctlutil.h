@@ -79,3 +79,23 @@ json_object *call(struct daemon *d, struct conn *c, const char *req);
 
 /* A request that must get an error reply with `what` in it. */
 void call_error(struct daemon *d, struct conn *c, const char *req, const char *what);
+
+/* ---- clients of another uid (root only) ---- */
+
+struct as_user {
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;
+	size_t n_groups;
+	bool until_eof; /* read on until the daemon closes */
+};
+
+/*
+ * In a forked child with the given credentials: connect to the socket, send a status, and
+ * report on a pipe: "connect: OK" or "connect: ERRNONAME", then the reply line, then (with
+ * until_eof) "EOF" once the daemon closed. Returns that text (malloc'd).
+ */
+char *run_as(struct daemon *d, const struct as_user *u);
+
+/* Opens the path down to the socket's directory (ours: the test's temp dirs) to all. */
+void open_path_for_others(struct daemon *d);
