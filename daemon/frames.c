@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/fsuid.h>
 #include <unistd.h>
 
 #include "common/idmap.h"
@@ -225,15 +226,31 @@ static bool proc_ids(pid_t pid, int *ret_ppid, int *ret_pgrp)
  * group leader whose parent is the worker, children/exec.c), or the worker: the only
  * processes an EXEC frame may make us kill. (A worker is not trusted with kill(-pid) on
  * anything else.)
+ *
+ * A master that is not root, under ProtectProc=invisible (the unit), cannot see processes of
+ * another uid in /proc: it reads with the worker's ids as its file-system ids (setfsuid, which
+ * its CAP_SETUID allows), and so sees exactly what that uid may see, then takes its own back.
  */
-static bool is_command_of(pid_t pid, pid_t worker)
+static bool is_command_of(const struct worker *w, pid_t pid)
 {
+	bool as_worker = w->uid != (uid_t)-1 && geteuid() != 0;
+	uid_t fsuid = 0;
+	gid_t fsgid = 0;
 	int ppid, pgrp, tppid, tpgrp;
+	bool ok;
 
-	if (!proc_ids(pid, &ppid, &pgrp) || pgrp != pid)
-		return false;
-	return ppid == worker ||
-	       (proc_ids(ppid, &tppid, &tpgrp) && tppid == worker && tpgrp == ppid);
+	if (as_worker) {
+		fsgid = (gid_t)setfsgid(w->gid);
+		fsuid = (uid_t)setfsuid(w->uid);
+	}
+	ok = proc_ids(pid, &ppid, &pgrp) && pgrp == pid &&
+	     (ppid == w->pid ||
+	      (proc_ids(ppid, &tppid, &tpgrp) && tppid == w->pid && tpgrp == ppid));
+	if (as_worker) {
+		setfsuid(fsuid);
+		setfsgid(fsgid);
+	}
+	return ok;
 }
 
 static int handle_exec(struct worker *w, const struct bh_frame *f)
@@ -248,7 +265,7 @@ static int handle_exec(struct worker *w, const struct bh_frame *f)
 	 * A command that already ended (and was reaped) is not there to kill: nothing to keep.
 	 * Else it cannot be reaped before the job's DONE, so its pid stays its own until then.
 	 */
-	if (!is_command_of(f->exec.pid, w->pid))
+	if (!is_command_of(w, f->exec.pid))
 		return 0;
 	if (w->n_execs == w->cap_execs) {
 		unsigned cap = w->cap_execs ? w->cap_execs * 2 : 4;
