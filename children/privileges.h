@@ -13,5 +13,6 @@
  * bounding set where it may); always sets NO_NEW_PRIVS, so no job can gain privileges by
  * exec'ing a set-user-ID or file-capability program. Returns 0, or -errno with a message
  * logged (the worker then exits before its HELLO: a start failure, not a job's fault).
+ * A change of ids clears PR_SET_PDEATHSIG: the caller sets it again.
  */
 int privileges_drop(uid_t uid, gid_t gid);

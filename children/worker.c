@@ -670,6 +670,12 @@ int worker_main(int argc, char **argv)
 	}
 	if (privileges_drop(w->o.uid, w->o.gid) < 0)
 		return WORKER_EXIT_START;
+	/* A change of ids clears the parent-death signal: arm it again, then look again. */
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != w->o.master_pid) {
+		log_error("the master %d is gone", (int)w->o.master_pid);
+		return WORKER_EXIT_MASTER_GONE;
+	}
 	job_context_set_socket(WORKER_FD);
 	job_context_set_log(w->o.pool, w->o.index);
 	r = reset_signals();

@@ -111,9 +111,18 @@ static bool env_has(const char *const *env, const char *name)
 void dmn_start(struct daemon *d, const char *const *env)
 {
 	static char notify_var[200], runtime_var[300], state_var[300];
-	const char *argv[] = { dmn_path(), "-c", d->conf_path, NULL };
+	const char *argv[32];
 	const char *all[DMN_ENV_MAX + 4];
-	size_t n = 0;
+	size_t n = 0, a = 0;
+
+	for (; d->wrap && d->wrap[a]; a++) {
+		ck_assert_uint_lt(a, 32 - 4);
+		argv[a] = d->wrap[a];
+	}
+	argv[a++] = dmn_path();
+	argv[a++] = "-c";
+	argv[a++] = d->conf_path;
+	argv[a] = NULL;
 
 	snprintf(notify_var, sizeof(notify_var), "NOTIFY_SOCKET=%s", d->notify_path);
 	snprintf(runtime_var, sizeof(runtime_var), "RUNTIME_DIRECTORY=%s", d->run_dir);

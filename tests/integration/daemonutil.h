@@ -49,6 +49,9 @@ struct daemon {
 	int pidfd;
 	pid_t pid;
 	bool no_notify; /* set before dmn_start(): start without NOTIFY_SOCKET */
+	/* Set before dmn_start(): a command (NULL-terminated argv) that runs the daemon's own
+	 * command line given after it and execs it, so the daemon keeps its pid. */
+	const char *const *wrap;
 	bool notify_paused; /* datagrams are left unread: a service manager that stopped reading */
 	size_t err_max; /* set before dmn_start(): > 0 fails the test if stderr grows past it */
 	bool exited; /* reaped: `status` and `exited_at` are valid */

@@ -12,7 +12,13 @@
  *     control_group as its group, while another uid of that group is served (primary or
  *     supplementary: SO_PEERGROUPS);
  *   - a reload that changes a pool's user replaces its workers with ones of the new uid;
- *   - a user that does not exist is a config error (78) that names the line.
+ *   - a user that does not exist is a config error (78) that names the line;
+ *   - the master as bulkhead.service runs it: its own uid (not root) with only CAP_SETUID,
+ *     CAP_SETGID, CAP_KILL and CAP_SETPCAP as ambient capabilities, and a /proc that shows
+ *     it only its own processes (hidepid=invisible, as ProtectProc=invisible): workers still
+ *     start as the pool's user with nothing left, an exec command that times out is killed
+ *     alone (the master reads its /proc entry as the worker), clients' groups are seen, the
+ *     stop is clean.
  *
  * The uids are plain numbers with no account (61001...), so the test changes nothing on the
  * host. It needs root (to start workers as other uids); without root it skips with a message.
@@ -26,8 +32,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "cmdutil.h"
 #include "ctlutil.h"
 #include "daemonutil.h"
 #include "testutil.h"
@@ -37,6 +45,7 @@
 #define GID_B 61003
 #define UID_C 61004
 #define UID_OTHER 61009
+#define UID_MASTER 61010
 #define JOBS_MS 30000
 
 static bool need_root(const char *test)
@@ -294,6 +303,50 @@ START_TEST(test_reload_changes_user)
 }
 END_TEST
 
+/*
+ * A change of ids clears a process's parent-death signal: a worker that dropped to its pool's
+ * user must still die with its master. It is stopped (SIGSTOP) first, so that it cannot see
+ * its socket close and leave by itself: only a parent-death SIGKILL ends it.
+ */
+START_TEST(test_dropped_worker_dies_with_master)
+{
+	struct daemon d;
+	int st = 0, r;
+	char state = 0;
+	pid_t a, ppid;
+
+	if (!need_root(tcase_name()))
+		return;
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool a]\nuser = 61001\nworkers = 1\nthreads = 1\n");
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	a = worker_of_uid(&d, UID_A);
+	ck_assert_int_eq(kill(a, SIGSTOP), 0);
+	for (int64_t deadline = tu_now_ms() + CALL_MS;;) {
+		ck_assert_int_eq(tu_proc_stat(a, NULL, 0, &state, &ppid), 0);
+		if (state == 'T')
+			break;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "worker %d never stopped (state %c)",
+			      (int)a, state);
+		dmn_pump(&d, 10);
+	}
+	dmn_signal(&d, SIGKILL);
+	ck_assert_msg(dmn_wait_exit(&d, CALL_MS), "%s", dmn_describe(&d));
+	/* Re-parented to us (a subreaper): it must be gone, by SIGKILL. */
+	r = tu_wait_exit(a, CALL_MS, &st);
+	if (r == -ETIMEDOUT)
+		tu_kill_wait(a);
+	ck_assert_msg(r == 0, "worker %d (uid 61001) outlived its master: %s", (int)a,
+		      strerror(-r));
+	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "worker %d %s", (int)a,
+		      tu_describe_status(st));
+	dmn_assert_nothing_left(d.dir, CALL_MS, "the master's SIGKILL"); /* the fork server */
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
 START_TEST(test_unknown_user_is_a_config_error)
 {
 	struct daemon d;
@@ -306,6 +359,154 @@ START_TEST(test_unknown_user_is_a_config_error)
 					     "such user on this host"),
 		      "%s", dmn_describe(&d));
 	ck_assert_int_eq(dmn_count_our_workers(), 0);
+	dmn_free(&d);
+}
+END_TEST
+
+/*
+ * The wrapper that starts bulkheadd as the unit would: a private mount namespace with /proc
+ * mounted hidepid=invisible, then setpriv to uid UID_MASTER, gid `gid`, no groups, and the
+ * unit's four capabilities as ambient ones (its bounding set too). Fills argv and script;
+ * returns false (with a message) where this machine cannot do it.
+ */
+static bool unit_like_wrapper(gid_t gid, const char *argv[10], char *script, size_t size)
+{
+	static const char caps[] = "+setuid,+setgid,+kill,+setpcap";
+	static char unshare_path[256];
+	char *unshare = cmd_find_in_path("unshare"), *setpriv = cmd_find_in_path("setpriv");
+	const char *probe[16];
+	struct cmd c = { 0 };
+	bool ok;
+	int n = 0;
+
+	if (!unshare || !setpriv) {
+		fprintf(stderr, "%s: skipped: needs unshare and setpriv (util-linux)\n",
+			tcase_name());
+		free(unshare);
+		free(setpriv);
+		return false;
+	}
+	snprintf(unshare_path, sizeof(unshare_path), "%s", unshare);
+	free(unshare);
+	free(setpriv);
+	snprintf(script, size,
+		 "mount -t proc -o hidepid=invisible proc /proc && exec setpriv --pdeathsig keep "
+		 "--reuid=%u "
+		 "--regid=%u --clear-groups --inh-caps=-all,%s --ambient-caps=-all,%s "
+		 "--bounding-set=-all,%s -- \"$@\"",
+		 UID_MASTER, (unsigned)gid, caps, caps, caps);
+	argv[n++] = unshare_path;
+	argv[n++] = "--mount";
+	argv[n++] = "--propagation";
+	argv[n++] = "private";
+	argv[n++] = "--";
+	argv[n++] = "/bin/sh";
+	argv[n++] = "-c";
+	argv[n++] = script;
+	argv[n++] = "sh";
+	argv[n] = NULL;
+	/* The same with a command that tells what it got: its uid, and that /proc hides init. */
+	memcpy(probe, argv, sizeof(const char *) * (size_t)n);
+	probe[n] = "/bin/sh";
+	probe[n + 1] = "-c";
+	probe[n + 2] = "id -u && ! test -e /proc/1/status";
+	probe[n + 3] = NULL;
+	ok = cmd_run(probe, NULL, &c) == 0 && cmd_exited_0(&c) && atoi(c.out) == UID_MASTER;
+	if (!ok)
+		fprintf(stderr,
+			"%s: skipped: cannot start a process here as the unit would (a private "
+			"mount namespace, /proc with hidepid=invisible, ambient capabilities): "
+			"%s %s%s\n",
+			tcase_name(), tu_describe_status(c.status), c.out ? c.out : "",
+			c.err ? c.err : "");
+	cmd_free(&c);
+	return ok;
+}
+
+START_TEST(test_master_off_root_as_the_unit_runs_it)
+{
+	const struct group *users = getgrnam("users");
+	static const char conf[] =
+		"[supervisor]\ncontrol_group = users\n"
+		"[pool a]\nuser = 61001\nworkers = 1\nthreads = 2\n"
+		"[job kill]\npool = a\nrun = exec:/bin/kill -KILL {arg:pid}\nargs = pid=1\n"
+		"expect = failed\n"
+		"[job slow]\npool = a\nrun = exec:/bin/sleep 300\ntimeout = 500ms\n"
+		"expect = timed_out\n";
+	const char *wrap[10];
+	char script[512], pid[16], want[64], *out;
+	struct daemon d;
+	struct conn c;
+	struct stat st;
+	const char *v;
+	gid_t gid;
+	pid_t a;
+	int64_t id;
+
+	if (!need_root(tcase_name()))
+		return;
+	if (!users) {
+		fprintf(stderr, "%s: skipped: no group 'users' on this machine\n", tcase_name());
+		return;
+	}
+	gid = users->gr_gid;
+	if (!unit_like_wrapper(gid, wrap, script, sizeof(script)))
+		return;
+	dmn_init(&d);
+	dmn_write_config(&d, conf);
+	/* What systemd would prepare: the directories the master's, the notify socket open. */
+	ck_assert_int_eq(mkdir(d.run_dir, 0755), 0);
+	ck_assert_int_eq(chown(d.run_dir, UID_MASTER, gid), 0);
+	ck_assert_int_eq(chown(d.state_dir, UID_MASTER, gid), 0);
+	ck_assert_int_eq(chmod(d.notify_path, 0666), 0);
+	ck_assert_int_eq(chmod(d.conf_path, 0644), 0);
+	open_path_for_others(&d);
+	d.wrap = wrap;
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+
+	/* The master: its own uid, the four capabilities and nothing else. */
+	snprintf(want, sizeof(want), "%u %u %u %u", UID_MASTER, UID_MASTER, UID_MASTER,
+		 UID_MASTER);
+	v = status_field(d.pid, "Uid");
+	ck_assert_msg(v && strcmp(v, want) == 0, "master Uid %s", v);
+	v = status_field(d.pid, "CapEff");
+	ck_assert_msg(v && strcmp(v, "00000000000001e0") == 0, "master CapEff %s", v);
+	/* Its worker: dropped all the same, the bounding set included (CAP_SETPCAP). */
+	a = worker_of_uid(&d, UID_A);
+	assert_dropped(a, UID_A, UID_A);
+	/* The socket: the master's, with its group, 0660. */
+	ck_assert_int_eq(stat(d.sock_path, &st), 0);
+	ck_assert_msg(st.st_uid == UID_MASTER && st.st_gid == gid && (st.st_mode & 07777) == 0660,
+		      "socket %u:%u %o", (unsigned)st.st_uid, (unsigned)st.st_gid,
+		      st.st_mode & 07777);
+
+	conn_open(&d, &c);
+	/* kill -KILL 1: EPERM. The sleep's timeout: its command killed, the worker kept. */
+	ck_assert_str_eq(ended_state(&d, &c, 1), "failed");
+	ck_assert_str_eq(ended_state(&d, &c, 2), "timed_out");
+	dmn_expect_stderr(&d, "killing its command", CALL_MS);
+	snprintf(pid, sizeof(pid), "%d", (int)d.pid);
+	id = submit_with(&d, &c, "kill", "pid", pid);
+	ck_assert_str_eq(ended_state(&d, &c, id), "failed");
+	ck_assert_int_eq(worker_of_uid(&d, UID_A), a);
+	ck_assert_msg(!strstr(d.err ? d.err : "", "worker fault"), "a worker died; %s",
+		      dmn_describe(&d));
+	conn_close(&c);
+
+	/* Clients: a member of control_group by a supplementary group is served; the jobs' uid
+	 * is not. */
+	out = run_as(&d, &(struct as_user){ .uid = UID_OTHER, .gid = UID_OTHER, .groups = &gid,
+					    .n_groups = 1 });
+	ck_assert_msg(strncmp(out, "connect: OK\n{\"ok\":true,", 23) == 0, "supplementary: %s",
+		      out);
+	free(out);
+	out = run_as(&d, &(struct as_user){ .uid = UID_A, .gid = gid, .until_eof = true });
+	ck_assert_msg(strstr(out, "permission denied"), "the jobs' uid: %s", out);
+	free(out);
+
+	dmn_stop(&d);
+	dmn_assert_aftermath();
 	dmn_free(&d);
 }
 END_TEST
@@ -341,11 +542,14 @@ static Suite *privileges_suite(void)
 	TCase *tc = tcase_create("privileges");
 
 	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_add_test(tc, test_workers_and_jobs_run_as_pool_user);
 	tcase_add_test(tc, test_job_uid_refused_on_control);
 	tcase_add_test(tc, test_reload_changes_user);
+	tcase_add_test(tc, test_dropped_worker_dies_with_master);
 	tcase_add_test(tc, test_unknown_user_is_a_config_error);
 	tcase_add_test(tc, test_default_user);
+	tcase_add_test(tc, test_master_off_root_as_the_unit_runs_it);
 	suite_add_tcase(s, tc);
 	return s;
 }
