@@ -241,6 +241,30 @@ int cmd_status(int argc, char **argv)
 	return 0;
 }
 
+/* The Prometheus text, as the daemon built it (its reply's "text"). */
+int cmd_metrics(int argc, char **argv)
+{
+	const char *socket = NULL;
+	json_object *reply, *text;
+	int r;
+
+	r = cli_parse_simple("metrics", argc, argv, &socket, NULL, NULL);
+	if (r >= 0)
+		return r;
+	r = cli_call_ok(socket, cli_request("metrics"), &reply, NULL);
+	if (r != 0)
+		return r;
+	if (!json_object_object_get_ex(reply, "text", &text) ||
+	    !json_object_is_type(text, json_type_string)) {
+		json_object_put(reply);
+		fprintf(stderr, "bulkhead: the daemon's metrics reply has no text\n");
+		return 1;
+	}
+	fwrite(json_object_get_string(text), 1, (size_t)json_object_get_string_len(text), stdout);
+	json_object_put(reply);
+	return 0;
+}
+
 /* ---- reload, log-level, restart, inject ---- */
 
 int cmd_reload(int argc, char **argv)

@@ -60,6 +60,8 @@
 #define CONTROL_COMMANDS(X)                                                                        \
 	X(status, "status", REQUEST, "[--json]", NULL,                                             \
 	  "the daemon, its jobs, pools and workers", "the status")                                 \
+	X(metrics, "metrics", REQUEST, "", NULL,                                                   \
+	  "the daemon's metrics in the Prometheus text format", "the metrics")                     \
 	X(jobs, "jobs", REQUEST,                                                                   \
 	  "[ID] [--state STATE[,STATE...]] [--group GROUP] [--since WHEN] [--reverse] "           \
 	  "[--limit N] [--json]", NULL,                                                            \

@@ -303,6 +303,7 @@ void config_free(struct config *c)
 	free(c->supervisor.control_group);
 	free(c->supervisor.store);
 	free(c->supervisor.node);
+	free(c->supervisor.metrics_listen);
 	for (unsigned i = 0; i < c->n_groups; i++) {
 		struct group_config *g = &c->groups[i];
 

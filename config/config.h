@@ -53,6 +53,7 @@ struct supervisor_config {
 		      * "postgresql:CONNINFO" */
 	usec_t lease; /* postgresql: a job's lease (renewed every third of it) */
 	char *node; /* "" = the host name */
+	char *metrics_listen; /* "" = no HTTP endpoint; else checked by config_parse_listen() */
 };
 
 struct pool_config {
@@ -142,6 +143,13 @@ enum {
  */
 int config_load_checked(const char *path, const char *text, const char *worker, unsigned flags,
 			struct config **ret);
+
+/*
+ * "ADDRESS:PORT" (an IPv4 address, or an IPv6 one in brackets; a port 0..65535) into *ret
+ * (a struct sockaddr_in or _in6) and its length. 0, or -EINVAL.
+ */
+struct sockaddr_storage;
+int config_parse_listen(const char *text, struct sockaddr_storage *ret, unsigned *ret_len);
 
 /* Index of the pool called `name`, or -ENOENT. */
 int config_find_pool(const struct config *c, const char *name);

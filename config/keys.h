@@ -119,6 +119,9 @@ static const struct config_choice config_expect_choices[] = {
 	  config_worker_start_choices,                                                             \
 	  "fork-server: workers are forked from an idle pre-started one (fast restarts); "      \
 	  "exec: each worker is a fresh exec (its own address-space layout)")                     \
+	X(SUPERVISOR, metrics_listen, metrics_listen, STRING, "", 0, 64, NULL,                      \
+	  "bulkheadd: ADDRESS:PORT to serve the metrics at /metrics over HTTP (127.0.0.1:9464, "  \
+	  "[::1]:9464; port 0: any free one, logged); empty: off")                                \
 	X(POOL, workers, workers, UINT, "2", 1, 1024, NULL,                                        \
 	  "worker processes in the pool")                                                          \
 	X(POOL, threads, threads, UINT, "4", 1, 256, NULL,                                         \

@@ -22,6 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "common/strutil.h"
@@ -265,6 +268,61 @@ static void check_identity(struct parser *p, const struct raw_section *s, struct
 	}
 }
 
+/* ---- [supervisor] metrics_listen ---- */
+
+int config_parse_listen(const char *text, struct sockaddr_storage *ret, unsigned *ret_len)
+{
+	const char *colon = strrchr(text, ':');
+	char host[64];
+	uint32_t port;
+	size_t n;
+
+	if (!colon || !parse_id(colon + 1, &port) || port > 65535)
+		return -EINVAL;
+	n = (size_t)(colon - text);
+	memset(ret, 0, sizeof(*ret));
+	if (n >= 2 && text[0] == '[' && text[n - 1] == ']' && n - 2 < sizeof(host)) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ret;
+
+		memcpy(host, text + 1, n - 2);
+		host[n - 2] = '\0';
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			return -EINVAL;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		*ret_len = sizeof(*a);
+		return 0;
+	}
+	if (n == 0 || n >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, text, n);
+	host[n] = '\0';
+	{
+		struct sockaddr_in *a = (struct sockaddr_in *)ret;
+
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return -EINVAL;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		*ret_len = sizeof(*a);
+	}
+	return 0;
+}
+
+static void check_metrics_listen(struct parser *p, const struct raw_section *s,
+				 const struct supervisor_config *sc, const bool bad[_CONFIG_KEY_MAX])
+{
+	struct sockaddr_storage ss;
+	unsigned len;
+
+	if (bad[CONFIG_KEY_SUPERVISOR_metrics_listen] || !sc->metrics_listen ||
+	    !*sc->metrics_listen || config_parse_listen(sc->metrics_listen, &ss, &len) == 0)
+		return;
+	config_value_error(p, s, CONFIG_KEY_SUPERVISOR_metrics_listen, sc->metrics_listen,
+			   "expected ADDRESS:PORT, an IPv4 address or an IPv6 one in brackets and a "
+			   "port 0..65535 (127.0.0.1:9464, [::1]:9464)");
+}
+
 /* A key that cannot be set together with another one: the error is on `key`'s line. */
 static void conflict_error(struct parser *p, const struct raw_section *s, int key, int other,
 			   const char *why)
@@ -391,6 +449,7 @@ void config_validate(struct parser *p, struct config *c)
 		if (p->sections[i].kind == CONFIG_SECTION_SUPERVISOR)
 			sup = &p->sections[i];
 	config_convert_section(p, sup, CONFIG_SECTION_SUPERVISOR, &c->supervisor, bad);
+	check_metrics_listen(p, sup, &c->supervisor, bad);
 
 	c->n_pools = p->n_pools > 0 ? p->n_pools : 1;
 	c->pools = calloc(c->n_pools, sizeof(*c->pools));

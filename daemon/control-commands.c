@@ -21,6 +21,7 @@
 #include "common/protocol.h"
 #include "common/units.h"
 #include "daemon/control-internal.h"
+#include "daemon/metrics.h"
 
 json_object *control_error_reply(const char *fmt, ...)
 {
@@ -172,6 +173,21 @@ static json_object *store_object(struct master *m)
 		json_object_object_add(o, "path", json_object_new_string(path));
 	control_add_int(o, "commits", (int64_t)master_store_commits(m));
 	json_object_object_add(o, "failing", json_object_new_string(failing ? failing : ""));
+	return o;
+}
+
+/* {"ok":true,"text":"..."}: the Prometheus text (daemon/metrics.c), whole. */
+static json_object *control_cmd_metrics(struct control *c, json_object *req)
+{
+	size_t len;
+	char *text = metrics_render(c->m, &len);
+	json_object *o;
+
+	if (!text)
+		return control_error_reply("out of memory");
+	o = control_ok_reply();
+	json_object_object_add(o, "text", json_object_new_string_len(text, (int)len));
+	free(text);
 	return o;
 }
 

@@ -121,8 +121,12 @@ bool durable_flush_first(struct master *m)
 
 int durable_flush(struct master *m, usec_t now)
 {
+	uint64_t commits = ledger_store_commits(m->ledger);
+	usec_t t0 = now_usec();
 	int r = ledger_flush(m->ledger);
 
+	if (ledger_store_commits(m->ledger) != commits)
+		histogram_observe(&m->commit_time, (double)(now_usec() - t0) / 1e6);
 	if (r < 0 && !m->flush_failing)
 		log_error("%s; %s", ledger_store_error(m->ledger),
 			  m->opts.daemon ? "jobs go on, and what they do is written when it can "

@@ -23,6 +23,7 @@
 #include "daemon/control.h"
 #include "daemon/journal.h"
 #include "daemon/master.h"
+#include "daemon/metrics-http.h"
 #include "daemon/notify.h"
 #include "daemon/spawn-worker.h"
 #include "daemon/spool.h"
@@ -230,6 +231,7 @@ int main(int argc, char **argv)
 	struct master *m = NULL;
 	struct spools *spools = NULL;
 	struct control *ctl = NULL;
+	struct metrics_http *metrics = NULL;
 	struct notifier *notifier = NULL;
 	char sock[PATH_MAX + 32], store[PATH_MAX + 32];
 	struct config *c = NULL;
@@ -342,6 +344,15 @@ int main(int argc, char **argv)
 		master_free(m);
 		return 1;
 	}
+	r = metrics_http_start(m, master_event(m), c->supervisor.metrics_listen, &metrics);
+	if (r < 0) {
+		log_error_errno(r, "metrics_listen = %s: cannot listen", c->supervisor.metrics_listen);
+		control_free(ctl);
+		spools_free(spools);
+		notifier_free(notifier);
+		master_free(m);
+		return 1;
+	}
 	r = master_run(m);
 	if (r < 0)
 		log_error_errno(r, "event loop failed");
@@ -350,6 +361,7 @@ int main(int argc, char **argv)
 		rc = EXIT_STORE_IO; /* the last write failed: logged */
 	log_info("stopped");
 	spools_free(spools);
+	metrics_http_free(metrics);
 	control_free(ctl);
 	notifier_free(notifier); /* before the master: it reads the master's status */
 	master_free(m); /* and the config it owns */

@@ -38,6 +38,7 @@
 #include "daemon/flights.h"
 #include "daemon/ledger.h"
 #include "daemon/master.h"
+#include "daemon/metrics.h"
 #include "daemon/policy.h"
 #include "daemon/spawn-worker.h"
 
@@ -188,6 +189,7 @@ struct pool {
 	uint64_t run_est; /* jobs' mean run time, EWMA, in 1/16 us; 0 = not known yet */
 	uint64_t restarts;
 	uint64_t worker_faults;
+	struct histogram run_time; /* of its jobs that ended (metrics.c) */
 	bool dispatch_pending; /* jobs were added: dispatch_pool() from m->dispatch_defer */
 };
 
@@ -228,6 +230,7 @@ struct master {
 	sd_event_source *collect; /* daemon: deferred ledger_collect() (keep_ended) */
 	sd_event_source *flush;   /* a recorded run: the store flushed once per loop pass */
 	bool flush_failing;       /* logged once until a flush works again */
+	struct histogram commit_time; /* of the flushes that wrote (metrics.c) */
 	uint64_t flushes;         /* flushes that succeeded */
 	bool flush_urgent;        /* a reply waits for the next flush */
 	sd_event_source *dispatch_defer; /* pools with jobs added this pass are dispatched */

@@ -246,7 +246,11 @@ static int on_collect(sd_event_source *s, void *userdata)
 static void on_job_ended(void *userdata, struct job *j)
 {
 	struct master *m = userdata;
+	unsigned pool = ledger_group(m->ledger, j->group)->pool;
 
+	if (j->started_ms && j->ended_ms >= j->started_ms && pool < m->n_pools)
+		histogram_observe(&m->pools[pool]->run_time,
+				  (double)(j->ended_ms - j->started_ms) / 1e3);
 	/* A master died under it before: its end is written at once, not lazily, so that a
 	 * kill right after it cannot count one more death against it (and blame it at three). */
 	if (j->host_deaths)

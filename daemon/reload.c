@@ -325,6 +325,8 @@ int master_reload(struct master *m, char **ret_errors)
 	}
 	if (strcmp(nc->supervisor.control_socket, m->config->supervisor.control_socket) != 0)
 		log_warning("control_socket changes take effect at the next start");
+	if (strcmp(nc->supervisor.metrics_listen, m->config->supervisor.metrics_listen) != 0)
+		log_warning("metrics_listen changes take effect at the next start");
 	if (strcmp(nc->supervisor.node, m->config->supervisor.node) != 0)
 		log_warning("node changes take effect at the next start");
 	r = reload_pools(m, nc, map);
