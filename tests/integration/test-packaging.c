@@ -15,7 +15,8 @@
  * the example plugins against them.
  *
  * A DESTDIR is not a whole system: commands the unit runs that the OS provides, not us
- * (ExecReload=/bin/kill), are copied from the host into D so that verify can find them.
+ * (none now; ExecReload= was /bin/kill), are copied from the host into D so that verify can
+ * find them.
  * Commands under our prefix (ExecStart=.../bulkheadd) must come from the install itself.
  *
  * Without systemd-analyze (Debian package systemd) the test is skipped: exit 77.
