@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <signal.h>
 #include <linux/capability.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/units.h"
 #include "privileges.h"
 
 #ifndef PR_CAP_AMBIENT
@@ -63,7 +65,19 @@ static int fail(const char *what, uid_t uid, gid_t gid, int e)
 	return -e;
 }
 
-int privileges_drop(uid_t uid, gid_t gid)
+int privileges_parse_id(const char *opt, const char *arg, unsigned *ret)
+{
+	uint64_t v;
+
+	if (parse_uint(arg, 0, UINT32_MAX - 1, &v) < 0) {
+		log_error("%s %s: expected a number 0..%u", opt, arg, UINT32_MAX - 1);
+		return -EINVAL;
+	}
+	*ret = (unsigned)v;
+	return 0;
+}
+
+int privileges_drop(uid_t uid, gid_t gid, pid_t master)
 {
 	struct __user_cap_data_struct d[2];
 	uid_t ru, eu, su;
@@ -71,8 +85,8 @@ int privileges_drop(uid_t uid, gid_t gid)
 	bool change = uid != (uid_t)-1;
 	int r;
 
-	if (change && getresuid(&ru, &eu, &su) == 0 && getresgid(&rg, &eg, &sg) == 0 &&
-	    ru == uid && eu == uid && su == uid && rg == gid && eg == gid && sg == gid &&
+	if (change && getresuid(&ru, &eu, &su) == 0 && getresgid(&rg, &eg, &sg) == 0 && ru == uid &&
+	    eu == uid && su == uid && rg == gid && eg == gid && sg == gid &&
 	    getgroups(0, NULL) == 0)
 		change = false; /* already so: nothing to change (and maybe no right to) */
 
@@ -101,8 +115,15 @@ int privileges_drop(uid_t uid, gid_t gid)
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return fail("PR_SET_NO_NEW_PRIVS", uid, gid, errno);
-	if (change)
+	if (change) {
 		(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+		/* Cleared by the change of ids: armed again, then the parent looked at again. */
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (getppid() != master) {
+			log_error("the master %d is gone", (int)master);
+			return -ESRCH;
+		}
+	}
 
 	/* What we got. */
 	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0)

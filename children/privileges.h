@@ -13,6 +13,10 @@
  * bounding set where it may); always sets NO_NEW_PRIVS, so no job can gain privileges by
  * exec'ing a set-user-ID or file-capability program. Returns 0, or -errno with a message
  * logged (the worker then exits before its HELLO: a start failure, not a job's fault).
- * A change of ids clears PR_SET_PDEATHSIG: the caller sets it again.
+ * A change of ids clears PR_SET_PDEATHSIG: it is set again (SIGKILL), and -ESRCH returned if
+ * the parent is no longer `master` by then.
  */
-int privileges_drop(uid_t uid, gid_t gid);
+int privileges_drop(uid_t uid, gid_t gid, pid_t master);
+
+/* A uid or gid option's value (0..2^32-2) into *ret; -EINVAL (logged, naming opt) if not. */
+int privileges_parse_id(const char *opt, const char *arg, unsigned *ret);

@@ -10,8 +10,8 @@
  *
  * Start-up order matters: PR_SET_PDEATHSIG first, then the parent check (the master may have
  * died before the prctl), fds > 3 closed, fd 3 made CLOEXEC (no job's child inherits it),
- * privileges dropped (privileges.c: to --uid/--gid if given, no capabilities, NO_NEW_PRIVS),
- * signal mask and ignored signals reset (the master's sd-event blocks signals and posix_spawn
+ * privileges dropped (privileges.c: --uid/--gid, no capabilities, NO_NEW_PRIVS), signal mask
+ * and ignored signals reset (the master's sd-event blocks signals and posix_spawn
  * passes masks on), SIGPIPE ignored, crash handlers installed, job threads started (pool.c;
  * they are all up when pool_new() returns), RLIMIT_AS set, and only then HELLO. HELLO
  * therefore means: every thread is named, armed and waiting for work.
@@ -218,15 +218,9 @@ static int parse_args(int argc, char **argv, struct worker_options *o)
 			break;
 		case 'u':
 		case 'g':
-			if (parse_uint(optarg, 0, UINT32_MAX - 1, &v) < 0) {
-				log_error("--%s %s: expected a number 0..%u",
-					  c == 'u' ? "uid" : "gid", optarg, UINT32_MAX - 1);
+			if (privileges_parse_id(c == 'u' ? "--uid" : "--gid", optarg,
+						c == 'u' ? &o->uid : &o->gid) < 0)
 				return -EINVAL;
-			}
-			if (c == 'u')
-				o->uid = (uid_t)v;
-			else
-				o->gid = (gid_t)v;
 			have_gid |= c == 'g';
 			break;
 		case 'h':
@@ -668,14 +662,9 @@ int worker_main(int argc, char **argv)
 			  strerror(-r));
 		return WORKER_EXIT_USAGE;
 	}
-	if (privileges_drop(w->o.uid, w->o.gid) < 0)
-		return WORKER_EXIT_START;
-	/* A change of ids clears the parent-death signal: arm it again, then look again. */
-	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != w->o.master_pid) {
-		log_error("the master %d is gone", (int)w->o.master_pid);
-		return WORKER_EXIT_MASTER_GONE;
-	}
+	r = privileges_drop(w->o.uid, w->o.gid, w->o.master_pid);
+	if (r < 0)
+		return r == -ESRCH ? WORKER_EXIT_MASTER_GONE : WORKER_EXIT_START;
 	job_context_set_socket(WORKER_FD);
 	job_context_set_log(w->o.pool, w->o.index);
 	r = reset_signals();

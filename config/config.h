@@ -66,6 +66,7 @@ struct pool_config {
 	usec_t min_uptime;
 	struct rate max_worker_faults;
 	uint64_t memory_max; /* bytes, UINT64_MAX = no limit */
+	unsigned tasks_max; /* pids.max of each worker's cgroup; 0 = no limit */
 	usec_t kill_grace;
 	enum pool_failure_action on_pool_failure;
 	char *user; /* as written; "" = the program's default */

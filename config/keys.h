@@ -134,6 +134,9 @@ static const struct config_choice config_expect_choices[] = {
 	  "more than COUNT worker faults within DURATION: the pool fails")                        \
 	X(POOL, memory_max, memory_max, SIZE, "infinity", 16ULL << 20, UINT64_MAX, NULL,          \
 	  "memory limit per worker (cgroup v2 memory.max where delegated, else RLIMIT_AS)")       \
+	X(POOL, tasks_max, tasks_max, UINT, "0", 0, 4194304, NULL,                                 \
+	  "most tasks (processes and threads) a worker and what its jobs start may have at once: "\
+	  "pids.max of its cgroup where delegated (else not enforced); 0: no limit")              \
 	X(POOL, kill_grace, kill_grace, DURATION, "1s", 0, USEC_PER_HOUR, NULL,                    \
 	  "after a job timeout, how long the worker's other jobs may finish before SIGKILL")      \
 	X(POOL, on_pool_failure, on_pool_failure, ENUM, "stop", 0, 0, config_pool_failure_choices, \

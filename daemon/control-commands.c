@@ -116,6 +116,8 @@ static json_object *workers_totals(const struct master_stats *ms)
 					(int64_t)ms->deaths_by_signal[i]);
 	if (ms->deaths_by_exit)
 		control_add_int(deaths, "exit", (int64_t)ms->deaths_by_exit);
+	if (ms->deaths_by_memory)
+		control_add_int(deaths, "memory", (int64_t)ms->deaths_by_memory);
 	json_object_object_add(o, "deaths", deaths);
 	return o;
 }

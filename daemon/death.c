@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "config/probe.h"
+#include "daemon/cgroup.h"
 #include "daemon/master-int.h"
 #include "daemon/notify.h"
 #include "daemon/policy.h"
@@ -208,14 +209,19 @@ static void count_death(struct worker *w, bool signaled, int status)
 
 	const char *why = w->fenced ? " (lease lost)" : w->injected ? " (injected)" : "";
 
-	if (signaled)
+	if (w->died_oom)
+		snprintf(w->last_death, sizeof(w->last_death), "memory (%s)%s",
+			 signal_name(status, sig, sizeof(sig)), why);
+	else if (signaled)
 		snprintf(w->last_death, sizeof(w->last_death), "%s%s",
 			 signal_name(status, sig, sizeof(sig)), why);
 	else
 		snprintf(w->last_death, sizeof(w->last_death), "exit(%d)%s", status, why);
 	if (w->injected && !w->fenced)
 		m->stats.injected++;
-	if (signaled && status > 0 && status < 65)
+	if (w->died_oom)
+		m->stats.deaths_by_memory++;
+	else if (signaled && status > 0 && status < 65)
 		m->stats.deaths_by_signal[status]++;
 	else if (!signaled)
 		m->stats.deaths_by_exit++;
@@ -311,6 +317,7 @@ static enum death_verdict judge(struct worker *w, enum death_kind kind, bool sig
 			.signaled = signaled,
 			.status = status,
 			.solo = w->mode == MODE_SOLO,
+			.oom = w->died_oom,
 		};
 		enum death_verdict v;
 
@@ -340,6 +347,13 @@ static void death_of(struct worker *w, int code, int status)
 	size_t n;
 
 	slot_label(w, l, sizeof(l));
+	if (w->cg_fd >= 0) {
+		/* The OOM killer's doing if memory.events counted a kill since it started; then
+		 * whatever its jobs started and left in its cgroup goes too. */
+		w->died_oom = signaled && status == SIGKILL &&
+			      cgroup_slot_oom_kills(w->cg_fd) > w->oom_base;
+		(void)cgroup_slot_kill(w->cg_fd);
+	}
 	describe_death(w, signaled, status, how, sizeof(how));
 	inflight_kill_commands(w); /* no command of its jobs outlives it */
 	free(w->held);

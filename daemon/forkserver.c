@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "config/probe.h"
+#include "daemon/cgroup.h"
 #include "daemon/master-int.h"
 #include "daemon/notify.h"
 #include "daemon/policy.h"
@@ -199,8 +200,10 @@ static int on_zygote_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 int forkserver_start_worker(struct master *m, const struct pool_config *pc, unsigned index,
 			    struct spawned_worker *s)
 {
+	/* With memory.max in the slot's cgroup, no RLIMIT_AS on top of it. */
 	struct worker_launch l = { .pool = pc->name, .index = index, .threads = pc->threads,
-				   .memory_max = pc->memory_max };
+				   .memory_max = cgroup_tree_memory(m->cg) ? UINT64_MAX
+									   : pc->memory_max };
 	int r;
 
 	master_pool_identity(m, pc, &l.uid, &l.gid);

@@ -360,7 +360,9 @@ static enum death_verdict worker_died(struct ledger *l, const struct death *d, s
 
 	/* No evidence. A job that ran alone is the only one that can have done it. */
 	if (d->solo && n == 1 && (flags[0] & HELD_STARTED)) {
-		if (d->signaled)
+		if (d->oom)
+			ledger_blame(l, jobs[0], CAUSE_MEMORY, d->status);
+		else if (d->signaled)
 			ledger_blame(l, jobs[0], CAUSE_SIGNAL, d->status);
 		else
 			ledger_blame(l, jobs[0], CAUSE_EXIT, d->status);

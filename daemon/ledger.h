@@ -350,6 +350,7 @@ struct death {
 	bool signaled; /* killed by a signal (else exited) */
 	int status;    /* the signal number, or the exit code */
 	bool solo;     /* the worker held one job that had to run alone */
+	bool oom;      /* the OOM killer ended it in its cgroup (memory.max) */
 };
 
 enum held_flags {

@@ -38,7 +38,7 @@
 #include "daemon/flights.h"
 #include "daemon/ledger.h"
 #include "daemon/master.h"
-#include "daemon/metrics.h"
+#include "daemon/histogram.h"
 #include "daemon/policy.h"
 #include "daemon/spawn-worker.h"
 
@@ -142,6 +142,10 @@ struct worker {
 	uint64_t memory_max; /* of the running process */
 	uid_t uid; /* ids the running process dropped to (-1: the master's) */
 	gid_t gid;
+	unsigned tasks_max; /* of the running process's cgroup */
+	int cg_fd;          /* the slot's cgroup (cgroup.h), or -1 */
+	uint64_t oom_base;  /* its memory.events oom_kill when the process started */
+	bool died_oom;      /* the OOM killer ended it (read at its death) */
 	enum slot_next next;
 	usec_t stop_grace; /* STOPPING: how long it may take */
 	struct backoff backoff;
@@ -211,6 +215,7 @@ struct master {
 	unsigned n_gone_pools;
 	const char *worker_path;
 	struct zygote zygote; /* the fork server, if worker_start = fork-server */
+	struct cgroup_tree *cg; /* per-worker cgroups (cgroup.h), or NULL: not delegated */
 	uid_t job_uid; /* pools without user run jobs as this (identity.c); -1: as we are */
 	gid_t job_gid;
 	bool zygote_tried;    /* the first one was started */
@@ -288,7 +293,8 @@ void slot_kill(struct worker *w, enum slot_end why, const char *reason);
 void slot_set_state(struct worker *w, enum worker_state s);
 /* True if the table above has the transition from -> to. */
 bool slot_transition_allowed(enum worker_state from, enum worker_state to);
-/* Its process was started with other threads, memory_max, user or group than the pool has now. */
+/* Its process was started with other threads, memory_max, tasks_max, user or group than the
+ * pool has now. */
 bool slot_outdated(const struct worker *w);
 /* Records why it is ending, unless it has a weightier reason already (enum slot_end). */
 void slot_set_end(struct worker *w, enum slot_end why);

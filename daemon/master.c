@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "config/probe.h"
+#include "daemon/cgroup.h"
 #include "daemon/master-int.h"
 #include "daemon/notify.h"
 #include "daemon/policy.h"
@@ -337,6 +338,15 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 		snprintf(m->node, sizeof(m->node), "localhost");
 	m->zygote = (struct zygote){ .s = { .pid = 0, .pidfd = -1, .fd = -1 } };
 	master_identity_init(m);
+	{
+		bool limits = false;
+
+		for (unsigned i = 0; i < c->n_pools; i++)
+			limits |= c->pools[i].memory_max != UINT64_MAX || c->pools[i].tasks_max;
+		r = cgroup_tree_open(limits, &m->cg);
+	}
+	if (r < 0)
+		goto fail;
 	backoff_init(&m->zygote_backoff, ZYGOTE_BACKOFF_MIN, ZYGOTE_BACKOFF_MAX);
 
 	/*
@@ -455,6 +465,7 @@ void master_free(struct master *m)
 		return;
 	for (unsigned i = 0; i < m->n_pools; i++)
 		pool_free(m->pools[i]);
+	cgroup_tree_free(m->cg); /* after the workers: what is left in a slot is killed */
 	free(m->pools);
 	durable_free_gone_pools(m);
 	sd_event_source_disable_unref(m->sigint);

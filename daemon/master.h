@@ -29,6 +29,7 @@ struct master_stats {
 	uint64_t worker_faults;
 	uint64_t deaths_by_signal[65]; /* unexpected worker deaths by signal */
 	uint64_t deaths_by_exit;       /* unexpected worker exits */
+	uint64_t deaths_by_memory;     /* ended by the OOM killer in their cgroup (memory.max) */
 	unsigned workers_up;           /* said HELLO and not dead */
 	uint64_t running;              /* jobs in flight */
 	usec_t started_at;

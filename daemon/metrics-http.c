@@ -127,8 +127,7 @@ static void log_from_mhd(void *cls, const char *fmt, va_list ap)
 	log_warning("metrics: %s", msg);
 }
 
-int metrics_http_start(struct master *m, sd_event *e, const char *listen,
-		       struct metrics_http **ret)
+int metrics_http_start(struct master *m, sd_event *e, const char *listen, struct metrics_http **ret)
 {
 	struct sockaddr_storage ss;
 	const union MHD_DaemonInfo *info;

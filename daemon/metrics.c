@@ -15,20 +15,6 @@
 #include "daemon/master-int.h"
 #include "daemon/metrics.h"
 
-static const double bucket_le[METRICS_BUCKETS] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-						   0.25,  0.5,	  1,	 2.5,  5,     10,   60 };
-
-void histogram_observe(struct histogram *h, double seconds)
-{
-	unsigned i = 0;
-
-	while (i < METRICS_BUCKETS && seconds > bucket_le[i])
-		i++;
-	h->counts[i]++;
-	h->n++;
-	h->sum += seconds;
-}
-
 /* A label value: backslash, double quote and newline escaped (the format's three). */
 static void put_label(FILE *f, const char *s)
 {
@@ -52,12 +38,12 @@ static void put_histogram(FILE *f, const char *name, const char *labels, const s
 {
 	uint64_t cum = 0;
 
-	for (unsigned i = 0; i < METRICS_BUCKETS; i++) {
+	for (unsigned i = 0; i < HISTOGRAM_BUCKETS; i++) {
 		cum += h->counts[i];
-		fprintf(f, "%s_bucket{%sle=\"%g\"} %llu\n", name, labels, bucket_le[i],
+		fprintf(f, "%s_bucket{%sle=\"%g\"} %llu\n", name, labels, histogram_le[i],
 			(unsigned long long)cum);
 	}
-	cum += h->counts[METRICS_BUCKETS];
+	cum += h->counts[HISTOGRAM_BUCKETS];
 	fprintf(f, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, labels, (unsigned long long)cum);
 	if (*labels) {
 		size_t n = strlen(labels) - 1; /* without its comma */
@@ -86,7 +72,8 @@ static void jobs_by_group(FILE *f, struct master *m)
 		for (int s = 0; s < _JOB_STATE_MAX; s++) {
 			fputs("bulkhead_jobs{group=\"", f);
 			put_label(f, ledger_group(l, g)->name);
-			fprintf(f, "\",state=\"%s\"} %llu\n", job_state_to_string((enum job_state)s),
+			fprintf(f, "\",state=\"%s\"} %llu\n",
+				job_state_to_string((enum job_state)s),
 				(unsigned long long)gc->by_state[s]);
 		}
 	}
@@ -96,8 +83,7 @@ static void job_counters(FILE *f, struct master *m)
 {
 	const struct ledger_stats *ls = ledger_stats(m->ledger);
 
-	header(f, "bulkhead_job_runs_total", "counter",
-	       "Job attempts started, re-runs included.");
+	header(f, "bulkhead_job_runs_total", "counter", "Job attempts started, re-runs included.");
 	fprintf(f, "bulkhead_job_runs_total %llu\n", (unsigned long long)ls->runs);
 	header(f, "bulkhead_job_reruns_total", "counter",
 	       "Jobs run again through no fault of their own: bystanders of a worker's death "
@@ -131,6 +117,8 @@ static void worker_counters(FILE *f, struct master *m)
 				(unsigned long long)ms->deaths_by_signal[i]);
 	fprintf(f, "bulkhead_worker_deaths_total{cause=\"exit\"} %llu\n",
 		(unsigned long long)ms->deaths_by_exit);
+	fprintf(f, "bulkhead_worker_deaths_total{cause=\"memory\"} %llu\n",
+		(unsigned long long)ms->deaths_by_memory);
 	header(f, "bulkhead_worker_injected_deaths_total", "counter",
 	       "Worker deaths caused by bulkhead inject.");
 	fprintf(f, "bulkhead_worker_injected_deaths_total %llu\n",
@@ -142,11 +130,15 @@ static void per_pool(FILE *f, struct master *m)
 	static const struct {
 		const char *name, *type, *help;
 	} series[] = {
-		{ "bulkhead_pool_up", "gauge", "1 while the pool is up, 0 once it failed or was removed." },
-		{ "bulkhead_pool_workers_ready", "gauge", "Workers that said HELLO and are alive." },
+		{ "bulkhead_pool_up", "gauge",
+		  "1 while the pool is up, 0 once it failed or was removed." },
+		{ "bulkhead_pool_workers_ready", "gauge",
+		  "Workers that said HELLO and are alive." },
 		{ "bulkhead_pool_workers_wanted", "gauge", "Workers the pool should have." },
-		{ "bulkhead_pool_queue_depth", "gauge", "Jobs queued for the pool, not yet on a worker." },
-		{ "bulkhead_worker_restarts_total", "counter", "Workers started in place of another." },
+		{ "bulkhead_pool_queue_depth", "gauge",
+		  "Jobs queued for the pool, not yet on a worker." },
+		{ "bulkhead_worker_restarts_total", "counter",
+		  "Workers started in place of another." },
 		{ "bulkhead_worker_faults_total", "counter",
 		  "Worker deaths counted against the pool (max_worker_faults)." },
 	};
@@ -159,12 +151,25 @@ static void per_pool(FILE *f, struct master *m)
 
 			master_pool_info(m, p, &pi);
 			switch (s) {
-			case 0: v = strcmp(pi.state, "up") == 0; break;
-			case 1: v = pi.workers_up; break;
-			case 2: v = pi.workers_wanted; break;
-			case 3: v = ledger_queued(m->ledger, p, false) + ledger_queued(m->ledger, p, true); break;
-			case 4: v = pi.restarts; break;
-			default: v = pi.worker_faults; break;
+			case 0:
+				v = strcmp(pi.state, "up") == 0;
+				break;
+			case 1:
+				v = pi.workers_up;
+				break;
+			case 2:
+				v = pi.workers_wanted;
+				break;
+			case 3:
+				v = ledger_queued(m->ledger, p, false) +
+				    ledger_queued(m->ledger, p, true);
+				break;
+			case 4:
+				v = pi.restarts;
+				break;
+			default:
+				v = pi.worker_faults;
+				break;
 			}
 			fprintf(f, "%s{pool=\"", series[s].name);
 			put_label(f, pi.name);
@@ -184,7 +189,8 @@ static void per_pool(FILE *f, struct master *m)
 		put_label(lf, m->pools[p]->cfg.name);
 		fputs("\",", lf);
 		if (fclose(lf) == 0)
-			put_histogram(f, "bulkhead_job_run_seconds", labels, &m->pools[p]->run_time);
+			put_histogram(f, "bulkhead_job_run_seconds", labels,
+				      &m->pools[p]->run_time);
 		free(labels);
 	}
 }
@@ -206,7 +212,8 @@ char *metrics_render(struct master *m, size_t *ret_len)
 	       "When this master started, in seconds since the epoch.");
 	clock_gettime(CLOCK_REALTIME, &ts);
 	fprintf(f, "bulkhead_start_time_seconds %.3f\n",
-		(double)ts.tv_sec + ts.tv_nsec / 1e9 - (double)(now_usec() - m->stats.started_at) / 1e6);
+		(double)ts.tv_sec + ts.tv_nsec / 1e9 -
+			(double)(now_usec() - m->stats.started_at) / 1e6);
 	jobs_by_group(f, m);
 	job_counters(f, m);
 	worker_counters(f, m);

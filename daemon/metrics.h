@@ -7,18 +7,6 @@
 #pragma once
 
 #include <stddef.h>
-#include <stdint.h>
-
-/* Upper bounds (seconds) of the histograms' buckets, +Inf excluded. */
-#define METRICS_BUCKETS 14
-
-struct histogram {
-	uint64_t counts[METRICS_BUCKETS + 1]; /* per bucket (not cumulative); the last is +Inf */
-	uint64_t n;
-	double sum;
-};
-
-void histogram_observe(struct histogram *h, double seconds);
 
 struct master;
 

@@ -75,7 +75,8 @@ static bool pool_config_equal(const struct pool_config *a, const struct pool_con
 	       a->min_uptime == b->min_uptime &&
 	       a->max_worker_faults.count == b->max_worker_faults.count &&
 	       a->max_worker_faults.window == b->max_worker_faults.window &&
-	       a->memory_max == b->memory_max && a->kill_grace == b->kill_grace &&
+	       a->memory_max == b->memory_max && a->tasks_max == b->tasks_max &&
+	       a->kill_grace == b->kill_grace &&
 	       a->on_pool_failure == b->on_pool_failure && a->uid == b->uid && a->gid == b->gid;
 }
 

@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "config/probe.h"
+#include "daemon/cgroup.h"
 #include "daemon/master-int.h"
 #include "daemon/notify.h"
 #include "daemon/policy.h"
@@ -113,7 +114,7 @@ bool slot_outdated(const struct worker *w)
 	master_pool_identity(w->m, &w->pool->cfg, &uid, &gid);
 	return w->pid > 0 &&
 	       (w->q.threads != w->pool->cfg.threads || w->memory_max != w->pool->cfg.memory_max ||
-		w->uid != uid || w->gid != gid);
+		w->tasks_max != w->pool->cfg.tasks_max || w->uid != uid || w->gid != gid);
 }
 
 void slot_kill(struct worker *w, enum slot_end why, const char *reason)
@@ -128,6 +129,9 @@ void slot_kill(struct worker *w, enum slot_end why, const char *reason)
 		log_warning("worker %s: %s: killing it", slot_label(w, l, sizeof(l)), reason);
 	}
 	kill(w->pid, SIGKILL);
+	/* And everything its jobs started, wherever it went (setsid, double forks). */
+	if (w->cg_fd >= 0)
+		(void)cgroup_slot_kill(w->cg_fd);
 	slot_set_state(w, W_KILLED);
 }
 
@@ -316,6 +320,21 @@ static void slot_spawn(struct worker *w)
 		return;
 	}
 	w->next = NEXT_RESTART;
+	if (m->cg) {
+		/* Its cgroup first, limits set, so that the process is under them from its
+		 * first steps; without one it runs in the master's (said once). */
+		int fd = cgroup_slot_prepare(m->cg, pc->name, w->index, pc->memory_max,
+					     pc->tasks_max);
+
+		if (fd < 0 && w->cg_fd < 0)
+			log_warning("worker %s: no cgroup of its own: %s", slot_label(w, l, sizeof(l)),
+				    strerror(-fd));
+		if (fd >= 0) {
+			if (w->cg_fd >= 0)
+				close(w->cg_fd);
+			w->cg_fd = fd;
+		}
+	}
 	r = forkserver_start_worker(m, pc, w->index, &s);
 	if (r < 0 && master_resource_error(r)) {
 		slot_resource_retry(w, r, "start it");
@@ -330,6 +349,15 @@ static void slot_spawn(struct worker *w)
 	w->pid = s.pid;
 	w->fd = s.fd;
 	w->memory_max = pc->memory_max;
+	w->tasks_max = pc->tasks_max;
+	w->died_oom = false;
+	if (w->cg_fd >= 0) {
+		w->oom_base = cgroup_slot_oom_kills(w->cg_fd);
+		r = cgroup_slot_attach(w->cg_fd, s.pid);
+		if (r < 0)
+			log_warning("worker %s: not moved into its cgroup: %s",
+				    slot_label(w, l, sizeof(l)), strerror(-r));
+	}
 	master_pool_identity(m, pc, &w->uid, &w->gid);
 	w->spawned_at = now_usec();
 	w->ready_at = 0;
@@ -386,6 +414,7 @@ static struct worker *slot_new(struct pool *p, unsigned index)
 	w->pool = p;
 	w->index = index;
 	w->fd = -1;
+	w->cg_fd = -1;
 	w->deadline_at = USEC_INFINITY;
 	backoff_init(&w->backoff, p->cfg.backoff_min, p->cfg.backoff_max);
 	return w;
@@ -457,6 +486,8 @@ void slot_free(struct worker *w)
 	sd_event_source_disable_unref(w->deadline);
 	if (w->fd >= 0)
 		close(w->fd);
+	if (w->cg_fd >= 0)
+		close(w->cg_fd);
 	flight_queue_free(&w->q);
 	free(w);
 }

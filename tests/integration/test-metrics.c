@@ -76,8 +76,9 @@ static void assert_promtool_accepts(const char *text)
 	int fd;
 
 	if (!promtool) {
-		fprintf(stderr, "%s: promtool not found (scripts/install-deps puts it in "
-				"/usr/local/bin): its check is skipped\n",
+		fprintf(stderr,
+			"%s: promtool not found (scripts/install-deps puts it in "
+			"/usr/local/bin): its check is skipped\n",
 			tcase_name());
 		return;
 	}
@@ -108,15 +109,15 @@ START_TEST(test_metrics_command)
 	ck_assert_msg(cmd_exited_0(&c), "bulkhead metrics: %s\n%s", tu_describe_status(c.status),
 		      c.err);
 	ck_assert_double_eq(value_of(c.out, "bulkhead_jobs{group=\"ok\",state=\"done\"}"), 20);
-	ck_assert_double_eq(value_of(c.out, "bulkhead_jobs{group=\"boom\",state=\"crashed\"}"),
-			    1);
+	ck_assert_double_eq(value_of(c.out, "bulkhead_jobs{group=\"boom\",state=\"crashed\"}"), 1);
 	ck_assert_double_eq(value_of(c.out, "bulkhead_jobs{group=\"ok\",state=\"queued\"}"), 0);
 	ck_assert_msg(value_of(c.out, "bulkhead_worker_deaths_total{cause=\"SIGSEGV\"}") >= 1,
 		      "%.1500s", c.out);
 	/* Every job that ran is in its pool's histogram, and in its +Inf bucket: the 20 that
 	 * ended done at least (the crash, only if its start was seen before its worker died). */
-	ck_assert_double_eq(value_of(c.out, "bulkhead_job_run_seconds_count{pool=\"main\"}"),
-			    value_of(c.out, "bulkhead_job_run_seconds_bucket{pool=\"main\",le=\"+Inf\"}"));
+	ck_assert_double_eq(
+		value_of(c.out, "bulkhead_job_run_seconds_count{pool=\"main\"}"),
+		value_of(c.out, "bulkhead_job_run_seconds_bucket{pool=\"main\",le=\"+Inf\"}"));
 	ck_assert_msg(value_of(c.out, "bulkhead_job_run_seconds_count{pool=\"main\"}") >= 20,
 		      "run_seconds_count %g",
 		      value_of(c.out, "bulkhead_job_run_seconds_count{pool=\"main\"}"));
@@ -202,7 +203,8 @@ START_TEST(test_metrics_over_http)
 	/* A scraper that connects and says nothing: the next scrape and status go on. */
 	stalled = tcp_connect(port);
 	resp = http(&d, port, "GET", "/metrics");
-	ck_assert_msg(strncmp(resp, "HTTP/1.1 200", 12) == 0 || strncmp(resp, "HTTP/1.0 200", 12) == 0,
+	ck_assert_msg(strncmp(resp, "HTTP/1.1 200", 12) == 0 ||
+			      strncmp(resp, "HTTP/1.0 200", 12) == 0,
 		      "%.200s", resp);
 	ck_assert_msg(strstr(resp, "Content-Type: text/plain; version=0.0.4"), "%.400s", resp);
 	body = strstr(resp, "\r\n\r\n");
@@ -260,7 +262,8 @@ START_TEST(test_metrics_listen_errors)
 	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
 	port = ntohs(sa.sin_port);
 	dmn_init(&d);
-	snprintf(text, sizeof(text), "[supervisor]\nmetrics_listen = 127.0.0.1:%d\n[pool main]\nworkers = 1\n", port);
+	snprintf(text, sizeof(text),
+		 "[supervisor]\nmetrics_listen = 127.0.0.1:%d\n[pool main]\nworkers = 1\n", port);
 	dmn_write_config(&d, text);
 	dmn_start(&d, NULL);
 	dmn_expect_exit(&d, 1, DMN_EXIT_MS);

@@ -56,6 +56,30 @@ static bool need_root(const char *test)
 	return false;
 }
 
+/* Root and the group `users` (its gid in *ret): else false, with why the test is skipped. */
+static bool need_root_and_users(gid_t *ret)
+{
+	const struct group *users = getgrnam("users");
+
+	if (!need_root(tcase_name()))
+		return false;
+	if (!users) {
+		fprintf(stderr, "%s: skipped: no group 'users' on this machine\n", tcase_name());
+		return false;
+	}
+	*ret = users->gr_gid;
+	return true;
+}
+
+/* A daemon on conf, up (READY=1). */
+static void start(struct daemon *d, const char *conf)
+{
+	dmn_init(d);
+	dmn_write_config(d, conf);
+	dmn_start(d, NULL);
+	dmn_wait_ready(d);
+}
+
 /* A line "Key:\tv1\tv2..." of /proc/PID/status, its values (static buffer), or NULL. */
 static const char *status_field(pid_t pid, const char *key)
 {
@@ -132,8 +156,8 @@ static int64_t submit_with(struct daemon *d, struct conn *c, const char *group, 
 	int64_t id;
 
 	snprintf(req, sizeof(req),
-		 "{\"command\":\"submit\",\"group\":\"%s\",\"args\":{\"%s\":\"%s\"}}", group,
-		 key, value);
+		 "{\"command\":\"submit\",\"group\":\"%s\",\"args\":{\"%s\":\"%s\"}}", group, key,
+		 value);
 	o = call(d, c, req);
 	assert_ok(o);
 	id = json_object_get_int64(json_object_array_get_idx(jget(o, "ids", json_type_array), 0));
@@ -179,10 +203,7 @@ START_TEST(test_workers_and_jobs_run_as_pool_user)
 
 	if (!need_root(tcase_name()))
 		return;
-	dmn_init(&d);
-	dmn_write_config(&d, conf);
-	dmn_start(&d, NULL);
-	dmn_wait_ready(&d);
+	start(&d, conf);
 	a = worker_of_uid(&d, UID_A);
 	b = worker_of_uid(&d, UID_B);
 	assert_dropped(a, UID_A, UID_A);
@@ -203,8 +224,7 @@ START_TEST(test_workers_and_jobs_run_as_pool_user)
 	dmn_expect_stderr(&d, "Operation not permitted", CALL_MS);
 
 	/* Both are still there, the very same processes. */
-	ck_assert_msg(!d.exited && kill(d.pid, 0) == 0, "the master is gone; %s",
-		      dmn_describe(&d));
+	ck_assert_msg(!d.exited && kill(d.pid, 0) == 0, "the master is gone; %s", dmn_describe(&d));
 	ck_assert_int_eq(worker_of_uid(&d, UID_B), b);
 	assert_dropped(b, UID_B, GID_B);
 	json_object_put(call(&d, &c, "{\"command\":\"status\"}"));
@@ -219,25 +239,16 @@ END_TEST
 
 START_TEST(test_job_uid_refused_on_control)
 {
-	const struct group *users = getgrnam("users");
 	struct daemon d;
 	char conf[256], *out;
 	gid_t gid;
 
-	if (!need_root(tcase_name()))
+	if (!need_root_and_users(&gid))
 		return;
-	if (!users) {
-		fprintf(stderr, "%s: skipped: no group 'users' on this machine\n", tcase_name());
-		return;
-	}
-	gid = users->gr_gid;
 	snprintf(conf, sizeof(conf),
 		 "[supervisor]\ncontrol_group = users\n[pool a]\nuser = 61001\ngroup = users\n"
 		 "workers = 1\nthreads = 1\n");
-	dmn_init(&d);
-	dmn_write_config(&d, conf);
-	dmn_start(&d, NULL);
-	dmn_wait_ready(&d);
+	start(&d, conf);
 	open_path_for_others(&d);
 
 	/* The jobs' uid, although its group is control_group: refused, and said why. */
@@ -253,8 +264,9 @@ START_TEST(test_job_uid_refused_on_control)
 	out = run_as(&d, &(struct as_user){ .uid = UID_OTHER, .gid = gid });
 	ck_assert_msg(strncmp(out, "connect: OK\n{\"ok\":true,", 23) == 0, "primary: %s", out);
 	free(out);
-	out = run_as(&d, &(struct as_user){ .uid = UID_OTHER, .gid = UID_OTHER,
-					    .groups = &gid, .n_groups = 1 });
+	out = run_as(&d,
+		     &(struct as_user){
+			     .uid = UID_OTHER, .gid = UID_OTHER, .groups = &gid, .n_groups = 1 });
 	ck_assert_msg(strncmp(out, "connect: OK\n{\"ok\":true,", 23) == 0, "supplementary: %s",
 		      out);
 	free(out);
@@ -272,10 +284,7 @@ START_TEST(test_reload_changes_user)
 
 	if (!need_root(tcase_name()))
 		return;
-	dmn_init(&d);
-	dmn_write_config(&d, "[pool a]\nuser = 61001\nworkers = 1\nthreads = 1\n");
-	dmn_start(&d, NULL);
-	dmn_wait_ready(&d);
+	start(&d, "[pool a]\nuser = 61001\nworkers = 1\nthreads = 1\n");
 	a = worker_of_uid(&d, UID_A);
 	dmn_write_config(&d, "[pool a]\nuser = 61004\nworkers = 1\nthreads = 1\n");
 	from = d.n_notices;
@@ -317,10 +326,7 @@ START_TEST(test_dropped_worker_dies_with_master)
 
 	if (!need_root(tcase_name()))
 		return;
-	dmn_init(&d);
-	dmn_write_config(&d, "[pool a]\nuser = 61001\nworkers = 1\nthreads = 1\n");
-	dmn_start(&d, NULL);
-	dmn_wait_ready(&d);
+	start(&d, "[pool a]\nuser = 61001\nworkers = 1\nthreads = 1\n");
 	a = worker_of_uid(&d, UID_A);
 	ck_assert_int_eq(kill(a, SIGSTOP), 0);
 	for (int64_t deadline = tu_now_ms() + CALL_MS;;) {
@@ -425,7 +431,6 @@ static bool unit_like_wrapper(gid_t gid, const char *argv[10], char *script, siz
 
 START_TEST(test_master_off_root_as_the_unit_runs_it)
 {
-	const struct group *users = getgrnam("users");
 	static const char conf[] =
 		"[supervisor]\ncontrol_group = users\n"
 		"[pool a]\nuser = 61001\nworkers = 1\nthreads = 2\n"
@@ -443,13 +448,8 @@ START_TEST(test_master_off_root_as_the_unit_runs_it)
 	pid_t a;
 	int64_t id;
 
-	if (!need_root(tcase_name()))
+	if (!need_root_and_users(&gid))
 		return;
-	if (!users) {
-		fprintf(stderr, "%s: skipped: no group 'users' on this machine\n", tcase_name());
-		return;
-	}
-	gid = users->gr_gid;
 	if (!unit_like_wrapper(gid, wrap, script, sizeof(script)))
 		return;
 	dmn_init(&d);
@@ -466,8 +466,7 @@ START_TEST(test_master_off_root_as_the_unit_runs_it)
 	dmn_wait_ready(&d);
 
 	/* The master: its own uid, the four capabilities and nothing else. */
-	snprintf(want, sizeof(want), "%u %u %u %u", UID_MASTER, UID_MASTER, UID_MASTER,
-		 UID_MASTER);
+	snprintf(want, sizeof(want), "%u %u %u %u", UID_MASTER, UID_MASTER, UID_MASTER, UID_MASTER);
 	v = status_field(d.pid, "Uid");
 	ck_assert_msg(v && strcmp(v, want) == 0, "master Uid %s", v);
 	v = status_field(d.pid, "CapEff");
@@ -496,8 +495,9 @@ START_TEST(test_master_off_root_as_the_unit_runs_it)
 
 	/* Clients: a member of control_group by a supplementary group is served; the jobs' uid
 	 * is not. */
-	out = run_as(&d, &(struct as_user){ .uid = UID_OTHER, .gid = UID_OTHER, .groups = &gid,
-					    .n_groups = 1 });
+	out = run_as(&d,
+		     &(struct as_user){
+			     .uid = UID_OTHER, .gid = UID_OTHER, .groups = &gid, .n_groups = 1 });
 	ck_assert_msg(strncmp(out, "connect: OK\n{\"ok\":true,", 23) == 0, "supplementary: %s",
 		      out);
 	free(out);
@@ -521,10 +521,7 @@ START_TEST(test_default_user)
 
 	if (!need_root(tcase_name()))
 		return;
-	dmn_init(&d);
-	dmn_write_config(&d, "[pool a]\nworkers = 1\nthreads = 1\n");
-	dmn_start(&d, NULL);
-	dmn_wait_ready(&d);
+	start(&d, "[pool a]\nworkers = 1\nthreads = 1\n");
 	if (pw)
 		assert_dropped(worker_of_uid(&d, uid), uid, gid);
 	else
