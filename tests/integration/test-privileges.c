@@ -237,6 +237,18 @@ START_TEST(test_workers_and_jobs_run_as_pool_user)
 }
 END_TEST
 
+/* A uid with control_group (gid) as a supplementary group only: served (SO_PEERGROUPS). */
+static void assert_supplementary_member_served(struct daemon *d, gid_t gid)
+{
+	char *out = run_as(
+		d, &(struct as_user){
+			   .uid = UID_OTHER, .gid = UID_OTHER, .groups = &gid, .n_groups = 1 });
+
+	ck_assert_msg(strncmp(out, "connect: OK\n{\"ok\":true,", 23) == 0, "supplementary: %s",
+		      out);
+	free(out);
+}
+
 START_TEST(test_job_uid_refused_on_control)
 {
 	struct daemon d;
@@ -264,12 +276,7 @@ START_TEST(test_job_uid_refused_on_control)
 	out = run_as(&d, &(struct as_user){ .uid = UID_OTHER, .gid = gid });
 	ck_assert_msg(strncmp(out, "connect: OK\n{\"ok\":true,", 23) == 0, "primary: %s", out);
 	free(out);
-	out = run_as(&d,
-		     &(struct as_user){
-			     .uid = UID_OTHER, .gid = UID_OTHER, .groups = &gid, .n_groups = 1 });
-	ck_assert_msg(strncmp(out, "connect: OK\n{\"ok\":true,", 23) == 0, "supplementary: %s",
-		      out);
-	free(out);
+	assert_supplementary_member_served(&d, gid);
 	dmn_stop(&d);
 	dmn_assert_aftermath();
 	dmn_free(&d);
@@ -495,12 +502,7 @@ START_TEST(test_master_off_root_as_the_unit_runs_it)
 
 	/* Clients: a member of control_group by a supplementary group is served; the jobs' uid
 	 * is not. */
-	out = run_as(&d,
-		     &(struct as_user){
-			     .uid = UID_OTHER, .gid = UID_OTHER, .groups = &gid, .n_groups = 1 });
-	ck_assert_msg(strncmp(out, "connect: OK\n{\"ok\":true,", 23) == 0, "supplementary: %s",
-		      out);
-	free(out);
+	assert_supplementary_member_served(&d, gid);
 	out = run_as(&d, &(struct as_user){ .uid = UID_A, .gid = gid, .until_eof = true });
 	ck_assert_msg(strstr(out, "permission denied"), "the jobs' uid: %s", out);
 	free(out);
