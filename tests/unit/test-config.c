@@ -1727,8 +1727,8 @@ START_TEST(test_print)
 					   "bulkhead\nlog_level = info\ndrain_timeout = 10s\n"));
 	ck_assert_ptr_nonnull(strstr(text, "\nworkers = 2\nthreads = 4\nbackoff = 10ms..5s\n"
 					   "min_uptime = 1s\nmax_worker_faults = 10/1min\n"
-					   "memory_max = infinity\nkill_grace = 1s\n"
-					   "on_pool_failure = stop\n"));
+					   "memory_max = infinity\ntasks_max = 0\nkill_grace = 1s\n"
+					   "on_pool_failure = stop\nuser =\ngroup =\n"));
 	ck_assert_ptr_nonnull(strstr(text, "\n[job a]\npool = main\nrun = builtin:noop\nargs =\n"
 					   "inputs =\nspool =\noutput =\n"
 					   "count = 1\ntimeout = 1min\nmax_attempts = 3\n"
