@@ -35,6 +35,7 @@ struct raw_value {
 	size_t len;
 	unsigned line; /* of the key */
 	unsigned last_line; /* of its last continuation line, 0 if none */
+	unsigned semicolon_line; /* a line of it that a ' ;' comment cut short, 0 if none */
 };
 
 struct raw_section {
@@ -66,6 +67,7 @@ struct parser {
 	bool have_prev_key; /* mirrors inih's prev_name: an indented line continues it */
 	bool continuation; /* the line is a continuation of the previous key's value */
 	bool substituted; /* too long for inih: use key/value below */
+	bool semicolon; /* a ' ;' comment was cut off the line */
 	const char *key;
 	const char *value;
 

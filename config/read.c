@@ -192,15 +192,19 @@ static void strip_trailing_space(char *s)
 		s[--n] = '\0';
 }
 
-/* Cuts s at the first '#' or ';' that starts it or follows whitespace. */
-static void strip_comment(char *s)
+/* Cuts s at the first '#' or ';' that starts it or follows whitespace; returns that char. */
+static char strip_comment(char *s)
 {
+	char cut = 0;
+
 	for (char *c = s; *c; c++)
 		if ((*c == '#' || *c == ';') && (c == s || is_space(c[-1]))) {
+			cut = *c;
 			*c = '\0';
 			break;
 		}
 	strip_trailing_space(s);
+	return cut;
 }
 
 /*
@@ -409,7 +413,7 @@ static char *reader(char *buf, int num, void *stream)
 	indented = s > p->line;
 	if (*s == '\0' || *s == '#' || *s == ';')
 		return hand_over(buf, num, "");
-	strip_comment(s);
+	p->semicolon = strip_comment(s) == ';';
 
 	if (*s == '[') {
 		/* Always a header, even if indented (inih would take it for a continuation). */

@@ -91,6 +91,8 @@ int config_ini_handler(void *user, const char *section, const char *name, const 
 		if (!append_value(v, value))
 			p->oom = true;
 		v->last_line = p->lineno;
+		if (p->semicolon && !v->semicolon_line)
+			v->semicolon_line = p->lineno;
 		return 1;
 	}
 
@@ -155,6 +157,7 @@ int config_ini_handler(void *user, const char *section, const char *name, const 
 	}
 	v->len = strlen(value);
 	v->line = p->lineno;
+	v->semicolon_line = p->semicolon ? p->lineno : 0;
 	p->last_key = k;
 	(void)section;
 	return 1;
@@ -354,10 +357,15 @@ void config_value_error(struct parser *p, const struct raw_section *s, int key, 
 			const char *msg)
 {
 	const struct raw_value *v = &s->values[key];
-	char label[CONFIG_NAME_MAX * 2 + 64], shown[CONFIG_SHOW_VALUE_MAX + 8], cont[64] = "";
+	char label[CONFIG_NAME_MAX * 2 + 64], shown[CONFIG_SHOW_VALUE_MAX + 8], cont[256] = "";
 
 	if (v->value && v->last_line)
 		str_printf(cont, sizeof(cont), " (the value continues to line %u)", v->last_line);
+	if (v->value && v->semicolon_line)
+		str_printf(cont + strlen(cont), sizeof(cont) - strlen(cont),
+			   " (the value ends before the ' ;' on line %u: ' ;' starts a comment in "
+			   "bulkhead.conf; use && or a script instead)",
+			   v->semicolon_line);
 	config_error(p, v->value ? v->line : s->line, "%s %s = %s%s: %s%s",
 		     config_section_label(s, label, sizeof(label)), config_keys[key].name,
 		     config_show_value(value, shown, sizeof(shown)),

@@ -219,6 +219,10 @@ struct bad_case {
 
 static const struct bad_case bad_cases[] = {
 	{ "bad-syntax.conf", 3, { "syntax error", "threads 4" } },
+	{ "bad-semicolon.conf",
+	  3,
+	  { "unterminated ' quote",
+	    "the value ends before the ' ;' on line 3: ' ;' starts a comment" } },
 	{ "bad-section-header.conf", 1, { "syntax error", "section header without ']'" } },
 	{ "bad-unknown-section.conf",
 	  4,
