@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench-restart's output: each run summarised, restart.md's tables (measures, targets, the
+ * bench-restart's output: the samples' summaries (median, percentiles), each run summarised,
  * breakdown of a restart, sanity checks) and the JSON bench/run reads.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench/bench-restart.h"
@@ -15,6 +16,43 @@ void summarise_run(struct restart_run *r, struct run_summary *ret)
 	samples_summary(&r->dead, &ret->dead);
 	samples_summary(&r->spawn, &ret->spawn);
 	samples_summary(&r->hello, &ret->hello);
+}
+
+/* ---- samples: their summary ---- */
+
+void samples_free(struct samples *s)
+{
+	free(s->v);
+	*s = (struct samples){ 0 };
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted v[0..n). */
+static double percentile(const double *v, size_t n, unsigned pct)
+{
+	size_t rank = (n * pct + 99) / 100;
+
+	return v[rank > 0 ? rank - 1 : 0];
+}
+
+/* Sorts s and summarises it; all zeros if empty. */
+void samples_summary(struct samples *s, struct summary *ret)
+{
+	*ret = (struct summary){ .n = s->n };
+	if (s->n == 0)
+		return;
+	qsort(s->v, s->n, sizeof(*s->v), cmp_double);
+	ret->median = s->n % 2 ? s->v[s->n / 2] : (s->v[s->n / 2 - 1] + s->v[s->n / 2]) / 2;
+	ret->p90 = percentile(s->v, s->n, 90);
+	ret->p99 = percentile(s->v, s->n, 99);
+	ret->min = s->v[0];
+	ret->max = s->v[s->n - 1];
 }
 
 void run_free(struct restart_run *r)

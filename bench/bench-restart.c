@@ -78,41 +78,6 @@ static int samples_add(struct samples *s, double us)
 	return 0;
 }
 
-void samples_free(struct samples *s)
-{
-	free(s->v);
-	*s = (struct samples){ 0 };
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of sorted v[0..n). */
-static double percentile(const double *v, size_t n, unsigned pct)
-{
-	size_t rank = (n * pct + 99) / 100;
-
-	return v[rank > 0 ? rank - 1 : 0];
-}
-
-/* Sorts s and summarises it; all zeros if empty. */
-void samples_summary(struct samples *s, struct summary *ret)
-{
-	*ret = (struct summary){ .n = s->n };
-	if (s->n == 0)
-		return;
-	qsort(s->v, s->n, sizeof(*s->v), cmp_double);
-	ret->median = s->n % 2 ? s->v[s->n / 2] : (s->v[s->n / 2 - 1] + s->v[s->n / 2]) / 2;
-	ret->p90 = percentile(s->v, s->n, 90);
-	ret->p99 = percentile(s->v, s->n, 99);
-	ret->min = s->v[0];
-	ret->max = s->v[s->n - 1];
-}
-
 /* ---- part 1: restarts in the master ---- */
 
 static void run_fail(struct restart_run *r, int err, const char *what)
