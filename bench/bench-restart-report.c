@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bench-restart's output: the samples' summaries (median, percentiles), each run summarised,
- * breakdown of a restart, sanity checks) and the JSON bench/run reads.
+ * restart.md's tables (measures, targets, the breakdown of a restart, sanity checks) and the
+ * JSON bench/run reads.
  */
 #include <errno.h>
 #include <stdio.h>
