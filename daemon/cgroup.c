@@ -17,8 +17,6 @@
 #include "common/log.h"
 #include "daemon/cgroup.h"
 
-#define SLOTS_MAX 4096 /* slot cgroups remembered for removal */
-
 struct cgroup_tree {
 	char *dir; /* the master's cgroup, C */
 	int fd; /* O_DIRECTORY on C */
@@ -28,43 +26,39 @@ struct cgroup_tree {
 };
 
 /* "0::/PATH" of /proc/self/cgroup: PATH (malloc'd), or NULL (no cgroup v2 membership). */
-static char *own_cgroup(void)
+static char *pick_v2_path(char *line)
 {
-	char *line = NULL, *path = NULL;
-	size_t size = 0;
-	FILE *f = fopen("/proc/self/cgroup", "re");
-
-	if (!f)
+	if (strncmp(line, "0::", 3) != 0)
 		return NULL;
-	while (!path && getline(&line, &size, f) > 0)
-		if (strncmp(line, "0::", 3) == 0) {
-			line[strcspn(line, "\n")] = '\0';
-			path = strdup(line + 3);
-		}
-	free(line);
-	fclose(f);
-	return path;
+	line[strcspn(line, "\n")] = '\0';
+	return strdup(line + 3);
 }
 
-/* Where the cgroup2 file system is mounted (malloc'd), or NULL. */
-static char *cgroup2_mount(void)
+/* A /proc/self/mountinfo line of the cgroup2 file system: its mount point (malloc'd). */
+static char *pick_cgroup2_mount(char *line)
 {
-	char *line = NULL, *mnt = NULL;
+	char point[4096], *sep = strstr(line, " - ");
+
+	if (!sep || strncmp(sep + 3, "cgroup2 ", 8) != 0 ||
+	    sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1)
+		return NULL;
+	return strdup(point);
+}
+
+/* The first non-NULL pick() of the lines of path, or NULL. */
+static char *scan_lines(const char *path, char *(*pick)(char *line))
+{
+	char *line = NULL, *found = NULL;
 	size_t size = 0;
-	FILE *f = fopen("/proc/self/mountinfo", "re");
+	FILE *f = fopen(path, "re");
 
 	if (!f)
 		return NULL;
-	while (!mnt && getline(&line, &size, f) > 0) {
-		char point[4096], *sep = strstr(line, " - ");
-
-		if (sep && strncmp(sep + 3, "cgroup2 ", 8) == 0 &&
-		    sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1)
-			mnt = strdup(point);
-	}
+	while (!found && getline(&line, &size, f) > 0)
+		found = pick(line);
 	free(line);
 	fclose(f);
-	return mnt;
+	return found;
 }
 
 static bool delegated(const char *dir)
@@ -115,21 +109,23 @@ static bool has_word(const char *s, const char *w)
 	return false;
 }
 
-int cgroup_tree_open(bool limits_wanted, struct cgroup_tree **ret)
+struct cgroup_tree *cgroup_tree_open(bool limits_wanted)
 {
-	char *path = own_cgroup(), *mnt = cgroup2_mount(), ctl[256];
-	struct cgroup_tree *t = NULL;
+	char *path = scan_lines("/proc/self/cgroup", pick_v2_path);
+	char *mnt = scan_lines("/proc/self/mountinfo", pick_cgroup2_mount), ctl[256];
+	struct cgroup_tree *t = NULL, *ret = NULL;
 	int r = 0, sfd = -1;
 
-	*ret = NULL;
 	if (!path || !mnt) {
 		if (limits_wanted)
 			log_info(
-				"no cgroup v2 hierarchy: memory_max is an RLIMIT_AS limit, tasks_max is not "
-				"enforced");
+				"no cgroup v2 hierarchy: memory_max is an RLIMIT_AS limit, tasks_max "
+				"is not enforced");
 		goto out;
 	}
 	t = calloc(1, sizeof(*t));
+	if (t)
+		t->fd = -1;
 	if (!t || asprintf(&t->dir, "%s%s", mnt, strcmp(path, "/") == 0 ? "" : path) < 0) {
 		r = -ENOMEM;
 		goto out;
@@ -137,18 +133,14 @@ int cgroup_tree_open(bool limits_wanted, struct cgroup_tree **ret)
 	if (!delegated(t->dir)) {
 		if (limits_wanted)
 			log_info(
-				"cgroup %s is not delegated to bulkheadd (Delegate=yes): memory_max is an "
-				"RLIMIT_AS limit, tasks_max is not enforced",
+				"cgroup %s is not delegated to bulkheadd (Delegate=yes): memory_max "
+				"is an RLIMIT_AS limit, tasks_max is not enforced",
 				t->dir);
 		goto out;
 	}
 	t->fd = open(t->dir, O_DIRECTORY | O_PATH | O_CLOEXEC);
-	if (t->fd < 0) {
-		r = -errno;
-		goto out;
-	}
 	/* Out of C into C/supervisor, so that C may give controllers to its children. */
-	if (mkdirat(t->fd, "supervisor", 0755) < 0 && errno != EEXIST) {
+	if (t->fd < 0 || (mkdirat(t->fd, "supervisor", 0755) < 0 && errno != EEXIST)) {
 		r = -errno;
 		goto out;
 	}
@@ -164,7 +156,7 @@ int cgroup_tree_open(bool limits_wanted, struct cgroup_tree **ret)
 	}
 	log_info("workers in cgroups of their own under %s (memory.max: %s, pids.max: %s)", t->dir,
 		 t->memory ? "yes" : "no, RLIMIT_AS instead", t->pids ? "yes" : "no, not enforced");
-	*ret = t;
+	ret = t;
 	t = NULL;
 out:
 	if (r < 0)
@@ -174,24 +166,19 @@ out:
 	if (sfd >= 0)
 		close(sfd);
 	if (t) {
-		if (t->fd > 0)
+		if (t->fd >= 0)
 			close(t->fd);
 		free(t->dir);
 		free(t);
 	}
 	free(path);
 	free(mnt);
-	return 0;
+	return ret;
 }
 
 bool cgroup_tree_memory(const struct cgroup_tree *t)
 {
 	return t && t->memory;
-}
-
-bool cgroup_tree_pids(const struct cgroup_tree *t)
-{
-	return t && t->pids;
 }
 
 void cgroup_tree_free(struct cgroup_tree *t)

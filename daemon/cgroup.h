@@ -20,13 +20,12 @@ struct cgroup_tree;
 
 /*
  * Sets the tree up if the master's cgroup is delegated to it (the trusted.delegate or
- * user.delegate attribute that systemd puts on a Delegate=yes unit's cgroup). Returns 0 with
- * *ret NULL when cgroups are not to be used (logged, with the fallback, when limits_wanted: a
- * pool sets memory_max or tasks_max), 0 with a tree, or -errno.
+ * user.delegate attribute that systemd puts on a Delegate=yes unit's cgroup). NULL when
+ * cgroups are not used (not delegated, or it cannot be set up): the fallback is said in the
+ * log when limits_wanted (a pool sets memory_max or tasks_max), and a failure always.
  */
-int cgroup_tree_open(bool limits_wanted, struct cgroup_tree **ret);
-bool cgroup_tree_memory(const struct cgroup_tree *t); /* memory.max can be set */
-bool cgroup_tree_pids(const struct cgroup_tree *t); /* pids.max can be set */
+struct cgroup_tree *cgroup_tree_open(bool limits_wanted);
+bool cgroup_tree_memory(const struct cgroup_tree *t); /* memory.max can be set (NULL: no) */
 /* Ends every slot's processes (cgroup.kill), removes the slot cgroups. */
 void cgroup_tree_free(struct cgroup_tree *t);
 

@@ -21,7 +21,6 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "config/probe.h"
-#include "daemon/cgroup.h"
 #include "daemon/master-int.h"
 #include "daemon/notify.h"
 #include "daemon/policy.h"
@@ -197,16 +196,11 @@ static int on_zygote_timeout(sd_event_source *s, uint64_t usec, void *userdata)
  * killed, and this worker and the next ones are exec'd until a new fork server is up: it is
  * started again after a backoff (forkserver_begin), without waiting for it in the loop.
  */
-int forkserver_start_worker(struct master *m, const struct pool_config *pc, unsigned index,
+int forkserver_start_worker(struct master *m, const struct worker_launch *l,
 			    struct spawned_worker *s)
 {
-	/* With memory.max in the slot's cgroup, no RLIMIT_AS on top of it. */
-	struct worker_launch l = { .pool = pc->name, .index = index, .threads = pc->threads,
-				   .memory_max = cgroup_tree_memory(m->cg) ? UINT64_MAX
-									   : pc->memory_max };
 	int r;
 
-	master_pool_identity(m, pc, &l.uid, &l.gid);
 	if (m->config->supervisor.worker_start != WORKER_START_FORK_SERVER) {
 		forkserver_end(m);
 	} else if (!m->zygote_tried) {
@@ -228,7 +222,7 @@ int forkserver_start_worker(struct master *m, const struct pool_config *pc, unsi
 		forkserver_begin(m);
 	}
 	if (zygote_up(&m->zygote) && !m->zygote_pending) {
-		r = zygote_spawn(&m->zygote, &l, s);
+		r = zygote_spawn(&m->zygote, l, s);
 		if (r >= 0)
 			return r;
 		/* Our own fds or memory, or the zygote's fork hitting a process limit: not the
@@ -237,5 +231,5 @@ int forkserver_start_worker(struct master *m, const struct pool_config *pc, unsi
 			return r;
 		forkserver_failed(m, strerror(-r));
 	}
-	return spawn_worker(m->worker_path, &l, s);
+	return spawn_worker(m->worker_path, l, s);
 }

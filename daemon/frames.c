@@ -159,6 +159,8 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 		    (e.outcome == BH_OUTCOME_CANCELLED && !(j->flags & JOB_CANCEL_REQUESTED)))
 			return -EPROTO;
 		run_sum += e.run_usec;
+		if (e.outcome != BH_OUTCOME_CANCELLED) /* as the worker timed it, in µs */
+			histogram_observe(&w->pool->run_time, (double)e.run_usec / 1e6);
 		if (__builtin_expect(e.outcome | w->n_execs | (w->end == END_STOP), 0)) {
 			struct exec_run *x = inflight_exec_find(w, j);
 			bool killed = fl->slot >= 0 && (fl->flags & SLOT_EXEC_KILLED);

@@ -193,7 +193,7 @@ struct pool {
 	uint64_t run_est; /* jobs' mean run time, EWMA, in 1/16 us; 0 = not known yet */
 	uint64_t restarts;
 	uint64_t worker_faults;
-	struct histogram run_time; /* of its jobs that ended (metrics.c) */
+	struct histogram run_time; /* of its jobs whose worker reported their end (metrics.c) */
 	bool dispatch_pending; /* jobs were added: dispatch_pool() from m->dispatch_defer */
 };
 
@@ -319,8 +319,9 @@ void master_identity_init(struct master *m);
 void master_pool_identity(const struct master *m, const struct pool_config *pc, uid_t *uid,
 			  gid_t *gid);
 void forkserver_end(struct master *m);
-int forkserver_start_worker(struct master *m, const struct pool_config *pc, unsigned index,
-			 struct spawned_worker *s);
+/* Starts the worker l describes (forked by the fork server, else exec'd). */
+int forkserver_start_worker(struct master *m, const struct worker_launch *l,
+			    struct spawned_worker *s);
 
 /* ---- inflight.c ---- */
 

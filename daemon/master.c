@@ -247,11 +247,6 @@ static int on_collect(sd_event_source *s, void *userdata)
 static void on_job_ended(void *userdata, struct job *j)
 {
 	struct master *m = userdata;
-	unsigned pool = ledger_group(m->ledger, j->group)->pool;
-
-	if (j->started_ms && j->ended_ms >= j->started_ms && pool < m->n_pools)
-		histogram_observe(&m->pools[pool]->run_time,
-				  (double)(j->ended_ms - j->started_ms) / 1e3);
 	/* A master died under it before: its end is written at once, not lazily, so that a
 	 * kill right after it cannot count one more death against it (and blame it at three). */
 	if (j->host_deaths)
@@ -319,6 +314,15 @@ static int64_t loop_wall_now(void *userdata)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Whether a pool of c sets memory_max or tasks_max (what cgroups would enforce). */
+static bool pools_set_limits(const struct config *c)
+{
+	for (unsigned i = 0; i < c->n_pools; i++)
+		if (c->pools[i].memory_max != UINT64_MAX || c->pools[i].tasks_max)
+			return true;
+	return false;
+}
+
 int master_new(struct config *c, const struct master_options *opts, struct master **ret)
 {
 	struct master *m;
@@ -338,15 +342,7 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 		snprintf(m->node, sizeof(m->node), "localhost");
 	m->zygote = (struct zygote){ .s = { .pid = 0, .pidfd = -1, .fd = -1 } };
 	master_identity_init(m);
-	{
-		bool limits = false;
-
-		for (unsigned i = 0; i < c->n_pools; i++)
-			limits |= c->pools[i].memory_max != UINT64_MAX || c->pools[i].tasks_max;
-		r = cgroup_tree_open(limits, &m->cg);
-	}
-	if (r < 0)
-		goto fail;
+	m->cg = cgroup_tree_open(pools_set_limits(c));
 	backoff_init(&m->zygote_backoff, ZYGOTE_BACKOFF_MIN, ZYGOTE_BACKOFF_MAX);
 
 	/*

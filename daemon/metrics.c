@@ -177,7 +177,8 @@ static void per_pool(FILE *f, struct master *m)
 		}
 	}
 	header(f, "bulkhead_job_run_seconds", "histogram",
-	       "Run time of ended jobs that started (their last attempt), by pool.");
+	       "Run time of jobs whose worker reported their end (done, failed, a command "
+	       "killed), as the worker timed it, by pool.");
 	for (unsigned p = 0; p < m->n_pools; p++) {
 		char *labels = NULL;
 		size_t n = 0;

@@ -308,6 +308,11 @@ static void slot_spawn(struct worker *w)
 {
 	struct master *m = w->m;
 	const struct pool_config *pc = &w->pool->cfg;
+	/* With memory.max in the slot's cgroup, no RLIMIT_AS on top of it. */
+	struct worker_launch launch = {
+		.pool = pc->name, .index = w->index, .threads = pc->threads,
+		.memory_max = cgroup_tree_memory(m->cg) ? UINT64_MAX : pc->memory_max,
+	};
 	struct spawned_worker s;
 	char l[64], what[256];
 	int r;
@@ -335,7 +340,8 @@ static void slot_spawn(struct worker *w)
 			w->cg_fd = fd;
 		}
 	}
-	r = forkserver_start_worker(m, pc, w->index, &s);
+	master_pool_identity(m, pc, &launch.uid, &launch.gid);
+	r = forkserver_start_worker(m, &launch, &s);
 	if (r < 0 && master_resource_error(r)) {
 		slot_resource_retry(w, r, "start it");
 		return;
@@ -358,7 +364,8 @@ static void slot_spawn(struct worker *w)
 			log_warning("worker %s: not moved into its cgroup: %s",
 				    slot_label(w, l, sizeof(l)), strerror(-r));
 	}
-	master_pool_identity(m, pc, &w->uid, &w->gid);
+	w->uid = launch.uid;
+	w->gid = launch.gid;
 	w->spawned_at = now_usec();
 	w->ready_at = 0;
 	w->mode = MODE_SHARED;
