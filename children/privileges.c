@@ -91,7 +91,7 @@ int privileges_drop(uid_t uid, gid_t gid, pid_t master)
 		change = false; /* already so: nothing to change (and maybe no right to) */
 
 	if (uid != (uid_t)-1 && uid != 0) {
-		for (int cap = 0; cap <= last_cap(); cap++)
+		for (int cap = 0, last = last_cap(); cap <= last; cap++)
 			if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EPERM &&
 			    errno != EINVAL)
 				return fail("PR_CAPBSET_DROP", uid, gid, errno);
