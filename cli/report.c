@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/commands.h"
 #include "cli/run.h"
 
 #define TABLE_LIST_MAX 20 /* quarantined and failed jobs listed in the table; the JSON: all */
@@ -54,30 +55,107 @@ static bool job_if(struct master *m, uint64_t id, bool (*match)(const struct mas
 static void list_jobs(FILE *f, struct master *m, const char *what,
 		      bool (*match)(const struct master_job *))
 {
-	uint64_t total = master_n_jobs(m), n = 0, shown = 0;
+	static const char *const heads[] = { "JOB", "STATE", "CAUSE", "ATTEMPTS", "INPUT", NULL };
+	uint64_t total = master_n_jobs(m), n = 0;
 	struct master_job view, *j = &view;
+	bool inputs = false;
+	struct table t;
 
 	for (uint64_t id = 1; id <= total; id++)
-		n += job_if(m, id, match, j);
+		if (job_if(m, id, match, j)) {
+			n++;
+			inputs |= j->input != NULL;
+		}
 	if (n == 0)
 		return;
-	fprintf(f, "\n%s (%llu):\n", what, (unsigned long long)n);
-	for (uint64_t id = 1; id <= total && shown < TABLE_LIST_MAX; id++) {
-		const char *input;
-		char name[CONFIG_NAME_MAX + 16], cause[64];
+	table_init(&t, heads, "lllrl");
+	t.n_cols -= !inputs; /* no INPUT column when no job has one */
+	for (uint64_t id = 1; id <= total && t.n_rows < TABLE_LIST_MAX; id++) {
+		char name[CONFIG_NAME_MAX + 16], cause[64], attempts[16];
 
 		if (!job_if(m, id, match, j))
 			continue;
-		input = j->input;
-		fprintf(f, "  %-24s %-10s %-18s %u attempt%s%s%s\n",
-			master_job_name(m, j, name, sizeof(name)), job_state_to_string(j->state),
-			master_job_cause(j, cause, sizeof(cause)), j->attempts,
-			j->attempts == 1 ? "" : "s", input ? "  " : "", input ? input : "");
-		shown++;
+		str_printf(attempts, sizeof(attempts), "%u", j->attempts);
+		table_add(&t, (const char *const[]){ master_job_name(m, j, name, sizeof(name)),
+						     job_state_to_string(j->state),
+						     master_job_cause(j, cause, sizeof(cause)),
+						     attempts, j->input ? j->input : "" });
 	}
-	if (n > shown)
+	fprintf(f, "\n%s (%llu):\n", what, (unsigned long long)n);
+	table_print(&t, f, "  ", 0, t.n_rows);
+	if (n > t.n_rows)
 		fprintf(f, "  ... and %llu more (see --report-json)\n",
-			(unsigned long long)(n - shown));
+			(unsigned long long)(n - t.n_rows));
+	table_free(&t);
+}
+
+static void groups_table(FILE *f, struct master *m)
+{
+	static const char *const heads[] = { "GROUP",	"POOL",	     "EXPECT",	  "TOTAL",
+					     "DONE",	"FAILED",    "CRASHED",	  "TIMED_OUT",
+					     "CANCELLED", "RESULT",  NULL };
+	static const enum job_state cols[] = { JOB_DONE, JOB_FAILED, JOB_CRASHED, JOB_TIMED_OUT,
+					       JOB_CANCELLED };
+	struct master_group mg;
+	struct table t;
+
+	table_init(&t, heads, "lllrrrrrrl");
+	for (unsigned g = 0; g < master_n_groups(m); g++) {
+		char n[6][24];
+		const char *row[11];
+
+		if (!master_group(m, g, &mg))
+			continue;
+		str_printf(n[0], sizeof(n[0]), "%llu", (unsigned long long)mg.counts->total);
+		for (size_t i = 0; i < 5; i++)
+			str_printf(n[i + 1], sizeof(n[i + 1]), "%llu",
+				   (unsigned long long)mg.counts->by_state[cols[i]]);
+		row[0] = mg.cfg->name;
+		row[1] = master_pool_name(m, mg.cfg->pool);
+		row[2] = job_state_to_string(mg.cfg->expect);
+		for (size_t i = 0; i < 6; i++)
+			row[3 + i] = n[i];
+		row[9] = mg.ok ? "ok" : "NOT AS EXPECTED";
+		row[10] = NULL;
+		table_add(&t, row);
+	}
+	fputc('\n', f);
+	table_print(&t, f, "", 0, t.n_rows);
+	table_free(&t);
+}
+
+/*
+ * Jobs per second of this run: jobs that ended by running (cancelled ones never ran), minus
+ * those a resumed run found ended already, over this run's wall time.
+ */
+static double run_rate(const struct ledger_stats *s, const struct master_stats *ms, double wall)
+{
+	uint64_t ended = s->by_state[JOB_DONE] + s->by_state[JOB_FAILED] +
+			 s->by_state[JOB_CRASHED] + s->by_state[JOB_TIMED_OUT];
+
+	ended -= ended > ms->ended_at_start ? ms->ended_at_start : ended;
+	return wall > 0 ? (double)ended / wall : 0;
+}
+
+/* "interrupted by SIGINT after 3.20s: ..." when a signal stopped the run. */
+static void interrupted_line(FILE *f, struct master *m, const struct ledger_stats *s,
+			     double wall)
+{
+	const struct master_stats *ms = master_stats(m);
+	const char *state = master_state_path(m);
+	char sig[16];
+
+	if (!ms->interrupted)
+		return;
+	fprintf(f, "interrupted by %s after %.2fs: ", signal_name(ms->interrupt_signal, sig, sizeof(sig)),
+		wall);
+	if (state)
+		fprintf(f, "%llu jobs cancelled; %s keeps them: run again with --state %s to "
+			   "finish them\n",
+			(unsigned long long)s->by_state[JOB_CANCELLED], state, state);
+	else
+		fprintf(f, "%llu jobs cancelled (with --state FILE a run can be resumed)\n",
+			(unsigned long long)s->by_state[JOB_CANCELLED]);
 }
 
 void report_table(FILE *f, struct master *m)
@@ -86,37 +164,18 @@ void report_table(FILE *f, struct master *m)
 	const struct master_stats *ms = master_stats(m);
 	uint64_t total = master_n_jobs(m);
 	double wall = wall_seconds(ms);
-	struct master_group mg;
 	char sig[16];
 
-	fprintf(f, "\n%-16s %-10s %-10s %7s %7s %7s %7s %9s %9s  %s\n", "GROUP", "POOL", "EXPECT",
-		"TOTAL", "DONE", "FAILED", "CRASHED", "TIMED_OUT", "CANCELLED", "RESULT");
-	for (unsigned g = 0; g < master_n_groups(m); g++) {
-		const struct group_counts *gc;
-		const struct group_config *gcfg;
-
-		if (!master_group(m, g, &mg))
-			continue;
-		gc = mg.counts;
-		gcfg = mg.cfg;
-		fprintf(f, "%-16s %-10s %-10s %7llu %7llu %7llu %7llu %9llu %9llu  %s\n",
-			gcfg->name, master_pool_name(m, gcfg->pool),
-			job_state_to_string(gcfg->expect), (unsigned long long)gc->total,
-			(unsigned long long)gc->by_state[JOB_DONE],
-			(unsigned long long)gc->by_state[JOB_FAILED],
-			(unsigned long long)gc->by_state[JOB_CRASHED],
-			(unsigned long long)gc->by_state[JOB_TIMED_OUT],
-			(unsigned long long)gc->by_state[JOB_CANCELLED],
-			mg.ok ? "ok" : "NOT AS EXPECTED");
-	}
+	groups_table(f, m);
 	fprintf(f, "\n%llu jobs in %.2fs (%.0f jobs/s): %llu done, %llu failed, %llu crashed, "
 		   "%llu timed_out, %llu cancelled, %llu lost\n",
-		(unsigned long long)total, wall, wall > 0 ? (double)total / wall : 0.0,
+		(unsigned long long)total, wall, run_rate(s, ms, wall),
 		(unsigned long long)s->by_state[JOB_DONE],
 		(unsigned long long)s->by_state[JOB_FAILED],
 		(unsigned long long)s->by_state[JOB_CRASHED],
 		(unsigned long long)s->by_state[JOB_TIMED_OUT],
 		(unsigned long long)s->by_state[JOB_CANCELLED], (unsigned long long)lost(s, total));
+	interrupted_line(f, m, s, wall);
 	fprintf(f, "runs: %llu (re-runs: %llu bystander, %llu suspect)\n",
 		(unsigned long long)s->runs, (unsigned long long)s->reruns_bystander,
 		(unsigned long long)s->reruns_suspect);
@@ -265,7 +324,7 @@ int report_json_write(const char *path, struct master *m)
 	json_object_object_add(root, "config", json_object_new_string(master_config(m)->path));
 	json_object_object_add(root, "wall_seconds", json_object_new_double(wall));
 	json_object_object_add(root, "jobs_per_second",
-			       json_object_new_double(wall > 0 ? (double)total / wall : 0));
+			       json_object_new_double(run_rate(s, ms, wall)));
 	jobs = counts_object(s->by_state, total);
 	json_object_object_add(jobs, "lost", json_object_new_int64((int64_t)lost(s, total)));
 	json_object_object_add(root, "jobs", jobs);
@@ -280,6 +339,13 @@ int report_json_write(const char *path, struct master *m)
 	json_object_object_add(root, "pools_failed",
 			       json_object_new_int((int)master_failed_pools(m)));
 	json_object_object_add(root, "interrupted", json_object_new_boolean(ms->interrupted));
+	if (ms->interrupted) {
+		char sig[16];
+
+		json_object_object_add(root, "interrupted_by",
+				       json_object_new_string(signal_name(ms->interrupt_signal, sig,
+									  sizeof(sig))));
+	}
 	json_object_object_add(root, "groups", groups_array(m));
 	json_object_object_add(root, "quarantined", jobs_array(m, quarantined, true));
 	json_object_object_add(root, "failed", jobs_array(m, failed, false));

@@ -129,6 +129,11 @@ void master_check_ready(struct master *m)
 	MASTER_EMIT(m, on_ready);
 }
 
+const char *master_state_path(const struct master *m)
+{
+	return m->opts.state;
+}
+
 bool master_keeps_jobs(const struct master *m)
 {
 	return m->opts.daemon && m->opts.state;
@@ -172,6 +177,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	struct master *m = userdata;
 
 	m->stats.interrupted = true;
+	if (!m->stats.interrupt_signal)
+		m->stats.interrupt_signal = (int)si->ssi_signo;
 	if (m->interrupts++ == 0) {
 		usec_t drain = m->config->supervisor.drain_timeout;
 		char d[FORMAT_DURATION_MAX];
@@ -432,11 +439,19 @@ void master_unsubscribe(struct master *m, const struct master_hooks *h, void *us
 	}
 }
 
+/* Jobs that ended by running: done, failed, crashed, timed out (cancelled ones did not run). */
+static uint64_t ran_to_an_end(const struct ledger_stats *s)
+{
+	return s->by_state[JOB_DONE] + s->by_state[JOB_FAILED] + s->by_state[JOB_CRASHED] +
+	       s->by_state[JOB_TIMED_OUT];
+}
+
 int master_run(struct master *m)
 {
 	int r;
 
 	m->stats.started_at = now_usec();
+	m->stats.ended_at_start = ran_to_an_end(ledger_stats(m->ledger));
 	for (unsigned i = 0; i < m->n_pools; i++) {
 		struct pool *p = m->pools[i];
 		bool needed = false;

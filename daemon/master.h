@@ -36,6 +36,9 @@ struct master_stats {
 	usec_t ended_at;
 	bool pool_failure_exit; /* a pool with on_pool_failure=exit failed */
 	bool interrupted;       /* stopped by SIGINT/SIGTERM */
+	int interrupt_signal;   /* the first of them, 0 if none */
+	/* jobs that had ended by running (not cancelled) when master_run() began: a resumed run */
+	uint64_t ended_at_start;
 	uint64_t injected;      /* worker deaths caused by bulkhead inject */
 };
 
@@ -128,6 +131,8 @@ int master_run(struct master *m);
 int master_state_error(const struct master *m);
 /* Whether jobs live in a durable store (opts.state). */
 bool master_durable(const struct master *m);
+/* The store file of opts.state, or NULL. */
+const char *master_state_path(const struct master *m);
 /*
  * Writes of the durable store that succeeded so far: what was accepted before a call is on
  * disk once this has gone past the value it returned then.

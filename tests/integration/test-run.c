@@ -452,6 +452,81 @@ START_TEST(test_interrupted_run_ends_every_job)
 	/* The two running jobs finished; everything else ended cancelled, none lost. */
 	ck_assert_int_eq(geti(r.report, "jobs.done"), 2);
 	ck_assert_int_eq(geti(r.report, "jobs.cancelled"), 18);
+	ck_assert_str_eq(json_object_get_string(get(r.report, "interrupted_by")), "SIGINT");
+	/* jobs/s counts the jobs that ran to an end, not the 18 cancelled ones */
+	ck_assert_double_eq_tol(json_object_get_double(get(r.report, "jobs_per_second")),
+				2 / json_object_get_double(get(r.report, "wall_seconds")), 1e-6);
+	run_free(&r);
+}
+END_TEST
+
+/* The column of `name` in the header line: where its text ends (right-aligned numbers). */
+static size_t column_end(const char *header, const char *name)
+{
+	const char *at = strstr(header, name);
+
+	ck_assert_msg(at, "no column %s in: %s", name, header);
+	return (size_t)(at - header) + strlen(name);
+}
+
+/*
+ * The table at the end of a run, as people see it: columns aligned whatever the group names'
+ * lengths, and an interrupted run says so, with what was cancelled.
+ */
+START_TEST(test_summary_table_aligned_and_interrupted)
+{
+	static const char long_name[] = "a-group-name-much-longer-than-sixteen";
+	char conf[512], path[512], *out, *err, *line, *save = NULL;
+	const char *header = NULL;
+	struct run r = { 0 };
+	int out_fd, err_fd, st, rows = 0;
+	size_t total_end = 0;
+	pid_t pid;
+
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\n"
+		 "[job %s]\nrun = builtin:hang\nargs = ms=1000\ncount = 20\n"
+		 "[job b]\nrun = builtin:noop\ncount = 1\n",
+		 long_name);
+	snprintf(path, sizeof(path), "%s/test.conf", r.dir);
+	ck_assert_int_eq(tu_write_file(path, conf), 0);
+	{
+		const char *argv[] = { getenv("BULKHEAD_BIN"), "run", path, NULL };
+
+		ck_assert_int_eq(tu_spawn(argv, NULL, -1, &out_fd, &err_fd, &pid), 0);
+	}
+	wait_busy_worker(pid);
+	ck_assert_int_eq(kill(pid, SIGINT), 0);
+	out = tu_read_all(out_fd, RUN_TIMEOUT_MS);
+	err = tu_read_all(err_fd, RUN_TIMEOUT_MS);
+	close(out_fd);
+	close(err_fd);
+	ck_assert_int_eq(tu_wait_exit(pid, RUN_TIMEOUT_MS, &st), 0);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d; stderr:\n%s", st,
+		      tail(err));
+	ck_assert_msg(strstr(out, "interrupted by SIGINT after "), "no interrupted line:\n%s", out);
+	ck_assert_msg(strstr(out, "jobs cancelled (with --state FILE a run can be resumed)"),
+		      "the interrupted line does not say what was cancelled:\n%s", out);
+	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "GROUP ", 6) == 0) {
+			header = line;
+			total_end = column_end(header, "TOTAL");
+			continue;
+		}
+		if (!header || (strncmp(line, long_name, strlen(long_name)) != 0 &&
+				strncmp(line, "b ", 2) != 0))
+			continue;
+		/* the TOTAL cell (20 or 1) ends where its heading ends */
+		ck_assert_msg(strlen(line) > total_end && line[total_end] == ' ' &&
+				      line[total_end - 1] >= '0' && line[total_end - 1] <= '9',
+			      "TOTAL not aligned under its heading:\n%s\n%s", header, line);
+		rows++;
+	}
+	ck_assert_int_eq(rows, 2);
+	assert_aftermath(pid);
+	free(out);
+	free(err);
 	run_free(&r);
 }
 END_TEST
@@ -1891,6 +1966,7 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_worker_killed_from_outside);
 	tcase_add_test(tc, test_traced_worker_death);
 	tcase_add_test(tc, test_interrupted_run_ends_every_job);
+	tcase_add_test(tc, test_summary_table_aligned_and_interrupted);
 	tcase_add_test(tc, test_worker_dies_before_hello);
 	tcase_add_test(tc, test_exec_failure);
 	tcase_add_test(tc, test_stopping_a_starting_worker_is_no_death);
