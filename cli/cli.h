@@ -17,6 +17,12 @@ enum {
 
 int cmd_run(int argc, char **argv);
 /*
+ * Whether an output file named on the command line (--report-json, --json, --svg) can be
+ * written, checked before a run rather than after it: 0, or -errno (logged with the option's
+ * name). An existing file is left as it is; one created for the check is removed.
+ */
+int cli_check_output_path(const char *option, const char *path);
+/*
  * `bulkhead experiment` (experiment.c): 0 done, 1 a run failed or was interrupted, 2 usage,
  * EXIT_IO --json or --svg could not be written.
  */

@@ -3,9 +3,12 @@
  * The chart of `bulkhead experiment --svg FILE`: a self-contained SVG (no script, no external
  * font or style) meant for a slide. Two panels, one above the other so that the mode names
  * fit under the bars: throughput (jobs/s per mode, with the crash-free threads baseline as a
- * dashed line behind the bars) and jobs lost per mode (in a colour of its own). A title says
- * the workload, a subtitle the machine and what the ratio means; each bar carries its value
- * (and ratio), inside its top when it is tall enough, else above it.
+ * dashed line behind the bars, named in a legend above the plot, where no bar can hide it) and
+ * jobs lost per mode (in a colour of its own). A title says the workload, a subtitle the
+ * machine and what the ratio means; each bar carries its value (and ratio), inside its top
+ * when it is tall enough, else above it. A mode whose process died (`threads` at its first
+ * crash) has no throughput bar: its jobs/s over the few jobs it ran before dying would look
+ * fast; it is marked "died" with the jobs it completed of the workload.
  *
  * Every piece of text that comes from the command line (the workload, the args) is XML-escaped.
  */
@@ -26,6 +29,7 @@
 #define COLOR_GRID "#dddddd"
 #define COLOR_MUTED "#666666"
 #define LABEL_INSIDE_MIN 40 /* px: a bar this tall carries its value inside */
+#define LEGEND_CHAR_W 6.6 /* px: a generous width of one character at font-size 12 */
 
 struct panel {
 	const char *title;
@@ -135,6 +139,37 @@ static void panel_frame(FILE *f, const struct panel *p)
 	fputs("</text>\n", f);
 }
 
+/*
+ * Where a mode that died would have its throughput bar: no bar, "died (SIGSEGV)" and
+ * "557 of 20,000 jobs" on the axis, a cross on it.
+ */
+static void bar_died(FILE *f, const struct panel *p, const struct experiment_row *r,
+		     uint64_t jobs, double cx)
+{
+	double base = p->top + p->height;
+	char done[32], all[32];
+
+	fprintf(f,
+		"<path d=\"M%.1f %.1f l12 -12 M%.1f %.1f l-12 -12\" stroke=\"%s\" "
+		"stroke-width=\"3\"/>\n",
+		cx - 6, base - 2, cx + 6, base - 2, COLOR_LOST);
+	fprintf(f,
+		"<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" text-anchor=\"middle\" "
+		"font-weight=\"bold\" fill=\"%s\"><title>",
+		cx, base - 40, COLOR_LOST);
+	xml_text(f, experiment_mode_name(r->mode));
+	fprintf(f, ": the process died (");
+	xml_text(f, r->ended_by);
+	fprintf(f, ") after %s of %s jobs; the rest were lost</title>died (",
+		format_count(done, sizeof(done), (double)r->completed),
+		format_count(all, sizeof(all), (double)jobs));
+	xml_text(f, r->ended_by);
+	fprintf(f,
+		")</text>\n<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" "
+		"text-anchor=\"middle\" fill=\"%s\">%s of %s jobs</text>\n",
+		cx, base - 22, COLOR_MUTED, done, all);
+}
+
 /* The bars of one panel (jobs/s and ratio, or jobs lost), each with its value. */
 static void panel_bars(FILE *f, const struct panel *p, const struct experiment_chart *c, bool lost)
 {
@@ -148,6 +183,10 @@ static void panel_bars(FILE *f, const struct panel *p, const struct experiment_c
 		double x = CHART_LEFT + slot * i + (slot - bar_w) / 2, y = y_of(p, v);
 		char num[32], shape[32];
 
+		if (!lost && r->ended_by[0]) {
+			bar_died(f, p, r, c->jobs, x + bar_w / 2);
+			goto mode_name;
+		}
 		fprintf(f,
 			"<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
 			"<title>",
@@ -178,6 +217,7 @@ static void panel_bars(FILE *f, const struct panel *p, const struct experiment_c
 					COLOR_MUTED, r->ratio);
 		}
 		fputs("</text>\n", f);
+mode_name:
 		/* The mode under its bar, and its shape (workers × threads). */
 		snprintf(shape, sizeof(shape), "%u × %u", r->workers, r->threads);
 		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" text-anchor=\"middle\">",
@@ -206,7 +246,7 @@ int experiment_chart_svg(FILE *f, const struct experiment_chart *c)
 	int height = 700;
 
 	for (unsigned i = 0; i < c->n_rows; i++) {
-		if (c->rows[i].jobs_per_s > max_jobs)
+		if (!c->rows[i].ended_by[0] && c->rows[i].jobs_per_s > max_jobs)
 			max_jobs = c->rows[i].jobs_per_s;
 		if ((double)c->rows[i].lost > max_lost)
 			max_lost = (double)c->rows[i].lost;
@@ -230,18 +270,28 @@ int experiment_chart_svg(FILE *f, const struct experiment_chart *c)
 	fputs("</text>\n", f);
 
 	panel_frame(f, &jobs);
-	/* The baseline first: the bars and their labels go over it. */
+	/*
+	 * The baseline first: the bars and their labels go over its line. Its label is a legend
+	 * on the panel's title row, right-aligned, where no bar reaches.
+	 */
 	if (c->baseline_jobs_per_s > 0) {
-		char num[32];
+		char num[32], label[64];
+		double x_text = CHART_W - CHART_RIGHT, y_text = jobs.top - 14;
+		double x_key;
 
 		y = y_of(&jobs, c->baseline_jobs_per_s);
+		snprintf(label, sizeof(label), "crash-free threads: %s jobs/s",
+			 format_count(num, sizeof(num), c->baseline_jobs_per_s));
+		x_key = x_text - (double)strlen(label) * LEGEND_CHAR_W - 34;
 		fprintf(f,
 			"<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\" "
 			"stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\n"
-			"<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\" "
-			"fill=\"%s\">crash-free threads: %s jobs/s</text>\n",
-			CHART_LEFT, y, CHART_W - CHART_RIGHT, y, COLOR_AXIS, CHART_W - CHART_RIGHT,
-			y - 5, COLOR_MUTED, format_count(num, sizeof(num), c->baseline_jobs_per_s));
+			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+			"stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\n"
+			"<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"end\" "
+			"fill=\"%s\">%s</text>\n",
+			CHART_LEFT, y, CHART_W - CHART_RIGHT, y, COLOR_AXIS, x_key, y_text - 4,
+			x_key + 26, y_text - 4, COLOR_AXIS, x_text, y_text, COLOR_AXIS, label);
 	}
 	panel_bars(f, &jobs, c, false);
 	panel_frame(f, &lost);

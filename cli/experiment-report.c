@@ -149,6 +149,7 @@ int experiment_write_svg(const struct experiment *e, const char *path)
 					    .title = title,
 					    .subtitle = subtitle,
 					    .baseline_jobs_per_s = e->baseline.jobs_per_s,
+					    .jobs = e->jobs,
 					    .rows = rows,
 					    .n_rows = e->n_modes,
 				    });

@@ -352,6 +352,9 @@ int cmd_experiment(int argc, char **argv)
 	r = parse_options(argc, argv, &e);
 	if (r)
 		return r < 0 ? 0 : r;
+	if ((e.json_path && cli_check_output_path("--json", e.json_path) < 0) ||
+	    (e.svg_path && cli_check_output_path("--svg", e.svg_path) < 0))
+		return EXIT_IO;
 	e.worker = spawn_worker_path();
 	if (access(e.worker, X_OK) < 0) {
 		log_error("cannot run the worker %s: %s (set BULKHEAD_WORKER?)", e.worker,

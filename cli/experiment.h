@@ -39,6 +39,7 @@ struct experiment_chart {
 	const char *title; /* first line: the workload */
 	const char *subtitle; /* second line: the machine, what the ratio means */
 	double baseline_jobs_per_s;
+	uint64_t jobs; /* of the workload: a mode that died shows how many of them it completed */
 	const struct experiment_row *rows;
 	unsigned n_rows;
 };

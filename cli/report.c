@@ -5,9 +5,11 @@
  * computed (total minus every final state), never assumed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -292,6 +294,28 @@ static json_object *jobs_array(struct master *m, bool (*match)(const struct mast
 		json_object_array_add(a, o);
 	}
 	return a;
+}
+
+int cli_check_output_path(const char *option, const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0666), r = 0;
+
+	if (fd >= 0) {
+		close(fd);
+		unlink(path); /* made for the check only */
+		return 0;
+	}
+	if (errno == EEXIST) {
+		fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+	}
+	r = -errno;
+	fprintf(stderr, "bulkhead: %s %s: cannot write it: %s (nothing was run)\n", option, path,
+		strerror(-r));
+	return r;
 }
 
 /* Writes text and a newline to path (created 0666 & ~umask, or truncated); 0 or -errno. */

@@ -142,6 +142,8 @@ int cmd_run(int argc, char **argv)
 		run_usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (report && cli_check_output_path("--report-json", report) < 0)
+		return EXIT_IO;
 	/* Plugins are loaded by a throwaway worker first: a bad one is a config error. */
 	r = config_load_checked(argv[optind], NULL, spawn_worker_path(), 0, &c);
 	if (r != 0)

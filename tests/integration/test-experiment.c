@@ -200,7 +200,44 @@ START_TEST(test_crashes_every_mode)
 	ck_assert(ends_with(svg, "</svg>"));
 	for (size_t i = 0; i < N_MODES; i++)
 		ck_assert_msg(strstr(svg, all_modes[i]), "chart lacks %s", all_modes[i]);
+	/*
+	 * threads died: no throughput bar that makes it look fast, but the death and what it
+	 * completed of the workload; the baseline's label sits on the panel's title row, above
+	 * every bar (y 96, the plot starts at 110).
+	 */
+	for (const char *t = svg; (t = strstr(t, "<title>threads: ")); t++) {
+		const char *end = strstr(t, "</title>");
+
+		ck_assert_ptr_nonnull(end);
+		ck_assert_msg(strncmp(end - 7, " jobs/s", 7) != 0,
+			      "threads has a throughput bar: %.80s", t);
+	}
+	ck_assert_msg(strstr(svg, ">died (SIGSEGV)</text>"), "no death mark");
+	{
+		char done[64];
+
+		snprintf(done, sizeof(done), " of 3,000 jobs</text>");
+		ck_assert_msg(strstr(svg, done), "the dead mode's completed jobs are missing");
+	}
+	ck_assert_msg(strstr(svg, "y=\"96.0\" font-size=\"12\" text-anchor=\"end\" "
+				  "fill=\"#333333\">crash-free threads: "),
+		      "the baseline's label is not in the legend row");
 	free(svg);
+	exp_free(&x);
+}
+END_TEST
+
+/* An output that cannot be written is said before anything runs (exit 74), not after. */
+START_TEST(test_unwritable_output_refused_before_the_run)
+{
+	const char *args[] = { "--jobs", "10000000", "--svg", "/nonexistent-dir/e.svg", NULL };
+	struct exp x;
+
+	run_experiment(&x, args, false);
+	ck_assert_msg(x.status == 74, "exit %d; stderr:\n%s", x.status, x.err);
+	ck_assert_msg(strstr(x.err, "--svg /nonexistent-dir/e.svg: cannot write it"),
+		      "stderr does not name the option and path:\n%s", x.err);
+	ck_assert_msg(!strstr(x.err, "running "), "a mode ran:\n%s", x.err);
 	exp_free(&x);
 }
 END_TEST
@@ -309,6 +346,7 @@ static Suite *experiment_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("usage");
+	tcase_add_test(tc, test_unwritable_output_refused_before_the_run);
 	tcase_add_loop_test(tc, test_usage_errors_exit_2, 0,
 			    sizeof(usage_errors) / sizeof(usage_errors[0]));
 	suite_add_tcase(s, tc);
