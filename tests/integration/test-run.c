@@ -475,7 +475,7 @@ static size_t column_end(const char *header, const char *name)
  */
 START_TEST(test_summary_table_aligned_and_interrupted)
 {
-	static const char long_name[] = "a-group-name-much-longer-than-sixteen";
+	static const char long_name[] = "group-name-longer-than-sixteen";
 	char conf[512], path[512], *out, *err, *line, *save = NULL;
 	const char *header = NULL;
 	struct run r = { 0 };
