@@ -16,6 +16,7 @@
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -25,6 +26,10 @@
 #define TOP_INTERVAL_MIN 0.1 /* seconds */
 #define TOP_INTERVAL_MAX 3600.0
 #define TOP_DONE (-1) /* top_on_socket: --count reached */
+#define TOP_GROUPS_MAX 64 /* groups whose rate top follows (the status reply lists more) */
+#define TOP_EVENTS 8 /* lines of the recent events pane */
+#define TOP_BAR 20 /* characters of a group's progress bar */
+#define TOP_SMOOTH 0.3 /* weight of the newest interval in a group's rate (EWMA) */
 
 /* Jobs that ended by running (done, failed, crashed, timed_out): the rate of `top`. */
 static int64_t jobs_finished(json_object *reply)
@@ -51,6 +56,13 @@ static int64_t deaths_total(json_object *reply)
 }
 /* ---- top ---- */
 
+/* A group's rate of ended jobs, smoothed over the refreshes, for its ETA. */
+struct top_rate {
+	char name[64];
+	int64_t ended; /* at the last reply */
+	double rate; /* jobs/s; < 0 until two replies */
+};
+
 struct top {
 	const char *socket_opt;
 	int interval_ms;
@@ -68,6 +80,8 @@ struct top {
 	int64_t prev_at, last_at; /* when they came (control_client_now_ms) */
 	double rate; /* jobs/s; < 0 until two replies came */
 	long shown;
+	struct top_rate groups[TOP_GROUPS_MAX];
+	size_t n_groups;
 };
 
 static struct top *top_active; /* for the atexit hook */
@@ -136,6 +150,131 @@ static void top_print_line(struct top *t, FILE *f)
 		(long long)jint0(jget(r, "workers"), "restarts"), (long long)deaths_total(r));
 }
 
+/* Jobs of a group (from the status reply's "groups") that have ended, cancelled ones too. */
+static int64_t group_ended(json_object *g)
+{
+	return jint0(g, "done") + jint0(g, "failed") + jint0(g, "crashed") +
+	       jint0(g, "timed_out") + jint0(g, "cancelled");
+}
+
+static struct top_rate *top_group_rate(struct top *t, const char *name)
+{
+	for (size_t i = 0; i < t->n_groups; i++)
+		if (strcmp(t->groups[i].name, name) == 0)
+			return &t->groups[i];
+	if (t->n_groups == TOP_GROUPS_MAX || strlen(name) >= sizeof(t->groups[0].name))
+		return NULL;
+	t->groups[t->n_groups] = (struct top_rate){ .ended = -1, .rate = -1 };
+	strcpy(t->groups[t->n_groups].name, name);
+	return &t->groups[t->n_groups++];
+}
+
+/* A new reply came dt seconds after the last: each group's rate, smoothed. */
+static void top_update_rates(struct top *t, json_object *reply, double dt)
+{
+	json_object *groups = jget(reply, "groups");
+
+	for (size_t i = 0; i < jlen(groups); i++) {
+		json_object *g = json_object_array_get_idx(groups, i);
+		struct top_rate *r = top_group_rate(t, jstr(g, "name") ? jstr(g, "name") : "");
+		int64_t ended = group_ended(g);
+		double now;
+
+		if (!r)
+			continue;
+		if (r->ended >= 0 && dt > 0 && ended >= r->ended) {
+			now = (double)(ended - r->ended) / dt;
+			r->rate = r->rate < 0 ? now : TOP_SMOOTH * now + (1 - TOP_SMOOTH) * r->rate;
+		}
+		r->ended = ended;
+	}
+}
+
+/* "1h02m", "3m20s", "45s", or "-" when it cannot be told. */
+static void format_eta(char *buf, size_t size, int64_t left, double rate)
+{
+	double s;
+
+	if (left == 0) {
+		str_printf(buf, size, "done");
+		return;
+	}
+	if (!(rate > 0)) {
+		str_printf(buf, size, "-");
+		return;
+	}
+	s = (double)left / rate;
+	if (s >= 359999)
+		str_printf(buf, size, ">99h");
+	else if (s >= 3600)
+		str_printf(buf, size, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+	else if (s >= 60)
+		str_printf(buf, size, "%dm%02ds", (int)(s / 60), (int)s % 60);
+	else
+		str_printf(buf, size, "%ds", (int)s + (s > (int)s));
+}
+
+/* Per-group progress: a bar, ended/total, failed, crashed (timed out too), ETA. */
+static void top_groups(struct top *t, FILE *f)
+{
+	static const char *const heads[] = { "GROUP",  "POOL",	  "PROGRESS", "ENDED",
+					     "FAILED", "CRASHED", "ETA",      NULL };
+	json_object *groups = jget(t->last, "groups");
+	struct table tb;
+
+	if (jlen(groups) == 0)
+		return;
+	table_init(&tb, heads, "lllrrrr");
+	for (size_t i = 0; i < jlen(groups); i++) {
+		json_object *g = json_object_array_get_idx(groups, i);
+		const char *name = jstr(g, "name") ? jstr(g, "name") : "";
+		struct top_rate *r = top_group_rate(t, name);
+		int64_t total = jint0(g, "total"), ended = group_ended(g);
+		char bar[TOP_BAR + 8], n[3][32], eta[16];
+		int filled = total > 0 ? (int)(ended * TOP_BAR / total) : TOP_BAR;
+
+		for (int k = 0; k < TOP_BAR; k++)
+			bar[k] = k < filled ? '#' : '.';
+		str_printf(bar + TOP_BAR, sizeof(bar) - TOP_BAR, " %3d%%",
+			   total > 0 ? (int)(ended * 100 / total) : 100);
+		str_printf(n[0], sizeof(n[0]), "%lld/%lld", (long long)ended, (long long)total);
+		str_printf(n[1], sizeof(n[1]), "%lld", (long long)jint0(g, "failed"));
+		str_printf(n[2], sizeof(n[2]), "%lld",
+			   (long long)(jint0(g, "crashed") + jint0(g, "timed_out")));
+		format_eta(eta, sizeof(eta), total - ended, r ? r->rate : -1);
+		table_add(&tb, (const char *const[]){ name, jstr(g, "pool"), bar, n[0], n[1], n[2],
+						      eta });
+	}
+	fputc('\n', f);
+	table_print(&tb, f, "", 0, tb.n_rows);
+	table_free(&tb);
+}
+
+/* The newest events, newest first, with their local time. */
+static void top_events(struct top *t, FILE *f)
+{
+	json_object *events = jget(t->last, "events");
+
+	if (jlen(events) == 0)
+		return;
+	fputs("\nrecent events:\n", f);
+	for (size_t i = 0; i < jlen(events) && i < TOP_EVENTS; i++) {
+		json_object *e = json_object_array_get_idx(events, i);
+		double at = 0;
+		time_t secs;
+		struct tm tm;
+		char when[16] = "--:--:--";
+
+		if (jnum(e, "at", &at)) {
+			secs = (time_t)at;
+			if (localtime_r(&secs, &tm))
+				strftime(when, sizeof(when), "%H:%M:%S", &tm);
+		}
+		fprintf(f, "  %s  %-7s  %s\n", when, jstr(e, "level") ? jstr(e, "level") : "",
+			jstr(e, "text") ? jstr(e, "text") : "");
+	}
+}
+
 static void top_frame(struct top *t, FILE *f)
 {
 	char rate[32] = "-";
@@ -151,6 +290,8 @@ static void top_frame(struct top *t, FILE *f)
 	cli_print_workers(f, t->last);
 	fputc('\n', f);
 	cli_print_pools(f, t->last, true);
+	top_groups(t, f);
+	top_events(t, f);
 }
 
 /* Renders `text` on the screen, cropped to the terminal. */
@@ -230,6 +371,9 @@ static int top_take(struct top *t, char *line)
 			t->rate = (double)(jobs_finished(reply) - jobs_finished(t->prev)) / dt;
 		if (t->rate < 0 && dt > 0)
 			t->rate = 0; /* counts went down: a reload removed jobs */
+		top_update_rates(t, reply, dt);
+	} else {
+		top_update_rates(t, reply, 0);
 	}
 	t->shown++;
 	top_show(t);

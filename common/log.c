@@ -31,6 +31,8 @@ static int max_level = LOG_INFO;
 static const char *program = "bulkhead";
 static void (*before_write)(void);
 static log_sink_fn sink;
+static log_tap_fn tap;
+static int tap_level = -1;
 static int journal_stream = -1; /* -1 unknown, 0 no, 1 yes */
 
 void log_set_max_level(int level)
@@ -51,6 +53,18 @@ void log_set_program(const char *name)
 void log_set_sink(log_sink_fn fn)
 {
 	sink = fn;
+}
+
+void log_set_tap(int level, log_tap_fn fn)
+{
+	tap = fn;
+	tap_level = fn ? level : -1;
+}
+
+/* Whether a line of this level is formatted at all: written, or seen by the tap. */
+static bool log_wanted(int level)
+{
+	return level <= max_level || level <= tap_level;
 }
 
 void log_set_before_write(void (*hook)(void))
@@ -85,6 +99,10 @@ static void log_write(int level, const char *const *fields, const char *suffix,
 		return;
 	if (suffix && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", suffix);
+	if (tap && level <= tap_level)
+		tap(level, msg);
+	if (level > max_level)
+		return;
 	if (sink) {
 		sink(level, fields, msg);
 		return;
@@ -108,7 +126,7 @@ void log_msg(int level, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (level > max_level)
+	if (!log_wanted(level))
 		return;
 	va_start(ap, fmt);
 	log_write(level, NULL, NULL, fmt, ap);
@@ -119,7 +137,7 @@ void log_fields(int level, const char *const *fields, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (level > max_level)
+	if (!log_wanted(level))
 		return;
 	va_start(ap, fmt);
 	log_write(level, fields, NULL, fmt, ap);
@@ -132,7 +150,7 @@ int log_errno(int level, int err, const char *fmt, ...)
 
 	if (err > 0)
 		err = -err;
-	if (level <= max_level) {
+	if (log_wanted(level)) {
 		va_start(ap, fmt);
 		log_write(level, NULL, strerror(-err), fmt, ap);
 		va_end(ap);

@@ -49,6 +49,13 @@ void log_fields(int level, const char *const *fields, const char *fmt, ...)
 typedef void (*log_sink_fn)(int level, const char *const *fields, const char *message);
 void log_set_sink(log_sink_fn sink);
 
+/*
+ * A tap sees every line at `level` or more severe, whatever the max level (the daemon's
+ * recent events for `top`); it runs before the line is written. NULL: none.
+ */
+typedef void (*log_tap_fn)(int level, const char *message);
+void log_set_tap(int level, log_tap_fn tap);
+
 /* Logs with ": strerror(-err)" appended and returns err (negative), systemd style. */
 int log_errno(int level, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

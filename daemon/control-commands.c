@@ -21,6 +21,7 @@
 #include "common/protocol.h"
 #include "common/units.h"
 #include "daemon/control-internal.h"
+#include "daemon/events.h"
 #include "daemon/metrics.h"
 
 json_object *control_error_reply(const char *fmt, ...)
@@ -99,6 +100,67 @@ static json_object *jobs_counts(struct master *m)
 		o, "lost",
 		(int64_t)(total - ended - s->by_state[JOB_QUEUED] - s->by_state[JOB_RUNNING]));
 	return o;
+}
+
+/*
+ * The job groups, those with unfinished jobs first, at most STATUS_GROUPS_MAX: per-group
+ * progress for `top`. Their `running` counts jobs assigned to a worker (on a thread or
+ * waiting for one).
+ */
+#define STATUS_GROUPS_MAX 256
+static json_object *groups_array(struct master *m)
+{
+	static const enum job_state states[] = { JOB_QUEUED,	 JOB_RUNNING, JOB_DONE,
+						 JOB_FAILED,	 JOB_CRASHED, JOB_TIMED_OUT,
+						 JOB_CANCELLED };
+	json_object *a = json_object_new_array();
+	struct master_group g;
+
+	for (int pass = 0; pass < 2; pass++)
+		for (unsigned i = 0; i < master_n_groups(m); i++) {
+			const struct group_counts *gc;
+			json_object *o;
+			bool open;
+
+			if (json_object_array_length(a) >= STATUS_GROUPS_MAX)
+				return a;
+			if (!master_group(m, i, &g))
+				continue;
+			gc = g.counts;
+			open = gc->by_state[JOB_QUEUED] + gc->by_state[JOB_RUNNING] > 0;
+			if (open != (pass == 0))
+				continue;
+			o = json_object_new_object();
+			json_object_object_add(o, "name", json_object_new_string(g.cfg->name));
+			json_object_object_add(o, "pool", json_object_new_string(master_pool_name(
+								  m, g.cfg->pool)));
+			control_add_int(o, "total", (int64_t)gc->total);
+			for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++)
+				control_add_int(o, job_state_to_string(states[k]),
+						(int64_t)gc->by_state[states[k]]);
+			json_object_array_add(a, o);
+		}
+	return a;
+}
+
+/* The recent events (events.h), newest first: at (seconds since the epoch), level, text. */
+static json_object *events_array(void)
+{
+	json_object *a = json_object_new_array();
+	const struct event *e;
+
+	for (size_t i = 0; (e = events_newest(i)); i++) {
+		json_object *o = json_object_new_object();
+		const char *level = e->level <= LOG_ERR	      ? "err" :
+				    e->level == LOG_WARNING ? "warning" :
+							      "notice";
+
+		json_object_object_add(o, "at", json_object_new_double((double)e->at / 1e6));
+		json_object_object_add(o, "level", json_object_new_string(level));
+		json_object_object_add(o, "text", json_object_new_string(e->text));
+		json_object_array_add(a, o);
+	}
+	return a;
 }
 
 static json_object *workers_totals(const struct master_stats *ms)
@@ -210,6 +272,8 @@ static json_object *control_cmd_status(struct control *c, json_object *req)
 	json_object_object_add(o, "jobs", jobs_counts(m));
 	json_object_object_add(o, "workers", workers_totals(ms));
 	json_object_object_add(o, "pools", pools_array(m));
+	json_object_object_add(o, "groups", groups_array(m));
+	json_object_object_add(o, "events", events_array());
 	json_object_object_add(o, "store", store_object(m));
 	if (master_shared_store(m))
 		return control_shared_status(c, o); /* the counts and nodes from the table */

@@ -39,6 +39,7 @@
 #include "common/log.h"
 #include "common/units.h"
 #include "daemon/control-internal.h"
+#include "daemon/events.h"
 
 #define CONTROL_CLIENTS_MAX 256 /* connections at once */
 #define CONTROL_ROOT_RESERVED 8 /* of those, the last ones: root and our own uid only */
@@ -310,6 +311,7 @@ int control_new(struct master *m, const char *path, const char *group, struct co
 	c->m = m;
 	c->fd = -1;
 	c->euid = geteuid();
+	events_start(); /* the recent events of the status reply */
 	read_deadlines(c);
 	c->path = strdup(path);
 	if (!c->path) {
@@ -385,6 +387,7 @@ void control_free(struct control *c)
 {
 	if (!c)
 		return;
+	events_stop();
 	while (c->clients)
 		control_conn_free(c->clients);
 	control_shared_waits_free(c);

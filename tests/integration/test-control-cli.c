@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -874,6 +875,102 @@ START_TEST(test_top_plain)
 	ck_assert_msg(strstr(second, "workers 2/2 up"), "%s", r.out);
 	ck_assert_ptr_null(strchr(r.out, '\033')); /* no terminal codes off a terminal */
 	result_free(&r);
+	dmn_stop(&d);
+	dmn_free(&d);
+}
+END_TEST
+
+/* Everything a program run on a pseudo-terminal writes, until it exits; its exit code. */
+static char *run_on_pty(const char *const *argv, int *ret_rc)
+{
+	struct winsize ws = { .ws_row = 60, .ws_col = 160 };
+	size_t len = 0, size = 1 << 16;
+	char *out = malloc(size);
+	int fd, st;
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(out);
+	pid = forkpty(&fd, NULL, NULL, &ws);
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		ck_assert_msg(poll(&p, 1, 30000) > 0, "no output from the pty for 30 s");
+		if (len + 4096 > size) {
+			size *= 2;
+			out = realloc(out, size);
+			ck_assert_ptr_nonnull(out);
+		}
+		n = read(fd, out + len, size - len - 1);
+		if (n <= 0)
+			break; /* EIO: the child closed its side */
+		len += (size_t)n;
+	}
+	out[len] = '\0';
+	close(fd);
+	ck_assert_int_eq(tu_wait_exit(pid, 30000, &st), 0);
+	*ret_rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return out;
+}
+
+/*
+ * top on a terminal: per-group progress (bar, ended/total, ETA) and the recent events pane,
+ * here with the real death of an injected worker; the status reply carries both.
+ */
+START_TEST(test_top_screen_groups_and_events)
+{
+	const char *inject[] = { "inject", "main/0", "segv", NULL };
+	const char *argv[] = { env_path("BULKHEAD_BIN"), "top", "--count", "3", "--interval",
+			       "0.2", "--socket", NULL, NULL };
+	json_object *st, *groups, *events, *g = NULL;
+	bool seen = false;
+	struct daemon d;
+	struct result r;
+	char *screen;
+	int rc;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 2\n"
+			     "[job slow]\npool = main\nrun = builtin:sleep\nargs = ms=100\n"
+			     "count = 2000\n");
+	start(&d);
+	r = cli_at(&d, inject);
+	expect_rc(r, 0, "inject");
+	result_free(&r);
+
+	st = status_json(&d);
+	groups = json_object_object_get(st, "groups");
+	events = json_object_object_get(st, "events");
+	for (size_t i = 0; i < json_object_array_length(groups); i++)
+		if (strcmp(json_object_get_string(json_object_object_get(
+				   json_object_array_get_idx(groups, i), "name")),
+			   "slow") == 0)
+			g = json_object_array_get_idx(groups, i);
+	ck_assert_msg(g, "no group slow in %s", json_object_to_json_string(groups));
+	ck_assert_int_eq(json_object_get_int64(json_object_object_get(g, "total")), 2000);
+	for (size_t i = 0; i < json_object_array_length(events); i++)
+		seen |= strstr(json_object_get_string(json_object_object_get(
+				       json_object_array_get_idx(events, i), "text")),
+			       "injecting segv") != NULL;
+	ck_assert_msg(seen, "no injection among the events: %s",
+		      json_object_to_json_string(events));
+	json_object_put(st);
+
+	argv[7] = d.sock_path;
+	screen = run_on_pty(argv, &rc);
+	ck_assert_msg(rc == 0, "top exit %d:\n%s", rc, screen);
+	ck_assert_msg(strstr(screen, "\033[?1049h"), "not the full screen:\n%s", screen);
+	ck_assert_msg(strstr(screen, "PROGRESS") && strstr(screen, "ETA"), "no group table:\n%s",
+		      screen);
+	ck_assert_msg(strstr(screen, "/2000"), "no ended/total of group slow:\n%s", screen);
+	ck_assert_msg(strstr(screen, "recent events:") && strstr(screen, "injecting segv"),
+		      "no recent events pane with the injection:\n%s", screen);
+	free(screen);
 	dmn_stop(&d);
 	dmn_free(&d);
 }
@@ -1872,6 +1969,7 @@ static Suite *control_cli_suite(void)
 	tcase_add_test(tc, test_reload);
 	tcase_add_test(tc, test_log_level);
 	tcase_add_test(tc, test_top_plain);
+	tcase_add_test(tc, test_top_screen_groups_and_events);
 	tcase_add_test(tc, test_submit_wait_cancel_restart);
 	tcase_add_test(tc, test_submit_inputs);
 	tcase_add_test(tc, test_cancel_at_worker);

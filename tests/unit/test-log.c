@@ -80,6 +80,38 @@ START_TEST(test_sink_gets_fields)
 }
 END_TEST
 
+static char tapped[1024];
+
+static void test_tap(int level, const char *message)
+{
+	size_t n = strlen(tapped);
+
+	snprintf(tapped + n, sizeof(tapped) - n, "%d|%s\n", level, message);
+}
+
+/* The tap sees lines at its level or above whatever the max level says; stderr does not. */
+START_TEST(test_tap_sees_events_below_max_level)
+{
+	int fd = capture_stderr();
+
+	unsetenv("JOURNAL_STREAM");
+	log_set_program("bulkheadd");
+	log_set_max_level(LOG_WARNING);
+	log_set_tap(LOG_NOTICE, test_tap);
+	log_notice("worker %s restarted", "main/0");
+	log_warning("worker %s killed", "main/1");
+	log_info("not an event");
+	log_errno(LOG_ERR, -ENOENT, "cannot open %s", "x");
+	log_set_tap(LOG_NOTICE, NULL);
+	log_notice("after the tap");
+	log_set_max_level(LOG_INFO);
+	ck_assert_str_eq(tapped, "5|worker main/0 restarted\n4|worker main/1 killed\n"
+				 "3|cannot open x: No such file or directory\n");
+	ck_assert_str_eq(captured(fd), "bulkheadd: worker main/1 killed\n"
+				       "bulkheadd: cannot open x: No such file or directory\n");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("log");
@@ -91,6 +123,7 @@ int main(void)
 	tcase_add_test(tc, test_journal_stream_prefixes);
 	tcase_add_test(tc, test_journal_stream_of_another_file_is_ignored);
 	tcase_add_test(tc, test_sink_gets_fields);
+	tcase_add_test(tc, test_tap_sees_events_below_max_level);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
