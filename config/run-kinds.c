@@ -218,6 +218,12 @@ static void check_exec(struct parser *p, const struct raw_section *s, const stru
 	size_t argc;
 	int r;
 
+	if (s->values[CONFIG_KEY_JOB_run].semicolon_line) {
+		/* Even when what is left is a valid command, it is not the one that was written. */
+		config_value_error(p, s, CONFIG_KEY_JOB_run, g->run,
+				   "the command line was cut short by a comment");
+		return;
+	}
 	r = cmdline_split(g->run + 5, &argv, &argc, err, sizeof(err));
 	if (r == -ENOMEM) {
 		p->oom = true;
