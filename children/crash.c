@@ -18,6 +18,10 @@
  * (si_code <= 0 and si_pid not ours) is not blamed on the job that happened to be running:
  * it is reported with job id 0.
  *
+ * After the CRASH frame, a second one, CRASH_INFO (crash-trace.c): the faulting instruction's
+ * object and symbol and a bounded backtrace, for the logs and reports. It comes second so that
+ * nothing it does can keep the blame from the master.
+ *
  * exit(): an on_exit() hook. If the exiting thread is in a job, it sends CRASH kind EXIT
  * (signo 0, code = the exit status) and _exit()s with the same status at once, so no other
  * exit handler (or sanitizer leak check) runs while other job threads are still going.
@@ -37,6 +41,7 @@
 #include <unistd.h>
 
 #include "common/protocol.h"
+#include "crash-trace.h"
 #include "crash.h"
 #include "job-context.h"
 
@@ -102,8 +107,12 @@ static void crash_signal(int sig, siginfo_t *si, void *ucontext)
 		enum bh_crash_kind kind =
 			sig == SIGABRT && thread_oom ? BH_CRASH_OOM : BH_CRASH_SIGNAL;
 
-		crash_send(job_id, kind, sig, si->si_code,
-			   signal_has_addr(sig, si) ? (uint64_t)(uintptr_t)si->si_addr : 0);
+		uint64_t addr = signal_has_addr(sig, si) ? (uint64_t)(uintptr_t)si->si_addr : 0;
+
+		crash_send(job_id, kind, sig, si->si_code, addr);
+		/* Attribution is out; now, at best effort, where it happened (crash-trace.c). */
+		if (!signal_from_outside(si))
+			crash_trace_send(job_id, addr, ucontext);
 	}
 
 	/* Pending until we return (sig is blocked in here), then fatal. */
@@ -137,6 +146,7 @@ int crash_thread_init(void)
 	void *p;
 	int r;
 
+	crash_trace_prepare(); /* backtrace()'s first call allocates: not in the handler */
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;

@@ -35,6 +35,7 @@
 
 #include "common/idmap.h"
 #include "common/protocol.h"
+#include "daemon/crash-notes.h"
 #include "daemon/flights.h"
 #include "daemon/ledger.h"
 #include "daemon/master.h"
@@ -165,6 +166,7 @@ struct worker {
 	bool forgets_pending;  /* a FORGET found the socket full */
 	unsigned idle_specs;   /* specs of submitted groups it knows, with no job of them */
 	bool crash_frame;
+	bool crash_info; /* a CRASH_INFO came after it (only the first one counts) */
 	struct bh_crash crash;
 	const char *kill_reason; /* END_BROKEN: what it did (its frames are not read any more) */
 
@@ -250,6 +252,7 @@ struct master {
 	usec_t last_reload;
 	unsigned interrupts;
 	struct master_stats stats;
+	struct crash_notes crash_notes; /* the last crashes' frames, for the views */
 	uint8_t buf[BH_FRAME_MAX];
 	uint8_t ibuf[BH_INPUT_MAX + 64]; /* one INPUT frame */
 };

@@ -370,7 +370,7 @@ static void slot_spawn(struct worker *w)
 	w->ready_at = 0;
 	w->mode = MODE_SHARED;
 	w->end = END_NONE;
-	w->blocked = w->crash_frame = false;
+	w->blocked = w->crash_frame = w->crash_info = false;
 	w->injected = NULL;
 	w->fenced = false;
 	w->kill_reason = NULL;

@@ -1092,6 +1092,53 @@ START_TEST(test_plugin_outcomes)
 }
 END_TEST
 
+/*
+ * Crash diagnostics: a real NULL dereference in an exported function of a real plugin. The
+ * quarantined entry keeps its cause "SIGSEGV" and gains where it happened: "crash" names the
+ * fault address and crashy.so:parse_record, "frames" the stack from there (its caller
+ * crash_job next).
+ */
+START_TEST(test_plugin_crash_diagnostics)
+{
+	char run[1024], conf[2048];
+	struct run r = { 0 };
+	json_object *e, *frames;
+	const char *crash;
+	bool caller = false;
+
+	plugin_run(run, sizeof(run), "crashy", "crash_job");
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\nbackoff = 10ms..100ms\n"
+		 "[job parse]\nrun = %s\nmax_attempts = 2\nexpect = crashed\n"
+		 "[job fine]\nrun = builtin:noop\ncount = 20\n",
+		 run);
+	run_config(&r, conf, NULL);
+	ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	assert_accounted(&r);
+	e = quarantined(&r, "parse#1");
+	ck_assert_str_eq(cause_of(e, "parse#1"), "SIGSEGV");
+	ck_assert_int_eq(geti(e, "attempts"), 2);
+	crash = json_object_get_string(get(e, "crash"));
+	ck_assert_msg(crash && strncmp(crash, "SIGSEGV at 0x0 in crashy.so:parse_record+0x",
+				       strlen("SIGSEGV at 0x0 in crashy.so:parse_record+0x")) == 0,
+		      "crash: %s", crash ? crash : "(none)");
+	frames = get(e, "frames");
+	ck_assert(json_object_is_type(frames, json_type_array));
+	ck_assert_uint_ge(json_object_array_length(frames), 2);
+	ck_assert_uint_le(json_object_array_length(frames), 16);
+	ck_assert_msg(strncmp(json_object_get_string(json_object_array_get_idx(frames, 0)),
+			      "crashy.so:parse_record+0x", 25) == 0,
+		      "frame 0: %s", json_object_get_string(json_object_array_get_idx(frames, 0)));
+	for (size_t i = 1; i < json_object_array_length(frames); i++)
+		caller |= strncmp(json_object_get_string(json_object_array_get_idx(frames, i)),
+				  "crashy.so:crash_job+0x", 22) == 0;
+	ck_assert_msg(caller, "no crashy.so:crash_job in %s", json_object_get_string(frames));
+	/* Jobs that did not crash have no crash. */
+	ck_assert_int_eq(geti(group(&r, "fine"), "done"), 20);
+	run_free(&r);
+}
+END_TEST
+
 /* `bulkhead run` on a config with one bad plugin: exit 78, the place and the reason. */
 static void expect_plugin_error(const char *run, const char *const *wants)
 {
@@ -1926,6 +1973,7 @@ static Suite *run_suite(void)
 	tc = tcase_create("plugin");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_plugin_outcomes);
+	tcase_add_test(tc, test_plugin_crash_diagnostics);
 	tcase_add_test(tc, test_plugin_config_errors);
 	tcase_add_test(tc, test_inputs_with_poison_plugin);
 	tcase_add_test(tc, test_interrupted_run_stops_commands_and_plugins);
