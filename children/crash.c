@@ -27,6 +27,11 @@
  * exit handler (or sanitizer leak check) runs while other job threads are still going.
  * exit() from the main thread, outside any job, is a normal exit and is not reported.
  *
+ * Core dumps (crash_core_dumps(), the pool's core_dumps): RLIMIT_CORE is 0 unless the pool
+ * asks for them; then it is unlimited (or the hard limit) and the process dumpable. The
+ * handler's re-raise with SIG_DFL is what writes the core, where core_pattern says
+ * (systemd-coredump honours the soft limit too).
+ *
  * Out of memory: the `leak` builtin (and the main thread, when it cannot allocate) call
  * crash_set_oom() before abort(); the SIGABRT is then reported as kind OOM.
  */
@@ -37,6 +42,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -131,6 +138,28 @@ static void crash_on_exit(int status, void *arg)
 	if (crash_claim())
 		crash_send(job->id, BH_CRASH_EXIT, 0, status, 0);
 	_exit(status);
+}
+
+int crash_core_dumps(bool on)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_CORE, &rl) < 0)
+		return -errno;
+	if (!on) {
+		rl = (struct rlimit){ 0, 0 };
+		return setrlimit(RLIMIT_CORE, &rl) < 0 ? -errno : 0;
+	}
+	/* Unlimited if we may, else up to the hard limit we were given. */
+	if (setrlimit(RLIMIT_CORE, &(struct rlimit){ RLIM_INFINITY, RLIM_INFINITY }) < 0) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_CORE, &rl) < 0)
+			return -errno;
+		if (rl.rlim_max == 0)
+			return -EPERM;
+	}
+	/* A change of ids cleared it (privileges.c sets it again; say so here too). */
+	return prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 ? -errno : 0;
 }
 
 void crash_set_oom(void)

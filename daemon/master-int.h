@@ -144,6 +144,7 @@ struct worker {
 	uid_t uid; /* ids the running process dropped to (-1: the master's) */
 	gid_t gid;
 	unsigned tasks_max; /* of the running process's cgroup */
+	bool core_dumps;    /* the running process leaves a core when it crashes */
 	int cg_fd;          /* the slot's cgroup (cgroup.h), or -1 */
 	uint64_t oom_base;  /* its memory.events oom_kill when the process started */
 	bool died_oom;      /* the OOM killer ended it (read at its death) */
@@ -296,8 +297,8 @@ void slot_kill(struct worker *w, enum slot_end why, const char *reason);
 void slot_set_state(struct worker *w, enum worker_state s);
 /* True if the table above has the transition from -> to. */
 bool slot_transition_allowed(enum worker_state from, enum worker_state to);
-/* Its process was started with other threads, memory_max, tasks_max, user or group than the
- * pool has now. */
+/* Its process was started with other threads, memory_max, tasks_max, user, group or core_dumps
+ * than the pool has now. */
 bool slot_outdated(const struct worker *w);
 /* Records why it is ending, unless it has a weightier reason already (enum slot_end). */
 void slot_set_end(struct worker *w, enum slot_end why);

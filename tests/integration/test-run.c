@@ -18,6 +18,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -1139,6 +1140,104 @@ START_TEST(test_plugin_crash_diagnostics)
 }
 END_TEST
 
+/*
+ * core_dumps: the workers' RLIMIT_CORE, as the commands of exec: jobs inherit it from them.
+ * The run starts with the largest soft limit this test may set, so that `no` must bring it
+ * down to 0 and `yes` up (to unlimited where the hard limit allows).
+ */
+START_TEST(test_core_dumps_limit)
+{
+	struct rlimit rl;
+	char conf[1024], want[32];
+	struct run r = { 0 };
+
+	ck_assert_int_eq(getrlimit(RLIMIT_CORE, &rl), 0);
+	if (rl.rlim_max == 0) {
+		printf("core_dumps: skipped, the hard RLIMIT_CORE is 0 here\n");
+		return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	ck_assert_int_eq(setrlimit(RLIMIT_CORE, &rl), 0);
+	if (rl.rlim_max == RLIM_INFINITY)
+		snprintf(want, sizeof(want), "unlimited");
+	else /* ulimit -c counts 1024-byte blocks */
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)rl.rlim_max / 1024);
+	snprintf(conf, sizeof(conf),
+		 "[pool off]\nworkers = 1\nthreads = 1\n"
+		 "[pool on]\nworkers = 1\nthreads = 1\ncore_dumps = yes\n"
+		 "[job off]\npool = off\nrun = exec:/bin/sh -c 'test \"$(ulimit -c)\" = 0'\n"
+		 "max_attempts = 1\n"
+		 "[job on]\npool = on\nrun = exec:/bin/sh -c 'test \"$(ulimit -c)\" = %s'\n"
+		 "max_attempts = 1\n",
+		 want);
+	run_config(&r, conf, NULL);
+	ck_assert_msg(r.status == 0, "exit %d, report %s, stderr:\n%s", r.status,
+		      json_object_to_json_string(get(r.report, "failed")), tail(r.err));
+	ck_assert_int_eq(geti(group(&r, "off"), "done"), 1);
+	ck_assert_int_eq(geti(group(&r, "on"), "done"), 1);
+	run_free(&r);
+}
+END_TEST
+
+/* A name the kernel gives a core with core_pattern "core" (core_uses_pid: "core.PID"). */
+static bool has_core(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool found = false;
+
+	ck_assert_ptr_nonnull(d);
+	while (!found && (e = readdir(d)))
+		found = strcmp(e->d_name, "core") == 0 || strncmp(e->d_name, "core.", 5) == 0;
+	closedir(d);
+	return found;
+}
+
+/*
+ * core_dumps = yes: a plugin's real crash leaves a core where core_pattern says, here the
+ * worker's working directory (the run's); the crash is still blamed and reported as always.
+ * Only where core_pattern is a plain relative file name (not a pipe such as systemd-coredump,
+ * not a path elsewhere) and not under a sanitizer (its shadow memory).
+ */
+START_TEST(test_core_dumps_write_core)
+{
+	char pattern[256] = "", run[1024], conf[2048], cwd[4096];
+	struct rlimit rl;
+	struct run r = { 0 };
+	FILE *f = fopen("/proc/sys/kernel/core_pattern", "re");
+
+	if (f) {
+		if (!fgets(pattern, sizeof(pattern), f))
+			pattern[0] = 0;
+		fclose(f);
+	}
+	pattern[strcspn(pattern, "\n")] = 0;
+	if (strcmp(pattern, "core") != 0 && strcmp(pattern, "core.%p") != 0) {
+		printf("core_dumps: skipped, core_pattern is \"%s\" (not a plain \"core\")\n",
+		       pattern);
+		return;
+	}
+	if (BULKHEAD_SANITIZED || getrlimit(RLIMIT_CORE, &rl) < 0 || rl.rlim_max == 0) {
+		printf("core_dumps: skipped (a sanitizer build, or the hard RLIMIT_CORE is 0)\n");
+		return;
+	}
+	plugin_run(run, sizeof(run), "crashy", "crash_job");
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 1\ncore_dumps = yes\n"
+		 "[job parse]\nrun = %s\nmax_attempts = 1\nexpect = crashed\n",
+		 run);
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+	ck_assert_int_eq(chdir(r.dir), 0);
+	run_config(&r, conf, NULL);
+	ck_assert_int_eq(chdir(cwd), 0);
+	ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	ck_assert_str_eq(cause_of(quarantined(&r, "parse#1"), "parse#1"), "SIGSEGV");
+	ck_assert_msg(has_core(r.dir), "no core in %s (core_pattern \"%s\")", r.dir, pattern);
+	run_free(&r);
+}
+END_TEST
+
 /* `bulkhead run` on a config with one bad plugin: exit 78, the place and the reason. */
 static void expect_plugin_error(const char *run, const char *const *wants)
 {
@@ -1974,6 +2073,8 @@ static Suite *run_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_plugin_outcomes);
 	tcase_add_test(tc, test_plugin_crash_diagnostics);
+	tcase_add_test(tc, test_core_dumps_limit);
+	tcase_add_test(tc, test_core_dumps_write_core);
 	tcase_add_test(tc, test_plugin_config_errors);
 	tcase_add_test(tc, test_inputs_with_poison_plugin);
 	tcase_add_test(tc, test_interrupted_run_stops_commands_and_plugins);
