@@ -1140,16 +1140,62 @@ START_TEST(test_plugin_crash_diagnostics)
 }
 END_TEST
 
+/* The pool of a live worker, from its command line ("--pool NAME"), into buf; NULL if none. */
+static const char *worker_pool(pid_t pid, char *buf, size_t size)
+{
+	char path[64], cmd[1024];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	n = read(fd, cmd, sizeof(cmd) - 1);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	cmd[n] = 0;
+	for (char *p = cmd; p < cmd + n; p += strlen(p) + 1)
+		if (strcmp(p, "--pool") == 0 && p + strlen(p) + 1 < cmd + n) {
+			snprintf(buf, size, "%s", p + strlen(p) + 1);
+			return buf;
+		}
+	return NULL;
+}
+
+/* "Max core file size" of pid, soft and hard, as /proc/PID/limits writes them (< 32 bytes). */
+static bool core_limits(pid_t pid, char soft[32], char hard[32])
+{
+	char path[64], line[256];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		if (strncmp(line, "Max core file size", 18) == 0)
+			found = sscanf(line + 18, "%31s %31s", soft, hard) == 2;
+	fclose(f);
+	return found;
+}
+
 /*
- * core_dumps: the workers' RLIMIT_CORE, as the commands of exec: jobs inherit it from them.
- * The run starts with the largest soft limit this test may set, so that `no` must bring it
- * down to 0 and `yes` up (to unlimited where the hard limit allows).
+ * core_dumps: RLIMIT_CORE of live workers, read from /proc/PID/limits while each pool's job
+ * runs. The run starts with the largest soft limit this test may set, so that `no` must bring
+ * it down to 0 (soft and hard) and `yes` up to unlimited (or the hard limit).
  */
 START_TEST(test_core_dumps_limit)
 {
 	struct rlimit rl;
-	char conf[1024], want[32];
+	char conf[2048], want[32], pool[64], soft[32], hard[32];
 	struct run r = { 0 };
+	bool seen_on = false, seen_off = false;
+	int64_t deadline;
+	pid_t pid, workers[8];
+	int err_fd;
 
 	ck_assert_int_eq(getrlimit(RLIMIT_CORE, &rl), 0);
 	if (rl.rlim_max == 0) {
@@ -1160,21 +1206,44 @@ START_TEST(test_core_dumps_limit)
 	ck_assert_int_eq(setrlimit(RLIMIT_CORE, &rl), 0);
 	if (rl.rlim_max == RLIM_INFINITY)
 		snprintf(want, sizeof(want), "unlimited");
-	else /* ulimit -c counts 1024-byte blocks */
-		snprintf(want, sizeof(want), "%llu", (unsigned long long)rl.rlim_max / 1024);
+	else
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)rl.rlim_max);
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
 	snprintf(conf, sizeof(conf),
 		 "[pool off]\nworkers = 1\nthreads = 1\n"
 		 "[pool on]\nworkers = 1\nthreads = 1\ncore_dumps = yes\n"
-		 "[job off]\npool = off\nrun = exec:/bin/sh -c 'test \"$(ulimit -c)\" = 0'\n"
-		 "max_attempts = 1\n"
-		 "[job on]\npool = on\nrun = exec:/bin/sh -c 'test \"$(ulimit -c)\" = %s'\n"
-		 "max_attempts = 1\n",
-		 want);
-	run_config(&r, conf, NULL);
-	ck_assert_msg(r.status == 0, "exit %d, report %s, stderr:\n%s", r.status,
-		      json_object_to_json_string(get(r.report, "failed")), tail(r.err));
-	ck_assert_int_eq(geti(group(&r, "off"), "done"), 1);
-	ck_assert_int_eq(geti(group(&r, "on"), "done"), 1);
+		 "[job off]\npool = off\nrun = exec:/bin/sh -c 'echo $$ > %s/off; exec sleep 300'\n"
+		 "[job on]\npool = on\nrun = exec:/bin/sh -c 'echo $$ > %s/on; exec sleep 300'\n",
+		 r.dir, r.dir);
+	pid = start_run(&r, conf, NULL, &err_fd);
+	/* Both jobs run: their workers are up, their limits set long since (before HELLO). */
+	wait_pid_file(&r, "off");
+	wait_pid_file(&r, "on");
+	deadline = tu_now_ms() + 30000;
+	while (!seen_on || !seen_off) {
+		int n = tu_find_workers(pid, workers, 8);
+
+		for (int i = 0; i < n; i++) {
+			if (!worker_pool(workers[i], pool, sizeof(pool)) ||
+			    !core_limits(workers[i], soft, hard))
+				continue;
+			if (strcmp(pool, "off") == 0) {
+				ck_assert_msg(strcmp(soft, "0") == 0 && strcmp(hard, "0") == 0,
+					      "pool off: RLIMIT_CORE %s %s", soft, hard);
+				seen_off = true;
+			} else if (strcmp(pool, "on") == 0) {
+				ck_assert_msg(strcmp(soft, want) == 0,
+					      "pool on: RLIMIT_CORE %s, not %s", soft, want);
+				seen_on = true;
+			}
+		}
+		ck_assert_msg(tu_ms_left(deadline) > 0, "workers of off/on not found");
+		if (!seen_on || !seen_off)
+			poll(NULL, 0, 5); /* a worker between /proc reads: look again, deadline */
+	}
+	ck_assert_int_eq(kill(pid, SIGINT), 0);
+	finish_run(&r, pid, err_fd);
+	ck_assert_int_eq(r.status, 1);
 	run_free(&r);
 }
 END_TEST
