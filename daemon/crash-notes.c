@@ -2,6 +2,7 @@
 /* Crash notes (crash-notes.h): a ring of the last crashes' summaries and frames. */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,17 +10,30 @@
 #include "daemon/crash-notes.h"
 #include "daemon/ledger.h"
 
+/* The C library's own frames: where abort() and raise() are, never the interesting place. */
+static bool in_libc(const char *frame, size_t len)
+{
+	return len > 8 && (strncmp(frame, "libc.so.", 8) == 0 || strncmp(frame, "libc-", 5) == 0);
+}
+
 char *crash_summary(const struct bh_crash *c, const struct bh_crash_info *info, char *buf,
 		    size_t size)
 {
-	const char *nl = memchr(info->text, '\n', info->len);
-	int frame0 = (int)(nl ? nl - info->text : 0);
+	const char *p = info->text, *end = info->text + info->len, *nl;
 	char sig[16], at[32] = "";
 
 	if (c->signo == SIGSEGV || c->signo == SIGBUS)
 		snprintf(at, sizeof(at), " at 0x%llx", (unsigned long long)c->addr);
 	signal_name(c->signo, sig, sizeof(sig));
-	snprintf(buf, size, "%s%s in %.*s", sig, at, frame0, info->text);
+	/* A SIGABRT is raised inside the C library: name its caller (abort()'s), if any. */
+	nl = memchr(p, '\n', (size_t)(end - p));
+	while (c->signo == SIGABRT && nl && in_libc(p, (size_t)(nl - p)) && nl + 1 < end) {
+		p = nl + 1;
+		nl = memchr(p, '\n', (size_t)(end - p));
+	}
+	if (!nl || in_libc(p, (size_t)(nl - p)))
+		p = info->text, nl = memchr(p, '\n', info->len);
+	snprintf(buf, size, "%s%s in %.*s", sig, at, (int)(nl ? nl - p : 0), p);
 	return buf;
 }
 

@@ -28,7 +28,8 @@ struct crash_notes {
 
 /*
  * "SIGSEGV at 0x0 in OBJ:SYM+0xOFF": the signal of c, the fault address for SIGSEGV and
- * SIGBUS (the others' si_addr is the instruction, in the frame already), frame 0 of info.
+ * SIGBUS (the others' si_addr is the instruction, in the frame already), frame 0 of info;
+ * for SIGABRT the first frame outside the C library (abort()'s caller), if there is one.
  * Returns buf.
  */
 char *crash_summary(const struct bh_crash *c, const struct bh_crash_info *info, char *buf,
