@@ -158,7 +158,7 @@ int crash_core_dumps(bool on)
 		if (rl.rlim_max == 0)
 			return -EPERM;
 	}
-	/* A change of ids cleared it (privileges.c sets it again; say so here too). */
+	/* Dumpable: a change of ids clears it (privileges.c sets it again too). */
 	return prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 ? -errno : 0;
 }
 
