@@ -18,10 +18,19 @@
  * (si_code <= 0 and si_pid not ours) is not blamed on the job that happened to be running:
  * it is reported with job id 0.
  *
+ * After the CRASH frame, a second one, CRASH_INFO (crash-trace.c): the faulting instruction's
+ * object and symbol and a bounded backtrace, for the logs and reports. It comes second so that
+ * nothing it does can keep the blame from the master.
+ *
  * exit(): an on_exit() hook. If the exiting thread is in a job, it sends CRASH kind EXIT
  * (signo 0, code = the exit status) and _exit()s with the same status at once, so no other
  * exit handler (or sanitizer leak check) runs while other job threads are still going.
  * exit() from the main thread, outside any job, is a normal exit and is not reported.
+ *
+ * Core dumps (crash_core_dumps(), the pool's core_dumps): RLIMIT_CORE is 0 unless the pool
+ * asks for them; then it is unlimited (or the hard limit) and the process dumpable. The
+ * handler's re-raise with SIG_DFL is what writes the core, where core_pattern says
+ * (systemd-coredump honours the soft limit too).
  *
  * Out of memory: the `leak` builtin (and the main thread, when it cannot allocate) call
  * crash_set_oom() before abort(); the SIGABRT is then reported as kind OOM.
@@ -33,10 +42,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/protocol.h"
+#include "crash-trace.h"
 #include "crash.h"
 #include "job-context.h"
 
@@ -102,8 +114,12 @@ static void crash_signal(int sig, siginfo_t *si, void *ucontext)
 		enum bh_crash_kind kind =
 			sig == SIGABRT && thread_oom ? BH_CRASH_OOM : BH_CRASH_SIGNAL;
 
-		crash_send(job_id, kind, sig, si->si_code,
-			   signal_has_addr(sig, si) ? (uint64_t)(uintptr_t)si->si_addr : 0);
+		uint64_t addr = signal_has_addr(sig, si) ? (uint64_t)(uintptr_t)si->si_addr : 0;
+
+		crash_send(job_id, kind, sig, si->si_code, addr);
+		/* Attribution is out; now, at best effort, where it happened (crash-trace.c). */
+		if (!signal_from_outside(si))
+			crash_trace_send(job_id, addr, ucontext);
 	}
 
 	/* Pending until we return (sig is blocked in here), then fatal. */
@@ -124,6 +140,28 @@ static void crash_on_exit(int status, void *arg)
 	_exit(status);
 }
 
+int crash_core_dumps(bool on)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_CORE, &rl) < 0)
+		return -errno;
+	if (!on) {
+		rl = (struct rlimit){ 0, 0 };
+		return setrlimit(RLIMIT_CORE, &rl) < 0 ? -errno : 0;
+	}
+	/* Unlimited if we may, else up to the hard limit we were given. */
+	if (setrlimit(RLIMIT_CORE, &(struct rlimit){ RLIM_INFINITY, RLIM_INFINITY }) < 0) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_CORE, &rl) < 0)
+			return -errno;
+		if (rl.rlim_max == 0)
+			return -EPERM;
+	}
+	/* Dumpable: a change of ids clears it (privileges.c sets it again too). */
+	return prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 ? -errno : 0;
+}
+
 void crash_set_oom(void)
 {
 	thread_oom = true;
@@ -137,6 +175,7 @@ int crash_thread_init(void)
 	void *p;
 	int r;
 
+	crash_trace_prepare(); /* backtrace()'s first call allocates: not in the handler */
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;

@@ -6,6 +6,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+
 #define CRASH_ALTSTACK_SIZE (64u * 1024u)
 
 /*
@@ -21,6 +23,12 @@ int crash_thread_init(void);
 
 /* Removes and frees the calling thread's alternate stack. */
 void crash_thread_fini(void);
+
+/*
+ * on: RLIMIT_CORE unlimited (or up to its hard limit), the process dumpable, so that a fatal
+ * signal leaves a core; off: RLIMIT_CORE 0. Returns 0 or -errno (-EPERM: the hard limit is 0).
+ */
+int crash_core_dumps(bool on);
 
 /* Marks the calling thread as out of memory: its next SIGABRT is reported as OOM. */
 void crash_set_oom(void);

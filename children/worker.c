@@ -3,7 +3,7 @@
  * The worker process: command line, start-up, and the main thread's event loop.
  *
  *   bulkhead-worker --pool NAME --index N --threads T --master-pid PID [--memory-max BYTES]
- *                   [--uid UID --gid GID]
+ *                   [--uid UID --gid GID] [--core-dumps]     (worker-args.c)
  *
  * (main.c's table sends the other process kinds of this binary elsewhere:
  * `--standalone` to standalone.c, `--zygote`, `--probe`, `--exec-command`.)
@@ -47,7 +47,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -70,24 +69,13 @@
 #include "job-spec.h"
 #include "pool.h"
 #include "privileges.h"
+#include "worker-args.h"
 #include "worker.h"
 
 #define SPECS_MAX 65536u /* specs defined at once (the master forgets those it is done with) */
-#define POOL_NAME_MAX 64 /* bytes of --pool */
-#define WORKER_INDEX_MAX 65535
 #define FRAMES_PER_ROUND 64 /* frames read before results get a turn */
 #define INPUTS_PENDING_MAX BH_ASSIGN_MAX /* INPUT frames not yet taken by an ASSIGN */
 #define INPUTS_SLOTS 8192u /* hash slots: a power of two, > 2 * INPUTS_PENDING_MAX */
-
-struct worker_options {
-	const char *pool;
-	unsigned index;
-	unsigned threads;
-	pid_t master_pid;
-	uint64_t memory_max; /* 0: no limit */
-	uid_t uid; /* (uid_t)-1: keep the master's */
-	gid_t gid;
-};
 
 struct input_slot {
 	uint64_t job_id;
@@ -141,109 +129,6 @@ static _Noreturn void out_of_memory(void)
 	log_error("out of memory in the worker's main thread");
 	crash_set_oom();
 	abort();
-}
-
-/* --- command line --- */
-
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: bulkhead-worker --pool NAME --index N --threads T --master-pid PID "
-		   "[--memory-max BYTES] [--uid UID --gid GID]\n"
-		   "Runs jobs for bulkheadd on socket fd 3; not meant to be started by hand.\n"
-		   "bulkhead-worker --standalone threads|fork-per-job ... (add --help for more):\n"
-		   "the unsupervised baselines of bulkhead experiment.\n");
-}
-
-static int parse_args(int argc, char **argv, struct worker_options *o)
-{
-	static const struct option longopts[] = {
-		{ "pool", required_argument, NULL, 'p' },
-		{ "index", required_argument, NULL, 'i' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "master-pid", required_argument, NULL, 'm' },
-		{ "memory-max", required_argument, NULL, 'M' },
-		{ "uid", required_argument, NULL, 'u' },
-		{ "gid", required_argument, NULL, 'g' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	bool have_index = false, have_threads = false, have_pid = false, have_gid = false;
-	uint64_t v;
-	int c;
-
-	*o = (struct worker_options){ .uid = (uid_t)-1, .gid = (gid_t)-1 };
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) >= 0) {
-		switch (c) {
-		case 'p':
-			if (optarg[0] == '\0' || strlen(optarg) > POOL_NAME_MAX) {
-				log_error("--pool: expected a name of 1..%d bytes", POOL_NAME_MAX);
-				return -EINVAL;
-			}
-			o->pool = optarg;
-			break;
-		case 'i':
-			if (parse_uint(optarg, 0, WORKER_INDEX_MAX, &v) < 0) {
-				log_error("--index %s: expected an integer 0..%d", optarg,
-					  WORKER_INDEX_MAX);
-				return -EINVAL;
-			}
-			o->index = (unsigned)v;
-			have_index = true;
-			break;
-		case 't':
-			if (parse_uint(optarg, 1, POOL_THREADS_MAX, &v) < 0) {
-				log_error("--threads %s: expected an integer 1..%d", optarg,
-					  POOL_THREADS_MAX);
-				return -EINVAL;
-			}
-			o->threads = (unsigned)v;
-			have_threads = true;
-			break;
-		case 'm':
-			if (parse_uint(optarg, 2, INT32_MAX, &v) < 0) {
-				log_error("--master-pid %s: expected a process id", optarg);
-				return -EINVAL;
-			}
-			o->master_pid = (pid_t)v;
-			have_pid = true;
-			break;
-		case 'M':
-			if (parse_size(optarg, &v) < 0 || v == 0) {
-				log_error("--memory-max %s: expected a size > 0 (\"512M\")",
-					  optarg);
-				return -EINVAL;
-			}
-			o->memory_max = v;
-			break;
-		case 'u':
-		case 'g':
-			if (privileges_parse_id(c == 'u' ? "--uid" : "--gid", optarg,
-						c == 'u' ? &o->uid : &o->gid) < 0)
-				return -EINVAL;
-			have_gid |= c == 'g';
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			log_error("unknown or incomplete option '%s'", argv[optind - 1]);
-			return -EINVAL;
-		}
-	}
-	if (optind < argc) {
-		log_error("unexpected argument '%s'", argv[optind]);
-		return -EINVAL;
-	}
-	if ((o->uid != (uid_t)-1) != have_gid) {
-		log_error("--uid and --gid go together");
-		return -EINVAL;
-	}
-	if (!o->pool || !have_index || !have_threads || !have_pid) {
-		log_error("--pool, --index, --threads and --master-pid are required");
-		return -EINVAL;
-	}
-	return 0;
 }
 
 /* --- start-up --- */
@@ -643,8 +528,8 @@ int worker_main(int argc, char **argv)
 	/* First, so that a master dying from here on takes us with it. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 	log_set_program("bulkhead-worker");
-	if (parse_args(argc, argv, &w->o) < 0) {
-		usage(stderr);
+	if (worker_parse_args(argc, argv, &w->o) < 0) {
+		worker_usage(stderr);
 		return WORKER_EXIT_USAGE;
 	}
 	snprintf(program, sizeof(program), "bulkhead-worker[%s/%u]", w->o.pool, w->o.index);
@@ -674,6 +559,10 @@ int worker_main(int argc, char **argv)
 		log_error("cannot install signal handlers: %s", strerror(-r));
 		return WORKER_EXIT_START;
 	}
+	r = crash_core_dumps(w->o.core_dumps);
+	if (r < 0)
+		log_warning("cannot %s core dumps: %s", w->o.core_dumps ? "allow" : "turn off",
+			    strerror(-r));
 	r = pool_new(&(struct pool_options){ .name = w->o.pool,
 					     .index = w->o.index,
 					     .threads = w->o.threads,

@@ -151,7 +151,7 @@ static int read_request(struct bh_zygote_request *req, int *ret_fd)
 		}
 	}
 	if ((size_t)n != sizeof(*req) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
-	    nfds != 1 || req->magic != BH_ZYGOTE_MAGIC || req->reserved != 0 ||
+	    nfds != 1 || req->magic != BH_ZYGOTE_MAGIC || (req->flags & ~BH_ZYGOTE_CORE_DUMPS) ||
 	    req->threads == 0 || !memchr(req->pool, '\0', sizeof(req->pool))) {
 		log_error("zygote: malformed request from the master (%zd bytes, %d fds)", n,
 			  nfds);
@@ -198,6 +198,8 @@ static _Noreturn void become_worker(const struct bh_zygote_request *req, int fd,
 		argv[argc++] = (char *)"--gid";
 		argv[argc++] = s_gid;
 	}
+	if (req->flags & BH_ZYGOTE_CORE_DUMPS)
+		argv[argc++] = (char *)"--core-dumps";
 	argv[argc] = NULL;
 	/* argv[] points into our stack copies, not into the area it overwrites. */
 	set_cmdline(argv);

@@ -86,6 +86,22 @@ static void print_jobs(FILE *f, json_object *reply)
 		fprintf(f, "%zu of %lld jobs\n", n, (long long)total);
 }
 
+/* Where it crashed, if the daemon knows: "crash" and its frames, one line each. */
+static void print_crash(FILE *f, json_object *j)
+{
+	json_object *frames = jget(j, "frames");
+	size_t n = frames && json_object_is_type(frames, json_type_array)
+			   ? json_object_array_length(frames)
+			   : 0;
+
+	if (!jstr(j, "crash"))
+		return;
+	fprintf(f, "%-12s %s\n", "crash", jstr(j, "crash"));
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%-12s #%zu %s\n", i ? "" : "frames", i,
+			json_object_get_string(json_object_array_get_idx(frames, i)));
+}
+
 /* One job whole: every member of its view, a line each. */
 static void print_job(FILE *f, json_object *j)
 {
@@ -98,6 +114,7 @@ static void print_job(FILE *f, json_object *j)
 	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
 		if (jget(j, plain[i]) && (*fmt_str(j, plain[i]) || i < 4))
 			fprintf(f, "%-12s %s\n", plain[i], fmt_str(j, plain[i]));
+	print_crash(f, j);
 	fprintf(f, "%-12s %s\n", "accepted", fmt_when(buf, sizeof(buf), j, "accepted_at"));
 	fprintf(f, "%-12s %s\n", "started", fmt_when(buf, sizeof(buf), j, "started_at"));
 	fprintf(f, "%-12s %s\n", "ended", fmt_when(buf, sizeof(buf), j, "ended_at"));

@@ -78,9 +78,11 @@ static void list_jobs(FILE *f, struct master *m, const char *what,
 		if (!job_if(m, id, match, j))
 			continue;
 		str_printf(attempts, sizeof(attempts), "%u", j->attempts);
+		/* A crash's summary ("SIGSEGV at 0x0 in libfoo.so:parse+0x1a7") names the cause */
 		table_add(&t, (const char *const[]){ master_job_name(m, j, name, sizeof(name)),
 						     job_state_to_string(j->state),
-						     master_job_cause(j, cause, sizeof(cause)),
+						     j->crash ? j->crash :
+								master_job_cause(j, cause, sizeof(cause)),
 						     attempts, j->input ? j->input : "" });
 	}
 	fprintf(f, "\n%s (%llu):\n", what, (unsigned long long)n);
@@ -259,9 +261,19 @@ static json_object *groups_array(struct master *m)
 	return a;
 }
 
+/* "frames": the lines of a crash note's frames (each ended by '\n'). */
+static json_object *frames_array(const char *frames)
+{
+	json_object *a = json_object_new_array();
+
+	for (const char *p = frames, *nl; *p && (nl = strchr(p, '\n')); p = nl + 1)
+		json_object_array_add(a, json_object_new_string_len(p, (int)(nl - p)));
+	return a;
+}
+
 /*
  * Quarantined jobs (with "state") or failed ones: job, input and result if any, cause,
- * attempts.
+ * attempts, and where it crashed if the master knows ("crash", "frames").
  */
 static json_object *jobs_array(struct master *m, bool (*match)(const struct master_job *),
 			       bool with_state)
@@ -291,6 +303,10 @@ static json_object *jobs_array(struct master *m, bool (*match)(const struct mast
 		result = j->result;
 		if (result)
 			json_object_object_add(o, "result", json_object_new_string(result));
+		if (j->crash) {
+			json_object_object_add(o, "crash", json_object_new_string(j->crash));
+			json_object_object_add(o, "frames", frames_array(j->crash_frames));
+		}
 		json_object_array_add(a, o);
 	}
 	return a;

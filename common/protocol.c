@@ -41,6 +41,8 @@ const char *bh_frame_type_name(unsigned type)
 		return "EXEC";
 	case BH_FRAME_LOG:
 		return "LOG";
+	case BH_FRAME_CRASH_INFO:
+		return "CRASH_INFO";
 	case BH_FRAME_CANCEL:
 		return "CANCEL";
 	case BH_FRAME_INPUT:
@@ -79,6 +81,48 @@ size_t bh_encode_crash(void *buf, size_t size, const struct bh_crash *c)
 		return 0;
 	memcpy((uint8_t *)buf + HDR, c, sizeof(*c));
 	return put_header(buf, BH_FRAME_CRASH, sizeof(*c));
+}
+
+#define CRASH_INFO_FIXED 24u /* u64 job id, u64 addr, u16 frames, u16 length, u32 reserved */
+
+/* CRASH_INFO's text: `frames` lines of 1..BH_CRASH_LINE_MAX printable bytes, each + '\n'. */
+static bool crash_text_ok(const char *text, size_t len, unsigned frames)
+{
+	unsigned lines = 0;
+	size_t line = 0;
+
+	if (frames < 1 || frames > BH_CRASH_FRAMES_MAX || len > BH_CRASH_TEXT_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		if (c == '\n') {
+			if (line == 0)
+				return false;
+			lines++;
+			line = 0;
+		} else if (c < 0x20 || c > 0x7e || ++line > BH_CRASH_LINE_MAX) {
+			return false;
+		}
+	}
+	return line == 0 && lines == frames;
+}
+
+size_t bh_encode_crash_info(void *buf, size_t size, const struct bh_crash_info *info)
+{
+	uint8_t *p = (uint8_t *)buf + HDR;
+	uint32_t r32 = 0;
+
+	if (!crash_text_ok(info->text, info->len, info->frames) ||
+	    size < HDR + CRASH_INFO_FIXED + info->len)
+		return 0;
+	memcpy(p, &info->job_id, 8);
+	memcpy(p + 8, &info->addr, 8);
+	memcpy(p + 16, &info->frames, 2);
+	memcpy(p + 18, &info->len, 2);
+	memcpy(p + 20, &r32, 4);
+	memcpy(p + CRASH_INFO_FIXED, info->text, info->len);
+	return put_header(buf, BH_FRAME_CRASH_INFO, CRASH_INFO_FIXED + info->len);
 }
 
 #define SPEC_FIXED 16u /* u32 id, u16 run, args, name, output lengths, u32 reserved */
@@ -427,6 +471,23 @@ static int decode_payload(const uint8_t *p, size_t len, struct bh_frame *f)
 		if ((f->crash.kind == BH_CRASH_EXIT) != (f->crash.signo == 0))
 			return -EINVAL;
 		return 0;
+	case BH_FRAME_CRASH_INFO: {
+		struct bh_crash_info *ci = &f->crash_info;
+		uint32_t r32;
+
+		if (len < CRASH_INFO_FIXED)
+			return -EINVAL;
+		memcpy(&ci->job_id, p, 8);
+		memcpy(&ci->addr, p + 8, 8);
+		memcpy(&ci->frames, p + 16, 2);
+		memcpy(&ci->len, p + 18, 2);
+		memcpy(&r32, p + 20, 4);
+		ci->text = (const char *)p + CRASH_INFO_FIXED;
+		if (r32 != 0 || (size_t)CRASH_INFO_FIXED + ci->len != len ||
+		    !crash_text_ok(ci->text, ci->len, ci->frames))
+			return -EINVAL;
+		return 0;
+	}
 	case BH_FRAME_SPEC:
 		return decode_spec(p, len, f);
 	case BH_FRAME_ASSIGN:

@@ -20,9 +20,9 @@
 #include <stdint.h>
 
 #define BH_PROTO_MAGIC 0xB4B7u
-#define BH_PROTO_VERSION 5 /* 2: DONE entries carry run_usec; 3: plugins, exec, inputs;
+#define BH_PROTO_VERSION 6 /* 2: DONE entries carry run_usec; 3: plugins, exec, inputs;
 			     4: FORGET, specs sent only with the jobs that need them,
-			     DONE outcome CANCELLED; 5: LOG */
+			     DONE outcome CANCELLED; 5: LOG; 6: CRASH_INFO */
 #define BH_FRAME_MAX (64u * 1024u)     /* hard maximum, header included */
 #define BH_SPEC_STRING_MAX 16000u      /* run, args, name and output, each */
 #define BH_INPUT_MAX 4096u             /* a job's input (a path), bytes */
@@ -31,6 +31,9 @@
 #define BH_LOG_MAX 1024u               /* one log line of a job, bytes */
 #define BH_LOG_LINES_MAX 200u          /* LOG frames of one run of a job; the rest are dropped */
 _Static_assert(BH_LOG_LINES_MAX == 200, "children/job-api.c says 200");
+#define BH_CRASH_FRAMES_MAX 16u        /* CRASH_INFO: stack frames, the faulting one first */
+#define BH_CRASH_LINE_MAX 160u         /* CRASH_INFO: one frame, "obj:sym+0xoff", bytes */
+#define BH_CRASH_TEXT_MAX (BH_CRASH_FRAMES_MAX * (BH_CRASH_LINE_MAX + 1u))
 
 /*
  * A worker may hold a finished job's DONE entry this long (microseconds) to send it in a
@@ -48,6 +51,7 @@ enum bh_frame_type {
 	BH_FRAME_PROGRESS = 5, /* how far a running job is */
 	BH_FRAME_EXEC = 6,     /* an exec: job started its command: pid = process group */
 	BH_FRAME_LOG = 7,      /* a job's log line: bulkhead_job_log(), an exec's output */
+	BH_FRAME_CRASH_INFO = 8, /* after CRASH, from the crash handler: where it faulted */
 
 	/* master -> worker */
 	BH_FRAME_SPEC = 32,   /* define a job spec: id, run, args */
@@ -92,6 +96,23 @@ struct bh_crash {
 	int32_t code;    /* si_code */
 	uint32_t reserved;
 	uint64_t addr; /* fault address, 0 if none */
+};
+
+/*
+ * CRASH_INFO: what the crash handler could find out after it sent CRASH (which alone decides
+ * the blame): the fault address and the stack, frame 0 the faulting instruction, each frame
+ * "OBJECT:SYMBOL+0xOFF" (or "OBJECT:+0xOFF" from the object's base when no symbol covers it,
+ * "0xPC" when no object does). Payload: u64 job id (as in CRASH, 0 allowed), u64 addr, u16
+ * frames (1..BH_CRASH_FRAMES_MAX), u16 text length (<= BH_CRASH_TEXT_MAX), u32 reserved (0),
+ * then the text: one line per frame, each 1..BH_CRASH_LINE_MAX printable ASCII bytes and a
+ * '\n'.
+ */
+struct bh_crash_info {
+	uint64_t job_id;
+	uint64_t addr;
+	const char *text; /* frames, each ended by '\n'; not NUL-terminated */
+	uint16_t len;
+	uint16_t frames;
 };
 
 #define BH_ASSIGN_INPUT 1u /* an INPUT frame for this job came before this ASSIGN */
@@ -146,6 +167,7 @@ struct bh_frame {
 	union {
 		struct bh_hello hello;
 		struct bh_crash crash;
+		struct bh_crash_info crash_info;
 		struct {
 			uint32_t id;
 			const char *run; /* none of these strings is NUL-terminated: use *_len */
@@ -209,10 +231,13 @@ void bh_frame_done_entry(const struct bh_frame *f, uint32_t i, struct bh_done_en
 
 /*
  * Encoders write into buf (at least BH_FRAME_MAX bytes is always enough) and return the
- * frame length, or 0 if it does not fit. bh_encode_crash() is async-signal-safe.
+ * frame length, or 0 if it does not fit. bh_encode_crash() and bh_encode_crash_info() are
+ * async-signal-safe.
  */
 size_t bh_encode_hello(void *buf, size_t size, int32_t pid, uint32_t threads);
 size_t bh_encode_crash(void *buf, size_t size, const struct bh_crash *c);
+/* CRASH_INFO from info (text as described above); 0 if it breaks a rule. Async-signal-safe. */
+size_t bh_encode_crash_info(void *buf, size_t size, const struct bh_crash_info *info);
 size_t bh_encode_spec(void *buf, size_t size, const struct bh_spec *s);
 size_t bh_encode_result(void *buf, size_t size, uint64_t job_id, const char *text, size_t len);
 /* LOG: job_id's line (<= BH_LOG_MAX bytes, no NUL) at syslog level (3..7). */

@@ -21,11 +21,13 @@
 #define BH_ZYGOTE_MAGIC 0xB4B75A47u
 #define BH_ZYGOTE_POOL_MAX 64 /* bytes, NUL included */
 
+#define BH_ZYGOTE_CORE_DUMPS 1u /* the worker gets --core-dumps */
+
 struct bh_zygote_request {
 	uint32_t magic;
 	uint32_t index;
 	uint32_t threads;
-	uint32_t reserved; /* 0 */
+	uint32_t flags; /* BH_ZYGOTE_*; other bits 0 */
 	uint64_t memory_max; /* UINT64_MAX: none */
 	uint32_t uid; /* the worker drops to uid:gid; UINT32_MAX: it keeps the master's */
 	uint32_t gid;

@@ -81,6 +81,12 @@ static const struct config_choice config_worker_start_choices[] = {
 	{ NULL, 0 },
 };
 
+static const struct config_choice config_yes_no_choices[] = {
+	{ "no", 0 },
+	{ "yes", 1 },
+	{ NULL, 0 },
+};
+
 static const struct config_choice config_expect_choices[] = {
 	{ "done", JOB_DONE },
 	{ "failed", JOB_FAILED },
@@ -147,6 +153,9 @@ static const struct config_choice config_expect_choices[] = {
 	X(POOL, group, group, STRING, "", 0, 32, NULL,                                             \
 	  "group (name or gid) the workers run as, with no supplementary groups; empty: the "    \
 	  "user's primary group")                                                                  \
+	X(POOL, core_dumps, core_dumps, ENUM, "no", 0, 0, config_yes_no_choices,                  \
+	  "yes: a worker that crashes leaves a core dump where core_pattern says (RLIMIT_CORE "  \
+	  "unlimited; systemd-coredump where it is there); no: RLIMIT_CORE is 0")               \
 	X(JOB, pool, pool, POOL, "main", 0, 0, NULL,                                               \
 	  "the pool whose workers run these jobs")                                                 \
 	X(JOB, run, run, RUN, NULL, 0, 0, NULL,                                                    \

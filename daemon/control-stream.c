@@ -48,6 +48,16 @@ static void add_time(json_object *o, const char *key, int64_t us)
 		add_seconds(o, key, us);
 }
 
+/* "frames": the lines of a crash note's frames (each ended by '\n'). */
+static json_object *frames_array(const char *frames)
+{
+	json_object *a = json_object_new_array();
+
+	for (const char *p = frames, *nl; *p && (nl = strchr(p, '\n')); p = nl + 1)
+		json_object_array_add(a, json_object_new_string_len(p, (int)(nl - p)));
+	return a;
+}
+
 static json_object *job_object(struct master *m, const struct master_job *j)
 {
 	enum job_state shown = master_job_shown_state(j);
@@ -74,6 +84,10 @@ static json_object *job_object(struct master *m, const struct master_job *j)
 		json_object_object_add(o, "input", json_object_new_string(j->input));
 	if (j->result)
 		json_object_object_add(o, "result", json_object_new_string(j->result));
+	if (j->crash) {
+		json_object_object_add(o, "crash", json_object_new_string(j->crash));
+		json_object_object_add(o, "frames", frames_array(j->crash_frames));
+	}
 	control_add_int(o, "reruns", j->reruns);
 	control_add_int(o, "host_deaths", j->host_deaths);
 	add_time(o, "accepted_at", j->accepted_at);

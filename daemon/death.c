@@ -32,19 +32,22 @@ static void death_of(struct worker *w, int code, int status);
 void death_log_final(struct master *m, struct job *j)
 {
 	char name[64], cause[64];
-
+	const struct crash_note *note = NULL;
 	struct lfields f;
 
 	if (j->state != JOB_CRASHED && j->state != JOB_TIMED_OUT && j->state != JOB_FAILED)
 		return;
 	ledger_cause_string(j, cause, sizeof(cause));
+	/* Where it crashed, if known: "SIGSEGV at 0x0 in libfoo.so:parse+0x1a7". */
+	if (j->cause == CAUSE_SIGNAL)
+		note = crash_notes_get(&m->crash_notes, j->id);
 	log_fields(LOG_NOTICE,
 		   master_lfields(&f, m->pools[ledger_group(m->ledger, j->group)->pool], NULL, j,
 				  j->cause == CAUSE_SIGNAL ? j->cause_detail : 0, cause),
 		   "job %s %s after %u attempt%s: %s",
 		   ledger_job_name(m->ledger, j, name, sizeof(name)),
 		   j->state == JOB_FAILED ? "failed" : "quarantined", j->attempts,
-		   j->attempts == 1 ? "" : "s", cause);
+		   j->attempts == 1 ? "" : "s", note ? note->summary : cause);
 }
 
 /* Its process has been reaped (reap.c): judge its death. */

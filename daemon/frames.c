@@ -282,11 +282,64 @@ static int handle_exec(struct worker *w, const struct bh_frame *f)
 	return 0;
 }
 
+static void crash_log_line(struct worker *w, struct job *j, const char *text)
+{
+	struct log_line line;
+
+	if (ledger_add_log(w->m->ledger, j, LOG_ERR, text, strlen(text), &line) >= 0)
+		MASTER_EMIT(w->m, on_job_log, &line);
+}
+
+/*
+ * CRASH_INFO, after the CRASH frame of the same job: the summary and the frames become the
+ * job's log lines (kept as long as its logs, in every store) and its crash note (the views);
+ * a crash outside any job is logged as the worker's. It never changes the blame.
+ */
+static void handle_crash_info(struct worker *w, const struct bh_crash_info *ci)
+{
+	char summary[CRASH_SUMMARY_MAX], line[CRASH_SUMMARY_MAX + 16], label[64];
+	unsigned i = 0;
+	struct job *j;
+
+	if (!w->crash_frame || w->crash_info || ci->job_id != w->crash.job_id) {
+		log_debug("worker %s: CRASH_INFO without its CRASH frame, ignored",
+			  slot_label(w, label, sizeof(label)));
+		return;
+	}
+	w->crash_info = true;
+	crash_summary(&w->crash, ci, summary, sizeof(summary));
+	j = ci->job_id ? job_in_flight(w, ci->job_id) : NULL;
+	if (!j) {
+		log_warning("worker %s: %s; frames: %.*s", slot_label(w, label, sizeof(label)),
+			    summary, (int)ci->len, ci->text);
+		return;
+	}
+	snprintf(line, sizeof(line), "crash: %s", summary);
+	crash_log_line(w, j, line);
+	/* The decoder checked that every frame ends with '\n'. */
+	for (const char *p = ci->text, *end = p + ci->len, *nl; p < end; p = nl + 1, i++) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		snprintf(line, sizeof(line), "crash: #%u %.*s", i, (int)(nl - p), p);
+		crash_log_line(w, j, line);
+	}
+	if (crash_notes_set(&w->m->crash_notes, j->id, summary, ci->text, ci->len) < 0)
+		log_warning("no memory for the crash note of job %llu",
+			    (unsigned long long)j->id);
+}
+
 static int handle_frame(struct worker *w, const void *buf, size_t len)
 {
 	struct bh_frame f;
 	int r = bh_frame_decode(buf, len, &f);
 
+	if (r < 0 && w->crash_frame) {
+		char label[64];
+
+		/* A dying worker's diagnostics: never a reason to change its blame. */
+		log_debug("worker %s: bad frame after CRASH (%s), ignored",
+			  slot_label(w, label, sizeof(label)), strerror(-r));
+		return 0;
+	}
 	if (r < 0)
 		return r;
 	if (!bh_frame_from_worker(f.type))
@@ -300,7 +353,11 @@ static int handle_frame(struct worker *w, const void *buf, size_t len)
 		if (!w->crash_frame) {
 			w->crash_frame = true;
 			w->crash = f.crash;
+			crash_notes_forget(&w->m->crash_notes, f.crash.job_id);
 		}
+		return 0;
+	case BH_FRAME_CRASH_INFO:
+		handle_crash_info(w, &f.crash_info);
 		return 0;
 	case BH_FRAME_RESULT: {
 		struct job *j = job_in_flight(w, f.text.job_id);

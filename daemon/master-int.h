@@ -35,6 +35,7 @@
 
 #include "common/idmap.h"
 #include "common/protocol.h"
+#include "daemon/crash-notes.h"
 #include "daemon/flights.h"
 #include "daemon/ledger.h"
 #include "daemon/master.h"
@@ -143,6 +144,7 @@ struct worker {
 	uid_t uid; /* ids the running process dropped to (-1: the master's) */
 	gid_t gid;
 	unsigned tasks_max; /* of the running process's cgroup */
+	bool core_dumps;    /* the running process leaves a core when it crashes */
 	int cg_fd;          /* the slot's cgroup (cgroup.h), or -1 */
 	uint64_t oom_base;  /* its memory.events oom_kill when the process started */
 	bool died_oom;      /* the OOM killer ended it (read at its death) */
@@ -165,6 +167,7 @@ struct worker {
 	bool forgets_pending;  /* a FORGET found the socket full */
 	unsigned idle_specs;   /* specs of submitted groups it knows, with no job of them */
 	bool crash_frame;
+	bool crash_info; /* a CRASH_INFO came after it (only the first one counts) */
 	struct bh_crash crash;
 	const char *kill_reason; /* END_BROKEN: what it did (its frames are not read any more) */
 
@@ -250,6 +253,7 @@ struct master {
 	usec_t last_reload;
 	unsigned interrupts;
 	struct master_stats stats;
+	struct crash_notes crash_notes; /* the last crashes' frames, for the views */
 	uint8_t buf[BH_FRAME_MAX];
 	uint8_t ibuf[BH_INPUT_MAX + 64]; /* one INPUT frame */
 };
@@ -293,8 +297,8 @@ void slot_kill(struct worker *w, enum slot_end why, const char *reason);
 void slot_set_state(struct worker *w, enum worker_state s);
 /* True if the table above has the transition from -> to. */
 bool slot_transition_allowed(enum worker_state from, enum worker_state to);
-/* Its process was started with other threads, memory_max, tasks_max, user or group than the
- * pool has now. */
+/* Its process was started with other threads, memory_max, tasks_max, user, group or core_dumps
+ * than the pool has now. */
 bool slot_outdated(const struct worker *w);
 /* Records why it is ending, unless it has a weightier reason already (enum slot_end). */
 void slot_set_end(struct worker *w, enum slot_end why);

@@ -491,6 +491,7 @@ void master_free(struct master *m)
 	sd_event_source_disable_unref(m->zygote_timer);
 	free(m->subs);
 	flight_table_free(&m->flights);
+	crash_notes_free(&m->crash_notes);
 	ledger_free(m->ledger);
 	sd_event_unref(m->event);
 	config_free(m->config);

@@ -287,6 +287,11 @@ struct master_job {
 	int64_t started_at;      /* its last start; 0: never started */
 	int64_t ended_at;        /* 0: not ended */
 	const char *node;        /* the node that ran it (this host), NULL if it never started */
+	/* Where its last crash happened, if the master still knows (crash-notes.h): "SIGSEGV at
+	 * 0x0 in libfoo.so:parse+0x1a7" and the frames, each ended by '\n'; else NULL. Valid
+	 * as input. */
+	const char *crash;
+	const char *crash_frames;
 };
 
 /* Job `id`: 0, -ENOENT (never given), -ESTALE (ended and forgotten: keep_ended). */

@@ -114,7 +114,8 @@ bool slot_outdated(const struct worker *w)
 	master_pool_identity(w->m, &w->pool->cfg, &uid, &gid);
 	return w->pid > 0 &&
 	       (w->q.threads != w->pool->cfg.threads || w->memory_max != w->pool->cfg.memory_max ||
-		w->tasks_max != w->pool->cfg.tasks_max || w->uid != uid || w->gid != gid);
+		w->tasks_max != w->pool->cfg.tasks_max || w->uid != uid || w->gid != gid ||
+		w->core_dumps != (w->pool->cfg.core_dumps != 0));
 }
 
 void slot_kill(struct worker *w, enum slot_end why, const char *reason)
@@ -312,6 +313,7 @@ static void slot_spawn(struct worker *w)
 	struct worker_launch launch = {
 		.pool = pc->name, .index = w->index, .threads = pc->threads,
 		.memory_max = cgroup_tree_memory(m->cg) ? UINT64_MAX : pc->memory_max,
+		.core_dumps = pc->core_dumps != 0,
 	};
 	struct spawned_worker s;
 	char l[64], what[256];
@@ -356,6 +358,7 @@ static void slot_spawn(struct worker *w)
 	w->fd = s.fd;
 	w->memory_max = pc->memory_max;
 	w->tasks_max = pc->tasks_max;
+	w->core_dumps = launch.core_dumps;
 	w->died_oom = false;
 	if (w->cg_fd >= 0) {
 		w->oom_base = cgroup_slot_oom_kills(w->cg_fd);
@@ -370,7 +373,7 @@ static void slot_spawn(struct worker *w)
 	w->ready_at = 0;
 	w->mode = MODE_SHARED;
 	w->end = END_NONE;
-	w->blocked = w->crash_frame = false;
+	w->blocked = w->crash_frame = w->crash_info = false;
 	w->injected = NULL;
 	w->fenced = false;
 	w->kill_reason = NULL;

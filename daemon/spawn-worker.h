@@ -37,6 +37,7 @@ struct worker_launch {
 	 */
 	uid_t uid;
 	gid_t gid;
+	bool core_dumps; /* --core-dumps: RLIMIT_CORE unlimited, else 0 */
 };
 
 /*

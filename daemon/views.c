@@ -40,6 +40,14 @@ int master_job(const struct master *m, uint64_t id, struct master_job *ret)
 		.ended_at = job_time(j, j->ended_ms),
 		.node = ledger_job_node(m->ledger, j),
 	};
+	if (j->cause == CAUSE_SIGNAL || j->cause == CAUSE_MEMORY) {
+		const struct crash_note *c = crash_notes_get(&m->crash_notes, id);
+
+		if (c) {
+			ret->crash = c->summary;
+			ret->crash_frames = c->frames;
+		}
+	}
 	if (f) {
 		const struct worker *w = f->owner;
 

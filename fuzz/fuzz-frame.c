@@ -33,6 +33,11 @@ static size_t reencode(const struct bh_frame *f)
 		return bh_encode_hello(out, sizeof(out), f->hello.pid, f->hello.threads);
 	case BH_FRAME_CRASH:
 		return bh_encode_crash(out, sizeof(out), &f->crash);
+	case BH_FRAME_CRASH_INFO:
+		if (f->crash_info.frames == 0 || f->crash_info.frames > BH_CRASH_FRAMES_MAX ||
+		    f->crash_info.len > BH_CRASH_TEXT_MAX)
+			abort();
+		return bh_encode_crash_info(out, sizeof(out), &f->crash_info);
 	case BH_FRAME_STOP:
 		return bh_encode_stop(out, sizeof(out));
 	case BH_FRAME_INJECT:
@@ -60,6 +65,13 @@ static size_t reencode(const struct bh_frame *f)
 			abort();
 		return bh_encode_result(out, sizeof(out), f->text.job_id, f->text.text,
 					f->text.len);
+	case BH_FRAME_LOG:
+		if (f->text.len > BH_LOG_MAX || f->text.level < 3 || f->text.level > 7)
+			abort();
+		return bh_encode_log(out, sizeof(out), f->text.job_id, f->text.level, f->text.text,
+				     f->text.len);
+	case BH_FRAME_FORGET:
+		return bh_encode_forget(out, sizeof(out), f->forget.spec_id);
 	case BH_FRAME_INPUT:
 		if (f->text.len == 0 || f->text.len > BH_INPUT_MAX)
 			abort();

@@ -767,6 +767,85 @@ START_TEST(test_logs)
 }
 END_TEST
 
+/*
+ * Crash diagnostics on a daemon: a plugin's real NULL dereference in parse_record(). `jobs ID`
+ * (table and --json) says where, `logs ID` has the summary and the frames as the job's lines;
+ * the cause stays "SIGSEGV".
+ */
+START_TEST(test_crash_diagnostics)
+{
+	static const char want[] = "SIGSEGV at 0x0 in crashy.so:parse_record+0x";
+	const char *dir = getenv("BULKHEAD_TEST_PLUGINS");
+	struct daemon d;
+	struct result r;
+	json_object *top, *o, *frames;
+	char conf[1024];
+
+	ck_assert_msg(dir && *dir, "BULKHEAD_TEST_PLUGINS is not set");
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 1\n"
+		 "[job parse]\nrun = plugin:%s/crashy.so:crash_job\nmax_attempts = 1\n"
+		 "expect = crashed\n",
+		 dir);
+	dmn_init(&d);
+	dmn_write_config(&d, conf);
+	start(&d);
+	json_object_put(wait_jobs_ended(&d, 1));
+	{
+		const char *args[] = { "jobs", "1", "--json", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "jobs 1 --json");
+		top = parse_json(r.out);
+		ck_assert_uint_eq(json_object_array_length(member(top, "jobs")), 1);
+		o = json_object_array_get_idx(member(top, "jobs"), 0);
+		ck_assert_str_eq(member_str(o, "state"), "crashed");
+		ck_assert_str_eq(member_str(o, "cause"), "SIGSEGV");
+		ck_assert_msg(strncmp(member_str(o, "crash"), want, strlen(want)) == 0, "%s",
+			      r.out);
+		frames = member(o, "frames");
+		ck_assert_uint_ge(json_object_array_length(frames), 2);
+		ck_assert_msg(strncmp(json_object_get_string(json_object_array_get_idx(frames, 0)),
+				      "crashy.so:parse_record+0x", 25) == 0,
+			      "%s", r.out);
+		ck_assert_msg(strncmp(json_object_get_string(json_object_array_get_idx(frames, 1)),
+				      "crashy.so:crash_job+0x", 22) == 0,
+			      "%s", r.out);
+		json_object_put(top);
+		result_free(&r);
+	}
+	{
+		const char *args[] = { "jobs", "1", NULL };
+		char buf[256];
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "jobs 1");
+		ck_assert_msg(line_of(r.out, "crash        SIGSEGV at 0x0 in crashy.so:parse_record+",
+				      buf, sizeof(buf)) &&
+				      line_of(r.out, "frames       #0 crashy.so:parse_record+", buf,
+					      sizeof(buf)) &&
+				      line_of(r.out, "             #1 crashy.so:crash_job+", buf,
+					      sizeof(buf)),
+			      "%s", r.out);
+		result_free(&r);
+	}
+	{
+		const char *args[] = { "logs", "1", NULL };
+
+		r = cli_at(&d, args);
+		expect_rc(r, 0, "logs 1");
+		ck_assert_msg(strstr(r.out, " parse#1 err: crash: SIGSEGV at 0x0 in "
+					    "crashy.so:parse_record+0x") &&
+				      strstr(r.out, " parse#1 err: crash: #0 crashy.so:parse_record+") &&
+				      strstr(r.out, " parse#1 err: crash: #1 crashy.so:crash_job+"),
+			      "%s", r.out);
+		result_free(&r);
+	}
+	dmn_stop(&d);
+	dmn_free(&d);
+}
+END_TEST
+
 /* ---- reload, log-level ---- */
 
 START_TEST(test_reload)
@@ -1966,6 +2045,7 @@ static Suite *control_cli_suite(void)
 	tcase_add_test(tc, test_stdout_write_error);
 	tcase_add_test(tc, test_jobs_filters);
 	tcase_add_test(tc, test_logs);
+	tcase_add_test(tc, test_crash_diagnostics);
 	tcase_add_test(tc, test_reload);
 	tcase_add_test(tc, test_log_level);
 	tcase_add_test(tc, test_top_plain);

@@ -734,6 +734,51 @@ START_TEST(test_logs)
 }
 END_TEST
 
+/*
+ * Where a job crashed (a plugin's real NULL dereference in parse_record()) is in its log
+ * lines, so the durable store keeps it: `logs` of the job has it after a SIGKILL and a
+ * restart, as before.
+ */
+START_TEST(test_crash_report_kept)
+{
+	const char *plugins = getenv("BULKHEAD_TEST_PLUGINS");
+	char config[1024], state_dir[256], buf[2048];
+	struct daemon d;
+	struct conn c;
+	json_object *o;
+
+	ck_assert_msg(plugins && *plugins, "BULKHEAD_TEST_PLUGINS is not set");
+	snprintf(config, sizeof(config),
+		 "[pool main]\nworkers = 1\nthreads = 1\n"
+		 "[job parse]\nrun = plugin:%s/crashy.so:crash_job\nmax_attempts = 1\n"
+		 "expect = crashed\n",
+		 plugins);
+	make_state_dir(state_dir, sizeof(state_dir));
+	start_on(&d, state_dir, config);
+	conn_open(&d, &c);
+	wait_group(&d, &c, "parse");
+	for (int round = 0; round < 2; round++) {
+		o = call(&d, &c, "{\"command\":\"logs\",\"job\":1}");
+		assert_ok(o);
+		lines_of(o, buf, sizeof(buf));
+		ck_assert_msg(strncmp(buf, "crash: SIGSEGV at 0x0 in crashy.so:parse_record+0x",
+				      strlen("crash: SIGSEGV at 0x0 in crashy.so:parse_record+0x")) ==
+					      0 &&
+				      strstr(buf, "|crash: #0 crashy.so:parse_record+0x") &&
+				      strstr(buf, "|crash: #1 crashy.so:crash_job+0x"),
+			      "round %d: %s", round, buf);
+		json_object_put(o);
+		if (round == 1)
+			break;
+		conn_close(&c);
+		kill_daemon(&d);
+		start_on(&d, state_dir, config);
+		conn_open(&d, &c);
+	}
+	stop_all(&d, &c);
+}
+END_TEST
+
 /* Starts a daemon that must exit with `code` at once, saying `says` (and the file). */
 static void expect_refused_start(const char *state_dir, const char *config, int code,
 				 const char *says)
@@ -1005,6 +1050,7 @@ static Suite *durable_suite(void)
 	tcase_add_test(tc, test_history_after_kill);
 	tcase_add_test(tc, test_jobs_run_while_clients_submit);
 	tcase_add_test(tc, test_logs);
+	tcase_add_test(tc, test_crash_report_kept);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad");
 	tcase_add_checked_fixture(tc, dmn_setup, NULL);

@@ -18,6 +18,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -1167,6 +1168,220 @@ START_TEST(test_plugin_outcomes)
 }
 END_TEST
 
+/*
+ * Crash diagnostics: a real NULL dereference in an exported function of a real plugin. The
+ * quarantined entry keeps its cause "SIGSEGV" and gains where it happened: "crash" names the
+ * fault address and crashy.so:parse_record, "frames" the stack from there (its caller
+ * crash_job next).
+ */
+START_TEST(test_plugin_crash_diagnostics)
+{
+	char run[1024], conf[2048];
+	struct run r = { 0 };
+	json_object *e, *frames;
+	const char *crash;
+	bool caller = false;
+
+	plugin_run(run, sizeof(run), "crashy", "crash_job");
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\nbackoff = 10ms..100ms\n"
+		 "[job parse]\nrun = %s\nmax_attempts = 2\nexpect = crashed\n"
+		 "[job fine]\nrun = builtin:noop\ncount = 20\n",
+		 run);
+	run_config(&r, conf, NULL);
+	ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	assert_accounted(&r);
+	e = quarantined(&r, "parse#1");
+	ck_assert_str_eq(cause_of(e, "parse#1"), "SIGSEGV");
+	ck_assert_int_eq(geti(e, "attempts"), 2);
+	crash = json_object_get_string(get(e, "crash"));
+	ck_assert_msg(crash && strncmp(crash, "SIGSEGV at 0x0 in crashy.so:parse_record+0x",
+				       strlen("SIGSEGV at 0x0 in crashy.so:parse_record+0x")) == 0,
+		      "crash: %s", crash ? crash : "(none)");
+	frames = get(e, "frames");
+	ck_assert(json_object_is_type(frames, json_type_array));
+	ck_assert_uint_ge(json_object_array_length(frames), 2);
+	ck_assert_uint_le(json_object_array_length(frames), 16);
+	ck_assert_msg(strncmp(json_object_get_string(json_object_array_get_idx(frames, 0)),
+			      "crashy.so:parse_record+0x", 25) == 0,
+		      "frame 0: %s", json_object_get_string(json_object_array_get_idx(frames, 0)));
+	for (size_t i = 1; i < json_object_array_length(frames); i++)
+		caller |= strncmp(json_object_get_string(json_object_array_get_idx(frames, i)),
+				  "crashy.so:crash_job+0x", 22) == 0;
+	ck_assert_msg(caller, "no crashy.so:crash_job in %s", json_object_get_string(frames));
+	/* Jobs that did not crash have no crash. */
+	ck_assert_int_eq(geti(group(&r, "fine"), "done"), 20);
+	run_free(&r);
+}
+END_TEST
+
+/* The pool of a live worker, from its command line ("--pool NAME"), into buf; NULL if none. */
+static const char *worker_pool(pid_t pid, char *buf, size_t size)
+{
+	char path[64], cmd[1024];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	n = read(fd, cmd, sizeof(cmd) - 1);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	cmd[n] = 0;
+	for (char *p = cmd; p < cmd + n; p += strlen(p) + 1)
+		if (strcmp(p, "--pool") == 0 && p + strlen(p) + 1 < cmd + n) {
+			snprintf(buf, size, "%s", p + strlen(p) + 1);
+			return buf;
+		}
+	return NULL;
+}
+
+/* "Max core file size" of pid, soft and hard, as /proc/PID/limits writes them (< 32 bytes). */
+static bool core_limits(pid_t pid, char soft[32], char hard[32])
+{
+	char path[64], line[256];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		if (strncmp(line, "Max core file size", 18) == 0)
+			found = sscanf(line + 18, "%31s %31s", soft, hard) == 2;
+	fclose(f);
+	return found;
+}
+
+/*
+ * core_dumps: RLIMIT_CORE of live workers, read from /proc/PID/limits while each pool's job
+ * runs. The run starts with the largest soft limit this test may set, so that `no` must bring
+ * it down to 0 (soft and hard) and `yes` up to unlimited (or the hard limit).
+ */
+START_TEST(test_core_dumps_limit)
+{
+	struct rlimit rl;
+	char conf[2048], want[32], pool[64], soft[32], hard[32];
+	struct run r = { 0 };
+	bool seen_on = false, seen_off = false;
+	int64_t deadline;
+	pid_t pid, workers[8];
+	int err_fd;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_CORE, &rl), 0);
+	if (rl.rlim_max == 0) {
+		printf("core_dumps: skipped, the hard RLIMIT_CORE is 0 here\n");
+		return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	ck_assert_int_eq(setrlimit(RLIMIT_CORE, &rl), 0);
+	if (rl.rlim_max == RLIM_INFINITY)
+		snprintf(want, sizeof(want), "unlimited");
+	else
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)rl.rlim_max);
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	snprintf(conf, sizeof(conf),
+		 "[pool off]\nworkers = 1\nthreads = 1\n"
+		 "[pool on]\nworkers = 1\nthreads = 1\ncore_dumps = yes\n"
+		 "[job off]\npool = off\nrun = exec:/bin/sh -c 'echo $$ > %s/off; exec sleep 300'\n"
+		 "[job on]\npool = on\nrun = exec:/bin/sh -c 'echo $$ > %s/on; exec sleep 300'\n",
+		 r.dir, r.dir);
+	pid = start_run(&r, conf, NULL, &err_fd);
+	/* Both jobs run: their workers are up, their limits set long since (before HELLO). */
+	wait_pid_file(&r, "off");
+	wait_pid_file(&r, "on");
+	deadline = tu_now_ms() + 30000;
+	while (!seen_on || !seen_off) {
+		int n = tu_find_workers(pid, workers, 8);
+
+		for (int i = 0; i < n; i++) {
+			if (!worker_pool(workers[i], pool, sizeof(pool)) ||
+			    !core_limits(workers[i], soft, hard))
+				continue;
+			if (strcmp(pool, "off") == 0) {
+				ck_assert_msg(strcmp(soft, "0") == 0 && strcmp(hard, "0") == 0,
+					      "pool off: RLIMIT_CORE %s %s", soft, hard);
+				seen_off = true;
+			} else if (strcmp(pool, "on") == 0) {
+				ck_assert_msg(strcmp(soft, want) == 0,
+					      "pool on: RLIMIT_CORE %s, not %s", soft, want);
+				seen_on = true;
+			}
+		}
+		ck_assert_msg(tu_ms_left(deadline) > 0, "workers of off/on not found");
+		if (!seen_on || !seen_off)
+			poll(NULL, 0, 5); /* a worker between /proc reads: look again, deadline */
+	}
+	ck_assert_int_eq(kill(pid, SIGINT), 0);
+	finish_run(&r, pid, err_fd);
+	ck_assert_int_eq(r.status, 1);
+	run_free(&r);
+}
+END_TEST
+
+/* A name the kernel gives a core with core_pattern "core" (core_uses_pid: "core.PID"). */
+static bool has_core(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool found = false;
+
+	ck_assert_ptr_nonnull(d);
+	while (!found && (e = readdir(d)))
+		found = strcmp(e->d_name, "core") == 0 || strncmp(e->d_name, "core.", 5) == 0;
+	closedir(d);
+	return found;
+}
+
+/*
+ * core_dumps = yes: a plugin's real crash leaves a core where core_pattern says, here the
+ * worker's working directory (the run's); the crash is still blamed and reported as always.
+ * Only where core_pattern is a plain relative file name (not a pipe such as systemd-coredump,
+ * not a path elsewhere) and not under a sanitizer (its shadow memory).
+ */
+START_TEST(test_core_dumps_write_core)
+{
+	char pattern[256] = "", run[1024], conf[2048], cwd[4096];
+	struct rlimit rl;
+	struct run r = { 0 };
+	FILE *f = fopen("/proc/sys/kernel/core_pattern", "re");
+
+	if (f) {
+		if (!fgets(pattern, sizeof(pattern), f))
+			pattern[0] = 0;
+		fclose(f);
+	}
+	pattern[strcspn(pattern, "\n")] = 0;
+	if (strcmp(pattern, "core") != 0 && strcmp(pattern, "core.%p") != 0) {
+		printf("core_dumps: skipped, core_pattern is \"%s\" (not a plain \"core\")\n",
+		       pattern);
+		return;
+	}
+	if (BULKHEAD_SANITIZED || getrlimit(RLIMIT_CORE, &rl) < 0 || rl.rlim_max == 0) {
+		printf("core_dumps: skipped (a sanitizer build, or the hard RLIMIT_CORE is 0)\n");
+		return;
+	}
+	plugin_run(run, sizeof(run), "crashy", "crash_job");
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 1\ncore_dumps = yes\n"
+		 "[job parse]\nrun = %s\nmax_attempts = 1\nexpect = crashed\n",
+		 run);
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+	ck_assert_int_eq(chdir(r.dir), 0);
+	run_config(&r, conf, NULL);
+	ck_assert_int_eq(chdir(cwd), 0);
+	ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	ck_assert_str_eq(cause_of(quarantined(&r, "parse#1"), "parse#1"), "SIGSEGV");
+	ck_assert_msg(has_core(r.dir), "no core in %s (core_pattern \"%s\")", r.dir, pattern);
+	run_free(&r);
+}
+END_TEST
+
 /* `bulkhead run` on a config with one bad plugin: exit 78, the place and the reason. */
 static void expect_plugin_error(const char *run, const char *const *wants)
 {
@@ -2002,6 +2217,9 @@ static Suite *run_suite(void)
 	tc = tcase_create("plugin");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_plugin_outcomes);
+	tcase_add_test(tc, test_plugin_crash_diagnostics);
+	tcase_add_test(tc, test_core_dumps_limit);
+	tcase_add_test(tc, test_core_dumps_write_core);
 	tcase_add_test(tc, test_plugin_config_errors);
 	tcase_add_test(tc, test_inputs_with_poison_plugin);
 	tcase_add_test(tc, test_interrupted_run_stops_commands_and_plugins);

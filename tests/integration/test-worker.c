@@ -647,13 +647,15 @@ static const struct crash_case crash_cases[] = {
 
 /*
  * Runs noops 1..40, the crashing job 41, noops 42..80 on 2 threads: exactly one CRASH
- * frame, naming job 41; no DONE for 41, none twice; then the worker's socket closes.
+ * frame, naming job 41, and after it one CRASH_INFO for a signal; no DONE for 41, none twice;
+ * then the worker's socket closes.
  */
 static void run_crash_of(struct wk *w, const char *run, const struct crash_case *c,
 			 const char *const extra[])
 {
 	enum { CULPRIT = 41, LAST = 80 };
-	bool done[LAST + 1] = { false }, crashed = false;
+	bool done[LAST + 1] = { false }, crashed = false, info = false;
+	uint64_t addr = 0;
 
 	wk_start_full(w, "crash", 0, 2, extra);
 	wk_expect_hello(w, 2);
@@ -695,10 +697,23 @@ static void run_crash_of(struct wk *w, const char *run, const struct crash_case 
 			}
 			continue;
 		}
+		if (f.type == BH_FRAME_CRASH_INFO) {
+			/* After the CRASH frame, once, for the same job and address; none for
+			 * exit() (no signal, no stack to tell). */
+			ck_assert_msg(crashed, "CRASH_INFO before CRASH");
+			ck_assert_msg(!info, "two CRASH_INFO frames");
+			ck_assert_int_ne(c->kind, BH_CRASH_EXIT);
+			info = true;
+			ck_assert_uint_eq(f.crash_info.job_id, CULPRIT);
+			ck_assert_uint_eq(f.crash_info.addr, addr);
+			ck_assert_uint_ge(f.crash_info.frames, 1);
+			continue;
+		}
 		ck_assert_msg(f.type == BH_FRAME_CRASH, "unexpected %s",
 			      bh_frame_type_name(f.type));
 		ck_assert_msg(!crashed, "two CRASH frames");
 		crashed = true;
+		addr = f.crash.addr;
 		ck_assert_uint_eq(f.crash.job_id, CULPRIT);
 		ck_assert_uint_eq(f.crash.kind, c->kind);
 		ck_assert_int_eq(f.crash.signo, c->signo);
@@ -710,6 +725,7 @@ static void run_crash_of(struct wk *w, const char *run, const struct crash_case 
 			ck_assert_uint_eq(f.crash.addr, 0);
 	}
 	ck_assert_msg(crashed, "socket closed without a CRASH frame");
+	ck_assert_msg(info || c->kind == BH_CRASH_EXIT, "no CRASH_INFO after the CRASH frame");
 	/* Jobs before the culprit in FIFO order were all started before it. */
 }
 

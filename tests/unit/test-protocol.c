@@ -119,6 +119,8 @@ static size_t reencode(const struct bh_frame *f, uint8_t *out)
 		return bh_encode_hello(out, BH_FRAME_MAX, f->hello.pid, f->hello.threads);
 	case BH_FRAME_CRASH:
 		return bh_encode_crash(out, BH_FRAME_MAX, &f->crash);
+	case BH_FRAME_CRASH_INFO:
+		return bh_encode_crash_info(out, BH_FRAME_MAX, &f->crash_info);
 	case BH_FRAME_STOP:
 		return bh_encode_stop(out, BH_FRAME_MAX);
 	case BH_FRAME_INJECT:
@@ -219,6 +221,32 @@ static void add_batch_sample(const char *name, enum bh_frame_type type, uint32_t
 	add_sample(name, type, bh_batch_finish(&b));
 }
 
+#define CRASH_TEXT "crashy.so:parse_record+0x11\ncrashy.so:crash_job+0x9\nbulkhead-worker:+0x4711\n"
+
+/* CRASH_INFO for job with the frames of text (each ended by '\n'). */
+static size_t crash_info(uint8_t *buf, uint64_t job, uint64_t addr, const char *text)
+{
+	struct bh_crash_info ci = { .job_id = job, .addr = addr, .text = text };
+
+	ci.len = (uint16_t)strlen(text);
+	for (const char *p = text; *p; p++)
+		ci.frames += *p == '\n';
+	return bh_encode_crash_info(buf, BH_FRAME_MAX, &ci);
+}
+
+/* CRASH_INFO at its bounds: BH_CRASH_FRAMES_MAX frames of BH_CRASH_LINE_MAX bytes. */
+static size_t crash_info_max(uint8_t *buf)
+{
+	static char text[BH_CRASH_TEXT_MAX + 1];
+
+	for (unsigned i = 0; i < BH_CRASH_FRAMES_MAX; i++) {
+		memset(text + i * (BH_CRASH_LINE_MAX + 1), 'a' + (char)i, BH_CRASH_LINE_MAX);
+		text[i * (BH_CRASH_LINE_MAX + 1) + BH_CRASH_LINE_MAX] = '\n';
+	}
+	text[BH_CRASH_TEXT_MAX] = 0;
+	return crash_info(buf, UINT64_MAX, UINT64_MAX, text);
+}
+
 static void samples_setup(void)
 {
 	static char big_run[BH_SPEC_STRING_MAX + 1], big_args[BH_SPEC_STRING_MAX + 1];
@@ -232,6 +260,8 @@ static void samples_setup(void)
 	add_sample("crash-signal", BH_FRAME_CRASH, bh_encode_crash(scratch, sizeof(scratch), &sig));
 	add_sample("crash-exit", BH_FRAME_CRASH, bh_encode_crash(scratch, sizeof(scratch), &ex));
 	add_sample("crash-oom", BH_FRAME_CRASH, bh_encode_crash(scratch, sizeof(scratch), &oom));
+	add_sample("crash-info", BH_FRAME_CRASH_INFO, crash_info(scratch, 42, 0, CRASH_TEXT));
+	add_sample("crash-info-max", BH_FRAME_CRASH_INFO, crash_info_max(scratch));
 	add_sample("spec", BH_FRAME_SPEC,
 		   bh_encode_spec(scratch, sizeof(scratch),
 				  &(struct bh_spec){ .id = 5,
@@ -346,6 +376,34 @@ START_TEST(test_crash_roundtrip)
 		ck_assert(memcmp(&f.crash, &cases[i], sizeof(cases[i])) == 0);
 	}
 	ck_assert_uint_eq(bh_encode_crash(scratch, HDR + sizeof(struct bh_crash) - 1, &cases[0]),
+			  0);
+}
+END_TEST
+
+START_TEST(test_crash_info_roundtrip)
+{
+	struct bh_frame f;
+	size_t len = crash_info(scratch, 42, 0x10, CRASH_TEXT);
+
+	ck_assert_uint_eq(len, HDR + 24 + strlen(CRASH_TEXT));
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_int_eq(f.type, BH_FRAME_CRASH_INFO);
+	ck_assert_uint_eq(f.crash_info.job_id, 42);
+	ck_assert_uint_eq(f.crash_info.addr, 0x10);
+	ck_assert_uint_eq(f.crash_info.frames, 3);
+	ck_assert_uint_eq(f.crash_info.len, strlen(CRASH_TEXT));
+	ck_assert(memcmp(f.crash_info.text, CRASH_TEXT, f.crash_info.len) == 0);
+	/* Job 0 (a crash outside any job) is allowed; the largest one fits. */
+	ck_assert_uint_ne(crash_info(scratch, 0, 0, "x\n"), 0);
+	len = crash_info_max(scratch);
+	ck_assert_uint_eq(len, HDR + 24 + BH_CRASH_TEXT_MAX);
+	assert_roundtrip(scratch, len, &f);
+	ck_assert_uint_eq(f.crash_info.frames, BH_CRASH_FRAMES_MAX);
+	/* Too small a buffer. */
+	ck_assert_uint_eq(bh_encode_crash_info(scratch, HDR + 24 + 2,
+					       &(struct bh_crash_info){ .text = "ab\n",
+									.len = 3,
+									.frames = 1 }),
 			  0);
 }
 END_TEST
@@ -821,13 +879,15 @@ START_TEST(test_type_names_and_direction)
 	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_INPUT), "INPUT");
 	ck_assert_str_eq(bh_frame_type_name(0), "UNKNOWN");
 	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_LOG), "LOG");
-	ck_assert_str_eq(bh_frame_type_name(8), "UNKNOWN");
+	ck_assert_str_eq(bh_frame_type_name(BH_FRAME_CRASH_INFO), "CRASH_INFO");
+	ck_assert_str_eq(bh_frame_type_name(9), "UNKNOWN");
 	ck_assert_str_eq(bh_frame_type_name(39), "UNKNOWN");
 	ck_assert_str_eq(bh_frame_type_name(UINT32_MAX), "UNKNOWN");
 
 	ck_assert(bh_frame_from_worker(BH_FRAME_HELLO));
 	ck_assert(bh_frame_from_worker(BH_FRAME_DONE));
 	ck_assert(bh_frame_from_worker(BH_FRAME_CRASH));
+	ck_assert(bh_frame_from_worker(BH_FRAME_CRASH_INFO));
 	ck_assert(!bh_frame_from_worker(BH_FRAME_SPEC));
 	ck_assert(!bh_frame_from_worker(BH_FRAME_ASSIGN));
 	ck_assert(!bh_frame_from_worker(BH_FRAME_STOP));
@@ -843,6 +903,7 @@ START_TEST(test_type_names_and_direction)
 	ck_assert_int_eq(BH_FRAME_HELLO, 1);
 	ck_assert_int_eq(BH_FRAME_DONE, 2);
 	ck_assert_int_eq(BH_FRAME_CRASH, 3);
+	ck_assert_int_eq(BH_FRAME_CRASH_INFO, 8);
 	ck_assert_int_eq(BH_FRAME_SPEC, 32);
 	ck_assert_int_eq(BH_FRAME_ASSIGN, 33);
 	ck_assert_int_eq(BH_FRAME_STOP, 34);
@@ -1043,7 +1104,7 @@ START_TEST(test_reject_unknown_type)
 		scratch[OFF_TYPE] = (uint8_t)t;
 		ck_assert_msg(decode_copy(scratch, samples[0].len) == -ENOMSG, "type %u", t);
 	}
-	ck_assert_uint_eq(known, 14);
+	ck_assert_uint_eq(known, 15);
 }
 END_TEST
 
@@ -1561,6 +1622,52 @@ START_TEST(test_reject_crash)
 }
 END_TEST
 
+START_TEST(test_reject_crash_info)
+{
+	static char long_line[BH_CRASH_LINE_MAX + 3];
+	static char many[(BH_CRASH_FRAMES_MAX + 1) * 2 + 1];
+	const char *bad[] = { "", "no newline", "\n", "a\n\nb\n", "tab\there\n", "del\x7f\n",
+			      "high\xc3\xa9\n", "a\nb", long_line, many };
+	struct bh_crash_info ci = { .job_id = 1 };
+	size_t len;
+
+	memset(long_line, 'x', BH_CRASH_LINE_MAX + 1);
+	long_line[BH_CRASH_LINE_MAX + 1] = '\n';
+	for (unsigned i = 0; i <= BH_CRASH_FRAMES_MAX; i++)
+		memcpy(many + 2 * i, "a\n", 2);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ci.text = bad[i];
+		ci.len = (uint16_t)strlen(bad[i]);
+		for (ci.frames = 0; ci.frames <= BH_CRASH_FRAMES_MAX + 1; ci.frames++)
+			ck_assert_msg(bh_encode_crash_info(scratch, BH_FRAME_MAX, &ci) == 0,
+				      "text %zu frames %u", i, ci.frames);
+	}
+	/* The frame count must match the lines. */
+	len = crash_info(scratch, 1, 0, "a\nb\n");
+	ck_assert_uint_ne(len, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), 0);
+	scratch[HDR + 16] = 1;
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	scratch[HDR + 16] = 2;
+	/* Reserved must be 0. */
+	scratch[HDR + 20] = 1;
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	scratch[HDR + 20] = 0;
+	/* A text length that disagrees with the payload. */
+	scratch[HDR + 18] = 3;
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	scratch[HDR + 18] = 4;
+	/* A line of a control character, by hand past the encoder. */
+	scratch[HDR + 24] = '\r';
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	scratch[HDR + 24] = 'a';
+	ck_assert_int_eq(decode_copy(scratch, len), 0);
+	/* Shorter than the fixed part. */
+	len = put_raw_header(scratch, BH_FRAME_CRASH_INFO, 23);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_reject_hello)
 {
 	size_t len;
@@ -1763,6 +1870,7 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_inject_frame);
 	tcase_add_test(tc, test_forget_frame);
 	tcase_add_test(tc, test_crash_roundtrip);
+	tcase_add_test(tc, test_crash_info_roundtrip);
 	tcase_add_test(tc, test_spec_roundtrip);
 	tcase_add_test(tc, test_stop_roundtrip);
 	tcase_add_test(tc, test_result_roundtrip);
@@ -1797,6 +1905,7 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_reject_text);
 	tcase_add_test(tc, test_reject_id_value);
 	tcase_add_test(tc, test_reject_crash);
+	tcase_add_test(tc, test_reject_crash_info);
 	tcase_add_test(tc, test_reject_hello);
 	tcase_add_test(tc, test_reject_stop_payload);
 	suite_add_tcase(s, tc);
