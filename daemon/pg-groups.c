@@ -50,6 +50,7 @@ int pg_group_parse(const PGresult *res, int i, struct pg_group_row *g)
 	g->cfg.expect = (enum job_state)expect;
 	g->adhoc = strcmp(PQgetvalue(res, i, 13), "t") == 0;
 	g->def_hash = cell_int(res, i, 14);
+	config_group_exec_defaults(&g->cfg);
 	return 0;
 }
 

@@ -181,6 +181,7 @@ static int group_of_row(struct sq *s, sqlite3_stmt *q, struct group_config *g,
 	g->output = column_dup(q, 8);
 	if (!g->run || !g->args || !g->inputs || !g->spool || !g->output)
 		return -ENOMEM;
+	config_group_exec_defaults(g);
 	return 0;
 }
 
