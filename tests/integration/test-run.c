@@ -795,6 +795,47 @@ START_TEST(test_exec_settings)
 }
 END_TEST
 
+/*
+ * retry_delay = 300ms..1s: a failing command's attempts (each appends its start, in ns) come
+ * no sooner than 300 ms, then 600 ms, after the one before. Only "not before": a loaded
+ * machine may take longer.
+ */
+START_TEST(test_retry_delay)
+{
+	struct run r = { 0 };
+	char conf[2048], *text, *p;
+	long long t[3];
+
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	snprintf(conf, sizeof(conf),
+		 "[job flaky]\nrun = exec:/bin/sh -c 'date +%%s%%N >> %s/times; exit 3'\n"
+		 "retry_delay = 300ms..1s\nmax_attempts = 3\nexpect = failed\n"
+		 "[job fine]\nrun = exec:/bin/true\ncount = 4\n",
+		 r.dir);
+	run_config(&r, conf, NULL);
+	ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	assert_accounted(&r);
+	ck_assert_int_eq(geti(failed_entry(&r, "flaky#1"), "attempts"), 3);
+	ck_assert_int_eq(geti(group(&r, "fine"), "done"), 4);
+	text = file_of(&r, "times");
+	ck_assert_ptr_nonnull(text);
+	p = text;
+	for (int i = 0; i < 3; i++) {
+		char *end;
+
+		t[i] = strtoll(p, &end, 10);
+		ck_assert_msg(end != p && t[i] > 0, "times:\n%s", text);
+		p = end;
+	}
+	ck_assert_msg(t[1] - t[0] >= 300000000LL, "second attempt %lld ns after the first",
+		      t[1] - t[0]);
+	ck_assert_msg(t[2] - t[1] >= 600000000LL, "third attempt %lld ns after the second",
+		      t[2] - t[1]);
+	free(text);
+	run_free(&r);
+}
+END_TEST
+
 /* Waits (a file's content, with a deadline of 30 s) for name under the run's dir; its pid. */
 static pid_t wait_pid_file(struct run *r, const char *name)
 {
@@ -1978,6 +2019,7 @@ static Suite *run_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_exec_outcomes);
 	tcase_add_test(tc, test_exec_settings);
+	tcase_add_test(tc, test_retry_delay);
 	tcase_add_test(tc, test_exec_worker_death_kills_commands);
 	tcase_add_test(tc, test_inputs_with_poison_exec);
 	tcase_add_test(tc, test_exec_run_sigkill_leaves_nothing);
