@@ -489,7 +489,12 @@ int config_group_exec_parse(const char *text, struct group_config *g, char *err,
 			str_printf(err, errlen, "unknown key %.*s", (int)klen, p);
 			r = -EINVAL;
 		} else {
-			r = convert(&config_keys[key], value, g, err, errlen);
+			char why[256];
+
+			r = convert(&config_keys[key], value, g, why, sizeof(why));
+			if (r == -EINVAL)
+				str_printf(err, errlen, "%s = %.64s: %s", config_keys[key].name,
+					   value, why);
 		}
 		free(value);
 		p = *nl ? nl + 1 : nl;
