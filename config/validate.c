@@ -441,6 +441,13 @@ static void check_job(struct parser *p, const struct raw_section *s, struct conf
 		config_value_error(p, s, CONFIG_KEY_JOB_spool, s->values[CONFIG_KEY_JOB_spool].value,
 				   "a spool is on one host: not with store = postgresql: "
 				   "(submit its files with bulkhead submit --input)");
+	/* A re-queued job goes back to the shared queue: any node may claim it at once. */
+	if (g->retry_delay_max > 0 && c->supervisor.store &&
+	    strncmp(c->supervisor.store, "postgresql:", 11) == 0)
+		config_value_error(p, s, CONFIG_KEY_JOB_retry_delay,
+				   s->values[CONFIG_KEY_JOB_retry_delay].value,
+				   "not with store = postgresql: yet (a job re-queued there goes "
+				   "back to the shared queue, where any node may claim it at once)");
 }
 
 /*

@@ -1262,6 +1262,11 @@ START_TEST(test_exec_settings)
 	expect_job_error("[job a]\nrun = exec:true\nretry_delay = 5s..1s\n", 3,
 			 "retry_delay = 5s..1s: expected LO..HI, two durations 0..1h with LO <= HI, "
 			 "e.g. 10ms..5s");
+	expect_only_error("[supervisor]\nstore = postgresql:dbname=x\n[job a]\nrun = builtin:noop\n"
+			  "retry_delay = 1s\n",
+			  "demo.conf:5: [job a] retry_delay = 1s: not with store = postgresql: yet (a "
+			  "job re-queued there goes back to the shared queue, where any node may "
+			  "claim it at once)");
 	expect_job_error("[job a]\nrun = exec:true\nworking_directory = missing\n", 3,
 			 "working_directory = missing: @DIR@/missing: No such file or directory");
 	expect_job_error("[job a]\nrun = exec:true\nworking_directory = file\n", 3,
