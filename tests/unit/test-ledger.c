@@ -847,6 +847,28 @@ START_TEST(test_variants_dedupe)
 	ck_assert_uint_ne(ledger_group_spec_id(l, ga), ledger_group_spec_id(l, gb));
 	ck_assert_uint_ne(ledger_group_spec_id(l, 0), ledger_group_spec_id(l, ga));
 	ck_assert_uint_gt(ledger_group_spec_id(l, 0), 0);
+	/* The exec settings are part of the definition: another environment, another group;
+	 * the same again, the same group (with its settings kept). */
+	{
+		struct group_config e = variant("exec:/bin/true", ""), e2;
+		unsigned ge, ge2, gf;
+
+		e.kind = JOB_KIND_EXEC;
+		config_group_exec_defaults(&e);
+		e.environment = (char *)"A=1";
+		e2 = e;
+		ck_assert_int_eq(ledger_add_variant(l, &e, "cmd", 1, NULL, 0, &ge, &first), 0);
+		ck_assert_int_eq(ledger_add_variant(l, &e2, "cmd", 1, NULL, 0, &ge2, &first), 0);
+		ck_assert_uint_eq(ge2, ge);
+		ck_assert_str_eq(ledger_group(l, ge)->environment, "A=1");
+		e2.environment = (char *)"A=2";
+		ck_assert_int_eq(ledger_add_variant(l, &e2, "cmd", 1, NULL, 0, &gf, &first), 0);
+		ck_assert_uint_ne(gf, ge);
+		e2 = e;
+		e2.retry_delay_min = e2.retry_delay_max = 1000;
+		ck_assert_int_eq(ledger_add_variant(l, &e2, "cmd", 1, NULL, 0, &gf, &first), 0);
+		ck_assert_uint_ne(gf, ge);
+	}
 	assert_sums();
 }
 END_TEST
