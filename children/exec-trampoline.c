@@ -41,6 +41,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -294,16 +295,47 @@ static _Noreturn void command_child(char **argv, int errfd, pid_t trampoline)
 	_exit(127);
 }
 
+/*
+ * The options between PPID and "--": the directory and the nice value are taken here, so
+ * the command inherits them. Returns the index of the command in argv; reports and exits
+ * when one cannot be taken.
+ */
+static int take_options(int argc, char **argv)
+{
+	int i = 3;
+
+	while (i + 1 < argc && strcmp(argv[i], "--") != 0) {
+		if (strcmp(argv[i], EXEC_TRAMPOLINE_CHDIR) == 0) {
+			if (chdir(argv[i + 1]) < 0) {
+				report(EXEC_REPORT_CHDIR_FAILED, errno);
+				_exit(127);
+			}
+		} else if (strcmp(argv[i], EXEC_TRAMPOLINE_NICE) == 0) {
+			errno = 0;
+			if (setpriority(PRIO_PROCESS, 0, atoi(argv[i + 1])) < 0) {
+				report(EXEC_REPORT_NICE_FAILED, errno ? errno : EPERM);
+				_exit(127);
+			}
+		} else {
+			_exit(127);
+		}
+		i += 2;
+	}
+	if (i + 1 >= argc || strcmp(argv[i], "--") != 0)
+		_exit(127);
+	return i + 1;
+}
+
 int exec_trampoline_main(int argc, char **argv)
 {
-	int ep[2], err = 0, status;
+	int ep[2], err = 0, status, first;
 	bool over = false;
 	sigset_t set;
 	pid_t self = getpid(), cmd;
 	ssize_t n;
 
-	/* argv: bulkhead-worker --exec-command PPID -- COMMAND ARGS... */
-	if (argc < 5 || strcmp(argv[3], "--") != 0)
+	/* argv: bulkhead-worker --exec-command PPID [OPTION VALUE]... -- COMMAND ARGS... */
+	if (argc < 5)
 		_exit(127);
 	(void)fcntl(EXEC_TRAMPOLINE_FD, F_SETFD, FD_CLOEXEC);
 	/* Blocked since the spawn already; again, in case someone else started us. */
@@ -317,6 +349,7 @@ int exec_trampoline_main(int argc, char **argv)
 	(void)prctl(PR_SET_PDEATHSIG, EXEC_TRAMPOLINE_DEATHSIG);
 	if (getppid() != (pid_t)atoi(argv[2]))
 		_exit(127); /* the worker is already gone */
+	first = take_options(argc, argv);
 
 	cmd = fork();
 	if (cmd < 0) {
@@ -325,7 +358,7 @@ int exec_trampoline_main(int argc, char **argv)
 	}
 	if (cmd == 0) {
 		close(ep[0]);
-		command_child(argv + 4, ep[1], self);
+		command_child(argv + first, ep[1], self);
 	}
 	close(ep[1]);
 	(void)setpgid(cmd, cmd); /* (fails once the command has exec'd: it did it itself) */

@@ -4,8 +4,10 @@
  * what it and the job thread that started it (exec.c) say to each other. A leaf: it knows
  * nothing of jobs, only its command line and its report pipe.
  *
- *   bulkhead-worker --exec-command WORKER_PID -- COMMAND ARGS...
+ *   bulkhead-worker --exec-command WORKER_PID [--chdir DIR] [--nice N] -- COMMAND ARGS...
  *
+ * (the group's working_directory and nice: the trampoline takes them before it forks the
+ * command, which inherits them; one it cannot take is reported and nothing is started)
  * with the report pipe on EXEC_TRAMPOLINE_FD and the signals of exec_trampoline_signals()
  * blocked from its start.
  */
@@ -15,6 +17,8 @@
 #include <stdint.h>
 
 #define EXEC_TRAMPOLINE_OPTION "--exec-command"
+#define EXEC_TRAMPOLINE_CHDIR "--chdir"
+#define EXEC_TRAMPOLINE_NICE "--nice"
 #define EXEC_TRAMPOLINE_FD 3
 #define EXEC_TRAMPOLINE_DEATHSIG SIGHUP /* the trampoline's PDEATHSIG: end everything */
 
@@ -23,6 +27,8 @@ enum {
 	EXEC_REPORT_STARTED = 1, /* value: the command's pid (and process group) */
 	EXEC_REPORT_FAILED = 2, /* value: the errno it could not be started with */
 	EXEC_REPORT_ENDED = 3, /* value: the command's wait status */
+	EXEC_REPORT_CHDIR_FAILED = 4, /* value: the errno of chdir(--chdir DIR) */
+	EXEC_REPORT_NICE_FAILED = 5, /* value: the errno of setpriority(--nice N) */
 };
 
 struct exec_report {

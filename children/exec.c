@@ -15,8 +15,11 @@
  * The command's stdin is /dev/null, and its stdout and stderr go to DIR/<group>.<job>.out
  * and .err with `output = DIR`, else to a pipe that this thread reads and logs line by line
  * through the job's log, the first EXEC_OUTPUT_LOG_MAX bytes only, then one line saying how
- * much was dropped. Its environment is the worker's plus BULKHEAD_JOB_ID (and
- * BULKHEAD_JOB_INPUT when the job has an input). Every fd of the worker is CLOEXEC, fds
+ * much was dropped. Its environment is the worker's, then the group's `environment =` (a
+ * NAME it sets replaces the worker's), then BULKHEAD_JOB_ID (and BULKHEAD_JOB_INPUT when the
+ * job has an input). The group's working_directory and nice are taken by the trampoline
+ * before it forks the command (a failure is the attempt's, SPAWN_FAILED, logged with its
+ * reason). An exit code in the group's success_exit_status is done (status 0), logged. Every fd of the worker is CLOEXEC, fds
  * above 3 are closed at the spawn (a plugin's may not be), so the command inherits none.
  *
  * The trampoline talks to the job thread over a pipe on its fd 3 (struct exec_report, one
@@ -51,6 +54,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +63,7 @@
 #include <unistd.h>
 
 #include "common/cmdline.h"
+#include "common/exec-settings.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "exec-trampoline.h"
@@ -81,6 +86,8 @@ extern char **environ;
 struct exec_cmd {
 	char **argv; /* one block (cmdline_split) */
 	size_t argc;
+	char **env; /* the group's environment =, one block (exec_env_split); NULL if none */
+	size_t n_env;
 };
 
 static pthread_mutex_t exec_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -90,6 +97,7 @@ static void cmd_free(struct exec_cmd *c)
 	if (!c)
 		return;
 	free(c->argv);
+	free(c->env);
 	free(c);
 }
 
@@ -97,7 +105,8 @@ static void cmd_free(struct exec_cmd *c)
  * Splits "COMMAND ARGS..." (common/cmdline.h) and checks the placeholders of every word.
  * Returns 0, -EINVAL with the reason in err, or -ENOMEM.
  */
-static int cmd_new(const char *cmdline, struct exec_cmd **ret, char *err, size_t errsize)
+static int cmd_new(const char *cmdline, const char *env, struct exec_cmd **ret, char *err,
+		   size_t errsize)
 {
 	struct exec_cmd *c;
 	int r;
@@ -106,6 +115,8 @@ static int cmd_new(const char *cmdline, struct exec_cmd **ret, char *err, size_t
 	if (!c)
 		return -ENOMEM;
 	r = cmdline_split(cmdline, &c->argv, &c->argc, err, errsize);
+	if (r == 0)
+		r = exec_env_split(env, &c->env, &c->n_env, err, errsize);
 	for (size_t i = 0; r == 0 && i < c->argc; i++) {
 		char *w;
 
@@ -174,10 +185,42 @@ static bool env_is_ours(const char *e)
 	       strncmp(e, "BULKHEAD_JOB_INPUT=", 19) == 0;
 }
 
-/* environ without BULKHEAD_JOB_*, plus ours. *ret_strings holds what was added. */
+/* True if assignment a sets the same NAME as b (both NAME=VALUE). */
+static bool same_name(const char *a, const char *b)
+{
+	size_t n = strcspn(a, "=");
+
+	return strncmp(a, b, n) == 0 && b[n] == '=';
+}
+
+/* True if group assignment i is overridden: by a later one, or by ours. */
+static bool env_overridden(const struct exec_cmd *c, size_t i)
+{
+	if (env_is_ours(c->env[i]))
+		return true;
+	for (size_t j = i + 1; j < c->n_env; j++)
+		if (same_name(c->env[i], c->env[j]))
+			return true;
+	return false;
+}
+
+/* True if the group's environment = sets e's NAME. */
+static bool env_in_group(const struct exec_cmd *c, const char *e)
+{
+	for (size_t i = 0; i < c->n_env; i++)
+		if (same_name(c->env[i], e))
+			return true;
+	return false;
+}
+
+/*
+ * environ without BULKHEAD_JOB_* and the NAMEs the group sets, then the group's assignments
+ * (the last of each NAME), then ours. *ret_strings holds what was added.
+ */
 static int build_envp(struct bulkhead_job *job, char ***ret, char **ret_strings)
 {
-	size_t n = 0, k = 0;
+	const struct exec_cmd *c = job->spec->data;
+	size_t n = c->n_env, k = 0;
 	char **e, *s;
 
 	for (char **p = environ; p && *p; p++)
@@ -191,8 +234,11 @@ static int build_envp(struct bulkhead_job *job, char ***ret, char **ret_strings)
 		return -ENOMEM;
 	}
 	for (char **p = environ; p && *p; p++)
-		if (!env_is_ours(*p))
+		if (!env_is_ours(*p) && !env_in_group(c, *p))
 			e[k++] = *p;
+	for (size_t i = 0; i < c->n_env; i++)
+		if (!env_overridden(c, i))
+			e[k++] = c->env[i];
 	e[k++] = s;
 	if (job->input)
 		e[k++] = s + strlen(s) + 1;
@@ -384,6 +430,27 @@ static int add_output_files(struct bulkhead_job *job, posix_spawn_file_actions_t
 }
 
 /*
+ * A setting of the group the trampoline could not take: logged with its reason, as the
+ * attempt's failure (SPAWN_FAILED). Returns -err; job->setting_failed keeps kind_run() from
+ * logging it again as "cannot start".
+ */
+static int setting_failed(struct bulkhead_job *job, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int setting_failed(struct bulkhead_job *job, int err, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	bulkhead_job_log(job, BULKHEAD_LOG_ERR, "%s: %s; the command was not started", what,
+			 strerror(err));
+	job->setting_failed = true;
+	return -err;
+}
+
+/*
  * Starts the trampoline for argv. Returns 0 with its pid, the command's pid (from its
  * STARTED report), the report pipe and the output pipe (-1 with output = DIR), or -errno
  * (also the errno the command could not be started with).
@@ -396,22 +463,32 @@ static int spawn_trampoline(struct bulkhead_job *job, char **argv, char **envp,
 	posix_spawnattr_t at;
 	sigset_t mask, all;
 	int p[2] = { -1, -1 }, e[2] = { -1, -1 }, r;
-	char **targv, ppid[24];
-	size_t n = 0;
+	const struct job_spec *spec = job->spec;
+	char **targv, ppid[24], nice[16];
+	size_t n = 0, t = 3;
 	ssize_t k = 0;
 	pid_t pid = 0;
 
 	while (argv[n])
 		n++;
-	targv = calloc(n + 5, sizeof(*targv));
+	targv = calloc(n + 9, sizeof(*targv));
 	if (!targv)
 		return -ENOMEM;
 	snprintf(ppid, sizeof(ppid), "%d", (int)getpid());
 	targv[0] = (char *)"bulkhead-worker";
 	targv[1] = (char *)EXEC_TRAMPOLINE_OPTION;
 	targv[2] = ppid;
-	targv[3] = (char *)"--";
-	memcpy(targv + 4, argv, (n + 1) * sizeof(*argv));
+	if (spec->working_directory[0]) {
+		targv[t++] = (char *)EXEC_TRAMPOLINE_CHDIR;
+		targv[t++] = (char *)spec->working_directory;
+	}
+	if (spec->nice != BH_NICE_INHERIT) {
+		snprintf(nice, sizeof(nice), "%d", spec->nice);
+		targv[t++] = (char *)EXEC_TRAMPOLINE_NICE;
+		targv[t++] = nice;
+	}
+	targv[t++] = (char *)"--";
+	memcpy(targv + t, argv, (n + 1) * sizeof(*argv));
 	if (pipe2(e, O_CLOEXEC) < 0) {
 		free(targv);
 		return -errno;
@@ -464,6 +541,13 @@ static int spawn_trampoline(struct bulkhead_job *job, char **argv, char **envp,
 			;
 		if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_FAILED && rep.value > 0)
 			r = -rep.value;
+		else if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_CHDIR_FAILED &&
+			 rep.value > 0)
+			r = setting_failed(job, rep.value, "cannot change to the working directory %s",
+					   spec->working_directory);
+		else if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_NICE_FAILED &&
+			 rep.value > 0)
+			r = setting_failed(job, rep.value, "cannot set nice %d", spec->nice);
 		else /* it died before it could say (the worker is going, or a kill from outside) */
 			r = WIFSIGNALED(status) ? -EINTR : -ECHILD;
 	}
@@ -500,8 +584,9 @@ static int kind_run(struct bulkhead_job *job)
 	if (r == 0)
 		r = build_envp(job, &envp, &env_strings);
 	if (r == 0) {
+		job->setting_failed = false;
 		r = spawn_trampoline(job, argv, envp, &x);
-		if (r < 0)
+		if (r < 0 && !job->setting_failed)
 			bulkhead_job_log(job, BULKHEAD_LOG_ERR, "cannot start %s: %s", argv[0],
 					 strerror(-r));
 	}
@@ -524,7 +609,16 @@ static int kind_run(struct bulkhead_job *job)
 		job->outcome = BH_OUTCOME_SIGNALED;
 		return WTERMSIG(status);
 	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+	if (!WIFEXITED(status))
+		return 1;
+	if (WEXITSTATUS(status) != 0 &&
+	    exit_set_has(job->spec->success_exit_status, (unsigned)WEXITSTATUS(status))) {
+		bulkhead_job_log(job, BULKHEAD_LOG_INFO,
+				 "the command exited %d: done (success_exit_status)",
+				 WEXITSTATUS(status));
+		return 0;
+	}
+	return WEXITSTATUS(status);
 }
 
 /* --- the job kind: exec:COMMAND ARGS... --- */
@@ -533,7 +627,7 @@ static int kind_init(struct job_spec *s, const char *run, struct job_kind_error 
 {
 	struct exec_cmd *c;
 
-	if (cmd_new(run + strlen(EXEC_PREFIX), &c, e->buf, sizeof(e->buf)) < 0) {
+	if (cmd_new(run + strlen(EXEC_PREFIX), s->environment, &c, e->buf, sizeof(e->buf)) < 0) {
 		e->status = JOB_STATUS_NOT_FOUND;
 		e->what = "bad command";
 		e->detail = e->buf;

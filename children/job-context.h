@@ -51,6 +51,10 @@ struct job_spec {
 	char *strings; /* owns the keys and values below, and name and output */
 	const char *name; /* the group's name ("" if the master sent none) */
 	const char *output; /* exec: directory for the jobs' stdout/stderr, "" = the log */
+	const char *environment; /* exec: "" or NAME=VALUE words (common/exec-settings.h) */
+	const char *working_directory; /* exec: "" or the directory the command starts in */
+	uint8_t success_exit_status[BH_EXIT_SET_BYTES]; /* exec: exit codes counted done */
+	int nice; /* exec: -20..19, or BH_NICE_INHERIT */
 	struct job_arg args[JOB_SPEC_ARGS_MAX];
 	unsigned n_args;
 	bulkhead_job_fn fn; /* builtin, plugin: the job function */
@@ -68,6 +72,7 @@ struct bulkhead_job {
 	const char *input; /* the job's input (INPUT frame), NULL if none */
 	atomic_uint cancelled; /* 1: a CANCEL named this job (job_context_cancel()); a futex */
 	pid_t exec_pid; /* exec: the running command's trampoline (exec.c), 0 if none */
+	bool setting_failed; /* exec: the trampoline could not take a setting (logged) */
 	enum bh_outcome outcome; /* how the job ended: set by exec jobs, else RETURNED */
 	bool has_result;
 	uint16_t result_len;

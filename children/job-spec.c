@@ -108,9 +108,16 @@ static char *put_string(char **p, const char *src, size_t n)
 	return d;
 }
 
+/* What a SPEC frame says besides run and args (job_spec_new(): nothing). */
+struct spec_more {
+	const char *name, *output, *environment, *working_directory;
+	size_t name_len, output_len, environment_len, working_directory_len;
+	const uint8_t *success_exit_status; /* NULL: { 0 } */
+	int nice;
+};
+
 static int spec_new(uint32_t id, const char *run, size_t run_len, const char *args, size_t args_len,
-		    const char *name, size_t name_len, const char *output, size_t output_len,
-		    struct job_spec **ret)
+		    const struct spec_more *m, struct job_spec **ret)
 {
 	struct job_spec *s;
 	char *p, *run_str, *args_str, *checked;
@@ -118,8 +125,12 @@ static int spec_new(uint32_t id, const char *run, size_t run_len, const char *ar
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	/* One block: run\0args\0args-copy\0name\0output\0 (the copy is what gets split). */
-	s->strings = malloc(run_len + 2 * args_len + name_len + output_len + 5);
+	/*
+	 * One block: run\0args\0args-copy\0name\0output\0environment\0directory\0 (the copy
+	 * is what gets split).
+	 */
+	s->strings = malloc(run_len + 2 * args_len + m->name_len + m->output_len +
+			    m->environment_len + m->working_directory_len + 7);
 	if (!s->strings) {
 		free(s);
 		return -ENOMEM;
@@ -129,8 +140,14 @@ static int spec_new(uint32_t id, const char *run, size_t run_len, const char *ar
 	run_str = put_string(&p, run, run_len);
 	checked = put_string(&p, args, args_len);
 	args_str = put_string(&p, args, args_len);
-	s->name = put_string(&p, name, name_len);
-	s->output = put_string(&p, output, output_len);
+	s->name = put_string(&p, m->name, m->name_len);
+	s->output = put_string(&p, m->output, m->output_len);
+	s->environment = put_string(&p, m->environment, m->environment_len);
+	s->working_directory = put_string(&p, m->working_directory, m->working_directory_len);
+	s->success_exit_status[0] = 1;
+	if (m->success_exit_status)
+		memcpy(s->success_exit_status, m->success_exit_status, BH_EXIT_SET_BYTES);
+	s->nice = m->nice;
 	*ret = s;
 	spec_build(s, run_str, checked, args_str);
 	return 0;
@@ -139,13 +156,30 @@ static int spec_new(uint32_t id, const char *run, size_t run_len, const char *ar
 int job_spec_new(uint32_t id, const char *run, size_t run_len, const char *args, size_t args_len,
 		 struct job_spec **ret)
 {
-	return spec_new(id, run, run_len, args, args_len, "", 0, "", 0, ret);
+	const struct spec_more m = { .name = "",
+				     .output = "",
+				     .environment = "",
+				     .working_directory = "",
+				     .nice = BH_NICE_INHERIT };
+
+	return spec_new(id, run, run_len, args, args_len, &m, ret);
 }
 
 int job_spec_new_full(const struct bh_frame *f, struct job_spec **ret)
 {
+	const struct spec_more m = { .name = f->spec.name,
+				     .name_len = f->spec.name_len,
+				     .output = f->spec.output,
+				     .output_len = f->spec.output_len,
+				     .environment = f->spec.environment,
+				     .environment_len = f->spec.environment_len,
+				     .working_directory = f->spec.working_directory,
+				     .working_directory_len = f->spec.working_directory_len,
+				     .success_exit_status = f->spec.success_exit_status,
+				     .nice = f->spec.nice };
+
 	return spec_new(f->spec.id, f->spec.run, f->spec.run_len, f->spec.args, f->spec.args_len,
-			f->spec.name, f->spec.name_len, f->spec.output, f->spec.output_len, ret);
+			&m, ret);
 }
 
 void job_spec_free(struct job_spec *s)

@@ -125,20 +125,34 @@ size_t bh_encode_crash_info(void *buf, size_t size, const struct bh_crash_info *
 	return put_header(buf, BH_FRAME_CRASH_INFO, CRASH_INFO_FIXED + info->len);
 }
 
-#define SPEC_FIXED 16u /* u32 id, u16 run, args, name, output lengths, u32 reserved */
+/*
+ * u32 id, u16 lengths of run, args, name, output, environment, working directory, i32 nice,
+ * u32 reserved, the exit-code set; then the strings in that order.
+ */
+#define SPEC_STRINGS 6u
+#define SPEC_FIXED (4u + 2u * SPEC_STRINGS + 4u + 4u + BH_EXIT_SET_BYTES)
 
 size_t bh_encode_spec(void *buf, size_t size, const struct bh_spec *s)
 {
-	const char *str[4] = { s->run, s->args ? s->args : "", s->name ? s->name : "",
-			       s->output ? s->output : "" };
-	uint16_t l16[4];
+	const char *str[SPEC_STRINGS] = { s->run,
+					  s->args ? s->args : "",
+					  s->name ? s->name : "",
+					  s->output ? s->output : "",
+					  s->environment ? s->environment : "",
+					  s->working_directory ? s->working_directory : "" };
+	uint8_t exits[BH_EXIT_SET_BYTES] = { 1 };
+	uint16_t l16[SPEC_STRINGS];
 	size_t payload = SPEC_FIXED;
 	uint32_t reserved = 0;
+	int32_t nice = s->has_nice ? s->nice : BH_NICE_INHERIT;
 	uint8_t *p = (uint8_t *)buf + HDR;
 
-	if (s->id == UINT32_MAX)
+	if (s->id == UINT32_MAX || (nice != BH_NICE_INHERIT && (nice < -20 || nice > 19)))
 		return 0;
-	for (unsigned i = 0; i < 4; i++) {
+	if (s->success_exit_status)
+		memcpy(exits, s->success_exit_status, sizeof(exits));
+	exits[0] |= 1;
+	for (unsigned i = 0; i < SPEC_STRINGS; i++) {
 		size_t l = strlen(str[i]);
 
 		if (l > BH_SPEC_STRING_MAX || (i == 0 && l == 0))
@@ -150,9 +164,11 @@ size_t bh_encode_spec(void *buf, size_t size, const struct bh_spec *s)
 		return 0;
 	memcpy(p, &s->id, 4);
 	memcpy(p + 4, l16, sizeof(l16));
-	memcpy(p + 12, &reserved, 4);
+	memcpy(p + 4 + sizeof(l16), &nice, 4);
+	memcpy(p + 8 + sizeof(l16), &reserved, 4);
+	memcpy(p + 12 + sizeof(l16), exits, sizeof(exits));
 	p += SPEC_FIXED;
-	for (unsigned i = 0; i < 4; i++) {
+	for (unsigned i = 0; i < SPEC_STRINGS; i++) {
 		memcpy(p, str[i], l16[i]);
 		p += l16[i];
 	}
@@ -383,7 +399,14 @@ static int decode_batch(const uint8_t *p, size_t len, size_t esz,
 
 static int decode_spec(const uint8_t *p, size_t len, struct bh_frame *f)
 {
-	uint16_t l[4];
+	uint16_t l[SPEC_STRINGS];
+	const char **dst[SPEC_STRINGS] = { &f->spec.run, &f->spec.args, &f->spec.name,
+					   &f->spec.output, &f->spec.environment,
+					   &f->spec.working_directory };
+	uint16_t *dst_len[SPEC_STRINGS] = { &f->spec.run_len, &f->spec.args_len,
+					    &f->spec.name_len, &f->spec.output_len,
+					    &f->spec.environment_len,
+					    &f->spec.working_directory_len };
 	uint32_t reserved;
 	size_t total = SPEC_FIXED;
 	const char *str;
@@ -392,10 +415,14 @@ static int decode_spec(const uint8_t *p, size_t len, struct bh_frame *f)
 		return -EINVAL;
 	memcpy(&f->spec.id, p, 4);
 	memcpy(l, p + 4, sizeof(l));
-	memcpy(&reserved, p + 12, 4);
-	if (reserved != 0 || l[0] == 0 || f->spec.id == UINT32_MAX)
+	memcpy(&f->spec.nice, p + 4 + sizeof(l), 4);
+	memcpy(&reserved, p + 8 + sizeof(l), 4);
+	f->spec.success_exit_status = p + 12 + sizeof(l);
+	if (reserved != 0 || l[0] == 0 || f->spec.id == UINT32_MAX ||
+	    !(f->spec.success_exit_status[0] & 1) ||
+	    (f->spec.nice != BH_NICE_INHERIT && (f->spec.nice < -20 || f->spec.nice > 19)))
 		return -EINVAL;
-	for (unsigned i = 0; i < 4; i++) {
+	for (unsigned i = 0; i < SPEC_STRINGS; i++) {
 		if (l[i] > BH_SPEC_STRING_MAX)
 			return -EINVAL;
 		total += l[i];
@@ -403,14 +430,11 @@ static int decode_spec(const uint8_t *p, size_t len, struct bh_frame *f)
 	if (total != len || memchr(p + SPEC_FIXED, 0, len - SPEC_FIXED))
 		return -EINVAL;
 	str = (const char *)p + SPEC_FIXED;
-	f->spec.run = str;
-	f->spec.run_len = l[0];
-	f->spec.args = str += l[0];
-	f->spec.args_len = l[1];
-	f->spec.name = str += l[1];
-	f->spec.name_len = l[2];
-	f->spec.output = str + l[2];
-	f->spec.output_len = l[3];
+	for (unsigned i = 0; i < SPEC_STRINGS; i++) {
+		*dst[i] = str;
+		*dst_len[i] = l[i];
+		str += l[i];
+	}
 	return 0;
 }
 

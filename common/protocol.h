@@ -22,9 +22,11 @@
 #define BH_PROTO_MAGIC 0xB4B7u
 #define BH_PROTO_VERSION 6 /* 2: DONE entries carry run_usec; 3: plugins, exec, inputs;
 			     4: FORGET, specs sent only with the jobs that need them,
-			     DONE outcome CANCELLED; 5: LOG; 6: CRASH_INFO */
+			     DONE outcome CANCELLED; 5: LOG; 6: CRASH_INFO and SPEC's exec settings */
 #define BH_FRAME_MAX (64u * 1024u)     /* hard maximum, header included */
-#define BH_SPEC_STRING_MAX 16000u      /* run, args, name and output, each */
+#define BH_SPEC_STRING_MAX 16000u      /* run, args, name, output, environment, directory */
+#define BH_EXIT_SET_BYTES 32u          /* SPEC: a bit for each exit code counted done */
+#define BH_NICE_INHERIT 127            /* SPEC: leave the nice value as it is */
 #define BH_INPUT_MAX 4096u             /* a job's input (a path), bytes */
 #define BH_RESULT_MAX 255u             /* a job's result line, bytes */
 #define BH_PROGRESS_MAX 1000u          /* progress is in 1/1000 */
@@ -151,6 +153,12 @@ struct bh_spec {
 	const char *args;   /* "k=v k=v" */
 	const char *name;   /* the group's name (logs, output file names) */
 	const char *output; /* exec: directory for per-job stdout/stderr files; "" = the log */
+	/* exec: settings; zeroes (NULL, false) are the defaults */
+	const char *environment; /* "" or NAME=VALUE words (common/exec-settings.h) */
+	const char *working_directory; /* "" or an absolute path */
+	const uint8_t *success_exit_status; /* BH_EXIT_SET_BYTES; NULL: { 0 } */
+	bool has_nice; /* false: leave it (BH_NICE_INHERIT on the wire) */
+	int32_t nice; /* -20..19 */
 };
 
 #define BH_BATCH_HEADER_SIZE 8u /* uint32 count, uint32 reserved */
@@ -178,6 +186,12 @@ struct bh_frame {
 			uint16_t name_len;
 			const char *output;
 			uint16_t output_len;
+			const char *environment;
+			uint16_t environment_len;
+			const char *working_directory;
+			uint16_t working_directory_len;
+			const uint8_t *success_exit_status; /* BH_EXIT_SET_BYTES, bit 0 set */
+			int32_t nice; /* -20..19 or BH_NICE_INHERIT */
 		} spec;
 		struct {
 			uint64_t job_id;

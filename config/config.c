@@ -315,6 +315,8 @@ void config_free(struct config *c)
 		free(g->input_paths);
 		free(g->spool);
 		free(g->output);
+		free(g->environment);
+		free(g->working_directory);
 	}
 	for (unsigned i = 0; i < c->n_pools; i++) {
 		free(c->pools[i].user);
@@ -341,4 +343,17 @@ const char *log_level_to_string(enum log_level l)
 		if (c->value == (int)l)
 			return c->name;
 	return NULL;
+}
+
+bool config_group_exec_equal(const struct group_config *a, const struct group_config *b)
+{
+	const char *ae = a->environment ? a->environment : "",
+		   *be = b->environment ? b->environment : "";
+	const char *aw = a->working_directory ? a->working_directory : "",
+		   *bw = b->working_directory ? b->working_directory : "";
+
+	return strcmp(ae, be) == 0 && strcmp(aw, bw) == 0 &&
+	       memcmp(a->success_exit_status, b->success_exit_status, EXIT_SET_BYTES) == 0 &&
+	       a->nice == b->nice && a->retry_delay_min == b->retry_delay_min &&
+	       a->retry_delay_max == b->retry_delay_max;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "common/exec-settings.h"
 #include "common/job-state.h"
 #include "common/units.h"
 
@@ -100,6 +101,13 @@ struct group_config {
 	usec_t timeout; /* USEC_INFINITY = none */
 	unsigned max_attempts;
 	enum job_state expect; /* JOB_DONE, JOB_FAILED, JOB_CRASHED or JOB_TIMED_OUT */
+	/* Exec jobs' settings (a builtin's or plugin's group keeps the defaults): */
+	char *environment; /* "" or NAME=VALUE words, as written (exec_env_split()) */
+	char *working_directory; /* "" (the worker's) or an absolute directory */
+	uint8_t success_exit_status[EXIT_SET_BYTES]; /* exit codes counted done; 0 always */
+	int nice; /* EXEC_NICE_INHERIT or EXEC_NICE_MIN..EXEC_NICE_MAX */
+	/* Any kind: the wait before the next attempt after a blamed one, doubling LO..HI. */
+	usec_t retry_delay_min, retry_delay_max;
 };
 
 struct config {
@@ -152,6 +160,32 @@ int config_load_checked(const char *path, const char *text, const char *worker, 
  */
 struct sockaddr_storage;
 int config_parse_listen(const char *text, struct sockaddr_storage *ret, unsigned *ret_len);
+
+/*
+ * True if a and b have the same environment, working_directory, success_exit_status, nice
+ * and retry_delay (a NULL string is ""): part of a group's definition.
+ */
+bool config_group_exec_equal(const struct group_config *a, const struct group_config *b);
+
+/* g's exec settings and retry_delay at their defaults (the strings NULL, meaning ""). */
+static inline void config_group_exec_defaults(struct group_config *g)
+{
+	g->environment = NULL;
+	g->working_directory = NULL;
+	for (unsigned i = 0; i < EXIT_SET_BYTES; i++)
+		g->success_exit_status[i] = i == 0;
+	g->nice = EXEC_NICE_INHERIT;
+	g->retry_delay_min = g->retry_delay_max = 0;
+}
+
+/*
+ * How the stores keep them, in one text: "" for the defaults, else a "key = value" line for
+ * each of them, as check-config prints them. config_group_exec_format() returns a malloc'd
+ * string (NULL: out of memory); config_group_exec_parse() sets g's (the strings malloc'd, the
+ * caller frees them) from one, and returns 0, -EINVAL (with the reason in err) or -ENOMEM.
+ */
+char *config_group_exec_format(const struct group_config *g);
+int config_group_exec_parse(const char *text, struct group_config *g, char *err, size_t errlen);
 
 /* Index of the pool called `name`, or -ENOENT. */
 int config_find_pool(const struct config *c, const char *name);

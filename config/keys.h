@@ -48,6 +48,9 @@ enum config_type {
 	CONFIG_TYPE_GLOB, /* char *, "" or a glob(3) pattern, made absolute (config dir) */
 	CONFIG_TYPE_DIR, /* char *, "" or an existing directory, made absolute (config dir) */
 	CONFIG_TYPE_STORE, /* char *, "", "memory", "sqlite:/abs/PATH" (PATH at most max bytes) or "postgresql:CONNINFO" */
+	CONFIG_TYPE_ENVIRONMENT, /* char *, NAME=VALUE words (common/exec-settings.h), as written */
+	CONFIG_TYPE_EXIT_STATUS, /* uint8_t[EXIT_SET_BYTES], exit codes 0..255 (0 always in it) */
+	CONFIG_TYPE_NICE, /* int, "" (EXEC_NICE_INHERIT) or EXEC_NICE_MIN..EXEC_NICE_MAX */
 };
 
 struct config_choice {
@@ -181,7 +184,23 @@ static const struct config_choice config_expect_choices[] = {
 	X(JOB, max_attempts, max_attempts, UINT, "3", 1, 100, NULL,                                \
 	  "attempts the job itself is blamed for before it is failed or quarantined")             \
 	X(JOB, expect, expect, ENUM, "done", 0, 0, config_expect_choices,                          \
-	  "the end state this group should reach (decides the exit code of bulkhead run)")
+	  "the end state this group should reach (decides the exit code of bulkhead run)")        \
+	X(JOB, environment, environment, ENVIRONMENT, "", 0, 0, NULL,                              \
+	  "exec jobs: NAME=VALUE assignments added to the command's environment, separated by "   \
+	  "whitespace and quoted like exec: command lines (A=1 \"B=two words\"); a later one "     \
+	  "of a NAME wins")                                                                        \
+	X(JOB, working_directory, working_directory, DIR, "", 0, 0, NULL,                          \
+	  "exec jobs: the directory the command starts in (it must exist when the config is "     \
+	  "loaded; missing when a job starts, the attempt fails); empty: the worker's, /")         \
+	X(JOB, success_exit_status, success_exit_status, EXIT_STATUS, "0", 0, 255, NULL,           \
+	  "exec jobs: the exit codes that count as done, separated by whitespace (0 always "      \
+	  "does), e.g. 0 1 for grep")                                                              \
+	X(JOB, retry_delay, retry_delay_min, DURATION_RANGE, "0", 0, USEC_PER_HOUR, NULL,          \
+	  "after an attempt the job is blamed for, how long it waits before the next: LO, "       \
+	  "doubling with each attempt up to HI; re-runs that are not its fault are not delayed")  \
+	X(JOB, nice, nice, NICE, "", 0, 0, NULL,                                                   \
+	  "exec jobs: the command's nice value, -20..19 (below the worker's own needs "           \
+	  "CAP_SYS_NICE); empty: the worker's")
 /* clang-format on */
 
 enum config_key_id {

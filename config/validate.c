@@ -368,6 +368,39 @@ static void check_files(struct parser *p, const struct raw_section *s, struct gr
 	}
 }
 
+/*
+ * The exec settings: set on a builtin or plugin group, an error (they apply to a command's
+ * process; a job thread shares its worker's); working_directory must exist, like output.
+ */
+static void check_exec_settings(struct parser *p, const struct raw_section *s,
+				struct group_config *g, const bool bad[_CONFIG_KEY_MAX],
+				bool kind_known)
+{
+	static const int keys[] = { CONFIG_KEY_JOB_environment, CONFIG_KEY_JOB_working_directory,
+				    CONFIG_KEY_JOB_success_exit_status, CONFIG_KEY_JOB_nice };
+	uint8_t dflt[EXIT_SET_BYTES] = { 1 };
+	bool set[] = { g->environment && *g->environment,
+		       g->working_directory && *g->working_directory,
+		       memcmp(g->success_exit_status, dflt, EXIT_SET_BYTES) != 0,
+		       g->nice != EXEC_NICE_INHERIT };
+	char err[256];
+
+	/* What check-config prints for them (the defaults) loads again. */
+	for (size_t i = 0; kind_known && g->kind != JOB_KIND_EXEC && i < 4; i++) {
+		if (!set[i] || bad[keys[i]])
+			continue;
+		str_printf(err, sizeof(err),
+			   "%s is only for exec jobs (run = exec:...): a %s job shares its "
+			   "worker's process with the worker's other jobs",
+			   config_keys[keys[i]].name,
+			   g->kind == JOB_KIND_BUILTIN ? "builtin" : "plugin");
+		config_value_error(p, s, keys[i], s->values[keys[i]].value, err);
+	}
+	if (!bad[CONFIG_KEY_JOB_working_directory] && g->working_directory &&
+	    *g->working_directory && (!kind_known || g->kind == JOB_KIND_EXEC))
+		check_dir(p, s, CONFIG_KEY_JOB_working_directory, &g->working_directory);
+}
+
 /* A job group: its pool, what it runs, its files. */
 static void check_job(struct parser *p, const struct raw_section *s, struct config *c,
 		      struct group_config *g, const bool bad[_CONFIG_KEY_MAX])
@@ -399,6 +432,7 @@ static void check_job(struct parser *p, const struct raw_section *s, struct conf
 
 	run_ok = config_run_kind(p, s, g, bad);
 	check_files(p, s, g, bad, run_ok);
+	check_exec_settings(p, s, g, bad, run_ok);
 	if (run_ok)
 		config_check_run(p, s, g, bad);
 	/* A spool's files are on one host; a shared store's jobs go to any node. */
@@ -407,6 +441,13 @@ static void check_job(struct parser *p, const struct raw_section *s, struct conf
 		config_value_error(p, s, CONFIG_KEY_JOB_spool, s->values[CONFIG_KEY_JOB_spool].value,
 				   "a spool is on one host: not with store = postgresql: "
 				   "(submit its files with bulkhead submit --input)");
+	/* A re-queued job goes back to the shared queue: any node may claim it at once. */
+	if (g->retry_delay_max > 0 && c->supervisor.store &&
+	    strncmp(c->supervisor.store, "postgresql:", 11) == 0)
+		config_value_error(p, s, CONFIG_KEY_JOB_retry_delay,
+				   s->values[CONFIG_KEY_JOB_retry_delay].value,
+				   "not with store = postgresql: yet (a job re-queued there goes "
+				   "back to the shared queue, where any node may claim it at once)");
 }
 
 /*

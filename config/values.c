@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/exec-settings.h"
 #include "common/strutil.h"
 #include "common/units.h"
 #include "config/parser.h"
@@ -216,6 +217,7 @@ static int convert(const struct config_key *k, const char *value, void *base, ch
 	case CONFIG_TYPE_GLOB:
 	case CONFIG_TYPE_DIR:
 	case CONFIG_TYPE_STORE:
+	case CONFIG_TYPE_ENVIRONMENT:
 		for (const char *c = value; *c; c++)
 			if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) {
 				str_printf(err, errlen, "control characters are not allowed");
@@ -253,6 +255,15 @@ static int convert(const struct config_key *k, const char *value, void *base, ch
 				   "postgresql:CONNINFO or memory",
 				   (unsigned long long)k->max);
 			return -EINVAL;
+		}
+		if (k->type == CONFIG_TYPE_ENVIRONMENT) {
+			char **env;
+			size_t n;
+
+			r = exec_env_split(value, &env, &n, err, errlen);
+			if (r < 0)
+				return r;
+			free(env);
 		}
 		copy = strdup(value);
 		if (!copy)
@@ -344,6 +355,28 @@ static int convert(const struct config_key *k, const char *value, void *base, ch
 	case CONFIG_TYPE_POOL:
 		/* Resolved by the caller, which knows the pools. */
 		return 0;
+
+	case CONFIG_TYPE_EXIT_STATUS:
+		return exit_set_parse(value, (uint8_t *)field_of(base, k), err, errlen);
+
+	case CONFIG_TYPE_NICE: {
+		long v;
+		char *end;
+
+		if (value[strspn(value, " \t")] == '\0') {
+			*(int *)field_of(base, k) = EXEC_NICE_INHERIT;
+			return 0;
+		}
+		errno = 0;
+		v = strtol(value, &end, 10);
+		if (errno || end == value || *end || v < EXEC_NICE_MIN || v > EXEC_NICE_MAX) {
+			str_printf(err, errlen, "expected an integer %d..%d (or nothing: the worker's)",
+				   EXEC_NICE_MIN, EXEC_NICE_MAX);
+			return -EINVAL;
+		}
+		*(int *)field_of(base, k) = (int)v;
+		return 0;
+	}
 	}
 	str_printf(err, errlen, "unknown key type");
 	return -EINVAL;
@@ -417,4 +450,59 @@ void config_convert_section(struct parser *p, const struct raw_section *s,
 			config_value_error(p, s, i, v->value, err);
 		}
 	}
+}
+
+int config_group_exec_parse(const char *text, struct group_config *g, char *err, size_t errlen)
+{
+	static const int keys[] = { CONFIG_KEY_JOB_environment, CONFIG_KEY_JOB_working_directory,
+				    CONFIG_KEY_JOB_success_exit_status, CONFIG_KEY_JOB_retry_delay,
+				    CONFIG_KEY_JOB_nice };
+	const char *p = text;
+	int r = 0;
+
+	config_group_exec_defaults(g);
+	while (r == 0 && *p) {
+		const char *nl = strchrnul(p, '\n'), *eq = memchr(p, '=', (size_t)(nl - p));
+		size_t klen;
+		char *value;
+		int key = -1;
+
+		if (!eq) {
+			str_printf(err, errlen, "not key = value: %.*s", (int)(nl - p), p);
+			r = -EINVAL;
+			break;
+		}
+		for (klen = (size_t)(eq - p); klen > 0 && p[klen - 1] == ' '; klen--)
+			;
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (strlen(config_keys[keys[i]].name) == klen &&
+			    strncmp(config_keys[keys[i]].name, p, klen) == 0)
+				key = keys[i];
+		eq++;
+		eq += strspn(eq, " ");
+		value = strndup(eq, (size_t)(nl - eq));
+		if (!value) {
+			r = -ENOMEM;
+			break;
+		}
+		if (key < 0) {
+			str_printf(err, errlen, "unknown key %.*s", (int)klen, p);
+			r = -EINVAL;
+		} else {
+			char why[256];
+
+			r = convert(&config_keys[key], value, g, why, sizeof(why));
+			if (r == -EINVAL)
+				str_printf(err, errlen, "%s = %.64s: %s", config_keys[key].name,
+					   value, why);
+		}
+		free(value);
+		p = *nl ? nl + 1 : nl;
+	}
+	if (r < 0) {
+		free(g->environment);
+		free(g->working_directory);
+		config_group_exec_defaults(g);
+	}
+	return r;
 }

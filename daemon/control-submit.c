@@ -196,6 +196,7 @@ static int adhoc_defaults(struct group_config *gc)
 		return -EINVAL;
 	gc->max_attempts = (unsigned)attempts;
 	gc->expect = (enum job_state)expect;
+	config_group_exec_defaults(gc);
 	return 0;
 }
 

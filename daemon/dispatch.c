@@ -115,8 +115,16 @@ static int spec_ensure(struct worker *w, const struct job *j)
 		return 0;
 	gc = ledger_group(l, j->group);
 	len = bh_encode_spec(buf, sizeof(buf),
-			     &(struct bh_spec){ .id = id, .run = gc->run, .args = gc->args,
-						.name = gc->name, .output = gc->output });
+			     &(struct bh_spec){ .id = id,
+						.run = gc->run,
+						.args = gc->args,
+						.name = gc->name,
+						.output = gc->output,
+						.environment = gc->environment,
+						.working_directory = gc->working_directory,
+						.success_exit_status = gc->success_exit_status,
+						.has_nice = gc->nice != EXEC_NICE_INHERIT,
+						.nice = gc->nice });
 	if (len == 0) { /* a spec the config checks should have refused */
 		slot_kill(w, END_BROKEN, "a job spec does not fit in a frame");
 		return -EINVAL;

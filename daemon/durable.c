@@ -49,6 +49,8 @@ static const char *group_difference(const struct group_config *a, const struct g
 		return "max_attempts";
 	if (a->expect != b->expect)
 		return "expect";
+	if (!config_group_exec_equal(a, b))
+		return "environment, working_directory, success_exit_status, nice or retry_delay";
 	return NULL;
 }
 
@@ -181,6 +183,8 @@ static const char *definition_change(const struct group_config *a, const struct 
 		return "inputs";
 	if (strcmp(a->spool ? a->spool : "", b->spool ? b->spool : "") != 0)
 		return "spool";
+	if (!config_group_exec_equal(a, b))
+		return "environment, working_directory, success_exit_status, nice or retry_delay";
 	return "";
 }
 

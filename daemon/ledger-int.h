@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Inside the ledger: struct ledger, shared by ledger.c (the rules) and ledger-store.c (what
- * passes through to the store, and the clock the history is stamped with).
+ * Inside the ledger: struct ledger, shared by ledger.c (the rules), ledger-store.c (what
+ * passes through to the store, and the clock the history is stamped with) and ledger-hold.c
+ * (jobs held out of their queue for retry_delay).
  */
 #pragma once
 
@@ -17,6 +18,11 @@ struct end_hook {
 	void *userdata;
 };
 
+struct ledger_held {
+	struct job *job;
+	int64_t due; /* wall clock (l->now), µs */
+};
+
 struct ledger {
 	struct store *st;
 	const struct store_ops *ops;
@@ -25,4 +31,9 @@ struct ledger {
 	uint16_t node; /* ledger_set_node(): stamped on the jobs this master starts */
 	struct end_hook end_hooks[END_HOOKS_MAX];
 	unsigned n_end_hooks;
+	/* retry_delay: jobs held out of their queue (ledger-hold.c) */
+	struct ledger_held *held;
+	size_t n_held, cap_held;
+	void (*hold_hook)(void *userdata, int64_t due);
+	void *hold_data;
 };

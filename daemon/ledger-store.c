@@ -90,6 +90,7 @@ void ledger_free(struct ledger *l)
 	if (!l)
 		return;
 	l->ops->free(l->st);
+	free(l->held);
 	free(l);
 }
 

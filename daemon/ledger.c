@@ -78,6 +78,13 @@ static void requeue(struct ledger *l, struct job *j, bool alone)
 	l->ops->requeue(l->st, j, alone);
 }
 
+/* Re-queued after an attempt the job is blamed for: it waits its retry_delay, if any. */
+static void requeue_attempt(struct ledger *l, struct job *j, bool alone)
+{
+	requeue(l, j, alone);
+	(void)ledger_hold(l, j);
+}
+
 static void end_job(struct ledger *l, struct job *j, enum job_state s, enum job_cause cause,
 		    int detail)
 {
@@ -109,7 +116,7 @@ void ledger_remove_end_hook(struct ledger *l, ledger_end_hook_fn fn, void *userd
 
 int ledger_cancel_queued_job(struct ledger *l, struct job *j, enum job_cause cause)
 {
-	if (j->state != JOB_QUEUED || !l->ops->unqueue(l->st, j))
+	if (j->state != JOB_QUEUED || (!ledger_hold_take(l, j) && !l->ops->unqueue(l->st, j)))
 		return -EBUSY; /* not queued, or popped: on its way to a worker */
 	end_job(l, j, JOB_CANCELLED, cause, 0);
 	return 0;
@@ -133,7 +140,7 @@ void ledger_finish(struct ledger *l, struct job *j, int status)
 	if (j->attempts >= ledger_group(l, j->group)->max_attempts)
 		end_job(l, j, JOB_FAILED, CAUSE_STATUS, status);
 	else
-		requeue(l, j, false);
+		requeue_attempt(l, j, false);
 }
 
 void ledger_spawn_failed(struct ledger *l, struct job *j, int err)
@@ -150,7 +157,7 @@ void ledger_spawn_failed(struct ledger *l, struct job *j, int err)
 	if (j->attempts >= ledger_group(l, j->group)->max_attempts)
 		end_job(l, j, JOB_FAILED, CAUSE_SPAWN, err);
 	else
-		requeue(l, j, false);
+		requeue_attempt(l, j, false);
 }
 
 static void blame(struct ledger *l, struct job *j, enum job_cause cause, int detail, bool alone)
@@ -164,7 +171,7 @@ static void blame(struct ledger *l, struct job *j, enum job_cause cause, int det
 	if (j->attempts >= ledger_group(l, j->group)->max_attempts)
 		end_job(l, j, cause == CAUSE_TIMEOUT ? JOB_TIMED_OUT : JOB_CRASHED, cause, detail);
 	else
-		requeue(l, j, alone);
+		requeue_attempt(l, j, alone);
 }
 
 void ledger_blame(struct ledger *l, struct job *j, enum job_cause cause, int detail)
@@ -236,6 +243,7 @@ uint64_t ledger_cancel_queued(struct ledger *l, unsigned pool, enum job_cause ca
 	struct job *j;
 
 	l->ops->begin(l->st);
+	(void)ledger_hold_release(l, 0, (int)pool);
 	while ((j = l->ops->pop(l->st, pool, false)) || (j = l->ops->pop(l->st, pool, true))) {
 		ledger_cancel(l, j, cause);
 		n++;

@@ -294,8 +294,26 @@ void ledger_bystander(struct ledger *l, struct job *j, bool started);
 void ledger_suspect(struct ledger *l, struct job *j, int signo);
 /* Ends a queued or running job as cancelled. */
 void ledger_cancel(struct ledger *l, struct job *j, enum job_cause cause);
-/* Cancels every queued job of a pool. Returns how many. */
+/* Cancels every queued job of a pool (held ones too). Returns how many. */
 uint64_t ledger_cancel_queued(struct ledger *l, unsigned pool, enum job_cause cause);
+
+/*
+ * Held jobs (ledger-hold.c): a job re-queued after an attempt it is blamed for (a failure,
+ * a spawn failure, a crash or timeout of its own), in a group with retry_delay, waits out of
+ * its queue (still QUEUED) until its delay has passed; bystander and suspect re-runs do not
+ * wait. ledger_hold() holds j if it should (false: it stays in its queue); the hook (the
+ * master's timer) hears of each hold's due time (the ledger's clock, µs).
+ * ledger_hold_release() puts back every job due by `now` (pool < 0), or every held job of
+ * `pool` (pool >= 0: it is being emptied), and returns how many; ledger_hold_take() takes
+ * j out of the held ones (true if it was: the caller ends it).
+ */
+bool ledger_hold(struct ledger *l, struct job *j);
+void ledger_set_hold_hook(struct ledger *l, void (*fn)(void *userdata, int64_t due),
+			  void *userdata);
+int64_t ledger_hold_next(const struct ledger *l); /* the earliest due time, 0 if none */
+size_t ledger_n_held(const struct ledger *l);
+size_t ledger_hold_release(struct ledger *l, int64_t now, int pool);
+bool ledger_hold_take(struct ledger *l, struct job *j);
 
 /*
  * Makes every change since the last call durable (store.h flush()): 0, or a negative errno

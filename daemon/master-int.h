@@ -250,6 +250,7 @@ struct master {
 	sd_event_source *flush_retry; /* while failing: a pass (and so a flush) each second */
 	int state_error;          /* the last flush, when the loop had ended */
 	sd_event_source *reload_event; /* a SIGHUP storm is one reload */
+	sd_event_source *hold_timer; /* retry_delay: the earliest held job is due */
 	usec_t last_reload;
 	unsigned interrupts;
 	struct master_stats stats;

@@ -321,6 +321,51 @@ static int64_t loop_wall_now(void *userdata)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static void arm_hold_timer(struct master *m);
+
+/* retry_delay: the held jobs that are due go back to their queues, and are dispatched. */
+static int on_hold_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct master *m = userdata;
+
+	if (ledger_hold_release(m->ledger, loop_wall_now(m), -1) > 0)
+		for (unsigned i = 0; i < m->n_pools; i++)
+			master_dispatch_soon(m->pools[i]);
+	arm_hold_timer(m);
+	return 0;
+}
+
+/*
+ * The timer for the earliest held job: its due time is on the ledger's (wall) clock, the
+ * timer's on the monotonic one; a wall clock that jumps moves a delay at most by its jump.
+ */
+static void arm_hold_timer(struct master *m)
+{
+	int64_t next = ledger_hold_next(m->ledger), wall = loop_wall_now(m);
+	uint64_t mono = now_usec();
+
+	if (next == 0) {
+		master_disarm(m->hold_timer);
+		return;
+	}
+	if (sd_event_now(m->event, CLOCK_MONOTONIC, &mono) < 0)
+		mono = now_usec();
+	if (master_arm_timer(m, &m->hold_timer, mono + (uint64_t)(next > wall ? next - wall : 0),
+			     on_hold_timer, m) < 0) {
+		/* No timer: they run again without waiting rather than never. */
+		log_warning("cannot arm the retry_delay timer: held jobs run again now");
+		(void)ledger_hold_release(m->ledger, INT64_MAX, -1);
+		for (unsigned i = 0; i < m->n_pools; i++)
+			master_dispatch_soon(m->pools[i]);
+	}
+}
+
+static void on_hold(void *userdata, int64_t due)
+{
+	arm_hold_timer(userdata);
+	(void)due;
+}
+
 /* Whether a pool of c sets memory_max or tasks_max (what cgroups would enforce). */
 static bool pools_set_limits(const struct config *c)
 {
@@ -371,6 +416,7 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 	if (r < 0)
 		goto fail;
 	ledger_set_clock(m->ledger, loop_wall_now, m);
+	ledger_set_hold_hook(m->ledger, on_hold, m);
 	r = ledger_set_node(m->ledger, m->node);
 	if (r < 0)
 		goto fail;
@@ -487,6 +533,7 @@ void master_free(struct master *m)
 	sd_event_source_disable_unref(m->flush_retry);
 	sd_event_source_disable_unref(m->dispatch_defer);
 	sd_event_source_disable_unref(m->reload_event);
+	sd_event_source_disable_unref(m->hold_timer);
 	forkserver_end(m);
 	sd_event_source_disable_unref(m->zygote_timer);
 	free(m->subs);

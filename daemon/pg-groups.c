@@ -11,7 +11,8 @@
 const char pg_group_insert_sql[] =
 	"INSERT INTO bulkhead.groups (" PG_GROUP_COLUMNS ", total, queued, running, done,"
 	" failed, crashed, timed_out, cancelled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-	" $10, $11, $12, $13, $14, $15, 0, 0, 0, 0, 0, 0, 0, 0) ON CONFLICT (id) DO NOTHING RETURNING id";
+	" $10, $11, $12, $13, $14, $15, $16, 0, 0, 0, 0, 0, 0, 0, 0) ON CONFLICT (id) DO NOTHING"
+	" RETURNING id";
 
 static int64_t cell_int(const PGresult *res, int i, int col)
 {
@@ -22,8 +23,10 @@ int pg_group_parse(const PGresult *res, int i, struct pg_group_row *g)
 {
 	int64_t count, timeout, attempts, expect, kind;
 	const char *name;
+	char err[256];
+	int r;
 
-	if (PQnfields(res) < 15 || i < 0 || i >= PQntuples(res))
+	if (PQnfields(res) < 16 || i < 0 || i >= PQntuples(res))
 		return -EINVAL;
 	*g = (struct pg_group_row){ .id = cell_int(res, i, 0) };
 	name = PQgetvalue(res, i, 1);
@@ -50,7 +53,15 @@ int pg_group_parse(const PGresult *res, int i, struct pg_group_row *g)
 	g->cfg.expect = (enum job_state)expect;
 	g->adhoc = strcmp(PQgetvalue(res, i, 13), "t") == 0;
 	g->def_hash = cell_int(res, i, 14);
-	return 0;
+	r = config_group_exec_parse(PQgetvalue(res, i, 15), &g->cfg, err, sizeof(err));
+	return r == -EINVAL ? -EBADMSG : r;
+}
+
+void pg_group_row_done(struct pg_group_row *g)
+{
+	free(g->cfg.environment);
+	free(g->cfg.working_directory);
+	g->cfg.environment = g->cfg.working_directory = NULL;
 }
 
 static const char *or_empty(const char *s)
@@ -58,9 +69,12 @@ static const char *or_empty(const char *s)
 	return s ? s : "";
 }
 
-void pg_group_values(struct pg_group_values *b, int64_t id, const struct group_config *g,
-		     const char *pool_name, bool adhoc, int64_t def_hash)
+int pg_group_values(struct pg_group_values *b, int64_t id, const struct group_config *g,
+		    const char *pool_name, bool adhoc, int64_t def_hash)
 {
+	b->exec = config_group_exec_format(g);
+	if (!b->exec)
+		return -ENOMEM;
 	snprintf(b->num[0], sizeof(b->num[0]), "%" PRId64, id);
 	snprintf(b->num[1], sizeof(b->num[1]), "%d", (int)g->kind);
 	snprintf(b->num[2], sizeof(b->num[2]), "%u", g->count);
@@ -84,6 +98,14 @@ void pg_group_values(struct pg_group_values *b, int64_t id, const struct group_c
 	b->v[12] = b->num[5];
 	b->v[13] = adhoc ? "t" : "f";
 	b->v[14] = b->num[6];
+	b->v[15] = b->exec;
+	return 0;
+}
+
+void pg_group_values_done(struct pg_group_values *b)
+{
+	free(b->exec);
+	b->exec = NULL;
 }
 
 int pg_groups_fetch(struct pg_conn *c, const int64_t *ids, size_t n, pg_result_fn cb,

@@ -286,14 +286,19 @@ int pg_queue_add_group(struct pg_queue *q, int64_t id, const struct group_config
 
 	if (!req)
 		return -ENOMEM;
-	pg_group_values(&v, id, g, pool_name, adhoc, def_hash);
+	if (pg_group_values(&v, id, g, pool_name, adhoc, def_hash) < 0) {
+		free(req);
+		return -ENOMEM;
+	}
 	for (int i = 0; i < PG_GROUP_N_PARAMS; i++)
 		if (!(req->values[i] = strdup(v.v[i]))) {
 			while (i > 0)
 				free(req->values[--i]);
 			free(req);
+			pg_group_values_done(&v);
 			return -ENOMEM;
 		}
+	pg_group_values_done(&v);
 	*q->next.groups_tail = req;
 	q->next.groups_tail = &req->next;
 	return 0;

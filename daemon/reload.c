@@ -243,10 +243,12 @@ static int reload_groups(struct master *m, const struct config *nc, const unsign
 			const struct group_config *cur = ledger_group(m->ledger, (unsigned)g);
 
 			if (cur->pool != gc.pool || strcmp(cur->run, gc.run) != 0 ||
-			    strcmp(cur->args, gc.args) != 0 || cur->count != gc.count)
-				log_notice("job group %s: pool, run, args and count of existing jobs "
-					   "stay as they were; timeout, max_attempts and expect are "
-					   "updated", gc.name);
+			    strcmp(cur->args, gc.args) != 0 || cur->count != gc.count ||
+			    !config_group_exec_equal(cur, &gc))
+				log_notice("job group %s: pool, run, args, count and the exec settings "
+					   "and retry_delay of existing jobs stay as they were; "
+					   "timeout, max_attempts and expect are updated",
+					   gc.name);
 			gc.count = cur->count; /* of the jobs it has; a restart adds more */
 			ledger_update_group(m->ledger, (unsigned)g, &gc);
 			continue;

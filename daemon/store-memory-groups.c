@@ -20,6 +20,8 @@ void mem_group_config_done(struct group_config *g)
 	free(g->inputs);
 	free(g->spool);
 	free(g->output);
+	free(g->environment);
+	free(g->working_directory);
 	if (g->input_paths)
 		for (unsigned i = 0; i < g->n_inputs; i++)
 			free(g->input_paths[i]);
@@ -40,6 +42,8 @@ int mem_group_config_copy(struct group_config *dst, const struct group_config *s
 	dst->inputs = dup_or_empty(src->inputs);
 	dst->spool = dup_or_empty(src->spool);
 	dst->output = dup_or_empty(src->output);
+	dst->environment = dup_or_empty(src->environment);
+	dst->working_directory = dup_or_empty(src->working_directory);
 	dst->input_paths = NULL;
 	if (!src->input_paths)
 		dst->n_inputs = 0;
@@ -54,6 +58,7 @@ int mem_group_config_copy(struct group_config *dst, const struct group_config *s
 		}
 	}
 	if (!dst->run || !dst->args || !dst->inputs || !dst->spool || !dst->output ||
+	    !dst->environment || !dst->working_directory ||
 	    (src->input_paths && src->n_inputs > 0 &&
 	     (!dst->input_paths || dst->n_inputs != src->n_inputs))) {
 		mem_group_config_done(dst);
@@ -144,6 +149,11 @@ static uint32_t def_hash(const struct group_config *g, const char *base)
 {
 	const char *strs[] = { base, g->run, g->args, g->output ? g->output : "" };
 	uint64_t nums[] = { g->pool, g->timeout, g->max_attempts, g->expect, g->kind };
+	const char *more[] = { g->environment ? g->environment : "",
+			       g->working_directory ? g->working_directory : "" };
+	uint64_t more_nums[] = { (uint64_t)(int64_t)g->nice, g->retry_delay_min,
+				 g->retry_delay_max };
+	struct group_config d;
 	uint32_t h = 2166136261u;
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
@@ -155,6 +165,21 @@ static uint32_t def_hash(const struct group_config *g, const char *base)
 	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
 		for (unsigned b = 0; b < 8; b++)
 			h = (h ^ (uint8_t)(nums[i] >> (8 * b))) * 16777619u;
+	/* Only when set: the hashes of the variants stores kept before they existed stay. */
+	config_group_exec_defaults(&d);
+	if (config_group_exec_equal(g, &d))
+		return h ? h : 1;
+	for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+		for (const char *p = more[i];; p++) {
+			h = (h ^ (uint8_t)*p) * 16777619u;
+			if (!*p)
+				break;
+		}
+	for (size_t i = 0; i < sizeof(more_nums) / sizeof(more_nums[0]); i++)
+		for (unsigned b = 0; b < 8; b++)
+			h = (h ^ (uint8_t)(more_nums[i] >> (8 * b))) * 16777619u;
+	for (size_t i = 0; i < EXIT_SET_BYTES; i++)
+		h = (h ^ g->success_exit_status[i]) * 16777619u;
 	return h ? h : 1;
 }
 
@@ -168,7 +193,7 @@ static bool same_variant(const struct mem_group *lg, const struct group_config *
 	       c->pool == g->pool && strcmp(c->run, g->run) == 0 &&
 	       strcmp(c->args, g->args) == 0 && strcmp(c->output, g->output ? g->output : "") == 0 &&
 	       c->timeout == g->timeout && c->max_attempts == g->max_attempts &&
-	       c->expect == g->expect && c->kind == g->kind;
+	       c->expect == g->expect && c->kind == g->kind && config_group_exec_equal(c, g);
 }
 
 int mem_variant_group(struct store *st, const struct group_config *g, const char *base,

@@ -127,7 +127,8 @@ static bool same_definition(const struct pg_group_row *row, const struct group_c
 	       strcmp(row->cfg.run, cg->run) == 0 && strcmp(row->cfg.args, cg->args) == 0 &&
 	       strcmp(row->cfg.inputs, cg->inputs ? cg->inputs : "") == 0 &&
 	       strcmp(row->cfg.spool, cg->spool ? cg->spool : "") == 0 &&
-	       (cg->n_inputs == 0 || row->cfg.count == cg->count);
+	       (cg->n_inputs == 0 || row->cfg.count == cg->count) &&
+	       config_group_exec_equal(&row->cfg, cg);
 }
 
 static bool name_taken(const PGresult *res, const char *name)
@@ -153,13 +154,23 @@ static int adopt_one(struct pgs *s, PGconn *c, const PGresult *rows, const struc
 	int r;
 
 	for (int i = 0; i < PQntuples(rows); i++) {
-		if (strcmp(PQgetvalue(rows, i, 1), cg->name) != 0 ||
-		    pg_group_parse(rows, i, &row) < 0 || row.adhoc)
+		bool same;
+
+		if (strcmp(PQgetvalue(rows, i, 1), cg->name) != 0)
 			continue;
-		if (same_definition(&row, cg, pool)) {
+		r = pg_group_parse(rows, i, &row);
+		if (r == -ENOMEM)
+			return failf(c, ret_error, -ENOMEM, "read job group %s", cg->name);
+		if (r < 0 || row.adhoc) {
+			pg_group_row_done(&row);
+			continue;
+		}
+		same = same_definition(&row, cg, pool);
+		pg_group_row_done(&row);
+		if (same) {
 			id = row.id;
 			had = row.cfg.count;
-			max_instance = strtoll(PQgetvalue(rows, i, 15), NULL, 10);
+			max_instance = strtoll(PQgetvalue(rows, i, 16), NULL, 10);
 			break;
 		}
 		/* Another definition: its jobs stay, under NAME~K. */
@@ -186,8 +197,10 @@ static int adopt_one(struct pgs *s, PGconn *c, const PGresult *rows, const struc
 	local.count = id && (unsigned)had > cg->count ? (unsigned)had : cg->count;
 	if (!id) {
 		id = ++s->next_id;
-		pg_group_values(&gv, id, cg, pool, false, 0);
+		if (pg_group_values(&gv, id, cg, pool, false, 0) < 0)
+			return failf(c, ret_error, -ENOMEM, "add job group %s", cg->name);
 		res = run(c, pg_group_insert_sql, PG_GROUP_N_PARAMS, gv.v, PGRES_TUPLES_OK);
+		pg_group_values_done(&gv);
 		if (!res)
 			return failf(c, ret_error, -EIO, "add job group %s", cg->name);
 		PQclear(res);
@@ -295,6 +308,7 @@ static void on_groups(void *userdata, const PGresult *res, const char *error)
 			log_error("PostgreSQL store: job group row %s is damaged or of a pool not "
 				  "here: its jobs are not run here",
 				  PQgetvalue(res, i, 0));
+			pg_group_row_done(&row);
 			continue;
 		}
 		row.cfg.pool = (unsigned)pool;
@@ -303,6 +317,7 @@ static void on_groups(void *userdata, const PGresult *res, const char *error)
 		if (mem_restore_group(s->mem, index, &row.cfg, row.adhoc, 0, &zero) < 0 ||
 		    pgs_map_group(s, index, row.id) < 0)
 			log_error("PostgreSQL store: out of memory for job group %s", row.cfg.name);
+		pg_group_row_done(&row);
 	}
 	if (!res)
 		log_warning("PostgreSQL store: cannot read job groups: %s", error ? error : "");

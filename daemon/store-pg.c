@@ -59,8 +59,15 @@ static const char schema_v1[] =
 	" at bigint NOT NULL, level smallint NOT NULL, line text NOT NULL);"
 	"CREATE INDEX job_logs_by_job ON bulkhead.job_logs (job);";
 
-/* Migrations from version N to N + 1 go here, index N; none yet. */
-static const char *const migrations[STORE_PG_VERSION + 1] = { NULL };
+/*
+ * Migrations from version N to N + 1, index N; a new database is made at version 1 and
+ * migrated like any other.
+ * 2: a group's exec settings and retry_delay (issue 16) in one text column, as
+ *    config_group_exec_format() writes them ("" for the defaults: every group before).
+ */
+static const char *const migrations[STORE_PG_VERSION + 1] = {
+	[1] = "ALTER TABLE bulkhead.groups ADD COLUMN exec text NOT NULL DEFAULT '';",
+};
 
 const char *store_pg_where(PGconn *c, char *buf, size_t size)
 {
@@ -185,7 +192,7 @@ int store_pg_schema(PGconn *c, char **ret_error)
 			 found, STORE_PG_VERSION);
 	if (r >= 0 && found == 0)
 		r = exec(c, schema_v1, "create the schema", ret_error);
-	for (int v = found; r >= 0 && v > 0 && v < STORE_PG_VERSION; v++) {
+	for (int v = found ? found : 1; r >= 0 && v < STORE_PG_VERSION; v++) {
 		snprintf(sql, sizeof(sql), "UPDATE bulkhead.schema_version SET version = %d",
 			 v + 1);
 		r = exec(c, migrations[v], "migrate the schema", ret_error);

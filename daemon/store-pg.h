@@ -26,7 +26,7 @@ struct job;
 struct store;
 
 /* The schema this build writes; a database with a higher version is refused. */
-#define STORE_PG_VERSION 1
+#define STORE_PG_VERSION 2
 
 /*
  * Connects with a libpq connection string (CONNINFO of `postgresql:CONNINFO`; "" takes

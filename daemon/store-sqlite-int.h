@@ -67,7 +67,7 @@ extern const struct store_ops store_sqlite_ops;
 #define GROUP_COLUMNS                                                                   \
 	"id, name, pool, run, kind, args, inputs, spool, output, count, timeout_us, "   \
 	"max_attempts, expect, adhoc, def_hash, total, queued, running, done, failed, " \
-	"crashed, timed_out, cancelled, pool_name"
+	"crashed, timed_out, cancelled, pool_name, exec"
 
 /* store-sqlite-open.c: a statement kept for the store's life; 0 or the failure. */
 int sq_prepare(struct sq *s, sqlite3_stmt **q, const char *sql);

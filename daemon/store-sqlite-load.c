@@ -137,8 +137,9 @@ static int group_pool(struct sq *s, struct group_config *g, const struct group_c
 static int group_of_row(struct sq *s, sqlite3_stmt *q, struct group_config *g,
 			struct group_counts *c)
 {
-	const char *pool_name = (const char *)sqlite3_column_text(q, 16 + _JOB_STATE_MAX);
+	const char *pool_name = (const char *)sqlite3_column_text(q, 16 + _JOB_STATE_MAX), *exec;
 	const char *name = (const char *)sqlite3_column_text(q, 1);
+	char err[256];
 	int64_t id = sqlite3_column_int64(q, 0), pool = sqlite3_column_int64(q, 2);
 	int64_t kind = sqlite3_column_int64(q, 4), count = sqlite3_column_int64(q, 9);
 	int64_t expect = sqlite3_column_int64(q, 12), max_attempts = sqlite3_column_int64(q, 11);
@@ -181,6 +182,12 @@ static int group_of_row(struct sq *s, sqlite3_stmt *q, struct group_config *g,
 	g->output = column_dup(q, 8);
 	if (!g->run || !g->args || !g->inputs || !g->spool || !g->output)
 		return -ENOMEM;
+	exec = (const char *)sqlite3_column_text(q, 17 + _JOB_STATE_MAX);
+	r = config_group_exec_parse(exec ? exec : "", g, err, sizeof(err));
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return sq_fail(s, -EBADMSG, "damaged: group %s: its exec settings: %s", name, err);
 	return 0;
 }
 

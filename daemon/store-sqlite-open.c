@@ -79,6 +79,12 @@ static const char migrate_v2[] =
 	" at INTEGER NOT NULL, level INTEGER NOT NULL, line TEXT NOT NULL);"
 	"CREATE INDEX job_logs_by_job ON job_logs (job);";
 
+/*
+ * v3: a group's exec settings and retry_delay (issue 16), as config_group_exec_format()
+ * writes them: "" for the defaults, which every group of an older file has.
+ */
+static const char migrate_v3[] = "ALTER TABLE groups ADD COLUMN exec TEXT NOT NULL DEFAULT '';";
+
 _Static_assert(_JOB_STATE_MAX == 7, "put_counts names a column per state");
 _Static_assert(JOB_QUEUED == 0 && CAUSE_NONE == 0, "put_fresh writes a queued job as 0s");
 
@@ -200,6 +206,8 @@ static int migrate(struct sq *s, int64_t version)
 
 	if (r >= 0 && version < 2)
 		r = migrate_to_v2(s);
+	if (r >= 0 && version < 3)
+		r = sq_exec(s, migrate_v3, "migrate it to schema version 3");
 	if (r >= 0) {
 		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d; COMMIT", STORE_SQLITE_VERSION);
 		r = sq_exec(s, sql, "migrate it");
@@ -301,7 +309,7 @@ static int prepare_all(struct sq *s)
 		r = sq_prepare(
 			s, &s->put_group,
 			"INSERT OR REPLACE INTO groups (" GROUP_COLUMNS ") VALUES "
-			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	if (r >= 0)
 		r = sq_prepare(s, &s->put_counts,
 			    "UPDATE groups SET total = ?2, queued = ?3, running = ?4, done = ?5, "

@@ -132,6 +132,7 @@ static int write_group(struct sq *s, unsigned index)
 	const struct mem_group *lg = mem_group_of(s->mem, index);
 	const struct group_config *g = &lg->cfg;
 	sqlite3_stmt *q;
+	char *exec;
 	int r, i = 1;
 
 	if (s->group_dirty[index] == GROUP_COUNTS && s->in_file[index] && !lg->freed)
@@ -165,7 +166,15 @@ static int write_group(struct sq *s, unsigned index)
 	for (int k = 0; k < _JOB_STATE_MAX; k++)
 		sqlite3_bind_int64(q, i++, (sqlite3_int64)lg->counts.by_state[k]);
 	bind_text(q, i++, g->pool < s->n_pools ? s->pools[g->pool] : "");
+	exec = config_group_exec_format(g);
+	if (!exec) {
+		sqlite3_reset(q);
+		sqlite3_clear_bindings(q);
+		return -ENOMEM;
+	}
+	bind_text(q, i++, exec);
 	r = step(s, q, "write a group");
+	free(exec);
 	for (unsigned k = 0; r >= 0 && k < g->n_inputs; k++) {
 		sqlite3_bind_int64(s->put_input, 1, index);
 		sqlite3_bind_int64(s->put_input, 2, k);

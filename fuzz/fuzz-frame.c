@@ -25,7 +25,7 @@ static uint8_t out[BH_FRAME_MAX];
 
 static size_t reencode(const struct bh_frame *f)
 {
-	static char str[4][BH_SPEC_STRING_MAX + 1], input[BH_INPUT_MAX + 1];
+	static char str[6][BH_SPEC_STRING_MAX + 1], input[BH_INPUT_MAX + 1];
 	struct bh_batch b;
 
 	switch (f->type) {
@@ -43,11 +43,13 @@ static size_t reencode(const struct bh_frame *f)
 	case BH_FRAME_INJECT:
 		return bh_encode_inject(out, sizeof(out), (enum bh_inject_kind)f->inject.kind);
 	case BH_FRAME_SPEC: {
-		const char *p[4] = { f->spec.run, f->spec.args, f->spec.name, f->spec.output };
-		uint16_t l[4] = { f->spec.run_len, f->spec.args_len, f->spec.name_len,
-				  f->spec.output_len };
+		const char *p[6] = { f->spec.run,    f->spec.args,        f->spec.name,
+				     f->spec.output, f->spec.environment, f->spec.working_directory };
+		uint16_t l[6] = { f->spec.run_len,	   f->spec.args_len,
+				  f->spec.name_len,	   f->spec.output_len,
+				  f->spec.environment_len, f->spec.working_directory_len };
 
-		for (unsigned i = 0; i < 4; i++) {
+		for (unsigned i = 0; i < 6; i++) {
 			if (l[i] > BH_SPEC_STRING_MAX)
 				abort();
 			memcpy(str[i], p[i], l[i]);
@@ -58,7 +60,13 @@ static size_t reencode(const struct bh_frame *f)
 							 .run = str[0],
 							 .args = str[1],
 							 .name = str[2],
-							 .output = str[3] });
+							 .output = str[3],
+							 .environment = str[4],
+							 .working_directory = str[5],
+							 .success_exit_status =
+								 f->spec.success_exit_status,
+							 .has_nice = f->spec.nice != BH_NICE_INHERIT,
+							 .nice = f->spec.nice });
 	}
 	case BH_FRAME_RESULT:
 		if (f->text.len > BH_RESULT_MAX)

@@ -89,6 +89,12 @@ static const char *type_name(const struct config_key *k)
 		return "directory";
 	case CONFIG_TYPE_STORE:
 		return "store";
+	case CONFIG_TYPE_ENVIRONMENT:
+		return "NAME=VALUE ...";
+	case CONFIG_TYPE_EXIT_STATUS:
+		return "CODE ...";
+	case CONFIG_TYPE_NICE:
+		return "integer";
 	}
 	return "?";
 }
@@ -178,6 +184,18 @@ static const char *range_text(const struct config_key *k, char *buf, size_t size
 		snprintf(buf, size,
 			 "empty, memory, or sqlite: and an absolute path of at most %llu bytes",
 			 (unsigned long long)k->max);
+		break;
+	case CONFIG_TYPE_ENVIRONMENT:
+		snprintf(buf, size,
+			 "empty, or words NAME=VALUE (NAME of A-Z a-z 0-9 _, not starting with a "
+			 "digit) quoted like exec: command lines, at most %d",
+			 EXEC_ENV_MAX);
+		break;
+	case CONFIG_TYPE_EXIT_STATUS:
+		snprintf(buf, size, "exit codes 0..255 separated by whitespace");
+		break;
+	case CONFIG_TYPE_NICE:
+		snprintf(buf, size, "empty, or %d..%d", EXEC_NICE_MIN, EXEC_NICE_MAX);
 		break;
 	}
 	return buf;

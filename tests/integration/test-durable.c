@@ -420,6 +420,38 @@ START_TEST(test_config_group_once_per_definition)
 END_TEST
 
 /*
+ * The exec settings are kept in the store and are part of the definition: the same config
+ * again adds nothing (its settings read back equal), another environment is new work.
+ */
+START_TEST(test_exec_settings_in_definition)
+{
+	static const char v1[] = "[pool main]\nworkers = 1\nthreads = 2\n"
+				 "[job g]\nrun = exec:/bin/true\ncount = 2\n"
+				 "environment = A=1 \"B=two words\"\nsuccess_exit_status = 0 1\n"
+				 "nice = 3\nretry_delay = 1ms..1s\n";
+	static const char v2[] = "[pool main]\nworkers = 1\nthreads = 2\n"
+				 "[job g]\nrun = exec:/bin/true\ncount = 2\n"
+				 "environment = A=2 \"B=two words\"\nsuccess_exit_status = 0 1\n"
+				 "nice = 3\nretry_delay = 1ms..1s\n";
+	char state_dir[256];
+	struct daemon d;
+	struct conn c;
+
+	make_state_dir(state_dir, sizeof(state_dir));
+	start_total_stop(state_dir, v1, 2);
+	start_total_stop(state_dir, v1, 2);
+	start_on(&d, state_dir, v2);
+	conn_open(&d, &c);
+	wait_group(&d, &c, "g");
+	ck_assert_int_eq(checked_total(&d, &c, NULL), 4);
+	ck_assert_msg(strstr(d.err, "job group g: its environment, working_directory, "
+				    "success_exit_status, nice or retry_delay changed"),
+		      "%s", dmn_describe(&d));
+	stop_all(&d, &c);
+}
+END_TEST
+
+/*
  * Clients that submit without a pause (bench-durable's clients: 64 threads, 16 requests in
  * flight each, 200 000 in all): jobs run meanwhile. A reply waits for the write of its jobs,
  * which goes before their dispatch; with new requests on every pass, writing first each time
@@ -1046,6 +1078,7 @@ static Suite *durable_suite(void)
 	tcase_add_test(tc, test_random_kills);
 	tcase_add_test(tc, test_stop_keeps_jobs);
 	tcase_add_test(tc, test_config_group_once_per_definition);
+	tcase_add_test(tc, test_exec_settings_in_definition);
 	tcase_add_test(tc, test_spool_after_kill);
 	tcase_add_test(tc, test_history_after_kill);
 	tcase_add_test(tc, test_jobs_run_while_clients_submit);

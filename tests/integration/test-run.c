@@ -810,6 +810,108 @@ START_TEST(test_exec_outcomes)
 }
 END_TEST
 
+/*
+ * The exec settings through the real binaries: a real grep's exit 1 counted done with
+ * success_exit_status = 1 (its exit 2 still fails, and exit 1 fails without it); the group's
+ * environment seen by the command (quoted words, a later NAME winning, replacing the worker's
+ * own, the rest of the worker's kept); the working directory; the nice value the command reads
+ * of itself in /proc/self/stat; a working directory gone when the job starts fails the attempt
+ * with the reason logged. One thread: the jobs run in the config's order.
+ */
+START_TEST(test_exec_settings)
+{
+	const char *const env[] = { "BHTEST_OVER=worker", "BHTEST_KEPT=kept", NULL };
+	struct run r = { 0 };
+	char conf[4096], *text, path[1024];
+
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	snprintf(path, sizeof(path), "%s/wd", r.dir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/gone", r.dir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	put_file(&r, "words", "alpha\nbeta\n", false);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 1\n"
+		 "[job grep1]\nrun = exec:grep -q gamma %s/words\nsuccess_exit_status = 1\n"
+		 "max_attempts = 1\n"
+		 "[job grep1-fails]\nrun = exec:grep -q gamma %s/words\nmax_attempts = 1\n"
+		 "expect = failed\n"
+		 "[job grep2]\nrun = exec:grep -q gamma %s/missing\nsuccess_exit_status = 1 3\n"
+		 "max_attempts = 1\nexpect = failed\n"
+		 "[job env]\nrun = exec:/bin/sh -c 'printf \"%%s|%%s|%%s|%%s\" \"$A\" \"$B\" "
+		 "\"$BHTEST_OVER\" \"$BHTEST_KEPT\" > %s/env'\n"
+		 "environment = A=0 \"B=two  words\"\n  BHTEST_OVER=group A=1\n"
+		 "[job wd]\nrun = exec:/bin/sh -c 'pwd > %s/pwd'\nworking_directory = %s/wd\n"
+		 "[job nice]\nrun = exec:/bin/sh -c 'cut -d \" \" -f 19 /proc/self/stat > %s/nice'\n"
+		 "nice = 7\n"
+		 "[job rm]\nrun = exec:rmdir %s/gone\n"
+		 "[job gone]\nrun = exec:/bin/true\nworking_directory = %s/gone\nmax_attempts = 1\n"
+		 "expect = failed\n",
+		 r.dir, r.dir, r.dir, r.dir, r.dir, r.dir, r.dir, r.dir, r.dir);
+	run_config(&r, conf, env);
+	ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	assert_accounted(&r);
+	ck_assert_int_eq(geti(group(&r, "grep1"), "done"), 1);
+	ck_assert_str_eq(cause_of(failed_entry(&r, "grep1-fails#1"), "grep1-fails#1"), "status 1");
+	ck_assert_str_eq(cause_of(failed_entry(&r, "grep2#1"), "grep2#1"), "status 2");
+	text = file_of(&r, "env");
+	ck_assert_msg(text && strcmp(text, "1|two  words|group|kept") == 0, "env: %s", text);
+	free(text);
+	text = file_of(&r, "pwd");
+	snprintf(path, sizeof(path), "%s/wd\n", r.dir);
+	ck_assert_msg(text && strcmp(text, path) == 0, "pwd: %s", text);
+	free(text);
+	text = file_of(&r, "nice");
+	ck_assert_msg(text && strcmp(text, "7\n") == 0, "nice: %s", text);
+	free(text);
+	ck_assert_int_eq(geti(group(&r, "rm"), "done"), 1);
+	ck_assert_str_eq(cause_of(failed_entry(&r, "gone#1"), "gone#1"),
+			 "spawn failed: No such file or directory");
+	run_free(&r);
+}
+END_TEST
+
+/*
+ * retry_delay = 300ms..1s: a failing command's attempts (each appends its start, in ns) come
+ * no sooner than 300 ms, then 600 ms, after the one before. Only "not before": a loaded
+ * machine may take longer.
+ */
+START_TEST(test_retry_delay)
+{
+	struct run r = { 0 };
+	char conf[2048], *text, *p;
+	long long t[3];
+
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	snprintf(conf, sizeof(conf),
+		 "[job flaky]\nrun = exec:/bin/sh -c 'date +%%s%%N >> %s/times; exit 3'\n"
+		 "retry_delay = 300ms..1s\nmax_attempts = 3\nexpect = failed\n"
+		 "[job fine]\nrun = exec:/bin/true\ncount = 4\n",
+		 r.dir);
+	run_config(&r, conf, NULL);
+	ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, tail(r.err));
+	assert_accounted(&r);
+	ck_assert_int_eq(geti(failed_entry(&r, "flaky#1"), "attempts"), 3);
+	ck_assert_int_eq(geti(group(&r, "fine"), "done"), 4);
+	text = file_of(&r, "times");
+	ck_assert_ptr_nonnull(text);
+	p = text;
+	for (int i = 0; i < 3; i++) {
+		char *end;
+
+		t[i] = strtoll(p, &end, 10);
+		ck_assert_msg(end != p && t[i] > 0, "times:\n%s", text);
+		p = end;
+	}
+	ck_assert_msg(t[1] - t[0] >= 300000000LL, "second attempt %lld ns after the first",
+		      t[1] - t[0]);
+	ck_assert_msg(t[2] - t[1] >= 600000000LL, "third attempt %lld ns after the second",
+		      t[2] - t[1]);
+	free(text);
+	run_free(&r);
+}
+END_TEST
+
 /* Waits (a file's content, with a deadline of 30 s) for name under the run's dir; its pid. */
 static pid_t wait_pid_file(struct run *r, const char *name)
 {
@@ -2207,6 +2309,8 @@ static Suite *run_suite(void)
 	tc = tcase_create("exec");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_exec_outcomes);
+	tcase_add_test(tc, test_exec_settings);
+	tcase_add_test(tc, test_retry_delay);
 	tcase_add_test(tc, test_exec_worker_death_kills_commands);
 	tcase_add_test(tc, test_inputs_with_poison_exec);
 	tcase_add_test(tc, test_exec_run_sigkill_leaves_nothing);

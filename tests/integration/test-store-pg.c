@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemon/pg-groups.h"
 #include "daemon/store-pg.h"
 #include "tests/pg/pg-testdb.h"
 
@@ -60,6 +61,99 @@ START_TEST(test_creates_once)
 }
 END_TEST
 
+/*
+ * A version 1 database (before the exec settings: groups without the exec column) is
+ * migrated in place: its groups get the defaults (""); a new one is made at the latest.
+ */
+START_TEST(test_migrates_v1)
+{
+	PGconn *c = connect_ok();
+	char *err = NULL;
+
+	ck_assert_int_eq(store_pg_schema(c, &err), 0);
+	ck_assert_int_eq(sql_long(c, "SELECT count(*) FROM information_schema.columns WHERE "
+				     "table_schema = 'bulkhead' AND table_name = 'groups' AND "
+				     "column_name = 'exec'"),
+			 1);
+	/* Back to what version 1 made, with a group in it. */
+	sql_ok(c, "ALTER TABLE bulkhead.groups DROP COLUMN exec");
+	sql_ok(c, "UPDATE bulkhead.schema_version SET version = 1");
+	sql_ok(c, "INSERT INTO bulkhead.groups VALUES (1, 'old', 'main', 'exec:/bin/true', 2, '',"
+		  " '', '', '', 1, 1000000, 3, 2, false, 0, 1, 1, 0, 0, 0, 0, 0, 0)");
+	ck_assert_int_eq(store_pg_schema(c, &err), 1);
+	ck_assert_int_eq(sql_long(c, "SELECT version FROM bulkhead.schema_version"), 2);
+	ck_assert_int_eq(sql_long(c, "SELECT count(*) FROM bulkhead.groups WHERE name = 'old' AND "
+				     "exec = ''"),
+			 1);
+	PQfinish(c);
+}
+END_TEST
+
+/*
+ * A group's row keeps its exec settings and retry_delay: written by pg_group_values() with
+ * the insert, read back by pg_group_parse() as they were; the defaults are "".
+ */
+START_TEST(test_group_row_exec_settings)
+{
+	PGconn *c = connect_ok();
+	struct group_config g = { .name = "cmd",
+				  .run = "exec:/bin/true",
+				  .kind = JOB_KIND_EXEC,
+				  .args = "",
+				  .count = 1,
+				  .timeout = 1000000,
+				  .max_attempts = 3,
+				  .expect = JOB_DONE };
+	struct group_config d = g;
+	struct pg_group_values v;
+	struct pg_group_row row;
+	char *err = NULL;
+	PGresult *res;
+
+	ck_assert_int_eq(store_pg_schema(c, &err), 0);
+	config_group_exec_defaults(&g);
+	config_group_exec_defaults(&d);
+	g.environment = "A=1 \"B=two words\"";
+	g.working_directory = "/tmp";
+	g.success_exit_status[0] |= 1u << 1;
+	g.nice = -3;
+	g.retry_delay_min = 1000;
+	g.retry_delay_max = 4000;
+	ck_assert_int_eq(pg_group_values(&v, 7, &g, "main", false, 0), 0);
+	res = PQexecParams(c, pg_group_insert_sql, PG_GROUP_N_PARAMS, NULL, v.v, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+	PQclear(res);
+	pg_group_values_done(&v);
+	snprintf(d.name, sizeof(d.name), "plain");
+	ck_assert_int_eq(pg_group_values(&v, 8, &d, "main", false, 0), 0);
+	res = PQexecParams(c, pg_group_insert_sql, PG_GROUP_N_PARAMS, NULL, v.v, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+	PQclear(res);
+	pg_group_values_done(&v);
+	ck_assert_int_eq(sql_long(c, "SELECT count(*) FROM bulkhead.groups WHERE id = 8 AND "
+				     "exec = ''"),
+			 1);
+
+	res = PQexec(c, "SELECT " PG_GROUP_COLUMNS " FROM bulkhead.groups ORDER BY id");
+	ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+	ck_assert_int_eq(pg_group_parse(res, 0, &row), 0);
+	ck_assert(config_group_exec_equal(&row.cfg, &g));
+	ck_assert_str_eq(row.cfg.environment, "A=1 \"B=two words\"");
+	pg_group_row_done(&row);
+	ck_assert_int_eq(pg_group_parse(res, 1, &row), 0);
+	ck_assert(config_group_exec_equal(&row.cfg, &d));
+	pg_group_row_done(&row);
+	PQclear(res);
+	/* A damaged one is refused. */
+	sql_ok(c, "UPDATE bulkhead.groups SET exec = 'nice = 99' WHERE id = 8");
+	res = PQexec(c, "SELECT " PG_GROUP_COLUMNS " FROM bulkhead.groups WHERE id = 8");
+	ck_assert_int_eq(pg_group_parse(res, 0, &row), -EBADMSG);
+	pg_group_row_done(&row);
+	PQclear(res);
+	PQfinish(c);
+}
+END_TEST
+
 /* Nodes that start together: each makes sure of the schema; it is made once. */
 START_TEST(test_nodes_start_together)
 {
@@ -100,13 +194,14 @@ END_TEST
 START_TEST(test_refuses_newer_and_damaged)
 {
 	PGconn *c = connect_ok();
-	char *err = NULL;
+	char *err = NULL, want[128];
 
 	ck_assert_int_eq(store_pg_schema(c, &err), 0);
 	sql_ok(c, "UPDATE bulkhead.schema_version SET version = 9");
 	ck_assert_int_eq(store_pg_schema(c, &err), -EPROTO);
-	ck_assert_msg(strstr(err, "newer bulkhead (schema version 9; this one knows up to 1)") &&
-			      strstr(err, "postgresql ") && strstr(err, conninfo + 7),
+	snprintf(want, sizeof(want), "newer bulkhead (schema version 9; this one knows up to %d)",
+		 STORE_PG_VERSION);
+	ck_assert_msg(strstr(err, want) && strstr(err, "postgresql ") && strstr(err, conninfo + 7),
 		      "%s", err);
 	free(err);
 	ck_assert_int_eq(sql_long(c, "SELECT version FROM bulkhead.schema_version"), 9);
@@ -189,6 +284,8 @@ static Suite *store_pg_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, test_creates_once);
+	tcase_add_test(tc, test_migrates_v1);
+	tcase_add_test(tc, test_group_row_exec_settings);
 	tcase_add_test(tc, test_nodes_start_together);
 	tcase_add_test(tc, test_refuses_newer_and_damaged);
 	tcase_add_test(tc, test_bad_connections);

@@ -144,6 +144,12 @@ static void assert_configs_equal(const struct config *a, const struct config *b)
 		ck_assert_uint_eq(g->timeout, h->timeout);
 		ck_assert_uint_eq(g->max_attempts, h->max_attempts);
 		ck_assert_int_eq(g->expect, h->expect);
+		ck_assert_str_eq(g->environment, h->environment);
+		ck_assert_str_eq(g->working_directory, h->working_directory);
+		ck_assert_mem_eq(g->success_exit_status, h->success_exit_status, EXIT_SET_BYTES);
+		ck_assert_int_eq(g->nice, h->nice);
+		ck_assert_uint_eq(g->retry_delay_min, h->retry_delay_min);
+		ck_assert_uint_eq(g->retry_delay_max, h->retry_delay_max);
 	}
 	ck_assert_uint_eq(a->total_jobs, b->total_jobs);
 }
@@ -1182,6 +1188,107 @@ START_TEST(test_output)
 }
 END_TEST
 
+START_TEST(test_exec_settings)
+{
+	struct config *c;
+	char want[256];
+
+	enter_test_dir();
+	ck_assert_int_eq(mkdir("wd", 0755), 0);
+	write_file("file", "", 0644);
+	c = load_ok("[job a]\nrun = exec:true\nenvironment = A=1 \"B=two words\"\n"
+		    "  C='$x'\nworking_directory = wd\nsuccess_exit_status = 1 255  3\n"
+		    "retry_delay = 1s..1min\nnice = -5\n[job b]\nrun = builtin:noop\n");
+	ck_assert_str_eq(c->groups[0].environment, "A=1 \"B=two words\" C='$x'");
+	snprintf(want, sizeof(want), "%s/wd", test_dir);
+	ck_assert_str_eq(c->groups[0].working_directory, want);
+	ck_assert(exit_set_has(c->groups[0].success_exit_status, 0));
+	ck_assert(exit_set_has(c->groups[0].success_exit_status, 1));
+	ck_assert(exit_set_has(c->groups[0].success_exit_status, 3));
+	ck_assert(exit_set_has(c->groups[0].success_exit_status, 255));
+	ck_assert(!exit_set_has(c->groups[0].success_exit_status, 2));
+	ck_assert_int_eq(c->groups[0].nice, -5);
+	ck_assert_uint_eq(c->groups[0].retry_delay_min, USEC_PER_SEC);
+	ck_assert_uint_eq(c->groups[0].retry_delay_max, 60 * USEC_PER_SEC);
+	/* The defaults, and retry_delay for any kind. */
+	ck_assert_str_eq(c->groups[1].environment, "");
+	ck_assert_str_eq(c->groups[1].working_directory, "");
+	ck_assert(exit_set_has(c->groups[1].success_exit_status, 0));
+	ck_assert(!exit_set_has(c->groups[1].success_exit_status, 1));
+	ck_assert_int_eq(c->groups[1].nice, EXEC_NICE_INHERIT);
+	ck_assert_uint_eq(c->groups[1].retry_delay_max, 0);
+	assert_roundtrip(c);
+	/* How the stores keep them: "" for the defaults, else lines that parse back. */
+	{
+		struct group_config back = { 0 };
+		char *text = config_group_exec_format(&c->groups[1]), err[256];
+
+		ck_assert_str_eq(text, "");
+		free(text);
+		text = config_group_exec_format(&c->groups[0]);
+		ck_assert_int_eq(config_group_exec_parse(text, &back, err, sizeof(err)), 0);
+		ck_assert(config_group_exec_equal(&back, &c->groups[0]));
+		free(text);
+		free(back.environment);
+		free(back.working_directory);
+		ck_assert_int_eq(config_group_exec_parse("", &back, err, sizeof(err)), 0);
+		ck_assert(config_group_exec_equal(&back, &c->groups[1]));
+		ck_assert_int_eq(config_group_exec_parse("nice = 99\n", &back, err, sizeof(err)),
+				 -EINVAL);
+		ck_assert_int_eq(config_group_exec_parse("run = x\n", &back, err, sizeof(err)),
+				 -EINVAL);
+	}
+	config_free(c);
+	config_free(load_ok("[job a]\nrun = builtin:fail\nretry_delay = 10ms\n"));
+
+	expect_job_error("[job a]\nrun = exec:true\nenvironment = A=1 B\n", 3,
+			 "environment = A=1 B: 'B' is not NAME=VALUE (NAME: A-Z a-z 0-9 _, not "
+			 "starting with a digit)");
+	expect_job_error("[job a]\nrun = exec:true\nenvironment = 1A=x\n", 3,
+			 "environment = 1A=x: '1A=x' is not NAME=VALUE (NAME: A-Z a-z 0-9 _, not "
+			 "starting with a digit)");
+	expect_job_error("[job a]\nrun = exec:true\nenvironment = \"A=1\n", 3,
+			 "environment = \"A=1: unterminated \" quote");
+	expect_job_error("[job a]\nrun = exec:true\nsuccess_exit_status = 1 256\n", 3,
+			 "success_exit_status = 1 256: expected exit codes 0..255 separated by "
+			 "blanks, e.g. 0 1");
+	expect_job_error("[job a]\nrun = exec:true\nsuccess_exit_status = -1\n", 3,
+			 "success_exit_status = -1: expected exit codes 0..255 separated by "
+			 "blanks, e.g. 0 1");
+	expect_job_error("[job a]\nrun = exec:true\nnice = 20\n", 3,
+			 "nice = 20: expected an integer -20..19 (or nothing: the worker's)");
+	expect_job_error("[job a]\nrun = exec:true\nnice = low\n", 3,
+			 "nice = low: expected an integer -20..19 (or nothing: the worker's)");
+	expect_job_error("[job a]\nrun = exec:true\nretry_delay = 5s..1s\n", 3,
+			 "retry_delay = 5s..1s: expected LO..HI, two durations 0..1h with LO <= HI, "
+			 "e.g. 10ms..5s");
+	expect_only_error("[supervisor]\nstore = postgresql:dbname=x\n[job a]\nrun = builtin:noop\n"
+			  "retry_delay = 1s\n",
+			  "demo.conf:5: [job a] retry_delay = 1s: not with store = postgresql: yet (a "
+			  "job re-queued there goes back to the shared queue, where any node may "
+			  "claim it at once)");
+	expect_job_error("[job a]\nrun = exec:true\nworking_directory = missing\n", 3,
+			 "working_directory = missing: @DIR@/missing: No such file or directory");
+	expect_job_error("[job a]\nrun = exec:true\nworking_directory = file\n", 3,
+			 "working_directory = file: @DIR@/file: not a directory");
+	expect_job_error("[job a]\nrun = builtin:noop\nsuccess_exit_status = 1\n", 3,
+			 "success_exit_status = 1: success_exit_status is only for exec jobs (run = "
+			 "exec:...): a builtin job shares its worker's process with the worker's "
+			 "other jobs");
+	expect_job_error("[job a]\nrun = plugin:/x.so:f\nnice = 5\n", 3,
+			 "nice = 5: nice is only for exec jobs (run = exec:...): a plugin job shares "
+			 "its worker's process with the worker's other jobs");
+	expect_job_error("[job a]\nrun = builtin:noop\nenvironment = A=1\n", 3,
+			 "environment = A=1: environment is only for exec jobs (run = exec:...): a "
+			 "builtin job shares its worker's process with the worker's other jobs");
+	expect_job_error("[job a]\nrun = builtin:noop\nworking_directory = wd\n", 3,
+			 "working_directory = wd: working_directory is only for exec jobs (run = "
+			 "exec:...): a builtin job shares its worker's process with the worker's "
+			 "other jobs");
+	leave_test_dir();
+}
+END_TEST
+
 START_TEST(test_relative_to_file)
 {
 	char path[256], want[256];
@@ -1759,6 +1866,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_missing_run);
 	tcase_add_test(tc, test_run_kinds);
 	tcase_add_test(tc, test_plugin);
+	tcase_add_test(tc, test_exec_settings);
 	tcase_add_test(tc, test_exec);
 	tcase_add_test(tc, test_inputs);
 	tcase_add_test(tc, test_inputs_many);

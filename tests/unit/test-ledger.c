@@ -678,6 +678,100 @@ START_TEST(test_spawn_failed_counts_attempts)
 END_TEST
 
 /* A running job cancelled by request: done if it returns 0, else cancelled, never re-run. */
+/* Pops pool 0's jobs until j (the others stay queued, out of the queue). */
+static void pop_until(struct job *j)
+{
+	struct job *p;
+
+	while ((p = ledger_pop(l, 0, false)) != j)
+		ck_assert_ptr_nonnull(p);
+}
+
+static int64_t fake_now_us;
+static int64_t last_due;
+
+static int64_t hold_clock(void *userdata)
+{
+	(void)userdata;
+	return fake_now_us;
+}
+
+static void on_hold(void *userdata, int64_t due)
+{
+	(void)userdata;
+	last_due = due;
+}
+
+/*
+ * retry_delay: a failed (or blamed) job waits out of its queue, still queued, LO then 2 LO...
+ * at most HI; due ones go back at the back of the queue; a held job can be cancelled, and an
+ * emptied pool takes its held jobs with it; a bystander's re-run does not wait.
+ */
+START_TEST(test_retry_delay_holds)
+{
+	struct job *j, *k;
+	uint64_t first;
+
+	ledger_free(l);
+	groups[0].retry_delay_min = 1000;
+	groups[0].retry_delay_max = 3000;
+	groups[0].max_attempts = 10;
+	ck_assert_int_eq(ledger_new_from_config(&cfg, &l), 0);
+	fake_now_us = 1000000;
+	ledger_set_clock(l, hold_clock, NULL);
+	ledger_set_hold_hook(l, on_hold, NULL);
+
+	j = start_next(0, false); /* work#1 */
+	ck_assert_uint_eq(ledger_queued(l, 0, false), 4);
+	ledger_finish(l, j, 5);
+	ck_assert_int_eq(j->state, JOB_QUEUED);
+	ck_assert_uint_eq(ledger_n_held(l), 1);
+	ck_assert_uint_eq(ledger_queued(l, 0, false), 4); /* not in the queue */
+	ck_assert_int_eq(last_due, 1000000 + 1000);
+	ck_assert_int_eq(ledger_hold_next(l), 1000000 + 1000);
+	assert_sums();
+	ck_assert_uint_eq(ledger_hold_release(l, 1000000 + 999, -1), 0);
+	ck_assert_uint_eq(ledger_hold_release(l, 1000000 + 1000, -1), 1);
+	ck_assert_uint_eq(ledger_n_held(l), 0);
+	ck_assert_int_eq(ledger_hold_next(l), 0);
+	ck_assert_uint_eq(ledger_queued(l, 0, false), 5);
+	/* At the back: the others first. */
+	for (int i = 0; i < 4; i++)
+		ck_assert_ptr_ne(ledger_pop(l, 0, false), j);
+	ck_assert_ptr_eq(ledger_pop(l, 0, false), j);
+	ledger_start(l, j);
+	ledger_blame_command(l, j, CAUSE_TIMEOUT, 0); /* a blame doubles it */
+	ck_assert_int_eq(last_due, 1000000 + 2000);
+	ck_assert_uint_eq(ledger_n_held(l), 1);
+	/* Cancelled while it waits. */
+	ck_assert_int_eq(ledger_cancel_queued_job(l, j, CAUSE_CANCELLED), 0);
+	ck_assert_int_eq(j->state, JOB_CANCELLED);
+	ck_assert_uint_eq(ledger_n_held(l), 0);
+	assert_sums();
+
+	/* A bystander does not wait. */
+	ck_assert_int_eq(ledger_add_jobs(l, 0, 1, &first), 0);
+	k = ledger_job(l, first);
+	pop_until(k);
+	ledger_start(l, k);
+	ledger_bystander(l, k, true);
+	ck_assert_int_eq(k->state, JOB_QUEUED);
+	ck_assert_uint_eq(ledger_n_held(l), 0);
+
+	/* The capped delay, and a pool emptied with a job held. */
+	pop_until(k);
+	ledger_start(l, k);
+	k->attempts = 5;
+	ledger_finish(l, k, 1);
+	ck_assert_int_eq(last_due, 1000000 + 3000);
+	ck_assert_uint_eq(ledger_n_held(l), 1);
+	ck_assert_uint_ge(ledger_cancel_queued(l, 0, CAUSE_STOPPED), 1);
+	ck_assert_int_eq(k->state, JOB_CANCELLED);
+	ck_assert_uint_eq(ledger_n_held(l), 0);
+	assert_sums();
+}
+END_TEST
+
 START_TEST(test_cancel_requested_running_job)
 {
 	struct job *a = start_next(0, false), *b = start_next(0, false);
@@ -753,6 +847,28 @@ START_TEST(test_variants_dedupe)
 	ck_assert_uint_ne(ledger_group_spec_id(l, ga), ledger_group_spec_id(l, gb));
 	ck_assert_uint_ne(ledger_group_spec_id(l, 0), ledger_group_spec_id(l, ga));
 	ck_assert_uint_gt(ledger_group_spec_id(l, 0), 0);
+	/* The exec settings are part of the definition: another environment, another group;
+	 * the same again, the same group (with its settings kept). */
+	{
+		struct group_config e = variant("exec:/bin/true", ""), e2;
+		unsigned ge, ge2, gf;
+
+		e.kind = JOB_KIND_EXEC;
+		config_group_exec_defaults(&e);
+		e.environment = (char *)"A=1";
+		e2 = e;
+		ck_assert_int_eq(ledger_add_variant(l, &e, "cmd", 1, NULL, 0, &ge, &first), 0);
+		ck_assert_int_eq(ledger_add_variant(l, &e2, "cmd", 1, NULL, 0, &ge2, &first), 0);
+		ck_assert_uint_eq(ge2, ge);
+		ck_assert_str_eq(ledger_group(l, ge)->environment, "A=1");
+		e2.environment = (char *)"A=2";
+		ck_assert_int_eq(ledger_add_variant(l, &e2, "cmd", 1, NULL, 0, &gf, &first), 0);
+		ck_assert_uint_ne(gf, ge);
+		e2 = e;
+		e2.retry_delay_min = e2.retry_delay_max = 1000;
+		ck_assert_int_eq(ledger_add_variant(l, &e2, "cmd", 1, NULL, 0, &gf, &first), 0);
+		ck_assert_uint_ne(gf, ge);
+	}
 	assert_sums();
 }
 END_TEST
@@ -1025,6 +1141,7 @@ static Suite *ledger_suite(void)
 	tcase_add_test(tc, test_result_sanitised_and_progress);
 	tcase_add_test(tc, test_blame_command_not_alone);
 	tcase_add_test(tc, test_spawn_failed_counts_attempts);
+	tcase_add_test(tc, test_retry_delay_holds);
 	tcase_add_test(tc, test_cancel_requested_running_job);
 	tcase_add_test(tc, test_job_size);
 	tcase_add_test(tc, test_history_times);

@@ -111,7 +111,7 @@ static size_t put_raw_header(uint8_t *buf, unsigned type, size_t payload)
 /* Encodes f again from its decoded form; the result must equal what was decoded. */
 static size_t reencode(const struct bh_frame *f, uint8_t *out)
 {
-	static char str[4][BH_SPEC_STRING_MAX + 1], input[BH_INPUT_MAX + 1];
+	static char str[6][BH_SPEC_STRING_MAX + 1], input[BH_INPUT_MAX + 1];
 	struct bh_batch b;
 
 	switch (f->type) {
@@ -128,11 +128,13 @@ static size_t reencode(const struct bh_frame *f, uint8_t *out)
 	case BH_FRAME_FORGET:
 		return bh_encode_forget(out, BH_FRAME_MAX, f->forget.spec_id);
 	case BH_FRAME_SPEC: {
-		const char *p[4] = { f->spec.run, f->spec.args, f->spec.name, f->spec.output };
-		uint16_t l[4] = { f->spec.run_len, f->spec.args_len, f->spec.name_len,
-				  f->spec.output_len };
+		const char *p[6] = { f->spec.run,    f->spec.args,        f->spec.name,
+				     f->spec.output, f->spec.environment, f->spec.working_directory };
+		uint16_t l[6] = { f->spec.run_len,	   f->spec.args_len,
+				  f->spec.name_len,	   f->spec.output_len,
+				  f->spec.environment_len, f->spec.working_directory_len };
 
-		for (unsigned i = 0; i < 4; i++) {
+		for (unsigned i = 0; i < 6; i++) {
 			require(l[i] <= BH_SPEC_STRING_MAX, "string %u: %u bytes", i, l[i]);
 			memcpy(str[i], p[i], l[i]);
 			str[i][l[i]] = 0;
@@ -142,7 +144,13 @@ static size_t reencode(const struct bh_frame *f, uint8_t *out)
 							 .run = str[0],
 							 .args = str[1],
 							 .name = str[2],
-							 .output = str[3] });
+							 .output = str[3],
+							 .environment = str[4],
+							 .working_directory = str[5],
+							 .success_exit_status =
+								 f->spec.success_exit_status,
+							 .has_nice = f->spec.nice != BH_NICE_INHERIT,
+							 .nice = f->spec.nice });
 	}
 	case BH_FRAME_RESULT:
 		return bh_encode_result(out, BH_FRAME_MAX, f->text.job_id, f->text.text,
@@ -418,7 +426,7 @@ static size_t spec(uint8_t *buf, size_t size, uint32_t id, const char *run, cons
 			.id = id, .run = run, .args = args, .name = name, .output = output });
 }
 
-#define SPEC_FIXED 16u /* u32 id, 4 x u16 lengths, u32 reserved */
+#define SPEC_FIXED 56u /* u32 id, 6 x u16 lengths, i32 nice, u32 reserved, 32 bytes of exit codes */
 
 START_TEST(test_spec_roundtrip)
 {
@@ -1333,16 +1341,64 @@ START_TEST(test_reject_done_entry)
 }
 END_TEST
 
+START_TEST(test_spec_exec_settings)
+{
+	uint8_t exits[BH_EXIT_SET_BYTES] = { 0x02 }; /* 1 alone: 0 is added */
+	struct bh_frame f;
+	size_t len;
+
+	len = bh_encode_spec(scratch, sizeof(scratch),
+			     &(struct bh_spec){ .id = 3,
+						.run = "exec:grep",
+						.environment = "A=1 \"B=two words\"",
+						.working_directory = "/tmp",
+						.success_exit_status = exits,
+						.has_nice = true,
+						.nice = -20 });
+	ck_assert_uint_gt(len, 0);
+	ck_assert_int_eq(bh_frame_decode(scratch, len, &f), 0);
+	ck_assert_int_eq(f.spec.environment_len, 17);
+	ck_assert_int_eq(memcmp(f.spec.environment, "A=1 \"B=two words\"", 17), 0);
+	ck_assert_int_eq(f.spec.working_directory_len, 4);
+	ck_assert_int_eq(memcmp(f.spec.working_directory, "/tmp", 4), 0);
+	ck_assert_int_eq(f.spec.nice, -20);
+	ck_assert_uint_eq(f.spec.success_exit_status[0], 0x03);
+	/* The defaults: no nice, { 0 }. */
+	len = bh_encode_spec(scratch, sizeof(scratch), &(struct bh_spec){ .id = 3, .run = "x" });
+	ck_assert_int_eq(bh_frame_decode(scratch, len, &f), 0);
+	ck_assert_int_eq(f.spec.nice, BH_NICE_INHERIT);
+	ck_assert_uint_eq(f.spec.success_exit_status[0], 0x01);
+	/* Out of range: not encoded; on the wire, refused. */
+	ck_assert_uint_eq(bh_encode_spec(scratch, sizeof(scratch),
+					 &(struct bh_spec){ .id = 3, .run = "x", .has_nice = true,
+							    .nice = 20 }),
+			  0);
+	len = bh_encode_spec(scratch, sizeof(scratch), &(struct bh_spec){ .id = 3, .run = "x" });
+	memcpy(scratch + HDR + 16, &(int32_t){ -21 }, 4);
+	ck_assert_int_eq(bh_frame_decode(scratch, len, &f), -EINVAL);
+	memcpy(scratch + HDR + 16, &(int32_t){ 19 }, 4);
+	ck_assert_int_eq(bh_frame_decode(scratch, len, &f), 0);
+	scratch[HDR + 24] = 0; /* exit code 0 not counted done */
+	ck_assert_int_eq(bh_frame_decode(scratch, len, &f), -EINVAL);
+}
+END_TEST
+
 /* A SPEC frame by hand, with the length fields given separately from the bytes. */
 static size_t raw_spec4(uint8_t *buf, const uint16_t l[4], uint32_t reserved, const char *bytes,
 			size_t n)
 {
 	uint32_t id = 1;
+	int32_t nice = BH_NICE_INHERIT;
+	uint16_t zero[2] = { 0, 0 };
 
 	put_raw_header(buf, BH_FRAME_SPEC, SPEC_FIXED + n);
 	memcpy(buf + HDR, &id, 4);
 	memcpy(buf + HDR + 4, l, 8);
-	memcpy(buf + HDR + 12, &reserved, 4);
+	memcpy(buf + HDR + 12, zero, 4);
+	memcpy(buf + HDR + 16, &nice, 4);
+	memcpy(buf + HDR + 20, &reserved, 4);
+	memset(buf + HDR + 24, 0, BH_EXIT_SET_BYTES);
+	buf[HDR + 24] = 1;
 	memcpy(buf + HDR + SPEC_FIXED, bytes, n);
 	return HDR + SPEC_FIXED + n;
 }
@@ -1902,6 +1958,7 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_reject_assign_flags);
 	tcase_add_test(tc, test_reject_done_entry);
 	tcase_add_test(tc, test_reject_spec);
+	tcase_add_test(tc, test_spec_exec_settings);
 	tcase_add_test(tc, test_reject_text);
 	tcase_add_test(tc, test_reject_id_value);
 	tcase_add_test(tc, test_reject_crash);

@@ -89,6 +89,7 @@ static struct group_config group(const char *name, unsigned pool, unsigned count
 				  .expect = JOB_DONE };
 
 	snprintf(g.name, sizeof(g.name), "%s", name);
+	config_group_exec_defaults(&g);
 	return g;
 }
 
@@ -728,11 +729,109 @@ START_TEST(test_truncated)
 }
 END_TEST
 
+/*
+ * tests/data/store-v2.db was written by bulkhead 3d44ed4 (schema version 2, before the exec
+ * settings): `bulkhead run --state` of a config with [pool main] and [pool side], [job alpha]
+ * (side, 3 x noop: done) and [job beta] (main, exec:/bin/sh -c 'exit 3', max_attempts 1:
+ * failed). It opens, is migrated to v3 in place, and its groups have the default settings.
+ */
+START_TEST(test_migrates_v2)
+{
+	static const char *const as_written[] = { "main", "side" };
+	const char *root = getenv("BULKHEAD_SOURCE_ROOT");
+	char src[512], cmd[1200], *err = NULL;
+	struct group_config d = { 0 };
+	struct ledger *l;
+	int alpha, beta;
+
+	ck_assert_ptr_nonnull(root);
+	snprintf(src, sizeof(src), "%s/tests/data/store-v2.db", root);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", src, path);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 2);
+
+	ck_assert_int_eq(open_with_pools(as_written, 2, &l, &err), 0);
+	alpha = ledger_find_group(l, "alpha");
+	beta = ledger_find_group(l, "beta");
+	ck_assert_int_ge(alpha, 0);
+	ck_assert_int_ge(beta, 0);
+	ck_assert_uint_eq(ledger_group(l, (unsigned)alpha)->pool, 1);
+	ck_assert_uint_eq(ledger_group_counts(l, (unsigned)alpha)->by_state[JOB_DONE], 3);
+	ck_assert_uint_eq(ledger_group_counts(l, (unsigned)beta)->by_state[JOB_FAILED], 1);
+	config_group_exec_defaults(&d);
+	ck_assert(config_group_exec_equal(ledger_group(l, (unsigned)alpha), &d));
+	ck_assert(config_group_exec_equal(ledger_group(l, (unsigned)beta), &d));
+	ledger_free(l);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), STORE_SQLITE_VERSION);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM groups WHERE exec = ''"), 2);
+	/* And again, now at v3. */
+	ck_assert_int_eq(open_with_pools(as_written, 2, &l, &err), 0);
+	ck_assert_uint_eq(ledger_n_jobs(l), 4);
+	ledger_free(l);
+	free(err);
+}
+END_TEST
+
+/*
+ * Schema v3: a group's exec settings and retry_delay are kept (one text column, "" for the
+ * defaults), and a definition that sets them is found again as it was.
+ */
+START_TEST(test_exec_settings_kept)
+{
+	struct group_config g = group("cmd", 0, 2), d = group("plain", 1, 1);
+	const struct group_config *back;
+	struct ledger *l = open_ledger();
+	char *err = NULL;
+
+	g.run = "exec:/bin/true";
+	g.kind = JOB_KIND_EXEC;
+	g.args = "";
+	g.environment = "A=1 \"B=two words\"";
+	g.working_directory = "/tmp";
+	g.success_exit_status[0] |= 1u << 1;
+	g.nice = 5;
+	g.retry_delay_min = 1000;
+	g.retry_delay_max = 8000;
+	ck_assert_int_eq(ledger_add_group(l, &g, NULL), 0);
+	ck_assert_int_eq(ledger_add_group(l, &d, NULL), 0);
+	ck_assert_int_eq(ledger_flush(l), 0);
+	ledger_free(l);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM groups WHERE name = 'plain' AND exec = ''"),
+			 1);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM groups WHERE name = 'cmd' AND exec LIKE "
+				 "'%nice = 5%'"),
+			 1);
+
+	l = open_ledger();
+	back = ledger_group(l, (unsigned)ledger_find_group(l, "cmd"));
+	ck_assert(config_group_exec_equal(back, &g));
+	ck_assert_str_eq(back->environment, "A=1 \"B=two words\"");
+	ck_assert_int_eq(back->nice, 5);
+	back = ledger_group(l, (unsigned)ledger_find_group(l, "plain"));
+	ck_assert(config_group_exec_equal(back, &d));
+	ledger_free(l);
+
+	/* Damage in the column is refused, naming the group. */
+	{
+		sqlite3 *db;
+
+		ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+		ck_assert_int_eq(sqlite3_exec(db, "UPDATE groups SET exec = 'nice = 99' WHERE "
+						  "name = 'cmd'",
+					      NULL, NULL, NULL),
+				 SQLITE_OK);
+		sqlite3_close(db);
+	}
+	expect_refused(-EBADMSG, "damaged: group cmd: its exec settings: nice = 99");
+	free(err);
+}
+END_TEST
+
 START_TEST(test_newer_schema)
 {
 	make_store();
 	sql("PRAGMA user_version = 99");
-	expect_refused(-EPROTO, "newer bulkhead (schema version 99; this one knows up to 2)");
+	expect_refused(-EPROTO, "newer bulkhead (schema version 99; this one knows up to 3)");
 }
 END_TEST
 
@@ -893,6 +992,8 @@ static Suite *store_sqlite_suite(void)
 	tcase_add_test(tc, test_restart_rule);
 	tcase_add_test(tc, test_forgotten_rows_go);
 	tcase_add_test(tc, test_migrates_v1);
+	tcase_add_test(tc, test_migrates_v2);
+	tcase_add_test(tc, test_exec_settings_kept);
 	tcase_add_test(tc, test_submit_keys);
 	tcase_add_test(tc, test_logs_kept);
 	suite_add_tcase(s, tc);
