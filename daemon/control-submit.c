@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The control server's `submit` (see control-internal.h and docs/control-protocol.md): more
- * jobs of a configured group, a variant of it with other args, or an ad hoc group of a
- * builtin on a pool (NAME@N), by count or one per input file. A client may only name
- * builtins: never a command or a library to run. The reply, ids and names, is a stream.
+ * jobs of a configured group, a variant of it with other args, or an ad hoc group on a pool
+ * (NAME@N) of a builtin, a command or a plugin (checked in control-submit-run.c), by count or
+ * one per input file. The reply, ids and names, is a stream.
  */
 #include <assert.h>
 #include <errno.h>
@@ -17,6 +17,15 @@
 #include "config/keys.h"
 #include "daemon/control-internal.h"
 #include "daemon/submit-keys.h"
+
+_Static_assert(CONTROL_SUBMIT_RUN_MAX <= BH_SPEC_STRING_MAX &&
+		       CONTROL_SUBMIT_ARGS_MAX <= BH_SPEC_STRING_MAX,
+	       "a submitted run and its args each fit in a SPEC frame's string");
+_Static_assert(CONTROL_SUBMIT_RUN_MAX + CONTROL_SUBMIT_ARGS_MAX + 2 * BH_INPUT_MAX <
+		       BH_FRAME_MAX,
+	       "a SPEC frame holds a submitted run, its args, its name and its output");
+_Static_assert(CONTROL_SUBMIT_RUN_MAX + CONTROL_SUBMIT_ARGS_MAX + 1024 < CONTROL_REQUEST_MAX,
+	       "a request line holds the longest run and args");
 
 /*
  * base args ("k=v k=v") with the request's "args" object laid over them, into buf. Values
@@ -71,7 +80,7 @@ static int merge_args(const char *base, json_object *req, char *buf, size_t size
 					len ? " " : "", key, v);
 	}
 	if (len >= size) {
-		*ret_error = "args too long";
+		*ret_error = "args too long: at most " CONTROL_STR(CONTROL_SUBMIT_ARGS_MAX) " bytes";
 		return -EINVAL;
 	}
 	return 0;
@@ -93,7 +102,7 @@ static json_object *submitted_reply(struct control *c, uint64_t first, unsigned 
 	if (master_job(c->m, first, &j) < 0 || master_job(c->m, first + count - 1, &last) < 0 ||
 	    !master_group(c->m, j.group, &g))
 		return control_error_reply("the jobs were submitted, but are gone already");
-	s = control_stream_new(c, STREAM_SUBMIT);
+	s = control_stream_new(c, STREAM_SUBMIT); /* detached when resumed (no c->serving) */
 	if (!s)
 		return control_error_reply("out of memory (the jobs were submitted)");
 	s->first = s->next = first;
@@ -111,6 +120,8 @@ static json_object *submitted_reply(struct control *c, uint64_t first, unsigned 
 		    (unsigned char)*p >= 0x7f)
 			s->plain_name = false;
 	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"ids\":[");
+	if (!c->serving)
+		control_query_stream(c, c->resuming, s);
 	return NULL;
 }
 
@@ -259,6 +270,10 @@ json_object *control_cmd_submit(struct control *c, json_object *req)
 	if (control_get_string(req, "key", &key) < 0 || (key && !submit_key_valid(key)))
 		return control_error_reply("key must be 1..%d printable characters without spaces",
 					   SUBMIT_KEY_MAX);
+	if (key && !c->resuming && control_submit_key_pending(c, key))
+		return control_error_reply("key %s: that submit is still being checked (its "
+					   "plugin's probe): ask again once it is answered",
+					   key);
 	if (key) {
 		request = request_hash(req);
 		o = known_key(c, key, request, &fresh);
@@ -283,11 +298,12 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 	struct master *m = c->m;
 	const char *group = NULL, *pool = NULL, *run = NULL, *error = NULL, **inputs = NULL;
 	struct group_config gc = { 0 };
-	char args[2048], err[256];
+	char *args = NULL, err[256], base[CONFIG_NAME_MAX + 1];
 	json_object *o;
 	uint64_t first;
 	size_t n_inputs;
 	int64_t count;
+	bool defer = false;
 	int r, b;
 
 	if (control_get_string(req, "group", &group) < 0 ||
@@ -351,27 +367,47 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 			o = control_error_reply("no pool '%s' that takes jobs", pool);
 			goto out;
 		}
-		/* Only builtins: a client may not name a command or a library to run. */
-		if (strncmp(run, "builtin:", 8) != 0 || bh_builtin_lookup(run + 8) < 0) {
-			o = control_error_reply("run must be builtin:NAME with a known builtin");
+		if (strlen(run) > CONTROL_SUBMIT_RUN_MAX) {
+			o = control_error_reply("run is %zu bytes long: at most %d",
+						strlen(run), CONTROL_SUBMIT_RUN_MAX);
 			goto out;
 		}
-		if (n_inputs > 0) {
+		if (strncmp(run, "builtin:", 8) == 0 && bh_builtin_lookup(run + 8) < 0) {
+			o = control_error_reply("run %s: no such builtin", run);
+			goto out;
+		}
+		if (strncmp(run, "builtin:", 8) == 0 && n_inputs > 0) {
 			o = control_error_reply("%s takes no input file", run);
 			goto out;
 		}
 		gc.pool = (unsigned)pi;
 		gc.run = (char *)run;
 		gc.kind = JOB_KIND_BUILTIN;
+		snprintf(base, sizeof(base), "%s", run + 8);
 		gc.args = (char *)"";
 		gc.output = (char *)"";
 		r = adhoc_defaults(&gc);
 		assert(r == 0); /* config tests load every default of keys.h */
 	}
-	r = merge_args(gc.args, req, args, sizeof(args), &error);
+	args = malloc(CONTROL_SUBMIT_ARGS_MAX + 1);
+	if (!args) {
+		o = control_error_reply("out of memory");
+		goto out;
+	}
+	r = merge_args(gc.args, req, args, CONTROL_SUBMIT_ARGS_MAX + 1, &error);
 	if (r < 0) {
 		o = control_error_reply("%s", error ? error : strerror(-r));
 		goto out;
+	}
+	if (!group && strncmp(run, "builtin:", 8) != 0) {
+		o = control_submit_check_run(c, run, args, n_inputs > 0, &gc, base, sizeof(base),
+					     &defer);
+		if (o)
+			goto out;
+		if (defer) {
+			o = control_submit_defer(c, req, run);
+			goto out;
+		}
 	}
 	/* Builtins check their arguments; commands and plugins read theirs ({arg:KEY}). */
 	if (gc.kind == JOB_KIND_BUILTIN && (b = bh_builtin_lookup(gc.run + 8)) >= 0 &&
@@ -381,7 +417,7 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 	}
 	/* A variant of a group (or an ad hoc run) is a group of its own: NAME@N. */
 	gc.args = args;
-	r = master_add_variant(m, &gc, group ? gc.name : gc.run + 8, (unsigned)count,
+	r = master_add_variant(m, &gc, group ? gc.name : base, (unsigned)count,
 			       (char *const *)inputs, n_inputs, &first);
 	if (r >= 0) {
 		*ret_first = first;
@@ -390,6 +426,7 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 	o = r < 0 ? control_error_reply("cannot submit: %s", strerror(-r))
 		  : submitted_reply(c, first, *ret_count);
 out:
+	free(args);
 	free(inputs);
 	return o;
 }

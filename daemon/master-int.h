@@ -248,6 +248,9 @@ struct master {
 	int state_error;          /* the last flush, when the loop had ended */
 	sd_event_source *reload_event; /* a SIGHUP storm is one reload */
 	usec_t last_reload;
+	/* What the last reload changed and what waits for a restart: lines, each ending in '\n'. */
+	char *reload_changes, *reload_warnings;
+	FILE *reload_changes_f, *reload_warnings_f; /* open while a reload applies */
 	unsigned interrupts;
 	struct master_stats stats;
 	uint8_t buf[BH_FRAME_MAX];
