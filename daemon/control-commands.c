@@ -159,6 +159,20 @@ static json_object *pools_array(struct master *m)
 	return a;
 }
 
+/* The names of the job groups (configured and submitted) that have jobs kept. */
+static json_object *groups_array(struct master *m)
+{
+	json_object *a = json_object_new_array();
+
+	for (unsigned i = 0; i < master_n_groups(m); i++) {
+		const struct group_config *g = master_group_config(m, i);
+
+		if (g)
+			json_object_array_add(a, json_object_new_string(g->name));
+	}
+	return a;
+}
+
 /* {"kind":"sqlite","path":...,"commits":N,"failing":""} or {"kind":"memory"}. */
 static json_object *store_object(struct master *m)
 {
@@ -211,6 +225,7 @@ static json_object *control_cmd_status(struct control *c, json_object *req)
 	json_object_object_add(o, "workers", workers_totals(ms));
 	json_object_object_add(o, "pools", pools_array(m));
 	json_object_object_add(o, "store", store_object(m));
+	json_object_object_add(o, "groups", groups_array(m));
 	if (master_shared_store(m))
 		return control_shared_status(c, o); /* the counts and nodes from the table */
 	return o;
