@@ -166,16 +166,28 @@ static json_object *read_inputs(json_object *req, const char ***ret, size_t *ret
 
 /*
  * What a configured group takes from submit (gc, group `name`), or an error reply: a spool
- * group takes its files only from its directory; an `inputs =` group needs inputs; builtin
- * jobs have no use for one.
+ * group takes files from its directory, and from submit only files elsewhere (which stay
+ * where they are: the spool moves only the files it took); an `inputs =` group needs inputs;
+ * builtin jobs have no use for one.
  */
-static json_object *check_group_submit(const struct group_config *gc, size_t n_inputs)
+static json_object *check_group_submit(const struct group_config *gc, const char **inputs,
+				       size_t n_inputs)
 {
-	if (gc->spool && *gc->spool)
+	if (gc->spool && *gc->spool && n_inputs == 0)
 		return control_error_reply(
 			"group %s takes its jobs from its spool directory %s: put the "
-			"files there",
+			"files there, or give them to submit (--input FILE: they stay where "
+			"they are)",
 			gc->name, gc->spool);
+	for (size_t i = 0; gc->spool && *gc->spool && i < n_inputs; i++) {
+		size_t len = strlen(gc->spool);
+
+		if (strncmp(inputs[i], gc->spool, len) == 0 && inputs[i][len] == '/' &&
+		    !strchr(inputs[i] + len + 1, '/'))
+			return control_error_reply("input %s is in the spool directory of group "
+						   "%s, which takes it by itself",
+						   inputs[i], gc->name);
+	}
 	if (gc->inputs && *gc->inputs && n_inputs == 0)
 		return control_error_reply(
 			"group %s runs one job per input file (inputs = %s): give the "
@@ -335,7 +347,7 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 						master_pool_name(m, gc.pool));
 			goto out;
 		}
-		o = check_group_submit(&gc, n_inputs);
+		o = check_group_submit(&gc, inputs, n_inputs);
 		if (o)
 			goto out;
 		if (!json_object_object_get_ex(req, "args", NULL)) {

@@ -489,7 +489,7 @@ END_TEST
 START_TEST(test_submit_input_files)
 {
 	struct daemon d;
-	char conf[1024], in[3][300], out[300], run[512], path[400], *text;
+	char conf[2048], in[3][300], out[300], run[512], path[400], spool[300], *text;
 	const char *names[3] = { "a.txt", "b.txt", "c.txt" };
 	int64_t ids[4];
 
@@ -500,8 +500,13 @@ START_TEST(test_submit_input_files)
 		snprintf(in[i], sizeof(in[i]), "%s/%s", d.dir, names[i]);
 		ck_assert_int_eq(tu_write_file(in[i], names[i]), 0);
 	}
-	snprintf(conf, sizeof(conf), "%s[job files]\nrun = exec:/bin/cp {input} %s/\ninputs = %s\n",
-		 one_pool, out, in[0]);
+	snprintf(spool, sizeof(spool), "%s/spool", d.dir);
+	ck_assert_int_eq(mkdir(spool, 0755), 0);
+	snprintf(conf, sizeof(conf),
+		 "%s[job files]\nrun = exec:/bin/cp {input} %s/\ninputs = %s\n"
+		 "[job drop]\nrun = exec:/bin/sh -c 'cp \"$1\" %s/s-$(basename \"$1\")' sh {input}\n"
+		 "spool = %s\n",
+		 one_pool, out, in[0], out, spool);
 	d.err_max = OUTPUT_MAX;
 	dmn_write_config(&d, conf);
 	dmn_start(&d, NULL);
@@ -531,6 +536,35 @@ START_TEST(test_submit_input_files)
 		text = tu_read_file(path);
 		ck_assert_ptr_nonnull(text);
 		free(text);
+	}
+	{	/* a spool group takes files from elsewhere too, and leaves them there */
+		const char *args[] = { "drop", "--input", in[2], NULL };
+
+		ck_assert_int_eq(submit_ids(&d, args, ids, 4), 1);
+		wait_done(&d, ids[0], "done");
+		snprintf(path, sizeof(path), "%s/s-%s", out, names[2]);
+		text = tu_read_file(path);
+		ck_assert_msg(text, "%s was not made", path);
+		ck_assert_str_eq(text, names[2]);
+		free(text);
+		text = tu_read_file(in[2]);
+		ck_assert_msg(text, "%s was moved", in[2]);
+		free(text);
+	}
+	{	/* but not one in its directory (it takes those by itself), nor none */
+		const char *inside[] = { "submit", "drop", "--input", path, NULL };
+		const char *none[] = { "submit", "drop", NULL };
+		struct result r;
+
+		snprintf(path, sizeof(path), "%s/later.txt", spool);
+		r = cli(&d, inside);
+		expect_rc(r, 1, "submit drop --input (in the spool)");
+		ck_assert_ptr_nonnull(strstr(r.err, "is in the spool directory of group drop"));
+		result_free(&r);
+		r = cli(&d, none);
+		expect_rc(r, 1, "submit drop");
+		ck_assert_ptr_nonnull(strstr(r.err, "--input FILE"));
+		result_free(&r);
 	}
 	stop(&d);
 }
