@@ -214,8 +214,8 @@ static const char *no_lookup(void *ud, const char *name)
  * exec:COMMAND ARGS... (the text after "exec:"): the words, their placeholders and the
  * command. 0, -ENOMEM, or -EINVAL with the reason in err.
  */
-static int check_exec_text(const char *cmdline, const char *args, bool has_input, char *err,
-			   size_t errlen)
+static int check_exec_text(const char *cmdline, const char *args, bool has_input,
+			   const char *no_input, char *err, size_t errlen)
 {
 	struct placeholder_ctx ctx = { .args = args, .has_input = has_input };
 	char why[512], **argv = NULL, *word;
@@ -237,7 +237,7 @@ static int check_exec_text(const char *cmdline, const char *args, bool has_input
 		}
 		free(word);
 		if (r == -ENOENT && strstr(why, "{input}"))
-			str_printf(err, errlen, "%s: the group has no inputs or spool", why);
+			str_printf(err, errlen, "%s: %s", why, no_input);
 		else if (r == -ENOENT)
 			str_printf(err, errlen, "%s: args has no such key", why);
 		else if (r < 0)
@@ -265,7 +265,8 @@ static int check_exec_text(const char *cmdline, const char *args, bool has_input
 static void check_exec(struct parser *p, const struct raw_section *s, const struct group_config *g)
 {
 	char err[640];
-	int r = check_exec_text(g->run + 5, g->args, *g->inputs || *g->spool, err, sizeof(err));
+	int r = check_exec_text(g->run + 5, g->args, *g->inputs || *g->spool,
+				"the group has no inputs or spool", err, sizeof(err));
 
 	if (r == -ENOMEM)
 		p->oom = true;
@@ -383,7 +384,9 @@ int config_check_submitted_run(const char *run, const char *args, bool has_input
 	int r;
 
 	if (strncmp(run, "exec:", 5) == 0) {
-		r = check_exec_text(run + 5, args, has_input, err, errlen);
+		r = check_exec_text(run + 5, args, has_input,
+				    "give the files to submit (--input FILE), one job each", err,
+				    errlen);
 	} else if (strncmp(run, "plugin:", 7) == 0) {
 		colon = strrchr(run + 7, ':');
 		if (!colon || colon == run + 7 || run[7] != '/') {

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "common/control-proto.h"
+#include "config/probe.h"
 #include "ctlutil.h"
 #include "daemonutil.h"
 #include "testutil.h"
@@ -362,6 +363,7 @@ START_TEST(test_submit_refused)
 		  "'no-such-tool-anywhere' not found in PATH" },
 		{ NULL, NULL, "exec:/etc/passwd", "not executable" },
 		{ NULL, NULL, "exec:/bin/echo {arg:who}", "no value for {arg:who}" },
+		{ NULL, NULL, "exec:/bin/cat {input}", "give the files to submit (--input FILE)" },
 		{ NULL, NULL, "exec:/bin/sh -c 'unterminated", "expected exec:COMMAND" },
 		{ "missing.so", "outcome", NULL, "cannot load" },
 		{ "outcomes.so", "no_such_symbol", NULL, "no_such_symbol" },
@@ -396,6 +398,85 @@ START_TEST(test_submit_refused)
 		ck_assert_int_eq(submit_ids(&d, args, &id, 1), 1);
 		wait_done(&d, id, "done");
 	}
+	stop(&d);
+}
+END_TEST
+
+/*
+ * A plugin's probe runs beside the loop, never in it: while one hangs (a constructor that
+ * never returns, killed after CONFIG_PROBE_TIMEOUT_MS), another client is answered, and the
+ * waiting client's later request is answered after the submit's reply, in order, with its
+ * "id" echoed; a first submit of a good plugin, pipelined the same way, gets its ids.
+ */
+START_TEST(test_probe_off_the_loop)
+{
+	struct daemon d;
+	struct conn a, b;
+	char run[4200], *req, *line;
+	json_object *o;
+
+	start(&d, one_pool);
+	conn_open(&d, &a);
+	conn_open(&d, &b);
+	plugin(run, sizeof(run), "ctor-hang.so", "outcome");
+	ck_assert_int_ge(asprintf(&req,
+				  "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"%s\","
+				  "\"id\":\"hang\"}\n{\"command\":\"status\",\"id\":\"after\"}\n",
+				  run),
+			 0);
+	conn_send_ok(&d, &a, req, strlen(req));
+	free(req);
+	/* The other client is served meanwhile... */
+	o = call(&d, &b, "{\"command\":\"status\"}");
+	assert_ok(o);
+	json_object_put(o);
+	/* ...while the first still waits for its probe (it takes 10 s to give up). */
+	conn_fill(&a);
+	ck_assert_msg(!memchr(a.in ? a.in : "", '\n', a.len), "answered before its probe ended");
+	line = conn_line(&d, &a, CONFIG_PROBE_TIMEOUT_MS + CALL_MS);
+	ck_assert_msg(line, "no reply to the submit; %s", dmn_describe(&d));
+	o = parse_reply(line);
+	assert_error(o, "did not finish within 10000 ms");
+	ck_assert_str_eq(jstr(o, "id"), "hang");
+	json_object_put(o);
+	free(line);
+	line = conn_line(&d, &a, CALL_MS);
+	ck_assert_ptr_nonnull(line);
+	o = parse_reply(line);
+	assert_ok(o);
+	ck_assert_str_eq(jstr(o, "id"), "after");
+	json_object_put(o);
+	free(line);
+
+	/* A good plugin, not probed yet: its ids come in place, then the next reply. */
+	plugin(run, sizeof(run), "outcomes.so", "outcome");
+	ck_assert_int_ge(asprintf(&req,
+				  "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"%s\","
+				  "\"args\":{\"do\":\"done\"},\"count\":3,\"id\":7}\n"
+				  "{\"command\":\"log-level\",\"level\":\"info\",\"id\":8}\n",
+				  run),
+			 0);
+	conn_send_ok(&d, &a, req, strlen(req));
+	free(req);
+	line = conn_line(&d, &a, CONFIG_PROBE_TIMEOUT_MS + CALL_MS);
+	ck_assert_ptr_nonnull(line);
+	o = parse_reply(line);
+	assert_ok(o);
+	ck_assert_int_eq(jint(o, "id"), 7);
+	ck_assert_int_eq(json_object_array_length(jget(o, "ids", json_type_array)), 3);
+	ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(
+				 jget(o, "jobs", json_type_array), 2)),
+			 "outcome@1#3");
+	json_object_put(o);
+	free(line);
+	line = conn_line(&d, &a, CALL_MS);
+	ck_assert_ptr_nonnull(line);
+	o = parse_reply(line);
+	ck_assert_int_eq(jint(o, "id"), 8);
+	json_object_put(o);
+	free(line);
+	conn_close(&a);
+	conn_close(&b);
 	stop(&d);
 }
 END_TEST
@@ -720,6 +801,7 @@ static Suite *control_submit_suite(void)
 	tcase_add_test(tc, test_submit_exec);
 	tcase_add_test(tc, test_submit_plugin);
 	tcase_add_test(tc, test_submit_refused);
+	tcase_add_test(tc, test_probe_off_the_loop);
 	tcase_add_test(tc, test_long_command_line);
 	tcase_add_test(tc, test_submit_input_files);
 	tcase_add_test(tc, test_json_every_verb);
