@@ -68,7 +68,8 @@ static void usage(FILE *f)
 	      "\n"
 	      "Exit codes: run: 0 every job group reached its expect, 1 some job did not;\n"
 	      "            experiment: 0 done, 1 a run failed;\n"
-	      "            daemon commands: 0 ok, 1 refused by the daemon or no connection;\n"
+	      "            daemon commands: 0 ok, 1 refused by the daemon or no connection,\n"
+	      "            124 wait --timeout passed first;\n"
 	      "            2 usage error, 74 the output could not be written, 78 config error.\n",
 	      f);
 }
