@@ -395,7 +395,8 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 		gc.pool = (unsigned)pi;
 		gc.run = (char *)run;
 		gc.kind = JOB_KIND_BUILTIN;
-		snprintf(base, sizeof(base), "%s", run + 8);
+		if (strncmp(run, "builtin:", 8) == 0) /* else control_submit_check_run()'s */
+			snprintf(base, sizeof(base), "%s", run + 8);
 		gc.args = (char *)"";
 		gc.output = (char *)"";
 		r = adhoc_defaults(&gc);
