@@ -36,6 +36,7 @@ int cmd_experiment(int argc, char **argv);
  */
 enum {
 	EXIT_CONTROL_FAILED = 1,
+	EXIT_TIMEOUT = 124, /* wait --timeout passed before the jobs ended (as timeout(1)) */
 };
 
 /* int cmd_<id>(int argc, char **argv) for each CONTROL_COMMANDS entry (common/control-proto.h). */

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The commands about jobs (see commands.h): jobs (a table, or the reply as it came), submit,
- * wait and cancel. Job ids, states, counts and --input paths are checked before anything is
- * sent; --input paths are made absolute here, since the daemon's working directory is not
- * ours.
+ * The commands about jobs (see commands.h): jobs (a table, or the reply as it came), wait
+ * and cancel (submit is in cmd-submit.c). Job ids, states and counts are checked before
+ * anything is sent.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/control-client.h"
 #include "common/control-proto.h"
 #include "common/job-state.h"
 #include "common/units.h"
@@ -306,7 +306,7 @@ int cmd_jobs(int argc, char **argv)
 	free(line);
 	return 0;
 }
-/* ---- submit, wait, cancel, restart ---- */
+/* ---- wait, cancel ---- */
 
 /* Job ids from argv[from..argc) into a new JSON array; NULL after a usage message. */
 static json_object *ids_array(const char *name, int argc, char **argv, int from)
@@ -326,191 +326,42 @@ static json_object *ids_array(const char *name, int argc, char **argv, int from)
 	return a;
 }
 
-/* What the daemon takes as a submit key (daemon/submit-keys.h): said here, before it asks. */
-static bool submit_key_ok(const char *key)
-{
-	size_t n = strlen(key);
+/* What wait and cancel take. */
+struct ids_opts {
+	const char *socket, *group, *timeout;
+	bool json;
+	json_object *ids; /* the job ids, unless --group */
+};
 
-	if (n == 0 || n > CONTROL_KEY_MAX)
-		return false;
-	for (; *key; key++)
-		if (*key <= ' ' || *key > '~')
-			return false;
-	return true;
-}
-
-int cmd_submit(int argc, char **argv)
+/* Parses "ID... | --group GROUP [--json] [--socket P]" (and --timeout DURATION for wait). */
+static int parse_ids_cmd(const char *name, int argc, char **argv, bool allow_timeout,
+			 struct ids_opts *io)
 {
 	static const struct option opts[] = {
-		{ "pool", required_argument, NULL, 'p' }, { "run", required_argument, NULL, 'r' },
-		{ "count", required_argument, NULL, 'c' }, { "arg", required_argument, NULL, 'a' },
-		{ "json", no_argument, NULL, 'j' },	   { "socket", required_argument, NULL, 'S' },
-		{ "input", required_argument, NULL, 'i' }, { "help", no_argument, NULL, 'h' },
-		{ "key", required_argument, NULL, 'k' },   {},
-	};
-	const char *socket = NULL, *pool = NULL, *run = NULL, *key_arg = NULL;
-	json_object *req = cli_request("submit"), *args = NULL, *reply, *ids, *jobs;
-	json_object *inputs = NULL;
-	bool json = false, counted = false;
-	long count = 1;
-	int o, r;
-
-	optind = 1;
-	opterr = 0;
-	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) >= 0) {
-		const char *eq;
-		char key[128];
-
-		switch (o) {
-		case 'p':
-			pool = optarg;
-			break;
-		case 'r':
-			run = optarg;
-			break;
-		case 'c':
-			if (!cli_parse_long(optarg, 1, CONTROL_SUBMIT_MAX, &count)) {
-				json_object_put(req);
-				json_object_put(args);
-				json_object_put(inputs);
-				return cli_usage_error("submit",
-						       "--count: expected 1..%d, got '%s'",
-						       CONTROL_SUBMIT_MAX, optarg);
-			}
-			counted = true;
-			break;
-		case 'i': {
-			/* The daemon's working directory is not ours: it takes absolute paths. */
-			char cwd[PATH_MAX], abs[PATH_MAX * 2];
-
-			if (optarg[0] != '/' && !getcwd(cwd, sizeof(cwd))) {
-				json_object_put(req);
-				json_object_put(args);
-				json_object_put(inputs);
-				return cli_usage_error("submit",
-						       "--input %s: cannot tell the working "
-						       "directory: %s",
-						       optarg, strerror(errno));
-			}
-			snprintf(abs, sizeof(abs), "%s%s%s", optarg[0] == '/' ? "" : cwd,
-				 optarg[0] == '/' ? "" : "/", optarg);
-			if (!inputs)
-				inputs = json_object_new_array();
-			json_object_array_add(inputs, json_object_new_string(abs));
-			break;
-		}
-		case 'a':
-			eq = strchr(optarg, '=');
-			if (!eq || eq == optarg) {
-				json_object_put(req);
-				json_object_put(args);
-				return cli_usage_error(
-					"submit", "--arg: expected KEY=VALUE, got '%s'", optarg);
-			}
-			if (!args)
-				args = json_object_new_object();
-			snprintf(key, sizeof(key), "%.*s", (int)(eq - optarg), optarg);
-			json_object_object_add(args, key, json_object_new_string(eq + 1));
-			break;
-		case 'k':
-			key_arg = optarg;
-			if (!submit_key_ok(optarg)) {
-				json_object_put(req);
-				json_object_put(args);
-				json_object_put(inputs);
-				return cli_usage_error("submit",
-						       "--key: expected 1..%d printable characters "
-						       "without spaces, got '%s'",
-						       CONTROL_KEY_MAX, optarg);
-			}
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'S':
-			socket = optarg;
-			break;
-		case 'h':
-			json_object_put(req);
-			json_object_put(args);
-			json_object_put(inputs);
-			cli_usage("submit", stdout);
-			return 0;
-		default:
-			json_object_put(req);
-			json_object_put(args);
-			json_object_put(inputs);
-			return cli_bad_option("submit", o, argv);
-		}
-	}
-	if ((argc - optind == 1) == (pool || run) || argc - optind > 1 || (!!pool != !!run) ||
-	    (inputs && counted)) {
-		json_object_put(req);
-		json_object_put(args);
-		json_object_put(inputs);
-		return cli_usage_error("submit",
-				       inputs && counted
-					       ? "give --count or --input, not both (one job "
-						 "per input)"
-					       : "give a GROUP, or --pool and --run (not both)");
-	}
-	if (argc - optind == 1)
-		cli_add_string(req, "group", argv[optind]);
-	else {
-		cli_add_string(req, "pool", pool);
-		cli_add_string(req, "run", run);
-	}
-	if (inputs)
-		json_object_object_add(req, "inputs", inputs);
-	else
-		json_object_object_add(req, "count", json_object_new_int64(count));
-	if (args)
-		json_object_object_add(req, "args", args);
-	if (key_arg)
-		cli_add_string(req, "key", key_arg);
-	r = cli_call_ok(socket, req, &reply, NULL);
-	if (r != 0)
-		return r;
-	if (json) {
-		puts(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PRETTY));
-	} else {
-		ids = jget(reply, "ids");
-		jobs = jget(reply, "jobs");
-		for (size_t i = 0; i < jlen(ids); i++)
-			printf("%lld\t%s\n",
-			       (long long)json_object_get_int64(json_object_array_get_idx(ids, i)),
-			       json_object_get_string(json_object_array_get_idx(jobs, i)));
-	}
-	json_object_put(reply);
-	return 0;
-}
-
-/* Parses "ID... [--json] [--socket P]" (and --group for wait). */
-static int parse_ids_cmd(const char *name, int argc, char **argv, bool allow_group,
-			 const char **socket, const char **group, bool *json, json_object **ids)
-{
-	static const struct option opts[] = {
-		{ "group", required_argument, NULL, 'g' }, { "json", no_argument, NULL, 'j' },
-		{ "socket", required_argument, NULL, 'S' }, { "help", no_argument, NULL, 'h' },
-		{},
+		{ "group", required_argument, NULL, 'g' },   { "json", no_argument, NULL, 'j' },
+		{ "socket", required_argument, NULL, 'S' },  { "help", no_argument, NULL, 'h' },
+		{ "timeout", required_argument, NULL, 't' }, {},
 	};
 	int o;
 
-	*ids = NULL;
+	*io = (struct ids_opts){};
 	optind = 1;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) >= 0) {
 		switch (o) {
 		case 'g':
-			if (!allow_group)
+			io->group = optarg;
+			break;
+		case 't':
+			if (!allow_timeout)
 				return cli_bad_option(name, '?', argv);
-			*group = optarg;
+			io->timeout = optarg;
 			break;
 		case 'j':
-			*json = true;
+			io->json = true;
 			break;
 		case 'S':
-			*socket = optarg;
+			io->socket = optarg;
 			break;
 		case 'h':
 			cli_usage(name, stdout);
@@ -519,14 +370,13 @@ static int parse_ids_cmd(const char *name, int argc, char **argv, bool allow_gro
 			return cli_bad_option(name, o, argv);
 		}
 	}
-	if (*group && argc > optind)
+	if (io->group && argc > optind)
 		return cli_usage_error(name, "give job ids or --group, not both");
-	if (!*group && argc == optind)
-		return cli_usage_error(name, allow_group ? "missing job ids (or --group)"
-							 : "missing job ids");
-	if (!*group) {
-		*ids = ids_array(name, argc, argv, optind);
-		if (!*ids)
+	if (!io->group && argc == optind)
+		return cli_usage_error(name, "missing job ids (or --group)");
+	if (!io->group) {
+		io->ids = ids_array(name, argc, argv, optind);
+		if (!io->ids)
 			return EXIT_USAGE;
 	}
 	return -1;
@@ -534,25 +384,35 @@ static int parse_ids_cmd(const char *name, int argc, char **argv, bool allow_gro
 
 int cmd_wait(int argc, char **argv)
 {
-	const char *socket = NULL, *group = NULL;
-	json_object *ids, *req, *reply, *jobs;
-	bool json = false;
+	json_object *req, *reply, *jobs;
+	int64_t deadline = INT64_MAX;
+	struct ids_opts io;
+	usec_t timeout;
 	int r;
 
-	r = parse_ids_cmd("wait", argc, argv, true, &socket, &group, &json, &ids);
+	r = parse_ids_cmd("wait", argc, argv, true, &io);
 	if (r >= 0)
 		return r;
+	if (io.timeout && (parse_duration(io.timeout, &timeout) < 0 || timeout == 0)) {
+		json_object_put(io.ids);
+		return cli_usage_error("wait", "--timeout: expected a duration (30s, 5min, 1h), got "
+					       "'%s'", io.timeout);
+	}
+	if (io.timeout && timeout != USEC_INFINITY)
+		deadline = control_client_now_ms() + (int64_t)(timeout / 1000);
 	req = cli_request("wait");
-	if (group)
-		cli_add_string(req, "group", group);
+	if (io.group)
+		cli_add_string(req, "group", io.group);
 	else
-		json_object_object_add(req, "ids", ids);
-	/* No deadline: the reply comes when the jobs have ended. */
-	r = cli_call_until_ok(socket, req, INT64_MAX, &reply, NULL);
+		json_object_object_add(req, "ids", io.ids);
+	/* No deadline but --timeout's: the reply comes when the jobs have ended. */
+	r = cli_call_wait(io.socket, req, deadline, &reply);
+	if (r == EXIT_TIMEOUT)
+		cli_say("wait: %s passed and the jobs have not all ended", io.timeout);
 	if (r != 0)
 		return r;
-	if (json) {
-		puts(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PRETTY));
+	if (io.json) {
+		cli_print_json(reply);
 	} else {
 		jobs = jget(reply, "jobs");
 		for (size_t i = 0; i < jlen(jobs); i++) {
@@ -575,36 +435,83 @@ int cmd_wait(int argc, char **argv)
 	return r;
 }
 
+/*
+ * cancel --group: the group's jobs not ended yet, asked with `jobs` (at most
+ * CONTROL_JOBS_LIMIT_MAX of them: a cancel takes no more ids), as an array of ids. NULL after
+ * a message (exit code in *ret).
+ */
+static json_object *group_ids(const char *socket, const char *group, int *ret)
+{
+	json_object *req = cli_request("jobs"), *reply, *jobs, *ids;
+
+	cli_add_string(req, "group", group);
+	cli_add_string(req, "state", "queued,running");
+	json_object_object_add(req, "limit", json_object_new_int64(CONTROL_JOBS_LIMIT_MAX));
+	*ret = cli_call_ok(socket, req, &reply, NULL);
+	if (*ret != 0)
+		return NULL;
+	jobs = jget(reply, "jobs");
+	ids = json_object_new_array();
+	if (!ids)
+		cli_oom();
+	for (size_t i = 0; i < jlen(jobs); i++)
+		json_object_array_add(ids, json_object_new_int64(
+						   jint0(json_object_array_get_idx(jobs, i), "id")));
+	json_object_put(reply);
+	return ids;
+}
+
 int cmd_cancel(int argc, char **argv)
 {
-	const char *socket = NULL, *group = NULL;
-	json_object *ids, *req, *reply, *done, *not_done, *asked;
-	bool json = false;
+	json_object *req, *reply, *done, *not_done, *asked;
+	struct ids_opts io;
 	int r;
 
-	r = parse_ids_cmd("cancel", argc, argv, false, &socket, &group, &json, &ids);
+	r = parse_ids_cmd("cancel", argc, argv, false, &io);
 	if (r >= 0)
 		return r;
+	if (io.group) {
+		io.ids = group_ids(io.socket, io.group, &r);
+		if (!io.ids)
+			return r;
+		if (json_object_array_length(io.ids) == 0) {
+			/* Nothing left to cancel: the same reply a cancel of nothing would have. */
+			json_object_put(io.ids);
+			if (io.json)
+				puts("{\"ok\":true,\"cancelled\":[],\"cancelling\":[],"
+				     "\"not_cancelled\":[]}");
+			else
+				fprintf(stderr, "bulkhead: no job of %s is queued or running\n",
+					io.group);
+			return 0;
+		}
+	}
 	req = cli_request("cancel");
-	json_object_object_add(req, "ids", ids);
-	r = cli_call_ok(socket, req, &reply, NULL);
+	json_object_object_add(req, "ids", io.ids);
+	r = cli_call_ok(io.socket, req, &reply, NULL);
 	if (r != 0)
 		return r;
 	done = jget(reply, "cancelled");
 	not_done = jget(reply, "not_cancelled");
-	for (size_t i = 0; i < jlen(done); i++)
-		printf("%lld\tcancelled\n",
-		       (long long)json_object_get_int64(json_object_array_get_idx(done, i)));
-	asked = jget(reply, "cancelling");
-	for (size_t i = 0; i < jlen(asked); i++)
-		printf("%lld\tcancelling (at its worker)\n",
-		       (long long)json_object_get_int64(json_object_array_get_idx(asked, i)));
-	for (size_t i = 0; i < jlen(not_done); i++) {
-		json_object *e = json_object_array_get_idx(not_done, i);
+	if (io.json) {
+		cli_print_json(reply);
+	} else {
+		for (size_t i = 0; i < jlen(done); i++)
+			printf("%lld\tcancelled\n",
+			       (long long)json_object_get_int64(json_object_array_get_idx(done, i)));
+		asked = jget(reply, "cancelling");
+		for (size_t i = 0; i < jlen(asked); i++)
+			printf("%lld\tcancelling (at its worker)\n",
+			       (long long)json_object_get_int64(json_object_array_get_idx(asked, i)));
+		for (size_t i = 0; i < jlen(not_done); i++) {
+			json_object *e = json_object_array_get_idx(not_done, i);
 
-		printf("%lld\tnot cancelled (%s)\n", (long long)jint0(e, "id"), fmt_str(e, "state"));
+			printf("%lld\tnot cancelled (%s)\n", (long long)jint0(e, "id"),
+			       fmt_str(e, "state"));
+		}
 	}
-	r = jlen(not_done) ? EXIT_CONTROL_FAILED : 0;
+	/* --group: a job that ended between the list and the cancel is no failure. */
+	r = jlen(not_done) && !io.group ? EXIT_CONTROL_FAILED : 0;
 	json_object_put(reply);
 	return r;
 }

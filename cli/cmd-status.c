@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `bulkhead status`, and the short commands: reload, log-level, restart and inject (see
- * commands.h). Replies are read leniently: a missing field shows as "-", so an older or newer
+ * `bulkhead status` and `metrics` (see commands.h; reload, log-level, restart and inject are
+ * in cmd-admin.c). Replies are read leniently: a missing field shows as "-", so an older or newer
  * daemon still gives a readable table. The status printers serve `top` too.
  */
 #include <getopt.h>
@@ -248,7 +248,7 @@ int cmd_metrics(int argc, char **argv)
 	json_object *reply, *text;
 	int r;
 
-	r = cli_parse_simple("metrics", argc, argv, &socket, NULL, NULL);
+	r = cli_parse_simple("metrics", argc, argv, &socket, NULL, NULL, NULL, NULL);
 	if (r >= 0)
 		return r;
 	r = cli_call_ok(socket, cli_request("metrics"), &reply, NULL);
@@ -261,114 +261,6 @@ int cmd_metrics(int argc, char **argv)
 		return 1;
 	}
 	fwrite(json_object_get_string(text), 1, (size_t)json_object_get_string_len(text), stdout);
-	json_object_put(reply);
-	return 0;
-}
-
-/* ---- reload, log-level, restart, inject ---- */
-
-int cmd_reload(int argc, char **argv)
-{
-	const char *socket = NULL;
-	json_object *reply;
-	int r;
-
-	r = cli_parse_simple("reload", argc, argv, &socket, NULL, NULL);
-	if (r >= 0)
-		return r;
-	r = cli_call(socket, cli_request("reload"), &reply, NULL);
-	if (r != 0)
-		return r;
-	if (cli_reply_ok(reply))
-		puts("reloaded");
-	else {
-		/* The config errors, one per line, each naming FILE:LINE: printed as they are. */
-		const char *e = cli_reply_error(reply);
-
-		fprintf(stderr, "%s%s", e, *e && e[strlen(e) - 1] == '\n' ? "" : "\n");
-		r = EXIT_CONTROL_FAILED;
-	}
-	json_object_put(reply);
-	return r;
-}
-
-int cmd_log_level(int argc, char **argv)
-{
-	const char *socket = NULL, *level, *now;
-	json_object *reply, *req;
-	int r;
-
-	r = cli_parse_simple("log-level", argc, argv, &socket,
-			     (const char *const[]){ "LEVEL", NULL }, &level);
-	if (r >= 0)
-		return r;
-	if (log_level_from_name(level) < 0) {
-		const char *guess = str_did_you_mean(level, log_level_names);
-
-		return cli_usage_error("log-level",
-				       "unknown level '%s'%s%s%s; levels: " LOG_LEVEL_NAMES(" "),
-				       level, guess ? " (did you mean '" : "", guess ? guess : "",
-				       guess ? "'?)" : "");
-	}
-	req = cli_request("log-level");
-	cli_add_string(req, "level", level);
-	r = cli_call_ok(socket, req, &reply, NULL);
-	if (r != 0)
-		return r;
-	now = jstr(reply, "level");
-	printf("log level: %s\n", now ? now : level);
-	json_object_put(reply);
-	return 0;
-}
-int cmd_restart(int argc, char **argv)
-{
-	const char *socket = NULL, *target;
-	json_object *req, *reply;
-	int r;
-
-	r = cli_parse_simple("restart", argc, argv, &socket,
-			     (const char *const[]){ "POOL[/INDEX]", NULL }, &target);
-	if (r >= 0)
-		return r;
-	req = cli_request("restart");
-	cli_add_string(req, "target", target);
-	r = cli_call_ok(socket, req, &reply, NULL);
-	if (r != 0)
-		return r;
-	printf("replacing %lld worker%s of %s, one at a time\n",
-	       (long long)jint0(reply, "replacing"), jint0(reply, "replacing") == 1 ? "" : "s",
-	       target);
-	json_object_put(reply);
-	return 0;
-}
-
-int cmd_inject(int argc, char **argv)
-{
-#define FAULT_ITEM(name) name,
-	static const char *const faults[] = { CONTROL_FAULTS(FAULT_ITEM, ) NULL };
-#undef FAULT_ITEM
-	const char *socket = NULL, *args[2];
-	json_object *req, *reply;
-	bool known = false;
-	int r;
-
-	r = cli_parse_simple("inject", argc, argv, &socket,
-			     (const char *const[]){ "POOL[/INDEX]", "FAULT", NULL }, args);
-	if (r >= 0)
-		return r;
-	for (size_t i = 0; faults[i]; i++)
-		known = known || strcmp(args[1], faults[i]) == 0;
-	if (!known)
-		return cli_usage_error(
-			"inject", "unknown fault '%s' (" CONTROL_FAULT_NAMES("|") ")", args[1]);
-	req = cli_request("inject");
-	cli_add_string(req, "target", args[0]);
-	cli_add_string(req, "fault", args[1]);
-	r = cli_call_ok(socket, req, &reply, NULL);
-	if (r != 0)
-		return r;
-	printf("injected %s into worker %s (pid %lld)\n", args[1], fmt_str(reply, "worker"),
-	       (long long)jint0(reply, "pid"));
 	json_object_put(reply);
 	return 0;
 }

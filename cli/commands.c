@@ -222,8 +222,8 @@ const char *cli_reply_error(json_object *reply)
  * Returns 0 with the reply (ok true or false) in *ret_reply and its line in *ret_line (if
  * non-NULL), or EXIT_CONTROL_FAILED after a message on stderr.
  */
-static int call_until(const char *socket_opt, json_object *request, int64_t deadline,
-		      json_object **ret_reply, char **ret_line)
+static int call_until_rc(const char *socket_opt, json_object *request, int64_t deadline,
+			 int timeout_rc, json_object **ret_reply, char **ret_line)
 {
 	struct cli_session s;
 	char *line = NULL;
@@ -237,6 +237,10 @@ static int call_until(const char *socket_opt, json_object *request, int64_t dead
 	r = control_client_call(s.c, json_object_to_json_string_ext(request, JSON_C_TO_STRING_PLAIN),
 			 deadline, &line);
 	json_object_put(request);
+	if (r == -ETIMEDOUT && timeout_rc) {
+		cli_session_close(&s);
+		return timeout_rc;
+	}
 	if (r < 0) {
 		cli_say("%s: %s", s.path, control_client_strerror(r));
 		cli_session_close(&s);
@@ -253,6 +257,25 @@ static int call_until(const char *socket_opt, json_object *request, int64_t dead
 	else
 		free(line);
 	return 0;
+}
+
+static int call_until(const char *socket_opt, json_object *request, int64_t deadline,
+		      json_object **ret_reply, char **ret_line)
+{
+	return call_until_rc(socket_opt, request, deadline, 0, ret_reply, ret_line);
+}
+
+int cli_call_wait(const char *socket_opt, json_object *request, int64_t deadline,
+		  json_object **ret_reply)
+{
+	int r = call_until_rc(socket_opt, request, deadline, EXIT_TIMEOUT, ret_reply, NULL);
+
+	if (r != 0 || cli_reply_ok(*ret_reply))
+		return r;
+	cli_say("%s", cli_reply_error(*ret_reply));
+	json_object_put(*ret_reply);
+	*ret_reply = NULL;
+	return EXIT_CONTROL_FAILED;
 }
 
 int cli_call(const char *socket_opt, json_object *request, json_object **ret_reply, char **ret_line)
@@ -306,15 +329,18 @@ void cli_add_string(json_object *o, const char *key, const char *value)
 }
 
 /*
- * For commands with --socket, --help and fixed positional arguments named by arg_names
- * (NULL-terminated; NULL: none), into args[]. Returns -1 to go on, else an exit code.
+ * For commands with --socket, --help, --json (json non-NULL; also --wait with wait non-NULL)
+ * and fixed positional arguments named by arg_names (NULL-terminated; NULL: none), into
+ * args[]. Returns -1 to go on, else an exit code.
  */
-int cli_parse_simple(const char *name, int argc, char **argv, const char **socket,
-		     const char *const *arg_names, const char **args)
+int cli_parse_simple(const char *name, int argc, char **argv, const char **socket, bool *json,
+		     bool *wait, const char *const *arg_names, const char **args)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "wait", no_argument, NULL, 'w' },
 		{},
 	};
 	int n_args = 0, o;
@@ -331,6 +357,18 @@ int cli_parse_simple(const char *name, int argc, char **argv, const char **socke
 		case 'h':
 			cli_usage(name, stdout);
 			return 0;
+		case 'j':
+			if (json) {
+				*json = true;
+				break;
+			}
+			return cli_bad_option(name, '?', argv);
+		case 'w':
+			if (wait) {
+				*wait = true;
+				break;
+			}
+			return cli_bad_option(name, '?', argv);
 		default:
 			return cli_bad_option(name, o, argv);
 		}
@@ -342,6 +380,12 @@ int cli_parse_simple(const char *name, int argc, char **argv, const char **socke
 	for (int i = 0; i < n_args; i++)
 		args[i] = argv[optind + i];
 	return -1;
+}
+
+/* The reply line as it came, for --json: one object, on one line. */
+void cli_print_json(json_object *reply)
+{
+	puts(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN));
 }
 
 const char *fmt_when(char *buf, size_t size, json_object *o, const char *key)

@@ -26,11 +26,14 @@ int cli_bad_option(const char *name, int o, char **argv);
 /* An integer min..max, the whole string. */
 bool cli_parse_long(const char *s, long min, long max, long *ret);
 /*
- * For commands with --socket, --help and fixed positional arguments named by arg_names
- * (NULL-terminated; NULL: none), into args[]. Returns -1 to go on, else an exit code.
+ * For commands with --socket, --help, --json (json non-NULL; also --wait with wait non-NULL)
+ * and fixed positional arguments named by arg_names (NULL-terminated; NULL: none), into
+ * args[]. Returns -1 to go on, else an exit code.
  */
-int cli_parse_simple(const char *name, int argc, char **argv, const char **socket,
-		     const char *const *arg_names, const char **args);
+int cli_parse_simple(const char *name, int argc, char **argv, const char **socket, bool *json,
+		     bool *wait, const char *const *arg_names, const char **args);
+/* A reply as one line of JSON on stdout (--json). */
+void cli_print_json(json_object *reply);
 
 /* Options that several commands share. */
 struct cli_opts {
@@ -81,6 +84,12 @@ int cli_call(const char *socket_opt, json_object *request, json_object **ret_rep
  */
 int cli_call_ok(const char *socket_opt, json_object *request, json_object **ret_reply,
 		char **ret_line);
+/*
+ * cli_call_ok with a deadline of its own that is the command's to keep (wait --timeout):
+ * EXIT_TIMEOUT, with nothing said, when it passes before the reply.
+ */
+int cli_call_wait(const char *socket_opt, json_object *request, int64_t deadline,
+		  json_object **ret_reply);
 /* cli_call_ok with a deadline of its own (INT64_MAX: none). */
 int cli_call_until_ok(const char *socket_opt, json_object *request, int64_t deadline,
 		      json_object **ret_reply, char **ret_line);

@@ -4,7 +4,8 @@
  *
  * Global options come before the command: --socket PATH (for the commands that talk to
  * bulkheadd, which take it after the command too; it is handed on as if given first, so one
- * given after the command wins), --help and --version. Whatever the command, its standard
+ * given after the command wins), --json (for the commands whose usage has it, handed on
+ * likewise), --help and --version. Whatever the command, its standard
  * output is flushed and closed here, and a write that failed on the way (a full disk,
  * /dev/full, a closed descriptor) is an error with its own exit code (EXIT_IO), never a
  * silent success.
@@ -56,8 +57,8 @@ static void usage(FILE *f)
 	usage_command(f, name, usage, synopsis, help);
 	CLI_LOCAL_COMMANDS(USAGE_COMMAND)
 	fputs("\n"
-	      "Commands for a running bulkheadd (each takes --socket PATH, also before\n"
-	      "the command: bulkhead --socket PATH status):\n",
+	      "Commands for a running bulkheadd (each takes --socket PATH, and --json\n"
+	      "where its usage says, also before the command: bulkhead --json status):\n",
 	      f);
 	CONTROL_COMMANDS(USAGE_COMMAND)
 #undef USAGE_COMMAND
@@ -67,7 +68,8 @@ static void usage(FILE *f)
 	      "\n"
 	      "Exit codes: run: 0 every job group reached its expect, 1 some job did not;\n"
 	      "            experiment: 0 done, 1 a run failed;\n"
-	      "            daemon commands: 0 ok, 1 refused by the daemon or no connection;\n"
+	      "            daemon commands: 0 ok, 1 refused by the daemon or no connection,\n"
+	      "            124 wait --timeout passed first;\n"
 	      "            2 usage error, 74 the output could not be written, 78 config error.\n",
 	      f);
 }
@@ -77,9 +79,10 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 	bool daemon; /* talks to bulkheadd: takes --socket */
 	const char *output; /* what it writes on stdout, for the message when that fails */
+	const char *usage; /* --json in it: the command takes it */
 } commands[] = {
 #define COMMAND_ENTRY(id, name, kind, usage, synopsis, help, output) \
-	{ name, cmd_##id, CLI_DAEMON_##kind, output },
+	{ name, cmd_##id, CLI_DAEMON_##kind, output, usage },
 	CLI_COMMANDS(COMMAND_ENTRY)
 #undef COMMAND_ENTRY
 };
@@ -114,24 +117,32 @@ static int close_stdout(const char *what, int rc)
 	return EXIT_IO;
 }
 
-/* Runs `command` with argv[0] its name; `socket` (may be NULL) is handed on as --socket. */
-static int run_command(const struct command *c, int argc, char **argv, const char *socket)
+/*
+ * Runs `command` with argv[0] its name; `socket` (may be NULL) is handed on as --socket, and
+ * `json` as --json, both before the command's own arguments.
+ */
+static int run_command(const struct command *c, int argc, char **argv, const char *socket,
+		       bool json)
 {
 	char **args;
-	int rc;
+	int rc, n = 1;
 
-	if (!socket)
+	if (!socket && !json)
 		return c->run(argc, argv);
-	args = calloc((size_t)argc + 3, sizeof(*args));
+	args = calloc((size_t)argc + 4, sizeof(*args));
 	if (!args) {
 		fputs("bulkhead: out of memory\n", stderr);
 		return EXIT_NOT_EXPECTED;
 	}
 	args[0] = argv[0];
-	args[1] = (char *)"--socket";
-	args[2] = (char *)socket;
-	memcpy(args + 3, argv + 1, (size_t)(argc - 1) * sizeof(*args));
-	rc = c->run(argc + 2, args);
+	if (socket) {
+		args[n++] = (char *)"--socket";
+		args[n++] = (char *)socket;
+	}
+	if (json)
+		args[n++] = (char *)"--json";
+	memcpy(args + n, argv + 1, (size_t)(argc - 1) * sizeof(*args));
+	rc = c->run(argc - 1 + n, args);
 	free(args);
 	return rc;
 }
@@ -140,6 +151,7 @@ int main(int argc, char **argv)
 {
 	const char *socket = NULL;
 	const struct command *c;
+	bool json = false;
 	int i;
 
 	log_set_program("bulkhead");
@@ -155,7 +167,9 @@ int main(int argc, char **argv)
 			printf("bulkhead %s\n", BULKHEAD_VERSION);
 			return close_stdout("the version", 0);
 		}
-		if (strncmp(a, "--socket=", 9) == 0) {
+		if (strcmp(a, "--json") == 0) {
+			json = true;
+		} else if (strncmp(a, "--socket=", 9) == 0) {
 			socket = a + 9;
 		} else if (strcmp(a, "--socket") == 0) {
 			if (++i == argc) {
@@ -166,7 +180,8 @@ int main(int argc, char **argv)
 			socket = argv[i];
 		} else {
 			fprintf(stderr,
-				"bulkhead: unknown option '%s' (a command's options go after it)\n\n",
+				"bulkhead: unknown option '%s' (before the command: --socket, --json; "
+				"a command's own options go after it)\n\n",
 				a);
 			usage(stderr);
 			return EXIT_USAGE;
@@ -195,5 +210,9 @@ int main(int argc, char **argv)
 			c->name);
 		return EXIT_USAGE;
 	}
-	return close_stdout(c->output, run_command(c, argc - i, argv + i, socket));
+	if (json && (!c->daemon || !strstr(c->usage, "--json"))) {
+		fprintf(stderr, "bulkhead: %s takes no --json\n", c->name);
+		return EXIT_USAGE;
+	}
+	return close_stdout(c->output, run_command(c, argc - i, argv + i, socket, json));
 }

@@ -44,6 +44,8 @@
 #define CONTROL_JOBS_LIMIT_MAX 100000 /* and at most; also the ids of one cancel or wait */
 #define CONTROL_SUBMIT_MAX 100000 /* jobs in one submit ("count" or "inputs") */
 #define CONTROL_KEY_MAX 128 /* submit's "key": printable ASCII, no spaces */
+#define CONTROL_SUBMIT_RUN_MAX 16000 /* bytes of submit's "run" (an exec: command line) */
+#define CONTROL_SUBMIT_ARGS_MAX 16000 /* bytes of a job's args ("k=v k=v", once merged) */
 #define CONTROL_LOGS_DEFAULT 100 /* logs: lines, by default */
 #define CONTROL_LOGS_MAX 1000    /* and at most */
 #define CONTROL_WAIT_LIST_MAX 1000 /* jobs listed in a wait reply (beyond: the unexpected) */
@@ -69,30 +71,35 @@
 	  "failed crashed timed_out cancelled; WHEN: 10min (ago), @SECONDS,\n"                     \
 	  "YYYY-MM-DD [HH:MM[:SS]]; N: 1.." CONTROL_STR(CONTROL_JOBS_LIMIT_MAX)                    \
 	  " (default " CONTROL_STR(CONTROL_JOBS_LIMIT_DEFAULT) ")", "the jobs")                    \
-	X(reload, "reload", REQUEST, "", NULL,                                                     \
-	  "re-read the config (as SIGHUP does)", "the reply")                                      \
-	X(log_level, "log-level", REQUEST, "LEVEL", NULL,                                          \
+	X(reload, "reload", REQUEST, "[--json]", NULL,                                             \
+	  "re-read the config (as SIGHUP does); says what changed, and\n"                          \
+	  "warns of what waits for a restart", "the reply")                                        \
+	X(log_level, "log-level", REQUEST, "LEVEL [--json]", NULL,                                 \
 	  "set the log level: " LOG_LEVEL_NAMES(" "), "the reply")                                 \
 	X(top, "top", CLIENT, "[--interval SECONDS] [--count N]", NULL,                            \
 	  "live view; one line per refresh when not on a terminal", "the view")                    \
 	X(submit, "submit", REQUEST,                                                               \
-	  "GROUP | --pool POOL --run builtin:NAME, [--count N | --input FILE...] [--arg K=V]... "  \
+	  "GROUP | --pool POOL --run RUN, [--count N | --input FILE...] [--arg K=V]... "          \
 	  "[--key KEY] [--json]",                                                                  \
-	  "GROUP | --pool POOL --run builtin:NAME [--count N] [--arg K=V]...",                     \
-	  "queue jobs: more of a config group, or a new group; KEY: the same key again\n"           \
-	  "returns the same ids (a retry after a lost reply)", "the job ids")                      \
+	  "GROUP | --pool POOL --run RUN [--count N] [--arg K=V]...",                              \
+	  "queue jobs: more of a config group, or a new group; RUN: builtin:NAME,\n"              \
+	  "exec:COMMAND ARGS... (up to " CONTROL_STR(CONTROL_SUBMIT_RUN_MAX) " bytes) or "        \
+	  "plugin:PATH:SYMBOL;\nKEY: the same key again returns the same ids (a retry\n"          \
+	  "after a lost reply)", "the job ids")                                                    \
 	X(logs, "logs", REQUEST, "ID | GROUP [--lines N] [--follow] [--json]", NULL,               \
 	  "a job's or a group's log lines (bulkhead_job_log(), commands'\n"                        \
 	  "output); N: the last 1.." CONTROL_STR(CONTROL_LOGS_MAX) " (default "                    \
 	  CONTROL_STR(CONTROL_LOGS_DEFAULT) "); --follow: then new ones as\n"                      \
 	  "they come", "the lines")                                                                \
-	X(wait, "wait", REQUEST, "ID... | --group GROUP [--json]", "ID... | --group GROUP",        \
-	  "wait until those jobs have ended", "the jobs")                                          \
-	X(cancel, "cancel", REQUEST, "ID...", NULL,                                                \
+	X(wait, "wait", REQUEST, "ID... | --group GROUP [--timeout DURATION] [--json]",           \
+	  "ID... | --group GROUP [--timeout DURATION]",                                            \
+	  "wait until those jobs have ended (exit 124: DURATION passed first)", "the jobs")       \
+	X(cancel, "cancel", REQUEST, "ID... | --group GROUP [--json]", "ID... | --group GROUP",    \
 	  "cancel jobs (running ones are told to stop)", "the reply")                              \
-	X(restart, "restart", REQUEST, "POOL[/INDEX]", NULL,                                       \
-	  "replace a pool's workers (or one) gracefully", "the reply")                             \
-	X(inject, "inject", REQUEST, "POOL[/INDEX] " CONTROL_FAULT_NAMES("|"), NULL,               \
+	X(restart, "restart", REQUEST, "POOL[/INDEX] [--wait] [--json]", NULL,                     \
+	  "replace a pool's workers (or one) gracefully; --wait: until\n"                         \
+	  "the new ones are ready", "the reply")                                                   \
+	X(inject, "inject", REQUEST, "POOL[/INDEX] " CONTROL_FAULT_NAMES("|") " [--json]", NULL,   \
 	  "make a worker die of a real fault", "the reply")
 /* clang-format on */
 

@@ -187,6 +187,17 @@ static inline void config_group_exec_defaults(struct group_config *g)
 char *config_group_exec_format(const struct group_config *g);
 int config_group_exec_parse(const char *text, struct group_config *g, char *err, size_t errlen);
 
+/*
+ * A `run` that a client submits (`bulkhead submit --run`) and its args ("k=v k=v"), checked
+ * as a [job] section's would be, outside any file: exec:COMMAND ARGS... is split, its
+ * placeholders checked against args (has_input: each job gets an input file) and COMMAND
+ * found now (an absolute path, or in the caller's PATH); plugin:PATH:SYMBOL needs an
+ * absolute PATH and a C identifier (whether it loads is the probe's, probe.h). 0, -ENOMEM,
+ * or -EINVAL with the reason in err. builtin: runs are not this function's.
+ */
+int config_check_submitted_run(const char *run, const char *args, bool has_input, char *err,
+			       size_t errlen);
+
 /* Index of the pool called `name`, or -ENOENT. */
 int config_find_pool(const struct config *c, const char *name);
 

@@ -162,32 +162,30 @@ static char *reasons(const char *run, char *out)
 	return res;
 }
 
-int config_probe_run(const char *worker, const char *run, int timeout_ms, char **ret_reason)
+int config_probe_start(const char *worker, const char *run, pid_t *ret_pid, int *ret_fd)
 {
-	char out[CONFIG_PROBE_OUTPUT_MAX], sig[32];
-	int p[2], status = 0, r;
-	size_t len;
-	bool exited;
-	pid_t pid;
+	int p[2], r;
 
-	*ret_reason = NULL;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
-	r = spawn_probe(worker, run, p[1], &pid);
+	r = spawn_probe(worker, run, p[1], ret_pid);
 	close(p[1]);
 	if (r < 0) {
 		close(p[0]);
 		return r;
 	}
 	(void)fcntl(p[0], F_SETFL, O_NONBLOCK);
-	exited = read_output(p[0], pid, timeout_ms, out, sizeof(out), &len);
-	close(p[0]);
-	if (!exited)
-		(void)kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR)
-			return -errno;
-	}
+	*ret_fd = p[0];
+	return 0;
+}
+
+int config_probe_verdict(const char *run, bool exited, int status, int timeout_ms, char *out,
+			 char **ret_reason)
+{
+	char sig[32];
+	int r;
+
+	*ret_reason = NULL;
 	if (!exited) {
 		r = asprintf(ret_reason, "the plugin probe did not finish within %d ms",
 			     timeout_ms);
@@ -196,7 +194,7 @@ int config_probe_run(const char *worker, const char *run, int timeout_ms, char *
 			     signal_name(WTERMSIG(status), sig, sizeof(sig)));
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		return 0;
-	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 1 && len > 0) {
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 1 && *out) {
 		*ret_reason = reasons(run, out);
 		r = *ret_reason ? 0 : -1;
 	} else {
@@ -207,6 +205,29 @@ int config_probe_run(const char *worker, const char *run, int timeout_ms, char *
 		return -ENOMEM;
 	}
 	return -EINVAL;
+}
+
+int config_probe_run(const char *worker, const char *run, int timeout_ms, char **ret_reason)
+{
+	char out[CONFIG_PROBE_OUTPUT_MAX];
+	int fd, status = 0, r;
+	size_t len;
+	bool exited;
+	pid_t pid;
+
+	*ret_reason = NULL;
+	r = config_probe_start(worker, run, &pid, &fd);
+	if (r < 0)
+		return r;
+	exited = read_output(fd, pid, timeout_ms, out, sizeof(out), &len);
+	close(fd);
+	if (!exited)
+		(void)kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return config_probe_verdict(run, exited, status, timeout_ms, out, ret_reason);
 }
 
 int config_probe_plugins(const struct config *c, const char *worker, int budget_ms,

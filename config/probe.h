@@ -5,6 +5,9 @@
  */
 #pragma once
 
+#include <stdbool.h>
+#include <sys/types.h>
+
 #include "config.h"
 
 #define CONFIG_PROBE_TIMEOUT_MS 10000 /* per probe process */
@@ -29,3 +32,15 @@ int config_probe_plugins(const struct config *c, const char *worker, int budget_
  * *ret_reason is NULL).
  */
 int config_probe_run(const char *worker, const char *run, int timeout_ms, char **ret_reason);
+
+/*
+ * The same in two halves, for a caller that must not block (the master's loop, a submitted
+ * plugin): config_probe_start() spawns the probe with its stdout on a pipe, whose
+ * non-blocking read end is *ret_fd; once the process has ended (reaped by the caller, its
+ * wait status `status`; exited false: it was killed for being late, after timeout_ms) and
+ * what it wrote was read into `out` (NUL-terminated, at most CONFIG_PROBE_OUTPUT_MAX bytes),
+ * config_probe_verdict() says what config_probe_run() returns (`out` is cut up).
+ */
+int config_probe_start(const char *worker, const char *run, pid_t *ret_pid, int *ret_fd);
+int config_probe_verdict(const char *run, bool exited, int status, int timeout_ms, char *out,
+			 char **ret_reason);

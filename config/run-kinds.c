@@ -173,7 +173,7 @@ static int find_command(const char *cmd, char *err, size_t errlen)
 
 /* What a placeholder can stand for at load time: "" if it will have a value, else NULL. */
 struct placeholder_ctx {
-	const struct group_config *g;
+	const char *args;
 	bool has_input;
 };
 
@@ -198,9 +198,9 @@ static const char *placeholder_lookup(void *ud, const char *name)
 	const struct placeholder_ctx *ctx = ud;
 
 	if (strcmp(name, "input") == 0 || strcmp(name, "arg:input") == 0)
-		return ctx->has_input || args_have_key(ctx->g->args, "input") ? "" : NULL;
+		return ctx->has_input || args_have_key(ctx->args, "input") ? "" : NULL;
 	if (strncmp(name, "arg:", 4) == 0)
-		return args_have_key(ctx->g->args, name + 4) ? "" : NULL;
+		return args_have_key(ctx->args, name + 4) ? "" : NULL;
 	return "";
 }
 
@@ -210,12 +210,61 @@ static const char *no_lookup(void *ud, const char *name)
 	return NULL;
 }
 
+/*
+ * exec:COMMAND ARGS... (the text after "exec:"): the words, their placeholders and the
+ * command. 0, -ENOMEM, or -EINVAL with the reason in err.
+ */
+static int check_exec_text(const char *cmdline, const char *args, bool has_input,
+			   const char *no_input, char *err, size_t errlen)
+{
+	struct placeholder_ctx ctx = { .args = args, .has_input = has_input };
+	char why[512], **argv = NULL, *word;
+	size_t argc;
+	int r;
+
+	r = cmdline_split(cmdline, &argv, &argc, why, sizeof(why));
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		str_printf(err, errlen, "%s: expected exec:COMMAND ARGS...", why);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < argc; i++) {
+		r = cmdline_expand(argv[i], placeholder_lookup, &ctx, &word, why, sizeof(why));
+		if (r == -ENOMEM) {
+			free(argv);
+			return r;
+		}
+		free(word);
+		if (r == -ENOENT && strstr(why, "{input}"))
+			str_printf(err, errlen, "%s: %s", why, no_input);
+		else if (r == -ENOENT)
+			str_printf(err, errlen, "%s: args has no such key", why);
+		else if (r < 0)
+			str_printf(err, errlen, "%s", why);
+		if (r < 0) {
+			free(argv);
+			return -EINVAL;
+		}
+	}
+	/* The command itself is checked now, so it cannot depend on the job. */
+	r = cmdline_expand(argv[0], no_lookup, NULL, &word, why, sizeof(why));
+	if (r == -ENOENT) {
+		str_printf(err, errlen,
+			   "COMMAND cannot contain placeholders (it is checked at load)");
+		r = -EINVAL;
+	} else if (r == 0) {
+		r = find_command(word, err, errlen) < 0 ? -EINVAL : 0;
+		free(word);
+	}
+	free(argv);
+	return r;
+}
+
 /* run = exec:COMMAND ARGS...: the words, their placeholders and the command. */
 static void check_exec(struct parser *p, const struct raw_section *s, const struct group_config *g)
 {
-	struct placeholder_ctx ctx = { .g = g, .has_input = *g->inputs || *g->spool };
-	char err[512], msg[640], **argv = NULL, *word;
-	size_t argc;
+	char err[640];
 	int r;
 
 	if (s->values[CONFIG_KEY_JOB_run].semicolon_line) {
@@ -224,54 +273,21 @@ static void check_exec(struct parser *p, const struct raw_section *s, const stru
 				   "the command line was cut short by a comment");
 		return;
 	}
-	r = cmdline_split(g->run + 5, &argv, &argc, err, sizeof(err));
-	if (r == -ENOMEM) {
+	r = check_exec_text(g->run + 5, g->args, *g->inputs || *g->spool,
+			    "the group has no inputs or spool", err, sizeof(err));
+	if (r == -ENOMEM)
 		p->oom = true;
-		return;
-	}
-	if (r < 0) {
-		str_printf(msg, sizeof(msg), "%s: expected exec:COMMAND ARGS...", err);
-		config_value_error(p, s, CONFIG_KEY_JOB_run, g->run, msg);
-		return;
-	}
-	for (size_t i = 0; i < argc; i++) {
-		r = cmdline_expand(argv[i], placeholder_lookup, &ctx, &word, err, sizeof(err));
-		if (r == -ENOMEM) {
-			p->oom = true;
-			break;
-		}
-		free(word);
-		if (r == -ENOENT && strstr(err, "{input}"))
-			str_printf(msg, sizeof(msg), "%s: the group has no inputs or spool", err);
-		else if (r == -ENOENT)
-			str_printf(msg, sizeof(msg), "%s: args has no such key", err);
-		else if (r < 0)
-			str_printf(msg, sizeof(msg), "%s", err);
-		if (r < 0) {
-			config_value_error(p, s, CONFIG_KEY_JOB_run, g->run, msg);
-			free(argv);
-			return;
-		}
-	}
-	/* The command itself is checked now, so it cannot depend on the job. */
-	r = cmdline_expand(argv[0], no_lookup, NULL, &word, err, sizeof(err));
-	if (r == -ENOENT) {
-		config_value_error(p, s, CONFIG_KEY_JOB_run, g->run,
-				   "COMMAND cannot contain placeholders (it is checked at load)");
-	} else if (r == -ENOMEM) {
-		p->oom = true;
-	} else if (r == 0) {
-		if (find_command(word, err, sizeof(err)) < 0)
-			config_value_error(p, s, CONFIG_KEY_JOB_run, g->run, err);
-		free(word);
-	}
-	free(argv);
+	else if (r < 0)
+		config_value_error(p, s, CONFIG_KEY_JOB_run, g->run, err);
 }
 
-/* args of plugin and exec jobs: KEY=VALUE words, each KEY once. */
-static int check_free_args(const struct group_config *g, char *err, size_t errlen)
+/*
+ * args of plugin and exec jobs: KEY=VALUE words, each KEY once; `input_from` names what
+ * sets argument input for each job ("inputs", "spool"), or is NULL.
+ */
+static int check_free_args(const char *args, const char *input_from, char *err, size_t errlen)
 {
-	const char *w = g->args;
+	const char *w = args;
 
 	for (;;) {
 		size_t len, klen;
@@ -308,10 +324,10 @@ static int check_free_args(const struct group_config *g, char *err, size_t errle
 			}
 			o += olen;
 		}
-		if (klen == 5 && strncmp(w, "input", 5) == 0 && (*g->inputs || *g->spool)) {
+		if (klen == 5 && strncmp(w, "input", 5) == 0 && input_from) {
 			str_printf(err, errlen,
 				   "argument 'input' is set for each job by %s: leave it out",
-				   *g->inputs ? "inputs" : "spool");
+				   input_from);
 			return -EINVAL;
 		}
 		w += len;
@@ -359,7 +375,44 @@ void config_check_run(struct parser *p, const struct raw_section *s, struct grou
 	}
 	if (bad[CONFIG_KEY_JOB_args])
 		return;
-	r = check_free_args(g, err, sizeof(err));
+	r = check_free_args(g->args,
+			    *g->inputs ? "inputs"
+			    : *g->spool ? "spool"
+					: NULL,
+			    err, sizeof(err));
 	if (r < 0)
 		config_value_error(p, s, CONFIG_KEY_JOB_args, g->args, err);
+}
+
+int config_check_submitted_run(const char *run, const char *args, bool has_input, char *err,
+			       size_t errlen)
+{
+	const char *colon;
+	int r;
+
+	if (strncmp(run, "exec:", 5) == 0) {
+		r = check_exec_text(run + 5, args, has_input,
+				    "give the files to submit (--input FILE), one job each", err,
+				    errlen);
+	} else if (strncmp(run, "plugin:", 7) == 0) {
+		colon = strrchr(run + 7, ':');
+		if (!colon || colon == run + 7 || run[7] != '/') {
+			str_printf(err, errlen, "expected plugin:/ABSOLUTE/PATH:SYMBOL");
+			return -EINVAL;
+		}
+		if (!is_identifier(colon + 1) || strlen(colon + 1) > CONFIG_SYMBOL_MAX) {
+			str_printf(err, errlen,
+				   "SYMBOL '%.64s' is not a C identifier (A-Z a-z 0-9 _, not "
+				   "starting with a digit, at most %d characters)",
+				   colon + 1, CONFIG_SYMBOL_MAX);
+			return -EINVAL;
+		}
+		r = 0;
+	} else {
+		str_printf(err, errlen, "expected exec:COMMAND ARGS... or plugin:PATH:SYMBOL");
+		return -EINVAL;
+	}
+	if (r < 0)
+		return r;
+	return check_free_args(args, has_input ? "the input files" : NULL, err, errlen);
 }

@@ -272,12 +272,27 @@ static json_object *control_cmd_status(struct control *c, json_object *req)
 	json_object_object_add(o, "jobs", jobs_counts(m));
 	json_object_object_add(o, "workers", workers_totals(ms));
 	json_object_object_add(o, "pools", pools_array(m));
+	json_object_object_add(o, "store", store_object(m));
+	/* after "store": the bash completion reads pools up to it, then group names */
 	json_object_object_add(o, "groups", groups_array(m));
 	json_object_object_add(o, "events", events_array());
-	json_object_object_add(o, "store", store_object(m));
 	if (master_shared_store(m))
 		return control_shared_status(c, o); /* the counts and nodes from the table */
 	return o;
+}
+
+/* "a\nb\n" as ["a","b"]. */
+static json_object *lines_array(const char *text)
+{
+	json_object *a = json_object_new_array();
+
+	for (const char *l = text; *l;) {
+		size_t n = strcspn(l, "\n");
+
+		json_object_array_add(a, json_object_new_string_len(l, (int)n));
+		l += n + (l[n] == '\n');
+	}
+	return a;
 }
 
 static json_object *control_cmd_reload(struct control *c, json_object *req)
@@ -286,8 +301,15 @@ static json_object *control_cmd_reload(struct control *c, json_object *req)
 	int r = master_reload(c->m, &errors);
 	json_object *o;
 
-	if (r >= 0)
-		return control_ok_reply();
+	if (r >= 0) {
+		const char *changes, *warnings;
+
+		master_reload_report(c->m, &changes, &warnings);
+		o = control_ok_reply();
+		json_object_object_add(o, "changes", lines_array(changes));
+		json_object_object_add(o, "warnings", lines_array(warnings));
+		return o;
+	}
 	o = control_error_reply("reload failed, the running config stays:\n%s",
 				errors ? errors : strerror(-r));
 	free(errors);

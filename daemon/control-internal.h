@@ -142,6 +142,9 @@ struct control {
 	uint64_t query_pending;      /* the handler's reply comes from query: held for it */
 	json_object *query_early;    /* that reply, if it came before the handler returned */
 	struct swait *shared_waits;  /* pending waits on a shared store (control-shared-wait.c) */
+	struct plugin_probes *probes; /* submitted plugins: probes and verdicts (made when needed) */
+	struct pending_submit *pending_submits; /* submits waiting for their plugin's probe */
+	uint64_t resuming; /* the query of the pending submit being answered now, or 0 */
 	usec_t idle_timeout, request_timeout, write_timeout;
 	usec_t refused_logged_at;
 	unsigned refused; /* connections refused since then */
@@ -171,7 +174,10 @@ void control_conn_pump(struct client *cl, bool turn);
 
 /* ---- control-stream.c: long replies, waits ---- */
 
-/* A stream of `kind` for the client being served (c->serving); NULL when out of memory. */
+/*
+ * A stream of `kind` for the client being served (c->serving), or detached when none is (a
+ * resumed submit: control_query_stream() places it); NULL when out of memory.
+ */
 struct stream *control_stream_new(struct control *c, enum stream_kind kind);
 void control_stream_free(struct stream *s);
 /*
@@ -212,6 +218,32 @@ json_object *control_read_jobs_range(json_object *req, int64_t *job, int64_t *si
 				     bool *reverse, int64_t *limit);
 /* jobs's "state" filter (a name, "a,b" or an array) as a bit per state: NULL or an error. */
 json_object *control_read_states(json_object *req, uint32_t *ret);
+
+/* ---- control-submit-run.c: what an ad hoc submit runs ---- */
+
+struct pending_submit;
+
+/*
+ * The run of an ad hoc submit (run, its merged args, whether its jobs get inputs) checked,
+ * and gc's run and kind set, and `base` (the group's name before @N): NULL to go on, or an
+ * error reply; or NULL with *ret_defer set: a plugin whose probe is to come (then
+ * control_submit_defer()).
+ */
+json_object *control_submit_check_run(struct control *c, const char *run, const char *args,
+				      bool has_input, struct group_config *gc, char *base,
+				      size_t base_size, bool *ret_defer);
+/*
+ * Holds req (a reference is taken) until the probe of plugin `run` says whether it loads:
+ * then it is submitted again (c->resuming set, the verdict cached) and its reply takes the
+ * place of this one among the client's. NULL (the reply comes later) or an error reply.
+ */
+json_object *control_submit_defer(struct control *c, json_object *req, const char *run);
+/* Whether a submit with this key waits for a probe. */
+bool control_submit_key_pending(const struct control *c, const char *key);
+/* The probes and the pending submits, at the end. */
+void control_submit_probes_free(struct control *c);
+/* The reply stream of the submit being resumed (c->resuming), for its held place. */
+void control_query_stream(struct control *c, uint64_t query, struct stream *s);
 
 /* ---- control-shared.c: views of a shared store (every node's jobs) ---- */
 

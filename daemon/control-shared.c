@@ -62,6 +62,26 @@ void control_query_done(struct control *c, uint64_t query, json_object *reply)
 	json_object_put(reply); /* its client went */
 }
 
+void control_query_stream(struct control *c, uint64_t query, struct stream *s)
+{
+	for (struct client *cl = c->clients; cl; cl = cl->next) {
+		for (struct held *h = cl->held; h; h = h->next) {
+			if (h->query != query)
+				continue;
+			h->query = 0;
+			h->stream = s;
+			s->echo = h->echo;
+			h->echo = NULL;
+			h->durable_at = s->durable_at;
+			if (h->durable_at)
+				c->n_held++;
+			control_conn_pump(cl, false);
+			return;
+		}
+	}
+	control_stream_free(s); /* its client went */
+}
+
 bool control_query_waiting(const struct control *c, uint64_t query)
 {
 	for (const struct client *cl = c->clients; cl; cl = cl->next)

@@ -143,11 +143,12 @@ struct stream *control_stream_new(struct control *c, enum stream_kind kind)
 {
 	struct stream *s = calloc(1, sizeof(*s));
 
-	assert(c->serving && !c->serving->stream && !c->serving->wait);
+	assert(!c->serving || (!c->serving->stream && !c->serving->wait));
 	if (!s)
 		return NULL;
 	s->kind = kind;
-	c->serving->stream = s;
+	if (c->serving)
+		c->serving->stream = s;
 	return s;
 }
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The control server's `submit` (see control-internal.h and docs/control-protocol.md): more
- * jobs of a configured group, a variant of it with other args, or an ad hoc group of a
- * builtin on a pool (NAME@N), by count or one per input file. A client may only name
- * builtins: never a command or a library to run. The reply, ids and names, is a stream.
+ * jobs of a configured group, a variant of it with other args, or an ad hoc group on a pool
+ * (NAME@N) of a builtin, a command or a plugin (checked in control-submit-run.c), by count or
+ * one per input file. The reply, ids and names, is a stream.
  */
 #include <assert.h>
 #include <errno.h>
@@ -17,6 +17,15 @@
 #include "config/keys.h"
 #include "daemon/control-internal.h"
 #include "daemon/submit-keys.h"
+
+_Static_assert(CONTROL_SUBMIT_RUN_MAX <= BH_SPEC_STRING_MAX &&
+		       CONTROL_SUBMIT_ARGS_MAX <= BH_SPEC_STRING_MAX,
+	       "a submitted run and its args each fit in a SPEC frame's string");
+_Static_assert(CONTROL_SUBMIT_RUN_MAX + CONTROL_SUBMIT_ARGS_MAX + 2 * BH_INPUT_MAX <
+		       BH_FRAME_MAX,
+	       "a SPEC frame holds a submitted run, its args, its name and its output");
+_Static_assert(CONTROL_SUBMIT_RUN_MAX + CONTROL_SUBMIT_ARGS_MAX + 1024 < CONTROL_REQUEST_MAX,
+	       "a request line holds the longest run and args");
 
 /*
  * base args ("k=v k=v") with the request's "args" object laid over them, into buf. Values
@@ -71,7 +80,7 @@ static int merge_args(const char *base, json_object *req, char *buf, size_t size
 					len ? " " : "", key, v);
 	}
 	if (len >= size) {
-		*ret_error = "args too long";
+		*ret_error = "args too long: at most " CONTROL_STR(CONTROL_SUBMIT_ARGS_MAX) " bytes";
 		return -EINVAL;
 	}
 	return 0;
@@ -93,7 +102,7 @@ static json_object *submitted_reply(struct control *c, uint64_t first, unsigned 
 	if (master_job(c->m, first, &j) < 0 || master_job(c->m, first + count - 1, &last) < 0 ||
 	    !master_group(c->m, j.group, &g))
 		return control_error_reply("the jobs were submitted, but are gone already");
-	s = control_stream_new(c, STREAM_SUBMIT);
+	s = control_stream_new(c, STREAM_SUBMIT); /* detached when resumed (no c->serving) */
 	if (!s)
 		return control_error_reply("out of memory (the jobs were submitted)");
 	s->first = s->next = first;
@@ -111,6 +120,8 @@ static json_object *submitted_reply(struct control *c, uint64_t first, unsigned 
 		    (unsigned char)*p >= 0x7f)
 			s->plain_name = false;
 	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"ids\":[");
+	if (!c->serving)
+		control_query_stream(c, c->resuming, s);
 	return NULL;
 }
 
@@ -155,16 +166,28 @@ static json_object *read_inputs(json_object *req, const char ***ret, size_t *ret
 
 /*
  * What a configured group takes from submit (gc, group `name`), or an error reply: a spool
- * group takes its files only from its directory; an `inputs =` group needs inputs; builtin
- * jobs have no use for one.
+ * group takes files from its directory, and from submit only files elsewhere (which stay
+ * where they are: the spool moves only the files it took); an `inputs =` group needs inputs;
+ * builtin jobs have no use for one.
  */
-static json_object *check_group_submit(const struct group_config *gc, size_t n_inputs)
+static json_object *check_group_submit(const struct group_config *gc, const char **inputs,
+				       size_t n_inputs)
 {
-	if (gc->spool && *gc->spool)
+	if (gc->spool && *gc->spool && n_inputs == 0)
 		return control_error_reply(
 			"group %s takes its jobs from its spool directory %s: put the "
-			"files there",
+			"files there, or give them to submit (--input FILE: they stay where "
+			"they are)",
 			gc->name, gc->spool);
+	for (size_t i = 0; gc->spool && *gc->spool && i < n_inputs; i++) {
+		size_t len = strlen(gc->spool);
+
+		if (strncmp(inputs[i], gc->spool, len) == 0 && inputs[i][len] == '/' &&
+		    !strchr(inputs[i] + len + 1, '/'))
+			return control_error_reply("input %s is in the spool directory of group "
+						   "%s, which takes it by itself",
+						   inputs[i], gc->name);
+	}
 	if (gc->inputs && *gc->inputs && n_inputs == 0)
 		return control_error_reply(
 			"group %s runs one job per input file (inputs = %s): give the "
@@ -260,6 +283,10 @@ json_object *control_cmd_submit(struct control *c, json_object *req)
 	if (control_get_string(req, "key", &key) < 0 || (key && !submit_key_valid(key)))
 		return control_error_reply("key must be 1..%d printable characters without spaces",
 					   SUBMIT_KEY_MAX);
+	if (key && !c->resuming && control_submit_key_pending(c, key))
+		return control_error_reply("key %s: that submit is still being checked (its "
+					   "plugin's probe): ask again once it is answered",
+					   key);
 	if (key) {
 		request = request_hash(req);
 		o = known_key(c, key, request, &fresh);
@@ -284,11 +311,12 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 	struct master *m = c->m;
 	const char *group = NULL, *pool = NULL, *run = NULL, *error = NULL, **inputs = NULL;
 	struct group_config gc = { 0 };
-	char args[2048], err[256];
+	char *args = NULL, err[256], base[CONFIG_NAME_MAX + 1];
 	json_object *o;
 	uint64_t first;
 	size_t n_inputs;
 	int64_t count;
+	bool defer = false;
 	int r, b;
 
 	if (control_get_string(req, "group", &group) < 0 ||
@@ -320,7 +348,7 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 						master_pool_name(m, gc.pool));
 			goto out;
 		}
-		o = check_group_submit(&gc, n_inputs);
+		o = check_group_submit(&gc, inputs, n_inputs);
 		if (o)
 			goto out;
 		if (!json_object_object_get_ex(req, "args", NULL)) {
@@ -352,27 +380,48 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 			o = control_error_reply("no pool '%s' that takes jobs", pool);
 			goto out;
 		}
-		/* Only builtins: a client may not name a command or a library to run. */
-		if (strncmp(run, "builtin:", 8) != 0 || bh_builtin_lookup(run + 8) < 0) {
-			o = control_error_reply("run must be builtin:NAME with a known builtin");
+		if (strlen(run) > CONTROL_SUBMIT_RUN_MAX) {
+			o = control_error_reply("run is %zu bytes long: at most %d",
+						strlen(run), CONTROL_SUBMIT_RUN_MAX);
 			goto out;
 		}
-		if (n_inputs > 0) {
+		if (strncmp(run, "builtin:", 8) == 0 && bh_builtin_lookup(run + 8) < 0) {
+			o = control_error_reply("run %s: no such builtin", run);
+			goto out;
+		}
+		if (strncmp(run, "builtin:", 8) == 0 && n_inputs > 0) {
 			o = control_error_reply("%s takes no input file", run);
 			goto out;
 		}
 		gc.pool = (unsigned)pi;
 		gc.run = (char *)run;
 		gc.kind = JOB_KIND_BUILTIN;
+		if (strncmp(run, "builtin:", 8) == 0) /* else control_submit_check_run()'s */
+			snprintf(base, sizeof(base), "%s", run + 8);
 		gc.args = (char *)"";
 		gc.output = (char *)"";
 		r = adhoc_defaults(&gc);
 		assert(r == 0); /* config tests load every default of keys.h */
 	}
-	r = merge_args(gc.args, req, args, sizeof(args), &error);
+	args = malloc(CONTROL_SUBMIT_ARGS_MAX + 1);
+	if (!args) {
+		o = control_error_reply("out of memory");
+		goto out;
+	}
+	r = merge_args(gc.args, req, args, CONTROL_SUBMIT_ARGS_MAX + 1, &error);
 	if (r < 0) {
 		o = control_error_reply("%s", error ? error : strerror(-r));
 		goto out;
+	}
+	if (!group && strncmp(run, "builtin:", 8) != 0) {
+		o = control_submit_check_run(c, run, args, n_inputs > 0, &gc, base, sizeof(base),
+					     &defer);
+		if (o)
+			goto out;
+		if (defer) {
+			o = control_submit_defer(c, req, run);
+			goto out;
+		}
 	}
 	/* Builtins check their arguments; commands and plugins read theirs ({arg:KEY}). */
 	if (gc.kind == JOB_KIND_BUILTIN && (b = bh_builtin_lookup(gc.run + 8)) >= 0 &&
@@ -382,7 +431,7 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 	}
 	/* A variant of a group (or an ad hoc run) is a group of its own: NAME@N. */
 	gc.args = args;
-	r = master_add_variant(m, &gc, group ? gc.name : gc.run + 8, (unsigned)count,
+	r = master_add_variant(m, &gc, group ? gc.name : base, (unsigned)count,
 			       (char *const *)inputs, n_inputs, &first);
 	if (r >= 0) {
 		*ret_first = first;
@@ -391,6 +440,7 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 	o = r < 0 ? control_error_reply("cannot submit: %s", strerror(-r))
 		  : submitted_reply(c, first, *ret_count);
 out:
+	free(args);
 	free(inputs);
 	return o;
 }

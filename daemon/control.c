@@ -391,6 +391,7 @@ void control_free(struct control *c)
 	while (c->clients)
 		control_conn_free(c->clients);
 	control_shared_waits_free(c);
+	control_submit_probes_free(c);
 	sd_event_source_disable_unref(c->listen);
 	sd_event_source_disable_unref(c->retry);
 	sd_event_source_disable_unref(c->wait_check);

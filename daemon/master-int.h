@@ -252,6 +252,9 @@ struct master {
 	sd_event_source *reload_event; /* a SIGHUP storm is one reload */
 	sd_event_source *hold_timer; /* retry_delay: the earliest held job is due */
 	usec_t last_reload;
+	/* What the last reload changed and what waits for a restart: lines, each ending in '\n'. */
+	char *reload_changes, *reload_warnings;
+	FILE *reload_changes_f, *reload_warnings_f; /* open while a reload applies */
 	unsigned interrupts;
 	struct master_stats stats;
 	struct crash_notes crash_notes; /* the last crashes' frames, for the views */

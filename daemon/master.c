@@ -542,6 +542,8 @@ void master_free(struct master *m)
 	ledger_free(m->ledger);
 	sd_event_unref(m->event);
 	config_free(m->config);
+	free(m->reload_changes);
+	free(m->reload_warnings);
 	free(m);
 }
 

@@ -172,6 +172,13 @@ const struct master_stats *master_stats(const struct master *m);
  * negative errno with the config errors in *ret_errors (malloc'd, may be NULL).
  */
 int master_reload(struct master *m, char **ret_errors);
+/*
+ * What the last reload that applied did ("pool main: resized from 2 to 3 workers", "job
+ * group x: added: 4 jobs") and what it left for a restart ("node changes take effect at the
+ * next start"): lines each ending in '\n', "" if none (and before any reload).
+ */
+void master_reload_report(const struct master *m, const char **ret_changes,
+			  const char **ret_warnings);
 
 /*
  * Jobs added at run time. master_add_group adds a job group (copied; gc->pool is a pool

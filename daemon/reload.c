@@ -4,6 +4,7 @@
  * group name, or keep everything as it was. Pools roll their workers one at a time.
  */
 #include <dirent.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -24,6 +25,35 @@
 #include "daemon/notify.h"
 #include "daemon/policy.h"
 #include "daemon/spawn-worker.h"
+
+/*
+ * A change the reload makes (logged at notice) or one it leaves for a restart (a warning),
+ * also kept for master_reload_report(): the control's reload reply says them.
+ */
+static void __attribute__((format(printf, 3, 4)))
+note(struct master *m, bool warning, const char *fmt, ...)
+{
+	FILE *f = warning ? m->reload_warnings_f : m->reload_changes_f;
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (warning)
+		log_warning("%s", text);
+	else
+		log_notice("%s", text);
+	if (f)
+		fprintf(f, "%s\n", text);
+}
+
+void master_reload_report(const struct master *m, const char **ret_changes,
+			  const char **ret_warnings)
+{
+	*ret_changes = m->reload_changes ? m->reload_changes : "";
+	*ret_warnings = m->reload_warnings ? m->reload_warnings : "";
+}
 
 /*
  * Replaces the pool's outdated workers one at a time: the next one is stopped only once every
@@ -105,7 +135,7 @@ static void pool_resize(struct pool *p, unsigned workers)
 	pool_trim_slots(p);
 }
 
-/* Applies a changed [pool] section. Returns true if anything changed. */
+/* Applies a changed [pool] section, saying what it changes. True if anything changed. */
 static bool pool_reconfigure(struct pool *p, const struct pool_config *pc)
 {
 	bool revive = p->state == POOL_FAILED;
@@ -119,6 +149,17 @@ static bool pool_reconfigure(struct pool *p, const struct pool_config *pc)
 				      pc->max_worker_faults.window) < 0)
 			log_error("pool %s: out of memory for the fault window", pc->name);
 	}
+	if (pc->workers != p->cfg.workers)
+		note(p->m, false, "pool %s: resized from %u to %u workers", pc->name, p->cfg.workers,
+		     pc->workers);
+	if (pc->threads != p->cfg.threads || pc->memory_max != p->cfg.memory_max ||
+	    pc->tasks_max != p->cfg.tasks_max || pc->uid != p->cfg.uid || pc->gid != p->cfg.gid)
+		note(p->m, false,
+		     "pool %s: workers replaced one at a time (threads, memory_max, tasks_max, "
+		     "user or group changed)",
+		     pc->name);
+	else if (pc->workers == p->cfg.workers && !revive)
+		note(p->m, false, "pool %s: new settings applied", pc->name);
 	p->cfg = *pc;
 	p->cfg.user = p->cfg.group = NULL; /* the config's strings: only uid and gid are kept */
 	for (unsigned k = 0; k < p->n_slots; k++) {
@@ -128,7 +169,7 @@ static bool pool_reconfigure(struct pool *p, const struct pool_config *pc)
 		backoff_init(&w->backoff, pc->backoff_min, pc->backoff_max);
 	}
 	if (revive) {
-		log_notice("pool %s: changed by the reload: starting it again", pc->name);
+		note(p->m, false, "pool %s: changed by the reload: starting it again", pc->name);
 		p->state = POOL_UP;
 		for (unsigned k = 0; k < p->n_slots; k++)
 			if (p->workers[k]->pid <= 0)
@@ -146,9 +187,10 @@ static void pool_remove(struct pool *p)
 
 	p->state = POOL_REMOVED;
 	n = ledger_cancel_queued(m->ledger, p->index, CAUSE_POOL_REMOVED);
-	log_notice("pool %s: removed by the reload: its workers finish their jobs and stop; "
-		   "%llu queued job%s cancelled",
-		   p->cfg.name, (unsigned long long)n, n == 1 ? "" : "s");
+	note(m, false,
+	     "pool %s: removed by the reload: its workers finish their jobs and stop; %llu "
+	     "queued job%s cancelled",
+	     p->cfg.name, (unsigned long long)n, n == 1 ? "" : "s");
 	for (unsigned k = 0; k < p->n_slots; k++) {
 		struct worker *w = p->workers[k];
 
@@ -178,8 +220,7 @@ static int reload_pools(struct master *m, const struct config *nc, unsigned *map
 		int r;
 
 		if (idx >= 0) {
-			if (pool_reconfigure(m->pools[idx], &nc->pools[i]))
-				log_notice("pool %s: new settings applied", nc->pools[i].name);
+			pool_reconfigure(m->pools[idx], &nc->pools[i]);
 			map[i] = (unsigned)idx;
 			continue;
 		}
@@ -194,7 +235,8 @@ static int reload_pools(struct master *m, const struct config *nc, unsigned *map
 		if (r < 0)
 			return r;
 		map[i] = m->n_pools - 1;
-		log_notice("pool %s: added by the reload", nc->pools[i].name);
+		note(m, false, "pool %s: added by the reload: %u worker%s started",
+		     nc->pools[i].name, nc->pools[i].workers, nc->pools[i].workers == 1 ? "" : "s");
 		for (unsigned k = 0; k < m->pools[map[i]]->n_slots; k++)
 			slot_schedule_restart(m->pools[map[i]]->workers[k], 0);
 	}
@@ -245,10 +287,11 @@ static int reload_groups(struct master *m, const struct config *nc, const unsign
 			if (cur->pool != gc.pool || strcmp(cur->run, gc.run) != 0 ||
 			    strcmp(cur->args, gc.args) != 0 || cur->count != gc.count ||
 			    !config_group_exec_equal(cur, &gc))
-				log_notice("job group %s: pool, run, args, count and the exec settings "
-					   "and retry_delay of existing jobs stay as they were; "
-					   "timeout, max_attempts and expect are updated",
-					   gc.name);
+				note(m, true,
+				     "job group %s: pool, run, args, count, the exec settings and "
+				     "retry_delay of existing jobs stay as they were (a restart "
+				     "applies them); timeout, max_attempts and expect are updated",
+				     gc.name);
 			gc.count = cur->count; /* of the jobs it has; a restart adds more */
 			ledger_update_group(m->ledger, (unsigned)g, &gc);
 			continue;
@@ -256,8 +299,8 @@ static int reload_groups(struct master *m, const struct config *nc, const unsign
 		r = master_add_group(m, &gc, &added);
 		if (r < 0)
 			return r;
-		log_notice("job group %s: added by the reload: %u job%s", gc.name, gc.count,
-			   gc.count == 1 ? "" : "s");
+		note(m, false, "job group %s: added by the reload: %u job%s", gc.name, gc.count,
+		     gc.count == 1 ? "" : "s");
 	}
 	return 0;
 }
@@ -321,17 +364,26 @@ int master_reload(struct master *m, char **ret_errors)
 		return -ENOMEM;
 	}
 	/* The new config parsed and validated as a whole: from here on it is applied. */
+	free(m->reload_changes);
+	free(m->reload_warnings);
+	m->reload_changes = m->reload_warnings = NULL;
+	{
+		size_t n1, n2;
+
+		m->reload_changes_f = open_memstream(&m->reload_changes, &n1);
+		m->reload_warnings_f = open_memstream(&m->reload_warnings, &n2);
+	}
 	log_set_max_level((int)nc->supervisor.log_level);
 	if (m->opts.daemon) {
 		ledger_set_keep_ended(m->ledger, nc->supervisor.keep_ended);
 		sd_event_source_set_enabled(m->collect, SD_EVENT_ONESHOT);
 	}
 	if (strcmp(nc->supervisor.control_socket, m->config->supervisor.control_socket) != 0)
-		log_warning("control_socket changes take effect at the next start");
+		note(m, true, "control_socket changes take effect at the next start");
 	if (strcmp(nc->supervisor.metrics_listen, m->config->supervisor.metrics_listen) != 0)
-		log_warning("metrics_listen changes take effect at the next start");
+		note(m, true, "metrics_listen changes take effect at the next start");
 	if (strcmp(nc->supervisor.node, m->config->supervisor.node) != 0)
-		log_warning("node changes take effect at the next start");
+		note(m, true, "node changes take effect at the next start");
 	r = reload_pools(m, nc, map);
 	if (r >= 0)
 		r = reload_groups(m, nc, map);
@@ -340,6 +392,15 @@ int master_reload(struct master *m, char **ret_errors)
 	free(map);
 	config_free(m->config);
 	m->config = nc;
+	if (m->reload_changes_f && fclose(m->reload_changes_f) != 0) {
+		free(m->reload_changes);
+		m->reload_changes = NULL;
+	}
+	if (m->reload_warnings_f && fclose(m->reload_warnings_f) != 0) {
+		free(m->reload_warnings);
+		m->reload_warnings = NULL;
+	}
+	m->reload_changes_f = m->reload_warnings_f = NULL;
 	log_notice("reloaded");
 	MASTER_EMIT(m, on_reloaded, true);
 	master_check_done(m);

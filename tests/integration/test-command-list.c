@@ -5,7 +5,9 @@
  * as a shell would run it), bulkhead(1) and docs/control-protocol.md from the source tree
  * ($BULKHEAD_SOURCE_ROOT), and `bulkhead --help` ($BULKHEAD_BIN). A command added, renamed or
  * given an option in the list and not in the man page or the protocol doc fails here; the
- * completion and the usage are expansions of the list, checked here to really be.
+ * completion and the usage are expansions of the list, checked here to really be. The
+ * completion's names of pools and groups come from a running daemon ($BULKHEAD_DAEMON), and
+ * from none quietly.
  */
 #include <check.h>
 #include <ctype.h>
@@ -16,6 +18,7 @@
 #include "cli/command-list.h"
 #include "cmdutil.h"
 #include "common/job-state.h"
+#include "daemonutil.h"
 #include "testutil.h"
 
 #define WORDS_MAX 64
@@ -204,7 +207,7 @@ START_TEST(test_completion_commands)
 	complete(&got, line);
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		words_add(&want, commands[i].name, strlen(commands[i].name));
-	words_of(&want, "help --socket --help --version");
+	words_of(&want, "help --socket --json --help --version");
 	assert_same_words(&got, &want, "bulkhead <TAB>");
 	words_free(&got);
 	words_free(&want);
@@ -429,6 +432,65 @@ START_TEST(test_usage)
 }
 END_TEST
 
+/*
+ * Pool and group names from the running daemon (`status --json`, with the command line's
+ * --socket); with no daemon there, none and nothing on stderr.
+ */
+START_TEST(test_completion_daemon_names)
+{
+	const char *bin = cmd_env_required("BULKHEAD_BIN");
+	struct daemon d;
+	struct words got, want = { 0 };
+
+	dmn_setup();
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool alpha]\nworkers = 1\nthreads = 1\n"
+			     "[pool beta]\nworkers = 1\nthreads = 1\n"
+			     "[job gamma]\npool = beta\nrun = builtin:noop\n"
+			     "[job delta]\npool = alpha\nrun = builtin:noop\n");
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	{
+		const char *const pools[] = { bin, "--socket", d.sock_path, "restart", "", NULL };
+		const char *const after[] = { bin, "submit", "--socket", d.sock_path, "--pool", "",
+					      NULL };
+		const char *const groups[] = { bin, "--socket", d.sock_path, "wait", "--group", "",
+					       NULL };
+		const char *const group_arg[] = { bin, "--socket", d.sock_path, "submit", "g", NULL };
+
+		complete(&got, pools);
+		words_add(&want, "alpha", 5);
+		words_add(&want, "beta", 4);
+		assert_same_words(&got, &want, "bulkhead --socket S restart <TAB>");
+		words_free(&got);
+		complete(&got, after);
+		assert_same_words(&got, &want, "bulkhead submit --socket S --pool <TAB>");
+		words_free(&got);
+		words_free(&want);
+		complete(&got, groups);
+		words_add(&want, "gamma", 5);
+		words_add(&want, "delta", 5);
+		assert_same_words(&got, &want, "bulkhead --socket S wait --group <TAB>");
+		words_free(&got);
+		words_free(&want);
+		complete(&got, group_arg);
+		words_add(&want, "gamma", 5);
+		assert_same_words(&got, &want, "bulkhead --socket S submit g<TAB>");
+		words_free(&got);
+		words_free(&want);
+	}
+	dmn_stop(&d);
+	{	/* no daemon: nothing offered, nothing said (complete() checks stderr) */
+		const char *const pools[] = { bin, "--socket", d.sock_path, "restart", "", NULL };
+
+		complete(&got, pools);
+		ck_assert_uint_eq(got.n, 0);
+		words_free(&got);
+	}
+	dmn_free(&d);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("command-list");
@@ -440,6 +502,7 @@ int main(void)
 	tcase_add_test(tc, test_completion_commands);
 	tcase_add_test(tc, test_completion_options);
 	tcase_add_test(tc, test_completion_values);
+	tcase_add_test(tc, test_completion_daemon_names);
 	tcase_add_test(tc, test_man_page);
 	tcase_add_test(tc, test_protocol_doc);
 	tcase_add_test(tc, test_usage);

@@ -864,7 +864,8 @@ START_TEST(test_reload)
 			     "[pool more]\nworkers = 2\nthreads = 1\n");
 	r = cli_at(&d, args);
 	expect_rc(r, 0, "reload");
-	ck_assert_str_eq(r.out, "reloaded\n");
+	/* "reloaded", then what it changed (test-control-submit.c has the --json of it) */
+	ck_assert_str_eq(r.out, "reloaded\n  pool more: added by the reload: 2 workers started\n");
 	ck_assert_str_eq(r.err, "");
 	result_free(&r);
 	o = status_json(&d);
@@ -1165,7 +1166,7 @@ START_TEST(test_usage_errors)
 		{ "wait", "12", "--group", "g", NULL },
 		{ "wait", "abc", NULL },
 		{ "cancel", NULL },
-		{ "cancel", "--group", "g", NULL },
+		{ "cancel", "--group", "g", "1", NULL },
 		{ "inject", NULL },
 		{ "inject", "main", NULL },
 		{ "inject", "main", "boom", NULL },
@@ -1197,11 +1198,12 @@ START_TEST(test_usage_errors)
 			{ "--socket", "x.sock", NULL },
 			{ "--socket", "x.sock", "run", "a.conf", NULL },
 			{ "--socket=x.sock", "check-config", "a.conf", NULL },
-			{ "--json", "status", NULL },
+			{ "--json", "metrics", NULL },
+			{ "--frob", "status", NULL },
 		};
 		static const char *const says[] = { "needs an argument", "no command",
 						    "not for run", "not for check-config",
-						    "unknown option '--json'" };
+						    "metrics takes no --json", "unknown option '--frob'" };
 
 		for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++) {
 			const char *env[] = { var, NULL };

@@ -1808,8 +1808,13 @@ START_TEST(test_submit_by_group_kind)
 	call_error(&d, &c, "{\"command\":\"submit\",\"group\":\"files\",\"count\":2,"
 			   "\"inputs\":[\"/etc/hosts\"]}",
 		   "not both");
-	call_error(&d, &c, "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"exec:/bin/true\"}",
-		   "builtin:NAME");
+	/* A command that cannot run is refused when it is submitted (test-control-submit.c has
+	 * the rest). */
+	call_error(&d, &c,
+		   "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"exec:/nonexistent/x\"}",
+		   "COMMAND /nonexistent/x: No such file or directory");
+	call_error(&d, &c, "{\"command\":\"submit\",\"pool\":\"main\",\"run\":\"other:x\"}",
+		   "expected exec:COMMAND ARGS... or plugin:PATH:SYMBOL");
 
 	/* More of the inputs group: one job per file, numbered on, each done. */
 	snprintf(req, sizeof(req),

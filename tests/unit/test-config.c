@@ -1845,6 +1845,55 @@ START_TEST(test_print)
 }
 END_TEST
 
+/*
+ * config_check_submitted_run(): what `submit --run` takes, checked as a [job] section's run
+ * would be, and the reasons of what it refuses.
+ */
+START_TEST(test_submitted_run)
+{
+	static const struct {
+		const char *run, *args;
+		bool input;
+		const char *why; /* NULL: accepted */
+	} cases[] = {
+		{ "exec:/bin/true", "", false, NULL },
+		{ "exec:true", "", false, NULL }, /* found in PATH */
+		{ "exec:/bin/sh -c 'echo {arg:w} {id} {name}'", "w=x", false, NULL },
+		{ "exec:/bin/cat {input}", "", true, NULL },
+		{ "exec:/bin/cat {input}", "", false, "--input FILE" },
+		{ "exec:/bin/echo {arg:w}", "", false, "no value for {arg:w}" },
+		{ "exec:/bin/true", "input=x", true, "argument 'input' is set for each job" },
+		{ "exec:/bin/true", "a=1 a=2", false, "given twice" },
+		{ "exec:/bin/true", "novalue", false, "expected key=value" },
+		{ "exec:/nonexistent/x", "", false, "COMMAND /nonexistent/x: No such file" },
+		{ "exec:relative/x", "", false, "must be an absolute path" },
+		{ "exec:{arg:w}", "w=x", false, "COMMAND cannot contain placeholders" },
+		{ "exec:/bin/sh -c 'open", "", false, "expected exec:COMMAND" },
+		{ "exec:", "", false, "expected exec:COMMAND" },
+		{ "plugin:/p/x.so:job_fn", "k=v", false, NULL }, /* loading it is the probe's */
+		{ "plugin:p/x.so:job", "", false, "ABSOLUTE" },
+		{ "plugin:/p/x.so", "", false, "ABSOLUTE/PATH:SYMBOL" },
+		{ "plugin:/p/x.so:9x", "", false, "not a C identifier" },
+		{ "shell:ls", "", false, "expected exec:COMMAND ARGS... or plugin:PATH:SYMBOL" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char err[640] = "";
+		int r = config_check_submitted_run(cases[i].run, cases[i].args, cases[i].input,
+						   err, sizeof(err));
+
+		if (!cases[i].why) {
+			ck_assert_msg(r == 0, "%s: refused: %s", cases[i].run, err);
+			continue;
+		}
+		ck_assert_msg(r == -EINVAL, "%s (%s): %d, expected a refusal", cases[i].run,
+			      cases[i].args, r);
+		ck_assert_msg(strstr(err, cases[i].why), "%s: '%s' does not say '%s'", cases[i].run,
+			      err, cases[i].why);
+	}
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -1886,6 +1935,9 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_print);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("submitted");
+	tcase_add_test(tc, test_submitted_run);
+	suite_add_tcase(s, tc);
 	tc = tcase_create("builtins");
 	tcase_add_test(tc, test_builtins);
 	suite_add_tcase(s, tc);
