@@ -84,6 +84,12 @@ static const struct config_choice config_worker_start_choices[] = {
 	{ NULL, 0 },
 };
 
+static const struct config_choice config_submitted_runs_choices[] = {
+	{ "builtin", 0 },
+	{ "any", 1 },
+	{ NULL, 0 },
+};
+
 static const struct config_choice config_yes_no_choices[] = {
 	{ "no", 0 },
 	{ "yes", 1 },
@@ -159,6 +165,10 @@ static const struct config_choice config_expect_choices[] = {
 	X(POOL, core_dumps, core_dumps, ENUM, "no", 0, 0, config_yes_no_choices,                  \
 	  "yes: a worker that crashes leaves a core dump where core_pattern says (RLIMIT_CORE "  \
 	  "unlimited; systemd-coredump where it is there); no: RLIMIT_CORE is 0")               \
+	X(POOL, submitted_runs, submitted_runs, ENUM, "any", 0, 0, config_submitted_runs_choices, \
+	  "what bulkhead submit --run may run here: any (builtin:, exec: and plugin:, that is "  \
+	  "any code as the pool's user for the control socket's users) or builtin (builtins "    \
+	  "only; the config's own groups run what they say)")                                     \
 	X(JOB, pool, pool, POOL, "main", 0, 0, NULL,                                               \
 	  "the pool whose workers run these jobs")                                                 \
 	X(JOB, run, run, RUN, NULL, 0, 0, NULL,                                                    \

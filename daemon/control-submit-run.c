@@ -61,6 +61,11 @@ json_object *control_submit_check_run(struct control *c, const char *run, const 
 	int r;
 
 	*ret_defer = false;
+	if (!master_pool_settings(c->m, gc->pool)->submitted_runs)
+		return control_error_reply("run %.200s%s: pool %s takes only builtin: runs from "
+					   "submit (submitted_runs = builtin in %s)",
+					   run, strlen(run) > 200 ? "..." : "",
+					   master_pool_name(c->m, gc->pool), master_config(c->m)->path);
 	r = config_check_submitted_run(run, args, has_input, err, sizeof(err));
 	if (r == -ENOMEM)
 		return control_error_reply("out of memory");

@@ -557,6 +557,11 @@ const char *master_pool_name(const struct master *m, unsigned pool)
 	return m->pools[pool]->cfg.name;
 }
 
+const struct pool_config *master_pool_settings(const struct master *m, unsigned pool)
+{
+	return &m->pools[pool]->cfg;
+}
+
 int master_state_error(const struct master *m)
 {
 	return m->state_error;

@@ -117,6 +117,8 @@ int master_new(struct config *c, const struct master_options *opts, struct maste
 const struct config *master_config(const struct master *m);
 /* Name of the pool with this index (a removed pool keeps its name). */
 const char *master_pool_name(const struct master *m, unsigned pool);
+/* Its settings (a removed pool keeps its last ones). */
+const struct pool_config *master_pool_settings(const struct master *m, unsigned pool);
 void master_free(struct master *m);
 /* True if uid runs some pool's jobs and is neither root nor ours (identity.c): such a uid
  * gets no control, whatever its groups. */

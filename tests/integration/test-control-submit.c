@@ -403,6 +403,56 @@ START_TEST(test_submit_refused)
 END_TEST
 
 /*
+ * submitted_runs = builtin: a pool where the control socket's users may not run their own
+ * code. exec: and plugin: submits are refused naming the key; builtins and the config's own
+ * exec: group still run; another pool of the same daemon still takes commands.
+ */
+START_TEST(test_submitted_runs_builtin_only)
+{
+	struct daemon d;
+	char run[4200];
+	int64_t before, id;
+
+	start(&d, "[pool locked]\nworkers = 1\nthreads = 1\nsubmitted_runs = builtin\n"
+		  "[pool open]\nworkers = 1\nthreads = 1\n"
+		  "[job own]\npool = locked\nrun = exec:/bin/true\n");
+	before = jobs_total(&d);
+	for (int i = 0; i < 2; i++) {
+		const char *r_ = i == 0 ? "exec:/bin/true"
+					: plugin(run, sizeof(run), "outcomes.so", "outcome");
+		const char *args[] = { "submit", "--pool", "locked", "--run", r_, NULL };
+		struct result r = cli(&d, args);
+
+		expect_rc(r, 1, r_);
+		ck_assert_msg(strstr(r.err, "pool locked takes only builtin: runs from submit "
+					    "(submitted_runs = builtin in "),
+			      "%s: stderr:\n%s", r_, r.err);
+		result_free(&r);
+	}
+	ck_assert_int_eq(jobs_total(&d), before);
+	{
+		const char *args[] = { "--pool", "locked", "--run", "builtin:noop", NULL };
+
+		ck_assert_int_eq(submit_ids(&d, args, &id, 1), 1);
+		wait_done(&d, id, "done");
+	}
+	{
+		const char *args[] = { "own", NULL };
+
+		ck_assert_int_eq(submit_ids(&d, args, &id, 1), 1);
+		wait_done(&d, id, "done");
+	}
+	{
+		const char *args[] = { "--pool", "open", "--run", "exec:/bin/true", NULL };
+
+		ck_assert_int_eq(submit_ids(&d, args, &id, 1), 1);
+		wait_done(&d, id, "done");
+	}
+	stop(&d);
+}
+END_TEST
+
+/*
  * A plugin's probe runs beside the loop, never in it: while one hangs (a constructor that
  * never returns, killed after CONFIG_PROBE_TIMEOUT_MS), another client is answered, and the
  * waiting client's later request is answered after the submit's reply, in order, with its
@@ -801,6 +851,7 @@ static Suite *control_submit_suite(void)
 	tcase_add_test(tc, test_submit_exec);
 	tcase_add_test(tc, test_submit_plugin);
 	tcase_add_test(tc, test_submit_refused);
+	tcase_add_test(tc, test_submitted_runs_builtin_only);
 	tcase_add_test(tc, test_probe_off_the_loop);
 	tcase_add_test(tc, test_long_command_line);
 	tcase_add_test(tc, test_submit_input_files);
