@@ -9,9 +9,11 @@
  * Invariants: `exited` is set only once the daemon was reaped, and a reaped pid is never
  * signalled; after that the pidfd is no longer polled, and stderr is read to its EOF.
  */
+#include <check.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -528,4 +530,119 @@ void dmn_assert_nothing_left(const char *mark, int timeout_ms, const char *what)
 	ck_abort_msg("%d process%s of the jobs (first %d) or children of the test left %dms "
 		     "after %s",
 		     n, n == 1 ? "" : "es", n ? (int)pids[0] : 0, timeout_ms, what);
+}
+
+/* ---- running `bulkhead` beside a daemon ---- */
+
+static void cli_append(char **buf, size_t *len, const char *data, size_t n)
+{
+	ck_assert_uint_le(*len + n, DMN_CLI_OUTPUT_MAX);
+	*buf = realloc(*buf, *len + n + 1);
+	ck_assert_ptr_nonnull(*buf);
+	memcpy(*buf + *len, data, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+}
+
+/* Reads what fd has; false at EOF or error (fd closed, set to -1). */
+static bool cli_drain(int *fd, char **buf, size_t *len)
+{
+	char chunk[8192];
+
+	for (;;) {
+		ssize_t n = read(*fd, chunk, sizeof(chunk));
+
+		if (n > 0) {
+			cli_append(buf, len, chunk, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return true;
+		close(*fd);
+		*fd = -1;
+		return false;
+	}
+}
+
+/*
+ * Runs `bulkhead ARGS...` (NULL-terminated) with extra environment `env` (may be NULL),
+ * collecting its stdout and stderr; while it runs, d's stderr and datagrams are taken in
+ * too (d may be NULL). stdout_path non-NULL: its stdout is that file instead (r.out stays
+ * empty).
+ */
+struct cli_result dmn_cli(struct daemon *d, const char *const *env, const char *const *args,
+			  const char *stdout_path)
+{
+	const char *argv[DMN_CLI_ARGS_MAX + 2] = { getenv("BULKHEAD_BIN") };
+	int64_t deadline = tu_now_ms() + DMN_CLI_MS;
+	struct cli_result r = { .rc = -1 };
+	size_t out_len = 0, err_len = 0, n = 1;
+	int out_fd, err_fd, pidfd, st;
+	ck_assert_msg(argv[0] && *argv[0], "BULKHEAD_BIN is not set");
+	bool running = true;
+	pid_t pid;
+
+	for (size_t i = 0; args[i]; i++) {
+		ck_assert_uint_lt(n, DMN_CLI_ARGS_MAX);
+		argv[n++] = args[i];
+	}
+	argv[n] = NULL;
+	r.out = strdup("");
+	r.err = strdup("");
+	if (stdout_path) {
+		/* The child inherits our stdout: make it that file for the moment of the spawn. */
+		int saved = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+		int fd = open(stdout_path, O_WRONLY | O_CLOEXEC);
+
+		ck_assert_int_ge(saved, 0);
+		ck_assert_msg(fd >= 0, "%s: %s", stdout_path, strerror(errno));
+		fflush(stdout);
+		ck_assert_int_eq(dup2(fd, STDOUT_FILENO), STDOUT_FILENO);
+		ck_assert_int_eq(tu_spawn(argv, env, -1, NULL, &err_fd, &pid), 0);
+		ck_assert_int_eq(dup2(saved, STDOUT_FILENO), STDOUT_FILENO);
+		close(saved);
+		close(fd);
+		out_fd = -1;
+	} else {
+		ck_assert_int_eq(tu_spawn(argv, env, -1, &out_fd, &err_fd, &pid), 0);
+		ck_assert_int_eq(fcntl(out_fd, F_SETFL, O_NONBLOCK), 0);
+	}
+	ck_assert_int_eq(fcntl(err_fd, F_SETFL, O_NONBLOCK), 0);
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	ck_assert_int_ge(pidfd, 0);
+	while (out_fd >= 0 || err_fd >= 0 || running) {
+		struct pollfd pfd[3] = {
+			{ .fd = out_fd, .events = POLLIN },
+			{ .fd = err_fd, .events = POLLIN },
+			{ .fd = running ? pidfd : -1, .events = POLLIN },
+		};
+
+		if (tu_ms_left(deadline) == 0) {
+			tu_kill_wait(pid);
+			ck_abort_msg("bulkhead %s did not finish; stderr:\n%s", args[0], r.err);
+		}
+		if (d)
+			dmn_poll(d, pfd, 3, tu_ms_left(deadline));
+		else
+			ck_assert(poll(pfd, 3, tu_ms_left(deadline)) >= 0 || errno == EINTR);
+		if (out_fd >= 0 && pfd[0].revents)
+			cli_drain(&out_fd, &r.out, &out_len);
+		if (err_fd >= 0 && pfd[1].revents)
+			cli_drain(&err_fd, &r.err, &err_len);
+		if (running && (pfd[2].revents & POLLIN)) {
+			ck_assert_int_eq(tu_wait_exit(pid, 1000, &st), 0);
+			running = false;
+			r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+	}
+	close(pidfd);
+	return r;
+}
+
+void dmn_cli_free(struct cli_result *r)
+{
+	free(r->out);
+	free(r->err);
 }

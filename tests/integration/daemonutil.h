@@ -183,3 +183,24 @@ void dmn_setup(void);
  * suite s (CK_NORMAL) and frees it. Returns EXIT_SUCCESS or EXIT_FAILURE.
  */
 int dmn_run(Suite *s, const char *name);
+
+/* ---- running `bulkhead` beside a daemon ---- */
+
+#define DMN_CLI_MS 30000 /* one `bulkhead` run */
+#define DMN_CLI_OUTPUT_MAX (4 << 20) /* what it may print */
+#define DMN_CLI_ARGS_MAX 24
+
+struct cli_result {
+	int rc; /* exit status, or 128 + signal */
+	char *out, *err;
+};
+
+/*
+ * Runs `$BULKHEAD_BIN ARGS...` (NULL-terminated) with extra environment `env` (may be NULL),
+ * collecting its stdout and stderr; while it runs, d's stderr and datagrams are taken in
+ * too (d may be NULL). stdout_path non-NULL: its stdout is that file instead (r.out stays
+ * empty). Fails the test if it does not end within DMN_CLI_MS.
+ */
+struct cli_result dmn_cli(struct daemon *d, const char *const *env, const char *const *args,
+			  const char *stdout_path);
+void dmn_cli_free(struct cli_result *r);

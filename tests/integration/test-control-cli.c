@@ -40,15 +40,9 @@
 #include "testutil.h"
 
 #define EXIT_MS DMN_EXIT_MS /* SIGTERM -> exit */
-#define CLI_MS 30000 /* one `bulkhead` run */
 #define JOBS_MS 30000 /* the jobs of a config -> all ended */
 #define OUTPUT_MAX (1 << 20) /* what a `bulkhead` run may print */
 #define ARGS_MAX 16
-
-struct result {
-	int rc; /* exit status, or 128 + signal */
-	char *out, *err;
-};
 
 /* ---- small helpers ---- */
 
@@ -60,37 +54,7 @@ static const char *env_path(const char *name)
 	return p;
 }
 
-static void append(char **buf, size_t *len, const char *data, size_t n)
-{
-	ck_assert_uint_le(*len + n, OUTPUT_MAX);
-	*buf = realloc(*buf, *len + n + 1);
-	ck_assert_ptr_nonnull(*buf);
-	memcpy(*buf + *len, data, n);
-	*len += n;
-	(*buf)[*len] = '\0';
-}
 
-/* Reads what fd has; false at EOF or error (fd closed, set to -1). */
-static bool drain(int *fd, char **buf, size_t *len)
-{
-	char chunk[8192];
-
-	for (;;) {
-		ssize_t n = read(*fd, chunk, sizeof(chunk));
-
-		if (n > 0) {
-			append(buf, len, chunk, (size_t)n);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return true;
-		close(*fd);
-		*fd = -1;
-		return false;
-	}
-}
 
 static size_t count_lines(const char *s)
 {
@@ -183,87 +147,14 @@ static void start(struct daemon *d)
 
 /* ---- running `bulkhead` ---- */
 
-/*
- * Runs `bulkhead ARGS...` (NULL-terminated) with extra environment `env` (may be NULL),
- * collecting its stdout and stderr; while it runs, d's stderr and datagrams are taken in
- * too (d may be NULL). stdout_path non-NULL: its stdout is that file instead (r.out stays
- * empty).
- */
-static struct result cli_with(struct daemon *d, const char *const *env, const char *const *args,
-			      const char *stdout_path)
+
+static struct cli_result cli(struct daemon *d, const char *const *env, const char *const *args)
 {
-	const char *argv[ARGS_MAX + 2] = { env_path("BULKHEAD_BIN") };
-	int64_t deadline = tu_now_ms() + CLI_MS;
-	struct result r = { .rc = -1 };
-	size_t out_len = 0, err_len = 0, n = 1;
-	int out_fd, err_fd, pidfd, st;
-	bool running = true;
-	pid_t pid;
-
-	for (size_t i = 0; args[i]; i++) {
-		ck_assert_uint_lt(n, ARGS_MAX);
-		argv[n++] = args[i];
-	}
-	argv[n] = NULL;
-	r.out = strdup("");
-	r.err = strdup("");
-	if (stdout_path) {
-		/* The child inherits our stdout: make it that file for the moment of the spawn. */
-		int saved = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-		int fd = open(stdout_path, O_WRONLY | O_CLOEXEC);
-
-		ck_assert_int_ge(saved, 0);
-		ck_assert_msg(fd >= 0, "%s: %s", stdout_path, strerror(errno));
-		fflush(stdout);
-		ck_assert_int_eq(dup2(fd, STDOUT_FILENO), STDOUT_FILENO);
-		ck_assert_int_eq(tu_spawn(argv, env, -1, NULL, &err_fd, &pid), 0);
-		ck_assert_int_eq(dup2(saved, STDOUT_FILENO), STDOUT_FILENO);
-		close(saved);
-		close(fd);
-		out_fd = -1;
-	} else {
-		ck_assert_int_eq(tu_spawn(argv, env, -1, &out_fd, &err_fd, &pid), 0);
-		ck_assert_int_eq(fcntl(out_fd, F_SETFL, O_NONBLOCK), 0);
-	}
-	ck_assert_int_eq(fcntl(err_fd, F_SETFL, O_NONBLOCK), 0);
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	ck_assert_int_ge(pidfd, 0);
-	while (out_fd >= 0 || err_fd >= 0 || running) {
-		struct pollfd pfd[3] = {
-			{ .fd = out_fd, .events = POLLIN },
-			{ .fd = err_fd, .events = POLLIN },
-			{ .fd = running ? pidfd : -1, .events = POLLIN },
-		};
-
-		if (tu_ms_left(deadline) == 0) {
-			tu_kill_wait(pid);
-			ck_abort_msg("bulkhead %s did not finish; stderr:\n%s", args[0], r.err);
-		}
-		if (d)
-			dmn_poll(d, pfd, 3, tu_ms_left(deadline));
-		else
-			ck_assert(poll(pfd, 3, tu_ms_left(deadline)) >= 0 || errno == EINTR);
-		if (out_fd >= 0 && pfd[0].revents)
-			drain(&out_fd, &r.out, &out_len);
-		if (err_fd >= 0 && pfd[1].revents)
-			drain(&err_fd, &r.err, &err_len);
-		if (running && (pfd[2].revents & POLLIN)) {
-			ck_assert_int_eq(tu_wait_exit(pid, 1000, &st), 0);
-			running = false;
-			r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		}
-	}
-	close(pidfd);
-	return r;
-}
-
-static struct result cli(struct daemon *d, const char *const *env, const char *const *args)
-{
-	return cli_with(d, env, args, NULL);
+	return dmn_cli(d, env, args, NULL);
 }
 
 /* `bulkhead ARGS... --socket d->sock_path`. */
-static struct result cli_at(struct daemon *d, const char *const *args)
+static struct cli_result cli_at(struct daemon *d, const char *const *args)
 {
 	const char *all[ARGS_MAX + 1];
 	size_t n = 0;
@@ -278,10 +169,9 @@ static struct result cli_at(struct daemon *d, const char *const *args)
 	return cli(d, NULL, all);
 }
 
-static void result_free(struct result *r)
+static void result_free(struct cli_result *r)
 {
-	free(r->out);
-	free(r->err);
+	dmn_cli_free(r);
 }
 
 #define expect_rc(r, code, what)                                                              \
@@ -292,7 +182,7 @@ static void result_free(struct result *r)
 static json_object *status_json(struct daemon *d)
 {
 	const char *args[] = { "status", "--json", NULL };
-	struct result r = cli_at(d, args);
+	struct cli_result r = cli_at(d, args);
 	json_object *o;
 
 	expect_rc(r, 0, "status --json");
@@ -329,7 +219,7 @@ START_TEST(test_status_table)
 {
 	const char *args[] = { "status", NULL };
 	struct daemon d;
-	struct result r;
+	struct cli_result r;
 	char line[512], want[64], *w[8];
 
 	dmn_init(&d);
@@ -434,7 +324,7 @@ START_TEST(test_socket_choice)
 {
 	char sock_var[300], bogus_var[300], runtime_var[300], bogus_runtime[300], bogus[256];
 	struct daemon d;
-	struct result r;
+	struct cli_result r;
 
 	dmn_init(&d);
 	dmn_write_config(&d, two_pools);
@@ -541,14 +431,14 @@ START_TEST(test_stdout_write_error)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		const char *args[6];
 		size_t n = 0;
-		struct result r;
+		struct cli_result r;
 
 		for (size_t k = 0; cmds[i][k]; k++)
 			args[n++] = cmds[i][k];
 		args[n++] = "--socket";
 		args[n++] = d.sock_path;
 		args[n] = NULL;
-		r = cli_with(&d, NULL, args, "/dev/full");
+		r = dmn_cli(&d, NULL, args, "/dev/full");
 		expect_rc(r, 74, cmds[i][0]);
 		ck_assert_msg(strstr(r.err, "bulkhead: writing ") &&
 				      strstr(r.err, " to stdout: No space left on device\n"),
@@ -565,7 +455,7 @@ END_TEST
 START_TEST(test_jobs_filters)
 {
 	struct daemon d;
-	struct result r;
+	struct cli_result r;
 	json_object *o, *j;
 	char line[512], *w[10];
 
@@ -723,7 +613,7 @@ END_TEST
 START_TEST(test_logs)
 {
 	struct daemon d;
-	struct result r;
+	struct cli_result r;
 	json_object *o;
 
 	dmn_init(&d);
@@ -777,7 +667,7 @@ START_TEST(test_crash_diagnostics)
 	static const char want[] = "SIGSEGV at 0x0 in crashy.so:parse_record+0x";
 	const char *dir = getenv("BULKHEAD_TEST_PLUGINS");
 	struct daemon d;
-	struct result r;
+	struct cli_result r;
 	json_object *top, *o, *frames;
 	char conf[1024];
 
@@ -853,7 +743,7 @@ START_TEST(test_reload)
 	const char *args[] = { "reload", NULL };
 	char where[300];
 	struct daemon d;
-	struct result r;
+	struct cli_result r;
 	json_object *o;
 
 	dmn_init(&d);
@@ -893,7 +783,7 @@ END_TEST
 START_TEST(test_log_level)
 {
 	struct daemon d;
-	struct result r;
+	struct cli_result r;
 
 	dmn_init(&d);
 	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n");
@@ -936,7 +826,7 @@ START_TEST(test_top_plain)
 	const char *args[] = { "top", "--count", "2", "--interval", "0.2", NULL };
 	char want[64], *second;
 	struct daemon d;
-	struct result r;
+	struct cli_result r;
 
 	dmn_init(&d);
 	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 2\n"
@@ -1010,7 +900,7 @@ START_TEST(test_top_screen_groups_and_events)
 	json_object *st, *groups, *events, *g = NULL;
 	bool seen = false;
 	struct daemon d;
-	struct result r;
+	struct cli_result r;
 	char *screen;
 	int rc;
 
@@ -1061,7 +951,7 @@ END_TEST
 START_TEST(test_missing_socket)
 {
 	char *dir, path[300], var[320], runtime[320], want[400];
-	struct result r;
+	struct cli_result r;
 	int fd;
 
 	ck_assert_int_eq(tu_mkdtemp(&dir), 0);
@@ -1180,7 +1070,7 @@ START_TEST(test_usage_errors)
 	snprintf(var, sizeof(var), "BULKHEAD_SOCKET=%s", path);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *env[] = { var, NULL };
-		struct result r = cli(NULL, env, bad[i]);
+		struct cli_result r = cli(NULL, env, bad[i]);
 		char what[128];
 
 		snprintf(what, sizeof(what), "bulkhead %s %s %s", bad[i][0],
@@ -1207,7 +1097,7 @@ START_TEST(test_usage_errors)
 
 		for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++) {
 			const char *env[] = { var, NULL };
-			struct result r = cli(NULL, env, global[i]);
+			struct cli_result r = cli(NULL, env, global[i]);
 
 			expect_rc(r, 2, global[i][0]);
 			ck_assert_msg(strstr(r.err, says[i]), "%s: stderr:\n%s", says[i], r.err);
@@ -1231,7 +1121,7 @@ static int out_ids(const char *out, long *ids, int max)
 }
 
 /* "bulkhead CMD id..." with the given ids appended. */
-static struct result cli_ids(struct daemon *d, const char *cmd, const long *ids, int n)
+static struct cli_result cli_ids(struct daemon *d, const char *cmd, const long *ids, int n)
 {
 	static char buf[32][24];
 	const char *args[34] = { cmd };
@@ -1257,7 +1147,7 @@ START_TEST(test_keep_ended_forgets_old_jobs)
 	const char *jobs[] = { "jobs", "--limit", "100000", NULL };
 	const char *old[] = { "wait", "1", NULL };
 	struct daemon d;
-	struct result r;
+	struct cli_result r;
 	json_object *o;
 
 	dmn_init(&d);
@@ -1293,7 +1183,7 @@ END_TEST
 START_TEST(test_submit_wait_cancel_restart)
 {
 	struct daemon d;
-	struct result r;
+	struct cli_result r;
 	long ids[32];
 	int n;
 
@@ -1453,7 +1343,7 @@ END_TEST
 static json_object *job_json(struct daemon *d, long id)
 {
 	const char *args[] = { "jobs", "--json", NULL };
-	struct result r = cli_at(d, args);
+	struct cli_result r = cli_at(d, args);
 	json_object *o, *jobs, *found = NULL;
 
 	expect_rc(r, 0, "jobs --json");
@@ -1497,7 +1387,7 @@ static long submit_run(struct daemon *d, const char *run, const char *arg, const
 {
 	const char *args[10] = { "submit", "--pool", "main", "--run", run };
 	size_t n = 5;
-	struct result r;
+	struct cli_result r;
 	long id = 0;
 
 	if (arg) {
@@ -1519,7 +1409,7 @@ static long submit_run(struct daemon *d, const char *run, const char *arg, const
 /* Cancels job id (at a worker: "told to stop") and waits until it ended cancelled. */
 static void cancel_at_worker(struct daemon *d, long id)
 {
-	struct result r = cli_ids(d, "cancel", &id, 1);
+	struct cli_result r = cli_ids(d, "cancel", &id, 1);
 	json_object *j;
 
 	expect_rc(r, 0, "cancel");
@@ -1600,7 +1490,7 @@ static void inject_until_done(struct daemon *d, const char *target, const char *
 	int64_t deadline = tu_now_ms() + 20000;
 
 	for (;;) {
-		struct result r = cli_at(d, args);
+		struct cli_result r = cli_at(d, args);
 
 		if (r.rc == 0) {
 			ck_assert_ptr_nonnull(strstr(r.out, "injected "));
@@ -1620,7 +1510,7 @@ START_TEST(test_inject_faults_blame_no_job)
 	const char *leak_main[] = { "inject", "main", "leak", NULL };
 	const char *bad_fault[] = { "inject", "main", "boom", NULL };
 	struct daemon d;
-	struct result r;
+	struct cli_result r;
 	json_object *o;
 
 	dmn_init(&d);
@@ -1686,7 +1576,7 @@ START_TEST(test_submit_10000_wait_under_injection)
 	const char *env[] = { sock_var, NULL };
 	const char *wait_argv[] = { env_path("BULKHEAD_BIN"), "wait", "--group", "sleep@1", NULL };
 	struct daemon d;
-	struct result r;
+	struct cli_result r;
 	json_object *o, *jobs;
 	char *out;
 	int out_fd, st;
@@ -1817,11 +1707,11 @@ static pid_t fake_server(const char *path, const char *record_path, enum fake_re
 }
 
 /* Runs `bulkhead ARGS --socket` against a fake server; the request it got in *ret_req. */
-static struct result against_fake(enum fake_reply how, const char *const *args, char **ret_req)
+static struct cli_result against_fake(enum fake_reply how, const char *const *args, char **ret_req)
 {
 	char *dir, path[300], record[300];
 	const char *all[ARGS_MAX + 1];
-	struct result r;
+	struct cli_result r;
 	size_t n = 0;
 	pid_t pid;
 	int st;
@@ -1850,7 +1740,7 @@ START_TEST(test_reply_too_large)
 {
 	const char *args[] = { "status", NULL };
 	char *req;
-	struct result r = against_fake(FAKE_HUGE, args, &req);
+	struct cli_result r = against_fake(FAKE_HUGE, args, &req);
 
 	expect_rc(r, 1, "status with a 16 MiB reply");
 	ck_assert_msg(strstr(r.err, "reply larger than 16 MiB"), "%s", r.err);
@@ -1864,7 +1754,7 @@ START_TEST(test_no_reply)
 {
 	const char *args[] = { "reload", NULL };
 	char *req;
-	struct result r = against_fake(FAKE_CLOSE, args, &req);
+	struct cli_result r = against_fake(FAKE_CLOSE, args, &req);
 
 	expect_rc(r, 1, "reload, connection closed");
 	ck_assert_msg(strstr(r.err, "the daemon closed the connection"), "%s", r.err);
@@ -1878,7 +1768,7 @@ START_TEST(test_garbage_reply)
 {
 	const char *args[] = { "log-level", "notice", NULL };
 	char *req;
-	struct result r = against_fake(FAKE_GARBAGE, args, &req);
+	struct cli_result r = against_fake(FAKE_GARBAGE, args, &req);
 	json_object *o;
 
 	expect_rc(r, 1, "log-level, garbage reply");
@@ -1897,7 +1787,7 @@ START_TEST(test_refused_at_once)
 {
 	const char *args[] = { "status", NULL };
 	char *req;
-	struct result r = against_fake(FAKE_REFUSE, args, &req);
+	struct cli_result r = against_fake(FAKE_REFUSE, args, &req);
 
 	expect_rc(r, 1, "status, refused");
 	ck_assert_str_eq(r.err, "bulkhead: permission denied\n");
@@ -1912,7 +1802,7 @@ START_TEST(test_jobs_request)
 	const char *args[] = { "jobs",	  "--state", "timed_out", "--group",
 			       "g \"1\"", "--limit", "7",	  NULL };
 	char *req;
-	struct result r = against_fake(FAKE_OK, args, &req);
+	struct cli_result r = against_fake(FAKE_OK, args, &req);
 	json_object *o;
 
 	expect_rc(r, 0, "jobs, fake ok");
@@ -1943,7 +1833,7 @@ START_TEST(test_protocol_version)
 		{ "top", "--count", "1", NULL },
 	};
 	char *req, want[160];
-	struct result r;
+	struct cli_result r;
 
 	snprintf(want, sizeof(want),
 		 "the daemon speaks control protocol %d, this bulkhead speaks %d: use the bulkhead "
@@ -1988,7 +1878,7 @@ END_TEST
 START_TEST(test_submit_inputs)
 {
 	struct daemon d;
-	struct result r;
+	struct cli_result r;
 	char conf[1024], file[400];
 	long ids[8];
 	int n;

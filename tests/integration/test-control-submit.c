@@ -32,14 +32,8 @@
 #include "daemonutil.h"
 #include "testutil.h"
 
-#define CLI_MS 30000 /* one `bulkhead` run */
 #define OUTPUT_MAX (4 << 20) /* what a `bulkhead` run may print */
 #define ARGS_MAX 24
-
-struct result {
-	int rc; /* exit status, or 128 + signal */
-	char *out, *err;
-};
 
 static const char *env_path(const char *name)
 {
@@ -49,52 +43,17 @@ static const char *env_path(const char *name)
 	return p;
 }
 
-static void append(char **buf, size_t *len, const char *data, size_t n)
-{
-	ck_assert_uint_le(*len + n, OUTPUT_MAX);
-	*buf = realloc(*buf, *len + n + 1);
-	ck_assert_ptr_nonnull(*buf);
-	memcpy(*buf + *len, data, n);
-	*len += n;
-	(*buf)[*len] = '\0';
-}
 
-/* Reads what fd has; false at EOF or error (fd closed, set to -1). */
-static bool drain(int *fd, char **buf, size_t *len)
-{
-	char chunk[8192];
-
-	for (;;) {
-		ssize_t n = read(*fd, chunk, sizeof(chunk));
-
-		if (n > 0) {
-			append(buf, len, chunk, (size_t)n);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return true;
-		close(*fd);
-		*fd = -1;
-		return false;
-	}
-}
 
 /*
  * `bulkhead ARGS... --socket d->sock_path` (NULL-terminated), its stdout and stderr
  * collected while d's stderr and datagrams are taken in. global: those go before the
  * command (`bulkhead --socket P ARGS...`).
  */
-static struct result cli_run(struct daemon *d, const char *const *args, bool global)
+static struct cli_result cli_run(struct daemon *d, const char *const *args, bool global)
 {
-	const char *argv[ARGS_MAX + 4] = { env_path("BULKHEAD_BIN") };
-	int64_t deadline = tu_now_ms() + CLI_MS;
-	struct result r = { .rc = -1 };
-	size_t out_len = 0, err_len = 0, n = 1;
-	int out_fd, err_fd, pidfd, st;
-	bool running = true;
-	pid_t pid;
+	const char *argv[ARGS_MAX + 4];
+	size_t n = 0;
 
 	if (global) {
 		argv[n++] = "--socket";
@@ -109,48 +68,17 @@ static struct result cli_run(struct daemon *d, const char *const *args, bool glo
 		argv[n++] = d->sock_path;
 	}
 	argv[n] = NULL;
-	r.out = strdup("");
-	r.err = strdup("");
-	ck_assert_int_eq(tu_spawn(argv, NULL, -1, &out_fd, &err_fd, &pid), 0);
-	ck_assert_int_eq(fcntl(out_fd, F_SETFL, O_NONBLOCK), 0);
-	ck_assert_int_eq(fcntl(err_fd, F_SETFL, O_NONBLOCK), 0);
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	ck_assert_int_ge(pidfd, 0);
-	while (out_fd >= 0 || err_fd >= 0 || running) {
-		struct pollfd pfd[3] = {
-			{ .fd = out_fd, .events = POLLIN },
-			{ .fd = err_fd, .events = POLLIN },
-			{ .fd = running ? pidfd : -1, .events = POLLIN },
-		};
-
-		if (tu_ms_left(deadline) == 0) {
-			tu_kill_wait(pid);
-			ck_abort_msg("bulkhead %s did not finish; stderr:\n%s", args[0], r.err);
-		}
-		dmn_poll(d, pfd, 3, tu_ms_left(deadline));
-		if (out_fd >= 0 && pfd[0].revents)
-			drain(&out_fd, &r.out, &out_len);
-		if (err_fd >= 0 && pfd[1].revents)
-			drain(&err_fd, &r.err, &err_len);
-		if (running && (pfd[2].revents & POLLIN)) {
-			ck_assert_int_eq(tu_wait_exit(pid, 1000, &st), 0);
-			running = false;
-			r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		}
-	}
-	close(pidfd);
-	return r;
+	return dmn_cli(d, NULL, argv, NULL);
 }
 
-static struct result cli(struct daemon *d, const char *const *args)
+static struct cli_result cli(struct daemon *d, const char *const *args)
 {
 	return cli_run(d, args, false);
 }
 
-static void result_free(struct result *r)
+static void result_free(struct cli_result *r)
 {
-	free(r->out);
-	free(r->err);
+	dmn_cli_free(r);
 }
 
 #define expect_rc(r, code, what)                                                                   \
@@ -158,7 +86,7 @@ static void result_free(struct result *r)
 		      (what), (r).rc, (code), (r).out, (r).err)
 
 /* stdout of a --json run: exactly one line, a JSON object with "ok": true. */
-static json_object *json_out(const struct result *r, const char *what)
+static json_object *json_out(const struct cli_result *r, const char *what)
 {
 	json_object *o, *ok;
 	size_t len = strlen(r->out);
@@ -176,7 +104,7 @@ static json_object *json_out(const struct result *r, const char *what)
 /* Runs args (a --json command), expects exit 0 and returns its parsed object. */
 static json_object *cli_json(struct daemon *d, const char *const *args)
 {
-	struct result r = cli(d, args);
+	struct cli_result r = cli(d, args);
 	json_object *o;
 
 	expect_rc(r, 0, args[0]);
@@ -230,7 +158,7 @@ static void wait_done(struct daemon *d, int64_t id, const char *state)
 	char ids[24];
 	const char *args[] = { "wait", ids, "--json", NULL };
 	json_object *o, *j;
-	struct result r;
+	struct cli_result r;
 
 	snprintf(ids, sizeof(ids), "%lld", (long long)id);
 	r = cli(d, args);
@@ -381,7 +309,7 @@ START_TEST(test_submit_refused)
 						       : plugin(run, sizeof(run), cases[i].file,
 								cases[i].symbol);
 			const char *args[] = { "submit", "--pool", "main", "--run", r_, NULL };
-			struct result r = cli(&d, args);
+			struct cli_result r = cli(&d, args);
 
 			expect_rc(r, 1, r_);
 			ck_assert_str_eq(r.out, "");
@@ -421,7 +349,7 @@ START_TEST(test_submitted_runs_builtin_only)
 		const char *r_ = i == 0 ? "exec:/bin/true"
 					: plugin(run, sizeof(run), "outcomes.so", "outcome");
 		const char *args[] = { "submit", "--pool", "locked", "--run", r_, NULL };
-		struct result r = cli(&d, args);
+		struct cli_result r = cli(&d, args);
 
 		expect_rc(r, 1, r_);
 		ck_assert_msg(strstr(r.err, "pool locked takes only builtin: runs from submit "
@@ -566,7 +494,7 @@ START_TEST(test_long_command_line)
 	strcat(run, "w");
 	{
 		const char *args[] = { "submit", "--pool", "main", "--run", run, NULL };
-		struct result r = cli(&d, args);
+		struct cli_result r = cli(&d, args);
 
 		expect_rc(r, 2, "submit --run (one byte over)");
 		ck_assert_ptr_nonnull(strstr(r.err, "at most 16000"));
@@ -685,7 +613,7 @@ START_TEST(test_submit_input_files)
 	{	/* but not one in its directory (it takes those by itself), nor none */
 		const char *inside[] = { "submit", "drop", "--input", path, NULL };
 		const char *none[] = { "submit", "drop", NULL };
-		struct result r;
+		struct cli_result r;
 
 		snprintf(path, sizeof(path), "%s/later.txt", spool);
 		r = cli(&d, inside);
@@ -713,7 +641,7 @@ START_TEST(test_json_every_verb)
 	start(&d, one_pool);
 	{ /* status, before the command too */
 		const char *args[] = { "--json", "status", NULL };
-		struct result r = cli_run(&d, args, true);
+		struct cli_result r = cli_run(&d, args, true);
 
 		expect_rc(r, 0, "--json status");
 		o = json_out(&r, "--json status");
@@ -752,7 +680,7 @@ START_TEST(test_json_every_verb)
 		};
 		const char *cancel[] = { "cancel", ids[1], "--json", NULL };
 		const char *cancel_group[] = { "cancel", "--group", "sleep@2", "--json", NULL };
-		struct result r;
+		struct cli_result r;
 
 		ck_assert_int_eq(submit_ids(&d, args, sleeping, 2), 2);
 		snprintf(ids[1], sizeof(ids[1]), "%lld", (long long)sleeping[0]);
@@ -785,7 +713,7 @@ START_TEST(test_json_every_verb)
 	}
 	{ /* reload: what it changed, and what waits for a restart */
 		const char *args[] = { "reload", "--json", NULL };
-		struct result r;
+		struct cli_result r;
 		json_object *changes, *warnings;
 		bool resized = false, added = false;
 
@@ -832,7 +760,7 @@ START_TEST(test_json_every_verb)
 	}
 	{ /* --json where it makes no sense: a usage error */
 		const char *args[] = { "--json", "metrics", NULL };
-		struct result r = cli_run(&d, args, true);
+		struct cli_result r = cli_run(&d, args, true);
 
 		expect_rc(r, 2, "--json metrics");
 		result_free(&r);
