@@ -11,6 +11,19 @@
  * strictly in queue order and each thread runs one at a time, which is what lets the master
  * infer that the first `threads` unfinished jobs in assignment order are the running ones.
  *
+ * The one exception to the lock: pool_submit() writes the new jobs into the ring's free slots
+ * past the tail without the lock, and only then adds them to q_n under it. That is safe
+ * because only the main thread ever writes ring slots, moves the tail or reallocates the
+ * ring (pool_submit, pool_cancel, pool_stop, all main-thread calls, never concurrent), the
+ * free slots were reserved under the lock before (q_n + n <= q_cap, and job threads only
+ * shrink q_n), job threads read only slots in [q_head, q_head + q_n), and the lock's
+ * release/acquire orders the writes before any thread sees the larger q_n. A frame of
+ * 1024 jobs is 24 kB to copy: under the lock, it put both job threads to sleep on it.
+ * The lock is adaptive (spins a little before it sleeps in the kernel): a job thread holds
+ * it for a few dozen ns per job, and with 1 us jobs two threads meet on it often; a plain
+ * mutex sent the loser to sleep (a futex wait, a wake-up and two context switches) tens of
+ * thousands of times per million jobs (bench/README.md, issue 17).
+ *
  * Wake-ups: job threads wait on a condvar when the queue is empty; the main thread learns
  * about results from an eventfd that a job thread writes at most once per take (`woken`),
  * and that the last exiting thread writes after pool_stop(). Results are let pile up: a
@@ -304,6 +317,7 @@ static int results_reserve(struct pool_result **buf, size_t *cap, size_t need)
 
 int pool_submit(struct pool *p, const struct pool_job *jobs, size_t n)
 {
+	size_t tail, mask;
 	int r;
 
 	pthread_mutex_lock(&p->lock);
@@ -318,12 +332,21 @@ int pool_submit(struct pool *p, const struct pool_job *jobs, size_t n)
 	r = queue_reserve(p, p->q_n + n);
 	if (r == 0)
 		r = results_reserve(&p->out, &p->out_cap, p->out_n + p->q_n + n + p->n_threads);
-	if (r < 0) {
-		pthread_mutex_unlock(&p->lock);
+	tail = p->q_head + p->q_n;
+	mask = p->q_cap - 1;
+	pthread_mutex_unlock(&p->lock);
+	if (r < 0)
 		return r;
-	}
+
+	/*
+	 * The slots past the tail are free and no job thread reads them until q_n says so:
+	 * fill them unlocked (a frame's worth of jobs, tens of kB, would otherwise hold the
+	 * job threads off the lock, and put them to sleep on it), then publish under the lock.
+	 */
 	for (size_t i = 0; i < n; i++)
-		p->q[(p->q_head + p->q_n + i) & (p->q_cap - 1)] = jobs[i];
+		p->q[(tail + i) & mask] = jobs[i];
+
+	pthread_mutex_lock(&p->lock);
 	p->q_n += n;
 	if (p->n_idle > 0) {
 		if (n >= p->n_idle)
@@ -497,12 +520,16 @@ void pool_free(struct pool *p)
 
 static int pool_alloc(const struct pool_options *o, struct pool **ret)
 {
+	pthread_mutexattr_t ma;
 	struct pool *p;
 
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&p->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->ready, NULL);
 	p->efd = p->tfd = -1;
