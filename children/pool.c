@@ -30,15 +30,20 @@
  * job thread wakes the main thread only once WAKE_BATCH results wait, or the oldest has
  * waited WAKE_AGE, or fewer jobs than threads are left in the queue (a thread is about to
  * go idle: the master must hear now to refill it, and an emptying queue must never strand
- * results). The master keeps about 4 ms of work queued in a worker (daemon/dispatch.c, dispatch_window_for()),
- * so holding results for WAKE_AGE (2 ms) never starves the threads. With 1 us jobs that is
- * one wake-up (an eventfd write, a context switch, a frame to the master) per WAKE_BATCH
- * jobs instead of every few, with 100 us jobs one per twenty or so; jobs longer than the
- * window's target (2 per thread are queued) still report each result at once. Why 2 ms:
- * with as many job threads as cores, every wake-up of the main thread and the master is CPU
- * taken from a job (at 1 ms, 100 us jobs ran 2-4 % slower than a bare pool); but results
- * held when a job crashes the worker are lost and their jobs run again (at 4 ms, a 1 %
- * crash rate cost 10 % more throughput than at 1 or 2 ms).
+ * results). The master keeps about 4 ms of work queued in a worker (daemon/dispatch.c,
+ * dispatch_window_for()), so holding results for WAKE_AGE (2 ms) never starves the
+ * threads. With 1 us jobs that is one wake-up (an eventfd write, a context switch, a frame
+ * to the master) per WAKE_BATCH jobs instead of every few, with 100 us jobs one per twenty
+ * or so; jobs longer than the window's target (2 per thread are queued) still report each
+ * result at once. Why 1024: a quarter of the largest window (one ASSIGN frame, 4095), so
+ * each DONE frame lets the master top the worker up at once; at 1 us that is one wake-up of
+ * the main thread and the master per 0.5 ms, and 5-9 % more jobs/s than 256 in all three
+ * shapes (bench/README.md, issue 17). From 10 us on (up to 4 threads a worker), WAKE_AGE
+ * comes first, so what a crash loses there is unchanged. Why 2 ms: with as many job
+ * threads as cores, every wake-up of the main thread and the master is CPU taken from a job
+ * (at 1 ms, 100 us jobs ran 2-4 % slower than a bare pool); but results held when a job
+ * crashes the worker are lost and their jobs run again (at 4 ms, a 1 % crash rate cost 10 %
+ * more throughput than at 1 or 2 ms).
  * A result held back must not wait for the next job to end (that may be a long one, and the
  * master would count the finished job as running, up to its timeout): the thread that holds
  * one back arms a timerfd for WAKE_AGE, which the main thread polls too. Re-arming it costs
@@ -80,7 +85,7 @@
 #include "pool.h"
 
 #define QUEUE_INITIAL 1024u
-#define WAKE_BATCH 256u
+#define WAKE_BATCH 1024u
 #define WAKE_AGE BH_RESULT_HOLD_USEC /* the master allows for it in its deadlines */
 #define THREAD_NAME_MAX 15 /* kernel comm limit, without the NUL */
 
