@@ -11,21 +11,39 @@
  * strictly in queue order and each thread runs one at a time, which is what lets the master
  * infer that the first `threads` unfinished jobs in assignment order are the running ones.
  *
+ * The one exception to the lock: pool_submit() writes the new jobs into the ring's free slots
+ * past the tail without the lock, and only then adds them to q_n under it. That is safe
+ * because only the main thread ever writes ring slots, moves the tail or reallocates the
+ * ring (pool_submit, pool_cancel, pool_stop, all main-thread calls, never concurrent), the
+ * free slots were reserved under the lock before (q_n + n <= q_cap, and job threads only
+ * shrink q_n), job threads read only slots in [q_head, q_head + q_n), and the lock's
+ * release/acquire orders the writes before any thread sees the larger q_n. A frame of
+ * 1024 jobs is 24 kB to copy: under the lock, it put both job threads to sleep on it.
+ * The lock is adaptive (spins a little before it sleeps in the kernel): a job thread holds
+ * it for a few dozen ns per job, and with 1 us jobs two threads meet on it often; a plain
+ * mutex sent the loser to sleep (a futex wait, a wake-up and two context switches) tens of
+ * thousands of times per million jobs (bench/README.md, issue 17).
+ *
  * Wake-ups: job threads wait on a condvar when the queue is empty; the main thread learns
  * about results from an eventfd that a job thread writes at most once per take (`woken`),
  * and that the last exiting thread writes after pool_stop(). Results are let pile up: a
  * job thread wakes the main thread only once WAKE_BATCH results wait, or the oldest has
  * waited WAKE_AGE, or fewer jobs than threads are left in the queue (a thread is about to
  * go idle: the master must hear now to refill it, and an emptying queue must never strand
- * results). The master keeps about 4 ms of work queued in a worker (daemon/dispatch.c, dispatch_window_for()),
- * so holding results for WAKE_AGE (2 ms) never starves the threads. With 1 us jobs that is
- * one wake-up (an eventfd write, a context switch, a frame to the master) per WAKE_BATCH
- * jobs instead of every few, with 100 us jobs one per twenty or so; jobs longer than the
- * window's target (2 per thread are queued) still report each result at once. Why 2 ms:
- * with as many job threads as cores, every wake-up of the main thread and the master is CPU
- * taken from a job (at 1 ms, 100 us jobs ran 2-4 % slower than a bare pool); but results
- * held when a job crashes the worker are lost and their jobs run again (at 4 ms, a 1 %
- * crash rate cost 10 % more throughput than at 1 or 2 ms).
+ * results). The master keeps about 4 ms of work queued in a worker (daemon/dispatch.c,
+ * dispatch_window_for()), so holding results for WAKE_AGE (2 ms) never starves the
+ * threads. With 1 us jobs that is one wake-up (an eventfd write, a context switch, a frame
+ * to the master) per WAKE_BATCH jobs instead of every few, with 100 us jobs one per twenty
+ * or so; jobs longer than the window's target (2 per thread are queued) still report each
+ * result at once. Why 1024: a quarter of the largest window (one ASSIGN frame, 4095), so
+ * each DONE frame lets the master top the worker up at once; at 1 us that is one wake-up of
+ * the main thread and the master per 0.5 ms, and 5-9 % more jobs/s than 256 in all three
+ * shapes (bench/README.md, issue 17). From 10 us on (up to 4 threads a worker), WAKE_AGE
+ * comes first, so what a crash loses there is unchanged. Why 2 ms: with as many job
+ * threads as cores, every wake-up of the main thread and the master is CPU taken from a job
+ * (at 1 ms, 100 us jobs ran 2-4 % slower than a bare pool); but results held when a job
+ * crashes the worker are lost and their jobs run again (at 4 ms, a 1 % crash rate cost 10 %
+ * more throughput than at 1 or 2 ms).
  * A result held back must not wait for the next job to end (that may be a long one, and the
  * master would count the finished job as running, up to its timeout): the thread that holds
  * one back arms a timerfd for WAKE_AGE, which the main thread polls too. Re-arming it costs
@@ -67,7 +85,7 @@
 #include "pool.h"
 
 #define QUEUE_INITIAL 1024u
-#define WAKE_BATCH 256u
+#define WAKE_BATCH 1024u
 #define WAKE_AGE BH_RESULT_HOLD_USEC /* the master allows for it in its deadlines */
 #define THREAD_NAME_MAX 15 /* kernel comm limit, without the NUL */
 
@@ -304,6 +322,7 @@ static int results_reserve(struct pool_result **buf, size_t *cap, size_t need)
 
 int pool_submit(struct pool *p, const struct pool_job *jobs, size_t n)
 {
+	size_t tail, mask;
 	int r;
 
 	pthread_mutex_lock(&p->lock);
@@ -318,12 +337,21 @@ int pool_submit(struct pool *p, const struct pool_job *jobs, size_t n)
 	r = queue_reserve(p, p->q_n + n);
 	if (r == 0)
 		r = results_reserve(&p->out, &p->out_cap, p->out_n + p->q_n + n + p->n_threads);
-	if (r < 0) {
-		pthread_mutex_unlock(&p->lock);
+	tail = p->q_head + p->q_n;
+	mask = p->q_cap - 1;
+	pthread_mutex_unlock(&p->lock);
+	if (r < 0)
 		return r;
-	}
+
+	/*
+	 * The slots past the tail are free and no job thread reads them until q_n says so:
+	 * fill them unlocked (a frame's worth of jobs, tens of kB, would otherwise hold the
+	 * job threads off the lock, and put them to sleep on it), then publish under the lock.
+	 */
 	for (size_t i = 0; i < n; i++)
-		p->q[(p->q_head + p->q_n + i) & (p->q_cap - 1)] = jobs[i];
+		p->q[(tail + i) & mask] = jobs[i];
+
+	pthread_mutex_lock(&p->lock);
 	p->q_n += n;
 	if (p->n_idle > 0) {
 		if (n >= p->n_idle)
@@ -497,12 +525,16 @@ void pool_free(struct pool *p)
 
 static int pool_alloc(const struct pool_options *o, struct pool **ret)
 {
+	pthread_mutexattr_t ma;
 	struct pool *p;
 
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&p->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->ready, NULL);
 	p->efd = p->tfd = -1;

@@ -56,6 +56,7 @@ void pool_eventfd_clear(struct pool *p);
 
 /*
  * Appends n jobs to the end of the queue; threads start them strictly in queue order.
+ * Main thread only (like pool_cancel, pool_stop and pool_free: pool.c relies on it).
  * Returns 0, -E2BIG if that would exceed POOL_JOBS_MAX, -ENOMEM.
  */
 int pool_submit(struct pool *p, const struct pool_job *jobs, size_t n);

@@ -135,14 +135,37 @@ static int finish_special(struct worker *w, struct job *j, const struct bh_done_
 	return 0;
 }
 
+/* What a DONE frame teaches the run-time estimate (see master-int.h). */
+void run_learn_init(struct run_learn *rl, uint64_t run_est)
+{
+	*rl = (struct run_learn){ .clip = run_est ? (4 * run_est + 15) / 16 : 0 };
+}
+
+void run_learn_add(struct run_learn *rl, uint32_t run_usec)
+{
+	rl->sum += run_usec;
+	if (rl->clip && run_usec > rl->clip) {
+		rl->clipped += rl->clip;
+		rl->over++;
+	} else {
+		rl->clipped += run_usec;
+	}
+}
+
+uint64_t run_learn_sum(const struct run_learn *rl, unsigned threads)
+{
+	return rl->clip == 0 || rl->over > threads ? rl->sum : rl->clipped;
+}
+
 static int handle_done(struct worker *w, const struct bh_frame *f)
 {
 	struct master *m = w->m;
 	usec_t now = now_usec();
-	uint64_t run_sum = 0;
+	struct run_learn rl;
 
 	if (w->state < W_READY)
 		return -EPROTO;
+	run_learn_init(&rl, w->pool->run_est);
 	for (uint32_t i = 0; i < f->done.count; i++) {
 		struct bh_done_entry e;
 		struct flight *fl;
@@ -158,7 +181,7 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 		if (!j || j->state != JOB_RUNNING ||
 		    (e.outcome == BH_OUTCOME_CANCELLED && !(j->flags & JOB_CANCEL_REQUESTED)))
 			return -EPROTO;
-		run_sum += e.run_usec;
+		run_learn_add(&rl, e.run_usec);
 		if (e.outcome != BH_OUTCOME_CANCELLED) /* as the worker timed it, in µs */
 			histogram_observe(&w->pool->run_time, (double)e.run_usec / 1e6);
 		if (__builtin_expect(e.outcome | w->n_execs | (w->end == END_STOP), 0)) {
@@ -181,7 +204,7 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 		inflight_promote(w, now);
 	}
 	dispatch_flush_forgets(w);
-	dispatch_learn(w->pool, run_sum, f->done.count);
+	dispatch_learn(w->pool, run_learn_sum(&rl, w->q.threads), f->done.count);
 	if (inflight_count(w) == 0)
 		w->mode = MODE_SHARED;
 	if (w->state == W_DRAINING && w->end == END_TIMEOUT && w->n_timed_out == 0)

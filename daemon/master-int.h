@@ -369,6 +369,29 @@ void dispatch_pool(struct pool *p);
 bool frames_drain(struct worker *w);
 int frames_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
+/*
+ * What a DONE frame teaches the pool's run-time estimate (dispatch_learn()): the sum of its
+ * run times, each clipped at 4 times the estimate, unless more of them are over that than
+ * the worker has threads. A stall of the whole worker (its threads preempted for a few ms
+ * on a busy machine) inflates at most one job per thread, the ones running through it, and
+ * the results it holds then go out in a small frame: with 1 us jobs, one such frame of 2-3
+ * jobs used to move the estimate from 1 us to 1 ms at once, shrinking the window from 4095
+ * to a few jobs and starving the worker for the 20 or so frames the estimate took to come
+ * down (bench/README.md, issue 17). Clipped, a stall moves it by at most 4 times per frame;
+ * jobs that really got slower are more than `threads` over the clip (then the plain sum is
+ * learnt at once), or raise the clip 4 times per frame, which shrinks the window to its
+ * minimum within a few frames even for jobs a million times longer.
+ */
+struct run_learn {
+	uint64_t sum, clipped;
+	uint64_t clip; /* us; 0: no estimate yet, learn the plain sum */
+	uint32_t over;
+};
+
+void run_learn_init(struct run_learn *rl, uint64_t run_est);
+void run_learn_add(struct run_learn *rl, uint32_t run_usec);
+uint64_t run_learn_sum(const struct run_learn *rl, unsigned threads);
+
 /* ---- death.c ---- */
 
 /* What is known when a worker has died: its death is judged by this alone. */
