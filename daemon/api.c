@@ -121,6 +121,10 @@ int master_restart(struct master *m, unsigned pool, int slot)
 			n++;
 		}
 	}
+	if (slot < 0 && p->spare && p->spare->next != NEXT_RETIRE) {
+		p->spare->next = NEXT_REPLACE; /* no slot takes over the old process */
+		spare_ensure(p);
+	}
 	log_notice("restart of %s%s%.0d requested: %u worker%s to replace, one at a time",
 		   p->cfg.name, slot >= 0 ? "/" : "", slot >= 0 ? slot : 0, n, n == 1 ? "" : "s");
 	pool_roll_next(p);

@@ -325,7 +325,17 @@ void dispatch_fill(struct worker *w)
 	if (w->state != W_READY || w->blocked || w->mode == MODE_SOLO || w->end == END_INJECT ||
 	    w->m->stopping)
 		return;
-	if (ledger_queued(l, pool, true) > 0) {
+	if (w->spare) {
+		/* The spare (spare.c): alone jobs only, one at a time; replaced once idle if old. */
+		if (inflight_count(w) > 0 || w->end != END_NONE)
+			return;
+		if (w->next == NEXT_REPLACE || slot_outdated(w))
+			spare_ensure(w->pool);
+		else if (w->next == NEXT_RESTART && ledger_queued(l, pool, true) > 0)
+			assign(w, true, 1);
+		return;
+	}
+	if (!spare_runs_alone(w->pool) && ledger_queued(l, pool, true) > 0) {
 		if (inflight_count(w) == 0) {
 			w->mode = MODE_SHARED;
 			assign(w, true, 1);
@@ -347,4 +357,6 @@ void dispatch_pool(struct pool *p)
 {
 	for (unsigned i = 0; i < p->n_slots; i++)
 		dispatch_fill(p->workers[i]);
+	if (p->spare)
+		dispatch_fill(p->spare);
 }

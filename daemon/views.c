@@ -234,6 +234,10 @@ void master_pool_info(const struct master *m, unsigned pool, struct master_pool_
 	};
 	for (unsigned k = 0; k < p->n_slots; k++)
 		ret->workers_up += p->workers[k]->pid > 0 && p->workers[k]->ready_at;
+	if (p->spare) {
+		ret->spare_pid = p->spare->pid > 0 ? p->spare->pid : 0;
+		ret->spare_state = worker_state_names[p->spare->state];
+	}
 }
 
 void master_worker_info(const struct master *m, unsigned pool, unsigned slot,

@@ -68,7 +68,8 @@ START_TEST(test_transition_table)
 	static const struct {
 		enum worker_state from, to;
 	} allowed[] = {
-		{ W_EMPTY, W_STARTING },       { W_STARTING, W_READY },
+		{ W_EMPTY, W_STARTING },       { W_EMPTY, W_READY }, /* a spare took it over */
+		{ W_STARTING, W_READY },
 		{ W_STARTING, W_KILLED },      { W_STARTING, W_EMPTY },
 		{ W_READY, W_DRAINING },       { W_READY, W_STOPPING },
 		{ W_READY, W_KILLED },         { W_READY, W_EMPTY },
