@@ -161,8 +161,8 @@ static const struct config_choice config_expect_choices[] = {
 	  "unlimited; systemd-coredump where it is there); no: RLIMIT_CORE is 0")               \
 	X(POOL, spare, spare, ENUM, "no", 0, 0, config_yes_no_choices,                            \
 	  "yes: one more worker process, started and idle, takes over a slot whose worker died "  \
-	  "(at once, no start to wait for) and runs the retries of jobs suspected of crashing "   \
-	  "theirs; no: none")                                                                      \
+	  "(at once, no start to wait for), and two more run the retries of jobs suspected of "  \
+	  "crashing theirs, alone; no: none")                                                      \
 	X(JOB, pool, pool, POOL, "main", 0, 0, NULL,                                               \
 	  "the pool whose workers run these jobs")                                                 \
 	X(JOB, run, run, RUN, NULL, 0, 0, NULL,                                                    \

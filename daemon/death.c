@@ -395,7 +395,7 @@ static void death_of(struct worker *w, int code, int status)
 	switch (death_next(&facts, w->next == NEXT_RETIRE, hello, v)) {
 	case AFTER_TRIM:
 		if (w->spare)
-			spare_retired(p); /* frees w */
+			spare_retired(p, w); /* frees w */
 		else
 			pool_trim_slots(p);
 		break;

@@ -326,12 +326,13 @@ void dispatch_fill(struct worker *w)
 	    w->m->stopping)
 		return;
 	if (w->spare) {
-		/* The spare (spare.c): alone jobs only, one at a time; replaced once idle if old. */
+		/* The spare and the solo worker (spare.c): the solo worker runs alone jobs, one at
+		 * a time; both are replaced once idle if outdated. */
 		if (inflight_count(w) > 0 || w->end != END_NONE)
 			return;
 		if (w->next == NEXT_REPLACE || slot_outdated(w))
 			spare_ensure(w->pool);
-		else if (w->next == NEXT_RESTART && ledger_queued(l, pool, true) > 0)
+		else if (w->solo && w->next == NEXT_RESTART && ledger_queued(l, pool, true) > 0)
 			assign(w, true, 1);
 		return;
 	}
@@ -357,6 +358,7 @@ void dispatch_pool(struct pool *p)
 {
 	for (unsigned i = 0; i < p->n_slots; i++)
 		dispatch_fill(p->workers[i]);
-	if (p->spare)
-		dispatch_fill(p->spare);
+	for (unsigned k = 0; k < MASTER_SOLO_MAX; k++)
+		if (p->solo[k])
+			dispatch_fill(p->solo[k]);
 }

@@ -53,6 +53,7 @@
 #define ZYGOTE_BACKOFF_MAX (60 * USEC_PER_SEC)  /* ...after this, doubling up to this */
 #define ZYGOTE_MIN_UPTIME (60 * USEC_PER_SEC)   /* one that served this long: minimum again */
 #define SPARE_INDEX 65535u /* the spare's --index (and cgroup w.POOL.65535) */
+#define SOLO_INDEX 65534u  /* the first solo worker's (spare.c); the next ones count down */
 #define SLOT_EXEC_KILLED (1u << 6) /* slot flag: its command's group was killed (timeout) */
 
 /*
@@ -129,7 +130,8 @@ struct worker {
 	struct master *m;
 	struct pool *pool;
 	unsigned index;  /* SPARE_INDEX for the pool's spare */
-	bool spare;      /* the pool's warm spare (spare.c): not a slot of pool->workers */
+	bool spare;      /* the pool's warm spare or solo worker (spare.c): not a slot */
+	bool solo;       /* the solo worker: runs alone jobs, takes no slot over */
 	bool spare_hold; /* spare: it died of a worker fault; alone jobs do not wait for it */
 	enum worker_state state;
 	pid_t pid; /* 0 when there is no process */
@@ -203,6 +205,7 @@ struct pool {
 	struct histogram run_time; /* of its jobs whose worker reported their end (metrics.c) */
 	bool dispatch_pending; /* jobs were added: dispatch_pool() from m->dispatch_defer */
 	struct worker *spare;  /* [pool] spare = yes: the warm spare (spare.c), else NULL */
+	struct worker *solo[MASTER_SOLO_MAX]; /* [pool] spare = yes: its solo workers (spare.c) */
 };
 
 struct master {
@@ -335,8 +338,8 @@ void spare_ensure(struct pool *p);
 bool spare_take_over(struct worker *w);
 /* True if alone jobs (suspects) of p wait for its spare rather than reserve a shared worker. */
 bool spare_runs_alone(const struct pool *p);
-/* The retired spare's process is gone: its struct is freed. */
-void spare_retired(struct pool *p);
+/* The retired spare's (or solo worker's) process is gone: its struct is freed. */
+void spare_retired(struct pool *p, struct worker *s);
 /* The spare said HELLO. */
 void spare_ready(struct worker *s);
 

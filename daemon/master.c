@@ -203,6 +203,9 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 				slot_kill(m->pools[i]->workers[k], END_STOP, NULL);
 			if (m->pools[i]->spare)
 				slot_kill(m->pools[i]->spare, END_STOP, NULL);
+			for (unsigned k = 0; k < MASTER_SOLO_MAX; k++)
+				if (m->pools[i]->solo[k])
+					slot_kill(m->pools[i]->solo[k], END_STOP, NULL);
 		}
 	}
 	master_check_done(m);

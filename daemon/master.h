@@ -44,6 +44,7 @@ struct master_stats {
 };
 
 #define MASTER_SLOT_SPARE UINT_MAX /* on_worker_ready: the pool's spare ([pool] spare) */
+#define MASTER_SOLO_MAX 2 /* [pool] spare = yes: solo workers per pool (daemon/spare.c) */
 
 struct master_options {
 	/*
@@ -55,7 +56,8 @@ struct master_options {
 	/*
 	 * Called each time a worker has said HELLO (it is READY), with the time the master
 	 * read it, and when a pool's warm spare took a slot over (the slot is READY with the
-	 * spare's pid at once); slot MASTER_SLOT_SPARE: the pool's spare said HELLO. For
+	 * spare's pid at once); slot MASTER_SLOT_SPARE: the pool's spare said HELLO (not its
+	 * solo worker). For
 	 * benchmarks and tests; NULL: none.
 	 */
 	void (*on_worker_ready)(void *userdata, unsigned pool, unsigned slot, pid_t pid,
@@ -260,6 +262,9 @@ struct master_pool_info {
 	unsigned n_slots;
 	pid_t spare_pid;         /* its warm spare ([pool] spare): 0 when it has no process */
 	const char *spare_state; /* NULL: the pool has no spare; else as a worker's state */
+	unsigned n_solo;         /* its solo workers (they run the suspects alone), the same */
+	pid_t solo_pid[MASTER_SOLO_MAX];
+	const char *solo_state[MASTER_SOLO_MAX];
 };
 
 struct master_worker_info {

@@ -82,8 +82,12 @@ void pool_roll_next(struct pool *p)
 		log_info("worker %s: replacing it (reload or restart)",
 			 slot_label(next, l, sizeof(l)));
 		slot_stop(next, p->m->config->supervisor.drain_timeout);
-	} else if (p->spare && p->spare->state == W_READY) {
-		dispatch_fill(p->spare); /* replaced if outdated, once idle */
+	} else {
+		if (p->spare && p->spare->state == W_READY)
+			dispatch_fill(p->spare); /* replaced if outdated, once idle */
+		for (unsigned k = 0; k < MASTER_SOLO_MAX; k++)
+			if (p->solo[k] && p->solo[k]->state == W_READY)
+				dispatch_fill(p->solo[k]);
 	}
 }
 

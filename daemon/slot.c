@@ -37,7 +37,7 @@ const char *slot_label(const struct worker *w, char *buf, size_t size)
 	char idx[16];
 
 	if (w->spare)
-		snprintf(idx, sizeof(idx), "spare");
+		snprintf(idx, sizeof(idx), "%s", w->solo ? "solo" : "spare");
 	else
 		snprintf(idx, sizeof(idx), "%u", w->index);
 	if (w->pid > 0)
@@ -534,6 +534,8 @@ void pool_free(struct pool *p)
 	for (unsigned k = 0; k < p->n_slots; k++)
 		slot_free(p->workers[k]);
 	slot_free(p->spare);
+	for (unsigned k = 0; k < MASTER_SOLO_MAX; k++)
+		slot_free(p->solo[k]);
 	free(p->workers);
 	fault_window_done(&p->faults);
 	free(p);

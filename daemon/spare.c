@@ -5,12 +5,16 @@
  * moment that slot would be started (a restart at once, or when its backoff ends): the slot
  * gets the spare's process (its fds, pidfd and event sources move to the slot's struct, the
  * process moves into the slot's cgroup), so a restart costs no spawn, and a new spare is
- * started behind it. The spare takes no shared jobs and does not count in workers_up; it runs
- * the jobs that must run alone (suspects of a crash), one at a time, so that a job that
- * crashes on every attempt takes a shared worker down once, not max_attempts times.
+ * started behind it. The jobs that must run alone (suspects of a crash, a culprit's retries)
+ * go to the pool's solo workers (MASTER_SOLO_MAX of them, --index SOLO_INDEX counting down),
+ * one job each at a time, so that a job that crashes on every attempt takes a shared worker
+ * down once, not max_attempts times, and the spare stays ready for the next takeover while
+ * the retries kill solo workers (a spare that ran them was busy or starting at most
+ * takeovers when crashes came every half millisecond). None of them takes shared jobs or
+ * counts in workers_up.
  *
- * The spare is a struct worker outside pool->workers[] (w->spare, index SPARE_INDEX): the slot
- * state machine, death.c's verdicts and the stop paths treat it like a slot.
+ * They are struct workers outside pool->workers[] (w->spare; w->solo too for a solo worker):
+ * the slot state machine, death.c's verdicts and the stop paths treat them like slots.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,10 +35,11 @@ static bool timer_armed(const struct worker *w)
 	return on != SD_EVENT_OFF;
 }
 
-void spare_ensure(struct pool *p)
+/* One of the pool's extra processes (*ws: its spare or its solo worker) as the config says. */
+static void ensure_one(struct pool *p, struct worker **ws, unsigned index, bool solo)
 {
 	struct master *m = p->m;
-	struct worker *s = p->spare;
+	struct worker *s = *ws;
 	bool want = p->cfg.spare && p->state == POOL_UP && !m->stopping;
 
 	if (!want) {
@@ -44,17 +49,19 @@ void spare_ensure(struct pool *p)
 		if (s->pid > 0)
 			slot_stop(s, m->config->supervisor.drain_timeout);
 		else
-			spare_retired(p);
+			spare_retired(p, s);
 		return;
 	}
 	if (!s) {
-		s = slot_new(p, SPARE_INDEX);
+		s = slot_new(p, index);
 		if (!s) {
-			log_error("pool %s: out of memory for its spare worker", p->cfg.name);
+			log_error("pool %s: out of memory for its %s worker", p->cfg.name,
+				  solo ? "solo" : "spare");
 			return;
 		}
 		s->spare = true;
-		p->spare = s;
+		s->solo = solo;
+		*ws = s;
 	}
 	if (s->next == NEXT_RETIRE)
 		s->next = NEXT_RESTART; /* wanted again while the old one winds down */
@@ -69,31 +76,51 @@ void spare_ensure(struct pool *p)
 		slot_stop(s, m->config->supervisor.drain_timeout);
 }
 
-void spare_retired(struct pool *p)
+void spare_ensure(struct pool *p)
 {
-	struct worker *s = p->spare;
+	ensure_one(p, &p->spare, SPARE_INDEX, false);
+	for (unsigned k = 0; k < MASTER_SOLO_MAX; k++)
+		ensure_one(p, &p->solo[k], SOLO_INDEX - k, true);
+}
 
+void spare_retired(struct pool *p, struct worker *s)
+{
 	if (!s || s->pid > 0)
 		return;
-	p->spare = NULL;
-	slot_free(s);
+	if (p->spare == s) {
+		p->spare = NULL;
+		slot_free(s);
+		return;
+	}
+	for (unsigned k = 0; k < MASTER_SOLO_MAX; k++)
+		if (p->solo[k] == s) {
+			p->solo[k] = NULL;
+			slot_free(s);
+			return;
+		}
 }
 
 bool spare_runs_alone(const struct pool *p)
 {
-	const struct worker *s = p->spare;
+	if (p->state != POOL_UP)
+		return false;
+	/* Not while they are in a backoff after a fault: then a shared worker runs them. */
+	for (unsigned k = 0; k < MASTER_SOLO_MAX; k++) {
+		const struct worker *s = p->solo[k];
 
-	/* Not while it is in a backoff after a fault: then a shared worker runs them. */
-	return s && s->next != NEXT_RETIRE && !s->spare_hold && p->state == POOL_UP;
+		if (s && s->next != NEXT_RETIRE && !s->spare_hold)
+			return true;
+	}
+	return false;
 }
 
 void spare_ready(struct worker *s)
 {
 	s->spare_hold = false;
-	if (s->m->opts.on_worker_ready)
+	if (!s->solo && s->m->opts.on_worker_ready)
 		s->m->opts.on_worker_ready(s->m->opts.userdata, s->pool->index, MASTER_SLOT_SPARE,
 					   s->pid, now_usec());
-	dispatch_fill(s); /* an alone job may be waiting for it */
+	dispatch_fill(s); /* the solo worker: an alone job may be waiting for it */
 }
 
 /* Moves the spare's process into w, the slot's struct (EMPTY), and empties the spare's. */

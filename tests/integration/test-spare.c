@@ -4,7 +4,7 @@
  *   - a worker killed from outside: its slot's next process is the spare (the pid the status
  *     showed as the pool's spare), a new spare comes up behind it;
  *   - a job that crashes on every attempt (3 attempts) takes a shared worker down once: its
- *     retries run on the spare, so the pool's restarts (of its slots) stay at 1;
+ *     retries run on the pool's solo workers, so the pool's restarts (of its slots) stay at 1;
  *   - reload (spare off, then on again), restart (the spare replaced too), stop: no process,
  *     zombie or fd left (dmn_assert_aftermath).
  * Nothing here times anything: every wait is for a state the status reply shows.
@@ -29,13 +29,28 @@ static json_object *pool_of(json_object *o)
 	return json_object_array_get_idx(jget(o, "pools", json_type_array), 0);
 }
 
-/* The spare's pid if the pool has one that is ready, 0 if it has one not ready, -1 if none. */
-static pid_t spare_ready_pid(json_object *pool)
+/*
+ * The pid of the pool's spare (key "spare") or solo worker ("solo") if it is ready, 0 if it
+ * has one not ready, -1 if none.
+ */
+static pid_t extra_ready_pid(json_object *pool, const char *key)
 {
 	json_object *s;
 
-	if (!json_object_object_get_ex(pool, "spare", &s))
+	if (!json_object_object_get_ex(pool, key, &s))
 		return -1;
+	if (json_object_is_type(s, json_type_array)) { /* "solo": every one ready, the last pid */
+		pid_t pid = -1;
+
+		for (size_t k = 0; k < json_object_array_length(s); k++) {
+			json_object *e = json_object_array_get_idx(s, k);
+
+			if (strcmp(jstr(e, "state"), "ready") != 0)
+				return 0;
+			pid = (pid_t)jint(e, "pid");
+		}
+		return pid;
+	}
 	return strcmp(jstr(s, "state"), "ready") == 0 ? (pid_t)jint(s, "pid") : 0;
 }
 
@@ -56,8 +71,8 @@ static json_object *wait_settled(struct daemon *d, struct conn *c, bool spare, p
 {
 	for (int64_t deadline = tu_now_ms() + WAIT_MS;;) {
 		json_object *o = call(d, c, "{\"command\":\"status\"}"), *p = pool_of(o);
-		pid_t s = spare_ready_pid(p);
-		bool ok = spare ? s > 0 : s < 0;
+		pid_t s = extra_ready_pid(p, "spare"), solo = extra_ready_pid(p, "solo");
+		bool ok = spare ? s > 0 && solo > 0 : s < 0 && solo < 0;
 
 		for (unsigned k = 0; k < n; k++) {
 			slots[k] = slot_ready_pid(p, k);
@@ -88,11 +103,13 @@ START_TEST(test_killed_worker_replaced_by_spare)
 	dmn_wait_ready(&d);
 	conn_open(&d, &c);
 	o = wait_settled(&d, &c, true, slots, 2, &spare);
-	/* The spare does not count as a worker of the pool; it is a process of the master. */
+	/* The spare and the solo worker do not count as workers of the pool; they are processes
+	 * of the master. */
 	ck_assert_int_eq(jint(pool_of(o), "workers_up"), 2);
 	ck_assert_int_eq(jint(pool_of(o), "workers_wanted"), 2);
 	json_object_put(o);
-	ck_assert_int_eq(tu_find_workers(d.pid, found, WORKERS_MAX), 3);
+	/* 2 slots, the spare, MASTER_SOLO_MAX (2) solo workers. */
+	ck_assert_int_eq(tu_find_workers(d.pid, found, WORKERS_MAX), 5);
 	ck_assert_int_ne(spare, slots[0]);
 	ck_assert_int_ne(spare, slots[1]);
 
@@ -111,7 +128,7 @@ START_TEST(test_killed_worker_replaced_by_spare)
 	ck_assert_int_ne(spare2, slots[0]);
 	ck_assert_int_eq(jint(pool_of(o), "restarts"), 1);
 	json_object_put(o);
-	ck_assert_int_eq(tu_find_workers(d.pid, found, WORKERS_MAX), 3);
+	ck_assert_int_eq(tu_find_workers(d.pid, found, WORKERS_MAX), 5);
 	conn_close(&c);
 	dmn_stop(&d);
 	dmn_assert_aftermath();
@@ -121,7 +138,7 @@ END_TEST
 
 /*
  * Without a spare, a job that crashes on every attempt (max_attempts = 3) kills its worker 3
- * times; with one, its two retries run alone on the spare and the shared slot dies once.
+ * times; with one, its two retries run alone on a solo worker and the shared slot dies once.
  */
 static void poison(bool spare, int64_t want_restarts)
 {
@@ -171,7 +188,10 @@ START_TEST(test_poison_job_without_spare)
 }
 END_TEST
 
-/* Reload turns the spare off (it is gone) and on again; restart replaces it with the rest. */
+/*
+ * Reload turns the spare (and the solo workers) off, they are gone, and on again; restart
+ * replaces them with the rest.
+ */
 START_TEST(test_spare_reload_and_restart)
 {
 	struct daemon d;
