@@ -5,8 +5,8 @@
  *     showed as the pool's spare), a new spare comes up behind it;
  *   - a job that crashes on every attempt (3 attempts) takes a shared worker down once: its
  *     retries run on the pool's solo workers, so the pool's restarts (of its slots) stay at 1;
- *   - reload (spare off, then on again), restart (the spare replaced too), stop: no process,
- *     zombie or fd left (dmn_assert_aftermath).
+ *   - reload (spare off, then on again), restart (the spare replaced too), a failed pool,
+ *     stop: no process, zombie or fd left (dmn_assert_aftermath).
  * Nothing here times anything: every wait is for a state the status reply shows.
  */
 #include <check.h>
@@ -244,6 +244,41 @@ START_TEST(test_spare_reload_and_restart)
 }
 END_TEST
 
+/* A pool that fails (its workers never say HELLO) retires its spare and solo workers too. */
+START_TEST(test_failed_pool_retires_spare)
+{
+	const char *env[] = { "BULKHEAD_WORKER=/bin/false", NULL };
+	struct daemon d;
+	struct conn c;
+	json_object *o, *p, *x;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\nspare = yes\n"
+			     "backoff = 10ms..20ms\nmax_worker_faults = 3/60s\n");
+	dmn_start(&d, env);
+	dmn_wait_ready(&d); /* a failed pool counts as settled */
+	conn_open(&d, &c);
+	for (int64_t deadline = tu_now_ms() + WAIT_MS;;) {
+		bool gone;
+
+		o = call(&d, &c, "{\"command\":\"status\"}");
+		p = pool_of(o);
+		gone = strcmp(jstr(p, "state"), "failed") == 0 &&
+		       !json_object_object_get_ex(p, "spare", &x) &&
+		       !json_object_object_get_ex(p, "solo", &x);
+		json_object_put(o);
+		if (gone)
+			break;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "spare not retired; %s", dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
 static Suite *spare_suite(void)
 {
 	Suite *s = suite_create("spare");
@@ -255,6 +290,7 @@ static Suite *spare_suite(void)
 	tcase_add_test(tc, test_poison_job_kills_a_shared_worker_once);
 	tcase_add_test(tc, test_poison_job_without_spare);
 	tcase_add_test(tc, test_spare_reload_and_restart);
+	tcase_add_test(tc, test_failed_pool_retires_spare);
 	suite_add_tcase(s, tc);
 	return s;
 }
