@@ -31,7 +31,7 @@ struct restart_run {
 	unsigned workers, threads, kills, warmup;
 	enum worker_start start;
 	bool observe; /* time the steps in between too (see on_post) */
-	bool spare;   /* [pool] spare = yes: a kill waits for the spare to be ready */
+	bool spare; /* [pool] spare = yes: a kill waits for the spare to be ready */
 	bool kick_waits; /* the next kill waits for the spare's HELLO */
 	unsigned n_ready; /* first HELLOs seen */
 	bool started, stopping;

@@ -53,7 +53,7 @@
 #define ZYGOTE_BACKOFF_MAX (60 * USEC_PER_SEC)  /* ...after this, doubling up to this */
 #define ZYGOTE_MIN_UPTIME (60 * USEC_PER_SEC)   /* one that served this long: minimum again */
 #define SPARE_INDEX 65535u /* the spare's --index (and cgroup w.POOL.65535) */
-#define SOLO_INDEX 65534u  /* the first solo worker's (spare.c); the next ones count down */
+#define SOLO_INDEX 65534u /* the first solo worker's (spare.c); the next ones count down */
 #define SLOT_EXEC_KILLED (1u << 6) /* slot flag: its command's group was killed (timeout) */
 
 /*
@@ -129,9 +129,9 @@ struct exec_run {
 struct worker {
 	struct master *m;
 	struct pool *pool;
-	unsigned index;  /* SPARE_INDEX for the pool's spare */
-	bool spare;      /* the pool's warm spare or solo worker (spare.c): not a slot */
-	bool solo;       /* the solo worker: runs alone jobs, takes no slot over */
+	unsigned index; /* SPARE_INDEX for the pool's spare */
+	bool spare; /* the pool's warm spare or solo worker (spare.c): not a slot */
+	bool solo; /* the solo worker: runs alone jobs, takes no slot over */
 	bool spare_hold; /* spare: it died of a worker fault; alone jobs do not wait for it */
 	enum worker_state state;
 	pid_t pid; /* 0 when there is no process */
@@ -204,7 +204,7 @@ struct pool {
 	uint64_t worker_faults;
 	struct histogram run_time; /* of its jobs whose worker reported their end (metrics.c) */
 	bool dispatch_pending; /* jobs were added: dispatch_pool() from m->dispatch_defer */
-	struct worker *spare;  /* [pool] spare = yes: the warm spare (spare.c), else NULL */
+	struct worker *spare; /* [pool] spare = yes: the warm spare (spare.c), else NULL */
 	struct worker *solo[MASTER_SOLO_MAX]; /* [pool] spare = yes: its solo workers (spare.c) */
 };
 

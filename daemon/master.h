@@ -260,9 +260,9 @@ struct master_pool_info {
 	uint64_t restarts;
 	uint64_t worker_faults;
 	unsigned n_slots;
-	pid_t spare_pid;         /* its warm spare ([pool] spare): 0 when it has no process */
+	pid_t spare_pid; /* its warm spare ([pool] spare): 0 when it has no process */
 	const char *spare_state; /* NULL: the pool has no spare; else as a worker's state */
-	unsigned n_solo;         /* its solo workers (they run the suspects alone), the same */
+	unsigned n_solo; /* its solo workers (they run the suspects alone), the same */
 	pid_t solo_pid[MASTER_SOLO_MAX];
 	const char *solo_state[MASTER_SOLO_MAX];
 };

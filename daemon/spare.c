@@ -193,7 +193,8 @@ bool spare_take_over(struct worker *w)
 		m->stats.restarts++;
 		p->restarts++;
 		log_fields(LOG_INFO, master_lfields(&f, p, w, NULL, 0, NULL),
-			   "worker %s restarted (the spare took over)", slot_label(w, l, sizeof(l)));
+			   "worker %s restarted (the spare took over)",
+			   slot_label(w, l, sizeof(l)));
 	} else {
 		log_debug("worker %s started (the spare took over)", slot_label(w, l, sizeof(l)));
 	}
