@@ -142,7 +142,8 @@ static void transplant(struct worker *w, struct worker *s)
 	w->core_dumps = s->core_dumps;
 	w->uid = s->uid;
 	w->gid = s->gid;
-	/* The specs it learned for alone jobs it ran go with it (w's were cleared at its death). */
+	/* Specs go with the process (the spare runs no job, so it knows none; w's were cleared
+	 * at its death). */
 	w->specs = s->specs;
 	s->specs = specs;
 	w->idle_specs = s->idle_specs;
