@@ -141,10 +141,15 @@ static void write_measures(FILE *f, const struct results *res)
 		"sleeping. The floors are measured in the same process once the masters are gone: "
 		"the call the master makes to start a worker, until the worker's HELLO frame is "
 		"read, with nothing else going on (%u rounds after %u warm-up). All times in µs.\n"
-		"\n"
+		"%s\n"
 		"| measure | samples | median | p90 | p99 | min | max |\n"
 		"|---|--:|--:|--:|--:|--:|--:|\n",
-		res->threads, res->kills, res->warmup, res->floor_n, res->warmup);
+		res->threads, res->kills, res->warmup, res->floor_n, res->warmup,
+		res->spare ? "\nWith a warm spare (`[pool] spare = yes`, daemon/spare.c): the "
+			     "killed worker's slot is taken over by the spare, which is READY "
+			     "already (t1 is when the master did that), and each kill waits until "
+			     "the next spare has said HELLO.\n"
+			   : "");
 	for (unsigned i = 0; i < res->n_runs; i++) {
 		const struct restart_run *r = &res->runs[i];
 
@@ -274,8 +279,8 @@ void write_json(FILE *f, const struct results *res)
 {
 	bool first = true;
 
-	fprintf(f, "{\"threads\": %u, \"kills\": %u, \"warmup\": %u,\n \"runs\": [", res->threads,
-		res->kills, res->warmup);
+	fprintf(f, "{\"threads\": %u, \"kills\": %u, \"warmup\": %u, \"spare\": %s,\n \"runs\": [",
+		res->threads, res->kills, res->warmup, res->spare ? "true" : "false");
 	for (unsigned i = 0; i < res->n_runs; i++) {
 		const struct restart_run *r = &res->runs[i];
 		const struct run_summary *o = &res->osum[i];
@@ -327,7 +332,7 @@ void write_json(FILE *f, const struct results *res)
 
 void print_summary_line(const struct results *res)
 {
-	printf("restart:");
+	printf("restart%s:", res->spare ? " (spare)" : "");
 	for (unsigned i = 0; i < res->n_runs; i++)
 		printf("%s %s %u×%u median %.1f us (%.2f × floor)", i ? "," : "",
 		       start_name(res->runs[i].start), res->runs[i].workers, res->threads,

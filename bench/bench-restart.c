@@ -18,6 +18,9 @@
  * timed part, kill -> pidfd readable -> reaped for the same worker; and a bare fork() +
  * _exit() + waitpid() for context.
  *
+ * With --spare the pool has a warm spare ([pool] spare = yes, daemon/spare.c): a kill's slot is
+ * taken over by the spare, and each kill waits until the next spare has said HELLO.
+ *
  * All times are CLOCK_MONOTONIC (the hook's time is now_usec(), the same clock in
  * microseconds). Nothing here asserts a timing: it reports, and bench/run judges. The output
  * (summaries, restart.md, the JSON) is bench-restart-report.c's.
@@ -48,8 +51,6 @@
 #define HELLO_TIMEOUT_MS 5000 /* floor: spawn -> HELLO */
 #define REAP_TIMEOUT_MS 5000 /* floor: kill -> pidfd readable */
 #define SAMPLES_MAX 100000 /* --kills, --warmup, --floor */
-#define POOL_SIZES_MAX 8 /* entries of --workers */
-#define POOL_WORKERS_MAX 1024
 
 #include "bench/bench-restart.h"
 
@@ -115,8 +116,15 @@ static int on_kick(sd_event_source *s, void *userdata)
 {
 	struct restart_run *r = userdata;
 	struct master_worker_info wi;
-	unsigned slot = r->next_slot++ % r->workers;
+	struct master_pool_info pi;
+	unsigned slot;
 
+	master_pool_info(r->m, 0, &pi);
+	if (r->spare && (!pi.spare_state || strcmp(pi.spare_state, "ready") != 0)) {
+		r->kick_waits = true; /* on_worker_ready() kicks again */
+		return 0;
+	}
+	slot = r->next_slot++ % r->workers;
 	master_worker_info(r->m, 0, slot, &wi);
 	if (wi.pid <= 0 || strcmp(wi.state, "ready") != 0) {
 		run_fail(r, -ESRCH, "the worker to kill is not ready");
@@ -164,6 +172,13 @@ static void on_worker_ready(void *userdata, unsigned pool, unsigned slot, pid_t 
 
 	if (r->stopping)
 		return;
+	if (slot == MASTER_SLOT_SPARE) {
+		if (r->kick_waits && r->killed_pid == 0) {
+			r->kick_waits = false;
+			sd_event_source_set_enabled(r->kick, SD_EVENT_ONESHOT);
+		}
+		return;
+	}
 	if (!r->started) {
 		if (++r->n_ready == r->workers) {
 			r->started = true;
@@ -233,8 +248,9 @@ static int write_config(const struct restart_run *r, char *path, size_t size)
 		"workers = %u\n"
 		"threads = %u\n"
 		"min_uptime = 0\n"
-		"max_worker_faults = 1024/1s\n",
-		start_name(r->start), r->workers, r->threads);
+		"max_worker_faults = 1024/1s\n"
+		"spare = %s\n",
+		start_name(r->start), r->workers, r->threads, r->spare ? "yes" : "no");
 	if (fclose(f) != 0) {
 		unlink(path);
 		return -EIO;
@@ -441,78 +457,12 @@ static void usage(FILE *f)
 	      "  --workers LIST   pool sizes, comma-separated (default 1,4)\n"
 	      "  --start LIST     ways to start workers: fork-server,exec (default both)\n"
 	      "  --threads T      threads per worker (default 2)\n"
+	      "  --spare          pools with a warm spare ([pool] spare = yes)\n"
 	      "  --floor N        floor rounds (default: --kills)\n"
 	      "  --worker PATH    worker binary (default: bulkhead-worker of this build tree)\n"
 	      "  --out FILE       markdown results (default: stdout)\n"
 	      "  --json FILE      the same figures as JSON\n",
 	      f);
-}
-
-static bool arg_uint(const char *s, unsigned min, unsigned max, unsigned *ret)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || *s == '-' || v < min || v > max)
-		return false;
-	*ret = (unsigned)v;
-	return true;
-}
-
-static bool arg_sizes(char *s, unsigned *sizes, unsigned *n)
-{
-	char *save = NULL;
-
-	*n = 0;
-	for (char *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		if (*n == POOL_SIZES_MAX || !arg_uint(t, 1, POOL_WORKERS_MAX, &sizes[*n]))
-			return false;
-		(*n)++;
-	}
-	return *n > 0;
-}
-
-static bool arg_starts(char *s, enum worker_start *starts, unsigned *n)
-{
-	char *save = NULL;
-
-	*n = 0;
-	for (char *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		enum worker_start w;
-
-		if (strcmp(t, "fork-server") == 0)
-			w = WORKER_START_FORK_SERVER;
-		else if (strcmp(t, "exec") == 0)
-			w = WORKER_START_EXEC;
-		else
-			return false;
-		for (unsigned i = 0; i < *n; i++)
-			if (starts[i] == w)
-				return false;
-		starts[(*n)++] = w;
-	}
-	return *n > 0;
-}
-
-/* bulkhead-worker at the top of the build tree: this program is in its bench/ folder. */
-static const char *default_worker(void)
-{
-	static char path[PATH_MAX + 32];
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	char *slash;
-
-	if (n <= 0)
-		return NULL;
-	self[n] = '\0';
-	slash = strrchr(self, '/');
-	if (!slash)
-		return NULL;
-	*slash = '\0';
-	snprintf(path, sizeof(path), "%s/../bulkhead-worker", self);
-	return path;
 }
 
 int main(int argc, char **argv)
@@ -523,6 +473,7 @@ int main(int argc, char **argv)
 		{ "workers", required_argument, NULL, 'w' },
 		{ "start", required_argument, NULL, 's' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "spare", no_argument, NULL, 'S' },
 		{ "floor", required_argument, NULL, 'f' },
 		{ "worker", required_argument, NULL, 'p' },
 		{ "out", required_argument, NULL, 'o' },
@@ -541,6 +492,7 @@ int main(int argc, char **argv)
 	struct kill_samples ks = { 0 };
 	struct results res = { 0 };
 	int o, li = 0, r = 0;
+	bool spare = false;
 
 	while ((o = getopt_long(argc, argv, "h", opts, &li)) >= 0) {
 		bool ok = true;
@@ -560,6 +512,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			ok = arg_uint(optarg, 1, 256, &threads);
+			break;
+		case 'S':
+			spare = true;
 			break;
 		case 'f':
 			ok = arg_uint(optarg, 1, SAMPLES_MAX, &floor_n);
@@ -613,6 +568,7 @@ int main(int argc, char **argv)
 				.kills = kills,
 				.warmup = warmup,
 				.start = starts[k],
+				.spare = spare,
 			};
 			*q = *p;
 			q->observe = true;
@@ -629,6 +585,7 @@ int main(int argc, char **argv)
 		.sum = sum,
 		.osum = osum,
 		.threads = threads,
+		.spare = spare,
 		.kills = kills,
 		.warmup = warmup,
 		.floor_n = floor_n,

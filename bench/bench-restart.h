@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bench-restart's pieces (bench-restart.c: the runs and the floors, the command line;
+ * bench-restart-args.c: the command line's values;
  * bench-restart-report.c: the summaries, restart.md's tables and the JSON for bench/run).
  */
 #pragma once
@@ -30,6 +31,8 @@ struct restart_run {
 	unsigned workers, threads, kills, warmup;
 	enum worker_start start;
 	bool observe; /* time the steps in between too (see on_post) */
+	bool spare; /* [pool] spare = yes: a kill waits for the spare to be ready */
+	bool kick_waits; /* the next kill waits for the spare's HELLO */
 	unsigned n_ready; /* first HELLOs seen */
 	bool started, stopping;
 	unsigned next_slot, killed_slot;
@@ -79,6 +82,7 @@ struct results {
 	const struct restart_run *runs, *obs; /* plain and observed runs */
 	const struct run_summary *sum, *osum;
 	unsigned threads, kills, warmup, floor_n;
+	bool spare; /* --spare */
 	bool floor_wanted[N_STARTS];
 	struct floor_summary floor[N_STARTS]; /* by enum worker_start */
 	struct summary kill_pidfd, kill_reap, fork;
@@ -89,6 +93,14 @@ struct results {
 void samples_free(struct samples *s);
 void samples_summary(struct samples *s, struct summary *ret);
 const char *start_name(enum worker_start start);
+
+/* bench-restart-args.c */
+#define POOL_SIZES_MAX 8 /* entries of --workers */
+#define POOL_WORKERS_MAX 1024
+bool arg_uint(const char *s, unsigned min, unsigned max, unsigned *ret);
+bool arg_sizes(char *s, unsigned *sizes, unsigned *n); /* "1,4": at most POOL_SIZES_MAX */
+bool arg_starts(char *s, enum worker_start *starts, unsigned *n); /* "fork-server,exec" */
+const char *default_worker(void); /* bulkhead-worker at the top of the build tree, or NULL */
 
 /* bench-restart-report.c */
 void summarise_run(struct restart_run *r, struct run_summary *ret);

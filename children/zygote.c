@@ -39,6 +39,7 @@
 #include "common/log.h"
 #include "common/units.h"
 #include "common/zygote-proto.h"
+#include "crash-trace.h"
 #include "worker.h"
 #include "zygote.h"
 
@@ -240,6 +241,13 @@ int zygote_main(int argc, char **argv)
 		reply(-ENOTSUP);
 		return WORKER_EXIT_START;
 	}
+	/*
+	 * backtrace()'s first call dlopen()s libgcc_s (crash-trace.c): made here, once, so that
+	 * every worker forked from us has it loaded already instead of each loading it at its
+	 * start (about a tenth of a worker's start-up, and of a crash's cost; issue 17). It is
+	 * done before the first fork, so no lock it took is held when we fork.
+	 */
+	crash_trace_prepare();
 	reply(getpid());
 
 	while (read_request(&req, &fd) > 0) {

@@ -84,6 +84,7 @@ static json_object *json_row(const struct experiment_row *r)
 	json_object_object_add(o, "reruns", json_object_new_int64((int64_t)r->reruns));
 	json_object_object_add(o, "retries", json_object_new_int64((int64_t)r->retries));
 	json_object_object_add(o, "restarts", json_object_new_int64((int64_t)r->restarts));
+	json_object_object_add(o, "crashes", json_object_new_int64((int64_t)r->crashes));
 	json_object_object_add(o, "wall_s", json_object_new_double(r->wall_s));
 	for (unsigned k = 0; k < r->runs; k++)
 		json_object_array_add(walls, json_object_new_double(r->wall_s_all[k]));

@@ -42,6 +42,7 @@
 /* One run of one mode. */
 struct run_result {
 	uint64_t completed, failed, quarantined, cancelled, reruns, retries, restarts;
+	uint64_t crashes; /* worker deaths (a spare's too: its deaths are no slot restarts) */
 	double wall_s;
 	char ended_by[32];
 };
@@ -235,7 +236,10 @@ static char *master_config_text(const struct experiment *e, unsigned workers, un
 	if (!f)
 		return NULL;
 	run_args(e, true, args, sizeof(args));
-	fprintf(f, "[supervisor]\nlog_level = err\n\n[pool %s]\nworkers = %u\nthreads = %u\n",
+	/* spare = yes: a crash's restart is a takeover by the warm spare (daemon/spare.c). */
+	fprintf(f,
+		"[supervisor]\nlog_level = err\n\n[pool %s]\nworkers = %u\nthreads = %u\n"
+		"spare = yes\n",
 		EXP_POOL, workers, threads);
 	for (unsigned g = 1; left > 0; g++) {
 		unsigned count = left > EXP_GROUP_JOBS_MAX ? EXP_GROUP_JOBS_MAX : (unsigned)left;
@@ -294,6 +298,9 @@ static int run_supervised(struct experiment *e, unsigned workers, unsigned threa
 	res->reruns = s->reruns_bystander + s->reruns_suspect;
 	res->retries = s->culprits > res->quarantined ? s->culprits - res->quarantined : 0;
 	res->restarts = ms->restarts;
+	res->crashes = ms->deaths_by_exit + ms->deaths_by_memory;
+	for (int i = 0; i < 65; i++)
+		res->crashes += ms->deaths_by_signal[i];
 	r = ms->interrupted ? -EINTR : 0;
 	master_free(m);
 	return r;
@@ -358,6 +365,7 @@ int experiment_run_mode(struct experiment *e, enum experiment_mode mode, bool cr
 	row->reruns = med->reruns;
 	row->retries = med->retries;
 	row->restarts = med->restarts;
+	row->crashes = med->crashes;
 	row->wall_s = med->wall_s;
 	row->jobs_per_s = med->wall_s > 0 ? (double)med->completed / med->wall_s : 0;
 	snprintf(row->ended_by, sizeof(row->ended_by), "%s", med->ended_by);

@@ -29,6 +29,7 @@ struct experiment_row {
 	enum experiment_mode mode;
 	unsigned workers, threads;
 	uint64_t completed, failed, lost, quarantined, cancelled, reruns, retries, restarts;
+	uint64_t crashes; /* supervised: worker deaths, the spare's included */
 	double wall_s, jobs_per_s, ratio;
 	double wall_s_all[EXPERIMENT_RUNS_MAX];
 	unsigned runs;

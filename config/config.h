@@ -74,6 +74,7 @@ struct pool_config {
 	char *group; /* as written; "" = the user's primary group */
 	int core_dumps; /* 0 no, 1 yes: RLIMIT_CORE of its workers */
 	int submitted_runs; /* 0 builtin, 1 any: what `submit --run` may run in it */
+	int spare; /* 0 no, 1 yes: a warm spare worker (daemon/spare.c) */
 	/* Resolved by config_load: (uid_t)-1 / (gid_t)-1 when not set (the program decides). */
 	uid_t uid;
 	gid_t gid;

@@ -169,6 +169,10 @@ static const struct config_choice config_expect_choices[] = {
 	  "what bulkhead submit --run may run here: any (builtin:, exec: and plugin:, that is "  \
 	  "any code as the pool's user for the control socket's users) or builtin (builtins "    \
 	  "only; the config's own groups run what they say)")                                     \
+	X(POOL, spare, spare, ENUM, "no", 0, 0, config_yes_no_choices,                            \
+	  "yes: one more worker process, started and idle, takes over a slot whose worker died "  \
+	  "(at once, no start to wait for), and two more run the retries of jobs suspected of "  \
+	  "crashing theirs, alone; no: none")                                                      \
 	X(JOB, pool, pool, POOL, "main", 0, 0, NULL,                                               \
 	  "the pool whose workers run these jobs")                                                 \
 	X(JOB, run, run, RUN, NULL, 0, 0, NULL,                                                    \

@@ -121,6 +121,15 @@ int master_restart(struct master *m, unsigned pool, int slot)
 			n++;
 		}
 	}
+	if (slot < 0) {
+		/* No slot takes over a process from before the restart. */
+		if (p->spare && p->spare->next != NEXT_RETIRE)
+			p->spare->next = NEXT_REPLACE;
+		for (unsigned k = 0; k < MASTER_SOLO_MAX; k++)
+			if (p->solo[k] && p->solo[k]->next != NEXT_RETIRE)
+				p->solo[k]->next = NEXT_REPLACE;
+		spare_ensure(p);
+	}
 	log_notice("restart of %s%s%.0d requested: %u worker%s to replace, one at a time",
 		   p->cfg.name, slot >= 0 ? "/" : "", slot >= 0 ? slot : 0, n, n == 1 ? "" : "s");
 	pool_roll_next(p);

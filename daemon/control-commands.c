@@ -200,6 +200,26 @@ static json_object *pools_array(struct master *m)
 		control_add_int(p, "threads", pi.threads);
 		control_add_int(p, "restarts", (int64_t)pi.restarts);
 		control_add_int(p, "worker_faults", (int64_t)pi.worker_faults);
+		if (pi.spare_state) {
+			json_object *sp = json_object_new_object();
+
+			control_add_int(sp, "pid", pi.spare_pid);
+			json_object_object_add(sp, "state", json_object_new_string(pi.spare_state));
+			json_object_object_add(p, "spare", sp);
+		}
+		if (pi.n_solo > 0) {
+			json_object *sa = json_object_new_array();
+
+			for (unsigned k = 0; k < pi.n_solo; k++) {
+				json_object *sp = json_object_new_object();
+
+				control_add_int(sp, "pid", pi.solo_pid[k]);
+				json_object_object_add(sp, "state",
+						       json_object_new_string(pi.solo_state[k]));
+				json_object_array_add(sa, sp);
+			}
+			json_object_object_add(p, "solo", sa);
+		}
 		for (unsigned k = 0; k < pi.n_slots; k++) {
 			struct master_worker_info wi;
 			json_object *w = json_object_new_object();

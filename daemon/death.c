@@ -389,21 +389,26 @@ static void death_of(struct worker *w, int code, int status)
 	w->mode = MODE_SHARED;
 	w->blocked = false;
 	m->n_alive--;
-	if (hello)
+	if (hello && !w->spare)
 		m->stats.workers_up--;
 
 	switch (death_next(&facts, w->next == NEXT_RETIRE, hello, v)) {
 	case AFTER_TRIM:
-		pool_trim_slots(p);
+		if (w->spare)
+			spare_retired(p, w); /* frees w */
+		else
+			pool_trim_slots(p);
 		break;
 	case AFTER_NOTHING:
 		break;
 	case AFTER_FAULT_NO_HELLO:
+		w->spare_hold = w->spare; /* its alone jobs go to a shared worker meanwhile */
 		snprintf(what, sizeof(what), "%s before HELLO", how);
 		slot_fault(w, uptime, what);
 		dispatch_pool(p);
 		break;
 	case AFTER_FAULT_IDLE:
+		w->spare_hold = w->spare;
 		snprintf(what, sizeof(what), "%s with no job in flight", how);
 		slot_fault(w, uptime, what);
 		dispatch_pool(p);

@@ -325,7 +325,18 @@ void dispatch_fill(struct worker *w)
 	if (w->state != W_READY || w->blocked || w->mode == MODE_SOLO || w->end == END_INJECT ||
 	    w->m->stopping)
 		return;
-	if (ledger_queued(l, pool, true) > 0) {
+	if (w->spare) {
+		/* The spare and the solo worker (spare.c): the solo worker runs alone jobs, one at
+		 * a time; both are replaced once idle if outdated. */
+		if (inflight_count(w) > 0 || w->end != END_NONE)
+			return;
+		if (w->next == NEXT_REPLACE || slot_outdated(w))
+			spare_ensure(w->pool);
+		else if (w->solo && w->next == NEXT_RESTART && ledger_queued(l, pool, true) > 0)
+			assign(w, true, 1);
+		return;
+	}
+	if (!spare_runs_alone(w->pool) && ledger_queued(l, pool, true) > 0) {
 		if (inflight_count(w) == 0) {
 			w->mode = MODE_SHARED;
 			assign(w, true, 1);
@@ -347,4 +358,7 @@ void dispatch_pool(struct pool *p)
 {
 	for (unsigned i = 0; i < p->n_slots; i++)
 		dispatch_fill(p->workers[i]);
+	for (unsigned k = 0; k < MASTER_SOLO_MAX; k++)
+		if (p->solo[k])
+			dispatch_fill(p->solo[k]);
 }

@@ -39,9 +39,13 @@ static int handle_hello(struct worker *w, const struct bh_frame *f)
 	if (f->hello.pid != w->pid || f->hello.threads != w->q.threads)
 		return -EPROTO;
 	slot_set_state(w, W_READY);
-	w->m->stats.workers_up++;
 	master_disarm(w->timer);
 	log_debug("worker %s ready", slot_label(w, l, sizeof(l)));
+	if (w->spare) {
+		spare_ready(w);
+		return 0;
+	}
+	w->m->stats.workers_up++;
 	if (w->m->opts.on_worker_ready)
 		w->m->opts.on_worker_ready(w->m->opts.userdata, w->pool->index, w->index, w->pid,
 					   now_usec());

@@ -52,6 +52,8 @@
 #define ZYGOTE_BACKOFF_MIN (1 * USEC_PER_SEC)   /* a failed fork server is started again... */
 #define ZYGOTE_BACKOFF_MAX (60 * USEC_PER_SEC)  /* ...after this, doubling up to this */
 #define ZYGOTE_MIN_UPTIME (60 * USEC_PER_SEC)   /* one that served this long: minimum again */
+#define SPARE_INDEX 65535u /* the spare's --index (and cgroup w.POOL.65535) */
+#define SOLO_INDEX 65534u /* the first solo worker's (spare.c); the next ones count down */
 #define SLOT_EXEC_KILLED (1u << 6) /* slot flag: its command's group was killed (timeout) */
 
 /*
@@ -59,6 +61,7 @@
  * state: the state timer (w->timer) and the job deadline (w->deadline). Transitions:
  *
  *   EMPTY       -> STARTING        spawned (the timer: HELLO deadline)
+ *               -> READY           the pool's warm spare took the slot over (spare.c)
  *   STARTING    -> READY           HELLO
  *               -> KILLED          no HELLO in time, or stopped before it could be told
  *   READY       -> DRAINING        a job timed out, or `inject hang` (the timer: kill_grace)
@@ -126,7 +129,10 @@ struct exec_run {
 struct worker {
 	struct master *m;
 	struct pool *pool;
-	unsigned index;
+	unsigned index; /* SPARE_INDEX for the pool's spare */
+	bool spare; /* the pool's warm spare or solo worker (spare.c): not a slot */
+	bool solo; /* the solo worker: runs alone jobs, takes no slot over */
+	bool spare_hold; /* spare: it died of a worker fault; alone jobs do not wait for it */
 	enum worker_state state;
 	pid_t pid; /* 0 when there is no process */
 	int fd;
@@ -198,6 +204,8 @@ struct pool {
 	uint64_t worker_faults;
 	struct histogram run_time; /* of its jobs whose worker reported their end (metrics.c) */
 	bool dispatch_pending; /* jobs were added: dispatch_pool() from m->dispatch_defer */
+	struct worker *spare; /* [pool] spare = yes: the warm spare (spare.c), else NULL */
+	struct worker *solo[MASTER_SOLO_MAX]; /* [pool] spare = yes: its solo workers (spare.c) */
 };
 
 struct master {
@@ -316,6 +324,24 @@ int pool_new(struct master *m, const struct pool_config *pc, unsigned index,
 		    struct pool **ret);
 void slot_free(struct worker *w);
 void pool_free(struct pool *p);
+struct worker *slot_new(struct pool *p, unsigned index);
+/* The slot's cgroup made ready for a new process (limits of the pool now); logs a failure. */
+void slot_cgroup_prepare(struct worker *w);
+/* What a slot keeps of its process's start: reset for a process that is new to it. */
+void slot_process_reset(struct worker *w);
+
+/* ---- spare.c: a pool's warm spare ---- */
+
+/* Starts (or replaces, or retires) the pool's spare as its config and state say. */
+void spare_ensure(struct pool *p);
+/* w's slot is to be started: true if the spare took it over (w is READY then). */
+bool spare_take_over(struct worker *w);
+/* True if alone jobs (suspects) of p wait for its spare rather than reserve a shared worker. */
+bool spare_runs_alone(const struct pool *p);
+/* The retired spare's (or solo worker's) process is gone: its struct is freed. */
+void spare_retired(struct pool *p, struct worker *s);
+/* The spare said HELLO. */
+void spare_ready(struct worker *s);
 
 /* ---- forkserver.c ---- */
 

@@ -107,6 +107,7 @@ void master_begin_stop(struct master *m, enum job_cause cause)
 			else
 				master_disarm(w->timer);
 		}
+		spare_ensure(p); /* stopping: the spare is retired */
 	}
 }
 
@@ -197,9 +198,15 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 		master_begin_stop(m, CAUSE_STOPPED);
 	} else {
 		log_notice("%s again: killing every worker now", strsignal((int)si->ssi_signo));
-		for (unsigned i = 0; i < m->n_pools; i++)
+		for (unsigned i = 0; i < m->n_pools; i++) {
 			for (unsigned k = 0; k < m->pools[i]->n_slots; k++)
 				slot_kill(m->pools[i]->workers[k], END_STOP, NULL);
+			if (m->pools[i]->spare)
+				slot_kill(m->pools[i]->spare, END_STOP, NULL);
+			for (unsigned k = 0; k < MASTER_SOLO_MAX; k++)
+				if (m->pools[i]->solo[k])
+					slot_kill(m->pools[i]->solo[k], END_STOP, NULL);
+		}
 	}
 	master_check_done(m);
 	return 0;
@@ -508,6 +515,7 @@ int master_run(struct master *m)
 			continue; /* a pool no job uses: nothing to start in a one-shot run */
 		for (unsigned k = 0; k < p->n_slots; k++)
 			slot_schedule_restart(p->workers[k], 0);
+		spare_ensure(p);
 	}
 	master_check_done(m);
 	r = sd_event_loop(m->event);

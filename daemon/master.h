@@ -11,6 +11,7 @@
  */
 #pragma once
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -42,6 +43,9 @@ struct master_stats {
 	uint64_t injected;      /* worker deaths caused by bulkhead inject */
 };
 
+#define MASTER_SLOT_SPARE UINT_MAX /* on_worker_ready: the pool's spare ([pool] spare) */
+#define MASTER_SOLO_MAX 2 /* [pool] spare = yes: solo workers per pool (daemon/spare.c) */
+
 struct master_options {
 	/*
 	 * Daemon mode (bulkheadd): every pool's workers are started and kept up after the
@@ -51,7 +55,10 @@ struct master_options {
 	bool daemon;
 	/*
 	 * Called each time a worker has said HELLO (it is READY), with the time the master
-	 * read it. For benchmarks and tests; NULL: none.
+	 * read it, and when a pool's warm spare took a slot over (the slot is READY with the
+	 * spare's pid at once); slot MASTER_SLOT_SPARE: the pool's spare said HELLO (not its
+	 * solo worker). For
+	 * benchmarks and tests; NULL: none.
 	 */
 	void (*on_worker_ready)(void *userdata, unsigned pool, unsigned slot, pid_t pid,
 				usec_t when);
@@ -255,6 +262,11 @@ struct master_pool_info {
 	uint64_t restarts;
 	uint64_t worker_faults;
 	unsigned n_slots;
+	pid_t spare_pid; /* its warm spare ([pool] spare): 0 when it has no process */
+	const char *spare_state; /* NULL: the pool has no spare; else as a worker's state */
+	unsigned n_solo; /* its solo workers (they run the suspects alone), the same */
+	pid_t solo_pid[MASTER_SOLO_MAX];
+	const char *solo_state[MASTER_SOLO_MAX];
 };
 
 struct master_worker_info {

@@ -82,6 +82,12 @@ void pool_roll_next(struct pool *p)
 		log_info("worker %s: replacing it (reload or restart)",
 			 slot_label(next, l, sizeof(l)));
 		slot_stop(next, p->m->config->supervisor.drain_timeout);
+	} else {
+		if (p->spare && p->spare->state == W_READY)
+			dispatch_fill(p->spare); /* replaced if outdated, once idle */
+		for (unsigned k = 0; k < MASTER_SOLO_MAX; k++)
+			if (p->solo[k] && p->solo[k]->state == W_READY)
+				dispatch_fill(p->solo[k]);
 	}
 }
 
@@ -106,7 +112,7 @@ static bool pool_config_equal(const struct pool_config *a, const struct pool_con
 	       a->max_worker_faults.count == b->max_worker_faults.count &&
 	       a->max_worker_faults.window == b->max_worker_faults.window &&
 	       a->memory_max == b->memory_max && a->tasks_max == b->tasks_max &&
-	       a->kill_grace == b->kill_grace &&
+	       a->kill_grace == b->kill_grace && a->spare == b->spare &&
 	       a->on_pool_failure == b->on_pool_failure && a->uid == b->uid && a->gid == b->gid;
 }
 
@@ -176,6 +182,7 @@ static bool pool_reconfigure(struct pool *p, const struct pool_config *pc)
 				slot_schedule_restart(p->workers[k], 0);
 	}
 	pool_resize(p, pc->workers);
+	spare_ensure(p); /* started, retired or (once idle, if outdated) replaced */
 	pool_roll_next(p);
 	return true;
 }
@@ -201,6 +208,7 @@ static void pool_remove(struct pool *p)
 			master_disarm(w->timer);
 	}
 	pool_trim_slots(p);
+	spare_ensure(p); /* removed: retired */
 }
 
 static int find_live_pool(const struct master *m, const char *name)
@@ -239,6 +247,7 @@ static int reload_pools(struct master *m, const struct config *nc, unsigned *map
 		     nc->pools[i].name, nc->pools[i].workers, nc->pools[i].workers == 1 ? "" : "s");
 		for (unsigned k = 0; k < m->pools[map[i]]->n_slots; k++)
 			slot_schedule_restart(m->pools[map[i]]->workers[k], 0);
+		spare_ensure(m->pools[map[i]]);
 	}
 	for (unsigned i = 0; i < m->n_pools; i++) {
 		struct pool *p = m->pools[i];

@@ -34,10 +34,16 @@ static int slot_size(struct worker *w, unsigned threads);
 
 const char *slot_label(const struct worker *w, char *buf, size_t size)
 {
-	if (w->pid > 0)
-		snprintf(buf, size, "%s/%u[%d]", w->pool->cfg.name, w->index, (int)w->pid);
+	char idx[16];
+
+	if (w->spare)
+		snprintf(idx, sizeof(idx), "%s", w->solo ? "solo" : "spare");
 	else
-		snprintf(buf, size, "%s/%u", w->pool->cfg.name, w->index);
+		snprintf(idx, sizeof(idx), "%u", w->index);
+	if (w->pid > 0)
+		snprintf(buf, size, "%s/%s[%d]", w->pool->cfg.name, idx, (int)w->pid);
+	else
+		snprintf(buf, size, "%s/%s", w->pool->cfg.name, idx);
 	return buf;
 }
 
@@ -51,7 +57,7 @@ int slot_send(struct worker *w, const void *buf, size_t len)
 /* Which transitions the table in master-int.h has: a bit per target state. */
 #define TO(s) (1u << (s))
 static const unsigned transitions[_W_STATE_MAX] = {
-	[W_EMPTY] = TO(W_STARTING),
+	[W_EMPTY] = TO(W_STARTING) | TO(W_READY), /* READY: the spare took it over */
 	[W_STARTING] = TO(W_READY) | TO(W_KILLED) | TO(W_EMPTY),
 	[W_READY] = TO(W_DRAINING) | TO(W_STOPPING) | TO(W_KILLED) | TO(W_EMPTY),
 	[W_DRAINING] = TO(W_READY) | TO(W_KILLED) | TO(W_EMPTY),
@@ -229,6 +235,7 @@ static void pool_fail(struct pool *p)
 		else
 			master_disarm(w->timer);
 	}
+	spare_ensure(p); /* a failed pool has none: it is retired */
 	if (p->cfg.on_pool_failure == POOL_FAILURE_EXIT) {
 		m->stats.pool_failure_exit = true;
 		master_begin_stop(m, CAUSE_POOL_FAILED);
@@ -327,21 +334,12 @@ static void slot_spawn(struct worker *w)
 		return;
 	}
 	w->next = NEXT_RESTART;
-	if (m->cg) {
-		/* Its cgroup first, limits set, so that the process is under them from its
-		 * first steps; without one it runs in the master's (said once). */
-		int fd = cgroup_slot_prepare(m->cg, pc->name, w->index, pc->memory_max,
-					     pc->tasks_max);
-
-		if (fd < 0 && w->cg_fd < 0)
-			log_warning("worker %s: no cgroup of its own: %s", slot_label(w, l, sizeof(l)),
-				    strerror(-fd));
-		if (fd >= 0) {
-			if (w->cg_fd >= 0)
-				close(w->cg_fd);
-			w->cg_fd = fd;
-		}
-	}
+	/* The pool's warm spare, if it is ready, becomes this slot's process at once. */
+	if (!w->spare && spare_take_over(w))
+		return;
+	/* Its cgroup first, limits set, so that the process is under them from its first
+	 * steps; without one it runs in the master's (said once). */
+	slot_cgroup_prepare(w);
 	master_pool_identity(m, pc, &launch.uid, &launch.gid);
 	r = forkserver_start_worker(m, &launch, &s);
 	if (r < 0 && master_resource_error(r)) {
@@ -371,13 +369,7 @@ static void slot_spawn(struct worker *w)
 	w->gid = launch.gid;
 	w->spawned_at = now_usec();
 	w->ready_at = 0;
-	w->mode = MODE_SHARED;
-	w->end = END_NONE;
-	w->blocked = w->crash_frame = w->crash_info = false;
-	w->injected = NULL;
-	w->fenced = false;
-	w->kill_reason = NULL;
-	w->deadline_at = USEC_INFINITY;
+	slot_process_reset(w);
 	slot_set_state(w, W_STARTING);
 	r = sd_event_add_io(m->event, &w->io, w->fd, EPOLLIN, frames_on_io, w);
 	if (r >= 0)
@@ -402,7 +394,9 @@ static void slot_spawn(struct worker *w)
 	w->reap_delay = 0;
 	m->n_alive++;
 	m->stats.workers_started++;
-	if (w->spawns++ > 0) {
+	if (w->spare) {
+		log_debug("worker %s started", slot_label(w, l, sizeof(l)));
+	} else if (w->spawns++ > 0) {
 		struct lfields f;
 
 		m->stats.restarts++;
@@ -414,7 +408,38 @@ static void slot_spawn(struct worker *w)
 	}
 }
 
-static struct worker *slot_new(struct pool *p, unsigned index)
+void slot_cgroup_prepare(struct worker *w)
+{
+	struct master *m = w->m;
+	const struct pool_config *pc = &w->pool->cfg;
+	char l[64];
+	int fd;
+
+	if (!m->cg)
+		return;
+	fd = cgroup_slot_prepare(m->cg, pc->name, w->index, pc->memory_max, pc->tasks_max);
+	if (fd < 0 && w->cg_fd < 0)
+		log_warning("worker %s: no cgroup of its own: %s", slot_label(w, l, sizeof(l)),
+			    strerror(-fd));
+	if (fd >= 0) {
+		if (w->cg_fd >= 0)
+			close(w->cg_fd);
+		w->cg_fd = fd;
+	}
+}
+
+void slot_process_reset(struct worker *w)
+{
+	w->mode = MODE_SHARED;
+	w->end = END_NONE;
+	w->blocked = w->crash_frame = w->crash_info = false;
+	w->injected = NULL;
+	w->fenced = false;
+	w->kill_reason = NULL;
+	w->deadline_at = USEC_INFINITY;
+}
+
+struct worker *slot_new(struct pool *p, unsigned index)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 
@@ -508,6 +533,9 @@ void pool_free(struct pool *p)
 		return;
 	for (unsigned k = 0; k < p->n_slots; k++)
 		slot_free(p->workers[k]);
+	slot_free(p->spare);
+	for (unsigned k = 0; k < MASTER_SOLO_MAX; k++)
+		slot_free(p->solo[k]);
 	free(p->workers);
 	fault_window_done(&p->faults);
 	free(p);

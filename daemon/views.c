@@ -234,6 +234,18 @@ void master_pool_info(const struct master *m, unsigned pool, struct master_pool_
 	};
 	for (unsigned k = 0; k < p->n_slots; k++)
 		ret->workers_up += p->workers[k]->pid > 0 && p->workers[k]->ready_at;
+	if (p->spare) {
+		ret->spare_pid = p->spare->pid > 0 ? p->spare->pid : 0;
+		ret->spare_state = worker_state_names[p->spare->state];
+	}
+	for (unsigned k = 0; k < MASTER_SOLO_MAX; k++) {
+		const struct worker *s = p->solo[k];
+
+		if (!s)
+			continue;
+		ret->solo_pid[ret->n_solo] = s->pid > 0 ? s->pid : 0;
+		ret->solo_state[ret->n_solo++] = worker_state_names[s->state];
+	}
 }
 
 void master_worker_info(const struct master *m, unsigned pool, unsigned slot,

@@ -13,6 +13,8 @@
  *     blamed `memory`, and the worker's other job runs again and ends done. Where it has not
  *     (this machine: the memory controller is cgroup v1) that part is skipped, and the log
  *     says memory_max is an RLIMIT_AS limit instead.
+ *   - [pool] spare = yes: the spare in C/w.POOL.65535, moved into the slot's cgroup when it
+ *     takes the slot over;
  * Without a cgroup2 mount, or where the test cannot make a cgroup, it skips with the reason.
  */
 #include <check.h>
@@ -272,6 +274,72 @@ START_TEST(test_oom_blamed_memory)
 }
 END_TEST
 
+/* The spare's status entry: its pid once it is ready, else 0. */
+static pid_t spare_pid(struct daemon *d, struct conn *c, pid_t *ret_slot0)
+{
+	json_object *o = call(d, c, "{\"command\":\"status\"}"), *p, *s, *w;
+	pid_t pid = 0;
+
+	p = json_object_array_get_idx(jget(o, "pools", json_type_array), 0);
+	w = json_object_array_get_idx(jget(p, "workers", json_type_array), 0);
+	*ret_slot0 = strcmp(jstr(w, "state"), "ready") == 0 ? (pid_t)jint(w, "pid") : 0;
+	if (json_object_object_get_ex(p, "spare", &s) && strcmp(jstr(s, "state"), "ready") == 0)
+		pid = (pid_t)jint(s, "pid");
+	json_object_put(o);
+	return pid;
+}
+
+/*
+ * [pool] spare = yes: the spare runs in C/w.main.65535; when the slot's worker is killed, the
+ * spare becomes the slot's worker and is moved into C/w.main.0; the next spare is in the
+ * spare's cgroup again; a stop removes both cgroups.
+ */
+START_TEST(test_spare_moves_into_the_slot_cgroup)
+{
+	char want0[600], wants[600], path[600];
+	struct daemon d;
+	struct conn c;
+	pid_t w0 = 0, spare = 0, w1 = 0, spare2 = 0;
+
+	if (!make_cgroup())
+		return;
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 2\ntasks_max = 64\n"
+			     "min_uptime = 0\nspare = yes\n");
+	d.wrap = in_cgroup_wrap();
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	conn_open(&d, &c);
+	snprintf(want0, sizeof(want0), "%s/w.main.0", cg + strlen(mnt));
+	snprintf(wants, sizeof(wants), "%s/w.main.65535", cg + strlen(mnt));
+	for (int64_t deadline = tu_now_ms() + JOBS_MS; !(spare = spare_pid(&d, &c, &w0)) || !w0;) {
+		ck_assert_msg(tu_ms_left(deadline) > 0, "no spare; %s", dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	ck_assert_str_eq(cgroup_of(w0), want0);
+	ck_assert_str_eq(cgroup_of(spare), wants);
+
+	ck_assert_int_eq(kill(w0, SIGKILL), 0);
+	for (int64_t deadline = tu_now_ms() + JOBS_MS;;) {
+		spare2 = spare_pid(&d, &c, &w1);
+		if (spare2 && spare2 != spare && w1 && w1 != w0)
+			break;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "no takeover; %s", dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	ck_assert_int_eq(w1, spare);
+	ck_assert_str_eq(cgroup_of(w1), want0);
+	ck_assert_str_eq(cgroup_of(spare2), wants);
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	snprintf(path, sizeof(path), "%s/w.main.65535", cg);
+	ck_assert_msg(access(path, F_OK) < 0, "%s is still there", path);
+	dmn_free(&d);
+	remove_cgroup();
+}
+END_TEST
+
 static Suite *cgroup_suite(void)
 {
 	Suite *s = suite_create("cgroup");
@@ -281,6 +349,7 @@ static Suite *cgroup_suite(void)
 	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_add_test(tc, test_workers_in_their_cgroups);
 	tcase_add_test(tc, test_oom_blamed_memory);
+	tcase_add_test(tc, test_spare_moves_into_the_slot_cgroup);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -68,16 +68,16 @@ START_TEST(test_transition_table)
 	static const struct {
 		enum worker_state from, to;
 	} allowed[] = {
-		{ W_EMPTY, W_STARTING },       { W_STARTING, W_READY },
-		{ W_STARTING, W_KILLED },      { W_STARTING, W_EMPTY },
-		{ W_READY, W_DRAINING },       { W_READY, W_STOPPING },
-		{ W_READY, W_KILLED },         { W_READY, W_EMPTY },
-		{ W_DRAINING, W_READY },       { W_DRAINING, W_KILLED },
-		{ W_DRAINING, W_EMPTY },       { W_STOPPING, W_DRAINING },
-		{ W_STOPPING, W_TERMINATING }, { W_STOPPING, W_KILLED },
-		{ W_STOPPING, W_EMPTY },       { W_TERMINATING, W_DRAINING },
-		{ W_TERMINATING, W_KILLED },   { W_TERMINATING, W_EMPTY },
-		{ W_KILLED, W_EMPTY },
+		{ W_EMPTY, W_STARTING },       { W_EMPTY, W_READY }, /* a spare took it over */
+		{ W_STARTING, W_READY },       { W_STARTING, W_KILLED },
+		{ W_STARTING, W_EMPTY },       { W_READY, W_DRAINING },
+		{ W_READY, W_STOPPING },       { W_READY, W_KILLED },
+		{ W_READY, W_EMPTY },	       { W_DRAINING, W_READY },
+		{ W_DRAINING, W_KILLED },      { W_DRAINING, W_EMPTY },
+		{ W_STOPPING, W_DRAINING },    { W_STOPPING, W_TERMINATING },
+		{ W_STOPPING, W_KILLED },      { W_STOPPING, W_EMPTY },
+		{ W_TERMINATING, W_DRAINING }, { W_TERMINATING, W_KILLED },
+		{ W_TERMINATING, W_EMPTY },    { W_KILLED, W_EMPTY },
 	};
 	unsigned n = 0;
 

@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A pool's warm spare ([pool] spare = yes, daemon/spare.c), against a real bulkheadd:
+ *   - a worker killed from outside: its slot's next process is the spare (the pid the status
+ *     showed as the pool's spare), a new spare comes up behind it;
+ *   - a job that crashes on every attempt (3 attempts) takes a shared worker down once: its
+ *     retries run on the pool's solo workers, so the pool's restarts (of its slots) stay at 1;
+ *   - reload (spare off, then on again), restart (the spare replaced too), a failed pool,
+ *     stop: no process, zombie or fd left (dmn_assert_aftermath).
+ * Nothing here times anything: every wait is for a state the status reply shows.
+ */
+#include <check.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctlutil.h"
+#include "daemonutil.h"
+#include "testutil.h"
+
+#define WAIT_MS 30000
+#define WORKERS_MAX 16
+
+/* The first pool of a status reply (o owns it). */
+static json_object *pool_of(json_object *o)
+{
+	return json_object_array_get_idx(jget(o, "pools", json_type_array), 0);
+}
+
+/*
+ * The pid of the pool's spare (key "spare") or solo worker ("solo") if it is ready, 0 if it
+ * has one not ready, -1 if none.
+ */
+static pid_t extra_ready_pid(json_object *pool, const char *key)
+{
+	json_object *s;
+
+	if (!json_object_object_get_ex(pool, key, &s))
+		return -1;
+	if (json_object_is_type(s, json_type_array)) { /* "solo": every one ready, the last pid */
+		pid_t pid = -1;
+
+		for (size_t k = 0; k < json_object_array_length(s); k++) {
+			json_object *e = json_object_array_get_idx(s, k);
+
+			if (strcmp(jstr(e, "state"), "ready") != 0)
+				return 0;
+			pid = (pid_t)jint(e, "pid");
+		}
+		return pid;
+	}
+	return strcmp(jstr(s, "state"), "ready") == 0 ? (pid_t)jint(s, "pid") : 0;
+}
+
+/* The pid of slot k if it is ready, else 0. */
+static pid_t slot_ready_pid(json_object *pool, unsigned k)
+{
+	json_object *w = json_object_array_get_idx(jget(pool, "workers", json_type_array), k);
+
+	return strcmp(jstr(w, "state"), "ready") == 0 ? (pid_t)jint(w, "pid") : 0;
+}
+
+/*
+ * Waits until every slot of the pool and its spare are ready (with `spare`) or the pool has
+ * no spare (without); fills slots[] and *ret_spare. Returns the last status (the caller's).
+ */
+static json_object *wait_settled(struct daemon *d, struct conn *c, bool spare, pid_t *slots,
+				 unsigned n, pid_t *ret_spare)
+{
+	for (int64_t deadline = tu_now_ms() + WAIT_MS;;) {
+		json_object *o = call(d, c, "{\"command\":\"status\"}"), *p = pool_of(o);
+		pid_t s = extra_ready_pid(p, "spare"), solo = extra_ready_pid(p, "solo");
+		bool ok = spare ? s > 0 && solo > 0 : s < 0 && solo < 0;
+
+		for (unsigned k = 0; k < n; k++) {
+			slots[k] = slot_ready_pid(p, k);
+			ok = ok && slots[k] > 0;
+		}
+		if (ok) {
+			*ret_spare = s;
+			return o;
+		}
+		json_object_put(o);
+		ck_assert_msg(tu_ms_left(deadline) > 0, "pool not settled (spare %s); %s",
+			      spare ? "wanted" : "not wanted", dmn_describe(d));
+		dmn_pump(d, 20);
+	}
+}
+
+START_TEST(test_killed_worker_replaced_by_spare)
+{
+	struct daemon d;
+	struct conn c;
+	pid_t slots[2], again[2], spare, spare2, found[WORKERS_MAX];
+	json_object *o;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 2\nthreads = 1\nmin_uptime = 0\n"
+			     "spare = yes\n");
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	conn_open(&d, &c);
+	o = wait_settled(&d, &c, true, slots, 2, &spare);
+	/* The spare and the solo worker do not count as workers of the pool; they are processes
+	 * of the master. */
+	ck_assert_int_eq(jint(pool_of(o), "workers_up"), 2);
+	ck_assert_int_eq(jint(pool_of(o), "workers_wanted"), 2);
+	json_object_put(o);
+	/* 2 slots, the spare, MASTER_SOLO_MAX (2) solo workers. */
+	ck_assert_int_eq(tu_find_workers(d.pid, found, WORKERS_MAX), 5);
+	ck_assert_int_ne(spare, slots[0]);
+	ck_assert_int_ne(spare, slots[1]);
+
+	ck_assert_int_eq(kill(slots[0], SIGKILL), 0);
+	o = NULL;
+	for (int64_t deadline = tu_now_ms() + WAIT_MS;;) {
+		json_object_put(o);
+		o = wait_settled(&d, &c, true, again, 2, &spare2);
+		if (again[0] != slots[0] && spare2 != spare)
+			break;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "no replacement; %s", dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	ck_assert_int_eq(again[0], spare); /* the spare took the slot over */
+	ck_assert_int_eq(again[1], slots[1]);
+	ck_assert_int_ne(spare2, slots[0]);
+	ck_assert_int_eq(jint(pool_of(o), "restarts"), 1);
+	json_object_put(o);
+	ck_assert_int_eq(tu_find_workers(d.pid, found, WORKERS_MAX), 5);
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/*
+ * Without a spare, a job that crashes on every attempt (max_attempts = 3) kills its worker 3
+ * times; with one, its two retries run alone on a solo worker and the shared slot dies once.
+ */
+static void poison(bool spare, int64_t want_restarts)
+{
+	char conf[512];
+	struct daemon d;
+	struct conn c;
+	json_object *o, *j;
+
+	dmn_init(&d);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\nspare = %s\n"
+		 "[job poison]\nrun = builtin:segv\nmax_attempts = 3\nexpect = crashed\n"
+		 "[job ok]\nrun = builtin:sleep\nargs = ms=20\ncount = 40\n",
+		 spare ? "yes" : "no");
+	dmn_write_config(&d, conf);
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	conn_open(&d, &c);
+	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"poison\"}", WAIT_MS);
+	j = json_object_array_get_idx(jget(o, "jobs", json_type_array), 0);
+	ck_assert_str_eq(jstr(j, "state"), "crashed");
+	json_object_put(o);
+	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"ok\"}", WAIT_MS);
+	ck_assert(jbool(o, "all_expected")); /* none lost, none blamed */
+	json_object_put(o);
+	o = call(&d, &c, "{\"command\":\"status\"}");
+	ck_assert_msg(jint(pool_of(o), "restarts") == want_restarts,
+		      "restarts of the pool's slots: %lld, want %lld; %s",
+		      (long long)jint(pool_of(o), "restarts"), (long long)want_restarts,
+		      dmn_describe(&d));
+	json_object_put(o);
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+
+START_TEST(test_poison_job_kills_a_shared_worker_once)
+{
+	poison(true, 1);
+}
+END_TEST
+
+START_TEST(test_poison_job_without_spare)
+{
+	poison(false, 3);
+}
+END_TEST
+
+/*
+ * Reload turns the spare (and the solo workers) off, they are gone, and on again; restart
+ * replaces them with the rest.
+ */
+START_TEST(test_spare_reload_and_restart)
+{
+	struct daemon d;
+	struct conn c;
+	pid_t slots[1], spare, spare2, found[WORKERS_MAX];
+	json_object *o;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\nspare = yes\n");
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	conn_open(&d, &c);
+	json_object_put(wait_settled(&d, &c, true, slots, 1, &spare));
+
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\nspare = no\n");
+	assert_ok(o = call(&d, &c, "{\"command\":\"reload\"}"));
+	json_object_put(o);
+	json_object_put(wait_settled(&d, &c, false, slots, 1, &spare2));
+	for (int64_t deadline = tu_now_ms() + WAIT_MS; tu_process_alive(spare);) {
+		ck_assert_msg(tu_ms_left(deadline) > 0, "the old spare is still there; %s",
+			      dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	ck_assert_int_eq(tu_find_workers(d.pid, found, WORKERS_MAX), 1);
+
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\nspare = yes\n");
+	assert_ok(o = call(&d, &c, "{\"command\":\"reload\"}"));
+	json_object_put(o);
+	json_object_put(wait_settled(&d, &c, true, slots, 1, &spare));
+
+	/* restart: the slot and the spare both get new processes (none is reused). */
+	{
+		pid_t old_slot = slots[0], old_spare = spare;
+
+		assert_ok(o = call(&d, &c, "{\"command\":\"restart\",\"target\":\"main\"}"));
+		json_object_put(o);
+		for (int64_t deadline = tu_now_ms() + WAIT_MS;;) {
+			json_object_put(wait_settled(&d, &c, true, slots, 1, &spare));
+			if (slots[0] != old_slot && spare != old_spare && slots[0] != old_spare)
+				break;
+			ck_assert_msg(tu_ms_left(deadline) > 0, "not replaced; %s",
+				      dmn_describe(&d));
+			dmn_pump(&d, 20);
+		}
+	}
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/* A pool that fails (its workers never say HELLO) retires its spare and solo workers too. */
+START_TEST(test_failed_pool_retires_spare)
+{
+	const char *env[] = { "BULKHEAD_WORKER=/bin/false", NULL };
+	struct daemon d;
+	struct conn c;
+	json_object *o, *p, *x;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\nspare = yes\n"
+			     "backoff = 10ms..20ms\nmax_worker_faults = 3/60s\n");
+	dmn_start(&d, env);
+	dmn_wait_ready(&d); /* a failed pool counts as settled */
+	conn_open(&d, &c);
+	for (int64_t deadline = tu_now_ms() + WAIT_MS;;) {
+		bool gone;
+
+		o = call(&d, &c, "{\"command\":\"status\"}");
+		p = pool_of(o);
+		gone = strcmp(jstr(p, "state"), "failed") == 0 &&
+		       !json_object_object_get_ex(p, "spare", &x) &&
+		       !json_object_object_get_ex(p, "solo", &x);
+		json_object_put(o);
+		if (gone)
+			break;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "spare not retired; %s", dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+static Suite *spare_suite(void)
+{
+	Suite *s = suite_create("spare");
+	TCase *tc = tcase_create("spare");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
+	tcase_add_test(tc, test_killed_worker_replaced_by_spare);
+	tcase_add_test(tc, test_poison_job_kills_a_shared_worker_once);
+	tcase_add_test(tc, test_poison_job_without_spare);
+	tcase_add_test(tc, test_spare_reload_and_restart);
+	tcase_add_test(tc, test_failed_pool_retires_spare);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return dmn_run(spare_suite(), "spare");
+}
