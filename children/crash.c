@@ -27,6 +27,14 @@
  * exit handler (or sanitizer leak check) runs while other job threads are still going.
  * exit() from the main thread, outside any job, is a normal exit and is not reported.
  *
+ * Held results (crash_flush_setup()): a job's crash also kills the results other jobs of the
+ * worker finished and pool.c held back to batch them (up to 2 ms of them), and those jobs
+ * would run again. So, after the CRASH frames and only for a fault of a job's own, the
+ * handler writes the pool's eventfd (write() is async-signal-safe) and waits, polling two
+ * atomics with nanosleep(), until a pass of the main thread that began after it looked has
+ * sent everything it took, or CRASH_FLUSH_WAIT_NS passed (a main thread that is stuck, for
+ * instance on a malloc lock the crashing thread held, costs the wait, not the report).
+ *
  * Core dumps (crash_core_dumps(), the pool's core_dumps): RLIMIT_CORE is 0 unless the pool
  * asks for them; then it is unlimited (or the hard limit) and the process dumpable. The
  * handler's re-raise with SIG_DFL is what writes the core, where core_pattern says
@@ -45,6 +53,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/protocol.h"
@@ -55,6 +64,11 @@
 static const int fatal_signals[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT };
 
 static atomic_int crash_owner; /* tid of the thread reporting the crash, 0 if none */
+
+#define CRASH_FLUSH_WAIT_NS (50 * 1000 * 1000) /* at most, for the main thread to send */
+static int flush_wake_fd = -1;
+static atomic_uint flush_pass;      /* passes of the main thread begun */
+static atomic_uint flush_pass_done; /* the last pass that sent all it took */
 
 static __thread bool thread_oom;
 static __thread void *altstack;
@@ -103,6 +117,47 @@ static bool signal_has_addr(int sig, const siginfo_t *si)
 	return sig != SIGABRT && si->si_code > 0;
 }
 
+void crash_flush_setup(int wake_fd)
+{
+	flush_wake_fd = wake_fd;
+}
+
+unsigned crash_flush_pass_begin(void)
+{
+	return atomic_fetch_add_explicit(&flush_pass, 1, memory_order_acq_rel) + 1;
+}
+
+void crash_flush_pass_done(unsigned pass)
+{
+	atomic_store_explicit(&flush_pass_done, pass, memory_order_release);
+}
+
+static int64_t elapsed_ns(const struct timespec *a, const struct timespec *b)
+{
+	return (int64_t)(b->tv_sec - a->tv_sec) * 1000000000 + (b->tv_nsec - a->tv_nsec);
+}
+
+/* In the handler: let the main thread send the results held back (see the top). */
+static void flush_held_results(void)
+{
+	unsigned seen = atomic_load_explicit(&flush_pass, memory_order_acquire);
+	uint64_t one = 1;
+	struct timespec start, now, nap = { .tv_nsec = 20 * 1000 };
+
+	if (flush_wake_fd < 0 || clock_gettime(CLOCK_MONOTONIC, &start) < 0 ||
+	    write(flush_wake_fd, &one, sizeof(one)) != sizeof(one))
+		return;
+	for (;;) {
+		/* a pass that began after `seen` took every result held when we crashed */
+		if ((int)(atomic_load_explicit(&flush_pass_done, memory_order_acquire) - seen) > 0)
+			return;
+		if (clock_gettime(CLOCK_MONOTONIC, &now) < 0 ||
+		    elapsed_ns(&start, &now) >= CRASH_FLUSH_WAIT_NS)
+			return;
+		nanosleep(&nap, NULL);
+	}
+}
+
 static void crash_signal(int sig, siginfo_t *si, void *ucontext)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
@@ -120,6 +175,8 @@ static void crash_signal(int sig, siginfo_t *si, void *ucontext)
 		/* Attribution is out; now, at best effort, where it happened (crash-trace.c). */
 		if (!signal_from_outside(si))
 			crash_trace_send(job_id, addr, ucontext);
+		if (job_id != 0)
+			flush_held_results();
 	}
 
 	/* Pending until we return (sig is blocked in here), then fatal. */

@@ -30,5 +30,17 @@ void crash_thread_fini(void);
  */
 int crash_core_dumps(bool on);
 
+/*
+ * Results held back when a job crashes its worker (pool.c holds finished jobs' results up to
+ * 2 ms to batch them): the crashing job thread's handler, once the CRASH frames are out,
+ * wakes the main thread on wake_fd (the pool's eventfd) and waits for it to send what is
+ * held, so those jobs end done instead of running again. The main thread calls
+ * crash_flush_pass_begin() when its poll returns and crash_flush_pass_done() with that
+ * number once every result it took is sent. wake_fd < 0: no flush.
+ */
+void crash_flush_setup(int wake_fd);
+unsigned crash_flush_pass_begin(void);
+void crash_flush_pass_done(unsigned pass);
+
 /* Marks the calling thread as out of memory: its next SIGABRT is reported as OOM. */
 void crash_set_oom(void);

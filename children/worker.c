@@ -483,6 +483,7 @@ static void worker_loop(struct worker *w)
 			{ .fd = pool_eventfd(w->pool), .events = POLLIN },
 			{ .fd = pool_timerfd(w->pool), .events = POLLIN },
 		};
+		unsigned pass;
 
 		if (poll(pfd, 3, -1) < 0) {
 			if (errno == EINTR)
@@ -490,6 +491,7 @@ static void worker_loop(struct worker *w)
 			log_error("poll: %s", strerror(errno));
 			_exit(WORKER_EXIT_MASTER_GONE);
 		}
+		pass = crash_flush_pass_begin();
 		if ((pfd[1].revents | pfd[2].revents) & POLLIN)
 			pool_eventfd_clear(w->pool);
 		if (pfd[0].revents & POLLIN)
@@ -497,6 +499,8 @@ static void worker_loop(struct worker *w)
 		else if (pfd[0].revents & (POLLHUP | POLLERR))
 			master_gone("hangup");
 		flush_results(w);
+		if (all_sent(w))
+			crash_flush_pass_done(pass); /* a crashing job thread may be waiting for it */
 
 		/* Stopped threads have pushed their last results: one more flush takes them. */
 		if (w->stopping && pool_stopped(w->pool)) {
@@ -572,6 +576,7 @@ int worker_main(int argc, char **argv)
 		log_error("cannot start %u job threads: %s", w->o.threads, strerror(-r));
 		return WORKER_EXIT_START;
 	}
+	crash_flush_setup(pool_eventfd(w->pool)); /* a crash sends the results held first */
 	if (w->o.memory_max > 0) {
 		r = set_memory_limit(w->o.memory_max);
 		if (r < 0) {

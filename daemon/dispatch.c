@@ -322,8 +322,9 @@ void dispatch_fill(struct worker *w)
 	struct ledger *l = w->m->ledger;
 	unsigned pool = w->pool->index, win;
 
+	/* crash_frame: it is dying; the results it flushes before it dies ask for no refill */
 	if (w->state != W_READY || w->blocked || w->mode == MODE_SOLO || w->end == END_INJECT ||
-	    w->m->stopping)
+	    w->crash_frame || w->m->stopping)
 		return;
 	if (w->spare) {
 		/* The spare and the solo worker (spare.c): the solo worker runs alone jobs, one at
