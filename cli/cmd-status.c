@@ -127,6 +127,19 @@ void cli_print_pools(FILE *f, json_object *reply, bool busy)
 					       : fmt_int(b[3], sizeof(b[3]), w, "jobs_running"),
 					  fmt_str(w, "last_death") });
 		}
+		/* The spare and the solo workers ([pool] spare): their process and state only. */
+		for (size_t k = 0; k <= jlen(jget(p, "solo")); k++) {
+			json_object *x = k == 0 ? jget(p, "spare")
+						: json_object_array_get_idx(jget(p, "solo"), k - 1);
+
+			if (!x)
+				continue;
+			table_add(&wt, (const char *const[]){
+					       k == 0 ? "spare" : "solo",
+					       jint0(x, "pid") > 0 ? fmt_int(b[1], sizeof(b[1]), x, "pid")
+								   : "-",
+					       fmt_str(x, "state"), "-", "-", "-" });
+		}
 		str_printf(b[0], sizeof(b[0]), "%lld/%lld", (long long)jint0(p, "workers_up"),
 			   (long long)jint0(p, "workers_wanted"));
 		table_add(&pt,

@@ -128,6 +128,20 @@ START_TEST(test_killed_worker_replaced_by_spare)
 	ck_assert_int_ne(spare2, slots[0]);
 	ck_assert_int_eq(jint(pool_of(o), "restarts"), 1);
 	json_object_put(o);
+	{
+		/* `bulkhead status` shows the new spare under its pool's workers, and the solos */
+		const char *args[] = { "status", "--socket", d.sock_path, NULL };
+		struct cli_result r = dmn_cli(&d, NULL, args, NULL);
+		char pid[32];
+
+		ck_assert_msg(r.rc == 0, "status: exit %d: %s", r.rc, r.err);
+		ck_assert_msg(strstr(r.out, "    spare") && strstr(r.out, "    solo "),
+			      "no spare or solo row:\n%s", r.out);
+		snprintf(pid, sizeof(pid), " %d ", (int)spare2);
+		ck_assert_msg(strstr(strstr(r.out, "    spare"), pid),
+			      "the spare's row lacks its pid %d:\n%s", (int)spare2, r.out);
+		dmn_cli_free(&r);
+	}
 	ck_assert_int_eq(tu_find_workers(d.pid, found, WORKERS_MAX), 5);
 	conn_close(&c);
 	dmn_stop(&d);
