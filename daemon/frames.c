@@ -309,11 +309,12 @@ static int handle_exec(struct worker *w, const struct bh_frame *f)
 	return 0;
 }
 
-static void crash_log_line(struct worker *w, struct job *j, const char *text)
+/* A line of the job's log (a LOG frame's, or the master's own): kept, and told to followers. */
+static void job_log(struct worker *w, struct job *j, int level, const char *text, size_t len)
 {
 	struct log_line line;
 
-	if (ledger_add_log(w->m->ledger, j, LOG_ERR, text, strlen(text), &line) >= 0)
+	if (ledger_add_log(w->m->ledger, j, level, text, len, &line) >= 0)
 		MASTER_EMIT(w->m, on_job_log, &line);
 }
 
@@ -342,12 +343,12 @@ static void handle_crash_info(struct worker *w, const struct bh_crash_info *ci)
 		return;
 	}
 	snprintf(line, sizeof(line), "crash: %s", summary);
-	crash_log_line(w, j, line);
+	job_log(w, j, LOG_ERR, line, strlen(line));
 	/* The decoder checked that every frame ends with '\n'. */
 	for (const char *p = ci->text, *end = p + ci->len, *nl; p < end; p = nl + 1, i++) {
 		nl = memchr(p, '\n', (size_t)(end - p));
 		snprintf(line, sizeof(line), "crash: #%u %.*s", i, (int)(nl - p), p);
-		crash_log_line(w, j, line);
+		job_log(w, j, LOG_ERR, line, strlen(line));
 	}
 	if (crash_notes_set(&w->m->crash_notes, j->id, summary, ci->text, ci->len) < 0)
 		log_warning("no memory for the crash note of job %llu",
@@ -399,12 +400,7 @@ static int handle_frame(struct worker *w, const void *buf, size_t len)
 
 		if (!j)
 			return -EPROTO;
-		{
-		struct log_line line;
-
-		if (ledger_add_log(w->m->ledger, j, f.text.level, f.text.text, f.text.len, &line) >= 0)
-			MASTER_EMIT(w->m, on_job_log, &line);
-		}
+		job_log(w, j, f.text.level, f.text.text, f.text.len);
 		return 0;
 	}
 	case BH_FRAME_PROGRESS: {
