@@ -78,12 +78,17 @@ static void list_jobs(FILE *f, struct master *m, const char *what,
 		if (!job_if(m, id, match, j))
 			continue;
 		str_printf(attempts, sizeof(attempts), "%u", j->attempts);
-		/* A crash's summary ("SIGSEGV at 0x0 in libfoo.so:parse+0x1a7") names the cause */
-		table_add(&t, (const char *const[]){ master_job_name(m, j, name, sizeof(name)),
-						     job_state_to_string(j->state),
-						     j->crash ? j->crash :
-								master_job_cause(j, cause, sizeof(cause)),
-						     attempts, j->input ? j->input : "" });
+		master_job_cause(j, cause, sizeof(cause));
+		/*
+		 * A crash's summary ("SIGSEGV at 0x0 in libfoo.so:parse+0x1a7") says more than its
+		 * signal; not than another cause (memory: the SIGABRT of an allocation failure).
+		 */
+		table_add(&t, (const char *const[]){
+				      master_job_name(m, j, name, sizeof(name)),
+				      job_state_to_string(j->state),
+				      j->crash && strncmp(j->crash, cause, strlen(cause)) == 0 ? j->crash
+												: cause,
+				      attempts, j->input ? j->input : "" });
 	}
 	fprintf(f, "\n%s (%llu):\n", what, (unsigned long long)n);
 	table_print(&t, f, "  ", 0, t.n_rows);
