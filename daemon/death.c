@@ -389,12 +389,15 @@ static void death_of(struct worker *w, int code, int status)
 	w->mode = MODE_SHARED;
 	w->blocked = false;
 	m->n_alive--;
-	if (hello && !w->spare)
-		m->stats.workers_up--;
+	if (hello && !w->spare && !w->dying)
+		m->stats.workers_up--; /* a dying one's slot has the spare's process, still up */
 
 	switch (death_next(&facts, w->next == NEXT_RETIRE, hello, v)) {
 	case AFTER_TRIM:
-		if (w->spare)
+		if (w->dying) {
+			spare_dead(w); /* frees w; what it held was re-queued */
+			dispatch_pool(p);
+		} else if (w->spare)
 			spare_retired(p, w); /* frees w */
 		else
 			pool_trim_slots(p);

@@ -331,3 +331,16 @@ size_t flights_collect(struct flight_table *t, struct flight_queue *q, struct jo
 	q->head = q->tail = 0;
 	return n;
 }
+
+void flights_set_owner(struct flight_table *t, const struct flight_queue *q, void *owner)
+{
+	for (unsigned s = 0; s < q->threads; s++)
+		if (q->slots[s])
+			t->rec[q->slots[s] - 1].owner = owner;
+	for (uint32_t p = q->head; p != q->tail; p++) {
+		uint32_t r = q->ring[p & (q->ring_cap - 1)];
+
+		if (r)
+			t->rec[r - 1].owner = owner;
+	}
+}

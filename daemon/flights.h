@@ -123,6 +123,9 @@ struct flight *flights_promote(struct flight_table *t, struct flight_queue *q, u
 struct flight *flights_running(const struct flight_table *t, const struct flight_queue *q,
 			       unsigned i);
 
+/* Every record in q now belongs to owner (its queue moved to another worker struct). */
+void flights_set_owner(struct flight_table *t, const struct flight_queue *q, void *owner);
+
 /*
  * Empties q (its worker is gone): its jobs in slot order, then FIFO order, into jobs[] with
  * their record flags in flags[] (started ones get `started` or'ed in). Returns how many;

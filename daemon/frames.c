@@ -471,6 +471,8 @@ int frames_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	}
 	if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !frames_drain(w))
 		sd_event_source_set_enabled(s, SD_EVENT_OFF); /* the exit follows */
+	else if (w->crash_frame)
+		(void)spare_step_in(w); /* its process is going: the spare takes the slot now */
 	master_check_done(w->m);
 	return 0;
 }

@@ -133,6 +133,8 @@ struct worker {
 	bool spare; /* the pool's warm spare or solo worker (spare.c): not a slot */
 	bool solo; /* the solo worker: runs alone jobs, takes no slot over */
 	bool spare_hold; /* spare: it died of a worker fault; alone jobs do not wait for it */
+	bool dying; /* a slot's process the spare stepped in for after its CRASH (spare.c) */
+	struct worker *dying_next; /* pool->dying: the next one */
 	enum worker_state state;
 	pid_t pid; /* 0 when there is no process */
 	int fd;
@@ -206,6 +208,7 @@ struct pool {
 	bool dispatch_pending; /* jobs were added: dispatch_pool() from m->dispatch_defer */
 	struct worker *spare; /* [pool] spare = yes: the warm spare (spare.c), else NULL */
 	struct worker *solo[MASTER_SOLO_MAX]; /* [pool] spare = yes: its solo workers (spare.c) */
+	struct worker *dying; /* processes that sent CRASH, out of their slots until they die */
 };
 
 struct master {
@@ -336,6 +339,10 @@ void slot_process_reset(struct worker *w);
 void spare_ensure(struct pool *p);
 /* w's slot is to be started: true if the spare took it over (w is READY then). */
 bool spare_take_over(struct worker *w);
+/* w sent CRASH: the ready spare takes its slot over now, w's process dies outside it. */
+bool spare_step_in(struct worker *w);
+/* A process spare_step_in() took out of its slot is gone: its struct is freed. */
+void spare_dead(struct worker *d);
 /* True if alone jobs (suspects) of p wait for its spare rather than reserve a shared worker. */
 bool spare_runs_alone(const struct pool *p);
 /* The retired spare's (or solo worker's) process is gone: its struct is freed. */

@@ -534,6 +534,12 @@ void pool_free(struct pool *p)
 	for (unsigned k = 0; k < p->n_slots; k++)
 		slot_free(p->workers[k]);
 	slot_free(p->spare);
+	while (p->dying) {
+		struct worker *d = p->dying;
+
+		p->dying = d->dying_next;
+		slot_free(d);
+	}
 	for (unsigned k = 0; k < MASTER_SOLO_MAX; k++)
 		slot_free(p->solo[k]);
 	free(p->workers);

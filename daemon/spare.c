@@ -13,11 +13,15 @@
  * takeovers when crashes came every half millisecond). None of them takes shared jobs or
  * counts in workers_up.
  *
+ * The spare does not wait for a crashed slot's death: at the slot's CRASH frame it steps in
+ * (spare_step_in()), and the dying process lives on, out of the slot, in pool->dying.
+ *
  * They are struct workers outside pool->workers[] (w->spare; w->solo too for a solo worker):
  * the slot state machine, death.c's verdicts and the stop paths treat them like slots.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -158,20 +162,27 @@ static void transplant(struct worker *w, struct worker *s)
 	slot_set_state(s, W_EMPTY);
 }
 
-bool spare_take_over(struct worker *w)
+/* The pool's spare, if it can take a slot over now. */
+static struct worker *usable_spare(struct pool *p)
 {
-	struct pool *p = w->pool;
 	struct worker *s = p->spare;
-	struct master *m = w->m;
-	char l[64];
-	pid_t pid;
-	int r;
 
 	if (!s || s->state != W_READY || s->next != NEXT_RESTART || s->blocked ||
 	    s->end != END_NONE || s->mode != MODE_SHARED || inflight_count(s) > 0 ||
 	    slot_outdated(s))
-		return false;
-	pid = s->pid;
+		return NULL;
+	return s;
+}
+
+/* s's process becomes w's (w EMPTY, or READY with its process just taken out by step-in). */
+static void take_over(struct worker *w, struct worker *s, bool counted_up)
+{
+	struct pool *p = w->pool;
+	struct master *m = w->m;
+	pid_t pid = s->pid;
+	char l[64];
+	int r;
+
 	slot_cgroup_prepare(w);
 	transplant(w, s);
 	w->died_oom = false;
@@ -186,8 +197,10 @@ bool spare_take_over(struct worker *w)
 			log_warning("worker %s: not moved into its cgroup: %s",
 				    slot_label(w, l, sizeof(l)), strerror(-r));
 	}
-	slot_set_state(w, W_READY);
-	m->stats.workers_up++;
+	if (w->state != W_READY)
+		slot_set_state(w, W_READY);
+	if (!counted_up)
+		m->stats.workers_up++;
 	if (w->spawns++ > 0) {
 		struct lfields f;
 
@@ -205,5 +218,77 @@ bool spare_take_over(struct worker *w)
 	dispatch_fill(w);
 	pool_roll_next(p);
 	master_check_ready(m);
+}
+
+bool spare_take_over(struct worker *w)
+{
+	struct worker *s = usable_spare(w->pool);
+
+	if (!s)
+		return false;
+	take_over(w, s, false);
 	return true;
+}
+
+/*
+ * The slot's process sent CRASH: it is going, but its death is seen only once its handler
+ * has sent what it can (CRASH_INFO, the results it held) and the kernel has torn it down,
+ * often a millisecond and more on a loaded machine, in which the slot runs nothing. So its
+ * process moves out now, into a struct of its own (d: pool->dying, READY, its jobs, fds and
+ * event sources with it; no cgroup fd, so that its death does not kill the slot's cgroup,
+ * where the spare is going), and the spare takes the slot over at once. d's frames and death
+ * are handled as before (the blame rules see the same evidence); at its death it is freed
+ * (spare_dead). Only for a plain shared slot with nothing unusual in flight: no command of
+ * an exec: job (its cgroup is its last sweep), no timed-out job, no held ASSIGN, not blocked.
+ */
+bool spare_step_in(struct worker *w)
+{
+	struct pool *p = w->pool;
+	struct master *m = w->m;
+	struct worker *s, *d;
+
+	if (w->spare || w->dying || w->state != W_READY || w->mode != MODE_SHARED ||
+	    w->end != END_NONE || w->next != NEXT_RESTART || w->blocked || w->held ||
+	    w->n_execs > 0 || w->n_timed_out > 0 || !w->crash_frame || m->stopping ||
+	    p->state != POOL_UP)
+		return false;
+	s = usable_spare(p);
+	if (!s || s->threads != w->threads)
+		return false;
+	d = malloc(sizeof(*d));
+	if (!d)
+		return false;
+	*d = *w;
+	d->dying = true;
+	d->next = NEXT_RETIRE;
+	d->cg_fd = -1;
+	d->timer = d->deadline = d->reap = NULL;
+	d->deadline_at = USEC_INFINITY;
+	d->execs = NULL;
+	d->n_execs = d->cap_execs = 0;
+	(void)sd_event_source_set_userdata(d->io, d);
+	(void)sd_event_source_set_userdata(d->child, d);
+	flights_set_owner(&m->flights, &d->q, d);
+	d->dying_next = p->dying;
+	p->dying = d;
+	/* w keeps the slot (cgroup, timers, backoff); the spare's empty queue and specs come. */
+	w->q = s->q;
+	s->q = (struct flight_queue){ 0 };
+	w->specs = IDMAP_INIT;
+	w->io = w->child = NULL;
+	w->pid = 0;
+	w->fd = -1;
+	take_over(w, s, true);
+	return true;
+}
+
+void spare_dead(struct worker *d)
+{
+	struct worker **pp = &d->pool->dying;
+
+	while (*pp && *pp != d)
+		pp = &(*pp)->dying_next;
+	if (*pp)
+		*pp = d->dying_next;
+	slot_free(d);
 }
