@@ -6,6 +6,8 @@
  */
 #pragma once
 
+#include <stdatomic.h>
+
 #include <stdbool.h>
 
 #define CRASH_ALTSTACK_SIZE (64u * 1024u)
@@ -36,9 +38,11 @@ int crash_core_dumps(bool on);
  * wakes the main thread on wake_fd (the pool's eventfd) and waits for it to send what is
  * held, so those jobs end done instead of running again. The main thread calls
  * crash_flush_pass_begin() when its poll returns and crash_flush_pass_done() with that
- * number once every result it took is sent. wake_fd < 0: no flush.
+ * number once every result it took is sent. wake_fd < 0: no flush. When `held` (the
+ * outbox's count) is 0 and the main thread's last pass sent all it took, nothing is held and
+ * the handler does not wait (a solo worker's one job, jobs that report at once).
  */
-void crash_flush_setup(int wake_fd);
+void crash_flush_setup(int wake_fd, const atomic_size_t *held);
 unsigned crash_flush_pass_begin(void);
 void crash_flush_pass_done(unsigned pass);
 

@@ -110,6 +110,7 @@ struct pool {
 	/* Results: job threads push to out; the main thread owns spare between swaps. */
 	struct pool_result *out, *spare;
 	size_t out_n, out_cap, spare_cap;
+	atomic_size_t held; /* out_n, for a crash handler that must not take the lock */
 	usec_t out_since; /* when the oldest result in out was pushed */
 	bool woken;       /* a job thread wrote the eventfd since the last take */
 
@@ -195,6 +196,7 @@ static void push_result(struct pool *p, const struct pool_result *r, usec_t now,
 	if (p->out_n == 0)
 		p->out_since = now;
 	p->out[p->out_n++] = *r;
+	atomic_store_explicit(&p->held, p->out_n, memory_order_relaxed);
 	if (!p->woken &&
 	    (p->out_n >= WAKE_BATCH || p->q_n < p->n_threads || now - p->out_since >= WAKE_AGE))
 		*wake = p->woken = true;
@@ -364,6 +366,11 @@ int pool_submit(struct pool *p, const struct pool_job *jobs, size_t n)
 	return 0;
 }
 
+const atomic_size_t *pool_results_held(struct pool *p)
+{
+	return &p->held;
+}
+
 size_t pool_take_results(struct pool *p, const struct pool_result **ret)
 {
 	struct pool_result *b;
@@ -385,6 +392,7 @@ size_t pool_take_results(struct pool *p, const struct pool_result **ret)
 	p->out = p->spare;
 	p->out_cap = p->spare_cap;
 	p->out_n = 0;
+	atomic_store_explicit(&p->held, 0, memory_order_relaxed);
 	p->woken = false;
 	p->spare = b;
 	p->spare_cap = c;

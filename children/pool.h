@@ -7,6 +7,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,8 @@ int pool_submit(struct pool *p, const struct pool_job *jobs, size_t n);
  * valid (and owned by the pool) until the next call. Returns the count (maybe 0).
  */
 size_t pool_take_results(struct pool *p, const struct pool_result **ret);
+/* How many results wait in the outbox, read without the lock (for crash.c's handler). */
+const atomic_size_t *pool_results_held(struct pool *p);
 
 /*
  * Threads take no more jobs (queued ones are dropped) and exit after their current job.

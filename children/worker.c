@@ -576,7 +576,7 @@ int worker_main(int argc, char **argv)
 		log_error("cannot start %u job threads: %s", w->o.threads, strerror(-r));
 		return WORKER_EXIT_START;
 	}
-	crash_flush_setup(pool_eventfd(w->pool)); /* a crash sends the results held first */
+	crash_flush_setup(pool_eventfd(w->pool), pool_results_held(w->pool)); /* a crash sends the results held first */
 	if (w->o.memory_max > 0) {
 		r = set_memory_limit(w->o.memory_max);
 		if (r < 0) {
