@@ -236,7 +236,8 @@ bool spare_take_over(struct worker *w)
  * often a millisecond and more on a loaded machine, in which the slot runs nothing. So its
  * process moves out now, into a struct of its own (d: pool->dying, READY, its jobs, fds and
  * event sources with it; no cgroup fd, so that its death does not kill the slot's cgroup,
- * where the spare is going), and the spare takes the slot over at once. d's frames and death
+ * where the spare is going), and the spare takes the slot over at once (a solo worker, which
+ * no spare replaces, starts its next process at once instead). d's frames and death
  * are handled as before (the blame rules see the same evidence); at its death it is freed
  * (spare_dead). Only for a plain shared slot with nothing unusual in flight: no command of
  * an exec: job (its cgroup is its last sweep), no timed-out job, no held ASSIGN, not blocked.
@@ -247,13 +248,13 @@ bool spare_step_in(struct worker *w)
 	struct master *m = w->m;
 	struct worker *s, *d;
 
-	if (w->spare || w->dying || w->state != W_READY || w->mode != MODE_SHARED ||
-	    w->end != END_NONE || w->next != NEXT_RESTART || w->blocked || w->held ||
-	    w->n_execs > 0 || w->n_timed_out > 0 || !w->crash_frame || m->stopping ||
-	    p->state != POOL_UP)
+	if ((w->spare && !w->solo) || w->dying || w->state != W_READY ||
+	    w->mode != (w->solo ? MODE_SOLO : MODE_SHARED) || w->end != END_NONE ||
+	    w->next != NEXT_RESTART || w->blocked || w->held || w->n_execs > 0 ||
+	    w->n_timed_out > 0 || !w->crash_frame || m->stopping || p->state != POOL_UP)
 		return false;
-	s = usable_spare(p);
-	if (!s || s->threads != w->threads)
+	s = w->solo ? NULL : usable_spare(p);
+	if (!w->solo && (!s || s->threads != w->threads))
 		return false;
 	d = malloc(sizeof(*d));
 	if (!d)
@@ -272,13 +273,20 @@ bool spare_step_in(struct worker *w)
 	d->dying_next = p->dying;
 	p->dying = d;
 	/* w keeps the slot (cgroup, timers, backoff); the spare's empty queue and specs come. */
-	w->q = s->q;
-	s->q = (struct flight_queue){ 0 };
+	w->q = s ? s->q : (struct flight_queue){ 0 }; /* a new process's start sizes it */
+	if (s)
+		s->q = (struct flight_queue){ 0 };
 	w->specs = IDMAP_INIT;
 	w->io = w->child = NULL;
 	w->pid = 0;
 	w->fd = -1;
-	take_over(w, s, true);
+	if (s) {
+		take_over(w, s, true);
+	} else {
+		/* A solo worker: its next process starts while this one dies. */
+		slot_set_state(w, W_EMPTY);
+		slot_schedule_restart(w, 0);
+	}
 	return true;
 }
 
