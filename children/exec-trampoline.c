@@ -296,47 +296,67 @@ static _Noreturn void command_child(char **argv, int errfd, pid_t trampoline)
 }
 
 /*
- * The options between PPID and "--": the directory and the nice value are taken here, so
- * the command inherits them. Returns the index of the command in argv; reports and exits
- * when one cannot be taken.
+ * The options between PPID and "--" into a. Returns false on a malformed command line.
  */
-static int take_options(int argc, char **argv)
+static bool parse_args(int argc, char **argv, struct exec_trampoline_args *a)
 {
 	int i = 3;
 
+	*a = (struct exec_trampoline_args){ .worker = (pid_t)atoi(argv[2]) };
 	while (i + 1 < argc && strcmp(argv[i], "--") != 0) {
 		if (strcmp(argv[i], EXEC_TRAMPOLINE_CHDIR) == 0) {
-			if (chdir(argv[i + 1]) < 0) {
-				report(EXEC_REPORT_CHDIR_FAILED, errno);
-				_exit(127);
-			}
+			a->chdir = argv[i + 1];
 		} else if (strcmp(argv[i], EXEC_TRAMPOLINE_NICE) == 0) {
-			errno = 0;
-			if (setpriority(PRIO_PROCESS, 0, atoi(argv[i + 1])) < 0) {
-				report(EXEC_REPORT_NICE_FAILED, errno ? errno : EPERM);
-				_exit(127);
-			}
+			a->has_nice = true;
+			a->nice = atoi(argv[i + 1]);
 		} else {
-			_exit(127);
+			return false;
 		}
 		i += 2;
 	}
 	if (i + 1 >= argc || strcmp(argv[i], "--") != 0)
+		return false;
+	a->argv = argv + i + 1;
+	return true;
+}
+
+/*
+ * The directory and the nice value, taken here so the command inherits them; reports and
+ * exits when one cannot be taken.
+ */
+static void take_options(const struct exec_trampoline_args *a)
+{
+	if (a->chdir && chdir(a->chdir) < 0) {
+		report(EXEC_REPORT_CHDIR_FAILED, errno);
 		_exit(127);
-	return i + 1;
+	}
+	if (a->has_nice) {
+		errno = 0;
+		if (setpriority(PRIO_PROCESS, 0, a->nice) < 0) {
+			report(EXEC_REPORT_NICE_FAILED, errno ? errno : EPERM);
+			_exit(127);
+		}
+	}
 }
 
 int exec_trampoline_main(int argc, char **argv)
 {
-	int ep[2], err = 0, status, first;
+	struct exec_trampoline_args a;
+
+	/* argv: bulkhead-worker --exec-command PPID [OPTION VALUE]... -- COMMAND ARGS... */
+	if (argc < 5 || !parse_args(argc, argv, &a))
+		_exit(127);
+	exec_trampoline_run(&a);
+}
+
+void exec_trampoline_run(const struct exec_trampoline_args *a)
+{
+	int ep[2], err = 0, status;
 	bool over = false;
 	sigset_t set;
 	pid_t self = getpid(), cmd;
 	ssize_t n;
 
-	/* argv: bulkhead-worker --exec-command PPID [OPTION VALUE]... -- COMMAND ARGS... */
-	if (argc < 5)
-		_exit(127);
 	(void)fcntl(EXEC_TRAMPOLINE_FD, F_SETFD, FD_CLOEXEC);
 	/* Blocked since the spawn already; again, in case someone else started us. */
 	exec_trampoline_signals(&set);
@@ -347,9 +367,9 @@ int exec_trampoline_main(int argc, char **argv)
 		_exit(127);
 	}
 	(void)prctl(PR_SET_PDEATHSIG, EXEC_TRAMPOLINE_DEATHSIG);
-	if (getppid() != (pid_t)atoi(argv[2]))
+	if (getppid() != a->worker)
 		_exit(127); /* the worker is already gone */
-	first = take_options(argc, argv);
+	take_options(a);
 
 	cmd = fork();
 	if (cmd < 0) {
@@ -358,7 +378,7 @@ int exec_trampoline_main(int argc, char **argv)
 	}
 	if (cmd == 0) {
 		close(ep[0]);
-		command_child(argv + first, ep[1], self);
+		command_child(a->argv, ep[1], self);
 	}
 	close(ep[1]);
 	(void)setpgid(cmd, cmd); /* (fails once the command has exec'd: it did it itself) */

@@ -140,6 +140,7 @@ static void transplant(struct worker *w, struct worker *s)
 	w->memory_max = s->memory_max;
 	w->tasks_max = s->tasks_max;
 	w->core_dumps = s->core_dumps;
+	w->spawner = s->spawner;
 	w->uid = s->uid;
 	w->gid = s->gid;
 	/* Specs go with the process (the spare runs no job, so it knows none; w's were cleared
@@ -185,6 +186,7 @@ bool spare_take_over(struct worker *w)
 		if (r < 0)
 			log_warning("worker %s: not moved into its cgroup: %s",
 				    slot_label(w, l, sizeof(l)), strerror(-r));
+		slot_cgroup_attach_spawner(w); /* and its spawner */
 	}
 	slot_set_state(w, W_READY);
 	m->stats.workers_up++;
