@@ -10,11 +10,12 @@
  *
  * Start-up order matters: PR_SET_PDEATHSIG first, then the parent check (the master may have
  * died before the prctl), fds > 3 closed, fd 3 made CLOEXEC (no job's child inherits it),
- * privileges dropped (privileges.c: --uid/--gid, no capabilities, NO_NEW_PRIVS), signal mask
- * and ignored signals reset (the master's sd-event blocks signals and posix_spawn
- * passes masks on), SIGPIPE ignored, with --spawner the spawner forked (spawner.c: it
- * forks exec: jobs' trampolines), crash handlers installed, job threads started (pool.c;
- * they are all up when pool_new() returns), RLIMIT_AS set, and only then HELLO. HELLO
+ * privileges dropped (privileges.c: --uid/--gid, no capabilities, NO_NEW_PRIVS), RLIMIT_CORE
+ * set (--core-dumps), signal mask and ignored signals reset (the master's sd-event blocks
+ * signals and posix_spawn passes masks on), SIGPIPE ignored, with --spawner the spawner
+ * forked (spawner.c: it forks exec: jobs' trampolines, which inherit all of the above from
+ * it), crash handlers installed, job threads started (pool.c; they are all up when
+ * pool_new() returns), RLIMIT_AS set (the spawner's too), and only then HELLO. HELLO
  * therefore means: every thread is named, armed and waiting for work.
  *
  * Memory limit (--memory-max): under the master's rlimit fallback, RLIMIT_AS is set to the
@@ -564,6 +565,10 @@ int worker_main(int argc, char **argv)
 		return r == -ESRCH ? WORKER_EXIT_MASTER_GONE : WORKER_EXIT_START;
 	job_context_set_socket(WORKER_FD);
 	job_context_set_log(w->o.pool, w->o.index);
+	r = crash_core_dumps(w->o.core_dumps); /* RLIMIT_CORE: the spawner's too */
+	if (r < 0)
+		log_warning("cannot %s core dumps: %s", w->o.core_dumps ? "allow" : "turn off",
+			    strerror(-r));
 	r = reset_signals();
 	if (r == 0 && w->o.spawner)
 		spawner_start(); /* single-threaded, no handler yet: spawner.c */
@@ -573,10 +578,6 @@ int worker_main(int argc, char **argv)
 		log_error("cannot install signal handlers: %s", strerror(-r));
 		return WORKER_EXIT_START;
 	}
-	r = crash_core_dumps(w->o.core_dumps);
-	if (r < 0)
-		log_warning("cannot %s core dumps: %s", w->o.core_dumps ? "allow" : "turn off",
-			    strerror(-r));
 	r = pool_new(&(struct pool_options){ .name = w->o.pool,
 					     .index = w->o.index,
 					     .threads = w->o.threads,

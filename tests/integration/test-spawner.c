@@ -6,7 +6,8 @@
  *     their trampolines with posix_spawn from then on), none is lost, the worker stays;
  *   - the worker SIGKILLed while commands run: its spawner, its trampolines and their
  *     commands (and what those started) are all gone;
- *   - a command forked through the spawner holds no fd but 0, 1 and 2;
+ *   - a command forked through the spawner holds no fd but 0, 1 and 2, and has the
+ *     worker's RLIMIT_AS and RLIMIT_CORE;
  *   - a pool without exec: groups has no spawner.
  */
 #include <check.h>
@@ -215,6 +216,61 @@ START_TEST(test_command_holds_no_other_fd)
 }
 END_TEST
 
+/* The soft limit named `what` in /proc/PID/limits, as text ("unlimited" or a number). */
+static void proc_limit(pid_t pid, const char *what, char *buf, size_t size)
+{
+	char path[64], *text, *line;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	text = tu_read_file(path);
+	ck_assert_ptr_nonnull(text);
+	line = strstr(text, what);
+	ck_assert_msg(line, "no %s in %s", what, path);
+	ck_assert_int_eq(sscanf(line + strlen(what), " %63s", buf), 1);
+	ck_assert_uint_lt(strlen(buf), size);
+	free(text);
+}
+
+/* Commands get the worker's RLIMIT_AS (memory_max without a cgroup) and RLIMIT_CORE. */
+START_TEST(test_command_has_the_worker_limits)
+{
+	struct daemon d;
+	struct conn c;
+	char conf[1024], path[600], as[64], core[64], want[160], *text;
+	pid_t worker;
+	json_object *o;
+
+	dmn_init(&d);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\nmemory_max = 256M\n"
+		 "[job limits]\nrun = exec:/bin/sh -c 'ulimit -v; ulimit -c'\noutput = %s\n"
+		 "count = 1\n",
+		 d.dir);
+	dmn_write_config(&d, conf);
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	conn_open(&d, &c);
+	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"limits\"}", JOBS_MS);
+	ck_assert_msg(jbool(o, "all_expected"), "%s", jtext(o));
+	json_object_put(o);
+	worker = the_worker(&d);
+	(void)find_spawner(worker);
+	proc_limit(worker, "Max address space", as, sizeof(as));
+	proc_limit(worker, "Max core file size", core, sizeof(core));
+	ck_assert_msg(strcmp(as, "unlimited") != 0, "the worker has no RLIMIT_AS");
+	snprintf(want, sizeof(want), "%llu\n%s\n", strtoull(as, NULL, 10) / 1024, core);
+	snprintf(path, sizeof(path), "%s/limits.1.out", d.dir);
+	text = tu_read_file(path);
+	ck_assert_msg(text, "no %s", path);
+	ck_assert_str_eq(text, want);
+	free(text);
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
 START_TEST(test_no_spawner_without_exec_groups)
 {
 	struct daemon d;
@@ -242,6 +298,7 @@ int main(void)
 	tcase_add_test(tc, test_spawner_killed_commands_still_run);
 	tcase_add_test(tc, test_worker_sigkill_leaves_nothing);
 	tcase_add_test(tc, test_command_holds_no_other_fd);
+	tcase_add_test(tc, test_command_has_the_worker_limits);
 	tcase_add_test(tc, test_no_spawner_without_exec_groups);
 	suite_add_tcase(s, tc);
 	return dmn_run(s, "spawner");
