@@ -5,12 +5,15 @@
  * {name}, {arg:KEY}) and starts the command from its own job thread, through a trampoline
  * that stays its parent:
  *
- *   job thread --posix_spawn--> trampoline --fork+exec--> command --> what it starts
+ *   job thread --request--> spawner --clone(CLONE_PARENT)--> trampoline --vfork+exec-->
+ *       command --> what it starts
  *
- * The trampoline is this same binary (exec-trampoline.c: `bulkhead-worker --exec-command
- * WORKER_PID -- COMMAND ARGS...`), in a process group of its own; it is there so that
- * nothing a command starts outlives its job, its worker or the master, however they die. This
- * file is the job thread's side.
+ * The trampoline is this same binary's code (exec-trampoline.c), in a process group of its
+ * own, the worker's child; it is there so that nothing a command starts outlives its job, its
+ * worker or the master, however they die. The worker's spawner (spawner.c, in pools with
+ * exec: groups) forks it without an exec; without a spawner the job thread posix_spawns
+ * `bulkhead-worker --exec-command WORKER_PID -- COMMAND ARGS...` (exec-start.c). This file
+ * is the job thread's side.
  *
  * The command's stdin is /dev/null, and its stdout and stderr go to DIR/<group>.<job>.out
  * and .err with `output = DIR`, else to a pipe that this thread reads and logs line by line
@@ -19,8 +22,9 @@
  * NAME it sets replaces the worker's), then BULKHEAD_JOB_ID (and BULKHEAD_JOB_INPUT when the
  * job has an input). The group's working_directory and nice are taken by the trampoline
  * before it forks the command (a failure is the attempt's, SPAWN_FAILED, logged with its
- * reason). An exit code in the group's success_exit_status is done (status 0), logged. Every fd of the worker is CLOEXEC, fds
- * above 3 are closed at the spawn (a plugin's may not be), so the command inherits none.
+ * reason). An exit code in the group's success_exit_status is done (status 0), logged. Every
+ * fd of the worker is CLOEXEC, fds above 3 are closed in the trampoline (a plugin's may not
+ * be CLOEXEC), so the command inherits none.
  *
  * The trampoline talks to the job thread over a pipe on its fd 3 (struct exec_report, one
  * write each): STARTED with the command's pid once it was exec'd, or FAILED with the errno
@@ -35,17 +39,22 @@
  *
  * Signalling a command from another thread (exec_signal(), the kind's interrupt: SIGTERM on
  * CANCEL and STOP) goes to the trampoline, which forwards it to the command's group: the
- * trampoline is this thread's child, so its pid cannot be reused before this thread reaps
- * it. The job thread waits with WNOWAIT (the trampoline stays a zombie, its pid taken),
+ * trampoline is the worker's child, reaped only by this thread, so its pid cannot be reused
+ * before this thread reaps it. The job thread waits with WNOWAIT (the trampoline stays a zombie, its pid taken),
  * clears job->exec_pid under exec_lock, and only then reaps it. exec_signal() reads the pid
  * under the same lock. A CANCEL that comes between the spawn and the moment the pid is
  * published is not lost: the job thread checks bulkhead_job_cancelled() under the lock when
  * it publishes the pid, and the canceller sets the flag before it takes the lock. The
- * trampoline has the signals it handles blocked from its first instruction (the spawn sets
- * its mask), so none is lost or kills it before it is ready.
+ * trampoline has the signals it handles blocked from its first instruction (the spawner, or
+ * the spawn, sets its mask), so none is lost or kills it before it is ready.
  *
- * Cost: one more exec per command than a direct spawn (about half a millisecond), one fork,
- * and one small process per running command.
+ * Cost (bench/README.md, "Issue 17: commands through a spawner"): two forks per command (the
+ * spawner's of a small process, the trampoline's vfork) and one exec, the command's; one
+ * small process per running command and one spawner per worker. 2000 x /bin/true, 2 at a
+ * time (2 workers x 1 thread) on this 2-core machine, loaded by others: 1.99 s of CPU and
+ * 1.63 s, against 3.39 s and 2.89 s when every trampoline was an exec of bulkhead-worker, and
+ * 1.95 s and 2.65 s for `xargs -P2` (medians of 7, alternated). Without a spawner a command
+ * costs the exec of bulkhead-worker more, about 0.6 ms of CPU here.
  */
 #include <errno.h>
 #include <inttypes.h>
