@@ -6,7 +6,8 @@
  *   - through the worker's spawner (spawner.c): the request goes with the fds (stdout and
  *     stderr: the output pipe's write end or the output files, opened here; the report
  *     pipe's write end), the spawner forks the trampoline as the worker's child, which says
- *     FORKED with its pid first; no exec of bulkhead-worker, about 0.5 ms less per command;
+ *     FORKED with its pid with its first report; no exec of bulkhead-worker, about 0.5 ms
+ *     less per command;
  *   - with posix_spawn of `/proc/self/exe --exec-command WORKER_PID -- COMMAND ARGS...`
  *     when the worker has no spawner (it could not start one, or it was killed: an EOF on the
  *     report pipe with no report; then it is said once, and this job starts that way).
@@ -200,8 +201,12 @@ static int start_forked(struct bulkhead_job *job, char **argv, char **envp,
 		close(p[0]);
 	if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_FAILED && rep.value > 0)
 		return -rep.value; /* the spawner's fork failed: as posix_spawn's would */
-	spawner_lost(); /* it died with our request */
-	return -ENOTCONN;
+	/*
+	 * Nothing said: the spawner died with our request (nothing started: spawn it), or the
+	 * trampoline died before its first report, killed from outside (as in await_started();
+	 * its pid is not known to reap it).
+	 */
+	return spawner_lost() ? -ENOTCONN : -ECHILD;
 }
 
 /* With posix_spawn of --exec-command. Returns what await_started() returns. */

@@ -28,7 +28,7 @@
  *
  * A trampoline is either exec'd (`--exec-command`, exec_trampoline_main()) or forked by the
  * worker's spawner (spawner.c), which calls exec_trampoline_run() directly with the same
- * fds, mask and signal defaults; it then says FORKED with its pid before anything else.
+ * fds, mask and signal defaults; its first report then comes after FORKED with its pid.
  *
  * Reports to the job thread on fd 3 (exec-trampoline.h): STARTED with the command's pid once
  * it was exec'd, or FAILED with the errno it could not be started with; then ENDED with the
@@ -100,12 +100,22 @@ static int exec_path(char **argv)
 	}
 }
 
-/* One report to the job thread (a write of 8 bytes to a pipe is atomic). */
+/* Forked by the spawner: our pid, for FORKED in front of the first report; else 0. */
+static pid_t forked_pid;
+
+/*
+ * One report to the job thread (a write of 8 or 16 bytes to a pipe is atomic). The first of
+ * a trampoline the spawner forked goes with FORKED in front, in the same write: the job
+ * thread wakes once for both.
+ */
 static void report(int32_t kind, int32_t value)
 {
-	struct exec_report rep = { .kind = kind, .value = value };
+	struct exec_report rep[2] = { { .kind = EXEC_REPORT_FORKED, .value = forked_pid },
+				      { .kind = kind, .value = value } };
+	bool forked = forked_pid > 0;
 
-	(void)!write(EXEC_TRAMPOLINE_FD, &rep, sizeof(rep));
+	forked_pid = 0;
+	(void)!write(EXEC_TRAMPOLINE_FD, forked ? rep : rep + 1, (forked ? 2 : 1) * sizeof(*rep));
 }
 
 /* The parent of pid from /proc/PID/stat, or -1. */
@@ -362,6 +372,8 @@ void exec_trampoline_run(const struct exec_trampoline_args *a)
 	pid_t self = getpid(), cmd;
 	ssize_t n;
 
+	if (a->forked)
+		forked_pid = self;
 	(void)fcntl(EXEC_TRAMPOLINE_FD, F_SETFD, FD_CLOEXEC);
 	/* Blocked since the spawn already; again, in case someone else started us. */
 	exec_trampoline_signals(&set);

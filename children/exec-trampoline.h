@@ -31,7 +31,8 @@ enum {
 	EXEC_REPORT_ENDED = 3, /* value: the command's wait status */
 	EXEC_REPORT_CHDIR_FAILED = 4, /* value: the errno of chdir(--chdir DIR) */
 	EXEC_REPORT_NICE_FAILED = 5, /* value: the errno of setpriority(--nice N) */
-	EXEC_REPORT_FORKED = 6, /* value: its own pid; first, from one the spawner forked */
+	EXEC_REPORT_FORKED = 6, /* value: its own pid; before the first report of one the
+				 * spawner forked, in the same write */
 };
 
 struct exec_report {
@@ -53,6 +54,7 @@ struct exec_trampoline_args {
 	bool has_nice;
 	int nice;
 	char **argv; /* the command, NULL-terminated */
+	bool forked; /* by the spawner: the first report comes after EXEC_REPORT_FORKED */
 };
 
 /*

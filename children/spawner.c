@@ -15,11 +15,12 @@
  * it as before (exec.c). The child sets itself up as the spawn did (its own process group;
  * /dev/null, stdout, stderr and the report pipe on 0-3 and no other fd; every signal at its
  * default, exec_trampoline_signals() and SIGPIPE blocked; the command's environment) and
- * runs the trampoline (exec-trampoline.c) directly. Its first report, EXEC_REPORT_FORKED,
- * is its own pid: the job thread learns the trampoline from the report pipe, not from the
- * spawner, so a spawner killed after the fork leaves no trampoline unknown. A fork that
+ * runs the trampoline (exec-trampoline.c) directly. Its first report comes after
+ * EXEC_REPORT_FORKED with its own pid, in the same write: the job thread learns the
+ * trampoline from the report pipe, not from the spawner, so a spawner killed after the fork
+ * leaves no trampoline unknown. A fork that
  * fails is reported by the spawner on the same pipe (EXEC_REPORT_FAILED). The spawner never
- * writes to its socket: nothing a job thread does waits for it but that one read.
+ * writes to its socket: a job thread waits for nothing but the report pipe.
  *
  * It dies with the worker (PR_SET_PDEATHSIG SIGKILL), holds no fd of the worker's but its
  * stdin/stdout/stderr (not the master socket), installs no crash handler, and gets the
@@ -150,10 +151,9 @@ static bool parse_strings(const struct request *req, char *buf, struct spawner_j
 static _Noreturn void trampoline_child(const struct spawner_job *j, int null_fd, pid_t worker)
 {
 	int src[4] = { null_fd, j->out, j->err, j->report };
-	struct exec_report hello = { .kind = EXEC_REPORT_FORKED, .value = (int32_t)getpid() };
 	struct exec_trampoline_args a = { .worker = worker, .chdir = j->chdir,
 					  .has_nice = j->has_nice, .nice = j->nice,
-					  .argv = j->argv };
+					  .argv = j->argv, .forked = true };
 	sigset_t mask;
 
 	(void)setpgid(0, 0);
@@ -164,8 +164,6 @@ static _Noreturn void trampoline_child(const struct spawner_job *j, int null_fd,
 		if (dup2(src[i], i) < 0)
 			_exit(127);
 	(void)close_range(4, ~0U, 0);
-	if (write(EXEC_TRAMPOLINE_FD, &hello, sizeof(hello)) != (ssize_t)sizeof(hello))
-		_exit(127);
 	environ = j->envp;
 	exec_trampoline_signals(&mask);
 	sigaddset(&mask, SIGPIPE);
@@ -316,9 +314,10 @@ void spawner_stop(void)
 	pthread_mutex_unlock(&lock);
 }
 
-void spawner_lost(void)
+bool spawner_lost(void)
 {
 	struct pollfd p;
+	bool lost;
 
 	pthread_mutex_lock(&lock);
 	/*
@@ -328,7 +327,9 @@ void spawner_lost(void)
 	p = (struct pollfd){ .fd = sock, .events = POLLIN };
 	if (sock >= 0 && poll(&p, 1, 0) == 1)
 		gone();
+	lost = sock < 0;
 	pthread_mutex_unlock(&lock);
+	return lost;
 }
 
 static int send_request(const struct request *req, const int fds[SPAWNER_FDS], const char *buf)

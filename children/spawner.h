@@ -37,7 +37,8 @@ int spawner_set_rlimit_as(const struct rlimit *rl);
 /*
  * Has the spawner fork a trampoline for j (any thread; the request is written under a lock,
  * nothing waits for the spawner). The trampoline, the worker's child in a process group of
- * its own, says EXEC_REPORT_FORKED with its pid on j->report first; a fork that failed is
+ * its own, says EXEC_REPORT_FORKED with its pid on j->report before (in the same write as)
+ * its first report; a fork that failed is
  * EXEC_REPORT_FAILED there from the spawner; an EOF there with no report means the spawner
  * died first (spawner_lost()). The caller closes its copies of j's fds. Returns 0, or
  * -ENOTCONN when there is no spawner (the caller starts the trampoline itself).
@@ -50,5 +51,8 @@ int spawner_send(const struct spawner_job *j);
  */
 void spawner_stop(void);
 
-/* The spawner died (an EOF on a report pipe with no report): reaped, said once. */
-void spawner_lost(void);
+/*
+ * An EOF on a report pipe with no report: true if the spawner died (reaped, said once);
+ * false if it is there (the trampoline it forked died before its first report).
+ */
+bool spawner_lost(void);
