@@ -51,10 +51,10 @@
  * Cost (bench/README.md, "Issue 17: commands through a spawner"): two forks per command (the
  * spawner's of a small process, the trampoline's vfork) and one exec, the command's; one
  * small process per running command and one spawner per worker. 2000 x /bin/true, 2 at a
- * time (2 workers x 1 thread) on this 2-core machine, loaded by others: 1.99 s of CPU and
- * 1.63 s, against 3.39 s and 2.89 s when every trampoline was an exec of bulkhead-worker, and
- * 1.95 s and 2.65 s for `xargs -P2` (medians of 7, alternated). Without a spawner a command
- * costs the exec of bulkhead-worker more, about 0.6 ms of CPU here.
+ * time (2 workers x 1 thread) on this 2-core machine: 2.02 s of CPU and 1.07 s, against
+ * 3.62 s and 1.93 s when every trampoline was an exec of bulkhead-worker, and 1.99 s and
+ * 1.06 s for `xargs -P2` (medians of 7, alternated). Without a spawner a command costs the
+ * exec of bulkhead-worker more, about 0.6 ms of CPU here.
  */
 #include <errno.h>
 #include <inttypes.h>
