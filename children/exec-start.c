@@ -171,6 +171,8 @@ static int start_forked(struct bulkhead_job *job, char **argv, char **envp,
 	};
 	ssize_t k;
 
+	if (spawner_pid() == 0)
+		return -ENOTCONN; /* none: nothing to open for it */
 	if (pipe2(e, O_CLOEXEC) < 0)
 		return -errno;
 	if (spec->output[0]) {
