@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The exec: trampoline: `bulkhead-worker --exec-command WORKER_PID -- COMMAND ARGS...`
- * (comm "bulkhead-exec"), started by a job thread (exec.c) in a process group of its own, a
- * process of its own and single-threaded. It forks the command and stays its parent, so
+ * The exec: trampoline (comm "bulkhead-exec"), started for a job thread (exec.c) in a process
+ * group of its own, the worker's child, single-threaded: forked by the worker's spawner, or
+ * `bulkhead-worker --exec-command WORKER_PID -- COMMAND ARGS...` spawned by the job thread. It forks the command and stays its parent, so
  * that nothing a command starts outlives its job, its worker or the master, however they die
  * (DESIGN §11), also what double-forks or calls setsid():
  *
  *   - it is a child subreaper (PR_SET_CHILD_SUBREAPER): every orphaned descendant of the
  *     command becomes its child instead of init's;
- *   - its PR_SET_PDEATHSIG is a signal it handles (SIGHUP): when the job thread is gone (the
+ *   - its PR_SET_PDEATHSIG is a signal it handles (SIGHUP): when the thread that started it
+ *     is gone (the job thread, or the worker's main thread for one the spawner forked: the
  *     worker died; the worker dies with the master) it is told, and ends everything;
  *   - once the command has exited (or on that signal) it SIGKILLs the command's process
  *     group while the command's unreaped pid still holds the group id, then sweeps its
