@@ -207,6 +207,7 @@ struct pool {
 	bool dispatch_pending; /* jobs were added: dispatch_pool() from m->dispatch_defer */
 	struct worker *spare; /* [pool] spare = yes: the warm spare (spare.c), else NULL */
 	struct worker *solo[MASTER_SOLO_MAX]; /* [pool] spare = yes: its solo workers (spare.c) */
+	bool runs_exec; /* the config has an exec: group in it: its workers get a spawner */
 };
 
 struct master {
@@ -334,6 +335,11 @@ void slot_cgroup_prepare(struct worker *w);
  * trampolines it forks are there. The worker may fork it before the master moved the worker.
  */
 void slot_cgroup_attach_spawner(struct worker *w);
+/*
+ * Sets p->runs_exec from config c (children/spawner.c; docs/decisions.md "Commands through a
+ * spawner"). True if it changed: its workers are outdated (slot_outdated()).
+ */
+bool pool_update_runs_exec(struct pool *p, const struct config *c);
 /* What a slot keeps of its process's start: reset for a process that is new to it. */
 void slot_process_reset(struct worker *w);
 

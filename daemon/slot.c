@@ -113,19 +113,15 @@ void slot_set_end(struct worker *w, enum slot_end why)
 		w->end = why;
 }
 
-/*
- * True if the pool has a group that runs exec: in the config: its workers get a spawner
- * (children/spawner.c; docs/decisions.md "A spawner only for pools with exec: groups").
- */
-static bool pool_runs_exec(const struct pool *p)
+bool pool_update_runs_exec(struct pool *p, const struct config *c)
 {
-	const struct config *c = p->m->config;
+	bool was = p->runs_exec;
 
-	for (unsigned i = 0; c && i < c->n_groups; i++)
-		if (c->groups[i].kind == JOB_KIND_EXEC && c->groups[i].pool < c->n_pools &&
-		    strcmp(c->pools[c->groups[i].pool].name, p->cfg.name) == 0)
-			return true;
-	return false;
+	p->runs_exec = false;
+	for (unsigned i = 0; c && i < c->n_groups && !p->runs_exec; i++)
+		p->runs_exec = c->groups[i].kind == JOB_KIND_EXEC && c->groups[i].pool < c->n_pools &&
+			       strcmp(c->pools[c->groups[i].pool].name, p->cfg.name) == 0;
+	return p->runs_exec != was;
 }
 
 bool slot_outdated(const struct worker *w)
@@ -138,7 +134,7 @@ bool slot_outdated(const struct worker *w)
 	       (w->q.threads != w->pool->cfg.threads || w->memory_max != w->pool->cfg.memory_max ||
 		w->tasks_max != w->pool->cfg.tasks_max || w->uid != uid || w->gid != gid ||
 		w->core_dumps != (w->pool->cfg.core_dumps != 0) ||
-		w->spawner != pool_runs_exec(w->pool));
+		w->spawner != w->pool->runs_exec);
 }
 
 void slot_kill(struct worker *w, enum slot_end why, const char *reason)
@@ -338,7 +334,7 @@ static void slot_spawn(struct worker *w)
 		.pool = pc->name, .index = w->index, .threads = pc->threads,
 		.memory_max = cgroup_tree_memory(m->cg) ? UINT64_MAX : pc->memory_max,
 		.core_dumps = pc->core_dumps != 0,
-		.spawner = pool_runs_exec(w->pool),
+		.spawner = w->pool->runs_exec,
 	};
 	struct spawned_worker s;
 	char l[64], what[256];
@@ -557,6 +553,7 @@ int pool_new(struct master *m, const struct pool_config *pc, unsigned index,
 	p->cfg = *pc;
 	p->cfg.user = p->cfg.group = NULL; /* the config's strings: only uid and gid are kept */
 	p->state = POOL_UP;
+	(void)pool_update_runs_exec(p, m->config); /* a reload's new pool: again with its config */
 	*ret = p; /* freed by the caller's pool_free() on error */
 	r = fault_window_init(&p->faults, pc->max_worker_faults.count,
 			      pc->max_worker_faults.window);

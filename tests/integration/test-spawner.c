@@ -8,7 +8,8 @@
  *     commands (and what those started) are all gone;
  *   - a command forked through the spawner holds no fd but 0, 1 and 2, and has the
  *     worker's RLIMIT_AS and RLIMIT_CORE;
- *   - a pool without exec: groups has no spawner.
+ *   - a pool without exec: groups has no spawner; a reload that adds or removes its exec:
+ *     group replaces its worker by one with or without.
  */
 #include <check.h>
 #include <dirent.h>
@@ -290,6 +291,73 @@ START_TEST(test_no_spawner_without_exec_groups)
 }
 END_TEST
 
+/*
+ * A reload that gives a pool its first exec: group replaces its (idle) worker by one with a
+ * spawner, and its commands run; one that takes the group away again, by one without.
+ */
+START_TEST(test_reload_adds_and_removes_the_spawner)
+{
+	static const char plain[] = "[pool main]\nworkers = 1\nthreads = 1\n"
+				    "[job sleep]\nrun = builtin:sleep\nargs = ms=1\ncount = 1\n";
+	struct daemon d;
+	struct conn c;
+	pid_t w0, w1 = 0, none;
+	size_t from;
+	json_object *o;
+
+	dmn_init(&d);
+	dmn_write_config(&d, plain);
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	w0 = the_worker(&d);
+	ck_assert_int_eq(tu_find_children(w0, "bulkhead-spawn", &none, 1), 0);
+
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n"
+			     "[job sleep]\nrun = builtin:sleep\nargs = ms=1\ncount = 1\n"
+			     "[job true]\nrun = exec:/bin/true\ncount = 3\n");
+	from = d.n_notices;
+	dmn_signal(&d, SIGHUP);
+	dmn_expect_notice(&d, dmn_expect_notice(&d, from, "RELOADING=1", CALL_MS) + 1, "READY=1",
+			  CALL_MS);
+	for (int64_t deadline = tu_now_ms() + JOBS_MS;;) {
+		pid_t w[4];
+
+		if (tu_find_workers(d.pid, w, 4) == 1 && w[0] != w0 &&
+		    tu_find_children(w[0], "bulkhead-spawn", &none, 1) == 1) {
+			w1 = w[0];
+			break;
+		}
+		ck_assert_msg(tu_ms_left(deadline) > 0, "no worker with a spawner; %s",
+			      dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	conn_open(&d, &c);
+	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"true\"}", JOBS_MS);
+	ck_assert_msg(jbool(o, "all_expected"), "%s", jtext(o));
+	json_object_put(o);
+	conn_close(&c);
+
+	dmn_write_config(&d, plain);
+	from = d.n_notices;
+	dmn_signal(&d, SIGHUP);
+	dmn_expect_notice(&d, dmn_expect_notice(&d, from, "RELOADING=1", CALL_MS) + 1, "READY=1",
+			  CALL_MS);
+	for (int64_t deadline = tu_now_ms() + JOBS_MS;;) {
+		pid_t w[4];
+
+		if (tu_find_workers(d.pid, w, 4) == 1 && w[0] != w1 &&
+		    tu_find_children(w[0], "bulkhead-spawn", &none, 1) == 0)
+			break;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "the worker with a spawner stays; %s",
+			      dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("spawner");
@@ -302,6 +370,7 @@ int main(void)
 	tcase_add_test(tc, test_command_holds_no_other_fd);
 	tcase_add_test(tc, test_command_has_the_worker_limits);
 	tcase_add_test(tc, test_no_spawner_without_exec_groups);
+	tcase_add_test(tc, test_reload_adds_and_removes_the_spawner);
 	suite_add_tcase(s, tc);
 	return dmn_run(s, "spawner");
 }
