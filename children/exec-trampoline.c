@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The exec: trampoline: `bulkhead-worker --exec-command WORKER_PID -- COMMAND ARGS...`
- * (comm "bulkhead-exec"), started by a job thread (exec.c) in a process group of its own, a
- * process of its own and single-threaded. It forks the command and stays its parent, so
+ * The exec: trampoline (comm "bulkhead-exec"), started for a job thread (exec.c) in a process
+ * group of its own, the worker's child, single-threaded: forked by the worker's spawner, or
+ * `bulkhead-worker --exec-command WORKER_PID -- COMMAND ARGS...` spawned by the job thread. It forks the command and stays its parent, so
  * that nothing a command starts outlives its job, its worker or the master, however they die
  * (DESIGN §11), also what double-forks or calls setsid():
  *
  *   - it is a child subreaper (PR_SET_CHILD_SUBREAPER): every orphaned descendant of the
  *     command becomes its child instead of init's;
- *   - its PR_SET_PDEATHSIG is a signal it handles (SIGHUP): when the job thread is gone (the
+ *   - its PR_SET_PDEATHSIG is a signal it handles (SIGHUP): when the thread that started it
+ *     is gone (the job thread, or the worker's main thread for one the spawner forked: the
  *     worker died; the worker dies with the master) it is told, and ends everything;
  *   - once the command has exited (or on that signal) it SIGKILLs the command's process
  *     group while the command's unreaped pid still holds the group id, then sweeps its
@@ -22,8 +23,13 @@
  * the trampoline, so the trampoline is always there to sweep what escaped the group. The
  * command gets PR_SET_PDEATHSIG SIGKILL (the trampoline gone: so is it), an empty signal
  * mask and every signal at its default; the signals the trampoline forwards (CANCEL and STOP
- * of the job send SIGTERM) go to that group. It is exec'd like posix_spawnp() would
- * (exec_path()), and the trampoline's own fds are CLOEXEC, so the command inherits none.
+ * of the job send SIGTERM) go to that group. It is started with vfork() and exec'd like
+ * posix_spawnp() would (exec_path()), and the trampoline's own fds are CLOEXEC, so the
+ * command inherits none.
+ *
+ * A trampoline is either exec'd (`--exec-command`, exec_trampoline_main()) or forked by the
+ * worker's spawner (spawner.c), which calls exec_trampoline_run() directly with the same
+ * fds, mask and signal defaults; its first report then comes after FORKED with its pid.
  *
  * Reports to the job thread on fd 3 (exec-trampoline.h): STARTED with the command's pid once
  * it was exec'd, or FAILED with the errno it could not be started with; then ENDED with the
@@ -95,12 +101,22 @@ static int exec_path(char **argv)
 	}
 }
 
-/* One report to the job thread (a write of 8 bytes to a pipe is atomic). */
+/* Forked by the spawner: our pid, for FORKED in front of the first report; else 0. */
+static pid_t forked_pid;
+
+/*
+ * One report to the job thread (a write of 8 or 16 bytes to a pipe is atomic). The first of
+ * a trampoline the spawner forked goes with FORKED in front, in the same write: the job
+ * thread wakes once for both.
+ */
 static void report(int32_t kind, int32_t value)
 {
-	struct exec_report rep = { .kind = kind, .value = value };
+	struct exec_report rep[2] = { { .kind = EXEC_REPORT_FORKED, .value = forked_pid },
+				      { .kind = kind, .value = value } };
+	bool forked = forked_pid > 0;
 
-	(void)!write(EXEC_TRAMPOLINE_FD, &rep, sizeof(rep));
+	forked_pid = 0;
+	(void)!write(EXEC_TRAMPOLINE_FD, forked ? rep : rep + 1, (forked ? 2 : 1) * sizeof(*rep));
 }
 
 /* The parent of pid from /proc/PID/stat, or -1. */
@@ -296,47 +312,69 @@ static _Noreturn void command_child(char **argv, int errfd, pid_t trampoline)
 }
 
 /*
- * The options between PPID and "--": the directory and the nice value are taken here, so
- * the command inherits them. Returns the index of the command in argv; reports and exits
- * when one cannot be taken.
+ * The options between PPID and "--" into a. Returns false on a malformed command line.
  */
-static int take_options(int argc, char **argv)
+static bool parse_args(int argc, char **argv, struct exec_trampoline_args *a)
 {
 	int i = 3;
 
+	*a = (struct exec_trampoline_args){ .worker = (pid_t)atoi(argv[2]) };
 	while (i + 1 < argc && strcmp(argv[i], "--") != 0) {
 		if (strcmp(argv[i], EXEC_TRAMPOLINE_CHDIR) == 0) {
-			if (chdir(argv[i + 1]) < 0) {
-				report(EXEC_REPORT_CHDIR_FAILED, errno);
-				_exit(127);
-			}
+			a->chdir = argv[i + 1];
 		} else if (strcmp(argv[i], EXEC_TRAMPOLINE_NICE) == 0) {
-			errno = 0;
-			if (setpriority(PRIO_PROCESS, 0, atoi(argv[i + 1])) < 0) {
-				report(EXEC_REPORT_NICE_FAILED, errno ? errno : EPERM);
-				_exit(127);
-			}
+			a->has_nice = true;
+			a->nice = atoi(argv[i + 1]);
 		} else {
-			_exit(127);
+			return false;
 		}
 		i += 2;
 	}
 	if (i + 1 >= argc || strcmp(argv[i], "--") != 0)
+		return false;
+	a->argv = argv + i + 1;
+	return true;
+}
+
+/*
+ * The directory and the nice value, taken here so the command inherits them; reports and
+ * exits when one cannot be taken.
+ */
+static void take_options(const struct exec_trampoline_args *a)
+{
+	if (a->chdir && chdir(a->chdir) < 0) {
+		report(EXEC_REPORT_CHDIR_FAILED, errno);
 		_exit(127);
-	return i + 1;
+	}
+	if (a->has_nice) {
+		errno = 0;
+		if (setpriority(PRIO_PROCESS, 0, a->nice) < 0) {
+			report(EXEC_REPORT_NICE_FAILED, errno ? errno : EPERM);
+			_exit(127);
+		}
+	}
 }
 
 int exec_trampoline_main(int argc, char **argv)
 {
-	int ep[2], err = 0, status, first;
+	struct exec_trampoline_args a;
+
+	/* argv: bulkhead-worker --exec-command PPID [OPTION VALUE]... -- COMMAND ARGS... */
+	if (argc < 5 || !parse_args(argc, argv, &a))
+		_exit(127);
+	exec_trampoline_run(&a);
+}
+
+void exec_trampoline_run(const struct exec_trampoline_args *a)
+{
+	int ep[2], err = 0, status;
 	bool over = false;
 	sigset_t set;
 	pid_t self = getpid(), cmd;
 	ssize_t n;
 
-	/* argv: bulkhead-worker --exec-command PPID [OPTION VALUE]... -- COMMAND ARGS... */
-	if (argc < 5)
-		_exit(127);
+	if (a->forked)
+		forked_pid = self;
 	(void)fcntl(EXEC_TRAMPOLINE_FD, F_SETFD, FD_CLOEXEC);
 	/* Blocked since the spawn already; again, in case someone else started us. */
 	exec_trampoline_signals(&set);
@@ -347,18 +385,23 @@ int exec_trampoline_main(int argc, char **argv)
 		_exit(127);
 	}
 	(void)prctl(PR_SET_PDEATHSIG, EXEC_TRAMPOLINE_DEATHSIG);
-	if (getppid() != (pid_t)atoi(argv[2]))
+	if (getppid() != a->worker)
 		_exit(127); /* the worker is already gone */
-	first = take_options(argc, argv);
+	take_options(a);
 
-	cmd = fork();
+	/*
+	 * vfork: we are single-threaded and the child only sets its group, death signal and
+	 * mask, then execs or writes its errno and _exits (command_child()); no copy of our
+	 * page tables, about 75 us less a command here (bench/README.md, issue 17).
+	 */
+	cmd = vfork();
 	if (cmd < 0) {
 		report(EXEC_REPORT_FAILED, errno);
 		_exit(127);
 	}
 	if (cmd == 0) {
 		close(ep[0]);
-		command_child(argv + first, ep[1], self);
+		command_child(a->argv, ep[1], self);
 	}
 	close(ep[1]);
 	(void)setpgid(cmd, cmd); /* (fails once the command has exec'd: it did it itself) */

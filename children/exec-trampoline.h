@@ -14,7 +14,9 @@
 #pragma once
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define EXEC_TRAMPOLINE_OPTION "--exec-command"
 #define EXEC_TRAMPOLINE_CHDIR "--chdir"
@@ -29,6 +31,8 @@ enum {
 	EXEC_REPORT_ENDED = 3, /* value: the command's wait status */
 	EXEC_REPORT_CHDIR_FAILED = 4, /* value: the errno of chdir(--chdir DIR) */
 	EXEC_REPORT_NICE_FAILED = 5, /* value: the errno of setpriority(--nice N) */
+	EXEC_REPORT_FORKED = 6, /* value: its own pid; before the first report of one the
+				 * spawner forked, in the same write */
 };
 
 struct exec_report {
@@ -42,6 +46,23 @@ struct exec_report {
  * starts it blocks them from its first instruction, so none is lost or kills it early.
  */
 void exec_trampoline_signals(sigset_t *s);
+
+/* What the command line says: the worker, the group's settings, the command. */
+struct exec_trampoline_args {
+	pid_t worker; /* our parent: gone means the job thread is gone */
+	const char *chdir; /* NULL: stay */
+	bool has_nice;
+	int nice;
+	char **argv; /* the command, NULL-terminated */
+	bool forked; /* by the spawner: the first report comes after EXEC_REPORT_FORKED */
+};
+
+/*
+ * The trampoline itself, after its command line was read: what a trampoline forked by the
+ * spawner (spawner.c) calls directly, with fds 0-3 and its signal mask set as the spawn
+ * would set them and environ the command's environment. Never returns.
+ */
+_Noreturn void exec_trampoline_run(const struct exec_trampoline_args *a);
 
 /*
  * argv[1] is EXEC_TRAMPOLINE_OPTION. Forks and execs the command, stays its parent and a

@@ -5,12 +5,15 @@
  * {name}, {arg:KEY}) and starts the command from its own job thread, through a trampoline
  * that stays its parent:
  *
- *   job thread --posix_spawn--> trampoline --fork+exec--> command --> what it starts
+ *   job thread --request--> spawner --clone(CLONE_PARENT)--> trampoline --vfork+exec-->
+ *       command --> what it starts
  *
- * The trampoline is this same binary (exec-trampoline.c: `bulkhead-worker --exec-command
- * WORKER_PID -- COMMAND ARGS...`), in a process group of its own; it is there so that
- * nothing a command starts outlives its job, its worker or the master, however they die. This
- * file is the job thread's side.
+ * The trampoline is this same binary's code (exec-trampoline.c), in a process group of its
+ * own, the worker's child; it is there so that nothing a command starts outlives its job, its
+ * worker or the master, however they die. The worker's spawner (spawner.c, in pools with
+ * exec: groups) forks it without an exec; without a spawner the job thread posix_spawns
+ * `bulkhead-worker --exec-command WORKER_PID -- COMMAND ARGS...` (exec-start.c). This file
+ * is the job thread's side.
  *
  * The command's stdin is /dev/null, and its stdout and stderr go to DIR/<group>.<job>.out
  * and .err with `output = DIR`, else to a pipe that this thread reads and logs line by line
@@ -19,8 +22,9 @@
  * NAME it sets replaces the worker's), then BULKHEAD_JOB_ID (and BULKHEAD_JOB_INPUT when the
  * job has an input). The group's working_directory and nice are taken by the trampoline
  * before it forks the command (a failure is the attempt's, SPAWN_FAILED, logged with its
- * reason). An exit code in the group's success_exit_status is done (status 0), logged. Every fd of the worker is CLOEXEC, fds
- * above 3 are closed at the spawn (a plugin's may not be), so the command inherits none.
+ * reason). An exit code in the group's success_exit_status is done (status 0), logged. Every
+ * fd of the worker is CLOEXEC, fds above 3 are closed in the trampoline (a plugin's may not
+ * be CLOEXEC), so the command inherits none.
  *
  * The trampoline talks to the job thread over a pipe on its fd 3 (struct exec_report, one
  * write each): STARTED with the command's pid once it was exec'd, or FAILED with the errno
@@ -35,26 +39,28 @@
  *
  * Signalling a command from another thread (exec_signal(), the kind's interrupt: SIGTERM on
  * CANCEL and STOP) goes to the trampoline, which forwards it to the command's group: the
- * trampoline is this thread's child, so its pid cannot be reused before this thread reaps
- * it. The job thread waits with WNOWAIT (the trampoline stays a zombie, its pid taken),
+ * trampoline is the worker's child, reaped only by this thread, so its pid cannot be reused
+ * before this thread reaps it. The job thread waits with WNOWAIT (the trampoline stays a zombie, its pid taken),
  * clears job->exec_pid under exec_lock, and only then reaps it. exec_signal() reads the pid
  * under the same lock. A CANCEL that comes between the spawn and the moment the pid is
  * published is not lost: the job thread checks bulkhead_job_cancelled() under the lock when
  * it publishes the pid, and the canceller sets the flag before it takes the lock. The
- * trampoline has the signals it handles blocked from its first instruction (the spawn sets
- * its mask), so none is lost or kills it before it is ready.
+ * trampoline has the signals it handles blocked from its first instruction (the spawner, or
+ * the spawn, sets its mask), so none is lost or kills it before it is ready.
  *
- * Cost: one more exec per command than a direct spawn (about half a millisecond), one fork,
- * and one small process per running command.
+ * Cost (bench/README.md, "Issue 17: commands through a spawner"): two forks per command (the
+ * spawner's of a small process, the trampoline's vfork) and one exec, the command's; one
+ * small process per running command and one spawner per worker. 2000 x /bin/true, 2 at a
+ * time (2 workers x 1 thread) on this 2-core machine: 2.02 s of CPU and 1.07 s, against
+ * 3.62 s and 1.93 s when every trampoline was an exec of bulkhead-worker, and 1.99 s and
+ * 1.06 s for `xargs -P2` (medians of 7, alternated). Without a spawner a command costs the
+ * exec of bulkhead-worker more, about 0.6 ms of CPU here.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,20 +72,13 @@
 #include "common/exec-settings.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "exec-start.h"
 #include "exec-trampoline.h"
 #include "job-kind.h"
 
 #define EXEC_PREFIX "exec:"
 #define EXEC_OUTPUT_LOG_MAX (16u * 1024u) /* bytes of a job's captured output that are logged */
 #define LINE_MAX_LOGGED 1024 /* a longer output line is logged in pieces */
-
-/* A started command, as the job thread holds it. */
-struct exec_run_fds {
-	pid_t trampoline;
-	pid_t command;
-	int report; /* the trampoline's fd 3, read end */
-	int output; /* the command's stdout and stderr, read end; -1 with output = DIR */
-};
 
 extern char **environ;
 
@@ -411,160 +410,6 @@ static int wait_trampoline(struct bulkhead_job *job, pid_t pid, int fd)
 	return W_EXITCODE(1, 0);
 }
 
-static int add_output_files(struct bulkhead_job *job, posix_spawn_file_actions_t *fa)
-{
-	const char *name = job->spec->name[0] ? job->spec->name : "job";
-	char *path;
-	int r = 0;
-
-	for (int fd = 1; fd <= 2 && r == 0; fd++) {
-		if (asprintf(&path, "%s/%s.%s.%s", job->spec->output, name, bulkhead_job_id(job),
-			     fd == 1 ? "out" : "err") < 0)
-			return -ENOMEM;
-		/* The path is copied by glibc; opened in the child, errors fail the spawn. */
-		r = -posix_spawn_file_actions_addopen(fa, fd, path, O_WRONLY | O_CREAT | O_TRUNC,
-						      0644);
-		free(path);
-	}
-	return r;
-}
-
-/*
- * A setting of the group the trampoline could not take: logged with its reason, as the
- * attempt's failure (SPAWN_FAILED). Returns -err; job->setting_failed keeps kind_run() from
- * logging it again as "cannot start".
- */
-static int setting_failed(struct bulkhead_job *job, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int setting_failed(struct bulkhead_job *job, int err, const char *fmt, ...)
-{
-	char what[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	bulkhead_job_log(job, BULKHEAD_LOG_ERR, "%s: %s; the command was not started", what,
-			 strerror(err));
-	job->setting_failed = true;
-	return -err;
-}
-
-/*
- * Starts the trampoline for argv. Returns 0 with its pid, the command's pid (from its
- * STARTED report), the report pipe and the output pipe (-1 with output = DIR), or -errno
- * (also the errno the command could not be started with).
- */
-static int spawn_trampoline(struct bulkhead_job *job, char **argv, char **envp,
-			    struct exec_run_fds *ret)
-{
-	struct exec_report rep = { 0 };
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t mask, all;
-	int p[2] = { -1, -1 }, e[2] = { -1, -1 }, r;
-	const struct job_spec *spec = job->spec;
-	char **targv, ppid[24], nice[16];
-	size_t n = 0, t = 3;
-	ssize_t k = 0;
-	pid_t pid = 0;
-
-	while (argv[n])
-		n++;
-	targv = calloc(n + 9, sizeof(*targv));
-	if (!targv)
-		return -ENOMEM;
-	snprintf(ppid, sizeof(ppid), "%d", (int)getpid());
-	targv[0] = (char *)"bulkhead-worker";
-	targv[1] = (char *)EXEC_TRAMPOLINE_OPTION;
-	targv[2] = ppid;
-	if (spec->working_directory[0]) {
-		targv[t++] = (char *)EXEC_TRAMPOLINE_CHDIR;
-		targv[t++] = (char *)spec->working_directory;
-	}
-	if (spec->nice != BH_NICE_INHERIT) {
-		snprintf(nice, sizeof(nice), "%d", spec->nice);
-		targv[t++] = (char *)EXEC_TRAMPOLINE_NICE;
-		targv[t++] = nice;
-	}
-	targv[t++] = (char *)"--";
-	memcpy(targv + t, argv, (n + 1) * sizeof(*argv));
-	if (pipe2(e, O_CLOEXEC) < 0) {
-		free(targv);
-		return -errno;
-	}
-	/* Its handled signals blocked from birth (and SIGPIPE: a write to us is EPIPE). */
-	exec_trampoline_signals(&mask);
-	sigaddset(&mask, SIGPIPE);
-	sigfillset(&all);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&at);
-	r = -posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-						   POSIX_SPAWN_SETSIGDEF);
-	if (r == 0)
-		r = -posix_spawnattr_setpgroup(&at, 0);
-	if (r == 0)
-		r = -posix_spawnattr_setsigmask(&at, &mask);
-	if (r == 0)
-		r = -posix_spawnattr_setsigdefault(&at, &all);
-	if (r == 0)
-		r = -posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	if (r == 0 && job->spec->output[0]) {
-		r = add_output_files(job, &fa);
-	} else if (r == 0) {
-		if (pipe2(p, O_CLOEXEC) < 0)
-			r = -errno;
-		if (r == 0)
-			r = -posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-		if (r == 0)
-			r = -posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-	}
-	if (r == 0)
-		r = -posix_spawn_file_actions_adddup2(&fa, e[1], EXEC_TRAMPOLINE_FD);
-	/* Our fds are CLOEXEC; a plugin's in the same worker may not be. */
-	if (r == 0)
-		r = -posix_spawn_file_actions_addclosefrom_np(&fa, EXEC_TRAMPOLINE_FD + 1);
-	if (r == 0)
-		r = -posix_spawn(&pid, "/proc/self/exe", &fa, &at, targv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	free(targv);
-	close(e[1]);
-	if (p[1] >= 0)
-		close(p[1]);
-	while (r == 0 && (k = read(e[0], &rep, sizeof(rep))) < 0 && errno == EINTR)
-		;
-	if (r == 0 && (k != (ssize_t)sizeof(rep) || rep.kind != EXEC_REPORT_STARTED)) {
-		int status = 0;
-
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_FAILED && rep.value > 0)
-			r = -rep.value;
-		else if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_CHDIR_FAILED &&
-			 rep.value > 0)
-			r = setting_failed(job, rep.value, "cannot change to the working directory %s",
-					   spec->working_directory);
-		else if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_NICE_FAILED &&
-			 rep.value > 0)
-			r = setting_failed(job, rep.value, "cannot set nice %d", spec->nice);
-		else /* it died before it could say (the worker is going, or a kill from outside) */
-			r = WIFSIGNALED(status) ? -EINTR : -ECHILD;
-	}
-	if (r < 0) {
-		if (p[0] >= 0)
-			close(p[0]);
-		close(e[0]);
-		return r;
-	}
-	if (p[0] >= 0)
-		(void)fcntl(p[0], F_SETFL, O_NONBLOCK);
-	*ret = (struct exec_run_fds){
-		.trampoline = pid, .command = rep.value, .report = e[0], .output = p[0]
-	};
-	return 0;
-}
-
 /*
  * The job function of exec: specs: runs the command and waits for it. Sets job->outcome:
  * RETURNED (status = exit code), SIGNALED (status = signal) or SPAWN_FAILED (status = errno).
@@ -585,7 +430,7 @@ static int kind_run(struct bulkhead_job *job)
 		r = build_envp(job, &envp, &env_strings);
 	if (r == 0) {
 		job->setting_failed = false;
-		r = spawn_trampoline(job, argv, envp, &x);
+		r = exec_start(job, argv, envp, &x);
 		if (r < 0 && !job->setting_failed)
 			bulkhead_job_log(job, BULKHEAD_LOG_ERR, "cannot start %s: %s", argv[0],
 					 strerror(-r));

@@ -18,7 +18,7 @@
 void worker_usage(FILE *f)
 {
 	fprintf(f, "usage: bulkhead-worker --pool NAME --index N --threads T --master-pid PID "
-		   "[--memory-max BYTES] [--uid UID --gid GID] [--core-dumps]\n"
+		   "[--memory-max BYTES] [--uid UID --gid GID] [--core-dumps] [--spawner]\n"
 		   "Runs jobs for bulkheadd on socket fd 3; not meant to be started by hand.\n"
 		   "bulkhead-worker --standalone threads|fork-per-job ... (add --help for more):\n"
 		   "the unsupervised baselines of bulkhead experiment.\n");
@@ -35,6 +35,7 @@ int worker_parse_args(int argc, char **argv, struct worker_options *o)
 		{ "uid", required_argument, NULL, 'u' },
 		{ "gid", required_argument, NULL, 'g' },
 		{ "core-dumps", no_argument, NULL, 'c' },
+		{ "spawner", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -96,6 +97,9 @@ int worker_parse_args(int argc, char **argv, struct worker_options *o)
 			break;
 		case 'c':
 			o->core_dumps = true;
+			break;
+		case 's':
+			o->spawner = true;
 			break;
 		case 'h':
 			worker_usage(stdout);

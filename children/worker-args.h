@@ -3,7 +3,7 @@
  * The worker's command line (see worker.c):
  *
  *   bulkhead-worker --pool NAME --index N --threads T --master-pid PID [--memory-max BYTES]
- *                   [--uid UID --gid GID] [--core-dumps]
+ *                   [--uid UID --gid GID] [--core-dumps] [--spawner]
  */
 #pragma once
 
@@ -21,6 +21,7 @@ struct worker_options {
 	uid_t uid; /* (uid_t)-1: keep the master's */
 	gid_t gid;
 	bool core_dumps; /* --core-dumps: a crash leaves a core (crash_core_dumps()) */
+	bool spawner; /* --spawner: fork the spawner of exec: trampolines (spawner.c) */
 };
 
 void worker_usage(FILE *f);

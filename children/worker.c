@@ -3,17 +3,19 @@
  * The worker process: command line, start-up, and the main thread's event loop.
  *
  *   bulkhead-worker --pool NAME --index N --threads T --master-pid PID [--memory-max BYTES]
- *                   [--uid UID --gid GID] [--core-dumps]     (worker-args.c)
+ *                   [--uid UID --gid GID] [--core-dumps] [--spawner]   (worker-args.c)
  *
  * (main.c's table sends the other process kinds of this binary elsewhere:
  * `--standalone` to standalone.c, `--zygote`, `--probe`, `--exec-command`.)
  *
  * Start-up order matters: PR_SET_PDEATHSIG first, then the parent check (the master may have
  * died before the prctl), fds > 3 closed, fd 3 made CLOEXEC (no job's child inherits it),
- * privileges dropped (privileges.c: --uid/--gid, no capabilities, NO_NEW_PRIVS), signal mask
- * and ignored signals reset (the master's sd-event blocks signals and posix_spawn
- * passes masks on), SIGPIPE ignored, crash handlers installed, job threads started (pool.c;
- * they are all up when pool_new() returns), RLIMIT_AS set, and only then HELLO. HELLO
+ * privileges dropped (privileges.c: --uid/--gid, no capabilities, NO_NEW_PRIVS), RLIMIT_CORE
+ * set (--core-dumps), signal mask and ignored signals reset (the master's sd-event blocks
+ * signals and posix_spawn passes masks on), SIGPIPE ignored, with --spawner the spawner
+ * forked (spawner.c: it forks exec: jobs' trampolines, which inherit all of the above from
+ * it), crash handlers installed, job threads started (pool.c; they are all up when
+ * pool_new() returns), RLIMIT_AS set (the spawner's too), and only then HELLO. HELLO
  * therefore means: every thread is named, armed and waiting for work.
  *
  * Memory limit (--memory-max): under the master's rlimit fallback, RLIMIT_AS is set to the
@@ -69,6 +71,7 @@
 #include "job-spec.h"
 #include "pool.h"
 #include "privileges.h"
+#include "spawner.h"
 #include "worker-args.h"
 #include "worker.h"
 
@@ -108,6 +111,7 @@ static struct worker worker;
 static _Noreturn void master_gone(const char *why)
 {
 	log_error("master is gone (%s), exiting", why);
+	spawner_stop();
 	_exit(WORKER_EXIT_MASTER_GONE);
 }
 
@@ -120,6 +124,7 @@ static _Noreturn __attribute__((format(printf, 1, 2))) void protocol_error(const
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_error("protocol error from master: %s", msg);
+	spawner_stop();
 	_exit(WORKER_EXIT_PROTOCOL);
 }
 
@@ -208,6 +213,9 @@ static int set_memory_limit(uint64_t memory_max)
 	rl.rlim_cur = rl.rlim_max = limit;
 	if (setrlimit(RLIMIT_AS, &rl) < 0)
 		return -errno;
+	r = spawner_set_rlimit_as(&rl); /* the commands' limit, as when they were spawned */
+	if (r < 0)
+		return r;
 	log_debug("RLIMIT_AS %" PRIu64 " bytes (baseline %" PRIu64 ")", limit, base);
 	return 0;
 }
@@ -513,7 +521,8 @@ static void worker_loop(struct worker *w)
 
 static void worker_free(struct worker *w)
 {
-	pool_free(w->pool);
+	pool_free(w->pool); /* no job thread left to start a command */
+	spawner_stop();
 	for (uint32_t i = 0; i < w->specs.cap; i++)
 		if (w->specs.e[i].id != 0)
 			job_spec_free((struct job_spec *)(uintptr_t)w->specs.e[i].value);
@@ -556,17 +565,19 @@ int worker_main(int argc, char **argv)
 		return r == -ESRCH ? WORKER_EXIT_MASTER_GONE : WORKER_EXIT_START;
 	job_context_set_socket(WORKER_FD);
 	job_context_set_log(w->o.pool, w->o.index);
+	r = crash_core_dumps(w->o.core_dumps); /* RLIMIT_CORE: the spawner's too */
+	if (r < 0)
+		log_warning("cannot %s core dumps: %s", w->o.core_dumps ? "allow" : "turn off",
+			    strerror(-r));
 	r = reset_signals();
+	if (r == 0 && w->o.spawner)
+		spawner_start(); /* single-threaded, no handler yet: spawner.c */
 	if (r == 0)
 		r = crash_install();
 	if (r < 0) {
 		log_error("cannot install signal handlers: %s", strerror(-r));
 		return WORKER_EXIT_START;
 	}
-	r = crash_core_dumps(w->o.core_dumps);
-	if (r < 0)
-		log_warning("cannot %s core dumps: %s", w->o.core_dumps ? "allow" : "turn off",
-			    strerror(-r));
 	r = pool_new(&(struct pool_options){ .name = w->o.pool,
 					     .index = w->o.index,
 					     .threads = w->o.threads,

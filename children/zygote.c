@@ -17,12 +17,12 @@
  * an exec'd worker. glibc's fork() also stores the child's thread id in the thread
  * descriptor (raise(), abort() and pthread_kill() use it); the raw clone does the same
  * with CLONE_CHILD_SETTID at the address where this glibc keeps it, which the zygote finds
- * and then checks with one real fork() at start-up. If that check fails it tells the
- * master, which execs workers instead.
+ * and then checks with one real fork() at start-up (raw-clone.c; the workers it forks
+ * inherit the answer, for their spawner). If that check fails it tells the master, which
+ * execs workers instead.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -32,14 +32,13 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/units.h"
 #include "common/zygote-proto.h"
 #include "crash-trace.h"
+#include "raw-clone.h"
 #include "worker.h"
 #include "zygote.h"
 
@@ -71,42 +70,6 @@ static void set_cmdline(char *const *argv)
 	}
 	memset(args_area + n, 0, args_size - n);
 }
-#define TID_SCAN_BYTES 1024 /* the thread descriptor's tid is well inside this */
-
-/* The address in the thread descriptor where glibc keeps this thread's id, or NULL. */
-static pid_t *find_tid_slot(void)
-{
-	pid_t tid = (pid_t)syscall(SYS_gettid), *found = NULL;
-	unsigned char *base = (unsigned char *)pthread_self();
-
-	for (size_t off = 0; off + sizeof(pid_t) <= TID_SCAN_BYTES; off += sizeof(pid_t)) {
-		pid_t v;
-
-		memcpy(&v, base + off, sizeof(v));
-		if (v != tid)
-			continue;
-		if (found)
-			return NULL; /* ambiguous: do not guess */
-		found = (pid_t *)(void *)(base + off);
-	}
-	return found;
-}
-
-/* A real fork(): glibc writes the child's tid at *slot in the child if slot is right. */
-static bool tid_slot_verified(pid_t *slot)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return false;
-	if (pid == 0)
-		_exit(*slot == (pid_t)syscall(SYS_gettid) ? 0 : 1);
-	if (waitpid(pid, &status, 0) != pid)
-		return false;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 static void reply(int32_t pid)
 {
 	struct bh_zygote_reply r = { .magic = BH_ZYGOTE_MAGIC, .pid = pid };
@@ -152,7 +115,7 @@ static int read_request(struct bh_zygote_request *req, int *ret_fd)
 		}
 	}
 	if ((size_t)n != sizeof(*req) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
-	    nfds != 1 || req->magic != BH_ZYGOTE_MAGIC || (req->flags & ~BH_ZYGOTE_CORE_DUMPS) ||
+	    nfds != 1 || req->magic != BH_ZYGOTE_MAGIC || (req->flags & ~(BH_ZYGOTE_CORE_DUMPS | BH_ZYGOTE_SPAWNER)) ||
 	    req->threads == 0 || !memchr(req->pool, '\0', sizeof(req->pool))) {
 		log_error("zygote: malformed request from the master (%zd bytes, %d fds)", n,
 			  nfds);
@@ -201,6 +164,8 @@ static _Noreturn void become_worker(const struct bh_zygote_request *req, int fd,
 	}
 	if (req->flags & BH_ZYGOTE_CORE_DUMPS)
 		argv[argc++] = (char *)"--core-dumps";
+	if (req->flags & BH_ZYGOTE_SPAWNER)
+		argv[argc++] = (char *)"--spawner";
 	argv[argc] = NULL;
 	/* argv[] points into our stack copies, not into the area it overwrites. */
 	set_cmdline(argv);
@@ -235,8 +200,8 @@ int zygote_main(int argc, char **argv)
 	(void)close_range(ZYGOTE_FD + 1, ~0U, 0);
 	(void)fcntl(ZYGOTE_FD, F_SETFD, FD_CLOEXEC);
 
-	tid_slot = find_tid_slot();
-	if (!tid_slot || !tid_slot_verified(tid_slot)) {
+	tid_slot = raw_clone_tid_slot();
+	if (!tid_slot) {
 		log_warning("cannot fork workers here (thread id slot not found)");
 		reply(-ENOTSUP);
 		return WORKER_EXIT_START;
@@ -251,8 +216,7 @@ int zygote_main(int argc, char **argv)
 	reply(getpid());
 
 	while (read_request(&req, &fd) > 0) {
-		long pid = syscall(SYS_clone, CLONE_PARENT | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID,
-				   NULL, NULL, tid_slot, 0);
+		long pid = raw_clone(CLONE_PARENT, tid_slot);
 
 		if (pid == 0)
 			become_worker(&req, fd, master);

@@ -22,6 +22,7 @@
 #define BH_ZYGOTE_POOL_MAX 64 /* bytes, NUL included */
 
 #define BH_ZYGOTE_CORE_DUMPS 1u /* the worker gets --core-dumps */
+#define BH_ZYGOTE_SPAWNER 2u /* the worker gets --spawner */
 
 struct bh_zygote_request {
 	uint32_t magic;

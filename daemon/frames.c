@@ -40,6 +40,7 @@ static int handle_hello(struct worker *w, const struct bh_frame *f)
 		return -EPROTO;
 	slot_set_state(w, W_READY);
 	master_disarm(w->timer);
+	slot_cgroup_attach_spawner(w);
 	log_debug("worker %s ready", slot_label(w, l, sizeof(l)));
 	if (w->spare) {
 		spare_ready(w);

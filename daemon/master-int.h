@@ -153,6 +153,7 @@ struct worker {
 	gid_t gid;
 	unsigned tasks_max; /* of the running process's cgroup */
 	bool core_dumps;    /* the running process leaves a core when it crashes */
+	bool spawner;       /* the running process has a spawner (--spawner) */
 	int cg_fd;          /* the slot's cgroup (cgroup.h), or -1 */
 	uint64_t oom_base;  /* its memory.events oom_kill when the process started */
 	bool died_oom;      /* the OOM killer ended it (read at its death) */
@@ -209,6 +210,7 @@ struct pool {
 	struct worker *spare; /* [pool] spare = yes: the warm spare (spare.c), else NULL */
 	struct worker *solo[MASTER_SOLO_MAX]; /* [pool] spare = yes: its solo workers (spare.c) */
 	struct worker *dying; /* processes that sent CRASH, out of their slots until they die */
+	bool runs_exec; /* the config has an exec: group in it: its workers get a spawner */
 };
 
 struct master {
@@ -312,8 +314,8 @@ void slot_kill(struct worker *w, enum slot_end why, const char *reason);
 void slot_set_state(struct worker *w, enum worker_state s);
 /* True if the table above has the transition from -> to. */
 bool slot_transition_allowed(enum worker_state from, enum worker_state to);
-/* Its process was started with other threads, memory_max, tasks_max, user, group or core_dumps
- * than the pool has now. */
+/* Its process was started with other threads, memory_max, tasks_max, user, group, core_dumps
+ * or spawner (the pool has exec: groups or not) than the pool has now. */
 bool slot_outdated(const struct worker *w);
 /* Records why it is ending, unless it has a weightier reason already (enum slot_end). */
 void slot_set_end(struct worker *w, enum slot_end why);
@@ -330,6 +332,17 @@ void pool_free(struct pool *p);
 struct worker *slot_new(struct pool *p, unsigned index);
 /* The slot's cgroup made ready for a new process (limits of the pool now); logs a failure. */
 void slot_cgroup_prepare(struct worker *w);
+/*
+ * Its spawner (children/spawner.c, the only child of the worker's main thread while it runs
+ * no job: at HELLO, at a spare's takeover) into the slot's cgroup too, so that the
+ * trampolines it forks are there. The worker may fork it before the master moved the worker.
+ */
+void slot_cgroup_attach_spawner(struct worker *w);
+/*
+ * Sets p->runs_exec from config c (children/spawner.c; docs/decisions.md "Commands through a
+ * spawner"). True if it changed: its workers are outdated (slot_outdated()).
+ */
+bool pool_update_runs_exec(struct pool *p, const struct config *c);
 /* What a slot keeps of its process's start: reset for a process that is new to it. */
 void slot_process_reset(struct worker *w);
 

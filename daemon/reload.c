@@ -401,6 +401,11 @@ int master_reload(struct master *m, char **ret_errors)
 	free(map);
 	config_free(m->config);
 	m->config = nc;
+	/* A pool that gained or lost its exec: groups: its workers replaced, with or without a
+	 * spawner, one at a time once idle. */
+	for (unsigned i = 0; i < m->n_pools; i++)
+		if (pool_update_runs_exec(m->pools[i], nc))
+			pool_roll_next(m->pools[i]);
 	if (m->reload_changes_f && fclose(m->reload_changes_f) != 0) {
 		free(m->reload_changes);
 		m->reload_changes = NULL;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -112,6 +113,17 @@ void slot_set_end(struct worker *w, enum slot_end why)
 		w->end = why;
 }
 
+bool pool_update_runs_exec(struct pool *p, const struct config *c)
+{
+	bool was = p->runs_exec;
+
+	p->runs_exec = false;
+	for (unsigned i = 0; c && i < c->n_groups && !p->runs_exec; i++)
+		p->runs_exec = c->groups[i].kind == JOB_KIND_EXEC && c->groups[i].pool < c->n_pools &&
+			       strcmp(c->pools[c->groups[i].pool].name, p->cfg.name) == 0;
+	return p->runs_exec != was;
+}
+
 bool slot_outdated(const struct worker *w)
 {
 	uid_t uid;
@@ -121,7 +133,8 @@ bool slot_outdated(const struct worker *w)
 	return w->pid > 0 &&
 	       (w->q.threads != w->pool->cfg.threads || w->memory_max != w->pool->cfg.memory_max ||
 		w->tasks_max != w->pool->cfg.tasks_max || w->uid != uid || w->gid != gid ||
-		w->core_dumps != (w->pool->cfg.core_dumps != 0));
+		w->core_dumps != (w->pool->cfg.core_dumps != 0) ||
+		w->spawner != w->pool->runs_exec);
 }
 
 void slot_kill(struct worker *w, enum slot_end why, const char *reason)
@@ -321,6 +334,7 @@ static void slot_spawn(struct worker *w)
 		.pool = pc->name, .index = w->index, .threads = pc->threads,
 		.memory_max = cgroup_tree_memory(m->cg) ? UINT64_MAX : pc->memory_max,
 		.core_dumps = pc->core_dumps != 0,
+		.spawner = w->pool->runs_exec,
 	};
 	struct spawned_worker s;
 	char l[64], what[256];
@@ -357,6 +371,7 @@ static void slot_spawn(struct worker *w)
 	w->memory_max = pc->memory_max;
 	w->tasks_max = pc->tasks_max;
 	w->core_dumps = launch.core_dumps;
+	w->spawner = launch.spawner;
 	w->died_oom = false;
 	if (w->cg_fd >= 0) {
 		w->oom_base = cgroup_slot_oom_kills(w->cg_fd);
@@ -428,6 +443,51 @@ void slot_cgroup_prepare(struct worker *w)
 	}
 }
 
+void slot_cgroup_attach_spawner(struct worker *w)
+{
+	bool as_worker = w->uid != (uid_t)-1 && geteuid() != 0;
+	char path[64], buf[256], l[64], *p, *end;
+	uid_t fsuid = 0;
+	gid_t fsgid = 0;
+	ssize_t n = -1;
+	int fd;
+
+	if (w->cg_fd < 0 || !w->spawner || w->pid <= 0)
+		return;
+	/* As the worker's uid, as frames.c's is_command_of() reads /proc. */
+	if (as_worker) {
+		fsgid = (gid_t)setfsgid(w->gid);
+		fsuid = (uid_t)setfsuid(w->uid);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)w->pid, (int)w->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	if (as_worker) {
+		setfsuid(fsuid);
+		setfsgid(fsgid);
+	}
+	if (n < 0) {
+		log_warning("worker %s: cannot find its spawner to move into its cgroup: %s",
+			    slot_label(w, l, sizeof(l)), strerror(errno));
+		return;
+	}
+	buf[n] = '\0';
+	for (p = buf;; p = end) {
+		long pid = strtol(p, &end, 10);
+		int r;
+
+		if (end == p || pid <= 0)
+			break;
+		r = cgroup_slot_attach(w->cg_fd, (pid_t)pid);
+		if (r < 0 && r != -ESRCH)
+			log_warning("worker %s: its spawner %ld not moved into its cgroup: %s",
+				    slot_label(w, l, sizeof(l)), pid, strerror(-r));
+	}
+}
+
 void slot_process_reset(struct worker *w)
 {
 	w->mode = MODE_SHARED;
@@ -493,6 +553,7 @@ int pool_new(struct master *m, const struct pool_config *pc, unsigned index,
 	p->cfg = *pc;
 	p->cfg.user = p->cfg.group = NULL; /* the config's strings: only uid and gid are kept */
 	p->state = POOL_UP;
+	(void)pool_update_runs_exec(p, m->config); /* a reload's new pool: again with its config */
 	*ret = p; /* freed by the caller's pool_free() on error */
 	r = fault_window_init(&p->faults, pc->max_worker_faults.count,
 			      pc->max_worker_faults.window);

@@ -144,6 +144,7 @@ static void transplant(struct worker *w, struct worker *s)
 	w->memory_max = s->memory_max;
 	w->tasks_max = s->tasks_max;
 	w->core_dumps = s->core_dumps;
+	w->spawner = s->spawner;
 	w->uid = s->uid;
 	w->gid = s->gid;
 	/* Specs go with the process (the spare runs no job, so it knows none; w's were cleared
@@ -196,6 +197,7 @@ static void take_over(struct worker *w, struct worker *s, bool counted_up)
 		if (r < 0)
 			log_warning("worker %s: not moved into its cgroup: %s",
 				    slot_label(w, l, sizeof(l)), strerror(-r));
+		slot_cgroup_attach_spawner(w); /* and its spawner */
 	}
 	if (w->state != W_READY)
 		slot_set_state(w, W_READY);

@@ -203,6 +203,8 @@ int spawn_worker(const char *path, const struct worker_launch *l, struct spawned
 	}
 	if (l->core_dumps)
 		argv[argc++] = "--core-dumps";
+	if (l->spawner)
+		argv[argc++] = "--spawner";
 	argv[argc] = NULL;
 	return spawn_exec(path, argv, ret);
 }
@@ -281,7 +283,8 @@ int zygote_spawn(struct zygote *z, const struct worker_launch *l, struct spawned
 	struct bh_zygote_request req = { .magic = BH_ZYGOTE_MAGIC, .index = l->index,
 					 .threads = l->threads, .memory_max = l->memory_max,
 					 .uid = l->uid, .gid = l->gid,
-					 .flags = l->core_dumps ? BH_ZYGOTE_CORE_DUMPS : 0 };
+					 .flags = (l->core_dumps ? BH_ZYGOTE_CORE_DUMPS : 0) |
+						  (l->spawner ? BH_ZYGOTE_SPAWNER : 0) };
 	const char *pool = l->pool;
 	union {
 		struct cmsghdr h;

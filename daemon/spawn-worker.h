@@ -38,6 +38,7 @@ struct worker_launch {
 	uid_t uid;
 	gid_t gid;
 	bool core_dumps; /* --core-dumps: RLIMIT_CORE unlimited, else 0 */
+	bool spawner; /* --spawner: its pool has exec: groups (children/spawner.c) */
 };
 
 /*

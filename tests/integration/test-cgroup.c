@@ -340,6 +340,89 @@ START_TEST(test_spare_moves_into_the_slot_cgroup)
 }
 END_TEST
 
+/* pid's spawner (children/spawner.c: its child named bulkhead-spawn). */
+static pid_t spawner_of(pid_t pid)
+{
+	pid_t sp[2];
+
+	ck_assert_int_eq(tu_find_children(pid, "bulkhead-spawn", sp, 2), 1);
+	return sp[0];
+}
+
+/*
+ * A pool with exec: groups: each worker's spawner is in the worker's cgroup, the spare's
+ * moves with it into the slot's at the takeover, and so does a command started there.
+ */
+START_TEST(test_spawner_follows_its_worker)
+{
+	char conf[1024], want0[600], wants[600], path[700], req[128], *text;
+	struct daemon d;
+	struct conn c;
+	pid_t w0 = 0, spare = 0, w1 = 0, spare2 = 0;
+	json_object *o;
+	long id;
+
+	if (!make_cgroup())
+		return;
+	dmn_init(&d);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\ntasks_max = 64\nmin_uptime = 0\n"
+		 "spare = yes\n"
+		 "[job where]\nrun = exec:/bin/cat /proc/self/cgroup\noutput = %s\ncount = 1\n",
+		 d.dir);
+	dmn_write_config(&d, conf);
+	d.wrap = in_cgroup_wrap();
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	conn_open(&d, &c);
+	snprintf(want0, sizeof(want0), "%s/w.main.0", cg + strlen(mnt));
+	snprintf(wants, sizeof(wants), "%s/w.main.65535", cg + strlen(mnt));
+	for (int64_t deadline = tu_now_ms() + JOBS_MS; !(spare = spare_pid(&d, &c, &w0)) || !w0;) {
+		ck_assert_msg(tu_ms_left(deadline) > 0, "no spare; %s", dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	ck_assert_str_eq(cgroup_of(spawner_of(w0)), want0);
+	ck_assert_str_eq(cgroup_of(spawner_of(spare)), wants);
+
+	ck_assert_int_eq(kill(w0, SIGKILL), 0);
+	for (int64_t deadline = tu_now_ms() + JOBS_MS;;) {
+		spare2 = spare_pid(&d, &c, &w1);
+		if (spare2 && spare2 != spare && w1 && w1 != w0)
+			break;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "no takeover; %s", dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	ck_assert_int_eq(w1, spare);
+	ck_assert_str_eq(cgroup_of(spawner_of(w1)), want0);
+	ck_assert_str_eq(cgroup_of(spawner_of(spare2)), wants);
+
+	/* A command on the slot now: forked by the spawner that moved, in the slot's cgroup. */
+	o = call(&d, &c, "{\"command\":\"submit\",\"group\":\"where\",\"count\":1}");
+	assert_ok(o);
+	id = (long)json_object_get_int64(
+		json_object_array_get_idx(jget(o, "ids", json_type_array), 0));
+	json_object_put(o);
+	snprintf(req, sizeof(req), "{\"command\":\"wait\",\"ids\":[%ld]}", id);
+	o = call_within(&d, &c, req, JOBS_MS);
+	ck_assert_msg(jbool(o, "all_expected"), "%s", jtext(o));
+	json_object_put(o);
+	snprintf(path, sizeof(path), "%s/where.%ld.out", d.dir, id);
+	text = tu_read_file(path);
+	ck_assert_msg(text, "no %s", path);
+	snprintf(path, sizeof(path), "\n0::%s\n", want0); /* after v1's lines, if any */
+	ck_assert_msg(strstr(text, path) || strncmp(text, path + 1, strlen(path + 1)) == 0,
+		      "the command ran in %s, not %s", text, want0);
+	free(text);
+
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_nothing_left(d.dir, CALL_MS, "the stop"); /* the killed worker's spawner */
+	dmn_assert_aftermath();
+	dmn_free(&d);
+	remove_cgroup();
+}
+END_TEST
+
 static Suite *cgroup_suite(void)
 {
 	Suite *s = suite_create("cgroup");
@@ -350,6 +433,7 @@ static Suite *cgroup_suite(void)
 	tcase_add_test(tc, test_workers_in_their_cgroups);
 	tcase_add_test(tc, test_oom_blamed_memory);
 	tcase_add_test(tc, test_spare_moves_into_the_slot_cgroup);
+	tcase_add_test(tc, test_spawner_follows_its_worker);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Starting an exec: job's trampoline, from its job thread (exec.c has the rest of the kind).
+ * Two ways, with the same guarantees (exec-trampoline.c's header):
+ *
+ *   - through the worker's spawner (spawner.c): the request goes with the fds (stdout and
+ *     stderr: the output pipe's write end or the output files, opened here; the report
+ *     pipe's write end), the spawner forks the trampoline as the worker's child, which says
+ *     FORKED with its pid with its first report; no exec of bulkhead-worker, about 0.5 ms
+ *     less per command;
+ *   - with posix_spawn of `/proc/self/exe --exec-command WORKER_PID -- COMMAND ARGS...`
+ *     when the worker has no spawner (it could not start one, or it was killed: an EOF on the
+ *     report pipe with no report; then it is said once, and this job starts that way).
+ *
+ * Either way the trampoline starts in a process group of its own, with /dev/null, the
+ * output and the report pipe on 0-3 and no other fd, every signal at its default and those
+ * it handles (and SIGPIPE) blocked, the command's environment; its next report is STARTED
+ * with the command's pid, or why nothing was started.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/exec-settings.h"
+#include "exec-start.h"
+#include "exec-trampoline.h"
+#include "job-spec.h"
+#include "spawner.h"
+
+/* DIR/<name>.<job>.out or .err (malloc'd), or NULL. */
+static char *output_path(struct bulkhead_job *job, int fd)
+{
+	const char *name = job->spec->name[0] ? job->spec->name : "job";
+	char *path;
+
+	if (asprintf(&path, "%s/%s.%s.%s", job->spec->output, name, bulkhead_job_id(job),
+		     fd == 1 ? "out" : "err") < 0)
+		return NULL;
+	return path;
+}
+
+static int add_output_files(struct bulkhead_job *job, posix_spawn_file_actions_t *fa)
+{
+	int r = 0;
+
+	for (int fd = 1; fd <= 2 && r == 0; fd++) {
+		char *path = output_path(job, fd);
+
+		if (!path)
+			return -ENOMEM;
+		/* The path is copied by glibc; opened in the child, errors fail the spawn. */
+		r = -posix_spawn_file_actions_addopen(fa, fd, path, O_WRONLY | O_CREAT | O_TRUNC,
+						      0644);
+		free(path);
+	}
+	return r;
+}
+
+/* The output files opened here, for the spawner (out[0] stdout, out[1] stderr). */
+static int open_output_files(struct bulkhead_job *job, int out[2])
+{
+	for (int fd = 1; fd <= 2; fd++) {
+		char *path = output_path(job, fd);
+
+		if (!path)
+			return -ENOMEM;
+		out[fd - 1] = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		free(path);
+		if (out[fd - 1] < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/*
+ * A setting of the group the trampoline could not take: logged with its reason, as the
+ * attempt's failure (SPAWN_FAILED). Returns -err; job->setting_failed keeps kind_run() from
+ * logging it again as "cannot start".
+ */
+static int setting_failed(struct bulkhead_job *job, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int setting_failed(struct bulkhead_job *job, int err, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	bulkhead_job_log(job, BULKHEAD_LOG_ERR, "%s: %s; the command was not started", what,
+			 strerror(err));
+	job->setting_failed = true;
+	return -err;
+}
+
+static ssize_t read_report(int fd, struct exec_report *rep)
+{
+	ssize_t k;
+
+	while ((k = read(fd, rep, sizeof(*rep))) < 0 && errno == EINTR)
+		;
+	return k;
+}
+
+/*
+ * The trampoline pid was started (or forked) with report pipe e and output pipe p (-1 with
+ * output = DIR): waits for its STARTED. Returns 0 with *ret filled, or -errno with the
+ * trampoline reaped and e, p closed.
+ */
+static int await_started(struct bulkhead_job *job, pid_t pid, int e, int p,
+			 struct exec_run_fds *ret)
+{
+	const struct job_spec *spec = job->spec;
+	struct exec_report rep = { 0 };
+	ssize_t k = read_report(e, &rep);
+	int status = 0, r = 0;
+
+	if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_STARTED) {
+		if (p >= 0)
+			(void)fcntl(p, F_SETFL, O_NONBLOCK);
+		*ret = (struct exec_run_fds){
+			.trampoline = pid, .command = rep.value, .report = e, .output = p
+		};
+		return 0;
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_FAILED && rep.value > 0)
+		r = -rep.value;
+	else if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_CHDIR_FAILED && rep.value > 0)
+		r = setting_failed(job, rep.value, "cannot change to the working directory %s",
+				   spec->working_directory);
+	else if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_NICE_FAILED && rep.value > 0)
+		r = setting_failed(job, rep.value, "cannot set nice %d", spec->nice);
+	else /* it died before it could say (the worker is going, or a kill from outside) */
+		r = WIFSIGNALED(status) ? -EINTR : -ECHILD;
+	if (p >= 0)
+		close(p);
+	close(e);
+	return r;
+}
+
+static void close_pair(int fd[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
+}
+
+/*
+ * Through the spawner. Returns what await_started() returns, or -ENOTCONN (nothing
+ * started, nothing left open) when there is no spawner.
+ */
+static int start_forked(struct bulkhead_job *job, char **argv, char **envp,
+			struct exec_run_fds *ret)
+{
+	const struct job_spec *spec = job->spec;
+	struct exec_report rep = { 0 };
+	int p[2] = { -1, -1 }, e[2] = { -1, -1 }, out[2] = { -1, -1 }, r;
+	struct spawner_job j = {
+		.argv = argv, .envp = envp,
+		.chdir = spec->working_directory[0] ? spec->working_directory : NULL,
+		.has_nice = spec->nice != BH_NICE_INHERIT, .nice = spec->nice,
+	};
+	ssize_t k;
+
+	if (spawner_pid() == 0)
+		return -ENOTCONN; /* none: nothing to open for it */
+	if (pipe2(e, O_CLOEXEC) < 0)
+		return -errno;
+	if (spec->output[0]) {
+		r = open_output_files(job, out);
+	} else {
+		r = pipe2(p, O_CLOEXEC) < 0 ? -errno : 0;
+		out[0] = p[1];
+		p[1] = -1;
+	}
+	j.out = out[0];
+	j.err = out[1] >= 0 ? out[1] : out[0];
+	j.report = e[1];
+	if (r == 0)
+		r = spawner_send(&j);
+	close_pair(out);
+	close(e[1]);
+	if (r < 0) {
+		close(e[0]);
+		if (p[0] >= 0)
+			close(p[0]);
+		return r;
+	}
+	k = read_report(e[0], &rep);
+	if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_FORKED && rep.value > 0)
+		return await_started(job, (pid_t)rep.value, e[0], p[0], ret);
+	close(e[0]);
+	if (p[0] >= 0)
+		close(p[0]);
+	if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_FAILED && rep.value > 0)
+		return -rep.value; /* the spawner's fork failed: as posix_spawn's would */
+	/*
+	 * Nothing said: the spawner died with our request (nothing started: spawn it), or the
+	 * trampoline died before its first report, killed from outside (as in await_started();
+	 * its pid is not known to reap it).
+	 */
+	return spawner_lost() ? -ENOTCONN : -ECHILD;
+}
+
+/* With posix_spawn of --exec-command. Returns what await_started() returns. */
+static int start_spawned(struct bulkhead_job *job, char **argv, char **envp,
+			 struct exec_run_fds *ret)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t mask, all;
+	int p[2] = { -1, -1 }, e[2] = { -1, -1 }, r;
+	const struct job_spec *spec = job->spec;
+	char **targv, ppid[24], nice[16];
+	size_t n = 0, t = 3;
+	pid_t pid = 0;
+
+	while (argv[n])
+		n++;
+	targv = calloc(n + 9, sizeof(*targv));
+	if (!targv)
+		return -ENOMEM;
+	snprintf(ppid, sizeof(ppid), "%d", (int)getpid());
+	targv[0] = (char *)"bulkhead-worker";
+	targv[1] = (char *)EXEC_TRAMPOLINE_OPTION;
+	targv[2] = ppid;
+	if (spec->working_directory[0]) {
+		targv[t++] = (char *)EXEC_TRAMPOLINE_CHDIR;
+		targv[t++] = (char *)spec->working_directory;
+	}
+	if (spec->nice != BH_NICE_INHERIT) {
+		snprintf(nice, sizeof(nice), "%d", spec->nice);
+		targv[t++] = (char *)EXEC_TRAMPOLINE_NICE;
+		targv[t++] = nice;
+	}
+	targv[t++] = (char *)"--";
+	memcpy(targv + t, argv, (n + 1) * sizeof(*argv));
+	if (pipe2(e, O_CLOEXEC) < 0) {
+		free(targv);
+		return -errno;
+	}
+	/* Its handled signals blocked from birth (and SIGPIPE: a write to us is EPIPE). */
+	exec_trampoline_signals(&mask);
+	sigaddset(&mask, SIGPIPE);
+	sigfillset(&all);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&at);
+	r = -posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+						   POSIX_SPAWN_SETSIGDEF);
+	if (r == 0)
+		r = -posix_spawnattr_setpgroup(&at, 0);
+	if (r == 0)
+		r = -posix_spawnattr_setsigmask(&at, &mask);
+	if (r == 0)
+		r = -posix_spawnattr_setsigdefault(&at, &all);
+	if (r == 0)
+		r = -posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	if (r == 0 && job->spec->output[0]) {
+		r = add_output_files(job, &fa);
+	} else if (r == 0) {
+		if (pipe2(p, O_CLOEXEC) < 0)
+			r = -errno;
+		if (r == 0)
+			r = -posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+		if (r == 0)
+			r = -posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+	}
+	if (r == 0)
+		r = -posix_spawn_file_actions_adddup2(&fa, e[1], EXEC_TRAMPOLINE_FD);
+	/* Our fds are CLOEXEC; a plugin's in the same worker may not be. */
+	if (r == 0)
+		r = -posix_spawn_file_actions_addclosefrom_np(&fa, EXEC_TRAMPOLINE_FD + 1);
+	if (r == 0)
+		r = -posix_spawn(&pid, "/proc/self/exe", &fa, &at, targv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	free(targv);
+	close(e[1]);
+	if (p[1] >= 0)
+		close(p[1]);
+	if (r < 0) {
+		if (p[0] >= 0)
+			close(p[0]);
+		close(e[0]);
+		return r;
+	}
+	return await_started(job, pid, e[0], p[0], ret);
+}
+
+int exec_start(struct bulkhead_job *job, char **argv, char **envp, struct exec_run_fds *ret)
+{
+	int r = start_forked(job, argv, envp, ret);
+
+	return r == -ENOTCONN ? start_spawned(job, argv, envp, ret) : r;
+}

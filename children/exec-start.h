@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Starting an exec: job's trampoline (exec-start.c): through the worker's spawner, or with
+ * posix_spawn of `bulkhead-worker --exec-command` when there is none. exec.c's side.
+ */
+#pragma once
+
+#include <sys/types.h>
+
+#include "job-context.h"
+
+/* A started command, as the job thread holds it. */
+struct exec_run_fds {
+	pid_t trampoline;
+	pid_t command;
+	int report; /* the trampoline's fd 3, read end */
+	int output; /* the command's stdout and stderr, read end (non-blocking); -1 with output = DIR */
+};
+
+/*
+ * Starts the trampoline for argv with envp. Returns 0 with its pid, the command's pid (from
+ * its STARTED report), the report pipe and the output pipe, or -errno (also the errno the
+ * command could not be started with; a setting the trampoline could not take is logged and
+ * sets job->setting_failed).
+ */
+int exec_start(struct bulkhead_job *job, char **argv, char **envp, struct exec_run_fds *ret);

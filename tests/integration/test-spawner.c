@@ -1,0 +1,376 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The worker's spawner (children/spawner.c), through bulkheadd, with real faults:
+ *
+ *   - the spawner SIGKILLed while commands run: every job still runs (the job threads start
+ *     their trampolines with posix_spawn from then on), none is lost, the worker stays;
+ *   - the worker SIGKILLed while commands run: its spawner, its trampolines and their
+ *     commands (and what those started) are all gone;
+ *   - a command forked through the spawner holds no fd but 0, 1 and 2, and has the
+ *     worker's RLIMIT_AS and RLIMIT_CORE;
+ *   - a pool without exec: groups has no spawner; a reload that adds or removes its exec:
+ *     group replaces its worker by one with or without.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ctlutil.h"
+#include "daemonutil.h"
+#include "testutil.h"
+
+#define JOBS_MS 60000 /* generous for ASan */
+#define GONE_MS 10000
+
+/* The worker's spawner: its one child named bulkhead-spawn. */
+static pid_t find_spawner(pid_t worker)
+{
+	pid_t p[4];
+	int n = tu_find_children(worker, "bulkhead-spawn", p, 4);
+
+	ck_assert_msg(n == 1, "worker %d has %d spawners", (int)worker, n);
+	return p[0];
+}
+
+static pid_t the_worker(struct daemon *d)
+{
+	pid_t w[4];
+	int n = tu_find_workers(d->pid, w, 4);
+
+	ck_assert_msg(n == 1, "%d workers; %s", n, dmn_describe(d));
+	return w[0];
+}
+
+/* Submits count more jobs of group, waits for the group: every one must be done. */
+static void submit_and_wait(struct daemon *d, struct conn *c, const char *group, int count,
+			    int total)
+{
+	char req[256];
+	json_object *o;
+
+	snprintf(req, sizeof(req), "{\"command\":\"submit\",\"group\":\"%s\",\"count\":%d}",
+		 group, count);
+	o = call(d, c, req);
+	assert_ok(o);
+	json_object_put(o);
+	snprintf(req, sizeof(req), "{\"command\":\"wait\",\"group\":\"%s\"}", group);
+	o = call_within(d, c, req, JOBS_MS);
+	ck_assert_msg(jbool(o, "all_expected"), "not all done: %s", jtext(o));
+	ck_assert_int_eq(jint(o, "total"), total);
+	json_object_put(o);
+}
+
+/* pid is gone (or a zombie, reaped here: orphans come to us, the subreaper). */
+static void wait_gone(struct daemon *d, pid_t pid, const char *what)
+{
+	for (int64_t deadline = tu_now_ms() + GONE_MS;;) {
+		char state = 0;
+
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (tu_proc_stat(pid, NULL, 0, &state, NULL) < 0)
+			return;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "%s (pid %d) still there (%c); %s", what,
+			      (int)pid, state, dmn_describe(d));
+		dmn_pump(d, 20);
+	}
+}
+
+START_TEST(test_spawner_killed_commands_still_run)
+{
+	struct daemon d;
+	struct conn c;
+	pid_t worker, spawner;
+	json_object *o;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 2\n"
+			     "[job true]\nrun = exec:/bin/true\ncount = 4\n");
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	conn_open(&d, &c);
+	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"true\"}", JOBS_MS);
+	ck_assert(jbool(o, "all_expected"));
+	json_object_put(o);
+	worker = the_worker(&d);
+	spawner = find_spawner(worker);
+
+	/* Killed while jobs are queued and running (where exactly is the scheduler's say)... */
+	o = call(&d, &c, "{\"command\":\"submit\",\"group\":\"true\",\"count\":200}");
+	assert_ok(o);
+	json_object_put(o);
+	ck_assert_int_eq(kill(spawner, SIGKILL), 0);
+	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"true\"}", JOBS_MS);
+	ck_assert_msg(jbool(o, "all_expected"), "not all done: %s", jtext(o));
+	ck_assert_int_eq(jint(o, "total"), 204);
+	json_object_put(o);
+	/* ...and jobs surely after it. */
+	submit_and_wait(&d, &c, "true", 20, 224);
+	dmn_expect_stderr(&d, "is gone: commands are started with exec from now on", CALL_MS);
+	/* The same worker, which reaped its spawner. */
+	ck_assert_int_eq(the_worker(&d), worker);
+	ck_assert_int_lt(tu_find_children(worker, "bulkhead-spawn", &spawner, 1), 1);
+
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+START_TEST(test_worker_sigkill_leaves_nothing)
+{
+	struct daemon d;
+	char conf[2048], path[512];
+	pid_t worker, spawner, tramps[4];
+	int64_t deadline;
+	int n;
+
+	dmn_init(&d);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\n"
+		 "[job forever]\nrun = exec:/usr/bin/env BHTEST_MARK=%s /bin/sh -c "
+		 "'test -e %s/up.{id} && exit 0; sleep 3333 & setsid sleep 3333 & "
+		 "touch %s/up.{id}; wait'\ntimeout = infinity\ncount = 2\n",
+		 d.dir, d.dir, d.dir);
+	dmn_write_config(&d, conf);
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	deadline = tu_now_ms() + JOBS_MS;
+	for (int id = 1; id <= 2; id++) {
+		snprintf(path, sizeof(path), "%s/up.%d", d.dir, id);
+		while (access(path, F_OK) < 0) {
+			ck_assert_msg(tu_ms_left(deadline) > 0, "the commands did not start; %s",
+				      dmn_describe(&d));
+			dmn_pump(&d, 20); /* waiting for a file to appear */
+		}
+	}
+	worker = the_worker(&d);
+	spawner = find_spawner(worker);
+	/* Both trampolines are the worker's children (forked by the spawner). */
+	n = tu_find_children(worker, "bulkhead-exec", tramps, 4);
+	ck_assert_msg(n == 2, "%d trampolines under worker %d", n, (int)worker);
+
+	ck_assert_int_eq(kill(worker, SIGKILL), 0);
+	/* What was the worker's comes to us (subreaper): each must end. */
+	wait_gone(&d, spawner, "the dead worker's spawner");
+	for (int i = 0; i < n; i++)
+		wait_gone(&d, tramps[i], "a trampoline of the dead worker");
+	/* And the commands, and what they started (a run again ends at once: up.ID is there). */
+	deadline = tu_now_ms() + GONE_MS;
+	for (;;) {
+		pid_t left;
+		int k = tu_find_marked(d.dir, &left, 1);
+
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (k == 0)
+			break;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "process %d of the dead worker's jobs left",
+			      (int)left);
+		dmn_pump(&d, 20);
+	}
+	dmn_stop(&d);
+	/* The new worker may be killed as it starts, its spawner an orphan: reaped here. */
+	dmn_assert_nothing_left(d.dir, GONE_MS, "the stop");
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+START_TEST(test_command_holds_no_other_fd)
+{
+	struct daemon d;
+	struct conn c;
+	char conf[1024], path[600], *text;
+	json_object *o;
+
+	dmn_init(&d);
+	/* $$ is the shell, which forks ls (a command follows): the shell's fds as it got them. */
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\n"
+		 "[job fds]\nrun = exec:/bin/sh -c 'ls /proc/$$/fd; exit 0'\noutput = %s\n"
+		 "count = 1\n",
+		 d.dir);
+	dmn_write_config(&d, conf);
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	conn_open(&d, &c);
+	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"fds\"}", JOBS_MS);
+	ck_assert_msg(jbool(o, "all_expected"), "%s", jtext(o));
+	json_object_put(o);
+	(void)find_spawner(the_worker(&d)); /* it went through the spawner */
+	snprintf(path, sizeof(path), "%s/fds.1.out", d.dir);
+	text = tu_read_file(path);
+	ck_assert_msg(text, "no %s", path);
+	ck_assert_str_eq(text, "0\n1\n2\n");
+	free(text);
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/* The soft limit named `what` in /proc/PID/limits, as text ("unlimited" or a number). */
+static void proc_limit(pid_t pid, const char *what, char *buf, size_t size)
+{
+	char path[64], *text, *line;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	text = tu_read_file(path);
+	ck_assert_ptr_nonnull(text);
+	line = strstr(text, what);
+	ck_assert_msg(line, "no %s in %s", what, path);
+	ck_assert_int_eq(sscanf(line + strlen(what), " %63s", buf), 1);
+	ck_assert_uint_lt(strlen(buf), size);
+	free(text);
+}
+
+/* Commands get the worker's RLIMIT_AS (memory_max without a cgroup) and RLIMIT_CORE. */
+START_TEST(test_command_has_the_worker_limits)
+{
+	struct daemon d;
+	struct conn c;
+	char conf[1024], path[600], as[64], core[64], want[160], *text;
+	pid_t worker;
+	json_object *o;
+
+	dmn_init(&d);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\nmemory_max = 256M\n"
+		 "[job limits]\nrun = exec:/bin/sh -c 'ulimit -v; ulimit -c'\noutput = %s\n"
+		 "count = 1\n",
+		 d.dir);
+	dmn_write_config(&d, conf);
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	conn_open(&d, &c);
+	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"limits\"}", JOBS_MS);
+	ck_assert_msg(jbool(o, "all_expected"), "%s", jtext(o));
+	json_object_put(o);
+	worker = the_worker(&d);
+	(void)find_spawner(worker);
+	proc_limit(worker, "Max address space", as, sizeof(as));
+	proc_limit(worker, "Max core file size", core, sizeof(core));
+	ck_assert_msg(strcmp(as, "unlimited") != 0, "the worker has no RLIMIT_AS");
+	snprintf(want, sizeof(want), "%llu\n%s\n", strtoull(as, NULL, 10) / 1024, core);
+	snprintf(path, sizeof(path), "%s/limits.1.out", d.dir);
+	text = tu_read_file(path);
+	ck_assert_msg(text, "no %s", path);
+	ck_assert_str_eq(text, want);
+	free(text);
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+START_TEST(test_no_spawner_without_exec_groups)
+{
+	struct daemon d;
+	pid_t none;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n"
+			     "[job sleep]\nrun = builtin:sleep\nargs = ms=1\ncount = 1\n");
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	ck_assert_int_eq(tu_find_children(the_worker(&d), "bulkhead-spawn", &none, 1), 0);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/*
+ * A reload that gives a pool its first exec: group replaces its (idle) worker by one with a
+ * spawner, and its commands run; one that takes the group away again, by one without.
+ */
+START_TEST(test_reload_adds_and_removes_the_spawner)
+{
+	static const char plain[] = "[pool main]\nworkers = 1\nthreads = 1\n"
+				    "[job sleep]\nrun = builtin:sleep\nargs = ms=1\ncount = 1\n";
+	struct daemon d;
+	struct conn c;
+	pid_t w0, w1 = 0, none;
+	size_t from;
+	json_object *o;
+
+	dmn_init(&d);
+	dmn_write_config(&d, plain);
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	w0 = the_worker(&d);
+	ck_assert_int_eq(tu_find_children(w0, "bulkhead-spawn", &none, 1), 0);
+
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 1\n"
+			     "[job sleep]\nrun = builtin:sleep\nargs = ms=1\ncount = 1\n"
+			     "[job true]\nrun = exec:/bin/true\ncount = 3\n");
+	from = d.n_notices;
+	dmn_signal(&d, SIGHUP);
+	dmn_expect_notice(&d, dmn_expect_notice(&d, from, "RELOADING=1", CALL_MS) + 1, "READY=1",
+			  CALL_MS);
+	for (int64_t deadline = tu_now_ms() + JOBS_MS;;) {
+		pid_t w[4];
+
+		if (tu_find_workers(d.pid, w, 4) == 1 && w[0] != w0 &&
+		    tu_find_children(w[0], "bulkhead-spawn", &none, 1) == 1) {
+			w1 = w[0];
+			break;
+		}
+		ck_assert_msg(tu_ms_left(deadline) > 0, "no worker with a spawner; %s",
+			      dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	conn_open(&d, &c);
+	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"true\"}", JOBS_MS);
+	ck_assert_msg(jbool(o, "all_expected"), "%s", jtext(o));
+	json_object_put(o);
+	conn_close(&c);
+
+	dmn_write_config(&d, plain);
+	from = d.n_notices;
+	dmn_signal(&d, SIGHUP);
+	dmn_expect_notice(&d, dmn_expect_notice(&d, from, "RELOADING=1", CALL_MS) + 1, "READY=1",
+			  CALL_MS);
+	for (int64_t deadline = tu_now_ms() + JOBS_MS;;) {
+		pid_t w[4];
+
+		if (tu_find_workers(d.pid, w, 4) == 1 && w[0] != w1 &&
+		    tu_find_children(w[0], "bulkhead-spawn", &none, 1) == 0)
+			break;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "the worker with a spawner stays; %s",
+			      dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("spawner");
+	TCase *tc = tcase_create("spawner");
+
+	tcase_add_checked_fixture(tc, dmn_setup, NULL);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_spawner_killed_commands_still_run);
+	tcase_add_test(tc, test_worker_sigkill_leaves_nothing);
+	tcase_add_test(tc, test_command_holds_no_other_fd);
+	tcase_add_test(tc, test_command_has_the_worker_limits);
+	tcase_add_test(tc, test_no_spawner_without_exec_groups);
+	tcase_add_test(tc, test_reload_adds_and_removes_the_spawner);
+	suite_add_tcase(s, tc);
+	return dmn_run(s, "spawner");
+}
