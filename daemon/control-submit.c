@@ -109,7 +109,7 @@ static json_object *submitted_reply(struct control *c, uint64_t first, unsigned 
 	s->end = first + count;
 	if (master_durable(c->m)) { /* accepted means on disk: after the write that holds them */
 		s->durable_at = master_flush_next(c->m);
-		master_flush_needed(c->m);
+		master_flush_needed_for_submit(c->m);
 	}
 	s->instance = j.instance;
 	snprintf(s->name, sizeof(s->name), "%s", g.cfg->name);
