@@ -112,14 +112,16 @@ static json_object *submitted_reply(struct control *c, uint64_t first, unsigned 
 		master_flush_needed_for_submit(c->m);
 	}
 	s->instance = j.instance;
-	snprintf(s->name, sizeof(s->name), "%s", g.cfg->name);
+	s->name_len = strnlen(g.cfg->name, sizeof(s->name) - 1);
+	memcpy(s->name, g.cfg->name, s->name_len);
+	s->name[s->name_len] = '\0';
 	/* Written as it is unless json-c would escape a character (it escapes "/" too). */
 	s->plain_name = true;
 	for (const char *p = s->name; *p; p++)
 		if (*p == '"' || *p == '\\' || *p == '/' || (unsigned char)*p < 0x20 ||
 		    (unsigned char)*p >= 0x7f)
 			s->plain_name = false;
-	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"ids\":[");
+	memcpy(s->head, "{\"ok\":true,\"ids\":[", sizeof("{\"ok\":true,\"ids\":["));
 	if (!c->serving)
 		control_query_stream(c, c->resuming, s);
 	return NULL;
@@ -311,7 +313,10 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 	struct master *m = c->m;
 	const char *group = NULL, *pool = NULL, *run = NULL, *error = NULL, **inputs = NULL;
 	struct group_config gc = { 0 };
-	char *args = NULL, err[256], base[CONFIG_NAME_MAX + 1];
+	/* The merged args: the loop is one thread, and the store copies them (16 KB a
+	 * submit from malloc was 1 % of the master's CPU at 16 x 16 submits of one job). */
+	static char args[CONTROL_SUBMIT_ARGS_MAX + 1];
+	char err[256], base[CONFIG_NAME_MAX + 1];
 	json_object *o;
 	uint64_t first;
 	size_t n_inputs;
@@ -403,11 +408,6 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 		r = adhoc_defaults(&gc);
 		assert(r == 0); /* config tests load every default of keys.h */
 	}
-	args = malloc(CONTROL_SUBMIT_ARGS_MAX + 1);
-	if (!args) {
-		o = control_error_reply("out of memory");
-		goto out;
-	}
 	r = merge_args(gc.args, req, args, CONTROL_SUBMIT_ARGS_MAX + 1, &error);
 	if (r < 0) {
 		o = control_error_reply("%s", error ? error : strerror(-r));
@@ -440,7 +440,6 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 	o = r < 0 ? control_error_reply("cannot submit: %s", strerror(-r))
 		  : submitted_reply(c, first, *ret_count);
 out:
-	free(args);
 	free(inputs);
 	return o;
 }
