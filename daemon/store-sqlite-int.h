@@ -26,8 +26,9 @@ struct sq {
 	const struct store_ops *m;
 	sqlite3 *db;
 	char *path;
-	sqlite3_stmt *put_job, *put_fresh, *upd_job, *put_counts, *put_group, *del_group, *put_input, *del_inputs, *put_meta,
-		*del_forgotten, *put_key, *del_keys, *put_log, *del_logs, *get_logs;
+	sqlite3_stmt *put_job, *put_fresh, *upd_job, *put_counts, *put_group, *del_group,
+		*put_input, *del_inputs, *put_meta, *del_forgotten, *put_key, *del_keys, *put_log,
+		*del_logs, *get_logs, *begin, *commit;
 	struct log_ring pending_logs; /* lines not in the file yet */
 	char **pools; /* names, by index: a group's pool is kept by name */
 	unsigned n_pools;

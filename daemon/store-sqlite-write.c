@@ -364,12 +364,12 @@ static int flush(struct store *st, bool partial)
 		return -EBUSY; /* never half of what belongs together */
 	if (!sq_dirty(st))
 		return 0;
-	r = sq_exec(s, "BEGIN IMMEDIATE", "begin a transaction");
+	r = step(s, s->begin, "begin a transaction");
 	if (r < 0)
 		return r;
 	r = flush_all(s, first_kept, n_jobs, partial);
 	if (r >= 0)
-		r = sq_exec(s, "COMMIT", "commit");
+		r = step(s, s->commit, "commit");
 	if (r < 0) {
 		/* Nothing of it was written: all of it is still marked, for the next flush. */
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);

@@ -557,6 +557,8 @@ void sq_free(struct store *st)
 
 	if (!s)
 		return;
+	sqlite3_finalize(s->begin);
+	sqlite3_finalize(s->commit);
 	sqlite3_finalize(s->put_job);
 	sqlite3_finalize(s->upd_job);
 	sqlite3_finalize(s->put_fresh);
