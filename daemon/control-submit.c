@@ -27,6 +27,15 @@ _Static_assert(CONTROL_SUBMIT_RUN_MAX + CONTROL_SUBMIT_ARGS_MAX + 2 * BH_INPUT_M
 _Static_assert(CONTROL_SUBMIT_RUN_MAX + CONTROL_SUBMIT_ARGS_MAX + 1024 < CONTROL_REQUEST_MAX,
 	       "a request line holds the longest run and args");
 
+/* src into dst (size bytes, cut to fit): snprintf's "%s" was 1 % of a one-job submit. */
+static void copy_str(char *dst, size_t size, const char *src)
+{
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /*
  * base args ("k=v k=v") with the request's "args" object laid over them, into buf. Values
  * are strings or numbers without whitespace. Returns 0 or -EINVAL with a reason.
@@ -40,7 +49,7 @@ static int merge_args(const char *base, json_object *req, char *buf, size_t size
 
 	buf[0] = '\0';
 	if (!json_object_object_get_ex(req, "args", &args)) {
-		snprintf(buf, size, "%s", base);
+		copy_str(buf, size, base);
 		return 0;
 	}
 	if (!json_object_is_type(args, json_type_object)) {
@@ -402,7 +411,7 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 		gc.run = (char *)run;
 		gc.kind = JOB_KIND_BUILTIN;
 		if (strncmp(run, "builtin:", 8) == 0) /* else control_submit_check_run()'s */
-			snprintf(base, sizeof(base), "%s", run + 8);
+			copy_str(base, sizeof(base), run + 8);
 		gc.args = (char *)"";
 		gc.output = (char *)"";
 		r = adhoc_defaults(&gc);
