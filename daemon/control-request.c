@@ -19,6 +19,7 @@
 #include "daemon/control.h"
 
 #define FLAT_KEY_MAX 64
+#define FLAT_KEYS_MAX 16 /* more: the tokener's */
 #define FLAT_INT_DIGITS 18 /* within int64: the tokener makes an int of it as well */
 
 static const char *flat_spaces(const char *p, const char *end)
@@ -74,9 +75,21 @@ static const char *flat_scalar(const char *p, const char *end, json_object **ret
 	return p;
 }
 
+/* Whether the key k (n bytes) is one of the n_seen before (kept as spans of the line). */
+static bool flat_seen(const char *const *seen, const size_t *seen_len, unsigned n_seen,
+		      const char *k, size_t n)
+{
+	for (unsigned i = 0; i < n_seen; i++)
+		if (seen_len[i] == n && memcmp(seen[i], k, n) == 0)
+			return true;
+	return false;
+}
+
 json_object *control_parse_flat(const char *line, size_t len)
 {
-	const char *p = flat_spaces(line, line + len), *end = line + len;
+	const char *p = flat_spaces(line, line + len), *end = line + len, *seen[FLAT_KEYS_MAX];
+	size_t seen_len[FLAT_KEYS_MAX];
+	unsigned n_seen = 0;
 	json_object *o;
 
 	if (p >= end || *p != '{')
@@ -94,13 +107,15 @@ json_object *control_parse_flat(const char *line, size_t len)
 		size_t n, n_s;
 
 		p = flat_string(p, end, &k, &n);
-		if (!p || n > FLAT_KEY_MAX)
+		/* A key given twice: the tokener's to decide. Checked here, on a few short
+		 * keys, so that json-c adds each without looking it up. */
+		if (!p || n > FLAT_KEY_MAX || n_seen == FLAT_KEYS_MAX ||
+		    flat_seen(seen, seen_len, n_seen, k, n))
 			break;
+		seen[n_seen] = k;
+		seen_len[n_seen++] = n;
 		memcpy(key, k, n);
 		key[n] = '\0';
-		/* A key given twice: the tokener's to decide. */
-		if (json_object_object_get_ex(o, key, NULL))
-			break;
 		p = flat_spaces(p, end);
 		if (p >= end || *p != ':')
 			break;
@@ -111,7 +126,8 @@ json_object *control_parse_flat(const char *line, size_t len)
 		} else {
 			p = flat_scalar(p, end, &v);
 		}
-		if (!p || !v || json_object_object_add(o, key, v) < 0) {
+		if (!p || !v ||
+		    json_object_object_add_ex(o, key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW) < 0) {
 			json_object_put(v);
 			break;
 		}

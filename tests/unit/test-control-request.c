@@ -75,6 +75,9 @@ static const char *const taken[] = {
 	"{\"command\":\"x\",\"zero\":0,\"neg\":-7,\"\":\"empty key\",\"s\":\"\"}",
 	"{}",
 	"{\"command\":1}",
+	/* as many keys as it checks for doubles */
+	"{\"command\":\"x\",\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"g\":1,\"h\":1,"
+	"\"i\":1,\"j\":1,\"k\":1,\"l\":1,\"m\":1,\"n\":1,\"o\":1}",
 };
 
 START_TEST(test_flat_takes_common_requests)
@@ -102,6 +105,10 @@ static const char *const declined[] = {
 	"{\"command\":\"x\",\"n\":99999999999999999999999}",
 	"{\"command\":\"x\",\"n\":null}",
 	"{\"command\":\"x\",\"command\":\"y\"}", /* a key twice */
+	"{\"command\":\"x\",\"a\":1,\"b\":2,\"a\":3}",
+	/* more keys than it checks for doubles */
+	"{\"command\":\"x\",\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"g\":1,\"h\":1,"
+	"\"i\":1,\"j\":1,\"k\":1,\"l\":1,\"m\":1,\"n\":1,\"o\":1,\"p\":1}",
 	"{\"command\":\t\"x\"}",
 	"{\"command\":\"x\"} trailing",
 	"{\"command\":\"x\"",
