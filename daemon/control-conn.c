@@ -278,7 +278,12 @@ static bool handle_line(struct client *cl, const char *line, size_t len)
 	}
 	if (!reply && !cl->stream)
 		return true; /* a pending wait: its reply comes later, held likewise */
-	at = c->reply_not_held ? 0 : reply_durable_at(c, reply);
+	/* A submit's reply tells only of its jobs: it set the write it waits for (a partial
+	 * one will do: master_flush_needed_for_submit()). */
+	if (c->reply_not_held || (!reply && cl->stream->kind == STREAM_SUBMIT))
+		at = 0;
+	else
+		at = reply_durable_at(c, reply);
 	c->reply_not_held = false;
 	if (!reply) {
 		s = cl->stream;

@@ -69,6 +69,7 @@ struct stream {
 	uint32_t instance; /* submit: the instance number of id `first` */
 	uint64_t durable_at; /* submit: not before master_flushes() reaches it (0: at once) */
 	char name[CONFIG_NAME_MAX + 1]; /* submit: the group's name */
+	size_t name_len;
 	bool plain_name; /* submit: name needs no JSON escaping (written as it is) */
 	char head[96];
 	char extra[96];

@@ -525,6 +525,20 @@ static json_object *stream_item(struct client *cl, struct stream *s)
 	return NULL;
 }
 
+/* v in decimal at p; returns the end (no NUL). */
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
 /*
  * Writes the stream's next pieces into the output: a slice of CONTROL_STREAM_SLICE (so that
  * many long replies and everyone else's requests take turns on the loop), no further than
@@ -553,18 +567,24 @@ bool control_stream_fill(struct client *cl)
 			break;
 		if (s->kind == STREAM_SUBMIT && s->next < s->end && s->plain_name) {
 			/* A submit's ids and names, written as they are: a JSON object (and its
-			 * text buffer) per item was most of the cost of a long submit reply. */
-			char buf[CONFIG_NAME_MAX + 48];
-			int n = s->part == 1
-					? snprintf(buf, sizeof(buf), "%s%" PRIu64, s->listed ? "," : "",
-						   s->next)
-					: snprintf(buf, sizeof(buf), "%s\"%s#%" PRIu32 "\"",
-						   s->listed ? "," : "", s->name,
-						   s->instance + (uint32_t)(s->next - s->first));
+			 * text buffer) per item was most of the cost of a long submit reply, and
+			 * then snprintf most of what was left. */
+			char buf[CONFIG_NAME_MAX + 48], *p = buf;
 
+			if (s->listed)
+				*p++ = ',';
+			if (s->part == 1) {
+				p = put_u64(p, s->next);
+			} else {
+				*p++ = '"';
+				p = mempcpy(p, s->name, s->name_len);
+				*p++ = '#';
+				p = put_u64(p, s->instance + (uint32_t)(s->next - s->first));
+				*p++ = '"';
+			}
 			s->next++;
 			s->listed++;
-			if (!control_conn_append(cl, buf, (size_t)n))
+			if (!control_conn_append(cl, buf, (size_t)(p - buf)))
 				return false;
 			continue;
 		}

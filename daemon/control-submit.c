@@ -27,6 +27,15 @@ _Static_assert(CONTROL_SUBMIT_RUN_MAX + CONTROL_SUBMIT_ARGS_MAX + 2 * BH_INPUT_M
 _Static_assert(CONTROL_SUBMIT_RUN_MAX + CONTROL_SUBMIT_ARGS_MAX + 1024 < CONTROL_REQUEST_MAX,
 	       "a request line holds the longest run and args");
 
+/* src into dst (size bytes, cut to fit): snprintf's "%s" was 1 % of a one-job submit. */
+static void copy_str(char *dst, size_t size, const char *src)
+{
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /*
  * base args ("k=v k=v") with the request's "args" object laid over them, into buf. Values
  * are strings or numbers without whitespace. Returns 0 or -EINVAL with a reason.
@@ -40,7 +49,7 @@ static int merge_args(const char *base, json_object *req, char *buf, size_t size
 
 	buf[0] = '\0';
 	if (!json_object_object_get_ex(req, "args", &args)) {
-		snprintf(buf, size, "%s", base);
+		copy_str(buf, size, base);
 		return 0;
 	}
 	if (!json_object_is_type(args, json_type_object)) {
@@ -109,17 +118,19 @@ static json_object *submitted_reply(struct control *c, uint64_t first, unsigned 
 	s->end = first + count;
 	if (master_durable(c->m)) { /* accepted means on disk: after the write that holds them */
 		s->durable_at = master_flush_next(c->m);
-		master_flush_needed(c->m);
+		master_flush_needed_for_submit(c->m);
 	}
 	s->instance = j.instance;
-	snprintf(s->name, sizeof(s->name), "%s", g.cfg->name);
+	s->name_len = strnlen(g.cfg->name, sizeof(s->name) - 1);
+	memcpy(s->name, g.cfg->name, s->name_len);
+	s->name[s->name_len] = '\0';
 	/* Written as it is unless json-c would escape a character (it escapes "/" too). */
 	s->plain_name = true;
 	for (const char *p = s->name; *p; p++)
 		if (*p == '"' || *p == '\\' || *p == '/' || (unsigned char)*p < 0x20 ||
 		    (unsigned char)*p >= 0x7f)
 			s->plain_name = false;
-	snprintf(s->head, sizeof(s->head), "{\"ok\":true,\"ids\":[");
+	memcpy(s->head, "{\"ok\":true,\"ids\":[", sizeof("{\"ok\":true,\"ids\":["));
 	if (!c->serving)
 		control_query_stream(c, c->resuming, s);
 	return NULL;
@@ -311,7 +322,10 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 	struct master *m = c->m;
 	const char *group = NULL, *pool = NULL, *run = NULL, *error = NULL, **inputs = NULL;
 	struct group_config gc = { 0 };
-	char *args = NULL, err[256], base[CONFIG_NAME_MAX + 1];
+	/* The merged args: the loop is one thread, and the store copies them (16 KB a
+	 * submit from malloc was 1 % of the master's CPU at 16 x 16 submits of one job). */
+	static char args[CONTROL_SUBMIT_ARGS_MAX + 1];
+	char err[256], base[CONFIG_NAME_MAX + 1];
 	json_object *o;
 	uint64_t first;
 	size_t n_inputs;
@@ -397,16 +411,11 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 		gc.run = (char *)run;
 		gc.kind = JOB_KIND_BUILTIN;
 		if (strncmp(run, "builtin:", 8) == 0) /* else control_submit_check_run()'s */
-			snprintf(base, sizeof(base), "%s", run + 8);
+			copy_str(base, sizeof(base), run + 8);
 		gc.args = (char *)"";
 		gc.output = (char *)"";
 		r = adhoc_defaults(&gc);
 		assert(r == 0); /* config tests load every default of keys.h */
-	}
-	args = malloc(CONTROL_SUBMIT_ARGS_MAX + 1);
-	if (!args) {
-		o = control_error_reply("out of memory");
-		goto out;
 	}
 	r = merge_args(gc.args, req, args, CONTROL_SUBMIT_ARGS_MAX + 1, &error);
 	if (r < 0) {
@@ -440,7 +449,6 @@ static json_object *submit(struct control *c, json_object *req, uint64_t *ret_fi
 	o = r < 0 ? control_error_reply("cannot submit: %s", strerror(-r))
 		  : submitted_reply(c, first, *ret_count);
 out:
-	free(args);
 	free(inputs);
 	return o;
 }

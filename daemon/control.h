@@ -26,6 +26,13 @@ struct json_object;
 int control_parse_request(const char *line, size_t len, struct json_object **ret_req,
 			  const char **ret_error);
 
+/*
+ * The parser's fast path (control_parse_request() tries it first): a flat object of strings
+ * without escapes, integers and booleans, built directly. NULL for any other line (not an
+ * error: json-c's tokener decides); what it returns is what the tokener would.
+ */
+struct json_object *control_parse_flat(const char *line, size_t len);
+
 /* The request's "command" string, or NULL if it has none. */
 const char *control_request_command(struct json_object *req);
 

@@ -121,11 +121,25 @@ bool durable_flush_first(struct master *m)
 	return durable_flush(m, now_usec()) >= 0;
 }
 
+/*
+ * bulkheadd, when only submits' replies wait: starts that are their jobs' one change are
+ * left for the next full write (ledger_flush_partial()), so that a job that ends before it
+ * is written once, not twice. A reply that may tell of anything else waits for a full one,
+ * and one is made at least every DURABLE_LAZY_USEC: a start stays unwritten no longer than
+ * an end. A master killed meanwhile runs those jobs again as if they had not started.
+ */
+static bool partial_flush(const struct master *m, usec_t now)
+{
+	return m->opts.daemon && !m->shared && m->flush_urgent && !m->flush_all &&
+	       !m->flush_failing && !m->stopping && now < m->flushed_all_at + DURABLE_LAZY_USEC;
+}
+
 int durable_flush(struct master *m, usec_t now)
 {
 	uint64_t commits = ledger_store_commits(m->ledger);
 	usec_t t0 = now_usec();
-	int r = ledger_flush(m->ledger);
+	bool partial = partial_flush(m, now);
+	int r = partial ? ledger_flush_partial(m->ledger) : ledger_flush(m->ledger);
 
 	if (ledger_store_commits(m->ledger) != commits)
 		histogram_observe(&m->commit_time, (double)(now_usec() - t0) / 1e6);
@@ -144,6 +158,10 @@ int durable_flush(struct master *m, usec_t now)
 	}
 	m->flushed_at = now;
 	m->flush_urgent = false;
+	if (!partial) {
+		m->flushed_all_at = now;
+		m->flush_all = false;
+	}
 	if (m->shared)
 		return 0; /* sent: its commit moves m->flushes (shared.c) */
 	m->flushes++;

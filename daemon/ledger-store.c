@@ -281,6 +281,11 @@ int ledger_flush(struct ledger *l)
 	return l->ops->flush(l->st);
 }
 
+int ledger_flush_partial(struct ledger *l)
+{
+	return l->ops->flush_partial ? l->ops->flush_partial(l->st) : l->ops->flush(l->st);
+}
+
 const char *ledger_store_error(const struct ledger *l)
 {
 	return l->ops->last_error(l->st);

@@ -49,8 +49,13 @@ enum job_flags {
 	JOB_HAS_INPUT = 1 << 0,        /* ledger_job_input() is not NULL */
 	JOB_CANCEL_REQUESTED = 1 << 1, /* cancelled while running: it ends cancelled unless done */
 	JOB_ADHOC = 1 << 2,            /* of a submitted group (ledger_add_variant) */
+	/* The SQLite store's own (never written): its start is its one change since the store
+	 * last wrote it (START_LAZY), and it has been counted as a run (START_RAN). */
+	JOB_START_RAN = 1 << 5,
+	JOB_START_LAZY = 1 << 6,
 	JOB_DIRTY = 1 << 7,            /* the store's own: changed since it last wrote it */
 };
+#define JOB_STORE_FLAGS (JOB_DIRTY | JOB_START_LAZY | JOB_START_RAN)
 
 /*
  * What few jobs have: an input given one by one (spool), a result line, progress. Allocated
@@ -320,6 +325,12 @@ bool ledger_hold_take(struct ledger *l, struct job *j);
  * with nothing of it lost (the next call writes it). The memory store: always 0.
  */
 int ledger_flush(struct ledger *l);
+/*
+ * The same, but a job whose start (and the run it counts) is its one change may stay
+ * unwritten, as if it had not started yet (store.h flush_partial()): for a write that only
+ * a submit's reply waits for. The next ledger_flush() writes it.
+ */
+int ledger_flush_partial(struct ledger *l);
 /* What the last failed ledger_flush() met, naming the file ("" if none). */
 const char *ledger_store_error(const struct ledger *l);
 /* Transactions the store committed since it was opened. */

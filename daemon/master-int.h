@@ -254,6 +254,8 @@ struct master {
 	struct histogram commit_time; /* of the flushes that wrote (metrics.c) */
 	uint64_t flushes;         /* flushes that succeeded */
 	bool flush_urgent;        /* a reply waits for the next flush */
+	bool flush_all;           /* ... one that may tell of anything, not a submit's alone */
+	usec_t flushed_all_at;    /* the last flush that left nothing out (monotonic) */
 	sd_event_source *dispatch_defer; /* pools with jobs added this pass are dispatched */
 	bool dispatch_owed; /* the dispatch defer wrote first: its next run dispatches */
 	usec_t flushed_at;        /* the last flush (monotonic) */

@@ -624,6 +624,12 @@ bool master_store_dirty(const struct master *m)
 void master_flush_needed(struct master *m)
 {
 	m->flush_urgent = true;
+	m->flush_all = true;
+}
+
+void master_flush_needed_for_submit(struct master *m)
+{
+	m->flush_urgent = true;
 }
 
 const char *master_node(const struct master *m)

@@ -154,6 +154,11 @@ uint64_t master_flushes(const struct master *m);
  * of this loop pass, instead of within DURABLE_LAZY_USEC.
  */
 void master_flush_needed(struct master *m);
+/*
+ * The same for a submit's reply, which tells only of its new jobs: the write may leave the
+ * starts of jobs that did nothing else for a later one (within DURABLE_LAZY_USEC).
+ */
+void master_flush_needed_for_submit(struct master *m);
 /* Why the store's last write failed (it is retried), naming the file; NULL: it did not. */
 const char *master_store_failing(const struct master *m);
 /*

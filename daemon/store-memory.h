@@ -52,6 +52,7 @@ struct mem {
 	uint32_t spec_serial;       /* the last spec id given */
 	uint64_t variants_made;     /* names submitted groups: BASE@N */
 	struct idmap variants;      /* def_hash -> group index + 1 (submitted groups) */
+	unsigned last_variant;      /* the variant found or made last: index + 1 (0: none) */
 	struct submit_keys keys;    /* submit --key */
 	struct log_ring logs;       /* the last STORE_LOGS_BYTES of job log lines */
 	struct ledger_stats stats;

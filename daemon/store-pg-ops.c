@@ -378,7 +378,7 @@ static void to_pg_job(const struct pgs *s, const struct pjob *p, struct pg_job *
 		.ended_ms = j->ended_ms, .instance = (int32_t)j->instance,
 		.cause_detail = j->cause_detail, .state = j->state, .cause = j->cause,
 		.alone = j->alone, .attempts = j->attempts, .reruns = j->reruns, .runs = j->runs,
-		.flags = j->flags & ~JOB_DIRTY, .host_deaths = j->host_deaths,
+		.flags = j->flags & ~JOB_STORE_FLAGS, .host_deaths = j->host_deaths,
 		.result = j->extra ? j->extra->result : NULL,
 	};
 }

@@ -26,8 +26,9 @@ struct sq {
 	const struct store_ops *m;
 	sqlite3 *db;
 	char *path;
-	sqlite3_stmt *put_job, *put_fresh, *upd_job, *put_counts, *put_group, *del_group, *put_input, *del_inputs, *put_meta,
-		*del_forgotten, *put_key, *del_keys, *put_log, *del_logs, *get_logs;
+	sqlite3_stmt *put_job, *put_fresh, *upd_job, *put_counts, *put_group, *del_group,
+		*put_input, *del_inputs, *put_meta, *del_forgotten, *put_key, *del_keys, *put_log,
+		*del_logs, *get_logs, *begin, *commit;
 	struct log_ring pending_logs; /* lines not in the file yet */
 	char **pools; /* names, by index: a group's pool is kept by name */
 	unsigned n_pools;
@@ -41,6 +42,10 @@ struct sq {
 	uint64_t kept_from; /* the file holds no job below this id */
 	bool *in_file; /* per group index: the file has a row for it */
 	uint8_t *group_dirty; /* per group index: GROUP_COUNTS or GROUP_WHOLE, to be written */
+	/* A partial flush: per group index, its starts it leaves unwritten (counted as queued),
+	 * and in all, and of them the runs counted. */
+	uint32_t *group_lazy;
+	uint64_t n_lazy, n_lazy_ran;
 	unsigned cap_groups;
 	bool meta_dirty;
 	bool meta_known; /* meta_written is what the file holds, every key of it */
@@ -101,6 +106,7 @@ int sq_grow_groups(struct sq *s, unsigned n);
 /* store-sqlite-write.c: the flush and the log lines (store.h's operations of those names). */
 bool sq_dirty(const struct store *st);
 int sq_flush(struct store *st);
+int sq_flush_partial(struct store *st);
 int sq_add_log(struct store *st, const struct log_line *line);
 int sq_read_logs(struct store *st, const struct log_query *q,
 		 int (*cb)(void *userdata, const struct log_line *line), void *userdata);

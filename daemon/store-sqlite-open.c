@@ -341,6 +341,11 @@ static int prepare_all(struct sq *s)
 		r = sq_prepare(s, &s->get_logs,
 			    "SELECT job, at, level, line FROM job_logs WHERE job BETWEEN ? AND ? "
 			    "ORDER BY seq DESC");
+	/* A flush's own: sqlite3_exec() parsed them again each time. */
+	if (r >= 0)
+		r = sq_prepare(s, &s->begin, "BEGIN IMMEDIATE");
+	if (r >= 0)
+		r = sq_prepare(s, &s->commit, "COMMIT");
 	return r;
 }
 

@@ -52,7 +52,7 @@ static int write_job(struct sq *s, const struct job *j, bool update)
 	sqlite3_bind_int(q, 8, j->attempts);
 	sqlite3_bind_int(q, 9, j->reruns);
 	sqlite3_bind_int(q, 10, j->runs);
-	sqlite3_bind_int(q, 11, j->flags & ~JOB_DIRTY);
+	sqlite3_bind_int(q, 11, j->flags & ~JOB_STORE_FLAGS);
 	sqlite3_bind_int(q, 12, j->host_deaths);
 	bind_text(q, 13, input);
 	bind_text(q, 14, result);
@@ -78,8 +78,8 @@ static bool fresh(const struct job *j)
 {
 	return j->state == JOB_QUEUED && j->cause == CAUSE_NONE && j->alone == 0 &&
 	       j->attempts == 0 && j->reruns == 0 && j->runs == 0 && j->cause_detail == 0 &&
-	       (j->flags & ~(JOB_ADHOC | JOB_DIRTY)) == 0 && j->host_deaths == 0 && !j->extra &&
-	       j->started_ms == 0 && j->ended_ms == 0 && j->node == 0;
+	       (j->flags & ~(JOB_ADHOC | JOB_STORE_FLAGS)) == 0 && j->host_deaths == 0 &&
+	       !j->extra && j->started_ms == 0 && j->ended_ms == 0 && j->node == 0;
 }
 
 /* How many jobs from j on (j's id .. n_jobs) are fresh and alike, for write_fresh_run(). */
@@ -108,22 +108,32 @@ static int write_fresh_run(struct sq *s, const struct job *j, uint64_t n)
 	sqlite3_bind_int64(q, 2, (sqlite3_int64)n);
 	sqlite3_bind_int64(q, 3, j->group);
 	sqlite3_bind_int64(q, 4, j->instance);
-	sqlite3_bind_int(q, 5, j->flags & ~JOB_DIRTY);
+	sqlite3_bind_int(q, 5, j->flags & ~JOB_STORE_FLAGS);
 	sqlite3_bind_int64(q, 6, j->accepted_at);
 	return step(s, q, "write jobs");
+}
+
+/* A group's counts as the file is to hold them: a start left unwritten counts as queued. */
+static struct group_counts counts_written(const struct sq *s, unsigned index)
+{
+	struct group_counts c = mem_group_of(s->mem, index)->counts;
+
+	c.by_state[JOB_QUEUED] += s->group_lazy[index];
+	c.by_state[JOB_RUNNING] -= s->group_lazy[index];
+	return c;
 }
 
 /* A group in the file whose jobs moved: its counts, in place. */
 static int write_counts(struct sq *s, unsigned index)
 {
-	const struct mem_group *lg = mem_group_of(s->mem, index);
+	const struct group_counts c = counts_written(s, index);
 	sqlite3_stmt *q = s->put_counts;
 	int i = 1;
 
 	sqlite3_bind_int64(q, i++, index);
-	sqlite3_bind_int64(q, i++, (sqlite3_int64)lg->counts.total);
+	sqlite3_bind_int64(q, i++, (sqlite3_int64)c.total);
 	for (int k = 0; k < _JOB_STATE_MAX; k++)
-		sqlite3_bind_int64(q, i++, (sqlite3_int64)lg->counts.by_state[k]);
+		sqlite3_bind_int64(q, i++, (sqlite3_int64)c.by_state[k]);
 	return step(s, q, "write a group");
 }
 
@@ -131,6 +141,7 @@ static int write_group(struct sq *s, unsigned index)
 {
 	const struct mem_group *lg = mem_group_of(s->mem, index);
 	const struct group_config *g = &lg->cfg;
+	const struct group_counts c = counts_written(s, index);
 	sqlite3_stmt *q;
 	char *exec;
 	int r, i = 1;
@@ -162,9 +173,9 @@ static int write_group(struct sq *s, unsigned index)
 	sqlite3_bind_int(q, i++, g->expect);
 	sqlite3_bind_int(q, i++, lg->adhoc);
 	sqlite3_bind_int64(q, i++, lg->def_hash);
-	sqlite3_bind_int64(q, i++, (sqlite3_int64)lg->counts.total);
+	sqlite3_bind_int64(q, i++, (sqlite3_int64)c.total);
 	for (int k = 0; k < _JOB_STATE_MAX; k++)
-		sqlite3_bind_int64(q, i++, (sqlite3_int64)lg->counts.by_state[k]);
+		sqlite3_bind_int64(q, i++, (sqlite3_int64)c.by_state[k]);
 	bind_text(q, i++, g->pool < s->n_pools ? s->pools[g->pool] : "");
 	exec = config_group_exec_format(g);
 	if (!exec) {
@@ -201,6 +212,10 @@ static int write_meta(struct sq *s)
 
 	for (int k = 0; k < _JOB_STATE_MAX; k++)
 		v[META_BY_STATE + k] = st->by_state[k];
+	/* Starts left unwritten: as if they had not happened. */
+	v[META_BY_STATE + JOB_QUEUED] += s->n_lazy;
+	v[META_BY_STATE + JOB_RUNNING] -= s->n_lazy;
+	v[META_RUNS] -= s->n_lazy_ran;
 	/* Those that changed since the last commit: a pass that ended one job moves three. */
 	for (int k = 0; r >= 0 && k < META_N; k++) {
 		if (s->meta_known && v[k] == s->meta_written[k])
@@ -214,7 +229,18 @@ static int write_meta(struct sq *s)
 	return r;
 }
 
-static int flush_all(struct sq *s, uint64_t first_kept, uint64_t n_jobs)
+/* A partial flush leaves j's row as it is: its start is its one change (sq_set_state()). */
+static bool left_lazy(struct sq *s, const struct job *j, bool partial)
+{
+	if (!partial || !(j->flags & JOB_START_LAZY) || j->state != JOB_RUNNING)
+		return false;
+	s->group_lazy[j->group]++;
+	s->n_lazy++;
+	s->n_lazy_ran += (j->flags & JOB_START_RAN) != 0;
+	return true;
+}
+
+static int flush_all(struct sq *s, uint64_t first_kept, uint64_t n_jobs, bool partial)
 {
 	int r = 0;
 
@@ -250,9 +276,15 @@ static int flush_all(struct sq *s, uint64_t first_kept, uint64_t n_jobs)
 		sqlite3_bind_int64(s->put_key, 4, k->request);
 		r = step(s, s->put_key, "write a submit key");
 	}
-	for (size_t i = 0; r >= 0 && i < s->n_dirty; i++)
-		if (s->dirty[i] >= first_kept && s->dirty[i] < s->new_from)
-			r = write_job(s, s->m->job(s->mem, s->dirty[i]), true);
+	for (size_t i = 0; r >= 0 && i < s->n_dirty; i++) {
+		const struct job *j;
+
+		if (s->dirty[i] < first_kept || s->dirty[i] >= s->new_from)
+			continue;
+		j = s->m->job(s->mem, s->dirty[i]);
+		if (!left_lazy(s, j, partial))
+			r = write_job(s, j, true);
+	}
 	for (uint64_t id = s->new_from > first_kept ? s->new_from : first_kept;
 	     r >= 0 && id <= n_jobs;) {
 		const struct job *j = s->m->job(s->mem, id);
@@ -283,35 +315,81 @@ bool sq_dirty(const struct store *st)
 	       s->pending_logs.head;
 }
 
-int sq_flush(struct store *st)
+/*
+ * After a partial flush's commit: the starts it left stay marked, with their groups and the
+ * counters (written as if those had not started: the next flush writes them as they are).
+ */
+static void keep_lazy(struct sq *s, uint64_t first_kept)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < s->n_dirty; i++) {
+		struct job *j = s->dirty[i] >= first_kept ? s->m->job(s->mem, s->dirty[i]) : NULL;
+
+		if (!j)
+			continue;
+		if (s->group_lazy[j->group] > 0 && (j->flags & JOB_START_LAZY) &&
+		    j->state == JOB_RUNNING && s->dirty[i] < s->new_from) {
+			s->dirty[kept++] = s->dirty[i];
+			continue;
+		}
+		j->flags &= (uint8_t)~(JOB_DIRTY | JOB_START_LAZY | JOB_START_RAN);
+	}
+	s->n_dirty = kept;
+}
+
+/* The tally of left_lazy(), back to none. */
+static void lazy_clear(struct sq *s, uint64_t first_kept)
+{
+	if (!s->n_lazy)
+		return;
+	for (size_t i = 0; i < s->n_dirty; i++) {
+		const struct job *j =
+			s->dirty[i] >= first_kept ? s->m->job(s->mem, s->dirty[i]) : NULL;
+
+		if (j)
+			s->group_lazy[j->group] = 0;
+	}
+	s->n_lazy = s->n_lazy_ran = 0;
+}
+
+static int flush(struct store *st, bool partial)
 {
 	struct sq *s = SQ(st);
 	uint64_t first_kept = mem_first_kept_id(s->mem), n_jobs = s->m->n_jobs(s->mem);
+	bool lazy_kept;
 	int r;
 
 	if (s->depth > 0)
 		return -EBUSY; /* never half of what belongs together */
 	if (!sq_dirty(st))
 		return 0;
-	r = sq_exec(s, "BEGIN IMMEDIATE", "begin a transaction");
+	r = step(s, s->begin, "begin a transaction");
 	if (r < 0)
 		return r;
-	r = flush_all(s, first_kept, n_jobs);
+	r = flush_all(s, first_kept, n_jobs, partial);
 	if (r >= 0)
-		r = sq_exec(s, "COMMIT", "commit");
+		r = step(s, s->commit, "commit");
 	if (r < 0) {
 		/* Nothing of it was written: all of it is still marked, for the next flush. */
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		s->meta_wrote = false;
+		lazy_clear(s, first_kept);
 		return r;
 	}
-	for (size_t i = 0; i < s->n_dirty; i++) {
-		struct job *j = s->dirty[i] >= first_kept ? s->m->job(s->mem, s->dirty[i]) : NULL;
+	lazy_kept = s->n_lazy > 0;
+	if (lazy_kept)
+		keep_lazy(s, first_kept);
+	else
+		for (size_t i = 0; i < s->n_dirty; i++) {
+			struct job *j =
+				s->dirty[i] >= first_kept ? s->m->job(s->mem, s->dirty[i]) : NULL;
 
-		if (j)
-			j->flags &= (uint8_t)~JOB_DIRTY;
-	}
-	s->n_dirty = 0;
+			if (j)
+				j->flags &= (uint8_t)~(JOB_DIRTY | JOB_START_LAZY | JOB_START_RAN);
+		}
+	if (!lazy_kept)
+		s->n_dirty = 0;
 	s->commits++;
 	log_ring_clear(&s->pending_logs);
 	for (size_t i = 0; i < s->n_new_keys; i++)
@@ -331,8 +409,23 @@ int sq_flush(struct store *st)
 		s->meta_known = true;
 		s->meta_wrote = false;
 	}
+	/* What was left is still to be written: its jobs (kept in s->dirty), groups, counters. */
+	for (size_t i = 0; i < s->n_dirty; i++)
+		s->group_dirty[s->m->job(s->mem, s->dirty[i])->group] = GROUP_COUNTS;
+	s->meta_dirty = lazy_kept;
+	lazy_clear(s, first_kept);
 	s->error[0] = '\0';
 	return 0;
+}
+
+int sq_flush(struct store *st)
+{
+	return flush(st, false);
+}
+
+int sq_flush_partial(struct store *st)
+{
+	return flush(st, true);
 }
 
 /* ---- log lines ---- */

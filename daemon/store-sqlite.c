@@ -120,6 +120,7 @@ int sq_grow_groups(struct sq *s, unsigned n)
 {
 	bool *a;
 	uint8_t *b;
+	uint32_t *c;
 
 	if (n <= s->cap_groups)
 		return 0;
@@ -132,8 +133,13 @@ int sq_grow_groups(struct sq *s, unsigned n)
 	if (!b)
 		return -ENOMEM;
 	s->group_dirty = b;
+	c = realloc(s->group_lazy, n * sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	s->group_lazy = c;
 	memset(a + s->cap_groups, 0, (n - s->cap_groups) * sizeof(*a));
 	memset(b + s->cap_groups, 0, (n - s->cap_groups) * sizeof(*b));
+	memset(c + s->cap_groups, 0, (n - s->cap_groups) * sizeof(*c));
 	s->cap_groups = n;
 	return 0;
 }
@@ -156,6 +162,7 @@ static void mark_group(struct sq *s, unsigned group)
 static void mark_job(struct sq *s, struct job *j)
 {
 	mark_group_as(s, j->group, GROUP_COUNTS);
+	j->flags &= (uint8_t)~(JOB_START_LAZY | JOB_START_RAN); /* more than its start now */
 	if (j->id >= s->new_from || (j->flags & JOB_DIRTY))
 		return;
 	if (s->n_dirty == s->cap_dirty) {
@@ -353,10 +360,21 @@ static bool sq_unqueue(struct store *st, struct job *j)
 	return SQ(st)->m->unqueue(SQ(st)->mem, j);
 }
 
+/*
+ * A queued job that starts, and whose row the file holds as it is (not marked since): its
+ * start alone may wait for a full flush (sq_flush_partial()), so that a job that ends soon
+ * is written once, not once started and once ended.
+ */
 static void sq_set_state(struct store *st, struct job *j, enum job_state state)
 {
-	SQ(st)->m->set_state(SQ(st)->mem, j, state);
-	mark_job(SQ(st), j);
+	struct sq *s = SQ(st);
+	bool lazy = state == JOB_RUNNING && j->state == JOB_QUEUED && !(j->flags & JOB_DIRTY) &&
+		    j->id < s->new_from;
+
+	s->m->set_state(s->mem, j, state);
+	mark_job(s, j);
+	if (lazy && (j->flags & JOB_DIRTY))
+		j->flags |= JOB_START_LAZY;
 }
 
 static void sq_requeue(struct store *st, struct job *j, bool alone)
@@ -371,8 +389,17 @@ static void sq_end(struct store *st, struct job *j, enum job_state state, int ca
 	mark_job(SQ(st), j);
 }
 
+/*
+ * The ledger touches a job for its run counted at its start (ledger_started()) and for a
+ * cancel asked while it runs: the first keeps a lazy start lazy (once), the second is more.
+ */
 static void sq_touch(struct store *st, struct job *j)
 {
+	if ((j->flags & JOB_START_LAZY) && !(j->flags & (JOB_START_RAN | JOB_CANCEL_REQUESTED))) {
+		j->flags |= JOB_START_RAN;
+		mark_group_as(SQ(st), j->group, GROUP_COUNTS);
+		return;
+	}
 	mark_job(SQ(st), j);
 }
 
@@ -530,6 +557,8 @@ void sq_free(struct store *st)
 
 	if (!s)
 		return;
+	sqlite3_finalize(s->begin);
+	sqlite3_finalize(s->commit);
 	sqlite3_finalize(s->put_job);
 	sqlite3_finalize(s->upd_job);
 	sqlite3_finalize(s->put_fresh);
@@ -558,6 +587,7 @@ void sq_free(struct store *st)
 	free(s->dirty);
 	free(s->in_file);
 	free(s->group_dirty);
+	free(s->group_lazy);
 	free(s->orphans);
 	free(s->path);
 	free(s);
@@ -597,6 +627,7 @@ const struct store_ops store_sqlite_ops = {
 	.begin = sq_begin,
 	.commit = sq_commit,
 	.flush = sq_flush,
+	.flush_partial = sq_flush_partial,
 	.commits = sq_commits,
 	.add_log = sq_add_log,
 	.read_logs = sq_read_logs,

@@ -101,6 +101,13 @@ struct store_ops {
 	 */
 	int (*flush)(struct store *st);
 	/*
+	 * flush(), except that a job whose one change since it was last written is its start
+	 * (state RUNNING, its run counted) may be left for the next flush(): the file then
+	 * holds it, and every count, as if it had not started (the master died before it ran).
+	 * Optional (NULL: flush()).
+	 */
+	int (*flush_partial)(struct store *st);
+	/*
 	 * The jobs a durable store found RUNNING when it was opened (their master died under
 	 * them): the array (malloc'd, the caller frees it) and its length, once; then none.
 	 */

@@ -445,6 +445,109 @@ START_TEST(test_forgotten_rows_go)
 }
 END_TEST
 
+/* Every count of l is what its jobs say (none forgotten): by group, by state, runs. */
+static void assert_counts_add_up(struct ledger *l)
+{
+	uint64_t by_state[_JOB_STATE_MAX] = { 0 }, runs = 0;
+
+	for (unsigned g = 0; g < ledger_n_groups(l); g++) {
+		uint64_t in_group[_JOB_STATE_MAX] = { 0 };
+
+		for (uint64_t id = 1; id <= ledger_n_jobs(l); id++)
+			if (ledger_job(l, id)->group == g)
+				in_group[ledger_job(l, id)->state]++;
+		for (int k = 0; k < _JOB_STATE_MAX; k++)
+			ck_assert_msg(ledger_group_counts(l, g)->by_state[k] == in_group[k],
+				      "group %u, state %d: counted %" PRIu64 ", %" PRIu64 " jobs",
+				      g, k, ledger_group_counts(l, g)->by_state[k], in_group[k]);
+	}
+	for (uint64_t id = 1; id <= ledger_n_jobs(l); id++) {
+		by_state[ledger_job(l, id)->state]++;
+		runs += ledger_job(l, id)->runs;
+	}
+	for (int k = 0; k < _JOB_STATE_MAX; k++)
+		ck_assert_uint_eq(ledger_stats(l)->by_state[k], by_state[k]);
+	ck_assert_uint_eq(ledger_stats(l)->runs, runs);
+}
+
+/* Starts jobs 1..3 of alpha (6 jobs, in the file): #1 just starts, #2 ends, #3 runs with a
+ * cancel requested; then adds 2 more; and flushes partially. */
+static struct ledger *partly_flushed(void)
+{
+	struct ledger *l = open_ledger();
+	struct group_config a = group("alpha", 0, 6);
+	struct job *j;
+
+	ck_assert_int_eq(ledger_add_group(l, &a, NULL), 0);
+	ck_assert_int_eq(ledger_flush(l), 0);
+	ledger_start(l, ledger_pop(l, 0, false));
+	ledger_start(l, j = ledger_pop(l, 0, false));
+	ledger_finish(l, j, 0);
+	ledger_start(l, j = ledger_pop(l, 0, false));
+	ledger_request_cancel(l, j);
+	ck_assert_int_eq(ledger_add_jobs(l, 0, 2, &(uint64_t){ 0 }), 0);
+	ck_assert_int_eq(ledger_flush_partial(l), 0);
+	return l;
+}
+
+/*
+ * A partial flush leaves a start that is its job's one change: the file holds that job, and
+ * every count, as if it had not started; everything else is written. A master killed then
+ * runs it again as a queued job (no host death); the next full flush writes it as it is.
+ */
+START_TEST(test_partial_flush_leaves_starts)
+{
+	struct ledger *l = partly_flushed();
+	struct snap s;
+
+	/* Killed here (the file is locked while it is open): job 1 is queued in the file. */
+	ledger_free(l);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs"), 8);
+	ck_assert_int_eq(sql_int("SELECT state FROM jobs WHERE id = 1"), JOB_QUEUED);
+	ck_assert_int_eq(sql_int("SELECT runs + started_ms FROM jobs WHERE id = 1"), 0);
+	ck_assert_int_eq(sql_int("SELECT state FROM jobs WHERE id = 2"), JOB_DONE);
+	ck_assert_int_eq(sql_int("SELECT state FROM jobs WHERE id = 3"), JOB_RUNNING);
+	ck_assert_int_eq(sql_int("SELECT queued FROM groups WHERE id = 0"), 6);
+	ck_assert_int_eq(sql_int("SELECT running FROM groups WHERE id = 0"), 1);
+	ck_assert_int_eq(sql_int("SELECT value FROM meta WHERE key = 'runs'"), 2);
+	/* The next master runs job 1 as a queued job; job 3 was running (its master died). */
+	l = open_ledger();
+	ck_assert_uint_eq(ledger_job(l, 1)->state, JOB_QUEUED);
+	ck_assert_uint_eq(ledger_job(l, 1)->runs, 0);
+	ck_assert_uint_eq(ledger_job(l, 3)->state, JOB_RUNNING);
+	assert_counts_add_up(l);
+	ck_assert_uint_eq(ledger_recover(l), 1);
+	ck_assert_uint_eq(ledger_job(l, 1)->host_deaths, 0);
+	assert_counts_add_up(l);
+	ledger_free(l);
+
+	/* Job 1 ends before the next partial flush and is written ended; job 4 starts. */
+	teardown();
+	setup();
+	l = partly_flushed();
+	ledger_finish(l, ledger_job(l, 1), 0);
+	ledger_start(l, ledger_pop(l, 0, false));
+	ck_assert_int_eq(ledger_flush_partial(l), 0);
+	ledger_free(l);
+	ck_assert_int_eq(sql_int("SELECT state FROM jobs WHERE id = 1"), JOB_DONE);
+	ck_assert_int_eq(sql_int("SELECT state FROM jobs WHERE id = 4"), JOB_QUEUED);
+	ck_assert_int_eq(sql_int("SELECT done FROM groups WHERE id = 0"), 2);
+	l = open_ledger();
+	assert_counts_add_up(l);
+	ledger_free(l);
+
+	/* A full flush after a partial one writes everything as it is. */
+	teardown();
+	setup();
+	l = reopen(partly_flushed(), &s);
+	ck_assert_uint_eq(ledger_job(l, 1)->state, JOB_RUNNING);
+	ck_assert_uint_eq(ledger_job(l, 1)->runs, 1);
+	assert_counts_add_up(l);
+	ledger_free(l);
+	snap_free(&s);
+}
+END_TEST
+
 /* A ledger on `path` for the pools names[0 .. n - 1]. */
 static int open_with_pools(const char *const *names, unsigned n, struct ledger **ret,
 			   char **ret_err)
@@ -991,6 +1094,7 @@ static Suite *store_sqlite_suite(void)
 	tcase_add_test(tc, test_nothing_after_the_last_flush);
 	tcase_add_test(tc, test_restart_rule);
 	tcase_add_test(tc, test_forgotten_rows_go);
+	tcase_add_test(tc, test_partial_flush_leaves_starts);
 	tcase_add_test(tc, test_migrates_v1);
 	tcase_add_test(tc, test_migrates_v2);
 	tcase_add_test(tc, test_exec_settings_kept);
