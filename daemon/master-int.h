@@ -147,7 +147,6 @@ struct worker {
 	usec_t deadline_at;
 	usec_t spawned_at;
 	unsigned spawns;
-	unsigned threads; /* of the running process (the pool's may change on reload) */
 	uint64_t memory_max; /* of the running process */
 	uid_t uid; /* ids the running process dropped to (-1: the master's) */
 	gid_t gid;

@@ -124,6 +124,12 @@ bool pool_update_runs_exec(struct pool *p, const struct config *c)
 	return p->runs_exec != was;
 }
 
+/* Job threads of its process: a solo worker runs one job at a time, so it has one. */
+static unsigned slot_threads(const struct worker *w)
+{
+	return w->solo ? 1 : w->pool->cfg.threads;
+}
+
 bool slot_outdated(const struct worker *w)
 {
 	uid_t uid;
@@ -131,7 +137,7 @@ bool slot_outdated(const struct worker *w)
 
 	master_pool_identity(w->m, &w->pool->cfg, &uid, &gid);
 	return w->pid > 0 &&
-	       (w->q.threads != w->pool->cfg.threads || w->memory_max != w->pool->cfg.memory_max ||
+	       (w->q.threads != slot_threads(w) || w->memory_max != w->pool->cfg.memory_max ||
 		w->tasks_max != w->pool->cfg.tasks_max || w->uid != uid || w->gid != gid ||
 		w->core_dumps != (w->pool->cfg.core_dumps != 0) ||
 		w->spawner != w->pool->runs_exec);
@@ -331,7 +337,7 @@ static void slot_spawn(struct worker *w)
 	const struct pool_config *pc = &w->pool->cfg;
 	/* With memory.max in the slot's cgroup, no RLIMIT_AS on top of it. */
 	struct worker_launch launch = {
-		.pool = pc->name, .index = w->index, .threads = pc->threads,
+		.pool = pc->name, .index = w->index, .threads = slot_threads(w),
 		.memory_max = cgroup_tree_memory(m->cg) ? UINT64_MAX : pc->memory_max,
 		.core_dumps = pc->core_dumps != 0,
 		.spawner = w->pool->runs_exec,
@@ -342,7 +348,7 @@ static void slot_spawn(struct worker *w)
 
 	if (m->stopping || w->pool->state != POOL_UP || w->next == NEXT_RETIRE)
 		return;
-	r = slot_size(w, pc->threads);
+	r = slot_size(w, launch.threads);
 	if (r < 0) {
 		slot_resource_retry(w, r, "set it up");
 		return;

@@ -256,7 +256,7 @@ bool spare_step_in(struct worker *w)
 	    w->n_timed_out > 0 || !w->crash_frame || m->stopping || p->state != POOL_UP)
 		return false;
 	s = w->solo ? NULL : usable_spare(p);
-	if (!w->solo && (!s || s->threads != w->threads))
+	if (!w->solo && (!s || s->q.threads != w->q.threads))
 		return false;
 	d = malloc(sizeof(*d));
 	if (!d)

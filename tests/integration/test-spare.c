@@ -154,6 +154,24 @@ START_TEST(test_killed_worker_replaced_by_spare)
 }
 END_TEST
 
+/* Threads of process pid (/proc/PID/status), or -1. */
+static int threads_of(pid_t pid)
+{
+	char path[64], line[128];
+	int n = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
 /*
  * Without a spare, a job that crashes on every attempt (max_attempts = 3) kills its worker 3
  * times; with one, its two retries run alone on a solo worker and the shared slot dies once.
@@ -183,6 +201,18 @@ static void poison(bool spare, int64_t want_restarts)
 	ck_assert(jbool(o, "all_expected")); /* none lost, none blamed */
 	json_object_put(o);
 	o = call(&d, &c, "{\"command\":\"status\"}");
+	if (spare) {
+		/* A solo worker runs one job at a time: one job thread (and its main thread),
+		 * where the pool's workers have two. */
+		json_object *solo = jget(pool_of(o), "solo", json_type_array);
+
+		for (size_t k = 0; k < json_object_array_length(solo); k++) {
+			pid_t pid = (pid_t)jint(json_object_array_get_idx(solo, k), "pid");
+
+			ck_assert_msg(pid <= 0 || threads_of(pid) == 2,
+				      "solo worker %d has %d threads", (int)pid, threads_of(pid));
+		}
+	}
 	ck_assert_msg(jint(pool_of(o), "restarts") == want_restarts,
 		      "restarts of the pool's slots: %lld, want %lld; %s",
 		      (long long)jint(pool_of(o), "restarts"), (long long)want_restarts,
