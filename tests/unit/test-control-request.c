@@ -137,9 +137,12 @@ START_TEST(test_flat_length_bounds)
 {
 	static const char line[] = "{\"command\":\"status\"}{\"command\":\"x\"}";
 	static const char nul[] = "{\"command\":\"st\0tus\"}";
+	json_object *o;
 
 	check_line(line, 20);
-	ck_assert_ptr_nonnull(control_parse_flat(line, 20));
+	o = control_parse_flat(line, 20);
+	ck_assert_ptr_nonnull(o);
+	json_object_put(o);
 	for (size_t n = 0; n < 20; n++)
 		ck_assert_ptr_null(control_parse_flat(line, n));
 	ck_assert_ptr_null(control_parse_flat(nul, sizeof(nul) - 1));
