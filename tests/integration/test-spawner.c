@@ -48,6 +48,29 @@ static pid_t the_worker(struct daemon *d)
 	return w[0];
 }
 
+/* bulkheadd started on conf and ready, c connected to it. */
+static void start_on(struct daemon *d, struct conn *c, const char *conf)
+{
+	dmn_write_config(d, conf);
+	dmn_start(d, NULL);
+	dmn_wait_ready(d);
+	conn_open(d, c);
+}
+
+/* Waits for group: every job of it must have ended as expected; total of them if >= 0. */
+static void wait_group(struct daemon *d, struct conn *c, const char *group, int total)
+{
+	char req[256];
+	json_object *o;
+
+	snprintf(req, sizeof(req), "{\"command\":\"wait\",\"group\":\"%s\"}", group);
+	o = call_within(d, c, req, JOBS_MS);
+	ck_assert_msg(jbool(o, "all_expected"), "%s: not all done: %s", group, jtext(o));
+	if (total >= 0)
+		ck_assert_int_eq(jint(o, "total"), total);
+	json_object_put(o);
+}
+
 /* Submits count more jobs of group, waits for the group: every one must be done. */
 static void submit_and_wait(struct daemon *d, struct conn *c, const char *group, int count,
 			    int total)
@@ -60,11 +83,7 @@ static void submit_and_wait(struct daemon *d, struct conn *c, const char *group,
 	o = call(d, c, req);
 	assert_ok(o);
 	json_object_put(o);
-	snprintf(req, sizeof(req), "{\"command\":\"wait\",\"group\":\"%s\"}", group);
-	o = call_within(d, c, req, JOBS_MS);
-	ck_assert_msg(jbool(o, "all_expected"), "not all done: %s", jtext(o));
-	ck_assert_int_eq(jint(o, "total"), total);
-	json_object_put(o);
+	wait_group(d, c, group, total);
 }
 
 /* pid is gone (or a zombie, reaped here: orphans come to us, the subreaper). */
@@ -91,14 +110,9 @@ START_TEST(test_spawner_killed_commands_still_run)
 	json_object *o;
 
 	dmn_init(&d);
-	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 2\n"
-			     "[job true]\nrun = exec:/bin/true\ncount = 4\n");
-	dmn_start(&d, NULL);
-	dmn_wait_ready(&d);
-	conn_open(&d, &c);
-	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"true\"}", JOBS_MS);
-	ck_assert(jbool(o, "all_expected"));
-	json_object_put(o);
+	start_on(&d, &c, "[pool main]\nworkers = 1\nthreads = 2\n"
+			 "[job true]\nrun = exec:/bin/true\ncount = 4\n");
+	wait_group(&d, &c, "true", -1);
 	worker = the_worker(&d);
 	spawner = find_spawner(worker);
 
@@ -107,10 +121,7 @@ START_TEST(test_spawner_killed_commands_still_run)
 	assert_ok(o);
 	json_object_put(o);
 	ck_assert_int_eq(kill(spawner, SIGKILL), 0);
-	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"true\"}", JOBS_MS);
-	ck_assert_msg(jbool(o, "all_expected"), "not all done: %s", jtext(o));
-	ck_assert_int_eq(jint(o, "total"), 204);
-	json_object_put(o);
+	wait_group(&d, &c, "true", 204);
 	/* ...and jobs surely after it. */
 	submit_and_wait(&d, &c, "true", 20, 224);
 	dmn_expect_stderr(&d, "is gone: commands are started with exec from now on", CALL_MS);
@@ -190,7 +201,6 @@ START_TEST(test_command_holds_no_other_fd)
 	struct daemon d;
 	struct conn c;
 	char conf[1024], path[600], *text;
-	json_object *o;
 
 	dmn_init(&d);
 	/* $$ is the shell, which forks ls (a command follows): the shell's fds as it got them. */
@@ -199,13 +209,8 @@ START_TEST(test_command_holds_no_other_fd)
 		 "[job fds]\nrun = exec:/bin/sh -c 'ls /proc/$$/fd; exit 0'\noutput = %s\n"
 		 "count = 1\n",
 		 d.dir);
-	dmn_write_config(&d, conf);
-	dmn_start(&d, NULL);
-	dmn_wait_ready(&d);
-	conn_open(&d, &c);
-	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"fds\"}", JOBS_MS);
-	ck_assert_msg(jbool(o, "all_expected"), "%s", jtext(o));
-	json_object_put(o);
+	start_on(&d, &c, conf);
+	wait_group(&d, &c, "fds", -1);
 	(void)find_spawner(the_worker(&d)); /* it went through the spawner */
 	snprintf(path, sizeof(path), "%s/fds.1.out", d.dir);
 	text = tu_read_file(path);
@@ -241,7 +246,6 @@ START_TEST(test_command_has_the_worker_limits)
 	struct conn c;
 	char conf[1024], path[600], as[64], core[64], want[160], *text;
 	pid_t worker;
-	json_object *o;
 
 	dmn_init(&d);
 	snprintf(conf, sizeof(conf),
@@ -249,13 +253,8 @@ START_TEST(test_command_has_the_worker_limits)
 		 "[job limits]\nrun = exec:/bin/sh -c 'ulimit -v; ulimit -c'\noutput = %s\n"
 		 "count = 1\n",
 		 d.dir);
-	dmn_write_config(&d, conf);
-	dmn_start(&d, NULL);
-	dmn_wait_ready(&d);
-	conn_open(&d, &c);
-	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"limits\"}", JOBS_MS);
-	ck_assert_msg(jbool(o, "all_expected"), "%s", jtext(o));
-	json_object_put(o);
+	start_on(&d, &c, conf);
+	wait_group(&d, &c, "limits", -1);
 	worker = the_worker(&d);
 	(void)find_spawner(worker);
 	proc_limit(worker, "Max address space", as, sizeof(as));
@@ -303,7 +302,6 @@ START_TEST(test_reload_adds_and_removes_the_spawner)
 	struct conn c;
 	pid_t w0, w1 = 0, none;
 	size_t from;
-	json_object *o;
 
 	dmn_init(&d);
 	dmn_write_config(&d, plain);
@@ -332,9 +330,7 @@ START_TEST(test_reload_adds_and_removes_the_spawner)
 		dmn_pump(&d, 20);
 	}
 	conn_open(&d, &c);
-	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"true\"}", JOBS_MS);
-	ck_assert_msg(jbool(o, "all_expected"), "%s", jtext(o));
-	json_object_put(o);
+	wait_group(&d, &c, "true", -1);
 	conn_close(&c);
 
 	dmn_write_config(&d, plain);
