@@ -46,24 +46,7 @@ static char *output_path(struct bulkhead_job *job, int fd)
 	return path;
 }
 
-static int add_output_files(struct bulkhead_job *job, posix_spawn_file_actions_t *fa)
-{
-	int r = 0;
-
-	for (int fd = 1; fd <= 2 && r == 0; fd++) {
-		char *path = output_path(job, fd);
-
-		if (!path)
-			return -ENOMEM;
-		/* The path is copied by glibc; opened in the child, errors fail the spawn. */
-		r = -posix_spawn_file_actions_addopen(fa, fd, path, O_WRONLY | O_CREAT | O_TRUNC,
-						      0644);
-		free(path);
-	}
-	return r;
-}
-
-/* The output files opened here, for the spawner (out[0] stdout, out[1] stderr). */
+/* The output files opened here (out[0] stdout, out[1] stderr; what was opened is left in out). */
 static int open_output_files(struct bulkhead_job *job, int out[2])
 {
 	for (int fd = 1; fd <= 2; fd++) {
@@ -218,7 +201,7 @@ static int start_spawned(struct bulkhead_job *job, char **argv, char **envp,
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t mask, all;
-	int p[2] = { -1, -1 }, e[2] = { -1, -1 }, r;
+	int p[2] = { -1, -1 }, e[2] = { -1, -1 }, out[2] = { -1, -1 }, r;
 	const struct job_spec *spec = job->spec;
 	char **targv, ppid[24], nice[16];
 	size_t n = 0, t = 3;
@@ -265,7 +248,9 @@ static int start_spawned(struct bulkhead_job *job, char **argv, char **envp,
 	if (r == 0)
 		r = -posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	if (r == 0 && job->spec->output[0]) {
-		r = add_output_files(job, &fa);
+		r = open_output_files(job, out);
+		for (int fd = 1; fd <= 2 && r == 0; fd++)
+			r = -posix_spawn_file_actions_adddup2(&fa, out[fd - 1], fd);
 	} else if (r == 0) {
 		if (pipe2(p, O_CLOEXEC) < 0)
 			r = -errno;
@@ -285,6 +270,7 @@ static int start_spawned(struct bulkhead_job *job, char **argv, char **envp,
 	posix_spawnattr_destroy(&at);
 	free(targv);
 	close(e[1]);
+	close_pair(out);
 	if (p[1] >= 0)
 		close(p[1]);
 	if (r < 0) {

@@ -102,17 +102,50 @@ static void wait_gone(struct daemon *d, pid_t pid, const char *what)
 	}
 }
 
+/* Files in dir named PREFIX*SUFFIX; each must hold exactly `text`. */
+static int count_output_files(const char *dir, const char *prefix, const char *suffix,
+			      const char *text)
+{
+	DIR *dh = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(dh);
+	while ((e = readdir(dh))) {
+		size_t len = strlen(e->d_name);
+		char path[600], *got;
+
+		if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 || len < strlen(suffix) ||
+		    strcmp(e->d_name + len - strlen(suffix), suffix) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		got = tu_read_file(path);
+		ck_assert_msg(got && strcmp(got, text) == 0, "%s: %s", path, got ? got : "unread");
+		free(got);
+		n++;
+	}
+	closedir(dh);
+	return n;
+}
+
 START_TEST(test_spawner_killed_commands_still_run)
 {
 	struct daemon d;
 	struct conn c;
 	pid_t worker, spawner;
+	char conf[1024];
 	json_object *o;
 
 	dmn_init(&d);
-	start_on(&d, &c, "[pool main]\nworkers = 1\nthreads = 2\n"
-			 "[job true]\nrun = exec:/bin/true\ncount = 4\n");
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\n"
+		 "[job true]\nrun = exec:/bin/true\ncount = 4\n"
+		 "[job files]\nrun = exec:/bin/sh -c 'echo out; echo err >&2'\noutput = %s\n"
+		 "count = 1\n",
+		 d.dir);
+	start_on(&d, &c, conf);
 	wait_group(&d, &c, "true", -1);
+	wait_group(&d, &c, "files", -1);
 	worker = the_worker(&d);
 	spawner = find_spawner(worker);
 
@@ -125,6 +158,10 @@ START_TEST(test_spawner_killed_commands_still_run)
 	/* ...and jobs surely after it. */
 	submit_and_wait(&d, &c, "true", 20, 224);
 	dmn_expect_stderr(&d, "is gone: commands are started with exec from now on", CALL_MS);
+	/* Output files opened for a spawned trampoline as for a forked one: 2 jobs, 4 files. */
+	submit_and_wait(&d, &c, "files", 1, 2);
+	ck_assert_int_eq(count_output_files(d.dir, "files.", ".out", "out\n"), 2);
+	ck_assert_int_eq(count_output_files(d.dir, "files.", ".err", "err\n"), 2);
 	/* The same worker, which reaped its spawner. */
 	ck_assert_int_eq(the_worker(&d), worker);
 	ck_assert_int_lt(tu_find_children(worker, "bulkhead-spawn", &spawner, 1), 1);
