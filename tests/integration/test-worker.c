@@ -1701,9 +1701,10 @@ START_TEST(test_exec_exit_codes)
 	struct wk w;
 
 	wk_start(&w, 2);
-	wk_spec(&w, 0, "exec:/bin/sh -c 'exit 0'", "");
+	/* Commands told of (EXEC) run past the worker's millisecond wait before it (exec.c). */
+	wk_spec(&w, 0, "exec:/bin/sh -c 'sleep 0.05; exit 0'", "");
 	wk_spec(&w, 1, "exec:sh -c 'exit 3'", ""); /* found in PATH */
-	wk_spec(&w, 2, "exec:/bin/sh -c 'kill -9 $$'", "");
+	wk_spec(&w, 2, "exec:/bin/sh -c 'sleep 0.05; kill -9 $$'", "");
 	wk_spec(&w, 3, "exec:/nonexistent/command arg", "");
 	wk_spec(&w, 4, "exec:/bin/echo {input}", ""); /* jobs without an input cannot start */
 	wk_spec(&w, 5, "exec:/bin/echo 'unterminated", "");
