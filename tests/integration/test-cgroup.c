@@ -343,10 +343,10 @@ END_TEST
 /* pid's spawner (children/spawner.c: its child named bulkhead-spawn). */
 static pid_t spawner_of(pid_t pid)
 {
-	pid_t sp[2];
+	pid_t sp = tu_find_spawner(pid, JOBS_MS);
 
-	ck_assert_int_eq(tu_find_children(pid, "bulkhead-spawn", sp, 2), 1);
-	return sp[0];
+	ck_assert_msg(sp > 0, "worker %d has no spawner, or several", (int)pid);
+	return sp;
 }
 
 /*

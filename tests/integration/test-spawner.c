@@ -32,11 +32,10 @@
 /* The worker's spawner: its one child named bulkhead-spawn. */
 static pid_t find_spawner(pid_t worker)
 {
-	pid_t p[4];
-	int n = tu_find_children(worker, "bulkhead-spawn", p, 4);
+	pid_t p = tu_find_spawner(worker, GONE_MS);
 
-	ck_assert_msg(n == 1, "worker %d has %d spawners", (int)worker, n);
-	return p[0];
+	ck_assert_msg(p > 0, "worker %d has no spawner, or several", (int)worker);
+	return p;
 }
 
 static pid_t the_worker(struct daemon *d)

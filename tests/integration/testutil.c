@@ -610,6 +610,21 @@ int tu_find_children(pid_t parent, const char *want, pid_t *pids, int max)
 	return n;
 }
 
+pid_t tu_find_spawner(pid_t worker, int timeout_ms)
+{
+	int64_t deadline = tu_now_ms() + timeout_ms;
+	pid_t p[4];
+
+	for (;;) {
+		int n = tu_find_children(worker, "bulkhead-spawn", p, 4);
+
+		if (n == 1)
+			return p[0];
+		if (tu_ms_left(deadline) <= 0)
+			return -1;
+	}
+}
+
 long tu_job_thread_ticks(pid_t pid)
 {
 	char path[64];

@@ -74,6 +74,13 @@ int tu_find_workers(pid_t parent, pid_t *pids, int max);
 int tu_find_children(pid_t parent, const char *comm, pid_t *pids, int max);
 
 /*
+ * The spawner of worker pid (children/spawner.c: its child named bulkhead-spawn), or -1 if
+ * it has none or several for timeout_ms: a trampoline the spawner has just forked (a child of
+ * the worker too) is named bulkhead-spawn until it names itself, for a few microseconds.
+ */
+pid_t tu_find_spawner(pid_t worker, int timeout_ms);
+
+/*
  * Live processes (not zombies) with BHTEST_MARK=mark in their environment (a test marks the
  * commands its jobs start with it); up to max pids out. Returns how many, or -errno.
  */
