@@ -10,6 +10,8 @@
  *       ^
  *   builtin, plugin, exec (one file per job kind, job-kind.h), registered in job-spec
  *       ^
+ *   contain (a job run in a throwaway child of its thread)
+ *       ^
  *   pool
  *       ^
  *   worker, zygote, probe, exec-trampoline, standalone (process mains, main.c's table)
@@ -72,6 +74,8 @@ struct bulkhead_job {
 	const char *input; /* the job's input (INPUT frame), NULL if none */
 	atomic_uint cancelled; /* 1: a CANCEL named this job (job_context_cancel()); a futex */
 	pid_t exec_pid; /* exec: the running command's trampoline (exec.c), 0 if none */
+	atomic_int contain_fd;  /* contain.c: the thread's eventfd to stop a contained run, or -1 */
+	atomic_bool contained;  /* contain.c: the job runs in a child of its thread now */
 	bool setting_failed; /* exec: the trampoline could not take a setting (logged) */
 	enum bh_outcome outcome; /* how the job ended: set by exec jobs, else RETURNED */
 	bool has_result;

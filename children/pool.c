@@ -79,6 +79,7 @@
 
 #include "common/protocol.h"
 #include "common/units.h"
+#include "contain.h"
 #include "crash.h"
 #include "job-context.h"
 #include "job-spec.h"
@@ -156,12 +157,12 @@ static void thread_set_name(struct pool_thread *t)
 	pthread_setname_np(pthread_self(), name);
 }
 
-static int run_job(struct pool_thread *t)
+static int run_job(struct pool_thread *t, bool contain)
 {
 	int status;
 
 	job_context_enter(&t->job);
-	status = job_spec_run(&t->job);
+	status = contain ? contain_run(&t->job) : job_spec_run(&t->job);
 	job_context_leave();
 	return status;
 }
@@ -170,6 +171,7 @@ static int thread_start(struct pool_thread *t)
 {
 	int r;
 
+	atomic_init(&t->job.contain_fd, -1);
 	r = crash_thread_init();
 	if (r < 0)
 		return r;
@@ -257,7 +259,7 @@ static void *thread_main(void *arg)
 		}
 		arm = false;
 		t0 = now_usec();
-		status = run_job(t);
+		status = run_job(t, e.contain);
 		t1 = now_usec();
 		if (e.input) {
 			t->job.input = NULL;
@@ -279,6 +281,7 @@ static void *thread_main(void *arg)
 
 	if (wake || last)
 		wake_main(p);
+	contain_thread_fini(&t->job);
 	crash_thread_fini();
 	return NULL;
 }
@@ -476,6 +479,7 @@ bool pool_cancel(struct pool *p, uint64_t job_id)
 
 		if (t->busy && t->job.id == job_id) {
 			job_context_cancel(&t->job);
+			contain_interrupt(&t->job);
 			job_spec_interrupt(&t->job);
 			found = true;
 		}

@@ -23,6 +23,7 @@ struct pool_job {
 	uint64_t job_id;
 	const struct job_spec *spec;
 	char *input; /* malloc'd, owned by the pool once submitted; NULL if none */
+	bool contain; /* run it in a throwaway child (BH_ASSIGN_CONTAIN, contain.c) */
 };
 
 struct pool_result {

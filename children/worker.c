@@ -365,7 +365,10 @@ static void handle_assign(struct worker *w, const struct bh_frame *f)
 			protocol_error("INPUT for job %" PRIu64 " but its ASSIGN has no input",
 				       e.job_id);
 		}
-		w->assign[i] = (struct pool_job){ .job_id = e.job_id, .spec = spec, .input = input };
+		w->assign[i] = (struct pool_job){ .job_id = e.job_id,
+						  .spec = spec,
+						  .input = input,
+						  .contain = e.flags & BH_ASSIGN_CONTAIN };
 	}
 	if (w->stopping) {
 		/* A STOP crossed this ASSIGN: these jobs are not run, and not reported. */

@@ -298,7 +298,7 @@ static int run_supervised(struct experiment *e, unsigned workers, unsigned threa
 	res->reruns = s->reruns_bystander + s->reruns_suspect;
 	res->retries = s->culprits > res->quarantined ? s->culprits - res->quarantined : 0;
 	res->restarts = ms->restarts;
-	res->crashes = ms->deaths_by_exit + ms->deaths_by_memory;
+	res->crashes = ms->deaths_by_exit + ms->deaths_by_memory + ms->contained_crashes;
 	for (int i = 0; i < 65; i++)
 		res->crashes += ms->deaths_by_signal[i];
 	r = ms->interrupted ? -EINTR : 0;

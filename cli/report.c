@@ -223,6 +223,8 @@ static json_object *workers_object(const struct master_stats *ms)
 	json_object_object_add(o, "restarts", json_object_new_int64((int64_t)ms->restarts));
 	json_object_object_add(o, "worker_faults",
 			       json_object_new_int64((int64_t)ms->worker_faults));
+	json_object_object_add(o, "contained_crashes",
+			       json_object_new_int64((int64_t)ms->contained_crashes));
 	for (int i = 1; i < 65; i++)
 		if (ms->deaths_by_signal[i])
 			json_object_object_add(deaths, signal_name(i, sig, sizeof(sig)),

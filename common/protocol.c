@@ -354,7 +354,7 @@ static bool assign_entry_ok(const uint8_t *e)
 	struct bh_assign_entry a;
 
 	memcpy(&a, e, sizeof(a));
-	return a.job_id != 0 && a.spec_id != UINT32_MAX && (a.flags & ~BH_ASSIGN_INPUT) == 0;
+	return a.job_id != 0 && a.spec_id != UINT32_MAX && (a.flags & ~(BH_ASSIGN_INPUT | BH_ASSIGN_CONTAIN)) == 0;
 }
 
 static bool done_entry_ok(const uint8_t *e)
@@ -373,6 +373,10 @@ static bool done_entry_ok(const uint8_t *e)
 		return d.status > 0;
 	case BH_OUTCOME_CANCELLED:
 		return d.status == 0;
+	case BH_OUTCOME_DIED_SIGNAL:
+		return d.status > 0 && d.status <= 64;
+	case BH_OUTCOME_DIED_EXIT:
+		return d.status >= 0 && d.status <= 255;
 	}
 	return false;
 }
@@ -489,7 +493,7 @@ static int decode_payload(const uint8_t *p, size_t len, struct bh_frame *f)
 			return -EINVAL;
 		memcpy(&f->crash, p, len);
 		if (f->crash.kind < BH_CRASH_SIGNAL || f->crash.kind > BH_CRASH_OOM ||
-		    f->crash.reserved != 0 || f->crash.signo < 0 || f->crash.signo > 64)
+		    (f->crash.flags & ~BH_CRASH_CONTAINED) != 0 || f->crash.signo < 0 || f->crash.signo > 64)
 			return -EINVAL;
 		/* A signal for SIGNAL and OOM, none for EXIT (protocol.h). */
 		if ((f->crash.kind == BH_CRASH_EXIT) != (f->crash.signo == 0))

@@ -20,9 +20,11 @@
 #include <stdint.h>
 
 #define BH_PROTO_MAGIC 0xB4B7u
-#define BH_PROTO_VERSION 6 /* 2: DONE entries carry run_usec; 3: plugins, exec, inputs;
+#define BH_PROTO_VERSION 7 /* 2: DONE entries carry run_usec; 3: plugins, exec, inputs;
 			     4: FORGET, specs sent only with the jobs that need them,
-			     DONE outcome CANCELLED; 5: LOG; 6: CRASH_INFO and SPEC's exec settings */
+			     DONE outcome CANCELLED; 5: LOG; 6: CRASH_INFO and SPEC's exec settings;
+			     7: contained runs (ASSIGN flag CONTAIN, CRASH flag CONTAINED, DONE
+			     outcomes DIED_SIGNAL and DIED_EXIT) */
 #define BH_FRAME_MAX (64u * 1024u)     /* hard maximum, header included */
 #define BH_SPEC_STRING_MAX 16000u      /* run, args, name, output, environment, directory */
 #define BH_EXIT_SET_BYTES 32u          /* SPEC: a bit for each exit code counted done */
@@ -91,12 +93,19 @@ enum bh_crash_kind {
 	BH_CRASH_OOM = 3,    /* a job ran out of memory (then aborted) */
 };
 
+/*
+ * CRASH flag: the crash happened in the throwaway process of a contained run (BH_ASSIGN_CONTAIN)
+ * and was relayed by the worker, which lives on; the job's DONE entry (a DIED outcome)
+ * follows. Without it, a CRASH frame means the worker itself is dying.
+ */
+#define BH_CRASH_CONTAINED 1u
+
 struct bh_crash {
 	uint64_t job_id; /* 0: not in a job (main thread, idle thread) */
 	uint32_t kind;   /* enum bh_crash_kind */
 	int32_t signo;   /* BH_CRASH_SIGNAL, BH_CRASH_OOM: the signal; else 0 */
 	int32_t code;    /* si_code */
-	uint32_t reserved;
+	uint32_t flags;  /* BH_CRASH_*; other bits must be 0 */
 	uint64_t addr; /* fault address, 0 if none */
 };
 
@@ -118,6 +127,12 @@ struct bh_crash_info {
 };
 
 #define BH_ASSIGN_INPUT 1u /* an INPUT frame for this job came before this ASSIGN */
+/*
+ * Run this job contained: in a throwaway child of its job thread (children/contain.c), so that
+ * its crash ends the child and not the worker. The master asks it for jobs that run alone
+ * (a culprit's retries, suspects), never for exec: jobs (their command is a process already).
+ */
+#define BH_ASSIGN_CONTAIN 2u
 
 struct bh_assign_entry {
 	uint64_t job_id;
@@ -131,6 +146,10 @@ enum bh_outcome {
 	BH_OUTCOME_SIGNALED = 1, /* an exec: job's command was killed: status = signal number */
 	BH_OUTCOME_SPAWN_FAILED = 2, /* an exec: job's command could not start: status = errno */
 	BH_OUTCOME_CANCELLED = 3, /* cancelled before it started (a CANCEL came): status 0 */
+	/* A contained run's process died (BH_ASSIGN_CONTAIN; a CRASH frame with
+	   BH_CRASH_CONTAINED may have come first): */
+	BH_OUTCOME_DIED_SIGNAL = 4, /* killed by a signal: status = signal number */
+	BH_OUTCOME_DIED_EXIT = 5,   /* exited before it reported an end: status = exit code */
 };
 
 struct bh_done_entry {

@@ -172,6 +172,7 @@ static json_object *workers_totals(const struct master_stats *ms)
 	control_add_int(o, "restarts", (int64_t)ms->restarts);
 	control_add_int(o, "worker_faults", (int64_t)ms->worker_faults);
 	control_add_int(o, "injected", (int64_t)ms->injected);
+	control_add_int(o, "contained_crashes", (int64_t)ms->contained_crashes);
 	for (int i = 1; i < 65; i++)
 		if (ms->deaths_by_signal[i])
 			control_add_int(deaths, signal_name(i, sig, sizeof(sig)),

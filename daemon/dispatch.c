@@ -253,6 +253,7 @@ static void assign(struct worker *w, bool alone, unsigned max)
 {
 	struct master *m = w->m;
 	struct job *jobs[BH_ASSIGN_MAX];
+	uint8_t contained[BH_ASSIGN_MAX];
 	struct bh_batch b;
 	unsigned n = 0, inputs = 0;
 	int input_err = 0;
@@ -286,7 +287,11 @@ static void assign(struct worker *w, bool alone, unsigned max)
 			flags = BH_ASSIGN_INPUT;
 			inputs++;
 		}
+		/* A job that runs alone runs contained: its crash costs a fork, not the worker. */
+		if (alone && ledger_group(m->ledger, j->group)->kind != JOB_KIND_EXEC)
+			flags |= BH_ASSIGN_CONTAIN;
 		bh_batch_add_assign(&b, j->id, ledger_group_spec_id(m->ledger, j->group), flags);
+		contained[n] = flags & BH_ASSIGN_CONTAIN ? SLOT_CONTAINED : 0;
 		jobs[n++] = j;
 	}
 	len = bh_batch_finish(&b);
@@ -308,7 +313,7 @@ static void assign(struct worker *w, bool alone, unsigned max)
 		if (i + 8 < n)
 			flights_prefetch(&m->flights, jobs[i + 8]->id);
 		ledger_assign(m->ledger, jobs[i]);
-		inflight_assign(w, jobs[i], now, r < 0);
+		inflight_assign(w, jobs[i], now, r < 0, contained[i]);
 		spec_hold(w, jobs[i]);
 	}
 	if (r < 0)

@@ -2,7 +2,12 @@
 /*
  * Frames from a worker: every one checked (state, type, length, job ids) before use; a
  * worker that breaks the protocol is killed. HELLO, DONE (results, and the special outcomes
- * of exec: jobs and cancels), CRASH, RESULT, PROGRESS, EXEC.
+ * of exec: jobs, cancels and contained runs), CRASH, RESULT, PROGRESS, EXEC.
+ *
+ * Contained runs (BH_ASSIGN_CONTAIN, children/contain.c): a job that must run alone is run by
+ * its worker in a throwaway child. Its crash comes as a CRASH frame marked BH_CRASH_CONTAINED
+ * (kept in w->contained: the worker is not dying), maybe its CRASH_INFO, then its DONE entry
+ * with a DIED outcome, blamed like the death of a worker that ran the job alone.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +27,7 @@
 #include "common/log.h"
 #include "common/protocol.h"
 #include "config/probe.h"
+#include "daemon/cgroup.h"
 #include "daemon/master-int.h"
 #include "daemon/store.h"
 #include "daemon/notify.h"
@@ -78,12 +84,64 @@ static void finish_stopped(struct worker *w, struct job *j)
 }
 
 /*
+ * A contained run's process died (DIED_SIGNAL, DIED_EXIT): blamed like the death of a worker
+ * that ran the job alone (death.c), by its CRASH frame's kind if one came, else by how it died
+ * (a SIGKILL while the slot's cgroup counted an OOM kill: memory). The worker lives on.
+ */
+static void finish_died(struct worker *w, struct job *j, const struct bh_done_entry *e)
+{
+	struct master *m = w->m;
+	const struct bh_crash *c = w->contained.job_id == j->id ? &w->contained : NULL;
+	const struct group_config *gc = ledger_group(m->ledger, j->group);
+	char name[64], cause[64];
+	enum job_cause why;
+	struct lfields f;
+	uint64_t ooms;
+	int detail;
+
+	if (c && c->kind == BH_CRASH_OOM) {
+		why = CAUSE_MEMORY;
+		detail = c->signo;
+	} else if (c && c->kind == BH_CRASH_EXIT) {
+		why = CAUSE_EXIT;
+		detail = e->outcome == BH_OUTCOME_DIED_EXIT ? e->status : 0;
+	} else if (c) {
+		why = CAUSE_SIGNAL;
+		detail = c->signo;
+	} else if (e->outcome == BH_OUTCOME_DIED_EXIT) {
+		why = CAUSE_EXIT;
+		detail = e->status;
+	} else if (e->status == SIGKILL &&
+		   (ooms = cgroup_slot_oom_kills(w->cg_fd)) > w->oom_base) {
+		w->oom_base = ooms; /* counted here: the worker's own death is judged afresh */
+		why = CAUSE_MEMORY;
+		detail = e->status;
+	} else {
+		why = CAUSE_SIGNAL;
+		detail = e->status;
+	}
+	w->contained.job_id = 0;
+	m->stats.contained_crashes++;
+	ledger_blame(m->ledger, j, why, detail);
+	if (j->state != JOB_QUEUED)
+		return; /* its end is logged by death_log_final() */
+	log_fields(LOG_WARNING,
+		   master_lfields(&f, w->pool, w, j, why == CAUSE_SIGNAL ? detail : 0,
+				  ledger_cause_string(j, cause, sizeof(cause))),
+		   "job %s crashed in its contained process: %s (attempt %u of %u); the worker "
+		   "lives on",
+		   ledger_job_name(m->ledger, j, name, sizeof(name)), cause, j->attempts,
+		   gc->max_attempts);
+}
+
+/*
  * A DONE entry that is not a plain return, or of a worker running commands or told to stop:
  * an exec: job's command was killed by a signal (blamed on the job; the worker lives on),
- * could not start, or returned. Called after inflight_untrack().
+ * could not start, or returned; a contained run's process died. Called after
+ * inflight_untrack().
  */
 static int finish_special(struct worker *w, struct job *j, const struct bh_done_entry *e,
-			  bool killed)
+			  bool killed, bool contained)
 {
 	struct master *m = w->m;
 	const struct group_config *gc = ledger_group(m->ledger, j->group);
@@ -95,8 +153,12 @@ static int finish_special(struct worker *w, struct job *j, const struct bh_done_
 		ledger_cancel(m->ledger, j, CAUSE_CANCELLED);
 		return 0;
 	}
-	if (e->outcome != BH_OUTCOME_RETURNED && gc->kind != JOB_KIND_EXEC)
+	if (e->outcome == BH_OUTCOME_DIED_SIGNAL || e->outcome == BH_OUTCOME_DIED_EXIT) {
+		if (!contained)
+			return -EPROTO;
+	} else if (e->outcome != BH_OUTCOME_RETURNED && gc->kind != JOB_KIND_EXEC) {
 		return -EPROTO;
+	}
 	if (w->end == END_STOP && (e->outcome != BH_OUTCOME_RETURNED || e->status != 0)) {
 		finish_stopped(w, j);
 		return 0;
@@ -124,6 +186,13 @@ static int finish_special(struct worker *w, struct job *j, const struct bh_done_
 				   killed ? "for its timeout" : "by ",
 				   killed ? "" : signal_name(e->status, sig, sizeof(sig)),
 				   j->attempts, gc->max_attempts);
+		break;
+	case BH_OUTCOME_DIED_SIGNAL:
+	case BH_OUTCOME_DIED_EXIT:
+		if (j->flags & JOB_CANCEL_REQUESTED)
+			ledger_cancel(m->ledger, j, CAUSE_CANCELLED); /* contain.c killed it */
+		else
+			finish_died(w, j, e);
 		break;
 	case BH_OUTCOME_SPAWN_FAILED:
 		ledger_spawn_failed(m->ledger, j, e->status);
@@ -192,12 +261,13 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 		if (__builtin_expect(e.outcome | w->n_execs | (w->end == END_STOP), 0)) {
 			struct exec_run *x = inflight_exec_find(w, j);
 			bool killed = fl->slot >= 0 && (fl->flags & SLOT_EXEC_KILLED);
+			bool contained = fl->flags & SLOT_CONTAINED;
 			int r;
 
 			if (x)
 				inflight_exec_forget(w, x);
 			inflight_untrack(w, fl);
-			r = finish_special(w, j, &e, killed);
+			r = finish_special(w, j, &e, killed, contained);
 			if (r < 0)
 				return r;
 		} else {
@@ -327,16 +397,22 @@ static void job_log(struct worker *w, struct job *j, int level, const char *text
 static void handle_crash_info(struct worker *w, const struct bh_crash_info *ci)
 {
 	char summary[CRASH_SUMMARY_MAX], line[CRASH_SUMMARY_MAX + 16], label[64];
+	const struct bh_crash *c;
 	unsigned i = 0;
 	struct job *j;
 
-	if (!w->crash_frame || w->crash_info || ci->job_id != w->crash.job_id) {
+	if (w->contained.job_id != 0 && !w->contained_info && ci->job_id == w->contained.job_id) {
+		w->contained_info = true;
+		c = &w->contained;
+	} else if (w->crash_frame && !w->crash_info && ci->job_id == w->crash.job_id) {
+		w->crash_info = true;
+		c = &w->crash;
+	} else {
 		log_debug("worker %s: CRASH_INFO without its CRASH frame, ignored",
 			  slot_label(w, label, sizeof(label)));
 		return;
 	}
-	w->crash_info = true;
-	crash_summary(&w->crash, ci, summary, sizeof(summary));
+	crash_summary(c, ci, summary, sizeof(summary));
 	j = ci->job_id ? job_in_flight(w, ci->job_id) : NULL;
 	if (!j) {
 		log_warning("worker %s: %s; frames: %.*s", slot_label(w, label, sizeof(label)),
@@ -354,6 +430,19 @@ static void handle_crash_info(struct worker *w, const struct bh_crash_info *ci)
 	if (crash_notes_set(&w->m->crash_notes, j->id, summary, ci->text, ci->len) < 0)
 		log_warning("no memory for the crash note of job %llu",
 			    (unsigned long long)j->id);
+}
+
+/* A contained run's crash: kept for the DIED entry that follows; the worker is not dying. */
+static int handle_contained_crash(struct worker *w, const struct bh_crash *c)
+{
+	struct flight *fl = w->state < W_READY ? NULL : inflight_find(w, c->job_id);
+
+	if (!fl || fl->job->state != JOB_RUNNING || !(fl->flags & SLOT_CONTAINED))
+		return -EPROTO;
+	w->contained = *c;
+	w->contained_info = false;
+	crash_notes_forget(&w->m->crash_notes, c->job_id);
+	return 0;
 }
 
 static int handle_frame(struct worker *w, const void *buf, size_t len)
@@ -379,6 +468,8 @@ static int handle_frame(struct worker *w, const void *buf, size_t len)
 	case BH_FRAME_DONE:
 		return handle_done(w, &f);
 	case BH_FRAME_CRASH:
+		if (f.crash.flags & BH_CRASH_CONTAINED)
+			return handle_contained_crash(w, &f.crash);
 		if (!w->crash_frame) {
 			w->crash_frame = true;
 			w->crash = f.crash;

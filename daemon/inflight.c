@@ -64,10 +64,11 @@ int inflight_reserve(struct worker *w, size_t n)
 }
 
 /* held: the ASSIGN is not sent yet, so none of its jobs can have started. */
-void inflight_assign(struct worker *w, struct job *j, usec_t now, bool held)
+void inflight_assign(struct worker *w, struct job *j, usec_t now, bool held, uint8_t flags)
 {
 	struct flight *f = flights_assign(&w->m->flights, &w->q, j, j->id, w, now, !held);
 
+	f->flags |= flags;
 	if (f->slot >= 0)
 		inflight_started(w, f);
 }

@@ -55,6 +55,7 @@
 #define SPARE_INDEX 65535u /* the spare's --index (and cgroup w.POOL.65535) */
 #define SOLO_INDEX 65534u /* the first solo worker's (spare.c); the next ones count down */
 #define SLOT_EXEC_KILLED (1u << 6) /* slot flag: its command's group was killed (timeout) */
+#define SLOT_CONTAINED (1u << 5) /* flight flag: assigned with BH_ASSIGN_CONTAIN */
 
 /*
  * A slot's state; slot_set_state() (slot.c) is the one writer, and arms what belongs to each
@@ -177,6 +178,12 @@ struct worker {
 	bool crash_frame;
 	bool crash_info; /* a CRASH_INFO came after it (only the first one counts) */
 	struct bh_crash crash;
+	/*
+	 * The last CRASH frame of a contained run (BH_CRASH_CONTAINED: job_id 0 if none since),
+	 * kept for its job's DIED entry, which follows; and whether its CRASH_INFO came.
+	 */
+	struct bh_crash contained;
+	bool contained_info;
 	const char *kill_reason; /* END_BROKEN: what it did (its frames are not read any more) */
 
 	struct exec_run *execs; /* commands of exec: jobs in flight (EXEC came, DONE not yet) */
@@ -381,7 +388,7 @@ int forkserver_start_worker(struct master *m, const struct worker_launch *l,
 /* ---- inflight.c ---- */
 
 unsigned inflight_count(const struct worker *w);
-void inflight_assign(struct worker *w, struct job *j, usec_t now, bool held);
+void inflight_assign(struct worker *w, struct job *j, usec_t now, bool held, uint8_t flags);
 /* Room for n more jobs on w: then that many inflight_assign() cannot fail. 0 or -ENOMEM. */
 int inflight_reserve(struct worker *w, size_t n);
 /* After a burst, with nothing in flight: the in-flight table and FIFOs shrink back. */

@@ -41,6 +41,7 @@ struct master_stats {
 	/* jobs that had ended by running (not cancelled) when master_run() began: a resumed run */
 	uint64_t ended_at_start;
 	uint64_t injected;      /* worker deaths caused by bulkhead inject */
+	uint64_t contained_crashes; /* jobs' crashes in a contained run: no worker died */
 };
 
 #define MASTER_SLOT_SPARE UINT_MAX /* on_worker_ready: the pool's spare ([pool] spare) */

@@ -123,6 +123,10 @@ static void worker_counters(FILE *f, struct master *m)
 	       "Worker deaths caused by bulkhead inject.");
 	fprintf(f, "bulkhead_worker_injected_deaths_total %llu\n",
 		(unsigned long long)ms->injected);
+	header(f, "bulkhead_contained_crashes_total", "counter",
+	       "Crashes of jobs that ran contained (alone, in a throwaway process): no worker died.");
+	fprintf(f, "bulkhead_contained_crashes_total %llu\n",
+		(unsigned long long)ms->contained_crashes);
 }
 
 static void per_pool(FILE *f, struct master *m)

@@ -498,7 +498,8 @@ void slot_process_reset(struct worker *w)
 {
 	w->mode = MODE_SHARED;
 	w->end = END_NONE;
-	w->blocked = w->crash_frame = w->crash_info = false;
+	w->blocked = w->crash_frame = w->crash_info = w->contained_info = false;
+	w->contained.job_id = 0;
 	w->injected = NULL;
 	w->fenced = false;
 	w->kill_reason = NULL;

@@ -8,9 +8,10 @@
  * started behind it. The jobs that must run alone (suspects of a crash, a culprit's retries)
  * go to the pool's solo workers (MASTER_SOLO_MAX of them, --index SOLO_INDEX counting down),
  * one job each at a time, so that a job that crashes on every attempt takes a shared worker
- * down once, not max_attempts times, and the spare stays ready for the next takeover while
- * the retries kill solo workers (a spare that ran them was busy or starting at most
- * takeovers when crashes came every half millisecond). None of them takes shared jobs or
+ * down once, not max_attempts times, and the spare stays ready for the next takeover (a
+ * spare that ran them was busy or starting at most takeovers when crashes came every half
+ * millisecond). The retries run contained (children/contain.c): their crashes kill a
+ * throwaway child of the solo worker, not the solo worker. None of them takes shared jobs or
  * counts in workers_up.
  *
  * The spare does not wait for a crashed slot's death: at the slot's CRASH frame it steps in

@@ -2154,6 +2154,262 @@ START_TEST(test_exec_worker_death_takes_everything)
 }
 END_TEST
 
+/* --- contained runs (BH_ASSIGN_CONTAIN, children/contain.c) --- */
+
+/* Processes whose parent is `parent`, in any state (zombies too); up to max into pids[]. */
+static int children_any(pid_t parent, pid_t *pids, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d))) {
+		pid_t pid = atoi(e->d_name), ppid;
+		char state;
+
+		if (pid > 0 && tu_proc_stat(pid, NULL, 0, &state, &ppid) == 0 && ppid == parent) {
+			if (n < max)
+				pids[n] = pid;
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/* Sends one ASSIGN frame of jobs first..last of spec 0, but job `contained` of spec 1 so. */
+static void assign_around(struct wk *w, uint64_t first, uint64_t last, uint64_t contained)
+{
+	struct bh_batch b;
+
+	bh_batch_init(&b, scratch, sizeof(scratch), BH_FRAME_ASSIGN);
+	for (uint64_t id = first; id <= last; id++)
+		ck_assert(bh_batch_add_assign(&b, id, id == contained ? 1 : 0,
+					      id == contained ? BH_ASSIGN_CONTAIN : 0));
+	ck_assert_int_eq(tu_send_frame(w->sock, scratch, bh_batch_finish(&b)), 0);
+}
+
+/*
+ * Reads frames until jobs first..last all reported DONE; job `culprit` must crash contained:
+ * one CRASH frame marked CONTAINED as crash case c says, then (a signal) one CRASH_INFO, then
+ * its DONE with a DIED outcome (`died`, status `status`); every other job RETURNED 0.
+ */
+static void expect_contained_crash(struct wk *w, uint64_t first, uint64_t last, uint64_t culprit,
+				   const struct crash_case *c, uint32_t died, int32_t status)
+{
+	bool done[64] = { false }, crashed = false, info = false;
+	size_t left = (size_t)(last - first + 1);
+
+	ck_assert_uint_lt(last, 64);
+	while (left > 0) {
+		struct bh_frame f;
+
+		wk_recv(w, &f, FRAME_TIMEOUT_MS);
+		if (f.type == BH_FRAME_CRASH) {
+			ck_assert_msg(!crashed && !done[culprit], "CRASH twice, or after the DONE");
+			crashed = true;
+			ck_assert_uint_eq(f.crash.flags, BH_CRASH_CONTAINED);
+			ck_assert_uint_eq(f.crash.job_id, culprit);
+			ck_assert_uint_eq(f.crash.kind, c->kind);
+			ck_assert_int_eq(f.crash.signo, c->signo);
+			if (c->code != INT32_MIN)
+				ck_assert_int_eq(f.crash.code, c->code);
+			ck_assert(c->addr ? f.crash.addr != 0 : f.crash.addr == 0);
+			continue;
+		}
+		if (f.type == BH_FRAME_CRASH_INFO) {
+			ck_assert_msg(crashed && !info && !done[culprit],
+				      "CRASH_INFO not once between CRASH and DONE");
+			info = true;
+			ck_assert_uint_eq(f.crash_info.job_id, culprit);
+			ck_assert_uint_ge(f.crash_info.frames, 1);
+			continue;
+		}
+		ck_assert_msg(f.type == BH_FRAME_DONE, "unexpected %s", bh_frame_type_name(f.type));
+		for (uint32_t i = 0; i < f.done.count; i++) {
+			struct bh_done_entry e;
+
+			bh_frame_done_entry(&f, i, &e);
+			ck_assert(e.job_id >= first && e.job_id <= last && !done[e.job_id]);
+			done[e.job_id] = true;
+			left--;
+			if (e.job_id != culprit) {
+				ck_assert_uint_eq(e.outcome, BH_OUTCOME_RETURNED);
+				ck_assert_int_eq(e.status, 0);
+				continue;
+			}
+			ck_assert_msg(crashed || c->kind == 0, "DONE of the culprit without CRASH");
+			ck_assert_uint_eq(e.outcome, died);
+			ck_assert_int_eq(e.status, status);
+		}
+	}
+	ck_assert_msg(info || c->kind != BH_CRASH_SIGNAL, "no CRASH_INFO for a signal");
+}
+
+/* The worker lives on: no child left (alive or zombie), another job runs, STOP ends it. */
+static void expect_worker_lives(struct wk *w, uint64_t next)
+{
+	pid_t kids[4];
+	struct job_events ev;
+
+	ck_assert_int_eq(children_any(w->pid, kids, 4), 0);
+	ev = wk_run1(w, next, 0);
+	ck_assert_int_eq(ev.d.status, 0);
+	ck_assert_int_eq(tu_send_stop(w->sock), 0);
+	wk_expect_exit(w, 0);
+}
+
+/*
+ * Every crash kind, contained: the crasher 11 among noops 1..20 on two threads. Its crash
+ * comes as a CONTAINED CRASH frame (and CRASH_INFO), then its DONE with a DIED outcome; the
+ * noops are all done and the worker lives on with no child left.
+ */
+START_TEST(test_contained_crash)
+{
+	const struct crash_case *c = &crash_cases[_i];
+	char run[64];
+	struct wk w;
+
+	snprintf(run, sizeof(run), "builtin:%s", c->builtin);
+	wk_start(&w, 2);
+	wk_spec(&w, 0, "builtin:noop", "");
+	wk_spec(&w, 1, run, c->args);
+	assign_around(&w, 1, 20, 11);
+	if (c->kind == BH_CRASH_EXIT)
+		expect_contained_crash(&w, 1, 20, 11, c, BH_OUTCOME_DIED_EXIT, c->code);
+	else
+		expect_contained_crash(&w, 1, 20, 11, c, BH_OUTCOME_DIED_SIGNAL, c->signo);
+	expect_worker_lives(&w, 21);
+}
+END_TEST
+
+/* A contained job out of memory (RLIMIT_AS of the worker): kind OOM, the worker lives on. */
+START_TEST(test_contained_leak)
+{
+#if BULKHEAD_SANITIZED
+	printf("test_contained_leak skipped: sanitizer allocators die instead of returning NULL\n");
+	fflush(stdout);
+	return;
+#else
+	static const struct crash_case leak = {
+		.builtin = "leak",
+		.kind = BH_CRASH_OOM,
+		.signo = SIGABRT,
+		.code = SI_TKILL,
+	};
+	static const char *const extra[] = { "--memory-max", "64M", NULL };
+	struct wk w;
+
+	wk_start_full(&w, "test", 0, 2, extra);
+	wk_expect_hello(&w, 2);
+	wk_spec(&w, 0, "builtin:noop", "");
+	wk_spec(&w, 1, "builtin:leak", "step=1M");
+	assign_around(&w, 1, 4, 2);
+	expect_contained_crash(&w, 1, 4, 2, &leak, BH_OUTCOME_DIED_SIGNAL, SIGABRT);
+	expect_worker_lives(&w, 5);
+#endif
+}
+END_TEST
+
+/*
+ * A contained job that returns: its RESULT, PROGRESS and LOG frames reach the master through
+ * the worker, before its DONE (RETURNED, the job's status); thread-local state works there.
+ */
+START_TEST(test_contained_returns)
+{
+	static const struct {
+		const char *args;
+		int32_t status;
+	} jobs[] = {
+		{ "do=result text=hello", 0 },
+		{ "do=progress", 0 },
+		{ "do=log", 0 },
+		{ "do=fail status=4", 4 },
+	};
+	struct job_events ev;
+	struct wk w;
+
+	wk_start(&w, 1);
+	wk_spec(&w, 0, "builtin:noop", "");
+	for (uint32_t i = 0; i < 4; i++)
+		wk_spec(&w, 1 + i, plugin("outcomes", "outcome"), jobs[i].args);
+	wk_spec(&w, 5, "builtin:tls", "");
+	for (uint32_t i = 0; i < 5; i++) {
+		ev = (struct job_events){ .id = 1 + i };
+		wk_assign_one(&w, 1 + i, 1 + i, BH_ASSIGN_CONTAIN);
+		wk_events(&w, &ev, 1);
+		ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_RETURNED);
+		ck_assert_int_eq(ev.d.status, i < 4 ? jobs[i].status : 0);
+		if (i == 0)
+			ck_assert_str_eq(ev.result, "hello #1");
+		if (i == 1)
+			ck_assert_uint_eq(ev.progress[ev.n_progress - 1], 1000);
+		if (i == 2)
+			ck_assert_uint_ge(ev.n_logs, 1);
+	}
+	expect_worker_lives(&w, 6);
+}
+END_TEST
+
+/*
+ * CANCEL of a contained job kills its child (DIED_SIGNAL, SIGKILL), and only it: the worker
+ * lives on without a child. A STOP does not: a draining contained job runs to its end.
+ */
+START_TEST(test_contained_cancel_and_stop)
+{
+	struct job_events ev;
+	struct bh_done_entry d;
+	pid_t kids[4];
+	struct wk w;
+
+	wk_start(&w, 1);
+	wk_spec(&w, 0, plugin("outcomes", "outcome"), "do=cancel-wait");
+	wk_spec(&w, 1, plugin("outcomes", "outcome"), "do=progress");
+	wk_assign_one(&w, 1, 0, BH_ASSIGN_CONTAIN);
+	wk_expect_progress(&w, 1); /* relayed from the child: it runs */
+	ck_assert_int_eq(children_any(w.pid, kids, 4), 1);
+	wk_cancel(&w, 1);
+	d = wk_expect_done1(&w, 1);
+	ck_assert_uint_eq(d.outcome, BH_OUTCOME_DIED_SIGNAL);
+	ck_assert_int_eq(d.status, SIGKILL);
+	ck_assert_int_eq(children_any(w.pid, kids, 4), 0);
+	ck_assert(!tu_process_alive(kids[0]));
+
+	/* 0.25 at once, 0.5 and 1.0 after 120 ms: the STOP comes in between (or after). */
+	wk_assign_one(&w, 2, 1, BH_ASSIGN_CONTAIN);
+	wk_expect_progress(&w, 2);
+	ck_assert_int_eq(children_any(w.pid, kids, 4), 1);
+	ck_assert_int_eq(tu_send_stop(w.sock), 0);
+	ev = (struct job_events){ .id = 2 };
+	wk_events(&w, &ev, 1);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_int_eq(ev.d.status, 0);
+	ck_assert_uint_eq(ev.progress[ev.n_progress - 1], 1000);
+	wk_expect_exit(&w, 0);
+	ck_assert(!tu_process_alive(kids[0]));
+}
+END_TEST
+
+/* The worker killed under a contained job: its child goes too (PR_SET_PDEATHSIG). */
+START_TEST(test_contained_worker_killed)
+{
+	pid_t kids[4];
+	struct wk w;
+
+	wk_start(&w, 1);
+	wk_spec(&w, 0, plugin("outcomes", "outcome"), "do=cancel-wait");
+	wk_assign_one(&w, 1, 0, BH_ASSIGN_CONTAIN);
+	wk_expect_progress(&w, 1);
+	ck_assert_int_eq(children_any(w.pid, kids, 4), 1);
+	wk_kill(&w);
+	for (int64_t deadline = tu_now_ms() + FRAME_TIMEOUT_MS; tu_process_alive(kids[0]);)
+		ck_assert_msg(tu_ms_left(deadline) > 0, "the contained job's process %d outlived "
+							"its worker",
+			      (int)kids[0]);
+}
+END_TEST
+
 static Suite *worker_suite(void)
 {
 	Suite *s = suite_create("worker");
@@ -2229,6 +2485,16 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, test_input);
 	tcase_add_loop_test(tc, test_input_errors, 0, 5);
 	tcase_add_test(tc, test_input_full_batch);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("contain");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_loop_test(tc, test_contained_crash, 0,
+			    sizeof(crash_cases) / sizeof(crash_cases[0]));
+	tcase_add_test(tc, test_contained_leak);
+	tcase_add_test(tc, test_contained_returns);
+	tcase_add_test(tc, test_contained_cancel_and_stop);
+	tcase_add_test(tc, test_contained_worker_killed);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("exec");

@@ -214,7 +214,7 @@ static void add_batch_sample(const char *name, enum bh_frame_type type, uint32_t
 	for (uint32_t i = 1; i <= n; i++) {
 		/* Entries of every ASSIGN flag and every DONE outcome. */
 		bool ok = type == BH_FRAME_ASSIGN
-				  ? bh_batch_add_assign(&b, i * 1000003ull, i % 7, i % 2)
+				  ? bh_batch_add_assign(&b, i * 1000003ull, i % 7, i % 4)
 			  : i % 4 == 0 ? bh_batch_add_done(&b, i * 999983ull, BH_OUTCOME_RETURNED,
 							   (int32_t)i - 3, i)
 			  : i % 4 == 1 ? bh_batch_add_done(&b, i * 999983ull, BH_OUTCOME_SIGNALED,
@@ -684,6 +684,8 @@ START_TEST(test_done_outcomes_roundtrip)
 		  .status = INT32_MAX,
 		  .run_usec = UINT32_MAX },
 		{ .job_id = 9, .outcome = BH_OUTCOME_CANCELLED, .status = 0 },
+		{ .job_id = 10, .outcome = BH_OUTCOME_DIED_SIGNAL, .status = 11 },
+		{ .job_id = 11, .outcome = BH_OUTCOME_DIED_EXIT, .status = 3 },
 	};
 	const size_t n = sizeof(cases) / sizeof(cases[0]);
 	struct bh_batch b;
@@ -1255,7 +1257,9 @@ END_TEST
 
 START_TEST(test_reject_assign_flags)
 {
-	/* BH_ASSIGN_INPUT is the only flag; any other bit, in any entry, is refused. */
+	/* INPUT and CONTAIN are the only flags; any other bit, in any entry, is refused. */
+	const uint32_t known = BH_ASSIGN_INPUT | BH_ASSIGN_CONTAIN;
+
 	for (uint32_t i = 0; i < 4; i++) {
 		for (unsigned bit = 0; bit < 32; bit++) {
 			size_t len = raw_batch(scratch, BH_FRAME_ASSIGN, 4, 4);
@@ -1263,11 +1267,11 @@ START_TEST(test_reject_assign_flags)
 
 			set_u32(e, 12, 1u << bit);
 			ck_assert_msg(decode_copy(scratch, len) ==
-					      ((1u << bit) == BH_ASSIGN_INPUT ? 0 : -EINVAL),
+					      ((1u << bit) & known ? 0 : -EINVAL),
 				      "entry %u bit %u", i, bit);
 			set_u32(e, 12, BH_ASSIGN_INPUT | 1u << bit);
 			ck_assert_msg(decode_copy(scratch, len) ==
-					      ((1u << bit) == BH_ASSIGN_INPUT ? 0 : -EINVAL),
+					      ((1u << bit) & known ? 0 : -EINVAL),
 				      "entry %u INPUT + bit %u", i, bit);
 		}
 	}
@@ -1291,7 +1295,7 @@ static size_t raw_done(uint8_t *buf, uint32_t outcome, int32_t status, uint32_t 
 
 START_TEST(test_reject_done_entry)
 {
-	const uint32_t bad_outcomes[] = { 4, 5, 255, 0x10000, UINT32_MAX };
+	const uint32_t bad_outcomes[] = { 6, 7, 255, 0x10000, UINT32_MAX };
 	const int32_t returned[] = { 0, 1, -1, 127, INT32_MIN, INT32_MAX };
 	size_t len;
 
@@ -1328,6 +1332,23 @@ START_TEST(test_reject_done_entry)
 	len = raw_done(scratch, BH_OUTCOME_CANCELLED, 1, 0, 0);
 	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
 	len = raw_done(scratch, BH_OUTCOME_CANCELLED, -1, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	/* DIED_SIGNAL: a signal number 1..64; DIED_EXIT: an exit code 0..255. */
+	for (int32_t s = 1; s <= 64; s++) {
+		len = raw_done(scratch, BH_OUTCOME_DIED_SIGNAL, s, 0, 0);
+		ck_assert_int_eq(decode_copy(scratch, len), 0);
+	}
+	len = raw_done(scratch, BH_OUTCOME_DIED_SIGNAL, 0, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_done(scratch, BH_OUTCOME_DIED_SIGNAL, 65, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	for (int32_t s = 0; s <= 255; s++) {
+		len = raw_done(scratch, BH_OUTCOME_DIED_EXIT, s, 0, 0);
+		ck_assert_int_eq(decode_copy(scratch, len), 0);
+	}
+	len = raw_done(scratch, BH_OUTCOME_DIED_EXIT, -1, 0, 0);
+	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+	len = raw_done(scratch, BH_OUTCOME_DIED_EXIT, 256, 0, 0);
 	ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
 	/* Unknown outcomes, and the reserved word. */
 	for (size_t i = 0; i < sizeof(bad_outcomes) / sizeof(bad_outcomes[0]); i++) {
@@ -1630,9 +1651,9 @@ START_TEST(test_reject_id_value)
 }
 END_TEST
 
-static size_t raw_crash(uint8_t *buf, uint32_t kind, int32_t signo, uint32_t reserved)
+static size_t raw_crash(uint8_t *buf, uint32_t kind, int32_t signo, uint32_t flags)
 {
-	struct bh_crash c = { .job_id = 5, .kind = kind, .signo = signo, .reserved = reserved };
+	struct bh_crash c = { .job_id = 5, .kind = kind, .signo = signo, .flags = flags };
 
 	return bh_encode_crash(buf, BH_FRAME_MAX, &c);
 }
@@ -1655,9 +1676,13 @@ START_TEST(test_reject_crash)
 			ck_assert_msg(decode_copy(scratch, len) == -EINVAL, "kind %u signo %d",
 				      kind, bad_signos[i]);
 		}
-		/* Reserved must be 0. */
-		len = raw_crash(scratch, kind, kind == BH_CRASH_EXIT ? 0 : 9, 1);
-		ck_assert_int_eq(decode_copy(scratch, len), -EINVAL);
+		/* CONTAINED is the only flag; any other bit is refused. */
+		for (unsigned bit = 0; bit < 32; bit++) {
+			len = raw_crash(scratch, kind, kind == BH_CRASH_EXIT ? 0 : 9, 1u << bit);
+			ck_assert_msg(decode_copy(scratch, len) ==
+					      ((1u << bit) == BH_CRASH_CONTAINED ? 0 : -EINVAL),
+				      "kind %u flag bit %u", kind, bit);
+		}
 	}
 
 	/* SIGNAL and OOM need a signal, 1..64; EXIT has none. */
