@@ -20,7 +20,10 @@
  * Frame 0 is the faulting instruction's PC from the ucontext (x86_64, aarch64; elsewhere the
  * first unwound frame below the handler), so the summary names the function that faulted
  * even when unwinding finds nothing more. The handler's own frames are skipped by looking
- * for that PC in what backtrace() returned.
+ * for that PC in what backtrace() returned. The trace ends at the job's floor (the return
+ * address into job_spec_run()'s caller, which every run of a job records): below it are the
+ * pool's and the C library's frames (start_thread, clone3), the same for every crash, and
+ * dladdr() in the C library walks its thousands of symbols for each.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -126,7 +129,7 @@ void crash_trace_prepare(void)
 
 /* noinline: its frame and crash_signal's are the OWN_FRAMES the fallback skips. */
 __attribute__((noinline)) void crash_trace_send(uint64_t job_id, uint64_t addr,
-						const void *ucontext)
+						const void *ucontext, const void *floor)
 {
 	uint8_t buf[sizeof(struct bh_frame_header) + 24 + BH_CRASH_TEXT_MAX];
 	char text[BH_CRASH_TEXT_MAX];
@@ -146,8 +149,11 @@ __attribute__((noinline)) void crash_trace_send(uint64_t job_id, uint64_t addr,
 		}
 	if (pc)
 		list[frames++] = pc;
-	for (unsigned i = from; i < (unsigned)(n > 0 ? n : 0) && frames < BH_CRASH_FRAMES_MAX; i++)
+	for (unsigned i = from; i < (unsigned)(n > 0 ? n : 0) && frames < BH_CRASH_FRAMES_MAX; i++) {
+		if (floor && pcs[i] == floor)
+			break; /* the worker's own frames, down to clone3: nothing to tell */
 		list[frames++] = (uintptr_t)pcs[i];
+	}
 	if (frames == 0)
 		return;
 	for (unsigned i = 0; i < frames; i++) {

@@ -184,7 +184,7 @@ static void crash_signal(int sig, siginfo_t *si, void *ucontext)
 		crash_send(job_id, kind, sig, si->si_code, addr);
 		/* Attribution is out; now, at best effort, where it happened (crash-trace.c). */
 		if (!signal_from_outside(si))
-			crash_trace_send(job_id, addr, ucontext);
+			crash_trace_send(job_id, addr, ucontext, job ? job->trace_floor : NULL);
 		if (job_id != 0)
 			flush_held_results();
 	}

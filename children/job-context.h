@@ -75,6 +75,8 @@ struct bulkhead_job {
 	atomic_uint cancelled; /* 1: a CANCEL named this job (job_context_cancel()); a futex */
 	pid_t exec_pid; /* exec: the running command's trampoline (exec.c), 0 if none */
 	atomic_int contain_fd;  /* contain.c: the thread's eventfd to stop a contained run, or -1 */
+	const void *trace_floor; /* job_spec_run()'s return address: the frames from there on
+				    are the worker's own, and a crash trace stops there */
 	atomic_bool contained;  /* contain.c: the job runs in a child of its thread now */
 	bool setting_failed; /* exec: the trampoline could not take a setting (logged) */
 	enum bh_outcome outcome; /* how the job ended: set by exec jobs, else RETURNED */

@@ -207,6 +207,7 @@ int job_spec_run(struct bulkhead_job *job)
 	int status;
 
 	job->id_str[0] = '\0';
+	job->trace_floor = __builtin_return_address(0);
 	job->outcome = BH_OUTCOME_RETURNED;
 	job->has_result = false;
 	job->progress_sent = UINT32_MAX;
