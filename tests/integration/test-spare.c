@@ -210,7 +210,7 @@ static void poison(bool spare)
 	json_object_put(o);
 	o = call(&d, &c, "{\"command\":\"jobs\",\"group\":\"poison\"}");
 	j = json_object_array_get_idx(jget(o, "jobs", json_type_array), 0);
-	ck_assert_str_eq(jstr(j, "state"), "crashed");
+	ck_assert_str_eq(jstr(j, "state"), "cancelled");
 	ck_assert_str_eq(jstr(j, "cause"), "SIGSEGV");
 	ck_assert_int_eq(jint(j, "attempts"), 3);
 	ck_assert_msg(strncmp(jstr(j, "crash"), "SIGSEGV at ", 11) == 0, "crash: %s",
@@ -253,6 +253,102 @@ END_TEST
 START_TEST(test_poison_job_without_spare)
 {
 	poison(false);
+}
+END_TEST
+
+#define SOLO_N 2 /* solo workers per pool (MASTER_SOLO_MAX) */
+
+/* The pids of the pool's solo workers, every one ready (fails after WAIT_MS otherwise). */
+static void solo_pids(struct daemon *d, struct conn *c, pid_t *pids)
+{
+	for (int64_t deadline = tu_now_ms() + WAIT_MS;;) {
+		json_object *o = call(d, c, "{\"command\":\"status\"}"), *a, *e;
+		bool ready = json_object_object_get_ex(pool_of(o), "solo", &a) &&
+			     json_object_array_length(a) == SOLO_N;
+
+		for (size_t k = 0; ready && k < SOLO_N; k++) {
+			e = json_object_array_get_idx(a, k);
+			ready = strcmp(jstr(e, "state"), "ready") == 0;
+			pids[k] = (pid_t)jint(e, "pid");
+		}
+		json_object_put(o);
+		if (ready)
+			return;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "solo workers not ready; %s",
+			      dmn_describe(d));
+		dmn_pump(d, 20);
+	}
+}
+
+/*
+ * A retry that runs contained, cancelled (a plugin that faults once, then waits to be
+ * cancelled, on a solo worker): its throwaway process is killed, the job ends cancelled with
+ * the one attempt of its crash, and the solo workers are the same processes, with no child
+ * left; the pool's one death is the first attempt's.
+ */
+START_TEST(test_cancel_contained_retry)
+{
+	const char *dir = getenv("BULKHEAD_TEST_PLUGINS");
+	char conf[1024], req[128];
+	struct daemon d;
+	struct conn c;
+	pid_t slots[1], spare, solo[SOLO_N], again[SOLO_N];
+	json_object *o, *j;
+	int64_t id;
+
+	ck_assert_msg(dir && *dir, "BULKHEAD_TEST_PLUGINS is not set");
+	dmn_init(&d);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\nspare = yes\n"
+		 "[job once]\nrun = plugin:%s/outcomes.so:outcome\n"
+		 "args = do=segv-once mark=%s/mark\nmax_attempts = 3\n",
+		 dir, d.dir);
+	dmn_write_config(&d, conf);
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	conn_open(&d, &c);
+	/* Its retry runs (attempt 1 blamed) on a solo worker. */
+	for (int64_t deadline = tu_now_ms() + WAIT_MS;;) {
+		o = call(&d, &c, "{\"command\":\"jobs\",\"group\":\"once\"}");
+		j = json_object_array_get_idx(jget(o, "jobs", json_type_array), 0);
+		if (strcmp(jstr(j, "state"), "running") == 0 && jint(j, "attempts") == 1 &&
+		    strncmp(jstr(j, "worker"), "main/6553", 9) == 0)
+			break;
+		json_object_put(o);
+		ck_assert_msg(tu_ms_left(deadline) > 0, "the retry does not run; %s",
+			      dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	id = jint(j, "id");
+	json_object_put(o);
+	json_object_put(wait_settled(&d, &c, true, slots, 1, &spare));
+	solo_pids(&d, &c, solo);
+	/* One of them runs it, in a child of its own. */
+	ck_assert_int_eq(tu_children_any(solo[0], NULL, 0) + tu_children_any(solo[1], NULL, 0), 1);
+	snprintf(req, sizeof(req), "{\"command\":\"cancel\",\"ids\":[%lld]}", (long long)id);
+	json_object_put(call(&d, &c, req));
+	snprintf(req, sizeof(req), "{\"command\":\"wait\",\"ids\":[%lld]}", (long long)id);
+	json_object_put(call_within(&d, &c, req, WAIT_MS));
+
+	o = call(&d, &c, "{\"command\":\"jobs\",\"group\":\"once\"}");
+	j = json_object_array_get_idx(jget(o, "jobs", json_type_array), 0);
+	ck_assert_str_eq(jstr(j, "state"), "cancelled");
+	ck_assert_int_eq(jint(j, "attempts"), 1);
+	json_object_put(o);
+	o = call(&d, &c, "{\"command\":\"status\"}");
+	ck_assert_msg(deaths_by(o, "SIGSEGV") == 1 &&
+			      jint(jget(o, "workers", json_type_object), "contained_crashes") == 0,
+		      "%s", jtext(o));
+	json_object_put(o);
+	solo_pids(&d, &c, again);
+	for (unsigned k = 0; k < SOLO_N; k++) {
+		ck_assert_int_eq(again[k], solo[k]);
+		ck_assert_int_eq(tu_children_any(solo[k], NULL, 0), 0);
+	}
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
 }
 END_TEST
 
@@ -472,7 +568,7 @@ START_TEST(test_spare_steps_in_at_crash)
 				(void)ptrace(PTRACE_CONT, tids[i], NULL, NULL);
 	o = call_within(&d, &c, req, WAIT_MS);
 	j = json_object_array_get_idx(jget(o, "jobs", json_type_array), 0);
-	ck_assert_str_eq(jstr(j, "state"), "crashed");
+	ck_assert_str_eq(jstr(j, "state"), "cancelled");
 	json_object_put(o);
 	o = wait_settled(&d, &c, true, now, 1, &spare2);
 	ck_assert_int_eq(now[0], spare);
@@ -504,6 +600,7 @@ static Suite *spare_suite(void)
 	tcase_add_test(tc, test_killed_worker_replaced_by_spare);
 	tcase_add_test(tc, test_poison_job_kills_a_shared_worker_once);
 	tcase_add_test(tc, test_poison_job_without_spare);
+	tcase_add_test(tc, test_cancel_contained_retry);
 	tcase_add_test(tc, test_spare_reload_and_restart);
 	tcase_add_test(tc, test_failed_pool_retires_spare);
 	tcase_add_test(tc, test_spare_steps_in_at_crash);

@@ -1934,8 +1934,11 @@ START_TEST(test_exec_leftovers_killed)
 	struct wk w;
 	char *dir;
 
-	/* The shell starts sleep in the background, reports its pid, and exits 0 at once. */
-	start_with_background(&w, "", &dir, &leader, &orphan);
+	/*
+	 * The shell starts sleep in the background, reports its pid, and exits 0 soon after:
+	 * 50 ms, so that it is still running when its EXEC frame is due (after 1 ms, exec.c).
+	 */
+	start_with_background(&w, "; sleep 0.05", &dir, &leader, &orphan);
 	pidfd = (int)pidfd_open(orphan, 0);
 	ev.exec_pid = leader;
 	wk_events(&w, &ev, 1);
@@ -2156,28 +2159,6 @@ END_TEST
 
 /* --- contained runs (BH_ASSIGN_CONTAIN, children/contain.c) --- */
 
-/* Processes whose parent is `parent`, in any state (zombies too); up to max into pids[]. */
-static int children_any(pid_t parent, pid_t *pids, int max)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
-
-	ck_assert_ptr_nonnull(d);
-	while ((e = readdir(d))) {
-		pid_t pid = atoi(e->d_name), ppid;
-		char state;
-
-		if (pid > 0 && tu_proc_stat(pid, NULL, 0, &state, &ppid) == 0 && ppid == parent) {
-			if (n < max)
-				pids[n] = pid;
-			n++;
-		}
-	}
-	closedir(d);
-	return n;
-}
-
 /* Sends one ASSIGN frame of jobs first..last of spec 0, but job `contained` of spec 1 so. */
 static void assign_around(struct wk *w, uint64_t first, uint64_t last, uint64_t contained)
 {
@@ -2253,7 +2234,7 @@ static void expect_worker_lives(struct wk *w, uint64_t next)
 	pid_t kids[4];
 	struct job_events ev;
 
-	ck_assert_int_eq(children_any(w->pid, kids, 4), 0);
+	ck_assert_int_eq(tu_children_any(w->pid, kids, 4), 0);
 	ev = wk_run1(w, next, 0);
 	ck_assert_int_eq(ev.d.status, 0);
 	ck_assert_int_eq(tu_send_stop(w->sock), 0);
@@ -2368,18 +2349,18 @@ START_TEST(test_contained_cancel_and_stop)
 	wk_spec(&w, 1, plugin("outcomes", "outcome"), "do=progress");
 	wk_assign_one(&w, 1, 0, BH_ASSIGN_CONTAIN);
 	wk_expect_progress(&w, 1); /* relayed from the child: it runs */
-	ck_assert_int_eq(children_any(w.pid, kids, 4), 1);
+	ck_assert_int_eq(tu_children_any(w.pid, kids, 4), 1);
 	wk_cancel(&w, 1);
 	d = wk_expect_done1(&w, 1);
 	ck_assert_uint_eq(d.outcome, BH_OUTCOME_DIED_SIGNAL);
 	ck_assert_int_eq(d.status, SIGKILL);
-	ck_assert_int_eq(children_any(w.pid, kids, 4), 0);
+	ck_assert_int_eq(tu_children_any(w.pid, kids, 4), 0);
 	ck_assert(!tu_process_alive(kids[0]));
 
 	/* 0.25 at once, 0.5 and 1.0 after 120 ms: the STOP comes in between (or after). */
 	wk_assign_one(&w, 2, 1, BH_ASSIGN_CONTAIN);
 	wk_expect_progress(&w, 2);
-	ck_assert_int_eq(children_any(w.pid, kids, 4), 1);
+	ck_assert_int_eq(tu_children_any(w.pid, kids, 4), 1);
 	ck_assert_int_eq(tu_send_stop(w.sock), 0);
 	ev = (struct job_events){ .id = 2 };
 	wk_events(&w, &ev, 1);
@@ -2401,7 +2382,7 @@ START_TEST(test_contained_worker_killed)
 	wk_spec(&w, 0, plugin("outcomes", "outcome"), "do=cancel-wait");
 	wk_assign_one(&w, 1, 0, BH_ASSIGN_CONTAIN);
 	wk_expect_progress(&w, 1);
-	ck_assert_int_eq(children_any(w.pid, kids, 4), 1);
+	ck_assert_int_eq(tu_children_any(w.pid, kids, 4), 1);
 	wk_kill(&w);
 	for (int64_t deadline = tu_now_ms() + FRAME_TIMEOUT_MS; tu_process_alive(kids[0]);)
 		ck_assert_msg(tu_ms_left(deadline) > 0, "the contained job's process %d outlived "

@@ -610,6 +610,28 @@ int tu_find_children(pid_t parent, const char *want, pid_t *pids, int max)
 	return n;
 }
 
+int tu_children_any(pid_t parent, pid_t *pids, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		pid_t pid = atoi(e->d_name), ppid;
+		char state;
+
+		if (pid > 0 && tu_proc_stat(pid, NULL, 0, &state, &ppid) == 0 && ppid == parent) {
+			if (pids && n < max)
+				pids[n] = pid;
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
 pid_t tu_find_spawner(pid_t worker, int timeout_ms)
 {
 	int64_t deadline = tu_now_ms() + timeout_ms;

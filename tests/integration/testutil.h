@@ -101,6 +101,9 @@ int tu_count_processes_named(const char *comm);
  */
 int tu_count_workers_of(pid_t master);
 
+/* Children of parent in any state, zombies too (up to max pids out; NULL: none): how many. */
+int tu_children_any(pid_t parent, pid_t *pids, int max);
+
 /* Children of this process that are zombies (exited, not yet reaped). */
 int tu_count_zombie_children(void);
 

@@ -13,10 +13,13 @@
  *                   result "cancelled", return 3
  *   do=input        result = the "input" argument, return 0 (7 if there is none)
  *   do=log          log one line per level, return 0
+ *   do=segv-once    the first run (no file `mark` yet) creates `mark` and faults (SIGSEGV);
+ *                   later runs do what do=cancel-wait does: a retry that runs until cancelled
  *
  * The faults are compiled without sanitizer instrumentation so that sanitizer builds still
  * die by the real signal.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -97,6 +100,16 @@ int outcome(struct bulkhead_job *job)
 		return 0;
 	if (strcmp(what, "fail") == 0)
 		return status_arg(job, 1);
+	if (strcmp(what, "segv-once") == 0) {
+		const char *mark = bulkhead_job_arg(job, "mark");
+		int fd = mark ? open(mark, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
+
+		if (fd >= 0) {
+			close(fd);
+			fault_segv();
+		}
+		what = "cancel-wait";
+	}
 	if (strcmp(what, "segv") == 0)
 		fault_segv();
 	else if (strcmp(what, "abort") == 0)
