@@ -33,38 +33,49 @@ static int step(struct sq *s, sqlite3_stmt *q, const char *doing)
 	return rc == SQLITE_DONE ? 0 : sq_fail_db(s, rc, doing);
 }
 
-/* Job j's row: a new one (update false), or the one written before, in place. */
+/* Whether j is as a job without a state row is read back: queued, never started. */
+static bool state_unmoved(const struct job *j)
+{
+	return j->state == JOB_QUEUED && j->cause == CAUSE_NONE && j->cause_detail == 0 &&
+	       j->alone == 0 && j->attempts == 0 && j->reruns == 0 && j->runs == 0 &&
+	       j->host_deaths == 0 && !(j->flags & JOB_CANCEL_REQUESTED) && j->started_ms == 0 &&
+	       j->ended_ms == 0 && j->node == 0 && (!j->extra || !j->extra->result);
+}
+
+/* Job j's state row, new or in place of the one written before. */
+static int write_state(struct sq *s, const struct job *j)
+{
+	sqlite3_stmt *q = s->put_state;
+
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)j->id);
+	sqlite3_bind_int(q, 2, j->state);
+	sqlite3_bind_int(q, 3, j->cause);
+	sqlite3_bind_int(q, 4, j->cause_detail);
+	sqlite3_bind_int64(q, 5, sq_counters(j));
+	sqlite3_bind_int64(q, 6, j->started_ms);
+	sqlite3_bind_int64(q, 7, j->ended_ms);
+	bind_text(q, 8, s->m->node_name(s->mem, j->node));
+	bind_text(q, 9, j->extra ? j->extra->result : NULL);
+	bind_text(q, 10, j->extra && j->extra->input[0] ? j->extra->input : NULL);
+	return step(s, q, "write a job");
+}
+
+/* Job j: a new one (its row, and its state if it moved already), or its state (update). */
 static int write_job(struct sq *s, const struct job *j, bool update)
 {
-	sqlite3_stmt *q = update ? s->upd_job : s->put_job;
+	sqlite3_stmt *q = s->put_job;
 	int r;
 
-	const char *input = j->extra && j->extra->input[0] ? j->extra->input : NULL;
-	const char *result = j->extra ? j->extra->result : NULL;
-
+	if (update)
+		return write_state(s, j);
 	sqlite3_bind_int64(q, 1, (sqlite3_int64)j->id);
 	sqlite3_bind_int64(q, 2, j->group);
 	sqlite3_bind_int64(q, 3, j->instance);
-	sqlite3_bind_int(q, 4, j->state);
-	sqlite3_bind_int(q, 5, j->cause);
-	sqlite3_bind_int(q, 6, j->cause_detail);
-	sqlite3_bind_int(q, 7, j->alone);
-	sqlite3_bind_int(q, 8, j->attempts);
-	sqlite3_bind_int(q, 9, j->reruns);
-	sqlite3_bind_int(q, 10, j->runs);
-	sqlite3_bind_int(q, 11, j->flags & ~JOB_STORE_FLAGS);
-	sqlite3_bind_int(q, 12, j->host_deaths);
-	bind_text(q, 13, input);
-	bind_text(q, 14, result);
-	sqlite3_bind_int64(q, 15, j->accepted_at);
-	sqlite3_bind_int64(q, 16, j->started_ms);
-	sqlite3_bind_int64(q, 17, j->ended_ms);
-	bind_text(q, 18, s->m->node_name(s->mem, j->node));
+	sqlite3_bind_int(q, 4, j->flags & ~(JOB_STORE_FLAGS | JOB_CANCEL_REQUESTED));
+	sqlite3_bind_int64(q, 5, j->accepted_at);
+	bind_text(q, 6, j->extra && j->extra->input[0] ? j->extra->input : NULL);
 	r = step(s, q, "write a job");
-	/* No row to update (not expected: every job is inserted before it changes): insert. */
-	if (r >= 0 && update && sqlite3_changes(s->db) == 0)
-		return write_job(s, j, false);
-	return r;
+	return r < 0 || state_unmoved(j) ? r : write_state(s, j);
 }
 
 /*
@@ -99,7 +110,7 @@ static uint64_t fresh_run(struct sq *s, const struct job *j, uint64_t n_jobs)
 	return n;
 }
 
-/* The rows of n fresh jobs from j on, as write_job() would write each. */
+/* The rows of n fresh jobs from j on, as write_job() would write each (no state rows). */
 static int write_fresh_run(struct sq *s, const struct job *j, uint64_t n)
 {
 	sqlite3_stmt *q = s->put_fresh;
@@ -247,6 +258,10 @@ static int flush_all(struct sq *s, uint64_t first_kept, uint64_t n_jobs, bool pa
 	if (first_kept > s->kept_from) {
 		sqlite3_bind_int64(s->del_forgotten, 1, (sqlite3_int64)first_kept);
 		r = step(s, s->del_forgotten, "forget jobs");
+		if (r >= 0) {
+			sqlite3_bind_int64(s->del_states, 1, (sqlite3_int64)first_kept);
+			r = step(s, s->del_states, "forget jobs");
+		}
 		if (r >= 0) {
 			sqlite3_bind_int64(s->del_keys, 1, (sqlite3_int64)first_kept);
 			r = step(s, s->del_keys, "forget submit keys");
