@@ -46,6 +46,9 @@ struct sq {
 	 * and in all, and of them the runs counted. */
 	uint32_t *group_lazy;
 	uint64_t n_lazy, n_lazy_ran;
+	/* Of them, new jobs written as queued (their ids after dirty[n_dirty - 1], in dirty[]'s
+	 * room: they join it at the commit). */
+	size_t n_lazy_new;
 	unsigned cap_groups;
 	bool meta_dirty;
 	bool meta_known; /* meta_written is what the file holds, every key of it */

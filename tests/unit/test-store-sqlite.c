@@ -555,6 +555,83 @@ START_TEST(test_partial_flush_leaves_starts)
 }
 END_TEST
 
+/* Jobs 1..8 of alpha, not in the file yet: #1 and #2 start, #3 is assigned, #4 ends; then
+ * a partial flush, their first write. */
+static struct ledger *new_partly_flushed(void)
+{
+	struct ledger *l = open_ledger();
+	struct group_config a = group("alpha", 0, 8);
+	struct job *j;
+
+	ck_assert_int_eq(ledger_add_group(l, &a, NULL), 0);
+	ledger_start(l, ledger_pop(l, 0, false));
+	ledger_start(l, ledger_pop(l, 0, false));
+	ledger_assign(l, ledger_pop(l, 0, false));
+	ledger_start(l, j = ledger_pop(l, 0, false));
+	ledger_finish(l, j, 0);
+	ck_assert_int_eq(ledger_flush_partial(l), 0);
+	return l;
+}
+
+/*
+ * New jobs whose one change is their start are written by a partial flush as queued (no
+ * state row: one row write a job until its end), counted as queued; a master killed then
+ * runs them again as queued jobs; the next flush writes them as they are.
+ */
+START_TEST(test_partial_flush_leaves_new_starts)
+{
+	struct ledger *l = new_partly_flushed();
+	struct snap s;
+
+	ledger_free(l); /* killed */
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs"), 8);
+	ck_assert_int_eq(sql_int("SELECT group_concat(id) FROM job_states"), 4);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows WHERE state = 0"), 7);
+	ck_assert_int_eq(sql_int("SELECT queued FROM groups WHERE id = 0"), 7);
+	ck_assert_int_eq(sql_int("SELECT running FROM groups WHERE id = 0"), 0);
+	ck_assert_int_eq(sql_int("SELECT value FROM meta WHERE key = 'runs'"), 1);
+	ck_assert_int_eq(sql_int("SELECT value FROM meta WHERE key = 'running'"), 0);
+	l = open_ledger();
+	for (uint64_t id = 1; id <= 3; id++) {
+		ck_assert_uint_eq(ledger_job(l, id)->state, JOB_QUEUED);
+		ck_assert_uint_eq(ledger_job(l, id)->runs, 0);
+	}
+	assert_counts_add_up(l);
+	ck_assert_uint_eq(ledger_recover(l), 0);
+	ledger_free(l);
+
+	/* Job 1 ends and job 3 starts before the next partial flush: 1 is written ended, 2 and
+	 * 3 stay left (3's run now counted, and left out of the file's runs too). */
+	teardown();
+	setup();
+	l = new_partly_flushed();
+	ledger_finish(l, ledger_job(l, 1), 0);
+	ledger_started(l, ledger_job(l, 3));
+	ck_assert_int_eq(ledger_flush_partial(l), 0);
+	ledger_free(l);
+	ck_assert_int_eq(sql_int("SELECT group_concat(id, '') FROM job_states"), 14);
+	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 1"), JOB_DONE);
+	ck_assert_int_eq(sql_int("SELECT value FROM meta WHERE key = 'runs'"), 2);
+	l = open_ledger();
+	ck_assert_uint_eq(ledger_job(l, 3)->state, JOB_QUEUED);
+	assert_counts_add_up(l);
+	ledger_free(l);
+
+	/* A full flush after the partial one writes everything as it is. */
+	teardown();
+	setup();
+	l = reopen(new_partly_flushed(), &s);
+	ck_assert_uint_eq(ledger_job(l, 1)->state, JOB_RUNNING);
+	ck_assert_uint_eq(ledger_job(l, 1)->runs, 1);
+	ck_assert_uint_eq(ledger_job(l, 3)->state, JOB_RUNNING);
+	ck_assert_uint_eq(ledger_job(l, 3)->runs, 0);
+	assert_counts_add_up(l);
+	ledger_free(l);
+	snap_free(&s);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_states"), 4);
+}
+END_TEST
+
 /* A ledger on `path` for the pools names[0 .. n - 1]. */
 static int open_with_pools(const char *const *names, unsigned n, struct ledger **ret,
 			   char **ret_err)
@@ -1284,6 +1361,7 @@ static Suite *store_sqlite_suite(void)
 	tcase_add_test(tc, test_restart_rule);
 	tcase_add_test(tc, test_forgotten_rows_go);
 	tcase_add_test(tc, test_partial_flush_leaves_starts);
+	tcase_add_test(tc, test_partial_flush_leaves_new_starts);
 	tcase_add_test(tc, test_migrates_v1);
 	tcase_add_test(tc, test_migrates_v2);
 	tcase_add_test(tc, test_migrates_v3);
