@@ -27,7 +27,8 @@ struct sq {
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *put_job, *put_fresh, *put_state, *put_counts, *put_group, *del_group,
-		*put_input, *del_inputs, *put_meta, *del_forgotten, *del_states, *put_key, *del_keys,
+		*put_input, *del_inputs, *put_meta, *del_forgotten, *del_states, *del_runs,
+		*cut_runs, *put_key, *del_keys,
 		*put_log, *del_logs, *get_logs, *begin, *commit;
 	struct log_ring pending_logs; /* lines not in the file yet */
 	char **pools; /* names, by index: a group's pool is kept by name */
@@ -73,10 +74,14 @@ extern const struct store_ops store_sqlite_ops;
  * A job's row is in two (schema v4): what is written once, when it is accepted (jobs), and
  * what changes at each transition (job_states), written only once it has moved: a job
  * without one is queued, never started, with the flags and input it was accepted with.
+ * Jobs accepted together without inputs of their own (a submit's, a pass's of one group)
+ * are one row of job_runs instead of a row each in jobs: n jobs from id, instances from
+ * instance on.
  * counters packs the job's small counters and its flags (sq_counters()); input is its input
  * now (a spool's file moves after its job's end), NULL if it has none of its own.
  */
 #define JOB_COLUMNS "id, grp, instance, flags, accepted_at, input"
+#define JOB_RUN_COLUMNS "id, n, grp, instance, flags, accepted_at"
 #define JOB_STATE_COLUMNS \
 	"id, state, cause, cause_detail, counters, started_ms, ended_ms, node, result, input"
 #define GROUP_COLUMNS                                                                   \

@@ -271,88 +271,151 @@ static int state_of_row(struct sq *s, sqlite3_stmt *qs, struct job *j)
 	return 0;
 }
 
+/* The run of jobs at qr (a row of job_runs), as the job its first would be, and its end. */
+struct run {
+	struct job first;
+	uint64_t next, end; /* the run's next job to load; one after its last */
+};
+
+static int run_of_row(struct sq *s, sqlite3_stmt *qr, struct run *run)
+{
+	int64_t id = sqlite3_column_int64(qr, 0), n = sqlite3_column_int64(qr, 1);
+	int64_t grp = sqlite3_column_int64(qr, 2), instance = sqlite3_column_int64(qr, 3);
+	int64_t flags = sqlite3_column_int64(qr, 4), accepted = sqlite3_column_int64(qr, 5);
+
+	if (id < 1 || n < 1 || n > UINT32_MAX || grp < 0 || grp >= INT_MAX || instance < 1 ||
+	    instance + n - 1 > UINT32_MAX || flags < 0 || flags > JOB_ADHOC || accepted < 0)
+		return sq_fail(s, -EBADMSG, "damaged: jobs %" PRId64 "..: a value is out of range",
+			       id);
+	run->first = (struct job){ .id = (uint64_t)id,
+				   .group = (uint32_t)grp,
+				   .instance = (uint32_t)instance,
+				   .flags = (uint8_t)flags,
+				   .accepted_at = accepted };
+	run->next = (uint64_t)id;
+	run->end = (uint64_t)(id + n);
+	return 0;
+}
+
+/* The row of jobs at q into *j; 0, or a damaged store's error. */
+static int job_of_row(struct sq *s, sqlite3_stmt *q, struct job *j)
+{
+	int64_t id = sqlite3_column_int64(q, 0), grp = sqlite3_column_int64(q, 1);
+	int64_t instance = sqlite3_column_int64(q, 2), flags = sqlite3_column_int64(q, 3);
+	int64_t accepted = sqlite3_column_int64(q, 4);
+
+	if (grp < 0 || grp >= INT_MAX || instance < 1 || instance > UINT32_MAX || flags < 0 ||
+	    flags > (JOB_HAS_INPUT | JOB_CANCEL_REQUESTED | JOB_ADHOC) || accepted < 0)
+		return sq_fail(s, -EBADMSG, "damaged: job %" PRId64 ": a value is out of range",
+			       id);
+	*j = (struct job){ .id = (uint64_t)id,
+			   .group = (uint32_t)grp,
+			   .instance = (uint32_t)instance,
+			   .flags = (uint8_t)flags,
+			   .accepted_at = accepted };
+	return 0;
+}
+
 /*
- * The jobs (rows written once) and their states (of those that moved), both in id order,
- * merged: a state without its job is damage, as is a job missing in the run of ids.
+ * The jobs (rows of jobs and runs of job_runs, written once) and their states (of those that
+ * moved), each in id order, merged: a state without its job is damage, as is a job missing
+ * in the run of ids or written twice.
  */
 static int load_jobs(struct sq *s, uint64_t first)
 {
-	sqlite3_stmt *q = NULL, *qs = NULL;
-	int rc, rcs = SQLITE_DONE;
+	sqlite3_stmt *q = NULL, *qr = NULL, *qs = NULL;
+	int rc = SQLITE_DONE, rcr = SQLITE_DONE, rcs = SQLITE_DONE;
 	int r = sq_prepare(s, &q, "SELECT " JOB_COLUMNS " FROM jobs ORDER BY id");
+	struct run run = { .next = UINT64_MAX };
 	uint64_t next = first;
 
 	if (r >= 0)
+		r = sq_prepare(s, &qr, "SELECT " JOB_RUN_COLUMNS " FROM job_runs ORDER BY id");
+	if (r >= 0)
 		r = sq_prepare(s, &qs,
 			       "SELECT " JOB_STATE_COLUMNS " FROM job_states ORDER BY id");
-	if (r >= 0)
+	if (r >= 0) {
+		rc = sqlite3_step(q);
+		rcr = sqlite3_step(qr);
 		rcs = sqlite3_step(qs);
-	while (r >= 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(q, 0), grp = sqlite3_column_int64(q, 1);
-		int64_t instance = sqlite3_column_int64(q, 2), flags = sqlite3_column_int64(q, 3);
-		int64_t accepted = sqlite3_column_int64(q, 4);
+		if (rcr == SQLITE_ROW)
+			r = run_of_row(s, qr, &run);
+	}
+	while (r >= 0 && (rc == SQLITE_ROW || rcr == SQLITE_ROW)) {
+		uint64_t id_row = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(q, 0) : UINT64_MAX;
+		uint64_t id = id_row < run.next ? id_row : run.next;
 		const char *node = NULL, *result = NULL, *input = NULL;
 		bool moved = false;
 		struct job j;
 
-		if (id != (int64_t)next) {
+		if (id_row == run.next) {
+			r = sq_fail(s, -EBADMSG, "damaged: job %" PRIu64 " is written twice", id);
+			break;
+		}
+		if (id != next) {
 			r = sq_fail(s, -EBADMSG,
-				    "damaged: job %" PRIu64 " is missing (next: %" PRId64 ")", next,
+				    "damaged: job %" PRIu64 " is missing (next: %" PRIu64 ")", next,
 				    id);
 			break;
 		}
-		if (rcs == SQLITE_ROW && sqlite3_column_int64(qs, 0) < id) {
+		if (rcs == SQLITE_ROW && (uint64_t)sqlite3_column_int64(qs, 0) < id) {
 			r = sq_fail(s, -EBADMSG, "damaged: job %" PRId64 " has a state, not a row",
 				    (int64_t)sqlite3_column_int64(qs, 0));
 			break;
 		}
-		if (grp < 0 || grp >= INT_MAX || instance < 1 || instance > UINT32_MAX ||
-		    flags < 0 || flags > (JOB_HAS_INPUT | JOB_CANCEL_REQUESTED | JOB_ADHOC) ||
-		    accepted < 0) {
-			r = sq_fail(s, -EBADMSG,
-				    "damaged: job %" PRIu64 ": a value is out of range", next);
-			break;
+		if (id == id_row) {
+			r = job_of_row(s, q, &j);
+			input = (const char *)sqlite3_column_text(q, 5);
+		} else {
+			j = run.first;
+			j.id = id;
+			j.instance += (uint32_t)(id - run.first.id);
 		}
-		j = (struct job){ .id = next,
-				  .group = (uint32_t)grp,
-				  .instance = (uint32_t)instance,
-				  .flags = (uint8_t)flags,
-				  .accepted_at = accepted };
-		if (rcs == SQLITE_ROW && sqlite3_column_int64(qs, 0) == id) {
+		if (r >= 0 && rcs == SQLITE_ROW && (uint64_t)sqlite3_column_int64(qs, 0) == id) {
 			moved = true;
 			r = state_of_row(s, qs, &j);
-			if (r < 0)
-				break;
 			node = (const char *)sqlite3_column_text(qs, 7);
 			result = (const char *)sqlite3_column_text(qs, 8);
-			input = (const char *)sqlite3_column_text(qs, 9);
+			if (sqlite3_column_text(qs, 9))
+				input = (const char *)sqlite3_column_text(qs, 9);
 		}
+		if (r < 0)
+			break;
 		if (node && !(j.node = s->m->node_index(s->mem, node))) {
 			r = -ENOMEM; /* or more than 65 534 node names: as good as */
 			break;
 		}
-		if (!input)
-			input = (const char *)sqlite3_column_text(q, 5);
 		r = mem_restore_job(s->mem, &j, (enum job_state)j.state, input, result);
 		if (r == -EINVAL)
 			r = sq_fail(s, -EBADMSG,
-				    "damaged: job %" PRIu64 " names group %" PRId64
+				    "damaged: job %" PRIu64 " names group %" PRIu32
 				    ", which is not in the file",
-				    next, grp);
+				    id, j.group);
 		if (r >= 0 && j.state == JOB_RUNNING)
-			r = add_orphan(s, s->m->job(s->mem, next));
+			r = add_orphan(s, s->m->job(s->mem, id));
 		if (moved)
 			rcs = sqlite3_step(qs);
+		if (id == id_row) {
+			rc = sqlite3_step(q);
+		} else if (++run.next == run.end) {
+			run.next = UINT64_MAX;
+			rcr = sqlite3_step(qr);
+			if (rcr == SQLITE_ROW)
+				r = run_of_row(s, qr, &run);
+		}
 		next++;
 	}
 	if (r >= 0 && rc != SQLITE_DONE)
 		r = sq_fail_db(s, rc, "read its jobs");
+	if (r >= 0 && rcr != SQLITE_DONE)
+		r = sq_fail_db(s, rcr, "read its jobs");
 	if (r >= 0 && rcs == SQLITE_ROW)
 		r = sq_fail(s, -EBADMSG, "damaged: job %" PRId64 " has a state, not a row",
 			    (int64_t)sqlite3_column_int64(qs, 0));
 	if (r >= 0 && rcs != SQLITE_DONE && rcs != SQLITE_ROW)
 		r = sq_fail_db(s, rcs, "read its jobs");
 	sqlite3_finalize(q);
+	sqlite3_finalize(qr);
 	sqlite3_finalize(qs);
 	return r;
 }

@@ -89,7 +89,8 @@ static const char migrate_v3[] = "ALTER TABLE groups ADD COLUMN exec TEXT NOT NU
  * v4: a job's row in two (store-sqlite-int.h): jobs keeps what is written once, job_states
  * what changes, its small counters and flags packed in one integer. The end of a job is then
  * a narrow row of its own instead of an update of 18 columns (bench/README.md, "Issue 13,
- * fourth session"). Every job of an older file gets its state row as it was; a counter out
+ * fourth session"), and a run of jobs accepted together one row of job_runs. Every job of an
+ * older file keeps its row in jobs and gets its state row as it was; a counter out
  * of range packs to -1, which the load refuses as damage as it did the column (SQL's << and |
  * are of one precedence, left to right: hence the parentheses). The view job_rows shows the
  * two as the one row they were, for people and tests reading the file.
@@ -113,7 +114,14 @@ static const char migrate_v4[] =
 	"INSERT INTO jobs_v4 (" JOB_COLUMNS ") SELECT " JOB_COLUMNS " FROM jobs;"
 	"DROP TABLE jobs;"
 	"ALTER TABLE jobs_v4 RENAME TO jobs;"
-	"CREATE VIEW job_rows AS SELECT j.id AS id, grp, instance, coalesce(state, 0) AS state,"
+	"CREATE TABLE job_runs (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, grp INTEGER NOT NULL,"
+	" instance INTEGER NOT NULL, flags INTEGER NOT NULL, accepted_at INTEGER NOT NULL);"
+	"CREATE VIEW job_rows AS WITH RECURSIVE r(id, grp, instance, flags, accepted_at, last) AS"
+	" (SELECT id, grp, instance, flags, accepted_at, id + n - 1 FROM job_runs UNION ALL"
+	" SELECT id + 1, grp, instance + 1, flags, accepted_at, last FROM r WHERE id < last),"
+	" j(id, grp, instance, flags, accepted_at, input) AS (SELECT id, grp, instance, flags,"
+	" accepted_at, NULL FROM r UNION ALL SELECT " JOB_COLUMNS " FROM jobs)"
+	" SELECT j.id AS id, grp, instance, coalesce(state, 0) AS state,"
 	" coalesce(cause, 0) AS cause, coalesce(cause_detail, 0) AS cause_detail,"
 	" coalesce(counters >> 48 & 1, 0) AS alone, coalesce(counters & 255, 0) AS attempts,"
 	" coalesce(counters >> 8 & 65535, 0) AS reruns, coalesce(counters >> 24 & 65535, 0) AS runs,"
@@ -121,7 +129,7 @@ static const char migrate_v4[] =
 	" coalesce(counters >> 40 & 255, 0) AS host_deaths, coalesce(s.input, j.input) AS input,"
 	" result, accepted_at,"
 	" coalesce(started_ms, 0) AS started_ms, coalesce(ended_ms, 0) AS ended_ms, node"
-	" FROM jobs j LEFT JOIN job_states s ON s.id = j.id;";
+	" FROM j LEFT JOIN job_states s ON s.id = j.id;";
 
 _Static_assert(_JOB_STATE_MAX == 7, "put_counts names a column per state");
 _Static_assert(JOB_QUEUED == 0 && CAUSE_NONE == 0, "no state row: queued, no cause (job_rows)");
@@ -333,10 +341,7 @@ static int prepare_all(struct sq *s)
 
 	if (r >= 0)
 		r = sq_prepare(s, &s->put_fresh,
-			    "WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n "
-			    "WHERE x + 1 < ?2) "
-			    "INSERT INTO jobs (" JOB_COLUMNS ") SELECT ?1 + x, ?3, ?4 + x, ?5, ?6, "
-			    "NULL FROM n");
+			    "INSERT INTO job_runs (" JOB_RUN_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?)");
 	if (r >= 0)
 		r = sq_prepare(s, &s->put_state,
 			    "INSERT OR REPLACE INTO job_states (" JOB_STATE_COLUMNS ") VALUES "
@@ -365,6 +370,13 @@ static int prepare_all(struct sq *s)
 		r = sq_prepare(s, &s->del_forgotten, "DELETE FROM jobs WHERE id < ?");
 	if (r >= 0)
 		r = sq_prepare(s, &s->del_states, "DELETE FROM job_states WHERE id < ?");
+	if (r >= 0)
+		r = sq_prepare(s, &s->del_runs, "DELETE FROM job_runs WHERE id + n <= ?");
+	/* A run the forgotten end in the middle of: what is kept of it (after del_runs). */
+	if (r >= 0)
+		r = sq_prepare(s, &s->cut_runs,
+			    "UPDATE job_runs SET n = n - (?1 - id), instance = instance + (?1 - id), "
+			    "id = ?1 WHERE id < ?1");
 	if (r >= 0)
 		r = sq_prepare(s, &s->put_key,
 			    "INSERT OR REPLACE INTO submit_keys (key, first, count, request) "

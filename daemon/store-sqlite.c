@@ -570,6 +570,8 @@ void sq_free(struct store *st)
 	sqlite3_finalize(s->put_meta);
 	sqlite3_finalize(s->del_forgotten);
 	sqlite3_finalize(s->del_states);
+	sqlite3_finalize(s->del_runs);
+	sqlite3_finalize(s->cut_runs);
 	sqlite3_finalize(s->put_key);
 	sqlite3_finalize(s->del_keys);
 	sqlite3_finalize(s->put_log);

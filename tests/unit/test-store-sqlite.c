@@ -308,18 +308,21 @@ START_TEST(test_fresh_runs_come_back_whole)
 	l = reopen(l, &s);
 	snap_free(&s);
 	ledger_free(l);
-	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs"), 127);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows"), 127);
+	/* The runs of jobs accepted together are a row each. */
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs"), 2); /* 1 and 110 */
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_runs"), 4);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows WHERE state = 0"), 125);
 	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 110"), JOB_CANCELLED);
-	ck_assert_int_eq(sql_int("SELECT instance FROM jobs WHERE id = 120"), 120);
+	ck_assert_int_eq(sql_int("SELECT instance FROM job_rows WHERE id = 120"), 120);
 	/* Jobs that never moved have no state row: the run, and the submitted ones. */
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_states WHERE id BETWEEN 2 AND 109 OR "
 				 "id > 110"),
 			 0);
-	ck_assert_int_eq(sql_int("SELECT count(DISTINCT accepted_at) FROM jobs WHERE id BETWEEN 2 "
+	ck_assert_int_eq(sql_int("SELECT count(DISTINCT accepted_at) FROM job_rows WHERE id BETWEEN 2 "
 				 "AND 100"),
 			 1);
-	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs WHERE id > 120 AND flags = 4 AND "
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows WHERE id > 120 AND flags = 4 AND "
 				 "instance = id - 120"),
 			 7);
 }
@@ -422,6 +425,7 @@ START_TEST(test_forgotten_rows_go)
 	struct snap s;
 
 	ck_assert_int_eq(ledger_add_group(l, &a, NULL), 0);
+	ck_assert_int_eq(ledger_flush(l), 0); /* one run of job_runs, cut when forgotten */
 	ledger_set_keep_ended(l, 100);
 	for (uint64_t id = 1; id <= 3 * 4096; id++) {
 		struct job *j = ledger_pop(l, 0, false);
@@ -439,7 +443,7 @@ START_TEST(test_forgotten_rows_go)
 	ck_assert_ptr_nonnull(ledger_job(l, 2 * 4096 + 1));
 	ledger_free(l);
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM jobs", -1, &q, NULL),
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM job_rows", -1, &q, NULL),
 			 SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
 	rows = sqlite3_column_int64(q, 0);
@@ -448,6 +452,9 @@ START_TEST(test_forgotten_rows_go)
 	ck_assert_int_eq(rows, 4096 + 10);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_states"), 4096); /* the 10 never ran */
 	ck_assert_int_eq(sql_int("SELECT min(id) FROM job_states"), 2 * 4096 + 1);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs"), 0);
+	ck_assert_int_eq(sql_int("SELECT id * 100000000 + n * 10000 + instance FROM job_runs"),
+			 (2 * 4096 + 1) * 100000000LL + (4096 + 10) * 10000LL + 2 * 4096 + 1);
 	snap_free(&s);
 }
 END_TEST
@@ -509,7 +516,7 @@ START_TEST(test_partial_flush_leaves_starts)
 
 	/* Killed here (the file is locked while it is open): job 1 is queued in the file. */
 	ledger_free(l);
-	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs"), 8);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows"), 8);
 	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 1"), JOB_QUEUED);
 	ck_assert_int_eq(sql_int("SELECT runs + started_ms FROM job_rows WHERE id = 1"), 0);
 	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 2"), JOB_DONE);
@@ -584,7 +591,7 @@ START_TEST(test_partial_flush_leaves_new_starts)
 	struct snap s;
 
 	ledger_free(l); /* killed */
-	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs"), 8);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows"), 8);
 	ck_assert_int_eq(sql_int("SELECT group_concat(id) FROM job_states"), 4);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows WHERE state = 0"), 7);
 	ck_assert_int_eq(sql_int("SELECT queued FROM groups WHERE id = 0"), 7);
@@ -1204,8 +1211,18 @@ START_TEST(test_rows_that_do_not_add_up)
 	expect_refused(-EBADMSG, "job 3: a value is out of range");
 	unlink(path);
 	make_store();
-	sql("DELETE FROM jobs WHERE id = 5");
+	sql("DELETE FROM jobs WHERE id = 5; UPDATE job_runs SET id = id + 1, n = n - 1, "
+	    "instance = instance + 1 WHERE id = 5");
 	expect_refused(-EBADMSG, "job 5 is missing");
+	unlink(path);
+	make_store();
+	sql("INSERT INTO job_runs (id, n, grp, instance, flags, accepted_at) VALUES (4, 2, 0, 4, 0, "
+	    "0)");
+	expect_refused(-EBADMSG, "job 4 is written twice");
+	unlink(path);
+	make_store();
+	sql("UPDATE job_runs SET n = 0");
+	expect_refused(-EBADMSG, "a value is out of range");
 	unlink(path);
 	make_store();
 	sql("INSERT INTO job_states " STATE_COLUMNS " VALUES (999, 2, 0, 0, 0, 0, 0, NULL, NULL, "
