@@ -284,7 +284,7 @@ static int run_of_row(struct sq *s, sqlite3_stmt *qr, struct run *run)
 	int64_t flags = sqlite3_column_int64(qr, 4), accepted = sqlite3_column_int64(qr, 5);
 
 	if (id < 1 || n < 1 || n > UINT32_MAX || grp < 0 || grp >= INT_MAX || instance < 1 ||
-	    instance + n - 1 > UINT32_MAX || flags < 0 || flags > JOB_ADHOC || accepted < 0)
+	    instance + n - 1 > UINT32_MAX || (flags & ~(int64_t)JOB_ADHOC) != 0 || accepted < 0)
 		return sq_fail(s, -EBADMSG, "damaged: jobs %" PRId64 "..: a value is out of range",
 			       id);
 	run->first = (struct job){ .id = (uint64_t)id,
