@@ -26,9 +26,10 @@ struct sq {
 	const struct store_ops *m;
 	sqlite3 *db;
 	char *path;
-	sqlite3_stmt *put_job, *put_fresh, *upd_job, *put_counts, *put_group, *del_group,
-		*put_input, *del_inputs, *put_meta, *del_forgotten, *put_key, *del_keys, *put_log,
-		*del_logs, *get_logs, *begin, *commit;
+	sqlite3_stmt *put_job, *put_fresh, *put_state, *put_counts, *put_group, *del_group,
+		*put_input, *del_inputs, *put_meta, *del_forgotten, *del_states, *del_runs,
+		*cut_runs, *put_key, *del_keys,
+		*put_log, *del_logs, *get_logs, *begin, *commit;
 	struct log_ring pending_logs; /* lines not in the file yet */
 	char **pools; /* names, by index: a group's pool is kept by name */
 	unsigned n_pools;
@@ -46,6 +47,9 @@ struct sq {
 	 * and in all, and of them the runs counted. */
 	uint32_t *group_lazy;
 	uint64_t n_lazy, n_lazy_ran;
+	/* Of them, new jobs written as queued (their ids after dirty[n_dirty - 1], in dirty[]'s
+	 * room: they join it at the commit). */
+	size_t n_lazy_new;
 	unsigned cap_groups;
 	bool meta_dirty;
 	bool meta_known; /* meta_written is what the file holds, every key of it */
@@ -66,13 +70,34 @@ extern const struct store_ops store_sqlite_ops;
 /* Group indexes in a file beyond this are damage (a store has a few thousand at most). */
 #define STORE_GROUPS_MAX (1 << 24)
 
-#define JOB_COLUMNS                                                                             \
-	"id, grp, instance, state, cause, cause_detail, alone, attempts, reruns, runs, flags, " \
-	"host_deaths, input, result, accepted_at, started_ms, ended_ms, node"
+/*
+ * A job's row is in two (schema v4): what is written once, when it is accepted (jobs), and
+ * what changes at each transition (job_states), written only once it has moved: a job
+ * without one is queued, never started, with the flags and input it was accepted with.
+ * Jobs accepted together without inputs of their own (a submit's, a pass's of one group)
+ * are one row of job_runs instead of a row each in jobs: n jobs from id, instances from
+ * instance on.
+ * counters packs the job's small counters and its flags (sq_counters()); input is its input
+ * now (a spool's file moves after its job's end), NULL if it has none of its own.
+ */
+#define JOB_COLUMNS "id, grp, instance, flags, accepted_at, input"
+#define JOB_RUN_COLUMNS "id, n, grp, instance, flags, accepted_at"
+#define JOB_STATE_COLUMNS \
+	"id, state, cause, cause_detail, counters, started_ms, ended_ms, node, result, input"
 #define GROUP_COLUMNS                                                                   \
 	"id, name, pool, run, kind, args, inputs, spool, output, count, timeout_us, "   \
 	"max_attempts, expect, adhoc, def_hash, total, queued, running, done, failed, " \
 	"crashed, timed_out, cancelled, pool_name, exec"
+
+/* job_states.counters: attempts (bits 0-7), reruns (8-23), runs (24-39), host_deaths (40-47),
+ * alone (48), flags (49-53; the store's own left out). */
+#define SQ_COUNTERS_BITS 54
+static inline int64_t sq_counters(const struct job *j)
+{
+	return (int64_t)j->attempts | (int64_t)j->reruns << 8 | (int64_t)j->runs << 24 |
+	       (int64_t)j->host_deaths << 40 | (int64_t)(j->alone != 0) << 48 |
+	       (int64_t)(j->flags & ~JOB_STORE_FLAGS) << 49;
+}
 
 /* store-sqlite-open.c: a statement kept for the store's life; 0 or the failure. */
 int sq_prepare(struct sq *s, sqlite3_stmt **q, const char *sql);

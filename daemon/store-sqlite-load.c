@@ -240,72 +240,183 @@ static int add_orphan(struct sq *s, struct job *j)
 	return 0;
 }
 
+/*
+ * Job j's state row (the one at qs, whose id is j's) into j; 0, or a damaged store's error.
+ * The node, result and input stay in qs for the caller.
+ */
+static int state_of_row(struct sq *s, sqlite3_stmt *qs, struct job *j)
+{
+	int64_t state = sqlite3_column_int64(qs, 1), cause = sqlite3_column_int64(qs, 2);
+	int64_t detail = sqlite3_column_int64(qs, 3), c = sqlite3_column_int64(qs, 4);
+	int64_t started = sqlite3_column_int64(qs, 5), ended = sqlite3_column_int64(qs, 6);
+	int64_t flags = c >> 49 & 31;
+
+	if (state < 0 || state >= _JOB_STATE_MAX || cause < 0 || cause > UINT8_MAX ||
+	    detail < INT32_MIN || detail > INT32_MAX || c < 0 || c >> SQ_COUNTERS_BITS != 0 ||
+	    flags > (JOB_HAS_INPUT | JOB_CANCEL_REQUESTED | JOB_ADHOC) || started < 0 ||
+	    started > UINT32_MAX || ended < 0 || ended > UINT32_MAX)
+		return sq_fail(s, -EBADMSG, "damaged: job %" PRIu64 ": a value is out of range",
+			       j->id);
+	j->state = (uint8_t)state;
+	j->cause = (uint8_t)cause;
+	j->cause_detail = (int32_t)detail;
+	j->attempts = (uint8_t)(c & 0xff);
+	j->reruns = (uint16_t)(c >> 8 & 0xffff);
+	j->runs = (uint16_t)(c >> 24 & 0xffff);
+	j->host_deaths = (uint8_t)(c >> 40 & 0xff);
+	j->alone = (uint8_t)(c >> 48 & 1);
+	j->flags = (uint8_t)flags;
+	j->started_ms = (uint32_t)started;
+	j->ended_ms = (uint32_t)ended;
+	return 0;
+}
+
+/* The run of jobs at qr (a row of job_runs), as the job its first would be, and its end. */
+struct run {
+	struct job first;
+	uint64_t next, end; /* the run's next job to load; one after its last */
+};
+
+static int run_of_row(struct sq *s, sqlite3_stmt *qr, struct run *run)
+{
+	int64_t id = sqlite3_column_int64(qr, 0), n = sqlite3_column_int64(qr, 1);
+	int64_t grp = sqlite3_column_int64(qr, 2), instance = sqlite3_column_int64(qr, 3);
+	int64_t flags = sqlite3_column_int64(qr, 4), accepted = sqlite3_column_int64(qr, 5);
+
+	if (id < 1 || n < 1 || n > UINT32_MAX || grp < 0 || grp >= INT_MAX || instance < 1 ||
+	    instance + n - 1 > UINT32_MAX || (flags & ~(int64_t)JOB_ADHOC) != 0 || accepted < 0)
+		return sq_fail(s, -EBADMSG, "damaged: jobs %" PRId64 "..: a value is out of range",
+			       id);
+	run->first = (struct job){ .id = (uint64_t)id,
+				   .group = (uint32_t)grp,
+				   .instance = (uint32_t)instance,
+				   .flags = (uint8_t)flags,
+				   .accepted_at = accepted };
+	run->next = (uint64_t)id;
+	run->end = (uint64_t)(id + n);
+	return 0;
+}
+
+/* The row of jobs at q into *j; 0, or a damaged store's error. */
+static int job_of_row(struct sq *s, sqlite3_stmt *q, struct job *j)
+{
+	int64_t id = sqlite3_column_int64(q, 0), grp = sqlite3_column_int64(q, 1);
+	int64_t instance = sqlite3_column_int64(q, 2), flags = sqlite3_column_int64(q, 3);
+	int64_t accepted = sqlite3_column_int64(q, 4);
+
+	if (grp < 0 || grp >= INT_MAX || instance < 1 || instance > UINT32_MAX || flags < 0 ||
+	    flags > (JOB_HAS_INPUT | JOB_CANCEL_REQUESTED | JOB_ADHOC) || accepted < 0)
+		return sq_fail(s, -EBADMSG, "damaged: job %" PRId64 ": a value is out of range",
+			       id);
+	*j = (struct job){ .id = (uint64_t)id,
+			   .group = (uint32_t)grp,
+			   .instance = (uint32_t)instance,
+			   .flags = (uint8_t)flags,
+			   .accepted_at = accepted };
+	return 0;
+}
+
+/*
+ * The jobs (rows of jobs and runs of job_runs, written once) and their states (of those that
+ * moved), each in id order, merged: a state without its job is damage, as is a job missing
+ * in the run of ids or written twice.
+ */
 static int load_jobs(struct sq *s, uint64_t first)
 {
-	sqlite3_stmt *q;
-	int rc, r = sq_prepare(s, &q, "SELECT " JOB_COLUMNS " FROM jobs ORDER BY id");
+	sqlite3_stmt *q = NULL, *qr = NULL, *qs = NULL;
+	int rc = SQLITE_DONE, rcr = SQLITE_DONE, rcs = SQLITE_DONE;
+	int r = sq_prepare(s, &q, "SELECT " JOB_COLUMNS " FROM jobs ORDER BY id");
+	struct run run = { .next = UINT64_MAX };
 	uint64_t next = first;
 
-	while (r >= 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-		int64_t v[12];
-		const char *node;
+	if (r >= 0)
+		r = sq_prepare(s, &qr, "SELECT " JOB_RUN_COLUMNS " FROM job_runs ORDER BY id");
+	if (r >= 0)
+		r = sq_prepare(s, &qs,
+			       "SELECT " JOB_STATE_COLUMNS " FROM job_states ORDER BY id");
+	if (r >= 0) {
+		rc = sqlite3_step(q);
+		rcr = sqlite3_step(qr);
+		rcs = sqlite3_step(qs);
+		if (rcr == SQLITE_ROW)
+			r = run_of_row(s, qr, &run);
+	}
+	while (r >= 0 && (rc == SQLITE_ROW || rcr == SQLITE_ROW)) {
+		uint64_t id_row = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(q, 0) : UINT64_MAX;
+		uint64_t id = id_row < run.next ? id_row : run.next;
+		const char *node = NULL, *result = NULL, *input = NULL;
+		bool moved = false;
 		struct job j;
 
-		for (int i = 0; i < 12; i++)
-			v[i] = sqlite3_column_int64(q, i);
-		if (v[0] != (int64_t)next) {
-			r = sq_fail(s, -EBADMSG,
-				    "damaged: job %" PRIu64 " is missing (next: %" PRId64 ")", next,
-				    v[0]);
+		if (id_row == run.next) {
+			r = sq_fail(s, -EBADMSG, "damaged: job %" PRIu64 " is written twice", id);
 			break;
 		}
-		if (v[1] < 0 || v[1] >= INT_MAX || v[2] < 1 || v[2] > UINT32_MAX || v[3] < 0 ||
-		    v[3] >= _JOB_STATE_MAX || v[4] < 0 || v[4] > UINT8_MAX || v[6] < 0 ||
-		    v[6] > 1 || v[7] < 0 || v[7] > UINT8_MAX || v[8] < 0 || v[8] > UINT16_MAX ||
-		    v[9] < 0 || v[9] > UINT16_MAX || v[10] < 0 ||
-		    v[10] > (JOB_HAS_INPUT | JOB_CANCEL_REQUESTED | JOB_ADHOC) || v[11] < 0 ||
-		    v[11] > UINT8_MAX || sqlite3_column_int64(q, 14) < 0 ||
-		    sqlite3_column_int64(q, 15) < 0 || sqlite3_column_int64(q, 15) > UINT32_MAX ||
-		    sqlite3_column_int64(q, 16) < 0 || sqlite3_column_int64(q, 16) > UINT32_MAX) {
+		if (id != next) {
 			r = sq_fail(s, -EBADMSG,
-				    "damaged: job %" PRIu64 ": a value is out of range", next);
+				    "damaged: job %" PRIu64 " is missing (next: %" PRIu64 ")", next,
+				    id);
 			break;
 		}
-		j = (struct job){ .id = next,
-				  .group = (uint32_t)v[1],
-				  .instance = (uint32_t)v[2],
-				  .state = (uint8_t)v[3],
-				  .cause = (uint8_t)v[4],
-				  .cause_detail = (int32_t)v[5],
-				  .alone = (uint8_t)v[6],
-				  .attempts = (uint8_t)v[7],
-				  .reruns = (uint16_t)v[8],
-				  .runs = (uint16_t)v[9],
-				  .flags = (uint8_t)v[10],
-				  .host_deaths = (uint8_t)v[11],
-				  .accepted_at = sqlite3_column_int64(q, 14),
-				  .started_ms = (uint32_t)sqlite3_column_int64(q, 15),
-				  .ended_ms = (uint32_t)sqlite3_column_int64(q, 16) };
-		node = (const char *)sqlite3_column_text(q, 17);
+		if (rcs == SQLITE_ROW && (uint64_t)sqlite3_column_int64(qs, 0) < id) {
+			r = sq_fail(s, -EBADMSG, "damaged: job %" PRId64 " has a state, not a row",
+				    (int64_t)sqlite3_column_int64(qs, 0));
+			break;
+		}
+		if (id == id_row) {
+			r = job_of_row(s, q, &j);
+			input = (const char *)sqlite3_column_text(q, 5);
+		} else {
+			j = run.first;
+			j.id = id;
+			j.instance += (uint32_t)(id - run.first.id);
+		}
+		if (r >= 0 && rcs == SQLITE_ROW && (uint64_t)sqlite3_column_int64(qs, 0) == id) {
+			moved = true;
+			r = state_of_row(s, qs, &j);
+			node = (const char *)sqlite3_column_text(qs, 7);
+			result = (const char *)sqlite3_column_text(qs, 8);
+			if (sqlite3_column_text(qs, 9))
+				input = (const char *)sqlite3_column_text(qs, 9);
+		}
+		if (r < 0)
+			break;
 		if (node && !(j.node = s->m->node_index(s->mem, node))) {
 			r = -ENOMEM; /* or more than 65 534 node names: as good as */
 			break;
 		}
-		r = mem_restore_job(s->mem, &j, (enum job_state)j.state,
-				    (const char *)sqlite3_column_text(q, 12),
-				    (const char *)sqlite3_column_text(q, 13));
+		r = mem_restore_job(s->mem, &j, (enum job_state)j.state, input, result);
 		if (r == -EINVAL)
 			r = sq_fail(s, -EBADMSG,
-				    "damaged: job %" PRIu64 " names group %" PRId64
+				    "damaged: job %" PRIu64 " names group %" PRIu32
 				    ", which is not in the file",
-				    next, v[1]);
+				    id, j.group);
 		if (r >= 0 && j.state == JOB_RUNNING)
-			r = add_orphan(s, s->m->job(s->mem, next));
+			r = add_orphan(s, s->m->job(s->mem, id));
+		if (moved)
+			rcs = sqlite3_step(qs);
+		if (id == id_row) {
+			rc = sqlite3_step(q);
+		} else if (++run.next == run.end) {
+			run.next = UINT64_MAX;
+			rcr = sqlite3_step(qr);
+			if (rcr == SQLITE_ROW)
+				r = run_of_row(s, qr, &run);
+		}
 		next++;
 	}
 	if (r >= 0 && rc != SQLITE_DONE)
 		r = sq_fail_db(s, rc, "read its jobs");
+	if (r >= 0 && rcr != SQLITE_DONE)
+		r = sq_fail_db(s, rcr, "read its jobs");
+	if (r >= 0 && rcs == SQLITE_ROW)
+		r = sq_fail(s, -EBADMSG, "damaged: job %" PRId64 " has a state, not a row",
+			    (int64_t)sqlite3_column_int64(qs, 0));
+	if (r >= 0 && rcs != SQLITE_DONE && rcs != SQLITE_ROW)
+		r = sq_fail_db(s, rcs, "read its jobs");
 	sqlite3_finalize(q);
+	sqlite3_finalize(qr);
+	sqlite3_finalize(qs);
 	return r;
 }
 

@@ -85,8 +85,54 @@ static const char migrate_v2[] =
  */
 static const char migrate_v3[] = "ALTER TABLE groups ADD COLUMN exec TEXT NOT NULL DEFAULT '';";
 
+/*
+ * v4: a job's row in two (store-sqlite-int.h): jobs keeps what is written once, job_states
+ * what changes, its small counters and flags packed in one integer. The end of a job is then
+ * a narrow row of its own instead of an update of 18 columns (bench/README.md, "Issue 13,
+ * fourth session"), and a run of jobs accepted together one row of job_runs. Every job of an
+ * older file keeps its row in jobs and gets its state row as it was; a counter out
+ * of range packs to -1, which the load refuses as damage as it did the column (SQL's << and |
+ * are of one precedence, left to right: hence the parentheses). The view job_rows shows the
+ * two as the one row they were, for people and tests reading the file.
+ */
+#define V3_COUNTER_OK(c, max) "(" c " BETWEEN 0 AND " #max ")"
+static const char migrate_v4[] =
+	"CREATE TABLE job_states (id INTEGER PRIMARY KEY, state INTEGER NOT NULL,"
+	" cause INTEGER NOT NULL, cause_detail INTEGER NOT NULL, counters INTEGER NOT NULL,"
+	" started_ms INTEGER NOT NULL, ended_ms INTEGER NOT NULL, node TEXT, result TEXT,"
+	" input TEXT);"
+	"INSERT INTO job_states (" JOB_STATE_COLUMNS ") SELECT id, state, cause, cause_detail,"
+	" CASE WHEN " V3_COUNTER_OK("attempts", 255) " AND " V3_COUNTER_OK("reruns", 65535)
+	" AND " V3_COUNTER_OK("runs", 65535) " AND " V3_COUNTER_OK("host_deaths", 255)
+	" AND " V3_COUNTER_OK("alone", 1) " AND " V3_COUNTER_OK("flags", 31)
+	" THEN attempts | (reruns << 8) | (runs << 24) | (host_deaths << 40) | (alone << 48)"
+	" | (flags << 49)"
+	" ELSE -1 END, started_ms, ended_ms, node, result, input FROM jobs;"
+	"CREATE TABLE jobs_v4 (id INTEGER PRIMARY KEY, grp INTEGER NOT NULL,"
+	" instance INTEGER NOT NULL, flags INTEGER NOT NULL, accepted_at INTEGER NOT NULL,"
+	" input TEXT);"
+	"INSERT INTO jobs_v4 (" JOB_COLUMNS ") SELECT " JOB_COLUMNS " FROM jobs;"
+	"DROP TABLE jobs;"
+	"ALTER TABLE jobs_v4 RENAME TO jobs;"
+	"CREATE TABLE job_runs (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, grp INTEGER NOT NULL,"
+	" instance INTEGER NOT NULL, flags INTEGER NOT NULL, accepted_at INTEGER NOT NULL);"
+	"CREATE VIEW job_rows AS WITH RECURSIVE r(id, grp, instance, flags, accepted_at, last) AS"
+	" (SELECT id, grp, instance, flags, accepted_at, id + n - 1 FROM job_runs UNION ALL"
+	" SELECT id + 1, grp, instance + 1, flags, accepted_at, last FROM r WHERE id < last),"
+	" j(id, grp, instance, flags, accepted_at, input) AS (SELECT id, grp, instance, flags,"
+	" accepted_at, NULL FROM r UNION ALL SELECT " JOB_COLUMNS " FROM jobs)"
+	" SELECT j.id AS id, grp, instance, coalesce(state, 0) AS state,"
+	" coalesce(cause, 0) AS cause, coalesce(cause_detail, 0) AS cause_detail,"
+	" coalesce(counters >> 48 & 1, 0) AS alone, coalesce(counters & 255, 0) AS attempts,"
+	" coalesce(counters >> 8 & 65535, 0) AS reruns, coalesce(counters >> 24 & 65535, 0) AS runs,"
+	" coalesce(counters >> 49 & 31, j.flags) AS flags,"
+	" coalesce(counters >> 40 & 255, 0) AS host_deaths, coalesce(s.input, j.input) AS input,"
+	" result, accepted_at,"
+	" coalesce(started_ms, 0) AS started_ms, coalesce(ended_ms, 0) AS ended_ms, node"
+	" FROM j LEFT JOIN job_states s ON s.id = j.id;";
+
 _Static_assert(_JOB_STATE_MAX == 7, "put_counts names a column per state");
-_Static_assert(JOB_QUEUED == 0 && CAUSE_NONE == 0, "put_fresh writes a queued job as 0s");
+_Static_assert(JOB_QUEUED == 0 && CAUSE_NONE == 0, "no state row: queued, no cause (job_rows)");
 
 int sq_prepare(struct sq *s, sqlite3_stmt **q, const char *sql)
 {
@@ -208,6 +254,8 @@ static int migrate(struct sq *s, int64_t version)
 		r = migrate_to_v2(s);
 	if (r >= 0 && version < 3)
 		r = sq_exec(s, migrate_v3, "migrate it to schema version 3");
+	if (r >= 0 && version < 4)
+		r = sq_exec(s, migrate_v4, "migrate it to schema version 4");
 	if (r >= 0) {
 		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d; COMMIT", STORE_SQLITE_VERSION);
 		r = sq_exec(s, sql, "migrate it");
@@ -286,24 +334,18 @@ static int open_db(struct sq *s)
 
 static int prepare_all(struct sq *s)
 {
-	/* New jobs are inserted; a job written before is updated in place (an upsert would
-	 * look for the row twice). */
+	/* A new job's row, once; its state's when it has moved, replaced at each change (an
+	 * upsert would look for the row twice; an update reads it first). */
 	int r = sq_prepare(s, &s->put_job,
-			"INSERT INTO jobs (" JOB_COLUMNS ") VALUES "
-			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+			   "INSERT INTO jobs (" JOB_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?)");
 
 	if (r >= 0)
 		r = sq_prepare(s, &s->put_fresh,
-			    "WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n "
-			    "WHERE x + 1 < ?2) "
-			    "INSERT INTO jobs (" JOB_COLUMNS ") SELECT ?1 + x, ?3, ?4 + x, 0, 0, 0, "
-			    "0, 0, 0, 0, ?5, 0, NULL, NULL, ?6, 0, 0, NULL FROM n");
+			    "INSERT INTO job_runs (" JOB_RUN_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?)");
 	if (r >= 0)
-		r = sq_prepare(s, &s->upd_job,
-			    "UPDATE jobs SET state = ?4, cause = ?5, cause_detail = ?6, alone = ?7, "
-			    "attempts = ?8, reruns = ?9, runs = ?10, flags = ?11, "
-			    "host_deaths = ?12, input = ?13, result = ?14, started_ms = ?16, "
-			    "ended_ms = ?17, node = ?18 WHERE id = ?1");
+		r = sq_prepare(s, &s->put_state,
+			    "INSERT OR REPLACE INTO job_states (" JOB_STATE_COLUMNS ") VALUES "
+			    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 
 	if (r >= 0)
 		r = sq_prepare(
@@ -326,6 +368,15 @@ static int prepare_all(struct sq *s)
 			    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
 	if (r >= 0)
 		r = sq_prepare(s, &s->del_forgotten, "DELETE FROM jobs WHERE id < ?");
+	if (r >= 0)
+		r = sq_prepare(s, &s->del_states, "DELETE FROM job_states WHERE id < ?");
+	if (r >= 0)
+		r = sq_prepare(s, &s->del_runs, "DELETE FROM job_runs WHERE id + n <= ?");
+	/* A run the forgotten end in the middle of: what is kept of it (after del_runs). */
+	if (r >= 0)
+		r = sq_prepare(s, &s->cut_runs,
+			    "UPDATE job_runs SET n = n - (?1 - id), instance = instance + (?1 - id), "
+			    "id = ?1 WHERE id < ?1");
 	if (r >= 0)
 		r = sq_prepare(s, &s->put_key,
 			    "INSERT OR REPLACE INTO submit_keys (key, first, count, request) "

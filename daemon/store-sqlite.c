@@ -560,7 +560,7 @@ void sq_free(struct store *st)
 	sqlite3_finalize(s->begin);
 	sqlite3_finalize(s->commit);
 	sqlite3_finalize(s->put_job);
-	sqlite3_finalize(s->upd_job);
+	sqlite3_finalize(s->put_state);
 	sqlite3_finalize(s->put_fresh);
 	sqlite3_finalize(s->put_counts);
 	sqlite3_finalize(s->put_group);
@@ -569,6 +569,9 @@ void sq_free(struct store *st)
 	sqlite3_finalize(s->del_inputs);
 	sqlite3_finalize(s->put_meta);
 	sqlite3_finalize(s->del_forgotten);
+	sqlite3_finalize(s->del_states);
+	sqlite3_finalize(s->del_runs);
+	sqlite3_finalize(s->cut_runs);
 	sqlite3_finalize(s->put_key);
 	sqlite3_finalize(s->del_keys);
 	sqlite3_finalize(s->put_log);

@@ -8,7 +8,7 @@
 #include "daemon/store.h"
 
 /* The schema this build writes; a file with a higher user_version is refused. */
-#define STORE_SQLITE_VERSION 3
+#define STORE_SQLITE_VERSION 4
 /* PRAGMA application_id of a bulkhead store: "BHKD". */
 #define STORE_SQLITE_APP_ID 0x42484b44
 
@@ -23,7 +23,7 @@
  * Returns 0 and *ret, or a negative errno and *ret_error (malloc'd), one line that names the
  * file and the reason:
  *   -EBADMSG  not a bulkhead store, damaged, or inconsistent ("jobs.db: damaged: ...")
- *   -EPROTO   written by a newer bulkhead (schema version N; this one knows up to 2)
+ *   -EPROTO   written by a newer bulkhead (schema version N; this one knows up to 4)
  *   -ENXIO    a group of it with jobs not ended runs in a pool that is not among pools
  *   -EBUSY    in use by another process
  *   -EACCES, -EROFS, -ENOSPC, -EIO, -ENOMEM  the file or its directory cannot be used

@@ -670,8 +670,8 @@ START_TEST(test_spool_after_kill)
 		snprintf(path, sizeof(path), "%s/in-07", spool);
 		snprintf(from, sizeof(from), "%s/in-07", done);
 		ck_assert_int_eq(rename(from, path), 0);
-		snprintf(sql, sizeof(sql), "UPDATE jobs SET input = '%s' WHERE input = '%s'", path,
-			 from);
+		snprintf(sql, sizeof(sql), "UPDATE job_states SET input = '%s' WHERE input = '%s'",
+			 path, from);
 		ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
 		ck_assert_int_eq(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
 		ck_assert_int_eq(sqlite3_changes(h), 1);

@@ -308,14 +308,21 @@ START_TEST(test_fresh_runs_come_back_whole)
 	l = reopen(l, &s);
 	snap_free(&s);
 	ledger_free(l);
-	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs"), 127);
-	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs WHERE state = 0"), 125);
-	ck_assert_int_eq(sql_int("SELECT state FROM jobs WHERE id = 110"), JOB_CANCELLED);
-	ck_assert_int_eq(sql_int("SELECT instance FROM jobs WHERE id = 120"), 120);
-	ck_assert_int_eq(sql_int("SELECT count(DISTINCT accepted_at) FROM jobs WHERE id BETWEEN 2 "
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows"), 127);
+	/* The runs of jobs accepted together are a row each. */
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs"), 2); /* 1 and 110 */
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_runs"), 4);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows WHERE state = 0"), 125);
+	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 110"), JOB_CANCELLED);
+	ck_assert_int_eq(sql_int("SELECT instance FROM job_rows WHERE id = 120"), 120);
+	/* Jobs that never moved have no state row: the run, and the submitted ones. */
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_states WHERE id BETWEEN 2 AND 109 OR "
+				 "id > 110"),
+			 0);
+	ck_assert_int_eq(sql_int("SELECT count(DISTINCT accepted_at) FROM job_rows WHERE id BETWEEN 2 "
 				 "AND 100"),
 			 1);
-	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs WHERE id > 120 AND flags = 4 AND "
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows WHERE id > 120 AND flags = 4 AND "
 				 "instance = id - 120"),
 			 7);
 }
@@ -418,6 +425,7 @@ START_TEST(test_forgotten_rows_go)
 	struct snap s;
 
 	ck_assert_int_eq(ledger_add_group(l, &a, NULL), 0);
+	ck_assert_int_eq(ledger_flush(l), 0); /* one run of job_runs, cut when forgotten */
 	ledger_set_keep_ended(l, 100);
 	for (uint64_t id = 1; id <= 3 * 4096; id++) {
 		struct job *j = ledger_pop(l, 0, false);
@@ -426,6 +434,7 @@ START_TEST(test_forgotten_rows_go)
 		ledger_start(l, j);
 		ledger_finish(l, j, 0);
 	}
+	ck_assert_int_eq(ledger_flush(l), 0); /* their rows and states in the file: then gone */
 	ck_assert_uint_eq(ledger_collect(l), 2 * 4096);
 	l = reopen(l, &s);
 	ck_assert_uint_eq(ledger_forgotten(l), 2 * 4096);
@@ -434,13 +443,18 @@ START_TEST(test_forgotten_rows_go)
 	ck_assert_ptr_nonnull(ledger_job(l, 2 * 4096 + 1));
 	ledger_free(l);
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM jobs", -1, &q, NULL),
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM job_rows", -1, &q, NULL),
 			 SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
 	rows = sqlite3_column_int64(q, 0);
 	sqlite3_finalize(q);
 	sqlite3_close(db);
 	ck_assert_int_eq(rows, 4096 + 10);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_states"), 4096); /* the 10 never ran */
+	ck_assert_int_eq(sql_int("SELECT min(id) FROM job_states"), 2 * 4096 + 1);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs"), 0);
+	ck_assert_int_eq(sql_int("SELECT id * 100000000 + n * 10000 + instance FROM job_runs"),
+			 (2 * 4096 + 1) * 100000000LL + (4096 + 10) * 10000LL + 2 * 4096 + 1);
 	snap_free(&s);
 }
 END_TEST
@@ -502,11 +516,11 @@ START_TEST(test_partial_flush_leaves_starts)
 
 	/* Killed here (the file is locked while it is open): job 1 is queued in the file. */
 	ledger_free(l);
-	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs"), 8);
-	ck_assert_int_eq(sql_int("SELECT state FROM jobs WHERE id = 1"), JOB_QUEUED);
-	ck_assert_int_eq(sql_int("SELECT runs + started_ms FROM jobs WHERE id = 1"), 0);
-	ck_assert_int_eq(sql_int("SELECT state FROM jobs WHERE id = 2"), JOB_DONE);
-	ck_assert_int_eq(sql_int("SELECT state FROM jobs WHERE id = 3"), JOB_RUNNING);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows"), 8);
+	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 1"), JOB_QUEUED);
+	ck_assert_int_eq(sql_int("SELECT runs + started_ms FROM job_rows WHERE id = 1"), 0);
+	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 2"), JOB_DONE);
+	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 3"), JOB_RUNNING);
 	ck_assert_int_eq(sql_int("SELECT queued FROM groups WHERE id = 0"), 6);
 	ck_assert_int_eq(sql_int("SELECT running FROM groups WHERE id = 0"), 1);
 	ck_assert_int_eq(sql_int("SELECT value FROM meta WHERE key = 'runs'"), 2);
@@ -529,8 +543,8 @@ START_TEST(test_partial_flush_leaves_starts)
 	ledger_start(l, ledger_pop(l, 0, false));
 	ck_assert_int_eq(ledger_flush_partial(l), 0);
 	ledger_free(l);
-	ck_assert_int_eq(sql_int("SELECT state FROM jobs WHERE id = 1"), JOB_DONE);
-	ck_assert_int_eq(sql_int("SELECT state FROM jobs WHERE id = 4"), JOB_QUEUED);
+	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 1"), JOB_DONE);
+	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 4"), JOB_QUEUED);
 	ck_assert_int_eq(sql_int("SELECT done FROM groups WHERE id = 0"), 2);
 	l = open_ledger();
 	assert_counts_add_up(l);
@@ -545,6 +559,83 @@ START_TEST(test_partial_flush_leaves_starts)
 	assert_counts_add_up(l);
 	ledger_free(l);
 	snap_free(&s);
+}
+END_TEST
+
+/* Jobs 1..8 of alpha, not in the file yet: #1 and #2 start, #3 is assigned, #4 ends; then
+ * a partial flush, their first write. */
+static struct ledger *new_partly_flushed(void)
+{
+	struct ledger *l = open_ledger();
+	struct group_config a = group("alpha", 0, 8);
+	struct job *j;
+
+	ck_assert_int_eq(ledger_add_group(l, &a, NULL), 0);
+	ledger_start(l, ledger_pop(l, 0, false));
+	ledger_start(l, ledger_pop(l, 0, false));
+	ledger_assign(l, ledger_pop(l, 0, false));
+	ledger_start(l, j = ledger_pop(l, 0, false));
+	ledger_finish(l, j, 0);
+	ck_assert_int_eq(ledger_flush_partial(l), 0);
+	return l;
+}
+
+/*
+ * New jobs whose one change is their start are written by a partial flush as queued (no
+ * state row: one row write a job until its end), counted as queued; a master killed then
+ * runs them again as queued jobs; the next flush writes them as they are.
+ */
+START_TEST(test_partial_flush_leaves_new_starts)
+{
+	struct ledger *l = new_partly_flushed();
+	struct snap s;
+
+	ledger_free(l); /* killed */
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows"), 8);
+	ck_assert_int_eq(sql_int("SELECT group_concat(id) FROM job_states"), 4);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows WHERE state = 0"), 7);
+	ck_assert_int_eq(sql_int("SELECT queued FROM groups WHERE id = 0"), 7);
+	ck_assert_int_eq(sql_int("SELECT running FROM groups WHERE id = 0"), 0);
+	ck_assert_int_eq(sql_int("SELECT value FROM meta WHERE key = 'runs'"), 1);
+	ck_assert_int_eq(sql_int("SELECT value FROM meta WHERE key = 'running'"), 0);
+	l = open_ledger();
+	for (uint64_t id = 1; id <= 3; id++) {
+		ck_assert_uint_eq(ledger_job(l, id)->state, JOB_QUEUED);
+		ck_assert_uint_eq(ledger_job(l, id)->runs, 0);
+	}
+	assert_counts_add_up(l);
+	ck_assert_uint_eq(ledger_recover(l), 0);
+	ledger_free(l);
+
+	/* Job 1 ends and job 3 starts before the next partial flush: 1 is written ended, 2 and
+	 * 3 stay left (3's run now counted, and left out of the file's runs too). */
+	teardown();
+	setup();
+	l = new_partly_flushed();
+	ledger_finish(l, ledger_job(l, 1), 0);
+	ledger_started(l, ledger_job(l, 3));
+	ck_assert_int_eq(ledger_flush_partial(l), 0);
+	ledger_free(l);
+	ck_assert_int_eq(sql_int("SELECT group_concat(id, '') FROM job_states"), 14);
+	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 1"), JOB_DONE);
+	ck_assert_int_eq(sql_int("SELECT value FROM meta WHERE key = 'runs'"), 2);
+	l = open_ledger();
+	ck_assert_uint_eq(ledger_job(l, 3)->state, JOB_QUEUED);
+	assert_counts_add_up(l);
+	ledger_free(l);
+
+	/* A full flush after the partial one writes everything as it is. */
+	teardown();
+	setup();
+	l = reopen(new_partly_flushed(), &s);
+	ck_assert_uint_eq(ledger_job(l, 1)->state, JOB_RUNNING);
+	ck_assert_uint_eq(ledger_job(l, 1)->runs, 1);
+	ck_assert_uint_eq(ledger_job(l, 3)->state, JOB_RUNNING);
+	ck_assert_uint_eq(ledger_job(l, 3)->runs, 0);
+	assert_counts_add_up(l);
+	ledger_free(l);
+	snap_free(&s);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_states"), 4);
 }
 END_TEST
 
@@ -876,6 +967,172 @@ START_TEST(test_migrates_v2)
 END_TEST
 
 /*
+ * A job's input is written with its row, and again with its state: a spool's file moves
+ * after its job ended (and was written), and the file must say where it is now.
+ */
+START_TEST(test_moved_input_kept)
+{
+	struct group_config a = group("alpha", 0, 1);
+	char *in[] = { "/spool/a", "/spool/b", "/spool/c" };
+	struct ledger *l = open_ledger();
+	uint64_t first;
+	unsigned ga;
+
+	ck_assert_int_eq(ledger_add_group(l, &a, &ga), 0);
+	ck_assert_int_eq(ledger_add_input_jobs(l, ga, in, 3, &first), 0);
+	ck_assert_int_eq(ledger_flush(l), 0);
+	/* Ended and moved after its row was written; ended and moved before its first write of
+	 * the end; one left queued. */
+	ck_assert_int_eq(ledger_cancel_queued_job(l, ledger_job(l, first), CAUSE_CANCELLED), 0);
+	ck_assert_int_eq(ledger_flush(l), 0);
+	ck_assert_int_eq(ledger_move_job_input(l, ledger_job(l, first), "/spool/done/a"), 0);
+	ck_assert_int_eq(ledger_cancel_queued_job(l, ledger_job(l, first + 1), CAUSE_CANCELLED),
+			 0);
+	ck_assert_int_eq(ledger_move_job_input(l, ledger_job(l, first + 1), "/spool/done/b"), 0);
+	ck_assert_int_eq(ledger_flush(l), 0);
+	ledger_free(l);
+	l = open_ledger();
+	ck_assert_str_eq(ledger_job_input(l, ledger_job(l, first)), "/spool/done/a");
+	ck_assert_str_eq(ledger_job_input(l, ledger_job(l, first + 1)), "/spool/done/b");
+	ck_assert_str_eq(ledger_job_input(l, ledger_job(l, first + 2)), "/spool/c");
+	ledger_free(l);
+}
+END_TEST
+
+static char *sql_text(const char *query)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	char *v;
+
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, query, -1, &q, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	v = strdup((const char *)sqlite3_column_text(q, 0));
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return v;
+}
+
+/*
+ * A v3 store at `path`, from tests/data/store-v3.sql: `sqlite3 jobs.db .dump` of the file
+ * bulkheadd e95a666 (schema version 3) left when it was SIGKILLed: [pool main] and
+ * [pool side]; [job alpha] (side, 3 x noop: done), [job beta] (main, 2 x exec: printing a
+ * line, exit 3, max_attempts 1: failed); then submitted with keys: 4 x noop (done), 3 x
+ * exec:/bin/cat {input} with inputs (done, log lines), 3 x exec:/bin/sleep 60 (one running,
+ * one assigned, one cancelled); an exec: that prints a line and SIGSEGVs itself (crashed
+ * after 3 attempts), and one noop (done). Its application_id and user_version are not in a
+ * dump: set here as that file had them.
+ */
+static void make_v3_store(const char *edit)
+{
+	const char *root = getenv("BULKHEAD_SOURCE_ROOT");
+	char src[512], *dump;
+	sqlite3 *db;
+	FILE *f;
+	long n;
+
+	ck_assert_ptr_nonnull(root);
+	snprintf(src, sizeof(src), "%s/tests/data/store-v3.sql", root);
+	f = fopen(src, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	rewind(f);
+	dump = calloc(1, (size_t)n + 1);
+	ck_assert_ptr_nonnull(dump);
+	ck_assert_uint_eq(fread(dump, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, dump, NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA application_id = 1112034116; "
+					  "PRAGMA user_version = 3",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	if (edit)
+		ck_assert_int_eq(sqlite3_exec(db, edit, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	free(dump);
+}
+
+/* Every column of every job, as one text (v3's jobs and v4's job_rows have the same). */
+#define ALL_JOB_ROWS(table)                                                                    \
+	"SELECT group_concat(id || ',' || grp || ',' || instance || ',' || state || ',' || "   \
+	"cause || ',' || cause_detail || ',' || alone || ',' || attempts || ',' || reruns || " \
+	"',' || runs || ',' || flags || ',' || host_deaths || ',' || coalesce(input, '-') || " \
+	"',' || coalesce(result, '-') || ',' || accepted_at || ',' || started_ms || ',' || "  \
+	"ended_ms || ',' || coalesce(node, '-'), ';') FROM (SELECT * FROM " table            \
+	" ORDER BY id)"
+
+/*
+ * v3 -> v4: the job row in two. Every job comes back as it was (each column, through the
+ * job_rows view and through the ledger), with its log lines and submit keys; the jobs the
+ * dead master was running are found running (the orphans a restart re-queues); the file
+ * opens again at v4. A counter out of range in a v3 row is still refused as damage.
+ */
+START_TEST(test_migrates_v3)
+{
+	static const char *const as_written[] = { "main", "side" };
+	char *before, *after, *err = NULL;
+	const struct submit_key *k;
+	const struct job *j;
+	struct ledger *l;
+
+	make_v3_store(NULL);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 3);
+	before = sql_text(ALL_JOB_ROWS("jobs"));
+
+	ck_assert_int_eq(open_with_pools(as_written, 2, &l, &err), 0);
+	ck_assert_uint_eq(ledger_n_jobs(l), 17);
+	j = ledger_job(l, 4);
+	ck_assert_int_eq(j->state, JOB_FAILED);
+	ck_assert_int_eq(j->attempts, 1);
+	ck_assert_int_eq(j->cause_detail, 3);
+	ck_assert_str_eq(ledger_job_node(l, j), "vm");
+	j = ledger_job(l, 11);
+	ck_assert_int_eq(j->state, JOB_DONE);
+	ck_assert_str_eq(ledger_job_input(l, j), "/tmp/row-v3/in/f2");
+	ck_assert_int_eq(j->flags, JOB_HAS_INPUT | JOB_ADHOC);
+	ck_assert_int_eq(ledger_job(l, 13)->state, JOB_RUNNING);
+	ck_assert_int_eq(ledger_job(l, 15)->state, JOB_CANCELLED);
+	ck_assert_uint_eq(ledger_job(l, 15)->ended_ms, 3793);
+	j = ledger_job(l, 16);
+	ck_assert_int_eq(j->state, JOB_CRASHED);
+	ck_assert_int_eq(j->attempts, 3);
+	ck_assert_int_eq(j->runs, 3);
+	ck_assert_int_eq(j->cause_detail, 11);
+	ck_assert_int_eq(ledger_job(l, 1)->accepted_at, 1796424071726270);
+	ck_assert_uint_eq(ledger_job(l, 1)->started_ms, 16);
+	k = ledger_find_key(l, "k-cat");
+	ck_assert_ptr_nonnull(k);
+	ck_assert_uint_eq(k->first, 10);
+	ck_assert_uint_eq(k->count, 3);
+	ck_assert_str_eq(logs_of(l, 4, 12, 0), "4:out-line-4|5:out-line-5|10:1|12:3|11:2");
+	ck_assert_str_eq(logs_of(l, 16, 16, 1), "16:dying");
+	ledger_free(l);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), STORE_SQLITE_VERSION);
+	after = sql_text(ALL_JOB_ROWS("job_rows"));
+	ck_assert_str_eq(after, before);
+	free(after);
+
+	/* And again, now at v4. */
+	ck_assert_int_eq(open_with_pools(as_written, 2, &l, &err), 0);
+	ck_assert_uint_eq(ledger_n_jobs(l), 17);
+	ck_assert_int_eq(ledger_job(l, 16)->attempts, 3);
+	ledger_free(l);
+	after = sql_text(ALL_JOB_ROWS("job_rows"));
+	ck_assert_str_eq(after, before);
+	free(after);
+	free(before);
+
+	unlink(path);
+	make_v3_store("UPDATE jobs SET attempts = 256 WHERE id = 16");
+	expect_refused(-EBADMSG, "job 16: a value is out of range");
+	free(err);
+}
+END_TEST
+
+/*
  * Schema v3: a group's exec settings and retry_delay are kept (one text column, "" for the
  * defaults), and a definition that sets them is found again as it was.
  */
@@ -934,17 +1191,43 @@ START_TEST(test_newer_schema)
 {
 	make_store();
 	sql("PRAGMA user_version = 99");
-	expect_refused(-EPROTO, "newer bulkhead (schema version 99; this one knows up to 3)");
+	expect_refused(-EPROTO, "newer bulkhead (schema version 99; this one knows up to 4)");
 }
 END_TEST
+
+#define STATE_COLUMNS \
+	"(id, state, cause, cause_detail, counters, started_ms, ended_ms, node, result, input)"
 
 START_TEST(test_rows_that_do_not_add_up)
 {
 	make_store();
-	sql("UPDATE jobs SET state = 42 WHERE id = 3");
+	sql("INSERT OR REPLACE INTO job_states " STATE_COLUMNS " VALUES (3, 42, 0, 0, 0, 0, 0, NULL, "
+	    "NULL, NULL)");
 	expect_refused(-EBADMSG, "job 3: a value is out of range");
-	sql("UPDATE jobs SET state = 0 WHERE id = 3; DELETE FROM jobs WHERE id = 5");
+	unlink(path);
+	make_store();
+	sql("INSERT OR REPLACE INTO job_states " STATE_COLUMNS " VALUES (3, 2, 0, 0, -1, 0, 0, NULL, "
+	    "NULL, NULL)");
+	expect_refused(-EBADMSG, "job 3: a value is out of range");
+	unlink(path);
+	make_store();
+	sql("DELETE FROM jobs WHERE id = 5; UPDATE job_runs SET id = id + 1, n = n - 1, "
+	    "instance = instance + 1 WHERE id = 5");
 	expect_refused(-EBADMSG, "job 5 is missing");
+	unlink(path);
+	make_store();
+	sql("INSERT INTO job_runs (id, n, grp, instance, flags, accepted_at) VALUES (4, 2, 0, 4, 0, "
+	    "0)");
+	expect_refused(-EBADMSG, "job 4 is written twice");
+	unlink(path);
+	make_store();
+	sql("UPDATE job_runs SET n = 0");
+	expect_refused(-EBADMSG, "a value is out of range");
+	unlink(path);
+	make_store();
+	sql("INSERT INTO job_states " STATE_COLUMNS " VALUES (999, 2, 0, 0, 0, 0, 0, NULL, NULL, "
+	    "NULL)");
+	expect_refused(-EBADMSG, "job 999 has a state, not a row");
 	unlink(path);
 	make_store();
 	sql("UPDATE jobs SET grp = 7 WHERE id = 2");
@@ -1095,8 +1378,11 @@ static Suite *store_sqlite_suite(void)
 	tcase_add_test(tc, test_restart_rule);
 	tcase_add_test(tc, test_forgotten_rows_go);
 	tcase_add_test(tc, test_partial_flush_leaves_starts);
+	tcase_add_test(tc, test_partial_flush_leaves_new_starts);
 	tcase_add_test(tc, test_migrates_v1);
 	tcase_add_test(tc, test_migrates_v2);
+	tcase_add_test(tc, test_migrates_v3);
+	tcase_add_test(tc, test_moved_input_kept);
 	tcase_add_test(tc, test_exec_settings_kept);
 	tcase_add_test(tc, test_submit_keys);
 	tcase_add_test(tc, test_logs_kept);
