@@ -210,7 +210,7 @@ static void poison(bool spare)
 	json_object_put(o);
 	o = call(&d, &c, "{\"command\":\"jobs\",\"group\":\"poison\"}");
 	j = json_object_array_get_idx(jget(o, "jobs", json_type_array), 0);
-	ck_assert_str_eq(jstr(j, "state"), "cancelled");
+	ck_assert_str_eq(jstr(j, "state"), "crashed");
 	ck_assert_str_eq(jstr(j, "cause"), "SIGSEGV");
 	ck_assert_int_eq(jint(j, "attempts"), 3);
 	ck_assert_msg(strncmp(jstr(j, "crash"), "SIGSEGV at ", 11) == 0, "crash: %s",
@@ -568,7 +568,7 @@ START_TEST(test_spare_steps_in_at_crash)
 				(void)ptrace(PTRACE_CONT, tids[i], NULL, NULL);
 	o = call_within(&d, &c, req, WAIT_MS);
 	j = json_object_array_get_idx(jget(o, "jobs", json_type_array), 0);
-	ck_assert_str_eq(jstr(j, "state"), "cancelled");
+	ck_assert_str_eq(jstr(j, "state"), "crashed");
 	json_object_put(o);
 	o = wait_settled(&d, &c, true, now, 1, &spare2);
 	ck_assert_int_eq(now[0], spare);
