@@ -321,27 +321,19 @@ static int flush_all(struct sq *s, uint64_t first_kept, uint64_t n_jobs, bool pa
 	int r = 0;
 
 	if (first_kept > s->kept_from) {
-		sqlite3_bind_int64(s->del_forgotten, 1, (sqlite3_int64)first_kept);
-		r = step(s, s->del_forgotten, "forget jobs");
-		if (r >= 0) {
-			sqlite3_bind_int64(s->del_states, 1, (sqlite3_int64)first_kept);
-			r = step(s, s->del_states, "forget jobs");
-		}
-		if (r >= 0) {
-			sqlite3_bind_int64(s->del_runs, 1, (sqlite3_int64)first_kept);
-			r = step(s, s->del_runs, "forget jobs");
-		}
-		if (r >= 0) {
-			sqlite3_bind_int64(s->cut_runs, 1, (sqlite3_int64)first_kept);
-			r = step(s, s->cut_runs, "forget jobs");
-		}
-		if (r >= 0) {
-			sqlite3_bind_int64(s->del_keys, 1, (sqlite3_int64)first_kept);
-			r = step(s, s->del_keys, "forget submit keys");
-		}
-		if (r >= 0) {
-			sqlite3_bind_int64(s->del_logs, 1, (sqlite3_int64)first_kept);
-			r = step(s, s->del_logs, "forget log lines");
+		/* Everything of the jobs before first_kept (cut_runs after del_runs). */
+		const struct {
+			sqlite3_stmt *q;
+			const char *what;
+		} cut[] = {
+			{ s->del_forgotten, "forget jobs" },	{ s->del_states, "forget jobs" },
+			{ s->del_runs, "forget jobs" },		{ s->cut_runs, "forget jobs" },
+			{ s->del_keys, "forget submit keys" }, { s->del_logs, "forget log lines" },
+		};
+
+		for (size_t i = 0; r >= 0 && i < sizeof(cut) / sizeof(cut[0]); i++) {
+			sqlite3_bind_int64(cut[i].q, 1, (sqlite3_int64)first_kept);
+			r = step(s, cut[i].q, cut[i].what);
 		}
 	}
 	for (const struct log_entry *e = s->pending_logs.head; r >= 0 && e; e = e->next) {
