@@ -32,7 +32,8 @@
  * its end, and the master's stop deadline, which kills the worker, kills it too.
  *
  * If no child can be made (fork or the pair failing: EAGAIN, ENOMEM, EMFILE), the job runs in
- * the worker as if it had not been contained: a crash then kills the worker, as before.
+ * the worker as if it had not been contained: a crash then kills the worker, as before. So
+ * does an exec: job (the master never asks for one).
  */
 #include <errno.h>
 #include <poll.h>
@@ -50,6 +51,7 @@
 #include "contain.h"
 #include "crash.h"
 #include "job-context.h"
+#include "job-kind.h"
 #include "job-spec.h"
 
 #define SETUP_FAILED 126 /* the child's exit code when it could not take its socket */
@@ -202,6 +204,10 @@ int contain_run(struct bulkhead_job *job)
 	uint8_t *buf;
 	siginfo_t si = { 0 };
 
+	/* exec: jobs run their command in a process already; the master never asks (and a
+	 * forked job thread must not talk to the worker's spawner, whose lock it may hold). */
+	if (job->spec->kind == &exec_kind)
+		return job_spec_run(job);
 	efd = job_context_socket() >= 0 ? wake_fd(job) : -1;
 	buf = efd >= 0 ? malloc(BH_FRAME_MAX) : NULL;
 	if (!buf)

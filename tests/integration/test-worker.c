@@ -2391,6 +2391,31 @@ START_TEST(test_contained_worker_killed)
 }
 END_TEST
 
+/*
+ * An exec: job assigned CONTAIN (the master never asks) runs as it would uncontained: its
+ * command's trampoline is the worker's own child, not a throwaway process's.
+ */
+START_TEST(test_contained_exec_runs_plain)
+{
+	struct job_events ev = { .id = 1 };
+	pid_t command, tramp, ppid;
+	char state;
+	struct wk w;
+
+	wk_start(&w, 1);
+	wk_spec(&w, 0, "exec:/bin/sleep 0.2", "");
+	wk_assign_one(&w, 1, 0, BH_ASSIGN_CONTAIN);
+	command = wk_expect_exec(&w, 1); /* its parent is the trampoline */
+	ck_assert_int_eq(tu_proc_stat(command, NULL, 0, &state, &tramp), 0);
+	ck_assert_int_eq(tu_proc_stat(tramp, NULL, 0, &state, &ppid), 0);
+	ck_assert_int_eq(ppid, w.pid);
+	wk_events(&w, &ev, 1);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_RETURNED);
+	ck_assert_int_eq(ev.d.status, 0);
+	expect_worker_lives(&w, 2);
+}
+END_TEST
+
 static Suite *worker_suite(void)
 {
 	Suite *s = suite_create("worker");
@@ -2476,6 +2501,7 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, test_contained_returns);
 	tcase_add_test(tc, test_contained_cancel_and_stop);
 	tcase_add_test(tc, test_contained_worker_killed);
+	tcase_add_test(tc, test_contained_exec_runs_plain);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("exec");
