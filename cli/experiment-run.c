@@ -9,8 +9,9 @@
  * run`, in this process, on a config built here (one [pool], one [job] group per million
  * jobs, so job ids are 1..N in order), and read the ledger and the master's stats.
  *
- * A mode runs e->runs times; its row keeps the median run's counts (by wall time) and every
- * run's wall time, measured here around the run, process start-up included.
+ * Each mode runs e->runs times, the modes in turns (run 1 of every mode, then run 2...); a
+ * mode's row keeps its median run's counts (by wall time) and every run's wall time, measured
+ * here around the run, process start-up included.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,7 +43,8 @@
 /* One run of one mode. */
 struct run_result {
 	uint64_t completed, failed, quarantined, cancelled, reruns, retries, restarts;
-	uint64_t crashes; /* worker deaths (a spare's too: its deaths are no slot restarts) */
+	uint64_t crashes; /* worker deaths (a spare's too: its deaths are no slot restarts) and
+			     crashes of contained runs */
 	double wall_s;
 	char ended_by[32];
 };
@@ -331,27 +333,13 @@ static int compare_wall(const void *a, const void *b)
 	return x->wall_s < y->wall_s ? -1 : x->wall_s > y->wall_s;
 }
 
-/* Runs one mode e->runs times into row: the median run's counts, every wall time. */
-int experiment_run_mode(struct experiment *e, enum experiment_mode mode, bool crash,
-			struct experiment_row *row)
+/* The row of a mode from its runs' results: the median run's counts, every wall time. */
+static void row_finish(struct experiment *e, struct experiment_row *row,
+		       const struct run_result *res)
 {
-	struct run_result res[EXPERIMENT_RUNS_MAX], *sorted[EXPERIMENT_RUNS_MAX], *med;
-	int r;
+	const struct run_result *sorted[EXPERIMENT_RUNS_MAX], *med;
 
-	*row = (struct experiment_row){ .mode = mode, .runs = e->runs };
-	mode_shape(e, mode, &row->workers, &row->threads);
 	for (unsigned k = 0; k < e->runs; k++) {
-		if (!e->quiet) {
-			char of[32] = "";
-
-			if (e->runs > 1)
-				snprintf(of, sizeof(of), ", run %u of %u", k + 1, e->runs);
-			fprintf(stderr, "running %s%s (%u × %u)%s...\n", experiment_mode_name(mode),
-				crash ? "" : " without crashes", row->workers, row->threads, of);
-		}
-		r = run_once(e, mode, crash, &res[k]);
-		if (r < 0)
-			return r;
 		row->wall_s_all[k] = res[k].wall_s;
 		sorted[k] = &res[k];
 	}
@@ -369,5 +357,38 @@ int experiment_run_mode(struct experiment *e, enum experiment_mode mode, bool cr
 	row->wall_s = med->wall_s;
 	row->jobs_per_s = med->wall_s > 0 ? (double)med->completed / med->wall_s : 0;
 	snprintf(row->ended_by, sizeof(row->ended_by), "%s", med->ended_by);
-	return 0;
+}
+
+int experiment_run_modes(struct experiment *e, const struct experiment_job *jobs, unsigned n)
+{
+	struct run_result(*res)[EXPERIMENT_RUNS_MAX] = calloc(n ? n : 1, sizeof(*res));
+	int r = 0;
+
+	if (!res)
+		return log_error_errno(-ENOMEM, "no memory for the experiment's results");
+	for (unsigned i = 0; i < n; i++) {
+		*jobs[i].row = (struct experiment_row){ .mode = jobs[i].mode, .runs = e->runs };
+		mode_shape(e, jobs[i].mode, &jobs[i].row->workers, &jobs[i].row->threads);
+	}
+	for (unsigned k = 0; k < e->runs && r >= 0; k++)
+		for (unsigned i = 0; i < n && r >= 0; i++) {
+			const struct experiment_row *row = jobs[i].row;
+
+			if (!e->quiet) {
+				char of[32] = "";
+
+				if (e->runs > 1)
+					snprintf(of, sizeof(of), ", run %u of %u", k + 1, e->runs);
+				fprintf(stderr, "running %s%s (%u × %u)%s...\n",
+					experiment_mode_name(jobs[i].mode),
+					jobs[i].crash ? "" : " without crashes", row->workers,
+					row->threads, of);
+			}
+			r = run_once(e, jobs[i].mode, jobs[i].crash, &res[i][k]);
+		}
+	if (r >= 0)
+		for (unsigned i = 0; i < n; i++)
+			row_finish(e, jobs[i].row, res[i]);
+	free(res);
+	return r;
 }

@@ -320,18 +320,17 @@ bool experiment_has_mode(const struct experiment *e, enum experiment_mode m)
 static int run_all(struct experiment *e)
 {
 	bool own_baseline = e->crash_rate > 0 || !experiment_has_mode(e, EXP_THREADS);
+	struct experiment_job jobs[_EXP_MODE_MAX + 1];
+	unsigned n = 0;
 	int r;
 
-	if (own_baseline) {
-		r = experiment_run_mode(e, EXP_THREADS, false, &e->baseline);
-		if (r < 0)
-			return r;
-	}
-	for (unsigned i = 0; i < e->n_modes; i++) {
-		r = experiment_run_mode(e, e->modes[i], true, &e->rows[e->modes[i]]);
-		if (r < 0)
-			return r;
-	}
+	if (own_baseline)
+		jobs[n++] = (struct experiment_job){ EXP_THREADS, false, &e->baseline };
+	for (unsigned i = 0; i < e->n_modes; i++)
+		jobs[n++] = (struct experiment_job){ e->modes[i], true, &e->rows[e->modes[i]] };
+	r = experiment_run_modes(e, jobs, n);
+	if (r < 0)
+		return r;
 	if (!own_baseline)
 		e->baseline = e->rows[EXP_THREADS];
 	for (unsigned i = 0; i < e->n_modes; i++) {

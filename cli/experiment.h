@@ -29,7 +29,8 @@ struct experiment_row {
 	enum experiment_mode mode;
 	unsigned workers, threads;
 	uint64_t completed, failed, lost, quarantined, cancelled, reruns, retries, restarts;
-	uint64_t crashes; /* supervised: worker deaths, the spare's included */
+	uint64_t crashes; /* supervised: worker deaths (the spare's included) and contained
+			     crashes (a retry's, in a throwaway child of its worker) */
 	double wall_s, jobs_per_s, ratio;
 	double wall_s_all[EXPERIMENT_RUNS_MAX];
 	unsigned runs;
@@ -73,13 +74,21 @@ const char *experiment_mode_name(enum experiment_mode m);
 /* Whether mode m was asked for. */
 bool experiment_has_mode(const struct experiment *e, enum experiment_mode m);
 
+/* One mode to run, with crash=R in the job's args or not, and the row it fills. */
+struct experiment_job {
+	enum experiment_mode mode;
+	bool crash;
+	struct experiment_row *row;
+};
+
 /*
- * Runs mode m e->runs times into row: the median run's counts, every run's wall time (with
- * crash=R in the job's args when crash is true). Returns 0, -EINTR if SIGINT or SIGTERM came
- * (on e->sigfd), or another -errno (logged).
+ * Runs each of jobs[0..n) e->runs times, round by round: every mode's run k before any mode's
+ * run k + 1, so that a machine that gets slower or faster meanwhile weighs on every mode alike
+ * (the ratios compare medians of runs spread over the same time). Each row gets its median
+ * run's counts and every run's wall time. Returns 0, -EINTR if SIGINT or SIGTERM came (on
+ * e->sigfd), or another -errno (logged).
  */
-int experiment_run_mode(struct experiment *e, enum experiment_mode m, bool crash,
-			struct experiment_row *row);
+int experiment_run_modes(struct experiment *e, const struct experiment_job *jobs, unsigned n);
 
 /* The comparison table, and notes on what its rows hide. */
 void experiment_print_table(FILE *f, const struct experiment *e);

@@ -299,6 +299,34 @@ START_TEST(test_runs_keep_every_wall_time)
 }
 END_TEST
 
+/*
+ * The modes take turns: every mode's first run before any mode's second, so that a machine
+ * that slows down meanwhile weighs on each alike (the progress lines say the order).
+ */
+START_TEST(test_runs_take_turns)
+{
+	const char *args[] = { "--jobs",    "500", "--threads", "2", "--job", "builtin:noop",
+			       "--modes",   "threads,processes",     "--runs", "2",	  NULL };
+	const char *order[] = { "running threads (1 × 2), run 1 of 2",
+				"running processes (2 × 1), run 1 of 2",
+				"running threads (1 × 2), run 2 of 2",
+				"running processes (2 × 1), run 2 of 2" };
+	const char *at = NULL;
+	struct exp x;
+
+	run_experiment(&x, args, true);
+	ck_assert_msg(x.status == 0, "exit %d; stderr:\n%s", x.status, tail(x.err));
+	at = x.err;
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		const char *p = strstr(at, order[i]);
+
+		ck_assert_msg(p, "no \"%s\" after the line before it; stderr:\n%s", order[i], x.err);
+		at = p + strlen(order[i]);
+	}
+	exp_free(&x);
+}
+END_TEST
+
 static const struct {
 	const char *args[6];
 	const char *names; /* what stderr must mention */
@@ -343,6 +371,7 @@ static Suite *experiment_suite(void)
 	tcase_add_test(tc, test_crashes_every_mode);
 	tcase_add_test(tc, test_no_crashes_threads_is_the_baseline);
 	tcase_add_test(tc, test_runs_keep_every_wall_time);
+	tcase_add_test(tc, test_runs_take_turns);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("usage");
