@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -556,6 +557,11 @@ START_TEST(test_spare_steps_in_at_crash)
 		dmn_pump(&d, 20);
 	}
 	ck_assert(tu_process_alive(slots[0]));
+	/* Its report out, it yields its CPU: every thread SCHED_IDLE (children/crash.c). */
+	for (int i = 0; i < n; i++)
+		ck_assert_msg(sched_getscheduler(tids[i]) == SCHED_IDLE,
+			      "thread %d of the crashed worker has policy %d", (int)tids[i],
+			      sched_getscheduler(tids[i]));
 
 	/* Let it go: the signal's default action ends it; then it is the master's to reap. */
 	ck_assert_int_eq(ptrace(PTRACE_CONT, held, NULL, (void *)(long)SIGSEGV), 0);
