@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "daemon/control.h"
+#include "xorshift.h"
 
 /* What json-c alone makes of the line (as control_parse_request() did before): or NULL. */
 static json_object *reference(const char *line, size_t len)
@@ -149,16 +150,6 @@ START_TEST(test_flat_length_bounds)
 	check_line(nul, sizeof(nul) - 1);
 }
 END_TEST
-
-static uint32_t xorshift32(uint32_t *s)
-{
-	uint32_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
 
 START_TEST(test_flat_against_json_c_mutated)
 {

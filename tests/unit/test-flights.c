@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "daemon/flights.h"
+#include "xorshift.h"
 
 #define JOBS 512
 
@@ -139,16 +140,6 @@ START_TEST(test_keep_held)
 	flight_table_free(&t);
 }
 END_TEST
-
-static uint32_t xorshift32(uint32_t *s)
-{
-	uint32_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
 
 /*
  * Two workers' queues in one table, random assign / done / promote / collect, checked

@@ -12,18 +12,9 @@
 #include <stdlib.h>
 
 #include "common/idmap.h"
+#include "xorshift.h"
 
 #define IDS 4096u /* ids 1..IDS-1 in the random test: dense enough to collide a lot */
-
-static uint32_t xorshift32(uint32_t *s)
-{
-	uint32_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
 
 START_TEST(test_add_find_del)
 {

@@ -10,20 +10,10 @@
 #include <stdlib.h>
 
 #include "daemon/policy.h"
+#include "xorshift.h"
 
 #define MS USEC_PER_MSEC
 #define SEC USEC_PER_SEC
-
-/* A fixed-seed xorshift32 so that "random" tests are reproducible. */
-static uint32_t xorshift32(uint32_t *s)
-{
-	uint32_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
 
 /* A fault after a short life (uptime 0, min_uptime 1 s). */
 static usec_t fault(struct backoff *b, uint32_t rnd)
