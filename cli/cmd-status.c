@@ -46,16 +46,17 @@ static void print_deaths(FILE *f, json_object *reply)
 	fputs(any ? "\n" : " none\n", f);
 }
 
-/* "workers: 14 started, 9 restarts, 0 worker faults; deaths: SIGSEGV 3\n" */
+/* "workers: 14 started, 9 restarts, 0 worker faults, 2 contained crashes; deaths: SIGSEGV 3\n" */
 void cli_print_workers(FILE *f, json_object *reply)
 {
 	json_object *w = jget(reply, "workers");
-	char b[3][32];
+	char b[4][32];
 
-	fprintf(f, "workers: %s started, %s restarts, %s worker faults; ",
+	fprintf(f, "workers: %s started, %s restarts, %s worker faults, %s contained crashes; ",
 		fmt_int(b[0], sizeof(b[0]), w, "started"),
 		fmt_int(b[1], sizeof(b[1]), w, "restarts"),
-		fmt_int(b[2], sizeof(b[2]), w, "worker_faults"));
+		fmt_int(b[2], sizeof(b[2]), w, "worker_faults"),
+		fmt_int(b[3], sizeof(b[3]), w, "contained_crashes"));
 	print_deaths(f, reply);
 }
 

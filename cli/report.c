@@ -188,9 +188,10 @@ void report_table(FILE *f, struct master *m)
 	fprintf(f, "runs: %llu (re-runs: %llu bystander, %llu suspect)\n",
 		(unsigned long long)s->runs, (unsigned long long)s->reruns_bystander,
 		(unsigned long long)s->reruns_suspect);
-	fprintf(f, "workers: %llu started, %llu restarts, %llu worker faults; deaths:",
+	fprintf(f, "workers: %llu started, %llu restarts, %llu worker faults, %llu contained "
+		   "crashes; deaths:",
 		(unsigned long long)ms->workers_started, (unsigned long long)ms->restarts,
-		(unsigned long long)ms->worker_faults);
+		(unsigned long long)ms->worker_faults, (unsigned long long)ms->contained_crashes);
 	for (int i = 1; i < 65; i++)
 		if (ms->deaths_by_signal[i])
 			fprintf(f, " %s %llu", signal_name(i, sig, sizeof(sig)),

@@ -241,6 +241,8 @@ START_TEST(test_status_table)
 		      "header: %s", line);
 	ck_assert_msg(line_of(r.out, "jobs: 0 total", line, sizeof(line)), "%s", r.out);
 	ck_assert_msg(strstr(line, "0 crashed") && strstr(line, "0 lost"), "%s", line);
+	ck_assert_msg(line_of(r.out, "workers: ", line, sizeof(line)), "%s", r.out);
+	ck_assert_msg(strstr(line, " 0 worker faults, 0 contained crashes; "), "%s", line);
 	/* The pools table, and under each pool its workers. */
 	ck_assert_msg(line_of(r.out, "NAME ", line, sizeof(line)), "%s", r.out);
 	ck_assert_int_eq(words(line, w, 8), 6);

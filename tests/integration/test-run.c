@@ -245,6 +245,46 @@ START_TEST(test_crash_builtin_exec)
 }
 END_TEST
 
+/*
+ * The text report's workers line counts the contained crashes: a job crashing on both its
+ * attempts killed its worker once, and its retry crashed contained.
+ */
+START_TEST(test_report_counts_contained_crashes)
+{
+	char conf[256], path[512], *out, *err, line[256];
+	struct run r = { 0 };
+	int out_fd, err_fd, st;
+	pid_t pid;
+
+	ck_assert_int_eq(tu_mkdtemp(&r.dir), 0);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 1\n"
+		 "[job segv]\nrun = builtin:segv\nmax_attempts = 2\nexpect = crashed\n");
+	snprintf(path, sizeof(path), "%s/test.conf", r.dir);
+	ck_assert_int_eq(tu_write_file(path, conf), 0);
+	{
+		const char *argv[] = { getenv("BULKHEAD_BIN"), "run", path, NULL };
+
+		ck_assert_int_eq(tu_spawn(argv, NULL, -1, &out_fd, &err_fd, &pid), 0);
+	}
+	out = tu_read_all(out_fd, RUN_TIMEOUT_MS);
+	err = tu_read_all(err_fd, RUN_TIMEOUT_MS);
+	close(out_fd);
+	close(err_fd);
+	ck_assert_int_eq(tu_wait_exit(pid, RUN_TIMEOUT_MS, &st), 0);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d; stderr:\n%s", st,
+		      tail(err));
+	ck_assert_msg(out && strstr(out, "workers: "), "no workers line:\n%s", out);
+	snprintf(line, sizeof(line), "%.*s", (int)strcspn(strstr(out, "workers: "), "\n"),
+		 strstr(out, "workers: "));
+	ck_assert_msg(strstr(line, " 1 contained crashes; deaths: SIGSEGV 1"), "%s", line);
+	assert_aftermath(pid);
+	free(out);
+	free(err);
+	run_free(&r);
+}
+END_TEST
+
 START_TEST(test_leak_against_memory_max)
 {
 	struct run r = { 0 };
@@ -2314,6 +2354,7 @@ static Suite *run_suite(void)
 	tc = tcase_create("crashes");
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_crash_builtin, 0, sizeof(crashers) / sizeof(crashers[0]));
+	tcase_add_test(tc, test_report_counts_contained_crashes);
 	tcase_add_loop_test(tc, test_crash_builtin_exec, 0, sizeof(crashers) / sizeof(crashers[0]));
 	tcase_add_test(tc, test_leak_against_memory_max);
 	suite_add_tcase(s, tc);
