@@ -72,13 +72,13 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/cmdline.h"
 #include "common/exec-settings.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "common/units.h"
 #include "exec-start.h"
 #include "exec-trampoline.h"
 #include "job-kind.h"
@@ -275,30 +275,22 @@ static void exec_started(struct bulkhead_job *job, pid_t trampoline)
 struct exec_tell {
 	struct bulkhead_job *job;
 	pid_t command;
-	uint64_t at_ms; /* CLOCK_MONOTONIC */
+	usec_t at; /* now_usec() */
 	bool told;
 };
-
-static uint64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* A poll() timeout until the EXEC frame is due (-1 once it went), sending it when due. */
 static int exec_tell_timeout(struct exec_tell *t)
 {
 	uint8_t buf[sizeof(struct bh_frame_header) + 16];
-	uint64_t now;
+	usec_t now;
 	size_t n;
 
 	if (t->told)
 		return -1;
-	now = monotonic_ms();
-	if (now < t->at_ms)
-		return (int)(t->at_ms - now);
+	now = now_usec();
+	if (now < t->at)
+		return (int)((t->at - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC); /* rounded up */
 	n = bh_encode_exec(buf, sizeof(buf), t->job->id, t->command);
 	if (n > 0)
 		(void)job_context_send(buf, n);
@@ -479,7 +471,7 @@ static int kind_run(struct bulkhead_job *job)
 
 	exec_started(job, x.trampoline);
 	tell = (struct exec_tell){ .job = job, .command = x.command,
-				   .at_ms = monotonic_ms() + EXEC_TELL_AFTER_MS };
+				   .at = now_usec() + EXEC_TELL_AFTER_MS * USEC_PER_MSEC };
 	pidfd = pidfd_open(x.trampoline, 0);
 	if (x.output >= 0) {
 		pump_output(job, x.output, pidfd, &tell);
