@@ -51,6 +51,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/sched-slice.h"
 #include "exec-trampoline.h"
 
 #define EXEC_SWEEP_DEPTH 64 /* levels below the trampoline one sweep() goes down */
@@ -342,6 +343,7 @@ static bool parse_args(int argc, char **argv, struct exec_trampoline_args *a)
  */
 static void take_options(const struct exec_trampoline_args *a)
 {
+	(void)sched_slice_set(0); /* the spawner's short slice is not for commands */
 	if (a->chdir && chdir(a->chdir) < 0) {
 		report(EXEC_REPORT_CHDIR_FAILED, errno);
 		_exit(127);

@@ -78,6 +78,7 @@
 #include <unistd.h>
 
 #include "common/protocol.h"
+#include "common/sched-slice.h"
 #include "common/units.h"
 #include "contain.h"
 #include "crash.h"
@@ -172,6 +173,7 @@ static int thread_start(struct pool_thread *t)
 	int r;
 
 	atomic_init(&t->job.contain_fd, -1);
+	(void)sched_slice_set(0); /* the main thread's short slice is not for jobs */
 	r = crash_thread_init();
 	if (r < 0)
 		return r;

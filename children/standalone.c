@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/sched-slice.h"
 #include "common/standalone.h"
 #include "common/units.h"
 #include "job-spec.h"
@@ -372,6 +373,7 @@ int standalone_main(int argc, char **argv)
 
 	/* Dies with whoever started it (the experiment), like a worker with its master. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	(void)sched_slice_set(0); /* the bare pool's threads: the default slice, as jobs have */
 	log_set_program("bulkhead-worker[standalone]");
 	if (parse_args(argc, argv, &s) < 0) {
 		usage(stderr);

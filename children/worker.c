@@ -65,6 +65,7 @@
 #include "common/idmap.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "common/sched-slice.h"
 #include "common/units.h"
 #include "crash.h"
 #include "job-context.h"
@@ -543,6 +544,7 @@ int worker_main(int argc, char **argv)
 
 	/* First, so that a master dying from here on takes us with it. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	(void)sched_slice_set(SCHED_SLICE_SUPERVISOR_NS); /* its job threads take the default */
 	log_set_program("bulkhead-worker");
 	if (worker_parse_args(argc, argv, &w->o) < 0) {
 		worker_usage(stderr);

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/sched-slice.h"
 #include "common/units.h"
 #include "common/zygote-proto.h"
 #include "crash-trace.h"
@@ -183,6 +184,7 @@ int zygote_main(int argc, char **argv)
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 	log_set_program("bulkhead-zygote");
 	(void)prctl(PR_SET_NAME, "bulkhead-zygote");
+	(void)sched_slice_set(SCHED_SLICE_SUPERVISOR_NS);
 	if (argc < 4 || argc > 5 || strcmp(argv[1], ZYGOTE_OPTION) != 0 ||
 	    strcmp(argv[2], "--master-pid") != 0 || parse_uint(argv[3], 1, INT32_MAX, &v) < 0) {
 		fprintf(stderr, "usage: bulkhead-worker --zygote --master-pid PID [PADDING]\n");

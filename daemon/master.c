@@ -21,6 +21,7 @@
 #include "common/idmap.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "common/sched-slice.h"
 #include "config/probe.h"
 #include "daemon/cgroup.h"
 #include "daemon/master-int.h"
@@ -503,6 +504,7 @@ int master_run(struct master *m)
 {
 	int r;
 
+	(void)sched_slice_set(SCHED_SLICE_SUPERVISOR_NS); /* common/sched-slice.h */
 	m->stats.started_at = now_usec();
 	m->stats.ended_at_start = ran_to_an_end(ledger_stats(m->ledger));
 	for (unsigned i = 0; i < m->n_pools; i++) {

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/sched-slice.h"
 #include "daemonutil.h"
 #include "testutil.h"
 
@@ -98,6 +99,43 @@ static int wait_ready(struct daemon *d, pid_t *workers, int max)
 	dmn_expect_notice(d, 0, "READY=1", START_MS);
 	return tu_find_workers(d->pid, workers, max);
 }
+
+/*
+ * The master, the fork server and each worker's main thread ask for a short scheduler slice;
+ * job threads have the default (common/sched-slice.h).
+ */
+START_TEST(test_supervisor_slices)
+{
+	pid_t workers[WORKERS_MAX], tids[8], zygote;
+	struct daemon d;
+	long def;
+	int n, t;
+
+	if (!tu_slices_supported(&def)) {
+		fprintf(stderr, "test_supervisor_slices: skipped: this kernel does not give a "
+				"thread the slice it asks for (it needs Linux 6.12)\n");
+		return;
+	}
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool a]\nworkers = 2\nthreads = 2\n");
+	dmn_start(&d, NULL);
+	n = wait_ready(&d, workers, WORKERS_MAX);
+	ck_assert_int_ge(n, 2);
+	ck_assert_int_eq(tu_thread_slice(d.pid), (long)SCHED_SLICE_SUPERVISOR_NS);
+	ck_assert_int_eq(tu_find_children(d.pid, "bulkhead-zygote", &zygote, 1), 1);
+	ck_assert_int_eq(tu_thread_slice(zygote), (long)SCHED_SLICE_SUPERVISOR_NS);
+	for (int i = 0; i < n; i++) {
+		t = tu_threads(workers[i], tids, 8);
+		ck_assert_msg(t == 3, "worker %d has %d threads", (int)workers[i], t);
+		ck_assert_int_eq(tu_thread_slice(tids[0]), (long)SCHED_SLICE_SUPERVISOR_NS);
+		for (int k = 1; k < t; k++)
+			ck_assert_int_eq(tu_thread_slice(tids[k]), def);
+	}
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
 
 /* ---- READY ---- */
 
@@ -465,9 +503,9 @@ static void fork_server_fails(int sig, const char *expect)
 		dmn_pump(&d, 100);
 	}
 	/*
-	 * It is there, or soon: the loop above picks workers by their name, and a fork server
-	 * has a worker's name from its exec to its prctl(PR_SET_NAME), so it may have been
-	 * killed as one; the master then starts another after its backoff.
+	 * It is there, or soon. The loop above must not kill it as a worker: a fork server has a
+	 * worker's name from its exec to its prctl(PR_SET_NAME), and tu_find_workers() leaves it
+	 * out by its argv (killed, no new one would start before another worker start).
 	 */
 	deadline = tu_now_ms() + START_MS;
 	while (tu_find_children(d.pid, "bulkhead-zygote", &again, 1) != 1) {
@@ -1161,6 +1199,7 @@ static Suite *daemon_suite(void)
 	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_ready_after_every_hello);
+	tcase_add_test(tc, test_supervisor_slices);
 	tcase_add_test(tc, test_no_ready_without_hello);
 	tcase_add_test(tc, test_works_without_notify_socket);
 	suite_add_tcase(s, tc);

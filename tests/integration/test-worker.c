@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/protocol.h"
+#include "common/sched-slice.h"
 #include "testutil.h"
 
 #define FRAME_TIMEOUT_MS 20000 /* generous: sanitizer builds are slow */
@@ -1957,6 +1958,46 @@ START_TEST(test_exec_leftovers_killed)
 }
 END_TEST
 
+/*
+ * The worker's main thread and its spawner ask for a short scheduler slice; its job threads,
+ * and the commands they start, have the default (common/sched-slice.h).
+ */
+START_TEST(test_exec_slices)
+{
+	const char *const extra[] = { "--spawner", NULL };
+	struct job_events ev = { .id = 1 };
+	pid_t tids[8], spawner;
+	long def;
+	struct wk w;
+	int n;
+
+	if (!tu_slices_supported(&def)) {
+		fprintf(stderr, "test_exec_slices: skipped: this kernel does not give a thread "
+				"the slice it asks for (it needs Linux 6.12)\n");
+		return;
+	}
+	wk_start_full(&w, "test", 0, 2, extra);
+	wk_expect_hello(&w, 2);
+	n = tu_threads(w.pid, tids, 8);
+	ck_assert_int_eq(n, 3);
+	ck_assert_int_eq(tu_thread_slice(tids[0]), (long)SCHED_SLICE_SUPERVISOR_NS);
+	for (int i = 1; i < n; i++)
+		ck_assert_int_eq(tu_thread_slice(tids[i]), def);
+	spawner = tu_find_spawner(w.pid, FRAME_TIMEOUT_MS);
+	ck_assert_int_gt(spawner, 0);
+	ck_assert_int_eq(tu_thread_slice(spawner), (long)SCHED_SLICE_SUPERVISOR_NS);
+
+	wk_spec(&w, 0, "exec:/bin/sleep 1000", "");
+	wk_assign(&w, 1, 1, 0);
+	ev.exec_pid = wk_expect_exec(&w, 1);
+	ck_assert_int_eq(tu_thread_slice(ev.exec_pid), def);
+	wk_cancel(&w, 1);
+	wk_events(&w, &ev, 1);
+	ck_assert_uint_eq(ev.d.outcome, BH_OUTCOME_SIGNALED);
+	wk_kill(&w);
+}
+END_TEST
+
 /* CANCEL and STOP send SIGTERM to the command's process group. */
 START_TEST(test_exec_cancel)
 {
@@ -2514,6 +2555,7 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, test_exec_process_group);
 	tcase_add_test(tc, test_exec_leftovers_killed);
 	tcase_add_test(tc, test_exec_cancel);
+	tcase_add_test(tc, test_exec_slices);
 	tcase_add_test(tc, test_exec_escapees_killed);
 	tcase_add_test(tc, test_exec_group_kill_takes_escapees);
 	tcase_add_test(tc, test_exec_worker_death_takes_everything);

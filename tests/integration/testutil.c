@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/protocol.h"
+#include "common/sched-slice.h"
 #include "testutil.h"
 
 #define SPAWN_ENV_MAX 4096 /* variables in the child's environment */
@@ -578,9 +580,34 @@ int tu_send_assign_range(int fd, uint64_t first_id, size_t n, uint32_t spec_id)
 	return 0;
 }
 
+/* A fork server has a worker's name from its exec to its prctl(PR_SET_NAME): its argv says. */
+static bool is_fork_server(pid_t pid)
+{
+	char path[64], args[64] = { 0 };
+	bool yes = false;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (read(fd, args, sizeof(args) - 1) > 0) {
+		size_t first = strlen(args);
+
+		yes = first + 1 < sizeof(args) && strcmp(args + first + 1, "--zygote") == 0;
+	}
+	close(fd);
+	return yes;
+}
+
 int tu_find_workers(pid_t parent, pid_t *pids, int max)
 {
-	return tu_find_children(parent, "bulkhead-worker", pids, max);
+	int n = tu_find_children(parent, "bulkhead-worker", pids, max), k = 0;
+
+	for (int i = 0; i < n; i++)
+		if (!is_fork_server(pids[i]))
+			pids[k++] = pids[i];
+	return n < 0 ? n : k;
 }
 
 int tu_find_children(pid_t parent, const char *want, pid_t *pids, int max)
@@ -677,6 +704,66 @@ long tu_job_thread_ticks(pid_t pid)
 	}
 	closedir(d);
 	return total;
+}
+
+long tu_thread_slice(pid_t tid)
+{
+	char path[64], *text, *p;
+	long ns = -ENOENT;
+
+	snprintf(path, sizeof(path), "/proc/%d/sched", (int)tid);
+	text = tu_read_file(path);
+	if (!text)
+		return -errno;
+	p = strstr(text, "\nse.slice");
+	if (p && (p = strchr(p, ':')))
+		ns = strtol(p + 1, NULL, 10);
+	free(text);
+	return ns;
+}
+
+static void *slice_probe(void *arg)
+{
+	long *got = arg;
+
+	got[0] = sched_slice_set(SCHED_SLICE_SUPERVISOR_NS) == 0 ? tu_thread_slice(gettid()) : -1;
+	got[1] = sched_slice_set(0) == 0 ? tu_thread_slice(gettid()) : -1;
+	return NULL;
+}
+
+bool tu_slices_supported(long *ret_default)
+{
+	long got[2] = { -1, -1 };
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, slice_probe, got) != 0)
+		return false;
+	pthread_join(t, NULL);
+	*ret_default = got[1];
+	return got[0] == (long)SCHED_SLICE_SUPERVISOR_NS && got[1] > 0 && got[1] != got[0];
+}
+
+int tu_threads(pid_t pid, pid_t *tids, int max)
+{
+	char path[64];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	if (max > 0)
+		tids[n++] = pid;
+	while ((e = readdir(d))) {
+		pid_t tid = (pid_t)atoi(e->d_name);
+
+		if (tid > 0 && tid != pid && n < max)
+			tids[n++] = tid;
+	}
+	closedir(d);
+	return n;
 }
 
 long tu_rss_kb(pid_t pid)

@@ -68,7 +68,8 @@ char *tu_read_file(const char *path);
 /* comm, state and ppid of pid from /proc/PID/stat (comm may be NULL). 0 or -errno. */
 int tu_proc_stat(pid_t pid, char *comm, size_t comm_size, char *ret_state, pid_t *ret_ppid);
 
-/* Pids of live bulkhead-worker processes whose parent is `parent`, sorted. */
+/* Pids of live bulkhead-worker processes whose parent is `parent`, sorted (not a fork server
+ * that has not named itself yet). */
 int tu_find_workers(pid_t parent, pid_t *pids, int max);
 /* The same for live children of parent with this comm ("bulkhead-zygote"). */
 int tu_find_children(pid_t parent, const char *comm, pid_t *pids, int max);
@@ -91,6 +92,21 @@ long tu_rss_kb(pid_t pid);
 
 /* CPU ticks used by the job threads of worker pid: > 0 once a busy job really runs. */
 long tu_job_thread_ticks(pid_t pid);
+
+/*
+ * The scheduler slice of thread tid in ns (se.slice in /proc/TID/sched), or -errno (-ENOENT:
+ * the kernel does not show it).
+ */
+long tu_thread_slice(pid_t tid);
+
+/*
+ * Whether this kernel gives a thread the slice it asks for (Linux 6.12+ and se.slice shown):
+ * tried on a thread of our own. *ret_default: a thread's slice when it asks for none.
+ */
+bool tu_slices_supported(long *ret_default);
+
+/* Thread ids of pid, its main thread first (up to max out): how many, or -errno. */
+int tu_threads(pid_t pid, pid_t *tids, int max);
 
 /* Processes (not threads) whose comm is exactly `comm`, zombies excluded. */
 int tu_count_processes_named(const char *comm);
