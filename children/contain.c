@@ -11,7 +11,7 @@
  * with the worker: a timeout, which kills the worker, ends it too), and the master socket's
  * number becomes one end of a SOCK_SEQPACKET pair to the job thread (dup3 over it): every frame
  * the job or the crash handler sends (RESULT, LOG, PROGRESS, CRASH, CRASH_INFO) reaches the job
- * thread. No held results to flush there (crash_flush_setup(-1)): they are the worker's. The
+ * thread. No held results to flush there (crash_contained_child()): they are the worker's. The
  * job runs as it would in the worker (job_spec_run(); the thread-local current job and the
  * alternate signal stack come with the fork); its end goes back in a one-entry DONE frame,
  * then _exit(0), so no exit handler runs (crash.c's on_exit hook is for exit() from a job).
@@ -143,7 +143,7 @@ static _Noreturn void child_main(struct bulkhead_job *job, pid_t parent, int sp_
 		_exit(SETUP_FAILED);
 	close(sp_child);
 	close(sp_job);
-	crash_flush_setup(-1, NULL);
+	crash_contained_child();
 	status = job_spec_run(job);
 	bh_batch_init(&b, buf, sizeof(buf), BH_FRAME_DONE);
 	(void)bh_batch_add_done(&b, job->id, job->outcome, status, 0);

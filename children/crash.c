@@ -79,6 +79,7 @@ static const atomic_size_t *flush_held; /* the outbox's count (pool.c) */
 static atomic_uint flush_pass;      /* passes of the main thread begun */
 static atomic_uint flush_pass_done; /* the last pass that sent all it took */
 
+static bool contained_child; /* crash_contained_child() */
 static __thread bool thread_oom;
 static __thread void *altstack;
 static __thread size_t altstack_len;
@@ -188,9 +189,14 @@ static void crash_yield_cpu(pid_t keep)
 {
 	const struct sched_param sp = { 0 };
 	char buf[2048];
-	int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd;
 	long n;
 
+	if (contained_child) {
+		(void)sched_setscheduler(0, SCHED_IDLE, &sp);
+		return;
+	}
+	fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		if (gettid() != keep)
 			(void)sched_setscheduler(0, SCHED_IDLE, &sp);
@@ -274,6 +280,12 @@ int crash_core_dumps(bool on)
 	}
 	/* Dumpable: a change of ids clears it (privileges.c sets it again too). */
 	return prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 ? -errno : 0;
+}
+
+void crash_contained_child(void)
+{
+	crash_flush_setup(-1, NULL);
+	contained_child = true;
 }
 
 void crash_set_oom(void)

@@ -46,5 +46,13 @@ void crash_flush_setup(int wake_fd, const atomic_size_t *held);
 unsigned crash_flush_pass_begin(void);
 void crash_flush_pass_done(unsigned pass);
 
+/*
+ * This process is a contained run's child (contain.c): nothing held to flush, and one thread.
+ * Its crash handler sets that thread to SCHED_IDLE as soon as the CRASH frame is out, instead
+ * of listing /proc/self/task for a worker's others (a thread the job itself made there is not
+ * demoted: it dies with the process a moment later).
+ */
+void crash_contained_child(void);
+
 /* Marks the calling thread as out of memory: its next SIGABRT is reported as OOM. */
 void crash_set_oom(void);
