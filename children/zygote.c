@@ -185,6 +185,12 @@ int zygote_main(int argc, char **argv)
 	log_set_program("bulkhead-zygote");
 	(void)prctl(PR_SET_NAME, "bulkhead-zygote");
 	(void)sched_slice_set(SCHED_SLICE_SUPERVISOR_NS);
+	{
+		const char *b = getenv(BH_ZYGOTE_BIND_NOW_VAR);
+
+		if (b && strcmp(b, BH_ZYGOTE_BIND_NOW_OURS) == 0)
+			unsetenv(BH_ZYGOTE_BIND_NOW_VAR); /* bound already; not for what we fork */
+	}
 	if (argc < 4 || argc > 5 || strcmp(argv[1], ZYGOTE_OPTION) != 0 ||
 	    strcmp(argv[2], "--master-pid") != 0 || parse_uint(argv[3], 1, INT32_MAX, &v) < 0) {
 		fprintf(stderr, "usage: bulkhead-worker --zygote --master-pid PID [PADDING]\n");

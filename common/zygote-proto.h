@@ -21,6 +21,18 @@
 #define BH_ZYGOTE_MAGIC 0xB4B75A47u
 #define BH_ZYGOTE_POOL_MAX 64 /* bytes, NUL included */
 
+/*
+ * The fork server is started with this in its environment (unless LD_BIND_NOW is set there
+ * already): the dynamic linker binds every symbol at its start, once, so no worker forked
+ * from it, and no contained run's child, binds one again lazily (symbol lookups and a
+ * copy-on-write fault of a GOT page each, in every new process). The fork server takes it
+ * out of its environment at once: what it forks, and the commands they start, do not
+ * inherit it. Any non-empty value means "bind now" to ld.so; this one says it is ours.
+ */
+#define BH_ZYGOTE_BIND_NOW_VAR "LD_BIND_NOW"
+#define BH_ZYGOTE_BIND_NOW_OURS "bulkhead"
+#define ZYGOTE_BIND_NOW BH_ZYGOTE_BIND_NOW_VAR "=" BH_ZYGOTE_BIND_NOW_OURS
+
 #define BH_ZYGOTE_CORE_DUMPS 1u /* the worker gets --core-dumps */
 #define BH_ZYGOTE_SPAWNER 2u /* the worker gets --spawner */
 

@@ -120,9 +120,14 @@ fail:
 	return -errno;
 }
 
-/* posix_spawn of path with argv, its end of a new socketpair on fd 3. */
-static int spawn_exec(const char *path, const char *const *argv, struct spawned_worker *ret)
+/*
+ * posix_spawn of path with argv, its end of a new socketpair on fd 3; extra: one more
+ * environment entry (NULL: none), unless the variable is set already.
+ */
+static int spawn_exec(const char *path, const char *const *argv, const char *extra,
+		      struct spawned_worker *ret)
 {
+	size_t extra_name = extra ? strcspn(extra, "=") + 1 : 0;
 	char **envp = NULL;
 	posix_spawnattr_t attr;
 	posix_spawn_file_actions_t fa;
@@ -137,9 +142,15 @@ static int spawn_exec(const char *path, const char *const *argv, struct spawned_
 		r = -ENOMEM;
 		goto out_close;
 	}
-	for (char **e = environ; e && *e && n < ENV_MAX; e++)
-		if (!env_dropped(*e))
-			envp[n++] = *e;
+	for (char **e = environ; e && *e && n < ENV_MAX; e++) {
+		if (env_dropped(*e))
+			continue;
+		if (extra && strncmp(*e, extra, extra_name) == 0)
+			extra = NULL; /* the caller's own setting stands */
+		envp[n++] = *e;
+	}
+	if (extra && n < ENV_MAX)
+		envp[n++] = (char *)extra;
 
 	r = spawn_attrs(&attr, &fa, sv[1]);
 	if (r == 0)
@@ -206,7 +217,7 @@ int spawn_worker(const char *path, const struct worker_launch *l, struct spawned
 	if (l->spawner)
 		argv[argc++] = "--spawner";
 	argv[argc] = NULL;
-	return spawn_exec(path, argv, ret);
+	return spawn_exec(path, argv, NULL, ret);
 }
 
 /* ---- the fork server ---- */
@@ -245,7 +256,7 @@ int zygote_launch(const char *path, struct zygote *z)
 	pad[sizeof(pad) - 1] = '\0';
 	*z = (struct zygote){ .s = { .pid = 0, .pidfd = -1, .fd = -1 } };
 	snprintf(s_mpid, sizeof(s_mpid), "%d", (int)getpid());
-	return spawn_exec(path, argv, &z->s);
+	return spawn_exec(path, argv, ZYGOTE_BIND_NOW, &z->s);
 }
 
 int zygote_started(struct zygote *z, int timeout_ms)

@@ -620,6 +620,60 @@ START_TEST(test_master_sigkill_leaves_no_command)
 }
 END_TEST
 
+/*
+ * The fork server is started with LD_BIND_NOW=bulkhead (common/zygote-proto.h: it binds every
+ * symbol once, for every worker it forks) and takes it out of its environment, so a command
+ * a forked worker starts does not have it. A user's own LD_BIND_NOW stands, for both.
+ */
+static void fork_server_bind_now(const char *const *env, const char *want_server,
+				 const char *want_command)
+{
+	struct daemon d;
+	pid_t workers[WORKERS_MAX], zygote, cmd;
+	char conf[1024], *v;
+	int64_t deadline;
+
+	dmn_init(&d);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 1\n"
+		 "[job forever]\nrun = exec:/usr/bin/env BHTEST_MARK=%s /bin/sleep 3333\n"
+		 "timeout = infinity\n",
+		 d.dir);
+	dmn_write_config(&d, conf);
+	dmn_start(&d, env);
+	ck_assert_int_eq(wait_ready(&d, workers, WORKERS_MAX), 1);
+	ck_assert_int_eq(tu_find_children(d.pid, "bulkhead-zygote", &zygote, 1), 1);
+	v = tu_env_of(zygote, "LD_BIND_NOW");
+	ck_assert_msg(v && strcmp(v, want_server) == 0, "the fork server has LD_BIND_NOW=%s",
+		      v ? v : "(none)");
+	free(v);
+	deadline = tu_now_ms() + START_MS;
+	while (tu_find_marked(d.dir, &cmd, 1) != 1) {
+		ck_assert_msg(tu_ms_left(deadline) > 0, "the command did not start; %s",
+			      dmn_describe(&d));
+		dmn_pump(&d, 20);
+	}
+	v = tu_env_of(cmd, "LD_BIND_NOW");
+	if (want_command)
+		ck_assert_msg(v && strcmp(v, want_command) == 0, "the command has LD_BIND_NOW=%s",
+			      v ? v : "(none)");
+	else
+		ck_assert_msg(!v, "the command has LD_BIND_NOW=%s", v);
+	free(v);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+
+START_TEST(test_fork_server_binds_now)
+{
+	const char *const users[] = { "LD_BIND_NOW=1", NULL };
+
+	fork_server_bind_now(NULL, "bulkhead", NULL);
+	fork_server_bind_now(users, "1", "1");
+}
+END_TEST
+
 START_TEST(test_second_instance_refused)
 {
 	const char *env1[] = { "WATCHDOG_USEC=400000", NULL };
@@ -1229,6 +1283,7 @@ static Suite *daemon_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_master_sigkill_leaves_no_worker);
 	tcase_add_test(tc, test_master_sigkill_leaves_no_command);
+	tcase_add_test(tc, test_fork_server_binds_now);
 	tcase_add_test(tc, test_fork_server_killed_falls_back_to_exec);
 	tcase_add_test(tc, test_fork_server_stalled_falls_back_to_exec);
 	tcase_add_test(tc, test_second_instance_refused);

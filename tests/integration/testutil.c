@@ -782,9 +782,39 @@ long tu_rss_kb(pid_t pid)
 	return kb;
 }
 
+/* The environment pid started with (NUL-separated entries) into buf: its length, or <= 0. */
+static ssize_t read_environ(pid_t pid, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t len;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	len = read(fd, buf, size - 1);
+	close(fd);
+	if (len > 0)
+		buf[len] = '\0';
+	return len;
+}
+
+char *tu_env_of(pid_t pid, const char *name)
+{
+	static char buf[65536];
+	size_t nlen = strlen(name);
+	ssize_t len = read_environ(pid, buf, sizeof(buf));
+
+	for (ssize_t i = 0; i < len; i += (ssize_t)strlen(buf + i) + 1)
+		if (strncmp(buf + i, name, nlen) == 0 && buf[i + (ssize_t)nlen] == '=')
+			return strdup(buf + i + nlen + 1);
+	return NULL;
+}
+
 int tu_find_marked(const char *mark, pid_t *pids, int max)
 {
-	char want[512], path[64], buf[65536];
+	char want[512], buf[65536];
 	DIR *d = opendir("/proc");
 	struct dirent *e;
 	int n = 0;
@@ -796,19 +826,12 @@ int tu_find_marked(const char *mark, pid_t *pids, int max)
 		pid_t pid = atoi(e->d_name);
 		char state = 0;
 		ssize_t len;
-		int fd;
 
 		if (pid <= 0 || tu_proc_stat(pid, NULL, 0, &state, NULL) < 0 || state == 'Z')
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
+		len = read_environ(pid, buf, sizeof(buf));
 		if (len <= 0)
 			continue;
-		buf[len] = '\0';
 		for (ssize_t i = 0; i < len; i += (ssize_t)strlen(buf + i) + 1) {
 			if (strcmp(buf + i, want) == 0) {
 				if (n < max)

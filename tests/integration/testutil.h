@@ -87,6 +87,9 @@ pid_t tu_find_spawner(pid_t worker, int timeout_ms);
  */
 int tu_find_marked(const char *mark, pid_t *pids, int max);
 
+/* The value of name in the environment pid was started with, malloc'd, or NULL. */
+char *tu_env_of(pid_t pid, const char *name);
+
 /* VmRSS of pid in KiB from /proc/PID/status, or -errno. */
 long tu_rss_kb(pid_t pid);
 
