@@ -706,20 +706,26 @@ long tu_job_thread_ticks(pid_t pid)
 	return total;
 }
 
-long tu_thread_slice(pid_t tid)
+/* The number after the ':' that follows line `key` of /proc/PID/file, or -errno. */
+static long proc_number(pid_t pid, const char *file, const char *key)
 {
 	char path[64], *text, *p;
-	long ns = -ENOENT;
+	long v = -ENOENT;
 
-	snprintf(path, sizeof(path), "/proc/%d/sched", (int)tid);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
 	text = tu_read_file(path);
 	if (!text)
 		return -errno;
-	p = strstr(text, "\nse.slice");
+	p = strstr(text, key);
 	if (p && (p = strchr(p, ':')))
-		ns = strtol(p + 1, NULL, 10);
+		v = strtol(p + 1, NULL, 10);
 	free(text);
-	return ns;
+	return v;
+}
+
+long tu_thread_slice(pid_t tid)
+{
+	return proc_number(tid, "sched", "\nse.slice");
 }
 
 static void *slice_probe(void *arg)
@@ -768,18 +774,7 @@ int tu_threads(pid_t pid, pid_t *tids, int max)
 
 long tu_rss_kb(pid_t pid)
 {
-	char path[64], *text, *p;
-	long kb = -ENOENT;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	text = tu_read_file(path);
-	if (!text)
-		return -errno;
-	p = strstr(text, "\nVmRSS:");
-	if (p)
-		kb = strtol(p + 8, NULL, 10);
-	free(text);
-	return kb;
+	return proc_number(pid, "status", "\nVmRSS:");
 }
 
 /* The environment pid started with (NUL-separated entries) into buf: its length, or <= 0. */
