@@ -31,7 +31,7 @@
  */
 #define BH_ZYGOTE_BIND_NOW_VAR "LD_BIND_NOW"
 #define BH_ZYGOTE_BIND_NOW_OURS "bulkhead"
-#define ZYGOTE_BIND_NOW BH_ZYGOTE_BIND_NOW_VAR "=" BH_ZYGOTE_BIND_NOW_OURS
+#define BH_ZYGOTE_BIND_NOW BH_ZYGOTE_BIND_NOW_VAR "=" BH_ZYGOTE_BIND_NOW_OURS
 
 #define BH_ZYGOTE_CORE_DUMPS 1u /* the worker gets --core-dumps */
 #define BH_ZYGOTE_SPAWNER 2u /* the worker gets --spawner */

@@ -256,7 +256,7 @@ int zygote_launch(const char *path, struct zygote *z)
 	pad[sizeof(pad) - 1] = '\0';
 	*z = (struct zygote){ .s = { .pid = 0, .pidfd = -1, .fd = -1 } };
 	snprintf(s_mpid, sizeof(s_mpid), "%d", (int)getpid());
-	return spawn_exec(path, argv, ZYGOTE_BIND_NOW, &z->s);
+	return spawn_exec(path, argv, BH_ZYGOTE_BIND_NOW, &z->s);
 }
 
 int zygote_started(struct zygote *z, int timeout_ms)
