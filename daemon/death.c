@@ -134,8 +134,8 @@ static void log_cancelled(struct worker *w, const char *l, struct job **jobs, si
 }
 
 /*
- * Jobs whose command the master killed for their timeout, on a worker that died before their
- * DONE came: blamed `timeout` as if it had, and taken out of the list (they are not part of
+ * Jobs whose command, or contained process, the master killed for their timeout, on a worker
+ * that died before their DONE came: blamed `timeout` as if it had, and taken out of the list (they are not part of
  * this death). Returns how many jobs are left.
  */
 static size_t blame_killed_commands(struct worker *w, struct job **jobs, uint8_t *flags,
@@ -144,8 +144,12 @@ static size_t blame_killed_commands(struct worker *w, struct job **jobs, uint8_t
 	size_t k = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		if ((flags[i] & SLOT_EXEC_KILLED) && !(flags[i] & HELD_TIMED_OUT)) {
-			ledger_blame_command(w->m->ledger, jobs[i], CAUSE_TIMEOUT, 0);
+		if ((flags[i] & SLOT_TIMEOUT_KILLED) && !(flags[i] & HELD_TIMED_OUT)) {
+			/* A contained run stays alone for its next attempt; a command need not. */
+			if (flags[i] & SLOT_CONTAINED)
+				ledger_blame(w->m->ledger, jobs[i], CAUSE_TIMEOUT, 0);
+			else
+				ledger_blame_command(w->m->ledger, jobs[i], CAUSE_TIMEOUT, 0);
 			death_log_final(w->m, jobs[i]);
 			continue;
 		}

@@ -134,6 +134,25 @@ static void finish_died(struct worker *w, struct job *j, const struct bh_done_en
 		   gc->max_attempts);
 }
 
+/* A contained run the master killed for its timeout: blamed `timeout`; the worker lives on. */
+static void timed_out_contained(struct worker *w, struct job *j)
+{
+	struct master *m = w->m;
+	const struct group_config *gc = ledger_group(m->ledger, j->group);
+	char name[64];
+	struct lfields f;
+
+	if (w->contained.job_id == j->id)
+		w->contained.job_id = 0;
+	ledger_blame(m->ledger, j, CAUSE_TIMEOUT, 0);
+	if (j->state == JOB_QUEUED)
+		log_fields(LOG_WARNING, master_lfields(&f, w->pool, w, j, 0, "timeout"),
+			   "job %s: its contained process was killed for its timeout (attempt %u "
+			   "of %u); the worker lives on",
+			   ledger_job_name(m->ledger, j, name, sizeof(name)), j->attempts,
+			   gc->max_attempts);
+}
+
 /*
  * A DONE entry that is not a plain return, or of a worker running commands or told to stop:
  * an exec: job's command was killed by a signal (blamed on the job; the worker lives on),
@@ -148,6 +167,11 @@ static int finish_special(struct worker *w, struct job *j, const struct bh_done_
 	char name[64], sig[16];
 	struct lfields f;
 
+	if (e->outcome == BH_OUTCOME_CANCELLED && killed && !(j->flags & JOB_CANCEL_REQUESTED)) {
+		/* A contained run killed for its timeout before its thread took it: as killed. */
+		timed_out_contained(w, j);
+		return 0;
+	}
 	if (e->outcome == BH_OUTCOME_CANCELLED) {
 		/* Never started (handle_done() checked we asked for it): no attempt counted. */
 		ledger_cancel(m->ledger, j, CAUSE_CANCELLED);
@@ -191,6 +215,8 @@ static int finish_special(struct worker *w, struct job *j, const struct bh_done_
 	case BH_OUTCOME_DIED_EXIT:
 		if (j->flags & JOB_CANCEL_REQUESTED)
 			ledger_cancel(m->ledger, j, CAUSE_CANCELLED); /* contain.c killed it */
+		else if (killed)
+			timed_out_contained(w, j); /* killed for its timeout (inflight.c) */
 		else
 			finish_died(w, j, e);
 		break;
@@ -253,14 +279,15 @@ static int handle_done(struct worker *w, const struct bh_frame *f)
 		fl = inflight_find(w, e.job_id);
 		j = fl ? fl->job : NULL;
 		if (!j || j->state != JOB_RUNNING ||
-		    (e.outcome == BH_OUTCOME_CANCELLED && !(j->flags & JOB_CANCEL_REQUESTED)))
+		    (e.outcome == BH_OUTCOME_CANCELLED && !(j->flags & JOB_CANCEL_REQUESTED) &&
+		     !(fl->flags & SLOT_TIMEOUT_KILLED)))
 			return -EPROTO;
 		run_learn_add(&rl, e.run_usec);
 		if (e.outcome != BH_OUTCOME_CANCELLED) /* as the worker timed it, in µs */
 			histogram_observe(&w->pool->run_time, (double)e.run_usec / 1e6);
 		if (__builtin_expect(e.outcome | w->n_execs | (w->end == END_STOP), 0)) {
 			struct exec_run *x = inflight_exec_find(w, j);
-			bool killed = fl->slot >= 0 && (fl->flags & SLOT_EXEC_KILLED);
+			bool killed = fl->slot >= 0 && (fl->flags & SLOT_TIMEOUT_KILLED);
 			bool contained = fl->flags & SLOT_CONTAINED;
 			int r;
 

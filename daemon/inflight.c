@@ -117,13 +117,25 @@ void inflight_kill_commands(struct worker *w)
 	w->n_execs = 0;
 }
 
+/*
+ * A contained run (children/contain.c) past its timeout: a CANCEL makes its job thread
+ * SIGKILL the process, and its DONE (DIED_SIGNAL) is blamed `timeout` (frames.c). False if it
+ * could not be sent: then the worker goes, as for any job.
+ */
+static bool kill_contained(struct worker *w, const struct job *j)
+{
+	uint8_t buf[32];
+
+	return slot_send(w, buf, bh_encode_cancel(buf, sizeof(buf), j->id)) >= 0;
+}
+
 static int inflight_on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct worker *w = userdata;
 	struct master *m = w->m;
 	usec_t now = now_usec(), next = USEC_INFINITY;
 	unsigned newly = 0;
-	char l[64], name[64], d[FORMAT_DURATION_MAX];
+	char l[64], name[64], d[FORMAT_DURATION_MAX], what[64];
 	struct lfields f;
 
 	if (w->end == END_INJECT)
@@ -143,27 +155,34 @@ static int inflight_on_deadline(sd_event_source *s, uint64_t usec, void *userdat
 			continue;
 		at = fl->started_at + timeout + BH_RESULT_HOLD_USEC;
 		/* A killed command whose DONE does not come within kill_grace: as below. */
-		if (fl->flags & SLOT_EXEC_KILLED)
+		if (fl->flags & SLOT_TIMEOUT_KILLED)
 			at += w->pool->cfg.kill_grace;
 		if (at > now) {
 			if (at < next)
 				next = at;
 			continue;
 		}
-		x = w->n_execs && !(fl->flags & SLOT_EXEC_KILLED) ? inflight_exec_find(w, j) : NULL;
-		if (x) {
-			/* An exec: job: its command's process group goes, the worker stays. */
-			kill(-x->pid, SIGKILL);
-			fl->flags |= SLOT_EXEC_KILLED;
+		x = w->n_execs && !(fl->flags & SLOT_TIMEOUT_KILLED) ? inflight_exec_find(w, j) : NULL;
+		if (x || ((fl->flags & (SLOT_CONTAINED | SLOT_TIMEOUT_KILLED)) == SLOT_CONTAINED &&
+			  kill_contained(w, j))) {
+			/* An exec: job's command's process group, or a contained run's process,
+			 * goes; the worker stays. */
+			if (x)
+				kill(-x->pid, SIGKILL);
+			fl->flags |= SLOT_TIMEOUT_KILLED;
 			at += w->pool->cfg.kill_grace;
 			if (at < next)
 				next = at;
+			if (x)
+				snprintf(what, sizeof(what), "its command (process group %d)",
+					 (int)x->pid);
+			else
+				snprintf(what, sizeof(what), "its contained process");
 			log_fields(LOG_WARNING, master_lfields(&f, w->pool, w, j, 0, "timeout"),
-				   "job %s timed out after %s on worker %s: killing its command "
-				   "(process group %d)",
+				   "job %s timed out after %s on worker %s: killing %s",
 				   ledger_job_name(m->ledger, j, name, sizeof(name)),
 				   format_duration(d, sizeof(d), timeout),
-				   slot_label(w, l, sizeof(l)), (int)x->pid);
+				   slot_label(w, l, sizeof(l)), what);
 			continue;
 		}
 		fl->flags |= HELD_TIMED_OUT;

@@ -54,7 +54,9 @@
 #define ZYGOTE_MIN_UPTIME (60 * USEC_PER_SEC)   /* one that served this long: minimum again */
 #define SPARE_INDEX 65535u /* the spare's --index (and cgroup w.POOL.65535) */
 #define SOLO_INDEX 65534u /* the first solo worker's (spare.c); the next ones count down */
-#define SLOT_EXEC_KILLED (1u << 6) /* slot flag: its command's group was killed (timeout) */
+/* slot flag: for its timeout, the master killed its command's group or (a CANCEL) its
+ * contained process; its DONE is awaited for kill_grace, then the worker goes */
+#define SLOT_TIMEOUT_KILLED (1u << 6)
 #define SLOT_CONTAINED (1u << 5) /* flight flag: assigned with BH_ASSIGN_CONTAIN */
 
 /*

@@ -1313,8 +1313,9 @@ START_TEST(test_plugin_outcomes)
 	 * Two crashes per crasher, each a worker's death by its real signal or a contained crash
 	 * (no death): every retry runs alone, so contained, and so does a first attempt that ran
 	 * alone (a job hit as a bystander twice runs alone); so at most one death per crasher's
-	 * kind (stack and segv share SIGSEGV), at least one contained crash per crasher. Two kills
-	 * per hang (a contained hang's timeout still kills its worker).
+	 * kind (stack and segv share SIGSEGV), at least one contained crash per crasher. At most
+	 * one kill for the hang: its retry runs contained, and that timeout kills only the child
+	 * (its first attempt too, if it ran alone after being hit twice as a bystander).
 	 */
 	{
 		const size_t n = sizeof(plugin_crashes) / sizeof(plugin_crashes[0]);
@@ -1343,7 +1344,10 @@ START_TEST(test_plugin_outcomes)
 		ck_assert_int_ge(geti(r.report, "workers.contained_crashes"), (int64_t)n);
 		ck_assert_int_eq(crashes, 2 * (int64_t)n);
 	}
-	ck_assert_int_eq(geti(r.report, "workers.deaths.SIGKILL"), 2);
+	ck_assert_int_le(json_object_object_get_ex(get(r.report, "workers.deaths"), "SIGKILL", NULL)
+				 ? geti(r.report, "workers.deaths.SIGKILL")
+				 : 0,
+			 1);
 	ck_assert_int_eq(geti(r.report, "workers.worker_faults"), 0);
 	run_free(&r);
 }

@@ -354,6 +354,55 @@ START_TEST(test_cancel_contained_retry)
 END_TEST
 
 /*
+ * A job that hangs on every attempt (timeout 300ms, max_attempts = 3): its first attempt's
+ * timeout kills its shared worker; its retries run contained on the solo workers, and their
+ * timeouts kill only the throwaway processes. The job ends timed_out after three attempts,
+ * blamed `timeout`, no crash is counted, the pool's slot restarted once, and the solo workers
+ * are the same processes, with no child left.
+ */
+START_TEST(test_contained_retry_times_out)
+{
+	struct daemon d;
+	struct conn c;
+	pid_t solo[SOLO_N], again[SOLO_N];
+	json_object *o, *j;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 2\nspare = yes\n"
+			     "[job stuck]\nrun = builtin:hang\ntimeout = 300ms\nmax_attempts = 3\n"
+			     "expect = timed_out\n");
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	conn_open(&d, &c);
+	solo_pids(&d, &c, solo);
+	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"stuck\"}", WAIT_MS);
+	ck_assert(jbool(o, "all_expected"));
+	json_object_put(o);
+	o = call(&d, &c, "{\"command\":\"jobs\",\"group\":\"stuck\"}");
+	j = json_object_array_get_idx(jget(o, "jobs", json_type_array), 0);
+	ck_assert_str_eq(jstr(j, "state"), "timed_out");
+	ck_assert_str_eq(jstr(j, "cause"), "timeout");
+	ck_assert_int_eq(jint(j, "attempts"), 3);
+	json_object_put(o);
+	o = call(&d, &c, "{\"command\":\"status\"}");
+	ck_assert_msg(jint(pool_of(o), "restarts") == 1 &&
+			      jint(jget(o, "workers", json_type_object), "contained_crashes") == 0,
+		      "%s", jtext(o));
+	json_object_put(o);
+	solo_pids(&d, &c, again);
+	for (unsigned k = 0; k < SOLO_N; k++) {
+		ck_assert_int_eq(again[k], solo[k]);
+		ck_assert_int_eq(tu_children_any(solo[k], NULL, 0), 0);
+	}
+	dmn_expect_stderr(&d, "killing its contained process", WAIT_MS);
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/*
  * Reload turns the spare (and the solo workers) off, they are gone, and on again; restart
  * replaces them with the rest.
  */
@@ -607,6 +656,7 @@ static Suite *spare_suite(void)
 	tcase_add_test(tc, test_poison_job_kills_a_shared_worker_once);
 	tcase_add_test(tc, test_poison_job_without_spare);
 	tcase_add_test(tc, test_cancel_contained_retry);
+	tcase_add_test(tc, test_contained_retry_times_out);
 	tcase_add_test(tc, test_spare_reload_and_restart);
 	tcase_add_test(tc, test_failed_pool_retires_spare);
 	tcase_add_test(tc, test_spare_steps_in_at_crash);
