@@ -487,7 +487,12 @@ static void fork_server_fails(int sig, const char *expect)
 	}
 	ck_assert_int_lt(tu_proc_stat(zygote, NULL, 0, &state, NULL), 0);
 
-	/* Worker deaths go on; once the backoff has passed, one of them starts a new one. */
+	/*
+	 * Worker deaths go on; once the backoff has passed, one of them starts a new one. One
+	 * kill per 100 ms at most: dmn_pump() returns at each log line, and a kill on every
+	 * return used up max_worker_faults (1000 a minute) within the backoff on a slow
+	 * (sanitized) build, and the pool failed instead.
+	 */
 	deadline = tu_now_ms() + START_MS;
 	while (!d.err || !strstr(d.err, "is up again: workers are forked")) {
 		pid_t victim;
@@ -500,7 +505,7 @@ static void fork_server_fails(int sig, const char *expect)
 			while (tu_process_alive(victim) && tu_ms_left(deadline) > 0)
 				dmn_pump(&d, 20);
 		}
-		dmn_pump(&d, 100);
+		dmn_watch(&d, 100);
 	}
 	/*
 	 * It is there, or soon. The loop above must not kill it as a worker: a fork server has a
