@@ -135,8 +135,8 @@ static void log_cancelled(struct worker *w, const char *l, struct job **jobs, si
 
 /*
  * Jobs whose command, or contained process, the master killed for their timeout, on a worker
- * that died before their DONE came: blamed `timeout` as if it had, and taken out of the list (they are not part of
- * this death). Returns how many jobs are left.
+ * that died before their DONE came: blamed `timeout` as if it had, and taken out of the list
+ * (they are not part of this death). Returns how many jobs are left.
  */
 static size_t blame_killed_commands(struct worker *w, struct job **jobs, uint8_t *flags,
 				    size_t n)
