@@ -403,6 +403,64 @@ START_TEST(test_contained_retry_times_out)
 END_TEST
 
 /*
+ * The solo worker of a contained run that timed out dies (SIGKILLed from outside, held
+ * stopped so that the CANCEL sent for the timeout is not taken) before the run's DONE: the
+ * job is blamed `timeout` as if the DONE had come, and it stays alone, so its last attempt
+ * runs contained too and its timeout kills no pool worker: the pool's slot restarted once,
+ * for the first attempt.
+ */
+START_TEST(test_contained_timeout_worker_killed)
+{
+	struct daemon d;
+	struct conn c;
+	pid_t solo[SOLO_N], runner = 0;
+	json_object *o, *j;
+
+	dmn_init(&d);
+	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 2\nspare = yes\n"
+			     "kill_grace = 30s\n"
+			     "[job stuck]\nrun = builtin:hang\ntimeout = 300ms\nmax_attempts = 3\n"
+			     "expect = timed_out\n");
+	dmn_start(&d, NULL);
+	dmn_wait_ready(&d);
+	conn_open(&d, &c);
+	/* Its first retry, contained: the solo worker with a child runs it. */
+	for (int64_t deadline = tu_now_ms() + WAIT_MS; runner == 0;) {
+		solo_pids(&d, &c, solo);
+		for (unsigned k = 0; k < SOLO_N; k++)
+			if (tu_children_any(solo[k], NULL, 0) == 1)
+				runner = solo[k];
+		ck_assert_msg(runner > 0 || tu_ms_left(deadline) > 0, "no contained retry; %s",
+			      dmn_describe(&d));
+		if (runner == 0)
+			dmn_pump(&d, 20);
+	}
+	ck_assert_int_eq(kill(runner, SIGSTOP), 0);
+	dmn_expect_stderr(&d, "killing its contained process", WAIT_MS);
+	ck_assert_int_eq(kill(runner, SIGKILL), 0);
+
+	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"stuck\"}", WAIT_MS);
+	ck_assert(jbool(o, "all_expected"));
+	json_object_put(o);
+	o = call(&d, &c, "{\"command\":\"jobs\",\"group\":\"stuck\"}");
+	j = json_object_array_get_idx(jget(o, "jobs", json_type_array), 0);
+	ck_assert_str_eq(jstr(j, "state"), "timed_out");
+	ck_assert_str_eq(jstr(j, "cause"), "timeout");
+	ck_assert_int_eq(jint(j, "attempts"), 3);
+	json_object_put(o);
+	o = call(&d, &c, "{\"command\":\"status\"}");
+	ck_assert_msg(jint(pool_of(o), "restarts") == 1, "%s", jtext(o));
+	json_object_put(o);
+	conn_close(&c);
+	dmn_stop(&d);
+	/* The killed worker's child died with it (PR_SET_PDEATHSIG): an orphan, ours to reap. */
+	dmn_assert_nothing_left(d.dir, WAIT_MS, "the solo worker's SIGKILL");
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/*
  * Reload turns the spare (and the solo workers) off, they are gone, and on again; restart
  * replaces them with the rest.
  */
@@ -657,6 +715,7 @@ static Suite *spare_suite(void)
 	tcase_add_test(tc, test_poison_job_without_spare);
 	tcase_add_test(tc, test_cancel_contained_retry);
 	tcase_add_test(tc, test_contained_retry_times_out);
+	tcase_add_test(tc, test_contained_timeout_worker_killed);
 	tcase_add_test(tc, test_spare_reload_and_restart);
 	tcase_add_test(tc, test_failed_pool_retires_spare);
 	tcase_add_test(tc, test_spare_steps_in_at_crash);
