@@ -11,7 +11,6 @@
  * Nothing here times anything: every wait is for a state the status reply shows.
  */
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <sched.h>
@@ -353,6 +352,45 @@ START_TEST(test_cancel_contained_retry)
 }
 END_TEST
 
+/* A daemon with a spare and a job that hangs on every attempt; extra: more [pool] keys. */
+static void start_stuck(struct daemon *d, struct conn *c, const char *extra)
+{
+	char conf[512];
+
+	dmn_init(d);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 2\nspare = yes\n%s"
+		 "[job stuck]\nrun = builtin:hang\ntimeout = 300ms\nmax_attempts = 3\n"
+		 "expect = timed_out\n",
+		 extra);
+	dmn_write_config(d, conf);
+	dmn_start(d, NULL);
+	dmn_wait_ready(d);
+	conn_open(d, c);
+}
+
+/*
+ * The stuck job's end: timed_out after three attempts, blamed `timeout`, and the pool's slot
+ * restarted once (for its first attempt, on a shared worker). Returns the status reply.
+ */
+static json_object *expect_stuck_timed_out(struct daemon *d, struct conn *c)
+{
+	json_object *o, *j;
+
+	o = call_within(d, c, "{\"command\":\"wait\",\"group\":\"stuck\"}", WAIT_MS);
+	ck_assert(jbool(o, "all_expected"));
+	json_object_put(o);
+	o = call(d, c, "{\"command\":\"jobs\",\"group\":\"stuck\"}");
+	j = json_object_array_get_idx(jget(o, "jobs", json_type_array), 0);
+	ck_assert_str_eq(jstr(j, "state"), "timed_out");
+	ck_assert_str_eq(jstr(j, "cause"), "timeout");
+	ck_assert_int_eq(jint(j, "attempts"), 3);
+	json_object_put(o);
+	o = call(d, c, "{\"command\":\"status\"}");
+	ck_assert_msg(jint(pool_of(o), "restarts") == 1, "%s", jtext(o));
+	return o;
+}
+
 /*
  * A job that hangs on every attempt (timeout 300ms, max_attempts = 3): its first attempt's
  * timeout kills its shared worker; its retries run contained on the solo workers, and their
@@ -365,29 +403,13 @@ START_TEST(test_contained_retry_times_out)
 	struct daemon d;
 	struct conn c;
 	pid_t solo[SOLO_N], again[SOLO_N];
-	json_object *o, *j;
+	json_object *o;
 
-	dmn_init(&d);
-	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 2\nspare = yes\n"
-			     "[job stuck]\nrun = builtin:hang\ntimeout = 300ms\nmax_attempts = 3\n"
-			     "expect = timed_out\n");
-	dmn_start(&d, NULL);
-	dmn_wait_ready(&d);
-	conn_open(&d, &c);
+	start_stuck(&d, &c, "");
 	solo_pids(&d, &c, solo);
-	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"stuck\"}", WAIT_MS);
-	ck_assert(jbool(o, "all_expected"));
-	json_object_put(o);
-	o = call(&d, &c, "{\"command\":\"jobs\",\"group\":\"stuck\"}");
-	j = json_object_array_get_idx(jget(o, "jobs", json_type_array), 0);
-	ck_assert_str_eq(jstr(j, "state"), "timed_out");
-	ck_assert_str_eq(jstr(j, "cause"), "timeout");
-	ck_assert_int_eq(jint(j, "attempts"), 3);
-	json_object_put(o);
-	o = call(&d, &c, "{\"command\":\"status\"}");
-	ck_assert_msg(jint(pool_of(o), "restarts") == 1 &&
-			      jint(jget(o, "workers", json_type_object), "contained_crashes") == 0,
-		      "%s", jtext(o));
+	o = expect_stuck_timed_out(&d, &c);
+	ck_assert_msg(jint(jget(o, "workers", json_type_object), "contained_crashes") == 0, "%s",
+		      jtext(o));
 	json_object_put(o);
 	solo_pids(&d, &c, again);
 	for (unsigned k = 0; k < SOLO_N; k++) {
@@ -414,16 +436,8 @@ START_TEST(test_contained_timeout_worker_killed)
 	struct daemon d;
 	struct conn c;
 	pid_t solo[SOLO_N], runner = 0;
-	json_object *o, *j;
 
-	dmn_init(&d);
-	dmn_write_config(&d, "[pool main]\nworkers = 1\nthreads = 2\nspare = yes\n"
-			     "kill_grace = 30s\n"
-			     "[job stuck]\nrun = builtin:hang\ntimeout = 300ms\nmax_attempts = 3\n"
-			     "expect = timed_out\n");
-	dmn_start(&d, NULL);
-	dmn_wait_ready(&d);
-	conn_open(&d, &c);
+	start_stuck(&d, &c, "kill_grace = 30s\n");
 	/* Its first retry, contained: the solo worker with a child runs it. */
 	for (int64_t deadline = tu_now_ms() + WAIT_MS; runner == 0;) {
 		solo_pids(&d, &c, solo);
@@ -438,19 +452,7 @@ START_TEST(test_contained_timeout_worker_killed)
 	ck_assert_int_eq(kill(runner, SIGSTOP), 0);
 	dmn_expect_stderr(&d, "killing its contained process", WAIT_MS);
 	ck_assert_int_eq(kill(runner, SIGKILL), 0);
-
-	o = call_within(&d, &c, "{\"command\":\"wait\",\"group\":\"stuck\"}", WAIT_MS);
-	ck_assert(jbool(o, "all_expected"));
-	json_object_put(o);
-	o = call(&d, &c, "{\"command\":\"jobs\",\"group\":\"stuck\"}");
-	j = json_object_array_get_idx(jget(o, "jobs", json_type_array), 0);
-	ck_assert_str_eq(jstr(j, "state"), "timed_out");
-	ck_assert_str_eq(jstr(j, "cause"), "timeout");
-	ck_assert_int_eq(jint(j, "attempts"), 3);
-	json_object_put(o);
-	o = call(&d, &c, "{\"command\":\"status\"}");
-	ck_assert_msg(jint(pool_of(o), "restarts") == 1, "%s", jtext(o));
-	json_object_put(o);
+	json_object_put(expect_stuck_timed_out(&d, &c));
 	conn_close(&c);
 	dmn_stop(&d);
 	/* The killed worker's child died with it (PR_SET_PDEATHSIG): an orphan, ours to reap. */
@@ -554,27 +556,12 @@ END_TEST
 /* PTRACE_SEIZEs every thread of pid into tids[]; how many, or -errno of the first that fails. */
 static int trace_threads(pid_t pid, pid_t *tids, int max)
 {
-	char path[64];
-	struct dirent *e;
-	DIR *dir;
-	int n = 0;
+	int n = tu_threads(pid, tids, max);
 
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	dir = opendir(path);
-	ck_assert_ptr_nonnull(dir);
-	while ((e = readdir(dir)) && n < max) {
-		if (e->d_name[0] == '.')
-			continue;
-		tids[n] = (pid_t)atoi(e->d_name);
-		if (ptrace(PTRACE_SEIZE, tids[n], NULL, NULL) < 0) {
-			int err = errno;
-
-			closedir(dir);
-			return -err;
-		}
-		n++;
-	}
-	closedir(dir);
+	ck_assert_int_ge(n, 0);
+	for (int i = 0; i < n; i++)
+		if (ptrace(PTRACE_SEIZE, tids[i], NULL, NULL) < 0)
+			return -errno;
 	return n;
 }
 

@@ -674,24 +674,19 @@ pid_t tu_find_spawner(pid_t worker, int timeout_ms)
 	}
 }
 
+#define TASKS_MAX 512 /* threads of a worker looked at; POOL_THREADS_MAX is 256 */
+
 long tu_job_thread_ticks(pid_t pid)
 {
-	char path[64];
-	struct dirent *e;
+	pid_t tids[TASKS_MAX];
+	int n = tu_threads(pid, tids, TASKS_MAX);
 	long total = 0;
-	DIR *d;
 
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return 0;
-	while ((e = readdir(d))) {
-		char p[320], *stat, *close_paren;
+	for (int i = 1; i < n; i++) { /* tids[0]: the main thread */
+		char p[96], *stat, *close_paren;
 		unsigned long utime = 0;
 
-		if (e->d_name[0] == '.' || atoi(e->d_name) == pid)
-			continue;
-		snprintf(p, sizeof(p), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+		snprintf(p, sizeof(p), "/proc/%d/task/%d/stat", (int)pid, (int)tids[i]);
 		stat = tu_read_file(p);
 		if (!stat)
 			continue;
@@ -702,7 +697,6 @@ long tu_job_thread_ticks(pid_t pid)
 			total += (long)utime;
 		free(stat);
 	}
-	closedir(d);
 	return total;
 }
 
