@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Rebuilding the in-memory store from a durable one (store-sqlite.c), which keeps its working
- * set here: groups at the index they had, jobs at their id in ascending order, with the counts
- * the file kept (a group's and the store's counts include jobs forgotten long ago, so they are
- * restored, not recounted). Called only on an empty store, before any other operation.
+ * set here: groups at the index they had, jobs at their id in ascending order. A group's and
+ * the store's counts are those of the jobs forgotten long ago, which the file kept, and the
+ * jobs restored, counted as they come. Called only on an empty store, before any other
+ * operation.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -61,7 +62,14 @@ int mem_restore_group(struct store *st, unsigned index, const struct group_confi
 	return 0;
 }
 
-int mem_restore_forgotten(struct store *st, uint64_t n_forgotten)
+void mem_restore_group_gone(struct store *st, unsigned index)
+{
+	struct mem_group *lg = &MEM(st)->groups[index];
+
+	lg->gone = lg->counts;
+}
+
+int mem_restore_forgotten(struct store *st, uint64_t n_forgotten, const struct mem_gone *gone)
 {
 	struct mem *l = MEM(st);
 	int r;
@@ -79,11 +87,14 @@ int mem_restore_forgotten(struct store *st, uint64_t n_forgotten)
 	l->first_kept = (size_t)(n_forgotten / JOB_CHUNK);
 	l->n_jobs = n_forgotten;
 	l->forgotten = n_forgotten;
+	l->gone = *gone;
+	l->stats.runs = gone->runs;
+	memcpy(l->stats.by_state, gone->by_state, sizeof(l->stats.by_state));
 	return 0;
 }
 
-int mem_restore_job(struct store *st, const struct job *saved, enum job_state was,
-		    const char *input, const char *result)
+int mem_restore_job(struct store *st, const struct job *saved, const char *input,
+		    const char *result)
 {
 	struct mem *l = MEM(st);
 	struct mem_group *lg;
@@ -91,8 +102,7 @@ int mem_restore_job(struct store *st, const struct job *saved, enum job_state wa
 	int r;
 
 	if (saved->id != l->n_jobs + 1 || saved->group >= l->n_groups ||
-	    l->groups[saved->group].freed || saved->state >= _JOB_STATE_MAX ||
-	    was >= _JOB_STATE_MAX)
+	    l->groups[saved->group].freed || saved->state >= _JOB_STATE_MAX)
 		return -EINVAL;
 	lg = &l->groups[saved->group];
 	r = mem_grow_jobs(l, 1);
@@ -113,13 +123,10 @@ int mem_restore_job(struct store *st, const struct job *saved, enum job_state wa
 		if (result && !(j->extra->result = strdup(result)))
 			return -ENOMEM;
 	}
-	if (was != saved->state) {
-		/* The file's counts have it in the state it was in; it is in the new one now. */
-		lg->counts.by_state[was]--;
-		lg->counts.by_state[saved->state]++;
-		l->stats.by_state[was]--;
-		l->stats.by_state[saved->state]++;
-	}
+	lg->counts.total++;
+	lg->counts.by_state[saved->state]++;
+	l->stats.by_state[saved->state]++;
+	l->stats.runs += saved->runs;
 	if (job_state_is_final(saved->state)) {
 		l->chunk_ended[(j->id - 1) / JOB_CHUNK]++;
 		l->ended_kept++;

@@ -155,7 +155,8 @@ static uint64_t mem_forgotten(const struct store *st)
 /*
  * Frees the oldest chunks whose jobs have all ended, as long as keep_ended ended jobs stay
  * behind. The last chunk is never freed (jobs are still added to it). Jobs of a freed chunk
- * are gone for ledger_job(); their counts (per group, per state) stay.
+ * are gone for ledger_job(); their counts (per group, per state) stay, and what they counted
+ * for is kept apart too (mem_gone, mem_group.gone).
  */
 static uint64_t mem_collect(struct store *st)
 {
@@ -170,6 +171,10 @@ static uint64_t mem_collect(struct store *st)
 		for (size_t i = 0; i < JOB_CHUNK; i++) {
 			struct mem_group *lg = &l->groups[c[i].group];
 
+			lg->gone.total++;
+			lg->gone.by_state[c[i].state]++;
+			l->gone.by_state[c[i].state]++;
+			l->gone.runs += c[i].runs;
 			extra_free(c[i].extra);
 			if (--lg->kept == 0 && lg->adhoc)
 				mem_group_release(l, c[i].group);

@@ -22,9 +22,17 @@ struct pool_queues {
 	struct job_queue alone;
 };
 
+/* What the jobs forgotten so far count for (mem_collect()): a durable store keeps this and
+ * counts the rest from the jobs it holds. */
+struct mem_gone {
+	uint64_t runs;
+	uint64_t by_state[_JOB_STATE_MAX];
+};
+
 struct mem_group {
 	struct group_config cfg; /* own copy: every string and input_paths are owned */
 	struct group_counts counts;
+	struct group_counts gone; /* of counts, its jobs forgotten */
 	uint64_t kept;    /* its jobs not forgotten yet: a submitted group goes with the last */
 	uint32_t spec_id; /* the id workers know its spec by: never reused */
 	uint32_t def_hash; /* submitted: hash of its definition (the variants index) */
@@ -56,6 +64,7 @@ struct mem {
 	struct submit_keys keys;    /* submit --key */
 	struct log_ring logs;       /* the last STORE_LOGS_BYTES of job log lines */
 	struct ledger_stats stats;
+	struct mem_gone gone; /* of stats, the jobs forgotten */
 	char **nodes; /* node names, index - 1 (job.node) */
 	uint16_t n_nodes;
 };
@@ -103,14 +112,16 @@ bool mem_queue_remove(struct job_queue *q, struct job *j);
 /* Group `index` as it was, with its counts (which include its forgotten jobs). */
 int mem_restore_group(struct store *st, unsigned index, const struct group_config *g,
 		      bool adhoc, uint32_t def_hash, const struct group_counts *counts);
-/* Ids 1..n were forgotten (whole chunks). */
-int mem_restore_forgotten(struct store *st, uint64_t n);
+/* Group `index`'s counts it was restored with are those of its forgotten jobs (mem_group.gone). */
+void mem_restore_group_gone(struct store *st, unsigned index);
+/* Ids 1..n were forgotten (whole chunks); what they counted for in all. */
+int mem_restore_forgotten(struct store *st, uint64_t n, const struct mem_gone *gone);
 /*
- * The job after the last one (ids ascending, no gap), in saved->state; `was` is the state the
- * counts restored with its group have it in (another when a restart re-queued it).
+ * The job after the last one (ids ascending, no gap), in saved->state, counted in its group's
+ * counts and the store's (by state, runs) on top of what they were restored with.
  */
-int mem_restore_job(struct store *st, const struct job *saved, enum job_state was,
-		    const char *input, const char *result);
+int mem_restore_job(struct store *st, const struct job *saved, const char *input,
+		    const char *result);
 void mem_restore_stats(struct store *st, const struct ledger_stats *s, uint64_t variants_made);
 uint64_t mem_variants_made(const struct store *st);
 const struct mem_group *mem_group_of(const struct store *st, unsigned group);

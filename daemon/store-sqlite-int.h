@@ -14,7 +14,8 @@
 #include "daemon/log-ring.h"
 #include "daemon/store.h"
 
-/* What of a group's row is to be written: its counts only (its jobs moved), or all of it. */
+/* What of a group's row is to be written: its counts of forgotten jobs only (retention forgot
+ * some), or all of it. */
 enum { GROUP_CLEAN, GROUP_COUNTS, GROUP_WHOLE };
 
 /* Room for the counters (enum meta_key below; checked there). */
@@ -43,10 +44,10 @@ struct sq {
 	uint64_t kept_from; /* the file holds no job below this id */
 	bool *in_file; /* per group index: the file has a row for it */
 	uint8_t *group_dirty; /* per group index: GROUP_COUNTS or GROUP_WHOLE, to be written */
-	/* A partial flush: per group index, its starts it leaves unwritten (counted as queued),
-	 * and in all, and of them the runs counted. */
+	/* A partial flush: per group index, its starts it leaves unwritten (written as queued),
+	 * and in all. */
 	uint32_t *group_lazy;
-	uint64_t n_lazy, n_lazy_ran;
+	uint64_t n_lazy;
 	/* Of them, new jobs written as queued (their ids after dirty[n_dirty - 1], in dirty[]'s
 	 * room: they join it at the commit). */
 	size_t n_lazy_new;
@@ -86,8 +87,9 @@ extern const struct store_ops store_sqlite_ops;
 	"id, state, cause, cause_detail, counters, started_ms, ended_ms, node, result, input"
 #define GROUP_COLUMNS                                                                   \
 	"id, name, pool, run, kind, args, inputs, spool, output, count, timeout_us, "   \
-	"max_attempts, expect, adhoc, def_hash, total, queued, running, done, failed, " \
-	"crashed, timed_out, cancelled, pool_name, exec"
+	"max_attempts, expect, adhoc, def_hash, forgotten_total, forgotten_queued, "    \
+	"forgotten_running, forgotten_done, forgotten_failed, forgotten_crashed, "      \
+	"forgotten_timed_out, forgotten_cancelled, pool_name, exec"
 
 /* job_states.counters: attempts (bits 0-7), reruns (8-23), runs (24-39), host_deaths (40-47),
  * alone (48), flags (49-53; the store's own left out). */
@@ -104,18 +106,23 @@ int sq_prepare(struct sq *s, sqlite3_stmt **q, const char *sql);
 /* store-sqlite-load.c: everything in the file into the memory store, checked. */
 int sq_load(struct sq *s);
 
-/* meta keys (store-sqlite-open.c): the counters, in the order of enum meta_key. */
+/*
+ * meta keys (store-sqlite-open.c), in the order of enum meta_key (schema v5): the counters a
+ * job's row cannot give back, and what the jobs forgotten counted for (runs, and by state:
+ * all of them ended). The counts by state and the runs of the jobs the file holds are counted
+ * from their rows at the load, so a commit that only adds jobs and moves them writes none of
+ * these (bench/README.md, "Issue 13, fifth session").
+ */
 enum meta_key {
-	META_N_JOBS,
 	META_FORGOTTEN,
 	META_VARIANTS_MADE,
-	META_RUNS,
 	META_RERUNS_BYSTANDER,
 	META_RERUNS_SUSPECT,
 	META_CULPRITS,
 	META_HOST_DEATHS,
-	META_BY_STATE, /* then one per job state */
-	META_N = META_BY_STATE + _JOB_STATE_MAX,
+	META_FORGOTTEN_RUNS,
+	META_FORGOTTEN_BY_STATE, /* then one per job state */
+	META_N = META_FORGOTTEN_BY_STATE + _JOB_STATE_MAX,
 };
 _Static_assert(META_N <= META_N_MAX, "struct sq has room for the counters");
 extern const char *const sq_meta_keys[META_N];

@@ -4,7 +4,8 @@
  * everything in the file goes into the memory store and is checked on the way; the first
  * thing that does not add up refuses the store, naming the row. Counters, groups (a pool
  * the config dropped is kept, if the group's jobs have all ended), jobs (those found running
- * are the orphans of a master that died), submit keys.
+ * are the orphans of a master that died), submit keys. The counts by state and the runs are
+ * those of the jobs forgotten, which the file keeps, and of the jobs it holds, counted here.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -34,9 +35,9 @@ static int load_meta(struct sq *s, uint64_t *v)
 			if (strcmp(key, sq_meta_keys[k]) != 0)
 				continue;
 			if (value < 0) {
-				sqlite3_finalize(q);
-				return sq_fail(s, -EBADMSG, "damaged: counter %s is %" PRId64, key,
-					       value);
+				sqlite3_finalize(q); /* key with it: the name is sq_meta_keys[k] */
+				return sq_fail(s, -EBADMSG, "damaged: counter %s is %" PRId64,
+					       sq_meta_keys[k], value);
 			}
 			v[k] = (uint64_t)value;
 			seen[k] = true;
@@ -47,7 +48,8 @@ static int load_meta(struct sq *s, uint64_t *v)
 		return sq_fail_db(s, rc, "read its counters");
 	s->meta_known = true;
 	for (int k = 0; k < META_N; k++) {
-		if (!seen[k] && v[META_N_JOBS] + seen[META_N_JOBS] > 0)
+		/* None before the first commit that wrote them; then every one. */
+		if (!seen[k] && memchr(seen, true, sizeof(seen)))
 			return sq_fail(s, -EBADMSG, "damaged: counter %s is missing",
 				       sq_meta_keys[k]);
 		s->meta_known = s->meta_known && seen[k];
@@ -96,13 +98,12 @@ static int load_inputs(struct sq *s, sqlite3_stmt *qi, unsigned index, struct gr
 /*
  * g's pool, by name, into g->pool. A pool the config no longer has is kept as a pool of the
  * store after the config's (the master adds it as removed: store_sqlite_gone_pools()) when
- * every job of g has ended; a group with jobs still to run there stops the start instead, as
- * cancelling them would be the start deciding what a reload decides.
+ * every job of g has ended (gone_pools_idle(), once the jobs are counted); a group with jobs
+ * still to run there stops the start instead, as cancelling them would be the start deciding
+ * what a reload decides.
  */
-static int group_pool(struct sq *s, struct group_config *g, const struct group_counts *c,
-		      const char *pool_name)
+static int group_pool(struct sq *s, struct group_config *g, const char *pool_name)
 {
-	uint64_t unfinished = 0;
 	char **p;
 
 	for (unsigned i = 0; pool_name && i < s->n_pools; i++)
@@ -110,21 +111,11 @@ static int group_pool(struct sq *s, struct group_config *g, const struct group_c
 			g->pool = i;
 			return 0;
 		}
-	for (int k = 0; k < _JOB_STATE_MAX; k++)
-		if (!job_state_is_final((enum job_state)k))
-			unfinished += c->by_state[k];
-	if (!pool_name || !*pool_name || unfinished > 0)
-		return sq_fail(s, -ENXIO,
-			       "job group %s (%" PRIu64 " jobs, %" PRIu64
-			       " not ended) runs in pool %s, which the config does not have: "
-			       "define [pool %s] again",
-			       g->name, c->total, unfinished, pool_name ? pool_name : "?",
-			       pool_name ? pool_name : "?");
 	p = realloc(s->pools, (s->n_pools + 2) * sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	s->pools = p;
-	p[s->n_pools] = strdup(pool_name);
+	p[s->n_pools] = strdup(pool_name ? pool_name : "");
 	if (!p[s->n_pools])
 		return -ENOMEM;
 	p[s->n_pools + 1] = NULL;
@@ -164,15 +155,20 @@ static int group_of_row(struct sq *s, sqlite3_stmt *q, struct group_config *g,
 
 		if (n < 0)
 			return sq_fail(s, -EBADMSG, "damaged: group %s: a count is negative", name);
+		/* Forgotten jobs had all ended. */
+		if (n > 0 && !job_state_is_final((enum job_state)k))
+			return sq_fail(s, -EBADMSG, "damaged: group %s: %" PRId64 " forgotten jobs %s",
+				       name, n, job_state_to_string((enum job_state)k));
 		c->by_state[k] = (uint64_t)n;
 		sum += (uint64_t)n;
 	}
 	if (sum != c->total)
 		return sq_fail(s, -EBADMSG,
-			       "damaged: group %s: its counts add up to %" PRIu64 ", not %" PRIu64,
+			       "damaged: group %s: its counts of forgotten jobs add up to %" PRIu64
+			       ", not %" PRIu64,
 			       name, sum, c->total);
 	(void)pool; /* the index in the config of the last writer; the name is what counts */
-	r = group_pool(s, g, c, pool_name);
+	r = group_pool(s, g, pool_name);
 	if (r < 0)
 		return r;
 	g->run = column_dup(q, 3);
@@ -218,8 +214,10 @@ static int load_groups(struct sq *s)
 				r = sq_fail(s, -EBADMSG, "damaged: group %s cannot be restored",
 					    g.name);
 		}
-		if (r >= 0)
+		if (r >= 0) {
+			mem_restore_group_gone(s->mem, index);
 			s->in_file[index] = true;
+		}
 		mem_group_config_done(&g);
 	}
 	if (r >= 0 && rc != SQLITE_DONE)
@@ -385,7 +383,7 @@ static int load_jobs(struct sq *s, uint64_t first)
 			r = -ENOMEM; /* or more than 65 534 node names: as good as */
 			break;
 		}
-		r = mem_restore_job(s->mem, &j, (enum job_state)j.state, input, result);
+		r = mem_restore_job(s->mem, &j, input, result);
 		if (r == -EINVAL)
 			r = sq_fail(s, -EBADMSG,
 				    "damaged: job %" PRIu64 " names group %" PRIu32
@@ -420,6 +418,28 @@ static int load_jobs(struct sq *s, uint64_t first)
 	return r;
 }
 
+/* Groups of the pools the config dropped (group_pool()): each with every job ended. */
+static int gone_pools_idle(struct sq *s)
+{
+	for (unsigned g = 0; g < s->cap_groups; g++) {
+		const struct mem_group *lg = s->in_file[g] ? mem_group_of(s->mem, g) : NULL;
+		const char *pool;
+		uint64_t unfinished;
+
+		if (!lg || lg->cfg.pool < s->n_pools - s->n_gone)
+			continue;
+		pool = *s->pools[lg->cfg.pool] ? s->pools[lg->cfg.pool] : "?"; /* a v1 file's */
+		unfinished = lg->counts.by_state[JOB_QUEUED] + lg->counts.by_state[JOB_RUNNING];
+		if (unfinished > 0 || !*s->pools[lg->cfg.pool])
+			return sq_fail(s, -ENXIO,
+				       "job group %s (%" PRIu64 " jobs, %" PRIu64
+				       " not ended) runs in pool %s, which the config does not "
+				       "have: define [pool %s] again",
+				       lg->cfg.name, lg->counts.total, unfinished, pool, pool);
+	}
+	return 0;
+}
+
 /* The keys of the submissions kept (their first job is). */
 static int load_keys(struct sq *s)
 {
@@ -449,44 +469,54 @@ static int load_keys(struct sq *s)
 
 int sq_load(struct sq *s)
 {
-	uint64_t v[META_N] = { 0 }, sum = 0;
-	struct ledger_stats st = { 0 };
+	uint64_t v[META_N] = { 0 }, sum = 0, in_groups = 0, n_jobs;
+	struct mem_gone gone = { 0 };
+	struct ledger_stats st;
 	int r = load_meta(s, v);
 
 	if (r >= 0)
 		r = load_groups(s);
 	if (r < 0)
 		return r;
-	if (v[META_FORGOTTEN] > v[META_N_JOBS] || v[META_FORGOTTEN] % JOB_CHUNK != 0)
-		return sq_fail(s, -EBADMSG, "damaged: %" PRIu64 " of %" PRIu64 " jobs forgotten",
-			       v[META_FORGOTTEN], v[META_N_JOBS]);
-	r = mem_restore_forgotten(s->mem, v[META_FORGOTTEN]);
+	/* What the jobs forgotten counted for: all of them had ended; the groups' rows say it
+	 * for their own (a submitted group's row goes with its last job, so at most that). */
+	gone.runs = v[META_FORGOTTEN_RUNS];
+	for (int k = 0; k < _JOB_STATE_MAX; k++) {
+		gone.by_state[k] = v[META_FORGOTTEN_BY_STATE + k];
+		if (gone.by_state[k] > 0 && !job_state_is_final((enum job_state)k))
+			return sq_fail(s, -EBADMSG, "damaged: %" PRIu64 " forgotten jobs %s",
+				       gone.by_state[k], job_state_to_string((enum job_state)k));
+		sum += gone.by_state[k];
+	}
+	for (unsigned g = 0; g < s->cap_groups; g++)
+		if (s->in_file[g])
+			in_groups += mem_group_of(s->mem, g)->gone.total;
+	if (v[META_FORGOTTEN] % JOB_CHUNK != 0 || sum != v[META_FORGOTTEN] ||
+	    in_groups > v[META_FORGOTTEN])
+		return sq_fail(s, -EBADMSG,
+			       "damaged: %" PRIu64 " jobs forgotten, counted %" PRIu64
+			       " by state and %" PRIu64 " in groups",
+			       v[META_FORGOTTEN], sum, in_groups);
+	r = mem_restore_forgotten(s->mem, v[META_FORGOTTEN], &gone);
 	if (r >= 0)
 		r = load_jobs(s, v[META_FORGOTTEN] + 1);
+	if (r >= 0)
+		r = gone_pools_idle(s);
 	if (r < 0)
 		return r;
-	if (s->m->n_jobs(s->mem) != v[META_N_JOBS])
-		return sq_fail(s, -EBADMSG,
-			       "damaged: its counters say %" PRIu64 " jobs, it holds %" PRIu64,
-			       v[META_N_JOBS], s->m->n_jobs(s->mem));
-	st.runs = v[META_RUNS];
+	/* By state and runs: the forgotten jobs' and those of the rows, counted as loaded. */
+	st = *s->m->stats(s->mem);
 	st.reruns_bystander = v[META_RERUNS_BYSTANDER];
 	st.reruns_suspect = v[META_RERUNS_SUSPECT];
 	st.culprits = v[META_CULPRITS];
 	st.host_deaths = v[META_HOST_DEATHS];
-	for (int k = 0; k < _JOB_STATE_MAX; k++)
-		sum += st.by_state[k] = v[META_BY_STATE + k];
-	if (sum != v[META_N_JOBS])
-		return sq_fail(s, -EBADMSG,
-			       "damaged: its counts by state add up to %" PRIu64 ", not %" PRIu64,
-			       sum, v[META_N_JOBS]);
 	mem_restore_stats(s->mem, &st, v[META_VARIANTS_MADE]);
 	r = load_keys(s);
 	if (r < 0)
 		return r;
-	s->new_from = v[META_N_JOBS] + 1;
-	s->in_file_to = v[META_N_JOBS];
+	n_jobs = s->m->n_jobs(s->mem);
+	s->new_from = n_jobs + 1;
+	s->in_file_to = n_jobs;
 	s->kept_from = v[META_FORGOTTEN] + 1;
 	return 0;
 }
-

@@ -24,21 +24,20 @@
 #include "daemon/store-sqlite-int.h"
 
 const char *const sq_meta_keys[META_N] = {
-	[META_N_JOBS] = "n_jobs",
 	[META_FORGOTTEN] = "forgotten",
 	[META_VARIANTS_MADE] = "variants_made",
-	[META_RUNS] = "runs",
 	[META_RERUNS_BYSTANDER] = "reruns_bystander",
 	[META_RERUNS_SUSPECT] = "reruns_suspect",
 	[META_CULPRITS] = "culprits",
 	[META_HOST_DEATHS] = "host_deaths",
-	[META_BY_STATE + JOB_QUEUED] = "queued",
-	[META_BY_STATE + JOB_RUNNING] = "running",
-	[META_BY_STATE + JOB_DONE] = "done",
-	[META_BY_STATE + JOB_FAILED] = "failed",
-	[META_BY_STATE + JOB_CRASHED] = "crashed",
-	[META_BY_STATE + JOB_TIMED_OUT] = "timed_out",
-	[META_BY_STATE + JOB_CANCELLED] = "cancelled",
+	[META_FORGOTTEN_RUNS] = "forgotten_runs",
+	[META_FORGOTTEN_BY_STATE + JOB_QUEUED] = "forgotten_queued",
+	[META_FORGOTTEN_BY_STATE + JOB_RUNNING] = "forgotten_running",
+	[META_FORGOTTEN_BY_STATE + JOB_DONE] = "forgotten_done",
+	[META_FORGOTTEN_BY_STATE + JOB_FAILED] = "forgotten_failed",
+	[META_FORGOTTEN_BY_STATE + JOB_CRASHED] = "forgotten_crashed",
+	[META_FORGOTTEN_BY_STATE + JOB_TIMED_OUT] = "forgotten_timed_out",
+	[META_FORGOTTEN_BY_STATE + JOB_CANCELLED] = "forgotten_cancelled",
 };
 
 static const char schema_v1[] =
@@ -131,8 +130,41 @@ static const char migrate_v4[] =
 	" coalesce(started_ms, 0) AS started_ms, coalesce(ended_ms, 0) AS ended_ms, node"
 	" FROM j LEFT JOIN job_states s ON s.id = j.id;";
 
+/*
+ * v5: the counts a commit wrote for every job that moved (the store's by state, its runs and
+ * its jobs' number in meta; each group's by state in its row) are counted from the jobs'
+ * rows at the load instead; what the file keeps is what the jobs forgotten by retention
+ * counted for, written only when retention forgets some. A commit that adds a job and ends
+ * another then writes two pages, not four (bench/README.md, "Issue 13, fifth session"). The
+ * counts of a v4 file less those of the jobs it holds are those of the jobs it forgot (the
+ * runs at least 0: a job row's damaged counters, refused at the load, are no reason to refuse
+ * the counter first).
+ */
+#define V5_FORGOTTEN(col, state)                                                           \
+	"ALTER TABLE groups RENAME COLUMN " col " TO forgotten_" col ";"                       \
+	"UPDATE groups SET forgotten_" col " = forgotten_" col " - coalesce((SELECT n FROM"    \
+	" v5_kept k WHERE k.grp = groups.id AND k.state = " #state "), 0);"                    \
+	"UPDATE meta SET key = 'forgotten_" col "', value = value - coalesce((SELECT sum(n)"   \
+	" FROM v5_kept WHERE state = " #state "), 0) WHERE key = '" col "';"
+static const char migrate_v5[] =
+	"CREATE TEMP TABLE v5_kept AS SELECT grp, state, count(*) AS n, sum(runs) AS runs"
+	" FROM job_rows GROUP BY grp, state;"
+	"ALTER TABLE groups RENAME COLUMN total TO forgotten_total;"
+	"UPDATE groups SET forgotten_total = forgotten_total - coalesce((SELECT sum(n)"
+	" FROM v5_kept k WHERE k.grp = groups.id), 0);"
+	V5_FORGOTTEN("queued", 0) V5_FORGOTTEN("running", 1) V5_FORGOTTEN("done", 2)
+	V5_FORGOTTEN("failed", 3) V5_FORGOTTEN("crashed", 4) V5_FORGOTTEN("timed_out", 5)
+	V5_FORGOTTEN("cancelled", 6)
+	"UPDATE meta SET key = 'forgotten_runs', value = max(value - coalesce((SELECT"
+	" sum(runs) FROM v5_kept), 0), 0) WHERE key = 'runs';"
+	"DELETE FROM meta WHERE key = 'n_jobs';"
+	"DROP TABLE v5_kept;";
+
 _Static_assert(_JOB_STATE_MAX == 7, "put_counts names a column per state");
 _Static_assert(JOB_QUEUED == 0 && CAUSE_NONE == 0, "no state row: queued, no cause (job_rows)");
+_Static_assert(JOB_RUNNING == 1 && JOB_DONE == 2 && JOB_FAILED == 3 && JOB_CRASHED == 4 &&
+		       JOB_TIMED_OUT == 5 && JOB_CANCELLED == 6,
+	       "migrate_v5 names the states by number");
 
 int sq_prepare(struct sq *s, sqlite3_stmt **q, const char *sql)
 {
@@ -256,6 +288,8 @@ static int migrate(struct sq *s, int64_t version)
 		r = sq_exec(s, migrate_v3, "migrate it to schema version 3");
 	if (r >= 0 && version < 4)
 		r = sq_exec(s, migrate_v4, "migrate it to schema version 4");
+	if (r >= 0 && version < 5)
+		r = sq_exec(s, migrate_v5, "migrate it to schema version 5");
 	if (r >= 0) {
 		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d; COMMIT", STORE_SQLITE_VERSION);
 		r = sq_exec(s, sql, "migrate it");
@@ -354,8 +388,10 @@ static int prepare_all(struct sq *s)
 			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	if (r >= 0)
 		r = sq_prepare(s, &s->put_counts,
-			    "UPDATE groups SET total = ?2, queued = ?3, running = ?4, done = ?5, "
-			    "failed = ?6, crashed = ?7, timed_out = ?8, cancelled = ?9 WHERE id = ?1");
+			    "UPDATE groups SET forgotten_total = ?2, forgotten_queued = ?3, "
+			    "forgotten_running = ?4, forgotten_done = ?5, forgotten_failed = ?6, "
+			    "forgotten_crashed = ?7, forgotten_timed_out = ?8, "
+			    "forgotten_cancelled = ?9 WHERE id = ?1");
 	if (r >= 0)
 		r = sq_prepare(s, &s->del_group, "DELETE FROM groups WHERE id = ?");
 	if (r >= 0)

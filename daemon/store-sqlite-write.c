@@ -143,7 +143,6 @@ static bool left_lazy_new(struct sq *s, const struct job *j)
 	s->n_lazy_new++;
 	s->group_lazy[j->group]++;
 	s->n_lazy++;
-	s->n_lazy_ran += j->runs;
 	return true;
 }
 
@@ -189,17 +188,13 @@ static int write_fresh_run(struct sq *s, const struct job *j, uint64_t n)
 	return r;
 }
 
-/* A group's counts as the file is to hold them: a start left unwritten counts as queued. */
+/* What a group's forgotten jobs count for: all the file keeps of its counts (schema v5). */
 static struct group_counts counts_written(const struct sq *s, unsigned index)
 {
-	struct group_counts c = mem_group_of(s->mem, index)->counts;
-
-	c.by_state[JOB_QUEUED] += s->group_lazy[index];
-	c.by_state[JOB_RUNNING] -= s->group_lazy[index];
-	return c;
+	return mem_group_of(s->mem, index)->gone;
 }
 
-/* A group in the file whose jobs moved: its counts, in place. */
+/* A group in the file some of whose jobs retention forgot: its counts of them, in place. */
 static int write_counts(struct sq *s, unsigned index)
 {
 	const struct group_counts c = counts_written(s, index);
@@ -274,25 +269,22 @@ static int write_group(struct sq *s, unsigned index)
 static int write_meta(struct sq *s)
 {
 	const struct ledger_stats *st = s->m->stats(s->mem);
+	const struct mem_gone *gone = &MEM(s->mem)->gone;
 	uint64_t v[META_N] = {
-		[META_N_JOBS] = s->m->n_jobs(s->mem),
 		[META_FORGOTTEN] = s->m->forgotten(s->mem),
 		[META_VARIANTS_MADE] = mem_variants_made(s->mem),
-		[META_RUNS] = st->runs,
 		[META_RERUNS_BYSTANDER] = st->reruns_bystander,
 		[META_RERUNS_SUSPECT] = st->reruns_suspect,
 		[META_CULPRITS] = st->culprits,
 		[META_HOST_DEATHS] = st->host_deaths,
+		[META_FORGOTTEN_RUNS] = gone->runs,
 	};
 	int r = 0;
 
 	for (int k = 0; k < _JOB_STATE_MAX; k++)
-		v[META_BY_STATE + k] = st->by_state[k];
-	/* Starts left unwritten: as if they had not happened. */
-	v[META_BY_STATE + JOB_QUEUED] += s->n_lazy;
-	v[META_BY_STATE + JOB_RUNNING] -= s->n_lazy;
-	v[META_RUNS] -= s->n_lazy_ran;
-	/* Those that changed since the last commit: a pass that ended one job moves three. */
+		v[META_FORGOTTEN_BY_STATE + k] = gone->by_state[k];
+	/* Those that changed since the last commit: most commits, none (a crash's blame moves
+	 * one or two, retention the forgotten ones'). */
 	for (int k = 0; r >= 0 && k < META_N; k++) {
 		if (s->meta_known && v[k] == s->meta_written[k])
 			continue;
@@ -312,7 +304,6 @@ static bool left_lazy(struct sq *s, const struct job *j, bool partial)
 		return false;
 	s->group_lazy[j->group]++;
 	s->n_lazy++;
-	s->n_lazy_ran += (j->flags & JOB_START_RAN) != 0;
 	return true;
 }
 
@@ -399,9 +390,9 @@ bool sq_dirty(const struct store *st)
 }
 
 /*
- * After a partial flush's commit: the starts it left stay marked, with their groups and the
- * counters (written as if those had not started: the next flush writes them as they are);
- * the new jobs it wrote as queued join them.
+ * After a partial flush's commit: the starts it left stay marked (their rows as if they had
+ * not started: the next flush writes them as they are); the new jobs it wrote as queued join
+ * them.
  */
 static void keep_lazy(struct sq *s, uint64_t first_kept)
 {
@@ -435,7 +426,7 @@ static void lazy_clear(struct sq *s)
 	if (!s->n_lazy)
 		return;
 	memset(s->group_lazy, 0, s->cap_groups * sizeof(*s->group_lazy));
-	s->n_lazy = s->n_lazy_ran = 0;
+	s->n_lazy = 0;
 	s->n_lazy_new = 0;
 }
 
@@ -495,10 +486,8 @@ static int flush(struct store *st, bool partial)
 		s->meta_known = true;
 		s->meta_wrote = false;
 	}
-	/* What was left is still to be written: its jobs (kept in s->dirty), groups, counters. */
-	for (size_t i = 0; i < s->n_dirty; i++)
-		s->group_dirty[s->m->job(s->mem, s->dirty[i])->group] = GROUP_COUNTS;
-	s->meta_dirty = lazy_kept;
+	/* What was left is still to be written: its jobs, kept in s->dirty (no counts: the
+	 * file's are counted from the rows). */
 	lazy_clear(s);
 	s->error[0] = '\0';
 	return 0;

@@ -144,7 +144,8 @@ int sq_grow_groups(struct sq *s, unsigned n)
 	return 0;
 }
 
-/* The group's row (what = GROUP_COUNTS: its counts) and the counters are to be written. */
+/* The group's row (what = GROUP_COUNTS: its counts of forgotten jobs) and the counters are
+ * to be written. */
 static void mark_group_as(struct sq *s, unsigned group, uint8_t what)
 {
 	/* The arrays grow when groups are added; a failure there was returned then. */
@@ -158,10 +159,14 @@ static void mark_group(struct sq *s, unsigned group)
 	mark_group_as(s, group, GROUP_WHOLE);
 }
 
-/* j changed: written at the next flush. Never fails: room is made when jobs are added. */
+/*
+ * j changed: written at the next flush. Never fails: room is made when jobs are added. Its
+ * group's row is not: the counts of the jobs the file holds come from their rows (schema v5);
+ * the counters are looked at (a blame moves some), and only those that changed are written.
+ */
 static void mark_job(struct sq *s, struct job *j)
 {
-	mark_group_as(s, j->group, GROUP_COUNTS);
+	s->meta_dirty = true;
 	j->flags &= (uint8_t)~(JOB_START_LAZY | JOB_START_RAN); /* more than its start now */
 	if (j->id >= s->new_from || (j->flags & JOB_DIRTY))
 		return;
@@ -529,8 +534,8 @@ static uint64_t sq_collect(struct store *st)
 	if (n > 0) {
 		s->meta_dirty = true;
 		for (unsigned g = 0; g < s->cap_groups; g++)
-			if (s->in_file[g])
-				s->group_dirty[g] = GROUP_WHOLE;
+			if (s->in_file[g] && s->group_dirty[g] < GROUP_COUNTS)
+				s->group_dirty[g] = GROUP_COUNTS; /* a freed one's row goes */
 	}
 	return n;
 }

@@ -8,7 +8,7 @@
 #include "daemon/store.h"
 
 /* The schema this build writes; a file with a higher user_version is refused. */
-#define STORE_SQLITE_VERSION 4
+#define STORE_SQLITE_VERSION 5
 /* PRAGMA application_id of a bulkhead store: "BHKD". */
 #define STORE_SQLITE_APP_ID 0x42484b44
 

@@ -521,11 +521,16 @@ START_TEST(test_partial_flush_leaves_starts)
 	ck_assert_int_eq(sql_int("SELECT runs + started_ms FROM job_rows WHERE id = 1"), 0);
 	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 2"), JOB_DONE);
 	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 3"), JOB_RUNNING);
-	ck_assert_int_eq(sql_int("SELECT queued FROM groups WHERE id = 0"), 6);
-	ck_assert_int_eq(sql_int("SELECT running FROM groups WHERE id = 0"), 1);
-	ck_assert_int_eq(sql_int("SELECT value FROM meta WHERE key = 'runs'"), 2);
+	/* The counts are the rows' (schema v5): 6 queued, 1 running, 2 runs. */
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows WHERE state = 0"), 6);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows WHERE state = 1"), 1);
+	ck_assert_int_eq(sql_int("SELECT sum(runs) FROM job_rows"), 2);
 	/* The next master runs job 1 as a queued job; job 3 was running (its master died). */
 	l = open_ledger();
+	ck_assert_uint_eq(ledger_group_counts(l, 0)->by_state[JOB_QUEUED], 6);
+	ck_assert_uint_eq(ledger_group_counts(l, 0)->by_state[JOB_RUNNING], 1);
+	ck_assert_uint_eq(ledger_stats(l)->by_state[JOB_QUEUED], 6);
+	ck_assert_uint_eq(ledger_stats(l)->runs, 2);
 	ck_assert_uint_eq(ledger_job(l, 1)->state, JOB_QUEUED);
 	ck_assert_uint_eq(ledger_job(l, 1)->runs, 0);
 	ck_assert_uint_eq(ledger_job(l, 3)->state, JOB_RUNNING);
@@ -545,8 +550,9 @@ START_TEST(test_partial_flush_leaves_starts)
 	ledger_free(l);
 	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 1"), JOB_DONE);
 	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 4"), JOB_QUEUED);
-	ck_assert_int_eq(sql_int("SELECT done FROM groups WHERE id = 0"), 2);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows WHERE state = 2"), 2);
 	l = open_ledger();
+	ck_assert_uint_eq(ledger_group_counts(l, 0)->by_state[JOB_DONE], 2);
 	assert_counts_add_up(l);
 	ledger_free(l);
 
@@ -594,11 +600,13 @@ START_TEST(test_partial_flush_leaves_new_starts)
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows"), 8);
 	ck_assert_int_eq(sql_int("SELECT group_concat(id) FROM job_states"), 4);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows WHERE state = 0"), 7);
-	ck_assert_int_eq(sql_int("SELECT queued FROM groups WHERE id = 0"), 7);
-	ck_assert_int_eq(sql_int("SELECT running FROM groups WHERE id = 0"), 0);
-	ck_assert_int_eq(sql_int("SELECT value FROM meta WHERE key = 'runs'"), 1);
-	ck_assert_int_eq(sql_int("SELECT value FROM meta WHERE key = 'running'"), 0);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM job_rows WHERE state = 1"), 0);
+	ck_assert_int_eq(sql_int("SELECT sum(runs) FROM job_rows"), 1);
 	l = open_ledger();
+	ck_assert_uint_eq(ledger_group_counts(l, 0)->by_state[JOB_QUEUED], 7);
+	ck_assert_uint_eq(ledger_group_counts(l, 0)->by_state[JOB_RUNNING], 0);
+	ck_assert_uint_eq(ledger_stats(l)->runs, 1);
+	ck_assert_uint_eq(ledger_stats(l)->by_state[JOB_RUNNING], 0);
 	for (uint64_t id = 1; id <= 3; id++) {
 		ck_assert_uint_eq(ledger_job(l, id)->state, JOB_QUEUED);
 		ck_assert_uint_eq(ledger_job(l, id)->runs, 0);
@@ -618,8 +626,9 @@ START_TEST(test_partial_flush_leaves_new_starts)
 	ledger_free(l);
 	ck_assert_int_eq(sql_int("SELECT group_concat(id, '') FROM job_states"), 14);
 	ck_assert_int_eq(sql_int("SELECT state FROM job_rows WHERE id = 1"), JOB_DONE);
-	ck_assert_int_eq(sql_int("SELECT value FROM meta WHERE key = 'runs'"), 2);
+	ck_assert_int_eq(sql_int("SELECT sum(runs) FROM job_rows"), 2);
 	l = open_ledger();
+	ck_assert_uint_eq(ledger_stats(l)->runs, 2);
 	ck_assert_uint_eq(ledger_job(l, 3)->state, JOB_QUEUED);
 	assert_counts_add_up(l);
 	ledger_free(l);
@@ -886,6 +895,135 @@ static void sql(const char *stmt)
 		      sqlite3_errmsg(db));
 	sqlite3_close(db);
 }
+
+/* The size of the store's WAL now (it is written while the store is open). */
+static off_t wal_size(void)
+{
+	char wal[sizeof(path) + 8];
+	struct stat st;
+
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	ck_assert_int_eq(stat(wal, &st), 0);
+	return st.st_size;
+}
+
+/* The store's page size, from its header (big-endian at offset 16; 1 means 65536). */
+static off_t page_size(void)
+{
+	unsigned char h[18];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+	close(fd);
+	return h[16] == 0 && h[17] == 1 ? 65536 : (off_t)(h[16] << 8 | h[17]);
+}
+
+/*
+ * Schema v5: a commit that only moves jobs writes their rows, not the counts (the store's
+ * counters, the group's row): the next master counts those from the rows. A WAL frame is one
+ * page and a 24-byte header: a job's end is one frame (v4 wrote three: its state row, the
+ * group's row, the counters). A blame moves a counter no row keeps (culprits): that commit
+ * writes the counters' page too. The next master has every count as it was.
+ */
+START_TEST(test_moves_write_rows_only)
+{
+	struct ledger *l = open_ledger();
+	struct group_config a = group("alpha", 0, 8);
+	off_t frame = page_size() + 24, before;
+	struct job *j, *k;
+	struct snap s;
+
+	ck_assert_int_eq(ledger_add_group(l, &a, NULL), 0);
+	ledger_start(l, j = ledger_pop(l, 0, false));
+	ledger_start(l, k = ledger_pop(l, 0, false));
+	ck_assert_int_eq(ledger_flush(l), 0);
+	before = wal_size();
+	ledger_finish(l, j, 0);
+	ck_assert_int_eq(ledger_flush(l), 0);
+	ck_assert_int_eq(wal_size() - before, frame);
+	before = wal_size();
+	ledger_blame(l, k, CAUSE_SIGNAL, SIGSEGV);
+	ck_assert_int_eq(ledger_flush(l), 0);
+	ck_assert_int_eq(wal_size() - before, 2 * frame);
+	l = reopen(l, &s);
+	ck_assert_uint_eq(ledger_stats(l)->culprits, 1);
+	ck_assert_uint_eq(ledger_stats(l)->runs, 2);
+	ck_assert_uint_eq(ledger_group_counts(l, 0)->by_state[JOB_DONE], 1);
+	ck_assert_uint_eq(ledger_group_counts(l, 0)->by_state[JOB_QUEUED], 7);
+	assert_counts_add_up(l);
+	ledger_free(l);
+	snap_free(&s);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM meta WHERE key IN ('runs', 'n_jobs', 'done')"),
+			 0);
+}
+END_TEST
+
+/* Two rounds of test_forgotten_counts_add_up: alpha's ids 1..8192 ended, in thirds. */
+static void assert_forgotten_counts(struct ledger *l)
+{
+	const struct group_counts *c = ledger_group_counts(l, 0);
+	const uint64_t crashed = 2 * 1366, done = 2 * 1365, failed = 2 * 1365;
+
+	ck_assert_uint_eq(c->by_state[JOB_CRASHED], crashed);
+	ck_assert_uint_eq(c->by_state[JOB_DONE], done);
+	ck_assert_uint_eq(c->by_state[JOB_FAILED], failed);
+	ck_assert_uint_eq(c->by_state[JOB_QUEUED], 4096 + 10);
+	ck_assert_uint_eq(c->total, 3 * 4096 + 10);
+	ck_assert_uint_eq(ledger_group_counts(l, 1)->by_state[JOB_QUEUED], 4096);
+	ck_assert_uint_eq(ledger_stats(l)->by_state[JOB_CRASHED], crashed);
+	ck_assert_uint_eq(ledger_stats(l)->by_state[JOB_QUEUED], 2 * 4096 + 10);
+	ck_assert_uint_eq(ledger_stats(l)->runs, 2 * 4096);
+	ck_assert_uint_eq(ledger_stats(l)->culprits, crashed);
+}
+
+/*
+ * What forgotten jobs counted for stays across restarts and further retention: the file keeps
+ * it (meta's forgotten_*, the groups' forgotten_* columns), written when retention forgets jobs.
+ */
+START_TEST(test_forgotten_counts_add_up)
+{
+	struct ledger *l = open_ledger();
+	struct group_config a = group("alpha", 0, 3 * 4096 + 10), b = group("beta", 1, 4096);
+	struct snap s;
+
+	a.max_attempts = 1; /* a blame, a failure: its end */
+	ck_assert_int_eq(ledger_add_group(l, &a, NULL), 0);
+	ck_assert_int_eq(ledger_add_group(l, &b, NULL), 0);
+	for (unsigned round = 0; round < 2; round++) {
+		ledger_set_keep_ended(l, 0); /* the config's part: set at every start */
+		for (uint64_t n = 0; n < 4096; n++) {
+			struct job *j = ledger_pop(l, 0, false);
+
+			ledger_start(l, j);
+			if (n % 3 == 0)
+				ledger_blame(l, j, CAUSE_SIGNAL, SIGSEGV);
+			else
+				ledger_finish(l, j, n % 3 == 1 ? 0 : 7);
+		}
+		ck_assert_int_eq(ledger_flush(l), 0);
+		(void)ledger_collect(l);
+		l = reopen(l, &s);
+		snap_free(&s);
+	}
+	ck_assert_uint_eq(ledger_forgotten(l), 2 * 4096);
+	assert_forgotten_counts(l);
+	ledger_free(l);
+	ck_assert_int_eq(sql_int("SELECT value FROM meta WHERE key = 'forgotten'"), 2 * 4096);
+	ck_assert_int_eq(sql_int("SELECT sum(value) FROM meta WHERE key LIKE 'forgotten\\_%' ESCAPE "
+				 "'\\' AND key != 'forgotten_runs'"),
+			 2 * 4096);
+	ck_assert_int_eq(sql_int("SELECT forgotten_total FROM groups WHERE name = 'alpha'"), 2 * 4096);
+	ck_assert_int_eq(sql_int("SELECT forgotten_total FROM groups WHERE name = 'beta'"), 0);
+
+	/* Damage to them is refused: a count of forgotten jobs that does not add up. */
+	sql("UPDATE meta SET value = value + 1 WHERE key = 'forgotten_done'");
+	expect_refused(-EBADMSG, "jobs forgotten, counted");
+	sql("UPDATE meta SET value = value - 1 WHERE key = 'forgotten_done';"
+	    "UPDATE meta SET value = 1 WHERE key = 'forgotten_queued'");
+	expect_refused(-EBADMSG, "damaged: 1 forgotten jobs queued");
+}
+END_TEST
 
 START_TEST(test_not_a_store)
 {
@@ -1191,7 +1329,7 @@ START_TEST(test_newer_schema)
 {
 	make_store();
 	sql("PRAGMA user_version = 99");
-	expect_refused(-EPROTO, "newer bulkhead (schema version 99; this one knows up to 4)");
+	expect_refused(-EPROTO, "newer bulkhead (schema version 99; this one knows up to 5)");
 }
 END_TEST
 
@@ -1234,8 +1372,8 @@ START_TEST(test_rows_that_do_not_add_up)
 	expect_refused(-EBADMSG, "job 2 names group 7");
 	unlink(path);
 	make_store();
-	sql("UPDATE groups SET done = done + 1 WHERE name = 'alpha'");
-	expect_refused(-EBADMSG, "group alpha: its counts add up to");
+	sql("UPDATE groups SET forgotten_done = forgotten_done + 1 WHERE name = 'alpha'");
+	expect_refused(-EBADMSG, "group alpha: its counts of forgotten jobs add up to");
 }
 END_TEST
 
@@ -1377,6 +1515,8 @@ static Suite *store_sqlite_suite(void)
 	tcase_add_test(tc, test_nothing_after_the_last_flush);
 	tcase_add_test(tc, test_restart_rule);
 	tcase_add_test(tc, test_forgotten_rows_go);
+	tcase_add_test(tc, test_moves_write_rows_only);
+	tcase_add_test(tc, test_forgotten_counts_add_up);
 	tcase_add_test(tc, test_partial_flush_leaves_starts);
 	tcase_add_test(tc, test_partial_flush_leaves_new_starts);
 	tcase_add_test(tc, test_migrates_v1);
