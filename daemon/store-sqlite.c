@@ -270,37 +270,35 @@ static int sq_add_variant(struct store *st, const struct group_config *g, const 
 			  uint64_t *ret_first)
 {
 	struct sq *s = SQ(st);
+	uint64_t made = mem_variants_made(s->mem);
 	unsigned group;
 	int r = added(s, s->m->add_variant(s->mem, g, base, count, inputs, n_inputs, &group,
 					   ret_first));
 
 	if (r < 0)
 		return r;
-	mark_group(s, group);
+	/* A variant found has its row; only its counts moved, and those are its jobs' rows'. */
+	if (mem_variants_made(s->mem) != made)
+		mark_group(s, group);
 	if (ret_group)
 		*ret_group = group;
 	return 0;
 }
 
+/* The group's row stays: what moved is its counts, which the new jobs' rows give back. */
 static int sq_add_jobs(struct store *st, unsigned group, unsigned count, uint64_t *ret_first)
 {
 	struct sq *s = SQ(st);
-	int r = added(s, s->m->add_jobs(s->mem, group, count, ret_first));
 
-	if (r >= 0)
-		mark_group(s, group);
-	return r;
+	return added(s, s->m->add_jobs(s->mem, group, count, ret_first));
 }
 
 static int sq_add_input_jobs(struct store *st, unsigned group, char *const *inputs, size_t n,
 			     uint64_t *ret_first)
 {
 	struct sq *s = SQ(st);
-	int r = added(s, s->m->add_input_jobs(s->mem, group, inputs, n, ret_first));
 
-	if (r >= 0)
-		mark_group(s, group);
-	return r;
+	return added(s, s->m->add_input_jobs(s->mem, group, inputs, n, ret_first));
 }
 
 static void sq_update_group(struct store *st, unsigned group, const struct group_config *g)

@@ -923,8 +923,9 @@ static off_t page_size(void)
  * Schema v5: a commit that only moves jobs writes their rows, not the counts (the store's
  * counters, the group's row): the next master counts those from the rows. A WAL frame is one
  * page and a 24-byte header: a job's end is one frame (v4 wrote three: its state row, the
- * group's row, the counters). A blame moves a counter no row keeps (culprits): that commit
- * writes the counters' page too. The next master has every count as it was.
+ * group's row, the counters), a job added one (v4: three too). A blame moves a counter no row
+ * keeps (culprits): that commit writes the counters' page too. The next master has every
+ * count as it was.
  */
 START_TEST(test_moves_write_rows_only)
 {
@@ -932,6 +933,7 @@ START_TEST(test_moves_write_rows_only)
 	struct group_config a = group("alpha", 0, 8);
 	off_t frame = page_size() + 24, before;
 	struct job *j, *k;
+	uint64_t first;
 	struct snap s;
 
 	ck_assert_int_eq(ledger_add_group(l, &a, NULL), 0);
@@ -942,6 +944,11 @@ START_TEST(test_moves_write_rows_only)
 	ledger_finish(l, j, 0);
 	ck_assert_int_eq(ledger_flush(l), 0);
 	ck_assert_int_eq(wal_size() - before, frame);
+	/* A job added to the group: its row, not the group's (its counts are the rows'). */
+	before = wal_size();
+	ck_assert_int_eq(ledger_add_jobs(l, 0, 1, &first), 0);
+	ck_assert_int_eq(ledger_flush(l), 0);
+	ck_assert_int_eq(wal_size() - before, frame);
 	before = wal_size();
 	ledger_blame(l, k, CAUSE_SIGNAL, SIGSEGV);
 	ck_assert_int_eq(ledger_flush(l), 0);
@@ -950,7 +957,8 @@ START_TEST(test_moves_write_rows_only)
 	ck_assert_uint_eq(ledger_stats(l)->culprits, 1);
 	ck_assert_uint_eq(ledger_stats(l)->runs, 2);
 	ck_assert_uint_eq(ledger_group_counts(l, 0)->by_state[JOB_DONE], 1);
-	ck_assert_uint_eq(ledger_group_counts(l, 0)->by_state[JOB_QUEUED], 7);
+	ck_assert_uint_eq(ledger_group_counts(l, 0)->by_state[JOB_QUEUED], 8);
+	ck_assert_uint_eq(ledger_group_counts(l, 0)->total, 9);
 	assert_counts_add_up(l);
 	ledger_free(l);
 	snap_free(&s);
