@@ -1033,6 +1033,70 @@ START_TEST(test_forgotten_counts_add_up)
 }
 END_TEST
 
+/*
+ * A v4 file kept every count in full: the store's in meta (n_jobs, runs, one per state), a
+ * group's in its row. This test writes one from a v5 store with jobs forgotten (the
+ * migration's inverse: each count plus what the rows count for it) and opens it: migrated,
+ * every count is what it was, forgotten jobs included.
+ */
+#define V4_STATE(col, state)                                                                 \
+	"ALTER TABLE groups RENAME COLUMN forgotten_" col " TO " col ";"                      \
+	"UPDATE groups SET " col " = " col " + (SELECT count(*) FROM job_rows r"               \
+	" WHERE r.grp = groups.id AND r.state = " #state ");"                                  \
+	"UPDATE meta SET key = '" col "', value = value + (SELECT count(*) FROM job_rows"     \
+	" WHERE state = " #state ") WHERE key = 'forgotten_" col "';"
+START_TEST(test_migrates_v4)
+{
+	struct ledger *l = open_ledger();
+	struct group_config a = group("alpha", 0, 2 * 4096 + 5), b = group("beta", 1, 3);
+	struct snap s;
+
+	a.max_attempts = 1;
+	ck_assert_int_eq(ledger_add_group(l, &a, NULL), 0);
+	ck_assert_int_eq(ledger_add_group(l, &b, NULL), 0);
+	ledger_set_keep_ended(l, 0);
+	for (uint64_t n = 0; n < 4096 + 2; n++) {
+		struct job *j = ledger_pop(l, 0, false);
+
+		ledger_start(l, j);
+		if (n % 5 == 0)
+			ledger_blame(l, j, CAUSE_SIGNAL, SIGSEGV);
+		else if (n < 4096 + 1)
+			ledger_finish(l, j, n % 5 == 1 ? 9 : 0);
+	}
+	ledger_start(l, ledger_pop(l, 1, false));
+	ck_assert_int_eq(ledger_flush(l), 0);
+	ck_assert_uint_eq(ledger_collect(l), 4096);
+	ck_assert_int_eq(ledger_flush(l), 0);
+	take(l, &s);
+	ledger_free(l);
+	sql("ALTER TABLE groups RENAME COLUMN forgotten_total TO total;"
+	    "UPDATE groups SET total = total + (SELECT count(*) FROM job_rows r"
+	    " WHERE r.grp = groups.id);" V4_STATE("queued", 0) V4_STATE("running", 1)
+		    V4_STATE("done", 2) V4_STATE("failed", 3) V4_STATE("crashed", 4)
+			    V4_STATE("timed_out", 5) V4_STATE("cancelled", 6)
+	    "UPDATE meta SET key = 'runs', value = value + (SELECT sum(runs) FROM job_rows)"
+	    " WHERE key = 'forgotten_runs';"
+	    "INSERT INTO meta (key, value) SELECT 'n_jobs', max(id) FROM job_rows;"
+	    "PRAGMA user_version = 4;");
+	ck_assert_int_eq(sql_int("SELECT total FROM groups WHERE name = 'alpha'"), 2 * 4096 + 5);
+	ck_assert_int_eq(sql_int("SELECT value FROM meta WHERE key = 'n_jobs'"), 2 * 4096 + 8);
+
+	l = open_ledger();
+	assert_matches(l, &s);
+	ck_assert_uint_eq(ledger_forgotten(l), 4096);
+	ledger_free(l);
+	snap_free(&s);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), STORE_SQLITE_VERSION);
+	ck_assert_int_eq(sql_int("SELECT forgotten_total FROM groups WHERE name = 'alpha'"), 4096);
+	ck_assert_int_eq(sql_int("SELECT value FROM meta WHERE key = 'forgotten_crashed'"),
+			 4096 / 5 + 1);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM meta WHERE key IN ('n_jobs', 'runs', "
+				 "'done')"),
+			 0);
+}
+END_TEST
+
 START_TEST(test_not_a_store)
 {
 	char junk[8192];
@@ -1525,6 +1589,7 @@ static Suite *store_sqlite_suite(void)
 	tcase_add_test(tc, test_forgotten_rows_go);
 	tcase_add_test(tc, test_moves_write_rows_only);
 	tcase_add_test(tc, test_forgotten_counts_add_up);
+	tcase_add_test(tc, test_migrates_v4);
 	tcase_add_test(tc, test_partial_flush_leaves_starts);
 	tcase_add_test(tc, test_partial_flush_leaves_new_starts);
 	tcase_add_test(tc, test_migrates_v1);
