@@ -162,22 +162,22 @@ static int inflight_on_deadline(sd_event_source *s, uint64_t usec, void *userdat
 				next = at;
 			continue;
 		}
+		/* An exec: job's command's process group, or a contained run's process, goes;
+		 * the worker stays. */
+		what[0] = '\0';
 		x = w->n_execs && !(fl->flags & SLOT_TIMEOUT_KILLED) ? inflight_exec_find(w, j) : NULL;
-		if (x || ((fl->flags & (SLOT_CONTAINED | SLOT_TIMEOUT_KILLED)) == SLOT_CONTAINED &&
-			  kill_contained(w, j))) {
-			/* An exec: job's command's process group, or a contained run's process,
-			 * goes; the worker stays. */
-			if (x)
-				kill(-x->pid, SIGKILL);
+		if (x) {
+			kill(-x->pid, SIGKILL);
+			snprintf(what, sizeof(what), "its command (process group %d)", (int)x->pid);
+		} else if ((fl->flags & (SLOT_CONTAINED | SLOT_TIMEOUT_KILLED)) == SLOT_CONTAINED &&
+			   kill_contained(w, j)) {
+			snprintf(what, sizeof(what), "its contained process");
+		}
+		if (what[0]) {
 			fl->flags |= SLOT_TIMEOUT_KILLED;
 			at += w->pool->cfg.kill_grace;
 			if (at < next)
 				next = at;
-			if (x)
-				snprintf(what, sizeof(what), "its command (process group %d)",
-					 (int)x->pid);
-			else
-				snprintf(what, sizeof(what), "its contained process");
 			log_fields(LOG_WARNING, master_lfields(&f, w->pool, w, j, 0, "timeout"),
 				   "job %s timed out after %s on worker %s: killing %s",
 				   ledger_job_name(m->ledger, j, name, sizeof(name)),

@@ -8,10 +8,13 @@
  * per job. Until a flush returns 0, nothing since the last one is durable: the master answers
  * a client only after it.
  *
- * The tables (schema 2, store-sqlite-open.c): meta (counters), groups (a group's definition,
- * its pool by name, and its counts, which include its forgotten jobs), group_inputs (an
- * `inputs =` group's expanded paths), jobs (one row per job not forgotten, with its history),
- * submit_keys, job_logs. A forgotten chunk's rows go at the next flush.
+ * The tables (schema 5, store-sqlite-open.c): meta (the counters no job row gives back, and
+ * what the forgotten jobs counted for), groups (a group's definition, its pool by name, the
+ * counts of its forgotten jobs), group_inputs (an `inputs =` group's expanded paths), jobs,
+ * job_runs and job_states (a job not forgotten: what is written once, a run of jobs accepted
+ * together, what changes; store-sqlite-int.h), submit_keys, job_logs. The counts of the jobs
+ * held are counted from their rows at the load, so moving or adding jobs marks no group and
+ * no counter. A forgotten chunk's rows go at the next flush.
  *
  * Opening an existing file loads it all back at the same ids and group indexes; jobs that were
  * running stay RUNNING and are handed to the ledger as orphans (its restart rule decides).
