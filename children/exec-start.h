@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "job-context.h"
@@ -15,6 +16,7 @@ struct exec_run_fds {
 	pid_t command;
 	int report; /* the trampoline's fd 3, read end */
 	int output; /* the command's stdout and stderr, read end (non-blocking); -1 with output = DIR */
+	bool runner; /* the trampoline is this thread's runner: it stays after ENDED */
 };
 
 /*
@@ -24,3 +26,12 @@ struct exec_run_fds {
  * sets job->setting_failed).
  */
 int exec_start(struct bulkhead_job *job, char **argv, char **envp, struct exec_run_fds *ret);
+
+/*
+ * The job thread's runner (spawner_send()) died, and exec.c reaped it: the next command
+ * starts a new one.
+ */
+void exec_runner_reaped(pid_t pid);
+
+/* A job thread ends: its runner, if it has one, told (EOF on its socket) and reaped. */
+void exec_thread_fini(void);

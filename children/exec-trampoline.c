@@ -15,8 +15,9 @@
  *     group while the command's unreaped pid still holds the group id, then sweeps its
  *     descendants (stops them top-down, kills them bottom-up, walking
  *     /proc/PID/task/TID/children; see sweep()) and reaps them, until it has no child left;
- *     only then it reports the command's wait status and exits. Processes it cannot
- *     signal (another uid) are left when nothing else is.
+ *     only then it reports the command's wait status, and exits, or (a runner, below) waits
+ *     for its job thread's next command. Processes it cannot signal (another uid) are left
+ *     when nothing else is.
  *
  * The command is forked into a process group of its own, whose id is the command's pid: the
  * master kills that group (SIGKILL) on a timeout or when the worker died, which never hits
@@ -29,11 +30,16 @@
  *
  * A trampoline is either exec'd (`--exec-command`, exec_trampoline_main()) or forked by the
  * worker's spawner (spawner.c), which calls exec_trampoline_run() directly with the same
- * fds, mask and signal defaults; its first report then comes after FORKED with its pid.
+ * fds, mask and signal defaults; its first report then comes after FORKED with its pid, and
+ * it stays after its command as the job thread's runner: spawner.c's next function gives it
+ * the thread's next command (fds 1-3 and environ replaced), and before starting that one it
+ * drops the forwarded signals still pending (a CANCEL that came as the last one ended). The
+ * group's directory and nice are taken by the command's side of the vfork, so the runner
+ * keeps its own.
  *
  * Reports to the job thread on fd 3 (exec-trampoline.h): STARTED with the command's pid once
- * it was exec'd, or FAILED with the errno it could not be started with; then ENDED with the
- * command's wait status, just before it exits.
+ * it was exec'd, or FAILED (CHDIR_FAILED, NICE_FAILED) with the errno it could not be started
+ * with; then ENDED with the command's wait status, once everything it started is gone.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -295,21 +301,44 @@ static bool reap_orphans(pid_t cmd)
 	}
 }
 
-/* The command's side of the fork: its group, its death signal, a clean mask, exec. */
-static _Noreturn void command_child(char **argv, int errfd, pid_t trampoline)
+/* What the command's side of the vfork writes to the trampoline when it cannot exec. */
+struct child_error {
+	int32_t kind; /* EXEC_REPORT_FAILED, _CHDIR_FAILED or _NICE_FAILED */
+	int32_t err;
+};
+
+static _Noreturn void child_failed(int errfd, int32_t kind, int err)
+{
+	struct child_error e = { .kind = kind, .err = err > 0 ? err : EPERM };
+
+	(void)!write(errfd, &e, sizeof(e));
+	_exit(127);
+}
+
+/*
+ * The command's side of the vfork: its group, its death signal, the group's directory and
+ * nice (taken here, so that the trampoline, which runs the next command too, keeps its own),
+ * a clean mask, exec.
+ */
+static _Noreturn void command_child(const struct exec_trampoline_args *a, int errfd,
+				    pid_t trampoline)
 {
 	sigset_t none;
-	int err;
 
 	(void)setpgid(0, 0);
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != trampoline)
 		_exit(127);
+	if (a->chdir && chdir(a->chdir) < 0)
+		child_failed(errfd, EXEC_REPORT_CHDIR_FAILED, errno);
+	if (a->has_nice) {
+		errno = 0;
+		if (setpriority(PRIO_PROCESS, 0, a->nice) < 0)
+			child_failed(errfd, EXEC_REPORT_NICE_FAILED, errno);
+	}
 	sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
-	err = exec_path(argv);
-	(void)!write(errfd, &err, sizeof(err));
-	_exit(127);
+	child_failed(errfd, EXEC_REPORT_FAILED, exec_path(a->argv));
 }
 
 /*
@@ -337,26 +366,6 @@ static bool parse_args(int argc, char **argv, struct exec_trampoline_args *a)
 	return true;
 }
 
-/*
- * The directory and the nice value, taken here so the command inherits them; reports and
- * exits when one cannot be taken.
- */
-static void take_options(const struct exec_trampoline_args *a)
-{
-	(void)sched_slice_set(0); /* the spawner's short slice is not for commands */
-	if (a->chdir && chdir(a->chdir) < 0) {
-		report(EXEC_REPORT_CHDIR_FAILED, errno);
-		_exit(127);
-	}
-	if (a->has_nice) {
-		errno = 0;
-		if (setpriority(PRIO_PROCESS, 0, a->nice) < 0) {
-			report(EXEC_REPORT_NICE_FAILED, errno ? errno : EPERM);
-			_exit(127);
-		}
-	}
-}
-
 int exec_trampoline_main(int argc, char **argv)
 {
 	struct exec_trampoline_args a;
@@ -364,73 +373,121 @@ int exec_trampoline_main(int argc, char **argv)
 	/* argv: bulkhead-worker --exec-command PPID [OPTION VALUE]... -- COMMAND ARGS... */
 	if (argc < 5 || !parse_args(argc, argv, &a))
 		_exit(127);
-	exec_trampoline_run(&a);
+	exec_trampoline_run(&a, NULL, NULL);
 }
 
-void exec_trampoline_run(const struct exec_trampoline_args *a)
+/* Forwarded signals still pending from the last command (a CANCEL that came as it ended). */
+static void drop_stale_signals(void)
 {
-	int ep[2], err = 0, status;
-	bool over = false;
+	const struct timespec now = { 0 };
 	sigset_t set;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		sigaddset(&set, forwarded[i]);
+	while (sigtimedwait(&set, NULL, &now) > 0)
+		;
+}
+
+/*
+ * Starts a->argv: vfork, exec, report STARTED with its pid and return it; or report why it
+ * could not be started and return 0.
+ */
+static pid_t start_command(const struct exec_trampoline_args *a)
+{
+	struct child_error ce = { 0 };
 	pid_t self = getpid(), cmd;
+	int ep[2];
 	ssize_t n;
 
+	if (pipe2(ep, O_CLOEXEC) < 0) {
+		report(EXEC_REPORT_FAILED, errno);
+		return 0;
+	}
+	/*
+	 * vfork: we are single-threaded and the child only sets its group, death signal,
+	 * directory, nice and mask, then execs or writes why not and _exits
+	 * (command_child()); no copy of our page tables, about 75 us less a command here
+	 * (bench/README.md, issue 17).
+	 */
+	cmd = vfork();
+	if (cmd < 0) {
+		report(EXEC_REPORT_FAILED, errno);
+		close(ep[0]);
+		close(ep[1]);
+		return 0;
+	}
+	if (cmd == 0) {
+		close(ep[0]);
+		command_child(a, ep[1], self);
+	}
+	close(ep[1]);
+	(void)setpgid(cmd, cmd); /* (fails once the command has exec'd: it did it itself) */
+	/* EOF: the command was exec'd; a child_error: what kept it from being exec'd. */
+	while ((n = read(ep[0], &ce, sizeof(ce))) < 0 && errno == EINTR)
+		;
+	close(ep[0]);
+	if (n == (ssize_t)sizeof(ce) && ce.kind > 0) {
+		while (waitpid(cmd, NULL, 0) < 0 && errno == EINTR)
+			;
+		report(ce.kind, ce.err);
+		return 0;
+	}
+	report(EXEC_REPORT_STARTED, cmd);
+	return cmd;
+}
+
+/*
+ * One command: started, then waited for until it exits or our parent is gone; everything
+ * it left ended, ENDED reported. Returns true if our parent is gone (the death signal
+ * came): then there is no next command.
+ */
+static bool run_command(const struct exec_trampoline_args *a, const sigset_t *set)
+{
+	bool over = false, gone = false;
+	pid_t cmd = start_command(a);
+
+	if (cmd <= 0)
+		return false;
+	/* Until the command exits or our parent (the job thread) is gone. */
+	while (!over) {
+		int sig = sigwaitinfo(set, NULL);
+
+		if (sig == SIGCHLD) {
+			over = reap_orphans(cmd);
+		} else if (sig == EXEC_TRAMPOLINE_DEATHSIG) {
+			over = true;
+			gone = true;
+		} else if (sig > 0) {
+			(void)kill(-cmd, sig); /* CANCEL, STOP: for the command's group */
+		}
+	}
+	report(EXEC_REPORT_ENDED, end_everything(cmd));
+	return gone;
+}
+
+void exec_trampoline_run(struct exec_trampoline_args *a, exec_trampoline_next_fn next, void *ctx)
+{
+	sigset_t set;
+
 	if (a->forked)
-		forked_pid = self;
+		forked_pid = getpid();
 	(void)fcntl(EXEC_TRAMPOLINE_FD, F_SETFD, FD_CLOEXEC);
 	/* Blocked since the spawn already; again, in case someone else started us. */
 	exec_trampoline_signals(&set);
 	(void)sigprocmask(SIG_BLOCK, &set, NULL);
 	(void)prctl(PR_SET_NAME, "bulkhead-exec");
-	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
 		report(EXEC_REPORT_FAILED, errno);
 		_exit(127);
 	}
 	(void)prctl(PR_SET_PDEATHSIG, EXEC_TRAMPOLINE_DEATHSIG);
 	if (getppid() != a->worker)
 		_exit(127); /* the worker is already gone */
-	take_options(a);
-
-	/*
-	 * vfork: we are single-threaded and the child only sets its group, death signal and
-	 * mask, then execs or writes its errno and _exits (command_child()); no copy of our
-	 * page tables, about 75 us less a command here (bench/README.md, issue 17).
-	 */
-	cmd = vfork();
-	if (cmd < 0) {
-		report(EXEC_REPORT_FAILED, errno);
-		_exit(127);
+	(void)sched_slice_set(0); /* the spawner's short slice is not for commands */
+	while (!run_command(a, &set) && next && next(ctx, a)) {
+		(void)fcntl(EXEC_TRAMPOLINE_FD, F_SETFD, FD_CLOEXEC);
+		drop_stale_signals();
 	}
-	if (cmd == 0) {
-		close(ep[0]);
-		command_child(a->argv, ep[1], self);
-	}
-	close(ep[1]);
-	(void)setpgid(cmd, cmd); /* (fails once the command has exec'd: it did it itself) */
-	/* EOF: the command was exec'd; an int: the errno it could not be exec'd with. */
-	while ((n = read(ep[0], &err, sizeof(err))) < 0 && errno == EINTR)
-		;
-	close(ep[0]);
-	if (n == (ssize_t)sizeof(err) && err > 0) {
-		while (waitpid(cmd, NULL, 0) < 0 && errno == EINTR)
-			;
-		report(EXEC_REPORT_FAILED, err);
-		_exit(127);
-	}
-	report(EXEC_REPORT_STARTED, cmd);
-
-	/* Until the command exits or our parent (the job thread) is gone. */
-	while (!over) {
-		int sig = sigwaitinfo(&set, NULL);
-
-		if (sig == SIGCHLD)
-			over = reap_orphans(cmd);
-		else if (sig == EXEC_TRAMPOLINE_DEATHSIG)
-			over = true;
-		else if (sig > 0)
-			(void)kill(-cmd, sig); /* CANCEL, STOP: for the command's group */
-	}
-	status = end_everything(cmd);
-	report(EXEC_REPORT_ENDED, status);
 	_exit(0);
 }

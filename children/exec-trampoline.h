@@ -6,8 +6,8 @@
  *
  *   bulkhead-worker --exec-command WORKER_PID [--chdir DIR] [--nice N] -- COMMAND ARGS...
  *
- * (the group's working_directory and nice: the trampoline takes them before it forks the
- * command, which inherits them; one it cannot take is reported and nothing is started)
+ * (the group's working_directory and nice: the command's side of the trampoline's vfork
+ * takes them before its exec; one it cannot take is reported and nothing is started)
  * with the report pipe on EXEC_TRAMPOLINE_FD and the signals of exec_trampoline_signals()
  * blocked from its start.
  */
@@ -58,11 +58,21 @@ struct exec_trampoline_args {
 };
 
 /*
+ * The next command for a trampoline that runs several (spawner.c's runner): called once a
+ * command ended (ENDED reported), with the last command's fds still on 1-3. Puts the next
+ * command's stdout, stderr and report pipe on 1-3, environ, and *a; false: there is none
+ * (the job thread closed its end), the trampoline exits.
+ */
+typedef bool (*exec_trampoline_next_fn)(void *ctx, struct exec_trampoline_args *a);
+
+/*
  * The trampoline itself, after its command line was read: what a trampoline forked by the
  * spawner (spawner.c) calls directly, with fds 0-3 and its signal mask set as the spawn
- * would set them and environ the command's environment. Never returns.
+ * would set them and environ the command's environment. Runs a->argv, then, while next
+ * gives one, the next command (next NULL: one command). Never returns.
  */
-_Noreturn void exec_trampoline_run(const struct exec_trampoline_args *a);
+_Noreturn void exec_trampoline_run(struct exec_trampoline_args *a, exec_trampoline_next_fn next,
+				   void *ctx);
 
 /*
  * argv[1] is EXEC_TRAMPOLINE_OPTION. Forks and execs the command, stays its parent and a

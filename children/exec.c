@@ -7,60 +7,68 @@
  *
  *   job thread --request--> spawner --clone(CLONE_PARENT)--> trampoline --vfork+exec-->
  *       command --> what it starts
+ *   job thread --next request--> the same trampoline (its runner) --vfork+exec--> command
  *
  * The trampoline is this same binary's code (exec-trampoline.c), in a process group of its
  * own, the worker's child; it is there so that nothing a command starts outlives its job, its
  * worker or the master, however they die. The worker's spawner (spawner.c, in pools with
  * exec: groups) forks it without an exec; without a spawner the job thread posix_spawns
- * `bulkhead-worker --exec-command WORKER_PID -- COMMAND ARGS...` (exec-start.c). This file
- * is the job thread's side.
+ * `bulkhead-worker --exec-command WORKER_PID -- COMMAND ARGS...` (exec-start.c). The one the
+ * spawner forks stays after its command as the job thread's runner and runs the thread's
+ * next commands (one at a time, as the thread runs them; docs/decisions.md "A runner per job
+ * thread"). This file is the job thread's side.
  *
  * The command's stdin is /dev/null, and its stdout and stderr go to DIR/<group>.<job>.out
  * and .err with `output = DIR`, else to a pipe that this thread reads and logs line by line
  * through the job's log, the first EXEC_OUTPUT_LOG_MAX bytes only, then one line saying how
  * much was dropped. Its environment is the worker's, then the group's `environment =` (a
  * NAME it sets replaces the worker's), then BULKHEAD_JOB_ID (and BULKHEAD_JOB_INPUT when the
- * job has an input). The group's working_directory and nice are taken by the trampoline
- * before it forks the command (a failure is the attempt's, SPAWN_FAILED, logged with its
- * reason). An exit code in the group's success_exit_status is done (status 0), logged. Every
- * fd of the worker is CLOEXEC, fds above 3 are closed in the trampoline (a plugin's may not
- * be CLOEXEC), so the command inherits none.
+ * job has an input). The group's working_directory and nice are taken by the command's side
+ * of the trampoline's vfork before its exec (a failure is the attempt's, SPAWN_FAILED, logged
+ * with its reason). An exit code in the group's success_exit_status is done (status 0),
+ * logged. Every fd of the worker is CLOEXEC, fds above 3 are closed in the trampoline (a
+ * plugin's may not be CLOEXEC), so the command inherits none.
  *
- * The trampoline talks to the job thread over a pipe on its fd 3 (struct exec_report, one
- * write each): STARTED with the command's pid once it was exec'd, or FAILED with the errno
- * it could not be started with (SPAWN_FAILED, so a missing command is still that); then
- * ENDED with the command's wait status, just before it exits. The job thread waits for the
- * trampoline with a pidfd, reading output until it exits (not until the last holder of the
- * pipe closes it), and sends EXEC (job, command pid) to the master once the command has run
- * EXEC_TELL_AFTER_MS: the master needs the pid only to kill the group on a timeout or when
- * the worker died, and most commands that end sooner cost it no frame and no /proc check
- * (a worker that dies first ends them through their trampoline; a timeout shorter than that
- * kills the worker, as when an EXEC never comes: the master's deadlines allow 2 ms more
- * anyway, BH_RESULT_HOLD_USEC). 2000 x /bin/true: CPU 2.06 -> 1.99 s, wall 1.10 -> 1.05 s. The
- * command's end becomes the job's: exit code 0 done, another code failed (outcome
- * RETURNED), killed by a signal (outcome SIGNALED, the worker is fine), or not started at
- * all (SPAWN_FAILED, status = errno). A trampoline that died without saying ENDED (killed
- * from outside) counts as the command killed by that signal.
+ * The trampoline talks to the job thread over a pipe on its fd 3 (struct exec_report, one write
+ * each): STARTED with the command's pid once it was exec'd, or FAILED with the errno it could
+ * not be started with (SPAWN_FAILED, so a missing command is still that); then ENDED with the
+ * command's wait status, once everything the command started is gone. The job thread reads
+ * output until the report pipe says the end (ENDED, or an EOF: the trampoline died), not until
+ * the last holder of the output pipe closes it, and reaps the trampoline only if it exits (a
+ * spawned one) or died (a runner). It sends EXEC (job, command pid) to the master once the
+ * command has run EXEC_TELL_AFTER_MS: the master needs the pid only to kill the group on a
+ * timeout or when the worker died, and most commands that end sooner cost it no frame and no
+ * /proc check (a worker that dies first ends them through their trampoline; a timeout shorter
+ * than that kills the worker, as when an EXEC never comes: the master's deadlines allow 2 ms
+ * more anyway, BH_RESULT_HOLD_USEC). 2000 x /bin/true: CPU 2.06 -> 1.99 s, wall 1.10 -> 1.05 s.
+ * The command's end becomes the job's: exit code 0 done, another code failed (outcome
+ * RETURNED), killed by a signal (outcome SIGNALED, the worker is fine), or not started at all
+ * (SPAWN_FAILED, status = errno). A trampoline that died without saying ENDED (killed from
+ * outside) counts as the command killed by that signal.
  *
  * Signalling a command from another thread (exec_signal(), the kind's interrupt: SIGTERM on
  * CANCEL and STOP) goes to the trampoline, which forwards it to the command's group: the
  * trampoline is the worker's child, reaped only by this thread, so its pid cannot be reused
- * before this thread reaps it. The job thread waits with WNOWAIT (the trampoline stays a zombie, its pid taken),
- * clears job->exec_pid under exec_lock, and only then reaps it. exec_signal() reads the pid
- * under the same lock. A CANCEL that comes between the spawn and the moment the pid is
- * published is not lost: the job thread checks bulkhead_job_cancelled() under the lock when
- * it publishes the pid, and the canceller sets the flag before it takes the lock. The
- * trampoline has the signals it handles blocked from its first instruction (the spawner, or
- * the spawn, sets its mask), so none is lost or kills it before it is ready.
+ * before this thread reaps it. The job thread reads ENDED (or the EOF of a dead trampoline, a
+ * zombie then, its pid taken), clears job->exec_pid under exec_lock, and only then reaps it, if
+ * it must. exec_signal() reads the pid under the same lock; a signal that reaches a runner
+ * after ENDED is dropped before its next command starts. A CANCEL that comes between the spawn
+ * and the moment the pid is published is not lost: the job thread checks
+ * bulkhead_job_cancelled() under the lock when it publishes the pid, and the canceller sets the
+ * flag before it takes the lock. The trampoline has the signals it handles blocked from its
+ * first instruction (the spawner, or the spawn, sets its mask), so none is lost or kills it
+ * before it is ready.
  *
- * Cost (bench/README.md, "Issue 17: commands through a spawner"): two forks per command (the
- * spawner's of a small process, the trampoline's vfork) and one exec, the command's; one
- * small process per running command and one spawner per worker. 2000 x /bin/true, 2 at a
- * time (2 workers x 1 thread) on this 2-core machine: 1.99 s of CPU and 1.05 s (2.02 s and
- * 1.07 s before the EXEC frame waited), against 3.62 s and 1.93 s when every trampoline was
- * an exec of bulkhead-worker, and 2.01 s and 1.07 s for `xargs -P2` (medians of 7,
- * alternated). Without a spawner a command costs the
- * exec of bulkhead-worker more, about 0.6 ms of CPU here.
+ * Cost (bench/README.md, "Issue 17: commands through a spawner" and "a runner per job thread"):
+ * a vfork and an exec per command, the command's; one small process per job thread that has run
+ * a command (its runner) and one spawner per worker. Before the runners (the figures below),
+ * also a fork and an exit of the trampoline per command. 2000 x /bin/true, 2 at a time (2
+ * workers x 1 thread) on this 2-core machine: 1.99 s of CPU and 1.05 s (2.02 s and 1.07 s
+ * before the EXEC frame waited), against 3.62 s and 1.93 s when every trampoline was an exec of
+ * bulkhead-worker, and 2.01 s and 1.07 s for `xargs -P2` (medians of 7, alternated). Without a
+ * spawner a command costs the exec of bulkhead-worker more, about 0.6 ms of CPU here. With the
+ * runners, the same run takes 1.52 s of CPU and 0.80 s, against 1.75 s and 0.92 s before them
+ * and 1.79 s and 0.95 s for `xargs -P2` (medians of 7, alternated, a later day).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -70,7 +78,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -363,11 +370,11 @@ static bool output_read(struct output *o, int fd)
 }
 
 /*
- * Reads the command's output until the command has exited (pidfd readable), then what is
- * left in the pipe, without waiting for other holders of its write end. Without a pidfd,
- * reads until EOF.
+ * Reads the command's output until the trampoline reports its end (endfd, the report pipe,
+ * readable: ENDED, or the trampoline's death), then what is left in the pipe, without
+ * waiting for other holders of its write end.
  */
-static void pump_output(struct bulkhead_job *job, int fd, int pidfd, struct exec_tell *tell)
+static void pump_output(struct bulkhead_job *job, int fd, int endfd, struct exec_tell *tell)
 {
 	struct output *o;
 	bool open = true;
@@ -378,16 +385,16 @@ static void pump_output(struct bulkhead_job *job, int fd, int pidfd, struct exec
 	o->job = job;
 	while (open) {
 		struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN },
-					 { .fd = pidfd, .events = POLLIN } };
+					 { .fd = endfd, .events = POLLIN } };
 
-		if (poll(pfd, pidfd >= 0 ? 2 : 1, exec_tell_timeout(tell)) < 0) {
+		if (poll(pfd, 2, exec_tell_timeout(tell)) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (pfd[0].revents)
 			open = output_read(o, fd);
-		if (pidfd >= 0 && pfd[1].revents) {
+		if (pfd[1].revents) {
 			if (open)
 				(void)output_read(o, fd);
 			break;
@@ -402,31 +409,36 @@ static void pump_output(struct bulkhead_job *job, int fd, int pidfd, struct exec
 }
 
 /*
- * Waits for the trampoline, clears the published pid, then reaps it; then reads what it
- * reported (fd: the report pipe). Returns the command's wait status.
+ * Reads what the trampoline reported at the end (x->report: ENDED, or EOF if it died),
+ * clears the published pid, then reaps the trampoline if it is gone or goes (a runner that
+ * said ENDED stays for the next command). Returns the command's wait status.
  */
-static int wait_trampoline(struct bulkhead_job *job, pid_t pid, int fd)
+static int wait_trampoline(struct bulkhead_job *job, const struct exec_run_fds *x)
 {
 	struct exec_report rep = { 0 };
-	siginfo_t si;
 	int status = 0;
+	bool ended;
 	ssize_t n;
 
-	while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+	while ((n = read(x->report, &rep, sizeof(rep))) < 0 && errno == EINTR)
 		;
+	ended = n == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_ENDED;
+	/* Before the reap: while published, the pid is ours (a zombie at worst). */
 	pthread_mutex_lock(&exec_lock);
 	job->exec_pid = 0;
 	pthread_mutex_unlock(&exec_lock);
-	while (waitpid(pid, &status, 0) < 0) {
+	if (ended && x->runner)
+		return rep.value;
+	while (waitpid(x->trampoline, &status, 0) < 0) {
 		if (errno == EINTR)
 			continue;
-		/* Reaped by someone else (a plugin's waitpid(-1)): its report may be there. */
+		/* Reaped by someone else (a plugin's waitpid(-1)). */
 		status = W_EXITCODE(1, 0);
 		break;
 	}
-	while ((n = read(fd, &rep, sizeof(rep))) < 0 && errno == EINTR)
-		;
-	if (n == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_ENDED)
+	if (x->runner)
+		exec_runner_reaped(x->trampoline); /* it died: the next command makes a new one */
+	if (ended)
 		return rep.value;
 	/* Killed from outside (it never is by us): the command went with it (PDEATHSIG). */
 	if (WIFSIGNALED(status))
@@ -444,7 +456,7 @@ static int kind_run(struct bulkhead_job *job)
 	char **argv = NULL, **envp = NULL, *env_strings = NULL;
 	struct exec_run_fds x = { .report = -1, .output = -1 };
 	struct exec_tell tell;
-	int status, r, pidfd;
+	int status, r;
 
 	if (bulkhead_job_cancelled(job)) {
 		/* The worker is stopping (or a cancel came as it started): as if SIGTERM did. */
@@ -472,24 +484,19 @@ static int kind_run(struct bulkhead_job *job)
 	exec_started(job, x.trampoline);
 	tell = (struct exec_tell){ .job = job, .command = x.command,
 				   .at = now_usec() + EXEC_TELL_AFTER_MS * USEC_PER_MSEC };
-	pidfd = pidfd_open(x.trampoline, 0);
 	if (x.output >= 0) {
-		pump_output(job, x.output, pidfd, &tell);
+		pump_output(job, x.output, x.report, &tell);
 		close(x.output);
 	}
-	/* Until the trampoline ends (or, without a pidfd, at once): the EXEC frame if due. */
-	while (pidfd >= 0 && !tell.told) {
-		struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+	/* Until the trampoline reports the end: the EXEC frame if due. */
+	while (!tell.told) {
+		struct pollfd pfd = { .fd = x.report, .events = POLLIN };
 		int k = poll(&pfd, 1, exec_tell_timeout(&tell));
 
 		if (k > 0 || (k < 0 && errno != EINTR))
 			break;
 	}
-	if (pidfd < 0)
-		(void)exec_tell_timeout(&(struct exec_tell){ .job = job, .command = x.command });
-	else
-		close(pidfd);
-	status = wait_trampoline(job, x.trampoline, x.report);
+	status = wait_trampoline(job, &x);
 	close(x.report);
 	if (WIFSIGNALED(status)) {
 		job->outcome = BH_OUTCOME_SIGNALED;

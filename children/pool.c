@@ -82,6 +82,7 @@
 #include "common/units.h"
 #include "contain.h"
 #include "crash.h"
+#include "exec-start.h"
 #include "job-context.h"
 #include "job-spec.h"
 #include "pool.h"
@@ -284,6 +285,7 @@ static void *thread_main(void *arg)
 	if (wake || last)
 		wake_main(p);
 	contain_thread_fini(&t->job);
+	exec_thread_fini();
 	crash_thread_fini();
 	return NULL;
 }

@@ -18,7 +18,11 @@
  * runs the trampoline (exec-trampoline.c) directly. Its first report comes after
  * EXEC_REPORT_FORKED with its own pid, in the same write: the job thread learns the
  * trampoline from the report pipe, not from the spawner, so a spawner killed after the fork
- * leaves no trampoline unknown. A fork that
+ * leaves no trampoline unknown. The request also carries the trampoline's end of a stream
+ * socketpair whose other end the job thread keeps: the trampoline stays after its command as
+ * that thread's runner (runner_next()), reading the thread's next requests (the same
+ * request, with that command's out, err and report fds) on RUNNER_FD, and exits at its EOF
+ * (docs/decisions.md "A runner per job thread"). A fork that
  * fails is reported by the spawner on the same pipe (EXEC_REPORT_FAILED). The spawner never
  * writes to its socket: a job thread waits for nothing but the report pipe.
  *
@@ -51,7 +55,9 @@
 
 #define SPAWNER_MAGIC 0x42485350u /* "BHSP" */
 #define SPAWNER_FD 3 /* the spawner's socket, where the worker has the master's */
-#define SPAWNER_FDS 3 /* out, err, report */
+#define SPAWNER_FDS 4 /* out, err, report, and the runner's socket */
+#define RUNNER_FD 4 /* a runner's socket, to the job thread it runs commands for */
+#define RUNNER_FDS 3 /* out, err, report */
 #define SPAWNER_REQUEST_MAX (16u << 20) /* bytes of strings: beyond, posix_spawn says E2BIG */
 
 struct request {
@@ -86,8 +92,11 @@ static int read_full(int fd, void *buf, size_t n)
 	return 0;
 }
 
-/* Reads one request's header and fds. Returns false at EOF or on a malformed request. */
-static bool read_request(struct request *req, int fds[SPAWNER_FDS])
+/*
+ * Reads one request's header and its nfds fds from sock. Returns false at EOF or on a
+ * malformed request.
+ */
+static bool read_request(int sock, struct request *req, int *fds, int nfds)
 {
 	union {
 		struct cmsghdr h;
@@ -99,15 +108,22 @@ static bool read_request(struct request *req, int fds[SPAWNER_FDS])
 	struct cmsghdr *cm;
 	ssize_t n;
 
+	mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
 	do
-		n = recvmsg(SPAWNER_FD, &mh, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_WAITALL);
 	while (n < 0 && errno == EINTR);
 	cm = CMSG_FIRSTHDR(&mh);
-	if (n != (ssize_t)sizeof(*req) || (mh.msg_flags & MSG_CTRUNC) || !cm ||
-	    cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
-	    cm->cmsg_len != CMSG_LEN(sizeof(int) * SPAWNER_FDS))
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len != CMSG_LEN(sizeof(int) * (size_t)nfds)) {
+		/* fds we did not ask for: closed, not left open in here */
+		for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
+			close(((int *)CMSG_DATA(cm))[i]);
 		return false;
-	memcpy(fds, CMSG_DATA(cm), sizeof(int) * SPAWNER_FDS);
+	}
+	if (n != (ssize_t)sizeof(*req) || (mh.msg_flags & MSG_CTRUNC) || !cm ||
+	    cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+		return false;
+	memcpy(fds, CMSG_DATA(cm), sizeof(int) * (size_t)nfds);
 	return req->magic == SPAWNER_MAGIC && req->size <= SPAWNER_REQUEST_MAX &&
 	       req->argc > 0 && req->argc <= req->size && req->envc <= req->size;
 }
@@ -147,71 +163,126 @@ static bool parse_strings(const struct request *req, char *buf, struct spawner_j
 	return true;
 }
 
-/* In the new trampoline: set up as the spawn did, then the trampoline itself. */
-static _Noreturn void trampoline_child(const struct spawner_job *j, int null_fd, pid_t worker)
+/* A runner's state between its commands: the buffer the current request's strings are in. */
+struct runner {
+	struct request req;
+	struct spawner_job j;
+	char *buf;
+	size_t cap;
+};
+
+/* Reads the strings of a request whose header is in r->req into r->buf and r->j. */
+static bool read_strings(int sock, struct runner *r)
 {
-	int src[4] = { null_fd, j->out, j->err, j->report };
+	if (r->req.size + 1 > r->cap) {
+		free(r->buf);
+		r->cap = r->req.size + 1;
+		r->buf = malloc(r->cap);
+		if (!r->buf)
+			r->cap = 0;
+	}
+	free(r->j.argv);
+	r->j = (struct spawner_job){ 0 };
+	return r->buf && read_full(sock, r->buf, r->req.size) == 0 &&
+	       parse_strings(&r->req, r->buf, &r->j);
+}
+
+/*
+ * exec_trampoline_next_fn of a runner: the last command's fds go (its output pipe's reader
+ * sees our end closed), then it waits for its job thread's next request, the death signal
+ * unblocked (its default: the worker is gone, so are we). See spawner_send_runner().
+ */
+static bool runner_next(void *ctx, struct exec_trampoline_args *a)
+{
+	struct runner *r = ctx;
+	struct pollfd p = { .fd = RUNNER_FD, .events = POLLIN };
+	int fds[RUNNER_FDS];
+	sigset_t mask;
+
+	for (int fd = 1; fd <= EXEC_TRAMPOLINE_FD; fd++)
+		(void)dup2(0, fd); /* /dev/null, and 3 stays taken: received fds come above 4 */
+	(void)sigprocmask(SIG_SETMASK, NULL, &mask);
+	sigdelset(&mask, EXEC_TRAMPOLINE_DEATHSIG);
+	while (ppoll(&p, 1, NULL, &mask) < 0 && errno == EINTR)
+		;
+	if (!read_request(RUNNER_FD, &r->req, fds, RUNNER_FDS))
+		return false; /* EOF: the job thread is done with us */
+	for (int i = 0; i < RUNNER_FDS; i++) {
+		if (dup2(fds[i], i + 1) < 0)
+			return false;
+		close(fds[i]);
+	}
+	if (!read_strings(RUNNER_FD, r))
+		return false;
+	environ = r->j.envp;
+	*a = (struct exec_trampoline_args){ .worker = a->worker, .chdir = r->j.chdir,
+					    .has_nice = r->j.has_nice, .nice = r->j.nice,
+					    .argv = r->j.argv };
+	return true;
+}
+
+/*
+ * In the new trampoline: set up as the spawn did (and the runner's socket on RUNNER_FD),
+ * then the trampoline itself, which runs this command and then, as a runner, the next ones
+ * its job thread sends.
+ */
+static _Noreturn void trampoline_child(struct runner *r, int null_fd, pid_t worker)
+{
+	const struct spawner_job *j = &r->j;
+	int src[5] = { null_fd, j->out, j->err, j->report, j->runner };
 	struct exec_trampoline_args a = { .worker = worker, .chdir = j->chdir,
 					  .has_nice = j->has_nice, .nice = j->nice,
 					  .argv = j->argv, .forked = true };
 	sigset_t mask;
 
 	(void)setpgid(0, 0);
-	for (int i = 0; i < 4; i++)
-		if (src[i] < 4 && (src[i] = fcntl(src[i], F_DUPFD, 4)) < 0)
+	for (int i = 0; i < 5; i++)
+		if (src[i] < 5 && (src[i] = fcntl(src[i], F_DUPFD, 5)) < 0)
 			_exit(127);
-	for (int i = 0; i < 4; i++)
-		if (dup2(src[i], i) < 0)
+	for (int i = 0; i < 5; i++)
+		if (dup3(src[i], i, i == RUNNER_FD ? O_CLOEXEC : 0) < 0)
 			_exit(127);
-	(void)close_range(4, ~0U, 0);
+	(void)close_range(5, ~0U, 0);
 	environ = j->envp;
 	exec_trampoline_signals(&mask);
 	sigaddset(&mask, SIGPIPE);
 	(void)sigprocmask(SIG_SETMASK, &mask, NULL);
 	(void)signal(SIGPIPE, SIG_DFL);
-	exec_trampoline_run(&a);
+	exec_trampoline_run(&a, runner_next, r);
 }
 
 static _Noreturn void serve(pid_t worker, pid_t *slot, int null_fd)
 {
-	char *buf = NULL;
-	size_t cap = 0;
+	struct runner r = { 0 };
 	sigset_t all, none;
 
 	sigfillset(&all);
 	sigemptyset(&none);
 	for (;;) {
-		struct request req;
-		struct spawner_job j = { 0 };
 		int fds[SPAWNER_FDS];
 		long pid;
 
-		if (!read_request(&req, fds))
+		if (!read_request(SPAWNER_FD, &r.req, fds, SPAWNER_FDS))
 			_exit(0); /* EOF: the worker is going; else it sent nonsense */
-		if (req.size + 1 > cap) {
-			free(buf);
-			cap = req.size + 1;
-			buf = malloc(cap);
-		}
-		if (!buf || read_full(SPAWNER_FD, buf, req.size) < 0 || !parse_strings(&req, buf, &j))
+		if (!read_strings(SPAWNER_FD, &r))
 			_exit(0);
-		j.out = fds[0];
-		j.err = fds[1];
-		j.report = fds[2];
+		r.j.out = fds[0];
+		r.j.err = fds[1];
+		r.j.report = fds[2];
+		r.j.runner = fds[3];
 		/* All blocked across the fork, as posix_spawn does: none reaches the child early. */
 		(void)sigprocmask(SIG_SETMASK, &all, NULL);
 		pid = raw_clone(CLONE_PARENT | SIGCHLD, slot);
 		if (pid == 0)
-			trampoline_child(&j, null_fd, worker);
+			trampoline_child(&r, null_fd, worker);
 		if (pid < 0) {
 			struct exec_report rep = { .kind = EXEC_REPORT_FAILED, .value = errno };
 
-			(void)!write(j.report, &rep, sizeof(rep));
+			(void)!write(r.j.report, &rep, sizeof(rep));
 		}
 		(void)sigprocmask(SIG_SETMASK, &none, NULL);
 		for (int i = 0; i < SPAWNER_FDS; i++)
 			close(fds[i]);
-		free(j.argv);
 	}
 }
 
@@ -332,7 +403,8 @@ bool spawner_lost(void)
 	return lost;
 }
 
-static int send_request(const struct request *req, const int fds[SPAWNER_FDS], const char *buf)
+static int send_request(int to, const struct request *req, const int *fds, int nfds,
+			const char *buf)
 {
 	union {
 		struct cmsghdr h;
@@ -349,9 +421,10 @@ static int send_request(const struct request *req, const int fds[SPAWNER_FDS], c
 	memset(c.buf, 0, sizeof(c.buf));
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int) * SPAWNER_FDS);
-	memcpy(CMSG_DATA(cm), fds, sizeof(int) * SPAWNER_FDS);
-	while ((n = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+	mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
+	while ((n = sendmsg(to, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
 		;
 	if (n < 0)
 		return -errno;
@@ -359,7 +432,7 @@ static int send_request(const struct request *req, const int fds[SPAWNER_FDS], c
 	for (left -= (size_t)n; left > 0; left -= (size_t)n) {
 		size_t done = sizeof(*req) + req->size - left;
 
-		n = send(sock, buf + done - sizeof(*req), left, MSG_NOSIGNAL);
+		n = send(to, buf + done - sizeof(*req), left, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR) {
 			n = 0;
 			continue;
@@ -391,31 +464,59 @@ static char *put_strings(char *p, char **v)
 	return p;
 }
 
-int spawner_send(const struct spawner_job *j)
+/* The request for j: its header in *req, its strings in *ret (malloc'd). */
+static int build_request(const struct spawner_job *j, struct request *req, char **ret)
 {
-	struct request req = { .magic = SPAWNER_MAGIC, .nice = j->nice,
-			       .has_nice = j->has_nice, .has_chdir = j->chdir != NULL };
-	int fds[SPAWNER_FDS] = { j->out, j->err, j->report }, r;
-	size_t size = strings_size(j->argv, &req.argc) + strings_size(j->envp, &req.envc);
+	size_t size = strings_size(j->argv, &req->argc) + strings_size(j->envp, &req->envc);
 	char *buf, *p;
 
+	*req = (struct request){ .magic = SPAWNER_MAGIC, .nice = j->nice, .has_nice = j->has_nice,
+				 .has_chdir = j->chdir != NULL, .argc = req->argc,
+				 .envc = req->envc };
 	if (j->chdir)
 		size += strlen(j->chdir) + 1;
 	if (size > SPAWNER_REQUEST_MAX)
 		return -E2BIG;
-	req.size = (uint32_t)size;
+	req->size = (uint32_t)size;
 	buf = malloc(size ? size : 1);
 	if (!buf)
 		return -ENOMEM;
 	p = put_strings(put_strings(buf, j->argv), j->envp);
 	if (j->chdir)
 		memcpy(p, j->chdir, strlen(j->chdir) + 1);
+	*ret = buf;
+	return 0;
+}
+
+int spawner_send(const struct spawner_job *j)
+{
+	int fds[SPAWNER_FDS] = { j->out, j->err, j->report, j->runner }, r;
+	struct request req;
+	char *buf;
+
+	r = build_request(j, &req, &buf);
+	if (r < 0)
+		return r;
 	pthread_mutex_lock(&lock);
 	if (sock < 0)
 		r = -ENOTCONN;
-	else if ((r = send_request(&req, fds, buf)) < 0)
+	else if ((r = send_request(sock, &req, fds, SPAWNER_FDS, buf)) < 0)
 		gone();
 	pthread_mutex_unlock(&lock);
 	free(buf);
 	return r < 0 ? -ENOTCONN : 0;
+}
+
+int spawner_send_runner(int runner, const struct spawner_job *j)
+{
+	int fds[RUNNER_FDS] = { j->out, j->err, j->report }, r;
+	struct request req;
+	char *buf;
+
+	r = build_request(j, &req, &buf);
+	if (r < 0)
+		return r;
+	r = send_request(runner, &req, fds, RUNNER_FDS, buf);
+	free(buf);
+	return r < 0 ? -EPIPE : 0; /* a request half sent is no request: the runner is done */
 }

@@ -2,7 +2,7 @@
 /*
  * The worker's spawner (spawner.c): a small single-threaded child of the worker that forks
  * exec: trampolines without an exec, as the worker's own children (CLONE_PARENT). Its
- * process side, and the job threads' side: spawner_spawn().
+ * process side, and the job threads' side: spawner_send() and spawner_send_runner().
  */
 #pragma once
 
@@ -19,6 +19,7 @@ struct spawner_job {
 	int nice;
 	int out, err; /* the command's stdout and stderr */
 	int report; /* the trampoline's fd 3 (EXEC_TRAMPOLINE_FD) */
+	int runner; /* spawner_send(): the trampoline's end of its runner socket */
 };
 
 /*
@@ -40,10 +41,21 @@ int spawner_set_rlimit_as(const struct rlimit *rl);
  * its own, says EXEC_REPORT_FORKED with its pid on j->report before (in the same write as)
  * its first report; a fork that failed is
  * EXEC_REPORT_FAILED there from the spawner; an EOF there with no report means the spawner
- * died first (spawner_lost()). The caller closes its copies of j's fds. Returns 0, or
- * -ENOTCONN when there is no spawner (the caller starts the trampoline itself).
+ * died first (spawner_lost()). The trampoline stays after its command as the calling job
+ * thread's runner: j->runner is its end of a stream socket whose other end the job thread
+ * keeps, for spawner_send_runner(); it exits when that end is closed. The caller closes its
+ * copies of j's fds. Returns 0, or -ENOTCONN when there is no spawner (the caller starts
+ * the trampoline itself).
  */
 int spawner_send(const struct spawner_job *j);
+
+/*
+ * Sends j (but j->runner) to a runner: the trampoline spawner_send() forked, on the job
+ * thread's end of its socket. Its next report on j->report is the new command's first
+ * (STARTED, or why nothing was started), with no FORKED. Returns 0, -E2BIG or -ENOMEM
+ * (nothing sent), or -EPIPE: it could not be sent (whole), the runner is of no more use.
+ */
+int spawner_send_runner(int runner, const struct spawner_job *j);
 
 /*
  * The worker is exiting: the spawner told (EOF on its socket) and reaped, so that it is not

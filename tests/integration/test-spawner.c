@@ -2,8 +2,12 @@
 /*
  * The worker's spawner (children/spawner.c), through bulkheadd, with real faults:
  *
- *   - the spawner SIGKILLed while commands run: every job still runs (the job threads start
- *     their trampolines with posix_spawn from then on), none is lost, the worker stays;
+ *   - the spawner SIGKILLed while commands run: every job still runs (through the job
+ *     threads' runners; once those are SIGKILLed too, with trampolines the job threads
+ *     posix_spawn), none is lost, the worker stays;
+ *   - a job thread's runner (the trampoline the spawner forked for its first command) runs
+ *     its next commands, each with its own directory and nice; SIGKILLed between two, it is
+ *     reaped and the next command gets a new one;
  *   - the worker SIGKILLed while commands run: its spawner, its trampolines and their
  *     commands (and what those started) are all gone;
  *   - a command forked through the spawner holds no fd but 0, 1 and 2, and has the
@@ -19,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -127,13 +132,24 @@ static int count_output_files(const char *dir, const char *prefix, const char *s
 	return n;
 }
 
+/* SIGKILLs the worker's idle runners (bulkhead-exec children); returns how many. */
+static int kill_runners(pid_t worker, pid_t *runners, int max)
+{
+	int n = tu_find_children(worker, "bulkhead-exec", runners, max);
+
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(kill(runners[i], SIGKILL), 0);
+	return n;
+}
+
 START_TEST(test_spawner_killed_commands_still_run)
 {
 	struct daemon d;
 	struct conn c;
-	pid_t worker, spawner;
+	pid_t worker, spawner, runners[4];
 	char conf[1024];
 	json_object *o;
+	int n;
 
 	dmn_init(&d);
 	snprintf(conf, sizeof(conf),
@@ -154,7 +170,9 @@ START_TEST(test_spawner_killed_commands_still_run)
 	json_object_put(o);
 	ck_assert_int_eq(kill(spawner, SIGKILL), 0);
 	wait_group(&d, &c, "true", 204);
-	/* ...and jobs surely after it. */
+	/* ...and jobs surely after it, once the runners (idle now) are gone too. */
+	n = kill_runners(worker, runners, 4);
+	ck_assert_msg(n >= 1, "no runner under worker %d", (int)worker);
 	submit_and_wait(&d, &c, "true", 20, 224);
 	dmn_expect_stderr(&d, "is gone: commands are started with exec from now on", CALL_MS);
 	/* Output files opened for a spawned trampoline as for a forked one: 2 jobs, 4 files. */
@@ -165,6 +183,108 @@ START_TEST(test_spawner_killed_commands_still_run)
 	ck_assert_int_eq(the_worker(&d), worker);
 	ck_assert_int_lt(tu_find_children(worker, "bulkhead-spawn", &spawner, 1), 1);
 
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/* What each output file PREFIX*.out in dir says: the command's parent, directory, nice. */
+struct ran {
+	pid_t parent;
+	char dir[512];
+	int nice;
+};
+
+static int read_ran(const char *dir, const char *prefix, struct ran *r, int max)
+{
+	DIR *dh = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(dh);
+	while ((e = readdir(dh)) && n < max) {
+		size_t len = strlen(e->d_name);
+		char path[600], *got;
+		int parent;
+
+		if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 || len < 4 ||
+		    strcmp(e->d_name + len - 4, ".out") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		got = tu_read_file(path);
+		ck_assert_msg(got && sscanf(got, "%d %511s %d", &parent, r[n].dir, &r[n].nice) == 3,
+			      "%s: %s", path, got ? got : "unread");
+		r[n++].parent = (pid_t)parent;
+		free(got);
+	}
+	closedir(dh);
+	return n;
+}
+
+/*
+ * One job thread: its first command's trampoline stays, its runner, and runs the next
+ * ones, each with its group's directory and nice and none of the last one's. SIGKILLed
+ * between two commands, it is reaped, and the spawner forks the next command a new one.
+ */
+START_TEST(test_runner_runs_the_next_commands)
+{
+	static const char cmd[] = "exec:/bin/sh -c 'echo $PPID; pwd; cut -d\" \" -f19 /proc/$$/stat'";
+	struct daemon d;
+	struct conn c;
+	struct ran a[4], b[4];
+	char conf[2048], sub[600];
+	pid_t worker, runner, now;
+	int na, nb;
+
+	dmn_init(&d);
+	snprintf(sub, sizeof(sub), "%s/sub", d.dir);
+	ck_assert_int_eq(mkdir(sub, 0755), 0);
+	snprintf(conf, sizeof(conf),
+		 "[pool main]\nworkers = 1\nthreads = 1\n"
+		 "[job a]\nrun = %s\noutput = %s\nworking_directory = %s\nnice = 5\ncount = 2\n"
+		 "[job b]\nrun = %s\noutput = %s\ncount = 1\n",
+		 cmd, d.dir, sub, cmd, d.dir);
+	start_on(&d, &c, conf);
+	wait_group(&d, &c, "a", -1);
+	wait_group(&d, &c, "b", -1);
+	submit_and_wait(&d, &c, "b", 1, 2); /* surely after a's */
+	worker = the_worker(&d);
+	ck_assert_int_eq(tu_find_children(worker, "bulkhead-exec", &runner, 1), 1);
+	na = read_ran(d.dir, "a.", a, 4);
+	nb = read_ran(d.dir, "b.", b, 4);
+	ck_assert_int_eq(na, 2);
+	ck_assert_int_eq(nb, 2);
+	for (int i = 0; i < na; i++) {
+		ck_assert_int_eq(a[i].parent, runner);
+		ck_assert_str_eq(a[i].dir, sub);
+		ck_assert_int_eq(a[i].nice, 5);
+	}
+	for (int i = 0; i < nb; i++) {
+		ck_assert_int_eq(b[i].parent, runner);
+		ck_assert_str_ne(b[i].dir, sub);
+		ck_assert_int_eq(b[i].nice, 0);
+	}
+
+	/* Killed while idle: the next command finds it gone, reaps it, gets a new one. */
+	ck_assert_int_eq(kill(runner, SIGKILL), 0);
+	submit_and_wait(&d, &c, "b", 1, 3);
+	for (int64_t deadline = tu_now_ms() + GONE_MS; tu_proc_stat(runner, NULL, 0, NULL, NULL) == 0;) {
+		ck_assert_msg(tu_ms_left(deadline) > 0, "the killed runner %d is not reaped",
+			      (int)runner);
+		dmn_pump(&d, 20);
+	}
+	ck_assert_int_eq(tu_find_children(worker, "bulkhead-exec", &now, 1), 1);
+	ck_assert_int_ne(now, runner);
+	nb = read_ran(d.dir, "b.", b, 4);
+	ck_assert_int_eq(nb, 3);
+	for (int i = 0; i < nb; i++)
+		ck_assert_msg(b[i].parent == runner || b[i].parent == now,
+			      "a command's parent %d: neither runner %d nor %d", (int)b[i].parent,
+			      (int)runner, (int)now);
+	ck_assert_int_eq(the_worker(&d), worker);
+	ck_assert_int_eq(find_spawner(worker) > 0, 1);
 	conn_close(&c);
 	dmn_stop(&d);
 	dmn_assert_aftermath();
@@ -398,6 +518,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, dmn_setup, NULL);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_spawner_killed_commands_still_run);
+	tcase_add_test(tc, test_runner_runs_the_next_commands);
 	tcase_add_test(tc, test_worker_sigkill_leaves_nothing);
 	tcase_add_test(tc, test_command_holds_no_other_fd);
 	tcase_add_test(tc, test_command_has_the_worker_limits);
