@@ -225,8 +225,9 @@ static int read_ran(const char *dir, const char *prefix, struct ran *r, int max)
 
 /*
  * One job thread: its first command's trampoline stays, its runner, and runs the next
- * ones, each with its group's directory and nice and none of the last one's. SIGKILLed
- * between two commands, it is reaped, and the spawner forks the next command a new one.
+ * ones, each with its group's directory and nice and none of the last one's; a signal it
+ * would forward, come between two commands, goes to neither. SIGKILLed between two
+ * commands, it is reaped, and the spawner forks the next command a new one.
  */
 START_TEST(test_runner_runs_the_next_commands)
 {
@@ -244,7 +245,7 @@ START_TEST(test_runner_runs_the_next_commands)
 	snprintf(conf, sizeof(conf),
 		 "[pool main]\nworkers = 1\nthreads = 1\n"
 		 "[job a]\nrun = %s\noutput = %s\nworking_directory = %s\nnice = 5\ncount = 2\n"
-		 "[job b]\nrun = %s\noutput = %s\ncount = 1\n",
+		 "[job b]\nrun = %s\noutput = %s\nmax_attempts = 1\ncount = 1\n",
 		 cmd, d.dir, sub, cmd, d.dir);
 	start_on(&d, &c, conf);
 	wait_group(&d, &c, "a", -1);
@@ -267,9 +268,19 @@ START_TEST(test_runner_runs_the_next_commands)
 		ck_assert_int_eq(b[i].nice, 0);
 	}
 
+	/*
+	 * A signal it forwards, come while it is idle (as a CANCEL's can, just after ENDED):
+	 * dropped, not passed to the next command, which runs to its end.
+	 */
+	ck_assert_int_eq(kill(runner, SIGTERM), 0);
+	ck_assert_int_eq(kill(runner, SIGUSR1), 0);
+	submit_and_wait(&d, &c, "b", 1, 3);
+	ck_assert_int_eq(tu_find_children(worker, "bulkhead-exec", &now, 1), 1);
+	ck_assert_int_eq(now, runner);
+
 	/* Killed while idle: the next command finds it gone, reaps it, gets a new one. */
 	ck_assert_int_eq(kill(runner, SIGKILL), 0);
-	submit_and_wait(&d, &c, "b", 1, 3);
+	submit_and_wait(&d, &c, "b", 1, 4);
 	for (int64_t deadline = tu_now_ms() + GONE_MS; tu_proc_stat(runner, NULL, 0, NULL, NULL) == 0;) {
 		ck_assert_msg(tu_ms_left(deadline) > 0, "the killed runner %d is not reaped",
 			      (int)runner);
@@ -278,7 +289,7 @@ START_TEST(test_runner_runs_the_next_commands)
 	ck_assert_int_eq(tu_find_children(worker, "bulkhead-exec", &now, 1), 1);
 	ck_assert_int_ne(now, runner);
 	nb = read_ran(d.dir, "b.", b, 4);
-	ck_assert_int_eq(nb, 3);
+	ck_assert_int_eq(nb, 4);
 	for (int i = 0; i < nb; i++)
 		ck_assert_msg(b[i].parent == runner || b[i].parent == now,
 			      "a command's parent %d: neither runner %d nor %d", (int)b[i].parent,
