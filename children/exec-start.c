@@ -196,6 +196,7 @@ static int start_forked(struct bulkhead_job *job, char **argv, char **envp,
 		.has_nice = spec->nice != BH_NICE_INHERIT, .nice = spec->nice,
 	};
 	bool via_runner = runner_pid > 0;
+	int32_t dead = 0;
 	ssize_t k = 0;
 
 	if (!via_runner && spawner_pid() == 0)
@@ -238,6 +239,10 @@ static int start_forked(struct bulkhead_job *job, char **argv, char **envp,
 		runner_sock = sv[0];
 		return await_started(job, runner_pid, true, e[0], p[0], ret);
 	}
+	/* A trampoline forked but gone before its first report: its pid, from the spawner. */
+	if (r == 0 && k != (ssize_t)sizeof(rep) &&
+	    recv(sv[0], &dead, sizeof(dead), MSG_DONTWAIT) != (ssize_t)sizeof(dead))
+		dead = 0;
 	close(e[0]);
 	if (p[0] >= 0)
 		close(p[0]);
@@ -247,11 +252,18 @@ static int start_forked(struct bulkhead_job *job, char **argv, char **envp,
 		return r;
 	if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_FAILED && rep.value > 0)
 		return -rep.value; /* the spawner's fork failed: as posix_spawn's would */
-	/*
-	 * Nothing said: the spawner died with our request (nothing started: spawn it), or the
-	 * trampoline died before its first report, killed from outside (as in await_started();
-	 * its pid is not known to reap it).
-	 */
+	if (dead > 0) {
+		/*
+		 * Killed from outside before it said anything (as in await_started()): reaped,
+		 * and not started again behind the job's back (its command may have run).
+		 */
+		int status = 0;
+
+		while (waitpid((pid_t)dead, &status, 0) < 0 && errno == EINTR)
+			;
+		return WIFSIGNALED(status) ? -EINTR : -ECHILD;
+	}
+	/* Nothing said and no trampoline: the spawner died with our request (spawn it). */
 	return spawner_lost() ? -ENOTCONN : -ECHILD;
 }
 

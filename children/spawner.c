@@ -22,7 +22,9 @@
  * socketpair whose other end the job thread keeps: the trampoline stays after its command as
  * that thread's runner (runner_next()), reading the thread's next requests (the same
  * request, with that command's out, err and report fds) on RUNNER_FD, and exits at its EOF
- * (docs/decisions.md "A runner per job thread"). A fork that
+ * (docs/decisions.md "A runner per job thread"). The spawner writes the new trampoline's pid
+ * on that socket too (to the job thread's end), so a trampoline killed before its first
+ * report is still reaped. A fork that
  * fails is reported by the spawner on the same pipe (EXEC_REPORT_FAILED). The spawner never
  * writes to its socket: a job thread waits for nothing but the report pipe.
  *
@@ -279,6 +281,15 @@ static _Noreturn void serve(pid_t worker, pid_t *slot, int null_fd)
 			struct exec_report rep = { .kind = EXEC_REPORT_FAILED, .value = errno };
 
 			(void)!write(r.j.report, &rep, sizeof(rep));
+		} else {
+			/*
+			 * Its pid, to the job thread's end of its runner socket too, before our
+			 * copy of the report pipe closes: should it be killed before its first
+			 * report, the thread still knows whom to reap (exec-start.c).
+			 */
+			int32_t p32 = (int32_t)pid;
+
+			(void)!send(r.j.runner, &p32, sizeof(p32), MSG_NOSIGNAL | MSG_DONTWAIT);
 		}
 		(void)sigprocmask(SIG_SETMASK, &none, NULL);
 		for (int i = 0; i < SPAWNER_FDS; i++)

@@ -7,7 +7,8 @@
  *     posix_spawn), none is lost, the worker stays;
  *   - a job thread's runner (the trampoline the spawner forked for its first command) runs
  *     its next commands, each with its own directory and nice; SIGKILLed between two, it is
- *     reaped and the next command gets a new one;
+ *     reaped and the next command gets a new one; a trampoline SIGKILLed before its first
+ *     report is reaped too, and its job runs again;
  *   - the worker SIGKILLed while commands run: its spawner, its trampolines and their
  *     commands (and what those started) are all gone;
  *   - a command forked through the spawner holds no fd but 0, 1 and 2, and has the
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -281,11 +283,7 @@ START_TEST(test_runner_runs_the_next_commands)
 	/* Killed while idle: the next command finds it gone, reaps it, gets a new one. */
 	ck_assert_int_eq(kill(runner, SIGKILL), 0);
 	submit_and_wait(&d, &c, "b", 1, 4);
-	for (int64_t deadline = tu_now_ms() + GONE_MS; tu_proc_stat(runner, NULL, 0, NULL, NULL) == 0;) {
-		ck_assert_msg(tu_ms_left(deadline) > 0, "the killed runner %d is not reaped",
-			      (int)runner);
-		dmn_pump(&d, 20);
-	}
+	wait_gone(&d, runner, "the killed runner");
 	ck_assert_int_eq(tu_find_children(worker, "bulkhead-exec", &now, 1), 1);
 	ck_assert_int_ne(now, runner);
 	nb = read_ran(d.dir, "b.", b, 4);
@@ -296,6 +294,82 @@ START_TEST(test_runner_runs_the_next_commands)
 			      (int)runner, (int)now);
 	ck_assert_int_eq(the_worker(&d), worker);
 	ck_assert_int_eq(find_spawner(worker) > 0, 1);
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
+/* waitpid(pid, __WALL) within GONE_MS, pumping the daemon meanwhile: the status. */
+static int wait_traced(struct daemon *d, pid_t pid)
+{
+	int st = 0;
+
+	for (int64_t deadline = tu_now_ms() + GONE_MS;;) {
+		pid_t got = waitpid(pid, &st, __WALL | WNOHANG);
+
+		ck_assert_int_ge(got, 0);
+		if (got == pid)
+			return st;
+		ck_assert_msg(tu_ms_left(deadline) > 0, "no event from traced %d; %s", (int)pid,
+			      dmn_describe(d));
+		dmn_pump(d, 5);
+	}
+}
+
+/*
+ * A trampoline killed before its first report (held at birth with ptrace, then SIGKILLed):
+ * the attempt fails, the job runs again and ends done, and the dead trampoline, whose pid
+ * its job thread never read from it, is reaped all the same (the spawner also sent it on the
+ * runner socket), not left a zombie until the worker exits.
+ */
+START_TEST(test_trampoline_killed_before_its_first_report)
+{
+	struct daemon d;
+	struct conn c;
+	pid_t worker, spawner, runner, tramp = 0;
+	unsigned long msg = 0;
+	int st;
+
+	dmn_init(&d);
+	start_on(&d, &c, "[pool main]\nworkers = 1\nthreads = 1\n"
+			 "[job t]\nrun = exec:/bin/true\nmax_attempts = 3\ncount = 1\n");
+	wait_group(&d, &c, "t", -1);
+	worker = the_worker(&d);
+	spawner = find_spawner(worker);
+	ck_assert_int_eq(tu_find_children(worker, "bulkhead-exec", &runner, 1), 1);
+	if (ptrace(PTRACE_SEIZE, spawner, NULL,
+		   (void *)(long)(PTRACE_O_TRACEFORK | PTRACE_O_TRACECLONE)) < 0) {
+		ck_assert_int_eq(errno, EPERM);
+		fprintf(stderr, "SKIP trampoline killed early: ptrace not permitted here\n");
+		conn_close(&c);
+		dmn_stop(&d);
+		dmn_free(&d);
+		return;
+	}
+	/* The runner gone, the next command needs a new trampoline from the spawner. */
+	ck_assert_int_eq(kill(runner, SIGKILL), 0);
+	json_object_put(call(&d, &c, "{\"command\":\"submit\",\"group\":\"t\",\"count\":1}"));
+	st = wait_traced(&d, spawner);
+	ck_assert_msg(st >> 8 == (SIGTRAP | (PTRACE_EVENT_FORK << 8)) ||
+			      st >> 8 == (SIGTRAP | (PTRACE_EVENT_CLONE << 8)),
+		      "the spawner stopped with %#x, not at a fork", st);
+	ck_assert_int_eq(ptrace(PTRACE_GETEVENTMSG, spawner, NULL, &msg), 0);
+	tramp = (pid_t)msg;
+	/* Born stopped (seized with its parent): killed before it runs a line. */
+	st = wait_traced(&d, tramp);
+	ck_assert_int_eq(kill(tramp, SIGKILL), 0);
+	for (;;) { /* its death, then the tracer lets it go to its parent, the worker */
+		st = wait_traced(&d, tramp);
+		if (WIFSIGNALED(st) || WIFEXITED(st))
+			break;
+	}
+	ck_assert_int_eq(ptrace(PTRACE_DETACH, spawner, NULL, NULL), 0);
+
+	wait_group(&d, &c, "t", 2);
+	wait_gone(&d, tramp, "the trampoline killed before its first report");
+	ck_assert_int_eq(the_worker(&d), worker);
 	conn_close(&c);
 	dmn_stop(&d);
 	dmn_assert_aftermath();
@@ -530,6 +604,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_spawner_killed_commands_still_run);
 	tcase_add_test(tc, test_runner_runs_the_next_commands);
+	tcase_add_test(tc, test_trampoline_killed_before_its_first_report);
 	tcase_add_test(tc, test_worker_sigkill_leaves_nothing);
 	tcase_add_test(tc, test_command_holds_no_other_fd);
 	tcase_add_test(tc, test_command_has_the_worker_limits);
