@@ -39,6 +39,9 @@
  * solo worker running a culprit's retry (waking the main thread was 0.1-0.25 ms a crash
  * on a loaded machine).
  *
+ * Once a crash is claimed, crash_reported() is true: pool.c's job threads start no job after
+ * it (crash_hold_thread() parks them; the jobs they held are bystanders).
+ *
  * Core dumps (crash_core_dumps(), the pool's core_dumps): RLIMIT_CORE is 0 unless the pool
  * asks for them; then it is unlimited (or the hard limit) and the process dumpable. The
  * handler's re-raise with SIG_DFL is what writes the core, where core_pattern says
@@ -215,6 +218,17 @@ static void crash_yield_cpu(pid_t keep)
 		}
 	}
 	close(fd);
+}
+
+bool crash_reported(void)
+{
+	return atomic_load_explicit(&crash_owner, memory_order_acquire) != 0;
+}
+
+_Noreturn void crash_hold_thread(void)
+{
+	for (;;)
+		pause();
 }
 
 static void crash_signal(int sig, siginfo_t *si, void *ucontext)

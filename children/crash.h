@@ -20,6 +20,16 @@
  */
 int crash_install(void);
 
+/*
+ * True once a thread of this process has begun reporting a crash (its CRASH frame is going
+ * out, or out): the process is about to die, and what it does from then on is not to be
+ * trusted. pool.c asks before each job.
+ */
+bool crash_reported(void);
+
+/* Parks the calling thread for good: it ends with the process (the crash's signal). */
+_Noreturn void crash_hold_thread(void);
+
 /* Gives the calling thread its own alternate signal stack. Returns 0 or -errno. */
 int crash_thread_init(void);
 

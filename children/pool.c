@@ -261,6 +261,13 @@ static void *thread_main(void *arg)
 			arm_wake_timer(p);
 		}
 		arm = false;
+		/*
+		 * A job of this worker crashed (its report is going out): the process is done for,
+		 * and what it still holds, this job too, runs again elsewhere as a bystander. No
+		 * job starts in it, whatever its memory now holds; the signal ends us here.
+		 */
+		if (crash_reported())
+			crash_hold_thread();
 		t0 = now_usec();
 		status = run_job(t, e.contain);
 		t1 = now_usec();
