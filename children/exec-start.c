@@ -44,29 +44,26 @@
 static __thread pid_t runner_pid;
 static __thread int runner_sock = -1;
 
-static void runner_forget(void)
+int exec_runner_drop(void)
 {
-	if (runner_sock >= 0)
-		close(runner_sock);
+	pid_t pid = runner_pid;
+	int status = 0;
+
+	close(runner_sock); /* its EOF: a live one exits; first, so the wait cannot hang */
 	runner_sock = -1;
 	runner_pid = 0;
-}
-
-void exec_runner_reaped(pid_t pid)
-{
-	if (pid > 0 && pid == runner_pid)
-		runner_forget();
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno == EINTR)
+			continue;
+		return W_EXITCODE(1, 0); /* reaped by someone else (a plugin's waitpid(-1)) */
+	}
+	return status;
 }
 
 void exec_thread_fini(void)
 {
-	pid_t pid = runner_pid;
-
-	if (pid <= 0)
-		return;
-	runner_forget(); /* its EOF: it exits */
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	if (runner_pid > 0)
+		(void)exec_runner_drop();
 }
 
 /* DIR/<name>.<job>.out or .err (malloc'd), or NULL. */
@@ -152,10 +149,7 @@ static int await_started(struct bulkhead_job *job, pid_t pid, bool runner, int e
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 	} else if (k != (ssize_t)sizeof(rep)) {
-		/* It died: reaped (its socket closed first, so this cannot wait on a live one). */
-		runner_forget();
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
+		status = exec_runner_drop(); /* it died */
 	}
 	if (k == (ssize_t)sizeof(rep) && rep.kind == EXEC_REPORT_FAILED && rep.value > 0)
 		r = -rep.value;
@@ -215,7 +209,7 @@ static int start_forked(struct bulkhead_job *job, char **argv, char **envp,
 	j.report = e[1];
 	if (r == 0 && via_runner && (r = spawner_send_runner(runner_sock, &j)) == -EPIPE) {
 		/* It is gone (killed from outside): reaped, and a new one from the spawner. */
-		exec_thread_fini();
+		(void)exec_runner_drop();
 		via_runner = false;
 		r = spawner_pid() == 0 ? -ENOTCONN : 0;
 	}

@@ -28,10 +28,10 @@ struct exec_run_fds {
 int exec_start(struct bulkhead_job *job, char **argv, char **envp, struct exec_run_fds *ret);
 
 /*
- * The job thread's runner (spawner_send()) died, and exec.c reaped it: the next command
- * starts a new one.
+ * Lets this job thread's runner (spawner_send()) go: its socket closed (a live one exits),
+ * then reaped. Returns its wait status; the next command starts a new one.
  */
-void exec_runner_reaped(pid_t pid);
+int exec_runner_drop(void);
 
 /* A job thread ends: its runner, if it has one, told (EOF on its socket) and reaped. */
 void exec_thread_fini(void);

@@ -429,15 +429,17 @@ static int wait_trampoline(struct bulkhead_job *job, const struct exec_run_fds *
 	pthread_mutex_unlock(&exec_lock);
 	if (ended && x->runner)
 		return rep.value;
-	while (waitpid(x->trampoline, &status, 0) < 0) {
-		if (errno == EINTR)
-			continue;
-		/* Reaped by someone else (a plugin's waitpid(-1)). */
-		status = W_EXITCODE(1, 0);
-		break;
+	if (x->runner) {
+		status = exec_runner_drop(); /* it died: the next command makes a new one */
+	} else {
+		while (waitpid(x->trampoline, &status, 0) < 0) {
+			if (errno == EINTR)
+				continue;
+			/* Reaped by someone else (a plugin's waitpid(-1)). */
+			status = W_EXITCODE(1, 0);
+			break;
+		}
 	}
-	if (x->runner)
-		exec_runner_reaped(x->trampoline); /* it died: the next command makes a new one */
 	if (ended)
 		return rep.value;
 	/* Killed from outside (it never is by us): the command went with it (PDEATHSIG). */

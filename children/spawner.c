@@ -478,12 +478,12 @@ static char *put_strings(char *p, char **v)
 /* The request for j: its header in *req, its strings in *ret (malloc'd). */
 static int build_request(const struct spawner_job *j, struct request *req, char **ret)
 {
-	size_t size = strings_size(j->argv, &req->argc) + strings_size(j->envp, &req->envc);
+	size_t size;
 	char *buf, *p;
 
 	*req = (struct request){ .magic = SPAWNER_MAGIC, .nice = j->nice, .has_nice = j->has_nice,
-				 .has_chdir = j->chdir != NULL, .argc = req->argc,
-				 .envc = req->envc };
+				 .has_chdir = j->chdir != NULL };
+	size = strings_size(j->argv, &req->argc) + strings_size(j->envp, &req->envc);
 	if (j->chdir)
 		size += strlen(j->chdir) + 1;
 	if (size > SPAWNER_REQUEST_MAX)
