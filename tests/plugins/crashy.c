@@ -64,15 +64,29 @@ static int pid_in(const char *path)
 	return pid;
 }
 
+/*
+ * Writes this process's pid to path whole, or not at all: through PATH.tmp and a rename, so
+ * whoever sees the file (a test polling for it) reads the pid. Returns 0 or -1.
+ */
+static int write_pid(const char *path)
+{
+	char tmp[4096];
+	FILE *f;
+	int r;
+
+	if (!path || snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -1;
+	f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	r = fprintf(f, "%d\n", (int)getpid()) < 0;
+	r |= fclose(f) != 0;
+	return r || rename(tmp, path) < 0 ? -1 : 0;
+}
+
 int pid_then_crash(struct bulkhead_job *job)
 {
-	const char *path = bulkhead_job_arg(job, "file");
-	FILE *f = path ? fopen(path, "w") : NULL;
-
-	if (f) {
-		fprintf(f, "%d\n", (int)getpid());
-		fclose(f);
-	}
+	(void)write_pid(bulkhead_job_arg(job, "file"));
 	wait_for_file(bulkhead_job_arg(job, "go"));
 	return crash_job(job);
 }
@@ -92,14 +106,9 @@ int pid_job(struct bulkhead_job *job)
 {
 	const char *dir = bulkhead_job_arg(job, "dir");
 	char path[4096];
-	FILE *f;
 
 	if (!dir)
 		return 2;
 	snprintf(path, sizeof(path), "%s/after.%s", dir, bulkhead_job_id(job));
-	f = fopen(path, "w");
-	if (!f)
-		return 1;
-	fprintf(f, "%d\n", (int)getpid());
-	return fclose(f) == 0 ? 0 : 1;
+	return write_pid(path) == 0 ? 0 : 1;
 }
