@@ -45,7 +45,7 @@ static int handle_hello(struct worker *w, const struct bh_frame *f)
 	if (f->hello.pid != w->pid || f->hello.threads != w->q.threads)
 		return -EPROTO;
 	slot_set_state(w, W_READY);
-	master_disarm(w->timer);
+	slot_timer_off(w);
 	slot_cgroup_attach_spawner(w);
 	log_debug("worker %s ready", slot_label(w, l, sizeof(l)));
 	if (w->spare) {

@@ -146,6 +146,7 @@ struct worker {
 	sd_event_source *reap;     /* a tracer holds its exit back: try to reap again */
 	usec_t reap_delay;
 	sd_event_source *timer;    /* restart, HELLO deadline, kill grace, stop deadline */
+	sd_event_source *soon;     /* a restart "at once" (a defer source: no timerfd round) */
 	sd_event_source *deadline; /* earliest job timeout */
 	usec_t deadline_at;
 	usec_t spawned_at;
@@ -333,6 +334,8 @@ void slot_stop(struct worker *w, usec_t grace);
 void slot_resume(struct worker *w);
 int slot_on_timer(sd_event_source *s, uint64_t usec, void *userdata);
 void slot_schedule_restart(struct worker *w, usec_t delay);
+/* Disarms the slot's timer and a restart "at once" not yet run. */
+void slot_timer_off(struct worker *w);
 void slot_fault(struct worker *w, usec_t uptime, const char *what);
 int pool_grow_slots(struct pool *p, unsigned n);
 int pool_new(struct master *m, const struct pool_config *pc, unsigned index,

@@ -106,7 +106,7 @@ void master_begin_stop(struct master *m, enum job_cause cause)
 						     ? MASTER_STOP_TIMEOUT
 						     : m->config->supervisor.drain_timeout);
 			else
-				master_disarm(w->timer);
+				slot_timer_off(w);
 		}
 		spare_ensure(p); /* stopping: the spare is retired */
 	}

@@ -136,7 +136,7 @@ static void pool_resize(struct pool *p, unsigned workers)
 		if (w->pid > 0)
 			slot_stop(w, p->m->config->supervisor.drain_timeout);
 		else
-			master_disarm(w->timer);
+			slot_timer_off(w);
 	}
 	pool_trim_slots(p);
 }
@@ -205,7 +205,7 @@ static void pool_remove(struct pool *p)
 		if (w->pid > 0)
 			slot_stop(w, m->config->supervisor.drain_timeout);
 		else
-			master_disarm(w->timer);
+			slot_timer_off(w);
 	}
 	pool_trim_slots(p);
 	spare_ensure(p); /* removed: retired */

@@ -99,6 +99,7 @@ void slot_set_state(struct worker *w, enum worker_state s)
 	default:
 		break;
 	}
+	master_disarm(w->soon);
 	if (at)
 		master_arm_timer(m, &w->timer, at, slot_on_timer, w);
 	else
@@ -252,7 +253,7 @@ static void pool_fail(struct pool *p)
 		if (w->pid > 0)
 			slot_stop(w, m->config->supervisor.drain_timeout);
 		else
-			master_disarm(w->timer);
+			slot_timer_off(w);
 	}
 	spare_ensure(p); /* a failed pool has none: it is retired */
 	if (p->cfg.on_pool_failure == POOL_FAILURE_EXIT) {
@@ -261,6 +262,17 @@ static void pool_fail(struct pool *p)
 	}
 	master_check_ready(m);
 	master_check_done(m);
+}
+
+static int slot_on_soon(sd_event_source *s, void *userdata)
+{
+	return slot_on_timer(s, now_usec(), userdata);
+}
+
+void slot_timer_off(struct worker *w)
+{
+	master_disarm(w->timer);
+	master_disarm(w->soon);
 }
 
 void slot_schedule_restart(struct worker *w, usec_t delay)
@@ -272,6 +284,18 @@ void slot_schedule_restart(struct worker *w, usec_t delay)
 	 */
 	usec_t accuracy = delay / 8 > TIMER_ACCURACY ? TIMER_ACCURACY : delay / 8;
 
+	/*
+	 * "At once" (a culprit's restart, the next spare: twice a crash) is a defer source,
+	 * run on the loop's next turn: a timer due now would set the timerfd to now and back
+	 * to the next deadline, two timerfd_settime() a restart, each a VM exit on a guest.
+	 */
+	master_disarm(w->soon);
+	if (delay == 0 && (w->soon || sd_event_add_defer(w->m->event, &w->soon, slot_on_soon,
+							  w) >= 0)) {
+		master_disarm(w->timer);
+		sd_event_source_set_enabled(w->soon, SD_EVENT_ONESHOT);
+		return;
+	}
 	if (master_arm_timer(w->m, &w->timer, now_usec() + delay, slot_on_timer, w) >= 0)
 		sd_event_source_set_time_accuracy(w->timer, accuracy > 0 ? accuracy : 1);
 }
@@ -586,6 +610,7 @@ void slot_free(struct worker *w)
 	sd_event_source_disable_unref(w->child);
 	sd_event_source_disable_unref(w->reap);
 	sd_event_source_disable_unref(w->timer);
+	sd_event_source_disable_unref(w->soon);
 	sd_event_source_disable_unref(w->deadline);
 	if (w->fd >= 0)
 		close(w->fd);

@@ -31,13 +31,19 @@
 #include "daemon/cgroup.h"
 #include "daemon/master-int.h"
 
-static bool timer_armed(const struct worker *w)
+static bool source_on(sd_event_source *s)
 {
 	int on = SD_EVENT_OFF;
 
-	if (w->timer && sd_event_source_get_enabled(w->timer, &on) < 0)
+	if (s && sd_event_source_get_enabled(s, &on) < 0)
 		return false;
 	return on != SD_EVENT_OFF;
+}
+
+/* A (re)start is due: on the slot's timer, or "at once" on the loop's next turn. */
+static bool timer_armed(const struct worker *w)
+{
+	return source_on(w->timer) || source_on(w->soon);
 }
 
 /* One of the pool's extra processes (*ws: its spare or its solo worker) as the config says. */
@@ -266,7 +272,7 @@ bool spare_step_in(struct worker *w)
 	d->dying = true;
 	d->next = NEXT_RETIRE;
 	d->cg_fd = -1;
-	d->timer = d->deadline = d->reap = NULL;
+	d->timer = d->soon = d->deadline = d->reap = NULL;
 	d->deadline_at = USEC_INFINITY;
 	d->execs = NULL;
 	d->n_execs = d->cap_execs = 0;
