@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,6 +45,50 @@
  */
 static __thread pid_t runner_pid;
 static __thread int runner_sock = -1;
+static __thread int runner_pidfd = -1; /* in runner_watch; -1: not watched */
+
+/*
+ * The runners' deaths, watched: each runner's pidfd is in this epoll set (EPOLLONESHOT),
+ * which the worker's main thread polls. A runner killed from outside while its thread waits
+ * for work would otherwise stay a zombie until the thread's next command; when one fires,
+ * the main thread has the idle job threads look at theirs (pool_check_runners()), and the
+ * one whose runner is dead reaps it. -1: the worker has no spawner, so no runners.
+ */
+static int runner_watch = -1;
+
+int exec_runner_watch_start(void)
+{
+	runner_watch = epoll_create1(EPOLL_CLOEXEC);
+	return runner_watch < 0 ? -errno : 0;
+}
+
+int exec_runner_watch_fd(void)
+{
+	return runner_watch;
+}
+
+void exec_runner_watch_clear(void)
+{
+	struct epoll_event ev[16];
+
+	/* Fired ones are off (one-shot) until their thread drops them: nothing fires twice. */
+	while (epoll_wait(runner_watch, ev, 16, 0) == 16)
+		;
+}
+
+/* Watches the runner this thread was just given (its pid is ours until we reap it). */
+static void runner_watch_add(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT };
+
+	if (runner_watch < 0)
+		return;
+	runner_pidfd = pidfd_open(runner_pid, 0);
+	if (runner_pidfd >= 0 && epoll_ctl(runner_watch, EPOLL_CTL_ADD, runner_pidfd, &ev) < 0) {
+		close(runner_pidfd);
+		runner_pidfd = -1;
+	}
+}
 
 int exec_runner_drop(void)
 {
@@ -52,12 +98,26 @@ int exec_runner_drop(void)
 	close(runner_sock); /* its EOF: a live one exits; first, so the wait cannot hang */
 	runner_sock = -1;
 	runner_pid = 0;
+	if (runner_pidfd >= 0)
+		close(runner_pidfd); /* out of the watch with it */
+	runner_pidfd = -1;
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno == EINTR)
 			continue;
 		return W_EXITCODE(1, 0); /* reaped by someone else (a plugin's waitpid(-1)) */
 	}
 	return status;
+}
+
+void exec_runner_check(void)
+{
+	siginfo_t si = { 0 };
+
+	if (runner_pid <= 0 || runner_pidfd < 0)
+		return;
+	if (waitid(P_PIDFD, (id_t)runner_pidfd, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	    si.si_pid != 0)
+		(void)exec_runner_drop();
 }
 
 void exec_thread_fini(void)
@@ -231,6 +291,7 @@ static int start_forked(struct bulkhead_job *job, char **argv, char **envp,
 	    rep.value > 0) {
 		runner_pid = (pid_t)rep.value;
 		runner_sock = sv[0];
+		runner_watch_add();
 		return await_started(job, runner_pid, true, e[0], p[0], ret);
 	}
 	/* A trampoline forked but gone before its first report: its pid, from the spawner. */

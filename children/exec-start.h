@@ -35,3 +35,15 @@ int exec_runner_drop(void);
 
 /* A job thread ends: its runner, if it has one, told (EOF on its socket) and reaped. */
 void exec_thread_fini(void);
+
+/*
+ * The watch of the runners' deaths (exec-start.c): started by a worker with a spawner
+ * (-errno if it cannot be: then a runner killed while idle waits for its thread's next
+ * command to be reaped), its epoll fd for the main thread's poll (-1: none), cleared by the
+ * main thread when it turned readable, which then has the idle job threads call
+ * exec_runner_check(): this thread's runner reaped if it is dead.
+ */
+int exec_runner_watch_start(void);
+int exec_runner_watch_fd(void);
+void exec_runner_watch_clear(void);
+void exec_runner_check(void);

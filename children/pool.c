@@ -98,6 +98,7 @@ struct pool_thread {
 	pthread_t tid;
 	unsigned index;
 	bool busy; /* running job (under pool->lock) */
+	unsigned runner_gen; /* the pool's runner_gen when it last looked at its runner */
 	struct bulkhead_job job;
 } __attribute__((aligned(64)));
 
@@ -118,6 +119,7 @@ struct pool {
 	bool woken;       /* a job thread wrote the eventfd since the last take */
 
 	unsigned n_threads, n_started, n_ready, n_running, n_idle;
+	unsigned runner_gen; /* a runner died: the idle threads look at theirs (pool_check_runners) */
 	int start_error;
 	bool stopping;
 	bool warm_malloc;
@@ -236,6 +238,13 @@ static void *thread_main(void *arg)
 				pthread_mutex_unlock(&p->lock);
 				wake_main(p);
 				wake = false;
+				pthread_mutex_lock(&p->lock);
+				continue;
+			}
+			if (t->runner_gen != p->runner_gen) {
+				t->runner_gen = p->runner_gen;
+				pthread_mutex_unlock(&p->lock);
+				exec_runner_check(); /* a dead one reaped, not left a zombie */
 				pthread_mutex_lock(&p->lock);
 				continue;
 			}
@@ -378,6 +387,14 @@ int pool_submit(struct pool *p, const struct pool_job *jobs, size_t n)
 	}
 	pthread_mutex_unlock(&p->lock);
 	return 0;
+}
+
+void pool_check_runners(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->runner_gen++;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
 }
 
 const atomic_size_t *pool_results_held(struct pool *p)

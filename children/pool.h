@@ -93,5 +93,11 @@ bool pool_spec_in_use(struct pool *p, const struct job_spec *spec);
 /* True once pool_stop() was called and every thread has exited. */
 bool pool_stopped(struct pool *p);
 
+/*
+ * A job thread's runner may have died (exec-start.c's watch fired): each job thread looks at
+ * its own when it next waits for work (at once if it does now), and reaps it if it is dead.
+ */
+void pool_check_runners(struct pool *p);
+
 /* Joins the threads (they must have stopped) and frees everything. NULL-safe. */
 void pool_free(struct pool *p);

@@ -32,7 +32,8 @@
  * results pile up in the pool's outbox, to go out as fuller frames later. Job threads send
  * their own small frames (RESULT, PROGRESS, EXEC: job-context.c) with blocking sends,
  * each one message, and the crash handler (crash.c) sends one CRASH frame and kills the
- * process.
+ * process. With a spawner it also polls the watch of the job threads' runners (exec-start.c),
+ * and when one dies has the idle job threads reap theirs.
  *
  * Inputs: an INPUT frame (job id, path) comes just before the ASSIGN that names the job with
  * BH_ASSIGN_INPUT. The path waits in a small hash table (at most INPUTS_PENDING_MAX) until
@@ -68,6 +69,7 @@
 #include "common/sched-slice.h"
 #include "common/units.h"
 #include "crash.h"
+#include "exec-start.h"
 #include "job-context.h"
 #include "job-spec.h"
 #include "pool.h"
@@ -490,14 +492,15 @@ static bool all_sent(struct worker *w)
 static void worker_loop(struct worker *w)
 {
 	for (;;) {
-		struct pollfd pfd[3] = {
+		struct pollfd pfd[4] = {
 			{ .fd = WORKER_FD, .events = POLLIN | (w->tx_len > 0 ? POLLOUT : 0) },
 			{ .fd = pool_eventfd(w->pool), .events = POLLIN },
 			{ .fd = pool_timerfd(w->pool), .events = POLLIN },
+			{ .fd = exec_runner_watch_fd(), .events = POLLIN }, /* -1: none, ignored */
 		};
 		unsigned pass;
 
-		if (poll(pfd, 3, -1) < 0) {
+		if (poll(pfd, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("poll: %s", strerror(errno));
@@ -506,6 +509,10 @@ static void worker_loop(struct worker *w)
 		pass = crash_flush_pass_begin();
 		if ((pfd[1].revents | pfd[2].revents) & POLLIN)
 			pool_eventfd_clear(w->pool);
+		if (pfd[3].revents & POLLIN) {
+			exec_runner_watch_clear();
+			pool_check_runners(w->pool); /* a runner died: its thread reaps it */
+		}
 		if (pfd[0].revents & POLLIN)
 			read_frames(w);
 		else if (pfd[0].revents & (POLLHUP | POLLERR))
@@ -575,8 +582,15 @@ int worker_main(int argc, char **argv)
 		log_warning("cannot %s core dumps: %s", w->o.core_dumps ? "allow" : "turn off",
 			    strerror(-r));
 	r = reset_signals();
-	if (r == 0 && w->o.spawner)
+	if (r == 0 && w->o.spawner) {
 		spawner_start(); /* single-threaded, no handler yet: spawner.c */
+		int e = exec_runner_watch_start(); /* after: the spawner holds none of it */
+
+		if (e < 0)
+			log_warning("cannot watch the commands' runners (%s): one killed while "
+				    "idle is reaped at its thread's next command",
+				    strerror(-e));
+	}
 	if (r == 0)
 		r = crash_install();
 	if (r < 0) {

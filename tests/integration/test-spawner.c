@@ -301,6 +301,46 @@ START_TEST(test_runner_runs_the_next_commands)
 }
 END_TEST
 
+/*
+ * A runner killed while its thread waits for work is reaped then (the worker watches its
+ * pidfd), not left a zombie of the worker until the thread's next command; the other
+ * thread's runner stays, and the next commands get a new one.
+ */
+START_TEST(test_idle_runner_killed_is_reaped)
+{
+	struct daemon d;
+	struct conn c;
+	pid_t worker, runners[4], now[4];
+	int n, m;
+
+	dmn_init(&d);
+	start_on(&d, &c,
+		 "[pool main]\nworkers = 1\nthreads = 2\n"
+		 "[job t]\nrun = exec:/bin/true\ncount = 8\n");
+	wait_group(&d, &c, "t", 8);
+	worker = the_worker(&d);
+	n = tu_find_children(worker, "bulkhead-exec", runners, 4);
+	ck_assert_msg(n >= 1 && n <= 2, "%d runners; %s", n, dmn_describe(&d));
+	ck_assert_int_eq(kill(runners[0], SIGKILL), 0);
+	wait_gone(&d, runners[0], "a runner killed while idle");
+	m = tu_find_children(worker, "bulkhead-exec", now, 4);
+	ck_assert_int_eq(m, n - 1);
+	if (n == 2)
+		ck_assert_int_eq(now[0], runners[1]);
+
+	submit_and_wait(&d, &c, "t", 8, 16);
+	m = tu_find_children(worker, "bulkhead-exec", now, 4);
+	ck_assert_msg(m >= 1 && m <= 2, "%d runners after; %s", m, dmn_describe(&d));
+	for (int i = 0; i < m; i++)
+		ck_assert_int_ne(now[i], runners[0]);
+	ck_assert_int_eq(the_worker(&d), worker);
+	conn_close(&c);
+	dmn_stop(&d);
+	dmn_assert_aftermath();
+	dmn_free(&d);
+}
+END_TEST
+
 /* waitpid(pid, __WALL) within GONE_MS, pumping the daemon meanwhile: the status. */
 static int wait_traced(struct daemon *d, pid_t pid)
 {
@@ -604,6 +644,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_spawner_killed_commands_still_run);
 	tcase_add_test(tc, test_runner_runs_the_next_commands);
+	tcase_add_test(tc, test_idle_runner_killed_is_reaped);
 	tcase_add_test(tc, test_trampoline_killed_before_its_first_report);
 	tcase_add_test(tc, test_worker_sigkill_leaves_nothing);
 	tcase_add_test(tc, test_command_holds_no_other_fd);
