@@ -63,6 +63,15 @@ static void start_on(struct daemon *d, struct conn *c, const char *conf)
 	conn_open(d, c);
 }
 
+/* Closes c and stops the daemon: no worker of it may be left, and no zombie. */
+static void finish(struct daemon *d, struct conn *c)
+{
+	conn_close(c);
+	dmn_stop(d);
+	dmn_assert_aftermath();
+	dmn_free(d);
+}
+
 /* Waits for group: every job of it must have ended as expected; total of them if >= 0. */
 static void wait_group(struct daemon *d, struct conn *c, const char *group, int total)
 {
@@ -185,10 +194,7 @@ START_TEST(test_spawner_killed_commands_still_run)
 	ck_assert_int_eq(the_worker(&d), worker);
 	ck_assert_int_lt(tu_find_children(worker, "bulkhead-spawn", &spawner, 1), 1);
 
-	conn_close(&c);
-	dmn_stop(&d);
-	dmn_assert_aftermath();
-	dmn_free(&d);
+	finish(&d, &c);
 }
 END_TEST
 
@@ -294,10 +300,7 @@ START_TEST(test_runner_runs_the_next_commands)
 			      (int)runner, (int)now);
 	ck_assert_int_eq(the_worker(&d), worker);
 	ck_assert_int_eq(find_spawner(worker) > 0, 1);
-	conn_close(&c);
-	dmn_stop(&d);
-	dmn_assert_aftermath();
-	dmn_free(&d);
+	finish(&d, &c);
 }
 END_TEST
 
@@ -334,10 +337,7 @@ START_TEST(test_idle_runner_killed_is_reaped)
 	for (int i = 0; i < m; i++)
 		ck_assert_int_ne(now[i], runners[0]);
 	ck_assert_int_eq(the_worker(&d), worker);
-	conn_close(&c);
-	dmn_stop(&d);
-	dmn_assert_aftermath();
-	dmn_free(&d);
+	finish(&d, &c);
 }
 END_TEST
 
@@ -410,10 +410,7 @@ START_TEST(test_trampoline_killed_before_its_first_report)
 	wait_group(&d, &c, "t", 2);
 	wait_gone(&d, tramp, "the trampoline killed before its first report");
 	ck_assert_int_eq(the_worker(&d), worker);
-	conn_close(&c);
-	dmn_stop(&d);
-	dmn_assert_aftermath();
-	dmn_free(&d);
+	finish(&d, &c);
 }
 END_TEST
 
@@ -498,10 +495,7 @@ START_TEST(test_command_holds_no_other_fd)
 	ck_assert_msg(text, "no %s", path);
 	ck_assert_str_eq(text, "0\n1\n2\n");
 	free(text);
-	conn_close(&c);
-	dmn_stop(&d);
-	dmn_assert_aftermath();
-	dmn_free(&d);
+	finish(&d, &c);
 }
 END_TEST
 
@@ -547,10 +541,7 @@ START_TEST(test_command_has_the_worker_limits)
 	ck_assert_msg(text, "no %s", path);
 	ck_assert_str_eq(text, want);
 	free(text);
-	conn_close(&c);
-	dmn_stop(&d);
-	dmn_assert_aftermath();
-	dmn_free(&d);
+	finish(&d, &c);
 }
 END_TEST
 
