@@ -583,9 +583,10 @@ int worker_main(int argc, char **argv)
 			    strerror(-r));
 	r = reset_signals();
 	if (r == 0 && w->o.spawner) {
-		spawner_start(); /* single-threaded, no handler yet: spawner.c */
-		int e = exec_runner_watch_start(); /* after: the spawner holds none of it */
+		int e;
 
+		spawner_start(); /* single-threaded, no handler yet: spawner.c */
+		e = exec_runner_watch_start(); /* after: the spawner holds none of it */
 		if (e < 0)
 			log_warning("cannot watch the commands' runners (%s): one killed while "
 				    "idle is reaped at its thread's next command",
