@@ -233,18 +233,19 @@ static void *thread_main(void *arg)
 
 		if (p->stopping || p->start_error < 0)
 			break;
+		if (t->runner_gen != p->runner_gen) {
+			/* A runner died (its pidfd fired): if ours, reaped, not left a zombie. */
+			t->runner_gen = p->runner_gen;
+			pthread_mutex_unlock(&p->lock);
+			exec_runner_check();
+			pthread_mutex_lock(&p->lock);
+			continue;
+		}
 		if (p->q_n == 0) {
 			if (wake) {
 				pthread_mutex_unlock(&p->lock);
 				wake_main(p);
 				wake = false;
-				pthread_mutex_lock(&p->lock);
-				continue;
-			}
-			if (t->runner_gen != p->runner_gen) {
-				t->runner_gen = p->runner_gen;
-				pthread_mutex_unlock(&p->lock);
-				exec_runner_check(); /* a dead one reaped, not left a zombie */
 				pthread_mutex_lock(&p->lock);
 				continue;
 			}

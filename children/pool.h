@@ -95,7 +95,8 @@ bool pool_stopped(struct pool *p);
 
 /*
  * A job thread's runner may have died (exec-start.c's watch fired): each job thread looks at
- * its own when it next waits for work (at once if it does now), and reaps it if it is dead.
+ * its own before it takes its next job or waits for work (at once if it waits now), and
+ * reaps it if it is dead.
  */
 void pool_check_runners(struct pool *p);
 

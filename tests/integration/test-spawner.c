@@ -341,6 +341,54 @@ START_TEST(test_idle_runner_killed_is_reaped)
 }
 END_TEST
 
+/*
+ * A thread that never waits for work (jobs queued behind its own) looks at its runner before
+ * its next job: a runner killed while the thread runs other jobs is reaped then, not when
+ * the queue drains. The plugin's jobs block on files (w on go1, v on go2, u on go3), so the
+ * queue stays full meanwhile. The worker's main thread hears of the death before it sends
+ * w's result (it handles the watch before it flushes results), so once w is done the
+ * thread's look after v cannot miss it; the look after w may come first.
+ */
+START_TEST(test_busy_thread_reaps_its_dead_runner)
+{
+	static const char *const jobs[] = { "w", "v", "u" };
+	const char *dir = getenv("BULKHEAD_TEST_PLUGINS");
+	struct daemon d;
+	struct conn c;
+	char conf[4096], path[600];
+	size_t len;
+	pid_t worker, runner;
+
+	ck_assert_msg(dir && *dir, "BULKHEAD_TEST_PLUGINS is not set");
+	dmn_init(&d);
+	len = (size_t)snprintf(conf, sizeof(conf),
+			       "[pool main]\nworkers = 1\nthreads = 1\n"
+			       "[job c]\nrun = exec:/bin/true\n");
+	for (int i = 0; i < 3; i++)
+		len += (size_t)snprintf(conf + len, sizeof(conf) - len,
+					"[job %s]\nrun = plugin:%s/crashy.so:until_file_job\n"
+					"args = file=%s/none wait=%s/go%d\n",
+					jobs[i], dir, d.dir, d.dir, i + 1);
+	start_on(&d, &c, conf);
+	wait_group(&d, &c, "c", 1);
+	worker = the_worker(&d);
+	ck_assert_int_eq(tu_find_children(worker, "bulkhead-exec", &runner, 1), 1);
+	ck_assert_int_eq(kill(runner, SIGKILL), 0);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/go%d", d.dir, i + 1);
+		ck_assert_int_eq(tu_write_file(path, "go"), 0);
+		wait_group(&d, &c, jobs[i], 1);
+	}
+	/* u now holds the thread until go3: the runner must be gone before that */
+	wait_gone(&d, runner, "a runner killed while its thread ran other jobs");
+	snprintf(path, sizeof(path), "%s/go3", d.dir);
+	ck_assert_int_eq(tu_write_file(path, "go"), 0);
+	wait_group(&d, &c, "u", 1);
+	ck_assert_int_eq(the_worker(&d), worker);
+	finish(&d, &c);
+}
+END_TEST
+
 /* waitpid(pid, __WALL) within GONE_MS, pumping the daemon meanwhile: the status. */
 static int wait_traced(struct daemon *d, pid_t pid)
 {
@@ -636,6 +684,7 @@ int main(void)
 	tcase_add_test(tc, test_spawner_killed_commands_still_run);
 	tcase_add_test(tc, test_runner_runs_the_next_commands);
 	tcase_add_test(tc, test_idle_runner_killed_is_reaped);
+	tcase_add_test(tc, test_busy_thread_reaps_its_dead_runner);
 	tcase_add_test(tc, test_trampoline_killed_before_its_first_report);
 	tcase_add_test(tc, test_worker_sigkill_leaves_nothing);
 	tcase_add_test(tc, test_command_holds_no_other_fd);
